@@ -1,0 +1,192 @@
+/* hsmca keyd: status, list, pubkey, generate, through the keyd client library. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "cli.h"
+#include "keyd_client.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hsmca keyd [--socket PATH] COMMAND\n"
+		"  status                      token status and counters\n"
+		"  list                        keys this client may use\n"
+		"  pubkey LABEL                public key as PEM on stdout\n"
+		"  generate --label L --type T create a key pair in the HSM; T is one of\n"
+		"                              rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384\n"
+		"The socket defaults to $HSMCA_KEYD_SOCKET.\n");
+}
+
+static const char *flags_text(unsigned f, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s%s%s%s%s", f & KEYD_KF_SENSITIVE ? "sensitive " : "",
+		 f & KEYD_KF_EXTRACTABLE ? "EXTRACTABLE " : "",
+		 f & KEYD_KF_ALWAYS_SENSITIVE ? "always-sensitive " : "",
+		 f & KEYD_KF_NEVER_EXTRACTABLE ? "never-extractable " : "",
+		 f & KEYD_KF_LOCAL ? "local" : "");
+	return buf;
+}
+
+static int print_pem(const struct keyd_key *k)
+{
+	const unsigned char *p = k->spki;
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &p, (long)k->spki_len);
+	int ok;
+
+	if (!pk) {
+		fprintf(stderr, "hsmca: keyd returned a public key that does not parse\n");
+		return 1;
+	}
+	ok = PEM_write_PUBKEY(stdout, pk);
+	EVP_PKEY_free(pk);
+	return ok ? 0 : 1;
+}
+
+static int parse_type(const char *t, int *keytype, uint16_t *param)
+{
+	static const struct {
+		const char *name;
+		int type;
+		uint16_t param;
+	} types[] = {
+	    {"rsa-2048", KEYD_KEY_RSA, 2048},	       {"rsa-3072", KEYD_KEY_RSA, 3072},
+	    {"rsa-4096", KEYD_KEY_RSA, 4096},	       {"ec-p256", KEYD_KEY_EC, KEYD_CURVE_P256},
+	    {"ec-p384", KEYD_KEY_EC, KEYD_CURVE_P384},
+	};
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(t, types[i].name)) {
+			*keytype = types[i].type;
+			*param = types[i].param;
+			return 0;
+		}
+	return -1;
+}
+
+int cmd_keyd(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"socket", required_argument, NULL, 's'}, {"label", required_argument, NULL, 'l'},
+	    {"type", required_argument, NULL, 't'},   {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *sock = NULL, *label = NULL, *type = NULL, *cmd;
+	struct keyd_client *c;
+	struct keyd_err err = {0};
+	char fl[128];
+	int o, rc = 1;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "+s:l:t:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'l':
+			label = optarg;
+			break;
+		case 't':
+			type = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	/* Options may also follow the command. */
+	while ((o = getopt_long(argc, argv, "s:l:t:h", opts, NULL)) != -1) {
+		if (o == 's')
+			sock = optarg;
+		else if (o == 'l')
+			label = optarg;
+		else if (o == 't')
+			type = optarg;
+		else {
+			usage(o == 'h' ? stdout : stderr);
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	c = keyd_client_new(sock, 0);
+	if (!c) {
+		fprintf(stderr, "hsmca: no keyd socket: use --socket or set HSMCA_KEYD_SOCKET\n");
+		return 2;
+	}
+	if (!strcmp(cmd, "status")) {
+		struct keyd_token_status st;
+		if (keyd_client_status(c, &st, &err) == KEYD_OK) {
+			printf("token: %s\nonline: %s\nkeys: %u\nworkers: %u\nqueue: %u/%u\n"
+			       "reinitialisations: %u\nsignatures: %llu ok, %llu failed\n"
+			       "denied requests: %llu\n",
+			       st.token, st.online ? "yes" : "no", st.keys, st.workers,
+			       st.queue_depth, st.queue_max, st.reinits,
+			       (unsigned long long)st.signs_ok, (unsigned long long)st.signs_failed,
+			       (unsigned long long)st.requests_denied);
+			rc = st.online ? 0 : 1;
+		}
+	} else if (!strcmp(cmd, "list")) {
+		struct keyd_key *keys;
+		size_t n;
+		if (keyd_client_list(c, &keys, &n, &err) == KEYD_OK) {
+			for (size_t i = 0; i < n; i++)
+				printf("%s\t%s-%u\t%s\n", keys[i].label,
+				       keys[i].type == KEYD_KEY_RSA ? "rsa" : "ec", keys[i].bits,
+				       flags_text(keys[i].flags, fl, sizeof(fl)));
+			free(keys);
+			rc = 0;
+		}
+	} else if (!strcmp(cmd, "pubkey")) {
+		struct keyd_key k;
+		if (optind < argc)
+			label = argv[optind++];
+		if (!label) {
+			fprintf(stderr, "hsmca keyd pubkey: which key? give its LABEL\n");
+			rc = 2;
+		} else if (keyd_client_get_pubkey(c, label, &k, &err) == KEYD_OK) {
+			rc = print_pem(&k);
+		}
+	} else if (!strcmp(cmd, "generate")) {
+		struct keyd_key k;
+		int kt;
+		uint16_t param;
+		if (!label || !type) {
+			fprintf(stderr, "hsmca keyd generate: --label and --type are required\n");
+			rc = 2;
+		} else if (parse_type(type, &kt, &param) != 0) {
+			fprintf(stderr,
+				"hsmca keyd generate: unknown --type \"%s\" (rsa-2048, rsa-3072, "
+				"rsa-4096, ec-p256, ec-p384)\n",
+				type);
+			rc = 2;
+		} else if (keyd_client_generate(c, label, kt, param, &k, &err) == KEYD_OK) {
+			fprintf(stderr, "generated %s: %s-%u, %s\n", k.label,
+				kt == KEYD_KEY_RSA ? "rsa" : "ec", k.bits,
+				flags_text(k.flags, fl, sizeof(fl)));
+			rc = print_pem(&k);
+		}
+	} else {
+		fprintf(stderr, "hsmca keyd: unknown command \"%s\"\n", cmd);
+		usage(stderr);
+		rc = 2;
+	}
+	if (rc == 1 && err.status != KEYD_OK)
+		fprintf(stderr, "hsmca keyd %s: %s\n", cmd, err.msg);
+	if (optind < argc && rc == 0) {
+		fprintf(stderr, "hsmca keyd %s: unexpected argument \"%s\"\n", cmd, argv[optind]);
+		rc = 2;
+	}
+	keyd_client_free(c);
+	return rc;
+}

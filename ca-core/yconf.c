@@ -1,0 +1,246 @@
+#include "yconf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int yconf_line(const yaml_node_t *n)
+{
+	return n ? (int)n->start_mark.line + 1 : 0;
+}
+
+int yconf_fail(struct yconf *y, const yaml_node_t *n, const char *what, const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n)
+		snprintf(y->err, sizeof(y->err), "%s:%d: %s: %s", y->name, yconf_line(n), what, msg);
+	else
+		snprintf(y->err, sizeof(y->err), "%s: %s: %s", y->name, what, msg);
+	return -1;
+}
+
+int yconf_load_mem(struct yconf *y, const char *name, const void *buf, size_t len)
+{
+	yaml_parser_t p;
+	yaml_document_t extra;
+	int rc = -1;
+
+	memset(y, 0, sizeof(*y));
+	snprintf(y->name, sizeof(y->name), "%s", name);
+	if (len > YCONF_MAX_BYTES) {
+		snprintf(y->err, sizeof(y->err), "%s: larger than %u bytes", name, YCONF_MAX_BYTES);
+		return -1;
+	}
+	if (!yaml_parser_initialize(&p)) {
+		snprintf(y->err, sizeof(y->err), "%s: out of memory", name);
+		return -1;
+	}
+	yaml_parser_set_input_string(&p, buf, len);
+	if (!yaml_parser_load(&p, &y->doc)) {
+		snprintf(y->err, sizeof(y->err), "%s:%d: YAML syntax: %s", name,
+			 (int)p.problem_mark.line + 1, p.problem ? p.problem : "error");
+		goto out;
+	}
+	y->loaded = 1;
+	if (!yaml_document_get_root_node(&y->doc)) {
+		snprintf(y->err, sizeof(y->err), "%s: empty document", name);
+		goto out;
+	}
+	/* One document per file: anything after it is a mistake. */
+	if (!yaml_parser_load(&p, &extra)) {
+		snprintf(y->err, sizeof(y->err), "%s:%d: YAML syntax: %s", name,
+			 (int)p.problem_mark.line + 1, p.problem ? p.problem : "error");
+		goto out;
+	}
+	if (yaml_document_get_root_node(&extra)) {
+		yaml_document_delete(&extra);
+		snprintf(y->err, sizeof(y->err), "%s: more than one YAML document", name);
+		goto out;
+	}
+	yaml_document_delete(&extra);
+	rc = 0;
+out:
+	yaml_parser_delete(&p);
+	return rc;
+}
+
+int yconf_load_file(struct yconf *y, const char *path)
+{
+	FILE *f;
+	char *buf = NULL;
+	size_t n;
+	int rc;
+
+	memset(y, 0, sizeof(*y));
+	snprintf(y->name, sizeof(y->name), "%s", path);
+	f = fopen(path, "rb");
+	if (!f) {
+		snprintf(y->err, sizeof(y->err), "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = malloc(YCONF_MAX_BYTES + 1);
+	if (!buf) {
+		fclose(f);
+		snprintf(y->err, sizeof(y->err), "%s: out of memory", path);
+		return -1;
+	}
+	n = fread(buf, 1, YCONF_MAX_BYTES + 1, f);
+	if (ferror(f)) {
+		snprintf(y->err, sizeof(y->err), "%s: read error", path);
+		rc = -1;
+	} else {
+		rc = yconf_load_mem(y, path, buf, n);
+	}
+	fclose(f);
+	free(buf);
+	return rc;
+}
+
+void yconf_free(struct yconf *y)
+{
+	if (y->loaded)
+		yaml_document_delete(&y->doc);
+	y->loaded = 0;
+}
+
+yaml_node_t *yconf_root(struct yconf *y)
+{
+	return y->loaded ? yaml_document_get_root_node(&y->doc) : NULL;
+}
+
+int yconf_is_seq(yaml_node_t *n)
+{
+	return n && n->type == YAML_SEQUENCE_NODE;
+}
+
+int yconf_is_map(yaml_node_t *n)
+{
+	return n && n->type == YAML_MAPPING_NODE;
+}
+
+static const char *scalar(yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+int yconf_check_map(struct yconf *y, yaml_node_t *map, const char *what,
+		    const char *const *allowed)
+{
+	yaml_node_pair_t *a, *b;
+
+	if (!yconf_is_map(map))
+		return yconf_fail(y, map, what, "expected a mapping of fields");
+	for (a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top; a++) {
+		yaml_node_t *k = yaml_document_get_node(&y->doc, a->key);
+		const char *ks = scalar(k);
+		size_t i;
+
+		if (!ks)
+			return yconf_fail(y, k, what, "field names must be plain strings");
+		for (i = 0; allowed[i]; i++)
+			if (strcmp(allowed[i], ks) == 0)
+				break;
+		if (!allowed[i])
+			return yconf_fail(y, k, what, "unknown field \"%s\"", ks);
+		for (b = map->data.mapping.pairs.start; b < a; b++) {
+			const char *bs = scalar(yaml_document_get_node(&y->doc, b->key));
+			if (bs && strcmp(bs, ks) == 0)
+				return yconf_fail(y, k, what, "field \"%s\" given twice", ks);
+		}
+	}
+	return 0;
+}
+
+yaml_node_t *yconf_get(struct yconf *y, yaml_node_t *map, const char *key)
+{
+	yaml_node_pair_t *a;
+
+	if (!yconf_is_map(map))
+		return NULL;
+	for (a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top; a++) {
+		const char *ks = scalar(yaml_document_get_node(&y->doc, a->key));
+		if (ks && strcmp(ks, key) == 0)
+			return yaml_document_get_node(&y->doc, a->value);
+	}
+	return NULL;
+}
+
+int yconf_str(struct yconf *y, yaml_node_t *n, const char *what, char *out, size_t outsz)
+{
+	const char *s = scalar(n);
+
+	if (!s)
+		return yconf_fail(y, n, what, "expected a string");
+	if (n->data.scalar.length != strlen(s))
+		return yconf_fail(y, n, what, "contains a NUL byte");
+	if (strlen(s) >= outsz)
+		return yconf_fail(y, n, what, "longer than %zu characters", outsz - 1);
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+static int parse_long(struct yconf *y, yaml_node_t *n, const char *what, int base, long min,
+		      long max, long *out)
+{
+	const char *s = scalar(n);
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return yconf_fail(y, n, what, "expected a number");
+	errno = 0;
+	v = strtol(s, &end, base);
+	if (errno || *end || end == s)
+		return yconf_fail(y, n, what, "\"%s\" is not a number", s);
+	if (v < min || v > max)
+		return yconf_fail(y, n, what, "%ld is outside %ld..%ld", v, min, max);
+	*out = v;
+	return 0;
+}
+
+int yconf_long(struct yconf *y, yaml_node_t *n, const char *what, long min, long max, long *out)
+{
+	return parse_long(y, n, what, 10, min, max, out);
+}
+
+int yconf_octal(struct yconf *y, yaml_node_t *n, const char *what, long max, long *out)
+{
+	return parse_long(y, n, what, 8, 0, max, out);
+}
+
+int yconf_bool(struct yconf *y, yaml_node_t *n, const char *what, int *out)
+{
+	const char *s = scalar(n);
+
+	if (s && (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on"))) {
+		*out = 1;
+		return 0;
+	}
+	if (s && (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off"))) {
+		*out = 0;
+		return 0;
+	}
+	return yconf_fail(y, n, what, "expected true or false");
+}
+
+size_t yconf_seq_len(yaml_node_t *n)
+{
+	if (!yconf_is_seq(n))
+		return 0;
+	return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+yaml_node_t *yconf_seq_item(struct yconf *y, yaml_node_t *n, size_t i)
+{
+	if (i >= yconf_seq_len(n))
+		return NULL;
+	return yaml_document_get_node(&y->doc, n->data.sequence.items.start[i]);
+}

@@ -1,0 +1,334 @@
+#include "keyd_config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "yconf.h"
+
+static const char *const top_fields[] = {
+    "module", "token", "pin_file", "socket", "socket_mode", "workers", "queue", "max_inflight",
+    "max_clients", "log_requests", "health_interval_ms", "clients", NULL,
+};
+static const char *const client_fields[] = {
+    "name", "uid", "user", "gid", "group", "keys", "operations", NULL,
+};
+
+static int op_from_name(const char *s)
+{
+	for (int op = KEYD_OP_HELLO; op <= KEYD_OP_MAX_; op++)
+		if (strcmp(keyd_op_name(op), s) == 0)
+			return op;
+	return -1;
+}
+
+static int req_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t n)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+
+	if (!v)
+		return yconf_fail(y, map, key, "required field is missing");
+	if (yconf_str(y, v, key, out, n))
+		return -1;
+	if (!*out)
+		return yconf_fail(y, v, key, "must not be empty");
+	return 0;
+}
+
+static int opt_long(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
+		    int *out)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+	long l;
+
+	if (!v)
+		return 0;
+	if (yconf_long(y, v, key, min, max, &l))
+		return -1;
+	*out = (int)l;
+	return 0;
+}
+
+static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *e, size_t idx)
+{
+	yaml_node_t *v, *keys, *ops;
+	char buf[256];
+	long l;
+
+	if (yconf_check_map(y, m, "clients", client_fields))
+		return -1;
+	snprintf(e->name, sizeof(e->name), "client-%zu", idx + 1);
+	if ((v = yconf_get(y, m, "name")) && yconf_str(y, v, "name", e->name, sizeof(e->name)))
+		return -1;
+	if (yconf_get(y, m, "uid") && yconf_get(y, m, "user"))
+		return yconf_fail(y, m, "uid", "give uid or user, not both");
+	if ((v = yconf_get(y, m, "uid"))) {
+		if (yconf_long(y, v, "uid", 0, 0x7fffffff, &l))
+			return -1;
+		e->uid = (uid_t)l;
+	} else if ((v = yconf_get(y, m, "user"))) {
+		struct passwd *pw;
+		if (yconf_str(y, v, "user", buf, sizeof(buf)))
+			return -1;
+		pw = getpwnam(buf);
+		if (!pw)
+			return yconf_fail(y, v, "user", "no such user \"%s\"", buf);
+		e->uid = pw->pw_uid;
+	} else {
+		return yconf_fail(y, m, "clients", "each client needs uid or user");
+	}
+	if (yconf_get(y, m, "gid") && yconf_get(y, m, "group"))
+		return yconf_fail(y, m, "gid", "give gid or group, not both");
+	if ((v = yconf_get(y, m, "gid"))) {
+		if (yconf_long(y, v, "gid", 0, 0x7fffffff, &l))
+			return -1;
+		e->gid = (gid_t)l;
+		e->has_gid = 1;
+	} else if ((v = yconf_get(y, m, "group"))) {
+		struct group *gr;
+		if (yconf_str(y, v, "group", buf, sizeof(buf)))
+			return -1;
+		gr = getgrnam(buf);
+		if (!gr)
+			return yconf_fail(y, v, "group", "no such group \"%s\"", buf);
+		e->gid = gr->gr_gid;
+		e->has_gid = 1;
+	}
+
+	keys = yconf_get(y, m, "keys");
+	if (!keys || !yconf_is_seq(keys))
+		return yconf_fail(y, keys ? keys : m, "keys",
+				  "a list of key labels (or \"*\") is required");
+	if (yconf_seq_len(keys) > KEYD_ACL_MAX_KEYS)
+		return yconf_fail(y, keys, "keys", "more than %d labels", KEYD_ACL_MAX_KEYS);
+	e->keys = calloc(yconf_seq_len(keys) + 1, sizeof(*e->keys));
+	if (!e->keys)
+		return yconf_fail(y, keys, "keys", "out of memory");
+	for (size_t i = 0; i < yconf_seq_len(keys); i++) {
+		yaml_node_t *k = yconf_seq_item(y, keys, i);
+		if (yconf_str(y, k, "keys", buf, sizeof(buf)))
+			return -1;
+		if (strcmp(buf, "*") == 0) {
+			e->all_keys = 1;
+			continue;
+		}
+		if (!keyd_label_valid(buf))
+			return yconf_fail(y, k, "keys",
+					  "\"%s\" is not a valid label (1-%d of A-Z a-z 0-9 . _ -)",
+					  buf, KEYD_LABEL_MAX);
+		memcpy(e->keys[e->nkeys++], buf, strlen(buf) + 1);
+	}
+
+	ops = yconf_get(y, m, "operations");
+	if (!ops || !yconf_is_seq(ops) || yconf_seq_len(ops) == 0)
+		return yconf_fail(y, ops ? ops : m, "operations",
+				  "a non-empty list of operations is required");
+	for (size_t i = 0; i < yconf_seq_len(ops); i++) {
+		yaml_node_t *o = yconf_seq_item(y, ops, i);
+		int op;
+		if (yconf_str(y, o, "operations", buf, sizeof(buf)))
+			return -1;
+		/* "*" is every operation but generate: creating keys on the
+		 * token is always granted by name. */
+		if (strcmp(buf, "*") == 0) {
+			for (op = KEYD_OP_HELLO; op <= KEYD_OP_MAX_; op++)
+				if (op != KEYD_OP_GENERATE)
+					e->ops |= 1u << op;
+			continue;
+		}
+		op = op_from_name(buf);
+		if (op < 0)
+			return yconf_fail(y, o, "operations",
+					  "unknown operation \"%s\" (hello, list-keys, "
+					  "get-public-key, sign, status, generate, *)",
+					  buf);
+		e->ops |= 1u << op;
+	}
+	e->ops |= 1u << KEYD_OP_HELLO;
+	return 0;
+}
+
+int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd_config *cfg,
+		      char *err, size_t errlen)
+{
+	struct yconf y;
+	yaml_node_t *root, *v, *clients;
+	long l;
+	int rc = -1;
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->path, sizeof(cfg->path), "%s", name);
+	cfg->socket_mode = 0660;
+	cfg->workers = 2;
+	cfg->queue = 1024;
+	cfg->max_inflight = 256;
+	cfg->max_clients = 256;
+	cfg->log_requests = 1;
+	cfg->health_interval_ms = 5000;
+
+	if (yconf_load_mem(&y, name, buf, len))
+		goto out;
+	root = yconf_root(&y);
+	if (yconf_check_map(&y, root, "config", top_fields))
+		goto out;
+	if (req_str(&y, root, "module", cfg->module, sizeof(cfg->module)) ||
+	    req_str(&y, root, "token", cfg->token, sizeof(cfg->token)) ||
+	    req_str(&y, root, "pin_file", cfg->pin_file, sizeof(cfg->pin_file)) ||
+	    req_str(&y, root, "socket", cfg->socket, sizeof(cfg->socket)))
+		goto out;
+	if ((v = yconf_get(&y, root, "socket_mode"))) {
+		if (yconf_octal(&y, v, "socket_mode", 0777, &l))
+			goto out;
+		cfg->socket_mode = (unsigned)l;
+	}
+	if (opt_long(&y, root, "workers", 1, 64, &cfg->workers) ||
+	    opt_long(&y, root, "queue", 1, 1 << 20, &cfg->queue) ||
+	    opt_long(&y, root, "max_inflight", 1, 1 << 16, &cfg->max_inflight) ||
+	    opt_long(&y, root, "max_clients", 1, 1 << 16, &cfg->max_clients) ||
+	    opt_long(&y, root, "health_interval_ms", 100, 3600000, &cfg->health_interval_ms))
+		goto out;
+	if ((v = yconf_get(&y, root, "log_requests")) &&
+	    yconf_bool(&y, v, "log_requests", &cfg->log_requests))
+		goto out;
+
+	clients = yconf_get(&y, root, "clients");
+	if (clients && !yconf_is_seq(clients)) {
+		yconf_fail(&y, clients, "clients", "expected a list of clients");
+		goto out;
+	}
+	if (yconf_seq_len(clients) > KEYD_ACL_MAX_CLIENTS) {
+		yconf_fail(&y, clients, "clients", "more than %d clients", KEYD_ACL_MAX_CLIENTS);
+		goto out;
+	}
+	cfg->clients = calloc(yconf_seq_len(clients) + 1, sizeof(*cfg->clients));
+	if (!cfg->clients) {
+		yconf_fail(&y, clients, "clients", "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < yconf_seq_len(clients); i++) {
+		cfg->nclients++;
+		if (parse_client(&y, yconf_seq_item(&y, clients, i), &cfg->clients[i], i))
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc) {
+		snprintf(err, errlen, "%s", y.err[0] ? y.err : "configuration error");
+		keyd_config_free(cfg);
+	}
+	yconf_free(&y);
+	return rc;
+}
+
+int keyd_config_load(const char *path, struct keyd_config *cfg, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = malloc(YCONF_MAX_BYTES + 1);
+	if (!buf) {
+		fclose(f);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	n = fread(buf, 1, YCONF_MAX_BYTES + 1, f);
+	fclose(f);
+	rc = keyd_config_parse(path, buf, n, cfg, err, errlen);
+	free(buf);
+	return rc;
+}
+
+void keyd_config_free(struct keyd_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nclients; i++)
+		free(cfg->clients[i].keys);
+	free(cfg->clients);
+	cfg->clients = NULL;
+	cfg->nclients = 0;
+}
+
+const struct keyd_acl_entry *keyd_acl_find(const struct keyd_config *cfg, uid_t uid, gid_t gid)
+{
+	for (size_t i = 0; i < cfg->nclients; i++) {
+		const struct keyd_acl_entry *e = &cfg->clients[i];
+		if (e->uid == uid && (!e->has_gid || e->gid == gid))
+			return e;
+	}
+	return NULL;
+}
+
+int keyd_acl_op_allowed(const struct keyd_acl_entry *e, int op)
+{
+	return e && op >= 0 && op < 32 && (e->ops & (1u << op));
+}
+
+int keyd_acl_key_allowed(const struct keyd_acl_entry *e, const char *label)
+{
+	if (!e)
+		return 0;
+	if (e->all_keys)
+		return 1;
+	for (size_t i = 0; i < e->nkeys; i++)
+		if (strcmp(e->keys[i], label) == 0)
+			return 1;
+	return 0;
+}
+
+int keyd_pin_read(const char *path, char *pin, size_t pinsz, char *err, size_t errlen)
+{
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "PIN file %s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "PIN file %s: not a regular file", path);
+		goto fail;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen,
+			 "PIN file %s: mode %03o lets group or others read it; "
+			 "it must be 0600 or 0400",
+			 path, (unsigned)(st.st_mode & 0777));
+		goto fail;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "PIN file %s: owned by uid %u, not by keyd's uid %u", path,
+			 (unsigned)st.st_uid, (unsigned)geteuid());
+		goto fail;
+	}
+	n = read(fd, pin, pinsz - 1);
+	if (n < 0) {
+		snprintf(err, errlen, "PIN file %s: read error: %s", path, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	while (n > 0 && (pin[n - 1] == '\n' || pin[n - 1] == '\r'))
+		n--;
+	pin[n] = 0;
+	if (n == 0 || (size_t)n >= pinsz - 1 || memchr(pin, 0, (size_t)n)) {
+		explicit_bzero(pin, pinsz);
+		snprintf(err, errlen, "PIN file %s: empty, too long or not text", path);
+		return -1;
+	}
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}

@@ -1,0 +1,59 @@
+/* hsmca-keyd configuration: module, token, PIN file, socket, limits and the ACL. */
+#ifndef HSMCA_KEYD_CONFIG_H
+#define HSMCA_KEYD_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "keyd_proto.h"
+
+#define KEYD_ACL_MAX_KEYS 256
+#define KEYD_ACL_MAX_CLIENTS 256
+#define KEYD_PIN_MAX 256
+
+/* One client identity and what it may do. Operation bits are 1 << enum keyd_op. */
+struct keyd_acl_entry {
+	char name[64];
+	uid_t uid;
+	gid_t gid;
+	int has_gid;
+	int all_keys;
+	size_t nkeys;
+	char (*keys)[KEYD_LABEL_MAX + 1];
+	unsigned ops;
+};
+
+struct keyd_config {
+	char path[PATH_MAX];
+	char module[PATH_MAX];
+	char token[33]; /* PKCS#11 token labels are at most 32 bytes */
+	char pin_file[PATH_MAX];
+	char socket[108];
+	unsigned socket_mode;
+	int workers;      /* PKCS#11 sessions, one per signer thread */
+	int queue;        /* queued sign/generate requests before BUSY */
+	int max_inflight; /* per connection */
+	int max_clients;  /* connections at once */
+	int log_requests;
+	int health_interval_ms;
+	size_t nclients;
+	struct keyd_acl_entry *clients;
+};
+
+/* Parse a config file; errors name file, line and field. */
+int keyd_config_load(const char *path, struct keyd_config *cfg, char *err, size_t errlen);
+int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd_config *cfg,
+		      char *err, size_t errlen);
+void keyd_config_free(struct keyd_config *cfg);
+
+/* The ACL entry for a peer: the first entry whose uid (and gid, if given) match. */
+const struct keyd_acl_entry *keyd_acl_find(const struct keyd_config *cfg, uid_t uid, gid_t gid);
+int keyd_acl_op_allowed(const struct keyd_acl_entry *e, int op);
+int keyd_acl_key_allowed(const struct keyd_acl_entry *e, const char *label);
+
+/* Read the PIN file, refusing one that is not a regular file owned by us with
+ * no group or other permissions. The PIN is never logged. */
+int keyd_pin_read(const char *path, char *pin, size_t pinsz, char *err, size_t errlen);
+
+#endif

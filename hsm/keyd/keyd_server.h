@@ -1,0 +1,24 @@
+/*
+ * hsmca-keyd's server: a libevent loop on the Unix socket that identifies
+ * each peer with SO_PEERCRED, parses frames, checks the ACL, answers cheap
+ * requests inline and hands sign/generate to a bounded queue served by one
+ * worker thread per PKCS#11 session.
+ */
+#ifndef HSMCA_KEYD_SERVER_H
+#define HSMCA_KEYD_SERVER_H
+
+#include "keyd_config.h"
+#include "keyd_token.h"
+
+struct keyd_server;
+
+/* Binds the socket (replacing a stale one) and starts the workers. */
+struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_token *tok,
+				    char *err, size_t errlen);
+/* Runs until SIGINT/SIGTERM or keyd_server_stop. */
+int keyd_server_run(struct keyd_server *s);
+void keyd_server_stop(struct keyd_server *s);
+/* Stops workers, closes connections, removes the socket. */
+void keyd_server_free(struct keyd_server *s);
+
+#endif

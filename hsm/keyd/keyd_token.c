@@ -1,0 +1,920 @@
+/*
+ * The token. libp11 loads the module, finds the token by label and logs in;
+ * the signing path then uses the module's own function list with one session
+ * per signer thread (FACTS.md: explicit per-thread sessions scale and keep
+ * clear of libp11's session pool), and key generation uses C_GenerateKeyPair
+ * directly because libp11 0.4.12 cannot make EC keys.
+ */
+/* libp11.h declares RSA_METHOD and EC_KEY_METHOD, deprecated in OpenSSL 3. */
+#undef OPENSSL_NO_DEPRECATED
+
+#include "keyd_token.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libp11.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <p11-kit/pkcs11.h>
+
+#include "log.h"
+
+#define MAX_KEYS 1024
+
+struct tkey {
+	struct keyd_key_copy pub;
+	CK_OBJECT_HANDLE priv;
+	int ambiguous; /* two private keys share the label: refuse to guess */
+};
+
+struct keyd_token {
+	const struct keyd_config *cfg;
+	char pin[KEYD_PIN_MAX];
+	int nsessions;
+
+	/* Held shared by every operation and exclusively by (re)initialisation
+	 * and by changes to the key table. */
+	pthread_rwlock_t lock;
+	PKCS11_CTX *p11;
+	PKCS11_SLOT *slots;
+	unsigned nslots;
+	void *dl;
+	CK_FUNCTION_LIST_PTR fl;
+	CK_SLOT_ID slot;
+	CK_SESSION_HANDLE *sessions; /* nsessions signer sessions */
+	CK_SESSION_HANDLE control;   /* key table, generate and health checks */
+	pthread_mutex_t control_lock;
+	struct tkey *keys;
+	size_t nkeys;
+
+	atomic_int online;
+	atomic_uint reinits;
+
+	/* Recovery thread */
+	pthread_t recovery;
+	pthread_mutex_t rlock;
+	pthread_cond_t rcond;
+	int fault, stopping, recovery_started;
+};
+
+static const char *ckr_name(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_OK:
+		return "CKR_OK";
+	case CKR_GENERAL_ERROR:
+		return "CKR_GENERAL_ERROR";
+	case CKR_DEVICE_ERROR:
+		return "CKR_DEVICE_ERROR";
+	case CKR_DEVICE_REMOVED:
+		return "CKR_DEVICE_REMOVED";
+	case CKR_DEVICE_MEMORY:
+		return "CKR_DEVICE_MEMORY";
+	case CKR_SESSION_HANDLE_INVALID:
+		return "CKR_SESSION_HANDLE_INVALID";
+	case CKR_SESSION_CLOSED:
+		return "CKR_SESSION_CLOSED";
+	case CKR_TOKEN_NOT_PRESENT:
+		return "CKR_TOKEN_NOT_PRESENT";
+	case CKR_TOKEN_NOT_RECOGNIZED:
+		return "CKR_TOKEN_NOT_RECOGNIZED";
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+		return "CKR_CRYPTOKI_NOT_INITIALIZED";
+	case CKR_USER_NOT_LOGGED_IN:
+		return "CKR_USER_NOT_LOGGED_IN";
+	case CKR_KEY_HANDLE_INVALID:
+		return "CKR_KEY_HANDLE_INVALID";
+	case CKR_MECHANISM_INVALID:
+		return "CKR_MECHANISM_INVALID";
+	case CKR_MECHANISM_PARAM_INVALID:
+		return "CKR_MECHANISM_PARAM_INVALID";
+	case CKR_DATA_LEN_RANGE:
+		return "CKR_DATA_LEN_RANGE";
+	case CKR_KEY_TYPE_INCONSISTENT:
+		return "CKR_KEY_TYPE_INCONSISTENT";
+	case CKR_PIN_INCORRECT:
+		return "CKR_PIN_INCORRECT";
+	case CKR_PIN_LOCKED:
+		return "CKR_PIN_LOCKED";
+	case CKR_TEMPLATE_INCONSISTENT:
+		return "CKR_TEMPLATE_INCONSISTENT";
+	case CKR_ATTRIBUTE_VALUE_INVALID:
+		return "CKR_ATTRIBUTE_VALUE_INVALID";
+	}
+	return "CKR_other";
+}
+
+/* Failures that mean the module, token or session is gone, not this request. */
+static int rv_is_device_failure(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_GENERAL_ERROR:
+	case CKR_DEVICE_ERROR:
+	case CKR_DEVICE_REMOVED:
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_TOKEN_NOT_RECOGNIZED:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+	case CKR_USER_NOT_LOGGED_IN:
+		return 1;
+	}
+	return 0;
+}
+
+static void token_fault(struct keyd_token *t, const char *what, CK_RV rv)
+{
+	int was = atomic_exchange(&t->online, 0);
+
+	if (was)
+		log_error("token offline: %s failed with %s (0x%lx); recovering", what,
+			  ckr_name(rv), (unsigned long)rv);
+	pthread_mutex_lock(&t->rlock);
+	t->fault = 1;
+	pthread_cond_signal(&t->rcond);
+	pthread_mutex_unlock(&t->rlock);
+}
+
+/* ---- public keys from token attributes ---- */
+
+static const uint8_t oid_p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+static const uint8_t oid_p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+
+static int spki_from_params(const char *type, OSSL_PARAM_BLD *bld, struct keyd_key_copy *k)
+{
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, "provider=default");
+	EVP_PKEY *pk = NULL;
+	unsigned char *p;
+	int len, rc = -1;
+
+	if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		goto out;
+	len = i2d_PUBKEY(pk, NULL);
+	if (len <= 0 || (size_t)len > sizeof(k->spki))
+		goto out;
+	p = k->spki;
+	i2d_PUBKEY(pk, &p);
+	k->spki_len = (size_t)len;
+	k->bits = (uint16_t)EVP_PKEY_get_bits(pk);
+	rc = 0;
+out:
+	EVP_PKEY_free(pk);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	return rc;
+}
+
+static int spki_rsa(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
+		    struct keyd_key_copy *k)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
+	int rc = -1;
+
+	if (bld && bn && be && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be))
+		rc = spki_from_params("RSA", bld, k);
+	BN_free(bn);
+	BN_free(be);
+	OSSL_PARAM_BLD_free(bld);
+	return rc;
+}
+
+static int spki_ec(const uint8_t *params, size_t plen, const uint8_t *point, size_t ptlen,
+		   struct keyd_key_copy *k)
+{
+	OSSL_PARAM_BLD *bld;
+	const char *group;
+	size_t raw; /* uncompressed point length for the curve */
+	int rc = -1;
+
+	if (plen == sizeof(oid_p256) && !memcmp(params, oid_p256, plen)) {
+		group = "P-256";
+		raw = 65;
+	} else if (plen == sizeof(oid_p384) && !memcmp(params, oid_p384, plen)) {
+		group = "P-384";
+		raw = 97;
+	} else {
+		return -1;
+	}
+	/* CKA_EC_POINT is a DER OCTET STRING around the point (some modules
+	 * give the bare point; the length tells them apart). */
+	if (ptlen == raw + 2 && point[0] == 0x04 && point[1] == raw) {
+		point += 2;
+		ptlen -= 2;
+	}
+	if (ptlen != raw || point[0] != 0x04)
+		return -1;
+	bld = OSSL_PARAM_BLD_new();
+	if (bld && OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) &&
+	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, ptlen))
+		rc = spki_from_params("EC", bld, k);
+	OSSL_PARAM_BLD_free(bld);
+	return rc;
+}
+
+/* Read one variable-length attribute into buf. */
+static CK_RV get_attr(struct keyd_token *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
+		      CK_ATTRIBUTE_TYPE type, void *buf, size_t *len)
+{
+	CK_ATTRIBUTE a = {type, buf, *len};
+	CK_RV rv = t->fl->C_GetAttributeValue(s, o, &a, 1);
+
+	if (rv == CKR_OK)
+		*len = a.ulValueLen;
+	return rv;
+}
+
+static CK_RV find_objects(struct keyd_token *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl,
+			  CK_ULONG n, CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *count)
+{
+	CK_RV rv = t->fl->C_FindObjectsInit(s, tmpl, n);
+
+	*count = 0;
+	if (rv != CKR_OK)
+		return rv;
+	rv = t->fl->C_FindObjects(s, out, max, count);
+	t->fl->C_FindObjectsFinal(s);
+	return rv;
+}
+
+/* Fill k from the private key object and its public twin. Returns CKR_OK, or
+ * a failure; a key we cannot describe gets k->spki_len == 0. */
+static CK_RV describe_key(struct keyd_token *t, CK_OBJECT_HANDLE priv, struct keyd_key_copy *k)
+{
+	CK_SESSION_HANDLE s = t->control;
+	CK_OBJECT_CLASS pubclass = CKO_PUBLIC_KEY;
+	CK_KEY_TYPE kt;
+	CK_BBOOL b[5];
+	CK_ATTRIBUTE a[] = {
+	    {CKA_KEY_TYPE, &kt, sizeof(kt)},	       {CKA_SENSITIVE, &b[0], 1},
+	    {CKA_EXTRACTABLE, &b[1], 1},	       {CKA_ALWAYS_SENSITIVE, &b[2], 1},
+	    {CKA_NEVER_EXTRACTABLE, &b[3], 1},	       {CKA_LOCAL, &b[4], 1},
+	};
+	uint8_t id[256], v1[1024], v2[1024];
+	size_t idlen = sizeof(id), l1, l2;
+	CK_OBJECT_HANDLE pub;
+	CK_ULONG npub = 0;
+	CK_RV rv;
+
+	rv = t->fl->C_GetAttributeValue(s, priv, a, 6);
+	if (rv != CKR_OK)
+		return rv;
+	k->flags = (b[0] ? KEYD_KF_SENSITIVE : 0) | (b[1] ? KEYD_KF_EXTRACTABLE : 0) |
+		   (b[2] ? KEYD_KF_ALWAYS_SENSITIVE : 0) | (b[3] ? KEYD_KF_NEVER_EXTRACTABLE : 0) |
+		   (b[4] ? KEYD_KF_LOCAL : 0);
+	if (get_attr(t, s, priv, CKA_ID, id, &idlen) != CKR_OK)
+		idlen = 0;
+	{
+		CK_ATTRIBUTE tmpl[] = {
+		    {CKA_CLASS, &pubclass, sizeof(pubclass)},
+		    {CKA_KEY_TYPE, &kt, sizeof(kt)},
+		    {idlen ? CKA_ID : CKA_LABEL, idlen ? (void *)id : (void *)k->label,
+		     idlen ? idlen : strlen(k->label)},
+		};
+		rv = find_objects(t, s, tmpl, 3, &pub, 1, &npub);
+		if (rv != CKR_OK)
+			return rv;
+	}
+	if (kt == CKK_RSA) {
+		CK_OBJECT_HANDLE o = npub ? pub : priv; /* RSA private keys carry n and e */
+		k->type = KEYD_KEY_RSA;
+		l1 = sizeof(v1);
+		l2 = sizeof(v2);
+		rv = get_attr(t, s, o, CKA_MODULUS, v1, &l1);
+		if (rv == CKR_OK)
+			rv = get_attr(t, s, o, CKA_PUBLIC_EXPONENT, v2, &l2);
+		if (rv == CKR_OK && spki_rsa(v1, l1, v2, l2, k) != 0)
+			k->spki_len = 0;
+	} else if (kt == CKK_EC) {
+		k->type = KEYD_KEY_EC;
+		if (!npub)
+			return CKR_OK; /* no public half on the token: cannot serve it */
+		l1 = sizeof(v1);
+		l2 = sizeof(v2);
+		rv = get_attr(t, s, pub, CKA_EC_PARAMS, v1, &l1);
+		if (rv == CKR_OK)
+			rv = get_attr(t, s, pub, CKA_EC_POINT, v2, &l2);
+		if (rv == CKR_OK && spki_ec(v1, l1, v2, l2, k) != 0)
+			k->spki_len = 0;
+	}
+	if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE)
+		rv = CKR_OK;
+	return rv;
+}
+
+static int key_index(struct keyd_token *t, const char *label)
+{
+	for (size_t i = 0; i < t->nkeys; i++)
+		if (strcmp(t->keys[i].pub.label, label) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Build the key table from the token's private keys (control session). */
+static CK_RV load_keys(struct keyd_token *t)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)}};
+	CK_OBJECT_HANDLE *h = calloc(MAX_KEYS, sizeof(*h));
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	if (!h)
+		return CKR_HOST_MEMORY;
+	free(t->keys);
+	t->keys = calloc(MAX_KEYS, sizeof(*t->keys));
+	t->nkeys = 0;
+	if (!t->keys) {
+		free(h);
+		return CKR_HOST_MEMORY;
+	}
+	rv = find_objects(t, t->control, tmpl, 1, h, MAX_KEYS, &n);
+	for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++) {
+		struct tkey *k = &t->keys[t->nkeys];
+		char label[KEYD_LABEL_MAX + 2];
+		size_t len = sizeof(label) - 1;
+		int dup;
+
+		memset(k, 0, sizeof(*k));
+		rv = get_attr(t, t->control, h[i], CKA_LABEL, label, &len);
+		if (rv == CKR_BUFFER_TOO_SMALL || rv == CKR_ATTRIBUTE_TYPE_INVALID) {
+			rv = CKR_OK;
+			continue;
+		}
+		if (rv != CKR_OK)
+			break;
+		label[len] = 0;
+		if (!keyd_label_valid(label)) {
+			log_warn("token key with label \"%s\" ignored: labels are 1-%d of "
+				 "A-Z a-z 0-9 . _ -",
+				 label, KEYD_LABEL_MAX);
+			continue;
+		}
+		dup = key_index(t, label);
+		if (dup >= 0) {
+			log_warn("two private keys carry the label \"%s\": refusing to use it",
+				 label);
+			t->keys[dup].ambiguous = 1;
+			continue;
+		}
+		memcpy(k->pub.label, label, len + 1);
+		k->priv = h[i];
+		rv = describe_key(t, h[i], &k->pub);
+		if (rv != CKR_OK)
+			break;
+		if (k->pub.spki_len == 0) {
+			log_warn("token key \"%s\" ignored: no usable public key", label);
+			continue;
+		}
+		t->nkeys++;
+	}
+	free(h);
+	return rv;
+}
+
+/* ---- module lifecycle ---- */
+
+static void teardown(struct keyd_token *t)
+{
+	if (t->fl) {
+		for (int i = 0; i < t->nsessions; i++)
+			if (t->sessions[i] != CK_INVALID_HANDLE)
+				t->fl->C_CloseSession(t->sessions[i]);
+		if (t->control != CK_INVALID_HANDLE)
+			t->fl->C_CloseSession(t->control);
+	}
+	for (int i = 0; i < t->nsessions; i++)
+		t->sessions[i] = CK_INVALID_HANDLE;
+	t->control = CK_INVALID_HANDLE;
+	t->fl = NULL;
+	if (t->p11) {
+		if (t->slots)
+			PKCS11_release_all_slots(t->p11, t->slots, t->nslots);
+		PKCS11_CTX_unload(t->p11);
+		PKCS11_CTX_free(t->p11);
+	}
+	t->slots = NULL;
+	t->nslots = 0;
+	t->p11 = NULL;
+	if (t->dl)
+		dlclose(t->dl);
+	t->dl = NULL;
+	free(t->keys);
+	t->keys = NULL;
+	t->nkeys = 0;
+}
+
+/* Load, find, log in, open sessions, read keys. Caller holds the write lock. */
+static int bringup(struct keyd_token *t, char *err, size_t errlen)
+{
+	const struct keyd_config *cfg = t->cfg;
+	PKCS11_SLOT *slot = NULL;
+	CK_RV (*getlist)(CK_FUNCTION_LIST_PTR_PTR);
+	CK_RV rv;
+
+	t->p11 = PKCS11_CTX_new();
+	if (!t->p11) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (PKCS11_CTX_load(t->p11, cfg->module) != 0) {
+		snprintf(err, errlen, "cannot load PKCS#11 module %s", cfg->module);
+		goto fail;
+	}
+	if (PKCS11_enumerate_slots(t->p11, &t->slots, &t->nslots) != 0) {
+		snprintf(err, errlen, "module %s: cannot list slots", cfg->module);
+		goto fail;
+	}
+	for (unsigned i = 0; i < t->nslots; i++)
+		if (t->slots[i].token && t->slots[i].token->initialized &&
+		    strcmp(t->slots[i].token->label, cfg->token) == 0) {
+			slot = &t->slots[i];
+			break;
+		}
+	if (!slot) {
+		snprintf(err, errlen, "no initialised token labelled \"%s\" in module %s",
+			 cfg->token, cfg->module);
+		goto fail;
+	}
+	t->slot = PKCS11_get_slotid_from_slot(slot);
+	if (PKCS11_open_session(slot, 1) != 0) {
+		snprintf(err, errlen, "token \"%s\": cannot open a session", cfg->token);
+		goto fail;
+	}
+	if (PKCS11_login(slot, 0, t->pin) != 0) {
+		snprintf(err, errlen, "token \"%s\": login failed (wrong PIN or PIN locked)",
+			 cfg->token);
+		goto fail;
+	}
+	/* The module is loaded already; this only borrows its function list. */
+	t->dl = dlopen(cfg->module, RTLD_NOW | RTLD_NOLOAD);
+	getlist = t->dl ? (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(t->dl, "C_GetFunctionList")
+			: NULL;
+	if (!getlist || getlist(&t->fl) != CKR_OK || !t->fl) {
+		snprintf(err, errlen, "module %s: no C_GetFunctionList", cfg->module);
+		goto fail;
+	}
+	rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+				  &t->control);
+	for (int i = 0; rv == CKR_OK && i < t->nsessions; i++)
+		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL,
+					  &t->sessions[i]);
+	if (rv != CKR_OK) {
+		snprintf(err, errlen, "token \"%s\": C_OpenSession: %s", cfg->token, ckr_name(rv));
+		goto fail;
+	}
+	rv = load_keys(t);
+	if (rv != CKR_OK) {
+		snprintf(err, errlen, "token \"%s\": reading keys: %s", cfg->token, ckr_name(rv));
+		goto fail;
+	}
+	return 0;
+fail:
+	teardown(t);
+	return -1;
+}
+
+static void *recovery_main(void *arg)
+{
+	struct keyd_token *t = arg;
+	int backoff_ms = 100;
+
+	pthread_mutex_lock(&t->rlock);
+	for (;;) {
+		while (!t->fault && !t->stopping)
+			pthread_cond_wait(&t->rcond, &t->rlock);
+		if (t->stopping)
+			break;
+		pthread_mutex_unlock(&t->rlock);
+
+		char err[256];
+		int ok;
+		pthread_rwlock_wrlock(&t->lock);
+		teardown(t);
+		ok = bringup(t, err, sizeof(err)) == 0;
+		pthread_rwlock_unlock(&t->lock);
+
+		pthread_mutex_lock(&t->rlock);
+		if (ok) {
+			t->fault = 0;
+			backoff_ms = 100;
+			atomic_fetch_add(&t->reinits, 1);
+			atomic_store(&t->online, 1);
+			log_info("token \"%s\" online again after re-initialisation (%zu keys)",
+				 t->cfg->token, t->nkeys);
+			continue;
+		}
+		log_warn("token recovery failed: %s; retrying in %d ms", err, backoff_ms);
+		{
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += backoff_ms / 1000;
+			ts.tv_nsec += (long)(backoff_ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			while (!t->stopping &&
+			       pthread_cond_timedwait(&t->rcond, &t->rlock, &ts) != ETIMEDOUT)
+				;
+		}
+		backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+	}
+	pthread_mutex_unlock(&t->rlock);
+	return NULL;
+}
+
+struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pin, int nsessions,
+				   char *err, size_t errlen)
+{
+	struct keyd_token *t = calloc(1, sizeof(*t));
+
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->cfg = cfg;
+	t->nsessions = nsessions;
+	snprintf(t->pin, sizeof(t->pin), "%s", pin);
+	t->sessions = calloc((size_t)nsessions, sizeof(*t->sessions));
+	pthread_rwlock_init(&t->lock, NULL);
+	pthread_mutex_init(&t->control_lock, NULL);
+	pthread_mutex_init(&t->rlock, NULL);
+	pthread_cond_init(&t->rcond, NULL);
+	if (!t->sessions || bringup(t, err, errlen) != 0) {
+		keyd_token_close(t);
+		return NULL;
+	}
+	atomic_store(&t->online, 1);
+	if (pthread_create(&t->recovery, NULL, recovery_main, t) != 0) {
+		snprintf(err, errlen, "cannot start the recovery thread");
+		keyd_token_close(t);
+		return NULL;
+	}
+	t->recovery_started = 1;
+	return t;
+}
+
+void keyd_token_close(struct keyd_token *t)
+{
+	if (!t)
+		return;
+	if (t->recovery_started) {
+		pthread_mutex_lock(&t->rlock);
+		t->stopping = 1;
+		pthread_cond_broadcast(&t->rcond);
+		pthread_mutex_unlock(&t->rlock);
+		pthread_join(t->recovery, NULL);
+	}
+	pthread_rwlock_wrlock(&t->lock);
+	teardown(t);
+	pthread_rwlock_unlock(&t->lock);
+	explicit_bzero(t->pin, sizeof(t->pin));
+	free(t->sessions);
+	pthread_rwlock_destroy(&t->lock);
+	pthread_mutex_destroy(&t->control_lock);
+	pthread_mutex_destroy(&t->rlock);
+	pthread_cond_destroy(&t->rcond);
+	free(t);
+}
+
+int keyd_token_online(struct keyd_token *t)
+{
+	return atomic_load(&t->online);
+}
+
+unsigned keyd_token_reinits(struct keyd_token *t)
+{
+	return atomic_load(&t->reinits);
+}
+
+const char *keyd_token_label(struct keyd_token *t)
+{
+	return t->cfg->token;
+}
+
+size_t keyd_token_nkeys(struct keyd_token *t)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&t->lock);
+	n = t->nkeys;
+	pthread_rwlock_unlock(&t->lock);
+	return n;
+}
+
+int keyd_token_key_at(struct keyd_token *t, size_t i, struct keyd_key_copy *out)
+{
+	int rc = KEYD_E_NO_KEY;
+
+	pthread_rwlock_rdlock(&t->lock);
+	if (i < t->nkeys && !t->keys[i].ambiguous) {
+		*out = t->keys[i].pub;
+		rc = KEYD_OK;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return rc;
+}
+
+int keyd_token_key(struct keyd_token *t, const char *label, struct keyd_key_copy *out)
+{
+	int rc = KEYD_E_NO_KEY, i;
+
+	pthread_rwlock_rdlock(&t->lock);
+	i = key_index(t, label);
+	if (i >= 0 && !t->keys[i].ambiguous) {
+		*out = t->keys[i].pub;
+		rc = KEYD_OK;
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return rc;
+}
+
+/* ---- signing ---- */
+
+static const uint8_t digestinfo_sha256[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+					    0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+					    0x01, 0x05, 0x00, 0x04, 0x20};
+static const uint8_t digestinfo_sha384[] = {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60,
+					    0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+					    0x02, 0x05, 0x00, 0x04, 0x30};
+static const uint8_t digestinfo_sha512[] = {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60,
+					    0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+					    0x03, 0x05, 0x00, 0x04, 0x40};
+
+/* Raw r||s to a DER ECDSA-Sig-Value. */
+static int ecdsa_raw_to_der(const uint8_t *raw, size_t rawlen, uint8_t *out, size_t *outlen)
+{
+	ECDSA_SIG *s = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(raw, (int)(rawlen / 2), NULL);
+	BIGNUM *sv = BN_bin2bn(raw + rawlen / 2, (int)(rawlen / 2), NULL);
+	int len, rc = -1;
+
+	if (!s || !r || !sv || rawlen % 2 || !ECDSA_SIG_set0(s, r, sv)) {
+		BN_free(r);
+		BN_free(sv);
+		goto out;
+	}
+	len = i2d_ECDSA_SIG(s, NULL);
+	if (len > 0 && (size_t)len <= *outlen) {
+		uint8_t *p = out;
+		i2d_ECDSA_SIG(s, &p);
+		*outlen = (size_t)len;
+		rc = 0;
+	}
+out:
+	ECDSA_SIG_free(s);
+	return rc;
+}
+
+int keyd_token_sign(struct keyd_token *t, int session, const char *label, int alg, int hash,
+		    unsigned salt_len, const uint8_t *digest, size_t digest_len, uint8_t *sig,
+		    size_t *sig_len, char *msg, size_t msglen)
+{
+	CK_RSA_PKCS_PSS_PARAMS pss;
+	CK_MECHANISM mech = {0, NULL, 0};
+	uint8_t data[19 + KEYD_DIGEST_MAX], raw[KEYD_SIG_MAX];
+	CK_ULONG datalen = 0, rawlen = sizeof(raw);
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE key;
+	const uint8_t *prefix;
+	struct tkey *k;
+	int i, rc = KEYD_E_HSM;
+	CK_RV rv;
+
+	if (!atomic_load(&t->online)) {
+		snprintf(msg, msglen, "token offline, recovering");
+		return KEYD_E_OFFLINE;
+	}
+	pthread_rwlock_rdlock(&t->lock);
+	if (!atomic_load(&t->online) || !t->fl) {
+		snprintf(msg, msglen, "token offline, recovering");
+		rc = KEYD_E_OFFLINE;
+		goto out;
+	}
+	i = key_index(t, label);
+	if (i < 0 || t->keys[i].ambiguous) {
+		snprintf(msg, msglen, i < 0 ? "no key labelled %s" : "label %s is ambiguous", label);
+		rc = KEYD_E_NO_KEY;
+		goto out;
+	}
+	k = &t->keys[i];
+	key = k->priv;
+	switch (alg) {
+	case KEYD_ALG_RSA_PKCS1:
+		if (k->pub.type != KEYD_KEY_RSA)
+			goto badalg;
+		prefix = hash == KEYD_HASH_SHA256   ? digestinfo_sha256
+			 : hash == KEYD_HASH_SHA384 ? digestinfo_sha384
+						    : digestinfo_sha512;
+		memcpy(data, prefix, 19);
+		memcpy(data + 19, digest, digest_len);
+		datalen = 19 + digest_len;
+		mech.mechanism = CKM_RSA_PKCS;
+		break;
+	case KEYD_ALG_RSA_PSS: {
+		size_t emlen = ((size_t)k->pub.bits - 1 + 7) / 8;
+		if (k->pub.type != KEYD_KEY_RSA)
+			goto badalg;
+		if (salt_len + digest_len + 2 > emlen) {
+			snprintf(msg, msglen, "PSS salt of %u bytes too long for a %u-bit key",
+				 salt_len, k->pub.bits);
+			rc = KEYD_E_BAD_ALG;
+			goto out;
+		}
+		pss.hashAlg = hash == KEYD_HASH_SHA256	 ? CKM_SHA256
+			      : hash == KEYD_HASH_SHA384 ? CKM_SHA384
+							 : CKM_SHA512;
+		pss.mgf = hash == KEYD_HASH_SHA256   ? CKG_MGF1_SHA256
+			  : hash == KEYD_HASH_SHA384 ? CKG_MGF1_SHA384
+						     : CKG_MGF1_SHA512;
+		pss.sLen = salt_len;
+		mech = (CK_MECHANISM){CKM_RSA_PKCS_PSS, &pss, sizeof(pss)};
+		memcpy(data, digest, digest_len);
+		datalen = digest_len;
+		break;
+	}
+	case KEYD_ALG_ECDSA:
+		if (k->pub.type != KEYD_KEY_EC)
+			goto badalg;
+		mech.mechanism = CKM_ECDSA;
+		memcpy(data, digest, digest_len);
+		datalen = digest_len;
+		break;
+	default:
+		goto badalg;
+	}
+	s = t->sessions[session];
+	rv = t->fl->C_SignInit(s, &mech, key);
+	if (rv == CKR_OK)
+		rv = t->fl->C_Sign(s, data, datalen, raw, &rawlen);
+	if (rv != CKR_OK) {
+		snprintf(msg, msglen, "C_Sign: %s", ckr_name(rv));
+		if (rv_is_device_failure(rv)) {
+			pthread_rwlock_unlock(&t->lock);
+			token_fault(t, "C_Sign", rv);
+			return KEYD_E_OFFLINE;
+		}
+		goto out;
+	}
+	if (alg == KEYD_ALG_ECDSA) {
+		if (ecdsa_raw_to_der(raw, rawlen, sig, sig_len) != 0) {
+			snprintf(msg, msglen, "ECDSA signature of %lu bytes is not r||s",
+				 (unsigned long)rawlen);
+			goto out;
+		}
+	} else {
+		if (rawlen > *sig_len)
+			goto out;
+		memcpy(sig, raw, rawlen);
+		*sig_len = rawlen;
+	}
+	rc = KEYD_OK;
+	goto out;
+badalg:
+	snprintf(msg, msglen, "%s with %s does not fit %s key %s", keyd_alg_name(alg),
+		 keyd_hash_name(hash), k->pub.type == KEYD_KEY_RSA ? "RSA" : "EC", label);
+	rc = KEYD_E_BAD_ALG;
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return rc;
+}
+
+/* ---- generation ---- */
+
+int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, unsigned keyparam,
+			struct keyd_key_copy *out, char *msg, size_t msglen)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = keyparam;
+	uint8_t e[] = {0x01, 0x00, 0x01}, id[16];
+	const uint8_t *curve = keyparam == KEYD_CURVE_P384 ? oid_p384 : oid_p256;
+	size_t curvelen = keyparam == KEYD_CURVE_P384 ? sizeof(oid_p384) : sizeof(oid_p256);
+	CK_MECHANISM mech = {keytype == KEYD_KEY_RSA ? CKM_RSA_PKCS_KEY_PAIR_GEN
+						     : CKM_EC_KEY_PAIR_GEN,
+			     NULL, 0};
+	CK_ATTRIBUTE pubt[8], privt[] = {
+				  {CKA_TOKEN, &yes, 1},	      {CKA_PRIVATE, &yes, 1},
+				  {CKA_SENSITIVE, &yes, 1},   {CKA_EXTRACTABLE, &no, 1},
+				  {CKA_SIGN, &yes, 1},	      {CKA_DECRYPT, &no, 1},
+				  {CKA_UNWRAP, &no, 1},	      {CKA_DERIVE, &no, 1},
+				  {CKA_LABEL, (void *)label, strlen(label)},
+				  {CKA_ID, id, sizeof(id)},
+			      };
+	CK_ULONG npub = 0;
+	CK_OBJECT_HANDLE hpub, hpriv, found;
+	CK_ULONG nfound = 0;
+	CK_ATTRIBUTE bylabel[] = {{CKA_LABEL, (void *)label, strlen(label)}};
+	struct tkey nk;
+	int rc = KEYD_E_HSM;
+	CK_RV rv;
+
+	if (!atomic_load(&t->online)) {
+		snprintf(msg, msglen, "token offline, recovering");
+		return KEYD_E_OFFLINE;
+	}
+	if (RAND_bytes(id, sizeof(id)) != 1) {
+		snprintf(msg, msglen, "no randomness for the key id");
+		return KEYD_E_INTERNAL;
+	}
+	pubt[npub++] = (CK_ATTRIBUTE){CKA_TOKEN, &yes, 1};
+	pubt[npub++] = (CK_ATTRIBUTE){CKA_PRIVATE, &no, 1};
+	pubt[npub++] = (CK_ATTRIBUTE){CKA_VERIFY, &yes, 1};
+	pubt[npub++] = (CK_ATTRIBUTE){CKA_ENCRYPT, &no, 1};
+	pubt[npub++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, strlen(label)};
+	pubt[npub++] = (CK_ATTRIBUTE){CKA_ID, id, sizeof(id)};
+	if (keytype == KEYD_KEY_RSA) {
+		pubt[npub++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof(bits)};
+		pubt[npub++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, e, sizeof(e)};
+	} else {
+		pubt[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)curve, curvelen};
+	}
+
+	/* One generation at a time (SoftHSM 2.6 races on concurrent object
+	 * creation); the read lock keeps the module from being swapped under us. */
+	pthread_rwlock_rdlock(&t->lock);
+	pthread_mutex_lock(&t->control_lock);
+	if (!t->fl) {
+		snprintf(msg, msglen, "token offline, recovering");
+		rc = KEYD_E_OFFLINE;
+		goto out;
+	}
+	rv = find_objects(t, t->control, bylabel, 1, &found, 1, &nfound);
+	if (rv == CKR_OK && (nfound || key_index(t, label) >= 0)) {
+		snprintf(msg, msglen, "an object labelled %s exists on the token already", label);
+		rc = KEYD_E_EXISTS;
+		goto out;
+	}
+	if (rv == CKR_OK)
+		rv = t->fl->C_GenerateKeyPair(t->control, &mech, pubt, npub, privt,
+					      sizeof(privt) / sizeof(privt[0]), &hpub, &hpriv);
+	if (rv != CKR_OK) {
+		snprintf(msg, msglen, "C_GenerateKeyPair: %s", ckr_name(rv));
+		pthread_mutex_unlock(&t->control_lock);
+		pthread_rwlock_unlock(&t->lock);
+		if (rv_is_device_failure(rv)) {
+			token_fault(t, "C_GenerateKeyPair", rv);
+			return KEYD_E_OFFLINE;
+		}
+		return KEYD_E_HSM;
+	}
+	memset(&nk, 0, sizeof(nk));
+	snprintf(nk.pub.label, sizeof(nk.pub.label), "%s", label);
+	nk.priv = hpriv;
+	rv = describe_key(t, hpriv, &nk.pub);
+	if (rv != CKR_OK || nk.pub.spki_len == 0) {
+		snprintf(msg, msglen, "new key %s: cannot read its public key: %s", label,
+			 ckr_name(rv));
+		goto out;
+	}
+	*out = nk.pub;
+	rc = KEYD_OK;
+out:
+	pthread_mutex_unlock(&t->control_lock);
+	pthread_rwlock_unlock(&t->lock);
+	if (rc == KEYD_OK) {
+		/* The table changes only under the write lock. */
+		pthread_rwlock_wrlock(&t->lock);
+		if (t->keys && t->nkeys < MAX_KEYS && key_index(t, label) < 0)
+			t->keys[t->nkeys++] = nk;
+		pthread_rwlock_unlock(&t->lock);
+	}
+	return rc;
+}
+
+void keyd_token_health(struct keyd_token *t)
+{
+	CK_SESSION_INFO info = {0};
+	CK_RV rv = CKR_OK;
+
+	if (!atomic_load(&t->online))
+		return;
+	pthread_rwlock_rdlock(&t->lock);
+	pthread_mutex_lock(&t->control_lock);
+	if (!t->fl) {
+		pthread_mutex_unlock(&t->control_lock);
+		pthread_rwlock_unlock(&t->lock);
+		return;
+	}
+	rv = t->fl->C_GetSessionInfo(t->control, &info);
+	pthread_mutex_unlock(&t->control_lock);
+	pthread_rwlock_unlock(&t->lock);
+	if (rv == CKR_OK && info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS)
+		rv = CKR_USER_NOT_LOGGED_IN;
+	if (rv != CKR_OK && rv_is_device_failure(rv))
+		token_fault(t, "C_GetSessionInfo", rv);
+}

@@ -1,0 +1,61 @@
+/*
+ * The token: the PKCS#11 module (loaded through libp11), one logged-in token,
+ * one session per signer thread plus a control session, and the table of
+ * keys by label. Only this file's implementation touches PKCS#11.
+ *
+ * When the module reports a device-level failure (device error, session
+ * handle invalid, token not present, not initialised, ...) the token goes
+ * offline: requests fail at once with KEYD_E_OFFLINE while a recovery thread
+ * finalises the module, loads it again and logs in, with backoff.
+ */
+#ifndef HSMCA_KEYD_TOKEN_H
+#define HSMCA_KEYD_TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keyd_config.h"
+#include "keyd_proto.h"
+
+struct keyd_token;
+
+/* A copy of a key's public facts, safe to use without any lock. */
+struct keyd_key_copy {
+	char label[KEYD_LABEL_MAX + 1];
+	uint8_t type;
+	uint16_t bits;
+	uint8_t flags;
+	uint8_t spki[KEYD_SPKI_MAX];
+	size_t spki_len;
+};
+
+/* Load the module, find the token by label, log in with pin and open
+ * nsessions signer sessions. Returns NULL with err set. pin is copied. */
+struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pin, int nsessions,
+				   char *err, size_t errlen);
+/* Stop the recovery thread and let go of the module. */
+void keyd_token_close(struct keyd_token *t);
+
+int keyd_token_online(struct keyd_token *t);
+unsigned keyd_token_reinits(struct keyd_token *t);
+size_t keyd_token_nkeys(struct keyd_token *t);
+const char *keyd_token_label(struct keyd_token *t);
+
+/* Copy out key i (0-based) / the key with this label; 0 or KEYD_E_NO_KEY. */
+int keyd_token_key_at(struct keyd_token *t, size_t i, struct keyd_key_copy *out);
+int keyd_token_key(struct keyd_token *t, const char *label, struct keyd_key_copy *out);
+
+/* Sign a digest on signer session `session`. Returns a keyd status; msg
+ * explains a failure. */
+int keyd_token_sign(struct keyd_token *t, int session, const char *label, int alg, int hash,
+		    unsigned salt_len, const uint8_t *digest, size_t digest_len, uint8_t *sig,
+		    size_t *sig_len, char *msg, size_t msglen);
+
+/* Generate a key pair: sensitive, non-extractable, on the token. */
+int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, unsigned keyparam,
+			struct keyd_key_copy *out, char *msg, size_t msglen);
+
+/* Check the control session; a device-level failure takes the token offline. */
+void keyd_token_health(struct keyd_token *t);
+
+#endif

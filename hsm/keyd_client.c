@@ -1,0 +1,470 @@
+/* Client library for hsmca-keyd: one connection per calling thread, bounded waits. */
+#include "keyd_client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+struct conn {
+	struct keyd_client *c;
+	int fd;
+	uint32_t next_id;
+	struct conn *prev, *next;
+	uint8_t *buf; /* one whole frame, in or out */
+};
+
+struct keyd_client {
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int timeout_ms;
+	pthread_key_t key;
+	pthread_mutex_t lock; /* guards the list of connections */
+	struct conn *conns;
+};
+
+static void seterr(struct keyd_err *err, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	err->status = status;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void conn_close(struct conn *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+}
+
+static void conn_unlink_free(struct conn *k)
+{
+	struct keyd_client *c = k->c;
+
+	pthread_mutex_lock(&c->lock);
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		c->conns = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	pthread_mutex_unlock(&c->lock);
+	conn_close(k);
+	free(k->buf);
+	free(k);
+}
+
+static void conn_thread_exit(void *p)
+{
+	conn_unlink_free(p);
+}
+
+struct keyd_client *keyd_client_new(const char *socket_path, int timeout_ms)
+{
+	struct keyd_client *c;
+
+	if (!socket_path)
+		socket_path = getenv("HSMCA_KEYD_SOCKET");
+	if (!socket_path || !*socket_path ||
+	    strlen(socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	snprintf(c->path, sizeof(c->path), "%s", socket_path);
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : KEYD_DEFAULT_TIMEOUT_MS;
+	if (pthread_key_create(&c->key, conn_thread_exit) != 0) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+void keyd_client_free(struct keyd_client *c)
+{
+	if (!c)
+		return;
+	/* Other threads' connections die with the client; this thread's key
+	 * value is cleared so its destructor does not run on freed memory. */
+	pthread_setspecific(c->key, NULL);
+	pthread_key_delete(c->key);
+	while (c->conns) {
+		struct conn *k = c->conns;
+		c->conns = k->next;
+		conn_close(k);
+		free(k->buf);
+		free(k);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+const char *keyd_client_socket(const struct keyd_client *c)
+{
+	return c->path;
+}
+
+static struct conn *conn_get(struct keyd_client *c)
+{
+	struct conn *k = pthread_getspecific(c->key);
+
+	if (k)
+		return k;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	k->buf = malloc(4 + KEYD_FRAME_MAX);
+	if (!k->buf) {
+		free(k);
+		return NULL;
+	}
+	k->c = c;
+	k->fd = -1;
+	k->next_id = 1;
+	pthread_mutex_lock(&c->lock);
+	k->next = c->conns;
+	if (c->conns)
+		c->conns->prev = k;
+	c->conns = k;
+	pthread_mutex_unlock(&c->lock);
+	pthread_setspecific(c->key, k);
+	return k;
+}
+
+/* Wait until fd is ready for events or the deadline passes: 0 ready, -1 timeout/error. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		struct pollfd p = {fd, events, 0};
+		int r;
+
+		if (left <= 0)
+			return -1;
+		r = poll(&p, 1, (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int send_all(int fd, const uint8_t *p, size_t n, int64_t deadline)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+		} else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (wait_fd(fd, POLLOUT, deadline))
+				return -1;
+		} else {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int recv_all(int fd, uint8_t *p, size_t n, int64_t deadline)
+{
+	while (n) {
+		ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+		if (r > 0) {
+			p += r;
+			n -= (size_t)r;
+		} else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (wait_fd(fd, POLLIN, deadline))
+				return -1;
+		} else {
+			return -1; /* EOF or error */
+		}
+	}
+	return 0;
+}
+
+/* One request, one response on an open connection. Returns 0, or -1 when the
+ * connection failed (it is then closed). */
+static int roundtrip(struct conn *k, struct keyd_req *req, struct keyd_resp *resp,
+		     int64_t deadline, struct keyd_err *err)
+{
+	struct keyd_wbuf w = {k->buf, 0, 4 + KEYD_FRAME_MAX, 0};
+	uint32_t body;
+	const char *why = "";
+
+	req->id = k->next_id++;
+	if (keyd_req_encode(req, &w)) {
+		seterr(err, KEYD_E_PROTOCOL, "request does not encode");
+		return -2;
+	}
+	if (send_all(k->fd, w.p, w.len, deadline)) {
+		seterr(err, KEYD_E_UNREACHABLE, "keyd at %s: send failed: %s", k->c->path,
+		       errno ? strerror(errno) : "timeout");
+		conn_close(k);
+		return -1;
+	}
+	if (recv_all(k->fd, k->buf, 4, deadline) || keyd_frame_len(k->buf, &body) ||
+	    recv_all(k->fd, k->buf, body, deadline)) {
+		seterr(err, KEYD_E_UNREACHABLE, "keyd at %s: no answer (connection closed or timed out)",
+		       k->c->path);
+		conn_close(k);
+		return -1;
+	}
+	if (keyd_resp_decode(k->buf, body, resp, &why) || resp->id != req->id ||
+	    resp->op != req->op) {
+		seterr(err, KEYD_E_PROTOCOL, "keyd answer does not parse or match: %s", why);
+		conn_close(k);
+		return -2;
+	}
+	return 0;
+}
+
+static int conn_open(struct conn *k, int64_t deadline, struct keyd_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct keyd_req hello = {.op = KEYD_OP_HELLO, .vmin = 1, .vmax = KEYD_PROTO_VERSION};
+	struct keyd_resp resp;
+	int r;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", k->c->path);
+	k->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (k->fd < 0) {
+		seterr(err, KEYD_E_UNREACHABLE, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(k->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		seterr(err, KEYD_E_UNREACHABLE, "cannot connect to keyd at %s: %s", k->c->path,
+		       strerror(errno));
+		conn_close(k);
+		return -1;
+	}
+	r = roundtrip(k, &hello, &resp, deadline, err);
+	if (r)
+		return r;
+	if (resp.status != KEYD_OK) {
+		seterr(err, resp.status, "keyd refused hello: %s", resp.msg);
+		conn_close(k);
+		return -2;
+	}
+	if (resp.version != KEYD_PROTO_VERSION) {
+		seterr(err, KEYD_E_VERSION, "keyd speaks protocol %u, we speak %u", resp.version,
+		       KEYD_PROTO_VERSION);
+		conn_close(k);
+		return -2;
+	}
+	return 0;
+}
+
+/*
+ * Send req and fill resp. Connection failures are retried on a new connection
+ * (with backoff, until the timeout) when the request is idempotent; BUSY is
+ * retried the same way. Returns the response status or a client status.
+ */
+static int call(struct keyd_client *c, struct keyd_req *req, struct keyd_resp *resp,
+		struct keyd_err *err)
+{
+	/* Key generation on a token can take far longer than a signature. */
+	int64_t deadline = now_ms() + (req->op == KEYD_OP_GENERATE && c->timeout_ms < 300000
+					   ? 300000
+					   : c->timeout_ms);
+	int idempotent = req->op != KEYD_OP_GENERATE;
+	int backoff = 5;
+	struct conn *k = conn_get(c);
+
+	if (!k) {
+		seterr(err, KEYD_E_INTERNAL, "out of memory");
+		return KEYD_E_INTERNAL;
+	}
+	for (;;) {
+		int r = 0, sent = 0;
+
+		if (k->fd < 0)
+			r = conn_open(k, deadline, err);
+		if (r == 0) {
+			sent = 1;
+			r = roundtrip(k, req, resp, deadline, err);
+		}
+		if (r == -2)
+			return err ? err->status : KEYD_E_PROTOCOL;
+		if (r == 0 && resp->status != KEYD_E_BUSY)
+			break;
+		if (r == 0)
+			seterr(err, KEYD_E_BUSY, "keyd is busy: %s", resp->msg);
+		else if (sent && !idempotent)
+			return KEYD_E_UNREACHABLE;
+		if (now_ms() + backoff >= deadline)
+			return err ? err->status : KEYD_E_UNREACHABLE;
+		sleep_ms(backoff);
+		backoff = backoff * 2 > 200 ? 200 : backoff * 2;
+	}
+	if (resp->status != KEYD_OK) {
+		seterr(err, resp->status, "keyd: %s: %s", keyd_status_name(resp->status), resp->msg);
+		return resp->status;
+	}
+	seterr(err, KEYD_OK, "ok");
+	return KEYD_OK;
+}
+
+static void copy_key(struct keyd_key *out, const struct keyd_keyinfo *ki)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->label, ki->label, sizeof(out->label));
+	out->type = ki->type;
+	out->bits = ki->bits;
+	out->flags = ki->flags;
+	out->spki_len = ki->spki_len;
+	memcpy(out->spki, ki->spki, ki->spki_len);
+}
+
+static int check_label(const char *label, struct keyd_err *err)
+{
+	if (!label || !keyd_label_valid(label)) {
+		seterr(err, KEYD_E_MALFORMED, "invalid key label (1-%d of A-Z a-z 0-9 . _ -)",
+		       KEYD_LABEL_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+int keyd_client_hello(struct keyd_client *c, uint16_t *version, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_HELLO, .vmin = 1, .vmax = KEYD_PROTO_VERSION};
+	struct keyd_resp resp;
+	int r = call(c, &req, &resp, err);
+
+	if (r == KEYD_OK && version)
+		*version = resp.version;
+	return r;
+}
+
+int keyd_client_get_pubkey(struct keyd_client *c, const char *label, struct keyd_key *key,
+			   struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_GET_PUBKEY};
+	struct keyd_resp resp;
+	int r;
+
+	if (check_label(label, err))
+		return KEYD_E_MALFORMED;
+	snprintf(req.label, sizeof(req.label), "%s", label);
+	r = call(c, &req, &resp, err);
+	if (r == KEYD_OK)
+		copy_key(key, &resp.key);
+	return r;
+}
+
+int keyd_client_list(struct keyd_client *c, struct keyd_key **keys, size_t *nkeys,
+		     struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_LIST_KEYS};
+	struct keyd_resp resp;
+	struct keyd_rbuf rb;
+	struct keyd_keyinfo ki;
+	int r;
+
+	*keys = NULL;
+	*nkeys = 0;
+	r = call(c, &req, &resp, err);
+	if (r != KEYD_OK)
+		return r;
+	*keys = calloc(resp.nkeys ? resp.nkeys : 1, sizeof(**keys));
+	if (!*keys) {
+		seterr(err, KEYD_E_INTERNAL, "out of memory");
+		return KEYD_E_INTERNAL;
+	}
+	rb = (struct keyd_rbuf){resp.keys, resp.keys_len, 0, 0};
+	while (*nkeys < resp.nkeys && keyd_list_next(&rb, &ki) == 1)
+		copy_key(&(*keys)[(*nkeys)++], &ki);
+	return KEYD_OK;
+}
+
+int keyd_client_sign(struct keyd_client *c, const char *label, int alg, int hash,
+		     uint16_t salt_len, const uint8_t *digest, size_t digest_len, uint8_t *sig,
+		     size_t *sig_len, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_SIGN};
+	struct keyd_resp resp;
+	int r;
+
+	if (check_label(label, err))
+		return KEYD_E_MALFORMED;
+	if (digest_len != keyd_hash_len(hash) || digest_len > sizeof(req.digest)) {
+		seterr(err, KEYD_E_BAD_ALG, "digest of %zu bytes does not fit hash %s", digest_len,
+		       keyd_hash_name(hash));
+		return KEYD_E_BAD_ALG;
+	}
+	snprintf(req.label, sizeof(req.label), "%s", label);
+	req.alg = (uint8_t)alg;
+	req.hash = (uint8_t)hash;
+	req.salt_len = salt_len;
+	memcpy(req.digest, digest, digest_len);
+	req.digest_len = digest_len;
+	r = call(c, &req, &resp, err);
+	if (r != KEYD_OK)
+		return r;
+	if (resp.sig_len > *sig_len) {
+		seterr(err, KEYD_E_INTERNAL, "signature of %zu bytes does not fit the buffer",
+		       resp.sig_len);
+		return KEYD_E_INTERNAL;
+	}
+	memcpy(sig, resp.sig, resp.sig_len);
+	*sig_len = resp.sig_len;
+	return KEYD_OK;
+}
+
+int keyd_client_status(struct keyd_client *c, struct keyd_token_status *st, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_STATUS};
+	struct keyd_resp resp;
+	int r = call(c, &req, &resp, err);
+
+	if (r == KEYD_OK)
+		*st = resp.st;
+	return r;
+}
+
+int keyd_client_generate(struct keyd_client *c, const char *label, int keytype,
+			 uint16_t keyparam, struct keyd_key *key, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_GENERATE};
+	struct keyd_resp resp;
+	int r;
+
+	if (check_label(label, err))
+		return KEYD_E_MALFORMED;
+	snprintf(req.label, sizeof(req.label), "%s", label);
+	req.keytype = (uint8_t)keytype;
+	req.keyparam = keyparam;
+	r = call(c, &req, &resp, err);
+	if (r == KEYD_OK)
+		copy_key(key, &resp.key);
+	return r;
+}

@@ -1,0 +1,535 @@
+/* hsmca-keyd wire protocol: strict encoding and decoding of frames. */
+#include "keyd_proto.h"
+
+#include <string.h>
+
+const char *keyd_op_name(int op)
+{
+	switch (op) {
+	case KEYD_OP_HELLO:
+		return "hello";
+	case KEYD_OP_LIST_KEYS:
+		return "list-keys";
+	case KEYD_OP_GET_PUBKEY:
+		return "get-public-key";
+	case KEYD_OP_SIGN:
+		return "sign";
+	case KEYD_OP_STATUS:
+		return "status";
+	case KEYD_OP_GENERATE:
+		return "generate";
+	}
+	return "unknown";
+}
+
+const char *keyd_status_name(int status)
+{
+	static const char *const names[] = {
+	    "ok",      "malformed", "version", "denied", "no-key",   "bad-algorithm",
+	    "busy",    "offline",   "hsm",     "exists", "internal",
+	};
+	if (status >= 0 && status <= KEYD_E_MAX_)
+		return names[status];
+	if (status == 100)
+		return "unreachable";
+	if (status == 101)
+		return "protocol";
+	return "unknown";
+}
+
+const char *keyd_alg_name(int alg)
+{
+	switch (alg) {
+	case KEYD_ALG_RSA_PKCS1:
+		return "rsa-pkcs1";
+	case KEYD_ALG_RSA_PSS:
+		return "rsa-pss";
+	case KEYD_ALG_ECDSA:
+		return "ecdsa";
+	}
+	return "unknown";
+}
+
+const char *keyd_hash_name(int hash)
+{
+	switch (hash) {
+	case KEYD_HASH_SHA256:
+		return "sha256";
+	case KEYD_HASH_SHA384:
+		return "sha384";
+	case KEYD_HASH_SHA512:
+		return "sha512";
+	}
+	return "unknown";
+}
+
+size_t keyd_hash_len(int hash)
+{
+	switch (hash) {
+	case KEYD_HASH_SHA256:
+		return 32;
+	case KEYD_HASH_SHA384:
+		return 48;
+	case KEYD_HASH_SHA512:
+		return 64;
+	}
+	return 0;
+}
+
+int keyd_label_valid(const char *label)
+{
+	size_t n = 0;
+
+	for (const char *s = label; *s; s++, n++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return n >= 1 && n <= KEYD_LABEL_MAX;
+}
+
+int keyd_status_retryable(int status)
+{
+	return status == KEYD_E_BUSY || status == KEYD_E_OFFLINE || status == 100;
+}
+
+int keyd_frame_len(const uint8_t hdr[4], uint32_t *body_len)
+{
+	uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+
+	if (n == 0 || n > KEYD_FRAME_MAX)
+		return -1;
+	*body_len = n;
+	return 0;
+}
+
+/* ---- writer ---- */
+
+static void put(struct keyd_wbuf *w, const void *p, size_t n)
+{
+	if (w->err || n > w->cap - w->len) {
+		w->err = 1;
+		return;
+	}
+	if (n)
+		memcpy(w->p + w->len, p, n);
+	w->len += n;
+}
+
+void keyd_put_u8(struct keyd_wbuf *w, uint8_t v)
+{
+	put(w, &v, 1);
+}
+
+void keyd_put_u16(struct keyd_wbuf *w, uint16_t v)
+{
+	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+	put(w, b, 2);
+}
+
+void keyd_put_u32(struct keyd_wbuf *w, uint32_t v)
+{
+	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+	put(w, b, 4);
+}
+
+void keyd_put_u64(struct keyd_wbuf *w, uint64_t v)
+{
+	keyd_put_u32(w, (uint32_t)(v >> 32));
+	keyd_put_u32(w, (uint32_t)v);
+}
+
+void keyd_put_blob(struct keyd_wbuf *w, const void *p, size_t n)
+{
+	if (n > UINT16_MAX) {
+		w->err = 1;
+		return;
+	}
+	keyd_put_u16(w, (uint16_t)n);
+	put(w, p, n);
+}
+
+void keyd_put_str(struct keyd_wbuf *w, const char *s)
+{
+	keyd_put_blob(w, s, strlen(s));
+}
+
+static size_t frame_begin(struct keyd_wbuf *w)
+{
+	size_t at = w->len;
+	keyd_put_u32(w, 0);
+	return at;
+}
+
+static int frame_end(struct keyd_wbuf *w, size_t at)
+{
+	size_t body;
+
+	if (w->err)
+		return -1;
+	body = w->len - at - 4;
+	if (body == 0 || body > KEYD_FRAME_MAX) {
+		w->err = 1;
+		return -1;
+	}
+	w->p[at] = (uint8_t)(body >> 24);
+	w->p[at + 1] = (uint8_t)(body >> 16);
+	w->p[at + 2] = (uint8_t)(body >> 8);
+	w->p[at + 3] = (uint8_t)body;
+	return 0;
+}
+
+int keyd_req_encode(const struct keyd_req *req, struct keyd_wbuf *w)
+{
+	size_t at = frame_begin(w);
+
+	keyd_put_u8(w, req->op);
+	keyd_put_u32(w, req->id);
+	switch (req->op) {
+	case KEYD_OP_HELLO:
+		keyd_put_u16(w, req->vmin);
+		keyd_put_u16(w, req->vmax);
+		break;
+	case KEYD_OP_LIST_KEYS:
+	case KEYD_OP_STATUS:
+		break;
+	case KEYD_OP_GET_PUBKEY:
+		keyd_put_str(w, req->label);
+		break;
+	case KEYD_OP_SIGN:
+		keyd_put_str(w, req->label);
+		keyd_put_u8(w, req->alg);
+		keyd_put_u8(w, req->hash);
+		keyd_put_u16(w, req->salt_len);
+		if (req->digest_len > KEYD_DIGEST_MAX)
+			w->err = 1;
+		else
+			keyd_put_blob(w, req->digest, req->digest_len);
+		break;
+	case KEYD_OP_GENERATE:
+		keyd_put_str(w, req->label);
+		keyd_put_u8(w, req->keytype);
+		keyd_put_u16(w, req->keyparam);
+		break;
+	default:
+		w->err = 1;
+	}
+	return frame_end(w, at);
+}
+
+/* Responses are built in place: begin reserves the length, end patches it. */
+void keyd_resp_begin(struct keyd_wbuf *w, uint8_t op, uint32_t id, uint8_t status)
+{
+	(void)frame_begin(w);
+	keyd_put_u8(w, op);
+	keyd_put_u32(w, id);
+	keyd_put_u8(w, status);
+}
+
+int keyd_resp_end(struct keyd_wbuf *w)
+{
+	return frame_end(w, 0);
+}
+
+int keyd_resp_error(struct keyd_wbuf *w, uint8_t op, uint32_t id, uint8_t status, const char *msg)
+{
+	char m[KEYD_MSG_MAX + 1];
+
+	/* Messages are printable ASCII, bounded: they end up in logs. */
+	size_t i;
+	for (i = 0; msg[i] && i < KEYD_MSG_MAX; i++)
+		m[i] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? msg[i] : '?';
+	m[i] = 0;
+	w->len = 0;
+	w->err = 0;
+	keyd_resp_begin(w, op, id, status);
+	keyd_put_str(w, m);
+	return keyd_resp_end(w);
+}
+
+void keyd_put_keyinfo(struct keyd_wbuf *w, const struct keyd_keyinfo *ki)
+{
+	keyd_put_str(w, ki->label);
+	keyd_put_u8(w, ki->type);
+	keyd_put_u16(w, ki->bits);
+	keyd_put_u8(w, ki->flags);
+	keyd_put_blob(w, ki->spki, ki->spki_len);
+}
+
+void keyd_put_status(struct keyd_wbuf *w, const struct keyd_token_status *st)
+{
+	keyd_put_u8(w, st->online);
+	keyd_put_str(w, st->token);
+	keyd_put_u32(w, st->keys);
+	keyd_put_u32(w, st->workers);
+	keyd_put_u32(w, st->queue_depth);
+	keyd_put_u32(w, st->queue_max);
+	keyd_put_u32(w, st->reinits);
+	keyd_put_u64(w, st->signs_ok);
+	keyd_put_u64(w, st->signs_failed);
+	keyd_put_u64(w, st->requests_denied);
+}
+
+/* ---- reader ---- */
+
+static const uint8_t *take(struct keyd_rbuf *r, size_t n)
+{
+	const uint8_t *p;
+
+	if (r->err || n > r->len - r->off) {
+		r->err = 1;
+		return NULL;
+	}
+	p = r->p + r->off;
+	r->off += n;
+	return p;
+}
+
+static uint8_t get_u8(struct keyd_rbuf *r)
+{
+	const uint8_t *p = take(r, 1);
+	return p ? p[0] : 0;
+}
+
+static uint16_t get_u16(struct keyd_rbuf *r)
+{
+	const uint8_t *p = take(r, 2);
+	return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+}
+
+static uint32_t get_u32(struct keyd_rbuf *r)
+{
+	const uint8_t *p = take(r, 4);
+	return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
+}
+
+static uint64_t get_u64(struct keyd_rbuf *r)
+{
+	uint64_t hi = get_u32(r);
+	return hi << 32 | get_u32(r);
+}
+
+static const uint8_t *get_blob(struct keyd_rbuf *r, size_t *n)
+{
+	*n = get_u16(r);
+	return take(r, *n);
+}
+
+/* A string field: no NUL bytes, at most max bytes, copied NUL-terminated. */
+static int get_str(struct keyd_rbuf *r, char *out, size_t max)
+{
+	size_t n;
+	const uint8_t *p = get_blob(r, &n);
+
+	if (!p || n > max || memchr(p, 0, n)) {
+		r->err = 1;
+		out[0] = 0;
+		return -1;
+	}
+	memcpy(out, p, n);
+	out[n] = 0;
+	return 0;
+}
+
+static int get_label(struct keyd_rbuf *r, char *out)
+{
+	if (get_str(r, out, KEYD_LABEL_MAX) || !keyd_label_valid(out)) {
+		r->err = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const char **why)
+{
+	struct keyd_rbuf r = {body, len, 0, 0};
+	const uint8_t *d;
+
+	memset(req, 0, sizeof(*req));
+	req->op = get_u8(&r);
+	req->id = get_u32(&r);
+	if (r.err) {
+		*why = "frame shorter than its header";
+		return -1;
+	}
+	switch (req->op) {
+	case KEYD_OP_HELLO:
+		req->vmin = get_u16(&r);
+		req->vmax = get_u16(&r);
+		if (!r.err && req->vmin > req->vmax) {
+			*why = "hello: minimum version above maximum";
+			return -1;
+		}
+		break;
+	case KEYD_OP_LIST_KEYS:
+	case KEYD_OP_STATUS:
+		break;
+	case KEYD_OP_GET_PUBKEY:
+		if (get_label(&r, req->label)) {
+			*why = "bad key label";
+			return -1;
+		}
+		break;
+	case KEYD_OP_SIGN:
+		if (get_label(&r, req->label)) {
+			*why = "bad key label";
+			return -1;
+		}
+		req->alg = get_u8(&r);
+		req->hash = get_u8(&r);
+		req->salt_len = get_u16(&r);
+		d = get_blob(&r, &req->digest_len);
+		if (r.err)
+			break;
+		if (req->alg < KEYD_ALG_RSA_PKCS1 || req->alg > KEYD_ALG_ECDSA) {
+			*why = "sign: unknown algorithm";
+			return -1;
+		}
+		if (keyd_hash_len(req->hash) == 0) {
+			*why = "sign: unknown hash";
+			return -1;
+		}
+		if (req->digest_len != keyd_hash_len(req->hash)) {
+			*why = "sign: digest length does not match the hash";
+			return -1;
+		}
+		if (req->alg != KEYD_ALG_RSA_PSS && req->salt_len != 0) {
+			*why = "sign: salt length given for a non-PSS algorithm";
+			return -1;
+		}
+		memcpy(req->digest, d, req->digest_len);
+		break;
+	case KEYD_OP_GENERATE:
+		if (get_label(&r, req->label)) {
+			*why = "bad key label";
+			return -1;
+		}
+		req->keytype = get_u8(&r);
+		req->keyparam = get_u16(&r);
+		if (r.err)
+			break;
+		if (req->keytype == KEYD_KEY_RSA) {
+			if (req->keyparam != 2048 && req->keyparam != 3072 && req->keyparam != 4096) {
+				*why = "generate: RSA size must be 2048, 3072 or 4096";
+				return -1;
+			}
+		} else if (req->keytype == KEYD_KEY_EC) {
+			if (req->keyparam != KEYD_CURVE_P256 && req->keyparam != KEYD_CURVE_P384) {
+				*why = "generate: EC curve must be P-256 or P-384";
+				return -1;
+			}
+		} else {
+			*why = "generate: unknown key type";
+			return -1;
+		}
+		break;
+	default:
+		*why = "unknown operation";
+		return -1;
+	}
+	if (r.err) {
+		*why = "field runs past the end of the frame";
+		return -1;
+	}
+	if (r.off != r.len) {
+		*why = "trailing bytes after the request";
+		return -1;
+	}
+	return 0;
+}
+
+static int get_keyinfo(struct keyd_rbuf *r, struct keyd_keyinfo *ki)
+{
+	memset(ki, 0, sizeof(*ki));
+	if (get_label(r, ki->label))
+		return -1;
+	ki->type = get_u8(r);
+	ki->bits = get_u16(r);
+	ki->flags = get_u8(r);
+	ki->spki = get_blob(r, &ki->spki_len);
+	if (r->err || (ki->type != KEYD_KEY_RSA && ki->type != KEYD_KEY_EC) ||
+	    ki->spki_len == 0 || ki->spki_len > KEYD_SPKI_MAX) {
+		r->err = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int keyd_list_next(struct keyd_rbuf *r, struct keyd_keyinfo *ki)
+{
+	if (r->off >= r->len)
+		return 0;
+	return get_keyinfo(r, ki) == 0 ? 1 : 0;
+}
+
+int keyd_resp_decode(const uint8_t *body, size_t len, struct keyd_resp *resp, const char **why)
+{
+	struct keyd_rbuf r = {body, len, 0, 0};
+	struct keyd_keyinfo ki;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->op = get_u8(&r);
+	resp->id = get_u32(&r);
+	resp->status = get_u8(&r);
+	if (r.err) {
+		*why = "frame shorter than its header";
+		return -1;
+	}
+	if (resp->op < KEYD_OP_HELLO || resp->op > KEYD_OP_MAX_) {
+		*why = "unknown operation";
+		return -1;
+	}
+	if (resp->status != KEYD_OK) {
+		if (resp->status > KEYD_E_MAX_) {
+			*why = "unknown status";
+			return -1;
+		}
+		get_str(&r, resp->msg, KEYD_MSG_MAX);
+		goto done;
+	}
+	switch (resp->op) {
+	case KEYD_OP_HELLO:
+		resp->version = get_u16(&r);
+		get_str(&r, resp->server, KEYD_NAME_MAX);
+		break;
+	case KEYD_OP_LIST_KEYS:
+		resp->nkeys = get_u16(&r);
+		resp->keys = r.p + r.off;
+		resp->keys_len = r.len - r.off;
+		for (unsigned i = 0; i < resp->nkeys && !r.err; i++)
+			get_keyinfo(&r, &ki);
+		break;
+	case KEYD_OP_GET_PUBKEY:
+	case KEYD_OP_GENERATE:
+		get_keyinfo(&r, &resp->key);
+		break;
+	case KEYD_OP_SIGN:
+		resp->sig = get_blob(&r, &resp->sig_len);
+		if (!r.err && (resp->sig_len == 0 || resp->sig_len > KEYD_SIG_MAX))
+			r.err = 1;
+		break;
+	case KEYD_OP_STATUS:
+		resp->st.online = get_u8(&r);
+		get_str(&r, resp->st.token, KEYD_NAME_MAX);
+		resp->st.keys = get_u32(&r);
+		resp->st.workers = get_u32(&r);
+		resp->st.queue_depth = get_u32(&r);
+		resp->st.queue_max = get_u32(&r);
+		resp->st.reinits = get_u32(&r);
+		resp->st.signs_ok = get_u64(&r);
+		resp->st.signs_failed = get_u64(&r);
+		resp->st.requests_denied = get_u64(&r);
+		break;
+	}
+done:
+	if (r.err) {
+		*why = "field runs past the end of the frame or is out of range";
+		return -1;
+	}
+	if (r.off != r.len) {
+		*why = "trailing bytes after the response";
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,172 @@
+/*
+ * hsmca-keyd wire protocol: the whole protocol on one screen.
+ *
+ * Every message is a frame: a 4-byte big-endian body length, then the body.
+ * The body length is 1..KEYD_FRAME_MAX. A request body is
+ *   u8 op | u32 request id | op payload
+ * and a response body is
+ *   u8 op | u32 request id | u8 status | payload (on OK) or str message (otherwise).
+ * Integers are big-endian; "str" and "blob" are a u16 length followed by
+ * that many bytes. Parsing is strict: a field that does not fit, a value out
+ * of range or bytes left over make the frame malformed. docs/keyd-protocol.md
+ * describes every operation and status.
+ */
+#ifndef HSMCA_KEYD_PROTO_H
+#define HSMCA_KEYD_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYD_PROTO_VERSION 1
+#define KEYD_FRAME_MAX 65536u /* body bytes, excluding the 4-byte length */
+#define KEYD_LABEL_MAX 64
+#define KEYD_MSG_MAX 200
+#define KEYD_DIGEST_MAX 64
+#define KEYD_SIG_MAX 1024 /* RSA-4096 is 512 bytes, DER ECDSA P-384 at most 104 */
+#define KEYD_SPKI_MAX 1024
+#define KEYD_NAME_MAX 64
+
+enum keyd_op {
+	KEYD_OP_HELLO = 1,
+	KEYD_OP_LIST_KEYS = 2,
+	KEYD_OP_GET_PUBKEY = 3,
+	KEYD_OP_SIGN = 4,
+	KEYD_OP_STATUS = 5,
+	KEYD_OP_GENERATE = 6,
+	KEYD_OP_MAX_ = 6,
+};
+
+enum keyd_status {
+	KEYD_OK = 0,
+	KEYD_E_MALFORMED = 1, /* request could not be parsed; connection is closed */
+	KEYD_E_VERSION = 2,   /* no common protocol version */
+	KEYD_E_DENIED = 3,    /* peer, key or operation not granted */
+	KEYD_E_NO_KEY = 4,    /* no such key on the token */
+	KEYD_E_BAD_ALG = 5,   /* algorithm/hash/digest does not fit the key */
+	KEYD_E_BUSY = 6,      /* queue full: retry later */
+	KEYD_E_OFFLINE = 7,   /* token offline, keyd is recovering: retry later */
+	KEYD_E_HSM = 8,       /* the module refused the operation */
+	KEYD_E_EXISTS = 9,    /* generate: label already in use */
+	KEYD_E_INTERNAL = 10,
+	KEYD_E_MAX_ = 10,
+};
+
+enum keyd_keytype { KEYD_KEY_RSA = 1, KEYD_KEY_EC = 2 };
+enum keyd_curve { KEYD_CURVE_P256 = 1, KEYD_CURVE_P384 = 2 };
+enum keyd_alg { KEYD_ALG_RSA_PKCS1 = 1, KEYD_ALG_RSA_PSS = 2, KEYD_ALG_ECDSA = 3 };
+enum keyd_hash { KEYD_HASH_SHA256 = 1, KEYD_HASH_SHA384 = 2, KEYD_HASH_SHA512 = 3 };
+
+/* keyinfo.flags: the token's attributes for the private key */
+#define KEYD_KF_SENSITIVE 0x01
+#define KEYD_KF_EXTRACTABLE 0x02
+#define KEYD_KF_ALWAYS_SENSITIVE 0x04
+#define KEYD_KF_NEVER_EXTRACTABLE 0x08
+#define KEYD_KF_LOCAL 0x10
+
+struct keyd_req {
+	uint8_t op;
+	uint32_t id;
+	/* HELLO */
+	uint16_t vmin, vmax;
+	/* GET_PUBKEY, SIGN, GENERATE */
+	char label[KEYD_LABEL_MAX + 1];
+	/* SIGN */
+	uint8_t alg, hash;
+	uint16_t salt_len;
+	uint8_t digest[KEYD_DIGEST_MAX];
+	size_t digest_len;
+	/* GENERATE: keytype, and bits (RSA) or enum keyd_curve (EC) */
+	uint8_t keytype;
+	uint16_t keyparam;
+};
+
+struct keyd_keyinfo {
+	char label[KEYD_LABEL_MAX + 1];
+	uint8_t type;  /* enum keyd_keytype */
+	uint16_t bits; /* modulus or field size */
+	uint8_t flags; /* KEYD_KF_* */
+	const uint8_t *spki; /* DER SubjectPublicKeyInfo, points into the frame */
+	size_t spki_len;
+};
+
+struct keyd_token_status {
+	uint8_t online;
+	char token[KEYD_NAME_MAX + 1];
+	uint32_t keys, workers, queue_depth, queue_max, reinits;
+	uint64_t signs_ok, signs_failed, requests_denied;
+};
+
+struct keyd_resp {
+	uint8_t op;
+	uint32_t id;
+	uint8_t status;
+	char msg[KEYD_MSG_MAX + 1]; /* when status != KEYD_OK */
+	/* HELLO */
+	uint16_t version;
+	char server[KEYD_NAME_MAX + 1];
+	/* GET_PUBKEY, GENERATE */
+	struct keyd_keyinfo key;
+	/* LIST_KEYS: count and the raw, already validated, key records */
+	uint16_t nkeys;
+	const uint8_t *keys;
+	size_t keys_len;
+	/* SIGN */
+	const uint8_t *sig;
+	size_t sig_len;
+	/* STATUS */
+	struct keyd_token_status st;
+};
+
+/* A bounded writer: once a write does not fit, err is set and stays set. */
+struct keyd_wbuf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+/* A strict reader over one frame body. */
+struct keyd_rbuf {
+	const uint8_t *p;
+	size_t len, off;
+	int err;
+};
+
+const char *keyd_op_name(int op);
+const char *keyd_status_name(int status);
+const char *keyd_alg_name(int alg);
+const char *keyd_hash_name(int hash);
+size_t keyd_hash_len(int hash);
+/* 1 if label is 1..KEYD_LABEL_MAX of [A-Za-z0-9._-] */
+int keyd_label_valid(const char *label);
+/* 1 for statuses that a client should retry after a pause */
+int keyd_status_retryable(int status);
+
+/* Frame length prefix: returns 0 and the body length, -1 if it is 0 or over the maximum. */
+int keyd_frame_len(const uint8_t hdr[4], uint32_t *body_len);
+
+/* Decode a request body. On failure returns -1 and a static reason in *why. */
+int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const char **why);
+/* Encode a whole request frame (length prefix included). */
+int keyd_req_encode(const struct keyd_req *req, struct keyd_wbuf *w);
+
+/* Decode a response body; pointers in resp point into body. */
+int keyd_resp_decode(const uint8_t *body, size_t len, struct keyd_resp *resp, const char **why);
+/* Iterate the key records of a LIST_KEYS response: returns 1 with *ki filled, 0 at the end. */
+int keyd_list_next(struct keyd_rbuf *r, struct keyd_keyinfo *ki);
+
+/* Response building: begin writes the length placeholder and header, end patches the length. */
+void keyd_resp_begin(struct keyd_wbuf *w, uint8_t op, uint32_t id, uint8_t status);
+int keyd_resp_end(struct keyd_wbuf *w);
+/* A whole error response frame with a message. */
+int keyd_resp_error(struct keyd_wbuf *w, uint8_t op, uint32_t id, uint8_t status, const char *msg);
+void keyd_put_keyinfo(struct keyd_wbuf *w, const struct keyd_keyinfo *ki);
+void keyd_put_status(struct keyd_wbuf *w, const struct keyd_token_status *st);
+
+void keyd_put_u8(struct keyd_wbuf *w, uint8_t v);
+void keyd_put_u16(struct keyd_wbuf *w, uint16_t v);
+void keyd_put_u32(struct keyd_wbuf *w, uint32_t v);
+void keyd_put_u64(struct keyd_wbuf *w, uint64_t v);
+void keyd_put_blob(struct keyd_wbuf *w, const void *p, size_t n);
+void keyd_put_str(struct keyd_wbuf *w, const char *s);
+
+#endif

@@ -1,0 +1,227 @@
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int write_file(const char *path, mode_t mode, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	size_t n = strlen(text);
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, text, n) != (ssize_t)n) {
+		close(fd);
+		return -1;
+	}
+	fchmod(fd, mode);
+	return close(fd);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int run(char *const argv[])
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int harness_write_config(struct harness *h, const struct harness_opts *o)
+{
+	char text[8192], pinfile[600], clients[4096];
+	const char *module = o && o->module ? o->module : "/usr/lib/softhsm/libsofthsm2.so";
+
+	if (o && o->clients_yaml)
+		snprintf(clients, sizeof(clients), "%s", o->clients_yaml);
+	else
+		snprintf(clients, sizeof(clients),
+			 "  - name: test\n"
+			 "    uid: %u\n"
+			 "    keys: [\"*\"]\n"
+			 "    operations: [\"*\", generate]\n",
+			 (unsigned)getuid());
+	snprintf(pinfile, sizeof(pinfile), "%s/pin", h->dir);
+	snprintf(text, sizeof(text),
+		 "module: %s\n"
+		 "token: %s\n"
+		 "pin_file: %s\n"
+		 "socket: %s\n"
+		 "socket_mode: \"0666\"\n"
+		 "workers: %d\n"
+		 "queue: %d\n"
+		 "health_interval_ms: 200\n"
+		 "clients:\n%s",
+		 module, h->token_label, pinfile, h->socket, o && o->workers ? o->workers : 2,
+		 o && o->queue ? o->queue : 256, clients);
+	return write_file(h->conf, 0600, text);
+}
+
+static const char *const *saved_env;
+
+int harness_keyd_start(struct harness *h)
+{
+	const char *bin = getenv("HSMCA_KEYD_BIN");
+	int logfd;
+
+	if (!bin) {
+		fprintf(stderr, "harness: HSMCA_KEYD_BIN is not set\n");
+		return -1;
+	}
+	unlink(h->socket);
+	logfd = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (logfd < 0)
+		return -1;
+	h->keyd_pid = fork();
+	if (h->keyd_pid < 0) {
+		close(logfd);
+		return -1;
+	}
+	if (h->keyd_pid == 0) {
+		dup2(logfd, 2);
+		dup2(logfd, 1);
+		for (const char *const *e = saved_env; e && *e; e++)
+			putenv((char *)*e);
+		execl(bin, bin, "--config", h->conf, (char *)NULL);
+		_exit(127);
+	}
+	close(logfd);
+	/* Ready once the socket exists (keyd binds after logging in). */
+	for (int i = 0; i < 600; i++) {
+		struct stat st;
+		int status;
+		if (stat(h->socket, &st) == 0 && S_ISSOCK(st.st_mode))
+			return 0;
+		if (waitpid(h->keyd_pid, &status, WNOHANG) == h->keyd_pid) {
+			fprintf(stderr, "harness: keyd exited during start-up; log %s\n", h->log);
+			h->keyd_pid = 0;
+			return -1;
+		}
+		sleep_ms(50);
+	}
+	fprintf(stderr, "harness: keyd did not come up; log %s\n", h->log);
+	return -1;
+}
+
+int harness_keyd_stop(struct harness *h)
+{
+	int st;
+
+	if (h->keyd_pid <= 0)
+		return -1;
+	kill(h->keyd_pid, SIGTERM);
+	if (waitpid(h->keyd_pid, &st, 0) < 0)
+		return -1;
+	h->keyd_pid = 0;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+void harness_keyd_kill(struct harness *h)
+{
+	if (h->keyd_pid <= 0)
+		return;
+	kill(h->keyd_pid, SIGKILL);
+	waitpid(h->keyd_pid, NULL, 0);
+	h->keyd_pid = 0;
+}
+
+int harness_start(struct harness *h, const struct harness_opts *o)
+{
+	char pinfile[600], sopin[32];
+	char conf[1024];
+	const char *tmp = getenv("TMPDIR");
+
+	memset(h, 0, sizeof(*h));
+	snprintf(h->dir, sizeof(h->dir), "%s/hsmca-test-XXXXXX", tmp ? tmp : "/tmp");
+	if (!mkdtemp(h->dir)) {
+		perror("harness: mkdtemp");
+		return -1;
+	}
+	chmod(h->dir, 0755);
+	snprintf(h->tokendir, sizeof(h->tokendir), "%s/tokens", h->dir);
+	snprintf(h->softhsm_conf, sizeof(h->softhsm_conf), "%s/softhsm2.conf", h->dir);
+	snprintf(h->socket, sizeof(h->socket), "%s/keyd.sock", h->dir);
+	snprintf(h->conf, sizeof(h->conf), "%s/keyd.yaml", h->dir);
+	snprintf(h->log, sizeof(h->log), "%s/keyd.log", h->dir);
+	snprintf(h->token_label, sizeof(h->token_label), "hsmca-test");
+	snprintf(h->pin, sizeof(h->pin), "%08x%08x", (unsigned)rand(), (unsigned)getpid());
+	snprintf(sopin, sizeof(sopin), "so%08x", (unsigned)rand());
+	if (mkdir(h->tokendir, 0700) != 0)
+		goto fail;
+	snprintf(conf, sizeof(conf),
+		 "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n",
+		 h->tokendir);
+	if (write_file(h->softhsm_conf, 0644, conf) != 0)
+		goto fail;
+	setenv("SOFTHSM2_CONF", h->softhsm_conf, 1);
+	{
+		char *argv[] = {"softhsm2-util", "--init-token", "--free", "--label",
+				h->token_label, "--so-pin", sopin, "--pin", h->pin, NULL};
+		if (run(argv) != 0) {
+			fprintf(stderr, "harness: softhsm2-util --init-token failed\n");
+			goto fail;
+		}
+	}
+	snprintf(pinfile, sizeof(pinfile), "%s/pin", h->dir);
+	if (write_file(pinfile, 0600, h->pin) != 0)
+		goto fail;
+	if (harness_write_config(h, o) != 0)
+		goto fail;
+	saved_env = o ? o->keyd_env : NULL;
+	if (harness_keyd_start(h) != 0)
+		goto fail;
+	setenv("HSMCA_KEYD_SOCKET", h->socket, 1);
+	return 0;
+fail:
+	fprintf(stderr, "harness: set-up failed in %s: %s\n", h->dir, strerror(errno));
+	return -1;
+}
+
+void harness_stop(struct harness *h)
+{
+	char *argv[] = {"rm", "-rf", h->dir, NULL};
+
+	if (h->keyd_pid > 0)
+		harness_keyd_stop(h);
+	if (h->dir[0] && !getenv("HSMCA_KEEP_TEST_DIRS"))
+		run(argv);
+}
+
+int harness_log_contains(const struct harness *h, const char *s)
+{
+	FILE *f = fopen(h->log, "r");
+	char line[4096];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, s) != NULL;
+	fclose(f);
+	return found;
+}
