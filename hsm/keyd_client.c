@@ -283,6 +283,18 @@ static int conn_open(struct conn *k, int64_t deadline, struct keyd_err *err)
 	return 0;
 }
 
+/* A connection keyd has closed (restart, idle) reads as EOF: find out before
+ * sending, so a request that must not be repeated goes out on a live one. */
+static int conn_dead(struct conn *k)
+{
+	struct pollfd p = {k->fd, POLLIN, 0};
+	uint8_t b;
+
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	return recv(k->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
+}
+
 /*
  * Send req and fill resp. Connection failures are retried on a new connection
  * (with backoff, until the timeout) when the request is idempotent; BUSY is
@@ -306,6 +318,8 @@ static int call(struct keyd_client *c, struct keyd_req *req, struct keyd_resp *r
 	for (;;) {
 		int r = 0, sent = 0;
 
+		if (k->fd >= 0 && conn_dead(k))
+			conn_close(k);
 		if (k->fd < 0)
 			r = conn_open(k, deadline, err);
 		if (r == 0) {

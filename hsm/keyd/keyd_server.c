@@ -33,7 +33,8 @@ struct kconn {
 	const struct keyd_acl_entry *acl;
 	unsigned inflight;
 	int refs;   /* the connection itself plus queued jobs */
-	int closed; /* the socket is gone; finished jobs are dropped */
+	int closed;  /* the socket is gone; finished jobs are dropped */
+	int closing; /* hang up once the pending output is written */
 	struct kconn *prev, *next;
 };
 
@@ -144,7 +145,7 @@ static void send_frame(struct kconn *c, const struct keyd_wbuf *w)
 {
 	struct evbuffer *out;
 
-	if (c->closed || w->err)
+	if (c->closed || c->closing || w->err)
 		return;
 	out = bufferevent_get_output(c->bev);
 	evbuffer_add(out, w->p, w->len);
@@ -367,7 +368,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct keyd_server *s = c->s;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (!c->closed && evbuffer_get_length(in) >= 4) {
+	while (!c->closed && !c->closing && evbuffer_get_length(in) >= 4) {
 		uint8_t hdr[4];
 		uint32_t len;
 
@@ -388,12 +389,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, 4);
 		evbuffer_remove(in, s->frame, len);
 		if (handle_frame(c, s->frame, len) != 0) {
-			/* Let the error answer go out, then close. */
-			struct evbuffer *out = bufferevent_get_output(c->bev);
-			int fd = bufferevent_getfd(c->bev);
-			if (evbuffer_get_length(out))
-				evbuffer_write(out, fd);
-			conn_close(c, "malformed frame");
+			/* Let the error answer go out, then hang up (on_write). */
+			c->closing = 1;
+			bufferevent_disable(bev, EV_READ);
+			bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+			if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+				conn_close(c, "malformed frame");
 			return;
 		}
 	}
@@ -401,8 +402,15 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
-	(void)arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) < OUTPUT_HIGH / 2)
+	struct kconn *c = arg;
+	size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (c->closing) {
+		if (pending == 0)
+			conn_close(c, "malformed frame");
+		return;
+	}
+	if (pending < OUTPUT_HIGH / 2)
 		bufferevent_enable(bev, EV_READ);
 }
 
