@@ -1,0 +1,210 @@
+/* keyd configuration: what is accepted, and that every error names file, line and field. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keyd_config.h"
+
+static const char *base = "module: /usr/lib/softhsm/libsofthsm2.so\n"
+			  "token: t\n"
+			  "pin_file: /tmp/pin\n"
+			  "socket: /tmp/k.sock\n";
+
+static int parse(const char *extra, struct keyd_config *cfg, char *err)
+{
+	char text[4096];
+	snprintf(text, sizeof(text), "%s%s", base, extra);
+	return keyd_config_parse("keyd.yaml", text, strlen(text), cfg, err, 512);
+}
+
+START_TEST(full_config_parses)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_msg(parse("socket_mode: \"0660\"\nworkers: 4\nqueue: 10\nlog_requests: false\n"
+			    "clients:\n"
+			    "  - name: cad\n    uid: 1000\n    gid: 1000\n"
+			    "    keys: [issuing, ocsp]\n    operations: [sign, get-public-key]\n"
+			    "  - name: admin\n    uid: 0\n    keys: [\"*\"]\n"
+			    "    operations: [\"*\", generate]\n",
+			    &cfg, err) == 0,
+		      "%s", err);
+	ck_assert_uint_eq(cfg.socket_mode, 0660);
+	ck_assert_int_eq(cfg.workers, 4);
+	ck_assert_int_eq(cfg.log_requests, 0);
+	ck_assert_uint_eq(cfg.nclients, 2);
+	ck_assert_ptr_eq(keyd_acl_find(&cfg, 1000, 1000), &cfg.clients[0]);
+	ck_assert_ptr_null(keyd_acl_find(&cfg, 1000, 1001)); /* gid must match too */
+	ck_assert(keyd_acl_key_allowed(&cfg.clients[0], "ocsp"));
+	ck_assert(!keyd_acl_key_allowed(&cfg.clients[0], "root"));
+	ck_assert(keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_SIGN));
+	ck_assert(keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_HELLO));
+	ck_assert(!keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_GENERATE));
+	ck_assert(keyd_acl_op_allowed(&cfg.clients[1], KEYD_OP_GENERATE));
+	keyd_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(star_grants_everything_but_generate)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    keys: [\"*\"]\n    operations: [\"*\"]\n",
+			       &cfg, err),
+			 0);
+	ck_assert(keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_SIGN));
+	ck_assert(keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_STATUS));
+	ck_assert(!keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_GENERATE));
+	keyd_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(unknown_field_names_line_and_field)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(parse("wokers: 3\n", &cfg, err), -1);
+	ck_assert_str_eq(err, "keyd.yaml:5: config: unknown field \"wokers\"");
+}
+END_TEST
+
+START_TEST(unknown_operation_is_an_error)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    keys: [a]\n    operations: [export]\n",
+			       &cfg, err),
+			 -1);
+	ck_assert_ptr_nonnull(strstr(err, "keyd.yaml:8: operations: unknown operation \"export\""));
+}
+END_TEST
+
+START_TEST(missing_required_field_is_named)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+	const char *text = "module: /m.so\ntoken: t\nsocket: /s\n";
+
+	ck_assert_int_eq(keyd_config_parse("k.yaml", text, strlen(text), &cfg, err, sizeof(err)),
+			 -1);
+	ck_assert_ptr_nonnull(strstr(err, "pin_file: required field is missing"));
+}
+END_TEST
+
+START_TEST(out_of_range_number_is_refused)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(parse("workers: 0\n", &cfg, err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "keyd.yaml:5: workers: 0 is outside 1..64"));
+	ck_assert_int_eq(parse("queue: 12abc\n", &cfg, err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "is not a number"));
+}
+END_TEST
+
+START_TEST(duplicate_field_is_refused)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(parse("token: again\n", &cfg, err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "given twice"));
+}
+END_TEST
+
+START_TEST(bad_label_in_acl_is_refused)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    keys: [\"a b\"]\n    operations: [sign]\n",
+			       &cfg, err),
+			 -1);
+	ck_assert_ptr_nonnull(strstr(err, "not a valid label"));
+}
+END_TEST
+
+START_TEST(yaml_syntax_error_names_line)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(parse("clients: [\n", &cfg, err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "keyd.yaml:"));
+	ck_assert_ptr_nonnull(strstr(err, "YAML syntax"));
+}
+END_TEST
+
+START_TEST(uid_and_user_together_are_refused)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    user: root\n    keys: [a]\n"
+			       "    operations: [sign]\n",
+			       &cfg, err),
+			 -1);
+	ck_assert_ptr_nonnull(strstr(err, "not both"));
+}
+END_TEST
+
+static void write_pin(const char *path, mode_t mode, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+}
+
+START_TEST(pin_file_permissions_are_enforced)
+{
+	char path[] = "/tmp/hsmca-pin-XXXXXX", pin[KEYD_PIN_MAX], err[512];
+	int fd = mkstemp(path);
+
+	close(fd);
+	write_pin(path, 0600, "1234\n");
+	ck_assert_int_eq(keyd_pin_read(path, pin, sizeof(pin), err, sizeof(err)), 0);
+	ck_assert_str_eq(pin, "1234");
+	write_pin(path, 0644, "1234\n");
+	ck_assert_int_eq(keyd_pin_read(path, pin, sizeof(pin), err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "mode 644"));
+	ck_assert_ptr_null(strstr(err, "1234"));
+	write_pin(path, 0600, "\n");
+	ck_assert_int_eq(keyd_pin_read(path, pin, sizeof(pin), err, sizeof(err)), -1);
+	unlink(path);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("keyd-config");
+	TCase *tc = tcase_create("config");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, full_config_parses);
+	tcase_add_test(tc, star_grants_everything_but_generate);
+	tcase_add_test(tc, unknown_field_names_line_and_field);
+	tcase_add_test(tc, unknown_operation_is_an_error);
+	tcase_add_test(tc, missing_required_field_is_named);
+	tcase_add_test(tc, out_of_range_number_is_refused);
+	tcase_add_test(tc, duplicate_field_is_refused);
+	tcase_add_test(tc, bad_label_in_acl_is_refused);
+	tcase_add_test(tc, yaml_syntax_error_names_line);
+	tcase_add_test(tc, uid_and_user_together_are_refused);
+	tcase_add_test(tc, pin_file_permissions_are_enforced);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,254 @@
+/* keyd wire protocol: round trips and every way a frame can be malformed. */
+#include <check.h>
+#include <string.h>
+
+#include "keyd_proto.h"
+
+static uint8_t buf[4 + KEYD_FRAME_MAX];
+
+static size_t enc(const struct keyd_req *r)
+{
+	struct keyd_wbuf w = {buf, 0, sizeof(buf), 0};
+	ck_assert_int_eq(keyd_req_encode(r, &w), 0);
+	return w.len;
+}
+
+static int dec(const uint8_t *body, size_t len, const char **why)
+{
+	struct keyd_req r;
+	return keyd_req_decode(body, len, &r, why);
+}
+
+START_TEST(sign_request_round_trips)
+{
+	struct keyd_req r = {.op = KEYD_OP_SIGN, .id = 0xdeadbeef, .alg = KEYD_ALG_RSA_PSS,
+			     .hash = KEYD_HASH_SHA384, .salt_len = 48, .digest_len = 48};
+	struct keyd_req out;
+	const char *why = NULL;
+	uint32_t len;
+	size_t n;
+
+	strcpy(r.label, "issuing-ca_2026.v1");
+	memset(r.digest, 0x5a, 48);
+	n = enc(&r);
+	ck_assert_int_eq(keyd_frame_len(buf, &len), 0);
+	ck_assert_uint_eq(len + 4, n);
+	ck_assert_int_eq(keyd_req_decode(buf + 4, len, &out, &why), 0);
+	ck_assert_uint_eq(out.id, 0xdeadbeef);
+	ck_assert_str_eq(out.label, r.label);
+	ck_assert_uint_eq(out.alg, KEYD_ALG_RSA_PSS);
+	ck_assert_uint_eq(out.hash, KEYD_HASH_SHA384);
+	ck_assert_uint_eq(out.salt_len, 48);
+	ck_assert_mem_eq(out.digest, r.digest, 48);
+}
+END_TEST
+
+START_TEST(every_truncation_of_a_request_is_malformed)
+{
+	struct keyd_req r = {.op = KEYD_OP_SIGN, .id = 1, .alg = KEYD_ALG_ECDSA,
+			     .hash = KEYD_HASH_SHA256, .digest_len = 32};
+	const char *why;
+	size_t n;
+
+	strcpy(r.label, "k");
+	n = enc(&r);
+	for (size_t cut = 0; cut < n - 4; cut++)
+		ck_assert_int_eq(dec(buf + 4, cut, &why), -1);
+}
+END_TEST
+
+START_TEST(trailing_byte_is_malformed)
+{
+	struct keyd_req r = {.op = KEYD_OP_STATUS, .id = 1};
+	const char *why = NULL;
+	size_t n = enc(&r);
+
+	buf[n] = 0;
+	ck_assert_int_eq(dec(buf + 4, n - 4 + 1, &why), -1);
+	ck_assert_str_eq(why, "trailing bytes after the request");
+}
+END_TEST
+
+START_TEST(digest_length_must_match_hash)
+{
+	struct keyd_req r = {.op = KEYD_OP_SIGN, .id = 1, .alg = KEYD_ALG_ECDSA,
+			     .hash = KEYD_HASH_SHA512, .digest_len = 32};
+	const char *why = NULL;
+	size_t n;
+
+	strcpy(r.label, "k");
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+	ck_assert_str_eq(why, "sign: digest length does not match the hash");
+}
+END_TEST
+
+START_TEST(salt_on_non_pss_is_malformed)
+{
+	struct keyd_req r = {.op = KEYD_OP_SIGN, .id = 1, .alg = KEYD_ALG_RSA_PKCS1,
+			     .hash = KEYD_HASH_SHA256, .salt_len = 5, .digest_len = 32};
+	const char *why = NULL;
+	size_t n;
+
+	strcpy(r.label, "k");
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+}
+END_TEST
+
+START_TEST(labels_are_restricted)
+{
+	ck_assert(keyd_label_valid("root-ca.2026_a"));
+	ck_assert(!keyd_label_valid(""));
+	ck_assert(!keyd_label_valid("has space"));
+	ck_assert(!keyd_label_valid("slash/no"));
+	ck_assert(!keyd_label_valid("nul\x01"));
+	char long_label[KEYD_LABEL_MAX + 2];
+	memset(long_label, 'a', sizeof(long_label) - 1);
+	long_label[KEYD_LABEL_MAX + 1] = 0;
+	ck_assert(!keyd_label_valid(long_label));
+	long_label[KEYD_LABEL_MAX] = 0;
+	ck_assert(keyd_label_valid(long_label));
+}
+END_TEST
+
+START_TEST(label_with_nul_on_the_wire_is_malformed)
+{
+	uint8_t body[] = {KEYD_OP_GET_PUBKEY, 0, 0, 0, 1, 0, 3, 'a', 0, 'b'};
+	const char *why;
+
+	ck_assert_int_eq(dec(body, sizeof(body), &why), -1);
+}
+END_TEST
+
+START_TEST(generate_parameters_are_checked)
+{
+	struct keyd_req r = {.op = KEYD_OP_GENERATE, .id = 1, .keytype = KEYD_KEY_RSA,
+			     .keyparam = 1024};
+	const char *why = NULL;
+	size_t n;
+
+	strcpy(r.label, "k");
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+	ck_assert_str_eq(why, "generate: RSA size must be 2048, 3072 or 4096");
+	r.keytype = KEYD_KEY_EC;
+	r.keyparam = 9;
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+	r.keyparam = KEYD_CURVE_P384;
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), 0);
+}
+END_TEST
+
+START_TEST(frame_length_bounds)
+{
+	uint8_t zero[4] = {0, 0, 0, 0}, max[4] = {0, 1, 0, 0}, over[4] = {0, 1, 0, 1};
+	uint32_t len;
+
+	ck_assert_int_eq(keyd_frame_len(zero, &len), -1);
+	ck_assert_int_eq(keyd_frame_len(max, &len), 0);
+	ck_assert_uint_eq(len, KEYD_FRAME_MAX);
+	ck_assert_int_eq(keyd_frame_len(over, &len), -1);
+}
+END_TEST
+
+START_TEST(list_response_round_trips)
+{
+	struct keyd_wbuf w = {buf, 0, sizeof(buf), 0};
+	struct keyd_keyinfo a = {.label = "a", .type = KEYD_KEY_EC, .bits = 256, .flags = 0x1d,
+				 .spki = (const uint8_t *)"xyz", .spki_len = 3};
+	struct keyd_keyinfo b = {.label = "b", .type = KEYD_KEY_RSA, .bits = 2048, .flags = 1,
+				 .spki = (const uint8_t *)"q", .spki_len = 1};
+	struct keyd_resp resp;
+	struct keyd_rbuf rb;
+	struct keyd_keyinfo ki;
+	const char *why;
+
+	keyd_resp_begin(&w, KEYD_OP_LIST_KEYS, 9, KEYD_OK);
+	keyd_put_u16(&w, 2);
+	keyd_put_keyinfo(&w, &a);
+	keyd_put_keyinfo(&w, &b);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(buf + 4, w.len - 4, &resp, &why), 0);
+	ck_assert_uint_eq(resp.nkeys, 2);
+	rb = (struct keyd_rbuf){resp.keys, resp.keys_len, 0, 0};
+	ck_assert_int_eq(keyd_list_next(&rb, &ki), 1);
+	ck_assert_str_eq(ki.label, "a");
+	ck_assert_uint_eq(ki.flags, 0x1d);
+	ck_assert_int_eq(keyd_list_next(&rb, &ki), 1);
+	ck_assert_str_eq(ki.label, "b");
+	ck_assert_int_eq(keyd_list_next(&rb, &ki), 0);
+}
+END_TEST
+
+START_TEST(list_response_with_fewer_keys_than_counted_is_malformed)
+{
+	struct keyd_wbuf w = {buf, 0, sizeof(buf), 0};
+	struct keyd_keyinfo a = {.label = "a", .type = KEYD_KEY_EC, .bits = 256,
+				 .spki = (const uint8_t *)"x", .spki_len = 1};
+	struct keyd_resp resp;
+	const char *why;
+
+	keyd_resp_begin(&w, KEYD_OP_LIST_KEYS, 9, KEYD_OK);
+	keyd_put_u16(&w, 3);
+	keyd_put_keyinfo(&w, &a);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(buf + 4, w.len - 4, &resp, &why), -1);
+}
+END_TEST
+
+START_TEST(error_response_message_is_sanitised)
+{
+	struct keyd_wbuf w = {buf, 0, sizeof(buf), 0};
+	struct keyd_resp resp;
+	const char *why;
+
+	ck_assert_int_eq(keyd_resp_error(&w, KEYD_OP_SIGN, 3, KEYD_E_DENIED, "bad\nline\x01"), 0);
+	ck_assert_int_eq(keyd_resp_decode(buf + 4, w.len - 4, &resp, &why), 0);
+	ck_assert_int_eq(resp.status, KEYD_E_DENIED);
+	ck_assert_str_eq(resp.msg, "bad?line?");
+}
+END_TEST
+
+START_TEST(writer_overflow_is_sticky)
+{
+	uint8_t small[6];
+	struct keyd_wbuf w = {small, 0, sizeof(small), 0};
+
+	keyd_put_u32(&w, 1);
+	keyd_put_u32(&w, 2);
+	ck_assert_int_eq(w.err, 1);
+	keyd_put_u8(&w, 3);
+	ck_assert_uint_eq(w.len, 4);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("keyd-proto");
+	TCase *tc = tcase_create("proto");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, sign_request_round_trips);
+	tcase_add_test(tc, every_truncation_of_a_request_is_malformed);
+	tcase_add_test(tc, trailing_byte_is_malformed);
+	tcase_add_test(tc, digest_length_must_match_hash);
+	tcase_add_test(tc, salt_on_non_pss_is_malformed);
+	tcase_add_test(tc, labels_are_restricted);
+	tcase_add_test(tc, label_with_nul_on_the_wire_is_malformed);
+	tcase_add_test(tc, generate_parameters_are_checked);
+	tcase_add_test(tc, frame_length_bounds);
+	tcase_add_test(tc, list_response_round_trips);
+	tcase_add_test(tc, list_response_with_fewer_keys_than_counted_is_malformed);
+	tcase_add_test(tc, error_response_message_is_sanitised);
+	tcase_add_test(tc, writer_overflow_is_sticky);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
