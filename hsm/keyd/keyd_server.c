@@ -24,15 +24,17 @@
 /* Stop reading from a peer whose unread answers pile up beyond this. */
 #define OUTPUT_HIGH (1u << 20)
 
+struct worker;
+
 struct kconn {
-	struct keyd_server *s;
+	struct worker *w;
 	struct bufferevent *bev;
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
 	const struct keyd_acl_entry *acl;
 	unsigned inflight;
-	int refs;   /* the connection itself plus queued jobs */
+	int refs;    /* the connection itself plus its queued jobs */
 	int closed;  /* the socket is gone; finished jobs are dropped */
 	int closing; /* hang up once the pending output is written */
 	struct kconn *prev, *next;
@@ -55,25 +57,58 @@ struct jobq {
 	unsigned n;
 };
 
+/* A new connection on its way from the acceptor to a worker. */
+struct handoff {
+	evutil_socket_t fd;
+	struct ucred cred;
+	struct handoff *next;
+};
+
+/*
+ * A worker owns its connections, its event loop and one PKCS#11 session:
+ * a request is read, signed and answered on the same thread, so a signature
+ * costs the client one wake-up of keyd and keyd one of the client.
+ * Everything in here but the handoff and done lists is touched by the
+ * worker's thread only.
+ */
+struct worker {
+	struct keyd_server *s;
+	int index;
+	pthread_t thread;
+	int started;
+	struct event_base *base;
+	struct event *ev_handoff, *ev_process, *ev_done;
+	pthread_mutex_t lock; /* guards handoff and done */
+	struct handoff *handoff;
+	struct jobq done;     /* generate results from the generator thread */
+	struct jobq pending;  /* signatures parsed but not made yet */
+	unsigned queue_max;   /* this worker's share of cfg->queue */
+	atomic_uint depth;
+	struct kconn *conns;
+	uint8_t frame[4 + KEYD_FRAME_MAX];
+	uint8_t out[4 + KEYD_FRAME_MAX];
+};
+
 struct keyd_server {
 	const struct keyd_config *cfg;
 	struct keyd_token *tok;
-	struct event_base *base;
+	struct event_base *base; /* acceptor, signals, health */
 	struct evconnlistener *lis;
-	struct event *ev_done, *ev_int, *ev_term, *ev_health;
+	struct event *ev_int, *ev_term, *ev_health;
 	int fd;
 
-	pthread_mutex_t qlock;
-	pthread_cond_t qcond;
-	struct jobq todo, done;
-	int stopping;
-	pthread_t *workers;
+	struct worker *workers;
 	int nworkers;
+	unsigned next_worker;
+	atomic_uint nconns;
 
-	struct kconn *conns;
-	unsigned nconns;
-	uint8_t frame[4 + KEYD_FRAME_MAX];
-	uint8_t out[4 + KEYD_FRAME_MAX];
+	/* Key generation takes seconds: one thread, off the workers' loops. */
+	pthread_t generator;
+	int generator_started;
+	pthread_mutex_t glock;
+	pthread_cond_t gcond;
+	struct jobq gen;
+	int stopping;
 
 	atomic_ullong signs_ok, signs_failed, denied;
 };
@@ -121,7 +156,7 @@ static void conn_unref(struct kconn *c)
 
 static void conn_close(struct kconn *c, const char *why)
 {
-	struct keyd_server *s = c->s;
+	struct worker *w = c->w;
 
 	if (c->closed)
 		return;
@@ -134,21 +169,21 @@ static void conn_close(struct kconn *c, const char *why)
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		s->conns = c->next;
+		w->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	s->nconns--;
+	atomic_fetch_sub(&w->s->nconns, 1);
 	conn_unref(c);
 }
 
-static void send_frame(struct kconn *c, const struct keyd_wbuf *w)
+static void send_frame(struct kconn *c, const struct keyd_wbuf *wb)
 {
 	struct evbuffer *out;
 
-	if (c->closed || c->closing || w->err)
+	if (c->closed || c->closing || wb->err)
 		return;
 	out = bufferevent_get_output(c->bev);
-	evbuffer_add(out, w->p, w->len);
+	evbuffer_add(out, wb->p, wb->len);
 	/* A peer that does not read its answers stops being read. */
 	if (evbuffer_get_length(out) > OUTPUT_HIGH)
 		bufferevent_disable(c->bev, EV_READ);
@@ -176,29 +211,42 @@ static void log_request(struct keyd_server *s, struct kconn *c, const struct key
 static void reply_error(struct kconn *c, const struct keyd_req *r, int status, const char *msg,
 			const struct timespec *t0)
 {
-	struct keyd_server *s = c->s;
-	struct keyd_wbuf w = {s->out, 0, sizeof(s->out), 0};
+	struct worker *w = c->w;
+	struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
 
 	if (status == KEYD_E_DENIED)
-		atomic_fetch_add(&s->denied, 1);
-	keyd_resp_error(&w, r->op, r->id, (uint8_t)status, msg);
-	send_frame(c, &w);
-	log_request(s, c, r, status, t0, msg);
+		atomic_fetch_add(&w->s->denied, 1);
+	keyd_resp_error(&wb, r->op, r->id, (uint8_t)status, msg);
+	send_frame(c, &wb);
+	log_request(w->s, c, r, status, t0, msg);
 }
 
-static void put_key(struct keyd_wbuf *w, const struct keyd_key_copy *k)
+static void put_key(struct keyd_wbuf *wb, const struct keyd_key_copy *k)
 {
 	struct keyd_keyinfo ki = {.type = k->type, .bits = k->bits, .flags = k->flags,
 				  .spki = k->spki, .spki_len = k->spki_len};
 
 	memcpy(ki.label, k->label, sizeof(ki.label));
-	keyd_put_keyinfo(w, &ki);
+	keyd_put_keyinfo(wb, &ki);
+}
+
+static unsigned queue_depth(struct keyd_server *s)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < s->nworkers; i++)
+		n += atomic_load(&s->workers[i].depth);
+	pthread_mutex_lock(&s->glock);
+	n += s->gen.n;
+	pthread_mutex_unlock(&s->glock);
+	return n;
 }
 
 static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct timespec *t0)
 {
-	struct keyd_server *s = c->s;
-	struct keyd_wbuf w = {s->out, 0, sizeof(s->out), 0};
+	struct worker *w = c->w;
+	struct keyd_server *s = w->s;
+	struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
 	struct keyd_key_copy k;
 	char msg[KEYD_MSG_MAX];
 
@@ -210,32 +258,32 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 			reply_error(c, r, KEYD_E_VERSION, msg, t0);
 			return;
 		}
-		keyd_resp_begin(&w, r->op, r->id, KEYD_OK);
-		keyd_put_u16(&w, KEYD_PROTO_VERSION);
-		keyd_put_str(&w, "hsmca-keyd");
+		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
+		keyd_put_u16(&wb, KEYD_PROTO_VERSION);
+		keyd_put_str(&wb, "hsmca-keyd");
 		break;
 	case KEYD_OP_LIST_KEYS: {
 		size_t n = keyd_token_nkeys(s->tok);
 		size_t at;
 		uint16_t count = 0;
-		keyd_resp_begin(&w, r->op, r->id, KEYD_OK);
-		at = w.len;
-		keyd_put_u16(&w, 0);
+		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
+		at = wb.len;
+		keyd_put_u16(&wb, 0);
 		for (size_t i = 0; i < n && count < UINT16_MAX; i++) {
-			size_t before = w.len;
+			size_t before = wb.len;
 			if (keyd_token_key_at(s->tok, i, &k) != KEYD_OK ||
 			    !keyd_acl_key_allowed(c->acl, k.label))
 				continue;
-			put_key(&w, &k);
-			if (w.err) { /* the frame is full: list what fits */
-				w.err = 0;
-				w.len = before;
+			put_key(&wb, &k);
+			if (wb.err) { /* the frame is full: list what fits */
+				wb.err = 0;
+				wb.len = before;
 				break;
 			}
 			count++;
 		}
-		w.p[at] = (uint8_t)(count >> 8);
-		w.p[at + 1] = (uint8_t)count;
+		wb.p[at] = (uint8_t)(count >> 8);
+		wb.p[at + 1] = (uint8_t)count;
 		break;
 	}
 	case KEYD_OP_GET_PUBKEY:
@@ -244,14 +292,12 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 			reply_error(c, r, KEYD_E_NO_KEY, msg, t0);
 			return;
 		}
-		keyd_resp_begin(&w, r->op, r->id, KEYD_OK);
-		put_key(&w, &k);
+		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
+		put_key(&wb, &k);
 		break;
 	case KEYD_OP_STATUS: {
 		struct keyd_token_status st = {0};
-		pthread_mutex_lock(&s->qlock);
-		st.queue_depth = s->todo.n;
-		pthread_mutex_unlock(&s->qlock);
+		st.queue_depth = queue_depth(s);
 		st.online = (uint8_t)keyd_token_online(s->tok);
 		snprintf(st.token, sizeof(st.token), "%s", keyd_token_label(s->tok));
 		st.keys = (uint32_t)keyd_token_nkeys(s->tok);
@@ -261,22 +307,23 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 		st.signs_ok = atomic_load(&s->signs_ok);
 		st.signs_failed = atomic_load(&s->signs_failed);
 		st.requests_denied = atomic_load(&s->denied);
-		keyd_resp_begin(&w, r->op, r->id, KEYD_OK);
-		keyd_put_status(&w, &st);
+		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
+		keyd_put_status(&wb, &st);
 		break;
 	}
 	}
-	if (keyd_resp_end(&w) != 0) {
+	if (keyd_resp_end(&wb) != 0) {
 		reply_error(c, r, KEYD_E_INTERNAL, "answer does not fit a frame", t0);
 		return;
 	}
-	send_frame(c, &w);
+	send_frame(c, &wb);
 	log_request(s, c, r, KEYD_OK, t0, "");
 }
 
 static void enqueue(struct kconn *c, const struct keyd_req *r, const struct timespec *t0)
 {
-	struct keyd_server *s = c->s;
+	struct worker *w = c->w;
+	struct keyd_server *s = w->s;
 	struct job *j;
 	int full;
 
@@ -289,6 +336,10 @@ static void enqueue(struct kconn *c, const struct keyd_req *r, const struct time
 		reply_error(c, r, KEYD_E_OFFLINE, "token offline, recovering", t0);
 		return;
 	}
+	if (r->op == KEYD_OP_SIGN && w->pending.n >= w->queue_max) {
+		reply_error(c, r, KEYD_E_BUSY, "signing queue full", t0);
+		return;
+	}
 	j = calloc(1, sizeof(*j));
 	if (!j) {
 		reply_error(c, r, KEYD_E_INTERNAL, "out of memory", t0);
@@ -297,17 +348,23 @@ static void enqueue(struct kconn *c, const struct keyd_req *r, const struct time
 	j->conn = c;
 	j->req = *r;
 	j->t0 = *t0;
-	pthread_mutex_lock(&s->qlock);
-	full = s->todo.n >= (unsigned)s->cfg->queue;
-	if (!full) {
-		q_push(&s->todo, j);
-		pthread_cond_signal(&s->qcond);
-	}
-	pthread_mutex_unlock(&s->qlock);
-	if (full) {
-		free(j);
-		reply_error(c, r, KEYD_E_BUSY, "signing queue full", t0);
-		return;
+	if (r->op == KEYD_OP_SIGN) {
+		q_push(&w->pending, j);
+		atomic_store(&w->depth, w->pending.n);
+		event_active(w->ev_process, EV_READ, 0);
+	} else {
+		pthread_mutex_lock(&s->glock);
+		full = s->gen.n >= (unsigned)s->cfg->queue;
+		if (!full) {
+			q_push(&s->gen, j);
+			pthread_cond_signal(&s->gcond);
+		}
+		pthread_mutex_unlock(&s->glock);
+		if (full) {
+			free(j);
+			reply_error(c, r, KEYD_E_BUSY, "generation queue full", t0);
+			return;
+		}
 	}
 	c->refs++;
 	c->inflight++;
@@ -316,7 +373,7 @@ static void enqueue(struct kconn *c, const struct keyd_req *r, const struct time
 /* Parse one frame body and act on it. Returns -1 to close the connection. */
 static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 {
-	struct keyd_server *s = c->s;
+	struct worker *w = c->w;
 	struct keyd_req r;
 	struct timespec t0;
 	const char *why = "";
@@ -326,12 +383,12 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 	if (keyd_req_decode(body, len, &r, &why) != 0) {
 		/* Answer if we can tell what was asked, then hang up. */
 		if (len >= 5) {
-			struct keyd_wbuf w = {s->out, 0, sizeof(s->out), 0};
+			struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
 			uint32_t id = (uint32_t)body[1] << 24 | (uint32_t)body[2] << 16 |
 				      (uint32_t)body[3] << 8 | body[4];
-			keyd_resp_error(&w, body[0] >= 1 && body[0] <= KEYD_OP_MAX_ ? body[0] : 1,
+			keyd_resp_error(&wb, body[0] >= 1 && body[0] <= KEYD_OP_MAX_ ? body[0] : 1,
 					id, KEYD_E_MALFORMED, why);
-			send_frame(c, &w);
+			send_frame(c, &wb);
 		}
 		log_warn("malformed frame from peer uid=%u pid=%d: %s", (unsigned)c->uid,
 			 (int)c->pid, why);
@@ -365,7 +422,7 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct kconn *c = arg;
-	struct keyd_server *s = c->s;
+	struct worker *w = c->w;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	while (!c->closed && !c->closing && evbuffer_get_length(in) >= 4) {
@@ -387,8 +444,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 		if (evbuffer_get_length(in) < 4 + (size_t)len)
 			return;
 		evbuffer_drain(in, 4);
-		evbuffer_remove(in, s->frame, len);
-		if (handle_frame(c, s->frame, len) != 0) {
+		evbuffer_remove(in, w->frame, len);
+		if (handle_frame(c, w->frame, len) != 0) {
 			/* Let the error answer go out, then hang up (on_write). */
 			c->closing = 1;
 			bufferevent_disable(bev, EV_READ);
@@ -425,144 +482,202 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, strerror(EVUTIL_SOCKET_ERROR()));
 }
 
+/* Acceptor thread: identify the peer, then give the socket to a worker. */
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
 	struct keyd_server *s = arg;
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	struct kconn *c;
+	struct handoff *h;
+	struct worker *w;
+	socklen_t clen;
 
 	(void)lis;
 	(void)sa;
 	(void)salen;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0) {
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		evutil_closesocket(fd);
+		return;
+	}
+	clen = sizeof(h->cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &h->cred, &clen) != 0) {
 		log_warn("connection refused: SO_PEERCRED: %s", strerror(errno));
 		evutil_closesocket(fd);
+		free(h);
 		return;
 	}
-	if (s->nconns >= (unsigned)s->cfg->max_clients) {
+	if (atomic_load(&s->nconns) >= (unsigned)s->cfg->max_clients) {
 		log_warn("connection refused: peer uid=%u pid=%d: %u connections already open",
-			 (unsigned)cred.uid, (int)cred.pid, s->nconns);
+			 (unsigned)h->cred.uid, (int)h->cred.pid, atomic_load(&s->nconns));
 		evutil_closesocket(fd);
+		free(h);
 		return;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		evutil_closesocket(fd);
-		return;
-	}
-	c->s = s;
-	c->uid = cred.uid;
-	c->gid = cred.gid;
-	c->pid = cred.pid;
-	c->refs = 1;
-	c->acl = keyd_acl_find(s->cfg, cred.uid, cred.gid);
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		evutil_closesocket(fd);
-		free(c);
-		return;
-	}
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	s->nconns++;
-	if (!c->acl)
-		log_warn("peer uid=%u gid=%u pid=%d is not in the ACL: its requests will be denied",
-			 (unsigned)cred.uid, (unsigned)cred.gid, (int)cred.pid);
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH / 2, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	atomic_fetch_add(&s->nconns, 1);
+	h->fd = fd;
+	w = &s->workers[s->next_worker++ % (unsigned)s->nworkers];
+	pthread_mutex_lock(&w->lock);
+	h->next = w->handoff;
+	w->handoff = h;
+	pthread_mutex_unlock(&w->lock);
+	event_active(w->ev_handoff, EV_READ, 0);
 }
 
-/* ---- workers ---- */
-
-struct worker_arg {
-	struct keyd_server *s;
-	int index;
-};
-
-static void run_job(struct keyd_server *s, int index, struct job *j)
+/* Worker thread: adopt sockets handed over by the acceptor. */
+static void on_handoff(evutil_socket_t unused, short what, void *arg)
 {
-	const struct keyd_req *r = &j->req;
+	struct worker *w = arg;
+	struct keyd_server *s = w->s;
+	struct handoff *list;
 
-	if (r->op == KEYD_OP_SIGN) {
-		j->sig_len = sizeof(j->sig);
-		j->status = keyd_token_sign(s->tok, index, r->label, r->alg, r->hash, r->salt_len,
-					    r->digest, r->digest_len, j->sig, &j->sig_len, j->msg,
-					    sizeof(j->msg));
-		atomic_fetch_add(j->status == KEYD_OK ? &s->signs_ok : &s->signs_failed, 1);
+	(void)unused;
+	(void)what;
+	pthread_mutex_lock(&w->lock);
+	list = w->handoff;
+	w->handoff = NULL;
+	pthread_mutex_unlock(&w->lock);
+	while (list) {
+		struct handoff *h = list;
+		struct kconn *c = calloc(1, sizeof(*c));
+
+		list = h->next;
+		if (!c || !(c->bev = bufferevent_socket_new(w->base, h->fd, BEV_OPT_CLOSE_ON_FREE))) {
+			evutil_closesocket(h->fd);
+			atomic_fetch_sub(&s->nconns, 1);
+			free(c);
+			free(h);
+			continue;
+		}
+		c->w = w;
+		c->uid = h->cred.uid;
+		c->gid = h->cred.gid;
+		c->pid = h->cred.pid;
+		c->refs = 1;
+		c->acl = keyd_acl_find(s->cfg, h->cred.uid, h->cred.gid);
+		c->next = w->conns;
+		if (w->conns)
+			w->conns->prev = c;
+		w->conns = c;
+		if (!c->acl)
+			log_warn("peer uid=%u gid=%u pid=%d is not in the ACL: its requests will be "
+				 "denied",
+				 (unsigned)h->cred.uid, (unsigned)h->cred.gid, (int)h->cred.pid);
+		bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+		bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH / 2, 0);
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		free(h);
+	}
+}
+
+static void answer_job(struct worker *w, struct job *j)
+{
+	struct keyd_server *s = w->s;
+	struct kconn *c = j->conn;
+
+	c->inflight--;
+	if (c->closed || c->closing) {
+		log_request(s, c, &j->req, j->status, &j->t0,
+			    j->status ? j->msg : "peer gone before the answer");
+	} else if (j->status != KEYD_OK) {
+		reply_error(c, &j->req, j->status, j->msg, &j->t0);
 	} else {
-		j->status = keyd_token_generate(s->tok, r->label, r->keytype, r->keyparam, &j->key,
-						j->msg, sizeof(j->msg));
+		struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
+		keyd_resp_begin(&wb, j->req.op, j->req.id, KEYD_OK);
+		if (j->req.op == KEYD_OP_SIGN)
+			keyd_put_blob(&wb, j->sig, j->sig_len);
+		else
+			put_key(&wb, &j->key);
+		keyd_resp_end(&wb);
+		send_frame(c, &wb);
+		log_request(s, c, &j->req, KEYD_OK, &j->t0, "");
+		if (j->req.op == KEYD_OP_GENERATE)
+			log_info("generated key %s (%s %u bits) for client %s", j->req.label,
+				 j->key.type == KEYD_KEY_RSA ? "RSA" : "EC", j->key.bits,
+				 c->acl ? c->acl->name : "-");
 	}
+	conn_unref(c);
+	free(j);
 }
 
-static void *worker_main(void *p)
+/* Worker thread: make one pending signature, answer it, and come back for
+ * the next after the loop has had a look at the sockets. */
+static void on_process(evutil_socket_t unused, short what, void *arg)
 {
-	struct worker_arg *a = p;
-	struct keyd_server *s = a->s;
-	int index = a->index;
+	struct worker *w = arg;
+	struct keyd_server *s = w->s;
+	struct job *j = q_pop(&w->pending);
+	const struct keyd_req *r;
 
-	free(a);
-	pthread_mutex_lock(&s->qlock);
-	for (;;) {
-		struct job *j;
-		while (!s->stopping && !s->todo.head)
-			pthread_cond_wait(&s->qcond, &s->qlock);
-		if (s->stopping)
-			break;
-		j = q_pop(&s->todo);
-		pthread_mutex_unlock(&s->qlock);
-		run_job(s, index, j);
-		pthread_mutex_lock(&s->qlock);
-		q_push(&s->done, j);
-		event_active(s->ev_done, EV_READ, 0);
+	(void)unused;
+	(void)what;
+	if (!j)
+		return;
+	atomic_store(&w->depth, w->pending.n);
+	r = &j->req;
+	if (j->conn->closed) {
+		j->status = KEYD_E_INTERNAL;
+		snprintf(j->msg, sizeof(j->msg), "peer gone before the signature");
+	} else {
+		j->sig_len = sizeof(j->sig);
+		j->status = keyd_token_sign(s->tok, w->index, r->label, r->alg, r->hash,
+					    r->salt_len, r->digest, r->digest_len, j->sig,
+					    &j->sig_len, j->msg, sizeof(j->msg));
+		atomic_fetch_add(j->status == KEYD_OK ? &s->signs_ok : &s->signs_failed, 1);
 	}
-	pthread_mutex_unlock(&s->qlock);
+	answer_job(w, j);
+	if (w->pending.head)
+		event_active(w->ev_process, EV_READ, 0);
+}
+
+/* Worker thread: answer generations finished by the generator thread. */
+static void on_done(evutil_socket_t unused, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct jobq done;
+
+	(void)unused;
+	(void)what;
+	pthread_mutex_lock(&w->lock);
+	done = w->done;
+	w->done = (struct jobq){0};
+	pthread_mutex_unlock(&w->lock);
+	for (struct job *j; (j = q_pop(&done));)
+		answer_job(w, j);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
 
-/* On the loop thread: send the answers of finished jobs. */
-static void on_done(evutil_socket_t fd, short what, void *arg)
+static void *generator_main(void *arg)
 {
 	struct keyd_server *s = arg;
-	struct jobq done;
 
-	(void)fd;
-	(void)what;
-	pthread_mutex_lock(&s->qlock);
-	done = s->done;
-	s->done = (struct jobq){0};
-	pthread_mutex_unlock(&s->qlock);
-	for (struct job *j; (j = q_pop(&done));) {
-		struct kconn *c = j->conn;
-		c->inflight--;
-		if (c->closed) {
-			log_request(s, c, &j->req, j->status, &j->t0,
-				    j->status ? j->msg : "peer gone before the answer");
-		} else if (j->status != KEYD_OK) {
-			reply_error(c, &j->req, j->status, j->msg, &j->t0);
-		} else {
-			struct keyd_wbuf w = {s->out, 0, sizeof(s->out), 0};
-			keyd_resp_begin(&w, j->req.op, j->req.id, KEYD_OK);
-			if (j->req.op == KEYD_OP_SIGN)
-				keyd_put_blob(&w, j->sig, j->sig_len);
-			else
-				put_key(&w, &j->key);
-			keyd_resp_end(&w);
-			send_frame(c, &w);
-			log_request(s, c, &j->req, KEYD_OK, &j->t0, "");
-			if (j->req.op == KEYD_OP_GENERATE)
-				log_info("generated key %s (%s %u bits) for client %s",
-					 j->req.label, j->key.type == KEYD_KEY_RSA ? "RSA" : "EC",
-					 j->key.bits, c->acl ? c->acl->name : "-");
-		}
-		conn_unref(c);
-		free(j);
+	pthread_mutex_lock(&s->glock);
+	for (;;) {
+		struct job *j;
+		struct worker *w;
+		while (!s->stopping && !s->gen.head)
+			pthread_cond_wait(&s->gcond, &s->glock);
+		if (s->stopping)
+			break;
+		j = q_pop(&s->gen);
+		pthread_mutex_unlock(&s->glock);
+		j->status = keyd_token_generate(s->tok, j->req.label, j->req.keytype,
+						j->req.keyparam, &j->key, j->msg, sizeof(j->msg));
+		w = j->conn->w;
+		pthread_mutex_lock(&w->lock);
+		q_push(&w->done, j);
+		pthread_mutex_unlock(&w->lock);
+		event_active(w->ev_done, EV_READ, 0);
+		pthread_mutex_lock(&s->glock);
 	}
+	pthread_mutex_unlock(&s->glock);
+	return NULL;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -637,6 +752,63 @@ static int bind_socket(const struct keyd_config *cfg, char *err, size_t errlen)
 	return fd;
 }
 
+static int worker_init(struct keyd_server *s, struct worker *w, int index)
+{
+	w->s = s;
+	w->index = index;
+	w->queue_max = (unsigned)((s->cfg->queue + s->nworkers - 1) / s->nworkers);
+	pthread_mutex_init(&w->lock, NULL);
+	w->base = event_base_new();
+	if (!w->base)
+		return -1;
+	w->ev_handoff = event_new(w->base, -1, 0, on_handoff, w);
+	w->ev_process = event_new(w->base, -1, 0, on_process, w);
+	w->ev_done = event_new(w->base, -1, 0, on_done, w);
+	if (!w->ev_handoff || !w->ev_process || !w->ev_done)
+		return -1;
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return -1;
+	w->started = 1;
+	return 0;
+}
+
+static void worker_stop(struct worker *w)
+{
+	if (w->started) {
+		event_base_loopbreak(w->base);
+		pthread_join(w->thread, NULL);
+		w->started = 0;
+	}
+}
+
+/* After every thread has stopped. */
+static void worker_free(struct worker *w)
+{
+	struct job *j;
+
+	while ((j = q_pop(&w->pending)) || (j = q_pop(&w->done))) {
+		conn_unref(j->conn);
+		free(j);
+	}
+	while (w->conns)
+		conn_close(w->conns, NULL);
+	while (w->handoff) {
+		struct handoff *h = w->handoff;
+		w->handoff = h->next;
+		evutil_closesocket(h->fd);
+		free(h);
+	}
+	if (w->ev_handoff)
+		event_free(w->ev_handoff);
+	if (w->ev_process)
+		event_free(w->ev_process);
+	if (w->ev_done)
+		event_free(w->ev_done);
+	if (w->base)
+		event_base_free(w->base);
+	pthread_mutex_destroy(&w->lock);
+}
+
 struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_token *tok,
 				    char *err, size_t errlen)
 {
@@ -656,13 +828,29 @@ struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_t
 	s->cfg = cfg;
 	s->tok = tok;
 	s->fd = -1;
-	pthread_mutex_init(&s->qlock, NULL);
-	pthread_cond_init(&s->qcond, NULL);
+	pthread_mutex_init(&s->glock, NULL);
+	pthread_cond_init(&s->gcond, NULL);
 	s->base = event_base_new();
 	if (!s->base) {
 		snprintf(err, errlen, "event_base_new failed");
 		goto fail;
 	}
+	s->workers = calloc((size_t)cfg->workers, sizeof(*s->workers));
+	if (!s->workers) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	s->nworkers = cfg->workers;
+	for (int i = 0; i < cfg->workers; i++)
+		if (worker_init(s, &s->workers[i], i) != 0) {
+			snprintf(err, errlen, "cannot start worker %d", i);
+			goto fail;
+		}
+	if (pthread_create(&s->generator, NULL, generator_main, s) != 0) {
+		snprintf(err, errlen, "cannot start the generator thread");
+		goto fail;
+	}
+	s->generator_started = 1;
 	s->fd = bind_socket(cfg, err, errlen);
 	if (s->fd < 0)
 		goto fail;
@@ -674,28 +862,13 @@ struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_t
 		s->fd = -1;
 		goto fail;
 	}
-	s->ev_done = event_new(s->base, -1, 0, on_done, s);
 	s->ev_int = evsignal_new(s->base, SIGINT, on_signal, s);
 	s->ev_term = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->ev_health = event_new(s->base, -1, EV_PERSIST, on_health, s);
-	if (!s->ev_done || !s->ev_int || !s->ev_term || !s->ev_health ||
-	    event_add(s->ev_int, NULL) || event_add(s->ev_term, NULL) ||
-	    event_add(s->ev_health, &hi)) {
+	if (!s->ev_int || !s->ev_term || !s->ev_health || event_add(s->ev_int, NULL) ||
+	    event_add(s->ev_term, NULL) || event_add(s->ev_health, &hi)) {
 		snprintf(err, errlen, "cannot set up events");
 		goto fail;
-	}
-	s->workers = calloc((size_t)cfg->workers, sizeof(*s->workers));
-	if (!s->workers)
-		goto fail;
-	for (int i = 0; i < cfg->workers; i++) {
-		struct worker_arg *a = malloc(sizeof(*a));
-		if (!a || pthread_create(&s->workers[i], NULL, worker_main,
-					 (*a = (struct worker_arg){s, i}, a)) != 0) {
-			free(a);
-			snprintf(err, errlen, "cannot start worker threads");
-			goto fail;
-		}
-		s->nworkers++;
 	}
 	return s;
 fail:
@@ -722,26 +895,26 @@ void keyd_server_free(struct keyd_server *s)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->qlock);
-	s->stopping = 1;
-	pthread_cond_broadcast(&s->qcond);
-	pthread_mutex_unlock(&s->qlock);
-	for (int i = 0; i < s->nworkers; i++)
-		pthread_join(s->workers[i], NULL);
-	free(s->workers);
-	/* Jobs never run or never answered: drop them with their connections. */
-	while ((j = q_pop(&s->todo)) || (j = q_pop(&s->done))) {
-		conn_unref(j->conn);
-		free(j);
-	}
-	while (s->conns)
-		conn_close(s->conns, NULL);
+	/* No new connections, then no generation, then the workers. */
 	if (s->lis) {
 		evconnlistener_free(s->lis);
 		unlink(s->cfg->socket);
 	}
-	if (s->ev_done)
-		event_free(s->ev_done);
+	pthread_mutex_lock(&s->glock);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->gcond);
+	pthread_mutex_unlock(&s->glock);
+	if (s->generator_started)
+		pthread_join(s->generator, NULL);
+	for (int i = 0; s->workers && i < s->nworkers; i++)
+		worker_stop(&s->workers[i]);
+	while ((j = q_pop(&s->gen))) {
+		conn_unref(j->conn);
+		free(j);
+	}
+	for (int i = 0; s->workers && i < s->nworkers; i++)
+		worker_free(&s->workers[i]);
+	free(s->workers);
 	if (s->ev_int)
 		event_free(s->ev_int);
 	if (s->ev_term)
@@ -750,7 +923,7 @@ void keyd_server_free(struct keyd_server *s)
 		event_free(s->ev_health);
 	if (s->base)
 		event_base_free(s->base);
-	pthread_mutex_destroy(&s->qlock);
-	pthread_cond_destroy(&s->qcond);
+	pthread_mutex_destroy(&s->glock);
+	pthread_cond_destroy(&s->gcond);
 	free(s);
 }

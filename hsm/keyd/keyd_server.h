@@ -1,8 +1,10 @@
 /*
- * hsmca-keyd's server: a libevent loop on the Unix socket that identifies
- * each peer with SO_PEERCRED, parses frames, checks the ACL, answers cheap
- * requests inline and hands sign/generate to a bounded queue served by one
- * worker thread per PKCS#11 session.
+ * hsmca-keyd's server. An acceptor loop identifies each peer with SO_PEERCRED
+ * and hands the socket to one of the workers. Each worker runs its own libevent
+ * loop and owns one PKCS#11 session: it parses frames, checks the ACL, answers
+ * cheap requests at once and queues signatures in a bounded queue that it
+ * works off itself, so a signature never changes threads. Key generation
+ * (seconds long) runs on a generator thread.
  */
 #ifndef HSMCA_KEYD_SERVER_H
 #define HSMCA_KEYD_SERVER_H
