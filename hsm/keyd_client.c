@@ -16,6 +16,7 @@
 struct conn {
 	struct keyd_client *c;
 	int fd;
+	pid_t pid; /* the process that opened fd: a forked child makes its own */
 	uint32_t next_id;
 	struct conn *prev, *next;
 	uint8_t *buf; /* one whole frame, in or out */
@@ -136,8 +137,14 @@ static struct conn *conn_get(struct keyd_client *c)
 {
 	struct conn *k = pthread_getspecific(c->key);
 
-	if (k)
+	if (k) {
+		/* After fork() parent and child would read each other's answers. */
+		if (k->pid != getpid()) {
+			conn_close(k);
+			k->pid = getpid();
+		}
 		return k;
+	}
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return NULL;
@@ -148,6 +155,7 @@ static struct conn *conn_get(struct keyd_client *c)
 	}
 	k->c = c;
 	k->fd = -1;
+	k->pid = getpid();
 	k->next_id = 1;
 	pthread_mutex_lock(&c->lock);
 	k->next = c->conns;

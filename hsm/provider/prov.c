@@ -20,51 +20,51 @@
 #endif
 
 static const OSSL_ALGORITHM prov_keymgmts[] = {
-	{"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROV_PROPS, prov_rsa_keymgmt_functions,
-	 "RSA key held by hsmca-keyd"},
-	{"EC:id-ecPublicKey:1.2.840.10045.2.1", PROV_PROPS, prov_ec_keymgmt_functions,
-	 "EC key held by hsmca-keyd"},
-	{NULL, NULL, NULL, NULL},
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROV_PROPS, prov_rsa_keymgmt_functions,
+     "RSA key held by hsmca-keyd"},
+    {"EC:id-ecPublicKey:1.2.840.10045.2.1", PROV_PROPS, prov_ec_keymgmt_functions,
+     "EC key held by hsmca-keyd"},
+    {NULL, NULL, NULL, NULL},
 };
 
 static const OSSL_ALGORITHM prov_signatures[] = {
-	{"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROV_PROPS, prov_rsa_signature_functions,
-	 "RSA PKCS#1 v1.5 and PSS signatures by hsmca-keyd"},
-	{"ECDSA", PROV_PROPS, prov_ecdsa_signature_functions, "ECDSA signatures by hsmca-keyd"},
-	{NULL, NULL, NULL, NULL},
+    {"RSA:rsaEncryption:1.2.840.113549.1.1.1", PROV_PROPS, prov_rsa_signature_functions,
+     "RSA PKCS#1 v1.5 and PSS signatures by hsmca-keyd"},
+    {"ECDSA", PROV_PROPS, prov_ecdsa_signature_functions, "ECDSA signatures by hsmca-keyd"},
+    {NULL, NULL, NULL, NULL},
 };
 
 static const OSSL_ALGORITHM prov_stores[] = {
-	{"keyd", PROV_PROPS, prov_store_functions, "keys held by hsmca-keyd: keyd:label=NAME"},
-	{NULL, NULL, NULL, NULL},
+    {"keyd", PROV_PROPS, prov_store_functions, "keys held by hsmca-keyd: keyd:label=NAME"},
+    {NULL, NULL, NULL, NULL},
 };
 
 static const OSSL_ITEM prov_reason_strings[] = {
-	{PROV_R_NO_SOCKET, "no keyd socket configured"},
-	{PROV_R_KEYD_UNREACHABLE, "keyd unreachable"},
-	{PROV_R_KEYD_DENIED, "denied by keyd"},
-	{PROV_R_KEYD_NO_KEY, "no such key in keyd"},
-	{PROV_R_KEYD_FAILED, "keyd operation failed"},
-	{PROV_R_BAD_URI, "bad keyd URI"},
-	{PROV_R_BAD_KEY, "key unusable for this operation"},
-	{PROV_R_UNSUPPORTED_DIGEST, "unsupported digest"},
-	{PROV_R_BAD_PARAMETER, "unsupported parameter value"},
-	{PROV_R_PRIVATE_KEY_EXPORT, "private key stays in the HSM"},
-	{PROV_R_BUFFER_TOO_SMALL, "output buffer too small"},
-	{PROV_R_INTERNAL, "internal error"},
-	{0, NULL},
+    {PROV_R_NO_SOCKET, "no keyd socket configured"},
+    {PROV_R_KEYD_UNREACHABLE, "keyd unreachable"},
+    {PROV_R_KEYD_DENIED, "denied by keyd"},
+    {PROV_R_KEYD_NO_KEY, "no such key in keyd"},
+    {PROV_R_KEYD_FAILED, "keyd operation failed"},
+    {PROV_R_BAD_URI, "bad keyd URI"},
+    {PROV_R_BAD_KEY, "key unusable for this operation"},
+    {PROV_R_UNSUPPORTED_DIGEST, "unsupported digest"},
+    {PROV_R_BAD_PARAMETER, "unsupported parameter value"},
+    {PROV_R_PRIVATE_KEY_EXPORT, "private key stays in the HSM"},
+    {PROV_R_BUFFER_TOO_SMALL, "output buffer too small"},
+    {PROV_R_INTERNAL, "internal error"},
+    {0, NULL},
 };
 
 static const OSSL_PARAM prov_param_types[] = {
-	OSSL_PARAM_DEFN(OSSL_PROV_PARAM_NAME, OSSL_PARAM_UTF8_PTR, NULL, 0),
-	OSSL_PARAM_DEFN(OSSL_PROV_PARAM_VERSION, OSSL_PARAM_UTF8_PTR, NULL, 0),
-	OSSL_PARAM_DEFN(OSSL_PROV_PARAM_BUILDINFO, OSSL_PARAM_UTF8_PTR, NULL, 0),
-	OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0),
-	OSSL_PARAM_END,
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_NAME, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_VERSION, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_BUILDINFO, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0),
+    OSSL_PARAM_END,
 };
 
-void prov_raise_at(struct prov_ctx *pc, const char *file, int line, const char *func,
-		   int reason, const char *fmt, ...)
+void prov_raise_at(struct prov_ctx *pc, const char *file, int line, const char *func, int reason,
+                   const char *fmt, ...)
 {
 	va_list ap;
 
@@ -78,7 +78,7 @@ void prov_raise_at(struct prov_ctx *pc, const char *file, int line, const char *
 }
 
 void prov_raise_keyd_at(struct prov_ctx *pc, const char *file, int line, const char *func,
-			const struct keyd_err *err, const char *what, const char *label)
+                        const struct keyd_err *err, const char *what, const char *label)
 {
 	int reason;
 
@@ -111,12 +111,12 @@ struct keyd_client *prov_client(struct prov_ctx *pc)
 		path = pc->socket ? pc->socket : getenv("HSMCA_KEYD_SOCKET");
 		if (!path || !*path)
 			prov_raise(pc, PROV_R_NO_SOCKET,
-				   "set socket= in the provider's openssl.cnf section or "
-				   "HSMCA_KEYD_SOCKET");
+			           "set socket= in the provider's openssl.cnf section or "
+			           "HSMCA_KEYD_SOCKET");
 		else if (!(pc->client = keyd_client_new(path, pc->timeout_ms)))
 			prov_raise(pc, PROV_R_NO_SOCKET,
-				   "cannot use keyd socket '%s' (path too long or out of memory)",
-				   path);
+			           "cannot use keyd socket '%s' (path too long or out of memory)",
+			           path);
 	}
 	c = pc->client;
 	pthread_mutex_unlock(&pc->lock);
@@ -189,12 +189,12 @@ static void prov_teardown(void *provctx)
 }
 
 static const OSSL_DISPATCH prov_functions[] = {
-	{OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))prov_teardown},
-	{OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))prov_gettable_params},
-	{OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))prov_get_params},
-	{OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))prov_query},
-	{OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))prov_get_reason_strings},
-	{0, NULL},
+    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))prov_teardown},
+    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))prov_gettable_params},
+    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))prov_get_params},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))prov_query},
+    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS, (void (*)(void))prov_get_reason_strings},
+    {0, NULL},
 };
 
 /* socket= and timeout_ms= from the provider's section of openssl.cnf. */
@@ -221,8 +221,8 @@ static int prov_read_config(struct prov_ctx *pc, OSSL_FUNC_core_get_params_fn *g
 		v = strtol(timeout, &end, 10);
 		if (errno || *end || v <= 0 || v > 3600000) {
 			prov_raise(pc, PROV_R_BAD_PARAMETER,
-				   "timeout_ms = '%s': expected milliseconds, 1 to 3600000",
-				   timeout);
+			           "timeout_ms = '%s': expected milliseconds, 1 to 3600000",
+			           timeout);
 			return 0;
 		}
 		pc->timeout_ms = (int)v;
@@ -231,9 +231,9 @@ static int prov_read_config(struct prov_ctx *pc, OSSL_FUNC_core_get_params_fn *g
 }
 
 __attribute__((visibility("default"))) int OSSL_provider_init(const OSSL_CORE_HANDLE *handle,
-							      const OSSL_DISPATCH *in,
-							      const OSSL_DISPATCH **out,
-							      void **provctx)
+                                                              const OSSL_DISPATCH *in,
+                                                              const OSSL_DISPATCH **out,
+                                                              void **provctx)
 {
 	OSSL_FUNC_core_get_params_fn *get_params = NULL;
 	struct prov_ctx *pc;
@@ -264,7 +264,7 @@ __attribute__((visibility("default"))) int OSSL_provider_init(const OSSL_CORE_HA
 	pc->swctx = OSSL_LIB_CTX_new();
 	if (!pc->swctx || !(pc->swdefault = OSSL_PROVIDER_load(pc->swctx, "default"))) {
 		prov_raise(pc, PROV_R_INTERNAL,
-			   "cannot load OpenSSL's default provider for public keys and digests");
+		           "cannot load OpenSSL's default provider for public keys and digests");
 		goto fail;
 	}
 	*out = prov_functions;

@@ -69,14 +69,14 @@ struct prov_key {
 };
 
 /* Raise an OpenSSL error from this provider; fmt describes what and why. */
-void prov_raise_at(struct prov_ctx *pc, const char *file, int line, const char *func,
-		   int reason, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-#define prov_raise(pc, reason, ...)                                                          \
+void prov_raise_at(struct prov_ctx *pc, const char *file, int line, const char *func, int reason,
+                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+#define prov_raise(pc, reason, ...)                                                                \
 	prov_raise_at((pc), __FILE__, __LINE__, __func__, (reason), __VA_ARGS__)
 /* Raise a keyd failure: what we were doing, then keyd's (or the client's) message. */
 void prov_raise_keyd_at(struct prov_ctx *pc, const char *file, int line, const char *func,
-			const struct keyd_err *err, const char *what, const char *label);
-#define prov_raise_keyd(pc, err, what, label)                                                \
+                        const struct keyd_err *err, const char *what, const char *label);
+#define prov_raise_keyd(pc, err, what, label)                                                      \
 	prov_raise_keyd_at((pc), __FILE__, __LINE__, __func__, (err), (what), (label))
 
 /* The provider's keyd client, made on first use; NULL with an error raised. */

@@ -57,18 +57,18 @@ struct prov_key *prov_key_from_keyd(struct prov_ctx *pc, const struct keyd_key *
 
 	if (kk->type != KEYD_KEY_RSA && kk->type != KEYD_KEY_EC) {
 		prov_raise(pc, PROV_R_BAD_KEY, "key '%s': keyd reports key type %u, not RSA or EC",
-			   kk->label, kk->type);
+		           kk->label, kk->type);
 		return NULL;
 	}
 	pub = d2i_PUBKEY_ex(NULL, &p, (long)kk->spki_len, pc->swctx, NULL);
 	if (!pub || p != kk->spki + kk->spki_len) {
 		prov_raise(pc, PROV_R_BAD_KEY, "key '%s': keyd's public key does not decode",
-			   kk->label);
+		           kk->label);
 		goto done;
 	}
 	if (!EVP_PKEY_is_a(pub, prov_key_type_name(kk->type))) {
 		prov_raise(pc, PROV_R_BAD_KEY, "key '%s': keyd says %s but the public key is %s",
-			   kk->label, prov_key_type_name(kk->type), EVP_PKEY_get0_type_name(pub));
+		           kk->label, prov_key_type_name(kk->type), EVP_PKEY_get0_type_name(pub));
 		goto done;
 	}
 	k = prov_key_new(pc, kk->type);
@@ -156,24 +156,24 @@ static int km_get_params(void *keydata, OSSL_PARAM params[])
 }
 
 static const OSSL_PARAM km_rsa_gettable[] = {
-	OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
-	OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
-	OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
-	OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
-	OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, NULL, 0),
-	OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
-	OSSL_PARAM_END,
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
+    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, NULL, 0),
+    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
+    OSSL_PARAM_END,
 };
 
 static const OSSL_PARAM km_ec_gettable[] = {
-	OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
-	OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
-	OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
-	OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
-	OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
-	OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
-	OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
-	OSSL_PARAM_END,
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
+    OSSL_PARAM_END,
 };
 
 static const OSSL_PARAM *km_rsa_gettable_params(void *provctx)
@@ -195,28 +195,34 @@ static int km_export(void *keydata, int selection, OSSL_CALLBACK *cb, void *cbar
 	if (!k || !k->pub)
 		return 0;
 	/*
-	 * Refused quietly, without raising an error: OpenSSL tries a full
-	 * export to the default provider before it falls back to our own
-	 * signature implementation, and EVP_PKEY_eq tries both directions.
-	 * A failure here is the expected path, not an error to report.
-	 * Public-only selections (encoders, X509_PUBKEY_set) do succeed.
+	 * The private half is the HSM object: there is nothing to export.
+	 * OpenSSL 3.0 itself asks for it too, and must be refused for things
+	 * to work: signing first tries a full export to the default
+	 * provider's keymgmt and only on failure uses our signature (under an
+	 * error mark), and EVP_PKEY_eq then exports the other key to us. So
+	 * the error below reaches only callers that wanted the private key:
+	 * PEM_write_PrivateKey, i2d_PrivateKey, EVP_PKEY_todata.
 	 */
-	if (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY)
+	if (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) {
+		prov_raise(k->pc, PROV_R_PRIVATE_KEY_EXPORT,
+		           "key '%s': only the public key can be exported",
+		           k->label[0] ? k->label : "(public)");
 		return 0;
+	}
 	return EVP_PKEY_export(k->pub, selection, cb, cbarg);
 }
 
 static const OSSL_PARAM km_rsa_types[] = {
-	OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, NULL, 0),
-	OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
-	OSSL_PARAM_END,
+    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, NULL, 0),
+    OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, NULL, 0),
+    OSSL_PARAM_END,
 };
 
 static const OSSL_PARAM km_ec_types[] = {
-	OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
-	OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, NULL, 0),
-	OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
-	OSSL_PARAM_END,
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
+    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, NULL, 0),
+    OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
+    OSSL_PARAM_END,
 };
 
 static const OSSL_PARAM km_no_types[] = {OSSL_PARAM_END};
@@ -229,8 +235,8 @@ static const OSSL_PARAM *km_rsa_port_types(int selection)
 static const OSSL_PARAM *km_ec_port_types(int selection)
 {
 	return (selection & (OSSL_KEYMGMT_SELECT_PUBLIC_KEY | OSSL_KEYMGMT_SELECT_ALL_PARAMETERS))
-		   ? km_ec_types
-		   : km_no_types;
+	           ? km_ec_types
+	           : km_no_types;
 }
 
 /* Public keys only: OpenSSL moves a default-provider key in to compare it with ours. */
@@ -295,35 +301,35 @@ static const char *km_ec_query_operation_name(int operation_id)
 }
 
 const OSSL_DISPATCH prov_rsa_keymgmt_functions[] = {
-	{OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))km_rsa_new},
-	{OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))km_rsa_gettable_params},
-	{OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))km_rsa_port_types},
-	{OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))km_rsa_port_types},
-	{OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))km_rsa_query_operation_name},
-	{OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))km_free},
-	{OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))km_load},
-	{OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))km_has},
-	{OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))km_match},
-	{OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))km_get_params},
-	{OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))km_export},
-	{OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))km_import},
-	{OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))km_dup},
-	{0, NULL},
+    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))km_rsa_new},
+    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))km_rsa_gettable_params},
+    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))km_rsa_port_types},
+    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))km_rsa_port_types},
+    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))km_rsa_query_operation_name},
+    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))km_free},
+    {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))km_load},
+    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))km_has},
+    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))km_match},
+    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))km_get_params},
+    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))km_export},
+    {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))km_import},
+    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))km_dup},
+    {0, NULL},
 };
 
 const OSSL_DISPATCH prov_ec_keymgmt_functions[] = {
-	{OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))km_ec_new},
-	{OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))km_ec_gettable_params},
-	{OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))km_ec_port_types},
-	{OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))km_ec_port_types},
-	{OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))km_ec_query_operation_name},
-	{OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))km_free},
-	{OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))km_load},
-	{OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))km_has},
-	{OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))km_match},
-	{OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))km_get_params},
-	{OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))km_export},
-	{OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))km_import},
-	{OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))km_dup},
-	{0, NULL},
+    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))km_ec_new},
+    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))km_ec_gettable_params},
+    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))km_ec_port_types},
+    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))km_ec_port_types},
+    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))km_ec_query_operation_name},
+    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))km_free},
+    {OSSL_FUNC_KEYMGMT_LOAD, (void (*)(void))km_load},
+    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))km_has},
+    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))km_match},
+    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))km_get_params},
+    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))km_export},
+    {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))km_import},
+    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))km_dup},
+    {0, NULL},
 };

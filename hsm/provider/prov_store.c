@@ -39,15 +39,15 @@ static int store_parse_uri(struct prov_ctx *pc, const char *uri, char *label, si
 		rest += strlen(URI_LABEL);
 	else if (strchr(rest, '=') || strchr(rest, ';') || strchr(rest, '/')) {
 		prov_raise(pc, PROV_R_BAD_URI,
-			   "'%.200s': expected keyd:label=NAME or keyd:NAME (the only "
-			   "attribute is label)",
-			   uri);
+		           "'%.200s': expected keyd:label=NAME or keyd:NAME (the only "
+		           "attribute is label)",
+		           uri);
 		return 0;
 	}
 	if (!keyd_label_valid(rest)) {
 		prov_raise(pc, PROV_R_BAD_URI,
-			   "'%.200s': key label must be 1 to %d of A-Z a-z 0-9 . _ -", uri,
-			   KEYD_LABEL_MAX);
+		           "'%.200s': key label must be 1 to %d of A-Z a-z 0-9 . _ -", uri,
+		           KEYD_LABEL_MAX);
 		return 0;
 	}
 	snprintf(label, size, "%s", rest);
@@ -73,8 +73,8 @@ static void *store_open(void *provctx, const char *uri)
 }
 
 static const OSSL_PARAM store_settable[] = {
-	OSSL_PARAM_int(OSSL_STORE_PARAM_EXPECT, NULL),
-	OSSL_PARAM_END,
+    OSSL_PARAM_int(OSSL_STORE_PARAM_EXPECT, NULL),
+    OSSL_PARAM_END,
 };
 
 static const OSSL_PARAM *store_settable_ctx_params(void *provctx)
@@ -92,14 +92,15 @@ static int store_set_ctx_params(void *loaderctx, const OSSL_PARAM params[])
 
 	p = OSSL_PARAM_locate_const(params, OSSL_STORE_PARAM_EXPECT);
 	if (p && !OSSL_PARAM_get_int(p, &sc->expect)) {
-		prov_raise(sc->pc, PROV_R_BAD_PARAMETER, "store parameter expect is not an integer");
+		prov_raise(sc->pc, PROV_R_BAD_PARAMETER,
+		           "store parameter expect is not an integer");
 		return 0;
 	}
 	return 1;
 }
 
 static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
-		      OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
+                      OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
 	struct store_ctx *sc = loaderctx;
 	struct prov_ctx *pc = sc->pc;
@@ -108,7 +109,8 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *object_cb
 	struct keyd_err err = {0};
 	struct prov_key *key = NULL;
 	int type = OSSL_OBJECT_PKEY;
-	OSSL_PARAM params[5];
+	OSSL_PARAM params[6];
+	size_t n = 0;
 	char desc[KEYD_LABEL_MAX + 32];
 	int ok = 0;
 
@@ -137,13 +139,27 @@ static int store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *object_cb
 	if (!key)
 		goto done;
 	snprintf(desc, sizeof(desc), "keyd key %s", key->label);
-	params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type);
-	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
-						     (char *)prov_key_type_name(key->type), 0);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &key,
-						      sizeof(key));
-	params[3] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DESC, desc, 0);
-	params[4] = OSSL_PARAM_construct_end();
+	params[n++] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &type);
+	params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE,
+	                                               (char *)prov_key_type_name(key->type), 0);
+	if (sc->expect == OSSL_STORE_INFO_PUBKEY) {
+		/*
+		 * OpenSSL makes an OSSL_STORE_INFO_PUBKEY only from a key it
+		 * decodes itself; a key by reference always becomes a PKEY,
+		 * which it then drops as not what was expected. So a caller
+		 * that asks for the public key only (openssl -pubin) gets the
+		 * SubjectPublicKeyInfo by value.
+		 */
+		params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_STRUCTURE,
+		                                               "SubjectPublicKeyInfo", 0);
+		params[n++] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, kk->spki,
+		                                                kk->spki_len);
+	} else {
+		params[n++] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &key,
+		                                                sizeof(key));
+	}
+	params[n++] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DESC, desc, 0);
+	params[n] = OSSL_PARAM_construct_end();
 	/* Our keymgmt's load() takes its own reference; ours is dropped below. */
 	ok = object_cb(params, object_cbarg);
 done:
@@ -164,11 +180,11 @@ static int store_close(void *loaderctx)
 }
 
 const OSSL_DISPATCH prov_store_functions[] = {
-	{OSSL_FUNC_STORE_OPEN, (void (*)(void))store_open},
-	{OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS, (void (*)(void))store_settable_ctx_params},
-	{OSSL_FUNC_STORE_SET_CTX_PARAMS, (void (*)(void))store_set_ctx_params},
-	{OSSL_FUNC_STORE_LOAD, (void (*)(void))store_load},
-	{OSSL_FUNC_STORE_EOF, (void (*)(void))store_eof},
-	{OSSL_FUNC_STORE_CLOSE, (void (*)(void))store_close},
-	{0, NULL},
+    {OSSL_FUNC_STORE_OPEN, (void (*)(void))store_open},
+    {OSSL_FUNC_STORE_SETTABLE_CTX_PARAMS, (void (*)(void))store_settable_ctx_params},
+    {OSSL_FUNC_STORE_SET_CTX_PARAMS, (void (*)(void))store_set_ctx_params},
+    {OSSL_FUNC_STORE_LOAD, (void (*)(void))store_load},
+    {OSSL_FUNC_STORE_EOF, (void (*)(void))store_eof},
+    {OSSL_FUNC_STORE_CLOSE, (void (*)(void))store_close},
+    {0, NULL},
 };
