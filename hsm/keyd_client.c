@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ struct conn {
 	struct keyd_client *c;
 	int fd;
 	pid_t pid; /* the process that opened fd: a forked child makes its own */
+	int64_t rtt_us; /* moving average of answer times, for recv_all's wait */
 	uint32_t next_id;
 	struct conn *prev, *next;
 	uint8_t *buf; /* one whole frame, in or out */
@@ -202,14 +204,40 @@ static int send_all(int fd, const uint8_t *p, size_t n, int64_t deadline)
 	return 0;
 }
 
-static int recv_all(int fd, uint8_t *p, size_t n, int64_t deadline)
+static int64_t now_us(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * An answer usually comes back sooner than it costs to put this thread to
+ * sleep and wake it again (tens of microseconds on a VM). So before sleeping
+ * in poll(), wait about as long as recent answers took on this connection
+ * (twice the moving average, at most SPIN_MAX_US), yielding the CPU as we go:
+ * with other work runnable (keyd, other signers) the yield hands it over; on
+ * an idle machine the answer is caught without a wake-up.
+ */
+#define SPIN_MAX_US 1000
+
+static int recv_all(int fd, uint8_t *p, size_t n, int64_t deadline, int64_t spin_us)
+{
+	int64_t spin_until = 0;
+
 	while (n) {
 		ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
 		if (r > 0) {
 			p += r;
 			n -= (size_t)r;
 		} else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (!spin_until)
+				spin_until = now_us() + spin_us;
+			if (now_us() < spin_until) {
+				sched_yield();
+				continue;
+			}
 			if (wait_fd(fd, POLLIN, deadline))
 				return -1;
 		} else {
@@ -227,6 +255,7 @@ static int roundtrip(struct conn *k, struct keyd_req *req, struct keyd_resp *res
 	struct keyd_wbuf w = {k->buf, 0, 4 + KEYD_FRAME_MAX, 0};
 	uint32_t body;
 	const char *why = "";
+	int64_t t0, spin;
 
 	req->id = k->next_id++;
 	if (keyd_req_encode(req, &w)) {
@@ -239,13 +268,16 @@ static int roundtrip(struct conn *k, struct keyd_req *req, struct keyd_resp *res
 		conn_close(k);
 		return -1;
 	}
-	if (recv_all(k->fd, k->buf, 4, deadline) || keyd_frame_len(k->buf, &body) ||
-	    recv_all(k->fd, k->buf, body, deadline)) {
+	t0 = now_us();
+	spin = 2 * k->rtt_us < SPIN_MAX_US ? 2 * k->rtt_us : SPIN_MAX_US;
+	if (recv_all(k->fd, k->buf, 4, deadline, spin) || keyd_frame_len(k->buf, &body) ||
+	    recv_all(k->fd, k->buf, body, deadline, spin)) {
 		seterr(err, KEYD_E_UNREACHABLE, "keyd at %s: no answer (connection closed or timed out)",
 		       k->c->path);
 		conn_close(k);
 		return -1;
 	}
+	k->rtt_us = (7 * k->rtt_us + (now_us() - t0)) / 8;
 	if (keyd_resp_decode(k->buf, body, resp, &why) || resp->id != req->id ||
 	    resp->op != req->op) {
 		seterr(err, KEYD_E_PROTOCOL, "keyd answer does not parse or match: %s", why);
