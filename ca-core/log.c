@@ -42,7 +42,10 @@ void log_msg(int level, const char *fmt, ...)
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	w = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%d] %s: ", (long)tv.tv_usec / 1000,
-		     log_prog, (int)getpid(), names[level < 0 ? 0 : level > 3 ? 3 : level]);
+	             log_prog, (int)getpid(),
+	             names[level < 0   ? 0
+	                   : level > 3 ? 3
+	                               : level]);
 	if (w > 0)
 		n += (size_t)w < sizeof(line) - n ? (size_t)w : sizeof(line) - n - 1;
 	va_start(ap, fmt);

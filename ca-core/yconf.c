@@ -21,7 +21,8 @@ int yconf_fail(struct yconf *y, const yaml_node_t *n, const char *what, const ch
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n)
-		snprintf(y->err, sizeof(y->err), "%s:%d: %s: %s", y->name, yconf_line(n), what, msg);
+		snprintf(y->err, sizeof(y->err), "%s:%d: %s: %s", y->name, yconf_line(n), what,
+		         msg);
 	else
 		snprintf(y->err, sizeof(y->err), "%s: %s: %s", y->name, what, msg);
 	return -1;
@@ -46,7 +47,7 @@ int yconf_load_mem(struct yconf *y, const char *name, const void *buf, size_t le
 	yaml_parser_set_input_string(&p, buf, len);
 	if (!yaml_parser_load(&p, &y->doc)) {
 		snprintf(y->err, sizeof(y->err), "%s:%d: YAML syntax: %s", name,
-			 (int)p.problem_mark.line + 1, p.problem ? p.problem : "error");
+		         (int)p.problem_mark.line + 1, p.problem ? p.problem : "error");
 		goto out;
 	}
 	y->loaded = 1;
@@ -57,7 +58,7 @@ int yconf_load_mem(struct yconf *y, const char *name, const void *buf, size_t le
 	/* One document per file: anything after it is a mistake. */
 	if (!yaml_parser_load(&p, &extra)) {
 		snprintf(y->err, sizeof(y->err), "%s:%d: YAML syntax: %s", name,
-			 (int)p.problem_mark.line + 1, p.problem ? p.problem : "error");
+		         (int)p.problem_mark.line + 1, p.problem ? p.problem : "error");
 		goto out;
 	}
 	if (yaml_document_get_root_node(&extra)) {
@@ -131,8 +132,7 @@ static const char *scalar(yaml_node_t *n)
 	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-int yconf_check_map(struct yconf *y, yaml_node_t *map, const char *what,
-		    const char *const *allowed)
+int yconf_check_map(struct yconf *y, yaml_node_t *map, const char *what, const char *const *allowed)
 {
 	yaml_node_pair_t *a, *b;
 
@@ -188,7 +188,7 @@ int yconf_str(struct yconf *y, yaml_node_t *n, const char *what, char *out, size
 }
 
 static int parse_long(struct yconf *y, yaml_node_t *n, const char *what, int base, long min,
-		      long max, long *out)
+                      long max, long *out)
 {
 	const char *s = scalar(n);
 	char *end;

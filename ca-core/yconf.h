@@ -26,12 +26,12 @@ void yconf_free(struct yconf *y);
 yaml_node_t *yconf_root(struct yconf *y);
 /* Formats "name:line: what: message" into y->err and returns -1. */
 int yconf_fail(struct yconf *y, const yaml_node_t *n, const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Map must be a mapping whose keys are all scalars in allowed (NULL-terminated),
  * each at most once. */
 int yconf_check_map(struct yconf *y, yaml_node_t *map, const char *what,
-		    const char *const *allowed);
+                    const char *const *allowed);
 /* The value for key in a mapping, or NULL. */
 yaml_node_t *yconf_get(struct yconf *y, yaml_node_t *map, const char *key);
 /* Scalar accessors: -1 (with y->err) if n is not a fitting scalar. */

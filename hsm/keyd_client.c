@@ -17,7 +17,7 @@
 struct conn {
 	struct keyd_client *c;
 	int fd;
-	pid_t pid; /* the process that opened fd: a forked child makes its own */
+	pid_t pid;      /* the process that opened fd: a forked child makes its own */
 	int64_t rtt_us; /* moving average of answer times, for recv_all's wait */
 	uint32_t next_id;
 	struct conn *prev, *next;
@@ -249,8 +249,8 @@ static int recv_all(int fd, uint8_t *p, size_t n, int64_t deadline, int64_t spin
 
 /* One request, one response on an open connection. Returns 0, or -1 when the
  * connection failed (it is then closed). */
-static int roundtrip(struct conn *k, struct keyd_req *req, struct keyd_resp *resp,
-		     int64_t deadline, struct keyd_err *err)
+static int roundtrip(struct conn *k, struct keyd_req *req, struct keyd_resp *resp, int64_t deadline,
+                     struct keyd_err *err)
 {
 	struct keyd_wbuf w = {k->buf, 0, 4 + KEYD_FRAME_MAX, 0};
 	uint32_t body;
@@ -272,8 +272,8 @@ static int roundtrip(struct conn *k, struct keyd_req *req, struct keyd_resp *res
 	spin = 2 * k->rtt_us < SPIN_MAX_US ? 2 * k->rtt_us : SPIN_MAX_US;
 	if (recv_all(k->fd, k->buf, 4, deadline, spin) || keyd_frame_len(k->buf, &body) ||
 	    recv_all(k->fd, k->buf, body, deadline, spin)) {
-		seterr(err, KEYD_E_UNREACHABLE, "keyd at %s: no answer (connection closed or timed out)",
-		       k->c->path);
+		seterr(err, KEYD_E_UNREACHABLE,
+		       "keyd at %s: no answer (connection closed or timed out)", k->c->path);
 		conn_close(k);
 		return -1;
 	}
@@ -341,12 +341,12 @@ static int conn_dead(struct conn *k)
  * retried the same way. Returns the response status or a client status.
  */
 static int call(struct keyd_client *c, struct keyd_req *req, struct keyd_resp *resp,
-		struct keyd_err *err)
+                struct keyd_err *err)
 {
 	/* Key generation on a token can take far longer than a signature. */
-	int64_t deadline = now_ms() + (req->op == KEYD_OP_GENERATE && c->timeout_ms < 300000
-					   ? 300000
-					   : c->timeout_ms);
+	int64_t deadline =
+	    now_ms() +
+	    (req->op == KEYD_OP_GENERATE && c->timeout_ms < 300000 ? 300000 : c->timeout_ms);
 	int idempotent = req->op != KEYD_OP_GENERATE;
 	int backoff = 5;
 	struct conn *k = conn_get(c);
@@ -380,7 +380,8 @@ static int call(struct keyd_client *c, struct keyd_req *req, struct keyd_resp *r
 		backoff = backoff * 2 > 200 ? 200 : backoff * 2;
 	}
 	if (resp->status != KEYD_OK) {
-		seterr(err, resp->status, "keyd: %s: %s", keyd_status_name(resp->status), resp->msg);
+		seterr(err, resp->status, "keyd: %s: %s", keyd_status_name(resp->status),
+		       resp->msg);
 		return resp->status;
 	}
 	seterr(err, KEYD_OK, "ok");
@@ -420,7 +421,7 @@ int keyd_client_hello(struct keyd_client *c, uint16_t *version, struct keyd_err 
 }
 
 int keyd_client_get_pubkey(struct keyd_client *c, const char *label, struct keyd_key *key,
-			   struct keyd_err *err)
+                           struct keyd_err *err)
 {
 	struct keyd_req req = {.op = KEYD_OP_GET_PUBKEY};
 	struct keyd_resp resp;
@@ -436,7 +437,7 @@ int keyd_client_get_pubkey(struct keyd_client *c, const char *label, struct keyd
 }
 
 int keyd_client_list(struct keyd_client *c, struct keyd_key **keys, size_t *nkeys,
-		     struct keyd_err *err)
+                     struct keyd_err *err)
 {
 	struct keyd_req req = {.op = KEYD_OP_LIST_KEYS};
 	struct keyd_resp resp;
@@ -460,9 +461,9 @@ int keyd_client_list(struct keyd_client *c, struct keyd_key **keys, size_t *nkey
 	return KEYD_OK;
 }
 
-int keyd_client_sign(struct keyd_client *c, const char *label, int alg, int hash,
-		     uint16_t salt_len, const uint8_t *digest, size_t digest_len, uint8_t *sig,
-		     size_t *sig_len, struct keyd_err *err)
+int keyd_client_sign(struct keyd_client *c, const char *label, int alg, int hash, uint16_t salt_len,
+                     const uint8_t *digest, size_t digest_len, uint8_t *sig, size_t *sig_len,
+                     struct keyd_err *err)
 {
 	struct keyd_req req = {.op = KEYD_OP_SIGN};
 	struct keyd_resp resp;
@@ -505,8 +506,8 @@ int keyd_client_status(struct keyd_client *c, struct keyd_token_status *st, stru
 	return r;
 }
 
-int keyd_client_generate(struct keyd_client *c, const char *label, int keytype,
-			 uint16_t keyparam, struct keyd_key *key, struct keyd_err *err)
+int keyd_client_generate(struct keyd_client *c, const char *label, int keytype, uint16_t keyparam,
+                         struct keyd_key *key, struct keyd_err *err)
 {
 	struct keyd_req req = {.op = KEYD_OP_GENERATE};
 	struct keyd_resp resp;

@@ -29,7 +29,7 @@ struct keyd_err {
 
 struct keyd_key {
 	char label[KEYD_LABEL_MAX + 1];
-	uint8_t type;  /* enum keyd_keytype */
+	uint8_t type; /* enum keyd_keytype */
 	uint16_t bits;
 	uint8_t flags; /* KEYD_KF_* */
 	uint8_t spki[KEYD_SPKI_MAX];
@@ -44,17 +44,16 @@ const char *keyd_client_socket(const struct keyd_client *c);
 /* Each returns KEYD_OK (0) or the failing status, which is also in err. */
 int keyd_client_hello(struct keyd_client *c, uint16_t *version, struct keyd_err *err);
 int keyd_client_get_pubkey(struct keyd_client *c, const char *label, struct keyd_key *key,
-			   struct keyd_err *err);
+                           struct keyd_err *err);
 /* *keys is malloc'd; free() it. */
 int keyd_client_list(struct keyd_client *c, struct keyd_key **keys, size_t *nkeys,
-		     struct keyd_err *err);
-int keyd_client_sign(struct keyd_client *c, const char *label, int alg, int hash,
-		     uint16_t salt_len, const uint8_t *digest, size_t digest_len, uint8_t *sig,
-		     size_t *sig_len, struct keyd_err *err);
-int keyd_client_status(struct keyd_client *c, struct keyd_token_status *st,
-		       struct keyd_err *err);
+                     struct keyd_err *err);
+int keyd_client_sign(struct keyd_client *c, const char *label, int alg, int hash, uint16_t salt_len,
+                     const uint8_t *digest, size_t digest_len, uint8_t *sig, size_t *sig_len,
+                     struct keyd_err *err);
+int keyd_client_status(struct keyd_client *c, struct keyd_token_status *st, struct keyd_err *err);
 /* keyparam: RSA modulus bits, or enum keyd_curve for EC. */
-int keyd_client_generate(struct keyd_client *c, const char *label, int keytype,
-			 uint16_t keyparam, struct keyd_key *key, struct keyd_err *err);
+int keyd_client_generate(struct keyd_client *c, const char *label, int keytype, uint16_t keyparam,
+                         struct keyd_key *key, struct keyd_err *err);
 
 #endif

@@ -25,8 +25,8 @@ const char *keyd_op_name(int op)
 const char *keyd_status_name(int status)
 {
 	static const char *const names[] = {
-	    "ok",      "malformed", "version", "denied", "no-key",   "bad-algorithm",
-	    "busy",    "offline",   "hsm",     "exists", "internal",
+	    "ok",   "malformed", "version", "denied", "no-key",   "bad-algorithm",
+	    "busy", "offline",   "hsm",     "exists", "internal",
 	};
 	if (status >= 0 && status <= KEYD_E_MAX_)
 		return names[status];
@@ -96,7 +96,8 @@ int keyd_status_retryable(int status)
 
 int keyd_frame_len(const uint8_t hdr[4], uint32_t *body_len)
 {
-	uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	uint32_t n =
+	    (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
 
 	if (n == 0 || n > KEYD_FRAME_MAX)
 		return -1;
@@ -410,7 +411,8 @@ int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const
 		if (r.err)
 			break;
 		if (req->keytype == KEYD_KEY_RSA) {
-			if (req->keyparam != 2048 && req->keyparam != 3072 && req->keyparam != 4096) {
+			if (req->keyparam != 2048 && req->keyparam != 3072 &&
+			    req->keyparam != 4096) {
 				*why = "generate: RSA size must be 2048, 3072 or 4096";
 				return -1;
 			}
@@ -448,8 +450,8 @@ static int get_keyinfo(struct keyd_rbuf *r, struct keyd_keyinfo *ki)
 	ki->bits = get_u16(r);
 	ki->flags = get_u8(r);
 	ki->spki = get_blob(r, &ki->spki_len);
-	if (r->err || (ki->type != KEYD_KEY_RSA && ki->type != KEYD_KEY_EC) ||
-	    ki->spki_len == 0 || ki->spki_len > KEYD_SPKI_MAX) {
+	if (r->err || (ki->type != KEYD_KEY_RSA && ki->type != KEYD_KEY_EC) || ki->spki_len == 0 ||
+	    ki->spki_len > KEYD_SPKI_MAX) {
 		r->err = 1;
 		return -1;
 	}

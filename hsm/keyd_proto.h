@@ -82,9 +82,9 @@ struct keyd_req {
 
 struct keyd_keyinfo {
 	char label[KEYD_LABEL_MAX + 1];
-	uint8_t type;  /* enum keyd_keytype */
-	uint16_t bits; /* modulus or field size */
-	uint8_t flags; /* KEYD_KF_* */
+	uint8_t type;        /* enum keyd_keytype */
+	uint16_t bits;       /* modulus or field size */
+	uint8_t flags;       /* KEYD_KF_* */
 	const uint8_t *spki; /* DER SubjectPublicKeyInfo, points into the frame */
 	size_t spki_len;
 };

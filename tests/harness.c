@@ -59,24 +59,24 @@ int harness_write_config(struct harness *h, const struct harness_opts *o)
 		snprintf(clients, sizeof(clients), "%s", o->clients_yaml);
 	else
 		snprintf(clients, sizeof(clients),
-			 "  - name: test\n"
-			 "    uid: %u\n"
-			 "    keys: [\"*\"]\n"
-			 "    operations: [\"*\", generate]\n",
-			 (unsigned)getuid());
+		         "  - name: test\n"
+		         "    uid: %u\n"
+		         "    keys: [\"*\"]\n"
+		         "    operations: [\"*\", generate]\n",
+		         (unsigned)getuid());
 	snprintf(pinfile, sizeof(pinfile), "%s/pin", h->dir);
 	snprintf(text, sizeof(text),
-		 "module: %s\n"
-		 "token: %s\n"
-		 "pin_file: %s\n"
-		 "socket: %s\n"
-		 "socket_mode: \"0666\"\n"
-		 "workers: %d\n"
-		 "queue: %d\n"
-		 "health_interval_ms: 200\n"
-		 "clients:\n%s",
-		 module, h->token_label, pinfile, h->socket, o && o->workers ? o->workers : 2,
-		 o && o->queue ? o->queue : 256, clients);
+	         "module: %s\n"
+	         "token: %s\n"
+	         "pin_file: %s\n"
+	         "socket: %s\n"
+	         "socket_mode: \"0666\"\n"
+	         "workers: %d\n"
+	         "queue: %d\n"
+	         "health_interval_ms: 200\n"
+	         "clients:\n%s",
+	         module, h->token_label, pinfile, h->socket, o && o->workers ? o->workers : 2,
+	         o && o->queue ? o->queue : 256, clients);
 	return write_file(h->conf, 0600, text);
 }
 
@@ -174,14 +174,15 @@ int harness_start(struct harness *h, const struct harness_opts *o)
 	if (mkdir(h->tokendir, 0700) != 0)
 		goto fail;
 	snprintf(conf, sizeof(conf),
-		 "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n",
-		 h->tokendir);
+	         "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n",
+	         h->tokendir);
 	if (write_file(h->softhsm_conf, 0644, conf) != 0)
 		goto fail;
 	setenv("SOFTHSM2_CONF", h->softhsm_conf, 1);
 	{
-		char *argv[] = {"softhsm2-util", "--init-token", "--free", "--label",
-				h->token_label, "--so-pin", sopin, "--pin", h->pin, NULL};
+		char *argv[] = {
+		    "softhsm2-util", "--init-token", "--free", "--label", h->token_label,
+		    "--so-pin",      sopin,          "--pin",  h->pin,    NULL};
 		if (run(argv) != 0) {
 			fprintf(stderr, "harness: softhsm2-util --init-token failed\n");
 			goto fail;

@@ -28,7 +28,7 @@ struct harness {
 	char conf[512];         /* keyd's config file */
 	char softhsm_conf[512]; /* SOFTHSM2_CONF, also set in this process */
 	char tokendir[512];
-	char log[512];          /* keyd's stderr */
+	char log[512]; /* keyd's stderr */
 	char pin[64];
 	char token_label[32];
 	pid_t keyd_pid;

@@ -13,23 +13,22 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: hsmca keyd [--socket PATH] COMMAND\n"
-		"  status                      token status and counters\n"
-		"  list                        keys this client may use\n"
-		"  pubkey LABEL                public key as PEM on stdout\n"
-		"  generate --label L --type T create a key pair in the HSM; T is one of\n"
-		"                              rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384\n"
-		"The socket defaults to $HSMCA_KEYD_SOCKET.\n");
+	fprintf(f, "usage: hsmca keyd [--socket PATH] COMMAND\n"
+	           "  status                      token status and counters\n"
+	           "  list                        keys this client may use\n"
+	           "  pubkey LABEL                public key as PEM on stdout\n"
+	           "  generate --label L --type T create a key pair in the HSM; T is one of\n"
+	           "                              rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384\n"
+	           "The socket defaults to $HSMCA_KEYD_SOCKET.\n");
 }
 
 static const char *flags_text(unsigned f, char *buf, size_t n)
 {
 	snprintf(buf, n, "%s%s%s%s%s", f & KEYD_KF_SENSITIVE ? "sensitive " : "",
-		 f & KEYD_KF_EXTRACTABLE ? "EXTRACTABLE " : "",
-		 f & KEYD_KF_ALWAYS_SENSITIVE ? "always-sensitive " : "",
-		 f & KEYD_KF_NEVER_EXTRACTABLE ? "never-extractable " : "",
-		 f & KEYD_KF_LOCAL ? "local" : "");
+	         f & KEYD_KF_EXTRACTABLE ? "EXTRACTABLE " : "",
+	         f & KEYD_KF_ALWAYS_SENSITIVE ? "always-sensitive " : "",
+	         f & KEYD_KF_NEVER_EXTRACTABLE ? "never-extractable " : "",
+	         f & KEYD_KF_LOCAL ? "local" : "");
 	return buf;
 }
 
@@ -55,8 +54,8 @@ static int parse_type(const char *t, int *keytype, uint16_t *param)
 		int type;
 		uint16_t param;
 	} types[] = {
-	    {"rsa-2048", KEYD_KEY_RSA, 2048},	       {"rsa-3072", KEYD_KEY_RSA, 3072},
-	    {"rsa-4096", KEYD_KEY_RSA, 4096},	       {"ec-p256", KEYD_KEY_EC, KEYD_CURVE_P256},
+	    {"rsa-2048", KEYD_KEY_RSA, 2048},          {"rsa-3072", KEYD_KEY_RSA, 3072},
+	    {"rsa-4096", KEYD_KEY_RSA, 4096},          {"ec-p256", KEYD_KEY_EC, KEYD_CURVE_P256},
 	    {"ec-p384", KEYD_KEY_EC, KEYD_CURVE_P384},
 	};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
@@ -71,8 +70,10 @@ static int parse_type(const char *t, int *keytype, uint16_t *param)
 int cmd_keyd(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"socket", required_argument, NULL, 's'}, {"label", required_argument, NULL, 'l'},
-	    {"type", required_argument, NULL, 't'},   {"help", no_argument, NULL, 'h'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"label", required_argument, NULL, 'l'},
+	    {"type", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *sock = NULL, *label = NULL, *type = NULL, *cmd;
@@ -166,14 +167,14 @@ int cmd_keyd(int argc, char **argv)
 			rc = 2;
 		} else if (parse_type(type, &kt, &param) != 0) {
 			fprintf(stderr,
-				"hsmca keyd generate: unknown --type \"%s\" (rsa-2048, rsa-3072, "
-				"rsa-4096, ec-p256, ec-p384)\n",
-				type);
+			        "hsmca keyd generate: unknown --type \"%s\" (rsa-2048, rsa-3072, "
+			        "rsa-4096, ec-p256, ec-p384)\n",
+			        type);
 			rc = 2;
 		} else if (keyd_client_generate(c, label, kt, param, &k, &err) == KEYD_OK) {
 			fprintf(stderr, "generated %s: %s-%u, %s\n", k.label,
-				kt == KEYD_KEY_RSA ? "rsa" : "ec", k.bits,
-				flags_text(k.flags, fl, sizeof(fl)));
+			        kt == KEYD_KEY_RSA ? "rsa" : "ec", k.bits,
+			        flags_text(k.flags, fl, sizeof(fl)));
 			rc = print_pem(&k);
 		}
 	} else {

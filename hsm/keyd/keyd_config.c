@@ -13,8 +13,9 @@
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "module", "token", "pin_file", "socket", "socket_mode", "workers", "queue", "max_inflight",
-    "max_clients", "log_requests", "health_interval_ms", "clients", NULL,
+    "module", "token",        "pin_file",    "socket",       "socket_mode",        "workers",
+    "queue",  "max_inflight", "max_clients", "log_requests", "health_interval_ms", "clients",
+    NULL,
 };
 static const char *const client_fields[] = {
     "name", "uid", "user", "gid", "group", "keys", "operations", NULL,
@@ -42,7 +43,7 @@ static int req_str(struct yconf *y, yaml_node_t *map, const char *key, char *out
 }
 
 static int opt_long(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
-		    int *out)
+                    int *out)
 {
 	yaml_node_t *v = yconf_get(y, map, key);
 	long l;
@@ -104,7 +105,7 @@ static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *
 	keys = yconf_get(y, m, "keys");
 	if (!keys || !yconf_is_seq(keys))
 		return yconf_fail(y, keys ? keys : m, "keys",
-				  "a list of key labels (or \"*\") is required");
+		                  "a list of key labels (or \"*\") is required");
 	if (yconf_seq_len(keys) > KEYD_ACL_MAX_KEYS)
 		return yconf_fail(y, keys, "keys", "more than %d labels", KEYD_ACL_MAX_KEYS);
 	e->keys = calloc(yconf_seq_len(keys) + 1, sizeof(*e->keys));
@@ -120,15 +121,15 @@ static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *
 		}
 		if (!keyd_label_valid(buf))
 			return yconf_fail(y, k, "keys",
-					  "\"%s\" is not a valid label (1-%d of A-Z a-z 0-9 . _ -)",
-					  buf, KEYD_LABEL_MAX);
+			                  "\"%s\" is not a valid label (1-%d of A-Z a-z 0-9 . _ -)",
+			                  buf, KEYD_LABEL_MAX);
 		memcpy(e->keys[e->nkeys++], buf, strlen(buf) + 1);
 	}
 
 	ops = yconf_get(y, m, "operations");
 	if (!ops || !yconf_is_seq(ops) || yconf_seq_len(ops) == 0)
 		return yconf_fail(y, ops ? ops : m, "operations",
-				  "a non-empty list of operations is required");
+		                  "a non-empty list of operations is required");
 	for (size_t i = 0; i < yconf_seq_len(ops); i++) {
 		yaml_node_t *o = yconf_seq_item(y, ops, i);
 		int op;
@@ -145,9 +146,9 @@ static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *
 		op = op_from_name(buf);
 		if (op < 0)
 			return yconf_fail(y, o, "operations",
-					  "unknown operation \"%s\" (hello, list-keys, "
-					  "get-public-key, sign, status, generate, *)",
-					  buf);
+			                  "unknown operation \"%s\" (hello, list-keys, "
+			                  "get-public-key, sign, status, generate, *)",
+			                  buf);
 		e->ops |= 1u << op;
 	}
 	e->ops |= 1u << KEYD_OP_HELLO;
@@ -155,7 +156,7 @@ static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *
 }
 
 int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd_config *cfg,
-		      char *err, size_t errlen)
+                      char *err, size_t errlen)
 {
 	struct yconf y;
 	yaml_node_t *root, *v, *clients;
@@ -303,14 +304,14 @@ int keyd_pin_read(const char *path, char *pin, size_t pinsz, char *err, size_t e
 	}
 	if (st.st_mode & 077) {
 		snprintf(err, errlen,
-			 "PIN file %s: mode %03o lets group or others read it; "
-			 "it must be 0600 or 0400",
-			 path, (unsigned)(st.st_mode & 0777));
+		         "PIN file %s: mode %03o lets group or others read it; "
+		         "it must be 0600 or 0400",
+		         path, (unsigned)(st.st_mode & 0777));
 		goto fail;
 	}
 	if (st.st_uid != geteuid()) {
 		snprintf(err, errlen, "PIN file %s: owned by uid %u, not by keyd's uid %u", path,
-			 (unsigned)st.st_uid, (unsigned)geteuid());
+		         (unsigned)st.st_uid, (unsigned)geteuid());
 		goto fail;
 	}
 	n = read(fd, pin, pinsz - 1);

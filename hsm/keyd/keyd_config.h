@@ -44,7 +44,7 @@ struct keyd_config {
 /* Parse a config file; errors name file, line and field. */
 int keyd_config_load(const char *path, struct keyd_config *cfg, char *err, size_t errlen);
 int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd_config *cfg,
-		      char *err, size_t errlen);
+                      char *err, size_t errlen);
 void keyd_config_free(struct keyd_config *cfg);
 
 /* The ACL entry for a peer: the first entry whose uid (and gid, if given) match. */

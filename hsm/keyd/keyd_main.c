@@ -17,16 +17,18 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hsmca-keyd --config FILE [--check] [--debug]\n"
-		   "  --config FILE  keyd configuration (see docs/keyd.md)\n"
-		   "  --check        validate the configuration and PIN file, then exit\n"
-		   "  --debug        log debug messages\n");
+	           "  --config FILE  keyd configuration (see docs/keyd.md)\n"
+	           "  --check        validate the configuration and PIN file, then exit\n"
+	           "  --debug        log debug messages\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
-	    {"debug", no_argument, NULL, 'd'},	      {"help", no_argument, NULL, 'h'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'k'},
+	    {"debug", no_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct keyd_config cfg;

@@ -80,9 +80,9 @@ struct worker {
 	struct event *ev_handoff, *ev_process, *ev_done;
 	pthread_mutex_t lock; /* guards handoff and done */
 	struct handoff *handoff;
-	struct jobq done;     /* generate results from the generator thread */
-	struct jobq pending;  /* signatures parsed but not made yet */
-	unsigned queue_max;   /* this worker's share of cfg->queue */
+	struct jobq done;    /* generate results from the generator thread */
+	struct jobq pending; /* signatures parsed but not made yet */
+	unsigned queue_max;  /* this worker's share of cfg->queue */
 	atomic_uint depth;
 	struct kconn *conns;
 	uint8_t frame[4 + KEYD_FRAME_MAX];
@@ -163,7 +163,7 @@ static void conn_close(struct kconn *c, const char *why)
 	c->closed = 1;
 	if (why)
 		log_info("connection closed: peer uid=%u pid=%d: %s", (unsigned)c->uid, (int)c->pid,
-			 why);
+		         why);
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	if (c->prev)
@@ -187,8 +187,8 @@ static void send_frame(struct kconn *c, const struct keyd_wbuf *wb)
 	 * would cost four more system calls per answer. The worker owns the
 	 * socket, so this cannot interleave with libevent's own writes. */
 	if (evbuffer_get_length(out) == 0) {
-		ssize_t n = send(bufferevent_getfd(c->bev), wb->p, wb->len,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n =
+		    send(bufferevent_getfd(c->bev), wb->p, wb->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n == (ssize_t)wb->len)
 			return;
 		if (n > 0) {
@@ -203,26 +203,27 @@ static void send_frame(struct kconn *c, const struct keyd_wbuf *wb)
 }
 
 static void log_request(struct keyd_server *s, struct kconn *c, const struct keyd_req *r,
-			int status, const struct timespec *t0, const char *msg)
+                        int status, const struct timespec *t0, const char *msg)
 {
 	if (!s->cfg->log_requests && status == KEYD_OK)
 		return;
 	if (r->op == KEYD_OP_SIGN)
 		log_info("request peer_uid=%u peer_pid=%d client=%s op=sign key=%s alg=%s-%s "
-			 "result=%s latency_us=%ld%s%s",
-			 (unsigned)c->uid, (int)c->pid, c->acl ? c->acl->name : "-", r->label,
-			 keyd_alg_name(r->alg), keyd_hash_name(r->hash), keyd_status_name(status),
-			 elapsed_us(t0), status ? " reason=" : "", status ? msg : "");
+		         "result=%s latency_us=%ld%s%s",
+		         (unsigned)c->uid, (int)c->pid, c->acl ? c->acl->name : "-", r->label,
+		         keyd_alg_name(r->alg), keyd_hash_name(r->hash), keyd_status_name(status),
+		         elapsed_us(t0), status ? " reason=" : "", status ? msg : "");
 	else
 		log_info("request peer_uid=%u peer_pid=%d client=%s op=%s key=%s result=%s "
-			 "latency_us=%ld%s%s",
-			 (unsigned)c->uid, (int)c->pid, c->acl ? c->acl->name : "-",
-			 keyd_op_name(r->op), r->label[0] ? r->label : "-", keyd_status_name(status),
-			 elapsed_us(t0), status ? " reason=" : "", status ? msg : "");
+		         "latency_us=%ld%s%s",
+		         (unsigned)c->uid, (int)c->pid, c->acl ? c->acl->name : "-",
+		         keyd_op_name(r->op), r->label[0] ? r->label : "-",
+		         keyd_status_name(status), elapsed_us(t0), status ? " reason=" : "",
+		         status ? msg : "");
 }
 
 static void reply_error(struct kconn *c, const struct keyd_req *r, int status, const char *msg,
-			const struct timespec *t0)
+                        const struct timespec *t0)
 {
 	struct worker *w = c->w;
 	struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
@@ -236,8 +237,11 @@ static void reply_error(struct kconn *c, const struct keyd_req *r, int status, c
 
 static void put_key(struct keyd_wbuf *wb, const struct keyd_key_copy *k)
 {
-	struct keyd_keyinfo ki = {.type = k->type, .bits = k->bits, .flags = k->flags,
-				  .spki = k->spki, .spki_len = k->spki_len};
+	struct keyd_keyinfo ki = {.type = k->type,
+	                          .bits = k->bits,
+	                          .flags = k->flags,
+	                          .spki = k->spki,
+	                          .spki_len = k->spki_len};
 
 	memcpy(ki.label, k->label, sizeof(ki.label));
 	keyd_put_keyinfo(wb, &ki);
@@ -267,7 +271,7 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 	case KEYD_OP_HELLO:
 		if (r->vmin > KEYD_PROTO_VERSION || r->vmax < KEYD_PROTO_VERSION) {
 			snprintf(msg, sizeof(msg), "this keyd speaks protocol %d only",
-				 KEYD_PROTO_VERSION);
+			         KEYD_PROTO_VERSION);
 			reply_error(c, r, KEYD_E_VERSION, msg, t0);
 			return;
 		}
@@ -342,7 +346,7 @@ static void enqueue(struct kconn *c, const struct keyd_req *r, const struct time
 
 	if (c->inflight >= (unsigned)s->cfg->max_inflight) {
 		reply_error(c, r, KEYD_E_BUSY, "too many requests in flight on this connection",
-			    t0);
+		            t0);
 		return;
 	}
 	if (!keyd_token_online(s->tok)) {
@@ -398,13 +402,13 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 		if (len >= 5) {
 			struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
 			uint32_t id = (uint32_t)body[1] << 24 | (uint32_t)body[2] << 16 |
-				      (uint32_t)body[3] << 8 | body[4];
+			              (uint32_t)body[3] << 8 | body[4];
 			keyd_resp_error(&wb, body[0] >= 1 && body[0] <= KEYD_OP_MAX_ ? body[0] : 1,
-					id, KEYD_E_MALFORMED, why);
+			                id, KEYD_E_MALFORMED, why);
 			send_frame(c, &wb);
 		}
 		log_warn("malformed frame from peer uid=%u pid=%d: %s", (unsigned)c->uid,
-			 (int)c->pid, why);
+		         (int)c->pid, why);
 		return -1;
 	}
 	if (!c->acl) {
@@ -414,14 +418,14 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 	}
 	if (!keyd_acl_op_allowed(c->acl, r.op)) {
 		snprintf(msg, sizeof(msg), "operation %s not granted to client %s",
-			 keyd_op_name(r.op), c->acl->name);
+		         keyd_op_name(r.op), c->acl->name);
 		reply_error(c, &r, KEYD_E_DENIED, msg, &t0);
 		return 0;
 	}
 	if ((r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GET_PUBKEY || r.op == KEYD_OP_GENERATE) &&
 	    !keyd_acl_key_allowed(c->acl, r.label)) {
 		snprintf(msg, sizeof(msg), "key %s not granted to client %s", r.label,
-			 c->acl->name);
+		         c->acl->name);
 		reply_error(c, &r, KEYD_E_DENIED, msg, &t0);
 		return 0;
 	}
@@ -445,12 +449,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 		evbuffer_copyout(in, hdr, 4);
 		if (keyd_frame_len(hdr, &len) != 0) {
 			uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
-				     (uint32_t)hdr[2] << 8 | hdr[3];
+			             (uint32_t)hdr[2] << 8 | hdr[3];
 			char why[96];
 			snprintf(why, sizeof(why), "frame length %u outside 1..%u", n,
-				 KEYD_FRAME_MAX);
+			         KEYD_FRAME_MAX);
 			log_warn("malformed frame from peer uid=%u pid=%d: %s", (unsigned)c->uid,
-				 (int)c->pid, why);
+			         (int)c->pid, why);
 			conn_close(c, why);
 			return;
 		}
@@ -497,7 +501,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 /* Acceptor thread: identify the peer, then give the socket to a worker. */
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+                      int salen, void *arg)
 {
 	struct keyd_server *s = arg;
 	struct handoff *h;
@@ -521,7 +525,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	}
 	if (atomic_load(&s->nconns) >= (unsigned)s->cfg->max_clients) {
 		log_warn("connection refused: peer uid=%u pid=%d: %u connections already open",
-			 (unsigned)h->cred.uid, (int)h->cred.pid, atomic_load(&s->nconns));
+		         (unsigned)h->cred.uid, (int)h->cred.pid, atomic_load(&s->nconns));
 		evutil_closesocket(fd);
 		free(h);
 		return;
@@ -554,7 +558,8 @@ static void on_handoff(evutil_socket_t unused, short what, void *arg)
 		struct kconn *c = calloc(1, sizeof(*c));
 
 		list = h->next;
-		if (!c || !(c->bev = bufferevent_socket_new(w->base, h->fd, BEV_OPT_CLOSE_ON_FREE))) {
+		if (!c ||
+		    !(c->bev = bufferevent_socket_new(w->base, h->fd, BEV_OPT_CLOSE_ON_FREE))) {
 			evutil_closesocket(h->fd);
 			atomic_fetch_sub(&s->nconns, 1);
 			free(c);
@@ -572,9 +577,10 @@ static void on_handoff(evutil_socket_t unused, short what, void *arg)
 			w->conns->prev = c;
 		w->conns = c;
 		if (!c->acl)
-			log_warn("peer uid=%u gid=%u pid=%d is not in the ACL: its requests will be "
-				 "denied",
-				 (unsigned)h->cred.uid, (unsigned)h->cred.gid, (int)h->cred.pid);
+			log_warn(
+			    "peer uid=%u gid=%u pid=%d is not in the ACL: its requests will be "
+			    "denied",
+			    (unsigned)h->cred.uid, (unsigned)h->cred.gid, (int)h->cred.pid);
 		bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 		bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH / 2, 0);
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -590,7 +596,7 @@ static void answer_job(struct worker *w, struct job *j)
 	c->inflight--;
 	if (c->closed || c->closing) {
 		log_request(s, c, &j->req, j->status, &j->t0,
-			    j->status ? j->msg : "peer gone before the answer");
+		            j->status ? j->msg : "peer gone before the answer");
 	} else if (j->status != KEYD_OK) {
 		reply_error(c, &j->req, j->status, j->msg, &j->t0);
 	} else {
@@ -605,8 +611,8 @@ static void answer_job(struct worker *w, struct job *j)
 		log_request(s, c, &j->req, KEYD_OK, &j->t0, "");
 		if (j->req.op == KEYD_OP_GENERATE)
 			log_info("generated key %s (%s %u bits) for client %s", j->req.label,
-				 j->key.type == KEYD_KEY_RSA ? "RSA" : "EC", j->key.bits,
-				 c->acl ? c->acl->name : "-");
+			         j->key.type == KEYD_KEY_RSA ? "RSA" : "EC", j->key.bits,
+			         c->acl ? c->acl->name : "-");
 	}
 	conn_unref(c);
 	free(j);
@@ -633,8 +639,8 @@ static void on_process(evutil_socket_t unused, short what, void *arg)
 	} else {
 		j->sig_len = sizeof(j->sig);
 		j->status = keyd_token_sign(s->tok, w->index, r->label, r->alg, r->hash,
-					    r->salt_len, r->digest, r->digest_len, j->sig,
-					    &j->sig_len, j->msg, sizeof(j->msg));
+		                            r->salt_len, r->digest, r->digest_len, j->sig,
+		                            &j->sig_len, j->msg, sizeof(j->msg));
 		atomic_fetch_add(j->status == KEYD_OK ? &s->signs_ok : &s->signs_failed, 1);
 	}
 	answer_job(w, j);
@@ -681,7 +687,7 @@ static void *generator_main(void *arg)
 		j = q_pop(&s->gen);
 		pthread_mutex_unlock(&s->glock);
 		j->status = keyd_token_generate(s->tok, j->req.label, j->req.keytype,
-						j->req.keyparam, &j->key, j->msg, sizeof(j->msg));
+		                                j->req.keyparam, &j->key, j->msg, sizeof(j->msg));
 		w = j->conn->w;
 		pthread_mutex_lock(&w->lock);
 		q_push(&w->done, j);
@@ -823,11 +829,11 @@ static void worker_free(struct worker *w)
 }
 
 struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_token *tok,
-				    char *err, size_t errlen)
+                                    char *err, size_t errlen)
 {
 	struct keyd_server *s;
 	struct timeval hi = {cfg->health_interval_ms / 1000,
-			     (cfg->health_interval_ms % 1000) * 1000};
+	                     (cfg->health_interval_ms % 1000) * 1000};
 
 	if (evthread_use_pthreads() != 0) {
 		snprintf(err, errlen, "libevent has no pthreads support");
@@ -892,8 +898,8 @@ fail:
 int keyd_server_run(struct keyd_server *s)
 {
 	log_info("serving token \"%s\" on %s with %d workers, queue %d, %zu keys",
-		 keyd_token_label(s->tok), s->cfg->socket, s->nworkers, s->cfg->queue,
-		 keyd_token_nkeys(s->tok));
+	         keyd_token_label(s->tok), s->cfg->socket, s->nworkers, s->cfg->queue,
+	         keyd_token_nkeys(s->tok));
 	return event_base_dispatch(s->base) < 0 ? -1 : 0;
 }
 

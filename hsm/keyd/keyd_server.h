@@ -16,7 +16,7 @@ struct keyd_server;
 
 /* Binds the socket (replacing a stale one) and starts the workers. */
 struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_token *tok,
-				    char *err, size_t errlen);
+                                    char *err, size_t errlen);
 /* Runs until SIGINT/SIGTERM or keyd_server_stop. */
 int keyd_server_run(struct keyd_server *s);
 void keyd_server_stop(struct keyd_server *s);

@@ -139,7 +139,7 @@ static void token_fault(struct keyd_token *t, const char *what, CK_RV rv)
 
 	if (was)
 		log_error("token offline: %s failed with %s (0x%lx); recovering", what,
-			  ckr_name(rv), (unsigned long)rv);
+		          ckr_name(rv), (unsigned long)rv);
 	pthread_mutex_lock(&t->rlock);
 	t->fault = 1;
 	pthread_cond_signal(&t->rcond);
@@ -178,7 +178,7 @@ out:
 }
 
 static int spki_rsa(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
-		    struct keyd_key_copy *k)
+                    struct keyd_key_copy *k)
 {
 	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
 	BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
@@ -194,7 +194,7 @@ static int spki_rsa(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen
 }
 
 static int spki_ec(const uint8_t *params, size_t plen, const uint8_t *point, size_t ptlen,
-		   struct keyd_key_copy *k)
+                   struct keyd_key_copy *k)
 {
 	OSSL_PARAM_BLD *bld;
 	const char *group;
@@ -228,7 +228,7 @@ static int spki_ec(const uint8_t *params, size_t plen, const uint8_t *point, siz
 
 /* Read one variable-length attribute into buf. */
 static CK_RV get_attr(struct keyd_token *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o,
-		      CK_ATTRIBUTE_TYPE type, void *buf, size_t *len)
+                      CK_ATTRIBUTE_TYPE type, void *buf, size_t *len)
 {
 	CK_ATTRIBUTE a = {type, buf, *len};
 	CK_RV rv = t->fl->C_GetAttributeValue(s, o, &a, 1);
@@ -238,8 +238,8 @@ static CK_RV get_attr(struct keyd_token *t, CK_SESSION_HANDLE s, CK_OBJECT_HANDL
 	return rv;
 }
 
-static CK_RV find_objects(struct keyd_token *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl,
-			  CK_ULONG n, CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *count)
+static CK_RV find_objects(struct keyd_token *t, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                          CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *count)
 {
 	CK_RV rv = t->fl->C_FindObjectsInit(s, tmpl, n);
 
@@ -260,9 +260,9 @@ static CK_RV describe_key(struct keyd_token *t, CK_OBJECT_HANDLE priv, struct ke
 	CK_KEY_TYPE kt;
 	CK_BBOOL b[5];
 	CK_ATTRIBUTE a[] = {
-	    {CKA_KEY_TYPE, &kt, sizeof(kt)},	       {CKA_SENSITIVE, &b[0], 1},
-	    {CKA_EXTRACTABLE, &b[1], 1},	       {CKA_ALWAYS_SENSITIVE, &b[2], 1},
-	    {CKA_NEVER_EXTRACTABLE, &b[3], 1},	       {CKA_LOCAL, &b[4], 1},
+	    {CKA_KEY_TYPE, &kt, sizeof(kt)},   {CKA_SENSITIVE, &b[0], 1},
+	    {CKA_EXTRACTABLE, &b[1], 1},       {CKA_ALWAYS_SENSITIVE, &b[2], 1},
+	    {CKA_NEVER_EXTRACTABLE, &b[3], 1}, {CKA_LOCAL, &b[4], 1},
 	};
 	uint8_t id[256], v1[1024], v2[1024];
 	size_t idlen = sizeof(id), l1, l2;
@@ -274,8 +274,8 @@ static CK_RV describe_key(struct keyd_token *t, CK_OBJECT_HANDLE priv, struct ke
 	if (rv != CKR_OK)
 		return rv;
 	k->flags = (b[0] ? KEYD_KF_SENSITIVE : 0) | (b[1] ? KEYD_KF_EXTRACTABLE : 0) |
-		   (b[2] ? KEYD_KF_ALWAYS_SENSITIVE : 0) | (b[3] ? KEYD_KF_NEVER_EXTRACTABLE : 0) |
-		   (b[4] ? KEYD_KF_LOCAL : 0);
+	           (b[2] ? KEYD_KF_ALWAYS_SENSITIVE : 0) | (b[3] ? KEYD_KF_NEVER_EXTRACTABLE : 0) |
+	           (b[4] ? KEYD_KF_LOCAL : 0);
 	if (get_attr(t, s, priv, CKA_ID, id, &idlen) != CKR_OK)
 		idlen = 0;
 	{
@@ -360,14 +360,14 @@ static CK_RV load_keys(struct keyd_token *t)
 		label[len] = 0;
 		if (!keyd_label_valid(label)) {
 			log_warn("token key with label \"%s\" ignored: labels are 1-%d of "
-				 "A-Z a-z 0-9 . _ -",
-				 label, KEYD_LABEL_MAX);
+			         "A-Z a-z 0-9 . _ -",
+			         label, KEYD_LABEL_MAX);
 			continue;
 		}
 		dup = key_index(t, label);
 		if (dup >= 0) {
 			log_warn("two private keys carry the label \"%s\": refusing to use it",
-				 label);
+			         label);
 			t->keys[dup].ambiguous = 1;
 			continue;
 		}
@@ -447,7 +447,7 @@ static int bringup(struct keyd_token *t, char *err, size_t errlen)
 		}
 	if (!slot) {
 		snprintf(err, errlen, "no initialised token labelled \"%s\" in module %s",
-			 cfg->token, cfg->module);
+		         cfg->token, cfg->module);
 		goto fail;
 	}
 	t->slot = PKCS11_get_slotid_from_slot(slot);
@@ -457,22 +457,21 @@ static int bringup(struct keyd_token *t, char *err, size_t errlen)
 	}
 	if (PKCS11_login(slot, 0, t->pin) != 0) {
 		snprintf(err, errlen, "token \"%s\": login failed (wrong PIN or PIN locked)",
-			 cfg->token);
+		         cfg->token);
 		goto fail;
 	}
 	/* The module is loaded already; this only borrows its function list. */
 	t->dl = dlopen(cfg->module, RTLD_NOW | RTLD_NOLOAD);
-	getlist = t->dl ? (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(t->dl, "C_GetFunctionList")
-			: NULL;
+	getlist =
+	    t->dl ? (CK_RV(*)(CK_FUNCTION_LIST_PTR_PTR))dlsym(t->dl, "C_GetFunctionList") : NULL;
 	if (!getlist || getlist(&t->fl) != CKR_OK || !t->fl) {
 		snprintf(err, errlen, "module %s: no C_GetFunctionList", cfg->module);
 		goto fail;
 	}
 	rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-				  &t->control);
+	                          &t->control);
 	for (int i = 0; rv == CKR_OK && i < t->nsessions; i++)
-		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL,
-					  &t->sessions[i]);
+		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, &t->sessions[i]);
 	if (rv != CKR_OK) {
 		snprintf(err, errlen, "token \"%s\": C_OpenSession: %s", cfg->token, ckr_name(rv));
 		goto fail;
@@ -515,7 +514,7 @@ static void *recovery_main(void *arg)
 			atomic_fetch_add(&t->reinits, 1);
 			atomic_store(&t->online, 1);
 			log_info("token \"%s\" online again after re-initialisation (%zu keys)",
-				 t->cfg->token, t->nkeys);
+			         t->cfg->token, t->nkeys);
 			continue;
 		}
 		log_warn("token recovery failed: %s; retrying in %d ms", err, backoff_ms);
@@ -539,7 +538,7 @@ static void *recovery_main(void *arg)
 }
 
 struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pin, int nsessions,
-				   char *err, size_t errlen)
+                                   char *err, size_t errlen)
 {
 	struct keyd_token *t = calloc(1, sizeof(*t));
 
@@ -647,14 +646,14 @@ int keyd_token_key(struct keyd_token *t, const char *label, struct keyd_key_copy
 /* ---- signing ---- */
 
 static const uint8_t digestinfo_sha256[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
-					    0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-					    0x01, 0x05, 0x00, 0x04, 0x20};
+                                            0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                            0x01, 0x05, 0x00, 0x04, 0x20};
 static const uint8_t digestinfo_sha384[] = {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60,
-					    0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-					    0x02, 0x05, 0x00, 0x04, 0x30};
+                                            0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                            0x02, 0x05, 0x00, 0x04, 0x30};
 static const uint8_t digestinfo_sha512[] = {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60,
-					    0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-					    0x03, 0x05, 0x00, 0x04, 0x40};
+                                            0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                                            0x03, 0x05, 0x00, 0x04, 0x40};
 
 /* Raw r||s to a DER ECDSA-Sig-Value. */
 static int ecdsa_raw_to_der(const uint8_t *raw, size_t rawlen, uint8_t *out, size_t *outlen)
@@ -682,8 +681,8 @@ out:
 }
 
 int keyd_token_sign(struct keyd_token *t, int session, const char *label, int alg, int hash,
-		    unsigned salt_len, const uint8_t *digest, size_t digest_len, uint8_t *sig,
-		    size_t *sig_len, char *msg, size_t msglen)
+                    unsigned salt_len, const uint8_t *digest, size_t digest_len, uint8_t *sig,
+                    size_t *sig_len, char *msg, size_t msglen)
 {
 	CK_RSA_PKCS_PSS_PARAMS pss;
 	CK_MECHANISM mech = {0, NULL, 0};
@@ -708,7 +707,8 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 	}
 	i = key_index(t, label);
 	if (i < 0 || t->keys[i].ambiguous) {
-		snprintf(msg, msglen, i < 0 ? "no key labelled %s" : "label %s is ambiguous", label);
+		snprintf(msg, msglen, i < 0 ? "no key labelled %s" : "label %s is ambiguous",
+		         label);
 		rc = KEYD_E_NO_KEY;
 		goto out;
 	}
@@ -719,8 +719,8 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 		if (k->pub.type != KEYD_KEY_RSA)
 			goto badalg;
 		prefix = hash == KEYD_HASH_SHA256   ? digestinfo_sha256
-			 : hash == KEYD_HASH_SHA384 ? digestinfo_sha384
-						    : digestinfo_sha512;
+		         : hash == KEYD_HASH_SHA384 ? digestinfo_sha384
+		                                    : digestinfo_sha512;
 		memcpy(data, prefix, 19);
 		memcpy(data + 19, digest, digest_len);
 		datalen = 19 + digest_len;
@@ -732,16 +732,16 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 			goto badalg;
 		if (salt_len + digest_len + 2 > emlen) {
 			snprintf(msg, msglen, "PSS salt of %u bytes too long for a %u-bit key",
-				 salt_len, k->pub.bits);
+			         salt_len, k->pub.bits);
 			rc = KEYD_E_BAD_ALG;
 			goto out;
 		}
-		pss.hashAlg = hash == KEYD_HASH_SHA256	 ? CKM_SHA256
-			      : hash == KEYD_HASH_SHA384 ? CKM_SHA384
-							 : CKM_SHA512;
+		pss.hashAlg = hash == KEYD_HASH_SHA256   ? CKM_SHA256
+		              : hash == KEYD_HASH_SHA384 ? CKM_SHA384
+		                                         : CKM_SHA512;
 		pss.mgf = hash == KEYD_HASH_SHA256   ? CKG_MGF1_SHA256
-			  : hash == KEYD_HASH_SHA384 ? CKG_MGF1_SHA384
-						     : CKG_MGF1_SHA512;
+		          : hash == KEYD_HASH_SHA384 ? CKG_MGF1_SHA384
+		                                     : CKG_MGF1_SHA512;
 		pss.sLen = salt_len;
 		mech = (CK_MECHANISM){CKM_RSA_PKCS_PSS, &pss, sizeof(pss)};
 		memcpy(data, digest, digest_len);
@@ -774,7 +774,7 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 	if (alg == KEYD_ALG_ECDSA) {
 		if (ecdsa_raw_to_der(raw, rawlen, sig, sig_len) != 0) {
 			snprintf(msg, msglen, "ECDSA signature of %lu bytes is not r||s",
-				 (unsigned long)rawlen);
+			         (unsigned long)rawlen);
 			goto out;
 		}
 	} else {
@@ -787,7 +787,7 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 	goto out;
 badalg:
 	snprintf(msg, msglen, "%s with %s does not fit %s key %s", keyd_alg_name(alg),
-		 keyd_hash_name(hash), k->pub.type == KEYD_KEY_RSA ? "RSA" : "EC", label);
+	         keyd_hash_name(hash), k->pub.type == KEYD_KEY_RSA ? "RSA" : "EC", label);
 	rc = KEYD_E_BAD_ALG;
 out:
 	pthread_rwlock_unlock(&t->lock);
@@ -797,24 +797,27 @@ out:
 /* ---- generation ---- */
 
 int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, unsigned keyparam,
-			struct keyd_key_copy *out, char *msg, size_t msglen)
+                        struct keyd_key_copy *out, char *msg, size_t msglen)
 {
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = keyparam;
 	uint8_t e[] = {0x01, 0x00, 0x01}, id[16];
 	const uint8_t *curve = keyparam == KEYD_CURVE_P384 ? oid_p384 : oid_p256;
 	size_t curvelen = keyparam == KEYD_CURVE_P384 ? sizeof(oid_p384) : sizeof(oid_p256);
-	CK_MECHANISM mech = {keytype == KEYD_KEY_RSA ? CKM_RSA_PKCS_KEY_PAIR_GEN
-						     : CKM_EC_KEY_PAIR_GEN,
-			     NULL, 0};
+	CK_MECHANISM mech = {
+	    keytype == KEYD_KEY_RSA ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, NULL, 0};
 	CK_ATTRIBUTE pubt[8], privt[] = {
-				  {CKA_TOKEN, &yes, 1},	      {CKA_PRIVATE, &yes, 1},
-				  {CKA_SENSITIVE, &yes, 1},   {CKA_EXTRACTABLE, &no, 1},
-				  {CKA_SIGN, &yes, 1},	      {CKA_DECRYPT, &no, 1},
-				  {CKA_UNWRAP, &no, 1},	      {CKA_DERIVE, &no, 1},
-				  {CKA_LABEL, (void *)label, strlen(label)},
-				  {CKA_ID, id, sizeof(id)},
-			      };
+	                          {CKA_TOKEN, &yes, 1},
+	                          {CKA_PRIVATE, &yes, 1},
+	                          {CKA_SENSITIVE, &yes, 1},
+	                          {CKA_EXTRACTABLE, &no, 1},
+	                          {CKA_SIGN, &yes, 1},
+	                          {CKA_DECRYPT, &no, 1},
+	                          {CKA_UNWRAP, &no, 1},
+	                          {CKA_DERIVE, &no, 1},
+	                          {CKA_LABEL, (void *)label, strlen(label)},
+	                          {CKA_ID, id, sizeof(id)},
+	                      };
 	CK_ULONG npub = 0;
 	CK_OBJECT_HANDLE hpub, hpriv, found;
 	CK_ULONG nfound = 0;
@@ -861,7 +864,7 @@ int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, un
 	}
 	if (rv == CKR_OK)
 		rv = t->fl->C_GenerateKeyPair(t->control, &mech, pubt, npub, privt,
-					      sizeof(privt) / sizeof(privt[0]), &hpub, &hpriv);
+		                              sizeof(privt) / sizeof(privt[0]), &hpub, &hpriv);
 	if (rv != CKR_OK) {
 		snprintf(msg, msglen, "C_GenerateKeyPair: %s", ckr_name(rv));
 		pthread_mutex_unlock(&t->control_lock);
@@ -878,7 +881,7 @@ int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, un
 	rv = describe_key(t, hpriv, &nk.pub);
 	if (rv != CKR_OK || nk.pub.spki_len == 0) {
 		snprintf(msg, msglen, "new key %s: cannot read its public key: %s", label,
-			 ckr_name(rv));
+		         ckr_name(rv));
 		goto out;
 	}
 	*out = nk.pub;
@@ -913,7 +916,8 @@ void keyd_token_health(struct keyd_token *t)
 	rv = t->fl->C_GetSessionInfo(t->control, &info);
 	pthread_mutex_unlock(&t->control_lock);
 	pthread_rwlock_unlock(&t->lock);
-	if (rv == CKR_OK && info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS)
+	if (rv == CKR_OK && info.state != CKS_RW_USER_FUNCTIONS &&
+	    info.state != CKS_RO_USER_FUNCTIONS)
 		rv = CKR_USER_NOT_LOGGED_IN;
 	if (rv != CKR_OK && rv_is_device_failure(rv))
 		token_fault(t, "C_GetSessionInfo", rv);

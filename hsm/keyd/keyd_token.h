@@ -32,7 +32,7 @@ struct keyd_key_copy {
 /* Load the module, find the token by label, log in with pin and open
  * nsessions signer sessions. Returns NULL with err set. pin is copied. */
 struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pin, int nsessions,
-				   char *err, size_t errlen);
+                                   char *err, size_t errlen);
 /* Stop the recovery thread and let go of the module. */
 void keyd_token_close(struct keyd_token *t);
 
@@ -48,12 +48,12 @@ int keyd_token_key(struct keyd_token *t, const char *label, struct keyd_key_copy
 /* Sign a digest on signer session `session`. Returns a keyd status; msg
  * explains a failure. */
 int keyd_token_sign(struct keyd_token *t, int session, const char *label, int alg, int hash,
-		    unsigned salt_len, const uint8_t *digest, size_t digest_len, uint8_t *sig,
-		    size_t *sig_len, char *msg, size_t msglen);
+                    unsigned salt_len, const uint8_t *digest, size_t digest_len, uint8_t *sig,
+                    size_t *sig_len, char *msg, size_t msglen);
 
 /* Generate a key pair: sensitive, non-extractable, on the token. */
 int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, unsigned keyparam,
-			struct keyd_key_copy *out, char *msg, size_t msglen);
+                        struct keyd_key_copy *out, char *msg, size_t msglen);
 
 /* Check the control session; a device-level failure takes the token offline. */
 void keyd_token_health(struct keyd_token *t);

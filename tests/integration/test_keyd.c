@@ -51,13 +51,13 @@ static EVP_PKEY *pub_of(const struct keyd_key *k)
 }
 
 static int verify(const struct keyd_key *k, int alg, int hash, int salt, const uint8_t *dgst,
-		  size_t dlen, const uint8_t *sig, size_t siglen)
+                  size_t dlen, const uint8_t *sig, size_t siglen)
 {
 	EVP_PKEY *pk = pub_of(k);
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pk, NULL);
 	const EVP_MD *md = hash == KEYD_HASH_SHA256   ? EVP_sha256()
-			   : hash == KEYD_HASH_SHA384 ? EVP_sha384()
-						      : EVP_sha512();
+	                   : hash == KEYD_HASH_SHA384 ? EVP_sha384()
+	                                              : EVP_sha512();
 	int ok = ctx && EVP_PKEY_verify_init(ctx) > 0 && EVP_PKEY_CTX_set_signature_md(ctx, md) > 0;
 
 	if (ok && alg == KEYD_ALG_RSA_PKCS1)
@@ -130,7 +130,8 @@ static int hello_ok(int fd)
 
 	raw_send(fd, buf, encode(&r, buf, sizeof(buf)));
 	n = raw_recv(fd, buf, sizeof(buf), 5000);
-	return n > 0 && keyd_resp_decode(buf, (size_t)n, &resp, &why) == 0 && resp.status == KEYD_OK;
+	return n > 0 && keyd_resp_decode(buf, (size_t)n, &resp, &why) == 0 &&
+	       resp.status == KEYD_OK;
 }
 
 static void start(const struct harness_opts *o)
@@ -143,8 +144,9 @@ static void start(const struct harness_opts *o)
 static void stop(void)
 {
 	/* keyd runs under ASan/UBSan too: any report in its log fails the test. */
-	ck_assert_msg(!harness_log_contains(&h, "Sanitizer") && !harness_log_contains(&h, "runtime error"),
-		      "sanitizer report in %s", h.log);
+	ck_assert_msg(!harness_log_contains(&h, "Sanitizer") &&
+	                  !harness_log_contains(&h, "runtime error"),
+	              "sanitizer report in %s", h.log);
 	keyd_client_free(cli);
 	cli = NULL;
 	harness_stop(&h);
@@ -166,10 +168,10 @@ static void sign_verify(const char *label, const struct keyd_key *k, int alg, in
 
 	RAND_bytes(dgst, (int)dlen);
 	ck_assert_msg(keyd_client_sign(cli, label, alg, hash, (uint16_t)salt, dgst, dlen, sig,
-				       &siglen, &err) == KEYD_OK,
-		      "%s %s-%s: %s", label, keyd_alg_name(alg), keyd_hash_name(hash), err.msg);
-	ck_assert_msg(verify(k, alg, hash, salt, dgst, dlen, sig, siglen), "%s %s-%s: bad signature",
-		      label, keyd_alg_name(alg), keyd_hash_name(hash));
+	                               &siglen, &err) == KEYD_OK,
+	              "%s %s-%s: %s", label, keyd_alg_name(alg), keyd_hash_name(hash), err.msg);
+	ck_assert_msg(verify(k, alg, hash, salt, dgst, dlen, sig, siglen),
+	              "%s %s-%s: bad signature", label, keyd_alg_name(alg), keyd_hash_name(hash));
 }
 
 START_TEST(sign_every_algorithm_verifies)
@@ -197,8 +199,8 @@ START_TEST(sign_with_algorithm_of_other_key_type_is_refused)
 
 	gen("p256", KEYD_KEY_EC, KEYD_CURVE_P256, NULL);
 	ck_assert_int_eq(keyd_client_sign(cli, "p256", KEYD_ALG_RSA_PKCS1, KEYD_HASH_SHA256, 0,
-					  dgst, 32, sig, &siglen, &err),
-			 KEYD_E_BAD_ALG);
+	                                  dgst, 32, sig, &siglen, &err),
+	                 KEYD_E_BAD_ALG);
 	ck_assert_ptr_nonnull(strstr(err.msg, "p256"));
 }
 END_TEST
@@ -210,9 +212,9 @@ START_TEST(pss_salt_longer_than_key_allows_is_refused)
 	struct keyd_err err;
 
 	gen("rsa", KEYD_KEY_RSA, 2048, NULL);
-	ck_assert_int_eq(keyd_client_sign(cli, "rsa", KEYD_ALG_RSA_PSS, KEYD_HASH_SHA512, 200,
-					  dgst, 64, sig, &siglen, &err),
-			 KEYD_E_BAD_ALG);
+	ck_assert_int_eq(keyd_client_sign(cli, "rsa", KEYD_ALG_RSA_PSS, KEYD_HASH_SHA512, 200, dgst,
+	                                  64, sig, &siglen, &err),
+	                 KEYD_E_BAD_ALG);
 }
 END_TEST
 
@@ -222,9 +224,9 @@ START_TEST(sign_unknown_key_is_no_key)
 	size_t siglen = sizeof(sig);
 	struct keyd_err err;
 
-	ck_assert_int_eq(keyd_client_sign(cli, "missing", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0,
-					  dgst, 32, sig, &siglen, &err),
-			 KEYD_E_NO_KEY);
+	ck_assert_int_eq(keyd_client_sign(cli, "missing", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dgst,
+	                                  32, sig, &siglen, &err),
+	                 KEYD_E_NO_KEY);
 }
 END_TEST
 
@@ -242,10 +244,12 @@ static void token_attrs(const char *label, CK_BBOOL out[5], CK_RV *secret_rv)
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_OBJECT_HANDLE o;
 	CK_ATTRIBUTE find[] = {{CKA_CLASS, &cls, sizeof(cls)},
-			       {CKA_LABEL, (void *)label, strlen(label)}};
-	CK_ATTRIBUTE a[] = {{CKA_SENSITIVE, &out[0], 1},	 {CKA_EXTRACTABLE, &out[1], 1},
-			    {CKA_ALWAYS_SENSITIVE, &out[2], 1}, {CKA_NEVER_EXTRACTABLE, &out[3], 1},
-			    {CKA_LOCAL, &out[4], 1}};
+	                       {CKA_LABEL, (void *)label, strlen(label)}};
+	CK_ATTRIBUTE a[] = {{CKA_SENSITIVE, &out[0], 1},
+	                    {CKA_EXTRACTABLE, &out[1], 1},
+	                    {CKA_ALWAYS_SENSITIVE, &out[2], 1},
+	                    {CKA_NEVER_EXTRACTABLE, &out[3], 1},
+	                    {CKA_LOCAL, &out[4], 1}};
 	uint8_t secret[1024];
 	CK_ATTRIBUTE sa = {CKA_PRIVATE_EXPONENT, secret, sizeof(secret)};
 
@@ -274,7 +278,7 @@ START_TEST(generated_keys_are_sensitive_non_extractable_local)
 	CK_BBOOL attrs[5];
 	CK_RV secret_rv;
 	const unsigned want = KEYD_KF_SENSITIVE | KEYD_KF_ALWAYS_SENSITIVE |
-			      KEYD_KF_NEVER_EXTRACTABLE | KEYD_KF_LOCAL;
+	                      KEYD_KF_NEVER_EXTRACTABLE | KEYD_KF_LOCAL;
 
 	gen("rsa", KEYD_KEY_RSA, 2048, &k);
 	ck_assert_uint_eq(k.flags, want); /* and not KEYD_KF_EXTRACTABLE */
@@ -297,7 +301,7 @@ START_TEST(generate_refuses_existing_label)
 
 	gen("dup", KEYD_KEY_EC, KEYD_CURVE_P256, NULL);
 	ck_assert_int_eq(keyd_client_generate(cli, "dup", KEYD_KEY_RSA, 2048, &k, &err),
-			 KEYD_E_EXISTS);
+	                 KEYD_E_EXISTS);
 	ck_assert_ptr_nonnull(strstr(err.msg, "dup"));
 }
 END_TEST
@@ -337,9 +341,9 @@ static void setup_stranger(void)
 {
 	/* The ACL names another uid only: this process is a stranger. */
 	struct harness_opts o = {.clients_yaml = "  - name: other\n"
-						 "    uid: 4242\n"
-						 "    keys: [\"*\"]\n"
-						 "    operations: [\"*\", generate]\n"};
+	                                         "    uid: 4242\n"
+	                                         "    keys: [\"*\"]\n"
+	                                         "    operations: [\"*\", generate]\n"};
 	start(&o);
 }
 
@@ -367,17 +371,17 @@ static void setup_limited(void)
 	/* Make two keys with full rights, then narrow this uid to one key and
 	 * to get-public-key + sign. */
 	start(&admin);
-	ck_assert_int_eq(keyd_client_generate(cli, "granted", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err),
-			 KEYD_OK);
-	ck_assert_int_eq(keyd_client_generate(cli, "secret", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err),
-			 KEYD_OK);
+	ck_assert_int_eq(
+	    keyd_client_generate(cli, "granted", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err), KEYD_OK);
+	ck_assert_int_eq(
+	    keyd_client_generate(cli, "secret", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err), KEYD_OK);
 	harness_keyd_stop(&h);
 	snprintf(limited_yaml, sizeof(limited_yaml),
-		 "  - name: signer\n"
-		 "    uid: %u\n"
-		 "    keys: [granted]\n"
-		 "    operations: [get-public-key, sign]\n",
-		 (unsigned)getuid());
+	         "  - name: signer\n"
+	         "    uid: %u\n"
+	         "    keys: [granted]\n"
+	         "    operations: [get-public-key, sign]\n",
+	         (unsigned)getuid());
 	admin.clients_yaml = limited_yaml;
 	ck_assert_int_eq(harness_write_config(&h, &admin), 0);
 	ck_assert_int_eq(harness_keyd_start(&h), 0);
@@ -391,12 +395,12 @@ START_TEST(granted_uid_is_refused_ungranted_key)
 	struct keyd_key k;
 
 	ck_assert_int_eq(keyd_client_sign(cli, "granted", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dgst,
-					  32, sig, &siglen, &err),
-			 KEYD_OK);
+	                                  32, sig, &siglen, &err),
+	                 KEYD_OK);
 	siglen = sizeof(sig);
 	ck_assert_int_eq(keyd_client_sign(cli, "secret", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dgst,
-					  32, sig, &siglen, &err),
-			 KEYD_E_DENIED);
+	                                  32, sig, &siglen, &err),
+	                 KEYD_E_DENIED);
 	ck_assert_ptr_nonnull(strstr(err.msg, "secret"));
 	ck_assert_int_eq(keyd_client_get_pubkey(cli, "secret", &k, &err), KEYD_E_DENIED);
 	/* A key that does not exist is denied, not reported missing. */
@@ -411,9 +415,9 @@ START_TEST(granted_uid_is_refused_ungranted_operation)
 	struct keyd_token_status st;
 	size_t n;
 
-	ck_assert_int_eq(keyd_client_generate(cli, "granted2", KEYD_KEY_EC, KEYD_CURVE_P256, &k,
-					      &err),
-			 KEYD_E_DENIED);
+	ck_assert_int_eq(
+	    keyd_client_generate(cli, "granted2", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err),
+	    KEYD_E_DENIED);
 	ck_assert_int_eq(keyd_client_list(cli, &keys, &n, &err), KEYD_E_DENIED);
 	ck_assert_int_eq(keyd_client_status(cli, &st, &err), KEYD_E_DENIED);
 	ck_assert_ptr_nonnull(strstr(err.msg, "status"));
@@ -429,13 +433,13 @@ START_TEST(star_operations_do_not_grant_generate)
 	char yaml[256];
 
 	snprintf(yaml, sizeof(yaml),
-		 "  - name: all-but-generate\n    uid: %u\n    keys: [\"*\"]\n"
-		 "    operations: [\"*\"]\n",
-		 (unsigned)getuid());
+	         "  - name: all-but-generate\n    uid: %u\n    keys: [\"*\"]\n"
+	         "    operations: [\"*\"]\n",
+	         (unsigned)getuid());
 	o.clients_yaml = yaml;
 	start(&o);
 	ck_assert_int_eq(keyd_client_generate(cli, "k", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err),
-			 KEYD_E_DENIED);
+	                 KEYD_E_DENIED);
 	stop();
 }
 END_TEST
@@ -555,9 +559,11 @@ START_TEST(pipelined_requests_are_all_answered_by_id)
 	gen("p", KEYD_KEY_EC, KEYD_CURVE_P256, NULL);
 	fd = raw_connect();
 	for (int i = 0; i < N; i++) {
-		struct keyd_req r = {.op = KEYD_OP_SIGN, .id = 1000 + (uint32_t)i,
-				     .alg = KEYD_ALG_ECDSA, .hash = KEYD_HASH_SHA256,
-				     .digest_len = 32};
+		struct keyd_req r = {.op = KEYD_OP_SIGN,
+		                     .id = 1000 + (uint32_t)i,
+		                     .alg = KEYD_ALG_ECDSA,
+		                     .hash = KEYD_HASH_SHA256,
+		                     .digest_len = 32};
 		snprintf(r.label, sizeof(r.label), "p");
 		memset(r.digest, i, 32);
 		len += encode(&r, out + len, sizeof(out) - len);
@@ -594,9 +600,11 @@ START_TEST(full_queue_answers_busy)
 	gen("r", KEYD_KEY_RSA, 2048, NULL);
 	fd = raw_connect();
 	for (int i = 0; i < N; i++) {
-		struct keyd_req r = {.op = KEYD_OP_SIGN, .id = (uint32_t)i + 1,
-				     .alg = KEYD_ALG_RSA_PKCS1, .hash = KEYD_HASH_SHA256,
-				     .digest_len = 32};
+		struct keyd_req r = {.op = KEYD_OP_SIGN,
+		                     .id = (uint32_t)i + 1,
+		                     .alg = KEYD_ALG_RSA_PKCS1,
+		                     .hash = KEYD_HASH_SHA256,
+		                     .digest_len = 32};
 		snprintf(r.label, sizeof(r.label), "r");
 		len += encode(&r, out + len, sizeof(out) - len);
 	}
@@ -629,14 +637,14 @@ START_TEST(client_reconnects_after_keyd_restart)
 
 	gen("k", KEYD_KEY_EC, KEYD_CURVE_P256, NULL);
 	ck_assert_int_eq(keyd_client_sign(cli, "k", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dgst, 32,
-					  sig, &siglen, &err),
-			 KEYD_OK);
+	                                  sig, &siglen, &err),
+	                 KEYD_OK);
 	harness_keyd_kill(&h); /* a crash, with our connection open */
 	ck_assert_int_eq(harness_keyd_start(&h), 0);
 	siglen = sizeof(sig);
 	ck_assert_msg(keyd_client_sign(cli, "k", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dgst, 32, sig,
-				       &siglen, &err) == KEYD_OK,
-		      "after restart: %s", err.msg);
+	                               &siglen, &err) == KEYD_OK,
+	              "after restart: %s", err.msg);
 }
 END_TEST
 
@@ -651,8 +659,8 @@ START_TEST(keyd_down_gives_unreachable_within_timeout)
 	harness_keyd_stop(&h);
 	t0 = now_ms();
 	ck_assert_int_eq(keyd_client_sign(quick, "k", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dgst, 32,
-					  sig, &siglen, &err),
-			 KEYD_E_UNREACHABLE);
+	                                  sig, &siglen, &err),
+	                 KEYD_E_UNREACHABLE);
 	ck_assert_int_lt(now_ms() - t0, 3000);
 	ck_assert(keyd_status_retryable(err.status));
 	keyd_client_free(quick);
@@ -705,7 +713,7 @@ static int sign_once(const char *label, struct keyd_err *err)
 	size_t siglen = sizeof(sig);
 
 	return keyd_client_sign(cli, label, KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dgst, 32, sig,
-				&siglen, err);
+	                        &siglen, err);
 }
 
 static void inject(const char *kind)

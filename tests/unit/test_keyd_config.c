@@ -9,9 +9,9 @@
 #include "keyd_config.h"
 
 static const char *base = "module: /usr/lib/softhsm/libsofthsm2.so\n"
-			  "token: t\n"
-			  "pin_file: /tmp/pin\n"
-			  "socket: /tmp/k.sock\n";
+                          "token: t\n"
+                          "pin_file: /tmp/pin\n"
+                          "socket: /tmp/k.sock\n";
 
 static int parse(const char *extra, struct keyd_config *cfg, char *err)
 {
@@ -26,13 +26,13 @@ START_TEST(full_config_parses)
 	char err[512] = "";
 
 	ck_assert_msg(parse("socket_mode: \"0660\"\nworkers: 4\nqueue: 10\nlog_requests: false\n"
-			    "clients:\n"
-			    "  - name: cad\n    uid: 1000\n    gid: 1000\n"
-			    "    keys: [issuing, ocsp]\n    operations: [sign, get-public-key]\n"
-			    "  - name: admin\n    uid: 0\n    keys: [\"*\"]\n"
-			    "    operations: [\"*\", generate]\n",
-			    &cfg, err) == 0,
-		      "%s", err);
+	                    "clients:\n"
+	                    "  - name: cad\n    uid: 1000\n    gid: 1000\n"
+	                    "    keys: [issuing, ocsp]\n    operations: [sign, get-public-key]\n"
+	                    "  - name: admin\n    uid: 0\n    keys: [\"*\"]\n"
+	                    "    operations: [\"*\", generate]\n",
+	                    &cfg, err) == 0,
+	              "%s", err);
 	ck_assert_uint_eq(cfg.socket_mode, 0660);
 	ck_assert_int_eq(cfg.workers, 4);
 	ck_assert_int_eq(cfg.log_requests, 0);
@@ -54,9 +54,9 @@ START_TEST(star_grants_everything_but_generate)
 	struct keyd_config cfg;
 	char err[512] = "";
 
-	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    keys: [\"*\"]\n    operations: [\"*\"]\n",
-			       &cfg, err),
-			 0);
+	ck_assert_int_eq(
+	    parse("clients:\n  - uid: 5\n    keys: [\"*\"]\n    operations: [\"*\"]\n", &cfg, err),
+	    0);
 	ck_assert(keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_SIGN));
 	ck_assert(keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_STATUS));
 	ck_assert(!keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_GENERATE));
@@ -79,9 +79,9 @@ START_TEST(unknown_operation_is_an_error)
 	struct keyd_config cfg;
 	char err[512] = "";
 
-	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    keys: [a]\n    operations: [export]\n",
-			       &cfg, err),
-			 -1);
+	ck_assert_int_eq(
+	    parse("clients:\n  - uid: 5\n    keys: [a]\n    operations: [export]\n", &cfg, err),
+	    -1);
 	ck_assert_ptr_nonnull(strstr(err, "keyd.yaml:8: operations: unknown operation \"export\""));
 }
 END_TEST
@@ -93,7 +93,7 @@ START_TEST(missing_required_field_is_named)
 	const char *text = "module: /m.so\ntoken: t\nsocket: /s\n";
 
 	ck_assert_int_eq(keyd_config_parse("k.yaml", text, strlen(text), &cfg, err, sizeof(err)),
-			 -1);
+	                 -1);
 	ck_assert_ptr_nonnull(strstr(err, "pin_file: required field is missing"));
 }
 END_TEST
@@ -125,9 +125,9 @@ START_TEST(bad_label_in_acl_is_refused)
 	struct keyd_config cfg;
 	char err[512] = "";
 
-	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    keys: [\"a b\"]\n    operations: [sign]\n",
-			       &cfg, err),
-			 -1);
+	ck_assert_int_eq(
+	    parse("clients:\n  - uid: 5\n    keys: [\"a b\"]\n    operations: [sign]\n", &cfg, err),
+	    -1);
 	ck_assert_ptr_nonnull(strstr(err, "not a valid label"));
 }
 END_TEST
@@ -149,9 +149,9 @@ START_TEST(uid_and_user_together_are_refused)
 	char err[512] = "";
 
 	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    user: root\n    keys: [a]\n"
-			       "    operations: [sign]\n",
-			       &cfg, err),
-			 -1);
+	                       "    operations: [sign]\n",
+	                       &cfg, err),
+	                 -1);
 	ck_assert_ptr_nonnull(strstr(err, "not both"));
 }
 END_TEST

@@ -21,8 +21,12 @@ static int dec(const uint8_t *body, size_t len, const char **why)
 
 START_TEST(sign_request_round_trips)
 {
-	struct keyd_req r = {.op = KEYD_OP_SIGN, .id = 0xdeadbeef, .alg = KEYD_ALG_RSA_PSS,
-			     .hash = KEYD_HASH_SHA384, .salt_len = 48, .digest_len = 48};
+	struct keyd_req r = {.op = KEYD_OP_SIGN,
+	                     .id = 0xdeadbeef,
+	                     .alg = KEYD_ALG_RSA_PSS,
+	                     .hash = KEYD_HASH_SHA384,
+	                     .salt_len = 48,
+	                     .digest_len = 48};
 	struct keyd_req out;
 	const char *why = NULL;
 	uint32_t len;
@@ -45,8 +49,11 @@ END_TEST
 
 START_TEST(every_truncation_of_a_request_is_malformed)
 {
-	struct keyd_req r = {.op = KEYD_OP_SIGN, .id = 1, .alg = KEYD_ALG_ECDSA,
-			     .hash = KEYD_HASH_SHA256, .digest_len = 32};
+	struct keyd_req r = {.op = KEYD_OP_SIGN,
+	                     .id = 1,
+	                     .alg = KEYD_ALG_ECDSA,
+	                     .hash = KEYD_HASH_SHA256,
+	                     .digest_len = 32};
 	const char *why;
 	size_t n;
 
@@ -71,8 +78,11 @@ END_TEST
 
 START_TEST(digest_length_must_match_hash)
 {
-	struct keyd_req r = {.op = KEYD_OP_SIGN, .id = 1, .alg = KEYD_ALG_ECDSA,
-			     .hash = KEYD_HASH_SHA512, .digest_len = 32};
+	struct keyd_req r = {.op = KEYD_OP_SIGN,
+	                     .id = 1,
+	                     .alg = KEYD_ALG_ECDSA,
+	                     .hash = KEYD_HASH_SHA512,
+	                     .digest_len = 32};
 	const char *why = NULL;
 	size_t n;
 
@@ -85,8 +95,12 @@ END_TEST
 
 START_TEST(salt_on_non_pss_is_malformed)
 {
-	struct keyd_req r = {.op = KEYD_OP_SIGN, .id = 1, .alg = KEYD_ALG_RSA_PKCS1,
-			     .hash = KEYD_HASH_SHA256, .salt_len = 5, .digest_len = 32};
+	struct keyd_req r = {.op = KEYD_OP_SIGN,
+	                     .id = 1,
+	                     .alg = KEYD_ALG_RSA_PKCS1,
+	                     .hash = KEYD_HASH_SHA256,
+	                     .salt_len = 5,
+	                     .digest_len = 32};
 	const char *why = NULL;
 	size_t n;
 
@@ -123,8 +137,8 @@ END_TEST
 
 START_TEST(generate_parameters_are_checked)
 {
-	struct keyd_req r = {.op = KEYD_OP_GENERATE, .id = 1, .keytype = KEYD_KEY_RSA,
-			     .keyparam = 1024};
+	struct keyd_req r = {
+	    .op = KEYD_OP_GENERATE, .id = 1, .keytype = KEYD_KEY_RSA, .keyparam = 1024};
 	const char *why = NULL;
 	size_t n;
 
@@ -157,10 +171,18 @@ END_TEST
 START_TEST(list_response_round_trips)
 {
 	struct keyd_wbuf w = {buf, 0, sizeof(buf), 0};
-	struct keyd_keyinfo a = {.label = "a", .type = KEYD_KEY_EC, .bits = 256, .flags = 0x1d,
-				 .spki = (const uint8_t *)"xyz", .spki_len = 3};
-	struct keyd_keyinfo b = {.label = "b", .type = KEYD_KEY_RSA, .bits = 2048, .flags = 1,
-				 .spki = (const uint8_t *)"q", .spki_len = 1};
+	struct keyd_keyinfo a = {.label = "a",
+	                         .type = KEYD_KEY_EC,
+	                         .bits = 256,
+	                         .flags = 0x1d,
+	                         .spki = (const uint8_t *)"xyz",
+	                         .spki_len = 3};
+	struct keyd_keyinfo b = {.label = "b",
+	                         .type = KEYD_KEY_RSA,
+	                         .bits = 2048,
+	                         .flags = 1,
+	                         .spki = (const uint8_t *)"q",
+	                         .spki_len = 1};
 	struct keyd_resp resp;
 	struct keyd_rbuf rb;
 	struct keyd_keyinfo ki;
@@ -186,8 +208,11 @@ END_TEST
 START_TEST(list_response_with_fewer_keys_than_counted_is_malformed)
 {
 	struct keyd_wbuf w = {buf, 0, sizeof(buf), 0};
-	struct keyd_keyinfo a = {.label = "a", .type = KEYD_KEY_EC, .bits = 256,
-				 .spki = (const uint8_t *)"x", .spki_len = 1};
+	struct keyd_keyinfo a = {.label = "a",
+	                         .type = KEYD_KEY_EC,
+	                         .bits = 256,
+	                         .spki = (const uint8_t *)"x",
+	                         .spki_len = 1};
 	struct keyd_resp resp;
 	const char *why;
 
