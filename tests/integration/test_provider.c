@@ -953,6 +953,32 @@ START_TEST(four_threads_sign_with_one_key)
 }
 END_TEST
 
+/* Invariant 1: a process that signs through the provider never maps the
+ * PKCS#11 module; only keyd does. */
+START_TEST(signing_process_never_maps_the_pkcs11_module)
+{
+	EVP_PKEY *key = load_key("t-p256");
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char sig[256];
+	size_t siglen = sizeof(sig);
+	char line[1024];
+	FILE *maps;
+
+	ck_assert_int_eq(EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL), 1);
+	ck_assert_int_eq(EVP_DigestSign(md, sig, &siglen, (const unsigned char *)"m", 1), 1);
+	maps = fopen("/proc/self/maps", "r");
+	ck_assert_ptr_nonnull(maps);
+	while (fgets(line, sizeof(line), maps)) {
+		ck_assert_msg(!strstr(line, "softhsm") && !strstr(line, "libp11.so") &&
+		                  !strstr(line, "p11shim"),
+		              "PKCS#11 code mapped in a signing process: %s", line);
+	}
+	fclose(maps);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
 static Suite *provider_suite(void)
 {
 	Suite *s = suite_create("provider");
@@ -971,6 +997,7 @@ static Suite *provider_suite(void)
 	tcase_add_test(tc, imported_public_key_cannot_sign);
 	tcase_add_test(tc, private_key_export_is_refused);
 	tcase_add_test(tc, four_threads_sign_with_one_key);
+	tcase_add_test(tc, signing_process_never_maps_the_pkcs11_module);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("x509");
