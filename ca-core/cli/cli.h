@@ -3,5 +3,10 @@
 #define HSMCA_CLI_H
 
 int cmd_keyd(int argc, char **argv);
+int cmd_db(int argc, char **argv);
+int cmd_ceremony(int argc, char **argv);
+/* issue, show, list, revoke, hold, release, principal, token, profiles, audit: the API of
+ * hsmca-cad (cmd_api.c); argv[0] says which. */
+int cmd_api(int argc, char **argv);
 
 #endif

@@ -10,6 +10,18 @@ static const struct {
 	const char *what;
 } commands[] = {
     {"keyd", cmd_keyd, "talk to hsmca-keyd: status, keys, public keys, key generation"},
+    {"db", cmd_db, "database schema: migrate, version"},
+    {"ceremony", cmd_ceremony, "run a key ceremony: CA keys in the HSM and their certificates"},
+    {"issue", cmd_api, "issue a certificate from a CSR"},
+    {"show", cmd_api, "show a certificate by serial"},
+    {"list", cmd_api, "list certificates (filters, paging)"},
+    {"revoke", cmd_api, "revoke a certificate"},
+    {"hold", cmd_api, "put a certificate on hold"},
+    {"release", cmd_api, "release a certificate from hold"},
+    {"principal", cmd_api, "API principals: add, list, show, disable, enable"},
+    {"token", cmd_api, "API tokens: create, list, revoke"},
+    {"profiles", cmd_api, "the certificate profiles on offer"},
+    {"audit", cmd_api, "the audit log: verify, export"},
 };
 
 static void usage(FILE *f)

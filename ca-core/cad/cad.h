@@ -1,0 +1,100 @@
+/*
+ * hsmca-cad: the CA service. Configuration (cad_config.c), TLS (cad_tls.c), the HTTP server
+ * and routing (cad_http.c), authentication, roles and the audit trail (cad_auth.c), handlers
+ * per resource (cad_principals.c, cad_certs.c) and issuance (cad_issue.c). docs/cad.md
+ * describes the configuration and docs/api.md the API.
+ */
+#ifndef HSMCA_CAD_H
+#define HSMCA_CAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#define CAD_NAME_MAX 64
+#define CAD_PATH_MAX 512
+#define CAD_MAX_AUTHORITIES 16
+#define CAD_MAX_PROFILES 64
+#define CAD_MAX_PATTERNS 32
+#define CAD_MAX_FIELDS 16
+#define CAD_MAX_EKUS 8
+
+enum cad_san_kind { CAD_SAN_DNS, CAD_SAN_IP, CAD_SAN_EMAIL, CAD_SAN_URI, CAD_SAN_KINDS };
+
+struct cad_authority {
+	char name[CAD_NAME_MAX + 1];
+	char cert_path[CAD_PATH_MAX];
+	char chain_path[CAD_PATH_MAX]; /* "" when the certificate is a root */
+	char key_uri[CAD_PATH_MAX];    /* keyd:label=NAME */
+	char key_label[CAD_NAME_MAX + 1];
+	X509 *cert;
+	STACK_OF(X509) * chain; /* certificates above cert, in order */
+	EVP_PKEY *key;          /* loaded through keyd on first use; NULL while keyd is away */
+	int32_t db_id;          /* 0 until registered in the database */
+};
+
+struct cad_key_profile {
+	char name[CAD_NAME_MAX + 1];
+	int rsa_min_bits, rsa_max_bits; /* 0 0: no RSA */
+	int p256, p384;
+};
+
+struct cad_profile {
+	char name[CAD_NAME_MAX + 1];
+	struct cad_authority *authority;
+	struct cad_key_profile *key_profile;
+	int max_validity_days;
+	unsigned key_usage; /* X509v3 KU_* bits */
+	int eku[CAD_MAX_EKUS];
+	size_t n_eku;
+	int subject_fields[CAD_MAX_FIELDS]; /* NIDs allowed in the subject */
+	size_t n_subject_fields;
+	int subject_cn_required;
+	char *san_patterns[CAD_SAN_KINDS][CAD_MAX_PATTERNS];
+	size_t n_san_patterns[CAD_SAN_KINDS];
+	int san_required;
+};
+
+struct cad_config {
+	char listen_address[64];
+	int listen_port;
+	char tls_cert[CAD_PATH_MAX];
+	char tls_key[CAD_PATH_MAX]; /* a file or a keyd: URI */
+	char tls_client_ca[CAD_PATH_MAX];
+	char database[1024]; /* libpq connection string; "" uses libpq's environment */
+	size_t max_body_bytes;
+	size_t max_header_bytes;
+	int timeout_seconds;
+	int token_max_days;
+	/* Signed audit checkpoints: none when audit_key_uri is "". */
+	char audit_key_uri[CAD_PATH_MAX];
+	char audit_key_label[CAD_NAME_MAX + 1];
+	int audit_checkpoint_seconds;
+	EVP_PKEY *audit_key; /* loaded through keyd on first use */
+	struct cad_authority authorities[CAD_MAX_AUTHORITIES];
+	size_t n_authorities;
+	struct cad_key_profile key_profiles[CAD_MAX_PROFILES];
+	size_t n_key_profiles;
+	struct cad_profile profiles[CAD_MAX_PROFILES];
+	size_t n_profiles;
+};
+
+/* Read and check the whole file (certificates included). 0, or -1 with err filled. Free with
+ * cad_config_free even after a failure. */
+int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t errsz);
+void cad_config_free(struct cad_config *cfg);
+struct cad_profile *cad_profile_find(struct cad_config *cfg, const char *name);
+const char *cad_san_kind_name(enum cad_san_kind k);
+
+struct cad;
+
+/* Set up TLS, the listener and the database connection (which may be down: it is retried per
+ * request). 0, or -1 with err filled. */
+int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz);
+/* Serve until SIGTERM or SIGINT. */
+int cad_run(struct cad *cad);
+void cad_free(struct cad *cad);
+
+#endif

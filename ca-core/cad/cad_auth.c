@@ -1,0 +1,154 @@
+/* Who is asking: a client certificate (by the SHA-256 of its DER) or a bearer API token (by
+ * the SHA-256 of the token); both map to a principal and its role in the database. Denials and
+ * state changes go to the audit log. Tokens are never logged. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "cad_internal.h"
+#include "log.h"
+
+#define TOKEN_MAX 256
+
+enum db_status cad_audit(struct cad_req *r, const char *object, const char *outcome,
+                         const char *detail, struct db_err *err)
+{
+	struct db_audit_entry e = {
+	    .actor = r->who.name ? r->who.name : "anonymous",
+	    .role = r->who.role ? r->who.role : "",
+	    .action = r->action ? r->action : "request",
+	    .object = object ? object : "",
+	    .outcome = outcome,
+	    .detail = detail ? detail : "",
+	};
+	struct db *db = r->cad->db;
+	int64_t seq;
+
+	if (!db) {
+		struct db_err e2 = {0};
+		if (db_connect(r->cad->cfg->database, &r->cad->db, &e2) != DB_OK) {
+			r->cad->db = NULL;
+			*err = e2;
+			return e2.status;
+		}
+		db = r->cad->db;
+	}
+	return db_audit_append(db, &e, &seq, err);
+}
+
+void cad_deny(struct cad_req *r, int status, const char *error, const char *object, const char *fmt,
+              ...)
+{
+	char detail[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	snprintf(r->object, sizeof(r->object), "%s", object ? object : r->path);
+	cad_reply_error(r, status, error, "%s", detail);
+}
+
+void cad_audit_denial(struct cad_req *r)
+{
+	struct db_err err = {0};
+	json_t *d = json_pack("{s:i, s:s, s:s, s:s}", "status", r->status, "error", r->error,
+	                      "detail", r->detail, "via", r->auth_via ? r->auth_via : "none");
+	char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	if (cad_audit(r, r->object[0] ? r->object : r->path, "denied", text ? text : r->detail,
+	              &err) != DB_OK)
+		/* The refusal stands either way; the operator learns the trail has a gap. */
+		log_error("could not audit a denied request (%s %s): %s", r->action, r->path,
+		          err.msg);
+	free(text);
+	json_decref(d);
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+int cad_authenticate(struct cad_req *r)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
+	const char *authz = evhttp_find_header(h, "Authorization");
+	X509 *peer = cad_tls_peer(r->req);
+	uint8_t sha[32];
+	char fp[65];
+	struct db_err err = {0};
+	enum db_status rc;
+	int32_t token_id;
+	struct db *db;
+
+	db = cad_db(r);
+	if (!db)
+		return -1;
+	if (authz) {
+		/* A bearer token, when given, decides: a client that sends one means it. */
+		size_t len;
+		r->auth_via = "token";
+		if (strncmp(authz, "Bearer ", 7)) {
+			cad_deny(r, 401, "unauthenticated", r->path,
+			         "the Authorization header must be \"Bearer <token>\"");
+			return -1;
+		}
+		len = strlen(authz + 7);
+		if (len == 0 || len > TOKEN_MAX) {
+			cad_deny(r, 401, "unauthenticated", r->path,
+			         "the bearer token is malformed");
+			return -1;
+		}
+		SHA256((const unsigned char *)authz + 7, len, sha);
+		rc = db_token_authenticate(db, sha, &r->who, &token_id, &err);
+		if (rc == DB_ERR_NOT_FOUND) {
+			cad_deny(r, 401, "unauthenticated", r->path,
+			         "unknown, revoked or expired API token");
+			return -1;
+		}
+	} else if (peer) {
+		unsigned int n = 0;
+		r->auth_via = "certificate";
+		if (!X509_digest(peer, EVP_sha256(), sha, &n) || n != 32) {
+			cad_reply_error(r, 500, "internal",
+			                "could not hash the client certificate");
+			return -1;
+		}
+		rc = db_principal_find_by_cert(db, sha, &r->who, &err);
+		if (rc == DB_ERR_NOT_FOUND) {
+			hex(sha, 32, fp);
+			cad_deny(r, 401, "unauthenticated", r->path,
+			         "no principal has the client certificate with SHA-256 %s", fp);
+			return -1;
+		}
+	} else {
+		r->auth_via = NULL;
+		cad_deny(r, 401, "unauthenticated", r->path,
+		         "present a client certificate or an API token (Authorization: Bearer)");
+		return -1;
+	}
+	if (rc != DB_OK) {
+		db_principal_clear(&r->who);
+		cad_reply_db_error(r, &err);
+		return -1;
+	}
+	if (r->who.disabled) {
+		cad_deny(r, 401, "unauthenticated", r->path, "principal %s is disabled",
+		         r->who.name);
+		return -1;
+	}
+	return 0;
+}
+
+void cad_h_whoami(struct cad_req *r)
+{
+	cad_reply_json(r, 200,
+	               json_pack("{s:s, s:s, s:s, s:s}", "name", r->who.name, "role", r->who.role,
+	                         "via", r->auth_via, "profiles", r->who.profiles));
+}

@@ -1,0 +1,459 @@
+/* Certificates after issuance: lookup, listing, revocation, hold and release; the audit log's
+ * verification and export; health. A revocation is answered only once committed (invariant 3);
+ * the data layer's trigger announces it with NOTIFY at commit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <event2/buffer.h>
+
+#include "cad_internal.h"
+#include "log.h"
+
+static const char *const reason_names[] = {
+    "unspecified",   "keyCompromise",        "cACompromise",    "affiliationChanged",
+    "superseded",    "cessationOfOperation", "certificateHold", NULL,
+    "removeFromCRL", "privilegeWithdrawn",   "aACompromise",
+};
+
+static const char *authority_name(struct cad *cad, int32_t id)
+{
+	for (size_t i = 0; i < cad->cfg->n_authorities; i++)
+		if (cad->cfg->authorities[i].db_id == id)
+			return cad->cfg->authorities[i].name;
+	return NULL;
+}
+
+json_t *cad_cert_json(struct cad *cad, const struct db_cert *c)
+{
+	char hex[2 * DB_SERIAL_MAX + 1], t[6][32];
+	json_t *o, *sans = json_array();
+
+	db_serial_to_hex(c->serial, c->serial_len, hex);
+	for (size_t i = 0; i < c->n_sans; i++)
+		json_array_append_new(sans, json_pack("{s:s, s:s}", "type",
+		                                      db_san_kind_name(c->sans[i].kind), "value",
+		                                      c->sans[i].value));
+	o = json_pack("{s:s, s:s?, s:s, s:s, s:s, s:o, s:s?, s:s?, s:s, s:s?, s:s?}", "serial", hex,
+	              "authority", authority_name(cad, c->authority_id), "status",
+	              db_cert_status_name(c->status), "profile", c->profile, "subject", c->subject,
+	              "sans", sans, "not_before", cad_time_text(c->not_before, t[0], 32),
+	              "not_after", cad_time_text(c->not_after, t[1], 32), "requester", c->requester,
+	              "created_at", cad_time_text(c->created_at, t[2], 32), "issued_at",
+	              cad_time_text(c->issued_at, t[3], 32));
+	if (o && c->revoked_at) {
+		json_object_set_new(o, "revoked_at",
+		                    json_string(cad_time_text(c->revoked_at, t[4], 32)));
+		if (c->revocation_reason >= 0 && c->revocation_reason <= 10)
+			json_object_set_new(o, "revocation_reason",
+			                    json_string(reason_names[c->revocation_reason]));
+		if (c->invalidity_date)
+			json_object_set_new(
+			    o, "invalidity_date",
+			    json_string(cad_time_text(c->invalidity_date, t[5], 32)));
+	}
+	if (o && c->der) {
+		const unsigned char *p = c->der;
+		X509 *x = d2i_X509(NULL, &p, (long)c->der_len);
+		BIO *b = BIO_new(BIO_s_mem());
+		char *data;
+		long len;
+		if (x && b && PEM_write_bio_X509(b, x) && (len = BIO_get_mem_data(b, &data)) > 0)
+			json_object_set_new(o, "certificate", json_stringn(data, (size_t)len));
+		X509_free(x);
+		BIO_free(b);
+	}
+	return o;
+}
+
+/* The certificate named by the path. 0, or -1 after replying. */
+static int lookup(struct cad_req *r, struct db *db, struct db_cert *c)
+{
+	uint8_t serial[DB_SERIAL_MAX];
+	struct db_err err = {0};
+	enum db_status rc;
+	size_t len;
+
+	if (db_serial_from_hex(r->args[0], serial, &len) != 0) {
+		cad_reply_error(r, 400, "bad-serial", "\"%.64s\" is not a serial in hex",
+		                r->args[0]);
+		return -1;
+	}
+	rc = db_cert_lookup(db, 0, serial, len, c, &err);
+	if (rc == DB_ERR_NOT_FOUND) {
+		cad_reply_error(r, 404, "unknown-serial", "no certificate with serial %.64s",
+		                r->args[0]);
+		return -1;
+	}
+	if (rc == DB_ERR_CONFLICT) {
+		cad_reply_error(r, 409, "ambiguous-serial", "%s", err.msg);
+		return -1;
+	}
+	if (rc != DB_OK) {
+		cad_reply_db_error(r, &err);
+		return -1;
+	}
+	return 0;
+}
+
+/* An ra principal acts only within its granted profiles. */
+static int ra_allowed(struct cad_req *r, const struct db_cert *c)
+{
+	char list[1100], needle[80];
+
+	if (strcmp(r->who.role, "ra"))
+		return 1;
+	snprintf(list, sizeof(list), ",%s,", r->who.profiles);
+	snprintf(needle, sizeof(needle), ",%s,", c->profile);
+	return strstr(list, needle) != NULL;
+}
+
+void cad_h_cert_show(struct cad_req *r)
+{
+	struct db_cert c = {0};
+	struct db *db = cad_db(r);
+
+	if (!db || lookup(r, db, &c) != 0)
+		goto out;
+	if (!ra_allowed(r, &c)) {
+		cad_deny(r, 403, "profile-not-granted", r->args[0],
+		         "principal %s is not granted profile %s", r->who.name, c.profile);
+		goto out;
+	}
+	cad_reply_json(r, 200, cad_cert_json(r->cad, &c));
+out:
+	db_cert_clear(&c);
+}
+
+/* RFC 3339 UTC ("2026-01-02T03:04:05Z") to seconds; -1 when it is not that. */
+static int64_t parse_time(const char *s)
+{
+	struct tm tm = {0};
+	const char *end;
+
+	if (!s || !(end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) || *end)
+		return -1;
+	return (int64_t)timegm(&tm);
+}
+
+void cad_h_cert_list(struct cad_req *r)
+{
+	struct db_cert_search f = {.status = -1};
+	struct db_cert *rows = NULL;
+	struct db_err err = {0};
+	struct db *db;
+	const char *q;
+	int64_t next = 0;
+	size_t n = 0;
+	json_t *arr;
+	char *end;
+
+	if ((q = cad_query(r, "status")) && (f.status = db_cert_status_parse(q)) < 0) {
+		cad_reply_error(r, 400, "bad-filter",
+		                "status \"%.32s\": one of reserved, issued, failed, revoked, hold",
+		                q);
+		return;
+	}
+	f.subject_contains = cad_query(r, "subject");
+	f.san_contains = cad_query(r, "san");
+	if ((q = cad_query(r, "profile"))) {
+		if (!cad_profile_find(r->cad->cfg, q)) {
+			cad_reply_error(r, 400, "bad-filter", "no profile named \"%.64s\"", q);
+			return;
+		}
+		f.profile = q;
+	}
+	if ((q = cad_query(r, "expires_after")) && (f.expires_after = parse_time(q)) < 0) {
+		cad_reply_error(r, 400, "bad-filter", "expires_after: use 2026-01-02T03:04:05Z");
+		return;
+	}
+	if ((q = cad_query(r, "expires_before")) && (f.expires_before = parse_time(q)) < 0) {
+		cad_reply_error(r, 400, "bad-filter", "expires_before: use 2026-01-02T03:04:05Z");
+		return;
+	}
+	if ((q = cad_query(r, "after"))) {
+		long long v = strtoll(q, &end, 10);
+		if (*end || v < 0) {
+			cad_reply_error(r, 400, "bad-filter",
+			                "after: the \"next\" of a previous page");
+			return;
+		}
+		f.after_id = v;
+	}
+	if ((q = cad_query(r, "limit"))) {
+		long v = strtol(q, &end, 10);
+		if (*end || v < 1 || v > DB_LIST_MAX) {
+			cad_reply_error(r, 400, "bad-filter", "limit: 1..%d", DB_LIST_MAX);
+			return;
+		}
+		f.limit = (size_t)v;
+	}
+	if ((q = cad_query(r, "authority"))) {
+		for (size_t i = 0; i < r->cad->cfg->n_authorities; i++)
+			if (!strcmp(r->cad->cfg->authorities[i].name, q))
+				f.authority_id = r->cad->cfg->authorities[i].db_id;
+		if (!f.authority_id) {
+			cad_reply_error(r, 400, "bad-filter", "no authority named \"%.64s\"", q);
+			return;
+		}
+	}
+	if (!(db = cad_db(r)))
+		return;
+	if (db_cert_search(db, &f, &rows, &n, &next, &err) != DB_OK) {
+		if (err.status == DB_ERR_INVALID)
+			cad_reply_error(r, 400, "bad-filter", "%s", err.msg);
+		else
+			cad_reply_db_error(r, &err);
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, cad_cert_json(r->cad, &rows[i]));
+	db_cert_list_free(rows, n);
+	if (next)
+		cad_reply_json(
+		    r, 200, json_pack("{s:o, s:I}", "certificates", arr, "next", (json_int_t)next));
+	else
+		cad_reply_json(r, 200, json_pack("{s:o, s:n}", "certificates", arr, "next"));
+}
+
+enum change { REVOKE, HOLD, RELEASE };
+
+static void change_status(struct cad_req *r, enum change what)
+{
+	static const char *const revoke_fields[] = {"reason", "invalidity_date", NULL};
+	static const char *const no_fields[] = {NULL};
+	json_t *body = NULL, *detail = NULL;
+	struct db_cert c = {0};
+	struct db_err err = {0};
+	struct db *db;
+	const char *rs = NULL, *inv = NULL;
+	int reason = DB_REASON_UNSPECIFIED, changed = 0;
+	int64_t invalidity = 0;
+	char *dtext = NULL;
+	enum db_status rc;
+
+	/* An empty body is fine for all three; revoke may carry a reason. */
+	if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) > 0 &&
+	    !(body = cad_body_object(r, what == REVOKE ? revoke_fields : no_fields)))
+		return;
+	if (body && (rs = json_string_value(json_object_get(body, "reason")))) {
+		for (reason = 0; reason <= 10; reason++)
+			if (reason_names[reason] && !strcmp(rs, reason_names[reason]))
+				break;
+		if (reason > 10 || reason == DB_REASON_CERTIFICATE_HOLD || reason == 8) {
+			cad_reply_error(r, 400, "bad-reason",
+			                "reason \"%.32s\": one of unspecified, keyCompromise, "
+			                "cACompromise, affiliationChanged, superseded, "
+			                "cessationOfOperation, privilegeWithdrawn, aACompromise "
+			                "(hold has its own endpoint)",
+			                rs);
+			goto out;
+		}
+	} else if (body && json_object_get(body, "reason")) {
+		cad_reply_error(r, 400, "bad-reason", "\"reason\" must be a string");
+		goto out;
+	}
+	if (body && json_object_get(body, "invalidity_date")) {
+		inv = json_string_value(json_object_get(body, "invalidity_date"));
+		if ((invalidity = parse_time(inv)) <= 0 || invalidity > (int64_t)time(NULL)) {
+			cad_reply_error(r, 400, "bad-invalidity-date",
+			                "\"invalidity_date\" must be a past time like "
+			                "2026-01-02T03:04:05Z");
+			goto out;
+		}
+	}
+	if (!(db = cad_db(r)) || lookup(r, db, &c) != 0)
+		goto out;
+	if (!ra_allowed(r, &c)) {
+		cad_deny(r, 403, "profile-not-granted", r->args[0],
+		         "principal %s is not granted profile %s", r->who.name, c.profile);
+		goto out;
+	}
+	if ((rc = db_begin(db, &err)) != DB_OK) {
+		cad_reply_db_error(r, &err);
+		goto out;
+	}
+	if (what == REVOKE)
+		rc = db_cert_revoke(db, c.authority_id, c.serial, c.serial_len, reason, invalidity,
+		                    &changed, &err);
+	else if (what == HOLD)
+		rc = db_cert_hold(db, c.authority_id, c.serial, c.serial_len, &changed, &err);
+	else
+		rc = db_cert_release(db, c.authority_id, c.serial, c.serial_len, &changed, &err);
+	if (rc == DB_OK && changed) {
+		detail = what == REVOKE ? json_pack("{s:s, s:s?}", "reason", reason_names[reason],
+		                                    "invalidity_date", inv)
+		                        : NULL;
+		dtext = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		rc = cad_audit(r, r->args[0], "success", dtext, &err);
+	}
+	if (rc == DB_OK)
+		rc = db_commit(db, &err);
+	else
+		db_rollback(db);
+	if (rc == DB_ERR_STATE) {
+		cad_reply_error(r, 409, "wrong-state", "certificate %s is %s: %s", r->args[0],
+		                db_cert_status_name(c.status), err.msg);
+		goto out;
+	}
+	if (rc != DB_OK) {
+		cad_reply_db_error(r, &err);
+		goto out;
+	}
+	/* Committed (synchronous_commit on): durable now, and announced. */
+	db_cert_clear(&c);
+	if (lookup(r, db, &c) == 0)
+		cad_reply_json(r, 200, cad_cert_json(r->cad, &c));
+out:
+	free(dtext);
+	json_decref(detail);
+	json_decref(body);
+	db_cert_clear(&c);
+}
+
+void cad_h_cert_revoke(struct cad_req *r)
+{
+	change_status(r, REVOKE);
+}
+
+void cad_h_cert_hold(struct cad_req *r)
+{
+	change_status(r, HOLD);
+}
+
+void cad_h_cert_release(struct cad_req *r)
+{
+	change_status(r, RELEASE);
+}
+
+/* --- audit --- */
+
+void cad_h_audit_verify(struct cad_req *r)
+{
+	struct db_audit_report rep = {0};
+	struct db_err err = {0};
+	struct db *db = cad_db(r);
+	int64_t valid, invalid, unchecked, first_bad;
+	const char *finding;
+	char hh[65], detail[400];
+
+	if (!db)
+		return;
+	if (db_audit_verify(db, &rep, &err) != DB_OK ||
+	    cad_checkpoint_verify(r->cad, db, &valid, &invalid, &unchecked, &first_bad, &err) !=
+	        DB_OK) {
+		cad_reply_db_error(r, &err);
+		return;
+	}
+	for (int i = 0; i < 32; i++)
+		sprintf(hh + 2 * i, "%02x", rep.head_hash[i]);
+	finding = db_audit_finding_name(rep.finding);
+	snprintf(detail, sizeof(detail), "%s", rep.detail);
+	/* A chain that hashes right under a forged checkpoint is still a rewritten chain. */
+	if (rep.finding == DB_AUDIT_INTACT && invalid) {
+		finding = "bad-checkpoint-signature";
+		rep.seq = first_bad;
+		snprintf(detail, sizeof(detail),
+		         "the checkpoint at entry %lld is not signed by the audit key",
+		         (long long)first_bad);
+	}
+	cad_reply_json(r, 200,
+	               json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:{s:I, s:I, s:I}}",
+	                         "finding", finding, "seq", (json_int_t)rep.seq, "entries",
+	                         (json_int_t)rep.entries, "checkpoints",
+	                         (json_int_t)rep.checkpoints, "head_seq", (json_int_t)rep.head_seq,
+	                         "head_hash", hh, "detail", detail, "checkpoint_signatures",
+	                         "valid", (json_int_t)valid, "invalid", (json_int_t)invalid,
+	                         "unchecked", (json_int_t)unchecked));
+}
+
+void cad_h_audit_export(struct cad_req *r)
+{
+	struct db_audit_row *rows = NULL;
+	struct db_err err = {0};
+	struct db *db;
+	const char *q;
+	long long after = 0;
+	long limit = 1000;
+	size_t n = 0;
+	json_t *arr;
+	char *end;
+
+	if ((q = cad_query(r, "after")) && ((after = strtoll(q, &end, 10)) < 0 || *end)) {
+		cad_reply_error(r, 400, "bad-filter", "after: a sequence number");
+		return;
+	}
+	if ((q = cad_query(r, "limit")) &&
+	    ((limit = strtol(q, &end, 10)) < 1 || limit > DB_LIST_MAX || *end)) {
+		cad_reply_error(r, 400, "bad-filter", "limit: 1..%d", DB_LIST_MAX);
+		return;
+	}
+	if (!(db = cad_db(r)))
+		return;
+	if (db_audit_list(db, after, (size_t)limit, &rows, &n, &err) != DB_OK) {
+		cad_reply_db_error(r, &err);
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char at[40], hh[65];
+		time_t s = (time_t)(rows[i].at_us / 1000000);
+		struct tm tm;
+		gmtime_r(&s, &tm);
+		strftime(at, 21, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(at + 19, sizeof(at) - 19, ".%06lldZ",
+		         (long long)(rows[i].at_us % 1000000));
+		for (int k = 0; k < 32; k++)
+			sprintf(hh + 2 * k, "%02x", rows[i].hash[k]);
+		json_array_append_new(
+		    arr,
+		    json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "seq",
+		              (json_int_t)rows[i].seq, "at", at, "actor", rows[i].actor, "role",
+		              rows[i].role, "action", rows[i].action, "object", rows[i].object,
+		              "outcome", rows[i].outcome, "detail", rows[i].detail, "hash", hh));
+	}
+	if (n == (size_t)limit)
+		cad_reply_json(
+		    r, 200,
+		    json_pack("{s:o, s:I}", "entries", arr, "next", (json_int_t)rows[n - 1].seq));
+	else
+		cad_reply_json(r, 200, json_pack("{s:o, s:n}", "entries", arr, "next"));
+	db_audit_rows_free(rows, n);
+}
+
+void cad_h_health(struct cad_req *r)
+{
+	struct db_err err = {0};
+	struct db *db = r->cad->db;
+	char why[600] = "";
+	int version = 0;
+
+	if (!db && db_connect(r->cad->cfg->database, &r->cad->db, &err) != DB_OK) {
+		r->cad->db = NULL;
+		cad_reply_error(r, 503, "database-unavailable", "%s", err.msg);
+		return;
+	}
+	db = r->cad->db;
+	if (db_schema_version(db, &version, &err) != DB_OK) {
+		cad_reply_error(r, 503, "database-unavailable", "%s", err.msg);
+		return;
+	}
+	switch (cad_authorities_ready(r->cad, db, why, sizeof(why))) {
+	case 0:
+		break;
+	case -1:
+		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
+		return;
+	default:
+		cad_reply_error(r, 503, "database-unavailable", "%s", why);
+		return;
+	}
+	cad_reply_json(r, 200,
+	               json_pack("{s:s, s:i, s:s}", "status", "ok", "schema_version", version,
+	                         "version", "0.1.0"));
+}

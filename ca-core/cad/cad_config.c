@@ -1,0 +1,559 @@
+/* hsmca-cad's configuration: listener, TLS, database, limits, authorities and profiles. */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "cad.h"
+#include "yconf.h"
+
+static const char *const top_fields[] = {
+    "listen", "tls", "database", "limits", "authorities", "key_profiles", "profiles", "audit", NULL,
+};
+static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
+static const char *const listen_fields[] = {"address", "port", NULL};
+static const char *const tls_fields[] = {"certificate", "key", "client_ca", NULL};
+static const char *const limit_fields[] = {
+    "max_body_bytes", "max_header_bytes", "timeout_seconds", "token_max_days", NULL,
+};
+static const char *const authority_fields[] = {"name", "certificate", "chain", "key", NULL};
+static const char *const key_profile_fields[] = {"name", "rsa_min_bits", "rsa_max_bits",
+                                                 "ec_curves", NULL};
+static const char *const profile_fields[] = {
+    "name",
+    "authority",
+    "key_profile",
+    "max_validity_days",
+    "key_usage",
+    "extended_key_usage",
+    "subject_fields",
+    "subject_cn_required",
+    "san",
+    "san_required",
+    NULL,
+};
+static const char *const san_fields[] = {"dns", "ip", "email", "uri", NULL};
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} key_usages[] = {
+    {"digitalSignature", KU_DIGITAL_SIGNATURE}, {"nonRepudiation", KU_NON_REPUDIATION},
+    {"keyEncipherment", KU_KEY_ENCIPHERMENT},   {"dataEncipherment", KU_DATA_ENCIPHERMENT},
+    {"keyAgreement", KU_KEY_AGREEMENT},
+};
+
+/* End-entity EKUs only: a profile cannot make an OCSP signer or a timestamping authority. */
+static const struct {
+	const char *name;
+	int nid;
+} ekus[] = {
+    {"serverAuth", NID_server_auth},
+    {"clientAuth", NID_client_auth},
+    {"codeSigning", NID_code_sign},
+    {"emailProtection", NID_email_protect},
+};
+
+static const struct {
+	const char *name;
+	int nid;
+} subject_names[] = {
+    {"CN", NID_commonName},
+    {"O", NID_organizationName},
+    {"OU", NID_organizationalUnitName},
+    {"C", NID_countryName},
+    {"ST", NID_stateOrProvinceName},
+    {"L", NID_localityName},
+    {"emailAddress", NID_pkcs9_emailAddress},
+    {"serialNumber", NID_serialNumber},
+};
+
+const char *cad_san_kind_name(enum cad_san_kind k)
+{
+	static const char *const names[] = {"dns", "ip", "email", "uri"};
+
+	return k < CAD_SAN_KINDS ? names[k] : "?";
+}
+
+static int name_ok(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+		      *s == '_'))
+			return 0;
+	return 1;
+}
+
+static int req_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t n)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+
+	if (!v)
+		return yconf_fail(y, map, key, "required field is missing");
+	if (yconf_str(y, v, key, out, n))
+		return -1;
+	if (!*out)
+		return yconf_fail(y, v, key, "must not be empty");
+	return 0;
+}
+
+static int opt_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t n)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+
+	return v ? yconf_str(y, v, key, out, n) : 0;
+}
+
+static int opt_long(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
+                    long *out)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+
+	return v ? yconf_long(y, v, key, min, max, out) : 0;
+}
+
+static int opt_bool(struct yconf *y, yaml_node_t *map, const char *key, int *out)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+
+	return v ? yconf_bool(y, v, key, out) : 0;
+}
+
+/* A sequence of at most max scalars; each goes to fn. */
+typedef int (*item_fn)(struct yconf *y, yaml_node_t *n, const char *s, void *arg);
+static int each_str(struct yconf *y, yaml_node_t *seq, const char *what, size_t max, item_fn fn,
+                    void *arg)
+{
+	char buf[256];
+
+	if (!yconf_is_seq(seq))
+		return yconf_fail(y, seq, what, "must be a list");
+	if (yconf_seq_len(seq) > max)
+		return yconf_fail(y, seq, what, "more than %zu entries", max);
+	for (size_t i = 0; i < yconf_seq_len(seq); i++) {
+		yaml_node_t *n = yconf_seq_item(y, seq, i);
+		if (yconf_str(y, n, what, buf, sizeof(buf)) || fn(y, n, buf, arg))
+			return -1;
+	}
+	return 0;
+}
+
+static int load_certs(const char *path, STACK_OF(X509) * *out, char *err, size_t errsz)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	FILE *f = fopen(path, "r");
+	X509 *x;
+	int rc = -1;
+
+	if (!sk || !f) {
+		snprintf(err, errsz, "%s: cannot read", path);
+		goto out;
+	}
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)))
+		if (!sk_X509_push(sk, x)) {
+			X509_free(x);
+			snprintf(err, errsz, "%s: out of memory", path);
+			goto out;
+		}
+	ERR_clear_error();
+	if (sk_X509_num(sk) == 0) {
+		snprintf(err, errsz, "%s: no PEM certificate in it", path);
+		goto out;
+	}
+	*out = sk;
+	sk = NULL;
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	sk_X509_pop_free(sk, X509_free);
+	return rc;
+}
+
+/* keyd:label=NAME or keyd:NAME */
+static int label_of(const char *uri, char *label, size_t n)
+{
+	const char *l;
+
+	if (strncmp(uri, "keyd:", 5))
+		return -1;
+	l = uri + 5;
+	if (!strncmp(l, "label=", 6))
+		l += 6;
+	if (!*l || strlen(l) >= n)
+		return -1;
+	for (const char *s = l; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return -1;
+	snprintf(label, n, "%s", l);
+	return 0;
+}
+
+static int parse_authority(struct yconf *y, yaml_node_t *m, struct cad_authority *a)
+{
+	STACK_OF(X509) *sk = NULL;
+	char err[600];
+	int rc = -1;
+
+	if (yconf_check_map(y, m, "authorities", authority_fields) ||
+	    req_str(y, m, "name", a->name, sizeof(a->name)) ||
+	    req_str(y, m, "certificate", a->cert_path, sizeof(a->cert_path)) ||
+	    opt_str(y, m, "chain", a->chain_path, sizeof(a->chain_path)) ||
+	    req_str(y, m, "key", a->key_uri, sizeof(a->key_uri)))
+		return -1;
+	if (!name_ok(a->name))
+		return yconf_fail(y, m, "name", "\"%s\": use 1..%d of a-z 0-9 - _", a->name,
+		                  CAD_NAME_MAX);
+	if (label_of(a->key_uri, a->key_label, sizeof(a->key_label)))
+		return yconf_fail(y, m, "key", "\"%s\" is not a keyd:label=NAME URI", a->key_uri);
+	if (load_certs(a->cert_path, &sk, err, sizeof(err))) {
+		yconf_fail(y, m, "certificate", "%s", err);
+		goto out;
+	}
+	a->cert = sk_X509_shift(sk);
+	if (sk_X509_num(sk) > 0) {
+		yconf_fail(y, m, "certificate", "%s: holds more than one certificate",
+		           a->cert_path);
+		goto out;
+	}
+	if (!(X509_get_extension_flags(a->cert) & EXFLAG_CA)) {
+		yconf_fail(y, m, "certificate", "%s: not a CA certificate", a->cert_path);
+		goto out;
+	}
+	if (a->chain_path[0]) {
+		if (load_certs(a->chain_path, &a->chain, err, sizeof(err))) {
+			yconf_fail(y, m, "chain", "%s", err);
+			goto out;
+		}
+	} else if (!(a->chain = sk_X509_new_null())) {
+		yconf_fail(y, m, "chain", "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	sk_X509_pop_free(sk, X509_free);
+	return rc;
+}
+
+static int curve_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
+{
+	struct cad_key_profile *k = arg;
+
+	if (!strcmp(s, "P-256"))
+		k->p256 = 1;
+	else if (!strcmp(s, "P-384"))
+		k->p384 = 1;
+	else
+		return yconf_fail(y, n, "ec_curves", "\"%s\": only P-256 and P-384 are allowed", s);
+	return 0;
+}
+
+static int parse_key_profile(struct yconf *y, yaml_node_t *m, struct cad_key_profile *k)
+{
+	yaml_node_t *v;
+	long l;
+
+	if (yconf_check_map(y, m, "key_profiles", key_profile_fields) ||
+	    req_str(y, m, "name", k->name, sizeof(k->name)))
+		return -1;
+	if (!name_ok(k->name))
+		return yconf_fail(y, m, "name", "\"%s\": use a-z 0-9 - _", k->name);
+	if (yconf_get(y, m, "rsa_min_bits")) {
+		/* No RSA below 2048, whatever the file says. */
+		if (opt_long(y, m, "rsa_min_bits", 2048, 16384, &l))
+			return -1;
+		k->rsa_min_bits = (int)l;
+		k->rsa_max_bits = 4096;
+		if (opt_long(y, m, "rsa_max_bits", l, 16384, &l))
+			return -1;
+		k->rsa_max_bits = (int)l;
+	} else if (yconf_get(y, m, "rsa_max_bits")) {
+		return yconf_fail(y, m, "rsa_max_bits", "needs rsa_min_bits");
+	}
+	if ((v = yconf_get(y, m, "ec_curves")) && each_str(y, v, "ec_curves", 2, curve_item, k))
+		return -1;
+	if (!k->rsa_min_bits && !k->p256 && !k->p384)
+		return yconf_fail(y, m, "key_profiles", "%s allows no key at all", k->name);
+	return 0;
+}
+
+struct profile_ctx {
+	struct cad_profile *p;
+	enum cad_san_kind kind;
+};
+
+static int ku_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
+{
+	struct cad_profile *p = arg;
+
+	for (size_t i = 0; i < sizeof(key_usages) / sizeof(key_usages[0]); i++)
+		if (!strcmp(s, key_usages[i].name)) {
+			p->key_usage |= key_usages[i].bit;
+			return 0;
+		}
+	return yconf_fail(y, n, "key_usage",
+	                  "\"%s\": one of digitalSignature, nonRepudiation, keyEncipherment, "
+	                  "dataEncipherment, keyAgreement",
+	                  s);
+}
+
+static int eku_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
+{
+	struct cad_profile *p = arg;
+
+	for (size_t i = 0; i < sizeof(ekus) / sizeof(ekus[0]); i++)
+		if (!strcmp(s, ekus[i].name)) {
+			p->eku[p->n_eku++] = ekus[i].nid;
+			return 0;
+		}
+	return yconf_fail(y, n, "extended_key_usage",
+	                  "\"%s\": one of serverAuth, clientAuth, codeSigning, emailProtection", s);
+}
+
+static int field_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
+{
+	struct cad_profile *p = arg;
+
+	for (size_t i = 0; i < sizeof(subject_names) / sizeof(subject_names[0]); i++)
+		if (!strcmp(s, subject_names[i].name)) {
+			p->subject_fields[p->n_subject_fields++] = subject_names[i].nid;
+			return 0;
+		}
+	return yconf_fail(y, n, "subject_fields",
+	                  "\"%s\": one of CN O OU C ST L emailAddress serialNumber", s);
+}
+
+static int pattern_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
+{
+	struct profile_ctx *c = arg;
+	char *dup;
+
+	if (!*s)
+		return yconf_fail(y, n, "san", "empty pattern");
+	dup = strdup(s);
+	if (!dup)
+		return yconf_fail(y, n, "san", "out of memory");
+	c->p->san_patterns[c->kind][c->p->n_san_patterns[c->kind]++] = dup;
+	return 0;
+}
+
+static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg,
+                         struct cad_profile *p)
+{
+	char buf[CAD_NAME_MAX + 1];
+	yaml_node_t *v;
+	long l;
+
+	if (yconf_check_map(y, m, "profiles", profile_fields) ||
+	    req_str(y, m, "name", p->name, sizeof(p->name)))
+		return -1;
+	if (!name_ok(p->name))
+		return yconf_fail(y, m, "name", "\"%s\": use a-z 0-9 - _", p->name);
+	if (req_str(y, m, "authority", buf, sizeof(buf)))
+		return -1;
+	for (size_t i = 0; i < cfg->n_authorities; i++)
+		if (!strcmp(cfg->authorities[i].name, buf))
+			p->authority = &cfg->authorities[i];
+	if (!p->authority)
+		return yconf_fail(y, m, "authority", "no authority named \"%s\"", buf);
+	if (req_str(y, m, "key_profile", buf, sizeof(buf)))
+		return -1;
+	for (size_t i = 0; i < cfg->n_key_profiles; i++)
+		if (!strcmp(cfg->key_profiles[i].name, buf))
+			p->key_profile = &cfg->key_profiles[i];
+	if (!p->key_profile)
+		return yconf_fail(y, m, "key_profile", "no key profile named \"%s\"", buf);
+	if (!yconf_get(y, m, "max_validity_days"))
+		return yconf_fail(y, m, "max_validity_days", "required field is missing");
+	if (opt_long(y, m, "max_validity_days", 1, 3650, &l))
+		return -1;
+	p->max_validity_days = (int)l;
+	if (!(v = yconf_get(y, m, "key_usage")))
+		return yconf_fail(y, m, "key_usage", "required field is missing");
+	if (each_str(y, v, "key_usage", 5, ku_item, p))
+		return -1;
+	if (!p->key_usage)
+		return yconf_fail(y, v, "key_usage", "must not be empty");
+	if (!(v = yconf_get(y, m, "extended_key_usage")))
+		return yconf_fail(y, m, "extended_key_usage", "required field is missing");
+	if (each_str(y, v, "extended_key_usage", CAD_MAX_EKUS, eku_item, p))
+		return -1;
+	if (!(v = yconf_get(y, m, "subject_fields")))
+		return yconf_fail(y, m, "subject_fields", "required field is missing");
+	if (each_str(y, v, "subject_fields", CAD_MAX_FIELDS, field_item, p))
+		return -1;
+	if (opt_bool(y, m, "subject_cn_required", &p->subject_cn_required) ||
+	    opt_bool(y, m, "san_required", &p->san_required))
+		return -1;
+	if ((v = yconf_get(y, m, "san"))) {
+		if (yconf_check_map(y, v, "san", san_fields))
+			return -1;
+		for (int k = 0; k < CAD_SAN_KINDS; k++) {
+			struct profile_ctx c = {p, (enum cad_san_kind)k};
+			yaml_node_t *s = yconf_get(y, v, cad_san_kind_name((enum cad_san_kind)k));
+			if (s && each_str(y, s, "san", CAD_MAX_PATTERNS, pattern_item, &c))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Each item of a required sequence, with bounds. */
+#define EACH_MAP(seqnode, what, max, countvar, body)                                               \
+	do {                                                                                       \
+		if (!(seqnode) || !yconf_is_seq(seqnode) || yconf_seq_len(seqnode) == 0) {         \
+			yconf_fail(&y, (seqnode) ? (seqnode) : root, what,                         \
+			           "a non-empty list is required");                                \
+			goto out;                                                                  \
+		}                                                                                  \
+		if (yconf_seq_len(seqnode) > (max)) {                                              \
+			yconf_fail(&y, seqnode, what, "more than %d entries", (int)(max));         \
+			goto out;                                                                  \
+		}                                                                                  \
+		for (size_t i_ = 0; i_ < yconf_seq_len(seqnode); i_++) {                           \
+			yaml_node_t *item = yconf_seq_item(&y, seqnode, i_);                       \
+			countvar = i_ + 1;                                                         \
+			body;                                                                      \
+		}                                                                                  \
+	} while (0)
+
+int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t errsz)
+{
+	struct yconf y = {0};
+	yaml_node_t *root, *v, *seq;
+	long l;
+	int rc = -1;
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->listen_address, sizeof(cfg->listen_address), "127.0.0.1");
+	cfg->listen_port = 8443;
+	cfg->max_body_bytes = 65536;
+	cfg->max_header_bytes = 16384;
+	cfg->timeout_seconds = 30;
+	cfg->token_max_days = 366;
+	if (yconf_load_file(&y, path))
+		goto out;
+	root = yconf_root(&y);
+	if (yconf_check_map(&y, root, "configuration", top_fields))
+		goto out;
+	if ((v = yconf_get(&y, root, "listen"))) {
+		if (yconf_check_map(&y, v, "listen", listen_fields) ||
+		    opt_str(&y, v, "address", cfg->listen_address, sizeof(cfg->listen_address)) ||
+		    opt_long(&y, v, "port", 0, 65535, &l))
+			goto out;
+		if (yconf_get(&y, v, "port"))
+			cfg->listen_port = (int)l;
+	}
+	if (!(v = yconf_get(&y, root, "tls"))) {
+		yconf_fail(&y, root, "tls", "required section is missing");
+		goto out;
+	}
+	if (yconf_check_map(&y, v, "tls", tls_fields) ||
+	    req_str(&y, v, "certificate", cfg->tls_cert, sizeof(cfg->tls_cert)) ||
+	    req_str(&y, v, "key", cfg->tls_key, sizeof(cfg->tls_key)) ||
+	    req_str(&y, v, "client_ca", cfg->tls_client_ca, sizeof(cfg->tls_client_ca)))
+		goto out;
+	if (opt_str(&y, root, "database", cfg->database, sizeof(cfg->database)))
+		goto out;
+	if ((v = yconf_get(&y, root, "limits"))) {
+		if (yconf_check_map(&y, v, "limits", limit_fields))
+			goto out;
+		l = (long)cfg->max_body_bytes;
+		if (opt_long(&y, v, "max_body_bytes", 1024, 1 << 20, &l))
+			goto out;
+		cfg->max_body_bytes = (size_t)l;
+		l = (long)cfg->max_header_bytes;
+		if (opt_long(&y, v, "max_header_bytes", 1024, 1 << 20, &l))
+			goto out;
+		cfg->max_header_bytes = (size_t)l;
+		l = cfg->timeout_seconds;
+		if (opt_long(&y, v, "timeout_seconds", 1, 3600, &l))
+			goto out;
+		cfg->timeout_seconds = (int)l;
+		l = cfg->token_max_days;
+		if (opt_long(&y, v, "token_max_days", 1, 3660, &l))
+			goto out;
+		cfg->token_max_days = (int)l;
+	}
+	cfg->audit_checkpoint_seconds = 300;
+	if ((v = yconf_get(&y, root, "audit"))) {
+		if (yconf_check_map(&y, v, "audit", audit_fields) ||
+		    req_str(&y, v, "checkpoint_key", cfg->audit_key_uri,
+		            sizeof(cfg->audit_key_uri)))
+			goto out;
+		if (label_of(cfg->audit_key_uri, cfg->audit_key_label,
+		             sizeof(cfg->audit_key_label))) {
+			yconf_fail(&y, v, "checkpoint_key", "\"%s\" is not a keyd:label=NAME URI",
+			           cfg->audit_key_uri);
+			goto out;
+		}
+		l = cfg->audit_checkpoint_seconds;
+		if (opt_long(&y, v, "checkpoint_interval_seconds", 1, 86400, &l))
+			goto out;
+		cfg->audit_checkpoint_seconds = (int)l;
+	}
+	seq = yconf_get(&y, root, "authorities");
+	EACH_MAP(seq, "authorities", CAD_MAX_AUTHORITIES, cfg->n_authorities, {
+		if (parse_authority(&y, item, &cfg->authorities[i_]))
+			goto out;
+		for (size_t j = 0; j < i_; j++)
+			if (!strcmp(cfg->authorities[j].name, cfg->authorities[i_].name)) {
+				yconf_fail(&y, item, "authorities", "\"%s\" is named twice",
+				           cfg->authorities[i_].name);
+				goto out;
+			}
+	});
+	seq = yconf_get(&y, root, "key_profiles");
+	EACH_MAP(seq, "key_profiles", CAD_MAX_PROFILES, cfg->n_key_profiles, {
+		if (parse_key_profile(&y, item, &cfg->key_profiles[i_]))
+			goto out;
+	});
+	seq = yconf_get(&y, root, "profiles");
+	EACH_MAP(seq, "profiles", CAD_MAX_PROFILES, cfg->n_profiles, {
+		if (parse_profile(&y, item, cfg, &cfg->profiles[i_]))
+			goto out;
+		for (size_t j = 0; j < i_; j++)
+			if (!strcmp(cfg->profiles[j].name, cfg->profiles[i_].name)) {
+				yconf_fail(&y, item, "profiles", "\"%s\" is named twice",
+				           cfg->profiles[i_].name);
+				goto out;
+			}
+	});
+	rc = 0;
+out:
+	if (rc)
+		snprintf(err, errsz, "%s", y.err[0] ? y.err : "configuration error");
+	yconf_free(&y);
+	return rc;
+}
+
+void cad_config_free(struct cad_config *cfg)
+{
+	EVP_PKEY_free(cfg->audit_key);
+	for (size_t i = 0; i < CAD_MAX_AUTHORITIES; i++) {
+		X509_free(cfg->authorities[i].cert);
+		sk_X509_pop_free(cfg->authorities[i].chain, X509_free);
+		EVP_PKEY_free(cfg->authorities[i].key);
+	}
+	for (size_t i = 0; i < CAD_MAX_PROFILES; i++)
+		for (int k = 0; k < CAD_SAN_KINDS; k++)
+			for (size_t j = 0; j < cfg->profiles[i].n_san_patterns[k]; j++)
+				free(cfg->profiles[i].san_patterns[k][j]);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+struct cad_profile *cad_profile_find(struct cad_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_profiles; i++)
+		if (!strcmp(cfg->profiles[i].name, name))
+			return &cfg->profiles[i];
+	return NULL;
+}

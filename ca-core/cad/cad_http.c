@@ -1,0 +1,459 @@
+/* The HTTPS server: libevent's evhttp over OpenSSL bufferevents, the route table with the
+ * roles allowed on each route, JSON replies and errors. */
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "cad_internal.h"
+#include "log.h"
+
+#define ANY CAD_ROLE_ANY
+#define CA_ADMIN CAD_ROLE_CA_ADMIN
+#define ADMIN CAD_ROLE_ADMIN
+#define OFFICER CAD_ROLE_OFFICER
+#define AUDITOR CAD_ROLE_AUDITOR
+#define RA CAD_ROLE_RA
+
+/* The permission matrix (docs/api.md shows it as a table). "{}" is one path segment. Handlers
+ * narrow further where the object matters (which role an admin may manage, which profiles an
+ * ra principal is granted). roles 0: no authentication. */
+static const struct route {
+	enum evhttp_cmd_type method;
+	const char *pattern;
+	cad_handler handler;
+	int roles;
+	const char *action;
+} routes[] = {
+    {EVHTTP_REQ_GET, "/api/v1/health", cad_h_health, 0, "health"},
+    {EVHTTP_REQ_GET, "/api/v1/whoami", cad_h_whoami, ANY, "whoami"},
+    {EVHTTP_REQ_GET, "/api/v1/profiles", cad_h_profile_list, ANY, "profile.list"},
+    {EVHTTP_REQ_POST, "/api/v1/principals", cad_h_principal_create, CA_ADMIN | ADMIN,
+     "principal.create"},
+    {EVHTTP_REQ_GET, "/api/v1/principals", cad_h_principal_list, CA_ADMIN | ADMIN | AUDITOR,
+     "principal.list"},
+    {EVHTTP_REQ_GET, "/api/v1/principals/{}", cad_h_principal_show, CA_ADMIN | ADMIN | AUDITOR,
+     "principal.show"},
+    {EVHTTP_REQ_POST, "/api/v1/principals/{}/disable", cad_h_principal_disable, CA_ADMIN | ADMIN,
+     "principal.disable"},
+    {EVHTTP_REQ_POST, "/api/v1/principals/{}/enable", cad_h_principal_enable, CA_ADMIN | ADMIN,
+     "principal.enable"},
+    {EVHTTP_REQ_POST, "/api/v1/principals/{}/tokens", cad_h_token_create, CA_ADMIN | ADMIN,
+     "token.create"},
+    {EVHTTP_REQ_GET, "/api/v1/principals/{}/tokens", cad_h_token_list, CA_ADMIN | ADMIN | AUDITOR,
+     "token.list"},
+    {EVHTTP_REQ_POST, "/api/v1/tokens/{}/revoke", cad_h_token_revoke, CA_ADMIN | ADMIN,
+     "token.revoke"},
+    {EVHTTP_REQ_POST, "/api/v1/certificates", cad_h_cert_issue, OFFICER | RA, "certificate.issue"},
+    {EVHTTP_REQ_GET, "/api/v1/certificates", cad_h_cert_list, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "certificate.list"},
+    {EVHTTP_REQ_GET, "/api/v1/certificates/{}", cad_h_cert_show,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR | RA, "certificate.show"},
+    {EVHTTP_REQ_POST, "/api/v1/certificates/{}/revoke", cad_h_cert_revoke, OFFICER | RA,
+     "certificate.revoke"},
+    {EVHTTP_REQ_POST, "/api/v1/certificates/{}/hold", cad_h_cert_hold, OFFICER, "certificate.hold"},
+    {EVHTTP_REQ_POST, "/api/v1/certificates/{}/release", cad_h_cert_release, OFFICER,
+     "certificate.release"},
+    {EVHTTP_REQ_GET, "/api/v1/audit/verify", cad_h_audit_verify, CA_ADMIN | AUDITOR,
+     "audit.verify"},
+    {EVHTTP_REQ_GET, "/api/v1/audit", cad_h_audit_export, CA_ADMIN | AUDITOR, "audit.export"},
+};
+
+int cad_role_bit(const char *role)
+{
+	static const char *const names[] = {"ca-admin", "admin",    "officer",
+	                                    "auditor",  "operator", "ra"};
+
+	for (int i = 0; i < 6; i++)
+		if (role && !strcmp(role, names[i]))
+			return 1 << i;
+	return 0;
+}
+
+/* --- replies --- */
+
+static const char *reason_of(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Content";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
+	}
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	default:
+		return "OTHER";
+	}
+}
+
+void cad_reply_json(struct cad_req *r, int status, json_t *obj)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+	if (r->replied) {
+		json_decref(obj);
+		free(text);
+		return;
+	}
+	r->replied = 1;
+	r->status = status;
+	if (!text) {
+		status = 500;
+		evbuffer_add_printf(out, "{\"error\":\"internal\",\"detail\":\"out of memory\"}");
+	} else {
+		evbuffer_add(out, text, strlen(text));
+	}
+	evbuffer_add(out, "\n", 1);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (status == 401)
+		evhttp_add_header(h, "WWW-Authenticate", "Bearer");
+	evhttp_send_reply(r->req, status, reason_of(status), NULL);
+	log_info("request method=%s path=%s status=%d principal=%s via=%s",
+	         method_name(evhttp_request_get_command(r->req)), r->path, status,
+	         r->who.name ? r->who.name : "-", r->auth_via ? r->auth_via : "-");
+	json_decref(obj);
+	free(text);
+}
+
+void cad_reply_error(struct cad_req *r, int status, const char *error, const char *fmt, ...)
+{
+	char detail[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	snprintf(r->error, sizeof(r->error), "%s", error);
+	snprintf(r->detail, sizeof(r->detail), "%s", detail);
+	cad_reply_json(r, status, json_pack("{s:s, s:s}", "error", error, "detail", detail));
+}
+
+void cad_reply_db_error(struct cad_req *r, const struct db_err *err)
+{
+	if (err->status == DB_ERR_UNAVAILABLE) {
+		log_warn("database unavailable: %s", err->msg);
+		cad_reply_error(r, 503, "database-unavailable", "the database is unavailable: %s",
+		                err->msg);
+		return;
+	}
+	log_error("database error: %s", err->msg);
+	cad_reply_error(r, 500, "database-error", "%s", err->msg);
+}
+
+struct db *cad_db(struct cad_req *r)
+{
+	struct cad *cad = r->cad;
+	struct db_err err = {0};
+
+	if (!cad->db && db_connect(cad->cfg->database, &cad->db, &err) != DB_OK) {
+		cad->db = NULL;
+		cad_reply_db_error(r, &err);
+		return NULL;
+	}
+	return cad->db;
+}
+
+json_t *cad_body_object(struct cad_req *r, const char *const *allowed)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t jerr;
+	const char *key;
+	json_t *obj, *v;
+
+	if (len > r->cad->cfg->max_body_bytes) {
+		cad_reply_error(r, 413, "body-too-large",
+		                "the request body has %zu bytes; at most %zu", len,
+		                r->cad->cfg->max_body_bytes);
+		return NULL;
+	}
+	obj = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!obj) {
+		cad_reply_error(r, 400, "malformed-json", "the body is not JSON: %s (line %d)",
+		                jerr.text, jerr.line);
+		return NULL;
+	}
+	if (!json_is_object(obj)) {
+		json_decref(obj);
+		cad_reply_error(r, 400, "malformed-json", "the body must be a JSON object");
+		return NULL;
+	}
+	json_object_foreach(obj, key, v)
+	{
+		size_t i;
+		for (i = 0; allowed[i]; i++)
+			if (!strcmp(key, allowed[i]))
+				break;
+		if (!allowed[i]) {
+			cad_reply_error(r, 400, "unknown-field", "unknown field \"%.64s\"", key);
+			json_decref(obj);
+			return NULL;
+		}
+	}
+	return obj;
+}
+
+const char *cad_query(struct cad_req *r, const char *name)
+{
+	if (!r->query_parsed) {
+		const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(r->req);
+		const char *q = u ? evhttp_uri_get_query(u) : NULL;
+		if (q && evhttp_parse_query_str(q, &r->query) != 0)
+			return NULL;
+		r->query_parsed = 1;
+	}
+	return evhttp_find_header(&r->query, name);
+}
+
+/* --- routing --- */
+
+/* Match path against pattern; "{}" matches one non-empty segment, copied into args. */
+static int match(const char *pattern, const char *path, char args[CAD_MAX_ARGS][256])
+{
+	int n = 0;
+
+	while (*pattern && *path) {
+		if (!strncmp(pattern, "{}", 2)) {
+			size_t len = strcspn(path, "/");
+			if (len == 0 || len >= 256 || n >= CAD_MAX_ARGS)
+				return 0;
+			memcpy(args[n], path, len);
+			args[n++][len] = '\0';
+			path += len;
+			pattern += 2;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return 0;
+	}
+	return !*pattern && !*path;
+}
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+	struct cad_req r = {.cad = arg, .req = req};
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	const struct route *rt = NULL;
+	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+	char *decoded = NULL;
+	int path_known = 0;
+
+	TAILQ_INIT(&r.query);
+	size_t dlen = 0;
+
+	decoded = raw ? evhttp_uridecode(raw, 0, &dlen) : NULL;
+	/* A NUL hidden as %00 would cut the path short: refuse it. */
+	if (!decoded || dlen != strlen(decoded) || dlen >= sizeof(r.path)) {
+		snprintf(r.path, sizeof(r.path), "?");
+		cad_reply_error(&r, 400, "bad-path", "the request path is missing or too long");
+		goto out;
+	}
+	snprintf(r.path, sizeof(r.path), "%s", decoded);
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		char args[CAD_MAX_ARGS][256];
+		if (!match(routes[i].pattern, r.path, args))
+			continue;
+		path_known = 1;
+		if (routes[i].method == method) {
+			rt = &routes[i];
+			memcpy(r.args, args, sizeof(args));
+			break;
+		}
+	}
+	if (!rt) {
+		if (path_known)
+			cad_reply_error(&r, 405, "method-not-allowed",
+			                "%s does not take this method", r.path);
+		else
+			cad_reply_error(&r, 404, "not-found", "no such endpoint: %s", r.path);
+		goto out;
+	}
+	r.action = rt->action;
+	if (rt->roles) {
+		if (cad_authenticate(&r) != 0)
+			goto out;
+		if (!(cad_role_bit(r.who.role) & rt->roles)) {
+			cad_deny(&r, 403, "role-not-permitted", r.path, "role %s may not %s",
+			         r.who.role, rt->action);
+			goto out;
+		}
+	}
+	rt->handler(&r);
+	if (!r.replied)
+		cad_reply_error(&r, 500, "internal", "the handler gave no answer");
+out:
+	/* Invariant 5 and the issue: every denied request is in the audit log. */
+	if (r.action && rt && rt->roles && r.status >= 400 && r.status < 500)
+		cad_audit_denial(&r);
+	free(decoded);
+	if (r.query_parsed)
+		evhttp_clear_headers(&r.query);
+	db_principal_clear(&r.who);
+}
+
+/* --- the server --- */
+
+static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
+{
+	struct cad *cad = arg;
+	SSL *ssl = SSL_new(cad->ssl);
+	struct bufferevent *bev;
+
+	if (!ssl)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                     BEV_OPT_CLOSE_ON_FREE);
+	if (bev)
+		/* Clients often close without close_notify after the reply; that is not an
+		 * attack on a request/response protocol with explicit lengths. */
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct cad *cad = arg;
+
+	(void)what;
+	log_info("signal %d: shutting down", (int)sig);
+	event_base_loopexit(cad->base, NULL);
+}
+
+int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
+{
+	struct cad *cad = calloc(1, sizeof(*cad));
+	struct db_err derr = {0};
+	int rc = -1;
+
+	*out = NULL;
+	if (!cad) {
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	cad->cfg = cfg;
+	cad->ssl = cad_tls_new(cfg, err, errsz);
+	if (!cad->ssl)
+		goto out;
+	cad->base = event_base_new();
+	cad->http = cad->base ? evhttp_new(cad->base) : NULL;
+	if (!cad->http) {
+		snprintf(err, errsz, "setting up the event loop failed");
+		goto out;
+	}
+	evhttp_set_bevcb(cad->http, make_tls_bev, cad);
+	/* libevent's own limit answers with an HTML 413; ours (cad_body_object) answers in
+	 * JSON, so libevent's is a memory backstop above it. */
+	evhttp_set_max_body_size(cad->http, (ev_ssize_t)cfg->max_body_bytes * 2);
+	evhttp_set_max_headers_size(cad->http, (ev_ssize_t)cfg->max_header_bytes);
+	evhttp_set_timeout(cad->http, cfg->timeout_seconds);
+	evhttp_set_allowed_methods(cad->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+	                                          EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+	                                          EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(cad->http, dispatch, cad);
+	cad->sock = evhttp_bind_socket_with_handle(cad->http, cfg->listen_address,
+	                                           (ev_uint16_t)cfg->listen_port);
+	if (!cad->sock) {
+		snprintf(err, errsz, "cannot listen on %s port %d", cfg->listen_address,
+		         cfg->listen_port);
+		goto out;
+	}
+	cad->sigterm = evsignal_new(cad->base, SIGTERM, on_signal, cad);
+	cad->sigint = evsignal_new(cad->base, SIGINT, on_signal, cad);
+	if (!cad->sigterm || !cad->sigint || evsignal_add(cad->sigterm, NULL) ||
+	    evsignal_add(cad->sigint, NULL)) {
+		snprintf(err, errsz, "setting up signal handling failed");
+		goto out;
+	}
+	if (cad_checkpoint_start(cad) != 0) {
+		snprintf(err, errsz, "setting up the audit checkpoint timer failed");
+		goto out;
+	}
+	/* The database may be down at start; requests retry it and answer 503 meanwhile. */
+	if (db_connect(cfg->database, &cad->db, &derr) != DB_OK) {
+		log_warn("database unavailable at start (will retry per request): %s", derr.msg);
+		cad->db = NULL;
+	} else if (cad_authorities_ready(cad, cad->db, err, errsz) == -2) {
+		log_warn("authorities not registered yet (will retry per request): %s", err);
+	}
+	*out = cad;
+	cad = NULL;
+	rc = 0;
+out:
+	cad_free(cad);
+	return rc;
+}
+
+int cad_run(struct cad *cad)
+{
+	log_info("listening on %s port %d", cad->cfg->listen_address, cad->cfg->listen_port);
+	return event_base_dispatch(cad->base) < 0 ? -1 : 0;
+}
+
+void cad_free(struct cad *cad)
+{
+	if (!cad)
+		return;
+	if (cad->sigterm)
+		event_free(cad->sigterm);
+	if (cad->sigint)
+		event_free(cad->sigint);
+	if (cad->checkpoint_timer)
+		event_free(cad->checkpoint_timer);
+	if (cad->http)
+		evhttp_free(cad->http);
+	if (cad->base)
+		event_base_free(cad->base);
+	SSL_CTX_free(cad->ssl);
+	db_close(cad->db);
+	free(cad);
+}

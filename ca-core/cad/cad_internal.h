@@ -1,0 +1,144 @@
+/* Shared inside hsmca-cad: the server, a request being served, replies, auth and audit. */
+#ifndef HSMCA_CAD_INTERNAL_H
+#define HSMCA_CAD_INTERNAL_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#include "cad.h"
+#include "db.h"
+
+struct cad {
+	struct cad_config *cfg;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	SSL_CTX *ssl;
+	struct db *db; /* NULL while the database is unreachable; retried per request */
+	struct event *sigterm, *sigint;
+	struct event *checkpoint_timer;
+	int64_t last_checkpoint_seq;
+};
+
+/* Roles as bits, for the route table. */
+enum cad_role {
+	CAD_ROLE_CA_ADMIN = 1 << 0,
+	CAD_ROLE_ADMIN = 1 << 1,
+	CAD_ROLE_OFFICER = 1 << 2,
+	CAD_ROLE_AUDITOR = 1 << 3,
+	CAD_ROLE_OPERATOR = 1 << 4,
+	CAD_ROLE_RA = 1 << 5,
+};
+#define CAD_ROLE_ANY 0x3f
+int cad_role_bit(const char *role);
+
+#define CAD_MAX_ARGS 2
+
+struct cad_req {
+	struct cad *cad;
+	struct evhttp_request *req;
+	const char *action; /* the route's audit name, e.g. "certificate.revoke" */
+	char path[512];
+	char args[CAD_MAX_ARGS][256]; /* the route's {} segments, percent-decoded */
+	struct evkeyvalq query;
+	int query_parsed;
+	struct db_principal who; /* who.name NULL: not authenticated */
+	const char *auth_via;    /* "certificate" or "token" */
+	int replied;
+	int status;     /* the reply's status */
+	char error[48]; /* the reply's error code, for the audit entry of a denial */
+	char detail[1024];
+	char object[300]; /* what a denial was about; the path when not set */
+};
+
+/* --- replies (cad_http.c) --- */
+
+/* Send obj (stolen) with status. */
+void cad_reply_json(struct cad_req *r, int status, json_t *obj);
+/* {"error": error, "detail": formatted}. */
+void cad_reply_error(struct cad_req *r, int status, const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A database failure: 503 when unavailable, else 500; logs it. */
+void cad_reply_db_error(struct cad_req *r, const struct db_err *err);
+/* The request body parsed as a JSON object whose keys are all in allowed (NULL-terminated).
+ * NULL after replying with a 4xx. */
+json_t *cad_body_object(struct cad_req *r, const char *const *allowed);
+/* A query parameter, or NULL. */
+const char *cad_query(struct cad_req *r, const char *name);
+/* The database connection, reconnecting when needed; NULL after replying 503. */
+struct db *cad_db(struct cad_req *r);
+
+/* --- authentication and audit (cad_auth.c) --- */
+
+/* Establish r->who from the client certificate or a bearer token. 0, or -1 after replying
+ * 401/503 (and auditing the denial). */
+int cad_authenticate(struct cad_req *r);
+/* Refuse with status and error, naming the object. Every 4xx answer to a route is audited as
+ * denied once the request is done (cad_http.c), this one with object. */
+void cad_deny(struct cad_req *r, int status, const char *error, const char *object, const char *fmt,
+              ...) __attribute__((format(printf, 5, 6)));
+/* Audit r's 4xx answer as a denial. */
+void cad_audit_denial(struct cad_req *r);
+/* Append an audit entry for r's principal and action. detail may be NULL. Inside the caller's
+ * transaction if one is open. */
+enum db_status cad_audit(struct cad_req *r, const char *object, const char *outcome,
+                         const char *detail, struct db_err *err);
+
+/* --- handlers --- */
+
+typedef void (*cad_handler)(struct cad_req *r);
+
+void cad_h_health(struct cad_req *r);
+void cad_h_whoami(struct cad_req *r);
+void cad_h_principal_create(struct cad_req *r);
+void cad_h_principal_list(struct cad_req *r);
+void cad_h_principal_show(struct cad_req *r);
+void cad_h_principal_disable(struct cad_req *r);
+void cad_h_principal_enable(struct cad_req *r);
+void cad_h_token_create(struct cad_req *r);
+void cad_h_token_list(struct cad_req *r);
+void cad_h_token_revoke(struct cad_req *r);
+void cad_h_profile_list(struct cad_req *r);
+void cad_h_cert_issue(struct cad_req *r);
+void cad_h_cert_show(struct cad_req *r);
+void cad_h_cert_list(struct cad_req *r);
+void cad_h_cert_revoke(struct cad_req *r);
+void cad_h_cert_hold(struct cad_req *r);
+void cad_h_cert_release(struct cad_req *r);
+void cad_h_audit_verify(struct cad_req *r);
+void cad_h_audit_export(struct cad_req *r);
+
+/* --- authorities and issuance (cad_issue.c) --- */
+
+/* Make sure every authority is registered in the database and its key is loaded; on failure
+ * err says which and why. Returns 0, or -1 (keyd) / -2 (database). */
+int cad_authorities_ready(struct cad *cad, struct db *db, char *err, size_t errsz);
+
+/* --- signed audit checkpoints (cad_checkpoint.c) --- */
+
+/* Sign the audit chain's head through keyd and record it, unless it is checkpointed already.
+ * 0, or -1 with err filled. */
+int cad_checkpoint_now(struct cad *cad, char *err, size_t errsz);
+/* Start the periodic checkpoint timer when the configuration asks for one. */
+int cad_checkpoint_start(struct cad *cad);
+/* Check every checkpoint's signature; fills the counts and, for the first bad one, its seq. */
+enum db_status cad_checkpoint_verify(struct cad *cad, struct db *db, int64_t *valid,
+                                     int64_t *invalid, int64_t *unchecked, int64_t *first_bad,
+                                     struct db_err *err);
+
+/* --- TLS (cad_tls.c) --- */
+
+SSL_CTX *cad_tls_new(const struct cad_config *cfg, char *err, size_t errsz);
+/* The verified client certificate of r's connection, or NULL. Not owned. */
+X509 *cad_tls_peer(struct evhttp_request *req);
+/* A private key by OSSL_STORE URI or file path. */
+EVP_PKEY *cad_load_key(const char *uri, char *err, size_t errsz);
+
+/* JSON helpers shared by handlers (cad_certs.c). */
+json_t *cad_cert_json(struct cad *cad, const struct db_cert *c);
+const char *cad_time_text(int64_t t, char *buf, size_t n);
+
+#endif

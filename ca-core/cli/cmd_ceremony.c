@@ -1,0 +1,86 @@
+/* hsmca ceremony run FILE: one key ceremony, described by FILE (docs/ceremony.md). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ceremony.h"
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: hsmca ceremony run FILE [--socket PATH] [--dry-run]\n"
+	        "\n"
+	        "Runs the key ceremony FILE describes: a root, intermediate, key, cross-sign,\n"
+	        "ocsp-signer or crl ceremony (docs/ceremony.md). Keys are made and used only\n"
+	        "through hsmca-keyd. Every input and key is checked before anything changes; the\n"
+	        "outputs and the transcript are written all together or not at all, and no\n"
+	        "existing file or key label is ever reused. The transcript is also printed here.\n"
+	        "\n"
+	        "  --socket PATH  keyd's socket (default: $HSMCA_KEYD_SOCKET)\n"
+	        "  --dry-run      check everything, then stop before generating, signing or\n"
+	        "                 writing anything\n"
+	        "  -h, --help     this text\n"
+	        "\n"
+	        "The keyd OpenSSL provider (keyd.so) is loaded from OpenSSL's module folder or\n"
+	        "$OPENSSL_MODULES. Exit status: 0 success, 1 the ceremony failed, 2 usage.\n");
+}
+
+int cmd_ceremony(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ceremony_opts co = {0};
+	const char *args[2] = {NULL, NULL};
+	int nargs = 0, o;
+	char err[CER_ERR_MAX * 2];
+
+	optind = 1;
+	/* Options may come before or after "run FILE". */
+	while (optind < argc) {
+		if ((o = getopt_long(argc, argv, "+s:nh", opts, NULL)) != -1) {
+			switch (o) {
+			case 's':
+				co.socket = optarg;
+				break;
+			case 'n':
+				co.dry_run = 1;
+				break;
+			case 'h':
+				usage(stdout);
+				return 0;
+			default:
+				usage(stderr);
+				return 2;
+			}
+			continue;
+		}
+		if (nargs == 2) {
+			fprintf(stderr, "hsmca ceremony: unexpected argument \"%s\"\n",
+			        argv[optind]);
+			return 2;
+		}
+		args[nargs++] = argv[optind++];
+	}
+	if (nargs == 0 || strcmp(args[0], "run") != 0) {
+		if (nargs)
+			fprintf(stderr, "hsmca ceremony: unknown command \"%s\"\n", args[0]);
+		usage(stderr);
+		return 2;
+	}
+	if (nargs < 2) {
+		fprintf(stderr, "hsmca ceremony run: which ceremony? give its FILE\n");
+		return 2;
+	}
+	co.out = stdout;
+	if (ceremony_run(args[1], &co, err, sizeof(err)) != 0) {
+		fflush(stdout);
+		fprintf(stderr, "hsmca ceremony: %s\n", err);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,411 @@
+/*
+ * hsmca's PostgreSQL data layer: connection, schema migrations, authorities, the certificate
+ * lifecycle (reserve before signing, then issued or failed; revoke, hold, release), the
+ * hash-chained audit log and revocation announcements. docs/database.md describes the schema.
+ *
+ * Every value reaches the server as a statement parameter; no SQL text is built from input.
+ * Every function returns DB_OK or fills *err (what, which object, why) and returns its status.
+ * A connection is used by one thread at a time.
+ *
+ * Transactions: a function that changes several rows runs in the caller's transaction when
+ * one is open (db_begin), else in its own; so a state change and its audit entry can be
+ * committed together.
+ */
+#ifndef HSMCA_DB_H
+#define HSMCA_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum db_status {
+	DB_OK = 0,
+	DB_ERR_UNAVAILABLE, /* cannot reach the server, or the connection broke */
+	DB_ERR_QUERY,       /* the server refused a statement (SQLSTATE in err.sqlstate) */
+	DB_ERR_CONFLICT,    /* a uniqueness constraint, e.g. the serial exists for this issuer */
+	DB_ERR_NOT_FOUND,   /* no such row */
+	DB_ERR_INVALID,     /* bad input, refused before anything was sent */
+	DB_ERR_STATE,       /* the row is not in a state that allows the change */
+	DB_ERR_SCHEMA,      /* schema missing, newer than this build, or diverged from it */
+};
+
+struct db_err {
+	enum db_status status;
+	char sqlstate[6]; /* the server's SQLSTATE when it refused, else "" */
+	char msg[512];
+};
+
+struct db;
+
+/* --- connection (db_conn.c) --- */
+
+/* conninfo: a libpq connection string or URI; NULL or "" uses libpq's environment
+ * (PGHOST, PGPORT, PGDATABASE, PGUSER, ...). The session gets synchronous_commit on (unless
+ * it is stricter already), so a commit that returned is durable. */
+enum db_status db_connect(const char *conninfo, struct db **out, struct db_err *err);
+void db_close(struct db *db);
+/* The libpq connection, for callers that need it (e.g. its socket for an event loop). */
+struct pg_conn *db_pgconn(struct db *db);
+
+enum db_status db_begin(struct db *db, struct db_err *err);
+enum db_status db_commit(struct db *db, struct db_err *err);
+/* Never fails in a way the caller could act on; a broken connection is reset later. */
+void db_rollback(struct db *db);
+
+/* --- migrations (db_migrate.c) --- */
+
+/* The newest schema version this build knows. */
+int db_schema_latest(void);
+/* The database's schema version; 0 when it has none yet. */
+enum db_status db_schema_version(struct db *db, int *version, struct db_err *err);
+/* Called after each migration is committed. */
+typedef void (*db_migrate_cb)(void *arg, int version, const char *name);
+/* Apply every pending migration, each in its own transaction, serialised against concurrent
+ * migrators. Refuses (DB_ERR_SCHEMA) a database newer than this build or one whose applied
+ * migrations differ from this build's. *applied counts what was applied (0 when current). */
+enum db_status db_migrate(struct db *db, db_migrate_cb cb, void *arg, int *applied,
+                          struct db_err *err);
+
+/* --- authorities (db_authorities.c) --- */
+
+enum db_authority_status { DB_AUTH_ACTIVE, DB_AUTH_RETIRED };
+
+struct db_authority {
+	int32_t id;
+	char *name;
+	char *subject; /* text form, e.g. RFC 2253 */
+	uint8_t *subject_der;
+	size_t subject_der_len;
+	uint8_t *ski;
+	size_t ski_len;
+	uint8_t *cert_der;
+	size_t cert_der_len;
+	char *key_label; /* keyd key label */
+	enum db_authority_status status;
+	int64_t created_at; /* seconds since the epoch */
+};
+
+/* Register an authority (status active) and its CRL number counter. Fields read: name,
+ * subject, subject_der, ski, cert_der, key_label. DB_ERR_CONFLICT if the name exists. */
+enum db_status db_authority_add(struct db *db, const struct db_authority *a, int32_t *id,
+                                struct db_err *err);
+enum db_status db_authority_find(struct db *db, const char *name, struct db_authority *out,
+                                 struct db_err *err);
+void db_authority_clear(struct db_authority *a);
+
+/* --- certificates (db_certs.c) --- */
+
+#define DB_SERIAL_MAX 20
+#define DB_SANS_MAX 256
+
+enum db_cert_status {
+	DB_CERT_RESERVED,
+	DB_CERT_ISSUED,
+	DB_CERT_FAILED,
+	DB_CERT_REVOKED,
+	DB_CERT_HOLD,
+};
+const char *db_cert_status_name(enum db_cert_status s);
+/* -1 for an unknown name. */
+int db_cert_status_parse(const char *name);
+
+enum db_san_kind { DB_SAN_DNS, DB_SAN_IP, DB_SAN_EMAIL, DB_SAN_URI };
+const char *db_san_kind_name(enum db_san_kind k);
+
+/* A SAN carries its length: a value with a NUL inside (e.g. "a.example\0.evil") is refused
+ * rather than silently cut at the NUL. IP addresses in text form. */
+struct db_san {
+	enum db_san_kind kind;
+	const char *value;
+	size_t len;
+};
+
+/* What is committed before signing. The serial is the unsigned big-endian magnitude, minimal
+ * (first byte non-zero), 1..20 bytes. Times are seconds since the epoch. */
+struct db_cert_request {
+	int32_t authority_id;
+	const uint8_t *serial;
+	size_t serial_len;
+	const char *profile;
+	const char *subject; /* text form; its length is explicit for the same reason as SANs */
+	size_t subject_len;
+	const struct db_san *sans;
+	size_t n_sans;
+	int64_t not_before, not_after;
+	uint8_t spki_sha256[32];
+	const char *requester;
+	int32_t crl_shard;
+};
+
+struct db_cert {
+	int64_t id;
+	int32_t authority_id;
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t serial_len;
+	enum db_cert_status status;
+	char *profile;
+	char *subject;
+	struct db_cert_san {
+		enum db_san_kind kind;
+		char *value;
+	} * sans; /* lookup only */
+	size_t n_sans;
+	int64_t not_before, not_after;
+	uint8_t spki_sha256[32];
+	uint8_t *der; /* lookup only, NULL until signed */
+	size_t der_len;
+	char *requester;
+	int32_t crl_shard;
+	int64_t created_at;
+	int64_t issued_at;       /* 0: not issued */
+	int64_t revoked_at;      /* 0: not revoked or held */
+	int revocation_reason;   /* -1: none */
+	int64_t invalidity_date; /* 0: none */
+};
+void db_cert_clear(struct db_cert *c);
+
+/* Invariant 2: commit the serial and contents before anything is signed. Status reserved.
+ * DB_ERR_CONFLICT if the serial exists for this authority (draw another). */
+enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req, int64_t *id,
+                               struct db_err *err);
+/* reserved -> issued, storing the signed DER; the DER must carry the reserved serial and
+ * public key. DB_ERR_STATE unless reserved. */
+enum db_status db_cert_mark_issued(struct db *db, int32_t authority_id, const uint8_t *serial,
+                                   size_t serial_len, const uint8_t *der, size_t der_len,
+                                   struct db_err *err);
+/* reserved -> failed: signing did not produce a certificate. DB_ERR_STATE unless reserved. */
+enum db_status db_cert_mark_failed(struct db *db, int32_t authority_id, const uint8_t *serial,
+                                   size_t serial_len, struct db_err *err);
+
+/* RFC 5280 CRLReason codes accepted by db_cert_revoke: 0-5, 9, 10 (6, certificateHold, is
+ * db_cert_hold; 8, removeFromCRL, only appears in delta CRLs). */
+#define DB_REASON_UNSPECIFIED 0
+#define DB_REASON_KEY_COMPROMISE 1
+#define DB_REASON_CA_COMPROMISE 2
+#define DB_REASON_AFFILIATION_CHANGED 3
+#define DB_REASON_SUPERSEDED 4
+#define DB_REASON_CESSATION_OF_OPERATION 5
+#define DB_REASON_CERTIFICATE_HOLD 6
+#define DB_REASON_PRIVILEGE_WITHDRAWN 9
+#define DB_REASON_AA_COMPROMISE 10
+
+/* Revoke a reserved, issued or held certificate (a reserved row may stand for a certificate
+ * that was signed but never stored). invalidity_date 0: none; it must not be in the future.
+ * *changed is 0 when it was already revoked (nothing changes) and 1 otherwise. Returns once
+ * committed (or, inside the caller's transaction, once done). DB_ERR_NOT_FOUND, DB_ERR_STATE
+ * for a failed reservation. */
+enum db_status db_cert_revoke(struct db *db, int32_t authority_id, const uint8_t *serial,
+                              size_t serial_len, int reason, int64_t invalidity_date, int *changed,
+                              struct db_err *err);
+/* issued -> hold (reason certificateHold); *changed 0 when held already. */
+enum db_status db_cert_hold(struct db *db, int32_t authority_id, const uint8_t *serial,
+                            size_t serial_len, int *changed, struct db_err *err);
+/* hold -> issued; *changed 0 when issued already. */
+enum db_status db_cert_release(struct db *db, int32_t authority_id, const uint8_t *serial,
+                               size_t serial_len, int *changed, struct db_err *err);
+
+/* By serial; authority_id 0 looks in every authority and refuses (DB_ERR_CONFLICT) a serial
+ * that more than one authority has. Fills SANs and DER. */
+enum db_status db_cert_lookup(struct db *db, int32_t authority_id, const uint8_t *serial,
+                              size_t serial_len, struct db_cert *out, struct db_err *err);
+
+#define DB_LIST_MAX 1000
+
+/* Filters for db_cert_list; zero / NULL fields do not filter. */
+struct db_cert_filter {
+	int32_t authority_id;
+	int status;                            /* enum db_cert_status, or -1 for any */
+	const char *subject;                   /* exact */
+	const char *san;                       /* exact value of any SAN */
+	int64_t expires_after, expires_before; /* not_after in [after, before) */
+	int64_t after_id;                      /* paging: rows with id > after_id */
+	size_t limit;                          /* 1..DB_LIST_MAX; 0 means 100 */
+};
+
+/* Certificates in id order, without SANs and DER. *next_after_id is the after_id of the
+ * next page, 0 when this was the last. Free with db_cert_list_free. */
+enum db_status db_cert_list(struct db *db, const struct db_cert_filter *f, struct db_cert **rows,
+                            size_t *n, int64_t *next_after_id, struct db_err *err);
+void db_cert_list_free(struct db_cert *rows, size_t n);
+
+/* Search with substrings (db_certs_search.c): like db_cert_list, with the profile exact and
+ * subject and SAN matched as case-insensitive substrings (LIKE wildcards in them are taken
+ * literally). Zero / NULL fields do not filter. */
+struct db_cert_search {
+	int32_t authority_id;
+	int status; /* enum db_cert_status, or -1 for any */
+	const char *profile;
+	const char *subject_contains;
+	const char *san_contains;
+	int64_t expires_after, expires_before;
+	int64_t after_id;
+	size_t limit; /* 1..DB_LIST_MAX; 0 means 100 */
+};
+enum db_status db_cert_search(struct db *db, const struct db_cert_search *f,
+                              struct db_cert **rows, size_t *n, int64_t *next_after_id,
+                              struct db_err *err);
+
+/* Serial bytes as lower-case hex ("0a1b..."); out must hold 2 * DB_SERIAL_MAX + 1. */
+void db_serial_to_hex(const uint8_t *serial, size_t len, char *out);
+/* Hex (upper or lower case, optional "0x", leading zeros dropped) to minimal serial bytes.
+ * -1 if it is not a positive serial of at most 20 bytes. */
+int db_serial_from_hex(const char *hex, uint8_t *serial, size_t *len);
+
+/* --- audit log (db_audit.c) --- */
+
+#define DB_AUDIT_FIELD_MAX 4096
+#define DB_AUDIT_DETAIL_MAX 65536
+
+struct db_audit_entry {
+	const char *actor;
+	const char *role; /* "" when not authenticated */
+	const char *action;
+	const char *object;
+	const char *outcome; /* "success", "denied" or "error" */
+	const char *detail;  /* free text (e.g. JSON), "" for none */
+};
+
+/* Append an entry at the chain head: seq = head + 1, at = the server's clock,
+ * hash = SHA-256(prev_hash || canonical bytes). Appenders serialise on the chain head. */
+enum db_status db_audit_append(struct db *db, const struct db_audit_entry *e, int64_t *seq,
+                               struct db_err *err);
+/* The head: *seq 0 and a zero hash when the log is empty. */
+enum db_status db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct db_err *err);
+/* Record a checkpoint over seq/head_hash (signature made by the caller through keyd). */
+enum db_status db_audit_checkpoint_add(struct db *db, int64_t seq, const uint8_t head_hash[32],
+                                       const uint8_t *sig, size_t sig_len, const char *key_label,
+                                       struct db_err *err);
+
+enum db_audit_finding {
+	DB_AUDIT_INTACT,
+	DB_AUDIT_MODIFIED, /* the entry at seq does not match its hash */
+	DB_AUDIT_DELETED,  /* the entry at seq is missing */
+	DB_AUDIT_INSERTED, /* the entry at seq was not appended by the chain */
+};
+const char *db_audit_finding_name(enum db_audit_finding f);
+
+struct db_audit_report {
+	enum db_audit_finding finding;
+	int64_t seq;         /* where the first problem is; 0 when intact */
+	int64_t entries;     /* entries read */
+	int64_t checkpoints; /* checkpoints compared with the chain */
+	int64_t head_seq;
+	uint8_t head_hash[32];
+	char detail[256]; /* one sentence on what is wrong */
+};
+
+/* Walk the whole chain (in a consistent snapshot) and compare the checkpoints with it; stops
+ * at the first problem. A checkpoint's signature is not checked here. */
+enum db_status db_audit_verify(struct db *db, struct db_audit_report *r, struct db_err *err);
+
+/* The canonical bytes of an entry that the hash covers (docs/database.md). Returns the length
+ * written, or the length needed when it exceeds cap. */
+size_t db_audit_canonical(int64_t seq, int64_t at_us, const struct db_audit_entry *e, uint8_t *out,
+                          size_t cap);
+
+/* --- revocation announcements (db_notify.c) --- */
+
+#define DB_REVOCATION_CHANNEL "hsmca_revocation"
+
+struct db_revocation_event {
+	int32_t authority_id;
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t serial_len;
+	enum db_cert_status status; /* revoked, hold, or issued (released) */
+};
+
+/* LISTEN on the revocation channel on this connection. */
+enum db_status db_revocations_listen(struct db *db, struct db_err *err);
+/* Wait up to timeout_ms (0: do not wait, -1: forever) for the next announcement. *got is 0 on
+ * timeout. Payloads that do not parse are refused with DB_ERR_INVALID. After
+ * DB_ERR_UNAVAILABLE announcements may have been missed: call db_revocations_listen again (it
+ * reconnects) and then re-read the state from the tables. */
+enum db_status db_revocation_next(struct db *db, int timeout_ms, struct db_revocation_event *ev,
+                                  int *got, struct db_err *err);
+
+/* --- principals and API tokens (db_principals.c) --- */
+
+/* 1 if role is one of ca-admin, admin, officer, auditor, operator, ra. */
+int db_role_valid(const char *role);
+
+struct db_principal {
+	int32_t id;
+	char *name;
+	char *role;
+	uint8_t cert_sha256[32]; /* SHA-256 of the client certificate's DER, when has_cert */
+	int has_cert;
+	int disabled;
+	char *profiles; /* profiles an ra principal is granted, comma-separated; "" for none */
+	int64_t created_at;
+};
+void db_principal_clear(struct db_principal *p);
+
+/* cert_sha256 NULL: token-only. profiles: NULL or "" for none, else "a,b" (names of
+ * 1..64 of a-z 0-9 - _). DB_ERR_CONFLICT if the name or certificate is taken. */
+enum db_status db_principal_add(struct db *db, const char *name, const char *role,
+                                const uint8_t *cert_sha256, const char *profiles, int32_t *id,
+                                struct db_err *err);
+enum db_status db_principal_find(struct db *db, const char *name, struct db_principal *out,
+                                 struct db_err *err);
+enum db_status db_principal_find_by_cert(struct db *db, const uint8_t cert_sha256[32],
+                                         struct db_principal *out, struct db_err *err);
+enum db_status db_principal_list(struct db *db, struct db_principal **rows, size_t *n,
+                                 struct db_err *err);
+void db_principal_list_free(struct db_principal *rows, size_t n);
+/* *changed 0 when it was in that state already. DB_ERR_NOT_FOUND for an unknown name. */
+enum db_status db_principal_set_disabled(struct db *db, const char *name, int disabled,
+                                         int *changed, struct db_err *err);
+
+struct db_token {
+	int32_t id;
+	int32_t principal_id;
+	char *name;
+	int64_t expires_at;
+	int64_t revoked_at;   /* 0: not revoked */
+	int64_t created_at;
+	int64_t last_used_at; /* 0: never used */
+};
+
+/* Only the SHA-256 of the token is stored; the token itself is the caller's to show once. */
+enum db_status db_token_add(struct db *db, int32_t principal_id, const uint8_t token_sha256[32],
+                            const char *name, int64_t expires_at, int32_t *id,
+                            struct db_err *err);
+/* The principal of a token that is neither revoked nor expired (its last use is noted);
+ * DB_ERR_NOT_FOUND otherwise. The caller checks out->disabled. */
+enum db_status db_token_authenticate(struct db *db, const uint8_t token_sha256[32],
+                                     struct db_principal *out, int32_t *token_id,
+                                     struct db_err *err);
+enum db_status db_token_list(struct db *db, int32_t principal_id, struct db_token **rows,
+                             size_t *n, struct db_err *err);
+void db_token_list_free(struct db_token *rows, size_t n);
+/* *changed 0 when it was revoked already; *principal_id says whose it is. */
+enum db_status db_token_revoke(struct db *db, int32_t id, int32_t *principal_id, int *changed,
+                               struct db_err *err);
+
+/* --- reading the audit log (db_audit_read.c) --- */
+
+struct db_audit_row {
+	int64_t seq;
+	int64_t at_us; /* microseconds since the epoch */
+	char *actor, *role, *action, *object, *outcome, *detail;
+	uint8_t hash[32];
+};
+
+/* Up to limit (1..DB_LIST_MAX) entries with seq > after_seq, in order. */
+enum db_status db_audit_list(struct db *db, int64_t after_seq, size_t limit,
+                             struct db_audit_row **rows, size_t *n, struct db_err *err);
+void db_audit_rows_free(struct db_audit_row *rows, size_t n);
+
+struct db_audit_checkpoint {
+	int64_t seq;
+	uint8_t head_hash[32];
+	uint8_t *signature;
+	size_t signature_len;
+	char *key_label;
+};
+
+/* Every checkpoint, in seq order (their signatures are the caller's to check). */
+enum db_status db_audit_checkpoints_list(struct db *db, struct db_audit_checkpoint **rows,
+                                         size_t *n, struct db_err *err);
+void db_audit_checkpoints_free(struct db_audit_checkpoint *rows, size_t n);
+
+#endif

@@ -1,0 +1,655 @@
+/* The certificate lifecycle: reserve before signing (invariant 2), issued or failed, revoke,
+ * hold and release (invariant 3), lookup and list. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "db_internal.h"
+
+#define PROFILE_MAX 128
+#define SUBJECT_MAX 4096
+#define SAN_MAX 1024
+#define REQUESTER_MAX 255
+/* 9999-12-31T23:59:59Z, the last time X.509 can express */
+#define TIME_MAX 253402300799LL
+
+static const char *const status_names[] = {
+    [DB_CERT_RESERVED] = "reserved", [DB_CERT_ISSUED] = "issued", [DB_CERT_FAILED] = "failed",
+    [DB_CERT_REVOKED] = "revoked",   [DB_CERT_HOLD] = "hold",
+};
+
+static const char *const san_names[] = {
+    [DB_SAN_DNS] = "dns",
+    [DB_SAN_IP] = "ip",
+    [DB_SAN_EMAIL] = "email",
+    [DB_SAN_URI] = "uri",
+};
+
+const char *db_cert_status_name(enum db_cert_status s)
+{
+	return (unsigned)s < sizeof(status_names) / sizeof(status_names[0]) ? status_names[s] : "?";
+}
+
+int db_cert_status_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++)
+		if (!strcmp(name, status_names[i]))
+			return (int)i;
+	return -1;
+}
+
+const char *db_san_kind_name(enum db_san_kind k)
+{
+	return (unsigned)k < sizeof(san_names) / sizeof(san_names[0]) ? san_names[k] : "?";
+}
+
+static int san_kind_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(san_names) / sizeof(san_names[0]); i++)
+		if (!strcmp(name, san_names[i]))
+			return (int)i;
+	return -1;
+}
+
+static enum db_status check_serial(const uint8_t *serial, size_t len, struct db_err *err)
+{
+	if (!serial || len == 0 || len > DB_SERIAL_MAX)
+		return db_fail(err, DB_ERR_INVALID, "a serial is 1 to %d bytes", DB_SERIAL_MAX);
+	if (serial[0] == 0)
+		return db_fail(err, DB_ERR_INVALID,
+		               "a serial is given without leading zero bytes (and is not zero)");
+	return DB_OK;
+}
+
+static enum db_status check_request(const struct db_cert_request *q, struct db_err *err)
+{
+	enum db_status rc;
+
+	if (q->authority_id <= 0)
+		return db_fail(err, DB_ERR_INVALID, "reserve: no authority");
+	if ((rc = check_serial(q->serial, q->serial_len, err)) != DB_OK ||
+	    (rc = db_check_text("profile", q->profile, PROFILE_MAX, err)) != DB_OK ||
+	    (rc = db_check_text("requester", q->requester, REQUESTER_MAX, err)) != DB_OK)
+		return rc;
+	if (!q->profile[0] || !q->requester[0])
+		return db_fail(err, DB_ERR_INVALID, "reserve: profile and requester are required");
+	if (!q->subject || q->subject_len > SUBJECT_MAX)
+		return db_fail(err, DB_ERR_INVALID, "subject missing or longer than %d bytes",
+		               SUBJECT_MAX);
+	if (!db_text_valid(q->subject, q->subject_len))
+		return db_fail(err, DB_ERR_INVALID,
+		               "subject is not valid UTF-8 text or contains a NUL byte");
+	if (q->n_sans > DB_SANS_MAX || (q->n_sans && !q->sans))
+		return db_fail(err, DB_ERR_INVALID, "at most %d SANs", DB_SANS_MAX);
+	for (size_t i = 0; i < q->n_sans; i++) {
+		const struct db_san *s = &q->sans[i];
+		if ((unsigned)s->kind >= sizeof(san_names) / sizeof(san_names[0]))
+			return db_fail(err, DB_ERR_INVALID, "SAN %zu: unknown kind", i + 1);
+		if (!s->value || s->len == 0 || s->len > SAN_MAX)
+			return db_fail(err, DB_ERR_INVALID, "SAN %zu (%s): empty or over %d bytes",
+			               i + 1, san_names[s->kind], SAN_MAX);
+		if (!db_text_valid(s->value, s->len))
+			return db_fail(err, DB_ERR_INVALID,
+			               "SAN %zu (%s): not valid UTF-8 text or contains a NUL byte",
+			               i + 1, san_names[s->kind]);
+	}
+	if (q->not_before < 0 || q->not_after > TIME_MAX || q->not_before >= q->not_after)
+		return db_fail(err, DB_ERR_INVALID,
+		               "validity: not_before must precede not_after, within 1970..9999");
+	if (q->crl_shard < 0)
+		return db_fail(err, DB_ERR_INVALID, "CRL shard must not be negative");
+	return DB_OK;
+}
+
+enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req, int64_t *id,
+                               struct db_err *err)
+{
+	char hex[2 * DB_SERIAL_MAX + 1] = "";
+	struct db_params *p = NULL;
+	PGresult *r = NULL;
+	enum db_status rc;
+	char *sql = NULL;
+	size_t cap, len;
+	int64_t v;
+
+	*id = 0;
+	rc = check_request(req, err);
+	if (rc != DB_OK)
+		goto out;
+	db_serial_to_hex(req->serial, req->serial_len, hex);
+	p = calloc(1, sizeof(*p));
+	cap = 1024 + req->n_sans * 64;
+	sql = malloc(cap);
+	if (!p || !sql) {
+		rc = db_fail(err, DB_ERR_UNAVAILABLE, "reserving serial %s: out of memory", hex);
+		goto out;
+	}
+	db_param_int(p, req->authority_id);
+	db_param_bytes(p, req->serial, req->serial_len);
+	db_param_text(p, req->profile);
+	db_param_textn(p, req->subject, req->subject_len);
+	db_param_int(p, req->not_before);
+	db_param_int(p, req->not_after);
+	db_param_bytes(p, req->spki_sha256, 32);
+	db_param_text(p, req->requester);
+	db_param_int(p, req->crl_shard);
+	/* One statement, so the certificate and its SANs are committed together (it is its own
+	 * transaction unless the caller has one open). Only placeholders are generated here. */
+	len = (size_t)snprintf(sql, cap,
+	                       "WITH c AS (INSERT INTO certificates (authority_id, serial, status,"
+	                       " profile, subject, not_before, not_after, spki_sha256, requester,"
+	                       " crl_shard) VALUES ($1, $2, 'reserved', $3, $4::text,"
+	                       " to_timestamp($5::bigint), to_timestamp($6::bigint), $7, $8, $9)"
+	                       " RETURNING id)");
+	if (req->n_sans) {
+		len += (size_t)snprintf(sql + len, cap - len,
+		                        ", s AS (INSERT INTO certificate_sans (certificate_id,"
+		                        " ordinal, kind, value) SELECT c.id, v.o, v.k, v.v FROM c,"
+		                        " (VALUES ");
+		for (size_t i = 0; i < req->n_sans; i++) {
+			db_param_text(p, san_names[req->sans[i].kind]);
+			db_param_textn(p, req->sans[i].value, req->sans[i].len);
+			len +=
+			    (size_t)snprintf(sql + len, cap - len, "%s(%zu, $%d::text, $%d::text)",
+			                     i ? ", " : "", i, p->n - 1, p->n);
+		}
+		len += (size_t)snprintf(sql + len, cap - len, ") AS v (o, k, v))");
+	}
+	snprintf(sql + len, cap - len, " SELECT id FROM c");
+	rc = db_exec(db, sql, p, &r, err, "reserving serial %s for authority %d", hex,
+	             req->authority_id);
+	if (rc == DB_ERR_CONFLICT)
+		rc = db_fail(err, DB_ERR_CONFLICT, "serial %s exists already for authority %d", hex,
+		             req->authority_id);
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &v) != 0) {
+		rc = db_fail(err, DB_ERR_QUERY, "reserving serial %s: no id returned", hex);
+		goto out;
+	}
+	*id = v;
+out:
+	PQclear(r);
+	free(sql);
+	free(p);
+	return rc;
+}
+
+/* What a signed certificate says about itself, to hold it against its reservation. */
+static enum db_status der_facts(const uint8_t *der, size_t der_len, uint8_t *serial,
+                                size_t *serial_len, uint8_t spki_sha256[32], uint8_t **issuer,
+                                int *issuer_len, struct db_err *err)
+{
+	const unsigned char *pp = der;
+	X509 *x = NULL;
+	BIGNUM *bn = NULL;
+	unsigned char *spki = NULL;
+	enum db_status rc = DB_ERR_INVALID;
+	const ASN1_INTEGER *ai;
+	unsigned int mdlen;
+	int n;
+
+	*issuer = NULL;
+	x = d2i_X509(NULL, &pp, (long)der_len);
+	if (!x || pp != der + der_len) {
+		db_fail(err, rc, "the signed certificate is not one DER X.509 certificate");
+		goto out;
+	}
+	ai = X509_get0_serialNumber(x);
+	bn = ASN1_INTEGER_to_BN(ai, NULL);
+	if (!bn || BN_is_negative(bn) || BN_is_zero(bn) || BN_num_bytes(bn) > DB_SERIAL_MAX) {
+		db_fail(err, rc,
+		        "the signed certificate's serial is not a positive 20-byte number");
+		goto out;
+	}
+	*serial_len = (size_t)BN_bn2bin(bn, serial);
+	n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+	if (n <= 0 || !EVP_Digest(spki, (size_t)n, spki_sha256, &mdlen, EVP_sha256(), NULL)) {
+		db_fail(err, rc, "the signed certificate's public key does not encode");
+		goto out;
+	}
+	*issuer_len = i2d_X509_NAME(X509_get_issuer_name(x), issuer);
+	if (*issuer_len <= 0) {
+		db_fail(err, rc, "the signed certificate's issuer does not encode");
+		goto out;
+	}
+	rc = DB_OK;
+out:
+	OPENSSL_free(spki);
+	BN_free(bn);
+	X509_free(x);
+	return rc;
+}
+
+enum db_status db_cert_mark_issued(struct db *db, int32_t authority_id, const uint8_t *serial,
+                                   size_t serial_len, const uint8_t *der, size_t der_len,
+                                   struct db_err *err)
+{
+	uint8_t der_serial[DB_SERIAL_MAX], spki[32], *issuer = NULL;
+	char hex[2 * DB_SERIAL_MAX + 1];
+	struct db_params p = {0};
+	size_t der_serial_len = 0;
+	PGresult *r = NULL;
+	enum db_status rc;
+	int issuer_len = 0;
+	const char *st;
+
+	rc = check_serial(serial, serial_len, err);
+	if (rc != DB_OK)
+		goto out;
+	db_serial_to_hex(serial, serial_len, hex);
+	if (!der || der_len == 0) {
+		rc = db_fail(err, DB_ERR_INVALID, "serial %s: no signed certificate", hex);
+		goto out;
+	}
+	rc = der_facts(der, der_len, der_serial, &der_serial_len, spki, &issuer, &issuer_len, err);
+	if (rc != DB_OK)
+		goto out;
+	if (der_serial_len != serial_len || memcmp(der_serial, serial, serial_len) != 0) {
+		rc = db_fail(err, DB_ERR_INVALID,
+		             "serial %s: the signed certificate carries another serial", hex);
+		goto out;
+	}
+	db_param_int(&p, authority_id);
+	db_param_bytes(&p, serial, serial_len);
+	db_param_bytes(&p, der, der_len);
+	db_param_bytes(&p, spki, 32);
+	db_param_bytes(&p, issuer, (size_t)issuer_len);
+	/* Lock the row, then store only if it is reserved and the certificate is the one that
+	 * was reserved (same public key, issued by this authority). */
+	rc = db_exec(db,
+	             "WITH t AS (SELECT c.id, c.status, c.spki_sha256 = $4 AS key_ok,"
+	             "  a.subject_der = $5 AS issuer_ok"
+	             "  FROM certificates c JOIN authorities a ON a.id = c.authority_id"
+	             "  WHERE c.authority_id = $1 AND c.serial = $2 FOR UPDATE OF c),"
+	             " u AS (UPDATE certificates c SET status = 'issued', der = $3,"
+	             "  issued_at = now() FROM t WHERE c.id = t.id AND t.status = 'reserved'"
+	             "  AND t.key_ok AND t.issuer_ok RETURNING c.id)"
+	             " SELECT t.status, t.key_ok, t.issuer_ok, (SELECT count(*) FROM u) FROM t",
+	             &p, &r, err, "storing the certificate with serial %s", hex);
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) == 0) {
+		rc = db_fail(err, DB_ERR_NOT_FOUND,
+		             "no certificate with serial %s for authority %d", hex, authority_id);
+		goto out;
+	}
+	st = PQgetvalue(r, 0, 0);
+	if (strcmp(st, "reserved") != 0)
+		rc = db_fail(err, DB_ERR_STATE,
+		             "serial %s is %s, not reserved: the certificate is not stored", hex,
+		             st);
+	else if (strcmp(PQgetvalue(r, 0, 1), "t") != 0)
+		rc = db_fail(
+		    err, DB_ERR_INVALID,
+		    "serial %s: the signed certificate's public key is not the reserved one", hex);
+	else if (strcmp(PQgetvalue(r, 0, 2), "t") != 0)
+		rc = db_fail(err, DB_ERR_INVALID,
+		             "serial %s: the signed certificate's issuer is not authority %d", hex,
+		             authority_id);
+	else if (strcmp(PQgetvalue(r, 0, 3), "1") != 0)
+		rc = db_fail(err, DB_ERR_QUERY, "serial %s: the certificate was not stored", hex);
+out:
+	PQclear(r);
+	OPENSSL_free(issuer);
+	return rc;
+}
+
+/*
+ * One status transition on (authority, serial), atomically: lock the row, change it when its
+ * status is one of from_sql's, report what it was. *changed is 1 when it changed; 0 when it was
+ * in status "same" already; any other status is DB_ERR_STATE. set_sql may use $3... for the
+ * n_extra numbers in extra; both SQL fragments are fixed text of the callers below.
+ */
+static enum db_status transition(struct db *db, const char *op, int32_t authority_id,
+                                 const uint8_t *serial, size_t serial_len, const char *set_sql,
+                                 const char *from_sql, const char *same, const int64_t *extra,
+                                 int n_extra, int *changed, struct db_err *err)
+{
+	char hex[2 * DB_SERIAL_MAX + 1], sql[1024];
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	const char *st;
+
+	if (changed)
+		*changed = 0;
+	rc = check_serial(serial, serial_len, err);
+	if (rc != DB_OK)
+		return rc;
+	db_serial_to_hex(serial, serial_len, hex);
+	snprintf(sql, sizeof(sql),
+	         "WITH t AS (SELECT id, status FROM certificates"
+	         "  WHERE authority_id = $1 AND serial = $2 FOR UPDATE),"
+	         " u AS (UPDATE certificates c SET %s FROM t"
+	         "  WHERE c.id = t.id AND t.status IN (%s) RETURNING c.id)"
+	         " SELECT t.status, (SELECT count(*) FROM u) FROM t",
+	         set_sql, from_sql);
+	db_param_int(&p, authority_id);
+	db_param_bytes(&p, serial, serial_len);
+	for (int i = 0; i < n_extra; i++)
+		db_param_int(&p, extra[i]);
+	rc = db_exec(db, sql, &p, &r, err, "%s serial %s", op, hex);
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) == 0) {
+		rc = db_fail(err, DB_ERR_NOT_FOUND,
+		             "%s: no certificate with serial %s for authority %d", op, hex,
+		             authority_id);
+		goto out;
+	}
+	st = PQgetvalue(r, 0, 0);
+	if (!strcmp(PQgetvalue(r, 0, 1), "1")) {
+		if (changed)
+			*changed = 1;
+	} else if (!same || strcmp(st, same) != 0) {
+		rc = db_fail(err, DB_ERR_STATE, "%s: serial %s is %s", op, hex, st);
+	}
+out:
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_cert_mark_failed(struct db *db, int32_t authority_id, const uint8_t *serial,
+                                   size_t serial_len, struct db_err *err)
+{
+	return transition(db, "marking failed", authority_id, serial, serial_len,
+	                  "status = 'failed'", "'reserved'", NULL, NULL, 0, NULL, err);
+}
+
+enum db_status db_cert_revoke(struct db *db, int32_t authority_id, const uint8_t *serial,
+                              size_t serial_len, int reason, int64_t invalidity_date, int *changed,
+                              struct db_err *err)
+{
+	int64_t extra[2] = {reason, invalidity_date};
+
+	*changed = 0;
+	if (reason < 0 || reason > 10 || reason == 6 || reason == 7 || reason == 8)
+		return db_fail(err, DB_ERR_INVALID,
+		               "revocation reason %d is not one of 0-5, 9, 10 (6 is hold)", reason);
+	if (invalidity_date < 0 || invalidity_date > (int64_t)time(NULL))
+		return db_fail(err, DB_ERR_INVALID, "the invalidity date is in the future");
+	return transition(
+	    db, "revoking", authority_id, serial, serial_len,
+	    "status = 'revoked', revoked_at = now(), revocation_reason = $3::smallint,"
+	    " invalidity_date = to_timestamp(nullif($4::bigint, 0))",
+	    "'reserved', 'issued', 'hold'", "revoked", extra, 2, changed, err);
+}
+
+enum db_status db_cert_hold(struct db *db, int32_t authority_id, const uint8_t *serial,
+                            size_t serial_len, int *changed, struct db_err *err)
+{
+	*changed = 0;
+	return transition(db, "holding", authority_id, serial, serial_len,
+	                  "status = 'hold', revoked_at = now(), revocation_reason = 6", "'issued'",
+	                  "hold", NULL, 0, changed, err);
+}
+
+enum db_status db_cert_release(struct db *db, int32_t authority_id, const uint8_t *serial,
+                               size_t serial_len, int *changed, struct db_err *err)
+{
+	*changed = 0;
+	return transition(db, "releasing", authority_id, serial, serial_len,
+	                  "status = 'issued', revoked_at = NULL, revocation_reason = NULL,"
+	                  " invalidity_date = NULL",
+	                  "'hold'", "issued", NULL, 0, changed, err);
+}
+
+#define EPOCH(col) "floor(extract(epoch FROM " col "))::bigint"
+/* The columns parse_cert reads, in order; der last so that list can leave it out. */
+#define CERT_COLS_1 "c.id, c.authority_id, c.serial, c.status, c.profile, c.subject, "
+#define CERT_COLS_2 EPOCH("c.not_before") ", " EPOCH("c.not_after") ", "
+#define CERT_COLS_3 "c.spki_sha256, c.requester, c.crl_shard, " EPOCH("c.created_at") ", "
+#define CERT_COLS_4 EPOCH("c.issued_at") ", " EPOCH("c.revoked_at") ", c.revocation_reason, "
+#define CERT_COLS_5 EPOCH("c.invalidity_date")
+#define CERT_COLS CERT_COLS_1 CERT_COLS_2 CERT_COLS_3 CERT_COLS_4 CERT_COLS_5
+enum { COL_DER = 16 };
+
+static int64_t int_or_zero(const PGresult *r, int row, int col)
+{
+	int64_t v = 0;
+
+	if (db_get_int64(r, row, col, &v) != 0)
+		return 0;
+	return v;
+}
+
+/* One row of CERT_COLS (and der when with_der) into out. -1 if unreadable or no memory. */
+static int parse_cert(const PGresult *r, int row, int with_der, struct db_cert *out)
+{
+	int64_t v;
+	int st;
+
+	memset(out, 0, sizeof(*out));
+	out->revocation_reason = -1;
+	if (db_get_int64(r, row, 0, &out->id) != 0 || db_get_int64(r, row, 1, &v) != 0)
+		return -1;
+	out->authority_id = (int32_t)v;
+	if (db_get_bytes_into(r, row, 2, out->serial, DB_SERIAL_MAX, 0, &out->serial_len) != 0)
+		return -1;
+	st = db_cert_status_parse(PQgetvalue(r, row, 3));
+	if (st < 0)
+		return -1;
+	out->status = (enum db_cert_status)st;
+	out->profile = db_get_text(r, row, 4);
+	out->subject = db_get_text(r, row, 5);
+	out->requester = db_get_text(r, row, 9);
+	if (!out->profile || !out->subject || !out->requester)
+		return -1;
+	if (db_get_int64(r, row, 6, &out->not_before) != 0 ||
+	    db_get_int64(r, row, 7, &out->not_after) != 0 ||
+	    db_get_bytes_into(r, row, 8, out->spki_sha256, 32, 1, NULL) != 0 ||
+	    db_get_int64(r, row, 10, &v) != 0 || db_get_int64(r, row, 11, &out->created_at) != 0)
+		return -1;
+	out->crl_shard = (int32_t)v;
+	out->issued_at = int_or_zero(r, row, 12);
+	out->revoked_at = int_or_zero(r, row, 13);
+	if (!PQgetisnull(r, row, 14))
+		out->revocation_reason = (int)int_or_zero(r, row, 14);
+	out->invalidity_date = int_or_zero(r, row, 15);
+	if (with_der && db_get_bytes(r, row, COL_DER, &out->der, &out->der_len) != 0)
+		return -1;
+	return 0;
+}
+
+void db_cert_clear(struct db_cert *c)
+{
+	free(c->profile);
+	free(c->subject);
+	free(c->requester);
+	free(c->der);
+	for (size_t i = 0; i < c->n_sans; i++)
+		free(c->sans[i].value);
+	free(c->sans);
+	memset(c, 0, sizeof(*c));
+	c->revocation_reason = -1;
+}
+
+static enum db_status load_sans(struct db *db, struct db_cert *c, const char *hex,
+                                struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	int n;
+
+	db_param_int(&p, c->id);
+	rc = db_exec(db,
+	             "SELECT kind, value FROM certificate_sans WHERE certificate_id = $1"
+	             " ORDER BY ordinal",
+	             &p, &r, err, "reading the SANs of serial %s", hex);
+	if (rc != DB_OK)
+		goto out;
+	n = PQntuples(r);
+	if (n == 0)
+		goto out;
+	c->sans = calloc((size_t)n, sizeof(*c->sans));
+	if (!c->sans) {
+		rc = db_fail(err, DB_ERR_UNAVAILABLE,
+		             "reading the SANs of serial %s: out of memory", hex);
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		int kind = san_kind_parse(PQgetvalue(r, i, 0));
+		c->sans[i].value = db_get_text(r, i, 1);
+		c->n_sans = (size_t)i + 1;
+		if (kind < 0 || !c->sans[i].value) {
+			rc = db_fail(err, DB_ERR_QUERY, "serial %s: unreadable SAN %d", hex, i + 1);
+			goto out;
+		}
+		c->sans[i].kind = (enum db_san_kind)kind;
+	}
+out:
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_cert_lookup(struct db *db, int32_t authority_id, const uint8_t *serial,
+                              size_t serial_len, struct db_cert *out, struct db_err *err)
+{
+	char hex[2 * DB_SERIAL_MAX + 1];
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	int own = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->revocation_reason = -1;
+	rc = check_serial(serial, serial_len, err);
+	if (rc != DB_OK)
+		return rc;
+	db_serial_to_hex(serial, serial_len, hex);
+	/* One snapshot for the row and its SANs. */
+	rc = db_tx_enter(db, &own, err);
+	if (rc != DB_OK)
+		return rc;
+	db_param_int(&p, authority_id);
+	db_param_bytes(&p, serial, serial_len);
+	rc = db_exec(db,
+	             "SELECT " CERT_COLS ", c.der FROM certificates c WHERE c.serial = $2"
+	             " AND ($1::integer = 0 OR c.authority_id = $1) ORDER BY c.id LIMIT 2",
+	             &p, &r, err, "looking up serial %s", hex);
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) == 0) {
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no certificate with serial %s", hex);
+		goto out;
+	}
+	if (PQntuples(r) > 1) {
+		rc = db_fail(err, DB_ERR_CONFLICT,
+		             "serial %s exists under more than one authority: name the authority",
+		             hex);
+		goto out;
+	}
+	if (parse_cert(r, 0, 1, out) != 0) {
+		rc =
+		    db_fail(err, DB_ERR_QUERY, "serial %s: unreadable row (or out of memory)", hex);
+		goto out;
+	}
+	rc = load_sans(db, out, hex, err);
+out:
+	PQclear(r);
+	rc = db_tx_leave(db, own, rc, err);
+	if (rc != DB_OK)
+		db_cert_clear(out);
+	return rc;
+}
+
+enum db_status db_cert_list(struct db *db, const struct db_cert_filter *f, struct db_cert **rows,
+                            size_t *n, int64_t *next_after_id, struct db_err *err)
+{
+	size_t limit = f->limit ? f->limit : 100, got = 0;
+	struct db_params p = {0};
+	struct db_cert *out = NULL;
+	PGresult *r = NULL;
+	enum db_status rc;
+	int nt;
+
+	*rows = NULL;
+	*n = 0;
+	*next_after_id = 0;
+	if (limit > DB_LIST_MAX)
+		return db_fail(err, DB_ERR_INVALID, "list: at most %d rows a page", DB_LIST_MAX);
+	if (f->status < -1 || f->status > DB_CERT_HOLD)
+		return db_fail(err, DB_ERR_INVALID, "list: unknown status filter");
+	if ((f->subject &&
+	     (rc = db_check_text("subject filter", f->subject, SUBJECT_MAX, err)) != DB_OK) ||
+	    (f->san && (rc = db_check_text("SAN filter", f->san, SAN_MAX, err)) != DB_OK))
+		return rc;
+	if (f->authority_id)
+		db_param_int(&p, f->authority_id);
+	else
+		db_param_null(&p);
+	db_param_text(&p, f->status >= 0 ? status_names[f->status] : NULL);
+	db_param_text(&p, f->subject);
+	db_param_text(&p, f->san);
+	if (f->expires_after)
+		db_param_int(&p, f->expires_after);
+	else
+		db_param_null(&p);
+	if (f->expires_before)
+		db_param_int(&p, f->expires_before);
+	else
+		db_param_null(&p);
+	db_param_int(&p, f->after_id);
+	db_param_int(&p, (int64_t)limit + 1); /* one more tells whether a next page exists */
+	/* Fixed text; an absent filter is a NULL parameter, which the planner folds away. */
+	rc = db_exec(db,
+	             "SELECT " CERT_COLS " FROM certificates c"
+	             " WHERE ($1::integer IS NULL OR c.authority_id = $1)"
+	             " AND ($2::text IS NULL OR c.status = $2)"
+	             " AND ($3::text IS NULL OR c.subject = $3)"
+	             " AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM certificate_sans s"
+	             "  WHERE s.certificate_id = c.id AND s.value = $4))"
+	             " AND ($5::bigint IS NULL OR c.not_after >= to_timestamp($5))"
+	             " AND ($6::bigint IS NULL OR c.not_after < to_timestamp($6))"
+	             " AND c.id > $7 ORDER BY c.id LIMIT $8",
+	             &p, &r, err, "listing certificates");
+	if (rc != DB_OK)
+		goto out;
+	nt = PQntuples(r);
+	if (nt == 0)
+		goto out;
+	out = calloc((size_t)nt, sizeof(*out));
+	if (!out) {
+		rc = db_fail(err, DB_ERR_UNAVAILABLE, "listing certificates: out of memory");
+		goto out;
+	}
+	for (int i = 0; i < nt && (size_t)i < limit; i++) {
+		got = (size_t)i + 1;
+		if (parse_cert(r, i, 0, &out[i]) != 0) {
+			rc = db_fail(err, DB_ERR_QUERY, "listing certificates: unreadable row %d",
+			             i + 1);
+			goto out;
+		}
+	}
+	if ((size_t)nt > limit)
+		*next_after_id = out[got - 1].id;
+	*rows = out;
+	*n = got;
+	out = NULL;
+out:
+	PQclear(r);
+	db_cert_list_free(out, got);
+	return rc;
+}
+
+void db_cert_list_free(struct db_cert *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++)
+		db_cert_clear(&rows[i]);
+	free(rows);
+}
+
+/* For the search in db_certs_search.c: the same columns, parsed the same way. */
+const char db_cert_cols[] = CERT_COLS;
+
+int db_cert_parse_row(const PGresult *r, int row, struct db_cert *out)
+{
+	return parse_cert(r, row, 0, out);
+}

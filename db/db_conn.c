@@ -1,0 +1,269 @@
+/* Connection, statement execution with error context, transactions. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_internal.h"
+
+enum db_status db_fail(struct db_err *err, enum db_status status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return status;
+	err->status = status;
+	err->sqlstate[0] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/* libpq's messages end in a newline and may span lines; make them one clause. */
+void db_one_line(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; in && *in && n + 1 < cap; in++)
+		out[n++] = (*in == '\n' || *in == '\r') ? ' ' : *in;
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+}
+
+/* The session settings the data layer relies on; re-applied after a reset. Durability: a
+ * server or role configured with synchronous_commit=off would acknowledge commits that a
+ * crash can lose, which invariants 2 and 3 forbid, so this session turns it on (keeping a
+ * stricter setting such as remote_apply). bytea_output=hex is the form db_get_bytes parses. */
+static enum db_status session_setup(struct db *db, struct db_err *err)
+{
+	PGresult *r =
+	    PQexec(db->conn, "SELECT set_config('bytea_output', 'hex', false),"
+	                     " set_config('synchronous_commit',"
+	                     "  CASE current_setting('synchronous_commit') WHEN 'off' THEN 'on'"
+	                     "  ELSE current_setting('synchronous_commit') END, false)");
+	enum db_status rc = DB_OK;
+	char why[400];
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		db_one_line(PQerrorMessage(db->conn), why, sizeof(why));
+		rc = db_fail(err, DB_ERR_UNAVAILABLE, "setting up the database session: %s", why);
+	}
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_connect(const char *conninfo, struct db **out, struct db_err *err)
+{
+	const char *keys[8], *vals[8];
+	struct db *db = NULL;
+	enum db_status rc;
+	char why[400];
+	int n = 0;
+
+	*out = NULL;
+	db = calloc(1, sizeof(*db));
+	if (!db)
+		return db_fail(err, DB_ERR_UNAVAILABLE,
+		               "connecting to the database: out of memory");
+	/* Order matters: the connection string overrides the defaults before it, and the client
+	 * encoding after it wins, since the data layer checks text as UTF-8. */
+	if (!getenv("PGCONNECT_TIMEOUT")) {
+		keys[n] = "connect_timeout";
+		vals[n++] = "10";
+	}
+	keys[n] = "fallback_application_name";
+	vals[n++] = "hsmca";
+	if (conninfo && *conninfo) {
+		keys[n] = "dbname";
+		vals[n++] = conninfo;
+	}
+	keys[n] = "client_encoding";
+	vals[n++] = "UTF8";
+	keys[n] = NULL;
+	vals[n] = NULL;
+	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (!db->conn) {
+		rc = db_fail(err, DB_ERR_UNAVAILABLE, "connecting to the database: out of memory");
+		goto out;
+	}
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		db_one_line(PQerrorMessage(db->conn), why, sizeof(why));
+		rc = db_fail(err, DB_ERR_UNAVAILABLE, "connecting to the database: %s", why);
+		goto out;
+	}
+	rc = session_setup(db, err);
+	if (rc != DB_OK)
+		goto out;
+	*out = db;
+	db = NULL;
+out:
+	db_close(db);
+	return rc;
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	PQfinish(db->conn);
+	free(db);
+}
+
+struct pg_conn *db_pgconn(struct db *db)
+{
+	return db->conn;
+}
+
+/* A connection that broke outside a transaction is re-established before the next statement,
+ * so a server restart costs the statements in flight, not the process. Inside a transaction
+ * it is not: its earlier statements are lost and the caller must know. */
+static enum db_status ensure_connected(struct db *db, struct db_err *err)
+{
+	char why[400];
+
+	if (PQstatus(db->conn) == CONNECTION_OK)
+		return DB_OK;
+	if (db->in_tx)
+		return db_fail(err, DB_ERR_UNAVAILABLE,
+		               "the database connection broke inside a transaction");
+	PQreset(db->conn);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		db_one_line(PQerrorMessage(db->conn), why, sizeof(why));
+		return db_fail(err, DB_ERR_UNAVAILABLE, "reconnecting to the database: %s", why);
+	}
+	return session_setup(db, err);
+}
+
+static enum db_status status_of(PGconn *conn, const char *sqlstate)
+{
+	if (PQstatus(conn) != CONNECTION_OK)
+		return DB_ERR_UNAVAILABLE;
+	if (!sqlstate)
+		return DB_ERR_QUERY;
+	if (!strcmp(sqlstate, "23505"))
+		return DB_ERR_CONFLICT;
+	/* connection exceptions, and the server shutting down or not yet accepting */
+	if (!strncmp(sqlstate, "08", 2) || !strcmp(sqlstate, "57P01") ||
+	    !strcmp(sqlstate, "57P02") || !strcmp(sqlstate, "57P03"))
+		return DB_ERR_UNAVAILABLE;
+	return DB_ERR_QUERY;
+}
+
+enum db_status db_exec(struct db *db, const char *sql, const struct db_params *p, PGresult **res,
+                       struct db_err *err, const char *what, ...)
+{
+	char whatbuf[256], why[400], detail[200];
+	const char *sqlstate, *primary, *det;
+	enum db_status rc;
+	PGresult *r = NULL;
+	ExecStatusType st;
+	va_list ap;
+
+	*res = NULL;
+	va_start(ap, what);
+	vsnprintf(whatbuf, sizeof(whatbuf), what, ap);
+	va_end(ap);
+	rc = ensure_connected(db, err);
+	if (rc != DB_OK)
+		goto out;
+	/* Without parameters, the simple protocol: it runs several statements (a migration). */
+	if (p)
+		r = PQexecParams(db->conn, sql, p->n, NULL, p->values, p->lengths, p->formats, 0);
+	else
+		r = PQexec(db->conn, sql);
+	st = PQresultStatus(r);
+	if (r && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+		*res = r;
+		r = NULL;
+		rc = DB_OK;
+		goto out;
+	}
+	sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	det = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL;
+	db_one_line(primary ? primary : PQerrorMessage(db->conn), why, sizeof(why));
+	db_one_line(det, detail, sizeof(detail));
+	rc = db_fail(err, status_of(db->conn, sqlstate), "%s: %s%s%s", whatbuf, why,
+	             detail[0] ? " (" : "", detail[0] ? detail : "");
+	if (detail[0] && strlen(err->msg) + 1 < sizeof(err->msg))
+		strcat(err->msg, ")");
+	if (sqlstate && strlen(sqlstate) == 5)
+		memcpy(err->sqlstate, sqlstate, 6);
+out:
+	PQclear(r);
+	return rc;
+}
+
+static enum db_status simple(struct db *db, const char *sql, struct db_err *err)
+{
+	PGresult *r;
+	enum db_status rc = db_exec(db, sql, NULL, &r, err, "%s", sql);
+
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_begin(struct db *db, struct db_err *err)
+{
+	enum db_status rc;
+
+	if (db->in_tx)
+		return db_fail(err, DB_ERR_STATE, "BEGIN: a transaction is open already");
+	rc = simple(db, "BEGIN", err);
+	if (rc == DB_OK)
+		db->in_tx = 1;
+	return rc;
+}
+
+enum db_status db_commit(struct db *db, struct db_err *err)
+{
+	enum db_status rc;
+
+	if (!db->in_tx)
+		return db_fail(err, DB_ERR_STATE, "COMMIT: no transaction is open");
+	/* A COMMIT of a failed transaction "succeeds" as a rollback: say so. */
+	if (PQtransactionStatus(db->conn) == PQTRANS_INERROR) {
+		db_rollback(db);
+		return db_fail(err, DB_ERR_STATE,
+		               "COMMIT: the transaction had failed and was rolled back");
+	}
+	rc = simple(db, "COMMIT", err);
+	db->in_tx = 0;
+	return rc;
+}
+
+void db_rollback(struct db *db)
+{
+	PGresult *r;
+
+	db->in_tx = 0;
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return;
+	r = PQexec(db->conn, "ROLLBACK");
+	PQclear(r);
+}
+
+enum db_status db_tx_enter(struct db *db, int *own, struct db_err *err)
+{
+	*own = 0;
+	if (db->in_tx) {
+		if (PQtransactionStatus(db->conn) == PQTRANS_INERROR)
+			return db_fail(err, DB_ERR_STATE,
+			               "the open transaction has failed; roll it back first");
+		return DB_OK;
+	}
+	*own = 1;
+	return db_begin(db, err);
+}
+
+enum db_status db_tx_leave(struct db *db, int own, enum db_status rc, struct db_err *err)
+{
+	if (!own)
+		return rc;
+	if (rc != DB_OK) {
+		db_rollback(db);
+		return rc;
+	}
+	return db_commit(db, err);
+}

@@ -1,0 +1,90 @@
+/* Shared inside db/ only: the connection, statement helpers, input checks. */
+#ifndef HSMCA_DB_INTERNAL_H
+#define HSMCA_DB_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "db.h"
+
+struct db {
+	PGconn *conn;
+	int in_tx; /* a transaction is open (the caller's or a function's own) */
+};
+
+struct db_migration {
+	int version;
+	const char *name;
+	const char *checksum; /* SHA-256 hex of the file */
+	const char *sql;
+};
+
+/* Generated from db/migrations/ at build time. */
+extern const struct db_migration db_migrations[];
+extern const size_t db_migrations_count;
+
+/* libpq's message (multi-line, newline-terminated) as one line in out. */
+void db_one_line(const char *in, char *out, size_t cap);
+
+/* Set *err and return status. */
+enum db_status db_fail(struct db_err *err, enum db_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Statement parameters: text, or bytes sent in binary format. Up to DB_PARAMS_MAX, of which
+ * up to DB_PARAMS_NUM_MAX numbers. Big enough for a reservation with DB_SANS_MAX SANs. */
+#define DB_PARAMS_MAX (16 + 2 * DB_SANS_MAX)
+#define DB_PARAMS_NUM_MAX 16
+struct db_params {
+	int n;
+	const char *values[DB_PARAMS_MAX];
+	int lengths[DB_PARAMS_MAX];
+	int formats[DB_PARAMS_MAX];
+	int n_num;
+	char num[DB_PARAMS_NUM_MAX][24]; /* storage for numbers */
+};
+void db_param_text(struct db_params *p, const char *s);
+void db_param_null(struct db_params *p);
+/* bytea, or text of explicit length (binary format: the server checks its encoding and
+ * refuses NUL). */
+void db_param_bytes(struct db_params *p, const uint8_t *b, size_t len);
+void db_param_textn(struct db_params *p, const char *s, size_t len);
+void db_param_int(struct db_params *p, int64_t v);
+
+/* Run sql with p (may be NULL); on success *res holds a result the caller PQclears. On
+ * failure *res is NULL and err says what failed ("what" names the operation and object),
+ * mapping SQLSTATE to a status (unique violation: DB_ERR_CONFLICT; connection:
+ * DB_ERR_UNAVAILABLE). */
+enum db_status db_exec(struct db *db, const char *sql, const struct db_params *p, PGresult **res,
+                       struct db_err *err, const char *what, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Run in the caller's transaction if one is open, else in an own one: tx_enter tells which in
+ * *own; tx_leave commits (ok) or rolls back an own transaction, and does nothing otherwise. */
+enum db_status db_tx_enter(struct db *db, int *own, struct db_err *err);
+enum db_status db_tx_leave(struct db *db, int own, enum db_status rc, struct db_err *err);
+
+/* 1 if s[0..len) is valid UTF-8 without NUL, control characters other than tab and newline
+ * are allowed (they are data); 0 otherwise. */
+int db_text_valid(const char *s, size_t len);
+/* Check a NUL-terminated text field: valid as above and at most max bytes. */
+enum db_status db_check_text(const char *what, const char *s, size_t max, struct db_err *err);
+
+/* Parse libpq's text forms. */
+int db_get_int64(const PGresult *r, int row, int col, int64_t *v);
+/* bytea in hex output ("\x..."); *out malloc'ed (NULL for SQL NULL). */
+int db_get_bytes(const PGresult *r, int row, int col, uint8_t **out, size_t *len);
+/* bytea into a fixed buffer of exactly want bytes (or up to want when exact is 0). */
+int db_get_bytes_into(const PGresult *r, int row, int col, uint8_t *buf, size_t want, int exact,
+                      size_t *len);
+/* strdup of a text column; NULL for SQL NULL or no memory (check with PQgetisnull). */
+char *db_get_text(const PGresult *r, int row, int col);
+
+/* A certificate row: the column list (table alias c) and its parser, without the DER
+ * (db_certs.c). -1 if unreadable or out of memory. */
+extern const char db_cert_cols[];
+int db_cert_parse_row(const PGresult *r, int row, struct db_cert *out);
+
+#endif

@@ -1,0 +1,1827 @@
+/*
+ * hsmca-cad end to end: a private PostgreSQL cluster (tests/pg/pgtest), a throwaway keyd
+ * (harness) holding the CA keys, and hsmca-cad itself, driven over HTTPS with libcurl. One
+ * set-up for the whole suite (made in the parent, so a failing test leaves no server behind);
+ * each test makes its own objects.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/sha.h>
+#include <openssl/store.h>
+#include <openssl/x509v3.h>
+
+#include "db.h"
+#include "harness.h"
+#include "keyd_client.h"
+
+static struct harness h;
+static char pgdir[128], owner_ci[512], app_ci[512];
+static char dir[256]; /* = h.dir: certificates, keys, configuration, cad's log */
+static char base_url[128];
+static pid_t cad_pid;
+static OSSL_PROVIDER *prov_keyd, *prov_default;
+
+static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor", "operator", "ra"};
+#define NROLES 6
+
+/* ---- processes and files ---- */
+
+static int run(char *const argv[], const char *out_path)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int out =
+		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(out, 1);
+		dup2(out, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int pgtest(const char *cmd, const char *opt)
+{
+	char script[512];
+	char *argv[5];
+	int n = 0;
+
+	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", getenv("HSMCA_SRC"));
+	argv[n++] = script;
+	argv[n++] = (char *)cmd;
+	if (opt)
+		argv[n++] = (char *)opt;
+	argv[n++] = pgdir;
+	argv[n] = NULL;
+	return run(argv, NULL);
+}
+
+static void path_of(char *out, size_t n, const char *name)
+{
+	snprintf(out, n, "%s/%s", dir, name);
+}
+
+static void write_file(const char *name, const char *text)
+{
+	char p[512];
+	FILE *f;
+
+	path_of(p, sizeof(p), name);
+	f = fopen(p, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+		abort();
+}
+
+static void write_cert(const char *name, X509 *x)
+{
+	char p[512];
+	FILE *f;
+
+	path_of(p, sizeof(p), name);
+	f = fopen(p, "w");
+	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
+		abort();
+}
+
+static void write_key(const char *name, EVP_PKEY *k)
+{
+	char p[512];
+	FILE *f;
+
+	path_of(p, sizeof(p), name);
+	f = fopen(p, "w");
+	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
+		abort();
+}
+
+static char *slurp(const char *path)
+{
+	static char buf[65536];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static const char *dir_file(const char *name)
+{
+	static char p[512];
+
+	path_of(p, sizeof(p), name);
+	return p;
+}
+
+/* ---- certificates for the fixture ---- */
+
+static EVP_PKEY *keyd_key(const char *label)
+{
+	char uri[128];
+	OSSL_STORE_CTX *sc;
+	OSSL_STORE_INFO *info;
+	EVP_PKEY *k;
+
+	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
+	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	info = sc ? OSSL_STORE_load(sc) : NULL;
+	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
+	OSSL_STORE_INFO_free(info);
+	OSSL_STORE_close(sc);
+	if (!k) {
+		ERR_print_errors_fp(stderr);
+		abort();
+	}
+	return k;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (!e || !X509_add_ext(x, e, -1))
+		abort();
+	X509_EXTENSION_free(e);
+}
+
+/* issuer NULL: self-signed. */
+static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
+                       const char *san, const char *md)
+{
+	static long serial = 1000;
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+
+	if (!x || !n || !m ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+	                                0))
+		abort();
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 3650);
+	X509_set_pubkey(x, pub);
+	add_ext(x, issuer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	add_ext(x, issuer, NID_key_usage,
+	        ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+	add_ext(x, issuer, NID_subject_key_identifier, "hash");
+	if (issuer)
+		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
+	if (san)
+		add_ext(x, issuer, NID_subject_alt_name, san);
+	if (!EVP_DigestSignInit_ex(m, NULL, md, NULL, NULL, signer, NULL) || !X509_sign_ctx(x, m)) {
+		ERR_print_errors_fp(stderr);
+		abort();
+	}
+	EVP_MD_CTX_free(m);
+	X509_NAME_free(n);
+	return x;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(s, (struct sockaddr *)&a, &len))
+		abort();
+	port = ntohs(a.sin_port);
+	close(s);
+	return port;
+}
+
+/* ---- HTTP ---- */
+
+struct buf {
+	char *data;
+	size_t len;
+};
+
+static size_t collect(char *p, size_t sz, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	char *d = realloc(b->data, b->len + sz * n + 1);
+
+	if (!d)
+		return 0;
+	memcpy(d + b->len, p, sz * n);
+	b->len += sz * n;
+	d[b->len] = '\0';
+	b->data = d;
+	return sz * n;
+}
+
+/* who: NULL (no credentials), "token:SECRET", or a role (its client certificate). Returns the
+ * HTTP status (0: no answer); *out (may be NULL) gets the JSON body. */
+static long api(const char *who, const char *method, const char *path, const char *body,
+                json_t **out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	struct buf b = {0};
+	char url[512], cert[512], key[512], ca[512], auth[400];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "%s%s", base_url, path);
+	path_of(ca, sizeof(ca), "opca.pem");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	if (who && !strncmp(who, "token:", 6)) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", who + 6);
+		hdr = curl_slist_append(hdr, auth);
+	} else if (who) {
+		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
+		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
+		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (out)
+		*out = b.data ? json_loads(b.data, 0, NULL) : NULL;
+	if (status >= 400 && out && *out)
+		ck_assert_msg(json_is_string(json_object_get(*out, "error")) &&
+		                  json_is_string(json_object_get(*out, "detail")),
+		              "%s %s: error without {error, detail}: %s", method, path, b.data);
+	free(b.data);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* ---- the database, as its owner ---- */
+
+static struct db *owner_db(void)
+{
+	struct db_err err = {0};
+	struct db *db = NULL;
+
+	ck_assert_msg(db_connect(owner_ci, &db, &err) == DB_OK, "connect: %s", err.msg);
+	return db;
+}
+
+static long long count(const char *sql)
+{
+	struct db *db = owner_db();
+	PGresult *r = PQexec(db_pgconn(db), sql);
+	long long n;
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+	n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	db_close(db);
+	return n;
+}
+
+static void sql_ok(const char *sql)
+{
+	struct db *db = owner_db();
+	PGresult *r = PQexec(db_pgconn(db), sql);
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+	              "%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	db_close(db);
+}
+
+/* ---- CSRs ---- */
+
+/* subject: "/CN=x/O=y" style; san: OpenSSL config form ("DNS:a,IP:1.2.3.4") or NULL. */
+static char *make_csr(EVP_PKEY *k, const char *subject, const char *san)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *n = X509_NAME_new();
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	BIO *b = BIO_new(BIO_s_mem());
+	char *copy = strdup(subject), *save = NULL, *out, *data;
+	long len;
+
+	for (char *f = strtok_r(copy, "/", &save); f; f = strtok_r(NULL, "/", &save)) {
+		char *eq = strchr(f, '=');
+		*eq = '\0';
+		if (!X509_NAME_add_entry_by_txt(n, f, MBSTRING_UTF8, (unsigned char *)eq + 1, -1,
+		                                -1, 0))
+			abort();
+	}
+	X509_REQ_set_version(req, 0);
+	X509_REQ_set_subject_name(req, n);
+	X509_REQ_set_pubkey(req, k);
+	if (san) {
+		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+		if (!e)
+			abort();
+		sk_X509_EXTENSION_push(exts, e);
+		X509_REQ_add_extensions(req, exts);
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	}
+	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, k, NULL) ||
+	    !X509_REQ_sign_ctx(req, m))
+		abort();
+	PEM_write_bio_X509_REQ(b, req);
+	len = BIO_get_mem_data(b, &data);
+	out = strndup(data, (size_t)len);
+	BIO_free(b);
+	EVP_MD_CTX_free(m);
+	X509_NAME_free(n);
+	X509_REQ_free(req);
+	free(copy);
+	return out;
+}
+
+static char *issue_body(const char *profile, const char *csr)
+{
+	json_t *o = json_pack("{s:s, s:s}", "profile", profile, "csr", csr);
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	return s;
+}
+
+/* Issue and return the response (201 asserted). */
+static json_t *issue_ok(const char *who, const char *profile, EVP_PKEY *k, const char *subject,
+                        const char *san)
+{
+	char *csr = make_csr(k, subject, san), *body = issue_body(profile, csr);
+	json_t *o = NULL;
+	long st = api(who, "POST", "/api/v1/certificates", body, &o);
+
+	ck_assert_msg(st == 201, "issue %s: %ld %s", profile, st, o ? jstr(o, "detail") : "");
+	free(csr);
+	free(body);
+	return o;
+}
+
+static X509 *pem_cert(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+
+	BIO_free(b);
+	ck_assert_ptr_nonnull(x);
+	return x;
+}
+
+/* ---- fixture ---- */
+
+static EVP_PKEY *opca_key;
+static X509 *opca;
+
+static void client_cert(const char *name)
+{
+	char f[64];
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, "SHA256");
+
+	snprintf(f, sizeof(f), "%s.pem", name);
+	write_cert(f, x);
+	snprintf(f, sizeof(f), "%s.key", name);
+	write_key(f, k);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void register_principal(struct db *db, const char *role, const char *profiles)
+{
+	char p[512];
+	uint8_t sha[32];
+	unsigned int n;
+	struct db_err err = {0};
+	int32_t id;
+	FILE *f;
+	X509 *x;
+
+	snprintf(p, sizeof(p), "%s/%s.pem", dir, role);
+	f = fopen(p, "r");
+	x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
+	    db_principal_add(db, role, role, sha, profiles, &id, &err) != DB_OK) {
+		fprintf(stderr, "test_cad: principal %s: %s\n", role, err.msg);
+		abort();
+	}
+	X509_free(x);
+	fclose(f);
+}
+
+static const char config_fmt[] =
+    "listen: {address: 127.0.0.1, port: %d}\n"
+    "tls: {certificate: %s/server.pem, key: %s/server.key, client_ca: %s/opca.pem}\n"
+    "database: \"%s connect_timeout=3\"\n"
+    "limits: {max_body_bytes: 16384, timeout_seconds: 20}\n"
+    "audit: {checkpoint_key: \"keyd:label=audit-p256\", checkpoint_interval_seconds: 1}\n"
+    "authorities:\n"
+    "  - {name: issuing, certificate: %s/issuing.pem, key: \"keyd:label=issuing-p256\"}\n"
+    "  - {name: codesign, certificate: %s/codesign.pem, key: \"keyd:label=codesign-p384\"}\n"
+    "key_profiles:\n"
+    "  - {name: standard, rsa_min_bits: 2048, rsa_max_bits: 4096, ec_curves: [P-256, P-384]}\n"
+    "  - {name: ec-only, ec_curves: [P-256]}\n"
+    "profiles:\n"
+    "  - name: tls-server\n"
+    "    authority: issuing\n"
+    "    key_profile: standard\n"
+    "    max_validity_days: 397\n"
+    "    key_usage: [digitalSignature, keyEncipherment]\n"
+    "    extended_key_usage: [serverAuth]\n"
+    "    subject_fields: [CN, O]\n"
+    "    san: {dns: [\"*.example.com\", example.com], ip: [\"10.*\"]}\n"
+    "    san_required: true\n"
+    "  - name: tls-client\n"
+    "    authority: issuing\n"
+    "    key_profile: standard\n"
+    "    max_validity_days: 365\n"
+    "    key_usage: [digitalSignature]\n"
+    "    extended_key_usage: [clientAuth]\n"
+    "    subject_fields: [CN, O, OU]\n"
+    "    subject_cn_required: true\n"
+    "    san: {email: [\"*@example.com\"]}\n"
+    "  - name: device\n"
+    "    authority: issuing\n"
+    "    key_profile: ec-only\n"
+    "    max_validity_days: 3650\n"
+    "    key_usage: [digitalSignature, keyAgreement]\n"
+    "    extended_key_usage: [clientAuth]\n"
+    "    subject_fields: [CN, serialNumber]\n"
+    "    subject_cn_required: true\n"
+    "    san: {uri: [\"urn:dev:*\"]}\n"
+    "  - name: email\n"
+    "    authority: issuing\n"
+    "    key_profile: standard\n"
+    "    max_validity_days: 730\n"
+    "    key_usage: [digitalSignature, keyEncipherment, nonRepudiation]\n"
+    "    extended_key_usage: [emailProtection]\n"
+    "    subject_fields: [CN, emailAddress]\n"
+    "    san: {email: [\"*@example.com\"]}\n"
+    "    san_required: true\n"
+    "  - name: code-signing\n"
+    "    authority: codesign\n"
+    "    key_profile: standard\n"
+    "    max_validity_days: 1095\n"
+    "    key_usage: [digitalSignature]\n"
+    "    extended_key_usage: [codeSigning]\n"
+    "    subject_fields: [CN, O, C]\n"
+    "    subject_cn_required: true\n";
+
+static void cad_start(void)
+{
+	char conf[512], log[512], bin[512];
+	json_t *o = NULL;
+
+	path_of(conf, sizeof(conf), "cad.yaml");
+	path_of(log, sizeof(log), "cad.log");
+	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
+	cad_pid = fork();
+	if (cad_pid < 0)
+		abort();
+	if (cad_pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+		execl(bin, bin, "--config", conf, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) {
+		long st = api(NULL, "GET", "/api/v1/health", NULL, &o);
+		json_decref(o);
+		o = NULL;
+		if (st == 200)
+			return;
+		usleep(50000);
+	}
+	fprintf(stderr, "test_cad: hsmca-cad did not become healthy; see %s\n", log);
+	abort();
+}
+
+static void setup(void)
+{
+	struct keyd_client *c;
+	struct keyd_key k;
+	struct keyd_err kerr;
+	struct db_err err = {0};
+	struct db *db = NULL;
+	EVP_PKEY *ik, *ck, *sk;
+	X509 *x;
+	char conf[8192];
+	int applied, port;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (harness_start(&h, NULL) != 0)
+		abort();
+	snprintf(dir, sizeof(dir), "%s", h.dir);
+	c = keyd_client_new(NULL, 0);
+	if (!c ||
+	    keyd_client_generate(c, "issuing-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
+	    keyd_client_generate(c, "codesign-p384", KEYD_KEY_EC, KEYD_CURVE_P384, &k, &kerr) ||
+	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+		abort();
+	keyd_client_free(c);
+	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
+		abort();
+	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
+	prov_default = OSSL_PROVIDER_load(NULL, "default");
+	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
+		abort();
+
+	/* The CAs: self-signed, their keys in keyd. */
+	ik = keyd_key("issuing-p256");
+	x = make_cert("hsmca test issuing CA", ik, NULL, ik, 1, NULL, "SHA256");
+	write_cert("issuing.pem", x);
+	X509_free(x);
+	EVP_PKEY_free(ik);
+	ck = keyd_key("codesign-p384");
+	x = make_cert("hsmca test code signing CA", ck, NULL, ck, 1, NULL, "SHA384");
+	write_cert("codesign.pem", x);
+	X509_free(x);
+	EVP_PKEY_free(ck);
+
+	/* The operator-auth CA, the server's certificate, a client certificate per role, and
+	 * one principal who is not registered. */
+	opca_key = EVP_EC_gen("P-256");
+	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, "SHA256");
+	write_cert("opca.pem", opca);
+	sk = EVP_EC_gen("P-256");
+	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", "SHA256");
+	write_cert("server.pem", x);
+	write_key("server.key", sk);
+	X509_free(x);
+	EVP_PKEY_free(sk);
+	for (int i = 0; i < NROLES; i++)
+		client_cert(roles[i]);
+	client_cert("stranger");
+
+	/* The database. */
+	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-cad.XXXXXX");
+	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
+		abort();
+	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
+	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
+	if (db_connect(owner_ci, &db, &err) != DB_OK ||
+	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
+		fprintf(stderr, "test_cad: %s\n", err.msg);
+		abort();
+	}
+	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	for (int i = 0; i < NROLES; i++)
+		register_principal(db, roles[i], !strcmp(roles[i], "ra") ? "tls-server" : "");
+	db_close(db);
+
+	port = free_port();
+	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, app_ci, dir, dir);
+	write_file("cad.yaml", conf);
+}
+
+static void cad_stop(void)
+{
+	int st;
+
+	if (cad_pid > 0) {
+		kill(cad_pid, SIGTERM);
+		waitpid(cad_pid, &st, 0);
+		if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) &&
+		    (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
+			fprintf(stderr, "test_cad: hsmca-cad exited badly (status %d)\n", st);
+		cad_pid = 0;
+	}
+}
+
+static void teardown(void)
+{
+	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
+
+	pgtest("stop", NULL);
+	run(rm, NULL);
+	X509_free(opca);
+	EVP_PKEY_free(opca_key);
+	OSSL_PROVIDER_unload(prov_keyd);
+	OSSL_PROVIDER_unload(prov_default);
+	harness_stop(&h);
+	curl_global_cleanup();
+}
+
+/* ================= slice 1: the server ================= */
+
+START_TEST(health_answers_without_credentials)
+{
+	json_t *o = NULL;
+
+	ck_assert_int_eq(api(NULL, "GET", "/api/v1/health", NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "status"), "ok");
+	json_decref(o);
+}
+END_TEST
+
+START_TEST(unknown_endpoint_and_method_get_json_errors)
+{
+	json_t *o = NULL;
+
+	ck_assert_int_eq(api("officer", "GET", "/api/v1/nope", NULL, &o), 404);
+	ck_assert_str_eq(jstr(o, "error"), "not-found");
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "DELETE", "/api/v1/certificates", NULL, &o), 405);
+	ck_assert_str_eq(jstr(o, "error"), "method-not-allowed");
+	json_decref(o);
+}
+END_TEST
+
+/* 1 if openssl s_client completes a handshake with these settings (it prints the protocol it
+ * agreed with -brief); the exit status alone depends on how the server closes. */
+static int handshake(const char *version, const char *cipher)
+{
+	char log[512], cmd[700];
+	char *argv[] = {"sh", "-c", cmd, NULL};
+
+	path_of(log, sizeof(log), "s_client.log");
+	snprintf(cmd, sizeof(cmd),
+	         "openssl s_client -brief -connect 127.0.0.1:%s %s %s %s -verify_return_error "
+	         "-CAfile %s/opca.pem </dev/null",
+	         strrchr(base_url, ':') + 1, version, cipher ? "-cipher" : "", cipher ? cipher : "",
+	         dir);
+	run(argv, log);
+	return strstr(slurp(log), "Protocol version: TLSv1") != NULL;
+}
+
+START_TEST(tls_1_2_and_1_3_are_accepted)
+{
+	ck_assert(handshake("-tls1_3", NULL));
+	ck_assert_ptr_nonnull(strstr(slurp(dir_file("s_client.log")), "TLSv1.3"));
+	ck_assert(handshake("-tls1_2", NULL));
+	ck_assert_ptr_nonnull(strstr(slurp(dir_file("s_client.log")), "Protocol version: TLSv1.2"));
+	ck_assert_ptr_nonnull(strstr(slurp(dir_file("s_client.log")), "ECDHE"));
+}
+END_TEST
+
+START_TEST(tls_1_1_and_weak_ciphers_are_refused)
+{
+	/* SECLEVEL=0 so that it is the server that refuses, not the client's own policy. */
+	ck_assert(!handshake("-tls1_1", "DEFAULT@SECLEVEL=0"));
+	ck_assert_ptr_nonnull(strstr(slurp(dir_file("s_client.log")), "alert"));
+	ck_assert(!handshake("-tls1", "DEFAULT@SECLEVEL=0"));
+	/* TLS 1.2 without forward secrecy or without AEAD. */
+	ck_assert(!handshake("-tls1_2", "AES128-SHA:AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA"
+	                                "@SECLEVEL=0"));
+}
+END_TEST
+
+START_TEST(oversized_body_is_refused_with_json)
+{
+	size_t n = 20000;
+	char *body = malloc(n + 1);
+	json_t *o = NULL;
+
+	memset(body, 'x', n);
+	body[n] = '\0';
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 413);
+	ck_assert_str_eq(jstr(o, "error"), "body-too-large");
+	json_decref(o);
+	free(body);
+}
+END_TEST
+
+/* ================= slice 2: principals, tokens, roles ================= */
+
+START_TEST(no_credentials_is_401_and_audited)
+{
+	long long before = count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'"
+	                         " AND actor = 'anonymous'");
+	json_t *o = NULL;
+
+	ck_assert_int_eq(api(NULL, "GET", "/api/v1/certificates", NULL, &o), 401);
+	ck_assert_str_eq(jstr(o, "error"), "unauthenticated");
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'"
+	                       " AND actor = 'anonymous'"),
+	                 before + 1);
+}
+END_TEST
+
+START_TEST(client_certificate_names_the_principal)
+{
+	json_t *o = NULL;
+
+	for (int i = 0; i < NROLES; i++) {
+		ck_assert_int_eq(api(roles[i], "GET", "/api/v1/whoami", NULL, &o), 200);
+		ck_assert_str_eq(jstr(o, "name"), roles[i]);
+		ck_assert_str_eq(jstr(o, "role"), roles[i]);
+		ck_assert_str_eq(jstr(o, "via"), "certificate");
+		json_decref(o);
+	}
+	/* Issued by the operator CA but not registered: 401. */
+	ck_assert_int_eq(api("stranger", "GET", "/api/v1/whoami", NULL, &o), 401);
+	json_decref(o);
+}
+END_TEST
+
+START_TEST(certificate_from_another_ca_fails_the_handshake)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = make_cert("intruder", k, NULL, k, 0, NULL, "SHA256");
+
+	write_cert("intruder.pem", x);
+	write_key("intruder.key", k);
+	ck_assert_int_eq(api("intruder", "GET", "/api/v1/whoami", NULL, NULL), 0);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(token_is_shown_once_stored_hashed_and_revocable)
+{
+	json_t *o = NULL;
+	char who[200], sql[300], hex[65], path[128], token[128];
+	unsigned char sha[32];
+	long long id;
+
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals",
+	                     "{\"name\":\"bot-1\",\"role\":\"officer\"}", &o),
+	                 201);
+	json_decref(o);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals/bot-1/tokens",
+	                     "{\"name\":\"ci\",\"expires_days\":30}", &o),
+	                 201);
+	snprintf(token, sizeof(token), "%s", jstr(o, "token"));
+	ck_assert_int_gt(strlen(token), 40);
+	id = json_integer_value(json_object_get(o, "id"));
+	snprintf(who, sizeof(who), "token:%s", token);
+	SHA256((const unsigned char *)token, strlen(token), sha);
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", sha[i]);
+	json_decref(o);
+
+	/* Only the hash is stored. */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM api_tokens WHERE token_sha256 = '\\x%s'::bytea", hex);
+	ck_assert_int_eq(count(sql), 1);
+	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "name"), "bot-1");
+	ck_assert_str_eq(jstr(o, "via"), "token");
+	json_decref(o);
+	/* Listing shows no secret. */
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/principals/bot-1/tokens", NULL, &o), 200);
+	{
+		char *text = json_dumps(o, 0);
+		ck_assert_ptr_null(strstr(text, token));
+		free(text);
+	}
+	json_decref(o);
+
+	snprintf(path, sizeof(path), "/api/v1/tokens/%lld/revoke", id);
+	ck_assert_int_eq(api("admin", "POST", path, NULL, &o), 200);
+	json_decref(o);
+	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, &o), 401);
+	json_decref(o);
+	ck_assert_int_eq(api("token:hsmca_nonsense", "GET", "/api/v1/whoami", NULL, &o), 401);
+	json_decref(o);
+}
+END_TEST
+
+START_TEST(expired_token_and_disabled_principal_are_refused)
+{
+	json_t *o = NULL;
+	char who[200];
+
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals",
+	                     "{\"name\":\"bot-2\",\"role\":\"auditor\"}", &o),
+	                 201);
+	json_decref(o);
+	ck_assert_int_eq(
+	    api("ca-admin", "POST", "/api/v1/principals/bot-2/tokens", "{\"name\":\"t\"}", &o),
+	    201);
+	snprintf(who, sizeof(who), "token:%s", jstr(o, "token"));
+	json_decref(o);
+	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, NULL), 200);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals/bot-2/disable", NULL, NULL), 200);
+	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, NULL), 401);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals/bot-2/enable", NULL, NULL), 200);
+	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, NULL), 200);
+	sql_ok("UPDATE api_tokens SET expires_at = now() - interval '1 second'"
+	       " WHERE principal_id = (SELECT id FROM principals WHERE name = 'bot-2')");
+	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, NULL), 401);
+}
+END_TEST
+
+START_TEST(admin_manages_only_the_roles_below_it)
+{
+	json_t *o = NULL;
+	long long before = count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'"
+	                         " AND action = 'principal.create' AND actor = 'admin'");
+
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals",
+	                     "{\"name\":\"boss\",\"role\":\"ca-admin\"}", &o),
+	                 403);
+	ck_assert_str_eq(jstr(o, "error"), "role-not-permitted");
+	json_decref(o);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals",
+	                     "{\"name\":\"peer\",\"role\":\"admin\"}", NULL),
+	                 403);
+	ck_assert_int_eq(count("SELECT count(*) FROM principals WHERE name IN ('boss', 'peer')"),
+	                 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'"
+	                       " AND action = 'principal.create' AND actor = 'admin'"),
+	                 before + 2);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals",
+	                     "{\"name\":\"admin-2\",\"role\":\"admin\"}", NULL),
+	                 201);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals/ca-admin/disable", NULL, NULL),
+	                 403);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals",
+	                     "{\"name\":\"admin-2\",\"role\":\"admin\"}", &o),
+	                 409);
+	json_decref(o);
+}
+END_TEST
+
+/* The permission matrix of docs/api.md: for each endpoint, the roles allowed. Bodies are
+ * harmless (invalid or naming nothing), so an allowed role gets past the role check and then
+ * a 2xx or a 4xx other than 401/403, and a refused role gets 403 role-not-permitted. */
+#define CA_ADMIN (1 << 0)
+#define ADMIN (1 << 1)
+#define OFFICER (1 << 2)
+#define AUDITOR (1 << 3)
+#define OPERATOR (1 << 4)
+#define RA (1 << 5)
+#define ANY 0x3f
+
+static const struct {
+	const char *method, *path, *body;
+	int allowed;
+} matrix[] = {
+    {"GET", "/api/v1/whoami", NULL, ANY},
+    {"GET", "/api/v1/profiles", NULL, ANY},
+    {"POST", "/api/v1/principals", "{}", CA_ADMIN | ADMIN},
+    {"GET", "/api/v1/principals", NULL, CA_ADMIN | ADMIN | AUDITOR},
+    {"GET", "/api/v1/principals/nobody", NULL, CA_ADMIN | ADMIN | AUDITOR},
+    {"POST", "/api/v1/principals/nobody/disable", NULL, CA_ADMIN | ADMIN},
+    {"POST", "/api/v1/principals/nobody/enable", NULL, CA_ADMIN | ADMIN},
+    {"POST", "/api/v1/principals/nobody/tokens", "{}", CA_ADMIN | ADMIN},
+    {"GET", "/api/v1/principals/nobody/tokens", NULL, CA_ADMIN | ADMIN | AUDITOR},
+    {"POST", "/api/v1/tokens/999999/revoke", NULL, CA_ADMIN | ADMIN},
+    {"POST", "/api/v1/certificates", "{}", OFFICER | RA},
+    {"GET", "/api/v1/certificates?limit=1", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
+    {"GET", "/api/v1/certificates/7f01", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR | RA},
+    {"POST", "/api/v1/certificates/7f01/revoke", NULL, OFFICER | RA},
+    {"POST", "/api/v1/certificates/7f01/hold", NULL, OFFICER},
+    {"POST", "/api/v1/certificates/7f01/release", NULL, OFFICER},
+    {"GET", "/api/v1/audit/verify", NULL, CA_ADMIN | AUDITOR},
+    {"GET", "/api/v1/audit?limit=1", NULL, CA_ADMIN | AUDITOR},
+};
+
+START_TEST(every_role_on_every_endpoint)
+{
+	for (size_t e = 0; e < sizeof(matrix) / sizeof(matrix[0]); e++)
+		for (int ri = 0; ri < NROLES; ri++) {
+			json_t *o = NULL;
+			long st =
+			    api(roles[ri], matrix[e].method, matrix[e].path, matrix[e].body, &o);
+			int allowed = matrix[e].allowed & (1 << ri);
+
+			if (allowed)
+				ck_assert_msg(
+				    st != 401 && st != 403 && st != 0 && st < 500,
+				    "%s %s as %s: %ld (%s), expected to pass the role check",
+				    matrix[e].method, matrix[e].path, roles[ri], st,
+				    jstr(o, "detail"));
+			else
+				ck_assert_msg(
+				    st == 403 && !strcmp(jstr(o, "error"), "role-not-permitted"),
+				    "%s %s as %s: %ld (%s), expected 403", matrix[e].method,
+				    matrix[e].path, roles[ri], st, jstr(o, "detail"));
+			json_decref(o);
+		}
+}
+END_TEST
+
+/* ================= slice 3: issuance and revocation ================= */
+
+static void verify_with_openssl(const char *pem, const char *ca_file)
+{
+	char cert[512], ca[512], log[512];
+	static int n;
+	char name[64];
+
+	snprintf(name, sizeof(name), "verify-%d-%d.pem", (int)getpid(), n++);
+	write_file(name, pem);
+	path_of(cert, sizeof(cert), name);
+	path_of(ca, sizeof(ca), ca_file);
+	path_of(log, sizeof(log), "verify.log");
+	{
+		char *argv[] = {"openssl", "verify", "-CAfile", ca, cert, NULL};
+		ck_assert_msg(run(argv, log) == 0, "openssl verify failed for %s", cert);
+	}
+}
+
+/* Check the profile's extensions in the issued certificate. */
+static X509 *check_issued(json_t *o, const char *ca_file, unsigned ku, unsigned xku)
+{
+	X509 *x = pem_cert(jstr(o, "certificate"));
+	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+	BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
+	int crit = -1;
+	BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL);
+	X509 *ca;
+	char path[512];
+	FILE *f;
+
+	verify_with_openssl(jstr(o, "certificate"), ca_file);
+	/* More than 128 random bits, positive. */
+	ck_assert_int_ge(BN_num_bits(bn), 150);
+	ck_assert(!BN_is_negative(bn));
+	ck_assert_ptr_nonnull(bc);
+	ck_assert_int_eq(crit, 1);
+	ck_assert(!bc->ca);
+	ck_assert_uint_eq(X509_get_key_usage(x), ku);
+	ck_assert(X509_get_extension_flags(x) & EXFLAG_XKUSAGE);
+	ck_assert_uint_eq(X509_get_extended_key_usage(x), xku);
+	ck_assert_ptr_nonnull(X509_get0_subject_key_id(x));
+	path_of(path, sizeof(path), ca_file);
+	f = fopen(path, "r");
+	ca = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	ck_assert_int_eq(
+	    ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(x), X509_get0_subject_key_id(ca)), 0);
+	/* The chain starts with the issuing CA. */
+	{
+		X509 *first =
+		    pem_cert(json_string_value(json_array_get(json_object_get(o, "chain"), 0)));
+		ck_assert_int_eq(X509_cmp(first, ca), 0);
+		X509_free(first);
+	}
+	X509_free(ca);
+	BASIC_CONSTRAINTS_free(bc);
+	BN_free(bn);
+	return x;
+}
+
+/* The database holds exactly the certificate the client received. */
+static void check_stored(json_t *o, const char *status)
+{
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t len;
+	struct db_cert c = {0};
+	struct db_err err = {0};
+	struct db *db = owner_db();
+	X509 *x = pem_cert(jstr(o, "certificate"));
+	unsigned char *der = NULL;
+	int n = i2d_X509(x, &der);
+
+	ck_assert_int_eq(db_serial_from_hex(jstr(o, "serial"), serial, &len), 0);
+	ck_assert_msg(db_cert_lookup(db, 0, serial, len, &c, &err) == DB_OK, "%s", err.msg);
+	ck_assert_str_eq(db_cert_status_name(c.status), status);
+	ck_assert_int_eq((int)c.der_len, n);
+	ck_assert_int_eq(memcmp(c.der, der, (size_t)n), 0);
+	OPENSSL_free(der);
+	X509_free(x);
+	db_cert_clear(&c);
+	db_close(db);
+}
+
+static int has_san(X509 *x, int type, const char *value)
+{
+	GENERAL_NAMES *g = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	int found = 0;
+
+	for (int i = 0; i < sk_GENERAL_NAME_num(g); i++) {
+		GENERAL_NAME *n = sk_GENERAL_NAME_value(g, i);
+		int t;
+		ASN1_STRING *s = GENERAL_NAME_get0_value(n, &t);
+		if (t != type)
+			continue;
+		if (t == GEN_IPADD && s->length == 4) {
+			char ip[32];
+			snprintf(ip, sizeof(ip), "%d.%d.%d.%d", s->data[0], s->data[1], s->data[2],
+			         s->data[3]);
+			found |= !strcmp(ip, value);
+		} else if (t != GEN_IPADD) {
+			found |= (size_t)s->length == strlen(value) &&
+			         !memcmp(s->data, value, strlen(value));
+		}
+	}
+	GENERAL_NAMES_free(g);
+	return found;
+}
+
+START_TEST(issue_tls_server)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	json_t *o = issue_ok("officer", "tls-server", k, "/CN=www.example.com/O=Example",
+	                     "DNS:www.example.com,DNS:example.com,IP:10.1.2.3");
+	X509 *x = check_issued(o, "issuing.pem", KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT,
+	                       XKU_SSL_SERVER);
+
+	ck_assert(has_san(x, GEN_DNS, "www.example.com"));
+	ck_assert(has_san(x, GEN_DNS, "example.com"));
+	ck_assert(has_san(x, GEN_IPADD, "10.1.2.3"));
+	ck_assert_int_le(X509_cmp_time(X509_get0_notAfter(x), NULL), 1);
+	check_stored(o, "issued");
+	X509_free(x);
+	json_decref(o);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(issue_tls_client_with_rsa)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	json_t *o = issue_ok("officer", "tls-client", k, "/CN=alice/O=Example/OU=Ops",
+	                     "email:alice@example.com");
+	X509 *x = check_issued(o, "issuing.pem", KU_DIGITAL_SIGNATURE, XKU_SSL_CLIENT);
+
+	ck_assert(has_san(x, GEN_EMAIL, "alice@example.com"));
+	check_stored(o, "issued");
+	X509_free(x);
+	json_decref(o);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(issue_device)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	json_t *o = issue_ok("officer", "device", k, "/CN=sensor-17/serialNumber=SN0017",
+	                     "URI:urn:dev:sensor-17");
+	X509 *x =
+	    check_issued(o, "issuing.pem", KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT, XKU_SSL_CLIENT);
+
+	ck_assert(has_san(x, GEN_URI, "urn:dev:sensor-17"));
+	check_stored(o, "issued");
+	X509_free(x);
+	json_decref(o);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(issue_email)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-384");
+	json_t *o = issue_ok("officer", "email", k, "/CN=Bob/emailAddress=bob@example.com",
+	                     "email:bob@example.com");
+	X509 *x = check_issued(o, "issuing.pem",
+	                       KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT | KU_NON_REPUDIATION,
+	                       XKU_SMIME);
+
+	ck_assert(has_san(x, GEN_EMAIL, "bob@example.com"));
+	check_stored(o, "issued");
+	X509_free(x);
+	json_decref(o);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(issue_code_signing_from_a_p384_ca)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+	json_t *o = issue_ok("officer", "code-signing", k, "/CN=Release key/O=Example/C=DE", NULL);
+	X509 *x = check_issued(o, "codesign.pem", KU_DIGITAL_SIGNATURE, XKU_CODE_SIGN);
+
+	/* A P-384 CA signs with SHA-384. */
+	ck_assert_int_eq(X509_get_signature_nid(x), NID_ecdsa_with_SHA384);
+	ck_assert_int_lt(X509_get_ext_by_NID(x, NID_subject_alt_name, -1), 0);
+	check_stored(o, "issued");
+	X509_free(x);
+	json_decref(o);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+/* Each bad request: status and error code, and nothing issued. */
+static void refused(const char *who, const char *body, long status, const char *error)
+{
+	long long before = count("SELECT count(*) FROM certificates");
+	long long denied = count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'");
+	json_t *o = NULL;
+	long st = api(who, "POST", "/api/v1/certificates", body, &o);
+
+	ck_assert_msg(st == status && !strcmp(jstr(o, "error"), error),
+	              "expected %ld %s, got %ld %s (%s)", status, error, st, jstr(o, "error"),
+	              jstr(o, "detail"));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), before);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'"),
+	                 denied + 1);
+}
+
+static void refused_csr(const char *profile, EVP_PKEY *k, const char *subject, const char *san,
+                        const char *error)
+{
+	char *csr = make_csr(k, subject, san), *body = issue_body(profile, csr);
+
+	refused("officer", body, 400, error);
+	free(body);
+	free(csr);
+}
+
+START_TEST(bad_requests_change_nothing)
+{
+	EVP_PKEY *p256 = EVP_EC_gen("P-256");
+	EVP_PKEY *rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+	EVP_PKEY *p521 = EVP_EC_gen("P-521");
+	char *csr, *body, *bad;
+
+	refused("officer", "{not json", 400, "malformed-json");
+	refused("officer", "[1,2]", 400, "malformed-json");
+	refused("officer", "{\"profile\":\"tls-server\"}", 400, "bad-request");
+	refused("officer", "{\"profile\":\"tls-server\",\"csr\":\"x\",\"extra\":1}", 400,
+	        "unknown-field");
+	refused("officer",
+	        "{\"profile\":\"tls-server\",\"csr\":\"-----BEGIN CERTIFICATE "
+	        "REQUEST-----\\nAAAA\\n-----END CERTIFICATE REQUEST-----\\n\"}",
+	        400, "bad-csr");
+	csr = make_csr(p256, "/CN=www.example.com", "DNS:www.example.com");
+	body = issue_body("no-such-profile", csr);
+	refused("officer", body, 400, "unknown-profile");
+	free(body);
+	/* A signature that does not match: flip a byte inside the signature. */
+	{
+		BIO *b = BIO_new_mem_buf(csr, -1);
+		X509_REQ *req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+		unsigned char *der = NULL, *p;
+		int n = i2d_X509_REQ(req, &der);
+		BIO *out = BIO_new(BIO_s_mem());
+		char *data;
+		long len;
+		X509_REQ *bent;
+
+		der[n - 5] ^= 0x01;
+		p = der;
+		bent = d2i_X509_REQ(NULL, (const unsigned char **)&p, n);
+		ck_assert_ptr_nonnull(bent);
+		PEM_write_bio_X509_REQ(out, bent);
+		len = BIO_get_mem_data(out, &data);
+		bad = strndup(data, (size_t)len);
+		body = issue_body("tls-server", bad);
+		refused("officer", body, 400, "csr-signature-invalid");
+		free(body);
+		free(bad);
+		X509_REQ_free(bent);
+		X509_REQ_free(req);
+		OPENSSL_free(der);
+		BIO_free(out);
+		BIO_free(b);
+	}
+	free(csr);
+	refused_csr("tls-server", rsa1024, "/CN=www.example.com", "DNS:www.example.com",
+	            "key-not-allowed");
+	refused_csr("tls-server", p521, "/CN=www.example.com", "DNS:www.example.com",
+	            "key-not-allowed");
+	refused_csr("device", rsa1024, "/CN=d1", "URI:urn:dev:d1", "key-not-allowed");
+	refused_csr("tls-server", p256, "/CN=www.evil.com", "DNS:www.evil.com", "name-not-allowed");
+	refused_csr("tls-server", p256, "/CN=a.example.com", "DNS:a.b.example.com",
+	            "name-not-allowed");
+	refused_csr("tls-server", p256, "/CN=x", "IP:192.168.1.1", "name-not-allowed");
+	refused_csr("tls-server", p256, "/CN=www.example.com/OU=Nope", "DNS:www.example.com",
+	            "name-not-allowed");
+	refused_csr("tls-server", p256, "/CN=www.example.com", NULL, "name-not-allowed");
+	refused_csr("tls-client", p256, "/O=Example", NULL, "name-not-allowed");
+	refused_csr("tls-client", p256, "/CN=a", "DNS:www.example.com", "name-not-allowed");
+	EVP_PKEY_free(p256);
+	EVP_PKEY_free(rsa1024);
+	EVP_PKEY_free(p521);
+}
+END_TEST
+
+START_TEST(validity_is_bounded_by_the_profile)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char *csr = make_csr(k, "/CN=v.example.com", "DNS:v.example.com");
+	json_t *b =
+	    json_pack("{s:s, s:s, s:i}", "profile", "tls-server", "csr", csr, "validity_days", 398);
+	char *body = json_dumps(b, 0);
+	json_t *o = NULL;
+
+	refused("officer", body, 400, "validity-not-allowed");
+	free(body);
+	json_object_set_new(b, "validity_days", json_integer(30));
+	body = json_dumps(b, 0);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 201);
+	{
+		X509 *x = pem_cert(jstr(o, "certificate"));
+		int days, secs;
+		ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x));
+		ck_assert_int_eq(days, 30);
+		X509_free(x);
+	}
+	json_decref(o);
+	json_decref(b);
+	free(body);
+	free(csr);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(ra_issues_and_revokes_only_in_granted_profiles)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char *csr = make_csr(k, "/CN=dev-9", "URI:urn:dev:dev-9"),
+	     *body = issue_body("device", csr);
+	json_t *o = issue_ok("ra", "tls-server", k, "/CN=ra.example.com", "DNS:ra.example.com");
+	json_t *d;
+	char path[128];
+
+	refused("ra", body, 403, "profile-not-granted");
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/revoke", jstr(o, "serial"));
+	ck_assert_int_eq(api("ra", "POST", path, "{\"reason\":\"superseded\"}", NULL), 200);
+	/* A device certificate by an officer is outside ra's grant. */
+	d = issue_ok("officer", "device", k, "/CN=dev-9", "URI:urn:dev:dev-9");
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/revoke", jstr(d, "serial"));
+	ck_assert_int_eq(api("ra", "POST", path, NULL, NULL), 403);
+	check_stored(d, "issued");
+	json_decref(d);
+	json_decref(o);
+	free(body);
+	free(csr);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(hold_release_revoke_are_durable_and_announced)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	json_t *o = issue_ok("officer", "tls-server", k, "/CN=r.example.com", "DNS:r.example.com");
+	struct db_revocation_event ev;
+	struct db_err err = {0};
+	struct db *listener = NULL;
+	char path[160], serial[64];
+	json_t *r = NULL;
+	int got = 0;
+
+	snprintf(serial, sizeof(serial), "%s", jstr(o, "serial"));
+	ck_assert_int_eq(db_connect(app_ci, &listener, &err), DB_OK);
+	ck_assert_int_eq(db_revocations_listen(listener, &err), DB_OK);
+
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/hold", serial);
+	ck_assert_int_eq(api("officer", "POST", path, NULL, &r), 200);
+	ck_assert_str_eq(jstr(r, "status"), "hold");
+	ck_assert_str_eq(jstr(r, "revocation_reason"), "certificateHold");
+	json_decref(r);
+	ck_assert_int_eq(db_revocation_next(listener, 5000, &ev, &got, &err), DB_OK);
+	ck_assert_int_eq(got, 1);
+	ck_assert_int_eq(ev.status, DB_CERT_HOLD);
+
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/release", serial);
+	ck_assert_int_eq(api("officer", "POST", path, NULL, &r), 200);
+	ck_assert_str_eq(jstr(r, "status"), "issued");
+	json_decref(r);
+	ck_assert_int_eq(db_revocation_next(listener, 5000, &ev, &got, &err), DB_OK);
+	ck_assert_int_eq(ev.status, DB_CERT_ISSUED);
+
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/revoke", serial);
+	ck_assert_int_eq(api("officer", "POST", path,
+	                     "{\"reason\":\"keyCompromise\","
+	                     "\"invalidity_date\":\"2026-01-01T00:00:00Z\"}",
+	                     &r),
+	                 200);
+	ck_assert_str_eq(jstr(r, "status"), "revoked");
+	ck_assert_str_eq(jstr(r, "revocation_reason"), "keyCompromise");
+	ck_assert_str_eq(jstr(r, "invalidity_date"), "2026-01-01T00:00:00Z");
+	json_decref(r);
+	ck_assert_int_eq(db_revocation_next(listener, 5000, &ev, &got, &err), DB_OK);
+	ck_assert_int_eq(ev.status, DB_CERT_REVOKED);
+	/* Durable when answered: the database says so from another connection. */
+	check_stored(o, "revoked");
+	/* Each change is in the audit log, with who did it. */
+	{
+		char sql[300];
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM audit_log WHERE object = '%s' AND actor = 'officer'"
+		         " AND outcome = 'success'",
+		         serial);
+		ck_assert_int_eq(count(sql), 4); /* issue, hold, release, revoke */
+	}
+	/* Held or released again: refused, revoked again: no change. */
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/hold", serial);
+	ck_assert_int_eq(api("officer", "POST", path, NULL, &r), 409);
+	json_decref(r);
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/revoke", serial);
+	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"certificateHold\"}", &r), 400);
+	json_decref(r);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates/7e0011/revoke", NULL, &r),
+	                 404);
+	ck_assert_str_eq(jstr(r, "error"), "unknown-serial");
+	json_decref(r);
+	db_close(listener);
+	json_decref(o);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(show_and_list_with_filters_and_paging)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	json_t *a =
+	    issue_ok("officer", "tls-server", k, "/CN=list.example.com", "DNS:list.example.com");
+	json_t *b =
+	    issue_ok("officer", "tls-server", k, "/CN=list.example.com", "DNS:list.example.com");
+	json_t *o = NULL;
+	char path[256];
+	long long next;
+
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s", jstr(a, "serial"));
+	ck_assert_int_eq(api("auditor", "GET", path, NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "certificate"), jstr(a, "certificate"));
+	ck_assert_str_eq(jstr(o, "profile"), "tls-server");
+	json_decref(o);
+
+	ck_assert_int_eq(
+	    api("auditor", "GET", "/api/v1/certificates?san=list.example.com&limit=1", NULL, &o),
+	    200);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "certificates")), 1);
+	ck_assert_str_eq(jstr(json_array_get(json_object_get(o, "certificates"), 0), "serial"),
+	                 jstr(a, "serial"));
+	next = json_integer_value(json_object_get(o, "next"));
+	ck_assert_int_gt(next, 0);
+	json_decref(o);
+	snprintf(path, sizeof(path), "/api/v1/certificates?san=list.example.com&limit=1&after=%lld",
+	         next);
+	ck_assert_int_eq(api("auditor", "GET", path, NULL, &o), 200);
+	ck_assert_str_eq(jstr(json_array_get(json_object_get(o, "certificates"), 0), "serial"),
+	                 jstr(b, "serial"));
+	json_decref(o);
+	ck_assert_int_eq(
+	    api("auditor", "GET",
+	        "/api/v1/certificates?subject=CN%3Dlist.example.com&status=issued"
+	        "&expires_after=2020-01-01T00:00:00Z&expires_before=2099-01-01T00:00:00Z",
+	        NULL, &o),
+	    200);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "certificates")), 2);
+	json_decref(o);
+	/* Substrings, case-insensitive; the profile exactly; LIKE wildcards are literal. */
+	ck_assert_int_eq(
+	    api("auditor", "GET",
+	        "/api/v1/certificates?subject=LIST.EXAMPLE&san=st.exam&profile=tls-server", NULL,
+	        &o),
+	    200);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "certificates")), 2);
+	json_decref(o);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/certificates?san=list%25example", NULL, &o),
+	                 200);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "certificates")), 0);
+	json_decref(o);
+	ck_assert_int_eq(api("auditor", "GET",
+	                     "/api/v1/certificates?san=list.example.com&profile=device", NULL, &o),
+	                 200);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "certificates")), 0);
+	json_decref(o);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/certificates?profile=nope", NULL, &o), 400);
+	json_decref(o);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/certificates?status=bogus", NULL, &o), 400);
+	json_decref(o);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/certificates/zz", NULL, &o), 400);
+	json_decref(o);
+	json_decref(a);
+	json_decref(b);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(audit_verifies_and_exports)
+{
+	json_t *o = NULL;
+
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/audit/verify", NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "finding"), "intact");
+	ck_assert_int_gt(json_integer_value(json_object_get(o, "entries")), 0);
+	json_decref(o);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/audit?limit=2", NULL, &o), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "entries")), 2);
+	ck_assert_str_eq(jstr(json_array_get(json_object_get(o, "entries"), 0), "action"),
+	                 "authority.register");
+	json_decref(o);
+}
+END_TEST
+
+START_TEST(log_never_shows_a_token)
+{
+	char log[512], cmd[700];
+
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals",
+	                     "{\"name\":\"bot-3\",\"role\":\"auditor\"}", NULL),
+	                 201);
+	ck_assert_int_eq(
+	    api("ca-admin", "POST", "/api/v1/principals/bot-3/tokens", "{\"name\":\"t\"}", NULL),
+	    201);
+	path_of(log, sizeof(log), "cad.log");
+	snprintf(cmd, sizeof(cmd),
+	         "grep -q 'status=201 principal=ca-admin' %s && ! grep -q hsmca_ %s", log, log);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* ================= the command line ================= */
+
+static char cli_out[512], cli_err[512];
+
+/* Run hsmca with the API variables for who (a role, or "token:SECRET"); NULL-terminated
+ * arguments after the command. stdout and stderr go to cli_out and cli_err. */
+static int cli(const char *who, ...)
+{
+	char *argv[24], url[160], ca[512], cert[512], key[512];
+	const char *bin = getenv("HSMCA_CLI_BIN");
+	va_list ap;
+	pid_t pid;
+	int n = 0, st;
+
+	path_of(cli_out, sizeof(cli_out), "cli.out");
+	path_of(cli_err, sizeof(cli_err), "cli.err");
+	argv[n++] = (char *)bin;
+	va_start(ap, who);
+	while (n < 23 && (argv[n] = va_arg(ap, char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		int o = open(cli_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(cli_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(o, 1);
+		dup2(e, 2);
+		snprintf(url, sizeof(url), "%s", base_url);
+		path_of(ca, sizeof(ca), "opca.pem");
+		setenv("HSMCA_API_URL", url, 1);
+		setenv("HSMCA_CA_BUNDLE", ca, 1);
+		unsetenv("HSMCA_API_TOKEN");
+		unsetenv("HSMCA_CLIENT_CERT");
+		unsetenv("HSMCA_CLIENT_KEY");
+		if (who && !strncmp(who, "token:", 6)) {
+			setenv("HSMCA_API_TOKEN", who + 6, 1);
+		} else if (who) {
+			snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
+			snprintf(key, sizeof(key), "%s/%s.key", dir, who);
+			setenv("HSMCA_CLIENT_CERT", cert, 1);
+			setenv("HSMCA_CLIENT_KEY", key, 1);
+		}
+		execv(bin, argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(cli_issues_shows_lists_and_revokes)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char *csr = make_csr(k, "/CN=cli.example.com", "DNS:cli.example.com");
+	char csr_path[512], serial[64], *pem, *p;
+
+	write_file("cli.csr", csr);
+	path_of(csr_path, sizeof(csr_path), "cli.csr");
+	ck_assert_int_eq(
+	    cli("officer", "issue", "--profile", "tls-server", "--csr", csr_path, NULL), 0);
+	pem = strdup(slurp(cli_out));
+	ck_assert_ptr_nonnull(strstr(pem, "-----BEGIN CERTIFICATE-----"));
+	verify_with_openssl(pem, "issuing.pem");
+	p = strstr(slurp(cli_err), "issued serial ");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sscanf(p, "issued serial %63s", serial), 1);
+
+	ck_assert_int_eq(cli("auditor", "show", serial, "--pem", NULL), 0);
+	ck_assert_str_eq(slurp(cli_out), pem);
+	ck_assert_int_eq(cli("officer", "revoke", serial, "--reason", "keyCompromise", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "revoked"));
+	ck_assert_int_eq(
+	    cli("auditor", "list", "--status", "revoked", "--san", "cli.example.com", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), serial));
+	/* Errors: a message on stderr and a non-zero status. */
+	ck_assert_int_eq(cli("officer", "hold", serial, NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "wrong-state"));
+	ck_assert_int_eq(cli("officer", "issue", "--profile", "nope", "--csr", csr_path, NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "unknown-profile"));
+	ck_assert_int_eq(cli("auditor", "revoke", serial, "--reason", "superseded", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "role-not-permitted"));
+	ck_assert_int_eq(cli(NULL, "list", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "no credentials"));
+	ck_assert_int_eq(cli("officer", "revoke", serial, NULL), 2);
+	ck_assert_int_eq(cli("officer", "issue", "--help", NULL), 0);
+	free(pem);
+	free(csr);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(cli_manages_principals_and_tokens_and_reads_the_audit_log)
+{
+	char token[200], who[220];
+
+	ck_assert_int_eq(cli("ca-admin", "principal", "add", "cli-bot", "--role", "auditor", NULL),
+	                 0);
+	ck_assert_int_eq(
+	    cli("admin", "token", "create", "cli-bot", "--name", "ci", "--days", "7", NULL), 0);
+	ck_assert_int_eq(sscanf(slurp(cli_out), "%199s", token), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "not shown again"));
+	snprintf(who, sizeof(who), "token:%s", token);
+	ck_assert_int_eq(cli(who, "audit", "verify", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "audit log intact"));
+	ck_assert_int_eq(cli(who, "audit", "export", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"action\":\"authority.register\""));
+	ck_assert_int_eq(cli("auditor", "principal", "list", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "cli-bot"));
+	ck_assert_int_eq(cli("auditor", "token", "list", "cli-bot", NULL), 0);
+	ck_assert_ptr_null(strstr(slurp(cli_out), token));
+	ck_assert_int_eq(cli("ca-admin", "principal", "disable", "cli-bot", NULL), 0);
+	ck_assert_int_eq(cli(who, "audit", "verify", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "disabled"));
+	ck_assert_int_eq(cli("auditor", "profiles", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "code-signing"));
+}
+END_TEST
+
+START_TEST(audit_checkpoints_are_signed_and_checked)
+{
+	json_t *o = NULL, *sigs;
+	PGresult *r;
+	struct db *db;
+	char sql[700], seq[32], sig[400];
+
+	for (int i = 0; i < 100 && count("SELECT count(*) FROM audit_checkpoints") == 0; i++)
+		usleep(100000);
+	ck_assert_int_gt(count("SELECT count(*) FROM audit_checkpoints"), 0);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/audit/verify", NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "finding"), "intact");
+	sigs = json_object_get(o, "checkpoint_signatures");
+	ck_assert_int_gt(json_integer_value(json_object_get(sigs, "valid")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(sigs, "invalid")), 0);
+	json_decref(o);
+
+	/* Forge one checkpoint's signature (as the owner, triggers off), then put it back. */
+	db = owner_db();
+	r = PQexec(db_pgconn(db), "SELECT seq, encode(signature, 'hex') FROM audit_checkpoints"
+	                          " ORDER BY seq LIMIT 1");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	snprintf(seq, sizeof(seq), "%s", PQgetvalue(r, 0, 0));
+	snprintf(sig, sizeof(sig), "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	db_close(db);
+	snprintf(sql, sizeof(sql),
+	         "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER;"
+	         " UPDATE audit_checkpoints SET signature = decode('%.*s' || "
+	         "CASE substr('%s', %d, 1) WHEN '0' THEN '1' ELSE '0' END, 'hex') WHERE seq = %s;"
+	         " ALTER TABLE audit_checkpoints ENABLE TRIGGER USER",
+	         (int)strlen(sig) - 1, sig, sig, (int)strlen(sig), seq);
+	sql_ok(sql);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/audit/verify", NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "finding"), "bad-checkpoint-signature");
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "seq")), atoll(seq));
+	json_decref(o);
+	ck_assert_int_eq(cli("auditor", "audit", "verify", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "bad-checkpoint-signature"));
+	snprintf(sql, sizeof(sql),
+	         "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER;"
+	         " UPDATE audit_checkpoints SET signature = decode('%s', 'hex') WHERE seq = %s;"
+	         " ALTER TABLE audit_checkpoints ENABLE TRIGGER USER",
+	         sig, seq);
+	sql_ok(sql);
+	ck_assert_int_eq(cli("auditor", "audit", "verify", NULL), 0);
+}
+END_TEST
+
+/* ================= outages ================= */
+
+START_TEST(database_down_is_503_then_service_resumes)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char *csr = make_csr(k, "/CN=pg.example.com", "DNS:pg.example.com");
+	char *body = issue_body("tls-server", csr);
+	json_t *o = NULL;
+	time_t t0;
+
+	ck_assert_int_eq(pgtest("stop", NULL), 0);
+	t0 = time(NULL);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 503);
+	ck_assert_str_eq(jstr(o, "error"), "database-unavailable");
+	ck_assert_int_le(time(NULL) - t0, 5);
+	json_decref(o);
+	ck_assert_int_eq(api(NULL, "GET", "/api/v1/health", NULL, NULL), 503);
+	ck_assert_int_eq(pgtest("start", "--fast"), 0);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 201);
+	check_stored(o, "issued");
+	json_decref(o);
+	free(body);
+	free(csr);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(keyd_down_is_503_nothing_signed_then_service_resumes)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char *csr = make_csr(k, "/CN=kd.example.com", "DNS:kd.example.com");
+	char *body = issue_body("tls-server", csr);
+	long long issued = count("SELECT count(*) FROM certificates WHERE status = 'issued'");
+	json_t *o = NULL;
+
+	/* A stopped keyd: it accepts connections but never answers. */
+	ck_assert_int_eq(kill(h.keyd_pid, SIGSTOP), 0);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 503);
+	ck_assert_str_eq(jstr(o, "error"), "keyd-unavailable");
+	json_decref(o);
+	kill(h.keyd_pid, SIGCONT);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'issued'"),
+	                 issued);
+	/* The reservation is recorded as failed: nothing signed that the database lacks. */
+	ck_assert_int_ge(count("SELECT count(*) FROM certificates WHERE status = 'failed'"), 1);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 201);
+	json_decref(o);
+	free(body);
+	free(csr);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+/* ================= crashes (invariant 2) ================= */
+
+/* Start an issuance in a child process; returns its pid. The child exits 0 iff it received
+ * no certificate. */
+static pid_t issue_in_background(const char *cn)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char subject[128], san[128], *csr, *body;
+	pid_t pid;
+
+	snprintf(subject, sizeof(subject), "/CN=%s", cn);
+	snprintf(san, sizeof(san), "DNS:%s", cn);
+	csr = make_csr(k, subject, san);
+	body = issue_body("tls-server", csr);
+	pid = fork();
+	if (pid == 0) {
+		json_t *o = NULL;
+		long st = api("officer", "POST", "/api/v1/certificates", body, &o);
+		_exit(st == 201 || (o && json_object_get(o, "certificate")) ? 1 : 0);
+	}
+	free(body);
+	free(csr);
+	EVP_PKEY_free(k);
+	return pid;
+}
+
+static long long wait_for(const char *sql)
+{
+	long long n = 0;
+
+	for (int i = 0; i < 200 && (n = count(sql)) == 0; i++)
+		usleep(50000);
+	return n;
+}
+
+START_TEST(killed_between_reserve_and_sign_leaves_a_reservation)
+{
+	pid_t client;
+	int st;
+
+	ck_assert_int_eq(kill(h.keyd_pid, SIGSTOP), 0);
+	client = issue_in_background("crash1.example.com");
+	ck_assert_int_eq(wait_for("SELECT count(*) FROM certificates WHERE status = 'reserved'"
+	                          " AND subject = 'CN=crash1.example.com'"),
+	                 1);
+	kill(cad_pid, SIGKILL);
+	kill(h.keyd_pid, SIGCONT);
+	ck_assert_int_eq(waitpid(client, &st, 0), client);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the client got a certificate");
+	/* The database knows the serial and contents: OCSP and CRL can account for it. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'reserved'"
+	                       " AND der IS NULL AND subject = 'CN=crash1.example.com'"),
+	                 1);
+}
+END_TEST
+
+START_TEST(killed_between_sign_and_store_leaves_a_reservation)
+{
+	struct db *db = owner_db();
+	PGresult *r;
+	pid_t client;
+	int st;
+
+	ck_assert_int_eq(kill(h.keyd_pid, SIGSTOP), 0);
+	client = issue_in_background("crash2.example.com");
+	ck_assert_int_eq(wait_for("SELECT count(*) FROM certificates WHERE status = 'reserved'"
+	                          " AND subject = 'CN=crash2.example.com'"),
+	                 1);
+	/* Hold the row, let keyd sign, and wait until cad waits to store the signed DER. */
+	r = PQexec(db_pgconn(db), "BEGIN; SELECT id FROM certificates"
+	                          " WHERE subject = 'CN=crash2.example.com' FOR UPDATE");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	kill(h.keyd_pid, SIGCONT);
+	ck_assert_int_eq(wait_for("SELECT count(*) FROM pg_locks WHERE NOT granted"), 1);
+	kill(cad_pid, SIGKILL);
+	PQclear(PQexec(db_pgconn(db), "ROLLBACK"));
+	db_close(db);
+	ck_assert_int_eq(waitpid(client, &st, 0), client);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the client got a certificate");
+	/* Signed but never stored or delivered: still reserved, so still accounted for. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'reserved'"
+	                       " AND der IS NULL AND subject = 'CN=crash2.example.com'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'issued'"
+	                       " AND subject = 'CN=crash2.example.com'"),
+	                 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("cad");
+	TCase *tc = tcase_create("cad");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_unchecked_fixture(tc, cad_start, cad_stop);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, health_answers_without_credentials);
+	tcase_add_test(tc, unknown_endpoint_and_method_get_json_errors);
+	tcase_add_test(tc, tls_1_2_and_1_3_are_accepted);
+	tcase_add_test(tc, tls_1_1_and_weak_ciphers_are_refused);
+	tcase_add_test(tc, oversized_body_is_refused_with_json);
+	tcase_add_test(tc, no_credentials_is_401_and_audited);
+	tcase_add_test(tc, client_certificate_names_the_principal);
+	tcase_add_test(tc, certificate_from_another_ca_fails_the_handshake);
+	tcase_add_test(tc, token_is_shown_once_stored_hashed_and_revocable);
+	tcase_add_test(tc, expired_token_and_disabled_principal_are_refused);
+	tcase_add_test(tc, admin_manages_only_the_roles_below_it);
+	tcase_add_test(tc, every_role_on_every_endpoint);
+	tcase_add_test(tc, issue_tls_server);
+	tcase_add_test(tc, issue_tls_client_with_rsa);
+	tcase_add_test(tc, issue_device);
+	tcase_add_test(tc, issue_email);
+	tcase_add_test(tc, issue_code_signing_from_a_p384_ca);
+	tcase_add_test(tc, bad_requests_change_nothing);
+	tcase_add_test(tc, validity_is_bounded_by_the_profile);
+	tcase_add_test(tc, ra_issues_and_revokes_only_in_granted_profiles);
+	tcase_add_test(tc, hold_release_revoke_are_durable_and_announced);
+	tcase_add_test(tc, show_and_list_with_filters_and_paging);
+	tcase_add_test(tc, audit_verifies_and_exports);
+	tcase_add_test(tc, log_never_shows_a_token);
+	tcase_add_test(tc, cli_issues_shows_lists_and_revokes);
+	tcase_add_test(tc, cli_manages_principals_and_tokens_and_reads_the_audit_log);
+	tcase_add_test(tc, audit_checkpoints_are_signed_and_checked);
+	tcase_add_test(tc, database_down_is_503_then_service_resumes);
+	tcase_add_test(tc, keyd_down_is_503_nothing_signed_then_service_resumes);
+	suite_add_tcase(s, tc);
+	/* Each crash kills hsmca-cad: a fresh set-up apiece. */
+	tc = tcase_create("crash-before-sign");
+	tcase_add_unchecked_fixture(tc, cad_start, cad_stop);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, killed_between_reserve_and_sign_leaves_a_reservation);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("crash-before-store");
+	tcase_add_unchecked_fixture(tc, cad_start, cad_stop);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, killed_between_sign_and_store_leaves_a_reservation);
+	suite_add_tcase(s, tc);
+	/* One environment (keyd, PostgreSQL, certificates) for the whole suite, made and removed
+	 * here in the parent so that no failing test can leave a server behind. */
+	setup();
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	teardown();
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,1264 @@
+/*
+ * The PostgreSQL data layer end to end, each test case on a private cluster of its own
+ * (tests/pg/pgtest): migrations, serial uniqueness, the certificate lifecycle, the audit
+ * log's protection and tamper detection, revocation announcements, hostile text.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "db.h"
+
+/* ---- the private cluster (unchecked fixture: set up and torn down in the parent, so a
+ * failing test cannot leave a server behind) ---- */
+
+static char pgdir[128];
+static char owner_ci[512], app_ci[512];
+
+/* Run argv; stdout to out_path (or /dev/null), stderr to err_path (or inherited). Extra
+ * environment "NAME=value" in env (NULL-terminated, may be NULL). Returns the exit status. */
+static int run(char *const argv[], const char *out_path, const char *err_path, char *const env[])
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int out =
+		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(out, 1);
+		if (err_path) {
+			int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			dup2(e, 2);
+		}
+		for (char *const *e = env; e && *e; e++)
+			putenv(*e);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int pgtest(const char *cmd, const char *opt)
+{
+	char script[512];
+	const char *src = getenv("HSMCA_SRC");
+	char *argv[5];
+	int n = 0;
+
+	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", src ? src : ".");
+	argv[n++] = script;
+	argv[n++] = (char *)cmd;
+	if (opt)
+		argv[n++] = (char *)opt;
+	argv[n++] = pgdir;
+	argv[n] = NULL;
+	return run(argv, NULL, NULL, NULL);
+}
+
+static void cluster_start(void)
+{
+	const char *tmp = "/tmp"; /* the socket path must stay short; TMPDIR may not be */
+
+	snprintf(pgdir, sizeof(pgdir), "%s/hsmca-db.XXXXXX", tmp);
+	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
+		ck_abort_msg("could not start a private PostgreSQL in %s", pgdir);
+	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
+	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
+}
+
+static void cluster_stop(void)
+{
+	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
+
+	pgtest("stop", NULL);
+	run(rm, NULL, NULL, NULL);
+}
+
+/* ---- helpers ---- */
+
+static struct db *connect_as(const char *ci)
+{
+	struct db_err err = {0};
+	struct db *db = NULL;
+
+	ck_assert_msg(db_connect(ci, &db, &err) == DB_OK, "connect: %s", err.msg);
+	return db;
+}
+
+static void sql_ok(struct db *db, const char *sql)
+{
+	PGresult *r = PQexec(db_pgconn(db), sql);
+	ExecStatusType st = PQresultStatus(r);
+
+	ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
+	              PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+/* sql must fail with SQLSTATE state; returns nothing, asserts. */
+static void sql_fails(struct db *db, const char *sql, const char *state)
+{
+	PGresult *r = PQexec(db_pgconn(db), sql);
+	const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR, "%s succeeded", sql);
+	ck_assert_msg(got && !strcmp(got, state), "%s: SQLSTATE %s, expected %s (%s)", sql,
+	              got ? got : "none", state, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+static long long sql_count(struct db *db, const char *sql)
+{
+	PGresult *r = PQexec(db_pgconn(db), sql);
+	long long n;
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+	n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+/* Migrate as the owner and let hsmca_app log in (pgtest's cluster trusts its socket). */
+static struct db *schema_ready(void)
+{
+	struct db *owner = connect_as(owner_ci);
+	struct db_err err = {0};
+	int applied;
+
+	ck_assert_msg(db_migrate(owner, NULL, NULL, &applied, &err) == DB_OK, "%s", err.msg);
+	sql_ok(owner, "ALTER ROLE hsmca_app LOGIN");
+	return owner;
+}
+
+struct ca {
+	EVP_PKEY *key;
+	X509 *cert;
+	int32_t id;
+};
+
+static EVP_PKEY *ec_key(void)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	ck_assert_ptr_nonnull(k);
+	return k;
+}
+
+static X509 *make_cert(X509_NAME *subject, const X509_NAME *issuer, EVP_PKEY *pub, EVP_PKEY *signer,
+                       const uint8_t *serial, size_t serial_len)
+{
+	X509 *x = X509_new();
+	BIGNUM *bn = BN_bin2bn(serial, (int)serial_len, NULL);
+	ASN1_INTEGER *ai = BN_to_ASN1_INTEGER(bn, NULL);
+
+	ck_assert(x && ai);
+	X509_set_version(x, X509_VERSION_3);
+	X509_set_serialNumber(x, ai);
+	X509_set_subject_name(x, subject);
+	X509_set_issuer_name(x, issuer);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, pub);
+	ck_assert(X509_sign(x, signer, EVP_sha256()) > 0);
+	ASN1_INTEGER_free(ai);
+	BN_free(bn);
+	return x;
+}
+
+static X509_NAME *name_cn(const char *cn)
+{
+	X509_NAME *n = X509_NAME_new();
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+	return n;
+}
+
+/* A self-signed CA, registered as authority "name". */
+static void ca_make(struct db *db, const char *name, struct ca *ca)
+{
+	static const uint8_t one[] = {1};
+	uint8_t ski[20], *subj = NULL, *der = NULL;
+	X509_NAME *n = name_cn(name);
+	struct db_authority a = {0};
+	struct db_err err = {0};
+	int subj_len, der_len;
+
+	ca->key = ec_key();
+	ca->cert = make_cert(n, n, ca->key, ca->key, one, 1);
+	subj_len = i2d_X509_NAME(n, &subj);
+	der_len = i2d_X509(ca->cert, &der);
+	memset(ski, name[0], sizeof(ski));
+	a.name = (char *)name;
+	a.subject = (char *)name;
+	a.subject_der = subj;
+	a.subject_der_len = (size_t)subj_len;
+	a.ski = ski;
+	a.ski_len = sizeof(ski);
+	a.cert_der = der;
+	a.cert_der_len = (size_t)der_len;
+	a.key_label = "ca-key";
+	ck_assert_msg(db_authority_add(db, &a, &ca->id, &err) == DB_OK, "%s", err.msg);
+	ck_assert_int_gt(ca->id, 0);
+	OPENSSL_free(subj);
+	OPENSSL_free(der);
+	X509_NAME_free(n);
+}
+
+static void ca_free(struct ca *ca)
+{
+	X509_free(ca->cert);
+	EVP_PKEY_free(ca->key);
+}
+
+static void spki_hash(EVP_PKEY *k, uint8_t out[32])
+{
+	uint8_t *der = NULL;
+	int n = i2d_PUBKEY(k, &der);
+	unsigned int len;
+
+	ck_assert(n > 0 && EVP_Digest(der, (size_t)n, out, &len, EVP_sha256(), NULL));
+	OPENSSL_free(der);
+}
+
+static const struct db_san default_sans[] = {
+    {DB_SAN_DNS, "www.example.com", 15},
+    {DB_SAN_IP, "192.0.2.7", 9},
+};
+
+/* A request for a leaf key under ca with serial; subject "CN=leaf". */
+static struct db_cert_request request(const struct ca *ca, const uint8_t *serial, size_t len,
+                                      EVP_PKEY *leaf)
+{
+	struct db_cert_request q = {
+	    .authority_id = ca->id,
+	    .serial = serial,
+	    .serial_len = len,
+	    .profile = "tls-server",
+	    .subject = "CN=leaf",
+	    .subject_len = 7,
+	    .sans = default_sans,
+	    .n_sans = 2,
+	    .not_before = time(NULL),
+	    .not_after = time(NULL) + 86400,
+	    .requester = "officer-1",
+	};
+	spki_hash(leaf, q.spki_sha256);
+	return q;
+}
+
+/* The DER of leaf's certificate with serial, signed by ca. Caller frees. */
+static uint8_t *leaf_der(const struct ca *ca, EVP_PKEY *leaf, const uint8_t *serial, size_t len,
+                         size_t *der_len)
+{
+	X509_NAME *n = name_cn("leaf");
+	X509 *x = make_cert(n, X509_get_subject_name(ca->cert), leaf, ca->key, serial, len);
+	uint8_t *der = NULL;
+	int dl = i2d_X509(x, &der);
+
+	ck_assert_int_gt(dl, 0);
+	*der_len = (size_t)dl;
+	X509_free(x);
+	X509_NAME_free(n);
+	return der;
+}
+
+static void reserve_ok(struct db *db, const struct db_cert_request *q)
+{
+	struct db_err err = {0};
+	int64_t id;
+
+	ck_assert_msg(db_cert_reserve(db, q, &id, &err) == DB_OK, "reserve: %s", err.msg);
+	ck_assert_int_gt(id, 0);
+}
+
+/* Reserve and issue a certificate with serial under ca. */
+static void issue(struct db *db, const struct ca *ca, const uint8_t *serial, size_t len)
+{
+	EVP_PKEY *leaf = ec_key();
+	struct db_cert_request q = request(ca, serial, len, leaf);
+	struct db_err err = {0};
+	size_t dl;
+	uint8_t *der;
+
+	reserve_ok(db, &q);
+	der = leaf_der(ca, leaf, serial, len, &dl);
+	ck_assert_msg(db_cert_mark_issued(db, ca->id, serial, len, der, dl, &err) == DB_OK, "%s",
+	              err.msg);
+	OPENSSL_free(der);
+	EVP_PKEY_free(leaf);
+}
+
+static enum db_cert_status status_of(struct db *db, const struct ca *ca, const uint8_t *serial,
+                                     size_t len)
+{
+	struct db_cert c;
+	struct db_err err = {0};
+	enum db_cert_status st;
+
+	ck_assert_msg(db_cert_lookup(db, ca->id, serial, len, &c, &err) == DB_OK, "%s", err.msg);
+	st = c.status;
+	db_cert_clear(&c);
+	return st;
+}
+
+static const uint8_t S1[] = {0x5a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+                             0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
+static const uint8_t S2[] = {0x27, 0x3b, 0x2d, 0x2d, 0x00, 0x5c, 0x22, 0x25}; /* ';--\0\"% */
+static const uint8_t S3[] = {0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+/* ---- migrations ---- */
+
+struct applied_log {
+	int n;
+	char names[8][64];
+};
+
+static void note_applied(void *arg, int version, const char *name)
+{
+	struct applied_log *l = arg;
+
+	if (l->n < 8)
+		snprintf(l->names[l->n++], sizeof(l->names[0]), "%04d_%s", version, name);
+}
+
+START_TEST(migrate_applies_every_migration_then_nothing)
+{
+	struct db *db = connect_as(owner_ci);
+	struct applied_log log = {0};
+	struct db_err err = {0};
+	int applied, version;
+
+	ck_assert_int_eq(db_schema_version(db, &version, &err), DB_OK);
+	ck_assert_int_eq(version, 0);
+	ck_assert_msg(db_migrate(db, note_applied, &log, &applied, &err) == DB_OK, "%s", err.msg);
+	ck_assert_int_eq(applied, db_schema_latest());
+	ck_assert_int_eq(log.n, db_schema_latest());
+	ck_assert_str_eq(log.names[0], "0001_initial");
+	ck_assert_int_eq(db_schema_version(db, &version, &err), DB_OK);
+	ck_assert_int_eq(version, db_schema_latest());
+
+	log.n = 0;
+	ck_assert_msg(db_migrate(db, note_applied, &log, &applied, &err) == DB_OK, "%s", err.msg);
+	ck_assert_int_eq(applied, 0);
+	ck_assert_int_eq(log.n, 0);
+	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM schema_version"), db_schema_latest());
+	/* the migration created the application role */
+	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM pg_roles WHERE rolname = 'hsmca_app'"),
+	                 1);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(migrate_refuses_a_newer_schema)
+{
+	struct db *db = schema_ready();
+	struct db_err err = {0};
+	char sql[256];
+	int applied;
+
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO schema_version (version, name, checksum) VALUES (%d, 'future', 'x')",
+	         db_schema_latest() + 1);
+	sql_ok(db, sql);
+	ck_assert_int_eq(db_migrate(db, NULL, NULL, &applied, &err), DB_ERR_SCHEMA);
+	ck_assert_int_eq(applied, 0);
+	ck_assert_msg(strstr(err.msg, "newer than this hsmca knows"), "%s", err.msg);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(migrate_refuses_a_diverged_schema)
+{
+	struct db *db = schema_ready();
+	struct db_err err = {0};
+	int applied;
+
+	sql_ok(db, "UPDATE schema_version SET checksum = 'other' WHERE version = 1");
+	ck_assert_int_eq(db_migrate(db, NULL, NULL, &applied, &err), DB_ERR_SCHEMA);
+	ck_assert_msg(strstr(err.msg, "differs"), "%s", err.msg);
+	db_close(db);
+}
+END_TEST
+
+static char *slurp(const char *path)
+{
+	static char buf[4096];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+START_TEST(cli_db_migrate_prints_what_it_applied)
+{
+	const char *build = getenv("HSMCA_BUILD");
+	char bin[512], out[256], errf[256], host[256], bad[600];
+	char *env[] = {host, "PGPORT=5432", "PGDATABASE=hsmca", "PGUSER=hsmca", NULL};
+	char *argv[] = {bin, "db", "migrate", NULL};
+	char *argv_bad[] = {bin, "db", "--database", bad, "migrate", NULL};
+
+	ck_assert_ptr_nonnull(build);
+	snprintf(bin, sizeof(bin), "%s/ca-core/cli/hsmca", build);
+	snprintf(out, sizeof(out), "%s.out", pgdir);
+	snprintf(errf, sizeof(errf), "%s.err", pgdir);
+	snprintf(host, sizeof(host), "PGHOST=%s", pgdir);
+	snprintf(bad, sizeof(bad), "host=%s dbname=nosuchdb user=hsmca", pgdir);
+
+	ck_assert_int_eq(run(argv, out, errf, env), 0);
+	ck_assert_msg(strstr(slurp(out), "applied 0001_initial\n"), "stdout: %s", slurp(out));
+	ck_assert_int_eq(run(argv, out, errf, env), 0);
+	ck_assert_msg(strstr(slurp(out), "up to date"), "stdout: %s", slurp(out));
+	ck_assert_ptr_null(strstr(slurp(out), "applied"));
+
+	ck_assert_int_ne(run(argv_bad, out, errf, env), 0);
+	ck_assert_msg(strstr(slurp(errf), "hsmca db migrate: connecting to the database") &&
+	                  strstr(slurp(errf), "nosuchdb"),
+	              "stderr: %s", slurp(errf));
+	unlink(out);
+	unlink(errf);
+}
+END_TEST
+
+/* ---- certificates ---- */
+
+START_TEST(serial_is_unique_per_issuer_by_constraint)
+{
+	struct db *db = schema_ready();
+	struct ca a, b;
+	EVP_PKEY *leaf = ec_key();
+	struct db_cert_request q;
+	struct db_err err = {0};
+	int64_t id;
+
+	ca_make(db, "ca-a", &a);
+	ca_make(db, "ca-b", &b);
+	q = request(&a, S1, sizeof(S1), leaf);
+	reserve_ok(db, &q);
+	ck_assert_int_eq(db_cert_reserve(db, &q, &id, &err), DB_ERR_CONFLICT);
+	ck_assert_msg(strstr(err.msg, "exists already"), "%s", err.msg);
+	/* the same serial under another issuer is a different certificate */
+	q.authority_id = b.id;
+	reserve_ok(db, &q);
+	/* the constraint itself, not only the data layer, refuses the duplicate */
+	sql_fails(db,
+	          "INSERT INTO certificates (authority_id, serial, profile, subject, not_before,"
+	          " not_after, spki_sha256, requester) SELECT authority_id, serial, profile,"
+	          " subject, not_before, not_after, spki_sha256, requester FROM certificates"
+	          " LIMIT 1",
+	          "23505");
+	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM certificates"), 2);
+	EVP_PKEY_free(leaf);
+	ca_free(&a);
+	ca_free(&b);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(reserve_then_issue_stores_the_certificate)
+{
+	struct db *owner = schema_ready(), *db = connect_as(app_ci);
+	EVP_PKEY *leaf = ec_key();
+	struct db_cert_request q;
+	struct db_err err = {0};
+	struct db_cert c;
+	struct ca ca;
+	uint8_t *der;
+	size_t dl;
+
+	/* everything as the application role: its grants suffice */
+	ca_make(db, "issuing", &ca);
+	q = request(&ca, S1, sizeof(S1), leaf);
+	reserve_ok(db, &q);
+	ck_assert_int_eq(db_cert_lookup(db, ca.id, S1, sizeof(S1), &c, &err), DB_OK);
+	ck_assert_int_eq(c.status, DB_CERT_RESERVED);
+	ck_assert_ptr_null(c.der);
+	ck_assert_int_eq(c.n_sans, 2);
+	ck_assert_int_eq(c.sans[0].kind, DB_SAN_DNS);
+	ck_assert_str_eq(c.sans[0].value, "www.example.com");
+	ck_assert_int_eq(c.sans[1].kind, DB_SAN_IP);
+	ck_assert_str_eq(c.sans[1].value, "192.0.2.7");
+	ck_assert_str_eq(c.profile, "tls-server");
+	ck_assert_str_eq(c.requester, "officer-1");
+	ck_assert_int_eq(c.not_after, q.not_after);
+	ck_assert_int_eq(c.issued_at, 0);
+	db_cert_clear(&c);
+
+	der = leaf_der(&ca, leaf, S1, sizeof(S1), &dl);
+	ck_assert_msg(db_cert_mark_issued(db, ca.id, S1, sizeof(S1), der, dl, &err) == DB_OK, "%s",
+	              err.msg);
+	/* authority 0: found by serial alone */
+	ck_assert_int_eq(db_cert_lookup(db, 0, S1, sizeof(S1), &c, &err), DB_OK);
+	ck_assert_int_eq(c.status, DB_CERT_ISSUED);
+	ck_assert_int_eq(c.der_len, dl);
+	ck_assert_mem_eq(c.der, der, dl);
+	ck_assert_int_gt(c.issued_at, 0);
+	ck_assert_int_eq(c.revocation_reason, -1);
+	db_cert_clear(&c);
+	/* storing twice is refused */
+	ck_assert_int_eq(db_cert_mark_issued(db, ca.id, S1, sizeof(S1), der, dl, &err),
+	                 DB_ERR_STATE);
+	OPENSSL_free(der);
+	EVP_PKEY_free(leaf);
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
+START_TEST(issued_certificate_must_match_its_reservation)
+{
+	struct db *db = schema_ready();
+	EVP_PKEY *leaf = ec_key(), *other = ec_key();
+	struct db_cert_request q;
+	struct db_err err = {0};
+	struct ca ca, ca2;
+	uint8_t *der;
+	size_t dl;
+
+	ca_make(db, "issuing", &ca);
+	ca_make(db, "other-ca", &ca2);
+	q = request(&ca, S1, sizeof(S1), leaf);
+	reserve_ok(db, &q);
+	/* another serial */
+	der = leaf_der(&ca, leaf, S3, sizeof(S3), &dl);
+	ck_assert_int_eq(db_cert_mark_issued(db, ca.id, S1, sizeof(S1), der, dl, &err),
+	                 DB_ERR_INVALID);
+	ck_assert_msg(strstr(err.msg, "another serial"), "%s", err.msg);
+	OPENSSL_free(der);
+	/* another public key */
+	der = leaf_der(&ca, other, S1, sizeof(S1), &dl);
+	ck_assert_int_eq(db_cert_mark_issued(db, ca.id, S1, sizeof(S1), der, dl, &err),
+	                 DB_ERR_INVALID);
+	ck_assert_msg(strstr(err.msg, "public key"), "%s", err.msg);
+	OPENSSL_free(der);
+	/* another issuer */
+	der = leaf_der(&ca2, leaf, S1, sizeof(S1), &dl);
+	ck_assert_int_eq(db_cert_mark_issued(db, ca.id, S1, sizeof(S1), der, dl, &err),
+	                 DB_ERR_INVALID);
+	ck_assert_msg(strstr(err.msg, "issuer"), "%s", err.msg);
+	OPENSSL_free(der);
+	/* not DER */
+	ck_assert_int_eq(db_cert_mark_issued(db, ca.id, S1, sizeof(S1), S3, sizeof(S3), &err),
+	                 DB_ERR_INVALID);
+	/* an unknown serial */
+	der = leaf_der(&ca, leaf, S3, sizeof(S3), &dl);
+	ck_assert_int_eq(db_cert_mark_issued(db, ca.id, S3, sizeof(S3), der, dl, &err),
+	                 DB_ERR_NOT_FOUND);
+	OPENSSL_free(der);
+	ck_assert_int_eq(status_of(db, &ca, S1, sizeof(S1)), DB_CERT_RESERVED);
+	EVP_PKEY_free(leaf);
+	EVP_PKEY_free(other);
+	ca_free(&ca);
+	ca_free(&ca2);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(failed_signing_is_recorded_and_cannot_be_revoked)
+{
+	struct db *db = schema_ready();
+	EVP_PKEY *leaf = ec_key();
+	struct db_cert_request q;
+	struct db_err err = {0};
+	struct ca ca;
+	int changed;
+
+	ca_make(db, "issuing", &ca);
+	q = request(&ca, S1, sizeof(S1), leaf);
+	reserve_ok(db, &q);
+	ck_assert_msg(db_cert_mark_failed(db, ca.id, S1, sizeof(S1), &err) == DB_OK, "%s", err.msg);
+	ck_assert_int_eq(status_of(db, &ca, S1, sizeof(S1)), DB_CERT_FAILED);
+	ck_assert_int_eq(db_cert_mark_failed(db, ca.id, S1, sizeof(S1), &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_cert_revoke(db, ca.id, S1, sizeof(S1), 0, 0, &changed, &err),
+	                 DB_ERR_STATE);
+	ck_assert_msg(strstr(err.msg, "is failed"), "%s", err.msg);
+	EVP_PKEY_free(leaf);
+	ca_free(&ca);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(revoke_hold_release_report_whether_the_row_changed)
+{
+	struct db *owner = schema_ready(), *db = connect_as(app_ci);
+	struct db_err err = {0};
+	int64_t before = time(NULL) - 1, inval = time(NULL) - 3600;
+	struct db_cert c;
+	struct ca ca;
+	int changed;
+
+	ca_make(db, "issuing", &ca);
+	issue(db, &ca, S1, sizeof(S1));
+	ck_assert_int_eq(db_cert_hold(db, ca.id, S1, sizeof(S1), &changed, &err), DB_OK);
+	ck_assert_int_eq(changed, 1);
+	ck_assert_int_eq(db_cert_hold(db, ca.id, S1, sizeof(S1), &changed, &err), DB_OK);
+	ck_assert_int_eq(changed, 0);
+	ck_assert_int_eq(db_cert_lookup(db, ca.id, S1, sizeof(S1), &c, &err), DB_OK);
+	ck_assert_int_eq(c.status, DB_CERT_HOLD);
+	ck_assert_int_eq(c.revocation_reason, DB_REASON_CERTIFICATE_HOLD);
+	ck_assert_int_ge(c.revoked_at, before);
+	db_cert_clear(&c);
+
+	ck_assert_int_eq(db_cert_release(db, ca.id, S1, sizeof(S1), &changed, &err), DB_OK);
+	ck_assert_int_eq(changed, 1);
+	ck_assert_int_eq(db_cert_release(db, ca.id, S1, sizeof(S1), &changed, &err), DB_OK);
+	ck_assert_int_eq(changed, 0);
+	ck_assert_int_eq(db_cert_lookup(db, ca.id, S1, sizeof(S1), &c, &err), DB_OK);
+	ck_assert_int_eq(c.status, DB_CERT_ISSUED);
+	ck_assert_int_eq(c.revoked_at, 0);
+	ck_assert_int_eq(c.revocation_reason, -1);
+	db_cert_clear(&c);
+
+	/* reasons that revoke does not take */
+	ck_assert_int_eq(db_cert_revoke(db, ca.id, S1, sizeof(S1), 6, 0, &changed, &err),
+	                 DB_ERR_INVALID);
+	ck_assert_int_eq(db_cert_revoke(db, ca.id, S1, sizeof(S1), 7, 0, &changed, &err),
+	                 DB_ERR_INVALID);
+	ck_assert_int_eq(db_cert_revoke(db, ca.id, S1, sizeof(S1), 11, 0, &changed, &err),
+	                 DB_ERR_INVALID);
+	ck_assert_int_eq(
+	    db_cert_revoke(db, ca.id, S1, sizeof(S1), 1, time(NULL) + 3600, &changed, &err),
+	    DB_ERR_INVALID);
+
+	ck_assert_msg(db_cert_revoke(db, ca.id, S1, sizeof(S1), DB_REASON_KEY_COMPROMISE, inval,
+	                             &changed, &err) == DB_OK,
+	              "%s", err.msg);
+	ck_assert_int_eq(changed, 1);
+	ck_assert_int_eq(
+	    db_cert_revoke(db, ca.id, S1, sizeof(S1), DB_REASON_SUPERSEDED, 0, &changed, &err),
+	    DB_OK);
+	ck_assert_int_eq(changed, 0);
+	ck_assert_int_eq(db_cert_lookup(db, ca.id, S1, sizeof(S1), &c, &err), DB_OK);
+	ck_assert_int_eq(c.status, DB_CERT_REVOKED);
+	ck_assert_int_eq(c.revocation_reason, DB_REASON_KEY_COMPROMISE);
+	ck_assert_int_eq(c.invalidity_date, inval);
+	ck_assert_int_ge(c.revoked_at, before);
+	db_cert_clear(&c);
+	/* a revoked certificate is neither held nor released */
+	ck_assert_int_eq(db_cert_hold(db, ca.id, S1, sizeof(S1), &changed, &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_cert_release(db, ca.id, S1, sizeof(S1), &changed, &err), DB_ERR_STATE);
+	/* unknown serial */
+	ck_assert_int_eq(db_cert_revoke(db, ca.id, S3, sizeof(S3), 0, 0, &changed, &err),
+	                 DB_ERR_NOT_FOUND);
+	/* a reservation whose certificate may have been signed can be revoked */
+	{
+		EVP_PKEY *leaf = ec_key();
+		struct db_cert_request q = request(&ca, S3, sizeof(S3), leaf);
+		reserve_ok(db, &q);
+		ck_assert_int_eq(db_cert_revoke(db, ca.id, S3, sizeof(S3), 0, 0, &changed, &err),
+		                 DB_OK);
+		ck_assert_int_eq(changed, 1);
+		EVP_PKEY_free(leaf);
+	}
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
+START_TEST(revocation_and_its_audit_entry_commit_together)
+{
+	struct db *db = schema_ready();
+	struct db_audit_entry e = {"officer-1", "officer", "revoke", "serial 5a01", "success", ""};
+	struct db_err err = {0};
+	struct ca ca;
+	int64_t seq;
+	int changed;
+
+	ca_make(db, "issuing", &ca);
+	issue(db, &ca, S1, sizeof(S1));
+	ck_assert_int_eq(db_begin(db, &err), DB_OK);
+	ck_assert_int_eq(db_cert_revoke(db, ca.id, S1, sizeof(S1), 0, 0, &changed, &err), DB_OK);
+	ck_assert_int_eq(db_audit_append(db, &e, &seq, &err), DB_OK);
+	db_rollback(db);
+	ck_assert_int_eq(status_of(db, &ca, S1, sizeof(S1)), DB_CERT_ISSUED);
+	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM audit_log"), 0);
+
+	ck_assert_int_eq(db_begin(db, &err), DB_OK);
+	ck_assert_int_eq(db_cert_revoke(db, ca.id, S1, sizeof(S1), 0, 0, &changed, &err), DB_OK);
+	ck_assert_int_eq(db_audit_append(db, &e, &seq, &err), DB_OK);
+	ck_assert_int_eq(db_commit(db, &err), DB_OK);
+	ck_assert_int_eq(status_of(db, &ca, S1, sizeof(S1)), DB_CERT_REVOKED);
+	ck_assert_int_eq(seq, 1);
+	ca_free(&ca);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(list_filters_and_pages)
+{
+	struct db *db = schema_ready();
+	struct db_cert_filter f = {.status = -1};
+	struct db_cert *rows;
+	struct db_err err = {0};
+	int64_t next, seen = 0;
+	struct ca a, b;
+	size_t n, total = 0;
+	uint8_t serial[2];
+	int changed;
+
+	ca_make(db, "ca-a", &a);
+	ca_make(db, "ca-b", &b);
+	for (int i = 1; i <= 25; i++) {
+		serial[0] = 0x40;
+		serial[1] = (uint8_t)i;
+		issue(db, i % 5 ? &a : &b, serial, 2);
+	}
+	serial[1] = 3;
+	ck_assert_int_eq(db_cert_revoke(db, a.id, serial, 2, 0, 0, &changed, &err), DB_OK);
+
+	/* pages of 10 over everything, in id order */
+	f.limit = 10;
+	do {
+		ck_assert_msg(db_cert_list(db, &f, &rows, &n, &next, &err) == DB_OK, "%s", err.msg);
+		for (size_t i = 0; i < n; i++) {
+			ck_assert_int_gt(rows[i].id, seen);
+			seen = rows[i].id;
+			ck_assert_ptr_null(rows[i].der);
+		}
+		total += n;
+		db_cert_list_free(rows, n);
+		f.after_id = next;
+	} while (next);
+	ck_assert_int_eq(total, 25);
+
+	memset(&f, 0, sizeof(f));
+	f.status = -1;
+	f.authority_id = b.id;
+	ck_assert_int_eq(db_cert_list(db, &f, &rows, &n, &next, &err), DB_OK);
+	ck_assert_int_eq(n, 5);
+	ck_assert_int_eq(next, 0);
+	db_cert_list_free(rows, n);
+
+	f.authority_id = 0;
+	f.status = DB_CERT_REVOKED;
+	ck_assert_int_eq(db_cert_list(db, &f, &rows, &n, &next, &err), DB_OK);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(rows[0].serial_len, 2);
+	ck_assert_int_eq(rows[0].serial[1], 3);
+	db_cert_list_free(rows, n);
+
+	f.status = -1;
+	f.san = "www.example.com";
+	ck_assert_int_eq(db_cert_list(db, &f, &rows, &n, &next, &err), DB_OK);
+	ck_assert_int_eq(n, 25);
+	db_cert_list_free(rows, n);
+	f.san = "nowhere.example";
+	ck_assert_int_eq(db_cert_list(db, &f, &rows, &n, &next, &err), DB_OK);
+	ck_assert_int_eq(n, 0);
+	f.san = NULL;
+
+	f.subject = "CN=leaf";
+	f.expires_after = time(NULL);
+	f.expires_before = time(NULL) + 2 * 86400;
+	ck_assert_int_eq(db_cert_list(db, &f, &rows, &n, &next, &err), DB_OK);
+	ck_assert_int_eq(n, 25);
+	db_cert_list_free(rows, n);
+	f.expires_before = time(NULL) + 60;
+	ck_assert_int_eq(db_cert_list(db, &f, &rows, &n, &next, &err), DB_OK);
+	ck_assert_int_eq(n, 0);
+
+	f.limit = DB_LIST_MAX + 1;
+	ck_assert_int_eq(db_cert_list(db, &f, &rows, &n, &next, &err), DB_ERR_INVALID);
+	ca_free(&a);
+	ca_free(&b);
+	db_close(db);
+}
+END_TEST
+
+/* ---- hostile text ---- */
+
+START_TEST(sql_metacharacters_are_stored_verbatim)
+{
+	static const char subject[] = "CN=O'Brien\"; DROP TABLE certificates; -- \\x00 $1 %s %n "
+	                              "\xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91\t\n";
+	static const char dns[] = "x'); DELETE FROM certificates; --.example.com";
+	static const char uri[] = "https://e.example/?a=1&b='2'#\\";
+	struct db_san sans[] = {
+	    {DB_SAN_DNS, dns, sizeof(dns) - 1},
+	    {DB_SAN_URI, uri, sizeof(uri) - 1},
+	};
+	struct db_audit_entry e = {"o'neil\\", "ra",      "issue; DROP TABLE audit_log",
+	                           "$$ $1 $$", "success", "{\"q\": \"'\\\"\"}"};
+	struct db *db = schema_ready();
+	EVP_PKEY *leaf = ec_key();
+	struct db_cert_request q;
+	struct db_audit_report rep;
+	struct db_err err = {0};
+	struct db_cert c;
+	struct ca ca;
+	int64_t seq;
+
+	ca_make(db, "it's a \"CA\"; --", &ca);
+	q = request(&ca, S2, 4, leaf); /* ' ; - - */
+	q.subject = subject;
+	q.subject_len = sizeof(subject) - 1;
+	q.sans = sans;
+	q.n_sans = 2;
+	q.requester = "robert'); DROP TABLE principals;--";
+	reserve_ok(db, &q);
+	ck_assert_int_eq(db_cert_lookup(db, ca.id, S2, 4, &c, &err), DB_OK);
+	ck_assert_str_eq(c.subject, subject);
+	ck_assert_str_eq(c.sans[0].value, dns);
+	ck_assert_str_eq(c.sans[1].value, uri);
+	ck_assert_str_eq(c.requester, q.requester);
+	db_cert_clear(&c);
+	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM certificates"), 1);
+	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM principals"), 0);
+
+	ck_assert_int_eq(db_audit_append(db, &e, &seq, &err), DB_OK);
+	ck_assert_int_eq(db_audit_verify(db, &rep, &err), DB_OK);
+	ck_assert_int_eq(rep.finding, DB_AUDIT_INTACT);
+	ck_assert_int_eq(rep.entries, 1);
+	EVP_PKEY_free(leaf);
+	ca_free(&ca);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(nul_and_invalid_utf8_are_refused_cleanly)
+{
+	static const char nul_dns[] = "www.example.com\0.evil.example";
+	static const char bad_utf8[] = "CN=\xc3\x28";
+	struct db_san sans[] = {{DB_SAN_DNS, nul_dns, sizeof(nul_dns) - 1}};
+	struct db_audit_entry e = {"actor", "", "act", "\xff\xfe", "success", ""};
+	struct db *db = schema_ready();
+	EVP_PKEY *leaf = ec_key();
+	struct db_cert_request q;
+	struct db_err err = {0};
+	struct ca ca;
+	int64_t id;
+
+	ca_make(db, "issuing", &ca);
+	q = request(&ca, S1, sizeof(S1), leaf);
+	q.sans = sans;
+	q.n_sans = 1;
+	ck_assert_int_eq(db_cert_reserve(db, &q, &id, &err), DB_ERR_INVALID);
+	ck_assert_msg(strstr(err.msg, "NUL"), "%s", err.msg);
+
+	q = request(&ca, S1, sizeof(S1), leaf);
+	q.subject = "CN=a\0b";
+	q.subject_len = 6;
+	ck_assert_int_eq(db_cert_reserve(db, &q, &id, &err), DB_ERR_INVALID);
+	q.subject = bad_utf8;
+	q.subject_len = sizeof(bad_utf8) - 1;
+	ck_assert_int_eq(db_cert_reserve(db, &q, &id, &err), DB_ERR_INVALID);
+	ck_assert_int_eq(db_audit_append(db, &e, &id, &err), DB_ERR_INVALID);
+	/* a serial with a leading zero byte is not minimal */
+	q = request(&ca, S2 + 4, 4, leaf);
+	ck_assert_int_eq(db_cert_reserve(db, &q, &id, &err), DB_ERR_INVALID);
+	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM certificates"), 0);
+	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM audit_log"), 0);
+
+	/* the server refuses a NUL too, should one get past the data layer */
+	{
+		const char *vals[1] = {nul_dns};
+		int lens[1] = {sizeof(nul_dns) - 1}, fmts[1] = {1};
+		PGresult *r =
+		    PQexecParams(db_pgconn(db), "SELECT $1::text", 1, NULL, vals, lens, fmts, 0);
+		ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+		PQclear(r);
+	}
+	EVP_PKEY_free(leaf);
+	ca_free(&ca);
+	db_close(db);
+}
+END_TEST
+
+/* ---- the audit log ---- */
+
+static void append_n(struct db *db, int n)
+{
+	struct db_err err = {0};
+	char obj[32];
+	int64_t seq;
+
+	for (int i = 0; i < n; i++) {
+		struct db_audit_entry e = {"officer-1", "officer", "revoke",
+		                           obj,         "success", "{\"reason\": 1}"};
+		snprintf(obj, sizeof(obj), "serial %02x", i + 1);
+		ck_assert_msg(db_audit_append(db, &e, &seq, &err) == DB_OK, "%s", err.msg);
+	}
+}
+
+static void verify_finds(struct db *db, enum db_audit_finding f, int64_t seq)
+{
+	struct db_audit_report rep;
+	struct db_err err = {0};
+
+	ck_assert_msg(db_audit_verify(db, &rep, &err) == DB_OK, "%s", err.msg);
+	ck_assert_msg(rep.finding == f && rep.seq == seq,
+	              "found %s at %lld (%s), expected %s at %lld",
+	              db_audit_finding_name(rep.finding), (long long)rep.seq, rep.detail,
+	              db_audit_finding_name(f), (long long)seq);
+}
+
+START_TEST(app_role_cannot_update_or_delete_audit_rows)
+{
+	struct db *owner = schema_ready(), *app = connect_as(app_ci);
+
+	append_n(app, 3);
+	sql_fails(app, "UPDATE audit_log SET detail = 'x' WHERE seq = 2", "42501");
+	sql_fails(app, "DELETE FROM audit_log WHERE seq = 2", "42501");
+	sql_fails(app, "TRUNCATE audit_log", "42501");
+	sql_fails(app, "DELETE FROM certificates", "42501");
+	sql_fails(app, "ALTER TABLE audit_log DISABLE TRIGGER USER", "42501");
+	/* an append that does not extend the chain is refused by the table itself */
+	sql_fails(app,
+	          "INSERT INTO audit_log SELECT 9, now(), 'a', '', 'b', 'c', 'success', '',"
+	          " hash, hash FROM audit_log WHERE seq = 3",
+	          "23000");
+	/* the owner is stopped by the trigger unless it disables it first */
+	sql_fails(owner, "UPDATE audit_log SET detail = 'x' WHERE seq = 2", "42501");
+	sql_fails(owner, "DELETE FROM audit_log WHERE seq = 2", "42501");
+	sql_fails(owner, "TRUNCATE audit_log", "42501");
+	verify_finds(app, DB_AUDIT_INTACT, 0);
+	db_close(app);
+	db_close(owner);
+}
+END_TEST
+
+START_TEST(audit_verify_passes_an_intact_chain)
+{
+	struct db *db = schema_ready();
+	struct db_audit_report rep;
+	struct db_err err = {0};
+	uint8_t head[32];
+	int64_t seq;
+
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	append_n(db, 1205); /* more than one page of the walk */
+	ck_assert_int_eq(db_audit_verify(db, &rep, &err), DB_OK);
+	ck_assert_int_eq(rep.finding, DB_AUDIT_INTACT);
+	ck_assert_int_eq(rep.entries, 1205);
+	ck_assert_int_eq(rep.head_seq, 1205);
+	ck_assert_int_eq(db_audit_head(db, &seq, head, &err), DB_OK);
+	ck_assert_int_eq(seq, 1205);
+	ck_assert_mem_eq(head, rep.head_hash, 32);
+	db_close(db);
+}
+END_TEST
+
+/* Tampering as the owner, who must first switch the append-only triggers off. */
+static void tamper(struct db *owner, const char *sql)
+{
+	sql_ok(owner, "ALTER TABLE audit_log DISABLE TRIGGER USER");
+	sql_ok(owner, sql);
+	sql_ok(owner, "ALTER TABLE audit_log ENABLE TRIGGER USER");
+}
+
+START_TEST(audit_verify_names_a_modified_entry)
+{
+	struct db *db = schema_ready();
+
+	append_n(db, 6);
+	tamper(db, "UPDATE audit_log SET outcome = 'denied' WHERE seq = 4");
+	verify_finds(db, DB_AUDIT_MODIFIED, 4);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(audit_verify_names_a_deleted_entry)
+{
+	struct db *db = schema_ready();
+
+	append_n(db, 6);
+	tamper(db, "DELETE FROM audit_log WHERE seq = 3");
+	verify_finds(db, DB_AUDIT_DELETED, 3);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(audit_verify_names_a_deleted_entry_after_renumbering)
+{
+	struct db *db = schema_ready();
+
+	append_n(db, 6);
+	tamper(db, "DELETE FROM audit_log WHERE seq = 3;"
+	           " UPDATE audit_log SET seq = seq + 1000 WHERE seq > 3;"
+	           " UPDATE audit_log SET seq = seq - 1001 WHERE seq > 1000");
+	verify_finds(db, DB_AUDIT_DELETED, 3);
+	db_close(db);
+}
+END_TEST
+
+static void hexs(const uint8_t *b, size_t n, char *out)
+{
+	out[0] = '\\';
+	out[1] = 'x';
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 + 2 * i, "%02x", b[i]);
+}
+
+START_TEST(audit_verify_names_an_inserted_entry)
+{
+	struct db *db = schema_ready();
+	struct db_audit_entry e = {"mallory", "ca-admin", "issue", "serial 666", "success", ""};
+	uint8_t prev[32], hash[32], canon[512];
+	char prev_hex[70], hash_hex[70], sql[1024];
+	int64_t at_us = 1700000000000000LL;
+	unsigned int hl;
+	size_t n;
+	PGresult *r;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	append_n(db, 6);
+	/* A forger who knows the format: entry 3 linked to entry 2 with a correct hash, the
+	 * rest moved up by one. */
+	r = PQexec(db_pgconn(db), "SELECT encode(hash, 'hex') FROM audit_log WHERE seq = 2");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	for (int i = 0; i < 32; i++)
+		sscanf(PQgetvalue(r, 0, 0) + 2 * i, "%2hhx", &prev[i]);
+	PQclear(r);
+	n = db_audit_canonical(3, at_us, &e, canon, sizeof(canon));
+	ck_assert_uint_le(n, sizeof(canon));
+	ck_assert(EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, prev, 32) &&
+	          EVP_DigestUpdate(md, canon, n) && EVP_DigestFinal_ex(md, hash, &hl));
+	EVP_MD_CTX_free(md);
+	hexs(prev, 32, prev_hex);
+	hexs(hash, 32, hash_hex);
+	snprintf(
+	    sql, sizeof(sql),
+	    "UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 3;"
+	    " UPDATE audit_log SET seq = seq - 999 WHERE seq > 1000;"
+	    " INSERT INTO audit_log VALUES (3, to_timestamp(0) + %lld * interval '1 microsecond',"
+	    " 'mallory', 'ca-admin', 'issue', 'serial 666', 'success', '', '%s', '%s')",
+	    (long long)at_us, prev_hex, hash_hex);
+	tamper(db, sql);
+	verify_finds(db, DB_AUDIT_INSERTED, 3);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(audit_verify_names_an_inserted_entry_with_a_bogus_hash)
+{
+	struct db *db = schema_ready();
+
+	append_n(db, 6);
+	tamper(db,
+	       "UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 3;"
+	       " UPDATE audit_log SET seq = seq - 999 WHERE seq > 1000;"
+	       " INSERT INTO audit_log VALUES (3, now(), 'mallory', '', 'issue', 'x', 'success',"
+	       " '', sha256('a'), sha256('b'))");
+	verify_finds(db, DB_AUDIT_INSERTED, 3);
+	db_close(db);
+}
+END_TEST
+
+START_TEST(audit_checkpoint_catches_a_truncated_tail)
+{
+	struct db *db = schema_ready();
+	struct db_err err = {0};
+	uint8_t head[32], bogus[32] = {1};
+	int64_t seq;
+
+	append_n(db, 6);
+	ck_assert_int_eq(db_audit_head(db, &seq, head, &err), DB_OK);
+	ck_assert_int_eq(
+	    db_audit_checkpoint_add(db, seq, head, (const uint8_t *)"sig", 3, "audit-key", &err),
+	    DB_OK);
+	/* a checkpoint over a hash the log does not have is refused */
+	ck_assert_int_eq(
+	    db_audit_checkpoint_add(db, seq, bogus, (const uint8_t *)"sig", 3, "audit-key", &err),
+	    DB_ERR_INVALID);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	/* without the checkpoint, dropping the last entries would leave a valid chain */
+	tamper(db, "DELETE FROM audit_log WHERE seq >= 5");
+	verify_finds(db, DB_AUDIT_DELETED, 5);
+	db_close(db);
+}
+END_TEST
+
+struct appender {
+	int n;
+	enum db_status rc;
+	char msg[512];
+};
+
+static void *append_thread(void *arg)
+{
+	struct appender *a = arg;
+	struct db_audit_entry e = {"cad", "system", "tick", "thread", "success", ""};
+	struct db_err err = {0};
+	struct db *db = NULL;
+	int64_t seq;
+
+	a->rc = db_connect(app_ci, &db, &err);
+	for (int i = 0; i < a->n && a->rc == DB_OK; i++)
+		a->rc = db_audit_append(db, &e, &seq, &err);
+	if (a->rc != DB_OK)
+		snprintf(a->msg, sizeof(a->msg), "%s", err.msg);
+	db_close(db);
+	return NULL;
+}
+
+START_TEST(concurrent_appenders_keep_one_chain)
+{
+	struct db *owner = schema_ready();
+	struct appender a[4];
+	pthread_t t[4];
+
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct appender){.n = 50};
+		ck_assert_int_eq(pthread_create(&t[i], NULL, append_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_msg(a[i].rc == DB_OK, "appender %d: %s", i, a[i].msg);
+	}
+	verify_finds(owner, DB_AUDIT_INTACT, 0);
+	ck_assert_int_eq(sql_count(owner, "SELECT max(seq) FROM audit_log"), 200);
+	db_close(owner);
+}
+END_TEST
+
+/* ---- announcements and connection loss ---- */
+
+static void expect_event(struct db *listener, const struct ca *ca, const uint8_t *serial,
+                         size_t len, enum db_cert_status st)
+{
+	struct db_revocation_event ev;
+	struct db_err err = {0};
+	int got;
+
+	ck_assert_msg(db_revocation_next(listener, 5000, &ev, &got, &err) == DB_OK, "%s", err.msg);
+	ck_assert_msg(got, "no announcement within 5 s");
+	ck_assert_int_eq(ev.authority_id, ca->id);
+	ck_assert_int_eq(ev.serial_len, len);
+	ck_assert_mem_eq(ev.serial, serial, len);
+	ck_assert_int_eq(ev.status, st);
+}
+
+START_TEST(revocation_is_announced_to_listeners)
+{
+	struct db *owner = schema_ready(), *db = connect_as(app_ci), *listener = connect_as(app_ci);
+	struct db_revocation_event ev;
+	struct db_err err = {0};
+	struct ca ca;
+	int got, changed;
+
+	ca_make(db, "issuing", &ca);
+	ck_assert_int_eq(db_revocations_listen(listener, &err), DB_OK);
+	issue(db, &ca, S3, sizeof(S3));
+	/* issuance is not a revocation event */
+	ck_assert_int_eq(db_revocation_next(listener, 200, &ev, &got, &err), DB_OK);
+	ck_assert_int_eq(got, 0);
+
+	ck_assert_int_eq(db_cert_hold(db, ca.id, S3, sizeof(S3), &changed, &err), DB_OK);
+	expect_event(listener, &ca, S3, sizeof(S3), DB_CERT_HOLD);
+	ck_assert_int_eq(db_cert_release(db, ca.id, S3, sizeof(S3), &changed, &err), DB_OK);
+	expect_event(listener, &ca, S3, sizeof(S3), DB_CERT_ISSUED);
+	ck_assert_int_eq(db_cert_revoke(db, ca.id, S3, sizeof(S3), 1, 0, &changed, &err), DB_OK);
+	expect_event(listener, &ca, S3, sizeof(S3), DB_CERT_REVOKED);
+	/* a repeated revocation changes nothing and announces nothing */
+	ck_assert_int_eq(db_cert_revoke(db, ca.id, S3, sizeof(S3), 1, 0, &changed, &err), DB_OK);
+	ck_assert_int_eq(db_revocation_next(listener, 200, &ev, &got, &err), DB_OK);
+	ck_assert_int_eq(got, 0);
+	ca_free(&ca);
+	db_close(listener);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
+START_TEST(connection_recovers_after_a_server_restart)
+{
+	struct db *db = schema_ready();
+	struct db_err err = {0};
+	int version;
+
+	ck_assert_int_eq(pgtest("stop", NULL), 0);
+	ck_assert_int_eq(db_schema_version(db, &version, &err), DB_ERR_UNAVAILABLE);
+	ck_assert_int_eq(pgtest("start", "--fast"), 0);
+	ck_assert_msg(db_schema_version(db, &version, &err) == DB_OK, "%s", err.msg);
+	ck_assert_int_eq(version, db_schema_latest());
+	db_close(db);
+}
+END_TEST
+
+START_TEST(serial_hex_round_trips)
+{
+	uint8_t s[DB_SERIAL_MAX];
+	char hex[2 * DB_SERIAL_MAX + 1];
+	size_t n;
+
+	/* leading zeros dropped; an odd digit count puts one digit in the first byte */
+	ck_assert_int_eq(db_serial_from_hex("0x00A1b2C", s, &n), 0);
+	ck_assert_int_eq(n, 3);
+	db_serial_to_hex(s, n, hex);
+	ck_assert_str_eq(hex, "0a1b2c");
+	ck_assert_int_eq(db_serial_from_hex("0", s, &n), -1);
+	ck_assert_int_eq(db_serial_from_hex("", s, &n), -1);
+	ck_assert_int_eq(db_serial_from_hex("12g4", s, &n), -1);
+	ck_assert_int_eq(db_serial_from_hex("7fffffffffffffffffffffffffffffffffffffff", s, &n), 0);
+	ck_assert_int_eq(n, 20);
+	ck_assert_int_eq(db_serial_from_hex("1fffffffffffffffffffffffffffffffffffffffff", s, &n),
+	                 -1);
+}
+END_TEST
+
+static void add(Suite *s, const char *name, const TTest *t, int cluster)
+{
+	TCase *tc = tcase_create(name);
+
+	if (cluster)
+		tcase_add_unchecked_fixture(tc, cluster_start, cluster_stop);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, t);
+	suite_add_tcase(s, tc);
+}
+
+int main(void)
+{
+	Suite *s = suite_create("db");
+	SRunner *sr;
+	int failed;
+
+	add(s, "migrate", migrate_applies_every_migration_then_nothing, 1);
+	add(s, "migrate-newer", migrate_refuses_a_newer_schema, 1);
+	add(s, "migrate-diverged", migrate_refuses_a_diverged_schema, 1);
+	add(s, "cli", cli_db_migrate_prints_what_it_applied, 1);
+	add(s, "serial-unique", serial_is_unique_per_issuer_by_constraint, 1);
+	add(s, "issue", reserve_then_issue_stores_the_certificate, 1);
+	add(s, "issue-match", issued_certificate_must_match_its_reservation, 1);
+	add(s, "failed", failed_signing_is_recorded_and_cannot_be_revoked, 1);
+	add(s, "revoke", revoke_hold_release_report_whether_the_row_changed, 1);
+	add(s, "revoke-audit-tx", revocation_and_its_audit_entry_commit_together, 1);
+	add(s, "list", list_filters_and_pages, 1);
+	add(s, "metachars", sql_metacharacters_are_stored_verbatim, 1);
+	add(s, "nul", nul_and_invalid_utf8_are_refused_cleanly, 1);
+	add(s, "audit-grants", app_role_cannot_update_or_delete_audit_rows, 1);
+	add(s, "audit-intact", audit_verify_passes_an_intact_chain, 1);
+	add(s, "audit-modified", audit_verify_names_a_modified_entry, 1);
+	add(s, "audit-deleted", audit_verify_names_a_deleted_entry, 1);
+	add(s, "audit-renumbered", audit_verify_names_a_deleted_entry_after_renumbering, 1);
+	add(s, "audit-inserted", audit_verify_names_an_inserted_entry, 1);
+	add(s, "audit-inserted-bogus", audit_verify_names_an_inserted_entry_with_a_bogus_hash, 1);
+	add(s, "audit-checkpoint", audit_checkpoint_catches_a_truncated_tail, 1);
+	add(s, "audit-concurrent", concurrent_appenders_keep_one_chain, 1);
+	add(s, "notify", revocation_is_announced_to_listeners, 1);
+	add(s, "reconnect", connection_recovers_after_a_server_restart, 1);
+	add(s, "serial-hex", serial_hex_round_trips, 0);
+
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
