@@ -231,6 +231,41 @@ int yconf_bool(struct yconf *y, yaml_node_t *n, const char *what, int *out)
 	return yconf_fail(y, n, what, "expected true or false");
 }
 
+int yconf_req_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t outsz)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+
+	if (!v)
+		return yconf_fail(y, map, key, "required field is missing");
+	if (yconf_str(y, v, key, out, outsz))
+		return -1;
+	if (!*out)
+		return yconf_fail(y, v, key, "must not be empty");
+	return 0;
+}
+
+int yconf_opt_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t outsz)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+
+	return v ? yconf_str(y, v, key, out, outsz) : 0;
+}
+
+int yconf_opt_long(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
+		   long *out)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+
+	return v ? yconf_long(y, v, key, min, max, out) : 0;
+}
+
+int yconf_opt_bool(struct yconf *y, yaml_node_t *map, const char *key, int *out)
+{
+	yaml_node_t *v = yconf_get(y, map, key);
+
+	return v ? yconf_bool(y, v, key, out) : 0;
+}
+
 size_t yconf_seq_len(yaml_node_t *n)
 {
 	if (!yconf_is_seq(n))

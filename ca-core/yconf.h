@@ -40,6 +40,13 @@ int yconf_long(struct yconf *y, yaml_node_t *n, const char *what, long min, long
 /* Like yconf_long but base 8 for strings such as "0660". */
 int yconf_octal(struct yconf *y, yaml_node_t *n, const char *what, long max, long *out);
 int yconf_bool(struct yconf *y, yaml_node_t *n, const char *what, int *out);
+/* Fields of a mapping by key: a required non-empty string, and optional
+ * values that leave *out untouched when the key is absent. */
+int yconf_req_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t outsz);
+int yconf_opt_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t outsz);
+int yconf_opt_long(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
+		   long *out);
+int yconf_opt_bool(struct yconf *y, yaml_node_t *map, const char *key, int *out);
 /* Sequence access: count, and item i. */
 size_t yconf_seq_len(yaml_node_t *n);
 yaml_node_t *yconf_seq_item(struct yconf *y, yaml_node_t *n, size_t i);

@@ -29,28 +29,13 @@ static int op_from_name(const char *s)
 	return -1;
 }
 
-static int req_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t n)
+/* An optional int field within min..max; *out keeps its default when absent. */
+static int opt_int(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
+		   int *out)
 {
-	yaml_node_t *v = yconf_get(y, map, key);
+	long l = *out;
 
-	if (!v)
-		return yconf_fail(y, map, key, "required field is missing");
-	if (yconf_str(y, v, key, out, n))
-		return -1;
-	if (!*out)
-		return yconf_fail(y, v, key, "must not be empty");
-	return 0;
-}
-
-static int opt_long(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
-                    int *out)
-{
-	yaml_node_t *v = yconf_get(y, map, key);
-	long l;
-
-	if (!v)
-		return 0;
-	if (yconf_long(y, v, key, min, max, &l))
+	if (yconf_opt_long(y, map, key, min, max, &l))
 		return -1;
 	*out = (int)l;
 	return 0;
@@ -178,24 +163,23 @@ int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd
 	root = yconf_root(&y);
 	if (yconf_check_map(&y, root, "config", top_fields))
 		goto out;
-	if (req_str(&y, root, "module", cfg->module, sizeof(cfg->module)) ||
-	    req_str(&y, root, "token", cfg->token, sizeof(cfg->token)) ||
-	    req_str(&y, root, "pin_file", cfg->pin_file, sizeof(cfg->pin_file)) ||
-	    req_str(&y, root, "socket", cfg->socket, sizeof(cfg->socket)))
+	if (yconf_req_str(&y, root, "module", cfg->module, sizeof(cfg->module)) ||
+	    yconf_req_str(&y, root, "token", cfg->token, sizeof(cfg->token)) ||
+	    yconf_req_str(&y, root, "pin_file", cfg->pin_file, sizeof(cfg->pin_file)) ||
+	    yconf_req_str(&y, root, "socket", cfg->socket, sizeof(cfg->socket)))
 		goto out;
 	if ((v = yconf_get(&y, root, "socket_mode"))) {
 		if (yconf_octal(&y, v, "socket_mode", 0777, &l))
 			goto out;
 		cfg->socket_mode = (unsigned)l;
 	}
-	if (opt_long(&y, root, "workers", 1, 64, &cfg->workers) ||
-	    opt_long(&y, root, "queue", 1, 1 << 20, &cfg->queue) ||
-	    opt_long(&y, root, "max_inflight", 1, 1 << 16, &cfg->max_inflight) ||
-	    opt_long(&y, root, "max_clients", 1, 1 << 16, &cfg->max_clients) ||
-	    opt_long(&y, root, "health_interval_ms", 100, 3600000, &cfg->health_interval_ms))
+	if (opt_int(&y, root, "workers", 1, 64, &cfg->workers) ||
+	    opt_int(&y, root, "queue", 1, 1 << 20, &cfg->queue) ||
+	    opt_int(&y, root, "max_inflight", 1, 1 << 16, &cfg->max_inflight) ||
+	    opt_int(&y, root, "max_clients", 1, 1 << 16, &cfg->max_clients) ||
+	    opt_int(&y, root, "health_interval_ms", 100, 3600000, &cfg->health_interval_ms))
 		goto out;
-	if ((v = yconf_get(&y, root, "log_requests")) &&
-	    yconf_bool(&y, v, "log_requests", &cfg->log_requests))
+	if (yconf_opt_bool(&y, root, "log_requests", &cfg->log_requests))
 		goto out;
 
 	clients = yconf_get(&y, root, "clients");
