@@ -88,6 +88,11 @@ void cad_config_free(struct cad_config *cfg);
 struct cad_profile *cad_profile_find(struct cad_config *cfg, const char *name);
 const char *cad_san_kind_name(enum cad_san_kind k);
 
+/* Register the first ca-admin principal, identified by the client certificate in cert_path,
+ * on a database that has none (cad_bootstrap.c). 0, or -1 with err filled. */
+int cad_bootstrap_admin(const struct cad_config *cfg, const char *name, const char *cert_path,
+                        char *err, size_t errsz);
+
 struct cad;
 
 /* Set up TLS, the listener and the database connection (which may be down: it is retried per

@@ -449,6 +449,9 @@ void cad_h_health(struct cad_req *r)
 	case -1:
 		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
 		return;
+	case -3:
+		cad_reply_error(r, 500, "configuration-error", "%s", why);
+		return;
 	default:
 		cad_reply_error(r, 503, "database-unavailable", "%s", why);
 		return;

@@ -91,41 +91,6 @@ static int name_ok(const char *s)
 	return 1;
 }
 
-static int req_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t n)
-{
-	yaml_node_t *v = yconf_get(y, map, key);
-
-	if (!v)
-		return yconf_fail(y, map, key, "required field is missing");
-	if (yconf_str(y, v, key, out, n))
-		return -1;
-	if (!*out)
-		return yconf_fail(y, v, key, "must not be empty");
-	return 0;
-}
-
-static int opt_str(struct yconf *y, yaml_node_t *map, const char *key, char *out, size_t n)
-{
-	yaml_node_t *v = yconf_get(y, map, key);
-
-	return v ? yconf_str(y, v, key, out, n) : 0;
-}
-
-static int opt_long(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
-                    long *out)
-{
-	yaml_node_t *v = yconf_get(y, map, key);
-
-	return v ? yconf_long(y, v, key, min, max, out) : 0;
-}
-
-static int opt_bool(struct yconf *y, yaml_node_t *map, const char *key, int *out)
-{
-	yaml_node_t *v = yconf_get(y, map, key);
-
-	return v ? yconf_bool(y, v, key, out) : 0;
-}
-
 /* A sequence of at most max scalars; each goes to fn. */
 typedef int (*item_fn)(struct yconf *y, yaml_node_t *n, const char *s, void *arg);
 static int each_str(struct yconf *y, yaml_node_t *seq, const char *what, size_t max, item_fn fn,
@@ -204,10 +169,10 @@ static int parse_authority(struct yconf *y, yaml_node_t *m, struct cad_authority
 	int rc = -1;
 
 	if (yconf_check_map(y, m, "authorities", authority_fields) ||
-	    req_str(y, m, "name", a->name, sizeof(a->name)) ||
-	    req_str(y, m, "certificate", a->cert_path, sizeof(a->cert_path)) ||
-	    opt_str(y, m, "chain", a->chain_path, sizeof(a->chain_path)) ||
-	    req_str(y, m, "key", a->key_uri, sizeof(a->key_uri)))
+	    yconf_req_str(y, m, "name", a->name, sizeof(a->name)) ||
+	    yconf_req_str(y, m, "certificate", a->cert_path, sizeof(a->cert_path)) ||
+	    yconf_opt_str(y, m, "chain", a->chain_path, sizeof(a->chain_path)) ||
+	    yconf_req_str(y, m, "key", a->key_uri, sizeof(a->key_uri)))
 		return -1;
 	if (!name_ok(a->name))
 		return yconf_fail(y, m, "name", "\"%s\": use 1..%d of a-z 0-9 - _", a->name,
@@ -262,17 +227,17 @@ static int parse_key_profile(struct yconf *y, yaml_node_t *m, struct cad_key_pro
 	long l;
 
 	if (yconf_check_map(y, m, "key_profiles", key_profile_fields) ||
-	    req_str(y, m, "name", k->name, sizeof(k->name)))
+	    yconf_req_str(y, m, "name", k->name, sizeof(k->name)))
 		return -1;
 	if (!name_ok(k->name))
 		return yconf_fail(y, m, "name", "\"%s\": use a-z 0-9 - _", k->name);
 	if (yconf_get(y, m, "rsa_min_bits")) {
 		/* No RSA below 2048, whatever the file says. */
-		if (opt_long(y, m, "rsa_min_bits", 2048, 16384, &l))
+		if (yconf_opt_long(y, m, "rsa_min_bits", 2048, 16384, &l))
 			return -1;
 		k->rsa_min_bits = (int)l;
 		k->rsa_max_bits = 4096;
-		if (opt_long(y, m, "rsa_max_bits", l, 16384, &l))
+		if (yconf_opt_long(y, m, "rsa_max_bits", l, 16384, &l))
 			return -1;
 		k->rsa_max_bits = (int)l;
 	} else if (yconf_get(y, m, "rsa_max_bits")) {
@@ -353,18 +318,18 @@ static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg
 	long l;
 
 	if (yconf_check_map(y, m, "profiles", profile_fields) ||
-	    req_str(y, m, "name", p->name, sizeof(p->name)))
+	    yconf_req_str(y, m, "name", p->name, sizeof(p->name)))
 		return -1;
 	if (!name_ok(p->name))
 		return yconf_fail(y, m, "name", "\"%s\": use a-z 0-9 - _", p->name);
-	if (req_str(y, m, "authority", buf, sizeof(buf)))
+	if (yconf_req_str(y, m, "authority", buf, sizeof(buf)))
 		return -1;
 	for (size_t i = 0; i < cfg->n_authorities; i++)
 		if (!strcmp(cfg->authorities[i].name, buf))
 			p->authority = &cfg->authorities[i];
 	if (!p->authority)
 		return yconf_fail(y, m, "authority", "no authority named \"%s\"", buf);
-	if (req_str(y, m, "key_profile", buf, sizeof(buf)))
+	if (yconf_req_str(y, m, "key_profile", buf, sizeof(buf)))
 		return -1;
 	for (size_t i = 0; i < cfg->n_key_profiles; i++)
 		if (!strcmp(cfg->key_profiles[i].name, buf))
@@ -373,7 +338,7 @@ static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg
 		return yconf_fail(y, m, "key_profile", "no key profile named \"%s\"", buf);
 	if (!yconf_get(y, m, "max_validity_days"))
 		return yconf_fail(y, m, "max_validity_days", "required field is missing");
-	if (opt_long(y, m, "max_validity_days", 1, 3650, &l))
+	if (yconf_opt_long(y, m, "max_validity_days", 1, 3650, &l))
 		return -1;
 	p->max_validity_days = (int)l;
 	if (!(v = yconf_get(y, m, "key_usage")))
@@ -390,8 +355,8 @@ static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg
 		return yconf_fail(y, m, "subject_fields", "required field is missing");
 	if (each_str(y, v, "subject_fields", CAD_MAX_FIELDS, field_item, p))
 		return -1;
-	if (opt_bool(y, m, "subject_cn_required", &p->subject_cn_required) ||
-	    opt_bool(y, m, "san_required", &p->san_required))
+	if (yconf_opt_bool(y, m, "subject_cn_required", &p->subject_cn_required) ||
+	    yconf_opt_bool(y, m, "san_required", &p->san_required))
 		return -1;
 	if ((v = yconf_get(y, m, "san"))) {
 		if (yconf_check_map(y, v, "san", san_fields))
@@ -446,8 +411,9 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 		goto out;
 	if ((v = yconf_get(&y, root, "listen"))) {
 		if (yconf_check_map(&y, v, "listen", listen_fields) ||
-		    opt_str(&y, v, "address", cfg->listen_address, sizeof(cfg->listen_address)) ||
-		    opt_long(&y, v, "port", 0, 65535, &l))
+		    yconf_opt_str(&y, v, "address", cfg->listen_address,
+		                  sizeof(cfg->listen_address)) ||
+		    yconf_opt_long(&y, v, "port", 0, 65535, &l))
 			goto out;
 		if (yconf_get(&y, v, "port"))
 			cfg->listen_port = (int)l;
@@ -457,37 +423,37 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 		goto out;
 	}
 	if (yconf_check_map(&y, v, "tls", tls_fields) ||
-	    req_str(&y, v, "certificate", cfg->tls_cert, sizeof(cfg->tls_cert)) ||
-	    req_str(&y, v, "key", cfg->tls_key, sizeof(cfg->tls_key)) ||
-	    req_str(&y, v, "client_ca", cfg->tls_client_ca, sizeof(cfg->tls_client_ca)))
+	    yconf_req_str(&y, v, "certificate", cfg->tls_cert, sizeof(cfg->tls_cert)) ||
+	    yconf_req_str(&y, v, "key", cfg->tls_key, sizeof(cfg->tls_key)) ||
+	    yconf_req_str(&y, v, "client_ca", cfg->tls_client_ca, sizeof(cfg->tls_client_ca)))
 		goto out;
-	if (opt_str(&y, root, "database", cfg->database, sizeof(cfg->database)))
+	if (yconf_opt_str(&y, root, "database", cfg->database, sizeof(cfg->database)))
 		goto out;
 	if ((v = yconf_get(&y, root, "limits"))) {
 		if (yconf_check_map(&y, v, "limits", limit_fields))
 			goto out;
 		l = (long)cfg->max_body_bytes;
-		if (opt_long(&y, v, "max_body_bytes", 1024, 1 << 20, &l))
+		if (yconf_opt_long(&y, v, "max_body_bytes", 1024, 1 << 20, &l))
 			goto out;
 		cfg->max_body_bytes = (size_t)l;
 		l = (long)cfg->max_header_bytes;
-		if (opt_long(&y, v, "max_header_bytes", 1024, 1 << 20, &l))
+		if (yconf_opt_long(&y, v, "max_header_bytes", 1024, 1 << 20, &l))
 			goto out;
 		cfg->max_header_bytes = (size_t)l;
 		l = cfg->timeout_seconds;
-		if (opt_long(&y, v, "timeout_seconds", 1, 3600, &l))
+		if (yconf_opt_long(&y, v, "timeout_seconds", 1, 3600, &l))
 			goto out;
 		cfg->timeout_seconds = (int)l;
 		l = cfg->token_max_days;
-		if (opt_long(&y, v, "token_max_days", 1, 3660, &l))
+		if (yconf_opt_long(&y, v, "token_max_days", 1, 3660, &l))
 			goto out;
 		cfg->token_max_days = (int)l;
 	}
 	cfg->audit_checkpoint_seconds = 300;
 	if ((v = yconf_get(&y, root, "audit"))) {
 		if (yconf_check_map(&y, v, "audit", audit_fields) ||
-		    req_str(&y, v, "checkpoint_key", cfg->audit_key_uri,
-		            sizeof(cfg->audit_key_uri)))
+		    yconf_req_str(&y, v, "checkpoint_key", cfg->audit_key_uri,
+		                  sizeof(cfg->audit_key_uri)))
 			goto out;
 		if (label_of(cfg->audit_key_uri, cfg->audit_key_label,
 		             sizeof(cfg->audit_key_label))) {
@@ -496,7 +462,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 			goto out;
 		}
 		l = cfg->audit_checkpoint_seconds;
-		if (opt_long(&y, v, "checkpoint_interval_seconds", 1, 86400, &l))
+		if (yconf_opt_long(&y, v, "checkpoint_interval_seconds", 1, 86400, &l))
 			goto out;
 		cfg->audit_checkpoint_seconds = (int)l;
 	}

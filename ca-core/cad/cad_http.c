@@ -256,18 +256,28 @@ const char *cad_query(struct cad_req *r, const char *name)
 
 /* --- routing --- */
 
-/* Match path against pattern; "{}" matches one non-empty segment, copied into args. */
+/* Match the raw (still percent-encoded) path against pattern; "{}" matches one non-empty
+ * segment, which is decoded into args, so that an encoded "/" stays inside its segment and
+ * a NUL (%00) is refused. */
 static int match(const char *pattern, const char *path, char args[CAD_MAX_ARGS][256])
 {
 	int n = 0;
 
 	while (*pattern && *path) {
 		if (!strncmp(pattern, "{}", 2)) {
-			size_t len = strcspn(path, "/");
-			if (len == 0 || len >= 256 || n >= CAD_MAX_ARGS)
+			size_t len = strcspn(path, "/"), dlen = 0;
+			char seg[256], *dec;
+			if (len == 0 || len >= sizeof(seg) || n >= CAD_MAX_ARGS)
 				return 0;
-			memcpy(args[n], path, len);
-			args[n++][len] = '\0';
+			memcpy(seg, path, len);
+			seg[len] = '\0';
+			dec = evhttp_uridecode(seg, 0, &dlen);
+			if (!dec || dlen != strlen(dec)) {
+				free(dec);
+				return 0;
+			}
+			snprintf(args[n++], 256, "%s", dec);
+			free(dec);
 			path += len;
 			pattern += 2;
 			continue;
@@ -285,20 +295,15 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	const struct route *rt = NULL;
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-	char *decoded = NULL;
 	int path_known = 0;
 
 	TAILQ_INIT(&r.query);
-	size_t dlen = 0;
-
-	decoded = raw ? evhttp_uridecode(raw, 0, &dlen) : NULL;
-	/* A NUL hidden as %00 would cut the path short: refuse it. */
-	if (!decoded || dlen != strlen(decoded) || dlen >= sizeof(r.path)) {
+	if (!raw || strlen(raw) >= sizeof(r.path)) {
 		snprintf(r.path, sizeof(r.path), "?");
 		cad_reply_error(&r, 400, "bad-path", "the request path is missing or too long");
 		goto out;
 	}
-	snprintf(r.path, sizeof(r.path), "%s", decoded);
+	snprintf(r.path, sizeof(r.path), "%s", raw);
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		char args[CAD_MAX_ARGS][256];
 		if (!match(routes[i].pattern, r.path, args))
@@ -335,7 +340,6 @@ out:
 	/* Invariant 5 and the issue: every denied request is in the audit log. */
 	if (r.action && rt && rt->roles && r.status >= 400 && r.status < 500)
 		cad_audit_denial(&r);
-	free(decoded);
 	if (r.query_parsed)
 		evhttp_clear_headers(&r.query);
 	db_principal_clear(&r.who);
@@ -422,8 +426,20 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 	if (db_connect(cfg->database, &cad->db, &derr) != DB_OK) {
 		log_warn("database unavailable at start (will retry per request): %s", derr.msg);
 		cad->db = NULL;
-	} else if (cad_authorities_ready(cad, cad->db, err, errsz) == -2) {
-		log_warn("authorities not registered yet (will retry per request): %s", err);
+	} else {
+		switch (cad_authorities_ready(cad, cad->db, err, errsz)) {
+		case -3:
+			goto out; /* a configuration error: refuse to start */
+		case -2:
+			log_warn("authorities not registered yet (will retry per request): %s",
+			         err);
+			break;
+		case -1:
+			log_warn("authority keys not loaded yet (will retry per request): %s", err);
+			break;
+		default:
+			break;
+		}
 	}
 	*out = cad;
 	cad = NULL;

@@ -7,6 +7,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "cad.h"
 #include "db.h"
@@ -111,10 +112,32 @@ void cad_h_cert_release(struct cad_req *r);
 void cad_h_audit_verify(struct cad_req *r);
 void cad_h_audit_export(struct cad_req *r);
 
-/* --- authorities and issuance (cad_issue.c) --- */
+/* --- a certificate request judged against a profile (cad_csr.c) --- */
 
-/* Make sure every authority is registered in the database and its key is loaded; on failure
- * err says which and why. Returns 0, or -1 (keyd) / -2 (database). */
+#define CAD_SANS_MAX 100
+
+struct cad_csr {
+	X509_REQ *req;
+	EVP_PKEY *pub;
+	GENERAL_NAMES *gens; /* the SANs as they go into the certificate; NULL when none */
+	struct db_san sans[CAD_SANS_MAX];
+	char text[CAD_SANS_MAX][256]; /* the SANs' text, which sans[] points into */
+	size_t n_sans;
+	char subject[1024]; /* RFC 2253 */
+};
+
+/* Parse a PEM PKCS#10 request and check it against p: proof of possession, key profile,
+ * subject fields, SAN types and patterns. 0, or -1 with *error the API error code and why the
+ * reason. Free with cad_csr_free either way (out zeroed first by the caller). */
+int cad_csr_check(const struct cad_profile *p, const char *pem, struct cad_csr *out,
+                  const char **error, char *why, size_t n);
+void cad_csr_free(struct cad_csr *c);
+
+/* --- authorities (cad_authorities.c) --- */
+
+/* Make sure every authority's key is loaded and the authority registered in the database
+ * (cad_authorities.c); on failure err says which and why. Returns 0, or -1 (keyd), -2 (the
+ * database), -3 (the database holds another certificate under an authority's name). */
 int cad_authorities_ready(struct cad *cad, struct db *db, char *err, size_t errsz);
 
 /* --- signed audit checkpoints (cad_checkpoint.c) --- */

@@ -17,8 +17,12 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: hsmca-cad --config FILE [--check] [--verbose]\n"
+	        "       hsmca-cad --config FILE --bootstrap-admin NAME --admin-cert FILE\n"
 	        "  --config FILE  the configuration (docs/cad.md)\n"
 	        "  --check        read and check the configuration, then exit\n"
+	        "  --bootstrap-admin NAME --admin-cert FILE\n"
+	        "                 register the first ca-admin (by its client certificate) in a\n"
+	        "                 database that has none, then exit\n"
 	        "  --verbose      log debug messages\n"
 	        "The keyd provider finds keyd by $HSMCA_KEYD_SOCKET or its openssl.cnf section;\n"
 	        "the database is the configuration's \"database\" or libpq's environment.\n");
@@ -29,16 +33,18 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 	                                     {"check", no_argument, NULL, 'k'},
 	                                     {"verbose", no_argument, NULL, 'v'},
+	                                     {"bootstrap-admin", required_argument, NULL, 'b'},
+	                                     {"admin-cert", required_argument, NULL, 'a'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	struct cad_config *cfg = calloc(1, sizeof(*cfg));
 	OSSL_PROVIDER *keyd = NULL, *deflt = NULL;
-	const char *config = NULL;
+	const char *config = NULL, *admin = NULL, *admin_cert = NULL;
 	struct cad *cad = NULL;
 	int check = 0, level = LOG_INFO, c, rc = 1;
 	char err[1024];
 
-	while ((c = getopt_long(argc, argv, "c:kvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:kvhb:a:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -48,6 +54,12 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			level = LOG_DEBUG;
+			break;
+		case 'b':
+			admin = optarg;
+			break;
+		case 'a':
+			admin_cert = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -59,7 +71,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!config || optind != argc || !cfg) {
+	if (!config || optind != argc || !cfg || !admin != !admin_cert) {
 		usage(stderr);
 		free(cfg);
 		return 2;
@@ -79,6 +91,14 @@ int main(int argc, char **argv)
 	EVP_set_default_properties(NULL, "?provider=default");
 	if (cad_config_load(config, cfg, err, sizeof(err)) != 0) {
 		log_error("%s", err);
+		goto out;
+	}
+	if (admin) {
+		rc = cad_bootstrap_admin(cfg, admin, admin_cert, err, sizeof(err)) == 0 ? 0 : 1;
+		if (rc)
+			log_error("bootstrap: %s", err);
+		else
+			printf("principal %s registered as ca-admin\n", admin);
 		goto out;
 	}
 	if (check) {

@@ -39,6 +39,21 @@ static char base_url[128];
 static pid_t cad_pid;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
 
+static int setup_phase; /* in the parent, making the environment */
+static void cleanup(void);
+
+/* A failure: in the parent while setting up, take down what was started first, so that no
+ * server outlives the test program. */
+static void die(const char *where)
+{
+	fprintf(stderr, "test_cad: %s failed\n", where);
+	if (setup_phase) {
+		setup_phase = 0;
+		cleanup();
+	}
+	abort();
+}
+
 static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor", "operator", "ra"};
 #define NROLES 6
 
@@ -93,7 +108,7 @@ static void write_file(const char *name, const char *text)
 	path_of(p, sizeof(p), name);
 	f = fopen(p, "w");
 	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		abort();
+		die(__func__);
 }
 
 static void write_cert(const char *name, X509 *x)
@@ -104,7 +119,7 @@ static void write_cert(const char *name, X509 *x)
 	path_of(p, sizeof(p), name);
 	f = fopen(p, "w");
 	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		abort();
+		die(__func__);
 }
 
 static void write_key(const char *name, EVP_PKEY *k)
@@ -115,7 +130,7 @@ static void write_key(const char *name, EVP_PKEY *k)
 	path_of(p, sizeof(p), name);
 	f = fopen(p, "w");
 	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
-		abort();
+		die(__func__);
 }
 
 static char *slurp(const char *path)
@@ -155,7 +170,7 @@ static EVP_PKEY *keyd_key(const char *label)
 	OSSL_STORE_close(sc);
 	if (!k) {
 		ERR_print_errors_fp(stderr);
-		abort();
+		die(__func__);
 	}
 	return k;
 }
@@ -168,7 +183,7 @@ static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
 	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
 	if (!e || !X509_add_ext(x, e, -1))
-		abort();
+		die(__func__);
 	X509_EXTENSION_free(e);
 }
 
@@ -184,7 +199,7 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 	if (!x || !n || !m ||
 	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
 	                                0))
-		abort();
+		die(__func__);
 	X509_set_version(x, X509_VERSION_3);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
 	X509_set_subject_name(x, n);
@@ -202,7 +217,7 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 		add_ext(x, issuer, NID_subject_alt_name, san);
 	if (!EVP_DigestSignInit_ex(m, NULL, md, NULL, NULL, signer, NULL) || !X509_sign_ctx(x, m)) {
 		ERR_print_errors_fp(stderr);
-		abort();
+		die(__func__);
 	}
 	EVP_MD_CTX_free(m);
 	X509_NAME_free(n);
@@ -217,7 +232,7 @@ static int free_port(void)
 
 	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
 	    getsockname(s, (struct sockaddr *)&a, &len))
-		abort();
+		die(__func__);
 	port = ntohs(a.sin_port);
 	close(s);
 	return port;
@@ -350,7 +365,7 @@ static char *make_csr(EVP_PKEY *k, const char *subject, const char *san)
 		*eq = '\0';
 		if (!X509_NAME_add_entry_by_txt(n, f, MBSTRING_UTF8, (unsigned char *)eq + 1, -1,
 		                                -1, 0))
-			abort();
+			die(__func__);
 	}
 	X509_REQ_set_version(req, 0);
 	X509_REQ_set_subject_name(req, n);
@@ -359,14 +374,14 @@ static char *make_csr(EVP_PKEY *k, const char *subject, const char *san)
 		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
 		if (!e)
-			abort();
+			die(__func__);
 		sk_X509_EXTENSION_push(exts, e);
 		X509_REQ_add_extensions(req, exts);
 		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	}
 	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, k, NULL) ||
 	    !X509_REQ_sign_ctx(req, m))
-		abort();
+		die(__func__);
 	PEM_write_bio_X509_REQ(b, req);
 	len = BIO_get_mem_data(b, &data);
 	out = strndup(data, (size_t)len);
@@ -446,7 +461,7 @@ static void register_principal(struct db *db, const char *role, const char *prof
 	if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
 	    db_principal_add(db, role, role, sha, profiles, &id, &err) != DB_OK) {
 		fprintf(stderr, "test_cad: principal %s: %s\n", role, err.msg);
-		abort();
+		die(__func__);
 	}
 	X509_free(x);
 	fclose(f);
@@ -510,6 +525,21 @@ static const char config_fmt[] =
     "    subject_fields: [CN, O, C]\n"
     "    subject_cn_required: true\n";
 
+/* hsmca-cad --bootstrap-admin NAME --admin-cert NAME.pem; its exit status. */
+static int bootstrap(const char *name)
+{
+	char conf[512], cert[512], bin[512], log[512];
+	char *argv[] = {bin,          "--config",     conf, "--bootstrap-admin",
+	                (char *)name, "--admin-cert", cert, NULL};
+
+	path_of(conf, sizeof(conf), "cad.yaml");
+	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, name);
+	path_of(log, sizeof(log), "bootstrap.log");
+	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
+	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+	return run(argv, log);
+}
+
 static void cad_start(void)
 {
 	char conf[512], log[512], bin[512];
@@ -518,9 +548,10 @@ static void cad_start(void)
 	path_of(conf, sizeof(conf), "cad.yaml");
 	path_of(log, sizeof(log), "cad.log");
 	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
+	setup_phase = 1;
 	cad_pid = fork();
 	if (cad_pid < 0)
-		abort();
+		die(__func__);
 	if (cad_pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
@@ -532,12 +563,14 @@ static void cad_start(void)
 		long st = api(NULL, "GET", "/api/v1/health", NULL, &o);
 		json_decref(o);
 		o = NULL;
-		if (st == 200)
+		if (st == 200) {
+			setup_phase = 0;
 			return;
+		}
 		usleep(50000);
 	}
 	fprintf(stderr, "test_cad: hsmca-cad did not become healthy; see %s\n", log);
-	abort();
+	die(__func__);
 }
 
 static void setup(void)
@@ -552,23 +585,24 @@ static void setup(void)
 	char conf[8192];
 	int applied, port;
 
+	setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (harness_start(&h, NULL) != 0)
-		abort();
+		die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
 	if (!c ||
 	    keyd_client_generate(c, "issuing-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
 	    keyd_client_generate(c, "codesign-p384", KEYD_KEY_EC, KEYD_CURVE_P384, &k, &kerr) ||
 	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
-		abort();
+		die(__func__);
 	keyd_client_free(c);
 	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
-		abort();
+		die(__func__);
 	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
 	prov_default = OSSL_PROVIDER_load(NULL, "default");
 	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
-		abort();
+		die(__func__);
 
 	/* The CAs: self-signed, their keys in keyd. */
 	ik = keyd_key("issuing-p256");
@@ -600,16 +634,18 @@ static void setup(void)
 	/* The database. */
 	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-cad.XXXXXX");
 	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
-		abort();
+		die(__func__);
 	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
 	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
 	if (db_connect(owner_ci, &db, &err) != DB_OK ||
 	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
 		fprintf(stderr, "test_cad: %s\n", err.msg);
-		abort();
+		die(__func__);
 	}
 	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
-	for (int i = 0; i < NROLES; i++)
+	/* The first ca-admin comes from hsmca-cad --bootstrap-admin (tested below); the others
+	 * straight into the database. */
+	for (int i = 1; i < NROLES; i++)
 		register_principal(db, roles[i], !strcmp(roles[i], "ra") ? "tls-server" : "");
 	db_close(db);
 
@@ -617,6 +653,9 @@ static void setup(void)
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
 	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, app_ci, dir, dir);
 	write_file("cad.yaml", conf);
+	if (bootstrap("ca-admin") != 0)
+		die(__func__);
+	setup_phase = 0;
 }
 
 static void cad_stop(void)
@@ -647,6 +686,19 @@ static void teardown(void)
 	curl_global_cleanup();
 }
 
+static void cleanup(void)
+{
+	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
+
+	cad_stop();
+	if (pgdir[0]) {
+		pgtest("stop", NULL);
+		run(rm, NULL);
+	}
+	if (h.dir[0])
+		harness_stop(&h);
+}
+
 /* ================= slice 1: the server ================= */
 
 START_TEST(health_answers_without_credentials)
@@ -669,6 +721,18 @@ START_TEST(unknown_endpoint_and_method_get_json_errors)
 	ck_assert_int_eq(api("officer", "DELETE", "/api/v1/certificates", NULL, &o), 405);
 	ck_assert_str_eq(jstr(o, "error"), "method-not-allowed");
 	json_decref(o);
+	/* An encoded "/" stays inside its segment; an encoded NUL matches nothing. */
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals/officer%2Fdisable", NULL, &o),
+	                 405);
+	json_decref(o);
+	ck_assert_int_eq(api("ca-admin", "GET", "/api/v1/principals/officer%2Fdisable", NULL, &o),
+	                 404);
+	ck_assert_str_eq(jstr(o, "error"), "unknown-principal");
+	json_decref(o);
+	ck_assert_int_eq(api("ca-admin", "GET", "/api/v1/principals/officer%00x", NULL, &o), 404);
+	ck_assert_str_eq(jstr(o, "error"), "not-found");
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "GET", "/api/v1/whoami", NULL, NULL), 200);
 }
 END_TEST
 
@@ -845,6 +909,17 @@ START_TEST(expired_token_and_disabled_principal_are_refused)
 	sql_ok("UPDATE api_tokens SET expires_at = now() - interval '1 second'"
 	       " WHERE principal_id = (SELECT id FROM principals WHERE name = 'bot-2')");
 	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, NULL), 401);
+}
+END_TEST
+
+START_TEST(bootstrap_makes_the_first_ca_admin_only)
+{
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'principal.bootstrap'"
+	                       " AND object = 'ca-admin' AND outcome = 'success'"),
+	                 1);
+	ck_assert_int_ne(bootstrap("stranger"), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(dir_file("bootstrap.log")), "is a ca-admin already"));
+	ck_assert_int_eq(count("SELECT count(*) FROM principals WHERE name = 'stranger'"), 0);
 }
 END_TEST
 
@@ -1432,6 +1507,8 @@ START_TEST(audit_verifies_and_exports)
 	ck_assert_int_eq(api("auditor", "GET", "/api/v1/audit?limit=2", NULL, &o), 200);
 	ck_assert_int_eq(json_array_size(json_object_get(o, "entries")), 2);
 	ck_assert_str_eq(jstr(json_array_get(json_object_get(o, "entries"), 0), "action"),
+	                 "principal.bootstrap");
+	ck_assert_str_eq(jstr(json_array_get(json_object_get(o, "entries"), 1), "action"),
 	                 "authority.register");
 	json_decref(o);
 }
@@ -1622,6 +1699,21 @@ START_TEST(audit_checkpoints_are_signed_and_checked)
 }
 END_TEST
 
+START_TEST(cli_audit_verify_names_a_modified_entry)
+{
+	/* Change entry 2's object behind the application's back, then put it back. */
+	sql_ok("ALTER TABLE audit_log DISABLE TRIGGER USER;"
+	       " UPDATE audit_log SET object = object || '-forged' WHERE seq = 2;"
+	       " ALTER TABLE audit_log ENABLE TRIGGER USER");
+	ck_assert_int_eq(cli("auditor", "audit", "verify", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "audit log modified at entry 2"));
+	sql_ok("ALTER TABLE audit_log DISABLE TRIGGER USER;"
+	       " UPDATE audit_log SET object = left(object, length(object) - 7) WHERE seq = 2;"
+	       " ALTER TABLE audit_log ENABLE TRIGGER USER");
+	ck_assert_int_eq(cli("auditor", "audit", "verify", NULL), 0);
+}
+END_TEST
+
 /* ================= outages ================= */
 
 START_TEST(database_down_is_503_then_service_resumes)
@@ -1646,6 +1738,89 @@ START_TEST(database_down_is_503_then_service_resumes)
 	free(body);
 	free(csr);
 	EVP_PKEY_free(k);
+}
+END_TEST
+
+/* One client: issue for `seconds`, writing "serial sha256(DER)" for each certificate received
+ * and "status N" for any answer other than 201 and 503. */
+static void load_client(int id, int seconds)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char name[64], cn[64], san[80], *csr, *body, path[512];
+	time_t end = time(NULL) + seconds;
+	FILE *f;
+
+	snprintf(name, sizeof(name), "load-%d.out", id);
+	path_of(path, sizeof(path), name);
+	f = fopen(path, "w");
+	snprintf(cn, sizeof(cn), "/CN=load%d.example.com", id);
+	snprintf(san, sizeof(san), "DNS:load%d.example.com", id);
+	csr = make_csr(k, cn, san);
+	body = issue_body("tls-server", csr);
+	while (time(NULL) < end) {
+		json_t *o = NULL;
+		long st = api("officer", "POST", "/api/v1/certificates", body, &o);
+		if (st == 201) {
+			X509 *x = pem_cert(jstr(o, "certificate"));
+			unsigned char md[32];
+			unsigned int n;
+			X509_digest(x, EVP_sha256(), md, &n);
+			fprintf(f, "%s ", jstr(o, "serial"));
+			for (int i = 0; i < 32; i++)
+				fprintf(f, "%02x", md[i]);
+			fprintf(f, "\n");
+			X509_free(x);
+		} else if (st != 503) {
+			fprintf(f, "status %ld %s\n", st, jstr(o, "detail"));
+		}
+		json_decref(o);
+	}
+	fclose(f);
+	_exit(0);
+}
+
+START_TEST(database_restart_under_load_loses_no_certificate)
+{
+	pid_t clients[3];
+	long long received = 0;
+	int st;
+
+	for (int i = 0; i < 3; i++) {
+		clients[i] = fork();
+		if (clients[i] == 0)
+			load_client(i, 6);
+	}
+	sleep(1);
+	ck_assert_int_eq(pgtest("stop", NULL), 0);
+	usleep(1500000);
+	ck_assert_int_eq(pgtest("start", "--fast"), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(waitpid(clients[i], &st, 0), clients[i]);
+	/* Every certificate a client received is in the database, as issued, byte for byte. */
+	for (int i = 0; i < 3; i++) {
+		char name[64], line[300], serial[64], digest[65], sql[400];
+		FILE *f;
+
+		snprintf(name, sizeof(name), "load-%d.out", i);
+		f = fopen(dir_file(name), "r");
+		ck_assert_ptr_nonnull(f);
+		while (fgets(line, sizeof(line), f)) {
+			ck_assert_msg(strncmp(line, "status", 6), "client %d got %s", i, line);
+			ck_assert_int_eq(sscanf(line, "%63s %64s", serial, digest), 2);
+			snprintf(
+			    sql, sizeof(sql),
+			    "SELECT count(*) FROM certificates WHERE status = 'issued' AND"
+			    " encode(serial, 'hex') = '%s' AND encode(sha256(der), 'hex') = '%s'",
+			    serial, digest);
+			ck_assert_msg(count(sql) == 1, "certificate %s is not in the database",
+			              serial);
+			received++;
+		}
+		fclose(f);
+	}
+	ck_assert_int_gt(received, 0);
+	/* And the service is back without a restart. */
+	ck_assert_int_eq(api(NULL, "GET", "/api/v1/health", NULL, NULL), 200);
 }
 END_TEST
 
@@ -1784,6 +1959,7 @@ int main(void)
 	tcase_add_test(tc, certificate_from_another_ca_fails_the_handshake);
 	tcase_add_test(tc, token_is_shown_once_stored_hashed_and_revocable);
 	tcase_add_test(tc, expired_token_and_disabled_principal_are_refused);
+	tcase_add_test(tc, bootstrap_makes_the_first_ca_admin_only);
 	tcase_add_test(tc, admin_manages_only_the_roles_below_it);
 	tcase_add_test(tc, every_role_on_every_endpoint);
 	tcase_add_test(tc, issue_tls_server);
@@ -1801,7 +1977,9 @@ int main(void)
 	tcase_add_test(tc, cli_issues_shows_lists_and_revokes);
 	tcase_add_test(tc, cli_manages_principals_and_tokens_and_reads_the_audit_log);
 	tcase_add_test(tc, audit_checkpoints_are_signed_and_checked);
+	tcase_add_test(tc, cli_audit_verify_names_a_modified_entry);
 	tcase_add_test(tc, database_down_is_503_then_service_resumes);
+	tcase_add_test(tc, database_restart_under_load_loses_no_certificate);
 	tcase_add_test(tc, keyd_down_is_503_nothing_signed_then_service_resumes);
 	suite_add_tcase(s, tc);
 	/* Each crash kills hsmca-cad: a fresh set-up apiece. */

@@ -1,0 +1,122 @@
+/* The issuing CAs at run time: each key loaded through keyd and checked against its
+ * certificate, each authority registered in the database (and the registration audited). */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "cad_internal.h"
+#include "log.h"
+
+static int key_ready(struct cad_authority *a, char *err, size_t errsz)
+{
+	if (a->key)
+		return 0;
+	a->key = cad_load_key(a->key_uri, err, errsz);
+	if (!a->key)
+		return -1;
+	if (X509_check_private_key(a->cert, a->key) != 1) {
+		EVP_PKEY_free(a->key);
+		a->key = NULL;
+		ERR_clear_error();
+		snprintf(err, errsz, "authority %s: key %s does not match %s", a->name, a->key_uri,
+		         a->cert_path);
+		return -1;
+	}
+	return 0;
+}
+
+static void subject_text(X509 *cert, char *out, size_t n)
+{
+	BIO *m = BIO_new(BIO_s_mem());
+	int len = -1;
+
+	if (m && X509_NAME_print_ex(m, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0)
+		len = BIO_read(m, out, (int)n - 1);
+	out[len > 0 ? len : 0] = '\0';
+	BIO_free(m);
+}
+
+/* Find or register a in the database: 0, -2 (database), -3 (the database has another
+ * certificate under this name). */
+static int registered(struct db *db, struct cad_authority *a, char *err, size_t errsz)
+{
+	struct db_authority row = {0}, found = {0};
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(a->cert);
+	unsigned char *subj = NULL, *der = NULL;
+	struct db_err derr = {0};
+	char text[1024];
+	int len = i2d_X509(a->cert, &der), slen, rc = -2;
+	int64_t seq;
+
+	if (len <= 0) {
+		snprintf(err, errsz, "authority %s: cannot encode its certificate", a->name);
+		goto out;
+	}
+	switch (db_authority_find(db, a->name, &found, &derr)) {
+	case DB_OK:
+		if ((size_t)len != found.cert_der_len || memcmp(der, found.cert_der, (size_t)len)) {
+			snprintf(err, errsz,
+			         "authority %s: the database holds another certificate under this "
+			         "name than %s",
+			         a->name, a->cert_path);
+			rc = -3;
+			goto out;
+		}
+		a->db_id = found.id;
+		rc = 0;
+		goto out;
+	case DB_ERR_NOT_FOUND:
+		break;
+	default:
+		snprintf(err, errsz, "%s", derr.msg);
+		goto out;
+	}
+	/* First start with this authority: register it, and say so in the audit log. */
+	slen = i2d_X509_NAME(X509_get_subject_name(a->cert), &subj);
+	subject_text(a->cert, text, sizeof(text));
+	row.name = a->name;
+	row.subject = text;
+	row.subject_der = subj;
+	row.subject_der_len = slen > 0 ? (size_t)slen : 0;
+	row.ski = ski ? ski->data : NULL;
+	row.ski_len = ski ? (size_t)ski->length : 0;
+	row.cert_der = der;
+	row.cert_der_len = (size_t)len;
+	row.key_label = a->key_label;
+	{
+		struct db_audit_entry e = {"hsmca-cad", "",        "authority.register",
+		                           a->name,     "success", text};
+		if (db_begin(db, &derr) != DB_OK ||
+		    db_authority_add(db, &row, &a->db_id, &derr) != DB_OK ||
+		    db_audit_append(db, &e, &seq, &derr) != DB_OK ||
+		    db_commit(db, &derr) != DB_OK) {
+			db_rollback(db);
+			a->db_id = 0;
+			snprintf(err, errsz, "registering authority %s: %s", a->name, derr.msg);
+			goto out;
+		}
+	}
+	log_info("registered authority %s (id %d)", a->name, (int)a->db_id);
+	rc = 0;
+out:
+	OPENSSL_free(der);
+	OPENSSL_free(subj);
+	db_authority_clear(&found);
+	return rc;
+}
+
+int cad_authorities_ready(struct cad *cad, struct db *db, char *err, size_t errsz)
+{
+	for (size_t i = 0; i < cad->cfg->n_authorities; i++) {
+		struct cad_authority *a = &cad->cfg->authorities[i];
+		int rc;
+
+		if (key_ready(a, err, errsz) != 0)
+			return -1;
+		if (!a->db_id && (rc = registered(db, a, err, errsz)) != 0)
+			return rc;
+	}
+	return 0;
+}

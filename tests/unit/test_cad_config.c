@@ -1,0 +1,191 @@
+/* hsmca-cad's configuration reader: a good file is read into the profiles it describes, and
+ * each kind of mistake is refused with a message that names it. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "cad.h"
+
+static char dir[] = "/tmp/hsmca-cadconf.XXXXXX";
+
+static void write_ca(const char *name, int ca)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+	char path[256];
+	FILE *f;
+
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)name, -1, -1, 0);
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, n);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+	                        ca ? "critical,CA:TRUE" : "CA:FALSE");
+	X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+	X509_sign(x, k, EVP_sha256());
+	snprintf(path, sizeof(path), "%s/%s.pem", dir, name);
+	f = fopen(path, "w");
+	PEM_write_X509(f, x);
+	fclose(f);
+	X509_NAME_free(n);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static void setup(void)
+{
+	if (!mkdtemp(dir))
+		abort();
+	write_ca("ca", 1);
+	write_ca("leaf", 0);
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf -- %s", dir);
+	if (system(cmd) != 0)
+		abort();
+}
+
+/* A complete configuration; %s slots: the authority's certificate, then extra text
+ * replacing the profile's key usages line. */
+static const char base[] = "tls: {certificate: /x.pem, key: /x.key, client_ca: /ca.pem}\n"
+                           "authorities:\n"
+                           "  - {name: issuing, certificate: %s, key: \"%s\"}\n"
+                           "key_profiles:\n"
+                           "  - {name: kp, rsa_min_bits: %s, ec_curves: [%s]}\n"
+                           "profiles:\n"
+                           "  - name: web\n"
+                           "    authority: %s\n"
+                           "    key_profile: kp\n"
+                           "    max_validity_days: 90\n"
+                           "    key_usage: [%s]\n"
+                           "    extended_key_usage: [%s]\n"
+                           "    subject_fields: [CN]\n"
+                           "    san: {dns: [\"*.example.com\"], ip: [\"10.*\"]}\n"
+                           "%s";
+
+struct variant {
+	const char *cert, *key, *rsa, *curves, *authority, *ku, *eku, *extra;
+};
+
+static int load(const struct variant *v, struct cad_config *cfg, char *err, size_t errsz)
+{
+	char path[256], cert[256], text[4096];
+	FILE *f;
+	int rc;
+
+	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, v->cert ? v->cert : "ca");
+	snprintf(text, sizeof(text), base, cert, v->key ? v->key : "keyd:label=issuing",
+	         v->rsa ? v->rsa : "2048", v->curves ? v->curves : "P-256, P-384",
+	         v->authority ? v->authority : "issuing",
+	         v->ku ? v->ku : "digitalSignature, keyEncipherment",
+	         v->eku ? v->eku : "serverAuth", v->extra ? v->extra : "");
+	snprintf(path, sizeof(path), "%s/cad.yaml", dir);
+	f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	err[0] = '\0';
+	rc = cad_config_load(path, cfg, err, errsz);
+	return rc;
+}
+
+static void refused(const struct variant *v, const char *expect)
+{
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	char err[1024];
+
+	ck_assert_int_ne(load(v, cfg, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, expect), "expected \"%s\" in \"%s\"", expect, err);
+	cad_config_free(cfg);
+	free(cfg);
+}
+
+START_TEST(good_file_is_read_into_profiles)
+{
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	struct variant v = {0};
+	struct cad_profile *p;
+	char err[1024];
+
+	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cfg->listen_port, 8443);
+	ck_assert_uint_eq(cfg->max_body_bytes, 65536);
+	p = cad_profile_find(cfg, "web");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_str_eq(p->authority->key_label, "issuing");
+	ck_assert_uint_eq(p->key_usage, KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+	ck_assert_int_eq(p->n_eku, 1);
+	ck_assert_int_eq(p->eku[0], NID_server_auth);
+	ck_assert_int_eq(p->key_profile->rsa_min_bits, 2048);
+	ck_assert(p->key_profile->p256 && p->key_profile->p384);
+	ck_assert_str_eq(p->san_patterns[CAD_SAN_DNS][0], "*.example.com");
+	ck_assert_int_eq(p->n_san_patterns[CAD_SAN_EMAIL], 0);
+	ck_assert_ptr_null(cad_profile_find(cfg, "nope"));
+	cad_config_free(cfg);
+	free(cfg);
+}
+END_TEST
+
+START_TEST(mistakes_are_refused_by_name)
+{
+	refused(&(struct variant){.rsa = "1024"}, "rsa_min_bits");
+	refused(&(struct variant){.curves = "P-521"}, "only P-256 and P-384");
+	refused(&(struct variant){.curves = "secp256k1"}, "only P-256 and P-384");
+	refused(&(struct variant){.ku = "keyCertSign"}, "keyCertSign");
+	refused(&(struct variant){.eku = "OCSPSigning"}, "OCSPSigning");
+	refused(&(struct variant){.authority = "other"}, "no authority named \"other\"");
+	refused(&(struct variant){.cert = "leaf"}, "not a CA certificate");
+	refused(&(struct variant){.cert = "missing"}, "cannot read");
+	refused(&(struct variant){.key = "/etc/ca.key"}, "not a keyd:label=NAME URI");
+	refused(&(struct variant){.extra = "    color: blue\n"}, "unknown field \"color\"");
+	refused(&(struct variant){.extra = "    san_required: maybe\n"}, "true or false");
+	refused(&(struct variant){.extra = "    max_validity_days: 10\n"}, "given twice");
+	refused(&(struct variant){.extra = "  - name: web\n"
+	                                   "    authority: issuing\n"
+	                                   "    key_profile: kp\n"
+	                                   "    max_validity_days: 1\n"
+	                                   "    key_usage: [digitalSignature]\n"
+	                                   "    extended_key_usage: []\n"
+	                                   "    subject_fields: [CN]\n"},
+	        "named twice");
+	refused(&(struct variant){.extra = "limits: {max_body_bytes: 10}\n"}, "max_body_bytes");
+	refused(&(struct variant){.extra = "audit: {checkpoint_key: /tmp/k.pem}\n"},
+	        "checkpoint_key");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("cad-config");
+	TCase *tc = tcase_create("config");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, good_file_is_read_into_profiles);
+	tcase_add_test(tc, mistakes_are_refused_by_name);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
