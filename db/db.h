@@ -92,6 +92,53 @@ enum db_status db_authority_find(struct db *db, const char *name, struct db_auth
                                  struct db_err *err);
 void db_authority_clear(struct db_authority *a);
 
+/* --- run-time settings: authorities retired, profiles switched off, CRL and OCSP settings
+ * (db_settings.c) --- */
+
+/* Every registered authority, by name; the DER fields are left empty. Free with
+ * db_authority_list_free. */
+enum db_status db_authority_list(struct db *db, struct db_authority **out, size_t *n,
+                                 struct db_err *err);
+void db_authority_list_free(struct db_authority *list, size_t n);
+/* active -> retired, for good. *id is the authority's. DB_ERR_NOT_FOUND, DB_ERR_STATE when
+ * retired already. Inside the caller's transaction if one is open. */
+enum db_status db_authority_retire(struct db *db, const char *name, int32_t *id,
+                                   struct db_err *err);
+/* Whether issuance may go on: *retired when the authority is retired, *enabled 0 when an
+ * admin switched the profile off. */
+enum db_status db_issuance_allowed(struct db *db, int32_t authority_id, const char *profile,
+                                   int *retired, int *enabled, struct db_err *err);
+/* A profile's switch (1 when no admin ever set it). */
+enum db_status db_profile_enabled(struct db *db, const char *profile, int *enabled,
+                                  struct db_err *err);
+enum db_status db_profile_set_enabled(struct db *db, const char *profile, int enabled,
+                                      const char *by, struct db_err *err);
+
+#define DB_KEY_LABEL_MAX 64
+
+/* An authority's CRL and OCSP settings, for crld and ocspd. */
+struct db_authority_settings {
+	int64_t crl_next_update_seconds; /* nextUpdate - thisUpdate of each full CRL */
+	int64_t delta_crl_seconds;       /* 0: no delta CRLs */
+	int64_t ocsp_validity_seconds;   /* nextUpdate - thisUpdate of each OCSP response */
+	int64_t ocsp_nonce_rate_limit;   /* nonce requests per second answered; 0: no limit */
+	/* A keyd key label for delegated OCSP signing; "": the CA's own key signs. */
+	char ocsp_signer_key_label[DB_KEY_LABEL_MAX + 1];
+	/* Read only: nobody stored settings yet; who stored them last, and when. */
+	int is_default;
+	char updated_by[129];
+	int64_t updated_at;
+};
+/* The defaults an authority has until an officer stores settings. */
+void db_authority_settings_default(struct db_authority_settings *s);
+enum db_status db_authority_settings_get(struct db *db, int32_t authority_id,
+                                         struct db_authority_settings *out, struct db_err *err);
+/* Store (insert or replace); the database's checks refuse out-of-range values with
+ * DB_ERR_QUERY. Inside the caller's transaction if one is open. */
+enum db_status db_authority_settings_put(struct db *db, int32_t authority_id,
+                                         const struct db_authority_settings *s, const char *by,
+                                         struct db_err *err);
+
 /* --- certificates (db_certs.c) --- */
 
 #define DB_SERIAL_MAX 20

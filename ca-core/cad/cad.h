@@ -1,8 +1,8 @@
 /*
  * hsmca-cad: the CA service. Configuration (cad_config.c), TLS (cad_tls.c), the HTTP server
  * and routing (cad_http.c), authentication, roles and the audit trail (cad_auth.c), handlers
- * per resource (cad_principals.c, cad_certs.c) and issuance (cad_issue.c). docs/cad.md
- * describes the configuration and docs/api.md the API.
+ * per resource (cad_principals.c, cad_certs.c, cad_settings.c) and issuance (cad_issue.c).
+ * docs/cad.md describes the configuration and docs/api.md the API.
  */
 #ifndef HSMCA_CAD_H
 #define HSMCA_CAD_H

@@ -65,6 +65,17 @@ static const struct route {
     {EVHTTP_REQ_GET, "/api/v1/audit/verify", cad_h_audit_verify, CA_ADMIN | AUDITOR,
      "audit.verify"},
     {EVHTTP_REQ_GET, "/api/v1/audit", cad_h_audit_export, CA_ADMIN | AUDITOR, "audit.export"},
+    {EVHTTP_REQ_POST, "/api/v1/profiles/{}/disable", cad_h_profile_disable, ADMIN,
+     "profile.disable"},
+    {EVHTTP_REQ_POST, "/api/v1/profiles/{}/enable", cad_h_profile_enable, ADMIN, "profile.enable"},
+    {EVHTTP_REQ_GET, "/api/v1/authorities", cad_h_authority_list,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR, "authority.list"},
+    {EVHTTP_REQ_POST, "/api/v1/authorities/{}/retire", cad_h_authority_retire, CA_ADMIN,
+     "authority.retire"},
+    {EVHTTP_REQ_GET, "/api/v1/authorities/{}/settings", cad_h_authority_settings_get,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR, "authority.settings.show"},
+    {EVHTTP_REQ_PUT, "/api/v1/authorities/{}/settings", cad_h_authority_settings_put, OFFICER,
+     "authority.settings.update"},
 };
 
 int cad_role_bit(const char *role)
@@ -295,7 +306,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	const struct route *rt = NULL;
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-	int path_known = 0;
+	int path_known = 0, audit_unrouted = 0;
 
 	TAILQ_INIT(&r.query);
 	if (!raw || strlen(raw) >= sizeof(r.path)) {
@@ -316,6 +327,16 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		}
 	}
 	if (!rt) {
+		/* No route: answered without credentials, but a caller who presents some is
+		 * authenticated first and its request audited as denied (a known principal
+		 * probing the API is worth knowing about; anonymous noise is not logged). */
+		r.action = path_known ? "request.method-not-allowed" : "request.unknown-endpoint";
+		if (evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") ||
+		    cad_tls_peer(req)) {
+			audit_unrouted = 1;
+			if (cad_authenticate(&r) != 0)
+				goto out;
+		}
 		if (path_known)
 			cad_reply_error(&r, 405, "method-not-allowed",
 			                "%s does not take this method", r.path);
@@ -338,7 +359,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		cad_reply_error(&r, 500, "internal", "the handler gave no answer");
 out:
 	/* Invariant 5 and the issue: every denied request is in the audit log. */
-	if (r.action && rt && rt->roles && r.status >= 400 && r.status < 500)
+	if (r.action && ((rt && rt->roles) || audit_unrouted) && r.status >= 400 && r.status < 500)
 		cad_audit_denial(&r);
 	if (r.query_parsed)
 		evhttp_clear_headers(&r.query);

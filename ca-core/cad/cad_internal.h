@@ -88,6 +88,10 @@ void cad_audit_denial(struct cad_req *r);
 enum db_status cad_audit(struct cad_req *r, const char *object, const char *outcome,
                          const char *detail, struct db_err *err);
 
+/* Commit the change open in db together with r's audit entry (success, object, detail). 0, or
+ * -1 after rolling back and replying with the database error. */
+int cad_commit_with_audit(struct cad_req *r, struct db *db, const char *object, json_t *detail);
+
 /* --- handlers --- */
 
 typedef void (*cad_handler)(struct cad_req *r);
@@ -111,6 +115,12 @@ void cad_h_cert_hold(struct cad_req *r);
 void cad_h_cert_release(struct cad_req *r);
 void cad_h_audit_verify(struct cad_req *r);
 void cad_h_audit_export(struct cad_req *r);
+void cad_h_authority_list(struct cad_req *r);
+void cad_h_authority_retire(struct cad_req *r);
+void cad_h_authority_settings_get(struct cad_req *r);
+void cad_h_authority_settings_put(struct cad_req *r);
+void cad_h_profile_enable(struct cad_req *r);
+void cad_h_profile_disable(struct cad_req *r);
 
 /* --- a certificate request judged against a profile (cad_csr.c) --- */
 

@@ -207,6 +207,27 @@ void cad_h_cert_issue(struct cad_req *r)
 		cad_reply_error(r, 503, "database-unavailable", "%s", why);
 		goto out;
 	}
+	/* A retired authority issues nothing more; a profile an admin switched off neither. (A
+	 * request that passed this check as the change committed may still complete.) */
+	{
+		int retired, enabled;
+		if (db_issuance_allowed(db, a->db_id, p->name, &retired, &enabled, &err) != DB_OK) {
+			cad_reply_db_error(r, &err);
+			goto out;
+		}
+		if (retired) {
+			cad_deny(r, 409, "authority-retired", a->name,
+			         "authority %s of profile %s is retired: it issues no more "
+			         "certificates",
+			         a->name, p->name);
+			goto out;
+		}
+		if (!enabled) {
+			cad_deny(r, 409, "profile-disabled", p->name,
+			         "profile %s is disabled by an admin", p->name);
+			goto out;
+		}
+	}
 	len = i2d_PUBKEY(csrc->pub, &spki_der);
 	if (len <= 0) {
 		cad_reply_error(r, 500, "internal", "could not encode the public key");

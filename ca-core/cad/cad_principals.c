@@ -50,7 +50,7 @@ static json_t *principal_json(const struct db_principal *p)
 }
 
 /* Commit the change that is open in db together with its audit entry. */
-static int commit_with_audit(struct cad_req *r, struct db *db, const char *object, json_t *detail)
+int cad_commit_with_audit(struct cad_req *r, struct db *db, const char *object, json_t *detail)
 {
 	char *text = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	struct db_err err = {0};
@@ -162,7 +162,7 @@ void cad_h_principal_create(struct cad_req *r)
 		goto out;
 	}
 	v = json_pack("{s:s, s:s}", "role", role, "profiles", profiles);
-	if (commit_with_audit(r, db, name, v) == 0) {
+	if (cad_commit_with_audit(r, db, name, v) == 0) {
 		struct db_principal p = {0};
 		if (db_principal_find(db, name, &p, &err) == DB_OK)
 			cad_reply_json(r, 201, principal_json(&p));
@@ -252,7 +252,7 @@ static void set_disabled(struct cad_req *r, int disabled)
 		cad_reply_json(r, 200, principal_json(&p));
 		goto out;
 	}
-	if (commit_with_audit(r, db, p.name, NULL) == 0)
+	if (cad_commit_with_audit(r, db, p.name, NULL) == 0)
 		cad_reply_json(r, 200, principal_json(&p));
 out:
 	db_principal_clear(&p);
@@ -337,7 +337,7 @@ void cad_h_token_create(struct cad_req *r)
 		goto out;
 	}
 	v = json_pack("{s:i, s:i}", "token_id", (json_int_t)id, "expires_days", days);
-	if (commit_with_audit(r, db, object, v) == 0)
+	if (cad_commit_with_audit(r, db, object, v) == 0)
 		cad_reply_json(r, 201,
 		               json_pack("{s:i, s:s, s:s, s:s, s:s?}", "id", (json_int_t)id, "name",
 		                         name, "principal", p.name, "token", token, "expires_at",
@@ -421,7 +421,7 @@ void cad_h_token_revoke(struct cad_req *r)
 		cad_reply_json(r, 200, json_pack("{s:i, s:b}", "id", (json_int_t)id, "revoked", 1));
 		goto out;
 	}
-	if (commit_with_audit(r, db, r->args[0], NULL) == 0)
+	if (cad_commit_with_audit(r, db, r->args[0], NULL) == 0)
 		cad_reply_json(r, 200, json_pack("{s:i, s:b}", "id", (json_int_t)id, "revoked", 1));
 out:
 	db_principal_list_free(all, n);
@@ -429,22 +429,36 @@ out:
 
 void cad_h_profile_list(struct cad_req *r)
 {
-	json_t *arr = json_array();
 	struct cad_config *cfg = r->cad->cfg;
+	struct db_err err = {0};
+	struct db *db = cad_db(r);
+	json_t *arr;
 
+	if (!db)
+		return;
+	arr = json_array();
 	for (size_t i = 0; i < cfg->n_profiles; i++) {
 		struct cad_profile *p = &cfg->profiles[i];
-		json_t *san = json_object();
+		json_t *san;
+		int enabled;
+		/* Switched off and on at run time by an admin (POST .../disable, .../enable). */
+		if (db_profile_enabled(db, p->name, &enabled, &err) != DB_OK) {
+			json_decref(arr);
+			cad_reply_db_error(r, &err);
+			return;
+		}
+		san = json_object();
 		for (int k = 0; k < CAD_SAN_KINDS; k++) {
 			json_t *pats = json_array();
 			for (size_t j = 0; j < p->n_san_patterns[k]; j++)
 				json_array_append_new(pats, json_string(p->san_patterns[k][j]));
 			json_object_set_new(san, cad_san_kind_name((enum cad_san_kind)k), pats);
 		}
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:o}", "name", p->name,
-		                                     "authority", p->authority->name, "key_profile",
-		                                     p->key_profile->name, "max_validity_days",
-		                                     p->max_validity_days, "san", san));
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:o, s:b}", "name",
+		                                     p->name, "authority", p->authority->name,
+		                                     "key_profile", p->key_profile->name,
+		                                     "max_validity_days", p->max_validity_days,
+		                                     "san", san, "enabled", enabled));
 	}
 	cad_reply_json(r, 200, json_pack("{s:o}", "profiles", arr));
 }

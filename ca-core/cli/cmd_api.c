@@ -1,6 +1,6 @@
 /* hsmca commands that talk to hsmca-cad: issue, show, list, revoke, hold, release, principal,
- * token, profiles, audit. Serials are hex. Exit 0 on success, 1 with a message otherwise,
- * 2 for a usage error. */
+ * token, profiles, authority, audit. Serials are hex. Exit 0 on success, 1 with a message
+ * otherwise, 2 for a usage error. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,14 +545,128 @@ static int do_token(int argc, char **argv)
 
 static int do_profiles(int argc, char **argv)
 {
-	static const char usage[] = "usage: hsmca profiles\n"
-	                            "  The certificate profiles hsmca-cad offers, as JSON.";
+	static const char usage[] =
+	    "usage: hsmca profiles [list]\n"
+	    "       hsmca profiles disable NAME | enable NAME\n"
+	    "  list: the certificate profiles hsmca-cad offers, as JSON (\"enabled\" says whether\n"
+	    "  each issues now). disable, enable (role admin): switch a profile off or on at run\n"
+	    "  time; a disabled profile issues nothing, its certificates stay valid.";
 	struct api_client c;
+	char path[300];
 	int r = parse(argc, argv, NULL, 0, "h", NULL, NULL, &c, usage);
 
 	if (r)
 		return parse_status(r);
-	return call(&c, "GET", "/profiles", NULL, NULL);
+	if (optind == argc || (optind == argc - 1 && !strcmp(argv[optind], "list")))
+		return call(&c, "GET", "/profiles", NULL, NULL);
+	if (optind == argc - 2 && name_ok(argv[optind + 1]) &&
+	    (!strcmp(argv[optind], "disable") || !strcmp(argv[optind], "enable"))) {
+		snprintf(path, sizeof(path), "/profiles/%s/%s", argv[optind + 1], argv[optind]);
+		return call(&c, "POST", path, NULL, NULL);
+	}
+	fprintf(stderr, "%s\n", usage);
+	return 2;
+}
+
+/* --- authority --- */
+
+/* The settings options, in the order of the API's fields; -1: not given. */
+static const char *const setting_fields[] = {"crl_next_update_seconds", "delta_crl_seconds",
+                                             "ocsp_validity_seconds", "ocsp_nonce_rate_limit"};
+
+struct authority_opts {
+	long setting[4];
+	const char *signer, *reason;
+};
+
+static int authority_opt(int o, const char *arg, void *ctx)
+{
+	struct authority_opts *ao = ctx;
+	char *end;
+
+	switch (o) {
+	case '0':
+	case '1':
+	case '2':
+	case '3':
+		ao->setting[o - '0'] = strtol(arg, &end, 10);
+		return *end || !*arg || ao->setting[o - '0'] < 0 ? -1 : 0;
+	case 'k':
+		ao->signer = arg;
+		return 0;
+	case 'r':
+		ao->reason = arg;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static int do_authority(int argc, char **argv)
+{
+	static const char usage[] =
+	    "usage: hsmca authority list\n"
+	    "       hsmca authority retire NAME [--reason TEXT]\n"
+	    "       hsmca authority settings NAME [--crl-next-update SECONDS] [--delta-crl "
+	    "SECONDS]\n"
+	    "                                     [--ocsp-validity SECONDS] [--ocsp-nonce-rate N]\n"
+	    "                                     [--ocsp-signer-key LABEL]\n"
+	    "  list: the CAs registered, active or retired. retire (role ca-admin): the CA issues\n"
+	    "  nothing more, for good; its certificates can still be revoked. settings: show the\n"
+	    "  CA's CRL and OCSP settings, or with options (role officer) change those given:\n"
+	    "  --crl-next-update 300..7776000, --delta-crl 0 (none) or 60..less than the CRL's,\n"
+	    "  --ocsp-validity 60..604800, --ocsp-nonce-rate 0 (no limit)..100000 per second,\n"
+	    "  --ocsp-signer-key a keyd key label for delegated OCSP signing (\"\": the CA's key).";
+	static const struct option own[] = {{"crl-next-update", required_argument, NULL, '0'},
+	                                    {"delta-crl", required_argument, NULL, '1'},
+	                                    {"ocsp-validity", required_argument, NULL, '2'},
+	                                    {"ocsp-nonce-rate", required_argument, NULL, '3'},
+	                                    {"ocsp-signer-key", required_argument, NULL, 'k'},
+	                                    {"reason", required_argument, NULL, 'r'},
+	                                    {NULL, 0, NULL, 0}};
+	struct authority_opts ao = {{-1, -1, -1, -1}, NULL, NULL};
+	struct api_client c;
+	const char *sub;
+	char path[300];
+	json_t *body;
+	int r = parse(argc, argv, own, 7, "h", authority_opt, &ao, &c, usage), changes = 0;
+
+	if (r)
+		return parse_status(r);
+	if (optind >= argc) {
+		fprintf(stderr, "%s\n", usage);
+		return 2;
+	}
+	sub = argv[optind];
+	for (int i = 0; i < 4; i++)
+		changes |= ao.setting[i] >= 0;
+	changes |= ao.signer != NULL;
+	if (!strcmp(sub, "list") && optind == argc - 1 && !changes && !ao.reason)
+		return call(&c, "GET", "/authorities", NULL, NULL);
+	if (optind != argc - 2 || !name_ok(argv[optind + 1])) {
+		fprintf(stderr, "%s\n", usage);
+		return 2;
+	}
+	if (!strcmp(sub, "retire") && !changes) {
+		body = ao.reason ? json_pack("{s:s}", "reason", ao.reason) : NULL;
+		snprintf(path, sizeof(path), "/authorities/%s/retire", argv[optind + 1]);
+		return call(&c, "POST", path, body, NULL);
+	}
+	if (!strcmp(sub, "settings") && !ao.reason) {
+		snprintf(path, sizeof(path), "/authorities/%s/settings", argv[optind + 1]);
+		if (!changes)
+			return call(&c, "GET", path, NULL, NULL);
+		body = json_object();
+		for (int i = 0; i < 4; i++)
+			if (ao.setting[i] >= 0)
+				json_object_set_new(body, setting_fields[i],
+				                    json_integer(ao.setting[i]));
+		if (ao.signer)
+			json_object_set_new(body, "ocsp_signer_key_label", json_string(ao.signer));
+		return call(&c, "PUT", path, body, NULL);
+	}
+	fprintf(stderr, "%s\n", usage);
+	return 2;
 }
 
 /* --- audit --- */
@@ -647,6 +761,8 @@ int cmd_api(int argc, char **argv)
 		return do_profiles(argc, argv);
 	if (!strcmp(argv[0], "audit"))
 		return do_audit(argc, argv);
+	if (!strcmp(argv[0], "authority"))
+		return do_authority(argc, argv);
 	fprintf(stderr, "hsmca: unknown command %s\n", argv[0]);
 	return 2;
 }

@@ -20,7 +20,8 @@ static const struct {
     {"release", cmd_api, "release a certificate from hold"},
     {"principal", cmd_api, "API principals: add, list, show, disable, enable"},
     {"token", cmd_api, "API tokens: create, list, revoke"},
-    {"profiles", cmd_api, "the certificate profiles on offer"},
+    {"profiles", cmd_api, "certificate profiles: list, disable, enable"},
+    {"authority", cmd_api, "the CAs: list, retire, CRL and OCSP settings"},
     {"audit", cmd_api, "the audit log: verify, export"},
 };
 

@@ -987,6 +987,12 @@ static const struct {
     {"POST", "/api/v1/certificates/7f01/release", NULL, OFFICER},
     {"GET", "/api/v1/audit/verify", NULL, CA_ADMIN | AUDITOR},
     {"GET", "/api/v1/audit?limit=1", NULL, CA_ADMIN | AUDITOR},
+    {"POST", "/api/v1/profiles/nope/disable", NULL, ADMIN},
+    {"POST", "/api/v1/profiles/nope/enable", NULL, ADMIN},
+    {"GET", "/api/v1/authorities", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
+    {"POST", "/api/v1/authorities/nobody/retire", NULL, CA_ADMIN},
+    {"GET", "/api/v1/authorities/nobody/settings", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
+    {"PUT", "/api/v1/authorities/nobody/settings", "{}", OFFICER},
 };
 
 START_TEST(every_role_on_every_endpoint)
@@ -1940,6 +1946,386 @@ START_TEST(killed_between_sign_and_store_leaves_a_reservation)
 }
 END_TEST
 
+/* ================= run-time settings: profiles, CRL and OCSP, retired authorities ========= */
+
+START_TEST(unknown_endpoint_is_audited_when_authenticated)
+{
+	const char *q =
+	    "SELECT count(*) FROM audit_log WHERE outcome = 'denied'"
+	    " AND action = 'request.unknown-endpoint' AND object = '/api/v1/nope-probe'";
+	const char *q_anon = "SELECT count(*) FROM audit_log WHERE outcome = 'denied'"
+	                     " AND action = 'request.unknown-endpoint' AND actor = 'anonymous'"
+	                     " AND object = '/api/v1/nope-probe'";
+	json_t *o = NULL;
+
+	ck_assert_int_eq(api("officer", "GET", "/api/v1/nope-probe", NULL, &o), 404);
+	ck_assert_str_eq(jstr(o, "error"), "not-found");
+	json_decref(o);
+	ck_assert_int_eq(count(q), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'officer'"
+	                       " AND role = 'officer' AND action = 'request.unknown-endpoint'"
+	                       " AND object = '/api/v1/nope-probe'"),
+	                 1);
+	/* Without credentials: still 404, not logged (anonymous noise). */
+	ck_assert_int_eq(api(NULL, "GET", "/api/v1/nope-probe", NULL, &o), 404);
+	json_decref(o);
+	ck_assert_int_eq(count(q), 1);
+	/* A bad token on an unknown path: 401, audited. */
+	ck_assert_int_eq(api("token:not-a-token", "GET", "/api/v1/nope-probe", NULL, &o), 401);
+	json_decref(o);
+	ck_assert_int_eq(count(q_anon), 1);
+	/* A known path with the wrong method, authenticated: 405, audited. */
+	ck_assert_int_eq(api("auditor", "DELETE", "/api/v1/authorities", NULL, &o), 405);
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'auditor'"
+	                       " AND action = 'request.method-not-allowed'"
+	                       " AND object = '/api/v1/authorities'"),
+	                 1);
+}
+END_TEST
+
+static int profile_enabled_in_list(const char *name)
+{
+	json_t *o = NULL, *p;
+	size_t i;
+	int enabled = -1;
+
+	ck_assert_int_eq(api("ra", "GET", "/api/v1/profiles", NULL, &o), 200);
+	json_array_foreach(json_object_get(o, "profiles"), i, p)
+	{
+		if (!strcmp(jstr(p, "name"), name))
+			enabled = json_is_true(json_object_get(p, "enabled"));
+	}
+	json_decref(o);
+	return enabled;
+}
+
+START_TEST(disabled_profile_issues_nothing)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char *csr = make_csr(k, "/CN=dis.example.com", "DNS:dis.example.com");
+	char *body = issue_body("tls-server", csr);
+	long long certs = count("SELECT count(*) FROM certificates");
+	long long changes = count("SELECT count(*) FROM audit_log WHERE action = 'profile.disable'"
+	                          " AND outcome = 'success'");
+	json_t *o = NULL;
+
+	ck_assert_int_eq(profile_enabled_in_list("tls-server"), 1);
+	/* Only an admin switches profiles (the ca-admin neither: the emCA split). */
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/profiles/tls-server/disable", NULL, &o),
+	                 403);
+	json_decref(o);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles/tls-server/disable", NULL, &o),
+	                 200);
+	ck_assert(json_is_false(json_object_get(o, "enabled")));
+	json_decref(o);
+	ck_assert_int_eq(profile_enabled_in_list("tls-server"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM profile_settings WHERE profile = 'tls-server'"
+	                       " AND NOT enabled AND updated_by = 'admin'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'profile.disable'"
+	                       " AND outcome = 'success' AND actor = 'admin'"
+	                       " AND object = 'tls-server'"),
+	                 changes + 1);
+	/* Again: nothing changes, nothing more audited. */
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles/tls-server/disable", NULL, NULL),
+	                 200);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'profile.disable'"
+	                       " AND outcome = 'success'"),
+	                 changes + 1);
+
+	/* Refused for officer and ra alike, nothing reserved, the denial audited. */
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 409);
+	ck_assert_str_eq(jstr(o, "error"), "profile-disabled");
+	ck_assert_ptr_nonnull(strstr(jstr(o, "detail"), "tls-server"));
+	json_decref(o);
+	ck_assert_int_eq(api("ra", "POST", "/api/v1/certificates", body, &o), 409);
+	ck_assert_str_eq(jstr(o, "error"), "profile-disabled");
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs);
+	ck_assert_int_ge(count("SELECT count(*) FROM audit_log WHERE action = 'certificate.issue'"
+	                       " AND outcome = 'denied' AND object = 'tls-server'"
+	                       " AND detail LIKE '%profile-disabled%'"),
+	                 2);
+	/* Other profiles go on issuing. */
+	json_decref(issue_ok("officer", "device", k, "/CN=dev-dis", "URI:urn:dev:dis"));
+
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles/nope/disable", NULL, &o), 404);
+	ck_assert_str_eq(jstr(o, "error"), "unknown-profile");
+	json_decref(o);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles/tls-server/enable", NULL, &o), 200);
+	ck_assert(json_is_true(json_object_get(o, "enabled")));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'profile.enable'"
+	                       " AND outcome = 'success' AND object = 'tls-server'"),
+	                 1);
+	ck_assert_int_eq(profile_enabled_in_list("tls-server"), 1);
+	json_decref(
+	    issue_ok("officer", "tls-server", k, "/CN=dis.example.com", "DNS:dis.example.com"));
+	free(csr);
+	free(body);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+/* PUT with body as officer; the status, and the error code when 4xx. */
+static long put_settings(const char *authority, const char *body, char *error, size_t n,
+                         char *detail, size_t dn)
+{
+	char path[160];
+	json_t *o = NULL;
+	long st;
+
+	snprintf(path, sizeof(path), "/api/v1/authorities/%s/settings", authority);
+	st = api("officer", "PUT", path, body, &o);
+	snprintf(error, n, "%s", jstr(o, "error"));
+	snprintf(detail, dn, "%s", jstr(o, "detail"));
+	json_decref(o);
+	return st;
+}
+
+static json_int_t jint(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+START_TEST(authority_settings_round_trip_and_are_validated)
+{
+	static const struct {
+		const char *body, *field;
+	} bad[] = {
+	    {"{\"crl_next_update_seconds\":10}", "crl_next_update_seconds"},
+	    {"{\"crl_next_update_seconds\":99999999}", "crl_next_update_seconds"},
+	    {"{\"crl_next_update_seconds\":\"3600\"}", "crl_next_update_seconds"},
+	    {"{\"delta_crl_seconds\":43200}", "delta_crl_seconds"}, /* not below the CRL's */
+	    {"{\"delta_crl_seconds\":30}", "delta_crl_seconds"},
+	    {"{\"ocsp_validity_seconds\":59}", "ocsp_validity_seconds"},
+	    {"{\"ocsp_validity_seconds\":1.5}", "ocsp_validity_seconds"},
+	    {"{\"ocsp_nonce_rate_limit\":-1}", "ocsp_nonce_rate_limit"},
+	    {"{\"ocsp_nonce_rate_limit\":100001}", "ocsp_nonce_rate_limit"},
+	    {"{\"ocsp_signer_key_label\":\"bad label\"}", "ocsp_signer_key_label"},
+	    {"{\"ocsp_signer_key_label\":7}", "ocsp_signer_key_label"},
+	};
+	char error[64], detail[1024];
+	json_t *o = NULL;
+	long long audited;
+
+	/* Defaults until an officer stores some; any reading role sees them. */
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/authorities/issuing/settings", NULL, &o),
+	                 200);
+	ck_assert(json_is_true(json_object_get(o, "default")));
+	ck_assert_int_eq(jint(o, "crl_next_update_seconds"), 86400);
+	ck_assert_int_eq(jint(o, "delta_crl_seconds"), 0);
+	ck_assert_int_eq(jint(o, "ocsp_validity_seconds"), 3600);
+	ck_assert_int_eq(jint(o, "ocsp_nonce_rate_limit"), 0);
+	ck_assert_str_eq(jstr(o, "ocsp_signer_key_label"), "");
+	json_decref(o);
+
+	ck_assert_int_eq(put_settings("issuing",
+	                              "{\"crl_next_update_seconds\":43200,"
+	                              "\"delta_crl_seconds\":3600,\"ocsp_validity_seconds\":7200,"
+	                              "\"ocsp_nonce_rate_limit\":50,"
+	                              "\"ocsp_signer_key_label\":\"ocsp-signer_1\"}",
+	                              error, sizeof(error), detail, sizeof(detail)),
+	                 200);
+	ck_assert_int_eq(api("officer", "GET", "/api/v1/authorities/issuing/settings", NULL, &o),
+	                 200);
+	ck_assert(json_is_false(json_object_get(o, "default")));
+	ck_assert_int_eq(jint(o, "crl_next_update_seconds"), 43200);
+	ck_assert_int_eq(jint(o, "delta_crl_seconds"), 3600);
+	ck_assert_int_eq(jint(o, "ocsp_validity_seconds"), 7200);
+	ck_assert_int_eq(jint(o, "ocsp_nonce_rate_limit"), 50);
+	ck_assert_str_eq(jstr(o, "ocsp_signer_key_label"), "ocsp-signer_1");
+	ck_assert_str_eq(jstr(o, "updated_by"), "officer");
+	json_decref(o);
+	/* Stored where crld and ocspd will read them. */
+	ck_assert_int_eq(count("SELECT count(*) FROM authority_settings s JOIN authorities a"
+	                       " ON a.id = s.authority_id WHERE a.name = 'issuing'"
+	                       " AND crl_next_update_seconds = 43200 AND delta_crl_seconds = 3600"
+	                       " AND ocsp_validity_seconds = 7200 AND ocsp_nonce_rate_limit = 50"
+	                       " AND ocsp_signer_key_label = 'ocsp-signer_1'"),
+	                 1);
+	audited = count("SELECT count(*) FROM audit_log WHERE action = 'authority.settings.update'"
+	                " AND outcome = 'success' AND actor = 'officer' AND object = 'issuing'");
+	ck_assert_int_eq(audited, 1);
+
+	/* Fields left out keep their value. */
+	ck_assert_int_eq(put_settings("issuing", "{\"ocsp_validity_seconds\":600}", error,
+	                              sizeof(error), detail, sizeof(detail)),
+	                 200);
+	ck_assert_int_eq(api("officer", "GET", "/api/v1/authorities/issuing/settings", NULL, &o),
+	                 200);
+	ck_assert_int_eq(jint(o, "ocsp_validity_seconds"), 600);
+	ck_assert_int_eq(jint(o, "crl_next_update_seconds"), 43200);
+	ck_assert_str_eq(jstr(o, "ocsp_signer_key_label"), "ocsp-signer_1");
+	json_decref(o);
+
+	/* Each bad value: 400 naming the field, nothing stored, the denial audited. */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(put_settings("issuing", bad[i].body, error, sizeof(error), detail,
+		                              sizeof(detail)),
+		                 400);
+		ck_assert_str_eq(error, "bad-setting");
+		ck_assert_msg(strstr(detail, bad[i].field), "%s: %s", bad[i].body, detail);
+	}
+	ck_assert_int_eq(put_settings("issuing", "{\"crl_validity\":1}", error, sizeof(error),
+	                              detail, sizeof(detail)),
+	                 400);
+	ck_assert_str_eq(error, "unknown-field");
+	ck_assert_int_eq(
+	    put_settings("issuing", "[1]", error, sizeof(error), detail, sizeof(detail)), 400);
+	ck_assert_int_eq(count("SELECT count(*) FROM authority_settings s JOIN authorities a"
+	                       " ON a.id = s.authority_id WHERE a.name = 'issuing'"
+	                       " AND crl_next_update_seconds = 43200 AND delta_crl_seconds = 3600"
+	                       " AND ocsp_validity_seconds = 600 AND ocsp_nonce_rate_limit = 50"),
+	                 1);
+	ck_assert_int_ge(count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'"
+	                       " AND action = 'authority.settings.update'"
+	                       " AND detail LIKE '%bad-setting%'"),
+	                 (long long)(sizeof(bad) / sizeof(bad[0])));
+	/* The schema refuses what the API would. */
+	ck_assert_int_eq(
+	    count("SELECT count(*) FROM pg_constraint"
+	          " WHERE conrelid = 'authority_settings'::regclass AND contype = 'c'"),
+	    5);
+
+	ck_assert_int_eq(put_settings("nobody", "{}", error, sizeof(error), detail, sizeof(detail)),
+	                 404);
+	ck_assert_str_eq(error, "unknown-authority");
+	/* Only officers change them. */
+	ck_assert_int_eq(api("ca-admin", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"ocsp_validity_seconds\":900}", &o),
+	                 403);
+	json_decref(o);
+}
+END_TEST
+
+static int authority_status_is(const char *name, const char *status)
+{
+	json_t *o = NULL, *a;
+	size_t i;
+	int found = 0;
+
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/authorities", NULL, &o), 200);
+	json_array_foreach(json_object_get(o, "authorities"), i, a)
+	{
+		if (!strcmp(jstr(a, "name"), name)) {
+			found = !strcmp(jstr(a, "status"), status);
+			ck_assert(json_is_true(json_object_get(a, "configured")));
+		}
+	}
+	json_decref(o);
+	return found;
+}
+
+/* Retires codesign for the rest of its test case: keep it after every code-signing test. */
+START_TEST(retired_authority_issues_nothing_and_still_revokes)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	json_t *o = issue_ok("officer", "code-signing", k, "/CN=Before retirement/O=Example/C=DE",
+	                     NULL),
+	       *r = NULL;
+	char *csr = make_csr(k, "/CN=After retirement/O=Example/C=DE", NULL);
+	char *body = issue_body("code-signing", csr), path[160];
+	long long certs;
+
+	ck_assert(authority_status_is("codesign", "active"));
+	ck_assert(authority_status_is("issuing", "active"));
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/authorities/codesign/retire", NULL, &r),
+	                 403);
+	json_decref(r);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/authorities/codesign/retire",
+	                     "{\"reason\":\"key rollover\"}", &r),
+	                 200);
+	ck_assert_str_eq(jstr(r, "status"), "retired");
+	json_decref(r);
+	ck_assert(authority_status_is("codesign", "retired"));
+	ck_assert_int_eq(count("SELECT count(*) FROM authorities WHERE name = 'codesign'"
+	                       " AND status = 'retired'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'authority.retire'"
+	                       " AND outcome = 'success' AND actor = 'ca-admin'"
+	                       " AND object = 'codesign' AND detail LIKE '%key rollover%'"),
+	                 1);
+	/* For good: a second retirement is refused. */
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/authorities/codesign/retire", NULL, &r),
+	                 409);
+	ck_assert_str_eq(jstr(r, "error"), "wrong-state");
+	json_decref(r);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/authorities/nobody/retire", NULL, &r),
+	                 404);
+	ck_assert_str_eq(jstr(r, "error"), "unknown-authority");
+	json_decref(r);
+
+	/* Issues nothing more: a clear 409, nothing reserved, the denial audited. */
+	certs = count("SELECT count(*) FROM certificates");
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &r), 409);
+	ck_assert_str_eq(jstr(r, "error"), "authority-retired");
+	ck_assert_ptr_nonnull(strstr(jstr(r, "detail"), "codesign"));
+	json_decref(r);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'certificate.issue'"
+	                       " AND outcome = 'denied' AND object = 'codesign'"
+	                       " AND detail LIKE '%authority-retired%'"),
+	                 1);
+	/* Its certificates still revoke, and its settings still change (its CRLs go on). */
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/revoke", jstr(o, "serial"));
+	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"cessationOfOperation\"}", &r),
+	                 200);
+	ck_assert_str_eq(jstr(r, "status"), "revoked");
+	json_decref(r);
+	ck_assert_int_eq(api("officer", "PUT", "/api/v1/authorities/codesign/settings",
+	                     "{\"crl_next_update_seconds\":604800}", &r),
+	                 200);
+	json_decref(r);
+	/* The other authority issues on. */
+	json_decref(
+	    issue_ok("officer", "tls-server", k, "/CN=still.example.com", "DNS:still.example.com"));
+	json_decref(o);
+	free(csr);
+	free(body);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(cli_manages_profiles_and_authorities)
+{
+	ck_assert_int_eq(cli("admin", "profiles", "disable", "email", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"enabled\": false"));
+	ck_assert_int_eq(cli("auditor", "profiles", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"email\""));
+	ck_assert_int_eq(cli("officer", "profiles", "enable", "email", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "role-not-permitted"));
+	ck_assert_int_eq(cli("admin", "profiles", "enable", "email", NULL), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM profile_settings WHERE profile = 'email'"
+	                       " AND enabled"),
+	                 1);
+	ck_assert_int_eq(cli("admin", "profiles", "frobnicate", "email", NULL), 2);
+	ck_assert_int_eq(cli("admin", "profiles", "--help", NULL), 0);
+
+	ck_assert_int_eq(cli("auditor", "authority", "list", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"issuing\""));
+	ck_assert_int_eq(cli("officer", "authority", "settings", "issuing", "--ocsp-validity",
+	                     "1800", "--ocsp-nonce-rate", "20", "--ocsp-signer-key", "", NULL),
+	                 0);
+	ck_assert_int_eq(cli("auditor", "authority", "settings", "issuing", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"ocsp_validity_seconds\": 1800"));
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"ocsp_nonce_rate_limit\": 20"));
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"ocsp_signer_key_label\": \"\""));
+	ck_assert_int_eq(
+	    cli("officer", "authority", "settings", "issuing", "--delta-crl", "999999", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "delta_crl_seconds"));
+	ck_assert_int_eq(
+	    cli("officer", "authority", "settings", "issuing", "--delta-crl", "x", NULL), 2);
+	/* codesign was retired above: the CLI says it is retired already. */
+	ck_assert_int_eq(
+	    cli("ca-admin", "authority", "retire", "codesign", "--reason", "again", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "wrong-state"));
+	ck_assert_int_eq(cli("ca-admin", "authority", "--help", NULL), 0);
+	ck_assert_int_eq(cli("ca-admin", "authority", NULL), 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cad");
@@ -1981,6 +2367,11 @@ int main(void)
 	tcase_add_test(tc, database_down_is_503_then_service_resumes);
 	tcase_add_test(tc, database_restart_under_load_loses_no_certificate);
 	tcase_add_test(tc, keyd_down_is_503_nothing_signed_then_service_resumes);
+	tcase_add_test(tc, unknown_endpoint_is_audited_when_authenticated);
+	tcase_add_test(tc, disabled_profile_issues_nothing);
+	tcase_add_test(tc, authority_settings_round_trip_and_are_validated);
+	tcase_add_test(tc, retired_authority_issues_nothing_and_still_revokes);
+	tcase_add_test(tc, cli_manages_profiles_and_authorities);
 	suite_add_tcase(s, tc);
 	/* Each crash kills hsmca-cad: a fresh set-up apiece. */
 	tc = tcase_create("crash-before-sign");

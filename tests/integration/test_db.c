@@ -1213,6 +1213,89 @@ START_TEST(serial_hex_round_trips)
 }
 END_TEST
 
+/* Schema version 3: retirement, profile switches and CRL/OCSP settings, as the app role. */
+START_TEST(settings_are_stored_and_checked_by_the_schema)
+{
+	struct db *owner = schema_ready(), *app = connect_as(app_ci);
+	struct db_authority_settings st, got;
+	struct db_authority *list = NULL;
+	struct db_err err = {0};
+	struct ca a, b;
+	int retired, enabled;
+	int32_t id;
+	size_t n;
+
+	ca_make(app, "ca-b", &b);
+	ca_make(app, "ca-a", &a);
+	ck_assert_int_eq(db_authority_list(app, &list, &n, &err), DB_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(list[0].name, "ca-a");
+	ck_assert_int_eq(list[0].status, DB_AUTH_ACTIVE);
+	db_authority_list_free(list, n);
+
+	/* Retirement: once, for good; issuance sees it. */
+	ck_assert_int_eq(db_issuance_allowed(app, a.id, "tls", &retired, &enabled, &err), DB_OK);
+	ck_assert_int_eq(retired, 0);
+	ck_assert_int_eq(enabled, 1);
+	ck_assert_int_eq(db_authority_retire(app, "ca-a", &id, &err), DB_OK);
+	ck_assert_int_eq(id, a.id);
+	ck_assert_int_eq(db_authority_retire(app, "ca-a", &id, &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_authority_retire(app, "nobody", &id, &err), DB_ERR_NOT_FOUND);
+	ck_assert_int_eq(db_issuance_allowed(app, a.id, "tls", &retired, &enabled, &err), DB_OK);
+	ck_assert_int_eq(retired, 1);
+	ck_assert_int_eq(db_issuance_allowed(app, b.id, "tls", &retired, &enabled, &err), DB_OK);
+	ck_assert_int_eq(retired, 0);
+
+	/* Profiles: enabled until switched off; the switch is per profile. */
+	ck_assert_int_eq(db_profile_set_enabled(app, "tls", 0, "admin", &err), DB_OK);
+	ck_assert_int_eq(db_profile_enabled(app, "tls", &enabled, &err), DB_OK);
+	ck_assert_int_eq(enabled, 0);
+	ck_assert_int_eq(db_profile_enabled(app, "email", &enabled, &err), DB_OK);
+	ck_assert_int_eq(enabled, 1);
+	ck_assert_int_eq(db_issuance_allowed(app, b.id, "tls", &retired, &enabled, &err), DB_OK);
+	ck_assert_int_eq(enabled, 0);
+	ck_assert_int_eq(db_profile_set_enabled(app, "tls", 1, "admin", &err), DB_OK);
+	ck_assert_int_eq(db_profile_enabled(app, "tls", &enabled, &err), DB_OK);
+	ck_assert_int_eq(enabled, 1);
+
+	/* Settings: defaults, a round trip, and the schema's own range checks. */
+	ck_assert_int_eq(db_authority_settings_get(app, b.id, &got, &err), DB_OK);
+	ck_assert_int_eq(got.is_default, 1);
+	ck_assert_int_eq(got.crl_next_update_seconds, 86400);
+	db_authority_settings_default(&st);
+	st.crl_next_update_seconds = 7200;
+	st.delta_crl_seconds = 600;
+	st.ocsp_validity_seconds = 120;
+	st.ocsp_nonce_rate_limit = 10;
+	snprintf(st.ocsp_signer_key_label, sizeof(st.ocsp_signer_key_label), "ocsp-b");
+	ck_assert_int_eq(db_authority_settings_put(app, b.id, &st, "officer", &err), DB_OK);
+	ck_assert_int_eq(db_authority_settings_get(app, b.id, &got, &err), DB_OK);
+	ck_assert_int_eq(got.is_default, 0);
+	ck_assert_int_eq(got.crl_next_update_seconds, 7200);
+	ck_assert_int_eq(got.delta_crl_seconds, 600);
+	ck_assert_int_eq(got.ocsp_validity_seconds, 120);
+	ck_assert_int_eq(got.ocsp_nonce_rate_limit, 10);
+	ck_assert_str_eq(got.ocsp_signer_key_label, "ocsp-b");
+	ck_assert_str_eq(got.updated_by, "officer");
+	st.delta_crl_seconds = 7200; /* not below the CRL's period */
+	ck_assert_int_eq(db_authority_settings_put(app, b.id, &st, "officer", &err), DB_ERR_QUERY);
+	ck_assert_str_eq(err.sqlstate, "23514");
+	st.delta_crl_seconds = 0;
+	snprintf(st.ocsp_signer_key_label, sizeof(st.ocsp_signer_key_label), "a b");
+	ck_assert_int_eq(db_authority_settings_put(app, b.id, &st, "officer", &err), DB_ERR_QUERY);
+	sql_fails(app, "UPDATE authority_settings SET ocsp_validity_seconds = 59", "23514");
+	sql_fails(app, "UPDATE authority_settings SET crl_next_update_seconds = 7776001", "23514");
+	sql_fails(app, "DELETE FROM authority_settings", "42501");
+	sql_fails(app, "DELETE FROM profile_settings", "42501");
+	ck_assert_int_eq(db_authority_settings_get(app, b.id, &got, &err), DB_OK);
+	ck_assert_int_eq(got.delta_crl_seconds, 600);
+	ca_free(&a);
+	ca_free(&b);
+	db_close(app);
+	db_close(owner);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t, int cluster)
 {
 	TCase *tc = tcase_create(name);
@@ -1254,6 +1337,7 @@ int main(void)
 	add(s, "audit-concurrent", concurrent_appenders_keep_one_chain, 1);
 	add(s, "notify", revocation_is_announced_to_listeners, 1);
 	add(s, "reconnect", connection_recovers_after_a_server_restart, 1);
+	add(s, "settings", settings_are_stored_and_checked_by_the_schema, 1);
 	add(s, "serial-hex", serial_hex_round_trips, 0);
 
 	sr = srunner_create(s);
