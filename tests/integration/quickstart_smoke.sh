@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first of README's two commands, as a user runs it: ./deploy/quickstart on a fresh state
-# folder, detached; the environment file, the demo PKI and keyd answer as the README says; a
-# second start keeps the PKI; --stop leaves nothing running.
+# folder, detached; the environment file, the demo PKI and keyd answer as the README says;
+# PostgreSQL and hsmca-cad run, and README's issuance example (issue, show, revoke) works; a
+# second start keeps the PKI and the database; --stop leaves nothing running.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd -P)
@@ -18,7 +19,24 @@ fail() {
 	exit 1
 }
 
-unset HSMCA_KEYD_SOCKET SOFTHSM2_CONF OPENSSL_MODULES OPENSSL_CONF HSMCA_CA_BUNDLE
+unset HSMCA_KEYD_SOCKET SOFTHSM2_CONF OPENSSL_MODULES OPENSSL_CONF HSMCA_CA_BUNDLE \
+	HSMCA_API_URL HSMCA_CLIENT_CERT HSMCA_CLIENT_KEY HSMCA_API_TOKEN PGHOST PGPORT PGDATABASE \
+	PGUSER
+# no_daemons_left: nothing of this state folder runs (else print what does, and fail).
+no_daemons_left() {
+	local what
+	for what in "hsmca-keyd --config $state" "hsmca-cad --config $state" \
+		"postgres -D $state/pg/data"; do
+		if pgrep -f -- "$what" >/dev/null; then
+			echo "$what"
+			return 1
+		fi
+	done
+	if [[ -e $state/pg/data/postmaster.pid ]]; then
+		echo "postgres (postmaster.pid)"
+		return 1
+	fi
+}
 "$repo/deploy/quickstart" --state "$state" --detach >"$log" 2>&1 || fail "first start failed"
 
 [[ -f $state/env ]] || fail "no $state/env"
@@ -52,13 +70,52 @@ openssl x509 -in "$pki/demo-issuing.pem" -pubkey -noout >"$msg.pub"
 openssl dgst -sha256 -verify "$msg.pub" -signature "$msg.sig" "$msg" >/dev/null ||
 	fail "the signature made through keyd does not verify"
 
+# The database and hsmca-cad.
+for v in HSMCA_API_URL HSMCA_CLIENT_CERT HSMCA_CLIENT_KEY PGHOST PGPORT PGDATABASE; do
+	[[ -n ${!v:-} ]] || fail "$v is not in the environment file"
+done
+[[ $HSMCA_API_URL == https://127.0.0.1:* ]] || fail "HSMCA_API_URL is $HSMCA_API_URL"
+[[ -S $PGHOST/.s.PGSQL.$PGPORT ]] || fail "no PostgreSQL socket in $PGHOST"
+[[ $(psql -X -tA -c "SHOW listen_addresses") == "" ]] || fail "PostgreSQL listens on TCP"
+psql -X -tA -c "SELECT count(*) FROM principals" | grep -qx 2 ||
+	fail "the database does not hold the two quickstart principals"
+[[ $(stat -c %a "$HSMCA_CLIENT_KEY") == 600 ]] || fail "the operator key is not mode 0600"
+openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-operator-ca.pem" \
+	"$HSMCA_CLIENT_CERT" >/dev/null || fail "the ca-admin certificate does not verify"
+"$hsmca" principal show ca-admin | grep -q '"ca-admin"' || fail "ca-admin cannot use the API"
+
+# README's issuance example: a CSR, issued by demo-officer, shown, revoked.
+officer=(--cert "$state/operator/demo-officer.pem" --key "$state/operator/demo-officer.key")
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$state/www.key" \
+	-subj /CN=www.example.com -addext subjectAltName=DNS:www.example.com \
+	-out "$state/www.csr" 2>/dev/null || fail "openssl req failed"
+"$hsmca" issue --profile tls-server --csr "$state/www.csr" "${officer[@]}" \
+	>"$state/www.pem" 2>"$state/issue.err" || fail "hsmca issue failed: $(cat "$state/issue.err")"
+openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-issuing.pem" \
+	"$state/www.pem" >/dev/null || fail "the issued certificate does not verify"
+serial=$(openssl x509 -in "$state/www.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+grep -q "$serial" "$state/issue.err" || fail "hsmca issue did not name serial $serial"
+"$hsmca" show "$serial" | grep -q '"status": "issued"' || fail "hsmca show: not issued"
+"$hsmca" revoke "$serial" --reason keyCompromise "${officer[@]}" >/dev/null ||
+	fail "hsmca revoke failed"
+"$hsmca" show "$serial" | grep -q '"status": "revoked"' || fail "hsmca show: not revoked"
+"$hsmca" show "$serial" | grep -q '"revocation_reason": "keyCompromise"' ||
+	fail "hsmca show: wrong revocation reason"
+# ca-admin may not issue (docs/api.md's permission matrix).
+if "$hsmca" issue --profile tls-server --csr "$state/www.csr" >/dev/null 2>&1; then
+	fail "ca-admin could issue"
+fi
+
 # A second start with the same state keeps the PKI (no second ceremony).
 before=$(sha256sum "$pki/demo-root.pem")
 "$repo/deploy/quickstart" --state "$state" --stop >>"$log" 2>&1 || fail "--stop failed"
 [[ ! -S $HSMCA_KEYD_SOCKET ]] || fail "keyd socket still there after --stop"
+left=$(no_daemons_left) || fail "still running after --stop: $left"
 "$repo/deploy/quickstart" --state "$state" --detach >>"$log" 2>&1 || fail "second start failed"
 [[ $(sha256sum "$pki/demo-root.pem") == "$before" ]] || fail "second start changed the root"
 "$hsmca" keyd status | grep -q "keys: 4" || fail "second start changed the keys"
+"$hsmca" show "$serial" | grep -q '"status": "revoked"' ||
+	fail "second start: the revoked certificate is not in the database"
 "$repo/deploy/quickstart" --state "$state" --stop >>"$log" 2>&1 || fail "second --stop failed"
-if pgrep -f "hsmca-keyd --config $state" >/dev/null; then fail "keyd still running"; fi
+left=$(no_daemons_left) || fail "still running after the second --stop: $left"
 echo "quickstart smoke: ok"
