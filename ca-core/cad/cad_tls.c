@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/store.h>
+#include <openssl/x509_vfy.h>
 
 #include "cad_internal.h"
 
@@ -99,6 +100,10 @@ SSL_CTX *cad_tls_new(const struct cad_config *cfg, char *err, size_t errsz)
 	 * certificate that is offered must verify, or the handshake fails. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_verify_depth(ctx, 4);
+	/* The operator-auth CA itself is the trust anchor, though it is an
+	 * intermediate: trusting its root would let every certificate under the
+	 * root (servers, devices) through the handshake. */
+	X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
 	ret = ctx;
 	ctx = NULL;
 out:
