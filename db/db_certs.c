@@ -563,12 +563,10 @@ out:
 enum db_status db_cert_list(struct db *db, const struct db_cert_filter *f, struct db_cert **rows,
                             size_t *n, int64_t *next_after_id, struct db_err *err)
 {
-	size_t limit = f->limit ? f->limit : 100, got = 0;
+	size_t limit = f->limit ? f->limit : 100;
 	struct db_params p = {0};
-	struct db_cert *out = NULL;
 	PGresult *r = NULL;
 	enum db_status rc;
-	int nt;
 
 	*rows = NULL;
 	*n = 0;
@@ -612,30 +610,9 @@ enum db_status db_cert_list(struct db *db, const struct db_cert_filter *f, struc
 	             &p, &r, err, "listing certificates");
 	if (rc != DB_OK)
 		goto out;
-	nt = PQntuples(r);
-	if (nt == 0)
-		goto out;
-	out = calloc((size_t)nt, sizeof(*out));
-	if (!out) {
-		rc = db_fail(err, DB_ERR_UNAVAILABLE, "listing certificates: out of memory");
-		goto out;
-	}
-	for (int i = 0; i < nt && (size_t)i < limit; i++) {
-		got = (size_t)i + 1;
-		if (parse_cert(r, i, 0, &out[i]) != 0) {
-			rc = db_fail(err, DB_ERR_QUERY, "listing certificates: unreadable row %d",
-			             i + 1);
-			goto out;
-		}
-	}
-	if ((size_t)nt > limit)
-		*next_after_id = out[got - 1].id;
-	*rows = out;
-	*n = got;
-	out = NULL;
+	rc = db_cert_page(r, limit, "listing certificates", rows, n, next_after_id, err);
 out:
 	PQclear(r);
-	db_cert_list_free(out, got);
 	return rc;
 }
 
@@ -649,7 +626,29 @@ void db_cert_list_free(struct db_cert *rows, size_t n)
 /* For the search in db_certs_search.c: the same columns, parsed the same way. */
 const char db_cert_cols[] = CERT_COLS;
 
-int db_cert_parse_row(const PGresult *r, int row, struct db_cert *out)
+enum db_status db_cert_page(const PGresult *r, size_t limit, const char *what,
+                            struct db_cert **rows, size_t *n, int64_t *next_after_id,
+                            struct db_err *err)
 {
-	return parse_cert(r, row, 0, out);
+	int nt = PQntuples(r);
+	size_t got = 0;
+	struct db_cert *out;
+
+	if (nt == 0)
+		return DB_OK;
+	out = calloc((size_t)nt, sizeof(*out));
+	if (!out)
+		return db_fail(err, DB_ERR_UNAVAILABLE, "%s: out of memory", what);
+	for (int i = 0; i < nt && (size_t)i < limit; i++) {
+		got = (size_t)i + 1;
+		if (parse_cert(r, i, 0, &out[i]) != 0) {
+			db_cert_list_free(out, got);
+			return db_fail(err, DB_ERR_QUERY, "%s: unreadable row %d", what, i + 1);
+		}
+	}
+	if ((size_t)nt > limit)
+		*next_after_id = out[got - 1].id;
+	*rows = out;
+	*n = got;
+	return DB_OK;
 }

@@ -25,18 +25,14 @@ static char *contains_pattern(const char *s)
 	return out;
 }
 
-static const char *const status_names[] = {"reserved", "issued", "failed", "revoked", "hold"};
-
 enum db_status db_cert_search(struct db *db, const struct db_cert_search *f, struct db_cert **rows,
                               size_t *n, int64_t *next_after_id, struct db_err *err)
 {
-	size_t limit = f->limit ? f->limit : 100, got = 0;
+	size_t limit = f->limit ? f->limit : 100;
 	char *subj = NULL, *san = NULL, sql[2048];
 	struct db_params p = {0};
-	struct db_cert *out = NULL;
 	PGresult *r = NULL;
 	enum db_status rc = DB_OK;
-	int nt;
 
 	*rows = NULL;
 	*n = 0;
@@ -60,7 +56,7 @@ enum db_status db_cert_search(struct db *db, const struct db_cert_search *f, str
 		db_param_int(&p, f->authority_id);
 	else
 		db_param_null(&p);
-	db_param_text(&p, f->status >= 0 ? status_names[f->status] : NULL);
+	db_param_text(&p, f->status >= 0 ? db_cert_status_name(f->status) : NULL);
 	db_param_text(&p, f->profile);
 	db_param_text(&p, subj);
 	db_param_text(&p, san);
@@ -90,30 +86,9 @@ enum db_status db_cert_search(struct db *db, const struct db_cert_search *f, str
 	rc = db_exec(db, sql, &p, &r, err, "searching certificates");
 	if (rc != DB_OK)
 		goto out;
-	nt = PQntuples(r);
-	if (nt == 0)
-		goto out;
-	out = calloc((size_t)nt, sizeof(*out));
-	if (!out) {
-		rc = db_fail(err, DB_ERR_UNAVAILABLE, "searching certificates: out of memory");
-		goto out;
-	}
-	for (int i = 0; i < nt && (size_t)i < limit; i++) {
-		got = (size_t)i + 1;
-		if (db_cert_parse_row(r, i, &out[i]) != 0) {
-			rc = db_fail(err, DB_ERR_QUERY, "searching certificates: unreadable row %d",
-			             i + 1);
-			goto out;
-		}
-	}
-	if ((size_t)nt > limit)
-		*next_after_id = out[got - 1].id;
-	*rows = out;
-	*n = got;
-	out = NULL;
+	rc = db_cert_page(r, limit, "searching certificates", rows, n, next_after_id, err);
 out:
 	PQclear(r);
-	db_cert_list_free(out, got);
 	free(subj);
 	free(san);
 	return rc;

@@ -82,9 +82,12 @@ int db_get_bytes_into(const PGresult *r, int row, int col, uint8_t *buf, size_t 
 /* strdup of a text column; NULL for SQL NULL or no memory (check with PQgetisnull). */
 char *db_get_text(const PGresult *r, int row, int col);
 
-/* A certificate row: the column list (table alias c) and its parser, without the DER
- * (db_certs.c). -1 if unreadable or out of memory. */
+/* Certificate rows: the column list (table alias c), and one page of a query selecting
+ * it with LIMIT limit + 1 parsed into *rows (without the DER), *next_after_id set when
+ * a further page exists (db_certs.c). what names the caller in errors. */
 extern const char db_cert_cols[];
-int db_cert_parse_row(const PGresult *r, int row, struct db_cert *out);
+enum db_status db_cert_page(const PGresult *r, size_t limit, const char *what,
+                            struct db_cert **rows, size_t *n, int64_t *next_after_id,
+                            struct db_err *err);
 
 #endif
