@@ -287,9 +287,8 @@ struct db_cert_search {
 	int64_t after_id;
 	size_t limit; /* 1..DB_LIST_MAX; 0 means 100 */
 };
-enum db_status db_cert_search(struct db *db, const struct db_cert_search *f,
-                              struct db_cert **rows, size_t *n, int64_t *next_after_id,
-                              struct db_err *err);
+enum db_status db_cert_search(struct db *db, const struct db_cert_search *f, struct db_cert **rows,
+                              size_t *n, int64_t *next_after_id, struct db_err *err);
 
 /* Serial bytes as lower-case hex ("0a1b..."); out must hold 2 * DB_SERIAL_MAX + 1. */
 void db_serial_to_hex(const uint8_t *serial, size_t len, char *out);
@@ -407,22 +406,21 @@ struct db_token {
 	int32_t principal_id;
 	char *name;
 	int64_t expires_at;
-	int64_t revoked_at;   /* 0: not revoked */
+	int64_t revoked_at; /* 0: not revoked */
 	int64_t created_at;
 	int64_t last_used_at; /* 0: never used */
 };
 
 /* Only the SHA-256 of the token is stored; the token itself is the caller's to show once. */
 enum db_status db_token_add(struct db *db, int32_t principal_id, const uint8_t token_sha256[32],
-                            const char *name, int64_t expires_at, int32_t *id,
-                            struct db_err *err);
+                            const char *name, int64_t expires_at, int32_t *id, struct db_err *err);
 /* The principal of a token that is neither revoked nor expired (its last use is noted);
  * DB_ERR_NOT_FOUND otherwise. The caller checks out->disabled. */
 enum db_status db_token_authenticate(struct db *db, const uint8_t token_sha256[32],
                                      struct db_principal *out, int32_t *token_id,
                                      struct db_err *err);
-enum db_status db_token_list(struct db *db, int32_t principal_id, struct db_token **rows,
-                             size_t *n, struct db_err *err);
+enum db_status db_token_list(struct db *db, int32_t principal_id, struct db_token **rows, size_t *n,
+                             struct db_err *err);
 void db_token_list_free(struct db_token *rows, size_t n);
 /* *changed 0 when it was revoked already; *principal_id says whose it is. */
 enum db_status db_token_revoke(struct db *db, int32_t id, int32_t *principal_id, int *changed,

@@ -1,4 +1,5 @@
 /* Connection, statement execution with error context, transactions. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,12 +103,63 @@ out:
 	return rc;
 }
 
+/* Forget the prepared statements: the server forgot them (a new session) or they must be
+ * planned afresh (a schema change under them). */
+static void stmts_forget(struct db *db)
+{
+	for (int i = 0; i < db->n_stmts; i++)
+		free(db->stmts[i].sql);
+	db->n_stmts = 0;
+}
+
 void db_close(struct db *db)
 {
 	if (!db)
 		return;
 	PQfinish(db->conn);
+	stmts_forget(db);
 	free(db);
+}
+
+static uint64_t sql_hash(const char *sql)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (; *sql; sql++)
+		h = (h ^ (uint8_t)*sql) * 1099511628211ULL;
+	return h;
+}
+
+/* Run sql with p as a prepared statement, preparing it on first use; a statement that cannot
+ * be cached (the cache is full) runs unprepared. The result as PQexecParams gives it. */
+static PGresult *exec_prepared(struct db *db, const char *sql, const struct db_params *p)
+{
+	uint64_t h = sql_hash(sql);
+	char name[24];
+	PGresult *r;
+	int i;
+
+	for (i = 0; i < db->n_stmts; i++)
+		if (db->stmts[i].hash == h && !strcmp(db->stmts[i].sql, sql))
+			break;
+	if (i == db->n_stmts) {
+		char *copy;
+		if (i == DB_STMT_CACHE || !(copy = strdup(sql)))
+			return PQexecParams(db->conn, sql, p->n, NULL, p->values, p->lengths,
+			                    p->formats, 0);
+		snprintf(name, sizeof(name), "hsmca_%d", i);
+		r = PQprepare(db->conn, name, sql, p->n, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			free(copy);
+			return r; /* the statement's own error, as executing it would give */
+		}
+		PQclear(r);
+		db->stmts[i].hash = h;
+		db->stmts[i].sql = copy;
+		db->n_stmts++;
+	}
+	snprintf(name, sizeof(name), "hsmca_%d", i);
+	return PQexecPrepared(db->conn, name, p->n, p->values, p->lengths, p->formats, 0);
 }
 
 struct pg_conn *db_pgconn(struct db *db)
@@ -122,12 +174,24 @@ static enum db_status ensure_connected(struct db *db, struct db_err *err)
 {
 	char why[400];
 
-	if (PQstatus(db->conn) == CONNECTION_OK)
+	/* An idle connection the server closed meanwhile (a restart: it says so and hangs up)
+	 * is still CONNECTION_OK until libpq reads that; look first, so that the statement goes to
+	 * a fresh connection instead of failing on the dead one. One poll, no wait. */
+	if (PQstatus(db->conn) == CONNECTION_OK && !db->in_tx) {
+		struct pollfd pfd = {.fd = PQsocket(db->conn), .events = POLLIN};
+		int dead = pfd.fd < 0;
+		if (!dead && poll(&pfd, 1, 0) == 1)
+			dead = !PQconsumeInput(db->conn) || (pfd.revents & (POLLHUP | POLLERR));
+		if (!dead)
+			return DB_OK;
+	} else if (PQstatus(db->conn) == CONNECTION_OK) {
 		return DB_OK;
+	}
 	if (db->in_tx)
 		return db_fail(err, DB_ERR_UNAVAILABLE,
 		               "the database connection broke inside a transaction");
 	PQreset(db->conn);
+	stmts_forget(db);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		db_one_line(PQerrorMessage(db->conn), why, sizeof(why));
 		return db_fail(err, DB_ERR_UNAVAILABLE, "reconnecting to the database: %s", why);
@@ -169,7 +233,7 @@ enum db_status db_exec(struct db *db, const char *sql, const struct db_params *p
 		goto out;
 	/* Without parameters, the simple protocol: it runs several statements (a migration). */
 	if (p)
-		r = PQexecParams(db->conn, sql, p->n, NULL, p->values, p->lengths, p->formats, 0);
+		r = exec_prepared(db, sql, p);
 	else
 		r = PQexec(db->conn, sql);
 	st = PQresultStatus(r);
@@ -190,6 +254,13 @@ enum db_status db_exec(struct db *db, const char *sql, const struct db_params *p
 		strcat(err->msg, ")");
 	if (sqlstate && strlen(sqlstate) == 5)
 		memcpy(err->sqlstate, sqlstate, 6);
+	/* "cached plan must not change result type": a migration changed a table under a
+	 * prepared statement. Prepare everything afresh (once the transaction is over). */
+	if (sqlstate && !strcmp(sqlstate, "0A000") && db->n_stmts > 0 && !db->in_tx) {
+		PGresult *d = PQexec(db->conn, "DEALLOCATE ALL");
+		PQclear(d);
+		stmts_forget(db);
+	}
 out:
 	PQclear(r);
 	return rc;

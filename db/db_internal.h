@@ -10,9 +10,20 @@
 
 #include "db.h"
 
+/* Statements with parameters are prepared once per connection and executed by name after
+ * that: PostgreSQL then parses and plans them once instead of on every call. */
+#define DB_STMT_CACHE 96
+
+struct db_stmt {
+	uint64_t hash;
+	char *sql;
+};
+
 struct db {
 	PGconn *conn;
 	int in_tx; /* a transaction is open (the caller's or a function's own) */
+	struct db_stmt stmts[DB_STMT_CACHE]; /* prepared as "hsmca_<index>" */
+	int n_stmts;
 };
 
 struct db_migration {

@@ -60,6 +60,7 @@ struct cad_profile {
 struct cad_config {
 	char listen_address[64];
 	int listen_port;
+	int workers; /* event loops, each with its own database connection (1..64) */
 	char tls_cert[CAD_PATH_MAX];
 	char tls_key[CAD_PATH_MAX]; /* a file or a keyd: URI */
 	char tls_client_ca[CAD_PATH_MAX];

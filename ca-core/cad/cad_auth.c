@@ -25,17 +25,17 @@ enum db_status cad_audit(struct cad_req *r, const char *object, const char *outc
 	    .outcome = outcome,
 	    .detail = detail ? detail : "",
 	};
-	struct db *db = r->cad->db;
+	struct db *db = r->w->db;
 	int64_t seq;
 
 	if (!db) {
 		struct db_err e2 = {0};
-		if (db_connect(r->cad->cfg->database, &r->cad->db, &e2) != DB_OK) {
-			r->cad->db = NULL;
+		if (db_connect(r->cad->cfg->database, &r->w->db, &e2) != DB_OK) {
+			r->w->db = NULL;
 			*err = e2;
 			return e2.status;
 		}
-		db = r->cad->db;
+		db = r->w->db;
 	}
 	return db_audit_append(db, &e, &seq, err);
 }

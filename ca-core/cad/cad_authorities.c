@@ -109,14 +109,41 @@ out:
 
 int cad_authorities_ready(struct cad *cad, struct db *db, char *err, size_t errsz)
 {
-	for (size_t i = 0; i < cad->cfg->n_authorities; i++) {
+	int rc = 0;
+
+	/* One worker at a time loads keys and registers authorities; afterwards this is a check
+	 * under the lock. */
+	pthread_mutex_lock(&cad->lock);
+	for (size_t i = 0; i < cad->cfg->n_authorities && rc == 0; i++) {
 		struct cad_authority *a = &cad->cfg->authorities[i];
-		int rc;
 
 		if (key_ready(a, err, errsz) != 0)
-			return -1;
-		if (!a->db_id && (rc = registered(db, a, err, errsz)) != 0)
-			return rc;
+			rc = -1;
+		else if (!a->db_id)
+			rc = registered(db, a, err, errsz);
 	}
-	return 0;
+	pthread_mutex_unlock(&cad->lock);
+	return rc;
+}
+
+EVP_PKEY *cad_authority_key(struct cad *cad, struct cad_authority *a)
+{
+	EVP_PKEY *key;
+
+	pthread_mutex_lock(&cad->lock);
+	key = a->key;
+	if (key && EVP_PKEY_up_ref(key) != 1)
+		key = NULL;
+	pthread_mutex_unlock(&cad->lock);
+	return key;
+}
+
+void cad_authority_key_failed(struct cad *cad, struct cad_authority *a, EVP_PKEY *key)
+{
+	pthread_mutex_lock(&cad->lock);
+	if (key && a->key == key) {
+		EVP_PKEY_free(a->key);
+		a->key = NULL;
+	}
+	pthread_mutex_unlock(&cad->lock);
 }

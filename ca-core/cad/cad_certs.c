@@ -429,16 +429,16 @@ void cad_h_audit_export(struct cad_req *r)
 void cad_h_health(struct cad_req *r)
 {
 	struct db_err err = {0};
-	struct db *db = r->cad->db;
+	struct db *db = r->w->db;
 	char why[600] = "";
 	int version = 0;
 
-	if (!db && db_connect(r->cad->cfg->database, &r->cad->db, &err) != DB_OK) {
-		r->cad->db = NULL;
+	if (!db && db_connect(r->cad->cfg->database, &r->w->db, &err) != DB_OK) {
+		r->w->db = NULL;
 		cad_reply_error(r, 503, "database-unavailable", "%s", err.msg);
 		return;
 	}
-	db = r->cad->db;
+	db = r->w->db;
 	if (db_schema_version(db, &version, &err) != DB_OK) {
 		cad_reply_error(r, 503, "database-unavailable", "%s", err.msg);
 		return;

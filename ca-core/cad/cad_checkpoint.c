@@ -22,11 +22,19 @@ static void message(int64_t seq, const uint8_t hash[32], uint8_t out[MSG_LEN])
 	memcpy(out + sizeof(label) - 1 + 8, hash, 32);
 }
 
+/* The audit key with a reference of the caller's own (workers share it). */
 static EVP_PKEY *audit_key(struct cad *cad, char *err, size_t errsz)
 {
+	EVP_PKEY *key;
+
+	pthread_mutex_lock(&cad->lock);
 	if (!cad->cfg->audit_key)
 		cad->cfg->audit_key = cad_load_key(cad->cfg->audit_key_uri, err, errsz);
-	return cad->cfg->audit_key;
+	key = cad->cfg->audit_key;
+	if (key && EVP_PKEY_up_ref(key) != 1)
+		key = NULL;
+	pthread_mutex_unlock(&cad->lock);
+	return key;
 }
 
 int cad_checkpoint_now(struct cad *cad, char *err, size_t errsz)
@@ -35,7 +43,7 @@ int cad_checkpoint_now(struct cad *cad, char *err, size_t errsz)
 	size_t sig_len = sizeof(sig);
 	struct db_err derr = {0};
 	EVP_MD_CTX *m = NULL;
-	EVP_PKEY *key;
+	EVP_PKEY *key = NULL;
 	int64_t seq;
 	int rc = -1;
 
@@ -64,8 +72,12 @@ int cad_checkpoint_now(struct cad *cad, char *err, size_t errsz)
 		         (long long)seq, buf);
 		ERR_clear_error();
 		/* keyd may have restarted: load the key afresh next time. */
-		EVP_PKEY_free(cad->cfg->audit_key);
-		cad->cfg->audit_key = NULL;
+		pthread_mutex_lock(&cad->lock);
+		if (cad->cfg->audit_key == key) {
+			EVP_PKEY_free(cad->cfg->audit_key);
+			cad->cfg->audit_key = NULL;
+		}
+		pthread_mutex_unlock(&cad->lock);
 		goto out;
 	}
 	if (db_audit_checkpoint_add(cad->db, seq, hash, sig, sig_len, cad->cfg->audit_key_label,
@@ -79,6 +91,7 @@ int cad_checkpoint_now(struct cad *cad, char *err, size_t errsz)
 	rc = 0;
 out:
 	EVP_MD_CTX_free(m);
+	EVP_PKEY_free(key);
 	return rc;
 }
 
@@ -144,5 +157,6 @@ enum db_status cad_checkpoint_verify(struct cad *cad, struct db *db, int64_t *va
 		}
 	}
 	db_audit_checkpoints_free(rows, n);
+	EVP_PKEY_free(key);
 	return DB_OK;
 }

@@ -16,7 +16,7 @@ static const char *const top_fields[] = {
     "listen", "tls", "database", "limits", "authorities", "key_profiles", "profiles", "audit", NULL,
 };
 static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
-static const char *const listen_fields[] = {"address", "port", NULL};
+static const char *const listen_fields[] = {"address", "port", "workers", NULL};
 static const char *const tls_fields[] = {"certificate", "key", "client_ca", NULL};
 static const char *const limit_fields[] = {
     "max_body_bytes", "max_header_bytes", "timeout_seconds", "token_max_days", NULL,
@@ -400,6 +400,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->listen_address, sizeof(cfg->listen_address), "127.0.0.1");
 	cfg->listen_port = 8443;
+	cfg->workers = 8;
 	cfg->max_body_bytes = 65536;
 	cfg->max_header_bytes = 16384;
 	cfg->timeout_seconds = 30;
@@ -417,6 +418,10 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 			goto out;
 		if (yconf_get(&y, v, "port"))
 			cfg->listen_port = (int)l;
+		l = cfg->workers;
+		if (yconf_opt_long(&y, v, "workers", 1, 64, &l))
+			goto out;
+		cfg->workers = (int)l;
 	}
 	if (!(v = yconf_get(&y, root, "tls"))) {
 		yconf_fail(&y, root, "tls", "required section is missing");

@@ -1,6 +1,8 @@
 /* The HTTPS server: libevent's evhttp over OpenSSL bufferevents, the route table with the
  * roles allowed on each route, JSON replies and errors. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -9,10 +11,13 @@
 #include <stdlib.h>
 #include <sys/queue.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/thread.h>
 #include <openssl/err.h>
 
 #include "cad_internal.h"
@@ -204,15 +209,15 @@ void cad_reply_db_error(struct cad_req *r, const struct db_err *err)
 
 struct db *cad_db(struct cad_req *r)
 {
-	struct cad *cad = r->cad;
+	struct cad_worker *w = r->w;
 	struct db_err err = {0};
 
-	if (!cad->db && db_connect(cad->cfg->database, &cad->db, &err) != DB_OK) {
-		cad->db = NULL;
+	if (!w->db && db_connect(r->cad->cfg->database, &w->db, &err) != DB_OK) {
+		w->db = NULL;
 		cad_reply_db_error(r, &err);
 		return NULL;
 	}
-	return cad->db;
+	return w->db;
 }
 
 json_t *cad_body_object(struct cad_req *r, const char *const *allowed)
@@ -319,7 +324,8 @@ static void set_nodelay(struct evhttp_request *req)
 
 static void dispatch(struct evhttp_request *req, void *arg)
 {
-	struct cad_req r = {.cad = arg, .req = req};
+	struct cad_worker *w = arg;
+	struct cad_req r = {.cad = w->cad, .w = w, .req = req};
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	const struct route *rt = NULL;
@@ -410,13 +416,93 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	log_info("signal %d: shutting down", (int)sig);
-	event_base_loopexit(cad->base, NULL);
+	for (int i = 0; i < cad->n_workers; i++)
+		if (cad->workers[i].base)
+			event_base_loopexit(cad->workers[i].base, NULL);
+}
+
+/* Refuse a port another process listens on: the workers' sockets share theirs with
+ * SO_REUSEPORT, which would otherwise let a second hsmca-cad (same uid) join it silently. */
+static int port_free(const struct addrinfo *ai)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol), one = 1,
+	    ok;
+
+	if (fd < 0)
+		return 0;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ok = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+	close(fd);
+	return ok;
+}
+
+/* A listening socket on ai (its port set to port), shared with the other workers. */
+static evutil_socket_t listen_socket(const struct addrinfo *ai, int port)
+{
+	struct sockaddr_storage ss;
+	int fd, one = 1;
+
+	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int bound_port(evutil_socket_t fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	return ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+	                               : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static int worker_init(struct cad *cad, struct cad_worker *w, evutil_socket_t fd)
+{
+	const struct cad_config *cfg = cad->cfg;
+
+	w->cad = cad;
+	w->base = event_base_new();
+	w->http = w->base ? evhttp_new(w->base) : NULL;
+	if (!w->http)
+		return -1;
+	evhttp_set_bevcb(w->http, make_tls_bev, cad);
+	/* libevent's own limit answers with an HTML 413; ours (cad_body_object) answers in
+	 * JSON, so libevent's is a memory backstop above it. */
+	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes * 2);
+	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_header_bytes);
+	evhttp_set_timeout(w->http, cfg->timeout_seconds);
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+	                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+	                                        EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(w->http, dispatch, w);
+	/* evhttp owns fd from here (closed when w->http is freed). */
+	if (!evhttp_accept_socket_with_handle(w->http, fd)) {
+		close(fd);
+		return -1;
+	}
+	return 0;
 }
 
 int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 {
 	struct cad *cad = calloc(1, sizeof(*cad));
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
 	struct db_err derr = {0};
+	char portbuf[8];
 	int rc = -1;
 
 	*out = NULL;
@@ -425,32 +511,43 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		goto out;
 	}
 	cad->cfg = cfg;
+	pthread_mutex_init(&cad->lock, NULL);
+	if (evthread_use_pthreads() != 0) {
+		snprintf(err, errsz, "setting up libevent's threads failed");
+		goto out;
+	}
 	cad->ssl = cad_tls_new(cfg, err, errsz);
 	if (!cad->ssl)
 		goto out;
-	cad->base = event_base_new();
-	cad->http = cad->base ? evhttp_new(cad->base) : NULL;
-	if (!cad->http) {
-		snprintf(err, errsz, "setting up the event loop failed");
+	snprintf(portbuf, sizeof(portbuf), "%d", cfg->listen_port);
+	if (getaddrinfo(cfg->listen_address, portbuf, &hints, &ai) != 0 || !ai) {
+		snprintf(err, errsz, "cannot listen on %s port %d: no such address",
+		         cfg->listen_address, cfg->listen_port);
 		goto out;
 	}
-	evhttp_set_bevcb(cad->http, make_tls_bev, cad);
-	/* libevent's own limit answers with an HTML 413; ours (cad_body_object) answers in
-	 * JSON, so libevent's is a memory backstop above it. */
-	evhttp_set_max_body_size(cad->http, (ev_ssize_t)cfg->max_body_bytes * 2);
-	evhttp_set_max_headers_size(cad->http, (ev_ssize_t)cfg->max_header_bytes);
-	evhttp_set_timeout(cad->http, cfg->timeout_seconds);
-	evhttp_set_allowed_methods(cad->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-	                                          EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
-	                                          EVHTTP_REQ_HEAD);
-	evhttp_set_gencb(cad->http, dispatch, cad);
-	cad->sock = evhttp_bind_socket_with_handle(cad->http, cfg->listen_address,
-	                                           (ev_uint16_t)cfg->listen_port);
-	if (!cad->sock) {
-		snprintf(err, errsz, "cannot listen on %s port %d", cfg->listen_address,
-		         cfg->listen_port);
+	if (cfg->listen_port && !port_free(ai)) {
+		snprintf(err, errsz, "cannot listen on %s port %d: %s", cfg->listen_address,
+		         cfg->listen_port, strerror(errno));
 		goto out;
 	}
+	cad->port = cfg->listen_port;
+	for (int i = 0; i < cfg->workers && i < CAD_MAX_WORKERS; i++) {
+		evutil_socket_t fd = listen_socket(ai, cad->port);
+		if (fd < 0) {
+			snprintf(err, errsz, "cannot listen on %s port %d: %s", cfg->listen_address,
+			         cad->port, strerror(errno));
+			goto out;
+		}
+		if (i == 0)
+			cad->port = bound_port(fd); /* port 0: the kernel's choice, for all */
+		cad->workers[i].index = i;
+		cad->n_workers = i + 1;
+		if (worker_init(cad, &cad->workers[i], fd) != 0) {
+			snprintf(err, errsz, "setting up event loop %d failed", i);
+			goto out;
+		}
+	}
+	cad->base = cad->workers[0].base;
 	cad->sigterm = evsignal_new(cad->base, SIGTERM, on_signal, cad);
 	cad->sigint = evsignal_new(cad->base, SIGINT, on_signal, cad);
 	if (!cad->sigterm || !cad->sigint || evsignal_add(cad->sigterm, NULL) ||
@@ -463,11 +560,11 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		goto out;
 	}
 	/* The database may be down at start; requests retry it and answer 503 meanwhile. */
-	if (db_connect(cfg->database, &cad->db, &derr) != DB_OK) {
+	if (db_connect(cfg->database, &cad->workers[0].db, &derr) != DB_OK) {
 		log_warn("database unavailable at start (will retry per request): %s", derr.msg);
-		cad->db = NULL;
+		cad->workers[0].db = NULL;
 	} else {
-		switch (cad_authorities_ready(cad, cad->db, err, errsz)) {
+		switch (cad_authorities_ready(cad, cad->workers[0].db, err, errsz)) {
 		case -3:
 			goto out; /* a configuration error: refuse to start */
 		case -2:
@@ -485,14 +582,45 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 	cad = NULL;
 	rc = 0;
 out:
+	if (ai)
+		freeaddrinfo(ai);
 	cad_free(cad);
 	return rc;
 }
 
+static void *worker_main(void *arg)
+{
+	struct cad_worker *w = arg;
+
+	if (event_base_dispatch(w->base) < 0)
+		log_error("event loop %d failed", w->index);
+	return NULL;
+}
+
 int cad_run(struct cad *cad)
 {
-	log_info("listening on %s port %d", cad->cfg->listen_address, cad->cfg->listen_port);
-	return event_base_dispatch(cad->base) < 0 ? -1 : 0;
+	int rc;
+
+	for (int i = 1; i < cad->n_workers; i++) {
+		struct cad_worker *w = &cad->workers[i];
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			log_error("cannot start event loop %d", i);
+			on_signal(SIGTERM, 0, cad);
+			break;
+		}
+		w->started = 1;
+	}
+	log_info("listening on %s port %d with %d event loops", cad->cfg->listen_address, cad->port,
+	         cad->n_workers);
+	rc = event_base_dispatch(cad->base) < 0 ? -1 : 0;
+	/* Worker 0 stopped (a signal, or its loop failed): stop the others too. */
+	on_signal(0, 0, cad);
+	for (int i = 1; i < cad->n_workers; i++)
+		if (cad->workers[i].started) {
+			pthread_join(cad->workers[i].thread, NULL);
+			cad->workers[i].started = 0;
+		}
+	return rc;
 }
 
 void cad_free(struct cad *cad)
@@ -505,11 +633,16 @@ void cad_free(struct cad *cad)
 		event_free(cad->sigint);
 	if (cad->checkpoint_timer)
 		event_free(cad->checkpoint_timer);
-	if (cad->http)
-		evhttp_free(cad->http);
-	if (cad->base)
-		event_base_free(cad->base);
+	for (int i = 0; i < cad->n_workers; i++) {
+		struct cad_worker *w = &cad->workers[i];
+		if (w->http)
+			evhttp_free(w->http);
+		if (w->base)
+			event_base_free(w->base);
+		db_close(w->db);
+	}
 	SSL_CTX_free(cad->ssl);
 	db_close(cad->db);
+	pthread_mutex_destroy(&cad->lock);
 	free(cad);
 }

@@ -2,6 +2,8 @@
 #ifndef HSMCA_CAD_INTERNAL_H
 #define HSMCA_CAD_INTERNAL_H
 
+#include <pthread.h>
+
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -12,13 +14,33 @@
 #include "cad.h"
 #include "db.h"
 
-struct cad {
-	struct cad_config *cfg;
+#define CAD_MAX_WORKERS 64
+
+/* One event loop with its own listening socket (SO_REUSEPORT: the kernel spreads connections
+ * over the workers) and its own database connection, so several requests are in flight at once
+ * while each request still runs start to finish on one thread. Worker 0 runs on the main
+ * thread. */
+struct cad_worker {
+	struct cad *cad;
+	int index;
 	struct event_base *base;
 	struct evhttp *http;
-	struct evhttp_bound_socket *sock;
-	SSL_CTX *ssl;
 	struct db *db; /* NULL while the database is unreachable; retried per request */
+	pthread_t thread;
+	int started;
+};
+
+struct cad {
+	struct cad_config *cfg;
+	struct event_base *base; /* worker 0's: signals and the checkpoint timer run here */
+	SSL_CTX *ssl;
+	struct cad_worker workers[CAD_MAX_WORKERS];
+	int n_workers;
+	int port; /* the port bound (the configured one, or the kernel's choice for 0) */
+	/* Guards what the workers share and may change: the authorities' keys and database ids,
+	 * and the audit key. */
+	pthread_mutex_t lock;
+	struct db *db; /* the checkpoint timer's own connection (main thread only) */
 	struct event *sigterm, *sigint;
 	struct event *checkpoint_timer;
 	int64_t last_checkpoint_seq;
@@ -40,6 +62,7 @@ int cad_role_bit(const char *role);
 
 struct cad_req {
 	struct cad *cad;
+	struct cad_worker *w; /* the worker serving it: its database connection */
 	struct evhttp_request *req;
 	const char *action; /* the route's audit name, e.g. "certificate.revoke" */
 	char path[512];
@@ -149,6 +172,11 @@ void cad_csr_free(struct cad_csr *c);
  * (cad_authorities.c); on failure err says which and why. Returns 0, or -1 (keyd), -2 (the
  * database), -3 (the database holds another certificate under an authority's name). */
 int cad_authorities_ready(struct cad *cad, struct db *db, char *err, size_t errsz);
+/* a's key with a reference of the caller's own (EVP_PKEY_free it), or NULL while keyd has not
+ * given it. */
+EVP_PKEY *cad_authority_key(struct cad *cad, struct cad_authority *a);
+/* Signing with key failed: keyd may have restarted, so load a's key afresh next time. */
+void cad_authority_key_failed(struct cad *cad, struct cad_authority *a, EVP_PKEY *key);
 
 /* --- signed audit checkpoints (cad_checkpoint.c) --- */
 

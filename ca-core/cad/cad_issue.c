@@ -102,12 +102,13 @@ out:
 	return cert;
 }
 
-static int sign(struct cad_authority *a, X509 *cert, char *why, size_t n)
+static int sign(struct cad *cad, struct cad_authority *a, X509 *cert, char *why, size_t n)
 {
-	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	EVP_PKEY *key = cad_authority_key(cad, a);
+	EVP_MD_CTX *mctx = key ? EVP_MD_CTX_new() : NULL;
 	const char *md =
-	    EVP_PKEY_is_a(a->key, "EC") && EVP_PKEY_get_bits(a->key) >= 384 ? "SHA384" : "SHA256";
-	int ok = mctx && EVP_DigestSignInit_ex(mctx, NULL, md, NULL, NULL, a->key, NULL) == 1 &&
+	    key && EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_bits(key) >= 384 ? "SHA384" : "SHA256";
+	int ok = mctx && EVP_DigestSignInit_ex(mctx, NULL, md, NULL, NULL, key, NULL) == 1 &&
 	         X509_sign_ctx(cert, mctx) > 0;
 
 	if (!ok) {
@@ -122,8 +123,11 @@ static int sign(struct cad_authority *a, X509 *cert, char *why, size_t n)
 		snprintf(why, n, "signing through keyd with %s failed: %s%s%s", a->key_uri,
 		         e ? buf : "unknown error", data ? ": " : "", data ? data : "");
 		ERR_clear_error();
+		/* keyd may have restarted or gone: load the key afresh next time. */
+		cad_authority_key_failed(cad, a, key);
 	}
 	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_free(key);
 	return ok;
 }
 
@@ -268,7 +272,7 @@ void cad_h_cert_issue(struct cad_req *r)
 	}
 	db_serial_to_hex(serial, sizeof(serial), hex);
 	cert = build(p, csrc->req, csrc->pub, csrc->gens, serial, cr.not_before, cr.not_after);
-	if (!cert || !sign(a, cert, why, sizeof(why))) {
+	if (!cert || !sign(r->cad, a, cert, why, sizeof(why))) {
 		struct db_err e2 = {0};
 		if (!cert)
 			snprintf(why, sizeof(why), "building the certificate failed");
@@ -276,9 +280,6 @@ void cad_h_cert_issue(struct cad_req *r)
 		if (db_cert_mark_failed(db, a->db_id, serial, sizeof(serial), &e2) != DB_OK)
 			log_error("serial %s: could not mark the reservation failed: %s", hex,
 			          e2.msg);
-		/* keyd may have restarted or gone: load the key afresh next time. */
-		EVP_PKEY_free(a->key);
-		a->key = NULL;
 		log_error("serial %s: %s", hex, why);
 		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
 		goto out;
