@@ -142,19 +142,17 @@ enum db_status db_audit_append(struct db *db, const struct db_audit_entry *e, in
 	rc = db_tx_enter(db, &own, err);
 	if (rc != DB_OK)
 		return rc;
-	rc = db_exec(db, AUDIT_LOCK, NULL, &r, err, "locking the audit chain head");
-	if (rc != DB_OK)
-		goto out;
-	PQclear(r);
-	/* A statement of its own after the lock: under READ COMMITTED it takes a snapshot that
-	 * includes the append of whoever held the lock before us. The clock is read under the
-	 * lock too, so times follow seq. */
+	/* The lock, then the head read in a statement of its own after it: under READ COMMITTED
+	 * that statement takes a snapshot that includes the append of whoever held the lock
+	 * before us. Both go in one message (and with the BEGIN when it is still to be sent). The
+	 * clock is read under the lock too, so times follow seq. */
 	rc = db_exec(db,
-	             "SELECT h.seq, h.hash,"
-	             " (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
-	             " FROM (SELECT 1) AS one LEFT JOIN"
-	             " (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) AS h ON true",
-	             NULL, &r, err, "reading the audit chain head");
+	             AUDIT_LOCK "; SELECT h.seq, h.hash,"
+	                        " (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+	                        " FROM (SELECT 1) AS one LEFT JOIN"
+	                        " (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) AS h"
+	                        " ON true",
+	             NULL, &r, err, "locking and reading the audit chain head");
 	if (rc != DB_OK)
 		goto out;
 	if (PQntuples(r) != 1 || db_get_int64(r, 0, 2, &at_us) != 0 ||

@@ -180,50 +180,98 @@ out:
 	return rc;
 }
 
-/* What a signed certificate says about itself, to hold it against its reservation. */
+/* One DER element at *pp (bounded by end): its tag must be `tag` (universal, or context class
+ * when ctx), constructed as asked. On success *pp is past the element, and the element's whole
+ * encoding and its contents are returned. */
+static int der_next(const unsigned char **pp, const unsigned char *end, int tag, int ctx,
+                    int constructed, const unsigned char **elem, size_t *elem_len,
+                    const unsigned char **content, long *content_len)
+{
+	const unsigned char *start = *pp, *c = *pp;
+	int t, cls, ret;
+	long len;
+
+	if (end <= start)
+		return -1;
+	ret = ASN1_get_object(&c, &len, &t, &cls, (long)(end - start));
+	if (ret & 0x80 || ret == 0x21 || t != tag ||
+	    cls != (ctx ? V_ASN1_CONTEXT_SPECIFIC : V_ASN1_UNIVERSAL) ||
+	    !!(ret & V_ASN1_CONSTRUCTED) != !!constructed || len > end - c)
+		return -1;
+	*pp = c + len;
+	if (elem) {
+		*elem = start;
+		*elem_len = (size_t)(*pp - start);
+	}
+	if (content) {
+		*content = c;
+		*content_len = len;
+	}
+	return 0;
+}
+
+/* What a signed certificate says about itself, to hold it against its reservation: its serial,
+ * the SHA-256 of its SubjectPublicKeyInfo and its issuer's DER. Read straight off the DER (the
+ * elements are copied as they are, which is what re-encoding them would give for DER): a full
+ * d2i_X509 would decode the public key through OpenSSL's decoders, the most expensive part of
+ * storing a certificate. */
 static enum db_status der_facts(const uint8_t *der, size_t der_len, uint8_t *serial,
                                 size_t *serial_len, uint8_t spki_sha256[32], uint8_t **issuer,
                                 int *issuer_len, struct db_err *err)
 {
-	const unsigned char *pp = der;
-	X509 *x = NULL;
-	BIGNUM *bn = NULL;
-	unsigned char *spki = NULL;
-	enum db_status rc = DB_ERR_INVALID;
-	const ASN1_INTEGER *ai;
+	const unsigned char *p = der, *end = der + der_len, *tbs, *tend, *c;
+	const unsigned char *sn, *iss, *spki;
+	size_t iss_len, spki_len;
+	long clen, sn_len;
 	unsigned int mdlen;
-	int n;
 
 	*issuer = NULL;
-	x = d2i_X509(NULL, &pp, (long)der_len);
-	if (!x || pp != der + der_len) {
-		db_fail(err, rc, "the signed certificate is not one DER X.509 certificate");
-		goto out;
+	/* Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue } */
+	if (der_next(&p, end, V_ASN1_SEQUENCE, 0, 1, NULL, NULL, &c, &clen) != 0 || p != end)
+		goto bad;
+	p = c;
+	end = c + clen;
+	if (der_next(&p, end, V_ASN1_SEQUENCE, 0, 1, NULL, NULL, &tbs, &clen) != 0 ||
+	    der_next(&p, end, V_ASN1_SEQUENCE, 0, 1, NULL, NULL, NULL, NULL) != 0 ||
+	    der_next(&p, end, V_ASN1_BIT_STRING, 0, 0, NULL, NULL, NULL, NULL) != 0 || p != end)
+		goto bad;
+	p = tbs;
+	tend = tbs + clen;
+	/* version [0] EXPLICIT (optional), serialNumber, signature, issuer, validity, subject,
+	 * subjectPublicKeyInfo, ... */
+	if (p < tend && *p == 0xa0 && der_next(&p, tend, 0, 1, 1, NULL, NULL, NULL, NULL) != 0)
+		goto bad;
+	if (der_next(&p, tend, V_ASN1_INTEGER, 0, 0, NULL, NULL, &sn, &sn_len) != 0 ||
+	    der_next(&p, tend, V_ASN1_SEQUENCE, 0, 1, NULL, NULL, NULL, NULL) != 0 ||
+	    der_next(&p, tend, V_ASN1_SEQUENCE, 0, 1, &iss, &iss_len, NULL, NULL) != 0 ||
+	    der_next(&p, tend, V_ASN1_SEQUENCE, 0, 1, NULL, NULL, NULL, NULL) != 0 ||
+	    der_next(&p, tend, V_ASN1_SEQUENCE, 0, 1, NULL, NULL, NULL, NULL) != 0 ||
+	    der_next(&p, tend, V_ASN1_SEQUENCE, 0, 1, &spki, &spki_len, NULL, NULL) != 0)
+		goto bad;
+	/* A positive serial of at most 20 bytes, minimally encoded. */
+	if (sn_len < 1 || sn[0] & 0x80 || (sn_len > 1 && sn[0] == 0 && !(sn[1] & 0x80)))
+		return db_fail(err, DB_ERR_INVALID,
+		               "the signed certificate's serial is not a positive 20-byte number");
+	if (sn[0] == 0) {
+		sn++;
+		sn_len--;
 	}
-	ai = X509_get0_serialNumber(x);
-	bn = ASN1_INTEGER_to_BN(ai, NULL);
-	if (!bn || BN_is_negative(bn) || BN_is_zero(bn) || BN_num_bytes(bn) > DB_SERIAL_MAX) {
-		db_fail(err, rc,
-		        "the signed certificate's serial is not a positive 20-byte number");
-		goto out;
-	}
-	*serial_len = (size_t)BN_bn2bin(bn, serial);
-	n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
-	if (n <= 0 || !EVP_Digest(spki, (size_t)n, spki_sha256, &mdlen, EVP_sha256(), NULL)) {
-		db_fail(err, rc, "the signed certificate's public key does not encode");
-		goto out;
-	}
-	*issuer_len = i2d_X509_NAME(X509_get_issuer_name(x), issuer);
-	if (*issuer_len <= 0) {
-		db_fail(err, rc, "the signed certificate's issuer does not encode");
-		goto out;
-	}
-	rc = DB_OK;
-out:
-	OPENSSL_free(spki);
-	BN_free(bn);
-	X509_free(x);
-	return rc;
+	if (sn_len == 0 || sn_len > DB_SERIAL_MAX)
+		return db_fail(err, DB_ERR_INVALID,
+		               "the signed certificate's serial is not a positive 20-byte number");
+	memcpy(serial, sn, (size_t)sn_len);
+	*serial_len = (size_t)sn_len;
+	if (!EVP_Digest(spki, spki_len, spki_sha256, &mdlen, EVP_sha256(), NULL))
+		return db_fail(err, DB_ERR_INVALID,
+		               "hashing the signed certificate's public key failed");
+	*issuer = OPENSSL_memdup(iss, iss_len);
+	if (!*issuer)
+		return db_fail(err, DB_ERR_UNAVAILABLE, "out of memory");
+	*issuer_len = (int)iss_len;
+	return DB_OK;
+bad:
+	return db_fail(err, DB_ERR_INVALID,
+	               "the signed certificate is not one DER X.509 certificate");
 }
 
 enum db_status db_cert_mark_issued(struct db *db, int32_t authority_id, const uint8_t *serial,

@@ -177,7 +177,7 @@ static enum db_status ensure_connected(struct db *db, struct db_err *err)
 	/* An idle connection the server closed meanwhile (a restart: it says so and hangs up)
 	 * is still CONNECTION_OK until libpq reads that; look first, so that the statement goes to
 	 * a fresh connection instead of failing on the dead one. One poll, no wait. */
-	if (PQstatus(db->conn) == CONNECTION_OK && !db->in_tx) {
+	if (PQstatus(db->conn) == CONNECTION_OK && (!db->in_tx || db->begin_pending)) {
 		struct pollfd pfd = {.fd = PQsocket(db->conn), .events = POLLIN};
 		int dead = pfd.fd < 0;
 		if (!dead && poll(&pfd, 1, 0) == 1)
@@ -187,7 +187,7 @@ static enum db_status ensure_connected(struct db *db, struct db_err *err)
 	} else if (PQstatus(db->conn) == CONNECTION_OK) {
 		return DB_OK;
 	}
-	if (db->in_tx)
+	if (db->in_tx && !db->begin_pending)
 		return db_fail(err, DB_ERR_UNAVAILABLE,
 		               "the database connection broke inside a transaction");
 	PQreset(db->conn);
@@ -232,10 +232,33 @@ enum db_status db_exec(struct db *db, const char *sql, const struct db_params *p
 	if (rc != DB_OK)
 		goto out;
 	/* Without parameters, the simple protocol: it runs several statements (a migration). */
+	if (db->begin_pending) {
+		/* Without parameters the simple protocol takes both in one message; each statement
+		 * still gets its own snapshot. */
+		db->begin_pending = 0;
+		if (!p) {
+			size_t n = strlen(sql);
+			char *both = malloc(n + 7);
+			if (!both) {
+				rc = db_fail(err, DB_ERR_UNAVAILABLE, "%s: out of memory", whatbuf);
+				goto out;
+			}
+			memcpy(both, "BEGIN;", 6);
+			memcpy(both + 6, sql, n + 1);
+			r = PQexec(db->conn, both);
+			free(both);
+			goto result;
+		}
+		r = PQexec(db->conn, "BEGIN");
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			goto result;
+		PQclear(r);
+	}
 	if (p)
 		r = exec_prepared(db, sql, p);
 	else
 		r = PQexec(db->conn, sql);
+result:
 	st = PQresultStatus(r);
 	if (r && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
 		*res = r;
@@ -277,14 +300,11 @@ static enum db_status simple(struct db *db, const char *sql, struct db_err *err)
 
 enum db_status db_begin(struct db *db, struct db_err *err)
 {
-	enum db_status rc;
-
 	if (db->in_tx)
 		return db_fail(err, DB_ERR_STATE, "BEGIN: a transaction is open already");
-	rc = simple(db, "BEGIN", err);
-	if (rc == DB_OK)
-		db->in_tx = 1;
-	return rc;
+	db->in_tx = 1;
+	db->begin_pending = 1;
+	return DB_OK;
 }
 
 enum db_status db_commit(struct db *db, struct db_err *err)
@@ -293,6 +313,10 @@ enum db_status db_commit(struct db *db, struct db_err *err)
 
 	if (!db->in_tx)
 		return db_fail(err, DB_ERR_STATE, "COMMIT: no transaction is open");
+	if (db->begin_pending) { /* nothing was sent: nothing to commit */
+		db->in_tx = db->begin_pending = 0;
+		return DB_OK;
+	}
 	/* A COMMIT of a failed transaction "succeeds" as a rollback: say so. */
 	if (PQtransactionStatus(db->conn) == PQTRANS_INERROR) {
 		db_rollback(db);
@@ -309,6 +333,10 @@ void db_rollback(struct db *db)
 	PGresult *r;
 
 	db->in_tx = 0;
+	if (db->begin_pending) { /* nothing was sent */
+		db->begin_pending = 0;
+		return;
+	}
 	if (PQstatus(db->conn) != CONNECTION_OK)
 		return;
 	r = PQexec(db->conn, "ROLLBACK");

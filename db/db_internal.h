@@ -22,6 +22,9 @@ struct db_stmt {
 struct db {
 	PGconn *conn;
 	int in_tx; /* a transaction is open (the caller's or a function's own) */
+	/* BEGIN not sent yet: it goes with the transaction's first statement, in the same round
+	 * trip when that statement has no parameters. */
+	int begin_pending;
 	struct db_stmt stmts[DB_STMT_CACHE]; /* prepared as "hsmca_<index>" */
 	int n_stmts;
 };

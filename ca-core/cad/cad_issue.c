@@ -41,8 +41,48 @@ static char *pem_of(X509 *x)
 	return out;
 }
 
+/* Give cert the request's SubjectPublicKeyInfo as it is, element by element. X509_set_pubkey
+ * would encode the key again through OpenSSL's encoders and decode the result, the dearest
+ * step of building a certificate; the request's own DER is already the exact value. */
+static int copy_pubkey(X509 *cert, X509_REQ *req)
+{
+	X509_PUBKEY *src = X509_REQ_get_X509_PUBKEY(req), *dst = X509_get_X509_PUBKEY(cert);
+	const unsigned char *bits;
+	const ASN1_OBJECT *obj;
+	const void *pval;
+	X509_ALGOR *alg;
+	ASN1_OBJECT *obj2 = NULL;
+	void *pval2 = NULL;
+	unsigned char *bits2 = NULL;
+	int len, ptype;
+
+	if (!src || !dst || !X509_PUBKEY_get0_param(NULL, &bits, &len, &alg, src) || len <= 0)
+		return 0;
+	X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+	obj2 = OBJ_dup(obj);
+	if (ptype == V_ASN1_OBJECT)
+		pval2 = OBJ_dup(pval);
+	else if (ptype == V_ASN1_SEQUENCE)
+		pval2 = ASN1_STRING_dup(pval);
+	else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
+		goto fail; /* no other key parameters are allowed by the key profiles */
+	bits2 = OPENSSL_memdup(bits, (size_t)len);
+	if (!obj2 || (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF && !pval2) || !bits2 ||
+	    !X509_PUBKEY_set0_param(dst, obj2, ptype, pval2, bits2, len))
+		goto fail;
+	return 1;
+fail:
+	ASN1_OBJECT_free(obj2);
+	if (ptype == V_ASN1_OBJECT)
+		ASN1_OBJECT_free(pval2);
+	else
+		ASN1_STRING_free(pval2);
+	OPENSSL_free(bits2);
+	return 0;
+}
+
 /* Build the to-be-signed certificate. */
-static X509 *build(const struct cad_profile *p, X509_REQ *req, EVP_PKEY *pub, GENERAL_NAMES *gens,
+static X509 *build(const struct cad_profile *p, X509_REQ *req, GENERAL_NAMES *gens,
                    const uint8_t *serial, int64_t nb, int64_t na)
 {
 	struct cad_authority *a = p->authority;
@@ -66,7 +106,7 @@ static X509 *build(const struct cad_profile *p, X509_REQ *req, EVP_PKEY *pub, GE
 	    !X509_set_issuer_name(cert, X509_get_subject_name(a->cert)) ||
 	    !X509_set_subject_name(cert, X509_REQ_get_subject_name(req)) ||
 	    !ASN1_TIME_set(X509_getm_notBefore(cert), (time_t)nb) ||
-	    !ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)na) || !X509_set_pubkey(cert, pub))
+	    !ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)na) || !copy_pubkey(cert, req))
 		goto out;
 	X509V3_set_ctx(&ctx, a->cert, cert, NULL, NULL, 0);
 	for (size_t i = 0; i < sizeof(kus) / sizeof(kus[0]); i++)
@@ -232,7 +272,7 @@ void cad_h_cert_issue(struct cad_req *r)
 			goto out;
 		}
 	}
-	len = i2d_PUBKEY(csrc->pub, &spki_der);
+	len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csrc->req), &spki_der);
 	if (len <= 0) {
 		cad_reply_error(r, 500, "internal", "could not encode the public key");
 		goto out;
@@ -271,7 +311,7 @@ void cad_h_cert_issue(struct cad_req *r)
 		goto out;
 	}
 	db_serial_to_hex(serial, sizeof(serial), hex);
-	cert = build(p, csrc->req, csrc->pub, csrc->gens, serial, cr.not_before, cr.not_after);
+	cert = build(p, csrc->req, csrc->gens, serial, cr.not_before, cr.not_after);
 	if (!cert || !sign(r->cad, a, cert, why, sizeof(why))) {
 		struct db_err e2 = {0};
 		if (!cert)
@@ -289,12 +329,13 @@ void cad_h_cert_issue(struct cad_req *r)
 	              csrc->subject);
 	{
 		char *dtext = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		/* The audit entry first: its BEGIN, lock and head read share one round trip. */
 		rc = len > 0 ? db_begin(db, &err) : DB_ERR_INVALID;
+		if (rc == DB_OK)
+			rc = cad_audit(r, hex, "success", dtext, &err);
 		if (rc == DB_OK)
 			rc = db_cert_mark_issued(db, a->db_id, serial, sizeof(serial), der,
 			                         (size_t)len, &err);
-		if (rc == DB_OK)
-			rc = cad_audit(r, hex, "success", dtext, &err);
 		if (rc == DB_OK)
 			rc = db_commit(db, &err);
 		else
