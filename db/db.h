@@ -453,4 +453,95 @@ enum db_status db_audit_checkpoints_list(struct db *db, struct db_audit_checkpoi
                                          size_t *n, struct db_err *err);
 void db_audit_checkpoints_free(struct db_audit_checkpoint *rows, size_t n);
 
+/* --- device enrolment: provisioning tokens and devices (db_devices.c) --- */
+
+#define DB_ALLOWLIST_MAX 1000
+#define DB_IDENTITY_MAX 255
+
+/* A provisioning token: only its SHA-256 is stored; the token is shown once. */
+struct db_prov_token {
+	int32_t id;
+	char *name;
+	char *profile;
+	int32_t max_uses, uses;
+	char **allowlist; /* device identifiers or shell patterns; n_allow 0: any */
+	size_t n_allow;
+	int allow_replace;
+	int64_t expires_at;
+	int64_t revoked_at; /* 0: not revoked */
+	char *created_by;
+	int64_t created_at;
+	int64_t last_used_at; /* 0: never used */
+};
+void db_prov_token_clear(struct db_prov_token *t);
+void db_prov_token_list_free(struct db_prov_token *rows, size_t n);
+
+/* Allowlist entries: 1..DB_IDENTITY_MAX printable ASCII characters each. DB_ERR_INVALID
+ * otherwise. */
+enum db_status db_prov_token_add(struct db *db, const uint8_t token_sha256[32], const char *name,
+                                 const char *profile, int32_t max_uses,
+                                 const char *const *allowlist, size_t n_allow, int allow_replace,
+                                 int64_t expires_at, const char *created_by, int32_t *id,
+                                 struct db_err *err);
+/* The token with this hash, whatever its state (the caller judges expiry, uses, revocation);
+ * DB_ERR_NOT_FOUND when there is none. */
+enum db_status db_prov_token_find(struct db *db, const uint8_t token_sha256[32],
+                                  struct db_prov_token *out, struct db_err *err);
+/* Take one use, atomically: DB_ERR_STATE when the token is spent, expired or revoked now. */
+enum db_status db_prov_token_consume(struct db *db, int32_t id, struct db_err *err);
+/* Give a use back after an enrolment that issued nothing. */
+enum db_status db_prov_token_refund(struct db *db, int32_t id, struct db_err *err);
+enum db_status db_prov_token_list(struct db *db, struct db_prov_token **rows, size_t *n,
+                                  struct db_err *err);
+/* *changed 0 when it was revoked already. DB_ERR_NOT_FOUND for an unknown id. */
+enum db_status db_prov_token_revoke(struct db *db, int32_t id, int *changed, struct db_err *err);
+
+struct db_device {
+	int64_t id;
+	char *identity;
+	char *profile;
+	int32_t token_id; /* 0: none */
+	int decommissioned;
+	int64_t created_at;
+	int64_t decommissioned_at; /* 0: active */
+	char *decommissioned_by;   /* NULL while active */
+	char *decommission_reason; /* NULL while active */
+	int64_t n_certs;           /* certificates issued to it */
+	int64_t n_valid;           /* of which issued or held and not expired */
+};
+void db_device_clear(struct db_device *d);
+void db_device_list_free(struct db_device *rows, size_t n);
+
+enum db_status db_device_find(struct db *db, const char *identity, struct db_device *out,
+                              struct db_err *err);
+/* The device a certificate was enrolled for; DB_ERR_NOT_FOUND when it is no device's. */
+enum db_status db_device_of_cert(struct db *db, int64_t certificate_id, struct db_device *out,
+                                 struct db_err *err);
+/* Record that certificate_id was issued to the device with this identity (made on its first
+ * enrolment, with profile and token_id, 0 for none); how is "enroll" or "reenroll".
+ * DB_ERR_STATE for a decommissioned device. *device_id (may be NULL) gets its id. Inside the
+ * caller's transaction if one is open. */
+enum db_status db_device_record(struct db *db, const char *identity, const char *profile,
+                                int32_t token_id, int64_t certificate_id, const char *how,
+                                int64_t *device_id, struct db_err *err);
+/* Revoke (reason superseded) the device's valid certificates other than keep_id; *n says how
+ * many. Inside the caller's transaction if one is open. */
+enum db_status db_device_supersede(struct db *db, int64_t device_id, int64_t keep_id, int *n,
+                                   struct db_err *err);
+/* Devices in id order; identity_contains (NULL: all) is a case-insensitive substring. Paging
+ * as db_cert_list: *next_after_id 0 on the last page. */
+enum db_status db_device_list(struct db *db, const char *identity_contains, int64_t after_id,
+                              size_t limit, struct db_device **rows, size_t *n,
+                              int64_t *next_after_id, struct db_err *err);
+/* A device's certificates in id order (without SANs and DER), at most DB_LIST_MAX. */
+enum db_status db_device_certs(struct db *db, int64_t device_id, struct db_cert **rows, size_t *n,
+                               struct db_err *err);
+/* Decommission the device: revoke every certificate of it that is not revoked yet with
+ * reason (a db_cert_revoke code) and record who and why. *revoked counts the certificates
+ * revoked now; *changed 0 when it was decommissioned already. DB_ERR_NOT_FOUND for an
+ * unknown identity. Inside the caller's transaction if one is open. */
+enum db_status db_device_decommission(struct db *db, const char *identity, int reason,
+                                      const char *why, const char *by, int *revoked, int *changed,
+                                      struct db_err *err);
+
 #endif

@@ -80,6 +80,11 @@ struct cad_config {
 	size_t n_key_profiles;
 	struct cad_profile profiles[CAD_MAX_PROFILES];
 	size_t n_profiles;
+	/* EST (cad_est_config.c): the profiles devices enrol in, the first one at
+	 * /.well-known/est/ itself; none: EST is off. */
+	struct cad_profile *est_profiles[CAD_MAX_PROFILES];
+	size_t n_est_profiles;
+	int est_token_max_days;
 };
 
 /* Read and check the whole file (certificates included). 0, or -1 with err filled. Free with

@@ -10,10 +10,12 @@
 #include <openssl/x509v3.h>
 
 #include "cad.h"
+#include "cad_est.h"
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "listen", "tls", "database", "limits", "authorities", "key_profiles", "profiles", "audit", NULL,
+    "listen", "tls", "database", "limits", "authorities", "key_profiles", "profiles", "audit", "est",
+    NULL,
 };
 static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
@@ -498,6 +500,8 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 				goto out;
 			}
 	});
+	if (cad_est_config_parse(&y, yconf_get(&y, root, "est"), cfg))
+		goto out;
 	rc = 0;
 out:
 	if (rc)

@@ -83,6 +83,19 @@ static const struct route {
      CA_ADMIN | ADMIN | OFFICER | AUDITOR, "authority.settings.show"},
     {EVHTTP_REQ_PUT, "/api/v1/authorities/{}/settings", cad_h_authority_settings_put, OFFICER,
      "authority.settings.update"},
+    /* Device enrolment (cad_est_api.c; EST itself is cad_est.c). */
+    {EVHTTP_REQ_POST, "/api/v1/provisioning-tokens", cad_h_prov_token_create, OFFICER,
+     "provisioning-token.create"},
+    {EVHTTP_REQ_GET, "/api/v1/provisioning-tokens", cad_h_prov_token_list,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR, "provisioning-token.list"},
+    {EVHTTP_REQ_POST, "/api/v1/provisioning-tokens/{}/revoke", cad_h_prov_token_revoke, OFFICER,
+     "provisioning-token.revoke"},
+    {EVHTTP_REQ_GET, "/api/v1/devices", cad_h_device_list, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "device.list"},
+    {EVHTTP_REQ_GET, "/api/v1/devices/{}", cad_h_device_show, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "device.show"},
+    {EVHTTP_REQ_POST, "/api/v1/devices/{}/decommission", cad_h_device_decommission, OFFICER,
+     "device.decommission"},
 };
 
 int cad_role_bit(const char *role)
@@ -192,6 +205,10 @@ void cad_reply_error(struct cad_req *r, int status, const char *error, const cha
 	va_end(ap);
 	snprintf(r->error, sizeof(r->error), "%s", error);
 	snprintf(r->detail, sizeof(r->detail), "%s", detail);
+	if (r->plain) {
+		cad_reply_plain(r, status, detail);
+		return;
+	}
 	cad_reply_json(r, status, json_pack("{s:s, s:s}", "error", error, "detail", detail));
 }
 
@@ -340,6 +357,10 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		goto out;
 	}
 	snprintf(r.path, sizeof(r.path), "%s", raw);
+	if (!strncmp(r.path, "/.well-known/est/", 17)) {
+		cad_est_serve(&r); /* RFC 7030's own replies and audit */
+		goto out;
+	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		char args[CAD_MAX_ARGS][256];
 		if (!match(routes[i].pattern, r.path, args))

@@ -76,6 +76,7 @@ struct cad_req {
 	char error[48]; /* the reply's error code, for the audit entry of a denial */
 	char detail[1024];
 	char object[300]; /* what a denial was about; the path when not set */
+	int plain;        /* EST: errors as text/plain, not JSON (cad_est.c) */
 };
 
 /* --- replies (cad_http.c) --- */
@@ -201,5 +202,46 @@ EVP_PKEY *cad_load_key(const char *uri, char *err, size_t errsz);
 /* JSON helpers shared by handlers (cad_certs.c). */
 json_t *cad_cert_json(struct cad *cad, const struct db_cert *c);
 const char *cad_time_text(int64_t t, char *buf, size_t n);
+
+/* --- issuance shared by the API and EST (cad_issue.c) --- */
+
+/* What a caller adds to an issuance: a step inside the transaction that stores the signed
+ * certificate (before its audit entry; an error rolls it back), and fields for the audit
+ * entry's detail. */
+struct cad_issue_extra {
+	enum db_status (*in_tx)(struct cad_req *r, struct db *db, int64_t cert_id, void *arg,
+	                        struct db_err *err);
+	void *arg;
+	json_t *audit; /* borrowed; NULL for none */
+};
+struct cad_issued {
+	char serial[2 * DB_SERIAL_MAX + 1];
+	int64_t id, not_before, not_after;
+};
+/* Issue from a CSR already judged against p (cad_csr_check), valid for days: check the
+ * authority and profile may issue, reserve (invariant 2), sign through keyd, store and audit
+ * with r's action. The certificate (the caller frees it), or NULL after replying. */
+X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *csrc, int64_t days,
+                     const struct cad_issue_extra *extra, struct cad_issued *out);
+
+/* --- EST and devices (cad_est*.c) --- */
+
+/* Serve a request under /.well-known/est/; it replies and audits its own refusals. */
+void cad_est_serve(struct cad_req *r);
+/* Send text as a text/plain reply (EST's errors). */
+void cad_reply_plain(struct cad_req *r, int status, const char *text);
+/* Trust the device-issuing CAs for client certificates besides the operator-auth CA, for EST
+ * re-enrolment only (cad_est_tls.c). 0, or -1 with err filled. */
+int cad_est_tls_setup(SSL_CTX *ctx, const struct cad_config *cfg, char *err, size_t errsz);
+/* 1 if the connection's client certificate chains to a device-issuing CA rather than to the
+ * operator-auth CA: such a certificate never authenticates to the API. */
+int cad_est_peer_is_device(SSL *ssl);
+
+void cad_h_prov_token_create(struct cad_req *r);
+void cad_h_prov_token_list(struct cad_req *r);
+void cad_h_prov_token_revoke(struct cad_req *r);
+void cad_h_device_list(struct cad_req *r);
+void cad_h_device_show(struct cad_req *r);
+void cad_h_device_decommission(struct cad_req *r);
 
 #endif

@@ -171,6 +171,157 @@ static int sign(struct cad *cad, struct cad_authority *a, X509 *cert, char *why,
 	return ok;
 }
 
+X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *csrc, int64_t days,
+                     const struct cad_issue_extra *extra, struct cad_issued *out)
+{
+	struct cad_authority *a;
+	X509 *cert = NULL;
+	char why[512], hex[2 * DB_SERIAL_MAX + 1];
+	uint8_t serial[SERIAL_BYTES], spki[32];
+	unsigned char *spki_der = NULL, *der = NULL;
+	struct db_cert_request cr = {0};
+	struct db_err err = {0};
+	struct db *db;
+	json_t *v;
+	int64_t now, id = 0;
+	int len, attempt;
+	enum db_status rc;
+
+	memset(out, 0, sizeof(*out));
+	/* Input is valid; now the database and keyd. */
+	if (!(db = cad_db(r)))
+		goto fail;
+	a = p->authority;
+	switch (cad_authorities_ready(r->cad, db, why, sizeof(why))) {
+	case 0:
+		break;
+	case -1:
+		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
+		goto fail;
+	case -3:
+		cad_reply_error(r, 500, "configuration-error", "%s", why);
+		goto fail;
+	default:
+		cad_reply_error(r, 503, "database-unavailable", "%s", why);
+		goto fail;
+	}
+	/* A retired authority issues nothing more; a profile an admin switched off neither. (A
+	 * request that passed this check as the change committed may still complete.) */
+	{
+		int retired, enabled;
+		if (db_issuance_allowed(db, a->db_id, p->name, &retired, &enabled, &err) != DB_OK) {
+			cad_reply_db_error(r, &err);
+			goto fail;
+		}
+		if (retired) {
+			cad_deny(r, 409, "authority-retired", a->name,
+			         "authority %s of profile %s is retired: it issues no more "
+			         "certificates",
+			         a->name, p->name);
+			goto fail;
+		}
+		if (!enabled) {
+			cad_deny(r, 409, "profile-disabled", p->name,
+			         "profile %s is disabled by an admin", p->name);
+			goto fail;
+		}
+	}
+	len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csrc->req), &spki_der);
+	if (len <= 0) {
+		cad_reply_error(r, 500, "internal", "could not encode the public key");
+		goto fail;
+	}
+	SHA256(spki_der, (size_t)len, spki);
+	now = (int64_t)time(NULL);
+	cr.authority_id = a->db_id;
+	cr.profile = p->name;
+	cr.subject = csrc->subject;
+	cr.subject_len = strlen(csrc->subject);
+	cr.sans = csrc->sans;
+	cr.n_sans = csrc->n_sans;
+	cr.not_before = now;
+	cr.not_after = now + days * 86400;
+	memcpy(cr.spki_sha256, spki, 32);
+	cr.requester = r->who.name;
+	/* Invariant 2: serial and contents are committed before keyd signs. 158 random bits:
+	 * 20 bytes, the top bit clear (positive) and the next set (minimal, 20 bytes). */
+	for (attempt = 0;; attempt++) {
+		if (RAND_bytes(serial, sizeof(serial)) != 1) {
+			cad_reply_error(r, 500, "internal", "no randomness for a serial");
+			goto fail;
+		}
+		serial[0] = (serial[0] & 0x7f) | 0x40;
+		cr.serial = serial;
+		cr.serial_len = sizeof(serial);
+		rc = db_cert_reserve(db, &cr, &id, &err);
+		if (rc != DB_ERR_CONFLICT || attempt == 2)
+			break;
+	}
+	if (rc != DB_OK) {
+		if (rc == DB_ERR_INVALID)
+			cad_reply_error(r, 400, "name-not-allowed", "%s", err.msg);
+		else
+			cad_reply_db_error(r, &err);
+		goto fail;
+	}
+	db_serial_to_hex(serial, sizeof(serial), hex);
+	cert = build(p, csrc->req, csrc->gens, serial, cr.not_before, cr.not_after);
+	if (!cert || !sign(r->cad, a, cert, why, sizeof(why))) {
+		struct db_err e2 = {0};
+		if (!cert)
+			snprintf(why, sizeof(why), "building the certificate failed");
+		/* Nothing was signed: say so in the database. */
+		if (db_cert_mark_failed(db, a->db_id, serial, sizeof(serial), &e2) != DB_OK)
+			log_error("serial %s: could not mark the reservation failed: %s", hex,
+			          e2.msg);
+		log_error("serial %s: %s", hex, why);
+		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
+		goto fail;
+	}
+	len = i2d_X509(cert, &der);
+	v = json_pack("{s:s, s:s, s:s}", "profile", p->name, "authority", a->name, "subject",
+	              csrc->subject);
+	if (v && extra && extra->audit)
+		json_object_update(v, extra->audit);
+	{
+		char *dtext = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		/* The audit entry first: its BEGIN, lock and head read share one round trip. */
+		rc = len > 0 ? db_begin(db, &err) : DB_ERR_INVALID;
+		if (rc == DB_OK)
+			rc = cad_audit(r, hex, "success", dtext, &err);
+		if (rc == DB_OK)
+			rc = db_cert_mark_issued(db, a->db_id, serial, sizeof(serial), der,
+			                         (size_t)len, &err);
+		if (rc == DB_OK && extra && extra->in_tx)
+			rc = extra->in_tx(r, db, id, extra->arg, &err);
+		if (rc == DB_OK)
+			rc = db_commit(db, &err);
+		else
+			db_rollback(db);
+		free(dtext);
+	}
+	json_decref(v);
+	if (rc != DB_OK) {
+		/* The reservation stands for this certificate (revocable, known to OCSP and
+		 * CRL); the client does not get it. */
+		log_error("serial %s: signed but not stored: %s", hex, err.msg);
+		cad_reply_db_error(r, &err);
+		goto fail;
+	}
+	snprintf(out->serial, sizeof(out->serial), "%s", hex);
+	out->id = id;
+	out->not_before = cr.not_before;
+	out->not_after = cr.not_after;
+	goto out;
+fail:
+	X509_free(cert);
+	cert = NULL;
+out:
+	OPENSSL_free(der);
+	OPENSSL_free(spki_der);
+	return cert;
+}
+
 void cad_h_cert_issue(struct cad_req *r)
 {
 	static const char *const fields[] = {"profile", "csr", "validity_days", NULL};
@@ -179,19 +330,12 @@ void cad_h_cert_issue(struct cad_req *r)
 	struct cad_profile *p;
 	struct cad_authority *a;
 	struct cad_csr *csrc = NULL;
+	struct cad_issued issued;
 	const char *error;
 	X509 *cert = NULL;
-	char why[512], hex[2 * DB_SERIAL_MAX + 1], t1[32], t2[32];
-	uint8_t serial[SERIAL_BYTES], spki[32];
-	unsigned char *spki_der = NULL, *der = NULL;
-	struct db_cert_request cr = {0};
-	struct db_err err = {0};
-	struct db *db;
+	char why[512], t1[32], t2[32];
 	char *pem = NULL;
 	json_int_t days;
-	int64_t now, id;
-	int len, attempt;
-	enum db_status rc;
 
 	if (!body)
 		return;
@@ -234,122 +378,9 @@ void cad_h_cert_issue(struct cad_req *r)
 		cad_reply_error(r, 400, error, "%s", why);
 		goto out;
 	}
-	/* Input is valid; now the database and keyd. */
-	if (!(db = cad_db(r)))
+	if (!(cert = cad_issue_cert(r, p, csrc, (int64_t)days, NULL, &issued)))
 		goto out;
 	a = p->authority;
-	switch (cad_authorities_ready(r->cad, db, why, sizeof(why))) {
-	case 0:
-		break;
-	case -1:
-		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
-		goto out;
-	case -3:
-		cad_reply_error(r, 500, "configuration-error", "%s", why);
-		goto out;
-	default:
-		cad_reply_error(r, 503, "database-unavailable", "%s", why);
-		goto out;
-	}
-	/* A retired authority issues nothing more; a profile an admin switched off neither. (A
-	 * request that passed this check as the change committed may still complete.) */
-	{
-		int retired, enabled;
-		if (db_issuance_allowed(db, a->db_id, p->name, &retired, &enabled, &err) != DB_OK) {
-			cad_reply_db_error(r, &err);
-			goto out;
-		}
-		if (retired) {
-			cad_deny(r, 409, "authority-retired", a->name,
-			         "authority %s of profile %s is retired: it issues no more "
-			         "certificates",
-			         a->name, p->name);
-			goto out;
-		}
-		if (!enabled) {
-			cad_deny(r, 409, "profile-disabled", p->name,
-			         "profile %s is disabled by an admin", p->name);
-			goto out;
-		}
-	}
-	len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csrc->req), &spki_der);
-	if (len <= 0) {
-		cad_reply_error(r, 500, "internal", "could not encode the public key");
-		goto out;
-	}
-	SHA256(spki_der, (size_t)len, spki);
-	now = (int64_t)time(NULL);
-	cr.authority_id = a->db_id;
-	cr.profile = p->name;
-	cr.subject = csrc->subject;
-	cr.subject_len = strlen(csrc->subject);
-	cr.sans = csrc->sans;
-	cr.n_sans = csrc->n_sans;
-	cr.not_before = now;
-	cr.not_after = now + (int64_t)days * 86400;
-	memcpy(cr.spki_sha256, spki, 32);
-	cr.requester = r->who.name;
-	/* Invariant 2: serial and contents are committed before keyd signs. 158 random bits:
-	 * 20 bytes, the top bit clear (positive) and the next set (minimal, 20 bytes). */
-	for (attempt = 0;; attempt++) {
-		if (RAND_bytes(serial, sizeof(serial)) != 1) {
-			cad_reply_error(r, 500, "internal", "no randomness for a serial");
-			goto out;
-		}
-		serial[0] = (serial[0] & 0x7f) | 0x40;
-		cr.serial = serial;
-		cr.serial_len = sizeof(serial);
-		rc = db_cert_reserve(db, &cr, &id, &err);
-		if (rc != DB_ERR_CONFLICT || attempt == 2)
-			break;
-	}
-	if (rc != DB_OK) {
-		if (rc == DB_ERR_INVALID)
-			cad_reply_error(r, 400, "name-not-allowed", "%s", err.msg);
-		else
-			cad_reply_db_error(r, &err);
-		goto out;
-	}
-	db_serial_to_hex(serial, sizeof(serial), hex);
-	cert = build(p, csrc->req, csrc->gens, serial, cr.not_before, cr.not_after);
-	if (!cert || !sign(r->cad, a, cert, why, sizeof(why))) {
-		struct db_err e2 = {0};
-		if (!cert)
-			snprintf(why, sizeof(why), "building the certificate failed");
-		/* Nothing was signed: say so in the database. */
-		if (db_cert_mark_failed(db, a->db_id, serial, sizeof(serial), &e2) != DB_OK)
-			log_error("serial %s: could not mark the reservation failed: %s", hex,
-			          e2.msg);
-		log_error("serial %s: %s", hex, why);
-		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
-		goto out;
-	}
-	len = i2d_X509(cert, &der);
-	v = json_pack("{s:s, s:s, s:s}", "profile", p->name, "authority", a->name, "subject",
-	              csrc->subject);
-	{
-		char *dtext = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		/* The audit entry first: its BEGIN, lock and head read share one round trip. */
-		rc = len > 0 ? db_begin(db, &err) : DB_ERR_INVALID;
-		if (rc == DB_OK)
-			rc = cad_audit(r, hex, "success", dtext, &err);
-		if (rc == DB_OK)
-			rc = db_cert_mark_issued(db, a->db_id, serial, sizeof(serial), der,
-			                         (size_t)len, &err);
-		if (rc == DB_OK)
-			rc = db_commit(db, &err);
-		else
-			db_rollback(db);
-		free(dtext);
-	}
-	json_decref(v);
-	if (rc != DB_OK) {
-		/* The reservation stands for this certificate (revocable, known to OCSP and
-		 * CRL); the client does not get it. */
-		log_error("serial %s: signed but not stored: %s", hex, err.msg);
-		cad_reply_db_error(r, &err);
-		goto out;
-	}
 	pem = pem_of(cert);
 	chain = json_array();
 	for (int i = -1; i < sk_X509_num(a->chain); i++) {
@@ -358,15 +389,14 @@ void cad_h_cert_issue(struct cad_req *r)
 		free(c);
 	}
 	cad_reply_json(r, 201,
-	               json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:o}", "serial", hex,
-	                         "profile", p->name, "authority", a->name, "subject", csrc->subject,
-	                         "not_before", cad_time_text(cr.not_before, t1, sizeof(t1)),
-	                         "not_after", cad_time_text(cr.not_after, t2, sizeof(t2)),
-	                         "certificate", pem ? pem : "", "chain", chain));
+	               json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:o}", "serial",
+	                         issued.serial, "profile", p->name, "authority", a->name, "subject",
+	                         csrc->subject, "not_before",
+	                         cad_time_text(issued.not_before, t1, sizeof(t1)), "not_after",
+	                         cad_time_text(issued.not_after, t2, sizeof(t2)), "certificate",
+	                         pem ? pem : "", "chain", chain));
 out:
 	free(pem);
-	OPENSSL_free(der);
-	OPENSSL_free(spki_der);
 	X509_free(cert);
 	if (csrc)
 		cad_csr_free(csrc);

@@ -104,6 +104,9 @@ SSL_CTX *cad_tls_new(const struct cad_config *cfg, char *err, size_t errsz)
 	 * intermediate: trusting its root would let every certificate under the
 	 * root (servers, devices) through the handshake. */
 	X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
+	/* Devices' certificates too, for EST re-enrolment only (cad_est_tls.c). */
+	if (cad_est_tls_setup(ctx, cfg, err, errsz) != 0)
+		goto out;
 	ret = ctx;
 	ctx = NULL;
 out:
@@ -120,6 +123,9 @@ X509 *cad_tls_peer(struct evhttp_request *req)
 	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
 
 	if (!peer || SSL_get_verify_result(ssl) != X509_V_OK)
+		return NULL;
+	/* A device's certificate is for EST only, never the API. */
+	if (cad_est_peer_is_device(ssl))
 		return NULL;
 	return peer;
 }

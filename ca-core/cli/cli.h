@@ -8,5 +8,8 @@ int cmd_ceremony(int argc, char **argv);
 /* issue, show, list, revoke, hold, release, principal, token, profiles, audit: the API of
  * hsmca-cad (cmd_api.c); argv[0] says which. */
 int cmd_api(int argc, char **argv);
+/* provision, device: device enrolment (cmd_est.c). */
+int cmd_provision(int argc, char **argv);
+int cmd_device(int argc, char **argv);
 
 #endif

@@ -23,6 +23,8 @@ static const struct {
     {"profiles", cmd_api, "certificate profiles: list, disable, enable"},
     {"authority", cmd_api, "the CAs: list, retire, CRL and OCSP settings"},
     {"audit", cmd_api, "the audit log: verify, export"},
+    {"provision", cmd_provision, "device provisioning tokens (EST): create, list, revoke"},
+    {"device", cmd_device, "devices enrolled over EST: list, show, decommission"},
 };
 
 static void usage(FILE *f)

@@ -22,6 +22,7 @@ fail() {
 unset HSMCA_KEYD_SOCKET SOFTHSM2_CONF OPENSSL_MODULES OPENSSL_CONF HSMCA_CA_BUNDLE \
 	HSMCA_API_URL HSMCA_CLIENT_CERT HSMCA_CLIENT_KEY HSMCA_API_TOKEN PGHOST PGPORT PGDATABASE \
 	PGUSER
+unset HSMCA_EST_URL
 # no_daemons_left: nothing of this state folder runs (else print what does, and fail).
 no_daemons_left() {
 	local what
@@ -105,6 +106,23 @@ grep -q "$serial" "$state/issue.err" || fail "hsmca issue did not name serial $s
 if "$hsmca" issue --profile tls-server --csr "$state/www.csr" >/dev/null 2>&1; then
 	fail "ca-admin could issue"
 fi
+
+# A device enrols over EST (docs/est.md) with a one-time provisioning token, curl and openssl
+# being the device.
+[[ ${HSMCA_EST_URL:-} == "$HSMCA_API_URL/.well-known/est" ]] ||
+	fail "HSMCA_EST_URL is '${HSMCA_EST_URL:-}'"
+ptoken=$("$hsmca" provision create --profile device --name smoke "${officer[@]}" 2>/dev/null) ||
+	fail "hsmca provision create failed"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$state/dev.key" 	-subj /CN=smoke-device-1 -outform DER -out "$state/dev.der" 2>/dev/null ||
+	fail "openssl req (device) failed"
+openssl base64 -in "$state/dev.der" -out "$state/dev.b64"
+code=$(curl -sS --cacert "$HSMCA_CA_BUNDLE" -u "smoke-device-1:$ptoken" 	-H "Content-Type: application/pkcs10" --data-binary @"$state/dev.b64" 	-o "$state/dev.p7" -w '%{http_code}' "$HSMCA_EST_URL/simpleenroll") ||
+	fail "curl simpleenroll failed"
+[[ $code == 200 ]] || fail "EST simpleenroll answered $code: $(cat "$state/dev.p7")"
+openssl base64 -d -in "$state/dev.p7" | openssl pkcs7 -inform DER -print_certs 	-out "$state/dev.pem" || fail "the EST answer is not a PKCS#7 of certificates"
+openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-issuing.pem" 	"$state/dev.pem" >/dev/null || fail "the enrolled device certificate does not verify"
+"$hsmca" device show smoke-device-1 | grep -q '"status": "active"' ||
+	fail "hsmca device show: smoke-device-1 is not an active device"
 
 # A second start with the same state keeps the PKI (no second ceremony).
 before=$(sha256sum "$pki/demo-root.pem")

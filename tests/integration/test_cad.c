@@ -993,6 +993,13 @@ static const struct {
     {"POST", "/api/v1/authorities/nobody/retire", NULL, CA_ADMIN},
     {"GET", "/api/v1/authorities/nobody/settings", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
     {"PUT", "/api/v1/authorities/nobody/settings", "{}", OFFICER},
+    /* Device enrolment (EST itself authenticates devices, not principals: test_est). */
+    {"POST", "/api/v1/provisioning-tokens", "{}", OFFICER},
+    {"GET", "/api/v1/provisioning-tokens", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
+    {"POST", "/api/v1/provisioning-tokens/999999/revoke", NULL, OFFICER},
+    {"GET", "/api/v1/devices", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
+    {"GET", "/api/v1/devices/nobody", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
+    {"POST", "/api/v1/devices/nobody/decommission", "{}", OFFICER},
 };
 
 START_TEST(every_role_on_every_endpoint)

@@ -1,0 +1,777 @@
+/*
+ * EST (RFC 7030) for devices, under /.well-known/est/ and /.well-known/est/<profile>/:
+ * cacerts and csrattrs for anyone; simpleenroll with a provisioning token (HTTP Basic, the
+ * password being the token, or Bearer); simplereenroll with the device's current certificate
+ * over mutual TLS, for the same identity only. Issuance is cad_issue_cert's, so profiles,
+ * reserve-before-sign and the audit trail are the API's. Errors are text/plain with the
+ * status RFC 7030 names (401 for failed authentication, 403 for refused authorisation, 400
+ * for a bad request); every refused enrolment is audited and issues nothing.
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <openssl/sha.h>
+
+#include "cad_est.h"
+#include "cad_internal.h"
+#include "log.h"
+
+#define PREFIX "/.well-known/est/"
+
+/* --- replies --- */
+
+static void log_reply(struct cad_req *r, int status)
+{
+	log_info("request method=%s path=%s status=%d principal=%s via=%s",
+	         evhttp_request_get_command(r->req) == EVHTTP_REQ_GET ? "GET" : "POST", r->path,
+	         status, r->who.name ? r->who.name : "-", r->auth_via ? r->auth_via : "-");
+}
+
+static const char *reason_of(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
+	}
+}
+
+void cad_reply_plain(struct cad_req *r, int status, const char *text)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+	if (r->replied)
+		return;
+	r->replied = 1;
+	r->status = status;
+	evbuffer_add_printf(out, "%s\n", text);
+	evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (status == 401)
+		evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"hsmca EST\"");
+	evhttp_send_reply(r->req, status, reason_of(status), NULL);
+	log_reply(r, status);
+}
+
+/* 200 with der as base64 (RFC 7030 4.1.3, 4.2.3, 4.5.2). */
+static void reply_base64(struct cad_req *r, const char *ctype, const uint8_t *der, size_t len)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	size_t blen = 4 * ((len + 2) / 3) + 1;
+	char *b64 = malloc(blen);
+	int n;
+
+	if (!b64) {
+		cad_reply_error(r, 500, "internal", "out of memory");
+		return;
+	}
+	n = EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
+	/* Lines of 64 characters (RFC 2045 allows up to 76). */
+	for (int i = 0; i < n; i += 64) {
+		evbuffer_add(out, b64 + i, (size_t)(n - i < 64 ? n - i : 64));
+		evbuffer_add(out, "\r\n", 2);
+	}
+	free(b64);
+	r->replied = 1;
+	r->status = 200;
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Content-Transfer-Encoding", "base64");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(r->req, 200, "OK", NULL);
+	log_reply(r, 200);
+}
+
+/* A certs-only PKCS#7 (SignedData without signers or content) holding certs. */
+static void reply_certs(struct cad_req *r, STACK_OF(X509) * certs)
+{
+	PKCS7 *p7 = PKCS7_new();
+	unsigned char *der = NULL;
+	int len = -1;
+
+	if (p7 && PKCS7_set_type(p7, NID_pkcs7_signed) && PKCS7_content_new(p7, NID_pkcs7_data) &&
+	    PKCS7_set_detached(p7, 1)) {
+		int ok = 1;
+		for (int i = 0; ok && i < sk_X509_num(certs); i++)
+			ok = PKCS7_add_certificate(p7, sk_X509_value(certs, i));
+		if (ok)
+			len = i2d_PKCS7(p7, &der);
+	}
+	PKCS7_free(p7);
+	ERR_clear_error();
+	if (len <= 0)
+		cad_reply_error(r, 500, "internal", "could not encode the PKCS#7 reply");
+	else
+		reply_base64(r, "application/pkcs7-mime; smime-type=certs-only", der, (size_t)len);
+	OPENSSL_free(der);
+}
+
+/* --- cacerts and csrattrs --- */
+
+static void cacerts(struct cad_req *r, struct cad_profile *p)
+{
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	struct cad_authority *a = p->authority;
+
+	/* The issuing CA, then the certificates above it (RFC 7030 4.1.3: the current CA
+	 * certificates, for the client's explicit trust anchor database). */
+	if (!certs || !sk_X509_push(certs, a->cert)) {
+		sk_X509_free(certs);
+		cad_reply_error(r, 500, "internal", "out of memory");
+		return;
+	}
+	for (int i = 0; i < sk_X509_num(a->chain); i++)
+		sk_X509_push(certs, sk_X509_value(a->chain, i));
+	reply_certs(r, certs);
+	sk_X509_free(certs);
+}
+
+/* DER builder for the CsrAttrs reply: tag, length, content. */
+struct der {
+	uint8_t b[512];
+	size_t n;
+	int bad;
+};
+
+static void der_put(struct der *d, const uint8_t *p, size_t n)
+{
+	if (d->bad || d->n + n > sizeof(d->b)) {
+		d->bad = 1;
+		return;
+	}
+	memcpy(d->b + d->n, p, n);
+	d->n += n;
+}
+
+static void der_wrap(struct der *d, uint8_t tag, const struct der *inner)
+{
+	uint8_t hdr[3] = {tag};
+
+	if (inner->bad || inner->n > 255) {
+		d->bad = 1;
+		return;
+	}
+	if (inner->n < 128) {
+		hdr[1] = (uint8_t)inner->n;
+		der_put(d, hdr, 2);
+	} else {
+		hdr[1] = 0x81;
+		hdr[2] = (uint8_t)inner->n;
+		der_put(d, hdr, 3);
+	}
+	der_put(d, inner->b, inner->n);
+}
+
+static void der_oid(struct der *d, int nid)
+{
+	unsigned char *p = NULL;
+	int len = i2d_ASN1_OBJECT(OBJ_nid2obj(nid), &p);
+
+	if (len <= 0)
+		d->bad = 1;
+	else
+		der_put(d, p, (size_t)len);
+	OPENSSL_free(p);
+}
+
+/* RFC 7030 4.5.2: what the CA wants in a CSR: for EC, the key type with its curve (as an
+ * Attribute) and the signature algorithm; for RSA-only profiles, RSA with SHA-256. */
+static void csrattrs(struct cad_req *r, struct cad_profile *p)
+{
+	const struct cad_key_profile *kp = p->key_profile;
+	struct der seq = {0}, out = {0};
+
+	if (kp->p256 || kp->p384) {
+		struct der attr = {0}, set = {0}, a = {0};
+		der_oid(&set, kp->p256 ? NID_X9_62_prime256v1 : NID_secp384r1);
+		der_oid(&attr, NID_X9_62_id_ecPublicKey);
+		der_wrap(&attr, 0x31, &set);
+		der_wrap(&a, 0x30, &attr);
+		der_put(&seq, a.b, a.n);
+		seq.bad |= a.bad;
+		der_oid(&seq, kp->p256 ? NID_ecdsa_with_SHA256 : NID_ecdsa_with_SHA384);
+	} else {
+		der_oid(&seq, NID_rsaEncryption);
+		der_oid(&seq, NID_sha256WithRSAEncryption);
+	}
+	der_wrap(&out, 0x30, &seq);
+	if (out.bad)
+		cad_reply_error(r, 500, "internal", "could not encode the CSR attributes");
+	else
+		reply_base64(r, "application/csrattrs", out.b, out.n);
+}
+
+/* --- enrolment --- */
+
+/* The request body as a CSR judged against p; 0, or -1 after replying 400/413. */
+static int body_csr(struct cad_req *r, struct cad_profile *p, struct cad_csr *csrc)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	size_t max = r->cad->cfg->max_body_bytes < CAD_EST_BODY_MAX ? r->cad->cfg->max_body_bytes
+	                                                            : CAD_EST_BODY_MAX;
+	const char *error = NULL;
+	char why[512], *pem = NULL, *data;
+	X509_REQ *req;
+	BIO *b = NULL;
+	long plen;
+	int rc = -1;
+
+	if (len > max) {
+		cad_reply_error(r, 413, "body-too-large",
+		                "the request body has %zu bytes; at most %zu", len, max);
+		return -1;
+	}
+	req = cad_est_parse_csr(evbuffer_pullup(in, -1), len, why, sizeof(why));
+	if (!req) {
+		cad_reply_error(r, 400, "bad-csr", "%s", why);
+		return -1;
+	}
+	/* cad_csr_check reads PEM: the API's checks, word for word. */
+	b = BIO_new(BIO_s_mem());
+	if (!b || !PEM_write_bio_X509_REQ(b, req) || (plen = BIO_get_mem_data(b, &data)) <= 0 ||
+	    !(pem = strndup(data, (size_t)plen))) {
+		cad_reply_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (cad_csr_check(p, pem, csrc, &error, why, sizeof(why)) != 0) {
+		cad_reply_error(r, 400, error, "the CSR does not fit profile %s: %s", p->name, why);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(pem);
+	BIO_free(b);
+	X509_REQ_free(req);
+	ERR_clear_error();
+	return rc;
+}
+
+/* A device's identity: its subject CN, or its first SAN when it has no CN. */
+static int identity_of(struct cad_req *r, const struct cad_csr *c, char *out, size_t n)
+{
+	X509_NAME *name = X509_REQ_get_subject_name(c->req);
+	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+
+	out[0] = '\0';
+	if (i >= 0) {
+		unsigned char *u = NULL;
+		int len =
+		    ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+		if (len > 0 && (size_t)len < n)
+			snprintf(out, n, "%.*s", len, (const char *)u);
+		OPENSSL_free(u);
+	} else if (c->n_sans > 0 && c->sans[0].len < n) {
+		snprintf(out, n, "%s", c->sans[0].value);
+	}
+	if (!out[0]) {
+		cad_reply_error(
+		    r, 400, "no-identity",
+		    "the CSR names no device identity (a subject CN or a SAN of at most "
+		    "%d characters)",
+		    DB_IDENTITY_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+static int allowlisted(const struct db_prov_token *t, const struct cad_csr *c, const char *identity)
+{
+	if (t->n_allow == 0)
+		return 1;
+	for (size_t i = 0; i < t->n_allow; i++) {
+		if (!fnmatch(t->allowlist[i], identity, FNM_CASEFOLD))
+			return 1;
+		for (size_t k = 0; k < c->n_sans; k++)
+			if (!fnmatch(t->allowlist[i], c->sans[k].value, FNM_CASEFOLD))
+				return 1;
+	}
+	return 0;
+}
+
+static struct cad_profile *est_profile(struct cad *cad, const char *name)
+{
+	for (size_t i = 0; i < cad->cfg->n_est_profiles; i++)
+		if (!strcmp(cad->cfg->est_profiles[i]->name, name))
+			return cad->cfg->est_profiles[i];
+	return NULL;
+}
+
+static void set_actor(struct cad_req *r, const char *fmt, const char *arg)
+{
+	char buf[300];
+
+	free(r->who.name);
+	free(r->who.role);
+	snprintf(buf, sizeof(buf), fmt, arg);
+	r->who.name = strdup(buf);
+	r->who.role = strdup("device");
+}
+
+struct enrol_tx {
+	const char *identity, *profile, *how;
+	int32_t token_id;
+	int replace;
+	int superseded;
+};
+
+static enum db_status enrol_in_tx(struct cad_req *r, struct db *db, int64_t cert_id, void *arg,
+                                  struct db_err *err)
+{
+	struct enrol_tx *t = arg;
+	int64_t device_id;
+	enum db_status rc;
+
+	(void)r;
+	rc = db_device_record(db, t->identity, t->profile, t->token_id, cert_id, t->how, &device_id,
+	                      err);
+	if (rc == DB_OK && t->replace)
+		rc = db_device_supersede(db, device_id, cert_id, &t->superseded, err);
+	return rc;
+}
+
+static void reply_issued(struct cad_req *r, X509 *cert)
+{
+	STACK_OF(X509) *one = sk_X509_new_null();
+
+	if (one && sk_X509_push(one, cert))
+		reply_certs(r, one);
+	else
+		cad_reply_error(r, 500, "internal", "out of memory");
+	sk_X509_free(one);
+}
+
+static void simpleenroll(struct cad_req *r, struct cad_profile *label)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
+	struct db_prov_token t = {0};
+	struct db_device dev = {0};
+	struct db_err err = {0};
+	struct cad_csr *csrc = NULL;
+	struct cad_issued issued;
+	struct cad_profile *p;
+	struct enrol_tx tx = {0};
+	struct cad_issue_extra extra = {0};
+	char token[CAD_EST_TOKEN_MAX + 1], user[64], why[256], identity[DB_IDENTITY_MAX + 1];
+	char object[64];
+	uint8_t sha[32];
+	X509 *cert = NULL;
+	struct db *db;
+	int64_t now = (int64_t)time(NULL);
+	enum db_status rc;
+
+	switch (cad_est_parse_auth(evhttp_find_header(h, "Authorization"), token, user,
+	                           sizeof(user), why, sizeof(why))) {
+	case CAD_EST_AUTH_NONE:
+		cad_reply_error(
+		    r, 401, "unauthenticated",
+		    "enrolment needs a provisioning token: HTTP Basic with the token as "
+		    "password, or Authorization: Bearer");
+		return;
+	case CAD_EST_AUTH_BAD:
+		r->auth_via = "provisioning-token";
+		cad_reply_error(r, 401, "unauthenticated", "%s", why);
+		return;
+	default:
+		r->auth_via = "provisioning-token";
+		break;
+	}
+	SHA256((const unsigned char *)token, strlen(token), sha);
+	OPENSSL_cleanse(token, sizeof(token));
+	if (!(db = cad_db(r)))
+		return;
+	rc = db_prov_token_find(db, sha, &t, &err);
+	if (rc == DB_ERR_NOT_FOUND) {
+		cad_reply_error(r, 401, "unauthenticated", "unknown provisioning token");
+		return;
+	}
+	if (rc != DB_OK) {
+		cad_reply_db_error(r, &err);
+		return;
+	}
+	snprintf(object, sizeof(object), "provisioning-token/%d", (int)t.id);
+	set_actor(r, "%s", object);
+	if (t.revoked_at) {
+		cad_deny(r, 401, "unauthenticated", object, "provisioning token %d is revoked",
+		         (int)t.id);
+		goto out;
+	}
+	if (t.expires_at <= now) {
+		cad_deny(r, 401, "unauthenticated", object, "provisioning token %d has expired",
+		         (int)t.id);
+		goto out;
+	}
+	if (t.uses >= t.max_uses) {
+		cad_deny(r, 401, "unauthenticated", object,
+		         "provisioning token %d is spent (used %d of %d times)", (int)t.id,
+		         (int)t.uses, (int)t.max_uses);
+		goto out;
+	}
+	if (!(p = est_profile(r->cad, t.profile))) {
+		cad_deny(r, 403, "profile-not-served", object,
+		         "provisioning token %d is for profile %s, which EST does not serve",
+		         (int)t.id, t.profile);
+		goto out;
+	}
+	if (label && label != p) {
+		cad_deny(r, 403, "wrong-profile", object,
+		         "provisioning token %d is for profile %s, not %s", (int)t.id, p->name,
+		         label->name);
+		goto out;
+	}
+	if (!(csrc = calloc(1, sizeof(*csrc)))) {
+		cad_reply_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (body_csr(r, p, csrc) != 0 || identity_of(r, csrc, identity, sizeof(identity)) != 0)
+		goto out;
+	if (!allowlisted(&t, csrc, identity)) {
+		cad_deny(r, 403, "not-on-allowlist", identity,
+		         "device identity \"%.64s\" (nor any SAN of the CSR) is not on the "
+		         "allowlist of provisioning token %d",
+		         identity, (int)t.id);
+		goto out;
+	}
+	rc = db_device_find(db, identity, &dev, &err);
+	if (rc != DB_OK && rc != DB_ERR_NOT_FOUND) {
+		cad_reply_db_error(r, &err);
+		goto out;
+	}
+	if (rc == DB_OK) {
+		if (dev.decommissioned) {
+			cad_deny(r, 403, "device-decommissioned", identity,
+			         "device %.64s is decommissioned", identity);
+			goto out;
+		}
+		if (strcmp(dev.profile, p->name)) {
+			cad_deny(r, 403, "wrong-profile", identity,
+			         "device %.64s is enrolled in profile %s, not %s", identity,
+			         dev.profile, p->name);
+			goto out;
+		}
+		if (dev.n_valid > 0 && !t.allow_replace) {
+			cad_deny(r, 403, "identity-has-certificate", identity,
+			         "device %.64s already has a valid certificate; provisioning token "
+			         "%d does not allow replacing it (re-enrol with that certificate "
+			         "instead)",
+			         identity, (int)t.id);
+			goto out;
+		}
+	}
+	/* Take the use first, atomically: two enrolments racing for a token's last use cannot
+	 * both get it. It is given back when nothing is issued. */
+	rc = db_prov_token_consume(db, t.id, &err);
+	if (rc == DB_ERR_STATE) {
+		cad_deny(r, 401, "unauthenticated", object,
+		         "provisioning token %d is spent, expired or revoked", (int)t.id);
+		goto out;
+	}
+	if (rc != DB_OK) {
+		cad_reply_db_error(r, &err);
+		goto out;
+	}
+	tx.identity = identity;
+	tx.profile = p->name;
+	tx.how = "enroll";
+	tx.token_id = t.id;
+	tx.replace = t.allow_replace;
+	extra.in_tx = enrol_in_tx;
+	extra.arg = &tx;
+	extra.audit = json_pack("{s:s, s:i, s:s}", "device", identity, "provisioning_token",
+	                        (json_int_t)t.id, "est_user", user);
+	cert = cad_issue_cert(r, p, csrc, p->max_validity_days, &extra, &issued);
+	json_decref(extra.audit);
+	if (!cert) {
+		struct db_err e2 = {0};
+		if (db_prov_token_refund(db, t.id, &e2) != DB_OK)
+			log_error("provisioning token %d: could not give back a use: %s", (int)t.id,
+			          e2.msg);
+		goto out;
+	}
+	log_info("est: device %s enrolled, serial %s, token %d%s", identity, issued.serial,
+	         (int)t.id, tx.superseded ? " (replacing its certificate)" : "");
+	reply_issued(r, cert);
+out:
+	X509_free(cert);
+	if (csrc)
+		cad_csr_free(csrc);
+	free(csrc);
+	db_device_clear(&dev);
+	db_prov_token_clear(&t);
+}
+
+static SSL *ssl_of(struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+
+	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+static int same_sans(X509 *cert, const struct cad_csr *c)
+{
+	GENERAL_NAMES *have = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	int n = sk_GENERAL_NAME_num(have), ok;
+
+	if (n < 0)
+		n = 0;
+	ok = n == sk_GENERAL_NAME_num(c->gens) || (n == 0 && !c->gens);
+	for (int i = 0; ok && i < n; i++) {
+		int found = 0;
+		for (int k = 0; !found && k < sk_GENERAL_NAME_num(c->gens); k++)
+			found = !GENERAL_NAME_cmp(sk_GENERAL_NAME_value(have, i),
+			                          sk_GENERAL_NAME_value(c->gens, k));
+		ok = found;
+	}
+	GENERAL_NAMES_free(have);
+	return ok;
+}
+
+static void simplereenroll(struct cad_req *r, struct cad_profile *label)
+{
+	SSL *ssl = ssl_of(r->req);
+	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	long vr = ssl ? SSL_get_verify_result(ssl) : -1;
+	struct cad_authority *a = NULL;
+	struct db_cert c = {0};
+	struct db_device dev = {0};
+	struct db_err err = {0};
+	struct cad_csr *csrc = NULL;
+	struct cad_issued issued;
+	struct cad_profile *p;
+	struct enrol_tx tx = {0};
+	struct cad_issue_extra extra = {0};
+	char why[512], hex[2 * DB_SERIAL_MAX + 1], identity[DB_IDENTITY_MAX + 1];
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t serial_len = 0;
+	unsigned char *der = NULL;
+	X509 *cert = NULL;
+	struct db *db;
+	int der_len;
+	enum db_status rc;
+
+	if (!peer ||
+	    (vr != X509_V_OK && vr != X509_V_ERR_CERT_HAS_EXPIRED &&
+	     vr != X509_V_ERR_CERT_NOT_YET_VALID) ||
+	    !cad_est_peer_is_device(ssl)) {
+		cad_reply_error(r, 401, "unauthenticated",
+		                "re-enrolment needs the device's current certificate, issued over "
+		                "EST, presented as the TLS client certificate");
+		return;
+	}
+	r->auth_via = "certificate";
+	for (size_t i = 0; !a && i < r->cad->cfg->n_est_profiles; i++)
+		if (X509_check_issued(r->cad->cfg->est_profiles[i]->authority->cert, peer) ==
+		    X509_V_OK)
+			a = r->cad->cfg->est_profiles[i]->authority;
+	{
+		const ASN1_INTEGER *sn = X509_get0_serialNumber(peer);
+		BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
+		int len = bn ? BN_num_bytes(bn) : 0;
+		if (bn && len > 0 && len <= DB_SERIAL_MAX && !BN_is_negative(bn))
+			serial_len = (size_t)BN_bn2bin(bn, serial);
+		BN_free(bn);
+	}
+	if (!a || !serial_len) {
+		cad_reply_error(r, 401, "unauthenticated",
+		                "the client certificate is not one this CA issued to a device");
+		return;
+	}
+	db_serial_to_hex(serial, serial_len, hex);
+	set_actor(r, "device-certificate/%s", hex);
+	if (!(db = cad_db(r)))
+		return;
+	switch (cad_authorities_ready(r->cad, db, why, sizeof(why))) {
+	case 0:
+		break;
+	case -1:
+		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
+		return;
+	default:
+		cad_reply_error(r, 503, "database-unavailable", "%s", why);
+		return;
+	}
+	rc = db_cert_lookup(db, a->db_id, serial, serial_len, &c, &err);
+	der_len = i2d_X509(peer, &der);
+	if (rc == DB_ERR_NOT_FOUND ||
+	    (rc == DB_OK && (der_len <= 0 || (size_t)der_len != c.der_len || !c.der ||
+	                     memcmp(der, c.der, c.der_len)))) {
+		cad_deny(r, 401, "unauthenticated", hex, "certificate %s is not known to this CA",
+		         hex);
+		goto out;
+	}
+	if (rc != DB_OK) {
+		cad_reply_db_error(r, &err);
+		goto out;
+	}
+	if (c.status != DB_CERT_ISSUED) {
+		cad_deny(r, 401, "unauthenticated", hex, "certificate %s is %s", hex,
+		         c.status == DB_CERT_HOLD ? "on hold" : db_cert_status_name(c.status));
+		goto out;
+	}
+	if (vr != X509_V_OK || c.not_after <= (int64_t)time(NULL)) {
+		char t[32];
+		cad_deny(r, 401, "unauthenticated", hex,
+		         "certificate %s is not valid now (valid until %s): enrol again with a "
+		         "provisioning token",
+		         hex, cad_time_text(c.not_after, t, sizeof(t)));
+		goto out;
+	}
+	rc = db_device_of_cert(db, c.id, &dev, &err);
+	if (rc == DB_ERR_NOT_FOUND) {
+		cad_deny(r, 403, "not-a-device", hex,
+		         "certificate %s was not issued to a device over EST", hex);
+		goto out;
+	}
+	if (rc != DB_OK) {
+		cad_reply_db_error(r, &err);
+		goto out;
+	}
+	set_actor(r, "device/%s", dev.identity);
+	if (dev.decommissioned) {
+		cad_deny(r, 403, "device-decommissioned", dev.identity,
+		         "device %.64s is decommissioned", dev.identity);
+		goto out;
+	}
+	if (!(p = est_profile(r->cad, dev.profile))) {
+		cad_deny(r, 403, "profile-not-served", dev.identity,
+		         "device %.64s is in profile %s, which EST does not serve", dev.identity,
+		         dev.profile);
+		goto out;
+	}
+	if (label && label != p) {
+		cad_deny(r, 403, "wrong-profile", dev.identity,
+		         "device %.64s is enrolled in profile %s, not %s", dev.identity, p->name,
+		         label->name);
+		goto out;
+	}
+	if (!(csrc = calloc(1, sizeof(*csrc)))) {
+		cad_reply_error(r, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (body_csr(r, p, csrc) != 0)
+		goto out;
+	/* RFC 7030 4.2.2: the same subject and subjectAltName as the current certificate. */
+	if (X509_NAME_cmp(X509_REQ_get_subject_name(csrc->req), X509_get_subject_name(peer)) ||
+	    !same_sans(peer, csrc)) {
+		cad_deny(r, 403, "other-identity", dev.identity,
+		         "re-enrolment renews the same identity only: the CSR's subject or SANs "
+		         "(%.200s) differ from certificate %s of device %.64s",
+		         csrc->subject, hex, dev.identity);
+		goto out;
+	}
+	snprintf(identity, sizeof(identity), "%s", dev.identity);
+	tx.identity = identity;
+	tx.profile = p->name;
+	tx.how = "reenroll";
+	extra.in_tx = enrol_in_tx;
+	extra.arg = &tx;
+	extra.audit = json_pack("{s:s, s:s}", "device", identity, "previous_serial", hex);
+	cert = cad_issue_cert(r, p, csrc, p->max_validity_days, &extra, &issued);
+	json_decref(extra.audit);
+	if (!cert)
+		goto out;
+	log_info("est: device %s re-enrolled, serial %s (was %s)", identity, issued.serial, hex);
+	reply_issued(r, cert);
+out:
+	X509_free(cert);
+	OPENSSL_free(der);
+	if (csrc)
+		cad_csr_free(csrc);
+	free(csrc);
+	db_device_clear(&dev);
+	db_cert_clear(&c);
+}
+
+/* --- routing --- */
+
+void cad_est_serve(struct cad_req *r)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(r->req);
+	const char *rest = r->path + strlen(PREFIX), *slash = strchr(rest, '/'), *op = rest;
+	struct cad_profile *p = NULL;
+	int enrol = 0;
+
+	r->plain = 1;
+	r->action = "est.request";
+	if (r->cad->cfg->n_est_profiles == 0) {
+		cad_reply_error(r, 404, "not-found", "EST is not enabled on this server");
+		return;
+	}
+	if (slash) {
+		char label[CAD_NAME_MAX + 1];
+		size_t n = (size_t)(slash - rest);
+		if (n == 0 || n > CAD_NAME_MAX) {
+			cad_reply_error(r, 404, "not-found", "no such EST path: %.200s", r->path);
+			return;
+		}
+		memcpy(label, rest, n);
+		label[n] = '\0';
+		if (!(p = est_profile(r->cad, label))) {
+			cad_reply_error(r, 404, "not-found", "no EST label \"%.64s\"", label);
+			return;
+		}
+		op = slash + 1;
+	}
+	if (!strcmp(op, "cacerts") || !strcmp(op, "csrattrs")) {
+		r->action = !strcmp(op, "cacerts") ? "est.cacerts" : "est.csrattrs";
+		if (m != EVHTTP_REQ_GET) {
+			cad_reply_error(r, 405, "method-not-allowed", "%s takes GET", op);
+			return;
+		}
+		if (!strcmp(op, "cacerts"))
+			cacerts(r, p ? p : r->cad->cfg->est_profiles[0]);
+		else
+			csrattrs(r, p ? p : r->cad->cfg->est_profiles[0]);
+		return;
+	}
+	if (!strcmp(op, "simpleenroll") || !strcmp(op, "simplereenroll")) {
+		enrol = 1;
+		r->action = !strcmp(op, "simpleenroll") ? "est.simpleenroll" : "est.simplereenroll";
+		if (m != EVHTTP_REQ_POST)
+			cad_reply_error(r, 405, "method-not-allowed", "%s takes POST", op);
+		else if (!strcmp(op, "simpleenroll"))
+			simpleenroll(r, p);
+		else
+			simplereenroll(r, p);
+	} else if (!strcmp(op, "serverkeygen") || !strcmp(op, "fullcmc")) {
+		cad_reply_error(r, 404, "not-supported",
+		                "EST %s is not offered: devices make their "
+		                "own keys",
+		                op);
+	} else {
+		cad_reply_error(r, 404, "not-found", "no such EST operation: %.200s", op);
+	}
+	if (!r->replied)
+		cad_reply_error(r, 500, "internal", "the handler gave no answer");
+	/* Every refused enrolment is in the audit log. */
+	if (enrol && r->status >= 400 && r->status < 500)
+		cad_audit_denial(r);
+}

@@ -1,0 +1,1208 @@
+/*
+ * Device enrolment over EST (RFC 7030) end to end, with real clients: the curl and openssl
+ * commands are the device (openssl req makes each device's key and CSR, curl enrols with a
+ * provisioning token over HTTP Basic or Bearer, or re-enrols with its certificate over mutual
+ * TLS; openssl base64 and pkcs7 read the answers). Officers manage tokens and devices through
+ * the API (libcurl) and the hsmca command line. Behind it: a private PostgreSQL cluster
+ * (tests/pg/pgtest), a throwaway keyd holding the CA key, and hsmca-cad.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/store.h>
+#include <openssl/x509v3.h>
+
+#include "db.h"
+#include "harness.h"
+#include "keyd_client.h"
+
+static struct harness h;
+static char pgdir[128], owner_ci[512], app_ci[512];
+static char dir[256];
+static char base_url[128];
+static pid_t cad_pid;
+static OSSL_PROVIDER *prov_keyd, *prov_default;
+static int setup_phase;
+static void cleanup(void);
+
+static void die(const char *where)
+{
+	fprintf(stderr, "test_est: %s failed\n", where);
+	if (setup_phase) {
+		setup_phase = 0;
+		cleanup();
+	}
+	abort();
+}
+
+/* ---- processes and files ---- */
+
+static int run(char *const argv[], const char *out_path)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int out =
+		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(out, 1);
+		dup2(out, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path)
+{
+	static char buf[65536];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static const char *in_dir(const char *name)
+{
+	static char p[4][512];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+	return p[i];
+}
+
+/* A shell command (in the test folder), stdout and stderr to sh.log; its exit status. */
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	char *argv[] = {"sh", "-c", cmd, NULL};
+	va_list ap;
+	int n;
+
+	n = snprintf(cmd, sizeof(cmd), "cd '%s' && ", dir);
+	va_start(ap, fmt);
+	vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
+	va_end(ap);
+	return run(argv, in_dir("sh.log"));
+}
+
+static int pgtest(const char *cmd, const char *opt)
+{
+	char script[512];
+	char *argv[5];
+	int n = 0;
+
+	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", getenv("HSMCA_SRC"));
+	argv[n++] = script;
+	argv[n++] = (char *)cmd;
+	if (opt)
+		argv[n++] = (char *)opt;
+	argv[n++] = pgdir;
+	argv[n] = NULL;
+	return run(argv, NULL);
+}
+
+static void write_file(const char *name, const char *text)
+{
+	FILE *f = fopen(in_dir(name), "w");
+
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+		die(__func__);
+}
+
+static void write_cert(const char *name, X509 *x)
+{
+	FILE *f = fopen(in_dir(name), "w");
+
+	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
+		die(__func__);
+}
+
+static void write_key(const char *name, EVP_PKEY *k)
+{
+	FILE *f = fopen(in_dir(name), "w");
+
+	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
+		die(__func__);
+}
+
+/* ---- certificates for the fixture ---- */
+
+static EVP_PKEY *keyd_key(const char *label)
+{
+	char uri[128];
+	OSSL_STORE_CTX *sc;
+	OSSL_STORE_INFO *info;
+	EVP_PKEY *k;
+
+	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
+	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	info = sc ? OSSL_STORE_load(sc) : NULL;
+	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
+	OSSL_STORE_INFO_free(info);
+	OSSL_STORE_close(sc);
+	if (!k)
+		die(__func__);
+	return k;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (!e || !X509_add_ext(x, e, -1))
+		die(__func__);
+	X509_EXTENSION_free(e);
+}
+
+/* issuer NULL: self-signed. Valid from nb to na seconds from now. */
+static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
+                       const char *san, long nb, long na, long serial)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+
+	if (!x || !n || !m ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+	                                0))
+		die(__func__);
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+	X509_gmtime_adj(X509_getm_notBefore(x), nb);
+	X509_gmtime_adj(X509_getm_notAfter(x), na);
+	X509_set_pubkey(x, pub);
+	add_ext(x, issuer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	add_ext(x, issuer, NID_key_usage,
+	        ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+	add_ext(x, issuer, NID_subject_key_identifier, "hash");
+	if (issuer)
+		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
+	if (san)
+		add_ext(x, issuer, NID_subject_alt_name, san);
+	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, signer, NULL) ||
+	    !X509_sign_ctx(x, m))
+		die(__func__);
+	EVP_MD_CTX_free(m);
+	X509_NAME_free(n);
+	return x;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(s, (struct sockaddr *)&a, &len))
+		die(__func__);
+	port = ntohs(a.sin_port);
+	close(s);
+	return port;
+}
+
+/* ---- the API, as an operator (libcurl) ---- */
+
+struct buf {
+	char *data;
+	size_t len;
+};
+
+static size_t collect(char *p, size_t sz, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	char *d = realloc(b->data, b->len + sz * n + 1);
+
+	if (!d)
+		return 0;
+	memcpy(d + b->len, p, sz * n);
+	b->len += sz * n;
+	d[b->len] = '\0';
+	b->data = d;
+	return sz * n;
+}
+
+/* who: a role (its client certificate) or a file name of a certificate "X" (X.pem, X.key). */
+static long api(const char *who, const char *method, const char *path, const char *body,
+                json_t **out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	struct buf b = {0};
+	char url[512], cert[512], key[512];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "%s%s", base_url, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, in_dir("opca.pem"));
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	if (who) {
+		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
+		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
+		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (out)
+		*out = b.data ? json_loads(b.data, 0, NULL) : NULL;
+	free(b.data);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* A provisioning token made by the officer; body fields beyond name and profile in extra
+ * (JSON members, "" for none). Returns a static copy of the token. */
+static const char *new_token(const char *profile, const char *extra)
+{
+	static char token[4][128];
+	static int i;
+	char body[2048];
+	json_t *o = NULL;
+	long st;
+
+	i = (i + 1) % 4;
+	snprintf(body, sizeof(body), "{\"name\":\"t%d\",\"profile\":\"%s\"%s%s}", i, profile,
+	         *extra ? "," : "", extra);
+	st = api("officer", "POST", "/api/v1/provisioning-tokens", body, &o);
+	ck_assert_msg(st == 201, "token: %ld %s", st, o ? jstr(o, "detail") : "");
+	snprintf(token[i], sizeof(token[i]), "%s", jstr(o, "token"));
+	ck_assert_ptr_nonnull(strstr(token[i], "hsmcaprov_"));
+	json_decref(o);
+	return token[i];
+}
+
+/* ---- the database, as its owner ---- */
+
+static PGconn *owner(void)
+{
+	PGconn *c = PQconnectdb(owner_ci);
+
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	return c;
+}
+
+static long long count(const char *sql)
+{
+	PGconn *c = owner();
+	PGresult *r = PQexec(c, sql);
+	long long n;
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+	n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
+static long long issued(void)
+{
+	return count("SELECT count(*) FROM certificates");
+}
+
+static long long denied(const char *action)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND action = '%s'",
+	         action);
+	return count(sql);
+}
+
+/* ---- the device: openssl and curl ---- */
+
+/* A fresh P-256 key NAME.key and CSR NAME.b64 (base64 of the DER, as RFC 7030 sends it) and
+ * NAME.der. subj: "/CN=..."; san: e.g. "URI:urn:dev:1" or NULL. algo "rsa" for an RSA key. */
+static void device_csr(const char *name, const char *subj, const char *san, const char *algo)
+{
+	char addext[300] = "";
+
+	if (san)
+		snprintf(addext, sizeof(addext), "-addext 'subjectAltName=%s'", san);
+	ck_assert_msg(sh("openssl req -new %s -nodes -keyout %s.key -subj '%s' %s -outform DER "
+	                 "-out %s.der && openssl base64 -in %s.der -out %s.b64",
+	                 algo && !strcmp(algo, "rsa") ? "-newkey rsa:2048"
+	                                              : "-newkey ec -pkeyopt "
+	                                                "ec_paramgen_curve:P-256",
+	                 name, subj, addext, name, name, name) == 0,
+	              "openssl req: %s", slurp(in_dir("sh.log")));
+}
+
+/* curl as an EST client: POST body_file to op (e.g. "simpleenroll", "sensor/simpleenroll");
+ * auth: curl options ("-u dev:TOKEN", "--cert X.pem --key X.key", ...). The answer goes to
+ * out (and its headers to out.h). The HTTP status, or 0 when there was none. */
+static long est_post(const char *op, const char *auth, const char *body_file, const char *out)
+{
+	char code[16] = "";
+	int rc = sh("curl -sS --cacert opca.pem %s -H 'Content-Type: application/pkcs10' "
+	            "--data-binary @%s -D %s.h -o %s -w '%%{http_code}' %s/.well-known/est/%s",
+	            auth, body_file, out, out, base_url, op);
+
+	snprintf(code, sizeof(code), "%s", slurp(in_dir("sh.log")));
+	return rc == 0 ? atol(code) : 0;
+}
+
+static long est_get(const char *op, const char *out)
+{
+	char code[16] = "";
+	int rc = sh("curl -sS --cacert opca.pem -D %s.h -o %s -w '%%{http_code}' "
+	            "%s/.well-known/est/%s",
+	            out, out, base_url, op);
+
+	snprintf(code, sizeof(code), "%s", slurp(in_dir("sh.log")));
+	return rc == 0 ? atol(code) : 0;
+}
+
+/* The certificate in a base64 certs-only PKCS#7 answer, as PEM into pem_name. */
+static void answer_cert(const char *answer, const char *pem_name)
+{
+	ck_assert_msg(sh("openssl base64 -d -in %s | openssl pkcs7 -inform DER -print_certs "
+	                 "-out %s",
+	                 answer, pem_name) == 0,
+	              "pkcs7: %s", slurp(in_dir("sh.log")));
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir(pem_name)), "BEGIN CERTIFICATE"));
+}
+
+/* Enrol NAME (key NAME.key, CSR NAME.b64) with token; the certificate into NAME.pem. */
+static void enrol_ok(const char *name, const char *subj, const char *san, const char *token)
+{
+	char auth[300], body[64], out[64], pem[64];
+	long st;
+
+	device_csr(name, subj, san, NULL);
+	snprintf(auth, sizeof(auth), "-u '%s:%s'", name, token);
+	snprintf(body, sizeof(body), "%s.b64", name);
+	snprintf(out, sizeof(out), "%s.p7", name);
+	snprintf(pem, sizeof(pem), "%s.pem", name);
+	st = est_post("simpleenroll", auth, body, out);
+	ck_assert_msg(st == 200, "enrol %s: %ld %s", name, st, slurp(in_dir(out)));
+	answer_cert(out, pem);
+}
+
+/* ---- fixture ---- */
+
+static EVP_PKEY *opca_key;
+static X509 *opca;
+
+static void client_cert(const char *name)
+{
+	char f[64];
+	static long serial = 5000;
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, -3600, 86400L * 365, serial++);
+
+	snprintf(f, sizeof(f), "%s.pem", name);
+	write_cert(f, x);
+	snprintf(f, sizeof(f), "%s.key", name);
+	write_key(f, k);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static const char config_fmt[] =
+    "listen: {address: 127.0.0.1, port: %d}\n"
+    "tls: {certificate: %s/server.pem, key: %s/server.key, client_ca: %s/opca.pem}\n"
+    "database: \"%s connect_timeout=3\"\n"
+    "limits: {max_body_bytes: 16384, timeout_seconds: 20}\n"
+    "authorities:\n"
+    "  - {name: devices, certificate: %s/devca.pem, key: \"keyd:label=devices-p256\"}\n"
+    "key_profiles:\n"
+    "  - {name: ec-only, ec_curves: [P-256]}\n"
+    "profiles:\n"
+    "  - name: device\n"
+    "    authority: devices\n"
+    "    key_profile: ec-only\n"
+    "    max_validity_days: 365\n"
+    "    key_usage: [digitalSignature, keyAgreement]\n"
+    "    extended_key_usage: [clientAuth]\n"
+    "    subject_fields: [CN, serialNumber]\n"
+    "    subject_cn_required: true\n"
+    "    san: {uri: [\"urn:dev:*\"]}\n"
+    "  - name: sensor\n"
+    "    authority: devices\n"
+    "    key_profile: ec-only\n"
+    "    max_validity_days: 30\n"
+    "    key_usage: [digitalSignature]\n"
+    "    extended_key_usage: [clientAuth]\n"
+    "    subject_fields: [CN]\n"
+    "    subject_cn_required: true\n"
+    "  - name: server\n"
+    "    authority: devices\n"
+    "    key_profile: ec-only\n"
+    "    max_validity_days: 30\n"
+    "    key_usage: [digitalSignature]\n"
+    "    extended_key_usage: [serverAuth]\n"
+    "    subject_fields: [CN]\n"
+    "    subject_cn_required: true\n"
+    "est:\n"
+    "  profiles: [device, sensor]\n";
+
+static void cad_start(void)
+{
+	char bin[512];
+
+	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
+	setup_phase = 1;
+	cad_pid = fork();
+	if (cad_pid < 0)
+		die(__func__);
+	if (cad_pid == 0) {
+		int fd = open(in_dir("cad.log"), O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+		execl(bin, bin, "--config", in_dir("cad.yaml"), (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) {
+		if (api(NULL, "GET", "/api/v1/health", NULL, NULL) == 200) {
+			setup_phase = 0;
+			return;
+		}
+		usleep(50000);
+	}
+	fprintf(stderr, "test_est: hsmca-cad did not become healthy; see %s\n", in_dir("cad.log"));
+	die(__func__);
+}
+
+static void cad_stop(void)
+{
+	int st;
+
+	if (cad_pid > 0) {
+		kill(cad_pid, SIGTERM);
+		waitpid(cad_pid, &st, 0);
+		cad_pid = 0;
+	}
+}
+
+static void setup(void)
+{
+	struct keyd_client *c;
+	struct keyd_key k;
+	struct keyd_err kerr;
+	struct db_err err = {0};
+	struct db *db = NULL;
+	static const char *const roles[] = {"officer", "auditor", "admin", "ca-admin"};
+	EVP_PKEY *dk, *sk;
+	X509 *x;
+	char conf[8192];
+	int applied, port;
+
+	setup_phase = 1;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (harness_start(&h, NULL) != 0)
+		die(__func__);
+	snprintf(dir, sizeof(dir), "%s", h.dir);
+	c = keyd_client_new(NULL, 0);
+	if (!c || keyd_client_generate(c, "devices-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+		die(__func__);
+	keyd_client_free(c);
+	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
+		die(__func__);
+	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
+	prov_default = OSSL_PROVIDER_load(NULL, "default");
+	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
+		die(__func__);
+
+	/* The device-issuing CA (key in keyd), the operator-auth CA, the server, operators. */
+	dk = keyd_key("devices-p256");
+	x = make_cert("hsmca test device CA", dk, NULL, dk, 1, NULL, -3600, 86400L * 3650, 1);
+	write_cert("devca.pem", x);
+	X509_free(x);
+	EVP_PKEY_free(dk);
+	opca_key = EVP_EC_gen("P-256");
+	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, -3600,
+	                 86400L * 3650, 2);
+	write_cert("opca.pem", opca);
+	sk = EVP_EC_gen("P-256");
+	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", -3600,
+	              86400L * 365, 3);
+	write_cert("server.pem", x);
+	write_key("server.key", sk);
+	X509_free(x);
+	EVP_PKEY_free(sk);
+	for (size_t i = 0; i < 4; i++)
+		client_cert(roles[i]);
+
+	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-est.XXXXXX");
+	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
+		die(__func__);
+	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
+	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
+	if (db_connect(owner_ci, &db, &err) != DB_OK ||
+	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
+		fprintf(stderr, "test_est: %s\n", err.msg);
+		die(__func__);
+	}
+	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	for (size_t i = 0; i < 4; i++) {
+		uint8_t sha[32];
+		unsigned int n;
+		int32_t id;
+		char name[64];
+		FILE *f;
+		snprintf(name, sizeof(name), "%s.pem", roles[i]);
+		f = fopen(in_dir(name), "r");
+		x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+		if (f)
+			fclose(f);
+		if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
+		    db_principal_add(db, roles[i], roles[i], sha, NULL, &id, &err) != DB_OK)
+			die(__func__);
+		X509_free(x);
+	}
+	db_close(db);
+
+	port = free_port();
+	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, app_ci, dir);
+	write_file("cad.yaml", conf);
+	setup_phase = 0;
+}
+
+static void teardown(void)
+{
+	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
+
+	pgtest("stop", NULL);
+	run(rm, NULL);
+	X509_free(opca);
+	EVP_PKEY_free(opca_key);
+	OSSL_PROVIDER_unload(prov_keyd);
+	OSSL_PROVIDER_unload(prov_default);
+	harness_stop(&h);
+	curl_global_cleanup();
+}
+
+static void cleanup(void)
+{
+	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
+
+	cad_stop();
+	if (pgdir[0]) {
+		pgtest("stop", NULL);
+		run(rm, NULL);
+	}
+	if (h.dir[0])
+		harness_stop(&h);
+}
+
+/* ================= the tests ================= */
+
+START_TEST(cacerts_is_a_base64_pkcs7_of_the_device_ca)
+{
+	ck_assert_int_eq(est_get("cacerts", "cacerts.p7"), 200);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("cacerts.p7.h")), "application/pkcs7-mime"));
+	ck_assert_ptr_nonnull(
+	    strstr(slurp(in_dir("cacerts.p7.h")), "Content-Transfer-Encoding: base64"));
+	answer_cert("cacerts.p7", "cacerts.pem");
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("cacerts.pem")), "hsmca test device CA"));
+	/* Per profile, by label; an unknown label or operation is 404 in plain text. */
+	ck_assert_int_eq(est_get("sensor/cacerts", "cacerts2.p7"), 200);
+	answer_cert("cacerts2.p7", "cacerts2.pem");
+	ck_assert_int_eq(est_get("server/cacerts", "nolabel"), 404);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("nolabel")), "no EST label"));
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("nolabel.h")), "text/plain"));
+	ck_assert_int_eq(est_get("serverkeygen", "nokeygen"), 404);
+}
+END_TEST
+
+START_TEST(csrattrs_name_the_key_type_and_signature)
+{
+	ck_assert_int_eq(est_get("csrattrs", "attrs"), 200);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("attrs.h")), "application/csrattrs"));
+	ck_assert_int_eq(sh("openssl base64 -d -in attrs | openssl asn1parse -inform DER"), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("sh.log")), "prime256v1"));
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("sh.log")), "ecdsa-with-SHA256"));
+}
+END_TEST
+
+START_TEST(enrol_with_token_then_reenrol_with_certificate)
+{
+	const char *token = new_token("device", "");
+	json_t *o = NULL;
+	long st;
+
+	enrol_ok("dev-0001", "/CN=dev-0001/serialNumber=SN0001", "URI:urn:dev:0001", token);
+	ck_assert_int_eq(sh("openssl verify -CAfile devca.pem dev-0001.pem"), 0);
+	ck_assert_int_eq(
+	    sh("openssl x509 -in dev-0001.pem -noout -ext subjectAltName,extendedKeyUsage"), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("sh.log")), "urn:dev:0001"));
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("sh.log")), "Client Authentication"));
+	/* The key in the certificate is the device's own. */
+	ck_assert_int_eq(sh("test \"$(openssl x509 -in dev-0001.pem -noout -pubkey)\" = "
+	                    "\"$(openssl pkey -in dev-0001.key -pubout)\""),
+	                 0);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/devices/dev-0001", NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "status"), "active");
+	ck_assert_str_eq(jstr(o, "profile"), "device");
+	ck_assert_int_eq(json_array_size(json_object_get(o, "certificates")), 1);
+	json_decref(o);
+
+	/* Re-enrolment: the current certificate over mutual TLS, a new key, the same name. */
+	ck_assert_int_eq(sh("cp dev-0001.pem dev-0001-old.pem && cp dev-0001.key dev-0001-old.key"),
+	                 0);
+	device_csr("dev-0001", "/CN=dev-0001/serialNumber=SN0001", "URI:urn:dev:0001", NULL);
+	st = est_post("simplereenroll", "--cert dev-0001-old.pem --key dev-0001-old.key",
+	              "dev-0001.b64", "re.p7");
+	ck_assert_msg(st == 200, "reenrol: %ld %s", st, slurp(in_dir("re.p7")));
+	answer_cert("re.p7", "dev-0001.pem");
+	ck_assert_int_eq(sh("openssl verify -CAfile devca.pem dev-0001.pem"), 0);
+	ck_assert_int_ne(sh("cmp -s dev-0001.pem dev-0001-old.pem"), 0);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/devices/dev-0001", NULL, &o), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "certificates")), 2);
+	json_decref(o);
+	/* The label path works too, for the device's own profile. */
+	device_csr("dev-0001b", "/CN=dev-0001/serialNumber=SN0001", "URI:urn:dev:0001", NULL);
+	st = est_post("device/simplereenroll", "--cert dev-0001.pem --key dev-0001.key",
+	              "dev-0001b.b64", "re2.p7");
+	ck_assert_msg(st == 200, "reenrol by label: %ld %s", st, slurp(in_dir("re2.p7")));
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'est.simplereenroll'"
+	                       " AND outcome = 'success' AND actor = 'device/dev-0001'"),
+	                 2);
+}
+END_TEST
+
+START_TEST(bearer_token_and_der_body_are_accepted)
+{
+	const char *token = new_token("sensor", "\"uses\":2");
+	char auth[300];
+	long st;
+
+	device_csr("sensor-a", "/CN=sensor-a", NULL, NULL);
+	snprintf(auth, sizeof(auth), "-H 'Authorization: Bearer %s'", token);
+	st = est_post("sensor/simpleenroll", auth, "sensor-a.der", "sa.p7");
+	ck_assert_msg(st == 200, "DER + bearer: %ld %s", st, slurp(in_dir("sa.p7")));
+	answer_cert("sa.p7", "sensor-a.pem");
+	/* The token's profile is the default when no label is given. */
+	device_csr("sensor-b", "/CN=sensor-b", NULL, NULL);
+	st = est_post("simpleenroll", auth, "sensor-b.b64", "sb.p7");
+	ck_assert_msg(st == 200, "no label: %ld %s", st, slurp(in_dir("sb.p7")));
+}
+END_TEST
+
+START_TEST(token_used_twice_is_refused)
+{
+	const char *token = new_token("device", "");
+	char auth[300];
+	long long before;
+	long st;
+
+	enrol_ok("dev-once", "/CN=dev-once", "URI:urn:dev:once", token);
+	before = issued();
+	device_csr("dev-twice", "/CN=dev-twice", "URI:urn:dev:twice", NULL);
+	snprintf(auth, sizeof(auth), "-u 'dev-twice:%s'", token);
+	st = est_post("simpleenroll", auth, "dev-twice.b64", "twice");
+	ck_assert_int_eq(st, 401);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("twice")), "spent"));
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("twice.h")), "WWW-Authenticate: Basic"));
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_eq(count("SELECT count(*) FROM devices WHERE identity = 'dev-twice'"), 0);
+	ck_assert_int_ge(count("SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND"
+	                       " action = 'est.simpleenroll' AND detail LIKE '%spent%'"),
+	                 1);
+}
+END_TEST
+
+START_TEST(wrong_or_missing_token_is_401_and_audited)
+{
+	long long before = issued(), d = denied("est.simpleenroll");
+
+	device_csr("dev-x", "/CN=dev-x", "URI:urn:dev:x", NULL);
+	ck_assert_int_eq(est_post("simpleenroll", "-u 'dev-x:hsmcaprov_nope'", "dev-x.b64", "w1"),
+	                 401);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("w1")), "unknown provisioning token"));
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("w1.h")), "text/plain"));
+	ck_assert_int_eq(est_post("simpleenroll", "", "dev-x.b64", "w2"), 401);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("w2")), "provisioning token"));
+	ck_assert_int_eq(
+	    est_post("simpleenroll", "-H 'Authorization: Basic !!!'", "dev-x.b64", "w3"), 401);
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_eq(denied("est.simpleenroll"), d + 3);
+}
+END_TEST
+
+START_TEST(revoked_and_expired_tokens_are_401)
+{
+	json_t *o = NULL, *t;
+	const char *token = new_token("device", "");
+	char auth[300], path[128];
+	long long id = 0;
+	size_t i;
+
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/provisioning-tokens", NULL, &o), 200);
+	/* Listed without the token itself. */
+	json_array_foreach(json_object_get(o, "tokens"), i, t) id =
+	    json_integer_value(json_object_get(t, "id"));
+	ck_assert_ptr_null(
+	    json_object_get(json_array_get(json_object_get(o, "tokens"), 0), "token"));
+	json_decref(o);
+	snprintf(path, sizeof(path), "/api/v1/provisioning-tokens/%lld/revoke", id);
+	ck_assert_int_eq(api("officer", "POST", path, NULL, NULL), 200);
+	device_csr("dev-r", "/CN=dev-r", "URI:urn:dev:r", NULL);
+	snprintf(auth, sizeof(auth), "-u 'dev-r:%s'", token);
+	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-r.b64", "rv"), 401);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("rv")), "revoked"));
+
+	token = new_token("device", "");
+	{
+		PGconn *c = owner();
+		PQclear(PQexec(c,
+		               "UPDATE provisioning_tokens SET expires_at = now() - interval '1s'"
+		               " WHERE id = (SELECT max(id) FROM provisioning_tokens)"));
+		PQfinish(c);
+	}
+	snprintf(auth, sizeof(auth), "-u 'dev-r:%s'", token);
+	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-r.b64", "ex"), 401);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("ex")), "expired"));
+}
+END_TEST
+
+START_TEST(allowlist_miss_is_403_and_a_match_enrols)
+{
+	const char *token = new_token("device", "\"uses\":3,\"allowlist\":[\"gw-00?[0-9]\","
+	                                        "\"urn:dev:1b4e28ba-*\"]");
+	char auth[300];
+	long long before = issued();
+
+	snprintf(auth, sizeof(auth), "-u 'x:%s'", token);
+	device_csr("intruder", "/CN=intruder", "URI:urn:dev:intruder", NULL);
+	ck_assert_int_eq(est_post("simpleenroll", auth, "intruder.b64", "miss"), 403);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("miss")), "allowlist"));
+	ck_assert_int_eq(issued(), before);
+	/* The miss spent nothing: two identities on the list still enrol, by CN and by SAN. */
+	enrol_ok("gw-0042", "/CN=gw-0042", NULL, token);
+	enrol_ok("uuid-dev", "/CN=uuid-dev", "URI:urn:dev:1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+	         token);
+	ck_assert_int_eq(
+	    count("SELECT uses FROM provisioning_tokens WHERE 'gw-00?[0-9]' = ANY(allowlist)"), 2);
+}
+END_TEST
+
+START_TEST(csr_not_matching_the_profile_is_400_and_spends_nothing)
+{
+	const char *token = new_token("device", "");
+	char auth[300];
+	long long before = issued();
+
+	snprintf(auth, sizeof(auth), "-u 'dev-bad:%s'", token);
+	device_csr("dev-rsa", "/CN=dev-rsa", "URI:urn:dev:rsa", "rsa");
+	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-rsa.b64", "b1"), 400);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("b1")), "does not fit profile device"));
+	device_csr("dev-dns", "/CN=dev-dns", "DNS:dev.example.com", NULL);
+	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-dns.b64", "b2"), 400);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("b2")), "SAN"));
+	write_file("garbage", "this is not base64 of a CSR!\n");
+	ck_assert_int_eq(est_post("simpleenroll", auth, "garbage", "b3"), 400);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("b3")), "PKCS#10"));
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_ge(denied("est.simpleenroll"), 3);
+	/* The token is still unused. */
+	enrol_ok("dev-good", "/CN=dev-good", "URI:urn:dev:good", token);
+}
+END_TEST
+
+START_TEST(identity_with_a_valid_certificate_needs_a_replacing_token)
+{
+	const char *t1 = new_token("device", "");
+	const char *t2 = new_token("device", "");
+	const char *t3 = new_token("device", "\"replace\":true");
+	char auth[300], serial[80];
+	long long before;
+
+	enrol_ok("dev-dup", "/CN=dev-dup", "URI:urn:dev:dup", t1);
+	ck_assert_int_eq(sh("openssl x509 -in dev-dup.pem -noout -serial > dup.serial"), 0);
+	snprintf(serial, sizeof(serial), "%s", strchr(slurp(in_dir("dup.serial")), '=') + 1);
+	serial[strcspn(serial, "\n")] = '\0';
+	before = issued();
+	device_csr("dev-dup2", "/CN=dev-dup", "URI:urn:dev:dup", NULL);
+	snprintf(auth, sizeof(auth), "-u 'dev-dup:%s'", t2);
+	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-dup2.b64", "dup"), 403);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("dup")), "already has a valid certificate"));
+	ck_assert_int_eq(issued(), before);
+	/* A token that allows replacement: the new certificate supersedes the old one. */
+	enrol_ok("dev-dup", "/CN=dev-dup", "URI:urn:dev:dup", t3);
+	{
+		char sql[300];
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM certificates WHERE lower(encode(serial, 'hex')) ="
+		         " lower('%s') AND status = 'revoked' AND revocation_reason = 4",
+		         serial);
+		ck_assert_int_eq(count(sql), 1);
+	}
+}
+END_TEST
+
+START_TEST(reenrolment_with_another_identity_is_403)
+{
+	long long before;
+
+	enrol_ok("dev-id", "/CN=dev-id", "URI:urn:dev:id", new_token("device", ""));
+	before = issued();
+	device_csr("dev-other", "/CN=dev-other", "URI:urn:dev:id", NULL);
+	ck_assert_int_eq(
+	    est_post("simplereenroll", "--cert dev-id.pem --key dev-id.key", "dev-other.b64", "o1"),
+	    403);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("o1")), "same identity"));
+	device_csr("dev-other2", "/CN=dev-id", "URI:urn:dev:other", NULL);
+	ck_assert_int_eq(est_post("simplereenroll", "--cert dev-id.pem --key dev-id.key",
+	                          "dev-other2.b64", "o2"),
+	                 403);
+	/* Another profile's label is refused too. */
+	device_csr("dev-id3", "/CN=dev-id", "URI:urn:dev:id", NULL);
+	ck_assert_int_eq(est_post("sensor/simplereenroll", "--cert dev-id.pem --key dev-id.key",
+	                          "dev-id3.b64", "o3"),
+	                 403);
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_ge(denied("est.simplereenroll"), 3);
+}
+END_TEST
+
+START_TEST(reenrolment_without_a_device_certificate_is_401)
+{
+	long long before;
+
+	enrol_ok("dev-nc", "/CN=dev-nc", "URI:urn:dev:nc", new_token("device", ""));
+	before = issued();
+	ck_assert_int_eq(est_post("simplereenroll", "", "dev-nc.b64", "n1"), 401);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("n1")), "current certificate"));
+	/* An operator's certificate is no device's. */
+	ck_assert_int_eq(
+	    est_post("simplereenroll", "--cert officer.pem --key officer.key", "dev-nc.b64", "n2"),
+	    401);
+	ck_assert_int_eq(issued(), before);
+}
+END_TEST
+
+START_TEST(reenrolment_with_a_revoked_certificate_is_401)
+{
+	char serial[80], path[200];
+	long long before;
+
+	enrol_ok("dev-rev", "/CN=dev-rev", "URI:urn:dev:rev", new_token("device", ""));
+	ck_assert_int_eq(sh("openssl x509 -in dev-rev.pem -noout -serial > rev.serial"), 0);
+	snprintf(serial, sizeof(serial), "%s", strchr(slurp(in_dir("rev.serial")), '=') + 1);
+	serial[strcspn(serial, "\n")] = '\0';
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/revoke", serial);
+	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"keyCompromise\"}", NULL), 200);
+	before = issued();
+	device_csr("dev-rev2", "/CN=dev-rev", "URI:urn:dev:rev", NULL);
+	ck_assert_int_eq(est_post("simplereenroll", "--cert dev-rev.pem --key dev-rev.key",
+	                          "dev-rev2.b64", "r1"),
+	                 401);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("r1")), "revoked"));
+	ck_assert_int_eq(issued(), before);
+}
+END_TEST
+
+/* An expired device certificate, signed by the device CA's key in keyd and recorded as the
+ * CA would have (a device enrolled two years ago). */
+START_TEST(reenrolment_with_an_expired_certificate_is_401)
+{
+	EVP_PKEY *ca = keyd_key("devices-p256"), *k = EVP_EC_gen("P-256");
+	FILE *f = fopen(in_dir("devca.pem"), "r");
+	X509 *cax = PEM_read_X509(f, NULL, NULL, NULL);
+	X509 *x = make_cert("dev-old", k, cax, ca, 0, "URI:urn:dev:old", -86400L * 400,
+	                    -86400L * 35, 0x4a0b0c0d);
+	unsigned char *der = NULL;
+	int len = i2d_X509(x, &der);
+	PGconn *c = owner();
+	const char *vals[1] = {(const char *)der};
+	int lens[1] = {len}, fmts[1] = {1};
+	PGresult *r;
+	long long before;
+
+	fclose(f);
+	r = PQexecParams(
+	    c,
+	    "WITH a AS (SELECT id FROM authorities WHERE name = 'devices'),"
+	    " c AS (INSERT INTO certificates (authority_id, serial, status, profile, subject,"
+	    " not_before, not_after, spki_sha256, der, requester, issued_at)"
+	    " SELECT a.id, '\\x4a0b0c0d', 'issued', 'device', 'CN=dev-old',"
+	    " now() - interval '400 days', now() - interval '35 days', sha256('x'), $1,"
+	    " 'test', now() - interval '400 days' FROM a RETURNING id),"
+	    " d AS (INSERT INTO devices (identity, profile) VALUES ('dev-old', 'device')"
+	    " RETURNING id)"
+	    " INSERT INTO device_certificates SELECT d.id, c.id, 'enroll' FROM c, d",
+	    1, NULL, vals, lens, fmts, 0);
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+	write_cert("dev-old.pem", x);
+	write_key("dev-old.key", k);
+	before = issued();
+	device_csr("dev-old2", "/CN=dev-old", "URI:urn:dev:old", NULL);
+	ck_assert_int_eq(est_post("simplereenroll", "--cert dev-old.pem --key dev-old.key",
+	                          "dev-old2.b64", "e1"),
+	                 401);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("e1")), "not valid now"));
+	ck_assert_int_eq(issued(), before);
+	/* Expired is not a way into the API either. */
+	ck_assert_int_eq(api("dev-old", "GET", "/api/v1/whoami", NULL, NULL), 401);
+	OPENSSL_free(der);
+	X509_free(x);
+	X509_free(cax);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(ca);
+}
+END_TEST
+
+START_TEST(device_certificate_never_authenticates_to_the_api)
+{
+	json_t *o = NULL;
+
+	enrol_ok("dev-api", "/CN=dev-api", "URI:urn:dev:api", new_token("device", ""));
+	/* Even registered as a principal, a device-CA certificate gets nowhere in the API. */
+	ck_assert_int_eq(sh("openssl x509 -in dev-api.pem -outform DER | sha256sum | cut -c1-64 "
+	                    "> dev-api.sha"),
+	                 0);
+	{
+		char sql[300];
+		snprintf(sql, sizeof(sql),
+		         "INSERT INTO principals (name, role, cert_sha256) VALUES ('dev-api',"
+		         " 'officer', decode('%.64s', 'hex'))",
+		         slurp(in_dir("dev-api.sha")));
+		PGconn *c = owner();
+		PGresult *r = PQexec(c, sql);
+		ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+		PQclear(r);
+		PQfinish(c);
+	}
+	ck_assert_int_eq(api("dev-api", "GET", "/api/v1/whoami", NULL, &o), 401);
+	json_decref(o);
+	ck_assert_int_eq(api("dev-api", "GET", "/api/v1/devices", NULL, NULL), 401);
+	ck_assert_int_eq(api("officer", "GET", "/api/v1/whoami", NULL, NULL), 200);
+}
+END_TEST
+
+START_TEST(decommission_revokes_and_refuses_reenrolment)
+{
+	json_t *o = NULL;
+	char auth[300];
+	long long before;
+
+	enrol_ok("dev-dc", "/CN=dev-dc", "URI:urn:dev:dc", new_token("device", ""));
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/devices/dev-dc/decommission", "{}", &o),
+	                 400);
+	json_decref(o);
+	ck_assert_int_eq(api("auditor", "POST", "/api/v1/devices/dev-dc/decommission",
+	                     "{\"reason\":\"keyCompromise\"}", &o),
+	                 403);
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/devices/dev-dc/decommission",
+	                     "{\"reason\":\"keyCompromise\",\"comment\":\"stolen from site 4\"}",
+	                     &o),
+	                 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "revoked")), 1);
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates c JOIN device_certificates x"
+	                       " ON x.certificate_id = c.id JOIN devices d ON d.id = x.device_id"
+	                       " WHERE d.identity = 'dev-dc' AND c.status = 'revoked'"
+	                       " AND c.revocation_reason = 1"),
+	                 1);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/devices/dev-dc", NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "status"), "decommissioned");
+	ck_assert_ptr_nonnull(strstr(jstr(o, "decommission_reason"), "stolen"));
+	json_decref(o);
+	before = issued();
+	device_csr("dev-dc2", "/CN=dev-dc", "URI:urn:dev:dc", NULL);
+	ck_assert_int_eq(
+	    est_post("simplereenroll", "--cert dev-dc.pem --key dev-dc.key", "dev-dc2.b64", "d1"),
+	    401);
+	/* Nor does a fresh token bring it back. */
+	snprintf(auth, sizeof(auth), "-u 'dev-dc:%s'", new_token("device", "\"replace\":true"));
+	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-dc2.b64", "d2"), 403);
+	ck_assert_ptr_nonnull(strstr(slurp(in_dir("d2")), "decommissioned"));
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/devices/dev-dc/decommission",
+	                     "{\"reason\":\"keyCompromise\"}", &o),
+	                 409);
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'device.decommission'"
+	                       " AND outcome = 'success' AND object = 'dev-dc'"),
+	                 1);
+}
+END_TEST
+
+START_TEST(devices_are_listed_by_identity)
+{
+	json_t *o = NULL;
+
+	enrol_ok("list-me-1", "/CN=list-me-1", "URI:urn:dev:l1", new_token("device", ""));
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/devices?identity=LIST-me", NULL, &o), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "devices")), 1);
+	ck_assert_str_eq(jstr(json_array_get(json_object_get(o, "devices"), 0), "identity"),
+	                 "list-me-1");
+	json_decref(o);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/devices/nobody", NULL, &o), 404);
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/provisioning-tokens",
+	                     "{\"name\":\"x\",\"profile\":\"server\"}", &o),
+	                 400);
+	ck_assert_str_eq(jstr(o, "error"), "unknown-profile");
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/provisioning-tokens",
+	                     "{\"name\":\"x\",\"profile\":\"device\",\"allowlist\":[\"a b\"]}", &o),
+	                 400);
+	json_decref(o);
+}
+END_TEST
+
+/* ---- the command line ---- */
+
+static char cli_out[512], cli_err[512];
+
+static int cli(const char *who, ...)
+{
+	char bin[512], cert[512], key[512];
+	char *argv[32];
+	int n = 0, st;
+	va_list ap;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s", getenv("HSMCA_CLI_BIN"));
+	snprintf(cli_out, sizeof(cli_out), "%s/cli.out", dir);
+	snprintf(cli_err, sizeof(cli_err), "%s/cli.err", dir);
+	argv[n++] = bin;
+	va_start(ap, who);
+	for (const char *a; n < 31 && (a = va_arg(ap, const char *));)
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	pid = fork();
+	if (pid == 0) {
+		int o = open(cli_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(cli_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(o, 1);
+		dup2(e, 2);
+		setenv("HSMCA_API_URL", base_url, 1);
+		setenv("HSMCA_CA_BUNDLE", in_dir("opca.pem"), 1);
+		unsetenv("HSMCA_API_TOKEN");
+		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
+		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
+		setenv("HSMCA_CLIENT_CERT", cert, 1);
+		setenv("HSMCA_CLIENT_KEY", key, 1);
+		execv(bin, argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(cli_provisions_and_decommissions)
+{
+	char token[200];
+
+	ck_assert_int_eq(cli("officer", "provision", "create", "--profile", "device", "--name",
+	                     "batch-7", "--uses", "2", "--allow", "cli-*", "--days", "3", NULL),
+	                 0);
+	ck_assert_int_eq(sscanf(slurp(cli_out), "%199s", token), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "not shown again"));
+	enrol_ok("cli-dev", "/CN=cli-dev", "URI:urn:dev:cli", token);
+	ck_assert_int_eq(cli("auditor", "provision", "list", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "batch-7"));
+	ck_assert_ptr_null(strstr(slurp(cli_out), token));
+	ck_assert_int_eq(cli("auditor", "device", "list", "--identity", "cli-", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "cli-dev"));
+	ck_assert_int_eq(cli("auditor", "device", "show", "cli-dev", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"certificates\""));
+	ck_assert_int_eq(cli("auditor", "device", "decommission", "cli-dev", "--reason",
+	                     "cessationOfOperation", NULL),
+	                 1);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "role-not-permitted"));
+	ck_assert_int_eq(cli("officer", "device", "decommission", "cli-dev", "--reason",
+	                     "cessationOfOperation", NULL),
+	                 0);
+	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "decommissioned"));
+	ck_assert_int_eq(cli("officer", "device", "decommission", "cli-dev", NULL), 2);
+	ck_assert_int_eq(cli("officer", "provision", "create", "--name", "x", NULL), 2);
+	ck_assert_int_eq(cli("officer", "provision", "--help", NULL), 0);
+	ck_assert_int_eq(cli("officer", "device", "--help", NULL), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("est");
+	TCase *tc = tcase_create("est");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_unchecked_fixture(tc, cad_start, cad_stop);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, cacerts_is_a_base64_pkcs7_of_the_device_ca);
+	tcase_add_test(tc, csrattrs_name_the_key_type_and_signature);
+	tcase_add_test(tc, enrol_with_token_then_reenrol_with_certificate);
+	tcase_add_test(tc, bearer_token_and_der_body_are_accepted);
+	tcase_add_test(tc, token_used_twice_is_refused);
+	tcase_add_test(tc, wrong_or_missing_token_is_401_and_audited);
+	tcase_add_test(tc, revoked_and_expired_tokens_are_401);
+	tcase_add_test(tc, allowlist_miss_is_403_and_a_match_enrols);
+	tcase_add_test(tc, csr_not_matching_the_profile_is_400_and_spends_nothing);
+	tcase_add_test(tc, identity_with_a_valid_certificate_needs_a_replacing_token);
+	tcase_add_test(tc, reenrolment_with_another_identity_is_403);
+	tcase_add_test(tc, reenrolment_without_a_device_certificate_is_401);
+	tcase_add_test(tc, reenrolment_with_a_revoked_certificate_is_401);
+	tcase_add_test(tc, reenrolment_with_an_expired_certificate_is_401);
+	tcase_add_test(tc, device_certificate_never_authenticates_to_the_api);
+	tcase_add_test(tc, decommission_revokes_and_refuses_reenrolment);
+	tcase_add_test(tc, devices_are_listed_by_identity);
+	tcase_add_test(tc, cli_provisions_and_decommissions);
+	suite_add_tcase(s, tc);
+	setup();
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	teardown();
+	return failed ? 1 : 0;
+}
