@@ -440,7 +440,8 @@ struct rfile {
 	int fd;
 	size_t pos, len; /* buffered bytes [pos, len) */
 	uint64_t offset; /* file offset of buf[pos] */
-	EVP_MD_CTX *md;  /* digest what is consumed, when set */
+	EVP_MD_CTX *md;  /* digests what is consumed while digesting is set */
+	int digesting;
 	uint8_t buf[IOBUF];
 };
 
@@ -469,7 +470,7 @@ static int r_consume(struct rfile *r, uint8_t *out, uint64_t n)
 		if (r_fill(r, 1) != 0)
 			return -1;
 		k = r->len - r->pos < n ? r->len - r->pos : (size_t)n;
-		if (r->md && EVP_DigestVerifyUpdate(r->md, r->buf + r->pos, k) != 1)
+		if (r->digesting && EVP_DigestVerifyUpdate(r->md, r->buf + r->pos, k) != 1)
 			return -1;
 		if (out) {
 			memcpy(out, r->buf + r->pos, k);
@@ -591,6 +592,7 @@ int crl_verify_file(const char *path, EVP_PKEY *pub, struct crl_info *info_out, 
 			fail(why, n, "%s: cannot verify with this key: %s", path, ossl_why());
 			goto out;
 		}
+		r->digesting = 1;
 		if (r_consume(r, NULL, h) != 0)
 			goto trunc;
 	}
@@ -634,31 +636,21 @@ int crl_verify_file(const char *path, EVP_PKEY *pub, struct crl_info *info_out, 
 			goto trunc;
 		}
 	}
-	{
-		EVP_MD_CTX *md = r->md;
-		r->md = NULL;
-		if (r_hdr(r, &tag, &len) || tag != 0x30 || len + 2 > sizeof(alg_b))
-			goto trunc;
-		if (r_consume(r, alg_b, len))
-			goto trunc;
-		if (len + 2 != alg->len || memcmp(alg_b, alg->der + 2, len)) {
-			fail(why, n, "%s: the outer signature algorithm differs from the inner one",
-			     path);
-			r->md = md;
-			goto out;
-		}
-		if (r_hdr(r, &tag, &len) || tag != 0x03 || len < 2 || len > sizeof(sig) ||
-		    r_consume(r, sig, len) || sig[0] != 0 || r->offset != (uint64_t)st.st_size) {
-			r->md = md;
-			goto trunc;
-		}
-		r->md = md;
-		if (EVP_DigestVerifyFinal(md, sig + 1, (size_t)len - 1) != 1) {
-			fail(why, n, "%s: the signature does not verify with the CA's public key",
-			     path);
-			ERR_clear_error();
-			goto out;
-		}
+	r->digesting = 0;
+	if (r_hdr(r, &tag, &len) || tag != 0x30 || len + 2 > sizeof(alg_b) ||
+	    r_consume(r, alg_b, len))
+		goto trunc;
+	if (len + 2 != alg->len || memcmp(alg_b, alg->der + 2, len)) {
+		fail(why, n, "%s: the outer signature algorithm differs from the inner one", path);
+		goto out;
+	}
+	if (r_hdr(r, &tag, &len) || tag != 0x03 || len < 2 || len > sizeof(sig) ||
+	    r_consume(r, sig, len) || sig[0] != 0 || r->offset != (uint64_t)st.st_size)
+		goto trunc;
+	if (EVP_DigestVerifyFinal(r->md, sig + 1, (size_t)len - 1) != 1) {
+		fail(why, n, "%s: the signature does not verify with the CA's public key", path);
+		ERR_clear_error();
+		goto out;
 	}
 	if (!info.number || !info.this_update || !info.next_update) {
 		fail(why, n, "%s: lacks a CRL number, thisUpdate or nextUpdate", path);
