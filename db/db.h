@@ -544,4 +544,44 @@ enum db_status db_device_decommission(struct db *db, const char *identity, int r
                                       const char *why, const char *by, int *revoked, int *changed,
                                       struct db_err *err);
 
+/* --- CRLs (db_crl.c): numbers, and the revoked entries streamed through a cursor --- */
+
+/* Draw the authority's next CRL number with one UPDATE ... RETURNING, so that numbers only
+ * grow, across restarts and across several crld instances, and none is handed out twice.
+ * DB_ERR_NOT_FOUND when the authority has no counter. */
+enum db_status db_crl_number_next(struct db *db, int32_t authority_id, int64_t *number,
+                                  struct db_err *err);
+
+/* One CRL entry. status DB_CERT_REVOKED, DB_CERT_HOLD, or (deltas only) DB_CERT_ISSUED for a
+ * certificate released from hold since the base: removeFromCRL. */
+struct db_crl_entry {
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t serial_len;
+	enum db_cert_status status;
+	int64_t revoked_at;      /* for a release: when it was released */
+	int reason;              /* CRLReason; -1 for a release */
+	int64_t invalidity_date; /* 0: none */
+};
+
+struct db_crl_scan_opts {
+	int32_t authority_id;
+	int32_t shard;               /* -1: every shard */
+	int64_t not_after_from;      /* leave out certificates whose notAfter is before this */
+	const char *since_snapshot;  /* NULL: a full CRL; else a delta: the changes that this
+	                              * snapshot (of an earlier scan) did not see */
+};
+
+struct db_crl_scan;
+
+/* Open a read-only REPEATABLE READ transaction on db and a cursor over the entries. The
+ * scan's snapshot (PostgreSQL pg_snapshot text, malloc'ed) goes to *snapshot for a later
+ * delta. The connection is the scan's until db_crl_scan_close. */
+enum db_status db_crl_scan_open(struct db *db, const struct db_crl_scan_opts *o,
+                                struct db_crl_scan **out, char **snapshot, struct db_err *err);
+/* The next entry; *got 0 at the end. Rows arrive in batches, so memory stays bounded. */
+enum db_status db_crl_scan_next(struct db_crl_scan *s, struct db_crl_entry *e, int *got,
+                                struct db_err *err);
+/* Ends the transaction; NULL is fine. */
+void db_crl_scan_close(struct db_crl_scan *s);
+
 #endif

@@ -33,6 +33,10 @@ struct cad_authority {
 	STACK_OF(X509) * chain; /* certificates above cert, in order */
 	EVP_PKEY *key;          /* loaded through keyd on first use; NULL while keyd is away */
 	int32_t db_id;          /* 0 until registered in the database */
+	/* CRL distribution point of issued certificates: <crl_base_url><name>.crl, or with
+	 * crl_shards > 1 <crl_base_url><name>-<shard>.crl (hsmca-crld, docs/crld.md). "": none. */
+	char crl_base_url[CAD_PATH_MAX];
+	int crl_shards;
 };
 
 struct cad_key_profile {

@@ -23,7 +23,8 @@ static const char *const tls_fields[] = {"certificate", "key", "client_ca", NULL
 static const char *const limit_fields[] = {
     "max_body_bytes", "max_header_bytes", "timeout_seconds", "token_max_days", NULL,
 };
-static const char *const authority_fields[] = {"name", "certificate", "chain", "key", NULL};
+static const char *const authority_fields[] = {"name",         "certificate", "chain", "key",
+                                               "crl_base_url", "crl_shards",  NULL};
 static const char *const key_profile_fields[] = {"name", "rsa_min_bits", "rsa_max_bits",
                                                  "ec_curves", NULL};
 static const char *const profile_fields[] = {
@@ -164,6 +165,36 @@ static int label_of(const char *uri, char *label, size_t n)
 	return 0;
 }
 
+/* crl_base_url (http(s), no spaces, commas or quotes: it goes into an X509V3 value) and
+ * crl_shards (0: unpartitioned, else 2..256), as hsmca-crld publishes them. */
+static int parse_crl(struct yconf *y, yaml_node_t *m, struct cad_authority *a)
+{
+	size_t n;
+	long l = 0;
+
+	if (yconf_opt_str(y, m, "crl_base_url", a->crl_base_url, sizeof(a->crl_base_url) - 1) ||
+	    yconf_opt_long(y, m, "crl_shards", 0, 256, &l))
+		return -1;
+	if (l == 1)
+		return yconf_fail(y, m, "crl_shards", "1 shard is no partition: use 0, or 2..256");
+	a->crl_shards = (int)l;
+	if (l && !a->crl_base_url[0])
+		return yconf_fail(y, m, "crl_shards", "needs crl_base_url");
+	if (!a->crl_base_url[0])
+		return 0;
+	if (strncmp(a->crl_base_url, "http://", 7) && strncmp(a->crl_base_url, "https://", 8))
+		return yconf_fail(y, m, "crl_base_url", "\"%s\" is not an http(s) URL",
+		                  a->crl_base_url);
+	for (const char *c = a->crl_base_url; *c; c++)
+		if (*c <= ' ' || *c >= 0x7f || strchr(",\"'<>\\", *c))
+			return yconf_fail(y, m, "crl_base_url",
+			                  "\"%s\" has a character not allowed", a->crl_base_url);
+	n = strlen(a->crl_base_url);
+	if (a->crl_base_url[n - 1] != '/')
+		strcat(a->crl_base_url, "/");
+	return 0;
+}
+
 static int parse_authority(struct yconf *y, yaml_node_t *m, struct cad_authority *a)
 {
 	STACK_OF(X509) *sk = NULL;
@@ -181,6 +212,8 @@ static int parse_authority(struct yconf *y, yaml_node_t *m, struct cad_authority
 		                  CAD_NAME_MAX);
 	if (label_of(a->key_uri, a->key_label, sizeof(a->key_label)))
 		return yconf_fail(y, m, "key", "\"%s\" is not a keyd:label=NAME URI", a->key_uri);
+	if (parse_crl(y, m, a))
+		return -1;
 	if (load_certs(a->cert_path, &sk, err, sizeof(err))) {
 		yconf_fail(y, m, "certificate", "%s", err);
 		goto out;

@@ -41,6 +41,27 @@ static char *pem_of(X509 *x)
 	return out;
 }
 
+/* The CRL shard of a serial (hsmca-crld publishes one CRL per shard), from its last bytes,
+ * which are random. */
+static int32_t crl_shard(const struct cad_authority *a, const uint8_t *serial)
+{
+	return a->crl_shards > 1 ? (int32_t)(((unsigned)serial[SERIAL_BYTES - 2] << 8 |
+	                                      serial[SERIAL_BYTES - 1]) %
+	                                     (unsigned)a->crl_shards)
+	                         : 0;
+}
+
+/* "URI:<base><name>[-<shard>].crl", the X509V3 value of the distribution point, into buf. */
+static const char *crl_dp(const struct cad_authority *a, const uint8_t *serial, char *buf, size_t n)
+{
+	if (a->crl_shards > 1)
+		snprintf(buf, n, "URI:%s%s-%d.crl", a->crl_base_url, a->name,
+		         (int)crl_shard(a, serial));
+	else
+		snprintf(buf, n, "URI:%s%s.crl", a->crl_base_url, a->name);
+	return buf;
+}
+
 /* Give cert the request's SubjectPublicKeyInfo as it is, element by element. X509_set_pubkey
  * would encode the key again through OpenSSL's encoders and decode the result, the dearest
  * step of building a certificate; the request's own DER is already the exact value. */
@@ -89,7 +110,7 @@ static X509 *build(const struct cad_profile *p, X509_REQ *req, GENERAL_NAMES *ge
 	X509 *cert = X509_new();
 	BIGNUM *bn = BN_bin2bn(serial, SERIAL_BYTES, NULL);
 	ASN1_INTEGER *sn = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-	char ku[160] = "critical", eku[160] = "";
+	char ku[160] = "critical", eku[160] = "", dp[CAD_PATH_MAX + 96];
 	X509V3_CTX ctx;
 	int ok = 0;
 	static const struct {
@@ -124,6 +145,9 @@ static X509 *build(const struct cad_profile *p, X509_REQ *req, GENERAL_NAMES *ge
 	    (p->n_eku && !add_ext(cert, &ctx, NID_ext_key_usage, eku)) ||
 	    !add_ext(cert, &ctx, NID_subject_key_identifier, "hash") ||
 	    !add_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always"))
+		goto out;
+	if (a->crl_base_url[0] &&
+	    !add_ext(cert, &ctx, NID_crl_distribution_points, crl_dp(a, serial, dp, sizeof(dp))))
 		goto out;
 	/* RFC 5280 4.2.1.6: critical when the subject is empty. */
 	if (gens && sk_GENERAL_NAME_num(gens) > 0 &&
@@ -253,6 +277,7 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		serial[0] = (serial[0] & 0x7f) | 0x40;
 		cr.serial = serial;
 		cr.serial_len = sizeof(serial);
+		cr.crl_shard = crl_shard(a, serial);
 		rc = db_cert_reserve(db, &cr, &id, &err);
 		if (rc != DB_ERR_CONFLICT || attempt == 2)
 			break;

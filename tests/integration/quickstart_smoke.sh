@@ -27,6 +27,7 @@ unset HSMCA_EST_URL
 no_daemons_left() {
 	local what
 	for what in "hsmca-keyd --config $state" "hsmca-cad --config $state" \
+		"hsmca-crld --config $state" \
 		"postgres -D $state/pg/data"; do
 		if pgrep -f -- "$what" >/dev/null; then
 			echo "$what"
@@ -102,6 +103,32 @@ grep -q "$serial" "$state/issue.err" || fail "hsmca issue did not name serial $s
 "$hsmca" show "$serial" | grep -q '"status": "revoked"' || fail "hsmca show: not revoked"
 "$hsmca" show "$serial" | grep -q '"revocation_reason": "keyCompromise"' ||
 	fail "hsmca show: wrong revocation reason"
+# hsmca-crld: the certificate names its CRL, which lists it shortly after the revocation,
+# verifies with the issuing CA's key, and makes openssl verify -crl_check refuse it.
+[[ ${HSMCA_CRL_URL:-} == http://127.0.0.1:* ]] || fail "HSMCA_CRL_URL is ${HSMCA_CRL_URL:-unset}"
+crl_url=${HSMCA_CRL_URL}demo-issuing.crl
+openssl x509 -in "$state/www.pem" -noout -ext crlDistributionPoints | grep -qF "URI:$crl_url" ||
+	fail "the issued certificate does not name $crl_url"
+listed=0
+for _ in $(seq 100); do
+	if curl -fsS "$crl_url" -o "$state/crl.der" 2>/dev/null &&
+		openssl crl -inform DER -in "$state/crl.der" -noout -text 2>/dev/null |
+		grep -qi "Serial Number: $serial"; then
+		listed=1
+		break
+	fi
+	sleep 0.2
+done
+((listed)) || fail "the CRL at $crl_url does not list the revoked $serial"
+openssl crl -inform DER -in "$state/crl.der" -CAfile "$pki/demo-issuing.pem" -noout 2>&1 |
+	grep -q "verify OK" || fail "the CRL does not verify with the issuing CA"
+openssl crl -inform DER -in "$state/crl.der" -out "$state/crl.pem" || fail "the CRL does not parse"
+if openssl verify -crl_check -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-issuing.pem" \
+	-CRLfile "$state/crl.pem" "$state/www.pem" >"$state/verify.out" 2>&1; then
+	fail "openssl verify -crl_check accepts the revoked certificate"
+fi
+grep -q "certificate revoked" "$state/verify.out" || fail "verify -crl_check: $(cat "$state/verify.out")"
+
 # ca-admin may not issue (docs/api.md's permission matrix).
 if "$hsmca" issue --profile tls-server --csr "$state/www.csr" >/dev/null 2>&1; then
 	fail "ca-admin could issue"

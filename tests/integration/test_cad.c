@@ -475,7 +475,8 @@ static const char config_fmt[] =
     "audit: {checkpoint_key: \"keyd:label=audit-p256\", checkpoint_interval_seconds: 1}\n"
     "authorities:\n"
     "  - {name: issuing, certificate: %s/issuing.pem, key: \"keyd:label=issuing-p256\"}\n"
-    "  - {name: codesign, certificate: %s/codesign.pem, key: \"keyd:label=codesign-p384\"}\n"
+    "  - {name: codesign, certificate: %s/codesign.pem, key: \"keyd:label=codesign-p384\",\n"
+    "     crl_base_url: \"http://crl.test/\", crl_shards: 4}\n"
     "key_profiles:\n"
     "  - {name: standard, rsa_min_bits: 2048, rsa_max_bits: 4096, ec_curves: [P-256, P-384]}\n"
     "  - {name: ec-only, ec_curves: [P-256]}\n"
@@ -1213,6 +1214,77 @@ START_TEST(issue_code_signing_from_a_p384_ca)
 	ck_assert_int_eq(X509_get_signature_nid(x), NID_ecdsa_with_SHA384);
 	ck_assert_int_lt(X509_get_ext_by_NID(x, NID_subject_alt_name, -1), 0);
 	check_stored(o, "issued");
+	X509_free(x);
+	json_decref(o);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+/* An authority with CRL shards: each certificate's distribution point names the shard the
+ * database assigned it (hsmca-crld publishes <name>-<shard>.crl); one without names none. */
+static const char *crldp_uri(X509 *x)
+{
+	static char buf[256];
+	CRL_DIST_POINTS *dps = X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL);
+	GENERAL_NAME *g;
+
+	buf[0] = '\0';
+	if (!dps)
+		return NULL;
+	ck_assert_int_eq(sk_DIST_POINT_num(dps), 1);
+	g = sk_GENERAL_NAME_value(sk_DIST_POINT_value(dps, 0)->distpoint->name.fullname, 0);
+	ck_assert_int_eq(g->type, GEN_URI);
+	snprintf(buf, sizeof(buf), "%.*s", ASN1_STRING_length(g->d.uniformResourceIdentifier),
+	         (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier));
+	CRL_DIST_POINTS_free(dps);
+	return buf;
+}
+
+static int stored_shard(json_t *o)
+{
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t len;
+	struct db_cert c = {0};
+	struct db_err err = {0};
+	struct db *db = owner_db();
+	int shard;
+
+	ck_assert_int_eq(db_serial_from_hex(jstr(o, "serial"), serial, &len), 0);
+	ck_assert_msg(db_cert_lookup(db, 0, serial, len, &c, &err) == DB_OK, "%s", err.msg);
+	shard = c.crl_shard;
+	db_cert_clear(&c);
+	db_close(db);
+	return shard;
+}
+
+START_TEST(crl_shard_is_assigned_and_named_in_the_distribution_point)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	int seen[4] = {0}, distinct = 0;
+	char want[128];
+	json_t *o;
+	X509 *x;
+
+	for (int i = 0; i < 12; i++) {
+		int shard;
+		o = issue_ok("officer", "code-signing", k, "/CN=Shard test/O=Example/C=DE", NULL);
+		x = pem_cert(jstr(o, "certificate"));
+		shard = stored_shard(o);
+		ck_assert_int_ge(shard, 0);
+		ck_assert_int_lt(shard, 4);
+		snprintf(want, sizeof(want), "http://crl.test/codesign-%d.crl", shard);
+		ck_assert_ptr_nonnull(crldp_uri(x));
+		ck_assert_str_eq(crldp_uri(x), want);
+		distinct += !seen[shard]++;
+		X509_free(x);
+		json_decref(o);
+	}
+	/* 12 random draws over 4 shards: all in one shard has odds of 4^-11 */
+	ck_assert_int_gt(distinct, 1);
+	o = issue_ok("officer", "tls-server", k, "/CN=www.example.com", "DNS:www.example.com");
+	x = pem_cert(jstr(o, "certificate"));
+	ck_assert_ptr_null(crldp_uri(x));
+	ck_assert_int_eq(stored_shard(o), 0);
 	X509_free(x);
 	json_decref(o);
 	EVP_PKEY_free(k);
@@ -2360,6 +2432,7 @@ int main(void)
 	tcase_add_test(tc, issue_device);
 	tcase_add_test(tc, issue_email);
 	tcase_add_test(tc, issue_code_signing_from_a_p384_ca);
+	tcase_add_test(tc, crl_shard_is_assigned_and_named_in_the_distribution_point);
 	tcase_add_test(tc, bad_requests_change_nothing);
 	tcase_add_test(tc, validity_is_bounded_by_the_profile);
 	tcase_add_test(tc, ra_issues_and_revokes_only_in_granted_profiles);

@@ -172,6 +172,63 @@ START_TEST(mistakes_are_refused_by_name)
 }
 END_TEST
 
+/* The CRL distribution point settings of an authority (hsmca-crld's shards). */
+static int load_crl(const char *crl_fields, struct cad_config *cfg, char *err, size_t errsz)
+{
+	char path[256], text[2048];
+	FILE *f;
+
+	snprintf(text, sizeof(text),
+	         "tls: {certificate: /x.pem, key: /x.key, client_ca: /ca.pem}\n"
+	         "authorities:\n"
+	         "  - {name: issuing, certificate: %s/ca.pem, key: \"keyd:label=i\"%s}\n"
+	         "key_profiles: [{name: kp, ec_curves: [P-256]}]\n"
+	         "profiles:\n"
+	         "  - {name: web, authority: issuing, key_profile: kp, max_validity_days: 9,\n"
+	         "     key_usage: [digitalSignature], extended_key_usage: [serverAuth],\n"
+	         "     subject_fields: [CN]}\n",
+	         dir, crl_fields);
+	snprintf(path, sizeof(path), "%s/cad-crl.yaml", dir);
+	f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	err[0] = '\0';
+	return cad_config_load(path, cfg, err, errsz);
+}
+
+START_TEST(crl_distribution_settings_are_read_and_checked)
+{
+	static const struct {
+		const char *fields, *expect;
+	} bad[] = {
+	    {", crl_shards: 4", "needs crl_base_url"},
+	    {", crl_base_url: \"http://x/\", crl_shards: 1", "crl_shards"},
+	    {", crl_base_url: \"http://x/\", crl_shards: 257", "crl_shards"},
+	    {", crl_base_url: \"ldap://x/\"", "crl_base_url"},
+	    {", crl_base_url: \"http://x/a,b\"", "crl_base_url"},
+	};
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	char err[1024];
+
+	ck_assert_msg(load_crl("", cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(cfg->authorities[0].crl_base_url, "");
+	ck_assert_int_eq(cfg->authorities[0].crl_shards, 0);
+	cad_config_free(cfg);
+	ck_assert_msg(load_crl(", crl_base_url: \"http://crl.example/c\", crl_shards: 16", cfg, err,
+	                       sizeof(err)) == 0,
+	              "%s", err);
+	ck_assert_str_eq(cfg->authorities[0].crl_base_url, "http://crl.example/c/");
+	ck_assert_int_eq(cfg->authorities[0].crl_shards, 16);
+	cad_config_free(cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_ne(load_crl(bad[i].fields, cfg, err, sizeof(err)), 0);
+		ck_assert_msg(strstr(err, bad[i].expect), "%zu: %s", i, err);
+		cad_config_free(cfg);
+	}
+	free(cfg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cad-config");
@@ -182,6 +239,7 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, good_file_is_read_into_profiles);
 	tcase_add_test(tc, mistakes_are_refused_by_name);
+	tcase_add_test(tc, crl_distribution_settings_are_read_and_checked);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,647 @@
+/* hsmca-crld's work: per authority and scope (the whole CA, and each shard of a partitioned
+ * one) a full CRL on a schedule, a delta CRL on a shorter one, both again shortly after a
+ * revocation; each one streamed from a database cursor, signed through keyd, verified with the
+ * CA's public key, and renamed into the publish folder only then. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/store.h>
+#include <openssl/x509.h>
+
+#include "crl.h"
+#include "crld.h"
+#include "db.h"
+#include "log.h"
+
+#define MAX_SCOPES (1 + CRLD_MAX_SHARDS)
+/* d2i and X509_CRL_verify as a second check for CRLs up to this size. */
+#define FULL_PARSE_MAX (4 << 20)
+#define STALE_LOG_SECONDS 60
+
+struct scope {
+	char name[CRLD_NAME_MAX + 16]; /* file name stem: <ca> or <ca>-<shard> */
+	int shard;                     /* -1: the whole CA */
+	int idp;                       /* carries an IDP naming its own URL */
+	int64_t base_number;           /* the full CRL deltas refer to; 0: none yet */
+	char *base_snapshot;           /* its database snapshot */
+	int64_t next_full_at, next_delta_at;
+	int64_t full_next_update, delta_next_update; /* of what is published; 0: nothing */
+	int failing;
+};
+
+struct ca {
+	struct crld_authority_config cfg;
+	int32_t id;
+	X509 *cert;
+	EVP_PKEY *key; /* NULL until loaded (again) */
+	char key_uri[CRLD_PATH_MAX];
+	int64_t dirty_at; /* a revocation wants a new CRL at this time (ms); 0: none */
+	struct scope scopes[MAX_SCOPES];
+	int n_scopes;
+};
+
+struct crld {
+	struct crld_config cfg;
+	struct db *db, *listen_db;
+	int listening;
+	struct ca *cas;
+	size_t n_cas;
+	struct crld_http *http;
+	volatile int stop;
+	pthread_mutex_t lock; /* scope state that /health reads */
+	int64_t last_stale_log;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static EVP_PKEY *load_key(const char *uri, char *why, size_t n)
+{
+	OSSL_STORE_CTX *sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	EVP_PKEY *key = NULL;
+
+	if (sc) {
+		OSSL_STORE_expect(sc, OSSL_STORE_INFO_PKEY);
+		while (!key && !OSSL_STORE_eof(sc)) {
+			OSSL_STORE_INFO *info = OSSL_STORE_load(sc);
+			if (!info)
+				break;
+			key = OSSL_STORE_INFO_get1_PKEY(info);
+			OSSL_STORE_INFO_free(info);
+		}
+		OSSL_STORE_close(sc);
+	}
+	if (!key) {
+		unsigned long e = ERR_peek_last_error();
+		char buf[256];
+		ERR_error_string_n(e, buf, sizeof(buf));
+		snprintf(why, n, "cannot load %s through keyd: %s", uri, e ? buf : "no key");
+		ERR_clear_error();
+	}
+	return key;
+}
+
+/* ---- settings ---- */
+
+struct eff {
+	int64_t next_update, delta, refresh;
+};
+
+static int effective(struct crld *c, struct ca *a, struct eff *e, char *why, size_t n)
+{
+	struct db_authority_settings s;
+	struct db_err err = {0};
+
+	if (db_authority_settings_get(c->db, a->id, &s, &err) != DB_OK) {
+		snprintf(why, n, "reading the settings of %s: %s", a->cfg.name, err.msg);
+		return -1;
+	}
+	e->next_update =
+	    a->cfg.next_update_seconds ? a->cfg.next_update_seconds : s.crl_next_update_seconds;
+	e->delta = a->cfg.delta_seconds < 0 ? 0
+	           : a->cfg.delta_seconds   ? a->cfg.delta_seconds
+	                                    : s.delta_crl_seconds;
+	if (e->delta >= e->next_update)
+		e->delta = 0;
+	e->refresh = a->cfg.refresh_seconds ? a->cfg.refresh_seconds : e->next_update / 2;
+	if (e->refresh > e->next_update)
+		e->refresh = e->next_update / 2;
+	return 0;
+}
+
+/* ---- one CRL ---- */
+
+struct feed {
+	struct db_crl_scan *scan;
+	int delta;
+};
+
+static int feed_next(void *arg, struct crl_entry *e, int *got, char *why, size_t n)
+{
+	struct feed *f = arg;
+	struct db_crl_entry d;
+	struct db_err err = {0};
+
+	if (db_crl_scan_next(f->scan, &d, got, &err) != DB_OK) {
+		snprintf(why, n, "%s", err.msg);
+		return -1;
+	}
+	if (!*got)
+		return 0;
+	memset(e, 0, sizeof(*e));
+	memcpy(e->serial, d.serial, d.serial_len);
+	e->serial_len = d.serial_len;
+	e->revoked_at = d.revoked_at;
+	e->invalidity_date = d.invalidity_date;
+	switch (d.status) {
+	case DB_CERT_HOLD:
+		e->reason = DB_REASON_CERTIFICATE_HOLD;
+		break;
+	case DB_CERT_ISSUED: /* released since the base */
+		e->reason = CRL_REASON_REMOVE_FROM_CRL;
+		e->invalidity_date = 0;
+		break;
+	default:
+		e->reason = d.reason;
+	}
+	return 0;
+}
+
+static void file_of(struct crld *c, char *out, size_t n, const char *stem, int delta,
+                    const char *ext)
+{
+	snprintf(out, n, "%s/%s%s.%s", c->cfg.folder, stem, delta ? "-delta" : "", ext);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* OpenSSL's own parser and verifier as a second opinion, for CRLs small enough to load. */
+static int second_check(const char *path, EVP_PKEY *pub, char *why, size_t n)
+{
+	FILE *f = fopen(path, "rb");
+	X509_CRL *crl = f ? d2i_X509_CRL_fp(f, NULL) : NULL;
+	int ok = crl && X509_CRL_verify(crl, pub) == 1;
+
+	if (f)
+		fclose(f);
+	X509_CRL_free(crl);
+	ERR_clear_error();
+	if (!ok)
+		snprintf(why, n, "%s: OpenSSL does not accept the CRL or its signature", path);
+	return ok ? 0 : -1;
+}
+
+static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct eff *eff,
+                     int delta, char *why, size_t n)
+{
+	char final[CRLD_PATH_MAX + 128], tmp[CRLD_PATH_MAX + 160], pem[CRLD_PATH_MAX + 128],
+	    pemtmp[CRLD_PATH_MAX + 160], idp[CRLD_URL_MAX + 160], fresh[CRLD_URL_MAX + 160];
+	struct db_crl_scan_opts o = {0};
+	struct db_err err = {0};
+	struct crl_params p = {0};
+	struct crl_result res;
+	struct crl_info info, old;
+	struct feed f = {0};
+	char *snapshot = NULL;
+	int64_t number, t0 = now_ms(), now = t0 / 1000;
+	struct stat st;
+	int rc = -1;
+
+	if (!a->key && !(a->key = load_key(a->key_uri, why, n)))
+		return -1;
+	if (db_crl_number_next(c->db, a->id, &number, &err) != DB_OK) {
+		snprintf(why, n, "%s", err.msg);
+		return -1;
+	}
+	file_of(c, final, sizeof(final), s->name, delta, "crl");
+	snprintf(tmp, sizeof(tmp), "%s/.%s%s.crl.tmp", c->cfg.folder, s->name,
+	         delta ? "-delta" : "");
+	snprintf(idp, sizeof(idp), "%s%s.crl", c->cfg.base_url, s->name);
+	snprintf(fresh, sizeof(fresh), "%s%s-delta.crl", c->cfg.base_url, s->name);
+	p.ca_cert = a->cert;
+	p.key = a->key;
+	p.number = number;
+	p.this_update = now;
+	p.next_update = now + (delta ? 2 * eff->delta : eff->next_update);
+	p.delta_base = delta ? s->base_number : 0;
+	p.idp_uri = s->idp ? idp : NULL;
+	p.freshest_uri = eff->delta ? fresh : NULL;
+	p.tmp_dir = c->cfg.folder;
+	o.authority_id = a->id;
+	o.shard = s->shard;
+	o.not_after_from = now - c->cfg.expired_grace_seconds;
+	o.since_snapshot = delta ? s->base_snapshot : NULL;
+	if (db_crl_scan_open(c->db, &o, &f.scan, &snapshot, &err) != DB_OK) {
+		snprintf(why, n, "%s", err.msg);
+		goto out;
+	}
+	f.delta = delta;
+	rc = crl_build(&p, feed_next, &f, tmp, &res, why, n);
+	db_crl_scan_close(f.scan);
+	if (rc != 0) {
+		/* keyd may have restarted: load the key afresh next time */
+		EVP_PKEY_free(a->key);
+		a->key = NULL;
+		goto out;
+	}
+	rc = -1;
+	if (crl_verify_file(tmp, X509_get0_pubkey(a->cert), &info, why, n) != 0)
+		goto out;
+	if (info.number != number || info.delta_base != p.delta_base) {
+		snprintf(why, n, "%s: CRL number or base differ from what was built", tmp);
+		goto out;
+	}
+	if (res.bytes <= FULL_PARSE_MAX &&
+	    second_check(tmp, X509_get0_pubkey(a->cert), why, n) != 0)
+		goto out;
+	/* Never replace a newer CRL (another instance's, say) with an older one. */
+	if (stat(final, &st) == 0 &&
+	    crl_verify_file(final, X509_get0_pubkey(a->cert), &old, why, n) == 0 &&
+	    old.number >= number) {
+		snprintf(why, n, "%s holds CRL number %lld, not older than %lld: kept", final,
+		         (long long)old.number, (long long)number);
+		goto out;
+	}
+	if (c->cfg.pem) {
+		file_of(c, pem, sizeof(pem), s->name, delta, "pem");
+		snprintf(pemtmp, sizeof(pemtmp), "%s/.%s%s.pem.tmp", c->cfg.folder, s->name,
+		         delta ? "-delta" : "");
+		if (crl_write_pem(tmp, pemtmp, why, n) != 0)
+			goto out;
+	}
+	if (rename(tmp, final) != 0) {
+		snprintf(why, n, "renaming %s to %s: %s", tmp, final, strerror(errno));
+		goto out;
+	}
+	if (c->cfg.pem && rename(pemtmp, pem) != 0) {
+		snprintf(why, n, "renaming %s to %s: %s", pemtmp, pem, strerror(errno));
+		goto out;
+	}
+	fsync_dir(c->cfg.folder);
+	pthread_mutex_lock(&c->lock);
+	if (delta) {
+		s->delta_next_update = p.next_update;
+	} else {
+		s->full_next_update = p.next_update;
+		s->base_number = number;
+		free(s->base_snapshot);
+		s->base_snapshot = snapshot;
+		snapshot = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	log_info("published %s: CRL number %lld%s%s, %llu entries, %llu bytes, %lld ms", final,
+	         (long long)number, delta ? ", delta of " : "",
+	         delta ? (snprintf(idp, sizeof(idp), "%lld", (long long)p.delta_base), idp) : "",
+	         (unsigned long long)res.entries, (unsigned long long)res.bytes,
+	         (long long)(now_ms() - t0));
+	rc = 0;
+out:
+	if (rc != 0) {
+		unlink(tmp);
+		if (c->cfg.pem)
+			unlink(pemtmp);
+	}
+	free(snapshot);
+	return rc;
+}
+
+/* A full CRL for the scope, then (deltas on) a delta on that base right away, so that the
+ * published delta always refers to the published base. */
+static int publish_scope(struct crld *c, struct ca *a, struct scope *s, int full)
+{
+	char why[1024];
+	struct eff eff;
+	int64_t now = time(NULL);
+
+	if (effective(c, a, &eff, why, sizeof(why)) != 0)
+		goto fail;
+	if (full || !s->base_number || !eff.delta) {
+		if (build_one(c, a, s, &eff, 0, why, sizeof(why)) != 0)
+			goto fail;
+		s->next_full_at = now + eff.refresh;
+	}
+	if (eff.delta) {
+		if (build_one(c, a, s, &eff, 1, why, sizeof(why)) != 0)
+			goto fail;
+		s->next_delta_at = now + eff.delta;
+	} else {
+		s->next_delta_at = 0;
+	}
+	s->failing = 0;
+	return 0;
+fail:
+	log_error("authority %s: %s%s CRL not published: %s (the published one stays; retry in "
+	          "%lld s)",
+	          a->cfg.name, s->name, full ? "" : " delta", why, (long long)c->cfg.retry_seconds);
+	s->failing = 1;
+	if (full || !s->base_number)
+		s->next_full_at = now + c->cfg.retry_seconds;
+	s->next_delta_at = now + c->cfg.retry_seconds;
+	return -1;
+}
+
+int crld_publish_all(struct crld *c)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < c->n_cas; i++)
+		for (int j = 0; j < c->cas[i].n_scopes; j++)
+			if (publish_scope(c, &c->cas[i], &c->cas[i].scopes[j], 1) != 0)
+				rc = -1;
+	return rc;
+}
+
+/* ---- set-up ---- */
+
+static int add_ca(struct crld *c, const struct crld_authority_config *cfg, char *err, size_t errsz)
+{
+	struct ca *a = &c->cas[c->n_cas];
+	struct db_authority da;
+	struct db_err e = {0};
+	const unsigned char *p;
+	struct stat st;
+
+	if (db_authority_find(c->db, cfg->name, &da, &e) != DB_OK) {
+		snprintf(err, errsz, "authority %s: %s", cfg->name, e.msg);
+		return -1;
+	}
+	a->cfg = *cfg;
+	a->id = da.id;
+	p = da.cert_der;
+	a->cert = d2i_X509(NULL, &p, (long)da.cert_der_len);
+	if (cfg->key_uri[0])
+		snprintf(a->key_uri, sizeof(a->key_uri), "%s", cfg->key_uri);
+	else
+		snprintf(a->key_uri, sizeof(a->key_uri), "keyd:label=%s", da.key_label);
+	db_authority_clear(&da);
+	if (!a->cert) {
+		snprintf(err, errsz, "authority %s: its certificate in the database does not parse",
+		         cfg->name);
+		return -1;
+	}
+	c->n_cas++;
+	a->scopes[0].shard = -1;
+	a->scopes[0].idp = !cfg->shards && cfg->idp;
+	snprintf(a->scopes[0].name, sizeof(a->scopes[0].name), "%s", cfg->name);
+	a->n_scopes = 1;
+	for (int i = 0; i < cfg->shards; i++) {
+		struct scope *s = &a->scopes[a->n_scopes++];
+		s->shard = i;
+		s->idp = 1;
+		snprintf(s->name, sizeof(s->name), "%s-%d", cfg->name, i);
+	}
+	/* What is published already: for the never-older check and staleness. */
+	for (int i = 0; i < a->n_scopes; i++) {
+		struct scope *s = &a->scopes[i];
+		char path[CRLD_PATH_MAX + 128], why[512];
+		struct crl_info info;
+		file_of(c, path, sizeof(path), s->name, 0, "crl");
+		if (stat(path, &st) == 0 &&
+		    crl_verify_file(path, X509_get0_pubkey(a->cert), &info, why, sizeof(why)) == 0)
+			s->full_next_update = info.next_update;
+	}
+	return 0;
+}
+
+int crld_new(const struct crld_config *cfg, struct crld **out, char *err, size_t errsz)
+{
+	struct crld *c = calloc(1, sizeof(*c));
+	struct db_err e = {0};
+	struct stat st;
+
+	*out = NULL;
+	if (!c) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	c->cfg = *cfg;
+	pthread_mutex_init(&c->lock, NULL);
+	c->cas = calloc(CRLD_MAX_AUTHORITIES, sizeof(*c->cas));
+	if (!c->cas) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	if (stat(cfg->folder, &st) != 0 || !S_ISDIR(st.st_mode) || access(cfg->folder, W_OK) != 0) {
+		snprintf(err, errsz, "publish folder %s: not a writable folder", cfg->folder);
+		goto fail;
+	}
+	if (db_connect(cfg->database, &c->db, &e) != DB_OK) {
+		snprintf(err, errsz, "database: %s", e.msg);
+		goto fail;
+	}
+	if (cfg->n_authorities) {
+		for (size_t i = 0; i < cfg->n_authorities; i++)
+			if (add_ca(c, &cfg->authorities[i], err, errsz) != 0)
+				goto fail;
+	} else {
+		struct db_authority *list = NULL;
+		size_t n = 0;
+		if (db_authority_list(c->db, &list, &n, &e) != DB_OK) {
+			snprintf(err, errsz, "listing authorities: %s", e.msg);
+			goto fail;
+		}
+		for (size_t i = 0; i < n && c->n_cas < CRLD_MAX_AUTHORITIES; i++) {
+			struct crld_authority_config ac = {0};
+			snprintf(ac.name, sizeof(ac.name), "%s", list[i].name);
+			if (add_ca(c, &ac, err, errsz) != 0) {
+				db_authority_list_free(list, n);
+				goto fail;
+			}
+		}
+		db_authority_list_free(list, n);
+		if (!c->n_cas) {
+			snprintf(err, errsz, "the database has no authorities");
+			goto fail;
+		}
+	}
+	*out = c;
+	return 0;
+fail:
+	crld_free(c);
+	return -1;
+}
+
+void crld_free(struct crld *c)
+{
+	if (!c)
+		return;
+	crld_http_stop(c->http);
+	for (size_t i = 0; c->cas && i < c->n_cas; i++) {
+		X509_free(c->cas[i].cert);
+		EVP_PKEY_free(c->cas[i].key);
+		for (int j = 0; j < c->cas[i].n_scopes; j++)
+			free(c->cas[i].scopes[j].base_snapshot);
+	}
+	free(c->cas);
+	db_close(c->db);
+	db_close(c->listen_db);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+void crld_stop(struct crld *c)
+{
+	c->stop = 1;
+}
+
+/* ---- health and staleness ---- */
+
+static int stale_list(struct crld *c, int64_t now, char *text, size_t n)
+{
+	size_t len = 0;
+	int stale = 0;
+
+	text[0] = '\0';
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->n_cas; i++)
+		for (int j = 0; j < c->cas[i].n_scopes; j++) {
+			struct scope *s = &c->cas[i].scopes[j];
+			const char *what = NULL;
+			if (!s->full_next_update)
+				what = "never published";
+			else if (s->full_next_update < now)
+				what = "past its nextUpdate";
+			else if (s->delta_next_update && s->delta_next_update < now)
+				what = "delta past its nextUpdate";
+			if (!what)
+				continue;
+			stale++;
+			if (len < n)
+				len += (size_t)snprintf(text + len, n - len, "%s%s.crl: %s",
+				                        len ? "; " : "", s->name, what);
+		}
+	pthread_mutex_unlock(&c->lock);
+	return stale;
+}
+
+static int health(void *arg, char *text, size_t n)
+{
+	struct crld *c = arg;
+	char list[1800];
+
+	if (stale_list(c, time(NULL), list, sizeof(list))) {
+		snprintf(text, n, "stale: %s", list);
+		return 0;
+	}
+	snprintf(text, n, "ok");
+	return 1;
+}
+
+/* ---- the loop ---- */
+
+static void listen_again(struct crld *c, int missed)
+{
+	struct db_err e = {0};
+
+	if (!c->listen_db && db_connect(c->cfg.database, &c->listen_db, &e) != DB_OK) {
+		log_warn("revocation announcements: %s", e.msg);
+		return;
+	}
+	if (db_revocations_listen(c->listen_db, &e) != DB_OK) {
+		log_warn("revocation announcements: %s", e.msg);
+		return;
+	}
+	c->listening = 1;
+	/* Announcements may have been missed meanwhile: rebuild everything soon. */
+	for (size_t i = 0; missed && i < c->n_cas; i++)
+		c->cas[i].dirty_at = now_ms();
+}
+
+static void take_announcements(struct crld *c, int wait_ms)
+{
+	struct db_revocation_event ev;
+	struct db_err e = {0};
+	int got;
+
+	for (;;) {
+		enum db_status rc = db_revocation_next(c->listen_db, wait_ms, &ev, &got, &e);
+		if (rc == DB_ERR_INVALID) {
+			log_warn("%s", e.msg);
+			continue;
+		}
+		if (rc != DB_OK) {
+			log_warn("revocation announcements: %s; listening again", e.msg);
+			c->listening = 0;
+			return;
+		}
+		if (!got)
+			return;
+		for (size_t i = 0; i < c->n_cas; i++)
+			if (c->cas[i].id == ev.authority_id && !c->cas[i].dirty_at)
+				c->cas[i].dirty_at = now_ms() + c->cfg.debounce_ms;
+		wait_ms = 0; /* take what is queued, then go on */
+	}
+}
+
+static void due_work(struct crld *c)
+{
+	int64_t ms = now_ms(), now = ms / 1000;
+
+	for (size_t i = 0; i < c->n_cas && !c->stop; i++) {
+		struct ca *a = &c->cas[i];
+		int dirty = a->dirty_at && a->dirty_at <= ms;
+		if (dirty)
+			a->dirty_at = 0;
+		for (int j = 0; j < a->n_scopes && !c->stop; j++) {
+			struct scope *s = &a->scopes[j];
+			int full = now >= s->next_full_at;
+			int delta = s->next_delta_at && now >= s->next_delta_at;
+			/* After a revocation: a delta where deltas are on (cheap at any size),
+			 * else a full CRL. */
+			if (dirty && !s->next_delta_at)
+				full = 1;
+			if (full || delta || dirty)
+				publish_scope(c, a, s, full);
+		}
+	}
+}
+
+static int64_t next_wake_ms(struct crld *c)
+{
+	int64_t ms = now_ms(), wake = ms + 1000;
+
+	for (size_t i = 0; i < c->n_cas; i++) {
+		if (c->cas[i].dirty_at && c->cas[i].dirty_at < wake)
+			wake = c->cas[i].dirty_at;
+	}
+	return wake < ms ? 0 : wake - ms;
+}
+
+int crld_run(struct crld *c)
+{
+	char err[512];
+
+	if (c->cfg.listen_address[0] &&
+	    crld_http_start(c->cfg.listen_address, c->cfg.listen_port, c->cfg.folder, health, c,
+	                    &c->http, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (c->http)
+		log_info("serving %s on http://%s:%d/", c->cfg.folder, c->cfg.listen_address,
+		         c->cfg.listen_port);
+	/* Listen first: a revocation during the first publication is not missed. */
+	listen_again(c, 0);
+	crld_publish_all(c);
+	while (!c->stop) {
+		int64_t now = time(NULL);
+		int wait = (int)next_wake_ms(c);
+		if (!c->listening) {
+			usleep(200000);
+			listen_again(c, 1);
+		} else {
+			take_announcements(c, wait);
+		}
+		due_work(c);
+		if (now - c->last_stale_log >= STALE_LOG_SECONDS) {
+			char list[1800];
+			if (stale_list(c, now, list, sizeof(list))) {
+				log_error("STALE CRL: %s; relying parties will reject it", list);
+				c->last_stale_log = now;
+			}
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * hsmca-crld: builds full, delta and partitioned CRLs for the authorities in the database,
+ * signs them through keyd, verifies and publishes them into a folder (atomically), serves
+ * that folder over HTTP, and rebuilds on a schedule and shortly after a revocation (LISTEN
+ * hsmca_revocation, debounced). docs/crld.md describes configuration and file names.
+ */
+#ifndef HSMCA_CRLD_H
+#define HSMCA_CRLD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRLD_NAME_MAX 64
+#define CRLD_PATH_MAX 512
+#define CRLD_URL_MAX 400
+#define CRLD_MAX_AUTHORITIES 16
+#define CRLD_MAX_SHARDS 256
+
+struct crld_authority_config {
+	char name[CRLD_NAME_MAX + 1];
+	char key_uri[CRLD_PATH_MAX]; /* "": keyd:label=<the database's key label> */
+	int shards;                  /* 0: unpartitioned; else 2..CRLD_MAX_SHARDS */
+	int idp;                     /* unpartitioned: carry an Issuing Distribution Point */
+	/* Overrides of the database's authority settings; 0: use those. */
+	int64_t next_update_seconds;
+	int64_t delta_seconds;   /* -1: no deltas whatever the database says */
+	int64_t refresh_seconds; /* a new full CRL this often; 0: half of next_update */
+};
+
+struct crld_config {
+	char database[1024]; /* libpq conninfo; "" uses the environment */
+	char folder[CRLD_PATH_MAX];
+	char base_url[CRLD_URL_MAX + 1]; /* ends with '/'; where the folder is served */
+	int pem;                         /* also write <name>.pem */
+	char listen_address[64];         /* "" : no HTTP server */
+	int listen_port;
+	int64_t debounce_ms;
+	int64_t retry_seconds;
+	int64_t expired_grace_seconds; /* expired certificates stay this long after notAfter */
+	struct crld_authority_config authorities[CRLD_MAX_AUTHORITIES];
+	size_t n_authorities; /* 0: every authority in the database, unpartitioned */
+};
+
+/* Read and check a configuration. 0, or -1 with err naming file, line and field. */
+int crld_config_load(const char *path, struct crld_config *cfg, char *err, size_t errsz);
+int crld_config_load_mem(const char *name, const void *buf, size_t len, struct crld_config *cfg,
+                         char *err, size_t errsz);
+
+/* An IMF-fixdate HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT") to seconds since the epoch; the
+ * obsolete forms are not accepted. 0, or -1. */
+int crld_http_date_parse(const char *s, int64_t *t);
+/* The IMF-fixdate of t into out (at least 30 bytes). */
+void crld_http_date(int64_t t, char *out, size_t n);
+/* 1 if name is a file name crld publishes and serves: [a-z0-9_-]+ then .crl or .pem. */
+int crld_file_name_ok(const char *name);
+
+struct crld;
+
+/* Connect, load the authorities and keys. 0, or -1 with err. */
+int crld_new(const struct crld_config *cfg, struct crld **out, char *err, size_t errsz);
+/* Build and publish every CRL once (full, and delta where enabled); 0 if all succeeded. */
+int crld_publish_all(struct crld *c);
+/* Serve and publish until crld_stop (or SIGTERM/SIGINT in the daemon). 0 on a clean stop. */
+int crld_run(struct crld *c);
+void crld_stop(struct crld *c);
+void crld_free(struct crld *c);
+
+/* The HTTP server alone, serving folder (crld_http.c); runs in its own thread. */
+struct crld_http;
+/* health: called for /health with a buffer for the text; returns 1 when healthy. */
+typedef int (*crld_health_fn)(void *arg, char *text, size_t n);
+int crld_http_start(const char *address, int port, const char *folder, crld_health_fn health,
+                    void *arg, struct crld_http **out, char *err, size_t errsz);
+void crld_http_stop(struct crld_http *h);
+
+#endif

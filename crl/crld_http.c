@@ -1,0 +1,278 @@
+/* The publish folder over HTTP (libevent, its own thread): GET and HEAD of <name>.crl and
+ * <name>.pem with ETag, Last-Modified and If-None-Match / If-Modified-Since (304), and
+ * /health. Files are opened per request, so an atomic rename is seen at once and a reader
+ * never sees a half-written CRL. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+
+#include "crld.h"
+#include "log.h"
+
+struct crld_http {
+	struct event_base *base;
+	struct evhttp *http;
+	pthread_t thread;
+	int running;
+	char folder[CRLD_PATH_MAX];
+	crld_health_fn health;
+	void *arg;
+};
+
+static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+void crld_http_date(int64_t t, char *out, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm)) {
+		snprintf(out, n, "Thu, 01 Jan 1970 00:00:00 GMT");
+		return;
+	}
+	snprintf(out, n, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+	         months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static int num(const char *s, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return 0;
+}
+
+int crld_http_date_parse(const char *s, int64_t *t)
+{
+	/* "Sun, 06 Nov 1994 08:49:37 GMT": exactly 29 bytes. */
+	struct tm tm = {0};
+	int d, y, h, mi, se, mo = -1, wd = -1;
+
+	if (strnlen(s, 30) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
+	    s[16] != ' ' || s[19] != ':' || s[22] != ':' || s[25] != ' ' || strcmp(s + 26, "GMT"))
+		return -1;
+	for (int i = 0; i < 7; i++)
+		if (!strncmp(s, days[i], 3))
+			wd = i;
+	for (int i = 0; i < 12; i++)
+		if (!strncmp(s + 8, months[i], 3))
+			mo = i;
+	if (wd < 0 || mo < 0 || num(s + 5, 2, &d) || num(s + 12, 4, &y) || num(s + 17, 2, &h) ||
+	    num(s + 20, 2, &mi) || num(s + 23, 2, &se) || d < 1 || d > 31 || y < 1970 || h > 23 ||
+	    mi > 59 || se > 60)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = se;
+	*t = (int64_t)timegm(&tm);
+	return 0;
+}
+
+int crld_file_name_ok(const char *name)
+{
+	size_t n = strnlen(name, 201), i;
+
+	if (n < 5 || n > 200)
+		return 0;
+	if (strcmp(name + n - 4, ".crl") && strcmp(name + n - 4, ".pem"))
+		return 0;
+	for (i = 0; i < n - 4; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "text/plain; charset=utf-8");
+	if (b && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+		evbuffer_add_printf(b, "%s\n", text);
+	evhttp_send_reply(req, code, reason, b);
+	if (b)
+		evbuffer_free(b);
+}
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+	struct crld_http *h = arg;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *inm, *ims;
+	char file[CRLD_PATH_MAX + 256], etag[80], date[40];
+	struct evbuffer *b = NULL;
+	struct stat st;
+	int fd = -1, not_modified = 0;
+
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(out, "Allow", "GET, HEAD");
+		reply_text(req, 405, "Method Not Allowed", "only GET and HEAD");
+		return;
+	}
+	if (!path || path[0] != '/') {
+		reply_text(req, 404, "Not Found", "no such file");
+		return;
+	}
+	if (!strcmp(path, "/health")) {
+		char text[2048];
+		int ok = h->health ? h->health(h->arg, text, sizeof(text)) : 1;
+		if (!h->health)
+			snprintf(text, sizeof(text), "ok");
+		evhttp_add_header(out, "Cache-Control", "no-store");
+		reply_text(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", text);
+		return;
+	}
+	if (!crld_file_name_ok(path + 1)) {
+		reply_text(req, 404, "Not Found", "no such file");
+		return;
+	}
+	snprintf(file, sizeof(file), "%s/%s", h->folder, path + 1);
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		reply_text(req, 404, "Not Found", "no such file");
+		return;
+	}
+	/* A rename gives a new inode: inode, size and mtime name one published version. */
+	snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx\"", (unsigned long long)st.st_ino,
+	         (unsigned long long)st.st_size,
+	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
+	             (unsigned long long)st.st_mtim.tv_nsec);
+	crld_http_date((int64_t)st.st_mtim.tv_sec, date, sizeof(date));
+	evhttp_add_header(out, "ETag", etag);
+	evhttp_add_header(out, "Last-Modified", date);
+	evhttp_add_header(out, "Cache-Control", "public, no-cache");
+	inm = evhttp_find_header(in, "If-None-Match");
+	ims = evhttp_find_header(in, "If-Modified-Since");
+	if (inm) {
+		not_modified = strstr(inm, etag) != NULL || !strcmp(inm, "*");
+	} else if (ims) {
+		int64_t t;
+		not_modified =
+		    crld_http_date_parse(ims, &t) == 0 && (int64_t)st.st_mtim.tv_sec <= t;
+	}
+	if (not_modified) {
+		close(fd);
+		evhttp_send_reply(req, 304, "Not Modified", NULL);
+		return;
+	}
+	evhttp_add_header(out, "Content-Type",
+	                  strcmp(path + strlen(path) - 4, ".crl") ? "application/x-pem-file"
+	                                                          : "application/pkix-crl");
+	b = evbuffer_new();
+	if (!b) {
+		close(fd);
+		reply_text(req, 500, "Internal Server Error", "out of memory");
+		return;
+	}
+	if (cmd == EVHTTP_REQ_HEAD) {
+		char len[32];
+		snprintf(len, sizeof(len), "%lld", (long long)st.st_size);
+		evhttp_add_header(out, "Content-Length", len);
+		close(fd);
+	} else if (st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) != 0) {
+		/* evbuffer_add_file closed fd */
+		evbuffer_free(b);
+		reply_text(req, 500, "Internal Server Error", "cannot read the file");
+		return;
+	} else if (st.st_size == 0) {
+		close(fd);
+	}
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void *loop(void *arg)
+{
+	struct crld_http *h = arg;
+
+	event_base_dispatch(h->base);
+	return NULL;
+}
+
+int crld_http_start(const char *address, int port, const char *folder, crld_health_fn health,
+                    void *arg, struct crld_http **out, char *err, size_t errsz)
+{
+	struct crld_http *h = calloc(1, sizeof(*h));
+
+	*out = NULL;
+	if (!h) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	evthread_use_pthreads();
+	snprintf(h->folder, sizeof(h->folder), "%s", folder);
+	h->health = health;
+	h->arg = arg;
+	h->base = event_base_new();
+	h->http = h->base ? evhttp_new(h->base) : NULL;
+	if (!h->http) {
+		snprintf(err, errsz, "cannot make the HTTP server");
+		goto fail;
+	}
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_max_headers_size(h->http, 16384);
+	evhttp_set_max_body_size(h->http, 0);
+	evhttp_set_timeout(h->http, 30);
+	evhttp_set_gencb(h->http, handle, h);
+	if (evhttp_bind_socket(h->http, address, (ev_uint16_t)port) != 0) {
+		snprintf(err, errsz, "cannot listen on %s port %d: %s", address, port,
+		         strerror(errno));
+		goto fail;
+	}
+	if (pthread_create(&h->thread, NULL, loop, h) != 0) {
+		snprintf(err, errsz, "cannot start the HTTP thread");
+		goto fail;
+	}
+	h->running = 1;
+	*out = h;
+	return 0;
+fail:
+	if (h->http)
+		evhttp_free(h->http);
+	if (h->base)
+		event_base_free(h->base);
+	free(h);
+	return -1;
+}
+
+void crld_http_stop(struct crld_http *h)
+{
+	if (!h)
+		return;
+	if (h->running) {
+		event_base_loopbreak(h->base);
+		pthread_join(h->thread, NULL);
+	}
+	evhttp_free(h->http);
+	event_base_free(h->base);
+	free(h);
+}
