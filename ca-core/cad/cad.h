@@ -8,6 +8,7 @@
 #define HSMCA_CAD_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <openssl/evp.h>
@@ -104,6 +105,12 @@ int cad_bootstrap_admin(const struct cad_config *cfg, const char *name, const ch
                         char *err, size_t errsz);
 
 struct cad;
+
+/* Issue one certificate from a PEM CSR with profile, valid for days, without the HTTP server
+ * (cad_offline.c): the API's own path, audited as the local user. The certificate goes to out
+ * as PEM. 0, or -1 with err filled. */
+int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *csr_pem, int days,
+                      FILE *out, char *err, size_t errsz);
 
 /* Set up TLS, the listener and the database connection (which may be down: it is retried per
  * request). 0, or -1 with err filled. */

@@ -165,8 +165,8 @@ static const char *method_name(enum evhttp_cmd_type m)
 
 void cad_reply_json(struct cad_req *r, int status, json_t *obj)
 {
-	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	struct evbuffer *out = r->req ? evhttp_request_get_output_buffer(r->req) : NULL;
+	struct evkeyvalq *h = r->req ? evhttp_request_get_output_headers(r->req) : NULL;
 	char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
 	if (r->replied) {
@@ -176,6 +176,12 @@ void cad_reply_json(struct cad_req *r, int status, json_t *obj)
 	}
 	r->replied = 1;
 	r->status = status;
+	if (!r->req) { /* issuance without the server (cad_offline.c) */
+		json_decref(r->offline_reply);
+		r->offline_reply = obj;
+		free(text);
+		return;
+	}
 	if (!text) {
 		status = 500;
 		evbuffer_add_printf(out, "{\"error\":\"internal\",\"detail\":\"out of memory\"}");

@@ -75,8 +75,9 @@ struct cad_req {
 	int status;     /* the reply's status */
 	char error[48]; /* the reply's error code, for the audit entry of a denial */
 	char detail[1024];
-	char object[300]; /* what a denial was about; the path when not set */
-	int plain;        /* EST: errors as text/plain, not JSON (cad_est.c) */
+	char object[300];      /* what a denial was about; the path when not set */
+	json_t *offline_reply; /* req NULL (cad_offline.c): the reply is kept here, not sent */
+	int plain;             /* EST: errors as text/plain, not JSON (cad_est.c) */
 };
 
 /* --- replies (cad_http.c) --- */

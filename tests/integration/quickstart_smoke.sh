@@ -86,6 +86,11 @@ openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-operator-ca.pe
 	"$HSMCA_CLIENT_CERT" >/dev/null || fail "the ca-admin certificate does not verify"
 "$hsmca" principal show ca-admin | grep -q '"ca-admin"' || fail "ca-admin cannot use the API"
 
+# hsmca-cad's own TLS certificate was issued by its own path: the database knows it.
+tls_serial=$(openssl x509 -in "$state/cad/tls.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+"$hsmca" show "$tls_serial" | grep -q '"status": "issued"' ||
+	fail "hsmca-cad's TLS certificate $tls_serial is not in the database"
+
 # README's issuance example: a CSR, issued by demo-officer, shown, revoked.
 officer=(--cert "$state/operator/demo-officer.pem" --key "$state/operator/demo-officer.key")
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$state/www.key" \

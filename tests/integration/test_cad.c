@@ -5,6 +5,7 @@
  * each test makes its own objects.
  */
 #include <check.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -1152,6 +1153,68 @@ START_TEST(issue_tls_server)
 	check_stored(o, "issued");
 	X509_free(x);
 	json_decref(o);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+/* hsmca-cad --issue PROFILE --csr FILE: the API's path without the server (the quickstart's
+ * own TLS certificate): checked, reserved and stored, audited as the local user. */
+static int offline_issue(const char *profile, const char *csr_file, const char *out)
+{
+	char conf[512], bin[512], csr[512];
+	char *argv[] = {bin, "--config", conf, "--issue", (char *)profile, "--csr", csr, NULL};
+
+	path_of(conf, sizeof(conf), "cad.yaml");
+	path_of(csr, sizeof(csr), csr_file);
+	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
+	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+	return run(argv, out);
+}
+
+START_TEST(offline_issue_is_reserved_stored_and_audited)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char *csr = make_csr(k, "/CN=offline.example.com", "DNS:offline.example.com");
+	long long before = count("SELECT count(*) FROM certificates");
+	char out[512], sql[512], hex[64] = "";
+	X509 *x, *ca;
+	BIGNUM *bn;
+	char *h;
+
+	write_file("offline.csr", csr);
+	path_of(out, sizeof(out), "offline.out");
+	ck_assert_int_eq(offline_issue("tls-server", "offline.csr", out), 0);
+	x = pem_cert(slurp(out));
+	ck_assert_ptr_nonnull(x);
+	ca = pem_cert(slurp(dir_file("issuing.pem")));
+	ck_assert_ptr_nonnull(ca);
+	ck_assert_int_eq(X509_verify(x, X509_get0_pubkey(ca)), 1);
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	h = BN_bn2hex(bn);
+	snprintf(hex, sizeof(hex), "%s", h);
+	for (char *c = hex; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM certificates WHERE encode(serial, 'hex') = '%s'"
+	         " AND status = 'issued' AND der IS NOT NULL AND requester LIKE 'local:%%'",
+	         hex);
+	ck_assert_int_eq(count(sql), 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE object = '%s' AND action ="
+	         " 'certificate.issue' AND outcome = 'success' AND actor LIKE 'local:%%'",
+	         hex);
+	ck_assert_int_eq(count(sql), 1);
+	/* Refusals name the problem and store nothing. */
+	ck_assert_int_eq(offline_issue("no-such-profile", "offline.csr", out), 1);
+	ck_assert_ptr_nonnull(strstr(slurp(out), "no profile named"));
+	write_file("junk.csr", "not a certificate request\n");
+	ck_assert_int_eq(offline_issue("tls-server", "junk.csr", out), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), before + 1);
+	OPENSSL_free(h);
+	BN_free(bn);
+	X509_free(ca);
+	X509_free(x);
+	free(csr);
 	EVP_PKEY_free(k);
 }
 END_TEST
@@ -2429,6 +2492,7 @@ int main(void)
 	tcase_add_test(tc, every_role_on_every_endpoint);
 	tcase_add_test(tc, issue_tls_server);
 	tcase_add_test(tc, issue_tls_client_with_rsa);
+	tcase_add_test(tc, offline_issue_is_reserved_stored_and_audited);
 	tcase_add_test(tc, issue_device);
 	tcase_add_test(tc, issue_email);
 	tcase_add_test(tc, issue_code_signing_from_a_p384_ca);
