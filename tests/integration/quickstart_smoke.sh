@@ -50,6 +50,17 @@ source "$state/env"
 grep -q "$(cat "$state/keyd/pin")" "$log" "$state/log/keyd.log" && fail "the PIN appears in a log"
 
 hsmca=$repo/build/ca-core/cli/hsmca
+# Invariant 1: keyd alone maps the PKCS#11 module; no other daemon of the service has it in
+# its address space (read from /proc/PID/maps).
+module_mappers=0
+for pid in $(pgrep -f -- "--config $state" || true); do
+	exe=$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || echo '?')")
+	if grep -q libsofthsm2 "/proc/$pid/maps" 2>/dev/null; then
+		[[ $exe == hsmca-keyd ]] || fail "$exe (pid $pid) maps the PKCS#11 module"
+		module_mappers=$((module_mappers + 1))
+	fi
+done
+((module_mappers == 1)) || fail "expected keyd alone to map the PKCS#11 module, found $module_mappers"
 "$hsmca" keyd status | grep -q "online: yes" || fail "keyd status is not online"
 for k in demo-root demo-issuing demo-ocsp demo-operator-ca; do
 	"$hsmca" keyd list | grep -q "^$k	.*never-extractable" || fail "key $k missing or extractable"
