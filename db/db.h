@@ -584,4 +584,8 @@ enum db_status db_crl_scan_next(struct db_crl_scan *s, struct db_crl_entry *e, i
 /* Ends the transaction; NULL is fine. */
 void db_crl_scan_close(struct db_crl_scan *s);
 
+/* 1 when s[0..len) is UTF-8 without NULs, overlong forms or surrogates: text PostgreSQL takes
+ * (db_values.c). Callers check outside input with it before it reaches a query. */
+int db_text_valid(const char *s, size_t len);
+
 #endif

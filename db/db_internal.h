@@ -82,7 +82,6 @@ enum db_status db_tx_leave(struct db *db, int own, enum db_status rc, struct db_
 
 /* 1 if s[0..len) is valid UTF-8 without NUL, control characters other than tab and newline
  * are allowed (they are data); 0 otherwise. */
-int db_text_valid(const char *s, size_t len);
 /* Check a NUL-terminated text field: valid as above and at most max bytes. */
 enum db_status db_check_text(const char *what, const char *s, size_t max, struct db_err *err);
 

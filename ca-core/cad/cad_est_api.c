@@ -84,6 +84,12 @@ void cad_h_prov_token_create(struct cad_req *r)
 		                "\"name\" and \"profile\" (strings) are required");
 		goto out;
 	}
+	if (!cad_label_ok(name)) {
+		cad_reply_error(r, 400, "bad-name",
+		                "a provisioning token's name is 1..128 bytes of UTF-8 text without "
+		                "control characters");
+		goto out;
+	}
 	if (!est_profile_named(r->cad, profile)) {
 		cad_reply_error(r, 400, "unknown-profile",
 		                "profile \"%.64s\" is not served over EST (est.profiles)", profile);

@@ -283,16 +283,61 @@ json_t *cad_body_object(struct cad_req *r, const char *const *allowed)
 	return obj;
 }
 
+/* Parse the query string once: 0, or -1 when it does not parse or a name or value is not UTF-8
+ * text once decoded (nothing that is not text reaches a query). */
+static int query_parse(struct cad_req *r)
+{
+	const struct evhttp_uri *u;
+	const struct evkeyval *kv;
+	const char *q;
+
+	if (r->query_parsed)
+		return 0;
+	u = r->req ? evhttp_request_get_evhttp_uri(r->req) : NULL;
+	q = u ? evhttp_uri_get_query(u) : NULL;
+	if (q && evhttp_parse_query_str(q, &r->query) != 0)
+		return -1;
+	r->query_parsed = 1;
+	TAILQ_FOREACH(kv, &r->query, next)
+	if (!db_text_valid(kv->key, strlen(kv->key)) ||
+	    !db_text_valid(kv->value, strlen(kv->value)))
+		return -1;
+	return 0;
+}
+
 const char *cad_query(struct cad_req *r, const char *name)
 {
-	if (!r->query_parsed) {
-		const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(r->req);
-		const char *q = u ? evhttp_uri_get_query(u) : NULL;
-		if (q && evhttp_parse_query_str(q, &r->query) != 0)
-			return NULL;
-		r->query_parsed = 1;
-	}
+	if (query_parse(r) != 0)
+		return NULL;
 	return evhttp_find_header(&r->query, name);
+}
+
+/* --- names --- */
+
+int cad_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	if (!s ||
+	    !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+		return 0;
+	for (; *s; s++, n++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("._@+-", *s)))
+			return 0;
+	return n <= 128;
+}
+
+int cad_label_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 128 || !db_text_valid(s, n))
+		return 0;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
 }
 
 /* --- routing --- */
@@ -316,6 +361,10 @@ static int match(const char *pattern, const char *path, char args[CAD_MAX_ARGS][
 			if (!dec || dlen != strlen(dec)) {
 				free(dec);
 				return 0;
+			}
+			if (!db_text_valid(dec, dlen)) {
+				free(dec);
+				return -1; /* no name is bytes that are not UTF-8 text */
 			}
 			snprintf(args[n++], 256, "%s", dec);
 			free(dec);
@@ -369,7 +418,13 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		char args[CAD_MAX_ARGS][256];
-		if (!match(routes[i].pattern, r.path, args))
+		int m = match(routes[i].pattern, r.path, args);
+		if (m < 0) {
+			cad_reply_error(&r, 400, "bad-path",
+			                "a segment of the path is not UTF-8 text once decoded");
+			goto out;
+		}
+		if (!m)
 			continue;
 		path_known = 1;
 		if (routes[i].method == method) {
@@ -397,6 +452,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		goto out;
 	}
 	r.action = rt->action;
+	if (query_parse(&r) != 0) {
+		cad_reply_error(
+		    &r, 400, "bad-query",
+		    "the query string does not parse, or a parameter is not UTF-8 text");
+		goto out;
+	}
 	if (rt->roles) {
 		if (cad_authenticate(&r) != 0)
 			goto out;

@@ -94,6 +94,10 @@ void cad_reply_db_error(struct cad_req *r, const struct db_err *err);
 json_t *cad_body_object(struct cad_req *r, const char *const *allowed);
 /* A query parameter, or NULL. */
 const char *cad_query(struct cad_req *r, const char *name);
+/* A principal's name: 1..128 of A-Z a-z 0-9 . _ @ + -, starting with a letter or digit. */
+int cad_name_ok(const char *s);
+/* A free-text label (a token's name): 1..128 bytes of UTF-8 text without control characters. */
+int cad_label_ok(const char *s);
 /* The database connection, reconnecting when needed; NULL after replying 503. */
 struct db *cad_db(struct cad_req *r);
 

@@ -90,6 +90,12 @@ void cad_h_principal_create(struct cad_req *r)
 		                "\"name\" and \"role\" (strings) are required");
 		goto out;
 	}
+	if (!cad_name_ok(name)) {
+		cad_reply_error(r, 400, "bad-name",
+		                "a principal's name is 1..128 of A-Z a-z 0-9 . _ @ + -, starting "
+		                "with a letter or digit");
+		goto out;
+	}
 	if (!db_role_valid(role)) {
 		cad_reply_error(
 		    r, 400, "unknown-role",
@@ -303,6 +309,12 @@ void cad_h_token_create(struct cad_req *r)
 		cad_reply_error(r, 400, "bad-request",
 		                "\"name\" (string) is required and \"expires_days\" must be 1..%d",
 		                r->cad->cfg->token_max_days);
+		goto out;
+	}
+	if (!cad_label_ok(name)) {
+		cad_reply_error(r, 400, "bad-name",
+		                "a token's name is 1..128 bytes of UTF-8 text without control "
+		                "characters");
 		goto out;
 	}
 	if (!(db = cad_db(r)) || target(r, db, &p) != 0)

@@ -1874,6 +1874,178 @@ START_TEST(cli_audit_verify_names_a_modified_entry)
 }
 END_TEST
 
+/* ================= hostile input (issue 9) ================= */
+
+/* Strings a careless server mishandles, each as it goes inside a JSON string (escaped) and raw
+ * (for paths and queries, percent-encoded): SQL metacharacters, a NUL, overlong and invalid
+ * UTF-8, control characters and header injection, path tricks, a right-to-left override, and
+ * a value far beyond any field's limit. */
+static const struct hostile {
+	const char *json; /* inside "...": already escaped as JSON, or raw bytes to test UTF-8 */
+	const char *raw;  /* for paths and queries (percent-encoded by the test) */
+} hostiles[] = {
+    {"'; DROP TABLE certificates; --", "'; DROP TABLE certificates; --"},
+    {"x' OR '1'='1", "x' OR '1'='1"},
+    {"a\\u0000b", "a\0b"},
+    {"\xc0\xaf\xc0\xaf", "\xc0\xaf\xc0\xaf"}, /* overlong "/" */
+    {"\xed\xa0\x80", "\xed\xa0\x80"},         /* a UTF-16 surrogate in UTF-8 */
+    {"\xff\xfe", "\xff\xfe"},                 /* not UTF-8 at all */
+    {"line\\r\\nX-Injected: 1", "line\r\nX-Injected: 1"},
+    {"../../../etc/passwd", "../../../etc/passwd"},
+    {"<script>alert(1)</script>", "<script>alert(1)</script>"},
+    {"\\u202eexe.txt", "\xe2\x80\xae"
+                       "exe.txt"},
+    {"%00%27", "%00%27"},
+    {"\\\\\\\"", "\\\""},
+};
+
+/* Bodies (printf with the hostile JSON string) and paths (with the percent-encoded raw one)
+ * for every endpoint that takes text, with a principal allowed to call it. */
+static const struct hostile_target {
+	const char *who, *method, *path, *body;
+} hostile_targets[] = {
+    {"ca-admin", "POST", "/api/v1/principals", "{\"name\":\"%s\",\"role\":\"officer\"}"},
+    {"ca-admin", "POST", "/api/v1/principals", "{\"name\":\"hx\",\"role\":\"%s\"}"},
+    {"ca-admin", "POST", "/api/v1/principals",
+     "{\"name\":\"hy\",\"role\":\"ra\",\"profiles\":[\"%s\"]}"},
+    {"ca-admin", "POST", "/api/v1/principals",
+     "{\"name\":\"hz\",\"role\":\"officer\",\"certificate\":\"%s\"}"},
+    {"ca-admin", "POST", "/api/v1/principals/%s/disable", NULL},
+    {"ca-admin", "GET", "/api/v1/principals/%s", NULL},
+    {"ca-admin", "POST", "/api/v1/principals/officer/tokens",
+     "{\"name\":\"%s\",\"expires_days\":1}"},
+    {"ca-admin", "POST", "/api/v1/tokens/%s/revoke", NULL},
+    {"officer", "POST", "/api/v1/certificates", "{\"profile\":\"%s\",\"csr\":\"x\"}"},
+    {"officer", "POST", "/api/v1/certificates", "{\"profile\":\"tls-server\",\"csr\":\"%s\"}"},
+    {"officer", "GET", "/api/v1/certificates/%s", NULL},
+    {"officer", "POST", "/api/v1/certificates/%s/revoke", "{\"reason\":\"keyCompromise\"}"},
+    {"officer", "POST", "/api/v1/certificates/{serial}/revoke", "{\"reason\":\"%s\"}"},
+    {"officer", "POST", "/api/v1/certificates/{serial}/revoke",
+     "{\"reason\":\"keyCompromise\",\"invalidity_date\":\"%s\"}"},
+    {"officer", "GET", "/api/v1/certificates?subject=%s", NULL},
+    {"officer", "GET", "/api/v1/certificates?status=%s", NULL},
+    {"officer", "GET", "/api/v1/certificates?san=%s", NULL},
+    {"officer", "GET", "/api/v1/certificates?after=%s", NULL},
+    {"admin", "POST", "/api/v1/profiles/%s/disable", NULL},
+    {"ca-admin", "POST", "/api/v1/authorities/%s/retire", NULL},
+    {"officer", "PUT", "/api/v1/authorities/issuing/settings",
+     "{\"ocsp_signer_key_label\":\"%s\"}"},
+    {"officer", "POST", "/api/v1/provisioning-tokens",
+     "{\"name\":\"%s\",\"profile\":\"device\",\"expires_days\":1}"},
+    {"officer", "POST", "/api/v1/provisioning-tokens",
+     "{\"name\":\"pt\",\"profile\":\"%s\",\"expires_days\":1}"},
+    {"officer", "POST", "/api/v1/devices/%s/decommission", "{\"reason\":\"keyCompromise\"}"},
+    {"officer", "GET", "/api/v1/devices?identity=%s", NULL},
+    {"auditor", "GET", "/api/v1/audit?after=%s", NULL},
+};
+
+static void percent_encode(const char *raw, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n && o + 4 < cap; i++) {
+		unsigned char c = (unsigned char)raw[i];
+		if (isalnum(c) || c == '-' || c == '_' || c == '.')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, cap - o, "%%%02X", c);
+	}
+	out[o] = '\0';
+}
+
+START_TEST(hostile_strings_in_every_text_field_get_a_clean_4xx)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	json_t *o = issue_ok("officer", "tls-server", k, "/CN=sentinel.example.com",
+	                     "DNS:sentinel.example.com");
+	char serial[64], sql[256];
+	const size_t huge_len = 20000; /* over max_body_bytes (16384): a JSON 413 */
+	char *huge = malloc(huge_len + 1);
+	long long certs, principals, tokens, retired;
+	int tried = 0, accepted = 0;
+
+	snprintf(serial, sizeof(serial), "%s", jstr(o, "serial"));
+	json_decref(o);
+	memset(huge, 'A', huge_len);
+	huge[huge_len] = '\0';
+	certs = count("SELECT count(*) FROM certificates");
+	tokens = count("SELECT count(*) FROM api_tokens");
+	principals = count("SELECT count(*) FROM principals");
+	retired = count("SELECT count(*) FROM authorities WHERE status = 'retired'");
+	for (size_t t = 0; t < sizeof(hostile_targets) / sizeof(hostile_targets[0]); t++) {
+		const struct hostile_target *h = &hostile_targets[t];
+		for (size_t i = 0; i <= sizeof(hostiles) / sizeof(hostiles[0]); i++) {
+			int is_huge = i == sizeof(hostiles) / sizeof(hostiles[0]);
+			const char *js = is_huge ? huge : hostiles[i].json;
+			const char *raw = is_huge ? huge : hostiles[i].raw;
+			size_t raw_len = is_huge ? huge_len : (i == 2 ? 3 : strlen(raw));
+			char enc[4096], path[8192], *body = NULL, *p;
+			long st;
+
+			if (is_huge && !h->body)
+				raw_len = 3000; /* a long path segment, under the header limit */
+			percent_encode(raw, raw_len, enc, sizeof(enc));
+			if (!h->body) {
+				snprintf(path, sizeof(path), h->path, enc);
+			} else {
+				snprintf(path, sizeof(path), "%s", h->path);
+				if ((p = strstr(path, "{serial}"))) {
+					char rest[256];
+					snprintf(rest, sizeof(rest), "%s", p + 8);
+					snprintf(p, sizeof(path) - (size_t)(p - path), "%s%s",
+					         serial, rest);
+				}
+				if (strstr(path, "%s")) {
+					char tmp[8192];
+					snprintf(tmp, sizeof(tmp), path, enc);
+					snprintf(path, sizeof(path), "%s", tmp);
+					body = strdup(h->body);
+				} else {
+					size_t n = strlen(h->body) + strlen(js) + 1;
+					body = malloc(n);
+					snprintf(body, n, h->body, js);
+				}
+			}
+			o = NULL;
+			st = api(h->who, h->method, path, body, &o);
+			tried++;
+			/* A clean answer: never a server error or a dropped connection; a refusal
+			 * says why in JSON (api() asserts {error, detail} on every 4xx). */
+			ck_assert_msg(st >= 200 && st < 500, "%s %s [%zu]: status %ld", h->method,
+			              h->path, i, st);
+			if (st >= 400)
+				ck_assert_msg(o != NULL, "%s %s [%zu]: %ld without a JSON body",
+				              h->method, h->path, i, st);
+			else
+				accepted++; /* stored as the data it is (e.g. a token's name) */
+			json_decref(o);
+			free(body);
+		}
+	}
+	/* Nothing beyond the answers: no certificate issued, revoked or dropped, no principal
+	 * made by an injected statement; the sentinel untouched; the audit chain intact; the
+	 * service still answering. (Some names are legitimately accepted as plain data:
+	 * tokens and provisioning tokens take free-text names.) */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs);
+	ck_assert_int_eq(count("SELECT count(*) FROM principals"), principals);
+	ck_assert_int_le(count("SELECT count(*) FROM api_tokens"), tokens + accepted);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM certificates WHERE encode(serial, 'hex') = '%s'"
+	         " AND status = 'issued'",
+	         serial);
+	ck_assert_int_eq(count(sql), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM authorities WHERE status = 'retired'"),
+	                 retired);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/audit/verify", NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "finding"), "intact");
+	json_decref(o);
+	ck_assert_int_eq(api(NULL, "GET", "/api/v1/health", NULL, NULL), 200);
+	ck_assert_int_gt(tried, 300);
+	free(huge);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 /* ================= outages ================= */
 
 START_TEST(database_down_is_503_then_service_resumes)
@@ -2528,6 +2700,7 @@ int main(void)
 	tcase_add_test(tc, authority_settings_round_trip_and_are_validated);
 	tcase_add_test(tc, retired_authority_issues_nothing_and_still_revokes);
 	tcase_add_test(tc, cli_manages_profiles_and_authorities);
+	tcase_add_test(tc, hostile_strings_in_every_text_field_get_a_clean_4xx);
 	suite_add_tcase(s, tc);
 	/* Each crash kills hsmca-cad: a fresh set-up apiece. */
 	tc = tcase_create("crash-before-sign");
