@@ -88,6 +88,26 @@ static void share(struct ocspd *d, int ca, int variant, const struct ocsp_entry 
 		log_debug("shared copy not written: %s", err.msg);
 }
 
+/* Many answers signed in a row (start-up, refresh) are stored in one transaction: one commit
+ * (one fsync) for the batch instead of one per answer. A failure only costs warmth. */
+static int batch_begin(struct ocspd *d)
+{
+	struct ocsp_sync *s = d->sync;
+	struct db_err err = {0};
+
+	if (!s->writable || !d->cfg.share_responses || !s->pdb)
+		return 0;
+	return db_begin(s->pdb, &err) == DB_OK;
+}
+
+static void batch_end(struct ocspd *d, int open)
+{
+	struct db_err err = {0};
+
+	if (open && d->sync->pdb && db_commit(d->sync->pdb, &err) != DB_OK)
+		log_debug("shared copy not written: %s", err.msg);
+}
+
 /* Bring a certificate's entry to the state given, re-signing every variant it has (at least
  * SHA-1). force: re-sign even when the state is unchanged (refresh, new signer). When a
  * signature fails on a state change, the stale answers are dropped so that nothing old is
@@ -331,10 +351,12 @@ static enum db_status read_statuses(struct ocspd *d, struct db *db, int64_t afte
 		struct db_ocsp_status *rows = NULL;
 		size_t n = 0;
 		enum db_status rc = db_ocsp_status_page(db, after, STATUS_PAGE, &rows, &n, &err);
+		int batch;
 		if (rc != DB_OK) {
 			log_warn("%s", err.msg);
 			return rc;
 		}
+		batch = n > 1 && batch_begin(d);
 		for (size_t i = 0; i < n; i++) {
 			struct db_ocsp_status *r = &rows[i];
 			int ca = ca_index(d, r->authority_id);
@@ -345,6 +367,7 @@ static enum db_status read_statuses(struct ocspd *d, struct db *db, int64_t afte
 				d->sync->max_id = r->id;
 			after = r->id;
 		}
+		batch_end(d, batch);
 		free(rows);
 		if (n < STATUS_PAGE)
 			return DB_OK;
@@ -386,6 +409,7 @@ static void refresh(struct ocspd *d)
 	static struct due due[REFRESH_BATCH];
 	int64_t now = ocsp_now();
 	size_t n = 0;
+	int batch;
 
 	pthread_rwlock_rdlock(&d->cache.lock);
 	for (size_t i = 0; i < d->cache.cap && n < REFRESH_BATCH; i++) {
@@ -411,9 +435,11 @@ static void refresh(struct ocspd *d)
 		n++;
 	}
 	pthread_rwlock_unlock(&d->cache.lock);
+	batch = n > 1 && batch_begin(d);
 	for (size_t i = 0; i < n && !atomic_load(&d->stopping); i++)
 		apply(d, due[i].ca, due[i].serial, due[i].len, due[i].st, due[i].revoked_at,
 		      due[i].reason, 1);
+	batch_end(d, batch);
 	if (n)
 		log_debug("refreshed %zu responses", n);
 }
