@@ -149,6 +149,7 @@ struct ocsp_answer *ocsp_answer_new(const uint8_t *der, size_t der_len, int64_t 
 		return NULL;
 	a->this_update = this_update;
 	a->next_update = next_update;
+	snprintf(a->etag, sizeof(a->etag), "\"%s\"", etag);
 	a->head_len = (size_t)n;
 	a->der_len = der_len;
 	memcpy(a->data, head, (size_t)n);
@@ -208,6 +209,47 @@ size_t ocsp_http_answer(const struct ocsp_answer *a, int64_t now, int no_store, 
 	PUTS("\r\n");
 	if (!head_only)
 		o = put(out, o, cap, a->data + a->head_len, a->der_len);
+	return o > cap ? 0 : o;
+}
+
+size_t ocsp_http_not_modified(const struct ocsp_answer *a, const char *inm, size_t inm_len,
+                              int64_t now, int keep_alive, uint8_t *out, size_t cap)
+{
+	size_t tl = strlen(a->etag), o = 0, i = 0;
+	int64_t age = a->next_update - now;
+	int match = 0;
+
+	while (i < inm_len && !match) {
+		size_t s, e;
+		while (i < inm_len && (inm[i] == ' ' || inm[i] == '\t' || inm[i] == ','))
+			i++;
+		s = i;
+		while (i < inm_len && inm[i] != ',')
+			i++;
+		e = i;
+		while (e > s && (inm[e - 1] == ' ' || inm[e - 1] == '\t'))
+			e--;
+		if (e > s + 2 && inm[s] == 'W' && inm[s + 1] == '/')
+			s += 2; /* weak comparison */
+		match =
+		    (e - s == 1 && inm[s] == '*') || (e - s == tl && !memcmp(inm + s, a->etag, tl));
+	}
+	if (!match)
+		return 0;
+	if (now != date_t) {
+		ocsp_http_date(now, date_s);
+		date_t = now;
+	}
+	PUTS("HTTP/1.1 304 Not Modified\r\nETag: ");
+	o = put(out, o, cap, a->etag, tl);
+	PUTS("\r\nDate: ");
+	o = put(out, o, cap, date_s, 29);
+	PUTS("\r\nCache-Control: max-age=");
+	o = put_uint(out, o, cap, (uint64_t)(age > 0 ? age : 0));
+	PUTS(", public, no-transform, must-revalidate\r\n");
+	if (!keep_alive)
+		PUTS("Connection: close\r\n");
+	PUTS("\r\n");
 	return o > cap ? 0 : o;
 }
 

@@ -29,6 +29,7 @@ enum ocsp_error {
  * lines (status line to Expires, each ending in CRLF) and then the DER. */
 struct ocsp_answer {
 	int64_t this_update, next_update;
+	char etag[36]; /* "<hex>" with its quotes */
 	size_t head_len, der_len;
 	uint8_t data[];
 };
@@ -164,6 +165,10 @@ void ocsp_http_date(int64_t t, char *out);
  * (cap bytes); returns the length or 0 when it does not fit. */
 size_t ocsp_http_answer(const struct ocsp_answer *a, int64_t now, int no_store, int keep_alive,
                         int head_only, uint8_t *out, size_t cap);
+/* 304 Not Modified for a conditional GET whose If-None-Match names the answer's ETag; 0 when
+ * it does not (RFC 9110 13.1.2: a list of entity tags, or "*"). */
+size_t ocsp_http_not_modified(const struct ocsp_answer *a, const char *inm, size_t inm_len,
+                              int64_t now, int keep_alive, uint8_t *out, size_t cap);
 /* An unsigned OCSP error response (RFC 6960 4.2.1). */
 size_t ocsp_http_error(enum ocsp_error e, int keep_alive, uint8_t *out, size_t cap);
 

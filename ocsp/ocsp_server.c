@@ -243,8 +243,14 @@ static void handle(struct conn *c, const struct ocsp_http_req *hr)
 		pthread_rwlock_rdlock(&d->cache.lock);
 		struct ocsp_entry *e = ocsp_cache_find(&d->cache, ca, id->serial, id->serial_len);
 		struct ocsp_answer *a = e ? e->ans[id->hash] : NULL;
-		if (a && now < a->next_update)
-			n = ocsp_http_answer(a, now, 0, keep, head_only, out, sizeof(out));
+		if (a && now < a->next_update) {
+			if (hr->if_none_match && hr->method != OCSP_HTTP_POST)
+				n = ocsp_http_not_modified(a, hr->if_none_match,
+				                           hr->if_none_match_len, now, keep, out,
+				                           sizeof(out));
+			if (!n)
+				n = ocsp_http_answer(a, now, 0, keep, head_only, out, sizeof(out));
+		}
 		pthread_rwlock_unlock(&d->cache.lock);
 		if (n) {
 			conn_send(c, out, n);

@@ -886,6 +886,36 @@ START_TEST(cache_headers_follow_rfc5019)
 }
 END_TEST
 
+static size_t raw(const char *req, size_t len, char *out, size_t cap, int wait_ms);
+
+START_TEST(conditional_get_with_the_etag_is_not_modified)
+{
+	struct answer a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+	uint8_t der[4096];
+	char target[8192], etag[64], req[9000], out[4096];
+	size_t n = make_req("ca-a.pem", "a-good.pem", NULL, EVP_sha1(), 0, der, sizeof(der));
+	const char *e = strstr(a.headers, "ETag: ");
+
+	ck_assert_ptr_nonnull(e);
+	sscanf(e + 6, "%63s", etag);
+	get_target(der, n, target, sizeof(target));
+	snprintf(req, sizeof(req),
+	         "GET %s HTTP/1.1\r\nHost: x\r\nIf-None-Match: W/\"other\", %s\r\n"
+	         "Connection: close\r\n\r\n",
+	         target, etag);
+	raw(req, strlen(req), out, sizeof(out), 5000);
+	ck_assert_msg(!strncmp(out, "HTTP/1.1 304 Not Modified\r\n", 27) && strstr(out, etag) &&
+	                  strstr(out, "max-age="),
+	              "%s", out);
+	snprintf(req, sizeof(req),
+	         "GET %s HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\n"
+	         "Connection: close\r\n\r\n",
+	         target);
+	raw(req, strlen(req), out, sizeof(out), 5000);
+	ck_assert_msg(!strncmp(out, "HTTP/1.1 200 OK\r\n", 17), "%s", out);
+}
+END_TEST
+
 START_TEST(unknown_serial_is_unknown_never_good)
 {
 	uint8_t der[4096];
@@ -1229,6 +1259,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, get_good_without_and_with_nonce_ca_signed_and_delegated);
 	tcase_add_test(tc, sha256_certid_is_answered_and_matched);
 	tcase_add_test(tc, cache_headers_follow_rfc5019);
+	tcase_add_test(tc, conditional_get_with_the_etag_is_not_modified);
 	tcase_add_test(tc, unknown_serial_is_unknown_never_good);
 	tcase_add_test(tc, reserved_but_unsigned_serial_is_not_good);
 	tcase_add_test(tc, revocation_reaches_the_answer_within_a_second);
