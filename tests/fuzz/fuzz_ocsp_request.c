@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ocsp_internal.h"
 #include "ocsp_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,6 +45,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if ((size_t)n > size)
 		abort();
+	if (req.if_none_match) {
+		/* the conditional GET's entity-tag list against an answer's ETag */
+		static struct ocsp_answer *a;
+		uint8_t out[2048];
+		if (!a)
+			a = ocsp_answer_new((const uint8_t *)"\x30\x03\x0a\x01\x00", 5, 1000, 5000);
+		if (a && ocsp_http_not_modified(a, req.if_none_match, req.if_none_match_len, 2000,
+		                                1, out, sizeof(out)) > sizeof(out))
+			abort();
+	}
 	if (req.method == OCSP_HTTP_POST) {
 		if (req.body + req.body_len > data + size)
 			abort();
