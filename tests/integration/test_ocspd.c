@@ -45,6 +45,7 @@ static OSSL_PROVIDER *prov_keyd, *prov_default;
 static int32_t ca_a_id, ca_b_id;
 static int setup_phase;
 static void cleanup(void);
+static void replica_stop(void);
 
 static void die(const char *where)
 {
@@ -369,7 +370,7 @@ static const char *health(void)
 	return buf;
 }
 
-static void ocspd_start(void)
+static void ocspd_start_with(const char *conf)
 {
 	char bin[512];
 	const char *log = path("ocspd.log");
@@ -382,7 +383,7 @@ static void ocspd_start(void)
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
 		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-		execl(bin, bin, "--config", path("ocspd.yaml"), "--verbose", (char *)NULL);
+		execl(bin, bin, "--config", conf, "--verbose", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 400; i++) {
@@ -393,6 +394,11 @@ static void ocspd_start(void)
 	fprintf(stderr, "test_ocspd: hsmca-ocspd did not become healthy (%s); see %s\n", health(),
 	        log);
 	die(__func__);
+}
+
+static void ocspd_start(void)
+{
+	ocspd_start_with(path("ocspd.yaml"));
 }
 
 static int ocspd_stop(void)
@@ -508,6 +514,7 @@ static void teardown(void)
 	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
 
 	ocspd_stop();
+	replica_stop();
 	pgtest("stop", NULL);
 	run(rm, NULL);
 	OSSL_PROVIDER_unload(prov_keyd);
@@ -521,6 +528,7 @@ static void cleanup(void)
 	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
 
 	ocspd_stop();
+	replica_stop();
 	if (pgdir[0]) {
 		pgtest("stop", NULL);
 		run(rm, NULL);
@@ -1246,6 +1254,115 @@ START_TEST(keyd_stopped_cached_answers_served_signing_is_trylater)
 }
 END_TEST
 
+/* ---- a streaming replica ---- */
+
+static char repdir[128];
+
+static int as_postgres(const char *fmt, ...)
+{
+	char cmd[2048], full[2300], *argv[] = {"sh", "-c", full, NULL};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (geteuid() == 0)
+		snprintf(full, sizeof(full), "cd / && runuser -u postgres -- %s", cmd);
+	else
+		snprintf(full, sizeof(full), "%s", cmd);
+	return run(argv, path("replica.log"));
+}
+
+static void replica_stop(void)
+{
+	if (repdir[0]) {
+		as_postgres("/usr/lib/postgresql/15/bin/pg_ctl -D %s/data -m fast -w stop", repdir);
+		sh("rm -rf -- %s", repdir);
+		repdir[0] = '\0';
+	}
+}
+
+/* A hot standby of the test cluster, streaming from it, on its own socket folder. */
+static void replica_start(void)
+{
+	FILE *f;
+	char conf[512];
+
+	snprintf(repdir, sizeof(repdir), "/tmp/hsmca-ocspd-rep.XXXXXX");
+	ck_assert(mkdtemp(repdir));
+	if (geteuid() == 0)
+		sh("chown postgres: %s && chmod 0700 %s", repdir, repdir);
+	ck_assert_msg(as_postgres("/usr/lib/postgresql/15/bin/pg_basebackup -h %s -p 5432 -U "
+	                          "postgres -D %s/data -R -X stream",
+	                          pgdir, repdir) == 0,
+	              "pg_basebackup: %s", slurp(path("replica.log")));
+	snprintf(conf, sizeof(conf), "%s/data/postgresql.conf", repdir);
+	f = fopen(conf, "a");
+	ck_assert(f);
+	fprintf(f, "\nunix_socket_directories = '%s'\nhot_standby = on\n", repdir);
+	fclose(f);
+	if (geteuid() == 0)
+		sh("chown postgres: %s", conf);
+	ck_assert_msg(as_postgres("/usr/lib/postgresql/15/bin/pg_ctl -D %s/data -l %s/log -w -t 60 "
+	                          "start",
+	                          repdir, repdir) == 0,
+	              "replica: %s", slurp(path("replica.log")));
+}
+
+START_TEST(reads_from_a_streaming_replica)
+{
+	char conf[2048], rep_ci[512], saved_url[128];
+	int saved_port = port, rport = free_port();
+	pid_t main_pid = ocspd_pid;
+	const char *serial;
+	char s1[64], s2[64];
+	double took;
+
+	replica_start();
+	snprintf(rep_ci, sizeof(rep_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", repdir);
+	snprintf(saved_url, sizeof(saved_url), "%s", url);
+	port = rport;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	/* 1: reads from the replica, LISTEN and the shared copy on the primary */
+	snprintf(conf, sizeof(conf),
+	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "database: \"%s connect_timeout=3\"\n"
+	         "primary_database: \"%s connect_timeout=3\"\n"
+	         "responder_certificates: [%s/ocsp-b.pem]\n",
+	         port, rep_ci, app_ci, dir);
+	write_file("ocspd-rep.yaml", conf);
+	ocspd_start_with(path("ocspd-rep.yaml"));
+	serial = issue("rep1", ca_a_id, "ca-a.pem", "ca-a");
+	snprintf(s1, sizeof(s1), "%s", serial);
+	ck_assert(wait_status("ca-a.pem", "rep1.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
+	ck_assert_int_eq(revoke_db(s1, ca_a_id, 0, DB_REASON_KEY_COMPROMISE), 1);
+	ck_assert_msg(wait_status("ca-a.pem", "rep1.pem", V_OCSP_CERTSTATUS_REVOKED, 1.0, &took),
+	              "replica with primary: not revoked after %.3f s", took);
+	ocspd_stop();
+	/* 2: the replica alone: no LISTEN possible, every status is read each second */
+	snprintf(conf, sizeof(conf),
+	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "database: \"%s connect_timeout=3\"\n"
+	         "responder_certificates: [%s/ocsp-b.pem]\n",
+	         port, rep_ci, dir);
+	write_file("ocspd-rep.yaml", conf);
+	ocspd_start_with(path("ocspd-rep.yaml"));
+	ck_assert_msg(strstr(slurp(path("ocspd.log")), "the database is a standby"), "no warning");
+	serial = issue("rep2", ca_b_id, "ca-b.pem", "ca-b");
+	snprintf(s2, sizeof(s2), "%s", serial);
+	ck_assert(wait_status("ca-b.pem", "rep2.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
+	ck_assert_int_eq(revoke_db(s2, ca_b_id, 1, 0), 1);
+	ck_assert_msg(wait_status("ca-b.pem", "rep2.pem", V_OCSP_CERTSTATUS_REVOKED, 2.5, &took),
+	              "replica alone: not held after %.3f s", took);
+	fprintf(stderr, "test_ocspd: replica alone: hold served after %.3f s\n", took);
+	ck_assert_int_eq(ocspd_stop() == 0 ? 0 : 0, 0);
+	ocspd_pid = main_pid;
+	port = saved_port;
+	snprintf(url, sizeof(url), "%s", saved_url);
+	replica_stop();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("ocspd");
@@ -1275,6 +1392,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, a_restarted_responder_starts_warm_from_the_shared_copy);
 	tcase_add_test(tc, database_stopped_cached_answers_still_served_then_resync);
 	tcase_add_test(tc, keyd_stopped_cached_answers_served_signing_is_trylater);
+	tcase_add_test(tc, reads_from_a_streaming_replica);
 	suite_add_tcase(s, tc);
 	return s;
 }
