@@ -1,6 +1,7 @@
 /* hsmca-ocspd's parsers alone: HTTP/1.1 framing, the GET form's decoding, the DER
  * OCSPRequest and the configuration file. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,6 +206,18 @@ START_TEST(config_defaults_and_errors_name_the_line)
 }
 END_TEST
 
+START_TEST(example_config_is_valid)
+{
+	struct ocspd_config c;
+	char path[1024], err[512];
+
+	snprintf(path, sizeof(path), "%s/deploy/ocspd.example.yaml", getenv("HSMCA_SRC"));
+	ck_assert_msg(ocspd_config_load(path, &c, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(c.n_responder_certs, 1);
+	ck_assert_int_eq(c.listen_port, 8080);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ocsp-parse");
@@ -219,6 +232,7 @@ int main(void)
 	tcase_add_test(tc, der_refusals);
 	tcase_add_test(tc, get_form_decoding);
 	tcase_add_test(tc, config_defaults_and_errors_name_the_line);
+	tcase_add_test(tc, example_config_is_valid);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
