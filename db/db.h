@@ -587,5 +587,51 @@ void db_crl_scan_close(struct db_crl_scan *s);
 /* 1 when s[0..len) is UTF-8 without NULs, overlong forms or surrogates: text PostgreSQL takes
  * (db_values.c). Callers check outside input with it before it reaches a query. */
 int db_text_valid(const char *s, size_t len);
+/* --- OCSP: certificate statuses in id order and the shared copy of pre-signed responses
+ * (db_ocsp.c, for hsmca-ocspd) --- */
+
+struct db_ocsp_status {
+	int64_t id;
+	int32_t authority_id;
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t serial_len;
+	enum db_cert_status status;
+	int64_t revoked_at;    /* 0: not revoked or held */
+	int revocation_reason; /* -1: none */
+};
+
+/* Up to limit (1..DB_LIST_MAX * 10) certificates with id > after_id, every status, in id
+ * order. *rows is malloc'ed (free()), *n may be 0. */
+enum db_status db_ocsp_status_page(struct db *db, int64_t after_id, size_t limit,
+                                   struct db_ocsp_status **rows, size_t *n, struct db_err *err);
+
+/* A stored response; cert_id_hash is "sha1" or "sha256". */
+struct db_ocsp_response {
+	int32_t authority_id;
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t serial_len;
+	char cert_id_hash[8];
+	enum db_cert_status status;
+	int64_t revoked_at;    /* 0: none */
+	int revocation_reason; /* -1: none */
+	char signer_key_label[DB_KEY_LABEL_MAX + 1];
+	int64_t this_update, next_update;
+	uint8_t *der;
+	size_t der_len;
+};
+
+/* Insert or replace a response (fields as above; der borrowed). Inside the caller's
+ * transaction if one is open. */
+enum db_status db_ocsp_response_put(struct db *db, const struct db_ocsp_response *r,
+                                    struct db_err *err);
+/* The stored responses that still describe their certificate as the certificates table does
+ * now (status, revocation time and reason) and whose next_update is after valid_after. Free
+ * with db_ocsp_responses_free. */
+enum db_status db_ocsp_responses_current(struct db *db, int64_t valid_after,
+                                         struct db_ocsp_response **rows, size_t *n,
+                                         struct db_err *err);
+void db_ocsp_responses_free(struct db_ocsp_response *rows, size_t n);
+/* 1 when the server is a standby (pg_is_in_recovery()): it cannot LISTEN or be written. */
+enum db_status db_in_recovery(struct db *db, int *standby, struct db_err *err);
 
 #endif

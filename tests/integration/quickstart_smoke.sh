@@ -21,13 +21,14 @@ fail() {
 
 unset HSMCA_KEYD_SOCKET SOFTHSM2_CONF OPENSSL_MODULES OPENSSL_CONF HSMCA_CA_BUNDLE \
 	HSMCA_API_URL HSMCA_CLIENT_CERT HSMCA_CLIENT_KEY HSMCA_API_TOKEN PGHOST PGPORT PGDATABASE \
-	PGUSER
+	PGUSER HSMCA_OCSP_URL
 unset HSMCA_EST_URL
 # no_daemons_left: nothing of this state folder runs (else print what does, and fail).
 no_daemons_left() {
 	local what
 	for what in "hsmca-keyd --config $state" "hsmca-cad --config $state" \
 		"hsmca-crld --config $state" \
+		"hsmca-ocspd --config $state" \
 		"postgres -D $state/pg/data"; do
 		if pgrep -f -- "$what" >/dev/null; then
 			echo "$what"
@@ -84,7 +85,7 @@ openssl dgst -sha256 -verify "$msg.pub" -signature "$msg.sig" "$msg" >/dev/null 
 	fail "the signature made through keyd does not verify"
 
 # The database and hsmca-cad.
-for v in HSMCA_API_URL HSMCA_CLIENT_CERT HSMCA_CLIENT_KEY PGHOST PGPORT PGDATABASE; do
+for v in HSMCA_API_URL HSMCA_CLIENT_CERT HSMCA_CLIENT_KEY PGHOST PGPORT PGDATABASE HSMCA_OCSP_URL; do
 	[[ -n ${!v:-} ]] || fail "$v is not in the environment file"
 done
 [[ $HSMCA_API_URL == https://127.0.0.1:* ]] || fail "HSMCA_API_URL is $HSMCA_API_URL"
@@ -114,11 +115,28 @@ openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-issuing.pem" \
 serial=$(openssl x509 -in "$state/www.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
 grep -q "$serial" "$state/issue.err" || fail "hsmca issue did not name serial $serial"
 "$hsmca" show "$serial" | grep -q '"status": "issued"' || fail "hsmca show: not issued"
+# hsmca-ocspd answers for it, signed by the delegated demo OCSP signer.
+ocsp_ask() {
+	openssl ocsp -url "$HSMCA_OCSP_URL" -issuer "$pki/demo-issuing.pem" -cert "$state/www.pem" \
+		-CAfile "$HSMCA_CA_BUNDLE" -resp_text 2>&1
+}
+out=$(ocsp_ask)
+grep -q "www.pem: good" <<<"$out" || fail "OCSP: not good: $out"
+grep -q "Response verify OK" <<<"$out" || fail "OCSP: the response does not verify: $out"
+grep -q "hsmca Demo OCSP Signer" <<<"$out" || fail "OCSP: not signed by the demo OCSP signer"
 "$hsmca" revoke "$serial" --reason keyCompromise "${officer[@]}" >/dev/null ||
 	fail "hsmca revoke failed"
 "$hsmca" show "$serial" | grep -q '"status": "revoked"' || fail "hsmca show: not revoked"
 "$hsmca" show "$serial" | grep -q '"revocation_reason": "keyCompromise"' ||
 	fail "hsmca show: wrong revocation reason"
+for ((i = 0; i < 20; i++)); do
+	out=$(ocsp_ask)
+	grep -q "www.pem: revoked" <<<"$out" && break
+	sleep 0.1
+done
+grep -q "www.pem: revoked" <<<"$out" || fail "OCSP: not revoked 2 s after the revocation: $out"
+grep -q "Reason: keyCompromise" <<<"$out" || fail "OCSP: wrong reason: $out"
+
 # hsmca-crld: the certificate names its CRL, which lists it shortly after the revocation,
 # verifies with the issuing CA's key, and makes openssl verify -crl_check refuse it.
 [[ ${HSMCA_CRL_URL:-} == http://127.0.0.1:* ]] || fail "HSMCA_CRL_URL is ${HSMCA_CRL_URL:-unset}"

@@ -1,0 +1,56 @@
+/*
+ * hsmca-ocspd: the OCSP responder (RFC 6960, RFC 5019 profile, RFC 8954 nonces). It answers
+ * from pre-signed responses kept in memory (ocsp_cache.c), which a database thread keeps
+ * fresh and in step with revocations (ocsp_sync.c); requests that need a fresh signature go
+ * to a pool of signer threads (ocsp_signer.c); HTTP is served by worker threads, each with
+ * its own event loop and listening socket (ocsp_server.c). docs/ocspd.md describes it.
+ */
+#ifndef HSMCA_OCSPD_H
+#define HSMCA_OCSPD_H
+
+#include <stddef.h>
+
+#define OCSPD_PATH_MAX 512
+#define OCSPD_MAX_RESPONDERS 16
+
+struct ocspd_config {
+	char listen_address[64];
+	int listen_port;
+	char path[128]; /* URL path prefix of OCSP requests, starts and ends with "/" */
+	int workers;    /* HTTP threads */
+	int signers;    /* threads signing fresh responses */
+	/* Reads (may be a streaming replica) and the primary (LISTEN, the shared response copy);
+	 * "" for primary means the same server as database. */
+	char database[1024];
+	char primary_database[1024];
+	int share_responses; /* write the shared copy (only ever to the primary) */
+	char responder_certs[OCSPD_MAX_RESPONDERS][OCSPD_PATH_MAX];
+	size_t n_responder_certs;
+	/* limits */
+	size_t max_header_bytes;
+	size_t max_headers;
+	size_t max_body_bytes;
+	int max_connections;
+	int request_timeout_seconds; /* to receive a whole request once it began */
+	int idle_timeout_seconds;    /* keep-alive connection without a request */
+	int max_certs_per_request;
+	int sign_queue;       /* requests waiting for a signer; beyond: tryLater */
+	int refresh_fraction; /* re-sign when this percentage of the validity has passed */
+};
+
+/* Defaults, then the file. 0, or -1 with err ("file:line: field: problem"). */
+int ocspd_config_load(const char *path, struct ocspd_config *cfg, char *err, size_t errsz);
+int ocspd_config_parse(const char *name, const void *buf, size_t len, struct ocspd_config *cfg,
+                       char *err, size_t errsz);
+void ocspd_config_defaults(struct ocspd_config *cfg);
+
+struct ocspd;
+
+/* Load the responder certificates, bind the listeners, start the database thread (which
+ * may find the database down: it keeps trying). 0, or -1 with err. */
+int ocspd_new(const struct ocspd_config *cfg, struct ocspd **out, char *err, size_t errsz);
+/* Serve until SIGTERM or SIGINT. */
+int ocspd_run(struct ocspd *d);
+void ocspd_free(struct ocspd *d);
+
+#endif

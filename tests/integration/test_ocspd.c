@@ -1,0 +1,1473 @@
+/*
+ * hsmca-ocspd end to end with real clients: a private PostgreSQL cluster (tests/pg/pgtest), a
+ * throwaway keyd holding two CA keys and a delegated responder key, certificates issued the
+ * way hsmca-cad issues them (reserved in the database, signed through keyd, stored), and
+ * hsmca-ocspd itself, asked with `openssl ocsp` (POST) and with libcurl (GET), its answers
+ * checked with `openssl ocsp -respin` and with OpenSSL's OCSP API. Revocations go through the
+ * data layer, as cad's do, and must reach the served answer within a second.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+#include <openssl/store.h>
+#include <openssl/x509v3.h>
+
+#include "db.h"
+#include "harness.h"
+#include "keyd_client.h"
+
+static struct harness h;
+static char pgdir[128], owner_ci[512], app_ci[512];
+static char dir[256];
+static char url[128];
+static int port;
+static pid_t ocspd_pid;
+static OSSL_PROVIDER *prov_keyd, *prov_default;
+static int32_t ca_a_id, ca_b_id;
+static int setup_phase;
+static void cleanup(void);
+static void replica_stop(void);
+
+static void die(const char *where)
+{
+	fprintf(stderr, "test_ocspd: %s failed\n", where);
+	if (setup_phase) {
+		setup_phase = 0;
+		cleanup();
+	}
+	abort();
+}
+
+/* ---- processes and files ---- */
+
+static int run(char *const argv[], const char *out_path)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int out =
+		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(out, 1);
+		dup2(out, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int pgtest(const char *cmd, const char *opt)
+{
+	char script[512];
+	char *argv[5];
+	int n = 0;
+
+	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", getenv("HSMCA_SRC"));
+	argv[n++] = script;
+	argv[n++] = (char *)cmd;
+	if (opt)
+		argv[n++] = (char *)opt;
+	argv[n++] = pgdir;
+	argv[n] = NULL;
+	return run(argv, NULL);
+}
+
+static const char *path(const char *name)
+{
+	static char p[4][512];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+	return p[i];
+}
+
+static char *slurp(const char *file)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(file, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Run a shell command; its output (stdout and stderr) is returned. */
+static char *sh(const char *fmt, ...)
+{
+	char cmd[4096], *argv[] = {"sh", "-c", cmd, NULL};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	run(argv, path("sh.out"));
+	return slurp(path("sh.out"));
+}
+
+static void write_file(const char *name, const char *text)
+{
+	FILE *f = fopen(path(name), "w");
+
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+		die(__func__);
+}
+
+static void write_cert(const char *name, X509 *x)
+{
+	FILE *f = fopen(path(name), "w");
+
+	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
+		die(__func__);
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), p;
+
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(s, (struct sockaddr *)&a, &len))
+		die(__func__);
+	p = ntohs(a.sin_port);
+	close(s);
+	return p;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- certificates ---- */
+
+static EVP_PKEY *keyd_key(const char *label)
+{
+	char uri[128];
+	OSSL_STORE_CTX *sc;
+	OSSL_STORE_INFO *info;
+	EVP_PKEY *k;
+
+	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
+	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	info = sc ? OSSL_STORE_load(sc) : NULL;
+	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
+	OSSL_STORE_INFO_free(info);
+	OSSL_STORE_close(sc);
+	if (!k) {
+		ERR_print_errors_fp(stderr);
+		die(__func__);
+	}
+	return k;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (!e || !X509_add_ext(x, e, -1))
+		die(__func__);
+	X509_EXTENSION_free(e);
+}
+
+/* kind: 0 CA (self-signed when issuer NULL), 1 end entity, 2 OCSP responder. */
+static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int kind,
+                       const uint8_t *serial, size_t serial_len)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	BIGNUM *bn = BN_bin2bn(serial, (int)serial_len, NULL);
+
+	if (!x || !n || !m || !bn ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+	                                0))
+		die(__func__);
+	X509_set_version(x, X509_VERSION_3);
+	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365);
+	X509_set_pubkey(x, pub);
+	add_ext(x, issuer, NID_basic_constraints,
+	        kind == 0 ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	add_ext(x, issuer, NID_key_usage,
+	        kind == 0 ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+	add_ext(x, issuer, NID_subject_key_identifier, "hash");
+	if (issuer)
+		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
+	if (kind == 2) {
+		add_ext(x, issuer, NID_ext_key_usage, "OCSPSigning");
+		add_ext(x, issuer, NID_id_pkix_OCSP_noCheck, "ignored");
+	}
+	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, signer, NULL) ||
+	    !X509_sign_ctx(x, m)) {
+		ERR_print_errors_fp(stderr);
+		die(__func__);
+	}
+	EVP_MD_CTX_free(m);
+	X509_NAME_free(n);
+	BN_free(bn);
+	return x;
+}
+
+static struct db *owner_db(void)
+{
+	struct db_err err = {0};
+	struct db *db = NULL;
+
+	if (db_connect(owner_ci, &db, &err) != DB_OK) {
+		fprintf(stderr, "test_ocspd: connect: %s\n", err.msg);
+		die(__func__);
+	}
+	return db;
+}
+
+static int32_t register_ca(struct db *db, const char *name, const char *label, X509 *x)
+{
+	struct db_authority a = {0};
+	struct db_err err = {0};
+	unsigned char *subj = NULL, *der = NULL;
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(x);
+	int slen = i2d_X509_NAME(X509_get_subject_name(x), &subj), len = i2d_X509(x, &der);
+	int32_t id = 0;
+
+	a.name = (char *)name;
+	a.subject = (char *)name;
+	a.subject_der = subj;
+	a.subject_der_len = (size_t)slen;
+	a.ski = ski->data;
+	a.ski_len = (size_t)ski->length;
+	a.cert_der = der;
+	a.cert_der_len = (size_t)len;
+	a.key_label = (char *)label;
+	if (db_authority_add(db, &a, &id, &err) != DB_OK) {
+		fprintf(stderr, "test_ocspd: %s\n", err.msg);
+		die(__func__);
+	}
+	OPENSSL_free(subj);
+	OPENSSL_free(der);
+	return id;
+}
+
+/* Issue as hsmca-cad does: reserve, sign through keyd, store. Writes NAME.pem; returns the
+ * serial's hex in a static buffer. */
+static const char *issue(const char *name, int32_t ca_id, const char *ca_pem, const char *label)
+{
+	static char hex[2 * DB_SERIAL_MAX + 1];
+	struct db *db = owner_db();
+	struct db_cert_request req = {0};
+	struct db_err err = {0};
+	uint8_t serial[16];
+	unsigned char *der = NULL, *spki = NULL;
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *cak = keyd_key(label);
+	FILE *f = fopen(path(ca_pem), "r");
+	X509 *ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL, *x;
+	int64_t id;
+	int len, slen;
+
+	if (f)
+		fclose(f);
+	RAND_bytes(serial, sizeof(serial));
+	serial[0] = (uint8_t)((serial[0] & 0x7f) | 0x10);
+	slen = i2d_PUBKEY(k, &spki);
+	req.authority_id = ca_id;
+	req.serial = serial;
+	req.serial_len = sizeof(serial);
+	req.profile = "tls-server";
+	req.subject = name;
+	req.subject_len = strlen(name);
+	req.not_before = time(NULL) - 3600;
+	req.not_after = time(NULL) + 86400 * 365;
+	EVP_Digest(spki, (size_t)slen, req.spki_sha256, NULL, EVP_sha256(), NULL);
+	req.requester = "test";
+	if (!ca || db_cert_reserve(db, &req, &id, &err) != DB_OK) {
+		fprintf(stderr, "test_ocspd: reserve: %s\n", err.msg);
+		die(__func__);
+	}
+	x = make_cert(name, k, ca, cak, 1, serial, sizeof(serial));
+	X509_set1_notBefore(x, NULL);
+	{
+		ASN1_TIME *nb = ASN1_TIME_set(NULL, (time_t)req.not_before),
+		          *na = ASN1_TIME_set(NULL, (time_t)req.not_after);
+		EVP_MD_CTX *m = EVP_MD_CTX_new();
+		X509_set1_notBefore(x, nb);
+		X509_set1_notAfter(x, na);
+		EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, cak, NULL);
+		X509_sign_ctx(x, m);
+		EVP_MD_CTX_free(m);
+		ASN1_TIME_free(nb);
+		ASN1_TIME_free(na);
+	}
+	len = i2d_X509(x, &der);
+	if (db_cert_mark_issued(db, ca_id, serial, sizeof(serial), der, (size_t)len, &err) !=
+	    DB_OK) {
+		fprintf(stderr, "test_ocspd: mark issued: %s\n", err.msg);
+		die(__func__);
+	}
+	{
+		char file[128];
+		snprintf(file, sizeof(file), "%s.pem", name);
+		write_cert(file, x);
+	}
+	db_serial_to_hex(serial, sizeof(serial), hex);
+	OPENSSL_free(der);
+	OPENSSL_free(spki);
+	X509_free(x);
+	X509_free(ca);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(cak);
+	db_close(db);
+	return hex;
+}
+
+/* ---- hsmca-ocspd ---- */
+
+static long http_get(const char *target, char **body, size_t *body_len, char *headers, size_t hcap);
+
+static const char *health(void)
+{
+	static char buf[1024];
+	char *body = NULL;
+	size_t n = 0;
+	long st = http_get("/health", &body, &n, NULL, 0);
+
+	snprintf(buf, sizeof(buf), "%ld %s", st, body ? body : "");
+	free(body);
+	return buf;
+}
+
+static void ocspd_start_with(const char *conf)
+{
+	char bin[512];
+	const char *log = path("ocspd.log");
+
+	snprintf(bin, sizeof(bin), "%s/ocsp/hsmca-ocspd", getenv("HSMCA_BUILD"));
+	ocspd_pid = fork();
+	if (ocspd_pid < 0)
+		die(__func__);
+	if (ocspd_pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+		execl(bin, bin, "--config", conf, "--verbose", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 400; i++) {
+		if (strstr(health(), "\"status\": \"ok\""))
+			return;
+		usleep(50000);
+	}
+	fprintf(stderr, "test_ocspd: hsmca-ocspd did not become healthy (%s); see %s\n", health(),
+	        log);
+	die(__func__);
+}
+
+static void ocspd_start(void)
+{
+	ocspd_start_with(path("ocspd.yaml"));
+}
+
+static int ocspd_stop(void)
+{
+	int st = -1;
+
+	if (ocspd_pid > 0) {
+		kill(ocspd_pid, SIGTERM);
+		waitpid(ocspd_pid, &st, 0);
+		ocspd_pid = 0;
+	}
+	return st;
+}
+
+static const char config_fmt[] = "listen: {address: 127.0.0.1, port: %d}\n"
+                                 "workers: 2\n"
+                                 "signers: 2\n"
+                                 "database: \"%s connect_timeout=3\"\n"
+                                 "responder_certificates: [%s/ocsp-b.pem]\n"
+                                 "limits: {request_timeout_seconds: 2, idle_timeout_seconds: 5,"
+                                 " max_certs_per_request: 4, max_header_bytes: 2048}\n";
+
+static void setup(void)
+{
+	struct keyd_client *c;
+	struct keyd_key k;
+	struct keyd_err kerr;
+	struct db_err err = {0};
+	struct db *db;
+	struct db_authority_settings set;
+	EVP_PKEY *ka, *kb, *ko;
+	X509 *xa, *xb, *xo;
+	uint8_t s1[] = {0x01}, s2[] = {0x02}, s3[] = {0x03};
+	char conf[2048];
+	int applied;
+
+	setup_phase = 1;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (harness_start(&h, NULL) != 0)
+		die(__func__);
+	snprintf(dir, sizeof(dir), "%s", h.dir);
+	c = keyd_client_new(NULL, 0);
+	if (!c || keyd_client_generate(c, "ca-a", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
+	    keyd_client_generate(c, "ca-b", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
+	    keyd_client_generate(c, "ocsp-b", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+		die(__func__);
+	keyd_client_free(c);
+	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
+		die(__func__);
+	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
+	prov_default = OSSL_PROVIDER_load(NULL, "default");
+	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
+		die(__func__);
+	ka = keyd_key("ca-a");
+	kb = keyd_key("ca-b");
+	ko = keyd_key("ocsp-b");
+	xa = make_cert("hsmca test CA A", ka, NULL, ka, 0, s1, 1);
+	xb = make_cert("hsmca test CA B", kb, NULL, kb, 0, s2, 1);
+	xo = make_cert("hsmca test OCSP responder B", ko, xb, kb, 2, s3, 1);
+	write_cert("ca-a.pem", xa);
+	write_cert("ca-b.pem", xb);
+	write_cert("ocsp-b.pem", xo);
+	/* an issuer nobody serves, for "unauthorized" */
+	{
+		EVP_PKEY *kx = EVP_EC_gen("P-256");
+		X509 *xx = make_cert("stranger CA", kx, NULL, kx, 0, s1, 1);
+		write_cert("stranger.pem", xx);
+		X509_free(xx);
+		EVP_PKEY_free(kx);
+	}
+
+	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-ocspd.XXXXXX");
+	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
+		die(__func__);
+	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
+	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
+	db = owner_db();
+	if (db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
+		fprintf(stderr, "test_ocspd: %s\n", err.msg);
+		die(__func__);
+	}
+	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	ca_a_id = register_ca(db, "ca-a", "ca-a", xa);
+	ca_b_id = register_ca(db, "ca-b", "ca-b", xb);
+	/* B: a delegated responder, and at most 2 nonce answers a second */
+	db_authority_settings_default(&set);
+	snprintf(set.ocsp_signer_key_label, sizeof(set.ocsp_signer_key_label), "ocsp-b");
+	set.ocsp_nonce_rate_limit = 2;
+	if (db_authority_settings_put(db, ca_b_id, &set, "test", &err) != DB_OK) {
+		fprintf(stderr, "test_ocspd: %s\n", err.msg);
+		die(__func__);
+	}
+	db_close(db);
+	X509_free(xa);
+	X509_free(xb);
+	X509_free(xo);
+	EVP_PKEY_free(ka);
+	EVP_PKEY_free(kb);
+	EVP_PKEY_free(ko);
+
+	issue("a-good", ca_a_id, "ca-a.pem", "ca-a");
+	issue("b-good", ca_b_id, "ca-b.pem", "ca-b");
+
+	port = free_port();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	snprintf(conf, sizeof(conf), config_fmt, port, app_ci, dir);
+	write_file("ocspd.yaml", conf);
+	setup_phase = 0;
+}
+
+static void teardown(void)
+{
+	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
+
+	ocspd_stop();
+	replica_stop();
+	pgtest("stop", NULL);
+	run(rm, NULL);
+	OSSL_PROVIDER_unload(prov_keyd);
+	OSSL_PROVIDER_unload(prov_default);
+	harness_stop(&h);
+	curl_global_cleanup();
+}
+
+static void cleanup(void)
+{
+	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
+
+	ocspd_stop();
+	replica_stop();
+	if (pgdir[0]) {
+		pgtest("stop", NULL);
+		run(rm, NULL);
+	}
+	if (h.dir[0])
+		harness_stop(&h);
+}
+
+static void fixture_start(void)
+{
+	setup_phase = 1;
+	ocspd_start();
+	setup_phase = 0;
+}
+
+static void fixture_stop(void)
+{
+	int st = ocspd_stop();
+
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fprintf(stderr, "test_ocspd: hsmca-ocspd exited badly (status %d)\n", st);
+}
+
+/* ---- clients ---- */
+
+struct buf {
+	char *data;
+	size_t len;
+};
+
+static size_t collect(char *p, size_t sz, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	char *d = realloc(b->data, b->len + sz * n + 1);
+
+	if (!d)
+		return 0;
+	memcpy(d + b->len, p, sz * n);
+	b->len += sz * n;
+	d[b->len] = '\0';
+	b->data = d;
+	return sz * n;
+}
+
+static long http_do(const char *target, const uint8_t *post, size_t post_len, const char *ctype,
+                    char **body, size_t *body_len, char *headers, size_t hcap)
+{
+	CURL *c = curl_easy_init();
+	struct buf b = {0}, hd = {0};
+	struct curl_slist *hdr = NULL;
+	char u[8192], ct[128];
+	long status = 0;
+
+	snprintf(u, sizeof(u), "%s%s", url, target);
+	curl_easy_setopt(c, CURLOPT_URL, u);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hd);
+	if (post) {
+		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+		hdr = curl_slist_append(hdr, ct);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)post_len);
+	}
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (headers)
+		snprintf(headers, hcap, "%s", hd.data ? hd.data : "");
+	*body = b.data;
+	*body_len = b.len;
+	free(hd.data);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static long http_get(const char *target, char **body, size_t *body_len, char *headers, size_t hcap)
+{
+	return http_do(target, NULL, 0, NULL, body, body_len, headers, hcap);
+}
+
+static X509 *load_cert(const char *name)
+{
+	FILE *f = fopen(path(name), "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+
+	if (f)
+		fclose(f);
+	ck_assert_msg(x != NULL, "cannot read %s", name);
+	return x;
+}
+
+/* A DER request for (issuer, leaf) or (issuer, serial hex); nonce_len 0: none, else that many
+ * random octets. */
+static size_t make_req(const char *issuer, const char *leaf, const char *serial_hex,
+                       const EVP_MD *md, int nonce_len, uint8_t *out, size_t cap)
+{
+	X509 *ca = load_cert(issuer), *x = leaf ? load_cert(leaf) : NULL;
+	OCSP_REQUEST *req = OCSP_REQUEST_new();
+	OCSP_CERTID *id;
+	unsigned char *der = NULL;
+	int n;
+
+	if (x) {
+		id = OCSP_cert_to_id(md, x, ca);
+	} else {
+		BIGNUM *bn = NULL;
+		ASN1_INTEGER *ai;
+		BN_hex2bn(&bn, serial_hex);
+		ai = BN_to_ASN1_INTEGER(bn, NULL);
+		id = OCSP_cert_id_new(md, X509_get_subject_name(ca), X509_get0_pubkey_bitstr(ca),
+		                      ai);
+		ASN1_INTEGER_free(ai);
+		BN_free(bn);
+	}
+	ck_assert(id && OCSP_request_add0_id(req, id));
+	if (nonce_len)
+		ck_assert(OCSP_request_add1_nonce(req, NULL, nonce_len));
+	n = i2d_OCSP_REQUEST(req, &der);
+	ck_assert(n > 0 && (size_t)n <= cap);
+	memcpy(out, der, (size_t)n);
+	OPENSSL_free(der);
+	OCSP_REQUEST_free(req);
+	X509_free(ca);
+	X509_free(x);
+	return (size_t)n;
+}
+
+/* GET form: base64 of the DER, URL-encoded. */
+static void get_target(const uint8_t *der, size_t len, char *out, size_t cap)
+{
+	unsigned char b64[8192];
+	int n = EVP_EncodeBlock(b64, der, (int)len);
+	size_t o = 0;
+
+	out[o++] = '/';
+	for (int i = 0; i < n && o + 4 < cap; i++) {
+		if (b64[i] == '+' || b64[i] == '/' || b64[i] == '=')
+			o += (size_t)snprintf(out + o, cap - o, "%%%02X", b64[i]);
+		else
+			out[o++] = (char)b64[i];
+	}
+	out[o] = '\0';
+}
+
+struct answer {
+	int response_status; /* OCSP_RESPONSE_STATUS_* or -1 */
+	int cert_status;     /* V_OCSP_CERTSTATUS_* or -1 */
+	int reason;
+	int nonce; /* OCSP_check_nonce's result */
+	int certs; /* certificates in the response */
+	int verified;
+	long http;
+	char headers[4096];
+};
+
+/* Ask by GET (post 0) or POST; decode and verify the answer against issuer (trusted). */
+static struct answer ask(const uint8_t *der, size_t len, int post, const char *issuer)
+{
+	struct answer a = {-1, -1, -1, 0, 0, 0, 0, ""};
+	char target[16384], *body = NULL;
+	const unsigned char *p;
+	size_t blen = 0;
+	OCSP_RESPONSE *resp;
+	OCSP_BASICRESP *bs;
+	OCSP_REQUEST *req;
+
+	if (post)
+		a.http = http_do("/", der, len, "application/ocsp-request", &body, &blen, a.headers,
+		                 sizeof(a.headers));
+	else {
+		get_target(der, len, target, sizeof(target));
+		a.http = http_get(target, &body, &blen, a.headers, sizeof(a.headers));
+	}
+	p = (const unsigned char *)body;
+	resp = body ? d2i_OCSP_RESPONSE(NULL, &p, (long)blen) : NULL;
+	if (resp) {
+		a.response_status = OCSP_response_status(resp);
+		bs = OCSP_response_get1_basic(resp);
+		p = der;
+		req = d2i_OCSP_REQUEST(NULL, &p, (long)len);
+		if (bs && req) {
+			X509 *ca = load_cert(issuer);
+			X509_STORE *st = X509_STORE_new();
+			STACK_OF(X509) *chain = sk_X509_new_null();
+			OCSP_ONEREQ *one = OCSP_request_onereq_get0(req, 0);
+			int status, reason;
+			ASN1_GENERALIZEDTIME *rev, *thisu, *nextu;
+			X509_STORE_add_cert(st, ca);
+			sk_X509_push(chain, ca);
+			a.verified = OCSP_basic_verify(bs, chain, st, OCSP_TRUSTOTHER) == 1;
+			ERR_clear_error();
+			a.nonce = OCSP_check_nonce(req, bs);
+			a.certs = sk_X509_num(OCSP_resp_get0_certs(bs));
+			if (OCSP_resp_find_status(bs, OCSP_onereq_get0_id(one), &status, &reason,
+			                          &rev, &thisu, &nextu)) {
+				a.cert_status = status;
+				a.reason = reason;
+			}
+			sk_X509_free(chain);
+			X509_STORE_free(st);
+			X509_free(ca);
+		}
+		OCSP_REQUEST_free(req);
+		OCSP_BASICRESP_free(bs);
+		OCSP_RESPONSE_free(resp);
+	}
+	free(body);
+	return a;
+}
+
+static struct answer ask_cert(const char *issuer, const char *leaf, int post, int nonce)
+{
+	uint8_t der[4096];
+	size_t n = make_req(issuer, leaf, NULL, EVP_sha1(), nonce, der, sizeof(der));
+
+	return ask(der, n, post, issuer);
+}
+
+/* `openssl ocsp` as a client over POST; its output. */
+static char *openssl_ocsp(const char *issuer, const char *leaf, const char *extra)
+{
+	return sh("openssl ocsp -url %s/ -issuer %s -cert %s -CAfile %s %s -timeout 10 2>&1", url,
+	          path(issuer), path(leaf), path(issuer), extra);
+}
+
+static int wait_status(const char *issuer, const char *leaf, int want, double limit, double *took)
+{
+	double t0 = now_s();
+
+	while (now_s() - t0 < limit) {
+		struct answer a = ask_cert(issuer, leaf, 0, 0);
+		if (a.cert_status == want && a.verified) {
+			*took = now_s() - t0;
+			return 1;
+		}
+		usleep(20000);
+	}
+	*took = now_s() - t0;
+	return 0;
+}
+
+static int revoke_db(const char *serial_hex, int32_t ca_id, int what, int reason)
+{
+	struct db *db = owner_db();
+	struct db_err err = {0};
+	uint8_t s[DB_SERIAL_MAX];
+	size_t n;
+	int changed = 0;
+	enum db_status rc;
+
+	ck_assert_int_eq(db_serial_from_hex(serial_hex, s, &n), 0);
+	if (what == 0)
+		rc = db_cert_revoke(db, ca_id, s, n, reason, 0, &changed, &err);
+	else if (what == 1)
+		rc = db_cert_hold(db, ca_id, s, n, &changed, &err);
+	else
+		rc = db_cert_release(db, ca_id, s, n, &changed, &err);
+	ck_assert_msg(rc == DB_OK, "%s", err.msg);
+	db_close(db);
+	return changed;
+}
+
+/* ================= tests ================= */
+
+START_TEST(openssl_post_good_ca_signed)
+{
+	char *out = openssl_ocsp("ca-a.pem", "a-good.pem", "-no_nonce");
+
+	ck_assert_msg(strstr(out, ": good") && strstr(out, "Response verify OK"), "%s", out);
+}
+END_TEST
+
+START_TEST(openssl_post_good_delegated_with_responder_certificate)
+{
+	char *out = openssl_ocsp("ca-b.pem", "b-good.pem", "-no_nonce -resp_text");
+
+	ck_assert_msg(strstr(out, ": good") && strstr(out, "Response verify OK"), "%s", out);
+	ck_assert_msg(strstr(out, "hsmca test OCSP responder B"), "no responder certificate: %s",
+	              out);
+}
+END_TEST
+
+START_TEST(openssl_post_with_nonce_gets_it_echoed)
+{
+	char *out = openssl_ocsp("ca-a.pem", "a-good.pem", "-nonce");
+
+	ck_assert_msg(strstr(out, ": good") && strstr(out, "Response verify OK"), "%s", out);
+	ck_assert_msg(!strstr(out, "WARNING: no nonce in response") && !strstr(out, "Nonce Verify"),
+	              "%s", out);
+}
+END_TEST
+
+START_TEST(get_good_without_and_with_nonce_ca_signed_and_delegated)
+{
+	struct answer a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+
+	ck_assert_int_eq(a.http, 200);
+	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_SUCCESSFUL);
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert(a.verified);
+	ck_assert_int_eq(a.nonce, 2); /* neither has a nonce */
+	ck_assert_int_le(a.certs, 0); /* CA-signed: no certificates */
+	a = ask_cert("ca-a.pem", "a-good.pem", 0, 16);
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert(a.verified);
+	ck_assert_int_eq(a.nonce, 1); /* equal */
+	a = ask_cert("ca-b.pem", "b-good.pem", 0, 32);
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert(a.verified);
+	ck_assert_int_eq(a.certs, 1);
+	/* also unencoded base64, as some clients send it */
+	{
+		uint8_t der[4096];
+		unsigned char b64[8192];
+		char target[8300], *body = NULL;
+		size_t n = make_req("ca-a.pem", "a-good.pem", NULL, EVP_sha1(), 0, der,
+		                    sizeof(der)),
+		       blen;
+		EVP_EncodeBlock(b64, der, (int)n);
+		snprintf(target, sizeof(target), "/%s", b64);
+		ck_assert_int_eq(http_get(target, &body, &blen, NULL, 0), 200);
+		ck_assert(blen > 100);
+		free(body);
+	}
+}
+END_TEST
+
+START_TEST(sha256_certid_is_answered_and_matched)
+{
+	uint8_t der[4096];
+	size_t n = make_req("ca-a.pem", "a-good.pem", NULL, EVP_sha256(), 0, der, sizeof(der));
+	struct answer a = ask(der, n, 1, "ca-a.pem");
+
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert(a.verified);
+	a = ask(der, n, 0, "ca-a.pem"); /* now from the cache */
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert(a.verified);
+}
+END_TEST
+
+START_TEST(cache_headers_follow_rfc5019)
+{
+	struct answer a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+
+	ck_assert_msg(strstr(a.headers, "Content-Type: application/ocsp-response"), "%s",
+	              a.headers);
+	ck_assert_msg(strstr(a.headers, "Cache-Control: max-age="), "%s", a.headers);
+	ck_assert_msg(strstr(a.headers, "ETag: \""), "%s", a.headers);
+	ck_assert_msg(strstr(a.headers, "Last-Modified: "), "%s", a.headers);
+	ck_assert_msg(strstr(a.headers, "Expires: "), "%s", a.headers);
+	/* max-age never runs past nextUpdate (validity 3600 by default) */
+	{
+		long age = atol(strstr(a.headers, "max-age=") + 8);
+		ck_assert(age > 0 && age <= 3600);
+	}
+	a = ask_cert("ca-a.pem", "a-good.pem", 0, 8);
+	ck_assert_msg(strstr(a.headers, "Cache-Control: no-store"), "%s", a.headers);
+}
+END_TEST
+
+static size_t raw(const char *req, size_t len, char *out, size_t cap, int wait_ms);
+
+START_TEST(conditional_get_with_the_etag_is_not_modified)
+{
+	struct answer a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+	uint8_t der[4096];
+	char target[8192], etag[64], req[9000], out[4096];
+	size_t n = make_req("ca-a.pem", "a-good.pem", NULL, EVP_sha1(), 0, der, sizeof(der));
+	const char *e = strstr(a.headers, "ETag: ");
+
+	ck_assert_ptr_nonnull(e);
+	sscanf(e + 6, "%63s", etag);
+	get_target(der, n, target, sizeof(target));
+	snprintf(req, sizeof(req),
+	         "GET %s HTTP/1.1\r\nHost: x\r\nIf-None-Match: W/\"other\", %s\r\n"
+	         "Connection: close\r\n\r\n",
+	         target, etag);
+	raw(req, strlen(req), out, sizeof(out), 5000);
+	ck_assert_msg(!strncmp(out, "HTTP/1.1 304 Not Modified\r\n", 27) && strstr(out, etag) &&
+	                  strstr(out, "max-age="),
+	              "%s", out);
+	snprintf(req, sizeof(req),
+	         "GET %s HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\n"
+	         "Connection: close\r\n\r\n",
+	         target);
+	raw(req, strlen(req), out, sizeof(out), 5000);
+	ck_assert_msg(!strncmp(out, "HTTP/1.1 200 OK\r\n", 17), "%s", out);
+}
+END_TEST
+
+START_TEST(unknown_serial_is_unknown_never_good)
+{
+	uint8_t der[4096];
+	size_t n = make_req("ca-a.pem", NULL, "7a11ce0000000000000000000001", EVP_sha1(), 0, der,
+	                    sizeof(der));
+	struct answer a = ask(der, n, 1, "ca-a.pem");
+	char *out;
+
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_UNKNOWN);
+	ck_assert(a.verified);
+	a = ask(der, n, 0, "ca-a.pem");
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_UNKNOWN);
+	out =
+	    sh("openssl ocsp -url %s/ -issuer %s -serial 0x7a11ce0000000000000000000002 -CAfile %s "
+	       "-no_nonce 2>&1",
+	       url, path("ca-a.pem"), path("ca-a.pem"));
+	ck_assert_msg(strstr(out, ": unknown"), "%s", out);
+}
+END_TEST
+
+START_TEST(reserved_but_unsigned_serial_is_not_good)
+{
+	struct db *db = owner_db();
+	struct db_cert_request req = {0};
+	struct db_err err = {0};
+	uint8_t serial[12] = {0x55, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+	char hex[2 * DB_SERIAL_MAX + 1];
+	uint8_t der[4096];
+	int64_t id;
+	size_t n;
+	struct answer a;
+
+	req.authority_id = ca_a_id;
+	req.serial = serial;
+	req.serial_len = sizeof(serial);
+	req.profile = "tls-server";
+	req.subject = "reserved";
+	req.subject_len = 8;
+	req.not_before = time(NULL);
+	req.not_after = time(NULL) + 3600;
+	req.requester = "test";
+	ck_assert_msg(db_cert_reserve(db, &req, &id, &err) == DB_OK, "%s", err.msg);
+	db_close(db);
+	db_serial_to_hex(serial, sizeof(serial), hex);
+	n = make_req("ca-a.pem", NULL, hex, EVP_sha1(), 0, der, sizeof(der));
+	a = ask(der, n, 1, "ca-a.pem");
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_UNKNOWN);
+}
+END_TEST
+
+START_TEST(revocation_reaches_the_answer_within_a_second)
+{
+	const char *serial = issue("rev1", ca_a_id, "ca-a.pem", "ca-a");
+	char s[64];
+	double took;
+	char *out;
+
+	snprintf(s, sizeof(s), "%s", serial);
+	ck_assert(wait_status("ca-a.pem", "rev1.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
+	ck_assert_int_eq(revoke_db(s, ca_a_id, 0, DB_REASON_KEY_COMPROMISE), 1);
+	ck_assert_msg(wait_status("ca-a.pem", "rev1.pem", V_OCSP_CERTSTATUS_REVOKED, 1.0, &took),
+	              "still not revoked after %.3f s", took);
+	fprintf(stderr, "test_ocspd: revocation served after %.3f s\n", took);
+	out = openssl_ocsp("ca-a.pem", "rev1.pem", "-no_nonce");
+	ck_assert_msg(strstr(out, ": revoked") && strstr(out, "Reason: keyCompromise") &&
+	                  strstr(out, "Revocation Time:") && strstr(out, "Response verify OK"),
+	              "%s", out);
+	out = openssl_ocsp("ca-a.pem", "rev1.pem", "-nonce");
+	ck_assert_msg(strstr(out, ": revoked") && !strstr(out, "WARNING"), "%s", out);
+}
+END_TEST
+
+START_TEST(hold_and_release_reach_the_answer_within_a_second)
+{
+	const char *serial = issue("held1", ca_b_id, "ca-b.pem", "ca-b");
+	char s[64];
+	double took;
+	char *out;
+
+	snprintf(s, sizeof(s), "%s", serial);
+	ck_assert(wait_status("ca-b.pem", "held1.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
+	ck_assert_int_eq(revoke_db(s, ca_b_id, 1, 0), 1);
+	ck_assert_msg(wait_status("ca-b.pem", "held1.pem", V_OCSP_CERTSTATUS_REVOKED, 1.0, &took),
+	              "not held after %.3f s", took);
+	out = openssl_ocsp("ca-b.pem", "held1.pem", "-no_nonce");
+	ck_assert_msg(strstr(out, ": revoked") && strstr(out, "Reason: certificateHold") &&
+	                  strstr(out, "Response verify OK"),
+	              "%s", out);
+	ck_assert_int_eq(revoke_db(s, ca_b_id, 2, 0), 1);
+	ck_assert_msg(wait_status("ca-b.pem", "held1.pem", V_OCSP_CERTSTATUS_GOOD, 1.0, &took),
+	              "not released after %.3f s", took);
+	out = openssl_ocsp("ca-b.pem", "held1.pem", "-nonce");
+	ck_assert_msg(strstr(out, ": good") && strstr(out, "Response verify OK"), "%s", out);
+}
+END_TEST
+
+START_TEST(several_certificates_in_one_request)
+{
+	char *out = sh("openssl ocsp -url %s/ -issuer %s -cert %s -serial 0x1234567890 -CAfile %s "
+	               "-no_nonce 2>&1",
+	               url, path("ca-a.pem"), path("a-good.pem"), path("ca-a.pem"));
+
+	ck_assert_msg(strstr(out, "a-good.pem: good") && strstr(out, "0x1234567890: unknown") &&
+	                  strstr(out, "Response verify OK"),
+	              "%s", out);
+}
+END_TEST
+
+START_TEST(too_many_certificates_is_malformed)
+{
+	char *out = sh("openssl ocsp -url %s/ -issuer %s -serial 1 -serial 2 -serial 3 -serial 4 "
+	               "-serial 5 -CAfile %s -no_nonce 2>&1",
+	               url, path("ca-a.pem"), path("ca-a.pem"));
+
+	ck_assert_msg(strstr(out, "malformedrequest"), "%s", out);
+}
+END_TEST
+
+START_TEST(junk_is_malformed)
+{
+	char *body = NULL;
+	size_t n;
+	const uint8_t junk[] = "this is not DER";
+	long st =
+	    http_do("/", junk, sizeof(junk) - 1, "application/ocsp-request", &body, &n, NULL, 0);
+
+	ck_assert_int_eq(st, 200);
+	ck_assert_int_eq(n, 5);
+	ck_assert_int_eq((unsigned char)body[4], OCSP_RESPONSE_STATUS_MALFORMEDREQUEST);
+	free(body);
+	st = http_get("/not%base64!", &body, &n, NULL, 0);
+	ck_assert_int_eq(st, 200);
+	ck_assert_int_eq(n, 5);
+	ck_assert_int_eq((unsigned char)body[4], OCSP_RESPONSE_STATUS_MALFORMEDREQUEST);
+	free(body);
+}
+END_TEST
+
+START_TEST(nonce_of_33_octets_is_malformed)
+{
+	uint8_t der[4096];
+	size_t n = make_req("ca-a.pem", "a-good.pem", NULL, EVP_sha1(), 33, der, sizeof(der));
+	struct answer a = ask(der, n, 1, "ca-a.pem");
+
+	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_MALFORMEDREQUEST);
+	n = make_req("ca-a.pem", "a-good.pem", NULL, EVP_sha1(), 32, der, sizeof(der));
+	a = ask(der, n, 1, "ca-a.pem");
+	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_SUCCESSFUL);
+	ck_assert_int_eq(a.nonce, 1);
+}
+END_TEST
+
+START_TEST(issuer_not_served_is_unauthorized)
+{
+	char *out = sh("openssl ocsp -url %s/ -issuer %s -serial 0x10 -CAfile %s -no_nonce 2>&1",
+	               url, path("stranger.pem"), path("stranger.pem"));
+
+	ck_assert_msg(strstr(out, "unauthorized"), "%s", out);
+}
+END_TEST
+
+START_TEST(nonces_beyond_the_rate_limit_get_the_presigned_answer)
+{
+	int echoed = 0, plain = 0;
+	double t0, took;
+
+	/* authority B answers at most 2 nonce requests a second (a bucket of 2); let it fill */
+	usleep(1100000);
+	t0 = now_s();
+	for (int i = 0; i < 20; i++) {
+		struct answer a = ask_cert("ca-b.pem", "b-good.pem", 0, 16);
+		ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+		ck_assert(a.verified);
+		if (a.nonce == 1)
+			echoed++;
+		else if (a.nonce == -1)
+			plain++; /* the pre-signed answer, without nonce */
+	}
+	took = now_s() - t0;
+	/* the burst of 2, then 2 a second of what the 20 requests took */
+	ck_assert_msg(echoed >= 2 && echoed <= 3 + (int)(2 * took) && echoed + plain == 20,
+	              "echoed %d, without %d, in %.2f s", echoed, plain, took);
+	ck_assert_msg(took > 8 || plain >= 1, "nothing was limited in %.2f s", took);
+}
+END_TEST
+
+/* A raw connection: send, then read what comes back until close or timeout. */
+static size_t raw(const char *req, size_t len, char *out, size_t cap, int wait_ms)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
+	size_t o = 0;
+	ssize_t n;
+
+	a.sin_port = htons((uint16_t)port);
+	ck_assert(connect(s, (struct sockaddr *)&a, sizeof(a)) == 0);
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (len && write(s, req, len) != (ssize_t)len) {
+		/* the server closed it first (a refused connection) */
+		close(s);
+		out[0] = '\0';
+		return 0;
+	}
+	while (o + 1 < cap && (n = read(s, out + o, cap - 1 - o)) > 0)
+		o += (size_t)n;
+	out[o] = '\0';
+	close(s);
+	return o;
+}
+
+START_TEST(http_limits_and_keep_alive)
+{
+	char out[65536], big[4096];
+	size_t n;
+
+	/* two requests on one connection (pipelined), the second closes it */
+	{
+		char req[300];
+		snprintf(req, sizeof(req),
+		         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+		         "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+		n = raw(req, strlen(req), out, sizeof(out), 5000);
+		ck_assert_msg(n > 0 && strstr(out, "200 OK") &&
+		                  strstr(strstr(out, "200 OK") + 6, "200 OK"),
+		              "%s", out);
+	}
+	/* a head beyond max_header_bytes */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /health HTTP/1.1\r\nX-Big: ", 29);
+	raw(big, sizeof(big), out, sizeof(out), 5000);
+	ck_assert_msg(strstr(out, "HTTP/1.1 431"), "%s", out);
+	/* a body beyond max_body_bytes */
+	raw("POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n", 43, out, sizeof(out), 5000);
+	ck_assert_msg(strstr(out, "HTTP/1.1 413"), "%s", out);
+	/* chunked bodies are not accepted */
+	raw("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 48, out, sizeof(out), 5000);
+	ck_assert_msg(strstr(out, "HTTP/1.1 501"), "%s", out);
+	raw("BREW / HTTP/1.1\r\n\r\n", 19, out, sizeof(out), 5000);
+	ck_assert_msg(strstr(out, "HTTP/1.1 405"), "%s", out);
+	raw("GET / HTTP/2.0\r\n\r\n", 18, out, sizeof(out), 5000);
+	ck_assert_msg(strstr(out, "HTTP/1.1 505"), "%s", out);
+}
+END_TEST
+
+START_TEST(slow_client_is_cut_off)
+{
+	char out[1024];
+	double t0 = now_s();
+
+	/* half a request, then nothing: request_timeout_seconds is 2 */
+	raw("GET /health HTTP/1.1\r\nHo", 24, out, sizeof(out), 10000);
+	ck_assert_msg(now_s() - t0 < 6.0, "kept for %.1f s", now_s() - t0);
+	/* an idle keep-alive connection is closed too (idle_timeout_seconds 5) */
+	t0 = now_s();
+	raw("", 0, out, sizeof(out), 12000);
+	ck_assert_msg(now_s() - t0 < 9.0 && now_s() - t0 > 3.0, "idle for %.1f s", now_s() - t0);
+}
+END_TEST
+
+START_TEST(a_restarted_responder_starts_warm_from_the_shared_copy)
+{
+	const char *h0;
+	int st = ocspd_stop();
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "hsmca-ocspd exited with status %d",
+	              st);
+	ocspd_start();
+	h0 = health();
+	ck_assert_msg(strstr(slurp(path("ocspd.log")), "stored responses reused"), "no warm start");
+	/* Nothing needed signing: every answer came from the shared copy. */
+	ck_assert_msg(strstr(h0, "\"signed\": 0"), "%s", h0);
+	ck_assert_int_eq(ask_cert("ca-a.pem", "a-good.pem", 0, 0).cert_status,
+	                 V_OCSP_CERTSTATUS_GOOD);
+}
+END_TEST
+
+START_TEST(database_stopped_cached_answers_still_served_then_resync)
+{
+	const char *serial = issue("pgdown", ca_a_id, "ca-a.pem", "ca-a");
+	char s[64];
+	double took;
+	struct answer a;
+	uint8_t der[4096];
+	size_t n;
+
+	snprintf(s, sizeof(s), "%s", serial);
+	ck_assert(wait_status("ca-a.pem", "pgdown.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
+	ck_assert_int_eq(pgtest("stop", NULL), 0);
+	for (int i = 0; i < 100 && !strstr(health(), "degraded"); i++)
+		usleep(50000);
+	ck_assert_msg(strstr(health(), "\"status\": \"degraded\""), "%s", health());
+	ck_assert_msg(strstr(health(), "\"database\": \"down\""), "%s", health());
+	a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert(a.verified);
+	a = ask_cert("ca-b.pem", "b-good.pem", 1, 0);
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	/* what it cannot know without the database: tryLater, never a guess */
+	n = make_req("ca-a.pem", NULL, "7e570000000000000001", EVP_sha1(), 0, der, sizeof(der));
+	a = ask(der, n, 1, "ca-a.pem");
+	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_TRYLATER);
+	a = ask_cert("ca-a.pem", "a-good.pem", 1, 16); /* a fresh "good" */
+	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_TRYLATER);
+	/* The database returns, and a revocation happens before the responder is back in step
+	 * (its announcement is lost): it must still be found. */
+	ck_assert_int_eq(pgtest("start", "--fast"), 0);
+	ck_assert_int_eq(revoke_db(s, ca_a_id, 0, DB_REASON_SUPERSEDED), 1);
+	ck_assert_msg(wait_status("ca-a.pem", "pgdown.pem", V_OCSP_CERTSTATUS_REVOKED, 10, &took),
+	              "revocation during the outage never served");
+	for (int i = 0; i < 100 && !strstr(health(), "\"status\": \"ok\""); i++)
+		usleep(50000);
+	ck_assert_msg(strstr(health(), "\"status\": \"ok\""), "%s", health());
+}
+END_TEST
+
+START_TEST(keyd_stopped_cached_answers_served_signing_is_trylater)
+{
+	struct answer a;
+	uint8_t der[4096];
+	size_t n;
+
+	ck_assert_int_eq(harness_keyd_stop(&h), 0);
+	for (int i = 0; i < 100 && !strstr(health(), "\"keyd\": \"down\""); i++)
+		usleep(50000);
+	ck_assert_msg(strstr(health(), "\"status\": \"degraded\""), "%s", health());
+	a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert(a.verified);
+	n = make_req("ca-a.pem", NULL, "7e570000000000000002", EVP_sha1(), 0, der, sizeof(der));
+	a = ask(der, n, 1, "ca-a.pem");
+	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_TRYLATER);
+	ck_assert_msg(strstr(health(), "\"keyd\": \"down\""), "%s", health());
+	ck_assert_int_eq(harness_keyd_start(&h), 0);
+	for (int i = 0; i < 100 && !strstr(health(), "\"status\": \"ok\""); i++)
+		usleep(50000);
+	a = ask(der, n, 1, "ca-a.pem");
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_UNKNOWN);
+}
+END_TEST
+
+/* ---- a streaming replica ---- */
+
+static char repdir[128];
+
+static int as_postgres(const char *fmt, ...)
+{
+	char cmd[2048], full[2300], *argv[] = {"sh", "-c", full, NULL};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (geteuid() == 0)
+		snprintf(full, sizeof(full), "cd / && runuser -u postgres -- %s", cmd);
+	else
+		snprintf(full, sizeof(full), "%s", cmd);
+	return run(argv, path("replica.log"));
+}
+
+static void replica_stop(void)
+{
+	if (repdir[0]) {
+		as_postgres("/usr/lib/postgresql/15/bin/pg_ctl -D %s/data -m fast -w stop", repdir);
+		sh("rm -rf -- %s", repdir);
+		repdir[0] = '\0';
+	}
+}
+
+/* A hot standby of the test cluster, streaming from it, on its own socket folder. */
+static void replica_start(void)
+{
+	FILE *f;
+	char conf[512];
+
+	snprintf(repdir, sizeof(repdir), "/tmp/hsmca-ocspd-rep.XXXXXX");
+	ck_assert(mkdtemp(repdir));
+	if (geteuid() == 0)
+		sh("chown postgres: %s && chmod 0700 %s", repdir, repdir);
+	ck_assert_msg(as_postgres("/usr/lib/postgresql/15/bin/pg_basebackup -h %s -p 5432 -U "
+	                          "postgres -D %s/data -R -X stream",
+	                          pgdir, repdir) == 0,
+	              "pg_basebackup: %s", slurp(path("replica.log")));
+	snprintf(conf, sizeof(conf), "%s/data/postgresql.conf", repdir);
+	f = fopen(conf, "a");
+	ck_assert(f);
+	fprintf(f, "\nunix_socket_directories = '%s'\nhot_standby = on\n", repdir);
+	fclose(f);
+	if (geteuid() == 0)
+		sh("chown postgres: %s", conf);
+	ck_assert_msg(as_postgres("/usr/lib/postgresql/15/bin/pg_ctl -D %s/data -l %s/log -w -t 60 "
+	                          "start",
+	                          repdir, repdir) == 0,
+	              "replica: %s", slurp(path("replica.log")));
+}
+
+START_TEST(reads_from_a_streaming_replica)
+{
+	char conf[2048], rep_ci[512], saved_url[128];
+	int saved_port = port, rport = free_port();
+	pid_t main_pid = ocspd_pid;
+	const char *serial;
+	char s1[64], s2[64];
+	double took;
+
+	replica_start();
+	snprintf(rep_ci, sizeof(rep_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", repdir);
+	snprintf(saved_url, sizeof(saved_url), "%s", url);
+	port = rport;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	/* 1: reads from the replica, LISTEN and the shared copy on the primary */
+	snprintf(conf, sizeof(conf),
+	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "database: \"%s connect_timeout=3\"\n"
+	         "primary_database: \"%s connect_timeout=3\"\n"
+	         "responder_certificates: [%s/ocsp-b.pem]\n",
+	         port, rep_ci, app_ci, dir);
+	write_file("ocspd-rep.yaml", conf);
+	ocspd_start_with(path("ocspd-rep.yaml"));
+	serial = issue("rep1", ca_a_id, "ca-a.pem", "ca-a");
+	snprintf(s1, sizeof(s1), "%s", serial);
+	ck_assert(wait_status("ca-a.pem", "rep1.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
+	ck_assert_int_eq(revoke_db(s1, ca_a_id, 0, DB_REASON_KEY_COMPROMISE), 1);
+	ck_assert_msg(wait_status("ca-a.pem", "rep1.pem", V_OCSP_CERTSTATUS_REVOKED, 1.0, &took),
+	              "replica with primary: not revoked after %.3f s", took);
+	ocspd_stop();
+	/* 2: the replica alone: no LISTEN possible, every status is read each second */
+	snprintf(conf, sizeof(conf),
+	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "database: \"%s connect_timeout=3\"\n"
+	         "responder_certificates: [%s/ocsp-b.pem]\n",
+	         port, rep_ci, dir);
+	write_file("ocspd-rep.yaml", conf);
+	ocspd_start_with(path("ocspd-rep.yaml"));
+	ck_assert_msg(strstr(slurp(path("ocspd.log")), "the database is a standby"), "no warning");
+	serial = issue("rep2", ca_b_id, "ca-b.pem", "ca-b");
+	snprintf(s2, sizeof(s2), "%s", serial);
+	ck_assert(wait_status("ca-b.pem", "rep2.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
+	ck_assert_int_eq(revoke_db(s2, ca_b_id, 1, 0), 1);
+	ck_assert_msg(wait_status("ca-b.pem", "rep2.pem", V_OCSP_CERTSTATUS_REVOKED, 2.5, &took),
+	              "replica alone: not held after %.3f s", took);
+	fprintf(stderr, "test_ocspd: replica alone: hold served after %.3f s\n", took);
+	{
+		int st = ocspd_stop();
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	}
+	ocspd_pid = main_pid;
+	port = saved_port;
+	snprintf(url, sizeof(url), "%s", saved_url);
+	replica_stop();
+}
+END_TEST
+
+START_TEST(connections_beyond_the_limit_are_closed_at_once)
+{
+	char conf[1024], saved_url[128], out[256];
+	int saved_port = port, held[2], st;
+	pid_t main_pid = ocspd_pid;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	double t0;
+
+	snprintf(saved_url, sizeof(saved_url), "%s", url);
+	port = free_port();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	snprintf(conf, sizeof(conf),
+	         "listen: {address: 127.0.0.1, port: %d}\nworkers: 1\n"
+	         "database: \"%s connect_timeout=3\"\n"
+	         "responder_certificates: [%s/ocsp-b.pem]\n"
+	         "limits: {max_connections: 2, idle_timeout_seconds: 30}\n",
+	         port, app_ci, dir);
+	write_file("ocspd-limit.yaml", conf);
+	ocspd_start_with(path("ocspd-limit.yaml"));
+	a.sin_port = htons((uint16_t)port);
+	for (int i = 0; i < 2; i++) {
+		held[i] = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert(connect(held[i], (struct sockaddr *)&a, sizeof(a)) == 0);
+	}
+	usleep(200000);
+	/* the third is accepted and closed without an answer, at once */
+	t0 = now_s();
+	ck_assert_int_eq(raw("GET /health HTTP/1.1\r\n\r\n", 24, out, sizeof(out), 5000), 0);
+	ck_assert(now_s() - t0 < 2.0);
+	/* one of the two goes: there is room again */
+	close(held[0]);
+	usleep(200000);
+	ck_assert_msg(strstr(health(), "\"status\": \"ok\""), "%s", health());
+	close(held[1]);
+	st = ocspd_stop();
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	ocspd_pid = main_pid;
+	port = saved_port;
+	snprintf(url, sizeof(url), "%s", saved_url);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("ocspd");
+	TCase *tc = tcase_create("ocspd");
+
+	tcase_set_timeout(tc, 600);
+	tcase_add_unchecked_fixture(tc, fixture_start, fixture_stop);
+	tcase_add_test(tc, openssl_post_good_ca_signed);
+	tcase_add_test(tc, openssl_post_good_delegated_with_responder_certificate);
+	tcase_add_test(tc, openssl_post_with_nonce_gets_it_echoed);
+	tcase_add_test(tc, get_good_without_and_with_nonce_ca_signed_and_delegated);
+	tcase_add_test(tc, sha256_certid_is_answered_and_matched);
+	tcase_add_test(tc, cache_headers_follow_rfc5019);
+	tcase_add_test(tc, conditional_get_with_the_etag_is_not_modified);
+	tcase_add_test(tc, unknown_serial_is_unknown_never_good);
+	tcase_add_test(tc, reserved_but_unsigned_serial_is_not_good);
+	tcase_add_test(tc, revocation_reaches_the_answer_within_a_second);
+	tcase_add_test(tc, hold_and_release_reach_the_answer_within_a_second);
+	tcase_add_test(tc, several_certificates_in_one_request);
+	tcase_add_test(tc, too_many_certificates_is_malformed);
+	tcase_add_test(tc, junk_is_malformed);
+	tcase_add_test(tc, nonce_of_33_octets_is_malformed);
+	tcase_add_test(tc, issuer_not_served_is_unauthorized);
+	tcase_add_test(tc, nonces_beyond_the_rate_limit_get_the_presigned_answer);
+	tcase_add_test(tc, http_limits_and_keep_alive);
+	tcase_add_test(tc, slow_client_is_cut_off);
+	tcase_add_test(tc, a_restarted_responder_starts_warm_from_the_shared_copy);
+	tcase_add_test(tc, database_stopped_cached_answers_still_served_then_resync);
+	tcase_add_test(tc, keyd_stopped_cached_answers_served_signing_is_trylater);
+	tcase_add_test(tc, reads_from_a_streaming_replica);
+	tcase_add_test(tc, connections_beyond_the_limit_are_closed_at_once);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	setup();
+	sr = srunner_create(suite());
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	/* keep hsmca-ocspd's log where meson keeps its own */
+	sh("cp %s %s/meson-logs/test_ocspd-ocspd.log", path("ocspd.log"), getenv("HSMCA_BUILD"));
+	teardown();
+	return failed ? 1 : 0;
+}
