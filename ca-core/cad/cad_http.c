@@ -394,7 +394,7 @@ static void set_nodelay(struct evhttp_request *req)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static void dispatch(struct evhttp_request *req, void *arg)
+void cad_dispatch(struct evhttp_request *req, void *arg)
 {
 	struct cad_worker *w = arg;
 	struct cad_req r = {.cad = w->cad, .w = w, .req = req};
@@ -576,7 +576,7 @@ static int worker_init(struct cad *cad, struct cad_worker *w, evutil_socket_t fd
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 	                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
 	                                        EVHTTP_REQ_HEAD);
-	evhttp_set_gencb(w->http, dispatch, w);
+	evhttp_set_gencb(w->http, cad_dispatch, w);
 	/* evhttp owns fd from here (closed when w->http is freed). */
 	if (!evhttp_accept_socket_with_handle(w->http, fd)) {
 		close(fd);

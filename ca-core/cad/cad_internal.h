@@ -44,6 +44,9 @@ struct cad {
 	struct event *sigterm, *sigint;
 	struct event *checkpoint_timer;
 	int64_t last_checkpoint_seq;
+#ifdef HSMCA_FUZZING
+	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
+#endif
 };
 
 /* Roles as bits, for the route table. */
@@ -120,6 +123,9 @@ enum db_status cad_audit(struct cad_req *r, const char *object, const char *outc
 /* Commit the change open in db together with r's audit entry (success, object, detail). 0, or
  * -1 after rolling back and replying with the database error. */
 int cad_commit_with_audit(struct cad_req *r, struct db *db, const char *object, json_t *detail);
+
+/* Serve one request on worker arg (evhttp's callback; public for the API fuzz target). */
+void cad_dispatch(struct evhttp_request *req, void *arg);
 
 /* --- handlers --- */
 
