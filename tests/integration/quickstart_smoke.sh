@@ -185,6 +185,12 @@ openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-issuing.pem" 	
 "$hsmca" device show smoke-device-1 | grep -q '"status": "active"' ||
 	fail "hsmca device show: smoke-device-1 is not an active device"
 
+# Scale-out (issue 8): a streaming replica of the database, a second hsmca-ocspd reading from
+# it alone, and a revocation on the primary reaching that responder.
+"$repo/tests/integration/replica_ocsp.sh" "$state" >"$state/replica.out" 2>&1 ||
+	fail "$(cat "$state/replica.out")"
+cat "$state/replica.out"
+
 # A second start with the same state keeps the PKI (no second ceremony).
 before=$(sha256sum "$pki/demo-root.pem")
 "$repo/deploy/quickstart" --state "$state" --stop >>"$log" 2>&1 || fail "--stop failed"
