@@ -227,7 +227,8 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	p.next_update = now + (delta ? 2 * eff->delta : eff->next_update);
 	p.delta_base = delta ? s->base_number : 0;
 	p.idp_uri = s->idp ? idp : NULL;
-	p.freshest_uri = eff->delta ? fresh : NULL;
+	/* Freshest CRL in full CRLs only (RFC 5280 5.2.6). */
+	p.freshest_uri = eff->delta && !delta ? fresh : NULL;
 	p.tmp_dir = c->cfg.folder;
 	o.authority_id = a->id;
 	o.shard = s->shard;

@@ -942,6 +942,7 @@ START_TEST(delta_crls_list_changes_since_the_base)
 	ck_assert_ptr_nonnull(ind);
 	ck_assert_int_eq(ASN1_INTEGER_get(ind), base);
 	ASN1_INTEGER_free(ind);
+	ck_assert_ptr_null(X509_CRL_get_ext_d2i(dcrl, NID_freshest_crl, NULL, NULL));
 	ck_assert_int_eq(X509_CRL_verify(dcrl, X509_get0_pubkey(plain.cert)), 1);
 	X509_CRL_free(dcrl);
 	e = crl_entry(path("delta/plain-delta.crl"), &revoked, &dcrl);
