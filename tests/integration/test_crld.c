@@ -1142,6 +1142,64 @@ START_TEST(http_serves_crls_with_etag_and_304)
 }
 END_TEST
 
+static int no_entries(void *arg, struct crl_entry *e, int *got, char *why, size_t n)
+{
+	(void)arg;
+	(void)e;
+	(void)why;
+	(void)n;
+	*got = 0;
+	return 0;
+}
+
+START_TEST(stale_crl_is_reported_in_the_log_and_health)
+{
+	static char resp[1 << 16];
+	struct crl_params p = {0};
+	struct crl_result res;
+	char conf[4096], why[512];
+	int64_t now = time(NULL);
+	pid_t pid;
+	int code = 0;
+
+	/* A CRL of plain's, signed by its key, whose nextUpdate has passed... */
+	mkdir(path("stale"), 0755);
+	p.ca_cert = plain.cert;
+	p.key = plain.key;
+	p.number = 1;
+	p.this_update = now - 7200;
+	p.next_update = now - 3600;
+	p.tmp_dir = dir;
+	ck_assert_msg(
+	    crl_build(&p, no_entries, NULL, path("stale/plain.crl"), &res, why, sizeof(why)) == 0,
+	    "%s", why);
+	/* ...and a crld that cannot sign a new one (a key keyd does not have). */
+	http_port = free_port();
+	snprintf(conf, sizeof(conf),
+	         "database: \"%s connect_timeout=3\"\n"
+	         "publish: {folder: %s, base_url: \"http://crl.example/\"}\n"
+	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "schedule: {retry_seconds: 600}\n"
+	         "authorities: [{name: plain, key: \"keyd:label=no-such-key\"}]\n",
+	         app_ci, path("stale"), http_port);
+	write_text(path("stale.yaml"), conf);
+	pid = crld_start(path("stale.yaml"), path("stale.log"));
+	for (int i = 0; i < 200 && code != 503; i++) {
+		code = http_get("/health", NULL, resp, sizeof(resp));
+		if (code != 503)
+			usleep(50000);
+	}
+	ck_assert_int_eq(code, 503);
+	ck_assert_msg(strstr(resp, "plain.crl: past its nextUpdate"), "%s", resp);
+	for (int i = 0; i < 100 && !strstr(slurp(path("stale.log")), "STALE CRL"); i++)
+		usleep(50000);
+	ck_assert_msg(strstr(slurp(path("stale.log")), "STALE CRL: plain.crl: past its nextUpdate"),
+	              "%s", slurp(path("stale.log")));
+	ck_assert_int_eq(crl_number(path("stale/plain.crl")), 1);
+	ck_assert_int_eq(crld_stop_pid(pid), 0);
+}
+END_TEST
+
 START_TEST(failed_run_keeps_the_published_crl)
 {
 	const char *good = crld_config("keep", "authorities: [{name: plain}]\n");
@@ -1350,6 +1408,7 @@ int main(void)
 	tcase_add_test(tc, revocation_is_published_within_the_debounce_window);
 	tcase_add_test(tc, http_serves_crls_with_etag_and_304);
 	tcase_add_test(tc, failed_run_keeps_the_published_crl);
+	tcase_add_test(tc, stale_crl_is_reported_in_the_log_and_health);
 	suite_add_tcase(s, tc);
 	setup();
 	sr = srunner_create(s);
