@@ -23,7 +23,7 @@
 
 #define MAX_SCOPES (1 + CRLD_MAX_SHARDS)
 /* d2i and X509_CRL_verify as a second check for CRLs up to this size. */
-#define FULL_PARSE_MAX (4 << 20)
+#define FULL_PARSE_MAX (1 << 20)
 #define STALE_LOG_SECONDS 60
 
 struct scope {
