@@ -654,6 +654,9 @@ START_TEST(good_revoked_held_and_released_with_openssl_verify)
 	ck_assert_msg(verify(&plain, &good, "-crl_check_all", crls, 0, &out) == 0, "%s", out);
 	ck_assert_int_ne(verify(&plain, &revoked, "-crl_check_all", crls, 0, &out), 0);
 	ck_assert_msg(strstr(out, "certificate revoked"), "%s", out);
+	ck_assert_int_ne(verify(&plain, &held, "-crl_check_all", crls, 0, &out), 0);
+	ck_assert_msg(strstr(out, "certificate revoked"), "%s", out);
+	ck_assert_msg(verify(&plain, &released, "-crl_check_all", crls, 0, &out) == 0, "%s", out);
 	/* Without the root's CRL the chain check must fail: the check is real. */
 	crls[1] = NULL;
 	ck_assert_int_ne(verify(&plain, &good, "-crl_check_all", crls, 0, &out), 0);
