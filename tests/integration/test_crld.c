@@ -720,6 +720,65 @@ START_TEST(rsa_ca_crl_verifies)
 }
 END_TEST
 
+static long long crl_validity(const char *p)
+{
+	X509_CRL *c = crl_load(p);
+	int days = 0, secs = 0;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert(
+	    ASN1_TIME_diff(&days, &secs, X509_CRL_get0_lastUpdate(c), X509_CRL_get0_nextUpdate(c)));
+	X509_CRL_free(c);
+	return (long long)days * 86400 + secs;
+}
+
+START_TEST(database_settings_set_next_update_and_deltas)
+{
+	struct db_authority_settings st;
+	struct db_err err = {0};
+	struct db *db = owner_db();
+	const char *from_db = crld_config("settings-db", "authorities: [{name: rsaca}]\n");
+	const char *override =
+	    crld_config("settings-cfg", "authorities: [{name: rsaca, next_update_seconds: 7200,"
+	                                " delta_seconds: -1}]\n");
+	X509_CRL *crl;
+	ASN1_INTEGER *ind;
+
+	db_authority_settings_default(&st);
+	st.crl_next_update_seconds = 3600;
+	st.delta_crl_seconds = 600;
+	ck_assert_msg(db_authority_settings_put(db, rsa.id, &st, "test_crld", &err) == DB_OK, "%s",
+	              err.msg);
+	db_close(db);
+	ck_assert_msg(crld_once(from_db, path("settings-db.log")) == 0, "%s",
+	              slurp(path("settings-db.log")));
+	ck_assert_int_eq(crl_validity(path("settings-db/rsaca.crl")), 3600);
+	/* deltas on: a delta on the base, valid for two periods */
+	crl = crl_load(path("settings-db/rsaca-delta.crl"));
+	ck_assert_ptr_nonnull(crl);
+	ind = X509_CRL_get_ext_d2i(crl, NID_delta_crl, NULL, NULL);
+	ck_assert_ptr_nonnull(ind);
+	ck_assert_int_eq(ASN1_INTEGER_get(ind), crl_number(path("settings-db/rsaca.crl")));
+	ASN1_INTEGER_free(ind);
+	X509_CRL_free(crl);
+	ck_assert_int_eq(crl_validity(path("settings-db/rsaca-delta.crl")), 1200);
+	/* the configuration overrides the database */
+	ck_assert_msg(crld_once(override, path("settings-cfg.log")) == 0, "%s",
+	              slurp(path("settings-cfg.log")));
+	ck_assert_int_eq(crl_validity(path("settings-cfg/rsaca.crl")), 7200);
+	ck_assert_int_ne(access(path("settings-cfg/rsaca-delta.crl"), F_OK), 0);
+	crl = crl_load(path("settings-cfg/rsaca.crl"));
+	ck_assert_ptr_null(X509_CRL_get_ext_d2i(crl, NID_freshest_crl, NULL, NULL));
+	X509_CRL_free(crl);
+	/* back to the defaults for the other tests */
+	db = owner_db();
+	db_authority_settings_default(&st);
+	ck_assert_msg(db_authority_settings_put(db, rsa.id, &st, "test_crld", &err) == DB_OK, "%s",
+	              err.msg);
+	db_close(db);
+}
+END_TEST
+
 START_TEST(expired_certificates_leave_after_the_grace_period)
 {
 	struct leaf old, recent;
@@ -1403,6 +1462,7 @@ int main(void)
 	tcase_add_test(tc, bad_configurations_are_refused_with_the_field_named);
 	tcase_add_test(tc, good_revoked_held_and_released_with_openssl_verify);
 	tcase_add_test(tc, rsa_ca_crl_verifies);
+	tcase_add_test(tc, database_settings_set_next_update_and_deltas);
 	tcase_add_test(tc, expired_certificates_leave_after_the_grace_period);
 	tcase_add_test(tc, crl_numbers_grow_across_restarts_and_instances);
 	tcase_add_test(tc, shards_carry_an_idp_matching_the_certificates_crldp);
