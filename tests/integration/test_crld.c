@@ -1060,7 +1060,7 @@ START_TEST(revocation_is_published_within_the_debounce_window)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cert_revoke(&plain, &l, DB_REASON_KEY_COMPROMISE, 0);
 	for (int i = 0; i < 100; i++) {
-		long long m = wait_newer(path("debounce/plain.crl"), n, 5000);
+		long long m = wait_newer(path("debounce/plain.crl"), n, 10000);
 		ck_assert_int_gt(m, n);
 		n = m;
 		if (crl_entry(path("debounce/plain.crl"), &l, &crl))
@@ -1073,8 +1073,9 @@ START_TEST(revocation_is_published_within_the_debounce_window)
 	took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	ck_assert_ptr_nonnull(crl_entry(path("debounce/plain.crl"), &l, &crl));
 	X509_CRL_free(crl);
-	/* the debounce window (0.5 s) plus the build, well under the schedule's hours */
-	ck_assert_msg(took < 4.0, "took %.2f s", took);
+	/* the debounce window (0.5 s) plus one small build, with room for a loaded machine; the
+	 * schedule alone would take hours */
+	ck_assert_msg(took < 5.0, "took %.2f s", took);
 	ck_assert_int_eq(crld_stop_pid(pid), 0);
 	leaf_free(&l);
 }
