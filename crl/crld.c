@@ -205,7 +205,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	struct crl_info info, old;
 	struct feed f = {0};
 	char *snapshot = NULL;
-	int64_t number, t0 = now_ms(), now = t0 / 1000;
+	int64_t number, t0 = now_ms(), now = t0 / 1000, t_built = 0, t_verified = 0;
 	struct stat st;
 	int rc = -1;
 
@@ -241,6 +241,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	f.delta = delta;
 	rc = crl_build(&p, feed_next, &f, tmp, &res, why, n);
 	db_crl_scan_close(f.scan);
+	t_built = now_ms();
 	if (rc != 0) {
 		/* keyd may have restarted: load the key afresh next time */
 		EVP_PKEY_free(a->key);
@@ -257,6 +258,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	if (res.bytes <= FULL_PARSE_MAX &&
 	    second_check(tmp, X509_get0_pubkey(a->cert), why, n) != 0)
 		goto out;
+	t_verified = now_ms();
 	/* Never replace a newer CRL (another instance's, say) with an older one. */
 	if (stat(final, &st) == 0 &&
 	    crl_verify_file(final, X509_get0_pubkey(a->cert), &old, why, n) == 0 &&
@@ -292,11 +294,13 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 		snapshot = NULL;
 	}
 	pthread_mutex_unlock(&c->lock);
-	log_info("published %s: CRL number %lld%s%s, %llu entries, %llu bytes, %lld ms", final,
-	         (long long)number, delta ? ", delta of " : "",
+	log_info("published %s: CRL number %lld%s%s, %llu entries, %llu bytes, %lld ms (entries "
+	         "%lld, sign %lld, write %lld, verify %lld)",
+	         final, (long long)number, delta ? ", delta of " : "",
 	         delta ? (snprintf(idp, sizeof(idp), "%lld", (long long)p.delta_base), idp) : "",
 	         (unsigned long long)res.entries, (unsigned long long)res.bytes,
-	         (long long)(now_ms() - t0));
+	         (long long)(now_ms() - t0), (long long)res.ms_entries, (long long)res.ms_sign,
+	         (long long)res.ms_write, (long long)(t_verified - t_built));
 	rc = 0;
 out:
 	if (rc != 0) {
