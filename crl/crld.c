@@ -23,7 +23,7 @@
 
 #define MAX_SCOPES (1 + CRLD_MAX_SHARDS)
 /* d2i and X509_CRL_verify as a second check for CRLs up to this size. */
-#define FULL_PARSE_MAX (4 << 20)
+#define FULL_PARSE_MAX (1 << 20)
 #define STALE_LOG_SECONDS 60
 
 struct scope {
@@ -205,7 +205,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	struct crl_info info, old;
 	struct feed f = {0};
 	char *snapshot = NULL;
-	int64_t number, t0 = now_ms(), now = t0 / 1000;
+	int64_t number, t0 = now_ms(), now = t0 / 1000, t_built = 0, t_verified = 0;
 	struct stat st;
 	int rc = -1;
 
@@ -227,7 +227,8 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	p.next_update = now + (delta ? 2 * eff->delta : eff->next_update);
 	p.delta_base = delta ? s->base_number : 0;
 	p.idp_uri = s->idp ? idp : NULL;
-	p.freshest_uri = eff->delta ? fresh : NULL;
+	/* Freshest CRL in full CRLs only (RFC 5280 5.2.6). */
+	p.freshest_uri = eff->delta && !delta ? fresh : NULL;
 	p.tmp_dir = c->cfg.folder;
 	o.authority_id = a->id;
 	o.shard = s->shard;
@@ -240,6 +241,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	f.delta = delta;
 	rc = crl_build(&p, feed_next, &f, tmp, &res, why, n);
 	db_crl_scan_close(f.scan);
+	t_built = now_ms();
 	if (rc != 0) {
 		/* keyd may have restarted: load the key afresh next time */
 		EVP_PKEY_free(a->key);
@@ -256,6 +258,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	if (res.bytes <= FULL_PARSE_MAX &&
 	    second_check(tmp, X509_get0_pubkey(a->cert), why, n) != 0)
 		goto out;
+	t_verified = now_ms();
 	/* Never replace a newer CRL (another instance's, say) with an older one. */
 	if (stat(final, &st) == 0 &&
 	    crl_verify_file(final, X509_get0_pubkey(a->cert), &old, why, n) == 0 &&
@@ -291,11 +294,13 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 		snapshot = NULL;
 	}
 	pthread_mutex_unlock(&c->lock);
-	log_info("published %s: CRL number %lld%s%s, %llu entries, %llu bytes, %lld ms", final,
-	         (long long)number, delta ? ", delta of " : "",
+	log_info("published %s: CRL number %lld%s%s, %llu entries, %llu bytes, %lld ms (entries "
+	         "%lld, sign %lld, write %lld, verify %lld)",
+	         final, (long long)number, delta ? ", delta of " : "",
 	         delta ? (snprintf(idp, sizeof(idp), "%lld", (long long)p.delta_base), idp) : "",
 	         (unsigned long long)res.entries, (unsigned long long)res.bytes,
-	         (long long)(now_ms() - t0));
+	         (long long)(now_ms() - t0), (long long)res.ms_entries, (long long)res.ms_sign,
+	         (long long)res.ms_write, (long long)(t_verified - t_built));
 	rc = 0;
 out:
 	if (rc != 0) {
