@@ -208,26 +208,26 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 	struct db *db;
 	json_t *v;
 	int64_t now, id = 0;
-	int len, attempt;
+	int len, attempt, ok = 0;
 	enum db_status rc;
 
 	memset(out, 0, sizeof(*out));
 	/* Input is valid; now the database and keyd. */
 	if (!(db = cad_db(r)))
-		goto fail;
+		goto out;
 	a = p->authority;
 	switch (cad_authorities_ready(r->cad, db, why, sizeof(why))) {
 	case 0:
 		break;
 	case -1:
 		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
-		goto fail;
+		goto out;
 	case -3:
 		cad_reply_error(r, 500, "configuration-error", "%s", why);
-		goto fail;
+		goto out;
 	default:
 		cad_reply_error(r, 503, "database-unavailable", "%s", why);
-		goto fail;
+		goto out;
 	}
 	/* A retired authority issues nothing more; a profile an admin switched off neither. (A
 	 * request that passed this check as the change committed may still complete.) */
@@ -235,25 +235,25 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		int retired, enabled;
 		if (db_issuance_allowed(db, a->db_id, p->name, &retired, &enabled, &err) != DB_OK) {
 			cad_reply_db_error(r, &err);
-			goto fail;
+			goto out;
 		}
 		if (retired) {
 			cad_deny(r, 409, "authority-retired", a->name,
 			         "authority %s of profile %s is retired: it issues no more "
 			         "certificates",
 			         a->name, p->name);
-			goto fail;
+			goto out;
 		}
 		if (!enabled) {
 			cad_deny(r, 409, "profile-disabled", p->name,
 			         "profile %s is disabled by an admin", p->name);
-			goto fail;
+			goto out;
 		}
 	}
 	len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csrc->req), &spki_der);
 	if (len <= 0) {
 		cad_reply_error(r, 500, "internal", "could not encode the public key");
-		goto fail;
+		goto out;
 	}
 	SHA256(spki_der, (size_t)len, spki);
 	now = (int64_t)time(NULL);
@@ -272,7 +272,7 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 	for (attempt = 0;; attempt++) {
 		if (RAND_bytes(serial, sizeof(serial)) != 1) {
 			cad_reply_error(r, 500, "internal", "no randomness for a serial");
-			goto fail;
+			goto out;
 		}
 		serial[0] = (serial[0] & 0x7f) | 0x40;
 		cr.serial = serial;
@@ -287,7 +287,7 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 			cad_reply_error(r, 400, "name-not-allowed", "%s", err.msg);
 		else
 			cad_reply_db_error(r, &err);
-		goto fail;
+		goto out;
 	}
 	db_serial_to_hex(serial, sizeof(serial), hex);
 	cert = build(p, csrc->req, csrc->gens, serial, cr.not_before, cr.not_after);
@@ -301,7 +301,7 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 			          e2.msg);
 		log_error("serial %s: %s", hex, why);
 		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
-		goto fail;
+		goto out;
 	}
 	len = i2d_X509(cert, &der);
 	v = json_pack("{s:s, s:s, s:s}", "profile", p->name, "authority", a->name, "subject",
@@ -331,19 +331,20 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		 * CRL); the client does not get it. */
 		log_error("serial %s: signed but not stored: %s", hex, err.msg);
 		cad_reply_db_error(r, &err);
-		goto fail;
+		goto out;
 	}
 	snprintf(out->serial, sizeof(out->serial), "%s", hex);
 	out->id = id;
 	out->not_before = cr.not_before;
 	out->not_after = cr.not_after;
-	goto out;
-fail:
-	X509_free(cert);
-	cert = NULL;
+	ok = 1;
 out:
 	OPENSSL_free(der);
 	OPENSSL_free(spki_der);
+	if (!ok) {
+		X509_free(cert);
+		cert = NULL;
+	}
 	return cert;
 }
 

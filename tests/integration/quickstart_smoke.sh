@@ -184,6 +184,14 @@ openssl base64 -d -in "$state/dev.p7" | openssl pkcs7 -inform DER -print_certs 	
 openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-issuing.pem" 	"$state/dev.pem" >/dev/null || fail "the enrolled device certificate does not verify"
 "$hsmca" device show smoke-device-1 | grep -q '"status": "active"' ||
 	fail "hsmca device show: smoke-device-1 is not an active device"
+# ... and re-enrols with that certificate (demo-issuing, an intermediate, is the anchor).
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$state/dev2.key" \
+	-subj /CN=smoke-device-1 -outform DER 2>/dev/null | openssl base64 >"$state/dev2.b64"
+code=$(curl -sS --cacert "$HSMCA_CA_BUNDLE" --cert "$state/dev.pem" --key "$state/dev.key" \
+	-H "Content-Type: application/pkcs10" --data-binary @"$state/dev2.b64" \
+	-o "$state/dev2.p7" -w '%{http_code}' "$HSMCA_EST_URL/simplereenroll") ||
+	fail "curl simplereenroll failed"
+[[ $code == 200 ]] || fail "EST simplereenroll answered $code: $(cat "$state/dev2.p7")"
 
 # Scale-out (issue 8): a streaming replica of the database, a second hsmca-ocspd reading from
 # it alone, and a revocation on the primary reaching that responder.
@@ -197,6 +205,9 @@ before=$(sha256sum "$pki/demo-root.pem")
 [[ ! -S $HSMCA_KEYD_SOCKET ]] || fail "keyd socket still there after --stop"
 left=$(no_daemons_left) || fail "still running after --stop: $left"
 "$repo/deploy/quickstart" --state "$state" --detach >>"$log" 2>&1 || fail "second start failed"
+# Every start rewrites the environment: the port may differ when another listener took it.
+# shellcheck disable=SC1091
+source "$state/env"
 [[ $(sha256sum "$pki/demo-root.pem") == "$before" ]] || fail "second start changed the root"
 "$hsmca" keyd status | grep -q "keys: 4" || fail "second start changed the keys"
 "$hsmca" show "$serial" | grep -q '"status": "revoked"' ||

@@ -746,6 +746,24 @@ START_TEST(token_used_twice_is_refused)
 	ck_assert_ptr_nonnull(strstr(slurp(in_dir("twice.h")), "WWW-Authenticate: Basic"));
 	ck_assert_int_eq(issued(), before);
 	ck_assert_int_eq(count("SELECT count(*) FROM devices WHERE identity = 'dev-twice'"), 0);
+	/* Stored as its SHA-256 only; neither the log nor the audit trail holds it. */
+	{
+		char sql[300];
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM provisioning_tokens WHERE token_sha256 ="
+		         " sha256('%s'::bytea)",
+		         token);
+		ck_assert_int_eq(count(sql), 1);
+	}
+	ck_assert_int_ne(sh("grep -qF '%s' cad.log", token), 0);
+	{
+		char sql[300];
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM audit_log WHERE detail LIKE '%%%s%%'"
+		         " OR object LIKE '%%%s%%'",
+		         token, token);
+		ck_assert_int_eq(count(sql), 0);
+	}
 	ck_assert_int_ge(count("SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND"
 	                       " action = 'est.simpleenroll' AND detail LIKE '%spent%'"),
 	                 1);
