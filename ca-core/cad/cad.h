@@ -69,6 +69,7 @@ struct cad_config {
 	char tls_cert[CAD_PATH_MAX];
 	char tls_key[CAD_PATH_MAX]; /* a file or a keyd: URI */
 	char tls_client_ca[CAD_PATH_MAX];
+	char tls_client_crl[CAD_PATH_MAX]; /* "" for none: the operator-auth CA's CRL */
 	char database[1024]; /* libpq connection string; "" uses libpq's environment */
 	size_t max_body_bytes;
 	size_t max_header_bytes;

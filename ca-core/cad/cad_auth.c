@@ -127,6 +127,11 @@ int cad_authenticate(struct cad_req *r)
 	} else if (peer) {
 		unsigned int n = 0;
 		r->auth_via = "certificate";
+		if (cad_client_cert_revoked(r->cad, peer)) {
+			cad_deny(r, 401, "certificate-revoked", r->path,
+			         "the client certificate is on the operator-auth CA's CRL");
+			return -1;
+		}
 		if (!X509_digest(peer, EVP_sha256(), sha, &n) || n != 32) {
 			cad_reply_error(r, 500, "internal",
 			                "could not hash the client certificate");

@@ -19,7 +19,7 @@ static const char *const top_fields[] = {
 };
 static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
-static const char *const tls_fields[] = {"certificate", "key", "client_ca", NULL};
+static const char *const tls_fields[] = {"certificate", "key", "client_ca", "client_crl", NULL};
 static const char *const limit_fields[] = {
     "max_body_bytes", "max_header_bytes", "timeout_seconds", "token_max_days", NULL,
 };
@@ -465,7 +465,8 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	if (yconf_check_map(&y, v, "tls", tls_fields) ||
 	    yconf_req_str(&y, v, "certificate", cfg->tls_cert, sizeof(cfg->tls_cert)) ||
 	    yconf_req_str(&y, v, "key", cfg->tls_key, sizeof(cfg->tls_key)) ||
-	    yconf_req_str(&y, v, "client_ca", cfg->tls_client_ca, sizeof(cfg->tls_client_ca)))
+	    yconf_req_str(&y, v, "client_ca", cfg->tls_client_ca, sizeof(cfg->tls_client_ca)) ||
+	    yconf_opt_str(&y, v, "client_crl", cfg->tls_client_crl, sizeof(cfg->tls_client_crl)))
 		goto out;
 	if (yconf_opt_str(&y, root, "database", cfg->database, sizeof(cfg->database)))
 		goto out;

@@ -607,6 +607,8 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 	cad->ssl = cad_tls_new(cfg, err, errsz);
 	if (!cad->ssl)
 		goto out;
+	if (cad_client_crl_init(cad, err, errsz) != 0)
+		goto out;
 	snprintf(portbuf, sizeof(portbuf), "%d", cfg->listen_port);
 	if (getaddrinfo(cfg->listen_address, portbuf, &hints, &ai) != 0 || !ai) {
 		snprintf(err, errsz, "cannot listen on %s port %d: no such address",
@@ -730,6 +732,7 @@ void cad_free(struct cad *cad)
 		db_close(w->db);
 	}
 	SSL_CTX_free(cad->ssl);
+	X509_CRL_free(cad->client_crl);
 	db_close(cad->db);
 	pthread_mutex_destroy(&cad->lock);
 	free(cad);

@@ -3,6 +3,8 @@
 #define HSMCA_CAD_INTERNAL_H
 
 #include <pthread.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -44,6 +46,10 @@ struct cad {
 	struct event *sigterm, *sigint;
 	struct event *checkpoint_timer;
 	int64_t last_checkpoint_seq;
+	/* tls.client_crl, as last read (cad_client_crl.c); under lock */
+	X509_CRL *client_crl;
+	struct timespec client_crl_mtime;
+	off_t client_crl_size;
 #ifdef HSMCA_FUZZING
 	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
 #endif
@@ -205,6 +211,10 @@ enum db_status cad_checkpoint_verify(struct cad *cad, struct db *db, int64_t *va
 /* --- TLS (cad_tls.c) --- */
 
 SSL_CTX *cad_tls_new(const struct cad_config *cfg, char *err, size_t errsz);
+/* Read tls.client_crl when configured: 0, or -1 with err filled (cad_client_crl.c). */
+int cad_client_crl_init(struct cad *cad, char *err, size_t errsz);
+/* 1 when peer is on the operator-auth CA's CRL (read again when the file changed). */
+int cad_client_cert_revoked(struct cad *cad, X509 *peer);
 /* The verified client certificate of r's connection, or NULL. Not owned. */
 X509 *cad_tls_peer(struct evhttp_request *req);
 /* A private key by OSSL_STORE URI or file path. */

@@ -446,6 +446,48 @@ static void client_cert(const char *name)
 	EVP_PKEY_free(k);
 }
 
+/* The operator-auth CA's CRL, opca.crl, listing the certificates in revoked (PEM files by
+ * name; NULL-terminated). */
+static void write_opca_crl(const char *const *revoked)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	FILE *f;
+	char p[512];
+
+	if (!crl || !t || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(opca)) ||
+	    !X509_gmtime_adj(t, -60) || !X509_CRL_set1_lastUpdate(crl, t) ||
+	    !X509_gmtime_adj(t, 86400) || !X509_CRL_set1_nextUpdate(crl, t))
+		die(__func__);
+	for (size_t i = 0; revoked && revoked[i]; i++) {
+		X509_REVOKED *r = X509_REVOKED_new();
+		X509 *x = NULL;
+		path_of(p, sizeof(p), revoked[i]);
+		if (!(f = fopen(p, "r")) || !(x = PEM_read_X509(f, NULL, NULL, NULL)))
+			die(__func__);
+		fclose(f);
+		X509_gmtime_adj(t, -30);
+		if (!r || !X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(x)) ||
+		    !X509_REVOKED_set_revocationDate(r, t) || !X509_CRL_add0_revoked(crl, r))
+			die(__func__);
+		X509_free(x);
+	}
+	if (!X509_CRL_sort(crl) || !X509_CRL_sign(crl, opca_key, EVP_sha256()))
+		die(__func__);
+	path_of(p, sizeof(p), "opca.crl.tmp");
+	if (!(f = fopen(p, "w")) || !PEM_write_X509_CRL(f, crl) || fclose(f) != 0)
+		die(__func__);
+	{
+		char to[512];
+		path_of(to, sizeof(to), "opca.crl");
+		if (rename(p, to) != 0)
+			die(__func__);
+	}
+	ASN1_TIME_free(t);
+	X509_CRL_free(crl);
+}
+
 static void register_principal(struct db *db, const char *role, const char *profiles)
 {
 	char p[512];
@@ -470,7 +512,8 @@ static void register_principal(struct db *db, const char *role, const char *prof
 
 static const char config_fmt[] =
     "listen: {address: 127.0.0.1, port: %d}\n"
-    "tls: {certificate: %s/server.pem, key: %s/server.key, client_ca: %s/opca.pem}\n"
+    "tls: {certificate: %s/server.pem, key: %s/server.key, client_ca: %s/opca.pem,\n"
+    "      client_crl: %s/opca.crl}\n"
     "database: \"%s connect_timeout=3\"\n"
     "limits: {max_body_bytes: 16384, timeout_seconds: 20}\n"
     "audit: {checkpoint_key: \"keyd:label=audit-p256\", checkpoint_interval_seconds: 1}\n"
@@ -632,6 +675,22 @@ static void setup(void)
 	for (int i = 0; i < NROLES; i++)
 		client_cert(roles[i]);
 	client_cert("stranger");
+	/* An officer whose certificate the operator-auth CA will revoke, and one whose
+	 * certificate has expired. */
+	client_cert("revokee");
+	{
+		EVP_PKEY *k = EVP_EC_gen("P-256");
+		X509 *e = make_cert("expired-op", k, opca, opca_key, 0, NULL, "SHA256");
+		if (!X509_gmtime_adj(X509_getm_notBefore(e), -7200) ||
+		    !X509_gmtime_adj(X509_getm_notAfter(e), -3600) ||
+		    !X509_sign(e, opca_key, EVP_sha256()))
+			die(__func__);
+		write_cert("expired-op.pem", e);
+		write_key("expired-op.key", k);
+		X509_free(e);
+		EVP_PKEY_free(k);
+	}
+	write_opca_crl(NULL);
 
 	/* The database. */
 	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-cad.XXXXXX");
@@ -649,11 +708,34 @@ static void setup(void)
 	 * straight into the database. */
 	for (int i = 1; i < NROLES; i++)
 		register_principal(db, roles[i], !strcmp(roles[i], "ra") ? "tls-server" : "");
+	{
+		FILE *f;
+		char p[512];
+		uint8_t sha[32];
+		unsigned int n = 0;
+		int32_t id;
+		X509 *x;
+		path_of(p, sizeof(p), "revokee.pem");
+		if (!(f = fopen(p, "r")) || !(x = PEM_read_X509(f, NULL, NULL, NULL)) ||
+		    !X509_digest(x, EVP_sha256(), sha, &n) ||
+		    db_principal_add(db, "revokee", "officer", sha, NULL, &id, &err) != DB_OK ||
+		    !X509_digest(x, EVP_sha256(), sha, &n))
+			die(__func__);
+		X509_free(x);
+		fclose(f);
+		path_of(p, sizeof(p), "expired-op.pem");
+		if (!(f = fopen(p, "r")) || !(x = PEM_read_X509(f, NULL, NULL, NULL)) ||
+		    !X509_digest(x, EVP_sha256(), sha, &n) ||
+		    db_principal_add(db, "expired-op", "officer", sha, NULL, &id, &err) != DB_OK)
+			die(__func__);
+		X509_free(x);
+		fclose(f);
+	}
 	db_close(db);
 
 	port = free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, app_ci, dir, dir);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, dir, app_ci, dir, dir);
 	write_file("cad.yaml", conf);
 	if (bootstrap("ca-admin") != 0)
 		die(__func__);
@@ -818,6 +900,37 @@ START_TEST(no_credentials_is_401_and_audited)
 	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'"
 	                       " AND actor = 'anonymous'"),
 	                 before + 1);
+}
+END_TEST
+
+START_TEST(revoked_and_expired_client_certificates_are_refused)
+{
+	static const char *const revoked[] = {"revokee.pem", NULL};
+	json_t *o = NULL;
+
+	/* Registered principals both; until the CRL lists it, the revokee gets in. */
+	ck_assert_int_eq(api("revokee", "GET", "/api/v1/whoami", NULL, &o), 200);
+	json_decref(o);
+	/* An expired certificate fails the handshake: no answer at all. */
+	ck_assert_int_eq(api("expired-op", "GET", "/api/v1/whoami", NULL, NULL), 0);
+	/* The operator-auth CA publishes a CRL with it: the next request is refused, no
+	 * restart, and the denial is audited. */
+	write_opca_crl(revoked);
+	ck_assert_int_eq(api("revokee", "GET", "/api/v1/whoami", NULL, &o), 401);
+	ck_assert_str_eq(jstr(o, "error"), "certificate-revoked");
+	json_decref(o);
+	ck_assert_int_ge(count("SELECT count(*) FROM audit_log WHERE outcome = 'denied'"
+	                       " AND detail LIKE '%certificate-revoked%'"),
+	                 1);
+	ck_assert_int_eq(api("officer", "GET", "/api/v1/whoami", NULL, &o), 200);
+	json_decref(o);
+	/* A replacement that does not verify is ignored: the last good CRL stays in force. */
+	write_file("opca.crl", "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
+	ck_assert_int_eq(api("revokee", "GET", "/api/v1/whoami", NULL, &o), 401);
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "GET", "/api/v1/whoami", NULL, &o), 200);
+	json_decref(o);
+	write_opca_crl(revoked);
 }
 END_TEST
 
@@ -2668,6 +2781,7 @@ int main(void)
 	tcase_add_test(tc, oversized_body_is_refused_with_json);
 	tcase_add_test(tc, no_credentials_is_401_and_audited);
 	tcase_add_test(tc, client_certificate_names_the_principal);
+	tcase_add_test(tc, revoked_and_expired_client_certificates_are_refused);
 	tcase_add_test(tc, certificate_from_another_ca_fails_the_handshake);
 	tcase_add_test(tc, token_is_shown_once_stored_hashed_and_revocable);
 	tcase_add_test(tc, expired_token_and_disabled_principal_are_refused);
