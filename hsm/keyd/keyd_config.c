@@ -15,7 +15,7 @@
 static const char *const top_fields[] = {
     "module", "token",        "pin_file",    "socket",       "socket_mode",        "workers",
     "queue",  "max_inflight", "max_clients", "log_requests", "health_interval_ms", "clients",
-    NULL,
+    "user",   "group",        "seccomp",     NULL,
 };
 static const char *const client_fields[] = {
     "name", "uid", "user", "gid", "group", "keys", "operations", NULL,
@@ -180,6 +180,8 @@ int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd
 	    opt_int(&y, root, "health_interval_ms", 100, 3600000, &cfg->health_interval_ms))
 		goto out;
 	if (yconf_opt_bool(&y, root, "log_requests", &cfg->log_requests))
+		goto out;
+	if (sandbox_config_read(&y, root, &cfg->sandbox))
 		goto out;
 
 	clients = yconf_get(&y, root, "clients");
