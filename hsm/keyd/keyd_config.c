@@ -120,20 +120,22 @@ static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *
 		int op;
 		if (yconf_str(y, o, "operations", buf, sizeof(buf)))
 			return -1;
-		/* "*" is every operation but generate: creating keys on the
-		 * token is always granted by name. */
+		/* "*" is every signing operation: creating keys on the token and
+		 * wrapping or unwrapping secrets (backups) are always granted by name. */
 		if (strcmp(buf, "*") == 0) {
 			for (op = KEYD_OP_HELLO; op <= KEYD_OP_MAX_; op++)
-				if (op != KEYD_OP_GENERATE)
+				if (op != KEYD_OP_GENERATE && op != KEYD_OP_WRAP &&
+				    op != KEYD_OP_UNWRAP)
 					e->ops |= 1u << op;
 			continue;
 		}
 		op = op_from_name(buf);
 		if (op < 0)
-			return yconf_fail(y, o, "operations",
-			                  "unknown operation \"%s\" (hello, list-keys, "
-			                  "get-public-key, sign, status, generate, *)",
-			                  buf);
+			return yconf_fail(
+			    y, o, "operations",
+			    "unknown operation \"%s\" (hello, list-keys, "
+			    "get-public-key, sign, status, generate, wrap, unwrap, *)",
+			    buf);
 		e->ops |= 1u << op;
 	}
 	e->ops |= 1u << KEYD_OP_HELLO;

@@ -422,14 +422,16 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 		reply_error(c, &r, KEYD_E_DENIED, msg, &t0);
 		return 0;
 	}
-	if ((r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GET_PUBKEY || r.op == KEYD_OP_GENERATE) &&
+	if ((r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GET_PUBKEY || r.op == KEYD_OP_GENERATE ||
+	     r.op == KEYD_OP_WRAP || r.op == KEYD_OP_UNWRAP) &&
 	    !keyd_acl_key_allowed(c->acl, r.label)) {
 		snprintf(msg, sizeof(msg), "key %s not granted to client %s", r.label,
 		         c->acl->name);
 		reply_error(c, &r, KEYD_E_DENIED, msg, &t0);
 		return 0;
 	}
-	if (r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GENERATE)
+	if (r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GENERATE || r.op == KEYD_OP_WRAP ||
+	    r.op == KEYD_OP_UNWRAP)
 		enqueue(c, &r, &t0);
 	else
 		reply_inline(c, &r, &t0);
@@ -602,19 +604,26 @@ static void answer_job(struct worker *w, struct job *j)
 	} else {
 		struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
 		keyd_resp_begin(&wb, j->req.op, j->req.id, KEYD_OK);
-		if (j->req.op == KEYD_OP_SIGN)
+		if (j->req.op == KEYD_OP_SIGN || j->req.op == KEYD_OP_WRAP ||
+		    j->req.op == KEYD_OP_UNWRAP)
 			keyd_put_blob(&wb, j->sig, j->sig_len);
 		else
 			put_key(&wb, &j->key);
 		keyd_resp_end(&wb);
 		send_frame(c, &wb);
+		if (j->req.op == KEYD_OP_UNWRAP || j->req.op == KEYD_OP_WRAP)
+			explicit_bzero(w->out, wb.len); /* the secret does not linger */
 		log_request(s, c, &j->req, KEYD_OK, &j->t0, "");
 		if (j->req.op == KEYD_OP_GENERATE)
 			log_info("generated key %s (%s %u bits) for client %s", j->req.label,
-			         j->key.type == KEYD_KEY_RSA ? "RSA" : "EC", j->key.bits,
-			         c->acl ? c->acl->name : "-");
+			         j->key.type == KEYD_KEY_RSA  ? "RSA"
+			         : j->key.type == KEYD_KEY_EC ? "EC"
+			                                      : "AES",
+			         j->key.bits, c->acl ? c->acl->name : "-");
 	}
 	conn_unref(c);
+	if (j->req.op == KEYD_OP_UNWRAP || j->req.op == KEYD_OP_WRAP)
+		explicit_bzero(j, sizeof(*j));
 	free(j);
 }
 
@@ -686,8 +695,17 @@ static void *generator_main(void *arg)
 			break;
 		j = q_pop(&s->gen);
 		pthread_mutex_unlock(&s->glock);
-		j->status = keyd_token_generate(s->tok, j->req.label, j->req.keytype,
-		                                j->req.keyparam, &j->key, j->msg, sizeof(j->msg));
+		if (j->req.op == KEYD_OP_GENERATE) {
+			j->status =
+			    keyd_token_generate(s->tok, j->req.label, j->req.keytype,
+			                        j->req.keyparam, &j->key, j->msg, sizeof(j->msg));
+		} else {
+			/* wrap/unwrap: rare (backups), serialised on the control session */
+			j->sig_len = sizeof(j->sig);
+			j->status = keyd_token_wrap(s->tok, j->req.op == KEYD_OP_UNWRAP,
+			                            j->req.label, j->req.data, j->req.data_len,
+			                            j->sig, &j->sig_len, j->msg, sizeof(j->msg));
+		}
 		w = j->conn->w;
 		pthread_mutex_lock(&w->lock);
 		q_push(&w->done, j);
