@@ -8,5 +8,7 @@ int cmd_ceremony(int argc, char **argv);
 /* issue, show, list, revoke, hold, release, principal, token, profiles, audit: the API of
  * hsmca-cad (cmd_api.c); argv[0] says which. */
 int cmd_api(int argc, char **argv);
+/* backup FILE, restore FILE (cmd_backup.c); argv[0] says which. */
+int cmd_backup(int argc, char **argv);
 
 #endif

@@ -23,6 +23,8 @@ static const struct {
     {"profiles", cmd_api, "certificate profiles: list, disable, enable"},
     {"authority", cmd_api, "the CAs: list, retire, CRL and OCSP settings"},
     {"audit", cmd_api, "the audit log: verify, export"},
+    {"backup", cmd_backup, "write an encrypted backup archive (database, configuration, CAs)"},
+    {"restore", cmd_backup, "restore a backup archive into an empty database"},
 };
 
 static void usage(FILE *f)
