@@ -567,3 +567,21 @@ int keyd_client_unwrap(struct keyd_client *c, const char *label, const uint8_t *
 {
 	return wrap_call(c, KEYD_OP_UNWRAP, label, blob, blob_len, secret, secret_len, err);
 }
+
+int keyd_client_metrics(struct keyd_client *c, char *text, size_t cap, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_METRICS};
+	struct keyd_resp resp;
+	int r = call(c, &req, &resp, err);
+
+	if (r != KEYD_OK)
+		return r;
+	if (resp.sig_len >= cap) {
+		seterr(err, KEYD_E_INTERNAL, "metrics of %zu bytes do not fit the buffer",
+		       resp.sig_len);
+		return KEYD_E_INTERNAL;
+	}
+	memcpy(text, resp.sig, resp.sig_len);
+	text[resp.sig_len] = 0;
+	return KEYD_OK;
+}

@@ -64,5 +64,8 @@ int keyd_client_wrap(struct keyd_client *c, const char *label, const uint8_t *se
                      size_t secret_len, uint8_t *blob, size_t *blob_len, struct keyd_err *err);
 int keyd_client_unwrap(struct keyd_client *c, const char *label, const uint8_t *blob,
                        size_t blob_len, uint8_t *secret, size_t *secret_len, struct keyd_err *err);
+/* keyd's metrics in the Prometheus text format (docs/keyd.md), NUL-terminated in text (cap
+ * bytes; KEYD_METRICS_MAX + 1 always fits). */
+int keyd_client_metrics(struct keyd_client *c, char *text, size_t cap, struct keyd_err *err);
 
 #endif

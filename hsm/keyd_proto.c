@@ -22,6 +22,8 @@ const char *keyd_op_name(int op)
 		return "wrap";
 	case KEYD_OP_UNWRAP:
 		return "unwrap";
+	case KEYD_OP_METRICS:
+		return "metrics";
 	}
 	return "unknown";
 }
@@ -198,6 +200,7 @@ int keyd_req_encode(const struct keyd_req *req, struct keyd_wbuf *w)
 		break;
 	case KEYD_OP_LIST_KEYS:
 	case KEYD_OP_STATUS:
+	case KEYD_OP_METRICS:
 		break;
 	case KEYD_OP_GET_PUBKEY:
 		keyd_put_str(w, req->label);
@@ -377,6 +380,7 @@ int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const
 		break;
 	case KEYD_OP_LIST_KEYS:
 	case KEYD_OP_STATUS:
+	case KEYD_OP_METRICS:
 		break;
 	case KEYD_OP_GET_PUBKEY:
 		if (get_label(&r, req->label)) {
@@ -560,6 +564,16 @@ int keyd_resp_decode(const uint8_t *body, size_t len, struct keyd_resp *resp, co
 		resp->sig = get_blob(&r, &resp->sig_len);
 		if (!r.err && (resp->sig_len == 0 || resp->sig_len > KEYD_WRAP_BLOB_MAX))
 			r.err = 1;
+		break;
+	case KEYD_OP_METRICS:
+		/* Text only: printable ASCII, tabs and newlines. */
+		resp->sig = get_blob(&r, &resp->sig_len);
+		if (!r.err && (resp->sig_len == 0 || resp->sig_len > KEYD_METRICS_MAX))
+			r.err = 1;
+		for (size_t i = 0; !r.err && i < resp->sig_len; i++)
+			if ((resp->sig[i] < 0x20 || resp->sig[i] > 0x7e) && resp->sig[i] != '\n' &&
+			    resp->sig[i] != '\t')
+				r.err = 1;
 		break;
 	case KEYD_OP_STATUS:
 		resp->st.online = get_u8(&r);

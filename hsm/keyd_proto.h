@@ -30,6 +30,8 @@
 #define KEYD_WRAP_DATA_MAX 512
 #define KEYD_WRAP_OVERHEAD (1 + 12 + 16)
 #define KEYD_WRAP_BLOB_MAX (KEYD_WRAP_DATA_MAX + KEYD_WRAP_OVERHEAD)
+/* METRICS: the text answer's bound (it must fit one frame). */
+#define KEYD_METRICS_MAX 60000
 
 enum keyd_op {
 	KEYD_OP_HELLO = 1,
@@ -40,7 +42,8 @@ enum keyd_op {
 	KEYD_OP_GENERATE = 6,
 	KEYD_OP_WRAP = 7,   /* encrypt a short secret under an AES key on the token */
 	KEYD_OP_UNWRAP = 8, /* and back */
-	KEYD_OP_MAX_ = 8,
+	KEYD_OP_METRICS = 9, /* Prometheus text: counters, latencies, per-key signatures */
+	KEYD_OP_MAX_ = 9,
 };
 
 enum keyd_status {
@@ -121,7 +124,7 @@ struct keyd_resp {
 	uint16_t nkeys;
 	const uint8_t *keys;
 	size_t keys_len;
-	/* SIGN; WRAP and UNWRAP (the wrapped blob, the secret) */
+	/* SIGN; WRAP and UNWRAP (the wrapped blob, the secret); METRICS (the text) */
 	const uint8_t *sig;
 	size_t sig_len;
 	/* STATUS */

@@ -17,6 +17,7 @@ static void usage(FILE *f)
 	           "  status                      token status and counters\n"
 	           "  list                        keys this client may use\n"
 	           "  pubkey LABEL                public key as PEM on stdout\n"
+	           "  metrics                     keyd's metrics, Prometheus text format\n"
 	           "  generate --label L --type T create a key pair in the HSM; T is one of\n"
 	           "                              rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384,\n"
 	           "                              or aes-256 (a wrapping key for backups)\n"
@@ -158,6 +159,12 @@ int cmd_keyd(int argc, char **argv)
 			rc = 2;
 		} else if (keyd_client_get_pubkey(c, label, &k, &err) == KEYD_OK) {
 			rc = print_pem(&k);
+		}
+	} else if (!strcmp(cmd, "metrics")) {
+		static char text[KEYD_METRICS_MAX + 1];
+		if (keyd_client_metrics(c, text, sizeof(text), &err) == KEYD_OK) {
+			fputs(text, stdout);
+			rc = 0;
 		}
 	} else if (!strcmp(cmd, "generate")) {
 		struct keyd_key k;

@@ -224,6 +224,26 @@ START_TEST(aes_keys_have_no_public_key_and_others_must)
 }
 END_TEST
 
+START_TEST(metrics_answer_must_be_text)
+{
+	uint8_t out[128];
+	struct keyd_wbuf w = {out, 0, sizeof(out), 0};
+	struct keyd_resp resp;
+	const char *why;
+
+	keyd_resp_begin(&w, KEYD_OP_METRICS, 3, KEYD_OK);
+	keyd_put_blob(&w, "a_metric 1\n", 11);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(out + 4, w.len - 4, &resp, &why), 0);
+	ck_assert_uint_eq(resp.sig_len, 11);
+	w = (struct keyd_wbuf){out, 0, sizeof(out), 0};
+	keyd_resp_begin(&w, KEYD_OP_METRICS, 3, KEYD_OK);
+	keyd_put_blob(&w, "a\033[2J 1\n", 8);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(out + 4, w.len - 4, &resp, &why), -1);
+}
+END_TEST
+
 START_TEST(frame_length_bounds)
 {
 	uint8_t zero[4] = {0, 0, 0, 0}, max[4] = {0, 1, 0, 0}, over[4] = {0, 1, 0, 1};
@@ -340,6 +360,7 @@ int main(void)
 	tcase_add_test(tc, writer_overflow_is_sticky);
 	tcase_add_test(tc, wrap_and_unwrap_requests_round_trip_within_bounds);
 	tcase_add_test(tc, aes_keys_have_no_public_key_and_others_must);
+	tcase_add_test(tc, metrics_answer_must_be_text);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
