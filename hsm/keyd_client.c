@@ -523,3 +523,65 @@ int keyd_client_generate(struct keyd_client *c, const char *label, int keytype, 
 		copy_key(key, &resp.key);
 	return r;
 }
+
+/* WRAP and UNWRAP: one secret in, one blob out (or the reverse). */
+static int wrap_call(struct keyd_client *c, int op, const char *label, const uint8_t *in,
+                     size_t inlen, uint8_t *out, size_t *outlen, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = (uint8_t)op};
+	struct keyd_resp resp;
+	int r;
+
+	if (check_label(label, err))
+		return KEYD_E_MALFORMED;
+	if (inlen == 0 || inlen > sizeof(req.data)) {
+		seterr(err, KEYD_E_MALFORMED, "%s: %zu bytes is not a fitting size",
+		       keyd_op_name(op), inlen);
+		return KEYD_E_MALFORMED;
+	}
+	snprintf(req.label, sizeof(req.label), "%s", label);
+	memcpy(req.data, in, inlen);
+	req.data_len = inlen;
+	r = call(c, &req, &resp, err);
+	explicit_bzero(req.data, sizeof(req.data));
+	if (r != KEYD_OK)
+		return r;
+	if (resp.sig_len > *outlen) {
+		seterr(err, KEYD_E_INTERNAL, "answer of %zu bytes does not fit the buffer",
+		       resp.sig_len);
+		return KEYD_E_INTERNAL;
+	}
+	memcpy(out, resp.sig, resp.sig_len);
+	*outlen = resp.sig_len;
+	return KEYD_OK;
+}
+
+int keyd_client_wrap(struct keyd_client *c, const char *label, const uint8_t *secret,
+                     size_t secret_len, uint8_t *blob, size_t *blob_len, struct keyd_err *err)
+{
+	return wrap_call(c, KEYD_OP_WRAP, label, secret, secret_len, blob, blob_len, err);
+}
+
+int keyd_client_unwrap(struct keyd_client *c, const char *label, const uint8_t *blob,
+                       size_t blob_len, uint8_t *secret, size_t *secret_len, struct keyd_err *err)
+{
+	return wrap_call(c, KEYD_OP_UNWRAP, label, blob, blob_len, secret, secret_len, err);
+}
+
+int keyd_client_metrics(struct keyd_client *c, char *text, size_t cap, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_METRICS};
+	struct keyd_resp resp;
+	int r = call(c, &req, &resp, err);
+
+	if (r != KEYD_OK)
+		return r;
+	if (resp.sig_len >= cap) {
+		seterr(err, KEYD_E_INTERNAL, "metrics of %zu bytes do not fit the buffer",
+		       resp.sig_len);
+		return KEYD_E_INTERNAL;
+	}
+	memcpy(text, resp.sig, resp.sig_len);
+	text[resp.sig_len] = 0;
+	return KEYD_OK;
+}

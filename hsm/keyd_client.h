@@ -55,5 +55,17 @@ int keyd_client_status(struct keyd_client *c, struct keyd_token_status *st, stru
 /* keyparam: RSA modulus bits, or enum keyd_curve for EC. */
 int keyd_client_generate(struct keyd_client *c, const char *label, int keytype, uint16_t keyparam,
                          struct keyd_key *key, struct keyd_err *err);
+/* Encrypt a short secret (1..KEYD_WRAP_DATA_MAX bytes, e.g. a backup's data key) under the
+ * AES key `label` on the token (AES-256-GCM, docs/keyd-protocol.md), and back. *blob_len /
+ * *secret_len give the room and receive the length. An unwrap whose blob does not
+ * authenticate fails with KEYD_E_BAD_ALG. The client's receive buffer briefly holds the
+ * secret. */
+int keyd_client_wrap(struct keyd_client *c, const char *label, const uint8_t *secret,
+                     size_t secret_len, uint8_t *blob, size_t *blob_len, struct keyd_err *err);
+int keyd_client_unwrap(struct keyd_client *c, const char *label, const uint8_t *blob,
+                       size_t blob_len, uint8_t *secret, size_t *secret_len, struct keyd_err *err);
+/* keyd's metrics in the Prometheus text format (docs/keyd.md), NUL-terminated in text (cap
+ * bytes; KEYD_METRICS_MAX + 1 always fits). */
+int keyd_client_metrics(struct keyd_client *c, char *text, size_t cap, struct keyd_err *err);
 
 #endif

@@ -18,6 +18,12 @@ const char *keyd_op_name(int op)
 		return "status";
 	case KEYD_OP_GENERATE:
 		return "generate";
+	case KEYD_OP_WRAP:
+		return "wrap";
+	case KEYD_OP_UNWRAP:
+		return "unwrap";
+	case KEYD_OP_METRICS:
+		return "metrics";
 	}
 	return "unknown";
 }
@@ -194,6 +200,7 @@ int keyd_req_encode(const struct keyd_req *req, struct keyd_wbuf *w)
 		break;
 	case KEYD_OP_LIST_KEYS:
 	case KEYD_OP_STATUS:
+	case KEYD_OP_METRICS:
 		break;
 	case KEYD_OP_GET_PUBKEY:
 		keyd_put_str(w, req->label);
@@ -212,6 +219,14 @@ int keyd_req_encode(const struct keyd_req *req, struct keyd_wbuf *w)
 		keyd_put_str(w, req->label);
 		keyd_put_u8(w, req->keytype);
 		keyd_put_u16(w, req->keyparam);
+		break;
+	case KEYD_OP_WRAP:
+	case KEYD_OP_UNWRAP:
+		keyd_put_str(w, req->label);
+		if (req->data_len > KEYD_WRAP_BLOB_MAX)
+			w->err = 1;
+		else
+			keyd_put_blob(w, req->data, req->data_len);
 		break;
 	default:
 		w->err = 1;
@@ -365,6 +380,7 @@ int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const
 		break;
 	case KEYD_OP_LIST_KEYS:
 	case KEYD_OP_STATUS:
+	case KEYD_OP_METRICS:
 		break;
 	case KEYD_OP_GET_PUBKEY:
 		if (get_label(&r, req->label)) {
@@ -421,10 +437,36 @@ int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const
 				*why = "generate: EC curve must be P-256 or P-384";
 				return -1;
 			}
+		} else if (req->keytype == KEYD_KEY_AES) {
+			if (req->keyparam != 256) {
+				*why = "generate: AES size must be 256";
+				return -1;
+			}
 		} else {
 			*why = "generate: unknown key type";
 			return -1;
 		}
+		break;
+	case KEYD_OP_WRAP:
+	case KEYD_OP_UNWRAP:
+		if (get_label(&r, req->label)) {
+			*why = "bad key label";
+			return -1;
+		}
+		d = get_blob(&r, &req->data_len);
+		if (r.err)
+			break;
+		if (req->op == KEYD_OP_WRAP &&
+		    (req->data_len == 0 || req->data_len > KEYD_WRAP_DATA_MAX)) {
+			*why = "wrap: the secret must be 1..512 bytes";
+			return -1;
+		}
+		if (req->op == KEYD_OP_UNWRAP &&
+		    (req->data_len <= KEYD_WRAP_OVERHEAD || req->data_len > KEYD_WRAP_BLOB_MAX)) {
+			*why = "unwrap: the wrapped blob has an impossible length";
+			return -1;
+		}
+		memcpy(req->data, d, req->data_len);
 		break;
 	default:
 		*why = "unknown operation";
@@ -443,6 +485,8 @@ int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const
 
 static int get_keyinfo(struct keyd_rbuf *r, struct keyd_keyinfo *ki)
 {
+	int ok;
+
 	memset(ki, 0, sizeof(*ki));
 	if (get_label(r, ki->label))
 		return -1;
@@ -450,8 +494,12 @@ static int get_keyinfo(struct keyd_rbuf *r, struct keyd_keyinfo *ki)
 	ki->bits = get_u16(r);
 	ki->flags = get_u8(r);
 	ki->spki = get_blob(r, &ki->spki_len);
-	if (r->err || (ki->type != KEYD_KEY_RSA && ki->type != KEYD_KEY_EC) || ki->spki_len == 0 ||
-	    ki->spki_len > KEYD_SPKI_MAX) {
+	/* RSA and EC keys carry their public key; AES keys have none. */
+	if (ki->type == KEYD_KEY_RSA || ki->type == KEYD_KEY_EC)
+		ok = ki->spki_len > 0 && ki->spki_len <= KEYD_SPKI_MAX;
+	else
+		ok = ki->type == KEYD_KEY_AES && ki->spki_len == 0;
+	if (r->err || !ok) {
 		r->err = 1;
 		return -1;
 	}
@@ -510,6 +558,22 @@ int keyd_resp_decode(const uint8_t *body, size_t len, struct keyd_resp *resp, co
 		resp->sig = get_blob(&r, &resp->sig_len);
 		if (!r.err && (resp->sig_len == 0 || resp->sig_len > KEYD_SIG_MAX))
 			r.err = 1;
+		break;
+	case KEYD_OP_WRAP:
+	case KEYD_OP_UNWRAP:
+		resp->sig = get_blob(&r, &resp->sig_len);
+		if (!r.err && (resp->sig_len == 0 || resp->sig_len > KEYD_WRAP_BLOB_MAX))
+			r.err = 1;
+		break;
+	case KEYD_OP_METRICS:
+		/* Text only: printable ASCII, tabs and newlines. */
+		resp->sig = get_blob(&r, &resp->sig_len);
+		if (!r.err && (resp->sig_len == 0 || resp->sig_len > KEYD_METRICS_MAX))
+			r.err = 1;
+		for (size_t i = 0; !r.err && i < resp->sig_len; i++)
+			if ((resp->sig[i] < 0x20 || resp->sig[i] > 0x7e) && resp->sig[i] != '\n' &&
+			    resp->sig[i] != '\t')
+				r.err = 1;
 		break;
 	case KEYD_OP_STATUS:
 		resp->st.online = get_u8(&r);

@@ -25,6 +25,13 @@
 #define KEYD_SIG_MAX 1024 /* RSA-4096 is 512 bytes, DER ECDSA P-384 at most 104 */
 #define KEYD_SPKI_MAX 1024
 #define KEYD_NAME_MAX 64
+/* WRAP: at most this much secret (a backup's data key) per request, and the wrapped form:
+ * u8 format (1) | 12-byte GCM nonce | ciphertext | 16-byte tag. */
+#define KEYD_WRAP_DATA_MAX 512
+#define KEYD_WRAP_OVERHEAD (1 + 12 + 16)
+#define KEYD_WRAP_BLOB_MAX (KEYD_WRAP_DATA_MAX + KEYD_WRAP_OVERHEAD)
+/* METRICS: the text answer's bound (it must fit one frame). */
+#define KEYD_METRICS_MAX 60000
 
 enum keyd_op {
 	KEYD_OP_HELLO = 1,
@@ -33,7 +40,10 @@ enum keyd_op {
 	KEYD_OP_SIGN = 4,
 	KEYD_OP_STATUS = 5,
 	KEYD_OP_GENERATE = 6,
-	KEYD_OP_MAX_ = 6,
+	KEYD_OP_WRAP = 7,   /* encrypt a short secret under an AES key on the token */
+	KEYD_OP_UNWRAP = 8, /* and back */
+	KEYD_OP_METRICS = 9, /* Prometheus text: counters, latencies, per-key signatures */
+	KEYD_OP_MAX_ = 9,
 };
 
 enum keyd_status {
@@ -51,7 +61,8 @@ enum keyd_status {
 	KEYD_E_MAX_ = 10,
 };
 
-enum keyd_keytype { KEYD_KEY_RSA = 1, KEYD_KEY_EC = 2 };
+/* AES keys (keyparam 256) serve WRAP/UNWRAP only; they have no public half. */
+enum keyd_keytype { KEYD_KEY_RSA = 1, KEYD_KEY_EC = 2, KEYD_KEY_AES = 3 };
 enum keyd_curve { KEYD_CURVE_P256 = 1, KEYD_CURVE_P384 = 2 };
 enum keyd_alg { KEYD_ALG_RSA_PKCS1 = 1, KEYD_ALG_RSA_PSS = 2, KEYD_ALG_ECDSA = 3 };
 enum keyd_hash { KEYD_HASH_SHA256 = 1, KEYD_HASH_SHA384 = 2, KEYD_HASH_SHA512 = 3 };
@@ -75,17 +86,20 @@ struct keyd_req {
 	uint16_t salt_len;
 	uint8_t digest[KEYD_DIGEST_MAX];
 	size_t digest_len;
-	/* GENERATE: keytype, and bits (RSA) or enum keyd_curve (EC) */
+	/* GENERATE: keytype, and bits (RSA, AES) or enum keyd_curve (EC) */
 	uint8_t keytype;
 	uint16_t keyparam;
+	/* WRAP: the secret (1..KEYD_WRAP_DATA_MAX); UNWRAP: the wrapped blob */
+	uint8_t data[KEYD_WRAP_BLOB_MAX];
+	size_t data_len;
 };
 
 struct keyd_keyinfo {
 	char label[KEYD_LABEL_MAX + 1];
 	uint8_t type;        /* enum keyd_keytype */
-	uint16_t bits;       /* modulus or field size */
+	uint16_t bits;       /* modulus, field or AES key size */
 	uint8_t flags;       /* KEYD_KF_* */
-	const uint8_t *spki; /* DER SubjectPublicKeyInfo, points into the frame */
+	const uint8_t *spki; /* DER SubjectPublicKeyInfo, points into the frame; none for AES */
 	size_t spki_len;
 };
 
@@ -110,7 +124,7 @@ struct keyd_resp {
 	uint16_t nkeys;
 	const uint8_t *keys;
 	size_t keys_len;
-	/* SIGN */
+	/* SIGN; WRAP and UNWRAP (the wrapped blob, the secret); METRICS (the text) */
 	const uint8_t *sig;
 	size_t sig_len;
 	/* STATUS */

@@ -14,6 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "sandbox.h"
+
 #define CAD_NAME_MAX 64
 #define CAD_PATH_MAX 512
 #define CAD_MAX_AUTHORITIES 16
@@ -75,6 +77,7 @@ struct cad_config {
 	size_t max_header_bytes;
 	int timeout_seconds;
 	int token_max_days;
+	struct sandbox_config sandbox; /* user:, group:, seccomp: */
 	/* Signed audit checkpoints: none when audit_key_uri is "". */
 	char audit_key_uri[CAD_PATH_MAX];
 	char audit_key_label[CAD_NAME_MAX + 1];

@@ -14,8 +14,8 @@
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "listen",       "tls",      "database", "limits", "authorities",
-    "key_profiles", "profiles", "audit",    "est",    NULL,
+    "listen", "tls", "database", "limits", "authorities", "key_profiles", "profiles", "audit",
+    "est", "user", "group", "seccomp", NULL,
 };
 static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
@@ -469,6 +469,8 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	    yconf_opt_str(&y, v, "client_crl", cfg->tls_client_crl, sizeof(cfg->tls_client_crl)))
 		goto out;
 	if (yconf_opt_str(&y, root, "database", cfg->database, sizeof(cfg->database)))
+		goto out;
+	if (sandbox_config_read(&y, root, &cfg->sandbox))
 		goto out;
 	if ((v = yconf_get(&y, root, "limits"))) {
 		if (yconf_check_map(&y, v, "limits", limit_fields))

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -41,6 +42,8 @@ static const struct route {
 	const char *action;
 } routes[] = {
     {EVHTTP_REQ_GET, "/api/v1/health", cad_h_health, 0, "health"},
+    {EVHTTP_REQ_GET, "/health", cad_h_health, 0, "health"},
+    {EVHTTP_REQ_GET, "/metrics", cad_h_metrics, 0, "metrics"},
     {EVHTTP_REQ_GET, "/api/v1/whoami", cad_h_whoami, ANY, "whoami"},
     {EVHTTP_REQ_GET, "/api/v1/profiles", cad_h_profile_list, ANY, "profile.list"},
     {EVHTTP_REQ_POST, "/api/v1/principals", cad_h_principal_create, CA_ADMIN | ADMIN,
@@ -403,7 +406,9 @@ void cad_dispatch(struct evhttp_request *req, void *arg)
 	const struct route *rt = NULL;
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
 	int path_known = 0, audit_unrouted = 0;
+	struct timespec t0, t1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	set_nodelay(req);
 	TAILQ_INIT(&r.query);
 	if (!raw || strlen(raw) >= sizeof(r.path)) {
@@ -477,6 +482,9 @@ out:
 	if (r.query_parsed)
 		evhttp_clear_headers(&r.query);
 	db_principal_clear(&r.who);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cad_metrics_request(rt ? rt->action : "unrouted", r.status,
+	                    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
 
 /* --- the server --- */

@@ -89,6 +89,12 @@ struct cad_req {
 	int plain;             /* EST: errors as text/plain, not JSON (cad_est.c) */
 };
 
+/* --- health and metrics (cad_metrics.c) --- */
+
+/* Count one answered request: the route's action (a static string), its status, its time. */
+void cad_metrics_request(const char *action, int code, double seconds);
+void cad_h_metrics(struct cad_req *r);
+
 /* --- replies (cad_http.c) --- */
 
 /* Send obj (stolen) with status. */

@@ -12,6 +12,9 @@
 
 #include "cad.h"
 #include "log.h"
+#include "sandbox.h"
+
+static const struct sandbox_profile cad_sandbox = {"hsmca-cad", SANDBOX_NET_INET};
 
 static void usage(FILE *f)
 {
@@ -157,6 +160,12 @@ int main(int argc, char **argv)
 	}
 	if (cad_new(cfg, &cad, err, sizeof(err)) != 0) {
 		log_error("%s", err);
+		goto out;
+	}
+	/* Listening, TLS keys read, the providers loaded: drop to the configured user and
+	 * confine the rest of the process's life. */
+	if (sandbox_apply(&cfg->sandbox, &cad_sandbox, err, sizeof(err)) != 0) {
+		log_error("sandbox: %s", err);
 		goto out;
 	}
 	rc = cad_run(cad) == 0 ? 0 : 1;

@@ -11,5 +11,7 @@ int cmd_api(int argc, char **argv);
 /* provision, device: device enrolment (cmd_est.c). */
 int cmd_provision(int argc, char **argv);
 int cmd_device(int argc, char **argv);
+/* backup FILE, restore FILE (cmd_backup.c); argv[0] says which. */
+int cmd_backup(int argc, char **argv);
 
 #endif

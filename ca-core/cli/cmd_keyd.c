@@ -17,8 +17,10 @@ static void usage(FILE *f)
 	           "  status                      token status and counters\n"
 	           "  list                        keys this client may use\n"
 	           "  pubkey LABEL                public key as PEM on stdout\n"
+	           "  metrics                     keyd's metrics, Prometheus text format\n"
 	           "  generate --label L --type T create a key pair in the HSM; T is one of\n"
-	           "                              rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384\n"
+	           "                              rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384,\n"
+	           "                              or aes-256 (a wrapping key for backups)\n"
 	           "The socket defaults to $HSMCA_KEYD_SOCKET.\n");
 }
 
@@ -56,7 +58,7 @@ static int parse_type(const char *t, int *keytype, uint16_t *param)
 	} types[] = {
 	    {"rsa-2048", KEYD_KEY_RSA, 2048},          {"rsa-3072", KEYD_KEY_RSA, 3072},
 	    {"rsa-4096", KEYD_KEY_RSA, 4096},          {"ec-p256", KEYD_KEY_EC, KEYD_CURVE_P256},
-	    {"ec-p384", KEYD_KEY_EC, KEYD_CURVE_P384},
+	    {"ec-p384", KEYD_KEY_EC, KEYD_CURVE_P384}, {"aes-256", KEYD_KEY_AES, 256},
 	};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (!strcmp(t, types[i].name)) {
@@ -158,6 +160,12 @@ int cmd_keyd(int argc, char **argv)
 		} else if (keyd_client_get_pubkey(c, label, &k, &err) == KEYD_OK) {
 			rc = print_pem(&k);
 		}
+	} else if (!strcmp(cmd, "metrics")) {
+		static char text[KEYD_METRICS_MAX + 1];
+		if (keyd_client_metrics(c, text, sizeof(text), &err) == KEYD_OK) {
+			fputs(text, stdout);
+			rc = 0;
+		}
 	} else if (!strcmp(cmd, "generate")) {
 		struct keyd_key k;
 		int kt;
@@ -168,14 +176,17 @@ int cmd_keyd(int argc, char **argv)
 		} else if (parse_type(type, &kt, &param) != 0) {
 			fprintf(stderr,
 			        "hsmca keyd generate: unknown --type \"%s\" (rsa-2048, rsa-3072, "
-			        "rsa-4096, ec-p256, ec-p384)\n",
+			        "rsa-4096, ec-p256, ec-p384, aes-256)\n",
 			        type);
 			rc = 2;
 		} else if (keyd_client_generate(c, label, kt, param, &k, &err) == KEYD_OK) {
 			fprintf(stderr, "generated %s: %s-%u, %s\n", k.label,
-			        kt == KEYD_KEY_RSA ? "rsa" : "ec", k.bits,
-			        flags_text(k.flags, fl, sizeof(fl)));
-			rc = print_pem(&k);
+			        kt == KEYD_KEY_RSA  ? "rsa"
+			        : kt == KEYD_KEY_EC ? "ec"
+			                            : "aes",
+			        k.bits, flags_text(k.flags, fl, sizeof(fl)));
+			/* A secret key has no public half to print. */
+			rc = kt == KEYD_KEY_AES ? 0 : print_pem(&k);
 		}
 	} else {
 		fprintf(stderr, "hsmca keyd: unknown command \"%s\"\n", cmd);

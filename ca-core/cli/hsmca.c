@@ -25,6 +25,8 @@ static const struct {
     {"audit", cmd_api, "the audit log: verify, export"},
     {"provision", cmd_provision, "device provisioning tokens (EST): create, list, revoke"},
     {"device", cmd_device, "devices enrolled over EST: list, show, decommission"},
+    {"backup", cmd_backup, "write an encrypted backup archive (database, configuration, CAs)"},
+    {"restore", cmd_backup, "restore a backup archive into an empty database"},
 };
 
 static void usage(FILE *f)

@@ -15,7 +15,7 @@
 static const char *const top_fields[] = {
     "module", "token",        "pin_file",    "socket",       "socket_mode",        "workers",
     "queue",  "max_inflight", "max_clients", "log_requests", "health_interval_ms", "clients",
-    NULL,
+    "user",   "group",        "seccomp",     NULL,
 };
 static const char *const client_fields[] = {
     "name", "uid", "user", "gid", "group", "keys", "operations", NULL,
@@ -120,20 +120,22 @@ static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *
 		int op;
 		if (yconf_str(y, o, "operations", buf, sizeof(buf)))
 			return -1;
-		/* "*" is every operation but generate: creating keys on the
-		 * token is always granted by name. */
+		/* "*" is every signing operation: creating keys on the token and
+		 * wrapping or unwrapping secrets (backups) are always granted by name. */
 		if (strcmp(buf, "*") == 0) {
 			for (op = KEYD_OP_HELLO; op <= KEYD_OP_MAX_; op++)
-				if (op != KEYD_OP_GENERATE)
+				if (op != KEYD_OP_GENERATE && op != KEYD_OP_WRAP &&
+				    op != KEYD_OP_UNWRAP)
 					e->ops |= 1u << op;
 			continue;
 		}
 		op = op_from_name(buf);
 		if (op < 0)
-			return yconf_fail(y, o, "operations",
-			                  "unknown operation \"%s\" (hello, list-keys, "
-			                  "get-public-key, sign, status, generate, *)",
-			                  buf);
+			return yconf_fail(
+			    y, o, "operations",
+			    "unknown operation \"%s\" (hello, list-keys, "
+			    "get-public-key, sign, status, generate, wrap, unwrap, *)",
+			    buf);
 		e->ops |= 1u << op;
 	}
 	e->ops |= 1u << KEYD_OP_HELLO;
@@ -180,6 +182,8 @@ int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd
 	    opt_int(&y, root, "health_interval_ms", 100, 3600000, &cfg->health_interval_ms))
 		goto out;
 	if (yconf_opt_bool(&y, root, "log_requests", &cfg->log_requests))
+		goto out;
+	if (sandbox_config_read(&y, root, &cfg->sandbox))
 		goto out;
 
 	clients = yconf_get(&y, root, "clients");

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "keyd_proto.h"
+#include "sandbox.h"
 
 #define KEYD_ACL_MAX_KEYS 256
 #define KEYD_ACL_MAX_CLIENTS 256
@@ -37,6 +38,7 @@ struct keyd_config {
 	int max_clients;  /* connections at once */
 	int log_requests;
 	int health_interval_ms;
+	struct sandbox_config sandbox; /* user:, group:, seccomp: */
 	size_t nclients;
 	struct keyd_acl_entry *clients;
 };

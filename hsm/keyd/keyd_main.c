@@ -13,6 +13,10 @@
 #include "keyd_server.h"
 #include "keyd_token.h"
 #include "log.h"
+#include "sandbox.h"
+
+/* keyd has no network: Unix sockets only, and it connects to nothing. */
+static const struct sandbox_profile keyd_sandbox = {"hsmca-keyd", SANDBOX_NET_UNIX_SERVER};
 
 static void usage(FILE *f)
 {
@@ -85,6 +89,12 @@ int main(int argc, char **argv)
 	srv = keyd_server_new(&cfg, tok, err, sizeof(err));
 	if (!srv) {
 		log_error("server: %s", err);
+		goto out;
+	}
+	/* Module loaded, logged in, socket listening: from here on keyd needs only its token
+	 * folder (recovery re-initialises the module) and the connections it accepts. */
+	if (sandbox_apply(&cfg.sandbox, &keyd_sandbox, err, sizeof(err)) != 0) {
+		log_error("sandbox: %s", err);
 		goto out;
 	}
 	rc = keyd_server_run(srv) == 0 ? 0 : 1;

@@ -26,6 +26,18 @@
 
 struct worker;
 
+/* Signature latency buckets (microseconds), Prometheus-style cumulative when reported. */
+static const long metric_bucket_us[] = {100,   250,   500,    1000,   2500,   5000,
+                                        10000, 25000, 50000, 100000, 250000, 1000000};
+#define METRIC_BUCKETS (sizeof(metric_bucket_us) / sizeof(metric_bucket_us[0]))
+#define KEYSTAT_MAX 256
+
+/* Signatures per key label, per worker; a label's slot is filled once and then only counted. */
+struct keystat {
+	char label[KEYD_LABEL_MAX + 1];
+	atomic_ullong ok, failed;
+};
+
 struct kconn {
 	struct worker *w;
 	struct bufferevent *bev;
@@ -85,6 +97,12 @@ struct worker {
 	unsigned queue_max;  /* this worker's share of cfg->queue */
 	atomic_uint depth;
 	struct kconn *conns;
+	/* Metrics: written by this worker's thread only, read by any (docs/keyd.md). */
+	atomic_ullong reqs[KEYD_OP_MAX_ + 1][KEYD_E_MAX_ + 1];
+	atomic_ullong sign_hist[METRIC_BUCKETS + 1]; /* the last one is +Inf */
+	atomic_ullong sign_us_sum;
+	struct keystat keystats[KEYSTAT_MAX];
+	atomic_uint nkeystats;
 	uint8_t frame[4 + KEYD_FRAME_MAX];
 	uint8_t out[4 + KEYD_FRAME_MAX];
 };
@@ -202,9 +220,38 @@ static void send_frame(struct kconn *c, const struct keyd_wbuf *wb)
 		bufferevent_disable(c->bev, EV_READ);
 }
 
+/* Worker thread: count one answered request. */
+static void count_request(struct worker *w, const struct keyd_req *r, int status, long us)
+{
+	unsigned b = 0, n;
+
+	if (r->op >= 1 && r->op <= KEYD_OP_MAX_ && status >= 0 && status <= KEYD_E_MAX_)
+		atomic_fetch_add_explicit(&w->reqs[r->op][status], 1, memory_order_relaxed);
+	if (r->op != KEYD_OP_SIGN || status == KEYD_E_DENIED || status == KEYD_E_MALFORMED)
+		return;
+	while (b < METRIC_BUCKETS && us > metric_bucket_us[b])
+		b++;
+	atomic_fetch_add_explicit(&w->sign_hist[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->sign_us_sum, (unsigned long long)us, memory_order_relaxed);
+	n = atomic_load_explicit(&w->nkeystats, memory_order_relaxed);
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(w->keystats[i].label, r->label) == 0) {
+			atomic_fetch_add_explicit(status == KEYD_OK ? &w->keystats[i].ok
+			                                            : &w->keystats[i].failed,
+			                          1, memory_order_relaxed);
+			return;
+		}
+	if (n == KEYSTAT_MAX || status == KEYD_E_NO_KEY)
+		return; /* no slot for labels that are not keys */
+	snprintf(w->keystats[n].label, sizeof(w->keystats[n].label), "%s", r->label);
+	atomic_store(status == KEYD_OK ? &w->keystats[n].ok : &w->keystats[n].failed, 1);
+	atomic_store_explicit(&w->nkeystats, n + 1, memory_order_release);
+}
+
 static void log_request(struct keyd_server *s, struct kconn *c, const struct keyd_req *r,
                         int status, const struct timespec *t0, const char *msg)
 {
+	count_request(c->w, r, status, elapsed_us(t0));
 	if (!s->cfg->log_requests && status == KEYD_OK)
 		return;
 	if (r->op == KEYD_OP_SIGN)
@@ -256,6 +303,103 @@ static unsigned queue_depth(struct keyd_server *s)
 	pthread_mutex_lock(&s->glock);
 	n += s->gen.n;
 	pthread_mutex_unlock(&s->glock);
+	return n;
+}
+
+/* The Prometheus text exposition of this keyd's counters (docs/keyd.md lists them). */
+static size_t metrics_text(struct keyd_server *s, char *out, size_t cap)
+{
+	size_t n = 0;
+	unsigned long long cum = 0, sum = 0;
+	int w;
+
+#define EMIT(...)                                                                               \
+	do {                                                                                    \
+		w = snprintf(out + n, cap - n, __VA_ARGS__);                                    \
+		if (w < 0 || (size_t)w >= cap - n)                                              \
+			return n;                                                               \
+		n += (size_t)w;                                                                 \
+	} while (0)
+	EMIT("# HELP hsmca_keyd_token_online 1 while the token is usable, 0 while keyd recovers it\n"
+	     "# TYPE hsmca_keyd_token_online gauge\nhsmca_keyd_token_online{token=\"%s\"} %d\n",
+	     keyd_token_label(s->tok), keyd_token_online(s->tok));
+	EMIT("# HELP hsmca_keyd_token_reinitialisations_total module re-initialisations after "
+	     "device failures\n# TYPE hsmca_keyd_token_reinitialisations_total counter\n"
+	     "hsmca_keyd_token_reinitialisations_total %u\n",
+	     keyd_token_reinits(s->tok));
+	EMIT("# HELP hsmca_keyd_keys signing keys on the token\n# TYPE hsmca_keyd_keys gauge\n"
+	     "hsmca_keyd_keys %zu\n",
+	     keyd_token_nkeys(s->tok));
+	EMIT("# HELP hsmca_keyd_queue_depth requests waiting for a signer or the generator\n"
+	     "# TYPE hsmca_keyd_queue_depth gauge\nhsmca_keyd_queue_depth %u\n"
+	     "# HELP hsmca_keyd_queue_max queued requests before busy\n"
+	     "# TYPE hsmca_keyd_queue_max gauge\nhsmca_keyd_queue_max %d\n",
+	     queue_depth(s), s->cfg->queue);
+	EMIT("# HELP hsmca_keyd_connections open client connections\n"
+	     "# TYPE hsmca_keyd_connections gauge\nhsmca_keyd_connections %u\n",
+	     atomic_load(&s->nconns));
+	EMIT("# HELP hsmca_keyd_requests_total answered requests by operation and result\n"
+	     "# TYPE hsmca_keyd_requests_total counter\n");
+	for (int op = 1; op <= KEYD_OP_MAX_; op++)
+		for (int st = 0; st <= KEYD_E_MAX_; st++) {
+			unsigned long long v = 0;
+			for (int i = 0; i < s->nworkers; i++)
+				v += atomic_load_explicit(&s->workers[i].reqs[op][st],
+				                          memory_order_relaxed);
+			if (v)
+				EMIT("hsmca_keyd_requests_total{op=\"%s\",result=\"%s\"} %llu\n",
+				     keyd_op_name(op), keyd_status_name(st), v);
+		}
+	EMIT("# HELP hsmca_keyd_sign_duration_seconds time from request to answer of "
+	     "signatures\n# TYPE hsmca_keyd_sign_duration_seconds histogram\n");
+	for (unsigned b = 0; b <= METRIC_BUCKETS; b++) {
+		for (int i = 0; i < s->nworkers; i++)
+			cum += atomic_load_explicit(&s->workers[i].sign_hist[b], memory_order_relaxed);
+		if (b < METRIC_BUCKETS)
+			EMIT("hsmca_keyd_sign_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			     (double)metric_bucket_us[b] / 1e6, cum);
+		else
+			EMIT("hsmca_keyd_sign_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+	}
+	for (int i = 0; i < s->nworkers; i++)
+		sum += atomic_load_explicit(&s->workers[i].sign_us_sum, memory_order_relaxed);
+	EMIT("hsmca_keyd_sign_duration_seconds_sum %.6f\nhsmca_keyd_sign_duration_seconds_count "
+	     "%llu\n",
+	     (double)sum / 1e6, cum);
+	EMIT("# HELP hsmca_keyd_signatures_total signatures per key and result\n"
+	     "# TYPE hsmca_keyd_signatures_total counter\n");
+	/* The union of the workers' labels, each summed over all workers. */
+	for (int i = 0; i < s->nworkers; i++) {
+		struct worker *wk = &s->workers[i];
+		unsigned nk = atomic_load_explicit(&wk->nkeystats, memory_order_acquire);
+		for (unsigned k = 0; k < nk; k++) {
+			const char *label = wk->keystats[k].label;
+			unsigned long long ok = 0, failed = 0;
+			int seen = 0;
+			for (int j = 0; j < i && !seen; j++) {
+				unsigned nj = atomic_load_explicit(&s->workers[j].nkeystats,
+				                                   memory_order_acquire);
+				for (unsigned q = 0; q < nj; q++)
+					if (!strcmp(s->workers[j].keystats[q].label, label))
+						seen = 1;
+			}
+			if (seen)
+				continue;
+			for (int j = i; j < s->nworkers; j++) {
+				unsigned nj = atomic_load_explicit(&s->workers[j].nkeystats,
+				                                   memory_order_acquire);
+				for (unsigned q = 0; q < nj; q++)
+					if (!strcmp(s->workers[j].keystats[q].label, label)) {
+						ok += atomic_load(&s->workers[j].keystats[q].ok);
+						failed += atomic_load(&s->workers[j].keystats[q].failed);
+					}
+			}
+			EMIT("hsmca_keyd_signatures_total{key=\"%s\",result=\"ok\"} %llu\n"
+			     "hsmca_keyd_signatures_total{key=\"%s\",result=\"failed\"} %llu\n",
+			     label, ok, label, failed);
+		}
+	}
+#undef EMIT
 	return n;
 }
 
@@ -326,6 +470,13 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 		st.requests_denied = atomic_load(&s->denied);
 		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
 		keyd_put_status(&wb, &st);
+		break;
+	}
+	case KEYD_OP_METRICS: {
+		static _Thread_local char text[KEYD_METRICS_MAX];
+		size_t n = metrics_text(s, text, sizeof(text));
+		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
+		keyd_put_blob(&wb, text, n);
 		break;
 	}
 	}
@@ -422,14 +573,16 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 		reply_error(c, &r, KEYD_E_DENIED, msg, &t0);
 		return 0;
 	}
-	if ((r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GET_PUBKEY || r.op == KEYD_OP_GENERATE) &&
+	if ((r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GET_PUBKEY || r.op == KEYD_OP_GENERATE ||
+	     r.op == KEYD_OP_WRAP || r.op == KEYD_OP_UNWRAP) &&
 	    !keyd_acl_key_allowed(c->acl, r.label)) {
 		snprintf(msg, sizeof(msg), "key %s not granted to client %s", r.label,
 		         c->acl->name);
 		reply_error(c, &r, KEYD_E_DENIED, msg, &t0);
 		return 0;
 	}
-	if (r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GENERATE)
+	if (r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GENERATE || r.op == KEYD_OP_WRAP ||
+	    r.op == KEYD_OP_UNWRAP)
 		enqueue(c, &r, &t0);
 	else
 		reply_inline(c, &r, &t0);
@@ -602,19 +755,26 @@ static void answer_job(struct worker *w, struct job *j)
 	} else {
 		struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
 		keyd_resp_begin(&wb, j->req.op, j->req.id, KEYD_OK);
-		if (j->req.op == KEYD_OP_SIGN)
+		if (j->req.op == KEYD_OP_SIGN || j->req.op == KEYD_OP_WRAP ||
+		    j->req.op == KEYD_OP_UNWRAP)
 			keyd_put_blob(&wb, j->sig, j->sig_len);
 		else
 			put_key(&wb, &j->key);
 		keyd_resp_end(&wb);
 		send_frame(c, &wb);
+		if (j->req.op == KEYD_OP_UNWRAP || j->req.op == KEYD_OP_WRAP)
+			explicit_bzero(w->out, wb.len); /* the secret does not linger */
 		log_request(s, c, &j->req, KEYD_OK, &j->t0, "");
 		if (j->req.op == KEYD_OP_GENERATE)
 			log_info("generated key %s (%s %u bits) for client %s", j->req.label,
-			         j->key.type == KEYD_KEY_RSA ? "RSA" : "EC", j->key.bits,
-			         c->acl ? c->acl->name : "-");
+			         j->key.type == KEYD_KEY_RSA  ? "RSA"
+			         : j->key.type == KEYD_KEY_EC ? "EC"
+			                                      : "AES",
+			         j->key.bits, c->acl ? c->acl->name : "-");
 	}
 	conn_unref(c);
+	if (j->req.op == KEYD_OP_UNWRAP || j->req.op == KEYD_OP_WRAP)
+		explicit_bzero(j, sizeof(*j));
 	free(j);
 }
 
@@ -686,8 +846,17 @@ static void *generator_main(void *arg)
 			break;
 		j = q_pop(&s->gen);
 		pthread_mutex_unlock(&s->glock);
-		j->status = keyd_token_generate(s->tok, j->req.label, j->req.keytype,
-		                                j->req.keyparam, &j->key, j->msg, sizeof(j->msg));
+		if (j->req.op == KEYD_OP_GENERATE) {
+			j->status =
+			    keyd_token_generate(s->tok, j->req.label, j->req.keytype,
+			                        j->req.keyparam, &j->key, j->msg, sizeof(j->msg));
+		} else {
+			/* wrap/unwrap: rare (backups), serialised on the control session */
+			j->sig_len = sizeof(j->sig);
+			j->status = keyd_token_wrap(s->tok, j->req.op == KEYD_OP_UNWRAP,
+			                            j->req.label, j->req.data, j->req.data_len,
+			                            j->sig, &j->sig_len, j->msg, sizeof(j->msg));
+		}
 		w = j->conn->w;
 		pthread_mutex_lock(&w->lock);
 		q_push(&w->done, j);

@@ -796,6 +796,217 @@ out:
 
 /* ---- generation ---- */
 
+/* ---- AES keys: wrapping short secrets (backup data keys) ---- */
+
+/* Take the locks for one control-session operation; KEYD_OK or KEYD_E_OFFLINE (unlocked). */
+static int control_begin(struct keyd_token *t, char *msg, size_t msglen)
+{
+	if (!atomic_load(&t->online)) {
+		snprintf(msg, msglen, "token offline, recovering");
+		return KEYD_E_OFFLINE;
+	}
+	pthread_rwlock_rdlock(&t->lock);
+	pthread_mutex_lock(&t->control_lock);
+	if (!t->fl) {
+		pthread_mutex_unlock(&t->control_lock);
+		pthread_rwlock_unlock(&t->lock);
+		snprintf(msg, msglen, "token offline, recovering");
+		return KEYD_E_OFFLINE;
+	}
+	return KEYD_OK;
+}
+
+/* Release the locks; a device-level failure takes the token offline. Returns status. */
+static int control_end(struct keyd_token *t, int status, const char *what, CK_RV rv)
+{
+	pthread_mutex_unlock(&t->control_lock);
+	pthread_rwlock_unlock(&t->lock);
+	if (rv != CKR_OK && rv_is_device_failure(rv)) {
+		token_fault(t, what, rv);
+		return KEYD_E_OFFLINE;
+	}
+	return status;
+}
+
+static int generate_aes(struct keyd_token *t, const char *label, struct keyd_key_copy *out,
+                        char *msg, size_t msglen)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ULONG len = 32;
+	uint8_t id[16];
+	CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_ATTRIBUTE tmpl[] = {
+	    {CKA_CLASS, &cls, sizeof(cls)},
+	    {CKA_KEY_TYPE, &kt, sizeof(kt)},
+	    {CKA_TOKEN, &yes, 1},
+	    {CKA_PRIVATE, &yes, 1},
+	    {CKA_SENSITIVE, &yes, 1},
+	    {CKA_EXTRACTABLE, &no, 1},
+	    {CKA_ENCRYPT, &yes, 1},
+	    {CKA_DECRYPT, &yes, 1},
+	    {CKA_WRAP, &no, 1},
+	    {CKA_UNWRAP, &no, 1},
+	    {CKA_SIGN, &no, 1},
+	    {CKA_VERIFY, &no, 1},
+	    {CKA_DERIVE, &no, 1},
+	    {CKA_VALUE_LEN, &len, sizeof(len)},
+	    {CKA_LABEL, (void *)label, strlen(label)},
+	    {CKA_ID, id, sizeof(id)},
+	};
+	CK_ATTRIBUTE bylabel[] = {{CKA_LABEL, (void *)label, strlen(label)}};
+	CK_BBOOL b[5];
+	CK_ATTRIBUTE flags[] = {
+	    {CKA_SENSITIVE, &b[0], 1},
+	    {CKA_EXTRACTABLE, &b[1], 1},
+	    {CKA_ALWAYS_SENSITIVE, &b[2], 1},
+	    {CKA_NEVER_EXTRACTABLE, &b[3], 1},
+	    {CKA_LOCAL, &b[4], 1},
+	};
+	CK_OBJECT_HANDLE h, found;
+	CK_ULONG nfound = 0;
+	int rc;
+	CK_RV rv;
+
+	if (RAND_bytes(id, sizeof(id)) != 1) {
+		snprintf(msg, msglen, "no randomness for the key id");
+		return KEYD_E_INTERNAL;
+	}
+	if ((rc = control_begin(t, msg, msglen)) != KEYD_OK)
+		return rc;
+	rv = find_objects(t, t->control, bylabel, 1, &found, 1, &nfound);
+	if (rv == CKR_OK && (nfound || key_index(t, label) >= 0)) {
+		snprintf(msg, msglen, "an object labelled %s exists on the token already", label);
+		return control_end(t, KEYD_E_EXISTS, "C_FindObjects", CKR_OK);
+	}
+	if (rv == CKR_OK)
+		rv = t->fl->C_GenerateKey(t->control, &mech, tmpl, sizeof(tmpl) / sizeof(tmpl[0]),
+		                          &h);
+	if (rv == CKR_OK)
+		rv = t->fl->C_GetAttributeValue(t->control, h, flags, 5);
+	if (rv != CKR_OK) {
+		snprintf(msg, msglen, "C_GenerateKey (AES-256): %s", ckr_name(rv));
+		return control_end(t, KEYD_E_HSM, "C_GenerateKey", rv);
+	}
+	memset(out, 0, sizeof(*out));
+	snprintf(out->label, sizeof(out->label), "%s", label);
+	out->type = KEYD_KEY_AES;
+	out->bits = 256;
+	out->flags = (b[0] ? KEYD_KF_SENSITIVE : 0) | (b[1] ? KEYD_KF_EXTRACTABLE : 0) |
+	             (b[2] ? KEYD_KF_ALWAYS_SENSITIVE : 0) |
+	             (b[3] ? KEYD_KF_NEVER_EXTRACTABLE : 0) | (b[4] ? KEYD_KF_LOCAL : 0);
+	return control_end(t, KEYD_OK, "C_GenerateKey", CKR_OK);
+}
+
+/* The GCM parameters of a wrapped blob: the nonce, and the label as associated data, so a
+ * blob made under one label does not unwrap under another. */
+static void wrap_params(CK_GCM_PARAMS *gp, uint8_t *nonce, const char *label, char *aad,
+                        size_t aadsz)
+{
+	int n = snprintf(aad, aadsz, "hsmca-keyd-wrap-v1:%s", label);
+
+	memset(gp, 0, sizeof(*gp));
+	gp->iv_ptr = nonce;
+	gp->iv_len = 12;
+	gp->iv_bits = 96;
+	gp->aad_ptr = (unsigned char *)aad;
+	gp->aad_len = (unsigned long)n;
+	gp->tag_bits = 128;
+}
+
+static CK_RV find_aes(struct keyd_token *t, const char *label, CK_OBJECT_HANDLE *h, CK_ULONG *n)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ATTRIBUTE tmpl[] = {
+	    {CKA_CLASS, &cls, sizeof(cls)},
+	    {CKA_KEY_TYPE, &kt, sizeof(kt)},
+	    {CKA_LABEL, (void *)label, strlen(label)},
+	};
+	return find_objects(t, t->control, tmpl, 3, h, 1, n);
+}
+
+int keyd_token_wrap(struct keyd_token *t, int unwrap, const char *label, const uint8_t *in,
+                    size_t inlen, uint8_t *out, size_t *outlen, char *msg, size_t msglen)
+{
+	uint8_t nonce[12];
+	char aad[KEYD_LABEL_MAX + 32];
+	CK_GCM_PARAMS gp;
+	CK_MECHANISM mech = {CKM_AES_GCM, &gp, sizeof(gp)};
+	CK_OBJECT_HANDLE h;
+	CK_ULONG n = 0, olen;
+	const char *what;
+	int rc;
+	CK_RV rv;
+
+	if (!unwrap &&
+	    (inlen == 0 || inlen > KEYD_WRAP_DATA_MAX || *outlen < inlen + KEYD_WRAP_OVERHEAD)) {
+		snprintf(msg, msglen, "wrap: secret of %zu bytes does not fit", inlen);
+		return KEYD_E_INTERNAL;
+	}
+	if (unwrap && (inlen <= KEYD_WRAP_OVERHEAD || inlen > KEYD_WRAP_BLOB_MAX || in[0] != 1 ||
+	               *outlen < inlen - KEYD_WRAP_OVERHEAD)) {
+		snprintf(msg, msglen, "unwrap: not a wrapped blob of format 1");
+		return KEYD_E_BAD_ALG;
+	}
+	if (!unwrap && RAND_bytes(nonce, sizeof(nonce)) != 1) {
+		snprintf(msg, msglen, "no randomness for the nonce");
+		return KEYD_E_INTERNAL;
+	}
+	if (unwrap)
+		memcpy(nonce, in + 1, sizeof(nonce));
+	wrap_params(&gp, nonce, label, aad, sizeof(aad));
+	if ((rc = control_begin(t, msg, msglen)) != KEYD_OK)
+		return rc;
+	what = "C_FindObjects";
+	rv = find_aes(t, label, &h, &n);
+	if (rv == CKR_OK && n == 0) {
+		snprintf(msg, msglen, "no AES key labelled %s", label);
+		return control_end(t, KEYD_E_NO_KEY, what, CKR_OK);
+	}
+	if (rv == CKR_OK && !unwrap) {
+		what = "C_EncryptInit";
+		rv = t->fl->C_EncryptInit(t->control, &mech, h);
+		olen = (CK_ULONG)(*outlen - 13);
+		if (rv == CKR_OK) {
+			what = "C_Encrypt";
+			rv = t->fl->C_Encrypt(t->control, (CK_BYTE_PTR)in, (CK_ULONG)inlen,
+			                      out + 13, &olen);
+		}
+		if (rv == CKR_OK) {
+			out[0] = 1;
+			memcpy(out + 1, nonce, sizeof(nonce));
+			*outlen = 13 + (size_t)olen;
+		}
+	} else if (rv == CKR_OK) {
+		what = "C_DecryptInit";
+		rv = t->fl->C_DecryptInit(t->control, &mech, h);
+		olen = (CK_ULONG)*outlen;
+		if (rv == CKR_OK) {
+			what = "C_Decrypt";
+			rv = t->fl->C_Decrypt(t->control, (CK_BYTE_PTR)in + 13,
+			                      (CK_ULONG)(inlen - 13), out, &olen);
+		}
+		if (rv == CKR_OK)
+			*outlen = (size_t)olen;
+	}
+	if (rv != CKR_OK) {
+		if (unwrap && (rv == CKR_ENCRYPTED_DATA_INVALID ||
+		               rv == CKR_ENCRYPTED_DATA_LEN_RANGE || rv == CKR_GENERAL_ERROR)) {
+			/* SoftHSM answers a failed GCM tag check with CKR_GENERAL_ERROR; the
+			 * module is fine, so this must not take the token offline. */
+			snprintf(msg, msglen,
+			         "unwrap: the blob does not authenticate under key %s (%s)", label,
+			         ckr_name(rv));
+			return control_end(t, KEYD_E_BAD_ALG, what, CKR_OK);
+		}
+		snprintf(msg, msglen, "%s: %s", what, ckr_name(rv));
+		return control_end(t, KEYD_E_HSM, what, rv);
+	}
+	return control_end(t, KEYD_OK, what, CKR_OK);
+}
+
 int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, unsigned keyparam,
                         struct keyd_key_copy *out, char *msg, size_t msglen)
 {
@@ -826,6 +1037,8 @@ int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, un
 	int rc = KEYD_E_HSM;
 	CK_RV rv;
 
+	if (keytype == KEYD_KEY_AES)
+		return generate_aes(t, label, out, msg, msglen);
 	if (!atomic_load(&t->online)) {
 		snprintf(msg, msglen, "token offline, recovering");
 		return KEYD_E_OFFLINE;

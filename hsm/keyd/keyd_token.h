@@ -55,6 +55,13 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, unsigned keyparam,
                         struct keyd_key_copy *out, char *msg, size_t msglen);
 
+/* WRAP (unwrap 0): encrypt in (1..KEYD_WRAP_DATA_MAX bytes) under the AES key `label` with
+ * AES-256-GCM on the token, out = u8 1 | 12-byte nonce | ciphertext | 16-byte tag, the label
+ * bound as associated data. UNWRAP (unwrap 1): the reverse; a blob that does not authenticate
+ * is KEYD_E_BAD_ALG. *outlen is the room in out, then the length written. */
+int keyd_token_wrap(struct keyd_token *t, int unwrap, const char *label, const uint8_t *in,
+                    size_t inlen, uint8_t *out, size_t *outlen, char *msg, size_t msglen);
+
 /* Check the control session; a device-level failure takes the token offline. */
 void keyd_token_health(struct keyd_token *t);
 

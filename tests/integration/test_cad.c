@@ -2765,6 +2765,81 @@ START_TEST(cli_manages_profiles_and_authorities)
 }
 END_TEST
 
+/* ---- health and metrics ---- */
+
+/* GET path without credentials; the body as text (malloc'd) and the status. */
+static char *get_text(const char *path, long *status, char *ctype, size_t ctsz)
+{
+	CURL *c = curl_easy_init();
+	struct buf b = {0};
+	char url[512], *ct = NULL;
+
+	snprintf(url, sizeof(url), "%s%s", base_url, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, dir_file("opca.pem"));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	*status = 0;
+	if (curl_easy_perform(c) == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+		curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+	}
+	snprintf(ctype, ctsz, "%s", ct ? ct : "");
+	curl_easy_cleanup(c);
+	return b.data;
+}
+
+static long long metric(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncmp(p, series, n) && p[n] == ' ')
+			return atoll(p + n + 1);
+	return -1;
+}
+
+START_TEST(metrics_and_health_answer_without_credentials)
+{
+	char ct[128], *t1, *t2, *hl;
+	long st;
+	long long before, after, issued;
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	json_t *o;
+
+	hl = get_text("/health", &st, ct, sizeof(ct));
+	ck_assert_int_eq(st, 200);
+	ck_assert_ptr_nonnull(strstr(hl, "\"ok\""));
+	free(hl);
+	t1 = get_text("/metrics", &st, ct, sizeof(ct));
+	ck_assert_int_eq(st, 200);
+	ck_assert_msg(!strncmp(ct, "text/plain; version=0.0.4", 25), "%s", ct);
+	before = metric(t1, "hsmca_cad_requests_total{action=\"health\",code=\"200\"}");
+	ck_assert_int_ge(before, 1);
+	issued = metric(t1, "hsmca_cad_requests_total{action=\"certificate.issue\",code=\"201\"}");
+	o = issue_ok("officer", "tls-server", k, "/CN=metrics.example.com",
+	             "DNS:metrics.example.com");
+	json_decref(o);
+	EVP_PKEY_free(k);
+	free(get_text("/api/v1/health", &st, ct, sizeof(ct)));
+	t2 = get_text("/metrics", &st, ct, sizeof(ct));
+	after = metric(t2, "hsmca_cad_requests_total{action=\"health\",code=\"200\"}");
+	ck_assert_int_eq(after, before + 1);
+	ck_assert_int_eq(
+	    metric(t2, "hsmca_cad_requests_total{action=\"certificate.issue\",code=\"201\"}"),
+	    (issued < 0 ? 0 : issued) + 1);
+	ck_assert_int_eq(metric(t2, "hsmca_cad_database_up"), 1);
+	ck_assert_int_eq(metric(t2, "hsmca_cad_authority_key_loaded{authority=\"issuing\"}"), 1);
+	ck_assert_int_eq(metric(t2, "hsmca_cad_request_duration_seconds_bucket{le=\"+Inf\"}"),
+	                 metric(t2, "hsmca_cad_request_duration_seconds_count"));
+	ck_assert_int_gt(metric(t2, "hsmca_cad_request_duration_seconds_count"),
+	                 metric(t1, "hsmca_cad_request_duration_seconds_count"));
+	free(t1);
+	free(t2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cad");
@@ -2815,6 +2890,7 @@ int main(void)
 	tcase_add_test(tc, retired_authority_issues_nothing_and_still_revokes);
 	tcase_add_test(tc, cli_manages_profiles_and_authorities);
 	tcase_add_test(tc, hostile_strings_in_every_text_field_get_a_clean_4xx);
+	tcase_add_test(tc, metrics_and_health_answer_without_credentials);
 	suite_add_tcase(s, tc);
 	/* Each crash kills hsmca-cad: a fresh set-up apiece. */
 	tc = tcase_create("crash-before-sign");

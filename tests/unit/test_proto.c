@@ -156,6 +156,94 @@ START_TEST(generate_parameters_are_checked)
 }
 END_TEST
 
+START_TEST(wrap_and_unwrap_requests_round_trip_within_bounds)
+{
+	struct keyd_req r = {.op = KEYD_OP_WRAP, .id = 7}, d;
+	const char *why = NULL;
+	size_t n;
+
+	strcpy(r.label, "backup-2026");
+	memset(r.data, 0xab, 32);
+	r.data_len = 32;
+	n = enc(&r);
+	ck_assert_int_eq(keyd_req_decode(buf + 4, n - 4, &d, &why), 0);
+	ck_assert_int_eq(d.op, KEYD_OP_WRAP);
+	ck_assert_str_eq(d.label, "backup-2026");
+	ck_assert_uint_eq(d.data_len, 32);
+	ck_assert_mem_eq(d.data, r.data, 32);
+	/* A secret over 512 bytes is refused; so is an empty one. */
+	r.data_len = KEYD_WRAP_DATA_MAX + 1;
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+	ck_assert_str_eq(why, "wrap: the secret must be 1..512 bytes");
+	r.data_len = 0;
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+	/* An unwrap blob needs room for format, nonce and tag. */
+	r.op = KEYD_OP_UNWRAP;
+	r.data_len = KEYD_WRAP_OVERHEAD;
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+	ck_assert_str_eq(why, "unwrap: the wrapped blob has an impossible length");
+	r.data_len = KEYD_WRAP_OVERHEAD + 1;
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), 0);
+}
+END_TEST
+
+START_TEST(aes_keys_have_no_public_key_and_others_must)
+{
+	uint8_t out[256];
+	struct keyd_wbuf w = {out, 0, sizeof(out), 0};
+	struct keyd_keyinfo ki = {.type = KEYD_KEY_AES, .bits = 256};
+	struct keyd_resp resp;
+	const char *why;
+
+	strcpy(ki.label, "backup");
+	keyd_resp_begin(&w, KEYD_OP_GENERATE, 1, KEYD_OK);
+	keyd_put_keyinfo(&w, &ki);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(out + 4, w.len - 4, &resp, &why), 0);
+	ck_assert_int_eq(resp.key.type, KEYD_KEY_AES);
+	/* An EC key without its public key is malformed. */
+	w = (struct keyd_wbuf){out, 0, sizeof(out), 0};
+	ki.type = KEYD_KEY_EC;
+	keyd_resp_begin(&w, KEYD_OP_GENERATE, 1, KEYD_OK);
+	keyd_put_keyinfo(&w, &ki);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(out + 4, w.len - 4, &resp, &why), -1);
+	/* generate accepts AES-256 only. */
+	struct keyd_req r = {
+	    .op = KEYD_OP_GENERATE, .id = 1, .keytype = KEYD_KEY_AES, .keyparam = 128};
+	strcpy(r.label, "k");
+	size_t n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+	r.keyparam = 256;
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), 0);
+}
+END_TEST
+
+START_TEST(metrics_answer_must_be_text)
+{
+	uint8_t out[128];
+	struct keyd_wbuf w = {out, 0, sizeof(out), 0};
+	struct keyd_resp resp;
+	const char *why;
+
+	keyd_resp_begin(&w, KEYD_OP_METRICS, 3, KEYD_OK);
+	keyd_put_blob(&w, "a_metric 1\n", 11);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(out + 4, w.len - 4, &resp, &why), 0);
+	ck_assert_uint_eq(resp.sig_len, 11);
+	w = (struct keyd_wbuf){out, 0, sizeof(out), 0};
+	keyd_resp_begin(&w, KEYD_OP_METRICS, 3, KEYD_OK);
+	keyd_put_blob(&w, "a\033[2J 1\n", 8);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(out + 4, w.len - 4, &resp, &why), -1);
+}
+END_TEST
+
 START_TEST(frame_length_bounds)
 {
 	uint8_t zero[4] = {0, 0, 0, 0}, max[4] = {0, 1, 0, 0}, over[4] = {0, 1, 0, 1};
@@ -270,6 +358,9 @@ int main(void)
 	tcase_add_test(tc, list_response_with_fewer_keys_than_counted_is_malformed);
 	tcase_add_test(tc, error_response_message_is_sanitised);
 	tcase_add_test(tc, writer_overflow_is_sticky);
+	tcase_add_test(tc, wrap_and_unwrap_requests_round_trip_within_bounds);
+	tcase_add_test(tc, aes_keys_have_no_public_key_and_others_must);
+	tcase_add_test(tc, metrics_answer_must_be_text);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,98 @@
+/* hsmca-cad's health and metrics: GET /metrics (Prometheus text) and GET /health, both
+ * without credentials, like /api/v1/health. cad runs one event loop, so the counters are
+ * plain integers. docs/cad.md lists the metrics. */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "cad_internal.h"
+#include "log.h"
+
+static const double bucket_s[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NBUCKETS (sizeof(bucket_s) / sizeof(bucket_s[0]))
+#define MAX_SERIES 512
+
+static struct {
+	struct {
+		const char *action; /* a route's static action name, or "unrouted" */
+		int code;
+		unsigned long long n;
+	} series[MAX_SERIES];
+	size_t nseries;
+	unsigned long long hist[NBUCKETS + 1], count;
+	double sum;
+} m;
+
+void cad_metrics_request(const char *action, int code, double seconds)
+{
+	size_t i, b = 0;
+
+	while (b < NBUCKETS && seconds > bucket_s[b])
+		b++;
+	m.hist[b]++;
+	m.count++;
+	m.sum += seconds;
+	for (i = 0; i < m.nseries; i++)
+		if (m.series[i].action == action && m.series[i].code == code)
+			break;
+	if (i == m.nseries) {
+		if (m.nseries == MAX_SERIES)
+			return;
+		m.series[i].action = action;
+		m.series[i].code = code;
+		m.nseries++;
+	}
+	m.series[i].n++;
+}
+
+void cad_h_metrics(struct cad_req *r)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	const struct cad_config *cfg = r->cad->cfg;
+	unsigned long long cum = 0;
+
+	evbuffer_add_printf(out, "# HELP hsmca_cad_requests_total answered API requests by route "
+	                         "and HTTP status\n# TYPE hsmca_cad_requests_total counter\n");
+	for (size_t i = 0; i < m.nseries; i++)
+		evbuffer_add_printf(out,
+		                    "hsmca_cad_requests_total{action=\"%s\",code=\"%d\"} %llu\n",
+		                    m.series[i].action, m.series[i].code, m.series[i].n);
+	evbuffer_add_printf(out, "# HELP hsmca_cad_request_duration_seconds time to answer an API "
+	                         "request\n# TYPE hsmca_cad_request_duration_seconds histogram\n");
+	for (size_t b = 0; b < NBUCKETS; b++) {
+		cum += m.hist[b];
+		evbuffer_add_printf(out,
+		                    "hsmca_cad_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+		                    bucket_s[b], cum);
+	}
+	evbuffer_add_printf(out,
+	                    "hsmca_cad_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+	                    "hsmca_cad_request_duration_seconds_sum %.6f\n"
+	                    "hsmca_cad_request_duration_seconds_count %llu\n",
+	                    m.count, m.sum, m.count);
+	evbuffer_add_printf(out,
+	                    "# HELP hsmca_cad_database_up 1 while cad holds a database "
+	                    "connection\n# TYPE hsmca_cad_database_up gauge\n"
+	                    "hsmca_cad_database_up %d\n",
+	                    r->cad->db ? 1 : 0);
+	evbuffer_add_printf(out,
+	                    "# HELP hsmca_cad_authority_key_loaded 1 once the CA's key was "
+	                    "reached through keyd\n# TYPE hsmca_cad_authority_key_loaded gauge\n");
+	for (size_t i = 0; i < cfg->n_authorities; i++)
+		evbuffer_add_printf(out, "hsmca_cad_authority_key_loaded{authority=\"%s\"} %d\n",
+		                    cfg->authorities[i].name, cfg->authorities[i].key ? 1 : 0);
+	evbuffer_add_printf(out,
+	                    "# HELP hsmca_cad_audit_checkpoint_seq audit entry covered by the last "
+	                    "signed checkpoint\n# TYPE hsmca_cad_audit_checkpoint_seq gauge\n"
+	                    "hsmca_cad_audit_checkpoint_seq %lld\n",
+	                    (long long)r->cad->last_checkpoint_seq);
+	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	r->replied = 1;
+	r->status = 200;
+	evhttp_send_reply(r->req, 200, "OK", NULL);
+}
