@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sandbox.h"
+
 #define CRLD_NAME_MAX 64
 #define CRLD_PATH_MAX 512
 #define CRLD_URL_MAX 400
@@ -38,7 +40,8 @@ struct crld_config {
 	int64_t retry_seconds;
 	int64_t expired_grace_seconds; /* expired certificates stay this long after notAfter */
 	struct crld_authority_config authorities[CRLD_MAX_AUTHORITIES];
-	size_t n_authorities; /* 0: every authority in the database, unpartitioned */
+	size_t n_authorities;          /* 0: every authority in the database, unpartitioned */
+	struct sandbox_config sandbox; /* user, group, seccomp (docs/sandbox.md) */
 };
 
 /* Read and check a configuration. 0, or -1 with err naming file, line and field. */

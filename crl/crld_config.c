@@ -5,10 +5,11 @@
 #include <string.h>
 
 #include "crld.h"
+#include "sandbox.h"
 #include "yconf.h"
 
-static const char *const top_fields[] = {"database", "publish",     "listen",
-                                         "schedule", "authorities", NULL};
+static const char *const top_fields[] = {
+    "database", "publish", "listen", "schedule", "authorities", "user", "group", "seccomp", NULL};
 static const char *const publish_fields[] = {"folder", "base_url", "pem", NULL};
 static const char *const listen_fields[] = {"address", "port", NULL};
 static const char *const schedule_fields[] = {"debounce_ms", "retry_seconds",
@@ -90,7 +91,8 @@ static int load(struct yconf *y, struct crld_config *cfg)
 
 	root = yconf_root(y);
 	if (yconf_check_map(y, root, "configuration", top_fields) ||
-	    yconf_opt_str(y, root, "database", cfg->database, sizeof(cfg->database)))
+	    yconf_opt_str(y, root, "database", cfg->database, sizeof(cfg->database)) ||
+	    sandbox_config_read(y, root, &cfg->sandbox))
 		return -1;
 	if (!(v = yconf_get(y, root, "publish")))
 		return yconf_fail(y, root, "publish", "required section is missing");
@@ -158,6 +160,7 @@ static int load(struct yconf *y, struct crld_config *cfg)
 static void defaults(struct crld_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	sandbox_config_init(&cfg->sandbox);
 	cfg->debounce_ms = 2000;
 	cfg->retry_seconds = 30;
 }

@@ -12,6 +12,9 @@
 
 #include "crld.h"
 #include "log.h"
+#include "sandbox.h"
+
+static const struct sandbox_profile crld_sandbox = {"hsmca-crld", SANDBOX_NET_INET};
 
 static struct crld *running;
 
@@ -100,6 +103,12 @@ int main(int argc, char **argv)
 	EVP_set_default_properties(NULL, "?provider=default");
 	if (crld_new(cfg, &c, err, sizeof(err)) != 0) {
 		log_error("%s", err);
+		goto out;
+	}
+	/* Connected, keys loaded, providers in place: drop to the configured user and confine
+	 * the rest of the process's life (docs/sandbox.md). */
+	if (sandbox_apply(&cfg->sandbox, &crld_sandbox, err, sizeof(err)) != 0) {
+		log_error("sandbox: %s", err);
 		goto out;
 	}
 	if (once) {
