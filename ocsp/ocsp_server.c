@@ -243,6 +243,8 @@ static void handle(struct conn *c, const struct ocsp_http_req *hr)
 		pthread_rwlock_rdlock(&d->cache.lock);
 		struct ocsp_entry *e = ocsp_cache_find(&d->cache, ca, id->serial, id->serial_len);
 		struct ocsp_answer *a = e ? e->ans[id->hash] : NULL;
+		if (a && e->status == DB_CERT_ISSUED && atomic_load(&d->resyncing))
+			a = NULL; /* the signer path answers tryLater */
 		if (a && now < a->next_update) {
 			if (hr->if_none_match && hr->method != OCSP_HTTP_POST)
 				n = ocsp_http_not_modified(a, hr->if_none_match,

@@ -498,6 +498,7 @@ static void lost(struct ocspd *d, const char *why)
 		         why);
 	atomic_store(&d->db_up, 0);
 	atomic_store(&d->synced, 0);
+	atomic_store(&d->resyncing, 0); /* unreachable again: the cached answers are all there is */
 	disconnect(d->sync);
 }
 
@@ -546,6 +547,8 @@ static void *sync_main(void *arg)
 				continue;
 			}
 			/* (Re)synchronise: authorities, warm start once, then every status. */
+			if (atomic_load(&d->loaded))
+				atomic_store(&d->resyncing, 1);
 			if (load_authorities(d, s->rdb) != DB_OK) {
 				lost(d, "reading authorities");
 				continue;
@@ -560,6 +563,7 @@ static void *sync_main(void *arg)
 			atomic_store(&d->loaded, 1);
 			atomic_store(&d->db_up, 1);
 			atomic_store(&d->synced, 1);
+			atomic_store(&d->resyncing, 0);
 			s->last_poll_ms = s->last_settings_ms = ocsp_now_ms();
 			log_info("in step with the database: %zu certificates cached",
 			         d->cache.count);
