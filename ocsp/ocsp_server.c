@@ -128,19 +128,26 @@ static void ocsp_fail(struct conn *c, enum ocsp_error e, int keep)
 static void health(struct conn *c, int keep, int head_only)
 {
 	struct ocspd *d = c->w->d;
-	char body[400], head[256];
+	char body[512], head[256];
 	int loaded = atomic_load(&d->loaded), db = atomic_load(&d->db_up);
 	int keyd = atomic_load(&d->keyd_up), synced = atomic_load(&d->synced);
-	const char *status = !loaded ? "starting" : (db && keyd && synced) ? "ok" : "degraded";
+	int n_cas = atomic_load(&d->n_cas), unsigned_cas = 0;
+	const char *status;
 	int bn, hn;
 
+	/* authorities whose signing key could not be loaded (keyd away, or a wrong label) */
+	pthread_rwlock_rdlock(&d->cache.lock);
+	for (int i = 0; i < n_cas; i++)
+		unsigned_cas += d->cas[i].signer_key == NULL;
+	pthread_rwlock_unlock(&d->cache.lock);
+	status = !loaded ? "starting" : (db && keyd && synced && !unsigned_cas) ? "ok" : "degraded";
 	bn = snprintf(body, sizeof(body),
 	              "{\"status\": \"%s\", \"database\": \"%s\", \"keyd\": \"%s\", "
-	              "\"in_step\": %s, \"authorities\": %d, \"certificates\": %zu, "
-	              "\"signed\": %lld, \"connections\": %d}\n",
+	              "\"in_step\": %s, \"authorities\": %d, \"authorities_without_signer\": %d, "
+	              "\"certificates\": %zu, \"signed\": %lld, \"connections\": %d}\n",
 	              status, db ? "up" : "down", keyd ? "up" : "down", synced ? "true" : "false",
-	              atomic_load(&d->n_cas), d->cache.count,
-	              (long long)atomic_load(&d->signed_count), atomic_load(&d->conns));
+	              n_cas, unsigned_cas, d->cache.count, (long long)atomic_load(&d->signed_count),
+	              atomic_load(&d->conns));
 	hn = snprintf(head, sizeof(head),
 	              "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
 	              "Cache-Control: no-store\r\n%s\r\n",

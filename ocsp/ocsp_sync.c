@@ -510,13 +510,15 @@ static void probe_keyd(struct ocspd *d)
 	struct keyd_err err;
 	uint16_t version;
 	int up = s->keyd && keyd_client_hello(s->keyd, &version, &err) == 0;
+	int was = atomic_load(&d->keyd_up);
 
 	s->last_keyd_ms = ocsp_now_ms();
-	if (up != atomic_load(&d->keyd_up))
+	if (up != was)
 		log_info("keyd is %s", up ? "reachable" : "unreachable");
 	atomic_store(&d->keyd_up, up);
-	if (up) {
-		/* authorities whose signer could not be loaded before */
+	if (up && !was) {
+		/* back: authorities whose signer could not be loaded meanwhile (else the settings
+		 * pass every 10 s retries them) */
 		int n = atomic_load(&d->n_cas);
 		for (int i = 0; i < n; i++) {
 			char e[512];
