@@ -116,7 +116,7 @@ static void apply(struct ocspd *d, int ca, const uint8_t *serial, size_t len,
                   enum db_cert_status st, int64_t revoked_at, int reason, int force)
 {
 	struct ocsp_answer *fresh[OCSP_VARIANTS] = {0}, *old[OCSP_VARIANTS] = {0};
-	int have[OCSP_VARIANTS] = {1, 0}, changed = 1;
+	int have[OCSP_VARIANTS] = {1, 0}, placed[OCSP_VARIANTS] = {0}, changed = 1;
 	struct ocsp_entry *e, snap = {0};
 	int64_t now = ocsp_now();
 	char err[512];
@@ -167,6 +167,7 @@ static void apply(struct ocspd *d, int ca, const uint8_t *serial, size_t len,
 			if (fresh[v] || changed) {
 				old[v] = e->ans[v];
 				e->ans[v] = fresh[v];
+				placed[v] = fresh[v] != NULL;
 				fresh[v] = NULL;
 			}
 		}
@@ -176,7 +177,8 @@ static void apply(struct ocspd *d, int ca, const uint8_t *serial, size_t len,
 	for (int v = 0; v < OCSP_VARIANTS; v++) {
 		free(old[v]);
 		free(fresh[v]);
-		if (e && snap.ans[v])
+		/* only this thread frees answers, so what it placed is still there */
+		if (placed[v])
 			share(d, ca, v, &snap, snap.ans[v]);
 	}
 }
