@@ -557,8 +557,14 @@ static void *sync_main(void *arg)
 				lost(d, "reading authorities");
 				continue;
 			}
-			if (!atomic_load(&d->loaded))
+			if (!atomic_load(&d->loaded)) {
 				warm(d, s->rdb);
+				/* Serve from here on: what the warm start brought is current, and
+				 * the signers look up anything else in the database themselves
+				 * while every certificate is read and signed (which takes a while
+				 * for a large database without a shared copy). */
+				atomic_store(&d->loaded, 1);
+			}
 			s->max_id = 0;
 			if (read_statuses(d, s->rdb, 0) != DB_OK) {
 				lost(d, "reading statuses");
