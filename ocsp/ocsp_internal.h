@@ -99,6 +99,9 @@ struct ocspd {
 	struct ocsp_cache cache;
 	/* health */
 	atomic_int db_up, keyd_up, synced, loaded;
+	/* back in touch with the database after losing it, statuses not all read again yet:
+	 * announcements may have been missed, so no "good" is served, not even a cached one */
+	atomic_int resyncing;
 	atomic_llong signed_count;
 	atomic_int conns;
 	atomic_int stopping;

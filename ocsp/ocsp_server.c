@@ -128,19 +128,26 @@ static void ocsp_fail(struct conn *c, enum ocsp_error e, int keep)
 static void health(struct conn *c, int keep, int head_only)
 {
 	struct ocspd *d = c->w->d;
-	char body[400], head[256];
+	char body[512], head[256];
 	int loaded = atomic_load(&d->loaded), db = atomic_load(&d->db_up);
 	int keyd = atomic_load(&d->keyd_up), synced = atomic_load(&d->synced);
-	const char *status = !loaded ? "starting" : (db && keyd && synced) ? "ok" : "degraded";
+	int n_cas = atomic_load(&d->n_cas), unsigned_cas = 0;
+	const char *status;
 	int bn, hn;
 
+	/* authorities whose signing key could not be loaded (keyd away, or a wrong label) */
+	pthread_rwlock_rdlock(&d->cache.lock);
+	for (int i = 0; i < n_cas; i++)
+		unsigned_cas += d->cas[i].signer_key == NULL;
+	pthread_rwlock_unlock(&d->cache.lock);
+	status = !loaded ? "starting" : (db && keyd && synced && !unsigned_cas) ? "ok" : "degraded";
 	bn = snprintf(body, sizeof(body),
 	              "{\"status\": \"%s\", \"database\": \"%s\", \"keyd\": \"%s\", "
-	              "\"in_step\": %s, \"authorities\": %d, \"certificates\": %zu, "
-	              "\"signed\": %lld, \"connections\": %d}\n",
+	              "\"in_step\": %s, \"authorities\": %d, \"authorities_without_signer\": %d, "
+	              "\"certificates\": %zu, \"signed\": %lld, \"connections\": %d}\n",
 	              status, db ? "up" : "down", keyd ? "up" : "down", synced ? "true" : "false",
-	              atomic_load(&d->n_cas), d->cache.count,
-	              (long long)atomic_load(&d->signed_count), atomic_load(&d->conns));
+	              n_cas, unsigned_cas, d->cache.count, (long long)atomic_load(&d->signed_count),
+	              atomic_load(&d->conns));
 	hn = snprintf(head, sizeof(head),
 	              "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
 	              "Cache-Control: no-store\r\n%s\r\n",
@@ -243,6 +250,8 @@ static void handle(struct conn *c, const struct ocsp_http_req *hr)
 		pthread_rwlock_rdlock(&d->cache.lock);
 		struct ocsp_entry *e = ocsp_cache_find(&d->cache, ca, id->serial, id->serial_len);
 		struct ocsp_answer *a = e ? e->ans[id->hash] : NULL;
+		if (a && e->status == DB_CERT_ISSUED && atomic_load(&d->resyncing))
+			a = NULL; /* the signer path answers tryLater */
 		if (a && now < a->next_update) {
 			if (hr->if_none_match && hr->method != OCSP_HTTP_POST)
 				n = ocsp_http_not_modified(a, hr->if_none_match,

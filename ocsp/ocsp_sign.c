@@ -173,11 +173,8 @@ int ocsp_ca_load_signer(struct ocspd *d, struct ocsp_ca *ca, const char *label, 
 	X509 *cert = NULL;
 	int delegated = strcmp(label, ca->key_label) != 0;
 
-	if (!k) {
-		atomic_store(&d->keyd_up, 0);
-		return -1;
-	}
-	atomic_store(&d->keyd_up, 1);
+	if (!k)
+		return -1; /* keyd away or no such key: the health probe tells which */
 	if (!delegated) {
 		cert = ca->cert;
 	} else {

@@ -67,7 +67,7 @@ static void run(struct ocspd *d, struct db **db, struct ocsp_job *j)
 		const struct ocsp_certid *id = &req.certs[i];
 		struct ocsp_single *s = &singles[i];
 		struct ocsp_entry *e;
-		int c = ocsp_ca_match(d, id), found = 0;
+		int c = ocsp_ca_match(d, id), found = 0, fresh = 0;
 		enum db_cert_status st = DB_CERT_FAILED;
 
 		if (c < 0 || (ca >= 0 && c != ca)) {
@@ -106,6 +106,7 @@ static void run(struct ocspd *d, struct db **db, struct ocsp_job *j)
 					rc = db_cert_lookup(*db, d->cas[ca].db_id, id->serial,
 					                    id->serial_len, &c, &derr);
 				if (rc == DB_OK) {
+					fresh = 1; /* read from the database just now */
 					st = c.status;
 					s->revoked_at = c.revoked_at;
 					s->reason = c.revocation_reason;
@@ -127,8 +128,9 @@ static void run(struct ocspd *d, struct db **db, struct ocsp_job *j)
 			s->revoked_at = 0;
 			s->reason = -1;
 		}
-		/* "good" is only ever signed from a view that is in step with the database */
-		if (s->status == V_OCSP_CERTSTATUS_GOOD && !atomic_load(&d->synced)) {
+		/* "good" is only ever signed from the database itself or from a cache that is in
+		 * step with it */
+		if (s->status == V_OCSP_CERTSTATUS_GOOD && !fresh && !atomic_load(&d->synced)) {
 			answer_error(j, OCSP_TRY_LATER);
 			return;
 		}

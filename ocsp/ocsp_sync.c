@@ -116,7 +116,7 @@ static void apply(struct ocspd *d, int ca, const uint8_t *serial, size_t len,
                   enum db_cert_status st, int64_t revoked_at, int reason, int force)
 {
 	struct ocsp_answer *fresh[OCSP_VARIANTS] = {0}, *old[OCSP_VARIANTS] = {0};
-	int have[OCSP_VARIANTS] = {1, 0}, changed = 1;
+	int have[OCSP_VARIANTS] = {1, 0}, placed[OCSP_VARIANTS] = {0}, changed = 1;
 	struct ocsp_entry *e, snap = {0};
 	int64_t now = ocsp_now();
 	char err[512];
@@ -167,6 +167,7 @@ static void apply(struct ocspd *d, int ca, const uint8_t *serial, size_t len,
 			if (fresh[v] || changed) {
 				old[v] = e->ans[v];
 				e->ans[v] = fresh[v];
+				placed[v] = fresh[v] != NULL;
 				fresh[v] = NULL;
 			}
 		}
@@ -176,7 +177,8 @@ static void apply(struct ocspd *d, int ca, const uint8_t *serial, size_t len,
 	for (int v = 0; v < OCSP_VARIANTS; v++) {
 		free(old[v]);
 		free(fresh[v]);
-		if (e && snap.ans[v])
+		/* only this thread frees answers, so what it placed is still there */
+		if (placed[v])
 			share(d, ca, v, &snap, snap.ans[v]);
 	}
 }
@@ -498,6 +500,7 @@ static void lost(struct ocspd *d, const char *why)
 		         why);
 	atomic_store(&d->db_up, 0);
 	atomic_store(&d->synced, 0);
+	atomic_store(&d->resyncing, 0); /* unreachable again: the cached answers are all there is */
 	disconnect(d->sync);
 }
 
@@ -509,13 +512,15 @@ static void probe_keyd(struct ocspd *d)
 	struct keyd_err err;
 	uint16_t version;
 	int up = s->keyd && keyd_client_hello(s->keyd, &version, &err) == 0;
+	int was = atomic_load(&d->keyd_up);
 
 	s->last_keyd_ms = ocsp_now_ms();
-	if (up != atomic_load(&d->keyd_up))
+	if (up != was)
 		log_info("keyd is %s", up ? "reachable" : "unreachable");
 	atomic_store(&d->keyd_up, up);
-	if (up) {
-		/* authorities whose signer could not be loaded before */
+	if (up && !was) {
+		/* back: authorities whose signer could not be loaded meanwhile (else the settings
+		 * pass every 10 s retries them) */
 		int n = atomic_load(&d->n_cas);
 		for (int i = 0; i < n; i++) {
 			char e[512];
@@ -546,12 +551,20 @@ static void *sync_main(void *arg)
 				continue;
 			}
 			/* (Re)synchronise: authorities, warm start once, then every status. */
+			if (atomic_load(&d->loaded))
+				atomic_store(&d->resyncing, 1);
 			if (load_authorities(d, s->rdb) != DB_OK) {
 				lost(d, "reading authorities");
 				continue;
 			}
-			if (!atomic_load(&d->loaded))
+			if (!atomic_load(&d->loaded)) {
 				warm(d, s->rdb);
+				/* Serve from here on: what the warm start brought is current, and
+				 * the signers look up anything else in the database themselves
+				 * while every certificate is read and signed (which takes a while
+				 * for a large database without a shared copy). */
+				atomic_store(&d->loaded, 1);
+			}
 			s->max_id = 0;
 			if (read_statuses(d, s->rdb, 0) != DB_OK) {
 				lost(d, "reading statuses");
@@ -560,6 +573,7 @@ static void *sync_main(void *arg)
 			atomic_store(&d->loaded, 1);
 			atomic_store(&d->db_up, 1);
 			atomic_store(&d->synced, 1);
+			atomic_store(&d->resyncing, 0);
 			s->last_poll_ms = s->last_settings_ms = ocsp_now_ms();
 			log_info("in step with the database: %zu certificates cached",
 			         d->cache.count);

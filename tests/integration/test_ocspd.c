@@ -684,6 +684,7 @@ struct answer {
 	int nonce; /* OCSP_check_nonce's result */
 	int certs; /* certificates in the response */
 	int verified;
+	time_t this_update, next_update;
 	long http;
 	char headers[4096];
 };
@@ -691,7 +692,7 @@ struct answer {
 /* Ask by GET (post 0) or POST; decode and verify the answer against issuer (trusted). */
 static struct answer ask(const uint8_t *der, size_t len, int post, const char *issuer)
 {
-	struct answer a = {-1, -1, -1, 0, 0, 0, 0, ""};
+	struct answer a = {-1, -1, -1, 0, 0, 0, 0, 0, 0, ""};
 	char target[16384], *body = NULL;
 	const unsigned char *p;
 	size_t blen = 0;
@@ -728,8 +729,13 @@ static struct answer ask(const uint8_t *der, size_t len, int post, const char *i
 			a.certs = sk_X509_num(OCSP_resp_get0_certs(bs));
 			if (OCSP_resp_find_status(bs, OCSP_onereq_get0_id(one), &status, &reason,
 			                          &rev, &thisu, &nextu)) {
+				struct tm tm;
 				a.cert_status = status;
 				a.reason = reason;
+				if (thisu && ASN1_TIME_to_tm(thisu, &tm))
+					a.this_update = timegm(&tm);
+				if (nextu && ASN1_TIME_to_tm(nextu, &tm))
+					a.next_update = timegm(&tm);
 			}
 			sk_X509_free(chain);
 			X509_STORE_free(st);
@@ -1419,6 +1425,42 @@ START_TEST(connections_beyond_the_limit_are_closed_at_once)
 }
 END_TEST
 
+START_TEST(answers_are_signed_again_before_half_their_validity)
+{
+	struct db *db = owner_db();
+	struct db_authority_settings set;
+	struct db_err err = {0};
+	struct answer a;
+	time_t first;
+	double t0 = now_s();
+
+	/* validity 60 s: the settings are read within 10 s and every answer is signed again */
+	db_authority_settings_default(&set);
+	set.ocsp_validity_seconds = 60;
+	ck_assert_msg(db_authority_settings_put(db, ca_a_id, &set, "test", &err) == DB_OK, "%s",
+	              err.msg);
+	db_close(db);
+	do {
+		usleep(200000);
+		a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+	} while (a.next_update - a.this_update != 60 && now_s() - t0 < 20);
+	ck_assert_msg(a.next_update - a.this_update == 60, "validity %ld",
+	              (long)(a.next_update - a.this_update));
+	ck_assert(a.verified);
+	/* then it is replaced before half of those 60 s have passed */
+	first = a.this_update;
+	t0 = now_s();
+	do {
+		usleep(500000);
+		a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+	} while (a.this_update == first && now_s() - t0 < 40);
+	ck_assert_msg(a.this_update > first && a.this_update < first + 30,
+	              "signed at %ld, again at %ld", (long)first, (long)a.this_update);
+	ck_assert(a.verified);
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("ocspd");
@@ -1450,6 +1492,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, keyd_stopped_cached_answers_served_signing_is_trylater);
 	tcase_add_test(tc, reads_from_a_streaming_replica);
 	tcase_add_test(tc, connections_beyond_the_limit_are_closed_at_once);
+	tcase_add_test(tc, answers_are_signed_again_before_half_their_validity);
 	suite_add_tcase(s, tc);
 	return s;
 }
