@@ -11,6 +11,9 @@
 
 #include "log.h"
 #include "ocspd.h"
+#include "sandbox.h"
+
+static const struct sandbox_profile ocspd_sandbox = {"hsmca-ocspd", SANDBOX_NET_INET};
 
 static void usage(FILE *f)
 {
@@ -86,6 +89,12 @@ int main(int argc, char **argv)
 	EVP_set_default_properties(NULL, "?provider=default");
 	if (ocspd_new(cfg, &d, err, sizeof(err)) != 0) {
 		log_error("%s", err);
+		goto out;
+	}
+	/* Listening, connected, keys and providers in place: drop to the configured user and
+	 * confine the rest of the process's life (docs/sandbox.md). */
+	if (sandbox_apply(&cfg->sandbox, &ocspd_sandbox, err, sizeof(err)) != 0) {
+		log_error("sandbox: %s", err);
 		goto out;
 	}
 	rc = ocspd_run(d) == 0 ? 0 : 1;

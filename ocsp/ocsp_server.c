@@ -478,10 +478,44 @@ static int listen_socket(const struct ocspd_config *cfg, char *err, size_t errsz
 	return fd;
 }
 
+/* The workers' sockets share their port with SO_REUSEPORT, which would let a second
+ * hsmca-ocspd of the same user join a port silently; a plain bind first refuses a port that
+ * anything listens on already. */
+static int port_taken(const struct ocspd_config *cfg, char *err, size_t errsz)
+{
+	struct addrinfo hints = {0}, *ai = NULL;
+	char port[8];
+	int fd, one = 1, taken = 0;
+
+	if (cfg->listen_port == 0)
+		return 0;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", cfg->listen_port);
+	if (getaddrinfo(cfg->listen_address, port, &hints, &ai) != 0)
+		return 0; /* listen_socket says why */
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+			snprintf(err, errsz, "listening on %s:%d: %s", cfg->listen_address,
+			         cfg->listen_port, strerror(errno));
+			taken = 1;
+		}
+		close(fd);
+	}
+	freeaddrinfo(ai);
+	return taken;
+}
+
 int ocsp_server_start(struct ocspd *d, char *err, size_t errsz)
 {
-	struct ocsp_server *s = calloc(1, sizeof(*s));
+	struct ocsp_server *s;
 
+	if (port_taken(&d->cfg, err, errsz))
+		return -1;
+	s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(err, errsz, "out of memory");
 		return -1;

@@ -10,10 +10,13 @@
 
 #include <stddef.h>
 
+#include "sandbox.h"
+
 #define OCSPD_PATH_MAX 512
 #define OCSPD_MAX_RESPONDERS 16
 
 struct ocspd_config {
+	struct sandbox_config sandbox; /* user, group, seccomp (docs/sandbox.md) */
 	char listen_address[64];
 	int listen_port;
 	char path[128]; /* URL path prefix of OCSP requests, starts and ends with "/" */

@@ -6,14 +6,23 @@
 
 #include "ocsp_parse.h"
 #include "ocspd.h"
+#include "sandbox.h"
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "listen",          "path",
-    "workers",         "signers",
-    "database",        "primary_database",
-    "share_responses", "responder_certificates",
-    "limits",          NULL,
+    "listen",
+    "path",
+    "workers",
+    "signers",
+    "database",
+    "primary_database",
+    "share_responses",
+    "responder_certificates",
+    "limits",
+    "user",
+    "group",
+    "seccomp",
+    NULL,
 };
 static const char *const listen_fields[] = {"address", "port", NULL};
 static const char *const limit_fields[] = {
@@ -27,6 +36,7 @@ static const char *const limit_fields[] = {
 void ocspd_config_defaults(struct ocspd_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	sandbox_config_init(&cfg->sandbox);
 	snprintf(cfg->listen_address, sizeof(cfg->listen_address), "127.0.0.1");
 	cfg->listen_port = 8080;
 	snprintf(cfg->path, sizeof(cfg->path), "/");
@@ -72,7 +82,8 @@ static int parse(struct yconf *y, struct ocspd_config *cfg)
 
 	if (!root || !yconf_is_map(root))
 		return yconf_fail(y, root, "configuration", "must be a mapping");
-	if (yconf_check_map(y, root, "configuration", top_fields))
+	if (yconf_check_map(y, root, "configuration", top_fields) ||
+	    sandbox_config_read(y, root, &cfg->sandbox))
 		return -1;
 	if ((v = yconf_get(y, root, "listen"))) {
 		if (yconf_check_map(y, v, "listen", listen_fields) ||
