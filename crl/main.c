@@ -11,6 +11,7 @@
 #include <openssl/provider.h>
 
 #include "crld.h"
+#include "daemon.h"
 #include "log.h"
 #include "sandbox.h"
 
@@ -91,16 +92,8 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	deflt = OSSL_PROVIDER_load(NULL, "default");
-	keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	if (!deflt || !keyd) {
-		log_error(
-		    "cannot load the OpenSSL providers (default and keyd); set OPENSSL_MODULES "
-		    "to the folder of keyd.so if it is not installed");
-		ERR_print_errors_fp(stderr);
+	if (daemon_providers_load(&deflt, &keyd) != 0)
 		goto out;
-	}
-	EVP_set_default_properties(NULL, "?provider=default");
 	if (crld_new(cfg, &c, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
@@ -126,7 +119,6 @@ int main(int argc, char **argv)
 out:
 	crld_free(c);
 	free(cfg);
-	OSSL_PROVIDER_unload(keyd);
-	OSSL_PROVIDER_unload(deflt);
+	daemon_providers_unload(deflt, keyd);
 	return rc;
 }

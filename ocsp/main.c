@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "ocspd.h"
 #include "sandbox.h"
@@ -77,16 +78,8 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	deflt = OSSL_PROVIDER_load(NULL, "default");
-	keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	if (!deflt || !keyd) {
-		log_error(
-		    "cannot load the OpenSSL providers (default and keyd); set OPENSSL_MODULES "
-		    "to the folder of keyd.so if it is not installed");
-		ERR_print_errors_fp(stderr);
+	if (daemon_providers_load(&deflt, &keyd) != 0)
 		goto out;
-	}
-	EVP_set_default_properties(NULL, "?provider=default");
 	if (ocspd_new(cfg, &d, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
@@ -102,7 +95,6 @@ int main(int argc, char **argv)
 out:
 	ocspd_free(d);
 	free(cfg);
-	OSSL_PROVIDER_unload(keyd);
-	OSSL_PROVIDER_unload(deflt);
+	daemon_providers_unload(deflt, keyd);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include <openssl/provider.h>
 
 #include "cad.h"
+#include "daemon.h"
 #include "log.h"
 #include "sandbox.h"
 
@@ -107,17 +108,8 @@ int main(int argc, char **argv)
 	}
 	log_init("hsmca-cad", level);
 	signal(SIGPIPE, SIG_IGN);
-	deflt = OSSL_PROVIDER_load(NULL, "default");
-	keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	if (!deflt || !keyd) {
-		log_error(
-		    "cannot load the OpenSSL providers (default and keyd); set OPENSSL_MODULES "
-		    "to the folder of keyd.so if it is not installed");
-		ERR_print_errors_fp(stderr);
+	if (daemon_providers_load(&deflt, &keyd) != 0)
 		goto out;
-	}
-	/* Ordinary keys (the CSRs', a file TLS key) stay with the default provider. */
-	EVP_set_default_properties(NULL, "?provider=default");
 	if (cad_config_load(config, cfg, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
@@ -174,7 +166,6 @@ out:
 	cad_free(cad);
 	cad_config_free(cfg);
 	free(cfg);
-	OSSL_PROVIDER_unload(keyd);
-	OSSL_PROVIDER_unload(deflt);
+	daemon_providers_unload(deflt, keyd);
 	return rc;
 }

@@ -1,0 +1,33 @@
+/* Start-up steps every hsmca daemon that signs through keyd shares. */
+#include <stdio.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "daemon.h"
+#include "log.h"
+
+int daemon_providers_load(OSSL_PROVIDER **deflt, OSSL_PROVIDER **keyd)
+{
+	*deflt = OSSL_PROVIDER_load(NULL, "default");
+	*keyd = OSSL_PROVIDER_load(NULL, "keyd");
+	if (!*deflt || !*keyd) {
+		log_error(
+		    "cannot load the OpenSSL providers (default and keyd); set OPENSSL_MODULES "
+		    "to the folder of keyd.so if it is not installed");
+		ERR_print_errors_fp(stderr);
+		return -1;
+	}
+	/* Ordinary keys (the CSRs', a TLS key file) stay with the default provider. */
+	if (!EVP_set_default_properties(NULL, "?provider=default")) {
+		log_error("cannot set OpenSSL's default properties");
+		return -1;
+	}
+	return 0;
+}
+
+void daemon_providers_unload(OSSL_PROVIDER *deflt, OSSL_PROVIDER *keyd)
+{
+	OSSL_PROVIDER_unload(keyd);
+	OSSL_PROVIDER_unload(deflt);
+}
