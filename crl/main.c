@@ -94,6 +94,13 @@ int main(int argc, char **argv)
 	}
 	if (daemon_providers_load(&deflt, &keyd) != 0)
 		goto out;
+	/* The configured user before anything connects: keyd and PostgreSQL identify a Unix-socket
+	 * peer when it connects, so a connection made as root would keep root's grants after the
+	 * switch (docs/sandbox.md). */
+	if (sandbox_drop_user(&cfg->sandbox, err, sizeof(err)) != 0) {
+		log_error("sandbox: %s", err);
+		goto out;
+	}
 	if (crld_new(cfg, &c, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;

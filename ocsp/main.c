@@ -80,6 +80,13 @@ int main(int argc, char **argv)
 	}
 	if (daemon_providers_load(&deflt, &keyd) != 0)
 		goto out;
+	/* The configured user before anything connects: keyd and PostgreSQL identify a Unix-socket
+	 * peer when it connects, so a connection made as root would keep root's grants after the
+	 * switch (docs/sandbox.md). */
+	if (sandbox_drop_user(&cfg->sandbox, err, sizeof(err)) != 0) {
+		log_error("sandbox: %s", err);
+		goto out;
+	}
 	if (ocspd_new(cfg, &d, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;

@@ -150,12 +150,20 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
+	/* The configured user before anything connects: keyd and PostgreSQL identify a Unix-socket
+	 * peer when it connects, so a connection made as root would keep root's grants after the
+	 * switch. (The listener therefore binds as that user too: a port below 1024 needs
+	 * systemd's socket or a port redirect, docs/sandbox.md.) */
+	if (sandbox_drop_user(&cfg->sandbox, err, sizeof(err)) != 0) {
+		log_error("sandbox: %s", err);
+		goto out;
+	}
 	if (cad_new(cfg, &cad, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
 	}
-	/* Listening, TLS keys read, the providers loaded: drop to the configured user and
-	 * confine the rest of the process's life. */
+	/* Listening, TLS credential read, database and keyd reached: confine the rest of the
+	 * process's life. */
 	if (sandbox_apply(&cfg->sandbox, &cad_sandbox, err, sizeof(err)) != 0) {
 		log_error("sandbox: %s", err);
 		goto out;

@@ -89,7 +89,7 @@ struct worker {
 	pthread_t thread;
 	int started;
 	struct event_base *base;
-	struct event *ev_handoff, *ev_process, *ev_done;
+	struct event *ev_handoff, *ev_process, *ev_done, *ev_stop;
 	pthread_mutex_t lock; /* guards handoff and done */
 	struct handoff *handoff;
 	struct jobq done;    /* generate results from the generator thread */
@@ -824,6 +824,16 @@ static void on_done(evutil_socket_t unused, short what, void *arg)
 		answer_job(w, j);
 }
 
+/* Worker thread: keyd_server_free asked this worker to stop. */
+static void on_stop(evutil_socket_t unused, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)unused;
+	(void)what;
+	event_base_loopbreak(w->base);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -952,7 +962,8 @@ static int worker_init(struct keyd_server *s, struct worker *w, int index)
 	w->ev_handoff = event_new(w->base, -1, 0, on_handoff, w);
 	w->ev_process = event_new(w->base, -1, 0, on_process, w);
 	w->ev_done = event_new(w->base, -1, 0, on_done, w);
-	if (!w->ev_handoff || !w->ev_process || !w->ev_done)
+	w->ev_stop = event_new(w->base, -1, 0, on_stop, w);
+	if (!w->ev_handoff || !w->ev_process || !w->ev_done || !w->ev_stop)
 		return -1;
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 		return -1;
@@ -963,7 +974,9 @@ static int worker_init(struct keyd_server *s, struct worker *w, int index)
 static void worker_stop(struct worker *w)
 {
 	if (w->started) {
-		event_base_loopbreak(w->base);
+		/* An active event waits for the loop; a loopbreak made before the worker entered
+		 * its loop would be lost (event_base_loop clears it), and the join would hang. */
+		event_active(w->ev_stop, EV_READ, 0);
 		pthread_join(w->thread, NULL);
 		w->started = 0;
 	}
@@ -992,6 +1005,8 @@ static void worker_free(struct worker *w)
 		event_free(w->ev_process);
 	if (w->ev_done)
 		event_free(w->ev_done);
+	if (w->ev_stop)
+		event_free(w->ev_stop);
 	if (w->base)
 		event_base_free(w->base);
 	pthread_mutex_destroy(&w->lock);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,10 +46,14 @@ static OSSL_PROVIDER *prov_keyd, *prov_default;
 static int setup_phase;
 static void cleanup(void);
 
+/* The cases run in this process (CK_NOFORK): whatever fails, take the servers down first. */
 static void die(const char *where)
 {
+	static int dying;
+
 	fprintf(stderr, "test_backup: %s failed\n", where);
-	if (setup_phase) {
+	if (!dying) {
+		dying = 1;
 		setup_phase = 0;
 		cleanup();
 	}
@@ -887,6 +892,80 @@ START_TEST(backup_without_the_wrap_grant_is_refused)
 }
 END_TEST
 
+/* The value of a "Name:" line of /proc/PID/status. */
+static void proc_status(pid_t pid, const char *name, char *out, size_t outsz)
+{
+	char path[64], line[256];
+	size_t n = strlen(name);
+	FILE *f;
+
+	out[0] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, n) && line[n] == ':') {
+			char *v = line + n + 1 + strspn(line + n + 1, " \t");
+			v[strcspn(v, "\n")] = 0;
+			snprintf(out, outsz, "%s", v);
+		}
+	fclose(f);
+}
+
+/* docs/sandbox.md: hsmca-cad started as root with `user:` drops to that user once it
+ * listens, confines itself, and still issues, reaching keyd as that user. */
+START_TEST(cad_dropped_to_its_user_under_its_filter_still_issues)
+{
+	char clients[512], v[128], want[64];
+	struct passwd *pw = getpwnam("nobody");
+	FILE *f;
+	char *serial;
+
+	ck_assert_ptr_nonnull(pw);
+	/* keyd grants cad's user what cad needs. */
+	snprintf(clients, sizeof(clients),
+	         "  - {name: operator, uid: %u, keys: [\"*\"], operations: [\"*\", wrap]}\n"
+	         "  - {name: cad, uid: %u, keys: [issuing-p256, audit-p256],"
+	         " operations: [get-public-key, sign]}\n",
+	         (unsigned)getuid(), (unsigned)pw->pw_uid);
+	cad_stop();
+	ck_assert_int_eq(harness_keyd_stop(&h), 0);
+	ck_assert_int_eq(harness_write_config(&h, &(struct harness_opts){.clients_yaml = clients}),
+	                 0);
+	ck_assert_int_eq(harness_keyd_start(&h), 0);
+	f = fopen(at(etc, "cad.yaml"), "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("user: nobody\n", f);
+	fclose(f);
+	/* As an operator would: cad's user can read its TLS credential (cad reads it after the
+	 * switch, when it sets up TLS). */
+	ck_assert_int_eq(chmod(etc, 0711), 0);
+	/* ... and reach the database's socket (the test cluster admits only its owner and root;
+	 * a real server's pg_hba.conf and socket group decide this). */
+	ck_assert_int_eq(chmod(pgdir, 0711), 0);
+	ck_assert_int_eq(chmod(at(pgdir, ".s.PGSQL.5432"), 0777), 0);
+	cad_start();
+	snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", (unsigned)pw->pw_uid, (unsigned)pw->pw_uid,
+	         (unsigned)pw->pw_uid, (unsigned)pw->pw_uid);
+	proc_status(cad_pid, "Uid", v, sizeof(v));
+	ck_assert_str_eq(v, want);
+	proc_status(cad_pid, "Seccomp", v, sizeof(v));
+	ck_assert_str_eq(v, "2");
+	proc_status(cad_pid, "NoNewPrivs", v, sizeof(v));
+	ck_assert_str_eq(v, "1");
+	proc_status(cad_pid, "CapEff", v, sizeof(v));
+	ck_assert_str_eq(v, "0000000000000000");
+	serial = issue("sandboxed.example.com");
+	ck_assert_ptr_nonnull(serial);
+	free(serial);
+	/* cad switched before it connected: keyd saw cad's user, not root. */
+	snprintf(want, sizeof(want), "peer_uid=%u", (unsigned)pw->pw_uid);
+	ck_assert_msg(harness_log_contains(&h, want), "keyd never saw %s", want);
+	snprintf(want, sizeof(want), "peer_uid=0 peer_pid=%d", (int)cad_pid);
+	ck_assert_msg(!harness_log_contains(&h, want), "cad reached keyd as root");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("backup");
@@ -900,6 +979,7 @@ int main(void)
 	tcase_add_test(tc, a_changed_archive_is_refused_and_changes_nothing);
 	tcase_add_test(tc, an_archive_whose_manifest_does_not_check_is_refused);
 	tcase_add_test(tc, backup_without_the_wrap_grant_is_refused);
+	tcase_add_test(tc, cad_dropped_to_its_user_under_its_filter_still_issues);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	/* One process: the cases restart cad and keyd, whose pids teardown must know. */

@@ -30,7 +30,7 @@ static int chown_entry(const char *path, const struct stat *st, int flag, struct
 
 /* A keyd whose configuration ends with extra (e.g. "user: nobody\n"), its token folder
  * handed to that user as an operator would. */
-static void start_with(const char *extra)
+static void start_with(const char *extra, const char *wait_for)
 {
 	static char module[600];
 	struct harness_opts o = {0};
@@ -61,13 +61,21 @@ static void start_with(const char *extra)
 	fclose(f);
 	ck_assert_int_eq(nftw(h.tokendir, chown_entry, 16, FTW_PHYS), 0);
 	ck_assert_int_eq(harness_keyd_start(&h), 0);
+	/* The socket exists before keyd confines itself (it binds first): wait for the log line
+	 * of this keyd (the first one, as root, wrote "sandbox: uid 0 ..." to the same log). */
+	for (int i = 0; i < 200 && !harness_log_contains(&h, wait_for); i++)
+		usleep(50000);
+	ck_assert_msg(harness_log_contains(&h, wait_for), "no \"%s\" in keyd's log", wait_for);
 	cli = keyd_client_new(h.socket, 5000);
 	ck_assert_ptr_nonnull(cli);
 }
 
 static void setup(void)
 {
-	start_with("user: nobody\n");
+	char line[64];
+
+	snprintf(line, sizeof(line), "sandbox: uid %u ", (unsigned)getpwnam("nobody")->pw_uid);
+	start_with("user: nobody\n", line);
 }
 
 static void teardown(void)
@@ -188,7 +196,7 @@ END_TEST
 
 static void setup_unfiltered(void)
 {
-	start_with("seccomp: false\n");
+	start_with("seccomp: false\n", "seccomp off");
 }
 
 START_TEST(seccomp_false_leaves_only_no_new_privs)
