@@ -208,6 +208,38 @@ cat "$state/replica.out"
 cmp -s "$pki/demo-root.pem" "$state/restored/certs/demo-root.pem" ||
 	fail "the restored root certificate differs"
 
+# Disaster and restore (issue 8): a full backup of the running service, then cad, ocspd and
+# crld stop, the database's every object and their configuration files are gone (keyd's
+# token and the PKI folder survive, as a hardware HSM and its CA certificates would; the
+# files-only restore above covers the certificates), the archive is restored in place, and the next
+# start must carry on: OCSP answers as before, CRL numbers keep growing, issuance works and
+# the audit chain verifies across the restore.
+crl_number() {
+	curl -fsS "${HSMCA_CRL_URL}demo-issuing.crl" | openssl crl -inform DER -noout -crlnumber |
+		sed -n 's/^crlNumber=0x//p'
+}
+n_before=$(crl_number) || fail "no CRL number before the backup"
+[[ -n "$n_before" ]] || fail "the CRL has no number"
+"$hsmca" backup "$state/full.hsmcabak" --key demo-backup --config "$state/cad/cad.yaml" \
+	--config "$state/ocspd/ocspd.yaml" --config "$state/crld/crld.yaml" >"$state/backup.out" 2>&1 ||
+	fail "hsmca backup (full) failed: $(cat "$state/backup.out")"
+for d in cad ocspd crld; do
+	pid=$(cat "$state/run/$d.pid")
+	kill "$pid"
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$pid" 2>/dev/null && fail "hsmca-$d did not stop"
+	rm -f -- "$state/run/$d.pid"
+done
+psql -qAt -c "DROP OWNED BY hsmca" >/dev/null 2>&1 || fail "could not wipe the database"
+[[ $(psql -qAt -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0 ]] ||
+	fail "the database still has tables after the wipe"
+rm -f -- "$state/cad/cad.yaml" "$state/ocspd/ocspd.yaml" "$state/crld/crld.yaml"
+"$hsmca" restore "$state/full.hsmcabak" --in-place >"$state/restore.out" 2>&1 ||
+	fail "hsmca restore --in-place failed: $(cat "$state/restore.out")"
+[[ -s "$state/cad/cad.yaml" ]] || fail "restore did not bring cad.yaml back"
+[[ $(psql -qAt -c "SELECT count(*) FROM certificates WHERE encode(serial, 'hex') = '$serial'") == 1 ]] ||
+	fail "restore did not bring the revoked certificate back"
+
 # A second start with the same state keeps the PKI (no second ceremony).
 before=$(sha256sum "$pki/demo-root.pem")
 "$repo/deploy/quickstart" --state "$state" --stop >>"$log" 2>&1 || fail "--stop failed"
@@ -221,6 +253,33 @@ source "$state/env"
 "$hsmca" keyd status | grep -q "keys: 4" || fail "second start changed the keys"
 "$hsmca" show "$serial" | grep -q '"status": "revoked"' ||
 	fail "second start: the revoked certificate is not in the database"
+# ... and after the restore: OCSP still knows both certificates, the next CRL has a higher
+# number and still lists the revoked one, a new certificate is issued, the audit chain holds.
+for _ in $(seq 50); do
+	out=$(ocsp_ask)
+	grep -q "www.pem: revoked" <<<"$out" && break
+	sleep 0.2
+done
+grep -q "www.pem: revoked" <<<"$out" || fail "after restore, OCSP: not revoked: $out"
+out=$(openssl ocsp -url "$HSMCA_OCSP_URL" -issuer "$pki/demo-issuing.pem" -cert "$state/dev.pem" \
+	-CAfile "$HSMCA_CA_BUNDLE" 2>&1) || true
+grep -q "dev.pem: \(good\|revoked\)" <<<"$out" || fail "after restore, OCSP for the device: $out"
+n_after=
+for _ in $(seq 50); do
+	n_after=$(crl_number) || true
+	[[ -n "$n_after" ]] && ((16#$n_after > 16#$n_before)) && break
+	sleep 0.2
+done
+if [[ -z "$n_after" ]] || ((16#$n_after <= 16#$n_before)); then
+	fail "after restore, the CRL number did not grow (before $n_before, now ${n_after:-none})"
+fi
+curl -fsS "${HSMCA_CRL_URL}demo-issuing.crl" | openssl crl -inform DER -noout -text |
+	grep -qi "Serial Number: $serial" || fail "after restore, the CRL does not list $serial"
+"$hsmca" issue --profile tls-server --csr "$state/www.csr" "${officer[@]}" >"$state/www2.pem" \
+	2>"$state/issue2.err" || fail "after restore, hsmca issue failed: $(cat "$state/issue2.err")"
+"$hsmca" audit verify >"$state/verify2.out" 2>&1 ||
+	fail "after restore, hsmca audit verify: $(cat "$state/verify2.out")"
+echo "restore: OCSP answers kept, CRL number 0x$n_before -> 0x$n_after, issuance and audit chain continue"
 "$repo/deploy/quickstart" --state "$state" --stop >>"$log" 2>&1 || fail "second --stop failed"
 left=$(no_daemons_left) || fail "still running after the second --stop: $left"
 echo "quickstart smoke: ok"

@@ -647,14 +647,6 @@ static int backup_to(const char *archive, int with_token)
 	             h.tokendir, (char *)NULL);
 }
 
-/* The checks the lead adds once hsmca-ocspd and hsmca-crld are merged: after a restore, the
- * OCSP answer for `serial` is still "good" (and changes on revocation), and the next CRL's
- * number is higher than the last one published before the backup. */
-static void after_restore_revocation_checks(const char *serial)
-{
-	(void)serial;
-}
-
 START_TEST(backup_wipe_restore_and_the_service_continues)
 {
 	char archive[600], *before, *after;
@@ -720,7 +712,9 @@ START_TEST(backup_wipe_restore_and_the_service_continues)
 	r1 = audit();
 	ck_assert_msg(r1.finding == DB_AUDIT_INTACT, "audit after restore: %s", r1.detail);
 	ck_assert_int_gt(r1.head_seq, r0.head_seq);
-	after_restore_revocation_checks(before);
+	/* OCSP and CRL numbers across a restore: tests/integration/quickstart_smoke.sh restores a
+	 * full archive under the running quickstart (with hsmca-ocspd and hsmca-crld) and checks
+	 * them there. */
 	free(before);
 	free(after);
 }
