@@ -35,6 +35,9 @@ struct scope {
 	int64_t next_full_at, next_delta_at;
 	int64_t full_next_update, delta_next_update; /* of what is published; 0: nothing */
 	int failing;
+	/* for /metrics (under the lock): the last published CRL numbers and times, failures */
+	int64_t full_number, delta_number, full_published_at, delta_published_at;
+	int64_t failures;
 };
 
 struct ca {
@@ -286,8 +289,12 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	pthread_mutex_lock(&c->lock);
 	if (delta) {
 		s->delta_next_update = p.next_update;
+		s->delta_number = number;
+		s->delta_published_at = (int64_t)time(NULL);
 	} else {
 		s->full_next_update = p.next_update;
+		s->full_number = number;
+		s->full_published_at = (int64_t)time(NULL);
 		s->base_number = number;
 		free(s->base_snapshot);
 		s->base_snapshot = snapshot;
@@ -341,6 +348,9 @@ fail:
 	          "%lld s)",
 	          a->cfg.name, s->name, full ? "" : " delta", why, (long long)c->cfg.retry_seconds);
 	s->failing = 1;
+	pthread_mutex_lock(&c->lock);
+	s->failures++;
+	pthread_mutex_unlock(&c->lock);
 	if (full || !s->base_number)
 		s->next_full_at = now + c->cfg.retry_seconds;
 	s->next_delta_at = now + c->cfg.retry_seconds;
@@ -534,6 +544,65 @@ static int health(void *arg, char *text, size_t n)
 	return 1;
 }
 
+/* Prometheus text: per published CRL its number, when it was published, its nextUpdate,
+ * whether it is stale and how many builds failed. */
+static size_t metrics(void *arg, char *text, size_t n)
+{
+	struct crld *c = arg;
+	int64_t now = (int64_t)time(NULL);
+	size_t len = 0;
+
+#define PUT(...)                                                                                   \
+	do {                                                                                       \
+		if (len < n)                                                                       \
+			len += (size_t)snprintf(text + len, n - len, __VA_ARGS__);                 \
+	} while (0)
+	PUT("# HELP hsmca_crld_crl_number The number of the CRL last published.\n"
+	    "# TYPE hsmca_crld_crl_number gauge\n"
+	    "# HELP hsmca_crld_last_publish_timestamp_seconds When it was published.\n"
+	    "# TYPE hsmca_crld_last_publish_timestamp_seconds gauge\n"
+	    "# HELP hsmca_crld_next_update_timestamp_seconds Its nextUpdate.\n"
+	    "# TYPE hsmca_crld_next_update_timestamp_seconds gauge\n"
+	    "# HELP hsmca_crld_stale 1 when the published CRL is past its nextUpdate or missing.\n"
+	    "# TYPE hsmca_crld_stale gauge\n"
+	    "# HELP hsmca_crld_build_failures_total CRL builds that failed (the old CRL stayed).\n"
+	    "# TYPE hsmca_crld_build_failures_total counter\n");
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->n_cas; i++)
+		for (int j = 0; j < c->cas[i].n_scopes; j++) {
+			const struct scope *s = &c->cas[i].scopes[j];
+			const char *kinds[2] = {"full", "delta"};
+			for (int k = 0; k < 2; k++) {
+				int64_t num = k ? s->delta_number : s->full_number;
+				int64_t at = k ? s->delta_published_at : s->full_published_at;
+				int64_t nu = k ? s->delta_next_update : s->full_next_update;
+				if (k && !nu)
+					continue; /* no deltas for this CRL */
+				PUT("hsmca_crld_crl_number{crl=\"%s\",kind=\"%s\"} %lld\n", s->name,
+				    kinds[k], (long long)num);
+				PUT("hsmca_crld_last_publish_timestamp_seconds{crl=\"%s\",kind=\"%"
+				    "s\"} "
+				    "%lld\n",
+				    s->name, kinds[k], (long long)at);
+				PUT("hsmca_crld_next_update_timestamp_seconds{crl=\"%s\",kind=\"%"
+				    "s\"} "
+				    "%lld\n",
+				    s->name, kinds[k], (long long)nu);
+				PUT("hsmca_crld_stale{crl=\"%s\",kind=\"%s\"} %d\n", s->name,
+				    kinds[k], !nu || nu < now);
+			}
+			PUT("hsmca_crld_build_failures_total{crl=\"%s\"} %lld\n", s->name,
+			    (long long)s->failures);
+		}
+	pthread_mutex_unlock(&c->lock);
+	PUT("# HELP hsmca_crld_revocations_listening 1 while LISTEN hsmca_revocation is up.\n"
+	    "# TYPE hsmca_crld_revocations_listening gauge\n"
+	    "hsmca_crld_revocations_listening %d\n",
+	    c->listening);
+#undef PUT
+	return len < n ? len : n - 1;
+}
+
 /* ---- the loop ---- */
 
 static void listen_again(struct crld *c, int missed)
@@ -619,8 +688,8 @@ int crld_run(struct crld *c)
 	char err[512];
 
 	if (c->cfg.listen_address[0] &&
-	    crld_http_start(c->cfg.listen_address, c->cfg.listen_port, c->cfg.folder, health, c,
-	                    &c->http, err, sizeof(err)) != 0) {
+	    crld_http_start(c->cfg.listen_address, c->cfg.listen_port, c->cfg.folder, health,
+	                    metrics, c, &c->http, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return -1;
 	}

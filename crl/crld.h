@@ -72,8 +72,11 @@ void crld_free(struct crld *c);
 struct crld_http;
 /* health: called for /health with a buffer for the text; returns 1 when healthy. */
 typedef int (*crld_health_fn)(void *arg, char *text, size_t n);
+/* metrics: called for /metrics with a buffer for Prometheus text; returns its length. */
+typedef size_t (*crld_metrics_fn)(void *arg, char *text, size_t n);
 int crld_http_start(const char *address, int port, const char *folder, crld_health_fn health,
-                    void *arg, struct crld_http **out, char *err, size_t errsz);
+                    crld_metrics_fn metrics, void *arg, struct crld_http **out, char *err,
+                    size_t errsz);
 void crld_http_stop(struct crld_http *h);
 
 #endif

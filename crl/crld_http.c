@@ -28,6 +28,7 @@ struct crld_http {
 	int running;
 	char folder[CRLD_PATH_MAX];
 	crld_health_fn health;
+	crld_metrics_fn metrics;
 	void *arg;
 };
 
@@ -148,6 +149,20 @@ static void handle(struct evhttp_request *req, void *arg)
 		reply_text(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", text);
 		return;
 	}
+	if (!strcmp(path, "/metrics") && h->metrics) {
+		static char text[65536];
+		static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
+		struct evbuffer *b = evhttp_request_get_output_buffer(req);
+		size_t len;
+		pthread_mutex_lock(&text_lock);
+		len = h->metrics(h->arg, text, sizeof(text));
+		evbuffer_add(b, text, len < sizeof(text) ? len : sizeof(text) - 1);
+		pthread_mutex_unlock(&text_lock);
+		evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4");
+		evhttp_add_header(out, "Cache-Control", "no-store");
+		evhttp_send_reply(req, 200, "OK", NULL);
+		return;
+	}
 	if (!crld_file_name_ok(path + 1)) {
 		reply_text(req, 404, "Not Found", "no such file");
 		return;
@@ -218,7 +233,8 @@ static void *loop(void *arg)
 }
 
 int crld_http_start(const char *address, int port, const char *folder, crld_health_fn health,
-                    void *arg, struct crld_http **out, char *err, size_t errsz)
+                    crld_metrics_fn metrics, void *arg, struct crld_http **out, char *err,
+                    size_t errsz)
 {
 	struct crld_http *h = calloc(1, sizeof(*h));
 
@@ -230,6 +246,7 @@ int crld_http_start(const char *address, int port, const char *folder, crld_heal
 	evthread_use_pthreads();
 	snprintf(h->folder, sizeof(h->folder), "%s", folder);
 	h->health = health;
+	h->metrics = metrics;
 	h->arg = arg;
 	h->base = event_base_new();
 	h->http = h->base ? evhttp_new(h->base) : NULL;

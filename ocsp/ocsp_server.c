@@ -41,7 +41,13 @@ struct conn {
 	size_t resp_len;
 };
 
+/* What each worker counts for /metrics (its own cache line; summed when scraped). */
+enum { M_CACHED, M_SIGNER, M_MALFORMED, M_UNAUTHORIZED, M_TRYLATER, M_HTTP_ERROR, M_N };
+static const char *const m_names[M_N] = {"cached",       "signer",   "malformedRequest",
+                                         "unauthorized", "tryLater", "http_error"};
+
 struct worker {
+	atomic_llong m[M_N];
 	struct ocspd *d;
 	pthread_t th;
 	struct event_base *base;
@@ -58,6 +64,11 @@ struct ocsp_server {
 	int n;
 	struct event_base *main_base;
 };
+
+static void count(struct conn *c, int what)
+{
+	atomic_fetch_add_explicit(&c->w->m[what], 1, memory_order_relaxed);
+}
 
 static void conn_free(struct conn *c)
 {
@@ -99,6 +110,8 @@ static void close_after_send(struct conn *c)
 static void http_fail(struct conn *c, int status)
 {
 	char buf[160];
+
+	count(c, M_HTTP_ERROR);
 	const char *why = status == 400   ? "Bad Request"
 	                  : status == 404 ? "Not Found"
 	                  : status == 405 ? "Method Not Allowed"
@@ -120,6 +133,10 @@ static void http_fail(struct conn *c, int status)
 static void ocsp_fail(struct conn *c, enum ocsp_error e, int keep)
 {
 	uint8_t buf[256];
+
+	count(c, e == OCSP_MALFORMED      ? M_MALFORMED
+	         : e == OCSP_UNAUTHORIZED ? M_UNAUTHORIZED
+	                                  : M_TRYLATER);
 	size_t n = ocsp_http_error(e, keep, buf, sizeof(buf));
 
 	conn_send(c, buf, n);
@@ -158,6 +175,83 @@ static void health(struct conn *c, int keep, int head_only)
 		conn_send(c, body, (size_t)bn);
 }
 
+/* Prometheus text: answers by how they were given, the cache and its freshness (the soonest
+ * nextUpdate of any pre-signed answer), signatures, connections, and the state of the
+ * database, keyd and the revocation feed. */
+static void metrics(struct conn *c, int keep, int head_only)
+{
+	struct ocspd *d = c->w->d;
+	struct ocsp_server *srv = d->server;
+	static char body[4096];
+	static pthread_mutex_t body_lock = PTHREAD_MUTEX_INITIALIZER;
+	long long sum[M_N] = {0};
+	int64_t soonest = 0, now = ocsp_now();
+	size_t entries, answers = 0, len = 0;
+	char head[256];
+	int hn;
+
+	for (int i = 0; i < srv->n; i++)
+		for (int k = 0; k < M_N; k++)
+			sum[k] += atomic_load_explicit(&srv->workers[i].m[k], memory_order_relaxed);
+	pthread_rwlock_rdlock(&d->cache.lock);
+	entries = d->cache.count;
+	for (size_t i = 0; i < d->cache.cap; i++) {
+		const struct ocsp_entry *e = d->cache.slots[i];
+		for (int v = 0; e && v < OCSP_VARIANTS; v++)
+			if (e->ans[v]) {
+				answers++;
+				if (!soonest || e->ans[v]->next_update < soonest)
+					soonest = e->ans[v]->next_update;
+			}
+	}
+	pthread_rwlock_unlock(&d->cache.lock);
+	pthread_mutex_lock(&body_lock);
+#define PUT(...)                                                                                   \
+	do {                                                                                       \
+		if (len < sizeof(body))                                                            \
+			len += (size_t)snprintf(body + len, sizeof(body) - len, __VA_ARGS__);      \
+	} while (0)
+	PUT("# HELP hsmca_ocspd_requests_total OCSP requests by how they were answered.\n"
+	    "# TYPE hsmca_ocspd_requests_total counter\n");
+	for (int k = 0; k < M_N; k++)
+		PUT("hsmca_ocspd_requests_total{answer=\"%s\"} %lld\n", m_names[k], sum[k]);
+	PUT("# HELP hsmca_ocspd_cached_certificates Certificates with pre-signed answers.\n"
+	    "# TYPE hsmca_ocspd_cached_certificates gauge\n"
+	    "hsmca_ocspd_cached_certificates %zu\n"
+	    "# HELP hsmca_ocspd_cached_answers Pre-signed answers (one per CertID hash).\n"
+	    "# TYPE hsmca_ocspd_cached_answers gauge\n"
+	    "hsmca_ocspd_cached_answers %zu\n"
+	    "# HELP hsmca_ocspd_soonest_next_update_seconds Seconds until the first pre-signed "
+	    "answer's nextUpdate (negative: one is stale).\n"
+	    "# TYPE hsmca_ocspd_soonest_next_update_seconds gauge\n"
+	    "hsmca_ocspd_soonest_next_update_seconds %lld\n",
+	    entries, answers, soonest ? (long long)(soonest - now) : 0LL);
+	PUT("# HELP hsmca_ocspd_signed_total Responses signed through keyd.\n"
+	    "# TYPE hsmca_ocspd_signed_total counter\n"
+	    "hsmca_ocspd_signed_total %lld\n"
+	    "# HELP hsmca_ocspd_connections Open client connections.\n"
+	    "# TYPE hsmca_ocspd_connections gauge\n"
+	    "hsmca_ocspd_connections %d\n"
+	    "# HELP hsmca_ocspd_up 1 when the part named is reachable or in step.\n"
+	    "# TYPE hsmca_ocspd_up gauge\n"
+	    "hsmca_ocspd_up{part=\"database\"} %d\n"
+	    "hsmca_ocspd_up{part=\"keyd\"} %d\n"
+	    "hsmca_ocspd_up{part=\"revocations\"} %d\n",
+	    (long long)atomic_load(&d->signed_count), atomic_load(&d->conns),
+	    atomic_load(&d->db_up), atomic_load(&d->keyd_up), atomic_load(&d->synced));
+#undef PUT
+	if (len >= sizeof(body))
+		len = sizeof(body) - 1;
+	hn = snprintf(head, sizeof(head),
+	              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+	              "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+	              len, keep ? "" : "Connection: close\r\n");
+	conn_send(c, head, (size_t)hn);
+	if (!head_only)
+		conn_send(c, body, len);
+	pthread_mutex_unlock(&body_lock);
+}
+
 static void job_done(void *arg, uint8_t *http, size_t len)
 {
 	struct conn *c = arg;
@@ -187,6 +281,11 @@ static void handle(struct conn *c, const struct ocsp_http_req *hr)
 	if (hr->method != OCSP_HTTP_POST && hr->target_len == 7 &&
 	    !memcmp(hr->target, "/health", 7)) {
 		health(c, keep, head_only);
+		goto sent;
+	}
+	if (hr->method != OCSP_HTTP_POST && hr->target_len == 8 &&
+	    !memcmp(hr->target, "/metrics", 8)) {
+		metrics(c, keep, head_only);
 		goto sent;
 	}
 	if (hr->method == OCSP_HTTP_POST) {
@@ -262,6 +361,7 @@ static void handle(struct conn *c, const struct ocsp_http_req *hr)
 		}
 		pthread_rwlock_unlock(&d->cache.lock);
 		if (n) {
+			count(c, M_CACHED);
 			conn_send(c, out, n);
 			goto sent;
 		}
@@ -270,6 +370,7 @@ static void handle(struct conn *c, const struct ocsp_http_req *hr)
 		ocsp_fail(c, OCSP_TRY_LATER, keep);
 		goto sent;
 	}
+	count(c, M_SIGNER);
 	c->busy = 1;
 	if (!keep)
 		c->closing = 1;

@@ -1201,6 +1201,23 @@ START_TEST(http_serves_crls_with_etag_and_304)
 		leaf_free(&l);
 	}
 	ck_assert_int_eq(http_get("/plain.crl", extra, resp, sizeof(resp)), 200);
+	/* Prometheus metrics: the number just published, when, and not stale. */
+	{
+		char want[128];
+		long long n = crl_number(path("http/plain.crl"));
+		ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
+		ck_assert_ptr_nonnull(strstr(resp, "text/plain; version=0.0.4"));
+		snprintf(want, sizeof(want),
+		         "hsmca_crld_crl_number{crl=\"plain\",kind=\"full\"} %lld\n", n);
+		ck_assert_msg(strstr(resp, want), "%s", resp);
+		ck_assert_ptr_nonnull(
+		    strstr(resp, "hsmca_crld_stale{crl=\"plain\",kind=\"full\"} 0\n"));
+		ck_assert_ptr_nonnull(strstr(
+		    resp,
+		    "hsmca_crld_last_publish_timestamp_seconds{crl=\"plain\",kind=\"full\"} 1"));
+		ck_assert_ptr_nonnull(
+		    strstr(resp, "hsmca_crld_build_failures_total{crl=\"plain\"} 0\n"));
+	}
 	ck_assert_int_eq(crld_stop_pid(pid), 0);
 }
 END_TEST
@@ -1254,6 +1271,11 @@ START_TEST(stale_crl_is_reported_in_the_log_and_health)
 	}
 	ck_assert_int_eq(code, 503);
 	ck_assert_msg(strstr(resp, "plain.crl: past its nextUpdate"), "%s", resp);
+	ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
+	ck_assert_msg(strstr(resp, "hsmca_crld_stale{crl=\"plain\",kind=\"full\"} 1\n"), "%s",
+	              resp);
+	ck_assert_msg(!strstr(resp, "hsmca_crld_build_failures_total{crl=\"plain\"} 0\n"), "%s",
+	              resp);
 	for (int i = 0; i < 100 && !strstr(slurp(path("stale.log")), "STALE CRL"); i++)
 		usleep(50000);
 	ck_assert_msg(strstr(slurp(path("stale.log")), "STALE CRL: plain.crl: past its nextUpdate"),

@@ -866,6 +866,47 @@ START_TEST(get_good_without_and_with_nonce_ca_signed_and_delegated)
 }
 END_TEST
 
+/* Prometheus metrics: answers counted by how they were given, the cache and its freshness,
+ * the parts that are up. */
+static long long metric(const char *text, const char *name)
+{
+	char line[200];
+	const char *p;
+
+	snprintf(line, sizeof(line), "\n%s", name); /* a sample line, not its # HELP */
+	p = strstr(text, line);
+	return p ? atoll(p + strlen(line)) : -1;
+}
+
+START_TEST(metrics_count_answers_and_report_freshness)
+{
+	char *body = NULL;
+	size_t n = 0;
+	long long cached0, cached1, malformed0, malformed1;
+	struct answer a;
+
+	ck_assert_int_eq(http_get("/metrics", &body, &n, NULL, 0), 200);
+	cached0 = metric(body, "hsmca_ocspd_requests_total{answer=\"cached\"} ");
+	malformed0 = metric(body, "hsmca_ocspd_requests_total{answer=\"malformedRequest\"} ");
+	ck_assert_int_ge(cached0, 0);
+	free(body);
+	a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert_int_eq(http_get("/AAAA", &body, &n, NULL, 0), 200); /* junk: malformedRequest */
+	free(body);
+	ck_assert_int_eq(http_get("/metrics", &body, &n, NULL, 0), 200);
+	cached1 = metric(body, "hsmca_ocspd_requests_total{answer=\"cached\"} ");
+	malformed1 = metric(body, "hsmca_ocspd_requests_total{answer=\"malformedRequest\"} ");
+	ck_assert_int_ge(cached1, cached0 + 1);
+	ck_assert_int_ge(malformed1, malformed0 + 1);
+	ck_assert_int_gt(metric(body, "hsmca_ocspd_cached_certificates "), 0);
+	ck_assert_int_gt(metric(body, "hsmca_ocspd_soonest_next_update_seconds "), 0);
+	ck_assert_int_eq(metric(body, "hsmca_ocspd_up{part=\"database\"} "), 1);
+	ck_assert_int_eq(metric(body, "hsmca_ocspd_up{part=\"keyd\"} "), 1);
+	free(body);
+}
+END_TEST
+
 START_TEST(sha256_certid_is_answered_and_matched)
 {
 	uint8_t der[4096];
@@ -1472,6 +1513,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, openssl_post_good_delegated_with_responder_certificate);
 	tcase_add_test(tc, openssl_post_with_nonce_gets_it_echoed);
 	tcase_add_test(tc, get_good_without_and_with_nonce_ca_signed_and_delegated);
+	tcase_add_test(tc, metrics_count_answers_and_report_freshness);
 	tcase_add_test(tc, sha256_certid_is_answered_and_matched);
 	tcase_add_test(tc, cache_headers_follow_rfc5019);
 	tcase_add_test(tc, conditional_get_with_the_etag_is_not_modified);
