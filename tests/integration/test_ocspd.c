@@ -544,12 +544,18 @@ static void fixture_start(void)
 	setup_phase = 0;
 }
 
+/* hsmca-ocspd runs under ASan/LSan here: a leak or any other report at its clean exit makes
+ * the exit status non-zero, which fails the suite (issue 9: no leaks in any daemon). */
+static int ocspd_bad_exits;
+
 static void fixture_stop(void)
 {
 	int st = ocspd_stop();
 
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+	if (st != -1 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
 		fprintf(stderr, "test_ocspd: hsmca-ocspd exited badly (status %d)\n", st);
+		ocspd_bad_exits++;
+	}
 }
 
 /* ---- clients ---- */
@@ -1554,5 +1560,12 @@ int main(void)
 	/* keep hsmca-ocspd's log where meson keeps its own */
 	sh("cp %s %s/meson-logs/test_ocspd-ocspd.log", path("ocspd.log"), getenv("HSMCA_BUILD"));
 	teardown();
+	if (ocspd_bad_exits) {
+		fprintf(stderr,
+		        "test_ocspd: %d hsmca-ocspd run(s) did not exit cleanly (a sanitizer or leak "
+		        "report, or a crash): see meson-logs/test_ocspd-ocspd.log\n",
+		        ocspd_bad_exits);
+		failed++;
+	}
 	return failed ? 1 : 0;
 }
