@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -225,4 +227,112 @@ int harness_log_contains(const struct harness *h, const char *s)
 		found = strstr(line, s) != NULL;
 	fclose(f);
 	return found;
+}
+
+/* ---- Shared helpers of the integration tests ---- */
+
+int harness_setup_phase;
+static const char *die_prog = "test";
+static void (*die_cleanup)(void);
+
+void harness_die_init(const char *prog, void (*cleanup)(void))
+{
+	die_prog = prog;
+	die_cleanup = cleanup;
+}
+
+void harness_die(const char *where)
+{
+	fprintf(stderr, "%s: %s failed\n", die_prog, where);
+	if (harness_setup_phase) {
+		harness_setup_phase = 0;
+		if (die_cleanup)
+			die_cleanup();
+	}
+	abort();
+}
+
+int harness_run(char *const argv[], const char *out_path)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int out =
+		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(out, 1);
+		dup2(out, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *harness_slurp(const char *path)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+int harness_free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(s, (struct sockaddr *)&a, &len))
+		harness_die(__func__);
+	port = ntohs(a.sin_port);
+	close(s);
+	return port;
+}
+
+int harness_pgtest(const struct harness_pg *pg, const char *cmd, const char *opt)
+{
+	char script[512];
+	const char *src = getenv("HSMCA_SRC");
+	char *argv[5];
+	int n = 0;
+
+	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", src ? src : ".");
+	argv[n++] = script;
+	argv[n++] = (char *)cmd;
+	if (opt)
+		argv[n++] = (char *)opt;
+	argv[n++] = (char *)pg->dir;
+	argv[n] = NULL;
+	return harness_run(argv, NULL);
+}
+
+int harness_pg_start(struct harness_pg *pg, const char *name)
+{
+	snprintf(pg->dir, sizeof(pg->dir), "/tmp/hsmca-%s.XXXXXX", name);
+	if (!mkdtemp(pg->dir) || harness_pgtest(pg, "start", "--fast") != 0)
+		return -1;
+	snprintf(pg->owner_ci, sizeof(pg->owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca",
+	         pg->dir);
+	snprintf(pg->app_ci, sizeof(pg->app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app",
+	         pg->dir);
+	return 0;
+}
+
+void harness_pg_remove(const struct harness_pg *pg)
+{
+	char *rm[] = {"rm", "-rf", "--", (char *)pg->dir, NULL};
+
+	if (!pg->dir[0])
+		return;
+	harness_pgtest(pg, "stop", NULL);
+	harness_run(rm, NULL);
 }

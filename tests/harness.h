@@ -6,6 +6,7 @@
 #ifndef HSMCA_TEST_HARNESS_H
 #define HSMCA_TEST_HARNESS_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 struct harness_opts {
@@ -48,5 +49,39 @@ void harness_keyd_kill(struct harness *h);
 void harness_stop(struct harness *h);
 /* 1 if keyd's log contains s. */
 int harness_log_contains(const struct harness *h, const char *s);
+
+/* ---- Shared helpers of the integration tests ---- */
+
+/* Failure plumbing for suites that build their fixture in the parent process.
+ * harness_die() prints "PROG: WHERE failed" and aborts; while harness_setup_phase is set
+ * it first clears it and runs the cleanup given to harness_die_init(), so that no server
+ * outlives the test program. The helpers below call it when they fail. */
+extern int harness_setup_phase;
+void harness_die_init(const char *prog, void (*cleanup)(void));
+_Noreturn void harness_die(const char *where);
+
+/* Fork and exec argv (PATH searched), stdout and stderr to out_path (created or
+ * truncated; NULL: /dev/null). Returns the exit status, -1 if it did not exit normally. */
+int harness_run(char *const argv[], const char *out_path);
+/* The text of a file (at most 64 KiB - 1), "" if unreadable. A static buffer: the next call
+ * overwrites it. */
+char *harness_slurp(const char *path);
+/* A TCP port on 127.0.0.1 free right now (bound, read and closed). */
+int harness_free_port(void);
+
+/* A private PostgreSQL cluster (tests/pg/pgtest) in a fresh folder under /tmp (not
+ * $TMPDIR: the socket path must stay short). Run as root, pgtest runs it as postgres. */
+struct harness_pg {
+	char dir[128];
+	char owner_ci[512]; /* conninfo as the schema owner, hsmca */
+	char app_ci[512];   /* conninfo as the application role, hsmca_app */
+};
+/* Make /tmp/hsmca-NAME.XXXXXX, start the cluster there (pgtest start --fast) and fill the
+ * connection strings. Returns 0, or -1 (dir[0] is then set if the folder was made). */
+int harness_pg_start(struct harness_pg *pg, const char *name);
+/* tests/pg/pgtest CMD [OPT] DIR, its output discarded; returns its exit status. */
+int harness_pgtest(const struct harness_pg *pg, const char *cmd, const char *opt);
+/* Stop the cluster and remove its folder; nothing if it was never made. */
+void harness_pg_remove(const struct harness_pg *pg);
 
 #endif

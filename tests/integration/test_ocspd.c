@@ -36,64 +36,17 @@
 #include "keyd_client.h"
 
 static struct harness h;
-static char pgdir[128], owner_ci[512], app_ci[512];
+static struct harness_pg pg;
 static char dir[256];
 static char url[128];
 static int port;
 static pid_t ocspd_pid;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
 static int32_t ca_a_id, ca_b_id;
-static int setup_phase;
 static void cleanup(void);
 static void replica_stop(void);
 
-static void die(const char *where)
-{
-	fprintf(stderr, "test_ocspd: %s failed\n", where);
-	if (setup_phase) {
-		setup_phase = 0;
-		cleanup();
-	}
-	abort();
-}
-
 /* ---- processes and files ---- */
-
-static int run(char *const argv[], const char *out_path)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int out =
-		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(out, 1);
-		dup2(out, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int pgtest(const char *cmd, const char *opt)
-{
-	char script[512];
-	char *argv[5];
-	int n = 0;
-
-	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", getenv("HSMCA_SRC"));
-	argv[n++] = script;
-	argv[n++] = (char *)cmd;
-	if (opt)
-		argv[n++] = (char *)opt;
-	argv[n++] = pgdir;
-	argv[n] = NULL;
-	return run(argv, NULL);
-}
 
 static const char *path(const char *name)
 {
@@ -105,18 +58,6 @@ static const char *path(const char *name)
 	return p[i];
 }
 
-static char *slurp(const char *file)
-{
-	static char buf[1 << 16];
-	FILE *f = fopen(file, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	return buf;
-}
-
 /* Run a shell command; its output (stdout and stderr) is returned. */
 static char *sh(const char *fmt, ...)
 {
@@ -126,8 +67,8 @@ static char *sh(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	run(argv, path("sh.out"));
-	return slurp(path("sh.out"));
+	harness_run(argv, path("sh.out"));
+	return harness_slurp(path("sh.out"));
 }
 
 static void write_file(const char *name, const char *text)
@@ -135,7 +76,7 @@ static void write_file(const char *name, const char *text)
 	FILE *f = fopen(path(name), "w");
 
 	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		die(__func__);
+		harness_die(__func__);
 }
 
 static void write_cert(const char *name, X509 *x)
@@ -143,21 +84,7 @@ static void write_cert(const char *name, X509 *x)
 	FILE *f = fopen(path(name), "w");
 
 	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		die(__func__);
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), p;
-
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(s, (struct sockaddr *)&a, &len))
-		die(__func__);
-	p = ntohs(a.sin_port);
-	close(s);
-	return p;
+		harness_die(__func__);
 }
 
 static double now_s(void)
@@ -185,7 +112,7 @@ static EVP_PKEY *keyd_key(const char *label)
 	OSSL_STORE_close(sc);
 	if (!k) {
 		ERR_print_errors_fp(stderr);
-		die(__func__);
+		harness_die(__func__);
 	}
 	return k;
 }
@@ -198,7 +125,7 @@ static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
 	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
 	if (!e || !X509_add_ext(x, e, -1))
-		die(__func__);
+		harness_die(__func__);
 	X509_EXTENSION_free(e);
 }
 
@@ -214,7 +141,7 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 	if (!x || !n || !m || !bn ||
 	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
 	                                0))
-		die(__func__);
+		harness_die(__func__);
 	X509_set_version(x, X509_VERSION_3);
 	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
 	X509_set_subject_name(x, n);
@@ -236,7 +163,7 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, signer, NULL) ||
 	    !X509_sign_ctx(x, m)) {
 		ERR_print_errors_fp(stderr);
-		die(__func__);
+		harness_die(__func__);
 	}
 	EVP_MD_CTX_free(m);
 	X509_NAME_free(n);
@@ -249,9 +176,9 @@ static struct db *owner_db(void)
 	struct db_err err = {0};
 	struct db *db = NULL;
 
-	if (db_connect(owner_ci, &db, &err) != DB_OK) {
+	if (db_connect(pg.owner_ci, &db, &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: connect: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	return db;
 }
@@ -276,7 +203,7 @@ static int32_t register_ca(struct db *db, const char *name, const char *label, X
 	a.key_label = (char *)label;
 	if (db_authority_add(db, &a, &id, &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	OPENSSL_free(subj);
 	OPENSSL_free(der);
@@ -316,7 +243,7 @@ static const char *issue(const char *name, int32_t ca_id, const char *ca_pem, co
 	req.requester = "test";
 	if (!ca || db_cert_reserve(db, &req, &id, &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: reserve: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	x = make_cert(name, k, ca, cak, 1, serial, sizeof(serial));
 	X509_set1_notBefore(x, NULL);
@@ -336,7 +263,7 @@ static const char *issue(const char *name, int32_t ca_id, const char *ca_pem, co
 	if (db_cert_mark_issued(db, ca_id, serial, sizeof(serial), der, (size_t)len, &err) !=
 	    DB_OK) {
 		fprintf(stderr, "test_ocspd: mark issued: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	{
 		char file[128];
@@ -378,7 +305,7 @@ static void ocspd_start_with(const char *conf)
 	snprintf(bin, sizeof(bin), "%s/ocsp/hsmca-ocspd", getenv("HSMCA_BUILD"));
 	ocspd_pid = fork();
 	if (ocspd_pid < 0)
-		die(__func__);
+		harness_die(__func__);
 	if (ocspd_pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
@@ -393,7 +320,7 @@ static void ocspd_start_with(const char *conf)
 	}
 	fprintf(stderr, "test_ocspd: hsmca-ocspd did not become healthy (%s); see %s\n", health(),
 	        log);
-	die(__func__);
+	harness_die(__func__);
 }
 
 static void ocspd_start(void)
@@ -435,23 +362,23 @@ static void setup(void)
 	char conf[2048];
 	int applied;
 
-	setup_phase = 1;
+	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (harness_start(&h, NULL) != 0)
-		die(__func__);
+		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
 	if (!c || keyd_client_generate(c, "ca-a", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
 	    keyd_client_generate(c, "ca-b", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
 	    keyd_client_generate(c, "ocsp-b", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
-		die(__func__);
+		harness_die(__func__);
 	keyd_client_free(c);
 	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
-		die(__func__);
+		harness_die(__func__);
 	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
 	prov_default = OSSL_PROVIDER_load(NULL, "default");
 	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
-		die(__func__);
+		harness_die(__func__);
 	ka = keyd_key("ca-a");
 	kb = keyd_key("ca-b");
 	ko = keyd_key("ocsp-b");
@@ -470,15 +397,12 @@ static void setup(void)
 		EVP_PKEY_free(kx);
 	}
 
-	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-ocspd.XXXXXX");
-	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
-		die(__func__);
-	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
-	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
+	if (harness_pg_start(&pg, "ocspd") != 0)
+		harness_die(__func__);
 	db = owner_db();
 	if (db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
 	ca_a_id = register_ca(db, "ca-a", "ca-a", xa);
@@ -489,7 +413,7 @@ static void setup(void)
 	set.ocsp_nonce_rate_limit = 2;
 	if (db_authority_settings_put(db, ca_b_id, &set, "test", &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	db_close(db);
 	X509_free(xa);
@@ -502,21 +426,18 @@ static void setup(void)
 	issue("a-good", ca_a_id, "ca-a.pem", "ca-a");
 	issue("b-good", ca_b_id, "ca-b.pem", "ca-b");
 
-	port = free_port();
+	port = harness_free_port();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, app_ci, dir);
+	snprintf(conf, sizeof(conf), config_fmt, port, pg.app_ci, dir);
 	write_file("ocspd.yaml", conf);
-	setup_phase = 0;
+	harness_setup_phase = 0;
 }
 
 static void teardown(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
 	ocspd_stop();
 	replica_stop();
-	pgtest("stop", NULL);
-	run(rm, NULL);
+	harness_pg_remove(&pg);
 	OSSL_PROVIDER_unload(prov_keyd);
 	OSSL_PROVIDER_unload(prov_default);
 	harness_stop(&h);
@@ -525,23 +446,18 @@ static void teardown(void)
 
 static void cleanup(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
 	ocspd_stop();
 	replica_stop();
-	if (pgdir[0]) {
-		pgtest("stop", NULL);
-		run(rm, NULL);
-	}
+	harness_pg_remove(&pg);
 	if (h.dir[0])
 		harness_stop(&h);
 }
 
 static void fixture_start(void)
 {
-	setup_phase = 1;
+	harness_setup_phase = 1;
 	ocspd_start();
-	setup_phase = 0;
+	harness_setup_phase = 0;
 }
 
 static void fixture_stop(void)
@@ -1199,7 +1115,8 @@ START_TEST(a_restarted_responder_starts_warm_from_the_shared_copy)
 	              st);
 	ocspd_start();
 	h0 = health();
-	ck_assert_msg(strstr(slurp(path("ocspd.log")), "stored responses reused"), "no warm start");
+	ck_assert_msg(strstr(harness_slurp(path("ocspd.log")), "stored responses reused"),
+	              "no warm start");
 	/* Nothing needed signing: every answer came from the shared copy. */
 	ck_assert_msg(strstr(h0, "\"signed\": 0"), "%s", h0);
 	ck_assert_int_eq(ask_cert("ca-a.pem", "a-good.pem", 0, 0).cert_status,
@@ -1218,7 +1135,7 @@ START_TEST(database_stopped_cached_answers_still_served_then_resync)
 
 	snprintf(s, sizeof(s), "%s", serial);
 	ck_assert(wait_status("ca-a.pem", "pgdown.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
-	ck_assert_int_eq(pgtest("stop", NULL), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "stop", NULL), 0);
 	for (int i = 0; i < 100 && !strstr(health(), "degraded"); i++)
 		usleep(50000);
 	ck_assert_msg(strstr(health(), "\"status\": \"degraded\""), "%s", health());
@@ -1236,7 +1153,7 @@ START_TEST(database_stopped_cached_answers_still_served_then_resync)
 	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_TRYLATER);
 	/* The database returns, and a revocation happens before the responder is back in step
 	 * (its announcement is lost): it must still be found. */
-	ck_assert_int_eq(pgtest("start", "--fast"), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "start", "--fast"), 0);
 	ck_assert_int_eq(revoke_db(s, ca_a_id, 0, DB_REASON_SUPERSEDED), 1);
 	ck_assert_msg(wait_status("ca-a.pem", "pgdown.pem", V_OCSP_CERTSTATUS_REVOKED, 10, &took),
 	              "revocation during the outage never served");
@@ -1287,7 +1204,7 @@ static int as_postgres(const char *fmt, ...)
 		snprintf(full, sizeof(full), "cd / && runuser -u postgres -- %s", cmd);
 	else
 		snprintf(full, sizeof(full), "%s", cmd);
-	return run(argv, path("replica.log"));
+	return harness_run(argv, path("replica.log"));
 }
 
 static void replica_stop(void)
@@ -1311,8 +1228,8 @@ static void replica_start(void)
 		sh("chown postgres: %s && chmod 0700 %s", repdir, repdir);
 	ck_assert_msg(as_postgres("/usr/lib/postgresql/15/bin/pg_basebackup -h %s -p 5432 -U "
 	                          "postgres -D %s/data -R -X stream",
-	                          pgdir, repdir) == 0,
-	              "pg_basebackup: %s", slurp(path("replica.log")));
+	                          pg.dir, repdir) == 0,
+	              "pg_basebackup: %s", harness_slurp(path("replica.log")));
 	snprintf(conf, sizeof(conf), "%s/data/postgresql.conf", repdir);
 	f = fopen(conf, "a");
 	ck_assert(f);
@@ -1323,13 +1240,13 @@ static void replica_start(void)
 	ck_assert_msg(as_postgres("/usr/lib/postgresql/15/bin/pg_ctl -D %s/data -l %s/log -w -t 60 "
 	                          "start",
 	                          repdir, repdir) == 0,
-	              "replica: %s", slurp(path("replica.log")));
+	              "replica: %s", harness_slurp(path("replica.log")));
 }
 
 START_TEST(reads_from_a_streaming_replica)
 {
 	char conf[2048], rep_ci[512], saved_url[128];
-	int saved_port = port, rport = free_port();
+	int saved_port = port, rport = harness_free_port();
 	pid_t main_pid = ocspd_pid;
 	const char *serial;
 	char s1[64], s2[64];
@@ -1346,7 +1263,7 @@ START_TEST(reads_from_a_streaming_replica)
 	         "database: \"%s connect_timeout=3\"\n"
 	         "primary_database: \"%s connect_timeout=3\"\n"
 	         "responder_certificates: [%s/ocsp-b.pem]\n",
-	         port, rep_ci, app_ci, dir);
+	         port, rep_ci, pg.app_ci, dir);
 	write_file("ocspd-rep.yaml", conf);
 	ocspd_start_with(path("ocspd-rep.yaml"));
 	serial = issue("rep1", ca_a_id, "ca-a.pem", "ca-a");
@@ -1364,7 +1281,8 @@ START_TEST(reads_from_a_streaming_replica)
 	         port, rep_ci, dir);
 	write_file("ocspd-rep.yaml", conf);
 	ocspd_start_with(path("ocspd-rep.yaml"));
-	ck_assert_msg(strstr(slurp(path("ocspd.log")), "the database is a standby"), "no warning");
+	ck_assert_msg(strstr(harness_slurp(path("ocspd.log")), "the database is a standby"),
+	              "no warning");
 	serial = issue("rep2", ca_b_id, "ca-b.pem", "ca-b");
 	snprintf(s2, sizeof(s2), "%s", serial);
 	ck_assert(wait_status("ca-b.pem", "rep2.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
@@ -1392,14 +1310,14 @@ START_TEST(connections_beyond_the_limit_are_closed_at_once)
 	double t0;
 
 	snprintf(saved_url, sizeof(saved_url), "%s", url);
-	port = free_port();
+	port = harness_free_port();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
 	snprintf(conf, sizeof(conf),
 	         "listen: {address: 127.0.0.1, port: %d}\nworkers: 1\n"
 	         "database: \"%s connect_timeout=3\"\n"
 	         "responder_certificates: [%s/ocsp-b.pem]\n"
 	         "limits: {max_connections: 2, idle_timeout_seconds: 30}\n",
-	         port, app_ci, dir);
+	         port, pg.app_ci, dir);
 	write_file("ocspd-limit.yaml", conf);
 	ocspd_start_with(path("ocspd-limit.yaml"));
 	a.sin_port = htons((uint16_t)port);
@@ -1499,6 +1417,7 @@ static Suite *suite(void)
 
 int main(void)
 {
+	harness_die_init("test_ocspd", cleanup);
 	SRunner *sr;
 	int failed;
 
