@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/pem.h>
 
 static int write_file(const char *path, mode_t mode, const char *text)
 {
@@ -335,4 +338,43 @@ void harness_pg_remove(const struct harness_pg *pg)
 		return;
 	harness_pgtest(pg, "stop", NULL);
 	harness_run(rm, NULL);
+}
+
+const char *harness_pathf(const char *dir, const char *fmt, ...)
+{
+	static char bufs[64][600];
+	static int i;
+	char name[400];
+	va_list ap;
+	char *p = bufs[i++ % 64];
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	snprintf(p, 600, "%s/%s", dir, name);
+	return p;
+}
+
+void harness_write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+		harness_die(__func__);
+}
+
+void harness_write_cert(const char *path, X509 *x, int append)
+{
+	FILE *f = fopen(path, append ? "a" : "w");
+
+	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
+		harness_die(__func__);
+}
+
+void harness_write_key(const char *path, EVP_PKEY *k)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
+		harness_die(__func__);
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <openssl/x509.h>
+
 struct harness_opts {
 	/* The "clients:" list of keyd's config, as YAML text indented by two
 	 * spaces per level; NULL grants the test's own uid every key and
@@ -83,5 +85,15 @@ int harness_pg_start(struct harness_pg *pg, const char *name);
 int harness_pgtest(const struct harness_pg *pg, const char *cmd, const char *opt);
 /* Stop the cluster and remove its folder; nothing if it was never made. */
 void harness_pg_remove(const struct harness_pg *pg);
+
+/* DIR/NAME, NAME formatted (at most 399 characters), in one of 64 static buffers used in
+ * turn: valid until 63 more calls. */
+const char *harness_pathf(const char *dir, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Write text, a certificate in PEM (append: after what the file holds) or a private key in
+ * unencrypted PEM to path; harness_die() on failure. */
+void harness_write_text(const char *path, const char *text);
+void harness_write_cert(const char *path, X509 *x, int append);
+void harness_write_key(const char *path, EVP_PKEY *k);
 
 #endif

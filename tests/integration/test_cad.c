@@ -52,46 +52,8 @@ static void path_of(char *out, size_t n, const char *name)
 	snprintf(out, n, "%s/%s", dir, name);
 }
 
-static void write_file(const char *name, const char *text)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		harness_die(__func__);
-}
-
-static void write_cert(const char *name, X509 *x)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		harness_die(__func__);
-}
-
-static void write_key(const char *name, EVP_PKEY *k)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
-		harness_die(__func__);
-}
-
-static const char *dir_file(const char *name)
-{
-	static char p[512];
-
-	path_of(p, sizeof(p), name);
-	return p;
-}
+/* dir/name, in a rotating buffer of the harness. */
+#define dir_file(name) harness_pathf(dir, "%s", name)
 
 /* ---- certificates for the fixture ---- */
 
@@ -364,9 +326,9 @@ static void client_cert(const char *name)
 	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, "SHA256");
 
 	snprintf(f, sizeof(f), "%s.pem", name);
-	write_cert(f, x);
+	harness_write_cert(dir_file(f), x, 0);
 	snprintf(f, sizeof(f), "%s.key", name);
-	write_key(f, k);
+	harness_write_key(dir_file(f), k);
 	X509_free(x);
 	EVP_PKEY_free(k);
 }
@@ -577,12 +539,12 @@ static void setup(void)
 	/* The CAs: self-signed, their keys in keyd. */
 	ik = keyd_key("issuing-p256");
 	x = make_cert("hsmca test issuing CA", ik, NULL, ik, 1, NULL, "SHA256");
-	write_cert("issuing.pem", x);
+	harness_write_cert(dir_file("issuing.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(ik);
 	ck = keyd_key("codesign-p384");
 	x = make_cert("hsmca test code signing CA", ck, NULL, ck, 1, NULL, "SHA384");
-	write_cert("codesign.pem", x);
+	harness_write_cert(dir_file("codesign.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(ck);
 
@@ -590,11 +552,11 @@ static void setup(void)
 	 * one principal who is not registered. */
 	opca_key = EVP_EC_gen("P-256");
 	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, "SHA256");
-	write_cert("opca.pem", opca);
+	harness_write_cert(dir_file("opca.pem"), opca, 0);
 	sk = EVP_EC_gen("P-256");
 	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", "SHA256");
-	write_cert("server.pem", x);
-	write_key("server.key", sk);
+	harness_write_cert(dir_file("server.pem"), x, 0);
+	harness_write_key(dir_file("server.key"), sk);
 	X509_free(x);
 	EVP_PKEY_free(sk);
 	for (int i = 0; i < NROLES; i++)
@@ -610,8 +572,8 @@ static void setup(void)
 		    !X509_gmtime_adj(X509_getm_notAfter(e), -3600) ||
 		    !X509_sign(e, opca_key, EVP_sha256()))
 			harness_die(__func__);
-		write_cert("expired-op.pem", e);
-		write_key("expired-op.key", k);
+		harness_write_cert(dir_file("expired-op.pem"), e, 0);
+		harness_write_key(dir_file("expired-op.key"), k);
 		X509_free(e);
 		EVP_PKEY_free(k);
 	}
@@ -658,7 +620,7 @@ static void setup(void)
 	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
 	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, dir, pg.app_ci, dir, dir);
-	write_file("cad.yaml", conf);
+	harness_write_text(dir_file("cad.yaml"), conf);
 	if (bootstrap("ca-admin") != 0)
 		harness_die(__func__);
 	harness_setup_phase = 0;
@@ -840,7 +802,8 @@ START_TEST(revoked_and_expired_client_certificates_are_refused)
 	ck_assert_int_eq(api("officer", "GET", "/api/v1/whoami", NULL, &o), 200);
 	json_decref(o);
 	/* A replacement that does not verify is ignored: the last good CRL stays in force. */
-	write_file("opca.crl", "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
+	harness_write_text(dir_file("opca.crl"),
+	                   "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
 	ck_assert_int_eq(api("revokee", "GET", "/api/v1/whoami", NULL, &o), 401);
 	json_decref(o);
 	ck_assert_int_eq(api("officer", "GET", "/api/v1/whoami", NULL, &o), 200);
@@ -871,8 +834,8 @@ START_TEST(certificate_from_another_ca_fails_the_handshake)
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	X509 *x = make_cert("intruder", k, NULL, k, 0, NULL, "SHA256");
 
-	write_cert("intruder.pem", x);
-	write_key("intruder.key", k);
+	harness_write_cert(dir_file("intruder.pem"), x, 0);
+	harness_write_key(dir_file("intruder.key"), k);
 	ck_assert_int_eq(api("intruder", "GET", "/api/v1/whoami", NULL, NULL), 0);
 	X509_free(x);
 	EVP_PKEY_free(k);
@@ -1079,7 +1042,7 @@ static void verify_with_openssl(const char *pem, const char *ca_file)
 	char name[64];
 
 	snprintf(name, sizeof(name), "verify-%d-%d.pem", (int)getpid(), n++);
-	write_file(name, pem);
+	harness_write_text(dir_file(name), pem);
 	path_of(cert, sizeof(cert), name);
 	path_of(ca, sizeof(ca), ca_file);
 	path_of(log, sizeof(log), "verify.log");
@@ -1222,7 +1185,7 @@ START_TEST(offline_issue_is_reserved_stored_and_audited)
 	BIGNUM *bn;
 	char *h;
 
-	write_file("offline.csr", csr);
+	harness_write_text(dir_file("offline.csr"), csr);
 	path_of(out, sizeof(out), "offline.out");
 	ck_assert_int_eq(offline_issue("tls-server", "offline.csr", out), 0);
 	x = pem_cert(harness_slurp(out));
@@ -1248,7 +1211,7 @@ START_TEST(offline_issue_is_reserved_stored_and_audited)
 	/* Refusals name the problem and store nothing. */
 	ck_assert_int_eq(offline_issue("no-such-profile", "offline.csr", out), 1);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(out), "no profile named"));
-	write_file("junk.csr", "not a certificate request\n");
+	harness_write_text(dir_file("junk.csr"), "not a certificate request\n");
 	ck_assert_int_eq(offline_issue("tls-server", "junk.csr", out), 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), before + 1);
 	OPENSSL_free(h);
@@ -1777,7 +1740,7 @@ START_TEST(cli_issues_shows_lists_and_revokes)
 	char *csr = make_csr(k, "/CN=cli.example.com", "DNS:cli.example.com");
 	char csr_path[512], serial[64], *pem, *p;
 
-	write_file("cli.csr", csr);
+	harness_write_text(dir_file("cli.csr"), csr);
 	path_of(csr_path, sizeof(csr_path), "cli.csr");
 	ck_assert_int_eq(
 	    cli("officer", "issue", "--profile", "tls-server", "--csr", csr_path, NULL), 0);

@@ -56,37 +56,8 @@ static struct ca plain = {.name = "plain", .label = "plain-p256"},
 
 /* ---- processes and files ---- */
 
-static const char *path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *path(const char *fmt, ...)
-{
-	static char bufs[64][600];
-	static int i;
-	char name[400];
-	va_list ap;
-	char *p = bufs[i++ % 64];
-
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	snprintf(p, 600, "%s/%s", dir, name);
-	return p;
-}
-
-static void write_text(const char *p, const char *text)
-{
-	FILE *f = fopen(p, "w");
-
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		harness_die(__func__);
-}
-
-static void write_pem(const char *p, X509 *x, int append)
-{
-	FILE *f = fopen(p, append ? "a" : "w");
-
-	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		harness_die(__func__);
-}
+/* dir/FORMAT..., in a rotating buffer of the harness. */
+#define path(...) harness_pathf(dir, __VA_ARGS__)
 
 /* ---- certificates ---- */
 
@@ -269,7 +240,7 @@ static void leaf_issue(struct ca *ca, struct leaf *l, int shard, const char *crl
 	                                  &err) == DB_OK,
 	              "%s", err.msg);
 	snprintf(l->pem, sizeof(l->pem), "%s", path("leaf-%s.pem", l->hex));
-	write_pem(l->pem, l->cert, 0);
+	harness_write_cert(l->pem, l->cert, 0);
 	OPENSSL_free(spki);
 	OPENSSL_free(der);
 	EVP_PKEY_free(k);
@@ -333,7 +304,7 @@ static const char *crld_config(const char *name, const char *extra)
 	         "publish: {folder: %s, base_url: \"http://crl.example/\", pem: true}\n"
 	         "%s",
 	         pg.app_ci, path("%s", name), extra ? extra : "");
-	write_text(conf, text);
+	harness_write_text(conf, text);
 	return conf;
 }
 
@@ -492,7 +463,7 @@ static void setup(void)
 	root_key = EVP_EC_gen("P-256");
 	root = make_cert("hsmca test root", root_key, NULL, root_key, 1, &one, 1, NULL, now - 86400,
 	                 now + 86400L * 3650);
-	write_pem(path("root.pem"), root, 0);
+	harness_write_cert(path("root.pem"), root, 0);
 	crl = X509_CRL_new();
 	{
 		ASN1_TIME *t1 = ASN1_TIME_set(NULL, (time_t)now - 60),
@@ -522,9 +493,9 @@ static void setup(void)
 	ca_make(db, &sharded, 0);
 	ca_make(db, &rsa, 1);
 	db_close(db);
-	write_pem(path("plain.pem"), plain.cert, 0);
-	write_pem(path("sharded.pem"), sharded.cert, 0);
-	write_pem(path("rsaca.pem"), rsa.cert, 0);
+	harness_write_cert(path("plain.pem"), plain.cert, 0);
+	harness_write_cert(path("sharded.pem"), sharded.cert, 0);
+	harness_write_cert(path("rsaca.pem"), rsa.cert, 0);
 	harness_setup_phase = 0;
 }
 
@@ -1165,7 +1136,7 @@ START_TEST(stale_crl_is_reported_in_the_log_and_health)
 	         "schedule: {retry_seconds: 600}\n"
 	         "authorities: [{name: plain, key: \"keyd:label=no-such-key\"}]\n",
 	         pg.app_ci, path("stale"), http_port);
-	write_text(path("stale.yaml"), conf);
+	harness_write_text(path("stale.yaml"), conf);
 	pid = crld_start(path("stale.yaml"), path("stale.log"));
 	for (int i = 0; i < 200 && code != 503; i++) {
 		code = http_get("/health", NULL, resp, sizeof(resp));
@@ -1204,7 +1175,7 @@ START_TEST(failed_run_keeps_the_published_crl)
 	         "publish: {folder: %s, base_url: \"http://crl.example/\"}\n"
 	         "authorities: [{name: plain, key: \"keyd:label=no-such-key\"}]\n",
 	         pg.app_ci, path("keep"));
-	write_text(path("keep-bad.yaml"), conf);
+	harness_write_text(path("keep-bad.yaml"), conf);
 	ck_assert_int_ne(crld_once(path("keep-bad.yaml"), path("keep-bad.log")), 0);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(path("keep-bad.log")), "not published"));
 	ck_assert_int_eq(stat(path("keep/plain.crl"), &st2), 0);
@@ -1261,7 +1232,7 @@ START_TEST(bad_configurations_are_refused_with_the_field_named)
 		ck_assert_msg(strstr(err, cases[i].expect), "case %zu: %s", i, err);
 	}
 	/* the daemon says so too, and exits non-zero */
-	write_text(path("bad.yaml"), cases[0].yaml);
+	harness_write_text(path("bad.yaml"), cases[0].yaml);
 	{
 		char *argv[] = {crld_bin(), "--config", (char *)path("bad.yaml"), "--check", NULL};
 		ck_assert_int_eq(harness_run(argv, path("bad.log")), 1);

@@ -43,15 +43,8 @@ static void cleanup(void);
 
 /* ---- processes and files ---- */
 
-static const char *in_dir(const char *name)
-{
-	static char p[4][512];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
-}
+/* dir/name, in a rotating buffer of the harness. */
+#define in_dir(name) harness_pathf(dir, "%s", name)
 
 /* A shell command (in the test folder), stdout and stderr to sh.log; its exit status. */
 static int sh(const char *fmt, ...)
@@ -66,30 +59,6 @@ static int sh(const char *fmt, ...)
 	vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
 	va_end(ap);
 	return harness_run(argv, in_dir("sh.log"));
-}
-
-static void write_file(const char *name, const char *text)
-{
-	FILE *f = fopen(in_dir(name), "w");
-
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		harness_die(__func__);
-}
-
-static void write_cert(const char *name, X509 *x)
-{
-	FILE *f = fopen(in_dir(name), "w");
-
-	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		harness_die(__func__);
-}
-
-static void write_key(const char *name, EVP_PKEY *k)
-{
-	FILE *f = fopen(in_dir(name), "w");
-
-	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
-		harness_die(__func__);
 }
 
 /* ---- certificates for the fixture ---- */
@@ -367,9 +336,9 @@ static void client_cert(const char *name)
 	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, -3600, 86400L * 365, serial++);
 
 	snprintf(f, sizeof(f), "%s.pem", name);
-	write_cert(f, x);
+	harness_write_cert(in_dir(f), x, 0);
 	snprintf(f, sizeof(f), "%s.key", name);
-	write_key(f, k);
+	harness_write_key(in_dir(f), k);
 	X509_free(x);
 	EVP_PKEY_free(k);
 }
@@ -482,18 +451,18 @@ static void setup(void)
 	/* The device-issuing CA (key in keyd), the operator-auth CA, the server, operators. */
 	dk = keyd_key("devices-p256");
 	x = make_cert("hsmca test device CA", dk, NULL, dk, 1, NULL, -3600, 86400L * 3650, 1);
-	write_cert("devca.pem", x);
+	harness_write_cert(in_dir("devca.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(dk);
 	opca_key = EVP_EC_gen("P-256");
 	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, -3600,
 	                 86400L * 3650, 2);
-	write_cert("opca.pem", opca);
+	harness_write_cert(in_dir("opca.pem"), opca, 0);
 	sk = EVP_EC_gen("P-256");
 	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", -3600,
 	              86400L * 365, 3);
-	write_cert("server.pem", x);
-	write_key("server.key", sk);
+	harness_write_cert(in_dir("server.pem"), x, 0);
+	harness_write_key(in_dir("server.key"), sk);
 	X509_free(x);
 	EVP_PKEY_free(sk);
 	for (size_t i = 0; i < 4; i++)
@@ -528,7 +497,7 @@ static void setup(void)
 	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
 	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir);
-	write_file("cad.yaml", conf);
+	harness_write_text(in_dir("cad.yaml"), conf);
 	harness_setup_phase = 0;
 }
 
@@ -775,7 +744,7 @@ START_TEST(csr_not_matching_the_profile_is_400_and_spends_nothing)
 	device_csr("dev-dns", "/CN=dev-dns", "DNS:dev.example.com", NULL);
 	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-dns.b64", "b2"), 400);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("b2")), "SAN"));
-	write_file("garbage", "this is not base64 of a CSR!\n");
+	harness_write_text(in_dir("garbage"), "this is not base64 of a CSR!\n");
 	ck_assert_int_eq(est_post("simpleenroll", auth, "garbage", "b3"), 400);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("b3")), "PKCS#10"));
 	ck_assert_int_eq(issued(), before);
@@ -914,8 +883,8 @@ START_TEST(reenrolment_with_an_expired_certificate_is_401)
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
 	PQclear(r);
 	PQfinish(c);
-	write_cert("dev-old.pem", x);
-	write_key("dev-old.key", k);
+	harness_write_cert(in_dir("dev-old.pem"), x, 0);
+	harness_write_key(in_dir("dev-old.key"), k);
 	before = issued();
 	device_csr("dev-old2", "/CN=dev-old", "URI:urn:dev:old", NULL);
 	ck_assert_int_eq(est_post("simplereenroll", "--cert dev-old.pem --key dev-old.key",

@@ -48,15 +48,8 @@ static void replica_stop(void);
 
 /* ---- processes and files ---- */
 
-static const char *path(const char *name)
-{
-	static char p[4][512];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
-}
+/* dir/name, in a rotating buffer of the harness. */
+#define path(name) harness_pathf(dir, "%s", name)
 
 /* Run a shell command; its output (stdout and stderr) is returned. */
 static char *sh(const char *fmt, ...)
@@ -69,22 +62,6 @@ static char *sh(const char *fmt, ...)
 	va_end(ap);
 	harness_run(argv, path("sh.out"));
 	return harness_slurp(path("sh.out"));
-}
-
-static void write_file(const char *name, const char *text)
-{
-	FILE *f = fopen(path(name), "w");
-
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		harness_die(__func__);
-}
-
-static void write_cert(const char *name, X509 *x)
-{
-	FILE *f = fopen(path(name), "w");
-
-	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		harness_die(__func__);
 }
 
 static double now_s(void)
@@ -268,7 +245,7 @@ static const char *issue(const char *name, int32_t ca_id, const char *ca_pem, co
 	{
 		char file[128];
 		snprintf(file, sizeof(file), "%s.pem", name);
-		write_cert(file, x);
+		harness_write_cert(path(file), x, 0);
 	}
 	db_serial_to_hex(serial, sizeof(serial), hex);
 	OPENSSL_free(der);
@@ -385,14 +362,14 @@ static void setup(void)
 	xa = make_cert("hsmca test CA A", ka, NULL, ka, 0, s1, 1);
 	xb = make_cert("hsmca test CA B", kb, NULL, kb, 0, s2, 1);
 	xo = make_cert("hsmca test OCSP responder B", ko, xb, kb, 2, s3, 1);
-	write_cert("ca-a.pem", xa);
-	write_cert("ca-b.pem", xb);
-	write_cert("ocsp-b.pem", xo);
+	harness_write_cert(path("ca-a.pem"), xa, 0);
+	harness_write_cert(path("ca-b.pem"), xb, 0);
+	harness_write_cert(path("ocsp-b.pem"), xo, 0);
 	/* an issuer nobody serves, for "unauthorized" */
 	{
 		EVP_PKEY *kx = EVP_EC_gen("P-256");
 		X509 *xx = make_cert("stranger CA", kx, NULL, kx, 0, s1, 1);
-		write_cert("stranger.pem", xx);
+		harness_write_cert(path("stranger.pem"), xx, 0);
 		X509_free(xx);
 		EVP_PKEY_free(kx);
 	}
@@ -429,7 +406,7 @@ static void setup(void)
 	port = harness_free_port();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
 	snprintf(conf, sizeof(conf), config_fmt, port, pg.app_ci, dir);
-	write_file("ocspd.yaml", conf);
+	harness_write_text(path("ocspd.yaml"), conf);
 	harness_setup_phase = 0;
 }
 
@@ -1264,7 +1241,7 @@ START_TEST(reads_from_a_streaming_replica)
 	         "primary_database: \"%s connect_timeout=3\"\n"
 	         "responder_certificates: [%s/ocsp-b.pem]\n",
 	         port, rep_ci, pg.app_ci, dir);
-	write_file("ocspd-rep.yaml", conf);
+	harness_write_text(path("ocspd-rep.yaml"), conf);
 	ocspd_start_with(path("ocspd-rep.yaml"));
 	serial = issue("rep1", ca_a_id, "ca-a.pem", "ca-a");
 	snprintf(s1, sizeof(s1), "%s", serial);
@@ -1279,7 +1256,7 @@ START_TEST(reads_from_a_streaming_replica)
 	         "database: \"%s connect_timeout=3\"\n"
 	         "responder_certificates: [%s/ocsp-b.pem]\n",
 	         port, rep_ci, dir);
-	write_file("ocspd-rep.yaml", conf);
+	harness_write_text(path("ocspd-rep.yaml"), conf);
 	ocspd_start_with(path("ocspd-rep.yaml"));
 	ck_assert_msg(strstr(harness_slurp(path("ocspd.log")), "the database is a standby"),
 	              "no warning");
@@ -1318,7 +1295,7 @@ START_TEST(connections_beyond_the_limit_are_closed_at_once)
 	         "responder_certificates: [%s/ocsp-b.pem]\n"
 	         "limits: {max_connections: 2, idle_timeout_seconds: 30}\n",
 	         port, pg.app_ci, dir);
-	write_file("ocspd-limit.yaml", conf);
+	harness_write_text(path("ocspd-limit.yaml"), conf);
 	ocspd_start_with(path("ocspd-limit.yaml"));
 	a.sin_port = htons((uint16_t)port);
 	for (int i = 0; i < 2; i++) {
