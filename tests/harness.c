@@ -14,7 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/store.h>
+#include <openssl/x509v3.h>
 
 static int write_file(const char *path, mode_t mode, const char *text)
 {
@@ -377,4 +381,85 @@ void harness_write_key(const char *path, EVP_PKEY *k)
 
 	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
 		harness_die(__func__);
+}
+
+EVP_PKEY *harness_keyd_key(const char *label)
+{
+	char uri[128];
+	OSSL_STORE_CTX *sc;
+	OSSL_STORE_INFO *info;
+	EVP_PKEY *k;
+
+	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
+	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	info = sc ? OSSL_STORE_load(sc) : NULL;
+	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
+	OSSL_STORE_INFO_free(info);
+	OSSL_STORE_close(sc);
+	if (!k) {
+		ERR_print_errors_fp(stderr);
+		harness_die(__func__);
+	}
+	return k;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (!e || !X509_add_ext(x, e, -1))
+		harness_die(__func__);
+	X509_EXTENSION_free(e);
+}
+
+X509 *harness_make_cert(const struct harness_cert *c)
+{
+	X509 *x = X509_new(), *issuer = c->issuer;
+	X509_NAME *n = X509_NAME_new();
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	BIGNUM *bn = c->serial_bytes ? BN_bin2bn(c->serial_bytes, (int)c->serial_len, NULL) : NULL;
+	char dp[512];
+
+	if (!x || !n || !m || (c->serial_bytes && !bn) ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)c->cn, -1,
+	                                -1, 0))
+		harness_die(__func__);
+	X509_set_version(x, X509_VERSION_3);
+	if (bn)
+		BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+	else
+		ASN1_INTEGER_set(X509_get_serialNumber(x), c->serial);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+	ASN1_TIME_set(X509_getm_notBefore(x), c->not_before);
+	ASN1_TIME_set(X509_getm_notAfter(x), c->not_after);
+	X509_set_pubkey(x, c->pub);
+	add_ext(x, issuer, NID_basic_constraints, c->ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	add_ext(x, issuer, NID_key_usage,
+	        c->ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+	add_ext(x, issuer, NID_subject_key_identifier, "hash");
+	if (issuer)
+		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
+	if (c->san)
+		add_ext(x, issuer, NID_subject_alt_name, c->san);
+	if (c->crldp) {
+		snprintf(dp, sizeof(dp), "URI:%s", c->crldp);
+		add_ext(x, issuer, NID_crl_distribution_points, dp);
+	}
+	if (c->ocsp_signer) {
+		add_ext(x, issuer, NID_ext_key_usage, "OCSPSigning");
+		add_ext(x, issuer, NID_id_pkix_OCSP_noCheck, "ignored");
+	}
+	if (!EVP_DigestSignInit_ex(m, NULL, c->md, NULL, NULL, c->signer, NULL) ||
+	    !X509_sign_ctx(x, m)) {
+		ERR_print_errors_fp(stderr);
+		harness_die(__func__);
+	}
+	BN_free(bn);
+	EVP_MD_CTX_free(m);
+	X509_NAME_free(n);
+	return x;
 }

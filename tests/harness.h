@@ -7,8 +7,11 @@
 #define HSMCA_TEST_HARNESS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 struct harness_opts {
@@ -95,5 +98,30 @@ const char *harness_pathf(const char *dir, const char *fmt, ...)
 void harness_write_text(const char *path, const char *text);
 void harness_write_cert(const char *path, X509 *x, int append);
 void harness_write_key(const char *path, EVP_PKEY *k);
+
+/* A private key held by keyd, through the keyd provider (loaded by the caller):
+ * keyd:label=LABEL. harness_die() on failure. */
+EVP_PKEY *harness_keyd_key(const char *label);
+
+/* A test certificate: subject CN=cn, version 3, basicConstraints and keyUsage (critical;
+ * CA: CA:TRUE, keyCertSign and cRLSign; else CA:FALSE, digitalSignature), a subject key
+ * identifier, an authority key identifier when issued, then the optional extensions. */
+struct harness_cert {
+	const char *cn;
+	EVP_PKEY *pub;
+	X509 *issuer; /* NULL: self-signed */
+	EVP_PKEY *signer;
+	int ca;
+	long serial;                 /* used when serial_bytes is NULL */
+	const uint8_t *serial_bytes; /* big-endian */
+	size_t serial_len;
+	time_t not_before, not_after; /* absolute */
+	const char *san;              /* subjectAltName in OpenSSL's config form, or NULL */
+	const char *crldp;            /* a CRL distribution point URI, or NULL */
+	int ocsp_signer;              /* extendedKeyUsage OCSPSigning and id-pkix-ocsp-nocheck */
+	const char *md;               /* digest name for EVP_DigestSignInit_ex (NULL: none) */
+};
+/* Make and sign it; harness_die() on failure. */
+X509 *harness_make_cert(const struct harness_cert *c);
 
 #endif

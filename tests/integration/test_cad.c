@@ -57,73 +57,24 @@ static void path_of(char *out, size_t n, const char *name)
 
 /* ---- certificates for the fixture ---- */
 
-static EVP_PKEY *keyd_key(const char *label)
-{
-	char uri[128];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info;
-	EVP_PKEY *k;
-
-	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	info = sc ? OSSL_STORE_load(sc) : NULL;
-	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(sc);
-	if (!k) {
-		ERR_print_errors_fp(stderr);
-		harness_die(__func__);
-	}
-	return k;
-}
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!e || !X509_add_ext(x, e, -1))
-		harness_die(__func__);
-	X509_EXTENSION_free(e);
-}
-
-/* issuer NULL: self-signed. */
+/* issuer NULL: self-signed. Valid from an hour ago for ten years; serials from 1000 up. */
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san, const char *md)
 {
 	static long serial = 1000;
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = ca,
+	                         .serial = serial++,
+	                         .not_before = now - 3600,
+	                         .not_after = now + 86400L * 3650,
+	                         .san = san,
+	                         .md = md};
 
-	if (!x || !n || !m ||
-	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-	                                0))
-		harness_die(__func__);
-	X509_set_version(x, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 3650);
-	X509_set_pubkey(x, pub);
-	add_ext(x, issuer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	add_ext(x, issuer, NID_key_usage,
-	        ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-	add_ext(x, issuer, NID_subject_key_identifier, "hash");
-	if (issuer)
-		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
-	if (san)
-		add_ext(x, issuer, NID_subject_alt_name, san);
-	if (!EVP_DigestSignInit_ex(m, NULL, md, NULL, NULL, signer, NULL) || !X509_sign_ctx(x, m)) {
-		ERR_print_errors_fp(stderr);
-		harness_die(__func__);
-	}
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	return x;
+	return harness_make_cert(&c);
 }
 
 /* ---- HTTP ---- */
@@ -537,12 +488,12 @@ static void setup(void)
 		harness_die(__func__);
 
 	/* The CAs: self-signed, their keys in keyd. */
-	ik = keyd_key("issuing-p256");
+	ik = harness_keyd_key("issuing-p256");
 	x = make_cert("hsmca test issuing CA", ik, NULL, ik, 1, NULL, "SHA256");
 	harness_write_cert(dir_file("issuing.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(ik);
-	ck = keyd_key("codesign-p384");
+	ck = harness_keyd_key("codesign-p384");
 	x = make_cert("hsmca test code signing CA", ck, NULL, ck, 1, NULL, "SHA384");
 	harness_write_cert(dir_file("codesign.pem"), x, 0);
 	X509_free(x);

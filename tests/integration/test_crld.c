@@ -61,79 +61,24 @@ static struct ca plain = {.name = "plain", .label = "plain-p256"},
 
 /* ---- certificates ---- */
 
-static EVP_PKEY *keyd_key(const char *label)
-{
-	char uri[128];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info;
-	EVP_PKEY *k;
-
-	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	info = sc ? OSSL_STORE_load(sc) : NULL;
-	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(sc);
-	if (!k) {
-		ERR_print_errors_fp(stderr);
-		harness_die(__func__);
-	}
-	return k;
-}
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!e || !X509_add_ext(x, e, -1))
-		harness_die(__func__);
-	X509_EXTENSION_free(e);
-}
-
 /* serial: bytes (minimal); issuer NULL: self-signed; crldp: a URI or NULL. */
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const uint8_t *serial, size_t serial_len, const char *crldp,
                        int64_t not_before, int64_t not_after)
 {
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	BIGNUM *bn = BN_bin2bn(serial, (int)serial_len, NULL);
-	char dp[512];
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = ca,
+	                         .serial_bytes = serial,
+	                         .serial_len = serial_len,
+	                         .not_before = (time_t)not_before,
+	                         .not_after = (time_t)not_after,
+	                         .crldp = crldp,
+	                         .md = "SHA256"};
 
-	if (!x || !n || !m || !bn ||
-	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-	                                0))
-		harness_die(__func__);
-	X509_set_version(x, X509_VERSION_3);
-	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	ASN1_TIME_set(X509_getm_notBefore(x), (time_t)not_before);
-	ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after);
-	X509_set_pubkey(x, pub);
-	add_ext(x, issuer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	add_ext(x, issuer, NID_key_usage,
-	        ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-	add_ext(x, issuer, NID_subject_key_identifier, "hash");
-	if (issuer)
-		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
-	if (crldp) {
-		snprintf(dp, sizeof(dp), "URI:%s", crldp);
-		add_ext(x, issuer, NID_crl_distribution_points, dp);
-	}
-	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, signer, NULL) ||
-	    !X509_sign_ctx(x, m)) {
-		ERR_print_errors_fp(stderr);
-		harness_die(__func__);
-	}
-	BN_free(bn);
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	return x;
+	return harness_make_cert(&c);
 }
 
 static struct db *owner_db(void)
@@ -168,7 +113,7 @@ static void ca_make(struct db *db, struct ca *ca, int rsa_key)
 	             : keyd_client_generate(c, ca->label, KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr)))
 		harness_die(__func__);
 	keyd_client_free(c);
-	ca->key = keyd_key(ca->label);
+	ca->key = harness_keyd_key(ca->label);
 	ca->cert = make_cert(ca->name, ca->key, root, root_key, 1, &serial, 1, NULL, now - 86400,
 	                     now + 86400L * 3650);
 	subj_len = i2d_X509_NAME(X509_get_subject_name(ca->cert), &subj);

@@ -63,69 +63,23 @@ static int sh(const char *fmt, ...)
 
 /* ---- certificates for the fixture ---- */
 
-static EVP_PKEY *keyd_key(const char *label)
-{
-	char uri[128];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info;
-	EVP_PKEY *k;
-
-	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	info = sc ? OSSL_STORE_load(sc) : NULL;
-	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(sc);
-	if (!k)
-		harness_die(__func__);
-	return k;
-}
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!e || !X509_add_ext(x, e, -1))
-		harness_die(__func__);
-	X509_EXTENSION_free(e);
-}
-
 /* issuer NULL: self-signed. Valid from nb to na seconds from now. */
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san, long nb, long na, long serial)
 {
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = ca,
+	                         .serial = serial,
+	                         .not_before = now + nb,
+	                         .not_after = now + na,
+	                         .san = san,
+	                         .md = "SHA256"};
 
-	if (!x || !n || !m ||
-	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-	                                0))
-		harness_die(__func__);
-	X509_set_version(x, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	X509_gmtime_adj(X509_getm_notBefore(x), nb);
-	X509_gmtime_adj(X509_getm_notAfter(x), na);
-	X509_set_pubkey(x, pub);
-	add_ext(x, issuer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	add_ext(x, issuer, NID_key_usage,
-	        ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-	add_ext(x, issuer, NID_subject_key_identifier, "hash");
-	if (issuer)
-		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
-	if (san)
-		add_ext(x, issuer, NID_subject_alt_name, san);
-	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, signer, NULL) ||
-	    !X509_sign_ctx(x, m))
-		harness_die(__func__);
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	return x;
+	return harness_make_cert(&c);
 }
 
 /* ---- the API, as an operator (libcurl) ---- */
@@ -449,7 +403,7 @@ static void setup(void)
 		harness_die(__func__);
 
 	/* The device-issuing CA (key in keyd), the operator-auth CA, the server, operators. */
-	dk = keyd_key("devices-p256");
+	dk = harness_keyd_key("devices-p256");
 	x = make_cert("hsmca test device CA", dk, NULL, dk, 1, NULL, -3600, 86400L * 3650, 1);
 	harness_write_cert(in_dir("devca.pem"), x, 0);
 	X509_free(x);
@@ -854,7 +808,7 @@ END_TEST
  * CA would have (a device enrolled two years ago). */
 START_TEST(reenrolment_with_an_expired_certificate_is_401)
 {
-	EVP_PKEY *ca = keyd_key("devices-p256"), *k = EVP_EC_gen("P-256");
+	EVP_PKEY *ca = harness_keyd_key("devices-p256"), *k = EVP_EC_gen("P-256");
 	FILE *f = fopen(in_dir("devca.pem"), "r");
 	X509 *cax = PEM_read_X509(f, NULL, NULL, NULL);
 	X509 *x = make_cert("dev-old", k, cax, ca, 0, "URI:urn:dev:old", -86400L * 400,

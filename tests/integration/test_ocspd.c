@@ -74,78 +74,25 @@ static double now_s(void)
 
 /* ---- certificates ---- */
 
-static EVP_PKEY *keyd_key(const char *label)
-{
-	char uri[128];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info;
-	EVP_PKEY *k;
-
-	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	info = sc ? OSSL_STORE_load(sc) : NULL;
-	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(sc);
-	if (!k) {
-		ERR_print_errors_fp(stderr);
-		harness_die(__func__);
-	}
-	return k;
-}
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!e || !X509_add_ext(x, e, -1))
-		harness_die(__func__);
-	X509_EXTENSION_free(e);
-}
-
-/* kind: 0 CA (self-signed when issuer NULL), 1 end entity, 2 OCSP responder. */
+/* kind: 0 CA (self-signed when issuer NULL), 1 end entity, 2 OCSP responder. Valid from an
+ * hour ago for a year. */
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int kind,
                        const uint8_t *serial, size_t serial_len)
 {
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	BIGNUM *bn = BN_bin2bn(serial, (int)serial_len, NULL);
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = kind == 0,
+	                         .serial_bytes = serial,
+	                         .serial_len = serial_len,
+	                         .not_before = now - 3600,
+	                         .not_after = now + 86400L * 365,
+	                         .ocsp_signer = kind == 2,
+	                         .md = "SHA256"};
 
-	if (!x || !n || !m || !bn ||
-	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-	                                0))
-		harness_die(__func__);
-	X509_set_version(x, X509_VERSION_3);
-	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365);
-	X509_set_pubkey(x, pub);
-	add_ext(x, issuer, NID_basic_constraints,
-	        kind == 0 ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	add_ext(x, issuer, NID_key_usage,
-	        kind == 0 ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-	add_ext(x, issuer, NID_subject_key_identifier, "hash");
-	if (issuer)
-		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
-	if (kind == 2) {
-		add_ext(x, issuer, NID_ext_key_usage, "OCSPSigning");
-		add_ext(x, issuer, NID_id_pkix_OCSP_noCheck, "ignored");
-	}
-	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, signer, NULL) ||
-	    !X509_sign_ctx(x, m)) {
-		ERR_print_errors_fp(stderr);
-		harness_die(__func__);
-	}
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	BN_free(bn);
-	return x;
+	return harness_make_cert(&c);
 }
 
 static struct db *owner_db(void)
@@ -197,7 +144,7 @@ static const char *issue(const char *name, int32_t ca_id, const char *ca_pem, co
 	struct db_err err = {0};
 	uint8_t serial[16];
 	unsigned char *der = NULL, *spki = NULL;
-	EVP_PKEY *k = EVP_EC_gen("P-256"), *cak = keyd_key(label);
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *cak = harness_keyd_key(label);
 	FILE *f = fopen(path(ca_pem), "r");
 	X509 *ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL, *x;
 	int64_t id;
@@ -356,9 +303,9 @@ static void setup(void)
 	prov_default = OSSL_PROVIDER_load(NULL, "default");
 	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
 		harness_die(__func__);
-	ka = keyd_key("ca-a");
-	kb = keyd_key("ca-b");
-	ko = keyd_key("ocsp-b");
+	ka = harness_keyd_key("ca-a");
+	kb = harness_keyd_key("ca-b");
+	ko = harness_keyd_key("ocsp-b");
 	xa = make_cert("hsmca test CA A", ka, NULL, ka, 0, s1, 1);
 	xb = make_cert("hsmca test CA B", kb, NULL, kb, 0, s2, 1);
 	xo = make_cert("hsmca test OCSP responder B", ko, xb, kb, 2, s3, 1);
