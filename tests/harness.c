@@ -463,3 +463,17 @@ X509 *harness_make_cert(const struct harness_cert *c)
 	X509_NAME_free(n);
 	return x;
 }
+
+size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg)
+{
+	struct harness_buf *b = arg;
+	char *d = realloc(b->data, b->len + sz * n + 1);
+
+	if (!d)
+		return 0;
+	memcpy(d + b->len, p, sz * n);
+	b->len += sz * n;
+	d[b->len] = '\0';
+	b->data = d;
+	return sz * n;
+}

@@ -124,4 +124,13 @@ struct harness_cert {
 /* Make and sign it; harness_die() on failure. */
 X509 *harness_make_cert(const struct harness_cert *c);
 
+/* A growing buffer, always NUL-terminated once written, for libcurl: CURLOPT_WRITEFUNCTION
+ * (or HEADERFUNCTION) harness_curl_collect, its DATA a struct harness_buf zeroed first;
+ * free(data) afterwards. */
+struct harness_buf {
+	char *data;
+	size_t len;
+};
+size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg);
+
 #endif

@@ -79,25 +79,6 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 
 /* ---- HTTP ---- */
 
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	char *d = realloc(b->data, b->len + sz * n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, p, sz * n);
-	b->len += sz * n;
-	d[b->len] = '\0';
-	b->data = d;
-	return sz * n;
-}
-
 /* who: NULL (no credentials), "token:SECRET", or a role (its client certificate). Returns the
  * HTTP status (0: no answer); *out (may be NULL) gets the JSON body. */
 static long api(const char *who, const char *method, const char *path, const char *body,
@@ -105,7 +86,7 @@ static long api(const char *who, const char *method, const char *path, const cha
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdr = NULL;
-	struct buf b = {0};
+	struct harness_buf b = {0};
 	char url[512], cert[512], key[512], ca[512], auth[400];
 	long status = 0;
 
@@ -115,7 +96,7 @@ static long api(const char *who, const char *method, const char *path, const cha
 	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	if (who && !strncmp(who, "token:", 6)) {
@@ -2601,14 +2582,14 @@ END_TEST
 static char *get_text(const char *path, long *status, char *ctype, size_t ctsz)
 {
 	CURL *c = curl_easy_init();
-	struct buf b = {0};
+	struct harness_buf b = {0};
 	char url[512], *ct = NULL;
 
 	snprintf(url, sizeof(url), "%s%s", base_url, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CAINFO, dir_file("opca.pem"));
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	*status = 0;
 	if (curl_easy_perform(c) == CURLE_OK) {

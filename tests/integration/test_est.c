@@ -84,32 +84,13 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 
 /* ---- the API, as an operator (libcurl) ---- */
 
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	char *d = realloc(b->data, b->len + sz * n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, p, sz * n);
-	b->len += sz * n;
-	d[b->len] = '\0';
-	b->data = d;
-	return sz * n;
-}
-
 /* who: a role (its client certificate) or a file name of a certificate "X" (X.pem, X.key). */
 static long api(const char *who, const char *method, const char *path, const char *body,
                 json_t **out)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdr = NULL;
-	struct buf b = {0};
+	struct harness_buf b = {0};
 	char url[512], cert[512], key[512];
 	long status = 0;
 
@@ -118,7 +99,7 @@ static long api(const char *who, const char *method, const char *path, const cha
 	curl_easy_setopt(c, CURLOPT_CAINFO, in_dir("opca.pem"));
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	if (who) {

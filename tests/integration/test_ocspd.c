@@ -394,30 +394,11 @@ static void fixture_stop(void)
 
 /* ---- clients ---- */
 
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	char *d = realloc(b->data, b->len + sz * n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, p, sz * n);
-	b->len += sz * n;
-	d[b->len] = '\0';
-	b->data = d;
-	return sz * n;
-}
-
 static long http_do(const char *target, const uint8_t *post, size_t post_len, const char *ctype,
                     char **body, size_t *body_len, char *headers, size_t hcap)
 {
 	CURL *c = curl_easy_init();
-	struct buf b = {0}, hd = {0};
+	struct harness_buf b = {0}, hd = {0};
 	struct curl_slist *hdr = NULL;
 	char u[8192], ct[128];
 	long status = 0;
@@ -425,9 +406,9 @@ static long http_do(const char *target, const uint8_t *post, size_t post_len, co
 	snprintf(u, sizeof(u), "%s%s", url, target);
 	curl_easy_setopt(c, CURLOPT_URL, u);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hd);
 	if (post) {
 		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
