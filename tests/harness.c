@@ -1,5 +1,7 @@
 #include "harness.h"
 
+#include <check.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -476,4 +478,25 @@ size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg)
 	d[b->len] = '\0';
 	b->data = d;
 	return sz * n;
+}
+
+void harness_pg_exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+
+	ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
+	              PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+long long harness_pg_count(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	long long n;
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+	n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <sys/types.h>
 
+#include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -132,5 +133,11 @@ struct harness_buf {
 	size_t len;
 };
 size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg);
+
+/* One SQL command on connection c, checked with Check: harness_pg_exec_ok asserts it
+ * succeeds (command or rows); harness_pg_count asserts it returns rows and gives the first
+ * column of the first as a number (e.g. SELECT count(*) ...). */
+void harness_pg_exec_ok(PGconn *c, const char *sql);
+long long harness_pg_count(PGconn *c, const char *sql);
 
 #endif

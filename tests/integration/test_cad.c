@@ -147,12 +147,8 @@ static struct db *owner_db(void)
 static long long count(const char *sql)
 {
 	struct db *db = owner_db();
-	PGresult *r = PQexec(db_pgconn(db), sql);
-	long long n;
+	long long n = harness_pg_count(db_pgconn(db), sql);
 
-	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-	n = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
 	db_close(db);
 	return n;
 }
@@ -160,11 +156,8 @@ static long long count(const char *sql)
 static void sql_ok(const char *sql)
 {
 	struct db *db = owner_db();
-	PGresult *r = PQexec(db_pgconn(db), sql);
 
-	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-	              "%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
+	harness_pg_exec_ok(db_pgconn(db), sql);
 	db_close(db);
 }
 

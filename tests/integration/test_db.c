@@ -74,16 +74,6 @@ static struct db *connect_as(const char *ci)
 	return db;
 }
 
-static void sql_ok(struct db *db, const char *sql)
-{
-	PGresult *r = PQexec(db_pgconn(db), sql);
-	ExecStatusType st = PQresultStatus(r);
-
-	ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
-	              PQresultErrorMessage(r));
-	PQclear(r);
-}
-
 /* sql must fail with SQLSTATE state; returns nothing, asserts. */
 static void sql_fails(struct db *db, const char *sql, const char *state)
 {
@@ -96,17 +86,6 @@ static void sql_fails(struct db *db, const char *sql, const char *state)
 	PQclear(r);
 }
 
-static long long sql_count(struct db *db, const char *sql)
-{
-	PGresult *r = PQexec(db_pgconn(db), sql);
-	long long n;
-
-	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-	n = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return n;
-}
-
 /* Migrate as the owner and let hsmca_app log in (pgtest's cluster trusts its socket). */
 static struct db *schema_ready(void)
 {
@@ -115,7 +94,7 @@ static struct db *schema_ready(void)
 	int applied;
 
 	ck_assert_msg(db_migrate(owner, NULL, NULL, &applied, &err) == DB_OK, "%s", err.msg);
-	sql_ok(owner, "ALTER ROLE hsmca_app LOGIN");
+	harness_pg_exec_ok(db_pgconn(owner), "ALTER ROLE hsmca_app LOGIN");
 	return owner;
 }
 
@@ -329,10 +308,13 @@ START_TEST(migrate_applies_every_migration_then_nothing)
 	ck_assert_msg(db_migrate(db, note_applied, &log, &applied, &err) == DB_OK, "%s", err.msg);
 	ck_assert_int_eq(applied, 0);
 	ck_assert_int_eq(log.n, 0);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM schema_version"), db_schema_latest());
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM schema_version"),
+	                 db_schema_latest());
 	/* the migration created the application role */
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM pg_roles WHERE rolname = 'hsmca_app'"),
-	                 1);
+	ck_assert_int_eq(
+	    harness_pg_count(db_pgconn(db),
+	                     "SELECT count(*) FROM pg_roles WHERE rolname = 'hsmca_app'"),
+	    1);
 	db_close(db);
 }
 END_TEST
@@ -347,7 +329,7 @@ START_TEST(migrate_refuses_a_newer_schema)
 	snprintf(sql, sizeof(sql),
 	         "INSERT INTO schema_version (version, name, checksum) VALUES (%d, 'future', 'x')",
 	         db_schema_latest() + 1);
-	sql_ok(db, sql);
+	harness_pg_exec_ok(db_pgconn(db), sql);
 	ck_assert_int_eq(db_migrate(db, NULL, NULL, &applied, &err), DB_ERR_SCHEMA);
 	ck_assert_int_eq(applied, 0);
 	ck_assert_msg(strstr(err.msg, "newer than this hsmca knows"), "%s", err.msg);
@@ -361,7 +343,8 @@ START_TEST(migrate_refuses_a_diverged_schema)
 	struct db_err err = {0};
 	int applied;
 
-	sql_ok(db, "UPDATE schema_version SET checksum = 'other' WHERE version = 1");
+	harness_pg_exec_ok(db_pgconn(db),
+	                   "UPDATE schema_version SET checksum = 'other' WHERE version = 1");
 	ck_assert_int_eq(db_migrate(db, NULL, NULL, &applied, &err), DB_ERR_SCHEMA);
 	ck_assert_msg(strstr(err.msg, "differs"), "%s", err.msg);
 	db_close(db);
@@ -426,7 +409,7 @@ START_TEST(serial_is_unique_per_issuer_by_constraint)
 	          " subject, not_before, not_after, spki_sha256, requester FROM certificates"
 	          " LIMIT 1",
 	          "23505");
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM certificates"), 2);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM certificates"), 2);
 	EVP_PKEY_free(leaf);
 	ca_free(&a);
 	ca_free(&b);
@@ -652,7 +635,7 @@ START_TEST(revocation_and_its_audit_entry_commit_together)
 	ck_assert_int_eq(db_audit_append(db, &e, &seq, &err), DB_OK);
 	db_rollback(db);
 	ck_assert_int_eq(status_of(db, &ca, S1, sizeof(S1)), DB_CERT_ISSUED);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM audit_log"), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM audit_log"), 0);
 
 	ck_assert_int_eq(db_begin(db, &err), DB_OK);
 	ck_assert_int_eq(db_cert_revoke(db, ca.id, S1, sizeof(S1), 0, 0, &changed, &err), DB_OK);
@@ -783,8 +766,8 @@ START_TEST(sql_metacharacters_are_stored_verbatim)
 	ck_assert_str_eq(c.sans[1].value, uri);
 	ck_assert_str_eq(c.requester, q.requester);
 	db_cert_clear(&c);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM certificates"), 1);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM principals"), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM certificates"), 1);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM principals"), 0);
 
 	ck_assert_int_eq(db_audit_append(db, &e, &seq, &err), DB_OK);
 	ck_assert_int_eq(db_audit_verify(db, &rep, &err), DB_OK);
@@ -827,8 +810,8 @@ START_TEST(nul_and_invalid_utf8_are_refused_cleanly)
 	/* a serial with a leading zero byte is not minimal */
 	q = request(&ca, S2 + 4, 4, leaf);
 	ck_assert_int_eq(db_cert_reserve(db, &q, &id, &err), DB_ERR_INVALID);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM certificates"), 0);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM audit_log"), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM certificates"), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM audit_log"), 0);
 
 	/* the server refuses a NUL too, should one get past the data layer */
 	{
@@ -922,9 +905,9 @@ END_TEST
 /* Tampering as the owner, who must first switch the append-only triggers off. */
 static void tamper(struct db *owner, const char *sql)
 {
-	sql_ok(owner, "ALTER TABLE audit_log DISABLE TRIGGER USER");
-	sql_ok(owner, sql);
-	sql_ok(owner, "ALTER TABLE audit_log ENABLE TRIGGER USER");
+	harness_pg_exec_ok(db_pgconn(owner), "ALTER TABLE audit_log DISABLE TRIGGER USER");
+	harness_pg_exec_ok(db_pgconn(owner), sql);
+	harness_pg_exec_ok(db_pgconn(owner), "ALTER TABLE audit_log ENABLE TRIGGER USER");
 }
 
 START_TEST(audit_verify_names_a_modified_entry)
@@ -1087,7 +1070,7 @@ START_TEST(concurrent_appenders_keep_one_chain)
 		ck_assert_msg(a[i].rc == DB_OK, "appender %d: %s", i, a[i].msg);
 	}
 	verify_finds(owner, DB_AUDIT_INTACT, 0);
-	ck_assert_int_eq(sql_count(owner, "SELECT max(seq) FROM audit_log"), 200);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT max(seq) FROM audit_log"), 200);
 	db_close(owner);
 }
 END_TEST
