@@ -385,6 +385,16 @@ void harness_write_key(const char *path, EVP_PKEY *k)
 		harness_die(__func__);
 }
 
+void harness_load_providers(OSSL_PROVIDER **keyd, OSSL_PROVIDER **dflt)
+{
+	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
+		harness_die(__func__);
+	*keyd = OSSL_PROVIDER_load(NULL, "keyd");
+	*dflt = OSSL_PROVIDER_load(NULL, "default");
+	if (!*keyd || !*dflt || !EVP_set_default_properties(NULL, "?provider=default"))
+		harness_die(__func__);
+}
+
 EVP_PKEY *harness_keyd_key(const char *label)
 {
 	char uri[128];

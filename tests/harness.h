@@ -2,6 +2,8 @@
  * Test harness: a throwaway SoftHSM token and an hsmca-keyd serving it, in a
  * fresh temporary folder per call (never the user's token). Needs the
  * environment meson's test() sets: HSMCA_KEYD_BIN, HSMCA_PROVIDER_DIR, HSMCA_SRC.
+ * Below it, the helpers the integration tests share (processes, files, a private
+ * PostgreSQL cluster, test certificates, libcurl and SQL helpers).
  */
 #ifndef HSMCA_TEST_HARNESS_H
 #define HSMCA_TEST_HARNESS_H
@@ -13,6 +15,7 @@
 
 #include <libpq-fe.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 #include <openssl/x509.h>
 
 struct harness_opts {
@@ -83,7 +86,7 @@ struct harness_pg {
 	char app_ci[512];   /* conninfo as the application role, hsmca_app */
 };
 /* Make /tmp/hsmca-NAME.XXXXXX, start the cluster there (pgtest start --fast) and fill the
- * connection strings. Returns 0, or -1 (dir[0] is then set if the folder was made). */
+ * connection strings. Returns 0, or -1 (harness_pg_remove still cleans up). */
 int harness_pg_start(struct harness_pg *pg, const char *name);
 /* tests/pg/pgtest CMD [OPT] DIR, its output discarded; returns its exit status. */
 int harness_pgtest(const struct harness_pg *pg, const char *cmd, const char *opt);
@@ -99,6 +102,10 @@ const char *harness_pathf(const char *dir, const char *fmt, ...)
 void harness_write_text(const char *path, const char *text);
 void harness_write_cert(const char *path, X509 *x, int append);
 void harness_write_key(const char *path, EVP_PKEY *k);
+
+/* Load the keyd provider (from $HSMCA_PROVIDER_DIR) and the default one, the default
+ * preferred ("?provider=default") wherever keyd is not asked for; harness_die() on failure. */
+void harness_load_providers(OSSL_PROVIDER **keyd, OSSL_PROVIDER **dflt);
 
 /* A private key held by keyd, through the keyd provider (loaded by the caller):
  * keyd:label=LABEL. harness_die() on failure. */

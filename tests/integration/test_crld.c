@@ -397,12 +397,7 @@ static void setup(void)
 		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	chmod(dir, 0755);
-	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
-		harness_die(__func__);
-	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
-		harness_die(__func__);
+	harness_load_providers(&prov_keyd, &prov_default);
 
 	/* A software root and its (empty) CRL, for -crl_check_all. */
 	root_key = EVP_EC_gen("P-256");

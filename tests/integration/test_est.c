@@ -372,12 +372,7 @@ static void setup(void)
 	if (!c || keyd_client_generate(c, "devices-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
 		harness_die(__func__);
 	keyd_client_free(c);
-	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
-		harness_die(__func__);
-	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
-		harness_die(__func__);
+	harness_load_providers(&prov_keyd, &prov_default);
 
 	/* The device-issuing CA (key in keyd), the operator-auth CA, the server, operators. */
 	dk = harness_keyd_key("devices-p256");

@@ -297,12 +297,7 @@ static void setup(void)
 	    keyd_client_generate(c, "ocsp-b", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
 		harness_die(__func__);
 	keyd_client_free(c);
-	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
-		harness_die(__func__);
-	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
-		harness_die(__func__);
+	harness_load_providers(&prov_keyd, &prov_default);
 	ka = harness_keyd_key("ca-a");
 	kb = harness_keyd_key("ca-b");
 	ko = harness_keyd_key("ocsp-b");
