@@ -970,6 +970,22 @@ static void header_value(const char *resp, const char *name, char *out, size_t n
 	snprintf(out, n, "%.*s", (int)(end ? end - p : 0), p);
 }
 
+/* A free port for a test (a failure here fails the test, as a check, rather than aborting
+ * like harness_free_port, which serves set-ups). */
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert(s >= 0 && !bind(s, (struct sockaddr *)&a, sizeof(a)) &&
+	          !getsockname(s, (struct sockaddr *)&a, &len));
+	port = ntohs(a.sin_port);
+	close(s);
+	return port;
+}
+
 START_TEST(http_serves_crls_with_etag_and_304)
 {
 	static char resp[1 << 20];
@@ -980,7 +996,7 @@ START_TEST(http_serves_crls_with_etag_and_304)
 	struct stat st;
 	pid_t pid;
 
-	http_port = harness_free_port();
+	http_port = free_port();
 	snprintf(conf_extra, sizeof(conf_extra),
 	         "listen: {address: 127.0.0.1, port: %d}\nauthorities: [{name: plain}]\n",
 	         http_port);
@@ -1068,7 +1084,7 @@ START_TEST(stale_crl_is_reported_in_the_log_and_health)
 	    crl_build(&p, no_entries, NULL, path("stale/plain.crl"), &res, why, sizeof(why)) == 0,
 	    "%s", why);
 	/* ...and a crld that cannot sign a new one (a key keyd does not have). */
-	http_port = harness_free_port();
+	http_port = free_port();
 	snprintf(conf, sizeof(conf),
 	         "database: \"%s connect_timeout=3\"\n"
 	         "publish: {folder: %s, base_url: \"http://crl.example/\"}\n"
