@@ -307,6 +307,25 @@ int harness_free_port(void)
 	return port;
 }
 
+pid_t harness_spawn_daemon(const char *rel, const char *conf, const char *extra, const char *log)
+{
+	char bin[512];
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/%s", getenv("HSMCA_BUILD"), rel);
+	pid = fork();
+	if (pid < 0)
+		harness_die(__func__);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+		execl(bin, bin, "--config", conf, extra, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
 int harness_pgtest(const struct harness_pg *pg, const char *cmd, const char *opt)
 {
 	char script[512];

@@ -78,6 +78,12 @@ char *harness_slurp(const char *path);
 /* A TCP port on 127.0.0.1 free right now (bound, read and closed). */
 int harness_free_port(void);
 
+/* Start a daemon of the build tree, $HSMCA_BUILD/REL --config CONF [EXTRA], its stderr
+ * appended to log and OPENSSL_MODULES set to $HSMCA_PROVIDER_DIR in the child (for keyd:
+ * keys). Returns its pid at once (waiting until it serves is the caller's); harness_die()
+ * if it cannot fork. */
+pid_t harness_spawn_daemon(const char *rel, const char *conf, const char *extra, const char *log);
+
 /* A private PostgreSQL cluster (tests/pg/pgtest) in a fresh folder under /tmp (not
  * $TMPDIR: the socket path must stay short). Run as root, pgtest runs it as postgres. */
 struct harness_pg {

@@ -399,23 +399,12 @@ static int bootstrap(const char *name)
 
 static void cad_start(void)
 {
-	char conf[512], log[512], bin[512];
+	char log[512];
 	json_t *o = NULL;
 
-	path_of(conf, sizeof(conf), "cad.yaml");
 	path_of(log, sizeof(log), "cad.log");
-	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
 	harness_setup_phase = 1;
-	cad_pid = fork();
-	if (cad_pid < 0)
-		harness_die(__func__);
-	if (cad_pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-		execl(bin, bin, "--config", conf, (char *)NULL);
-		_exit(127);
-	}
+	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", dir_file("cad.yaml"), NULL, log);
 	for (int i = 0; i < 200; i++) {
 		long st = api(NULL, "GET", "/api/v1/health", NULL, &o);
 		json_decref(o);

@@ -314,20 +314,9 @@ static const char config_fmt[] =
 
 static void cad_start(void)
 {
-	char bin[512];
-
-	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
 	harness_setup_phase = 1;
-	cad_pid = fork();
-	if (cad_pid < 0)
-		harness_die(__func__);
-	if (cad_pid == 0) {
-		int fd = open(in_dir("cad.log"), O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-		execl(bin, bin, "--config", in_dir("cad.yaml"), (char *)NULL);
-		_exit(127);
-	}
+	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", in_dir("cad.yaml"), NULL,
+	                               in_dir("cad.log"));
 	for (int i = 0; i < 200; i++) {
 		if (api(NULL, "GET", "/api/v1/health", NULL, NULL) == 200) {
 			harness_setup_phase = 0;

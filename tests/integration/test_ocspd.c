@@ -223,20 +223,9 @@ static const char *health(void)
 
 static void ocspd_start_with(const char *conf)
 {
-	char bin[512];
 	const char *log = path("ocspd.log");
 
-	snprintf(bin, sizeof(bin), "%s/ocsp/hsmca-ocspd", getenv("HSMCA_BUILD"));
-	ocspd_pid = fork();
-	if (ocspd_pid < 0)
-		harness_die(__func__);
-	if (ocspd_pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-		execl(bin, bin, "--config", conf, "--verbose", (char *)NULL);
-		_exit(127);
-	}
+	ocspd_pid = harness_spawn_daemon("ocsp/hsmca-ocspd", conf, "--verbose", log);
 	for (int i = 0; i < 400; i++) {
 		if (strstr(health(), "\"status\": \"ok\""))
 			return;
