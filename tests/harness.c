@@ -1,15 +1,26 @@
 #include "harness.h"
 
+#include <check.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/store.h>
+#include <openssl/x509v3.h>
 
 static int write_file(const char *path, mode_t mode, const char *text)
 {
@@ -225,4 +236,296 @@ int harness_log_contains(const struct harness *h, const char *s)
 		found = strstr(line, s) != NULL;
 	fclose(f);
 	return found;
+}
+
+/* ---- Shared helpers of the integration tests ---- */
+
+int harness_setup_phase;
+static const char *die_prog = "test";
+static void (*die_cleanup)(void);
+
+void harness_die_init(const char *prog, void (*cleanup)(void))
+{
+	die_prog = prog;
+	die_cleanup = cleanup;
+}
+
+void harness_die(const char *where)
+{
+	fprintf(stderr, "%s: %s failed\n", die_prog, where);
+	if (harness_setup_phase) {
+		harness_setup_phase = 0;
+		if (die_cleanup)
+			die_cleanup();
+	}
+	abort();
+}
+
+int harness_run(char *const argv[], const char *out_path)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int out =
+		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(out, 1);
+		dup2(out, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *harness_slurp(const char *path)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+int harness_free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(s, (struct sockaddr *)&a, &len))
+		harness_die(__func__);
+	port = ntohs(a.sin_port);
+	close(s);
+	return port;
+}
+
+pid_t harness_spawn_daemon(const char *rel, const char *conf, const char *extra, const char *log)
+{
+	char bin[512];
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/%s", getenv("HSMCA_BUILD"), rel);
+	pid = fork();
+	if (pid < 0)
+		harness_die(__func__);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, 2);
+		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+		execl(bin, bin, "--config", conf, extra, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+int harness_pgtest(const struct harness_pg *pg, const char *cmd, const char *opt)
+{
+	char script[512];
+	const char *src = getenv("HSMCA_SRC");
+	char *argv[5];
+	int n = 0;
+
+	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", src ? src : ".");
+	argv[n++] = script;
+	argv[n++] = (char *)cmd;
+	if (opt)
+		argv[n++] = (char *)opt;
+	argv[n++] = (char *)pg->dir;
+	argv[n] = NULL;
+	return harness_run(argv, NULL);
+}
+
+int harness_pg_start(struct harness_pg *pg, const char *name)
+{
+	snprintf(pg->dir, sizeof(pg->dir), "/tmp/hsmca-%s.XXXXXX", name);
+	if (!mkdtemp(pg->dir) || harness_pgtest(pg, "start", "--fast") != 0)
+		return -1;
+	snprintf(pg->owner_ci, sizeof(pg->owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca",
+	         pg->dir);
+	snprintf(pg->app_ci, sizeof(pg->app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app",
+	         pg->dir);
+	return 0;
+}
+
+void harness_pg_remove(const struct harness_pg *pg)
+{
+	char *rm[] = {"rm", "-rf", "--", (char *)pg->dir, NULL};
+
+	if (!pg->dir[0])
+		return;
+	harness_pgtest(pg, "stop", NULL);
+	harness_run(rm, NULL);
+}
+
+const char *harness_pathf(const char *dir, const char *fmt, ...)
+{
+	static char bufs[64][600];
+	static int i;
+	char name[400];
+	va_list ap;
+	char *p = bufs[i++ % 64];
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	snprintf(p, 600, "%s/%s", dir, name);
+	return p;
+}
+
+void harness_write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+		harness_die(__func__);
+}
+
+void harness_write_cert(const char *path, X509 *x, int append)
+{
+	FILE *f = fopen(path, append ? "a" : "w");
+
+	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
+		harness_die(__func__);
+}
+
+void harness_write_key(const char *path, EVP_PKEY *k)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
+		harness_die(__func__);
+}
+
+void harness_load_providers(OSSL_PROVIDER **keyd, OSSL_PROVIDER **dflt)
+{
+	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
+		harness_die(__func__);
+	*keyd = OSSL_PROVIDER_load(NULL, "keyd");
+	*dflt = OSSL_PROVIDER_load(NULL, "default");
+	if (!*keyd || !*dflt || !EVP_set_default_properties(NULL, "?provider=default"))
+		harness_die(__func__);
+}
+
+EVP_PKEY *harness_keyd_key(const char *label)
+{
+	char uri[128];
+	OSSL_STORE_CTX *sc;
+	OSSL_STORE_INFO *info;
+	EVP_PKEY *k;
+
+	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
+	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	info = sc ? OSSL_STORE_load(sc) : NULL;
+	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
+	OSSL_STORE_INFO_free(info);
+	OSSL_STORE_close(sc);
+	if (!k) {
+		ERR_print_errors_fp(stderr);
+		harness_die(__func__);
+	}
+	return k;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (!e || !X509_add_ext(x, e, -1))
+		harness_die(__func__);
+	X509_EXTENSION_free(e);
+}
+
+X509 *harness_make_cert(const struct harness_cert *c)
+{
+	X509 *x = X509_new(), *issuer = c->issuer;
+	X509_NAME *n = X509_NAME_new();
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	BIGNUM *bn = c->serial_bytes ? BN_bin2bn(c->serial_bytes, (int)c->serial_len, NULL) : NULL;
+	char dp[512];
+
+	if (!x || !n || !m || (c->serial_bytes && !bn) ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)c->cn, -1,
+	                                -1, 0))
+		harness_die(__func__);
+	X509_set_version(x, X509_VERSION_3);
+	if (bn)
+		BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+	else
+		ASN1_INTEGER_set(X509_get_serialNumber(x), c->serial);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+	ASN1_TIME_set(X509_getm_notBefore(x), c->not_before);
+	ASN1_TIME_set(X509_getm_notAfter(x), c->not_after);
+	X509_set_pubkey(x, c->pub);
+	add_ext(x, issuer, NID_basic_constraints, c->ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	add_ext(x, issuer, NID_key_usage,
+	        c->ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+	add_ext(x, issuer, NID_subject_key_identifier, "hash");
+	if (issuer)
+		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
+	if (c->san)
+		add_ext(x, issuer, NID_subject_alt_name, c->san);
+	if (c->crldp) {
+		snprintf(dp, sizeof(dp), "URI:%s", c->crldp);
+		add_ext(x, issuer, NID_crl_distribution_points, dp);
+	}
+	if (c->ocsp_signer) {
+		add_ext(x, issuer, NID_ext_key_usage, "OCSPSigning");
+		add_ext(x, issuer, NID_id_pkix_OCSP_noCheck, "ignored");
+	}
+	if (!EVP_DigestSignInit_ex(m, NULL, c->md, NULL, NULL, c->signer, NULL) ||
+	    !X509_sign_ctx(x, m)) {
+		ERR_print_errors_fp(stderr);
+		harness_die(__func__);
+	}
+	BN_free(bn);
+	EVP_MD_CTX_free(m);
+	X509_NAME_free(n);
+	return x;
+}
+
+size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg)
+{
+	struct harness_buf *b = arg;
+	char *d = realloc(b->data, b->len + sz * n + 1);
+
+	if (!d)
+		return 0;
+	memcpy(d + b->len, p, sz * n);
+	b->len += sz * n;
+	d[b->len] = '\0';
+	b->data = d;
+	return sz * n;
+}
+
+void harness_pg_exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+
+	ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
+	              PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+long long harness_pg_count(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	long long n;
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+	n = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
 }

@@ -2,11 +2,21 @@
  * Test harness: a throwaway SoftHSM token and an hsmca-keyd serving it, in a
  * fresh temporary folder per call (never the user's token). Needs the
  * environment meson's test() sets: HSMCA_KEYD_BIN, HSMCA_PROVIDER_DIR, HSMCA_SRC.
+ * Below it, the helpers the integration tests share (processes, files, a private
+ * PostgreSQL cluster, test certificates, libcurl and SQL helpers).
  */
 #ifndef HSMCA_TEST_HARNESS_H
 #define HSMCA_TEST_HARNESS_H
 
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
+
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <openssl/x509.h>
 
 struct harness_opts {
 	/* The "clients:" list of keyd's config, as YAML text indented by two
@@ -48,5 +58,99 @@ void harness_keyd_kill(struct harness *h);
 void harness_stop(struct harness *h);
 /* 1 if keyd's log contains s. */
 int harness_log_contains(const struct harness *h, const char *s);
+
+/* ---- Shared helpers of the integration tests ---- */
+
+/* Failure plumbing for suites that build their fixture in the parent process.
+ * harness_die() prints "PROG: WHERE failed" and aborts; while harness_setup_phase is set
+ * it first clears it and runs the cleanup given to harness_die_init(), so that no server
+ * outlives the test program. The helpers below call it when they fail. */
+extern int harness_setup_phase;
+void harness_die_init(const char *prog, void (*cleanup)(void));
+_Noreturn void harness_die(const char *where);
+
+/* Fork and exec argv (PATH searched), stdout and stderr to out_path (created or
+ * truncated; NULL: /dev/null). Returns the exit status, -1 if it did not exit normally. */
+int harness_run(char *const argv[], const char *out_path);
+/* The text of a file (at most 64 KiB - 1), "" if unreadable. A static buffer: the next call
+ * overwrites it. */
+char *harness_slurp(const char *path);
+/* A TCP port on 127.0.0.1 free right now (bound, read and closed). */
+int harness_free_port(void);
+
+/* Start a daemon of the build tree, $HSMCA_BUILD/REL --config CONF [EXTRA], its stderr
+ * appended to log and OPENSSL_MODULES set to $HSMCA_PROVIDER_DIR in the child (for keyd:
+ * keys). Returns its pid at once (waiting until it serves is the caller's); harness_die()
+ * if it cannot fork. */
+pid_t harness_spawn_daemon(const char *rel, const char *conf, const char *extra, const char *log);
+
+/* A private PostgreSQL cluster (tests/pg/pgtest) in a fresh folder under /tmp (not
+ * $TMPDIR: the socket path must stay short). Run as root, pgtest runs it as postgres. */
+struct harness_pg {
+	char dir[128];
+	char owner_ci[512]; /* conninfo as the schema owner, hsmca */
+	char app_ci[512];   /* conninfo as the application role, hsmca_app */
+};
+/* Make /tmp/hsmca-NAME.XXXXXX, start the cluster there (pgtest start --fast) and fill the
+ * connection strings. Returns 0, or -1 (harness_pg_remove still cleans up). */
+int harness_pg_start(struct harness_pg *pg, const char *name);
+/* tests/pg/pgtest CMD [OPT] DIR, its output discarded; returns its exit status. */
+int harness_pgtest(const struct harness_pg *pg, const char *cmd, const char *opt);
+/* Stop the cluster and remove its folder; nothing if it was never made. */
+void harness_pg_remove(const struct harness_pg *pg);
+
+/* DIR/NAME, NAME formatted (at most 399 characters), in one of 64 static buffers used in
+ * turn: valid until 63 more calls. */
+const char *harness_pathf(const char *dir, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Write text, a certificate in PEM (append: after what the file holds) or a private key in
+ * unencrypted PEM to path; harness_die() on failure. */
+void harness_write_text(const char *path, const char *text);
+void harness_write_cert(const char *path, X509 *x, int append);
+void harness_write_key(const char *path, EVP_PKEY *k);
+
+/* Load the keyd provider (from $HSMCA_PROVIDER_DIR) and the default one, the default
+ * preferred ("?provider=default") wherever keyd is not asked for; harness_die() on failure. */
+void harness_load_providers(OSSL_PROVIDER **keyd, OSSL_PROVIDER **dflt);
+
+/* A private key held by keyd, through the keyd provider (loaded by the caller):
+ * keyd:label=LABEL. harness_die() on failure. */
+EVP_PKEY *harness_keyd_key(const char *label);
+
+/* A test certificate: subject CN=cn, version 3, basicConstraints and keyUsage (critical;
+ * CA: CA:TRUE, keyCertSign and cRLSign; else CA:FALSE, digitalSignature), a subject key
+ * identifier, an authority key identifier when issued, then the optional extensions. */
+struct harness_cert {
+	const char *cn;
+	EVP_PKEY *pub;
+	X509 *issuer; /* NULL: self-signed */
+	EVP_PKEY *signer;
+	int ca;
+	long serial;                 /* used when serial_bytes is NULL */
+	const uint8_t *serial_bytes; /* big-endian */
+	size_t serial_len;
+	time_t not_before, not_after; /* absolute */
+	const char *san;              /* subjectAltName in OpenSSL's config form, or NULL */
+	const char *crldp;            /* a CRL distribution point URI, or NULL */
+	int ocsp_signer;              /* extendedKeyUsage OCSPSigning and id-pkix-ocsp-nocheck */
+	const char *md;               /* digest name for EVP_DigestSignInit_ex (NULL: none) */
+};
+/* Make and sign it; harness_die() on failure. */
+X509 *harness_make_cert(const struct harness_cert *c);
+
+/* A growing buffer, always NUL-terminated once written, for libcurl: CURLOPT_WRITEFUNCTION
+ * (or HEADERFUNCTION) harness_curl_collect, its DATA a struct harness_buf zeroed first;
+ * free(data) afterwards. */
+struct harness_buf {
+	char *data;
+	size_t len;
+};
+size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg);
+
+/* One SQL command on connection c, checked with Check: harness_pg_exec_ok asserts it
+ * succeeds (command or rows); harness_pg_count asserts it returns rows and gives the first
+ * column of the first as a number (e.g. SELECT count(*) ...). */
+void harness_pg_exec_ok(PGconn *c, const char *sql);
+long long harness_pg_count(PGconn *c, const char *sql);
 
 #endif

@@ -34,231 +34,50 @@
 #include "keyd_client.h"
 
 static struct harness h;
-static char pgdir[128], owner_ci[512], app_ci[512];
+static struct harness_pg pg;
 static char dir[256]; /* = h.dir: certificates, keys, configuration, cad's log */
 static char base_url[128];
 static pid_t cad_pid;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
 
-static int setup_phase; /* in the parent, making the environment */
 static void cleanup(void);
-
-/* A failure: in the parent while setting up, take down what was started first, so that no
- * server outlives the test program. */
-static void die(const char *where)
-{
-	fprintf(stderr, "test_cad: %s failed\n", where);
-	if (setup_phase) {
-		setup_phase = 0;
-		cleanup();
-	}
-	abort();
-}
 
 static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor", "operator", "ra"};
 #define NROLES 6
 
 /* ---- processes and files ---- */
 
-static int run(char *const argv[], const char *out_path)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int out =
-		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(out, 1);
-		dup2(out, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int pgtest(const char *cmd, const char *opt)
-{
-	char script[512];
-	char *argv[5];
-	int n = 0;
-
-	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", getenv("HSMCA_SRC"));
-	argv[n++] = script;
-	argv[n++] = (char *)cmd;
-	if (opt)
-		argv[n++] = (char *)opt;
-	argv[n++] = pgdir;
-	argv[n] = NULL;
-	return run(argv, NULL);
-}
-
 static void path_of(char *out, size_t n, const char *name)
 {
 	snprintf(out, n, "%s/%s", dir, name);
 }
 
-static void write_file(const char *name, const char *text)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		die(__func__);
-}
-
-static void write_cert(const char *name, X509 *x)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		die(__func__);
-}
-
-static void write_key(const char *name, EVP_PKEY *k)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
-		die(__func__);
-}
-
-static char *slurp(const char *path)
-{
-	static char buf[65536];
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	return buf;
-}
-
-static const char *dir_file(const char *name)
-{
-	static char p[512];
-
-	path_of(p, sizeof(p), name);
-	return p;
-}
+/* dir/name, in a rotating buffer of the harness. */
+#define dir_file(name) harness_pathf(dir, "%s", name)
 
 /* ---- certificates for the fixture ---- */
 
-static EVP_PKEY *keyd_key(const char *label)
-{
-	char uri[128];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info;
-	EVP_PKEY *k;
-
-	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	info = sc ? OSSL_STORE_load(sc) : NULL;
-	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(sc);
-	if (!k) {
-		ERR_print_errors_fp(stderr);
-		die(__func__);
-	}
-	return k;
-}
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!e || !X509_add_ext(x, e, -1))
-		die(__func__);
-	X509_EXTENSION_free(e);
-}
-
-/* issuer NULL: self-signed. */
+/* issuer NULL: self-signed. Valid from an hour ago for ten years; serials from 1000 up. */
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san, const char *md)
 {
 	static long serial = 1000;
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = ca,
+	                         .serial = serial++,
+	                         .not_before = now - 3600,
+	                         .not_after = now + 86400L * 3650,
+	                         .san = san,
+	                         .md = md};
 
-	if (!x || !n || !m ||
-	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-	                                0))
-		die(__func__);
-	X509_set_version(x, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 3650);
-	X509_set_pubkey(x, pub);
-	add_ext(x, issuer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	add_ext(x, issuer, NID_key_usage,
-	        ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-	add_ext(x, issuer, NID_subject_key_identifier, "hash");
-	if (issuer)
-		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
-	if (san)
-		add_ext(x, issuer, NID_subject_alt_name, san);
-	if (!EVP_DigestSignInit_ex(m, NULL, md, NULL, NULL, signer, NULL) || !X509_sign_ctx(x, m)) {
-		ERR_print_errors_fp(stderr);
-		die(__func__);
-	}
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	return x;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(s, (struct sockaddr *)&a, &len))
-		die(__func__);
-	port = ntohs(a.sin_port);
-	close(s);
-	return port;
+	return harness_make_cert(&c);
 }
 
 /* ---- HTTP ---- */
-
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	char *d = realloc(b->data, b->len + sz * n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, p, sz * n);
-	b->len += sz * n;
-	d[b->len] = '\0';
-	b->data = d;
-	return sz * n;
-}
 
 /* who: NULL (no credentials), "token:SECRET", or a role (its client certificate). Returns the
  * HTTP status (0: no answer); *out (may be NULL) gets the JSON body. */
@@ -267,7 +86,7 @@ static long api(const char *who, const char *method, const char *path, const cha
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdr = NULL;
-	struct buf b = {0};
+	struct harness_buf b = {0};
 	char url[512], cert[512], key[512], ca[512], auth[400];
 	long status = 0;
 
@@ -277,7 +96,7 @@ static long api(const char *who, const char *method, const char *path, const cha
 	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	if (who && !strncmp(who, "token:", 6)) {
@@ -321,19 +140,15 @@ static struct db *owner_db(void)
 	struct db_err err = {0};
 	struct db *db = NULL;
 
-	ck_assert_msg(db_connect(owner_ci, &db, &err) == DB_OK, "connect: %s", err.msg);
+	ck_assert_msg(db_connect(pg.owner_ci, &db, &err) == DB_OK, "connect: %s", err.msg);
 	return db;
 }
 
 static long long count(const char *sql)
 {
 	struct db *db = owner_db();
-	PGresult *r = PQexec(db_pgconn(db), sql);
-	long long n;
+	long long n = harness_pg_count(db_pgconn(db), sql);
 
-	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-	n = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
 	db_close(db);
 	return n;
 }
@@ -341,11 +156,8 @@ static long long count(const char *sql)
 static void sql_ok(const char *sql)
 {
 	struct db *db = owner_db();
-	PGresult *r = PQexec(db_pgconn(db), sql);
 
-	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-	              "%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
+	harness_pg_exec_ok(db_pgconn(db), sql);
 	db_close(db);
 }
 
@@ -366,7 +178,7 @@ static char *make_csr(EVP_PKEY *k, const char *subject, const char *san)
 		*eq = '\0';
 		if (!X509_NAME_add_entry_by_txt(n, f, MBSTRING_UTF8, (unsigned char *)eq + 1, -1,
 		                                -1, 0))
-			die(__func__);
+			harness_die(__func__);
 	}
 	X509_REQ_set_version(req, 0);
 	X509_REQ_set_subject_name(req, n);
@@ -375,14 +187,14 @@ static char *make_csr(EVP_PKEY *k, const char *subject, const char *san)
 		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
 		if (!e)
-			die(__func__);
+			harness_die(__func__);
 		sk_X509_EXTENSION_push(exts, e);
 		X509_REQ_add_extensions(req, exts);
 		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	}
 	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, k, NULL) ||
 	    !X509_REQ_sign_ctx(req, m))
-		die(__func__);
+		harness_die(__func__);
 	PEM_write_bio_X509_REQ(b, req);
 	len = BIO_get_mem_data(b, &data);
 	out = strndup(data, (size_t)len);
@@ -439,9 +251,9 @@ static void client_cert(const char *name)
 	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, "SHA256");
 
 	snprintf(f, sizeof(f), "%s.pem", name);
-	write_cert(f, x);
+	harness_write_cert(dir_file(f), x, 0);
 	snprintf(f, sizeof(f), "%s.key", name);
-	write_key(f, k);
+	harness_write_key(dir_file(f), k);
 	X509_free(x);
 	EVP_PKEY_free(k);
 }
@@ -459,30 +271,30 @@ static void write_opca_crl(const char *const *revoked)
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(opca)) ||
 	    !X509_gmtime_adj(t, -60) || !X509_CRL_set1_lastUpdate(crl, t) ||
 	    !X509_gmtime_adj(t, 86400) || !X509_CRL_set1_nextUpdate(crl, t))
-		die(__func__);
+		harness_die(__func__);
 	for (size_t i = 0; revoked && revoked[i]; i++) {
 		X509_REVOKED *r = X509_REVOKED_new();
 		X509 *x = NULL;
 		path_of(p, sizeof(p), revoked[i]);
 		if (!(f = fopen(p, "r")) || !(x = PEM_read_X509(f, NULL, NULL, NULL)))
-			die(__func__);
+			harness_die(__func__);
 		fclose(f);
 		X509_gmtime_adj(t, -30);
 		if (!r || !X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(x)) ||
 		    !X509_REVOKED_set_revocationDate(r, t) || !X509_CRL_add0_revoked(crl, r))
-			die(__func__);
+			harness_die(__func__);
 		X509_free(x);
 	}
 	if (!X509_CRL_sort(crl) || !X509_CRL_sign(crl, opca_key, EVP_sha256()))
-		die(__func__);
+		harness_die(__func__);
 	path_of(p, sizeof(p), "opca.crl.tmp");
 	if (!(f = fopen(p, "w")) || !PEM_write_X509_CRL(f, crl) || fclose(f) != 0)
-		die(__func__);
+		harness_die(__func__);
 	{
 		char to[512];
 		path_of(to, sizeof(to), "opca.crl");
 		if (rename(p, to) != 0)
-			die(__func__);
+			harness_die(__func__);
 	}
 	ASN1_TIME_free(t);
 	X509_CRL_free(crl);
@@ -504,7 +316,7 @@ static void register_principal(struct db *db, const char *role, const char *prof
 	if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
 	    db_principal_add(db, role, role, sha, profiles, &id, &err) != DB_OK) {
 		fprintf(stderr, "test_cad: principal %s: %s\n", role, err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	X509_free(x);
 	fclose(f);
@@ -582,40 +394,29 @@ static int bootstrap(const char *name)
 	path_of(log, sizeof(log), "bootstrap.log");
 	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
 	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-	return run(argv, log);
+	return harness_run(argv, log);
 }
 
 static void cad_start(void)
 {
-	char conf[512], log[512], bin[512];
+	char log[512];
 	json_t *o = NULL;
 
-	path_of(conf, sizeof(conf), "cad.yaml");
 	path_of(log, sizeof(log), "cad.log");
-	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
-	setup_phase = 1;
-	cad_pid = fork();
-	if (cad_pid < 0)
-		die(__func__);
-	if (cad_pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-		execl(bin, bin, "--config", conf, (char *)NULL);
-		_exit(127);
-	}
+	harness_setup_phase = 1;
+	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", dir_file("cad.yaml"), NULL, log);
 	for (int i = 0; i < 200; i++) {
 		long st = api(NULL, "GET", "/api/v1/health", NULL, &o);
 		json_decref(o);
 		o = NULL;
 		if (st == 200) {
-			setup_phase = 0;
+			harness_setup_phase = 0;
 			return;
 		}
 		usleep(50000);
 	}
 	fprintf(stderr, "test_cad: hsmca-cad did not become healthy; see %s\n", log);
-	die(__func__);
+	harness_die(__func__);
 }
 
 static void setup(void)
@@ -630,34 +431,29 @@ static void setup(void)
 	char conf[8192];
 	int applied, port;
 
-	setup_phase = 1;
+	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (harness_start(&h, NULL) != 0)
-		die(__func__);
+		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
 	if (!c ||
 	    keyd_client_generate(c, "issuing-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
 	    keyd_client_generate(c, "codesign-p384", KEYD_KEY_EC, KEYD_CURVE_P384, &k, &kerr) ||
 	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
-		die(__func__);
+		harness_die(__func__);
 	keyd_client_free(c);
-	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
-		die(__func__);
-	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
-		die(__func__);
+	harness_load_providers(&prov_keyd, &prov_default);
 
 	/* The CAs: self-signed, their keys in keyd. */
-	ik = keyd_key("issuing-p256");
+	ik = harness_keyd_key("issuing-p256");
 	x = make_cert("hsmca test issuing CA", ik, NULL, ik, 1, NULL, "SHA256");
-	write_cert("issuing.pem", x);
+	harness_write_cert(dir_file("issuing.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(ik);
-	ck = keyd_key("codesign-p384");
+	ck = harness_keyd_key("codesign-p384");
 	x = make_cert("hsmca test code signing CA", ck, NULL, ck, 1, NULL, "SHA384");
-	write_cert("codesign.pem", x);
+	harness_write_cert(dir_file("codesign.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(ck);
 
@@ -665,11 +461,11 @@ static void setup(void)
 	 * one principal who is not registered. */
 	opca_key = EVP_EC_gen("P-256");
 	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, "SHA256");
-	write_cert("opca.pem", opca);
+	harness_write_cert(dir_file("opca.pem"), opca, 0);
 	sk = EVP_EC_gen("P-256");
 	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", "SHA256");
-	write_cert("server.pem", x);
-	write_key("server.key", sk);
+	harness_write_cert(dir_file("server.pem"), x, 0);
+	harness_write_key(dir_file("server.key"), sk);
 	X509_free(x);
 	EVP_PKEY_free(sk);
 	for (int i = 0; i < NROLES; i++)
@@ -684,24 +480,21 @@ static void setup(void)
 		if (!X509_gmtime_adj(X509_getm_notBefore(e), -7200) ||
 		    !X509_gmtime_adj(X509_getm_notAfter(e), -3600) ||
 		    !X509_sign(e, opca_key, EVP_sha256()))
-			die(__func__);
-		write_cert("expired-op.pem", e);
-		write_key("expired-op.key", k);
+			harness_die(__func__);
+		harness_write_cert(dir_file("expired-op.pem"), e, 0);
+		harness_write_key(dir_file("expired-op.key"), k);
 		X509_free(e);
 		EVP_PKEY_free(k);
 	}
 	write_opca_crl(NULL);
 
 	/* The database. */
-	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-cad.XXXXXX");
-	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
-		die(__func__);
-	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
-	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
-	if (db_connect(owner_ci, &db, &err) != DB_OK ||
+	if (harness_pg_start(&pg, "cad") != 0)
+		harness_die(__func__);
+	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
 	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
 		fprintf(stderr, "test_cad: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
 	/* The first ca-admin comes from hsmca-cad --bootstrap-admin (tested below); the others
@@ -720,26 +513,26 @@ static void setup(void)
 		    !X509_digest(x, EVP_sha256(), sha, &n) ||
 		    db_principal_add(db, "revokee", "officer", sha, NULL, &id, &err) != DB_OK ||
 		    !X509_digest(x, EVP_sha256(), sha, &n))
-			die(__func__);
+			harness_die(__func__);
 		X509_free(x);
 		fclose(f);
 		path_of(p, sizeof(p), "expired-op.pem");
 		if (!(f = fopen(p, "r")) || !(x = PEM_read_X509(f, NULL, NULL, NULL)) ||
 		    !X509_digest(x, EVP_sha256(), sha, &n) ||
 		    db_principal_add(db, "expired-op", "officer", sha, NULL, &id, &err) != DB_OK)
-			die(__func__);
+			harness_die(__func__);
 		X509_free(x);
 		fclose(f);
 	}
 	db_close(db);
 
-	port = free_port();
+	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, dir, app_ci, dir, dir);
-	write_file("cad.yaml", conf);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, dir, pg.app_ci, dir, dir);
+	harness_write_text(dir_file("cad.yaml"), conf);
 	if (bootstrap("ca-admin") != 0)
-		die(__func__);
-	setup_phase = 0;
+		harness_die(__func__);
+	harness_setup_phase = 0;
 }
 
 /* hsmca-cad runs under ASan/LSan here: a leak or any other report at its clean exit (SIGTERM)
@@ -770,10 +563,7 @@ static void cad_stop(void)
 
 static void teardown(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
-	pgtest("stop", NULL);
-	run(rm, NULL);
+	harness_pg_remove(&pg);
 	X509_free(opca);
 	EVP_PKEY_free(opca_key);
 	OSSL_PROVIDER_unload(prov_keyd);
@@ -784,13 +574,8 @@ static void teardown(void)
 
 static void cleanup(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
 	cad_stop();
-	if (pgdir[0]) {
-		pgtest("stop", NULL);
-		run(rm, NULL);
-	}
+	harness_pg_remove(&pg);
 	if (h.dir[0])
 		harness_stop(&h);
 }
@@ -845,17 +630,18 @@ static int handshake(const char *version, const char *cipher)
 	         "-CAfile %s/opca.pem </dev/null",
 	         strrchr(base_url, ':') + 1, version, cipher ? "-cipher" : "", cipher ? cipher : "",
 	         dir);
-	run(argv, log);
-	return strstr(slurp(log), "Protocol version: TLSv1") != NULL;
+	harness_run(argv, log);
+	return strstr(harness_slurp(log), "Protocol version: TLSv1") != NULL;
 }
 
 START_TEST(tls_1_2_and_1_3_are_accepted)
 {
 	ck_assert(handshake("-tls1_3", NULL));
-	ck_assert_ptr_nonnull(strstr(slurp(dir_file("s_client.log")), "TLSv1.3"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(dir_file("s_client.log")), "TLSv1.3"));
 	ck_assert(handshake("-tls1_2", NULL));
-	ck_assert_ptr_nonnull(strstr(slurp(dir_file("s_client.log")), "Protocol version: TLSv1.2"));
-	ck_assert_ptr_nonnull(strstr(slurp(dir_file("s_client.log")), "ECDHE"));
+	ck_assert_ptr_nonnull(
+	    strstr(harness_slurp(dir_file("s_client.log")), "Protocol version: TLSv1.2"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(dir_file("s_client.log")), "ECDHE"));
 }
 END_TEST
 
@@ -863,7 +649,7 @@ START_TEST(tls_1_1_and_weak_ciphers_are_refused)
 {
 	/* SECLEVEL=0 so that it is the server that refuses, not the client's own policy. */
 	ck_assert(!handshake("-tls1_1", "DEFAULT@SECLEVEL=0"));
-	ck_assert_ptr_nonnull(strstr(slurp(dir_file("s_client.log")), "alert"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(dir_file("s_client.log")), "alert"));
 	ck_assert(!handshake("-tls1", "DEFAULT@SECLEVEL=0"));
 	/* TLS 1.2 without forward secrecy or without AEAD. */
 	ck_assert(!handshake("-tls1_2", "AES128-SHA:AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA"
@@ -925,7 +711,8 @@ START_TEST(revoked_and_expired_client_certificates_are_refused)
 	ck_assert_int_eq(api("officer", "GET", "/api/v1/whoami", NULL, &o), 200);
 	json_decref(o);
 	/* A replacement that does not verify is ignored: the last good CRL stays in force. */
-	write_file("opca.crl", "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
+	harness_write_text(dir_file("opca.crl"),
+	                   "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
 	ck_assert_int_eq(api("revokee", "GET", "/api/v1/whoami", NULL, &o), 401);
 	json_decref(o);
 	ck_assert_int_eq(api("officer", "GET", "/api/v1/whoami", NULL, &o), 200);
@@ -956,8 +743,8 @@ START_TEST(certificate_from_another_ca_fails_the_handshake)
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	X509 *x = make_cert("intruder", k, NULL, k, 0, NULL, "SHA256");
 
-	write_cert("intruder.pem", x);
-	write_key("intruder.key", k);
+	harness_write_cert(dir_file("intruder.pem"), x, 0);
+	harness_write_key(dir_file("intruder.key"), k);
 	ck_assert_int_eq(api("intruder", "GET", "/api/v1/whoami", NULL, NULL), 0);
 	X509_free(x);
 	EVP_PKEY_free(k);
@@ -1045,7 +832,8 @@ START_TEST(bootstrap_makes_the_first_ca_admin_only)
 	                       " AND object = 'ca-admin' AND outcome = 'success'"),
 	                 1);
 	ck_assert_int_ne(bootstrap("stranger"), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(dir_file("bootstrap.log")), "is a ca-admin already"));
+	ck_assert_ptr_nonnull(
+	    strstr(harness_slurp(dir_file("bootstrap.log")), "is a ca-admin already"));
 	ck_assert_int_eq(count("SELECT count(*) FROM principals WHERE name = 'stranger'"), 0);
 }
 END_TEST
@@ -1163,13 +951,13 @@ static void verify_with_openssl(const char *pem, const char *ca_file)
 	char name[64];
 
 	snprintf(name, sizeof(name), "verify-%d-%d.pem", (int)getpid(), n++);
-	write_file(name, pem);
+	harness_write_text(dir_file(name), pem);
 	path_of(cert, sizeof(cert), name);
 	path_of(ca, sizeof(ca), ca_file);
 	path_of(log, sizeof(log), "verify.log");
 	{
 		char *argv[] = {"openssl", "verify", "-CAfile", ca, cert, NULL};
-		ck_assert_msg(run(argv, log) == 0, "openssl verify failed for %s", cert);
+		ck_assert_msg(harness_run(argv, log) == 0, "openssl verify failed for %s", cert);
 	}
 }
 
@@ -1293,7 +1081,7 @@ static int offline_issue(const char *profile, const char *csr_file, const char *
 	path_of(csr, sizeof(csr), csr_file);
 	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
 	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-	return run(argv, out);
+	return harness_run(argv, out);
 }
 
 START_TEST(offline_issue_is_reserved_stored_and_audited)
@@ -1306,12 +1094,12 @@ START_TEST(offline_issue_is_reserved_stored_and_audited)
 	BIGNUM *bn;
 	char *h;
 
-	write_file("offline.csr", csr);
+	harness_write_text(dir_file("offline.csr"), csr);
 	path_of(out, sizeof(out), "offline.out");
 	ck_assert_int_eq(offline_issue("tls-server", "offline.csr", out), 0);
-	x = pem_cert(slurp(out));
+	x = pem_cert(harness_slurp(out));
 	ck_assert_ptr_nonnull(x);
-	ca = pem_cert(slurp(dir_file("issuing.pem")));
+	ca = pem_cert(harness_slurp(dir_file("issuing.pem")));
 	ck_assert_ptr_nonnull(ca);
 	ck_assert_int_eq(X509_verify(x, X509_get0_pubkey(ca)), 1);
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
@@ -1331,8 +1119,8 @@ START_TEST(offline_issue_is_reserved_stored_and_audited)
 	ck_assert_int_eq(count(sql), 1);
 	/* Refusals name the problem and store nothing. */
 	ck_assert_int_eq(offline_issue("no-such-profile", "offline.csr", out), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(out), "no profile named"));
-	write_file("junk.csr", "not a certificate request\n");
+	ck_assert_ptr_nonnull(strstr(harness_slurp(out), "no profile named"));
+	harness_write_text(dir_file("junk.csr"), "not a certificate request\n");
 	ck_assert_int_eq(offline_issue("tls-server", "junk.csr", out), 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), before + 1);
 	OPENSSL_free(h);
@@ -1641,7 +1429,7 @@ START_TEST(hold_release_revoke_are_durable_and_announced)
 	int got = 0;
 
 	snprintf(serial, sizeof(serial), "%s", jstr(o, "serial"));
-	ck_assert_int_eq(db_connect(app_ci, &listener, &err), DB_OK);
+	ck_assert_int_eq(db_connect(pg.app_ci, &listener, &err), DB_OK);
 	ck_assert_int_eq(db_revocations_listen(listener, &err), DB_OK);
 
 	snprintf(path, sizeof(path), "/api/v1/certificates/%s/hold", serial);
@@ -1861,33 +1649,33 @@ START_TEST(cli_issues_shows_lists_and_revokes)
 	char *csr = make_csr(k, "/CN=cli.example.com", "DNS:cli.example.com");
 	char csr_path[512], serial[64], *pem, *p;
 
-	write_file("cli.csr", csr);
+	harness_write_text(dir_file("cli.csr"), csr);
 	path_of(csr_path, sizeof(csr_path), "cli.csr");
 	ck_assert_int_eq(
 	    cli("officer", "issue", "--profile", "tls-server", "--csr", csr_path, NULL), 0);
-	pem = strdup(slurp(cli_out));
+	pem = strdup(harness_slurp(cli_out));
 	ck_assert_ptr_nonnull(strstr(pem, "-----BEGIN CERTIFICATE-----"));
 	verify_with_openssl(pem, "issuing.pem");
-	p = strstr(slurp(cli_err), "issued serial ");
+	p = strstr(harness_slurp(cli_err), "issued serial ");
 	ck_assert_ptr_nonnull(p);
 	ck_assert_int_eq(sscanf(p, "issued serial %63s", serial), 1);
 
 	ck_assert_int_eq(cli("auditor", "show", serial, "--pem", NULL), 0);
-	ck_assert_str_eq(slurp(cli_out), pem);
+	ck_assert_str_eq(harness_slurp(cli_out), pem);
 	ck_assert_int_eq(cli("officer", "revoke", serial, "--reason", "keyCompromise", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "revoked"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "revoked"));
 	ck_assert_int_eq(
 	    cli("auditor", "list", "--status", "revoked", "--san", "cli.example.com", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), serial));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), serial));
 	/* Errors: a message on stderr and a non-zero status. */
 	ck_assert_int_eq(cli("officer", "hold", serial, NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "wrong-state"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "wrong-state"));
 	ck_assert_int_eq(cli("officer", "issue", "--profile", "nope", "--csr", csr_path, NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "unknown-profile"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "unknown-profile"));
 	ck_assert_int_eq(cli("auditor", "revoke", serial, "--reason", "superseded", NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "role-not-permitted"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "role-not-permitted"));
 	ck_assert_int_eq(cli(NULL, "list", NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "no credentials"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "no credentials"));
 	ck_assert_int_eq(cli("officer", "revoke", serial, NULL), 2);
 	ck_assert_int_eq(cli("officer", "issue", "--help", NULL), 0);
 	free(pem);
@@ -1904,22 +1692,22 @@ START_TEST(cli_manages_principals_and_tokens_and_reads_the_audit_log)
 	                 0);
 	ck_assert_int_eq(
 	    cli("admin", "token", "create", "cli-bot", "--name", "ci", "--days", "7", NULL), 0);
-	ck_assert_int_eq(sscanf(slurp(cli_out), "%199s", token), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "not shown again"));
+	ck_assert_int_eq(sscanf(harness_slurp(cli_out), "%199s", token), 1);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "not shown again"));
 	snprintf(who, sizeof(who), "token:%s", token);
 	ck_assert_int_eq(cli(who, "audit", "verify", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "audit log intact"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "audit log intact"));
 	ck_assert_int_eq(cli(who, "audit", "export", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"action\":\"authority.register\""));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"action\":\"authority.register\""));
 	ck_assert_int_eq(cli("auditor", "principal", "list", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "cli-bot"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "cli-bot"));
 	ck_assert_int_eq(cli("auditor", "token", "list", "cli-bot", NULL), 0);
-	ck_assert_ptr_null(strstr(slurp(cli_out), token));
+	ck_assert_ptr_null(strstr(harness_slurp(cli_out), token));
 	ck_assert_int_eq(cli("ca-admin", "principal", "disable", "cli-bot", NULL), 0);
 	ck_assert_int_eq(cli(who, "audit", "verify", NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "disabled"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "disabled"));
 	ck_assert_int_eq(cli("auditor", "profiles", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "code-signing"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "code-signing"));
 }
 END_TEST
 
@@ -1961,7 +1749,7 @@ START_TEST(audit_checkpoints_are_signed_and_checked)
 	ck_assert_int_eq(json_integer_value(json_object_get(o, "seq")), atoll(seq));
 	json_decref(o);
 	ck_assert_int_eq(cli("auditor", "audit", "verify", NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "bad-checkpoint-signature"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "bad-checkpoint-signature"));
 	snprintf(sql, sizeof(sql),
 	         "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER;"
 	         " UPDATE audit_checkpoints SET signature = decode('%s', 'hex') WHERE seq = %s;"
@@ -1979,7 +1767,7 @@ START_TEST(cli_audit_verify_names_a_modified_entry)
 	       " UPDATE audit_log SET object = object || '-forged' WHERE seq = 2;"
 	       " ALTER TABLE audit_log ENABLE TRIGGER USER");
 	ck_assert_int_eq(cli("auditor", "audit", "verify", NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "audit log modified at entry 2"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "audit log modified at entry 2"));
 	sql_ok("ALTER TABLE audit_log DISABLE TRIGGER USER;"
 	       " UPDATE audit_log SET object = left(object, length(object) - 7) WHERE seq = 2;"
 	       " ALTER TABLE audit_log ENABLE TRIGGER USER");
@@ -2169,14 +1957,14 @@ START_TEST(database_down_is_503_then_service_resumes)
 	json_t *o = NULL;
 	time_t t0;
 
-	ck_assert_int_eq(pgtest("stop", NULL), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "stop", NULL), 0);
 	t0 = time(NULL);
 	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 503);
 	ck_assert_str_eq(jstr(o, "error"), "database-unavailable");
 	ck_assert_int_le(time(NULL) - t0, 5);
 	json_decref(o);
 	ck_assert_int_eq(api(NULL, "GET", "/api/v1/health", NULL, NULL), 503);
-	ck_assert_int_eq(pgtest("start", "--fast"), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "start", "--fast"), 0);
 	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 201);
 	check_stored(o, "issued");
 	json_decref(o);
@@ -2236,9 +2024,9 @@ START_TEST(database_restart_under_load_loses_no_certificate)
 			load_client(i, 6);
 	}
 	sleep(1);
-	ck_assert_int_eq(pgtest("stop", NULL), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "stop", NULL), 0);
 	usleep(1500000);
-	ck_assert_int_eq(pgtest("start", "--fast"), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "start", "--fast"), 0);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(waitpid(clients[i], &st, 0), clients[i]);
 	/* Every certificate a client received is in the database, as issued, byte for byte. */
@@ -2730,11 +2518,11 @@ END_TEST
 START_TEST(cli_manages_profiles_and_authorities)
 {
 	ck_assert_int_eq(cli("admin", "profiles", "disable", "email", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"enabled\": false"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"enabled\": false"));
 	ck_assert_int_eq(cli("auditor", "profiles", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"email\""));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"email\""));
 	ck_assert_int_eq(cli("officer", "profiles", "enable", "email", NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "role-not-permitted"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "role-not-permitted"));
 	ck_assert_int_eq(cli("admin", "profiles", "enable", "email", NULL), 0);
 	ck_assert_int_eq(count("SELECT count(*) FROM profile_settings WHERE profile = 'email'"
 	                       " AND enabled"),
@@ -2743,23 +2531,23 @@ START_TEST(cli_manages_profiles_and_authorities)
 	ck_assert_int_eq(cli("admin", "profiles", "--help", NULL), 0);
 
 	ck_assert_int_eq(cli("auditor", "authority", "list", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"issuing\""));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"issuing\""));
 	ck_assert_int_eq(cli("officer", "authority", "settings", "issuing", "--ocsp-validity",
 	                     "1800", "--ocsp-nonce-rate", "20", "--ocsp-signer-key", "", NULL),
 	                 0);
 	ck_assert_int_eq(cli("auditor", "authority", "settings", "issuing", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"ocsp_validity_seconds\": 1800"));
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"ocsp_nonce_rate_limit\": 20"));
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"ocsp_signer_key_label\": \"\""));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"ocsp_validity_seconds\": 1800"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"ocsp_nonce_rate_limit\": 20"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"ocsp_signer_key_label\": \"\""));
 	ck_assert_int_eq(
 	    cli("officer", "authority", "settings", "issuing", "--delta-crl", "999999", NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "delta_crl_seconds"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "delta_crl_seconds"));
 	ck_assert_int_eq(
 	    cli("officer", "authority", "settings", "issuing", "--delta-crl", "x", NULL), 2);
 	/* codesign was retired above: the CLI says it is retired already. */
 	ck_assert_int_eq(
 	    cli("ca-admin", "authority", "retire", "codesign", "--reason", "again", NULL), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "wrong-state"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "wrong-state"));
 	ck_assert_int_eq(cli("ca-admin", "authority", "--help", NULL), 0);
 	ck_assert_int_eq(cli("ca-admin", "authority", NULL), 2);
 }
@@ -2771,14 +2559,14 @@ END_TEST
 static char *get_text(const char *path, long *status, char *ctype, size_t ctsz)
 {
 	CURL *c = curl_easy_init();
-	struct buf b = {0};
+	struct harness_buf b = {0};
 	char url[512], *ct = NULL;
 
 	snprintf(url, sizeof(url), "%s%s", base_url, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CAINFO, dir_file("opca.pem"));
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	*status = 0;
 	if (curl_easy_perform(c) == CURLE_OK) {
@@ -2842,6 +2630,7 @@ END_TEST
 
 int main(void)
 {
+	harness_die_init("test_cad", cleanup);
 	Suite *s = suite_create("cad");
 	TCase *tc = tcase_create("cad");
 	SRunner *sr;
@@ -2912,11 +2701,11 @@ int main(void)
 	srunner_free(sr);
 	teardown();
 	if (cad_bad_exits) {
-		fprintf(
-		    stderr,
-		    "test_cad: %d hsmca-cad run(s) did not exit cleanly on SIGTERM (a sanitizer "
-		    "or leak report, or a crash): see cad.log\n",
-		    cad_bad_exits);
+		fprintf(stderr,
+		        "test_cad: %d hsmca-cad harness_run(s) did not exit cleanly on SIGTERM (a "
+		        "sanitizer "
+		        "or leak report, or a crash): see cad.log\n",
+		        cad_bad_exits);
 		failed++;
 	}
 	return failed ? 1 : 0;

@@ -18,12 +18,12 @@
 #include <openssl/x509.h>
 
 #include "db.h"
+#include "harness.h"
 
 /* ---- the private cluster (unchecked fixture: set up and torn down in the parent, so a
  * failing test cannot leave a server behind) ---- */
 
-static char pgdir[128];
-static char owner_ci[512], app_ci[512];
+static struct harness_pg pg;
 
 /* Run argv; stdout to out_path (or /dev/null), stderr to err_path (or inherited). Extra
  * environment "NAME=value" in env (NULL-terminated, may be NULL). Returns the exit status. */
@@ -52,40 +52,15 @@ static int run(char *const argv[], const char *out_path, const char *err_path, c
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static int pgtest(const char *cmd, const char *opt)
-{
-	char script[512];
-	const char *src = getenv("HSMCA_SRC");
-	char *argv[5];
-	int n = 0;
-
-	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", src ? src : ".");
-	argv[n++] = script;
-	argv[n++] = (char *)cmd;
-	if (opt)
-		argv[n++] = (char *)opt;
-	argv[n++] = pgdir;
-	argv[n] = NULL;
-	return run(argv, NULL, NULL, NULL);
-}
-
 static void cluster_start(void)
 {
-	const char *tmp = "/tmp"; /* the socket path must stay short; TMPDIR may not be */
-
-	snprintf(pgdir, sizeof(pgdir), "%s/hsmca-db.XXXXXX", tmp);
-	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
-		ck_abort_msg("could not start a private PostgreSQL in %s", pgdir);
-	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
-	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
+	if (harness_pg_start(&pg, "db") != 0)
+		ck_abort_msg("could not start a private PostgreSQL in %s", pg.dir);
 }
 
 static void cluster_stop(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
-	pgtest("stop", NULL);
-	run(rm, NULL, NULL, NULL);
+	harness_pg_remove(&pg);
 }
 
 /* ---- helpers ---- */
@@ -97,16 +72,6 @@ static struct db *connect_as(const char *ci)
 
 	ck_assert_msg(db_connect(ci, &db, &err) == DB_OK, "connect: %s", err.msg);
 	return db;
-}
-
-static void sql_ok(struct db *db, const char *sql)
-{
-	PGresult *r = PQexec(db_pgconn(db), sql);
-	ExecStatusType st = PQresultStatus(r);
-
-	ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
-	              PQresultErrorMessage(r));
-	PQclear(r);
 }
 
 /* sql must fail with SQLSTATE state; returns nothing, asserts. */
@@ -121,26 +86,15 @@ static void sql_fails(struct db *db, const char *sql, const char *state)
 	PQclear(r);
 }
 
-static long long sql_count(struct db *db, const char *sql)
-{
-	PGresult *r = PQexec(db_pgconn(db), sql);
-	long long n;
-
-	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-	n = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return n;
-}
-
 /* Migrate as the owner and let hsmca_app log in (pgtest's cluster trusts its socket). */
 static struct db *schema_ready(void)
 {
-	struct db *owner = connect_as(owner_ci);
+	struct db *owner = connect_as(pg.owner_ci);
 	struct db_err err = {0};
 	int applied;
 
 	ck_assert_msg(db_migrate(owner, NULL, NULL, &applied, &err) == DB_OK, "%s", err.msg);
-	sql_ok(owner, "ALTER ROLE hsmca_app LOGIN");
+	harness_pg_exec_ok(db_pgconn(owner), "ALTER ROLE hsmca_app LOGIN");
 	return owner;
 }
 
@@ -336,7 +290,7 @@ static void note_applied(void *arg, int version, const char *name)
 
 START_TEST(migrate_applies_every_migration_then_nothing)
 {
-	struct db *db = connect_as(owner_ci);
+	struct db *db = connect_as(pg.owner_ci);
 	struct applied_log log = {0};
 	struct db_err err = {0};
 	int applied, version;
@@ -354,10 +308,13 @@ START_TEST(migrate_applies_every_migration_then_nothing)
 	ck_assert_msg(db_migrate(db, note_applied, &log, &applied, &err) == DB_OK, "%s", err.msg);
 	ck_assert_int_eq(applied, 0);
 	ck_assert_int_eq(log.n, 0);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM schema_version"), db_schema_latest());
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM schema_version"),
+	                 db_schema_latest());
 	/* the migration created the application role */
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM pg_roles WHERE rolname = 'hsmca_app'"),
-	                 1);
+	ck_assert_int_eq(
+	    harness_pg_count(db_pgconn(db),
+	                     "SELECT count(*) FROM pg_roles WHERE rolname = 'hsmca_app'"),
+	    1);
 	db_close(db);
 }
 END_TEST
@@ -372,7 +329,7 @@ START_TEST(migrate_refuses_a_newer_schema)
 	snprintf(sql, sizeof(sql),
 	         "INSERT INTO schema_version (version, name, checksum) VALUES (%d, 'future', 'x')",
 	         db_schema_latest() + 1);
-	sql_ok(db, sql);
+	harness_pg_exec_ok(db_pgconn(db), sql);
 	ck_assert_int_eq(db_migrate(db, NULL, NULL, &applied, &err), DB_ERR_SCHEMA);
 	ck_assert_int_eq(applied, 0);
 	ck_assert_msg(strstr(err.msg, "newer than this hsmca knows"), "%s", err.msg);
@@ -386,24 +343,13 @@ START_TEST(migrate_refuses_a_diverged_schema)
 	struct db_err err = {0};
 	int applied;
 
-	sql_ok(db, "UPDATE schema_version SET checksum = 'other' WHERE version = 1");
+	harness_pg_exec_ok(db_pgconn(db),
+	                   "UPDATE schema_version SET checksum = 'other' WHERE version = 1");
 	ck_assert_int_eq(db_migrate(db, NULL, NULL, &applied, &err), DB_ERR_SCHEMA);
 	ck_assert_msg(strstr(err.msg, "differs"), "%s", err.msg);
 	db_close(db);
 }
 END_TEST
-
-static char *slurp(const char *path)
-{
-	static char buf[4096];
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
-	return buf;
-}
 
 START_TEST(cli_db_migrate_prints_what_it_applied)
 {
@@ -415,21 +361,22 @@ START_TEST(cli_db_migrate_prints_what_it_applied)
 
 	ck_assert_ptr_nonnull(build);
 	snprintf(bin, sizeof(bin), "%s/ca-core/cli/hsmca", build);
-	snprintf(out, sizeof(out), "%s.out", pgdir);
-	snprintf(errf, sizeof(errf), "%s.err", pgdir);
-	snprintf(host, sizeof(host), "PGHOST=%s", pgdir);
-	snprintf(bad, sizeof(bad), "host=%s dbname=nosuchdb user=hsmca", pgdir);
+	snprintf(out, sizeof(out), "%s.out", pg.dir);
+	snprintf(errf, sizeof(errf), "%s.err", pg.dir);
+	snprintf(host, sizeof(host), "PGHOST=%s", pg.dir);
+	snprintf(bad, sizeof(bad), "host=%s dbname=nosuchdb user=hsmca", pg.dir);
 
 	ck_assert_int_eq(run(argv, out, errf, env), 0);
-	ck_assert_msg(strstr(slurp(out), "applied 0001_initial\n"), "stdout: %s", slurp(out));
+	ck_assert_msg(strstr(harness_slurp(out), "applied 0001_initial\n"), "stdout: %s",
+	              harness_slurp(out));
 	ck_assert_int_eq(run(argv, out, errf, env), 0);
-	ck_assert_msg(strstr(slurp(out), "up to date"), "stdout: %s", slurp(out));
-	ck_assert_ptr_null(strstr(slurp(out), "applied"));
+	ck_assert_msg(strstr(harness_slurp(out), "up to date"), "stdout: %s", harness_slurp(out));
+	ck_assert_ptr_null(strstr(harness_slurp(out), "applied"));
 
 	ck_assert_int_ne(run(argv_bad, out, errf, env), 0);
-	ck_assert_msg(strstr(slurp(errf), "hsmca db migrate: connecting to the database") &&
-	                  strstr(slurp(errf), "nosuchdb"),
-	              "stderr: %s", slurp(errf));
+	ck_assert_msg(strstr(harness_slurp(errf), "hsmca db migrate: connecting to the database") &&
+	                  strstr(harness_slurp(errf), "nosuchdb"),
+	              "stderr: %s", harness_slurp(errf));
 	unlink(out);
 	unlink(errf);
 }
@@ -462,7 +409,7 @@ START_TEST(serial_is_unique_per_issuer_by_constraint)
 	          " subject, not_before, not_after, spki_sha256, requester FROM certificates"
 	          " LIMIT 1",
 	          "23505");
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM certificates"), 2);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM certificates"), 2);
 	EVP_PKEY_free(leaf);
 	ca_free(&a);
 	ca_free(&b);
@@ -472,7 +419,7 @@ END_TEST
 
 START_TEST(reserve_then_issue_stores_the_certificate)
 {
-	struct db *owner = schema_ready(), *db = connect_as(app_ci);
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
 	EVP_PKEY *leaf = ec_key();
 	struct db_cert_request q;
 	struct db_err err = {0};
@@ -596,7 +543,7 @@ END_TEST
 
 START_TEST(revoke_hold_release_report_whether_the_row_changed)
 {
-	struct db *owner = schema_ready(), *db = connect_as(app_ci);
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
 	struct db_err err = {0};
 	int64_t before = time(NULL) - 1, inval = time(NULL) - 3600;
 	struct db_cert c;
@@ -688,7 +635,7 @@ START_TEST(revocation_and_its_audit_entry_commit_together)
 	ck_assert_int_eq(db_audit_append(db, &e, &seq, &err), DB_OK);
 	db_rollback(db);
 	ck_assert_int_eq(status_of(db, &ca, S1, sizeof(S1)), DB_CERT_ISSUED);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM audit_log"), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM audit_log"), 0);
 
 	ck_assert_int_eq(db_begin(db, &err), DB_OK);
 	ck_assert_int_eq(db_cert_revoke(db, ca.id, S1, sizeof(S1), 0, 0, &changed, &err), DB_OK);
@@ -819,8 +766,8 @@ START_TEST(sql_metacharacters_are_stored_verbatim)
 	ck_assert_str_eq(c.sans[1].value, uri);
 	ck_assert_str_eq(c.requester, q.requester);
 	db_cert_clear(&c);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM certificates"), 1);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM principals"), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM certificates"), 1);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM principals"), 0);
 
 	ck_assert_int_eq(db_audit_append(db, &e, &seq, &err), DB_OK);
 	ck_assert_int_eq(db_audit_verify(db, &rep, &err), DB_OK);
@@ -863,8 +810,8 @@ START_TEST(nul_and_invalid_utf8_are_refused_cleanly)
 	/* a serial with a leading zero byte is not minimal */
 	q = request(&ca, S2 + 4, 4, leaf);
 	ck_assert_int_eq(db_cert_reserve(db, &q, &id, &err), DB_ERR_INVALID);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM certificates"), 0);
-	ck_assert_int_eq(sql_count(db, "SELECT count(*) FROM audit_log"), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM certificates"), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM audit_log"), 0);
 
 	/* the server refuses a NUL too, should one get past the data layer */
 	{
@@ -911,7 +858,7 @@ static void verify_finds(struct db *db, enum db_audit_finding f, int64_t seq)
 
 START_TEST(app_role_cannot_update_or_delete_audit_rows)
 {
-	struct db *owner = schema_ready(), *app = connect_as(app_ci);
+	struct db *owner = schema_ready(), *app = connect_as(pg.app_ci);
 
 	append_n(app, 3);
 	sql_fails(app, "UPDATE audit_log SET detail = 'x' WHERE seq = 2", "42501");
@@ -958,9 +905,9 @@ END_TEST
 /* Tampering as the owner, who must first switch the append-only triggers off. */
 static void tamper(struct db *owner, const char *sql)
 {
-	sql_ok(owner, "ALTER TABLE audit_log DISABLE TRIGGER USER");
-	sql_ok(owner, sql);
-	sql_ok(owner, "ALTER TABLE audit_log ENABLE TRIGGER USER");
+	harness_pg_exec_ok(db_pgconn(owner), "ALTER TABLE audit_log DISABLE TRIGGER USER");
+	harness_pg_exec_ok(db_pgconn(owner), sql);
+	harness_pg_exec_ok(db_pgconn(owner), "ALTER TABLE audit_log ENABLE TRIGGER USER");
 }
 
 START_TEST(audit_verify_names_a_modified_entry)
@@ -1099,7 +1046,7 @@ static void *append_thread(void *arg)
 	struct db *db = NULL;
 	int64_t seq;
 
-	a->rc = db_connect(app_ci, &db, &err);
+	a->rc = db_connect(pg.app_ci, &db, &err);
 	for (int i = 0; i < a->n && a->rc == DB_OK; i++)
 		a->rc = db_audit_append(db, &e, &seq, &err);
 	if (a->rc != DB_OK)
@@ -1123,7 +1070,7 @@ START_TEST(concurrent_appenders_keep_one_chain)
 		ck_assert_msg(a[i].rc == DB_OK, "appender %d: %s", i, a[i].msg);
 	}
 	verify_finds(owner, DB_AUDIT_INTACT, 0);
-	ck_assert_int_eq(sql_count(owner, "SELECT max(seq) FROM audit_log"), 200);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT max(seq) FROM audit_log"), 200);
 	db_close(owner);
 }
 END_TEST
@@ -1147,7 +1094,8 @@ static void expect_event(struct db *listener, const struct ca *ca, const uint8_t
 
 START_TEST(revocation_is_announced_to_listeners)
 {
-	struct db *owner = schema_ready(), *db = connect_as(app_ci), *listener = connect_as(app_ci);
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci),
+	          *listener = connect_as(pg.app_ci);
 	struct db_revocation_event ev;
 	struct db_err err = {0};
 	struct ca ca;
@@ -1183,9 +1131,9 @@ START_TEST(connection_recovers_after_a_server_restart)
 	struct db_err err = {0};
 	int version;
 
-	ck_assert_int_eq(pgtest("stop", NULL), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "stop", NULL), 0);
 	ck_assert_int_eq(db_schema_version(db, &version, &err), DB_ERR_UNAVAILABLE);
-	ck_assert_int_eq(pgtest("start", "--fast"), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "start", "--fast"), 0);
 	ck_assert_msg(db_schema_version(db, &version, &err) == DB_OK, "%s", err.msg);
 	ck_assert_int_eq(version, db_schema_latest());
 	db_close(db);
@@ -1216,7 +1164,7 @@ END_TEST
 /* Schema version 3: retirement, profile switches and CRL/OCSP settings, as the app role. */
 START_TEST(settings_are_stored_and_checked_by_the_schema)
 {
-	struct db *owner = schema_ready(), *app = connect_as(app_ci);
+	struct db *owner = schema_ready(), *app = connect_as(pg.app_ci);
 	struct db_authority_settings st, got;
 	struct db_authority *list = NULL;
 	struct db_err err = {0};

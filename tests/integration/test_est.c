@@ -34,67 +34,17 @@
 #include "keyd_client.h"
 
 static struct harness h;
-static char pgdir[128], owner_ci[512], app_ci[512];
+static struct harness_pg pg;
 static char dir[256];
 static char base_url[128];
 static pid_t cad_pid;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
-static int setup_phase;
 static void cleanup(void);
-
-static void die(const char *where)
-{
-	fprintf(stderr, "test_est: %s failed\n", where);
-	if (setup_phase) {
-		setup_phase = 0;
-		cleanup();
-	}
-	abort();
-}
 
 /* ---- processes and files ---- */
 
-static int run(char *const argv[], const char *out_path)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int out =
-		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(out, 1);
-		dup2(out, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path)
-{
-	static char buf[65536];
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	return buf;
-}
-
-static const char *in_dir(const char *name)
-{
-	static char p[4][512];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
-}
+/* dir/name, in a rotating buffer of the harness. */
+#define in_dir(name) harness_pathf(dir, "%s", name)
 
 /* A shell command (in the test folder), stdout and stderr to sh.log; its exit status. */
 static int sh(const char *fmt, ...)
@@ -108,150 +58,31 @@ static int sh(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
 	va_end(ap);
-	return run(argv, in_dir("sh.log"));
-}
-
-static int pgtest(const char *cmd, const char *opt)
-{
-	char script[512];
-	char *argv[5];
-	int n = 0;
-
-	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", getenv("HSMCA_SRC"));
-	argv[n++] = script;
-	argv[n++] = (char *)cmd;
-	if (opt)
-		argv[n++] = (char *)opt;
-	argv[n++] = pgdir;
-	argv[n] = NULL;
-	return run(argv, NULL);
-}
-
-static void write_file(const char *name, const char *text)
-{
-	FILE *f = fopen(in_dir(name), "w");
-
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		die(__func__);
-}
-
-static void write_cert(const char *name, X509 *x)
-{
-	FILE *f = fopen(in_dir(name), "w");
-
-	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		die(__func__);
-}
-
-static void write_key(const char *name, EVP_PKEY *k)
-{
-	FILE *f = fopen(in_dir(name), "w");
-
-	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
-		die(__func__);
+	return harness_run(argv, in_dir("sh.log"));
 }
 
 /* ---- certificates for the fixture ---- */
-
-static EVP_PKEY *keyd_key(const char *label)
-{
-	char uri[128];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info;
-	EVP_PKEY *k;
-
-	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	info = sc ? OSSL_STORE_load(sc) : NULL;
-	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(sc);
-	if (!k)
-		die(__func__);
-	return k;
-}
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!e || !X509_add_ext(x, e, -1))
-		die(__func__);
-	X509_EXTENSION_free(e);
-}
 
 /* issuer NULL: self-signed. Valid from nb to na seconds from now. */
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san, long nb, long na, long serial)
 {
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = ca,
+	                         .serial = serial,
+	                         .not_before = now + nb,
+	                         .not_after = now + na,
+	                         .san = san,
+	                         .md = "SHA256"};
 
-	if (!x || !n || !m ||
-	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-	                                0))
-		die(__func__);
-	X509_set_version(x, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	X509_gmtime_adj(X509_getm_notBefore(x), nb);
-	X509_gmtime_adj(X509_getm_notAfter(x), na);
-	X509_set_pubkey(x, pub);
-	add_ext(x, issuer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	add_ext(x, issuer, NID_key_usage,
-	        ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-	add_ext(x, issuer, NID_subject_key_identifier, "hash");
-	if (issuer)
-		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
-	if (san)
-		add_ext(x, issuer, NID_subject_alt_name, san);
-	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, signer, NULL) ||
-	    !X509_sign_ctx(x, m))
-		die(__func__);
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	return x;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(s, (struct sockaddr *)&a, &len))
-		die(__func__);
-	port = ntohs(a.sin_port);
-	close(s);
-	return port;
+	return harness_make_cert(&c);
 }
 
 /* ---- the API, as an operator (libcurl) ---- */
-
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	char *d = realloc(b->data, b->len + sz * n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, p, sz * n);
-	b->len += sz * n;
-	d[b->len] = '\0';
-	b->data = d;
-	return sz * n;
-}
 
 /* who: a role (its client certificate) or a file name of a certificate "X" (X.pem, X.key). */
 static long api(const char *who, const char *method, const char *path, const char *body,
@@ -259,7 +90,7 @@ static long api(const char *who, const char *method, const char *path, const cha
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdr = NULL;
-	struct buf b = {0};
+	struct harness_buf b = {0};
 	char url[512], cert[512], key[512];
 	long status = 0;
 
@@ -268,7 +99,7 @@ static long api(const char *who, const char *method, const char *path, const cha
 	curl_easy_setopt(c, CURLOPT_CAINFO, in_dir("opca.pem"));
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	if (who) {
@@ -323,7 +154,7 @@ static const char *new_token(const char *profile, const char *extra)
 
 static PGconn *owner(void)
 {
-	PGconn *c = PQconnectdb(owner_ci);
+	PGconn *c = PQconnectdb(pg.owner_ci);
 
 	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
 	return c;
@@ -332,12 +163,8 @@ static PGconn *owner(void)
 static long long count(const char *sql)
 {
 	PGconn *c = owner();
-	PGresult *r = PQexec(c, sql);
-	long long n;
+	long long n = harness_pg_count(c, sql);
 
-	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-	n = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
 	PQfinish(c);
 	return n;
 }
@@ -373,7 +200,7 @@ static void device_csr(const char *name, const char *subj, const char *san, cons
 	                                              : "-newkey ec -pkeyopt "
 	                                                "ec_paramgen_curve:P-256",
 	                 name, subj, addext, name, name, name) == 0,
-	              "openssl req: %s", slurp(in_dir("sh.log")));
+	              "openssl req: %s", harness_slurp(in_dir("sh.log")));
 }
 
 /* curl as an EST client: POST body_file to op (e.g. "simpleenroll", "sensor/simpleenroll");
@@ -386,7 +213,7 @@ static long est_post(const char *op, const char *auth, const char *body_file, co
 	            "--data-binary @%s -D %s.h -o %s -w '%%{http_code}' %s/.well-known/est/%s",
 	            auth, body_file, out, out, base_url, op);
 
-	snprintf(code, sizeof(code), "%s", slurp(in_dir("sh.log")));
+	snprintf(code, sizeof(code), "%s", harness_slurp(in_dir("sh.log")));
 	return rc == 0 ? atol(code) : 0;
 }
 
@@ -397,7 +224,7 @@ static long est_get(const char *op, const char *out)
 	            "%s/.well-known/est/%s",
 	            out, out, base_url, op);
 
-	snprintf(code, sizeof(code), "%s", slurp(in_dir("sh.log")));
+	snprintf(code, sizeof(code), "%s", harness_slurp(in_dir("sh.log")));
 	return rc == 0 ? atol(code) : 0;
 }
 
@@ -407,8 +234,8 @@ static void answer_cert(const char *answer, const char *pem_name)
 	ck_assert_msg(sh("openssl base64 -d -in %s | openssl pkcs7 -inform DER -print_certs "
 	                 "-out %s",
 	                 answer, pem_name) == 0,
-	              "pkcs7: %s", slurp(in_dir("sh.log")));
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir(pem_name)), "BEGIN CERTIFICATE"));
+	              "pkcs7: %s", harness_slurp(in_dir("sh.log")));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir(pem_name)), "BEGIN CERTIFICATE"));
 }
 
 /* Enrol NAME (key NAME.key, CSR NAME.b64) with token; the certificate into NAME.pem. */
@@ -423,7 +250,7 @@ static void enrol_ok(const char *name, const char *subj, const char *san, const 
 	snprintf(out, sizeof(out), "%s.p7", name);
 	snprintf(pem, sizeof(pem), "%s.pem", name);
 	st = est_post("simpleenroll", auth, body, out);
-	ck_assert_msg(st == 200, "enrol %s: %ld %s", name, st, slurp(in_dir(out)));
+	ck_assert_msg(st == 200, "enrol %s: %ld %s", name, st, harness_slurp(in_dir(out)));
 	answer_cert(out, pem);
 }
 
@@ -440,9 +267,9 @@ static void client_cert(const char *name)
 	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, -3600, 86400L * 365, serial++);
 
 	snprintf(f, sizeof(f), "%s.pem", name);
-	write_cert(f, x);
+	harness_write_cert(in_dir(f), x, 0);
 	snprintf(f, sizeof(f), "%s.key", name);
-	write_key(f, k);
+	harness_write_key(in_dir(f), k);
 	X509_free(x);
 	EVP_PKEY_free(k);
 }
@@ -487,29 +314,18 @@ static const char config_fmt[] =
 
 static void cad_start(void)
 {
-	char bin[512];
-
-	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
-	setup_phase = 1;
-	cad_pid = fork();
-	if (cad_pid < 0)
-		die(__func__);
-	if (cad_pid == 0) {
-		int fd = open(in_dir("cad.log"), O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-		execl(bin, bin, "--config", in_dir("cad.yaml"), (char *)NULL);
-		_exit(127);
-	}
+	harness_setup_phase = 1;
+	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", in_dir("cad.yaml"), NULL,
+	                               in_dir("cad.log"));
 	for (int i = 0; i < 200; i++) {
 		if (api(NULL, "GET", "/api/v1/health", NULL, NULL) == 200) {
-			setup_phase = 0;
+			harness_setup_phase = 0;
 			return;
 		}
 		usleep(50000);
 	}
 	fprintf(stderr, "test_est: hsmca-cad did not become healthy; see %s\n", in_dir("cad.log"));
-	die(__func__);
+	harness_die(__func__);
 }
 
 static void cad_stop(void)
@@ -536,51 +352,43 @@ static void setup(void)
 	char conf[8192];
 	int applied, port;
 
-	setup_phase = 1;
+	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (harness_start(&h, NULL) != 0)
-		die(__func__);
+		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
 	if (!c || keyd_client_generate(c, "devices-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
-		die(__func__);
+		harness_die(__func__);
 	keyd_client_free(c);
-	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
-		die(__func__);
-	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
-		die(__func__);
+	harness_load_providers(&prov_keyd, &prov_default);
 
 	/* The device-issuing CA (key in keyd), the operator-auth CA, the server, operators. */
-	dk = keyd_key("devices-p256");
+	dk = harness_keyd_key("devices-p256");
 	x = make_cert("hsmca test device CA", dk, NULL, dk, 1, NULL, -3600, 86400L * 3650, 1);
-	write_cert("devca.pem", x);
+	harness_write_cert(in_dir("devca.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(dk);
 	opca_key = EVP_EC_gen("P-256");
 	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, -3600,
 	                 86400L * 3650, 2);
-	write_cert("opca.pem", opca);
+	harness_write_cert(in_dir("opca.pem"), opca, 0);
 	sk = EVP_EC_gen("P-256");
 	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", -3600,
 	              86400L * 365, 3);
-	write_cert("server.pem", x);
-	write_key("server.key", sk);
+	harness_write_cert(in_dir("server.pem"), x, 0);
+	harness_write_key(in_dir("server.key"), sk);
 	X509_free(x);
 	EVP_PKEY_free(sk);
 	for (size_t i = 0; i < 4; i++)
 		client_cert(roles[i]);
 
-	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-est.XXXXXX");
-	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
-		die(__func__);
-	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
-	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
-	if (db_connect(owner_ci, &db, &err) != DB_OK ||
+	if (harness_pg_start(&pg, "est") != 0)
+		harness_die(__func__);
+	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
 	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
 		fprintf(stderr, "test_est: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
 	for (size_t i = 0; i < 4; i++) {
@@ -596,24 +404,21 @@ static void setup(void)
 			fclose(f);
 		if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
 		    db_principal_add(db, roles[i], roles[i], sha, NULL, &id, &err) != DB_OK)
-			die(__func__);
+			harness_die(__func__);
 		X509_free(x);
 	}
 	db_close(db);
 
-	port = free_port();
+	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, app_ci, dir);
-	write_file("cad.yaml", conf);
-	setup_phase = 0;
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir);
+	harness_write_text(in_dir("cad.yaml"), conf);
+	harness_setup_phase = 0;
 }
 
 static void teardown(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
-	pgtest("stop", NULL);
-	run(rm, NULL);
+	harness_pg_remove(&pg);
 	X509_free(opca);
 	EVP_PKEY_free(opca_key);
 	OSSL_PROVIDER_unload(prov_keyd);
@@ -624,13 +429,8 @@ static void teardown(void)
 
 static void cleanup(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
 	cad_stop();
-	if (pgdir[0]) {
-		pgtest("stop", NULL);
-		run(rm, NULL);
-	}
+	harness_pg_remove(&pg);
 	if (h.dir[0])
 		harness_stop(&h);
 }
@@ -640,17 +440,18 @@ static void cleanup(void)
 START_TEST(cacerts_is_a_base64_pkcs7_of_the_device_ca)
 {
 	ck_assert_int_eq(est_get("cacerts", "cacerts.p7"), 200);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("cacerts.p7.h")), "application/pkcs7-mime"));
 	ck_assert_ptr_nonnull(
-	    strstr(slurp(in_dir("cacerts.p7.h")), "Content-Transfer-Encoding: base64"));
+	    strstr(harness_slurp(in_dir("cacerts.p7.h")), "application/pkcs7-mime"));
+	ck_assert_ptr_nonnull(
+	    strstr(harness_slurp(in_dir("cacerts.p7.h")), "Content-Transfer-Encoding: base64"));
 	answer_cert("cacerts.p7", "cacerts.pem");
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("cacerts.pem")), "hsmca test device CA"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("cacerts.pem")), "hsmca test device CA"));
 	/* Per profile, by label; an unknown label or operation is 404 in plain text. */
 	ck_assert_int_eq(est_get("sensor/cacerts", "cacerts2.p7"), 200);
 	answer_cert("cacerts2.p7", "cacerts2.pem");
 	ck_assert_int_eq(est_get("server/cacerts", "nolabel"), 404);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("nolabel")), "no EST label"));
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("nolabel.h")), "text/plain"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("nolabel")), "no EST label"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("nolabel.h")), "text/plain"));
 	ck_assert_int_eq(est_get("serverkeygen", "nokeygen"), 404);
 }
 END_TEST
@@ -658,10 +459,10 @@ END_TEST
 START_TEST(csrattrs_name_the_key_type_and_signature)
 {
 	ck_assert_int_eq(est_get("csrattrs", "attrs"), 200);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("attrs.h")), "application/csrattrs"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("attrs.h")), "application/csrattrs"));
 	ck_assert_int_eq(sh("openssl base64 -d -in attrs | openssl asn1parse -inform DER"), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("sh.log")), "prime256v1"));
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("sh.log")), "ecdsa-with-SHA256"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("sh.log")), "prime256v1"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("sh.log")), "ecdsa-with-SHA256"));
 }
 END_TEST
 
@@ -675,8 +476,8 @@ START_TEST(enrol_with_token_then_reenrol_with_certificate)
 	ck_assert_int_eq(sh("openssl verify -CAfile devca.pem dev-0001.pem"), 0);
 	ck_assert_int_eq(
 	    sh("openssl x509 -in dev-0001.pem -noout -ext subjectAltName,extendedKeyUsage"), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("sh.log")), "urn:dev:0001"));
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("sh.log")), "Client Authentication"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("sh.log")), "urn:dev:0001"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("sh.log")), "Client Authentication"));
 	/* The key in the certificate is the device's own. */
 	ck_assert_int_eq(sh("test \"$(openssl x509 -in dev-0001.pem -noout -pubkey)\" = "
 	                    "\"$(openssl pkey -in dev-0001.key -pubout)\""),
@@ -693,7 +494,7 @@ START_TEST(enrol_with_token_then_reenrol_with_certificate)
 	device_csr("dev-0001", "/CN=dev-0001/serialNumber=SN0001", "URI:urn:dev:0001", NULL);
 	st = est_post("simplereenroll", "--cert dev-0001-old.pem --key dev-0001-old.key",
 	              "dev-0001.b64", "re.p7");
-	ck_assert_msg(st == 200, "reenrol: %ld %s", st, slurp(in_dir("re.p7")));
+	ck_assert_msg(st == 200, "reenrol: %ld %s", st, harness_slurp(in_dir("re.p7")));
 	answer_cert("re.p7", "dev-0001.pem");
 	ck_assert_int_eq(sh("openssl verify -CAfile devca.pem dev-0001.pem"), 0);
 	ck_assert_int_ne(sh("cmp -s dev-0001.pem dev-0001-old.pem"), 0);
@@ -704,7 +505,7 @@ START_TEST(enrol_with_token_then_reenrol_with_certificate)
 	device_csr("dev-0001b", "/CN=dev-0001/serialNumber=SN0001", "URI:urn:dev:0001", NULL);
 	st = est_post("device/simplereenroll", "--cert dev-0001.pem --key dev-0001.key",
 	              "dev-0001b.b64", "re2.p7");
-	ck_assert_msg(st == 200, "reenrol by label: %ld %s", st, slurp(in_dir("re2.p7")));
+	ck_assert_msg(st == 200, "reenrol by label: %ld %s", st, harness_slurp(in_dir("re2.p7")));
 	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'est.simplereenroll'"
 	                       " AND outcome = 'success' AND actor = 'device/dev-0001'"),
 	                 2);
@@ -720,12 +521,12 @@ START_TEST(bearer_token_and_der_body_are_accepted)
 	device_csr("sensor-a", "/CN=sensor-a", NULL, NULL);
 	snprintf(auth, sizeof(auth), "-H 'Authorization: Bearer %s'", token);
 	st = est_post("sensor/simpleenroll", auth, "sensor-a.der", "sa.p7");
-	ck_assert_msg(st == 200, "DER + bearer: %ld %s", st, slurp(in_dir("sa.p7")));
+	ck_assert_msg(st == 200, "DER + bearer: %ld %s", st, harness_slurp(in_dir("sa.p7")));
 	answer_cert("sa.p7", "sensor-a.pem");
 	/* The token's profile is the default when no label is given. */
 	device_csr("sensor-b", "/CN=sensor-b", NULL, NULL);
 	st = est_post("simpleenroll", auth, "sensor-b.b64", "sb.p7");
-	ck_assert_msg(st == 200, "no label: %ld %s", st, slurp(in_dir("sb.p7")));
+	ck_assert_msg(st == 200, "no label: %ld %s", st, harness_slurp(in_dir("sb.p7")));
 }
 END_TEST
 
@@ -742,8 +543,8 @@ START_TEST(token_used_twice_is_refused)
 	snprintf(auth, sizeof(auth), "-u 'dev-twice:%s'", token);
 	st = est_post("simpleenroll", auth, "dev-twice.b64", "twice");
 	ck_assert_int_eq(st, 401);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("twice")), "spent"));
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("twice.h")), "WWW-Authenticate: Basic"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("twice")), "spent"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("twice.h")), "WWW-Authenticate: Basic"));
 	ck_assert_int_eq(issued(), before);
 	ck_assert_int_eq(count("SELECT count(*) FROM devices WHERE identity = 'dev-twice'"), 0);
 	/* Stored as its SHA-256 only; neither the log nor the audit trail holds it. */
@@ -777,10 +578,10 @@ START_TEST(wrong_or_missing_token_is_401_and_audited)
 	device_csr("dev-x", "/CN=dev-x", "URI:urn:dev:x", NULL);
 	ck_assert_int_eq(est_post("simpleenroll", "-u 'dev-x:hsmcaprov_nope'", "dev-x.b64", "w1"),
 	                 401);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("w1")), "unknown provisioning token"));
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("w1.h")), "text/plain"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("w1")), "unknown provisioning token"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("w1.h")), "text/plain"));
 	ck_assert_int_eq(est_post("simpleenroll", "", "dev-x.b64", "w2"), 401);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("w2")), "provisioning token"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("w2")), "provisioning token"));
 	ck_assert_int_eq(
 	    est_post("simpleenroll", "-H 'Authorization: Basic !!!'", "dev-x.b64", "w3"), 401);
 	ck_assert_int_eq(issued(), before);
@@ -808,7 +609,7 @@ START_TEST(revoked_and_expired_tokens_are_401)
 	device_csr("dev-r", "/CN=dev-r", "URI:urn:dev:r", NULL);
 	snprintf(auth, sizeof(auth), "-u 'dev-r:%s'", token);
 	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-r.b64", "rv"), 401);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("rv")), "revoked"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("rv")), "revoked"));
 
 	token = new_token("device", "");
 	{
@@ -820,7 +621,7 @@ START_TEST(revoked_and_expired_tokens_are_401)
 	}
 	snprintf(auth, sizeof(auth), "-u 'dev-r:%s'", token);
 	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-r.b64", "ex"), 401);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("ex")), "expired"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("ex")), "expired"));
 }
 END_TEST
 
@@ -834,7 +635,7 @@ START_TEST(allowlist_miss_is_403_and_a_match_enrols)
 	snprintf(auth, sizeof(auth), "-u 'x:%s'", token);
 	device_csr("intruder", "/CN=intruder", "URI:urn:dev:intruder", NULL);
 	ck_assert_int_eq(est_post("simpleenroll", auth, "intruder.b64", "miss"), 403);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("miss")), "allowlist"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("miss")), "allowlist"));
 	ck_assert_int_eq(issued(), before);
 	/* The miss spent nothing: two identities on the list still enrol, by CN and by SAN. */
 	enrol_ok("gw-0042", "/CN=gw-0042", NULL, token);
@@ -854,13 +655,13 @@ START_TEST(csr_not_matching_the_profile_is_400_and_spends_nothing)
 	snprintf(auth, sizeof(auth), "-u 'dev-bad:%s'", token);
 	device_csr("dev-rsa", "/CN=dev-rsa", "URI:urn:dev:rsa", "rsa");
 	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-rsa.b64", "b1"), 400);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("b1")), "does not fit profile device"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("b1")), "does not fit profile device"));
 	device_csr("dev-dns", "/CN=dev-dns", "DNS:dev.example.com", NULL);
 	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-dns.b64", "b2"), 400);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("b2")), "SAN"));
-	write_file("garbage", "this is not base64 of a CSR!\n");
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("b2")), "SAN"));
+	harness_write_text(in_dir("garbage"), "this is not base64 of a CSR!\n");
 	ck_assert_int_eq(est_post("simpleenroll", auth, "garbage", "b3"), 400);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("b3")), "PKCS#10"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("b3")), "PKCS#10"));
 	ck_assert_int_eq(issued(), before);
 	ck_assert_int_ge(denied("est.simpleenroll"), 3);
 	/* The token is still unused. */
@@ -878,13 +679,15 @@ START_TEST(identity_with_a_valid_certificate_needs_a_replacing_token)
 
 	enrol_ok("dev-dup", "/CN=dev-dup", "URI:urn:dev:dup", t1);
 	ck_assert_int_eq(sh("openssl x509 -in dev-dup.pem -noout -serial > dup.serial"), 0);
-	snprintf(serial, sizeof(serial), "%s", strchr(slurp(in_dir("dup.serial")), '=') + 1);
+	snprintf(serial, sizeof(serial), "%s",
+	         strchr(harness_slurp(in_dir("dup.serial")), '=') + 1);
 	serial[strcspn(serial, "\n")] = '\0';
 	before = issued();
 	device_csr("dev-dup2", "/CN=dev-dup", "URI:urn:dev:dup", NULL);
 	snprintf(auth, sizeof(auth), "-u 'dev-dup:%s'", t2);
 	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-dup2.b64", "dup"), 403);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("dup")), "already has a valid certificate"));
+	ck_assert_ptr_nonnull(
+	    strstr(harness_slurp(in_dir("dup")), "already has a valid certificate"));
 	ck_assert_int_eq(issued(), before);
 	/* A token that allows replacement: the new certificate supersedes the old one. */
 	enrol_ok("dev-dup", "/CN=dev-dup", "URI:urn:dev:dup", t3);
@@ -909,7 +712,7 @@ START_TEST(reenrolment_with_another_identity_is_403)
 	ck_assert_int_eq(
 	    est_post("simplereenroll", "--cert dev-id.pem --key dev-id.key", "dev-other.b64", "o1"),
 	    403);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("o1")), "same identity"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("o1")), "same identity"));
 	device_csr("dev-other2", "/CN=dev-id", "URI:urn:dev:other", NULL);
 	ck_assert_int_eq(est_post("simplereenroll", "--cert dev-id.pem --key dev-id.key",
 	                          "dev-other2.b64", "o2"),
@@ -931,7 +734,7 @@ START_TEST(reenrolment_without_a_device_certificate_is_401)
 	enrol_ok("dev-nc", "/CN=dev-nc", "URI:urn:dev:nc", new_token("device", ""));
 	before = issued();
 	ck_assert_int_eq(est_post("simplereenroll", "", "dev-nc.b64", "n1"), 401);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("n1")), "current certificate"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("n1")), "current certificate"));
 	/* An operator's certificate is no device's. */
 	ck_assert_int_eq(
 	    est_post("simplereenroll", "--cert officer.pem --key officer.key", "dev-nc.b64", "n2"),
@@ -947,7 +750,8 @@ START_TEST(reenrolment_with_a_revoked_certificate_is_401)
 
 	enrol_ok("dev-rev", "/CN=dev-rev", "URI:urn:dev:rev", new_token("device", ""));
 	ck_assert_int_eq(sh("openssl x509 -in dev-rev.pem -noout -serial > rev.serial"), 0);
-	snprintf(serial, sizeof(serial), "%s", strchr(slurp(in_dir("rev.serial")), '=') + 1);
+	snprintf(serial, sizeof(serial), "%s",
+	         strchr(harness_slurp(in_dir("rev.serial")), '=') + 1);
 	serial[strcspn(serial, "\n")] = '\0';
 	snprintf(path, sizeof(path), "/api/v1/certificates/%s/revoke", serial);
 	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"keyCompromise\"}", NULL), 200);
@@ -956,7 +760,7 @@ START_TEST(reenrolment_with_a_revoked_certificate_is_401)
 	ck_assert_int_eq(est_post("simplereenroll", "--cert dev-rev.pem --key dev-rev.key",
 	                          "dev-rev2.b64", "r1"),
 	                 401);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("r1")), "revoked"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("r1")), "revoked"));
 	ck_assert_int_eq(issued(), before);
 }
 END_TEST
@@ -965,7 +769,7 @@ END_TEST
  * CA would have (a device enrolled two years ago). */
 START_TEST(reenrolment_with_an_expired_certificate_is_401)
 {
-	EVP_PKEY *ca = keyd_key("devices-p256"), *k = EVP_EC_gen("P-256");
+	EVP_PKEY *ca = harness_keyd_key("devices-p256"), *k = EVP_EC_gen("P-256");
 	FILE *f = fopen(in_dir("devca.pem"), "r");
 	X509 *cax = PEM_read_X509(f, NULL, NULL, NULL);
 	X509 *x = make_cert("dev-old", k, cax, ca, 0, "URI:urn:dev:old", -86400L * 400,
@@ -994,14 +798,14 @@ START_TEST(reenrolment_with_an_expired_certificate_is_401)
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
 	PQclear(r);
 	PQfinish(c);
-	write_cert("dev-old.pem", x);
-	write_key("dev-old.key", k);
+	harness_write_cert(in_dir("dev-old.pem"), x, 0);
+	harness_write_key(in_dir("dev-old.key"), k);
 	before = issued();
 	device_csr("dev-old2", "/CN=dev-old", "URI:urn:dev:old", NULL);
 	ck_assert_int_eq(est_post("simplereenroll", "--cert dev-old.pem --key dev-old.key",
 	                          "dev-old2.b64", "e1"),
 	                 401);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("e1")), "not valid now"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("e1")), "not valid now"));
 	ck_assert_int_eq(issued(), before);
 	/* Expired is not a way into the API either. */
 	ck_assert_int_eq(api("dev-old", "GET", "/api/v1/whoami", NULL, NULL), 401);
@@ -1027,7 +831,7 @@ START_TEST(device_certificate_never_authenticates_to_the_api)
 		snprintf(sql, sizeof(sql),
 		         "INSERT INTO principals (name, role, cert_sha256) VALUES ('dev-api',"
 		         " 'officer', decode('%.64s', 'hex'))",
-		         slurp(in_dir("dev-api.sha")));
+		         harness_slurp(in_dir("dev-api.sha")));
 		PGconn *c = owner();
 		PGresult *r = PQexec(c, sql);
 		ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
@@ -1078,7 +882,7 @@ START_TEST(decommission_revokes_and_refuses_reenrolment)
 	/* Nor does a fresh token bring it back. */
 	snprintf(auth, sizeof(auth), "-u 'dev-dc:%s'", new_token("device", "\"replace\":true"));
 	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-dc2.b64", "d2"), 403);
-	ck_assert_ptr_nonnull(strstr(slurp(in_dir("d2")), "decommissioned"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("d2")), "decommissioned"));
 	ck_assert_int_eq(issued(), before);
 	ck_assert_int_eq(api("officer", "POST", "/api/v1/devices/dev-dc/decommission",
 	                     "{\"reason\":\"keyCompromise\"}", &o),
@@ -1163,24 +967,24 @@ START_TEST(cli_provisions_and_decommissions)
 	ck_assert_int_eq(cli("officer", "provision", "create", "--profile", "device", "--name",
 	                     "batch-7", "--uses", "2", "--allow", "cli-*", "--days", "3", NULL),
 	                 0);
-	ck_assert_int_eq(sscanf(slurp(cli_out), "%199s", token), 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "not shown again"));
+	ck_assert_int_eq(sscanf(harness_slurp(cli_out), "%199s", token), 1);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "not shown again"));
 	enrol_ok("cli-dev", "/CN=cli-dev", "URI:urn:dev:cli", token);
 	ck_assert_int_eq(cli("auditor", "provision", "list", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "batch-7"));
-	ck_assert_ptr_null(strstr(slurp(cli_out), token));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "batch-7"));
+	ck_assert_ptr_null(strstr(harness_slurp(cli_out), token));
 	ck_assert_int_eq(cli("auditor", "device", "list", "--identity", "cli-", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "cli-dev"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "cli-dev"));
 	ck_assert_int_eq(cli("auditor", "device", "show", "cli-dev", NULL), 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "\"certificates\""));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"certificates\""));
 	ck_assert_int_eq(cli("auditor", "device", "decommission", "cli-dev", "--reason",
 	                     "cessationOfOperation", NULL),
 	                 1);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_err), "role-not-permitted"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "role-not-permitted"));
 	ck_assert_int_eq(cli("officer", "device", "decommission", "cli-dev", "--reason",
 	                     "cessationOfOperation", NULL),
 	                 0);
-	ck_assert_ptr_nonnull(strstr(slurp(cli_out), "decommissioned"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "decommissioned"));
 	ck_assert_int_eq(cli("officer", "device", "decommission", "cli-dev", NULL), 2);
 	ck_assert_int_eq(cli("officer", "provision", "create", "--name", "x", NULL), 2);
 	ck_assert_int_eq(cli("officer", "provision", "--help", NULL), 0);
@@ -1190,6 +994,7 @@ END_TEST
 
 int main(void)
 {
+	harness_die_init("test_est", cleanup);
 	Suite *s = suite_create("est");
 	TCase *tc = tcase_create("est");
 	SRunner *sr;

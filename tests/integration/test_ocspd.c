@@ -36,86 +36,20 @@
 #include "keyd_client.h"
 
 static struct harness h;
-static char pgdir[128], owner_ci[512], app_ci[512];
+static struct harness_pg pg;
 static char dir[256];
 static char url[128];
 static int port;
 static pid_t ocspd_pid;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
 static int32_t ca_a_id, ca_b_id;
-static int setup_phase;
 static void cleanup(void);
 static void replica_stop(void);
 
-static void die(const char *where)
-{
-	fprintf(stderr, "test_ocspd: %s failed\n", where);
-	if (setup_phase) {
-		setup_phase = 0;
-		cleanup();
-	}
-	abort();
-}
-
 /* ---- processes and files ---- */
 
-static int run(char *const argv[], const char *out_path)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int out =
-		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(out, 1);
-		dup2(out, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int pgtest(const char *cmd, const char *opt)
-{
-	char script[512];
-	char *argv[5];
-	int n = 0;
-
-	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", getenv("HSMCA_SRC"));
-	argv[n++] = script;
-	argv[n++] = (char *)cmd;
-	if (opt)
-		argv[n++] = (char *)opt;
-	argv[n++] = pgdir;
-	argv[n] = NULL;
-	return run(argv, NULL);
-}
-
-static const char *path(const char *name)
-{
-	static char p[4][512];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-	return p[i];
-}
-
-static char *slurp(const char *file)
-{
-	static char buf[1 << 16];
-	FILE *f = fopen(file, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	return buf;
-}
+/* dir/name, in a rotating buffer of the harness. */
+#define path(name) harness_pathf(dir, "%s", name)
 
 /* Run a shell command; its output (stdout and stderr) is returned. */
 static char *sh(const char *fmt, ...)
@@ -126,38 +60,8 @@ static char *sh(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	run(argv, path("sh.out"));
-	return slurp(path("sh.out"));
-}
-
-static void write_file(const char *name, const char *text)
-{
-	FILE *f = fopen(path(name), "w");
-
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		die(__func__);
-}
-
-static void write_cert(const char *name, X509 *x)
-{
-	FILE *f = fopen(path(name), "w");
-
-	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		die(__func__);
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), p;
-
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(s, (struct sockaddr *)&a, &len))
-		die(__func__);
-	p = ntohs(a.sin_port);
-	close(s);
-	return p;
+	harness_run(argv, path("sh.out"));
+	return harness_slurp(path("sh.out"));
 }
 
 static double now_s(void)
@@ -170,78 +74,25 @@ static double now_s(void)
 
 /* ---- certificates ---- */
 
-static EVP_PKEY *keyd_key(const char *label)
-{
-	char uri[128];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info;
-	EVP_PKEY *k;
-
-	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	info = sc ? OSSL_STORE_load(sc) : NULL;
-	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(sc);
-	if (!k) {
-		ERR_print_errors_fp(stderr);
-		die(__func__);
-	}
-	return k;
-}
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!e || !X509_add_ext(x, e, -1))
-		die(__func__);
-	X509_EXTENSION_free(e);
-}
-
-/* kind: 0 CA (self-signed when issuer NULL), 1 end entity, 2 OCSP responder. */
+/* kind: 0 CA (self-signed when issuer NULL), 1 end entity, 2 OCSP responder. Valid from an
+ * hour ago for a year. */
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int kind,
                        const uint8_t *serial, size_t serial_len)
 {
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	BIGNUM *bn = BN_bin2bn(serial, (int)serial_len, NULL);
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = kind == 0,
+	                         .serial_bytes = serial,
+	                         .serial_len = serial_len,
+	                         .not_before = now - 3600,
+	                         .not_after = now + 86400L * 365,
+	                         .ocsp_signer = kind == 2,
+	                         .md = "SHA256"};
 
-	if (!x || !n || !m || !bn ||
-	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-	                                0))
-		die(__func__);
-	X509_set_version(x, X509_VERSION_3);
-	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365);
-	X509_set_pubkey(x, pub);
-	add_ext(x, issuer, NID_basic_constraints,
-	        kind == 0 ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	add_ext(x, issuer, NID_key_usage,
-	        kind == 0 ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-	add_ext(x, issuer, NID_subject_key_identifier, "hash");
-	if (issuer)
-		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
-	if (kind == 2) {
-		add_ext(x, issuer, NID_ext_key_usage, "OCSPSigning");
-		add_ext(x, issuer, NID_id_pkix_OCSP_noCheck, "ignored");
-	}
-	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, signer, NULL) ||
-	    !X509_sign_ctx(x, m)) {
-		ERR_print_errors_fp(stderr);
-		die(__func__);
-	}
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	BN_free(bn);
-	return x;
+	return harness_make_cert(&c);
 }
 
 static struct db *owner_db(void)
@@ -249,9 +100,9 @@ static struct db *owner_db(void)
 	struct db_err err = {0};
 	struct db *db = NULL;
 
-	if (db_connect(owner_ci, &db, &err) != DB_OK) {
+	if (db_connect(pg.owner_ci, &db, &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: connect: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	return db;
 }
@@ -276,7 +127,7 @@ static int32_t register_ca(struct db *db, const char *name, const char *label, X
 	a.key_label = (char *)label;
 	if (db_authority_add(db, &a, &id, &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	OPENSSL_free(subj);
 	OPENSSL_free(der);
@@ -293,7 +144,7 @@ static const char *issue(const char *name, int32_t ca_id, const char *ca_pem, co
 	struct db_err err = {0};
 	uint8_t serial[16];
 	unsigned char *der = NULL, *spki = NULL;
-	EVP_PKEY *k = EVP_EC_gen("P-256"), *cak = keyd_key(label);
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *cak = harness_keyd_key(label);
 	FILE *f = fopen(path(ca_pem), "r");
 	X509 *ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL, *x;
 	int64_t id;
@@ -316,7 +167,7 @@ static const char *issue(const char *name, int32_t ca_id, const char *ca_pem, co
 	req.requester = "test";
 	if (!ca || db_cert_reserve(db, &req, &id, &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: reserve: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	x = make_cert(name, k, ca, cak, 1, serial, sizeof(serial));
 	X509_set1_notBefore(x, NULL);
@@ -336,12 +187,12 @@ static const char *issue(const char *name, int32_t ca_id, const char *ca_pem, co
 	if (db_cert_mark_issued(db, ca_id, serial, sizeof(serial), der, (size_t)len, &err) !=
 	    DB_OK) {
 		fprintf(stderr, "test_ocspd: mark issued: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	{
 		char file[128];
 		snprintf(file, sizeof(file), "%s.pem", name);
-		write_cert(file, x);
+		harness_write_cert(path(file), x, 0);
 	}
 	db_serial_to_hex(serial, sizeof(serial), hex);
 	OPENSSL_free(der);
@@ -372,20 +223,9 @@ static const char *health(void)
 
 static void ocspd_start_with(const char *conf)
 {
-	char bin[512];
 	const char *log = path("ocspd.log");
 
-	snprintf(bin, sizeof(bin), "%s/ocsp/hsmca-ocspd", getenv("HSMCA_BUILD"));
-	ocspd_pid = fork();
-	if (ocspd_pid < 0)
-		die(__func__);
-	if (ocspd_pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-		execl(bin, bin, "--config", conf, "--verbose", (char *)NULL);
-		_exit(127);
-	}
+	ocspd_pid = harness_spawn_daemon("ocsp/hsmca-ocspd", conf, "--verbose", log);
 	for (int i = 0; i < 400; i++) {
 		if (strstr(health(), "\"status\": \"ok\""))
 			return;
@@ -393,7 +233,7 @@ static void ocspd_start_with(const char *conf)
 	}
 	fprintf(stderr, "test_ocspd: hsmca-ocspd did not become healthy (%s); see %s\n", health(),
 	        log);
-	die(__func__);
+	harness_die(__func__);
 }
 
 static void ocspd_start(void)
@@ -435,50 +275,42 @@ static void setup(void)
 	char conf[2048];
 	int applied;
 
-	setup_phase = 1;
+	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (harness_start(&h, NULL) != 0)
-		die(__func__);
+		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
 	if (!c || keyd_client_generate(c, "ca-a", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
 	    keyd_client_generate(c, "ca-b", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
 	    keyd_client_generate(c, "ocsp-b", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
-		die(__func__);
+		harness_die(__func__);
 	keyd_client_free(c);
-	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
-		die(__func__);
-	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
-		die(__func__);
-	ka = keyd_key("ca-a");
-	kb = keyd_key("ca-b");
-	ko = keyd_key("ocsp-b");
+	harness_load_providers(&prov_keyd, &prov_default);
+	ka = harness_keyd_key("ca-a");
+	kb = harness_keyd_key("ca-b");
+	ko = harness_keyd_key("ocsp-b");
 	xa = make_cert("hsmca test CA A", ka, NULL, ka, 0, s1, 1);
 	xb = make_cert("hsmca test CA B", kb, NULL, kb, 0, s2, 1);
 	xo = make_cert("hsmca test OCSP responder B", ko, xb, kb, 2, s3, 1);
-	write_cert("ca-a.pem", xa);
-	write_cert("ca-b.pem", xb);
-	write_cert("ocsp-b.pem", xo);
+	harness_write_cert(path("ca-a.pem"), xa, 0);
+	harness_write_cert(path("ca-b.pem"), xb, 0);
+	harness_write_cert(path("ocsp-b.pem"), xo, 0);
 	/* an issuer nobody serves, for "unauthorized" */
 	{
 		EVP_PKEY *kx = EVP_EC_gen("P-256");
 		X509 *xx = make_cert("stranger CA", kx, NULL, kx, 0, s1, 1);
-		write_cert("stranger.pem", xx);
+		harness_write_cert(path("stranger.pem"), xx, 0);
 		X509_free(xx);
 		EVP_PKEY_free(kx);
 	}
 
-	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-ocspd.XXXXXX");
-	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
-		die(__func__);
-	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
-	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
+	if (harness_pg_start(&pg, "ocspd") != 0)
+		harness_die(__func__);
 	db = owner_db();
 	if (db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
 	ca_a_id = register_ca(db, "ca-a", "ca-a", xa);
@@ -489,7 +321,7 @@ static void setup(void)
 	set.ocsp_nonce_rate_limit = 2;
 	if (db_authority_settings_put(db, ca_b_id, &set, "test", &err) != DB_OK) {
 		fprintf(stderr, "test_ocspd: %s\n", err.msg);
-		die(__func__);
+		harness_die(__func__);
 	}
 	db_close(db);
 	X509_free(xa);
@@ -502,21 +334,18 @@ static void setup(void)
 	issue("a-good", ca_a_id, "ca-a.pem", "ca-a");
 	issue("b-good", ca_b_id, "ca-b.pem", "ca-b");
 
-	port = free_port();
+	port = harness_free_port();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, app_ci, dir);
-	write_file("ocspd.yaml", conf);
-	setup_phase = 0;
+	snprintf(conf, sizeof(conf), config_fmt, port, pg.app_ci, dir);
+	harness_write_text(path("ocspd.yaml"), conf);
+	harness_setup_phase = 0;
 }
 
 static void teardown(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
 	ocspd_stop();
 	replica_stop();
-	pgtest("stop", NULL);
-	run(rm, NULL);
+	harness_pg_remove(&pg);
 	OSSL_PROVIDER_unload(prov_keyd);
 	OSSL_PROVIDER_unload(prov_default);
 	harness_stop(&h);
@@ -525,23 +354,18 @@ static void teardown(void)
 
 static void cleanup(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
 	ocspd_stop();
 	replica_stop();
-	if (pgdir[0]) {
-		pgtest("stop", NULL);
-		run(rm, NULL);
-	}
+	harness_pg_remove(&pg);
 	if (h.dir[0])
 		harness_stop(&h);
 }
 
 static void fixture_start(void)
 {
-	setup_phase = 1;
+	harness_setup_phase = 1;
 	ocspd_start();
-	setup_phase = 0;
+	harness_setup_phase = 0;
 }
 
 /* hsmca-ocspd runs under ASan/LSan here: a leak or any other report at its clean exit makes
@@ -560,30 +384,11 @@ static void fixture_stop(void)
 
 /* ---- clients ---- */
 
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	char *d = realloc(b->data, b->len + sz * n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, p, sz * n);
-	b->len += sz * n;
-	d[b->len] = '\0';
-	b->data = d;
-	return sz * n;
-}
-
 static long http_do(const char *target, const uint8_t *post, size_t post_len, const char *ctype,
                     char **body, size_t *body_len, char *headers, size_t hcap)
 {
 	CURL *c = curl_easy_init();
-	struct buf b = {0}, hd = {0};
+	struct harness_buf b = {0}, hd = {0};
 	struct curl_slist *hdr = NULL;
 	char u[8192], ct[128];
 	long status = 0;
@@ -591,9 +396,9 @@ static long http_do(const char *target, const uint8_t *post, size_t post_len, co
 	snprintf(u, sizeof(u), "%s%s", url, target);
 	curl_easy_setopt(c, CURLOPT_URL, u);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hd);
 	if (post) {
 		snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
@@ -1246,7 +1051,8 @@ START_TEST(a_restarted_responder_starts_warm_from_the_shared_copy)
 	              st);
 	ocspd_start();
 	h0 = health();
-	ck_assert_msg(strstr(slurp(path("ocspd.log")), "stored responses reused"), "no warm start");
+	ck_assert_msg(strstr(harness_slurp(path("ocspd.log")), "stored responses reused"),
+	              "no warm start");
 	/* Nothing needed signing: every answer came from the shared copy. */
 	ck_assert_msg(strstr(h0, "\"signed\": 0"), "%s", h0);
 	ck_assert_int_eq(ask_cert("ca-a.pem", "a-good.pem", 0, 0).cert_status,
@@ -1265,7 +1071,7 @@ START_TEST(database_stopped_cached_answers_still_served_then_resync)
 
 	snprintf(s, sizeof(s), "%s", serial);
 	ck_assert(wait_status("ca-a.pem", "pgdown.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
-	ck_assert_int_eq(pgtest("stop", NULL), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "stop", NULL), 0);
 	for (int i = 0; i < 100 && !strstr(health(), "degraded"); i++)
 		usleep(50000);
 	ck_assert_msg(strstr(health(), "\"status\": \"degraded\""), "%s", health());
@@ -1283,7 +1089,7 @@ START_TEST(database_stopped_cached_answers_still_served_then_resync)
 	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_TRYLATER);
 	/* The database returns, and a revocation happens before the responder is back in step
 	 * (its announcement is lost): it must still be found. */
-	ck_assert_int_eq(pgtest("start", "--fast"), 0);
+	ck_assert_int_eq(harness_pgtest(&pg, "start", "--fast"), 0);
 	ck_assert_int_eq(revoke_db(s, ca_a_id, 0, DB_REASON_SUPERSEDED), 1);
 	ck_assert_msg(wait_status("ca-a.pem", "pgdown.pem", V_OCSP_CERTSTATUS_REVOKED, 10, &took),
 	              "revocation during the outage never served");
@@ -1334,7 +1140,7 @@ static int as_postgres(const char *fmt, ...)
 		snprintf(full, sizeof(full), "cd / && runuser -u postgres -- %s", cmd);
 	else
 		snprintf(full, sizeof(full), "%s", cmd);
-	return run(argv, path("replica.log"));
+	return harness_run(argv, path("replica.log"));
 }
 
 static void replica_stop(void)
@@ -1358,8 +1164,8 @@ static void replica_start(void)
 		sh("chown postgres: %s && chmod 0700 %s", repdir, repdir);
 	ck_assert_msg(as_postgres("/usr/lib/postgresql/15/bin/pg_basebackup -h %s -p 5432 -U "
 	                          "postgres -D %s/data -R -X stream",
-	                          pgdir, repdir) == 0,
-	              "pg_basebackup: %s", slurp(path("replica.log")));
+	                          pg.dir, repdir) == 0,
+	              "pg_basebackup: %s", harness_slurp(path("replica.log")));
 	snprintf(conf, sizeof(conf), "%s/data/postgresql.conf", repdir);
 	f = fopen(conf, "a");
 	ck_assert(f);
@@ -1370,13 +1176,13 @@ static void replica_start(void)
 	ck_assert_msg(as_postgres("/usr/lib/postgresql/15/bin/pg_ctl -D %s/data -l %s/log -w -t 60 "
 	                          "start",
 	                          repdir, repdir) == 0,
-	              "replica: %s", slurp(path("replica.log")));
+	              "replica: %s", harness_slurp(path("replica.log")));
 }
 
 START_TEST(reads_from_a_streaming_replica)
 {
 	char conf[2048], rep_ci[512], saved_url[128];
-	int saved_port = port, rport = free_port();
+	int saved_port = port, rport = harness_free_port();
 	pid_t main_pid = ocspd_pid;
 	const char *serial;
 	char s1[64], s2[64];
@@ -1393,8 +1199,8 @@ START_TEST(reads_from_a_streaming_replica)
 	         "database: \"%s connect_timeout=3\"\n"
 	         "primary_database: \"%s connect_timeout=3\"\n"
 	         "responder_certificates: [%s/ocsp-b.pem]\n",
-	         port, rep_ci, app_ci, dir);
-	write_file("ocspd-rep.yaml", conf);
+	         port, rep_ci, pg.app_ci, dir);
+	harness_write_text(path("ocspd-rep.yaml"), conf);
 	ocspd_start_with(path("ocspd-rep.yaml"));
 	serial = issue("rep1", ca_a_id, "ca-a.pem", "ca-a");
 	snprintf(s1, sizeof(s1), "%s", serial);
@@ -1409,9 +1215,10 @@ START_TEST(reads_from_a_streaming_replica)
 	         "database: \"%s connect_timeout=3\"\n"
 	         "responder_certificates: [%s/ocsp-b.pem]\n",
 	         port, rep_ci, dir);
-	write_file("ocspd-rep.yaml", conf);
+	harness_write_text(path("ocspd-rep.yaml"), conf);
 	ocspd_start_with(path("ocspd-rep.yaml"));
-	ck_assert_msg(strstr(slurp(path("ocspd.log")), "the database is a standby"), "no warning");
+	ck_assert_msg(strstr(harness_slurp(path("ocspd.log")), "the database is a standby"),
+	              "no warning");
 	serial = issue("rep2", ca_b_id, "ca-b.pem", "ca-b");
 	snprintf(s2, sizeof(s2), "%s", serial);
 	ck_assert(wait_status("ca-b.pem", "rep2.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
@@ -1439,15 +1246,15 @@ START_TEST(connections_beyond_the_limit_are_closed_at_once)
 	double t0;
 
 	snprintf(saved_url, sizeof(saved_url), "%s", url);
-	port = free_port();
+	port = harness_free_port();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
 	snprintf(conf, sizeof(conf),
 	         "listen: {address: 127.0.0.1, port: %d}\nworkers: 1\n"
 	         "database: \"%s connect_timeout=3\"\n"
 	         "responder_certificates: [%s/ocsp-b.pem]\n"
 	         "limits: {max_connections: 2, idle_timeout_seconds: 30}\n",
-	         port, app_ci, dir);
-	write_file("ocspd-limit.yaml", conf);
+	         port, pg.app_ci, dir);
+	harness_write_text(path("ocspd-limit.yaml"), conf);
 	ocspd_start_with(path("ocspd-limit.yaml"));
 	a.sin_port = htons((uint16_t)port);
 	for (int i = 0; i < 2; i++) {
@@ -1547,6 +1354,7 @@ static Suite *suite(void)
 
 int main(void)
 {
+	harness_die_init("test_ocspd", cleanup);
 	SRunner *sr;
 	int failed;
 
