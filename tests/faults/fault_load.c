@@ -3,6 +3,7 @@
  *
  *   fault_load load  --url U --cacert F --token-file F --ca ISSUER.pem --stop-file F
  *                    --journal OUT [--threads N] [--max-seconds S]
+ *                    [--seed-journal J --hold-release-only 1]
  *   fault_load check --journal J --db-dump D --ocsp-url U --ca ISSUER.pem
  *                    --responder OCSP.pem --crl CRL.der
  *
@@ -13,8 +14,11 @@
  * change when a 200 (or, for a retried hold/release whose first try got no answer, the 409
  * that shows the first try took effect) acknowledged it. An operation without an answer is
  * retried until it is acknowledged or 120 s pass; then the certificate's expected state is
- * "either" (counted, not an anomaly). The journal has one line per certificate:
- *   <serial hex> <sha256 of DER> <state: good|revoked|hold> <reason> [<alternative state>]
+ * "either" (counted, not an anomaly). With --seed-journal J --hold-release-only 1 (the soak) the
+ * clients start with J's good and held certificates and only hold and release them: a fixed
+ * population whose every change makes hsmca-ocspd sign afresh. The journal has one line per
+ * certificate: <serial hex> <sha256 of DER> <state: good|revoked|hold> <reason> [<alternative
+ * state>]
  *
  * check: every journal certificate is in the database dump with the same DER hash and the
  * expected status; hsmca-ocspd answers it (signature checked) with the expected status and
@@ -58,7 +62,8 @@ struct cert {
 
 static const char *opt_url, *opt_cacert, *opt_token_file, *opt_ca, *opt_stop, *opt_journal,
     *opt_dump, *opt_ocsp_url, *opt_responder, *opt_crl;
-static int opt_threads = 3;
+static const char *opt_seed;
+static int opt_threads = 3, opt_hold_release;
 static double opt_max_seconds = 3600;
 static char auth_header[300];
 static X509 *issuer;
@@ -197,6 +202,8 @@ static const char *error_name(struct client *cl)
 
 /* ---- the workload ---- */
 
+static struct cert *add_cert(struct client *cl);
+
 static char *make_csr_body(unsigned char **spki, int *spki_len, int n)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
@@ -272,14 +279,7 @@ static void do_issue(struct client *cl, int n)
 	der_len = i2d_X509(x, &der);
 	if (der_len <= 0 || !EVP_Digest(der, der_len, md, NULL, EVP_sha256(), NULL))
 		fatal("DER");
-	if (cl->n == cl->cap) {
-		cl->cap = cl->cap ? cl->cap * 2 : 256;
-		cl->certs = realloc(cl->certs, cl->cap * sizeof(*cl->certs));
-		if (!cl->certs)
-			fatal("out of memory");
-	}
-	c = &cl->certs[cl->n++];
-	memset(c, 0, sizeof(*c));
+	c = add_cert(cl);
 	serial_hex(X509_get0_serialNumber(x), c->serial, sizeof(c->serial));
 	for (int i = 0; i < 32; i++)
 		sprintf(c->sha + 2 * i, "%02x", md[i]);
@@ -366,6 +366,14 @@ static void *client_main(void *arg)
 		int r = rand_r(&cl->seed) % 10;
 		struct cert *c = NULL;
 
+		if (opt_hold_release) {
+			/* A fixed population: every change makes the responder sign afresh. */
+			if ((c = pick(cl, ST_GOOD)))
+				change_state(cl, c, ST_HOLD, 6);
+			else if ((c = pick(cl, ST_HOLD)))
+				change_state(cl, c, ST_GOOD, -1);
+			continue;
+		}
 		if (r == 5 || r == 6) {
 			if ((c = pick(cl, ST_GOOD)) || (c = pick(cl, ST_HOLD)))
 				change_state(cl, c, ST_REVOKED, r == 5 ? 1 : 4);
@@ -396,6 +404,40 @@ static void read_token(void)
 	snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", tok);
 }
 
+static struct cert *add_cert(struct client *cl)
+{
+	if (cl->n == cl->cap) {
+		cl->cap = cl->cap ? cl->cap * 2 : 256;
+		cl->certs = realloc(cl->certs, cl->cap * sizeof(*cl->certs));
+		if (!cl->certs)
+			fatal("out of memory");
+	}
+	memset(&cl->certs[cl->n], 0, sizeof(*cl->certs));
+	return &cl->certs[cl->n++];
+}
+
+/* The good and held certificates of an earlier run's journal, dealt out to the clients. */
+static void seed_clients(struct client *cls)
+{
+	FILE *f = fopen(opt_seed, "r");
+	char line[512], stn[16];
+	int k = 0;
+
+	if (!f)
+		fatal("cannot read the seed journal");
+	while (fgets(line, sizeof(line), f)) {
+		struct cert tmp = {0};
+
+		if (sscanf(line, "%47s %64s %15s %d", tmp.serial, tmp.sha, stn, &tmp.reason) != 4 ||
+		    strlen(line) > 200 || !strcmp(stn, "revoked"))
+			continue;
+		tmp.st = !strcmp(stn, "good") ? ST_GOOD : ST_HOLD;
+		tmp.alt = -1;
+		*add_cert(&cls[k++ % opt_threads]) = tmp;
+	}
+	fclose(f);
+}
+
 static int run_load(void)
 {
 	struct client cls[MAX_THREADS];
@@ -423,9 +465,12 @@ static int run_load(void)
 		curl_easy_setopt(cl->c, CURLOPT_TIMEOUT, 30L);
 		curl_easy_setopt(cl->c, CURLOPT_CONNECTTIMEOUT, 5L);
 		curl_easy_setopt(cl->c, CURLOPT_NOSIGNAL, 1L);
-		if (pthread_create(&t[i], NULL, client_main, cl))
-			fatal("pthread_create");
 	}
+	if (opt_seed)
+		seed_clients(cls);
+	for (int i = 0; i < opt_threads; i++)
+		if (pthread_create(&t[i], NULL, client_main, &cls[i]))
+			fatal("pthread_create");
 	j = fopen(opt_journal, "w");
 	if (!j)
 		fatal("cannot write the journal");
@@ -808,6 +853,10 @@ int main(int argc, char **argv)
 			opt_responder = v;
 		else if (!strcmp(a, "--crl"))
 			opt_crl = v;
+		else if (!strcmp(a, "--seed-journal"))
+			opt_seed = v;
+		else if (!strcmp(a, "--hold-release-only"))
+			opt_hold_release = atoi(v);
 		else
 			usage();
 	}
