@@ -5,7 +5,7 @@
 # SoftHSM token (keys fault-issuing, fault-ocsp, fault-audit), hsmca-keyd, hsmca-cad (an
 # officer's API token in $tmp/token), hsmca-crld and hsmca-ocspd (delegated signer). The EXIT
 # trap stops everything and removes $tmp.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154 # root, prog, build, keep come from the caller
 
 die() {
 	echo "$prog: $*" >&2
