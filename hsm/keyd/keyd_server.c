@@ -761,10 +761,12 @@ static void answer_job(struct worker *w, struct job *j)
 		else
 			put_key(&wb, &j->key);
 		keyd_resp_end(&wb);
+		/* Logged before it is sent: a signature a client holds is always in the log,
+		 * even when keyd dies between the two (the fault-injection run counts them). */
+		log_request(s, c, &j->req, KEYD_OK, &j->t0, "");
 		send_frame(c, &wb);
 		if (j->req.op == KEYD_OP_UNWRAP || j->req.op == KEYD_OP_WRAP)
 			explicit_bzero(w->out, wb.len); /* the secret does not linger */
-		log_request(s, c, &j->req, KEYD_OK, &j->t0, "");
 		if (j->req.op == KEYD_OP_GENERATE)
 			log_info("generated key %s (%s %u bits) for client %s", j->req.label,
 			         j->key.type == KEYD_KEY_RSA  ? "RSA"
