@@ -140,11 +140,16 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 	db_param_int(p, req->crl_shard);
 	/* One statement, so the certificate and its SANs are committed together (it is its own
 	 * transaction unless the caller has one open). Only placeholders are generated here. */
+	/* Only for an authority that is not retired, in a profile an admin has not switched off:
+	 * checked by the statement that reserves, so nothing slips between check and insert. */
 	len = (size_t)snprintf(sql, cap,
 	                       "WITH c AS (INSERT INTO certificates (authority_id, serial, status,"
 	                       " profile, subject, not_before, not_after, spki_sha256, requester,"
-	                       " crl_shard) VALUES ($1, $2, 'reserved', $3, $4::text,"
-	                       " to_timestamp($5::bigint), to_timestamp($6::bigint), $7, $8, $9)"
+	                       " crl_shard) SELECT $1, $2, 'reserved', $3, $4::text,"
+	                       " to_timestamp($5::bigint), to_timestamp($6::bigint), $7, $8, $9"
+	                       " WHERE EXISTS (SELECT 1 FROM authorities a WHERE a.id = $1"
+	                       " AND a.status <> 'retired') AND coalesce((SELECT enabled FROM"
+	                       " profile_settings WHERE profile = $3), true)"
 	                       " RETURNING id)");
 	if (req->n_sans) {
 		len += (size_t)snprintf(sql + len, cap - len,
@@ -168,6 +173,13 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 		             req->authority_id);
 	if (rc != DB_OK)
 		goto out;
+	if (PQntuples(r) == 0) {
+		rc = db_fail(err, DB_ERR_STATE,
+		             "reserving serial %s: authority %d is retired or profile %s is "
+		             "disabled",
+		             hex, req->authority_id, req->profile);
+		goto out;
+	}
 	if (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &v) != 0) {
 		rc = db_fail(err, DB_ERR_QUERY, "reserving serial %s: no id returned", hex);
 		goto out;

@@ -229,27 +229,6 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		cad_reply_error(r, 503, "database-unavailable", "%s", why);
 		goto out;
 	}
-	/* A retired authority issues nothing more; a profile an admin switched off neither. (A
-	 * request that passed this check as the change committed may still complete.) */
-	{
-		int retired, enabled;
-		if (db_issuance_allowed(db, a->db_id, p->name, &retired, &enabled, &err) != DB_OK) {
-			cad_reply_db_error(r, &err);
-			goto out;
-		}
-		if (retired) {
-			cad_deny(r, 409, "authority-retired", a->name,
-			         "authority %s of profile %s is retired: it issues no more "
-			         "certificates",
-			         a->name, p->name);
-			goto out;
-		}
-		if (!enabled) {
-			cad_deny(r, 409, "profile-disabled", p->name,
-			         "profile %s is disabled by an admin", p->name);
-			goto out;
-		}
-	}
 	len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csrc->req), &spki_der);
 	if (len <= 0) {
 		cad_reply_error(r, 500, "internal", "could not encode the public key");
@@ -281,6 +260,25 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		rc = db_cert_reserve(db, &cr, &id, &err);
 		if (rc != DB_ERR_CONFLICT || attempt == 2)
 			break;
+	}
+	if (rc == DB_ERR_STATE) {
+		/* A retired authority issues nothing more; a profile an admin switched off neither.
+		 * The reservation itself checks both, in the statement that makes it, so a
+		 * retirement that committed first always wins; here we only find which it was. */
+		int retired = 0, enabled = 1;
+		if (db_issuance_allowed(db, a->db_id, p->name, &retired, &enabled, &err) != DB_OK) {
+			cad_reply_db_error(r, &err);
+			goto out;
+		}
+		if (retired)
+			cad_deny(r, 409, "authority-retired", a->name,
+			         "authority %s of profile %s is retired: it issues no more "
+			         "certificates",
+			         a->name, p->name);
+		else
+			cad_deny(r, 409, "profile-disabled", p->name,
+			         "profile %s is disabled by an admin", p->name);
+		goto out;
 	}
 	if (rc != DB_OK) {
 		if (rc == DB_ERR_INVALID)
