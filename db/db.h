@@ -315,6 +315,11 @@ struct db_audit_entry {
  * hash = SHA-256(prev_hash || canonical bytes). Appenders serialise on the chain head. */
 enum db_status db_audit_append(struct db *db, const struct db_audit_entry *e, int64_t *seq,
                                struct db_err *err);
+/* The same as the last statement of the caller's open transaction, and COMMIT it, in one round
+ * trip (the chain's lock is held the shorter). On failure the transaction is left to the
+ * caller to roll back (it may already have ended, if the COMMIT failed). */
+enum db_status db_audit_append_commit(struct db *db, const struct db_audit_entry *e, int64_t *seq,
+                                      struct db_err *err);
 /* The head: *seq 0 and a zero hash when the log is empty. */
 enum db_status db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct db_err *err);
 /* Record a checkpoint over seq/head_hash (signature made by the caller through keyd). */
@@ -566,10 +571,10 @@ struct db_crl_entry {
 
 struct db_crl_scan_opts {
 	int32_t authority_id;
-	int32_t shard;               /* -1: every shard */
-	int64_t not_after_from;      /* leave out certificates whose notAfter is before this */
-	const char *since_snapshot;  /* NULL: a full CRL; else a delta: the changes that this
-	                              * snapshot (of an earlier scan) did not see */
+	int32_t shard;              /* -1: every shard */
+	int64_t not_after_from;     /* leave out certificates whose notAfter is before this */
+	const char *since_snapshot; /* NULL: a full CRL; else a delta: the changes that this
+	                             * snapshot (of an earlier scan) did not see */
 };
 
 struct db_crl_scan;

@@ -132,32 +132,48 @@ static uint64_t sql_hash(const char *sql)
 
 /* Run sql with p as a prepared statement, preparing it on first use; a statement that cannot
  * be cached (the cache is full) runs unprepared. The result as PQexecParams gives it. */
-static PGresult *exec_prepared(struct db *db, const char *sql, const struct db_params *p)
+/* The prepared statement for sql, preparing it now if needed: its index in the cache, or -1
+ * when it cannot be cached (the cache is full: run it unprepared), or -2 with *r the error
+ * of preparing it (the statement's own error, as executing it would give). */
+static int stmt_index(struct db *db, const char *sql, int nparams, PGresult **r)
 {
 	uint64_t h = sql_hash(sql);
-	char name[24];
-	PGresult *r;
+	char name[24], *copy;
 	int i;
 
+	*r = NULL;
 	for (i = 0; i < db->n_stmts; i++)
 		if (db->stmts[i].hash == h && !strcmp(db->stmts[i].sql, sql))
-			break;
-	if (i == db->n_stmts) {
-		char *copy;
-		if (i == DB_STMT_CACHE || !(copy = strdup(sql)))
-			return PQexecParams(db->conn, sql, p->n, NULL, p->values, p->lengths,
-			                    p->formats, 0);
-		snprintf(name, sizeof(name), "hsmca_%d", i);
-		r = PQprepare(db->conn, name, sql, p->n, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			free(copy);
-			return r; /* the statement's own error, as executing it would give */
-		}
-		PQclear(r);
-		db->stmts[i].hash = h;
-		db->stmts[i].sql = copy;
-		db->n_stmts++;
+			return i;
+	if (i == DB_STMT_CACHE || !(copy = strdup(sql)))
+		return -1;
+	snprintf(name, sizeof(name), "hsmca_%d", i);
+	*r = PQprepare(db->conn, name, sql, nparams, NULL);
+	if (PQresultStatus(*r) != PGRES_COMMAND_OK) {
+		free(copy);
+		return -2;
 	}
+	PQclear(*r);
+	*r = NULL;
+	db->stmts[i].hash = h;
+	db->stmts[i].sql = copy;
+	db->n_stmts++;
+	return i;
+}
+
+/* Run sql with p as a prepared statement, preparing it on first use; a statement that cannot
+ * be cached (the cache is full) runs unprepared. The result as PQexecParams gives it. */
+static PGresult *exec_prepared(struct db *db, const char *sql, const struct db_params *p)
+{
+	PGresult *r;
+	char name[24];
+	int i = stmt_index(db, sql, p->n, &r);
+
+	if (i == -2)
+		return r;
+	if (i < 0)
+		return PQexecParams(db->conn, sql, p->n, NULL, p->values, p->lengths, p->formats,
+		                    0);
 	snprintf(name, sizeof(name), "hsmca_%d", i);
 	return PQexecPrepared(db->conn, name, p->n, p->values, p->lengths, p->formats, 0);
 }
@@ -214,11 +230,39 @@ static enum db_status status_of(PGconn *conn, const char *sqlstate)
 	return DB_ERR_QUERY;
 }
 
+/* The error of a failed statement (r may be NULL: the connection failed) as a db_err. */
+static enum db_status result_error(struct db *db, const PGresult *r, const char *whatbuf,
+                                   struct db_err *err)
+{
+	const char *sqlstate, *primary, *det;
+	char why[400], detail[200];
+	enum db_status rc;
+
+	sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	det = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL;
+	db_one_line(primary ? primary : PQerrorMessage(db->conn), why, sizeof(why));
+	db_one_line(det, detail, sizeof(detail));
+	rc = db_fail(err, status_of(db->conn, sqlstate), "%s: %s%s%s", whatbuf, why,
+	             detail[0] ? " (" : "", detail[0] ? detail : "");
+	if (detail[0] && err && strlen(err->msg) + 1 < sizeof(err->msg))
+		strcat(err->msg, ")");
+	if (err && sqlstate && strlen(sqlstate) == 5)
+		memcpy(err->sqlstate, sqlstate, 6);
+	/* "cached plan must not change result type": a migration changed a table under a
+	 * prepared statement. Prepare everything afresh (once the transaction is over). */
+	if (sqlstate && !strcmp(sqlstate, "0A000") && db->n_stmts > 0 && !db->in_tx) {
+		PGresult *d = PQexec(db->conn, "DEALLOCATE ALL");
+		PQclear(d);
+		stmts_forget(db);
+	}
+	return rc;
+}
+
 enum db_status db_exec(struct db *db, const char *sql, const struct db_params *p, PGresult **res,
                        struct db_err *err, const char *what, ...)
 {
-	char whatbuf[256], why[400], detail[200];
-	const char *sqlstate, *primary, *det;
+	char whatbuf[256];
 	enum db_status rc;
 	PGresult *r = NULL;
 	ExecStatusType st;
@@ -266,26 +310,88 @@ result:
 		rc = DB_OK;
 		goto out;
 	}
-	sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	det = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL;
-	db_one_line(primary ? primary : PQerrorMessage(db->conn), why, sizeof(why));
-	db_one_line(det, detail, sizeof(detail));
-	rc = db_fail(err, status_of(db->conn, sqlstate), "%s: %s%s%s", whatbuf, why,
-	             detail[0] ? " (" : "", detail[0] ? detail : "");
-	if (detail[0] && strlen(err->msg) + 1 < sizeof(err->msg))
-		strcat(err->msg, ")");
-	if (sqlstate && strlen(sqlstate) == 5)
-		memcpy(err->sqlstate, sqlstate, 6);
-	/* "cached plan must not change result type": a migration changed a table under a
-	 * prepared statement. Prepare everything afresh (once the transaction is over). */
-	if (sqlstate && !strcmp(sqlstate, "0A000") && db->n_stmts > 0 && !db->in_tx) {
-		PGresult *d = PQexec(db->conn, "DEALLOCATE ALL");
-		PQclear(d);
-		stmts_forget(db);
-	}
+	rc = result_error(db, r, whatbuf, err);
 out:
 	PQclear(r);
+	return rc;
+}
+
+enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_params *p,
+                              struct db_err *err, const char *what, ...)
+{
+	PGresult *r = NULL, *rc_commit = NULL, *x;
+	char whatbuf[256], name[24];
+	enum db_status rc;
+	va_list ap;
+	int i;
+
+	va_start(ap, what);
+	vsnprintf(whatbuf, sizeof(whatbuf), what, ap);
+	va_end(ap);
+	if (!db->in_tx || db->begin_pending || !p || PQstatus(db->conn) != CONNECTION_OK ||
+	    PQtransactionStatus(db->conn) != PQTRANS_INTRANS) {
+		/* Nothing to save: run the two one after the other. */
+		rc = db_exec(db, sql, p, &r, err, "%s", whatbuf);
+		PQclear(r);
+		if (rc != DB_OK)
+			return rc;
+		return db_commit(db, err);
+	}
+	i = stmt_index(db, sql, p->n, &r);
+	if (i == -2) {
+		rc = result_error(db, r, whatbuf, err);
+		PQclear(r);
+		return rc;
+	}
+	if (i < 0 || !PQenterPipelineMode(db->conn)) {
+		rc = db_exec(db, sql, p, &r, err, "%s", whatbuf);
+		PQclear(r);
+		return rc != DB_OK ? rc : db_commit(db, err);
+	}
+	/* One round trip: the statement, then COMMIT; if the statement fails the server skips
+	 * the COMMIT and the transaction stays open, failed, for the caller to roll back. */
+	snprintf(name, sizeof(name), "hsmca_%d", i);
+	if (!PQsendQueryPrepared(db->conn, name, p->n, p->values, p->lengths, p->formats, 0) ||
+	    !PQsendQueryParams(db->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQpipelineSync(db->conn)) {
+		rc = result_error(db, NULL, whatbuf, err);
+		goto drain;
+	}
+	r = PQgetResult(db->conn);
+	while ((x = PQgetResult(db->conn)))
+		PQclear(x);
+	rc_commit = PQgetResult(db->conn);
+	while ((x = PQgetResult(db->conn)))
+		PQclear(x);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+		rc = result_error(db, r, whatbuf, err);
+	} else if (PQresultStatus(rc_commit) != PGRES_COMMAND_OK) {
+		rc = result_error(db, rc_commit, "COMMIT", err);
+		db->in_tx = 0; /* a failed COMMIT ends the transaction */
+	} else {
+		rc = DB_OK;
+		db->in_tx = 0;
+	}
+drain:
+	/* Up to the pipeline's sync point, then out of pipeline mode. */
+	while (PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF) {
+		x = PQgetResult(db->conn);
+		if (!x) {
+			if (PQexitPipelineMode(db->conn))
+				break;
+			if (PQstatus(db->conn) != CONNECTION_OK)
+				break;
+			continue;
+		}
+		if (PQresultStatus(x) == PGRES_PIPELINE_SYNC) {
+			PQclear(x);
+			PQexitPipelineMode(db->conn);
+			break;
+		}
+		PQclear(x);
+	}
+	PQclear(r);
+	PQclear(rc_commit);
 	return rc;
 }
 
@@ -332,6 +438,8 @@ void db_rollback(struct db *db)
 {
 	PGresult *r;
 
+	if (!db->in_tx)
+		return; /* nothing open (a failed COMMIT has ended it already) */
 	db->in_tx = 0;
 	if (db->begin_pending) { /* nothing was sent */
 		db->begin_pending = 0;

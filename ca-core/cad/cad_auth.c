@@ -14,8 +14,8 @@
 
 #define TOKEN_MAX 256
 
-enum db_status cad_audit(struct cad_req *r, const char *object, const char *outcome,
-                         const char *detail, struct db_err *err)
+static enum db_status audit(struct cad_req *r, const char *object, const char *outcome,
+                            const char *detail, int commit, struct db_err *err)
 {
 	struct db_audit_entry e = {
 	    .actor = r->who.name ? r->who.name : "anonymous",
@@ -37,7 +37,20 @@ enum db_status cad_audit(struct cad_req *r, const char *object, const char *outc
 		}
 		db = r->w->db;
 	}
-	return db_audit_append(db, &e, &seq, err);
+	return commit ? db_audit_append_commit(db, &e, &seq, err)
+	              : db_audit_append(db, &e, &seq, err);
+}
+
+enum db_status cad_audit(struct cad_req *r, const char *object, const char *outcome,
+                         const char *detail, struct db_err *err)
+{
+	return audit(r, object, outcome, detail, 0, err);
+}
+
+enum db_status cad_audit_commit(struct cad_req *r, const char *object, const char *outcome,
+                                const char *detail, struct db_err *err)
+{
+	return audit(r, object, outcome, detail, 1, err);
 }
 
 void cad_deny(struct cad_req *r, int status, const char *error, const char *object, const char *fmt,

@@ -14,8 +14,8 @@
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "listen", "tls", "database", "limits", "authorities", "key_profiles", "profiles", "audit",
-    "est", "user", "group", "seccomp", NULL,
+    "listen", "tls", "database", "limits", "authorities", "key_profiles", "profiles",
+    "audit",  "est", "user",     "group",  "seccomp",     NULL,
 };
 static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};

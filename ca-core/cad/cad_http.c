@@ -484,7 +484,8 @@ out:
 	db_principal_clear(&r.who);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	cad_metrics_request(rt ? rt->action : "unrouted", r.status,
-	                    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	                    (double)(t1.tv_sec - t0.tv_sec) +
+	                        (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
 
 /* --- the server --- */

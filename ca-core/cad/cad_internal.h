@@ -131,6 +131,10 @@ void cad_audit_denial(struct cad_req *r);
  * transaction if one is open. */
 enum db_status cad_audit(struct cad_req *r, const char *object, const char *outcome,
                          const char *detail, struct db_err *err);
+/* The same as the last statement of the transaction open on r's connection, committing it in
+ * the same round trip. On failure roll back (the transaction may have ended already). */
+enum db_status cad_audit_commit(struct cad_req *r, const char *object, const char *outcome,
+                                const char *detail, struct db_err *err);
 
 /* Commit the change open in db together with r's audit entry (success, object, detail). 0, or
  * -1 after rolling back and replying with the database error. */

@@ -308,19 +308,18 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		json_object_update(v, extra->audit);
 	{
 		char *dtext = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		/* The audit entry first: its BEGIN, lock and head read share one round trip. */
+		/* The audit entry last: it takes the chain's lock, held until the commit, so the
+		 * less that runs after it, the more issuances overlap. */
 		rc = len > 0 ? db_begin(db, &err) : DB_ERR_INVALID;
-		if (rc == DB_OK)
-			rc = cad_audit(r, hex, "success", dtext, &err);
 		if (rc == DB_OK)
 			rc = db_cert_mark_issued(db, a->db_id, serial, sizeof(serial), der,
 			                         (size_t)len, &err);
 		if (rc == DB_OK && extra && extra->in_tx)
 			rc = extra->in_tx(r, db, id, extra->arg, &err);
 		if (rc == DB_OK)
-			rc = db_commit(db, &err);
-		else
-			db_rollback(db);
+			rc = cad_audit_commit(r, hex, "success", dtext, &err);
+		if (rc != DB_OK)
+			db_rollback(db); /* a no-op when the transaction is over */
 		free(dtext);
 	}
 	json_decref(v);

@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "db.h"
+#include "db_internal.h" /* db_exec_commit, white-box */
 #include "harness.h"
 
 /* ---- the private cluster (unchecked fixture: set up and torn down in the parent, so a
@@ -1244,6 +1245,86 @@ START_TEST(settings_are_stored_and_checked_by_the_schema)
 }
 END_TEST
 
+/* BEGIN, sent (db_begin defers it to the transaction's first statement). */
+static void begin_sent(struct db *db)
+{
+	struct db_err err = {0};
+	PGresult *r = NULL;
+
+	ck_assert_int_eq(db_begin(db, &err), DB_OK);
+	ck_assert_int_eq(db_exec(db, "SELECT 1", NULL, &r, &err, "begin"), DB_OK);
+	PQclear(r);
+	ck_assert_int_eq(PQtransactionStatus(db_pgconn(db)), PQTRANS_INTRANS);
+}
+
+/* The last statement of a transaction and its COMMIT go in one round trip (pipeline mode):
+ * on success both are done; if the statement fails, nothing is committed and the transaction
+ * is left failed for the caller to roll back; the connection stays usable. */
+START_TEST(statement_and_commit_in_one_round_trip)
+{
+	struct db *owner = schema_ready(), *other = connect_as(pg.owner_ci);
+	PGconn *c = db_pgconn(owner);
+	struct db_audit_entry e = {"tester", "officer", "test.append", "x", "success", ""};
+	struct db_audit_report rep;
+	struct db_err err = {0};
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	int64_t seq = 0;
+
+	harness_pg_exec_ok(c, "CREATE TABLE pipe (x integer PRIMARY KEY)");
+	db_param_int(&p, 1);
+	begin_sent(owner);
+	ck_assert_msg(db_exec_commit(owner, "INSERT INTO pipe VALUES ($1::integer)", &p, &err,
+	                             "first") == DB_OK,
+	              "%s", err.msg);
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(other), "SELECT count(*) FROM pipe"), 1);
+	/* the same row again: a conflict, the transaction failed and still open */
+	begin_sent(owner);
+	ck_assert_int_eq(
+	    db_exec_commit(owner, "INSERT INTO pipe VALUES ($1::integer)", &p, &err, "second"),
+	    DB_ERR_CONFLICT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "second"));
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INERROR);
+	db_rollback(owner);
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	/* a statement that does not prepare: its own error, nothing committed */
+	begin_sent(owner);
+	ck_assert_int_ne(db_exec_commit(owner, "INSERT INTO no_such_table VALUES ($1::integer)", &p,
+	                                &err, "third"),
+	                 DB_OK);
+	ck_assert_ptr_nonnull(strstr(err.msg, "no_such_table"));
+	db_rollback(owner);
+	/* earlier statements of the transaction commit with the last */
+	{
+		struct db_params q = {0}, t = {0};
+		db_param_int(&q, 2);
+		db_param_int(&t, 3);
+		ck_assert_int_eq(db_begin(owner, &err), DB_OK);
+		ck_assert_int_eq(
+		    db_exec(owner, "INSERT INTO pipe VALUES ($1::integer)", &q, &r, &err, "fourth"),
+		    DB_OK);
+		PQclear(r);
+		ck_assert_int_eq(db_exec_commit(owner, "INSERT INTO pipe VALUES ($1::integer)", &t,
+		                                &err, "fifth"),
+		                 DB_OK);
+	}
+	ck_assert_int_eq(harness_pg_count(db_pgconn(other), "SELECT count(*) FROM pipe"), 3);
+	/* the audit chain's append-and-commit: the entry is there and the chain verifies */
+	ck_assert_int_eq(db_begin(owner, &err), DB_OK);
+	ck_assert_msg(db_audit_append_commit(owner, &e, &seq, &err) == DB_OK, "%s", err.msg);
+	ck_assert_int_gt(seq, 0);
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	ck_assert_int_eq(db_audit_verify(other, &rep, &err), DB_OK);
+	ck_assert_int_eq(rep.finding, DB_AUDIT_INTACT);
+	ck_assert_int_eq(rep.head_seq, seq);
+	/* outside a transaction it is refused */
+	ck_assert_int_eq(db_audit_append_commit(owner, &e, &seq, &err), DB_ERR_STATE);
+	db_close(other);
+	db_close(owner);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t, int cluster)
 {
 	TCase *tc = tcase_create(name);
@@ -1262,6 +1343,7 @@ int main(void)
 	int failed;
 
 	add(s, "migrate", migrate_applies_every_migration_then_nothing, 1);
+	add(s, "exec-commit", statement_and_commit_in_one_round_trip, 1);
 	add(s, "migrate-newer", migrate_refuses_a_newer_schema, 1);
 	add(s, "migrate-diverged", migrate_refuses_a_diverged_schema, 1);
 	add(s, "cli", cli_db_migrate_prints_what_it_applied, 1);
