@@ -230,6 +230,72 @@ static enum db_status status_of(PGconn *conn, const char *sqlstate)
 	return DB_ERR_QUERY;
 }
 
+/* Read what is left up to the pipeline's sync point, then leave pipeline mode. */
+static void pipeline_finish(struct db *db)
+{
+	PGresult *x;
+
+	while (PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF) {
+		x = PQgetResult(db->conn);
+		if (!x) {
+			if (PQexitPipelineMode(db->conn))
+				break;
+			if (PQstatus(db->conn) != CONNECTION_OK)
+				break;
+			continue;
+		}
+		if (PQresultStatus(x) == PGRES_PIPELINE_SYNC) {
+			PQclear(x);
+			PQexitPipelineMode(db->conn);
+			break;
+		}
+		PQclear(x);
+	}
+}
+
+/* The next result of a pipeline and the NULL that ends it. */
+static PGresult *pipeline_result(struct db *db)
+{
+	PGresult *r = PQgetResult(db->conn), *x;
+
+	while (r && (x = PQgetResult(db->conn)))
+		PQclear(x);
+	return r;
+}
+
+/* BEGIN and a statement with parameters in one round trip (pipeline mode): the statement's
+ * result, or BEGIN's if that failed; NULL when it cannot be done so (the caller sends them
+ * one after the other). */
+static PGresult *begin_and_exec(struct db *db, const char *sql, const struct db_params *p)
+{
+	PGresult *rb, *rs, *prep = NULL;
+	char name[24];
+	int i = stmt_index(db, sql, p->n, &prep);
+
+	if (i < 0) {
+		PQclear(prep); /* the plain way reports a statement that does not prepare */
+		return NULL;
+	}
+	if (!PQenterPipelineMode(db->conn))
+		return NULL;
+	snprintf(name, sizeof(name), "hsmca_%d", i);
+	if (!PQsendQueryParams(db->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQsendQueryPrepared(db->conn, name, p->n, p->values, p->lengths, p->formats, 0) ||
+	    !PQpipelineSync(db->conn)) {
+		pipeline_finish(db);
+		return NULL;
+	}
+	rb = pipeline_result(db);
+	rs = pipeline_result(db);
+	pipeline_finish(db);
+	if (PQresultStatus(rb) != PGRES_COMMAND_OK) {
+		PQclear(rs);
+		return rb;
+	}
+	PQclear(rb);
+	return rs;
+}
+
 /* The error of a failed statement (r may be NULL: the connection failed) as a db_err. */
 static enum db_status result_error(struct db *db, const PGresult *r, const char *whatbuf,
                                    struct db_err *err)
@@ -293,6 +359,9 @@ enum db_status db_exec(struct db *db, const char *sql, const struct db_params *p
 			free(both);
 			goto result;
 		}
+		r = begin_and_exec(db, sql, p);
+		if (r)
+			goto result;
 		r = PQexec(db->conn, "BEGIN");
 		if (PQresultStatus(r) != PGRES_COMMAND_OK)
 			goto result;
@@ -319,7 +388,7 @@ out:
 enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_params *p,
                               struct db_err *err, const char *what, ...)
 {
-	PGresult *r = NULL, *rc_commit = NULL, *x;
+	PGresult *r = NULL, *rc_commit = NULL;
 	char whatbuf[256], name[24];
 	enum db_status rc;
 	va_list ap;
@@ -357,12 +426,8 @@ enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_pa
 		rc = result_error(db, NULL, whatbuf, err);
 		goto drain;
 	}
-	r = PQgetResult(db->conn);
-	while ((x = PQgetResult(db->conn)))
-		PQclear(x);
-	rc_commit = PQgetResult(db->conn);
-	while ((x = PQgetResult(db->conn)))
-		PQclear(x);
+	r = pipeline_result(db);
+	rc_commit = pipeline_result(db);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
 		rc = result_error(db, r, whatbuf, err);
 	} else if (PQresultStatus(rc_commit) != PGRES_COMMAND_OK) {
@@ -373,23 +438,7 @@ enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_pa
 		db->in_tx = 0;
 	}
 drain:
-	/* Up to the pipeline's sync point, then out of pipeline mode. */
-	while (PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF) {
-		x = PQgetResult(db->conn);
-		if (!x) {
-			if (PQexitPipelineMode(db->conn))
-				break;
-			if (PQstatus(db->conn) != CONNECTION_OK)
-				break;
-			continue;
-		}
-		if (PQresultStatus(x) == PGRES_PIPELINE_SYNC) {
-			PQclear(x);
-			PQexitPipelineMode(db->conn);
-			break;
-		}
-		PQclear(x);
-	}
+	pipeline_finish(db);
 	PQclear(r);
 	PQclear(rc_commit);
 	return rc;
