@@ -1288,6 +1288,17 @@ START_TEST(statement_and_commit_in_one_round_trip)
 	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INERROR);
 	db_rollback(owner);
 	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	/* BEGIN travels with a first statement that has parameters (one pipeline): its failure
+	 * leaves the transaction open and failed, as a separate BEGIN would */
+	ck_assert_int_eq(db_begin(owner, &err), DB_OK);
+	ck_assert_int_eq(db_exec(owner, "INSERT INTO pipe VALUES ($1::integer)", &p, &r, &err,
+	                         "begin and insert"),
+	                 DB_ERR_CONFLICT);
+	PQclear(r);
+	r = NULL;
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INERROR);
+	db_rollback(owner);
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
 	/* a statement that does not prepare: its own error, nothing committed */
 	begin_sent(owner);
 	ck_assert_int_ne(db_exec_commit(owner, "INSERT INTO no_such_table VALUES ($1::integer)", &p,
