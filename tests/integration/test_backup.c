@@ -800,9 +800,27 @@ static void reseal(const char *archive, const char *out, void (*edit)(uint8_t *,
 	unlink(plain);
 }
 
+/* Flip the last byte of the last file that has any (the container's entries are u16 name
+ * length | name | u64 size | bytes; a token's lock files are empty, and which file comes last
+ * depends on the token folder's order). */
 static void flip_last_byte(uint8_t *p, size_t *n)
 {
-	p[*n - 1] ^= 0x01; /* the last byte of the last file */
+	size_t at = 0, last = 0;
+
+	while (at + 2 <= *n) {
+		size_t name = (size_t)p[at] << 8 | p[at + 1], size = 0;
+		at += 2 + name;
+		ck_assert_uint_le(at + 8, *n);
+		for (int i = 0; i < 8; i++)
+			size = size << 8 | p[at + (size_t)i];
+		at += 8;
+		ck_assert_uint_le(at + size, *n);
+		if (size)
+			last = at + size - 1;
+		at += size;
+	}
+	ck_assert_uint_gt(last, 0);
+	p[last] ^= 0x01;
 }
 
 static void drop_last_byte(uint8_t *p, size_t *n)
