@@ -1,5 +1,8 @@
 /* Start-up steps every hsmca daemon that signs through keyd shares. */
+#include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -30,4 +33,18 @@ void daemon_providers_unload(OSSL_PROVIDER *deflt, OSSL_PROVIDER *keyd)
 {
 	OSSL_PROVIDER_unload(keyd);
 	OSSL_PROVIDER_unload(deflt);
+}
+
+int daemon_port_taken(const struct addrinfo *ai)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol), one = 1;
+	int e = 0;
+
+	if (fd < 0)
+		return errno;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+		e = errno;
+	close(fd);
+	return e;
 }

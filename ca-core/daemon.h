@@ -2,6 +2,8 @@
 #ifndef HSMCA_DAEMON_H
 #define HSMCA_DAEMON_H
 
+#include <netdb.h>
+
 #include <openssl/provider.h>
 
 /* Load OpenSSL's default provider and keyd's (keyd.so, found by OPENSSL_MODULES or the
@@ -9,5 +11,10 @@
  * 0, or -1 after logging what is missing; unload with daemon_providers_unload either way. */
 int daemon_providers_load(OSSL_PROVIDER **deflt, OSSL_PROVIDER **keyd);
 void daemon_providers_unload(OSSL_PROVIDER *deflt, OSSL_PROVIDER *keyd);
+
+/* 0 when nothing listens on ai's address and port, else the errno of binding it (EADDRINUSE).
+ * Daemons whose workers share a port with SO_REUSEPORT ask this first: that option would
+ * otherwise let a second daemon of the same user join a taken port silently. */
+int daemon_port_taken(const struct addrinfo *ai);
 
 #endif

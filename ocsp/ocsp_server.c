@@ -20,6 +20,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "ocsp_internal.h"
 
@@ -579,14 +580,12 @@ static int listen_socket(const struct ocspd_config *cfg, char *err, size_t errsz
 	return fd;
 }
 
-/* The workers' sockets share their port with SO_REUSEPORT, which would let a second
- * hsmca-ocspd of the same user join a port silently; a plain bind first refuses a port that
- * anything listens on already. */
+/* A port anything listens on already is refused (daemon_port_taken says why it matters). */
 static int port_taken(const struct ocspd_config *cfg, char *err, size_t errsz)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
 	char port[8];
-	int fd, one = 1, taken = 0;
+	int e;
 
 	if (cfg->listen_port == 0)
 		return 0;
@@ -596,18 +595,12 @@ static int port_taken(const struct ocspd_config *cfg, char *err, size_t errsz)
 	snprintf(port, sizeof(port), "%d", cfg->listen_port);
 	if (getaddrinfo(cfg->listen_address, port, &hints, &ai) != 0)
 		return 0; /* listen_socket says why */
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0) {
-		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-			snprintf(err, errsz, "listening on %s:%d: %s", cfg->listen_address,
-			         cfg->listen_port, strerror(errno));
-			taken = 1;
-		}
-		close(fd);
-	}
+	e = daemon_port_taken(ai);
 	freeaddrinfo(ai);
-	return taken;
+	if (e)
+		snprintf(err, errsz, "listening on %s:%d: %s", cfg->listen_address,
+		         cfg->listen_port, strerror(e));
+	return e != 0;
 }
 
 int ocsp_server_start(struct ocspd *d, char *err, size_t errsz)

@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 
 #include "cad_internal.h"
+#include "daemon.h"
 #include "log.h"
 
 #define ANY CAD_ROLE_ANY
@@ -518,21 +519,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 			event_base_loopexit(cad->workers[i].base, NULL);
 }
 
-/* Refuse a port another process listens on: the workers' sockets share theirs with
- * SO_REUSEPORT, which would otherwise let a second hsmca-cad (same uid) join it silently. */
-static int port_free(const struct addrinfo *ai)
-{
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol), one = 1,
-	    ok;
-
-	if (fd < 0)
-		return 0;
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	ok = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;
-	close(fd);
-	return ok;
-}
-
 /* A listening socket on ai (its port set to port), shared with the other workers. */
 static evutil_socket_t listen_socket(const struct addrinfo *ai, int port)
 {
@@ -600,7 +586,7 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
 	struct db_err derr = {0};
 	char portbuf[8];
-	int rc = -1;
+	int rc = -1, e;
 
 	*out = NULL;
 	if (!cad) {
@@ -624,9 +610,9 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		         cfg->listen_address, cfg->listen_port);
 		goto out;
 	}
-	if (cfg->listen_port && !port_free(ai)) {
+	if (cfg->listen_port && (e = daemon_port_taken(ai)) != 0) {
 		snprintf(err, errsz, "cannot listen on %s port %d: %s", cfg->listen_address,
-		         cfg->listen_port, strerror(errno));
+		         cfg->listen_port, strerror(e));
 		goto out;
 	}
 	cad->port = cfg->listen_port;

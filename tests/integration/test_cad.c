@@ -1084,6 +1084,26 @@ static int offline_issue(const char *profile, const char *csr_file, const char *
 	return harness_run(argv, out);
 }
 
+/* A second hsmca-cad on the port the first one serves is refused at start, naming the port
+ * (its SO_REUSEPORT listeners would otherwise join the first one's silently). */
+START_TEST(a_second_cad_on_a_taken_port_is_refused)
+{
+	char conf[512], bin[512], out[512];
+	char *argv[] = {bin, "--config", conf, NULL};
+	char want[64];
+
+	path_of(conf, sizeof(conf), "cad.yaml");
+	path_of(out, sizeof(out), "second-cad.log");
+	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
+	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+	ck_assert_int_eq(harness_run(argv, out), 1);
+	snprintf(want, sizeof(want), "port %s: Address already in use", strrchr(base_url, ':') + 1);
+	ck_assert_msg(strstr(harness_slurp(out), want), "%s", harness_slurp(out));
+	/* the first one still answers */
+	ck_assert_int_eq(api(NULL, "GET", "/api/v1/health", NULL, NULL), 200);
+}
+END_TEST
+
 START_TEST(offline_issue_is_reserved_stored_and_audited)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
@@ -2655,6 +2675,7 @@ int main(void)
 	tcase_add_test(tc, issue_tls_server);
 	tcase_add_test(tc, issue_tls_client_with_rsa);
 	tcase_add_test(tc, offline_issue_is_reserved_stored_and_audited);
+	tcase_add_test(tc, a_second_cad_on_a_taken_port_is_refused);
 	tcase_add_test(tc, issue_device);
 	tcase_add_test(tc, issue_email);
 	tcase_add_test(tc, issue_code_signing_from_a_p384_ca);

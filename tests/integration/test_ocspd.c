@@ -689,6 +689,23 @@ static long long metric(const char *text, const char *name)
 	return p ? atoll(p + strlen(line)) : -1;
 }
 
+/* A second hsmca-ocspd on a taken port is refused at start, naming the port. */
+START_TEST(a_second_ocspd_on_a_taken_port_is_refused)
+{
+	char bin[512], conf[512], *argv[] = {bin, "--config", conf, NULL};
+	char want[80];
+
+	snprintf(bin, sizeof(bin), "%s/ocsp/hsmca-ocspd", getenv("HSMCA_BUILD"));
+	snprintf(conf, sizeof(conf), "%s", path("ocspd.yaml"));
+	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+	ck_assert_int_ne(harness_run(argv, path("second-ocspd.log")), 0);
+	snprintf(want, sizeof(want), ":%d: Address already in use", port);
+	ck_assert_msg(strstr(harness_slurp(path("second-ocspd.log")), want), "%s",
+	              harness_slurp(path("second-ocspd.log")));
+	ck_assert_msg(strstr(health(), "\"status\": \"ok\""), "%s", health());
+}
+END_TEST
+
 START_TEST(metrics_count_answers_and_report_freshness)
 {
 	char *body = NULL;
@@ -1327,6 +1344,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, openssl_post_with_nonce_gets_it_echoed);
 	tcase_add_test(tc, get_good_without_and_with_nonce_ca_signed_and_delegated);
 	tcase_add_test(tc, metrics_count_answers_and_report_freshness);
+	tcase_add_test(tc, a_second_ocspd_on_a_taken_port_is_refused);
 	tcase_add_test(tc, sha256_certid_is_answered_and_matched);
 	tcase_add_test(tc, cache_headers_follow_rfc5019);
 	tcase_add_test(tc, conditional_get_with_the_etag_is_not_modified);
@@ -1369,10 +1387,11 @@ int main(void)
 	sh("cp %s %s/meson-logs/test_ocspd-ocspd.log", path("ocspd.log"), getenv("HSMCA_BUILD"));
 	teardown();
 	if (ocspd_bad_exits) {
-		fprintf(stderr,
-		        "test_ocspd: %d hsmca-ocspd run(s) did not exit cleanly (a sanitizer or leak "
-		        "report, or a crash): see meson-logs/test_ocspd-ocspd.log\n",
-		        ocspd_bad_exits);
+		fprintf(
+		    stderr,
+		    "test_ocspd: %d hsmca-ocspd run(s) did not exit cleanly (a sanitizer or leak "
+		    "report, or a crash): see meson-logs/test_ocspd-ocspd.log\n",
+		    ocspd_bad_exits);
 		failed++;
 	}
 	return failed ? 1 : 0;
