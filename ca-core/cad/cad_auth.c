@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include "cad_internal.h"
@@ -86,6 +87,27 @@ static void hex(const uint8_t *b, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
 		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+int cad_token_new(const char *prefix, char *token, size_t n, uint8_t sha256[32])
+{
+	unsigned char raw[32];
+	char b64[48];
+	int len;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return -1;
+	len = EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
+	OPENSSL_cleanse(raw, sizeof(raw));
+	while (len > 0 && b64[len - 1] == '=')
+		b64[--len] = '\0';
+	for (int i = 0; i < len; i++)
+		b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	if ((size_t)snprintf(token, n, "%s%s", prefix, b64) >= n)
+		return -1;
+	OPENSSL_cleanse(b64, sizeof(b64));
+	SHA256((const unsigned char *)token, strlen(token), sha256);
+	return 0;
 }
 
 int cad_authenticate(struct cad_req *r)

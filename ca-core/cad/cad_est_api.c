@@ -67,13 +67,12 @@ void cad_h_prov_token_create(struct cad_req *r)
 	size_t n_allow = 0;
 	json_int_t days, uses;
 	int replace = 0;
-	unsigned char raw[32], sha[32];
-	char token[80], b64[64], when[32], object[160];
+	unsigned char sha[32];
+	char token[80], when[32], object[160];
 	struct db_err err = {0};
 	struct db *db;
 	int32_t id;
 	int64_t expires;
-	int n;
 
 	if (!body)
 		return;
@@ -137,18 +136,11 @@ void cad_h_prov_token_create(struct cad_req *r)
 	}
 	if (!(db = cad_db(r)))
 		goto out;
-	/* 256 random bits behind a recognisable prefix, as API tokens; only the hash is kept. */
-	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+	/* Shown once; only its SHA-256 is kept. */
+	if (cad_token_new("hsmcaprov_", token, sizeof(token), sha) != 0) {
 		cad_reply_error(r, 500, "internal", "no randomness for a token");
 		goto out;
 	}
-	n = EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
-	while (n > 0 && b64[n - 1] == '=')
-		b64[--n] = '\0';
-	for (int i = 0; i < n; i++)
-		b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-	snprintf(token, sizeof(token), "hsmcaprov_%s", b64);
-	SHA256((unsigned char *)token, strlen(token), sha);
 	expires = (int64_t)time(NULL) + (int64_t)days * 86400;
 	if (db_begin(db, &err) != DB_OK ||
 	    db_prov_token_add(db, sha, name, profile, (int32_t)uses, allow, n_allow, replace,
@@ -174,8 +166,6 @@ void cad_h_prov_token_create(struct cad_req *r)
 	json_decref(detail);
 wipe:
 	OPENSSL_cleanse(token, sizeof(token));
-	OPENSSL_cleanse(b64, sizeof(b64));
-	OPENSSL_cleanse(raw, sizeof(raw));
 out:
 	json_decref(body);
 }

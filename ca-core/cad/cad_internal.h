@@ -118,6 +118,10 @@ struct db *cad_db(struct cad_req *r);
 
 /* --- authentication and audit (cad_auth.c) --- */
 
+/* A fresh secret token: 256 random bits, base64url without padding, behind prefix (one that
+ * secret scanners can recognise), into token (n bytes); its SHA-256, all that is stored, into
+ * sha256. 0, or -1 (no randomness, or n too small). */
+int cad_token_new(const char *prefix, char *token, size_t n, uint8_t sha256[32]);
 /* Establish r->who from the client certificate or a bearer token. 0, or -1 after replying
  * 401/503 (and auditing the denial). */
 int cad_authenticate(struct cad_req *r);

@@ -291,14 +291,13 @@ void cad_h_token_create(struct cad_req *r)
 	json_t *body = cad_body_object(r, fields), *v;
 	struct db_principal p = {0};
 	struct db_err err = {0};
-	unsigned char raw[32], sha[32];
-	char token[80], b64[64], when[32], object[300];
+	unsigned char sha[32];
+	char token[80], when[32], object[300];
 	const char *name;
 	json_int_t days;
 	struct db *db;
 	int32_t id;
 	int64_t expires;
-	int n;
 
 	if (!body)
 		return;
@@ -325,19 +324,11 @@ void cad_h_token_create(struct cad_req *r)
 		         "role %s may not make tokens for a %s principal", r->who.role, p.role);
 		goto out;
 	}
-	/* 256 random bits, base64url without padding, behind a prefix that secret scanners
-	 * can recognise. Only its SHA-256 is kept. */
-	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+	/* Shown once; only its SHA-256 is kept. */
+	if (cad_token_new("hsmca_", token, sizeof(token), sha) != 0) {
 		cad_reply_error(r, 500, "internal", "no randomness for a token");
 		goto out;
 	}
-	n = EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
-	while (n > 0 && b64[n - 1] == '=')
-		b64[--n] = '\0';
-	for (int i = 0; i < n; i++)
-		b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-	snprintf(token, sizeof(token), "hsmca_%s", b64);
-	SHA256((unsigned char *)token, strlen(token), sha);
 	expires = (int64_t)time(NULL) + (int64_t)days * 86400;
 	if (db_begin(db, &err) != DB_OK ||
 	    db_token_add(db, p.id, sha, name, expires, &id, &err) != DB_OK) {
@@ -356,7 +347,6 @@ void cad_h_token_create(struct cad_req *r)
 		                         cad_time_text(expires, when, sizeof(when))));
 	json_decref(v);
 	OPENSSL_cleanse(token, sizeof(token));
-	OPENSSL_cleanse(raw, sizeof(raw));
 out:
 	db_principal_clear(&p);
 	json_decref(body);
