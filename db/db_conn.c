@@ -397,20 +397,18 @@ enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_pa
 	va_start(ap, what);
 	vsnprintf(whatbuf, sizeof(whatbuf), what, ap);
 	va_end(ap);
-	if (!db->in_tx || db->begin_pending || !p || PQstatus(db->conn) != CONNECTION_OK ||
-	    PQtransactionStatus(db->conn) != PQTRANS_INTRANS) {
-		/* Nothing to save: run the two one after the other. */
-		rc = db_exec(db, sql, p, &r, err, "%s", whatbuf);
-		PQclear(r);
-		if (rc != DB_OK)
+	/* A transaction whose BEGIN has gone out, and a statement that can be prepared: else
+	 * nothing to save, and the two go one after the other. */
+	i = -1;
+	if (db->in_tx && !db->begin_pending && p && PQstatus(db->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(db->conn) == PQTRANS_INTRANS) {
+		i = stmt_index(db, sql, p->n, &r);
+		if (i == -2) {
+			/* its own error; preparing it has failed the transaction already */
+			rc = result_error(db, r, whatbuf, err);
+			PQclear(r);
 			return rc;
-		return db_commit(db, err);
-	}
-	i = stmt_index(db, sql, p->n, &r);
-	if (i == -2) {
-		rc = result_error(db, r, whatbuf, err);
-		PQclear(r);
-		return rc;
+		}
 	}
 	if (i < 0 || !PQenterPipelineMode(db->conn)) {
 		rc = db_exec(db, sql, p, &r, err, "%s", whatbuf);

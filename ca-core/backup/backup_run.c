@@ -62,7 +62,7 @@ static void staging_remove(const char *dir)
 		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* dir = "<base>/.hsmca-backup-XXXXXX", mode 0700, on the same file system as base. */
+/* dir = "<base>/.hsmca-staging-XXXXXX", mode 0700, on the same file system as base. */
 static int staging_make(const char *base, char *dir, size_t dirsz, char *err, size_t errlen)
 {
 	snprintf(dir, dirsz, "%s/.hsmca-staging-XXXXXX", base);
