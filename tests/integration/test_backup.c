@@ -62,26 +62,6 @@ static void die(const char *where)
 
 /* ---- processes and files ---- */
 
-static int run(char *const argv[], const char *out_path)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int out =
-		    open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(out, 1);
-		dup2(out, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int pgtest(const char *cmd, const char *opt)
 {
 	char script[512];
@@ -95,7 +75,7 @@ static int pgtest(const char *cmd, const char *opt)
 		argv[n++] = (char *)opt;
 	argv[n++] = pgdir;
 	argv[n] = NULL;
-	return run(argv, NULL);
+	return harness_run(argv, NULL);
 }
 
 static const char *at(const char *folder, const char *name)
@@ -106,27 +86,6 @@ static const char *at(const char *folder, const char *name)
 	i = (i + 1) % 16;
 	snprintf(p[i], sizeof(p[i]), "%s/%s", folder, name);
 	return p[i];
-}
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		die(__func__);
-}
-
-static void write_cert(const char *path, X509 *x)
-{
-	FILE *f = fopen(path, "w");
-	if (!f || !PEM_write_X509(f, x) || fclose(f) != 0)
-		die(__func__);
-}
-
-static void write_key(const char *path, EVP_PKEY *k)
-{
-	FILE *f = fopen(path, "w");
-	if (!f || !PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) || fclose(f) != 0)
-		die(__func__);
 }
 
 /* The whole file, malloc'd; *len its length. */
@@ -155,24 +114,6 @@ static void spew(const char *path, const uint8_t *b, size_t n)
 }
 
 /* ---- certificates ---- */
-
-static EVP_PKEY *keyd_key(const char *label)
-{
-	char uri[128];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info;
-	EVP_PKEY *k;
-
-	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	info = sc ? OSSL_STORE_load(sc) : NULL;
-	k = info ? OSSL_STORE_INFO_get1_PKEY(info) : NULL;
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(sc);
-	if (!k)
-		die(__func__);
-	return k;
-}
 
 static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
@@ -223,40 +164,7 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 	return x;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(s, (struct sockaddr *)&a, &len))
-		die(__func__);
-	port = ntohs(a.sin_port);
-	close(s);
-	return port;
-}
-
 /* ---- HTTP ---- */
-
-struct buf {
-	char *data;
-	size_t len;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	char *d = realloc(b->data, b->len + sz * n + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->len, p, sz * n);
-	b->len += sz * n;
-	d[b->len] = '\0';
-	b->data = d;
-	return sz * n;
-}
 
 /* who: a client certificate name in dir (or NULL). Returns the HTTP status; *out the JSON. */
 static long api(const char *who, const char *method, const char *path, const char *body,
@@ -264,7 +172,7 @@ static long api(const char *who, const char *method, const char *path, const cha
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdr = NULL;
-	struct buf b = {0};
+	struct harness_buf b = {0};
 	char url[512], cert[600], key[600];
 	long status = 0;
 
@@ -273,7 +181,7 @@ static long api(const char *who, const char *method, const char *path, const cha
 	curl_easy_setopt(c, CURLOPT_CAINFO, at(dir, "opca.pem"));
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	if (who) {
@@ -421,7 +329,7 @@ static int hsmca(const char *first, ...)
 	va_end(ap);
 	argv[n] = NULL;
 	snprintf(log, sizeof(log), "%s/cli.log", dir);
-	rc = run(argv, log);
+	rc = harness_run(argv, log);
 	text = slurp(log, &len);
 	snprintf(cli_err, sizeof(cli_err), "%s", (char *)text);
 	free(text);
@@ -457,9 +365,9 @@ static void client_cert(const char *name, X509 *opca, EVP_PKEY *opca_key)
 	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL);
 
 	snprintf(f, sizeof(f), "%s.pem", name);
-	write_cert(at(dir, f), x);
+	harness_write_cert(at(dir, f), x, 0);
 	snprintf(f, sizeof(f), "%s.key", name);
-	write_key(at(dir, f), k);
+	harness_write_key(at(dir, f), k);
 	X509_free(x);
 	EVP_PKEY_free(k);
 }
@@ -519,6 +427,7 @@ static void setup(void)
 	FILE *f;
 
 	setup_phase = 1;
+	harness_setup_phase = 1; /* the harness's helpers clean up too if they fail */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* The operator (this uid) may sign, generate, and wrap and unwrap with backup-2026. */
 	snprintf(clients, sizeof(clients),
@@ -546,19 +455,19 @@ static void setup(void)
 	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
 		die(__func__);
 
-	ik = keyd_key("issuing-p256");
+	ik = harness_keyd_key("issuing-p256");
 	x = make_cert("hsmca backup test issuing CA", ik, NULL, ik, 1, NULL);
-	write_cert(at(etc, "issuing.pem"), x);
+	harness_write_cert(at(etc, "issuing.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(ik);
 	opca_key = EVP_EC_gen("P-256");
 	opca = make_cert("hsmca backup test operator CA", opca_key, NULL, opca_key, 1, NULL);
-	write_cert(at(etc, "opca.pem"), opca);
-	write_cert(at(dir, "opca.pem"), opca);
+	harness_write_cert(at(etc, "opca.pem"), opca, 0);
+	harness_write_cert(at(dir, "opca.pem"), opca, 0);
 	sk = EVP_EC_gen("P-256");
 	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1");
-	write_cert(at(etc, "server.pem"), x);
-	write_key(at(etc, "server.key"), sk);
+	harness_write_cert(at(etc, "server.pem"), x, 0);
+	harness_write_key(at(etc, "server.key"), sk);
 	X509_free(x);
 	EVP_PKEY_free(sk);
 	client_cert("ca-admin", opca, opca_key);
@@ -587,10 +496,10 @@ static void setup(void)
 	fclose(f);
 	db_close(db);
 
-	port = free_port();
+	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
 	snprintf(conf, sizeof(conf), config_fmt, port, etc, etc, etc, app_ci, etc);
-	write_text(at(etc, "cad.yaml"), conf);
+	harness_write_text(at(etc, "cad.yaml"), conf);
 	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
 	snprintf(cert, sizeof(cert), "%s/ca-admin.pem", dir);
 	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
@@ -603,11 +512,12 @@ static void setup(void)
 		                "--admin-cert",
 		                cert,
 		                NULL};
-		if (run(argv, NULL) != 0)
+		if (harness_run(argv, NULL) != 0)
 			die("bootstrap");
 	}
 	cad_start();
 	setup_phase = 0;
+	harness_setup_phase = 0;
 }
 
 static void teardown(void)
@@ -616,7 +526,7 @@ static void teardown(void)
 
 	cad_stop();
 	pgtest("stop", NULL);
-	run(rm, NULL);
+	harness_run(rm, NULL);
 	OSSL_PROVIDER_unload(prov_keyd);
 	OSSL_PROVIDER_unload(prov_default);
 	harness_stop(&h);
@@ -630,7 +540,7 @@ static void cleanup(void)
 	cad_stop();
 	if (pgdir[0]) {
 		pgtest("stop", NULL);
-		run(rm, NULL);
+		harness_run(rm, NULL);
 	}
 	if (h.dir[0])
 		harness_stop(&h);
@@ -730,7 +640,7 @@ static int restore_into(const char *archive, const char *name)
 static int folder_empty(const char *path)
 {
 	char *argv[] = {"rmdir", (char *)path, NULL};
-	return run(argv, NULL) == 0; /* rmdir succeeds only on an empty folder */
+	return harness_run(argv, NULL) == 0; /* rmdir succeeds only on an empty folder */
 }
 
 START_TEST(a_changed_archive_is_refused_and_changes_nothing)
@@ -875,7 +785,7 @@ START_TEST(an_archive_whose_manifest_does_not_check_is_refused)
 	/* The token folder came along. */
 	{
 		char *argv[] = {"diff", "-r", h.tokendir, (char *)at(at(dir, "m4"), "token"), NULL};
-		ck_assert_int_eq(run(argv, NULL), 0);
+		ck_assert_int_eq(harness_run(argv, NULL), 0);
 	}
 }
 END_TEST
@@ -985,6 +895,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
+	harness_die_init("test_backup", cleanup);
 	setup();
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, backup_wipe_restore_and_the_service_continues);
