@@ -7,10 +7,9 @@
 
 #include "db_internal.h"
 
-/* pg_advisory_xact_lock(HSMCA_LOCK_CLASS, 2): the chain head. An advisory lock because the
- * application role may not lock audit rows (FOR UPDATE needs UPDATE rights), and because an
- * empty log has no row to lock. */
-#define AUDIT_LOCK "SELECT pg_advisory_xact_lock(1752395107, 2)"
+/* The chain head is locked with pg_advisory_xact_lock(HSMCA_LOCK_CLASS, 2) by the audit_log
+ * table's trigger: an advisory lock because the application role may not lock audit rows (FOR
+ * UPDATE needs UPDATE rights), and because an empty log has no row to lock. */
 #define CANON_VERSION 1
 #define VERIFY_PAGE 1000
 
@@ -125,87 +124,42 @@ static enum db_status check_entry(const struct db_audit_entry *e, struct db_err 
 	return DB_OK;
 }
 
-/* Append e; with commit (or in a transaction of its own) the INSERT and the COMMIT travel in
- * one round trip, which also shortens the time the chain's lock is held. */
+/* Append e. The table's trigger (migration 0009) takes the chain's lock, reads the head and
+ * fills seq, at, prev_hash and hash as entry_hash computes them; so an append is one INSERT.
+ * With commit, the INSERT and the COMMIT of the open transaction travel in one round trip;
+ * outside a transaction the INSERT is a transaction of its own. */
 static enum db_status append(struct db *db, const struct db_audit_entry *e, int64_t *seq,
                              int commit, struct db_err *err)
 {
-	uint8_t prev[32] = {0}, hash[32];
 	struct db_params p = {0};
-	int64_t head = 0, at_us;
 	PGresult *r = NULL;
 	enum db_status rc;
-	int own = 0;
 
 	*seq = 0;
 	rc = check_entry(e, err);
 	if (rc != DB_OK)
 		return rc;
-	rc = db_tx_enter(db, &own, err);
-	if (rc != DB_OK)
-		return rc;
-	/* The lock, then the head read in a statement of its own after it: under READ COMMITTED
-	 * that statement takes a snapshot that includes the append of whoever held the lock
-	 * before us. Both go in one message (and with the BEGIN when it is still to be sent). The
-	 * clock is read under the lock too, so times follow seq. */
-	rc = db_exec(db,
-	             AUDIT_LOCK "; SELECT h.seq, h.hash,"
-	                        " (extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
-	                        " FROM (SELECT 1) AS one LEFT JOIN"
-	                        " (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) AS h"
-	                        " ON true",
-	             NULL, &r, err, "locking and reading the audit chain head");
-	if (rc != DB_OK)
-		goto out;
-	if (PQntuples(r) != 1 || db_get_int64(r, 0, 2, &at_us) != 0 ||
-	    (!PQgetisnull(r, 0, 0) && (db_get_int64(r, 0, 0, &head) != 0 ||
-	                               db_get_bytes_into(r, 0, 1, prev, 32, 1, NULL) != 0))) {
-		rc = db_fail(err, DB_ERR_QUERY, "reading the audit chain head: unreadable row");
-		goto out;
-	}
-	PQclear(r);
-	r = NULL;
-	if (entry_hash(prev, head + 1, at_us, e, hash) != 0) {
-		rc = db_fail(err, DB_ERR_UNAVAILABLE, "hashing audit entry %lld: OpenSSL failed",
-		             (long long)(head + 1));
-		goto out;
-	}
-	db_param_int(&p, head + 1);
-	db_param_int(&p, at_us);
 	db_param_text(&p, e->actor);
 	db_param_text(&p, e->role);
 	db_param_text(&p, e->action);
 	db_param_text(&p, e->object);
 	db_param_text(&p, e->outcome);
 	db_param_text(&p, e->detail);
-	db_param_bytes(&p, prev, 32);
-	db_param_bytes(&p, hash, 32);
 #define AUDIT_INSERT                                                                               \
-	"INSERT INTO audit_log (seq, at, actor, role, action, object, outcome,"                    \
-	" detail, prev_hash, hash) VALUES ($1,"                                                    \
-	" to_timestamp(0) + $2::bigint * interval '1 microsecond',"                                \
-	" $3, $4, $5, $6, $7, $8, $9, $10)"
-	if (commit || own) {
-		rc = db_exec_commit(db, AUDIT_INSERT, &p, err, "appending audit entry %lld (%s %s)",
-		                    (long long)(head + 1), e->action, e->object);
-		if (rc == DB_OK)
-			*seq = head + 1;
-		else if (own && db->in_tx)
-			db_rollback(db);
-		if (rc != DB_OK)
-			*seq = 0;
-		return rc;
-	}
-	rc = db_exec(db, AUDIT_INSERT, &p, &r, err, "appending audit entry %lld (%s %s)",
-	             (long long)(head + 1), e->action, e->object);
-	if (rc != DB_OK)
-		goto out;
-	*seq = head + 1;
-out:
-	PQclear(r);
-	rc = db_tx_leave(db, own, rc, err);
-	if (rc != DB_OK)
+	"INSERT INTO audit_log (actor, role, action, object, outcome, detail)"                     \
+	" VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq"
+	if (commit)
+		rc = db_exec_commit(db, AUDIT_INSERT, &p, &r, err,
+		                    "appending an audit entry (%s %s)", e->action, e->object);
+	else
+		rc = db_exec(db, AUDIT_INSERT, &p, &r, err, "appending an audit entry (%s %s)",
+		             e->action, e->object);
+	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, seq) != 0 || *seq <= 0)) {
 		*seq = 0;
+		rc = db_fail(err, DB_ERR_QUERY,
+		             "appending an audit entry: no sequence number came back");
+	}
+	PQclear(r);
 	return rc;
 }
 

@@ -386,7 +386,7 @@ out:
 }
 
 enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_params *p,
-                              struct db_err *err, const char *what, ...)
+                              PGresult **out, struct db_err *err, const char *what, ...)
 {
 	PGresult *r = NULL, *rc_commit = NULL;
 	char whatbuf[256], name[24];
@@ -394,6 +394,8 @@ enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_pa
 	va_list ap;
 	int i;
 
+	if (out)
+		*out = NULL;
 	va_start(ap, what);
 	vsnprintf(whatbuf, sizeof(whatbuf), what, ap);
 	va_end(ap);
@@ -412,8 +414,13 @@ enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_pa
 	}
 	if (i < 0 || !PQenterPipelineMode(db->conn)) {
 		rc = db_exec(db, sql, p, &r, err, "%s", whatbuf);
-		PQclear(r);
-		return rc != DB_OK ? rc : db_commit(db, err);
+		if (rc == DB_OK)
+			rc = db_commit(db, err);
+		if (rc == DB_OK && out)
+			*out = r;
+		else
+			PQclear(r);
+		return rc;
 	}
 	/* One round trip: the statement, then COMMIT; if the statement fails the server skips
 	 * the COMMIT and the transaction stays open, failed, for the caller to roll back. */
@@ -434,6 +441,10 @@ enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_pa
 	} else {
 		rc = DB_OK;
 		db->in_tx = 0;
+		if (out) {
+			*out = r;
+			r = NULL;
+		}
 	}
 drain:
 	pipeline_finish(db);

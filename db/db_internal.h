@@ -104,11 +104,12 @@ enum db_status db_cert_page(const PGresult *r, size_t limit, const char *what,
                             struct db_err *err);
 
 /* Run sql with p as the last statement of the open transaction and COMMIT it, both in one
- * round trip (libpq's pipeline mode). On failure of the statement the transaction stays open
+ * round trip (libpq's pipeline mode); with out, the statement's result goes there when
+ * everything succeeded (PQclear it). On failure of the statement the transaction stays open
  * and failed (roll it back); a failed COMMIT ends it. Outside a transaction it runs sql alone
  * after nothing else: use db_exec then. (db_conn.c) */
 enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_params *p,
-                              struct db_err *err, const char *what, ...)
-    __attribute__((format(printf, 5, 6)));
+                              PGresult **out, struct db_err *err, const char *what, ...)
+    __attribute__((format(printf, 6, 7)));
 
 #endif

@@ -216,11 +216,14 @@ static int64_t now_us(void)
  * An answer usually comes back sooner than it costs to put this thread to
  * sleep and wake it again (tens of microseconds on a VM). So before sleeping
  * in poll(), wait about as long as recent answers took on this connection
- * (twice the moving average, at most SPIN_MAX_US), yielding the CPU as we go:
- * with other work runnable (keyd, other signers) the yield hands it over; on
- * an idle machine the answer is caught without a wake-up.
+ * (twice the moving average), yielding the CPU as we go: with other work
+ * runnable (keyd, other signers) the yield hands it over; on an idle machine
+ * the answer is caught without a wake-up. When recent answers took longer
+ * than SPIN_MAX_US the machine is busy (keyd queues, or the CPUs are shared
+ * with other work): spinning would only burn CPU that keyd and everything
+ * else needs, so the thread sleeps in poll() at once.
  */
-#define SPIN_MAX_US 1000
+#define SPIN_MAX_US 200
 
 static int recv_all(int fd, uint8_t *p, size_t n, int64_t deadline, int64_t spin_us)
 {
@@ -269,7 +272,7 @@ static int roundtrip(struct conn *k, struct keyd_req *req, struct keyd_resp *res
 		return -1;
 	}
 	t0 = now_us();
-	spin = 2 * k->rtt_us < SPIN_MAX_US ? 2 * k->rtt_us : SPIN_MAX_US;
+	spin = 2 * k->rtt_us <= SPIN_MAX_US ? 2 * k->rtt_us : 0;
 	if (recv_all(k->fd, k->buf, 4, deadline, spin) || keyd_frame_len(k->buf, &body) ||
 	    recv_all(k->fd, k->buf, body, deadline, spin)) {
 		seterr(err, KEYD_E_UNREACHABLE,

@@ -8,12 +8,221 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "cad_internal.h"
+
+/*
+ * PKCS#10 (RFC 2986) read with ASN.1 templates of our own whose SubjectPublicKeyInfo is plain
+ * data. OpenSSL 3.0's X509_REQ decodes its X509_PUBKEY through the provider decoders, which
+ * build a decoder chain for every key: about 100 us a request, more than the signature check,
+ * and under locks that every thread shares. RSA and named-curve EC keys are made from their
+ * parts instead (EVP_PKEY_fromdata); any other key goes through the decoders as before. The
+ * request info keeps its encoding as received, so proof of possession is checked over the
+ * signed bytes themselves, exactly as X509_REQ_verify does.
+ */
+/* clang-format off */
+typedef struct cad_pkcs10_spki {
+	X509_ALGOR *algor;
+	ASN1_BIT_STRING *public_key;
+} CAD_PKCS10_SPKI;
+
+typedef struct cad_pkcs10_info {
+	ASN1_ENCODING enc;
+	ASN1_INTEGER *version;
+	X509_NAME *subject;
+	CAD_PKCS10_SPKI *spki;
+	STACK_OF(X509_ATTRIBUTE) *attributes;
+} CAD_PKCS10_INFO;
+
+typedef struct cad_pkcs10 {
+	CAD_PKCS10_INFO *info;
+	X509_ALGOR *sig_alg;
+	ASN1_BIT_STRING *signature;
+} CAD_PKCS10;
+
+/* RSAPublicKey (RFC 8017 A.1.1) */
+typedef struct cad_rsa_pub {
+	ASN1_INTEGER *n;
+	ASN1_INTEGER *e;
+} CAD_RSA_PUB;
+
+
+ASN1_SEQUENCE(CAD_PKCS10_SPKI) = {
+	ASN1_SIMPLE(CAD_PKCS10_SPKI, algor, X509_ALGOR),
+	ASN1_SIMPLE(CAD_PKCS10_SPKI, public_key, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(CAD_PKCS10_SPKI)
+
+ASN1_SEQUENCE_enc(CAD_PKCS10_INFO, enc, NULL) = {
+	ASN1_SIMPLE(CAD_PKCS10_INFO, version, ASN1_INTEGER),
+	ASN1_SIMPLE(CAD_PKCS10_INFO, subject, X509_NAME),
+	ASN1_SIMPLE(CAD_PKCS10_INFO, spki, CAD_PKCS10_SPKI),
+	/* Not OPTIONAL in RFC 2986, but some requesters leave it out (as OpenSSL allows). */
+	ASN1_IMP_SET_OF_OPT(CAD_PKCS10_INFO, attributes, X509_ATTRIBUTE, 0),
+} static_ASN1_SEQUENCE_END_ref(CAD_PKCS10_INFO, CAD_PKCS10_INFO)
+
+ASN1_SEQUENCE(CAD_PKCS10) = {
+	ASN1_SIMPLE(CAD_PKCS10, info, CAD_PKCS10_INFO),
+	ASN1_SIMPLE(CAD_PKCS10, sig_alg, X509_ALGOR),
+	ASN1_SIMPLE(CAD_PKCS10, signature, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(CAD_PKCS10)
+
+ASN1_SEQUENCE(CAD_RSA_PUB) = {
+	ASN1_SIMPLE(CAD_RSA_PUB, n, ASN1_INTEGER),
+	ASN1_SIMPLE(CAD_RSA_PUB, e, ASN1_INTEGER),
+} static_ASN1_SEQUENCE_END(CAD_RSA_PUB)
+                            /* clang-format on */
+
+                            /* An EC key on a named curve, from the curve's OID and the point's
+                               octets. */
+                            static EVP_PKEY
+                            * ec_key(const ASN1_OBJECT *curve, const ASN1_BIT_STRING *bits)
+{
+	const char *group = OBJ_nid2sn(OBJ_obj2nid(curve));
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *key = NULL;
+	OSSL_PARAM params[3];
+
+	if (OBJ_obj2nid(curve) == NID_undef || !group || bits->length <= 0)
+		return NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, bits->data,
+	                                              (size_t)bits->length);
+	params[2] = OSSL_PARAM_construct_end();
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		key = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	return key;
+}
+
+/* An RSA key from the RSAPublicKey in the key bits (both numbers positive). */
+static EVP_PKEY *rsa_key(const ASN1_BIT_STRING *bits)
+{
+	const unsigned char *p = bits->data;
+	CAD_RSA_PUB *rp =
+	    (CAD_RSA_PUB *)ASN1_item_d2i(NULL, &p, bits->length, ASN1_ITEM_rptr(CAD_RSA_PUB));
+	BIGNUM *n = NULL, *e = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *key = NULL;
+
+	if (!rp || p != bits->data + bits->length || rp->n->type != V_ASN1_INTEGER ||
+	    rp->e->type != V_ASN1_INTEGER || !(n = ASN1_INTEGER_to_BN(rp->n, NULL)) ||
+	    !(e = ASN1_INTEGER_to_BN(rp->e, NULL)) || BN_is_zero(n) || BN_is_zero(e) ||
+	    !(bld = OSSL_PARAM_BLD_new()) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
+	    !(params = OSSL_PARAM_BLD_to_param(bld)) ||
+	    !(ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) ||
+	    EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		key = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(n);
+	BN_free(e);
+	ASN1_item_free((ASN1_VALUE *)rp, ASN1_ITEM_rptr(CAD_RSA_PUB));
+	return key;
+}
+
+/* The request's public key; NULL when it does not parse. */
+static EVP_PKEY *spki_key(const CAD_PKCS10_SPKI *s, const unsigned char *der, int len)
+{
+	const ASN1_OBJECT *obj;
+	const void *pval;
+	int ptype;
+
+	X509_ALGOR_get0(&obj, &ptype, &pval, s->algor);
+	switch (OBJ_obj2nid(obj)) {
+	case NID_X9_62_id_ecPublicKey:
+		if (ptype == V_ASN1_OBJECT)
+			return ec_key(pval, s->public_key);
+		break; /* explicit or implicit curve parameters: the decoders judge them */
+	case NID_rsaEncryption:
+		if (ptype == V_ASN1_NULL || ptype == V_ASN1_UNDEF)
+			return rsa_key(s->public_key);
+		break;
+	default:
+		break;
+	}
+	return d2i_PUBKEY(NULL, &der, len);
+}
+
+/* The extensions the request asks for (the extensionRequest attribute, or Microsoft's), as
+ * X509_REQ_get_extensions finds them; NULL when there are none. */
+static STACK_OF(X509_EXTENSION) * requested_extensions(const CAD_PKCS10 *req)
+{
+	const STACK_OF(X509_ATTRIBUTE) *attrs = req->info->attributes;
+
+	for (int i = 0; i < sk_X509_ATTRIBUTE_num(attrs); i++) {
+		X509_ATTRIBUTE *at = sk_X509_ATTRIBUTE_value(attrs, i);
+		int nid = OBJ_obj2nid(X509_ATTRIBUTE_get0_object(at));
+		ASN1_TYPE *t;
+
+		if (nid != NID_ext_req && nid != NID_ms_ext_req)
+			continue;
+		t = X509_ATTRIBUTE_get0_type(at, 0);
+		if (!t || t->type != V_ASN1_SEQUENCE)
+			return NULL;
+		return (STACK_OF(X509_EXTENSION) *)ASN1_item_unpack(
+		    t->value.sequence, ASN1_ITEM_rptr(X509_EXTENSIONS));
+	}
+	return NULL;
+}
+
+const X509_NAME *cad_csr_subject(const struct cad_csr *c)
+{
+	return c->req->info->subject;
+}
+
+/* X509_set_pubkey would encode the key again through OpenSSL's encoders and decode the
+ * result, the dearest step of building a certificate; the request's own parts are already the
+ * exact value. */
+int cad_csr_copy_pubkey(const struct cad_csr *c, X509 *cert)
+{
+	const CAD_PKCS10_SPKI *src = c->req->info->spki;
+	X509_PUBKEY *dst = X509_get_X509_PUBKEY(cert);
+	const ASN1_OBJECT *obj;
+	const void *pval;
+	ASN1_OBJECT *obj2 = NULL;
+	void *pval2 = NULL;
+	unsigned char *bits2 = NULL;
+	int len = src->public_key->length, ptype;
+
+	if (!dst || len <= 0)
+		return 0;
+	X509_ALGOR_get0(&obj, &ptype, &pval, src->algor);
+	obj2 = OBJ_dup(obj);
+	if (ptype == V_ASN1_OBJECT)
+		pval2 = OBJ_dup(pval);
+	else if (ptype == V_ASN1_SEQUENCE)
+		pval2 = ASN1_STRING_dup(pval);
+	else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
+		goto fail; /* no other key parameters are allowed by the key profiles */
+	bits2 = OPENSSL_memdup(src->public_key->data, (size_t)len);
+	if (!obj2 || (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF && !pval2) || !bits2 ||
+	    !X509_PUBKEY_set0_param(dst, obj2, ptype, pval2, bits2, len))
+		goto fail;
+	return 1;
+fail:
+	ASN1_OBJECT_free(obj2);
+	if (ptype == V_ASN1_OBJECT)
+		ASN1_OBJECT_free(pval2);
+	else
+		ASN1_STRING_free(pval2);
+	OPENSSL_free(bits2);
+	return 0;
+}
 
 static int key_allowed(const struct cad_key_profile *kp, EVP_PKEY *key, char *why, size_t n)
 {
@@ -134,10 +343,10 @@ static int pattern_match(enum cad_san_kind kind, const char *pat, const char *v)
 }
 
 /* The CSR's SANs, each checked against the profile; gens is what goes into the certificate. */
-static int sans_allowed(const struct cad_profile *p, X509_REQ *req, GENERAL_NAMES **gens_out,
-                        struct cad_csr *out, char *why, size_t n)
+static int sans_allowed(const struct cad_profile *p, const CAD_PKCS10 *req,
+                        GENERAL_NAMES **gens_out, struct cad_csr *out, char *why, size_t n)
 {
-	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+	STACK_OF(X509_EXTENSION) *exts = requested_extensions(req);
 	GENERAL_NAMES *gens = NULL;
 	int ok = 0, idx, crit = 0;
 
@@ -249,35 +458,66 @@ void cad_csr_free(struct cad_csr *c)
 {
 	GENERAL_NAMES_free(c->gens);
 	EVP_PKEY_free(c->pub);
-	X509_REQ_free(c->req);
+	ASN1_item_free((ASN1_VALUE *)c->req, ASN1_ITEM_rptr(CAD_PKCS10));
 	c->gens = NULL;
 	c->pub = NULL;
 	c->req = NULL;
 }
 
+/* The PEM request as DER: its one "CERTIFICATE REQUEST" (or "NEW CERTIFICATE REQUEST")
+ * block, read into *req; 0 or -1. */
+static int read_pem(const char *pem, CAD_PKCS10 **req)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	long len = 0;
+	int rc = -1;
+
+	*req = NULL;
+	if (!bio || !PEM_bytes_read_bio(&der, &len, NULL, PEM_STRING_X509_REQ, bio, NULL, NULL))
+		goto out;
+	p = der;
+	*req = (CAD_PKCS10 *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(CAD_PKCS10));
+	if (*req && p == der + len)
+		rc = 0;
+out:
+	if (rc) {
+		ASN1_item_free((ASN1_VALUE *)*req, ASN1_ITEM_rptr(CAD_PKCS10));
+		*req = NULL;
+	}
+	OPENSSL_free(der);
+	BIO_free(bio);
+	return rc;
+}
+
 int cad_csr_check(const struct cad_profile *p, const char *pem, struct cad_csr *out,
                   const char **error, char *why, size_t n)
 {
-	BIO *bio = BIO_new_mem_buf(pem, -1);
+	unsigned char *spki = NULL;
 	BIO *m = NULL;
 	int len, rc = -1;
 
-	out->req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
-	ERR_clear_error();
-	if (!out->req) {
+	if (read_pem(pem, &out->req) != 0) {
+		ERR_clear_error();
 		*error = "bad-csr";
 		snprintf(why, n, "\"csr\" is not a PEM PKCS#10 request");
 		goto out;
 	}
-	out->pub = X509_REQ_get_pubkey(out->req);
+	len = ASN1_item_i2d((ASN1_VALUE *)out->req->info->spki, &spki,
+	                    ASN1_ITEM_rptr(CAD_PKCS10_SPKI));
+	out->pub = len > 0 ? spki_key(out->req->info->spki, spki, len) : NULL;
 	if (!out->pub) {
 		ERR_clear_error();
 		*error = "bad-csr";
 		snprintf(why, n, "the CSR's public key does not parse");
 		goto out;
 	}
+	SHA256(spki, (size_t)len, out->spki_sha256);
 	/* Proof of possession: the request is signed by the key it names. */
-	if (X509_REQ_verify(out->req, out->pub) != 1) {
+	if (ASN1_item_verify_ex(ASN1_ITEM_rptr(CAD_PKCS10_INFO), out->req->sig_alg,
+	                        out->req->signature, out->req->info, NULL, out->pub, NULL,
+	                        NULL) != 1) {
 		ERR_clear_error();
 		*error = "csr-signature-invalid";
 		snprintf(why, n, "the CSR's signature does not verify with its public key");
@@ -288,12 +528,11 @@ int cad_csr_check(const struct cad_profile *p, const char *pem, struct cad_csr *
 		goto out;
 	}
 	*error = "name-not-allowed";
-	if (!subject_allowed(p, X509_REQ_get_subject_name(out->req), why, n) ||
+	if (!subject_allowed(p, out->req->info->subject, why, n) ||
 	    !sans_allowed(p, out->req, &out->gens, out, why, n))
 		goto out;
 	m = BIO_new(BIO_s_mem());
-	if (!m ||
-	    X509_NAME_print_ex(m, X509_REQ_get_subject_name(out->req), 0, XN_FLAG_RFC2253) < 0 ||
+	if (!m || X509_NAME_print_ex(m, out->req->info->subject, 0, XN_FLAG_RFC2253) < 0 ||
 	    (len = BIO_read(m, out->subject, sizeof(out->subject) - 1)) < 0)
 		len = 0;
 	out->subject[len] = '\0';
@@ -301,7 +540,7 @@ int cad_csr_check(const struct cad_profile *p, const char *pem, struct cad_csr *
 	*error = NULL;
 	rc = 0;
 out:
+	OPENSSL_free(spki);
 	BIO_free(m);
-	BIO_free(bio);
 	return rc;
 }

@@ -277,7 +277,7 @@ out:
 /* A device's identity: its subject CN, or its first SAN when it has no CN. */
 static int identity_of(struct cad_req *r, const struct cad_csr *c, char *out, size_t n)
 {
-	X509_NAME *name = X509_REQ_get_subject_name(c->req);
+	const X509_NAME *name = cad_csr_subject(c);
 	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
 
 	out[0] = '\0';
@@ -679,7 +679,7 @@ static void simplereenroll(struct cad_req *r, struct cad_profile *label)
 	if (body_csr(r, p, csrc) != 0)
 		goto out;
 	/* RFC 7030 4.2.2: the same subject and subjectAltName as the current certificate. */
-	if (X509_NAME_cmp(X509_REQ_get_subject_name(csrc->req), X509_get_subject_name(peer)) ||
+	if (X509_NAME_cmp(cad_csr_subject(csrc), X509_get_subject_name(peer)) ||
 	    !same_sans(peer, csrc)) {
 		cad_deny(r, 403, "other-identity", dev.identity,
 		         "re-enrolment renews the same identity only: the CSR's subject or SANs "

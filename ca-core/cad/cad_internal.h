@@ -181,10 +181,13 @@ void cad_h_profile_disable(struct cad_req *r);
 
 #define CAD_SANS_MAX 100
 
+struct cad_pkcs10; /* a PKCS#10 request as cad_csr.c reads it (its own ASN.1 type) */
+
 struct cad_csr {
-	X509_REQ *req;
+	struct cad_pkcs10 *req;
 	EVP_PKEY *pub;
-	GENERAL_NAMES *gens; /* the SANs as they go into the certificate; NULL when none */
+	uint8_t spki_sha256[32]; /* SHA-256 of the SubjectPublicKeyInfo's DER */
+	GENERAL_NAMES *gens;     /* the SANs as they go into the certificate; NULL when none */
 	struct db_san sans[CAD_SANS_MAX];
 	char text[CAD_SANS_MAX][256]; /* the SANs' text, which sans[] points into */
 	size_t n_sans;
@@ -197,6 +200,10 @@ struct cad_csr {
 int cad_csr_check(const struct cad_profile *p, const char *pem, struct cad_csr *out,
                   const char **error, char *why, size_t n);
 void cad_csr_free(struct cad_csr *c);
+/* The checked request's subject. */
+const X509_NAME *cad_csr_subject(const struct cad_csr *c);
+/* Give cert the request's SubjectPublicKeyInfo as it is (algorithm, parameters, key bits). */
+int cad_csr_copy_pubkey(const struct cad_csr *c, X509 *cert);
 
 /* --- authorities (cad_authorities.c) --- */
 

@@ -62,49 +62,9 @@ static const char *crl_dp(const struct cad_authority *a, const uint8_t *serial, 
 	return buf;
 }
 
-/* Give cert the request's SubjectPublicKeyInfo as it is, element by element. X509_set_pubkey
- * would encode the key again through OpenSSL's encoders and decode the result, the dearest
- * step of building a certificate; the request's own DER is already the exact value. */
-static int copy_pubkey(X509 *cert, X509_REQ *req)
-{
-	X509_PUBKEY *src = X509_REQ_get_X509_PUBKEY(req), *dst = X509_get_X509_PUBKEY(cert);
-	const unsigned char *bits;
-	const ASN1_OBJECT *obj;
-	const void *pval;
-	X509_ALGOR *alg;
-	ASN1_OBJECT *obj2 = NULL;
-	void *pval2 = NULL;
-	unsigned char *bits2 = NULL;
-	int len, ptype;
-
-	if (!src || !dst || !X509_PUBKEY_get0_param(NULL, &bits, &len, &alg, src) || len <= 0)
-		return 0;
-	X509_ALGOR_get0(&obj, &ptype, &pval, alg);
-	obj2 = OBJ_dup(obj);
-	if (ptype == V_ASN1_OBJECT)
-		pval2 = OBJ_dup(pval);
-	else if (ptype == V_ASN1_SEQUENCE)
-		pval2 = ASN1_STRING_dup(pval);
-	else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
-		goto fail; /* no other key parameters are allowed by the key profiles */
-	bits2 = OPENSSL_memdup(bits, (size_t)len);
-	if (!obj2 || (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF && !pval2) || !bits2 ||
-	    !X509_PUBKEY_set0_param(dst, obj2, ptype, pval2, bits2, len))
-		goto fail;
-	return 1;
-fail:
-	ASN1_OBJECT_free(obj2);
-	if (ptype == V_ASN1_OBJECT)
-		ASN1_OBJECT_free(pval2);
-	else
-		ASN1_STRING_free(pval2);
-	OPENSSL_free(bits2);
-	return 0;
-}
-
 /* Build the to-be-signed certificate. */
-static X509 *build(const struct cad_profile *p, X509_REQ *req, GENERAL_NAMES *gens,
-                   const uint8_t *serial, int64_t nb, int64_t na)
+static X509 *build(const struct cad_profile *p, const struct cad_csr *csrc, const uint8_t *serial,
+                   int64_t nb, int64_t na)
 {
 	struct cad_authority *a = p->authority;
 	X509 *cert = X509_new();
@@ -125,9 +85,10 @@ static X509 *build(const struct cad_profile *p, X509_REQ *req, GENERAL_NAMES *ge
 	if (!cert || !sn || !X509_set_version(cert, X509_VERSION_3) ||
 	    !X509_set_serialNumber(cert, sn) ||
 	    !X509_set_issuer_name(cert, X509_get_subject_name(a->cert)) ||
-	    !X509_set_subject_name(cert, X509_REQ_get_subject_name(req)) ||
+	    !X509_set_subject_name(cert, cad_csr_subject(csrc)) ||
 	    !ASN1_TIME_set(X509_getm_notBefore(cert), (time_t)nb) ||
-	    !ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)na) || !copy_pubkey(cert, req))
+	    !ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)na) ||
+	    !cad_csr_copy_pubkey(csrc, cert))
 		goto out;
 	X509V3_set_ctx(&ctx, a->cert, cert, NULL, NULL, 0);
 	for (size_t i = 0; i < sizeof(kus) / sizeof(kus[0]); i++)
@@ -150,8 +111,8 @@ static X509 *build(const struct cad_profile *p, X509_REQ *req, GENERAL_NAMES *ge
 	    !add_ext(cert, &ctx, NID_crl_distribution_points, crl_dp(a, serial, dp, sizeof(dp))))
 		goto out;
 	/* RFC 5280 4.2.1.6: critical when the subject is empty. */
-	if (gens && sk_GENERAL_NAME_num(gens) > 0 &&
-	    !X509_add1_ext_i2d(cert, NID_subject_alt_name, gens,
+	if (csrc->gens && sk_GENERAL_NAME_num(csrc->gens) > 0 &&
+	    !X509_add1_ext_i2d(cert, NID_subject_alt_name, csrc->gens,
 	                       X509_NAME_entry_count(X509_get_subject_name(cert)) == 0,
 	                       X509V3_ADD_DEFAULT))
 		goto out;
@@ -201,8 +162,8 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 	struct cad_authority *a;
 	X509 *cert = NULL;
 	char why[512], hex[2 * DB_SERIAL_MAX + 1];
-	uint8_t serial[SERIAL_BYTES], spki[32];
-	unsigned char *spki_der = NULL, *der = NULL;
+	uint8_t serial[SERIAL_BYTES];
+	unsigned char *der = NULL;
 	struct db_cert_request cr = {0};
 	struct db_err err = {0};
 	struct db *db;
@@ -229,12 +190,6 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		cad_reply_error(r, 503, "database-unavailable", "%s", why);
 		goto out;
 	}
-	len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csrc->req), &spki_der);
-	if (len <= 0) {
-		cad_reply_error(r, 500, "internal", "could not encode the public key");
-		goto out;
-	}
-	SHA256(spki_der, (size_t)len, spki);
 	now = (int64_t)time(NULL);
 	cr.authority_id = a->db_id;
 	cr.profile = p->name;
@@ -244,7 +199,7 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 	cr.n_sans = csrc->n_sans;
 	cr.not_before = now;
 	cr.not_after = now + days * 86400;
-	memcpy(cr.spki_sha256, spki, 32);
+	memcpy(cr.spki_sha256, csrc->spki_sha256, 32);
 	cr.requester = r->who.name;
 	/* Invariant 2: serial and contents are committed before keyd signs. 158 random bits:
 	 * 20 bytes, the top bit clear (positive) and the next set (minimal, 20 bytes). */
@@ -288,7 +243,7 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		goto out;
 	}
 	db_serial_to_hex(serial, sizeof(serial), hex);
-	cert = build(p, csrc->req, csrc->gens, serial, cr.not_before, cr.not_after);
+	cert = build(p, csrc, serial, cr.not_before, cr.not_after);
 	if (!cert || !sign(r->cad, a, cert, why, sizeof(why))) {
 		struct db_err e2 = {0};
 		if (!cert)
@@ -337,7 +292,6 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 	ok = 1;
 out:
 	OPENSSL_free(der);
-	OPENSSL_free(spki_der);
 	if (!ok) {
 		X509_free(cert);
 		cert = NULL;

@@ -278,8 +278,10 @@ static void reply_error(struct kconn *c, const struct keyd_req *r, int status, c
 	if (status == KEYD_E_DENIED)
 		atomic_fetch_add(&w->s->denied, 1);
 	keyd_resp_error(&wb, r->op, r->id, (uint8_t)status, msg);
-	send_frame(c, &wb);
+	/* Logged before the client can see the answer: whoever is told "denied" finds it in the
+	 * log already. */
 	log_request(w->s, c, r, status, t0, msg);
+	send_frame(c, &wb);
 }
 
 static void put_key(struct keyd_wbuf *wb, const struct keyd_key_copy *k)

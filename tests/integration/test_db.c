@@ -278,14 +278,14 @@ static const uint8_t S3[] = {0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf
 
 struct applied_log {
 	int n;
-	char names[8][64];
+	char names[32][64];
 };
 
 static void note_applied(void *arg, int version, const char *name)
 {
 	struct applied_log *l = arg;
 
-	if (l->n < 8)
+	if (l->n < 32)
 		snprintf(l->names[l->n++], sizeof(l->names[0]), "%04d_%s", version, name);
 }
 
@@ -954,6 +954,74 @@ static void hexs(const uint8_t *b, size_t n, char *out)
 		sprintf(out + 2 + 2 * i, "%02x", b[i]);
 }
 
+/* The chain is extended by the table's trigger (migration 0009): every hash it computes is
+ * the data layer's own (db_audit_canonical), for text of any kind, and a row that brings only
+ * some of seq, at, prev_hash and hash is refused. */
+START_TEST(audit_trigger_hashes_as_the_data_layer_does)
+{
+	struct db *db = schema_ready();
+	struct db_err err = {0};
+	static const char *texts[] = {"", "Z\xc3\xbcrich \xe2\x9c\x93", "\xe2\x80\xae rtl",
+	                              "quote ' and \\ backslash", "line\nbreak"};
+	char big[DB_AUDIT_DETAIL_MAX + 1];
+	uint8_t prev[32] = {0}, canon[DB_AUDIT_DETAIL_MAX + 1024], hash[32];
+	PGresult *r;
+	int64_t seq;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct db_audit_entry e = {"actor \xc3\xa9", "officer", "issue",
+		                           texts[i],         "success", i == 0 ? big : texts[i]};
+		ck_assert_msg(db_audit_append(db, &e, &seq, &err) == DB_OK, "%s", err.msg);
+		ck_assert_int_eq(seq, (int64_t)i + 1);
+	}
+	r = PQexec(db_pgconn(db),
+	           "SELECT seq, (extract(epoch FROM at) * 1000000)::bigint, actor, role, action,"
+	           " object, outcome, detail, encode(prev_hash, 'hex'), encode(hash, 'hex')"
+	           " FROM audit_log ORDER BY seq");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	ck_assert_int_eq(PQntuples(r), 5);
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct db_audit_entry e = {PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+		                           PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
+		                           PQgetvalue(r, i, 6), PQgetvalue(r, i, 7)};
+		char want[70];
+		unsigned int hl = 0;
+		size_t n = db_audit_canonical(atoll(PQgetvalue(r, i, 0)),
+		                              atoll(PQgetvalue(r, i, 1)), &e, canon, sizeof(canon));
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+		ck_assert_str_eq(PQgetvalue(r, i, 5), texts[i]);
+		hexs(prev, 32, want);
+		ck_assert_str_eq(PQgetvalue(r, i, 8), want + 2);
+		ck_assert_uint_le(n, sizeof(canon));
+		ck_assert(EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+		          EVP_DigestUpdate(md, prev, 32) && EVP_DigestUpdate(md, canon, n) &&
+		          EVP_DigestFinal_ex(md, hash, &hl));
+		EVP_MD_CTX_free(md);
+		hexs(hash, 32, want);
+		ck_assert_msg(!strcmp(PQgetvalue(r, i, 9), want + 2),
+		              "entry %d: hash %s, expected %s", i + 1, PQgetvalue(r, i, 9),
+		              want + 2);
+		memcpy(prev, hash, 32);
+	}
+	PQclear(r);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	/* some of the chain's values but not all: refused, nothing appended */
+	sql_fails(db,
+	          "INSERT INTO audit_log (seq, actor, role, action, object, outcome, detail)"
+	          " VALUES (6, 'a', '', 'b', 'c', 'success', '')",
+	          "23000");
+	sql_fails(db,
+	          "INSERT INTO audit_log (prev_hash, actor, role, action, object, outcome, detail)"
+	          " VALUES (sha256('x'), 'a', '', 'b', 'c', 'success', '')",
+	          "23000");
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM audit_log"), 5);
+	db_close(db);
+}
+END_TEST
+
 START_TEST(audit_verify_names_an_inserted_entry)
 {
 	struct db *db = schema_ready();
@@ -1274,16 +1342,21 @@ START_TEST(statement_and_commit_in_one_round_trip)
 	harness_pg_exec_ok(c, "CREATE TABLE pipe (x integer PRIMARY KEY)");
 	db_param_int(&p, 1);
 	begin_sent(owner);
-	ck_assert_msg(db_exec_commit(owner, "INSERT INTO pipe VALUES ($1::integer)", &p, &err,
-	                             "first") == DB_OK,
+	ck_assert_msg(db_exec_commit(owner, "INSERT INTO pipe VALUES ($1::integer) RETURNING x", &p,
+	                             &r, &err, "first") == DB_OK,
 	              "%s", err.msg);
+	/* the statement's own result comes back */
+	ck_assert_int_eq(PQntuples(r), 1);
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "1");
+	PQclear(r);
+	r = NULL;
 	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
 	ck_assert_int_eq(harness_pg_count(db_pgconn(other), "SELECT count(*) FROM pipe"), 1);
 	/* the same row again: a conflict, the transaction failed and still open */
 	begin_sent(owner);
-	ck_assert_int_eq(
-	    db_exec_commit(owner, "INSERT INTO pipe VALUES ($1::integer)", &p, &err, "second"),
-	    DB_ERR_CONFLICT);
+	ck_assert_int_eq(db_exec_commit(owner, "INSERT INTO pipe VALUES ($1::integer)", &p, NULL,
+	                                &err, "second"),
+	                 DB_ERR_CONFLICT);
 	ck_assert_ptr_nonnull(strstr(err.msg, "second"));
 	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INERROR);
 	db_rollback(owner);
@@ -1302,7 +1375,7 @@ START_TEST(statement_and_commit_in_one_round_trip)
 	/* a statement that does not prepare: its own error, nothing committed */
 	begin_sent(owner);
 	ck_assert_int_ne(db_exec_commit(owner, "INSERT INTO no_such_table VALUES ($1::integer)", &p,
-	                                &err, "third"),
+	                                NULL, &err, "third"),
 	                 DB_OK);
 	ck_assert_ptr_nonnull(strstr(err.msg, "no_such_table"));
 	db_rollback(owner);
@@ -1317,7 +1390,7 @@ START_TEST(statement_and_commit_in_one_round_trip)
 		    DB_OK);
 		PQclear(r);
 		ck_assert_int_eq(db_exec_commit(owner, "INSERT INTO pipe VALUES ($1::integer)", &t,
-		                                &err, "fifth"),
+		                                NULL, &err, "fifth"),
 		                 DB_OK);
 	}
 	ck_assert_int_eq(harness_pg_count(db_pgconn(other), "SELECT count(*) FROM pipe"), 3);
@@ -1369,6 +1442,7 @@ int main(void)
 	add(s, "nul", nul_and_invalid_utf8_are_refused_cleanly, 1);
 	add(s, "audit-grants", app_role_cannot_update_or_delete_audit_rows, 1);
 	add(s, "audit-intact", audit_verify_passes_an_intact_chain, 1);
+	add(s, "audit-trigger", audit_trigger_hashes_as_the_data_layer_does, 1);
 	add(s, "audit-modified", audit_verify_names_a_modified_entry, 1);
 	add(s, "audit-deleted", audit_verify_names_a_deleted_entry, 1);
 	add(s, "audit-renumbered", audit_verify_names_a_deleted_entry_after_renumbering, 1);

@@ -1,0 +1,60 @@
+-- hsmca schema: the audit chain is extended by the table's own trigger.
+--
+-- Until version 8 the data layer took the chain's advisory lock, read the head in a statement
+-- of its own, computed the entry's hash and inserted seq, at, prev_hash and hash; the trigger
+-- then read the head again to check them. Now an INSERT that leaves seq, at, prev_hash and
+-- hash out has them filled here, under the same lock (pg_advisory_xact_lock(1752395107, 2),
+-- held to the end of the transaction): seq = head + 1, at = the clock read under the lock,
+-- prev_hash = the head's hash (32 zero bytes for the first entry), and
+--
+--   hash = SHA-256(prev_hash || canonical(entry))
+--
+-- in exactly the byte format of db/db_audit.c (docs/database.md), which `hsmca audit verify`
+-- recomputes in C. One statement and no head read in the application: an append is one round
+-- trip, and the lock is held only from the INSERT to its COMMIT. A row that brings its own
+-- values must still extend the chain, as before.
+--
+-- Each statement of a PL/pgSQL function takes a new snapshot under READ COMMITTED, so the head
+-- read after the lock sees the commit of whoever held the lock before.
+--
+-- Runs as the migration (owner) role inside one transaction that `hsmca db migrate` opens;
+-- never BEGIN or COMMIT here.
+
+-- u32 big-endian length in bytes, then the UTF-8 bytes.
+CREATE FUNCTION audit_canonical_text(t text) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT int4send(octet_length(convert_to(t, 'UTF8'))) || convert_to(t, 'UTF8')
+$$;
+
+CREATE OR REPLACE FUNCTION audit_log_extends_chain() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	head_seq bigint;
+	head_hash bytea;
+BEGIN
+	PERFORM pg_advisory_xact_lock(1752395107, 2);
+	SELECT seq, hash INTO head_seq, head_hash FROM audit_log ORDER BY seq DESC LIMIT 1;
+	head_seq := coalesce(head_seq, 0);
+	head_hash := coalesce(head_hash, decode(repeat('00', 32), 'hex'));
+	IF NEW.hash IS NULL THEN
+		IF NEW.seq IS NOT NULL OR NEW.at IS NOT NULL OR NEW.prev_hash IS NOT NULL THEN
+			RAISE EXCEPTION 'an audit entry brings all of seq, at, prev_hash and hash, or none'
+				USING ERRCODE = 'integrity_constraint_violation';
+		END IF;
+		NEW.seq := head_seq + 1;
+		NEW.at := clock_timestamp();
+		NEW.prev_hash := head_hash;
+		-- canonical format version 1 (db/db_audit.c)
+		NEW.hash := sha256(head_hash || '\x01'::bytea || int8send(NEW.seq) ||
+			int8send((extract(epoch FROM NEW.at) * 1000000)::bigint) ||
+			audit_canonical_text(NEW.actor) || audit_canonical_text(NEW.role) ||
+			audit_canonical_text(NEW.action) || audit_canonical_text(NEW.object) ||
+			audit_canonical_text(NEW.outcome) || audit_canonical_text(NEW.detail));
+		RETURN NEW;
+	END IF;
+	IF NEW.seq IS DISTINCT FROM head_seq + 1 OR NEW.prev_hash IS DISTINCT FROM head_hash THEN
+		RAISE EXCEPTION 'audit entry % does not extend the chain (head is %)',
+			NEW.seq, head_seq
+			USING ERRCODE = 'integrity_constraint_violation';
+	END IF;
+	RETURN NEW;
+END
+$$;
