@@ -311,6 +311,25 @@ struct db_audit_entry {
 	const char *detail;  /* free text (e.g. JSON), "" for none */
 };
 
+/* A signed certificate to store with its audit entry (db_cert_store_many). */
+struct db_cert_store {
+	int32_t authority_id;
+	const uint8_t *serial;
+	size_t serial_len;
+	const uint8_t *der;
+	size_t der_len;
+	struct db_audit_entry audit;
+	/* how it went */
+	enum db_status rc;
+	struct db_err err;
+	int64_t audit_seq;
+};
+/* Store each signed certificate (as db_cert_mark_issued) with its audit entry and commit,
+ * outside any transaction. Several go in one transaction, one commit and two round trips when
+ * every one of them stores; when one does not, each is stored in a transaction of its own, so
+ * that its failure is only its own. Each item's rc and err say how it went. */
+void db_cert_store_many(struct db *db, struct db_cert_store *items, size_t n);
+
 /* Append an entry at the chain head: seq = head + 1, at = the server's clock,
  * hash = SHA-256(prev_hash || canonical bytes). Appenders serialise on the chain head. */
 enum db_status db_audit_append(struct db *db, const struct db_audit_entry *e, int64_t *seq,

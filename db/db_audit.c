@@ -124,10 +124,40 @@ static enum db_status check_entry(const struct db_audit_entry *e, struct db_err 
 	return DB_OK;
 }
 
-/* Append e. The table's trigger (migration 0009) takes the chain's lock, reads the head and
- * fills seq, at, prev_hash and hash as entry_hash computes them; so an append is one INSERT.
- * With commit, the INSERT and the COMMIT of the open transaction travel in one round trip;
- * outside a transaction the INSERT is a transaction of its own. */
+/* An append is one INSERT: the table's trigger (migration 0009) takes the chain's lock, reads
+ * the head and fills seq, at, prev_hash and hash as entry_hash computes them. */
+const char db_audit_insert_sql[] =
+    "INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
+    " VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq";
+
+enum db_status db_audit_entry_params(const struct db_audit_entry *e, struct db_params *p,
+                                     struct db_err *err)
+{
+	enum db_status rc = check_entry(e, err);
+
+	if (rc != DB_OK)
+		return rc;
+	db_param_text(p, e->actor);
+	db_param_text(p, e->role);
+	db_param_text(p, e->action);
+	db_param_text(p, e->object);
+	db_param_text(p, e->outcome);
+	db_param_text(p, e->detail);
+	return DB_OK;
+}
+
+enum db_status db_audit_seq_of(const PGresult *r, int64_t *seq, struct db_err *err)
+{
+	if (PQntuples(r) != 1 || db_get_int64(r, 0, 0, seq) != 0 || *seq <= 0) {
+		*seq = 0;
+		return db_fail(err, DB_ERR_QUERY,
+		               "appending an audit entry: no sequence number came back");
+	}
+	return DB_OK;
+}
+
+/* Append e; with commit, the INSERT and the COMMIT of the open transaction travel in one round
+ * trip; outside a transaction the INSERT is a transaction of its own. */
 static enum db_status append(struct db *db, const struct db_audit_entry *e, int64_t *seq,
                              int commit, struct db_err *err)
 {
@@ -136,29 +166,17 @@ static enum db_status append(struct db *db, const struct db_audit_entry *e, int6
 	enum db_status rc;
 
 	*seq = 0;
-	rc = check_entry(e, err);
+	rc = db_audit_entry_params(e, &p, err);
 	if (rc != DB_OK)
 		return rc;
-	db_param_text(&p, e->actor);
-	db_param_text(&p, e->role);
-	db_param_text(&p, e->action);
-	db_param_text(&p, e->object);
-	db_param_text(&p, e->outcome);
-	db_param_text(&p, e->detail);
-#define AUDIT_INSERT                                                                               \
-	"INSERT INTO audit_log (actor, role, action, object, outcome, detail)"                     \
-	" VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq"
 	if (commit)
-		rc = db_exec_commit(db, AUDIT_INSERT, &p, &r, err,
+		rc = db_exec_commit(db, db_audit_insert_sql, &p, &r, err,
 		                    "appending an audit entry (%s %s)", e->action, e->object);
 	else
-		rc = db_exec(db, AUDIT_INSERT, &p, &r, err, "appending an audit entry (%s %s)",
-		             e->action, e->object);
-	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, seq) != 0 || *seq <= 0)) {
-		*seq = 0;
-		rc = db_fail(err, DB_ERR_QUERY,
-		             "appending an audit entry: no sequence number came back");
-	}
+		rc = db_exec(db, db_audit_insert_sql, &p, &r, err,
+		             "appending an audit entry (%s %s)", e->action, e->object);
+	if (rc == DB_OK)
+		rc = db_audit_seq_of(r, seq, err);
 	PQclear(r);
 	return rc;
 }

@@ -286,78 +286,189 @@ bad:
 	               "the signed certificate is not one DER X.509 certificate");
 }
 
+/* Storing one signed certificate: the statement's parameters and what they point to. */
+struct issued_stmt {
+	struct db_params p;
+	uint8_t der_serial[DB_SERIAL_MAX], spki[32], *issuer;
+	char hex[2 * DB_SERIAL_MAX + 1];
+	int32_t authority_id;
+};
+
+/* Lock the row, then store only if it is reserved and the certificate is the one that was
+ * reserved (same public key, issued by this authority). */
+static const char issued_sql[] =
+    "WITH t AS (SELECT c.id, c.status, c.spki_sha256 = $4 AS key_ok,"
+    "  a.subject_der = $5 AS issuer_ok"
+    "  FROM certificates c JOIN authorities a ON a.id = c.authority_id"
+    "  WHERE c.authority_id = $1 AND c.serial = $2 FOR UPDATE OF c),"
+    " u AS (UPDATE certificates c SET status = 'issued', der = $3,"
+    "  issued_at = now() FROM t WHERE c.id = t.id AND t.status = 'reserved'"
+    "  AND t.key_ok AND t.issuer_ok RETURNING c.id)"
+    " SELECT t.status, t.key_ok, t.issuer_ok, (SELECT count(*) FROM u) FROM t";
+
+static enum db_status issued_prepare(struct issued_stmt *s, int32_t authority_id,
+                                     const uint8_t *serial, size_t serial_len, const uint8_t *der,
+                                     size_t der_len, struct db_err *err)
+{
+	size_t der_serial_len = 0;
+	int issuer_len = 0;
+	enum db_status rc;
+
+	s->authority_id = authority_id;
+	rc = check_serial(serial, serial_len, err);
+	if (rc != DB_OK)
+		return rc;
+	db_serial_to_hex(serial, serial_len, s->hex);
+	if (!der || der_len == 0)
+		return db_fail(err, DB_ERR_INVALID, "serial %s: no signed certificate", s->hex);
+	rc = der_facts(der, der_len, s->der_serial, &der_serial_len, s->spki, &s->issuer,
+	               &issuer_len, err);
+	if (rc != DB_OK)
+		return rc;
+	if (der_serial_len != serial_len || memcmp(s->der_serial, serial, serial_len) != 0)
+		return db_fail(err, DB_ERR_INVALID,
+		               "serial %s: the signed certificate carries another serial", s->hex);
+	db_param_int(&s->p, authority_id);
+	db_param_bytes(&s->p, serial, serial_len);
+	db_param_bytes(&s->p, der, der_len);
+	db_param_bytes(&s->p, s->spki, 32);
+	db_param_bytes(&s->p, s->issuer, (size_t)issuer_len);
+	return DB_OK;
+}
+
+/* What the statement found. */
+static enum db_status issued_judge(const struct issued_stmt *s, const PGresult *r,
+                                   struct db_err *err)
+{
+	const char *st;
+
+	if (PQntuples(r) == 0)
+		return db_fail(err, DB_ERR_NOT_FOUND,
+		               "no certificate with serial %s for authority %d", s->hex,
+		               s->authority_id);
+	st = PQgetvalue(r, 0, 0);
+	if (strcmp(st, "reserved") != 0)
+		return db_fail(err, DB_ERR_STATE,
+		               "serial %s is %s, not reserved: the certificate is not stored",
+		               s->hex, st);
+	if (strcmp(PQgetvalue(r, 0, 1), "t") != 0)
+		return db_fail(
+		    err, DB_ERR_INVALID,
+		    "serial %s: the signed certificate's public key is not the reserved one",
+		    s->hex);
+	if (strcmp(PQgetvalue(r, 0, 2), "t") != 0)
+		return db_fail(err, DB_ERR_INVALID,
+		               "serial %s: the signed certificate's issuer is not authority %d",
+		               s->hex, s->authority_id);
+	if (strcmp(PQgetvalue(r, 0, 3), "1") != 0)
+		return db_fail(err, DB_ERR_QUERY, "serial %s: the certificate was not stored",
+		               s->hex);
+	return DB_OK;
+}
+
 enum db_status db_cert_mark_issued(struct db *db, int32_t authority_id, const uint8_t *serial,
                                    size_t serial_len, const uint8_t *der, size_t der_len,
                                    struct db_err *err)
 {
-	uint8_t der_serial[DB_SERIAL_MAX], spki[32], *issuer = NULL;
-	char hex[2 * DB_SERIAL_MAX + 1];
-	struct db_params p = {0};
-	size_t der_serial_len = 0;
+	struct issued_stmt s = {0};
 	PGresult *r = NULL;
 	enum db_status rc;
-	int issuer_len = 0;
-	const char *st;
 
-	rc = check_serial(serial, serial_len, err);
-	if (rc != DB_OK)
-		goto out;
-	db_serial_to_hex(serial, serial_len, hex);
-	if (!der || der_len == 0) {
-		rc = db_fail(err, DB_ERR_INVALID, "serial %s: no signed certificate", hex);
-		goto out;
-	}
-	rc = der_facts(der, der_len, der_serial, &der_serial_len, spki, &issuer, &issuer_len, err);
-	if (rc != DB_OK)
-		goto out;
-	if (der_serial_len != serial_len || memcmp(der_serial, serial, serial_len) != 0) {
-		rc = db_fail(err, DB_ERR_INVALID,
-		             "serial %s: the signed certificate carries another serial", hex);
-		goto out;
-	}
-	db_param_int(&p, authority_id);
-	db_param_bytes(&p, serial, serial_len);
-	db_param_bytes(&p, der, der_len);
-	db_param_bytes(&p, spki, 32);
-	db_param_bytes(&p, issuer, (size_t)issuer_len);
-	/* Lock the row, then store only if it is reserved and the certificate is the one that
-	 * was reserved (same public key, issued by this authority). */
-	rc = db_exec(db,
-	             "WITH t AS (SELECT c.id, c.status, c.spki_sha256 = $4 AS key_ok,"
-	             "  a.subject_der = $5 AS issuer_ok"
-	             "  FROM certificates c JOIN authorities a ON a.id = c.authority_id"
-	             "  WHERE c.authority_id = $1 AND c.serial = $2 FOR UPDATE OF c),"
-	             " u AS (UPDATE certificates c SET status = 'issued', der = $3,"
-	             "  issued_at = now() FROM t WHERE c.id = t.id AND t.status = 'reserved'"
-	             "  AND t.key_ok AND t.issuer_ok RETURNING c.id)"
-	             " SELECT t.status, t.key_ok, t.issuer_ok, (SELECT count(*) FROM u) FROM t",
-	             &p, &r, err, "storing the certificate with serial %s", hex);
-	if (rc != DB_OK)
-		goto out;
-	if (PQntuples(r) == 0) {
-		rc = db_fail(err, DB_ERR_NOT_FOUND,
-		             "no certificate with serial %s for authority %d", hex, authority_id);
-		goto out;
-	}
-	st = PQgetvalue(r, 0, 0);
-	if (strcmp(st, "reserved") != 0)
-		rc = db_fail(err, DB_ERR_STATE,
-		             "serial %s is %s, not reserved: the certificate is not stored", hex,
-		             st);
-	else if (strcmp(PQgetvalue(r, 0, 1), "t") != 0)
-		rc = db_fail(
-		    err, DB_ERR_INVALID,
-		    "serial %s: the signed certificate's public key is not the reserved one", hex);
-	else if (strcmp(PQgetvalue(r, 0, 2), "t") != 0)
-		rc = db_fail(err, DB_ERR_INVALID,
-		             "serial %s: the signed certificate's issuer is not authority %d", hex,
-		             authority_id);
-	else if (strcmp(PQgetvalue(r, 0, 3), "1") != 0)
-		rc = db_fail(err, DB_ERR_QUERY, "serial %s: the certificate was not stored", hex);
-out:
+	rc = issued_prepare(&s, authority_id, serial, serial_len, der, der_len, err);
+	if (rc == DB_OK)
+		rc = db_exec(db, issued_sql, &s.p, &r, err,
+		             "storing the certificate with serial %s", s.hex);
+	if (rc == DB_OK)
+		rc = issued_judge(&s, r, err);
 	PQclear(r);
-	OPENSSL_free(issuer);
+	OPENSSL_free(s.issuer);
 	return rc;
+}
+
+/* One certificate and its audit entry in a transaction of their own. */
+static void store_one(struct db *db, struct db_cert_store *it)
+{
+	it->audit_seq = 0;
+	it->rc = db_begin(db, &it->err);
+	if (it->rc == DB_OK)
+		it->rc = db_cert_mark_issued(db, it->authority_id, it->serial, it->serial_len,
+		                             it->der, it->der_len, &it->err);
+	if (it->rc == DB_OK)
+		it->rc = db_audit_append_commit(db, &it->audit, &it->audit_seq, &it->err);
+	if (it->rc != DB_OK)
+		db_rollback(db); /* a no-op when the transaction is over */
+}
+
+/* Several certificates in one transaction: BEGIN and every UPDATE in one round trip, then
+ * every audit INSERT and the COMMIT in another. 1 when done (each item's rc says how: all
+ * stored, or all failed together with the COMMIT); 0 when the items must go one by one. */
+static int store_together(struct db *db, struct db_cert_store *items, size_t n)
+{
+	struct issued_stmt *s = calloc(n, sizeof(*s));
+	struct db_params *ap = calloc(n, sizeof(*ap));
+	struct db_params **pp = calloc(n, sizeof(*pp));
+	const char **sql = calloc(n, sizeof(*sql));
+	PGresult **res = calloc(n, sizeof(*res));
+	struct db_err err = {0};
+	enum db_status rc;
+	char what[64];
+	int done = 0;
+
+	if (!s || !ap || !pp || !sql || !res)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct db_cert_store *it = &items[i];
+		if (issued_prepare(&s[i], it->authority_id, it->serial, it->serial_len, it->der,
+		                   it->der_len, &err) != DB_OK ||
+		    db_audit_entry_params(&it->audit, &ap[i], &err) != DB_OK)
+			goto out; /* alone, it gets its own error */
+		sql[i] = issued_sql;
+		pp[i] = &s[i].p;
+	}
+	snprintf(what, sizeof(what), "storing %zu certificates", n);
+	if (db_exec_many(db, 1, n, sql, pp, res, 0, &err, what) != DB_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (issued_judge(&s[i], res[i], &err) != DB_OK)
+			goto out;
+	for (size_t i = 0; i < n; i++) {
+		PQclear(res[i]);
+		sql[i] = db_audit_insert_sql;
+		pp[i] = &ap[i];
+	}
+	snprintf(what, sizeof(what), "appending %zu audit entries", n);
+	rc = db_exec_many(db, 0, n, sql, pp, res, 1, &err, what);
+	if (rc != DB_OK && db->in_tx)
+		goto out; /* a statement failed: nothing is committed */
+	/* Committed, or the COMMIT failed (then the outcome is unknown to us: no retries). */
+	for (size_t i = 0; i < n; i++) {
+		items[i].rc = rc;
+		items[i].err = err;
+		if (rc == DB_OK)
+			items[i].rc = db_audit_seq_of(res[i], &items[i].audit_seq, &items[i].err);
+	}
+	done = 1;
+out:
+	if (!done)
+		db_rollback(db);
+	for (size_t i = 0; s && i < n; i++)
+		OPENSSL_free(s[i].issuer);
+	for (size_t i = 0; res && i < n; i++)
+		PQclear(res[i]);
+	free(s);
+	free(ap);
+	free(pp);
+	free(sql);
+	free(res);
+	return done;
+}
+
+void db_cert_store_many(struct db *db, struct db_cert_store *items, size_t n)
+{
+	if (n > 1 && store_together(db, items, n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		store_one(db, &items[i]);
 }
 
 /*

@@ -453,6 +453,126 @@ drain:
 	return rc;
 }
 
+/* db_exec_many without a pipeline: one statement after the other (a statement the cache
+ * cannot hold, or libpq refusing pipeline mode). */
+static enum db_status exec_many_plain(struct db *db, int begin, size_t n, const char *const *sql,
+                                      struct db_params *const *p, PGresult **res, int commit,
+                                      struct db_err *err, const char *what)
+{
+	enum db_status rc = begin ? db_begin(db, err) : DB_OK;
+
+	for (size_t i = 0; rc == DB_OK && i < n; i++)
+		rc = db_exec(db, sql[i], p[i], &res[i], err, "%s", what);
+	if (rc == DB_OK && commit)
+		rc = db_commit(db, err);
+	if (rc != DB_OK)
+		for (size_t i = 0; i < n; i++) {
+			PQclear(res[i]);
+			res[i] = NULL;
+		}
+	return rc;
+}
+
+enum db_status db_exec_many(struct db *db, int begin, size_t n, const char *const *sql,
+                            struct db_params *const *p, PGresult **res, int commit,
+                            struct db_err *err, const char *what)
+{
+	enum db_status rc = DB_OK;
+	PGresult *r = NULL;
+	char name[24];
+	int *idx;
+
+	for (size_t i = 0; i < n; i++)
+		res[i] = NULL;
+	if (begin && db->in_tx)
+		return db_fail(err, DB_ERR_STATE, "%s: a transaction is open already", what);
+	if (!begin && (!db->in_tx || db->begin_pending))
+		return db_fail(err, DB_ERR_STATE, "%s: no transaction has begun", what);
+	if (begin) {
+		rc = ensure_connected(db, err);
+		if (rc != DB_OK)
+			return rc;
+	} else if (PQstatus(db->conn) != CONNECTION_OK) {
+		return result_error(db, NULL, what, err);
+	}
+	if (!(idx = malloc((n ? n : 1) * sizeof(*idx))))
+		return db_fail(err, DB_ERR_UNAVAILABLE, "%s: out of memory", what);
+	/* Statements are prepared (once per connection) before the pipeline starts. */
+	for (size_t i = 0; i < n; i++) {
+		idx[i] = stmt_index(db, sql[i], p[i]->n, &r);
+		if (idx[i] == -2) {
+			rc = result_error(db, r, what, err);
+			PQclear(r);
+			free(idx);
+			return rc;
+		}
+		if (idx[i] < 0) { /* the cache is full: one after the other */
+			free(idx);
+			return exec_many_plain(db, begin, n, sql, p, res, commit, err, what);
+		}
+	}
+	if (!PQenterPipelineMode(db->conn)) {
+		free(idx);
+		return exec_many_plain(db, begin, n, sql, p, res, commit, err, what);
+	}
+	if (begin) {
+		db->in_tx = 1; /* from here the caller rolls back on failure */
+		db->begin_pending = 0;
+	}
+	if (begin && !PQsendQueryParams(db->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+		rc = result_error(db, NULL, what, err);
+	for (size_t i = 0; rc == DB_OK && i < n; i++) {
+		snprintf(name, sizeof(name), "hsmca_%d", idx[i]);
+		if (!PQsendQueryPrepared(db->conn, name, p[i]->n, p[i]->values, p[i]->lengths,
+		                         p[i]->formats, 0))
+			rc = result_error(db, NULL, what, err);
+	}
+	if (rc == DB_OK && commit &&
+	    !PQsendQueryParams(db->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
+		rc = result_error(db, NULL, what, err);
+	if (rc == DB_OK && !PQpipelineSync(db->conn))
+		rc = result_error(db, NULL, what, err);
+	free(idx);
+	if (rc != DB_OK)
+		goto drain;
+	if (begin) {
+		r = pipeline_result(db);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			rc = result_error(db, r, "BEGIN", err);
+		PQclear(r);
+	}
+	/* After a failed statement the server skips the rest (the COMMIT too) up to the sync. */
+	for (size_t i = 0; i < n; i++) {
+		ExecStatusType st;
+		r = pipeline_result(db);
+		st = PQresultStatus(r);
+		if (rc == DB_OK && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+			res[i] = r;
+			continue;
+		}
+		if (rc == DB_OK)
+			rc = result_error(db, r, what, err);
+		PQclear(r);
+	}
+	if (commit) {
+		r = pipeline_result(db);
+		if (rc == DB_OK) {
+			if (PQresultStatus(r) != PGRES_COMMAND_OK)
+				rc = result_error(db, r, "COMMIT", err);
+			db->in_tx = 0; /* committed, or a failed COMMIT ended it */
+		}
+		PQclear(r);
+	}
+drain:
+	pipeline_finish(db);
+	if (rc != DB_OK)
+		for (size_t i = 0; i < n; i++) {
+			PQclear(res[i]);
+			res[i] = NULL;
+		}
+	return rc;
+}
+
 static enum db_status simple(struct db *db, const char *sql, struct db_err *err)
 {
 	PGresult *r;

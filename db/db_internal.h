@@ -112,4 +112,21 @@ enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_pa
                               PGresult **out, struct db_err *err, const char *what, ...)
     __attribute__((format(printf, 6, 7)));
 
+/* Run the n prepared statements sql[i] with p[i] in one round trip (libpq's pipeline mode),
+ * after a BEGIN when begin (no transaction may be open) and with the COMMIT after them when
+ * commit (then a transaction must be open, its BEGIN sent). res[i] gets statement i's result
+ * when all succeeded (PQclear them), else NULL. When a statement fails the transaction stays
+ * open and failed: roll it back; a failed COMMIT ends it. what names the work in errors.
+ * (db_conn.c) */
+enum db_status db_exec_many(struct db *db, int begin, size_t n, const char *const *sql,
+                            struct db_params *const *p, PGresult **res, int commit,
+                            struct db_err *err, const char *what);
+
+/* The audit log's append statement and its parameters for e (checked first), and the seq an
+ * append's result carries. (db_audit.c) */
+extern const char db_audit_insert_sql[];
+enum db_status db_audit_entry_params(const struct db_audit_entry *e, struct db_params *p,
+                                     struct db_err *err);
+enum db_status db_audit_seq_of(const PGresult *r, int64_t *seq, struct db_err *err);
+
 #endif

@@ -15,17 +15,21 @@
 
 #define TOKEN_MAX 256
 
+void cad_audit_entry(const struct cad_req *r, const char *object, const char *outcome,
+                     const char *detail, struct db_audit_entry *e)
+{
+	e->actor = r->who.name ? r->who.name : "anonymous";
+	e->role = r->who.role ? r->who.role : "";
+	e->action = r->action ? r->action : "request";
+	e->object = object ? object : "";
+	e->outcome = outcome;
+	e->detail = detail ? detail : "";
+}
+
 static enum db_status audit(struct cad_req *r, const char *object, const char *outcome,
                             const char *detail, int commit, struct db_err *err)
 {
-	struct db_audit_entry e = {
-	    .actor = r->who.name ? r->who.name : "anonymous",
-	    .role = r->who.role ? r->who.role : "",
-	    .action = r->action ? r->action : "request",
-	    .object = object ? object : "",
-	    .outcome = outcome,
-	    .detail = detail ? detail : "",
-	};
+	struct db_audit_entry e;
 	struct db *db = r->w->db;
 	int64_t seq;
 
@@ -38,6 +42,7 @@ static enum db_status audit(struct cad_req *r, const char *object, const char *o
 		}
 		db = r->w->db;
 	}
+	cad_audit_entry(r, object, outcome, detail, &e);
 	return commit ? db_audit_append_commit(db, &e, &seq, err)
 	              : db_audit_append(db, &e, &seq, err);
 }

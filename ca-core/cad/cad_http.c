@@ -595,6 +595,7 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 	}
 	cad->cfg = cfg;
 	pthread_mutex_init(&cad->lock, NULL);
+	cad_store_queue_init(&cad->store);
 	if (evthread_use_pthreads() != 0) {
 		snprintf(err, errsz, "setting up libevent's threads failed");
 		goto out;
@@ -730,5 +731,6 @@ void cad_free(struct cad *cad)
 	X509_CRL_free(cad->client_crl);
 	db_close(cad->db);
 	pthread_mutex_destroy(&cad->lock);
+	cad_store_queue_destroy(&cad->store);
 	free(cad);
 }

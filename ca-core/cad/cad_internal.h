@@ -50,10 +50,21 @@ struct cad {
 	X509_CRL *client_crl;
 	struct timespec client_crl_mtime;
 	off_t client_crl_size;
+	/* Group commit of signed certificates (cad_issue.c): requests whose certificate is signed
+	 * while another request is storing its own queue here; the next to lead stores them all in
+	 * one transaction on its connection. */
+	struct cad_store_queue {
+		pthread_mutex_t mu;
+		pthread_cond_t cv;
+		struct cad_store_job *head, **tail;
+		int leading;
+	} store;
 #ifdef HSMCA_FUZZING
 	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
 #endif
 };
+void cad_store_queue_init(struct cad_store_queue *q);
+void cad_store_queue_destroy(struct cad_store_queue *q);
 
 /* Roles as bits, for the route table. */
 enum cad_role {
@@ -137,6 +148,9 @@ enum db_status cad_audit(struct cad_req *r, const char *object, const char *outc
                          const char *detail, struct db_err *err);
 /* The same as the last statement of the transaction open on r's connection, committing it in
  * the same round trip. On failure roll back (the transaction may have ended already). */
+/* The audit entry of r's action on object (its strings point into r and the arguments). */
+void cad_audit_entry(const struct cad_req *r, const char *object, const char *outcome,
+                     const char *detail, struct db_audit_entry *e);
 enum db_status cad_audit_commit(struct cad_req *r, const char *object, const char *outcome,
                                 const char *detail, struct db_err *err);
 

@@ -32,6 +32,7 @@ int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *c
 	}
 	cad->cfg = cfg;
 	pthread_mutex_init(&cad->lock, NULL);
+	cad_store_queue_init(&cad->store);
 	cad->n_workers = 1;
 	cad->workers[0].cad = cad;
 	if (!(p = cad_profile_find(cfg, profile))) {
@@ -79,6 +80,7 @@ out:
 	if (cad) {
 		db_close(cad->workers[0].db);
 		pthread_mutex_destroy(&cad->lock);
+		cad_store_queue_destroy(&cad->store);
 	}
 	free(cad);
 	return rc;
