@@ -215,6 +215,17 @@ void db_cert_clear(struct db_cert *c);
  * the authority is retired or the profile disabled (db_issuance_allowed says which). */
 enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req, int64_t *id,
                                struct db_err *err);
+/* A reservation to make (db_cert_reserve_many) and how it went. */
+struct db_cert_reservation {
+	const struct db_cert_request *req;
+	enum db_status rc;
+	struct db_err err;
+	int64_t id;
+};
+/* Make each reservation and commit it, outside any transaction: rc, err and id as
+ * db_cert_reserve gives them. Several go in one transaction, one commit and one round trip
+ * when every statement runs; when one fails (a serial taken), each is made alone. */
+void db_cert_reserve_many(struct db *db, struct db_cert_reservation *const *items, size_t n);
 /* reserved -> issued, storing the signed DER; the DER must carry the reserved serial and
  * public key. DB_ERR_STATE unless reserved. */
 enum db_status db_cert_mark_issued(struct db *db, int32_t authority_id, const uint8_t *serial,
@@ -324,11 +335,12 @@ struct db_cert_store {
 	struct db_err err;
 	int64_t audit_seq;
 };
-/* Store each signed certificate (as db_cert_mark_issued) with its audit entry and commit,
- * outside any transaction. Several go in one transaction, one commit and two round trips when
- * every one of them stores; when one does not, each is stored in a transaction of its own, so
- * that its failure is only its own. Each item's rc and err say how it went. */
-void db_cert_store_many(struct db *db, struct db_cert_store *items, size_t n);
+/* Store each signed certificate (as db_cert_mark_issued) and append its audit entry, in one
+ * statement that appends the entry only when the certificate was stored, and commit; outside
+ * any transaction. Several go in one transaction, one commit and one round trip; one whose
+ * certificate does not store changes nothing, and the others commit. Each item's rc and err
+ * say how it went. */
+void db_cert_store_many(struct db *db, struct db_cert_store *const *items, size_t n);
 
 /* Append an entry at the chain head: seq = head + 1, at = the server's clock,
  * hash = SHA-256(prev_hash || canonical bytes). Appenders serialise on the chain head. */

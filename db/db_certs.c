@@ -106,29 +106,32 @@ static enum db_status check_request(const struct db_cert_request *q, struct db_e
 	return DB_OK;
 }
 
-enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req, int64_t *id,
-                               struct db_err *err)
-{
-	char hex[2 * DB_SERIAL_MAX + 1] = "";
-	struct db_params *p = NULL;
-	PGresult *r = NULL;
-	enum db_status rc;
-	char *sql = NULL;
-	size_t cap, len;
-	int64_t v;
+/* Reserving one certificate: its statement (the SQL has a placeholder pair per SAN) and
+ * parameters. */
+struct reserve_stmt {
+	struct db_params p;
+	char *sql;
+	char hex[2 * DB_SERIAL_MAX + 1];
+	const struct db_cert_request *req;
+};
 
-	*id = 0;
+static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_cert_request *req,
+                                      struct db_err *err)
+{
+	struct db_params *p = &s->p;
+	enum db_status rc;
+	size_t cap, len;
+	char *sql;
+
+	s->req = req;
 	rc = check_request(req, err);
 	if (rc != DB_OK)
-		goto out;
-	db_serial_to_hex(req->serial, req->serial_len, hex);
-	p = calloc(1, sizeof(*p));
+		return rc;
+	db_serial_to_hex(req->serial, req->serial_len, s->hex);
 	cap = 1024 + req->n_sans * 64;
-	sql = malloc(cap);
-	if (!p || !sql) {
-		rc = db_fail(err, DB_ERR_UNAVAILABLE, "reserving serial %s: out of memory", hex);
-		goto out;
-	}
+	if (!(sql = s->sql = malloc(cap)))
+		return db_fail(err, DB_ERR_UNAVAILABLE, "reserving serial %s: out of memory",
+		               s->hex);
 	db_param_int(p, req->authority_id);
 	db_param_bytes(p, req->serial, req->serial_len);
 	db_param_text(p, req->profile);
@@ -166,30 +169,106 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 		len += (size_t)snprintf(sql + len, cap - len, ") AS v (o, k, v))");
 	}
 	snprintf(sql + len, cap - len, " SELECT id FROM c");
-	rc = db_exec(db, sql, p, &r, err, "reserving serial %s for authority %d", hex,
-	             req->authority_id);
-	if (rc == DB_ERR_CONFLICT)
-		rc = db_fail(err, DB_ERR_CONFLICT, "serial %s exists already for authority %d", hex,
-		             req->authority_id);
-	if (rc != DB_OK)
-		goto out;
-	if (PQntuples(r) == 0) {
-		rc = db_fail(err, DB_ERR_STATE,
-		             "reserving serial %s: authority %d is retired or profile %s is "
-		             "disabled",
-		             hex, req->authority_id, req->profile);
-		goto out;
-	}
-	if (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &v) != 0) {
-		rc = db_fail(err, DB_ERR_QUERY, "reserving serial %s: no id returned", hex);
-		goto out;
-	}
+	return DB_OK;
+}
+
+/* What the statement returned: the new row's id, or none (retired or disabled). */
+static enum db_status reserve_judge(const struct reserve_stmt *s, const PGresult *r, int64_t *id,
+                                    struct db_err *err)
+{
+	int64_t v;
+
+	if (PQntuples(r) == 0)
+		return db_fail(err, DB_ERR_STATE,
+		               "reserving serial %s: authority %d is retired or profile %s is "
+		               "disabled",
+		               s->hex, s->req->authority_id, s->req->profile);
+	if (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &v) != 0)
+		return db_fail(err, DB_ERR_QUERY, "reserving serial %s: no id returned", s->hex);
 	*id = v;
-out:
+	return DB_OK;
+}
+
+enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req, int64_t *id,
+                               struct db_err *err)
+{
+	struct reserve_stmt *s = calloc(1, sizeof(*s));
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	*id = 0;
+	if (!s)
+		return db_fail(err, DB_ERR_UNAVAILABLE, "reserving a serial: out of memory");
+	rc = reserve_prepare(s, req, err);
+	if (rc == DB_OK) {
+		rc = db_exec(db, s->sql, &s->p, &r, err, "reserving serial %s for authority %d",
+		             s->hex, req->authority_id);
+		if (rc == DB_ERR_CONFLICT)
+			rc = db_fail(err, DB_ERR_CONFLICT,
+			             "serial %s exists already for authority %d", s->hex,
+			             req->authority_id);
+	}
+	if (rc == DB_OK)
+		rc = reserve_judge(s, r, id, err);
 	PQclear(r);
-	free(sql);
-	free(p);
+	free(s->sql);
+	free(s);
 	return rc;
+}
+
+/* Several reservations in one transaction: BEGIN, the INSERTs and the COMMIT in one round trip.
+ * 1 when done (each item's rc says how); 0 when the items must go one by one. */
+static int reserve_together(struct db *db, struct db_cert_reservation *const *items, size_t n)
+{
+	struct reserve_stmt *s = calloc(n, sizeof(*s));
+	struct db_params **pp = calloc(n, sizeof(*pp));
+	const char **sql = calloc(n, sizeof(*sql));
+	PGresult **res = calloc(n, sizeof(*res));
+	struct db_err err = {0};
+	enum db_status rc;
+	char what[64];
+	int done = 0;
+
+	if (!s || !pp || !sql || !res || db->in_tx)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (reserve_prepare(&s[i], items[i]->req, &err) != DB_OK)
+			goto out; /* alone, it gets its own error */
+		sql[i] = s[i].sql;
+		pp[i] = &s[i].p;
+	}
+	snprintf(what, sizeof(what), "reserving %zu serials", n);
+	rc = db_exec_many(db, 1, n, sql, pp, res, 1, &err, what);
+	if (rc != DB_OK && db->in_tx)
+		goto out; /* a statement failed (a serial taken, say): nothing is committed */
+	for (size_t i = 0; i < n; i++) {
+		items[i]->id = 0;
+		items[i]->rc = rc;
+		items[i]->err = err;
+		if (rc == DB_OK)
+			items[i]->rc = reserve_judge(&s[i], res[i], &items[i]->id, &items[i]->err);
+	}
+	done = 1;
+out:
+	if (!done)
+		db_rollback(db);
+	for (size_t i = 0; s && i < n; i++)
+		free(s[i].sql);
+	for (size_t i = 0; res && i < n; i++)
+		PQclear(res[i]);
+	free(s);
+	free(pp);
+	free(sql);
+	free(res);
+	return done;
+}
+
+void db_cert_reserve_many(struct db *db, struct db_cert_reservation *const *items, size_t n)
+{
+	if (n > 1 && reserve_together(db, items, n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		items[i]->rc = db_cert_reserve(db, items[i]->req, &items[i]->id, &items[i]->err);
 }
 
 /* One DER element at *pp (bounded by end): its tag must be `tag` (universal, or context class
@@ -385,27 +464,68 @@ enum db_status db_cert_mark_issued(struct db *db, int32_t authority_id, const ui
 	return rc;
 }
 
-/* One certificate and its audit entry in a transaction of their own. */
-static void store_one(struct db *db, struct db_cert_store *it)
+/* Storing a certificate and appending its audit entry in one statement: the entry is
+ * inserted only when the certificate was stored ($6..$11 are the entry's fields). */
+static const char issued_audit_sql[] =
+    "WITH t AS (SELECT c.id, c.status, c.spki_sha256 = $4 AS key_ok,"
+    "  a.subject_der = $5 AS issuer_ok"
+    "  FROM certificates c JOIN authorities a ON a.id = c.authority_id"
+    "  WHERE c.authority_id = $1 AND c.serial = $2 FOR UPDATE OF c),"
+    " u AS (UPDATE certificates c SET status = 'issued', der = $3,"
+    "  issued_at = now() FROM t WHERE c.id = t.id AND t.status = 'reserved'"
+    "  AND t.key_ok AND t.issuer_ok RETURNING c.id),"
+    " e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
+    "  SELECT $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM u) RETURNING seq)"
+    " SELECT t.status, t.key_ok, t.issuer_ok, (SELECT count(*) FROM u),"
+    "  (SELECT seq FROM e) FROM t";
+
+/* The statement for item: the certificate's parameters, then the audit entry's. */
+static enum db_status store_prepare(struct issued_stmt *s, const struct db_cert_store *it,
+                                    struct db_err *err)
 {
-	it->audit_seq = 0;
-	it->rc = db_begin(db, &it->err);
-	if (it->rc == DB_OK)
-		it->rc = db_cert_mark_issued(db, it->authority_id, it->serial, it->serial_len,
-		                             it->der, it->der_len, &it->err);
-	if (it->rc == DB_OK)
-		it->rc = db_audit_append_commit(db, &it->audit, &it->audit_seq, &it->err);
-	if (it->rc != DB_OK)
-		db_rollback(db); /* a no-op when the transaction is over */
+	enum db_status rc = issued_prepare(s, it->authority_id, it->serial, it->serial_len, it->der,
+	                                   it->der_len, err);
+
+	return rc != DB_OK ? rc : db_audit_entry_params(&it->audit, &s->p, err);
 }
 
-/* Several certificates in one transaction: BEGIN and every UPDATE in one round trip, then
- * every audit INSERT and the COMMIT in another. 1 when done (each item's rc says how: all
- * stored, or all failed together with the COMMIT); 0 when the items must go one by one. */
-static int store_together(struct db *db, struct db_cert_store *items, size_t n)
+/* What the statement did for item. */
+static void store_judge(const struct issued_stmt *s, const PGresult *r, struct db_cert_store *it)
+{
+	it->audit_seq = 0;
+	it->rc = issued_judge(s, r, &it->err);
+	if (it->rc == DB_OK && (PQgetisnull(r, 0, 4) ||
+	                        db_get_int64(r, 0, 4, &it->audit_seq) != 0 || it->audit_seq <= 0))
+		it->rc = db_fail(&it->err, DB_ERR_QUERY,
+		                 "serial %s: stored, but no audit entry came back", s->hex);
+}
+
+/* One certificate: a statement that is its own transaction. */
+static void store_one(struct db *db, struct db_cert_store *it)
+{
+	struct issued_stmt s = {0};
+	PGresult *r = NULL;
+
+	it->audit_seq = 0;
+	it->rc = db->in_tx ? db_fail(&it->err, DB_ERR_STATE,
+	                             "storing a certificate: a transaction is open already")
+	                   : store_prepare(&s, it, &it->err);
+	if (it->rc == DB_OK)
+		it->rc = db_exec(db, issued_audit_sql, &s.p, &r, &it->err,
+		                 "storing the certificate with serial %s", s.hex);
+	if (it->rc == DB_OK)
+		store_judge(&s, r, it);
+	PQclear(r);
+	OPENSSL_free(s.issuer);
+}
+
+/* Several certificates in one transaction: BEGIN, the statements and the COMMIT in one round
+ * trip. A certificate that does not store changes nothing (its entry is not appended either),
+ * so the others commit. 1 when done (each item's rc says how); 0 when a statement failed and
+ * the items must go one by one. */
+static int store_together(struct db *db, struct db_cert_store *const *items, size_t n)
 {
 	struct issued_stmt *s = calloc(n, sizeof(*s));
-	struct db_params *ap = calloc(n, sizeof(*ap));
 	struct db_params **pp = calloc(n, sizeof(*pp));
 	const char **sql = calloc(n, sizeof(*sql));
 	PGresult **res = calloc(n, sizeof(*res));
@@ -414,38 +534,25 @@ static int store_together(struct db *db, struct db_cert_store *items, size_t n)
 	char what[64];
 	int done = 0;
 
-	if (!s || !ap || !pp || !sql || !res)
+	if (!s || !pp || !sql || !res || db->in_tx)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		struct db_cert_store *it = &items[i];
-		if (issued_prepare(&s[i], it->authority_id, it->serial, it->serial_len, it->der,
-		                   it->der_len, &err) != DB_OK ||
-		    db_audit_entry_params(&it->audit, &ap[i], &err) != DB_OK)
+		if (store_prepare(&s[i], items[i], &err) != DB_OK)
 			goto out; /* alone, it gets its own error */
-		sql[i] = issued_sql;
+		sql[i] = issued_audit_sql;
 		pp[i] = &s[i].p;
 	}
 	snprintf(what, sizeof(what), "storing %zu certificates", n);
-	if (db_exec_many(db, 1, n, sql, pp, res, 0, &err, what) != DB_OK)
-		goto out;
-	for (size_t i = 0; i < n; i++)
-		if (issued_judge(&s[i], res[i], &err) != DB_OK)
-			goto out;
-	for (size_t i = 0; i < n; i++) {
-		PQclear(res[i]);
-		sql[i] = db_audit_insert_sql;
-		pp[i] = &ap[i];
-	}
-	snprintf(what, sizeof(what), "appending %zu audit entries", n);
-	rc = db_exec_many(db, 0, n, sql, pp, res, 1, &err, what);
+	rc = db_exec_many(db, 1, n, sql, pp, res, 1, &err, what);
 	if (rc != DB_OK && db->in_tx)
 		goto out; /* a statement failed: nothing is committed */
 	/* Committed, or the COMMIT failed (then the outcome is unknown to us: no retries). */
 	for (size_t i = 0; i < n; i++) {
-		items[i].rc = rc;
-		items[i].err = err;
+		items[i]->audit_seq = 0;
+		items[i]->rc = rc;
+		items[i]->err = err;
 		if (rc == DB_OK)
-			items[i].rc = db_audit_seq_of(res[i], &items[i].audit_seq, &items[i].err);
+			store_judge(&s[i], res[i], items[i]);
 	}
 	done = 1;
 out:
@@ -456,19 +563,18 @@ out:
 	for (size_t i = 0; res && i < n; i++)
 		PQclear(res[i]);
 	free(s);
-	free(ap);
 	free(pp);
 	free(sql);
 	free(res);
 	return done;
 }
 
-void db_cert_store_many(struct db *db, struct db_cert_store *items, size_t n)
+void db_cert_store_many(struct db *db, struct db_cert_store *const *items, size_t n)
 {
 	if (n > 1 && store_together(db, items, n))
 		return;
 	for (size_t i = 0; i < n; i++)
-		store_one(db, &items[i]);
+		store_one(db, items[i]);
 }
 
 /*

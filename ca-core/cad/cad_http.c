@@ -595,7 +595,8 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 	}
 	cad->cfg = cfg;
 	pthread_mutex_init(&cad->lock, NULL);
-	cad_store_queue_init(&cad->store);
+	cad_group_init(&cad->reserve_group, CAD_RESERVE_LEADERS);
+	cad_group_init(&cad->store_group, 1);
 	if (evthread_use_pthreads() != 0) {
 		snprintf(err, errsz, "setting up libevent's threads failed");
 		goto out;
@@ -731,6 +732,7 @@ void cad_free(struct cad *cad)
 	X509_CRL_free(cad->client_crl);
 	db_close(cad->db);
 	pthread_mutex_destroy(&cad->lock);
-	cad_store_queue_destroy(&cad->store);
+	cad_group_destroy(&cad->reserve_group);
+	cad_group_destroy(&cad->store_group);
 	free(cad);
 }

@@ -50,21 +50,23 @@ struct cad {
 	X509_CRL *client_crl;
 	struct timespec client_crl_mtime;
 	off_t client_crl_size;
-	/* Group commit of signed certificates (cad_issue.c): requests whose certificate is signed
-	 * while another request is storing its own queue here; the next to lead stores them all in
+	/* Group commit (cad_issue.c): reservations, and signed certificates to store, that come
+	 * while another request is at the database queue here; the next to lead does them all in
 	 * one transaction on its connection. */
-	struct cad_store_queue {
+	struct cad_group {
 		pthread_mutex_t mu;
 		pthread_cond_t cv;
-		struct cad_store_job *head, **tail;
-		int leading;
-	} store;
+		struct cad_group_job *head, **tail;
+		int leading, max_leading; /* leaders at work, and how many may be */
+	} reserve_group, store_group;
 #ifdef HSMCA_FUZZING
 	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
 #endif
 };
-void cad_store_queue_init(struct cad_store_queue *q);
-void cad_store_queue_destroy(struct cad_store_queue *q);
+/* Reservation groups that may be at the database at once. */
+#define CAD_RESERVE_LEADERS 2
+void cad_group_init(struct cad_group *g, int max_leading);
+void cad_group_destroy(struct cad_group *g);
 
 /* Roles as bits, for the route table. */
 enum cad_role {

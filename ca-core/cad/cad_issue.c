@@ -158,78 +158,104 @@ static int sign(struct cad *cad, struct cad_authority *a, X509 *cert, char *why,
 }
 
 /*
- * Group commit. Storing a signed certificate ends with its audit entry, whose chain lock is held
- * through the COMMIT and its flush to disk: one request at a time, and one disk flush each.
- * So a request whose certificate is signed queues it here; if no request is storing, it leads:
- * it takes what is queued (its own among it) and stores it all in one transaction on its own
- * connection (db_cert_store_many: two round trips and one flush for all, or each alone when
- * one of them fails), then hands the lead on. Requests that arrive meanwhile make up the next
- * group. Nothing waits for company: a request alone is stored at once. Invariant 2 holds for
- * each certificate as before (reserved and committed before keyd signed it), and no answer is
- * sent before its certificate's commit.
+ * Group commit. Every issuance commits twice: its reservation (before keyd signs) and the signed
+ * certificate with its audit entry, whose chain lock is held through the COMMIT and its flush to
+ * disk, so that one runs one request at a time. So a request queues its database work in a
+ * group; if no request is working for that group, it leads: it takes what is queued (its own
+ * among it) and does it all in one transaction on its own connection (db_cert_reserve_many,
+ * db_cert_store_many: one round trip and one flush for all reservations; two round trips and
+ * one flush for all stores; each alone when one of them fails), then hands the lead on.
+ * Requests that arrive meanwhile make up the next group. Nothing waits for company: a request
+ * alone goes at once. Stores have one leader at a time (the chain lock would serialise more);
+ * reservations CAD_RESERVE_LEADERS, so that they also overlap when requests are few. Invariant 2
+ * holds for each certificate as before (committed before keyd signs it), and no answer is sent
+ * before its certificate's commit.
  */
-#define STORE_GROUP_MAX 32
+#define GROUP_MAX 32
 
-struct cad_store_job {
-	struct db_cert_store item;
-	struct cad_store_job *next;
+struct cad_group_job {
+	struct cad_group_job *next;
 	int done;
 };
 
-void cad_store_queue_init(struct cad_store_queue *q)
+void cad_group_init(struct cad_group *g, int max_leading)
 {
-	pthread_mutex_init(&q->mu, NULL);
-	pthread_cond_init(&q->cv, NULL);
-	q->head = NULL;
-	q->tail = &q->head;
-	q->leading = 0;
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	g->head = NULL;
+	g->tail = &g->head;
+	g->leading = 0;
+	g->max_leading = max_leading;
 }
 
-void cad_store_queue_destroy(struct cad_store_queue *q)
+void cad_group_destroy(struct cad_group *g)
 {
-	pthread_cond_destroy(&q->cv);
-	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->mu);
 }
 
-static void store_grouped(struct cad *cad, struct db *db, struct cad_store_job *job)
+/* Queue job and return when it is done: by this thread as the leader (run over the group,
+ * without the lock, on db), or by another. */
+static void group_do(struct cad_group *g, struct db *db, struct cad_group_job *job,
+                     void (*run)(struct db *db, struct cad_group_job **jobs, size_t n))
 {
-	struct cad_store_queue *q = &cad->store;
-	struct cad_store_job *group[STORE_GROUP_MAX];
-	struct db_cert_store items[STORE_GROUP_MAX];
+	struct cad_group_job *jobs[GROUP_MAX];
 	size_t n;
 
-	pthread_mutex_lock(&q->mu);
+	pthread_mutex_lock(&g->mu);
 	job->next = NULL;
 	job->done = 0;
-	*q->tail = job;
-	q->tail = &job->next;
+	*g->tail = job;
+	g->tail = &job->next;
 	while (!job->done) {
-		if (q->leading) {
-			pthread_cond_wait(&q->cv, &q->mu);
+		if (g->leading >= g->max_leading || !g->head) {
+			pthread_cond_wait(&g->cv, &g->mu);
 			continue;
 		}
-		q->leading = 1;
-		for (n = 0; q->head && n < STORE_GROUP_MAX; n++) {
-			group[n] = q->head;
-			q->head = q->head->next;
+		g->leading++;
+		for (n = 0; g->head && n < GROUP_MAX; n++) {
+			jobs[n] = g->head;
+			g->head = g->head->next;
 		}
-		if (!q->head)
-			q->tail = &q->head;
-		pthread_mutex_unlock(&q->mu);
+		if (!g->head)
+			g->tail = &g->head;
+		pthread_mutex_unlock(&g->mu);
+		run(db, jobs, n);
+		pthread_mutex_lock(&g->mu);
 		for (size_t i = 0; i < n; i++)
-			items[i] = group[i]->item;
-		db_cert_store_many(db, items, n);
-		pthread_mutex_lock(&q->mu);
-		for (size_t i = 0; i < n; i++) {
-			group[i]->item.rc = items[i].rc;
-			group[i]->item.err = items[i].err;
-			group[i]->item.audit_seq = items[i].audit_seq;
-			group[i]->done = 1;
-		}
-		q->leading = 0;
-		pthread_cond_broadcast(&q->cv);
+			jobs[i]->done = 1;
+		g->leading--;
+		pthread_cond_broadcast(&g->cv);
 	}
-	pthread_mutex_unlock(&q->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+struct reserve_job {
+	struct cad_group_job g; /* first */
+	struct db_cert_reservation item;
+};
+
+static void run_reserve(struct db *db, struct cad_group_job **jobs, size_t n)
+{
+	struct db_cert_reservation *items[GROUP_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		items[i] = &((struct reserve_job *)jobs[i])->item;
+	db_cert_reserve_many(db, items, n);
+}
+
+struct store_job {
+	struct cad_group_job g; /* first */
+	struct db_cert_store item;
+};
+
+static void run_store(struct db *db, struct cad_group_job **jobs, size_t n)
+{
+	struct db_cert_store *items[GROUP_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		items[i] = &((struct store_job *)jobs[i])->item;
+	db_cert_store_many(db, items, n);
 }
 
 X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *csrc, int64_t days,
@@ -288,7 +314,15 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		cr.serial = serial;
 		cr.serial_len = sizeof(serial);
 		cr.crl_shard = crl_shard(a, serial);
-		rc = db_cert_reserve(db, &cr, &id, &err);
+		if (attempt == 0) {
+			struct reserve_job job = {.item = {.req = &cr}};
+			group_do(&r->cad->reserve_group, db, &job.g, run_reserve);
+			rc = job.item.rc;
+			err = job.item.err;
+			id = job.item.id;
+		} else { /* the rare retry after a serial was taken: alone */
+			rc = db_cert_reserve(db, &cr, &id, &err);
+		}
 		if (rc != DB_ERR_CONFLICT || attempt == 2)
 			break;
 	}
@@ -344,13 +378,13 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 			snprintf(err.msg, sizeof(err.msg),
 			         "serial %s: the certificate does not encode", hex);
 		} else if (!extra || !extra->in_tx) {
-			struct cad_store_job job = {.item = {.authority_id = a->db_id,
-			                                     .serial = serial,
-			                                     .serial_len = sizeof(serial),
-			                                     .der = der,
-			                                     .der_len = (size_t)len}};
+			struct store_job job = {.item = {.authority_id = a->db_id,
+			                                 .serial = serial,
+			                                 .serial_len = sizeof(serial),
+			                                 .der = der,
+			                                 .der_len = (size_t)len}};
 			cad_audit_entry(r, hex, "success", dtext, &job.item.audit);
-			store_grouped(r->cad, db, &job);
+			group_do(&r->cad->store_group, db, &job.g, run_store);
 			rc = job.item.rc;
 			err = job.item.err;
 		} else {

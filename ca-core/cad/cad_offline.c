@@ -32,7 +32,8 @@ int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *c
 	}
 	cad->cfg = cfg;
 	pthread_mutex_init(&cad->lock, NULL);
-	cad_store_queue_init(&cad->store);
+	cad_group_init(&cad->reserve_group, CAD_RESERVE_LEADERS);
+	cad_group_init(&cad->store_group, 1);
 	cad->n_workers = 1;
 	cad->workers[0].cad = cad;
 	if (!(p = cad_profile_find(cfg, profile))) {
@@ -80,7 +81,8 @@ out:
 	if (cad) {
 		db_close(cad->workers[0].db);
 		pthread_mutex_destroy(&cad->lock);
-		cad_store_queue_destroy(&cad->store);
+		cad_group_destroy(&cad->reserve_group);
+		cad_group_destroy(&cad->store_group);
 	}
 	free(cad);
 	return rc;

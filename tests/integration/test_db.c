@@ -418,6 +418,166 @@ START_TEST(serial_is_unique_per_issuer_by_constraint)
 }
 END_TEST
 
+static void verify_finds(struct db *db, enum db_audit_finding f, int64_t seq);
+
+/* Serial number i of a group test: 20 bytes, positive and minimal. */
+static void group_serial(int i, uint8_t out[20])
+{
+	memset(out, 0x11, 20);
+	out[0] = 0x40;
+	out[19] = (uint8_t)i;
+}
+
+/* Group commit (cad's issuance path): reservations and stores of several certificates in one
+ * transaction each, and each alone when one of them fails, with every item told how it went. */
+START_TEST(reservations_and_stores_go_in_groups)
+{
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
+	enum { N = 4 };
+	EVP_PKEY *leaf[N];
+	uint8_t serial[N][20], *der[N];
+	size_t dl[N];
+	struct db_cert_request q[N];
+	struct db_cert_reservation rv[N], *rvp[N];
+	struct db_cert_store st[N], *stp[N];
+	struct db_err err = {0};
+	struct ca ca;
+	char sql[256];
+
+	ca_make(db, "issuing", &ca);
+	for (int i = 0; i < N; i++) {
+		leaf[i] = ec_key();
+		group_serial(i, serial[i]);
+		q[i] = request(&ca, serial[i], 20, leaf[i]);
+		rv[i] = (struct db_cert_reservation){.req = &q[i]};
+		rvp[i] = &rv[i];
+		der[i] = leaf_der(&ca, leaf[i], serial[i], 20, &dl[i]);
+	}
+	/* four reservations: one transaction */
+	db_cert_reserve_many(db, rvp, N);
+	for (int i = 0; i < N; i++) {
+		ck_assert_msg(rv[i].rc == DB_OK, "reservation %d: %s", i, rv[i].err.msg);
+		ck_assert_int_gt(rv[i].id, 0);
+	}
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner),
+	                                  "SELECT count(DISTINCT xmin::text) FROM certificates"),
+	                 1);
+	ck_assert_int_eq(
+	    harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM certificate_sans"), 2 * N);
+	/* again: every serial is taken, so each goes alone and is told so */
+	db_cert_reserve_many(db, rvp, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(rv[i].rc, DB_ERR_CONFLICT);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM certificates"),
+	                 N);
+	/* three stores go together; the one whose DER is another serial's fails alone */
+	for (int i = 0; i < N; i++) {
+		st[i] = (struct db_cert_store){
+		    .authority_id = ca.id,
+		    .serial = serial[i],
+		    .serial_len = 20,
+		    .der = der[i == 2 ? 1 : i],
+		    .der_len = dl[i == 2 ? 1 : i],
+		    .audit = {"officer-1", "officer", "issue", "x", "success", ""}};
+		stp[i] = &st[i];
+	}
+	db_cert_store_many(db, stp, N);
+	for (int i = 0; i < N; i++)
+		if (i == 2) {
+			ck_assert_int_eq(st[i].rc, DB_ERR_INVALID);
+			ck_assert_ptr_nonnull(strstr(st[i].err.msg, "another serial"));
+		} else {
+			ck_assert_msg(st[i].rc == DB_OK, "store %d: %s", i, st[i].err.msg);
+			ck_assert_int_gt(st[i].audit_seq, 0);
+		}
+	ck_assert_int_eq(status_of(db, &ca, serial[2], 20), DB_CERT_RESERVED);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log"),
+	                 N - 1);
+	/* the rest stored together: the three in one transaction, the audit chain intact */
+	db_cert_store_many(db, stp + 2, 1); /* still the wrong DER: refused alone */
+	ck_assert_int_eq(st[2].rc, DB_ERR_INVALID);
+	st[2].der = der[2];
+	st[2].der_len = dl[2];
+	db_cert_store_many(db, stp + 2, 1);
+	ck_assert_msg(st[2].rc == DB_OK, "%s", st[2].err.msg);
+	/* storing twice: each is told it is not reserved; nothing changes */
+	db_cert_store_many(db, stp, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(st[i].rc, DB_ERR_STATE);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log"), N);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	/* a group of fresh reservations stores in one transaction */
+	for (int i = 0; i < N; i++) {
+		OPENSSL_free(der[i]);
+		group_serial(100 + i, serial[i]);
+		q[i] = request(&ca, serial[i], 20, leaf[i]);
+		der[i] = leaf_der(&ca, leaf[i], serial[i], 20, &dl[i]);
+		st[i].der = der[i];
+		st[i].der_len = dl[i];
+	}
+	db_cert_reserve_many(db, rvp, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(rv[i].rc, DB_OK);
+	db_cert_store_many(db, stp, N);
+	for (int i = 0; i < N; i++) {
+		ck_assert_msg(st[i].rc == DB_OK, "store %d: %s", i, st[i].err.msg);
+		ck_assert_int_eq(st[i].audit_seq, st[0].audit_seq + i);
+	}
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT xmin::text) FROM certificates WHERE status = 'issued'"
+	         " AND id >= %lld",
+	         (long long)rv[0].id);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	/* one of a group is no longer reserved (marked failed): it changes nothing and is told
+	 * so; the others commit together, each with its entry */
+	for (int i = 0; i < N; i++) {
+		OPENSSL_free(der[i]);
+		group_serial(150 + i, serial[i]);
+		q[i] = request(&ca, serial[i], 20, leaf[i]);
+		der[i] = leaf_der(&ca, leaf[i], serial[i], 20, &dl[i]);
+		st[i].der = der[i];
+		st[i].der_len = dl[i];
+	}
+	db_cert_reserve_many(db, rvp, N);
+	ck_assert_int_eq(db_cert_mark_failed(db, ca.id, serial[1], 20, &err), DB_OK);
+	{
+		int64_t before =
+		    harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log");
+		db_cert_store_many(db, stp, N);
+		for (int i = 0; i < N; i++)
+			ck_assert_msg(st[i].rc == (i == 1 ? DB_ERR_STATE : DB_OK), "store %d: %s",
+			              i, st[i].err.msg);
+		ck_assert_int_eq(st[1].audit_seq, 0);
+		ck_assert_int_eq(status_of(db, &ca, serial[1], 20), DB_CERT_FAILED);
+		ck_assert_int_eq(
+		    harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log"),
+		    before + N - 1);
+	}
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT xmin::text) FROM certificates WHERE status = 'issued'"
+	         " AND id >= %lld",
+	         (long long)rv[0].id);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	/* a retired authority: every reservation is refused, and says so */
+	harness_pg_exec_ok(db_pgconn(owner), "UPDATE authorities SET status = 'retired'");
+	for (int i = 0; i < N; i++)
+		group_serial(200 + i, serial[i]);
+	db_cert_reserve_many(db, rvp, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(rv[i].rc, DB_ERR_STATE);
+	for (int i = 0; i < N; i++) {
+		OPENSSL_free(der[i]);
+		EVP_PKEY_free(leaf[i]);
+	}
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+	(void)err;
+}
+END_TEST
+
 START_TEST(reserve_then_issue_stores_the_certificate)
 {
 	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
@@ -1441,6 +1601,7 @@ int main(void)
 	add(s, "metachars", sql_metacharacters_are_stored_verbatim, 1);
 	add(s, "nul", nul_and_invalid_utf8_are_refused_cleanly, 1);
 	add(s, "audit-grants", app_role_cannot_update_or_delete_audit_rows, 1);
+	add(s, "groups", reservations_and_stores_go_in_groups, 1);
 	add(s, "audit-intact", audit_verify_passes_an_intact_chain, 1);
 	add(s, "audit-trigger", audit_trigger_hashes_as_the_data_layer_does, 1);
 	add(s, "audit-modified", audit_verify_names_a_modified_entry, 1);
