@@ -181,6 +181,12 @@ struct db_cert_request {
 	uint8_t spki_sha256[32];
 	const char *requester;
 	int32_t crl_shard;
+	/* When set: reserve only if this API token is still usable (not revoked, not expired, its
+	 * principal not disabled) and its principal still has role token_role and, for an ra, the
+	 * profile: credentials the caller read earlier, checked again in the statement that
+	 * reserves. Otherwise the reservation is refused as DB_ERR_STATE. */
+	const uint8_t *token_sha256;
+	const char *token_role;
 };
 
 struct db_cert {

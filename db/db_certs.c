@@ -141,6 +141,13 @@ static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_ce
 	db_param_bytes(p, req->spki_sha256, 32);
 	db_param_text(p, req->requester);
 	db_param_int(p, req->crl_shard);
+	if (req->token_sha256) {
+		db_param_bytes(p, req->token_sha256, 32);
+		db_param_text(p, req->token_role ? req->token_role : "");
+	} else {
+		db_param_null(p);
+		db_param_null(p);
+	}
 	/* One statement, so the certificate and its SANs are committed together (it is its own
 	 * transaction unless the caller has one open). Only placeholders are generated here. */
 	/* Only for an authority that is not retired, in a profile an admin has not switched off:
@@ -153,6 +160,12 @@ static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_ce
 	                       " WHERE EXISTS (SELECT 1 FROM authorities a WHERE a.id = $1"
 	                       " AND a.status <> 'retired') AND coalesce((SELECT enabled FROM"
 	                       " profile_settings WHERE profile = $3), true)"
+	                       " AND ($10::bytea IS NULL OR EXISTS (SELECT 1 FROM api_tokens t"
+	                       " JOIN principals p ON p.id = t.principal_id"
+	                       " WHERE t.token_sha256 = $10 AND t.revoked_at IS NULL"
+	                       " AND t.expires_at > now() AND NOT p.disabled AND p.role = $11::text"
+	                       " AND (p.role <> 'ra' OR EXISTS (SELECT 1 FROM principal_profiles g"
+	                       " WHERE g.principal_id = p.id AND g.profile = $3))))"
 	                       " RETURNING id)");
 	if (req->n_sans) {
 		len += (size_t)snprintf(sql + len, cap - len,
@@ -180,9 +193,11 @@ static enum db_status reserve_judge(const struct reserve_stmt *s, const PGresult
 
 	if (PQntuples(r) == 0)
 		return db_fail(err, DB_ERR_STATE,
-		               "reserving serial %s: authority %d is retired or profile %s is "
-		               "disabled",
-		               s->hex, s->req->authority_id, s->req->profile);
+		               "reserving serial %s: authority %d is retired, profile %s is "
+		               "disabled%s",
+		               s->hex, s->req->authority_id, s->req->profile,
+		               s->req->token_sha256 ? ", or the API token no longer allows it"
+		                                    : "");
 	if (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &v) != 0)
 		return db_fail(err, DB_ERR_QUERY, "reserving serial %s: no id returned", s->hex);
 	*id = v;

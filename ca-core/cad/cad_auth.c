@@ -115,6 +115,78 @@ int cad_token_new(const char *prefix, char *token, size_t n, uint8_t sha256[32])
 	return 0;
 }
 
+void cad_token_cache_clear(struct cad_worker *w)
+{
+	for (int i = 0; i < CAD_TOKEN_CACHE; i++) {
+		db_principal_clear(&w->tokens[i].who);
+		OPENSSL_cleanse(w->tokens[i].sha256, 32);
+	}
+}
+
+static int principal_copy(struct db_principal *to, const struct db_principal *from)
+{
+	*to = *from;
+	to->name = strdup(from->name);
+	to->role = strdup(from->role);
+	to->profiles = strdup(from->profiles ? from->profiles : "");
+	if (to->name && to->role && to->profiles)
+		return 0;
+	db_principal_clear(to);
+	return -1;
+}
+
+/* The issuance route may take who from the worker's cache: the reservation checks the token
+ * again, in the statement that reserves, and nothing else is done on the caller's behalf. Only
+ * roles that may issue are kept, so that a cached role never refuses what a fresh one allows
+ * (and a refusal on cached credentials is served again, fresh). */
+static int cacheable(const struct cad_req *r)
+{
+	return r->action && !strcmp(r->action, "certificate.issue") && !r->fresh_only;
+}
+
+static struct cad_token_seen *token_seen(struct cad_worker *w, const uint8_t sha[32])
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (int i = 0; i < CAD_TOKEN_CACHE; i++) {
+		struct cad_token_seen *t = &w->tokens[i];
+		if (t->who.name && CRYPTO_memcmp(t->sha256, sha, 32) == 0) {
+			if (now.tv_sec - t->at.tv_sec < CAD_TOKEN_CACHE_SECONDS)
+				return t;
+			db_principal_clear(&t->who);
+		}
+	}
+	return NULL;
+}
+
+static void token_remember(struct cad_worker *w, const uint8_t sha[32],
+                           const struct db_principal *who)
+{
+	struct cad_token_seen *t = NULL;
+
+	if (who->disabled || (strcmp(who->role, "officer") && strcmp(who->role, "ra")))
+		return;
+	for (int i = 0; i < CAD_TOKEN_CACHE && !t; i++)
+		if (!w->tokens[i].who.name || !CRYPTO_memcmp(w->tokens[i].sha256, sha, 32))
+			t = &w->tokens[i];
+	if (!t)
+		t = &w->tokens[w->next_token++ % CAD_TOKEN_CACHE];
+	db_principal_clear(&t->who);
+	if (principal_copy(&t->who, who) != 0)
+		return;
+	memcpy(t->sha256, sha, 32);
+	clock_gettime(CLOCK_MONOTONIC, &t->at);
+}
+
+void cad_token_forget(struct cad_req *r)
+{
+	for (int i = 0; i < CAD_TOKEN_CACHE; i++)
+		if (r->w->tokens[i].who.name &&
+		    !CRYPTO_memcmp(r->w->tokens[i].sha256, r->token_sha256, 32))
+			db_principal_clear(&r->w->tokens[i].who);
+}
+
 int cad_authenticate(struct cad_req *r)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
@@ -158,7 +230,17 @@ int cad_authenticate(struct cad_req *r)
 			return -1;
 		}
 		SHA256((const unsigned char *)authz + 7, len, sha);
+		if (cacheable(r)) {
+			struct cad_token_seen *t = token_seen(r->w, sha);
+			if (t && principal_copy(&r->who, &t->who) == 0) {
+				r->auth_cached = 1;
+				memcpy(r->token_sha256, sha, 32);
+				return 0;
+			}
+		}
 		rc = db_token_authenticate(db, sha, &r->who, &token_id, &err);
+		if (rc == DB_OK && cacheable(r))
+			token_remember(r->w, sha, &r->who);
 		if (rc == DB_ERR_NOT_FOUND) {
 			cad_deny(r, 401, "unauthenticated", r->path,
 			         "unknown, revoked or expired API token");

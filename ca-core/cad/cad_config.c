@@ -435,7 +435,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->listen_address, sizeof(cfg->listen_address), "127.0.0.1");
 	cfg->listen_port = 8443;
-	cfg->workers = 8;
+	cfg->workers = 16;
 	cfg->max_body_bytes = 65536;
 	cfg->max_header_bytes = 16384;
 	cfg->timeout_seconds = 30;

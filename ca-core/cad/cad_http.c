@@ -464,16 +464,26 @@ void cad_dispatch(struct evhttp_request *req, void *arg)
 		    "the query string does not parse, or a parameter is not UTF-8 text");
 		goto out;
 	}
-	if (rt->roles) {
-		if (cad_authenticate(&r) != 0)
-			goto out;
-		if (!(cad_role_bit(r.who.role) & rt->roles)) {
-			cad_deny(&r, 403, "role-not-permitted", r.path, "role %s may not %s",
-			         r.who.role, rt->action);
-			goto out;
+	for (;;) {
+		if (rt->roles) {
+			if (cad_authenticate(&r) != 0)
+				goto out;
+			if (!(cad_role_bit(r.who.role) & rt->roles)) {
+				cad_deny(&r, 403, "role-not-permitted", r.path,
+				         "role %s may not %s", r.who.role, rt->action);
+				goto out;
+			}
 		}
+		rt->handler(&r);
+		if (!r.stale_credentials || r.replied || r.fresh_only)
+			break;
+		/* The cached credentials no longer hold (nothing was changed): serve it again with
+		 * a fresh look-up, which answers as the credentials are now. */
+		cad_token_forget(&r);
+		db_principal_clear(&r.who);
+		r.auth_cached = r.stale_credentials = 0;
+		r.fresh_only = 1;
 	}
-	rt->handler(&r);
 	if (!r.replied)
 		cad_reply_error(&r, 500, "internal", "the handler gave no answer");
 out:
@@ -727,6 +737,7 @@ void cad_free(struct cad *cad)
 		if (w->base)
 			event_base_free(w->base);
 		db_close(w->db);
+		cad_token_cache_clear(w);
 	}
 	SSL_CTX_free(cad->ssl);
 	X509_CRL_free(cad->client_crl);

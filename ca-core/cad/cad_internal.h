@@ -22,6 +22,16 @@
  * over the workers) and its own database connection, so several requests are in flight at once
  * while each request still runs start to finish on one thread. Worker 0 runs on the main
  * thread. */
+/* API tokens a worker looked up lately for issuance (cad_auth.c). Used only on the issuance
+ * route, whose reservation checks the token again in the statement that reserves. */
+#define CAD_TOKEN_CACHE 4
+#define CAD_TOKEN_CACHE_SECONDS 60
+struct cad_token_seen {
+	uint8_t sha256[32];
+	struct db_principal who;
+	struct timespec at; /* CLOCK_MONOTONIC; who.name NULL: empty */
+};
+
 struct cad_worker {
 	struct cad *cad;
 	int index;
@@ -30,6 +40,8 @@ struct cad_worker {
 	struct db *db; /* NULL while the database is unreachable; retried per request */
 	pthread_t thread;
 	int started;
+	struct cad_token_seen tokens[CAD_TOKEN_CACHE];
+	unsigned next_token;
 };
 
 struct cad {
@@ -93,6 +105,12 @@ struct cad_req {
 	int query_parsed;
 	struct db_principal who; /* who.name NULL: not authenticated */
 	const char *auth_via;    /* "certificate" or "token" */
+	/* who came from the worker's token cache (issuance only): token_sha256 is the token's
+	 * hash, for the reservation to check again. When that check fails, or a decision on who
+	 * goes against the caller, the handler sets stale_credentials instead of replying, and
+	 * the request is served again with a fresh look-up (fresh_only). */
+	int auth_cached, stale_credentials, fresh_only;
+	uint8_t token_sha256[32];
 	int replied;
 	int status;     /* the reply's status */
 	char error[48]; /* the reply's error code, for the audit entry of a denial */
@@ -169,6 +187,9 @@ typedef void (*cad_handler)(struct cad_req *r);
 
 void cad_h_health(struct cad_req *r);
 void cad_h_whoami(struct cad_req *r);
+/* Forget what the worker's token cache holds; forget r's token (cad_auth.c). */
+void cad_token_cache_clear(struct cad_worker *w);
+void cad_token_forget(struct cad_req *r);
 void cad_h_principal_create(struct cad_req *r);
 void cad_h_principal_list(struct cad_req *r);
 void cad_h_principal_show(struct cad_req *r);

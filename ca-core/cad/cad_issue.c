@@ -303,6 +303,10 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 	cr.not_after = now + days * 86400;
 	memcpy(cr.spki_sha256, csrc->spki_sha256, 32);
 	cr.requester = r->who.name;
+	if (r->auth_cached) { /* checked again where it counts: in the reservation */
+		cr.token_sha256 = r->token_sha256;
+		cr.token_role = r->who.role;
+	}
 	/* Invariant 2: serial and contents are committed before keyd signs. 158 random bits:
 	 * 20 bytes, the top bit clear (positive) and the next set (minimal, 20 bytes). */
 	for (attempt = 0;; attempt++) {
@@ -333,6 +337,11 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 		int retired = 0, enabled = 1;
 		if (db_issuance_allowed(db, a->db_id, p->name, &retired, &enabled, &err) != DB_OK) {
 			cad_reply_db_error(r, &err);
+			goto out;
+		}
+		if (!retired && enabled && r->auth_cached) {
+			/* The API token or its principal changed since the worker looked it up. */
+			r->stale_credentials = 1;
 			goto out;
 		}
 		if (retired)
@@ -458,6 +467,10 @@ void cad_h_cert_issue(struct cad_req *r)
 		char needle[80];
 		snprintf(list, sizeof(list), ",%s,", r->who.profiles);
 		snprintf(needle, sizeof(needle), ",%s,", p->name);
+		if (!strstr(list, needle) && r->auth_cached) {
+			r->stale_credentials = 1; /* ask again: the grant may be new */
+			goto out;
+		}
 		if (!strstr(list, needle)) {
 			cad_deny(r, 403, "profile-not-granted", p->name,
 			         "principal %s is not granted profile %s", r->who.name, p->name);

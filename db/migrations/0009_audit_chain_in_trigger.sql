@@ -20,15 +20,16 @@
 -- Runs as the migration (owner) role inside one transaction that `hsmca db migrate` opens;
 -- never BEGIN or COMMIT here.
 
--- u32 big-endian length in bytes, then the UTF-8 bytes.
-CREATE FUNCTION audit_canonical_text(t text) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$
-	SELECT int4send(octet_length(convert_to(t, 'UTF8'))) || convert_to(t, 'UTF8')
-$$;
-
 CREATE OR REPLACE FUNCTION audit_log_extends_chain() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
 	head_seq bigint;
 	head_hash bytea;
+	b_actor bytea;
+	b_role bytea;
+	b_action bytea;
+	b_object bytea;
+	b_outcome bytea;
+	b_detail bytea;
 BEGIN
 	PERFORM pg_advisory_xact_lock(1752395107, 2);
 	SELECT seq, hash INTO head_seq, head_hash FROM audit_log ORDER BY seq DESC LIMIT 1;
@@ -42,12 +43,21 @@ BEGIN
 		NEW.seq := head_seq + 1;
 		NEW.at := clock_timestamp();
 		NEW.prev_hash := head_hash;
-		-- canonical format version 1 (db/db_audit.c)
+		-- canonical format version 1 (db/db_audit.c): each text field as its length in bytes
+		-- (u32 big-endian) and its UTF-8 bytes
+		b_actor := convert_to(NEW.actor, 'UTF8');
+		b_role := convert_to(NEW.role, 'UTF8');
+		b_action := convert_to(NEW.action, 'UTF8');
+		b_object := convert_to(NEW.object, 'UTF8');
+		b_outcome := convert_to(NEW.outcome, 'UTF8');
+		b_detail := convert_to(NEW.detail, 'UTF8');
 		NEW.hash := sha256(head_hash || '\x01'::bytea || int8send(NEW.seq) ||
 			int8send((extract(epoch FROM NEW.at) * 1000000)::bigint) ||
-			audit_canonical_text(NEW.actor) || audit_canonical_text(NEW.role) ||
-			audit_canonical_text(NEW.action) || audit_canonical_text(NEW.object) ||
-			audit_canonical_text(NEW.outcome) || audit_canonical_text(NEW.detail));
+			int4send(octet_length(b_actor)) || b_actor || int4send(octet_length(b_role)) || b_role ||
+			int4send(octet_length(b_action)) || b_action ||
+			int4send(octet_length(b_object)) || b_object ||
+			int4send(octet_length(b_outcome)) || b_outcome ||
+			int4send(octet_length(b_detail)) || b_detail);
 		RETURN NEW;
 	END IF;
 	IF NEW.seq IS DISTINCT FROM head_seq + 1 OR NEW.prev_hash IS DISTINCT FROM head_hash THEN

@@ -801,6 +801,108 @@ START_TEST(token_is_shown_once_stored_hashed_and_revocable)
 }
 END_TEST
 
+/* A principal with an API token, made through the API; its "token:..." caller name in who. */
+static void token_principal(const char *name, const char *role_json, char *who, size_t n)
+{
+	char body[256], path[128];
+	json_t *o = NULL;
+
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",%s}", name, role_json);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals", body, &o), 201);
+	json_decref(o);
+	snprintf(path, sizeof(path), "/api/v1/principals/%s/tokens", name);
+	ck_assert_int_eq(api("ca-admin", "POST", path, "{\"name\":\"t\"}", &o), 201);
+	snprintf(who, n, "token:%s", jstr(o, "token"));
+	json_decref(o);
+}
+
+/* Issue as who in profile with a fresh key: the status, and the error code when refused. */
+static int issue_as(const char *who, const char *profile, const char *cn, char *error, size_t n)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char subject[128], san[128], *csr, *body;
+	json_t *o = NULL;
+	int st;
+
+	snprintf(subject, sizeof(subject), "/CN=%s", cn);
+	snprintf(san, sizeof(san), "%s:%s", strncmp(cn, "dev", 3) ? "DNS" : "URI:urn:dev", cn);
+	csr = make_csr(k, subject, san);
+	body = issue_body(profile, csr);
+	st = api(who, "POST", "/api/v1/certificates", body, &o);
+	snprintf(error, n, "%s", st >= 400 && o ? jstr(o, "error") : "");
+	json_decref(o);
+	free(body);
+	free(csr);
+	EVP_PKEY_free(k);
+	return st;
+}
+
+/* hsmca-cad's workers keep the API tokens they saw for issuance and check them again in the
+ * statement that reserves: a token revoked, a principal disabled or given another role, or an
+ * ra's grant taken away, issues nothing more at once, on every worker; a grant given is used at
+ * once. (Several requests first, so that every worker has seen the token.) */
+START_TEST(issuing_credentials_are_checked_again_at_each_issuance)
+{
+	static const char denied[] =
+	    "SELECT count(*) FROM audit_log WHERE action = 'certificate.issue'"
+	    " AND outcome = 'denied' AND actor IN ('bot-off', 'bot-ra', 'anonymous')";
+	char off[200], ra[200], path[128], e[64];
+	json_t *o = NULL;
+	long long id, before = count(denied);
+
+	token_principal("bot-off", "\"role\":\"officer\"", off, sizeof(off));
+	token_principal("bot-ra", "\"role\":\"ra\",\"profiles\":[\"device\"]", ra, sizeof(ra));
+	for (int i = 0; i < 16; i++) {
+		ck_assert_int_eq(issue_as(off, "tls-server", "c.example.com", e, sizeof(e)), 201);
+		ck_assert_int_eq(issue_as(ra, "device", "dev-c", e, sizeof(e)), 201);
+	}
+	/* a grant given: used at once */
+	sql_ok("INSERT INTO principal_profiles (principal_id, profile)"
+	       " SELECT id, 'tls-server' FROM principals WHERE name = 'bot-ra'");
+	ck_assert_int_eq(issue_as(ra, "tls-server", "g.example.com", e, sizeof(e)), 201);
+	/* a grant taken away, a role changed, a principal disabled: refused at once */
+	sql_ok("DELETE FROM principal_profiles WHERE profile = 'device' AND principal_id ="
+	       " (SELECT id FROM principals WHERE name = 'bot-ra')");
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_eq(issue_as(ra, "device", "dev-x", e, sizeof(e)), 403);
+		ck_assert_str_eq(e, "profile-not-granted");
+	}
+	sql_ok("UPDATE principals SET role = 'auditor' WHERE name = 'bot-off'");
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_eq(issue_as(off, "tls-server", "x.example.com", e, sizeof(e)), 403);
+		ck_assert_str_eq(e, "role-not-permitted");
+	}
+	sql_ok("UPDATE principals SET role = 'officer' WHERE name = 'bot-off'");
+	ck_assert_int_eq(issue_as(off, "tls-server", "c.example.com", e, sizeof(e)), 201);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals/bot-off/disable", NULL, NULL),
+	                 200);
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_eq(issue_as(off, "tls-server", "x.example.com", e, sizeof(e)), 401);
+		ck_assert_str_eq(e, "unauthenticated");
+	}
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals/bot-off/enable", NULL, NULL),
+	                 200);
+	ck_assert_int_eq(issue_as(off, "tls-server", "c.example.com", e, sizeof(e)), 201);
+	/* the token revoked */
+	ck_assert_int_eq(api("admin", "GET", "/api/v1/principals/bot-off/tokens", NULL, &o), 200);
+	id = json_integer_value(
+	    json_object_get(json_array_get(json_object_get(o, "tokens"), 0), "id"));
+	json_decref(o);
+	ck_assert_int_gt(id, 0);
+	snprintf(path, sizeof(path), "/api/v1/tokens/%lld/revoke", id);
+	ck_assert_int_eq(api("admin", "POST", path, NULL, NULL), 200);
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_eq(issue_as(off, "tls-server", "x.example.com", e, sizeof(e)), 401);
+		ck_assert_str_eq(e, "unauthenticated");
+	}
+	/* nothing was reserved for the refused requests; each refusal is audited */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject IN"
+	                       " ('CN=x.example.com', 'CN=dev-x')"),
+	                 0);
+	ck_assert_int_eq(count(denied) - before, 32);
+}
+END_TEST
+
 START_TEST(expired_token_and_disabled_principal_are_refused)
 {
 	json_t *o = NULL;
@@ -2673,6 +2775,7 @@ int main(void)
 	tcase_add_test(tc, revoked_and_expired_client_certificates_are_refused);
 	tcase_add_test(tc, certificate_from_another_ca_fails_the_handshake);
 	tcase_add_test(tc, token_is_shown_once_stored_hashed_and_revocable);
+	tcase_add_test(tc, issuing_credentials_are_checked_again_at_each_issuance);
 	tcase_add_test(tc, expired_token_and_disabled_principal_are_refused);
 	tcase_add_test(tc, bootstrap_makes_the_first_ca_admin_only);
 	tcase_add_test(tc, admin_manages_only_the_roles_below_it);
