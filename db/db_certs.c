@@ -231,50 +231,96 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 	return rc;
 }
 
-/* Several reservations in one transaction: BEGIN, the INSERTs and the COMMIT in one round trip.
- * 1 when done (each item's rc says how); 0 when the items must go one by one. */
-static int reserve_together(struct db *db, struct db_cert_reservation *const *items, size_t n)
+/*
+ * n statements, one per item, in one transaction: BEGIN, the statements and the COMMIT in one
+ * round trip. prepare gives item i's statement and parameters; judge reads item i's result, or
+ * learns of the COMMIT's failure (rc, err; the outcome is then unknown to us, so no retries).
+ * 1 when done; 0 when something failed before the commit (nothing is committed) and the items
+ * must go one by one, each to learn its own error.
+ */
+struct together {
+	enum db_status (*prepare)(void *ctx, size_t i, const char **sql, struct db_params **p,
+	                          struct db_err *err);
+	void (*judge)(void *ctx, size_t i, const PGresult *r, enum db_status rc,
+	              const struct db_err *err);
+	void *ctx;
+};
+
+static int together(struct db *db, size_t n, const char *what, const struct together *t)
 {
-	struct reserve_stmt *s = calloc(n, sizeof(*s));
 	struct db_params **pp = calloc(n, sizeof(*pp));
 	const char **sql = calloc(n, sizeof(*sql));
 	PGresult **res = calloc(n, sizeof(*res));
 	struct db_err err = {0};
 	enum db_status rc;
-	char what[64];
 	int done = 0;
 
-	if (!s || !pp || !sql || !res || db->in_tx)
+	if (!pp || !sql || !res || db->in_tx)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if (reserve_prepare(&s[i], items[i]->req, &err) != DB_OK)
-			goto out; /* alone, it gets its own error */
-		sql[i] = s[i].sql;
-		pp[i] = &s[i].p;
-	}
-	snprintf(what, sizeof(what), "reserving %zu serials", n);
+	for (size_t i = 0; i < n; i++)
+		if (t->prepare(t->ctx, i, &sql[i], &pp[i], &err) != DB_OK)
+			goto out;
 	rc = db_exec_many(db, 1, n, sql, pp, res, 1, &err, what);
 	if (rc != DB_OK && db->in_tx)
-		goto out; /* a statement failed (a serial taken, say): nothing is committed */
-	for (size_t i = 0; i < n; i++) {
-		items[i]->id = 0;
-		items[i]->rc = rc;
-		items[i]->err = err;
-		if (rc == DB_OK)
-			items[i]->rc = reserve_judge(&s[i], res[i], &items[i]->id, &items[i]->err);
-	}
+		goto out; /* a statement failed: nothing is committed */
+	for (size_t i = 0; i < n; i++)
+		t->judge(t->ctx, i, res[i], rc, &err);
 	done = 1;
 out:
 	if (!done)
 		db_rollback(db);
-	for (size_t i = 0; s && i < n; i++)
-		free(s[i].sql);
 	for (size_t i = 0; res && i < n; i++)
 		PQclear(res[i]);
-	free(s);
 	free(pp);
 	free(sql);
 	free(res);
+	return done;
+}
+
+struct reserve_group {
+	struct reserve_stmt *s;
+	struct db_cert_reservation *const *items;
+};
+
+static enum db_status reserve_group_prepare(void *ctx, size_t i, const char **sql,
+                                            struct db_params **p, struct db_err *err)
+{
+	struct reserve_group *g = ctx;
+	enum db_status rc = reserve_prepare(&g->s[i], g->items[i]->req, err);
+
+	*sql = g->s[i].sql;
+	*p = &g->s[i].p;
+	return rc;
+}
+
+static void reserve_group_judge(void *ctx, size_t i, const PGresult *r, enum db_status rc,
+                                const struct db_err *err)
+{
+	struct reserve_group *g = ctx;
+	struct db_cert_reservation *it = g->items[i];
+
+	it->id = 0;
+	it->rc = rc;
+	it->err = *err;
+	if (rc == DB_OK)
+		it->rc = reserve_judge(&g->s[i], r, &it->id, &it->err);
+}
+
+/* Several reservations in one transaction (a taken serial sends them one by one). */
+static int reserve_together(struct db *db, struct db_cert_reservation *const *items, size_t n)
+{
+	struct reserve_group g = {calloc(n, sizeof(*g.s)), items};
+	struct together t = {reserve_group_prepare, reserve_group_judge, &g};
+	char what[64];
+	int done;
+
+	if (!g.s)
+		return 0;
+	snprintf(what, sizeof(what), "reserving %zu serials", n);
+	done = together(db, n, what, &t);
+	for (size_t i = 0; i < n; i++)
+		free(g.s[i].sql);
+	free(g.s);
 	return done;
 }
 
@@ -534,53 +580,50 @@ static void store_one(struct db *db, struct db_cert_store *it)
 	OPENSSL_free(s.issuer);
 }
 
-/* Several certificates in one transaction: BEGIN, the statements and the COMMIT in one round
- * trip. A certificate that does not store changes nothing (its entry is not appended either),
- * so the others commit. 1 when done (each item's rc says how); 0 when a statement failed and
- * the items must go one by one. */
+struct store_group {
+	struct issued_stmt *s;
+	struct db_cert_store *const *items;
+};
+
+static enum db_status store_group_prepare(void *ctx, size_t i, const char **sql,
+                                          struct db_params **p, struct db_err *err)
+{
+	struct store_group *g = ctx;
+
+	*sql = issued_audit_sql;
+	*p = &g->s[i].p;
+	return store_prepare(&g->s[i], g->items[i], err);
+}
+
+static void store_group_judge(void *ctx, size_t i, const PGresult *r, enum db_status rc,
+                              const struct db_err *err)
+{
+	struct store_group *g = ctx;
+	struct db_cert_store *it = g->items[i];
+
+	it->audit_seq = 0;
+	it->rc = rc;
+	it->err = *err;
+	if (rc == DB_OK)
+		store_judge(&g->s[i], r, it);
+}
+
+/* Several certificates in one transaction. A certificate that does not store changes nothing
+ * (its entry is not appended either), so the others commit. */
 static int store_together(struct db *db, struct db_cert_store *const *items, size_t n)
 {
-	struct issued_stmt *s = calloc(n, sizeof(*s));
-	struct db_params **pp = calloc(n, sizeof(*pp));
-	const char **sql = calloc(n, sizeof(*sql));
-	PGresult **res = calloc(n, sizeof(*res));
-	struct db_err err = {0};
-	enum db_status rc;
+	struct store_group g = {calloc(n, sizeof(*g.s)), items};
+	struct together t = {store_group_prepare, store_group_judge, &g};
 	char what[64];
-	int done = 0;
+	int done;
 
-	if (!s || !pp || !sql || !res || db->in_tx)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if (store_prepare(&s[i], items[i], &err) != DB_OK)
-			goto out; /* alone, it gets its own error */
-		sql[i] = issued_audit_sql;
-		pp[i] = &s[i].p;
-	}
+	if (!g.s)
+		return 0;
 	snprintf(what, sizeof(what), "storing %zu certificates", n);
-	rc = db_exec_many(db, 1, n, sql, pp, res, 1, &err, what);
-	if (rc != DB_OK && db->in_tx)
-		goto out; /* a statement failed: nothing is committed */
-	/* Committed, or the COMMIT failed (then the outcome is unknown to us: no retries). */
-	for (size_t i = 0; i < n; i++) {
-		items[i]->audit_seq = 0;
-		items[i]->rc = rc;
-		items[i]->err = err;
-		if (rc == DB_OK)
-			store_judge(&s[i], res[i], items[i]);
-	}
-	done = 1;
-out:
-	if (!done)
-		db_rollback(db);
-	for (size_t i = 0; s && i < n; i++)
-		OPENSSL_free(s[i].issuer);
-	for (size_t i = 0; res && i < n; i++)
-		PQclear(res[i]);
-	free(s);
-	free(pp);
-	free(sql);
-	free(res);
+	done = together(db, n, what, &t);
+	for (size_t i = 0; i < n; i++)
+		OPENSSL_free(g.s[i].issuer);
+	free(g.s);
 	return done;
 }
 

@@ -428,6 +428,22 @@ static void group_serial(int i, uint8_t out[20])
 	out[19] = (uint8_t)i;
 }
 
+/* n new serials from base on, with their requests and signed certificates, for the
+ * reservations and stores of a group test (which point at them). */
+static void new_group(const struct ca *ca, int base, int n, EVP_PKEY **leaf, uint8_t (*serial)[20],
+                      struct db_cert_request *q, uint8_t **der, size_t *dl,
+                      struct db_cert_store *st)
+{
+	for (int i = 0; i < n; i++) {
+		OPENSSL_free(der[i]);
+		group_serial(base + i, serial[i]);
+		q[i] = request(ca, serial[i], 20, leaf[i]);
+		der[i] = leaf_der(ca, leaf[i], serial[i], 20, &dl[i]);
+		st[i].der = der[i];
+		st[i].der_len = dl[i];
+	}
+}
+
 /* Group commit (cad's issuance path): reservations and stores of several certificates in one
  * transaction each, and each alone when one of them fails, with every item told how it went. */
 START_TEST(reservations_and_stores_go_in_groups)
@@ -507,14 +523,7 @@ START_TEST(reservations_and_stores_go_in_groups)
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log"), N);
 	verify_finds(db, DB_AUDIT_INTACT, 0);
 	/* a group of fresh reservations stores in one transaction */
-	for (int i = 0; i < N; i++) {
-		OPENSSL_free(der[i]);
-		group_serial(100 + i, serial[i]);
-		q[i] = request(&ca, serial[i], 20, leaf[i]);
-		der[i] = leaf_der(&ca, leaf[i], serial[i], 20, &dl[i]);
-		st[i].der = der[i];
-		st[i].der_len = dl[i];
-	}
+	new_group(&ca, 100, N, leaf, serial, q, der, dl, st);
 	db_cert_reserve_many(db, rvp, N);
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(rv[i].rc, DB_OK);
@@ -531,14 +540,7 @@ START_TEST(reservations_and_stores_go_in_groups)
 	verify_finds(db, DB_AUDIT_INTACT, 0);
 	/* one of a group is no longer reserved (marked failed): it changes nothing and is told
 	 * so; the others commit together, each with its entry */
-	for (int i = 0; i < N; i++) {
-		OPENSSL_free(der[i]);
-		group_serial(150 + i, serial[i]);
-		q[i] = request(&ca, serial[i], 20, leaf[i]);
-		der[i] = leaf_der(&ca, leaf[i], serial[i], 20, &dl[i]);
-		st[i].der = der[i];
-		st[i].der_len = dl[i];
-	}
+	new_group(&ca, 150, N, leaf, serial, q, der, dl, st);
 	db_cert_reserve_many(db, rvp, N);
 	ck_assert_int_eq(db_cert_mark_failed(db, ca.id, serial[1], 20, &err), DB_OK);
 	{
