@@ -444,6 +444,19 @@ static void new_group(const struct ca *ca, int base, int n, EVP_PKEY **leaf, uin
 	}
 }
 
+/* The issued certificates from id on were committed by one transaction; the chain is intact. */
+static void issued_in_one_transaction(struct db *owner, struct db *db, int64_t id)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT xmin::text) FROM certificates WHERE status = 'issued'"
+	         " AND id >= %lld",
+	         (long long)id);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+}
+
 /* Group commit (cad's issuance path): reservations and stores of several certificates in one
  * transaction each, and each alone when one of them fails, with every item told how it went. */
 START_TEST(reservations_and_stores_go_in_groups)
@@ -458,7 +471,6 @@ START_TEST(reservations_and_stores_go_in_groups)
 	struct db_cert_store st[N], *stp[N];
 	struct db_err err = {0};
 	struct ca ca;
-	char sql[256];
 
 	ca_make(db, "issuing", &ca);
 	for (int i = 0; i < N; i++) {
@@ -532,12 +544,7 @@ START_TEST(reservations_and_stores_go_in_groups)
 		ck_assert_msg(st[i].rc == DB_OK, "store %d: %s", i, st[i].err.msg);
 		ck_assert_int_eq(st[i].audit_seq, st[0].audit_seq + i);
 	}
-	snprintf(sql, sizeof(sql),
-	         "SELECT count(DISTINCT xmin::text) FROM certificates WHERE status = 'issued'"
-	         " AND id >= %lld",
-	         (long long)rv[0].id);
-	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
-	verify_finds(db, DB_AUDIT_INTACT, 0);
+	issued_in_one_transaction(owner, db, rv[0].id);
 	/* one of a group is no longer reserved (marked failed): it changes nothing and is told
 	 * so; the others commit together, each with its entry */
 	new_group(&ca, 150, N, leaf, serial, q, der, dl, st);
@@ -556,12 +563,7 @@ START_TEST(reservations_and_stores_go_in_groups)
 		    harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log"),
 		    before + N - 1);
 	}
-	snprintf(sql, sizeof(sql),
-	         "SELECT count(DISTINCT xmin::text) FROM certificates WHERE status = 'issued'"
-	         " AND id >= %lld",
-	         (long long)rv[0].id);
-	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
-	verify_finds(db, DB_AUDIT_INTACT, 0);
+	issued_in_one_transaction(owner, db, rv[0].id);
 	/* a retired authority: every reservation is refused, and says so */
 	harness_pg_exec_ok(db_pgconn(owner), "UPDATE authorities SET status = 'retired'");
 	for (int i = 0; i < N; i++)
