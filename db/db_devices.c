@@ -385,6 +385,26 @@ enum db_status db_device_of_cert(struct db *db, int64_t certificate_id, struct d
 	                  &p, out, err, "of the certificate");
 }
 
+enum db_status db_device_lock(struct db *db, const char *identity, int lock, struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	if ((rc = db_check_text("device identity", identity, DB_IDENTITY_MAX, err)) != DB_OK)
+		return rc;
+	db_param_text(&p, identity);
+	/* The one-bigint form: a lock space apart from the (class, key) locks of docs/database.md;
+	 * the seed keeps the hashes to hsmca's own. */
+	rc = db_exec(db,
+	             lock ? "SELECT pg_advisory_lock(hashtextextended($1, 1752395107))"
+	                  : "SELECT pg_advisory_unlock(hashtextextended($1, 1752395107))",
+	             &p, &r, err, "%s the enrolment lock of device %s", lock ? "taking" : "leaving",
+	             identity);
+	PQclear(r);
+	return rc;
+}
+
 enum db_status db_device_record(struct db *db, const char *identity, const char *profile,
                                 int32_t token_id, int64_t certificate_id, const char *how,
                                 int64_t *device_id, struct db_err *err)

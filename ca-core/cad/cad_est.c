@@ -383,10 +383,11 @@ static void simpleenroll(struct cad_req *r, struct cad_profile *label)
 	char object[64];
 	uint8_t sha[32];
 	X509 *cert = NULL;
-	struct db *db;
+	struct db *db, *locked = NULL;
 	int64_t now = (int64_t)time(NULL);
 	enum db_status rc;
 
+	identity[0] = '\0';
 	switch (cad_est_parse_auth(evhttp_find_header(h, "Authorization"), token, user,
 	                           sizeof(user), why, sizeof(why))) {
 	case CAD_EST_AUTH_NONE:
@@ -459,6 +460,13 @@ static void simpleenroll(struct cad_req *r, struct cad_profile *label)
 		         identity, (int)t.id);
 		goto out;
 	}
+	/* One enrolment of an identity at a time, from this check to the commit of its
+	 * certificate: two tokens enrolling one device at once must not both get a certificate. */
+	if (db_device_lock(db, identity, 1, &err) != DB_OK) {
+		cad_reply_db_error(r, &err);
+		goto out;
+	}
+	locked = db;
 	rc = db_device_find(db, identity, &dev, &err);
 	if (rc != DB_OK && rc != DB_ERR_NOT_FOUND) {
 		cad_reply_db_error(r, &err);
@@ -519,6 +527,11 @@ static void simpleenroll(struct cad_req *r, struct cad_profile *label)
 	         (int)t.id, tx.superseded ? " (replacing its certificate)" : "");
 	reply_issued(r, cert);
 out:
+	if (locked) {
+		struct db_err e2 = {0};
+		if (db_device_lock(locked, identity, 0, &e2) != DB_OK)
+			log_error("est: device %s: %s", identity, e2.msg); /* closing lets go */
+	}
 	X509_free(cert);
 	if (csrc)
 		cad_csr_free(csrc);

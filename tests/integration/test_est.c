@@ -702,6 +702,69 @@ START_TEST(identity_with_a_valid_certificate_needs_a_replacing_token)
 }
 END_TEST
 
+/* In a child process: enrol NAME (CSR NAME.b64) with token; exits 0 on 200, 3 on 403, else 1.
+ * The answer goes to NAME.p7, the status to NAME.code (not to the shared sh.log). */
+static void enrol_in_child(const char *name, const char *token)
+{
+	char code[32];
+	int rc =
+	    sh("curl -sS --cacert opca.pem -u '%s:%s' -H 'Content-Type: application/pkcs10' "
+	       "--data-binary @%s.b64 -o %s.p7 -w '%%{http_code}' %s/.well-known/est/simpleenroll"
+	       " > %s.code",
+	       name, token, name, name, base_url, name);
+
+	snprintf(code, sizeof(code), "%s",
+	         rc == 0 ? harness_slurp(harness_pathf(dir, "%s.code", name)) : "");
+	_exit(!strcmp(code, "200") ? 0 : !strcmp(code, "403") ? 3 : 1);
+}
+
+/* Two tokens enrolling one identity at the same moment: one certificate, the other 403. keyd is
+ * stopped while the first waits to be signed, so both would have passed the "has it a
+ * certificate already?" check without the identity's enrolment lock. */
+START_TEST(concurrent_enrolments_of_one_identity_issue_one_certificate)
+{
+	const char *t1 = new_token("device", ""), *t2 = new_token("device", "");
+	char tok1[128], tok2[128];
+	long long reserved;
+	pid_t a, b;
+	int sa, sb;
+
+	snprintf(tok1, sizeof(tok1), "%s", t1);
+	snprintf(tok2, sizeof(tok2), "%s", t2);
+	device_csr("dev-race1", "/CN=dev-race", "URI:urn:dev:race", NULL);
+	device_csr("dev-race2", "/CN=dev-race", "URI:urn:dev:race", NULL);
+	ck_assert_int_eq(kill(h.keyd_pid, SIGSTOP), 0);
+	if ((a = fork()) == 0)
+		enrol_in_child("dev-race1", tok1);
+	for (int i = 0;
+	     i < 100 &&
+	     count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'") == 0;
+	     i++)
+		usleep(50 * 1000);
+	if ((b = fork()) == 0)
+		enrol_in_child("dev-race2", tok2);
+	usleep(700 * 1000);
+	reserved = count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'");
+	ck_assert_int_eq(kill(h.keyd_pid, SIGCONT), 0); /* before anything may fail */
+	ck_assert_int_gt(a, 0);
+	ck_assert_int_gt(b, 0);
+	/* the second waited for the first: it had reserved nothing */
+	ck_assert_int_eq(reserved, 1);
+	ck_assert_int_eq(waitpid(a, &sa, 0), a);
+	ck_assert_int_eq(waitpid(b, &sb, 0), b);
+	ck_assert(WIFEXITED(sa) && WIFEXITED(sb));
+	ck_assert_msg((WEXITSTATUS(sa) == 0 && WEXITSTATUS(sb) == 3) ||
+	                  (WEXITSTATUS(sa) == 3 && WEXITSTATUS(sb) == 0),
+	              "one enrolment succeeds and the other is refused: %d %d", WEXITSTATUS(sa),
+	              WEXITSTATUS(sb));
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'"
+	                       " AND status = 'issued'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'"),
+	                 1);
+}
+END_TEST
+
 START_TEST(reenrolment_with_another_identity_is_403)
 {
 	long long before;
@@ -1012,6 +1075,7 @@ int main(void)
 	tcase_add_test(tc, allowlist_miss_is_403_and_a_match_enrols);
 	tcase_add_test(tc, csr_not_matching_the_profile_is_400_and_spends_nothing);
 	tcase_add_test(tc, identity_with_a_valid_certificate_needs_a_replacing_token);
+	tcase_add_test(tc, concurrent_enrolments_of_one_identity_issue_one_certificate);
 	tcase_add_test(tc, reenrolment_with_another_identity_is_403);
 	tcase_add_test(tc, reenrolment_without_a_device_certificate_is_401);
 	tcase_add_test(tc, reenrolment_with_a_revoked_certificate_is_401);
