@@ -124,6 +124,8 @@ struct cad_req {
 
 /* Count one answered request: the route's action (a static string), its status, its time. */
 void cad_metrics_request(const char *action, int code, double seconds);
+/* Count one commit group (cad_issue.c) of n requests' reservations (store 0) or stores. */
+void cad_metrics_group(int store, size_t n);
 void cad_h_metrics(struct cad_req *r);
 
 /* --- replies (cad_http.c) --- */

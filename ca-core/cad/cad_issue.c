@@ -239,6 +239,7 @@ static void run_reserve(struct db *db, struct cad_group_job **jobs, size_t n)
 {
 	struct db_cert_reservation *items[GROUP_MAX];
 
+	cad_metrics_group(0, n);
 	for (size_t i = 0; i < n; i++)
 		items[i] = &((struct reserve_job *)jobs[i])->item;
 	db_cert_reserve_many(db, items, n);
@@ -253,6 +254,7 @@ static void run_store(struct db *db, struct cad_group_job **jobs, size_t n)
 {
 	struct db_cert_store *items[GROUP_MAX];
 
+	cad_metrics_group(1, n);
 	for (size_t i = 0; i < n; i++)
 		items[i] = &((struct store_job *)jobs[i])->item;
 	db_cert_store_many(db, items, n);

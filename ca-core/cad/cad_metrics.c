@@ -1,6 +1,7 @@
 /* hsmca-cad's health and metrics: GET /metrics (Prometheus text) and GET /health, both
- * without credentials, like /api/v1/health. cad runs one event loop, so the counters are
- * plain integers. docs/cad.md lists the metrics. */
+ * without credentials, like /api/v1/health. Every event loop counts into the same figures,
+ * under one mutex. docs/cad.md lists the metrics. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,7 +25,9 @@ static struct {
 	size_t nseries;
 	unsigned long long hist[NBUCKETS + 1], count;
 	double sum;
+	unsigned long long groups[2], members[2]; /* group commit: [0] reservations, [1] stores */
 } m;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 void cad_metrics_request(const char *action, int code, double seconds)
 {
@@ -32,20 +35,29 @@ void cad_metrics_request(const char *action, int code, double seconds)
 
 	while (b < NBUCKETS && seconds > bucket_s[b])
 		b++;
+	pthread_mutex_lock(&mu);
 	m.hist[b]++;
 	m.count++;
 	m.sum += seconds;
 	for (i = 0; i < m.nseries; i++)
 		if (m.series[i].action == action && m.series[i].code == code)
 			break;
-	if (i == m.nseries) {
-		if (m.nseries == MAX_SERIES)
-			return;
+	if (i == m.nseries && m.nseries < MAX_SERIES) {
 		m.series[i].action = action;
 		m.series[i].code = code;
 		m.nseries++;
 	}
-	m.series[i].n++;
+	if (i < m.nseries)
+		m.series[i].n++;
+	pthread_mutex_unlock(&mu);
+}
+
+void cad_metrics_group(int store, size_t n)
+{
+	pthread_mutex_lock(&mu);
+	m.groups[store ? 1 : 0]++;
+	m.members[store ? 1 : 0] += n;
+	pthread_mutex_unlock(&mu);
 }
 
 void cad_h_metrics(struct cad_req *r)
@@ -55,6 +67,7 @@ void cad_h_metrics(struct cad_req *r)
 	const struct cad_config *cfg = r->cad->cfg;
 	unsigned long long cum = 0;
 
+	pthread_mutex_lock(&mu);
 	evbuffer_add_printf(out, "# HELP hsmca_cad_requests_total answered API requests by route "
 	                         "and HTTP status\n# TYPE hsmca_cad_requests_total counter\n");
 	for (size_t i = 0; i < m.nseries; i++)
@@ -74,6 +87,20 @@ void cad_h_metrics(struct cad_req *r)
 	                    "hsmca_cad_request_duration_seconds_sum %.6f\n"
 	                    "hsmca_cad_request_duration_seconds_count %llu\n",
 	                    m.count, m.sum, m.count);
+	evbuffer_add_printf(
+	    out,
+	    "# HELP hsmca_cad_commit_groups_total transactions that committed the reservations, or"
+	    " the signed certificates, of one or more requests (group commit)\n"
+	    "# TYPE hsmca_cad_commit_groups_total counter\n"
+	    "hsmca_cad_commit_groups_total{kind=\"reserve\"} %llu\n"
+	    "hsmca_cad_commit_groups_total{kind=\"store\"} %llu\n"
+	    "# HELP hsmca_cad_commit_group_members_total requests whose reservation, or signed"
+	    " certificate, went in those transactions\n"
+	    "# TYPE hsmca_cad_commit_group_members_total counter\n"
+	    "hsmca_cad_commit_group_members_total{kind=\"reserve\"} %llu\n"
+	    "hsmca_cad_commit_group_members_total{kind=\"store\"} %llu\n",
+	    m.groups[0], m.groups[1], m.members[0], m.members[1]);
+	pthread_mutex_unlock(&mu);
 	evbuffer_add_printf(out,
 	                    "# HELP hsmca_cad_database_up 1 while cad holds a database "
 	                    "connection\n# TYPE hsmca_cad_database_up gauge\n"
@@ -82,9 +109,11 @@ void cad_h_metrics(struct cad_req *r)
 	evbuffer_add_printf(out,
 	                    "# HELP hsmca_cad_authority_key_loaded 1 once the CA's key was "
 	                    "reached through keyd\n# TYPE hsmca_cad_authority_key_loaded gauge\n");
+	pthread_mutex_lock(&r->cad->lock); /* the keys change under it */
 	for (size_t i = 0; i < cfg->n_authorities; i++)
 		evbuffer_add_printf(out, "hsmca_cad_authority_key_loaded{authority=\"%s\"} %d\n",
 		                    cfg->authorities[i].name, cfg->authorities[i].key ? 1 : 0);
+	pthread_mutex_unlock(&r->cad->lock);
 	evbuffer_add_printf(out,
 	                    "# HELP hsmca_cad_audit_checkpoint_seq audit entry covered by the last "
 	                    "signed checkpoint\n# TYPE hsmca_cad_audit_checkpoint_seq gauge\n"

@@ -2750,6 +2750,16 @@ START_TEST(metrics_and_health_answer_without_credentials)
 	                 metric(t2, "hsmca_cad_request_duration_seconds_count"));
 	ck_assert_int_gt(metric(t2, "hsmca_cad_request_duration_seconds_count"),
 	                 metric(t1, "hsmca_cad_request_duration_seconds_count"));
+	/* the issuance went through one reservation group and one store group, of one or more */
+	for (int i = 0; i < 2; i++) {
+		const char *g = i ? "hsmca_cad_commit_groups_total{kind=\"store\"}"
+		                  : "hsmca_cad_commit_groups_total{kind=\"reserve\"}";
+		const char *mb = i ? "hsmca_cad_commit_group_members_total{kind=\"store\"}"
+		                   : "hsmca_cad_commit_group_members_total{kind=\"reserve\"}";
+		ck_assert_int_eq(metric(t2, g), metric(t1, g) + 1);
+		ck_assert_int_eq(metric(t2, mb), metric(t1, mb) + 1);
+		ck_assert_int_ge(metric(t2, mb), metric(t2, g));
+	}
 	free(t1);
 	free(t2);
 }
