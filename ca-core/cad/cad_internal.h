@@ -3,6 +3,7 @@
 #define HSMCA_CAD_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -57,7 +58,7 @@ struct cad {
 	struct db *db; /* the checkpoint timer's own connection (main thread only) */
 	struct event *sigterm, *sigint;
 	struct event *checkpoint_timer;
-	int64_t last_checkpoint_seq;
+	_Atomic int64_t last_checkpoint_seq; /* written by the checkpoint timer, read by /metrics */
 	/* tls.client_crl, as last read (cad_client_crl.c); under lock */
 	X509_CRL *client_crl;
 	struct timespec client_crl_mtime;

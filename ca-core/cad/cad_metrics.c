@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <libpq-fe.h>
 
 #include "cad_internal.h"
 #include "log.h"
@@ -66,7 +67,13 @@ void cad_h_metrics(struct cad_req *r)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	const struct cad_config *cfg = r->cad->cfg;
 	unsigned long long cum = 0;
+	struct db_err derr = {0};
+	int db_up;
 
+	/* This event loop's connection, made first if it has none (as /health does). */
+	if (!r->w->db && db_connect(cfg->database, &r->w->db, &derr) != DB_OK)
+		r->w->db = NULL;
+	db_up = r->w->db && PQstatus(db_pgconn(r->w->db)) == CONNECTION_OK;
 	pthread_mutex_lock(&mu);
 	evbuffer_add_printf(out, "# HELP hsmca_cad_requests_total answered API requests by route "
 	                         "and HTTP status\n# TYPE hsmca_cad_requests_total counter\n");
@@ -101,11 +108,12 @@ void cad_h_metrics(struct cad_req *r)
 	    "hsmca_cad_commit_group_members_total{kind=\"store\"} %llu\n",
 	    m.groups[0], m.groups[1], m.members[0], m.members[1]);
 	pthread_mutex_unlock(&mu);
-	evbuffer_add_printf(out,
-	                    "# HELP hsmca_cad_database_up 1 while cad holds a database "
-	                    "connection\n# TYPE hsmca_cad_database_up gauge\n"
-	                    "hsmca_cad_database_up %d\n",
-	                    r->cad->db ? 1 : 0);
+	evbuffer_add_printf(
+	    out,
+	    "# HELP hsmca_cad_database_up 1 while cad holds a database "
+	    "connection (the event loop that answers)\n# TYPE hsmca_cad_database_up gauge\n"
+	    "hsmca_cad_database_up %d\n",
+	    db_up);
 	evbuffer_add_printf(out,
 	                    "# HELP hsmca_cad_authority_key_loaded 1 once the CA's key was "
 	                    "reached through keyd\n# TYPE hsmca_cad_authority_key_loaded gauge\n");
@@ -118,7 +126,7 @@ void cad_h_metrics(struct cad_req *r)
 	                    "# HELP hsmca_cad_audit_checkpoint_seq audit entry covered by the last "
 	                    "signed checkpoint\n# TYPE hsmca_cad_audit_checkpoint_seq gauge\n"
 	                    "hsmca_cad_audit_checkpoint_seq %lld\n",
-	                    (long long)r->cad->last_checkpoint_seq);
+	                    (long long)atomic_load(&r->cad->last_checkpoint_seq));
 	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	r->replied = 1;
