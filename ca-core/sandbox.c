@@ -512,3 +512,22 @@ int sandbox_apply(const struct sandbox_config *c, const struct sandbox_profile *
 	                                         : "");
 	return 0;
 }
+
+int sandbox_start(const struct sandbox_config *c, const struct sandbox_profile *p,
+                  int (*make)(void *arg, char *err, size_t errlen), void *arg, char *err,
+                  size_t errlen)
+{
+	char why[512];
+
+	if (sandbox_drop_user(c, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "sandbox: %s", why);
+		return -1;
+	}
+	if (make(arg, err, errlen) != 0)
+		return -1;
+	if (sandbox_apply(c, p, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "sandbox: %s", why);
+		return -1;
+	}
+	return 0;
+}

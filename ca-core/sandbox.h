@@ -66,6 +66,16 @@ int sandbox_seccomp(const struct sandbox_config *c, const struct sandbox_profile
 int sandbox_apply(const struct sandbox_config *c, const struct sandbox_profile *p, char *err,
                   size_t errlen);
 
+/* A daemon made under its sandbox, in the one order that works: the configured user first,
+ * before anything connects (keyd and PostgreSQL identify a Unix-socket peer when it connects,
+ * so a connection made as root would keep root's grants after the switch; the listener binds
+ * as that user too: a port below 1024 needs systemd's socket or a port redirect), then make
+ * (listening, connecting, loading keys), then sandbox_apply for the rest of the process's
+ * life (docs/sandbox.md). 0, or -1 with err filled (make's own text, or "sandbox: ..."). */
+int sandbox_start(const struct sandbox_config *c, const struct sandbox_profile *p,
+                  int (*make)(void *arg, char *err, size_t errlen), void *arg, char *err,
+                  size_t errlen);
+
 /* 1 when this build's filter lets the sanitizers' runtime do what it needs at exit (LeakSanitizer
  * stops the world with ptrace from a cloned tracer), which a production build forbids. */
 int sandbox_sanitizer_build(void);

@@ -26,6 +26,19 @@ static void on_signal(int sig)
 		crld_stop(running);
 }
 
+/* crld_new for sandbox_start. */
+struct made {
+	struct crld_config *cfg;
+	struct crld *c;
+};
+
+static int make(void *arg, char *err, size_t errlen)
+{
+	struct made *m = arg;
+
+	return crld_new(m->cfg, &m->c, err, errlen);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -50,6 +63,7 @@ int main(int argc, char **argv)
 	struct crld *c = NULL;
 	int once = 0, check = 0, level = LOG_INFO, opt, rc = 1;
 	char err[1024];
+	struct made mk = {0};
 	struct sigaction sa;
 
 	while ((opt = getopt_long(argc, argv, "c:okvh", opts, NULL)) != -1) {
@@ -94,23 +108,12 @@ int main(int argc, char **argv)
 	}
 	if (daemon_providers_load(&deflt, &keyd) != 0)
 		goto out;
-	/* The configured user before anything connects: keyd and PostgreSQL identify a Unix-socket
-	 * peer when it connects, so a connection made as root would keep root's grants after the
-	 * switch (docs/sandbox.md). */
-	if (sandbox_drop_user(&cfg->sandbox, err, sizeof(err)) != 0) {
-		log_error("sandbox: %s", err);
-		goto out;
-	}
-	if (crld_new(cfg, &c, err, sizeof(err)) != 0) {
+	mk.cfg = cfg;
+	if (sandbox_start(&cfg->sandbox, &crld_sandbox, make, &mk, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
 	}
-	/* Connected, keys loaded, providers in place: drop to the configured user and confine
-	 * the rest of the process's life (docs/sandbox.md). */
-	if (sandbox_apply(&cfg->sandbox, &crld_sandbox, err, sizeof(err)) != 0) {
-		log_error("sandbox: %s", err);
-		goto out;
-	}
+	c = mk.c;
 	if (once) {
 		rc = crld_publish_all(c) == 0 ? 0 : 1;
 		goto out;

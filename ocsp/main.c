@@ -16,6 +16,19 @@
 
 static const struct sandbox_profile ocspd_sandbox = {"hsmca-ocspd", SANDBOX_NET_INET};
 
+/* ocspd_new for sandbox_start. */
+struct made {
+	struct ocspd_config *cfg;
+	struct ocspd *d;
+};
+
+static int make(void *arg, char *err, size_t errlen)
+{
+	struct made *m = arg;
+
+	return ocspd_new(m->cfg, &m->d, err, errlen);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -40,6 +53,7 @@ int main(int argc, char **argv)
 	struct ocspd *d = NULL;
 	int check = 0, level = LOG_INFO, c, rc = 1;
 	char err[1024];
+	struct made mk = {0};
 
 	while ((c = getopt_long(argc, argv, "c:kvh", opts, NULL)) != -1) {
 		switch (c) {
@@ -80,23 +94,12 @@ int main(int argc, char **argv)
 	}
 	if (daemon_providers_load(&deflt, &keyd) != 0)
 		goto out;
-	/* The configured user before anything connects: keyd and PostgreSQL identify a Unix-socket
-	 * peer when it connects, so a connection made as root would keep root's grants after the
-	 * switch (docs/sandbox.md). */
-	if (sandbox_drop_user(&cfg->sandbox, err, sizeof(err)) != 0) {
-		log_error("sandbox: %s", err);
-		goto out;
-	}
-	if (ocspd_new(cfg, &d, err, sizeof(err)) != 0) {
+	mk.cfg = cfg;
+	if (sandbox_start(&cfg->sandbox, &ocspd_sandbox, make, &mk, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
 	}
-	/* Listening, connected, keys and providers in place: drop to the configured user and
-	 * confine the rest of the process's life (docs/sandbox.md). */
-	if (sandbox_apply(&cfg->sandbox, &ocspd_sandbox, err, sizeof(err)) != 0) {
-		log_error("sandbox: %s", err);
-		goto out;
-	}
+	d = mk.d;
 	rc = ocspd_run(d) == 0 ? 0 : 1;
 	log_info("stopped");
 out:

@@ -17,6 +17,19 @@
 
 static const struct sandbox_profile cad_sandbox = {"hsmca-cad", SANDBOX_NET_INET};
 
+/* cad_new for sandbox_start. */
+struct made {
+	struct cad_config *cfg;
+	struct cad *cad;
+};
+
+static int make(void *arg, char *err, size_t errlen)
+{
+	struct made *m = arg;
+
+	return cad_new(m->cfg, &m->cad, err, errlen);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -55,6 +68,7 @@ int main(int argc, char **argv)
 	struct cad *cad = NULL;
 	int check = 0, level = LOG_INFO, c, rc = 1;
 	char err[1024];
+	struct made mk = {0};
 
 	while ((c = getopt_long(argc, argv, "c:kvhb:a:i:r:d:", opts, NULL)) != -1) {
 		switch (c) {
@@ -150,24 +164,12 @@ int main(int argc, char **argv)
 		rc = 0;
 		goto out;
 	}
-	/* The configured user before anything connects: keyd and PostgreSQL identify a Unix-socket
-	 * peer when it connects, so a connection made as root would keep root's grants after the
-	 * switch. (The listener therefore binds as that user too: a port below 1024 needs
-	 * systemd's socket or a port redirect, docs/sandbox.md.) */
-	if (sandbox_drop_user(&cfg->sandbox, err, sizeof(err)) != 0) {
-		log_error("sandbox: %s", err);
-		goto out;
-	}
-	if (cad_new(cfg, &cad, err, sizeof(err)) != 0) {
+	mk.cfg = cfg;
+	if (sandbox_start(&cfg->sandbox, &cad_sandbox, make, &mk, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		goto out;
 	}
-	/* Listening, TLS credential read, database and keyd reached: confine the rest of the
-	 * process's life. */
-	if (sandbox_apply(&cfg->sandbox, &cad_sandbox, err, sizeof(err)) != 0) {
-		log_error("sandbox: %s", err);
-		goto out;
-	}
+	cad = mk.cad;
 	rc = cad_run(cad) == 0 ? 0 : 1;
 	log_info("stopped");
 out:
