@@ -232,104 +232,116 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 }
 
 /*
- * n statements, one per item, in one transaction: BEGIN, the statements and the COMMIT in one
- * round trip. prepare gives item i's statement and parameters; judge reads item i's result, or
- * learns of the COMMIT's failure (rc, err; the outcome is then unknown to us, so no retries).
- * 1 when done; 0 when something failed before the commit (nothing is committed) and the items
- * must go one by one, each to learn its own error.
+ * A group of items (reservations, stores), one statement each, in one transaction: BEGIN, the
+ * statements and the COMMIT in one round trip. prepare fills item i's statement state (stmt,
+ * stmt_size bytes, zeroed; release frees what it holds) and gives its SQL and parameters;
+ * judge reads item i's result, or learns of the COMMIT's failure (rc, err: the outcome is then
+ * unknown to us, so no retries). When something fails before the commit, nothing is committed
+ * and each item goes alone, to learn its own outcome.
  */
-struct together {
-	enum db_status (*prepare)(void *ctx, size_t i, const char **sql, struct db_params **p,
-	                          struct db_err *err);
-	void (*judge)(void *ctx, size_t i, const PGresult *r, enum db_status rc,
+struct group_kind {
+	const char *verb, *noun; /* "reserving", "serials": for errors */
+	size_t stmt_size;
+	enum db_status (*prepare)(void *stmt, const void *items, size_t i, const char **sql,
+	                          struct db_params **p, struct db_err *err);
+	void (*judge)(void *stmt, const void *items, size_t i, const PGresult *r, enum db_status rc,
 	              const struct db_err *err);
-	void *ctx;
+	void (*release)(void *stmt);
+	void (*alone)(struct db *db, const void *items, size_t i);
 };
 
-static int together(struct db *db, size_t n, const char *what, const struct together *t)
+/* 1 when the group went together (each item judged); 0 when the items must go alone. */
+static int together(struct db *db, const void *items, size_t n, const struct group_kind *k)
 {
+	char *st = calloc(n, k->stmt_size);
 	struct db_params **pp = calloc(n, sizeof(*pp));
 	const char **sql = calloc(n, sizeof(*sql));
 	PGresult **res = calloc(n, sizeof(*res));
 	struct db_err err = {0};
 	enum db_status rc;
+	char what[64];
 	int done = 0;
 
-	if (!pp || !sql || !res || db->in_tx)
+	if (!st || !pp || !sql || !res || db->in_tx)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		if (t->prepare(t->ctx, i, &sql[i], &pp[i], &err) != DB_OK)
+		if (k->prepare(st + i * k->stmt_size, items, i, &sql[i], &pp[i], &err) != DB_OK)
 			goto out;
+	snprintf(what, sizeof(what), "%s %zu %s", k->verb, n, k->noun);
 	rc = db_exec_many(db, 1, n, sql, pp, res, 1, &err, what);
 	if (rc != DB_OK && db->in_tx)
 		goto out; /* a statement failed: nothing is committed */
 	for (size_t i = 0; i < n; i++)
-		t->judge(t->ctx, i, res[i], rc, &err);
+		k->judge(st + i * k->stmt_size, items, i, res[i], rc, &err);
 	done = 1;
 out:
 	if (!done)
 		db_rollback(db);
+	for (size_t i = 0; st && i < n; i++)
+		k->release(st + i * k->stmt_size);
 	for (size_t i = 0; res && i < n; i++)
 		PQclear(res[i]);
+	free(st);
 	free(pp);
 	free(sql);
 	free(res);
 	return done;
 }
 
-struct reserve_group {
-	struct reserve_stmt *s;
-	struct db_cert_reservation *const *items;
-};
-
-static enum db_status reserve_group_prepare(void *ctx, size_t i, const char **sql,
-                                            struct db_params **p, struct db_err *err)
+static void as_group(struct db *db, const void *items, size_t n, const struct group_kind *k)
 {
-	struct reserve_group *g = ctx;
-	enum db_status rc = reserve_prepare(&g->s[i], g->items[i]->req, err);
+	if (n > 1 && together(db, items, n, k))
+		return;
+	for (size_t i = 0; i < n; i++)
+		k->alone(db, items, i);
+}
 
-	*sql = g->s[i].sql;
-	*p = &g->s[i].p;
+static enum db_status reserve_group_prepare(void *stmt, const void *items, size_t i,
+                                            const char **sql, struct db_params **p,
+                                            struct db_err *err)
+{
+	struct reserve_stmt *s = stmt;
+	enum db_status rc =
+	    reserve_prepare(s, ((struct db_cert_reservation *const *)items)[i]->req, err);
+
+	*sql = s->sql;
+	*p = &s->p;
 	return rc;
 }
 
-static void reserve_group_judge(void *ctx, size_t i, const PGresult *r, enum db_status rc,
-                                const struct db_err *err)
+static void reserve_group_judge(void *stmt, const void *items, size_t i, const PGresult *r,
+                                enum db_status rc, const struct db_err *err)
 {
-	struct reserve_group *g = ctx;
-	struct db_cert_reservation *it = g->items[i];
+	struct db_cert_reservation *it = ((struct db_cert_reservation *const *)items)[i];
 
 	it->id = 0;
 	it->rc = rc;
 	it->err = *err;
 	if (rc == DB_OK)
-		it->rc = reserve_judge(&g->s[i], r, &it->id, &it->err);
+		it->rc = reserve_judge(stmt, r, &it->id, &it->err);
 }
 
-/* Several reservations in one transaction (a taken serial sends them one by one). */
-static int reserve_together(struct db *db, struct db_cert_reservation *const *items, size_t n)
+static void reserve_release(void *stmt)
 {
-	struct reserve_group g = {calloc(n, sizeof(*g.s)), items};
-	struct together t = {reserve_group_prepare, reserve_group_judge, &g};
-	char what[64];
-	int done;
+	free(((struct reserve_stmt *)stmt)->sql);
+}
 
-	if (!g.s)
-		return 0;
-	snprintf(what, sizeof(what), "reserving %zu serials", n);
-	done = together(db, n, what, &t);
-	for (size_t i = 0; i < n; i++)
-		free(g.s[i].sql);
-	free(g.s);
-	return done;
+static void reserve_alone(struct db *db, const void *items, size_t i)
+{
+	struct db_cert_reservation *it = ((struct db_cert_reservation *const *)items)[i];
+
+	it->rc = db_cert_reserve(db, it->req, &it->id, &it->err);
 }
 
 void db_cert_reserve_many(struct db *db, struct db_cert_reservation *const *items, size_t n)
 {
-	if (n > 1 && reserve_together(db, items, n))
-		return;
-	for (size_t i = 0; i < n; i++)
-		items[i]->rc = db_cert_reserve(db, items[i]->req, &items[i]->id, &items[i]->err);
+	static const struct group_kind reservations = {
+	    "reserving",           "serials",           sizeof(struct reserve_stmt),
+	    reserve_group_prepare, reserve_group_judge, reserve_release,
+	    reserve_alone};
+
+	/* a taken serial sends them one by one */
+	as_group(db, items, n, &reservations);
 }
 
 /* One DER element at *pp (bounded by end): its tag must be `tag` (universal, or context class
@@ -580,59 +592,46 @@ static void store_one(struct db *db, struct db_cert_store *it)
 	OPENSSL_free(s.issuer);
 }
 
-struct store_group {
-	struct issued_stmt *s;
-	struct db_cert_store *const *items;
-};
-
-static enum db_status store_group_prepare(void *ctx, size_t i, const char **sql,
+static enum db_status store_group_prepare(void *stmt, const void *items, size_t i, const char **sql,
                                           struct db_params **p, struct db_err *err)
 {
-	struct store_group *g = ctx;
-
 	*sql = issued_audit_sql;
-	*p = &g->s[i].p;
-	return store_prepare(&g->s[i], g->items[i], err);
+	*p = &((struct issued_stmt *)stmt)->p;
+	return store_prepare(stmt, ((struct db_cert_store *const *)items)[i], err);
 }
 
-static void store_group_judge(void *ctx, size_t i, const PGresult *r, enum db_status rc,
-                              const struct db_err *err)
+static void store_group_judge(void *stmt, const void *items, size_t i, const PGresult *r,
+                              enum db_status rc, const struct db_err *err)
 {
-	struct store_group *g = ctx;
-	struct db_cert_store *it = g->items[i];
+	struct db_cert_store *it = ((struct db_cert_store *const *)items)[i];
 
 	it->audit_seq = 0;
 	it->rc = rc;
 	it->err = *err;
 	if (rc == DB_OK)
-		store_judge(&g->s[i], r, it);
+		store_judge(stmt, r, it);
 }
 
-/* Several certificates in one transaction. A certificate that does not store changes nothing
- * (its entry is not appended either), so the others commit. */
-static int store_together(struct db *db, struct db_cert_store *const *items, size_t n)
+static void store_release(void *stmt)
 {
-	struct store_group g = {calloc(n, sizeof(*g.s)), items};
-	struct together t = {store_group_prepare, store_group_judge, &g};
-	char what[64];
-	int done;
+	OPENSSL_free(((struct issued_stmt *)stmt)->issuer);
+}
 
-	if (!g.s)
-		return 0;
-	snprintf(what, sizeof(what), "storing %zu certificates", n);
-	done = together(db, n, what, &t);
-	for (size_t i = 0; i < n; i++)
-		OPENSSL_free(g.s[i].issuer);
-	free(g.s);
-	return done;
+static void store_alone(struct db *db, const void *items, size_t i)
+{
+	store_one(db, ((struct db_cert_store *const *)items)[i]);
 }
 
 void db_cert_store_many(struct db *db, struct db_cert_store *const *items, size_t n)
 {
-	if (n > 1 && store_together(db, items, n))
-		return;
-	for (size_t i = 0; i < n; i++)
-		store_one(db, items[i]);
+	static const struct group_kind stores = {
+	    "storing",           "certificates",    sizeof(struct issued_stmt),
+	    store_group_prepare, store_group_judge, store_release,
+	    store_alone};
+
+	/* A certificate that does not store changes nothing (its entry is not appended either),
+	 * so the others commit. */
+	as_group(db, items, n, &stores);
 }
 
 /*
