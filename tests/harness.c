@@ -498,15 +498,21 @@ X509 *harness_make_cert(const struct harness_cert *c)
 size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg)
 {
 	struct harness_buf *b = arg;
-	char *d = realloc(b->data, b->len + sz * n + 1);
+	size_t add = sz * n;
 
-	if (!d)
-		return 0;
-	memcpy(d + b->len, p, sz * n);
-	b->len += sz * n;
-	d[b->len] = '\0';
-	b->data = d;
-	return sz * n;
+	if (b->len + add + 1 > b->cap) {
+		size_t cap = (b->len + add + 1) * 2;
+		char *d = realloc(b->data, cap);
+
+		if (!d)
+			return 0;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, add);
+	b->len += add;
+	b->data[b->len] = '\0';
+	return add;
 }
 
 void harness_pg_exec_ok(PGconn *c, const char *sql)

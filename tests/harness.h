@@ -140,10 +140,10 @@ X509 *harness_make_cert(const struct harness_cert *c);
 
 /* A growing buffer, always NUL-terminated once written, for libcurl: CURLOPT_WRITEFUNCTION
  * (or HEADERFUNCTION) harness_curl_collect, its DATA a struct harness_buf zeroed first;
- * free(data) afterwards. */
+ * free(data) afterwards. Setting len to 0 reuses it (load generators do, per request). */
 struct harness_buf {
 	char *data;
-	size_t len;
+	size_t len, cap;
 };
 size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg);
 

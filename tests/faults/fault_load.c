@@ -45,6 +45,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "harness.h"
+
 #define RETRY_SECONDS 120.0
 #define MAX_THREADS 16
 
@@ -136,35 +138,10 @@ static void serial_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
 
 /* ---- HTTP ---- */
 
-struct buf {
-	char *data;
-	size_t len, cap;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	size_t add = sz * n;
-
-	if (b->len + add + 1 > b->cap) {
-		size_t cap = (b->len + add + 1) * 2;
-		char *d = realloc(b->data, cap);
-
-		if (!d)
-			return 0;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, add);
-	b->len += add;
-	b->data[b->len] = '\0';
-	return add;
-}
-
 struct client {
 	CURL *c;
 	struct curl_slist *hdrs;
-	struct buf resp;
+	struct harness_buf resp;
 	unsigned seed;
 	struct cert *certs;
 	size_t n, cap;
@@ -460,7 +437,7 @@ static int run_load(void)
 		cl->hdrs = curl_slist_append(cl->hdrs, "Content-Type: application/json");
 		curl_easy_setopt(cl->c, CURLOPT_HTTPHEADER, cl->hdrs);
 		curl_easy_setopt(cl->c, CURLOPT_CAINFO, opt_cacert);
-		curl_easy_setopt(cl->c, CURLOPT_WRITEFUNCTION, collect);
+		curl_easy_setopt(cl->c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 		curl_easy_setopt(cl->c, CURLOPT_WRITEDATA, &cl->resp);
 		curl_easy_setopt(cl->c, CURLOPT_TIMEOUT, 30L);
 		curl_easy_setopt(cl->c, CURLOPT_CONNECTTIMEOUT, 5L);
@@ -561,7 +538,7 @@ static int ocsp_query(CURL *c, STACK_OF(X509) * resp_certs, const char *serial, 
 	unsigned char *der = NULL;
 	const unsigned char *p;
 	int der_len, rc = -1, st, rs = -1;
-	struct buf b = {0};
+	struct harness_buf b = {0};
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/ocsp-request");
 	long code = 0;
 	ASN1_GENERALIZEDTIME *rev, *thisupd, *nextupd;
@@ -576,7 +553,7 @@ static int ocsp_query(CURL *c, STACK_OF(X509) * resp_certs, const char *serial, 
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, der);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)der_len);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
 	if (curl_easy_perform(c) != CURLE_OK) {

@@ -32,6 +32,8 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
+#include "harness.h"
+
 #define MAX_COUNTS 8
 #define MAX_ROUNDS 16
 #define MAX_THREADS 64
@@ -117,25 +119,6 @@ static void make_pool(void)
 		X509_REQ_free(req);
 		EVP_PKEY_free(k);
 	}
-}
-
-struct buf {
-	char *d;
-	size_t n;
-};
-
-static size_t collect(char *p, size_t sz, size_t nm, void *arg)
-{
-	struct buf *b = arg;
-	char *d = realloc(b->d, b->n + sz * nm + 1);
-
-	if (!d)
-		return 0;
-	memcpy(d + b->n, p, sz * nm);
-	b->n += sz * nm;
-	d[b->n] = '\0';
-	b->d = d;
-	return sz * nm;
 }
 
 /* The certificate in an answer: EST's base64 PKCS#7, or the API's JSON "certificate". */
@@ -224,7 +207,7 @@ static void *work(void *arg)
 	while (!atomic_load(&failed) && now() < w->until) {
 		int i = atomic_fetch_add(&next_csr, 1);
 		struct curl_slist *h = NULL;
-		struct buf b = {0};
+		struct harness_buf b = {0};
 		CURL *c;
 		long st = 0;
 		double t0;
@@ -238,7 +221,7 @@ static void *work(void *arg)
 		c = curl_easy_init();
 		curl_easy_setopt(c, CURLOPT_URL, url);
 		curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 		curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
 		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -264,10 +247,10 @@ static void *work(void *arg)
 		w->lat[w->nlat++] = now() - t0;
 		if (st != (w->est ? 200 : 201)) {
 			fprintf(stderr, "bench_est: %s answered %ld: %.300s\n", url, st,
-			        b.d ? b.d : "");
+			        b.data ? b.data : "");
 			atomic_store(&failed, 1);
 		} else if (first) {
-			if (!check(w->est, b.d ? b.d : "", &pool[i])) {
+			if (!check(w->est, b.data ? b.data : "", &pool[i])) {
 				fprintf(stderr, "bench_est: a certificate did not check out\n");
 				atomic_store(&failed, 1);
 			}
@@ -275,7 +258,7 @@ static void *work(void *arg)
 		}
 		if (st == (w->est ? 200 : 201))
 			w->done++;
-		free(b.d);
+		free(b.data);
 		curl_slist_free_all(h);
 		curl_easy_cleanup(c);
 	}

@@ -31,6 +31,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "harness.h"
+
 #define MAX_COUNTS 16
 #define MAX_ROUNDS 32
 
@@ -41,8 +43,8 @@ static int counts[MAX_COUNTS] = {1, 2, 4, 8, 16, 32}, ncounts = 6;
 static char auth_header[256];
 
 struct csr {
-	char *body;           /* the JSON request */
-	unsigned char *spki;  /* DER SubjectPublicKeyInfo, to check the answer */
+	char *body;          /* the JSON request */
+	unsigned char *spki; /* DER SubjectPublicKeyInfo, to check the answer */
 	int spki_len;
 };
 static struct csr *pool;
@@ -136,31 +138,6 @@ static void make_pool(void)
 
 /* ---- HTTP ---- */
 
-struct buf {
-	char *data;
-	size_t len, cap;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	size_t add = sz * n;
-
-	if (b->len + add + 1 > b->cap) {
-		size_t cap = (b->len + add + 1) * 2;
-		char *d = realloc(b->data, cap);
-
-		if (!d)
-			return 0;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, add);
-	b->len += add;
-	b->data[b->len] = '\0';
-	return add;
-}
-
 /* Check an answer: a certificate signed by the CA, for the key of pool[idx]. */
 static int check_answer(const char *body, unsigned idx)
 {
@@ -187,7 +164,7 @@ struct client {
 	pthread_t t;
 	CURL *c;
 	struct curl_slist *hdrs;
-	struct buf resp;
+	struct harness_buf resp;
 	double *lat; /* seconds per request in this round */
 	size_t nlat, caplat;
 	long connects; /* new connections made during the timed part */
@@ -298,7 +275,7 @@ static void setup_handle(struct client *cl)
 	curl_easy_setopt(cl->c, CURLOPT_URL, url);
 	curl_easy_setopt(cl->c, CURLOPT_HTTPHEADER, cl->hdrs);
 	curl_easy_setopt(cl->c, CURLOPT_CAINFO, cacert);
-	curl_easy_setopt(cl->c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(cl->c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
 	curl_easy_setopt(cl->c, CURLOPT_WRITEDATA, &cl->resp);
 	curl_easy_setopt(cl->c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(cl->c, CURLOPT_TCP_NODELAY, 1L);
@@ -362,11 +339,10 @@ static double median(double *v, int n)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: bench_issue --url URL --cacert PEM --ca CA.pem [--profile NAME]\n"
-	        "                   [--seconds S] [--rounds R] [--clients 1,2,4,8,16,32]\n"
-	        "                   [--pool N] [--csr-dir DIR --csr-count M] [--verbose]\n"
-	        "The API token is read from the file named by HSMCA_BENCH_TOKEN_FILE.\n");
+	fprintf(f, "usage: bench_issue --url URL --cacert PEM --ca CA.pem [--profile NAME]\n"
+	           "                   [--seconds S] [--rounds R] [--clients 1,2,4,8,16,32]\n"
+	           "                   [--pool N] [--csr-dir DIR --csr-count M] [--verbose]\n"
+	           "The API token is read from the file named by HSMCA_BENCH_TOKEN_FILE.\n");
 }
 
 static void parse_counts(const char *s)
@@ -477,13 +453,15 @@ int main(int argc, char **argv)
 
 			res[ci][r] = run_cell(counts[ci]);
 			if (atomic_load(&failed)) {
-				fprintf(stderr, "bench_issue: stopped: a request failed (clients %d, "
-				                "round %d)\n",
+				fprintf(stderr,
+				        "bench_issue: stopped: a request failed (clients %d, "
+				        "round %d)\n",
 				        counts[ci], r + 1);
 				return 1;
 			}
 			if (verbose)
-				printf("  round %d clients %2d: %8.1f certs/s  p50 %7.2f ms  p99 %7.2f ms"
+				printf("  round %d clients %2d: %8.1f certs/s  p50 %7.2f ms  p99 "
+				       "%7.2f ms"
 				       "  (%ld requests, %ld reconnects)\n",
 				       r + 1, counts[ci], res[ci][r].rate, res[ci][r].p50,
 				       res[ci][r].p99, res[ci][r].reqs, res[ci][r].connects);
