@@ -1,4 +1,4 @@
-/* hsmca-keyd confined in-process (ca-core/sandbox.c) as it runs in production: started as root
+/* hsmca-keyd confined in-process (ca-core/lib/sandbox.c) as it runs in production: started as root
  * with `user:` in its configuration, it drops to that user after logging in, installs its
  * seccomp filter, and still generates, signs and re-initialises the token after a fault.
  * The PKCS#11 fault shim (tests/shim) provides the fault. Needs root (tests/run is). */

@@ -1,4 +1,4 @@
-/* The shared sandbox (ca-core/sandbox.c): each case forks, confines the child with a daemon's
+/* The shared sandbox (ca-core/lib/sandbox.c): each case forks, confines the child with a daemon's
  * profile, and checks from inside what is still possible and what is refused. */
 #include <check.h>
 #include <errno.h>
