@@ -216,9 +216,10 @@ struct db_cert {
 };
 void db_cert_clear(struct db_cert *c);
 
-/* Invariant 2: commit the serial and contents before anything is signed. Status reserved.
- * DB_ERR_CONFLICT if the serial exists for this authority (draw another); DB_ERR_STATE when
- * the authority is retired or the profile disabled (db_issuance_allowed says which). */
+/* Invariant 2 (docs/architecture.md): commit the serial and contents before anything is signed.
+ * Status reserved. DB_ERR_CONFLICT if the serial exists for this authority (draw another);
+ * DB_ERR_STATE when the authority is retired or the profile disabled (db_issuance_allowed says
+ * which). */
 enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req, int64_t *id,
                                struct db_err *err);
 /* A reservation to make (db_cert_reserve_many) and how it went. */

@@ -1,4 +1,5 @@
-/* The audit log: a hash chain appended under a lock, and its verification (invariant 5). */
+/* The audit log: a hash chain appended under a lock, and its verification (invariant 5 of
+ * docs/architecture.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
-/* The certificate lifecycle: reserve before signing (invariant 2), issued or failed, revoke,
- * hold and release (invariant 3), lookup and list. */
+/* The certificate lifecycle: reserve before signing (invariant 2 of docs/architecture.md),
+ * issued or failed, revoke, hold and release (invariant 3), lookup and list. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -34,8 +34,9 @@ void db_one_line(const char *in, char *out, size_t cap)
 
 /* The session settings the data layer relies on; re-applied after a reset. Durability: a
  * server or role configured with synchronous_commit=off would acknowledge commits that a
- * crash can lose, which invariants 2 and 3 forbid, so this session turns it on (keeping a
- * stricter setting such as remote_apply). bytea_output=hex is the form db_get_bytes parses. */
+ * crash can lose, which invariants 2 and 3 (docs/architecture.md) forbid, so this session turns it
+ * on (keeping a stricter setting such as remote_apply). bytea_output=hex is the form db_get_bytes
+ * parses. */
 static enum db_status session_setup(struct db *db, struct db_err *err)
 {
 	PGresult *r =

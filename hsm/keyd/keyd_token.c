@@ -1,7 +1,7 @@
 /*
  * The token. libp11 loads the module, finds the token by label and logs in;
  * the signing path then uses the module's own function list with one session
- * per signer thread (FACTS.md: explicit per-thread sessions scale and keep
+ * per signer thread (docs/platform-facts.md: explicit per-thread sessions scale and keep
  * clear of libp11's session pool), and key generation uses C_GenerateKeyPair
  * directly because libp11 0.4.12 cannot make EC keys.
  */

@@ -269,7 +269,7 @@ static void token_attrs(const char *label, CK_BBOOL out[5], CK_RV *secret_rv)
 	*secret_rv = fl->C_GetAttributeValue(s, o, &sa, 1);
 	fl->C_Logout(s);
 	fl->C_CloseSession(s);
-	/* No C_Finalize: SoftHSM 2.6 may crash in it (FACTS.md). */
+	/* No C_Finalize: SoftHSM 2.6 may crash in it (docs/platform-facts.md). */
 }
 
 START_TEST(generated_keys_are_sensitive_non_extractable_local)
