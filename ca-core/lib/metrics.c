@@ -260,44 +260,71 @@ static struct metrics_series *find(struct metrics_family *f, size_t from, size_t
 	return NULL;
 }
 
-struct metrics_series *metrics_get(struct metrics_family *f, ...)
-{
+/* The label values of a metrics_get or metrics_find call, their hash (FNV-1a over the values
+ * and their NULs) and their length together, NULs included. */
+struct key {
 	const char *v[METRICS_LABELS_MAX];
-	struct metrics_series *s;
-	uint32_t hash = 2166136261u; /* FNV-1a over the values and their NULs */
-	size_t len = 0, n;
+	uint32_t hash;
+	size_t len;
+};
+
+static void key_of(const struct metrics_family *f, va_list ap, struct key *k)
+{
+	k->hash = 2166136261u;
+	k->len = 0;
+	for (size_t i = 0; i < f->nlabels; i++) {
+		const char *p = va_arg(ap, const char *);
+		k->v[i] = p ? p : "";
+		for (p = k->v[i];; p++) {
+			k->hash = (k->hash ^ (unsigned char)*p) * 16777619u;
+			if (!*p)
+				break;
+		}
+		k->len += (size_t)(p - k->v[i]) + 1;
+	}
+}
+
+struct metrics_series *metrics_find(struct metrics_family *f, ...)
+{
+	struct key k;
 	va_list ap;
 
 	if (!f)
 		return NULL;
 	va_start(ap, f);
-	for (size_t i = 0; i < f->nlabels; i++) {
-		const char *p = va_arg(ap, const char *);
-		v[i] = p ? p : "";
-		for (p = v[i];; p++) {
-			hash = (hash ^ (unsigned char)*p) * 16777619u;
-			if (!*p)
-				break;
-		}
-		len += (size_t)(p - v[i]) + 1;
-	}
+	key_of(f, ap, &k);
+	va_end(ap);
+	return find(f, 0, atomic_load_explicit(&f->n, memory_order_acquire), k.hash, k.v);
+}
+
+struct metrics_series *metrics_get(struct metrics_family *f, ...)
+{
+	struct metrics_series *s;
+	struct key k;
+	size_t n;
+	va_list ap;
+
+	if (!f)
+		return NULL;
+	va_start(ap, f);
+	key_of(f, ap, &k);
 	va_end(ap);
 	n = atomic_load_explicit(&f->n, memory_order_acquire);
-	s = find(f, 0, n, hash, v);
-	if (s || len > METRICS_LABEL_TEXT_MAX)
+	s = find(f, 0, n, k.hash, k.v);
+	if (s || k.len > METRICS_LABEL_TEXT_MAX)
 		return s;
 	pthread_mutex_lock(&f->mu);
 	/* Another thread may have added it since. */
-	s = find(f, n, atomic_load_explicit(&f->n, memory_order_relaxed), hash, v);
+	s = find(f, n, atomic_load_explicit(&f->n, memory_order_relaxed), k.hash, k.v);
 	if (!s && (n = atomic_load_explicit(&f->n, memory_order_relaxed)) < f->max_series) {
 		char *t;
 		s = slot(f, n);
 		s->f = f;
-		s->hash = hash;
+		s->hash = k.hash;
 		t = s->text;
 		for (size_t i = 0; i < f->nlabels; i++) {
-			size_t l = strlen(v[i]) + 1;
-			memcpy(t, v[i], l);
+			size_t l = strlen(k.v[i]) + 1;
+			memcpy(t, k.v[i], l);
 			t += l;
 		}
 		if (f->type == HISTOGRAM)

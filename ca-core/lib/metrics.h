@@ -52,6 +52,10 @@ int metrics_histogram(struct metrics *m, const char *name, const char *help, con
  * METRICS_LABEL_TEXT_MAX; a series is never removed. */
 struct metrics_series *metrics_get(struct metrics_family *f, ...);
 
+/* The series of f with these label values if it was made already; never makes one. For
+ * figures kept only for names that proved real (keyd counts signatures per existing key). */
+struct metrics_series *metrics_find(struct metrics_family *f, ...);
+
 /* Counters: add n (metrics_inc: 1). Gauges: set, or add a signed amount. Histograms: count one
  * observation. Each does nothing for a NULL series or one of another type. */
 void metrics_add(struct metrics_series *s, uint64_t n);

@@ -47,6 +47,8 @@ START_TEST(counters_and_labels)
 	ck_assert_ptr_nonnull(b);
 	ck_assert_ptr_ne(a, b);
 	ck_assert_ptr_eq(metrics_get(f, "sign", "ok"), a);
+	ck_assert_ptr_eq(metrics_find(f, "sign", "failed"), b);
+	ck_assert_ptr_null(metrics_find(f, "sign", "busy")); /* not made by looking */
 	metrics_inc(a);
 	metrics_add(a, 41);
 	metrics_inc(metrics_get(f, "generate", "ok"));
