@@ -20,6 +20,7 @@
 #include "crld.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 #define MAX_SCOPES (1 + CRLD_MAX_SHARDS)
 /* d2i and X509_CRL_verify as a second check for CRLs up to this size. */
@@ -544,63 +545,78 @@ static int health(void *arg, char *text, size_t n)
 	return 1;
 }
 
+/* The metrics registry's families for /metrics, made for each scrape: crld's figures live in
+ * its scope table under c->lock, and /metrics is rare. */
+struct crld_families {
+	struct metrics_family *number, *published, *next_update, *stale, *failures, *listening;
+};
+
+static int families(struct metrics *m, size_t crls, struct crld_families *f, char *err,
+                    size_t errsz)
+{
+	size_t n = crls * 2; /* full and delta */
+
+	if (metrics_gauge(m, "hsmca_crld_crl_number", "The number of the CRL last published.",
+	                  "crl,kind", n, &f->number, err, errsz) ||
+	    metrics_gauge(m, "hsmca_crld_last_publish_timestamp_seconds", "When it was published.",
+	                  "crl,kind", n, &f->published, err, errsz) ||
+	    metrics_gauge(m, "hsmca_crld_next_update_timestamp_seconds", "Its nextUpdate.",
+	                  "crl,kind", n, &f->next_update, err, errsz) ||
+	    metrics_gauge(m, "hsmca_crld_stale",
+	                  "1 when the published CRL is past its nextUpdate or missing.", "crl,kind",
+	                  n, &f->stale, err, errsz) ||
+	    metrics_counter(m, "hsmca_crld_build_failures_total",
+	                    "CRL builds that failed (the old CRL stayed).", "crl", crls,
+	                    &f->failures, err, errsz) ||
+	    metrics_gauge(m, "hsmca_crld_revocations_listening",
+	                  "1 while LISTEN hsmca_revocation is up.", NULL, 1, &f->listening, err,
+	                  errsz))
+		return -1;
+	return 0;
+}
+
 /* Prometheus text: per published CRL its number, when it was published, its nextUpdate,
  * whether it is stale and how many builds failed. */
 static size_t metrics(void *arg, char *text, size_t n)
 {
 	struct crld *c = arg;
 	int64_t now = (int64_t)time(NULL);
-	size_t len = 0;
+	struct crld_families f;
+	struct metrics *m = NULL;
+	size_t crls = 0, len = 0;
+	char err[160];
 
-#define PUT(...)                                                                                   \
-	do {                                                                                       \
-		if (len < n)                                                                       \
-			len += (size_t)snprintf(text + len, n - len, __VA_ARGS__);                 \
-	} while (0)
-	PUT("# HELP hsmca_crld_crl_number The number of the CRL last published.\n"
-	    "# TYPE hsmca_crld_crl_number gauge\n"
-	    "# HELP hsmca_crld_last_publish_timestamp_seconds When it was published.\n"
-	    "# TYPE hsmca_crld_last_publish_timestamp_seconds gauge\n"
-	    "# HELP hsmca_crld_next_update_timestamp_seconds Its nextUpdate.\n"
-	    "# TYPE hsmca_crld_next_update_timestamp_seconds gauge\n"
-	    "# HELP hsmca_crld_stale 1 when the published CRL is past its nextUpdate or missing.\n"
-	    "# TYPE hsmca_crld_stale gauge\n"
-	    "# HELP hsmca_crld_build_failures_total CRL builds that failed (the old CRL stayed).\n"
-	    "# TYPE hsmca_crld_build_failures_total counter\n");
+	for (size_t i = 0; i < c->n_cas; i++)
+		crls += (size_t)c->cas[i].n_scopes;
+	if (metrics_new(&m) != 0 || families(m, crls ? crls : 1, &f, err, sizeof(err)) != 0) {
+		log_warn("metrics: %s", m ? err : "out of memory");
+		goto out;
+	}
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->n_cas; i++)
 		for (int j = 0; j < c->cas[i].n_scopes; j++) {
 			const struct scope *s = &c->cas[i].scopes[j];
 			const char *kinds[2] = {"full", "delta"};
 			for (int k = 0; k < 2; k++) {
-				int64_t num = k ? s->delta_number : s->full_number;
-				int64_t at = k ? s->delta_published_at : s->full_published_at;
 				int64_t nu = k ? s->delta_next_update : s->full_next_update;
 				if (k && !nu)
 					continue; /* no deltas for this CRL */
-				PUT("hsmca_crld_crl_number{crl=\"%s\",kind=\"%s\"} %lld\n", s->name,
-				    kinds[k], (long long)num);
-				PUT("hsmca_crld_last_publish_timestamp_seconds{crl=\"%s\",kind=\"%"
-				    "s\"} "
-				    "%lld\n",
-				    s->name, kinds[k], (long long)at);
-				PUT("hsmca_crld_next_update_timestamp_seconds{crl=\"%s\",kind=\"%"
-				    "s\"} "
-				    "%lld\n",
-				    s->name, kinds[k], (long long)nu);
-				PUT("hsmca_crld_stale{crl=\"%s\",kind=\"%s\"} %d\n", s->name,
-				    kinds[k], !nu || nu < now);
+				metrics_set(metrics_get(f.number, s->name, kinds[k]),
+				            k ? s->delta_number : s->full_number);
+				metrics_set(metrics_get(f.published, s->name, kinds[k]),
+				            k ? s->delta_published_at : s->full_published_at);
+				metrics_set(metrics_get(f.next_update, s->name, kinds[k]), nu);
+				metrics_set(metrics_get(f.stale, s->name, kinds[k]),
+				            !nu || nu < now);
 			}
-			PUT("hsmca_crld_build_failures_total{crl=\"%s\"} %lld\n", s->name,
-			    (long long)s->failures);
+			metrics_add(metrics_get(f.failures, s->name), (uint64_t)s->failures);
 		}
 	pthread_mutex_unlock(&c->lock);
-	PUT("# HELP hsmca_crld_revocations_listening 1 while LISTEN hsmca_revocation is up.\n"
-	    "# TYPE hsmca_crld_revocations_listening gauge\n"
-	    "hsmca_crld_revocations_listening %d\n",
-	    c->listening);
-#undef PUT
-	return len < n ? len : n - 1;
+	metrics_set(metrics_get(f.listening), c->listening);
+	metrics_write(m, text, n, &len); /* cut at a whole line if need be */
+out:
+	metrics_free(m);
+	return len;
 }
 
 /* ---- the loop ---- */

@@ -22,6 +22,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "ocsp_internal.h"
 
 #define OUT_HIGH (256 * 1024) /* stop reading requests while this much waits to be sent */
@@ -42,13 +43,12 @@ struct conn {
 	size_t resp_len;
 };
 
-/* What each worker counts for /metrics (its own cache line; summed when scraped). */
+/* How requests were answered, for /metrics (hsmca_ocspd_requests_total{answer}). */
 enum { M_CACHED, M_SIGNER, M_MALFORMED, M_UNAUTHORIZED, M_TRYLATER, M_HTTP_ERROR, M_N };
 static const char *const m_names[M_N] = {"cached",       "signer",   "malformedRequest",
                                          "unauthorized", "tryLater", "http_error"};
 
 struct worker {
-	atomic_llong m[M_N];
 	struct ocspd *d;
 	pthread_t th;
 	struct event_base *base;
@@ -64,11 +64,15 @@ struct ocsp_server {
 	struct worker *workers;
 	int n;
 	struct event_base *main_base;
+	/* /metrics: the workers count answers; the cache's figures are set when scraped */
+	struct metrics *metrics;
+	struct metrics_series *answers[M_N];
+	struct metrics_series *cached_certs, *cached_answers, *soonest;
 };
 
 static void count(struct conn *c, int what)
 {
-	atomic_fetch_add_explicit(&c->w->m[what], 1, memory_order_relaxed);
+	metrics_inc(c->w->d->server->answers[what]);
 }
 
 static void conn_free(struct conn *c)
@@ -176,24 +180,84 @@ static void health(struct conn *c, int keep, int head_only)
 		conn_send(c, body, (size_t)bn);
 }
 
-/* Prometheus text: answers by how they were given, the cache and its freshness (the soonest
- * nextUpdate of any pre-signed answer), signatures, connections, and the state of the
- * database, keyd and the revocation feed. */
-static void metrics(struct conn *c, int keep, int head_only)
+static int64_t read_signed(void *d)
+{
+	return atomic_load(&((struct ocspd *)d)->signed_count);
+}
+
+static int64_t read_conns(void *d)
+{
+	return atomic_load(&((struct ocspd *)d)->conns);
+}
+
+static int64_t read_flag(void *flag)
+{
+	return atomic_load((atomic_int *)flag);
+}
+
+/* The figures /metrics shows: answers by how they were given, the cache and its freshness (the
+ * soonest nextUpdate of any pre-signed answer), signatures, connections, and the state of the
+ * database, keyd and the revocation feed. 0, or -1 with a message in err. */
+static int metrics_setup(struct ocsp_server *s, struct ocspd *d, char *err, size_t errsz)
+{
+	struct metrics_family *f;
+	struct metrics *m;
+
+	if (metrics_new(&s->metrics) != 0) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	m = s->metrics;
+	if (metrics_counter(m, "hsmca_ocspd_requests_total",
+	                    "OCSP requests by how they were answered.", "answer", M_N, &f, err,
+	                    errsz))
+		return -1;
+	for (int k = 0; k < M_N; k++)
+		s->answers[k] = metrics_get(f, m_names[k]);
+	if (metrics_gauge(m, "hsmca_ocspd_cached_certificates",
+	                  "Certificates with pre-signed answers.", NULL, 1, &f, err, errsz))
+		return -1;
+	s->cached_certs = metrics_get(f);
+	if (metrics_gauge(m, "hsmca_ocspd_cached_answers",
+	                  "Pre-signed answers (one per CertID hash).", NULL, 1, &f, err, errsz))
+		return -1;
+	s->cached_answers = metrics_get(f);
+	if (metrics_gauge(
+	        m, "hsmca_ocspd_soonest_next_update_seconds",
+	        "Seconds until the first pre-signed answer's nextUpdate (negative: one is "
+	        "stale).",
+	        NULL, 1, &f, err, errsz))
+		return -1;
+	s->soonest = metrics_get(f);
+	if (metrics_counter(m, "hsmca_ocspd_signed_total", "Responses signed through keyd.", NULL,
+	                    1, &f, err, errsz))
+		return -1;
+	metrics_bind(metrics_get(f), read_signed, d);
+	if (metrics_gauge(m, "hsmca_ocspd_connections", "Open client connections.", NULL, 1, &f,
+	                  err, errsz))
+		return -1;
+	metrics_bind(metrics_get(f), read_conns, d);
+	if (metrics_gauge(m, "hsmca_ocspd_up", "1 when the part named is reachable or in step.",
+	                  "part", 3, &f, err, errsz))
+		return -1;
+	metrics_bind(metrics_get(f, "database"), read_flag, &d->db_up);
+	metrics_bind(metrics_get(f, "keyd"), read_flag, &d->keyd_up);
+	metrics_bind(metrics_get(f, "revocations"), read_flag, &d->synced);
+	return 0;
+}
+
+/* GET /metrics: the cache's figures are read first, in one pass under its lock. */
+static void scrape(struct conn *c, int keep, int head_only)
 {
 	struct ocspd *d = c->w->d;
 	struct ocsp_server *srv = d->server;
 	static char body[4096];
 	static pthread_mutex_t body_lock = PTHREAD_MUTEX_INITIALIZER;
-	long long sum[M_N] = {0};
 	int64_t soonest = 0, now = ocsp_now();
-	size_t entries, answers = 0, len = 0;
+	size_t entries, answers = 0, len;
 	char head[256];
 	int hn;
 
-	for (int i = 0; i < srv->n; i++)
-		for (int k = 0; k < M_N; k++)
-			sum[k] += atomic_load_explicit(&srv->workers[i].m[k], memory_order_relaxed);
 	pthread_rwlock_rdlock(&d->cache.lock);
 	entries = d->cache.count;
 	for (size_t i = 0; i < d->cache.cap; i++) {
@@ -206,43 +270,12 @@ static void metrics(struct conn *c, int keep, int head_only)
 			}
 	}
 	pthread_rwlock_unlock(&d->cache.lock);
+	/* One scrape at a time: the body is shared, and the gauges are this scrape's. */
 	pthread_mutex_lock(&body_lock);
-#define PUT(...)                                                                                   \
-	do {                                                                                       \
-		if (len < sizeof(body))                                                            \
-			len += (size_t)snprintf(body + len, sizeof(body) - len, __VA_ARGS__);      \
-	} while (0)
-	PUT("# HELP hsmca_ocspd_requests_total OCSP requests by how they were answered.\n"
-	    "# TYPE hsmca_ocspd_requests_total counter\n");
-	for (int k = 0; k < M_N; k++)
-		PUT("hsmca_ocspd_requests_total{answer=\"%s\"} %lld\n", m_names[k], sum[k]);
-	PUT("# HELP hsmca_ocspd_cached_certificates Certificates with pre-signed answers.\n"
-	    "# TYPE hsmca_ocspd_cached_certificates gauge\n"
-	    "hsmca_ocspd_cached_certificates %zu\n"
-	    "# HELP hsmca_ocspd_cached_answers Pre-signed answers (one per CertID hash).\n"
-	    "# TYPE hsmca_ocspd_cached_answers gauge\n"
-	    "hsmca_ocspd_cached_answers %zu\n"
-	    "# HELP hsmca_ocspd_soonest_next_update_seconds Seconds until the first pre-signed "
-	    "answer's nextUpdate (negative: one is stale).\n"
-	    "# TYPE hsmca_ocspd_soonest_next_update_seconds gauge\n"
-	    "hsmca_ocspd_soonest_next_update_seconds %lld\n",
-	    entries, answers, soonest ? (long long)(soonest - now) : 0LL);
-	PUT("# HELP hsmca_ocspd_signed_total Responses signed through keyd.\n"
-	    "# TYPE hsmca_ocspd_signed_total counter\n"
-	    "hsmca_ocspd_signed_total %lld\n"
-	    "# HELP hsmca_ocspd_connections Open client connections.\n"
-	    "# TYPE hsmca_ocspd_connections gauge\n"
-	    "hsmca_ocspd_connections %d\n"
-	    "# HELP hsmca_ocspd_up 1 when the part named is reachable or in step.\n"
-	    "# TYPE hsmca_ocspd_up gauge\n"
-	    "hsmca_ocspd_up{part=\"database\"} %d\n"
-	    "hsmca_ocspd_up{part=\"keyd\"} %d\n"
-	    "hsmca_ocspd_up{part=\"revocations\"} %d\n",
-	    (long long)atomic_load(&d->signed_count), atomic_load(&d->conns),
-	    atomic_load(&d->db_up), atomic_load(&d->keyd_up), atomic_load(&d->synced));
-#undef PUT
-	if (len >= sizeof(body))
-		len = sizeof(body) - 1;
+	metrics_set(srv->cached_certs, (int64_t)entries);
+	metrics_set(srv->cached_answers, (int64_t)answers);
+	metrics_set(srv->soonest, soonest ? soonest - now : 0);
+	metrics_write(srv->metrics, body, sizeof(body), &len); /* cut at a whole line if need be */
 	hn = snprintf(head, sizeof(head),
 	              "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
 	              "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
@@ -286,7 +319,7 @@ static void handle(struct conn *c, const struct ocsp_http_req *hr)
 	}
 	if (hr->method != OCSP_HTTP_POST && hr->target_len == 8 &&
 	    !memcmp(hr->target, "/metrics", 8)) {
-		metrics(c, keep, head_only);
+		scrape(c, keep, head_only);
 		goto sent;
 	}
 	if (hr->method == OCSP_HTTP_POST) {
@@ -615,6 +648,8 @@ int ocsp_server_start(struct ocspd *d, char *err, size_t errsz)
 		return -1;
 	}
 	d->server = s;
+	if (metrics_setup(s, d, err, errsz) != 0)
+		return -1;
 	s->workers = calloc((size_t)d->cfg.workers, sizeof(*s->workers));
 	s->main_base = event_base_new();
 	if (!s->workers || !s->main_base) {
@@ -721,6 +756,7 @@ void ocsp_server_free(struct ocspd *d)
 	free(s->workers);
 	if (s->main_base)
 		event_base_free(s->main_base);
+	metrics_free(s->metrics);
 	free(s);
 	d->server = NULL;
 }

@@ -19,24 +19,13 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "keyd_metrics.h"
 #include "log.h"
 
 /* Stop reading from a peer whose unread answers pile up beyond this. */
 #define OUTPUT_HIGH (1u << 20)
 
 struct worker;
-
-/* Signature latency buckets (microseconds), Prometheus-style cumulative when reported. */
-static const long metric_bucket_us[] = {100,   250,   500,    1000,   2500,   5000,
-                                        10000, 25000, 50000, 100000, 250000, 1000000};
-#define METRIC_BUCKETS (sizeof(metric_bucket_us) / sizeof(metric_bucket_us[0]))
-#define KEYSTAT_MAX 256
-
-/* Signatures per key label, per worker; a label's slot is filled once and then only counted. */
-struct keystat {
-	char label[KEYD_LABEL_MAX + 1];
-	atomic_ullong ok, failed;
-};
 
 struct kconn {
 	struct worker *w;
@@ -97,12 +86,6 @@ struct worker {
 	unsigned queue_max;  /* this worker's share of cfg->queue */
 	atomic_uint depth;
 	struct kconn *conns;
-	/* Metrics: written by this worker's thread only, read by any (docs/keyd.md). */
-	atomic_ullong reqs[KEYD_OP_MAX_ + 1][KEYD_E_MAX_ + 1];
-	atomic_ullong sign_hist[METRIC_BUCKETS + 1]; /* the last one is +Inf */
-	atomic_ullong sign_us_sum;
-	struct keystat keystats[KEYSTAT_MAX];
-	atomic_uint nkeystats;
 	uint8_t frame[4 + KEYD_FRAME_MAX];
 	uint8_t out[4 + KEYD_FRAME_MAX];
 };
@@ -129,6 +112,7 @@ struct keyd_server {
 	int stopping;
 
 	atomic_ullong signs_ok, signs_failed, denied;
+	struct keyd_metrics *metrics;
 };
 
 static void q_push(struct jobq *q, struct job *j)
@@ -220,38 +204,10 @@ static void send_frame(struct kconn *c, const struct keyd_wbuf *wb)
 		bufferevent_disable(c->bev, EV_READ);
 }
 
-/* Worker thread: count one answered request. */
-static void count_request(struct worker *w, const struct keyd_req *r, int status, long us)
-{
-	unsigned b = 0, n;
-
-	if (r->op >= 1 && r->op <= KEYD_OP_MAX_ && status >= 0 && status <= KEYD_E_MAX_)
-		atomic_fetch_add_explicit(&w->reqs[r->op][status], 1, memory_order_relaxed);
-	if (r->op != KEYD_OP_SIGN || status == KEYD_E_DENIED || status == KEYD_E_MALFORMED)
-		return;
-	while (b < METRIC_BUCKETS && us > metric_bucket_us[b])
-		b++;
-	atomic_fetch_add_explicit(&w->sign_hist[b], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&w->sign_us_sum, (unsigned long long)us, memory_order_relaxed);
-	n = atomic_load_explicit(&w->nkeystats, memory_order_relaxed);
-	for (unsigned i = 0; i < n; i++)
-		if (strcmp(w->keystats[i].label, r->label) == 0) {
-			atomic_fetch_add_explicit(status == KEYD_OK ? &w->keystats[i].ok
-			                                            : &w->keystats[i].failed,
-			                          1, memory_order_relaxed);
-			return;
-		}
-	if (n == KEYSTAT_MAX || status == KEYD_E_NO_KEY)
-		return; /* no slot for labels that are not keys */
-	snprintf(w->keystats[n].label, sizeof(w->keystats[n].label), "%s", r->label);
-	atomic_store(status == KEYD_OK ? &w->keystats[n].ok : &w->keystats[n].failed, 1);
-	atomic_store_explicit(&w->nkeystats, n + 1, memory_order_release);
-}
-
 static void log_request(struct keyd_server *s, struct kconn *c, const struct keyd_req *r,
                         int status, const struct timespec *t0, const char *msg)
 {
-	count_request(c->w, r, status, elapsed_us(t0));
+	keyd_metrics_request(s->metrics, r->op, status, r->label, elapsed_us(t0));
 	if (!s->cfg->log_requests && status == KEYD_OK)
 		return;
 	if (r->op == KEYD_OP_SIGN)
@@ -308,101 +264,17 @@ static unsigned queue_depth(struct keyd_server *s)
 	return n;
 }
 
-/* The Prometheus text exposition of this keyd's counters (docs/keyd.md lists them). */
-static size_t metrics_text(struct keyd_server *s, char *out, size_t cap)
+/* Read by the metrics when asked. */
+static int64_t metrics_queue_depth(void *s)
 {
-	size_t n = 0;
-	unsigned long long cum = 0, sum = 0;
-	int w;
+	return queue_depth(s);
+}
 
-#define EMIT(...)                                                                               \
-	do {                                                                                    \
-		w = snprintf(out + n, cap - n, __VA_ARGS__);                                    \
-		if (w < 0 || (size_t)w >= cap - n)                                              \
-			return n;                                                               \
-		n += (size_t)w;                                                                 \
-	} while (0)
-	EMIT("# HELP hsmca_keyd_token_online 1 while the token is usable, 0 while keyd recovers it\n"
-	     "# TYPE hsmca_keyd_token_online gauge\nhsmca_keyd_token_online{token=\"%s\"} %d\n",
-	     keyd_token_label(s->tok), keyd_token_online(s->tok));
-	EMIT("# HELP hsmca_keyd_token_reinitialisations_total module re-initialisations after "
-	     "device failures\n# TYPE hsmca_keyd_token_reinitialisations_total counter\n"
-	     "hsmca_keyd_token_reinitialisations_total %u\n",
-	     keyd_token_reinits(s->tok));
-	EMIT("# HELP hsmca_keyd_keys signing keys on the token\n# TYPE hsmca_keyd_keys gauge\n"
-	     "hsmca_keyd_keys %zu\n",
-	     keyd_token_nkeys(s->tok));
-	EMIT("# HELP hsmca_keyd_queue_depth requests waiting for a signer or the generator\n"
-	     "# TYPE hsmca_keyd_queue_depth gauge\nhsmca_keyd_queue_depth %u\n"
-	     "# HELP hsmca_keyd_queue_max queued requests before busy\n"
-	     "# TYPE hsmca_keyd_queue_max gauge\nhsmca_keyd_queue_max %d\n",
-	     queue_depth(s), s->cfg->queue);
-	EMIT("# HELP hsmca_keyd_connections open client connections\n"
-	     "# TYPE hsmca_keyd_connections gauge\nhsmca_keyd_connections %u\n",
-	     atomic_load(&s->nconns));
-	EMIT("# HELP hsmca_keyd_requests_total answered requests by operation and result\n"
-	     "# TYPE hsmca_keyd_requests_total counter\n");
-	for (int op = 1; op <= KEYD_OP_MAX_; op++)
-		for (int st = 0; st <= KEYD_E_MAX_; st++) {
-			unsigned long long v = 0;
-			for (int i = 0; i < s->nworkers; i++)
-				v += atomic_load_explicit(&s->workers[i].reqs[op][st],
-				                          memory_order_relaxed);
-			if (v)
-				EMIT("hsmca_keyd_requests_total{op=\"%s\",result=\"%s\"} %llu\n",
-				     keyd_op_name(op), keyd_status_name(st), v);
-		}
-	EMIT("# HELP hsmca_keyd_sign_duration_seconds time from request to answer of "
-	     "signatures\n# TYPE hsmca_keyd_sign_duration_seconds histogram\n");
-	for (unsigned b = 0; b <= METRIC_BUCKETS; b++) {
-		for (int i = 0; i < s->nworkers; i++)
-			cum += atomic_load_explicit(&s->workers[i].sign_hist[b], memory_order_relaxed);
-		if (b < METRIC_BUCKETS)
-			EMIT("hsmca_keyd_sign_duration_seconds_bucket{le=\"%g\"} %llu\n",
-			     (double)metric_bucket_us[b] / 1e6, cum);
-		else
-			EMIT("hsmca_keyd_sign_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
-	}
-	for (int i = 0; i < s->nworkers; i++)
-		sum += atomic_load_explicit(&s->workers[i].sign_us_sum, memory_order_relaxed);
-	EMIT("hsmca_keyd_sign_duration_seconds_sum %.6f\nhsmca_keyd_sign_duration_seconds_count "
-	     "%llu\n",
-	     (double)sum / 1e6, cum);
-	EMIT("# HELP hsmca_keyd_signatures_total signatures per key and result\n"
-	     "# TYPE hsmca_keyd_signatures_total counter\n");
-	/* The union of the workers' labels, each summed over all workers. */
-	for (int i = 0; i < s->nworkers; i++) {
-		struct worker *wk = &s->workers[i];
-		unsigned nk = atomic_load_explicit(&wk->nkeystats, memory_order_acquire);
-		for (unsigned k = 0; k < nk; k++) {
-			const char *label = wk->keystats[k].label;
-			unsigned long long ok = 0, failed = 0;
-			int seen = 0;
-			for (int j = 0; j < i && !seen; j++) {
-				unsigned nj = atomic_load_explicit(&s->workers[j].nkeystats,
-				                                   memory_order_acquire);
-				for (unsigned q = 0; q < nj; q++)
-					if (!strcmp(s->workers[j].keystats[q].label, label))
-						seen = 1;
-			}
-			if (seen)
-				continue;
-			for (int j = i; j < s->nworkers; j++) {
-				unsigned nj = atomic_load_explicit(&s->workers[j].nkeystats,
-				                                   memory_order_acquire);
-				for (unsigned q = 0; q < nj; q++)
-					if (!strcmp(s->workers[j].keystats[q].label, label)) {
-						ok += atomic_load(&s->workers[j].keystats[q].ok);
-						failed += atomic_load(&s->workers[j].keystats[q].failed);
-					}
-			}
-			EMIT("hsmca_keyd_signatures_total{key=\"%s\",result=\"ok\"} %llu\n"
-			     "hsmca_keyd_signatures_total{key=\"%s\",result=\"failed\"} %llu\n",
-			     label, ok, label, failed);
-		}
-	}
-#undef EMIT
-	return n;
+static int64_t metrics_connections(void *arg)
+{
+	struct keyd_server *s = arg;
+
+	return atomic_load(&s->nconns);
 }
 
 static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct timespec *t0)
@@ -476,7 +348,7 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 	}
 	case KEYD_OP_METRICS: {
 		static _Thread_local char text[KEYD_METRICS_MAX];
-		size_t n = metrics_text(s, text, sizeof(text));
+		size_t n = keyd_metrics_text(s->metrics, text, sizeof(text));
 		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
 		keyd_put_blob(&wb, text, n);
 		break;
@@ -1037,6 +909,11 @@ struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_t
 	s->fd = -1;
 	pthread_mutex_init(&s->glock, NULL);
 	pthread_cond_init(&s->gcond, NULL);
+	if (keyd_metrics_new(
+	        tok, cfg->queue,
+	        &(struct keyd_metrics_readers){metrics_queue_depth, metrics_connections, s},
+	        &s->metrics, err, errlen) != 0)
+		goto fail;
 	s->base = event_base_new();
 	if (!s->base) {
 		snprintf(err, errlen, "event_base_new failed");
@@ -1132,5 +1009,6 @@ void keyd_server_free(struct keyd_server *s)
 		event_base_free(s->base);
 	pthread_mutex_destroy(&s->glock);
 	pthread_cond_destroy(&s->gcond);
+	keyd_metrics_free(s->metrics);
 	free(s);
 }
