@@ -15,8 +15,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "cakey.h"
 #include "crl.h"
-#include "crl_der.h"
+#include "der.h"
 
 #define IOBUF (64 * 1024)
 #define HEAD_MAX 8192
@@ -33,6 +34,8 @@ static const uint8_t alg_ecdsa_sha256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
                                            0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
 static const uint8_t alg_ecdsa_sha384[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
                                            0x48, 0xce, 0x3d, 0x04, 0x03, 0x03};
+static const uint8_t alg_ecdsa_sha512[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
+                                           0x48, 0xce, 0x3d, 0x04, 0x03, 0x04};
 static const uint8_t alg_rsa_sha256[] = {0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
                                          0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00};
 
@@ -40,9 +43,11 @@ static const struct sigalg {
 	const uint8_t *der;
 	size_t len;
 	const char *md;
-} sigalgs[] = {{alg_ecdsa_sha256, sizeof(alg_ecdsa_sha256), "SHA256"},
-               {alg_ecdsa_sha384, sizeof(alg_ecdsa_sha384), "SHA384"},
-               {alg_rsa_sha256, sizeof(alg_rsa_sha256), "SHA256"}};
+	const char *key_type;
+} sigalgs[] = {{alg_ecdsa_sha256, sizeof(alg_ecdsa_sha256), "SHA256", "EC"},
+               {alg_ecdsa_sha384, sizeof(alg_ecdsa_sha384), "SHA384", "EC"},
+               {alg_ecdsa_sha512, sizeof(alg_ecdsa_sha512), "SHA512", "EC"},
+               {alg_rsa_sha256, sizeof(alg_rsa_sha256), "SHA256", "RSA"}};
 
 static int fail(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *why, size_t n, const char *fmt, ...)
@@ -55,14 +60,16 @@ static int fail(char *why, size_t n, const char *fmt, ...)
 	return -1;
 }
 
-/* The signature algorithm for a CA key: ECDSA with SHA-384 for P-384 and larger, else
- * SHA-256; RSA PKCS#1 v1.5 with SHA-256. EdDSA cannot sign a stream and is refused. */
+/* The signature algorithm for a CA key: ECDSA or RSA PKCS#1 v1.5 with the digest every
+ * signer of hsmca uses for the key (ca_key_digest). EdDSA cannot sign a stream (it has no
+ * digest to feed piecewise) and is refused. */
 static const struct sigalg *sigalg_for(EVP_PKEY *k)
 {
-	if (EVP_PKEY_is_a(k, "EC"))
-		return EVP_PKEY_get_bits(k) >= 384 ? &sigalgs[1] : &sigalgs[0];
-	if (EVP_PKEY_is_a(k, "RSA"))
-		return &sigalgs[2];
+	const char *md = ca_key_digest(k);
+
+	for (size_t i = 0; md && i < sizeof(sigalgs) / sizeof(sigalgs[0]); i++)
+		if (EVP_PKEY_is_a(k, sigalgs[i].key_type) && !strcmp(md, sigalgs[i].md))
+			return &sigalgs[i];
 	return NULL;
 }
 

@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/store.h>
 #include <openssl/x509.h>
 
+#include "cakey.h"
 #include "crl.h"
 #include "crld.h"
 #include "db.h"
@@ -45,9 +45,8 @@ struct ca {
 	struct crld_authority_config cfg;
 	int32_t id;
 	X509 *cert;
-	EVP_PKEY *key; /* NULL until loaded (again) */
-	char key_uri[CRLD_PATH_MAX];
-	int64_t dirty_at; /* a revocation wants a new CRL at this time (ms); 0: none */
+	struct ca_key key; /* opened on first use and after a failed signature */
+	int64_t dirty_at;  /* a revocation wants a new CRL at this time (ms); 0: none */
 	struct scope scopes[MAX_SCOPES];
 	int n_scopes;
 };
@@ -70,32 +69,6 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static EVP_PKEY *load_key(const char *uri, char *why, size_t n)
-{
-	OSSL_STORE_CTX *sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	EVP_PKEY *key = NULL;
-
-	if (sc) {
-		OSSL_STORE_expect(sc, OSSL_STORE_INFO_PKEY);
-		while (!key && !OSSL_STORE_eof(sc)) {
-			OSSL_STORE_INFO *info = OSSL_STORE_load(sc);
-			if (!info)
-				break;
-			key = OSSL_STORE_INFO_get1_PKEY(info);
-			OSSL_STORE_INFO_free(info);
-		}
-		OSSL_STORE_close(sc);
-	}
-	if (!key) {
-		unsigned long e = ERR_peek_last_error();
-		char buf[256];
-		ERR_error_string_n(e, buf, sizeof(buf));
-		snprintf(why, n, "cannot load %s through keyd: %s", uri, e ? buf : "no key");
-		ERR_clear_error();
-	}
-	return key;
 }
 
 /* ---- settings ---- */
@@ -211,12 +184,14 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	char *snapshot = NULL;
 	int64_t number, t0 = now_ms(), now = t0 / 1000, t_built = 0, t_verified = 0;
 	struct stat st;
+	EVP_PKEY *key = ca_key_get(&a->key, why, n);
 	int rc = -1;
 
-	if (!a->key && !(a->key = load_key(a->key_uri, why, n)))
+	if (!key)
 		return -1;
 	if (db_crl_number_next(c->db, a->id, &number, &err) != DB_OK) {
 		snprintf(why, n, "%s", err.msg);
+		EVP_PKEY_free(key);
 		return -1;
 	}
 	file_of(c, final, sizeof(final), s->name, delta, "crl");
@@ -225,7 +200,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	snprintf(idp, sizeof(idp), "%s%s.crl", c->cfg.base_url, s->name);
 	snprintf(fresh, sizeof(fresh), "%s%s-delta.crl", c->cfg.base_url, s->name);
 	p.ca_cert = a->cert;
-	p.key = a->key;
+	p.key = key;
 	p.number = number;
 	p.this_update = now;
 	p.next_update = now + (delta ? 2 * eff->delta : eff->next_update);
@@ -247,9 +222,8 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	db_crl_scan_close(f.scan);
 	t_built = now_ms();
 	if (rc != 0) {
-		/* keyd may have restarted: load the key afresh next time */
-		EVP_PKEY_free(a->key);
-		a->key = NULL;
+		/* keyd may have restarted: open the key afresh next time */
+		ca_key_failed(&a->key, key);
 		goto out;
 	}
 	rc = -1;
@@ -317,6 +291,7 @@ out:
 			unlink(pemtmp);
 	}
 	free(snapshot);
+	EVP_PKEY_free(key);
 	return rc;
 }
 
@@ -376,6 +351,7 @@ static int add_ca(struct crld *c, const struct crld_authority_config *cfg, char 
 	struct ca *a = &c->cas[c->n_cas];
 	struct db_authority da;
 	struct db_err e = {0};
+	char uri[CA_KEY_URI_MAX];
 	const unsigned char *p;
 	struct stat st;
 
@@ -388,13 +364,19 @@ static int add_ca(struct crld *c, const struct crld_authority_config *cfg, char 
 	p = da.cert_der;
 	a->cert = d2i_X509(NULL, &p, (long)da.cert_der_len);
 	if (cfg->key_uri[0])
-		snprintf(a->key_uri, sizeof(a->key_uri), "%s", cfg->key_uri);
+		snprintf(uri, sizeof(uri), "%s", cfg->key_uri);
 	else
-		snprintf(a->key_uri, sizeof(a->key_uri), "keyd:label=%s", da.key_label);
+		snprintf(uri, sizeof(uri), "keyd:label=%s", da.key_label);
 	db_authority_clear(&da);
 	if (!a->cert) {
 		snprintf(err, errsz, "authority %s: its certificate in the database does not parse",
 		         cfg->name);
+		return -1;
+	}
+	if (ca_key_init(&a->key, uri) != 0) {
+		snprintf(err, errsz, "authority %s: its key URI is too long", cfg->name);
+		X509_free(a->cert);
+		a->cert = NULL;
 		return -1;
 	}
 	c->n_cas++;
@@ -486,7 +468,7 @@ void crld_free(struct crld *c)
 	crld_http_stop(c->http);
 	for (size_t i = 0; c->cas && i < c->n_cas; i++) {
 		X509_free(c->cas[i].cert);
-		EVP_PKEY_free(c->cas[i].key);
+		ca_key_clear(&c->cas[i].key);
 		for (int j = 0; j < c->cas[i].n_scopes; j++)
 			free(c->cas[i].scopes[j].base_snapshot);
 	}

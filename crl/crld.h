@@ -49,11 +49,6 @@ int crld_config_load(const char *path, struct crld_config *cfg, char *err, size_
 int crld_config_load_mem(const char *name, const void *buf, size_t len, struct crld_config *cfg,
                          char *err, size_t errsz);
 
-/* An IMF-fixdate HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT") to seconds since the epoch; the
- * obsolete forms are not accepted. 0, or -1. */
-int crld_http_date_parse(const char *s, int64_t *t);
-/* The IMF-fixdate of t into out (at least 30 bytes). */
-void crld_http_date(int64_t t, char *out, size_t n);
 /* 1 if name is a file name crld publishes and serves: [a-z0-9_-]+ then .crl or .pem. */
 int crld_file_name_ok(const char *name);
 

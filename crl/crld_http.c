@@ -19,6 +19,7 @@
 #include <event2/thread.h>
 
 #include "crld.h"
+#include "httptext.h"
 #include "log.h"
 
 struct crld_http {
@@ -31,63 +32,6 @@ struct crld_http {
 	crld_metrics_fn metrics;
 	void *arg;
 };
-
-static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-void crld_http_date(int64_t t, char *out, size_t n)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm)) {
-		snprintf(out, n, "Thu, 01 Jan 1970 00:00:00 GMT");
-		return;
-	}
-	snprintf(out, n, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-	         months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-static int num(const char *s, int n, int *v)
-{
-	*v = 0;
-	for (int i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		*v = *v * 10 + (s[i] - '0');
-	}
-	return 0;
-}
-
-int crld_http_date_parse(const char *s, int64_t *t)
-{
-	/* "Sun, 06 Nov 1994 08:49:37 GMT": exactly 29 bytes. */
-	struct tm tm = {0};
-	int d, y, h, mi, se, mo = -1, wd = -1;
-
-	if (strnlen(s, 30) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
-	    s[16] != ' ' || s[19] != ':' || s[22] != ':' || s[25] != ' ' || strcmp(s + 26, "GMT"))
-		return -1;
-	for (int i = 0; i < 7; i++)
-		if (!strncmp(s, days[i], 3))
-			wd = i;
-	for (int i = 0; i < 12; i++)
-		if (!strncmp(s + 8, months[i], 3))
-			mo = i;
-	if (wd < 0 || mo < 0 || num(s + 5, 2, &d) || num(s + 12, 4, &y) || num(s + 17, 2, &h) ||
-	    num(s + 20, 2, &mi) || num(s + 23, 2, &se) || d < 1 || d > 31 || y < 1970 || h > 23 ||
-	    mi > 59 || se > 60)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = se;
-	*t = (int64_t)timegm(&tm);
-	return 0;
-}
 
 int crld_file_name_ok(const char *name)
 {
@@ -180,7 +124,7 @@ static void handle(struct evhttp_request *req, void *arg)
 	         (unsigned long long)st.st_size,
 	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
 	             (unsigned long long)st.st_mtim.tv_nsec);
-	crld_http_date((int64_t)st.st_mtim.tv_sec, date, sizeof(date));
+	httptext_date((int64_t)st.st_mtim.tv_sec, date, sizeof(date));
 	evhttp_add_header(out, "ETag", etag);
 	evhttp_add_header(out, "Last-Modified", date);
 	evhttp_add_header(out, "Cache-Control", "public, no-cache");
@@ -190,8 +134,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		not_modified = strstr(inm, etag) != NULL || !strcmp(inm, "*");
 	} else if (ims) {
 		int64_t t;
-		not_modified =
-		    crld_http_date_parse(ims, &t) == 0 && (int64_t)st.st_mtim.tv_sec <= t;
+		not_modified = httptext_date_parse(ims, &t) == 0 && (int64_t)st.st_mtim.tv_sec <= t;
 	}
 	if (not_modified) {
 		close(fd);

@@ -8,6 +8,7 @@
 
 #include <openssl/sha.h>
 
+#include "httptext.h"
 #include "ocsp_internal.h"
 
 int64_t ocsp_now(void)
@@ -107,19 +108,6 @@ int ocsp_cache_insert(struct ocsp_cache *c, struct ocsp_entry *e)
 	return 0;
 }
 
-void ocsp_http_date(int64_t t, char *out)
-{
-	static const char days[] = "SunMonTueWedThuFriSat";
-	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	snprintf(out, 30, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", days + 3 * tm.tm_wday,
-	         tm.tm_mday, months + 3 * tm.tm_mon, tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-	         tm.tm_sec);
-}
-
 struct ocsp_answer *ocsp_answer_new(const uint8_t *der, size_t der_len, int64_t this_update,
                                     int64_t next_update)
 {
@@ -132,8 +120,8 @@ struct ocsp_answer *ocsp_answer_new(const uint8_t *der, size_t der_len, int64_t 
 	SHA256(der, der_len, sha);
 	for (int i = 0; i < 16; i++)
 		snprintf(etag + 2 * i, 3, "%02x", sha[i]);
-	ocsp_http_date(this_update, lm);
-	ocsp_http_date(next_update, ex);
+	httptext_date(this_update, lm, sizeof(lm));
+	httptext_date(next_update, ex, sizeof(ex));
 	n = snprintf(head, sizeof(head),
 	             "HTTP/1.1 200 OK\r\n"
 	             "Content-Type: application/ocsp-response\r\n"
@@ -189,7 +177,7 @@ size_t ocsp_http_answer(const struct ocsp_answer *a, int64_t now, int no_store, 
 	size_t o = 0;
 
 	if (now != date_t) {
-		ocsp_http_date(now, date_s);
+		httptext_date(now, date_s, sizeof(date_s));
 		date_t = now;
 	}
 	o = put(out, o, cap, a->data, a->head_len);
@@ -237,7 +225,7 @@ size_t ocsp_http_not_modified(const struct ocsp_answer *a, const char *inm, size
 	if (!match)
 		return 0;
 	if (now != date_t) {
-		ocsp_http_date(now, date_s);
+		httptext_date(now, date_s, sizeof(date_s));
 		date_t = now;
 	}
 	PUTS("HTTP/1.1 304 Not Modified\r\nETag: ");

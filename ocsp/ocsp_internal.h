@@ -162,8 +162,6 @@ int ocsp_signer_submit(struct ocspd *d, const uint8_t *der, size_t der_len, int 
 
 /* ---- HTTP bits shared by the workers and the signers (ocsp_server.c) ---- */
 
-/* IMF-fixdate of t into out (30 bytes). */
-void ocsp_http_date(int64_t t, char *out);
 /* A complete HTTP response for an answer: cache headers per RFC 5019 (or no-store). Into out
  * (cap bytes); returns the length or 0 when it does not fit. */
 size_t ocsp_http_answer(const struct ocsp_answer *a, int64_t now, int no_store, int keep_alive,

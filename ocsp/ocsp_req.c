@@ -1,69 +1,15 @@
-/* A strict DER reader for OCSPRequest (RFC 6960 4.1.1) that extracts what a responder needs:
- * each CertID and the nonce (RFC 8954). Bounded, never allocating: the result points into the
- * caller's bytes. Also the GET form's URL and base64 decoding (RFC 5019 5). */
+/* A strict reader for OCSPRequest (RFC 6960 4.1.1) on top of the shared DER reader (der.h)
+ * that extracts what a responder needs: each CertID and the nonce (RFC 8954). Bounded, never
+ * allocating: the result points into the caller's bytes. Also the GET form's URL and base64
+ * decoding (RFC 5019 5). */
 #include <string.h>
 
+#include "der.h"
 #include "ocsp_parse.h"
 
-struct der {
-	const uint8_t *p, *end;
-};
-
-/* The next TLV: single-byte tag, definite minimal length. 0 or -1. */
-static int tlv(struct der *d, uint8_t *tag, struct der *content, const uint8_t **start)
+static int oid_is(const struct der_in *oid, const uint8_t *want, size_t n)
 {
-	size_t avail = (size_t)(d->end - d->p), len, n;
-	const uint8_t *p = d->p;
-
-	if (avail < 2)
-		return -1;
-	if (start)
-		*start = p;
-	*tag = p[0];
-	if ((p[0] & 0x1f) == 0x1f)
-		return -1;
-	if (p[1] < 0x80) {
-		len = p[1];
-		p += 2;
-	} else {
-		n = p[1] & 0x7f;
-		if (n == 0 || n > 3 || avail < 2 + n || p[2] == 0)
-			return -1;
-		len = 0;
-		for (size_t i = 0; i < n; i++)
-			len = (len << 8) | p[2 + i];
-		if (len < 0x80)
-			return -1; /* not minimal */
-		p += 2 + n;
-	}
-	if ((size_t)(d->end - p) < len)
-		return -1;
-	content->p = p;
-	content->end = p + len;
-	d->p = p + len;
-	return 0;
-}
-
-static int expect(struct der *d, uint8_t want, struct der *content)
-{
-	uint8_t tag;
-
-	return (tlv(d, &tag, content, NULL) == 0 && tag == want) ? 0 : -1;
-}
-
-static int peek(const struct der *d, uint8_t tag)
-{
-	return d->p < d->end && d->p[0] == tag;
-}
-
-static size_t dlen(const struct der *d)
-{
-	return (size_t)(d->end - d->p);
-}
-
-static int oid_is(const struct der *oid, const uint8_t *want, size_t n)
-{
-	return dlen(oid) == n && !memcmp(oid->p, want, n);
+	return oid->len == n && !memcmp(oid->p, want, n);
 }
 
 static const uint8_t oid_sha1[] = {0x2b, 0x0e, 0x03, 0x02, 0x1a};
@@ -76,37 +22,37 @@ static const uint8_t oid_pkix_ocsp[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30
 
 /* Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension. With req NULL (single request
  * extensions) no nonce is allowed. */
-static enum ocsp_req_status extensions(struct der *exts, struct ocsp_req *req)
+static enum ocsp_req_status extensions(struct der_in *exts, struct ocsp_req *req)
 {
-	if (dlen(exts) == 0)
+	if (exts->len == 0)
 		return OCSP_REQ_MALFORMED;
-	while (dlen(exts)) {
-		struct der ext, oid, crit, val, inner, nonce;
+	while (exts->len) {
+		struct der_in ext, oid, crit, val, inner, nonce;
 		int critical = 0, arc = -1;
 
-		if (expect(exts, 0x30, &ext) || expect(&ext, 0x06, &oid) || dlen(&oid) == 0)
+		if (der_get(exts, 0x30, &ext) || der_get(&ext, 0x06, &oid) || oid.len == 0)
 			return OCSP_REQ_MALFORMED;
-		if (peek(&ext, 0x01)) {
-			if (expect(&ext, 0x01, &crit) || dlen(&crit) != 1 ||
+		if (der_peek(&ext, 0x01)) {
+			if (der_get(&ext, 0x01, &crit) || crit.len != 1 ||
 			    (crit.p[0] != 0 && crit.p[0] != 0xff))
 				return OCSP_REQ_MALFORMED;
 			critical = crit.p[0] == 0xff;
 		}
-		if (expect(&ext, 0x04, &val) || dlen(&ext))
+		if (der_get(&ext, 0x04, &val) || ext.len)
 			return OCSP_REQ_MALFORMED;
-		if (dlen(&oid) == sizeof(oid_pkix_ocsp) + 1 &&
+		if (oid.len == sizeof(oid_pkix_ocsp) + 1 &&
 		    !memcmp(oid.p, oid_pkix_ocsp, sizeof(oid_pkix_ocsp)))
 			arc = oid.p[sizeof(oid_pkix_ocsp)];
 		if (arc == 2) {
 			/* RFC 8954: Nonce ::= OCTET STRING (SIZE(1..32)), inside extnValue */
 			inner = val;
-			if (!req || req->has_nonce || expect(&inner, 0x04, &nonce) ||
-			    dlen(&inner) || dlen(&nonce) < 1 || dlen(&nonce) > OCSP_NONCE_MAX)
+			if (!req || req->has_nonce || der_get(&inner, 0x04, &nonce) || inner.len ||
+			    nonce.len < 1 || nonce.len > OCSP_NONCE_MAX)
 				return OCSP_REQ_MALFORMED;
 			req->has_nonce = 1;
 			req->nonce_ext = val.p;
-			req->nonce_ext_len = dlen(&val);
-			req->nonce_len = dlen(&nonce);
+			req->nonce_ext_len = val.len;
+			req->nonce_len = nonce.len;
 		} else if (critical && arc != 4 && arc != 7 && arc != 8) {
 			return OCSP_REQ_MALFORMED;
 		}
@@ -114,23 +60,22 @@ static enum ocsp_req_status extensions(struct der *exts, struct ocsp_req *req)
 	return OCSP_REQ_OK;
 }
 
-static enum ocsp_req_status certid(struct der *d, struct ocsp_certid *c)
+static enum ocsp_req_status certid(struct der_in *d, struct ocsp_certid *c)
 {
-	struct der id, alg, oid, param, nh, kh, serial;
-	const uint8_t *start;
-	uint8_t tag;
+	struct der_in id, alg, oid, param, nh, kh, serial;
+	const uint8_t *start = d->p;
 	size_t want;
 
-	if (tlv(d, &tag, &id, &start) || tag != 0x30)
+	if (der_get(d, 0x30, &id))
 		return OCSP_REQ_MALFORMED;
 	c->der = start;
-	c->der_len = (size_t)(id.end - start);
-	if (expect(&id, 0x30, &alg) || expect(&alg, 0x06, &oid))
+	c->der_len = (size_t)(d->p - start);
+	if (der_get(&id, 0x30, &alg) || der_get(&alg, 0x06, &oid))
 		return OCSP_REQ_MALFORMED;
-	if (dlen(&alg) && (expect(&alg, 0x05, &param) || dlen(&param) || dlen(&alg)))
+	if (alg.len && (der_get(&alg, 0x05, &param) || param.len || alg.len))
 		return OCSP_REQ_MALFORMED;
-	if (expect(&id, 0x04, &nh) || expect(&id, 0x04, &kh) || expect(&id, 0x02, &serial) ||
-	    dlen(&id))
+	if (der_get(&id, 0x04, &nh) || der_get(&id, 0x04, &kh) || der_get(&id, 0x02, &serial) ||
+	    id.len)
 		return OCSP_REQ_MALFORMED;
 	if (oid_is(&oid, oid_sha1, sizeof(oid_sha1))) {
 		c->hash = OCSP_HASH_SHA1;
@@ -147,15 +92,14 @@ static enum ocsp_req_status certid(struct der *d, struct ocsp_certid *c)
 	} else {
 		return OCSP_REQ_UNSUPPORTED_HASH;
 	}
-	if (dlen(&nh) != want || dlen(&kh) != want)
+	if (nh.len != want || kh.len != want)
 		return OCSP_REQ_MALFORMED;
 	c->name_hash = nh.p;
 	c->key_hash = kh.p;
 	c->hash_len = want;
 	/* INTEGER: at least one byte, minimal two's complement */
-	if (dlen(&serial) == 0 ||
-	    (dlen(&serial) > 1 && ((serial.p[0] == 0 && serial.p[1] < 0x80) ||
-	                           (serial.p[0] == 0xff && serial.p[1] >= 0x80))))
+	if (serial.len == 0 || (serial.len > 1 && ((serial.p[0] == 0 && serial.p[1] < 0x80) ||
+	                                           (serial.p[0] == 0xff && serial.p[1] >= 0x80))))
 		return OCSP_REQ_MALFORMED;
 	c->serial = NULL;
 	c->serial_len = 0;
@@ -163,68 +107,69 @@ static enum ocsp_req_status certid(struct der *d, struct ocsp_certid *c)
 		return OCSP_REQ_OK; /* negative: nobody's serial */
 	if (serial.p[0] == 0) {
 		serial.p++;
-		if (!dlen(&serial))
+		serial.len--;
+		if (!serial.len)
 			return OCSP_REQ_OK; /* zero */
 	}
 	c->serial = serial.p;
-	c->serial_len = dlen(&serial);
+	c->serial_len = serial.len;
 	return OCSP_REQ_OK;
 }
 
 enum ocsp_req_status ocsp_req_parse(const uint8_t *der, size_t len, struct ocsp_req *req)
 {
-	struct der all = {der, der + len}, outer, tbs, x, list;
+	struct der_in all = {der, len}, outer, tbs, x, list;
 	enum ocsp_req_status st;
 
 	memset(req, 0, sizeof(*req));
-	if (len > OCSP_REQ_MAX_DER || expect(&all, 0x30, &outer) || dlen(&all))
+	if (len > OCSP_REQ_MAX_DER || der_get(&all, 0x30, &outer) || all.len)
 		return OCSP_REQ_MALFORMED;
-	if (expect(&outer, 0x30, &tbs))
+	if (der_get(&outer, 0x30, &tbs))
 		return OCSP_REQ_MALFORMED;
-	if (peek(&outer, 0xa0)) { /* optionalSignature: accepted, not checked */
-		if (expect(&outer, 0xa0, &x) || dlen(&x) == 0)
+	if (der_peek(&outer, 0xa0)) { /* optionalSignature: accepted, not checked */
+		if (der_get(&outer, 0xa0, &x) || x.len == 0)
 			return OCSP_REQ_MALFORMED;
 	}
-	if (dlen(&outer))
+	if (outer.len)
 		return OCSP_REQ_MALFORMED;
-	if (peek(&tbs, 0xa0)) { /* version: v1 (0) only */
-		struct der v;
-		if (expect(&tbs, 0xa0, &x) || expect(&x, 0x02, &v) || dlen(&x) || dlen(&v) != 1 ||
+	if (der_peek(&tbs, 0xa0)) { /* version: v1 (0) only */
+		struct der_in v;
+		if (der_get(&tbs, 0xa0, &x) || der_get(&x, 0x02, &v) || x.len || v.len != 1 ||
 		    v.p[0] != 0)
 			return OCSP_REQ_MALFORMED;
 	}
-	if (peek(&tbs, 0xa1)) { /* requestorName: not used */
-		if (expect(&tbs, 0xa1, &x) || dlen(&x) == 0)
+	if (der_peek(&tbs, 0xa1)) { /* requestorName: not used */
+		if (der_get(&tbs, 0xa1, &x) || x.len == 0)
 			return OCSP_REQ_MALFORMED;
 	}
-	if (expect(&tbs, 0x30, &list) || dlen(&list) == 0)
+	if (der_get(&tbs, 0x30, &list) || list.len == 0)
 		return OCSP_REQ_MALFORMED;
-	while (dlen(&list)) {
-		struct der one, exts;
+	while (list.len) {
+		struct der_in one, exts;
 		if (req->n_certs == OCSP_REQ_MAX_CERTS)
 			return OCSP_REQ_TOO_MANY;
-		if (expect(&list, 0x30, &one))
+		if (der_get(&list, 0x30, &one))
 			return OCSP_REQ_MALFORMED;
 		if ((st = certid(&one, &req->certs[req->n_certs])) != OCSP_REQ_OK)
 			return st;
 		req->n_certs++;
-		if (peek(&one, 0xa0)) {
-			if (expect(&one, 0xa0, &x) || expect(&x, 0x30, &exts) || dlen(&x))
+		if (der_peek(&one, 0xa0)) {
+			if (der_get(&one, 0xa0, &x) || der_get(&x, 0x30, &exts) || x.len)
 				return OCSP_REQ_MALFORMED;
 			if ((st = extensions(&exts, NULL)) != OCSP_REQ_OK)
 				return st;
 		}
-		if (dlen(&one))
+		if (one.len)
 			return OCSP_REQ_MALFORMED;
 	}
-	if (peek(&tbs, 0xa2)) {
-		struct der exts;
-		if (expect(&tbs, 0xa2, &x) || expect(&x, 0x30, &exts) || dlen(&x))
+	if (der_peek(&tbs, 0xa2)) {
+		struct der_in exts;
+		if (der_get(&tbs, 0xa2, &x) || der_get(&x, 0x30, &exts) || x.len)
 			return OCSP_REQ_MALFORMED;
 		if ((st = extensions(&exts, req)) != OCSP_REQ_OK)
 			return st;
 	}
-	if (dlen(&tbs))
+	if (tbs.len)
 		return OCSP_REQ_MALFORMED;
 	return OCSP_REQ_OK;
 }

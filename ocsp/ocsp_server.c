@@ -21,6 +21,7 @@
 #include <event2/thread.h>
 
 #include "daemon.h"
+#include "httptext.h"
 #include "log.h"
 #include "metrics.h"
 #include "ocsp_internal.h"
@@ -117,16 +118,7 @@ static void http_fail(struct conn *c, int status)
 	char buf[160];
 
 	count(c, M_HTTP_ERROR);
-	const char *why = status == 400   ? "Bad Request"
-	                  : status == 404 ? "Not Found"
-	                  : status == 405 ? "Method Not Allowed"
-	                  : status == 408 ? "Request Timeout"
-	                  : status == 411 ? "Length Required"
-	                  : status == 413 ? "Content Too Large"
-	                  : status == 431 ? "Request Header Fields Too Large"
-	                  : status == 501 ? "Not Implemented"
-	                  : status == 505 ? "HTTP Version Not Supported"
-	                                  : "Error";
+	const char *why = httptext_status(status);
 	int n = snprintf(buf, sizeof(buf),
 	                 "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
 	                 why);

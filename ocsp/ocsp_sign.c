@@ -7,9 +7,9 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
-#include <openssl/store.h>
 #include <openssl/x509v3.h>
 
+#include "cakey.h"
 #include "ocsp_internal.h"
 
 int ocsp_cert_status(enum db_cert_status st)
@@ -23,15 +23,6 @@ int ocsp_cert_status(enum db_cert_status st)
 	default:
 		return V_OCSP_CERTSTATUS_UNKNOWN;
 	}
-}
-
-static const char *md_for(EVP_PKEY *key)
-{
-	if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448"))
-		return NULL;
-	if (EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_bits(key) > 256)
-		return EVP_PKEY_get_bits(key) > 384 ? "SHA512" : "SHA384";
-	return "SHA256";
 }
 
 static void ssl_err(char *err, size_t errsz, const char *what)
@@ -98,7 +89,7 @@ int ocsp_sign(EVP_PKEY *key, X509 *signer_cert, int delegated, const struct ocsp
 		ASN1_OCTET_STRING_free(os);
 		X509_EXTENSION_free(x);
 	}
-	if (!EVP_DigestSignInit_ex(ctx, NULL, md_for(key), NULL, NULL, key, NULL) ||
+	if (!ca_key_sign_init(ctx, key) ||
 	    !OCSP_basic_sign_ctx(bs, signer_cert, ctx, NULL,
 	                         OCSP_RESPID_KEY | (delegated ? 0 : OCSP_NOCERTS))) {
 		ssl_err(err, errsz, "signing through keyd");
@@ -146,24 +137,9 @@ int ocsp_certid_der(const struct ocsp_ca *ca, int variant, const uint8_t *serial
 static EVP_PKEY *keyd_key(const char *label, char *err, size_t errsz)
 {
 	char uri[128];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info = NULL;
-	EVP_PKEY *k = NULL;
 
 	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	while (sc && !k && !OSSL_STORE_eof(sc)) {
-		info = OSSL_STORE_load(sc);
-		if (!info)
-			break;
-		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-			k = OSSL_STORE_INFO_get1_PKEY(info);
-		OSSL_STORE_INFO_free(info);
-	}
-	OSSL_STORE_close(sc);
-	if (!k)
-		ssl_err(err, errsz, uri);
-	return k;
+	return ca_key_open(uri, err, errsz);
 }
 
 int ocsp_ca_load_signer(struct ocspd *d, struct ocsp_ca *ca, const char *label, char *err,

@@ -12,13 +12,8 @@
 #include <event2/buffer.h>
 
 #include "cad_internal.h"
+#include "crlreason.h"
 #include "log.h"
-
-static const char *const reason_names[] = {
-    "unspecified",   "keyCompromise",        "cACompromise",    "affiliationChanged",
-    "superseded",    "cessationOfOperation", "certificateHold", NULL,
-    "removeFromCRL", "privilegeWithdrawn",   "aACompromise",
-};
 
 static const char *authority_name(struct cad *cad, int32_t id)
 {
@@ -48,9 +43,9 @@ json_t *cad_cert_json(struct cad *cad, const struct db_cert *c)
 	if (o && c->revoked_at) {
 		json_object_set_new(o, "revoked_at",
 		                    json_string(cad_time_text(c->revoked_at, t[4], 32)));
-		if (c->revocation_reason >= 0 && c->revocation_reason <= 10)
+		if (crlreason_name(c->revocation_reason))
 			json_object_set_new(o, "revocation_reason",
-			                    json_string(reason_names[c->revocation_reason]));
+			                    json_string(crlreason_name(c->revocation_reason)));
 		if (c->invalidity_date)
 			json_object_set_new(
 			    o, "invalidity_date",
@@ -242,10 +237,8 @@ static void change_status(struct cad_req *r, enum change what)
 	    !(body = cad_body_object(r, what == REVOKE ? revoke_fields : no_fields)))
 		return;
 	if (body && (rs = json_string_value(json_object_get(body, "reason")))) {
-		for (reason = 0; reason <= 10; reason++)
-			if (reason_names[reason] && !strcmp(rs, reason_names[reason]))
-				break;
-		if (reason > 10 || reason == DB_REASON_CERTIFICATE_HOLD || reason == 8) {
+		reason = crlreason_code(rs);
+		if (!crlreason_revocable(reason)) {
 			cad_reply_error(r, 400, "bad-reason",
 			                "reason \"%.32s\": one of unspecified, keyCompromise, "
 			                "cACompromise, affiliationChanged, superseded, "
@@ -286,7 +279,7 @@ static void change_status(struct cad_req *r, enum change what)
 	else
 		rc = db_cert_release(db, c.authority_id, c.serial, c.serial_len, &changed, &err);
 	if (rc == DB_OK && changed) {
-		detail = what == REVOKE ? json_pack("{s:s, s:s?}", "reason", reason_names[reason],
+		detail = what == REVOKE ? json_pack("{s:s, s:s?}", "reason", crlreason_name(reason),
 		                                    "invalidity_date", inv)
 		                        : NULL;
 		dtext = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;

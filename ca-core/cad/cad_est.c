@@ -23,6 +23,8 @@
 
 #include "cad_est.h"
 #include "cad_internal.h"
+#include "der.h"
+#include "httptext.h"
 #include "log.h"
 
 #define PREFIX "/.well-known/est/"
@@ -34,32 +36,6 @@ static void log_reply(struct cad_req *r, int status)
 	log_info("request method=%s path=%s status=%d principal=%s via=%s",
 	         evhttp_request_get_command(r->req) == EVHTTP_REQ_GET ? "GET" : "POST", r->path,
 	         status, r->who.name ? r->who.name : "-", r->auth_via ? r->auth_via : "-");
-}
-
-static const char *reason_of(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Payload Too Large";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Internal Server Error";
-	}
 }
 
 void cad_reply_plain(struct cad_req *r, int status, const char *text)
@@ -76,7 +52,7 @@ void cad_reply_plain(struct cad_req *r, int status, const char *text)
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	if (status == 401)
 		evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"hsmca EST\"");
-	evhttp_send_reply(r->req, status, reason_of(status), NULL);
+	evhttp_send_reply(r->req, status, httptext_status(status), NULL);
 	log_reply(r, status);
 }
 
@@ -153,51 +129,16 @@ static void cacerts(struct cad_req *r, struct cad_profile *p)
 	sk_X509_free(certs);
 }
 
-/* DER builder for the CsrAttrs reply: tag, length, content. */
-struct der {
-	uint8_t b[512];
-	size_t n;
-	int bad;
-};
-
-static void der_put(struct der *d, const uint8_t *p, size_t n)
-{
-	if (d->bad || d->n + n > sizeof(d->b)) {
-		d->bad = 1;
-		return;
-	}
-	memcpy(d->b + d->n, p, n);
-	d->n += n;
-}
-
-static void der_wrap(struct der *d, uint8_t tag, const struct der *inner)
-{
-	uint8_t hdr[3] = {tag};
-
-	if (inner->bad || inner->n > 255) {
-		d->bad = 1;
-		return;
-	}
-	if (inner->n < 128) {
-		hdr[1] = (uint8_t)inner->n;
-		der_put(d, hdr, 2);
-	} else {
-		hdr[1] = 0x81;
-		hdr[2] = (uint8_t)inner->n;
-		der_put(d, hdr, 3);
-	}
-	der_put(d, inner->b, inner->n);
-}
-
-static void der_oid(struct der *d, int nid)
+/* An OBJECT IDENTIFIER element for nid, written with the shared DER writer. */
+static void put_oid(struct der *d, int nid)
 {
 	unsigned char *p = NULL;
 	int len = i2d_ASN1_OBJECT(OBJ_nid2obj(nid), &p);
 
 	if (len <= 0)
-		d->bad = 1;
+		d->overflow = 1;
 	else
-		der_put(d, p, (size_t)len);
+		der_raw(d, p, (size_t)len);
 	OPENSSL_free(p);
 }
 
@@ -206,26 +147,31 @@ static void der_oid(struct der *d, int nid)
 static void csrattrs(struct cad_req *r, struct cad_profile *p)
 {
 	const struct cad_key_profile *kp = p->key_profile;
-	struct der seq = {0}, out = {0};
+	uint8_t sb[256], ob[260];
+	struct der seq, out;
 
+	der_init(&seq, sb, sizeof(sb));
+	der_init(&out, ob, sizeof(ob));
 	if (kp->p256 || kp->p384) {
-		struct der attr = {0}, set = {0}, a = {0};
-		der_oid(&set, kp->p256 ? NID_X9_62_prime256v1 : NID_secp384r1);
-		der_oid(&attr, NID_X9_62_id_ecPublicKey);
-		der_wrap(&attr, 0x31, &set);
-		der_wrap(&a, 0x30, &attr);
-		der_put(&seq, a.b, a.n);
-		seq.bad |= a.bad;
-		der_oid(&seq, kp->p256 ? NID_ecdsa_with_SHA256 : NID_ecdsa_with_SHA384);
+		uint8_t cb[32], ab[64];
+		struct der curve, attr;
+		der_init(&curve, cb, sizeof(cb));
+		der_init(&attr, ab, sizeof(ab));
+		put_oid(&curve, kp->p256 ? NID_X9_62_prime256v1 : NID_secp384r1);
+		put_oid(&attr, NID_X9_62_id_ecPublicKey);
+		der_tlv(&attr, 0x31, curve.p, curve.len);
+		der_tlv(&seq, 0x30, attr.p, attr.len);
+		seq.overflow |= curve.overflow | attr.overflow;
+		put_oid(&seq, kp->p256 ? NID_ecdsa_with_SHA256 : NID_ecdsa_with_SHA384);
 	} else {
-		der_oid(&seq, NID_rsaEncryption);
-		der_oid(&seq, NID_sha256WithRSAEncryption);
+		put_oid(&seq, NID_rsaEncryption);
+		put_oid(&seq, NID_sha256WithRSAEncryption);
 	}
-	der_wrap(&out, 0x30, &seq);
-	if (out.bad)
+	der_tlv(&out, 0x30, seq.p, seq.len);
+	if (out.overflow || seq.overflow)
 		cad_reply_error(r, 500, "internal", "could not encode the CSR attributes");
 	else
-		reply_base64(r, "application/csrattrs", out.b, out.n);
+		reply_base64(r, "application/csrattrs", out.p, out.len);
 }
 
 /* --- enrolment --- */

@@ -11,12 +11,7 @@
 #include <openssl/sha.h>
 
 #include "cad_internal.h"
-
-static const char *const reason_names[] = {
-    "unspecified",   "keyCompromise",        "cACompromise",    "affiliationChanged",
-    "superseded",    "cessationOfOperation", "certificateHold", NULL,
-    "removeFromCRL", "privilegeWithdrawn",   "aACompromise",
-};
+#include "crlreason.h"
 
 /* --- provisioning tokens --- */
 
@@ -347,10 +342,8 @@ void cad_h_device_decommission(struct cad_req *r)
 		cad_reply_error(r, 400, "bad-request", "\"comment\" must be a string");
 		goto out;
 	}
-	for (reason = 0; rs && reason <= 10; reason++)
-		if (reason_names[reason] && !strcmp(rs, reason_names[reason]))
-			break;
-	if (!rs || reason > 10 || reason == DB_REASON_CERTIFICATE_HOLD || reason == 8) {
+	reason = crlreason_code(rs);
+	if (!rs || !crlreason_revocable(reason)) {
 		cad_reply_error(
 		    r, 400, "bad-reason",
 		    "\"reason\" is required: one of unspecified, keyCompromise, "

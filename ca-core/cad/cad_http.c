@@ -23,6 +23,7 @@
 
 #include "cad_internal.h"
 #include "daemon.h"
+#include "httptext.h"
 #include "log.h"
 
 #define ANY CAD_ROLE_ANY
@@ -115,38 +116,6 @@ int cad_role_bit(const char *role)
 
 /* --- replies --- */
 
-static const char *reason_of(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Payload Too Large";
-	case 415:
-		return "Unsupported Media Type";
-	case 422:
-		return "Unprocessable Content";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Internal Server Error";
-	}
-}
-
 static const char *method_name(enum evhttp_cmd_type m)
 {
 	switch (m) {
@@ -197,7 +166,7 @@ void cad_reply_json(struct cad_req *r, int status, json_t *obj)
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	if (status == 401)
 		evhttp_add_header(h, "WWW-Authenticate", "Bearer");
-	evhttp_send_reply(r->req, status, reason_of(status), NULL);
+	evhttp_send_reply(r->req, status, httptext_status(status), NULL);
 	log_info("request method=%s path=%s status=%d principal=%s via=%s",
 	         method_name(evhttp_request_get_command(r->req)), r->path, status,
 	         r->who.name ? r->who.name : "-", r->auth_via ? r->auth_via : "-");

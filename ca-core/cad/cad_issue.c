@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "cad_internal.h"
+#include "cakey.h"
 #include "log.h"
 
 #define SERIAL_BYTES 20
@@ -132,10 +133,7 @@ static int sign(struct cad *cad, struct cad_authority *a, X509 *cert, char *why,
 {
 	EVP_PKEY *key = cad_authority_key(cad, a);
 	EVP_MD_CTX *mctx = key ? EVP_MD_CTX_new() : NULL;
-	const char *md =
-	    key && EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_bits(key) >= 384 ? "SHA384" : "SHA256";
-	int ok = mctx && EVP_DigestSignInit_ex(mctx, NULL, md, NULL, NULL, key, NULL) == 1 &&
-	         X509_sign_ctx(cert, mctx) > 0;
+	int ok = mctx && ca_key_sign_init(mctx, key) == 1 && X509_sign_ctx(cert, mctx) > 0;
 
 	if (!ok) {
 		char buf[256];

@@ -7,10 +7,10 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/store.h>
 #include <openssl/x509_vfy.h>
 
 #include "cad_internal.h"
+#include "cakey.h"
 
 /* TLS 1.2: forward secrecy and AEAD only. TLS 1.3's suites are all AEAD with (EC)DHE. */
 static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -31,27 +31,7 @@ static void ssl_err(char *err, size_t errsz, const char *what)
 
 EVP_PKEY *cad_load_key(const char *uri, char *err, size_t errsz)
 {
-	OSSL_STORE_CTX *sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	EVP_PKEY *key = NULL;
-	char what[700];
-
-	snprintf(what, sizeof(what), "loading key %s", uri);
-	if (!sc) {
-		ssl_err(err, errsz, what);
-		return NULL;
-	}
-	OSSL_STORE_expect(sc, OSSL_STORE_INFO_PKEY);
-	while (!key && !OSSL_STORE_eof(sc)) {
-		OSSL_STORE_INFO *info = OSSL_STORE_load(sc);
-		if (!info)
-			break;
-		key = OSSL_STORE_INFO_get1_PKEY(info);
-		OSSL_STORE_INFO_free(info);
-	}
-	OSSL_STORE_close(sc);
-	if (!key)
-		ssl_err(err, errsz, what);
-	return key;
+	return ca_key_open(uri, err, errsz);
 }
 
 SSL_CTX *cad_tls_new(const struct cad_config *cfg, char *err, size_t errsz)

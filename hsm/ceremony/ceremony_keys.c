@@ -11,9 +11,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
-#include <openssl/store.h>
 #include <openssl/x509.h>
 
+#include "cakey.h"
 #include "ceremony_internal.h"
 
 int cer_keys_open(struct cer_keys *k, const char *socket, int timeout_ms, uint16_t *version,
@@ -211,27 +211,11 @@ int cer_pubkey_equal_der(EVP_PKEY *a, const uint8_t *spki, size_t spki_len)
 int cer_key_load(struct cer_keys *k, const char *label, EVP_PKEY **out, char *err, size_t errsz)
 {
 	char uri[KEYD_LABEL_MAX + 16];
-	OSSL_STORE_CTX *sc;
-	OSSL_STORE_INFO *info = NULL;
-	EVP_PKEY *pk = NULL;
 
 	(void)k;
-	*out = NULL;
 	snprintf(uri, sizeof(uri), "keyd:label=%s", label);
-	sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-	if (sc)
-		info = OSSL_STORE_load(sc);
-	if (info && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
-		pk = OSSL_STORE_INFO_get1_PKEY(info);
-	OSSL_STORE_INFO_free(info);
-	OSSL_STORE_close(sc);
-	if (!pk) {
-		cer_fail(err, errsz, "loading %s through the keyd provider failed", uri);
-		cer_append_ossl(err, errsz);
-		return -1;
-	}
-	*out = pk;
-	return 0;
+	*out = ca_key_open(uri, err, errsz);
+	return *out ? 0 : -1;
 }
 
 int cer_key_test_signature(EVP_PKEY *key, EVP_PKEY *pub, enum cer_hash hash,

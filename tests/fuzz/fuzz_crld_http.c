@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "crld.h"
+#include "httptext.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -19,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	crld_file_name_ok(s);
-	if (crld_http_date_parse(s, &t) == 0) {
-		crld_http_date(t, back, sizeof(back));
+	if (httptext_date_parse(s, &t) == 0) {
+		httptext_date(t, back, sizeof(back));
 		/* the weekday is not checked against the date, nor day-of-month overflow */
 		if (strlen(back) != 29)
 			abort();

@@ -31,6 +31,7 @@
 
 #include "crl.h"
 #include "crld.h"
+#include "httptext.h"
 #include "db.h"
 #include "harness.h"
 #include "keyd_client.h"
@@ -1311,13 +1312,13 @@ START_TEST(http_dates_and_file_names)
 	int64_t t;
 	char s[40];
 
-	ck_assert_int_eq(crld_http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", &t), 0);
+	ck_assert_int_eq(httptext_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", &t), 0);
 	ck_assert_int_eq(t, 784111777);
-	crld_http_date(784111777, s, sizeof(s));
+	httptext_date(784111777, s, sizeof(s));
 	ck_assert_str_eq(s, "Sun, 06 Nov 1994 08:49:37 GMT");
-	ck_assert_int_ne(crld_http_date_parse("Sunday, 06-Nov-94 08:49:37 GMT", &t), 0);
-	ck_assert_int_ne(crld_http_date_parse("Sun, 06 Nov 1994 08:49:37 UTC", &t), 0);
-	ck_assert_int_ne(crld_http_date_parse("", &t), 0);
+	ck_assert_int_ne(httptext_date_parse("Sunday, 06-Nov-94 08:49:37 GMT", &t), 0);
+	ck_assert_int_ne(httptext_date_parse("Sun, 06 Nov 1994 08:49:37 UTC", &t), 0);
+	ck_assert_int_ne(httptext_date_parse("", &t), 0);
 	ck_assert(crld_file_name_ok("plain.crl"));
 	ck_assert(crld_file_name_ok("sharded-1-delta.pem"));
 	ck_assert(!crld_file_name_ok("../x.crl"));

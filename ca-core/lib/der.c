@@ -1,9 +1,9 @@
-/* DER writing and reading for the CRL builder and its verifier. */
+/* The bounded DER writer and strict reader (der.h). */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "crl_der.h"
+#include "der.h"
 
 void der_init(struct der *d, uint8_t *buf, size_t cap)
 {
@@ -113,7 +113,7 @@ int der_parse_hdr(const uint8_t *buf, size_t avail, uint8_t *tag, size_t *hdr, u
 	if (avail < 2)
 		return -1;
 	*tag = buf[0];
-	if ((buf[0] & 0x1f) == 0x1f) /* no multi-byte tags in a CRL */
+	if ((buf[0] & 0x1f) == 0x1f) /* no high tag numbers in what hsmca reads */
 		return -1;
 	if (buf[1] < 0x80) {
 		*hdr = 2;
@@ -145,6 +145,11 @@ int der_get(struct der_in *in, uint8_t tag, struct der_in *content)
 	in->p += h + l;
 	in->len -= h + l;
 	return 0;
+}
+
+int der_peek(const struct der_in *in, uint8_t tag)
+{
+	return in->len > 0 && in->p[0] == tag;
 }
 
 static int digits(const uint8_t *p, int n, int *v)
