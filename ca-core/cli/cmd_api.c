@@ -224,8 +224,16 @@ static int do_show(int argc, char **argv)
 
 	if (r)
 		return parse_status(r);
-	if (optind != argc - 1 || !serial_ok(argv[optind])) {
+	if (optind != argc - 1) {
 		fprintf(stderr, "%s\n", usage);
+		return 2;
+	}
+	/* A mistyped serial deserves its own answer, not the usage. */
+	if (!serial_ok(argv[optind])) {
+		fprintf(stderr,
+		        "hsmca show: \"%s\" is not a serial: serials are hex, as `hsmca list` "
+		        "prints them (at most 20 octets, colons allowed)\n",
+		        argv[optind]);
 		return 2;
 	}
 	snprintf(path, sizeof(path), "/certificates/%s", argv[optind]);

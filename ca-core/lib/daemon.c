@@ -9,15 +9,16 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "provpath.h"
 
 int daemon_providers_load(OSSL_PROVIDER **deflt, OSSL_PROVIDER **keyd)
 {
+	char err[1024];
+
 	*deflt = OSSL_PROVIDER_load(NULL, "default");
-	*keyd = OSSL_PROVIDER_load(NULL, "keyd");
+	*keyd = *deflt ? provpath_load_keyd(NULL, err, sizeof(err)) : NULL;
 	if (!*deflt || !*keyd) {
-		log_error(
-		    "cannot load the OpenSSL providers (default and keyd); set OPENSSL_MODULES "
-		    "to the folder of keyd.so if it is not installed");
+		log_error("%s", *deflt ? err : "cannot load OpenSSL's default provider");
 		ERR_print_errors_fp(stderr);
 		return -1;
 	}

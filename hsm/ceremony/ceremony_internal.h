@@ -2,8 +2,9 @@
  * The parts of a ceremony, one file each: the transcript
  * (ceremony_transcript.c), all-or-nothing outputs (ceremony_output.c), keys
  * through keyd and its provider (ceremony_keys.c), certificates and CRLs
- * (ceremony_cert.c), the RFC 5280 profile checks (ceremony_lint.c), and the
- * order they run in (ceremony_run.c).
+ * (ceremony_cert.c), the RFC 5280 profile checks (ceremony_lint.c, the file
+ * turned into a profile for ca-core/lint), and the order they run in
+ * (ceremony_run.c).
  */
 #ifndef HSMCA_CEREMONY_INTERNAL_H
 #define HSMCA_CEREMONY_INTERNAL_H
@@ -127,7 +128,7 @@ const char *cer_md_name(enum cer_hash h);
 int cer_sign_init(EVP_MD_CTX *mctx, enum cer_hash hash, enum cer_padding padding, EVP_PKEY *key,
                   char *err, size_t errsz);
 
-/* ---- RFC 5280 profile checks ---- */
+/* ---- RFC 5280 profile checks: the ceremony file as the linter's profile (lint.h) ---- */
 
 typedef void (*cer_warn_fn)(void *arg, const char *msg);
 

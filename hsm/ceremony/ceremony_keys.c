@@ -15,6 +15,7 @@
 
 #include "cakey.h"
 #include "ceremony_internal.h"
+#include "provpath.h"
 
 int cer_keys_open(struct cer_keys *k, const char *socket, int timeout_ms, uint16_t *version,
                   char *err, size_t errsz)
@@ -32,12 +33,8 @@ int cer_keys_open(struct cer_keys *k, const char *socket, int timeout_ms, uint16
 	/* The provider finds keyd through the same socket. */
 	if (setenv("HSMCA_KEYD_SOCKET", keyd_client_socket(k->client), 1) != 0)
 		return cer_fail(err, errsz, "cannot set HSMCA_KEYD_SOCKET");
-	k->prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
+	k->prov_keyd = provpath_load_keyd(NULL, err, errsz);
 	if (!k->prov_keyd) {
-		cer_fail(err, errsz,
-		         "cannot load the keyd OpenSSL provider (keyd.so): install it with "
-		         "'meson install', or set OPENSSL_MODULES to the folder that holds it "
-		         "(build/hsm/provider in a build tree)");
 		cer_append_ossl(err, errsz);
 		return -1;
 	}

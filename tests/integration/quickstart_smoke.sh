@@ -49,8 +49,16 @@ source "$state/env"
 [[ -S $HSMCA_KEYD_SOCKET ]] || fail "HSMCA_KEYD_SOCKET is not a socket"
 [[ -f $HSMCA_CA_BUNDLE ]] || fail "HSMCA_CA_BUNDLE missing"
 grep -q "$(cat "$state/keyd/pin")" "$log" "$state/log/keyd.log" && fail "the PIN appears in a log"
+# The environment puts the CLI on PATH (once, however often it is sourced) and leaves
+# OPENSSL_MODULES alone: exported for a whole shell it breaks other OpenSSL builds.
+[[ $(command -v hsmca) == "$repo/build/ca-core/cli/hsmca" ]] || fail "state/env does not put hsmca on PATH"
+[[ -z ${OPENSSL_MODULES+set} ]] || fail "state/env exports OPENSSL_MODULES"
+path_before=$PATH
+# shellcheck disable=SC1091
+source "$state/env"
+[[ $PATH == "$path_before" ]] || fail "sourcing state/env twice changes PATH again"
 
-hsmca=$repo/build/ca-core/cli/hsmca
+hsmca=hsmca
 # Invariant 1: keyd alone maps the PKCS#11 module; no other daemon of the service has it in
 # its address space (read from /proc/PID/maps).
 module_mappers=0
@@ -75,11 +83,12 @@ for t in demo-root demo-issuing demo-ocsp demo-operator-ca; do
 	[[ -f $pki/$t.transcript.txt ]] || fail "no transcript for $t"
 done
 
-# README's signing example, through the provider and keyd.
+# README's signing example, through the provider and keyd, the folder on the command line.
 msg=$state/msg
 echo hello >"$msg"
-openssl dgst -sha256 -provider keyd -provider default -sign keyd:label=demo-issuing \
-	-out "$msg.sig" "$msg" || fail "openssl dgst -sign keyd:label=demo-issuing failed"
+(cd "$repo" && openssl dgst -sha256 -provider-path build/hsm/provider -provider keyd \
+	-provider default -sign keyd:label=demo-issuing -out "$msg.sig" "$msg") ||
+	fail "openssl -provider-path build/hsm/provider -sign keyd:label=demo-issuing failed"
 openssl x509 -in "$pki/demo-issuing.pem" -pubkey -noout >"$msg.pub"
 openssl dgst -sha256 -verify "$msg.pub" -signature "$msg.sig" "$msg" >/dev/null ||
 	fail "the signature made through keyd does not verify"

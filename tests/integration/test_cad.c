@@ -1799,6 +1799,10 @@ START_TEST(cli_issues_shows_lists_and_revokes)
 	ck_assert_int_eq(cli(NULL, "list", NULL), 1);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "no credentials"));
 	ck_assert_int_eq(cli("officer", "revoke", serial, NULL), 2);
+	/* A malformed serial is named as such, not answered with the usage. */
+	ck_assert_int_eq(cli("auditor", "show", "xyz", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "serials are hex"));
+	ck_assert_ptr_null(strstr(harness_slurp(cli_err), "usage:"));
 	ck_assert_int_eq(cli("officer", "issue", "--help", NULL), 0);
 	free(pem);
 	free(csr);
