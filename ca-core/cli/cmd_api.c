@@ -193,6 +193,19 @@ static int serial_ok(const char *s)
 	return 1;
 }
 
+/* A mistyped serial deserves its own answer, not the usage: 1 when s is a serial, else 0
+ * after saying what serials look like. */
+static int serial_checked(const char *cmd, const char *s)
+{
+	if (serial_ok(s))
+		return 1;
+	fprintf(stderr,
+	        "hsmca %s: \"%s\" is not a serial: serials are hex, as `hsmca list` prints them "
+	        "(at most 20 octets, colons allowed)\n",
+	        cmd, s);
+	return 0;
+}
+
 static int pem_only;
 
 static void print_show(json_t *o)
@@ -228,14 +241,8 @@ static int do_show(int argc, char **argv)
 		fprintf(stderr, "%s\n", usage);
 		return 2;
 	}
-	/* A mistyped serial deserves its own answer, not the usage. */
-	if (!serial_ok(argv[optind])) {
-		fprintf(stderr,
-		        "hsmca show: \"%s\" is not a serial: serials are hex, as `hsmca list` "
-		        "prints them (at most 20 octets, colons allowed)\n",
-		        argv[optind]);
+	if (!serial_checked("show", argv[optind]))
 		return 2;
-	}
 	snprintf(path, sizeof(path), "/certificates/%s", argv[optind]);
 	return call(&c, "GET", path, NULL, print_show);
 }
@@ -289,10 +296,12 @@ static int do_change(int argc, char **argv, const char *what)
 
 	if (r)
 		return parse_status(r);
-	if (optind != argc - 1 || !serial_ok(argv[optind]) || (revoke && !ro.reason)) {
+	if (optind != argc - 1 || (revoke && !ro.reason)) {
 		fprintf(stderr, "%s\n", usage);
 		return 2;
 	}
+	if (!serial_checked(what, argv[optind]))
+		return 2;
 	if (revoke) {
 		body = json_pack("{s:s}", "reason", ro.reason);
 		if (ro.invalidity)

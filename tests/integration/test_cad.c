@@ -1803,6 +1803,11 @@ START_TEST(cli_issues_shows_lists_and_revokes)
 	ck_assert_int_eq(cli("auditor", "show", "xyz", NULL), 2);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "serials are hex"));
 	ck_assert_ptr_null(strstr(harness_slurp(cli_err), "usage:"));
+	ck_assert_int_eq(cli("officer", "revoke", "12:zz", "--reason", "superseded", NULL), 2);
+	ck_assert_ptr_nonnull(
+	    strstr(harness_slurp(cli_err), "hsmca revoke: \"12:zz\" is not a serial"));
+	ck_assert_int_eq(cli("officer", "hold", "xyz", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "serials are hex"));
 	ck_assert_int_eq(cli("officer", "issue", "--help", NULL), 0);
 	free(pem);
 	free(csr);
