@@ -536,7 +536,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 				goto out;
 			}
 	});
-	if (cad_est_config_parse(&y, yconf_get(&y, root, "est"), cfg))
+	if (cad_est_config_parse(&y, yconf_get(&y, root, "est"), cfg, cad_profile_find))
 		goto out;
 	rc = 0;
 out:

@@ -27,59 +27,6 @@
 
 #define PREFIX "/.well-known/est/"
 
-/* --- replies --- */
-
-static void log_reply(struct cad_req *r, int status)
-{
-	log_info("request method=%s path=%s status=%d principal=%s via=%s",
-	         evhttp_request_get_command(r->req) == EVHTTP_REQ_GET ? "GET" : "POST", r->path,
-	         status, r->who.name ? r->who.name : "-", r->auth_via ? r->auth_via : "-");
-}
-
-static const char *reason_of(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Payload Too Large";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Internal Server Error";
-	}
-}
-
-void cad_reply_plain(struct cad_req *r, int status, const char *text)
-{
-	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-
-	if (r->replied)
-		return;
-	r->replied = 1;
-	r->status = status;
-	evbuffer_add_printf(out, "%s\n", text);
-	evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	if (status == 401)
-		evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"hsmca EST\"");
-	evhttp_send_reply(r->req, status, reason_of(status), NULL);
-	log_reply(r, status);
-}
-
 /* 200 with der as base64 (RFC 7030 4.1.3, 4.2.3, 4.5.2). */
 static void reply_base64(struct cad_req *r, const char *ctype, const uint8_t *der, size_t len)
 {
@@ -106,7 +53,7 @@ static void reply_base64(struct cad_req *r, const char *ctype, const uint8_t *de
 	evhttp_add_header(h, "Content-Transfer-Encoding", "base64");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_send_reply(r->req, 200, "OK", NULL);
-	log_reply(r, 200);
+	cad_log_reply(r, 200);
 }
 
 /* A certs-only PKCS#7 (SignedData without signers or content) holding certs. */

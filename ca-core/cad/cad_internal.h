@@ -129,8 +129,10 @@ void cad_metrics_request(const char *action, int code, double seconds);
 void cad_metrics_group(int store, size_t n);
 void cad_h_metrics(struct cad_req *r);
 
-/* --- replies (cad_http.c) --- */
+/* --- replies, bodies and names (cad_reply.c: a leaf every handler may use) --- */
 
+/* Log the answer to r (method, path, status, who). */
+void cad_log_reply(const struct cad_req *r, int status);
 /* Send obj (stolen) with status. */
 void cad_reply_json(struct cad_req *r, int status, json_t *obj);
 /* {"error": error, "detail": formatted}. */
@@ -141,6 +143,9 @@ void cad_reply_db_error(struct cad_req *r, const struct db_err *err);
 /* The request body parsed as a JSON object whose keys are all in allowed (NULL-terminated).
  * NULL after replying with a 4xx. */
 json_t *cad_body_object(struct cad_req *r, const char *const *allowed);
+/* Parse the query string once: 0, or -1 when it does not parse or a name or value is not
+ * UTF-8 text once decoded. */
+int cad_query_parse(struct cad_req *r);
 /* A query parameter, or NULL. */
 const char *cad_query(struct cad_req *r, const char *name);
 /* A principal's name: 1..128 of A-Z a-z 0-9 . _ @ + -, starting with a letter or digit. */
@@ -149,6 +154,15 @@ int cad_name_ok(const char *s);
 int cad_label_ok(const char *s);
 /* The database connection, reconnecting when needed; NULL after replying 503. */
 struct db *cad_db(struct cad_req *r);
+
+/* Send text as a text/plain reply (EST's errors). */
+void cad_reply_plain(struct cad_req *r, int status, const char *text);
+/* Refuse with status and error, naming the object. Every 4xx answer to a route is audited as
+ * denied once the request is done (cad_routes.c), this one with object. */
+void cad_deny(struct cad_req *r, int status, const char *error, const char *object, const char *fmt,
+              ...) __attribute__((format(printf, 5, 6)));
+/* t (seconds since the epoch) as RFC 3339 UTC text in buf; NULL for 0. */
+const char *cad_time_text(int64_t t, char *buf, size_t n);
 
 /* --- authentication and audit (cad_auth.c) --- */
 
@@ -159,10 +173,6 @@ int cad_token_new(const char *prefix, char *token, size_t n, uint8_t sha256[32])
 /* Establish r->who from the client certificate or a bearer token. 0, or -1 after replying
  * 401/503 (and auditing the denial). */
 int cad_authenticate(struct cad_req *r);
-/* Refuse with status and error, naming the object. Every 4xx answer to a route is audited as
- * denied once the request is done (cad_http.c), this one with object. */
-void cad_deny(struct cad_req *r, int status, const char *error, const char *object, const char *fmt,
-              ...) __attribute__((format(printf, 5, 6)));
 /* Audit r's 4xx answer as a denial. */
 void cad_audit_denial(struct cad_req *r);
 /* Append an audit entry for r's principal and action. detail may be NULL. Inside the caller's
@@ -181,7 +191,8 @@ enum db_status cad_audit_commit(struct cad_req *r, const char *object, const cha
  * -1 after rolling back and replying with the database error. */
 int cad_commit_with_audit(struct cad_req *r, struct db *db, const char *object, json_t *detail);
 
-/* Serve one request on worker arg (evhttp's callback; public for the API fuzz target). */
+/* Serve one request on worker arg (evhttp's callback, cad_routes.c; public for the API fuzz
+ * target). */
 void cad_dispatch(struct evhttp_request *req, void *arg);
 
 /* --- handlers --- */
@@ -281,9 +292,8 @@ X509 *cad_tls_peer(struct evhttp_request *req);
 /* A private key by OSSL_STORE URI or file path. */
 EVP_PKEY *cad_load_key(const char *uri, char *err, size_t errsz);
 
-/* JSON helpers shared by handlers (cad_certs.c). */
+/* A certificate as the API shows it (cad_certs.c). */
 json_t *cad_cert_json(struct cad *cad, const struct db_cert *c);
-const char *cad_time_text(int64_t t, char *buf, size_t n);
 
 /* --- issuance shared by the API and EST (cad_issue.c) --- */
 
@@ -310,8 +320,6 @@ X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *c
 
 /* Serve a request under /.well-known/est/; it replies and audits its own refusals. */
 void cad_est_serve(struct cad_req *r);
-/* Send text as a text/plain reply (EST's errors). */
-void cad_reply_plain(struct cad_req *r, int status, const char *text);
 /* Trust the device-issuing CAs for client certificates besides the operator-auth CA, for EST
  * re-enrolment only (cad_est_tls.c). 0, or -1 with err filled. */
 int cad_est_tls_setup(SSL_CTX *ctx, const struct cad_config *cfg, char *err, size_t errsz);

@@ -22,16 +22,6 @@ static int can_manage(const char *actor_role, const char *target_role)
 	return 0;
 }
 
-const char *cad_time_text(int64_t t, char *buf, size_t n)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (t == 0 || !gmtime_r(&tt, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		return NULL;
-	return buf;
-}
-
 static json_t *principal_json(const struct db_principal *p)
 {
 	char fp[65] = "", t[32];
@@ -463,4 +453,11 @@ void cad_h_profile_list(struct cad_req *r)
 		                                     "san", san, "enabled", enabled));
 	}
 	cad_reply_json(r, 200, json_pack("{s:o}", "profiles", arr));
+}
+
+void cad_h_whoami(struct cad_req *r)
+{
+	cad_reply_json(r, 200,
+	               json_pack("{s:s, s:s, s:s, s:s}", "name", r->who.name, "role", r->who.role,
+	                         "via", r->auth_via, "profiles", r->who.profiles));
 }
