@@ -15,7 +15,7 @@
 /* The "est:" section (n may be NULL: EST is off), its profile names resolved with find (the
  * caller's lookup, so that this section needs nothing else of the configuration's reader).
  * 0, or -1 after yconf_fail. */
-typedef struct cad_profile *(*cad_profile_lookup)(struct cad_config *cfg, const char *name);
+typedef struct ca_profile *(*cad_profile_lookup)(struct cad_config *cfg, const char *name);
 int cad_est_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg,
                          cad_profile_lookup find);
 

@@ -32,7 +32,7 @@ int cad_est_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg
 		return yconf_fail(y, seq, "est.profiles", "more than %d entries", CAD_MAX_PROFILES);
 	for (size_t i = 0; i < yconf_seq_len(seq); i++) {
 		yaml_node_t *item = yconf_seq_item(y, seq, i);
-		struct cad_profile *p;
+		struct ca_profile *p;
 		if (yconf_str(y, item, "est.profiles", name, sizeof(name)))
 			return -1;
 		if (!(p = find(cfg, name)))

@@ -129,8 +129,8 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 	}
 	cad->cfg = cfg;
 	pthread_mutex_init(&cad->lock, NULL);
-	cad_group_init(&cad->reserve_group, CAD_RESERVE_LEADERS);
-	cad_group_init(&cad->store_group, 1);
+	ca_init(&cad->ca, cfg->authorities, cfg->n_authorities, cfg->database, &cad->lock,
+	        cad_load_key, cad_metrics_group);
 	if (evthread_use_pthreads() != 0) {
 		snprintf(err, errsz, "setting up libevent's threads failed");
 		goto out;
@@ -185,7 +185,7 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		log_warn("database unavailable at start (will retry per request): %s", derr.msg);
 		cad->workers[0].db = NULL;
 	} else {
-		switch (cad_authorities_ready(cad, cad->workers[0].db, err, errsz)) {
+		switch (ca_authorities_ready(&cad->ca, cad->workers[0].db, err, errsz)) {
 		case -3:
 			goto out; /* a configuration error: refuse to start */
 		case -2:
@@ -267,7 +267,6 @@ void cad_free(struct cad *cad)
 	X509_CRL_free(cad->client_crl);
 	db_close(cad->db);
 	pthread_mutex_destroy(&cad->lock);
-	cad_group_destroy(&cad->reserve_group);
-	cad_group_destroy(&cad->store_group);
+	ca_fini(&cad->ca);
 	free(cad);
 }

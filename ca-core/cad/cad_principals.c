@@ -430,7 +430,7 @@ void cad_h_profile_list(struct cad_req *r)
 		return;
 	arr = json_array();
 	for (size_t i = 0; i < cfg->n_profiles; i++) {
-		struct cad_profile *p = &cfg->profiles[i];
+		struct ca_profile *p = &cfg->profiles[i];
 		json_t *san;
 		int enabled;
 		/* Switched off and on at run time by an admin (POST .../disable, .../enable). */
@@ -440,11 +440,11 @@ void cad_h_profile_list(struct cad_req *r)
 			return;
 		}
 		san = json_object();
-		for (int k = 0; k < CAD_SAN_KINDS; k++) {
+		for (int k = 0; k < CA_SAN_KINDS; k++) {
 			json_t *pats = json_array();
 			for (size_t j = 0; j < p->n_san_patterns[k]; j++)
 				json_array_append_new(pats, json_string(p->san_patterns[k][j]));
-			json_object_set_new(san, cad_san_kind_name((enum cad_san_kind)k), pats);
+			json_object_set_new(san, ca_san_kind_name((enum ca_san_kind)k), pats);
 		}
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:o, s:b}", "name",
 		                                     p->name, "authority", p->authority->name,

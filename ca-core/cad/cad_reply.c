@@ -74,8 +74,8 @@ void cad_log_reply(const struct cad_req *r, int status)
 
 void cad_reply_json(struct cad_req *r, int status, json_t *obj)
 {
-	struct evbuffer *out = r->req ? evhttp_request_get_output_buffer(r->req) : NULL;
-	struct evkeyvalq *h = r->req ? evhttp_request_get_output_headers(r->req) : NULL;
+	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
 	if (r->replied) {
@@ -85,12 +85,6 @@ void cad_reply_json(struct cad_req *r, int status, json_t *obj)
 	}
 	r->replied = 1;
 	r->status = status;
-	if (!r->req) { /* issuance without the server (cad_offline.c) */
-		json_decref(r->offline_reply);
-		r->offline_reply = obj;
-		free(text);
-		return;
-	}
 	if (!text) {
 		status = 500;
 		evbuffer_add_printf(out, "{\"error\":\"internal\",\"detail\":\"out of memory\"}");
@@ -118,36 +112,83 @@ void cad_reply_error(struct cad_req *r, int status, const char *error, const cha
 	va_end(ap);
 	snprintf(r->error, sizeof(r->error), "%s", error);
 	snprintf(r->detail, sizeof(r->detail), "%s", detail);
-	if (r->plain) {
-		cad_reply_plain(r, status, detail);
-		return;
-	}
 	cad_reply_json(r, status, json_pack("{s:s, s:s}", "error", error, "detail", detail));
 }
 
 void cad_reply_db_error(struct cad_req *r, const struct db_err *err)
 {
-	if (err->status == DB_ERR_UNAVAILABLE) {
-		log_warn("database unavailable: %s", err->msg);
-		cad_reply_error(r, 503, "database-unavailable", "the database is unavailable: %s",
-		                err->msg);
-		return;
-	}
-	log_error("database error: %s", err->msg);
-	cad_reply_error(r, 500, "database-error", "%s", err->msg);
+	struct ca_why why;
+	enum ca_outcome o = ca_db_failure(&why, err);
+
+	cad_reply_ca(r, o, &why);
 }
 
 struct db *cad_db(struct cad_req *r)
 {
-	struct cad_worker *w = r->w;
 	struct db_err err = {0};
 
-	if (!w->db && db_connect(r->cad->cfg->database, &w->db, &err) != DB_OK) {
-		w->db = NULL;
+	if (ca_db_open(&r->cad->ca, &r->w->db, &err) != DB_OK) {
 		cad_reply_db_error(r, &err);
 		return NULL;
 	}
-	return w->db;
+	return r->w->db;
+}
+
+int cad_outcome_status(enum ca_outcome o)
+{
+	switch (o) {
+	case CA_OK:
+		return 200;
+	case CA_REFUSED:
+		return 400;
+	case CA_NOT_GRANTED:
+		return 403;
+	case CA_NOT_FOUND:
+		return 404;
+	case CA_AMBIGUOUS:
+	case CA_WRONG_STATE:
+	case CA_AUTHORITY_RETIRED:
+	case CA_PROFILE_DISABLED:
+		return 409;
+	case CA_STALE_CREDENTIALS:
+		return 0;
+	case CA_KEYD_UNAVAILABLE:
+	case CA_DB_UNAVAILABLE:
+		return 503;
+	case CA_CONFIG_ERROR:
+	case CA_INTERNAL:
+	default:
+		return 500;
+	}
+}
+
+void cad_reply_ca(struct cad_req *r, enum ca_outcome o, const struct ca_why *why)
+{
+	int status = cad_outcome_status(o);
+
+	if (o == CA_STALE_CREDENTIALS) {
+		r->stale_credentials = 1;
+		return;
+	}
+	if (why->object[0])
+		cad_deny(r, status, why->code, why->object, "%s", why->reason);
+	else
+		cad_reply_error(r, status, why->code, "%s", why->reason);
+}
+
+struct ca_requester cad_requester(const struct cad_req *r)
+{
+	struct ca_requester who = {
+	    .kind = CA_REQUESTER_PRINCIPAL,
+	    .name = r->who.name,
+	    .role = r->who.role,
+	    /* An ra principal acts only within its granted profiles. */
+	    .profiles = r->who.role && !strcmp(r->who.role, "ra")
+	                    ? (r->who.profiles ? r->who.profiles : "")
+	                    : NULL,
+	    .token_sha256 = r->auth_cached ? r->token_sha256 : NULL,
+	};
+	return who;
 }
 
 json_t *cad_body_object(struct cad_req *r, const char *const *allowed)
