@@ -1,8 +1,10 @@
 /*
  * hsmca-cad: the CA service. Configuration (cad_config.c), TLS (cad_tls.c), the HTTP server
- * and routing (cad_http.c), authentication, roles and the audit trail (cad_auth.c), handlers
- * per resource (cad_principals.c, cad_certs.c, cad_settings.c) and issuance (cad_issue.c).
- * docs/cad.md describes the configuration and docs/api.md the API.
+ * (cad_http.c), routing (cad_routes.c), replies and bodies (cad_reply.c), authentication,
+ * roles and the audit trail (cad_auth.c), handlers per resource (cad_principals.c,
+ * cad_certs.c, cad_settings.c, cad_issue.c, cad_est.c), each an adapter over the CA core
+ * (ca.h): issuance, revocation and their audit without HTTP. docs/cad.md describes the
+ * configuration and docs/api.md the API.
  */
 #ifndef HSMCA_CAD_H
 #define HSMCA_CAD_H
@@ -14,55 +16,13 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "ca.h"
 #include "sandbox.h"
 
-#define CAD_NAME_MAX 64
-#define CAD_PATH_MAX 512
+#define CAD_NAME_MAX CA_NAME_MAX
+#define CAD_PATH_MAX CA_PATH_MAX
 #define CAD_MAX_AUTHORITIES 16
 #define CAD_MAX_PROFILES 64
-#define CAD_MAX_PATTERNS 32
-#define CAD_MAX_FIELDS 16
-#define CAD_MAX_EKUS 8
-
-enum cad_san_kind { CAD_SAN_DNS, CAD_SAN_IP, CAD_SAN_EMAIL, CAD_SAN_URI, CAD_SAN_KINDS };
-
-struct cad_authority {
-	char name[CAD_NAME_MAX + 1];
-	char cert_path[CAD_PATH_MAX];
-	char chain_path[CAD_PATH_MAX]; /* "" when the certificate is a root */
-	char key_uri[CAD_PATH_MAX];    /* keyd:label=NAME */
-	char key_label[CAD_NAME_MAX + 1];
-	X509 *cert;
-	STACK_OF(X509) * chain; /* certificates above cert, in order */
-	EVP_PKEY *key;          /* loaded through keyd on first use; NULL while keyd is away */
-	int32_t db_id;          /* 0 until registered in the database */
-	/* CRL distribution point of issued certificates: <crl_base_url><name>.crl, or with
-	 * crl_shards > 1 <crl_base_url><name>-<shard>.crl (hsmca-crld, docs/crld.md). "": none. */
-	char crl_base_url[CAD_PATH_MAX];
-	int crl_shards;
-};
-
-struct cad_key_profile {
-	char name[CAD_NAME_MAX + 1];
-	int rsa_min_bits, rsa_max_bits; /* 0 0: no RSA */
-	int p256, p384;
-};
-
-struct cad_profile {
-	char name[CAD_NAME_MAX + 1];
-	struct cad_authority *authority;
-	struct cad_key_profile *key_profile;
-	int max_validity_days;
-	unsigned key_usage; /* X509v3 KU_* bits */
-	int eku[CAD_MAX_EKUS];
-	size_t n_eku;
-	int subject_fields[CAD_MAX_FIELDS]; /* NIDs allowed in the subject */
-	size_t n_subject_fields;
-	int subject_cn_required;
-	char *san_patterns[CAD_SAN_KINDS][CAD_MAX_PATTERNS];
-	size_t n_san_patterns[CAD_SAN_KINDS];
-	int san_required;
-};
 
 struct cad_config {
 	char listen_address[64];
@@ -83,15 +43,15 @@ struct cad_config {
 	char audit_key_label[CAD_NAME_MAX + 1];
 	int audit_checkpoint_seconds;
 	EVP_PKEY *audit_key; /* loaded through keyd on first use */
-	struct cad_authority authorities[CAD_MAX_AUTHORITIES];
+	struct ca_authority authorities[CAD_MAX_AUTHORITIES];
 	size_t n_authorities;
-	struct cad_key_profile key_profiles[CAD_MAX_PROFILES];
+	struct ca_key_profile key_profiles[CAD_MAX_PROFILES];
 	size_t n_key_profiles;
-	struct cad_profile profiles[CAD_MAX_PROFILES];
+	struct ca_profile profiles[CAD_MAX_PROFILES];
 	size_t n_profiles;
 	/* EST (cad_est_config.c): the profiles devices enrol in, the first one at
 	 * /.well-known/est/ itself; none: EST is off. */
-	struct cad_profile *est_profiles[CAD_MAX_PROFILES];
+	struct ca_profile *est_profiles[CAD_MAX_PROFILES];
 	size_t n_est_profiles;
 	int est_token_max_days;
 };
@@ -100,8 +60,7 @@ struct cad_config {
  * cad_config_free even after a failure. */
 int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t errsz);
 void cad_config_free(struct cad_config *cfg);
-struct cad_profile *cad_profile_find(struct cad_config *cfg, const char *name);
-const char *cad_san_kind_name(enum cad_san_kind k);
+struct ca_profile *cad_profile_find(struct cad_config *cfg, const char *name);
 
 /* Register the first ca-admin principal, identified by the client certificate in cert_path,
  * on a database that has none (cad_bootstrap.c). 0, or -1 with err filled. */

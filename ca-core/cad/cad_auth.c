@@ -59,19 +59,6 @@ enum db_status cad_audit_commit(struct cad_req *r, const char *object, const cha
 	return audit(r, object, outcome, detail, 1, err);
 }
 
-void cad_deny(struct cad_req *r, int status, const char *error, const char *object, const char *fmt,
-              ...)
-{
-	char detail[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	snprintf(r->object, sizeof(r->object), "%s", object ? object : r->path);
-	cad_reply_error(r, status, error, "%s", detail);
-}
-
 void cad_audit_denial(struct cad_req *r)
 {
 	struct db_err err = {0};
@@ -283,11 +270,4 @@ int cad_authenticate(struct cad_req *r)
 		return -1;
 	}
 	return 0;
-}
-
-void cad_h_whoami(struct cad_req *r)
-{
-	cad_reply_json(r, 200,
-	               json_pack("{s:s, s:s, s:s, s:s}", "name", r->who.name, "role", r->who.role,
-	                         "via", r->auth_via, "profiles", r->who.profiles));
 }

@@ -1,6 +1,6 @@
-/* Certificates after issuance: lookup, listing, revocation, hold and release; the audit log's
- * verification and export; health. A revocation is answered only once committed (invariant 3);
- * the data layer's trigger announces it with NOTIFY at commit. */
+/* Certificates after issuance: lookup, listing, revocation, hold and release (adapters over the
+ * CA core, which commits a change before it is answered); the audit log's verification and
+ * export; health. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,62 +65,17 @@ json_t *cad_cert_json(struct cad *cad, const struct db_cert *c)
 	return o;
 }
 
-/* The certificate named by the path. 0, or -1 after replying. */
-static int lookup(struct cad_req *r, struct db *db, struct db_cert *c)
-{
-	uint8_t serial[DB_SERIAL_MAX];
-	struct db_err err = {0};
-	enum db_status rc;
-	size_t len;
-
-	if (db_serial_from_hex(r->args[0], serial, &len) != 0) {
-		cad_reply_error(r, 400, "bad-serial", "\"%.64s\" is not a serial in hex",
-		                r->args[0]);
-		return -1;
-	}
-	rc = db_cert_lookup(db, 0, serial, len, c, &err);
-	if (rc == DB_ERR_NOT_FOUND) {
-		cad_reply_error(r, 404, "unknown-serial", "no certificate with serial %.64s",
-		                r->args[0]);
-		return -1;
-	}
-	if (rc == DB_ERR_CONFLICT) {
-		cad_reply_error(r, 409, "ambiguous-serial", "%s", err.msg);
-		return -1;
-	}
-	if (rc != DB_OK) {
-		cad_reply_db_error(r, &err);
-		return -1;
-	}
-	return 0;
-}
-
-/* An ra principal acts only within its granted profiles. */
-static int ra_allowed(struct cad_req *r, const struct db_cert *c)
-{
-	char list[1100], needle[80];
-
-	if (strcmp(r->who.role, "ra"))
-		return 1;
-	snprintf(list, sizeof(list), ",%s,", r->who.profiles);
-	snprintf(needle, sizeof(needle), ",%s,", c->profile);
-	return strstr(list, needle) != NULL;
-}
-
 void cad_h_cert_show(struct cad_req *r)
 {
+	struct ca_requester who = cad_requester(r);
 	struct db_cert c = {0};
-	struct db *db = cad_db(r);
+	struct ca_why why;
+	enum ca_outcome o = ca_cert_find(&r->cad->ca, &r->w->db, &who, r->args[0], &c, &why);
 
-	if (!db || lookup(r, db, &c) != 0)
-		goto out;
-	if (!ra_allowed(r, &c)) {
-		cad_deny(r, 403, "profile-not-granted", r->args[0],
-		         "principal %s is not granted profile %s", r->who.name, c.profile);
-		goto out;
-	}
-	cad_reply_json(r, 200, cad_cert_json(r->cad, &c));
-out:
+	if (o != CA_OK)
+		cad_reply_ca(r, o, &why);
+	else
+		cad_reply_json(r, 200, cad_cert_json(r->cad, &c));
 	db_cert_clear(&c);
 }
 
@@ -218,19 +173,18 @@ void cad_h_cert_list(struct cad_req *r)
 
 enum change { REVOKE, HOLD, RELEASE };
 
+/* The API's adapter over ca_revoke, ca_hold and ca_release: the optional JSON body (a revocation
+ * may carry a reason and an invalidity date), then the certificate as it is now. */
 static void change_status(struct cad_req *r, enum change what)
 {
 	static const char *const revoke_fields[] = {"reason", "invalidity_date", NULL};
 	static const char *const no_fields[] = {NULL};
-	json_t *body = NULL, *detail = NULL;
-	struct db_cert c = {0};
-	struct db_err err = {0};
-	struct db *db;
+	struct ca_status_request req = {.reason = DB_REASON_UNSPECIFIED};
+	struct ca_status_result res = {0};
+	json_t *body = NULL;
 	const char *rs = NULL, *inv = NULL;
-	int reason = DB_REASON_UNSPECIFIED, changed = 0;
-	int64_t invalidity = 0;
-	char *dtext = NULL;
-	enum db_status rc;
+	enum ca_outcome o;
+	int reason = DB_REASON_UNSPECIFIED;
 
 	/* An empty body is fine for all three; revoke may carry a reason. */
 	if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) > 0 &&
@@ -253,60 +207,29 @@ static void change_status(struct cad_req *r, enum change what)
 	}
 	if (body && json_object_get(body, "invalidity_date")) {
 		inv = json_string_value(json_object_get(body, "invalidity_date"));
-		if ((invalidity = parse_time(inv)) <= 0 || invalidity > (int64_t)time(NULL)) {
+		if ((req.invalidity_date = parse_time(inv)) <= 0 ||
+		    req.invalidity_date > (int64_t)time(NULL)) {
 			cad_reply_error(r, 400, "bad-invalidity-date",
 			                "\"invalidity_date\" must be a past time like "
 			                "2026-01-02T03:04:05Z");
 			goto out;
 		}
 	}
-	if (!(db = cad_db(r)) || lookup(r, db, &c) != 0)
-		goto out;
-	if (!ra_allowed(r, &c)) {
-		cad_deny(r, 403, "profile-not-granted", r->args[0],
-		         "principal %s is not granted profile %s", r->who.name, c.profile);
-		goto out;
-	}
-	if ((rc = db_begin(db, &err)) != DB_OK) {
-		cad_reply_db_error(r, &err);
-		goto out;
-	}
-	if (what == REVOKE)
-		rc = db_cert_revoke(db, c.authority_id, c.serial, c.serial_len, reason, invalidity,
-		                    &changed, &err);
-	else if (what == HOLD)
-		rc = db_cert_hold(db, c.authority_id, c.serial, c.serial_len, &changed, &err);
+	req.who = cad_requester(r);
+	req.action = r->action;
+	req.serial = r->args[0];
+	req.reason = reason;
+	req.invalidity_text = inv;
+	o = what == REVOKE ? ca_revoke(&r->cad->ca, &r->w->db, &req, &res)
+	    : what == HOLD ? ca_hold(&r->cad->ca, &r->w->db, &req, &res)
+	                   : ca_release(&r->cad->ca, &r->w->db, &req, &res);
+	if (o != CA_OK)
+		cad_reply_ca(r, o, &res.why);
 	else
-		rc = db_cert_release(db, c.authority_id, c.serial, c.serial_len, &changed, &err);
-	if (rc == DB_OK && changed) {
-		detail = what == REVOKE ? json_pack("{s:s, s:s?}", "reason", crlreason_name(reason),
-		                                    "invalidity_date", inv)
-		                        : NULL;
-		dtext = detail ? json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		rc = cad_audit(r, r->args[0], "success", dtext, &err);
-	}
-	if (rc == DB_OK)
-		rc = db_commit(db, &err);
-	else
-		db_rollback(db);
-	if (rc == DB_ERR_STATE) {
-		cad_reply_error(r, 409, "wrong-state", "certificate %s is %s: %s", r->args[0],
-		                db_cert_status_name(c.status), err.msg);
-		goto out;
-	}
-	if (rc != DB_OK) {
-		cad_reply_db_error(r, &err);
-		goto out;
-	}
-	/* Committed (synchronous_commit on): durable now, and announced. */
-	db_cert_clear(&c);
-	if (lookup(r, db, &c) == 0)
-		cad_reply_json(r, 200, cad_cert_json(r->cad, &c));
+		cad_reply_json(r, 200, cad_cert_json(r->cad, &res.cert));
 out:
-	free(dtext);
-	json_decref(detail);
 	json_decref(body);
-	db_cert_clear(&c);
+	db_cert_clear(&res.cert);
 }
 
 void cad_h_cert_revoke(struct cad_req *r)
@@ -436,7 +359,7 @@ void cad_h_health(struct cad_req *r)
 		cad_reply_error(r, 503, "database-unavailable", "%s", err.msg);
 		return;
 	}
-	switch (cad_authorities_ready(r->cad, db, why, sizeof(why))) {
+	switch (ca_authorities_ready(&r->cad->ca, db, why, sizeof(why))) {
 	case 0:
 		break;
 	case -1:

@@ -76,13 +76,6 @@ static const struct {
     {"serialNumber", NID_serialNumber},
 };
 
-const char *cad_san_kind_name(enum cad_san_kind k)
-{
-	static const char *const names[] = {"dns", "ip", "email", "uri"};
-
-	return k < CAD_SAN_KINDS ? names[k] : "?";
-}
-
 static int name_ok(const char *s)
 {
 	if (!*s)
@@ -167,7 +160,7 @@ static int label_of(const char *uri, char *label, size_t n)
 
 /* crl_base_url (http(s), no spaces, commas or quotes: it goes into an X509V3 value) and
  * crl_shards (0: unpartitioned, else 2..256), as hsmca-crld publishes them. */
-static int parse_crl(struct yconf *y, yaml_node_t *m, struct cad_authority *a)
+static int parse_crl(struct yconf *y, yaml_node_t *m, struct ca_authority *a)
 {
 	size_t n;
 	long l = 0;
@@ -195,7 +188,7 @@ static int parse_crl(struct yconf *y, yaml_node_t *m, struct cad_authority *a)
 	return 0;
 }
 
-static int parse_authority(struct yconf *y, yaml_node_t *m, struct cad_authority *a)
+static int parse_authority(struct yconf *y, yaml_node_t *m, struct ca_authority *a)
 {
 	STACK_OF(X509) *sk = NULL;
 	char err[600];
@@ -245,7 +238,7 @@ out:
 
 static int curve_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
 {
-	struct cad_key_profile *k = arg;
+	struct ca_key_profile *k = arg;
 
 	if (!strcmp(s, "P-256"))
 		k->p256 = 1;
@@ -256,7 +249,7 @@ static int curve_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
 	return 0;
 }
 
-static int parse_key_profile(struct yconf *y, yaml_node_t *m, struct cad_key_profile *k)
+static int parse_key_profile(struct yconf *y, yaml_node_t *m, struct ca_key_profile *k)
 {
 	yaml_node_t *v;
 	long l;
@@ -286,13 +279,13 @@ static int parse_key_profile(struct yconf *y, yaml_node_t *m, struct cad_key_pro
 }
 
 struct profile_ctx {
-	struct cad_profile *p;
-	enum cad_san_kind kind;
+	struct ca_profile *p;
+	enum ca_san_kind kind;
 };
 
 static int ku_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
 {
-	struct cad_profile *p = arg;
+	struct ca_profile *p = arg;
 
 	for (size_t i = 0; i < sizeof(key_usages) / sizeof(key_usages[0]); i++)
 		if (!strcmp(s, key_usages[i].name)) {
@@ -307,7 +300,7 @@ static int ku_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
 
 static int eku_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
 {
-	struct cad_profile *p = arg;
+	struct ca_profile *p = arg;
 
 	for (size_t i = 0; i < sizeof(ekus) / sizeof(ekus[0]); i++)
 		if (!strcmp(s, ekus[i].name)) {
@@ -320,7 +313,7 @@ static int eku_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
 
 static int field_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
 {
-	struct cad_profile *p = arg;
+	struct ca_profile *p = arg;
 
 	for (size_t i = 0; i < sizeof(subject_names) / sizeof(subject_names[0]); i++)
 		if (!strcmp(s, subject_names[i].name)) {
@@ -346,7 +339,7 @@ static int pattern_item(struct yconf *y, yaml_node_t *n, const char *s, void *ar
 }
 
 static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg,
-                         struct cad_profile *p)
+                         struct ca_profile *p)
 {
 	char buf[CAD_NAME_MAX + 1];
 	yaml_node_t *v;
@@ -384,11 +377,11 @@ static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg
 		return yconf_fail(y, v, "key_usage", "must not be empty");
 	if (!(v = yconf_get(y, m, "extended_key_usage")))
 		return yconf_fail(y, m, "extended_key_usage", "required field is missing");
-	if (each_str(y, v, "extended_key_usage", CAD_MAX_EKUS, eku_item, p))
+	if (each_str(y, v, "extended_key_usage", CA_MAX_EKUS, eku_item, p))
 		return -1;
 	if (!(v = yconf_get(y, m, "subject_fields")))
 		return yconf_fail(y, m, "subject_fields", "required field is missing");
-	if (each_str(y, v, "subject_fields", CAD_MAX_FIELDS, field_item, p))
+	if (each_str(y, v, "subject_fields", CA_MAX_FIELDS, field_item, p))
 		return -1;
 	if (yconf_opt_bool(y, m, "subject_cn_required", &p->subject_cn_required) ||
 	    yconf_opt_bool(y, m, "san_required", &p->san_required))
@@ -396,10 +389,10 @@ static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg
 	if ((v = yconf_get(y, m, "san"))) {
 		if (yconf_check_map(y, v, "san", san_fields))
 			return -1;
-		for (int k = 0; k < CAD_SAN_KINDS; k++) {
-			struct profile_ctx c = {p, (enum cad_san_kind)k};
-			yaml_node_t *s = yconf_get(y, v, cad_san_kind_name((enum cad_san_kind)k));
-			if (s && each_str(y, s, "san", CAD_MAX_PATTERNS, pattern_item, &c))
+		for (int k = 0; k < CA_SAN_KINDS; k++) {
+			struct profile_ctx c = {p, (enum ca_san_kind)k};
+			yaml_node_t *s = yconf_get(y, v, ca_san_kind_name((enum ca_san_kind)k));
+			if (s && each_str(y, s, "san", CA_MAX_PATTERNS, pattern_item, &c))
 				return -1;
 		}
 	}
@@ -536,7 +529,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 				goto out;
 			}
 	});
-	if (cad_est_config_parse(&y, yconf_get(&y, root, "est"), cfg))
+	if (cad_est_config_parse(&y, yconf_get(&y, root, "est"), cfg, cad_profile_find))
 		goto out;
 	rc = 0;
 out:
@@ -555,13 +548,13 @@ void cad_config_free(struct cad_config *cfg)
 		EVP_PKEY_free(cfg->authorities[i].key);
 	}
 	for (size_t i = 0; i < CAD_MAX_PROFILES; i++)
-		for (int k = 0; k < CAD_SAN_KINDS; k++)
+		for (int k = 0; k < CA_SAN_KINDS; k++)
 			for (size_t j = 0; j < cfg->profiles[i].n_san_patterns[k]; j++)
 				free(cfg->profiles[i].san_patterns[k][j]);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-struct cad_profile *cad_profile_find(struct cad_config *cfg, const char *name)
+struct ca_profile *cad_profile_find(struct cad_config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->n_profiles; i++)
 		if (!strcmp(cfg->profiles[i].name, name))

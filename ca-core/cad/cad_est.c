@@ -2,12 +2,13 @@
  * EST (RFC 7030) for devices, under /.well-known/est/ and /.well-known/est/<profile>/:
  * cacerts and csrattrs for anyone; simpleenroll with a provisioning token (HTTP Basic, the
  * password being the token, or Bearer); simplereenroll with the device's current certificate
- * over mutual TLS, for the same identity only. Issuance is cad_issue_cert's, so profiles,
+ * over mutual TLS, for the same identity only. Issuance is the CA core's (ca_issue), so profiles,
  * reserve-before-sign and the audit trail are the API's. Errors are text/plain with the
  * status RFC 7030 names (401 for failed authentication, 403 for refused authorisation, 400
  * for a bad request); every refused enrolment is audited and issues nothing.
  */
 #include <fnmatch.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,36 +25,73 @@
 #include "cad_est.h"
 #include "cad_internal.h"
 #include "der.h"
-#include "httptext.h"
 #include "log.h"
 
 #define PREFIX "/.well-known/est/"
 
 /* --- replies --- */
 
-static void log_reply(struct cad_req *r, int status)
+/* EST's error: text/plain, the reason alone (RFC 7030); the code, and the object of a refusal
+ * (the request's path when NULL), are kept for the audit of a denial. */
+static void est_vfail(struct cad_req *r, int status, const char *error, const char *object,
+                      const char *fmt, va_list ap)
 {
-	log_info("request method=%s path=%s status=%d principal=%s via=%s",
-	         evhttp_request_get_command(r->req) == EVHTTP_REQ_GET ? "GET" : "POST", r->path,
-	         status, r->who.name ? r->who.name : "-", r->auth_via ? r->auth_via : "-");
+	if (object)
+		snprintf(r->object, sizeof(r->object), "%s", object);
+	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+	snprintf(r->error, sizeof(r->error), "%s", error);
+	cad_reply_plain(r, status, r->detail);
 }
 
-void cad_reply_plain(struct cad_req *r, int status, const char *text)
-{
-	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+static void est_error(struct cad_req *r, int status, const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void est_deny(struct cad_req *r, int status, const char *error, const char *object,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-	if (r->replied)
-		return;
-	r->replied = 1;
-	r->status = status;
-	evbuffer_add_printf(out, "%s\n", text);
-	evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	if (status == 401)
-		evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"hsmca EST\"");
-	evhttp_send_reply(r->req, status, httptext_status(status), NULL);
-	log_reply(r, status);
+static void est_error(struct cad_req *r, int status, const char *error, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	est_vfail(r, status, error, NULL, fmt, ap);
+	va_end(ap);
+}
+
+static void est_deny(struct cad_req *r, int status, const char *error, const char *object,
+                     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	est_vfail(r, status, error, object, fmt, ap);
+	va_end(ap);
+}
+
+/* A core outcome other than CA_OK as EST's answer. */
+static void est_reply_ca(struct cad_req *r, enum ca_outcome o, const struct ca_why *why)
+{
+	est_deny(r, cad_outcome_status(o), why->code, why->object[0] ? why->object : NULL, "%s",
+	         why->reason);
+}
+
+static void est_db_error(struct cad_req *r, const struct db_err *err)
+{
+	struct ca_why why;
+	enum ca_outcome o = ca_db_failure(&why, err);
+
+	est_reply_ca(r, o, &why);
+}
+
+/* The worker's database connection; NULL after answering 503. */
+static struct db *est_db(struct cad_req *r)
+{
+	struct db_err err = {0};
+
+	if (ca_db_open(&r->cad->ca, &r->w->db, &err) != DB_OK) {
+		est_db_error(r, &err);
+		return NULL;
+	}
+	return r->w->db;
 }
 
 /* 200 with der as base64 (RFC 7030 4.1.3, 4.2.3, 4.5.2). */
@@ -66,7 +104,7 @@ static void reply_base64(struct cad_req *r, const char *ctype, const uint8_t *de
 	int n;
 
 	if (!b64) {
-		cad_reply_error(r, 500, "internal", "out of memory");
+		est_error(r, 500, "internal", "out of memory");
 		return;
 	}
 	n = EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
@@ -82,7 +120,7 @@ static void reply_base64(struct cad_req *r, const char *ctype, const uint8_t *de
 	evhttp_add_header(h, "Content-Transfer-Encoding", "base64");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_send_reply(r->req, 200, "OK", NULL);
-	log_reply(r, 200);
+	cad_log_reply(r, 200);
 }
 
 /* A certs-only PKCS#7 (SignedData without signers or content) holding certs. */
@@ -103,7 +141,7 @@ static void reply_certs(struct cad_req *r, STACK_OF(X509) * certs)
 	PKCS7_free(p7);
 	ERR_clear_error();
 	if (len <= 0)
-		cad_reply_error(r, 500, "internal", "could not encode the PKCS#7 reply");
+		est_error(r, 500, "internal", "could not encode the PKCS#7 reply");
 	else
 		reply_base64(r, "application/pkcs7-mime; smime-type=certs-only", der, (size_t)len);
 	OPENSSL_free(der);
@@ -111,16 +149,16 @@ static void reply_certs(struct cad_req *r, STACK_OF(X509) * certs)
 
 /* --- cacerts and csrattrs --- */
 
-static void cacerts(struct cad_req *r, struct cad_profile *p)
+static void cacerts(struct cad_req *r, struct ca_profile *p)
 {
 	STACK_OF(X509) *certs = sk_X509_new_null();
-	struct cad_authority *a = p->authority;
+	struct ca_authority *a = p->authority;
 
 	/* The issuing CA, then the certificates above it (RFC 7030 4.1.3: the current CA
 	 * certificates, for the client's explicit trust anchor database). */
 	if (!certs || !sk_X509_push(certs, a->cert)) {
 		sk_X509_free(certs);
-		cad_reply_error(r, 500, "internal", "out of memory");
+		est_error(r, 500, "internal", "out of memory");
 		return;
 	}
 	for (int i = 0; i < sk_X509_num(a->chain); i++)
@@ -144,9 +182,9 @@ static void put_oid(struct der *d, int nid)
 
 /* RFC 7030 4.5.2: what the CA wants in a CSR: for EC, the key type with its curve (as an
  * Attribute) and the signature algorithm; for RSA-only profiles, RSA with SHA-256. */
-static void csrattrs(struct cad_req *r, struct cad_profile *p)
+static void csrattrs(struct cad_req *r, struct ca_profile *p)
 {
-	const struct cad_key_profile *kp = p->key_profile;
+	const struct ca_key_profile *kp = p->key_profile;
 	uint8_t sb[256], ob[260];
 	struct der seq, out;
 
@@ -169,7 +207,7 @@ static void csrattrs(struct cad_req *r, struct cad_profile *p)
 	}
 	der_tlv(&out, 0x30, seq.p, seq.len);
 	if (out.overflow || seq.overflow)
-		cad_reply_error(r, 500, "internal", "could not encode the CSR attributes");
+		est_error(r, 500, "internal", "could not encode the CSR attributes");
 	else
 		reply_base64(r, "application/csrattrs", out.p, out.len);
 }
@@ -177,7 +215,7 @@ static void csrattrs(struct cad_req *r, struct cad_profile *p)
 /* --- enrolment --- */
 
 /* The request body as a CSR judged against p; 0, or -1 after replying 400/413. */
-static int body_csr(struct cad_req *r, struct cad_profile *p, struct cad_csr *csrc)
+static int body_csr(struct cad_req *r, struct ca_profile *p, struct ca_csr *csrc)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
 	size_t len = evbuffer_get_length(in);
@@ -191,24 +229,24 @@ static int body_csr(struct cad_req *r, struct cad_profile *p, struct cad_csr *cs
 	int rc = -1;
 
 	if (len > max) {
-		cad_reply_error(r, 413, "body-too-large",
-		                "the request body has %zu bytes; at most %zu", len, max);
+		est_error(r, 413, "body-too-large", "the request body has %zu bytes; at most %zu",
+		          len, max);
 		return -1;
 	}
 	req = cad_est_parse_csr(evbuffer_pullup(in, -1), len, why, sizeof(why));
 	if (!req) {
-		cad_reply_error(r, 400, "bad-csr", "%s", why);
+		est_error(r, 400, "bad-csr", "%s", why);
 		return -1;
 	}
-	/* cad_csr_check reads PEM: the API's checks, word for word. */
+	/* ca_csr_check reads PEM: the API's checks, word for word. */
 	b = BIO_new(BIO_s_mem());
 	if (!b || !PEM_write_bio_X509_REQ(b, req) || (plen = BIO_get_mem_data(b, &data)) <= 0 ||
 	    !(pem = strndup(data, (size_t)plen))) {
-		cad_reply_error(r, 500, "internal", "out of memory");
+		est_error(r, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (cad_csr_check(p, pem, csrc, &error, why, sizeof(why)) != 0) {
-		cad_reply_error(r, 400, error, "the CSR does not fit profile %s: %s", p->name, why);
+	if (ca_csr_check(p, pem, csrc, &error, why, sizeof(why)) != 0) {
+		est_error(r, 400, error, "the CSR does not fit profile %s: %s", p->name, why);
 		goto out;
 	}
 	rc = 0;
@@ -221,9 +259,9 @@ out:
 }
 
 /* A device's identity: its subject CN, or its first SAN when it has no CN. */
-static int identity_of(struct cad_req *r, const struct cad_csr *c, char *out, size_t n)
+static int identity_of(struct cad_req *r, const struct ca_csr *c, char *out, size_t n)
 {
-	const X509_NAME *name = cad_csr_subject(c);
+	const X509_NAME *name = ca_csr_subject(c);
 	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
 
 	out[0] = '\0';
@@ -238,17 +276,16 @@ static int identity_of(struct cad_req *r, const struct cad_csr *c, char *out, si
 		snprintf(out, n, "%s", c->sans[0].value);
 	}
 	if (!out[0]) {
-		cad_reply_error(
-		    r, 400, "no-identity",
-		    "the CSR names no device identity (a subject CN or a SAN of at most "
-		    "%d characters)",
-		    DB_IDENTITY_MAX);
+		est_error(r, 400, "no-identity",
+		          "the CSR names no device identity (a subject CN or a SAN of at most "
+		          "%d characters)",
+		          DB_IDENTITY_MAX);
 		return -1;
 	}
 	return 0;
 }
 
-static int allowlisted(const struct db_prov_token *t, const struct cad_csr *c, const char *identity)
+static int allowlisted(const struct db_prov_token *t, const struct ca_csr *c, const char *identity)
 {
 	if (t->n_allow == 0)
 		return 1;
@@ -262,7 +299,7 @@ static int allowlisted(const struct db_prov_token *t, const struct cad_csr *c, c
 	return 0;
 }
 
-static struct cad_profile *est_profile(struct cad *cad, const char *name)
+static struct ca_profile *est_profile(struct cad *cad, const char *name)
 {
 	for (size_t i = 0; i < cad->cfg->n_est_profiles; i++)
 		if (!strcmp(cad->cfg->est_profiles[i]->name, name))
@@ -288,19 +325,43 @@ struct enrol_tx {
 	int superseded;
 };
 
-static enum db_status enrol_in_tx(struct cad_req *r, struct db *db, int64_t cert_id, void *arg,
-                                  struct db_err *err)
+static enum db_status enrol_in_tx(struct db *db, int64_t cert_id, void *arg, struct db_err *err)
 {
 	struct enrol_tx *t = arg;
 	int64_t device_id;
 	enum db_status rc;
 
-	(void)r;
 	rc = db_device_record(db, t->identity, t->profile, t->token_id, cert_id, t->how, &device_id,
 	                      err);
 	if (rc == DB_OK && t->replace)
 		rc = db_device_supersede(db, device_id, cert_id, &t->superseded, err);
 	return rc;
+}
+
+/* Issue for the device r->who from csrc (judged against p already), its device record written in
+ * the same transaction: the certificate (the caller frees it), or NULL after answering. */
+static X509 *est_issue(struct cad_req *r, struct ca_profile *p, const struct ca_csr *csrc,
+                       struct enrol_tx *tx, json_t *audit, struct ca_issue_result *res)
+{
+	struct ca_issue_request req = {
+	    .who = {.kind = CA_REQUESTER_DEVICE, .name = r->who.name, .role = r->who.role},
+	    .action = r->action,
+	    .profile = p,
+	    .csr = csrc,
+	    .validity_days = p->max_validity_days,
+	    .audit_detail = audit,
+	    .in_tx = enrol_in_tx,
+	    .in_tx_arg = tx,
+	};
+	enum ca_outcome o = ca_issue(&r->cad->ca, &r->w->db, &req, res);
+	X509 *cert = res->cert;
+
+	if (o != CA_OK) {
+		est_reply_ca(r, o, &res->why);
+		return NULL;
+	}
+	res->cert = NULL;
+	return cert;
 }
 
 static void reply_issued(struct cad_req *r, X509 *cert)
@@ -310,21 +371,21 @@ static void reply_issued(struct cad_req *r, X509 *cert)
 	if (one && sk_X509_push(one, cert))
 		reply_certs(r, one);
 	else
-		cad_reply_error(r, 500, "internal", "out of memory");
+		est_error(r, 500, "internal", "out of memory");
 	sk_X509_free(one);
 }
 
-static void simpleenroll(struct cad_req *r, struct cad_profile *label)
+static void simpleenroll(struct cad_req *r, struct ca_profile *label)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
 	struct db_prov_token t = {0};
 	struct db_device dev = {0};
 	struct db_err err = {0};
-	struct cad_csr *csrc = NULL;
-	struct cad_issued issued;
-	struct cad_profile *p;
+	struct ca_csr *csrc = NULL;
+	struct ca_issue_result issued = {0};
+	struct ca_profile *p;
 	struct enrol_tx tx = {0};
-	struct cad_issue_extra extra = {0};
+	json_t *audit;
 	char token[CAD_EST_TOKEN_MAX + 1], user[64], why[256], identity[DB_IDENTITY_MAX + 1];
 	char object[64];
 	uint8_t sha[32];
@@ -337,14 +398,13 @@ static void simpleenroll(struct cad_req *r, struct cad_profile *label)
 	switch (cad_est_parse_auth(evhttp_find_header(h, "Authorization"), token, user,
 	                           sizeof(user), why, sizeof(why))) {
 	case CAD_EST_AUTH_NONE:
-		cad_reply_error(
-		    r, 401, "unauthenticated",
-		    "enrolment needs a provisioning token: HTTP Basic with the token as "
-		    "password, or Authorization: Bearer");
+		est_error(r, 401, "unauthenticated",
+		          "enrolment needs a provisioning token: HTTP Basic with the token as "
+		          "password, or Authorization: Bearer");
 		return;
 	case CAD_EST_AUTH_BAD:
 		r->auth_via = "provisioning-token";
-		cad_reply_error(r, 401, "unauthenticated", "%s", why);
+		est_error(r, 401, "unauthenticated", "%s", why);
 		return;
 	default:
 		r->auth_via = "provisioning-token";
@@ -352,55 +412,55 @@ static void simpleenroll(struct cad_req *r, struct cad_profile *label)
 	}
 	SHA256((const unsigned char *)token, strlen(token), sha);
 	OPENSSL_cleanse(token, sizeof(token));
-	if (!(db = cad_db(r)))
+	if (!(db = est_db(r)))
 		return;
 	rc = db_prov_token_find(db, sha, &t, &err);
 	if (rc == DB_ERR_NOT_FOUND) {
-		cad_reply_error(r, 401, "unauthenticated", "unknown provisioning token");
+		est_error(r, 401, "unauthenticated", "unknown provisioning token");
 		return;
 	}
 	if (rc != DB_OK) {
-		cad_reply_db_error(r, &err);
+		est_db_error(r, &err);
 		return;
 	}
 	snprintf(object, sizeof(object), "provisioning-token/%d", (int)t.id);
 	set_actor(r, "%s", object);
 	if (t.revoked_at) {
-		cad_deny(r, 401, "unauthenticated", object, "provisioning token %d is revoked",
+		est_deny(r, 401, "unauthenticated", object, "provisioning token %d is revoked",
 		         (int)t.id);
 		goto out;
 	}
 	if (t.expires_at <= now) {
-		cad_deny(r, 401, "unauthenticated", object, "provisioning token %d has expired",
+		est_deny(r, 401, "unauthenticated", object, "provisioning token %d has expired",
 		         (int)t.id);
 		goto out;
 	}
 	if (t.uses >= t.max_uses) {
-		cad_deny(r, 401, "unauthenticated", object,
+		est_deny(r, 401, "unauthenticated", object,
 		         "provisioning token %d is spent (used %d of %d times)", (int)t.id,
 		         (int)t.uses, (int)t.max_uses);
 		goto out;
 	}
 	if (!(p = est_profile(r->cad, t.profile))) {
-		cad_deny(r, 403, "profile-not-served", object,
+		est_deny(r, 403, "profile-not-served", object,
 		         "provisioning token %d is for profile %s, which EST does not serve",
 		         (int)t.id, t.profile);
 		goto out;
 	}
 	if (label && label != p) {
-		cad_deny(r, 403, "wrong-profile", object,
+		est_deny(r, 403, "wrong-profile", object,
 		         "provisioning token %d is for profile %s, not %s", (int)t.id, p->name,
 		         label->name);
 		goto out;
 	}
 	if (!(csrc = calloc(1, sizeof(*csrc)))) {
-		cad_reply_error(r, 500, "internal", "out of memory");
+		est_error(r, 500, "internal", "out of memory");
 		goto out;
 	}
 	if (body_csr(r, p, csrc) != 0 || identity_of(r, csrc, identity, sizeof(identity)) != 0)
 		goto out;
 	if (!allowlisted(&t, csrc, identity)) {
-		cad_deny(r, 403, "not-on-allowlist", identity,
+		est_deny(r, 403, "not-on-allowlist", identity,
 		         "device identity \"%.64s\" (nor any SAN of the CSR) is not on the "
 		         "allowlist of provisioning token %d",
 		         identity, (int)t.id);
@@ -409,29 +469,29 @@ static void simpleenroll(struct cad_req *r, struct cad_profile *label)
 	/* One enrolment of an identity at a time, from this check to the commit of its
 	 * certificate: two tokens enrolling one device at once must not both get a certificate. */
 	if (db_device_lock(db, identity, 1, &err) != DB_OK) {
-		cad_reply_db_error(r, &err);
+		est_db_error(r, &err);
 		goto out;
 	}
 	locked = db;
 	rc = db_device_find(db, identity, &dev, &err);
 	if (rc != DB_OK && rc != DB_ERR_NOT_FOUND) {
-		cad_reply_db_error(r, &err);
+		est_db_error(r, &err);
 		goto out;
 	}
 	if (rc == DB_OK) {
 		if (dev.decommissioned) {
-			cad_deny(r, 403, "device-decommissioned", identity,
+			est_deny(r, 403, "device-decommissioned", identity,
 			         "device %.64s is decommissioned", identity);
 			goto out;
 		}
 		if (strcmp(dev.profile, p->name)) {
-			cad_deny(r, 403, "wrong-profile", identity,
+			est_deny(r, 403, "wrong-profile", identity,
 			         "device %.64s is enrolled in profile %s, not %s", identity,
 			         dev.profile, p->name);
 			goto out;
 		}
 		if (dev.n_valid > 0 && !t.allow_replace) {
-			cad_deny(r, 403, "identity-has-certificate", identity,
+			est_deny(r, 403, "identity-has-certificate", identity,
 			         "device %.64s already has a valid certificate; provisioning token "
 			         "%d does not allow replacing it (re-enrol with that certificate "
 			         "instead)",
@@ -443,12 +503,12 @@ static void simpleenroll(struct cad_req *r, struct cad_profile *label)
 	 * both get it. It is given back when nothing is issued. */
 	rc = db_prov_token_consume(db, t.id, &err);
 	if (rc == DB_ERR_STATE) {
-		cad_deny(r, 401, "unauthenticated", object,
+		est_deny(r, 401, "unauthenticated", object,
 		         "provisioning token %d is spent, expired or revoked", (int)t.id);
 		goto out;
 	}
 	if (rc != DB_OK) {
-		cad_reply_db_error(r, &err);
+		est_db_error(r, &err);
 		goto out;
 	}
 	tx.identity = identity;
@@ -456,12 +516,10 @@ static void simpleenroll(struct cad_req *r, struct cad_profile *label)
 	tx.how = "enroll";
 	tx.token_id = t.id;
 	tx.replace = t.allow_replace;
-	extra.in_tx = enrol_in_tx;
-	extra.arg = &tx;
-	extra.audit = json_pack("{s:s, s:i, s:s}", "device", identity, "provisioning_token",
-	                        (json_int_t)t.id, "est_user", user);
-	cert = cad_issue_cert(r, p, csrc, p->max_validity_days, &extra, &issued);
-	json_decref(extra.audit);
+	audit = json_pack("{s:s, s:i, s:s}", "device", identity, "provisioning_token",
+	                  (json_int_t)t.id, "est_user", user);
+	cert = est_issue(r, p, csrc, &tx, audit, &issued);
+	json_decref(audit);
 	if (!cert) {
 		struct db_err e2 = {0};
 		if (db_prov_token_refund(db, t.id, &e2) != DB_OK)
@@ -480,7 +538,7 @@ out:
 	}
 	X509_free(cert);
 	if (csrc)
-		cad_csr_free(csrc);
+		ca_csr_free(csrc);
 	free(csrc);
 	db_device_clear(&dev);
 	db_prov_token_clear(&t);
@@ -494,7 +552,7 @@ static SSL *ssl_of(struct evhttp_request *req)
 	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 }
 
-static int same_sans(X509 *cert, const struct cad_csr *c)
+static int same_sans(X509 *cert, const struct ca_csr *c)
 {
 	GENERAL_NAMES *have = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 	int n = sk_GENERAL_NAME_num(have), ok;
@@ -513,20 +571,20 @@ static int same_sans(X509 *cert, const struct cad_csr *c)
 	return ok;
 }
 
-static void simplereenroll(struct cad_req *r, struct cad_profile *label)
+static void simplereenroll(struct cad_req *r, struct ca_profile *label)
 {
 	SSL *ssl = ssl_of(r->req);
 	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
 	long vr = ssl ? SSL_get_verify_result(ssl) : -1;
-	struct cad_authority *a = NULL;
+	struct ca_authority *a = NULL;
 	struct db_cert c = {0};
 	struct db_device dev = {0};
 	struct db_err err = {0};
-	struct cad_csr *csrc = NULL;
-	struct cad_issued issued;
-	struct cad_profile *p;
+	struct ca_csr *csrc = NULL;
+	struct ca_issue_result issued = {0};
+	struct ca_profile *p;
 	struct enrol_tx tx = {0};
-	struct cad_issue_extra extra = {0};
+	json_t *audit;
 	char why[512], hex[2 * DB_SERIAL_MAX + 1], identity[DB_IDENTITY_MAX + 1];
 	uint8_t serial[DB_SERIAL_MAX];
 	size_t serial_len = 0;
@@ -540,9 +598,9 @@ static void simplereenroll(struct cad_req *r, struct cad_profile *label)
 	    (vr != X509_V_OK && vr != X509_V_ERR_CERT_HAS_EXPIRED &&
 	     vr != X509_V_ERR_CERT_NOT_YET_VALID) ||
 	    !cad_est_peer_is_device(ssl)) {
-		cad_reply_error(r, 401, "unauthenticated",
-		                "re-enrolment needs the device's current certificate, issued over "
-		                "EST, presented as the TLS client certificate");
+		est_error(r, 401, "unauthenticated",
+		          "re-enrolment needs the device's current certificate, issued over "
+		          "EST, presented as the TLS client certificate");
 		return;
 	}
 	r->auth_via = "certificate";
@@ -559,22 +617,22 @@ static void simplereenroll(struct cad_req *r, struct cad_profile *label)
 		BN_free(bn);
 	}
 	if (!a || !serial_len) {
-		cad_reply_error(r, 401, "unauthenticated",
-		                "the client certificate is not one this CA issued to a device");
+		est_error(r, 401, "unauthenticated",
+		          "the client certificate is not one this CA issued to a device");
 		return;
 	}
 	db_serial_to_hex(serial, serial_len, hex);
 	set_actor(r, "device-certificate/%s", hex);
-	if (!(db = cad_db(r)))
+	if (!(db = est_db(r)))
 		return;
-	switch (cad_authorities_ready(r->cad, db, why, sizeof(why))) {
+	switch (ca_authorities_ready(&r->cad->ca, db, why, sizeof(why))) {
 	case 0:
 		break;
 	case -1:
-		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
+		est_error(r, 503, "keyd-unavailable", "%s", why);
 		return;
 	default:
-		cad_reply_error(r, 503, "database-unavailable", "%s", why);
+		est_error(r, 503, "database-unavailable", "%s", why);
 		return;
 	}
 	rc = db_cert_lookup(db, a->db_id, serial, serial_len, &c, &err);
@@ -582,22 +640,22 @@ static void simplereenroll(struct cad_req *r, struct cad_profile *label)
 	if (rc == DB_ERR_NOT_FOUND ||
 	    (rc == DB_OK && (der_len <= 0 || (size_t)der_len != c.der_len || !c.der ||
 	                     memcmp(der, c.der, c.der_len)))) {
-		cad_deny(r, 401, "unauthenticated", hex, "certificate %s is not known to this CA",
+		est_deny(r, 401, "unauthenticated", hex, "certificate %s is not known to this CA",
 		         hex);
 		goto out;
 	}
 	if (rc != DB_OK) {
-		cad_reply_db_error(r, &err);
+		est_db_error(r, &err);
 		goto out;
 	}
 	if (c.status != DB_CERT_ISSUED) {
-		cad_deny(r, 401, "unauthenticated", hex, "certificate %s is %s", hex,
+		est_deny(r, 401, "unauthenticated", hex, "certificate %s is %s", hex,
 		         c.status == DB_CERT_HOLD ? "on hold" : db_cert_status_name(c.status));
 		goto out;
 	}
 	if (vr != X509_V_OK || c.not_after <= (int64_t)time(NULL)) {
 		char t[32];
-		cad_deny(r, 401, "unauthenticated", hex,
+		est_deny(r, 401, "unauthenticated", hex,
 		         "certificate %s is not valid now (valid until %s): enrol again with a "
 		         "provisioning token",
 		         hex, cad_time_text(c.not_after, t, sizeof(t)));
@@ -605,42 +663,42 @@ static void simplereenroll(struct cad_req *r, struct cad_profile *label)
 	}
 	rc = db_device_of_cert(db, c.id, &dev, &err);
 	if (rc == DB_ERR_NOT_FOUND) {
-		cad_deny(r, 403, "not-a-device", hex,
+		est_deny(r, 403, "not-a-device", hex,
 		         "certificate %s was not issued to a device over EST", hex);
 		goto out;
 	}
 	if (rc != DB_OK) {
-		cad_reply_db_error(r, &err);
+		est_db_error(r, &err);
 		goto out;
 	}
 	set_actor(r, "device/%s", dev.identity);
 	if (dev.decommissioned) {
-		cad_deny(r, 403, "device-decommissioned", dev.identity,
+		est_deny(r, 403, "device-decommissioned", dev.identity,
 		         "device %.64s is decommissioned", dev.identity);
 		goto out;
 	}
 	if (!(p = est_profile(r->cad, dev.profile))) {
-		cad_deny(r, 403, "profile-not-served", dev.identity,
+		est_deny(r, 403, "profile-not-served", dev.identity,
 		         "device %.64s is in profile %s, which EST does not serve", dev.identity,
 		         dev.profile);
 		goto out;
 	}
 	if (label && label != p) {
-		cad_deny(r, 403, "wrong-profile", dev.identity,
+		est_deny(r, 403, "wrong-profile", dev.identity,
 		         "device %.64s is enrolled in profile %s, not %s", dev.identity, p->name,
 		         label->name);
 		goto out;
 	}
 	if (!(csrc = calloc(1, sizeof(*csrc)))) {
-		cad_reply_error(r, 500, "internal", "out of memory");
+		est_error(r, 500, "internal", "out of memory");
 		goto out;
 	}
 	if (body_csr(r, p, csrc) != 0)
 		goto out;
 	/* RFC 7030 4.2.2: the same subject and subjectAltName as the current certificate. */
-	if (X509_NAME_cmp(cad_csr_subject(csrc), X509_get_subject_name(peer)) ||
+	if (X509_NAME_cmp(ca_csr_subject(csrc), X509_get_subject_name(peer)) ||
 	    !same_sans(peer, csrc)) {
-		cad_deny(r, 403, "other-identity", dev.identity,
+		est_deny(r, 403, "other-identity", dev.identity,
 		         "re-enrolment renews the same identity only: the CSR's subject or SANs "
 		         "(%.200s) differ from certificate %s of device %.64s",
 		         csrc->subject, hex, dev.identity);
@@ -650,11 +708,9 @@ static void simplereenroll(struct cad_req *r, struct cad_profile *label)
 	tx.identity = identity;
 	tx.profile = p->name;
 	tx.how = "reenroll";
-	extra.in_tx = enrol_in_tx;
-	extra.arg = &tx;
-	extra.audit = json_pack("{s:s, s:s}", "device", identity, "previous_serial", hex);
-	cert = cad_issue_cert(r, p, csrc, p->max_validity_days, &extra, &issued);
-	json_decref(extra.audit);
+	audit = json_pack("{s:s, s:s}", "device", identity, "previous_serial", hex);
+	cert = est_issue(r, p, csrc, &tx, audit, &issued);
+	json_decref(audit);
 	if (!cert)
 		goto out;
 	log_info("est: device %s re-enrolled, serial %s (was %s)", identity, issued.serial, hex);
@@ -663,7 +719,7 @@ out:
 	X509_free(cert);
 	OPENSSL_free(der);
 	if (csrc)
-		cad_csr_free(csrc);
+		ca_csr_free(csrc);
 	free(csrc);
 	db_device_clear(&dev);
 	db_cert_clear(&c);
@@ -675,26 +731,25 @@ void cad_est_serve(struct cad_req *r)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(r->req);
 	const char *rest = r->path + strlen(PREFIX), *slash = strchr(rest, '/'), *op = rest;
-	struct cad_profile *p = NULL;
+	struct ca_profile *p = NULL;
 	int enrol = 0;
 
-	r->plain = 1;
 	r->action = "est.request";
 	if (r->cad->cfg->n_est_profiles == 0) {
-		cad_reply_error(r, 404, "not-found", "EST is not enabled on this server");
+		est_error(r, 404, "not-found", "EST is not enabled on this server");
 		return;
 	}
 	if (slash) {
 		char label[CAD_NAME_MAX + 1];
 		size_t n = (size_t)(slash - rest);
 		if (n == 0 || n > CAD_NAME_MAX) {
-			cad_reply_error(r, 404, "not-found", "no such EST path: %.200s", r->path);
+			est_error(r, 404, "not-found", "no such EST path: %.200s", r->path);
 			return;
 		}
 		memcpy(label, rest, n);
 		label[n] = '\0';
 		if (!(p = est_profile(r->cad, label))) {
-			cad_reply_error(r, 404, "not-found", "no EST label \"%.64s\"", label);
+			est_error(r, 404, "not-found", "no EST label \"%.64s\"", label);
 			return;
 		}
 		op = slash + 1;
@@ -702,7 +757,7 @@ void cad_est_serve(struct cad_req *r)
 	if (!strcmp(op, "cacerts") || !strcmp(op, "csrattrs")) {
 		r->action = !strcmp(op, "cacerts") ? "est.cacerts" : "est.csrattrs";
 		if (m != EVHTTP_REQ_GET) {
-			cad_reply_error(r, 405, "method-not-allowed", "%s takes GET", op);
+			est_error(r, 405, "method-not-allowed", "%s takes GET", op);
 			return;
 		}
 		if (!strcmp(op, "cacerts"))
@@ -715,21 +770,21 @@ void cad_est_serve(struct cad_req *r)
 		enrol = 1;
 		r->action = !strcmp(op, "simpleenroll") ? "est.simpleenroll" : "est.simplereenroll";
 		if (m != EVHTTP_REQ_POST)
-			cad_reply_error(r, 405, "method-not-allowed", "%s takes POST", op);
+			est_error(r, 405, "method-not-allowed", "%s takes POST", op);
 		else if (!strcmp(op, "simpleenroll"))
 			simpleenroll(r, p);
 		else
 			simplereenroll(r, p);
 	} else if (!strcmp(op, "serverkeygen") || !strcmp(op, "fullcmc")) {
-		cad_reply_error(r, 404, "not-supported",
-		                "EST %s is not offered: devices make their "
-		                "own keys",
-		                op);
+		est_error(r, 404, "not-supported",
+		          "EST %s is not offered: devices make their "
+		          "own keys",
+		          op);
 	} else {
-		cad_reply_error(r, 404, "not-found", "no such EST operation: %.200s", op);
+		est_error(r, 404, "not-found", "no such EST operation: %.200s", op);
 	}
 	if (!r->replied)
-		cad_reply_error(r, 500, "internal", "the handler gave no answer");
+		est_error(r, 500, "internal", "the handler gave no answer");
 	/* Every refused enrolment is in the audit log. */
 	if (enrol && r->status >= 400 && r->status < 500)
 		cad_audit_denial(r);

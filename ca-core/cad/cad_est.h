@@ -12,8 +12,12 @@
 #include "cad.h"
 #include "yconf.h"
 
-/* The "est:" section (n may be NULL: EST is off). 0, or -1 after yconf_fail. */
-int cad_est_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg);
+/* The "est:" section (n may be NULL: EST is off), its profile names resolved with find (the
+ * caller's lookup, so that this section needs nothing else of the configuration's reader).
+ * 0, or -1 after yconf_fail. */
+typedef struct ca_profile *(*cad_profile_lookup)(struct cad_config *cfg, const char *name);
+int cad_est_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg,
+                         cad_profile_lookup find);
 
 #define CAD_EST_BODY_MAX (64 * 1024)
 #define CAD_EST_TOKEN_MAX 256

@@ -7,7 +7,8 @@
 
 static const char *const est_fields[] = {"profiles", "token_max_days", NULL};
 
-int cad_est_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg)
+int cad_est_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg,
+                         cad_profile_lookup find)
 {
 	yaml_node_t *seq;
 	long l = 365;
@@ -31,10 +32,10 @@ int cad_est_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg
 		return yconf_fail(y, seq, "est.profiles", "more than %d entries", CAD_MAX_PROFILES);
 	for (size_t i = 0; i < yconf_seq_len(seq); i++) {
 		yaml_node_t *item = yconf_seq_item(y, seq, i);
-		struct cad_profile *p;
+		struct ca_profile *p;
 		if (yconf_str(y, item, "est.profiles", name, sizeof(name)))
 			return -1;
-		if (!(p = cad_profile_find(cfg, name)))
+		if (!(p = find(cfg, name)))
 			return yconf_fail(y, item, "est.profiles", "no profile named \"%s\"", name);
 		for (size_t j = 0; j < cfg->n_est_profiles; j++)
 			if (cfg->est_profiles[j] == p)

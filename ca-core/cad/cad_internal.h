@@ -14,6 +14,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "ca.h"
+#include "ca_csr.h"
 #include "cad.h"
 #include "db.h"
 
@@ -63,23 +65,12 @@ struct cad {
 	X509_CRL *client_crl;
 	struct timespec client_crl_mtime;
 	off_t client_crl_size;
-	/* Group commit (cad_issue.c): reservations, and signed certificates to store, that come
-	 * while another request is at the database queue here; the next to lead does them all in
-	 * one transaction on its connection. */
-	struct cad_group {
-		pthread_mutex_t mu;
-		pthread_cond_t cv;
-		struct cad_group_job *head, **tail;
-		int leading, max_leading; /* leaders at work, and how many may be */
-	} reserve_group, store_group;
+	/* The CA core over cfg's authorities: issuance, revocation, group commit. */
+	struct ca ca;
 #ifdef HSMCA_FUZZING
 	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
 #endif
 };
-/* Reservation groups that may be at the database at once. */
-#define CAD_RESERVE_LEADERS 2
-void cad_group_init(struct cad_group *g, int max_leading);
-void cad_group_destroy(struct cad_group *g);
 
 /* Roles as bits, for the route table. */
 enum cad_role {
@@ -116,21 +107,21 @@ struct cad_req {
 	int status;     /* the reply's status */
 	char error[48]; /* the reply's error code, for the audit entry of a denial */
 	char detail[1024];
-	char object[300];      /* what a denial was about; the path when not set */
-	json_t *offline_reply; /* req NULL (cad_offline.c): the reply is kept here, not sent */
-	int plain;             /* EST: errors as text/plain, not JSON (cad_est.c) */
+	char object[300]; /* what a denial was about; the path when not set */
 };
 
 /* --- health and metrics (cad_metrics.c) --- */
 
 /* Count one answered request: the route's action (a static string), its status, its time. */
 void cad_metrics_request(const char *action, int code, double seconds);
-/* Count one commit group (cad_issue.c) of n requests' reservations (store 0) or stores. */
+/* Count one commit group (ca_group.c) of n requests' reservations (store 0) or stores. */
 void cad_metrics_group(int store, size_t n);
 void cad_h_metrics(struct cad_req *r);
 
-/* --- replies (cad_http.c) --- */
+/* --- replies, bodies and names (cad_reply.c: a leaf every handler may use) --- */
 
+/* Log the answer to r (method, path, status, who). */
+void cad_log_reply(const struct cad_req *r, int status);
 /* Send obj (stolen) with status. */
 void cad_reply_json(struct cad_req *r, int status, json_t *obj);
 /* {"error": error, "detail": formatted}. */
@@ -141,6 +132,9 @@ void cad_reply_db_error(struct cad_req *r, const struct db_err *err);
 /* The request body parsed as a JSON object whose keys are all in allowed (NULL-terminated).
  * NULL after replying with a 4xx. */
 json_t *cad_body_object(struct cad_req *r, const char *const *allowed);
+/* Parse the query string once: 0, or -1 when it does not parse or a name or value is not
+ * UTF-8 text once decoded. */
+int cad_query_parse(struct cad_req *r);
 /* A query parameter, or NULL. */
 const char *cad_query(struct cad_req *r, const char *name);
 /* A principal's name: 1..128 of A-Z a-z 0-9 . _ @ + -, starting with a letter or digit. */
@@ -149,6 +143,22 @@ int cad_name_ok(const char *s);
 int cad_label_ok(const char *s);
 /* The database connection, reconnecting when needed; NULL after replying 503. */
 struct db *cad_db(struct cad_req *r);
+/* The HTTP status of a core outcome (0 for CA_STALE_CREDENTIALS: no answer). */
+int cad_outcome_status(enum ca_outcome o);
+/* Answer a core outcome other than CA_OK: the error as JSON, a denial when it names an
+ * object, or, for stale credentials, no answer yet (the request is served again). */
+void cad_reply_ca(struct cad_req *r, enum ca_outcome o, const struct ca_why *why);
+/* Who asks, as the core sees r's principal (its strings point into r). */
+struct ca_requester cad_requester(const struct cad_req *r);
+
+/* Send text as a text/plain reply (EST's errors). */
+void cad_reply_plain(struct cad_req *r, int status, const char *text);
+/* Refuse with status and error, naming the object. Every 4xx answer to a route is audited as
+ * denied once the request is done (cad_routes.c), this one with object. */
+void cad_deny(struct cad_req *r, int status, const char *error, const char *object, const char *fmt,
+              ...) __attribute__((format(printf, 5, 6)));
+/* t (seconds since the epoch) as RFC 3339 UTC text in buf; NULL for 0. */
+const char *cad_time_text(int64_t t, char *buf, size_t n);
 
 /* --- authentication and audit (cad_auth.c) --- */
 
@@ -159,10 +169,6 @@ int cad_token_new(const char *prefix, char *token, size_t n, uint8_t sha256[32])
 /* Establish r->who from the client certificate or a bearer token. 0, or -1 after replying
  * 401/503 (and auditing the denial). */
 int cad_authenticate(struct cad_req *r);
-/* Refuse with status and error, naming the object. Every 4xx answer to a route is audited as
- * denied once the request is done (cad_http.c), this one with object. */
-void cad_deny(struct cad_req *r, int status, const char *error, const char *object, const char *fmt,
-              ...) __attribute__((format(printf, 5, 6)));
 /* Audit r's 4xx answer as a denial. */
 void cad_audit_denial(struct cad_req *r);
 /* Append an audit entry for r's principal and action. detail may be NULL. Inside the caller's
@@ -181,7 +187,8 @@ enum db_status cad_audit_commit(struct cad_req *r, const char *object, const cha
  * -1 after rolling back and replying with the database error. */
 int cad_commit_with_audit(struct cad_req *r, struct db *db, const char *object, json_t *detail);
 
-/* Serve one request on worker arg (evhttp's callback; public for the API fuzz target). */
+/* Serve one request on worker arg (evhttp's callback, cad_routes.c; public for the API fuzz
+ * target). */
 void cad_dispatch(struct evhttp_request *req, void *arg);
 
 /* --- handlers --- */
@@ -217,46 +224,6 @@ void cad_h_authority_settings_put(struct cad_req *r);
 void cad_h_profile_enable(struct cad_req *r);
 void cad_h_profile_disable(struct cad_req *r);
 
-/* --- a certificate request judged against a profile (cad_csr.c) --- */
-
-#define CAD_SANS_MAX 100
-
-struct cad_pkcs10; /* a PKCS#10 request as cad_csr.c reads it (its own ASN.1 type) */
-
-struct cad_csr {
-	struct cad_pkcs10 *req;
-	EVP_PKEY *pub;
-	uint8_t spki_sha256[32]; /* SHA-256 of the SubjectPublicKeyInfo's DER */
-	GENERAL_NAMES *gens;     /* the SANs as they go into the certificate; NULL when none */
-	struct db_san sans[CAD_SANS_MAX];
-	char text[CAD_SANS_MAX][256]; /* the SANs' text, which sans[] points into */
-	size_t n_sans;
-	char subject[1024]; /* RFC 2253 */
-};
-
-/* Parse a PEM PKCS#10 request and check it against p: proof of possession, key profile,
- * subject fields, SAN types and patterns. 0, or -1 with *error the API error code and why the
- * reason. Free with cad_csr_free either way (out zeroed first by the caller). */
-int cad_csr_check(const struct cad_profile *p, const char *pem, struct cad_csr *out,
-                  const char **error, char *why, size_t n);
-void cad_csr_free(struct cad_csr *c);
-/* The checked request's subject. */
-const X509_NAME *cad_csr_subject(const struct cad_csr *c);
-/* Give cert the request's SubjectPublicKeyInfo as it is (algorithm, parameters, key bits). */
-int cad_csr_copy_pubkey(const struct cad_csr *c, X509 *cert);
-
-/* --- authorities (cad_authorities.c) --- */
-
-/* Make sure every authority's key is loaded and the authority registered in the database
- * (cad_authorities.c); on failure err says which and why. Returns 0, or -1 (keyd), -2 (the
- * database), -3 (the database holds another certificate under an authority's name). */
-int cad_authorities_ready(struct cad *cad, struct db *db, char *err, size_t errsz);
-/* a's key with a reference of the caller's own (EVP_PKEY_free it), or NULL while keyd has not
- * given it. */
-EVP_PKEY *cad_authority_key(struct cad *cad, struct cad_authority *a);
-/* Signing with key failed: keyd may have restarted, so load a's key afresh next time. */
-void cad_authority_key_failed(struct cad *cad, struct cad_authority *a, EVP_PKEY *key);
-
 /* --- signed audit checkpoints (cad_checkpoint.c) --- */
 
 /* Sign the audit chain's head through keyd and record it, unless it is checkpointed already.
@@ -281,37 +248,13 @@ X509 *cad_tls_peer(struct evhttp_request *req);
 /* A private key by OSSL_STORE URI or file path. */
 EVP_PKEY *cad_load_key(const char *uri, char *err, size_t errsz);
 
-/* JSON helpers shared by handlers (cad_certs.c). */
+/* A certificate as the API shows it (cad_certs.c). */
 json_t *cad_cert_json(struct cad *cad, const struct db_cert *c);
-const char *cad_time_text(int64_t t, char *buf, size_t n);
-
-/* --- issuance shared by the API and EST (cad_issue.c) --- */
-
-/* What a caller adds to an issuance: a step inside the transaction that stores the signed
- * certificate (before its audit entry; an error rolls it back), and fields for the audit
- * entry's detail. */
-struct cad_issue_extra {
-	enum db_status (*in_tx)(struct cad_req *r, struct db *db, int64_t cert_id, void *arg,
-	                        struct db_err *err);
-	void *arg;
-	json_t *audit; /* borrowed; NULL for none */
-};
-struct cad_issued {
-	char serial[2 * DB_SERIAL_MAX + 1];
-	int64_t id, not_before, not_after;
-};
-/* Issue from a CSR already judged against p (cad_csr_check), valid for days: check the
- * authority and profile may issue, reserve (invariant 2), sign through keyd, store and audit
- * with r's action. The certificate (the caller frees it), or NULL after replying. */
-X509 *cad_issue_cert(struct cad_req *r, struct cad_profile *p, struct cad_csr *csrc, int64_t days,
-                     const struct cad_issue_extra *extra, struct cad_issued *out);
 
 /* --- EST and devices (cad_est*.c) --- */
 
 /* Serve a request under /.well-known/est/; it replies and audits its own refusals. */
 void cad_est_serve(struct cad_req *r);
-/* Send text as a text/plain reply (EST's errors). */
-void cad_reply_plain(struct cad_req *r, int status, const char *text);
 /* Trust the device-issuing CAs for client certificates besides the operator-auth CA, for EST
  * re-enrolment only (cad_est_tls.c). 0, or -1 with err filled. */
 int cad_est_tls_setup(SSL_CTX *ctx, const struct cad_config *cfg, char *err, size_t errsz);

@@ -1,9 +1,10 @@
-/* Issuance without the HTTP server: `hsmca-cad --issue PROFILE --csr FILE`. The same path as
- * the API (profile checks, reservation before keyd signs, store, audit), for the certificates
- * a deployment needs before any daemon can serve TLS, such as hsmca-cad's own. */
+/* Issuance without the HTTP server: `hsmca-cad --issue PROFILE --csr FILE`, an adapter over
+ * ca_issue (profile checks, reservation before keyd signs, store, audit), for the certificates
+ * a deployment needs before any daemon can serve TLS, such as hsmca-cad's own. The audit log
+ * names the local user who ran it, as no API principal is involved. */
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,28 +15,19 @@
 int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *csr_pem, int days,
                       FILE *out, char *err, size_t errsz)
 {
-	struct cad *cad = calloc(1, sizeof(*cad));
-	struct cad_csr *csrc = calloc(1, sizeof(*csrc));
 	const struct passwd *pw = getpwuid(getuid());
-	struct cad_issued issued = {0};
-	struct db_err derr = {0};
-	struct cad_profile *p;
-	struct cad_req r = {0};
-	const char *error;
-	char why[512], actor[128];
-	X509 *cert = NULL;
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct ca_issue_request req = {0};
+	struct ca_issue_result res = {0};
+	struct db *db = NULL;
+	struct ca_profile *p;
+	struct ca ca;
+	char actor[128];
+	enum ca_outcome o;
 	int rc = -1;
 
-	if (!cad || !csrc) {
-		snprintf(err, errsz, "out of memory");
-		goto out;
-	}
-	cad->cfg = cfg;
-	pthread_mutex_init(&cad->lock, NULL);
-	cad_group_init(&cad->reserve_group, CAD_RESERVE_LEADERS);
-	cad_group_init(&cad->store_group, 1);
-	cad->n_workers = 1;
-	cad->workers[0].cad = cad;
+	ca_init(&ca, cfg->authorities, cfg->n_authorities, cfg->database, &lock, cad_load_key,
+	        NULL);
 	if (!(p = cad_profile_find(cfg, profile))) {
 		snprintf(err, errsz, "no profile named \"%.64s\"", profile);
 		goto out;
@@ -45,45 +37,28 @@ int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *c
 		         p->name);
 		goto out;
 	}
-	if (cad_csr_check(p, csr_pem, csrc, &error, why, sizeof(why)) != 0) {
-		snprintf(err, errsz, "%s: %s", error, why);
-		goto out;
-	}
-	if (db_connect(cfg->database, &cad->workers[0].db, &derr) != DB_OK) {
-		snprintf(err, errsz, "%s", derr.msg);
-		goto out;
-	}
-	/* The audit log names who ran it: the local user, as no API principal is involved. */
 	snprintf(actor, sizeof(actor), "local:%s", pw ? pw->pw_name : "?");
-	r.cad = cad;
-	r.w = &cad->workers[0];
-	r.action = "certificate.issue";
-	snprintf(r.path, sizeof(r.path), "(hsmca-cad --issue)");
-	r.who.name = actor;
-	r.who.role = (char *)"local";
-	cert = cad_issue_cert(&r, p, csrc, days, NULL, &issued);
-	if (!cert) {
-		snprintf(err, errsz, "%s: %s", r.error[0] ? r.error : "refused",
-		         r.detail[0] ? r.detail : "issuance failed");
+	req.who.kind = CA_REQUESTER_LOCAL;
+	req.who.name = actor;
+	req.who.role = "local";
+	req.action = "certificate.issue";
+	req.profile = p;
+	req.csr_pem = csr_pem;
+	req.validity_days = days;
+	if ((o = ca_issue(&ca, &db, &req, &res)) != CA_OK) {
+		snprintf(err, errsz, "%s: %s", res.why.code[0] ? res.why.code : "refused",
+		         res.why.reason[0] ? res.why.reason : "issuance failed");
 		goto out;
 	}
-	if (!PEM_write_X509(out, cert) || fflush(out) != 0) {
+	if (!PEM_write_X509(out, res.cert) || fflush(out) != 0) {
 		snprintf(err, errsz, "writing the certificate failed");
 		goto out;
 	}
 	rc = 0;
 out:
-	json_decref(r.offline_reply);
-	X509_free(cert);
-	if (csrc)
-		cad_csr_free(csrc);
-	free(csrc);
-	if (cad) {
-		db_close(cad->workers[0].db);
-		pthread_mutex_destroy(&cad->lock);
-		cad_group_destroy(&cad->reserve_group);
-		cad_group_destroy(&cad->store_group);
-	}
-	free(cad);
+	ca_issue_result_clear(&res);
+	db_close(db);
+	ca_fini(&ca);
+	pthread_mutex_destroy(&lock);
 	return rc;
 }

@@ -22,16 +22,6 @@ static int can_manage(const char *actor_role, const char *target_role)
 	return 0;
 }
 
-const char *cad_time_text(int64_t t, char *buf, size_t n)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (t == 0 || !gmtime_r(&tt, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		return NULL;
-	return buf;
-}
-
 static json_t *principal_json(const struct db_principal *p)
 {
 	char fp[65] = "", t[32];
@@ -440,7 +430,7 @@ void cad_h_profile_list(struct cad_req *r)
 		return;
 	arr = json_array();
 	for (size_t i = 0; i < cfg->n_profiles; i++) {
-		struct cad_profile *p = &cfg->profiles[i];
+		struct ca_profile *p = &cfg->profiles[i];
 		json_t *san;
 		int enabled;
 		/* Switched off and on at run time by an admin (POST .../disable, .../enable). */
@@ -450,11 +440,11 @@ void cad_h_profile_list(struct cad_req *r)
 			return;
 		}
 		san = json_object();
-		for (int k = 0; k < CAD_SAN_KINDS; k++) {
+		for (int k = 0; k < CA_SAN_KINDS; k++) {
 			json_t *pats = json_array();
 			for (size_t j = 0; j < p->n_san_patterns[k]; j++)
 				json_array_append_new(pats, json_string(p->san_patterns[k][j]));
-			json_object_set_new(san, cad_san_kind_name((enum cad_san_kind)k), pats);
+			json_object_set_new(san, ca_san_kind_name((enum ca_san_kind)k), pats);
 		}
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:o, s:b}", "name",
 		                                     p->name, "authority", p->authority->name,
@@ -463,4 +453,11 @@ void cad_h_profile_list(struct cad_req *r)
 		                                     "san", san, "enabled", enabled));
 	}
 	cad_reply_json(r, 200, json_pack("{s:o}", "profiles", arr));
+}
+
+void cad_h_whoami(struct cad_req *r)
+{
+	cad_reply_json(r, 200,
+	               json_pack("{s:s, s:s, s:s, s:s}", "name", r->who.name, "role", r->who.role,
+	                         "via", r->auth_via, "profiles", r->who.profiles));
 }

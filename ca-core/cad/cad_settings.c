@@ -280,7 +280,7 @@ out:
 
 static void set_enabled(struct cad_req *r, int enabled)
 {
-	struct cad_profile *p = cad_profile_find(r->cad->cfg, r->args[0]);
+	struct ca_profile *p = cad_profile_find(r->cad->cfg, r->args[0]);
 	struct db_err err = {0};
 	struct db *db;
 	int was;

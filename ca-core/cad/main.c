@@ -140,7 +140,7 @@ int main(int argc, char **argv)
 		char *pem = NULL;
 		FILE *f = fopen(csr, "r");
 		long n = -1;
-		struct cad_profile *p = cad_profile_find(cfg, issue);
+		struct ca_profile *p = cad_profile_find(cfg, issue);
 		if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= 65536 &&
 		    fseek(f, 0, SEEK_SET) == 0 && (pem = calloc(1, (size_t)n + 1)) &&
 		    fread(pem, 1, (size_t)n, f) == (size_t)n) {

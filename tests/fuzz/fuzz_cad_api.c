@@ -132,6 +132,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	cad.cfg = &cfg;
 	pthread_mutex_init(&cad.lock, NULL);
+	ca_init(&cad.ca, cfg.authorities, cfg.n_authorities, cfg.database, &cad.lock, cad_load_key,
+	        NULL);
 	cad.n_workers = 1;
 	w = &cad.workers[0];
 	w->cad = &cad;

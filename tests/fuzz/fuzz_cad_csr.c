@@ -12,11 +12,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct cad_key_profile kp = {
+static struct ca_key_profile kp = {
     .name = "fuzz", .rsa_min_bits = 2048, .rsa_max_bits = 4096, .p256 = 1, .p384 = 1};
 static char dns1[] = "*.example.com", dns2[] = "example.com", ip[] = "10.*",
             email[] = "*@example.com", uri[] = "urn:dev:*";
-static struct cad_profile profile = {
+static struct ca_profile profile = {
     .name = "fuzz",
     .key_profile = &kp,
     .max_validity_days = 365,
@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char head[] = "-----BEGIN CERTIFICATE REQUEST-----\n";
 	static const char tail[] = "-----END CERTIFICATE REQUEST-----\n";
-	struct cad_csr *c;
+	struct ca_csr *c;
 	const char *error = NULL;
 	char why[512] = "", *pem;
 	size_t b64 = 4 * ((size + 2) / 3), off;
@@ -50,11 +50,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pem[off++] = '\n';
 	}
 	memcpy(pem + off, tail, sizeof(tail));
-	if (cad_csr_check(&profile, pem, c, &error, why, sizeof(why)) != 0 && (!error || !why[0]))
+	if (ca_csr_check(&profile, pem, c, &error, why, sizeof(why)) != 0 && (!error || !why[0]))
 		abort(); /* every refusal names the problem */
-	if (error == NULL && c->n_sans > CAD_SANS_MAX)
+	if (error == NULL && c->n_sans > CA_SANS_MAX)
 		abort();
-	cad_csr_free(c);
+	ca_csr_free(c);
 	free(c);
 	free(pem);
 	return 0;

@@ -122,7 +122,7 @@ START_TEST(good_file_is_read_into_profiles)
 {
 	struct cad_config *cfg = calloc(1, sizeof(*cfg));
 	struct variant v = {0};
-	struct cad_profile *p;
+	struct ca_profile *p;
 	char err[1024];
 
 	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
@@ -136,8 +136,8 @@ START_TEST(good_file_is_read_into_profiles)
 	ck_assert_int_eq(p->eku[0], NID_server_auth);
 	ck_assert_int_eq(p->key_profile->rsa_min_bits, 2048);
 	ck_assert(p->key_profile->p256 && p->key_profile->p384);
-	ck_assert_str_eq(p->san_patterns[CAD_SAN_DNS][0], "*.example.com");
-	ck_assert_int_eq(p->n_san_patterns[CAD_SAN_EMAIL], 0);
+	ck_assert_str_eq(p->san_patterns[CA_SAN_DNS][0], "*.example.com");
+	ck_assert_int_eq(p->n_san_patterns[CA_SAN_EMAIL], 0);
 	ck_assert_ptr_null(cad_profile_find(cfg, "nope"));
 	cad_config_free(cfg);
 	free(cfg);

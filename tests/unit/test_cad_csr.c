@@ -1,4 +1,4 @@
-/* hsmca-cad's reading of a PKCS#10 request (cad_csr.c reads it with its own ASN.1 templates
+/* hsmca-cad's reading of a PKCS#10 request (ca-core/ca/ca_csr.c reads it with its own ASN.1 templates
  * and makes RSA and named-curve EC keys from their parts, not through OpenSSL's decoders):
  * every kind of request is judged as OpenSSL's own X509_REQ reading judges it, the key is the
  * request's key, and the certificate gets the request's SubjectPublicKeyInfo byte for byte. */
@@ -16,10 +16,10 @@
 
 #include "cad_internal.h"
 
-static struct cad_key_profile kp = {
+static struct ca_key_profile kp = {
     .name = "test", .rsa_min_bits = 2048, .rsa_max_bits = 4096, .p256 = 1, .p384 = 1};
 static char dns1[] = "*.example.com";
-static struct cad_profile profile = {
+static struct ca_profile profile = {
     .name = "test",
     .key_profile = &kp,
     .max_validity_days = 365,
@@ -82,13 +82,13 @@ static char *pem_of(const unsigned char *der, int len)
 	return out;
 }
 
-/* cad_csr_check over DER; returns the error code ("" when accepted) in a static buffer. */
-static const char *judge(const unsigned char *der, int len, struct cad_csr *c)
+/* ca_csr_check over DER; returns the error code ("" when accepted) in a static buffer. */
+static const char *judge(const unsigned char *der, int len, struct ca_csr *c)
 {
 	static char code[64];
 	char *pem = pem_of(der, len), why[512] = "";
 	const char *error = NULL;
-	int rc = cad_csr_check(&profile, pem, c, &error, why, sizeof(why));
+	int rc = ca_csr_check(&profile, pem, c, &error, why, sizeof(why));
 
 	free(pem);
 	if (rc == 0) {
@@ -122,7 +122,7 @@ static void accepted_as_openssl_reads_it(EVP_PKEY *k, int pss)
 	X509_REQ *req = make_req(k, pss);
 	int len;
 	unsigned char *der = der_of(req, &len), *spki = NULL, *cspki = NULL;
-	struct cad_csr *c = calloc(1, sizeof(*c));
+	struct ca_csr *c = calloc(1, sizeof(*c));
 	uint8_t want[32];
 	int slen, clen;
 	X509 *cert = X509_new();
@@ -136,19 +136,19 @@ static void accepted_as_openssl_reads_it(EVP_PKEY *k, int pss)
 	SHA256(spki, (size_t)slen, want);
 	ck_assert_mem_eq(c->spki_sha256, want, 32);
 	/* Subject and SANs. */
-	ck_assert_int_eq(X509_NAME_cmp(cad_csr_subject(c), X509_REQ_get_subject_name(req)), 0);
+	ck_assert_int_eq(X509_NAME_cmp(ca_csr_subject(c), X509_REQ_get_subject_name(req)), 0);
 	ck_assert_str_eq(c->subject, "CN=host.example.com");
 	ck_assert_uint_eq(c->n_sans, 1);
 	ck_assert_str_eq(c->sans[0].value, "host.example.com");
 	/* The certificate gets the same SubjectPublicKeyInfo, byte for byte. */
-	ck_assert_int_eq(cad_csr_copy_pubkey(c, cert), 1);
+	ck_assert_int_eq(ca_csr_copy_pubkey(c, cert), 1);
 	clen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &cspki);
 	ck_assert_int_eq(clen, slen);
 	ck_assert_mem_eq(cspki, spki, (size_t)slen);
 	X509_free(cert);
 	OPENSSL_free(cspki);
 	OPENSSL_free(spki);
-	cad_csr_free(c);
+	ca_csr_free(c);
 	free(c);
 	OPENSSL_free(der);
 	X509_REQ_free(req);
@@ -175,11 +175,11 @@ static const char *judge_key(EVP_PKEY *k, char *why, size_t n)
 	int len;
 	unsigned char *der = der_of(req, &len);
 	char *pem = pem_of(der, len);
-	struct cad_csr *c = calloc(1, sizeof(*c));
+	struct ca_csr *c = calloc(1, sizeof(*c));
 	const char *error = NULL;
 
-	cad_csr_check(&profile, pem, c, &error, why, n);
-	cad_csr_free(c);
+	ca_csr_check(&profile, pem, c, &error, why, n);
+	ca_csr_free(c);
 	free(c);
 	free(pem);
 	OPENSSL_free(der);
@@ -223,7 +223,7 @@ START_TEST(damaged_requests_are_refused_as_openssl_refuses_them)
 	int len, at;
 	size_t plen = 0;
 	unsigned char *der = der_of(req, &len), *copy = malloc((size_t)len + 1), point[65];
-	struct cad_csr *c;
+	struct ca_csr *c;
 
 	ck_assert_int_eq(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, point,
 	                                                 sizeof(point), &plen),
@@ -245,7 +245,7 @@ START_TEST(damaged_requests_are_refused_as_openssl_refuses_them)
 			ck_assert_msg(!strcmp(want, got),
 			              "byte %d flipped: OpenSSL says \"%s\", cad \"%s\"", i, want,
 			              got);
-		cad_csr_free(c);
+		ca_csr_free(c);
 		free(c);
 	}
 	/* A point off the curve: the key does not parse. */
@@ -253,19 +253,19 @@ START_TEST(damaged_requests_are_refused_as_openssl_refuses_them)
 	copy[at + plen - 1] ^= 0x01;
 	c = calloc(1, sizeof(*c));
 	ck_assert_str_eq(judge(copy, len, c), "bad-csr");
-	cad_csr_free(c);
+	ca_csr_free(c);
 	free(c);
 	/* Bytes after the request. */
 	memcpy(copy, der, (size_t)len);
 	copy[len] = 0;
 	c = calloc(1, sizeof(*c));
 	ck_assert_str_eq(judge(copy, len + 1, c), "bad-csr");
-	cad_csr_free(c);
+	ca_csr_free(c);
 	free(c);
 	/* Cut short. */
 	c = calloc(1, sizeof(*c));
 	ck_assert_str_eq(judge(der, len - 1, c), "bad-csr");
-	cad_csr_free(c);
+	ca_csr_free(c);
 	free(c);
 	free(copy);
 	OPENSSL_free(der);

@@ -16,7 +16,8 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
-#include "cad_internal.h"
+#include "ca_csr.h"
+#include "db.h"
 
 /*
  * PKCS#10 (RFC 2986) read with ASN.1 templates of our own whose SubjectPublicKeyInfo is plain
@@ -28,55 +29,55 @@
  * signed bytes themselves, exactly as X509_REQ_verify does.
  */
 /* clang-format off */
-typedef struct cad_pkcs10_spki {
+typedef struct ca_pkcs10_spki {
 	X509_ALGOR *algor;
 	ASN1_BIT_STRING *public_key;
-} CAD_PKCS10_SPKI;
+} CA_PKCS10_SPKI;
 
-typedef struct cad_pkcs10_info {
+typedef struct ca_pkcs10_info {
 	ASN1_ENCODING enc;
 	ASN1_INTEGER *version;
 	X509_NAME *subject;
-	CAD_PKCS10_SPKI *spki;
+	CA_PKCS10_SPKI *spki;
 	STACK_OF(X509_ATTRIBUTE) *attributes;
-} CAD_PKCS10_INFO;
+} CA_PKCS10_INFO;
 
-typedef struct cad_pkcs10 {
-	CAD_PKCS10_INFO *info;
+typedef struct ca_pkcs10 {
+	CA_PKCS10_INFO *info;
 	X509_ALGOR *sig_alg;
 	ASN1_BIT_STRING *signature;
-} CAD_PKCS10;
+} CA_PKCS10;
 
 /* RSAPublicKey (RFC 8017 A.1.1) */
-typedef struct cad_rsa_pub {
+typedef struct ca_rsa_pub {
 	ASN1_INTEGER *n;
 	ASN1_INTEGER *e;
-} CAD_RSA_PUB;
+} CA_RSA_PUB;
 
 
-ASN1_SEQUENCE(CAD_PKCS10_SPKI) = {
-	ASN1_SIMPLE(CAD_PKCS10_SPKI, algor, X509_ALGOR),
-	ASN1_SIMPLE(CAD_PKCS10_SPKI, public_key, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(CAD_PKCS10_SPKI)
+ASN1_SEQUENCE(CA_PKCS10_SPKI) = {
+	ASN1_SIMPLE(CA_PKCS10_SPKI, algor, X509_ALGOR),
+	ASN1_SIMPLE(CA_PKCS10_SPKI, public_key, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(CA_PKCS10_SPKI)
 
-ASN1_SEQUENCE_enc(CAD_PKCS10_INFO, enc, NULL) = {
-	ASN1_SIMPLE(CAD_PKCS10_INFO, version, ASN1_INTEGER),
-	ASN1_SIMPLE(CAD_PKCS10_INFO, subject, X509_NAME),
-	ASN1_SIMPLE(CAD_PKCS10_INFO, spki, CAD_PKCS10_SPKI),
+ASN1_SEQUENCE_enc(CA_PKCS10_INFO, enc, NULL) = {
+	ASN1_SIMPLE(CA_PKCS10_INFO, version, ASN1_INTEGER),
+	ASN1_SIMPLE(CA_PKCS10_INFO, subject, X509_NAME),
+	ASN1_SIMPLE(CA_PKCS10_INFO, spki, CA_PKCS10_SPKI),
 	/* Not OPTIONAL in RFC 2986, but some requesters leave it out (as OpenSSL allows). */
-	ASN1_IMP_SET_OF_OPT(CAD_PKCS10_INFO, attributes, X509_ATTRIBUTE, 0),
-} static_ASN1_SEQUENCE_END_ref(CAD_PKCS10_INFO, CAD_PKCS10_INFO)
+	ASN1_IMP_SET_OF_OPT(CA_PKCS10_INFO, attributes, X509_ATTRIBUTE, 0),
+} static_ASN1_SEQUENCE_END_ref(CA_PKCS10_INFO, CA_PKCS10_INFO)
 
-ASN1_SEQUENCE(CAD_PKCS10) = {
-	ASN1_SIMPLE(CAD_PKCS10, info, CAD_PKCS10_INFO),
-	ASN1_SIMPLE(CAD_PKCS10, sig_alg, X509_ALGOR),
-	ASN1_SIMPLE(CAD_PKCS10, signature, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(CAD_PKCS10)
+ASN1_SEQUENCE(CA_PKCS10) = {
+	ASN1_SIMPLE(CA_PKCS10, info, CA_PKCS10_INFO),
+	ASN1_SIMPLE(CA_PKCS10, sig_alg, X509_ALGOR),
+	ASN1_SIMPLE(CA_PKCS10, signature, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(CA_PKCS10)
 
-ASN1_SEQUENCE(CAD_RSA_PUB) = {
-	ASN1_SIMPLE(CAD_RSA_PUB, n, ASN1_INTEGER),
-	ASN1_SIMPLE(CAD_RSA_PUB, e, ASN1_INTEGER),
-} static_ASN1_SEQUENCE_END(CAD_RSA_PUB)
+ASN1_SEQUENCE(CA_RSA_PUB) = {
+	ASN1_SIMPLE(CA_RSA_PUB, n, ASN1_INTEGER),
+	ASN1_SIMPLE(CA_RSA_PUB, e, ASN1_INTEGER),
+} static_ASN1_SEQUENCE_END(CA_RSA_PUB)
                             /* clang-format on */
 
                             /* An EC key on a named curve, from the curve's OID and the point's
@@ -107,8 +108,8 @@ ASN1_SEQUENCE(CAD_RSA_PUB) = {
 static EVP_PKEY *rsa_key(const ASN1_BIT_STRING *bits)
 {
 	const unsigned char *p = bits->data;
-	CAD_RSA_PUB *rp =
-	    (CAD_RSA_PUB *)ASN1_item_d2i(NULL, &p, bits->length, ASN1_ITEM_rptr(CAD_RSA_PUB));
+	CA_RSA_PUB *rp =
+	    (CA_RSA_PUB *)ASN1_item_d2i(NULL, &p, bits->length, ASN1_ITEM_rptr(CA_RSA_PUB));
 	BIGNUM *n = NULL, *e = NULL;
 	OSSL_PARAM_BLD *bld = NULL;
 	OSSL_PARAM *params = NULL;
@@ -131,12 +132,12 @@ static EVP_PKEY *rsa_key(const ASN1_BIT_STRING *bits)
 	OSSL_PARAM_BLD_free(bld);
 	BN_free(n);
 	BN_free(e);
-	ASN1_item_free((ASN1_VALUE *)rp, ASN1_ITEM_rptr(CAD_RSA_PUB));
+	ASN1_item_free((ASN1_VALUE *)rp, ASN1_ITEM_rptr(CA_RSA_PUB));
 	return key;
 }
 
 /* The request's public key; NULL when it does not parse. */
-static EVP_PKEY *spki_key(const CAD_PKCS10_SPKI *s, const unsigned char *der, int len)
+static EVP_PKEY *spki_key(const CA_PKCS10_SPKI *s, const unsigned char *der, int len)
 {
 	const ASN1_OBJECT *obj;
 	const void *pval;
@@ -160,7 +161,7 @@ static EVP_PKEY *spki_key(const CAD_PKCS10_SPKI *s, const unsigned char *der, in
 
 /* The extensions the request asks for (the extensionRequest attribute, or Microsoft's), as
  * X509_REQ_get_extensions finds them; NULL when there are none. */
-static STACK_OF(X509_EXTENSION) * requested_extensions(const CAD_PKCS10 *req)
+static STACK_OF(X509_EXTENSION) * requested_extensions(const CA_PKCS10 *req)
 {
 	const STACK_OF(X509_ATTRIBUTE) *attrs = req->info->attributes;
 
@@ -180,7 +181,7 @@ static STACK_OF(X509_EXTENSION) * requested_extensions(const CAD_PKCS10 *req)
 	return NULL;
 }
 
-const X509_NAME *cad_csr_subject(const struct cad_csr *c)
+const X509_NAME *ca_csr_subject(const struct ca_csr *c)
 {
 	return c->req->info->subject;
 }
@@ -188,9 +189,9 @@ const X509_NAME *cad_csr_subject(const struct cad_csr *c)
 /* X509_set_pubkey would encode the key again through OpenSSL's encoders and decode the
  * result, the dearest step of building a certificate; the request's own parts are already the
  * exact value. */
-int cad_csr_copy_pubkey(const struct cad_csr *c, X509 *cert)
+int ca_csr_copy_pubkey(const struct ca_csr *c, X509 *cert)
 {
-	const CAD_PKCS10_SPKI *src = c->req->info->spki;
+	const CA_PKCS10_SPKI *src = c->req->info->spki;
 	X509_PUBKEY *dst = X509_get_X509_PUBKEY(cert);
 	const ASN1_OBJECT *obj;
 	const void *pval;
@@ -224,7 +225,7 @@ fail:
 	return 0;
 }
 
-static int key_allowed(const struct cad_key_profile *kp, EVP_PKEY *key, char *why, size_t n)
+static int key_allowed(const struct ca_key_profile *kp, EVP_PKEY *key, char *why, size_t n)
 {
 	char group[32] = "";
 	int bits = EVP_PKEY_get_bits(key);
@@ -260,7 +261,7 @@ static int key_allowed(const struct cad_key_profile *kp, EVP_PKEY *key, char *wh
 	return 0;
 }
 
-static int subject_allowed(const struct cad_profile *p, const X509_NAME *name, char *why, size_t n)
+static int subject_allowed(const struct ca_profile *p, const X509_NAME *name, char *why, size_t n)
 {
 	int have_cn = 0, prev_set = -1;
 
@@ -327,9 +328,9 @@ static int dns_syntax_ok(const char *s, size_t len)
 /* "*.example.com" matches one label in front of example.com; other patterns are shell
  * globs (fnmatch), case-insensitive. A wildcard value ("*.x") only matches that pattern
  * spelled out. */
-static int pattern_match(enum cad_san_kind kind, const char *pat, const char *v)
+static int pattern_match(enum ca_san_kind kind, const char *pat, const char *v)
 {
-	if (kind == CAD_SAN_DNS) {
+	if (kind == CA_SAN_DNS) {
 		if (strchr(v, '*'))
 			return !strcasecmp(pat, v);
 		if (!strncmp(pat, "*.", 2)) {
@@ -343,8 +344,8 @@ static int pattern_match(enum cad_san_kind kind, const char *pat, const char *v)
 }
 
 /* The CSR's SANs, each checked against the profile; gens is what goes into the certificate. */
-static int sans_allowed(const struct cad_profile *p, const CAD_PKCS10 *req,
-                        GENERAL_NAMES **gens_out, struct cad_csr *out, char *why, size_t n)
+static int sans_allowed(const struct ca_profile *p, const CA_PKCS10 *req, GENERAL_NAMES **gens_out,
+                        struct ca_csr *out, char *why, size_t n)
 {
 	STACK_OF(X509_EXTENSION) *exts = requested_extensions(req);
 	GENERAL_NAMES *gens = NULL;
@@ -364,39 +365,39 @@ static int sans_allowed(const struct cad_profile *p, const CAD_PKCS10 *req,
 			goto out;
 		}
 	}
-	if (sk_GENERAL_NAME_num(gens) > CAD_SANS_MAX) {
-		snprintf(why, n, "more than %d SANs", CAD_SANS_MAX);
+	if (sk_GENERAL_NAME_num(gens) > CA_SANS_MAX) {
+		snprintf(why, n, "more than %d SANs", CA_SANS_MAX);
 		goto out;
 	}
 	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		enum cad_san_kind kind;
+		enum ca_san_kind kind;
 		const ASN1_STRING *s = NULL;
 		char *v = out->text[out->n_sans];
 		size_t k, len;
 
 		switch (g->type) {
 		case GEN_DNS:
-			kind = CAD_SAN_DNS;
+			kind = CA_SAN_DNS;
 			s = g->d.dNSName;
 			break;
 		case GEN_EMAIL:
-			kind = CAD_SAN_EMAIL;
+			kind = CA_SAN_EMAIL;
 			s = g->d.rfc822Name;
 			break;
 		case GEN_URI:
-			kind = CAD_SAN_URI;
+			kind = CA_SAN_URI;
 			s = g->d.uniformResourceIdentifier;
 			break;
 		case GEN_IPADD:
-			kind = CAD_SAN_IP;
+			kind = CA_SAN_IP;
 			break;
 		default:
 			snprintf(why, n, "SAN type %d is not allowed (dns, ip, email, uri only)",
 			         g->type);
 			goto out;
 		}
-		if (kind == CAD_SAN_IP) {
+		if (kind == CA_SAN_IP) {
 			const ASN1_OCTET_STRING *ip = g->d.iPAddress;
 			int af = ip->length == 4 ? AF_INET : ip->length == 16 ? AF_INET6 : 0;
 			if (!af || !inet_ntop(af, ip->data, v, 256)) {
@@ -408,7 +409,7 @@ static int sans_allowed(const struct cad_profile *p, const CAD_PKCS10 *req,
 			/* A NUL inside ("a.example\0.evil") is refused, never cut. */
 			if (len == 0 || len > 255 || memchr(ASN1_STRING_get0_data(s), '\0', len)) {
 				snprintf(why, n, "a %s SAN is empty, too long or holds a NUL",
-				         cad_san_kind_name(kind));
+				         ca_san_kind_name(kind));
 				goto out;
 			}
 			memcpy(v, ASN1_STRING_get0_data(s), len);
@@ -416,14 +417,14 @@ static int sans_allowed(const struct cad_profile *p, const CAD_PKCS10 *req,
 			for (size_t c = 0; c < len; c++)
 				if ((unsigned char)v[c] < 0x21 || (unsigned char)v[c] > 0x7e) {
 					snprintf(why, n, "%s SAN \"%.64s\": not printable ASCII",
-					         cad_san_kind_name(kind), v);
+					         ca_san_kind_name(kind), v);
 					goto out;
 				}
-			if (kind == CAD_SAN_DNS && !dns_syntax_ok(v, len)) {
+			if (kind == CA_SAN_DNS && !dns_syntax_ok(v, len)) {
 				snprintf(why, n, "DNS SAN \"%.64s\" is not a host name", v);
 				goto out;
 			}
-			if (kind == CAD_SAN_EMAIL && (!strchr(v, '@') || strchr(v, '@') == v)) {
+			if (kind == CA_SAN_EMAIL && (!strchr(v, '@') || strchr(v, '@') == v)) {
 				snprintf(why, n, "email SAN \"%.64s\" is not an address", v);
 				goto out;
 			}
@@ -433,7 +434,7 @@ static int sans_allowed(const struct cad_profile *p, const CAD_PKCS10 *req,
 				break;
 		if (k == p->n_san_patterns[kind]) {
 			snprintf(why, n, "%s SAN \"%.64s\" is not allowed by profile %s",
-			         cad_san_kind_name(kind), v, p->name);
+			         ca_san_kind_name(kind), v, p->name);
 			goto out;
 		}
 		out->sans[out->n_sans].kind = (enum db_san_kind)kind;
@@ -454,11 +455,11 @@ out:
 	return ok;
 }
 
-void cad_csr_free(struct cad_csr *c)
+void ca_csr_free(struct ca_csr *c)
 {
 	GENERAL_NAMES_free(c->gens);
 	EVP_PKEY_free(c->pub);
-	ASN1_item_free((ASN1_VALUE *)c->req, ASN1_ITEM_rptr(CAD_PKCS10));
+	ASN1_item_free((ASN1_VALUE *)c->req, ASN1_ITEM_rptr(CA_PKCS10));
 	c->gens = NULL;
 	c->pub = NULL;
 	c->req = NULL;
@@ -466,7 +467,7 @@ void cad_csr_free(struct cad_csr *c)
 
 /* The PEM request as DER: its one "CERTIFICATE REQUEST" (or "NEW CERTIFICATE REQUEST")
  * block, read into *req; 0 or -1. */
-static int read_pem(const char *pem, CAD_PKCS10 **req)
+static int read_pem(const char *pem, CA_PKCS10 **req)
 {
 	BIO *bio = BIO_new_mem_buf(pem, -1);
 	unsigned char *der = NULL;
@@ -478,12 +479,12 @@ static int read_pem(const char *pem, CAD_PKCS10 **req)
 	if (!bio || !PEM_bytes_read_bio(&der, &len, NULL, PEM_STRING_X509_REQ, bio, NULL, NULL))
 		goto out;
 	p = der;
-	*req = (CAD_PKCS10 *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(CAD_PKCS10));
+	*req = (CA_PKCS10 *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(CA_PKCS10));
 	if (*req && p == der + len)
 		rc = 0;
 out:
 	if (rc) {
-		ASN1_item_free((ASN1_VALUE *)*req, ASN1_ITEM_rptr(CAD_PKCS10));
+		ASN1_item_free((ASN1_VALUE *)*req, ASN1_ITEM_rptr(CA_PKCS10));
 		*req = NULL;
 	}
 	OPENSSL_free(der);
@@ -491,8 +492,8 @@ out:
 	return rc;
 }
 
-int cad_csr_check(const struct cad_profile *p, const char *pem, struct cad_csr *out,
-                  const char **error, char *why, size_t n)
+int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out,
+                 const char **error, char *why, size_t n)
 {
 	unsigned char *spki = NULL;
 	BIO *m = NULL;
@@ -505,7 +506,7 @@ int cad_csr_check(const struct cad_profile *p, const char *pem, struct cad_csr *
 		goto out;
 	}
 	len = ASN1_item_i2d((ASN1_VALUE *)out->req->info->spki, &spki,
-	                    ASN1_ITEM_rptr(CAD_PKCS10_SPKI));
+	                    ASN1_ITEM_rptr(CA_PKCS10_SPKI));
 	out->pub = len > 0 ? spki_key(out->req->info->spki, spki, len) : NULL;
 	if (!out->pub) {
 		ERR_clear_error();
@@ -515,7 +516,7 @@ int cad_csr_check(const struct cad_profile *p, const char *pem, struct cad_csr *
 	}
 	SHA256(spki, (size_t)len, out->spki_sha256);
 	/* Proof of possession: the request is signed by the key it names. */
-	if (ASN1_item_verify_ex(ASN1_ITEM_rptr(CAD_PKCS10_INFO), out->req->sig_alg,
+	if (ASN1_item_verify_ex(ASN1_ITEM_rptr(CA_PKCS10_INFO), out->req->sig_alg,
 	                        out->req->signature, out->req->info, NULL, out->pub, NULL,
 	                        NULL) != 1) {
 		ERR_clear_error();

@@ -6,14 +6,14 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "cad_internal.h"
+#include "ca.h"
 #include "log.h"
 
-static int key_ready(struct cad_authority *a, char *err, size_t errsz)
+static int key_ready(struct ca *ca, struct ca_authority *a, char *err, size_t errsz)
 {
 	if (a->key)
 		return 0;
-	a->key = cad_load_key(a->key_uri, err, errsz);
+	a->key = ca->load_key(a->key_uri, err, errsz);
 	if (!a->key)
 		return -1;
 	if (X509_check_private_key(a->cert, a->key) != 1) {
@@ -40,7 +40,7 @@ static void subject_text(X509 *cert, char *out, size_t n)
 
 /* Find or register a in the database: 0, -2 (database), -3 (the database has another
  * certificate under this name). */
-static int registered(struct db *db, struct cad_authority *a, char *err, size_t errsz)
+static int registered(struct db *db, struct ca_authority *a, char *err, size_t errsz)
 {
 	struct db_authority row = {0}, found = {0};
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(a->cert);
@@ -107,43 +107,43 @@ out:
 	return rc;
 }
 
-int cad_authorities_ready(struct cad *cad, struct db *db, char *err, size_t errsz)
+int ca_authorities_ready(struct ca *ca, struct db *db, char *err, size_t errsz)
 {
 	int rc = 0;
 
 	/* One worker at a time loads keys and registers authorities; afterwards this is a check
 	 * under the lock. */
-	pthread_mutex_lock(&cad->lock);
-	for (size_t i = 0; i < cad->cfg->n_authorities && rc == 0; i++) {
-		struct cad_authority *a = &cad->cfg->authorities[i];
+	pthread_mutex_lock(ca->lock);
+	for (size_t i = 0; i < ca->n_authorities && rc == 0; i++) {
+		struct ca_authority *a = &ca->authorities[i];
 
-		if (key_ready(a, err, errsz) != 0)
+		if (key_ready(ca, a, err, errsz) != 0)
 			rc = -1;
 		else if (!a->db_id)
 			rc = registered(db, a, err, errsz);
 	}
-	pthread_mutex_unlock(&cad->lock);
+	pthread_mutex_unlock(ca->lock);
 	return rc;
 }
 
-EVP_PKEY *cad_authority_key(struct cad *cad, struct cad_authority *a)
+EVP_PKEY *ca_authority_key(struct ca *ca, struct ca_authority *a)
 {
 	EVP_PKEY *key;
 
-	pthread_mutex_lock(&cad->lock);
+	pthread_mutex_lock(ca->lock);
 	key = a->key;
 	if (key && EVP_PKEY_up_ref(key) != 1)
 		key = NULL;
-	pthread_mutex_unlock(&cad->lock);
+	pthread_mutex_unlock(ca->lock);
 	return key;
 }
 
-void cad_authority_key_failed(struct cad *cad, struct cad_authority *a, EVP_PKEY *key)
+void ca_authority_key_failed(struct ca *ca, struct ca_authority *a, EVP_PKEY *key)
 {
-	pthread_mutex_lock(&cad->lock);
+	pthread_mutex_lock(ca->lock);
 	if (key && a->key == key) {
 		EVP_PKEY_free(a->key);
 		a->key = NULL;
 	}
-	pthread_mutex_unlock(&cad->lock);
+	pthread_mutex_unlock(ca->lock);
 }

@@ -1,0 +1,68 @@
+#include <pthread.h>
+
+#include "ca_group.h"
+
+/*
+ * Group commit. Every issuance commits twice: its reservation (before keyd signs) and the signed
+ * certificate with its audit entry, whose chain lock is held through the COMMIT and its flush to
+ * disk, so that one runs one request at a time. So a request queues its database work in a
+ * group; if no request is working for that group, it leads: it takes what is queued (its own
+ * among it) and does it all in one transaction on its own connection (db_cert_reserve_many,
+ * db_cert_store_many: one round trip and one flush for all reservations; two round trips and
+ * one flush for all stores; each alone when one of them fails), then hands the lead on.
+ * Requests that arrive meanwhile make up the next group. Nothing waits for company: a request
+ * alone goes at once. Stores have one leader at a time (the chain lock would serialise more);
+ * reservations CA_RESERVE_LEADERS, so that they also overlap when requests are few. Each
+ * certificate is still committed before keyd signs it, and no answer is sent before its
+ * certificate's commit.
+ */
+void ca_group_init(struct ca_group *g, int max_leading)
+{
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	g->head = NULL;
+	g->tail = &g->head;
+	g->leading = 0;
+	g->max_leading = max_leading;
+}
+
+void ca_group_destroy(struct ca_group *g)
+{
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->mu);
+}
+
+void ca_group_do(struct ca_group *g, struct db *db, struct ca_group_job *job,
+                 void (*run)(struct db *db, struct ca_group_job **jobs, size_t n, void *arg),
+                 void *arg)
+{
+	struct ca_group_job *jobs[CA_GROUP_MAX];
+	size_t n;
+
+	pthread_mutex_lock(&g->mu);
+	job->next = NULL;
+	job->done = 0;
+	*g->tail = job;
+	g->tail = &job->next;
+	while (!job->done) {
+		if (g->leading >= g->max_leading || !g->head) {
+			pthread_cond_wait(&g->cv, &g->mu);
+			continue;
+		}
+		g->leading++;
+		for (n = 0; g->head && n < CA_GROUP_MAX; n++) {
+			jobs[n] = g->head;
+			g->head = g->head->next;
+		}
+		if (!g->head)
+			g->tail = &g->head;
+		pthread_mutex_unlock(&g->mu);
+		run(db, jobs, n, arg);
+		pthread_mutex_lock(&g->mu);
+		for (size_t i = 0; i < n; i++)
+			jobs[i]->done = 1;
+		g->leading--;
+		pthread_cond_broadcast(&g->cv);
+	}
+	pthread_mutex_unlock(&g->mu);
+}

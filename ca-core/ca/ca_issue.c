@@ -1,0 +1,441 @@
+/* Issuance: judge the request against its profile, then commit the serial and contents to the
+ * database before keyd signs (so that OCSP and CRL know every certificate that exists), build
+ * the certificate, sign it through the keyd provider, and store the signed DER with its audit
+ * entry. Reservations and stores of concurrent requests share transactions (ca_group.c). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+#include "ca_csr.h"
+#include "ca_group.h"
+#include "cakey.h"
+#include "log.h"
+
+#define SERIAL_BYTES 20
+
+static int add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
+{
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+	int ok = ext && X509_add_ext(cert, ext, -1);
+
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+/* The CRL shard of a serial (hsmca-crld publishes one CRL per shard), from its last bytes,
+ * which are random. */
+static int32_t crl_shard(const struct ca_authority *a, const uint8_t *serial)
+{
+	return a->crl_shards > 1 ? (int32_t)(((unsigned)serial[SERIAL_BYTES - 2] << 8 |
+	                                      serial[SERIAL_BYTES - 1]) %
+	                                     (unsigned)a->crl_shards)
+	                         : 0;
+}
+
+/* "URI:<base><name>[-<shard>].crl", the X509V3 value of the distribution point, into buf. */
+static const char *crl_dp(const struct ca_authority *a, const uint8_t *serial, char *buf, size_t n)
+{
+	if (a->crl_shards > 1)
+		snprintf(buf, n, "URI:%s%s-%d.crl", a->crl_base_url, a->name,
+		         (int)crl_shard(a, serial));
+	else
+		snprintf(buf, n, "URI:%s%s.crl", a->crl_base_url, a->name);
+	return buf;
+}
+
+/* Build the to-be-signed certificate. */
+static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const uint8_t *serial,
+                   int64_t nb, int64_t na)
+{
+	struct ca_authority *a = p->authority;
+	X509 *cert = X509_new();
+	BIGNUM *bn = BN_bin2bn(serial, SERIAL_BYTES, NULL);
+	ASN1_INTEGER *sn = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+	char ku[160] = "critical", eku[160] = "", dp[CA_PATH_MAX + 96];
+	X509V3_CTX ctx;
+	int ok = 0;
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} kus[] = {{KU_DIGITAL_SIGNATURE, "digitalSignature"},
+	           {KU_NON_REPUDIATION, "nonRepudiation"},
+	           {KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+	           {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+	           {KU_KEY_AGREEMENT, "keyAgreement"}};
+
+	if (!cert || !sn || !X509_set_version(cert, X509_VERSION_3) ||
+	    !X509_set_serialNumber(cert, sn) ||
+	    !X509_set_issuer_name(cert, X509_get_subject_name(a->cert)) ||
+	    !X509_set_subject_name(cert, ca_csr_subject(csrc)) ||
+	    !ASN1_TIME_set(X509_getm_notBefore(cert), (time_t)nb) ||
+	    !ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)na) || !ca_csr_copy_pubkey(csrc, cert))
+		goto out;
+	X509V3_set_ctx(&ctx, a->cert, cert, NULL, NULL, 0);
+	for (size_t i = 0; i < sizeof(kus) / sizeof(kus[0]); i++)
+		if (p->key_usage & kus[i].bit) {
+			strcat(ku, ",");
+			strcat(ku, kus[i].name);
+		}
+	for (size_t i = 0; i < p->n_eku; i++) {
+		if (i)
+			strcat(eku, ",");
+		strcat(eku, OBJ_nid2sn(p->eku[i]));
+	}
+	if (!add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
+	    !add_ext(cert, &ctx, NID_key_usage, ku) ||
+	    (p->n_eku && !add_ext(cert, &ctx, NID_ext_key_usage, eku)) ||
+	    !add_ext(cert, &ctx, NID_subject_key_identifier, "hash") ||
+	    !add_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always"))
+		goto out;
+	if (a->crl_base_url[0] &&
+	    !add_ext(cert, &ctx, NID_crl_distribution_points, crl_dp(a, serial, dp, sizeof(dp))))
+		goto out;
+	/* RFC 5280 4.2.1.6: critical when the subject is empty. */
+	if (csrc->gens && sk_GENERAL_NAME_num(csrc->gens) > 0 &&
+	    !X509_add1_ext_i2d(cert, NID_subject_alt_name, csrc->gens,
+	                       X509_NAME_entry_count(X509_get_subject_name(cert)) == 0,
+	                       X509V3_ADD_DEFAULT))
+		goto out;
+	ok = 1;
+out:
+	BN_free(bn);
+	ASN1_INTEGER_free(sn);
+	if (!ok) {
+		X509_free(cert);
+		cert = NULL;
+	}
+	return cert;
+}
+
+static int sign(struct ca *ca, struct ca_authority *a, X509 *cert, char *why, size_t n)
+{
+	EVP_PKEY *key = ca_authority_key(ca, a);
+	EVP_MD_CTX *mctx = key ? EVP_MD_CTX_new() : NULL;
+	int ok = mctx && ca_key_sign_init(mctx, key) == 1 && X509_sign_ctx(cert, mctx) > 0;
+
+	if (!ok) {
+		char buf[256];
+		const char *data = NULL;
+		int flags = 0;
+		/* The first error is keyd's own reason; later ones are OpenSSL's wrapping. */
+		unsigned long e = ERR_peek_error_data(&data, &flags);
+		ERR_error_string_n(e, buf, sizeof(buf));
+		if (!(flags & ERR_TXT_STRING))
+			data = NULL;
+		snprintf(why, n, "signing through keyd with %s failed: %s%s%s", a->key_uri,
+		         e ? buf : "unknown error", data ? ": " : "", data ? data : "");
+		ERR_clear_error();
+		/* keyd may have restarted or gone: load the key afresh next time. */
+		ca_authority_key_failed(ca, a, key);
+	}
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_free(key);
+	return ok;
+}
+
+struct reserve_job {
+	struct ca_group_job g; /* first */
+	struct db_cert_reservation item;
+};
+
+static void run_reserve(struct db *db, struct ca_group_job **jobs, size_t n, void *arg)
+{
+	struct db_cert_reservation *items[CA_GROUP_MAX];
+	struct ca *ca = arg;
+
+	if (ca->count_group)
+		ca->count_group(0, n);
+	for (size_t i = 0; i < n; i++)
+		items[i] = &((struct reserve_job *)jobs[i])->item;
+	db_cert_reserve_many(db, items, n);
+}
+
+struct store_job {
+	struct ca_group_job g; /* first */
+	struct db_cert_store item;
+};
+
+static void run_store(struct db *db, struct ca_group_job **jobs, size_t n, void *arg)
+{
+	struct db_cert_store *items[CA_GROUP_MAX];
+	struct ca *ca = arg;
+
+	if (ca->count_group)
+		ca->count_group(1, n);
+	for (size_t i = 0; i < n; i++)
+		items[i] = &((struct store_job *)jobs[i])->item;
+	db_cert_store_many(db, items, n);
+}
+
+static enum ca_outcome fail(struct ca_issue_result *res, enum ca_outcome o, const char *code,
+                            const char *object, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static enum ca_outcome fail(struct ca_issue_result *res, enum ca_outcome o, const char *code,
+                            const char *object, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(res->why.code, sizeof(res->why.code), "%s", code);
+	snprintf(res->why.object, sizeof(res->why.object), "%s", object ? object : "");
+	va_start(ap, fmt);
+	vsnprintf(res->why.reason, sizeof(res->why.reason), fmt, ap);
+	va_end(ap);
+	return o;
+}
+
+static void audit_entry(const struct ca_issue_request *req, const char *object, const char *detail,
+                        struct db_audit_entry *e)
+{
+	e->actor = req->who.name ? req->who.name : "anonymous";
+	e->role = req->who.role ? req->who.role : "";
+	e->action = req->action ? req->action : "request";
+	e->object = object;
+	e->outcome = "success";
+	e->detail = detail ? detail : "";
+}
+
+/* Reserve a serial for cr (before anything is signed). 158 random bits: 20 bytes, the top bit
+ * clear (positive) and the next set (minimal, 20 bytes). */
+static enum ca_outcome reserve(struct ca *ca, struct db *db, const struct ca_issue_request *req,
+                               struct db_cert_request *cr, uint8_t *serial, int64_t *id,
+                               struct ca_issue_result *res)
+{
+	struct ca_profile *p = req->profile;
+	struct ca_authority *a = p->authority;
+	struct db_err err = {0};
+	enum db_status rc;
+
+	for (int attempt = 0;; attempt++) {
+		if (RAND_bytes(serial, SERIAL_BYTES) != 1)
+			return fail(res, CA_INTERNAL, "internal", NULL,
+			            "no randomness for a serial");
+		serial[0] = (serial[0] & 0x7f) | 0x40;
+		cr->serial = serial;
+		cr->serial_len = SERIAL_BYTES;
+		cr->crl_shard = crl_shard(a, serial);
+		if (attempt == 0) {
+			struct reserve_job job = {.item = {.req = cr}};
+			ca_group_do(&ca->reserve_group, db, &job.g, run_reserve, ca);
+			rc = job.item.rc;
+			err = job.item.err;
+			*id = job.item.id;
+		} else { /* the rare retry after a serial was taken: alone */
+			rc = db_cert_reserve(db, cr, id, &err);
+		}
+		if (rc != DB_ERR_CONFLICT || attempt == 2)
+			break;
+	}
+	if (rc == DB_ERR_STATE) {
+		/* A retired authority issues nothing more; a profile an admin switched off neither.
+		 * The reservation itself checks both, in the statement that makes it, so a
+		 * retirement that committed first always wins; here we only find which it was. */
+		int retired = 0, enabled = 1;
+		if (db_issuance_allowed(db, a->db_id, p->name, &retired, &enabled, &err) != DB_OK)
+			return ca_db_failure(&res->why, &err);
+		if (!retired && enabled && req->who.token_sha256)
+			/* The API token or its principal changed since it was looked up. */
+			return CA_STALE_CREDENTIALS;
+		if (retired)
+			return fail(res, CA_AUTHORITY_RETIRED, "authority-retired", a->name,
+			            "authority %s of profile %s is retired: it issues no more "
+			            "certificates",
+			            a->name, p->name);
+		return fail(res, CA_PROFILE_DISABLED, "profile-disabled", p->name,
+		            "profile %s is disabled by an admin", p->name);
+	}
+	if (rc == DB_ERR_INVALID)
+		return fail(res, CA_REFUSED, "name-not-allowed", NULL, "%s", err.msg);
+	if (rc != DB_OK)
+		return ca_db_failure(&res->why, &err);
+	return CA_OK;
+}
+
+/* Store the signed certificate with its audit entry (and the caller's step), committed. */
+static enum db_status store(struct ca *ca, struct db *db, const struct ca_issue_request *req,
+                            const uint8_t *serial, int64_t id, const char *hex, X509 *cert,
+                            struct db_err *err)
+{
+	struct ca_profile *p = req->profile;
+	struct ca_authority *a = p->authority;
+	unsigned char *der = NULL;
+	int len = i2d_X509(cert, &der);
+	json_t *v = json_pack("{s:s, s:s, s:s}", "profile", p->name, "authority", a->name,
+	                      "subject", req->csr ? req->csr->subject : "");
+	char *dtext;
+	enum db_status rc;
+
+	if (v && req->audit_detail)
+		json_object_update(v, req->audit_detail);
+	dtext = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (len <= 0) {
+		rc = err->status = DB_ERR_INVALID;
+		snprintf(err->msg, sizeof(err->msg), "serial %s: the certificate does not encode",
+		         hex);
+	} else if (!req->in_tx) {
+		struct store_job job = {.item = {.authority_id = a->db_id,
+		                                 .serial = serial,
+		                                 .serial_len = SERIAL_BYTES,
+		                                 .der = der,
+		                                 .der_len = (size_t)len}};
+		audit_entry(req, hex, dtext, &job.item.audit);
+		ca_group_do(&ca->store_group, db, &job.g, run_store, ca);
+		rc = job.item.rc;
+		*err = job.item.err;
+	} else {
+		/* More work in the same transaction (an EST device record): alone. The audit entry
+		 * last: it takes the chain's lock, held until the commit. */
+		struct db_audit_entry e;
+		int64_t seq;
+		audit_entry(req, hex, dtext, &e);
+		rc = db_begin(db, err);
+		if (rc == DB_OK)
+			rc = db_cert_mark_issued(db, a->db_id, serial, SERIAL_BYTES, der,
+			                         (size_t)len, err);
+		if (rc == DB_OK)
+			rc = req->in_tx(db, id, req->in_tx_arg, err);
+		if (rc == DB_OK)
+			rc = db_audit_append_commit(db, &e, &seq, err);
+		if (rc != DB_OK)
+			db_rollback(db); /* a no-op when the transaction is over */
+	}
+	free(dtext);
+	json_decref(v);
+	OPENSSL_free(der);
+	return rc;
+}
+
+enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_request *req,
+                         struct ca_issue_result *res)
+{
+	struct ca_profile *p = req->profile;
+	struct ca_authority *a = p->authority;
+	struct ca_issue_request judged = *req;
+	struct ca_csr *own = NULL;
+	const struct ca_csr *csrc = req->csr;
+	struct db_cert_request cr = {0};
+	struct db_err err = {0};
+	uint8_t serial[SERIAL_BYTES];
+	char why[512], hex[2 * DB_SERIAL_MAX + 1];
+	X509 *cert = NULL;
+	int64_t now, id = 0;
+	enum ca_outcome o;
+	enum db_status rc;
+	struct db *db;
+
+	memset(res, 0, sizeof(*res));
+	if (req->who.profiles && !ca_profile_listed(req->who.profiles, p->name)) {
+		if (req->who.token_sha256) {
+			o = CA_STALE_CREDENTIALS; /* ask again: the grant may be new */
+			goto out;
+		}
+		o = fail(res, CA_NOT_GRANTED, "profile-not-granted", p->name,
+		         "principal %s is not granted profile %s", req->who.name, p->name);
+		goto out;
+	}
+	if (req->validity_days < 1 || req->validity_days > p->max_validity_days) {
+		o = fail(res, CA_REFUSED, "validity-not-allowed", NULL,
+		         "\"validity_days\" must be 1..%d for profile %s", p->max_validity_days,
+		         p->name);
+		goto out;
+	}
+	if (!csrc) {
+		const char *error = NULL;
+		if (!(own = calloc(1, sizeof(*own)))) {
+			o = fail(res, CA_INTERNAL, "internal", NULL, "out of memory");
+			goto out;
+		}
+		if (ca_csr_check(p, req->csr_pem ? req->csr_pem : "", own, &error, why,
+		                 sizeof(why)) != 0) {
+			o = fail(res, CA_REFUSED, error, NULL, "%s", why);
+			goto out;
+		}
+		csrc = own;
+	}
+	judged.csr = csrc;
+	snprintf(res->subject, sizeof(res->subject), "%s", csrc->subject);
+	/* Input is valid; now the database and keyd. */
+	if (ca_db_open(ca, dbp, &err) != DB_OK) {
+		o = ca_db_failure(&res->why, &err);
+		goto out;
+	}
+	db = *dbp;
+	switch (ca_authorities_ready(ca, db, why, sizeof(why))) {
+	case 0:
+		break;
+	case -1:
+		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL, "%s", why);
+		goto out;
+	case -3:
+		o = fail(res, CA_CONFIG_ERROR, "configuration-error", NULL, "%s", why);
+		goto out;
+	default:
+		o = fail(res, CA_DB_UNAVAILABLE, "database-unavailable", NULL, "%s", why);
+		goto out;
+	}
+	now = (int64_t)time(NULL);
+	cr.authority_id = a->db_id;
+	cr.profile = p->name;
+	cr.subject = csrc->subject;
+	cr.subject_len = strlen(csrc->subject);
+	cr.sans = csrc->sans;
+	cr.n_sans = csrc->n_sans;
+	cr.not_before = now;
+	cr.not_after = now + req->validity_days * 86400;
+	memcpy(cr.spki_sha256, csrc->spki_sha256, 32);
+	cr.requester = req->who.name;
+	if (req->who.token_sha256) { /* checked again where it counts: in the reservation */
+		cr.token_sha256 = req->who.token_sha256;
+		cr.token_role = req->who.role;
+	}
+	if ((o = reserve(ca, db, req, &cr, serial, &id, res)) != CA_OK)
+		goto out;
+	db_serial_to_hex(serial, sizeof(serial), hex);
+	cert = build(p, csrc, serial, cr.not_before, cr.not_after);
+	if (!cert || !sign(ca, a, cert, why, sizeof(why))) {
+		struct db_err e2 = {0};
+		if (!cert)
+			snprintf(why, sizeof(why), "building the certificate failed");
+		/* Nothing was signed: say so in the database. */
+		if (db_cert_mark_failed(db, a->db_id, serial, sizeof(serial), &e2) != DB_OK)
+			log_error("serial %s: could not mark the reservation failed: %s", hex,
+			          e2.msg);
+		log_error("serial %s: %s", hex, why);
+		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL, "%s", why);
+		goto out;
+	}
+	if ((rc = store(ca, db, &judged, serial, id, hex, cert, &err)) != DB_OK) {
+		/* The reservation stands for this certificate (revocable, known to OCSP and
+		 * CRL); the requester does not get it. */
+		log_error("serial %s: signed but not stored: %s", hex, err.msg);
+		o = ca_db_failure(&res->why, &err);
+		goto out;
+	}
+	snprintf(res->serial, sizeof(res->serial), "%s", hex);
+	res->id = id;
+	res->not_before = cr.not_before;
+	res->not_after = cr.not_after;
+	res->authority = a;
+	res->cert = cert;
+	cert = NULL;
+	o = CA_OK;
+out:
+	X509_free(cert);
+	if (own)
+		ca_csr_free(own);
+	free(own);
+	return o;
+}
+
+void ca_issue_result_clear(struct ca_issue_result *res)
+{
+	X509_free(res->cert);
+	res->cert = NULL;
+}

@@ -1,0 +1,257 @@
+/* The API's routes: the table of paths, methods and the roles allowed on each, and the
+ * dispatch of one request to its handler (EST's paths to cad_est.c), with authentication,
+ * the retry on stale cached credentials, the audit of denials and the request metrics. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+
+#include "cad_internal.h"
+#include "log.h"
+
+#define ANY CAD_ROLE_ANY
+#define CA_ADMIN CAD_ROLE_CA_ADMIN
+#define ADMIN CAD_ROLE_ADMIN
+#define OFFICER CAD_ROLE_OFFICER
+#define AUDITOR CAD_ROLE_AUDITOR
+#define RA CAD_ROLE_RA
+
+/* The permission matrix (docs/api.md shows it as a table). "{}" is one path segment. Handlers
+ * narrow further where the object matters (which role an admin may manage, which profiles an
+ * ra principal is granted). roles 0: no authentication. */
+static const struct route {
+	enum evhttp_cmd_type method;
+	const char *pattern;
+	cad_handler handler;
+	int roles;
+	const char *action;
+} routes[] = {
+    {EVHTTP_REQ_GET, "/api/v1/health", cad_h_health, 0, "health"},
+    {EVHTTP_REQ_GET, "/health", cad_h_health, 0, "health"},
+    {EVHTTP_REQ_GET, "/metrics", cad_h_metrics, 0, "metrics"},
+    {EVHTTP_REQ_GET, "/api/v1/whoami", cad_h_whoami, ANY, "whoami"},
+    {EVHTTP_REQ_GET, "/api/v1/profiles", cad_h_profile_list, ANY, "profile.list"},
+    {EVHTTP_REQ_POST, "/api/v1/principals", cad_h_principal_create, CA_ADMIN | ADMIN,
+     "principal.create"},
+    {EVHTTP_REQ_GET, "/api/v1/principals", cad_h_principal_list, CA_ADMIN | ADMIN | AUDITOR,
+     "principal.list"},
+    {EVHTTP_REQ_GET, "/api/v1/principals/{}", cad_h_principal_show, CA_ADMIN | ADMIN | AUDITOR,
+     "principal.show"},
+    {EVHTTP_REQ_POST, "/api/v1/principals/{}/disable", cad_h_principal_disable, CA_ADMIN | ADMIN,
+     "principal.disable"},
+    {EVHTTP_REQ_POST, "/api/v1/principals/{}/enable", cad_h_principal_enable, CA_ADMIN | ADMIN,
+     "principal.enable"},
+    {EVHTTP_REQ_POST, "/api/v1/principals/{}/tokens", cad_h_token_create, CA_ADMIN | ADMIN,
+     "token.create"},
+    {EVHTTP_REQ_GET, "/api/v1/principals/{}/tokens", cad_h_token_list, CA_ADMIN | ADMIN | AUDITOR,
+     "token.list"},
+    {EVHTTP_REQ_POST, "/api/v1/tokens/{}/revoke", cad_h_token_revoke, CA_ADMIN | ADMIN,
+     "token.revoke"},
+    {EVHTTP_REQ_POST, "/api/v1/certificates", cad_h_cert_issue, OFFICER | RA, "certificate.issue"},
+    {EVHTTP_REQ_GET, "/api/v1/certificates", cad_h_cert_list, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "certificate.list"},
+    {EVHTTP_REQ_GET, "/api/v1/certificates/{}", cad_h_cert_show,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR | RA, "certificate.show"},
+    {EVHTTP_REQ_POST, "/api/v1/certificates/{}/revoke", cad_h_cert_revoke, OFFICER | RA,
+     "certificate.revoke"},
+    {EVHTTP_REQ_POST, "/api/v1/certificates/{}/hold", cad_h_cert_hold, OFFICER, "certificate.hold"},
+    {EVHTTP_REQ_POST, "/api/v1/certificates/{}/release", cad_h_cert_release, OFFICER,
+     "certificate.release"},
+    {EVHTTP_REQ_GET, "/api/v1/audit/verify", cad_h_audit_verify, CA_ADMIN | AUDITOR,
+     "audit.verify"},
+    {EVHTTP_REQ_GET, "/api/v1/audit", cad_h_audit_export, CA_ADMIN | AUDITOR, "audit.export"},
+    {EVHTTP_REQ_POST, "/api/v1/profiles/{}/disable", cad_h_profile_disable, ADMIN,
+     "profile.disable"},
+    {EVHTTP_REQ_POST, "/api/v1/profiles/{}/enable", cad_h_profile_enable, ADMIN, "profile.enable"},
+    {EVHTTP_REQ_GET, "/api/v1/authorities", cad_h_authority_list,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR, "authority.list"},
+    {EVHTTP_REQ_POST, "/api/v1/authorities/{}/retire", cad_h_authority_retire, CA_ADMIN,
+     "authority.retire"},
+    {EVHTTP_REQ_GET, "/api/v1/authorities/{}/settings", cad_h_authority_settings_get,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR, "authority.settings.show"},
+    {EVHTTP_REQ_PUT, "/api/v1/authorities/{}/settings", cad_h_authority_settings_put, OFFICER,
+     "authority.settings.update"},
+    /* Device enrolment (cad_est_api.c; EST itself is cad_est.c). */
+    {EVHTTP_REQ_POST, "/api/v1/provisioning-tokens", cad_h_prov_token_create, OFFICER,
+     "provisioning-token.create"},
+    {EVHTTP_REQ_GET, "/api/v1/provisioning-tokens", cad_h_prov_token_list,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR, "provisioning-token.list"},
+    {EVHTTP_REQ_POST, "/api/v1/provisioning-tokens/{}/revoke", cad_h_prov_token_revoke, OFFICER,
+     "provisioning-token.revoke"},
+    {EVHTTP_REQ_GET, "/api/v1/devices", cad_h_device_list, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "device.list"},
+    {EVHTTP_REQ_GET, "/api/v1/devices/{}", cad_h_device_show, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "device.show"},
+    {EVHTTP_REQ_POST, "/api/v1/devices/{}/decommission", cad_h_device_decommission, OFFICER,
+     "device.decommission"},
+};
+
+int cad_role_bit(const char *role)
+{
+	static const char *const names[] = {"ca-admin", "admin",    "officer",
+	                                    "auditor",  "operator", "ra"};
+
+	for (int i = 0; i < 6; i++)
+		if (role && !strcmp(role, names[i]))
+			return 1 << i;
+	return 0;
+}
+
+/* Match the raw (still percent-encoded) path against pattern; "{}" matches one non-empty
+ * segment, which is decoded into args, so that an encoded "/" stays inside its segment and
+ * a NUL (%00) is refused. */
+static int match(const char *pattern, const char *path, char args[CAD_MAX_ARGS][256])
+{
+	int n = 0;
+
+	while (*pattern && *path) {
+		if (!strncmp(pattern, "{}", 2)) {
+			size_t len = strcspn(path, "/"), dlen = 0;
+			char seg[256], *dec;
+			if (len == 0 || len >= sizeof(seg) || n >= CAD_MAX_ARGS)
+				return 0;
+			memcpy(seg, path, len);
+			seg[len] = '\0';
+			dec = evhttp_uridecode(seg, 0, &dlen);
+			if (!dec || dlen != strlen(dec)) {
+				free(dec);
+				return 0;
+			}
+			if (!db_text_valid(dec, dlen)) {
+				free(dec);
+				return -1; /* no name is bytes that are not UTF-8 text */
+			}
+			snprintf(args[n++], 256, "%s", dec);
+			free(dec);
+			path += len;
+			pattern += 2;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return 0;
+	}
+	return !*pattern && !*path;
+}
+
+/*
+ * evhttp writes an answer's headers and body separately; with Nagle on, the
+ * body waits for the client's delayed ACK of the headers (~40 ms a request,
+ * found by tests/bench/issue). Answers are small and complete: send them now.
+ */
+static void set_nodelay(struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	int one = 1;
+
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+void cad_dispatch(struct evhttp_request *req, void *arg)
+{
+	struct cad_worker *w = arg;
+	struct cad_req r = {.cad = w->cad, .w = w, .req = req};
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	const struct route *rt = NULL;
+	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+	int path_known = 0, audit_unrouted = 0;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	set_nodelay(req);
+	TAILQ_INIT(&r.query);
+	if (!raw || strlen(raw) >= sizeof(r.path)) {
+		snprintf(r.path, sizeof(r.path), "?");
+		cad_reply_error(&r, 400, "bad-path", "the request path is missing or too long");
+		goto out;
+	}
+	snprintf(r.path, sizeof(r.path), "%s", raw);
+	if (!strncmp(r.path, "/.well-known/est/", 17)) {
+		cad_est_serve(&r); /* RFC 7030's own replies and audit */
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		char args[CAD_MAX_ARGS][256];
+		int m = match(routes[i].pattern, r.path, args);
+		if (m < 0) {
+			cad_reply_error(&r, 400, "bad-path",
+			                "a segment of the path is not UTF-8 text once decoded");
+			goto out;
+		}
+		if (!m)
+			continue;
+		path_known = 1;
+		if (routes[i].method == method) {
+			rt = &routes[i];
+			memcpy(r.args, args, sizeof(args));
+			break;
+		}
+	}
+	if (!rt) {
+		/* No route: answered without credentials, but a caller who presents some is
+		 * authenticated first and its request audited as denied (a known principal
+		 * probing the API is worth knowing about; anonymous noise is not logged). */
+		r.action = path_known ? "request.method-not-allowed" : "request.unknown-endpoint";
+		if (evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization") ||
+		    cad_tls_peer(req)) {
+			audit_unrouted = 1;
+			if (cad_authenticate(&r) != 0)
+				goto out;
+		}
+		if (path_known)
+			cad_reply_error(&r, 405, "method-not-allowed",
+			                "%s does not take this method", r.path);
+		else
+			cad_reply_error(&r, 404, "not-found", "no such endpoint: %s", r.path);
+		goto out;
+	}
+	r.action = rt->action;
+	if (cad_query_parse(&r) != 0) {
+		cad_reply_error(
+		    &r, 400, "bad-query",
+		    "the query string does not parse, or a parameter is not UTF-8 text");
+		goto out;
+	}
+	for (;;) {
+		if (rt->roles) {
+			if (cad_authenticate(&r) != 0)
+				goto out;
+			if (!(cad_role_bit(r.who.role) & rt->roles)) {
+				cad_deny(&r, 403, "role-not-permitted", r.path,
+				         "role %s may not %s", r.who.role, rt->action);
+				goto out;
+			}
+		}
+		rt->handler(&r);
+		if (!r.stale_credentials || r.replied || r.fresh_only)
+			break;
+		/* The cached credentials no longer hold (nothing was changed): serve it again with
+		 * a fresh look-up, which answers as the credentials are now. */
+		cad_token_forget(&r);
+		db_principal_clear(&r.who);
+		r.auth_cached = r.stale_credentials = 0;
+		r.fresh_only = 1;
+	}
+	if (!r.replied)
+		cad_reply_error(&r, 500, "internal", "the handler gave no answer");
+out:
+	/* Invariant 5 and the issue: every denied request is in the audit log. */
+	if (r.action && ((rt && rt->roles) || audit_unrouted) && r.status >= 400 && r.status < 500)
+		cad_audit_denial(&r);
+	if (r.query_parsed)
+		evhttp_clear_headers(&r.query);
+	db_principal_clear(&r.who);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cad_metrics_request(rt ? rt->action : "unrouted", r.status,
+	                    (double)(t1.tv_sec - t0.tv_sec) +
+	                        (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+}

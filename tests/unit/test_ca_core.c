@@ -1,0 +1,146 @@
+/* The CA core without HTTP and without a database: ca_issue's decisions that come before the
+ * database (grant, stale cached credentials, validity, the CSR), a database that cannot be
+ * reached as CA_DB_UNAVAILABLE, and the small shared pieces (profile lists, reason names). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "ca.h"
+#include "ca_csr.h"
+
+static struct ca_key_profile kp = {.name = "test", .p256 = 1};
+static struct ca_authority authority = {.name = "issuing"};
+static struct ca_profile profile = {
+    .name = "web",
+    .authority = &authority,
+    .key_profile = &kp,
+    .max_validity_days = 30,
+    .subject_fields = {NID_commonName},
+    .n_subject_fields = 1,
+};
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static EVP_PKEY *no_key(const char *uri, char *err, size_t n)
+{
+	(void)uri;
+	snprintf(err, n, "no keyd in this test");
+	return NULL;
+}
+
+/* A PEM request for CN=host, signed by a fresh P-256 key (the caller frees it). */
+static char *csr_pem(void)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *n = X509_REQ_get_subject_name(req);
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out;
+	long len;
+
+	ck_assert_ptr_nonnull(k);
+	ck_assert(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"host",
+	                                     -1, -1, 0));
+	ck_assert(X509_REQ_set_pubkey(req, k) && X509_REQ_sign(req, k, EVP_sha256()) > 0);
+	ck_assert(PEM_write_bio_X509_REQ(b, req));
+	len = BIO_get_mem_data(b, &data);
+	out = strndup(data, (size_t)len);
+	BIO_free(b);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	return out;
+}
+
+static enum ca_outcome issue(const char *database, struct ca_issue_request *req,
+                             struct ca_issue_result *res)
+{
+	struct ca ca;
+	struct db *db = NULL;
+	enum ca_outcome o;
+
+	ca_init(&ca, &authority, 1, database, &lock, no_key, NULL);
+	o = ca_issue(&ca, &db, req, res);
+	ck_assert_ptr_null(res->cert);
+	db_close(db);
+	ca_fini(&ca);
+	return o;
+}
+
+START_TEST(test_refusals_before_the_database)
+{
+	char *pem = csr_pem();
+	struct ca_issue_request req = {
+	    .who = {.kind = CA_REQUESTER_PRINCIPAL,
+	            .name = "alice",
+	            .role = "ra",
+	            .profiles = "vpn"},
+	    .action = "certificate.issue",
+	    .profile = &profile,
+	    .csr_pem = pem,
+	    .validity_days = 30,
+	};
+	struct ca_issue_result res;
+	static const uint8_t token[32] = {1};
+
+	/* Not granted: a denial naming the profile. */
+	ck_assert_int_eq(issue("", &req, &res), CA_NOT_GRANTED);
+	ck_assert_str_eq(res.why.code, "profile-not-granted");
+	ck_assert_str_eq(res.why.object, "web");
+	ck_assert_str_eq(res.why.reason, "principal alice is not granted profile web");
+	/* The same on cached credentials: ask again with fresh ones. */
+	req.who.token_sha256 = token;
+	ck_assert_int_eq(issue("", &req, &res), CA_STALE_CREDENTIALS);
+	req.who.token_sha256 = NULL;
+	/* Granted, but too long. */
+	req.who.profiles = "vpn,web";
+	req.validity_days = 31;
+	ck_assert_int_eq(issue("", &req, &res), CA_REFUSED);
+	ck_assert_str_eq(res.why.code, "validity-not-allowed");
+	ck_assert_str_eq(res.why.reason, "\"validity_days\" must be 1..30 for profile web");
+	ck_assert_str_eq(res.why.object, "");
+	/* A request that is not one. */
+	req.validity_days = 30;
+	req.csr_pem = "not a request";
+	ck_assert_int_eq(issue("", &req, &res), CA_REFUSED);
+	ck_assert(res.why.code[0] && res.why.reason[0]);
+	/* All fits: the database is next, and it is not there. */
+	req.csr_pem = pem;
+	ck_assert_int_eq(
+	    issue("host=/nonexistent-hsmca-test dbname=none connect_timeout=1", &req, &res),
+	    CA_DB_UNAVAILABLE);
+	ck_assert_str_eq(res.why.code, "database-unavailable");
+	ck_assert_str_eq(res.subject, "CN=host");
+	free(pem);
+}
+END_TEST
+
+START_TEST(test_shared_pieces)
+{
+	ck_assert(ca_profile_listed("a,web,b", "web"));
+	ck_assert(!ca_profile_listed("a,webs", "web"));
+	ck_assert(!ca_profile_listed("", "web"));
+	ck_assert_str_eq(ca_san_kind_name(CA_SAN_IP), "ip");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("ca-core");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_refusals_before_the_database);
+	tcase_add_test(tc, test_shared_pieces);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
