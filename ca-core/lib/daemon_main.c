@@ -136,6 +136,7 @@ struct daemon_signals {
 	struct event_base *own;
 	pthread_t thread;
 	int thread_started;
+	sigset_t mask; /* the signal mask before daemon_main held SIGTERM and SIGINT back */
 };
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -202,14 +203,18 @@ static void signals_end(struct daemon_signals *s)
 }
 
 /* make, then the signal watch: both before the seccomp filter, which the watch's set-up
- * (sigaction, a thread) would otherwise have to be allowed after start-up. */
+ * (sigaction, a thread) would otherwise have to be allowed after start-up. SIGTERM and SIGINT
+ * are held back meanwhile (daemon_main): once they are watched, one that came during make
+ * arrives and stops the daemon cleanly. After a failure they stay held back, and the daemon
+ * exits 1 as it would have anyway. */
 static int make_and_watch(void *arg, char *err, size_t errlen)
 {
 	struct daemon_signals *s = arg;
 
-	if (s->def->make(s->ctx, err, errlen) != 0)
+	if (s->def->make(s->ctx, err, errlen) != 0 || signals_watch(s, err, errlen) != 0)
 		return -1;
-	return signals_watch(s, err, errlen);
+	pthread_sigmask(SIG_SETMASK, &s->mask, NULL);
+	return 0;
 }
 
 int daemon_main(const struct daemon_def *def, void *ctx, int argc, char **argv)
@@ -217,6 +222,7 @@ int daemon_main(const struct daemon_def *def, void *ctx, int argc, char **argv)
 	struct daemon_signals sig = {.def = def, .ctx = ctx};
 	OSSL_PROVIDER *deflt = NULL, *keyd = NULL;
 	struct daemon_args args;
+	sigset_t stops;
 	char err[1024], note[128] = "";
 	int rc = 1;
 
@@ -248,6 +254,13 @@ int daemon_main(const struct daemon_def *def, void *ctx, int argc, char **argv)
 	if (def->command && (rc = def->command(ctx)) >= 0)
 		goto out;
 	rc = 1;
+	/* A stop asked for while the daemon is being made (a service manager that stops it as
+	 * soon as its socket appears) waits for the watch instead of killing it half made. The
+	 * threads make starts keep the mask: the signals come to this thread. */
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stops, &sig.mask);
 	if (def->user_switch == DAEMON_USER_BEFORE_MAKE) {
 		if (sandbox_start(def->sandbox_config(ctx), def->sandbox, make_and_watch, &sig, err,
 		                  sizeof(err)) != 0) {

@@ -22,6 +22,7 @@ struct fake {
 	int flag;          /* --flag */
 	int fail_load;     /* config_load fails */
 	int own_base;      /* 1: offer an event base; 0: let the scaffold watch the signals */
+	int term_in_make;  /* SIGTERM arrives while the daemon is being made */
 	struct sandbox_config sandbox;
 	struct event_base *base;
 	struct event *raise_ev;
@@ -93,6 +94,8 @@ static int make(void *ctx, char *err, size_t errlen)
 	struct fake *f = ctx;
 
 	f->made = 1;
+	if (f->term_in_make)
+		kill(getpid(), SIGTERM);
 	if (f->own_base) {
 		f->base = event_base_new();
 		f->raise_ev = f->base ? event_new(f->base, -1, 0, on_raise, f) : NULL;
@@ -125,7 +128,8 @@ static int run(void *ctx)
 	f->ran = 1;
 	if (f->own_base) {
 		struct timeval soon = {0, 1000};
-		event_add(f->raise_ev, &soon);
+		if (!f->term_in_make)
+			event_add(f->raise_ev, &soon);
 		return event_base_dispatch(f->base) < 0 ? -1 : 0;
 	}
 	/* A loop without a base, like crld's: polls its flag. */
@@ -322,6 +326,20 @@ START_TEST(sigterm_stops_a_daemon_without_a_base)
 }
 END_TEST
 
+/* A service manager may stop a daemon as soon as it starts: the signal waits until it is
+ * watched, then stops the daemon cleanly instead of killing it half made. */
+START_TEST(sigterm_during_make_waits_for_the_watch)
+{
+	struct daemon_def d = fake_def(0, 1);
+	struct fake f = {.own_base = 1, .term_in_make = 1};
+
+	ck_assert_int_eq(daemon_main(&d, &f, ARGC("--config", "x"), ARGV("--config", "x")), 0);
+	ck_assert_int_eq(f.ran, 1);
+	ck_assert_int_eq(atomic_load(&f.stopped), 1);
+	ck_assert_int_eq(f.cleaned, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("daemon-main");
@@ -337,6 +355,7 @@ int main(void)
 	tcase_add_test(tc, check_reads_the_configuration_and_exits);
 	tcase_add_test(tc, sigterm_stops_a_daemon_on_its_base);
 	tcase_add_test(tc, sigterm_stops_a_daemon_without_a_base);
+	tcase_add_test(tc, sigterm_during_make_waits_for_the_watch);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
