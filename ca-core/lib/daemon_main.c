@@ -18,7 +18,7 @@
 #define HSMCA_VERSION "unknown"
 #endif
 
-/* A daemon's own options beyond the common ones; four is what cad needs today. */
+/* A daemon's own options beyond the common ones; cad has five. */
 #define DAEMON_OWN_MAX 16
 
 /* getopt_long's values for the common options that have no one-letter form, and for the

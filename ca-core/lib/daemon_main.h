@@ -14,7 +14,8 @@
  *   6. the daemon made under its sandbox (sandbox.h: the user switch, then make, then
  *      no_new_privs and seccomp; keyd makes first, as root, and then drops), with SIGTERM
  *      and SIGINT watched as libevent signal events on the daemon's main event base, so a
- *      signal becomes an ordinary event that calls the daemon's stop function;
+ *      signal becomes an ordinary event that calls the daemon's stop function (one sent
+ *      while the daemon is being made waits, blocked, until it is watched);
  *   7. run until stopped (exit 0 on a clean stop, else 1), then everything freed.
  *
  * A daemon without an event loop of its own (crld) gets one from the scaffold: a small loop
