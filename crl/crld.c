@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,7 @@ struct crld {
 	struct ca *cas;
 	size_t n_cas;
 	struct crld_http *http;
-	volatile int stop;
+	atomic_int stop;      /* crld_stop, from the daemon's signal thread */
 	pthread_mutex_t lock; /* scope state that /health reads */
 	int64_t last_stale_log;
 };

@@ -58,8 +58,10 @@ struct crld;
 int crld_new(const struct crld_config *cfg, struct crld **out, char *err, size_t errsz);
 /* Build and publish every CRL once (full, and delta where enabled); 0 if all succeeded. */
 int crld_publish_all(struct crld *c);
-/* Serve and publish until crld_stop (or SIGTERM/SIGINT in the daemon). 0 on a clean stop. */
+/* Serve and publish until crld_stop (the daemon calls it on SIGTERM and SIGINT). 0 on a clean
+ * stop. */
 int crld_run(struct crld *c);
+/* Ask crld_run to return within a second; from any thread. */
 void crld_stop(struct crld *c);
 void crld_free(struct crld *c);
 

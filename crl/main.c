@@ -1,134 +1,93 @@
 /* hsmca-crld: reads its configuration, loads the keyd provider (CA keys are used through it
- * only), then builds, publishes and serves CRLs until SIGTERM or SIGINT (or once, --once). */
-#include <getopt.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/provider.h>
-
+ * only), switches to its user, then builds, publishes and serves CRLs under its sandbox until
+ * SIGTERM or SIGINT, or publishes every CRL once and exits (--once). crld's loop waits on
+ * PostgreSQL's announcements, not on an event base, so the scaffold watches the signals on a
+ * thread of its own. daemon_main.h is how every daemon starts. */
 #include "crld.h"
-#include "daemon.h"
-#include "log.h"
-#include "sandbox.h"
+#include "daemon_main.h"
 
 static const struct sandbox_profile crld_sandbox = {"hsmca-crld", SANDBOX_NET_INET};
 
-static struct crld *running;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (running)
-		crld_stop(running);
-}
-
-/* crld_new for sandbox_start. */
-struct made {
-	struct crld_config *cfg;
+struct crld_main {
+	struct crld_config cfg;
 	struct crld *c;
+	int once; /* --once */
 };
 
-static int make(void *arg, char *err, size_t errlen)
+static int set_once(void *ctx, const char *arg)
 {
-	struct made *m = arg;
-
-	return crld_new(m->cfg, &m->c, err, errlen);
+	(void)arg;
+	((struct crld_main *)ctx)->once = 1;
+	return 0;
 }
 
-static void usage(FILE *f)
+/* --once publishes; --check only reads the configuration. */
+static int options_check(void *ctx, const struct daemon_args *args)
 {
-	fprintf(f,
-	        "usage: hsmca-crld --config FILE [--once | --check] [--verbose]\n"
-	        "  --config FILE  the configuration (docs/crld.md)\n"
-	        "  --once         build and publish every CRL once, then exit (0: all published)\n"
-	        "  --check        read and check the configuration, then exit\n"
-	        "  --verbose      log debug messages\n"
-	        "The keyd provider finds keyd by $HSMCA_KEYD_SOCKET or its openssl.cnf section;\n"
-	        "the database is the configuration's \"database\" or libpq's environment.\n");
+	return ((struct crld_main *)ctx)->once && args->check ? -1 : 0;
+}
+
+static int load(void *ctx, const char *path, char *err, size_t errlen)
+{
+	return crld_config_load(path, &((struct crld_main *)ctx)->cfg, err, errlen);
+}
+
+static const struct sandbox_config *sandbox_of(void *ctx)
+{
+	return &((struct crld_main *)ctx)->cfg.sandbox;
+}
+
+static int make(void *ctx, char *err, size_t errlen)
+{
+	struct crld_main *m = ctx;
+
+	return crld_new(&m->cfg, &m->c, err, errlen);
+}
+
+static void stop(void *ctx)
+{
+	crld_stop(((struct crld_main *)ctx)->c);
+}
+
+static int run(void *ctx)
+{
+	struct crld_main *m = ctx;
+
+	return m->once ? crld_publish_all(m->c) : crld_run(m->c);
+}
+
+static void cleanup(void *ctx)
+{
+	crld_free(((struct crld_main *)ctx)->c);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'}, {"once", no_argument, NULL, 'o'},
-	    {"check", no_argument, NULL, 'k'},        {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-	struct crld_config *cfg = calloc(1, sizeof(*cfg));
-	OSSL_PROVIDER *keyd = NULL, *deflt = NULL;
-	const char *config = NULL;
-	struct crld *c = NULL;
-	int once = 0, check = 0, level = LOG_INFO, opt, rc = 1;
-	char err[1024];
-	struct made mk = {0};
-	struct sigaction sa;
+	static const struct daemon_option options[] = {
+	    {"once", 0, 'o', set_once},
+	    {NULL, 0, 0, NULL},
+	};
+	static const struct daemon_def def = {
+	    .name = "hsmca-crld",
+	    .doc = "docs/crld.md",
+	    .synopsis = "       hsmca-crld --config FILE --once [--verbose]\n",
+	    .help =
+	        "  --once         build and publish every CRL once, then exit (0: all published)\n"
+	        "The keyd provider finds keyd by $HSMCA_KEYD_SOCKET or its openssl.cnf section;\n"
+	        "the database is the configuration's \"database\" or libpq's environment.\n",
+	    .options = options,
+	    .providers = 1,
+	    .sandbox = &crld_sandbox,
+	    .user_switch = DAEMON_USER_BEFORE_MAKE,
+	    .options_check = options_check,
+	    .config_load = load,
+	    .sandbox_config = sandbox_of,
+	    .make = make,
+	    .stop = stop,
+	    .run = run,
+	    .cleanup = cleanup,
+	};
+	static struct crld_main m;
 
-	while ((opt = getopt_long(argc, argv, "c:okvh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'o':
-			once = 1;
-			break;
-		case 'k':
-			check = 1;
-			break;
-		case 'v':
-			level = LOG_DEBUG;
-			break;
-		case 'h':
-			usage(stdout);
-			free(cfg);
-			return 0;
-		default:
-			usage(stderr);
-			free(cfg);
-			return 2;
-		}
-	}
-	if (!config || optind != argc || !cfg || (once && check)) {
-		usage(stderr);
-		free(cfg);
-		return 2;
-	}
-	log_init("hsmca-crld", level);
-	signal(SIGPIPE, SIG_IGN);
-	if (crld_config_load(config, cfg, err, sizeof(err)) != 0) {
-		log_error("%s", err);
-		goto out;
-	}
-	if (check) {
-		printf("%s: configuration is valid\n", config);
-		rc = 0;
-		goto out;
-	}
-	if (daemon_providers_load(&deflt, &keyd) != 0)
-		goto out;
-	mk.cfg = cfg;
-	if (sandbox_start(&cfg->sandbox, &crld_sandbox, make, &mk, err, sizeof(err)) != 0) {
-		log_error("%s", err);
-		goto out;
-	}
-	c = mk.c;
-	if (once) {
-		rc = crld_publish_all(c) == 0 ? 0 : 1;
-		goto out;
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	running = c;
-	rc = crld_run(c) == 0 ? 0 : 1;
-	running = NULL;
-	log_info("stopped");
-out:
-	crld_free(c);
-	free(cfg);
-	daemon_providers_unload(deflt, keyd);
-	return rc;
+	return daemon_main(&def, &m, argc, argv);
 }

@@ -7,7 +7,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -676,26 +675,21 @@ int ocsp_server_start(struct ocspd *d, char *err, size_t errsz)
 	return 0;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+void ocspd_stop(struct ocspd *d)
 {
-	struct ocspd *d = arg;
-
-	(void)what;
-	log_info("signal %d: stopping", (int)sig);
 	event_base_loopexit(d->server->main_base, NULL);
+}
+
+struct event_base *ocspd_base(struct ocspd *d)
+{
+	return d->server->main_base;
 }
 
 int ocsp_server_run(struct ocspd *d)
 {
 	struct ocsp_server *s = d->server;
-	struct event *sigterm = evsignal_new(s->main_base, SIGTERM, on_signal, d);
-	struct event *sigint = evsignal_new(s->main_base, SIGINT, on_signal, d);
 	int started = 0;
 
-	if (!sigterm || !sigint || event_add(sigterm, NULL) || event_add(sigint, NULL)) {
-		log_error("cannot watch for signals");
-		goto out;
-	}
 	for (int i = 0; i < s->n; i++) {
 		if (pthread_create(&s->workers[i].th, NULL, worker_main, &s->workers[i]) != 0) {
 			log_error("cannot start worker threads");
@@ -717,11 +711,6 @@ int ocsp_server_run(struct ocspd *d)
 		event_base_loopexit(s->workers[i].base, NULL);
 		pthread_join(s->workers[i].th, NULL);
 	}
-out:
-	if (sigterm)
-		event_free(sigterm);
-	if (sigint)
-		event_free(sigint);
 	return started == s->n ? 0 : -1;
 }
 

@@ -52,8 +52,12 @@ struct ocspd;
 /* Load the responder certificates, bind the listeners, start the database thread (which
  * may find the database down: it keeps trying). 0, or -1 with err. */
 int ocspd_new(const struct ocspd_config *cfg, struct ocspd **out, char *err, size_t errsz);
-/* Serve until SIGTERM or SIGINT. */
+/* Serve until ocspd_stop (the daemon calls it on SIGTERM and SIGINT). */
 int ocspd_run(struct ocspd *d);
+/* Ask ocspd_run to stop accepting, let the signers finish and return; on ocspd_base's thread. */
+void ocspd_stop(struct ocspd *d);
+/* The main event base, on which ocspd_run runs: where the daemon watches signals. */
+struct event_base *ocspd_base(struct ocspd *d);
 void ocspd_free(struct ocspd *d);
 
 #endif

@@ -78,8 +78,12 @@ int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *c
 /* Set up TLS, the listener and the database connection (which may be down: it is retried per
  * request). 0, or -1 with err filled. */
 int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz);
-/* Serve until SIGTERM or SIGINT. */
+/* Serve until cad_stop (the daemon calls it on SIGTERM and SIGINT). */
 int cad_run(struct cad *cad);
+/* Ask every event loop to finish what it is doing and return; from any thread. */
+void cad_stop(struct cad *cad);
+/* Worker 0's event base, on which cad_run runs: where the daemon watches signals. */
+struct event_base *cad_base(struct cad *cad);
 void cad_free(struct cad *cad);
 
 #endif

@@ -5,7 +5,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,12 +41,8 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+void cad_stop(struct cad *cad)
 {
-	struct cad *cad = arg;
-
-	(void)what;
-	log_info("signal %d: shutting down", (int)sig);
 	for (int i = 0; i < cad->n_workers; i++)
 		if (cad->workers[i].base)
 			event_base_loopexit(cad->workers[i].base, NULL);
@@ -169,13 +164,6 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		}
 	}
 	cad->base = cad->workers[0].base;
-	cad->sigterm = evsignal_new(cad->base, SIGTERM, on_signal, cad);
-	cad->sigint = evsignal_new(cad->base, SIGINT, on_signal, cad);
-	if (!cad->sigterm || !cad->sigint || evsignal_add(cad->sigterm, NULL) ||
-	    evsignal_add(cad->sigint, NULL)) {
-		snprintf(err, errsz, "setting up signal handling failed");
-		goto out;
-	}
 	if (cad_checkpoint_start(cad) != 0) {
 		snprintf(err, errsz, "setting up the audit checkpoint timer failed");
 		goto out;
@@ -226,7 +214,7 @@ int cad_run(struct cad *cad)
 		struct cad_worker *w = &cad->workers[i];
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			log_error("cannot start event loop %d", i);
-			on_signal(SIGTERM, 0, cad);
+			cad_stop(cad);
 			break;
 		}
 		w->started = 1;
@@ -234,8 +222,8 @@ int cad_run(struct cad *cad)
 	log_info("listening on %s port %d with %d event loops", cad->cfg->listen_address, cad->port,
 	         cad->n_workers);
 	rc = event_base_dispatch(cad->base) < 0 ? -1 : 0;
-	/* Worker 0 stopped (a signal, or its loop failed): stop the others too. */
-	on_signal(0, 0, cad);
+	/* Worker 0 stopped (cad_stop, or its loop failed): stop the others too. */
+	cad_stop(cad);
 	for (int i = 1; i < cad->n_workers; i++)
 		if (cad->workers[i].started) {
 			pthread_join(cad->workers[i].thread, NULL);
@@ -244,14 +232,15 @@ int cad_run(struct cad *cad)
 	return rc;
 }
 
+struct event_base *cad_base(struct cad *cad)
+{
+	return cad->base;
+}
+
 void cad_free(struct cad *cad)
 {
 	if (!cad)
 		return;
-	if (cad->sigterm)
-		event_free(cad->sigterm);
-	if (cad->sigint)
-		event_free(cad->sigint);
 	if (cad->checkpoint_timer)
 		event_free(cad->checkpoint_timer);
 	for (int i = 0; i < cad->n_workers; i++) {

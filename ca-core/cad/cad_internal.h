@@ -58,7 +58,6 @@ struct cad {
 	 * and the audit key. */
 	pthread_mutex_t lock;
 	struct db *db; /* the checkpoint timer's own connection (main thread only) */
-	struct event *sigterm, *sigint;
 	struct event *checkpoint_timer;
 	_Atomic int64_t last_checkpoint_seq; /* written by the checkpoint timer, read by /metrics */
 	/* tls.client_crl, as last read (cad_client_crl.c); under lock */

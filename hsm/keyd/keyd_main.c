@@ -1,108 +1,120 @@
 /*
  * hsmca-keyd: the only process that loads the PKCS#11 module and knows the
- * token PIN. Reads its configuration, logs in, and serves signing requests
- * on a Unix socket to the clients its ACL names.
+ * token PIN. Reads its configuration and PIN file, logs in to the token as the
+ * user it starts as, listens on its Unix socket, and only then drops to its
+ * configured user under a filter that allows Unix sockets alone; it serves
+ * signing requests to the clients its ACL names until SIGTERM or SIGINT.
+ * daemon_main.h is how every hsmca daemon starts.
  */
-#include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "daemon_main.h"
 #include "keyd_config.h"
 #include "keyd_server.h"
 #include "keyd_token.h"
-#include "log.h"
-#include "sandbox.h"
 
 /* keyd has no network: Unix sockets only, and it connects to nothing. */
 static const struct sandbox_profile keyd_sandbox = {"hsmca-keyd", SANDBOX_NET_UNIX_SERVER};
 
-static void usage(FILE *f)
+struct keyd_main {
+	struct keyd_config cfg;
+	char pin[KEYD_PIN_MAX]; /* from the PIN file until the token is open */
+	struct keyd_token *tok;
+	struct keyd_server *srv;
+};
+
+/* The configuration, and the PIN file too, so that --check validates both. */
+static int load(void *ctx, const char *path, char *err, size_t errlen)
 {
-	fprintf(f, "usage: hsmca-keyd --config FILE [--check] [--debug]\n"
-	           "  --config FILE  keyd configuration (see docs/keyd.md)\n"
-	           "  --check        validate the configuration and PIN file, then exit\n"
-	           "  --debug        log debug messages\n");
+	struct keyd_main *k = ctx;
+	char e[512];
+
+	if (keyd_config_load(path, &k->cfg, e, sizeof(e)) != 0) {
+		snprintf(err, errlen, "configuration: %s", e);
+		return -1;
+	}
+	return keyd_pin_read(k->cfg.pin_file, k->pin, sizeof(k->pin), err, errlen);
+}
+
+static void note(void *ctx, char *out, size_t n)
+{
+	struct keyd_main *k = ctx;
+
+	snprintf(out, n, "(%zu clients)", k->cfg.nclients);
+}
+
+static const struct sandbox_config *sandbox_of(void *ctx)
+{
+	return &((struct keyd_main *)ctx)->cfg.sandbox;
+}
+
+/* Log in (the PIN is forgotten right after) and listen. */
+static int make(void *ctx, char *err, size_t errlen)
+{
+	struct keyd_main *k = ctx;
+	char e[512];
+
+	k->tok = keyd_token_open(&k->cfg, k->pin, k->cfg.workers, e, sizeof(e));
+	explicit_bzero(k->pin, sizeof(k->pin));
+	if (!k->tok) {
+		snprintf(err, errlen, "token: %s", e);
+		return -1;
+	}
+	k->srv = keyd_server_new(&k->cfg, k->tok, e, sizeof(e));
+	if (!k->srv) {
+		snprintf(err, errlen, "server: %s", e);
+		return -1;
+	}
+	return 0;
+}
+
+static struct event_base *base(void *ctx)
+{
+	return keyd_server_base(((struct keyd_main *)ctx)->srv);
+}
+
+static void stop(void *ctx)
+{
+	keyd_server_stop(((struct keyd_main *)ctx)->srv);
+}
+
+static int run(void *ctx)
+{
+	return keyd_server_run(((struct keyd_main *)ctx)->srv);
+}
+
+static void cleanup(void *ctx)
+{
+	struct keyd_main *k = ctx;
+
+	explicit_bzero(k->pin, sizeof(k->pin));
+	keyd_server_free(k->srv);
+	keyd_token_close(k->tok);
+	keyd_config_free(&k->cfg);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"check", no_argument, NULL, 'k'},
-	    {"debug", no_argument, NULL, 'd'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	static const struct daemon_def def = {
+	    .name = "hsmca-keyd",
+	    .doc = "docs/keyd.md",
+	    .help = "--check also reads the PIN file.\n",
+	    .debug_alias = 1, /* keyd's name for --verbose before the daemons agreed on one */
+	    .sandbox = &keyd_sandbox,
+	    /* Module loaded, logged in, socket listening: from then on keyd needs only its
+	     * token folder (recovery re-initialises the module) and the connections it accepts. */
+	    .user_switch = DAEMON_USER_AFTER_MAKE,
+	    .config_load = load,
+	    .check_note = note,
+	    .sandbox_config = sandbox_of,
+	    .make = make,
+	    .base = base,
+	    .stop = stop,
+	    .run = run,
+	    .cleanup = cleanup,
 	};
-	struct keyd_config cfg;
-	struct keyd_token *tok = NULL;
-	struct keyd_server *srv = NULL;
-	const char *path = NULL;
-	char err[512], pin[KEYD_PIN_MAX];
-	int check = 0, o, rc = 1;
+	static struct keyd_main k;
 
-	log_init("hsmca-keyd", LOG_INFO);
-	while ((o = getopt_long(argc, argv, "c:kdh", opts, NULL)) != -1) {
-		switch (o) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'k':
-			check = 1;
-			break;
-		case 'd':
-			log_set_level(LOG_DEBUG);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!path || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	if (keyd_config_load(path, &cfg, err, sizeof(err)) != 0) {
-		log_error("configuration: %s", err);
-		return 1;
-	}
-	if (keyd_pin_read(cfg.pin_file, pin, sizeof(pin), err, sizeof(err)) != 0) {
-		log_error("%s", err);
-		goto out;
-	}
-	if (check) {
-		printf("%s: configuration OK (%zu clients)\n", path, cfg.nclients);
-		rc = 0;
-		goto out;
-	}
-	tok = keyd_token_open(&cfg, pin, cfg.workers, err, sizeof(err));
-	explicit_bzero(pin, sizeof(pin));
-	if (!tok) {
-		log_error("token: %s", err);
-		goto out;
-	}
-	srv = keyd_server_new(&cfg, tok, err, sizeof(err));
-	if (!srv) {
-		log_error("server: %s", err);
-		goto out;
-	}
-	/* Module loaded, logged in, socket listening: from here on keyd needs only its token
-	 * folder (recovery re-initialises the module) and the connections it accepts. */
-	if (sandbox_apply(&cfg.sandbox, &keyd_sandbox, err, sizeof(err)) != 0) {
-		log_error("sandbox: %s", err);
-		goto out;
-	}
-	rc = keyd_server_run(srv) == 0 ? 0 : 1;
-	log_info("stopped");
-out:
-	explicit_bzero(pin, sizeof(pin));
-	keyd_server_free(srv);
-	keyd_token_close(tok);
-	keyd_config_free(&cfg);
-	return rc;
+	return daemon_main(&def, &k, argc, argv);
 }

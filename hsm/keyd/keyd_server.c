@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,9 +92,9 @@ struct worker {
 struct keyd_server {
 	const struct keyd_config *cfg;
 	struct keyd_token *tok;
-	struct event_base *base; /* acceptor, signals, health */
+	struct event_base *base; /* acceptor, health (and the daemon's signal events) */
 	struct evconnlistener *lis;
-	struct event *ev_int, *ev_term, *ev_health;
+	struct event *ev_health;
 	int fd;
 
 	struct worker *workers;
@@ -754,15 +753,6 @@ static void *generator_main(void *arg)
 	return NULL;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	struct keyd_server *s = arg;
-
-	(void)what;
-	log_info("signal %d: shutting down", (int)sig);
-	event_base_loopbreak(s->base);
-}
-
 static void on_health(evutil_socket_t fd, short what, void *arg)
 {
 	struct keyd_server *s = arg;
@@ -946,11 +936,8 @@ struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_t
 		s->fd = -1;
 		goto fail;
 	}
-	s->ev_int = evsignal_new(s->base, SIGINT, on_signal, s);
-	s->ev_term = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->ev_health = event_new(s->base, -1, EV_PERSIST, on_health, s);
-	if (!s->ev_int || !s->ev_term || !s->ev_health || event_add(s->ev_int, NULL) ||
-	    event_add(s->ev_term, NULL) || event_add(s->ev_health, &hi)) {
+	if (!s->ev_health || event_add(s->ev_health, &hi)) {
 		snprintf(err, errlen, "cannot set up events");
 		goto fail;
 	}
@@ -971,6 +958,11 @@ int keyd_server_run(struct keyd_server *s)
 void keyd_server_stop(struct keyd_server *s)
 {
 	event_base_loopbreak(s->base);
+}
+
+struct event_base *keyd_server_base(struct keyd_server *s)
+{
+	return s->base;
 }
 
 void keyd_server_free(struct keyd_server *s)
@@ -999,10 +991,6 @@ void keyd_server_free(struct keyd_server *s)
 	for (int i = 0; s->workers && i < s->nworkers; i++)
 		worker_free(&s->workers[i]);
 	free(s->workers);
-	if (s->ev_int)
-		event_free(s->ev_int);
-	if (s->ev_term)
-		event_free(s->ev_term);
 	if (s->ev_health)
 		event_free(s->ev_health);
 	if (s->base)
