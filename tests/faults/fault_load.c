@@ -2,7 +2,7 @@
  * fault_load: the client side of the fault-injection run (tests/faults/run).
  *
  *   fault_load load  --url U --cacert F --token-file F --ca ISSUER.pem --stop-file F
- *                    --journal OUT [--threads N] [--max-seconds S]
+ *                    --journal OUT [--threads N] [--max-seconds S] [--progress FILE]
  *                    [--seed-journal J --hold-release-only 1]
  *   fault_load check --journal J --db-dump D --ocsp-url U --ca ISSUER.pem
  *                    --responder OCSP.pem --crl CRL.der
@@ -19,6 +19,9 @@
  * population whose every change makes hsmca-ocspd sign afresh. The journal has one line per
  * certificate: <serial hex> <sha256 of DER> <state: good|revoked|hold> <reason> [<alternative
  * state>]
+ * With --progress FILE the number of acknowledged operations so far is written to FILE (replaced
+ * whole, five times a second), so that tests/faults/run can tell how much work was done
+ * between two kills.
  *
  * check: every journal certificate is in the database dump with the same DER hash and the
  * expected status; hsmca-ocspd answers it (signature checked) with the expected status and
@@ -64,7 +67,7 @@ struct cert {
 
 static const char *opt_url, *opt_cacert, *opt_token_file, *opt_ca, *opt_stop, *opt_journal,
     *opt_dump, *opt_ocsp_url, *opt_responder, *opt_crl;
-static const char *opt_seed;
+static const char *opt_seed, *opt_progress;
 static int opt_threads = 3, opt_hold_release;
 static double opt_max_seconds = 3600;
 static char auth_header[300];
@@ -73,6 +76,7 @@ static X509 *issuer;
 static atomic_long n_issue_ok, n_issue_unacked, n_revoke_ok, n_hold_ok, n_release_ok, n_retries,
     n_uncertain, n_anomalies;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int progress_stop;
 
 static double now(void)
 {
@@ -415,8 +419,36 @@ static void seed_clients(struct client *cls)
 	fclose(f);
 }
 
+static long acknowledged(void)
+{
+	return atomic_load(&n_issue_ok) + atomic_load(&n_revoke_ok) + atomic_load(&n_hold_ok) +
+	       atomic_load(&n_release_ok);
+}
+
+/* --progress: the acknowledged operations so far, written to a temporary file and renamed over
+ * opt_progress so that a reader never sees half a number. */
+static void *progress_main(void *arg)
+{
+	char tmp[4096];
+
+	(void)arg;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", opt_progress);
+	while (!atomic_load(&progress_stop)) {
+		FILE *f = fopen(tmp, "w");
+
+		if (f) {
+			fprintf(f, "%ld\n", acknowledged());
+			if (fclose(f) == 0)
+				rename(tmp, opt_progress);
+		}
+		usleep(200000);
+	}
+	return NULL;
+}
+
 static int run_load(void)
 {
+	pthread_t progress;
 	struct client cls[MAX_THREADS];
 	pthread_t t[MAX_THREADS];
 	FILE *j;
@@ -448,6 +480,8 @@ static int run_load(void)
 	for (int i = 0; i < opt_threads; i++)
 		if (pthread_create(&t[i], NULL, client_main, &cls[i]))
 			fatal("pthread_create");
+	if (opt_progress && pthread_create(&progress, NULL, progress_main, NULL))
+		fatal("pthread_create");
 	j = fopen(opt_journal, "w");
 	if (!j)
 		fatal("cannot write the journal");
@@ -470,6 +504,10 @@ static int run_load(void)
 	}
 	if (fclose(j) != 0)
 		fatal("writing the journal");
+	if (opt_progress) {
+		atomic_store(&progress_stop, 1);
+		pthread_join(progress, NULL);
+	}
 	printf("operations (%.0f s): issued %ld (unacknowledged %ld), revoked %ld, held %ld, "
 	       "released %ld; retries %ld; left uncertain %ld; anomalies %ld\n",
 	       now() - t0, atomic_load(&n_issue_ok), atomic_load(&n_issue_unacked),
@@ -789,6 +827,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: fault_load load --url U --cacert F --token-file F --ca F "
 	                "--stop-file F --journal F [--threads N] [--max-seconds S]\n"
+	                "                [--progress FILE]\n"
 	                "       fault_load check --journal J --db-dump D --ocsp-url U --ca F "
 	                "--responder F --crl F\n");
 	exit(2);
@@ -830,6 +869,8 @@ int main(int argc, char **argv)
 			opt_responder = v;
 		else if (!strcmp(a, "--crl"))
 			opt_crl = v;
+		else if (!strcmp(a, "--progress"))
+			opt_progress = v;
 		else if (!strcmp(a, "--seed-journal"))
 			opt_seed = v;
 		else if (!strcmp(a, "--hold-release-only"))
