@@ -4,7 +4,8 @@
  * CRL). The file is parsed completely into struct ceremony before anything
  * else happens; ceremony_run() then checks every input, asks keyd for the
  * keys, builds, lints, signs, lints and verifies, and places every output and
- * the transcript at once or none of them. docs/ceremony.md is the reference.
+ * the transcript at once or none of them. A failed run places its transcript
+ * alone, under a name that says it failed. docs/ceremony.md is the reference.
  */
 #ifndef HSMCA_CEREMONY_H
 #define HSMCA_CEREMONY_H
@@ -238,12 +239,16 @@ struct ceremony_opts {
 };
 
 /* Run the ceremony in path. 0 on success; -1 with the reason in err (the
- * transcript stream also shows it). Nothing is written unless everything
- * succeeded. It loads the keyd and default providers into OpenSSL's default
- * library context and sets its default properties to "?provider=default".
- * The provider keeps the first keyd socket it used for the life of the
- * process (docs/provider.md), so ceremonies against different keyds run in
- * different processes (as `hsmca ceremony run` does). */
+ * transcript stream also shows it). No output is written unless everything
+ * succeeded; a live run that fails after the file parsed writes its
+ * transcript, ending with the failure, the key it left on the token and what
+ * to do next, as NAME-FAILED-<time>.txt beside the transcript output NAME.txt,
+ * and err ends with that file's name. It loads the keyd and default
+ * providers into OpenSSL's default library context and sets its default
+ * properties to "?provider=default". The provider keeps the first keyd socket
+ * it used for the life of the process (docs/provider.md), so ceremonies
+ * against different keyds run in different processes (as `hsmca ceremony
+ * run` does). */
 int ceremony_run(const char *path, const struct ceremony_opts *o, char *err, size_t errsz);
 
 #endif

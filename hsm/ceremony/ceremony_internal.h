@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/provider.h>
@@ -50,6 +51,8 @@ void cer_tr_step(struct cer_transcript *t, const char *result, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 /* Text for the file only (the ceremony file itself, at the end). */
 void cer_tr_file_only(struct cer_transcript *t, const char *text, size_t len);
+/* Forget the file's text from len on (the terminal has seen it already). */
+void cer_tr_rewind(struct cer_transcript *t, size_t len);
 /* The header: who, where, when, what. */
 void cer_tr_header(struct cer_transcript *t, const struct ceremony *c, const char *socket,
                    int dry_run);
@@ -74,6 +77,12 @@ int cer_out_write(struct cer_output *o, const void *data, size_t len, char *err,
 int cer_out_place(struct cer_output *outs, size_t n, char *err, size_t errsz);
 /* Remove the temporary files (placed outputs stay). Safe to call more than once. */
 void cer_out_discard(struct cer_output *outs, size_t n);
+/* A failed run's transcript, beside the transcript output under a name that
+ * says so: "NAME-FAILED-20260101T120000Z.txt" for NAME.txt (then -2, -3, ... if
+ * that exists). Written, synced and linked in one go, never over an existing
+ * file; the name it got goes into placed. */
+int cer_out_failed_transcript(const struct cer_path *transcript, time_t when, const void *data,
+                              size_t len, char *placed, size_t placedsz, char *err, size_t errsz);
 
 /* ---- keys through keyd and its OpenSSL provider ---- */
 

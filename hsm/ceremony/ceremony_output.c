@@ -5,6 +5,9 @@
  * appeared meanwhile is never overwritten; if one link fails, the outputs
  * already placed are removed again. The transcript is placed last, so an
  * output without its transcript marks a ceremony that did not finish.
+ *
+ * A failed run places one file only: its transcript, under a name that says
+ * it failed, so that it can never be taken for a finished ceremony's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -147,4 +151,83 @@ void cer_out_discard(struct cer_output *outs, size_t n)
 			unlink(outs[i].tmp);
 		outs[i].tmp[0] = 0;
 	}
+}
+
+/* NAME.txt -> NAME-FAILED-<stamp>[-n].txt; a name without .txt gets the suffix at its end. */
+static int failed_name(const char *path, const char *stamp, int n, char *out, size_t outsz)
+{
+	size_t len = strlen(path), stem = len;
+	const char *base = strrchr(path, '/');
+	char nth[16] = "";
+	int w;
+
+	base = base ? base + 1 : path;
+	if (strlen(base) > 4 && strcmp(path + len - 4, ".txt") == 0)
+		stem = len - 4;
+	if (n > 1)
+		snprintf(nth, sizeof(nth), "-%d", n);
+	w = snprintf(out, outsz, "%.*s-FAILED-%s%s%s", (int)stem, path, stamp, nth, path + stem);
+	return w > 0 && (size_t)w < outsz ? 0 : -1;
+}
+
+int cer_out_failed_transcript(const struct cer_path *transcript, time_t when, const void *data,
+                              size_t len, char *placed, size_t placedsz, char *err, size_t errsz)
+{
+	const char *base = strrchr(transcript->resolved, '/');
+	char dir[CER_PATH_MAX], tmp[CER_PATH_MAX + 32], stamp[32];
+	const uint8_t *p = data;
+	size_t off = 0;
+	struct tm tm;
+	int fd, rc = -1;
+
+	placed[0] = 0;
+	base = base ? base + 1 : transcript->resolved;
+	if (!gmtime_r(&when, &tm) || !strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm))
+		return cer_fail(err, errsz, "cannot format the time of the failure");
+	folder_of(transcript->resolved, dir, sizeof(dir));
+	snprintf(tmp, sizeof(tmp), "%s/.%s.hsmca-tmp-XXXXXX", dir, base);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return cer_fail(err, errsz, "cannot create a file in %s: %s", dir, strerror(errno));
+	while (off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			cer_fail(err, errsz, "writing %s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
+		cer_fail(err, errsz, "writing %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	/* Two failures within a second each keep their own file. */
+	for (int n = 1; n <= 100; n++) {
+		if (failed_name(transcript->resolved, stamp, n, placed, placedsz) != 0) {
+			cer_fail(err, errsz, "%s: the name of the failed transcript is too long",
+			         transcript->resolved);
+			break;
+		}
+		if (link(tmp, placed) == 0) {
+			rc = 0;
+			break;
+		}
+		if (errno != EEXIST) {
+			cer_fail(err, errsz, "placing %s: %s", placed, strerror(errno));
+			break;
+		}
+		if (n == 100)
+			cer_fail(err, errsz,
+			         "placing %s: 100 failed transcripts of this second exist", placed);
+	}
+	if (rc != 0)
+		placed[0] = 0;
+	else
+		sync_folder(placed);
+out:
+	close(fd);
+	unlink(tmp);
+	return rc;
 }

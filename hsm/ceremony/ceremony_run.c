@@ -12,7 +12,10 @@
  *   7. build, lint, sign, decode, lint again, verify, validate the path;
  *   8. write every output and the transcript, then link them into place.
  * Any failure after step 6 says plainly that the new key stays on the token.
+ * A live run that fails after the file parsed leaves its transcript, and
+ * nothing else, in a file named as failed (record_failure).
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +58,9 @@ struct run {
 
 	struct cer_output outs[MAX_OUTS];
 	size_t nouts;
+	/* Where the transcript's success summary starts: a failure while placing
+	 * drops it from the failed transcript. 0: not reached. */
+	size_t summary_at;
 };
 
 /* ---- small helpers ---- */
@@ -838,6 +844,18 @@ out:
 
 /* ---- 8. outputs ---- */
 
+/* A transcript file ends with the ceremony file itself. */
+static void append_ceremony_file(struct run *r)
+{
+	struct ceremony *c = r->c;
+
+	cer_tr_file_only(&r->tr, "\n--- ceremony file as run ---\n", 30);
+	cer_tr_file_only(&r->tr, c->text, c->text_len);
+	if (c->text_len && c->text[c->text_len - 1] != '\n')
+		cer_tr_file_only(&r->tr, "\n", 1);
+	cer_tr_file_only(&r->tr, "--- end of ceremony file ---\n", 29);
+}
+
 static int write_outputs(struct run *r)
 {
 	struct ceremony *c = r->c;
@@ -873,6 +891,7 @@ static int write_outputs(struct run *r)
 		cer_tr_line(&r->tr, "    next update:        %s", nu);
 		cer_tr_line(&r->tr, "    revoked entries:    %zu", c->crl.n_revoked);
 	}
+	r->summary_at = r->tr.len;
 	cer_tr_line(&r->tr, "outputs:");
 	for (size_t i = 0; i + 1 < r->nouts; i++) {
 		cer_hex(r->outs[i].sha256, 32, 0, hex, sizeof(hex));
@@ -883,17 +902,93 @@ static int write_outputs(struct run *r)
 	ceremony_time_str(time(NULL), now, sizeof(now));
 	cer_tr_line(&r->tr, "result: success, %s", now);
 
-	/* The transcript file ends with the ceremony file itself. */
-	cer_tr_file_only(&r->tr, "\n--- ceremony file as run ---\n", 30);
-	cer_tr_file_only(&r->tr, c->text, c->text_len);
-	if (c->text_len && c->text[c->text_len - 1] != '\n')
-		cer_tr_file_only(&r->tr, "\n", 1);
-	cer_tr_file_only(&r->tr, "--- end of ceremony file ---\n", 29);
+	append_ceremony_file(r);
 	if (r->tr.oom)
 		return cer_fail(r->err, r->errsz, "out of memory for the transcript");
 	if (cer_out_write(&r->outs[r->nouts - 1], r->tr.buf, r->tr.len, r->err, r->errsz) != 0)
 		return -1;
 	return cer_out_place(r->outs, r->nouts, r->err, r->errsz);
+}
+
+/* ---- a failure: what it left behind and what to do, on record ---- */
+
+static void append_err(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void append_err(struct run *r, const char *fmt, ...)
+{
+	size_t len = strlen(r->err);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->err + len, r->errsz - len, fmt, ap);
+	va_end(ap);
+}
+
+/* The end of a failed run's transcript, and (live runs) its file. The
+ * outputs' temporary files go first, so that the failed transcript is the
+ * only file the run leaves. */
+static void record_failure(struct run *r)
+{
+	char fp[120], now[32], placed[CER_PATH_MAX + 64], e[CER_ERR_MAX];
+	const char *label = r->c->key.label;
+	time_t when = time(NULL);
+
+	cer_out_discard(r->outs, r->nouts);
+	/* The success summary of a run that failed while placing its files is not true. */
+	if (r->summary_at)
+		cer_tr_rewind(&r->tr, r->summary_at);
+	cer_tr_step(&r->tr, "FAILED", "%s", r->err);
+	if (r->generated) {
+		cer_spki_fingerprint(r->subject.spki, r->subject.spki_len, fp, sizeof(fp));
+		cer_tr_line(&r->tr,
+		            "the key pair \"%s\" was generated and REMAINS ON THE TOKEN; no output "
+		            "was written",
+		            label);
+		cer_tr_line(&r->tr,
+		            "key left on the token: label \"%s\", public key (SPKI) sha256 %s",
+		            label, fp);
+		cer_tr_line(
+		    &r->tr,
+		    "next: find and correct the cause in the FAILED line above; then either "
+		    "run the ceremony again with key.existing: true, which certifies this "
+		    "key, or destroy the key \"%s\" with the token's own tools and run the "
+		    "ceremony again as it is",
+		    label);
+		append_err(r,
+		           "\nthe key pair \"%s\" was generated and REMAINS ON THE TOKEN; no "
+		           "output was written. Find the cause, then either run the ceremony "
+		           "again with key.existing: true or destroy the key with the token's "
+		           "own tools.",
+		           label);
+	} else {
+		cer_tr_line(&r->tr, "no key was generated and no output was written; the token "
+		                    "holds the keys it held before");
+		cer_tr_line(&r->tr, "next: correct the cause in the FAILED line above and run the "
+		                    "ceremony again");
+	}
+	ceremony_time_str(when, now, sizeof(now));
+	cer_tr_line(&r->tr, "result: FAILED, %s", now);
+	if (r->o->dry_run)
+		return; /* a dry run writes nothing, not even this */
+	append_ceremony_file(r);
+	if (r->tr.oom)
+		snprintf(e, sizeof(e), "out of memory for the transcript");
+	else if (cer_out_failed_transcript(&r->c->out.transcript, when, r->tr.buf, r->tr.len,
+	                                   placed, sizeof(placed), e, sizeof(e)) == 0) {
+		fprintf(r->tr.out, "the transcript of this failed run: %s\n", placed);
+		fflush(r->tr.out);
+		append_err(r, "\nthe transcript of this failed run: %s", placed);
+		return;
+	}
+	fprintf(r->tr.out,
+	        "the transcript of this failed run could not be written (%s): it "
+	        "is only here\n",
+	        e);
+	fflush(r->tr.out);
+	append_err(r,
+	           "\nthe transcript of this failed run could not be written (%s): it is "
+	           "only on stdout",
+	           e);
 }
 
 /* ---- the whole ---- */
@@ -949,25 +1044,7 @@ int ceremony_run(const char *path, const struct ceremony_opts *o, char *err, siz
 		on_warning(&r, "certificate.not_before is more than 48 hours in the past");
 	rc = run_steps(&r);
 	if (rc != 0) {
-		cer_tr_step(&r.tr, "FAILED", "%s", err);
-		if (r.generated) {
-			size_t len = strlen(err);
-			snprintf(
-			    err + len, errsz - len,
-			    "\nthe key pair \"%s\" was generated and REMAINS ON THE TOKEN; no "
-			    "output was written. Find the cause, then either run the ceremony "
-			    "again with key.existing: true or destroy the key with the token's "
-			    "own tools.",
-			    r.c->key.label);
-			cer_tr_line(
-			    &r.tr,
-			    "the key pair \"%s\" was generated and REMAINS ON THE TOKEN; no "
-			    "output was written",
-			    r.c->key.label);
-		} else {
-			cer_tr_line(&r.tr, "nothing was generated, signed or written");
-		}
-		cer_tr_line(&r.tr, "result: FAILED");
+		record_failure(&r);
 	} else if (o->dry_run) {
 		cer_tr_line(&r.tr,
 		            "result: dry run passed; nothing was generated, signed or written");

@@ -93,6 +93,14 @@ void cer_tr_file_only(struct cer_transcript *t, const char *text, size_t len)
 	append(t, text, len);
 }
 
+void cer_tr_rewind(struct cer_transcript *t, size_t len)
+{
+	if (len < t->len) {
+		t->len = len;
+		t->buf[len] = 0;
+	}
+}
+
 void cer_tr_header(struct cer_transcript *t, const struct ceremony *c, const char *socket,
                    int dry_run)
 {

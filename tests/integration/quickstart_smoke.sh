@@ -2,7 +2,8 @@
 # The first of README's two commands, as a user runs it: ./deploy/quickstart on a fresh state
 # folder, detached; the environment file, the demo PKI and keyd answer as the README says;
 # PostgreSQL and hsmca-cad run, and README's issuance example (issue, show, revoke) works; a
-# second start keeps the PKI and the database; --stop leaves nothing running.
+# second start keeps the PKI and the database, and renews hsmca-cad's TLS certificate when it
+# is due (judged at a later time by HSMCA_QUICKSTART_NOW); --stop leaves nothing running.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd -P)
@@ -107,10 +108,17 @@ openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-operator-ca.pe
 	"$HSMCA_CLIENT_CERT" >/dev/null || fail "the ca-admin certificate does not verify"
 "$hsmca" principal show ca-admin | grep -q '"ca-admin"' || fail "ca-admin cannot use the API"
 
-# hsmca-cad's own TLS certificate was issued by its own path: the database knows it.
+# hsmca-cad's own TLS certificate was issued by its own path: the database knows it, and the
+# audit log has its issuance by the local user.
 tls_serial=$(openssl x509 -in "$state/cad/tls.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
 "$hsmca" show "$tls_serial" | grep -q '"status": "issued"' ||
 	fail "hsmca-cad's TLS certificate $tls_serial is not in the database"
+# tls_audited SERIAL: the audit log records its successful issuance by the local user.
+tls_audited() {
+	[[ $(psql -X -tA -c "SELECT count(*) FROM audit_log WHERE action = 'certificate.issue'
+		AND object = '$1' AND outcome = 'success' AND actor LIKE 'local:%'") == 1 ]]
+}
+tls_audited "$tls_serial" || fail "the audit log has no issuance of hsmca-cad's TLS certificate"
 
 # README's issuance example: a CSR, issued by demo-officer, shown, revoked.
 officer=(--cert "$state/operator/demo-officer.pem" --key "$state/operator/demo-officer.key")
@@ -249,16 +257,47 @@ rm -f -- "$state/cad/cad.yaml" "$state/ocspd/ocspd.yaml" "$state/crld/crld.yaml"
 [[ $(psql -qAt -c "SELECT count(*) FROM certificates WHERE encode(serial, 'hex') = '$serial'") == 1 ]] ||
 	fail "restore did not bring the revoked certificate back"
 
-# A second start with the same state keeps the PKI (no second ceremony).
+# A second start with the same state keeps the PKI (no second ceremony). It starts at a time
+# when hsmca-cad's TLS certificate has a quarter of its life left, so it renews it.
 before=$(sha256sum "$pki/demo-root.pem")
 "$repo/deploy/quickstart" --state "$state" --stop >>"$log" 2>&1 || fail "--stop failed"
 [[ ! -S $HSMCA_KEYD_SOCKET ]] || fail "keyd socket still there after --stop"
 left=$(no_daemons_left) || fail "still running after --stop: $left"
-"$repo/deploy/quickstart" --state "$state" --detach >>"$log" 2>&1 || fail "second start failed"
+tls_nb=$(date -u -d "$(openssl x509 -in "$state/cad/tls.pem" -noout -startdate | cut -d= -f2)" +%s)
+tls_na=$(date -u -d "$(openssl x509 -in "$state/cad/tls.pem" -noout -enddate | cut -d= -f2)" +%s)
+tls_key_before=$(openssl pkey -in "$state/cad/tls.key" -pubout | sha256sum)
+second_log=$state/second-start.out
+HSMCA_QUICKSTART_NOW=$((tls_na - (tls_na - tls_nb) / 4)) \
+	"$repo/deploy/quickstart" --state "$state" --detach >"$second_log" 2>&1 ||
+	{ cat "$second_log" >>"$log"; fail "second start failed"; }
+cat "$second_log" >>"$log"
 # Every start rewrites the environment: the port may differ when another listener took it.
 # shellcheck disable=SC1091
 source "$state/env"
 [[ $(sha256sum "$pki/demo-root.pem") == "$before" ]] || fail "second start changed the root"
+# The renewal: a new key and certificate by cad's own path, served, listed and audited; the
+# old certificate stays on record, and an officer can revoke it like any other.
+grep -q "renewing hsmca-cad's TLS certificate: serial $tls_serial expires" "$second_log" ||
+	fail "the second start did not renew the TLS certificate: $(cat "$second_log")"
+tls_new=$(openssl x509 -in "$state/cad/tls.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+[[ $tls_new != "$tls_serial" ]] || fail "the renewed TLS certificate has the old serial"
+[[ $(openssl pkey -in "$state/cad/tls.key" -pubout | sha256sum) != "$tls_key_before" ]] ||
+	fail "the renewed TLS certificate kept the old key"
+openssl x509 -in "$state/cad/tls.pem" -noout -checkend $((300 * 86400)) >/dev/null ||
+	fail "the renewed TLS certificate is not fresh"
+[[ $(stat -c %a "$state/cad/tls.key") == 600 ]] || fail "the renewed TLS key is not mode 0600"
+served=$(openssl s_client -connect "${HSMCA_API_URL#https://}" -CAfile "$HSMCA_CA_BUNDLE" \
+	</dev/null 2>/dev/null | openssl x509 -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+[[ $served == "$tls_new" ]] || fail "hsmca-cad serves serial '$served', not the renewed $tls_new"
+"$hsmca" show "$tls_new" | grep -q '"status": "issued"' ||
+	fail "the renewed TLS certificate $tls_new is not in the database"
+tls_audited "$tls_new" || fail "the audit log has no issuance of the renewed TLS certificate"
+"$hsmca" show "$tls_serial" | grep -q '"status": "issued"' ||
+	fail "the replaced TLS certificate $tls_serial is no longer on record"
+"$hsmca" revoke "$tls_serial" --reason superseded "${officer[@]}" >/dev/null ||
+	fail "hsmca revoke of the replaced TLS certificate failed"
+"$hsmca" show "$tls_serial" | grep -q '"status": "revoked"' ||
+	fail "the replaced TLS certificate is not revoked"
 "$hsmca" keyd status | grep -q "keys: 4" || fail "second start changed the keys"
 "$hsmca" show "$serial" | grep -q '"status": "revoked"' ||
 	fail "second start: the revoked certificate is not in the database"

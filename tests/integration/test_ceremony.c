@@ -50,15 +50,18 @@ static int exists(const char *name)
 	return stat(path, &st) == 0;
 }
 
-/* Read a file of the work folder; malloc'd, NUL-terminated. */
+/* Read a file of the work folder (or an absolute path); malloc'd, NUL-terminated. */
 static char *slurp(const char *name, size_t *len)
 {
-	char path[900];
+	char path[1400];
 	FILE *f;
 	char *buf = malloc(1 << 20);
 	size_t n;
 
-	snprintf(path, sizeof(path), "%s/%s", work, name);
+	if (name[0] == '/')
+		snprintf(path, sizeof(path), "%s", name);
+	else
+		snprintf(path, sizeof(path), "%s/%s", work, name);
 	f = fopen(path, "rb");
 	ck_assert_msg(f != NULL, "%s is missing", name);
 	n = fread(buf, 1, (1 << 20) - 1, f);
@@ -117,6 +120,44 @@ static int openssl(char *out, size_t outsz, const char *args)
 static void snapshot(char *out, size_t outsz)
 {
 	ck_assert_int_eq(sh(out, outsz, "ls -lA --time-style=+%%s.%%N | tail -n +2 | sort"), 0);
+}
+
+/*
+ * A failed live run leaves one file: its transcript, named as failed, whose
+ * name it prints. Check that file, remove it (so that snapshots before and
+ * after compare) and return its text, malloc'd. NULL when the run left none,
+ * which is right only when it stopped before the ceremony began (the file did
+ * not parse), or when the transcript's own folder is what failed.
+ */
+static char *take_failed_transcript(const char *out)
+{
+	const char *tag = "the transcript of this failed run: ";
+	const char *at = strstr(out, tag);
+	char name[1200], path[1400];
+	char *text;
+
+	if (!at) {
+		ck_assert_msg(
+		    !strstr(out, "hsmca key ceremony transcript") ||
+		        strstr(out, "the transcript of this failed run could not be written"),
+		    "a failed run left no transcript:\n%s", out);
+		return NULL;
+	}
+	at += strlen(tag);
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(at, "\n"), at);
+	ck_assert_msg(strstr(name, "-FAILED-"), "%s is not named as failed", name);
+	text = slurp(name, NULL);
+	ck_assert_msg(strstr(text, "hsmca key ceremony transcript"), "%s", text);
+	ck_assert_msg(strstr(text, "  FAILED  "), "%s", text);
+	ck_assert_msg(strstr(text, "\nnext: "), "%s", text);
+	ck_assert_msg(strstr(text, "\nresult: FAILED, "), "%s", text);
+	ck_assert_msg(strstr(text, "--- ceremony file as run ---"), "%s", text);
+	if (name[0] == '/')
+		snprintf(path, sizeof(path), "%s", name);
+	else
+		snprintf(path, sizeof(path), "%s/%s", work, name);
+	ck_assert_int_eq(unlink(path), 0);
+	return text;
 }
 
 static size_t key_count(void)
@@ -373,6 +414,7 @@ START_TEST(second_run_refuses_and_changes_nothing)
 	ck_assert_int_eq(ceremony(out, sizeof(out), "run root.yaml"), 1);
 	ck_assert_msg(strstr(out, "root.yaml:18: outputs.certificate: ./root.pem already exists"),
 	              "%s", out);
+	free(take_failed_transcript(out));
 	snapshot(after, sizeof(after));
 	ck_assert_str_eq(before, after);
 	ck_assert_uint_eq(key_count(), keys);
@@ -384,6 +426,7 @@ START_TEST(second_run_refuses_and_changes_nothing)
 	ck_assert_int_eq(ceremony(out, sizeof(out), "run root.yaml"), 1);
 	ck_assert_msg(strstr(out, "root.yaml:4: key.label: a key labelled \"root\" already exists"),
 	              "%s", out);
+	free(take_failed_transcript(out));
 	snapshot(after, sizeof(after));
 	ck_assert_str_eq(before, after);
 	ck_assert_uint_eq(key_count(), keys);
@@ -621,7 +664,8 @@ START_TEST(issuer_label_naming_another_key_stops_before_anything)
 	ck_assert_msg(strstr(out, "inter.yaml:3: issuer.label: keyd's key \"imposter\" is not the "
 	                          "key of ./root.pem"),
 	              "%s", out);
-	ck_assert_ptr_nonnull(strstr(out, "nothing was generated, signed or written"));
+	ck_assert_ptr_nonnull(strstr(out, "no key was generated and no output was written"));
+	free(take_failed_transcript(out));
 	snapshot(after, sizeof(after));
 	ck_assert_str_eq(before, after);
 	/* Stopped before generating: the new label is still free. */
@@ -724,7 +768,11 @@ static void setup_no_sign(void)
 
 START_TEST(failure_after_generation_says_the_key_remains)
 {
-	char out[1 << 16], before[8192], after[8192];
+	struct keyd_client *c;
+	struct keyd_key k;
+	struct keyd_err err;
+	char out[1 << 16], before[8192], after[8192], fp[120], line[300];
+	char *text;
 
 	put("root.yaml", root_yaml);
 	snapshot(before, sizeof(before));
@@ -732,9 +780,64 @@ START_TEST(failure_after_generation_says_the_key_remains)
 	ck_assert_msg(strstr(out, "the key pair \"root\" was generated and REMAINS ON THE TOKEN"),
 	              "%s", out);
 	ck_assert_ptr_nonnull(strstr(out, "denied"));
+	ck_assert_msg(strstr(out, "the transcript of this failed run: ./root.transcript-FAILED-"),
+	              "%s", out);
+	ck_assert(key_exists("root"));
+
+	/* On record: the failure, the key it left (label and public key), what to do. */
+	text = take_failed_transcript(out);
+	ck_assert_ptr_nonnull(text);
+	c = keyd_client_new(h.socket, 0);
+	ck_assert_int_eq(keyd_client_get_pubkey(c, "root", &k, &err), KEYD_OK);
+	keyd_client_free(c);
+	cer_spki_fingerprint(k.spki, k.spki_len, fp, sizeof(fp));
+	snprintf(line, sizeof(line),
+	         "\nkey left on the token: label \"root\", public key (SPKI) sha256 %s\n", fp);
+	ck_assert_msg(strstr(text, line), "no \"%s\" in\n%s", line + 1, text);
+	ck_assert_msg(strstr(text, "  FAILED  "), "%s", text);
+	ck_assert_ptr_nonnull(strstr(text, "denied"));
+	ck_assert_ptr_nonnull(strstr(text, "REMAINS ON THE TOKEN"));
+	ck_assert_ptr_nonnull(strstr(text, "key.existing: true"));
+	ck_assert_ptr_nonnull(strstr(text, root_yaml));
+	free(text);
+	/* ... and nothing else: no certificate, no transcript of success, no temporary file. */
 	snapshot(after, sizeof(after));
 	ck_assert_str_eq(before, after);
-	ck_assert(key_exists("root"));
+}
+END_TEST
+
+/* A failed transcript goes to the transcript's folder, each failure its own file; the
+ * outputs' folder stays empty. */
+START_TEST(failed_transcript_goes_to_the_transcript_folder)
+{
+	static char out1[1 << 16], out2[1 << 16];
+	char listing[4096];
+	char *yaml, *text;
+
+	ck_assert_int_eq(sh(listing, sizeof(listing), "mkdir out records"), 0);
+	yaml = replace(root_yaml, "  certificate: root.pem\n",
+	               "  certificate: out/root.pem\n  transcript: records/root-2026.txt\n");
+	put("root.yaml", yaml);
+	free(yaml);
+	ck_assert_int_eq(ceremony(out1, sizeof(out1), "run root.yaml"), 1);
+	ck_assert_int_eq(ceremony(out2, sizeof(out2), "run root.yaml"), 1);
+	ck_assert_msg(strstr(out2, "a key labelled \"root\" already exists"), "%s", out2);
+	ck_assert_int_eq(
+	    sh(listing, sizeof(listing), "ls -A records | grep -c '^root-2026-FAILED-'"), 0);
+	ck_assert_str_eq(listing, "2\n");
+
+	ck_assert_msg(
+	    strstr(out1, "the transcript of this failed run: ./records/root-2026-FAILED-"), "%s",
+	    out1);
+	text = take_failed_transcript(out1);
+	ck_assert_ptr_nonnull(strstr(text, "REMAINS ON THE TOKEN"));
+	free(text);
+	text = take_failed_transcript(out2);
+	ck_assert_ptr_nonnull(strstr(text, "no key was generated and no output was written"));
+	ck_assert_ptr_null(strstr(text, "REMAINS"));
+	free(text);
+	ck_assert_int_eq(sh(listing, sizeof(listing), "ls -A out records"), 0);
+	ck_assert_str_eq(listing, "out:\n\nrecords:\n");
 }
 END_TEST
 
@@ -1034,6 +1137,7 @@ START_TEST(bad_ceremony_file_gives_its_error_and_writes_nothing)
 	ck_assert_int_eq(ceremony(out, sizeof(out), "run bad.yaml"), 1);
 	ck_assert_msg(strstr(out, bc->expect), "case %d: expected\n  %s\ngot\n%s", _i, bc->expect,
 	              out);
+	free(take_failed_transcript(out));
 	snapshot(after, sizeof(after));
 	ck_assert_str_eq(before, after);
 	ck_assert_uint_eq(key_count(), keys);
@@ -1248,6 +1352,7 @@ static Suite *ceremony_suite(void)
 	tcase_add_checked_fixture(tc, setup_no_sign, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, failure_after_generation_says_the_key_remains);
+	tcase_add_test(tc, failed_transcript_goes_to_the_transcript_folder);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bad-files");
