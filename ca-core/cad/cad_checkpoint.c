@@ -1,6 +1,7 @@
-/* Signed checkpoints over the audit chain's head (invariant 5): at a configured interval the
- * head's seq and hash are signed through keyd and stored, so a rewrite of the whole chain by
- * someone without the key is detected, and a cut tail is limited to one interval. */
+/* Signed checkpoints over the audit chain's head (invariant 5 of docs/architecture.md): at a
+ * configured interval the head's seq and hash are signed through keyd and stored, so a rewrite of
+ * the whole chain by someone without the key is detected, and a cut tail is limited to one
+ * interval. */
 #include <stdio.h>
 #include <string.h>
 

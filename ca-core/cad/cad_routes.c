@@ -244,7 +244,7 @@ void cad_dispatch(struct evhttp_request *req, void *arg)
 	if (!r.replied)
 		cad_reply_error(&r, 500, "internal", "the handler gave no answer");
 out:
-	/* Invariant 5 and the issue: every denied request is in the audit log. */
+	/* Invariant 5 of docs/architecture.md: every denied request is in the audit log too. */
 	if (r.action && ((rt && rt->roles) || audit_unrouted) && r.status >= 400 && r.status < 500)
 		cad_audit_denial(&r);
 	if (r.query_parsed)

@@ -60,7 +60,7 @@ source "$state/env"
 [[ $PATH == "$path_before" ]] || fail "sourcing state/env twice changes PATH again"
 
 hsmca=hsmca
-# Invariant 1: keyd alone maps the PKCS#11 module; no other daemon of the service has it in
+# Invariant 1 of docs/architecture.md: keyd alone maps the PKCS#11 module; no other daemon of the service has it in
 # its address space (read from /proc/PID/maps).
 module_mappers=0
 for pid in $(pgrep -f -- "--config $state" || true); do

@@ -2214,7 +2214,7 @@ START_TEST(keyd_down_is_503_nothing_signed_then_service_resumes)
 }
 END_TEST
 
-/* ================= crashes (invariant 2) ================= */
+/* ================= crashes (invariant 2 of docs/architecture.md) ================= */
 
 /* Start an issuance in a child process; returns its pid. The child exits 0 iff it received
  * no certificate. */

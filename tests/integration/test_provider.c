@@ -953,7 +953,7 @@ START_TEST(four_threads_sign_with_one_key)
 }
 END_TEST
 
-/* Invariant 1: a process that signs through the provider never maps the
+/* Invariant 1 of docs/architecture.md: a process that signs through the provider never maps the
  * PKCS#11 module; only keyd does. */
 START_TEST(signing_process_never_maps_the_pkcs11_module)
 {
