@@ -190,7 +190,10 @@ static int signals_watch(struct daemon_signals *s, char *err, size_t errlen)
 static void signals_end(struct daemon_signals *s)
 {
 	if (s->thread_started) {
-		event_base_loopbreak(s->own);
+		/* loopexit, not loopbreak: a break asked for before the thread has entered its
+		 * loop is forgotten when the loop starts (a short --once run on a loaded machine
+		 * then never joins); an exit is an event the loop runs whenever it starts. */
+		event_base_loopexit(s->own, NULL);
 		pthread_join(s->thread, NULL);
 	}
 	if (s->term)

@@ -1053,10 +1053,17 @@ START_TEST(http_serves_crls_with_etag_and_304)
 	{
 		char want[128];
 		long long n = crl_number(path("http/plain.crl"));
-		ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
-		ck_assert_ptr_nonnull(strstr(resp, "text/plain; version=0.0.4"));
+		/* The file is renamed into place a moment before crld records what it published:
+		 * wait for the record rather than race it. */
 		snprintf(want, sizeof(want),
 		         "hsmca_crld_crl_number{crl=\"plain\",kind=\"full\"} %lld\n", n);
+		for (int i = 0; i < 100; i++) {
+			ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
+			if (strstr(resp, want))
+				break;
+			usleep(100 * 1000);
+		}
+		ck_assert_ptr_nonnull(strstr(resp, "text/plain; version=0.0.4"));
 		ck_assert_msg(strstr(resp, want), "%s", resp);
 		ck_assert_ptr_nonnull(
 		    strstr(resp, "hsmca_crld_stale{crl=\"plain\",kind=\"full\"} 0\n"));
