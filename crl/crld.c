@@ -27,6 +27,11 @@
 /* d2i and X509_CRL_verify as a second check for CRLs up to this size. */
 #define FULL_PARSE_MAX (1 << 20)
 #define STALE_LOG_SECONDS 60
+/* The change log is pruned in statements of at most this many rows, between CRL builds. */
+#define PRUNE_BATCH 2000
+/* Connecting at start: the first retry after this, doubling up to the ceiling. */
+#define CONNECT_RETRY_MS 500
+#define CONNECT_RETRY_MAX_MS 30000
 
 struct scope {
 	char name[CRLD_NAME_MAX + 16]; /* file name stem: <ca> or <ca>-<shard> */
@@ -46,8 +51,10 @@ struct ca {
 	struct crld_authority_config cfg;
 	int32_t id;
 	X509 *cert;
-	struct ca_key key; /* opened on first use and after a failed signature */
-	int64_t dirty_at;  /* a revocation wants a new CRL at this time (ms); 0: none */
+	struct ca_key key;   /* opened on first use and after a failed signature */
+	int64_t dirty_at;    /* a revocation wants a new CRL at this time (ms); 0: none */
+	int64_t next_update; /* the full CRLs' period at the last build: the pruning margin */
+	int prune_due;       /* a new base was taken: older changes may go */
 	struct scope scopes[MAX_SCOPES];
 	int n_scopes;
 };
@@ -59,9 +66,15 @@ struct crld {
 	struct ca *cas;
 	size_t n_cas;
 	struct crld_http *http;
-	atomic_int stop;      /* crld_stop, from the daemon's signal thread */
-	pthread_mutex_t lock; /* scope state that /health reads */
+	atomic_int stop;         /* crld_stop, from the daemon's signal thread */
+	pthread_mutex_t lock;    /* scope state that /health reads, and the three below */
+	int ready;               /* connected and the authorities loaded; else degraded */
+	char db_error[400];      /* while not ready: why */
+	int64_t change_log_rows; /* -1: not counted yet */
 	int64_t last_stale_log;
+	size_t prune_next; /* the authority pruned next */
+	int count_due;     /* pruned since the change log was last counted */
+	int prune_more;    /* prune_step has more to do */
 };
 
 static int64_t now_ms(void)
@@ -94,6 +107,7 @@ static int effective(struct crld *c, struct ca *a, struct eff *e, char *why, siz
 	                                    : s.delta_crl_seconds;
 	if (e->delta >= e->next_update)
 		e->delta = 0;
+	a->next_update = e->next_update;
 	e->refresh = a->cfg.refresh_seconds ? a->cfg.refresh_seconds : e->next_update / 2;
 	if (e->refresh > e->next_update)
 		e->refresh = e->next_update / 2;
@@ -275,6 +289,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 		free(s->base_snapshot);
 		s->base_snapshot = snapshot;
 		snapshot = NULL;
+		a->prune_due = 1;
 	}
 	pthread_mutex_unlock(&c->lock);
 	log_info("published %s: CRL number %lld%s%s, %llu entries, %llu bytes, %lld ms (entries "
@@ -334,7 +349,7 @@ fail:
 	return -1;
 }
 
-int crld_publish_all(struct crld *c)
+static int publish_every(struct crld *c)
 {
 	int rc = 0;
 
@@ -347,6 +362,45 @@ int crld_publish_all(struct crld *c)
 
 /* ---- set-up ---- */
 
+/* The partitioning of a: the database's CRL distribution (what cad names in certificates) when
+ * one is stored, else the configuration's. 0; -2 when the configuration contradicts the
+ * database (err names both values); -1 when the database fails. */
+static int distribution(struct crld *c, const struct crld_authority_config *cfg, int32_t id,
+                        int *shards, char *err, size_t errsz)
+{
+	struct db_authority_settings s;
+	struct db_err e = {0};
+
+	if (db_authority_settings_get(c->db, id, &s, &e) != DB_OK) {
+		snprintf(err, errsz, "authority %s: %s", cfg->name, e.msg);
+		return -1;
+	}
+	if (!s.crl_base_url[0]) {
+		*shards = cfg->shards < 0 ? 0 : cfg->shards;
+		return 0;
+	}
+	if (strcmp(s.crl_base_url, c->cfg.base_url)) {
+		snprintf(
+		    err, errsz,
+		    "authority %s: the database's crl_base_url \"%s\" (where its certificates' "
+		    "CRL distribution point points) differs from publish.base_url \"%s\": make "
+		    "them agree",
+		    cfg->name, s.crl_base_url, c->cfg.base_url);
+		return -2;
+	}
+	if (cfg->shards >= 0 && cfg->shards != (int)s.crl_shards) {
+		snprintf(
+		    err, errsz,
+		    "authority %s: the database's crl_shards %d differs from shards %d in the "
+		    "configuration: leave shards out (the database's is used) or make them agree",
+		    cfg->name, (int)s.crl_shards, cfg->shards);
+		return -2;
+	}
+	*shards = (int)s.crl_shards;
+	return 0;
+}
+
+/* 0; -2 for a configuration that cannot work; -1 when the database fails. */
 static int add_ca(struct crld *c, const struct crld_authority_config *cfg, char *err, size_t errsz)
 {
 	struct ca *a = &c->cas[c->n_cas];
@@ -355,12 +409,26 @@ static int add_ca(struct crld *c, const struct crld_authority_config *cfg, char 
 	char uri[CA_KEY_URI_MAX];
 	const unsigned char *p;
 	struct stat st;
+	int shards, rc;
 
-	if (db_authority_find(c->db, cfg->name, &da, &e) != DB_OK) {
+	switch (db_authority_find(c->db, cfg->name, &da, &e)) {
+	case DB_OK:
+		break;
+	case DB_ERR_NOT_FOUND:
+	case DB_ERR_INVALID:
+		snprintf(err, errsz, "authority %s: %s", cfg->name, e.msg);
+		return -2;
+	default:
 		snprintf(err, errsz, "authority %s: %s", cfg->name, e.msg);
 		return -1;
 	}
+	if ((rc = distribution(c, cfg, da.id, &shards, err, errsz)) != 0) {
+		db_authority_clear(&da);
+		return rc;
+	}
+	memset(a, 0, sizeof(*a));
 	a->cfg = *cfg;
+	a->cfg.shards = shards;
 	a->id = da.id;
 	p = da.cert_der;
 	a->cert = d2i_X509(NULL, &p, (long)da.cert_der_len);
@@ -372,20 +440,20 @@ static int add_ca(struct crld *c, const struct crld_authority_config *cfg, char 
 	if (!a->cert) {
 		snprintf(err, errsz, "authority %s: its certificate in the database does not parse",
 		         cfg->name);
-		return -1;
+		return -2;
 	}
 	if (ca_key_init(&a->key, uri) != 0) {
 		snprintf(err, errsz, "authority %s: its key URI is too long", cfg->name);
 		X509_free(a->cert);
 		a->cert = NULL;
-		return -1;
+		return -2;
 	}
 	c->n_cas++;
 	a->scopes[0].shard = -1;
-	a->scopes[0].idp = !cfg->shards && cfg->idp;
+	a->scopes[0].idp = !shards && cfg->idp;
 	snprintf(a->scopes[0].name, sizeof(a->scopes[0].name), "%s", cfg->name);
 	a->n_scopes = 1;
-	for (int i = 0; i < cfg->shards; i++) {
+	for (int i = 0; i < shards; i++) {
 		struct scope *s = &a->scopes[a->n_scopes++];
 		s->shard = i;
 		s->idp = 1;
@@ -404,11 +472,77 @@ static int add_ca(struct crld *c, const struct crld_authority_config *cfg, char 
 	return 0;
 }
 
+static void drop_cas(struct crld *c)
+{
+	for (size_t i = 0; c->cas && i < c->n_cas; i++) {
+		X509_free(c->cas[i].cert);
+		ca_key_clear(&c->cas[i].key);
+		for (int j = 0; j < c->cas[i].n_scopes; j++)
+			free(c->cas[i].scopes[j].base_snapshot);
+	}
+	c->n_cas = 0;
+}
+
+/* Connect and load the authorities. 0 (c->ready); -1 when the database cannot be reached or
+ * fails (retry later); -2 for a configuration that cannot work. */
+static int connect_and_load(struct crld *c, char *err, size_t errsz)
+{
+	const struct crld_config *cfg = &c->cfg;
+	struct db_authority *list = NULL;
+	struct db_err e = {0};
+	size_t n = 0;
+	int rc = 0;
+
+	if (!c->db && db_connect(cfg->database, &c->db, &e) != DB_OK) {
+		snprintf(err, errsz, "database: %s", e.msg);
+		return -1;
+	}
+	if (cfg->n_authorities) {
+		for (size_t i = 0; i < cfg->n_authorities && rc == 0; i++)
+			rc = add_ca(c, &cfg->authorities[i], err, errsz);
+	} else if (db_authority_list(c->db, &list, &n, &e) != DB_OK) {
+		snprintf(err, errsz, "listing authorities: %s", e.msg);
+		rc = -1;
+	} else {
+		for (size_t i = 0; i < n && c->n_cas < CRLD_MAX_AUTHORITIES && rc == 0; i++) {
+			struct crld_authority_config ac = {0};
+			snprintf(ac.name, sizeof(ac.name), "%s", list[i].name);
+			ac.shards = -1;
+			rc = add_ca(c, &ac, err, errsz);
+		}
+		db_authority_list_free(list, n);
+		if (rc == 0 && !c->n_cas) {
+			snprintf(err, errsz, "the database has no authorities");
+			rc = -2;
+		}
+	}
+	if (rc != 0) {
+		drop_cas(c);
+		if (rc == -1) { /* the connection may be what failed: a new one next time */
+			db_close(c->db);
+			c->db = NULL;
+		}
+		return rc;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->ready = 1;
+	c->db_error[0] = '\0';
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static void degraded(struct crld *c, const char *why)
+{
+	pthread_mutex_lock(&c->lock);
+	snprintf(c->db_error, sizeof(c->db_error), "%s", why);
+	pthread_mutex_unlock(&c->lock);
+}
+
 int crld_new(const struct crld_config *cfg, struct crld **out, char *err, size_t errsz)
 {
 	struct crld *c = calloc(1, sizeof(*c));
-	struct db_err e = {0};
 	struct stat st;
+	char why[400];
 
 	*out = NULL;
 	if (!c) {
@@ -416,6 +550,7 @@ int crld_new(const struct crld_config *cfg, struct crld **out, char *err, size_t
 		return -1;
 	}
 	c->cfg = *cfg;
+	c->change_log_rows = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	c->cas = calloc(CRLD_MAX_AUTHORITIES, sizeof(*c->cas));
 	if (!c->cas) {
@@ -426,34 +561,17 @@ int crld_new(const struct crld_config *cfg, struct crld **out, char *err, size_t
 		snprintf(err, errsz, "publish folder %s: not a writable folder", cfg->folder);
 		goto fail;
 	}
-	if (db_connect(cfg->database, &c->db, &e) != DB_OK) {
-		snprintf(err, errsz, "database: %s", e.msg);
+	switch (connect_and_load(c, why, sizeof(why))) {
+	case 0:
+		break;
+	case -1:
+		/* Not fatal: serve what is published, report degraded, connect later. */
+		log_warn("degraded: %s; serving the CRLs already published and retrying", why);
+		degraded(c, why);
+		break;
+	default:
+		snprintf(err, errsz, "%s", why);
 		goto fail;
-	}
-	if (cfg->n_authorities) {
-		for (size_t i = 0; i < cfg->n_authorities; i++)
-			if (add_ca(c, &cfg->authorities[i], err, errsz) != 0)
-				goto fail;
-	} else {
-		struct db_authority *list = NULL;
-		size_t n = 0;
-		if (db_authority_list(c->db, &list, &n, &e) != DB_OK) {
-			snprintf(err, errsz, "listing authorities: %s", e.msg);
-			goto fail;
-		}
-		for (size_t i = 0; i < n && c->n_cas < CRLD_MAX_AUTHORITIES; i++) {
-			struct crld_authority_config ac = {0};
-			snprintf(ac.name, sizeof(ac.name), "%s", list[i].name);
-			if (add_ca(c, &ac, err, errsz) != 0) {
-				db_authority_list_free(list, n);
-				goto fail;
-			}
-		}
-		db_authority_list_free(list, n);
-		if (!c->n_cas) {
-			snprintf(err, errsz, "the database has no authorities");
-			goto fail;
-		}
 	}
 	*out = c;
 	return 0;
@@ -462,17 +580,109 @@ fail:
 	return -1;
 }
 
+/* ---- pruning the change log ---- */
+
+/* The oldest xmin of a's base snapshots ("xmin:xmax:xip,..."): changes of transactions below
+ * it are visible to every base, so no delta on them lists those. 0 when a scope has no base
+ * yet (nothing may go). */
+static uint64_t oldest_base_xmin(const struct ca *a)
+{
+	uint64_t oldest = UINT64_MAX;
+
+	for (int i = 0; i < a->n_scopes; i++) {
+		const char *snap = a->scopes[i].base_snapshot;
+		char *end;
+		unsigned long long x;
+		if (!snap)
+			return 0;
+		errno = 0;
+		x = strtoull(snap, &end, 10);
+		if (errno || end == snap || *end != ':')
+			return 0;
+		if (x < oldest)
+			oldest = x;
+	}
+	return oldest == UINT64_MAX ? 0 : oldest;
+}
+
+/* One bounded DELETE for the next authority with a new base, so that a CRL build waits for one
+ * batch at most; then, once no authority needs more, the change log's size for /metrics.
+ * 1 while more is to be done. */
+static int prune_step(struct crld *c)
+{
+	struct db_err e = {0};
+	int64_t deleted = 0, rows;
+
+	if (!c->ready)
+		return 0;
+	for (size_t k = 0; k < c->n_cas; k++) {
+		struct ca *a = &c->cas[(c->prune_next + k) % c->n_cas];
+		uint64_t xmin;
+		int64_t margin;
+		if (!a->prune_due)
+			continue;
+		c->prune_next = (c->prune_next + k) % c->n_cas;
+		c->count_due = 1;
+		xmin = oldest_base_xmin(a);
+		margin =
+		    c->cfg.prune_margin_seconds >= 0 ? c->cfg.prune_margin_seconds : a->next_update;
+		if (!xmin) {
+			a->prune_due = 0;
+			return 1;
+		}
+		if (db_crl_changes_prune(c->db, a->id, xmin, margin, PRUNE_BATCH, &deleted, &e) !=
+		    DB_OK) {
+			log_warn(
+			    "authority %s: pruning the CRL change log: %s (again after the next "
+			    "full CRL)",
+			    a->cfg.name, e.msg);
+			a->prune_due = 0;
+			return 1;
+		}
+		if (deleted)
+			log_debug("authority %s: %lld old CRL changes pruned", a->cfg.name,
+			          (long long)deleted);
+		if (deleted < PRUNE_BATCH) {
+			a->prune_due = 0;
+			c->prune_next = (c->prune_next + 1) % c->n_cas;
+		}
+		return 1;
+	}
+	/* Nothing due: count once after each round of pruning. */
+	if (c->change_log_rows >= 0 && !c->count_due)
+		return 0;
+	c->count_due = 0;
+	if (db_crl_changes_count(c->db, &rows, &e) != DB_OK) {
+		log_warn("%s", e.msg);
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->change_log_rows = rows;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+int crld_publish_all(struct crld *c)
+{
+	char why[400];
+	int rc;
+
+	if (!c->ready && connect_and_load(c, why, sizeof(why)) != 0) {
+		log_error("%s", why);
+		return -1;
+	}
+	rc = publish_every(c);
+	while (prune_step(c))
+		;
+	return rc;
+}
+
 void crld_free(struct crld *c)
 {
 	if (!c)
 		return;
 	crld_http_stop(c->http);
-	for (size_t i = 0; c->cas && i < c->n_cas; i++) {
-		X509_free(c->cas[i].cert);
-		ca_key_clear(&c->cas[i].key);
-		for (int j = 0; j < c->cas[i].n_scopes; j++)
-			free(c->cas[i].scopes[j].base_snapshot);
-	}
+	drop_cas(c);
 	free(c->cas);
 	db_close(c->db);
 	db_close(c->listen_db);
@@ -519,7 +729,15 @@ static int health(void *arg, char *text, size_t n)
 {
 	struct crld *c = arg;
 	char list[1800];
+	int ready;
 
+	pthread_mutex_lock(&c->lock);
+	ready = c->ready;
+	if (!ready)
+		snprintf(text, n, "degraded: %s; serving the CRLs already published", c->db_error);
+	pthread_mutex_unlock(&c->lock);
+	if (!ready)
+		return 0;
 	if (stale_list(c, time(NULL), list, sizeof(list))) {
 		snprintf(text, n, "stale: %s", list);
 		return 0;
@@ -531,7 +749,8 @@ static int health(void *arg, char *text, size_t n)
 /* The metrics registry's families for /metrics, made for each scrape: crld's figures live in
  * its scope table under c->lock, and /metrics is rare. */
 struct crld_families {
-	struct metrics_family *number, *published, *next_update, *stale, *failures, *listening;
+	struct metrics_family *number, *published, *next_update, *stale, *failures, *listening,
+	    *database, *change_log;
 };
 
 static int families(struct metrics *m, size_t crls, struct crld_families *f, char *err,
@@ -553,7 +772,14 @@ static int families(struct metrics *m, size_t crls, struct crld_families *f, cha
 	                    &f->failures, err, errsz) ||
 	    metrics_gauge(m, "hsmca_crld_revocations_listening",
 	                  "1 while LISTEN hsmca_revocation is up.", NULL, 1, &f->listening, err,
-	                  errsz))
+	                  errsz) ||
+	    metrics_gauge(m, "hsmca_crld_database_up",
+	                  "1 once the database was reached and the authorities loaded; 0 while "
+	                  "degraded.",
+	                  NULL, 1, &f->database, err, errsz) ||
+	    metrics_gauge(m, "hsmca_crld_change_log_rows",
+	                  "Entries in the CRL change log (crl_changes) after the last pruning.",
+	                  NULL, 1, &f->change_log, err, errsz))
 		return -1;
 	return 0;
 }
@@ -596,6 +822,11 @@ static size_t metrics(void *arg, char *text, size_t n)
 		}
 	pthread_mutex_unlock(&c->lock);
 	metrics_set(metrics_get(f.listening), c->listening);
+	pthread_mutex_lock(&c->lock);
+	metrics_set(metrics_get(f.database), c->ready);
+	if (c->change_log_rows >= 0)
+		metrics_set(metrics_get(f.change_log), c->change_log_rows);
+	pthread_mutex_unlock(&c->lock);
 	metrics_write(m, text, n, &len); /* cut at a whole line if need be */
 out:
 	metrics_free(m);
@@ -682,6 +913,35 @@ static int64_t next_wake_ms(struct crld *c)
 	return wake < ms ? 0 : wake - ms;
 }
 
+/* Degraded start: retry the database with backoff until it answers (0), crld is stopped (0),
+ * or the configuration turns out not to work with it (-1). */
+static int wait_for_database(struct crld *c)
+{
+	int64_t delay = CONNECT_RETRY_MS;
+	char why[400];
+
+	while (!c->ready && !c->stop) {
+		for (int64_t t = 0; t < delay && !c->stop; t += 100)
+			usleep(100000);
+		if (c->stop)
+			break;
+		switch (connect_and_load(c, why, sizeof(why))) {
+		case 0:
+			log_info("database reached: publishing");
+			break;
+		case -1:
+			delay = delay * 2 > CONNECT_RETRY_MAX_MS ? CONNECT_RETRY_MAX_MS : delay * 2;
+			log_warn("degraded: %s; retrying in %lld ms", why, (long long)delay);
+			degraded(c, why);
+			break;
+		default:
+			log_error("%s", why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int crld_run(struct crld *c)
 {
 	char err[512];
@@ -695,12 +955,18 @@ int crld_run(struct crld *c)
 	if (c->http)
 		log_info("serving %s on http://%s:%d/", c->cfg.folder, c->cfg.listen_address,
 		         c->cfg.listen_port);
+	if (wait_for_database(c) != 0)
+		return -1;
+	if (c->stop)
+		return 0;
 	/* Listen first: a revocation during the first publication is not missed. */
 	listen_again(c, 0);
-	crld_publish_all(c);
+	publish_every(c);
 	while (!c->stop) {
 		int64_t now = time(NULL);
 		int wait = (int)next_wake_ms(c);
+		if (c->prune_more)
+			wait = 0; /* more to prune: between builds, not instead of them */
 		if (!c->listening) {
 			usleep(200000);
 			listen_again(c, 1);
@@ -708,6 +974,7 @@ int crld_run(struct crld *c)
 			take_announcements(c, wait);
 		}
 		due_work(c);
+		c->prune_more = prune_step(c);
 		if (now - c->last_stale_log >= STALE_LOG_SECONDS) {
 			char list[1800];
 			if (stale_list(c, now, list, sizeof(list))) {

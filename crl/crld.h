@@ -21,8 +21,10 @@
 struct crld_authority_config {
 	char name[CRLD_NAME_MAX + 1];
 	char key_uri[CRLD_PATH_MAX]; /* "": keyd:label=<the database's key label> */
-	int shards;                  /* 0: unpartitioned; else 2..CRLD_MAX_SHARDS */
-	int idp;                     /* unpartitioned: carry an Issuing Distribution Point */
+	/* 0: unpartitioned; else 2..CRLD_MAX_SHARDS; -1 (not configured): the database's
+	 * crl_shards. A value the database contradicts is refused at start. */
+	int shards;
+	int idp; /* unpartitioned: carry an Issuing Distribution Point */
 	/* Overrides of the database's authority settings; 0: use those. */
 	int64_t next_update_seconds;
 	int64_t delta_seconds;   /* -1: no deltas whatever the database says */
@@ -39,6 +41,9 @@ struct crld_config {
 	int64_t debounce_ms;
 	int64_t retry_seconds;
 	int64_t expired_grace_seconds; /* expired certificates stay this long after notAfter */
+	/* The change log keeps entries this much longer than the bases crld holds need them, for
+	 * other instances' bases; -1: each authority's nextUpdate period. */
+	int64_t prune_margin_seconds;
 	struct crld_authority_config authorities[CRLD_MAX_AUTHORITIES];
 	size_t n_authorities;          /* 0: every authority in the database, unpartitioned */
 	struct sandbox_config sandbox; /* user, group, seccomp (docs/sandbox.md) */
@@ -54,7 +59,10 @@ int crld_file_name_ok(const char *name);
 
 struct crld;
 
-/* Connect, load the authorities and keys. 0, or -1 with err. */
+/* Connect, load the authorities and keys. 0, or -1 with err for a configuration that cannot
+ * work (an authority the database does not know, CRL distribution settings the database
+ * contradicts). A database that cannot be reached is no error: crld starts degraded and
+ * crld_run connects later; crld_publish_all fails until it has. */
 int crld_new(const struct crld_config *cfg, struct crld **out, char *err, size_t errsz);
 /* Build and publish every CRL once (full, and delta where enabled); 0 if all succeeded. */
 int crld_publish_all(struct crld *c);

@@ -12,8 +12,8 @@ static const char *const top_fields[] = {
     "database", "publish", "listen", "schedule", "authorities", "user", "group", "seccomp", NULL};
 static const char *const publish_fields[] = {"folder", "base_url", "pem", NULL};
 static const char *const listen_fields[] = {"address", "port", NULL};
-static const char *const schedule_fields[] = {"debounce_ms", "retry_seconds",
-                                              "expired_grace_seconds", NULL};
+static const char *const schedule_fields[] = {
+    "debounce_ms", "retry_seconds", "expired_grace_seconds", "prune_margin_seconds", NULL};
 static const char *const authority_fields[] = {
     "name", "key", "shards", "idp", "next_update_seconds", "delta_seconds", "refresh_seconds",
     NULL};
@@ -54,7 +54,7 @@ static int parse_authority(struct yconf *y, yaml_node_t *m, struct crld_authorit
 		                  CRLD_NAME_MAX);
 	if (a->key_uri[0] && strncmp(a->key_uri, "keyd:", 5))
 		return yconf_fail(y, m, "key", "\"%s\" is not a keyd: URI", a->key_uri);
-	l = 0;
+	l = -1; /* not given: the database's crl_shards */
 	if (yconf_opt_long(y, m, "shards", 0, CRLD_MAX_SHARDS, &l))
 		return -1;
 	if (l == 1)
@@ -135,6 +135,10 @@ static int load(struct yconf *y, struct crld_config *cfg)
 		if (yconf_opt_long(y, v, "expired_grace_seconds", 0, 100L * 366 * 86400, &l))
 			return -1;
 		cfg->expired_grace_seconds = l;
+		l = (long)cfg->prune_margin_seconds;
+		if (yconf_opt_long(y, v, "prune_margin_seconds", -1, 7776000, &l))
+			return -1;
+		cfg->prune_margin_seconds = l;
 	}
 	if ((seq = yconf_get(y, root, "authorities"))) {
 		if (!yconf_is_seq(seq))
@@ -163,6 +167,7 @@ static void defaults(struct crld_config *cfg)
 	sandbox_config_init(&cfg->sandbox);
 	cfg->debounce_ms = 2000;
 	cfg->retry_seconds = 30;
+	cfg->prune_margin_seconds = -1;
 }
 
 int crld_config_load(const char *path, struct crld_config *cfg, char *err, size_t errsz)

@@ -115,6 +115,7 @@ enum db_status db_profile_set_enabled(struct db *db, const char *profile, int en
                                       const char *by, struct db_err *err);
 
 #define DB_KEY_LABEL_MAX 64
+#define DB_CRL_URL_MAX 400
 
 /* An authority's CRL and OCSP settings, for crld and ocspd. */
 struct db_authority_settings {
@@ -124,6 +125,11 @@ struct db_authority_settings {
 	int64_t ocsp_nonce_rate_limit;   /* nonce requests per second answered; 0: no limit */
 	/* A keyd key label for delegated OCSP signing; "": the CA's own key signs. */
 	char ocsp_signer_key_label[DB_KEY_LABEL_MAX + 1];
+	/* Where certificates' CRL distribution point points and which CRLs crld publishes:
+	 * <crl_base_url><ca>.crl, or with crl_shards (2..256) <crl_base_url><ca>-<shard>.crl.
+	 * "" (and 0): none stored. The only source of both for cad and crld (migration 0010). */
+	char crl_base_url[DB_CRL_URL_MAX + 1];
+	int64_t crl_shards;
 	/* Read only: nobody stored settings yet; who stored them last, and when. */
 	int is_default;
 	char updated_by[129];
@@ -632,6 +638,22 @@ enum db_status db_crl_scan_next(struct db_crl_scan *s, struct db_crl_entry *e, i
                                 struct db_err *err);
 /* Ends the transaction; NULL is fine. */
 void db_crl_scan_close(struct db_crl_scan *s);
+
+/* The CRL distribution of an authority when a daemon's configuration names one: if the
+ * database has none stored yet, store url and shards (url "" stores nothing); then *stored_url
+ * (DB_CRL_URL_MAX + 1 bytes) and *stored_shards say what the database holds, for the caller to
+ * compare with its configuration. One statement: two daemons starting together agree. */
+enum db_status db_crl_distribution_claim(struct db *db, int32_t authority_id, const char *url,
+                                         int shards, const char *by, char *stored_url,
+                                         int *stored_shards, struct db_err *err);
+/* Forget at most max_rows entries of the authority's change log that are older than
+ * before_xid (the oldest xmin of the base CRL snapshots still in use) and than margin_seconds;
+ * *deleted says how many went. One bounded statement (migration 0010). */
+enum db_status db_crl_changes_prune(struct db *db, int32_t authority_id, uint64_t before_xid,
+                                    int64_t margin_seconds, int max_rows, int64_t *deleted,
+                                    struct db_err *err);
+/* The number of entries in the change log (every authority): for crld's metrics. */
+enum db_status db_crl_changes_count(struct db *db, int64_t *rows, struct db_err *err);
 
 /* 1 when s[0..len) is UTF-8 without NULs, overlong forms or surrogates: text PostgreSQL takes
  * (db_values.c). Callers check outside input with it before it reaches a query. */

@@ -217,3 +217,99 @@ void db_crl_scan_close(struct db_crl_scan *s)
 	db_rollback(s->db);
 	free(s);
 }
+
+enum db_status db_crl_distribution_claim(struct db *db, int32_t authority_id, const char *url,
+                                         int shards, const char *by, char *stored_url,
+                                         int *stored_shards, struct db_err *err)
+{
+	struct db_authority_settings d;
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	int64_t v;
+
+	stored_url[0] = '\0';
+	*stored_shards = 0;
+	if ((rc = db_check_text("CRL base URL", url, DB_CRL_URL_MAX, err)) != DB_OK ||
+	    (rc = db_check_text("principal name", by, 128, err)) != DB_OK)
+		return rc;
+	/* A row made here carries the defaults every other reader assumes for a missing row. */
+	db_authority_settings_default(&d);
+	db_param_int(&p, authority_id);
+	db_param_text(&p, url);
+	db_param_int(&p, url[0] ? shards : 0);
+	db_param_text(&p, by);
+	db_param_int(&p, d.crl_next_update_seconds);
+	db_param_int(&p, d.delta_crl_seconds);
+	db_param_int(&p, d.ocsp_validity_seconds);
+	db_param_int(&p, d.ocsp_nonce_rate_limit);
+	/* Stored only where nothing is: the first daemon's configuration seeds the database,
+	 * every later one is compared with it. The SELECT sees the row as it was when no change
+	 * was made. */
+	rc = db_exec(
+	    db,
+	    "WITH ins AS (INSERT INTO authority_settings (authority_id,"
+	    " crl_next_update_seconds, delta_crl_seconds, ocsp_validity_seconds,"
+	    " ocsp_nonce_rate_limit, updated_by, crl_base_url, crl_shards)"
+	    " SELECT $1::int4, $5::int4, $6::int4, $7::int4, $8::int4, $4::text, $2::text,"
+	    " $3::int4 WHERE $2::text <> ''"
+	    " ON CONFLICT (authority_id) DO UPDATE SET crl_base_url = excluded.crl_base_url,"
+	    " crl_shards = excluded.crl_shards, updated_by = excluded.updated_by,"
+	    " updated_at = now() WHERE authority_settings.crl_base_url = ''"
+	    " RETURNING crl_base_url, crl_shards)"
+	    " SELECT crl_base_url, crl_shards FROM ins UNION ALL"
+	    " SELECT crl_base_url, crl_shards FROM authority_settings"
+	    " WHERE authority_id = $1::int4 AND NOT EXISTS (SELECT 1 FROM ins)",
+	    &p, &r, err, "claiming the CRL distribution of authority %d", (int)authority_id);
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) == 0)
+		goto out; /* no row and nothing to store */
+	if (strlen(PQgetvalue(r, 0, 0)) > DB_CRL_URL_MAX || db_get_int64(r, 0, 1, &v) != 0) {
+		rc = db_fail(err, DB_ERR_QUERY, "authority %d: unreadable CRL distribution",
+		             (int)authority_id);
+		goto out;
+	}
+	snprintf(stored_url, DB_CRL_URL_MAX + 1, "%s", PQgetvalue(r, 0, 0));
+	*stored_shards = (int)v;
+out:
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_crl_changes_prune(struct db *db, int32_t authority_id, uint64_t before_xid,
+                                    int64_t margin_seconds, int max_rows, int64_t *deleted,
+                                    struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	char xid[24];
+
+	*deleted = 0;
+	snprintf(xid, sizeof(xid), "%llu", (unsigned long long)before_xid);
+	db_param_int(&p, authority_id);
+	db_param_text(&p, xid);
+	db_param_int(&p, margin_seconds);
+	db_param_int(&p, max_rows);
+	rc = db_exec(db, "SELECT crl_changes_prune($1, $2::xid8, $3::int4, $4::int4)::int8", &p, &r,
+	             err, "pruning the CRL change log of authority %d", (int)authority_id);
+	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, deleted) != 0))
+		rc = db_fail(err, DB_ERR_QUERY, "pruning the CRL change log: unexpected answer");
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_crl_changes_count(struct db *db, int64_t *rows, struct db_err *err)
+{
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	*rows = 0;
+	rc = db_exec(db, "SELECT count(*) FROM crl_changes", NULL, &r, err,
+	             "counting the CRL change log");
+	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, rows) != 0))
+		rc = db_fail(err, DB_ERR_QUERY, "counting the CRL change log: unexpected answer");
+	PQclear(r);
+	return rc;
+}

@@ -197,7 +197,7 @@ enum db_status db_authority_settings_get(struct db *db, int32_t authority_id,
 	rc = db_exec(db,
 	             "SELECT crl_next_update_seconds, delta_crl_seconds, ocsp_validity_seconds,"
 	             " ocsp_nonce_rate_limit, ocsp_signer_key_label, updated_by,"
-	             " floor(extract(epoch FROM updated_at))::bigint"
+	             " floor(extract(epoch FROM updated_at))::bigint, crl_base_url, crl_shards"
 	             " FROM authority_settings WHERE authority_id = $1",
 	             &p, &r, err, "reading the settings of authority %d", (int)authority_id);
 	if (rc != DB_OK || PQntuples(r) == 0)
@@ -208,13 +208,16 @@ enum db_status db_authority_settings_get(struct db *db, int32_t authority_id,
 	    db_get_int64(r, 0, 1, &out->delta_crl_seconds) != 0 ||
 	    db_get_int64(r, 0, 2, &out->ocsp_validity_seconds) != 0 ||
 	    db_get_int64(r, 0, 3, &out->ocsp_nonce_rate_limit) != 0 ||
-	    db_get_int64(r, 0, 6, &out->updated_at) != 0 || strlen(label) > DB_KEY_LABEL_MAX) {
+	    db_get_int64(r, 0, 6, &out->updated_at) != 0 || strlen(label) > DB_KEY_LABEL_MAX ||
+	    db_get_int64(r, 0, 8, &out->crl_shards) != 0 ||
+	    strlen(PQgetvalue(r, 0, 7)) > DB_CRL_URL_MAX) {
 		rc = db_fail(err, DB_ERR_QUERY, "authority %d: unreadable settings row",
 		             (int)authority_id);
 		goto out;
 	}
 	snprintf(out->ocsp_signer_key_label, sizeof(out->ocsp_signer_key_label), "%s", label);
 	snprintf(out->updated_by, sizeof(out->updated_by), "%s", by);
+	snprintf(out->crl_base_url, sizeof(out->crl_base_url), "%s", PQgetvalue(r, 0, 7));
 	out->is_default = 0;
 out:
 	PQclear(r);
@@ -231,7 +234,8 @@ enum db_status db_authority_settings_put(struct db *db, int32_t authority_id,
 
 	if ((rc = db_check_text("OCSP signer key label", s->ocsp_signer_key_label, DB_KEY_LABEL_MAX,
 	                        err)) != DB_OK ||
-	    (rc = db_check_text("principal name", by, 128, err)) != DB_OK)
+	    (rc = db_check_text("principal name", by, 128, err)) != DB_OK ||
+	    (rc = db_check_text("CRL base URL", s->crl_base_url, DB_CRL_URL_MAX, err)) != DB_OK)
 		return rc;
 	db_param_int(&p, authority_id);
 	db_param_int(&p, s->crl_next_update_seconds);
@@ -240,18 +244,22 @@ enum db_status db_authority_settings_put(struct db *db, int32_t authority_id,
 	db_param_int(&p, s->ocsp_nonce_rate_limit);
 	db_param_text(&p, s->ocsp_signer_key_label);
 	db_param_text(&p, by);
-	rc = db_exec(db,
-	             "INSERT INTO authority_settings (authority_id, crl_next_update_seconds,"
-	             " delta_crl_seconds, ocsp_validity_seconds, ocsp_nonce_rate_limit,"
-	             " ocsp_signer_key_label, updated_by)"
-	             " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (authority_id) DO UPDATE"
-	             " SET crl_next_update_seconds = excluded.crl_next_update_seconds,"
-	             " delta_crl_seconds = excluded.delta_crl_seconds,"
-	             " ocsp_validity_seconds = excluded.ocsp_validity_seconds,"
-	             " ocsp_nonce_rate_limit = excluded.ocsp_nonce_rate_limit,"
-	             " ocsp_signer_key_label = excluded.ocsp_signer_key_label,"
-	             " updated_by = excluded.updated_by, updated_at = now()",
-	             &p, &r, err, "storing the settings of authority %d", (int)authority_id);
+	db_param_text(&p, s->crl_base_url);
+	db_param_int(&p, s->crl_shards);
+	rc = db_exec(
+	    db,
+	    "INSERT INTO authority_settings (authority_id, crl_next_update_seconds,"
+	    " delta_crl_seconds, ocsp_validity_seconds, ocsp_nonce_rate_limit,"
+	    " ocsp_signer_key_label, updated_by, crl_base_url, crl_shards)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (authority_id) DO UPDATE"
+	    " SET crl_next_update_seconds = excluded.crl_next_update_seconds,"
+	    " delta_crl_seconds = excluded.delta_crl_seconds,"
+	    " ocsp_validity_seconds = excluded.ocsp_validity_seconds,"
+	    " ocsp_nonce_rate_limit = excluded.ocsp_nonce_rate_limit,"
+	    " ocsp_signer_key_label = excluded.ocsp_signer_key_label,"
+	    " crl_base_url = excluded.crl_base_url, crl_shards = excluded.crl_shards,"
+	    " updated_by = excluded.updated_by, updated_at = now()",
+	    &p, &r, err, "storing the settings of authority %d", (int)authority_id);
 	PQclear(r);
 	return rc;
 }

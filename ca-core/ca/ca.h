@@ -40,7 +40,9 @@ struct ca_authority {
 	EVP_PKEY *key;          /* loaded through keyd on first use; NULL while keyd is away */
 	int32_t db_id;          /* 0 until registered in the database */
 	/* CRL distribution point of issued certificates: <crl_base_url><name>.crl, or with
-	 * crl_shards > 1 <crl_base_url><name>-<shard>.crl (hsmca-crld, docs/crld.md). "": none. */
+	 * crl_shards > 1 <crl_base_url><name>-<shard>.crl (hsmca-crld, docs/crld.md). "": none.
+	 * The configuration's values until ca_authorities_ready has the database's: the one
+	 * source that crld publishes by (a configuration that disagrees is refused). */
 	char crl_base_url[CA_PATH_MAX];
 	int crl_shards;
 };

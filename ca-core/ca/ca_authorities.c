@@ -107,6 +107,42 @@ out:
 	return rc;
 }
 
+/* The CRL distribution point of a's certificates comes from the database, where crld reads
+ * which CRLs to publish: a configuration that names one seeds an empty database and must
+ * agree with a stored one. 0, -2 (database), -3 (the configuration disagrees). */
+static int crl_distribution(struct db *db, struct ca_authority *a, char *err, size_t errsz)
+{
+	char url[DB_CRL_URL_MAX + 1];
+	struct db_err derr = {0};
+	int shards;
+
+	switch (db_crl_distribution_claim(db, a->db_id, a->crl_base_url, a->crl_shards,
+	                                  "hsmca-cad configuration", url, &shards, &derr)) {
+	case DB_OK:
+		break;
+	case DB_ERR_INVALID:
+		snprintf(err, errsz, "authority %s: crl_base_url: %s", a->name, derr.msg);
+		return -3;
+	default:
+		snprintf(err, errsz, "%s", derr.msg);
+		return -2;
+	}
+	if (a->crl_base_url[0] && (strcmp(url, a->crl_base_url) || shards != a->crl_shards)) {
+		snprintf(err, errsz,
+		         "authority %s: crl_base_url \"%s\" and crl_shards %d in the configuration "
+		         "differ from the database's \"%s\" and %d (its settings, which hsmca-crld "
+		         "publishes by): make them agree, or leave them out of the configuration",
+		         a->name, a->crl_base_url, a->crl_shards, url, shards);
+		return -3;
+	}
+	if (!a->crl_base_url[0] && url[0])
+		log_info("authority %s: CRL distribution point %s%s from the database", a->name,
+		         url, shards ? " (partitioned)" : "");
+	snprintf(a->crl_base_url, sizeof(a->crl_base_url), "%s", url);
+	a->crl_shards = shards;
+	return 0;
+}
+
 int ca_authorities_ready(struct ca *ca, struct db *db, char *err, size_t errsz)
 {
 	int rc = 0;
@@ -119,8 +155,13 @@ int ca_authorities_ready(struct ca *ca, struct db *db, char *err, size_t errsz)
 
 		if (key_ready(ca, a, err, errsz) != 0)
 			rc = -1;
-		else if (!a->db_id)
+		else if (!a->db_id) {
 			rc = registered(db, a, err, errsz);
+			if (rc == 0)
+				rc = crl_distribution(db, a, err, errsz);
+			if (rc != 0)
+				a->db_id = 0; /* again next time */
+		}
 	}
 	pthread_mutex_unlock(ca->lock);
 	return rc;

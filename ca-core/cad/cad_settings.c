@@ -136,13 +136,14 @@ static json_t *settings_json(const struct db_authority *a, const struct db_autho
 	char t[32];
 
 	return json_pack(
-	    "{s:s, s:I, s:I, s:I, s:I, s:s, s:b, s:s?, s:s?}", "authority", a->name,
+	    "{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:b, s:s?, s:s?}", "authority", a->name,
 	    "crl_next_update_seconds", (json_int_t)s->crl_next_update_seconds, "delta_crl_seconds",
 	    (json_int_t)s->delta_crl_seconds, "ocsp_validity_seconds",
 	    (json_int_t)s->ocsp_validity_seconds, "ocsp_nonce_rate_limit",
 	    (json_int_t)s->ocsp_nonce_rate_limit, "ocsp_signer_key_label", s->ocsp_signer_key_label,
-	    "default", s->is_default, "updated_by", s->is_default ? NULL : s->updated_by,
-	    "updated_at", s->is_default ? NULL : cad_time_text(s->updated_at, t, sizeof(t)));
+	    "crl_base_url", s->crl_base_url, "crl_shards", (json_int_t)s->crl_shards, "default",
+	    s->is_default, "updated_by", s->is_default ? NULL : s->updated_by, "updated_at",
+	    s->is_default ? NULL : cad_time_text(s->updated_at, t, sizeof(t)));
 }
 
 void cad_h_authority_settings_get(struct cad_req *r)
@@ -191,6 +192,31 @@ static int label_valid(const char *s)
 	return 1;
 }
 
+/* crl_base_url: "" or an http(s) URL without spaces, commas, quotes, angle brackets or
+ * backslashes (it goes into an X509V3 value), as cad's configuration accepts; a '/' is
+ * appended when missing. 0, or -1 after replying. */
+static int apply_crl_url(struct cad_req *r, json_t *v, struct db_authority_settings *s)
+{
+	const char *u = json_is_string(v) ? json_string_value(v) : NULL;
+	size_t n = u ? strlen(u) : 0;
+	int ok = u && (n == 0 || !strncmp(u, "http://", 7) || !strncmp(u, "https://", 8)) &&
+	         n + (n && u[n - 1] != '/') <= DB_CRL_URL_MAX;
+
+	for (size_t i = 0; ok && i < n; i++)
+		if (u[i] <= ' ' || u[i] >= 0x7f || strchr(",\"'<>\\", u[i]))
+			ok = 0;
+	if (!ok) {
+		cad_reply_error(r, 400, "bad-setting",
+		                "\"crl_base_url\" must be \"\" or an http(s) URL of up to %d "
+		                "printable characters without , \" ' < > or \\",
+		                DB_CRL_URL_MAX);
+		return -1;
+	}
+	snprintf(s->crl_base_url, sizeof(s->crl_base_url), "%s%s", u,
+	         n && u[n - 1] != '/' ? "/" : "");
+	return 0;
+}
+
 /* Fields left out keep their stored (or default) value; each field given is checked. 0, or -1
  * after replying 400 bad-setting naming the field. */
 static int apply(struct cad_req *r, json_t *body, struct db_authority_settings *s)
@@ -221,6 +247,21 @@ static int apply(struct cad_req *r, json_t *body, struct db_authority_settings *
 		snprintf(s->ocsp_signer_key_label, sizeof(s->ocsp_signer_key_label), "%s",
 		         json_string_value(v));
 	}
+	if ((v = json_object_get(body, "crl_base_url")) && apply_crl_url(r, v, s) != 0)
+		return -1;
+	if ((v = json_object_get(body, "crl_shards"))) {
+		json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+		if (x != 0 && (x < 2 || x > 256)) {
+			cad_reply_error(r, 400, "bad-setting",
+			                "\"crl_shards\" must be 0 (one CRL) or 2..256");
+			return -1;
+		}
+		s->crl_shards = x;
+	}
+	if (s->crl_shards && !s->crl_base_url[0]) {
+		cad_reply_error(r, 400, "bad-setting", "\"crl_shards\" needs a crl_base_url");
+		return -1;
+	}
 	if (s->delta_crl_seconds != 0 &&
 	    (s->delta_crl_seconds < 60 || s->delta_crl_seconds >= s->crl_next_update_seconds)) {
 		cad_reply_error(r, 400, "bad-setting",
@@ -234,9 +275,14 @@ static int apply(struct cad_req *r, json_t *body, struct db_authority_settings *
 
 void cad_h_authority_settings_put(struct cad_req *r)
 {
-	static const char *const fields[] = {"crl_next_update_seconds", "delta_crl_seconds",
-	                                     "ocsp_validity_seconds",   "ocsp_nonce_rate_limit",
-	                                     "ocsp_signer_key_label",   NULL};
+	static const char *const fields[] = {"crl_next_update_seconds",
+	                                     "delta_crl_seconds",
+	                                     "ocsp_validity_seconds",
+	                                     "ocsp_nonce_rate_limit",
+	                                     "ocsp_signer_key_label",
+	                                     "crl_base_url",
+	                                     "crl_shards",
+	                                     NULL};
 	json_t *body = cad_body_object(r, fields), *detail = NULL;
 	struct db_authority_settings s;
 	struct db_authority a = {0};

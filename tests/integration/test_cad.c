@@ -2452,6 +2452,65 @@ static json_int_t jint(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
+/* One source for the CRL distribution: the configuration's crl_base_url and crl_shards seed
+ * the authority's settings in the database, where hsmca-crld reads which CRLs to publish;
+ * a configuration that disagrees with them is refused at start, naming both. */
+START_TEST(crl_distribution_is_the_databases_and_a_disagreement_is_refused)
+{
+	static const char *const bad[] = {
+	    "{\"crl_shards\":4}", /* issuing has no crl_base_url */
+	    "{\"crl_shards\":1}",
+	    "{\"crl_base_url\":\"ldap://crl.test/\"}",
+	    "{\"crl_base_url\":\"http://crl.test/a,b/\"}",
+	    "{\"crl_base_url\":7}",
+	};
+	char error[64], detail[1024], conf[8192], bin[512], out[512];
+	char *argv[] = {bin, "--config", conf, NULL};
+	const char *text;
+	json_t *o = NULL;
+
+	/* Seeded from the configuration at start; agreeing with it, cad runs. */
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/authorities/codesign/settings", NULL, &o),
+	                 200);
+	ck_assert_str_eq(jstr(o, "crl_base_url"), "http://crl.test/");
+	ck_assert_int_eq(jint(o, "crl_shards"), 4);
+	json_decref(o);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/authorities/issuing/settings", NULL, &o),
+	                 200);
+	ck_assert_str_eq(jstr(o, "crl_base_url"), "");
+	ck_assert_int_eq(jint(o, "crl_shards"), 0);
+	json_decref(o);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(
+		    put_settings("issuing", bad[i], error, sizeof(error), detail, sizeof(detail)),
+		    400);
+		ck_assert_str_eq(error, "bad-setting");
+		ck_assert_msg(strstr(detail, "crl_"), "%s", detail);
+	}
+	ck_assert_int_eq(count("SELECT count(*) FROM authority_settings s JOIN authorities a"
+	                       " ON a.id = s.authority_id WHERE a.name = 'issuing'"
+	                       " AND (crl_base_url <> '' OR crl_shards <> 0)"),
+	                 0);
+
+	/* The database says 8 shards, the configuration 4: a second cad (any port) refuses. */
+	sql_ok("UPDATE authority_settings SET crl_shards = 8 WHERE authority_id ="
+	       " (SELECT id FROM authorities WHERE name = 'codesign')");
+	snprintf(conf, sizeof(conf), config_fmt, 0, dir, dir, dir, dir, pg.app_ci, dir, dir);
+	harness_write_text(dir_file("cad-disagrees.yaml"), conf);
+	path_of(conf, sizeof(conf), "cad-disagrees.yaml");
+	path_of(out, sizeof(out), "cad-disagrees.log");
+	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
+	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+	ck_assert_int_eq(harness_run(argv, out), 1);
+	text = harness_slurp(out);
+	ck_assert_msg(strstr(text, "crl_base_url \"http://crl.test/\" and crl_shards 4") &&
+	                  strstr(text, "database's \"http://crl.test/\" and 8"),
+	              "%s", text);
+	sql_ok("UPDATE authority_settings SET crl_shards = 4 WHERE authority_id ="
+	       " (SELECT id FROM authorities WHERE name = 'codesign')");
+}
+END_TEST
+
 START_TEST(authority_settings_round_trip_and_are_validated)
 {
 	static const struct {
@@ -2546,11 +2605,11 @@ START_TEST(authority_settings_round_trip_and_are_validated)
 	                       " AND action = 'authority.settings.update'"
 	                       " AND detail LIKE '%bad-setting%'"),
 	                 (long long)(sizeof(bad) / sizeof(bad[0])));
-	/* The schema refuses what the API would. */
+	/* The schema refuses what the API would (migration 0010 added the CRL distribution's). */
 	ck_assert_int_eq(
 	    count("SELECT count(*) FROM pg_constraint"
 	          " WHERE conrelid = 'authority_settings'::regclass AND contype = 'c'"),
-	    5);
+	    7);
 
 	ck_assert_int_eq(put_settings("nobody", "{}", error, sizeof(error), detail, sizeof(detail)),
 	                 404);
@@ -2824,6 +2883,7 @@ int main(void)
 	tcase_add_test(tc, unknown_endpoint_is_audited_when_authenticated);
 	tcase_add_test(tc, disabled_profile_issues_nothing);
 	tcase_add_test(tc, authority_settings_round_trip_and_are_validated);
+	tcase_add_test(tc, crl_distribution_is_the_databases_and_a_disagreement_is_refused);
 	tcase_add_test(tc, retired_authority_issues_nothing_and_still_revokes);
 	tcase_add_test(tc, cli_manages_profiles_and_authorities);
 	tcase_add_test(tc, hostile_strings_in_every_text_field_get_a_clean_4xx);

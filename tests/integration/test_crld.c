@@ -1077,6 +1077,237 @@ START_TEST(http_serves_crls_with_etag_and_304)
 }
 END_TEST
 
+/* SQL as the schema owner, checked. */
+static void sql_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sql_ok(const char *fmt, ...)
+{
+	struct db *db = owner_db();
+	char sql[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	harness_pg_exec_ok(db_pgconn(db), sql);
+	db_close(db);
+}
+
+static long long sql_count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long sql_count(const char *fmt, ...)
+{
+	struct db *db = owner_db();
+	char sql[2048];
+	long long n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	n = harness_pg_count(db_pgconn(db), sql);
+	db_close(db);
+	return n;
+}
+
+/* The change log keeps only what a delta on a base still in use can need: a thousand changes
+ * before the base go, the changes after it stay, and base + delta still say the truth. */
+START_TEST(change_log_is_pruned_and_deltas_stay_right)
+{
+	static char resp[1 << 16];
+	struct leaf toggled, late, good;
+	char extra[600], line[128];
+	const char *crls[] = {NULL, NULL, NULL};
+	const char *conf;
+	long long base, dnum, rows = -1;
+	X509_REVOKED *e;
+	X509_CRL *crl;
+	char *out;
+	pid_t pid;
+
+	leaf_issue(&rsa, &toggled, 0, NULL, 0, 0);
+	leaf_issue(&rsa, &late, 0, NULL, 0, 0);
+	leaf_issue(&rsa, &good, 0, NULL, 0, 0);
+	/* 1,000 changes: held and released 500 times. */
+	sql_ok("DO $$ BEGIN FOR i IN 1..500 LOOP"
+	       " UPDATE certificates SET status = 'hold', revoked_at = now(),"
+	       " revocation_reason = 6 WHERE authority_id = %d AND encode(serial, 'hex') = '%s';"
+	       " UPDATE certificates SET status = 'issued', revoked_at = NULL,"
+	       " revocation_reason = NULL WHERE authority_id = %d AND encode(serial, 'hex') = '%s';"
+	       " END LOOP; END $$",
+	       (int)rsa.id, toggled.hex, (int)rsa.id, toggled.hex);
+	ck_assert_int_ge(
+	    sql_count("SELECT count(*) FROM crl_changes WHERE authority_id = %d", (int)rsa.id),
+	    1000);
+
+	http_port = free_port();
+	snprintf(extra, sizeof(extra),
+	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "schedule: {debounce_ms: 200, prune_margin_seconds: 0}\n"
+	         "authorities: [{name: rsaca, next_update_seconds: 3600, delta_seconds: 600}]\n",
+	         http_port);
+	conf = crld_config("prune", extra);
+	pid = crld_start(conf, path("prune.log"));
+	base = wait_newer(path("prune/rsaca.crl"), 0, 20000);
+	ck_assert_msg(base > 0, "%s", harness_slurp(path("prune.log")));
+	ck_assert_int_gt(wait_newer(path("prune/rsaca-delta.crl"), base, 20000), base);
+	/* Everything before the base goes, in batches between builds. */
+	for (int i = 0; i < 200; i++) {
+		rows = sql_count("SELECT count(*) FROM crl_changes WHERE authority_id = %d",
+		                 (int)rsa.id);
+		if (rows == 0)
+			break;
+		usleep(50000);
+	}
+	ck_assert_msg(rows == 0, "%lld changes left; %s", rows, harness_slurp(path("prune.log")));
+	/* and the size is exported */
+	for (int i = 0; i < 100; i++) {
+		ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
+		snprintf(line, sizeof(line), "\nhsmca_crld_change_log_rows %lld\n",
+		         sql_count("SELECT count(*) FROM crl_changes"));
+		if (strstr(resp, line))
+			break;
+		usleep(50000);
+	}
+	ck_assert_msg(strstr(resp, line), "%s", resp);
+	ck_assert_ptr_nonnull(strstr(resp, "\nhsmca_crld_database_up 1\n"));
+
+	/* Changes after the base: kept, and listed by the next delta. */
+	dnum = crl_number(path("prune/rsaca-delta.crl"));
+	cert_revoke(&rsa, &late, DB_REASON_KEY_COMPROMISE, 0);
+	hold(&rsa, &toggled);
+	dnum = wait_newer(path("prune/rsaca-delta.crl"), dnum, 10000);
+	for (int i = 0; i < 50 && !crl_entry(path("prune/rsaca-delta.crl"), &toggled, &crl); i++) {
+		X509_CRL_free(crl);
+		crl = NULL;
+		dnum = wait_newer(path("prune/rsaca-delta.crl"), dnum, 2000);
+	}
+	X509_CRL_free(crl);
+	usleep(600000);
+	ck_assert_int_eq(
+	    sql_count("SELECT count(*) FROM crl_changes WHERE authority_id = %d", (int)rsa.id), 2);
+	ck_assert_int_eq(crld_stop_pid(pid), 0);
+	e = crl_entry(path("prune/rsaca-delta.crl"), &late, &crl);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(entry_reason(e), 1);
+	X509_CRL_free(crl);
+	e = crl_entry(path("prune/rsaca-delta.crl"), &toggled, &crl);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(entry_reason(e), 6);
+	X509_CRL_free(crl);
+	crls[0] = path("prune/rsaca.pem");
+	crls[1] = path("prune/rsaca-delta.pem");
+	ck_assert_int_ne(verify(&rsa, &late, "-crl_check", crls, 1, &out), 0);
+	ck_assert_msg(strstr(out, "certificate revoked"), "%s", out);
+	ck_assert_int_ne(verify(&rsa, &toggled, "-crl_check", crls, 1, &out), 0);
+	ck_assert_msg(verify(&rsa, &good, "-crl_check", crls, 1, &out) == 0, "%s", out);
+	leaf_free(&toggled);
+	leaf_free(&late);
+	leaf_free(&good);
+}
+END_TEST
+
+/* Where certificates' CRL distribution points point comes from the database; crld publishes
+ * the shards it names and refuses a configuration that says otherwise, naming both values. */
+START_TEST(crl_distribution_is_the_databases_and_a_disagreement_is_refused)
+{
+	struct db *db = owner_db();
+	struct db_err err = {0};
+	char url[DB_CRL_URL_MAX + 1], text[2048];
+	const char *conf, *log;
+	struct stat st;
+	int shards;
+
+	/* The first claim stores, a later one reads what is stored. */
+	ck_assert_msg(db_crl_distribution_claim(db, sharded.id, "http://crl.example/", 2, "test",
+	                                        url, &shards, &err) == DB_OK,
+	              "%s", err.msg);
+	ck_assert_str_eq(url, "http://crl.example/");
+	ck_assert_int_eq(shards, 2);
+	ck_assert_int_eq(db_crl_distribution_claim(db, sharded.id, "http://other.example/", 4,
+	                                           "test", url, &shards, &err),
+	                 DB_OK);
+	ck_assert_str_eq(url, "http://crl.example/");
+	ck_assert_int_eq(shards, 2);
+	db_close(db);
+
+	/* Agreement: shards left out are the database's. */
+	conf = crld_config("dpagree", "authorities: [{name: sharded}]\n");
+	ck_assert_msg(crld_once(conf, path("dpagree.log")) == 0, "%s",
+	              harness_slurp(path("dpagree.log")));
+	ck_assert_int_eq(stat(path("dpagree/sharded-1.crl"), &st), 0);
+	conf = crld_config("dpsame", "authorities: [{name: sharded, shards: 2}]\n");
+	ck_assert_int_eq(crld_once(conf, path("dpsame.log")), 0);
+
+	/* Other shards than the database's. */
+	conf = crld_config("dpshards", "authorities: [{name: sharded, shards: 4}]\n");
+	log = path("dpshards.log");
+	ck_assert_int_eq(crld_once(conf, log), 1);
+	ck_assert_msg(strstr(harness_slurp(log), "crl_shards 2 differs from shards 4"), "%s",
+	              harness_slurp(log));
+	ck_assert_int_ne(stat(path("dpshards/sharded.crl"), &st), 0);
+
+	/* Another base URL than the database's. */
+	mkdir(path("dpurl"), 0755);
+	snprintf(text, sizeof(text),
+	         "database: \"%s connect_timeout=3\"\n"
+	         "publish: {folder: %s, base_url: \"http://other.example/\"}\n"
+	         "authorities: [{name: sharded}]\n",
+	         pg.app_ci, path("dpurl"));
+	harness_write_text(path("dpurl.yaml"), text);
+	log = path("dpurl.log");
+	ck_assert_int_eq(crld_once(path("dpurl.yaml"), log), 1);
+	ck_assert_msg(strstr(harness_slurp(log), "crl_base_url \"http://crl.example/\"") &&
+	                  strstr(harness_slurp(log), "publish.base_url \"http://other.example/\""),
+	              "%s", harness_slurp(log));
+	sql_ok("UPDATE authority_settings SET crl_base_url = '', crl_shards = 0"
+	       " WHERE authority_id = %d",
+	       (int)sharded.id);
+}
+END_TEST
+
+/* PostgreSQL down at start: crld runs degraded, serves what is published, says so on /health
+ * and in its log, and publishes once the database is back. */
+START_TEST(starts_degraded_without_the_database_and_publishes_once_it_is_up)
+{
+	static char resp[1 << 16];
+	char extra[300];
+	const char *conf, *log = path("nodb.log");
+	long long n0, n1;
+	pid_t pid;
+	int st = 0;
+
+	http_port = free_port();
+	snprintf(extra, sizeof(extra),
+	         "listen: {address: 127.0.0.1, port: %d}\nauthorities: [{name: plain}]\n",
+	         http_port);
+	conf = crld_config("nodb", extra);
+	ck_assert_int_eq(crld_once(conf, path("nodb-once.log")), 0);
+	n0 = crl_number(path("nodb/plain.crl"));
+	ck_assert_int_eq(harness_pgtest(&pg, "stop", NULL), 0);
+	/* --once cannot publish without it */
+	ck_assert_int_eq(crld_once(conf, path("nodb-once.log")), 1);
+	pid = crld_start(conf, log);
+	for (int i = 0; i < 200; i++) {
+		st = http_get("/health", NULL, resp, sizeof(resp));
+		if (st == 503)
+			break;
+		usleep(50000);
+	}
+	ck_assert_int_eq(st, 503);
+	ck_assert_msg(strstr(resp, "degraded"), "%s", resp);
+	ck_assert_int_eq(http_get("/plain.crl", NULL, resp, sizeof(resp)), 200);
+	ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
+	ck_assert_ptr_nonnull(strstr(resp, "\nhsmca_crld_database_up 0\n"));
+	ck_assert_int_eq(harness_pgtest(&pg, "start", "--fast"), 0);
+	n1 = wait_newer(path("nodb/plain.crl"), n0, 40000);
+	ck_assert_msg(n1 > n0, "%s", harness_slurp(log));
+	for (int i = 0; i < 100 && http_get("/health", NULL, resp, sizeof(resp)) != 200; i++)
+		usleep(50000);
+	ck_assert_int_eq(http_get("/health", NULL, resp, sizeof(resp)), 200);
+	ck_assert_int_eq(crld_stop_pid(pid), 0);
+	ck_assert_msg(strstr(harness_slurp(log), "degraded: database:"), "%s", harness_slurp(log));
+}
+END_TEST
+
 static int no_entries(void *arg, struct crl_entry *e, int *got, char *why, size_t n)
 {
 	(void)arg;
@@ -1359,6 +1590,9 @@ int main(void)
 	tcase_add_test(tc, http_serves_crls_with_etag_and_304);
 	tcase_add_test(tc, failed_run_keeps_the_published_crl);
 	tcase_add_test(tc, stale_crl_is_reported_in_the_log_and_health);
+	tcase_add_test(tc, change_log_is_pruned_and_deltas_stay_right);
+	tcase_add_test(tc, crl_distribution_is_the_databases_and_a_disagreement_is_refused);
+	tcase_add_test(tc, starts_degraded_without_the_database_and_publishes_once_it_is_up);
 	suite_add_tcase(s, tc);
 	setup();
 	sr = srunner_create(s);
