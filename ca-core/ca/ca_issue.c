@@ -8,7 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -121,17 +120,10 @@ static int sign(struct ca *ca, struct ca_authority *a, X509 *cert, char *why, si
 	int ok = mctx && ca_key_sign_init(mctx, key) == 1 && X509_sign_ctx(cert, mctx) > 0;
 
 	if (!ok) {
-		char buf[256];
-		const char *data = NULL;
-		int flags = 0;
-		/* The first error is keyd's own reason; later ones are OpenSSL's wrapping. */
-		unsigned long e = ERR_peek_error_data(&data, &flags);
-		ERR_error_string_n(e, buf, sizeof(buf));
-		if (!(flags & ERR_TXT_STRING))
-			data = NULL;
-		snprintf(why, n, "signing through keyd with %s failed: %s%s%s", a->key_uri,
-		         e ? buf : "unknown error", data ? ": " : "", data ? data : "");
-		ERR_clear_error();
+		char reason[400];
+
+		ca_key_why(reason, sizeof(reason));
+		snprintf(why, n, "signing through keyd with %s failed: %s", a->key_uri, reason);
 		/* keyd may have restarted or gone: load the key afresh next time. */
 		ca_authority_key_failed(ca, a, key);
 	}
