@@ -1,5 +1,6 @@
 /* The database thread: it loads the authorities and their OCSP settings, starts warm from the
- * shared copy of responses, pre-signs one response per certificate, follows revocations
+ * shared copy of responses (a page at a time, while the HTTP workers already serve what is
+ * placed), pre-signs one response per certificate, follows revocations
  * (LISTEN hsmca_revocation) and new certificates, re-signs answers before refresh_percent of
  * their validity has passed, and after losing the database reads every status again before
  * it signs anything new. Only this thread (and the signers, for SHA-256 variants and freshly
