@@ -695,12 +695,23 @@ struct db_ocsp_response {
  * transaction if one is open. */
 enum db_status db_ocsp_response_put(struct db *db, const struct db_ocsp_response *r,
                                     struct db_err *err);
-/* The stored responses that still describe their certificate as the certificates table does
- * now (status, revocation time and reason) and whose next_update is after valid_after. Free
- * with db_ocsp_responses_free. */
-enum db_status db_ocsp_responses_current(struct db *db, int64_t valid_after,
-                                         struct db_ocsp_response **rows, size_t *n,
-                                         struct db_err *err);
+/* Where a paged read of the shared copy stands: the key of the last row read. Zeroed: before
+ * the first row. */
+struct db_ocsp_response_key {
+	int32_t authority_id;
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t serial_len;
+	char cert_id_hash[8];
+};
+/* The next up to limit (1..DB_LIST_MAX * 10) stored responses after *after, in key order,
+ * that still describe their certificate as the certificates table does now (status,
+ * revocation time and reason) and whose next_update is after valid_after; *after moves to
+ * the last of them. Fewer than limit: the copy has been read to its end. Free with
+ * db_ocsp_responses_free. */
+enum db_status db_ocsp_responses_page(struct db *db, int64_t valid_after,
+                                      struct db_ocsp_response_key *after, size_t limit,
+                                      struct db_ocsp_response **rows, size_t *n,
+                                      struct db_err *err);
 void db_ocsp_responses_free(struct db_ocsp_response *rows, size_t n);
 /* 1 when the server is a standby (pg_is_in_recovery()): it cannot LISTEN or be written. */
 enum db_status db_in_recovery(struct db *db, int *standby, struct db_err *err);

@@ -1,5 +1,6 @@
 /* The database thread: it loads the authorities and their OCSP settings, starts warm from the
- * shared copy of responses, pre-signs one response per certificate, follows revocations
+ * shared copy of responses (a page at a time, while the HTTP workers already serve what is
+ * placed), pre-signs one response per certificate, follows revocations
  * (LISTEN hsmca_revocation) and new certificates, re-signs answers before refresh_percent of
  * their validity has passed, and after losing the database reads every status again before
  * it signs anything new. Only this thread (and the signers, for SHA-256 variants and freshly
@@ -19,6 +20,7 @@
 
 #define ADOPT_MAX 1024
 #define STATUS_PAGE 5000
+#define WARM_PAGE 5000
 #define REFRESH_BATCH 2000
 
 struct adopt {
@@ -36,6 +38,10 @@ struct ocsp_sync {
 	int64_t last_poll_ms, last_settings_ms, last_keyd_ms;
 	struct keyd_client
 	    *keyd; /* for the health probe only; signatures go through the provider */
+	/* the warm start: how far the shared copy has been read, and what it brought */
+	struct db_ocsp_response_key warm_at;
+	int warm_done;
+	size_t warm_used;
 	pthread_mutex_t mu;
 	struct adopt adopts[ADOPT_MAX];
 	size_t n_adopts;
@@ -292,19 +298,58 @@ out:
 	return rc;
 }
 
-/* Start warm: the stored responses that still hold, signed by today's signer and not yet due
- * for refresh. */
-static void warm(struct ocspd *d, struct db *db)
+/* One certificate, as the database has it now. */
+static enum db_status follow(struct ocspd *d, struct db *db, int32_t authority_id,
+                             const uint8_t *serial, size_t len)
 {
-	struct db_ocsp_response *rows = NULL;
+	struct db_cert c = {0};
 	struct db_err err = {0};
-	int64_t now = ocsp_now();
-	size_t n = 0, used = 0;
+	enum db_status rc;
+	int ca = ca_index(d, authority_id);
 
-	if (db_ocsp_responses_current(db, now, &rows, &n, &err) != DB_OK) {
-		log_warn("no warm start: %s", err.msg);
-		return;
+	if (ca < 0)
+		return DB_OK;
+	rc = db_cert_lookup(db, authority_id, serial, len, &c, &err);
+	if (rc == DB_OK)
+		apply(d, ca, serial, len, c.status, c.revoked_at, c.revocation_reason, 0);
+	else if (rc != DB_ERR_NOT_FOUND)
+		log_warn("%s", err.msg);
+	db_cert_clear(&c);
+	return rc == DB_ERR_NOT_FOUND ? DB_OK : rc;
+}
+
+/* Follow the revocations announced so far, without waiting: between the pages of a long read
+ * (a warm start, every status after a restart), so that none waits for the whole read. DB_OK,
+ * or DB_ERR_UNAVAILABLE when the database is gone. */
+static enum db_status drain(struct ocspd *d)
+{
+	struct ocsp_sync *s = d->sync;
+
+	while (s->listening) {
+		struct db_revocation_event ev;
+		struct db_err err = {0};
+		int got = 0;
+		enum db_status rc = db_revocation_next(s->pdb, 0, &ev, &got, &err);
+		if (rc == DB_ERR_UNAVAILABLE) {
+			log_warn("%s", err.msg);
+			return rc;
+		}
+		if (rc != DB_OK || !got)
+			break;
+		if (follow(d, s->pdb, ev.authority_id, ev.serial, ev.serial_len) ==
+		    DB_ERR_UNAVAILABLE)
+			return DB_ERR_UNAVAILABLE;
 	}
+	return DB_OK;
+}
+
+/* Place one page of the shared copy: the stored responses that still hold, signed by today's
+ * signer and not yet due for refresh. An entry already there (a revocation followed
+ * meanwhile, a certificate a signer found) only takes an answer that says what it says. */
+static size_t warm_place(struct ocspd *d, struct db_ocsp_response *rows, size_t n, int64_t now)
+{
+	size_t used = 0;
+
 	pthread_rwlock_wrlock(&d->cache.lock);
 	for (size_t i = 0; i < n; i++) {
 		struct db_ocsp_response *r = &rows[i];
@@ -332,6 +377,9 @@ static void warm(struct ocspd *d, struct db *db)
 				free(e);
 				break;
 			}
+		} else if (e->status != r->status || e->revoked_at != r->revoked_at ||
+		           e->reason != r->revocation_reason) {
+			continue;
 		}
 		if (!e->ans[v]) {
 			e->ans[v] =
@@ -340,8 +388,46 @@ static void warm(struct ocspd *d, struct db *db)
 		}
 	}
 	pthread_rwlock_unlock(&d->cache.lock);
-	db_ocsp_responses_free(rows, n);
-	log_info("warm start: %zu stored responses reused", used);
+	return used;
+}
+
+/* Start warm from the shared copy, WARM_PAGE rows at a time, each page served as soon as it
+ * is placed (one read of the whole copy held every answer back until its end, and its result
+ * left the heap fragmented). Where the copy was left off is kept: after losing the database
+ * the read goes on from there. DB_OK (also when the copy cannot be used: the start is then
+ * only colder) or DB_ERR_UNAVAILABLE. */
+static enum db_status warm(struct ocspd *d, struct db *db)
+{
+	struct ocsp_sync *s = d->sync;
+
+	while (!s->warm_done && !atomic_load(&d->stopping)) {
+		struct db_ocsp_response *rows = NULL;
+		struct db_err err = {0};
+		enum db_status rc;
+		size_t n = 0;
+		int64_t now = ocsp_now();
+
+		rc = db_ocsp_responses_page(db, now, &s->warm_at, WARM_PAGE, &rows, &n, &err);
+		if (rc == DB_ERR_UNAVAILABLE) {
+			log_warn("warm start interrupted: %s", err.msg);
+			return rc;
+		}
+		if (rc != DB_OK) {
+			log_warn("no warm start: %s", err.msg);
+			s->warm_done = 1;
+			break;
+		}
+		s->warm_used += warm_place(d, rows, n, now);
+		db_ocsp_responses_free(rows, n);
+		if (n < WARM_PAGE)
+			s->warm_done = 1;
+		/* revocations announced meanwhile are not left waiting for the whole copy */
+		if ((rc = drain(d)) != DB_OK)
+			return rc;
+	}
+	if (s->warm_done)
+		log_info("warm start: %zu stored responses reused", s->warm_used);
+	return DB_OK;
 }
 
 /* Every certificate with id > after (0: all of them), brought into the cache. */
@@ -373,27 +459,9 @@ static enum db_status read_statuses(struct ocspd *d, struct db *db, int64_t afte
 		free(rows);
 		if (n < STATUS_PAGE)
 			return DB_OK;
+		if ((rc = drain(d)) != DB_OK)
+			return rc;
 	}
-}
-
-/* One certificate, as the database has it now. */
-static enum db_status follow(struct ocspd *d, struct db *db, int32_t authority_id,
-                             const uint8_t *serial, size_t len)
-{
-	struct db_cert c = {0};
-	struct db_err err = {0};
-	enum db_status rc;
-	int ca = ca_index(d, authority_id);
-
-	if (ca < 0)
-		return DB_OK;
-	rc = db_cert_lookup(db, authority_id, serial, len, &c, &err);
-	if (rc == DB_OK)
-		apply(d, ca, serial, len, c.status, c.revoked_at, c.revocation_reason, 0);
-	else if (rc != DB_ERR_NOT_FOUND)
-		log_warn("%s", err.msg);
-	db_cert_clear(&c);
-	return rc == DB_ERR_NOT_FOUND ? DB_OK : rc;
 }
 
 struct due {
@@ -557,13 +625,16 @@ static void *sync_main(void *arg)
 				lost(d, "reading authorities");
 				continue;
 			}
-			if (!atomic_load(&d->loaded)) {
-				warm(d, s->rdb);
-				/* Serve from here on: what the warm start brought is current, and
-				 * the signers look up anything else in the database themselves
-				 * while every certificate is read and signed (which takes a while
-				 * for a large database without a shared copy). */
-				atomic_store(&d->loaded, 1);
+			/* Serve from here on: what the warm start brings is current as it is
+			 * placed, and the signers look up anything not cached yet in the
+			 * database themselves while the shared copy and then every certificate
+			 * are read (which takes a while for a large database). /health says
+			 * so: the database up, not yet in step. */
+			atomic_store(&d->db_up, 1);
+			atomic_store(&d->loaded, 1);
+			if (warm(d, s->rdb) != DB_OK) {
+				lost(d, "reading the shared response copy");
+				continue;
 			}
 			s->max_id = 0;
 			if (read_statuses(d, s->rdb, 0) != DB_OK) {

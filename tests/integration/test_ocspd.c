@@ -1077,6 +1077,112 @@ START_TEST(a_restarted_responder_starts_warm_from_the_shared_copy)
 }
 END_TEST
 
+/* The shared copy read a page at a time, as hsmca-ocspd's warm start reads it: at any page
+ * size, the same rows in the same order as one read of the whole copy, none twice or left
+ * out. */
+START_TEST(the_shared_copy_read_page_by_page_is_the_whole_copy)
+{
+	struct db *db = owner_db();
+	struct db_ocsp_response *all = NULL;
+	struct db_ocsp_response_key at = {0};
+	struct db_err err = {0};
+	size_t n_all = 0, n;
+	int cas[2] = {0, 0};
+	int64_t now = time(NULL);
+
+	ck_assert_int_eq(db_ocsp_responses_page(db, now, &at, 10000, &all, &n_all, &err), DB_OK);
+	/* a-good, b-good and the rest of the fixture's certificates, both authorities */
+	ck_assert_msg(n_all >= 3, "%zu rows", n_all);
+	for (size_t i = 0; i < n_all; i++) {
+		cas[0] |= all[i].authority_id == ca_a_id;
+		cas[1] |= all[i].authority_id == ca_b_id;
+	}
+	ck_assert(cas[0] && cas[1]);
+	for (size_t limit = 1; limit <= 3; limit++) {
+		size_t seen = 0, pages = 0;
+		memset(&at, 0, sizeof(at));
+		do {
+			struct db_ocsp_response *rows = NULL;
+			ck_assert_int_eq(
+			    db_ocsp_responses_page(db, now, &at, limit, &rows, &n, &err), DB_OK);
+			ck_assert_uint_le(n, limit);
+			for (size_t i = 0; i < n; i++, seen++) {
+				const struct db_ocsp_response *a = &rows[i], *b = &all[seen];
+				ck_assert_uint_lt(seen, n_all);
+				ck_assert_int_eq(a->authority_id, b->authority_id);
+				ck_assert_uint_eq(a->serial_len, b->serial_len);
+				ck_assert(!memcmp(a->serial, b->serial, a->serial_len));
+				ck_assert_str_eq(a->cert_id_hash, b->cert_id_hash);
+				ck_assert_int_eq(a->status, b->status);
+				ck_assert_uint_eq(a->der_len, b->der_len);
+				ck_assert(!memcmp(a->der, b->der, a->der_len));
+			}
+			db_ocsp_responses_free(rows, n);
+			ck_assert_uint_le(++pages, n_all + 1);
+		} while (n == limit);
+		ck_assert_uint_eq(seen, n_all);
+	}
+	{
+		struct db_ocsp_response *none = NULL;
+		ck_assert_int_eq(db_ocsp_responses_page(db, now, &at, 0, &none, &n, &err),
+		                 DB_ERR_INVALID);
+		ck_assert_ptr_null(none);
+	}
+	db_ocsp_responses_free(all, n_all);
+	db_close(db);
+}
+END_TEST
+
+/* While the shared copy cannot be read (here: locked by another transaction; at scale: still
+ * being read) a restarted responder already answers: health 200 and "degraded", not in step,
+ * the database up; a certificate not cached yet is looked up and signed, an unknown serial is
+ * never good. Once the copy is read it is in step as before. */
+START_TEST(a_warm_start_answers_before_the_shared_copy_is_read)
+{
+	struct db *db = owner_db();
+	PGresult *r;
+	char during[1024] = "", after[1024];
+	struct answer good, unknown;
+	uint8_t der[4096];
+	size_t n;
+	int st = ocspd_stop();
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "hsmca-ocspd exited with status %d",
+	              st);
+	r = PQexec(db_pgconn(db), "BEGIN; LOCK TABLE ocsp_responses IN ACCESS EXCLUSIVE MODE");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(db_pgconn(db)));
+	PQclear(r);
+	ocspd_pid = harness_spawn_daemon("ocsp/hsmca-ocspd", path("ocspd.yaml"), "--verbose",
+	                                 path("ocspd.log"));
+	for (int i = 0; i < 200 && !strstr(during, "\"status\": \"degraded\""); i++) {
+		usleep(50000);
+		snprintf(during, sizeof(during), "%s", health());
+	}
+	good = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
+	n = make_req("ca-a.pem", NULL, "7e570000000000000002", EVP_sha1(), 0, der, sizeof(der));
+	unknown = ask(der, n, 1, "ca-a.pem");
+	snprintf(after, sizeof(after), "%s", health()); /* still before the copy is read */
+	/* the lock goes before any assertion: later tests need the table */
+	db_close(db);
+	ck_assert_msg(!strncmp(during, "200 ", 4) && strstr(during, "\"status\": \"degraded\""),
+	              "%s", during);
+	ck_assert_msg(strstr(during, "\"in_step\": false"), "%s", during);
+	ck_assert_msg(strstr(during, "\"database\": \"up\""), "%s", during);
+	ck_assert_int_eq(good.response_status, OCSP_RESPONSE_STATUS_SUCCESSFUL);
+	ck_assert_int_eq(good.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert(good.verified);
+	ck_assert_int_ne(unknown.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	ck_assert_msg(strstr(after, "\"in_step\": false"), "%s", after);
+	for (int i = 0; i < 400 && !strstr(after, "\"status\": \"ok\""); i++) {
+		usleep(50000);
+		snprintf(after, sizeof(after), "%s", health());
+	}
+	ck_assert_msg(strstr(after, "\"status\": \"ok\""), "%s", after);
+	ck_assert_msg(strstr(harness_slurp(path("ocspd.log")), "stored responses reused"),
+	              "no warm start");
+}
+END_TEST
+
 START_TEST(database_stopped_cached_answers_still_served_then_resync)
 {
 	const char *serial = issue("pgdown", ca_a_id, "ca-a.pem", "ca-a");
@@ -1361,6 +1467,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, http_limits_and_keep_alive);
 	tcase_add_test(tc, slow_client_is_cut_off);
 	tcase_add_test(tc, a_restarted_responder_starts_warm_from_the_shared_copy);
+	tcase_add_test(tc, the_shared_copy_read_page_by_page_is_the_whole_copy);
+	tcase_add_test(tc, a_warm_start_answers_before_the_shared_copy_is_read);
 	tcase_add_test(tc, database_stopped_cached_answers_still_served_then_resync);
 	tcase_add_test(tc, keyd_stopped_cached_answers_served_signing_is_trylater);
 	tcase_add_test(tc, reads_from_a_streaming_replica);
