@@ -1,5 +1,5 @@
 /* The CA core's state and the small shared pieces: set-up, the database connection, database
- * failures as outcomes, CRL reason names, profile lists and SAN kind names. */
+ * failures as outcomes, profile lists and SAN kind names. */
 #include <stdio.h>
 #include <string.h>
 

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/evp.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -15,16 +14,9 @@ int daemon_providers_load(OSSL_PROVIDER **deflt, OSSL_PROVIDER **keyd)
 {
 	char err[1024];
 
-	*deflt = OSSL_PROVIDER_load(NULL, "default");
-	*keyd = *deflt ? provpath_load_keyd(NULL, err, sizeof(err)) : NULL;
-	if (!*deflt || !*keyd) {
-		log_error("%s", *deflt ? err : "cannot load OpenSSL's default provider");
+	if (provpath_load_providers(deflt, keyd, err, sizeof(err)) != 0) {
+		log_error("%s", err);
 		ERR_print_errors_fp(stderr);
-		return -1;
-	}
-	/* Ordinary keys (the CSRs', a TLS key file) stay with the default provider. */
-	if (!EVP_set_default_properties(NULL, "?provider=default")) {
-		log_error("cannot set OpenSSL's default properties");
 		return -1;
 	}
 	return 0;

@@ -6,9 +6,7 @@
 
 #include <openssl/provider.h>
 
-/* Load OpenSSL's default provider and keyd's (keyd.so, found as provpath.h says:
- * HSMCA_PROVIDER_DIR, the build tree, or OpenSSL's modules folder), and keep ordinary keys (CSRs',
- * TLS files) with the default one. 0, or -1 after logging what is missing; unload with
+/* provpath_load_providers (provpath.h), logging what is missing. 0, or -1; unload with
  * daemon_providers_unload either way. */
 int daemon_providers_load(OSSL_PROVIDER **deflt, OSSL_PROVIDER **keyd);
 void daemon_providers_unload(OSSL_PROVIDER *deflt, OSSL_PROVIDER *keyd);

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "provpath.h"
 
 /* meson compiles both in (ca-core/lib/meson.build). */
@@ -72,4 +74,20 @@ OSSL_PROVIDER *provpath_load_keyd(OSSL_LIB_CTX *ctx, char *err, size_t errsz)
 		    : modules && *modules ? " (OPENSSL_MODULES)"
 		                          : "");
 	return p;
+}
+
+int provpath_load_providers(OSSL_PROVIDER **deflt, OSSL_PROVIDER **keyd, char *err, size_t errsz)
+{
+	*keyd = NULL;
+	if (!(*deflt = OSSL_PROVIDER_load(NULL, "default"))) {
+		snprintf(err, errsz, "cannot load OpenSSL's default provider");
+		return -1;
+	}
+	if (!(*keyd = provpath_load_keyd(NULL, err, errsz)))
+		return -1;
+	if (!EVP_set_default_properties(NULL, "?provider=default")) {
+		snprintf(err, errsz, "cannot set OpenSSL's default properties");
+		return -1;
+	}
+	return 0;
 }

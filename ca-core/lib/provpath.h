@@ -23,4 +23,11 @@ const char *provpath_keyd_dir(char *buf, size_t bufsz);
  * and OpenSSL's error queue left for the caller. */
 OSSL_PROVIDER *provpath_load_keyd(OSSL_LIB_CTX *ctx, char *err, size_t errsz);
 
+/* What every hsmca program that signs through keyd loads: OpenSSL's default provider and
+ * keyd's (as above), in the default library context, with ordinary keys (CSRs', TLS key files,
+ * verification) kept with the default one; keyd keys come by URI only. 0, or -1 with why in
+ * err and OpenSSL's error queue left for the caller. Either way *deflt and *keyd hold what was
+ * loaded (NULL otherwise), for the caller to unload. */
+int provpath_load_providers(OSSL_PROVIDER **deflt, OSSL_PROVIDER **keyd, char *err, size_t errsz);
+
 #endif

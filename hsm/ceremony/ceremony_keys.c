@@ -33,21 +33,9 @@ int cer_keys_open(struct cer_keys *k, const char *socket, int timeout_ms, uint16
 	/* The provider finds keyd through the same socket. */
 	if (setenv("HSMCA_KEYD_SOCKET", keyd_client_socket(k->client), 1) != 0)
 		return cer_fail(err, errsz, "cannot set HSMCA_KEYD_SOCKET");
-	k->prov_keyd = provpath_load_keyd(NULL, err, errsz);
-	if (!k->prov_keyd) {
-		cer_append_ossl(err, errsz);
-		return -1;
-	}
-	k->prov_default = OSSL_PROVIDER_load(NULL, "default");
-	if (!k->prov_default) {
-		cer_fail(err, errsz, "cannot load OpenSSL's default provider");
-		cer_append_ossl(err, errsz);
-		return -1;
-	}
 	/* Software keys (verification, the lint's stand-in key) stay with the default
 	 * provider; keyd keys come by URI only (docs/provider.md). */
-	if (!EVP_set_default_properties(NULL, "?provider=default")) {
-		cer_fail(err, errsz, "cannot set OpenSSL's default properties");
+	if (provpath_load_providers(&k->prov_default, &k->prov_keyd, err, errsz) != 0) {
 		cer_append_ossl(err, errsz);
 		return -1;
 	}
