@@ -49,7 +49,7 @@ int crld_file_name_ok(const char *name)
 	return 1;
 }
 
-static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
+static void reply_text(struct evhttp_request *req, int code, const char *text)
 {
 	struct evbuffer *b = evbuffer_new();
 
@@ -57,7 +57,7 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
 	                  "text/plain; charset=utf-8");
 	if (b && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
 		evbuffer_add_printf(b, "%s\n", text);
-	evhttp_send_reply(req, code, reason, b);
+	evhttp_send_reply(req, code, httptext_status(code), b);
 	if (b)
 		evbuffer_free(b);
 }
@@ -77,11 +77,11 @@ static void handle(struct evhttp_request *req, void *arg)
 
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(out, "Allow", "GET, HEAD");
-		reply_text(req, 405, "Method Not Allowed", "only GET and HEAD");
+		reply_text(req, 405, "only GET and HEAD");
 		return;
 	}
 	if (!path || path[0] != '/') {
-		reply_text(req, 404, "Not Found", "no such file");
+		reply_text(req, 404, "no such file");
 		return;
 	}
 	if (!strcmp(path, "/health")) {
@@ -90,7 +90,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		if (!h->health)
 			snprintf(text, sizeof(text), "ok");
 		evhttp_add_header(out, "Cache-Control", "no-store");
-		reply_text(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", text);
+		reply_text(req, ok ? 200 : 503, text);
 		return;
 	}
 	if (!strcmp(path, "/metrics") && h->metrics) {
@@ -104,11 +104,11 @@ static void handle(struct evhttp_request *req, void *arg)
 		pthread_mutex_unlock(&text_lock);
 		evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4");
 		evhttp_add_header(out, "Cache-Control", "no-store");
-		evhttp_send_reply(req, 200, "OK", NULL);
+		evhttp_send_reply(req, 200, httptext_status(200), NULL);
 		return;
 	}
 	if (!crld_file_name_ok(path + 1)) {
-		reply_text(req, 404, "Not Found", "no such file");
+		reply_text(req, 404, "no such file");
 		return;
 	}
 	snprintf(file, sizeof(file), "%s/%s", h->folder, path + 1);
@@ -116,7 +116,7 @@ static void handle(struct evhttp_request *req, void *arg)
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		if (fd >= 0)
 			close(fd);
-		reply_text(req, 404, "Not Found", "no such file");
+		reply_text(req, 404, "no such file");
 		return;
 	}
 	/* A rename gives a new inode: inode, size and mtime name one published version. */
@@ -138,7 +138,7 @@ static void handle(struct evhttp_request *req, void *arg)
 	}
 	if (not_modified) {
 		close(fd);
-		evhttp_send_reply(req, 304, "Not Modified", NULL);
+		evhttp_send_reply(req, 304, httptext_status(304), NULL);
 		return;
 	}
 	evhttp_add_header(out, "Content-Type",
@@ -147,7 +147,7 @@ static void handle(struct evhttp_request *req, void *arg)
 	b = evbuffer_new();
 	if (!b) {
 		close(fd);
-		reply_text(req, 500, "Internal Server Error", "out of memory");
+		reply_text(req, 500, "out of memory");
 		return;
 	}
 	if (cmd == EVHTTP_REQ_HEAD) {
@@ -158,12 +158,12 @@ static void handle(struct evhttp_request *req, void *arg)
 	} else if (st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) != 0) {
 		/* evbuffer_add_file closed fd */
 		evbuffer_free(b);
-		reply_text(req, 500, "Internal Server Error", "cannot read the file");
+		reply_text(req, 500, "cannot read the file");
 		return;
 	} else if (st.st_size == 0) {
 		close(fd);
 	}
-	evhttp_send_reply(req, 200, "OK", b);
+	evhttp_send_reply(req, 200, httptext_status(200), b);
 	evbuffer_free(b);
 }
 
