@@ -32,9 +32,10 @@
 static char dir[64], sock[128], sock2[128], dnsdir[128], log1_path[128], log2_path[128];
 static int http_port, tls_port, dns_port;
 static pid_t daemon_pid = -1, daemon2_pid = -1;
+static int http6_fd = -1;
 static int http_fd = -1, tls_fd = -1, out_http_fd = -1, out_tls_fd = -1;
 static atomic_int out_connections, stopping;
-static pthread_t threads[4];
+static pthread_t threads[5];
 static int nthreads;
 
 /* ---- helpers ---- */
@@ -53,6 +54,25 @@ static int listen_on(const char *addr, int port)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16))
 		harness_die("listen");
+	return fd;
+}
+
+/* [::1]:port, or -1 when the host has no IPv6 loopback. */
+static int listen6_on(int port)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
+	                          .sin6_port = htons((uint16_t)port),
+	                          .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16)) {
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -165,10 +185,9 @@ static void http_serve(int fd)
 
 static void *http_thread(void *arg)
 {
-	int fd;
+	int fd, lfd = *(int *)arg;
 
-	(void)arg;
-	while ((fd = accept_one(http_fd)) >= 0 || !atomic_load(&stopping)) {
+	while ((fd = accept_one(lfd)) >= 0 || !atomic_load(&stopping)) {
 		if (fd >= 0) {
 			http_serve(fd);
 			close(fd);
@@ -405,6 +424,7 @@ static void start_all(void)
 	http_fd = listen_on("127.0.0.1", http_port);
 	tls_fd = listen_on("127.0.0.1", tls_port);
 	out_http_fd = listen_on("127.0.0.2", http_port);
+	http6_fd = listen6_on(http_port);
 	out_tls_fd = listen_on("127.0.0.2", tls_port);
 	out_ports[0] = out_http_fd;
 	out_ports[1] = out_tls_fd;
@@ -413,7 +433,9 @@ static void start_all(void)
 	EVP_PKEY_CTX_set_group_name(kctx, "P-256");
 	EVP_PKEY_keygen(kctx, &tls_key);
 	EVP_PKEY_CTX_free(kctx);
-	pthread_create(&threads[nthreads++], NULL, http_thread, NULL);
+	pthread_create(&threads[nthreads++], NULL, http_thread, &http_fd);
+	if (http6_fd >= 0)
+		pthread_create(&threads[nthreads++], NULL, http_thread, &http6_fd);
 	pthread_create(&threads[nthreads++], NULL, tls_thread, NULL);
 	pthread_create(&threads[nthreads++], NULL, outside_thread, &out_ports[0]);
 	pthread_create(&threads[nthreads++], NULL, outside_thread, &out_ports[1]);
@@ -463,6 +485,8 @@ START_TEST(http_valid)
 	/* Resolved through DNS (Knot), not the hosts mapping. */
 	ck_valid(ask(ACMEVAL_HTTP01, "dns", "www.example.test", "tokenOK_2"));
 	ck_valid(ask(ACMEVAL_HTTP01, "ip", "127.0.0.1", "tokenOK_3"));
+	if (http6_fd >= 0)
+		ck_valid(ask(ACMEVAL_HTTP01, "ip", "::1", "tokenOK_4"));
 }
 END_TEST
 
@@ -729,6 +753,8 @@ int main(void)
 	close(tls_fd);
 	close(out_http_fd);
 	close(out_tls_fd);
+	if (http6_fd >= 0)
+		close(http6_fd);
 	if (!failed) {
 		char *const argv[] = {"rm", "-rf", dir, NULL};
 		harness_run(argv, NULL);
