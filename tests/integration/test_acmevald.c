@@ -544,6 +544,20 @@ END_TEST
 
 /* ---- dns-01 ---- */
 
+/* nsupdate's exit status for one "update add" line. */
+static int dns_update(const char *record)
+{
+	char script[600], path[200], key[200];
+
+	snprintf(path, sizeof(path), "%s/update.txt", dir);
+	snprintf(key, sizeof(key), "%s/tsig.key", dnsdir);
+	snprintf(script, sizeof(script),
+	         "server 127.0.0.1 %d\nzone example.test\nupdate add %s\nsend\n", dns_port, record);
+	harness_write_text(path, script);
+	char *const argv[] = {"nsupdate", "-k", key, path, NULL};
+	return harness_run(argv, NULL);
+}
+
 static void txt_add(const char *name, const char *value)
 {
 	char script[600], path[200], key[200];
@@ -573,6 +587,9 @@ START_TEST(dns_valid_and_wrong)
 	           "incorrect TXT record");
 	ck_invalid(ask(ACMEVAL_DNS01, "dns", "c.example.test", "dnstok3"), "unauthorized",
 	           "no TXT record");
+	/* The test server's key may change TXT records and nothing else. */
+	ck_assert_int_ne(dns_update("evil.example.test. 5 A 10.0.0.1"), 0);
+	ck_assert_int_eq(dns_update("ok.example.test. 5 TXT \"x\""), 0);
 }
 END_TEST
 
