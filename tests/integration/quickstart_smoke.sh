@@ -30,6 +30,7 @@ no_daemons_left() {
 	for what in "hsmca-keyd --config $state" "hsmca-cad --config $state" \
 		"hsmca-crld --config $state" \
 		"hsmca-ocspd --config $state" \
+		"hsmca-acmevald --config $state" \
 		"postgres -D $state/pg/data"; do
 		if pgrep -f -- "$what" >/dev/null; then
 			echo "$what"
@@ -49,6 +50,9 @@ no_daemons_left() {
 source "$state/env"
 [[ -S $HSMCA_KEYD_SOCKET ]] || fail "HSMCA_KEYD_SOCKET is not a socket"
 [[ -f $HSMCA_CA_BUNDLE ]] || fail "HSMCA_CA_BUNDLE missing"
+# The ACME challenge validator: its socket, open to its owner only (docs/acmeval.md).
+[[ -S ${HSMCA_ACMEVAL_SOCKET:-} ]] || fail "HSMCA_ACMEVAL_SOCKET is not a socket"
+[[ $(stat -c %a "$HSMCA_ACMEVAL_SOCKET") == 600 ]] || fail "the validator's socket is not mode 0600"
 grep -q "$(cat "$state/keyd/pin")" "$log" "$state/log/keyd.log" && fail "the PIN appears in a log"
 # The environment puts the CLI on PATH (once, however often it is sourced) and leaves
 # OPENSSL_MODULES alone: exported for a whole shell it breaks other OpenSSL builds.
