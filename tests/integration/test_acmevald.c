@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -167,6 +168,8 @@ static void http_serve(int fd)
 		REDIRECT("http://[::ffff:127.0.0.2]:%d/.well-known/acme-challenge/x", http_port);
 	else if (strcmp(tok, "redir-port") == 0)
 		REDIRECT("http://www.example.com:%d/.well-known/acme-challenge/x", http_port + 1);
+	else if (strcmp(tok, "redir-blackhole") == 0)
+		REDIRECT("https://www.example.com:%d/.well-known/acme-challenge/x", http_port + 2);
 	else if (strcmp(tok, "redir-ftp") == 0)
 		REDIRECT("ftp://www.example.com:%d/x", http_port);
 	else if (strcmp(tok, "chain") == 0)
@@ -532,6 +535,49 @@ START_TEST(http_redirects)
 }
 END_TEST
 
+/* A listener whose accept queue is full and never drained: a SYN to it gets no answer, so a
+ * connect hangs until the validator's connect timeout. */
+static int blackhole_fd = -1, blackhole_fill[4];
+
+static void blackhole_open(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	blackhole_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(blackhole_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(blackhole_fd, 0), 0);
+	for (int i = 0; i < 4; i++) {
+		blackhole_fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		(void)!connect(blackhole_fill[i], (struct sockaddr *)&sa, sizeof(sa));
+	}
+	usleep(100000);
+}
+
+static void blackhole_close(void)
+{
+	for (int i = 0; i < 4; i++)
+		close(blackhole_fill[i]);
+	close(blackhole_fd);
+}
+
+START_TEST(http_connect_timeout)
+{
+	struct timespec t0, t1;
+	long ms;
+
+	blackhole_open(http_port + 2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_invalid(ask(ACMEVAL_HTTP01, "dns", "www.example.com", "redir-blackhole"), "connection",
+	           "timeout");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	blackhole_close();
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	/* connect_ms is 1000: well before total_ms (4000). */
+	ck_assert_msg(ms >= 900 && ms < 3500, "took %ld ms", ms);
+}
+END_TEST
+
 START_TEST(http_timeout_and_size)
 {
 	ck_invalid(ask(ACMEVAL_HTTP01, "dns", "www.example.com", "slow"), "connection", "timeout");
@@ -749,6 +795,7 @@ int main(void)
 	tcase_add_test(tc, http_refused_outside);
 	tcase_add_test(tc, http_redirects);
 	tcase_add_test(tc, http_timeout_and_size);
+	tcase_add_test(tc, http_connect_timeout);
 	tcase_add_test(tc, dns_valid_and_wrong);
 	tcase_add_test(tc, tls_valid);
 	tcase_add_test(tc, tls_bad_certificates);
