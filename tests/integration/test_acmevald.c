@@ -588,6 +588,44 @@ START_TEST(http_timeout_and_size)
 }
 END_TEST
 
+/* Several validations at once (more than the daemon's workers): each gets its own verdict. */
+struct par {
+	char token[32];
+	int valid;
+};
+
+static void *par_thread(void *arg)
+{
+	struct par *p = arg;
+	struct acmeval_request r = {ACMEVAL_HTTP01, "dns", "www.example.com", p->token, NULL};
+	struct acmeval_result res;
+	char ka[300];
+
+	ka_of(p->token, ka, sizeof(ka));
+	r.key_authorization = ka;
+	p->valid = acmeval_validate(sock, &r, 20000, &res) == 0 ? res.valid : -1;
+	return NULL;
+}
+
+START_TEST(http_concurrent)
+{
+	struct par p[10];
+	pthread_t t[10];
+
+	for (int i = 0; i < 10; i++) {
+		if (i % 3)
+			snprintf(p[i].token, sizeof(p[i].token), "par%d", i);
+		else
+			snprintf(p[i].token, sizeof(p[i].token), "wrongbody");
+		pthread_create(&t[i], NULL, par_thread, &p[i]);
+	}
+	for (int i = 0; i < 10; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(p[i].valid, i % 3 ? 1 : 0);
+	}
+}
+END_TEST
+
 /* ---- dns-01 ---- */
 
 /* nsupdate's exit status for one "update add" line. */
@@ -796,6 +834,7 @@ int main(void)
 	tcase_add_test(tc, http_redirects);
 	tcase_add_test(tc, http_timeout_and_size);
 	tcase_add_test(tc, http_connect_timeout);
+	tcase_add_test(tc, http_concurrent);
 	tcase_add_test(tc, dns_valid_and_wrong);
 	tcase_add_test(tc, tls_valid);
 	tcase_add_test(tc, tls_bad_certificates);
