@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -449,7 +450,9 @@ static void start_all(void)
 	wait_socket(sock, daemon_pid);
 	/* A second validator that answers only uid 65533 (nobody we are). */
 	snprintf(conf, sizeof(conf), "%s/acmevald2.yaml", dir);
-	write_config(conf, sock2, "  peer_user: \"65533\"\n");
+	write_config(conf, sock2,
+	             geteuid() == 0 ? "  peer_user: \"65533\"\n  group: nogroup\n"
+	                            : "  peer_user: \"65533\"\n");
 	daemon2_pid = harness_spawn_daemon("acmeval/hsmca-acmevald", conf, NULL, log2_path);
 	wait_socket(sock2, daemon2_pid);
 	harness_setup_phase = 0;
@@ -727,6 +730,13 @@ START_TEST(peer_refused)
 	                            "tokenP.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"};
 	struct acmeval_result res;
 
+	struct stat st;
+
+	/* The socket's mode and group as configured. */
+	ck_assert_int_eq(stat(sock2, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0660);
+	if (geteuid() == 0)
+		ck_assert_int_eq(st.st_gid, getgrnam("nogroup")->gr_gid);
 	ck_assert_int_eq(acmeval_validate(sock2, &r, 5000, &res), -1);
 	ck_assert_str_eq(res.problem_type, "serverInternal");
 	for (int i = 0; i < 50 && !strstr(harness_slurp(log2_path), "refused a connection"); i++)
