@@ -223,6 +223,9 @@ struct acme_request {
 	const char *content_type; /* NULL when absent */
 	const uint8_t *body;
 	size_t body_len;
+	/* Passed to the store's functions for this request (e.g. the caller's database
+	 * connection); NULL: the store's own ctx. */
+	void *store_ctx;
 };
 
 #define ACME_LINKS_MAX 4

@@ -195,6 +195,7 @@ static int64_t kid_account(const struct acme_server *s, const char *kid)
 struct post {
 	struct acme_jws jws;
 	struct acme_account acct; /* kid requests: the account (valid) */
+	void *ctx;                /* the store's ctx for this request */
 	char url[ACME_URL_MAX + 32];
 };
 
@@ -208,6 +209,7 @@ static int post_open(struct acme_server *s, const struct acme_request *req, enum
 	int found;
 
 	memset(po, 0, sizeof(*po));
+	po->ctx = req->store_ctx ? req->store_ctx : s->store.ctx;
 	url_of(s, req->path, po->url, sizeof(po->url));
 	if (!req->content_type || strcmp(req->content_type, "application/jose+json"))
 		return acme_problem_set(p, 415, "malformed",
@@ -233,7 +235,7 @@ static int post_open(struct acme_server *s, const struct acme_request *req, enum
 		    p, 400, "malformed",
 		    "this request must be signed with an account's kid, not a jwk");
 	id = kid_account(s, po->jws.kid);
-	found = id ? s->store.account_by_id(s->store.ctx, id, &po->acct) : 0;
+	found = id ? s->store.account_by_id(po->ctx, id, &po->acct) : 0;
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
 	if (!found)
@@ -291,7 +293,7 @@ static int h_new_account(struct acme_server *s, struct post *po, struct acme_rep
 	if (bool_member(pl, "onlyReturnExisting", &only_existing, p) < 0 ||
 	    bool_member(pl, "termsOfServiceAgreed", &tos, p) < 0)
 		return -1;
-	found = s->store.account_by_thumbprint(s->store.ctx, po->jws.thumbprint, &a);
+	found = s->store.account_by_thumbprint(po->ctx, po->jws.thumbprint, &a);
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
 	if (found) {
@@ -325,8 +327,8 @@ static int h_new_account(struct acme_server *s, struct post *po, struct acme_rep
 		goto done;
 	}
 	if (binding) {
-		if (acme_eab_verify(binding, po->jws.jwk, po->url, s->store.eab_lookup,
-		                    s->store.ctx, &eab, p) < 0)
+		if (acme_eab_verify(binding, po->jws.jwk, po->url, s->store.eab_lookup, po->ctx,
+		                    &eab, p) < 0)
 			goto done;
 		if (eab.account_id) {
 			acme_problem_set(
@@ -339,7 +341,7 @@ static int h_new_account(struct acme_server *s, struct post *po, struct acme_rep
 		snprintf(a.principal, sizeof(a.principal), "%s", eab.principal);
 		OPENSSL_cleanse(&eab, sizeof(eab));
 	}
-	found = s->store.account_create(s->store.ctx, &a);
+	found = s->store.account_create(po->ctx, &a);
 	if (found < 0) {
 		acme_problem_set(p, 500, "serverInternal", "the account could not be stored");
 		goto done;
@@ -391,7 +393,7 @@ static int h_account(struct acme_server *s, struct post *po, struct acme_reply *
 			changed = 1;
 		}
 		if (changed) {
-			int rc = s->store.account_update(s->store.ctx, a);
+			int rc = s->store.account_update(po->ctx, a);
 			if (rc <= 0)
 				return acme_problem_set(p, 500, "serverInternal",
 				                        "the account could not be updated");
@@ -455,14 +457,14 @@ static int h_key_change(struct acme_server *s, struct post *po, struct acme_repl
 		                 "the new key is the account's key already");
 		goto done;
 	}
-	found = s->store.account_by_thumbprint(s->store.ctx, in.thumbprint, &other);
+	found = s->store.account_by_thumbprint(po->ctx, in.thumbprint, &other);
 	if (found < 0) {
 		acme_problem_set(p, 500, "serverInternal", "the accounts could not be read");
 		goto done;
 	}
 	jwk = json_dumps(in.jwk, JSON_COMPACT | JSON_SORT_KEYS);
 	found = found ? 0
-	        : jwk ? s->store.account_rekey(s->store.ctx, &po->acct, jwk, in.thumbprint)
+	        : jwk ? s->store.account_rekey(po->ctx, &po->acct, jwk, in.thumbprint)
 	              : -1;
 	if (found < 0) {
 		acme_problem_set(p, 500, "serverInternal",
@@ -472,7 +474,7 @@ static int h_key_change(struct acme_server *s, struct post *po, struct acme_repl
 	if (!found) {
 		/* §7.3.5: 409 with the Location of the account that has the key. */
 		if (!other.id)
-			s->store.account_by_thumbprint(s->store.ctx, in.thumbprint, &other);
+			s->store.account_by_thumbprint(po->ctx, in.thumbprint, &other);
 		acme_problem_set(p, 409, "conflict", "the new key belongs to another account");
 		reply_problem(s, rep, p);
 		if (other.id)

@@ -14,6 +14,7 @@
 #include <openssl/rsa.h>
 
 #include "acme.h"
+#include "acme_client.h"
 
 #define BASE "https://ca.test:8443/acme"
 
@@ -133,117 +134,6 @@ static void teardown(void)
 	acme_server_fini(&srv);
 }
 
-/* --- a client: keys, JWKs and signing --- */
-
-struct tkey {
-	EVP_PKEY *k;
-	const char *alg;
-	json_t *jwk;
-};
-
-static char *b64(const uint8_t *d, size_t n)
-{
-	char *s = malloc(4 * n / 3 + 4);
-	ck_assert_int_ge(acme_b64url_encode(d, n, s, 4 * n / 3 + 4), 0);
-	return s;
-}
-
-static json_t *bn_member(const EVP_PKEY *k, const char *param, size_t pad)
-{
-	BIGNUM *bn = NULL;
-	uint8_t buf[600];
-	ck_assert(EVP_PKEY_get_bn_param(k, param, &bn));
-	int n = pad ? BN_bn2binpad(bn, buf, (int)pad) : BN_bn2bin(bn, buf);
-	char *s = b64(buf, (size_t)n);
-	json_t *j = json_string(s);
-	free(s);
-	BN_free(bn);
-	return j;
-}
-
-static struct tkey tkey_new(const char *alg)
-{
-	struct tkey t = {.alg = alg};
-
-	if (!strcmp(alg, "ES256") || !strcmp(alg, "ES384")) {
-		int p384 = !strcmp(alg, "ES384");
-		t.k = EVP_EC_gen(p384 ? "P-384" : "P-256");
-		t.jwk =
-		    json_pack("{s:s, s:s, s:o, s:o}", "kty", "EC", "crv", p384 ? "P-384" : "P-256",
-		              "x", bn_member(t.k, OSSL_PKEY_PARAM_EC_PUB_X, p384 ? 48 : 32), "y",
-		              bn_member(t.k, OSSL_PKEY_PARAM_EC_PUB_Y, p384 ? 48 : 32));
-	} else if (!strcmp(alg, "RS256")) {
-		t.k = EVP_RSA_gen(2048);
-		t.jwk = json_pack("{s:s, s:o, s:o}", "kty", "RSA", "n",
-		                  bn_member(t.k, OSSL_PKEY_PARAM_RSA_N, 0), "e",
-		                  bn_member(t.k, OSSL_PKEY_PARAM_RSA_E, 0));
-	} else {
-		uint8_t raw[32];
-		size_t n = sizeof(raw);
-		t.k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-		ck_assert(EVP_PKEY_get_raw_public_key(t.k, raw, &n));
-		char *s = b64(raw, n);
-		t.jwk = json_pack("{s:s, s:s, s:s}", "kty", "OKP", "crv", "Ed25519", "x", s);
-		free(s);
-	}
-	ck_assert_ptr_nonnull(t.k);
-	ck_assert_ptr_nonnull(t.jwk);
-	return t;
-}
-
-static void tkey_free(struct tkey *t)
-{
-	EVP_PKEY_free(t->k);
-	json_decref(t->jwk);
-}
-
-/* The JWS signature of input with t, as JWS encodes it. */
-static char *sign(const struct tkey *t, const char *input)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	const EVP_MD *md = !strcmp(t->alg, "ES384")   ? EVP_sha384()
-	                   : !strcmp(t->alg, "EdDSA") ? NULL
-	                                              : EVP_sha256();
-	uint8_t sig[1024], raw[96];
-	size_t n = sizeof(sig);
-
-	ck_assert(EVP_DigestSignInit(ctx, NULL, md, NULL, t->k) == 1);
-	ck_assert(EVP_DigestSign(ctx, sig, &n, (const uint8_t *)input, strlen(input)) == 1);
-	EVP_MD_CTX_free(ctx);
-	if (t->alg[0] == 'E' && t->alg[1] == 'S') {
-		size_t half = !strcmp(t->alg, "ES384") ? 48 : 32;
-		const uint8_t *p = sig;
-		ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)n);
-		BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, (int)half);
-		BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + half, (int)half);
-		ECDSA_SIG_free(es);
-		return b64(raw, 2 * half);
-	}
-	return b64(sig, n);
-}
-
-/* A flattened JWS of payload (NULL: empty) under protected header hdr (stolen), signed with
- * t. */
-static char *jws_with(const struct tkey *t, json_t *hdr, const char *payload)
-{
-	char *h = json_dumps(hdr, JSON_COMPACT), *hb = b64((const uint8_t *)h, strlen(h));
-	char *pb = payload ? b64((const uint8_t *)payload, strlen(payload)) : strdup("");
-	char *input, *sig, *out;
-
-	ck_assert_int_ge(asprintf(&input, "%s.%s", hb, pb), 0);
-	sig = sign(t, input);
-	json_t *o = json_pack("{s:s, s:s, s:s}", "protected", hb, "payload", pb, "signature", sig);
-	out = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	json_decref(hdr);
-	free(h);
-	free(hb);
-	free(pb);
-	free(input);
-	free(sig);
-	return out;
-}
-
 static char nonce[ACME_NONCE_LEN + 1];
 
 static void fresh_nonce(void)
@@ -271,8 +161,9 @@ static struct acme_reply rep;
 
 static int post(const char *path, const char *body)
 {
-	struct acme_request req = {"POST", path, "application/jose+json", (const uint8_t *)body,
-	                           body ? strlen(body) : 0};
+	struct acme_request req = {
+	    "POST", path, "application/jose+json", (const uint8_t *)body, body ? strlen(body) : 0,
+	    NULL};
 	acme_reply_clear(&rep);
 	acme_handle(&srv, &req, &rep);
 	/* Every reply to a POST, good or bad, brings a fresh nonce and the directory link. */
@@ -306,41 +197,15 @@ static int problem_is(const char *type)
 	return ok;
 }
 
-/* The externalAccountBinding for t's jwk under credential e (alg HS256). */
-static json_t *eab_for(const struct tkey *t, const struct acme_eab *e, const char *url)
-{
-	char *h, *hb, *p, *pb, *input, *sig;
-	uint8_t mac[32];
-	unsigned n = 0;
-	json_t *hdr = json_pack("{s:s, s:s, s:s}", "alg", "HS256", "kid", e->kid, "url", url), *o;
-
-	h = json_dumps(hdr, JSON_COMPACT);
-	hb = b64((const uint8_t *)h, strlen(h));
-	p = json_dumps(t->jwk, JSON_COMPACT);
-	pb = b64((const uint8_t *)p, strlen(p));
-	ck_assert_int_ge(asprintf(&input, "%s.%s", hb, pb), 0);
-	HMAC(EVP_sha256(), e->hmac_key, (int)e->hmac_key_len, (const uint8_t *)input, strlen(input),
-	     mac, &n);
-	sig = b64(mac, n);
-	o = json_pack("{s:s, s:s, s:s}", "protected", hb, "payload", pb, "signature", sig);
-	json_decref(hdr);
-	free(h);
-	free(hb);
-	free(p);
-	free(pb);
-	free(input);
-	free(sig);
-	return o;
-}
-
 /* A newAccount payload for t with credential e (NULL: none). */
 static char *new_account_payload(const struct tkey *t, const struct acme_eab *e)
 {
 	json_t *o = json_pack("{s:b, s:[s]}", "termsOfServiceAgreed", 1, "contact",
 	                      "mailto:ops@corp.example.com");
 	if (e)
-		json_object_set_new(o, "externalAccountBinding",
-		                    eab_for(t, e, BASE "/new-account"));
+		json_object_set_new(
+		    o, "externalAccountBinding",
+		    eab_for(t, e->kid, e->hmac_key, e->hmac_key_len, BASE "/new-account"));
 	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
@@ -407,7 +272,7 @@ END_TEST
 
 START_TEST(directory_and_new_nonce)
 {
-	struct acme_request get = {"GET", "/directory", NULL, NULL, 0};
+	struct acme_request get = {"GET", "/directory", NULL, NULL, 0, NULL};
 	json_t *d, *meta;
 
 	acme_handle(&srv, &get, &rep);
@@ -424,7 +289,7 @@ START_TEST(directory_and_new_nonce)
 	ck_assert_str_eq(json_string_value(json_object_get(meta, "website")), "https://ca.test/");
 	json_decref(d);
 
-	struct acme_request head = {"HEAD", "/new-nonce", NULL, NULL, 0};
+	struct acme_request head = {"HEAD", "/new-nonce", NULL, NULL, 0, NULL};
 	acme_reply_clear(&rep);
 	acme_handle(&srv, &head, &rep);
 	ck_assert_int_eq(rep.status, 200);
@@ -440,7 +305,7 @@ START_TEST(directory_and_new_nonce)
 	acme_handle(&srv, &head, &rep);
 	ck_assert_int_eq(rep.status, 405);
 	ck_assert(problem_is("malformed"));
-	struct acme_request none = {"GET", "/nothing-here", NULL, NULL, 0};
+	struct acme_request none = {"GET", "/nothing-here", NULL, NULL, 0, NULL};
 	acme_reply_clear(&rep);
 	acme_handle(&srv, &none, &rep);
 	ck_assert_int_eq(rep.status, 405);
@@ -566,7 +431,8 @@ START_TEST(bad_jws_is_refused)
 	body[ACME_BODY_MAX + 1] = '\0';
 	ck_assert_int_eq(post_free("/acct/1", body), 413);
 	ck_assert(problem_is("malformed"));
-	struct acme_request req = {"POST", "/acct/1", "application/json", (const uint8_t *)"{}", 2};
+	struct acme_request req = {"POST", "/acct/1", "application/json", (const uint8_t *)"{}",
+	                           2,      NULL};
 	acme_reply_clear(&rep);
 	acme_handle(&srv, &req, &rep);
 	ck_assert_int_eq(rep.status, 415);
@@ -684,16 +550,18 @@ START_TEST(external_account_binding_is_required_and_checked)
 	free(pl);
 	ck_assert(problem_is("unauthorized"));
 	/* A binding of another key. */
-	o = json_pack("{s:b, s:o}", "termsOfServiceAgreed", 1, "externalAccountBinding",
-	              eab_for(&u, &eabs[0], BASE "/new-account"));
+	o = json_pack(
+	    "{s:b, s:o}", "termsOfServiceAgreed", 1, "externalAccountBinding",
+	    eab_for(&u, eabs[0].kid, eabs[0].hmac_key, eabs[0].hmac_key_len, BASE "/new-account"));
 	pl = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	ck_assert_int_eq(post_free("/new-account", jws(&t, NULL, "/new-account", pl)), 400);
 	free(pl);
 	ck_assert(problem_is("malformed"));
 	/* A binding made for another URL. */
-	o = json_pack("{s:b, s:o}", "termsOfServiceAgreed", 1, "externalAccountBinding",
-	              eab_for(&t, &eabs[0], BASE "/acct/1"));
+	o = json_pack(
+	    "{s:b, s:o}", "termsOfServiceAgreed", 1, "externalAccountBinding",
+	    eab_for(&t, eabs[0].kid, eabs[0].hmac_key, eabs[0].hmac_key_len, BASE "/acct/1"));
 	pl = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	ck_assert_int_eq(post_free("/new-account", jws(&t, NULL, "/new-account", pl)), 401);
