@@ -451,6 +451,11 @@ static int build_filter(scmp_filter_ctx ctx, const struct sandbox_profile *p, in
 		rc |= allow(ctx, "connect");
 		rc |= allow(ctx, "bind");
 	}
+	if (p->net == SANDBOX_NET_CLIENT) {
+		rc |= allow_if(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET));
+		rc |= allow_if(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+		rc |= allow(ctx, "connect");
+	}
 	return rc;
 }
 

@@ -34,6 +34,10 @@ enum sandbox_net {
 	 * the host's addresses), connect, bind and listen: cad, ocspd and crld, which talk to
 	 * PostgreSQL and keyd and serve HTTP. */
 	SANDBOX_NET_INET,
+	/* AF_UNIX, AF_INET and AF_INET6 sockets and connect, but no bind and no AF_NETLINK: a
+	 * daemon that serves a Unix socket bound before the filter and only makes outbound
+	 * connections afterwards (hsmca-acmevald's challenge checks and DNS queries). */
+	SANDBOX_NET_CLIENT,
 };
 
 struct sandbox_profile {

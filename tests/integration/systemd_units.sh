@@ -15,7 +15,7 @@ declare -A built=()
 for arg in "$@"; do
 	built[${arg%%=*}]=${arg#*=}
 done
-declare -A bound=([keyd]=1.5 [cad]=2.5 [ocspd]=2.5 [crld]=2.5)
+declare -A bound=([keyd]=1.5 [cad]=2.5 [ocspd]=2.5 [crld]=2.5 [acmevald]=2.5)
 
 command -v systemd-analyze >/dev/null || {
 	echo "systemd-analyze is missing (Debian package systemd, in deploy/deps)" >&2
@@ -25,7 +25,7 @@ command -v systemd-analyze >/dev/null || {
 work=$(mktemp -d /tmp/hsmca-units-XXXXXX)
 trap 'rm -rf -- "$work"' EXIT
 failed=0
-for daemon in keyd cad ocspd crld; do
+for daemon in keyd cad ocspd crld acmevald; do
 	unit=hsmca-$daemon.service
 	src=$unit_dir/$unit
 	[[ -f "$src" ]] || { echo "FAIL $unit: not generated in $unit_dir" >&2; failed=1; continue; }

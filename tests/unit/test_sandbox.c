@@ -20,6 +20,7 @@
 
 static const struct sandbox_profile keyd_profile = {"keyd", SANDBOX_NET_UNIX_SERVER};
 static const struct sandbox_profile inet_profile = {"cad", SANDBOX_NET_INET};
+static const struct sandbox_profile client_profile = {"acmevald", SANDBOX_NET_CLIENT};
 
 /* Child exit codes: 0 all as expected, other values name the first check that failed. */
 typedef int (*child_fn)(void);
@@ -149,6 +150,47 @@ static int inet_reaches_loopback(void)
 START_TEST(inet_profile_connects_but_refuses_raw_packet_sockets)
 {
 	int st = run_child(inet_reaches_loopback);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
+}
+END_TEST
+
+/* hsmca-acmevald's profile: outbound IPv4/IPv6 connections, but no bind (no new listener, no
+ * chosen source port), no netlink and no packet sockets. */
+static int client_connects_but_cannot_bind(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int l = socket(AF_INET, SOCK_STREAM, 0), c, b;
+
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(l, 4) != 0 ||
+	    getsockname(l, (struct sockaddr *)&sa, &len) != 0)
+		return 1;
+	if (confine(&client_profile, 1))
+		return 2;
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		return 3;
+	if (accept(l, NULL, NULL) < 0)
+		return 4;
+	if (socket(AF_INET6, SOCK_DGRAM, 0) < 0)
+		return 5;
+	b = socket(AF_INET, SOCK_STREAM, 0);
+	errno = 0;
+	if (b < 0 || bind(b, (struct sockaddr *)&any, sizeof(any)) != -1 || errno != EPERM)
+		return 6;
+	errno = 0;
+	if (socket(AF_NETLINK, SOCK_RAW, 0) != -1 || errno != EPERM)
+		return 7;
+	errno = 0;
+	if (socket(AF_PACKET, SOCK_RAW, 0) != -1 || errno != EPERM)
+		return 8;
+	return 0;
+}
+
+START_TEST(client_profile_connects_but_cannot_bind)
+{
+	int st = run_child(client_connects_but_cannot_bind);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
 }
 END_TEST
@@ -388,6 +430,7 @@ int main(int argc, char **argv)
 		tcase_add_test(tc, keyd_profile_refuses_af_inet_sockets_with_eperm);
 		tcase_add_test(tc, keyd_profile_keeps_unix_sockets_and_refuses_connect);
 		tcase_add_test(tc, inet_profile_connects_but_refuses_raw_packet_sockets);
+		tcase_add_test(tc, client_profile_connects_but_cannot_bind);
 		tcase_add_test(tc, exec_is_impossible_and_kills_the_process);
 		tcase_add_test(tc, threads_start_but_new_processes_do_not);
 		tcase_add_test(tc, seccomp_false_still_sets_no_new_privs);
