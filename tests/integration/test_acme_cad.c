@@ -689,6 +689,41 @@ START_TEST(bad_jws_is_refused_and_changes_nothing)
 }
 END_TEST
 
+/* certbot (Debian's) registers with an EAB credential, and shows the account it made. */
+START_TEST(certbot_registers_with_eab)
+{
+	char url[256], cmd[4096], key[64];
+	struct eab e = new_eab(",\"principal\":\"certbot-team\"");
+	long long accounts = count("SELECT count(*) FROM acme_accounts");
+	char *hk = b64(e.key, e.key_len);
+
+	snprintf(key, sizeof(key), "%s", hk);
+	free(hk);
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot register --non-interactive "
+	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid '%s' "
+	         "--eab-hmac-key '%s' --config-dir le/config --work-dir le/work --logs-dir le/logs "
+	         "> certbot.log 2>&1",
+	         dir, dir, url, e.kid, key);
+	ck_assert_msg(system(cmd) == 0, "certbot register: %s",
+	              harness_slurp(in_dir("certbot.log")));
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts"), accounts + 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts WHERE principal ="
+	                       " 'certbot-team' AND contact = '[\"mailto:ops@corp.example.com\"]'"),
+	                 1);
+	/* The same credential a second time: refused by the server, no second account. */
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot register --non-interactive "
+	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid '%s' "
+	         "--eab-hmac-key '%s' --config-dir le2/config --work-dir le2/work "
+	         "--logs-dir le2/logs > certbot2.log 2>&1",
+	         dir, dir, url, e.kid, key);
+	ck_assert_int_ne(system(cmd), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts"), accounts + 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme-cad");
@@ -702,6 +737,7 @@ int main(void)
 	tcase_add_test(tc, eab_credentials_are_made_by_officers_only);
 	tcase_add_test(tc, register_update_rollover_and_deactivate);
 	tcase_add_test(tc, bad_jws_is_refused_and_changes_nothing);
+	tcase_add_test(tc, certbot_registers_with_eab);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
