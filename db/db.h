@@ -743,6 +743,16 @@ enum db_status db_acme_eab_add(struct db *db, const char *kid, const uint8_t *hm
 enum db_status db_acme_eab_find(struct db *db, const char *kid, struct db_acme_eab *out,
                                 struct db_err *err);
 
+/* Revoke the credential with kid (usable or not); DB_ERR_NOT_FOUND when there is none,
+ * DB_ERR_STATE when it is revoked already. An account it bound keeps working. In the caller's
+ * transaction when one is open. */
+enum db_status db_acme_eab_revoke(struct db *db, const char *kid, struct db_err *err);
+/* Every credential (without its key) in id order, at most DB_LIST_MAX; free with
+ * db_acme_eab_list_free. */
+enum db_status db_acme_eab_list(struct db *db, struct db_acme_eab **rows, size_t *n,
+                                struct db_err *err);
+void db_acme_eab_list_free(struct db_acme_eab *rows, size_t n);
+
 struct db_acme_account {
 	int64_t id;
 	char status[16]; /* "valid", "deactivated", "revoked" */

@@ -157,6 +157,99 @@ out:
 	return rc;
 }
 
+enum db_status db_acme_eab_revoke(struct db *db, const char *kid, struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	int64_t revoked;
+
+	if (!kid_ok(kid))
+		return db_fail(err, DB_ERR_NOT_FOUND, "no such EAB credential");
+	db_param_text(&p, kid);
+	rc = db_exec(db,
+	             "SELECT (revoked_at IS NOT NULL)::int FROM acme_eab_credentials WHERE kid = $1"
+	             " FOR UPDATE",
+	             &p, &r, err, "revoking EAB credential %s", kid);
+	if (rc == DB_OK && PQntuples(r) == 0)
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no EAB credential %s", kid);
+	else if (rc == DB_OK && (db_get_int64(r, 0, 0, &revoked) || revoked))
+		rc = db_fail(err, DB_ERR_STATE, "EAB credential %s is revoked already", kid);
+	PQclear(r);
+	r = NULL;
+	if (rc == DB_OK)
+		rc =
+		    db_exec(db, "UPDATE acme_eab_credentials SET revoked_at = now() WHERE kid = $1",
+		            &p, &r, err, "revoking EAB credential %s", kid);
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_acme_eab_list(struct db *db, struct db_acme_eab **rows, size_t *n,
+                                struct db_err *err)
+{
+	PGresult *r = NULL;
+	enum db_status rc;
+	char sql[512];
+	int64_t v[5];
+
+	*rows = NULL;
+	*n = 0;
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT id, kid, principal, profiles, array_to_string(allow, E'\\n'), " EPOCH(
+	        "expires_at") ", " EPOCH0("revoked_at") ", " EPOCH("created_at") ","
+	                                                                         " created_by, "
+	                                                                         "coalesce(account_"
+	                                                                         "id, 0)"
+	                                                                         " FROM "
+	                                                                         "acme_eab_"
+	                                                                         "credentials"
+	                                                                         " ORDER BY id "
+	                                                                         "LIMIT %d",
+	    DB_LIST_MAX);
+	rc = db_exec(db, sql, NULL, &r, err, "listing EAB credentials");
+	if (rc != DB_OK)
+		return rc;
+	*rows = calloc((size_t)PQntuples(r) + 1, sizeof(**rows));
+	if (!*rows) {
+		PQclear(r);
+		return db_fail(err, DB_ERR_UNAVAILABLE, "listing EAB credentials: out of memory");
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct db_acme_eab *e = &(*rows)[i];
+		*n = (size_t)i + 1;
+		if (db_get_int64(r, i, 0, &v[0]) || db_get_int64(r, i, 5, &v[1]) ||
+		    db_get_int64(r, i, 6, &v[2]) || db_get_int64(r, i, 7, &v[3]) ||
+		    db_get_int64(r, i, 9, &v[4]) || !(e->principal = db_get_text(r, i, 2)) ||
+		    !(e->profiles = db_get_text(r, i, 3)) || !(e->allow = db_get_text(r, i, 4)) ||
+		    !(e->created_by = db_get_text(r, i, 8))) {
+			rc = db_fail(err, DB_ERR_QUERY, "EAB credentials: unreadable row");
+			break;
+		}
+		e->id = v[0];
+		e->expires_at = v[1];
+		e->revoked_at = v[2];
+		e->created_at = v[3];
+		e->account_id = v[4];
+		snprintf(e->kid, sizeof(e->kid), "%s", PQgetvalue(r, i, 1));
+	}
+	PQclear(r);
+	if (rc != DB_OK) {
+		db_acme_eab_list_free(*rows, *n);
+		*rows = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+void db_acme_eab_list_free(struct db_acme_eab *rows, size_t n)
+{
+	for (size_t i = 0; rows && i < n; i++)
+		db_acme_eab_clear(&rows[i]);
+	free(rows);
+}
+
 #define ACCOUNT_COLS                                                                               \
 	"a.id, a.status, a.jwk, a.thumbprint, a.contact, a.tos_agreed, coalesce(e.kid, ''),"       \
 	" a.principal, coalesce(e.profiles, ''), coalesce(array_to_string(e.allow, E'\\n'), '')"   \

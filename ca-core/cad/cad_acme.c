@@ -463,3 +463,74 @@ wipe:
 out:
 	json_decref(body);
 }
+
+/* GET /api/v1/acme/eab: every credential, without its key. */
+void cad_h_acme_eab_list(struct cad_req *r)
+{
+	struct db_acme_eab *rows = NULL;
+	struct db_err err = {0};
+	struct db *db = cad_db(r);
+	size_t n = 0;
+	json_t *arr;
+	char t[3][32];
+
+	if (!db)
+		return;
+	if (db_acme_eab_list(db, &rows, &n, &err) != DB_OK) {
+		cad_reply_db_error(r, &err);
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *allow = json_array();
+		const char *s = rows[i].allow;
+		while (s && *s) {
+			size_t len = strcspn(s, "\n");
+			json_array_append_new(allow, json_stringn(s, len));
+			s += len + (s[len] == '\n');
+		}
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:s, s:o, s:s, s:s?, s:s, s:s}", "kid", rows[i].kid, "principal",
+		    rows[i].principal, "profiles", rows[i].profiles, "allow", allow, "expires_at",
+		    cad_time_text(rows[i].expires_at, t[0], sizeof(t[0])), "revoked_at",
+		    cad_time_text(rows[i].revoked_at, t[1], sizeof(t[1])), "created_at",
+		    cad_time_text(rows[i].created_at, t[2], sizeof(t[2])), "created_by",
+		    rows[i].created_by);
+		if (o && rows[i].account_id)
+			json_object_set_new(o, "account_id", json_integer(rows[i].account_id));
+		if (!o || json_array_append_new(arr, o) != 0) {
+			json_decref(arr);
+			db_acme_eab_list_free(rows, n);
+			cad_reply_error(r, 500, "internal", "out of memory");
+			return;
+		}
+	}
+	db_acme_eab_list_free(rows, n);
+	cad_reply_json(r, 200, json_pack("{s:o}", "credentials", arr));
+}
+
+/* POST /api/v1/acme/eab/{kid}/revoke: no more registrations with it. */
+void cad_h_acme_eab_revoke(struct cad_req *r)
+{
+	struct db_err err = {0};
+	struct db *db = cad_db(r);
+	char object[96];
+
+	if (!db)
+		return;
+	snprintf(object, sizeof(object), "acme-eab/%s", r->args[0]);
+	if (db_begin(db, &err) != DB_OK || db_acme_eab_revoke(db, r->args[0], &err) != DB_OK) {
+		db_rollback(db);
+		if (err.status == DB_ERR_NOT_FOUND)
+			cad_deny(r, 404, "not-found", object, "no EAB credential %.64s",
+			         r->args[0]);
+		else if (err.status == DB_ERR_STATE)
+			cad_deny(r, 409, "already-revoked", object,
+			         "EAB credential %.64s is revoked already", r->args[0]);
+		else
+			cad_reply_db_error(r, &err);
+		return;
+	}
+	if (cad_commit_with_audit(r, db, object, NULL) == 0)
+		cad_reply_json(r, 200, json_pack("{s:s, s:b}", "kid", r->args[0], "revoked", 1));
+}

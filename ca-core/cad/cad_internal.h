@@ -200,6 +200,8 @@ void cad_acme_free(struct cad *cad);
 /* Serve a request under /acme/ (RFC 8555's own replies; its state changes audited). */
 void cad_acme_serve(struct cad_req *r);
 void cad_h_acme_eab_create(struct cad_req *r);
+void cad_h_acme_eab_list(struct cad_req *r);
+void cad_h_acme_eab_revoke(struct cad_req *r);
 
 /* --- handlers --- */
 

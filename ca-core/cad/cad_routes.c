@@ -92,6 +92,10 @@ static const struct route {
      "device.decommission"},
     /* ACME's External Account Binding credentials (cad_acme.c; ACME itself is /acme/). */
     {EVHTTP_REQ_POST, "/api/v1/acme/eab", cad_h_acme_eab_create, OFFICER, "acme.eab.create"},
+    {EVHTTP_REQ_GET, "/api/v1/acme/eab", cad_h_acme_eab_list, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "acme.eab.list"},
+    {EVHTTP_REQ_POST, "/api/v1/acme/eab/{}/revoke", cad_h_acme_eab_revoke, OFFICER,
+     "acme.eab.revoke"},
 };
 
 int cad_role_bit(const char *role)

@@ -1,6 +1,6 @@
-/* hsmca acme: the ACME half of the hsmca-cad API an officer uses; today External Account
- * Binding credentials (RFC 8555 §7.3.4). Exit 0 on success, 1 with a message otherwise, 2 for
- * a usage error. */
+/* hsmca acme: the ACME half of the hsmca-cad API an officer uses: External Account Binding
+ * credentials (RFC 8555 §7.3.4), made, listed and revoked. Exit 0 on success, 1 with a message
+ * otherwise, 2 for a usage error. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +24,34 @@ static void print_eab(json_t *o)
 	        json_string_value(json_object_get(o, "expires_at")));
 }
 
+static int print_call(struct api_client *c, const char *method, const char *path)
+{
+	json_t *out = NULL;
+	long st = api_call(c, method, path, NULL, &out);
+	char *s =
+	    out && st >= 200 && st < 300 ? json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+
+	if (s)
+		printf("%s\n", s);
+	free(s);
+	json_decref(out);
+	return st >= 200 && st < 300 ? 0 : 1;
+}
+
 int cmd_acme(int argc, char **argv)
 {
 	static const char usage[] =
 	    "usage: hsmca acme eab create --profile P [--profile P2]... [--allow PATTERN]...\n"
 	    "                             [--principal NAME] [--days N]\n"
+	    "       hsmca acme eab list | revoke KID\n"
 	    "  (role officer) makes an External Account Binding credential and prints its key\n"
 	    "  identifier and base64url HMAC key, once (kid=..., hmac_key=...). The one ACME\n"
 	    "  account registered with it is bound to the principal (default acme-KID), may use\n"
 	    "  the profiles named (the acme.profiles of hsmca-cad) and, with --allow, only\n"
 	    "  identifiers matching one of the patterns (exact, or '*.corp.example.com').\n"
-	    "  --days: how long it may be used to register (default 7).";
+	    "  --days: how long it may be used to register (default 7). list shows every\n"
+	    "  credential without its key; revoke (role officer) stops a credential from\n"
+	    "  registering (an account it bound already keeps working).";
 	static const struct option opts[] = {API_CLIENT_OPTIONS,
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {"profile", required_argument, NULL, 'p'},
@@ -84,6 +101,20 @@ int cmd_acme(int argc, char **argv)
 		default:
 			goto bad;
 		}
+	}
+	if (optind == argc - 2 && !strcmp(argv[optind], "eab") && !strcmp(argv[optind + 1], "list"))
+		return print_call(&c, "GET", "/acme/eab");
+	if (optind == argc - 3 && !strcmp(argv[optind], "eab") &&
+	    !strcmp(argv[optind + 1], "revoke")) {
+		char path[128];
+		const char *kid = argv[optind + 2];
+		if (!*kid || strlen(kid) > 64 ||
+		    strspn(kid,
+		           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+		        strlen(kid))
+			goto bad;
+		snprintf(path, sizeof(path), "/acme/eab/%s/revoke", kid);
+		return print_call(&c, "POST", path);
 	}
 	if (optind != argc - 2 || strcmp(argv[optind], "eab") ||
 	    strcmp(argv[optind + 1], "create") || !n_profiles)

@@ -689,6 +689,60 @@ START_TEST(bad_jws_is_refused_and_changes_nothing)
 }
 END_TEST
 
+/* Officers revoke credentials; auditors may list them, without keys, but not revoke. */
+START_TEST(revoked_eab_registers_nothing)
+{
+	struct eab e = new_eab(",\"principal\":\"revoked-team\"");
+	struct tkey t = tkey_new("ES256");
+	char url[300], *pl, cmd[2048];
+	struct reply r;
+
+	snprintf(url, sizeof(url), "%s/api/v1/acme/eab/%s/revoke", base_url, e.kid);
+	r = http("auditor", "POST", url, NULL, "application/json");
+	ck_assert_int_eq(r.status, 403);
+	reply_clear(&r);
+	r = http("officer", "POST", url, NULL, "application/json");
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	r = http("officer", "POST", url, NULL, "application/json");
+	ck_assert_int_eq(r.status, 409);
+	reply_clear(&r);
+	pl = account_payload(&t, &e);
+	r = post("/new-account", jws(&t, NULL, "/new-account", pl));
+	free(pl);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts WHERE principal ="
+	                       " 'revoked-team'"),
+	                 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'acme.eab.revoke'"
+	                       " AND outcome = 'success'"),
+	                 1);
+	/* The list (auditor, command line) names it revoked and shows no key. */
+	snprintf(cmd, sizeof(cmd),
+	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/auditor.pem "
+	         "HSMCA_CLIENT_KEY=%s/auditor.key %s acme eab list > %s/eab-list.out",
+	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"), dir);
+	ck_assert_int_eq(system(cmd), 0);
+	json_t *o = json_loads(harness_slurp(in_dir("eab-list.out")), 0, NULL), *c;
+	size_t i;
+	int seen = 0;
+	ck_assert_ptr_nonnull(o);
+	json_array_foreach(json_object_get(o, "credentials"), i, c)
+	{
+		ck_assert_ptr_null(json_object_get(c, "hmac_key"));
+		if (!strcmp(json_string_value(json_object_get(c, "kid")), e.kid)) {
+			seen = 1;
+			ck_assert_ptr_nonnull(json_object_get(c, "revoked_at"));
+		}
+	}
+	ck_assert(seen);
+	json_decref(o);
+	tkey_free(&t);
+}
+END_TEST
+
 /* certbot (Debian's) registers with an EAB credential, and shows the account it made. */
 START_TEST(certbot_registers_with_eab)
 {
@@ -737,6 +791,7 @@ int main(void)
 	tcase_add_test(tc, eab_credentials_are_made_by_officers_only);
 	tcase_add_test(tc, register_update_rollover_and_deactivate);
 	tcase_add_test(tc, bad_jws_is_refused_and_changes_nothing);
+	tcase_add_test(tc, revoked_eab_registers_nothing);
 	tcase_add_test(tc, certbot_registers_with_eab);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -153,6 +153,21 @@ START_TEST(eab_credentials_bind_accounts_once)
 	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM audit_log WHERE"
 	                                                 " action = 'acme.account.create'"),
 	                 1);
+	/* Revocation: once, of a credential that exists; the list shows all, without keys. */
+	ck_assert_int_eq(db_acme_eab_revoke(db, "kid-revoked", &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_acme_eab_revoke(db, "kid-none", &err), DB_ERR_NOT_FOUND);
+	ck_assert_int_eq(db_acme_eab_revoke(db, "kid-good", &err), DB_OK);
+	ck_assert_int_eq(db_acme_eab_find(db, "kid-good", &e, &err), DB_ERR_NOT_FOUND);
+	struct db_acme_eab *rows;
+	size_t n;
+	ck_assert_int_eq(db_acme_eab_list(db, &rows, &n, &err), DB_OK);
+	ck_assert_int_eq(n, 3);
+	ck_assert_str_eq(rows[0].kid, "kid-good");
+	ck_assert_int_eq(rows[0].account_id, a.id);
+	ck_assert_int_gt(rows[0].revoked_at, 0);
+	ck_assert_int_eq(rows[0].hmac_key_len, 0);
+	ck_assert_int_eq(rows[1].revoked_at, 0);
+	db_acme_eab_list_free(rows, n);
 	/* One account per key. */
 	struct db_acme_account c = account(T1);
 	ck_assert_int_eq(db_acme_account_create(db, &c, "", &audit, &err), DB_ERR_CONFLICT);
