@@ -8,7 +8,8 @@
  * with its audit entry.
  *
  * What is served today: the directory, newNonce, newAccount (with onlyReturnExisting, contact
- * checks and External Account Binding), account update and deactivation, and keyChange.
+ * checks and External Account Binding), account update and deactivation, keyChange, and
+ * revokeCert.
  */
 #ifndef HSMCA_ACME_H
 #define HSMCA_ACME_H
@@ -32,6 +33,7 @@
 #define ACME_CONTACTS_MAX 8
 #define ACME_CONTACT_MAX 254
 #define ACME_NAME_MAX 128
+#define ACME_CERT_MAX (16 * 1024) /* a certificate to revoke, DER */
 
 /* --- base64url without padding (RFC 7515 §2) --- */
 
@@ -192,6 +194,12 @@ struct acme_store {
 	/* Replace a's key by jwk with thumbprint. */
 	int (*account_rekey)(void *ctx, const struct acme_account *a, const char *jwk,
 	                     const char *thumbprint);
+	/* Revoke cert (der, already parsed and checked: a certificate whose key signed the
+	 * request when by is NULL, else asked by account by) with CRL reason. 0, or -1 with p
+	 * set (malformed: not a certificate of this CA; unauthorized: not one by may revoke;
+	 * alreadyRevoked; serverInternal). */
+	int (*revoke_cert)(void *ctx, const struct acme_account *by, const uint8_t *der, size_t len,
+	                   int reason, struct acme_problem *p);
 };
 
 /* --- the server --- */

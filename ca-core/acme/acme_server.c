@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
 
 #include "acme.h"
 
@@ -98,19 +99,20 @@ static void url_of(const struct acme_server *s, const char *path, char *out, siz
 
 static void h_directory(struct acme_server *s, struct acme_reply *rep)
 {
-	char u[3][ACME_URL_MAX + 32];
+	char u[4][ACME_URL_MAX + 32];
 	json_t *meta = json_pack("{s:b}", "externalAccountRequired", s->cfg.eab_required);
 
 	url_of(s, "/new-nonce", u[0], sizeof(u[0]));
 	url_of(s, "/new-account", u[1], sizeof(u[1]));
 	url_of(s, "/key-change", u[2], sizeof(u[2]));
+	url_of(s, "/revoke-cert", u[3], sizeof(u[3]));
 	if (meta && s->cfg.terms_url[0])
 		json_object_set_new(meta, "termsOfService", json_string(s->cfg.terms_url));
 	if (meta && s->cfg.website[0])
 		json_object_set_new(meta, "website", json_string(s->cfg.website));
 	reply_json(rep, 200, "application/json",
-	           json_pack("{s:s, s:s, s:s, s:o*}", "newNonce", u[0], "newAccount", u[1],
-	                     "keyChange", u[2], "meta", meta));
+	           json_pack("{s:s, s:s, s:s, s:s, s:o*}", "newNonce", u[0], "newAccount", u[1],
+	                     "keyChange", u[2], "revokeCert", u[3], "meta", meta));
 }
 
 /* --- accounts --- */
@@ -199,7 +201,7 @@ struct post {
 	char url[ACME_URL_MAX + 32];
 };
 
-enum key_rule { KEY_JWK, KEY_KID };
+enum key_rule { KEY_JWK, KEY_KID, KEY_EITHER };
 
 /* The common checks of every POST (RFC 8555 §6.2-§6.5). 0, or -1 with p set. */
 static int post_open(struct acme_server *s, const struct acme_request *req, enum key_rule rule,
@@ -223,7 +225,7 @@ static int post_open(struct acme_server *s, const struct acme_request *req, enum
 		return acme_problem_set(
 		    p, 400, "badNonce",
 		    "the nonce is not one this server gave or was used already");
-	if (rule == KEY_JWK) {
+	if (rule == KEY_JWK || (rule == KEY_EITHER && po->jws.jwk)) {
 		if (!po->jws.jwk)
 			return acme_problem_set(
 			    p, 400, "malformed",
@@ -499,6 +501,65 @@ done:
 	return rc;
 }
 
+/* §7.6: revoke a certificate, asked by the account that ordered it (kid) or with the
+ * certificate's own key (jwk). */
+static int h_revoke_cert(struct acme_server *s, struct post *po, struct acme_reply *rep,
+                         struct acme_problem *p)
+{
+	const json_t *pl = po->jws.payload, *c, *r;
+	uint8_t *der = NULL;
+	const uint8_t *q;
+	X509 *x = NULL;
+	int len, reason = 0, rc = -1;
+
+	c = pl ? json_object_get(pl, "certificate") : NULL;
+	r = pl ? json_object_get(pl, "reason") : NULL;
+	if (!json_is_string(c))
+		return acme_problem_set(p, 400, "malformed",
+		                        "revokeCert needs certificate (base64url DER)");
+	if (r) {
+		/* RFC 8555 §7.6 and Boulder: what a subscriber may say (no CA compromise, no
+		 * hold, no privilege withdrawal). */
+		reason = json_is_integer(r) ? (int)json_integer_value(r) : -1;
+		if (!json_is_integer(r) ||
+		    (reason != 0 && reason != 1 && reason != 3 && reason != 4 && reason != 5))
+			return acme_problem_set(
+			    p, 400, "badRevocationReason",
+			    "reason must be 0 (unspecified), 1 (keyCompromise), 3 "
+			    "(affiliationChanged), 4 (superseded) or 5 "
+			    "(cessationOfOperation)");
+	}
+	der = malloc(ACME_CERT_MAX);
+	len = der ? acme_b64url_decode(json_string_value(c), json_string_length(c), der,
+	                               ACME_CERT_MAX)
+	          : -1;
+	q = der;
+	if (len > 0)
+		x = d2i_X509(NULL, &q, len);
+	if (!x || q != der + len) {
+		acme_problem_set(p, 400, "malformed",
+		                 "certificate is not base64url of one DER certificate (at most %d "
+		                 "bytes)",
+		                 ACME_CERT_MAX);
+		goto done;
+	}
+	if (po->jws.jwk && EVP_PKEY_eq(X509_get0_pubkey(x), po->jws.key) != 1) {
+		acme_problem_set(p, 403, "unauthorized",
+		                 "the request is signed neither by an account nor by the "
+		                 "certificate's key");
+		goto done;
+	}
+	if (s->store.revoke_cert(po->ctx, po->jws.jwk ? NULL : &po->acct, der, (size_t)len, reason,
+	                         p) < 0)
+		goto done;
+	rep->status = 200;
+	rc = 0;
+done:
+	X509_free(x);
+	free(der);
+	return rc;
+}
+
 /* --- dispatch --- */
 
 void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep)
@@ -528,7 +589,7 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 		acme_problem_set(&p, 405, "malformed",
 		                 "%s is asked with POST (POST-as-GET to read it)",
 		                 strncmp(path, "/acct/", 6) && strcmp(path, "/new-account") &&
-		                         strcmp(path, "/key-change")
+		                         strcmp(path, "/key-change") && strcmp(path, "/revoke-cert")
 		                     ? "this resource"
 		                     : path + 1);
 	} else if (!strcmp(path, "/new-account")) {
@@ -540,6 +601,9 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 	} else if (!strcmp(path, "/key-change")) {
 		if (post_open(s, req, KEY_KID, &po, &p) == 0)
 			h_key_change(s, &po, rep, &p);
+	} else if (!strcmp(path, "/revoke-cert")) {
+		if (post_open(s, req, KEY_EITHER, &po, &p) == 0)
+			h_revoke_cert(s, &po, rep, &p);
 	} else {
 		acme_problem_set(&p, 404, "malformed", "there is no ACME resource at this URL");
 	}

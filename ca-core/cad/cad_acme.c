@@ -255,12 +255,93 @@ static int st_rekey(void *ctx, const struct acme_account *a, const char *jwk,
 	return -1;
 }
 
+/* The requester name of certificates an ACME account orders: revokeCert by an account's key
+ * may revoke exactly those. */
+static void account_requester(int64_t id, char *out, size_t n)
+{
+	snprintf(out, n, "acme/acct/%lld", (long long)id); /* no principal has a "/" */
+}
+
+static int st_revoke_cert(void *ctx, const struct acme_account *by, const uint8_t *der, size_t len,
+                          int reason, struct acme_problem *p)
+{
+	struct store_ctx *c = ctx;
+	struct cad_req *r = c->r;
+	const uint8_t *q = der;
+	X509 *x = d2i_X509(NULL, &q, (long)len);
+	const ASN1_INTEGER *sn = x ? X509_get0_serialNumber(x) : NULL;
+	BIGNUM *bn = sn ? ASN1_INTEGER_to_BN(sn, NULL) : NULL;
+	uint8_t bin[DB_SERIAL_MAX];
+	char serial[2 * DB_SERIAL_MAX + 1] = "", actor[160], mine[48];
+	struct ca_requester who = {.kind = CA_REQUESTER_ACCOUNT, .role = "acme-account"};
+	struct ca_status_request req = {.action = "acme.certificate.revoke", .reason = reason};
+	struct ca_status_result res = {0};
+	struct db_cert cert = {0};
+	struct ca_why why = {0};
+	enum ca_outcome o;
+	int n, rc = -1;
+
+	if (by) {
+		snprintf(actor, sizeof(actor), "%s",
+		         by->principal[0] ? by->principal : "acme-account");
+	} else {
+		snprintf(actor, sizeof(actor), "acme-certificate-key");
+	}
+	who.name = actor;
+	n = bn ? BN_bn2binpad(bn, bin, BN_num_bytes(bn) ? BN_num_bytes(bn) : 1) : -1;
+	if (n <= 0 || (size_t)n > sizeof(bin)) {
+		acme_problem_set(p, 404, "malformed", "the certificate is not one this CA issued");
+		goto out;
+	}
+	db_serial_to_hex(bin, (size_t)n, serial);
+	o = ca_cert_find(&r->cad->ca, &r->w->db, &who, serial, &cert, &why);
+	if (o == CA_NOT_FOUND || (o == CA_OK && (cert.der_len != len || !cert.der ||
+	                                         CRYPTO_memcmp(cert.der, der, len)))) {
+		acme_problem_set(p, 404, "malformed", "the certificate is not one this CA issued");
+		goto out;
+	}
+	if (o != CA_OK) {
+		acme_problem_set(p, 500, "serverInternal",
+		                 "the certificate could not be looked up");
+		goto out;
+	}
+	if (by) {
+		account_requester(by->id, mine, sizeof(mine));
+		if (!cert.requester || strcmp(cert.requester, mine)) {
+			acme_problem_set(
+			    p, 403, "unauthorized",
+			    "this account did not order the certificate; sign with the "
+			    "certificate's key instead");
+			goto out;
+		}
+	}
+	if (cert.status == DB_CERT_REVOKED) {
+		acme_problem_set(p, 400, "alreadyRevoked", "the certificate is revoked already");
+		goto out;
+	}
+	req.who = who;
+	req.serial = serial;
+	o = ca_revoke(&r->cad->ca, &r->w->db, &req, &res);
+	if (o == CA_WRONG_STATE)
+		acme_problem_set(p, 400, "alreadyRevoked", "%s", res.why.reason);
+	else if (o != CA_OK)
+		acme_problem_set(p, 500, "serverInternal", "the revocation was not recorded");
+	else
+		rc = 0;
+out:
+	db_cert_clear(&res.cert);
+	db_cert_clear(&cert);
+	BN_free(bn);
+	X509_free(x);
+	return rc;
+}
+
 int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 {
 	const struct cad_config *cfg = cad->cfg;
 	struct acme_config ac = {0};
 	struct acme_store st = {NULL,      st_by_thumbprint, st_by_id, st_eab,
-	                        st_create, st_update,        st_rekey};
+	                        st_create, st_update,        st_rekey, st_revoke_cert};
 
 	if (!cfg->acme_url[0])
 		return 0;

@@ -743,6 +743,118 @@ START_TEST(revoked_eab_registers_nothing)
 }
 END_TEST
 
+/* A certificate for www.example.com of t's key, issued by the officer through the API; its
+ * PEM into pem (n bytes) and base64url DER returned (malloc). */
+static char *issue_for(const struct tkey *t, char *pem, size_t n)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_REQ_get_subject_name(req);
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *ext =
+	    X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:www.example.com");
+	BIO *b = BIO_new(BIO_s_mem());
+	char *csr, url[256], *body, *out;
+	long len;
+	struct reply r;
+	json_t *o;
+
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	                           (const unsigned char *)"www.example.com", -1, -1, 0);
+	sk_X509_EXTENSION_push(exts, ext);
+	X509_REQ_add_extensions(req, exts);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_set_pubkey(req, t->k);
+	ck_assert(X509_REQ_sign(req, t->k, EVP_sha256()) > 0);
+	PEM_write_bio_X509_REQ(b, req);
+	len = BIO_get_mem_data(b, &csr);
+	o = json_pack("{s:s, s:s%}", "profile", "web", "csr", csr, (size_t)len);
+	body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	BIO_free(b);
+	X509_REQ_free(req);
+	snprintf(url, sizeof(url), "%s/api/v1/certificates", base_url);
+	r = http("officer", "POST", url, body, "application/json");
+	free(body);
+	ck_assert_msg(r.status == 201 || r.status == 200, "issue: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(pem, n, "%s", json_string_value(json_object_get(o, "certificate")));
+	json_decref(o);
+	reply_clear(&r);
+	b = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	uint8_t *der = NULL;
+	int dlen = i2d_X509(x, &der);
+	ck_assert_int_gt(dlen, 0);
+	out = b64(der, (size_t)dlen);
+	OPENSSL_free(der);
+	X509_free(x);
+	BIO_free(b);
+	return out;
+}
+
+static char *revoke_payload(const char *cert, int reason)
+{
+	json_t *o = json_pack("{s:s, s:i}", "certificate", cert, "reason", reason);
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	return s;
+}
+
+/* revokeCert with the certificate's own key; the account's key may not (it did not order
+ * it); then OCSP's and CRL's source, the database, says revoked, keyCompromise. */
+START_TEST(revoke_cert_with_its_own_key)
+{
+	struct eab e = new_eab("");
+	struct tkey t = tkey_new("ES256"), c = tkey_new("ES256");
+	char kid[300], pem[8192], *cert = issue_for(&c, pem, sizeof(pem)), *pl;
+	struct reply r;
+	long long audit;
+
+	register_key(&t, &e, kid, sizeof(kid));
+	audit = count("SELECT count(*) FROM audit_log");
+	pl = revoke_payload(cert, 1);
+	r = post("/revoke-cert", jws(&t, kid, "/revoke-cert", pl));
+	ck_assert_int_eq(r.status, 403);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	/* A certificate this CA did not issue (same serial space, another issuer). */
+	struct tkey other = tkey_new("ES256");
+	X509 *self = make_cert("www.example.com", other.k, NULL, other.k, 0, NULL, 1);
+	uint8_t *der = NULL;
+	int dlen = i2d_X509(self, &der);
+	char *sb = b64(der, (size_t)dlen), *spl = revoke_payload(sb, 1);
+	r = post("/revoke-cert", jws(&other, NULL, "/revoke-cert", spl));
+	ck_assert_int_eq(r.status, 404);
+	ck_assert(problem(&r, "malformed"));
+	reply_clear(&r);
+	free(spl);
+	free(sb);
+	OPENSSL_free(der);
+	X509_free(self);
+	tkey_free(&other);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log"), audit);
+	/* The certificate's key. */
+	r = post("/revoke-cert", jws(&c, NULL, "/revoke-cert", pl));
+	ck_assert_msg(r.status == 200, "revokeCert: %ld %s", r.status, r.body);
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'revoked' AND"
+	                       " revocation_reason = 1"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'acme.certificate.revoke' AND actor = 'acme-certificate-key'"),
+	                 1);
+	r = post("/revoke-cert", jws(&c, NULL, "/revoke-cert", pl));
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(problem(&r, "alreadyRevoked"));
+	reply_clear(&r);
+	free(pl);
+	free(cert);
+	tkey_free(&t);
+	tkey_free(&c);
+}
+END_TEST
+
 /* certbot (Debian's) registers with an EAB credential, and shows the account it made. */
 START_TEST(certbot_registers_with_eab)
 {
@@ -793,6 +905,7 @@ int main(void)
 	tcase_add_test(tc, bad_jws_is_refused_and_changes_nothing);
 	tcase_add_test(tc, revoked_eab_registers_nothing);
 	tcase_add_test(tc, certbot_registers_with_eab);
+	tcase_add_test(tc, revoke_cert_with_its_own_key);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

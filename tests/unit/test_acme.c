@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "acme.h"
 #include "acme_client.h"
@@ -104,13 +105,29 @@ static int st_rekey(void *ctx, const struct acme_account *a, const char *jwk, co
 	return 1;
 }
 
+static int revoked_reason = -1;
+static int64_t revoked_by = -1;
+
+static int st_revoke(void *ctx, const struct acme_account *by, const uint8_t *der, size_t len,
+                     int reason, struct acme_problem *p)
+{
+	(void)ctx;
+	(void)der;
+	ck_assert_int_gt(len, 0);
+	if (revoked_reason >= 0)
+		return acme_problem_set(p, 400, "alreadyRevoked", "revoked already");
+	revoked_reason = reason;
+	revoked_by = by ? by->id : 0;
+	return 0;
+}
+
 static struct acme_server srv;
 
 static void setup(void)
 {
 	struct acme_config cfg = {.base_url = BASE, .eab_required = 1, .nonce_capacity = 64};
 	struct acme_store st = {NULL,      st_by_thumb, st_by_id, st_eab,
-	                        st_create, st_update,   st_rekey};
+	                        st_create, st_update,   st_rekey, st_revoke};
 
 	snprintf(cfg.terms_url, sizeof(cfg.terms_url), "https://ca.test/terms");
 	snprintf(cfg.website, sizeof(cfg.website), "https://ca.test/");
@@ -124,6 +141,8 @@ static void setup(void)
 		snprintf(eabs[e].principal, sizeof(eabs[e].principal), "team-%d", e + 1);
 	}
 	updates = rekeys = 0;
+	revoked_reason = -1;
+	revoked_by = -1;
 }
 
 static void teardown(void)
@@ -282,6 +301,7 @@ START_TEST(directory_and_new_nonce)
 	ck_assert_str_eq(json_string_value(json_object_get(d, "newNonce")), BASE "/new-nonce");
 	ck_assert_str_eq(json_string_value(json_object_get(d, "newAccount")), BASE "/new-account");
 	ck_assert_str_eq(json_string_value(json_object_get(d, "keyChange")), BASE "/key-change");
+	ck_assert_str_eq(json_string_value(json_object_get(d, "revokeCert")), BASE "/revoke-cert");
 	meta = json_object_get(d, "meta");
 	ck_assert(json_is_true(json_object_get(meta, "externalAccountRequired")));
 	ck_assert_str_eq(json_string_value(json_object_get(meta, "termsOfService")),
@@ -729,6 +749,98 @@ START_TEST(key_rollover)
 }
 END_TEST
 
+/* A self-signed certificate of t's key, base64url DER (malloc); extra bytes appended. */
+static char *cert_of(const struct tkey *t, const char *extra)
+{
+	X509 *x = X509_new();
+	uint8_t *der = NULL, buf[4096];
+	int n;
+
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+	                           (const unsigned char *)"www.example.com", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, t->k);
+	ck_assert(X509_sign(x, t->k, strcmp(t->alg, "EdDSA") ? EVP_sha256() : NULL) > 0);
+	n = i2d_X509(x, &der);
+	ck_assert_int_gt(n, 0);
+	memcpy(buf, der, (size_t)n);
+	if (extra) {
+		memcpy(buf + n, extra, strlen(extra));
+		n += (int)strlen(extra);
+	}
+	OPENSSL_free(der);
+	X509_free(x);
+	return b64(buf, (size_t)n);
+}
+
+static char *revoke_payload(const char *cert, int reason)
+{
+	json_t *o = json_pack("{s:s}", "certificate", cert);
+	char *s;
+
+	if (reason >= 0)
+		json_object_set_new(o, "reason", json_integer(reason));
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+START_TEST(revoke_cert_by_its_key_or_by_account)
+{
+	struct tkey t = tkey_new("ES256"), c = tkey_new("ES384"), o = tkey_new("EdDSA");
+	char kid[600], *cert = cert_of(&c, NULL), *pl;
+
+	register_key(&t, &eabs[0], kid, sizeof(kid));
+	/* Another key than the certificate's, with a jwk: refused, the store not asked. */
+	pl = revoke_payload(cert, 1);
+	ck_assert_int_eq(post_free("/revoke-cert", jws(&o, NULL, "/revoke-cert", pl)), 403);
+	ck_assert(problem_is("unauthorized"));
+	ck_assert_int_eq(revoked_reason, -1);
+	/* Bad reasons, a body that is not one certificate. */
+	free(pl);
+	pl = revoke_payload(cert, 6);
+	ck_assert_int_eq(post_free("/revoke-cert", jws(&c, NULL, "/revoke-cert", pl)), 400);
+	ck_assert(problem_is("badRevocationReason"));
+	free(pl);
+	pl = revoke_payload(cert, 2);
+	ck_assert_int_eq(post_free("/revoke-cert", jws(&c, NULL, "/revoke-cert", pl)), 400);
+	ck_assert(problem_is("badRevocationReason"));
+	free(pl);
+	char *trailing = cert_of(&c, "xx");
+	pl = revoke_payload(trailing, 1);
+	free(trailing);
+	ck_assert_int_eq(post_free("/revoke-cert", jws(&c, NULL, "/revoke-cert", pl)), 400);
+	ck_assert(problem_is("malformed"));
+	free(pl);
+	ck_assert_int_eq(post_free("/revoke-cert", jws(&c, NULL, "/revoke-cert", "{}")), 400);
+	ck_assert(problem_is("malformed"));
+	ck_assert_int_eq(revoked_reason, -1);
+	/* By the certificate's key (keyCompromise), then again: alreadyRevoked. */
+	pl = revoke_payload(cert, 1);
+	ck_assert_int_eq(post_free("/revoke-cert", jws(&c, NULL, "/revoke-cert", pl)), 200);
+	ck_assert_int_eq(revoked_reason, 1);
+	ck_assert_int_eq(revoked_by, 0);
+	ck_assert_int_eq(post_free("/revoke-cert", jws(&c, NULL, "/revoke-cert", pl)), 400);
+	ck_assert(problem_is("alreadyRevoked"));
+	free(pl);
+	/* By an account's kid: the store judges with the account (reason default 0). */
+	revoked_reason = -1;
+	pl = revoke_payload(cert, -1);
+	ck_assert_int_eq(post_free("/revoke-cert", jws(&t, kid, "/revoke-cert", pl)), 200);
+	ck_assert_int_eq(revoked_reason, 0);
+	ck_assert_int_eq(revoked_by, 1);
+	free(pl);
+	free(cert);
+	tkey_free(&t);
+	tkey_free(&c);
+	tkey_free(&o);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme");
@@ -749,6 +861,7 @@ int main(void)
 	tcase_add_test(tc, contacts_are_checked);
 	tcase_add_test(tc, account_update_and_deactivation);
 	tcase_add_test(tc, key_rollover);
+	tcase_add_test(tc, revoke_cert_by_its_key_or_by_account);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
