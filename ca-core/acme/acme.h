@@ -8,8 +8,8 @@
  * with its audit entry.
  *
  * What is served today: the directory, newNonce, newAccount (with onlyReturnExisting, contact
- * checks and External Account Binding), account update and deactivation, keyChange, and
- * revokeCert.
+ * checks and External Account Binding), account update and deactivation, keyChange,
+ * revokeCert, and renewal information (RFC 9773).
  */
 #ifndef HSMCA_ACME_H
 #define HSMCA_ACME_H
@@ -200,7 +200,21 @@ struct acme_store {
 	 * alreadyRevoked; serverInternal). */
 	int (*revoke_cert)(void *ctx, const struct acme_account *by, const uint8_t *der, size_t len,
 	                   int reason, struct acme_problem *p);
+	/* Renewal information (RFC 9773): the certificate with this authority key identifier and
+	 * serial (DER INTEGER content, big-endian): its validity, and when it was revoked (0:
+	 * not revoked). 1 found, 0 none, -1 the store failed. */
+	int (*cert_validity)(void *ctx, const uint8_t *aki, size_t aki_len, const uint8_t *serial,
+	                     size_t serial_len, int64_t *not_before, int64_t *not_after,
+	                     int64_t *revoked_at);
 };
+
+/* RFC 9773's suggested renewal window for a certificate valid from not_before to not_after,
+ * revoked at revoked_at (0: not) as of now: the last third of its life, from two thirds to five
+ * sixths of it; a revoked certificate's window lies before now (renew at once). */
+void acme_renewal_window(int64_t not_before, int64_t not_after, int64_t revoked_at, int64_t now,
+                         int64_t *start, int64_t *end);
+/* How long a client should wait before asking again for renewal information (seconds). */
+#define ACME_ARI_RETRY_AFTER 21600
 
 /* --- the server --- */
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
@@ -99,20 +100,22 @@ static void url_of(const struct acme_server *s, const char *path, char *out, siz
 
 static void h_directory(struct acme_server *s, struct acme_reply *rep)
 {
-	char u[4][ACME_URL_MAX + 32];
+	char u[5][ACME_URL_MAX + 32];
 	json_t *meta = json_pack("{s:b}", "externalAccountRequired", s->cfg.eab_required);
 
 	url_of(s, "/new-nonce", u[0], sizeof(u[0]));
 	url_of(s, "/new-account", u[1], sizeof(u[1]));
 	url_of(s, "/key-change", u[2], sizeof(u[2]));
 	url_of(s, "/revoke-cert", u[3], sizeof(u[3]));
+	url_of(s, "/renewal-info", u[4], sizeof(u[4]));
 	if (meta && s->cfg.terms_url[0])
 		json_object_set_new(meta, "termsOfService", json_string(s->cfg.terms_url));
 	if (meta && s->cfg.website[0])
 		json_object_set_new(meta, "website", json_string(s->cfg.website));
 	reply_json(rep, 200, "application/json",
-	           json_pack("{s:s, s:s, s:s, s:s, s:o*}", "newNonce", u[0], "newAccount", u[1],
-	                     "keyChange", u[2], "revokeCert", u[3], "meta", meta));
+	           json_pack("{s:s, s:s, s:s, s:s, s:s, s:o*}", "newNonce", u[0], "newAccount",
+	                     u[1], "keyChange", u[2], "revokeCert", u[3], "renewalInfo", u[4],
+	                     "meta", meta));
 }
 
 /* --- accounts --- */
@@ -560,6 +563,72 @@ done:
 	return rc;
 }
 
+/* --- renewal information (RFC 9773) --- */
+
+void acme_renewal_window(int64_t not_before, int64_t not_after, int64_t revoked_at, int64_t now,
+                         int64_t *start, int64_t *end)
+{
+	int64_t life = not_after > not_before ? not_after - not_before : 0;
+
+	if (revoked_at) {
+		/* Renew now: a window that ended already (RFC 9773 §4.2). */
+		*end = (revoked_at < now ? revoked_at : now) - 1;
+		*start = *end - 3600;
+		return;
+	}
+	*start = not_before + life * 2 / 3;
+	*end = not_before + life * 5 / 6;
+	if (*end <= *start)
+		*end = *start + 1;
+}
+
+static void rfc3339(int64_t t, char *buf, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* GET /renewal-info/<base64url(AKI keyIdentifier)>.<base64url(serial)> */
+static int h_renewal_info(struct acme_server *s, void *ctx, const char *id, struct acme_reply *rep,
+                          struct acme_problem *p)
+{
+	const char *dot = strchr(id, '.');
+	uint8_t aki[64], serial[32];
+	int aki_len, serial_len, found;
+	int64_t nb, na, rv, start, end;
+	char a[32], b[32];
+
+	if (!dot || strchr(dot + 1, '.') || strlen(id) > 200)
+		return acme_problem_set(
+		    p, 400, "malformed",
+		    "the certificate identifier is base64url(AKI).base64url(serial)");
+	aki_len = acme_b64url_decode(id, (size_t)(dot - id), aki, sizeof(aki));
+	serial_len = acme_b64url_decode(dot + 1, strlen(dot + 1), serial, sizeof(serial));
+	if (aki_len <= 0 || serial_len <= 0)
+		return acme_problem_set(
+		    p, 400, "malformed",
+		    "the certificate identifier is base64url(AKI).base64url(serial)");
+	found = s->store.cert_validity(ctx, aki, (size_t)aki_len, serial, (size_t)serial_len, &nb,
+	                               &na, &rv);
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal",
+		                        "the certificate could not be read");
+	if (!found)
+		return acme_problem_set(p, 404, "malformed",
+		                        "no certificate of this CA has that "
+		                        "identifier");
+	acme_renewal_window(nb, na, rv, (int64_t)time(NULL), &start, &end);
+	rfc3339(start, a, sizeof(a));
+	rfc3339(end, b, sizeof(b));
+	rep->retry_after = ACME_ARI_RETRY_AFTER;
+	reply_json(rep, 200, "application/json",
+	           json_pack("{s:{s:s, s:s}}", "suggestedWindow", "start", a, "end", b));
+	return 0;
+}
+
 /* --- dispatch --- */
 
 void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep)
@@ -585,6 +654,13 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 		else
 			rep->status = is_head ? 200 : 204;
 		rep->cache_no_store = 1;
+	} else if (!strncmp(path, "/renewal-info/", 14)) {
+		if (!is_get && !is_head)
+			acme_problem_set(&p, 405, "malformed",
+			                 "renewal information is read with GET");
+		else
+			h_renewal_info(s, req->store_ctx ? req->store_ctx : s->store.ctx, path + 14,
+			               rep, &p);
 	} else if (!is_post) {
 		acme_problem_set(&p, 405, "malformed",
 		                 "%s is asked with POST (POST-as-GET to read it)",

@@ -336,12 +336,59 @@ out:
 	return rc;
 }
 
+static int st_cert_validity(void *ctx, const uint8_t *aki, size_t aki_len, const uint8_t *serial,
+                            size_t serial_len, int64_t *not_before, int64_t *not_after,
+                            int64_t *revoked_at)
+{
+	struct store_ctx *c = ctx;
+	struct ca_requester who = {.kind = CA_REQUESTER_ACCOUNT, .name = "acme", .role = ""};
+	struct db_cert cert = {0};
+	struct ca_why why = {0};
+	char hex[2 * DB_SERIAL_MAX + 1];
+	const ASN1_OCTET_STRING *kid;
+	const uint8_t *q;
+	X509 *x = NULL;
+	enum ca_outcome o;
+	int rc = 0;
+
+	while (serial_len > 1 && serial[0] == 0) {
+		serial++;
+		serial_len--;
+	}
+	if (serial_len > DB_SERIAL_MAX || (serial[0] & 0x80))
+		return 0;
+	db_serial_to_hex(serial, serial_len, hex);
+	o = ca_cert_find(&c->r->cad->ca, &c->r->w->db, &who, hex, &cert, &why);
+	if (o == CA_NOT_FOUND || o == CA_REFUSED)
+		goto out;
+	if (o != CA_OK) {
+		rc = -1;
+		goto out;
+	}
+	/* The serial names a certificate of this issuer: its authority key identifier says so. */
+	q = cert.der;
+	x = cert.der ? d2i_X509(NULL, &q, (long)cert.der_len) : NULL;
+	kid = x ? X509_get0_authority_key_id(x) : NULL;
+	if (!kid || (size_t)ASN1_STRING_length(kid) != aki_len ||
+	    memcmp(ASN1_STRING_get0_data(kid), aki, aki_len))
+		goto out;
+	*not_before = cert.not_before;
+	*not_after = cert.not_after;
+	*revoked_at = cert.status == DB_CERT_REVOKED ? (cert.revoked_at ? cert.revoked_at : 1) : 0;
+	rc = 1;
+out:
+	X509_free(x);
+	db_cert_clear(&cert);
+	return rc;
+}
+
 int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 {
 	const struct cad_config *cfg = cad->cfg;
 	struct acme_config ac = {0};
-	struct acme_store st = {NULL,      st_by_thumbprint, st_by_id, st_eab,
-	                        st_create, st_update,        st_rekey, st_revoke_cert};
+	struct acme_store st = {NULL,     st_by_thumbprint, st_by_id,
+	                        st_eab,   st_create,        st_update,
+	                        st_rekey, st_revoke_cert,   st_cert_validity};
 
 	if (!cfg->acme_url[0])
 		return 0;
@@ -397,8 +444,9 @@ void cad_acme_serve(struct cad_req *r)
 	areq.body_len = evbuffer_get_length(body);
 	areq.body = areq.body_len ? evbuffer_pullup(body, -1) : (const uint8_t *)"";
 	areq.store_ctx = &sc;
-	if (m == EVHTTP_REQ_POST) {
-		/* Accounts are in the database: no connection, no answer but 503. */
+	if (m == EVHTTP_REQ_POST || !strncmp(areq.path, "/renewal-info/", 14)) {
+		/* Accounts and certificates are in the database: no connection, no answer but
+		 * 503. */
 		if (!(sc.db = cad_db(r)))
 			return;
 	}

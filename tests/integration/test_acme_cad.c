@@ -801,6 +801,38 @@ static char *revoke_payload(const char *cert, int reason)
 	return s;
 }
 
+/* RFC 9773's certificate identifier of pem, and the suggested window's end (seconds). */
+static int64_t renewal_end(const char *pem, long *status)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	const ASN1_OCTET_STRING *aki = X509_get0_authority_key_id(x);
+	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+	char *a = b64(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki));
+	char *sr = b64(ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn));
+	char url[512];
+	struct reply r;
+	struct tm tm = {0};
+	int64_t end = 0;
+	json_t *o;
+
+	snprintf(url, sizeof(url), "%s/renewal-info/%s.%s", acme_url, a, sr);
+	r = http(NULL, "GET", url, NULL, NULL);
+	*status = r.status;
+	o = r.body ? json_loads(r.body, 0, NULL) : NULL;
+	const char *e =
+	    json_string_value(json_object_get(json_object_get(o, "suggestedWindow"), "end"));
+	if (e && strptime(e, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		end = (int64_t)timegm(&tm);
+	json_decref(o);
+	reply_clear(&r);
+	free(a);
+	free(sr);
+	X509_free(x);
+	BIO_free(b);
+	return end;
+}
+
 /* revokeCert with the certificate's own key; the account's key may not (it did not order
  * it); then OCSP's and CRL's source, the database, says revoked, keyCompromise. */
 START_TEST(revoke_cert_with_its_own_key)
@@ -812,6 +844,11 @@ START_TEST(revoke_cert_with_its_own_key)
 	long long audit;
 
 	register_key(&t, &e, kid, sizeof(kid));
+	/* Renewal information (RFC 9773) before: a window late in the certificate's life. */
+	long st;
+	int64_t end = renewal_end(pem, &st);
+	ck_assert_int_eq(st, 200);
+	ck_assert_int_gt(end, (int64_t)time(NULL) + 86400);
 	audit = count("SELECT count(*) FROM audit_log");
 	pl = revoke_payload(cert, 1);
 	r = post("/revoke-cert", jws(&t, kid, "/revoke-cert", pl));
@@ -848,6 +885,10 @@ START_TEST(revoke_cert_with_its_own_key)
 	ck_assert_int_eq(r.status, 400);
 	ck_assert(problem(&r, "alreadyRevoked"));
 	reply_clear(&r);
+	/* ... and after: renew at once (the window ended). */
+	end = renewal_end(pem, &st);
+	ck_assert_int_eq(st, 200);
+	ck_assert_int_le(end, (int64_t)time(NULL));
 	free(pl);
 	free(cert);
 	tkey_free(&t);

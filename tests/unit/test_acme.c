@@ -121,13 +121,29 @@ static int st_revoke(void *ctx, const struct acme_account *by, const uint8_t *de
 	return 0;
 }
 
+/* One certificate: AKI 01 02 03, serial 0a 0b, valid from 1000 to 7000, revoked as set. */
+static int64_t cert_revoked_at;
+
+static int st_validity(void *ctx, const uint8_t *aki, size_t aki_len, const uint8_t *serial,
+                       size_t serial_len, int64_t *nb, int64_t *na, int64_t *rv)
+{
+	(void)ctx;
+	if (aki_len != 3 || memcmp(aki, "\1\2\3", 3) || serial_len != 2 ||
+	    memcmp(serial, "\x0a\x0b", 2))
+		return 0;
+	*nb = 1000;
+	*na = 7000;
+	*rv = cert_revoked_at;
+	return 1;
+}
+
 static struct acme_server srv;
 
 static void setup(void)
 {
 	struct acme_config cfg = {.base_url = BASE, .eab_required = 1, .nonce_capacity = 64};
-	struct acme_store st = {NULL,      st_by_thumb, st_by_id, st_eab,
-	                        st_create, st_update,   st_rekey, st_revoke};
+	struct acme_store st = {NULL,      st_by_thumb, st_by_id,  st_eab,     st_create,
+	                        st_update, st_rekey,    st_revoke, st_validity};
 
 	snprintf(cfg.terms_url, sizeof(cfg.terms_url), "https://ca.test/terms");
 	snprintf(cfg.website, sizeof(cfg.website), "https://ca.test/");
@@ -302,6 +318,8 @@ START_TEST(directory_and_new_nonce)
 	ck_assert_str_eq(json_string_value(json_object_get(d, "newAccount")), BASE "/new-account");
 	ck_assert_str_eq(json_string_value(json_object_get(d, "keyChange")), BASE "/key-change");
 	ck_assert_str_eq(json_string_value(json_object_get(d, "revokeCert")), BASE "/revoke-cert");
+	ck_assert_str_eq(json_string_value(json_object_get(d, "renewalInfo")),
+	                 BASE "/renewal-info");
 	meta = json_object_get(d, "meta");
 	ck_assert(json_is_true(json_object_get(meta, "externalAccountRequired")));
 	ck_assert_str_eq(json_string_value(json_object_get(meta, "termsOfService")),
@@ -841,6 +859,51 @@ START_TEST(revoke_cert_by_its_key_or_by_account)
 }
 END_TEST
 
+START_TEST(renewal_information)
+{
+	struct acme_request get = {"GET", "/renewal-info/AQID.Cgs", NULL, NULL, 0, NULL};
+	int64_t start, end;
+	json_t *o, *w;
+
+	/* The window: two thirds to five sixths of the life; before now once revoked. */
+	acme_renewal_window(1000, 7000, 0, 2000, &start, &end);
+	ck_assert_int_eq(start, 5000);
+	ck_assert_int_eq(end, 6000);
+	acme_renewal_window(1000, 7000, 1500, 2000, &start, &end);
+	ck_assert_int_lt(end, 1500);
+	ck_assert_int_lt(start, end);
+	acme_reply_clear(&rep);
+	cert_revoked_at = 0;
+	acme_handle(&srv, &get, &rep);
+	ck_assert_int_eq(rep.status, 200);
+	ck_assert_int_eq(rep.retry_after, ACME_ARI_RETRY_AFTER);
+	o = json_loadb(rep.body, rep.body_len, 0, NULL);
+	w = json_object_get(o, "suggestedWindow");
+	ck_assert_str_eq(json_string_value(json_object_get(w, "start")), "1970-01-01T01:23:20Z");
+	ck_assert_str_eq(json_string_value(json_object_get(w, "end")), "1970-01-01T01:40:00Z");
+	json_decref(o);
+	/* Unknown, malformed, and POST. */
+	get.path = "/renewal-info/AQID.Cgw";
+	acme_reply_clear(&rep);
+	acme_handle(&srv, &get, &rep);
+	ck_assert_int_eq(rep.status, 404);
+	get.path = "/renewal-info/AQID";
+	acme_reply_clear(&rep);
+	acme_handle(&srv, &get, &rep);
+	ck_assert_int_eq(rep.status, 400);
+	ck_assert(problem_is("malformed"));
+	get.path = "/renewal-info/AQ=D.Cgs";
+	acme_reply_clear(&rep);
+	acme_handle(&srv, &get, &rep);
+	ck_assert_int_eq(rep.status, 400);
+	get.path = "/renewal-info/AQID.Cgs";
+	get.method = "POST";
+	acme_reply_clear(&rep);
+	acme_handle(&srv, &get, &rep);
+	ck_assert_int_eq(rep.status, 405);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme");
@@ -862,6 +925,7 @@ int main(void)
 	tcase_add_test(tc, account_update_and_deactivation);
 	tcase_add_test(tc, key_rollover);
 	tcase_add_test(tc, revoke_cert_by_its_key_or_by_account);
+	tcase_add_test(tc, renewal_information);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
