@@ -753,6 +753,14 @@ enum db_status db_acme_eab_list(struct db *db, struct db_acme_eab **rows, size_t
                                 struct db_err *err);
 void db_acme_eab_list_free(struct db_acme_eab *rows, size_t n);
 
+/* Record a renewal incident: authority_id's certificates issued before now should be renewed
+ * at once. *id gets its id. In the caller's transaction when one is open. */
+enum db_status db_acme_incident_add(struct db *db, int32_t authority_id, const char *reason,
+                                    const char *created_by, int64_t *id, struct db_err *err);
+/* The latest incident moment of authority_id (seconds; 0: none) into *issued_before. */
+enum db_status db_acme_incident_latest(struct db *db, int32_t authority_id, int64_t *issued_before,
+                                       struct db_err *err);
+
 struct db_acme_account {
 	int64_t id;
 	char status[16]; /* "valid", "deactivated", "revoked" */

@@ -250,6 +250,51 @@ void db_acme_eab_list_free(struct db_acme_eab *rows, size_t n)
 	free(rows);
 }
 
+enum db_status db_acme_incident_add(struct db *db, int32_t authority_id, const char *reason,
+                                    const char *created_by, int64_t *id, struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	*id = 0;
+	if ((rc = db_check_text("reason", reason, 512, err)) != DB_OK ||
+	    (rc = db_check_text("creator", created_by, 128, err)) != DB_OK)
+		return rc;
+	if (!reason[0])
+		return db_fail(err, DB_ERR_INVALID, "a renewal incident needs a reason");
+	db_param_int(&p, authority_id);
+	db_param_text(&p, reason);
+	db_param_text(&p, created_by);
+	rc = db_exec(db,
+	             "INSERT INTO acme_renewal_incidents (authority_id, reason, created_by)"
+	             " VALUES ($1::integer, $2, $3) RETURNING id",
+	             &p, &r, err, "recording a renewal incident");
+	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, id)))
+		rc = db_fail(err, DB_ERR_QUERY, "recording a renewal incident: no id returned");
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_acme_incident_latest(struct db *db, int32_t authority_id, int64_t *issued_before,
+                                       struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	*issued_before = 0;
+	db_param_int(&p, authority_id);
+	rc = db_exec(db,
+	             "SELECT coalesce(floor(extract(epoch FROM max(issued_before)))::bigint, 0)"
+	             " FROM acme_renewal_incidents WHERE authority_id = $1::integer",
+	             &p, &r, err, "reading renewal incidents");
+	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, issued_before)))
+		rc = db_fail(err, DB_ERR_QUERY, "reading renewal incidents: unreadable row");
+	PQclear(r);
+	return rc;
+}
+
 #define ACCOUNT_COLS                                                                               \
 	"a.id, a.status, a.jwk, a.thumbprint, a.contact, a.tos_agreed, coalesce(e.kid, ''),"       \
 	" a.principal, coalesce(e.profiles, ''), coalesce(array_to_string(e.allow, E'\\n'), '')"   \

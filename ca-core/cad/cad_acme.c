@@ -375,6 +375,19 @@ static int st_cert_validity(void *ctx, const uint8_t *aki, size_t aki_len, const
 	*not_before = cert.not_before;
 	*not_after = cert.not_after;
 	*revoked_at = cert.status == DB_CERT_REVOKED ? (cert.revoked_at ? cert.revoked_at : 1) : 0;
+	/* An officer's renewal incident on its authority after it was issued: renew at once. */
+	if (!*revoked_at) {
+		struct db_err err = {0};
+		int64_t since;
+		if (db_acme_incident_latest(c->r->w->db, cert.authority_id, &since, &err) !=
+		    DB_OK) {
+			log_error("acme: %s", err.msg);
+			rc = -1;
+			goto out;
+		}
+		if (since && cert.issued_at && cert.issued_at <= since)
+			*revoked_at = since;
+	}
 	rc = 1;
 out:
 	X509_free(x);
@@ -662,4 +675,65 @@ void cad_h_acme_eab_revoke(struct cad_req *r)
 	}
 	if (cad_commit_with_audit(r, db, object, NULL) == 0)
 		cad_reply_json(r, 200, json_pack("{s:s, s:b}", "kid", r->args[0], "revoked", 1));
+}
+
+/* POST /api/v1/acme/incidents {"authority", "reason"}: the authority's certificates issued
+ * until now should be renewed at once (renewal information says so). */
+void cad_h_acme_incident_create(struct cad_req *r)
+{
+	static const char *const fields[] = {"authority", "reason", NULL};
+	json_t *body = cad_body_object(r, fields), *detail;
+	const char *name, *reason;
+	struct db_err err = {0};
+	struct db *db;
+	int32_t aid = 0;
+	int64_t id;
+	char object[96];
+	size_t i;
+
+	if (!body)
+		return;
+	if (!r->cad->cfg->acme_url[0]) {
+		cad_reply_error(r, 409, "acme-disabled", "ACME is not enabled on this server");
+		goto out;
+	}
+	name = json_string_value(json_object_get(body, "authority"));
+	reason = json_string_value(json_object_get(body, "reason"));
+	if (!name || !reason || !cad_label_ok(reason)) {
+		cad_reply_error(r, 400, "bad-request",
+		                "\"authority\" and \"reason\" (1..128 bytes of text) are required");
+		goto out;
+	}
+	for (i = 0; i < r->cad->cfg->n_authorities; i++)
+		if (!strcmp(r->cad->cfg->authorities[i].name, name))
+			break;
+	if (i == r->cad->cfg->n_authorities) {
+		cad_deny(r, 404, "unknown-authority", name, "no authority %.64s", name);
+		goto out;
+	}
+	if (!(db = cad_db(r)))
+		goto out;
+	pthread_mutex_lock(&r->cad->lock);
+	aid = r->cad->cfg->authorities[i].db_id;
+	pthread_mutex_unlock(&r->cad->lock);
+	if (!aid) {
+		cad_reply_error(r, 503, "authority-not-ready",
+		                "authority %.64s is not registered in the database yet", name);
+		goto out;
+	}
+	if (db_begin(db, &err) != DB_OK ||
+	    db_acme_incident_add(db, aid, reason, r->who.name, &id, &err) != DB_OK) {
+		db_rollback(db);
+		cad_reply_db_error(r, &err);
+		goto out;
+	}
+	snprintf(object, sizeof(object), "authority/%s", name);
+	detail = json_pack("{s:s, s:I}", "reason", reason, "incident", (json_int_t)id);
+	if (cad_commit_with_audit(r, db, object, detail) == 0)
+		cad_reply_json(r, 201,
+		               json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "authority", name,
+		                         "reason", reason));
+	json_decref(detail);
+out:
+	json_decref(body);
 }

@@ -202,6 +202,7 @@ void cad_acme_serve(struct cad_req *r);
 void cad_h_acme_eab_create(struct cad_req *r);
 void cad_h_acme_eab_list(struct cad_req *r);
 void cad_h_acme_eab_revoke(struct cad_req *r);
+void cad_h_acme_incident_create(struct cad_req *r);
 
 /* --- handlers --- */
 

@@ -96,6 +96,8 @@ static const struct route {
      "acme.eab.list"},
     {EVHTTP_REQ_POST, "/api/v1/acme/eab/{}/revoke", cad_h_acme_eab_revoke, OFFICER,
      "acme.eab.revoke"},
+    {EVHTTP_REQ_POST, "/api/v1/acme/incidents", cad_h_acme_incident_create, OFFICER,
+     "acme.incident.create"},
 };
 
 int cad_role_bit(const char *role)

@@ -44,6 +44,7 @@ int cmd_acme(int argc, char **argv)
 	    "usage: hsmca acme eab create --profile P [--profile P2]... [--allow PATTERN]...\n"
 	    "                             [--principal NAME] [--days N]\n"
 	    "       hsmca acme eab list | revoke KID\n"
+	    "       hsmca acme incident --authority NAME --reason TEXT\n"
 	    "  (role officer) makes an External Account Binding credential and prints its key\n"
 	    "  identifier and base64url HMAC key, once (kid=..., hmac_key=...). The one ACME\n"
 	    "  account registered with it is bound to the principal (default acme-KID), may use\n"
@@ -51,15 +52,20 @@ int cmd_acme(int argc, char **argv)
 	    "  identifiers matching one of the patterns (exact, or '*.corp.example.com').\n"
 	    "  --days: how long it may be used to register (default 7). list shows every\n"
 	    "  credential without its key; revoke (role officer) stops a credential from\n"
-	    "  registering (an account it bound already keeps working).";
+	    "  registering (an account it bound already keeps working). incident (role officer)\n"
+	    "  tells ACME clients, through renewal information, to renew every certificate of\n"
+	    "  the authority issued until now at once.";
 	static const struct option opts[] = {API_CLIENT_OPTIONS,
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {"profile", required_argument, NULL, 'p'},
 	                                     {"allow", required_argument, NULL, 'a'},
 	                                     {"principal", required_argument, NULL, 'P'},
 	                                     {"days", required_argument, NULL, 'd'},
+	                                     {"authority", required_argument, NULL, 'A'},
+	                                     {"reason", required_argument, NULL, 'r'},
 	                                     {NULL, 0, NULL, 0}};
-	const char *profiles[LIST_MAX], *allow[LIST_MAX], *principal = NULL;
+	const char *profiles[LIST_MAX], *allow[LIST_MAX], *principal = NULL, *authority = NULL,
+	                                                  *reason = NULL;
 	size_t n_profiles = 0, n_allow = 0;
 	long days = 0;
 	struct api_client c;
@@ -93,6 +99,12 @@ int cmd_acme(int argc, char **argv)
 		case 'P':
 			principal = optarg;
 			break;
+		case 'A':
+			authority = optarg;
+			break;
+		case 'r':
+			reason = optarg;
+			break;
 		case 'd':
 			days = strtol(optarg, &end, 10);
 			if (*end || days < 1)
@@ -101,6 +113,18 @@ int cmd_acme(int argc, char **argv)
 		default:
 			goto bad;
 		}
+	}
+	if (optind == argc - 1 && !strcmp(argv[optind], "incident") && authority && reason) {
+		body = json_pack("{s:s, s:s}", "authority", authority, "reason", reason);
+		st = api_call(&c, "POST", "/acme/incidents", body, &out);
+		json_decref(body);
+		json_decref(out);
+		if (st >= 200 && st < 300)
+			fprintf(stderr,
+			        "renewal incident recorded: %s's certificates issued until now "
+			        "should be renewed\n",
+			        authority);
+		return st >= 200 && st < 300 ? 0 : 1;
 	}
 	if (optind == argc - 2 && !strcmp(argv[optind], "eab") && !strcmp(argv[optind + 1], "list"))
 		return print_call(&c, "GET", "/acme/eab");

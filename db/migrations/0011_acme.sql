@@ -70,3 +70,19 @@ REVOKE ALL ON acme_eab_credentials, acme_accounts FROM PUBLIC;
 REVOKE ALL ON FUNCTION acme_eab_bind_once() FROM PUBLIC;
 -- No DELETE: accounts and credentials are deactivated or revoked, never removed.
 GRANT SELECT, INSERT, UPDATE ON acme_eab_credentials, acme_accounts TO hsmca_app;
+
+-- Renewal incidents (RFC 9773): an officer's flag that an authority's certificates issued
+-- before a moment should be renewed at once (a misissuance, a weak key found, a planned
+-- rotation). Renewal information then suggests a window that has ended already.
+CREATE TABLE acme_renewal_incidents (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	authority_id integer NOT NULL REFERENCES authorities (id),
+	issued_before timestamptz NOT NULL DEFAULT now(),
+	reason text NOT NULL CHECK (octet_length(reason) BETWEEN 1 AND 512),
+	created_by text NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX acme_renewal_incidents_authority ON acme_renewal_incidents (authority_id);
+REVOKE ALL ON acme_renewal_incidents FROM PUBLIC;
+-- An incident is a record: never changed or removed by the application.
+GRANT SELECT, INSERT ON acme_renewal_incidents TO hsmca_app;

@@ -896,6 +896,47 @@ START_TEST(revoke_cert_with_its_own_key)
 }
 END_TEST
 
+/* An officer's renewal incident on the authority: its certificates issued until then get a
+ * window that has ended; one issued afterwards does not. */
+START_TEST(renewal_incident_moves_the_window)
+{
+	struct tkey c = tkey_new("ES256"), d = tkey_new("ES256");
+	char pem[8192], pem2[8192], *cert = issue_for(&c, pem, sizeof(pem)), url[256], cmd[2048];
+	struct reply r;
+	long st;
+
+	ck_assert_int_gt(renewal_end(pem, &st), (int64_t)time(NULL) + 86400);
+	snprintf(url, sizeof(url), "%s/api/v1/acme/incidents", base_url);
+	r = http("auditor", "POST", url, "{\"authority\":\"web\",\"reason\":\"x\"}",
+	         "application/json");
+	ck_assert_int_eq(r.status, 403);
+	reply_clear(&r);
+	r = http("officer", "POST", url, "{\"authority\":\"nope\",\"reason\":\"x\"}",
+	         "application/json");
+	ck_assert_int_eq(r.status, 404);
+	reply_clear(&r);
+	ck_assert_int_eq(renewal_end(pem, &st) > (int64_t)time(NULL), 1);
+	sleep(1);
+	snprintf(cmd, sizeof(cmd),
+	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/officer.pem "
+	         "HSMCA_CLIENT_KEY=%s/officer.key %s acme incident --authority web "
+	         "--reason 'weak RNG on the build host' > /dev/null 2>&1",
+	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"));
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_le(renewal_end(pem, &st), (int64_t)time(NULL));
+	ck_assert_int_eq(st, 200);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'acme.incident.create' AND outcome = 'success'"),
+	                 1);
+	sleep(1);
+	free(issue_for(&d, pem2, sizeof(pem2)));
+	ck_assert_int_gt(renewal_end(pem2, &st), (int64_t)time(NULL) + 86400);
+	free(cert);
+	tkey_free(&c);
+	tkey_free(&d);
+}
+END_TEST
+
 /* certbot (Debian's) registers with an EAB credential, and shows the account it made. */
 START_TEST(certbot_registers_with_eab)
 {
@@ -947,6 +988,7 @@ int main(void)
 	tcase_add_test(tc, revoked_eab_registers_nothing);
 	tcase_add_test(tc, certbot_registers_with_eab);
 	tcase_add_test(tc, revoke_cert_with_its_own_key);
+	tcase_add_test(tc, renewal_incident_moves_the_window);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
