@@ -1021,6 +1021,7 @@ static const struct {
     {"POST", "/api/v1/acme/eab", "{}", OFFICER},
     {"GET", "/api/v1/acme/eab", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
     {"POST", "/api/v1/acme/eab/nobody/revoke", NULL, OFFICER},
+    {"POST", "/api/v1/acme/incidents", "{}", OFFICER},
 };
 
 START_TEST(every_role_on_every_endpoint)
