@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -216,7 +217,9 @@ static int post_open(struct acme_server *s, const struct acme_request *req, enum
 	memset(po, 0, sizeof(*po));
 	po->ctx = req->store_ctx ? req->store_ctx : s->store.ctx;
 	url_of(s, req->path, po->url, sizeof(po->url));
-	if (!req->content_type || strcmp(req->content_type, "application/jose+json"))
+	/* The media type, parameters (e.g. "; charset=utf-8") aside. */
+	if (!req->content_type || strncasecmp(req->content_type, "application/jose+json", 21) ||
+	    (req->content_type[21] && req->content_type[21] != ';' && req->content_type[21] != ' '))
 		return acme_problem_set(p, 415, "malformed",
 		                        "the content type must be application/jose+json");
 	if (acme_jws_parse(req->body, req->body_len, 1, &po->jws, p) < 0)
@@ -662,12 +665,14 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 			h_renewal_info(s, req->store_ctx ? req->store_ctx : s->store.ctx, path + 14,
 			               rep, &p);
 	} else if (!is_post) {
-		acme_problem_set(&p, 405, "malformed",
-		                 "%s is asked with POST (POST-as-GET to read it)",
-		                 strncmp(path, "/acct/", 6) && strcmp(path, "/new-account") &&
-		                         strcmp(path, "/key-change") && strcmp(path, "/revoke-cert")
-		                     ? "this resource"
-		                     : path + 1);
+		if (strncmp(path, "/acct/", 6) && strcmp(path, "/new-account") &&
+		    strcmp(path, "/key-change") && strcmp(path, "/revoke-cert"))
+			acme_problem_set(&p, 404, "malformed",
+			                 "there is no ACME resource at this URL");
+		else
+			acme_problem_set(&p, 405, "malformed",
+			                 "%s is asked with POST (POST-as-GET to read it)",
+			                 path + 1);
 	} else if (!strcmp(path, "/new-account")) {
 		if (post_open(s, req, KEY_JWK, &po, &p) == 0)
 			h_new_account(s, &po, rep, &p);

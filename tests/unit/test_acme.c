@@ -346,6 +346,10 @@ START_TEST(directory_and_new_nonce)
 	struct acme_request none = {"GET", "/nothing-here", NULL, NULL, 0, NULL};
 	acme_reply_clear(&rep);
 	acme_handle(&srv, &none, &rep);
+	ck_assert_int_eq(rep.status, 404);
+	struct acme_request get_acct = {"GET", "/acct/1", NULL, NULL, 0, NULL};
+	acme_reply_clear(&rep);
+	acme_handle(&srv, &get_acct, &rep);
 	ck_assert_int_eq(rep.status, 405);
 	ck_assert_int_eq(post("/nothing-here", "{}"), 404);
 }
@@ -474,6 +478,19 @@ START_TEST(bad_jws_is_refused)
 	acme_reply_clear(&rep);
 	acme_handle(&srv, &req, &rep);
 	ck_assert_int_eq(rep.status, 415);
+	req.content_type = "application/jose+jsonx";
+	acme_reply_clear(&rep);
+	acme_handle(&srv, &req, &rep);
+	ck_assert_int_eq(rep.status, 415);
+	/* With a parameter, the media type is still right. */
+	body = jws(&t, kid, "/acct/1", NULL);
+	req.content_type = "application/jose+json; charset=utf-8";
+	req.body = (const uint8_t *)body;
+	req.body_len = strlen(body);
+	acme_reply_clear(&rep);
+	acme_handle(&srv, &req, &rep);
+	ck_assert_int_eq(rep.status, 200);
+	free(body);
 	/* A url that is this resource but another server's. */
 	fresh_nonce();
 	snprintf(url, sizeof(url), "https://other.test/acme/acct/1");
