@@ -716,4 +716,84 @@ void db_ocsp_responses_free(struct db_ocsp_response *rows, size_t n);
 /* 1 when the server is a standby (pg_is_in_recovery()): it cannot LISTEN or be written. */
 enum db_status db_in_recovery(struct db *db, int *standby, struct db_err *err);
 
+/* --- ACME accounts and External Account Binding credentials (db_acme.c) --- */
+
+/* An External Account Binding credential (RFC 8555 §7.3.4). */
+struct db_acme_eab {
+	int64_t id;
+	char kid[65];
+	uint8_t hmac_key[64];
+	size_t hmac_key_len;
+	char *principal;
+	char *profiles; /* comma-separated */
+	char *allow;    /* identifier patterns, newline-separated; "" any */
+	int64_t expires_at, revoked_at, created_at;
+	char *created_by;
+	int64_t account_id; /* 0 while unbound */
+};
+void db_acme_eab_clear(struct db_acme_eab *e);
+
+/* Add a credential (allow: n_allow patterns of printable ASCII). In the caller's transaction
+ * when one is open. *id gets its id. */
+enum db_status db_acme_eab_add(struct db *db, const char *kid, const uint8_t *hmac_key,
+                               size_t key_len, const char *principal, const char *profiles,
+                               const char *const *allow, size_t n_allow, int64_t expires_at,
+                               const char *created_by, int64_t *id, struct db_err *err);
+/* The credential with kid that is neither revoked nor expired; DB_ERR_NOT_FOUND otherwise. */
+enum db_status db_acme_eab_find(struct db *db, const char *kid, struct db_acme_eab *out,
+                                struct db_err *err);
+
+/* Revoke the credential with kid (usable or not); DB_ERR_NOT_FOUND when there is none,
+ * DB_ERR_STATE when it is revoked already. An account it bound keeps working. In the caller's
+ * transaction when one is open. */
+enum db_status db_acme_eab_revoke(struct db *db, const char *kid, struct db_err *err);
+/* Every credential (without its key) in id order, at most DB_LIST_MAX; free with
+ * db_acme_eab_list_free. */
+enum db_status db_acme_eab_list(struct db *db, struct db_acme_eab **rows, size_t *n,
+                                struct db_err *err);
+void db_acme_eab_list_free(struct db_acme_eab *rows, size_t n);
+
+/* Record a renewal incident: authority_id's certificates issued before now should be renewed
+ * at once. *id gets its id. In the caller's transaction when one is open. */
+enum db_status db_acme_incident_add(struct db *db, int32_t authority_id, const char *reason,
+                                    const char *created_by, int64_t *id, struct db_err *err);
+/* The latest incident moment of authority_id (seconds; 0: none) into *issued_before. */
+enum db_status db_acme_incident_latest(struct db *db, int32_t authority_id, int64_t *issued_before,
+                                       struct db_err *err);
+
+struct db_acme_account {
+	int64_t id;
+	char status[16]; /* "valid", "deactivated", "revoked" */
+	char *jwk;
+	char thumbprint[44];
+	char *contact; /* JSON array text */
+	int tos_agreed;
+	char eab_kid[65]; /* "" when not bound */
+	char *principal;  /* "" when not bound */
+	char *profiles;   /* the credential's, "" when not bound */
+	char *allow;      /* the credential's patterns, newline-separated */
+};
+void db_acme_account_clear(struct db_acme_account *a);
+
+/* The account with this key thumbprint, or with this id; DB_ERR_NOT_FOUND when none. */
+enum db_status db_acme_account_by_thumbprint(struct db *db, const char *thumbprint,
+                                             struct db_acme_account *out, struct db_err *err);
+enum db_status db_acme_account_by_id(struct db *db, int64_t id, struct db_acme_account *out,
+                                     struct db_err *err);
+/* Insert a (a->id is set) bound to credential eab_kid ("" for none), with the audit entry
+ * audit (its object filled in here as acct/ID), committed together. DB_ERR_STATE when the
+ * credential bound another account already or is no longer usable; DB_ERR_CONFLICT when the
+ * key has an account. */
+enum db_status db_acme_account_create(struct db *db, struct db_acme_account *a, const char *eab_kid,
+                                      const struct db_audit_entry *audit, struct db_err *err);
+/* Store a's status and contact, with the audit entry, committed together. */
+enum db_status db_acme_account_update(struct db *db, const struct db_acme_account *a,
+                                      const struct db_audit_entry *audit, struct db_err *err);
+/* Replace the key of account id (whose key has old_thumbprint) by jwk/thumbprint, with the
+ * audit entry, committed together. DB_ERR_CONFLICT when another account has that key;
+ * DB_ERR_STATE when the account's key is no longer old_thumbprint. */
+enum db_status db_acme_account_rekey(struct db *db, int64_t id, const char *old_thumbprint,
+                                     const char *jwk, const char *thumbprint,
+                                     const struct db_audit_entry *audit, struct db_err *err);
+
 #endif

@@ -54,6 +54,15 @@ struct cad_config {
 	struct ca_profile *est_profiles[CAD_MAX_PROFILES];
 	size_t n_est_profiles;
 	int est_token_max_days;
+	/* ACME (cad_acme.c, docs/acme.md): served under /acme/ when acme_url is not "". */
+	char acme_url[512]; /* the ACME root as clients reach it, e.g. https://host:8443/acme */
+	char acme_terms_url[512];
+	char acme_website[512];
+	int acme_eab_required;
+	long acme_nonce_store;
+	int acme_eab_max_days;
+	struct ca_profile *acme_profiles[CAD_MAX_PROFILES]; /* the first is the default */
+	size_t n_acme_profiles;
 };
 
 /* Read and check the whole file (certificates included). 0, or -1 with err filled. Free with

@@ -135,6 +135,8 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		goto out;
 	if (cad_client_crl_init(cad, err, errsz) != 0)
 		goto out;
+	if (cad_acme_new(cad, err, errsz) != 0)
+		goto out;
 	snprintf(portbuf, sizeof(portbuf), "%d", cfg->listen_port);
 	if (getaddrinfo(cfg->listen_address, portbuf, &hints, &ai) != 0 || !ai) {
 		snprintf(err, errsz, "cannot listen on %s port %d: no such address",
@@ -257,5 +259,6 @@ void cad_free(struct cad *cad)
 	db_close(cad->db);
 	pthread_mutex_destroy(&cad->lock);
 	ca_fini(&cad->ca);
+	cad_acme_free(cad);
 	free(cad);
 }

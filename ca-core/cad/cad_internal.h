@@ -66,6 +66,8 @@ struct cad {
 	off_t client_crl_size;
 	/* The CA core over cfg's authorities: issuance, revocation, group commit. */
 	struct ca ca;
+	/* ACME (cad_acme.c); NULL when acme.url is not configured. */
+	struct acme_server *acme;
 #ifdef HSMCA_FUZZING
 	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
 #endif
@@ -189,6 +191,18 @@ int cad_commit_with_audit(struct cad_req *r, struct db *db, const char *object, 
 /* Serve one request on worker arg (evhttp's callback, cad_routes.c; public for the API fuzz
  * target). */
 void cad_dispatch(struct evhttp_request *req, void *arg);
+
+/* --- ACME (cad_acme.c) --- */
+
+/* Set up cad->acme when the configuration has an acme: section. 0, or -1 with err. */
+int cad_acme_new(struct cad *cad, char *err, size_t errsz);
+void cad_acme_free(struct cad *cad);
+/* Serve a request under /acme/ (RFC 8555's own replies; its state changes audited). */
+void cad_acme_serve(struct cad_req *r);
+void cad_h_acme_eab_create(struct cad_req *r);
+void cad_h_acme_eab_list(struct cad_req *r);
+void cad_h_acme_eab_revoke(struct cad_req *r);
+void cad_h_acme_incident_create(struct cad_req *r);
 
 /* --- handlers --- */
 

@@ -90,6 +90,14 @@ static const struct route {
      "device.show"},
     {EVHTTP_REQ_POST, "/api/v1/devices/{}/decommission", cad_h_device_decommission, OFFICER,
      "device.decommission"},
+    /* ACME's External Account Binding credentials (cad_acme.c; ACME itself is /acme/). */
+    {EVHTTP_REQ_POST, "/api/v1/acme/eab", cad_h_acme_eab_create, OFFICER, "acme.eab.create"},
+    {EVHTTP_REQ_GET, "/api/v1/acme/eab", cad_h_acme_eab_list, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "acme.eab.list"},
+    {EVHTTP_REQ_POST, "/api/v1/acme/eab/{}/revoke", cad_h_acme_eab_revoke, OFFICER,
+     "acme.eab.revoke"},
+    {EVHTTP_REQ_POST, "/api/v1/acme/incidents", cad_h_acme_incident_create, OFFICER,
+     "acme.incident.create"},
 };
 
 int cad_role_bit(const char *role)
@@ -177,6 +185,10 @@ void cad_dispatch(struct evhttp_request *req, void *arg)
 	snprintf(r.path, sizeof(r.path), "%s", raw);
 	if (!strncmp(r.path, "/.well-known/est/", 17)) {
 		cad_est_serve(&r); /* RFC 7030's own replies and audit */
+		goto out;
+	}
+	if (!strncmp(r.path, "/acme/", 6)) {
+		cad_acme_serve(&r); /* RFC 8555's own replies; account changes audited */
 		goto out;
 	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {

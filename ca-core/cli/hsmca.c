@@ -25,6 +25,7 @@ static const struct {
     {"audit", cmd_api, "the audit log: verify, export"},
     {"provision", cmd_provision, "device provisioning tokens (EST): create, list, revoke"},
     {"device", cmd_device, "devices enrolled over EST: list, show, decommission"},
+    {"acme", cmd_acme, "ACME External Account Binding credentials: eab create"},
     {"backup", cmd_backup, "write an encrypted backup archive (database, configuration, CAs)"},
     {"restore", cmd_backup, "restore a backup archive into an empty database"},
 };

@@ -23,7 +23,7 @@ fail() {
 unset HSMCA_KEYD_SOCKET SOFTHSM2_CONF OPENSSL_MODULES OPENSSL_CONF HSMCA_CA_BUNDLE \
 	HSMCA_API_URL HSMCA_CLIENT_CERT HSMCA_CLIENT_KEY HSMCA_API_TOKEN PGHOST PGPORT PGDATABASE \
 	PGUSER HSMCA_OCSP_URL
-unset HSMCA_EST_URL
+unset HSMCA_EST_URL HSMCA_ACME_URL
 # no_daemons_left: nothing of this state folder runs (else print what does, and fail).
 no_daemons_left() {
 	local what
@@ -213,6 +213,15 @@ code=$(curl -sS --cacert "$HSMCA_CA_BUNDLE" --cert "$state/dev.pem" --key "$stat
 	-o "$state/dev2.p7" -w '%{http_code}' "$HSMCA_EST_URL/simplereenroll") ||
 	fail "curl simplereenroll failed"
 [[ $code == 200 ]] || fail "EST simplereenroll answered $code: $(cat "$state/dev2.p7")"
+
+# ACME (docs/acme.md): the directory at $HSMCA_ACME_URL, and the demo EAB credential.
+[[ ${HSMCA_ACME_URL:-} == "$HSMCA_API_URL/acme/directory" ]] ||
+	fail "HSMCA_ACME_URL is '${HSMCA_ACME_URL:-}'"
+curl -fsS --cacert "$HSMCA_CA_BUNDLE" "$HSMCA_ACME_URL" | grep -q '"newAccount"' ||
+	fail "the ACME directory does not answer at $HSMCA_ACME_URL"
+grep -Eq '^kid=[A-Za-z0-9_-]+$' "$state/acme/eab" && grep -Eq '^hmac_key=[A-Za-z0-9_-]{43}$' \
+	"$state/acme/eab" || fail "$state/acme/eab does not hold kid= and hmac_key="
+[[ $(stat -c %a "$state/acme/eab") == 600 ]] || fail "$state/acme/eab is not mode 0600"
 
 # Scale-out (issue 8): a streaming replica of the database, a second hsmca-ocspd reading from
 # it alone, and a revocation on the primary reaching that responder.

@@ -1017,6 +1017,11 @@ static const struct {
     {"GET", "/api/v1/devices", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
     {"GET", "/api/v1/devices/nobody", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
     {"POST", "/api/v1/devices/nobody/decommission", "{}", OFFICER},
+    /* ACME's EAB credentials (ACME itself authenticates accounts by JWS: test_acme_cad). */
+    {"POST", "/api/v1/acme/eab", "{}", OFFICER},
+    {"GET", "/api/v1/acme/eab", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
+    {"POST", "/api/v1/acme/eab/nobody/revoke", NULL, OFFICER},
+    {"POST", "/api/v1/acme/incidents", "{}", OFFICER},
 };
 
 START_TEST(every_role_on_every_endpoint)

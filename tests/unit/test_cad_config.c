@@ -229,6 +229,59 @@ START_TEST(crl_distribution_settings_are_read_and_checked)
 }
 END_TEST
 
+/* The acme: section (docs/acme.md): read when good, refused by name when not. */
+START_TEST(acme_section_is_read_and_checked)
+{
+	static const struct {
+		const char *section, *expect;
+	} bad[] = {
+	    {"acme: {profiles: [web]}\n", "url: required"},
+	    {"acme: {url: \"http://ca.test/acme\", profiles: [web]}\n", "acme.url"},
+	    {"acme: {url: \"https://ca.test/acme/\", profiles: [web]}\n", "acme.url"},
+	    {"acme: {url: \"https://ca.test/other\", profiles: [web]}\n", "acme.url"},
+	    {"acme: {url: \"https://ca.test/acme\"}\n", "\"profiles\""},
+	    {"acme: {url: \"https://ca.test/acme\", profiles: [nope]}\n", "no profile named"},
+	    {"acme: {url: \"https://ca.test/acme\", profiles: [web, web]}\n", "named twice"},
+	    {"acme: {url: \"https://ca.test/acme\", profiles: [web], nonce_store_size: 1}\n",
+	     "nonce_store_size"},
+	    {"acme: {url: \"https://ca.test/acme\", profiles: [web], website: \"ftp://x\"}\n",
+	     "https://"},
+	    {"acme: {url: \"https://ca.test/acme\", profiles: [web], rate: 1}\n",
+	     "unknown field \"rate\""},
+	};
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	char err[1024];
+
+	ck_assert_msg(load(&(struct variant){0}, cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(cfg->acme_url, "");
+	cad_config_free(cfg);
+	memset(cfg, 0, sizeof(*cfg));
+	ck_assert_msg(load(&(struct variant){.extra = "acme:\n"
+	                                              "  url: https://ca.test:8443/acme\n"
+	                                              "  profiles: [web]\n"
+	                                              "  terms_of_service: https://ca.test/tos\n"
+	                                              "  external_account_required: false\n"
+	                                              "  nonce_store_size: 4096\n"},
+	                   cfg, err, sizeof(err)) == 0,
+	              "%s", err);
+	ck_assert_str_eq(cfg->acme_url, "https://ca.test:8443/acme");
+	ck_assert_str_eq(cfg->acme_terms_url, "https://ca.test/tos");
+	ck_assert_int_eq(cfg->acme_eab_required, 0);
+	ck_assert_int_eq(cfg->acme_nonce_store, 4096);
+	ck_assert_int_eq(cfg->n_acme_profiles, 1);
+	ck_assert_str_eq(cfg->acme_profiles[0]->name, "web");
+	cad_config_free(cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(cfg, 0, sizeof(*cfg));
+		ck_assert_int_ne(
+		    load(&(struct variant){.extra = bad[i].section}, cfg, err, sizeof(err)), 0);
+		ck_assert_msg(strstr(err, bad[i].expect), "%zu: %s", i, err);
+		cad_config_free(cfg);
+	}
+	free(cfg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cad-config");
@@ -240,6 +293,7 @@ int main(void)
 	tcase_add_test(tc, good_file_is_read_into_profiles);
 	tcase_add_test(tc, mistakes_are_refused_by_name);
 	tcase_add_test(tc, crl_distribution_settings_are_read_and_checked);
+	tcase_add_test(tc, acme_section_is_read_and_checked);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

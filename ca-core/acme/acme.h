@@ -1,0 +1,271 @@
+/*
+ * ACME (RFC 8555) as an adapter over the transport-free CA core: the protocol without any
+ * transport. A request goes in as method, path (below the ACME root), content type and body;
+ * a reply comes out as status, headers and body. No libevent and no HTTP server here:
+ * hsmca-cad's listener hands requests in and writes replies out. Where state must be kept
+ * (accounts, External Account Binding credentials) the protocol asks a store (struct
+ * acme_store), so this library needs no database either; the store records every state change
+ * with its audit entry.
+ *
+ * What is served today: the directory, newNonce, newAccount (with onlyReturnExisting, contact
+ * checks and External Account Binding), account update and deactivation, keyChange,
+ * revokeCert, and renewal information (RFC 9773).
+ */
+#ifndef HSMCA_ACME_H
+#define HSMCA_ACME_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+/* --- limits --- */
+
+/* A request body (a flattened JWS); a CSR of an RSA-4096 key fits many times over. */
+#define ACME_BODY_MAX (64 * 1024)
+/* A nonce as text: base64url of 8 bytes of counter and 16 bytes of MAC. */
+#define ACME_NONCE_LEN 32
+#define ACME_URL_MAX 512
+#define ACME_THUMBPRINT_LEN 43 /* base64url of a SHA-256 digest */
+#define ACME_KID_MAX 64
+#define ACME_CONTACTS_MAX 8
+#define ACME_CONTACT_MAX 254
+#define ACME_NAME_MAX 128
+#define ACME_CERT_MAX (16 * 1024) /* a certificate to revoke, DER */
+
+/* --- base64url without padding (RFC 7515 §2) --- */
+
+/* Encode n bytes of in into out (outsz bytes, NUL-terminated). Its length, or -1 if out is too
+ * small. */
+int acme_b64url_encode(const uint8_t *in, size_t n, char *out, size_t outsz);
+/* Decode strictly: only the base64url alphabet, no padding, no white space, unused bits zero.
+ * The decoded length, or -1. out holds outsz bytes. */
+int acme_b64url_decode(const char *in, size_t n, uint8_t *out, size_t outsz);
+
+/* --- problem documents (RFC 7807, RFC 8555 §6.7) --- */
+
+struct acme_problem {
+	int status;    /* HTTP status; 0: no problem */
+	char type[40]; /* without "urn:ietf:params:acme:error:", e.g. "badNonce" */
+	char detail[512];
+};
+
+/* Set p; returns -1 so that callers can `return acme_problem_set(...)`. */
+int acme_problem_set(struct acme_problem *p, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The problem document as JSON (badSignatureAlgorithm lists the algorithms accepted). */
+json_t *acme_problem_json(const struct acme_problem *p);
+
+/* --- nonces (RFC 8555 §6.5) --- */
+
+/*
+ * A bounded store of single-use nonces. A nonce is a counter and a MAC of it under a key made
+ * at start; the store remembers, for the last `capacity` nonces issued, whether each is still
+ * unused. A nonce is good once, only while it is among the last `capacity` issued, and only
+ * from this process (a restart makes earlier nonces bad: the client gets badNonce and a fresh
+ * one). Safe to use from several threads.
+ */
+struct acme_nonces {
+	pthread_mutex_t mu;
+	uint8_t key[32];
+	uint64_t next; /* the counter of the next nonce issued */
+	size_t capacity;
+	uint8_t *unused; /* capacity flags, indexed by counter % capacity */
+};
+
+#define ACME_NONCES_MIN 16
+#define ACME_NONCES_MAX (16 * 1024 * 1024)
+/* 0, or -1 (capacity out of range, no memory, no randomness). Undo with acme_nonces_fini. */
+int acme_nonces_init(struct acme_nonces *s, size_t capacity);
+void acme_nonces_fini(struct acme_nonces *s);
+/* A fresh nonce into out (ACME_NONCE_LEN + 1 bytes). 0, or -1. */
+int acme_nonce_new(struct acme_nonces *s, char *out);
+/* 1 when nonce is one this store issued and has not seen since (it is now used), else 0. */
+int acme_nonce_use(struct acme_nonces *s, const char *nonce);
+
+/* --- keys (RFC 7517, RFC 7518, RFC 7638, RFC 8037) --- */
+
+enum acme_alg { ACME_ALG_NONE, ACME_ALG_ES256, ACME_ALG_ES384, ACME_ALG_RS256, ACME_ALG_EDDSA };
+
+/* The algorithm named alg ("ES256", "ES384", "RS256", "EdDSA"), or ACME_ALG_NONE. */
+enum acme_alg acme_alg_by_name(const char *name);
+/* The names accepted, space-separated (for error messages). */
+#define ACME_ALGS "ES256 ES384 RS256 EdDSA"
+
+/* A public key from its JWK: EC P-256 or P-384, RSA of 2048 to 4096 bits, or OKP Ed25519;
+ * never a private key ("d"). On success *key and thumbprint (RFC 7638, base64url of SHA-256,
+ * ACME_THUMBPRINT_LEN + 1 bytes) are set and 0 is returned; else -1 with p set (badPublicKey or
+ * malformed). */
+int acme_jwk_key(const json_t *jwk, EVP_PKEY **key, char *thumbprint, struct acme_problem *p);
+/* 1 when alg is the algorithm for key (ES256: P-256, ES384: P-384, RS256: RSA, EdDSA:
+ * Ed25519). */
+int acme_alg_fits(enum acme_alg alg, const EVP_PKEY *key);
+
+/* --- JWS (RFC 7515 flattened JSON serialization, RFC 8555 §6.2) --- */
+
+struct acme_jws {
+	json_t *protected_hdr; /* the decoded protected header */
+	enum acme_alg alg;
+	const json_t *jwk; /* in protected_hdr, or NULL */
+	const char *kid;   /* in protected_hdr, or NULL */
+	const char *nonce; /* in protected_hdr, or NULL */
+	const char *url;   /* in protected_hdr */
+	/* The payload: NULL for the empty payload of a POST-as-GET, else a JSON object. */
+	json_t *payload;
+	/* The signing input (protected "." payload, as sent) and the signature. */
+	char *signing_input;
+	uint8_t *sig;
+	size_t sig_len;
+	/* From jwk, when there is one: the key and its thumbprint. */
+	EVP_PKEY *key;
+	char thumbprint[ACME_THUMBPRINT_LEN + 1];
+};
+
+/* Parse body (at most ACME_BODY_MAX bytes) as a flattened JWS whose protected header has alg
+ * (an accepted asymmetric one: not "none", not a MAC), url, and exactly one of jwk and kid;
+ * with nonce when need_nonce (an outer JWS) and without (an inner one: keyChange). No
+ * unprotected header, no crit. Does not check the signature (acme_jws_verify). 0, or -1 with
+ * p set; acme_jws_clear either way. */
+int acme_jws_parse(const uint8_t *body, size_t len, int need_nonce, struct acme_jws *jws,
+                   struct acme_problem *p);
+/* Check jws's signature with key (jws->key when NULL) and that alg fits the key. 0, or -1 with
+ * p set. */
+int acme_jws_verify(const struct acme_jws *jws, EVP_PKEY *key, struct acme_problem *p);
+void acme_jws_clear(struct acme_jws *jws);
+
+/* --- accounts and External Account Binding (RFC 8555 §7.3) --- */
+
+enum acme_account_status { ACME_ACCOUNT_VALID, ACME_ACCOUNT_DEACTIVATED, ACME_ACCOUNT_REVOKED };
+const char *acme_account_status_name(enum acme_account_status s);
+
+struct acme_account {
+	int64_t id;
+	enum acme_account_status status;
+	char *jwk; /* the account key's JWK, compact JSON text (malloc) */
+	char thumbprint[ACME_THUMBPRINT_LEN + 1];
+	char *contact; /* JSON array text of mailto: URLs (malloc); "[]" for none */
+	int tos_agreed;
+	char eab_kid[ACME_KID_MAX + 1];    /* "" when not bound */
+	char principal[ACME_NAME_MAX + 1]; /* who the EAB credential bound it to; "" none */
+};
+void acme_account_clear(struct acme_account *a);
+
+/* An External Account Binding credential an officer made. */
+struct acme_eab {
+	char kid[ACME_KID_MAX + 1];
+	uint8_t hmac_key[64];
+	size_t hmac_key_len;
+	char principal[ACME_NAME_MAX + 1];
+	int64_t account_id; /* the account it bound, 0 while unused */
+};
+
+/* The contact list of a newAccount or account update: an array of at most ACME_CONTACTS_MAX
+ * "mailto:" URLs, each one address without hfields. 0, or -1 with p set (invalidContact,
+ * unsupportedContact, malformed). */
+int acme_contacts_check(const json_t *contact, struct acme_problem *p);
+
+/* Check an externalAccountBinding value (§7.3.4): a flattened JWS with alg HS256, HS384 or
+ * HS512, kid, url equal to url, no nonce, whose payload is account_jwk (equal as JSON) and
+ * whose MAC verifies with the credential's key. The credential is looked up with lookup
+ * (1: found, 0: none, -1: store error). 0 with *eab filled; or -1 with p set (unauthorized,
+ * malformed, serverInternal). */
+int acme_eab_verify(const json_t *binding, const json_t *account_jwk, const char *url,
+                    int (*lookup)(void *ctx, const char *kid, struct acme_eab *out), void *ctx,
+                    struct acme_eab *eab, struct acme_problem *p);
+
+/*
+ * Where accounts live. Every function returns 1 (done/found), 0 (not found, or for
+ * account_create: the EAB credential already bound another account; for account_rekey: the
+ * new key belongs to another account), or -1 (the store failed; it logged why). Every change is
+ * recorded with its audit entry in the same transaction. Strings in the out structures are the
+ * caller's to free (acme_account_clear).
+ */
+struct acme_store {
+	void *ctx;
+	int (*account_by_thumbprint)(void *ctx, const char *thumbprint, struct acme_account *out);
+	int (*account_by_id)(void *ctx, int64_t id, struct acme_account *out);
+	int (*eab_lookup)(void *ctx, const char *kid, struct acme_eab *out);
+	/* Insert a (its id is set), binding a->eab_kid's credential to it when not "". */
+	int (*account_create)(void *ctx, struct acme_account *a);
+	/* Store a's contact and status. */
+	int (*account_update)(void *ctx, const struct acme_account *a);
+	/* Replace a's key by jwk with thumbprint. */
+	int (*account_rekey)(void *ctx, const struct acme_account *a, const char *jwk,
+	                     const char *thumbprint);
+	/* Revoke cert (der, already parsed and checked: a certificate whose key signed the
+	 * request when by is NULL, else asked by account by) with CRL reason. 0, or -1 with p
+	 * set (malformed: not a certificate of this CA; unauthorized: not one by may revoke;
+	 * alreadyRevoked; serverInternal). */
+	int (*revoke_cert)(void *ctx, const struct acme_account *by, const uint8_t *der, size_t len,
+	                   int reason, struct acme_problem *p);
+	/* Renewal information (RFC 9773): the certificate with this authority key identifier and
+	 * serial (DER INTEGER content, big-endian): its validity, and when it was revoked (0:
+	 * not revoked). 1 found, 0 none, -1 the store failed. */
+	int (*cert_validity)(void *ctx, const uint8_t *aki, size_t aki_len, const uint8_t *serial,
+	                     size_t serial_len, int64_t *not_before, int64_t *not_after,
+	                     int64_t *revoked_at);
+};
+
+/* RFC 9773's suggested renewal window for a certificate valid from not_before to not_after,
+ * revoked at revoked_at (0: not) as of now: the last third of its life, from two thirds to five
+ * sixths of it; a revoked certificate's window lies before now (renew at once). */
+void acme_renewal_window(int64_t not_before, int64_t not_after, int64_t revoked_at, int64_t now,
+                         int64_t *start, int64_t *end);
+/* How long a client should wait before asking again for renewal information (seconds). */
+#define ACME_ARI_RETRY_AFTER 21600
+
+/* --- the server --- */
+
+struct acme_config {
+	/* The ACME root as clients reach it, e.g. "https://ca.example.com:8443/acme" (no trailing
+	 * slash); every URL the server names starts with it. */
+	char base_url[ACME_URL_MAX];
+	char terms_url[ACME_URL_MAX]; /* meta.termsOfService; "" none (no agreement needed) */
+	char website[ACME_URL_MAX];   /* meta.website; "" none */
+	int eab_required;             /* meta.externalAccountRequired */
+	size_t nonce_capacity;
+};
+
+struct acme_server {
+	struct acme_config cfg;
+	struct acme_store store;
+	struct acme_nonces nonces;
+};
+
+/* 0, or -1 (see acme_nonces_init). cfg and store are copied. */
+int acme_server_init(struct acme_server *s, const struct acme_config *cfg,
+                     const struct acme_store *store);
+void acme_server_fini(struct acme_server *s);
+
+struct acme_request {
+	const char *method;       /* "GET", "HEAD", "POST" */
+	const char *path;         /* below the ACME root, e.g. "/new-account" */
+	const char *content_type; /* NULL when absent */
+	const uint8_t *body;
+	size_t body_len;
+	/* Passed to the store's functions for this request (e.g. the caller's database
+	 * connection); NULL: the store's own ctx. */
+	void *store_ctx;
+};
+
+#define ACME_LINKS_MAX 4
+struct acme_reply {
+	int status;
+	const char *content_type; /* static; NULL: no body */
+	char *body;               /* malloc; acme_reply_clear frees it */
+	size_t body_len;
+	char replay_nonce[ACME_NONCE_LEN + 1];         /* "": none */
+	char location[ACME_URL_MAX];                   /* "": none */
+	char links[ACME_LINKS_MAX][ACME_URL_MAX + 32]; /* Link header values */
+	int n_links;
+	int retry_after;    /* seconds; 0: none */
+	int cache_no_store; /* Cache-Control: no-store */
+};
+
+/* Serve one request into rep (cleared first). Never fails: a problem is a reply. */
+void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep);
+void acme_reply_clear(struct acme_reply *rep);
+
+#endif

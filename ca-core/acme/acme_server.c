@@ -1,0 +1,701 @@
+/* The ACME server's requests and replies (RFC 8555 §7): the directory, newNonce, and accounts
+ * (newAccount, update, deactivation, keyChange). Every POST goes the same way: content type,
+ * the JWS's shape, its url against the URL asked for, its nonce, then the key (jwk or kid as
+ * the resource demands) and the signature; only then is the payload looked at. Every reply but
+ * the directory carries a fresh Replay-Nonce. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+
+#include "acme.h"
+
+int acme_server_init(struct acme_server *s, const struct acme_config *cfg,
+                     const struct acme_store *store)
+{
+	memset(s, 0, sizeof(*s));
+	s->cfg = *cfg;
+	s->store = *store;
+	return acme_nonces_init(&s->nonces, cfg->nonce_capacity);
+}
+
+void acme_server_fini(struct acme_server *s)
+{
+	acme_nonces_fini(&s->nonces);
+}
+
+void acme_reply_clear(struct acme_reply *rep)
+{
+	free(rep->body);
+	memset(rep, 0, sizeof(*rep));
+}
+
+void acme_account_clear(struct acme_account *a)
+{
+	free(a->jwk);
+	free(a->contact);
+	memset(a, 0, sizeof(*a));
+}
+
+const char *acme_account_status_name(enum acme_account_status s)
+{
+	switch (s) {
+	case ACME_ACCOUNT_VALID:
+		return "valid";
+	case ACME_ACCOUNT_DEACTIVATED:
+		return "deactivated";
+	default:
+		return "revoked";
+	}
+}
+
+/* --- replies --- */
+
+static void add_link(struct acme_reply *rep, const char *url, const char *rel)
+{
+	if (rep->n_links < ACME_LINKS_MAX)
+		snprintf(rep->links[rep->n_links++], sizeof(rep->links[0]), "<%s>;rel=\"%s\"", url,
+		         rel);
+}
+
+static void reply_json(struct acme_reply *rep, int status, const char *type, json_t *o)
+{
+	rep->status = status;
+	free(rep->body);
+	rep->body = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+	json_decref(o);
+	if (!rep->body) {
+		rep->status = 500;
+		rep->content_type = NULL;
+		rep->body_len = 0;
+		return;
+	}
+	rep->body_len = strlen(rep->body);
+	rep->content_type = type;
+}
+
+static void reply_problem(struct acme_server *s, struct acme_reply *rep,
+                          const struct acme_problem *p)
+{
+	char index[ACME_URL_MAX + 16];
+
+	/* A problem replaces whatever the reply was going to be, Location and links too. */
+	rep->location[0] = '\0';
+	rep->n_links = 0;
+	snprintf(index, sizeof(index), "%s/directory", s->cfg.base_url);
+	add_link(rep, index, "index");
+	reply_json(rep, p->status, "application/problem+json", acme_problem_json(p));
+}
+
+static void url_of(const struct acme_server *s, const char *path, char *out, size_t n)
+{
+	snprintf(out, n, "%s%s", s->cfg.base_url, path);
+}
+
+/* --- the directory and nonces --- */
+
+static void h_directory(struct acme_server *s, struct acme_reply *rep)
+{
+	char u[5][ACME_URL_MAX + 32];
+	json_t *meta = json_pack("{s:b}", "externalAccountRequired", s->cfg.eab_required);
+
+	url_of(s, "/new-nonce", u[0], sizeof(u[0]));
+	url_of(s, "/new-account", u[1], sizeof(u[1]));
+	url_of(s, "/key-change", u[2], sizeof(u[2]));
+	url_of(s, "/revoke-cert", u[3], sizeof(u[3]));
+	url_of(s, "/renewal-info", u[4], sizeof(u[4]));
+	if (meta && s->cfg.terms_url[0])
+		json_object_set_new(meta, "termsOfService", json_string(s->cfg.terms_url));
+	if (meta && s->cfg.website[0])
+		json_object_set_new(meta, "website", json_string(s->cfg.website));
+	reply_json(rep, 200, "application/json",
+	           json_pack("{s:s, s:s, s:s, s:s, s:s, s:o*}", "newNonce", u[0], "newAccount",
+	                     u[1], "keyChange", u[2], "revokeCert", u[3], "renewalInfo", u[4],
+	                     "meta", meta));
+}
+
+/* --- accounts --- */
+
+static json_t *account_json(const struct acme_account *a)
+{
+	json_t *contact = json_loads(a->contact ? a->contact : "[]", 0, NULL);
+	json_t *o = json_pack("{s:s, s:o*}", "status", acme_account_status_name(a->status),
+	                      "contact", contact);
+
+	if (o && a->tos_agreed)
+		json_object_set_new(o, "termsOfServiceAgreed", json_true());
+	return o;
+}
+
+static void reply_account(struct acme_server *s, struct acme_reply *rep, int status,
+                          const struct acme_account *a)
+{
+	snprintf(rep->location, sizeof(rep->location), "%s/acct/%lld", s->cfg.base_url,
+	         (long long)a->id);
+	reply_json(rep, status, "application/json", account_json(a));
+}
+
+int acme_contacts_check(const json_t *contact, struct acme_problem *p)
+{
+	size_t i;
+	const json_t *v;
+
+	if (!json_is_array(contact))
+		return acme_problem_set(p, 400, "malformed", "contact must be an array of URLs");
+	if (json_array_size(contact) > ACME_CONTACTS_MAX)
+		return acme_problem_set(p, 400, "invalidContact", "at most %d contacts",
+		                        ACME_CONTACTS_MAX);
+	json_array_foreach(contact, i, v)
+	{
+		const char *c = json_string_value(v), *addr, *at;
+		if (!c)
+			return acme_problem_set(p, 400, "malformed",
+			                        "each contact must be a string");
+		if (strncmp(c, "mailto:", 7))
+			return acme_problem_set(p, 400, "unsupportedContact",
+			                        "only mailto: contacts are supported (contact %zu)",
+			                        i + 1);
+		addr = c + 7;
+		at = strchr(addr, '@');
+		if (strlen(c) > ACME_CONTACT_MAX || !at || at == addr || !at[1] ||
+		    strchr(at + 1, '@') || strpbrk(addr, "?,;:<>()[]\\\" \t\r\n") || at[1] == '.' ||
+		    at[strlen(at) - 1] == '.' || !strchr(at + 1, '.'))
+			return acme_problem_set(p, 400, "invalidContact",
+			                        "contact %zu is not one mailto: address without "
+			                        "hfields (\"mailto:name@host.example\")",
+			                        i + 1);
+		for (const char *q = c; *q; q++)
+			if ((unsigned char)*q < 0x21 || (unsigned char)*q > 0x7e)
+				return acme_problem_set(p, 400, "invalidContact",
+				                        "contact %zu has characters outside ASCII",
+				                        i + 1);
+	}
+	return 0;
+}
+
+/* The account id in kid, when kid is one of this server's account URLs; else 0. */
+static int64_t kid_account(const struct acme_server *s, const char *kid)
+{
+	size_t n = strlen(s->cfg.base_url);
+	char *end;
+	long long id;
+
+	if (strncmp(kid, s->cfg.base_url, n) || strncmp(kid + n, "/acct/", 6))
+		return 0;
+	kid += n + 6;
+	if (*kid < '1' || *kid > '9')
+		return 0;
+	errno = 0;
+	id = strtoll(kid, &end, 10);
+	if (errno || *end || id <= 0)
+		return 0;
+	return id;
+}
+
+/* What a POST brings once its JWS checks out. */
+struct post {
+	struct acme_jws jws;
+	struct acme_account acct; /* kid requests: the account (valid) */
+	void *ctx;                /* the store's ctx for this request */
+	char url[ACME_URL_MAX + 32];
+};
+
+enum key_rule { KEY_JWK, KEY_KID, KEY_EITHER };
+
+/* The common checks of every POST (RFC 8555 §6.2-§6.5). 0, or -1 with p set. */
+static int post_open(struct acme_server *s, const struct acme_request *req, enum key_rule rule,
+                     struct post *po, struct acme_problem *p)
+{
+	int64_t id;
+	int found;
+
+	memset(po, 0, sizeof(*po));
+	po->ctx = req->store_ctx ? req->store_ctx : s->store.ctx;
+	url_of(s, req->path, po->url, sizeof(po->url));
+	/* The media type, parameters (e.g. "; charset=utf-8") aside. */
+	if (!req->content_type || strncasecmp(req->content_type, "application/jose+json", 21) ||
+	    (req->content_type[21] && req->content_type[21] != ';' && req->content_type[21] != ' '))
+		return acme_problem_set(p, 415, "malformed",
+		                        "the content type must be application/jose+json");
+	if (acme_jws_parse(req->body, req->body_len, 1, &po->jws, p) < 0)
+		return -1;
+	if (strcmp(po->jws.url, po->url))
+		return acme_problem_set(p, 401, "unauthorized",
+		                        "the JWS's url is not the URL of this request");
+	if (!acme_nonce_use(&s->nonces, po->jws.nonce))
+		return acme_problem_set(
+		    p, 400, "badNonce",
+		    "the nonce is not one this server gave or was used already");
+	if (rule == KEY_JWK || (rule == KEY_EITHER && po->jws.jwk)) {
+		if (!po->jws.jwk)
+			return acme_problem_set(
+			    p, 400, "malformed",
+			    "this request must be signed with a jwk, not a kid");
+		return acme_jws_verify(&po->jws, NULL, p);
+	}
+	if (!po->jws.kid)
+		return acme_problem_set(
+		    p, 400, "malformed",
+		    "this request must be signed with an account's kid, not a jwk");
+	id = kid_account(s, po->jws.kid);
+	found = id ? s->store.account_by_id(po->ctx, id, &po->acct) : 0;
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
+	if (!found)
+		return acme_problem_set(p, 400, "accountDoesNotExist", "no account has this kid");
+	{
+		json_t *jwk = json_loads(po->acct.jwk, 0, NULL);
+		EVP_PKEY *key = NULL;
+		char thumb[ACME_THUMBPRINT_LEN + 1];
+		int rc = jwk ? acme_jwk_key(jwk, &key, thumb, p) : -1;
+		json_decref(jwk);
+		if (rc == 0)
+			rc = acme_jws_verify(&po->jws, key, p);
+		else
+			acme_problem_set(p, 500, "serverInternal",
+			                 "the account's key is unreadable");
+		EVP_PKEY_free(key);
+		if (rc < 0)
+			return -1;
+	}
+	if (po->acct.status != ACME_ACCOUNT_VALID)
+		return acme_problem_set(p, 401, "unauthorized", "the account is %s",
+		                        acme_account_status_name(po->acct.status));
+	return 0;
+}
+
+static void post_close(struct post *po)
+{
+	acme_jws_clear(&po->jws);
+	acme_account_clear(&po->acct);
+}
+
+static int bool_member(const json_t *o, const char *name, int *out, struct acme_problem *p)
+{
+	const json_t *v = json_object_get(o, name);
+
+	*out = 0;
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return acme_problem_set(p, 400, "malformed", "%s must be true or false", name);
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int h_new_account(struct acme_server *s, struct post *po, struct acme_reply *rep,
+                         struct acme_problem *p)
+{
+	const json_t *pl = po->jws.payload, *contact, *binding;
+	struct acme_account a = {0};
+	struct acme_eab eab;
+	int only_existing, tos, found, rc = -1;
+
+	if (!pl)
+		return acme_problem_set(p, 400, "malformed", "newAccount needs a payload");
+	if (bool_member(pl, "onlyReturnExisting", &only_existing, p) < 0 ||
+	    bool_member(pl, "termsOfServiceAgreed", &tos, p) < 0)
+		return -1;
+	found = s->store.account_by_thumbprint(po->ctx, po->jws.thumbprint, &a);
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
+	if (found) {
+		/* §7.3.1: the account this key already has, unchanged. */
+		reply_account(s, rep, 200, &a);
+		acme_account_clear(&a);
+		return 0;
+	}
+	if (only_existing)
+		return acme_problem_set(p, 400, "accountDoesNotExist", "no account has this key");
+	contact = json_object_get(pl, "contact");
+	if (contact && acme_contacts_check(contact, p) < 0)
+		return -1;
+	if (s->cfg.terms_url[0] && !tos)
+		return acme_problem_set(p, 403, "userActionRequired",
+		                        "agree to the terms of service at %s "
+		                        "(termsOfServiceAgreed: true)",
+		                        s->cfg.terms_url);
+	binding = json_object_get(pl, "externalAccountBinding");
+	if (!binding && s->cfg.eab_required)
+		return acme_problem_set(p, 400, "externalAccountRequired",
+		                        "this server requires an external account binding; ask an "
+		                        "officer for a key identifier and HMAC key");
+	a.status = ACME_ACCOUNT_VALID;
+	a.tos_agreed = tos;
+	snprintf(a.thumbprint, sizeof(a.thumbprint), "%s", po->jws.thumbprint);
+	a.jwk = json_dumps(po->jws.jwk, JSON_COMPACT | JSON_SORT_KEYS);
+	a.contact = contact ? json_dumps(contact, JSON_COMPACT) : strdup("[]");
+	if (!a.jwk || !a.contact) {
+		acme_problem_set(p, 500, "serverInternal", "out of memory");
+		goto done;
+	}
+	if (binding) {
+		if (acme_eab_verify(binding, po->jws.jwk, po->url, s->store.eab_lookup, po->ctx,
+		                    &eab, p) < 0)
+			goto done;
+		if (eab.account_id) {
+			acme_problem_set(
+			    p, 401, "unauthorized",
+			    "this external account binding is bound to another account");
+			OPENSSL_cleanse(&eab, sizeof(eab));
+			goto done;
+		}
+		snprintf(a.eab_kid, sizeof(a.eab_kid), "%s", eab.kid);
+		snprintf(a.principal, sizeof(a.principal), "%s", eab.principal);
+		OPENSSL_cleanse(&eab, sizeof(eab));
+	}
+	found = s->store.account_create(po->ctx, &a);
+	if (found < 0) {
+		acme_problem_set(p, 500, "serverInternal", "the account could not be stored");
+		goto done;
+	}
+	if (!found) {
+		acme_problem_set(p, 401, "unauthorized",
+		                 "this external account binding is bound to another account");
+		goto done;
+	}
+	reply_account(s, rep, 201, &a);
+	rc = 0;
+done:
+	acme_account_clear(&a);
+	return rc;
+}
+
+static int h_account(struct acme_server *s, struct post *po, struct acme_reply *rep,
+                     struct acme_problem *p)
+{
+	const json_t *pl = po->jws.payload, *status, *contact;
+	struct acme_account *a = &po->acct;
+	int changed = 0;
+
+	/* §7.3.2: only the account's own key may ask about or change it. */
+	if (strcmp(po->jws.kid, po->url))
+		return acme_problem_set(p, 401, "unauthorized",
+		                        "the JWS's kid is not the account at this URL");
+	if (pl) {
+		status = json_object_get(pl, "status");
+		contact = json_object_get(pl, "contact");
+		if (status &&
+		    (!json_is_string(status) || strcmp(json_string_value(status), "deactivated")))
+			return acme_problem_set(
+			    p, 400, "malformed",
+			    "the only status a client may set is \"deactivated\"");
+		if (contact) {
+			char *text;
+			if (acme_contacts_check(contact, p) < 0)
+				return -1;
+			text = json_dumps(contact, JSON_COMPACT);
+			if (!text)
+				return acme_problem_set(p, 500, "serverInternal", "out of memory");
+			free(a->contact);
+			a->contact = text;
+			changed = 1;
+		}
+		if (status) {
+			a->status = ACME_ACCOUNT_DEACTIVATED;
+			changed = 1;
+		}
+		if (changed) {
+			int rc = s->store.account_update(po->ctx, a);
+			if (rc <= 0)
+				return acme_problem_set(p, 500, "serverInternal",
+				                        "the account could not be updated");
+		}
+	}
+	reply_account(s, rep, 200, a);
+	return 0;
+}
+
+/* §7.3.5: the payload is an inner JWS, signed by the new key, naming the account and its old
+ * key. */
+static int h_key_change(struct acme_server *s, struct post *po, struct acme_reply *rep,
+                        struct acme_problem *p)
+{
+	struct acme_jws in;
+	struct acme_account other = {0};
+	const json_t *acct, *old;
+	char *text = NULL, *jwk = NULL, old_thumb[ACME_THUMBPRINT_LEN + 1];
+	EVP_PKEY *old_key = NULL;
+	int rc = -1, found;
+
+	memset(&in, 0, sizeof(in));
+	if (!po->jws.payload)
+		return acme_problem_set(p, 400, "malformed", "keyChange needs a payload");
+	text = json_dumps(po->jws.payload, JSON_COMPACT);
+	if (!text)
+		return acme_problem_set(p, 500, "serverInternal", "out of memory");
+	if (acme_jws_parse((const uint8_t *)text, strlen(text), 0, &in, p) < 0)
+		goto done;
+	if (!in.jwk) {
+		acme_problem_set(p, 400, "malformed", "the inner JWS must be signed with a jwk");
+		goto done;
+	}
+	if (strcmp(in.url, po->jws.url)) {
+		acme_problem_set(p, 400, "malformed",
+		                 "the inner JWS's url is not the outer JWS's url");
+		goto done;
+	}
+	if (acme_jws_verify(&in, NULL, p) < 0)
+		goto done;
+	acct = in.payload ? json_object_get(in.payload, "account") : NULL;
+	old = in.payload ? json_object_get(in.payload, "oldKey") : NULL;
+	if (!json_is_string(acct) || !old) {
+		acme_problem_set(p, 400, "malformed",
+		                 "the inner payload needs account (a URL) and oldKey (a JWK)");
+		goto done;
+	}
+	if (strcmp(json_string_value(acct), po->jws.kid)) {
+		acme_problem_set(p, 401, "unauthorized",
+		                 "the inner payload's account is not the outer JWS's kid");
+		goto done;
+	}
+	if (acme_jwk_key(old, &old_key, old_thumb, p) < 0)
+		goto done;
+	if (strcmp(old_thumb, po->acct.thumbprint)) {
+		acme_problem_set(p, 401, "unauthorized", "oldKey is not the account's key");
+		goto done;
+	}
+	if (!strcmp(in.thumbprint, po->acct.thumbprint)) {
+		acme_problem_set(p, 400, "badPublicKey",
+		                 "the new key is the account's key already");
+		goto done;
+	}
+	found = s->store.account_by_thumbprint(po->ctx, in.thumbprint, &other);
+	if (found < 0) {
+		acme_problem_set(p, 500, "serverInternal", "the accounts could not be read");
+		goto done;
+	}
+	jwk = json_dumps(in.jwk, JSON_COMPACT | JSON_SORT_KEYS);
+	found = found ? 0
+	        : jwk ? s->store.account_rekey(po->ctx, &po->acct, jwk, in.thumbprint)
+	              : -1;
+	if (found < 0) {
+		acme_problem_set(p, 500, "serverInternal",
+		                 "the account's key could not be changed");
+		goto done;
+	}
+	if (!found) {
+		/* §7.3.5: 409 with the Location of the account that has the key. */
+		if (!other.id)
+			s->store.account_by_thumbprint(po->ctx, in.thumbprint, &other);
+		acme_problem_set(p, 409, "conflict", "the new key belongs to another account");
+		reply_problem(s, rep, p);
+		if (other.id)
+			snprintf(rep->location, sizeof(rep->location), "%s/acct/%lld",
+			         s->cfg.base_url, (long long)other.id);
+		p->status = 0;
+		rc = 0;
+		goto done;
+	}
+	free(po->acct.jwk);
+	po->acct.jwk = jwk;
+	jwk = NULL;
+	snprintf(po->acct.thumbprint, sizeof(po->acct.thumbprint), "%s", in.thumbprint);
+	reply_account(s, rep, 200, &po->acct);
+	rc = 0;
+done:
+	acme_account_clear(&other);
+	EVP_PKEY_free(old_key);
+	acme_jws_clear(&in);
+	free(text);
+	free(jwk);
+	return rc;
+}
+
+/* §7.6: revoke a certificate, asked by the account that ordered it (kid) or with the
+ * certificate's own key (jwk). */
+static int h_revoke_cert(struct acme_server *s, struct post *po, struct acme_reply *rep,
+                         struct acme_problem *p)
+{
+	const json_t *pl = po->jws.payload, *c, *r;
+	uint8_t *der = NULL;
+	const uint8_t *q;
+	X509 *x = NULL;
+	int len, reason = 0, rc = -1;
+
+	c = pl ? json_object_get(pl, "certificate") : NULL;
+	r = pl ? json_object_get(pl, "reason") : NULL;
+	if (!json_is_string(c))
+		return acme_problem_set(p, 400, "malformed",
+		                        "revokeCert needs certificate (base64url DER)");
+	if (r) {
+		/* RFC 8555 §7.6 and Boulder: what a subscriber may say (no CA compromise, no
+		 * hold, no privilege withdrawal). */
+		reason = json_is_integer(r) ? (int)json_integer_value(r) : -1;
+		if (!json_is_integer(r) ||
+		    (reason != 0 && reason != 1 && reason != 3 && reason != 4 && reason != 5))
+			return acme_problem_set(
+			    p, 400, "badRevocationReason",
+			    "reason must be 0 (unspecified), 1 (keyCompromise), 3 "
+			    "(affiliationChanged), 4 (superseded) or 5 "
+			    "(cessationOfOperation)");
+	}
+	der = malloc(ACME_CERT_MAX);
+	len = der ? acme_b64url_decode(json_string_value(c), json_string_length(c), der,
+	                               ACME_CERT_MAX)
+	          : -1;
+	q = der;
+	if (len > 0)
+		x = d2i_X509(NULL, &q, len);
+	if (!x || q != der + len) {
+		acme_problem_set(p, 400, "malformed",
+		                 "certificate is not base64url of one DER certificate (at most %d "
+		                 "bytes)",
+		                 ACME_CERT_MAX);
+		goto done;
+	}
+	if (po->jws.jwk && EVP_PKEY_eq(X509_get0_pubkey(x), po->jws.key) != 1) {
+		acme_problem_set(p, 403, "unauthorized",
+		                 "the request is signed neither by an account nor by the "
+		                 "certificate's key");
+		goto done;
+	}
+	if (s->store.revoke_cert(po->ctx, po->jws.jwk ? NULL : &po->acct, der, (size_t)len, reason,
+	                         p) < 0)
+		goto done;
+	rep->status = 200;
+	rc = 0;
+done:
+	X509_free(x);
+	free(der);
+	return rc;
+}
+
+/* --- renewal information (RFC 9773) --- */
+
+void acme_renewal_window(int64_t not_before, int64_t not_after, int64_t revoked_at, int64_t now,
+                         int64_t *start, int64_t *end)
+{
+	int64_t life = not_after > not_before ? not_after - not_before : 0;
+
+	if (revoked_at) {
+		/* Renew now: a window that ended already (RFC 9773 §4.2). */
+		*end = (revoked_at < now ? revoked_at : now) - 1;
+		*start = *end - 3600;
+		return;
+	}
+	*start = not_before + life * 2 / 3;
+	*end = not_before + life * 5 / 6;
+	if (*end <= *start)
+		*end = *start + 1;
+}
+
+static void rfc3339(int64_t t, char *buf, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* GET /renewal-info/<base64url(AKI keyIdentifier)>.<base64url(serial)> */
+static int h_renewal_info(struct acme_server *s, void *ctx, const char *id, struct acme_reply *rep,
+                          struct acme_problem *p)
+{
+	const char *dot = strchr(id, '.');
+	uint8_t aki[64], serial[32];
+	int aki_len, serial_len, found;
+	int64_t nb, na, rv, start, end;
+	char a[32], b[32];
+
+	if (!dot || strchr(dot + 1, '.') || strlen(id) > 200)
+		return acme_problem_set(
+		    p, 400, "malformed",
+		    "the certificate identifier is base64url(AKI).base64url(serial)");
+	aki_len = acme_b64url_decode(id, (size_t)(dot - id), aki, sizeof(aki));
+	serial_len = acme_b64url_decode(dot + 1, strlen(dot + 1), serial, sizeof(serial));
+	if (aki_len <= 0 || serial_len <= 0)
+		return acme_problem_set(
+		    p, 400, "malformed",
+		    "the certificate identifier is base64url(AKI).base64url(serial)");
+	found = s->store.cert_validity(ctx, aki, (size_t)aki_len, serial, (size_t)serial_len, &nb,
+	                               &na, &rv);
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal",
+		                        "the certificate could not be read");
+	if (!found)
+		return acme_problem_set(p, 404, "malformed",
+		                        "no certificate of this CA has that "
+		                        "identifier");
+	acme_renewal_window(nb, na, rv, (int64_t)time(NULL), &start, &end);
+	rfc3339(start, a, sizeof(a));
+	rfc3339(end, b, sizeof(b));
+	rep->retry_after = ACME_ARI_RETRY_AFTER;
+	reply_json(rep, 200, "application/json",
+	           json_pack("{s:{s:s, s:s}}", "suggestedWindow", "start", a, "end", b));
+	return 0;
+}
+
+/* --- dispatch --- */
+
+void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep)
+{
+	struct acme_problem p = {0};
+	struct post po;
+	int is_post = !strcmp(req->method, "POST"), is_get = !strcmp(req->method, "GET"),
+	    is_head = !strcmp(req->method, "HEAD");
+	const char *path = req->path;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&po, 0, sizeof(po));
+	if (!strcmp(path, "/directory")) {
+		if (!is_get && !is_head)
+			acme_problem_set(&p, 405, "malformed", "the directory is read with GET");
+		else
+			h_directory(s, rep);
+	} else if (!strcmp(path, "/new-nonce")) {
+		/* §7.2: HEAD answers 200, GET 204; neither is cached. */
+		if (!is_get && !is_head)
+			acme_problem_set(&p, 405, "malformed",
+			                 "newNonce is asked with HEAD or GET");
+		else
+			rep->status = is_head ? 200 : 204;
+		rep->cache_no_store = 1;
+	} else if (!strncmp(path, "/renewal-info/", 14)) {
+		if (!is_get && !is_head)
+			acme_problem_set(&p, 405, "malformed",
+			                 "renewal information is read with GET");
+		else
+			h_renewal_info(s, req->store_ctx ? req->store_ctx : s->store.ctx, path + 14,
+			               rep, &p);
+	} else if (!is_post) {
+		if (strncmp(path, "/acct/", 6) && strcmp(path, "/new-account") &&
+		    strcmp(path, "/key-change") && strcmp(path, "/revoke-cert"))
+			acme_problem_set(&p, 404, "malformed",
+			                 "there is no ACME resource at this URL");
+		else
+			acme_problem_set(&p, 405, "malformed",
+			                 "%s is asked with POST (POST-as-GET to read it)",
+			                 path + 1);
+	} else if (!strcmp(path, "/new-account")) {
+		if (post_open(s, req, KEY_JWK, &po, &p) == 0)
+			h_new_account(s, &po, rep, &p);
+	} else if (!strncmp(path, "/acct/", 6)) {
+		if (post_open(s, req, KEY_KID, &po, &p) == 0)
+			h_account(s, &po, rep, &p);
+	} else if (!strcmp(path, "/key-change")) {
+		if (post_open(s, req, KEY_KID, &po, &p) == 0)
+			h_key_change(s, &po, rep, &p);
+	} else if (!strcmp(path, "/revoke-cert")) {
+		if (post_open(s, req, KEY_EITHER, &po, &p) == 0)
+			h_revoke_cert(s, &po, rep, &p);
+	} else {
+		acme_problem_set(&p, 404, "malformed", "there is no ACME resource at this URL");
+	}
+	post_close(&po);
+	if (p.status)
+		reply_problem(s, rep, &p);
+	else if (is_post && rep->n_links == 0) {
+		char index[ACME_URL_MAX + 16];
+		url_of(s, "/directory", index, sizeof(index));
+		add_link(rep, index, "index");
+	}
+	if (strcmp(path, "/directory") && acme_nonce_new(&s->nonces, rep->replay_nonce) < 0)
+		rep->replay_nonce[0] = '\0';
+}

@@ -1,0 +1,739 @@
+/* ACME (RFC 8555) in hsmca-cad: the "acme:" configuration section, the server of ca-core/acme
+ * served under /acme/ on the HTTPS listener (ACME clients present no client certificate; the
+ * listener asks for one but does not require it, and nothing under /acme/ looks at it), its
+ * accounts kept in the database with an audit entry for every change, and the officer's API
+ * for External Account Binding credentials (POST /api/v1/acme/eab). docs/acme.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "acme.h"
+#include "cad_acme.h"
+#include "cad_internal.h"
+#include "httptext.h"
+#include "log.h"
+
+/* --- configuration --- */
+
+static const char *const acme_fields[] = {"url",
+                                          "profiles",
+                                          "terms_of_service",
+                                          "website",
+                                          "external_account_required",
+                                          "nonce_store_size",
+                                          "eab_max_days",
+                                          NULL};
+
+static int https_url(const char *s)
+{
+	return !strncmp(s, "https://", 8) && strlen(s) > 8 && !strpbrk(s, " \t\r\n\"<>");
+}
+
+int cad_acme_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg,
+                          cad_profile_lookup find)
+{
+	yaml_node_t *seq;
+	long nonces = 65536, days = 30;
+	char name[CAD_NAME_MAX + 1];
+	size_t len;
+
+	cfg->acme_url[0] = cfg->acme_terms_url[0] = cfg->acme_website[0] = '\0';
+	cfg->acme_eab_required = 1;
+	cfg->n_acme_profiles = 0;
+	cfg->acme_nonce_store = nonces;
+	cfg->acme_eab_max_days = (int)days;
+	if (!n)
+		return 0;
+	if (yconf_check_map(y, n, "acme", acme_fields) ||
+	    yconf_req_str(y, n, "url", cfg->acme_url, sizeof(cfg->acme_url)) ||
+	    yconf_opt_str(y, n, "terms_of_service", cfg->acme_terms_url,
+	                  sizeof(cfg->acme_terms_url)) ||
+	    yconf_opt_str(y, n, "website", cfg->acme_website, sizeof(cfg->acme_website)) ||
+	    yconf_opt_bool(y, n, "external_account_required", &cfg->acme_eab_required) ||
+	    yconf_opt_long(y, n, "nonce_store_size", ACME_NONCES_MIN, ACME_NONCES_MAX, &nonces) ||
+	    yconf_opt_long(y, n, "eab_max_days", 1, 3660, &days))
+		return -1;
+	cfg->acme_nonce_store = nonces;
+	cfg->acme_eab_max_days = (int)days;
+	len = strlen(cfg->acme_url);
+	if (!https_url(cfg->acme_url) || cfg->acme_url[len - 1] == '/' || len < 6 ||
+	    strcmp(cfg->acme_url + len - 5, "/acme") || len >= ACME_URL_MAX - 64)
+		return yconf_fail(y, n, "acme.url",
+		                  "must be the https:// URL of /acme as clients reach it, without "
+		                  "a trailing slash (e.g. https://ca.example.com:8443/acme)");
+	if ((cfg->acme_terms_url[0] && !https_url(cfg->acme_terms_url)) ||
+	    (cfg->acme_website[0] && !https_url(cfg->acme_website)))
+		return yconf_fail(y, n, "acme",
+		                  "terms_of_service and website must be https:// URLs");
+	if (!(seq = yconf_get(y, n, "profiles")))
+		return yconf_fail(y, n, "acme",
+		                  "\"profiles\" (the profiles ACME accounts may use; the first is "
+		                  "the default) is required");
+	if (!yconf_is_seq(seq) || yconf_seq_len(seq) == 0)
+		return yconf_fail(y, seq, "acme.profiles", "must be a list of profile names");
+	if (yconf_seq_len(seq) > CAD_MAX_PROFILES)
+		return yconf_fail(y, seq, "acme.profiles", "more than %d entries",
+		                  CAD_MAX_PROFILES);
+	for (size_t i = 0; i < yconf_seq_len(seq); i++) {
+		yaml_node_t *item = yconf_seq_item(y, seq, i);
+		struct ca_profile *p;
+		if (yconf_str(y, item, "acme.profiles", name, sizeof(name)))
+			return -1;
+		if (!(p = find(cfg, name)))
+			return yconf_fail(y, item, "acme.profiles", "no profile named \"%s\"",
+			                  name);
+		for (size_t j = 0; j < cfg->n_acme_profiles; j++)
+			if (cfg->acme_profiles[j] == p)
+				return yconf_fail(y, item, "acme.profiles", "\"%s\" is named twice",
+				                  name);
+		cfg->acme_profiles[cfg->n_acme_profiles++] = p;
+	}
+	return 0;
+}
+
+static int acme_profile_named(const struct cad_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_acme_profiles; i++)
+		if (!strcmp(cfg->acme_profiles[i]->name, name))
+			return 1;
+	return 0;
+}
+
+/* --- the store: accounts in the database --- */
+
+struct store_ctx {
+	struct cad_req *r;
+	struct db *db;
+};
+
+/* The audit actor of an account: the principal its binding names, else acme-account/ID. */
+static void audit_for(const struct acme_account *a, const char *action, struct db_audit_entry *e,
+                      char *actor, size_t n)
+{
+	if (a->principal[0])
+		snprintf(actor, n, "%s", a->principal);
+	else
+		snprintf(actor, n, "acme-account");
+	e->actor = actor;
+	e->role = "acme-account";
+	e->action = action;
+	e->object = "";
+	e->outcome = "success";
+	e->detail = "";
+}
+
+static int from_db(struct db_acme_account *d, struct acme_account *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = d->id;
+	out->status = !strcmp(d->status, "valid")         ? ACME_ACCOUNT_VALID
+	              : !strcmp(d->status, "deactivated") ? ACME_ACCOUNT_DEACTIVATED
+	                                                  : ACME_ACCOUNT_REVOKED;
+	out->jwk = d->jwk;
+	out->contact = d->contact;
+	d->jwk = d->contact = NULL;
+	snprintf(out->thumbprint, sizeof(out->thumbprint), "%s", d->thumbprint);
+	snprintf(out->eab_kid, sizeof(out->eab_kid), "%s", d->eab_kid);
+	snprintf(out->principal, sizeof(out->principal), "%s", d->principal ? d->principal : "");
+	db_acme_account_clear(d);
+	return 1;
+}
+
+static int found_or_not(enum db_status rc, const struct db_err *err)
+{
+	if (rc == DB_ERR_NOT_FOUND)
+		return 0;
+	log_error("acme: %s", err->msg);
+	return -1;
+}
+
+static int st_by_thumbprint(void *ctx, const char *thumbprint, struct acme_account *out)
+{
+	struct store_ctx *c = ctx;
+	struct db_acme_account d;
+	struct db_err err = {0};
+	enum db_status rc = db_acme_account_by_thumbprint(c->db, thumbprint, &d, &err);
+
+	return rc == DB_OK ? from_db(&d, out) : found_or_not(rc, &err);
+}
+
+static int st_by_id(void *ctx, int64_t id, struct acme_account *out)
+{
+	struct store_ctx *c = ctx;
+	struct db_acme_account d;
+	struct db_err err = {0};
+	enum db_status rc = db_acme_account_by_id(c->db, id, &d, &err);
+
+	return rc == DB_OK ? from_db(&d, out) : found_or_not(rc, &err);
+}
+
+static int st_eab(void *ctx, const char *kid, struct acme_eab *out)
+{
+	struct store_ctx *c = ctx;
+	struct db_acme_eab e;
+	struct db_err err = {0};
+	enum db_status rc = db_acme_eab_find(c->db, kid, &e, &err);
+
+	if (rc != DB_OK)
+		return found_or_not(rc, &err);
+	memset(out, 0, sizeof(*out));
+	snprintf(out->kid, sizeof(out->kid), "%s", e.kid);
+	memcpy(out->hmac_key, e.hmac_key, e.hmac_key_len);
+	out->hmac_key_len = e.hmac_key_len;
+	snprintf(out->principal, sizeof(out->principal), "%s", e.principal);
+	out->account_id = e.account_id;
+	db_acme_eab_clear(&e);
+	return 1;
+}
+
+static int st_create(void *ctx, struct acme_account *a)
+{
+	struct store_ctx *c = ctx;
+	struct db_acme_account d = {0};
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	char actor[160];
+	enum db_status rc;
+
+	d.jwk = a->jwk;
+	d.contact = a->contact;
+	d.tos_agreed = a->tos_agreed;
+	snprintf(d.thumbprint, sizeof(d.thumbprint), "%s", a->thumbprint);
+	audit_for(a, "acme.account.create", &e, actor, sizeof(actor));
+	rc = db_acme_account_create(c->db, &d, a->eab_kid, &e, &err);
+	if (rc == DB_OK) {
+		a->id = d.id;
+		return 1;
+	}
+	if (rc == DB_ERR_STATE || rc == DB_ERR_CONFLICT)
+		return 0;
+	log_error("acme: %s", err.msg);
+	return -1;
+}
+
+static int st_update(void *ctx, const struct acme_account *a)
+{
+	struct store_ctx *c = ctx;
+	struct db_acme_account d = {0};
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	char actor[160];
+
+	d.id = a->id;
+	d.contact = a->contact;
+	snprintf(d.status, sizeof(d.status), "%s", acme_account_status_name(a->status));
+	audit_for(
+	    a, a->status == ACME_ACCOUNT_VALID ? "acme.account.update" : "acme.account.deactivate",
+	    &e, actor, sizeof(actor));
+	if (db_acme_account_update(c->db, &d, &e, &err) == DB_OK)
+		return 1;
+	log_error("acme: %s", err.msg);
+	return err.status == DB_ERR_STATE ? 0 : -1;
+}
+
+static int st_rekey(void *ctx, const struct acme_account *a, const char *jwk,
+                    const char *thumbprint)
+{
+	struct store_ctx *c = ctx;
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	char actor[160];
+	enum db_status rc;
+
+	audit_for(a, "acme.account.key-change", &e, actor, sizeof(actor));
+	rc = db_acme_account_rekey(c->db, a->id, a->thumbprint, jwk, thumbprint, &e, &err);
+	if (rc == DB_OK)
+		return 1;
+	if (rc == DB_ERR_CONFLICT)
+		return 0;
+	log_error("acme: %s", err.msg);
+	return -1;
+}
+
+/* The requester name of certificates an ACME account orders: revokeCert by an account's key
+ * may revoke exactly those. */
+static void account_requester(int64_t id, char *out, size_t n)
+{
+	snprintf(out, n, "acme/acct/%lld", (long long)id); /* no principal has a "/" */
+}
+
+static int st_revoke_cert(void *ctx, const struct acme_account *by, const uint8_t *der, size_t len,
+                          int reason, struct acme_problem *p)
+{
+	struct store_ctx *c = ctx;
+	struct cad_req *r = c->r;
+	const uint8_t *q = der;
+	X509 *x = d2i_X509(NULL, &q, (long)len);
+	const ASN1_INTEGER *sn = x ? X509_get0_serialNumber(x) : NULL;
+	BIGNUM *bn = sn ? ASN1_INTEGER_to_BN(sn, NULL) : NULL;
+	uint8_t bin[DB_SERIAL_MAX];
+	char serial[2 * DB_SERIAL_MAX + 1] = "", actor[160], mine[48];
+	struct ca_requester who = {.kind = CA_REQUESTER_ACCOUNT, .role = "acme-account"};
+	struct ca_status_request req = {.action = "acme.certificate.revoke", .reason = reason};
+	struct ca_status_result res = {0};
+	struct db_cert cert = {0};
+	struct ca_why why = {0};
+	enum ca_outcome o;
+	int n, rc = -1;
+
+	if (by) {
+		snprintf(actor, sizeof(actor), "%s",
+		         by->principal[0] ? by->principal : "acme-account");
+	} else {
+		snprintf(actor, sizeof(actor), "acme-certificate-key");
+	}
+	who.name = actor;
+	n = bn ? BN_bn2binpad(bn, bin, BN_num_bytes(bn) ? BN_num_bytes(bn) : 1) : -1;
+	if (n <= 0 || (size_t)n > sizeof(bin)) {
+		acme_problem_set(p, 404, "malformed", "the certificate is not one this CA issued");
+		goto out;
+	}
+	db_serial_to_hex(bin, (size_t)n, serial);
+	o = ca_cert_find(&r->cad->ca, &r->w->db, &who, serial, &cert, &why);
+	if (o == CA_NOT_FOUND || (o == CA_OK && (cert.der_len != len || !cert.der ||
+	                                         CRYPTO_memcmp(cert.der, der, len)))) {
+		acme_problem_set(p, 404, "malformed", "the certificate is not one this CA issued");
+		goto out;
+	}
+	if (o != CA_OK) {
+		acme_problem_set(p, 500, "serverInternal",
+		                 "the certificate could not be looked up");
+		goto out;
+	}
+	if (by) {
+		account_requester(by->id, mine, sizeof(mine));
+		if (!cert.requester || strcmp(cert.requester, mine)) {
+			acme_problem_set(
+			    p, 403, "unauthorized",
+			    "this account did not order the certificate; sign with the "
+			    "certificate's key instead");
+			goto out;
+		}
+	}
+	if (cert.status == DB_CERT_REVOKED) {
+		acme_problem_set(p, 400, "alreadyRevoked", "the certificate is revoked already");
+		goto out;
+	}
+	req.who = who;
+	req.serial = serial;
+	o = ca_revoke(&r->cad->ca, &r->w->db, &req, &res);
+	if (o == CA_WRONG_STATE)
+		acme_problem_set(p, 400, "alreadyRevoked", "%s", res.why.reason);
+	else if (o != CA_OK)
+		acme_problem_set(p, 500, "serverInternal", "the revocation was not recorded");
+	else
+		rc = 0;
+out:
+	db_cert_clear(&res.cert);
+	db_cert_clear(&cert);
+	BN_free(bn);
+	X509_free(x);
+	return rc;
+}
+
+static int st_cert_validity(void *ctx, const uint8_t *aki, size_t aki_len, const uint8_t *serial,
+                            size_t serial_len, int64_t *not_before, int64_t *not_after,
+                            int64_t *revoked_at)
+{
+	struct store_ctx *c = ctx;
+	struct ca_requester who = {.kind = CA_REQUESTER_ACCOUNT, .name = "acme", .role = ""};
+	struct db_cert cert = {0};
+	struct ca_why why = {0};
+	char hex[2 * DB_SERIAL_MAX + 1];
+	const ASN1_OCTET_STRING *kid;
+	const uint8_t *q;
+	X509 *x = NULL;
+	enum ca_outcome o;
+	int rc = 0;
+
+	while (serial_len > 1 && serial[0] == 0) {
+		serial++;
+		serial_len--;
+	}
+	if (serial_len > DB_SERIAL_MAX || (serial[0] & 0x80))
+		return 0;
+	db_serial_to_hex(serial, serial_len, hex);
+	o = ca_cert_find(&c->r->cad->ca, &c->r->w->db, &who, hex, &cert, &why);
+	if (o == CA_NOT_FOUND || o == CA_REFUSED)
+		goto out;
+	if (o != CA_OK) {
+		rc = -1;
+		goto out;
+	}
+	/* The serial names a certificate of this issuer: its authority key identifier says so. */
+	q = cert.der;
+	x = cert.der ? d2i_X509(NULL, &q, (long)cert.der_len) : NULL;
+	kid = x ? X509_get0_authority_key_id(x) : NULL;
+	if (!kid || (size_t)ASN1_STRING_length(kid) != aki_len ||
+	    memcmp(ASN1_STRING_get0_data(kid), aki, aki_len))
+		goto out;
+	*not_before = cert.not_before;
+	*not_after = cert.not_after;
+	*revoked_at = cert.status == DB_CERT_REVOKED ? (cert.revoked_at ? cert.revoked_at : 1) : 0;
+	/* An officer's renewal incident on its authority after it was issued: renew at once. */
+	if (!*revoked_at) {
+		struct db_err err = {0};
+		int64_t since;
+		if (db_acme_incident_latest(c->r->w->db, cert.authority_id, &since, &err) !=
+		    DB_OK) {
+			log_error("acme: %s", err.msg);
+			rc = -1;
+			goto out;
+		}
+		if (since && cert.issued_at && cert.issued_at <= since)
+			*revoked_at = since;
+	}
+	rc = 1;
+out:
+	X509_free(x);
+	db_cert_clear(&cert);
+	return rc;
+}
+
+int cad_acme_new(struct cad *cad, char *err, size_t errsz)
+{
+	const struct cad_config *cfg = cad->cfg;
+	struct acme_config ac = {0};
+	struct acme_store st = {NULL,     st_by_thumbprint, st_by_id,
+	                        st_eab,   st_create,        st_update,
+	                        st_rekey, st_revoke_cert,   st_cert_validity};
+
+	if (!cfg->acme_url[0])
+		return 0;
+	snprintf(ac.base_url, sizeof(ac.base_url), "%s", cfg->acme_url);
+	snprintf(ac.terms_url, sizeof(ac.terms_url), "%s", cfg->acme_terms_url);
+	snprintf(ac.website, sizeof(ac.website), "%s", cfg->acme_website);
+	ac.eab_required = cfg->acme_eab_required;
+	ac.nonce_capacity = (size_t)cfg->acme_nonce_store;
+	cad->acme = calloc(1, sizeof(*cad->acme));
+	if (!cad->acme || acme_server_init(cad->acme, &ac, &st) != 0) {
+		free(cad->acme);
+		cad->acme = NULL;
+		snprintf(err, errsz, "setting up ACME failed (no memory or randomness)");
+		return -1;
+	}
+	return 0;
+}
+
+void cad_acme_free(struct cad *cad)
+{
+	if (!cad->acme)
+		return;
+	acme_server_fini(cad->acme);
+	free(cad->acme);
+	cad->acme = NULL;
+}
+
+/* --- serving --- */
+
+void cad_acme_serve(struct cad_req *r)
+{
+	struct evhttp_request *req = r->req;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req),
+	                 *out = evhttp_request_get_output_headers(req);
+	struct evbuffer *body = evhttp_request_get_input_buffer(req);
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	struct acme_request areq = {0};
+	struct acme_reply rep = {0};
+	struct store_ctx sc = {.r = r};
+	char retry[16];
+
+	r->action = "acme";
+	if (!r->cad->acme) {
+		cad_reply_error(r, 404, "not-found", "ACME is not enabled on this server");
+		return;
+	}
+	areq.method = m == EVHTTP_REQ_GET    ? "GET"
+	              : m == EVHTTP_REQ_HEAD ? "HEAD"
+	              : m == EVHTTP_REQ_POST ? "POST"
+	                                     : "OTHER";
+	areq.path = r->path + 5; /* after "/acme" */
+	areq.content_type = evhttp_find_header(in, "Content-Type");
+	areq.body_len = evbuffer_get_length(body);
+	areq.body = areq.body_len ? evbuffer_pullup(body, -1) : (const uint8_t *)"";
+	areq.store_ctx = &sc;
+	if (m == EVHTTP_REQ_POST || !strncmp(areq.path, "/renewal-info/", 14)) {
+		/* Accounts and certificates are in the database: no connection, no answer but
+		 * 503. */
+		if (!(sc.db = cad_db(r)))
+			return;
+	}
+	acme_handle(r->cad->acme, &areq, &rep);
+	if (rep.content_type)
+		evhttp_add_header(out, "Content-Type", rep.content_type);
+	if (rep.replay_nonce[0])
+		evhttp_add_header(out, "Replay-Nonce", rep.replay_nonce);
+	if (rep.location[0])
+		evhttp_add_header(out, "Location", rep.location);
+	for (int i = 0; i < rep.n_links; i++)
+		evhttp_add_header(out, "Link", rep.links[i]);
+	if (rep.retry_after > 0) {
+		snprintf(retry, sizeof(retry), "%d", rep.retry_after);
+		evhttp_add_header(out, "Retry-After", retry);
+	}
+	evhttp_add_header(out, "Cache-Control", "no-store");
+	if (rep.body)
+		evbuffer_add(evhttp_request_get_output_buffer(req), rep.body, rep.body_len);
+	r->replied = 1;
+	r->status = rep.status;
+	evhttp_send_reply(req, rep.status, httptext_status(rep.status), NULL);
+	cad_log_reply(r, rep.status);
+	acme_reply_clear(&rep);
+}
+
+/* --- External Account Binding credentials: POST /api/v1/acme/eab (officers) --- */
+
+void cad_h_acme_eab_create(struct cad_req *r)
+{
+	static const char *const fields[] = {"principal", "profiles", "allow", "expires_days",
+	                                     NULL};
+	json_t *body = cad_body_object(r, fields), *v, *e, *detail;
+	const char *principal, *allow[DB_ALLOWLIST_MAX];
+	char profiles[1025] = "", kid[24], default_principal[40], key_text[48], when[32],
+	     object[96];
+	uint8_t raw_kid[12], key[32];
+	size_t n_allow = 0, i;
+	struct db_err err = {0};
+	struct db *db;
+	json_int_t days;
+	int64_t id, expires;
+
+	if (!body)
+		return;
+	if (!r->cad->cfg->acme_url[0]) {
+		cad_reply_error(r, 409, "acme-disabled", "ACME is not enabled on this server");
+		goto out;
+	}
+	v = json_object_get(body, "principal");
+	principal = json_string_value(v);
+	if ((v && (!principal || !cad_name_ok(principal))) ||
+	    !json_is_array(json_object_get(body, "profiles")) ||
+	    !json_array_size(json_object_get(body, "profiles"))) {
+		cad_reply_error(r, 400, "bad-request",
+		                "\"profiles\" (a non-empty list) is required; \"principal\", when "
+		                "given, is a name (1..128 of A-Z a-z 0-9 . _ @ + -)");
+		goto out;
+	}
+	v = json_object_get(body, "profiles");
+	json_array_foreach(v, i, e)
+	{
+		const char *p = json_string_value(e);
+		if (!p || !acme_profile_named(r->cad->cfg, p)) {
+			cad_reply_error(r, 400, "unknown-profile",
+			                "profile \"%.64s\" is not served over ACME (acme.profiles)",
+			                p ? p : "(not a string)");
+			goto out;
+		}
+		if (strlen(profiles) + strlen(p) + 2 > sizeof(profiles)) {
+			cad_reply_error(r, 400, "bad-request", "too many profiles");
+			goto out;
+		}
+		if (i)
+			strcat(profiles, ",");
+		strcat(profiles, p);
+	}
+	v = json_object_get(body, "expires_days");
+	days = v ? (json_is_integer(v) ? json_integer_value(v) : -1) : 7;
+	if (days < 1 || days > r->cad->cfg->acme_eab_max_days) {
+		cad_reply_error(r, 400, "bad-request", "\"expires_days\" must be 1..%d",
+		                r->cad->cfg->acme_eab_max_days);
+		goto out;
+	}
+	v = json_object_get(body, "allow");
+	if (v) {
+		if (!json_is_array(v) || json_array_size(v) > DB_ALLOWLIST_MAX) {
+			cad_reply_error(
+			    r, 400, "bad-request",
+			    "\"allow\" must be a list of at most %d identifier patterns",
+			    DB_ALLOWLIST_MAX);
+			goto out;
+		}
+		json_array_foreach(v, i, e)
+		{
+			if (!json_is_string(e)) {
+				cad_reply_error(r, 400, "bad-request",
+				                "\"allow\" entries must be strings");
+				goto out;
+			}
+			allow[n_allow++] = json_string_value(e);
+		}
+	}
+	if (!(db = cad_db(r)))
+		goto out;
+	/* The HMAC key is shown once, here; the database keeps it to check MACs with. */
+	if (RAND_bytes(raw_kid, sizeof(raw_kid)) != 1 || RAND_priv_bytes(key, sizeof(key)) != 1 ||
+	    acme_b64url_encode(raw_kid, sizeof(raw_kid), kid, sizeof(kid)) < 0 ||
+	    acme_b64url_encode(key, sizeof(key), key_text, sizeof(key_text)) < 0) {
+		cad_reply_error(r, 500, "internal", "no randomness for a credential");
+		goto wipe;
+	}
+	if (!principal) {
+		/* Unnamed: its own principal, named after the credential. */
+		snprintf(default_principal, sizeof(default_principal), "acme-%s", kid);
+		principal = default_principal;
+	}
+	expires = (int64_t)time(NULL) + (int64_t)days * 86400;
+	if (db_begin(db, &err) != DB_OK ||
+	    db_acme_eab_add(db, kid, key, sizeof(key), principal, profiles, allow, n_allow, expires,
+	                    r->who.name, &id, &err) != DB_OK) {
+		db_rollback(db);
+		if (err.status == DB_ERR_INVALID)
+			cad_reply_error(r, 400, "bad-request", "%s", err.msg);
+		else
+			cad_reply_db_error(r, &err);
+		goto wipe;
+	}
+	snprintf(object, sizeof(object), "acme-eab/%s", kid);
+	detail = json_pack("{s:s, s:s, s:I, s:I}", "principal", principal, "profiles", profiles,
+	                   "expires_days", (json_int_t)days, "allow_entries", (json_int_t)n_allow);
+	if (cad_commit_with_audit(r, db, object, detail) == 0)
+		cad_reply_json(r, 201,
+		               json_pack("{s:s, s:s, s:s, s:O, s:O?, s:s}", "kid", kid, "hmac_key",
+		                         key_text, "principal", principal, "profiles",
+		                         json_object_get(body, "profiles"), "allow",
+		                         json_object_get(body, "allow"), "expires_at",
+		                         cad_time_text(expires, when, sizeof(when))));
+	json_decref(detail);
+wipe:
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(key_text, sizeof(key_text));
+out:
+	json_decref(body);
+}
+
+/* GET /api/v1/acme/eab: every credential, without its key. */
+void cad_h_acme_eab_list(struct cad_req *r)
+{
+	struct db_acme_eab *rows = NULL;
+	struct db_err err = {0};
+	struct db *db = cad_db(r);
+	size_t n = 0;
+	json_t *arr;
+	char t[3][32];
+
+	if (!db)
+		return;
+	if (db_acme_eab_list(db, &rows, &n, &err) != DB_OK) {
+		cad_reply_db_error(r, &err);
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *allow = json_array();
+		const char *s = rows[i].allow;
+		while (s && *s) {
+			size_t len = strcspn(s, "\n");
+			json_array_append_new(allow, json_stringn(s, len));
+			s += len + (s[len] == '\n');
+		}
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:s, s:o, s:s, s:s?, s:s, s:s}", "kid", rows[i].kid, "principal",
+		    rows[i].principal, "profiles", rows[i].profiles, "allow", allow, "expires_at",
+		    cad_time_text(rows[i].expires_at, t[0], sizeof(t[0])), "revoked_at",
+		    cad_time_text(rows[i].revoked_at, t[1], sizeof(t[1])), "created_at",
+		    cad_time_text(rows[i].created_at, t[2], sizeof(t[2])), "created_by",
+		    rows[i].created_by);
+		if (o && rows[i].account_id)
+			json_object_set_new(o, "account_id", json_integer(rows[i].account_id));
+		if (!o || json_array_append_new(arr, o) != 0) {
+			json_decref(arr);
+			db_acme_eab_list_free(rows, n);
+			cad_reply_error(r, 500, "internal", "out of memory");
+			return;
+		}
+	}
+	db_acme_eab_list_free(rows, n);
+	cad_reply_json(r, 200, json_pack("{s:o}", "credentials", arr));
+}
+
+/* POST /api/v1/acme/eab/{kid}/revoke: no more registrations with it. */
+void cad_h_acme_eab_revoke(struct cad_req *r)
+{
+	struct db_err err = {0};
+	struct db *db = cad_db(r);
+	char object[96];
+
+	if (!db)
+		return;
+	snprintf(object, sizeof(object), "acme-eab/%s", r->args[0]);
+	if (db_begin(db, &err) != DB_OK || db_acme_eab_revoke(db, r->args[0], &err) != DB_OK) {
+		db_rollback(db);
+		if (err.status == DB_ERR_NOT_FOUND)
+			cad_deny(r, 404, "not-found", object, "no EAB credential %.64s",
+			         r->args[0]);
+		else if (err.status == DB_ERR_STATE)
+			cad_deny(r, 409, "already-revoked", object,
+			         "EAB credential %.64s is revoked already", r->args[0]);
+		else
+			cad_reply_db_error(r, &err);
+		return;
+	}
+	if (cad_commit_with_audit(r, db, object, NULL) == 0)
+		cad_reply_json(r, 200, json_pack("{s:s, s:b}", "kid", r->args[0], "revoked", 1));
+}
+
+/* POST /api/v1/acme/incidents {"authority", "reason"}: the authority's certificates issued
+ * until now should be renewed at once (renewal information says so). */
+void cad_h_acme_incident_create(struct cad_req *r)
+{
+	static const char *const fields[] = {"authority", "reason", NULL};
+	json_t *body = cad_body_object(r, fields), *detail;
+	const char *name, *reason;
+	struct db_err err = {0};
+	struct db *db;
+	int32_t aid = 0;
+	int64_t id;
+	char object[96];
+	size_t i;
+
+	if (!body)
+		return;
+	if (!r->cad->cfg->acme_url[0]) {
+		cad_reply_error(r, 409, "acme-disabled", "ACME is not enabled on this server");
+		goto out;
+	}
+	name = json_string_value(json_object_get(body, "authority"));
+	reason = json_string_value(json_object_get(body, "reason"));
+	if (!name || !reason || !cad_label_ok(reason)) {
+		cad_reply_error(r, 400, "bad-request",
+		                "\"authority\" and \"reason\" (1..128 bytes of text) are required");
+		goto out;
+	}
+	for (i = 0; i < r->cad->cfg->n_authorities; i++)
+		if (!strcmp(r->cad->cfg->authorities[i].name, name))
+			break;
+	if (i == r->cad->cfg->n_authorities) {
+		cad_deny(r, 404, "unknown-authority", name, "no authority %.64s", name);
+		goto out;
+	}
+	if (!(db = cad_db(r)))
+		goto out;
+	pthread_mutex_lock(&r->cad->lock);
+	aid = r->cad->cfg->authorities[i].db_id;
+	pthread_mutex_unlock(&r->cad->lock);
+	if (!aid) {
+		cad_reply_error(r, 503, "authority-not-ready",
+		                "authority %.64s is not registered in the database yet", name);
+		goto out;
+	}
+	if (db_begin(db, &err) != DB_OK ||
+	    db_acme_incident_add(db, aid, reason, r->who.name, &id, &err) != DB_OK) {
+		db_rollback(db);
+		cad_reply_db_error(r, &err);
+		goto out;
+	}
+	snprintf(object, sizeof(object), "authority/%s", name);
+	detail = json_pack("{s:s, s:I}", "reason", reason, "incident", (json_int_t)id);
+	if (cad_commit_with_audit(r, db, object, detail) == 0)
+		cad_reply_json(r, 201,
+		               json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "authority", name,
+		                         "reason", reason));
+	json_decref(detail);
+out:
+	json_decref(body);
+}

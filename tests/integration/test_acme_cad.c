@@ -1,0 +1,998 @@
+/*
+ * ACME (RFC 8555) in hsmca-cad end to end, over HTTPS with a client of our own (libcurl and
+ * tests/acme_client.c), without a client certificate: the directory and newNonce, External
+ * Account Binding credentials made by an officer through the API and the hsmca command line
+ * (and refused to other roles), registration bound by them, account update, key rollover and
+ * deactivation, and every bad JWS refused with a problem document and a fresh nonce, nothing
+ * changed. Behind it: a private PostgreSQL cluster (tests/pg/pgtest), a throwaway keyd holding
+ * the CA key, and hsmca-cad.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/x509v3.h>
+
+#include "acme_client.h"
+#include "db.h"
+#include "harness.h"
+#include "keyd_client.h"
+
+static struct harness h;
+static struct harness_pg pg;
+static char dir[256];
+static char base_url[128], acme_url[160];
+static pid_t cad_pid;
+static OSSL_PROVIDER *prov_keyd, *prov_default;
+
+#define in_dir(name) harness_pathf(dir, "%s", name)
+
+/* ---- HTTP ---- */
+
+struct reply {
+	long status;
+	char *body;
+	char nonce[64], location[300], content_type[64];
+};
+
+static void reply_clear(struct reply *r)
+{
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+static size_t header_cb(char *p, size_t sz, size_t n, void *arg)
+{
+	struct reply *r = arg;
+	size_t len = sz * n;
+	char line[512];
+
+	snprintf(line, sizeof(line), "%.*s", (int)(len < 511 ? len : 511), p);
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!strncasecmp(line, "Replay-Nonce: ", 14))
+		snprintf(r->nonce, sizeof(r->nonce), "%s", line + 14);
+	else if (!strncasecmp(line, "Location: ", 10))
+		snprintf(r->location, sizeof(r->location), "%s", line + 10);
+	else if (!strncasecmp(line, "Content-Type: ", 14))
+		snprintf(r->content_type, sizeof(r->content_type), "%s", line + 14);
+	return len;
+}
+
+/* method url (absolute) with body (NULL: none) and content type; who: a client certificate's
+ * name or NULL. */
+static struct reply http(const char *who, const char *method, const char *url, const char *body,
+                         const char *ctype)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	struct harness_buf b = {0};
+	struct reply r = {0};
+	char cert[512], key[512], ct[128];
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, in_dir("opca.pem"));
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/jose+json");
+	hdr = curl_slist_append(hdr, ct);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	if (who) {
+		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
+		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
+		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+	}
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	r.body = b.data;
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	return r;
+}
+
+static PGconn *owner(void)
+{
+	PGconn *c = PQconnectdb(pg.owner_ci);
+
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	return c;
+}
+
+static long long count(const char *sql)
+{
+	PGconn *c = owner();
+	long long n = harness_pg_count(c, sql);
+
+	PQfinish(c);
+	return n;
+}
+
+/* ---- the ACME client ---- */
+
+static char nonce[64];
+
+static void get_nonce(void)
+{
+	char url[256];
+	struct reply r;
+
+	snprintf(url, sizeof(url), "%s/new-nonce", acme_url);
+	r = http(NULL, "HEAD", url, NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_gt(strlen(r.nonce), 0);
+	snprintf(nonce, sizeof(nonce), "%s", r.nonce);
+	reply_clear(&r);
+}
+
+/* A JWS for path (below /acme) signed with t, by jwk (kid NULL) or kid. */
+static char *jws(const struct tkey *t, const char *kid, const char *path, const char *payload)
+{
+	char url[300];
+	json_t *hdr;
+
+	if (!nonce[0])
+		get_nonce();
+	snprintf(url, sizeof(url), "%s%s", acme_url, path);
+	hdr = json_pack("{s:s, s:s, s:s}", "alg", t->alg, "nonce", nonce, "url", url);
+	if (kid)
+		json_object_set_new(hdr, "kid", json_string(kid));
+	else
+		json_object_set(hdr, "jwk", t->jwk);
+	nonce[0] = '\0';
+	return jws_with(t, hdr, payload);
+}
+
+/* POST body (freed) to path; the reply's nonce is kept for the next request. Every answer
+ * must bring one. */
+static struct reply post(const char *path, char *body)
+{
+	char url[300];
+	struct reply r;
+
+	snprintf(url, sizeof(url), "%s%s", acme_url, path);
+	r = http(NULL, "POST", url, body, NULL);
+	free(body);
+	ck_assert_msg(strlen(r.nonce) > 0, "no Replay-Nonce on %ld %s", r.status,
+	              r.body ? r.body : "");
+	snprintf(nonce, sizeof(nonce), "%s", r.nonce);
+	return r;
+}
+
+static int problem(const struct reply *r, const char *type)
+{
+	char want[96];
+	json_t *o = r->body ? json_loads(r->body, 0, NULL) : NULL;
+	int ok;
+
+	snprintf(want, sizeof(want), "urn:ietf:params:acme:error:%s", type);
+	ok = o && !strcmp(r->content_type, "application/problem+json") &&
+	     !strcmp(json_string_value(json_object_get(o, "type")), want);
+	if (!ok)
+		fprintf(stderr, "expected %s, got %ld %s\n", type, r->status,
+		        r->body ? r->body : "");
+	json_decref(o);
+	return ok;
+}
+
+struct eab {
+	char kid[64];
+	uint8_t key[64];
+	size_t key_len;
+};
+
+static struct eab eab_from(const char *kid, const char *key_b64)
+{
+	struct eab e = {0};
+	char std[128];
+	size_t n = strlen(key_b64), i;
+
+	snprintf(e.kid, sizeof(e.kid), "%s", kid);
+	for (i = 0; i < n && i < 100; i++)
+		std[i] = key_b64[i] == '-' ? '+' : key_b64[i] == '_' ? '/' : key_b64[i];
+	while (i % 4)
+		std[i++] = '=';
+	std[i] = '\0';
+	uint8_t buf[96];
+	int len = EVP_DecodeBlock(buf, (const uint8_t *)std, (int)i);
+	ck_assert_int_gt(len, 0);
+	len -= (int)(i - n); /* the padding */
+	ck_assert_int_eq(len, 32);
+	memcpy(e.key, buf, (size_t)len);
+	e.key_len = (size_t)len;
+	return e;
+}
+
+/* An EAB credential made by the officer through the API; extra: more body members. */
+static struct eab new_eab(const char *extra)
+{
+	char url[256], body[512];
+	struct reply r;
+	json_t *o;
+	struct eab e;
+
+	snprintf(url, sizeof(url), "%s/api/v1/acme/eab", base_url);
+	snprintf(body, sizeof(body), "{\"profiles\":[\"web\"]%s}", extra);
+	r = http("officer", "POST", url, body, "application/json");
+	ck_assert_msg(r.status == 201, "eab: %ld %s", r.status, r.body ? r.body : "");
+	o = json_loads(r.body, 0, NULL);
+	e = eab_from(json_string_value(json_object_get(o, "kid")),
+	             json_string_value(json_object_get(o, "hmac_key")));
+	json_decref(o);
+	reply_clear(&r);
+	return e;
+}
+
+static char *account_payload(const struct tkey *t, const struct eab *e)
+{
+	char url[300], *s;
+	json_t *o = json_pack("{s:b, s:[s]}", "termsOfServiceAgreed", 1, "contact",
+	                      "mailto:ops@corp.example.com");
+
+	snprintf(url, sizeof(url), "%s/new-account", acme_url);
+	if (e)
+		json_object_set_new(o, "externalAccountBinding",
+		                    eab_for(t, e->kid, e->key, e->key_len, url));
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+/* Register t with e; its account URL into kid. */
+static void register_key(const struct tkey *t, const struct eab *e, char *kid, size_t n)
+{
+	char *pl = account_payload(t, e);
+	struct reply r = post("/new-account", jws(t, NULL, "/new-account", pl));
+
+	free(pl);
+	ck_assert_msg(r.status == 201, "newAccount: %ld %s", r.status, r.body ? r.body : "");
+	snprintf(kid, n, "%s", r.location);
+	reply_clear(&r);
+}
+
+/* ---- fixture ---- */
+
+static EVP_PKEY *opca_key;
+static X509 *opca;
+
+static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
+                       const char *san, long serial)
+{
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = ca,
+	                         .serial = serial,
+	                         .not_before = now - 3600,
+	                         .not_after = now + 86400L * 365,
+	                         .san = san,
+	                         .md = "SHA256"};
+
+	return harness_make_cert(&c);
+}
+
+static void client_cert(const char *name, long serial)
+{
+	char f[64];
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, serial);
+
+	snprintf(f, sizeof(f), "%s.pem", name);
+	harness_write_cert(in_dir(f), x, 0);
+	snprintf(f, sizeof(f), "%s.key", name);
+	harness_write_key(in_dir(f), k);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static const char config_fmt[] =
+    "listen: {address: 127.0.0.1, port: %d}\n"
+    "tls: {certificate: %s/server.pem, key: %s/server.key, client_ca: %s/opca.pem}\n"
+    "database: \"%s connect_timeout=3\"\n"
+    "limits: {max_body_bytes: 65536, timeout_seconds: 20}\n"
+    "authorities:\n"
+    "  - {name: web, certificate: %s/webca.pem, key: \"keyd:label=web-p256\"}\n"
+    "key_profiles:\n"
+    "  - {name: ec-only, ec_curves: [P-256]}\n"
+    "profiles:\n"
+    "  - name: web\n"
+    "    authority: web\n"
+    "    key_profile: ec-only\n"
+    "    max_validity_days: 90\n"
+    "    key_usage: [digitalSignature]\n"
+    "    extended_key_usage: [serverAuth]\n"
+    "    subject_fields: [CN]\n"
+    "    san: {dns: [\"*.example.com\"]}\n"
+    "    san_required: true\n"
+    "acme:\n"
+    "  url: %s/acme\n"
+    "  profiles: [web]\n"
+    "  terms_of_service: https://ca.example.com/terms\n"
+    "  nonce_store_size: 1024\n";
+
+static void cad_start(void)
+{
+	char url[256];
+
+	harness_setup_phase = 1;
+	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", in_dir("cad.yaml"), NULL,
+	                               in_dir("cad.log"));
+	snprintf(url, sizeof(url), "%s/api/v1/health", base_url);
+	for (int i = 0; i < 200; i++) {
+		struct reply r = http(NULL, "GET", url, NULL, NULL);
+		long st = r.status;
+		reply_clear(&r);
+		if (st == 200) {
+			harness_setup_phase = 0;
+			return;
+		}
+		usleep(50000);
+	}
+	fprintf(stderr, "test_acme_cad: hsmca-cad did not become healthy; see %s\n",
+	        in_dir("cad.log"));
+	harness_die(__func__);
+}
+
+static void cad_stop(void)
+{
+	int st;
+
+	if (cad_pid > 0) {
+		kill(cad_pid, SIGTERM);
+		waitpid(cad_pid, &st, 0);
+		cad_pid = 0;
+	}
+}
+
+static void setup(void)
+{
+	struct keyd_client *c;
+	struct keyd_key k;
+	struct keyd_err kerr;
+	struct db_err err = {0};
+	struct db *db = NULL;
+	static const char *const roles[] = {"officer", "auditor"};
+	EVP_PKEY *ck, *sk;
+	X509 *x;
+	char conf[8192];
+	int applied, port;
+
+	harness_setup_phase = 1;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (harness_start(&h, NULL) != 0)
+		harness_die(__func__);
+	snprintf(dir, sizeof(dir), "%s", h.dir);
+	c = keyd_client_new(NULL, 0);
+	if (!c || keyd_client_generate(c, "web-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+		harness_die(__func__);
+	keyd_client_free(c);
+	harness_load_providers(&prov_keyd, &prov_default);
+	ck = harness_keyd_key("web-p256");
+	x = make_cert("hsmca test web CA", ck, NULL, ck, 1, NULL, 1);
+	harness_write_cert(in_dir("webca.pem"), x, 0);
+	X509_free(x);
+	EVP_PKEY_free(ck);
+	opca_key = EVP_EC_gen("P-256");
+	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, 2);
+	harness_write_cert(in_dir("opca.pem"), opca, 0);
+	sk = EVP_EC_gen("P-256");
+	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", 3);
+	harness_write_cert(in_dir("server.pem"), x, 0);
+	harness_write_key(in_dir("server.key"), sk);
+	X509_free(x);
+	EVP_PKEY_free(sk);
+	for (size_t i = 0; i < 2; i++)
+		client_cert(roles[i], 5000 + (long)i);
+
+	if (harness_pg_start(&pg, "acme") != 0)
+		harness_die(__func__);
+	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
+	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
+		fprintf(stderr, "test_acme_cad: %s\n", err.msg);
+		harness_die(__func__);
+	}
+	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	for (size_t i = 0; i < 2; i++) {
+		uint8_t sha[32];
+		unsigned int n;
+		int32_t id;
+		char name[64];
+		FILE *f;
+		snprintf(name, sizeof(name), "%s.pem", roles[i]);
+		f = fopen(in_dir(name), "r");
+		x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+		if (f)
+			fclose(f);
+		if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
+		    db_principal_add(db, roles[i], roles[i], sha, NULL, &id, &err) != DB_OK)
+			harness_die(__func__);
+		X509_free(x);
+	}
+	db_close(db);
+
+	port = harness_free_port();
+	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
+	snprintf(acme_url, sizeof(acme_url), "%s/acme", base_url);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir, base_url);
+	harness_write_text(in_dir("cad.yaml"), conf);
+	cad_start();
+	harness_setup_phase = 0;
+}
+
+static void teardown(void)
+{
+	cad_stop();
+	harness_pg_remove(&pg);
+	X509_free(opca);
+	EVP_PKEY_free(opca_key);
+	OSSL_PROVIDER_unload(prov_keyd);
+	OSSL_PROVIDER_unload(prov_default);
+	harness_stop(&h);
+	curl_global_cleanup();
+}
+
+/* ================= the tests ================= */
+
+START_TEST(directory_and_nonces_without_a_client_certificate)
+{
+	char url[256];
+	struct reply r;
+	json_t *d;
+
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	r = http(NULL, "GET", url, NULL, NULL);
+	ck_assert_int_eq(r.status, 200);
+	d = json_loads(r.body, 0, NULL);
+	snprintf(url, sizeof(url), "%s/new-account", acme_url);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "newAccount")), url);
+	ck_assert(
+	    json_is_true(json_object_get(json_object_get(d, "meta"), "externalAccountRequired")));
+	json_decref(d);
+	reply_clear(&r);
+	snprintf(url, sizeof(url), "%s/new-nonce", acme_url);
+	r = http(NULL, "GET", url, NULL, NULL);
+	ck_assert_int_eq(r.status, 204);
+	ck_assert_int_gt(strlen(r.nonce), 0);
+	reply_clear(&r);
+	get_nonce();
+}
+END_TEST
+
+START_TEST(eab_credentials_are_made_by_officers_only)
+{
+	char url[256], out[1024];
+	struct reply r;
+	const char *kid, *key;
+
+	snprintf(url, sizeof(url), "%s/api/v1/acme/eab", base_url);
+	r = http("auditor", "POST", url, "{\"profiles\":[\"web\"]}", "application/json");
+	ck_assert_int_eq(r.status, 403);
+	reply_clear(&r);
+	r = http(NULL, "POST", url, "{\"profiles\":[\"web\"]}", "application/json");
+	ck_assert_int_eq(r.status, 401);
+	reply_clear(&r);
+	r = http("officer", "POST", url, "{\"profiles\":[\"nope\"]}", "application/json");
+	ck_assert_int_eq(r.status, 400);
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_eab_credentials"), 0);
+	/* The command line prints kid= and hmac_key= once; the key is not in the audit log. */
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/officer.pem "
+	         "HSMCA_CLIENT_KEY=%s/officer.key %s acme eab create --profile web "
+	         "--allow '*.corp.example.com' --principal team-a > %s/eab.out",
+	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"), dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(out, sizeof(out), "%s", harness_slurp(in_dir("eab.out")));
+	kid = strstr(out, "kid=");
+	key = strstr(out, "hmac_key=");
+	ck_assert_ptr_nonnull(kid);
+	ck_assert_ptr_nonnull(key);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_eab_credentials WHERE principal ="
+	                       " 'team-a' AND allow = '{*.corp.example.com}'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'acme.eab.create'"
+	                       " AND outcome = 'success'"),
+	                 1);
+	char key_text[64], sql[256];
+	snprintf(key_text, sizeof(key_text), "%.*s", (int)strcspn(key + 9, "\n"), key + 9);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM audit_log WHERE detail LIKE '%%%s%%'",
+	         key_text);
+	ck_assert_int_eq(count(sql), 0);
+	/* And the credential registers an account bound to team-a. */
+	char kid_text[64], acct[300];
+	snprintf(kid_text, sizeof(kid_text), "%.*s", (int)strcspn(kid + 4, "\n"), kid + 4);
+	struct eab e = eab_from(kid_text, key_text);
+	struct tkey t = tkey_new("ES256");
+	register_key(&t, &e, acct, sizeof(acct));
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts WHERE principal = 'team-a'"), 1);
+	tkey_free(&t);
+}
+END_TEST
+
+START_TEST(register_update_rollover_and_deactivate)
+{
+	struct eab e = new_eab(""), e2 = new_eab(",\"principal\":\"team-b\"");
+	struct tkey t = tkey_new("EdDSA"), n = tkey_new("RS256"), u = tkey_new("ES384");
+	char kid[300], path[300], *pl, url[300];
+	struct reply r;
+	long long accounts = count("SELECT count(*) FROM acme_accounts");
+
+	/* No binding, then a good one, then the same credential for another key. */
+	pl = account_payload(&t, NULL);
+	r = post("/new-account", jws(&t, NULL, "/new-account", pl));
+	free(pl);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(problem(&r, "externalAccountRequired"));
+	reply_clear(&r);
+	register_key(&t, &e, kid, sizeof(kid));
+	snprintf(path, sizeof(path), "%s", kid + strlen(acme_url));
+	pl = account_payload(&u, &e);
+	r = post("/new-account", jws(&u, NULL, "/new-account", pl));
+	free(pl);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts"), accounts + 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'acme.account.create'"),
+	                 accounts + 1);
+	/* Contact update. */
+	r = post(path, jws(&t, kid, path, "{\"contact\":[\"mailto:pki@corp.example.com\"]}"));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts WHERE contact ="
+	                       " '[\"mailto:pki@corp.example.com\"]'"),
+	                 1);
+	/* Key rollover to an RSA key. */
+	snprintf(url, sizeof(url), "%s/key-change", acme_url);
+	json_t *ih = json_pack("{s:s, s:s, s:O}", "alg", "RS256", "url", url, "jwk", n.jwk);
+	json_t *ip = json_pack("{s:s, s:O}", "account", kid, "oldKey", t.jwk);
+	char *ips = json_dumps(ip, JSON_COMPACT), *inner = jws_with(&n, ih, ips);
+	r = post("/key-change", jws(&t, kid, "/key-change", inner));
+	free(inner);
+	free(ips);
+	json_decref(ip);
+	ck_assert_msg(r.status == 200, "keyChange: %ld %s", r.status, r.body);
+	reply_clear(&r);
+	r = post(path, jws(&t, kid, path, NULL));
+	ck_assert_int_eq(r.status, 400);
+	reply_clear(&r);
+	r = post(path, jws(&n, kid, path, NULL));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	/* Another account (team-b); then deactivation of the first. */
+	char kid2[300];
+	register_key(&u, &e2, kid2, sizeof(kid2));
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts WHERE principal = 'team-b'"), 1);
+	r = post(path, jws(&n, kid, path, "{\"status\":\"deactivated\"}"));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	r = post(path, jws(&n, kid, path, NULL));
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action IN"
+	                       " ('acme.account.update', 'acme.account.key-change',"
+	                       " 'acme.account.deactivate')"),
+	                 3);
+	tkey_free(&t);
+	tkey_free(&n);
+	tkey_free(&u);
+}
+END_TEST
+
+START_TEST(bad_jws_is_refused_and_changes_nothing)
+{
+	struct eab e = new_eab("");
+	struct tkey t = tkey_new("ES256"), o = tkey_new("ES256");
+	char kid[300], path[300], url[300], *body, *big;
+	struct reply r;
+	json_t *hdr;
+	long long audit;
+
+	register_key(&t, &e, kid, sizeof(kid));
+	snprintf(path, sizeof(path), "%s", kid + strlen(acme_url));
+	snprintf(url, sizeof(url), "%s", kid);
+	audit = count("SELECT count(*) FROM audit_log");
+	long long accounts = count("SELECT count(*) FROM acme_accounts");
+	/* A nonce never given; a nonce used twice. */
+	hdr = json_pack("{s:s, s:s, s:s, s:s}", "alg", "ES256", "nonce",
+	                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "url", url, "kid", kid);
+	r = post(path, jws_with(&t, hdr, NULL));
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(problem(&r, "badNonce"));
+	reply_clear(&r);
+	body = jws(&t, kid, path, NULL);
+	r = post(path, strdup(body));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	r = post(path, body);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(problem(&r, "badNonce"));
+	reply_clear(&r);
+	/* The url of another resource. */
+	r = post(path, jws(&t, kid, "/key-change", NULL));
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	/* An unknown kid. */
+	char other[300];
+	snprintf(other, sizeof(other), "%s/acct/999", acme_url);
+	r = post("/acct/999", jws(&t, other, "/acct/999", NULL));
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(problem(&r, "accountDoesNotExist"));
+	reply_clear(&r);
+	/* Another key with this kid. */
+	r = post(path, jws(&o, kid, path, NULL));
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(problem(&r, "malformed"));
+	reply_clear(&r);
+	/* alg none. */
+	get_nonce();
+	hdr = json_pack("{s:s, s:s, s:s, s:s}", "alg", "none", "nonce", nonce, "url", url, "kid",
+	                kid);
+	r = post(path, jws_with(&t, hdr, NULL));
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(problem(&r, "badSignatureAlgorithm"));
+	reply_clear(&r);
+	/* Oversized: over the body bound, refused before anything is read. */
+	big = malloc(70000);
+	memset(big, 'a', 69999);
+	big[69999] = '\0';
+	char u2[300];
+	snprintf(u2, sizeof(u2), "%s%s", acme_url, path);
+	r = http(NULL, "POST", u2, big, NULL);
+	ck_assert_int_eq(r.status, 413);
+	reply_clear(&r);
+	free(big);
+	/* Wrong content type. */
+	r = http(NULL, "POST", u2, "{}", "application/json");
+	ck_assert_int_eq(r.status, 415);
+	reply_clear(&r);
+	/* EAB with a wrong key. */
+	struct eab wrong = e;
+	wrong.key[0] ^= 1;
+	char *pl = account_payload(&o, &wrong);
+	r = post("/new-account", jws(&o, NULL, "/new-account", pl));
+	free(pl);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log"), audit);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts"), accounts);
+	tkey_free(&t);
+	tkey_free(&o);
+}
+END_TEST
+
+/* Officers revoke credentials; auditors may list them, without keys, but not revoke. */
+START_TEST(revoked_eab_registers_nothing)
+{
+	struct eab e = new_eab(",\"principal\":\"revoked-team\"");
+	struct tkey t = tkey_new("ES256");
+	char url[300], *pl, cmd[2048];
+	struct reply r;
+
+	snprintf(url, sizeof(url), "%s/api/v1/acme/eab/%s/revoke", base_url, e.kid);
+	r = http("auditor", "POST", url, NULL, "application/json");
+	ck_assert_int_eq(r.status, 403);
+	reply_clear(&r);
+	r = http("officer", "POST", url, NULL, "application/json");
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	r = http("officer", "POST", url, NULL, "application/json");
+	ck_assert_int_eq(r.status, 409);
+	reply_clear(&r);
+	pl = account_payload(&t, &e);
+	r = post("/new-account", jws(&t, NULL, "/new-account", pl));
+	free(pl);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts WHERE principal ="
+	                       " 'revoked-team'"),
+	                 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'acme.eab.revoke'"
+	                       " AND outcome = 'success'"),
+	                 1);
+	/* The list (auditor, command line) names it revoked and shows no key. */
+	snprintf(cmd, sizeof(cmd),
+	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/auditor.pem "
+	         "HSMCA_CLIENT_KEY=%s/auditor.key %s acme eab list > %s/eab-list.out",
+	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"), dir);
+	ck_assert_int_eq(system(cmd), 0);
+	json_t *o = json_loads(harness_slurp(in_dir("eab-list.out")), 0, NULL), *c;
+	size_t i;
+	int seen = 0;
+	ck_assert_ptr_nonnull(o);
+	json_array_foreach(json_object_get(o, "credentials"), i, c)
+	{
+		ck_assert_ptr_null(json_object_get(c, "hmac_key"));
+		if (!strcmp(json_string_value(json_object_get(c, "kid")), e.kid)) {
+			seen = 1;
+			ck_assert_ptr_nonnull(json_object_get(c, "revoked_at"));
+		}
+	}
+	ck_assert(seen);
+	json_decref(o);
+	tkey_free(&t);
+}
+END_TEST
+
+/* A certificate for www.example.com of t's key, issued by the officer through the API; its
+ * PEM into pem (n bytes) and base64url DER returned (malloc). */
+static char *issue_for(const struct tkey *t, char *pem, size_t n)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_REQ_get_subject_name(req);
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *ext =
+	    X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:www.example.com");
+	BIO *b = BIO_new(BIO_s_mem());
+	char *csr, url[256], *body, *out;
+	long len;
+	struct reply r;
+	json_t *o;
+
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+	                           (const unsigned char *)"www.example.com", -1, -1, 0);
+	sk_X509_EXTENSION_push(exts, ext);
+	X509_REQ_add_extensions(req, exts);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_set_pubkey(req, t->k);
+	ck_assert(X509_REQ_sign(req, t->k, EVP_sha256()) > 0);
+	PEM_write_bio_X509_REQ(b, req);
+	len = BIO_get_mem_data(b, &csr);
+	o = json_pack("{s:s, s:s%}", "profile", "web", "csr", csr, (size_t)len);
+	body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	BIO_free(b);
+	X509_REQ_free(req);
+	snprintf(url, sizeof(url), "%s/api/v1/certificates", base_url);
+	r = http("officer", "POST", url, body, "application/json");
+	free(body);
+	ck_assert_msg(r.status == 201 || r.status == 200, "issue: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(pem, n, "%s", json_string_value(json_object_get(o, "certificate")));
+	json_decref(o);
+	reply_clear(&r);
+	b = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	uint8_t *der = NULL;
+	int dlen = i2d_X509(x, &der);
+	ck_assert_int_gt(dlen, 0);
+	out = b64(der, (size_t)dlen);
+	OPENSSL_free(der);
+	X509_free(x);
+	BIO_free(b);
+	return out;
+}
+
+static char *revoke_payload(const char *cert, int reason)
+{
+	json_t *o = json_pack("{s:s, s:i}", "certificate", cert, "reason", reason);
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	return s;
+}
+
+/* RFC 9773's certificate identifier of pem, and the suggested window's end (seconds). */
+static int64_t renewal_end(const char *pem, long *status)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	const ASN1_OCTET_STRING *aki = X509_get0_authority_key_id(x);
+	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+	char *a = b64(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki));
+	char *sr = b64(ASN1_STRING_get0_data(sn), (size_t)ASN1_STRING_length(sn));
+	char url[512];
+	struct reply r;
+	struct tm tm = {0};
+	int64_t end = 0;
+	json_t *o;
+
+	snprintf(url, sizeof(url), "%s/renewal-info/%s.%s", acme_url, a, sr);
+	r = http(NULL, "GET", url, NULL, NULL);
+	*status = r.status;
+	o = r.body ? json_loads(r.body, 0, NULL) : NULL;
+	const char *e =
+	    json_string_value(json_object_get(json_object_get(o, "suggestedWindow"), "end"));
+	if (e && strptime(e, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		end = (int64_t)timegm(&tm);
+	json_decref(o);
+	reply_clear(&r);
+	free(a);
+	free(sr);
+	X509_free(x);
+	BIO_free(b);
+	return end;
+}
+
+/* revokeCert with the certificate's own key; the account's key may not (it did not order
+ * it); then OCSP's and CRL's source, the database, says revoked, keyCompromise. */
+START_TEST(revoke_cert_with_its_own_key)
+{
+	struct eab e = new_eab("");
+	struct tkey t = tkey_new("ES256"), c = tkey_new("ES256");
+	char kid[300], pem[8192], *cert = issue_for(&c, pem, sizeof(pem)), *pl;
+	struct reply r;
+	long long audit;
+
+	register_key(&t, &e, kid, sizeof(kid));
+	/* Renewal information (RFC 9773) before: a window late in the certificate's life. */
+	long st;
+	int64_t end = renewal_end(pem, &st);
+	ck_assert_int_eq(st, 200);
+	ck_assert_int_gt(end, (int64_t)time(NULL) + 86400);
+	audit = count("SELECT count(*) FROM audit_log");
+	pl = revoke_payload(cert, 1);
+	r = post("/revoke-cert", jws(&t, kid, "/revoke-cert", pl));
+	ck_assert_int_eq(r.status, 403);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	/* A certificate this CA did not issue (same serial space, another issuer). */
+	struct tkey other = tkey_new("ES256");
+	X509 *self = make_cert("www.example.com", other.k, NULL, other.k, 0, NULL, 1);
+	uint8_t *der = NULL;
+	int dlen = i2d_X509(self, &der);
+	char *sb = b64(der, (size_t)dlen), *spl = revoke_payload(sb, 1);
+	r = post("/revoke-cert", jws(&other, NULL, "/revoke-cert", spl));
+	ck_assert_int_eq(r.status, 404);
+	ck_assert(problem(&r, "malformed"));
+	reply_clear(&r);
+	free(spl);
+	free(sb);
+	OPENSSL_free(der);
+	X509_free(self);
+	tkey_free(&other);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log"), audit);
+	/* The certificate's key. */
+	r = post("/revoke-cert", jws(&c, NULL, "/revoke-cert", pl));
+	ck_assert_msg(r.status == 200, "revokeCert: %ld %s", r.status, r.body);
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'revoked' AND"
+	                       " revocation_reason = 1"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'acme.certificate.revoke' AND actor = 'acme-certificate-key'"),
+	                 1);
+	r = post("/revoke-cert", jws(&c, NULL, "/revoke-cert", pl));
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(problem(&r, "alreadyRevoked"));
+	reply_clear(&r);
+	/* ... and after: renew at once (the window ended). */
+	end = renewal_end(pem, &st);
+	ck_assert_int_eq(st, 200);
+	ck_assert_int_le(end, (int64_t)time(NULL));
+	free(pl);
+	free(cert);
+	tkey_free(&t);
+	tkey_free(&c);
+}
+END_TEST
+
+/* An officer's renewal incident on the authority: its certificates issued until then get a
+ * window that has ended; one issued afterwards does not. */
+START_TEST(renewal_incident_moves_the_window)
+{
+	struct tkey c = tkey_new("ES256"), d = tkey_new("ES256");
+	char pem[8192], pem2[8192], *cert = issue_for(&c, pem, sizeof(pem)), url[256], cmd[2048];
+	struct reply r;
+	long st;
+
+	ck_assert_int_gt(renewal_end(pem, &st), (int64_t)time(NULL) + 86400);
+	snprintf(url, sizeof(url), "%s/api/v1/acme/incidents", base_url);
+	r = http("auditor", "POST", url, "{\"authority\":\"web\",\"reason\":\"x\"}",
+	         "application/json");
+	ck_assert_int_eq(r.status, 403);
+	reply_clear(&r);
+	r = http("officer", "POST", url, "{\"authority\":\"nope\",\"reason\":\"x\"}",
+	         "application/json");
+	ck_assert_int_eq(r.status, 404);
+	reply_clear(&r);
+	ck_assert_int_eq(renewal_end(pem, &st) > (int64_t)time(NULL), 1);
+	sleep(1);
+	snprintf(cmd, sizeof(cmd),
+	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/officer.pem "
+	         "HSMCA_CLIENT_KEY=%s/officer.key %s acme incident --authority web "
+	         "--reason 'weak RNG on the build host' > /dev/null 2>&1",
+	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"));
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_le(renewal_end(pem, &st), (int64_t)time(NULL));
+	ck_assert_int_eq(st, 200);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'acme.incident.create' AND outcome = 'success'"),
+	                 1);
+	sleep(1);
+	free(issue_for(&d, pem2, sizeof(pem2)));
+	ck_assert_int_gt(renewal_end(pem2, &st), (int64_t)time(NULL) + 86400);
+	free(cert);
+	tkey_free(&c);
+	tkey_free(&d);
+}
+END_TEST
+
+/* certbot (Debian's) registers with an EAB credential, and shows the account it made. */
+START_TEST(certbot_registers_with_eab)
+{
+	char url[256], cmd[4096], key[64];
+	struct eab e = new_eab(",\"principal\":\"certbot-team\"");
+	long long accounts = count("SELECT count(*) FROM acme_accounts");
+	char *hk = b64(e.key, e.key_len);
+
+	snprintf(key, sizeof(key), "%s", hk);
+	free(hk);
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot register --non-interactive "
+	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid '%s' "
+	         "--eab-hmac-key '%s' --config-dir le/config --work-dir le/work --logs-dir le/logs "
+	         "> certbot.log 2>&1",
+	         dir, dir, url, e.kid, key);
+	ck_assert_msg(system(cmd) == 0, "certbot register: %s",
+	              harness_slurp(in_dir("certbot.log")));
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts"), accounts + 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts WHERE principal ="
+	                       " 'certbot-team' AND contact = '[\"mailto:ops@corp.example.com\"]'"),
+	                 1);
+	/* The same credential a second time: refused by the server, no second account. */
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot register --non-interactive "
+	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid '%s' "
+	         "--eab-hmac-key '%s' --config-dir le2/config --work-dir le2/work "
+	         "--logs-dir le2/logs > certbot2.log 2>&1",
+	         dir, dir, url, e.kid, key);
+	ck_assert_int_ne(system(cmd), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts"), accounts + 1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("acme-cad");
+	TCase *tc = tcase_create("acme");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, directory_and_nonces_without_a_client_certificate);
+	tcase_add_test(tc, eab_credentials_are_made_by_officers_only);
+	tcase_add_test(tc, register_update_rollover_and_deactivate);
+	tcase_add_test(tc, bad_jws_is_refused_and_changes_nothing);
+	tcase_add_test(tc, revoked_eab_registers_nothing);
+	tcase_add_test(tc, certbot_registers_with_eab);
+	tcase_add_test(tc, revoke_cert_with_its_own_key);
+	tcase_add_test(tc, renewal_incident_moves_the_window);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,256 @@
+/*
+ * ACME's tables on a private PostgreSQL cluster (tests/pg/pgtest): External Account Binding
+ * credentials (usable only while neither revoked nor expired, bound once), accounts (one per
+ * key, created with their binding and audit entry in one commit or not at all), update,
+ * deactivation and key change, and what the application role may not do to them.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "db.h"
+#include "harness.h"
+
+static struct harness_pg pg;
+
+static void cluster_start(void)
+{
+	if (harness_pg_start(&pg, "acmedb") != 0)
+		ck_abort_msg("could not start a private PostgreSQL in %s", pg.dir);
+}
+
+static void cluster_stop(void)
+{
+	harness_pg_remove(&pg);
+}
+
+static struct db *connect_as(const char *ci)
+{
+	struct db_err err = {0};
+	struct db *db = NULL;
+
+	ck_assert_msg(db_connect(ci, &db, &err) == DB_OK, "connect: %s", err.msg);
+	return db;
+}
+
+/* Migrate as the owner, let hsmca_app log in, and connect as it. */
+static struct db *app_ready(void)
+{
+	struct db *owner = connect_as(pg.owner_ci);
+	struct db_err err = {0};
+	int applied;
+
+	ck_assert_msg(db_migrate(owner, NULL, NULL, &applied, &err) == DB_OK, "%s", err.msg);
+	harness_pg_exec_ok(db_pgconn(owner), "ALTER ROLE hsmca_app LOGIN");
+	db_close(owner);
+	return connect_as(pg.app_ci);
+}
+
+static void sql_fails(struct db *db, const char *sql, const char *state)
+{
+	PGresult *r = PQexec(db_pgconn(db), sql);
+	const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR, "%s succeeded", sql);
+	ck_assert_msg(got && !strcmp(got, state), "%s: SQLSTATE %s, expected %s (%s)", sql,
+	              got ? got : "none", state, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+static const uint8_t key32[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+                                  17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const struct db_audit_entry audit = {.actor = "team-a",
+                                            .role = "acme-account",
+                                            .action = "acme.account.create",
+                                            .object = "",
+                                            .outcome = "success",
+                                            .detail = ""};
+
+static void add_eab(struct db *db, const char *kid, int64_t expires_at)
+{
+	const char *allow[] = {"*.corp.example.com", "www.example.com"};
+	struct db_err err = {0};
+	int64_t id;
+
+	ck_assert_msg(db_acme_eab_add(db, kid, key32, 32, "team-a", "web,web-short", allow, 2,
+	                              expires_at, "demo-officer", &id, &err) == DB_OK,
+	              "%s", err.msg);
+	ck_assert_int_gt(id, 0);
+}
+
+static struct db_acme_account account(const char *thumb)
+{
+	struct db_acme_account a = {0};
+
+	a.jwk = (char *)"{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"AAAA\"}";
+	snprintf(a.thumbprint, sizeof(a.thumbprint), "%s", thumb);
+	a.contact = (char *)"[\"mailto:ops@corp.example.com\"]";
+	a.tos_agreed = 1;
+	return a;
+}
+
+#define T1 "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+#define T2 "AzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+#define T3 "BzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+START_TEST(eab_credentials_bind_accounts_once)
+{
+	struct db *db = app_ready();
+	struct db_err err = {0};
+	struct db_acme_eab e;
+	struct db_acme_account a = account(T1), b = account(T2), got;
+	int64_t id;
+
+	add_eab(db, "kid-good", time(NULL) + 3600);
+	add_eab(db, "kid-expired", time(NULL) - 1);
+	add_eab(db, "kid-revoked", time(NULL) + 3600);
+	harness_pg_exec_ok(db_pgconn(db), "UPDATE acme_eab_credentials SET revoked_at = now()"
+	                                  " WHERE kid = 'kid-revoked'");
+	/* Bad input is refused before the database. */
+	ck_assert_int_eq(db_acme_eab_add(db, "bad kid", key32, 32, "team-a", "web", NULL, 0,
+	                                 time(NULL) + 60, "o", &id, &err),
+	                 DB_ERR_INVALID);
+	ck_assert_int_eq(db_acme_eab_add(db, "k", key32, 16, "team-a", "web", NULL, 0,
+	                                 time(NULL) + 60, "o", &id, &err),
+	                 DB_ERR_INVALID);
+	/* Found while usable, with its key, principal, profiles and patterns. */
+	ck_assert_msg(db_acme_eab_find(db, "kid-good", &e, &err) == DB_OK, "%s", err.msg);
+	ck_assert_int_eq(e.hmac_key_len, 32);
+	ck_assert_mem_eq(e.hmac_key, key32, 32);
+	ck_assert_str_eq(e.principal, "team-a");
+	ck_assert_str_eq(e.profiles, "web,web-short");
+	ck_assert_str_eq(e.allow, "*.corp.example.com\nwww.example.com");
+	ck_assert_int_eq(e.account_id, 0);
+	db_acme_eab_clear(&e);
+	ck_assert_int_eq(db_acme_eab_find(db, "kid-expired", &e, &err), DB_ERR_NOT_FOUND);
+	ck_assert_int_eq(db_acme_eab_find(db, "kid-revoked", &e, &err), DB_ERR_NOT_FOUND);
+	ck_assert_int_eq(db_acme_eab_find(db, "kid-none", &e, &err), DB_ERR_NOT_FOUND);
+	/* An account bound to it, with its audit entry. */
+	ck_assert_msg(db_acme_account_create(db, &a, "kid-good", &audit, &err) == DB_OK, "%s",
+	              err.msg);
+	ck_assert_int_gt(a.id, 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db),
+	                                  "SELECT count(*) FROM audit_log WHERE action ="
+	                                  " 'acme.account.create' AND object = 'acct/1'"),
+	                 1);
+	ck_assert_int_eq(db_acme_account_by_thumbprint(db, T1, &got, &err), DB_OK);
+	ck_assert_int_eq(got.id, a.id);
+	ck_assert_str_eq(got.eab_kid, "kid-good");
+	ck_assert_str_eq(got.principal, "team-a");
+	ck_assert_str_eq(got.profiles, "web,web-short");
+	ck_assert_str_eq(got.status, "valid");
+	db_acme_account_clear(&got);
+	/* The credential binds no second account; expired and revoked ones none; nothing is
+	 * left behind by a refusal. */
+	ck_assert_int_eq(db_acme_account_create(db, &b, "kid-good", &audit, &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_acme_account_create(db, &b, "kid-expired", &audit, &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_acme_account_create(db, &b, "kid-revoked", &audit, &err), DB_ERR_STATE);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM acme_accounts"), 1);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM audit_log WHERE"
+	                                                 " action = 'acme.account.create'"),
+	                 1);
+	/* Revocation: once, of a credential that exists; the list shows all, without keys. */
+	ck_assert_int_eq(db_acme_eab_revoke(db, "kid-revoked", &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_acme_eab_revoke(db, "kid-none", &err), DB_ERR_NOT_FOUND);
+	ck_assert_int_eq(db_acme_eab_revoke(db, "kid-good", &err), DB_OK);
+	ck_assert_int_eq(db_acme_eab_find(db, "kid-good", &e, &err), DB_ERR_NOT_FOUND);
+	struct db_acme_eab *rows;
+	size_t n;
+	ck_assert_int_eq(db_acme_eab_list(db, &rows, &n, &err), DB_OK);
+	ck_assert_int_eq(n, 3);
+	ck_assert_str_eq(rows[0].kid, "kid-good");
+	ck_assert_int_eq(rows[0].account_id, a.id);
+	ck_assert_int_gt(rows[0].revoked_at, 0);
+	ck_assert_int_eq(rows[0].hmac_key_len, 0);
+	ck_assert_int_eq(rows[1].revoked_at, 0);
+	db_acme_eab_list_free(rows, n);
+	/* One account per key. */
+	struct db_acme_account c = account(T1);
+	ck_assert_int_eq(db_acme_account_create(db, &c, "", &audit, &err), DB_ERR_CONFLICT);
+	/* The application role cannot rebind, change or delete. */
+	sql_fails(db, "UPDATE acme_eab_credentials SET account_id = NULL WHERE kid = 'kid-good'",
+	          "23514");
+	sql_fails(db, "UPDATE acme_eab_credentials SET principal = 'x' WHERE kid = 'kid-good'",
+	          "23514");
+	sql_fails(db, "DELETE FROM acme_accounts", "42501");
+	sql_fails(db, "DELETE FROM acme_eab_credentials", "42501");
+	db_close(db);
+}
+END_TEST
+
+START_TEST(accounts_update_deactivate_and_change_key)
+{
+	struct db *db = app_ready();
+	struct db_err err = {0};
+	struct db_acme_account a = account(T1), b = account(T2), got;
+	struct db_audit_entry up = audit;
+
+	ck_assert_int_eq(db_acme_account_create(db, &a, "", &audit, &err), DB_OK);
+	ck_assert_int_eq(db_acme_account_create(db, &b, "", &audit, &err), DB_OK);
+	ck_assert_int_eq(db_acme_account_by_id(db, a.id, &got, &err), DB_OK);
+	ck_assert_str_eq(got.eab_kid, "");
+	db_acme_account_clear(&got);
+	ck_assert_int_eq(db_acme_account_by_id(db, 99, &got, &err), DB_ERR_NOT_FOUND);
+	/* A new key: refused when another account has it or the old key is stale. */
+	up.action = "acme.account.key-change";
+	ck_assert_int_eq(db_acme_account_rekey(db, a.id, T1, "{}", T2, &up, &err), DB_ERR_CONFLICT);
+	ck_assert_int_eq(db_acme_account_rekey(db, a.id, T3, "{}", T3, &up, &err), DB_ERR_STATE);
+	ck_assert_msg(db_acme_account_rekey(db, a.id, T1, "{\"k\":1}", T3, &up, &err) == DB_OK,
+	              "%s", err.msg);
+	ck_assert_int_eq(db_acme_account_by_thumbprint(db, T3, &got, &err), DB_OK);
+	ck_assert_int_eq(got.id, a.id);
+	ck_assert_str_eq(got.jwk, "{\"k\":1}");
+	db_acme_account_clear(&got);
+	ck_assert_int_eq(db_acme_account_by_thumbprint(db, T1, &got, &err), DB_ERR_NOT_FOUND);
+	/* Contact, then deactivation, each audited; a deactivated account changes no more. */
+	up.action = "acme.account.update";
+	a.contact = (char *)"[]";
+	snprintf(a.status, sizeof(a.status), "valid");
+	ck_assert_int_eq(db_acme_account_update(db, &a, &up, &err), DB_OK);
+	up.action = "acme.account.deactivate";
+	snprintf(a.status, sizeof(a.status), "deactivated");
+	ck_assert_int_eq(db_acme_account_update(db, &a, &up, &err), DB_OK);
+	ck_assert_int_eq(db_acme_account_by_id(db, a.id, &got, &err), DB_OK);
+	ck_assert_str_eq(got.status, "deactivated");
+	ck_assert_str_eq(got.contact, "[]");
+	db_acme_account_clear(&got);
+	ck_assert_int_eq(db_acme_account_update(db, &a, &up, &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_acme_account_rekey(db, a.id, T3, "{}", T1, &up, &err), DB_ERR_STATE);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db),
+	                                  "SELECT count(*) FROM audit_log WHERE action IN"
+	                                  " ('acme.account.key-change', 'acme.account.update',"
+	                                  " 'acme.account.deactivate') AND object = 'acct/1'"),
+	                 3);
+	sql_fails(db, "UPDATE acme_accounts SET status = 'valid' WHERE id = 1", "23514");
+	db_close(db);
+}
+END_TEST
+
+static void add(Suite *s, const char *name, const TTest *t)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, cluster_start, cluster_stop);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, t);
+	suite_add_tcase(s, tc);
+}
+
+int main(void)
+{
+	Suite *s = suite_create("acme-db");
+	SRunner *sr;
+	int failed;
+
+	add(s, "eab", eab_credentials_bind_accounts_once);
+	add(s, "accounts", accounts_update_deactivate_and_change_key);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
