@@ -104,7 +104,62 @@ static int cache_headers(struct evhttp_request *req, const char *etag, int64_t m
 	return ims && httptext_date_parse(ims, &t) == 0 && modified <= t;
 }
 
-/* /ca/<name>.der: the authority's certificate from the database, as crld loaded it. */
+/* The file rel of the publish folder (a name checked already) as type. */
+static void serve_file(struct crld_http *h, struct evhttp_request *req, const char *rel,
+                       const char *type)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	char file[CRLD_PATH_MAX + 256], etag[80];
+	struct evbuffer *b = NULL;
+	struct stat st;
+	int fd;
+
+	snprintf(file, sizeof(file), "%s/%s", h->folder, rel);
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		reply_text(req, 404, "no such file");
+		return;
+	}
+	/* A rename gives a new inode: inode, size and mtime name one published version. */
+	snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx\"", (unsigned long long)st.st_ino,
+	         (unsigned long long)st.st_size,
+	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
+	             (unsigned long long)st.st_mtim.tv_nsec);
+	if (cache_headers(req, etag, (int64_t)st.st_mtim.tv_sec)) {
+		close(fd);
+		evhttp_send_reply(req, 304, httptext_status(304), NULL);
+		return;
+	}
+	evhttp_add_header(out, "Content-Type", type);
+	b = evbuffer_new();
+	if (!b) {
+		close(fd);
+		reply_text(req, 500, "out of memory");
+		return;
+	}
+	if (cmd == EVHTTP_REQ_HEAD) {
+		char len[32];
+		snprintf(len, sizeof(len), "%lld", (long long)st.st_size);
+		evhttp_add_header(out, "Content-Length", len);
+		close(fd);
+	} else if (st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) != 0) {
+		/* evbuffer_add_file closed fd */
+		evbuffer_free(b);
+		reply_text(req, 500, "cannot read the file");
+		return;
+	} else if (st.st_size == 0) {
+		close(fd);
+	}
+	evhttp_send_reply(req, 200, httptext_status(200), b);
+	evbuffer_free(b);
+}
+
+/* /ca/<name>.der: the authority's certificate from the database, as crld loaded it; for a CA
+ * crld does not load (an offline root), the file ca/<name>.der the operator put into the publish
+ * folder. */
 static void serve_issuer(struct crld_http *h, struct evhttp_request *req, const char *name)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
@@ -115,7 +170,9 @@ static void serve_issuer(struct crld_http *h, struct evhttp_request *req, const 
 	size_t len = h->issuer ? h->issuer(h->arg, name, der, sizeof(der), &since) : 0;
 
 	if (!len) {
-		reply_text(req, 404, "no such authority");
+		char rel[CRLD_NAME_MAX + 16];
+		snprintf(rel, sizeof(rel), "ca/%s.der", name);
+		serve_file(h, req, rel, "application/pkix-cert");
 		return;
 	}
 	/* The certificate's own hash names the version: the same bytes, the same ETag. */
@@ -147,10 +204,7 @@ static void handle(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	char file[CRLD_PATH_MAX + 256], etag[80], name[CRLD_NAME_MAX + 1];
-	struct evbuffer *b = NULL;
-	struct stat st;
-	int fd = -1;
+	char name[CRLD_NAME_MAX + 1];
 
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(out, "Allow", "GET, HEAD");
@@ -192,48 +246,9 @@ static void handle(struct evhttp_request *req, void *arg)
 		reply_text(req, 404, "no such file");
 		return;
 	}
-	snprintf(file, sizeof(file), "%s/%s", h->folder, path + 1);
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		if (fd >= 0)
-			close(fd);
-		reply_text(req, 404, "no such file");
-		return;
-	}
-	/* A rename gives a new inode: inode, size and mtime name one published version. */
-	snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx\"", (unsigned long long)st.st_ino,
-	         (unsigned long long)st.st_size,
-	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
-	             (unsigned long long)st.st_mtim.tv_nsec);
-	if (cache_headers(req, etag, (int64_t)st.st_mtim.tv_sec)) {
-		close(fd);
-		evhttp_send_reply(req, 304, httptext_status(304), NULL);
-		return;
-	}
-	evhttp_add_header(out, "Content-Type",
-	                  strcmp(path + strlen(path) - 4, ".crl") ? "application/x-pem-file"
-	                                                          : "application/pkix-crl");
-	b = evbuffer_new();
-	if (!b) {
-		close(fd);
-		reply_text(req, 500, "out of memory");
-		return;
-	}
-	if (cmd == EVHTTP_REQ_HEAD) {
-		char len[32];
-		snprintf(len, sizeof(len), "%lld", (long long)st.st_size);
-		evhttp_add_header(out, "Content-Length", len);
-		close(fd);
-	} else if (st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) != 0) {
-		/* evbuffer_add_file closed fd */
-		evbuffer_free(b);
-		reply_text(req, 500, "cannot read the file");
-		return;
-	} else if (st.st_size == 0) {
-		close(fd);
-	}
-	evhttp_send_reply(req, 200, httptext_status(200), b);
-	evbuffer_free(b);
+	serve_file(h, req, path + 1,
+	           strcmp(path + strlen(path) - 4, ".crl") ? "application/x-pem-file"
+	                                                   : "application/pkix-crl");
 }
 
 static void *loop(void *arg)

@@ -1079,7 +1079,8 @@ END_TEST
 
 /* The caIssuers URL of an authority's certificates: /ca/<name>.der serves its certificate from
  * the database, DER, application/pkix-cert, with the same caching headers as the CRLs; an
- * authority crld does not serve, or a name that is none, is 404. */
+ * authority crld does not serve, or a name that is none, is 404; a CA outside the database is
+ * served from the file ca/<name>.der of the publish folder. */
 START_TEST(http_serves_the_issuer_certificate_at_its_ca_issuers_path)
 {
 	static char resp[1 << 16];
@@ -1122,6 +1123,25 @@ START_TEST(http_serves_the_issuer_certificate_at_its_ca_issuers_path)
 	ck_assert_int_eq(http_get("/ca/../plain.der", NULL, resp, sizeof(resp)), 404);
 	ck_assert_int_eq(http_get("/ca/Plain.der", NULL, resp, sizeof(resp)), 404);
 	ck_assert_int_eq(http_get("/ca/.der", NULL, resp, sizeof(resp)), 404);
+	OPENSSL_free(der);
+	/* A CA crld does not load (an offline root): the file ca/<name>.der the operator put into
+	 * the publish folder, served the same way. */
+	der = NULL;
+	der_len = i2d_X509(root, &der);
+	ck_assert_int_eq(mkdir(path("issuer/ca"), 0755), 0);
+	{
+		FILE *f = fopen(path("issuer/ca/offline-root.der"), "wb");
+		ck_assert(f && fwrite(der, 1, (size_t)der_len, f) == (size_t)der_len);
+		fclose(f);
+	}
+	ck_assert_int_eq(http_get("/ca/offline-root.der", NULL, resp, sizeof(resp)), 200);
+	header_value(resp, "Content-Type", hdr, sizeof(hdr));
+	ck_assert_str_eq(hdr, "application/pkix-cert");
+	body = strstr(resp, "\r\n\r\n") + 4;
+	ck_assert_int_eq(memcmp(body, der, (size_t)der_len), 0);
+	header_value(resp, "ETag", etag, sizeof(etag));
+	snprintf(hdr, sizeof(hdr), "If-None-Match: %s", etag);
+	ck_assert_int_eq(http_get("/ca/offline-root.der", hdr, resp, sizeof(resp)), 304);
 	OPENSSL_free(der);
 	ck_assert_int_eq(crld_stop_pid(pid), 0);
 }
