@@ -112,20 +112,35 @@ static int basic_constraints(X509 *x, char *why, size_t n)
 
 static int key_usage(X509 *x, char *why, size_t n)
 {
-	int crit = -1;
+	int crit = -1, cert_sign, crl_sign, other = 0;
 	ASN1_BIT_STRING *ku = X509_get_ext_d2i(x, NID_key_usage, &crit, NULL);
-	uint32_t bits = X509_get_key_usage(x);
 
-	ASN1_BIT_STRING_free(ku);
-	if (!ku || crit != 1)
+	/* From the extension itself: OpenSSL's cached flags may predate a to-be-signed
+	 * certificate's last extension. */
+	if (!ku || crit != 1) {
+		ASN1_BIT_STRING_free(ku);
 		return say(why, n, "keyUsage is not present and critical");
-	if ((bits & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) != (KU_KEY_CERT_SIGN | KU_CRL_SIGN))
-		return say(why, n, "keyUsage lacks %s",
-		           bits & KU_KEY_CERT_SIGN ? "cRLSign" : "keyCertSign");
-	if (bits & ~(uint32_t)(KU_KEY_CERT_SIGN | KU_CRL_SIGN | KU_DIGITAL_SIGNATURE))
+	}
+	cert_sign = ASN1_BIT_STRING_get_bit(ku, 5);
+	crl_sign = ASN1_BIT_STRING_get_bit(ku, 6);
+	for (int b = 1; b < 9; b++)
+		other |= b != 5 && b != 6 && ASN1_BIT_STRING_get_bit(ku, b);
+	ASN1_BIT_STRING_free(ku);
+	if (!cert_sign || !crl_sign)
+		return say(why, n, "keyUsage lacks %s", cert_sign ? "cRLSign" : "keyCertSign");
+	if (other)
 		return say(why, n,
 		           "keyUsage has a bit besides keyCertSign, cRLSign and digitalSignature");
 	return 1;
+}
+
+static int root_path_length(X509 *x, char *why, size_t n)
+{
+	BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(x, NID_basic_constraints, NULL, NULL);
+	int has = bc && bc->pathlen;
+
+	BASIC_CONSTRAINTS_free(bc);
+	return has ? say(why, n, "the root's basicConstraints has a pathLenConstraint") : 1;
 }
 
 static int ski(X509 *x, char *why, size_t n)
@@ -313,6 +328,8 @@ const struct lint_br_rule lint_br_rules[] = {
      "AIA and CRL distribution point locations are http:// URLs"},
     {"br_root_validity", "BR 7.1.2.1.1", "MUST", "a root's validity is 2922 to 9132 days"},
     {"br_root_no_eku", "BR 7.1.2.1.2", "MUST NOT", "no extendedKeyUsage in a root"},
+    {"br_root_no_path_length", "BR 7.1.2.1.4", "NOT RECOMMENDED",
+     "no pathLenConstraint in a root's basicConstraints"},
     {"br_root_no_aia", "BR 7.1.2.1.2", "NOT RECOMMENDED",
      "no authorityInformationAccess in a root (it is none of the root's extensions)"},
     {"br_root_no_crl_dp", "BR 7.1.2.1.2", "NOT RECOMMENDED",
@@ -346,6 +363,7 @@ static const struct {
     {ROOT | SUB, http_urls},
     {ROOT, root_validity},
     {ROOT, root_no_eku},
+    {ROOT, root_path_length},
     {ROOT, root_no_aia},
     {ROOT, root_no_crl_dp},
     {ROOT, root_no_policies},

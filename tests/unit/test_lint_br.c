@@ -177,6 +177,7 @@ static const struct {
     {"br_root_validity", {.kind = LINT_BR_ROOT, .days = 2000}},
     {"br_root_validity", {.kind = LINT_BR_ROOT, .days = 9200}},
     {"br_root_no_eku", {.kind = LINT_BR_ROOT, .eku = "serverAuth"}},
+    {"br_root_no_path_length", {.kind = LINT_BR_ROOT, .bc = "critical,CA:TRUE,pathlen:1"}},
     {"br_root_no_aia", {.kind = LINT_BR_ROOT, .aia = "OCSP;URI:http://ocsp.example/"}},
     {"br_root_no_crl_dp", {.kind = LINT_BR_ROOT, .cdp = "URI:http://crl.example/r.crl"}},
     {"br_root_no_policies", {.kind = LINT_BR_ROOT, .policies = "1.2.3.4"}},
