@@ -75,6 +75,15 @@ struct crld {
 	size_t prune_next; /* the authority pruned next */
 	int count_due;     /* pruned since the change log was last counted */
 	int prune_more;    /* prune_step has more to do */
+	/* The loaded authorities' certificates (DER, from the database) for /ca/<name>.der, their
+	 * caIssuers URL, with their notBefore for Last-Modified; under the lock. */
+	struct issuer {
+		char name[CRLD_NAME_MAX + 1];
+		unsigned char *der;
+		size_t len;
+		int64_t since;
+	} issuers[CRLD_MAX_AUTHORITIES];
+	size_t n_issuers;
 };
 
 static int64_t now_ms(void)
@@ -483,6 +492,57 @@ static void drop_cas(struct crld *c)
 	c->n_cas = 0;
 }
 
+static void drop_issuers(struct crld *c)
+{
+	for (size_t i = 0; i < c->n_issuers; i++)
+		OPENSSL_free(c->issuers[i].der);
+	c->n_issuers = 0;
+}
+
+/* What /ca/<name>.der serves: each loaded authority's certificate. Under the lock. */
+static void set_issuers(struct crld *c)
+{
+	ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+
+	drop_issuers(c);
+	for (size_t i = 0; i < c->n_cas && i < CRLD_MAX_AUTHORITIES; i++) {
+		struct issuer *is = &c->issuers[c->n_issuers];
+		unsigned char *der = NULL;
+		int len = i2d_X509(c->cas[i].cert, &der), days = 0, secs = 0;
+
+		if (len <= 0 || (size_t)len > CRLD_ISSUER_DER_MAX) {
+			OPENSSL_free(der);
+			log_error("authority %s: its certificate cannot be served at /ca/%s.der",
+			          c->cas[i].cfg.name, c->cas[i].cfg.name);
+			continue;
+		}
+		if (epoch)
+			ASN1_TIME_diff(&days, &secs, epoch, X509_get0_notBefore(c->cas[i].cert));
+		snprintf(is->name, sizeof(is->name), "%s", c->cas[i].cfg.name);
+		is->der = der;
+		is->len = (size_t)len;
+		is->since = (int64_t)days * 86400 + secs;
+		c->n_issuers++;
+	}
+	ASN1_TIME_free(epoch);
+}
+
+static size_t issuer(void *arg, const char *name, unsigned char *der, size_t n, int64_t *since)
+{
+	struct crld *c = arg;
+	size_t len = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->n_issuers; i++)
+		if (!strcmp(c->issuers[i].name, name) && c->issuers[i].len <= n) {
+			memcpy(der, c->issuers[i].der, c->issuers[i].len);
+			len = c->issuers[i].len;
+			*since = c->issuers[i].since;
+		}
+	pthread_mutex_unlock(&c->lock);
+	return len;
+}
+
 /* Connect and load the authorities. 0 (c->ready); -1 when the database cannot be reached or
  * fails (retry later); -2 for a configuration that cannot work. */
 static int connect_and_load(struct crld *c, char *err, size_t errsz)
@@ -527,6 +587,7 @@ static int connect_and_load(struct crld *c, char *err, size_t errsz)
 	pthread_mutex_lock(&c->lock);
 	c->ready = 1;
 	c->db_error[0] = '\0';
+	set_issuers(c);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
@@ -683,6 +744,7 @@ void crld_free(struct crld *c)
 		return;
 	crld_http_stop(c->http);
 	drop_cas(c);
+	drop_issuers(c);
 	free(c->cas);
 	db_close(c->db);
 	db_close(c->listen_db);
@@ -948,7 +1010,7 @@ int crld_run(struct crld *c)
 
 	if (c->cfg.listen_address[0] &&
 	    crld_http_start(c->cfg.listen_address, c->cfg.listen_port, c->cfg.folder, health,
-	                    metrics, c, &c->http, err, sizeof(err)) != 0) {
+	                    metrics, issuer, c, &c->http, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return -1;
 	}

@@ -79,9 +79,18 @@ struct crld_http;
 typedef int (*crld_health_fn)(void *arg, char *text, size_t n);
 /* metrics: called for /metrics with a buffer for Prometheus text; returns its length. */
 typedef size_t (*crld_metrics_fn)(void *arg, char *text, size_t n);
+/* issuer: called for /ca/<name>.der (the caIssuers URL of authority name's certificates) with
+ * a buffer of n bytes: copies the authority's certificate (DER) there and returns its length,
+ * with *since (its notBefore, for Last-Modified); 0 when crld knows no such authority. */
+#define CRLD_ISSUER_DER_MAX 16384
+typedef size_t (*crld_issuer_fn)(void *arg, const char *name, unsigned char *der, size_t n,
+                                 int64_t *since);
 int crld_http_start(const char *address, int port, const char *folder, crld_health_fn health,
-                    crld_metrics_fn metrics, void *arg, struct crld_http **out, char *err,
-                    size_t errsz);
+                    crld_metrics_fn metrics, crld_issuer_fn issuer, void *arg,
+                    struct crld_http **out, char *err, size_t errsz);
+/* 1 if path is /ca/<name>.der with name an authority name ([a-z0-9_-], 1..CRLD_NAME_MAX),
+ * which then goes to name (CRLD_NAME_MAX + 1 bytes). */
+int crld_issuer_path(const char *path, char *name);
 void crld_http_stop(struct crld_http *h);
 
 #endif

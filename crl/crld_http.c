@@ -1,7 +1,8 @@
 /* The publish folder over HTTP (libevent, its own thread): GET and HEAD of <name>.crl and
- * <name>.pem with ETag, Last-Modified and If-None-Match / If-Modified-Since (304), and
- * /health. Files are opened per request, so an atomic rename is seen at once and a reader
- * never sees a half-written CRL. */
+ * <name>.pem with ETag, Last-Modified and If-None-Match / If-Modified-Since (304), each
+ * authority's certificate at /ca/<name>.der (its caIssuers URL) likewise, and /health. Files are
+ * opened per request, so an atomic rename is seen at once and a reader never sees a half-written
+ * CRL. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <openssl/sha.h>
 
 #include "crld.h"
 #include "httptext.h"
@@ -30,8 +32,28 @@ struct crld_http {
 	char folder[CRLD_PATH_MAX];
 	crld_health_fn health;
 	crld_metrics_fn metrics;
+	crld_issuer_fn issuer;
 	void *arg;
 };
+
+int crld_issuer_path(const char *path, char *name)
+{
+	size_t n;
+
+	if (strncmp(path, "/ca/", 4))
+		return 0;
+	path += 4;
+	n = strnlen(path, CRLD_NAME_MAX + 5);
+	if (n < 5 || n > CRLD_NAME_MAX + 4 || strcmp(path + n - 4, ".der"))
+		return 0;
+	for (size_t i = 0; i < n - 4; i++)
+		if (!((path[i] >= 'a' && path[i] <= 'z') || (path[i] >= '0' && path[i] <= '9') ||
+		      path[i] == '-' || path[i] == '_'))
+			return 0;
+	memcpy(name, path, n - 4);
+	name[n - 4] = '\0';
+	return 1;
+}
 
 int crld_file_name_ok(const char *name)
 {
@@ -62,18 +84,127 @@ static void reply_text(struct evhttp_request *req, int code, const char *text)
 		evbuffer_free(b);
 }
 
+/* ETag, Last-Modified and Cache-Control as for every published file; 1 when the request's
+ * If-None-Match or If-Modified-Since says the client has this version (reply 304). */
+static int cache_headers(struct evhttp_request *req, const char *etag, int64_t modified)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *inm = evhttp_find_header(in, "If-None-Match");
+	const char *ims = evhttp_find_header(in, "If-Modified-Since");
+	char date[40];
+	int64_t t;
+
+	httptext_date(modified, date, sizeof(date));
+	evhttp_add_header(out, "ETag", etag);
+	evhttp_add_header(out, "Last-Modified", date);
+	evhttp_add_header(out, "Cache-Control", "public, no-cache");
+	if (inm)
+		return strstr(inm, etag) != NULL || !strcmp(inm, "*");
+	return ims && httptext_date_parse(ims, &t) == 0 && modified <= t;
+}
+
+/* The file rel of the publish folder (a name checked already) as type. */
+static void serve_file(struct crld_http *h, struct evhttp_request *req, const char *rel,
+                       const char *type)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	char file[CRLD_PATH_MAX + 256], etag[80];
+	struct evbuffer *b = NULL;
+	struct stat st;
+	int fd;
+
+	snprintf(file, sizeof(file), "%s/%s", h->folder, rel);
+	fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		reply_text(req, 404, "no such file");
+		return;
+	}
+	/* A rename gives a new inode: inode, size and mtime name one published version. */
+	snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx\"", (unsigned long long)st.st_ino,
+	         (unsigned long long)st.st_size,
+	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
+	             (unsigned long long)st.st_mtim.tv_nsec);
+	if (cache_headers(req, etag, (int64_t)st.st_mtim.tv_sec)) {
+		close(fd);
+		evhttp_send_reply(req, 304, httptext_status(304), NULL);
+		return;
+	}
+	evhttp_add_header(out, "Content-Type", type);
+	b = evbuffer_new();
+	if (!b) {
+		close(fd);
+		reply_text(req, 500, "out of memory");
+		return;
+	}
+	if (cmd == EVHTTP_REQ_HEAD) {
+		char len[32];
+		snprintf(len, sizeof(len), "%lld", (long long)st.st_size);
+		evhttp_add_header(out, "Content-Length", len);
+		close(fd);
+	} else if (st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) != 0) {
+		/* evbuffer_add_file closed fd */
+		evbuffer_free(b);
+		reply_text(req, 500, "cannot read the file");
+		return;
+	} else if (st.st_size == 0) {
+		close(fd);
+	}
+	evhttp_send_reply(req, 200, httptext_status(200), b);
+	evbuffer_free(b);
+}
+
+/* /ca/<name>.der: the authority's certificate from the database, as crld loaded it; for a CA
+ * crld does not load (an offline root), the file ca/<name>.der the operator put into the publish
+ * folder. */
+static void serve_issuer(struct crld_http *h, struct evhttp_request *req, const char *name)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	unsigned char der[CRLD_ISSUER_DER_MAX], md[32];
+	char etag[40], len_text[32];
+	struct evbuffer *b;
+	int64_t since = 0;
+	size_t len = h->issuer ? h->issuer(h->arg, name, der, sizeof(der), &since) : 0;
+
+	if (!len) {
+		char rel[CRLD_NAME_MAX + 16];
+		snprintf(rel, sizeof(rel), "ca/%s.der", name);
+		serve_file(h, req, rel, "application/pkix-cert");
+		return;
+	}
+	/* The certificate's own hash names the version: the same bytes, the same ETag. */
+	SHA256(der, len, md);
+	snprintf(etag, sizeof(etag), "\"%02x%02x%02x%02x%02x%02x%02x%02x\"", md[0], md[1], md[2],
+	         md[3], md[4], md[5], md[6], md[7]);
+	if (cache_headers(req, etag, since)) {
+		evhttp_send_reply(req, 304, httptext_status(304), NULL);
+		return;
+	}
+	evhttp_add_header(out, "Content-Type", "application/pkix-cert");
+	if (!(b = evbuffer_new())) {
+		reply_text(req, 500, "out of memory");
+		return;
+	}
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		snprintf(len_text, sizeof(len_text), "%zu", len);
+		evhttp_add_header(out, "Content-Length", len_text);
+	} else {
+		evbuffer_add(b, der, len);
+	}
+	evhttp_send_reply(req, 200, httptext_status(200), b);
+	evbuffer_free(b);
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
 	struct crld_http *h = arg;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	const char *inm, *ims;
-	char file[CRLD_PATH_MAX + 256], etag[80], date[40];
-	struct evbuffer *b = NULL;
-	struct stat st;
-	int fd = -1, not_modified = 0;
+	char name[CRLD_NAME_MAX + 1];
 
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(out, "Allow", "GET, HEAD");
@@ -107,64 +238,17 @@ static void handle(struct evhttp_request *req, void *arg)
 		evhttp_send_reply(req, 200, httptext_status(200), NULL);
 		return;
 	}
+	if (crld_issuer_path(path, name)) {
+		serve_issuer(h, req, name);
+		return;
+	}
 	if (!crld_file_name_ok(path + 1)) {
 		reply_text(req, 404, "no such file");
 		return;
 	}
-	snprintf(file, sizeof(file), "%s/%s", h->folder, path + 1);
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		if (fd >= 0)
-			close(fd);
-		reply_text(req, 404, "no such file");
-		return;
-	}
-	/* A rename gives a new inode: inode, size and mtime name one published version. */
-	snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx\"", (unsigned long long)st.st_ino,
-	         (unsigned long long)st.st_size,
-	         (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
-	             (unsigned long long)st.st_mtim.tv_nsec);
-	httptext_date((int64_t)st.st_mtim.tv_sec, date, sizeof(date));
-	evhttp_add_header(out, "ETag", etag);
-	evhttp_add_header(out, "Last-Modified", date);
-	evhttp_add_header(out, "Cache-Control", "public, no-cache");
-	inm = evhttp_find_header(in, "If-None-Match");
-	ims = evhttp_find_header(in, "If-Modified-Since");
-	if (inm) {
-		not_modified = strstr(inm, etag) != NULL || !strcmp(inm, "*");
-	} else if (ims) {
-		int64_t t;
-		not_modified = httptext_date_parse(ims, &t) == 0 && (int64_t)st.st_mtim.tv_sec <= t;
-	}
-	if (not_modified) {
-		close(fd);
-		evhttp_send_reply(req, 304, httptext_status(304), NULL);
-		return;
-	}
-	evhttp_add_header(out, "Content-Type",
-	                  strcmp(path + strlen(path) - 4, ".crl") ? "application/x-pem-file"
-	                                                          : "application/pkix-crl");
-	b = evbuffer_new();
-	if (!b) {
-		close(fd);
-		reply_text(req, 500, "out of memory");
-		return;
-	}
-	if (cmd == EVHTTP_REQ_HEAD) {
-		char len[32];
-		snprintf(len, sizeof(len), "%lld", (long long)st.st_size);
-		evhttp_add_header(out, "Content-Length", len);
-		close(fd);
-	} else if (st.st_size > 0 && evbuffer_add_file(b, fd, 0, st.st_size) != 0) {
-		/* evbuffer_add_file closed fd */
-		evbuffer_free(b);
-		reply_text(req, 500, "cannot read the file");
-		return;
-	} else if (st.st_size == 0) {
-		close(fd);
-	}
-	evhttp_send_reply(req, 200, httptext_status(200), b);
-	evbuffer_free(b);
+	serve_file(h, req, path + 1,
+	           strcmp(path + strlen(path) - 4, ".crl") ? "application/x-pem-file"
+	                                                   : "application/pkix-crl");
 }
 
 static void *loop(void *arg)
@@ -176,8 +260,8 @@ static void *loop(void *arg)
 }
 
 int crld_http_start(const char *address, int port, const char *folder, crld_health_fn health,
-                    crld_metrics_fn metrics, void *arg, struct crld_http **out, char *err,
-                    size_t errsz)
+                    crld_metrics_fn metrics, crld_issuer_fn issuer, void *arg,
+                    struct crld_http **out, char *err, size_t errsz)
 {
 	struct crld_http *h = calloc(1, sizeof(*h));
 
@@ -190,6 +274,7 @@ int crld_http_start(const char *address, int port, const char *folder, crld_heal
 	snprintf(h->folder, sizeof(h->folder), "%s", folder);
 	h->health = health;
 	h->metrics = metrics;
+	h->issuer = issuer;
 	h->arg = arg;
 	h->base = event_base_new();
 	h->http = h->base ? evhttp_new(h->base) : NULL;

@@ -116,6 +116,8 @@ enum db_status db_profile_set_enabled(struct db *db, const char *profile, int en
 
 #define DB_KEY_LABEL_MAX 64
 #define DB_CRL_URL_MAX 400
+#define DB_AIA_URL_MAX 400 /* one OCSP or caIssuers URL */
+#define DB_OCSP_URLS_MAX 3
 
 /* An authority's CRL and OCSP settings, for crld and ocspd. */
 struct db_authority_settings {
@@ -130,6 +132,10 @@ struct db_authority_settings {
 	 * "" (and 0): none stored. The only source of both for cad and crld (migration 0010). */
 	char crl_base_url[DB_CRL_URL_MAX + 1];
 	int64_t crl_shards;
+	/* Authority Information Access of the certificates cad issues (migration 0011): up to
+	 * DB_OCSP_URLS_MAX http URLs separated by one space, and the caIssuers URL. "": none. */
+	char ocsp_urls[DB_OCSP_URLS_MAX * (DB_AIA_URL_MAX + 1)];
+	char ca_issuers_url[DB_AIA_URL_MAX + 1];
 	/* Read only: nobody stored settings yet; who stored them last, and when. */
 	int is_default;
 	char updated_by[129];

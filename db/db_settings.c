@@ -197,8 +197,8 @@ enum db_status db_authority_settings_get(struct db *db, int32_t authority_id,
 	rc = db_exec(db,
 	             "SELECT crl_next_update_seconds, delta_crl_seconds, ocsp_validity_seconds,"
 	             " ocsp_nonce_rate_limit, ocsp_signer_key_label, updated_by,"
-	             " floor(extract(epoch FROM updated_at))::bigint, crl_base_url, crl_shards"
-	             " FROM authority_settings WHERE authority_id = $1",
+	             " floor(extract(epoch FROM updated_at))::bigint, crl_base_url, crl_shards,"
+	             " ocsp_urls, ca_issuers_url FROM authority_settings WHERE authority_id = $1",
 	             &p, &r, err, "reading the settings of authority %d", (int)authority_id);
 	if (rc != DB_OK || PQntuples(r) == 0)
 		goto out;
@@ -210,7 +210,9 @@ enum db_status db_authority_settings_get(struct db *db, int32_t authority_id,
 	    db_get_int64(r, 0, 3, &out->ocsp_nonce_rate_limit) != 0 ||
 	    db_get_int64(r, 0, 6, &out->updated_at) != 0 || strlen(label) > DB_KEY_LABEL_MAX ||
 	    db_get_int64(r, 0, 8, &out->crl_shards) != 0 ||
-	    strlen(PQgetvalue(r, 0, 7)) > DB_CRL_URL_MAX) {
+	    strlen(PQgetvalue(r, 0, 7)) > DB_CRL_URL_MAX ||
+	    strlen(PQgetvalue(r, 0, 9)) >= sizeof(out->ocsp_urls) ||
+	    strlen(PQgetvalue(r, 0, 10)) > DB_AIA_URL_MAX) {
 		rc = db_fail(err, DB_ERR_QUERY, "authority %d: unreadable settings row",
 		             (int)authority_id);
 		goto out;
@@ -218,6 +220,8 @@ enum db_status db_authority_settings_get(struct db *db, int32_t authority_id,
 	snprintf(out->ocsp_signer_key_label, sizeof(out->ocsp_signer_key_label), "%s", label);
 	snprintf(out->updated_by, sizeof(out->updated_by), "%s", by);
 	snprintf(out->crl_base_url, sizeof(out->crl_base_url), "%s", PQgetvalue(r, 0, 7));
+	snprintf(out->ocsp_urls, sizeof(out->ocsp_urls), "%s", PQgetvalue(r, 0, 9));
+	snprintf(out->ca_issuers_url, sizeof(out->ca_issuers_url), "%s", PQgetvalue(r, 0, 10));
 	out->is_default = 0;
 out:
 	PQclear(r);
@@ -235,7 +239,10 @@ enum db_status db_authority_settings_put(struct db *db, int32_t authority_id,
 	if ((rc = db_check_text("OCSP signer key label", s->ocsp_signer_key_label, DB_KEY_LABEL_MAX,
 	                        err)) != DB_OK ||
 	    (rc = db_check_text("principal name", by, 128, err)) != DB_OK ||
-	    (rc = db_check_text("CRL base URL", s->crl_base_url, DB_CRL_URL_MAX, err)) != DB_OK)
+	    (rc = db_check_text("CRL base URL", s->crl_base_url, DB_CRL_URL_MAX, err)) != DB_OK ||
+	    (rc = db_check_text("OCSP URLs", s->ocsp_urls, sizeof(s->ocsp_urls) - 1, err)) !=
+	        DB_OK ||
+	    (rc = db_check_text("caIssuers URL", s->ca_issuers_url, DB_AIA_URL_MAX, err)) != DB_OK)
 		return rc;
 	db_param_int(&p, authority_id);
 	db_param_int(&p, s->crl_next_update_seconds);
@@ -246,20 +253,24 @@ enum db_status db_authority_settings_put(struct db *db, int32_t authority_id,
 	db_param_text(&p, by);
 	db_param_text(&p, s->crl_base_url);
 	db_param_int(&p, s->crl_shards);
-	rc = db_exec(
-	    db,
-	    "INSERT INTO authority_settings (authority_id, crl_next_update_seconds,"
-	    " delta_crl_seconds, ocsp_validity_seconds, ocsp_nonce_rate_limit,"
-	    " ocsp_signer_key_label, updated_by, crl_base_url, crl_shards)"
-	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (authority_id) DO UPDATE"
-	    " SET crl_next_update_seconds = excluded.crl_next_update_seconds,"
-	    " delta_crl_seconds = excluded.delta_crl_seconds,"
-	    " ocsp_validity_seconds = excluded.ocsp_validity_seconds,"
-	    " ocsp_nonce_rate_limit = excluded.ocsp_nonce_rate_limit,"
-	    " ocsp_signer_key_label = excluded.ocsp_signer_key_label,"
-	    " crl_base_url = excluded.crl_base_url, crl_shards = excluded.crl_shards,"
-	    " updated_by = excluded.updated_by, updated_at = now()",
-	    &p, &r, err, "storing the settings of authority %d", (int)authority_id);
+	db_param_text(&p, s->ocsp_urls);
+	db_param_text(&p, s->ca_issuers_url);
+	rc = db_exec(db,
+	             "INSERT INTO authority_settings (authority_id, crl_next_update_seconds,"
+	             " delta_crl_seconds, ocsp_validity_seconds, ocsp_nonce_rate_limit,"
+	             " ocsp_signer_key_label, updated_by, crl_base_url, crl_shards, ocsp_urls,"
+	             " ca_issuers_url)"
+	             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT "
+	             "(authority_id) DO UPDATE"
+	             " SET crl_next_update_seconds = excluded.crl_next_update_seconds,"
+	             " delta_crl_seconds = excluded.delta_crl_seconds,"
+	             " ocsp_validity_seconds = excluded.ocsp_validity_seconds,"
+	             " ocsp_nonce_rate_limit = excluded.ocsp_nonce_rate_limit,"
+	             " ocsp_signer_key_label = excluded.ocsp_signer_key_label,"
+	             " crl_base_url = excluded.crl_base_url, crl_shards = excluded.crl_shards,"
+	             " ocsp_urls = excluded.ocsp_urls, ca_issuers_url = excluded.ca_issuers_url,"
+	             " updated_by = excluded.updated_by, updated_at = now()",
+	             &p, &r, err, "storing the settings of authority %d", (int)authority_id);
 	PQclear(r);
 	return rc;
 }

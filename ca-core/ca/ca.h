@@ -26,6 +26,11 @@
 #define CA_MAX_PATTERNS 32
 #define CA_MAX_FIELDS 16
 #define CA_MAX_EKUS 8
+#define CA_MAX_POLICIES 8
+#define CA_OID_MAX 63
+/* How long a cad instance may go on with an authority's AIA settings before it reads them
+ * again; the instance where an officer changed them reads them at the next issuance. */
+#define CA_AIA_REFRESH_SECONDS 10
 
 enum ca_san_kind { CA_SAN_DNS, CA_SAN_IP, CA_SAN_EMAIL, CA_SAN_URI, CA_SAN_KINDS };
 
@@ -45,6 +50,13 @@ struct ca_authority {
 	 * source that crld publishes by (a configuration that disagrees is refused). */
 	char crl_base_url[CA_PATH_MAX];
 	int crl_shards;
+	/* Authority Information Access of issued certificates (OCSP URLs separated by one space,
+	 * and the caIssuers URL; "": none), from the database's settings (migration 0011), the
+	 * only source: read again when aia_read is CA_AIA_REFRESH_SECONDS old or was cleared by
+	 * ca_authority_settings_changed. Guarded by the owner's lock. */
+	char ocsp_urls[DB_OCSP_URLS_MAX * (DB_AIA_URL_MAX + 1)];
+	char ca_issuers_url[DB_AIA_URL_MAX + 1];
+	int64_t aia_read;
 };
 
 struct ca_key_profile {
@@ -67,6 +79,11 @@ struct ca_profile {
 	char *san_patterns[CA_SAN_KINDS][CA_MAX_PATTERNS];
 	size_t n_san_patterns[CA_SAN_KINDS];
 	int san_required;
+	/* certificatePolicies (RFC 5280 4.2.1.4, BR 7.1.2.7.9): dotted policy OIDs, and a CPS URI
+	 * qualifying each policy that is not a CA/Browser Forum reserved one ("": none). */
+	char policies[CA_MAX_POLICIES][CA_OID_MAX + 1];
+	size_t n_policies;
+	char cps_uri[CA_PATH_MAX];
 };
 
 /* --- the core's state, shared by every thread that issues --- */
@@ -110,6 +127,8 @@ enum db_status ca_db_open(const struct ca *ca, struct db **db, struct db_err *er
  * (ca_authorities.c); on failure err says which and why. Returns 0, or -1 (keyd), -2 (the
  * database), -3 (the database holds another certificate under an authority's name). */
 int ca_authorities_ready(struct ca *ca, struct db *db, char *err, size_t errsz);
+/* An officer changed authority name's settings: read its AIA again before the next issuance. */
+void ca_authority_settings_changed(struct ca *ca, const char *name);
 /* a's key with a reference of the caller's own (EVP_PKEY_free it), or NULL while keyd has not
  * given it. */
 EVP_PKEY *ca_authority_key(struct ca *ca, struct ca_authority *a);

@@ -2,6 +2,7 @@
  * certificate, each authority registered in the database (and the registration audited). */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -143,8 +144,30 @@ static int crl_distribution(struct db *db, struct ca_authority *a, char *err, si
 	return 0;
 }
 
+/* a's Authority Information Access from its settings in the database (migration 0011), the
+ * one place officers change it. 0, or -2 (database). */
+static int aia_read(struct db *db, struct ca_authority *a, int64_t now, char *err, size_t errsz)
+{
+	struct db_authority_settings s;
+	struct db_err derr = {0};
+
+	if (db_authority_settings_get(db, a->db_id, &s, &derr) != DB_OK) {
+		snprintf(err, errsz, "authority %s: reading its AIA settings: %s", a->name,
+		         derr.msg);
+		return -2;
+	}
+	if (strcmp(a->ocsp_urls, s.ocsp_urls) || strcmp(a->ca_issuers_url, s.ca_issuers_url))
+		log_info("authority %s: AIA of issued certificates: OCSP \"%s\", caIssuers \"%s\"",
+		         a->name, s.ocsp_urls, s.ca_issuers_url);
+	snprintf(a->ocsp_urls, sizeof(a->ocsp_urls), "%s", s.ocsp_urls);
+	snprintf(a->ca_issuers_url, sizeof(a->ca_issuers_url), "%s", s.ca_issuers_url);
+	a->aia_read = now;
+	return 0;
+}
+
 int ca_authorities_ready(struct ca *ca, struct db *db, char *err, size_t errsz)
 {
+	int64_t now = (int64_t)time(NULL);
 	int rc = 0;
 
 	/* One worker at a time loads keys and registers authorities; afterwards this is a check
@@ -162,9 +185,21 @@ int ca_authorities_ready(struct ca *ca, struct db *db, char *err, size_t errsz)
 			if (rc != 0)
 				a->db_id = 0; /* again next time */
 		}
+		if (rc == 0 && (a->aia_read == 0 || now - a->aia_read >= CA_AIA_REFRESH_SECONDS ||
+		                now < a->aia_read))
+			rc = aia_read(db, a, now, err, errsz);
 	}
 	pthread_mutex_unlock(ca->lock);
 	return rc;
+}
+
+void ca_authority_settings_changed(struct ca *ca, const char *name)
+{
+	pthread_mutex_lock(ca->lock);
+	for (size_t i = 0; i < ca->n_authorities; i++)
+		if (!strcmp(ca->authorities[i].name, name))
+			ca->authorities[i].aia_read = 0;
+	pthread_mutex_unlock(ca->lock);
 }
 
 EVP_PKEY *ca_authority_key(struct ca *ca, struct ca_authority *a)

@@ -49,9 +49,70 @@ static const char *crl_dp(const struct ca_authority *a, const uint8_t *serial, c
 	return buf;
 }
 
-/* Build the to-be-signed certificate. */
+/* The X509V3 value of a's Authority Information Access as it is now (read under the owner's
+ * lock: an officer's change may replace it), into buf; "" when a has none. */
+static void aia_value(struct ca *ca, const struct ca_authority *a, char *buf, size_t n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	pthread_mutex_lock(ca->lock);
+	for (const char *u = a->ocsp_urls; *u;) {
+		size_t k = strcspn(u, " ");
+		len += (size_t)snprintf(buf + len, n - len, "%sOCSP;URI:%.*s", len ? "," : "",
+		                        (int)k, u);
+		u += k + (u[k] == ' ');
+	}
+	if (a->ca_issuers_url[0])
+		snprintf(buf + len, n - len, "%scaIssuers;URI:%s", len ? "," : "",
+		         a->ca_issuers_url);
+	pthread_mutex_unlock(ca->lock);
+}
+
+/* 1 for a policy the CA/Browser Forum reserved (2.23.140.1.*): BR 7.1.2.7.9 allows it no
+ * qualifiers. */
+static int policy_reserved(const char *oid)
+{
+	return !strncmp(oid, "2.23.140.1.", 11);
+}
+
+/* certificatePolicies of profile p: its policies, each of the CA's own qualified with the CPS
+ * URI when p has one. 1, or 0 when it does not encode. */
+static int add_policies(X509 *cert, const struct ca_profile *p)
+{
+	CERTIFICATEPOLICIES *cp = sk_POLICYINFO_new_null();
+	int ok = cp != NULL;
+
+	for (size_t i = 0; ok && i < p->n_policies; i++) {
+		POLICYINFO *pi = POLICYINFO_new();
+		POLICYQUALINFO *q = NULL;
+
+		ok = pi && (pi->policyid = OBJ_txt2obj(p->policies[i], 1)) &&
+		     sk_POLICYINFO_push(cp, pi);
+		if (!ok) {
+			POLICYINFO_free(pi);
+			break;
+		}
+		if (!p->cps_uri[0] || policy_reserved(p->policies[i]))
+			continue;
+		ok = (pi->qualifiers = sk_POLICYQUALINFO_new_null()) &&
+		     (q = POLICYQUALINFO_new()) && (q->pqualid = OBJ_nid2obj(NID_id_qt_cps)) &&
+		     (q->d.cpsuri = ASN1_IA5STRING_new()) &&
+		     ASN1_STRING_set(q->d.cpsuri, p->cps_uri, (int)strlen(p->cps_uri)) &&
+		     sk_POLICYQUALINFO_push(pi->qualifiers, q);
+		if (!ok)
+			POLICYQUALINFO_free(q);
+	}
+	ok =
+	    ok && X509_add1_ext_i2d(cert, NID_certificate_policies, cp, 0, X509V3_ADD_DEFAULT) == 1;
+	CERTIFICATEPOLICIES_free(cp);
+	return ok;
+}
+
+/* Build the to-be-signed certificate; aia: the X509V3 value of its Authority Information
+ * Access ("": none). */
 static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const uint8_t *serial,
-                   int64_t nb, int64_t na)
+                   int64_t nb, int64_t na, const char *aia)
 {
 	struct ca_authority *a = p->authority;
 	X509 *cert = X509_new();
@@ -95,6 +156,10 @@ static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const 
 		goto out;
 	if (a->crl_base_url[0] &&
 	    !add_ext(cert, &ctx, NID_crl_distribution_points, crl_dp(a, serial, dp, sizeof(dp))))
+		goto out;
+	if (aia[0] && !add_ext(cert, &ctx, NID_info_access, aia))
+		goto out;
+	if (p->n_policies && !add_policies(cert, p))
 		goto out;
 	/* RFC 5280 4.2.1.6: critical when the subject is empty. */
 	if (csrc->gens && sk_GENERAL_NAME_num(csrc->gens) > 0 &&
@@ -316,6 +381,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	struct db_err err = {0};
 	uint8_t serial[SERIAL_BYTES];
 	char why[512], hex[2 * DB_SERIAL_MAX + 1];
+	char aia[DB_OCSP_URLS_MAX * (DB_AIA_URL_MAX + 16) + DB_AIA_URL_MAX + 32];
 	X509 *cert = NULL;
 	int64_t now, id = 0;
 	enum ca_outcome o;
@@ -390,7 +456,8 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	if ((o = reserve(ca, db, req, &cr, serial, &id, res)) != CA_OK)
 		goto out;
 	db_serial_to_hex(serial, sizeof(serial), hex);
-	cert = build(p, csrc, serial, cr.not_before, cr.not_after);
+	aia_value(ca, a, aia, sizeof(aia));
+	cert = build(p, csrc, serial, cr.not_before, cr.not_after, aia);
 	if (!cert || !sign(ca, a, cert, why, sizeof(why))) {
 		struct db_err e2 = {0};
 		if (!cert)

@@ -29,16 +29,9 @@ static const char *const authority_fields[] = {"name",         "certificate", "c
 static const char *const key_profile_fields[] = {"name", "rsa_min_bits", "rsa_max_bits",
                                                  "ec_curves", NULL};
 static const char *const profile_fields[] = {
-    "name",
-    "authority",
-    "key_profile",
-    "max_validity_days",
-    "key_usage",
-    "extended_key_usage",
-    "subject_fields",
-    "subject_cn_required",
-    "san",
-    "san_required",
+    "name",      "authority",          "key_profile",    "max_validity_days",
+    "key_usage", "extended_key_usage", "subject_fields", "subject_cn_required",
+    "san",       "san_required",       "policies",       "cps_uri",
     NULL,
 };
 static const char *const san_fields[] = {"dns", "ip", "email", "uri", NULL};
@@ -339,6 +332,86 @@ static int pattern_item(struct yconf *y, yaml_node_t *n, const char *s, void *ar
 	return 0;
 }
 
+/* A dotted policy OID as RFC 5280 4.2.1.4 wants it: at least two arcs, the first 0..2 (and
+ * the second below 40 unless the first is 2), decimal arcs without leading zeros. anyPolicy
+ * (2.5.29.32.0) is for CA certificates only (BR 7.1.2.7.9), never a profile's. */
+static int policy_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
+{
+	struct ca_profile *p = arg;
+	size_t len = strlen(s), arcs = 0;
+	const char *c = s;
+	ASN1_OBJECT *o;
+
+	if (len == 0 || len > CA_OID_MAX)
+		return yconf_fail(y, n, "policies", "\"%s\": a policy OID has 1..%d characters", s,
+		                  CA_OID_MAX);
+	while (*c) {
+		const char *start = c;
+		unsigned long v = 0;
+		while (*c >= '0' && *c <= '9') {
+			if (v > 100000000UL)
+				break;
+			v = v * 10 + (unsigned long)(*c++ - '0');
+		}
+		if (c == start || (*c && *c != '.') || (c - start > 1 && *start == '0') ||
+		    (*c == '.' && !c[1]) || (arcs == 0 && v > 2) ||
+		    (arcs == 1 && s[0] != '2' && v >= 40))
+			return yconf_fail(y, n, "policies",
+			                  "\"%s\" is not a dotted OID such as 2.23.140.1.2.1", s);
+		arcs++;
+		if (*c == '.')
+			c++;
+	}
+	if (arcs < 2)
+		return yconf_fail(y, n, "policies", "\"%s\": an OID has at least two arcs", s);
+	if (!strcmp(s, "2.5.29.32.0"))
+		return yconf_fail(y, n, "policies",
+		                  "anyPolicy is for CA certificates only (BR 7.1.2.7.9)");
+	if (!(o = OBJ_txt2obj(s, 1)))
+		return yconf_fail(y, n, "policies", "\"%s\" does not encode as an OID", s);
+	ASN1_OBJECT_free(o);
+	for (size_t i = 0; i < p->n_policies; i++)
+		if (!strcmp(p->policies[i], s))
+			return yconf_fail(y, n, "policies", "\"%s\" is listed twice", s);
+	snprintf(p->policies[p->n_policies++], sizeof(p->policies[0]), "%s", s);
+	return 0;
+}
+
+/* policies (certificatePolicies) and cps_uri (its CPS qualifier, on the profile's own
+ * policies: BR 7.1.2.7.9 allows no qualifier on the CA/Browser Forum's reserved ones). */
+static int parse_policies(struct yconf *y, yaml_node_t *m, struct ca_profile *p)
+{
+	yaml_node_t *v = yconf_get(y, m, "policies");
+	int own = 0;
+
+	if (v && each_str(y, v, "policies", CA_MAX_POLICIES, policy_item, p))
+		return -1;
+	if (yconf_opt_str(y, m, "cps_uri", p->cps_uri, sizeof(p->cps_uri)))
+		return -1;
+	if (!p->cps_uri[0])
+		return 0;
+	if (strncmp(p->cps_uri, "http://", 7) && strncmp(p->cps_uri, "https://", 8))
+		return yconf_fail(y, m, "cps_uri",
+		                  "\"%s\" is not an http(s) URL (BR 7.1.2.7.9: the CPS URI is HTTP "
+		                  "or HTTPS)",
+		                  p->cps_uri);
+	if (strlen(p->cps_uri) <= (size_t)(p->cps_uri[4] == 's' ? 8 : 7))
+		return yconf_fail(y, m, "cps_uri", "\"%s\" names no host", p->cps_uri);
+	for (const char *c = p->cps_uri; *c; c++)
+		if (*c <= ' ' || *c >= 0x7f || strchr("\"'<>\\", *c))
+			return yconf_fail(y, m, "cps_uri",
+			                  "\"%s\" has a character not allowed in a URI",
+			                  p->cps_uri);
+	for (size_t i = 0; i < p->n_policies; i++)
+		own |= strncmp(p->policies[i], "2.23.140.1.", 11) != 0;
+	if (!own)
+		return yconf_fail(
+		    y, m, "cps_uri",
+		    "needs a policy of the CA's own in policies: the CA/Browser Forum's "
+		    "reserved policies (2.23.140.1.*) take no qualifier (BR 7.1.2.7.9)");
+	return 0;
+}
+
 static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg,
                          struct ca_profile *p)
 {
@@ -385,7 +458,7 @@ static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg
 	if (each_str(y, v, "subject_fields", CA_MAX_FIELDS, field_item, p))
 		return -1;
 	if (yconf_opt_bool(y, m, "subject_cn_required", &p->subject_cn_required) ||
-	    yconf_opt_bool(y, m, "san_required", &p->san_required))
+	    yconf_opt_bool(y, m, "san_required", &p->san_required) || parse_policies(y, m, p))
 		return -1;
 	if ((v = yconf_get(y, m, "san"))) {
 		if (yconf_check_map(y, v, "san", san_fields))

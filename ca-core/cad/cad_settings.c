@@ -135,7 +135,16 @@ static json_t *settings_json(const struct db_authority *a, const struct db_autho
 {
 	char t[32];
 
-	return json_pack(
+	json_t *ocsp = json_array(), *o;
+	const char *u = s->ocsp_urls;
+
+	/* ocsp_urls is stored with one space between URLs (migration 0011). */
+	while (ocsp && *u) {
+		size_t n = strcspn(u, " ");
+		json_array_append_new(ocsp, json_stringn(u, n));
+		u += n + (u[n] == ' ');
+	}
+	o = json_pack(
 	    "{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:b, s:s?, s:s?}", "authority", a->name,
 	    "crl_next_update_seconds", (json_int_t)s->crl_next_update_seconds, "delta_crl_seconds",
 	    (json_int_t)s->delta_crl_seconds, "ocsp_validity_seconds",
@@ -144,6 +153,13 @@ static json_t *settings_json(const struct db_authority *a, const struct db_autho
 	    "crl_base_url", s->crl_base_url, "crl_shards", (json_int_t)s->crl_shards, "default",
 	    s->is_default, "updated_by", s->is_default ? NULL : s->updated_by, "updated_at",
 	    s->is_default ? NULL : cad_time_text(s->updated_at, t, sizeof(t)));
+	if (o) {
+		json_object_set_new(o, "ocsp_urls", ocsp ? ocsp : json_array());
+		json_object_set_new(o, "ca_issuers_url", json_string(s->ca_issuers_url));
+	} else {
+		json_decref(ocsp);
+	}
+	return o;
 }
 
 void cad_h_authority_settings_get(struct cad_req *r)
@@ -217,6 +233,73 @@ static int apply_crl_url(struct cad_req *r, json_t *v, struct db_authority_setti
 	return 0;
 }
 
+/* One URL of Authority Information Access: http (BR 7.1.2.7.7 wants http, not https), of
+ * printable characters without space , " ' < > or \ (it goes into an X509V3 value), with a
+ * host, at most DB_AIA_URL_MAX bytes. */
+static int aia_url_ok(const char *u)
+{
+	size_t n = strlen(u);
+
+	if (n > DB_AIA_URL_MAX || strncmp(u, "http://", 7) || n == 7 || u[7] == '/')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (u[i] <= ' ' || u[i] >= 0x7f || strchr(",\"'<>\\", u[i]))
+			return 0;
+	return 1;
+}
+
+/* ocsp_urls: a list of 0..DB_OCSP_URLS_MAX distinct URLs; ca_issuers_url: "" or a URL. 0, or
+ * -1 after replying. */
+static int apply_aia(struct cad_req *r, json_t *body, struct db_authority_settings *s)
+{
+	json_t *v, *e;
+	size_t i;
+
+	if ((v = json_object_get(body, "ocsp_urls"))) {
+		char buf[sizeof(s->ocsp_urls)] = "";
+		int ok = json_is_array(v) && json_array_size(v) <= DB_OCSP_URLS_MAX;
+
+		json_array_foreach(v, i, e)
+		{
+			const char *u = json_string_value(e);
+			if (!ok || !u || !aia_url_ok(u)) {
+				ok = 0;
+				break;
+			}
+			for (size_t j = 0; j < i; j++)
+				if (!strcmp(u, json_string_value(json_array_get(v, j))))
+					ok = 0;
+			if (i)
+				strcat(buf, " ");
+			strcat(buf, u);
+		}
+		if (!ok) {
+			cad_reply_error(
+			    r, 400, "bad-setting",
+			    "\"ocsp_urls\" must be a list of up to %d distinct http:// URLs "
+			    "(not https: BR 7.1.2.7.7) of up to %d printable characters "
+			    "without , \" ' < > or \\",
+			    DB_OCSP_URLS_MAX, DB_AIA_URL_MAX);
+			return -1;
+		}
+		memcpy(s->ocsp_urls, buf, sizeof(buf));
+	}
+	if ((v = json_object_get(body, "ca_issuers_url"))) {
+		const char *u = json_string_value(v);
+		if (!u || (*u && !aia_url_ok(u))) {
+			cad_reply_error(
+			    r, 400, "bad-setting",
+			    "\"ca_issuers_url\" must be \"\" or an http:// URL (not https: "
+			    "BR 7.1.2.7.7) of up to %d printable characters without , \" ' "
+			    "< > or \\",
+			    DB_AIA_URL_MAX);
+			return -1;
+		}
+		snprintf(s->ca_issuers_url, sizeof(s->ca_issuers_url), "%s", u);
+	}
+	return 0;
+}
+
 /* Fields left out keep their stored (or default) value; each field given is checked. 0, or -1
  * after replying 400 bad-setting naming the field. */
 static int apply(struct cad_req *r, json_t *body, struct db_authority_settings *s)
@@ -248,6 +331,8 @@ static int apply(struct cad_req *r, json_t *body, struct db_authority_settings *
 		         json_string_value(v));
 	}
 	if ((v = json_object_get(body, "crl_base_url")) && apply_crl_url(r, v, s) != 0)
+		return -1;
+	if (apply_aia(r, body, s) != 0)
 		return -1;
 	if ((v = json_object_get(body, "crl_shards"))) {
 		json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
@@ -282,6 +367,8 @@ void cad_h_authority_settings_put(struct cad_req *r)
 	                                     "ocsp_signer_key_label",
 	                                     "crl_base_url",
 	                                     "crl_shards",
+	                                     "ocsp_urls",
+	                                     "ca_issuers_url",
 	                                     NULL};
 	json_t *body = cad_body_object(r, fields), *detail = NULL;
 	struct db_authority_settings s;
@@ -314,8 +401,12 @@ void cad_h_authority_settings_put(struct cad_req *r)
 	json_object_del(detail, "updated_at");
 	json_object_del(detail, "updated_by");
 	json_object_del(detail, "default");
-	if (cad_commit_with_audit(r, db, a.name, detail) == 0)
+	if (cad_commit_with_audit(r, db, a.name, detail) == 0) {
+		/* The next certificate this cad issues carries the new AIA (ca_authorities.c
+		 * re-reads it; other cad instances within CA_AIA_REFRESH_SECONDS). */
+		ca_authority_settings_changed(&r->cad->ca, a.name);
 		cad_reply_json(r, 200, settings_json(&a, &s));
+	}
 out:
 	json_decref(detail);
 	db_authority_clear(&a);

@@ -593,7 +593,10 @@ static const char *const setting_fields[] = {"crl_next_update_seconds", "delta_c
 
 struct authority_opts {
 	long setting[4];
-	const char *signer, *reason;
+	const char *signer, *reason, *ca_issuers;
+	const char *ocsp[4]; /* one more than the API takes, for the API to refuse */
+	size_t n_ocsp;
+	int ocsp_given;
 };
 
 static int authority_opt(int o, const char *arg, void *ctx)
@@ -614,6 +617,17 @@ static int authority_opt(int o, const char *arg, void *ctx)
 	case 'r':
 		ao->reason = arg;
 		return 0;
+	case 'o': /* "" alone: no OCSP URL */
+		ao->ocsp_given = 1;
+		if (!*arg)
+			return 0;
+		if (ao->n_ocsp == sizeof(ao->ocsp) / sizeof(ao->ocsp[0]))
+			return -1;
+		ao->ocsp[ao->n_ocsp++] = arg;
+		return 0;
+	case 'i':
+		ao->ca_issuers = arg;
+		return 0;
 	default:
 		return -1;
 	}
@@ -628,25 +642,31 @@ static int do_authority(int argc, char **argv)
 	    "SECONDS]\n"
 	    "                                     [--ocsp-validity SECONDS] [--ocsp-nonce-rate N]\n"
 	    "                                     [--ocsp-signer-key LABEL]\n"
+	    "                                     [--ocsp-url URL]... [--ca-issuers-url URL]\n"
 	    "  list: the CAs registered, active or retired. retire (role ca-admin): the CA issues\n"
 	    "  nothing more, for good; its certificates can still be revoked. settings: show the\n"
 	    "  CA's CRL and OCSP settings, or with options (role officer) change those given:\n"
 	    "  --crl-next-update 300..7776000, --delta-crl 0 (none) or 60..less than the CRL's,\n"
 	    "  --ocsp-validity 60..604800, --ocsp-nonce-rate 0 (no limit)..100000 per second,\n"
-	    "  --ocsp-signer-key a keyd key label for delegated OCSP signing (\"\": the CA's key).";
+	    "  --ocsp-signer-key a keyd key label for delegated OCSP signing (\"\": the CA's "
+	    "key),\n"
+	    "  --ocsp-url (up to 3; \"\" alone: none) and --ca-issuers-url (\"\": none): the http\n"
+	    "  URLs written into the Authority Information Access of the certificates it issues.";
 	static const struct option own[] = {{"crl-next-update", required_argument, NULL, '0'},
 	                                    {"delta-crl", required_argument, NULL, '1'},
 	                                    {"ocsp-validity", required_argument, NULL, '2'},
 	                                    {"ocsp-nonce-rate", required_argument, NULL, '3'},
 	                                    {"ocsp-signer-key", required_argument, NULL, 'k'},
 	                                    {"reason", required_argument, NULL, 'r'},
+	                                    {"ocsp-url", required_argument, NULL, 'o'},
+	                                    {"ca-issuers-url", required_argument, NULL, 'i'},
 	                                    {NULL, 0, NULL, 0}};
-	struct authority_opts ao = {{-1, -1, -1, -1}, NULL, NULL};
+	struct authority_opts ao = {{-1, -1, -1, -1}, NULL, NULL, NULL, {NULL}, 0, 0};
 	struct api_client c;
 	const char *sub;
 	char path[300];
 	json_t *body;
-	int r = parse(argc, argv, own, 7, "h", authority_opt, &ao, &c, usage), changes = 0;
+	int r = parse(argc, argv, own, 9, "h", authority_opt, &ao, &c, usage), changes = 0;
 
 	if (r)
 		return parse_status(r);
@@ -657,7 +677,7 @@ static int do_authority(int argc, char **argv)
 	sub = argv[optind];
 	for (int i = 0; i < 4; i++)
 		changes |= ao.setting[i] >= 0;
-	changes |= ao.signer != NULL;
+	changes |= ao.signer != NULL || ao.ocsp_given || ao.ca_issuers != NULL;
 	if (!strcmp(sub, "list") && optind == argc - 1 && !changes && !ao.reason)
 		return call(&c, "GET", "/authorities", NULL, NULL);
 	if (optind != argc - 2 || !name_ok(argv[optind + 1])) {
@@ -680,6 +700,14 @@ static int do_authority(int argc, char **argv)
 				                    json_integer(ao.setting[i]));
 		if (ao.signer)
 			json_object_set_new(body, "ocsp_signer_key_label", json_string(ao.signer));
+		if (ao.ocsp_given) {
+			json_t *urls = json_array();
+			for (size_t i = 0; i < ao.n_ocsp; i++)
+				json_array_append_new(urls, json_string(ao.ocsp[i]));
+			json_object_set_new(body, "ocsp_urls", urls);
+		}
+		if (ao.ca_issuers)
+			json_object_set_new(body, "ca_issuers_url", json_string(ao.ca_issuers));
 		return call(&c, "PUT", path, body, NULL);
 	}
 	fprintf(stderr, "%s\n", usage);

@@ -27,6 +27,8 @@
 #define CER_MAX_SUBTREES 32
 #define CER_MAX_REVOKED 256
 #define CER_OID_MAX 128
+#define CER_MAX_BR_EXCEPTIONS 16
+#define CER_BR_RULE_MAX 64
 
 enum cer_type {
 	CER_ROOT = 1,
@@ -141,6 +143,14 @@ struct cer_cert_fields {
 	int line;
 };
 
+/* A private-PKI exception to a CA/Browser Forum Baseline Requirements rule for CA
+ * certificates (ca-core/lint/lint_br.h): the rule's name and why; both go into the transcript. */
+struct cer_br_exception {
+	char rule[CER_BR_RULE_MAX];
+	char reason[CER_VALUE_MAX];
+	int line;
+};
+
 struct cer_revoked {
 	struct cer_path certificate; /* either a certificate file ... */
 	char serial_hex[41];         /* ... or a serial, hex, at most 20 octets */
@@ -208,6 +218,11 @@ struct ceremony {
 	int has_cert;
 	struct cer_crl_fields crl;
 	int has_crl;
+
+	/* CA certificates only: BR rules this ceremony's certificate may break, with reasons. */
+	struct cer_br_exception br_exceptions[CER_MAX_BR_EXCEPTIONS];
+	size_t n_br_exceptions;
+	int line_br_exceptions;
 
 	struct {
 		struct cer_path certificate, public_key, csr, crl, transcript;

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 
+#include "lint_br.h"
 #include "yconf.h"
 
 struct pctx {
@@ -1317,11 +1318,66 @@ static int block(struct pctx *p, yaml_node_t *root, const char *key, int wanted,
 	return parse(p, n);
 }
 
+/* br_exceptions: [{rule: br_..., reason: TEXT}, ...]: the BR rules (lint_br.h) a private
+ * PKI's CA certificate may break, each once, each with a reason for the transcript. */
+static int parse_br_exceptions(struct pctx *p, yaml_node_t *n)
+{
+	static const char *const allowed[] = {"rule", "reason", NULL};
+	struct ceremony *c = p->c;
+	size_t len = yconf_seq_len(n);
+	char iw[64], fw[80];
+
+	if (!is_ca(c->type))
+		return fail(p, n, "br_exceptions",
+		            "the Baseline Requirements rules checked here are for CA certificates "
+		            "(root, intermediate, cross-sign); remove this field");
+	if (!yconf_is_seq(n) || len == 0)
+		return fail(p, n, "br_exceptions",
+		            "expected a list, each \"- {rule: br_..., reason: why this private PKI "
+		            "needs it}\"");
+	if (len > CER_MAX_BR_EXCEPTIONS)
+		return fail(p, n, "br_exceptions", "at most %d exceptions", CER_MAX_BR_EXCEPTIONS);
+	c->line_br_exceptions = yconf_line(n);
+	for (size_t i = 0; i < len; i++) {
+		yaml_node_t *it = yconf_seq_item(&p->y, n, i), *v;
+		struct cer_br_exception *e = &c->br_exceptions[i];
+		snprintf(iw, sizeof(iw), "br_exceptions[%zu]", i);
+		if (yconf_check_map(&p->y, it, iw, allowed) != 0)
+			return -1;
+		e->line = yconf_line(it);
+		snprintf(fw, sizeof(fw), "%s.rule", iw);
+		if (!(v = yconf_get(&p->y, it, "rule")))
+			return fail(p, it, fw, "missing");
+		if (yconf_str(&p->y, v, fw, e->rule, sizeof(e->rule)) != 0)
+			return -1;
+		if (!lint_br_rule_find(e->rule))
+			return fail(
+			    p, v, fw,
+			    "\"%s\" is no Baseline Requirements rule (docs/ceremony.md lists "
+			    "them)",
+			    e->rule);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->br_exceptions[j].rule, e->rule))
+				return fail(p, v, fw, "%s is excepted twice", e->rule);
+		snprintf(fw, sizeof(fw), "%s.reason", iw);
+		if (!(v = yconf_get(&p->y, it, "reason")))
+			return fail(p, it, fw,
+			            "missing: an exception needs the reason it is acceptable, for "
+			            "the transcript");
+		if (text(p, v, fw, e->reason, sizeof(e->reason)) != 0)
+			return -1;
+		if (strlen(e->reason) < 10)
+			return fail(p, v, fw, "say why in at least 10 characters");
+	}
+	c->n_br_exceptions = len;
+	return 0;
+}
+
 static int parse_doc(struct pctx *p)
 {
-	static const char *const allowed[] = {"ceremony",    "description", "key",         "issuer",
-	                                      "existing_ca", "signature",   "certificate", "crl",
-	                                      "outputs",     NULL};
+	static const char *const allowed[] = {
+	    "ceremony",    "description", "key",     "issuer",        "existing_ca", "signature",
+	    "certificate", "crl",         "outputs", "br_exceptions", NULL};
 	struct ceremony *c = p->c;
 	yaml_node_t *root = yconf_root(&p->y), *n;
 	const char *names[N(types)];
@@ -1355,6 +1411,8 @@ static int parse_doc(struct pctx *p)
 	    block(p, root, "certificate", s->certificate, parse_certificate, &c->has_cert) ||
 	    block(p, root, "crl", s->crl, parse_crl, &c->has_crl) ||
 	    block(p, root, "outputs", 1, parse_outputs, &has_out))
+		return -1;
+	if ((n = yconf_get(&p->y, root, "br_exceptions")) && parse_br_exceptions(p, n) != 0)
 		return -1;
 	return 0;
 }

@@ -154,6 +154,14 @@ struct cer_lint {
 
 int cer_lint_cert(const struct cer_lint *l, X509 *x, char *err, size_t errsz);
 int cer_lint_crl(const struct cer_lint *l, X509_CRL *crl, char *err, size_t errsz);
+/* The CA/Browser Forum Baseline Requirements for CA certificates (root, intermediate,
+ * cross-sign; 0 for other ceremonies): each rule the file excepts goes to note (NULL: none)
+ * with the finding and the file's reason; a rule broken without an exception, or an exception
+ * the certificate does not need, fails naming the rule. */
+typedef void (*cer_br_note_fn)(void *arg, const char *rule, const char *section, const char *level,
+                               const char *finding, const char *reason);
+int cer_lint_br(const struct ceremony *c, X509 *x, cer_br_note_fn note, void *note_arg, char *err,
+                size_t errsz);
 /* Path validation of x with issuer as the trust anchor, at time t. */
 int cer_lint_path(X509 *x, X509 *issuer, time_t t, char *err, size_t errsz);
 /* The signature on x verifies with pub; the message says what to suspect when not. */

@@ -14,6 +14,7 @@
 
 #include "ceremony_internal.h"
 #include "lint.h"
+#include "lint_br.h"
 
 /* The file's key_usage goes to the linter as it is. */
 _Static_assert(CER_KU_DIGITAL_SIGNATURE == LINT_KU_DIGITAL_SIGNATURE &&
@@ -79,6 +80,58 @@ int cer_lint_cert(const struct cer_lint *l, X509 *x, char *err, size_t errsz)
 		eku[i] = c->cert.eku[i];
 	return l->signed_ ? lint_cert_signed(&p, &w, x, err, errsz)
 	                  : lint_cert_tbs(&p, &w, x, err, errsz);
+}
+
+/* ---- the CA/Browser Forum Baseline Requirements for CA certificates ---- */
+
+struct br_ctx {
+	const struct ceremony *c;
+	int used[CER_MAX_BR_EXCEPTIONS];
+	cer_br_note_fn note;
+	void *note_arg;
+};
+
+static int br_except(void *arg, const struct lint_br_rule *rule, const char *finding)
+{
+	struct br_ctx *b = arg;
+
+	for (size_t i = 0; i < b->c->n_br_exceptions; i++)
+		if (!strcmp(b->c->br_exceptions[i].rule, rule->name)) {
+			b->used[i] = 1;
+			if (b->note)
+				b->note(b->note_arg, rule->name, rule->section, rule->level,
+				        finding, b->c->br_exceptions[i].reason);
+			return 1;
+		}
+	return 0;
+}
+
+int cer_lint_br(const struct ceremony *c, X509 *x, cer_br_note_fn note, void *note_arg, char *err,
+                size_t errsz)
+{
+	struct br_ctx b = {.c = c, .note = note, .note_arg = note_arg};
+	enum lint_br_kind kind = c->type == CER_ROOT ? LINT_BR_ROOT : LINT_BR_SUBORDINATE;
+	char why[CER_ERR_MAX / 2];
+
+	if (c->type != CER_ROOT && c->type != CER_INTERMEDIATE && c->type != CER_CROSS_SIGN)
+		return 0;
+	if (lint_br_ca(x, kind, br_except, &b, why, sizeof(why)) != 0) {
+		const char *sp = strchr(why, ' ');
+		return cer_fail_at(err, errsz, c, c->cert.line ? c->cert.line : 1, "certificate",
+		                   "breaks the CA/Browser Forum Baseline Requirements for a %s CA "
+		                   "certificate: %s. Fix the file, or for a private PKI add "
+		                   "br_exceptions: [{rule: %.*s, reason: ...}]",
+		                   kind == LINT_BR_ROOT ? "root" : "subordinate", why,
+		                   sp ? (int)(sp - why) : (int)strlen(why), why);
+	}
+	for (size_t i = 0; i < c->n_br_exceptions; i++)
+		if (!b.used[i])
+			return cer_fail_at(
+			    err, errsz, c, c->br_exceptions[i].line, "br_exceptions",
+			    "the certificate keeps rule %s: remove the exception, so "
+			    "the transcript claims no exception that was not taken",
+			    c->br_exceptions[i].rule);
+	return 0;
 }
 
 int cer_lint_crl(const struct cer_lint *l, X509_CRL *crl, char *err, size_t errsz)

@@ -61,6 +61,7 @@ struct run {
 	/* Where the transcript's success summary starts: a failure while placing
 	 * drops it from the failed transcript. 0: not reached. */
 	size_t summary_at;
+	int br_noted; /* the BR exceptions are in the transcript */
 };
 
 /* ---- small helpers ---- */
@@ -570,6 +571,37 @@ static int check_keys(struct run *r)
 
 /* ---- 5. and 7. certificates and CRLs ---- */
 
+static void br_note(void *arg, const char *rule, const char *section, const char *level,
+                    const char *finding, const char *reason)
+{
+	struct run *r = arg;
+
+	cer_tr_step(&r->tr, "EXCEPTION",
+	            "private-PKI exception to %s (%s, %s): %s; the ceremony file's reason: %s",
+	            rule, section, level, finding, reason);
+}
+
+/* The Baseline Requirements for CA certificates, with the exceptions the file grants written
+ * into the transcript once (the first check reports them; later ones only check). */
+static int lint_br(struct run *r, X509 *x)
+{
+	const struct ceremony *c = r->c;
+
+	if (c->type != CER_ROOT && c->type != CER_INTERMEDIATE && c->type != CER_CROSS_SIGN)
+		return 0;
+	if (cer_lint_br(c, x, r->br_noted ? NULL : br_note, r, r->err, r->errsz) != 0)
+		return -1;
+	if (!r->br_noted)
+		cer_tr_step(
+		    &r->tr, "ok",
+		    "the certificate meets the CA/Browser Forum Baseline Requirements for a "
+		    "%s CA certificate%s",
+		    c->type == CER_ROOT ? "root" : "subordinate",
+		    c->n_br_exceptions ? ", but for the exceptions above" : "");
+	r->br_noted = 1;
+	return 0;
+}
+
 static int lint_tbs(struct run *r, X509 *x, EVP_PKEY *subject_pub)
 {
 	struct cer_lint l = {
@@ -582,7 +614,7 @@ static int lint_tbs(struct run *r, X509 *x, EVP_PKEY *subject_pub)
 	    .warn_arg = r,
 	};
 
-	return cer_lint_cert(&l, x, r->err, r->errsz);
+	return cer_lint_cert(&l, x, r->err, r->errsz) != 0 ? -1 : lint_br(r, x);
 }
 
 static EVP_PKEY *stand_in_key(enum cer_keytype t)
@@ -674,7 +706,7 @@ static int make_cert(struct run *r, int sign)
 		cer_append_ossl(r->err, r->errsz);
 		goto out;
 	}
-	if (cer_lint_cert(&l, x, r->err, r->errsz) != 0)
+	if (cer_lint_cert(&l, x, r->err, r->errsz) != 0 || lint_br(r, x) != 0)
 		goto out;
 	cer_tr_step(&r->tr, "ok",
 	            "the signed certificate passes the RFC 5280 checks and its signature verifies "

@@ -135,6 +135,36 @@ openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-issuing.pem" \
 	"$state/www.pem" >/dev/null || fail "the issued certificate does not verify"
 serial=$(openssl x509 -in "$state/www.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
 grep -q "$serial" "$state/issue.err" || fail "hsmca issue did not name serial $serial"
+# The BR subscriber profile: the DV policy, and AIA naming this quickstart's hsmca-ocspd and
+# demo-issuing's certificate at hsmca-crld, which serves exactly that certificate.
+aia=$(openssl x509 -in "$state/www.pem" -noout -ext authorityInfoAccess)
+grep -qF "OCSP - URI:$HSMCA_OCSP_URL" <<<"$aia" || fail "the leaf's AIA names no OCSP $HSMCA_OCSP_URL: $aia"
+grep -qF "CA Issuers - URI:${HSMCA_CRL_URL}ca/demo-issuing.der" <<<"$aia" ||
+	fail "the leaf's AIA names no caIssuers at hsmca-crld: $aia"
+openssl x509 -in "$state/www.pem" -noout -ext certificatePolicies | grep -qF "2.23.140.1.2.1" ||
+	fail "the tls-server leaf has no DV policy"
+curl -fsS "${HSMCA_CRL_URL}ca/demo-issuing.der" -o "$state/issuer.der" || fail "caIssuers: fetch failed"
+cmp -s "$state/issuer.der" <(openssl x509 -in "$pki/demo-issuing.pem" -outform DER) ||
+	fail "caIssuers does not serve demo-issuing's certificate"
+# The demo hierarchy as the BR want it: C in every CA subject, no AIA or CRL DP on the root,
+# the issuing CA's CRL DP and caIssuers served by hsmca-crld (the root's CRL and certificate).
+for ca in demo-root demo-issuing demo-operator-ca; do
+	openssl x509 -in "$pki/$ca.pem" -noout -subject | grep -q "C = DE" || fail "$ca has no C"
+done
+if openssl x509 -in "$pki/demo-root.pem" -noout -ext authorityInfoAccess,crlDistributionPoints 2>/dev/null |
+	grep -q URI; then
+	fail "the demo root has AIA or a CRL DP"
+fi
+curl -fsS "${HSMCA_CRL_URL}demo-root.crl" -o "$state/root-crl.der" || fail "the root's CRL is not served"
+openssl crl -inform DER -in "$state/root-crl.der" -CAfile "$pki/demo-root.pem" -noout 2>&1 |
+	grep -q "verify OK" || fail "the root's CRL does not verify"
+openssl x509 -in "$pki/demo-issuing.pem" -noout -ext crlDistributionPoints |
+	grep -qF "${HSMCA_CRL_URL}demo-root.crl" || fail "demo-issuing names no root CRL"
+curl -fsS "${HSMCA_CRL_URL}ca/demo-root.der" -o "$state/root.der" || fail "the root is not served"
+cmp -s "$state/root.der" <(openssl x509 -in "$pki/demo-root.pem" -outform DER) ||
+	fail "caIssuers does not serve the root's certificate"
+grep -q "private-PKI exception to br_subca_eku" "$pki/demo-issuing.transcript.txt" ||
+	fail "demo-issuing's transcript does not record its BR exception"
 "$hsmca" show "$serial" | grep -q '"status": "issued"' || fail "hsmca show: not issued"
 # hsmca-ocspd answers for it, signed by the delegated demo OCSP signer.
 ocsp_ask() {

@@ -346,6 +346,8 @@ static const char config_fmt[] =
     "    subject_fields: [CN, O]\n"
     "    san: {dns: [\"*.example.com\", example.com], ip: [\"10.*\"]}\n"
     "    san_required: true\n"
+    "    policies: [2.23.140.1.2.1, 1.3.6.1.4.1.99999.1.2]\n"
+    "    cps_uri: \"https://cps.test/cps\"\n"
     "  - name: tls-client\n"
     "    authority: issuing\n"
     "    key_profile: standard\n"
@@ -2614,7 +2616,7 @@ START_TEST(authority_settings_round_trip_and_are_validated)
 	ck_assert_int_eq(
 	    count("SELECT count(*) FROM pg_constraint"
 	          " WHERE conrelid = 'authority_settings'::regclass AND contype = 'c'"),
-	    7);
+	    9);
 
 	ck_assert_int_eq(put_settings("nobody", "{}", error, sizeof(error), detail, sizeof(detail)),
 	                 404);
@@ -2624,6 +2626,182 @@ START_TEST(authority_settings_round_trip_and_are_validated)
 	                     "{\"ocsp_validity_seconds\":900}", &o),
 	                 403);
 	json_decref(o);
+}
+END_TEST
+
+/* The URLs of one access method (NID_ad_OCSP, NID_ad_ca_issuers) in x's AIA, space-separated,
+ * into out ("" when there is no AIA or no such URL). */
+static void aia_urls(X509 *x, int method, char *out, size_t n)
+{
+	AUTHORITY_INFO_ACCESS *aia = X509_get_ext_d2i(x, NID_info_access, NULL, NULL);
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (int i = 0; aia && i < sk_ACCESS_DESCRIPTION_num(aia); i++) {
+		ACCESS_DESCRIPTION *ad = sk_ACCESS_DESCRIPTION_value(aia, i);
+		if (OBJ_obj2nid(ad->method) != method || ad->location->type != GEN_URI)
+			continue;
+		len += (size_t)snprintf(
+		    out + len, n - len, "%s%s", len ? " " : "",
+		    (const char *)ASN1_STRING_get0_data(ad->location->d.uniformResourceIdentifier));
+	}
+	AUTHORITY_INFO_ACCESS_free(aia);
+}
+
+/* A tls-server certificate issued now, as officer. */
+static X509 *tls_server_now(const char *cn)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char subject[128], san[128];
+	json_t *o;
+	X509 *x;
+
+	snprintf(subject, sizeof(subject), "/CN=%s/O=Example", cn);
+	snprintf(san, sizeof(san), "DNS:%s", cn);
+	o = issue_ok("officer", "tls-server", k, subject, san);
+	x = pem_cert(jstr(o, "certificate"));
+	json_decref(o);
+	EVP_PKEY_free(k);
+	return x;
+}
+
+/* Issued leaves carry the authority's AIA (OCSP and caIssuers URLs from its settings, the one
+ * source), and a change by an officer reaches the very next certificate, without a restart;
+ * bad URLs are refused naming the field, audited, and change nothing. They also carry the
+ * policies of their profile, the CPS URI only on the CA's own policy. */
+START_TEST(leaves_carry_the_authoritys_aia_and_their_profiles_policies)
+{
+	static const struct {
+		const char *body, *field;
+	} bad[] = {
+	    {"{\"ocsp_urls\":[\"https://ocsp.test/\"]}", "ocsp_urls"}, /* BR: http only */
+	    {"{\"ocsp_urls\":\"http://ocsp.test/\"}", "ocsp_urls"},    /* not a list */
+	    {"{\"ocsp_urls\":[\"http://a.test/\",\"http://b.test/\",\"http://c.test/\","
+	     "\"http://d.test/\"]}",
+	     "ocsp_urls"},
+	    {"{\"ocsp_urls\":[\"http://a.test/\",\"http://a.test/\"]}", "ocsp_urls"},
+	    {"{\"ocsp_urls\":[\"http://a.test/x,y\"]}", "ocsp_urls"},
+	    {"{\"ocsp_urls\":[\"http://\"]}", "ocsp_urls"},
+	    {"{\"ocsp_urls\":[7]}", "ocsp_urls"},
+	    {"{\"ca_issuers_url\":\"ldap://ca.test/x\"}", "ca_issuers_url"},
+	    {"{\"ca_issuers_url\":\"http://ca.test/a b\"}", "ca_issuers_url"},
+	    {"{\"ca_issuers_url\":null}", "ca_issuers_url"},
+	};
+	char error[64], detail[1024], urls[1024], long_url[600];
+	CERTIFICATEPOLICIES *cp;
+	json_t *o = NULL;
+	X509 *x;
+
+	/* No AIA stored: none in the certificate. */
+	x = tls_server_now("aia0.example.com");
+	ck_assert_int_lt(X509_get_ext_by_NID(x, NID_info_access, -1), 0);
+	/* The profile's policies, in order; the CPS URI on the CA's own policy only (BR
+	 * 7.1.2.7.9: none on the CA/Browser Forum's reserved one). */
+	cp = X509_get_ext_d2i(x, NID_certificate_policies, NULL, NULL);
+	ck_assert_ptr_nonnull(cp);
+	ck_assert_int_eq(sk_POLICYINFO_num(cp), 2);
+	{
+		char oid[64];
+		POLICYINFO *p0 = sk_POLICYINFO_value(cp, 0), *p1 = sk_POLICYINFO_value(cp, 1);
+		POLICYQUALINFO *q;
+		OBJ_obj2txt(oid, sizeof(oid), p0->policyid, 1);
+		ck_assert_str_eq(oid, "2.23.140.1.2.1");
+		ck_assert_ptr_null(p0->qualifiers);
+		OBJ_obj2txt(oid, sizeof(oid), p1->policyid, 1);
+		ck_assert_str_eq(oid, "1.3.6.1.4.1.99999.1.2");
+		ck_assert_int_eq(sk_POLICYQUALINFO_num(p1->qualifiers), 1);
+		q = sk_POLICYQUALINFO_value(p1->qualifiers, 0);
+		ck_assert_int_eq(OBJ_obj2nid(q->pqualid), NID_id_qt_cps);
+		ck_assert_str_eq((const char *)ASN1_STRING_get0_data(q->d.cpsuri),
+		                 "https://cps.test/cps");
+	}
+	CERTIFICATEPOLICIES_free(cp);
+	X509_free(x);
+	/* A profile without policies: no certificatePolicies. */
+	{
+		EVP_PKEY *k = EVP_EC_gen("P-256");
+		o = issue_ok("officer", "tls-client", k, "/CN=client/O=Example", NULL);
+		x = pem_cert(jstr(o, "certificate"));
+		ck_assert_int_lt(X509_get_ext_by_NID(x, NID_certificate_policies, -1), 0);
+		X509_free(x);
+		json_decref(o);
+		EVP_PKEY_free(k);
+	}
+
+	ck_assert_int_eq(put_settings("issuing",
+	                              "{\"ocsp_urls\":[\"http://ocsp.test/\","
+	                              "\"http://ocsp2.test/x\"],"
+	                              "\"ca_issuers_url\":\"http://crl.test/ca/issuing.der\"}",
+	                              error, sizeof(error), detail, sizeof(detail)),
+	                 200);
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/authorities/issuing/settings", NULL, &o),
+	                 200);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(o, "ocsp_urls"), 0)),
+	                 "http://ocsp.test/");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(o, "ocsp_urls"), 1)),
+	                 "http://ocsp2.test/x");
+	ck_assert_str_eq(jstr(o, "ca_issuers_url"), "http://crl.test/ca/issuing.der");
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'authority.settings.update' AND outcome = 'success' AND detail"
+	                       " LIKE '%http://ocsp2.test/x%' AND detail LIKE '%ca_issuers_url%'"),
+	                 1);
+	/* The next certificate, same cad, no restart. */
+	x = tls_server_now("aia1.example.com");
+	aia_urls(x, NID_ad_OCSP, urls, sizeof(urls));
+	ck_assert_str_eq(urls, "http://ocsp.test/ http://ocsp2.test/x");
+	aia_urls(x, NID_ad_ca_issuers, urls, sizeof(urls));
+	ck_assert_str_eq(urls, "http://crl.test/ca/issuing.der");
+	ck_assert_int_eq(X509_get_extension_flags(x) & EXFLAG_CRITICAL, 0);
+	X509_free(x);
+
+	/* Changed again: the next one follows. */
+	ck_assert_int_eq(put_settings("issuing", "{\"ocsp_urls\":[\"http://ocsp3.test/\"]}", error,
+	                              sizeof(error), detail, sizeof(detail)),
+	                 200);
+	x = tls_server_now("aia2.example.com");
+	aia_urls(x, NID_ad_OCSP, urls, sizeof(urls));
+	ck_assert_str_eq(urls, "http://ocsp3.test/");
+	aia_urls(x, NID_ad_ca_issuers, urls, sizeof(urls));
+	ck_assert_str_eq(urls, "http://crl.test/ca/issuing.der");
+	X509_free(x);
+
+	/* Bad values: 400 naming the field, nothing stored. */
+	memset(long_url, 'a', sizeof(long_url) - 1);
+	long_url[sizeof(long_url) - 1] = '\0';
+	memcpy(long_url, "http://", 7);
+	for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]); i++) {
+		char body[800];
+		const char *field = "ca_issuers_url";
+		if (i < sizeof(bad) / sizeof(bad[0])) {
+			snprintf(body, sizeof(body), "%s", bad[i].body);
+			field = bad[i].field;
+		} else { /* longer than DB_AIA_URL_MAX */
+			snprintf(body, sizeof(body), "{\"ca_issuers_url\":\"%s\"}", long_url);
+		}
+		ck_assert_int_eq(
+		    put_settings("issuing", body, error, sizeof(error), detail, sizeof(detail)),
+		    400);
+		ck_assert_str_eq(error, "bad-setting");
+		ck_assert_msg(strstr(detail, field), "%s: %s", body, detail);
+	}
+	ck_assert_int_eq(count("SELECT count(*) FROM authority_settings s JOIN authorities a"
+	                       " ON a.id = s.authority_id WHERE a.name = 'issuing'"
+	                       " AND ocsp_urls = 'http://ocsp3.test/'"
+	                       " AND ca_issuers_url = 'http://crl.test/ca/issuing.der'"),
+	                 1);
+	/* The schema refuses what the API would. */
+	ck_assert_int_eq(count("SELECT count(*) FROM pg_constraint"
+	                       " WHERE conrelid = 'authority_settings'::regclass AND contype = 'c'"
+	                       " AND pg_get_constraintdef(oid) LIKE '%ocsp_urls%http://%'"),
+	                 1);
+	/* Cleared: no AIA again. */
+	ck_assert_int_eq(put_settings("issuing", "{\"ocsp_urls\":[],\"ca_issuers_url\":\"\"}",
+	                              error, sizeof(error), detail, sizeof(detail)),
+	                 200);
+	x = tls_server_now("aia3.example.com");
+	ck_assert_int_lt(X509_get_ext_by_NID(x, NID_info_access, -1), 0);
+	X509_free(x);
 }
 END_TEST
 
@@ -2889,6 +3067,7 @@ int main(void)
 	tcase_add_test(tc, disabled_profile_issues_nothing);
 	tcase_add_test(tc, authority_settings_round_trip_and_are_validated);
 	tcase_add_test(tc, crl_distribution_is_the_databases_and_a_disagreement_is_refused);
+	tcase_add_test(tc, leaves_carry_the_authoritys_aia_and_their_profiles_policies);
 	tcase_add_test(tc, retired_authority_issues_nothing_and_still_revokes);
 	tcase_add_test(tc, cli_manages_profiles_and_authorities);
 	tcase_add_test(tc, hostile_strings_in_every_text_field_get_a_clean_4xx);

@@ -238,7 +238,11 @@ static const char root_yaml[] = "ceremony: root\n"
                                 "  key_usage: [key-cert-sign, crl-sign]\n"
                                 "  path_length: 1\n"
                                 "outputs:\n"
-                                "  certificate: root.pem\n";
+                                "  certificate: root.pem\n"
+                                "br_exceptions:\n"
+                                "  - rule: br_root_no_path_length\n"
+                                "    reason: the tests need an issuer that limits the CAs "
+                                "below it\n";
 
 static const char inter_yaml[] = "ceremony: intermediate\n"
                                  "key:\n"
@@ -251,11 +255,13 @@ static const char inter_yaml[] = "ceremony: intermediate\n"
                                  "  hash: sha384\n"
                                  "certificate:\n"
                                  "  subject:\n"
+                                 "    - C: DE\n"
                                  "    - O: Test\n"
                                  "    - CN: Test Issuing CA\n"
                                  "  not_before: now\n"
                                  "  not_after: +10 years\n"
                                  "  key_usage: [key-cert-sign, crl-sign, digital-signature]\n"
+                                 "  extended_key_usage: [server-auth, client-auth]\n"
                                  "  path_length: 0\n"
                                  "  policies:\n"
                                  "    - oid: 2.23.140.1.2.1\n"
@@ -442,7 +448,7 @@ START_TEST(rsa_root_with_pss_verifies)
 	                "key: {label: rsa-root, type: rsa-2048}\n"
 	                "signature: {hash: sha256, padding: pss}\n"
 	                "certificate:\n"
-	                "  subject: [{CN: RSA Root}]\n"
+	                "  subject: [{C: DE}, {O: Test}, {CN: RSA Root}]\n"
 	                "  not_before: 2026-01-01T00:00:00Z\n"
 	                "  not_after: 2051-01-01T00:00:00Z\n"
 	                "  key_usage: [key-cert-sign, crl-sign, digital-signature]\n"
@@ -473,7 +479,7 @@ START_TEST(cross_sign_verifies_with_openssl)
 	                  "key: {label: root2, type: ec-p256}\n"
 	                  "signature: {hash: sha256}\n"
 	                  "certificate:\n"
-	                  "  subject: [{O: Other}, {CN: Other Root}]\n"
+	                  "  subject: [{C: DE}, {O: Other}, {CN: Other Root}]\n"
 	                  "  not_before: now\n"
 	                  "  not_after: +15 years\n"
 	                  "  key_usage: [key-cert-sign, crl-sign]\n"
@@ -487,7 +493,11 @@ START_TEST(cross_sign_verifies_with_openssl)
 	                  "  not_before: now\n"
 	                  "  not_after: +5 years\n"
 	                  "  key_usage: [key-cert-sign, crl-sign]\n"
+	                  "  extended_key_usage: [server-auth, client-auth]\n"
 	                  "  path_length: 0\n"
+	                  "  policies: [{oid: 2.23.140.1.2.1}]\n"
+	                  "  crl_distribution_points: [http://crl.example.com/root2.crl]\n"
+	                  "  ca_issuers_urls: [http://pki.example.com/root2.der]\n"
 	                  "outputs: {certificate: inter-cross.pem}\n");
 	run_ok("cross.yaml");
 	ck_assert_msg(openssl(out, sizeof(out), "verify -CAfile root2.pem inter-cross.pem") == 0,
@@ -701,11 +711,15 @@ START_TEST(offline_root_certifies_online_key_by_csr)
 	                  "issuer: {label: root, certificate: root.pem}\n"
 	                  "signature: {hash: sha384}\n"
 	                  "certificate:\n"
-	                  "  subject: [{O: Test}, {CN: Online Issuing CA}]\n"
+	                  "  subject: [{C: DE}, {O: Test}, {CN: Online Issuing CA}]\n"
 	                  "  not_before: now\n"
 	                  "  not_after: +5 years\n"
 	                  "  key_usage: [key-cert-sign, crl-sign]\n"
+	                  "  extended_key_usage: [server-auth, client-auth]\n"
 	                  "  path_length: 0\n"
+	                  "  policies: [{oid: 2.23.140.1.2.1}]\n"
+	                  "  crl_distribution_points: [http://crl.example.com/root.crl]\n"
+	                  "  ca_issuers_urls: [http://pki.example.com/root.der]\n"
 	                  "outputs: {certificate: online-issuing.pem}\n");
 	run_ok("inter.yaml");
 	ck_assert_msg(openssl(out, sizeof(out), "verify -CAfile root.pem online-issuing.pem") == 0,
@@ -1326,6 +1340,91 @@ START_TEST(parse_resolves_relative_times_and_paths)
 }
 END_TEST
 
+/* The CA/Browser Forum Baseline Requirements for CA certificates (ca-core/lint/lint_br.c):
+ * an intermediate that misses what the BR require is refused before a key is made, naming the
+ * rule and how to except it; a private-PKI exception with a reason lets it through, and the
+ * transcript says which rule was excepted and why; an exception the certificate does not need,
+ * or for no rule at all, is refused. */
+START_TEST(ca_certificates_meet_the_baseline_requirements_or_say_why_not)
+{
+	static const char inter_fmt[] =
+	    "ceremony: intermediate\n"
+	    "key: {label: %s, type: ec-p256}\n"
+	    "issuer: {label: root, certificate: root.pem}\n"
+	    "signature: {hash: sha384}\n"
+	    "certificate:\n"
+	    "  subject: [{C: DE}, {O: Test}, {CN: Private CA}]\n"
+	    "  not_before: now\n"
+	    "  not_after: +5 years\n"
+	    "  key_usage: [key-cert-sign, crl-sign]\n"
+	    "  path_length: 0\n"
+	    "  policies: [{oid: 1.3.6.1.4.1.99999.1}]\n"
+	    "  crl_distribution_points: [http://crl.example.com/root.crl]\n"
+	    "  ca_issuers_urls: [http://pki.example.com/root.der]\n"
+	    "%s%s"
+	    "outputs: {certificate: %s.pem}\n";
+	char out[1 << 16], text[2048], before[8192], after[8192];
+	char *tr;
+
+	put("root.yaml", root_yaml);
+	run_ok("root.yaml");
+	/* No extendedKeyUsage: BR 7.1.2.10.6 wants one; refused, nothing made. */
+	snprintf(text, sizeof(text), inter_fmt, "private", "", "", "private");
+	put("private.yaml", text);
+	snapshot(before, sizeof(before));
+	ck_assert_int_eq(ceremony(out, sizeof(out), "run private.yaml"), 1);
+	ck_assert_msg(strstr(out, "private.yaml:6: certificate: breaks the CA/Browser Forum "
+	                          "Baseline Requirements for a subordinate CA certificate: "
+	                          "br_subca_eku (BR 7.1.2.10.6") &&
+	                  strstr(out, "br_exceptions: [{rule: br_subca_eku, reason: ...}]"),
+	              "%s", out);
+	free(take_failed_transcript(out));
+	snapshot(after, sizeof(after));
+	ck_assert_str_eq(before, after);
+	ck_assert(!key_exists("private"));
+
+	/* Excepted with a reason: made, and the transcript says so. */
+	snprintf(text, sizeof(text), inter_fmt, "private", "",
+	         "br_exceptions:\n"
+	         "  - rule: br_subca_eku\n"
+	         "    reason: one private CA for TLS, S/MIME and code signing alike\n",
+	         "private");
+	put("private.yaml", text);
+	run_ok("private.yaml");
+	ck_assert(exists("private.pem"));
+	tr = slurp("private.transcript.txt", NULL);
+	ck_assert_msg(strstr(tr, "private-PKI exception to br_subca_eku (BR 7.1.2.10.6") &&
+	                  strstr(tr, "reason: one private CA for TLS, S/MIME and code signing "
+	                             "alike") &&
+	                  strstr(tr, "Baseline Requirements for a subordinate CA certificate, but "
+	                             "for the exceptions above"),
+	              "%s", tr);
+	free(tr);
+
+	/* An exception the certificate does not need is refused: no false claims. */
+	snprintf(text, sizeof(text), inter_fmt, "private2", "  extended_key_usage: [client-auth]\n",
+	         "br_exceptions:\n"
+	         "  - {rule: br_subca_eku, reason: \"not needed after all, it has one\"}\n",
+	         "private2");
+	put("private2.yaml", text);
+	ck_assert_int_eq(ceremony(out, sizeof(out), "run private2.yaml"), 1);
+	ck_assert_msg(strstr(out, "br_exceptions: the certificate keeps rule br_subca_eku"), "%s",
+	              out);
+	free(take_failed_transcript(out));
+	ck_assert(!key_exists("private2"));
+
+	/* No such rule: refused when the file is read. */
+	snprintf(text, sizeof(text), inter_fmt, "private3", "",
+	         "br_exceptions: [{rule: br_nosuch, reason: a rule that does not exist}]\n",
+	         "private3");
+	put("private3.yaml", text);
+	ck_assert_int_eq(ceremony(out, sizeof(out), "run private3.yaml"), 1);
+	ck_assert_msg(strstr(out, "br_exceptions[0].rule: \"br_nosuch\" is no Baseline "
+	                          "Requirements rule"),
+	              "%s", out);
+}
+END_TEST
+
 static Suite *ceremony_suite(void)
 {
 	Suite *s = suite_create("ceremony");
@@ -1346,6 +1445,7 @@ static Suite *ceremony_suite(void)
 	tcase_add_test(tc, issuer_label_naming_another_key_stops_before_anything);
 	tcase_add_test(tc, offline_root_certifies_online_key_by_csr);
 	tcase_add_test(tc, cli_help_and_usage);
+	tcase_add_test(tc, ca_certificates_meet_the_baseline_requirements_or_say_why_not);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("after-generation");

@@ -1077,6 +1077,76 @@ START_TEST(http_serves_crls_with_etag_and_304)
 }
 END_TEST
 
+/* The caIssuers URL of an authority's certificates: /ca/<name>.der serves its certificate from
+ * the database, DER, application/pkix-cert, with the same caching headers as the CRLs; an
+ * authority crld does not serve, or a name that is none, is 404; a CA outside the database is
+ * served from the file ca/<name>.der of the publish folder. */
+START_TEST(http_serves_the_issuer_certificate_at_its_ca_issuers_path)
+{
+	static char resp[1 << 16];
+	char conf_extra[600], etag[128], lm[128], hdr[300], len_text[32];
+	unsigned char *der = NULL;
+	const char *conf, *body;
+	int der_len;
+	pid_t pid;
+
+	http_port = free_port();
+	snprintf(conf_extra, sizeof(conf_extra),
+	         "listen: {address: 127.0.0.1, port: %d}\nauthorities: [{name: plain}]\n",
+	         http_port);
+	conf = crld_config("issuer", conf_extra);
+	pid = crld_start(conf, path("issuer.log"));
+	ck_assert_int_gt(wait_newer(path("issuer/plain.crl"), 0, 20000), 0);
+	der_len = i2d_X509(plain.cert, &der);
+	ck_assert_int_gt(der_len, 0);
+	ck_assert_int_eq(http_get("/ca/plain.der", NULL, resp, sizeof(resp)), 200);
+	header_value(resp, "Content-Type", hdr, sizeof(hdr));
+	ck_assert_str_eq(hdr, "application/pkix-cert");
+	header_value(resp, "Content-Length", len_text, sizeof(len_text));
+	ck_assert_int_eq(atoi(len_text), der_len);
+	body = strstr(resp, "\r\n\r\n") + 4;
+	ck_assert_int_eq(memcmp(body, der, (size_t)der_len), 0);
+	header_value(resp, "ETag", etag, sizeof(etag));
+	header_value(resp, "Last-Modified", lm, sizeof(lm));
+	header_value(resp, "Cache-Control", hdr, sizeof(hdr));
+	ck_assert(etag[0] == '"');
+	ck_assert(lm[0]);
+	ck_assert_str_eq(hdr, "public, no-cache");
+	snprintf(hdr, sizeof(hdr), "If-None-Match: %s", etag);
+	ck_assert_int_eq(http_get("/ca/plain.der", hdr, resp, sizeof(resp)), 304);
+	snprintf(hdr, sizeof(hdr), "If-Modified-Since: %s", lm);
+	ck_assert_int_eq(http_get("/ca/plain.der", hdr, resp, sizeof(resp)), 304);
+	/* sharded is in the database, but this crld does not serve it; nosuch is nowhere */
+	ck_assert_int_eq(http_get("/ca/sharded.der", NULL, resp, sizeof(resp)), 404);
+	ck_assert_int_eq(http_get("/ca/nosuch.der", NULL, resp, sizeof(resp)), 404);
+	ck_assert_int_eq(http_get("/ca/plain.pem", NULL, resp, sizeof(resp)), 404);
+	ck_assert_int_eq(http_get("/ca/../plain.der", NULL, resp, sizeof(resp)), 404);
+	ck_assert_int_eq(http_get("/ca/Plain.der", NULL, resp, sizeof(resp)), 404);
+	ck_assert_int_eq(http_get("/ca/.der", NULL, resp, sizeof(resp)), 404);
+	OPENSSL_free(der);
+	/* A CA crld does not load (an offline root): the file ca/<name>.der the operator put into
+	 * the publish folder, served the same way. */
+	der = NULL;
+	der_len = i2d_X509(root, &der);
+	ck_assert_int_eq(mkdir(path("issuer/ca"), 0755), 0);
+	{
+		FILE *f = fopen(path("issuer/ca/offline-root.der"), "wb");
+		ck_assert(f && fwrite(der, 1, (size_t)der_len, f) == (size_t)der_len);
+		fclose(f);
+	}
+	ck_assert_int_eq(http_get("/ca/offline-root.der", NULL, resp, sizeof(resp)), 200);
+	header_value(resp, "Content-Type", hdr, sizeof(hdr));
+	ck_assert_str_eq(hdr, "application/pkix-cert");
+	body = strstr(resp, "\r\n\r\n") + 4;
+	ck_assert_int_eq(memcmp(body, der, (size_t)der_len), 0);
+	header_value(resp, "ETag", etag, sizeof(etag));
+	snprintf(hdr, sizeof(hdr), "If-None-Match: %s", etag);
+	ck_assert_int_eq(http_get("/ca/offline-root.der", hdr, resp, sizeof(resp)), 304);
+	OPENSSL_free(der);
+	ck_assert_int_eq(crld_stop_pid(pid), 0);
+}
+END_TEST
+
 /* SQL as the schema owner, checked. */
 static void sql_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void sql_ok(const char *fmt, ...)
@@ -1588,6 +1658,7 @@ int main(void)
 	tcase_add_test(tc, delta_crls_list_changes_since_the_base);
 	tcase_add_test(tc, revocation_is_published_within_the_debounce_window);
 	tcase_add_test(tc, http_serves_crls_with_etag_and_304);
+	tcase_add_test(tc, http_serves_the_issuer_certificate_at_its_ca_issuers_path);
 	tcase_add_test(tc, failed_run_keeps_the_published_crl);
 	tcase_add_test(tc, stale_crl_is_reported_in_the_log_and_health);
 	tcase_add_test(tc, change_log_is_pruned_and_deltas_stay_right);

@@ -276,6 +276,62 @@ START_TEST(acme_section_is_read_and_checked)
 		ck_assert_int_ne(
 		    load(&(struct variant){.extra = bad[i].section}, cfg, err, sizeof(err)), 0);
 		ck_assert_msg(strstr(err, bad[i].expect), "%zu: %s", i, err);
+/* certificatePolicies of a profile: policy OIDs and a CPS URI, each checked at load with the
+ * file, line and field named. */
+START_TEST(policies_and_cps_uri_are_read_and_checked)
+{
+	static const struct {
+		const char *extra, *expect;
+	} bad[] = {
+	    {"    policies: [\"2.23.140.1.2.x\"]\n", "is not a dotted OID"},
+	    {"    policies: [\"3.1\"]\n", "is not a dotted OID"},
+	    {"    policies: [\"1.40.1\"]\n", "is not a dotted OID"},
+	    {"    policies: [\"1.3.06.1\"]\n", "is not a dotted OID"},
+	    {"    policies: [\"1.3.\"]\n", "is not a dotted OID"},
+	    {"    policies: [\".1.3\"]\n", "is not a dotted OID"},
+	    {"    policies: [\"1\"]\n", "at least two arcs"},
+	    {"    policies: [\"\"]\n", "policies"},
+	    {"    policies: [2.5.29.32.0]\n", "anyPolicy"},
+	    {"    policies: [1.2.3, 1.2.3]\n", "listed twice"},
+	    {"    policies: [1.2.3.1, 1.2.3.2, 1.2.3.3, 1.2.3.4, 1.2.3.5, 1.2.3.6, 1.2.3.7, "
+	     "1.2.3.8,"
+	     " 1.2.3.9]\n",
+	     "more than 8"},
+	    {"    policies: \"1.2.3\"\n", "must be a list"},
+	    {"    policies: [1.2.3]\n    cps_uri: \"ftp://cps.example/\"\n", "cps_uri"},
+	    {"    policies: [1.2.3]\n    cps_uri: \"https://\"\n", "names no host"},
+	    {"    policies: [1.2.3]\n    cps_uri: \"https://cps.example/a b\"\n", "not allowed"},
+	    {"    policies: [2.23.140.1.2.1]\n    cps_uri: \"https://cps.example/\"\n",
+	     "reserved policies"},
+	    {"    cps_uri: \"https://cps.example/\"\n", "reserved policies"},
+	};
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	struct variant v = {.extra = "    policies: [2.23.140.1.2.1, 1.3.6.1.4.1.99999.1]\n"
+	                             "    cps_uri: \"https://cps.example/cps\"\n"};
+	struct ca_profile *p;
+	char err[1024];
+
+	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
+	p = cad_profile_find(cfg, "web");
+	ck_assert_int_eq(p->n_policies, 2);
+	ck_assert_str_eq(p->policies[0], "2.23.140.1.2.1");
+	ck_assert_str_eq(p->policies[1], "1.3.6.1.4.1.99999.1");
+	ck_assert_str_eq(p->cps_uri, "https://cps.example/cps");
+	cad_config_free(cfg);
+	/* none: no certificatePolicies */
+	v.extra = "";
+	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cad_profile_find(cfg, "web")->n_policies, 0);
+	cad_config_free(cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v.extra = bad[i].extra;
+		ck_assert_int_ne(load(&v, cfg, err, sizeof(err)), 0);
+		ck_assert_msg(strstr(err, bad[i].expect), "%zu: %s", i, err);
+		/* file, line and field */
+		ck_assert_msg(strstr(err, "cad.yaml:") && strstr(err, "cad.yaml:")[9] >= '1' &&
+		                  strstr(err, "cad.yaml:")[9] <= '9' &&
+		                  (strstr(err, "policies") || strstr(err, "cps_uri")),
+		              "%zu: %s", i, err);
 		cad_config_free(cfg);
 	}
 	free(cfg);
@@ -294,6 +350,7 @@ int main(void)
 	tcase_add_test(tc, mistakes_are_refused_by_name);
 	tcase_add_test(tc, crl_distribution_settings_are_read_and_checked);
 	tcase_add_test(tc, acme_section_is_read_and_checked);
+	tcase_add_test(tc, policies_and_cps_uri_are_read_and_checked);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
