@@ -188,8 +188,8 @@ enum db_status cad_checkpoint_verify(struct cad *cad, struct db *db, int64_t *va
 		}
 		msg_len = checkpoint_der(rows[i].seq, rows[i].head_hash, msg);
 		message(rows[i].seq, rows[i].head_hash, old);
-		ok = (msg_len && verify_sig(key, rows[i].signature, rows[i].signature_len, msg,
-		                            msg_len)) ||
+		ok = (msg_len &&
+		      verify_sig(key, rows[i].signature, rows[i].signature_len, msg, msg_len)) ||
 		     verify_sig(key, rows[i].signature, rows[i].signature_len, old, sizeof(old));
 		if (ok) {
 			(*valid)++;

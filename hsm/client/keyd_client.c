@@ -520,7 +520,8 @@ static int sign_stream(struct keyd_client *c, struct keyd_req *req, const uint8_
 		if (k->fd < 0)
 			r = conn_open(k, deadline, err);
 		while (r == 0 && off < data_len) {
-			size_t n = data_len - off > KEYD_CHUNK_MAX ? KEYD_CHUNK_MAX : data_len - off;
+			size_t n =
+			    data_len - off > KEYD_CHUNK_MAX ? KEYD_CHUNK_MAX : data_len - off;
 			req->flags = (uint8_t)((off ? KEYD_SD_CONT : 0) |
 			                       (off + n < data_len ? KEYD_SD_MORE : 0));
 			req->sdata = data + off;

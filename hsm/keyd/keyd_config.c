@@ -13,9 +13,23 @@
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "module", "token",        "pin_file",    "socket",       "socket_mode",        "workers",
-    "queue",  "max_inflight", "max_clients", "log_requests", "health_interval_ms", "clients",
-    "user",   "group",        "seccomp",     "key_certificates", NULL,
+    "module",
+    "token",
+    "pin_file",
+    "socket",
+    "socket_mode",
+    "workers",
+    "queue",
+    "max_inflight",
+    "max_clients",
+    "log_requests",
+    "health_interval_ms",
+    "clients",
+    "user",
+    "group",
+    "seccomp",
+    "key_certificates",
+    NULL,
 };
 static const char *const client_fields[] = {
     "name", "uid", "user", "gid", "group", "keys", "operations", "grants", NULL,
@@ -32,8 +46,7 @@ static int op_from_name(const char *s)
 }
 
 /* An optional int field within min..max; *out keeps its default when absent. */
-static int opt_int(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
-		   int *out)
+static int opt_int(struct yconf *y, yaml_node_t *map, const char *key, long min, long max, int *out)
 {
 	long l = *out;
 
@@ -138,16 +151,14 @@ static int parse_kinds(struct yconf *y, yaml_node_t *kinds, struct keyd_grant *g
 
 static int parse_grant(struct yconf *y, yaml_node_t *m, struct keyd_grant *g)
 {
-	yaml_node_t *kinds;
+	yaml_node_t *k, *o, *kinds;
 
 	if (yconf_check_map(y, m, "grants", grant_fields))
 		return -1;
-	{
-	yaml_node_t *k = yconf_get(y, m, "keys"), *o = yconf_get(y, m, "operations");
-
+	k = yconf_get(y, m, "keys");
+	o = yconf_get(y, m, "operations");
 	if (parse_keys(y, k ? k : m, g) || parse_ops(y, o ? o : m, g))
 		return -1;
-	}
 	kinds = yconf_get(y, m, "kinds");
 	if (g->ops & (1u << KEYD_OP_SIGN)) {
 		if (!kinds)
@@ -228,8 +239,9 @@ static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *
 			e->grants->kinds = KINDS_STAR;
 	} else {
 		if (!yconf_is_seq(grants) || yconf_seq_len(grants) == 0)
-			return yconf_fail(y, grants, "grants",
-			                  "a non-empty list of {keys, operations, kinds} is required");
+			return yconf_fail(
+			    y, grants, "grants",
+			    "a non-empty list of {keys, operations, kinds} is required");
 		if (yconf_seq_len(grants) > KEYD_ACL_MAX_GRANTS)
 			return yconf_fail(y, grants, "grants", "more than %d grants",
 			                  KEYD_ACL_MAX_GRANTS);
@@ -253,7 +265,8 @@ static int parse_keycerts(struct yconf *y, yaml_node_t *list, struct keyd_config
 	if (!list)
 		return 0;
 	if (!yconf_is_seq(list))
-		return yconf_fail(y, list, "key_certificates", "expected a list of {key, certificate}");
+		return yconf_fail(y, list, "key_certificates",
+		                  "expected a list of {key, certificate}");
 	if (yconf_seq_len(list) > KEYD_KEYCERT_MAX)
 		return yconf_fail(y, list, "key_certificates", "more than %d entries",
 		                  KEYD_KEYCERT_MAX);
@@ -442,7 +455,8 @@ unsigned keyd_acl_kinds(const struct keyd_acl_entry *e, const char *label)
 	unsigned kinds = 0;
 
 	for (size_t i = 0; e && i < e->ngrants; i++)
-		if ((e->grants[i].ops & (1u << KEYD_OP_SIGN)) && grant_has_key(&e->grants[i], label))
+		if ((e->grants[i].ops & (1u << KEYD_OP_SIGN)) &&
+		    grant_has_key(&e->grants[i], label))
 			kinds |= e->grants[i].kinds;
 	return kinds;
 }

@@ -218,7 +218,8 @@ void keyd_kind_read(const uint8_t *data, size_t avail, int final, struct keyd_ki
 	if (t == 0x30) { /* TBSCertList v1: signature, issuer, thisUpdate */
 		const uint8_t *b;
 		size_t blen;
-		if (der_get(&c, 0x30, &x) || get_whole(&c, 0x30, &b, &blen) || !is_time(next_tag(&c))) {
+		if (der_get(&c, 0x30, &x) || get_whole(&c, 0x30, &b, &blen) ||
+		    !is_time(next_tag(&c))) {
 			unknown(ki, "a SEQUENCE that is no TBSCertList");
 			return;
 		}

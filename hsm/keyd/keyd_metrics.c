@@ -124,7 +124,8 @@ void keyd_metrics_request(struct keyd_metrics *km, int op, int status, const cha
 		}
 		metrics_inc(s);
 	}
-	if ((op != KEYD_OP_SIGN && op != KEYD_OP_SIGN_DATA) || status == KEYD_E_DENIED || status == KEYD_E_MALFORMED)
+	if ((op != KEYD_OP_SIGN && op != KEYD_OP_SIGN_DATA) || status == KEYD_E_DENIED ||
+	    status == KEYD_E_MALFORMED)
 		return;
 	metrics_observe(km->sign_seconds, (double)us / 1e6);
 	/* Both results appear once a key signed or failed; a label that names no key gets no

@@ -59,9 +59,9 @@ enum keyd_op {
 	KEYD_OP_SIGN = 4,
 	KEYD_OP_STATUS = 5,
 	KEYD_OP_GENERATE = 6,
-	KEYD_OP_WRAP = 7,   /* encrypt a short secret under an AES key on the token */
-	KEYD_OP_UNWRAP = 8, /* and back */
-	KEYD_OP_METRICS = 9, /* Prometheus text: counters, latencies, per-key signatures */
+	KEYD_OP_WRAP = 7,       /* encrypt a short secret under an AES key on the token */
+	KEYD_OP_UNWRAP = 8,     /* and back */
+	KEYD_OP_METRICS = 9,    /* Prometheus text: counters, latencies, per-key signatures */
 	KEYD_OP_SIGN_DATA = 10, /* sign the data itself (keyd tells its kind and hashes it) */
 	KEYD_OP_MAX_ = 10,
 };

@@ -380,8 +380,8 @@ static int sig_sign_data(struct sig_ctx *sc, unsigned char *sig, size_t *siglen,
 	client = prov_client(sc->pc);
 	if (!client)
 		return 0;
-	if (keyd_client_sign_data(client, sc->key->label, alg, sc->hash, (uint16_t)salt, data,
-	                          len, buf, &blen, &err) != KEYD_OK) {
+	if (keyd_client_sign_data(client, sc->key->label, alg, sc->hash, (uint16_t)salt, data, len,
+	                          buf, &blen, &err) != KEYD_OK) {
 		prov_raise_keyd(sc->pc, &err, "signing", sc->key->label);
 		return 0;
 	}

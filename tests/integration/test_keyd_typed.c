@@ -7,8 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
+#include <openssl/store.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -154,8 +157,9 @@ static size_t tbs_cert(const char *issuer, const char *subject, int ca, EVP_PKEY
 	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
 	X509_set_pubkey(x, pub);
 	if (ca >= 0) {
-		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,
-		                                        ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+		X509_EXTENSION *e =
+		    X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,
+		                        ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
 		X509_add_ext(x, e, -1);
 		X509_EXTENSION_free(e);
 	}
@@ -200,9 +204,9 @@ static size_t tbs_crl(const char *issuer, int entries, uint8_t **der)
 }
 
 /* An OCSP ResponseData: responder by key hash, producedAt, no responses. */
-static const uint8_t ocsp_rd[] = {0x30, 0x1b, 0xa2, 0x06, 0x04, 0x04, 1, 2, 3, 4, 0x18, 0x0f,
-                                  '2',  '0',  '2',  '6',  '0',  '1',  '0', '1', '0', '0', '0',
-                                  '0',  '0',  '0',  'Z',  0x30, 0x00};
+static const uint8_t ocsp_rd[] = {0x30, 0x1b, 0xa2, 0x06, 0x04, 0x04, 1,   2,    3,   4,
+                                  0x18, 0x0f, '2',  '0',  '2',  '6',  '0', '1',  '0', '1',
+                                  '0',  '0',  '0',  '0',  '0',  '0',  'Z', 0x30, 0x00};
 
 /* Sign through keyd; on success the signature must verify with the key over the data. */
 static int sign(const char *label, const uint8_t *d, size_t n, struct keyd_err *err)
@@ -230,8 +234,8 @@ static void refused(const char *label, const uint8_t *d, size_t n, const char *w
 
 	ck_assert_msg(r == KEYD_E_DENIED, "%s: %s, expected denied (%s)", label,
 	              keyd_status_name(r), why);
-	ck_assert_msg(strstr(err.msg, why), "%s: reason \"%s\" does not say \"%s\"", label,
-	              err.msg, why);
+	ck_assert_msg(strstr(err.msg, why), "%s: reason \"%s\" does not say \"%s\"", label, err.msg,
+	              why);
 }
 
 static void signs(const char *label, const uint8_t *d, size_t n)
@@ -263,8 +267,8 @@ START_TEST(ocsp_grant_signs_only_ocsp_responses)
 	ck_assert(harness_log_contains(&h, "kind certificate not granted"));
 	ck_assert(metrics_has(
 	    "hsmca_keyd_sign_refusals_total{kind=\"certificate\",reason=\"kind-not-granted\"} 1"));
-	ck_assert(
-	    metrics_has("hsmca_keyd_sign_refusals_total{kind=\"crl\",reason=\"kind-not-granted\"} 1"));
+	ck_assert(metrics_has(
+	    "hsmca_keyd_sign_refusals_total{kind=\"crl\",reason=\"kind-not-granted\"} 1"));
 	OPENSSL_free(cert);
 	OPENSSL_free(crl);
 }
@@ -380,6 +384,86 @@ START_TEST(large_crl_streams)
 }
 END_TEST
 
+static EVP_PKEY *store_load(const char *uri)
+{
+	OSSL_STORE_CTX *sc = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	EVP_PKEY *pk = NULL;
+
+	ck_assert_ptr_nonnull(sc);
+	while (!pk && !OSSL_STORE_eof(sc)) {
+		OSSL_STORE_INFO *info = OSSL_STORE_load(sc);
+		if (!info)
+			break;
+		if (OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+			pk = OSSL_STORE_INFO_get1_PKEY(info);
+		OSSL_STORE_INFO_free(info);
+	}
+	OSSL_STORE_close(sc);
+	ck_assert_ptr_nonnull(pk);
+	return pk;
+}
+
+/* OpenSSL callers change nothing: X509_sign through the provider is typed signing. */
+START_TEST(provider_signs_through_typed_signing)
+{
+	OSSL_PROVIDER *pk, *pd;
+	EVP_PKEY *ocsp, *ca;
+	X509 *x = X509_new();
+	X509_CRL *crl = X509_CRL_new();
+	X509_NAME *in = name("Test CA"), *sn = name("www.example");
+	ASN1_TIME *t = X509_gmtime_adj(NULL, 0);
+	char buf[2048] = "";
+
+	setenv("HSMCA_KEYD_SOCKET", h.socket, 1);
+	ck_assert_int_eq(OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")),
+	                 1);
+	pk = OSSL_PROVIDER_load(NULL, "keyd");
+	pd = OSSL_PROVIDER_load(NULL, "default");
+	ck_assert_ptr_nonnull(pk);
+	ck_assert_ptr_nonnull(pd);
+	ocsp = store_load("keyd:label=ocsp");
+	ca = store_load("keyd:label=ca");
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 5);
+	X509_set_issuer_name(x, in);
+	X509_set_subject_name(x, sn);
+	X509_set1_notBefore(x, t);
+	X509_set1_notAfter(x, t);
+	X509_set_pubkey(x, soft);
+	ERR_clear_error();
+	ck_assert_int_le(X509_sign(x, ocsp, EVP_sha256()), 0);
+	{
+		/* the provider's reason, with keyd's message as the error's data */
+		BIO *m = BIO_new(BIO_s_mem());
+		int n;
+		ERR_print_errors(m);
+		n = BIO_read(m, buf, (int)sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = 0;
+		BIO_free(m);
+	}
+	ck_assert_msg(strstr(buf, "kind certificate not granted"), "error: %s", buf);
+	ck_assert_int_gt(X509_sign(x, ca, EVP_sha256()), 0);
+	ck_assert_int_eq(X509_verify(x, ca), 1);
+
+	X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, in);
+	X509_CRL_set1_lastUpdate(crl, t);
+	ck_assert_int_gt(X509_CRL_sign(crl, ca, EVP_sha256()), 0);
+	ck_assert_int_eq(X509_CRL_verify(crl, ca), 1);
+
+	EVP_PKEY_free(ocsp);
+	EVP_PKEY_free(ca);
+	X509_free(x);
+	X509_CRL_free(crl);
+	X509_NAME_free(in);
+	X509_NAME_free(sn);
+	ASN1_TIME_free(t);
+	OSSL_PROVIDER_unload(pk);
+	OSSL_PROVIDER_unload(pd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("keyd-typed");
@@ -394,6 +478,7 @@ int main(void)
 	tcase_add_test(tc, self_signed_only_as_root_with_own_key);
 	tcase_add_test(tc, digest_only_by_name);
 	tcase_add_test(tc, large_crl_streams);
+	tcase_add_test(tc, provider_signs_through_typed_signing);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

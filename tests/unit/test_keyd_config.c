@@ -120,8 +120,8 @@ START_TEST(sign_grant_without_kinds_is_an_error)
 	                       "        operations: [sign]\n",
 	                       &cfg, err),
 	                 -1);
-	ck_assert_msg(strstr(err, "keyd.yaml:8: kinds: a grant with sign must name the kinds"), "%s",
-	              err);
+	ck_assert_msg(strstr(err, "keyd.yaml:8: kinds: a grant with sign must name the kinds"),
+	              "%s", err);
 	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    grants:\n      - keys: [a]\n"
 	                       "        operations: [sign]\n        kinds: [certificates]\n",
 	                       &cfg, err),

@@ -176,9 +176,10 @@ START_TEST(ocsp_csr_and_checkpoint)
 	/* an OCSP ResponseData, by hand: responder by key hash, producedAt, no responses */
 	{
 		static const uint8_t rd[] = {
-		    0x30, 0x1b, 0xa2, 0x06, 0x04, 0x04, 1, 2, 3, 4, /* responderID byKey */
-		    0x18, 0x0f, '2', '0', '2', '6', '0', '1', '0', '1', '0', '0', '0', '0', '0',
-		    '0', 'Z', 0x30, 0x00}; /* producedAt, responses */
+		    0x30, 0x1b, 0xa2, 0x06, 0x04, 0x04, 1,   2,    3,   4, /* responderID byKey */
+		    0x18, 0x0f, '2',  '0',  '2',  '6',  '0', '1',  '0', '1',
+		    '0',  '0',  '0',  '0',  '0',  '0',  'Z', 0x30, 0x00}; /* producedAt, responses
+		                                                           */
 		expect(rd, sizeof(rd), 1, KEYD_KIND_OCSP);
 		expect(rd, 14, 0, KEYD_KIND_DIGEST); /* cut inside producedAt */
 	}
@@ -250,7 +251,8 @@ START_TEST(truncated_and_lying_lengths)
 			keyd_kind_read(copy, n, 1, &ki);
 			/* a nested length that lies breaks the structure: digest, or (when the
 			 * changed byte is inside a value) still a CA certificate */
-			ck_assert(ki.kind == KEYD_KIND_DIGEST || ki.kind == KEYD_KIND_CA_CERTIFICATE ||
+			ck_assert(ki.kind == KEYD_KIND_DIGEST ||
+			          ki.kind == KEYD_KIND_CA_CERTIFICATE ||
 			          ki.kind == KEYD_KIND_CERTIFICATE);
 			if (ki.kind != KEYD_KIND_DIGEST)
 				ck_assert_uint_eq(ki.total, n);
