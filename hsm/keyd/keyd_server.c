@@ -730,12 +730,12 @@ static int sign_data_more(struct kconn *c, struct keyd_req *r, const struct time
 		return -1;
 	}
 	if (c->st.status != KEYD_OK) {
-		int status = c->st.status;
-		char msg[KEYD_MSG_MAX + 1];
-		memcpy(msg, c->st.msg, sizeof(msg));
+		/* Refused data: its first frame was logged and counted; the rest only answered. */
+		struct keyd_wbuf wb = {c->w->out, 0, sizeof(c->w->out), 0};
+		keyd_resp_error(&wb, r->op, r->id, (uint8_t)c->st.status, c->st.msg);
 		if (!(r->flags & KEYD_SD_MORE))
 			stream_reset(c);
-		reply_error(c, r, status, msg, t0);
+		send_frame(c, &wb);
 		return 0;
 	}
 	if (!EVP_DigestUpdate(c->st.md, r->sdata, r->sdata_len)) {
