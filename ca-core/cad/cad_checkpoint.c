@@ -24,9 +24,9 @@
 static const uint8_t checkpoint_oid[] = {0x69, 0x81, 0xd9, 0x8f, 0x9d, 0x94, 0xc3,
                                          0xd4, 0xf2, 0xad, 0xf5, 0x9c, 0x90, 0xd7,
                                          0xe1, 0xe8, 0xe9, 0xed, 0xf4, 0x61, 0x01};
-#define DER_MAX 96
+#define DER_MAX CAD_CHECKPOINT_DER_MAX
 
-static size_t checkpoint_der(int64_t seq, const uint8_t hash[32], uint8_t out[DER_MAX])
+size_t cad_checkpoint_der(int64_t seq, const uint8_t hash[32], uint8_t *out)
 {
 	uint8_t body[DER_MAX];
 	struct der b, d;
@@ -94,7 +94,7 @@ int cad_checkpoint_now(struct cad *cad, char *err, size_t errsz)
 		return 0;
 	if (!(key = audit_key(cad, err, errsz)))
 		return -1;
-	msg_len = checkpoint_der(seq, hash, msg);
+	msg_len = cad_checkpoint_der(seq, hash, msg);
 	m = EVP_MD_CTX_new();
 	if (!m || !msg_len ||
 	    EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, key, NULL) != 1 ||
@@ -186,7 +186,7 @@ enum db_status cad_checkpoint_verify(struct cad *cad, struct db *db, int64_t *va
 			(*unchecked)++;
 			continue;
 		}
-		msg_len = checkpoint_der(rows[i].seq, rows[i].head_hash, msg);
+		msg_len = cad_checkpoint_der(rows[i].seq, rows[i].head_hash, msg);
 		message(rows[i].seq, rows[i].head_hash, old);
 		ok = (msg_len &&
 		      verify_sig(key, rows[i].signature, rows[i].signature_len, msg, msg_len)) ||
