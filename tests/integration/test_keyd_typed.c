@@ -55,11 +55,11 @@ static X509_NAME *name(const char *cn)
 	return n;
 }
 
-/* key's certificate file: any certificate whose subject is CN=Test CA */
-static void write_ca_cert(const char *path)
+/* A key's certificate file: any certificate with this subject (keyd reads only that). */
+static void write_cert(const char *path, const char *subject)
 {
 	X509 *x = X509_new();
-	X509_NAME *n = name("Test CA");
+	X509_NAME *n = name(subject);
 	FILE *f;
 
 	X509_set_version(x, 2);
@@ -96,7 +96,7 @@ static void setup(void)
 	gen("tls");
 	ck_assert_int_eq(harness_keyd_stop(&h), 0);
 	snprintf(cert, sizeof(cert), "%s/ca.pem", h.dir);
-	write_ca_cert(cert);
+	write_cert(cert, "Test CA");
 	snprintf(yaml, sizeof(yaml),
 	         "  - name: typed\n"
 	         "    uid: %u\n"
@@ -318,6 +318,22 @@ START_TEST(self_signed_only_as_root_with_own_key)
 	OPENSSL_free(d);
 	n = tbs_cert("Root", "Root", 1, pub, &d);
 	signs("root", d, n);
+	/* once the root's certificate is in place (keyd notices the new file), the key makes no
+	 * second self-signed certificate, and signs only as that certificate's subject */
+	{
+		char path[600];
+		uint8_t *sub;
+		size_t nsub;
+		snprintf(path, sizeof(path), "%s/root.pem", h.dir);
+		write_cert(path, "Root");
+		refused("root", d, n, "key root already has its certificate");
+		nsub = tbs_cert("Root", "Sub CA", 1, soft, &sub);
+		signs("root", sub, nsub);
+		OPENSSL_free(sub);
+		nsub = tbs_cert("Not Root", "Sub CA", 1, soft, &sub);
+		refused("root", sub, nsub, "issuer is not the subject of key root's certificate");
+		OPENSSL_free(sub);
+	}
 	OPENSSL_free(d);
 	/* star has every kind but digest: a self-signed end-entity certificate is still refused */
 	EVP_PKEY_free(pub);
@@ -327,7 +343,7 @@ START_TEST(self_signed_only_as_root_with_own_key)
 	OPENSSL_free(d);
 	EVP_PKEY_free(pub);
 	ck_assert(metrics_has("hsmca_keyd_sign_refusals_total{kind=\"ca-certificate\","
-	                      "reason=\"self-signed-not-allowed\"} 1"));
+	                      "reason=\"self-signed-not-allowed\"} 2"));
 }
 END_TEST
 
