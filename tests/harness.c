@@ -72,8 +72,10 @@ int harness_write_config(struct harness *h, const struct harness_opts *o)
 		snprintf(clients, sizeof(clients),
 		         "  - name: test\n"
 		         "    uid: %u\n"
-		         "    keys: [\"*\"]\n"
-		         "    operations: [\"*\", generate]\n",
+		         "    grants:\n"
+		         "      - keys: [\"*\"]\n"
+		         "        operations: [\"*\", generate]\n"
+		         "        kinds: [\"*\", digest]\n",
 		         (unsigned)getuid());
 	snprintf(pinfile, sizeof(pinfile), "%s/pin", h->dir);
 	snprintf(text, sizeof(text),

@@ -9,9 +9,40 @@
 #include <openssl/evp.h>
 
 #include "cad_internal.h"
+#include "der.h"
 #include "log.h"
 
-/* What is signed: a fixed label, the seq (u64 big-endian) and the head hash. */
+/*
+ * What is signed: the DER of
+ *   Checkpoint ::= SEQUENCE {
+ *     type  OBJECT IDENTIFIER,  -- 2.25.144300304881077450529039613241388137057.1
+ *     seq   INTEGER,            -- the audit log's head entry
+ *     head  OCTET STRING }      -- its hash, 32 bytes
+ * which keyd recognises as kind audit-checkpoint (docs/keyd-protocol.md), so the checkpoint
+ * key can be granted for that alone.
+ */
+static const uint8_t checkpoint_oid[] = {0x69, 0x81, 0xd9, 0x8f, 0x9d, 0x94, 0xc3,
+                                         0xd4, 0xf2, 0xad, 0xf5, 0x9c, 0x90, 0xd7,
+                                         0xe1, 0xe8, 0xe9, 0xed, 0xf4, 0x61, 0x01};
+#define DER_MAX CAD_CHECKPOINT_DER_MAX
+
+size_t cad_checkpoint_der(int64_t seq, const uint8_t hash[32], uint8_t *out)
+{
+	uint8_t body[DER_MAX];
+	struct der b, d;
+
+	der_init(&b, body, sizeof(body));
+	der_tlv(&b, 0x06, checkpoint_oid, sizeof(checkpoint_oid));
+	der_int64(&b, seq);
+	der_tlv(&b, 0x04, hash, 32);
+	der_init(&d, out, DER_MAX);
+	der_hdr(&d, 0x30, b.len);
+	der_raw(&d, body, b.len);
+	return b.overflow || d.overflow ? 0 : d.len;
+}
+
+/* Checkpoints made before the structure above signed a fixed label, the seq (u64
+ * big-endian) and the head hash; they still verify. */
 static const char label[] = "hsmca-audit-checkpoint-v1";
 #define MSG_LEN (sizeof(label) - 1 + 8 + 32)
 
@@ -40,8 +71,8 @@ static EVP_PKEY *audit_key(struct cad *cad, char *err, size_t errsz)
 
 int cad_checkpoint_now(struct cad *cad, char *err, size_t errsz)
 {
-	uint8_t hash[32], msg[MSG_LEN], sig[1024];
-	size_t sig_len = sizeof(sig);
+	uint8_t hash[32], msg[DER_MAX], sig[1024];
+	size_t sig_len = sizeof(sig), msg_len;
 	struct db_err derr = {0};
 	EVP_MD_CTX *m = NULL;
 	EVP_PKEY *key = NULL;
@@ -63,10 +94,11 @@ int cad_checkpoint_now(struct cad *cad, char *err, size_t errsz)
 		return 0;
 	if (!(key = audit_key(cad, err, errsz)))
 		return -1;
-	message(seq, hash, msg);
+	msg_len = cad_checkpoint_der(seq, hash, msg);
 	m = EVP_MD_CTX_new();
-	if (!m || EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, key, NULL) != 1 ||
-	    EVP_DigestSign(m, sig, &sig_len, msg, sizeof(msg)) != 1) {
+	if (!m || !msg_len ||
+	    EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, key, NULL) != 1 ||
+	    EVP_DigestSign(m, sig, &sig_len, msg, msg_len) != 1) {
 		char buf[256];
 		ERR_error_string_n(ERR_peek_error(), buf, sizeof(buf));
 		snprintf(err, errsz, "signing the audit checkpoint at %lld through keyd: %s",
@@ -116,6 +148,18 @@ int cad_checkpoint_start(struct cad *cad)
 	return cad->checkpoint_timer && event_add(cad->checkpoint_timer, &tv) == 0 ? 0 : -1;
 }
 
+static int verify_sig(EVP_PKEY *key, const uint8_t *sig, size_t sig_len, const uint8_t *msg,
+                      size_t msg_len)
+{
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	int ok = m && EVP_DigestVerifyInit_ex(m, NULL, "SHA256", NULL, NULL, key, NULL) == 1 &&
+	         EVP_DigestVerify(m, sig, sig_len, msg, msg_len) == 1;
+
+	EVP_MD_CTX_free(m);
+	ERR_clear_error();
+	return ok;
+}
+
 enum db_status cad_checkpoint_verify(struct cad *cad, struct db *db, int64_t *valid,
                                      int64_t *invalid, int64_t *unchecked, int64_t *first_bad,
                                      struct db_err *err)
@@ -133,8 +177,8 @@ enum db_status cad_checkpoint_verify(struct cad *cad, struct db *db, int64_t *va
 	if (cad->cfg->audit_key_uri[0])
 		key = audit_key(cad, kerr, sizeof(kerr));
 	for (size_t i = 0; i < n; i++) {
-		uint8_t msg[MSG_LEN];
-		EVP_MD_CTX *m;
+		uint8_t msg[DER_MAX], old[MSG_LEN];
+		size_t msg_len;
 		int ok;
 
 		/* Only the configured key can be checked here; others are counted as such. */
@@ -142,13 +186,11 @@ enum db_status cad_checkpoint_verify(struct cad *cad, struct db *db, int64_t *va
 			(*unchecked)++;
 			continue;
 		}
-		message(rows[i].seq, rows[i].head_hash, msg);
-		m = EVP_MD_CTX_new();
-		ok = m && EVP_DigestVerifyInit_ex(m, NULL, "SHA256", NULL, NULL, key, NULL) == 1 &&
-		     EVP_DigestVerify(m, rows[i].signature, rows[i].signature_len, msg,
-		                      sizeof(msg)) == 1;
-		EVP_MD_CTX_free(m);
-		ERR_clear_error();
+		msg_len = cad_checkpoint_der(rows[i].seq, rows[i].head_hash, msg);
+		message(rows[i].seq, rows[i].head_hash, old);
+		ok = (msg_len &&
+		      verify_sig(key, rows[i].signature, rows[i].signature_len, msg, msg_len)) ||
+		     verify_sig(key, rows[i].signature, rows[i].signature_len, old, sizeof(old));
 		if (ok) {
 			(*valid)++;
 		} else {

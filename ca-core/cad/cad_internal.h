@@ -242,6 +242,10 @@ void cad_h_profile_disable(struct cad_req *r);
 /* Sign the audit chain's head through keyd and record it, unless it is checkpointed already.
  * 0, or -1 with err filled. */
 int cad_checkpoint_now(struct cad *cad, char *err, size_t errsz);
+/* The DER that a checkpoint signs (docs/keyd-protocol.md): its length, 0 if it does not fit
+ * (CAD_CHECKPOINT_DER_MAX always does). */
+#define CAD_CHECKPOINT_DER_MAX 96
+size_t cad_checkpoint_der(int64_t seq, const uint8_t hash[32], uint8_t *out);
 /* Start the periodic checkpoint timer when the configuration asks for one. */
 int cad_checkpoint_start(struct cad *cad);
 /* Check every checkpoint's signature; fills the counts and, for the first bad one, its seq. */

@@ -203,26 +203,57 @@ int cer_key_load(struct cer_keys *k, const char *label, EVP_PKEY **out, char *er
 	return *out ? 0 : -1;
 }
 
+/* The test message: a CertificationRequestInfo for the key's own public key with a random
+ * subject, so that keyd signs it as kind csr (keyd signs no arbitrary data for a client
+ * without kind digest; docs/ceremony.md). It is never sent anywhere. *out is OPENSSL_malloc'd. */
+static int test_message(EVP_PKEY *pub, unsigned char **out, size_t *outlen)
+{
+	unsigned char rnd[16];
+	char cn[64] = "hsmca ceremony key check ";
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	int n = -1;
+
+	*out = NULL;
+	if (req && name && RAND_bytes(rnd, sizeof(rnd)) == 1) {
+		size_t at = strlen(cn);
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(cn + at + 2 * i, sizeof(cn) - at - 2 * i, "%02x", rnd[i]);
+		if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (unsigned char *)cn, -1,
+		                               -1, 0) == 1 &&
+		    X509_REQ_set_version(req, 0) == 1 &&
+		    X509_REQ_set_subject_name(req, name) == 1 && X509_REQ_set_pubkey(req, pub) == 1)
+			n = i2d_re_X509_REQ_tbs(req, out);
+	}
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	if (n <= 0) {
+		OPENSSL_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	*outlen = (size_t)n;
+	return 0;
+}
+
 int cer_key_test_signature(EVP_PKEY *key, EVP_PKEY *pub, enum cer_hash hash,
                            enum cer_padding padding, char *err, size_t errsz)
 {
-	static const char prefix[] = "hsmca ceremony key check ";
-	unsigned char msg[sizeof(prefix) - 1 + 32], *sig = NULL;
+	unsigned char *msg = NULL, *sig = NULL;
 	EVP_MD_CTX *sctx = EVP_MD_CTX_new(), *vctx = EVP_MD_CTX_new();
 	EVP_PKEY_CTX *pctx;
-	size_t siglen = 0;
+	size_t siglen = 0, msglen = 0;
 	int rc = -1;
 
-	memcpy(msg, prefix, sizeof(prefix) - 1);
-	if (!sctx || !vctx || RAND_bytes(msg + sizeof(prefix) - 1, 32) != 1) {
+	if (!sctx || !vctx || test_message(pub, &msg, &msglen) != 0) {
 		cer_fail(err, errsz, "test signature: out of memory or randomness");
 		goto out;
 	}
 	if (cer_sign_init(sctx, hash, padding, key, err, errsz) != 0)
 		goto out;
-	if (EVP_DigestSign(sctx, NULL, &siglen, msg, sizeof(msg)) != 1 ||
+	if (EVP_DigestSign(sctx, NULL, &siglen, msg, msglen) != 1 ||
 	    !(sig = OPENSSL_malloc(siglen)) ||
-	    EVP_DigestSign(sctx, sig, &siglen, msg, sizeof(msg)) != 1) {
+	    EVP_DigestSign(sctx, sig, &siglen, msg, msglen) != 1) {
 		cer_fail(err, errsz, "test signature through keyd failed");
 		cer_append_ossl(err, errsz);
 		goto out;
@@ -236,7 +267,7 @@ int cer_key_test_signature(EVP_PKEY *key, EVP_PKEY *pub, enum cer_hash hash,
 		cer_append_ossl(err, errsz);
 		goto out;
 	}
-	if (EVP_DigestVerify(vctx, sig, siglen, msg, sizeof(msg)) != 1) {
+	if (EVP_DigestVerify(vctx, sig, siglen, msg, msglen) != 1) {
 		ERR_clear_error();
 		cer_fail(err, errsz,
 		         "a test signature made by keyd does not verify with the expected public "
@@ -246,6 +277,7 @@ int cer_key_test_signature(EVP_PKEY *key, EVP_PKEY *pub, enum cer_hash hash,
 	rc = 0;
 out:
 	OPENSSL_free(sig);
+	OPENSSL_free(msg);
 	EVP_MD_CTX_free(sctx);
 	EVP_MD_CTX_free(vctx);
 	return rc;

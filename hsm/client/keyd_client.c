@@ -498,6 +498,105 @@ int keyd_client_sign(struct keyd_client *c, const char *label, int alg, int hash
 	return KEYD_OK;
 }
 
+/* Data of several frames: sent one frame after the other on this thread's connection, the
+ * answer to each read before the next goes (a lost connection starts the data again). */
+static int sign_stream(struct keyd_client *c, struct keyd_req *req, const uint8_t *data,
+                       size_t data_len, struct keyd_resp *resp, struct keyd_err *err)
+{
+	int64_t deadline = now_ms() + c->timeout_ms;
+	int backoff = 5;
+	struct conn *k = conn_get(c);
+
+	if (!k) {
+		seterr(err, KEYD_E_INTERNAL, "out of memory");
+		return KEYD_E_INTERNAL;
+	}
+	for (;;) {
+		int r = 0;
+		size_t off = 0;
+
+		if (k->fd >= 0 && conn_dead(k))
+			conn_close(k);
+		if (k->fd < 0)
+			r = conn_open(k, deadline, err);
+		while (r == 0 && off < data_len) {
+			size_t n =
+			    data_len - off > KEYD_CHUNK_MAX ? KEYD_CHUNK_MAX : data_len - off;
+			req->flags = (uint8_t)((off ? KEYD_SD_CONT : 0) |
+			                       (off + n < data_len ? KEYD_SD_MORE : 0));
+			req->sdata = data + off;
+			req->sdata_len = n;
+			/* Each frame's answer is waited for: a long CRL's frames would otherwise
+			 * fill keyd's input while it hashes. The deadline grows with the data. */
+			deadline += 1 + (int64_t)(n >> 14);
+			r = roundtrip(k, req, resp, deadline, err);
+			if (r == 0 && resp->status != KEYD_OK)
+				break;
+			off += n;
+		}
+		if (r == -2)
+			return err ? err->status : KEYD_E_PROTOCOL;
+		if (r == 0 && resp->status != KEYD_E_BUSY)
+			break;
+		if (r == 0) {
+			seterr(err, KEYD_E_BUSY, "keyd is busy: %s", resp->msg);
+			/* keyd forgets refused data at its last frame only: start afresh. */
+			conn_close(k);
+		}
+		if (now_ms() + backoff >= deadline)
+			return err ? err->status : KEYD_E_UNREACHABLE;
+		sleep_ms(backoff);
+		backoff = backoff * 2 > 200 ? 200 : backoff * 2;
+	}
+	if (resp->status != KEYD_OK) {
+		seterr(err, resp->status, "keyd: %s: %s", keyd_status_name(resp->status),
+		       resp->msg);
+		/* A refusal of a first frame is repeated for the rest: hang up instead. */
+		if (data_len > KEYD_CHUNK_MAX)
+			conn_close(k);
+		return resp->status;
+	}
+	seterr(err, KEYD_OK, "ok");
+	return KEYD_OK;
+}
+
+int keyd_client_sign_data(struct keyd_client *c, const char *label, int alg, int hash,
+                          uint16_t salt_len, const uint8_t *data, size_t data_len, uint8_t *sig,
+                          size_t *sig_len, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_SIGN_DATA};
+	struct keyd_resp resp;
+	int r;
+
+	if (check_label(label, err))
+		return KEYD_E_MALFORMED;
+	if (!data || data_len == 0) {
+		seterr(err, KEYD_E_MALFORMED, "no data to sign");
+		return KEYD_E_MALFORMED;
+	}
+	snprintf(req.label, sizeof(req.label), "%s", label);
+	req.alg = (uint8_t)alg;
+	req.hash = (uint8_t)hash;
+	req.salt_len = salt_len;
+	if (data_len <= KEYD_CHUNK_MAX) {
+		req.sdata = data;
+		req.sdata_len = data_len;
+		r = call(c, &req, &resp, err);
+	} else {
+		r = sign_stream(c, &req, data, data_len, &resp, err);
+	}
+	if (r != KEYD_OK)
+		return r;
+	if (resp.sig_len == 0 || resp.sig_len > *sig_len) {
+		seterr(err, KEYD_E_PROTOCOL, "signature of %zu bytes does not fit the buffer",
+		       resp.sig_len);
+		return KEYD_E_PROTOCOL;
+	}
+	memcpy(sig, resp.sig, resp.sig_len);
+	*sig_len = resp.sig_len;
+	return KEYD_OK;
+}
+
 int keyd_client_status(struct keyd_client *c, struct keyd_token_status *st, struct keyd_err *err)
 {
 	struct keyd_req req = {.op = KEYD_OP_STATUS};

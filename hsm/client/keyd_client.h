@@ -51,6 +51,13 @@ int keyd_client_list(struct keyd_client *c, struct keyd_key **keys, size_t *nkey
 int keyd_client_sign(struct keyd_client *c, const char *label, int alg, int hash, uint16_t salt_len,
                      const uint8_t *digest, size_t digest_len, uint8_t *sig, size_t *sig_len,
                      struct keyd_err *err);
+/* Have keyd sign data itself (SIGN_DATA): keyd reads what it is (a TBSCertificate, a
+ * TBSCertList, an OCSP ResponseData, a CertificationRequestInfo, an audit checkpoint, or
+ * other data, kind "digest"), checks that this client may have it signed, hashes it with
+ * `hash` and signs. Data over one frame goes in frames of KEYD_CHUNK_MAX on one connection. */
+int keyd_client_sign_data(struct keyd_client *c, const char *label, int alg, int hash,
+                          uint16_t salt_len, const uint8_t *data, size_t data_len, uint8_t *sig,
+                          size_t *sig_len, struct keyd_err *err);
 int keyd_client_status(struct keyd_client *c, struct keyd_token_status *st, struct keyd_err *err);
 /* keyparam: RSA modulus bits, or enum keyd_curve for EC. */
 int keyd_client_generate(struct keyd_client *c, const char *label, int keytype, uint16_t keyparam,

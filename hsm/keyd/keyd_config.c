@@ -13,13 +13,29 @@
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "module", "token",        "pin_file",    "socket",       "socket_mode",        "workers",
-    "queue",  "max_inflight", "max_clients", "log_requests", "health_interval_ms", "clients",
-    "user",   "group",        "seccomp",     NULL,
+    "module",
+    "token",
+    "pin_file",
+    "socket",
+    "socket_mode",
+    "workers",
+    "queue",
+    "max_inflight",
+    "max_clients",
+    "log_requests",
+    "health_interval_ms",
+    "clients",
+    "user",
+    "group",
+    "seccomp",
+    "key_certificates",
+    NULL,
 };
 static const char *const client_fields[] = {
-    "name", "uid", "user", "gid", "group", "keys", "operations", NULL,
+    "name", "uid", "user", "gid", "group", "keys", "operations", "grants", NULL,
 };
+static const char *const grant_fields[] = {"keys", "operations", "kinds", NULL};
+static const char *const keycert_fields[] = {"key", "certificate", NULL};
 
 static int op_from_name(const char *s)
 {
@@ -30,8 +46,7 @@ static int op_from_name(const char *s)
 }
 
 /* An optional int field within min..max; *out keeps its default when absent. */
-static int opt_int(struct yconf *y, yaml_node_t *map, const char *key, long min, long max,
-		   int *out)
+static int opt_int(struct yconf *y, yaml_node_t *map, const char *key, long min, long max, int *out)
 {
 	long l = *out;
 
@@ -41,9 +56,127 @@ static int opt_int(struct yconf *y, yaml_node_t *map, const char *key, long min,
 	return 0;
 }
 
+/* The kinds "*" stands for: everything but DIGEST, which is granted by name only. */
+#define KINDS_STAR (((1u << (KEYD_KIND_MAX_ + 1)) - 1) & ~(1u << KEYD_KIND_DIGEST))
+
+static int parse_keys(struct yconf *y, yaml_node_t *keys, struct keyd_grant *g)
+{
+	char buf[256];
+
+	if (!keys || !yconf_is_seq(keys))
+		return yconf_fail(y, keys, "keys", "a list of key labels (or \"*\") is required");
+	if (yconf_seq_len(keys) > KEYD_ACL_MAX_KEYS)
+		return yconf_fail(y, keys, "keys", "more than %d labels", KEYD_ACL_MAX_KEYS);
+	g->keys = calloc(yconf_seq_len(keys) + 1, sizeof(*g->keys));
+	if (!g->keys)
+		return yconf_fail(y, keys, "keys", "out of memory");
+	for (size_t i = 0; i < yconf_seq_len(keys); i++) {
+		yaml_node_t *k = yconf_seq_item(y, keys, i);
+		if (yconf_str(y, k, "keys", buf, sizeof(buf)))
+			return -1;
+		if (strcmp(buf, "*") == 0) {
+			g->all_keys = 1;
+			continue;
+		}
+		if (!keyd_label_valid(buf))
+			return yconf_fail(y, k, "keys",
+			                  "\"%s\" is not a valid label (1-%d of A-Z a-z 0-9 . _ -)",
+			                  buf, KEYD_LABEL_MAX);
+		memcpy(g->keys[g->nkeys++], buf, strlen(buf) + 1);
+	}
+	return 0;
+}
+
+static int parse_ops(struct yconf *y, yaml_node_t *ops, struct keyd_grant *g)
+{
+	char buf[256];
+
+	if (!ops || !yconf_is_seq(ops) || yconf_seq_len(ops) == 0)
+		return yconf_fail(y, ops, "operations",
+		                  "a non-empty list of operations is required");
+	for (size_t i = 0; i < yconf_seq_len(ops); i++) {
+		yaml_node_t *o = yconf_seq_item(y, ops, i);
+		int op;
+		if (yconf_str(y, o, "operations", buf, sizeof(buf)))
+			return -1;
+		/* "*" is every signing operation: creating keys on the token and
+		 * wrapping or unwrapping secrets (backups) are always granted by name. */
+		if (strcmp(buf, "*") == 0) {
+			for (op = KEYD_OP_HELLO; op <= KEYD_OP_MAX_; op++)
+				if (op != KEYD_OP_GENERATE && op != KEYD_OP_WRAP &&
+				    op != KEYD_OP_UNWRAP)
+					g->ops |= 1u << op;
+			continue;
+		}
+		op = strcmp(buf, "sign-data") == 0 ? -1 : op_from_name(buf);
+		if (op < 0)
+			return yconf_fail(
+			    y, o, "operations",
+			    "unknown operation \"%s\" (hello, list-keys, get-public-key, sign, "
+			    "status, generate, wrap, unwrap, metrics, *)",
+			    buf);
+		g->ops |= 1u << op;
+		if (op == KEYD_OP_SIGN)
+			g->ops |= 1u << KEYD_OP_SIGN_DATA;
+	}
+	return 0;
+}
+
+static int parse_kinds(struct yconf *y, yaml_node_t *kinds, struct keyd_grant *g)
+{
+	char buf[256];
+
+	if (!yconf_is_seq(kinds) || yconf_seq_len(kinds) == 0)
+		return yconf_fail(y, kinds, "kinds", "a non-empty list of kinds is required");
+	for (size_t i = 0; i < yconf_seq_len(kinds); i++) {
+		yaml_node_t *k = yconf_seq_item(y, kinds, i);
+		int kind;
+		if (yconf_str(y, k, "kinds", buf, sizeof(buf)))
+			return -1;
+		if (strcmp(buf, "*") == 0) {
+			g->kinds |= KINDS_STAR;
+			continue;
+		}
+		kind = keyd_kind_from_name(buf);
+		if (kind < 0)
+			return yconf_fail(y, k, "kinds",
+			                  "unknown kind \"%s\" (certificate, ca-certificate, crl, "
+			                  "ocsp-response, csr, audit-checkpoint, digest, or \"*\" "
+			                  "for all but digest)",
+			                  buf);
+		g->kinds |= 1u << kind;
+	}
+	return 0;
+}
+
+static int parse_grant(struct yconf *y, yaml_node_t *m, struct keyd_grant *g)
+{
+	yaml_node_t *k, *o, *kinds;
+
+	if (yconf_check_map(y, m, "grants", grant_fields))
+		return -1;
+	k = yconf_get(y, m, "keys");
+	o = yconf_get(y, m, "operations");
+	if (parse_keys(y, k ? k : m, g) || parse_ops(y, o ? o : m, g))
+		return -1;
+	kinds = yconf_get(y, m, "kinds");
+	if (g->ops & (1u << KEYD_OP_SIGN)) {
+		if (!kinds)
+			return yconf_fail(y, m, "kinds",
+			                  "a grant with sign must name the kinds it may sign "
+			                  "(certificate, ca-certificate, crl, ocsp-response, csr, "
+			                  "audit-checkpoint, digest, or \"*\" for all but digest)");
+		return parse_kinds(y, kinds, g);
+	}
+	if (kinds)
+		return yconf_fail(y, kinds, "kinds",
+		                  "kinds are what sign may sign, and this grant has no sign");
+	return 0;
+}
+
 static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *e, size_t idx)
 {
-	yaml_node_t *v, *keys, *ops;
+	yaml_node_t *v, *grants;
 	char buf[256];
 	long l;
 
@@ -87,58 +220,75 @@ static int parse_client(struct yconf *y, yaml_node_t *m, struct keyd_acl_entry *
 		e->has_gid = 1;
 	}
 
-	keys = yconf_get(y, m, "keys");
-	if (!keys || !yconf_is_seq(keys))
-		return yconf_fail(y, keys ? keys : m, "keys",
-		                  "a list of key labels (or \"*\") is required");
-	if (yconf_seq_len(keys) > KEYD_ACL_MAX_KEYS)
-		return yconf_fail(y, keys, "keys", "more than %d labels", KEYD_ACL_MAX_KEYS);
-	e->keys = calloc(yconf_seq_len(keys) + 1, sizeof(*e->keys));
-	if (!e->keys)
-		return yconf_fail(y, keys, "keys", "out of memory");
-	for (size_t i = 0; i < yconf_seq_len(keys); i++) {
-		yaml_node_t *k = yconf_seq_item(y, keys, i);
-		if (yconf_str(y, k, "keys", buf, sizeof(buf)))
+	grants = yconf_get(y, m, "grants");
+	if (grants && (yconf_get(y, m, "keys") || yconf_get(y, m, "operations")))
+		return yconf_fail(y, m, "grants",
+		                  "give grants, or the older keys and operations, not both");
+	if (!grants) {
+		/* The older form: one grant, which may sign every kind but digest. */
+		e->grants = calloc(1, sizeof(*e->grants));
+		if (!e->grants)
+			return yconf_fail(y, m, "keys", "out of memory");
+		e->ngrants = 1;
+		v = yconf_get(y, m, "keys");
+		if (parse_keys(y, v ? v : m, e->grants) ||
+		    parse_ops(y, yconf_get(y, m, "operations") ? yconf_get(y, m, "operations") : m,
+		              e->grants))
 			return -1;
-		if (strcmp(buf, "*") == 0) {
-			e->all_keys = 1;
-			continue;
-		}
-		if (!keyd_label_valid(buf))
-			return yconf_fail(y, k, "keys",
-			                  "\"%s\" is not a valid label (1-%d of A-Z a-z 0-9 . _ -)",
-			                  buf, KEYD_LABEL_MAX);
-		memcpy(e->keys[e->nkeys++], buf, strlen(buf) + 1);
-	}
-
-	ops = yconf_get(y, m, "operations");
-	if (!ops || !yconf_is_seq(ops) || yconf_seq_len(ops) == 0)
-		return yconf_fail(y, ops ? ops : m, "operations",
-		                  "a non-empty list of operations is required");
-	for (size_t i = 0; i < yconf_seq_len(ops); i++) {
-		yaml_node_t *o = yconf_seq_item(y, ops, i);
-		int op;
-		if (yconf_str(y, o, "operations", buf, sizeof(buf)))
-			return -1;
-		/* "*" is every signing operation: creating keys on the token and
-		 * wrapping or unwrapping secrets (backups) are always granted by name. */
-		if (strcmp(buf, "*") == 0) {
-			for (op = KEYD_OP_HELLO; op <= KEYD_OP_MAX_; op++)
-				if (op != KEYD_OP_GENERATE && op != KEYD_OP_WRAP &&
-				    op != KEYD_OP_UNWRAP)
-					e->ops |= 1u << op;
-			continue;
-		}
-		op = op_from_name(buf);
-		if (op < 0)
+		if (e->grants->ops & (1u << KEYD_OP_SIGN))
+			e->grants->kinds = KINDS_STAR;
+	} else {
+		if (!yconf_is_seq(grants) || yconf_seq_len(grants) == 0)
 			return yconf_fail(
-			    y, o, "operations",
-			    "unknown operation \"%s\" (hello, list-keys, "
-			    "get-public-key, sign, status, generate, wrap, unwrap, *)",
-			    buf);
-		e->ops |= 1u << op;
+			    y, grants, "grants",
+			    "a non-empty list of {keys, operations, kinds} is required");
+		if (yconf_seq_len(grants) > KEYD_ACL_MAX_GRANTS)
+			return yconf_fail(y, grants, "grants", "more than %d grants",
+			                  KEYD_ACL_MAX_GRANTS);
+		e->grants = calloc(yconf_seq_len(grants), sizeof(*e->grants));
+		if (!e->grants)
+			return yconf_fail(y, grants, "grants", "out of memory");
+		for (size_t i = 0; i < yconf_seq_len(grants); i++) {
+			e->ngrants++;
+			if (parse_grant(y, yconf_seq_item(y, grants, i), &e->grants[i]))
+				return -1;
+		}
 	}
+	for (size_t i = 0; i < e->ngrants; i++)
+		e->ops |= e->grants[i].ops;
 	e->ops |= 1u << KEYD_OP_HELLO;
+	return 0;
+}
+
+static int parse_keycerts(struct yconf *y, yaml_node_t *list, struct keyd_config *cfg)
+{
+	if (!list)
+		return 0;
+	if (!yconf_is_seq(list))
+		return yconf_fail(y, list, "key_certificates",
+		                  "expected a list of {key, certificate}");
+	if (yconf_seq_len(list) > KEYD_KEYCERT_MAX)
+		return yconf_fail(y, list, "key_certificates", "more than %d entries",
+		                  KEYD_KEYCERT_MAX);
+	cfg->keycerts = calloc(yconf_seq_len(list) + 1, sizeof(*cfg->keycerts));
+	if (!cfg->keycerts)
+		return yconf_fail(y, list, "key_certificates", "out of memory");
+	for (size_t i = 0; i < yconf_seq_len(list); i++) {
+		yaml_node_t *m = yconf_seq_item(y, list, i);
+		struct keyd_keycert *kc = &cfg->keycerts[i];
+		if (yconf_check_map(y, m, "key_certificates", keycert_fields) ||
+		    yconf_req_str(y, m, "key", kc->label, sizeof(kc->label)) ||
+		    yconf_req_str(y, m, "certificate", kc->path, sizeof(kc->path)))
+			return -1;
+		if (!keyd_label_valid(kc->label))
+			return yconf_fail(y, m, "key", "\"%s\" is not a valid label", kc->label);
+		if (kc->path[0] != '/')
+			return yconf_fail(y, m, "certificate", "must be an absolute path");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(cfg->keycerts[j].label, kc->label) == 0)
+				return yconf_fail(y, m, "key", "key %s is listed twice", kc->label);
+		cfg->nkeycerts++;
+	}
 	return 0;
 }
 
@@ -184,6 +334,8 @@ int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd
 	if (yconf_opt_bool(&y, root, "log_requests", &cfg->log_requests))
 		goto out;
 	if (sandbox_config_read(&y, root, &cfg->sandbox))
+		goto out;
+	if (parse_keycerts(&y, yconf_get(&y, root, "key_certificates"), cfg))
 		goto out;
 
 	clients = yconf_get(&y, root, "clients");
@@ -242,11 +394,17 @@ int keyd_config_load(const char *path, struct keyd_config *cfg, char *err, size_
 
 void keyd_config_free(struct keyd_config *cfg)
 {
-	for (size_t i = 0; i < cfg->nclients; i++)
-		free(cfg->clients[i].keys);
+	for (size_t i = 0; i < cfg->nclients; i++) {
+		for (size_t j = 0; j < cfg->clients[i].ngrants; j++)
+			free(cfg->clients[i].grants[j].keys);
+		free(cfg->clients[i].grants);
+	}
 	free(cfg->clients);
 	cfg->clients = NULL;
 	cfg->nclients = 0;
+	free(cfg->keycerts);
+	cfg->keycerts = NULL;
+	cfg->nkeycerts = 0;
 }
 
 const struct keyd_acl_entry *keyd_acl_find(const struct keyd_config *cfg, uid_t uid, gid_t gid)
@@ -264,16 +422,51 @@ int keyd_acl_op_allowed(const struct keyd_acl_entry *e, int op)
 	return e && op >= 0 && op < 32 && (e->ops & (1u << op));
 }
 
-int keyd_acl_key_allowed(const struct keyd_acl_entry *e, const char *label)
+static int grant_has_key(const struct keyd_grant *g, const char *label)
 {
-	if (!e)
-		return 0;
-	if (e->all_keys)
+	if (g->all_keys)
 		return 1;
-	for (size_t i = 0; i < e->nkeys; i++)
-		if (strcmp(e->keys[i], label) == 0)
+	for (size_t i = 0; i < g->nkeys; i++)
+		if (strcmp(g->keys[i], label) == 0)
 			return 1;
 	return 0;
+}
+
+int keyd_acl_key_allowed(const struct keyd_acl_entry *e, const char *label)
+{
+	for (size_t i = 0; e && i < e->ngrants; i++)
+		if (grant_has_key(&e->grants[i], label))
+			return 1;
+	return 0;
+}
+
+int keyd_acl_allowed(const struct keyd_acl_entry *e, const char *label, int op)
+{
+	if (op < 0 || op >= 32)
+		return 0;
+	for (size_t i = 0; e && i < e->ngrants; i++)
+		if ((e->grants[i].ops & (1u << op)) && grant_has_key(&e->grants[i], label))
+			return 1;
+	return 0;
+}
+
+unsigned keyd_acl_kinds(const struct keyd_acl_entry *e, const char *label)
+{
+	unsigned kinds = 0;
+
+	for (size_t i = 0; e && i < e->ngrants; i++)
+		if ((e->grants[i].ops & (1u << KEYD_OP_SIGN)) &&
+		    grant_has_key(&e->grants[i], label))
+			kinds |= e->grants[i].kinds;
+	return kinds;
+}
+
+const char *keyd_keycert_path(const struct keyd_config *cfg, const char *label)
+{
+	for (size_t i = 0; i < cfg->nkeycerts; i++)
+		if (strcmp(cfg->keycerts[i].label, label) == 0)
+			return cfg->keycerts[i].path;
+	return NULL;
 }
 
 int keyd_pin_read(const char *path, char *pin, size_t pinsz, char *err, size_t errlen)

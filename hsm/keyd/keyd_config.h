@@ -13,16 +13,34 @@
 #define KEYD_ACL_MAX_CLIENTS 256
 #define KEYD_PIN_MAX 256
 
-/* One client identity and what it may do. Operation bits are 1 << enum keyd_op. */
+#define KEYD_ACL_MAX_GRANTS 64
+#define KEYD_KEYCERT_MAX 256
+
+/* One grant: these keys, these operations and, for sign, these kinds of data. Operation bits
+ * are 1 << enum keyd_op ("sign" sets SIGN and SIGN_DATA); kind bits 1 << enum keyd_kind. */
+struct keyd_grant {
+	int all_keys;
+	size_t nkeys;
+	char (*keys)[KEYD_LABEL_MAX + 1];
+	unsigned ops;
+	unsigned kinds;
+};
+
+/* One client identity and its grants. */
 struct keyd_acl_entry {
 	char name[64];
 	uid_t uid;
 	gid_t gid;
 	int has_gid;
-	int all_keys;
-	size_t nkeys;
-	char (*keys)[KEYD_LABEL_MAX + 1];
-	unsigned ops;
+	size_t ngrants;
+	struct keyd_grant *grants;
+	unsigned ops; /* every grant's operations, and hello */
+};
+
+/* The certificate keyd checks issuer names against for a key (key_certificates:). */
+struct keyd_keycert {
+	char label[KEYD_LABEL_MAX + 1];
+	char path[PATH_MAX];
 };
 
 struct keyd_config {
@@ -41,6 +59,8 @@ struct keyd_config {
 	struct sandbox_config sandbox; /* user:, group:, seccomp: */
 	size_t nclients;
 	struct keyd_acl_entry *clients;
+	size_t nkeycerts;
+	struct keyd_keycert *keycerts;
 };
 
 /* Parse a config file; errors name file, line and field. */
@@ -51,8 +71,14 @@ void keyd_config_free(struct keyd_config *cfg);
 
 /* The ACL entry for a peer: the first entry whose uid (and gid, if given) match. */
 const struct keyd_acl_entry *keyd_acl_find(const struct keyd_config *cfg, uid_t uid, gid_t gid);
+/* Whether any grant has the operation; any grant the key; one grant both. */
 int keyd_acl_op_allowed(const struct keyd_acl_entry *e, int op);
 int keyd_acl_key_allowed(const struct keyd_acl_entry *e, const char *label);
+int keyd_acl_allowed(const struct keyd_acl_entry *e, const char *label, int op);
+/* The kinds (bits 1 << enum keyd_kind) the grants that give sign on this key allow. */
+unsigned keyd_acl_kinds(const struct keyd_acl_entry *e, const char *label);
+/* The configured certificate file of a key, or NULL. */
+const char *keyd_keycert_path(const struct keyd_config *cfg, const char *label);
 
 /* Read the PIN file, refusing one that is not a regular file owned by us with
  * no group or other permissions. The PIN is never logged. */

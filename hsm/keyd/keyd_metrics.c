@@ -18,6 +18,7 @@ struct keyd_metrics {
 	struct metrics *m;
 	struct metrics_family *requests, *signatures;
 	struct metrics_series *sign_seconds;
+	struct metrics_family *refusals;
 	/* requests_total's series by op and status, made on first use: only answers that were
 	 * given appear. */
 	_Atomic(struct metrics_series *) req[KEYD_OP_MAX_ + 1][KEYD_E_MAX_ + 1];
@@ -90,6 +91,11 @@ int keyd_metrics_new(struct keyd_token *tok, int queue_max, const struct keyd_me
 	if (metrics_counter(m, "hsmca_keyd_signatures_total", "signatures per key and result",
 	                    "key,result", 2 * KEYS_MAX, &km->signatures, err, errsz))
 		goto fail;
+	if (metrics_counter(m, "hsmca_keyd_sign_refusals_total",
+	                    "data keyd refused to sign, by kind and reason", "kind,reason",
+	                    (KEYD_KIND_MAX_ + 1) * (KEYD_REFUSE_MAX_ + 1), &km->refusals, err,
+	                    errsz))
+		goto fail;
 	*out = km;
 	return 0;
 fail:
@@ -118,7 +124,8 @@ void keyd_metrics_request(struct keyd_metrics *km, int op, int status, const cha
 		}
 		metrics_inc(s);
 	}
-	if (op != KEYD_OP_SIGN || status == KEYD_E_DENIED || status == KEYD_E_MALFORMED)
+	if ((op != KEYD_OP_SIGN && op != KEYD_OP_SIGN_DATA) || status == KEYD_E_DENIED ||
+	    status == KEYD_E_MALFORMED)
 		return;
 	metrics_observe(km->sign_seconds, (double)us / 1e6);
 	/* Both results appear once a key signed or failed; a label that names no key gets no
@@ -130,6 +137,18 @@ void keyd_metrics_request(struct keyd_metrics *km, int op, int status, const cha
 	ok = metrics_get(km->signatures, label, "ok");
 	failed = metrics_get(km->signatures, label, "failed");
 	metrics_inc(status == KEYD_OK ? ok : failed);
+}
+
+const char *keyd_refusal_name(int reason)
+{
+	static const char *const names[] = {"kind-not-granted", "wrong-issuer",
+	                                    "self-signed-not-allowed", "key-certificate-unusable"};
+	return reason >= 0 && reason <= KEYD_REFUSE_MAX_ ? names[reason] : "unknown";
+}
+
+void keyd_metrics_refusal(struct keyd_metrics *km, int kind, int reason)
+{
+	metrics_inc(metrics_get(km->refusals, keyd_kind_name(kind), keyd_refusal_name(reason)));
 }
 
 size_t keyd_metrics_text(struct keyd_metrics *km, char *out, size_t cap)

@@ -30,6 +30,18 @@ void keyd_metrics_free(struct keyd_metrics *km);
  * that exist, into the per-key count. */
 void keyd_metrics_request(struct keyd_metrics *km, int op, int status, const char *label, long us);
 
+/* Why keyd refused to sign data of some kind (docs/keyd.md). */
+enum keyd_refusal {
+	KEYD_REFUSE_KIND = 0,        /* the kind is not granted to the client for the key */
+	KEYD_REFUSE_ISSUER = 1,      /* the issuer is not the subject of the key's certificate */
+	KEYD_REFUSE_SELF_SIGNED = 2, /* a self-signed certificate that is not the key's own root */
+	KEYD_REFUSE_KEY_CERT = 3,    /* the key's configured certificate cannot be read */
+	KEYD_REFUSE_MAX_ = 3,
+};
+const char *keyd_refusal_name(int reason);
+/* One refusal to sign data of this kind (enum keyd_kind) for this reason. */
+void keyd_metrics_refusal(struct keyd_metrics *km, int kind, int reason);
+
 /* The Prometheus text into out; its length (whole lines, as many as fit in cap). */
 size_t keyd_metrics_text(struct keyd_metrics *km, char *out, size_t cap);
 

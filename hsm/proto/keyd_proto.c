@@ -24,8 +24,27 @@ const char *keyd_op_name(int op)
 		return "unwrap";
 	case KEYD_OP_METRICS:
 		return "metrics";
+	case KEYD_OP_SIGN_DATA:
+		return "sign-data";
 	}
 	return "unknown";
+}
+
+static const char *const kind_names[] = {
+    "digest", "certificate", "ca-certificate", "crl", "ocsp-response", "csr", "audit-checkpoint",
+};
+
+const char *keyd_kind_name(int kind)
+{
+	return kind >= 0 && kind <= KEYD_KIND_MAX_ ? kind_names[kind] : "unknown";
+}
+
+int keyd_kind_from_name(const char *name)
+{
+	for (int k = 0; k <= KEYD_KIND_MAX_; k++)
+		if (strcmp(kind_names[k], name) == 0)
+			return k;
+	return -1;
 }
 
 const char *keyd_status_name(int status)
@@ -214,6 +233,17 @@ int keyd_req_encode(const struct keyd_req *req, struct keyd_wbuf *w)
 			w->err = 1;
 		else
 			keyd_put_blob(w, req->digest, req->digest_len);
+		break;
+	case KEYD_OP_SIGN_DATA:
+		keyd_put_str(w, req->label);
+		keyd_put_u8(w, req->alg);
+		keyd_put_u8(w, req->hash);
+		keyd_put_u16(w, req->salt_len);
+		keyd_put_u8(w, req->flags);
+		if (req->sdata_len > KEYD_CHUNK_MAX || (req->sdata_len && !req->sdata))
+			w->err = 1;
+		else
+			keyd_put_blob(w, req->sdata, req->sdata_len);
 		break;
 	case KEYD_OP_GENERATE:
 		keyd_put_str(w, req->label);
@@ -417,6 +447,39 @@ int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const
 		}
 		memcpy(req->digest, d, req->digest_len);
 		break;
+	case KEYD_OP_SIGN_DATA:
+		if (get_label(&r, req->label)) {
+			*why = "bad key label";
+			return -1;
+		}
+		req->alg = get_u8(&r);
+		req->hash = get_u8(&r);
+		req->salt_len = get_u16(&r);
+		req->flags = get_u8(&r);
+		req->sdata = get_blob(&r, &req->sdata_len);
+		if (r.err)
+			break;
+		if (req->alg < KEYD_ALG_RSA_PKCS1 || req->alg > KEYD_ALG_ECDSA) {
+			*why = "sign-data: unknown algorithm";
+			return -1;
+		}
+		if (keyd_hash_len(req->hash) == 0) {
+			*why = "sign-data: unknown hash";
+			return -1;
+		}
+		if (req->alg != KEYD_ALG_RSA_PSS && req->salt_len != 0) {
+			*why = "sign-data: salt length given for a non-PSS algorithm";
+			return -1;
+		}
+		if (req->flags & ~(KEYD_SD_MORE | KEYD_SD_CONT)) {
+			*why = "sign-data: unknown flags";
+			return -1;
+		}
+		if (req->sdata_len == 0 || req->sdata_len > KEYD_CHUNK_MAX) {
+			*why = "sign-data: data of 0 bytes or more than one chunk";
+			return -1;
+		}
+		break;
 	case KEYD_OP_GENERATE:
 		if (get_label(&r, req->label)) {
 			*why = "bad key label";
@@ -557,6 +620,12 @@ int keyd_resp_decode(const uint8_t *body, size_t len, struct keyd_resp *resp, co
 	case KEYD_OP_SIGN:
 		resp->sig = get_blob(&r, &resp->sig_len);
 		if (!r.err && (resp->sig_len == 0 || resp->sig_len > KEYD_SIG_MAX))
+			r.err = 1;
+		break;
+	case KEYD_OP_SIGN_DATA:
+		/* Empty: a frame of data taken in, more to come. */
+		resp->sig = get_blob(&r, &resp->sig_len);
+		if (!r.err && resp->sig_len > KEYD_SIG_MAX)
 			r.err = 1;
 		break;
 	case KEYD_OP_WRAP:

@@ -32,6 +32,25 @@
 #define KEYD_WRAP_BLOB_MAX (KEYD_WRAP_DATA_MAX + KEYD_WRAP_OVERHEAD)
 /* METRICS: the text answer's bound (it must fit one frame). */
 #define KEYD_METRICS_MAX 60000
+/* SIGN_DATA: at most this much data per frame. Certificates, certificate requests and their
+ * kin must arrive in one frame; CRLs, OCSP responses, checkpoints and other data may stream. */
+#define KEYD_CHUNK_MAX 65000u
+/* SIGN_DATA flags: more frames of this data follow; this frame continues open data. */
+#define KEYD_SD_MORE 0x01
+#define KEYD_SD_CONT 0x02
+
+/* What keyd signs through SIGN_DATA, as it reads it from the data's DER (docs/keyd.md).
+ * DIGEST is anything that is none of the others, and SIGN of a precomputed digest. */
+enum keyd_kind {
+	KEYD_KIND_DIGEST = 0,
+	KEYD_KIND_CERTIFICATE = 1,    /* TBSCertificate, basicConstraints cA FALSE or absent */
+	KEYD_KIND_CA_CERTIFICATE = 2, /* TBSCertificate with cA TRUE, or version 1 */
+	KEYD_KIND_CRL = 3,            /* TBSCertList */
+	KEYD_KIND_OCSP = 4,           /* OCSP ResponseData */
+	KEYD_KIND_CSR = 5,            /* CertificationRequestInfo */
+	KEYD_KIND_CHECKPOINT = 6,     /* hsmca audit checkpoint (docs/keyd-protocol.md) */
+	KEYD_KIND_MAX_ = 6,
+};
 
 enum keyd_op {
 	KEYD_OP_HELLO = 1,
@@ -40,10 +59,11 @@ enum keyd_op {
 	KEYD_OP_SIGN = 4,
 	KEYD_OP_STATUS = 5,
 	KEYD_OP_GENERATE = 6,
-	KEYD_OP_WRAP = 7,   /* encrypt a short secret under an AES key on the token */
-	KEYD_OP_UNWRAP = 8, /* and back */
-	KEYD_OP_METRICS = 9, /* Prometheus text: counters, latencies, per-key signatures */
-	KEYD_OP_MAX_ = 9,
+	KEYD_OP_WRAP = 7,       /* encrypt a short secret under an AES key on the token */
+	KEYD_OP_UNWRAP = 8,     /* and back */
+	KEYD_OP_METRICS = 9,    /* Prometheus text: counters, latencies, per-key signatures */
+	KEYD_OP_SIGN_DATA = 10, /* sign the data itself (keyd tells its kind and hashes it) */
+	KEYD_OP_MAX_ = 10,
 };
 
 enum keyd_status {
@@ -81,11 +101,15 @@ struct keyd_req {
 	uint16_t vmin, vmax;
 	/* GET_PUBKEY, SIGN, GENERATE */
 	char label[KEYD_LABEL_MAX + 1];
-	/* SIGN */
+	/* SIGN, SIGN_DATA */
 	uint8_t alg, hash;
 	uint16_t salt_len;
 	uint8_t digest[KEYD_DIGEST_MAX];
 	size_t digest_len;
+	/* SIGN_DATA: KEYD_SD_* flags and this frame's data, pointing into the frame */
+	uint8_t flags;
+	const uint8_t *sdata;
+	size_t sdata_len;
 	/* GENERATE: keytype, and bits (RSA, AES) or enum keyd_curve (EC) */
 	uint8_t keytype;
 	uint16_t keyparam;
@@ -149,6 +173,10 @@ const char *keyd_op_name(int op);
 const char *keyd_status_name(int status);
 const char *keyd_alg_name(int alg);
 const char *keyd_hash_name(int hash);
+/* "certificate", "ca-certificate", "crl", "ocsp-response", "csr", "audit-checkpoint",
+ * "digest"; and back (-1 for an unknown name). */
+const char *keyd_kind_name(int kind);
+int keyd_kind_from_name(const char *name);
 size_t keyd_hash_len(int hash);
 /* 1 if label is 1..KEYD_LABEL_MAX of [A-Za-z0-9._-] */
 int keyd_label_valid(const char *label);

@@ -1,8 +1,12 @@
 /*
  * Signatures through keyd: RSA (PKCS#1 v1.5 and PSS) and ECDSA.
  *
- * Messages are hashed here with the default provider; only the digest and
- * the hash's id go to keyd, which wraps DigestInfo for PKCS#1 v1.5 itself.
+ * A digest-sign (EVP_DigestSign*, what X509_sign, OCSP_basic_sign, TLS and every other
+ * OpenSSL caller use) sends the message itself to keyd (SIGN_DATA), which reads what kind of
+ * data it is, checks that this client may have it signed, hashes and signs it: the message
+ * is kept here until the final call (at most PROV_DATA_MAX bytes). A signature of a
+ * precomputed digest (EVP_PKEY_sign) is SIGN, which keyd grants only with kind "digest".
+ * keyd wraps DigestInfo for PKCS#1 v1.5 itself.
  * keyd signs SHA-256, SHA-384 and SHA-512 digests, and PSS with MGF1 over
  * the same hash, so anything else is refused here with a clear error.
  * Verification needs only the public key: it is handed to the default
@@ -34,7 +38,13 @@ struct sig_ctx {
 	int pad;           /* RSA_PKCS1_PADDING or RSA_PKCS1_PSS_PADDING */
 	int saltlen;       /* bytes, or RSA_PSS_SALTLEN_DIGEST/AUTO/MAX */
 	int mgf1_hash;     /* 0: the signature's hash */
+	int signing;       /* digest-sign (the message is kept) rather than digest-verify */
+	uint8_t *data;     /* digest-sign: the message so far */
+	size_t data_len, data_cap;
 };
+
+/* The longest message a digest-sign keeps (a CRL of several million entries). */
+#define PROV_DATA_MAX ((size_t)1 << 30)
 
 struct hash_info {
 	int hash;
@@ -118,6 +128,10 @@ static void sig_reset_digest(struct sig_ctx *sc)
 	sc->md = NULL;
 	sc->hash = 0;
 	sc->digest_fixed = 0;
+	free(sc->data);
+	sc->data = NULL;
+	sc->data_len = sc->data_cap = 0;
+	sc->signing = 0;
 }
 
 static void sig_freectx(void *ctx)
@@ -143,6 +157,17 @@ static void *sig_dupctx(void *ctx)
 	*d = *sc;
 	d->md = NULL;
 	d->mdctx = NULL;
+	d->data = NULL;
+	d->data_cap = 0;
+	if (sc->data_len) {
+		d->data = malloc(sc->data_len);
+		if (!d->data) {
+			d->data_len = 0;
+			goto fail;
+		}
+		memcpy(d->data, sc->data, sc->data_len);
+		d->data_cap = sc->data_len;
+	}
 	if (d->key)
 		prov_key_up_ref(d->key);
 	if (sc->md) {
@@ -252,33 +277,14 @@ static int sig_hash(struct sig_ctx *sc, size_t dlen)
 	return 0;
 }
 
-/* Sign a digest through keyd. */
-static int sig_sign_digest(struct sig_ctx *sc, unsigned char *sig, size_t *siglen, size_t sigsize,
-                           const unsigned char *dgst, size_t dlen)
+/* keyd's algorithm and PSS salt for this context and hash. */
+static int sig_alg(struct sig_ctx *sc, int hash, int *alg, int *salt)
 {
-	struct keyd_client *client;
-	struct keyd_err err = {0};
-	uint8_t buf[KEYD_SIG_MAX];
-	size_t len = sizeof(buf), want;
-	int hash, alg, salt = 0;
-
-	hash = sig_hash(sc, dlen);
-	if (!hash) {
-		prov_raise(sc->pc, PROV_R_UNSUPPORTED_DIGEST,
-		           "no signature digest set (EVP_PKEY_CTX_set_signature_md) for a "
-		           "%zu-byte digest: keyd signs SHA-256, SHA-384 or SHA-512 digests",
-		           dlen);
-		return 0;
-	}
-	if (dlen != keyd_hash_len(hash)) {
-		prov_raise(sc->pc, PROV_R_BAD_PARAMETER, "a %zu-byte digest is not a %s digest",
-		           dlen, hash_info(hash)->name);
-		return 0;
-	}
+	*salt = 0;
 	if (sc->keytype == KEYD_KEY_EC) {
-		alg = KEYD_ALG_ECDSA;
+		*alg = KEYD_ALG_ECDSA;
 	} else if (sc->pad == RSA_PKCS1_PSS_PADDING) {
-		alg = KEYD_ALG_RSA_PSS;
+		*alg = KEYD_ALG_RSA_PSS;
 		if (sc->mgf1_hash && sc->mgf1_hash != hash) {
 			prov_raise(sc->pc, PROV_R_BAD_PARAMETER,
 			           "MGF1 digest %s differs from the signature digest %s: keyd "
@@ -286,23 +292,23 @@ static int sig_sign_digest(struct sig_ctx *sc, unsigned char *sig, size_t *sigle
 			           hash_info(sc->mgf1_hash)->name, hash_info(hash)->name);
 			return 0;
 		}
-		if (!sig_pss_saltlen(sc, hash, &salt))
+		if (!sig_pss_saltlen(sc, hash, salt))
 			return 0;
 	} else {
-		alg = KEYD_ALG_RSA_PKCS1;
+		*alg = KEYD_ALG_RSA_PKCS1;
 	}
-	client = prov_client(sc->pc);
-	if (!client)
-		return 0;
-	if (keyd_client_sign(client, sc->key->label, alg, hash, (uint16_t)salt, dgst, dlen, buf,
-	                     &len, &err) != KEYD_OK) {
-		prov_raise_keyd(sc->pc, &err, "signing", sc->key->label);
-		return 0;
-	}
+	return 1;
+}
+
+/* keyd's signature into the caller's buffer. */
+static int sig_out(struct sig_ctx *sc, const uint8_t *buf, size_t len, unsigned char *sig,
+                   size_t *siglen, size_t sigsize)
+{
 	/* An RSA signature is as long as the modulus (RFC 8017 8.1.1, 8.2.1);
 	 * restore leading zeros should a token have dropped them. */
-	want = sc->keytype == KEYD_KEY_RSA ? sig_max_size(sc) : len;
-	if (len > want || want > sizeof(buf)) {
+	size_t want = sc->keytype == KEYD_KEY_RSA ? sig_max_size(sc) : len;
+
+	if (len > want || want > KEYD_SIG_MAX) {
 		prov_raise(sc->pc, PROV_R_KEYD_FAILED,
 		           "keyd returned a %zu-byte signature for key '%s', expected %zu", len,
 		           sc->key->label, want);
@@ -317,6 +323,69 @@ static int sig_sign_digest(struct sig_ctx *sc, unsigned char *sig, size_t *sigle
 	memcpy(sig + (want - len), buf, len);
 	*siglen = want;
 	return 1;
+}
+
+/* Sign a digest through keyd. */
+static int sig_sign_digest(struct sig_ctx *sc, unsigned char *sig, size_t *siglen, size_t sigsize,
+                           const unsigned char *dgst, size_t dlen)
+{
+	struct keyd_client *client;
+	struct keyd_err err = {0};
+	uint8_t buf[KEYD_SIG_MAX];
+	size_t len = sizeof(buf);
+	int hash, alg, salt;
+
+	hash = sig_hash(sc, dlen);
+	if (!hash) {
+		prov_raise(sc->pc, PROV_R_UNSUPPORTED_DIGEST,
+		           "no signature digest set (EVP_PKEY_CTX_set_signature_md) for a "
+		           "%zu-byte digest: keyd signs SHA-256, SHA-384 or SHA-512 digests",
+		           dlen);
+		return 0;
+	}
+	if (dlen != keyd_hash_len(hash)) {
+		prov_raise(sc->pc, PROV_R_BAD_PARAMETER, "a %zu-byte digest is not a %s digest",
+		           dlen, hash_info(hash)->name);
+		return 0;
+	}
+	if (!sig_alg(sc, hash, &alg, &salt))
+		return 0;
+	client = prov_client(sc->pc);
+	if (!client)
+		return 0;
+	if (keyd_client_sign(client, sc->key->label, alg, hash, (uint16_t)salt, dgst, dlen, buf,
+	                     &len, &err) != KEYD_OK) {
+		prov_raise_keyd(sc->pc, &err, "signing", sc->key->label);
+		return 0;
+	}
+	return sig_out(sc, buf, len, sig, siglen, sigsize);
+}
+
+/* Sign a message through keyd, which hashes it (SIGN_DATA). */
+static int sig_sign_data(struct sig_ctx *sc, unsigned char *sig, size_t *siglen, size_t sigsize,
+                         const unsigned char *data, size_t len)
+{
+	struct keyd_client *client;
+	struct keyd_err err = {0};
+	uint8_t buf[KEYD_SIG_MAX];
+	size_t blen = sizeof(buf);
+	int alg, salt;
+
+	if (!sig_alg(sc, sc->hash, &alg, &salt))
+		return 0;
+	if (len == 0) {
+		prov_raise(sc->pc, PROV_R_BAD_PARAMETER, "keyd signs no empty message");
+		return 0;
+	}
+	client = prov_client(sc->pc);
+	if (!client)
+		return 0;
+	if (keyd_client_sign_data(client, sc->key->label, alg, sc->hash, (uint16_t)salt, data, len,
+	                          buf, &blen, &err) != KEYD_OK) {
+		prov_raise_keyd(sc->pc, &err, "signing", sc->key->label);
+		return 0;
+	}
+	return sig_out(sc, buf, blen, sig, siglen, sigsize);
 }
 
 static int sig_sign(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize,
@@ -362,6 +431,7 @@ static int sig_digest_init(struct sig_ctx *sc, const char *mdname, void *provkey
 	/* OpenSSL passes the key's default digest when the caller gave none. */
 	if (!sig_start_digest(sc, mdname && *mdname ? mdname : "SHA256"))
 		return 0;
+	sc->signing = sign;
 	return sig_set_ctx_params(sc, params);
 }
 
@@ -385,14 +455,36 @@ static int sig_digest_update(void *ctx, const unsigned char *data, size_t datale
 		prov_raise(sc->pc, PROV_R_INTERNAL, "digest update without init");
 		return 0;
 	}
-	return EVP_DigestUpdate(sc->mdctx, data, datalen);
+	if (!sc->signing)
+		return EVP_DigestUpdate(sc->mdctx, data, datalen);
+	if (datalen > PROV_DATA_MAX - sc->data_len) {
+		prov_raise(sc->pc, PROV_R_BAD_PARAMETER,
+		           "message over %zu bytes: too long to sign through keyd", PROV_DATA_MAX);
+		return 0;
+	}
+	if (sc->data_len + datalen > sc->data_cap) {
+		size_t cap = sc->data_cap ? sc->data_cap : 4096;
+		uint8_t *p;
+		while (cap < sc->data_len + datalen)
+			cap = cap > PROV_DATA_MAX / 2 ? PROV_DATA_MAX : cap * 2;
+		p = realloc(sc->data, cap);
+		if (!p) {
+			prov_raise(sc->pc, PROV_R_INTERNAL, "out of memory");
+			return 0;
+		}
+		sc->data = p;
+		sc->data_cap = cap;
+	}
+	if (datalen)
+		memcpy(sc->data + sc->data_len, data, datalen);
+	sc->data_len += datalen;
+	return 1;
 }
 
 static int sig_digest_sign_final(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize)
 {
 	struct sig_ctx *sc = ctx;
-	unsigned char dgst[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
+	int ok;
 
 	if (!sc->mdctx || !sc->key) {
 		prov_raise(sc->pc, PROV_R_INTERNAL, "digest-sign final without init");
@@ -402,17 +494,15 @@ static int sig_digest_sign_final(void *ctx, unsigned char *sig, size_t *siglen, 
 		*siglen = sig_max_size(sc);
 		return 1;
 	}
-	if (!EVP_DigestFinal_ex(sc->mdctx, dgst, &dlen))
-		return 0;
-	return sig_sign_digest(sc, sig, siglen, sigsize, dgst, dlen);
+	ok = sig_sign_data(sc, sig, siglen, sigsize, sc->data, sc->data_len);
+	sc->data_len = 0; /* a final ends the message */
+	return ok;
 }
 
 static int sig_digest_sign(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize,
                            const unsigned char *tbs, size_t tbslen)
 {
 	struct sig_ctx *sc = ctx;
-	unsigned char dgst[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
 
 	if (!sc->md || !sc->key) {
 		prov_raise(sc->pc, PROV_R_INTERNAL, "digest-sign without init");
@@ -422,9 +512,7 @@ static int sig_digest_sign(void *ctx, unsigned char *sig, size_t *siglen, size_t
 		*siglen = sig_max_size(sc);
 		return 1;
 	}
-	if (!EVP_Digest(tbs, tbslen, dgst, &dlen, sc->md, NULL))
-		return 0;
-	return sig_sign_digest(sc, sig, siglen, sigsize, dgst, dlen);
+	return sig_sign_data(sc, sig, siglen, sigsize, tbs, tbslen);
 }
 
 /* ---- verification, by the default provider with the public key ---- */

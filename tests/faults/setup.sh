@@ -136,8 +136,10 @@ log_requests: true
 clients:
   - name: faults
     uid: $(id -u)
-    keys: ["*"]
-    operations: ["*"]
+    grants:
+      - keys: ["*"]
+        operations: ["*"]
+        kinds: ["*"]
 EOC
 keyd_log=$tmp/log/keyd.log
 : >"$tmp/cad.pids"

@@ -88,15 +88,21 @@ for t in demo-root demo-issuing demo-ocsp demo-operator-ca; do
 	[[ -f $pki/$t.transcript.txt ]] || fail "no transcript for $t"
 done
 
-# README's signing example, through the provider and keyd, the folder on the command line.
+# README's signing example, through the provider and keyd, the folder on the command line:
+# a certification request signed with the issuing CA's key (kind csr) verifies, and the same
+# key is refused arbitrary data (typed signing: kind digest is not granted).
+(cd "$repo" && openssl req -new -provider-path build/hsm/provider -provider keyd \
+	-provider default -key keyd:label=demo-issuing -subj /CN=keyd-demo -out "$state/demo.csr") ||
+	fail "openssl req -provider-path build/hsm/provider -key keyd:label=demo-issuing failed"
+openssl req -in "$state/demo.csr" -verify -noout 2>/dev/null ||
+	fail "the request signed through keyd does not verify"
 msg=$state/msg
 echo hello >"$msg"
-(cd "$repo" && openssl dgst -sha256 -provider-path build/hsm/provider -provider keyd \
-	-provider default -sign keyd:label=demo-issuing -out "$msg.sig" "$msg") ||
-	fail "openssl -provider-path build/hsm/provider -sign keyd:label=demo-issuing failed"
-openssl x509 -in "$pki/demo-issuing.pem" -pubkey -noout >"$msg.pub"
-openssl dgst -sha256 -verify "$msg.pub" -signature "$msg.sig" "$msg" >/dev/null ||
-	fail "the signature made through keyd does not verify"
+if (cd "$repo" && openssl dgst -sha256 -provider-path build/hsm/provider -provider keyd \
+	-provider default -sign keyd:label=demo-issuing -out "$msg.sig" "$msg") 2>"$msg.err"; then
+	fail "keyd signed arbitrary data with the issuing CA's key"
+fi
+grep -q "kind digest not granted" "$msg.err" || fail "the refusal does not say why: $(cat "$msg.err")"
 
 # The database and hsmca-cad.
 for v in HSMCA_API_URL HSMCA_CLIENT_CERT HSMCA_CLIENT_KEY PGHOST PGPORT PGDATABASE HSMCA_OCSP_URL; do

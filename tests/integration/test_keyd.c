@@ -379,8 +379,10 @@ static void setup_limited(void)
 	snprintf(limited_yaml, sizeof(limited_yaml),
 	         "  - name: signer\n"
 	         "    uid: %u\n"
-	         "    keys: [granted]\n"
-	         "    operations: [get-public-key, sign]\n",
+	         "    grants:\n"
+	         "      - keys: [granted]\n"
+	         "        operations: [get-public-key, sign]\n"
+	         "        kinds: [digest]\n",
 	         (unsigned)getuid());
 	admin.clients_yaml = limited_yaml;
 	ck_assert_int_eq(harness_write_config(&h, &admin), 0);

@@ -21,6 +21,7 @@
 #include <openssl/rsa.h>
 #include <openssl/store.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "harness.h"
 #include "keyd_client.h"
@@ -287,10 +288,12 @@ static int expected_sig_nid(const struct alg *a)
 	                                      : NID_ecdsa_with_SHA512;
 }
 
-static X509 *make_cert(EVP_PKEY *key, const struct alg *a)
+/* A certificate signed by the key: an end entity of another issuer, or (root) a self-signed
+ * CA certificate, the only self-signed certificate keyd signs. */
+static X509 *make_cert_as(EVP_PKEY *key, const struct alg *a, int root)
 {
 	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
+	X509_NAME *name = X509_NAME_new(), *issuer = X509_NAME_new();
 	EVP_MD_CTX *mctx;
 
 	ck_assert_int_eq(X509_set_version(x, X509_VERSION_3), 1);
@@ -298,8 +301,19 @@ static X509 *make_cert(EVP_PKEY *key, const struct alg *a)
 	ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
 	                                            (const unsigned char *)a->label, -1, -1, 0),
 	                 1);
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(issuer, "CN", MBSTRING_ASC,
+	                                            (const unsigned char *)"test issuer", -1, -1,
+	                                            0),
+	                 1);
 	ck_assert_int_eq(X509_set_subject_name(x, name), 1);
-	ck_assert_int_eq(X509_set_issuer_name(x, name), 1);
+	ck_assert_int_eq(X509_set_issuer_name(x, root ? name : issuer), 1);
+	if (root) {
+		X509_EXTENSION *e =
+		    X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, "critical,CA:TRUE");
+		ck_assert_ptr_nonnull(e);
+		ck_assert_int_eq(X509_add_ext(x, e, -1), 1);
+		X509_EXTENSION_free(e);
+	}
 	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(x), 0));
 	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
 	/* The public key goes through OpenSSL's encoder: an export to the default provider. */
@@ -308,7 +322,13 @@ static X509 *make_cert(EVP_PKEY *key, const struct alg *a)
 	ck_assert_int_gt(X509_sign_ctx(x, mctx), 0);
 	EVP_MD_CTX_free(mctx);
 	X509_NAME_free(name);
+	X509_NAME_free(issuer);
 	return x;
+}
+
+static X509 *make_cert(EVP_PKEY *key, const struct alg *a)
+{
+	return make_cert_as(key, a, 0);
 }
 
 /*
@@ -691,7 +711,7 @@ START_TEST(ocsp_basic_sign_ctx_makes_verifiable_response)
 {
 	const struct alg *a = &x509_algs[_i];
 	EVP_PKEY *key = load_key(a->label);
-	X509 *signer = make_cert(key, a), *trusted = REPARSE(X509, signer);
+	X509 *signer = make_cert_as(key, a, 1), *trusted = REPARSE(X509, signer);
 	OCSP_BASICRESP *bs = OCSP_BASICRESP_new(), *copy;
 	OCSP_CERTID *id = OCSP_cert_to_id(NULL, signer, signer);
 	ASN1_TIME *now = X509_gmtime_adj(NULL, 0);

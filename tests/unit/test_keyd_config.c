@@ -64,6 +64,82 @@ START_TEST(star_grants_everything_but_generate)
 }
 END_TEST
 
+START_TEST(grants_give_keys_operations_and_kinds)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+	const struct keyd_acl_entry *e;
+
+	ck_assert_msg(parse("clients:\n"
+	                    "  - name: ocspd\n"
+	                    "    uid: 5\n"
+	                    "    grants:\n"
+	                    "      - keys: [ocsp]\n"
+	                    "        operations: [get-public-key, sign]\n"
+	                    "        kinds: [ocsp-response]\n"
+	                    "      - keys: [\"*\"]\n"
+	                    "        operations: [status]\n"
+	                    "      - keys: [tls]\n"
+	                    "        operations: [sign]\n"
+	                    "        kinds: [\"*\", digest]\n"
+	                    "key_certificates:\n"
+	                    "  - key: ca\n"
+	                    "    certificate: /etc/ca.pem\n",
+	                    &cfg, err) == 0,
+	              "%s", err);
+	e = &cfg.clients[0];
+	ck_assert_uint_eq(e->ngrants, 3);
+	ck_assert(keyd_acl_allowed(e, "ocsp", KEYD_OP_SIGN));
+	ck_assert(keyd_acl_allowed(e, "ocsp", KEYD_OP_SIGN_DATA));
+	ck_assert(!keyd_acl_allowed(e, "other", KEYD_OP_SIGN));
+	ck_assert(keyd_acl_allowed(e, "other", KEYD_OP_STATUS));
+	ck_assert(!keyd_acl_allowed(e, "other", KEYD_OP_GET_PUBKEY));
+	ck_assert_uint_eq(keyd_acl_kinds(e, "ocsp"), 1u << KEYD_KIND_OCSP);
+	ck_assert_uint_eq(keyd_acl_kinds(e, "other"), 0);
+	/* "*" is every kind but digest; digest by name */
+	ck_assert_uint_eq(keyd_acl_kinds(e, "tls"), (1u << (KEYD_KIND_MAX_ + 1)) - 1);
+	ck_assert_str_eq(keyd_keycert_path(&cfg, "ca"), "/etc/ca.pem");
+	ck_assert_ptr_null(keyd_keycert_path(&cfg, "ocsp"));
+	keyd_config_free(&cfg);
+
+	/* the older form: one grant, kinds "*" (no digest) */
+	ck_assert_int_eq(
+	    parse("clients:\n  - uid: 5\n    keys: [a]\n    operations: [sign]\n", &cfg, err), 0);
+	ck_assert_uint_eq(keyd_acl_kinds(&cfg.clients[0], "a"),
+	                  ((1u << (KEYD_KIND_MAX_ + 1)) - 1) & ~(1u << KEYD_KIND_DIGEST));
+	keyd_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(sign_grant_without_kinds_is_an_error)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    grants:\n      - keys: [a]\n"
+	                       "        operations: [sign]\n",
+	                       &cfg, err),
+	                 -1);
+	ck_assert_msg(strstr(err, "keyd.yaml:8: kinds: a grant with sign must name the kinds"),
+	              "%s", err);
+	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    grants:\n      - keys: [a]\n"
+	                       "        operations: [sign]\n        kinds: [certificates]\n",
+	                       &cfg, err),
+	                 -1);
+	ck_assert_msg(strstr(err, "unknown kind \"certificates\""), "%s", err);
+	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    grants:\n      - keys: [a]\n"
+	                       "        operations: [status]\n        kinds: [crl]\n",
+	                       &cfg, err),
+	                 -1);
+	ck_assert_msg(strstr(err, "this grant has no sign"), "%s", err);
+	ck_assert_int_eq(parse("clients:\n  - uid: 5\n    keys: [a]\n    grants:\n"
+	                       "      - keys: [a]\n        operations: [status]\n",
+	                       &cfg, err),
+	                 -1);
+	ck_assert_msg(strstr(err, "not both"), "%s", err);
+}
+END_TEST
+
 START_TEST(unknown_field_names_line_and_field)
 {
 	struct keyd_config cfg;
@@ -192,6 +268,8 @@ int main(void)
 
 	tcase_add_test(tc, full_config_parses);
 	tcase_add_test(tc, star_grants_everything_but_generate);
+	tcase_add_test(tc, grants_give_keys_operations_and_kinds);
+	tcase_add_test(tc, sign_grant_without_kinds_is_an_error);
 	tcase_add_test(tc, unknown_field_names_line_and_field);
 	tcase_add_test(tc, unknown_operation_is_an_error);
 	tcase_add_test(tc, missing_required_field_is_named);

@@ -47,6 +47,53 @@ START_TEST(sign_request_round_trips)
 }
 END_TEST
 
+START_TEST(sign_data_round_trips_within_bounds)
+{
+	static uint8_t data[KEYD_CHUNK_MAX + 1];
+	struct keyd_req r = {.op = KEYD_OP_SIGN_DATA,
+	                     .id = 7,
+	                     .alg = KEYD_ALG_ECDSA,
+	                     .hash = KEYD_HASH_SHA256,
+	                     .flags = KEYD_SD_MORE | KEYD_SD_CONT,
+	                     .sdata = data,
+	                     .sdata_len = KEYD_CHUNK_MAX};
+	struct keyd_req out;
+	struct keyd_wbuf w = {buf, 0, sizeof(buf), 0};
+	const char *why = NULL;
+	uint32_t len;
+	size_t n;
+
+	memset(data, 0x30, sizeof(data));
+	strcpy(r.label, "ca");
+	n = enc(&r);
+	ck_assert_int_eq(keyd_frame_len(buf, &len), 0);
+	ck_assert_uint_eq(len + 4, n);
+	ck_assert_int_eq(keyd_req_decode(buf + 4, len, &out, &why), 0);
+	ck_assert_uint_eq(out.flags, KEYD_SD_MORE | KEYD_SD_CONT);
+	ck_assert_uint_eq(out.sdata_len, KEYD_CHUNK_MAX);
+	ck_assert_ptr_eq(out.sdata, buf + n - KEYD_CHUNK_MAX);
+	/* every truncation is malformed */
+	for (size_t i = 5; i < len; i += 997)
+		ck_assert_int_eq(dec(buf + 4, i, &why), -1);
+	/* unknown flags, and a salt without PSS */
+	buf[4 + 1 + 4 + (2 + 2) + 1 + 1 + 2] =
+	    0x04; /* frame, op, id, label "ca", alg, hash, salt */
+	ck_assert_int_eq(dec(buf + 4, len, &why), -1);
+	ck_assert_str_eq(why, "sign-data: unknown flags");
+	r.flags = 0;
+	r.salt_len = 32;
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+	r.salt_len = 0;
+	/* no data, and more than a chunk, do not encode or decode */
+	r.sdata_len = 0;
+	n = enc(&r);
+	ck_assert_int_eq(dec(buf + 4, n - 4, &why), -1);
+	r.sdata_len = KEYD_CHUNK_MAX + 1;
+	ck_assert_int_eq(keyd_req_encode(&r, &w), -1);
+}
+END_TEST
+
 START_TEST(every_truncation_of_a_request_is_malformed)
 {
 	struct keyd_req r = {.op = KEYD_OP_SIGN,
@@ -346,6 +393,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, sign_request_round_trips);
+	tcase_add_test(tc, sign_data_round_trips_within_bounds);
 	tcase_add_test(tc, every_truncation_of_a_request_is_malformed);
 	tcase_add_test(tc, trailing_byte_is_malformed);
 	tcase_add_test(tc, digest_length_must_match_hash);
