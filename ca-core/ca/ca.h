@@ -132,8 +132,8 @@ enum ca_outcome {
 	CA_NOT_FOUND,         /* no such certificate */
 	CA_AMBIGUOUS,         /* the serial names certificates of several authorities */
 	CA_WRONG_STATE,       /* the certificate's status does not allow the change */
-	CA_AUTHORITY_RETIRED, /* the authority issues no more: retired, or its certificate expired or
-	                       * not yet valid */
+	CA_AUTHORITY_RETIRED, /* the authority issues no more: retired, or its certificate expired
+	                       * or not yet valid */
 	CA_PROFILE_DISABLED,  /* an admin switched the profile off */
 	CA_STALE_CREDENTIALS, /* cached credentials no longer hold: ask again with fresh ones */
 	CA_KEYD_UNAVAILABLE,  /* keyd did not load or use the key */
@@ -186,8 +186,11 @@ struct ca_issue_request {
 	 * judged here. Its subject and SANs are what the certificate gets. */
 	const struct ca_csr *csr;
 	const char *csr_pem;
-	int64_t validity_days; /* 1..profile->max_validity_days */
-	json_t *audit_detail;  /* borrowed: fields added to the audit entry's detail; NULL */
+	/* 1..profile->max_validity_days; 0 for the profile's default: max_validity_days, ending
+	 * no later than the issuing CA's notAfter whatever the profile's option (the requester
+	 * asked for no particular length). */
+	int64_t validity_days;
+	json_t *audit_detail; /* borrowed: fields added to the audit entry's detail; NULL */
 	/* A step inside the transaction that stores the certificate, before its audit entry
 	 * (EST's device record); an error rolls both back. NULL for none. */
 	enum db_status (*in_tx)(struct db *db, int64_t cert_id, void *arg, struct db_err *err);
@@ -200,8 +203,8 @@ struct ca_issue_result {
 	const struct ca_authority *authority;
 	char serial[2 * DB_SERIAL_MAX + 1];
 	int64_t id, not_before, not_after; /* the validity (also when refused after it was set) */
-	char subject[1024]; /* RFC 2253 */
-	struct ca_why why;  /* not CA_OK: why */
+	char subject[1024];                /* RFC 2253 */
+	struct ca_why why;                 /* not CA_OK: why */
 };
 
 /* Issue one certificate for req on *db (connected first when NULL). */

@@ -267,8 +267,8 @@ static int key_allowed(const struct ca_key_profile *kp, EVP_PKEY *key, char *why
  * the SANs. */
 static int pattern_match(enum ca_san_kind kind, const char *pat, const char *v);
 
-static int subject_allowed(const struct ca_profile *p, const X509_NAME *name, char *cn,
-                           size_t cnsz, char *why, size_t n)
+static int subject_allowed(const struct ca_profile *p, const X509_NAME *name, char *cn, size_t cnsz,
+                           char *why, size_t n)
 {
 	int prev_set = -1, seen[CA_MAX_FIELDS] = {0};
 
@@ -295,7 +295,8 @@ static int subject_allowed(const struct ca_profile *p, const X509_NAME *name, ch
 			return 0;
 		}
 		if (seen[k]++) {
-			snprintf(why, n, "subject field %s appears more than once", OBJ_nid2sn(nid));
+			snprintf(why, n, "subject field %s appears more than once",
+			         OBJ_nid2sn(nid));
 			return 0;
 		}
 		ulen = ASN1_STRING_to_UTF8(&u, d);
@@ -322,10 +323,11 @@ static int subject_allowed(const struct ca_profile *p, const X509_NAME *name, ch
 				if (!fnmatch(p->subject_patterns[k][j], (char *)u, FNM_CASEFOLD))
 					break;
 			if (j == p->n_subject_patterns[k]) {
-				snprintf(why, n,
-				         "subject %s \"%.64s\" does not match the patterns of profile "
-				         "%s",
-				         OBJ_nid2sn(nid), (char *)u, p->name);
+				snprintf(
+				    why, n,
+				    "subject %s \"%.64s\" does not match the patterns of profile "
+				    "%s",
+				    OBJ_nid2sn(nid), (char *)u, p->name);
 				ok = 0;
 			}
 		}
@@ -353,8 +355,8 @@ static int cn_among_sans(const struct ca_profile *p, const char *cn, const struc
 	for (size_t i = 0; i < c->n_sans; i++)
 		if (!strcasecmp(c->sans[i].value, cn))
 			return 1;
-	snprintf(why, n, "subject CN \"%.64s\" is not one of the request's SANs (profile %s)",
-	         cn, p->name);
+	snprintf(why, n, "subject CN \"%.64s\" is not one of the request's SANs (profile %s)", cn,
+	         p->name);
 	return 0;
 }
 
@@ -608,8 +610,8 @@ int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out
 		goto out;
 	}
 	if ((size_t)slen >= sizeof(out->subject)) {
-		snprintf(why, n, "the subject is %ld characters long; at most %zu are allowed", slen,
-		         sizeof(out->subject) - 1);
+		snprintf(why, n, "the subject is %ld characters long; at most %zu are allowed",
+		         slen, sizeof(out->subject) - 1);
 		goto out;
 	}
 	memcpy(out->subject, stext, (size_t)slen);

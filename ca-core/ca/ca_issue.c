@@ -209,8 +209,8 @@ static int epoch_of(const ASN1_TIME *t, int64_t *out)
  * validity: a CA that is not valid now issues nothing, and a certificate never outlives its
  * issuer (RFC 5280 6.1.3 would fail it when the CA expires first): the profile either refuses
  * such a request (the default) or clamps notAfter to the CA's. */
-static enum ca_outcome within_issuer(const struct ca_issue_request *req, int64_t now,
-                                     int64_t *na, struct ca_issue_result *res)
+static enum ca_outcome within_issuer(const struct ca_issue_request *req, int64_t now, int64_t *na,
+                                     struct ca_issue_result *res)
 {
 	const struct ca_profile *p = req->profile;
 	const struct ca_authority *a = p->authority;
@@ -231,10 +231,10 @@ static enum ca_outcome within_issuer(const struct ca_issue_request *req, int64_t
 		return fail(res, CA_AUTHORITY_RETIRED, "authority-expired", a->name,
 		            "the certificate of authority %s has expired: it issues nothing more",
 		            a->name);
-	*na = now + req->validity_days * 86400;
+	*na = now + (req->validity_days ? req->validity_days : p->max_validity_days) * 86400;
 	if (*na <= ca_na)
 		return CA_OK;
-	if (p->clamp_not_after) {
+	if (p->clamp_not_after || !req->validity_days) {
 		*na = ca_na;
 		return CA_OK;
 	}
@@ -386,7 +386,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 		         "principal %s is not granted profile %s", req->who.name, p->name);
 		goto out;
 	}
-	if (req->validity_days < 1 || req->validity_days > p->max_validity_days) {
+	if (req->validity_days < 0 || req->validity_days > p->max_validity_days) {
 		o = fail(res, CA_REFUSED, "validity-not-allowed", NULL,
 		         "\"validity_days\" must be 1..%d for profile %s", p->max_validity_days,
 		         p->name);

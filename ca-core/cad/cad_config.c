@@ -27,6 +27,7 @@ static const char *const authority_fields[] = {"name",         "certificate", "c
                                                "crl_base_url", "crl_shards",  NULL};
 static const char *const key_profile_fields[] = {"name", "rsa_min_bits", "rsa_max_bits",
                                                  "ec_curves", NULL};
+/* clang-format off: one field a line */
 static const char *const profile_fields[] = {
     "name",
     "authority",
@@ -42,10 +43,10 @@ static const char *const profile_fields[] = {
     "not_after_beyond_issuer",
     NULL,
 };
+/* clang-format on */
 static const char *const san_fields[] = {"dns", "ip", "email", "uri", NULL};
-static const char *const subject_pattern_fields[] = {"CN", "O",            "OU",
-                                                     "C",  "ST",           "L",
-                                                     "emailAddress", "serialNumber", NULL};
+static const char *const subject_pattern_fields[] = {
+    "CN", "O", "OU", "C", "ST", "L", "emailAddress", "serialNumber", NULL};
 
 static const struct {
 	const char *name;

@@ -348,7 +348,7 @@ static X509 *est_issue(struct cad_req *r, struct ca_profile *p, const struct ca_
 	    .action = r->action,
 	    .profile = p,
 	    .csr = csrc,
-	    .validity_days = p->max_validity_days,
+	    .validity_days = 0, /* the profile's default, ending no later than the CA */
 	    .audit_detail = audit,
 	    .in_tx = enrol_in_tx,
 	    .in_tx_arg = tx,

@@ -169,13 +169,15 @@ START_TEST(test_validity_within_the_issuer)
 	req.validity_days = 10;
 	ck_assert_int_eq(issue(nodb, &req, &res), CA_DB_UNAVAILABLE);
 	ck_assert_int_eq(res.not_after - res.not_before, 10 * 86400);
-	/* A profile that clamps: notAfter is the CA's. */
-	req.validity_days = 30;
-	profile.clamp_not_after = 1;
-	ck_assert_int_eq(issue(nodb, &req, &res), CA_DB_UNAVAILABLE);
-	{
+	/* No length asked for (0: the profile's default), or a profile that clamps: notAfter is
+	 * the CA's. */
+	for (int clamp = 0; clamp < 2; clamp++) {
+		req.validity_days = clamp ? 30 : 0;
+		profile.clamp_not_after = clamp;
 		int64_t ca_na;
 		struct tm tm;
+
+		ck_assert_int_eq(issue(nodb, &req, &res), CA_DB_UNAVAILABLE);
 		ck_assert(ASN1_TIME_to_tm(X509_get0_notAfter(authority.cert), &tm));
 		ca_na = (int64_t)timegm(&tm);
 		ck_assert_int_eq(res.not_after, ca_na);
@@ -186,8 +188,9 @@ START_TEST(test_validity_within_the_issuer)
 	ck_assert_int_eq(issue(nodb, &req, &res), CA_AUTHORITY_RETIRED);
 	ck_assert_str_eq(res.why.code, "authority-expired");
 	ck_assert_str_eq(res.why.object, "issuing");
-	ck_assert_str_eq(res.why.reason,
-	                 "the certificate of authority issuing has expired: it issues nothing more");
+	ck_assert_str_eq(
+	    res.why.reason,
+	    "the certificate of authority issuing has expired: it issues nothing more");
 	authority_valid(3600, 365L * 86400);
 	ck_assert_int_eq(issue(nodb, &req, &res), CA_AUTHORITY_RETIRED);
 	ck_assert_str_eq(res.why.code, "authority-not-yet-valid");

@@ -197,7 +197,8 @@ START_TEST(subject_patterns_and_issuer_validity_are_read)
 	        "O is not in subject_fields");
 	refused(&(struct variant){.extra = "    subject_patterns: {title: [x]}\n"},
 	        "unknown field \"title\"");
-	refused(&(struct variant){.extra = "    subject_patterns: {CN: [\"\"]}\n"}, "empty pattern");
+	refused(&(struct variant){.extra = "    subject_patterns: {CN: [\"\"]}\n"},
+	        "empty pattern");
 	refused(&(struct variant){.extra = "    not_after_beyond_issuer: stretch\n"},
 	        "\"stretch\": refuse or clamp");
 }

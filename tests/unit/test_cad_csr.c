@@ -1,7 +1,8 @@
-/* hsmca-cad's reading of a PKCS#10 request (ca-core/ca/ca_csr.c reads it with its own ASN.1 templates
- * and makes RSA and named-curve EC keys from their parts, not through OpenSSL's decoders):
- * every kind of request is judged as OpenSSL's own X509_REQ reading judges it, the key is the
- * request's key, and the certificate gets the request's SubjectPublicKeyInfo byte for byte. */
+/* hsmca-cad's reading of a PKCS#10 request (ca-core/ca/ca_csr.c reads it with its own ASN.1
+ * templates and makes RSA and named-curve EC keys from their parts, not through OpenSSL's
+ * decoders): every kind of request is judged as OpenSSL's own X509_REQ reading judges it, the key
+ * is the request's key, and the certificate gets the request's SubjectPublicKeyInfo byte for byte.
+ */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,8 +306,8 @@ static char *names_req(EVP_PKEY *k, const char *const *subj, const char *san)
 }
 
 /* p's judgement of the request: "" accepted, else the reason (static). */
-static const char *names_judged(const struct ca_profile *p, EVP_PKEY *k,
-                                const char *const *subj, const char *san)
+static const char *names_judged(const struct ca_profile *p, EVP_PKEY *k, const char *const *subj,
+                                const char *san)
 {
 	static char why[512];
 	char *pem = names_req(k, subj, san);
@@ -350,11 +351,11 @@ START_TEST(subject_values_and_sans_are_judged)
 	                              "DNS:a.example.com"),
 	                 "");
 	/* A second CN, a second O. */
-	ck_assert_str_eq(names_judged(&names, k,
-	                              (const char *[]){"CN", "a.example.com", "CN", "b.example.com",
-	                                               NULL},
-	                              "DNS:a.example.com,DNS:b.example.com"),
-	                 "subject field CN appears more than once");
+	ck_assert_str_eq(
+	    names_judged(&names, k,
+	                 (const char *[]){"CN", "a.example.com", "CN", "b.example.com", NULL},
+	                 "DNS:a.example.com,DNS:b.example.com"),
+	    "subject field CN appears more than once");
 	ck_assert_str_eq(
 	    names_judged(&names, k, (const char *[]){"O", "Acme", "O", "Example Ltd", NULL}, ""),
 	    "subject field O appears more than once");
@@ -375,9 +376,8 @@ START_TEST(subject_values_and_sans_are_judged)
 	ck_assert_str_eq(names_judged(&names, k, (const char *[]){"CN", "B.example.com", NULL},
 	                              "DNS:a.example.com,DNS:b.example.com"),
 	                 "");
-	ck_assert_str_eq(names_judged(&names, k, (const char *[]){"CN", "10.0.0.1", NULL},
-	                              "IP:10.0.0.1"),
-	                 "");
+	ck_assert_str_eq(
+	    names_judged(&names, k, (const char *[]){"CN", "10.0.0.1", NULL}, "IP:10.0.0.1"), "");
 	ck_assert_str_eq(names_judged(&names, k, (const char *[]){"CN", "c.example.com", NULL},
 	                              "DNS:a.example.com"),
 	                 "subject CN \"c.example.com\" is not one of the request's SANs "
@@ -386,12 +386,12 @@ START_TEST(subject_values_and_sans_are_judged)
 	                 "subject CN \"c.example.com\" is not one of the request's SANs "
 	                 "(profile names)");
 	/* No SAN twice, whatever the case. */
-	ck_assert_str_eq(names_judged(&names, k, (const char *[]){NULL},
-	                              "DNS:a.example.com,DNS:A.Example.com"),
-	                 "dns SAN \"A.Example.com\" appears more than once");
-	ck_assert_str_eq(names_judged(&names, k, (const char *[]){NULL},
-	                              "URI:urn:dev:1,URI:urn:dev:1"),
-	                 "uri SAN \"urn:dev:1\" appears more than once");
+	ck_assert_str_eq(
+	    names_judged(&names, k, (const char *[]){NULL}, "DNS:a.example.com,DNS:A.Example.com"),
+	    "dns SAN \"A.Example.com\" appears more than once");
+	ck_assert_str_eq(
+	    names_judged(&names, k, (const char *[]){NULL}, "URI:urn:dev:1,URI:urn:dev:1"),
+	    "uri SAN \"urn:dev:1\" appears more than once");
 	ck_assert_str_eq(names_judged(&names, k, (const char *[]){NULL}, "IP:10.0.0.1,IP:10.0.0.1"),
 	                 "ip SAN \"10.0.0.1\" appears more than once");
 	/* A subject longer than the stored text may be is refused, not cut. */
@@ -413,15 +413,15 @@ START_TEST(subject_values_and_sans_are_judged)
 		                       NID_organizationalUnitName, NID_localityName},
 		    .n_subject_fields = 4,
 		};
-		char *pem = names_req(k,
-		                      (const char *[]){"CN", big, "O", big, "OU", big, "L", big, NULL},
-		                      "");
+		char *pem = names_req(
+		    k, (const char *[]){"CN", big, "O", big, "OU", big, "L", big, NULL}, "");
 		struct ca_csr *c = calloc(1, sizeof(*c));
 		const char *error = NULL;
 		char why[512];
 
 		ck_assert_int_eq(ca_csr_check(&wide, pem, c, &error, why, sizeof(why)), -1);
-		ck_assert_str_eq(why, "the subject is 1209 characters long; at most 1023 are allowed");
+		ck_assert_str_eq(why,
+		                 "the subject is 1209 characters long; at most 1023 are allowed");
 		ca_csr_free(c);
 		free(c);
 		free(pem);
