@@ -212,6 +212,10 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	file_of(c, final, sizeof(final), s->name, delta, "crl");
 	snprintf(tmp, sizeof(tmp), "%s/.%s%s.crl.tmp", c->cfg.folder, s->name,
 	         delta ? "-delta" : "");
+	/* A leftover of a run that died (or anything planted there): unlink removes the name,
+	 * a symlink itself and never its target; crl_build then creates the file with
+	 * O_EXCL|O_NOFOLLOW, so a name made again in between fails the run instead. */
+	unlink(tmp);
 	snprintf(idp, sizeof(idp), "%s%s.crl", c->cfg.base_url, s->name);
 	snprintf(fresh, sizeof(fresh), "%s%s-delta.crl", c->cfg.base_url, s->name);
 	p.ca_cert = a->cert;
@@ -264,6 +268,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 		file_of(c, pem, sizeof(pem), s->name, delta, "pem");
 		snprintf(pemtmp, sizeof(pemtmp), "%s/.%s%s.pem.tmp", c->cfg.folder, s->name,
 		         delta ? "-delta" : "");
+		unlink(pemtmp); /* as tmp above */
 		if (crl_write_pem(tmp, pemtmp, why, n) != 0)
 			goto out;
 	}
