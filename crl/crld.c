@@ -736,19 +736,21 @@ static int health(void *arg, char *text, size_t n)
 	char list[1800];
 	int ready;
 
+	/* /health answers anyone: the state alone. The database's words and which CRL is
+	 * stale are in the log and in /metrics (hsmca_crld_database_up, hsmca_crld_stale). */
+	static _Atomic int last = -1;
+	int state;
+
 	pthread_mutex_lock(&c->lock);
 	ready = c->ready;
-	if (!ready)
-		snprintf(text, n, "degraded: %s; serving the CRLs already published", c->db_error);
 	pthread_mutex_unlock(&c->lock);
-	if (!ready)
-		return 0;
-	if (stale_list(c, time(NULL), list, sizeof(list))) {
-		snprintf(text, n, "stale: %s", list);
-		return 0;
-	}
-	snprintf(text, n, "ok");
-	return 1;
+	state = !ready ? 1 : stale_list(c, time(NULL), list, sizeof(list)) ? 2 : 0;
+	if (atomic_exchange(&last, state) != state && state)
+		log_warn("health: degraded: %s", state == 1 ? "no database; serving the CRLs "
+		                                              "already published"
+		                                            : list);
+	snprintf(text, n, "%s", state ? "degraded" : "ok");
+	return state == 0;
 }
 
 /* The metrics registry's families for /metrics, made for each scrape: crld's figures live in
