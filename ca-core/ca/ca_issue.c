@@ -418,17 +418,25 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 		goto out;
 	}
 	db = *dbp;
+	/* What keyd or the database said stays in the log; the requester learns which. */
 	switch (ca_authorities_ready(ca, db, why, sizeof(why))) {
 	case 0:
 		break;
 	case -1:
-		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL, "%s", why);
+		log_warn("authority %s: %s", a->name, why);
+		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL,
+		         "keyd did not give the key of authority %s (the cause is in the log)",
+		         a->name);
 		goto out;
 	case -3:
-		o = fail(res, CA_CONFIG_ERROR, "configuration-error", NULL, "%s", why);
+		log_error("%s", why);
+		o = fail(res, CA_CONFIG_ERROR, "configuration-error", NULL,
+		         "the configuration does not match the database (the cause is in the log)");
 		goto out;
 	default:
-		o = fail(res, CA_DB_UNAVAILABLE, "database-unavailable", NULL, "%s", why);
+		log_warn("%s", why);
+		o = fail(res, CA_DB_UNAVAILABLE, "database-unavailable", NULL,
+		         "the database is unavailable (the cause is in the log)");
 		goto out;
 	}
 	cr.authority_id = a->db_id;
@@ -458,7 +466,9 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 			log_error("serial %s: could not mark the reservation failed: %s", hex,
 			          e2.msg);
 		log_error("serial %s: %s", hex, why);
-		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL, "%s", why);
+		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL,
+		         "signing with the key of authority %s failed (the cause is in the log)",
+		         a->name);
 		goto out;
 	}
 	if ((rc = store(ca, db, &judged, serial, id, hex, cert, &err)) != DB_OK) {

@@ -21,13 +21,15 @@ static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interva
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
 static const char *const tls_fields[] = {"certificate", "key", "client_ca", "client_crl", NULL};
 static const char *const limit_fields[] = {
-    "max_body_bytes", "max_header_bytes", "timeout_seconds", "token_max_days", NULL,
+    "max_body_bytes", "max_header_bytes", "timeout_seconds",
+    "token_max_days", "max_connections",  NULL,
 };
 static const char *const authority_fields[] = {"name",         "certificate", "chain", "key",
                                                "crl_base_url", "crl_shards",  NULL};
 static const char *const key_profile_fields[] = {"name", "rsa_min_bits", "rsa_max_bits",
                                                  "ec_curves", NULL};
-/* clang-format off: one field a line */
+/* One field a line (profiles gain fields often). */
+/* clang-format off */
 static const char *const profile_fields[] = {
     "name",
     "authority",
@@ -497,6 +499,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	cfg->max_header_bytes = 16384;
 	cfg->timeout_seconds = 30;
 	cfg->token_max_days = 366;
+	cfg->max_connections = 1000;
 	if (yconf_load_file(&y, path))
 		goto out;
 	root = yconf_root(&y);
@@ -548,6 +551,10 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 		if (yconf_opt_long(&y, v, "token_max_days", 1, 3660, &l))
 			goto out;
 		cfg->token_max_days = (int)l;
+		l = cfg->max_connections;
+		if (yconf_opt_long(&y, v, "max_connections", 1, 100000, &l))
+			goto out;
+		cfg->max_connections = (int)l;
 	}
 	cfg->audit_checkpoint_seconds = 300;
 	if ((v = yconf_get(&y, root, "audit"))) {

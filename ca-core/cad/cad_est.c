@@ -649,10 +649,14 @@ static void simplereenroll(struct cad_req *r, struct ca_profile *label)
 	case 0:
 		break;
 	case -1:
-		est_error(r, 503, "keyd-unavailable", "%s", why);
+		log_warn("est: %s", why); /* keyd's words stay in the log */
+		est_error(r, 503, "keyd-unavailable",
+		          "keyd is unavailable (the cause is in the log)");
 		return;
 	default:
-		est_error(r, 503, "database-unavailable", "%s", why);
+		log_warn("est: %s", why);
+		est_error(r, 503, "database-unavailable",
+		          "the database is unavailable (the cause is in the log)");
 		return;
 	}
 	rc = db_cert_lookup(db, a->db_id, serial, serial_len, &c, &err);
