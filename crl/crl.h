@@ -47,8 +47,10 @@ struct crl_result {
 	int64_t ms_entries, ms_sign, ms_write;
 };
 
-/* Write the signed CRL's DER to out_path (created or truncated, mode 0644). Returns 0, or -1
- * with why set; on failure out_path may hold garbage (callers write to a temporary name). */
+/* Write the signed CRL's DER to out_path, a new file (mode 0644) created with
+ * O_EXCL|O_NOFOLLOW: an existing name or a symlink there fails the build, nothing is written
+ * through it. Returns 0, or -1 with why set; on failure out_path may hold garbage (callers
+ * write to a temporary name). */
 int crl_build(const struct crl_params *p, crl_next_fn next, void *arg, const char *out_path,
               struct crl_result *res, char *why, size_t n);
 
@@ -61,7 +63,8 @@ struct crl_info {
 };
 int crl_verify_file(const char *path, EVP_PKEY *pub, struct crl_info *info, char *why, size_t n);
 
-/* Write the PEM form of the DER file der_path to pem_path. 0, or -1 with why. */
+/* Write the PEM form of the DER file der_path to pem_path, created new as crl_build creates
+ * its output. 0, or -1 with why. */
 int crl_write_pem(const char *der_path, const char *pem_path, char *why, size_t n);
 
 #endif

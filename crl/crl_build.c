@@ -409,9 +409,11 @@ int crl_build(const struct crl_params *p, crl_next_fn next, void *arg, const cha
 	/* 4. The CertificateList: { tbs, algorithm, BIT STRING signature }. */
 	bits_len = siglen + 1;
 	total = head_d.len + w->total + exts_d.len + alg->len + der_hdr_size(bits_len) + bits_len;
-	out->fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A new file of our own: never one that is there already, nor through a symlink (a
+	 * planted link in the publish folder must not make crld write elsewhere). */
+	out->fd = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (out->fd < 0) {
-		fail(why, n, "cannot write %s: %s", out_path, strerror(errno));
+		fail(why, n, "cannot create %s: %s", out_path, strerror(errno));
 		goto done;
 	}
 	{
@@ -696,12 +698,23 @@ out:
 
 int crl_write_pem(const char *der_path, const char *pem_path, char *why, size_t n)
 {
-	BIO *file = BIO_new_file(pem_path, "w"), *b64 = BIO_new(BIO_f_base64());
+	/* Created new, never through a symlink, as crl_build's output. */
+	int pfd = open(pem_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	BIO *file = pfd >= 0 ? BIO_new_fd(pfd, BIO_CLOSE) : NULL, *b64 = BIO_new(BIO_f_base64());
 	uint8_t *buf = malloc(IOBUF);
 	int fd = open(der_path, O_RDONLY | O_CLOEXEC), rc = -1;
 	BIO *chain = NULL;
 
-	if (!file || !b64 || !buf || fd < 0) {
+	if (pfd < 0) {
+		fail(why, n, "cannot create %s: %s", pem_path, strerror(errno));
+		goto out;
+	}
+	if (!file) {
+		close(pfd);
+		fail(why, n, "cannot write %s: out of memory", pem_path);
+		goto out;
+	}
+	if (!b64 || !buf || fd < 0) {
 		fail(why, n, "cannot write %s from %s", pem_path, der_path);
 		goto out;
 	}

@@ -221,6 +221,10 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 	file_of(c, final, sizeof(final), s->name, delta, "crl");
 	snprintf(tmp, sizeof(tmp), "%s/.%s%s.crl.tmp", c->cfg.folder, s->name,
 	         delta ? "-delta" : "");
+	/* A leftover of a run that died (or anything planted there): unlink removes the name,
+	 * a symlink itself and never its target; crl_build then creates the file with
+	 * O_EXCL|O_NOFOLLOW, so a name made again in between fails the run instead. */
+	unlink(tmp);
 	snprintf(idp, sizeof(idp), "%s%s.crl", c->cfg.base_url, s->name);
 	snprintf(fresh, sizeof(fresh), "%s%s-delta.crl", c->cfg.base_url, s->name);
 	p.ca_cert = a->cert;
@@ -273,6 +277,7 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 		file_of(c, pem, sizeof(pem), s->name, delta, "pem");
 		snprintf(pemtmp, sizeof(pemtmp), "%s/.%s%s.pem.tmp", c->cfg.folder, s->name,
 		         delta ? "-delta" : "");
+		unlink(pemtmp); /* as tmp above */
 		if (crl_write_pem(tmp, pemtmp, why, n) != 0)
 			goto out;
 	}
@@ -793,19 +798,21 @@ static int health(void *arg, char *text, size_t n)
 	char list[1800];
 	int ready;
 
+	/* /health answers anyone: the state alone. The database's words and which CRL is
+	 * stale are in the log and in /metrics (hsmca_crld_database_up, hsmca_crld_stale). */
+	static _Atomic int last = -1;
+	int state;
+
 	pthread_mutex_lock(&c->lock);
 	ready = c->ready;
-	if (!ready)
-		snprintf(text, n, "degraded: %s; serving the CRLs already published", c->db_error);
 	pthread_mutex_unlock(&c->lock);
-	if (!ready)
-		return 0;
-	if (stale_list(c, time(NULL), list, sizeof(list))) {
-		snprintf(text, n, "stale: %s", list);
-		return 0;
-	}
-	snprintf(text, n, "ok");
-	return 1;
+	state = !ready ? 1 : stale_list(c, time(NULL), list, sizeof(list)) ? 2 : 0;
+	if (atomic_exchange(&last, state) != state && state)
+		log_warn("health: degraded: %s", state == 1 ? "no database; serving the CRLs "
+		                                              "already published"
+		                                            : list);
+	snprintf(text, n, "%s", state ? "degraded" : "ok");
+	return state == 0;
 }
 
 /* The metrics registry's families for /metrics, made for each scrape: crld's figures live in

@@ -370,7 +370,9 @@ enum db_status db_device_find(struct db *db, const char *identity, struct db_dev
 	if ((rc = db_check_text("device identity", identity, DB_IDENTITY_MAX, err)) != DB_OK)
 		return rc;
 	db_param_text(&p, identity);
-	return device_one(db, "d.identity = $1", &p, out, err, identity);
+	/* Identities are one device whatever their case (EST stores them in lower case; rows
+	 * from before are found too). */
+	return device_one(db, "lower(d.identity) = lower($1)", &p, out, err, identity);
 }
 
 enum db_status db_device_of_cert(struct db *db, int64_t certificate_id, struct db_device *out,
@@ -397,8 +399,8 @@ enum db_status db_device_lock(struct db *db, const char *identity, int lock, str
 	/* The one-bigint form: a lock space apart from the (class, key) locks of docs/database.md;
 	 * the seed keeps the hashes to hsmca's own. */
 	rc = db_exec(db,
-	             lock ? "SELECT pg_advisory_lock(hashtextextended($1, 1752395107))"
-	                  : "SELECT pg_advisory_unlock(hashtextextended($1, 1752395107))",
+	             lock ? "SELECT pg_advisory_lock(hashtextextended(lower($1), 1752395107))"
+	                  : "SELECT pg_advisory_unlock(hashtextextended(lower($1), 1752395107))",
 	             &p, &r, err, "%s the enrolment lock of device %s", lock ? "taking" : "leaving",
 	             identity);
 	PQclear(r);
@@ -430,12 +432,25 @@ enum db_status db_device_record(struct db *db, const char *identity, const char 
 	rc = db_tx_enter(db, &own, err);
 	if (rc != DB_OK)
 		return rc;
-	/* The no-op update locks an existing row, so that a decommission cannot slip in. */
-	rc = db_exec(db,
-	             "INSERT INTO devices (identity, profile, token_id)"
-	             " VALUES ($1, $2, $3::integer) ON CONFLICT (identity)"
-	             " DO UPDATE SET identity = excluded.identity RETURNING id, status",
-	             &p, &r, err, "recording device %s", identity);
+	/* Stored in lower case: a row of the same device in another case (from before identities
+	 * were normalised) takes the lower-case spelling first. The no-op update locks an
+	 * existing row, so that a decommission cannot slip in. */
+	{
+		struct db_params q = {0};
+		db_param_text(&q, identity);
+		rc = db_exec(db,
+		             "UPDATE devices SET identity = lower($1)"
+		             " WHERE lower(identity) = lower($1) AND identity <> lower($1)",
+		             &q, &r, err, "recording device %s", identity);
+		PQclear(r);
+		r = NULL;
+	}
+	if (rc == DB_OK)
+		rc = db_exec(db,
+		             "INSERT INTO devices (identity, profile, token_id)"
+		             " VALUES (lower($1), $2, $3::integer) ON CONFLICT (identity)"
+		             " DO UPDATE SET identity = excluded.identity RETURNING id, status",
+		             &p, &r, err, "recording device %s", identity);
 	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &id) != 0))
 		rc = db_fail(err, DB_ERR_QUERY, "recording device %s: no id returned", identity);
 	if (rc == DB_OK && strcmp(PQgetvalue(r, 0, 1), "active"))
@@ -594,7 +609,8 @@ enum db_status db_device_decommission(struct db *db, const char *identity, int r
 	db_param_text(&p, by);
 	db_param_text(&p, why);
 	rc = db_exec(db,
-	             "WITH t AS (SELECT id, status FROM devices WHERE identity = $1 FOR UPDATE),"
+	             "WITH t AS (SELECT id, status FROM devices WHERE lower(identity) = lower($1)"
+	             "  FOR UPDATE),"
 	             " u AS (UPDATE devices d SET status = 'decommissioned',"
 	             "  decommissioned_at = now(), decommissioned_by = $2,"
 	             "  decommission_reason = $3 FROM t"

@@ -269,6 +269,25 @@ int ocsp_ca_match(struct ocspd *d, const struct ocsp_certid *id)
 	return -1;
 }
 
+int ocsp_unknown_allowed(struct ocspd *d)
+{
+	int64_t now = ocsp_now_ms();
+	int rate = d->cfg.unknown_per_second, ok;
+
+	if (rate <= 0)
+		return 0;
+	pthread_mutex_lock(&d->unknown_mu);
+	d->unknown_tokens += (double)(now - d->unknown_ms) * (double)rate / 1000.0;
+	if (d->unknown_tokens > (double)rate)
+		d->unknown_tokens = (double)rate; /* a burst of at most one second's worth */
+	d->unknown_ms = now;
+	ok = d->unknown_tokens >= 1.0;
+	if (ok)
+		d->unknown_tokens -= 1.0;
+	pthread_mutex_unlock(&d->unknown_mu);
+	return ok;
+}
+
 int ocsp_ca_nonce_allowed(struct ocsp_ca *ca)
 {
 	int64_t now = ocsp_now_ms();

@@ -103,6 +103,11 @@ struct ocspd {
 	 * announcements may have been missed, so no "good" is served, not even a cached one */
 	atomic_int resyncing;
 	atomic_llong signed_count;
+	/* "unknown" answers: a token bucket (cfg.unknown_per_second), and those refused */
+	pthread_mutex_t unknown_mu;
+	double unknown_tokens;
+	int64_t unknown_ms;
+	atomic_llong unknown_refused;
 	atomic_int conns;
 	atomic_int stopping;
 	struct ocsp_sync *sync;
@@ -114,6 +119,9 @@ struct ocspd {
 int ocsp_ca_match(struct ocspd *d, const struct ocsp_certid *id);
 /* Take one nonce token of authority ca: 1 if allowed. */
 int ocsp_ca_nonce_allowed(struct ocsp_ca *ca);
+/* Take one token for signing an "unknown" answer (any authority): 1 if allowed. A flood of
+ * requests for serials nobody issued must not take keyd's signing capacity from cad. */
+int ocsp_unknown_allowed(struct ocspd *d);
 
 /* ---- signing (ocsp_sign.c) ---- */
 

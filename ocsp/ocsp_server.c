@@ -138,10 +138,14 @@ static void ocsp_fail(struct conn *c, enum ocsp_error e, int keep)
 	conn_send(c, buf, n);
 }
 
+/* GET /health: the state alone, "ok", "degraded" (answering, but the database, keyd, the
+ * revocation feed or an authority's signer is away) or "down" (not ready to answer yet). Which
+ * part is away is in /metrics (hsmca_ocspd_up{part}) and the log, not here: /health answers
+ * anyone. */
 static void health(struct conn *c, int keep, int head_only)
 {
 	struct ocspd *d = c->w->d;
-	char body[512], head[256];
+	char body[64], head[256];
 	int loaded = atomic_load(&d->loaded), db = atomic_load(&d->db_up);
 	int keyd = atomic_load(&d->keyd_up), synced = atomic_load(&d->synced);
 	int n_cas = atomic_load(&d->n_cas), unsigned_cas = 0;
@@ -153,14 +157,8 @@ static void health(struct conn *c, int keep, int head_only)
 	for (int i = 0; i < n_cas; i++)
 		unsigned_cas += d->cas[i].signer_key == NULL;
 	pthread_rwlock_unlock(&d->cache.lock);
-	status = !loaded ? "starting" : (db && keyd && synced && !unsigned_cas) ? "ok" : "degraded";
-	bn = snprintf(body, sizeof(body),
-	              "{\"status\": \"%s\", \"database\": \"%s\", \"keyd\": \"%s\", "
-	              "\"in_step\": %s, \"authorities\": %d, \"authorities_without_signer\": %d, "
-	              "\"certificates\": %zu, \"signed\": %lld, \"connections\": %d}\n",
-	              status, db ? "up" : "down", keyd ? "up" : "down", synced ? "true" : "false",
-	              n_cas, unsigned_cas, d->cache.count, (long long)atomic_load(&d->signed_count),
-	              atomic_load(&d->conns));
+	status = !loaded ? "down" : (db && keyd && synced && !unsigned_cas) ? "ok" : "degraded";
+	bn = snprintf(body, sizeof(body), "{\"status\": \"%s\"}\n", status);
 	hn = snprintf(head, sizeof(head),
 	              "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
 	              "Cache-Control: no-store\r\n%s\r\n",
@@ -174,6 +172,11 @@ static void health(struct conn *c, int keep, int head_only)
 static int64_t read_signed(void *d)
 {
 	return atomic_load(&((struct ocspd *)d)->signed_count);
+}
+
+static int64_t read_unknown_refused(void *d)
+{
+	return atomic_load(&((struct ocspd *)d)->unknown_refused);
 }
 
 static int64_t read_conns(void *d)
@@ -224,6 +227,13 @@ static int metrics_setup(struct ocsp_server *s, struct ocspd *d, char *err, size
 	                    1, &f, err, errsz))
 		return -1;
 	metrics_bind(metrics_get(f), read_signed, d);
+	if (metrics_counter(
+	        m, "hsmca_ocspd_unknown_refused_total",
+	        "Requests for serials no authority issued answered unauthorized, beyond "
+	        "limits.unknown_signatures_per_second.",
+	        NULL, 1, &f, err, errsz))
+		return -1;
+	metrics_bind(metrics_get(f), read_unknown_refused, d);
 	if (metrics_gauge(m, "hsmca_ocspd_connections", "Open client connections.", NULL, 1, &f,
 	                  err, errsz))
 		return -1;

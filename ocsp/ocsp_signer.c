@@ -144,6 +144,21 @@ static void run(struct ocspd *d, struct db **db, struct ocsp_job *j)
 		answer_error(j, OCSP_TRY_LATER);
 		return;
 	}
+	for (size_t i = 0; i < req.n_certs; i++)
+		if (singles[i].status == V_OCSP_CERTSTATUS_UNKNOWN) {
+			if (ocsp_unknown_allowed(d))
+				break;
+			/* Beyond the budget for serials nobody issued: the unsigned
+			 * "unauthorized" of RFC 5019 2.2.3, which costs keyd nothing. */
+			if (atomic_fetch_add(&d->unknown_refused, 1) % 1000 == 0)
+				log_warn("unknown serials beyond %d signatures a second "
+				         "(limits.unknown_signatures_per_second): answering "
+				         "unauthorized (%lld so far)",
+				         d->cfg.unknown_per_second,
+				         (long long)atomic_load(&d->unknown_refused));
+			answer_error(j, OCSP_UNAUTHORIZED);
+			return;
+		}
 	pthread_rwlock_rdlock(&d->cache.lock);
 	key = d->cas[ca].signer_key;
 	cert = d->cas[ca].signer_cert;

@@ -35,6 +35,9 @@ int ocspd_new(const struct ocspd_config *cfg, struct ocspd **out, char *err, siz
 		return -1;
 	}
 	d->cfg = *cfg;
+	pthread_mutex_init(&d->unknown_mu, NULL);
+	d->unknown_tokens = (double)cfg->unknown_per_second;
+	d->unknown_ms = ocsp_now_ms();
 	if (evthread_use_pthreads() != 0 || ocsp_cache_init(&d->cache) != 0) {
 		snprintf(err, errsz, "cannot set up threads or the cache");
 		free(d);
@@ -81,5 +84,6 @@ void ocspd_free(struct ocspd *d)
 	}
 	for (size_t i = 0; i < d->n_responders; i++)
 		X509_free(d->responders[i]);
+	pthread_mutex_destroy(&d->unknown_mu);
 	free(d);
 }

@@ -39,6 +39,10 @@ struct ocspd_config {
 	int max_certs_per_request;
 	int sign_queue;       /* requests waiting for a signer; beyond: tryLater */
 	int refresh_fraction; /* re-sign when this percentage of the validity has passed */
+	/* Fresh signatures for serials no authority issued ("unknown"), all authorities
+	 * together: a token bucket of this many a second (a burst of one second's worth);
+	 * beyond it such requests get the unsigned "unauthorized". 0: never signed. */
+	int unknown_per_second;
 };
 
 /* Defaults, then the file. 0, or -1 with err ("file:line: field: problem"). */

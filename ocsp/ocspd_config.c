@@ -26,11 +26,17 @@ static const char *const top_fields[] = {
 };
 static const char *const listen_fields[] = {"address", "port", NULL};
 static const char *const limit_fields[] = {
-    "max_header_bytes",        "max_headers",
-    "max_body_bytes",          "max_connections",
-    "request_timeout_seconds", "idle_timeout_seconds",
-    "max_certs_per_request",   "sign_queue",
-    "refresh_percent",         NULL,
+    "max_header_bytes",
+    "max_headers",
+    "max_body_bytes",
+    "max_connections",
+    "request_timeout_seconds",
+    "idle_timeout_seconds",
+    "max_certs_per_request",
+    "sign_queue",
+    "refresh_percent",
+    "unknown_signatures_per_second",
+    NULL,
 };
 
 void ocspd_config_defaults(struct ocspd_config *cfg)
@@ -52,6 +58,7 @@ void ocspd_config_defaults(struct ocspd_config *cfg)
 	cfg->max_certs_per_request = 8;
 	cfg->sign_queue = 256;
 	cfg->refresh_fraction = 40;
+	cfg->unknown_per_second = 5;
 }
 
 static int opt_int(struct yconf *y, yaml_node_t *map, const char *key, long min, long max, int *out)
@@ -147,7 +154,9 @@ static int parse(struct yconf *y, struct ocspd_config *cfg)
 		    opt_int(y, v, "max_certs_per_request", 1, OCSP_REQ_MAX_CERTS,
 		            &cfg->max_certs_per_request) ||
 		    opt_int(y, v, "sign_queue", 1, 100000, &cfg->sign_queue) ||
-		    opt_int(y, v, "refresh_percent", 10, 50, &cfg->refresh_fraction))
+		    opt_int(y, v, "refresh_percent", 10, 50, &cfg->refresh_fraction) ||
+		    opt_int(y, v, "unknown_signatures_per_second", 0, 10000,
+		            &cfg->unknown_per_second))
 			return -1;
 	}
 	return 0;

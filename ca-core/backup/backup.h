@@ -94,8 +94,11 @@ struct backup_opts {
 	const char *token_dir; /* SoftHSM's token folder; NULL: not included */
 	/* restore: write files below this folder (must not exist or be empty) ... */
 	const char *into;
-	/* ... or back to their original paths, refusing any that exists */
+	/* ... or back to their original paths, refusing any that exists or does not lie below one
+	 * of roots (through the symlinks that exist at restore time) */
 	int in_place;
+	const char *roots[BACKUP_MAX_INPUTS];
+	size_t nroots;
 	int skip_database; /* restore: files only */
 	/* progress lines go here (NULL: none) */
 	FILE *out;

@@ -423,6 +423,83 @@ static int dir_empty_or_missing(const char *path)
 	return empty;
 }
 
+/* Where path would be written, through the links that exist today: the real path of its
+ * deepest existing ancestor followed by the components that do not exist yet (no symlink can
+ * be among those). 0, or -1 with why. */
+static int resolved_target(const char *path, char *out, size_t n, char *why, size_t whyn)
+{
+	char head[PATH_MAX], real[PATH_MAX];
+	size_t len;
+
+	if (path[0] != '/') {
+		snprintf(why, whyn, "is not an absolute path");
+		return -1;
+	}
+	for (const char *c = path; *c;) {
+		size_t k = strcspn(c, "/");
+		if ((k == 1 && c[0] == '.') || (k == 2 && c[0] == '.' && c[1] == '.')) {
+			snprintf(why, whyn, "has a \".\" or \"..\" component");
+			return -1;
+		}
+		c += k;
+		while (*c == '/')
+			c++;
+	}
+	if (snprintf(head, sizeof(head), "%s", path) >= (int)sizeof(head)) {
+		snprintf(why, whyn, "is too long");
+		return -1;
+	}
+	/* Strip components until what is left exists (at worst "/"). */
+	for (;;) {
+		char *slash = strrchr(head, '/');
+		if (!slash || slash == head) {
+			snprintf(head, sizeof(head), "/");
+			break;
+		}
+		*slash = '\0';
+		if (realpath(head, real))
+			break;
+		if (errno != ENOENT) {
+			snprintf(why, whyn, "%s: %s", head, strerror(errno));
+			return -1;
+		}
+	}
+	if (!realpath(head, real)) {
+		snprintf(why, whyn, "%s: %s", head, strerror(errno));
+		return -1;
+	}
+	/* The components below head, from its "/" on. */
+	len = strcmp(head, "/") ? strlen(head) : 0;
+	if (snprintf(out, n, "%s%s", strcmp(real, "/") ? real : "", path + len) >= (int)n) {
+		snprintf(why, whyn, "is too long");
+		return -1;
+	}
+	return 0;
+}
+
+/* 1 when path, as it would be written today, lies strictly below one of the roots (each
+ * through its own real path); else 0 with why. */
+static int within_roots(const char *path, const char *const *roots, size_t nroots, char *why,
+                        size_t whyn)
+{
+	char target[PATH_MAX], root[PATH_MAX];
+
+	if (resolved_target(path, target, sizeof(target), why, whyn) != 0)
+		return 0;
+	for (size_t i = 0; i < nroots; i++) {
+		size_t k;
+		if (!realpath(roots[i], root))
+			continue;
+		k = strlen(root);
+		if (!strcmp(root, "/"))
+			return 1;
+		if (!strncmp(target, root, k) && target[k] == '/' && target[k + 1])
+			return 1;
+	}
+	snprintf(why, whyn, "is outside the restore roots (written as %s)", target);
+	return 0;
+}
+
 /* Place a checked staging file at dest, never replacing anything. */
 static int place(const char *staged, const char *dest, unsigned mode, char *err, size_t errlen)
 {
@@ -498,6 +575,16 @@ int backup_restore(const struct backup_opts *o, char *err, size_t errlen)
 
 	if (!o->archive || (!o->into && !o->in_place) || (o->into && o->in_place))
 		return fail(err, errlen, "give an archive and one of --into DIR or --in-place");
+	if (o->in_place && !o->nroots)
+		return fail(
+		    err, errlen,
+		    "--in-place needs --root DIR for each folder it may write below (the state "
+		    "and configuration folders)");
+	for (size_t i = 0; i < o->nroots; i++) {
+		char real[PATH_MAX];
+		if (!realpath(o->roots[i], real))
+			return fail(err, errlen, "--root %s: %s", o->roots[i], strerror(errno));
+	}
 	if (o->into && !dir_empty_or_missing(o->into))
 		return fail(err, errlen, "%s is not empty: restore writes only into a new folder",
 		            o->into);
@@ -588,8 +675,18 @@ int backup_restore(const struct backup_opts *o, char *err, size_t errlen)
 	if (o->in_place)
 		for (size_t i = 1; i < m.nfiles; i++) {
 			struct stat st;
+			char why[PATH_MAX + 64];
 			if (!m.files[i].path[0]) {
 				fail(err, errlen, "%s has no original path", m.files[i].name);
+				goto out;
+			}
+			/* Only below the configured roots (the state and configuration folders),
+			 * judged through the symlinks that exist now: anything else is refused
+			 * before a byte is written. */
+			if (!within_roots(m.files[i].path, o->roots, o->nroots, why, sizeof(why))) {
+				fail(err, errlen,
+				     "%s: its original path %s %s: nothing was restored",
+				     m.files[i].name, m.files[i].path, why);
 				goto out;
 			}
 			if (lstat(m.files[i].path, &st) == 0) {

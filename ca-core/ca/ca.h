@@ -73,8 +73,12 @@ struct ca_profile {
 	unsigned key_usage; /* X509v3 KU_* bits */
 	int eku[CA_MAX_EKUS];
 	size_t n_eku;
-	int subject_fields[CA_MAX_FIELDS]; /* NIDs allowed in the subject */
+	int subject_fields[CA_MAX_FIELDS]; /* NIDs allowed in the subject, each at most once */
 	size_t n_subject_fields;
+	/* Value patterns of subject_fields[i] (fnmatch, case-insensitive); none: any value.
+	 * emailAddress is judged by the email SAN patterns instead. */
+	char *subject_patterns[CA_MAX_FIELDS][CA_MAX_PATTERNS];
+	size_t n_subject_patterns[CA_MAX_FIELDS];
 	int subject_cn_required;
 	char *san_patterns[CA_SAN_KINDS][CA_MAX_PATTERNS];
 	size_t n_san_patterns[CA_SAN_KINDS];
@@ -84,6 +88,9 @@ struct ca_profile {
 	char policies[CA_MAX_POLICIES][CA_OID_MAX + 1];
 	size_t n_policies;
 	char cps_uri[CA_PATH_MAX];
+	/* A validity that would end after the issuing CA's notAfter: 0 refuses the request
+	 * (the default), 1 clamps notAfter to the CA's. */
+	int clamp_not_after;
 };
 
 /* --- the core's state, shared by every thread that issues --- */
@@ -144,7 +151,8 @@ enum ca_outcome {
 	CA_NOT_FOUND,         /* no such certificate */
 	CA_AMBIGUOUS,         /* the serial names certificates of several authorities */
 	CA_WRONG_STATE,       /* the certificate's status does not allow the change */
-	CA_AUTHORITY_RETIRED, /* the profile's authority issues no more */
+	CA_AUTHORITY_RETIRED, /* the authority issues no more: retired, or its certificate expired
+	                       * or not yet valid */
 	CA_PROFILE_DISABLED,  /* an admin switched the profile off */
 	CA_STALE_CREDENTIALS, /* cached credentials no longer hold: ask again with fresh ones */
 	CA_KEYD_UNAVAILABLE,  /* keyd did not load or use the key */
@@ -197,8 +205,11 @@ struct ca_issue_request {
 	 * judged here. Its subject and SANs are what the certificate gets. */
 	const struct ca_csr *csr;
 	const char *csr_pem;
-	int64_t validity_days; /* 1..profile->max_validity_days */
-	json_t *audit_detail;  /* borrowed: fields added to the audit entry's detail; NULL */
+	/* 1..profile->max_validity_days; 0 for the profile's default: max_validity_days, ending
+	 * no later than the issuing CA's notAfter whatever the profile's option (the requester
+	 * asked for no particular length). */
+	int64_t validity_days;
+	json_t *audit_detail; /* borrowed: fields added to the audit entry's detail; NULL */
 	/* A step inside the transaction that stores the certificate, before its audit entry
 	 * (EST's device record); an error rolls both back. NULL for none. */
 	enum db_status (*in_tx)(struct db *db, int64_t cert_id, void *arg, struct db_err *err);
@@ -210,9 +221,9 @@ struct ca_issue_result {
 	/* Its issuer: authority->cert, then authority->chain, make the chain above it. */
 	const struct ca_authority *authority;
 	char serial[2 * DB_SERIAL_MAX + 1];
-	int64_t id, not_before, not_after;
-	char subject[1024]; /* RFC 2253 */
-	struct ca_why why;  /* not CA_OK: why */
+	int64_t id, not_before, not_after; /* the validity (also when refused after it was set) */
+	char subject[1024];                /* RFC 2253 */
+	struct ca_why why;                 /* not CA_OK: why */
 };
 
 /* Issue one certificate for req on *db (connected first when NULL). */

@@ -45,13 +45,14 @@ enum ca_outcome ca_db_failure(struct ca_why *why, const struct db_err *err)
 	if (err->status == DB_ERR_UNAVAILABLE) {
 		log_warn("database unavailable: %s", err->msg);
 		snprintf(why->code, sizeof(why->code), "database-unavailable");
-		snprintf(why->reason, sizeof(why->reason), "the database is unavailable: %s",
-		         err->msg);
+		/* libpq's words (host names, socket paths, roles) stay in the log. */
+		snprintf(why->reason, sizeof(why->reason),
+		         "the database is unavailable (the cause is in the log)");
 		return CA_DB_UNAVAILABLE;
 	}
 	log_error("database error: %s", err->msg);
 	snprintf(why->code, sizeof(why->code), "database-error");
-	snprintf(why->reason, sizeof(why->reason), "%s", err->msg);
+	snprintf(why->reason, sizeof(why->reason), "a database error (the cause is in the log)");
 	return CA_INTERNAL;
 }
 

@@ -261,17 +261,25 @@ static int key_allowed(const struct ca_key_profile *kp, EVP_PKEY *key, char *why
 	return 0;
 }
 
-static int subject_allowed(const struct ca_profile *p, const X509_NAME *name, char *why, size_t n)
-{
-	int have_cn = 0, prev_set = -1;
+/* The subject's fields: each allowed by the profile and present at most once, single-valued
+ * RDNs of text, each matching its field's patterns if the profile has any; emailAddress
+ * matching the profile's email SAN patterns. The CN (if any) is in *cn for the check against
+ * the SANs. */
+static int pattern_match(enum ca_san_kind kind, const char *pat, const char *v);
 
+static int subject_allowed(const struct ca_profile *p, const X509_NAME *name, char *cn, size_t cnsz,
+                           char *why, size_t n)
+{
+	int prev_set = -1, seen[CA_MAX_FIELDS] = {0};
+
+	cn[0] = '\0';
 	for (int i = 0; i < X509_NAME_entry_count(name); i++) {
 		const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
 		int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
 		const ASN1_STRING *d = X509_NAME_ENTRY_get_data(e);
 		unsigned char *u = NULL;
-		int ulen, set = X509_NAME_ENTRY_set(e);
-		size_t k;
+		int ulen, set = X509_NAME_ENTRY_set(e), ok = 1;
+		size_t k, j;
 
 		if (set == prev_set) {
 			snprintf(why, n, "multi-valued RDNs are not allowed in the subject");
@@ -286,21 +294,70 @@ static int subject_allowed(const struct ca_profile *p, const X509_NAME *name, ch
 			         nid ? OBJ_nid2sn(nid) : "(unknown OID)", p->name);
 			return 0;
 		}
+		if (seen[k]++) {
+			snprintf(why, n, "subject field %s appears more than once",
+			         OBJ_nid2sn(nid));
+			return 0;
+		}
 		ulen = ASN1_STRING_to_UTF8(&u, d);
 		if (ulen <= 0 || memchr(u, '\0', (size_t)ulen)) {
 			OPENSSL_free(u);
 			snprintf(why, n, "subject field %s is empty or not text", OBJ_nid2sn(nid));
 			return 0;
 		}
+		if (nid == NID_pkcs9_emailAddress) {
+			const char *at = strchr((char *)u, '@');
+			for (j = 0; j < p->n_san_patterns[CA_SAN_EMAIL]; j++)
+				if (pattern_match(CA_SAN_EMAIL, p->san_patterns[CA_SAN_EMAIL][j],
+				                  (char *)u))
+					break;
+			if (!at || at == (char *)u || j == p->n_san_patterns[CA_SAN_EMAIL]) {
+				snprintf(why, n,
+				         "subject emailAddress \"%.64s\" does not match the email "
+				         "patterns of profile %s",
+				         (char *)u, p->name);
+				ok = 0;
+			}
+		} else if (p->n_subject_patterns[k]) {
+			for (j = 0; j < p->n_subject_patterns[k]; j++)
+				if (!fnmatch(p->subject_patterns[k][j], (char *)u, FNM_CASEFOLD))
+					break;
+			if (j == p->n_subject_patterns[k]) {
+				snprintf(
+				    why, n,
+				    "subject %s \"%.64s\" does not match the patterns of profile "
+				    "%s",
+				    OBJ_nid2sn(nid), (char *)u, p->name);
+				ok = 0;
+			}
+		}
+		if (ok && nid == NID_commonName)
+			snprintf(cn, cnsz, "%s", (char *)u);
 		OPENSSL_free(u);
-		if (nid == NID_commonName)
-			have_cn = 1;
+		if (!ok)
+			return 0;
 	}
-	if (p->subject_cn_required && !have_cn) {
+	if (p->subject_cn_required && !cn[0]) {
 		snprintf(why, n, "profile %s requires a subject CN", p->name);
 		return 0;
 	}
 	return 1;
+}
+
+/* Where the profile allows DNS or IP SANs (a host's certificate), a CN must be one of the
+ * request's SANs: relying parties that still read the CN then see a name the SANs vouch
+ * for (CA/Browser Forum BR 7.1.4.3). */
+static int cn_among_sans(const struct ca_profile *p, const char *cn, const struct ca_csr *c,
+                         char *why, size_t n)
+{
+	if (!cn[0] || (!p->n_san_patterns[CA_SAN_DNS] && !p->n_san_patterns[CA_SAN_IP]))
+		return 1;
+	for (size_t i = 0; i < c->n_sans; i++)
+		if (!strcasecmp(c->sans[i].value, cn))
+			return 1;
+	snprintf(why, n, "subject CN \"%.64s\" is not one of the request's SANs (profile %s)", cn,
+	         p->name);
+	return 0;
 }
 
 static int dns_syntax_ok(const char *s, size_t len)
@@ -437,6 +494,14 @@ static int sans_allowed(const struct ca_profile *p, const CA_PKCS10 *req, GENERA
 			         ca_san_kind_name(kind), v, p->name);
 			goto out;
 		}
+		for (size_t d = 0; d < out->n_sans; d++)
+			if (out->sans[d].kind == (enum db_san_kind)kind &&
+			    (kind == CA_SAN_URI ? !strcmp(out->sans[d].value, v)
+			                        : !strcasecmp(out->sans[d].value, v))) {
+				snprintf(why, n, "%s SAN \"%.64s\" appears more than once",
+				         ca_san_kind_name(kind), v);
+				goto out;
+			}
 		out->sans[out->n_sans].kind = (enum db_san_kind)kind;
 		out->sans[out->n_sans].value = v;
 		out->sans[out->n_sans].len = strlen(v);
@@ -497,6 +562,8 @@ int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out
 {
 	unsigned char *spki = NULL;
 	BIO *m = NULL;
+	char cn[1024], *stext = NULL;
+	long slen;
 	int len, rc = -1;
 
 	if (read_pem(pem, &out->req) != 0) {
@@ -529,14 +596,26 @@ int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out
 		goto out;
 	}
 	*error = "name-not-allowed";
-	if (!subject_allowed(p, out->req->info->subject, why, n) ||
-	    !sans_allowed(p, out->req, &out->gens, out, why, n))
+	if (!subject_allowed(p, out->req->info->subject, cn, sizeof(cn), why, n) ||
+	    !sans_allowed(p, out->req, &out->gens, out, why, n) ||
+	    !cn_among_sans(p, cn, out, why, n))
 		goto out;
+	/* The stored subject is the certificate's, whole: one that does not fit is refused,
+	 * never cut. */
 	m = BIO_new(BIO_s_mem());
 	if (!m || X509_NAME_print_ex(m, out->req->info->subject, 0, XN_FLAG_RFC2253) < 0 ||
-	    (len = BIO_read(m, out->subject, sizeof(out->subject) - 1)) < 0)
-		len = 0;
-	out->subject[len] = '\0';
+	    (slen = BIO_get_mem_data(m, &stext)) < 0) {
+		*error = "internal";
+		snprintf(why, n, "the subject does not print");
+		goto out;
+	}
+	if ((size_t)slen >= sizeof(out->subject)) {
+		snprintf(why, n, "the subject is %ld characters long; at most %zu are allowed",
+		         slen, sizeof(out->subject) - 1);
+		goto out;
+	}
+	memcpy(out->subject, stext, (size_t)slen);
+	out->subject[slen] = '\0';
 	ERR_clear_error();
 	*error = NULL;
 	rc = 0;

@@ -259,6 +259,60 @@ static void audit_entry(const struct ca_issue_request *req, const char *object, 
 	e->detail = detail ? detail : "";
 }
 
+/* t as seconds since the epoch; 0 or -1. */
+static int epoch_of(const ASN1_TIME *t, int64_t *out)
+{
+	struct tm tm;
+
+	if (!t || !ASN1_TIME_to_tm(t, &tm))
+		return -1;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+/* The certificate's notAfter from now and the requested days, within the issuing CA's own
+ * validity: a CA that is not valid now issues nothing, and a certificate never outlives its
+ * issuer (RFC 5280 6.1.3 would fail it when the CA expires first): the profile either refuses
+ * such a request (the default) or clamps notAfter to the CA's. */
+static enum ca_outcome within_issuer(const struct ca_issue_request *req, int64_t now, int64_t *na,
+                                     struct ca_issue_result *res)
+{
+	const struct ca_profile *p = req->profile;
+	const struct ca_authority *a = p->authority;
+	int64_t ca_nb, ca_na;
+	char when[32];
+	struct tm tm;
+
+	if (!a->cert || epoch_of(X509_get0_notBefore(a->cert), &ca_nb) ||
+	    epoch_of(X509_get0_notAfter(a->cert), &ca_na))
+		return fail(res, CA_CONFIG_ERROR, "configuration-error", NULL,
+		            "authority %s has no readable certificate validity", a->name);
+	if (now < ca_nb)
+		return fail(res, CA_AUTHORITY_RETIRED, "authority-not-yet-valid", a->name,
+		            "the certificate of authority %s is not valid yet: it issues nothing "
+		            "before then",
+		            a->name);
+	if (now >= ca_na)
+		return fail(res, CA_AUTHORITY_RETIRED, "authority-expired", a->name,
+		            "the certificate of authority %s has expired: it issues nothing more",
+		            a->name);
+	*na = now + (req->validity_days ? req->validity_days : p->max_validity_days) * 86400;
+	if (*na <= ca_na)
+		return CA_OK;
+	if (p->clamp_not_after || !req->validity_days) {
+		*na = ca_na;
+		return CA_OK;
+	}
+	time_t t = (time_t)ca_na;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return fail(res, CA_REFUSED, "validity-not-allowed", NULL,
+	            "%lld days would end after the certificate of authority %s (%s): at most "
+	            "%lld days are left",
+	            (long long)req->validity_days, a->name, when,
+	            (long long)((ca_na - now) / 86400));
+}
+
 /* Reserve a serial for cr (before anything is signed). 158 random bits: 20 bytes, the top bit
  * clear (positive) and the next set (minimal, 20 bytes). */
 static enum ca_outcome reserve(struct ca *ca, struct db *db, const struct ca_issue_request *req,
@@ -383,7 +437,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	char why[512], hex[2 * DB_SERIAL_MAX + 1];
 	char aia[DB_OCSP_URLS_MAX * (DB_AIA_URL_MAX + 16) + DB_AIA_URL_MAX + 32];
 	X509 *cert = NULL;
-	int64_t now, id = 0;
+	int64_t now, not_after = 0, id = 0;
 	enum ca_outcome o;
 	enum db_status rc;
 	struct db *db;
@@ -398,7 +452,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 		         "principal %s is not granted profile %s", req->who.name, p->name);
 		goto out;
 	}
-	if (req->validity_days < 1 || req->validity_days > p->max_validity_days) {
+	if (req->validity_days < 0 || req->validity_days > p->max_validity_days) {
 		o = fail(res, CA_REFUSED, "validity-not-allowed", NULL,
 		         "\"validity_days\" must be 1..%d for profile %s", p->max_validity_days,
 		         p->name);
@@ -419,26 +473,38 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	}
 	judged.csr = csrc;
 	snprintf(res->subject, sizeof(res->subject), "%s", csrc->subject);
+	now = (int64_t)time(NULL);
+	if ((o = within_issuer(req, now, &not_after, res)) != CA_OK)
+		goto out;
+	res->not_before = now;
+	res->not_after = not_after;
 	/* Input is valid; now the database and keyd. */
 	if (ca_db_open(ca, dbp, &err) != DB_OK) {
 		o = ca_db_failure(&res->why, &err);
 		goto out;
 	}
 	db = *dbp;
+	/* What keyd or the database said stays in the log; the requester learns which. */
 	switch (ca_authorities_ready(ca, db, why, sizeof(why))) {
 	case 0:
 		break;
 	case -1:
-		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL, "%s", why);
+		log_warn("authority %s: %s", a->name, why);
+		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL,
+		         "keyd did not give the key of authority %s (the cause is in the log)",
+		         a->name);
 		goto out;
 	case -3:
-		o = fail(res, CA_CONFIG_ERROR, "configuration-error", NULL, "%s", why);
+		log_error("%s", why);
+		o = fail(res, CA_CONFIG_ERROR, "configuration-error", NULL,
+		         "the configuration does not match the database (the cause is in the log)");
 		goto out;
 	default:
-		o = fail(res, CA_DB_UNAVAILABLE, "database-unavailable", NULL, "%s", why);
+		log_warn("%s", why);
+		o = fail(res, CA_DB_UNAVAILABLE, "database-unavailable", NULL,
+		         "the database is unavailable (the cause is in the log)");
 		goto out;
 	}
-	now = (int64_t)time(NULL);
 	cr.authority_id = a->db_id;
 	cr.profile = p->name;
 	cr.subject = csrc->subject;
@@ -446,7 +512,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	cr.sans = csrc->sans;
 	cr.n_sans = csrc->n_sans;
 	cr.not_before = now;
-	cr.not_after = now + req->validity_days * 86400;
+	cr.not_after = not_after;
 	memcpy(cr.spki_sha256, csrc->spki_sha256, 32);
 	cr.requester = req->who.name;
 	if (req->who.token_sha256) { /* checked again where it counts: in the reservation */
@@ -467,7 +533,9 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 			log_error("serial %s: could not mark the reservation failed: %s", hex,
 			          e2.msg);
 		log_error("serial %s: %s", hex, why);
-		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL, "%s", why);
+		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL,
+		         "signing with the key of authority %s failed (the cause is in the log)",
+		         a->name);
 		goto out;
 	}
 	if ((rc = store(ca, db, &judged, serial, id, hex, cert, &err)) != DB_OK) {

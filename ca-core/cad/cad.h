@@ -37,6 +37,8 @@ struct cad_config {
 	size_t max_header_bytes;
 	int timeout_seconds;
 	int token_max_days;
+	/* Connections served at once (limits.max_connections); one more is answered 503. */
+	int max_connections;
 	struct sandbox_config sandbox; /* user:, group:, seccomp: */
 	/* Signed audit checkpoints: none when audit_key_uri is "". */
 	char audit_key_uri[CAD_PATH_MAX];

@@ -1,6 +1,7 @@
 /* Certificates after issuance: lookup, listing, revocation, hold and release (adapters over the
  * CA core, which commits a change before it is answered); the audit log's verification and
  * export; health. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,37 +343,68 @@ void cad_h_audit_export(struct cad_req *r)
 	db_audit_rows_free(rows, n);
 }
 
+/* The state /health reports: "ok" (database and every authority's key), "degraded" (the
+ * database answers but keyd does not give a key: nothing can be issued, reads and revocation
+ * still work), "down" (no database, or a configuration the database contradicts). The cause
+ * goes to the log when the state changes, never to the client; *version, *db_up and
+ * *keyd_up for the details. */
+static const char *health_state(struct cad_req *r, int *version, int *db_up, int *keyd_up)
+{
+	static _Atomic int last = -1; /* 0 ok, 1 degraded, 2 down: log on change */
+	struct db_err err = {0};
+	char why[600] = "";
+	int state = 0;
+
+	*version = 0;
+	*db_up = *keyd_up = 0;
+	if (!r->w->db && db_connect(r->cad->cfg->database, &r->w->db, &err) != DB_OK) {
+		r->w->db = NULL;
+		state = 2;
+		snprintf(why, sizeof(why), "database: %s", err.msg);
+	} else if (db_schema_version(r->w->db, version, &err) != DB_OK) {
+		state = 2;
+		snprintf(why, sizeof(why), "database: %s", err.msg);
+	} else {
+		*db_up = 1;
+		switch (ca_authorities_ready(&r->cad->ca, r->w->db, why, sizeof(why))) {
+		case 0:
+			*keyd_up = 1;
+			break;
+		case -1:
+			state = 1;
+			break;
+		default:
+			state = 2;
+			break;
+		}
+	}
+	if (atomic_exchange(&last, state) != state) {
+		if (state)
+			log_warn("health: %s: %s", state == 1 ? "degraded" : "down", why);
+		else
+			log_info("health: ok");
+	}
+	return state == 0 ? "ok" : state == 1 ? "degraded" : "down";
+}
+
+/* GET /health without credentials: the state alone. */
 void cad_h_health(struct cad_req *r)
 {
-	struct db_err err = {0};
-	struct db *db = r->w->db;
-	char why[600] = "";
-	int version = 0;
+	int version, db_up, keyd_up;
+	const char *state = health_state(r, &version, &db_up, &keyd_up);
 
-	if (!db && db_connect(r->cad->cfg->database, &r->w->db, &err) != DB_OK) {
-		r->w->db = NULL;
-		cad_reply_error(r, 503, "database-unavailable", "%s", err.msg);
-		return;
-	}
-	db = r->w->db;
-	if (db_schema_version(db, &version, &err) != DB_OK) {
-		cad_reply_error(r, 503, "database-unavailable", "%s", err.msg);
-		return;
-	}
-	switch (ca_authorities_ready(&r->cad->ca, db, why, sizeof(why))) {
-	case 0:
-		break;
-	case -1:
-		cad_reply_error(r, 503, "keyd-unavailable", "%s", why);
-		return;
-	case -3:
-		cad_reply_error(r, 500, "configuration-error", "%s", why);
-		return;
-	default:
-		cad_reply_error(r, 503, "database-unavailable", "%s", why);
-		return;
-	}
-	cad_reply_json(r, 200,
-	               json_pack("{s:s, s:i, s:s}", "status", "ok", "schema_version", version,
-	                         "version", "0.1.0"));
+	cad_reply_json(r, strcmp(state, "ok") ? 503 : 200, json_pack("{s:s}", "status", state));
+}
+
+/* GET /api/v1/health/details (auditor, operator): which part is away, and the versions; the
+ * causes are in the log. */
+void cad_h_health_details(struct cad_req *r)
+{
+	int version, db_up, keyd_up;
+	const char *state = health_state(r, &version, &db_up, &keyd_up);
+
+	cad_reply_json(r, strcmp(state, "ok") ? 503 : 200,
+	               json_pack("{s:s, s:s, s:s, s:i, s:s}", "status", state, "database",
+	                         db_up ? "up" : "down", "keyd", keyd_up ? "up" : "down",
+	                         "schema_version", version, "version", "0.1.0"));
 }

@@ -22,19 +22,26 @@ static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interva
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
 static const char *const tls_fields[] = {"certificate", "key", "client_ca", "client_crl", NULL};
 static const char *const limit_fields[] = {
-    "max_body_bytes", "max_header_bytes", "timeout_seconds", "token_max_days", NULL,
+    "max_body_bytes", "max_header_bytes", "timeout_seconds",
+    "token_max_days", "max_connections",  NULL,
 };
 static const char *const authority_fields[] = {"name",         "certificate", "chain", "key",
                                                "crl_base_url", "crl_shards",  NULL};
 static const char *const key_profile_fields[] = {"name", "rsa_min_bits", "rsa_max_bits",
                                                  "ec_curves", NULL};
+/* One field a line (profiles gain fields often). */
+/* clang-format off */
 static const char *const profile_fields[] = {
     "name",      "authority",          "key_profile",    "max_validity_days",
     "key_usage", "extended_key_usage", "subject_fields", "subject_cn_required",
     "san",       "san_required",       "policies",       "cps_uri",
+    "subject_patterns", "not_after_beyond_issuer",
     NULL,
 };
+/* clang-format on */
 static const char *const san_fields[] = {"dns", "ip", "email", "uri", NULL};
+static const char *const subject_pattern_fields[] = {
+    "CN", "O", "OU", "C", "ST", "L", "emailAddress", "serialNumber", NULL};
 
 static const struct {
 	const char *name;
@@ -412,6 +419,51 @@ static int parse_policies(struct yconf *y, yaml_node_t *m, struct ca_profile *p)
 	return 0;
 }
 
+struct subject_ctx {
+	struct ca_profile *p;
+	size_t field; /* index into p->subject_fields */
+};
+
+static int subject_pattern_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
+{
+	struct subject_ctx *c = arg;
+	char *dup;
+
+	if (!*s)
+		return yconf_fail(y, n, "subject_patterns", "empty pattern");
+	if (!(dup = strdup(s)))
+		return yconf_fail(y, n, "subject_patterns", "out of memory");
+	c->p->subject_patterns[c->field][c->p->n_subject_patterns[c->field]++] = dup;
+	return 0;
+}
+
+/* subject_patterns: {FIELD: [pattern...]} for fields of subject_fields; emailAddress is
+ * judged by the email SAN patterns instead. */
+static int parse_subject_patterns(struct yconf *y, yaml_node_t *v, struct ca_profile *p)
+{
+	if (yconf_check_map(y, v, "subject_patterns", subject_pattern_fields))
+		return -1;
+	for (size_t i = 0; i < sizeof(subject_names) / sizeof(subject_names[0]); i++) {
+		yaml_node_t *s = yconf_get(y, v, subject_names[i].name);
+		struct subject_ctx c = {p, 0};
+
+		if (!s)
+			continue;
+		if (subject_names[i].nid == NID_pkcs9_emailAddress)
+			return yconf_fail(y, s, "subject_patterns",
+			                  "emailAddress is judged by the san.email patterns");
+		while (c.field < p->n_subject_fields &&
+		       p->subject_fields[c.field] != subject_names[i].nid)
+			c.field++;
+		if (c.field == p->n_subject_fields)
+			return yconf_fail(y, s, "subject_patterns", "%s is not in subject_fields",
+			                  subject_names[i].name);
+		if (each_str(y, s, "subject_patterns", CA_MAX_PATTERNS, subject_pattern_item, &c))
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg,
                          struct ca_profile *p)
 {
@@ -460,6 +512,19 @@ static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg
 	if (yconf_opt_bool(y, m, "subject_cn_required", &p->subject_cn_required) ||
 	    yconf_opt_bool(y, m, "san_required", &p->san_required) || parse_policies(y, m, p))
 		return -1;
+	for (size_t i = 0; i < p->n_subject_fields; i++)
+		for (size_t j = 0; j < i; j++)
+			if (p->subject_fields[i] == p->subject_fields[j])
+				return yconf_fail(y, m, "subject_fields", "%s is listed twice",
+				                  OBJ_nid2sn(p->subject_fields[i]));
+	if ((v = yconf_get(y, m, "subject_patterns")) && parse_subject_patterns(y, v, p))
+		return -1;
+	buf[0] = '\0';
+	if (yconf_opt_str(y, m, "not_after_beyond_issuer", buf, sizeof(buf)))
+		return -1;
+	if (buf[0] && strcmp(buf, "refuse") && strcmp(buf, "clamp"))
+		return yconf_fail(y, m, "not_after_beyond_issuer", "\"%s\": refuse or clamp", buf);
+	p->clamp_not_after = !strcmp(buf, "clamp");
 	if ((v = yconf_get(y, m, "san"))) {
 		if (yconf_check_map(y, v, "san", san_fields))
 			return -1;
@@ -507,6 +572,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	cfg->max_header_bytes = 16384;
 	cfg->timeout_seconds = 30;
 	cfg->token_max_days = 366;
+	cfg->max_connections = 1000;
 	if (yconf_load_file(&y, path))
 		goto out;
 	root = yconf_root(&y);
@@ -558,6 +624,10 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 		if (yconf_opt_long(&y, v, "token_max_days", 1, 3660, &l))
 			goto out;
 		cfg->token_max_days = (int)l;
+		l = cfg->max_connections;
+		if (yconf_opt_long(&y, v, "max_connections", 1, 100000, &l))
+			goto out;
+		cfg->max_connections = (int)l;
 	}
 	cfg->audit_checkpoint_seconds = 300;
 	if ((v = yconf_get(&y, root, "audit"))) {
@@ -623,10 +693,14 @@ void cad_config_free(struct cad_config *cfg)
 		sk_X509_pop_free(cfg->authorities[i].chain, X509_free);
 		EVP_PKEY_free(cfg->authorities[i].key);
 	}
-	for (size_t i = 0; i < CAD_MAX_PROFILES; i++)
+	for (size_t i = 0; i < CAD_MAX_PROFILES; i++) {
 		for (int k = 0; k < CA_SAN_KINDS; k++)
 			for (size_t j = 0; j < cfg->profiles[i].n_san_patterns[k]; j++)
 				free(cfg->profiles[i].san_patterns[k][j]);
+		for (size_t k = 0; k < CA_MAX_FIELDS; k++)
+			for (size_t j = 0; j < cfg->profiles[i].n_subject_patterns[k]; j++)
+				free(cfg->profiles[i].subject_patterns[k][j]);
+	}
 	memset(cfg, 0, sizeof(*cfg));
 }
 

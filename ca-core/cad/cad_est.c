@@ -258,7 +258,8 @@ out:
 	return rc;
 }
 
-/* A device's identity: its subject CN, or its first SAN when it has no CN. */
+/* A device's identity: its subject CN, or its first SAN when it has no CN; in lower case, so
+ * that GW-0042 and gw-0042 are one device wherever identities are compared or stored. */
 static int identity_of(struct cad_req *r, const struct ca_csr *c, char *out, size_t n)
 {
 	const X509_NAME *name = ca_csr_subject(c);
@@ -275,6 +276,9 @@ static int identity_of(struct cad_req *r, const struct ca_csr *c, char *out, siz
 	} else if (c->n_sans > 0 && c->sans[0].len < n) {
 		snprintf(out, n, "%s", c->sans[0].value);
 	}
+	for (char *s = out; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
 	if (!out[0]) {
 		est_error(r, 400, "no-identity",
 		          "the CSR names no device identity (a subject CN or a SAN of at most "
@@ -285,18 +289,28 @@ static int identity_of(struct cad_req *r, const struct ca_csr *c, char *out, siz
 	return 0;
 }
 
-static int allowlisted(const struct db_prov_token *t, const struct ca_csr *c, const char *identity)
+static int on_allowlist(const struct db_prov_token *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_allow; i++)
+		if (!fnmatch(t->allowlist[i], name, FNM_CASEFOLD))
+			return 1;
+	return 0;
+}
+
+/* A token with an allowlist vouches for every name the certificate will carry: the identity
+ * and each SAN must be on it (a listed CN must not bring an unlisted SAN along, nor a listed
+ * SAN an unlisted CN). NULL when all are, else the first name that is not. */
+static const char *not_allowlisted(const struct db_prov_token *t, const struct ca_csr *c,
+                                   const char *identity)
 {
 	if (t->n_allow == 0)
-		return 1;
-	for (size_t i = 0; i < t->n_allow; i++) {
-		if (!fnmatch(t->allowlist[i], identity, FNM_CASEFOLD))
-			return 1;
-		for (size_t k = 0; k < c->n_sans; k++)
-			if (!fnmatch(t->allowlist[i], c->sans[k].value, FNM_CASEFOLD))
-				return 1;
-	}
-	return 0;
+		return NULL;
+	if (!on_allowlist(t, identity))
+		return identity;
+	for (size_t k = 0; k < c->n_sans; k++)
+		if (!on_allowlist(t, c->sans[k].value))
+			return c->sans[k].value;
+	return NULL;
 }
 
 static struct ca_profile *est_profile(struct cad *cad, const char *name)
@@ -348,7 +362,7 @@ static X509 *est_issue(struct cad_req *r, struct ca_profile *p, const struct ca_
 	    .action = r->action,
 	    .profile = p,
 	    .csr = csrc,
-	    .validity_days = p->max_validity_days,
+	    .validity_days = 0, /* the profile's default, ending no later than the CA */
 	    .audit_detail = audit,
 	    .in_tx = enrol_in_tx,
 	    .in_tx_arg = tx,
@@ -387,6 +401,7 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label)
 	struct enrol_tx tx = {0};
 	json_t *audit;
 	char token[CAD_EST_TOKEN_MAX + 1], user[64], why[256], identity[DB_IDENTITY_MAX + 1];
+	const char *unlisted;
 	char object[64];
 	uint8_t sha[32];
 	X509 *cert = NULL;
@@ -459,11 +474,11 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label)
 	}
 	if (body_csr(r, p, csrc) != 0 || identity_of(r, csrc, identity, sizeof(identity)) != 0)
 		goto out;
-	if (!allowlisted(&t, csrc, identity)) {
+	if ((unlisted = not_allowlisted(&t, csrc, identity))) {
 		est_deny(r, 403, "not-on-allowlist", identity,
-		         "device identity \"%.64s\" (nor any SAN of the CSR) is not on the "
-		         "allowlist of provisioning token %d",
-		         identity, (int)t.id);
+		         "%s \"%.64s\" of device %.64s is not on the allowlist of provisioning "
+		         "token %d: the identity and every SAN must be",
+		         unlisted == identity ? "identity" : "SAN", unlisted, identity, (int)t.id);
 		goto out;
 	}
 	/* One enrolment of an identity at a time, from this check to the commit of its
@@ -552,21 +567,26 @@ static SSL *ssl_of(struct evhttp_request *req)
 	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 }
 
-static int same_sans(X509 *cert, const struct ca_csr *c)
+/* Every name of a is in b. */
+static int names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
+{
+	for (int i = 0; i < sk_GENERAL_NAME_num(a); i++) {
+		int found = 0;
+		for (int k = 0; !found && k < sk_GENERAL_NAME_num(b); k++)
+			found = !GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i),
+			                          sk_GENERAL_NAME_value(b, k));
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+int cad_est_same_sans(X509 *cert, const GENERAL_NAMES *gens)
 {
 	GENERAL_NAMES *have = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-	int n = sk_GENERAL_NAME_num(have), ok;
+	/* As sets, both ways: equal counts alone let {A, A} stand for {A, B}. */
+	int ok = names_within(have, gens) && names_within(gens, have);
 
-	if (n < 0)
-		n = 0;
-	ok = n == sk_GENERAL_NAME_num(c->gens) || (n == 0 && !c->gens);
-	for (int i = 0; ok && i < n; i++) {
-		int found = 0;
-		for (int k = 0; !found && k < sk_GENERAL_NAME_num(c->gens); k++)
-			found = !GENERAL_NAME_cmp(sk_GENERAL_NAME_value(have, i),
-			                          sk_GENERAL_NAME_value(c->gens, k));
-		ok = found;
-	}
 	GENERAL_NAMES_free(have);
 	return ok;
 }
@@ -629,10 +649,14 @@ static void simplereenroll(struct cad_req *r, struct ca_profile *label)
 	case 0:
 		break;
 	case -1:
-		est_error(r, 503, "keyd-unavailable", "%s", why);
+		log_warn("est: %s", why); /* keyd's words stay in the log */
+		est_error(r, 503, "keyd-unavailable",
+		          "keyd is unavailable (the cause is in the log)");
 		return;
 	default:
-		est_error(r, 503, "database-unavailable", "%s", why);
+		log_warn("est: %s", why);
+		est_error(r, 503, "database-unavailable",
+		          "the database is unavailable (the cause is in the log)");
 		return;
 	}
 	rc = db_cert_lookup(db, a->db_id, serial, serial_len, &c, &err);
@@ -697,7 +721,7 @@ static void simplereenroll(struct cad_req *r, struct ca_profile *label)
 		goto out;
 	/* RFC 7030 4.2.2: the same subject and subjectAltName as the current certificate. */
 	if (X509_NAME_cmp(ca_csr_subject(csrc), X509_get_subject_name(peer)) ||
-	    !same_sans(peer, csrc)) {
+	    !cad_est_same_sans(peer, csrc->gens)) {
 		est_deny(r, 403, "other-identity", dev.identity,
 		         "re-enrolment renews the same identity only: the CSR's subject or SANs "
 		         "(%.200s) differ from certificate %s of device %.64s",

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "cad.h"
 #include "yconf.h"
@@ -35,5 +36,9 @@ enum cad_est_auth { CAD_EST_AUTH_NONE, CAD_EST_AUTH_BASIC, CAD_EST_AUTH_BEARER, 
  * why for anything else. token holds CAD_EST_TOKEN_MAX + 1, user n_user bytes. */
 enum cad_est_auth cad_est_parse_auth(const char *header, char *token, char *user, size_t n_user,
                                      char *why, size_t n);
+
+/* Re-enrolment (RFC 7030 4.2.2): 1 when the SANs gens of the new request are, as a set, those
+ * of the current certificate cert (each in the other, both ways); 0 otherwise. */
+int cad_est_same_sans(X509 *cert, const GENERAL_NAMES *gens);
 
 #endif

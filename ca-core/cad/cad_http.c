@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/queue.h>
@@ -24,14 +25,54 @@
 #include "daemon.h"
 #include "log.h"
 
+/* Each connection's place in the count of open connections, kept with its SSL: freed (and
+ * uncounted) when libevent frees the connection, however it ends. */
+struct conn_slot {
+	struct cad *cad;
+	int over; /* accepted beyond max_connections: its requests are answered 503 */
+};
+static int slot_index = -1;
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+
+static void slot_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct conn_slot *s = ptr;
+
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	if (s) {
+		atomic_fetch_sub(&s->cad->connections, 1);
+		free(s);
+	}
+}
+
+static void slot_index_make(void)
+{
+	slot_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, slot_free);
+}
+
+int cad_conn_over_cap(struct evhttp_request *req)
+{
+	SSL *ssl = cad_request_ssl(req);
+	struct conn_slot *s = ssl && slot_index >= 0 ? SSL_get_ex_data(ssl, slot_index) : NULL;
+
+	return s && s->over;
+}
+
 static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 {
 	struct cad *cad = arg;
 	SSL *ssl = SSL_new(cad->ssl);
+	struct conn_slot *slot = malloc(sizeof(*slot));
 	struct bufferevent *bev;
 
-	if (!ssl)
+	pthread_once(&slot_once, slot_index_make);
+	if (!ssl || !slot || slot_index < 0 || !SSL_set_ex_data(ssl, slot_index, slot)) {
+		free(slot);
+		SSL_free(ssl);
 		return NULL;
+	}
+	slot->cad = cad;
+	slot->over = atomic_fetch_add(&cad->connections, 1) + 1 > cad->cfg->max_connections;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                     BEV_OPT_CLOSE_ON_FREE);
 	if (bev)

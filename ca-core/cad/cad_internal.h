@@ -60,6 +60,10 @@ struct cad {
 	struct db *db; /* the checkpoint timer's own connection (main thread only) */
 	struct event *checkpoint_timer;
 	_Atomic int64_t last_checkpoint_seq; /* written by the checkpoint timer, read by /metrics */
+	/* TLS connections open now (counted when accepted, uncounted when their SSL is freed),
+	 * and those refused for going over cfg->max_connections. */
+	_Atomic int connections;
+	_Atomic uint64_t connections_refused;
 	/* tls.client_crl, as last read (cad_client_crl.c); under lock */
 	X509_CRL *client_crl;
 	struct timespec client_crl_mtime;
@@ -209,6 +213,12 @@ void cad_h_acme_incident_create(struct cad_req *r);
 typedef void (*cad_handler)(struct cad_req *r);
 
 void cad_h_health(struct cad_req *r);
+/* What a principal may do to another (cad_principals.c): create or manage (disable, enable,
+ * revoke tokens) one of target_role, or make a token for target_name (of target_role). */
+enum cad_principal_op { CAD_OP_CREATE, CAD_OP_MANAGE, CAD_OP_MINT_TOKEN };
+int cad_role_may(const char *actor_role, const char *actor_name, enum cad_principal_op op,
+                 const char *target_role, const char *target_name);
+void cad_h_health_details(struct cad_req *r);
 void cad_h_whoami(struct cad_req *r);
 /* Forget what the worker's token cache holds; forget r's token (cad_auth.c). */
 void cad_token_cache_clear(struct cad_worker *w);
@@ -262,6 +272,10 @@ int cad_client_crl_init(struct cad *cad, char *err, size_t errsz);
 int cad_client_cert_revoked(struct cad *cad, X509 *peer);
 /* The verified client certificate of r's connection, or NULL. Not owned. */
 X509 *cad_tls_peer(struct evhttp_request *req);
+/* The TLS session of req's connection, or NULL. */
+SSL *cad_request_ssl(struct evhttp_request *req);
+/* 1 when req's connection was accepted beyond limits.max_connections (cad_http.c). */
+int cad_conn_over_cap(struct evhttp_request *req);
 /* A private key by OSSL_STORE URI or file path. */
 EVP_PKEY *cad_load_key(const char *uri, char *err, size_t errsz);
 

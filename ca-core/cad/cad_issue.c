@@ -55,8 +55,11 @@ void cad_h_cert_issue(struct cad_req *r)
 	req.action = r->action;
 	req.profile = p;
 	req.csr_pem = csr;
+	/* Absent: 0, the profile's default (ending no later than the CA). */
 	req.validity_days =
-	    v ? (json_is_integer(v) ? (int64_t)json_integer_value(v) : -1) : p->max_validity_days;
+	    v ? (json_is_integer(v) && json_integer_value(v) >= 1 ? (int64_t)json_integer_value(v)
+	                                                          : -1)
+	      : 0;
 	if ((o = ca_issue(&r->cad->ca, &r->w->db, &req, &res)) != CA_OK) {
 		cad_reply_ca(r, o, &res.why);
 		goto out;

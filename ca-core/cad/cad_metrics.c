@@ -21,7 +21,7 @@ static const double bucket_s[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 static struct {
 	struct metrics *m;
 	struct metrics_family *requests, *key_loaded;
-	struct metrics_series *duration, *database_up, *checkpoint_seq;
+	struct metrics_series *duration, *database_up, *checkpoint_seq, *connections, *refused;
 	struct metrics_series *groups[2], *members[2]; /* group commit: [0] reserve, [1] store */
 } reg;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
@@ -72,6 +72,16 @@ static void reg_make(void)
 	                  sizeof(err)))
 		goto fail;
 	reg.checkpoint_seq = metrics_get(f);
+	if (metrics_gauge(m, "hsmca_cad_connections", "TLS connections open now", NULL, 1, &f, err,
+	                  sizeof(err)))
+		goto fail;
+	reg.connections = metrics_get(f);
+	if (metrics_counter(m, "hsmca_cad_connections_refused_total",
+	                    "requests answered 503 for arriving on a connection beyond "
+	                    "limits.max_connections",
+	                    NULL, 1, &f, err, sizeof(err)))
+		goto fail;
+	reg.refused = metrics_get(f);
 	reg.m = m;
 	return;
 fail:
@@ -127,6 +137,9 @@ void cad_h_metrics(struct cad_req *r)
 		            cfg->authorities[i].key ? 1 : 0);
 	pthread_mutex_unlock(&r->cad->lock);
 	metrics_set(reg.checkpoint_seq, (int64_t)atomic_load(&r->cad->last_checkpoint_seq));
+	metrics_set(reg.connections, (int64_t)atomic_load(&r->cad->connections));
+	metrics_add(reg.refused, atomic_load(&r->cad->connections_refused) -
+	                             (uint64_t)metrics_value(reg.refused));
 	if (reg.m)
 		metrics_write(reg.m, text, sizeof(text), &len); /* cut at a whole line if need be */
 	evbuffer_add(out, text, len);

@@ -32,7 +32,7 @@ int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *c
 		snprintf(err, errsz, "no profile named \"%.64s\"", profile);
 		goto out;
 	}
-	if (days < 1 || days > p->max_validity_days) {
+	if (days < 0 || days > p->max_validity_days) { /* 0: the profile's default */
 		snprintf(err, errsz, "--days must be 1..%d for profile %s", p->max_validity_days,
 		         p->name);
 		goto out;

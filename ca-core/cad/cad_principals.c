@@ -1,5 +1,6 @@
 /* Principals and API tokens. ca-admin manages every role; admin manages officer, auditor,
- * operator and ra (after the emCA role model). A token is shown once, at creation. */
+ * operator and ra (after the emCA role model). A token is shown once, at creation, to whoever
+ * made it: so a token is only ever made with a role its maker holds itself. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,25 @@ static int can_manage(const char *actor_role, const char *target_role)
 	if (!strcmp(actor_role, "admin"))
 		return !strcmp(target_role, "officer") || !strcmp(target_role, "auditor") ||
 		       !strcmp(target_role, "operator") || !strcmp(target_role, "ra");
+	return 0;
+}
+
+int cad_role_may(const char *actor_role, const char *actor_name, enum cad_principal_op op,
+                 const char *target_role, const char *target_name)
+{
+	switch (op) {
+	case CAD_OP_CREATE:
+	case CAD_OP_MANAGE:
+		return can_manage(actor_role, target_role);
+	case CAD_OP_MINT_TOKEN:
+		/* The maker of a token sees it, so it can act with the token's role: an admin who
+		 * manages officers must never become one that way (emCA's separation of
+		 * duties). Only a role the maker holds: its own tokens, or a ca-admin's for
+		 * another ca-admin. */
+		if (strcmp(actor_role, target_role))
+			return 0;
+		return !strcmp(actor_name, target_name) || can_manage(actor_role, target_role);
+	}
 	return 0;
 }
 
@@ -92,7 +112,7 @@ void cad_h_principal_create(struct cad_req *r)
 		    "role \"%.32s\": one of ca-admin, admin, officer, auditor, operator, ra", role);
 		goto out;
 	}
-	if (!can_manage(r->who.role, role)) {
+	if (!cad_role_may(r->who.role, r->who.name, CAD_OP_CREATE, role, name)) {
 		cad_deny(r, 403, "role-not-permitted", name,
 		         "role %s may not create a %s principal", r->who.role, role);
 		goto out;
@@ -231,7 +251,7 @@ static void set_disabled(struct cad_req *r, int disabled)
 
 	if (!db || target(r, db, &p) != 0)
 		goto out;
-	if (!can_manage(r->who.role, p.role)) {
+	if (!cad_role_may(r->who.role, r->who.name, CAD_OP_MANAGE, p.role, p.name)) {
 		cad_deny(r, 403, "role-not-permitted", p.name,
 		         "role %s may not manage a %s principal", r->who.role, p.role);
 		goto out;
@@ -309,9 +329,12 @@ void cad_h_token_create(struct cad_req *r)
 	if (!(db = cad_db(r)) || target(r, db, &p) != 0)
 		goto out;
 	snprintf(object, sizeof(object), "%s/%s", p.name, name);
-	if (!can_manage(r->who.role, p.role)) {
-		cad_deny(r, 403, "role-not-permitted", object,
-		         "role %s may not make tokens for a %s principal", r->who.role, p.role);
+	if (!cad_role_may(r->who.role, r->who.name, CAD_OP_MINT_TOKEN, p.role, p.name)) {
+		cad_deny(
+		    r, 403, "role-not-permitted", object,
+		    "%s (%s) may not make tokens for %s (%s): a token is only made with a role "
+		    "its maker holds (its own, or a ca-admin's for another ca-admin)",
+		    r->who.name, r->who.role, p.name, p.role);
 		goto out;
 	}
 	/* Shown once; only its SHA-256 is kept. */
@@ -401,7 +424,8 @@ void cad_h_token_revoke(struct cad_req *r)
 	for (size_t i = 0; i < n; i++)
 		if (all[i].id == pid)
 			owner = &all[i];
-	if (!owner || !can_manage(r->who.role, owner->role)) {
+	if (!owner ||
+	    !cad_role_may(r->who.role, r->who.name, CAD_OP_MANAGE, owner->role, owner->name)) {
 		db_rollback(db);
 		cad_deny(r, 403, "role-not-permitted", r->args[0],
 		         "role %s may not revoke tokens of a %s principal", r->who.role,

@@ -3,6 +3,7 @@
  * the retry on stale cached credentials, the audit of denials and the request metrics. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #define OFFICER CAD_ROLE_OFFICER
 #define AUDITOR CAD_ROLE_AUDITOR
 #define RA CAD_ROLE_RA
+#define OPERATOR CAD_ROLE_OPERATOR
 
 /* The permission matrix (docs/api.md shows it as a table). "{}" is one path segment. Handlers
  * narrow further where the object matters (which role an admin may manage, which profiles an
@@ -34,7 +36,11 @@ static const struct route {
 } routes[] = {
     {EVHTTP_REQ_GET, "/api/v1/health", cad_h_health, 0, "health"},
     {EVHTTP_REQ_GET, "/health", cad_h_health, 0, "health"},
-    {EVHTTP_REQ_GET, "/metrics", cad_h_metrics, 0, "metrics"},
+    /* The state alone is public; details and metrics are for auditors and operators (or the
+     * local metrics listener, cad_http.c). */
+    {EVHTTP_REQ_GET, "/api/v1/health/details", cad_h_health_details, AUDITOR | OPERATOR,
+     "health.details"},
+    {EVHTTP_REQ_GET, "/metrics", cad_h_metrics, AUDITOR | OPERATOR, "metrics"},
     {EVHTTP_REQ_GET, "/api/v1/whoami", cad_h_whoami, ANY, "whoami"},
     {EVHTTP_REQ_GET, "/api/v1/profiles", cad_h_profile_list, ANY, "profile.list"},
     {EVHTTP_REQ_POST, "/api/v1/principals", cad_h_principal_create, CA_ADMIN | ADMIN,
@@ -47,8 +53,8 @@ static const struct route {
      "principal.disable"},
     {EVHTTP_REQ_POST, "/api/v1/principals/{}/enable", cad_h_principal_enable, CA_ADMIN | ADMIN,
      "principal.enable"},
-    {EVHTTP_REQ_POST, "/api/v1/principals/{}/tokens", cad_h_token_create, CA_ADMIN | ADMIN,
-     "token.create"},
+    /* Any role for its own tokens; cad_role_may judges whose (cad_principals.c). */
+    {EVHTTP_REQ_POST, "/api/v1/principals/{}/tokens", cad_h_token_create, ANY, "token.create"},
     {EVHTTP_REQ_GET, "/api/v1/principals/{}/tokens", cad_h_token_list, CA_ADMIN | ADMIN | AUDITOR,
      "token.list"},
     {EVHTTP_REQ_POST, "/api/v1/tokens/{}/revoke", cad_h_token_revoke, CA_ADMIN | ADMIN,
@@ -177,6 +183,25 @@ void cad_dispatch(struct evhttp_request *req, void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	set_nodelay(req);
 	TAILQ_INIT(&r.query);
+	if (cad_conn_over_cap(req)) {
+		/* Too many connections at once: a clear answer, and the connection closes. */
+		static _Atomic int64_t last_logged;
+		int64_t now = (int64_t)time(NULL);
+		uint64_t n = atomic_fetch_add(&w->cad->connections_refused, 1) + 1;
+		if (atomic_exchange(&last_logged, now) != now)
+			log_warn("refusing requests: more than %d connections open at once "
+			         "(limits.max_connections); %llu refused so far",
+			         w->cad->cfg->max_connections, (unsigned long long)n);
+		snprintf(r.path, sizeof(r.path), "%s",
+		         raw && strlen(raw) < sizeof(r.path) ? raw : "?");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		cad_reply_error(
+		    &r, 503, "too-many-connections",
+		    "hsmca-cad serves at most %d connections at once; try again shortly",
+		    w->cad->cfg->max_connections);
+		goto out;
+	}
 	if (!raw || strlen(raw) >= sizeof(r.path)) {
 		snprintf(r.path, sizeof(r.path), "?");
 		cad_reply_error(&r, 400, "bad-path", "the request path is missing or too long");

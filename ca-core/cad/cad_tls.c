@@ -95,11 +95,17 @@ out:
 	return ret;
 }
 
-X509 *cad_tls_peer(struct evhttp_request *req)
+SSL *cad_request_ssl(struct evhttp_request *req)
 {
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	return bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+}
+
+X509 *cad_tls_peer(struct evhttp_request *req)
+{
+	SSL *ssl = cad_request_ssl(req);
 	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
 
 	if (!peer || SSL_get_verify_result(ssl) != X509_V_OK)

@@ -89,7 +89,6 @@ static int bootstrap(struct cad_main *m)
 /* The CSR (at most 64 KiB) from its file, the certificate as PEM on stdout. */
 static int issue(struct cad_main *m)
 {
-	struct ca_profile *p = cad_profile_find(&m->cfg, m->issue);
 	FILE *f = fopen(m->csr, "r");
 	char *pem = NULL, err[1024];
 	long n = -1;
@@ -98,9 +97,8 @@ static int issue(struct cad_main *m)
 	if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= 65536 &&
 	    fseek(f, 0, SEEK_SET) == 0 && (pem = calloc(1, (size_t)n + 1)) &&
 	    fread(pem, 1, (size_t)n, f) == (size_t)n) {
-		rc = cad_issue_offline(&m->cfg, m->issue, pem,
-		                       m->days ? (int)m->days : (p ? p->max_validity_days : 1),
-		                       stdout, err, sizeof(err)) == 0
+		rc = cad_issue_offline(&m->cfg, m->issue, pem, m->days ? (int)m->days : 0, stdout,
+		                       err, sizeof(err)) == 0
 		         ? 0
 		         : 1;
 		if (rc)

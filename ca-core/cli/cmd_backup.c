@@ -29,7 +29,8 @@ static void usage(FILE *f, int restore)
 	else
 		fprintf(
 		    f,
-		    "usage: hsmca restore FILE (--into DIR | --in-place) [--database CONNSTR]\n"
+		    "usage: hsmca restore FILE (--into DIR | --in-place --root DIR...)\n"
+		    "                    [--database CONNSTR]\n"
 		    "                    [--socket PATH] [--pg-bin DIR] [--files-only]\n"
 		    "Checks the archive's authentication tag (keyd unwraps the data key: this\n"
 		    "client needs \"unwrap\" on the archive's key) and every file against the\n"
@@ -37,19 +38,31 @@ static void usage(FILE *f, int restore)
 		    "database with pg_restore in one transaction, and writes the files:\n"
 		    "  --into DIR     below DIR (new or empty): config/, certs/, token/\n"
 		    "  --in-place     back to the paths they were saved from; refuses any that\n"
-		    "                 exists\n"
+		    "                 exists, and any not below a --root\n"
+		    "  --root DIR     with --in-place, repeatable: a folder restore may write "
+		    "below\n"
+		    "                 (the state and configuration folders); a path outside them,\n"
+		    "                 or reached through a symlink that leads out, is refused\n"
+		    "                 before anything is written\n"
 		    "  --files-only   do not touch the database\n");
 }
 
 int cmd_backup(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"key", required_argument, NULL, 'k'},      {"config", required_argument, NULL, 'c'},
-	    {"ca-cert", required_argument, NULL, 'a'},  {"token-dir", required_argument, NULL, 't'},
-	    {"database", required_argument, NULL, 'd'}, {"socket", required_argument, NULL, 's'},
-	    {"pg-bin", required_argument, NULL, 'p'},   {"into", required_argument, NULL, 'i'},
-	    {"in-place", no_argument, NULL, 'P'},       {"files-only", no_argument, NULL, 'F'},
-	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	    {"key", required_argument, NULL, 'k'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"ca-cert", required_argument, NULL, 'a'},
+	    {"token-dir", required_argument, NULL, 't'},
+	    {"database", required_argument, NULL, 'd'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"pg-bin", required_argument, NULL, 'p'},
+	    {"into", required_argument, NULL, 'i'},
+	    {"in-place", no_argument, NULL, 'P'},
+	    {"files-only", no_argument, NULL, 'F'},
+	    {"root", required_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int restore = strcmp(argv[0], "restore") == 0, o, rc;
 	struct backup_opts bo = {.out = stderr};
@@ -91,6 +104,14 @@ int cmd_backup(int argc, char **argv)
 		case 'P':
 			bo.in_place = 1;
 			break;
+		case 'R':
+			if (bo.nroots == BACKUP_MAX_INPUTS) {
+				fprintf(stderr, "hsmca %s: at most %d --root\n", argv[0],
+				        BACKUP_MAX_INPUTS);
+				return 2;
+			}
+			bo.roots[bo.nroots++] = optarg;
+			break;
 		case 'F':
 			bo.skip_database = 1;
 			break;
@@ -112,7 +133,7 @@ int cmd_backup(int argc, char **argv)
 		return 2;
 	}
 	if (restore && (bo.key_label || bo.nconfigs || bo.ncerts || bo.token_dir ||
-	                !bo.into == !bo.in_place)) {
+	                !bo.into == !bo.in_place || (bo.nroots && !bo.in_place))) {
 		usage(stderr, 1);
 		return 2;
 	}

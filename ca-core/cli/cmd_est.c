@@ -146,8 +146,9 @@ int cmd_provision(int argc, char **argv)
 	    "  enrols with it over EST ($HSMCA_EST_URL): HTTP Basic with the token as password, "
 	    "or\n"
 	    "  Bearer. --days: validity (default 7); --uses: enrolments it allows (default 1);\n"
-	    "  --allow: device identities (subject CN or a SAN) it may enrol, exact or shell\n"
-	    "  patterns such as 'sensor-*', repeatable (default: any the profile allows);\n"
+	    "  --allow: names it may enrol, exact or shell patterns such as 'sensor-*',\n"
+	    "  repeatable: the device identity (subject CN) and every SAN of the CSR must each\n"
+	    "  match one (default: any the profile allows);\n"
 	    "  --replace: it may enrol an identity that has a valid certificate (which is then\n"
 	    "  revoked as superseded).";
 	struct est_opts eo = {0};

@@ -187,6 +187,8 @@ leaf() { # NAME CN EXT...
 leaf server localhost "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" \
 	"subjectAltName=DNS:localhost,IP:127.0.0.1"
 leaf admin fault-admin "keyUsage=critical,digitalSignature" "extendedKeyUsage=clientAuth"
+# The officer holds its own certificate: a token is only made by a principal of its role.
+leaf officer fault-officer "keyUsage=critical,digitalSignature" "extendedKeyUsage=clientAuth"
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 tests/pg/pgtest start "$pgdir" >"$tmp/pg.env" 2>"$tmp/log/pg-start.log" ||
@@ -275,9 +277,11 @@ start_cad || { tail -n 20 "$tmp/log/cad.log" >&2; die "hsmca-cad did not start";
 wait_for 60 cad_healthy || { tail -n 20 "$tmp/log/cad.log" >&2; die "hsmca-cad is not healthy"; }
 admin=(-fsS -m 30 --cacert "$tmp/opca.pem" --cert "$tmp/admin.pem" --key "$tmp/admin.key"
 	-H "Content-Type: application/json")
-curl "${admin[@]}" -X POST "$url/api/v1/principals" -d '{"name":"fault-officer","role":"officer"}' \
+curl "${admin[@]}" -X POST "$url/api/v1/principals" \
+	-d "$(jq -n --arg pem "$(cat "$tmp/officer.pem")" '{name:"fault-officer", role:"officer", certificate:$pem}')" \
 	>/dev/null || die "adding principal fault-officer failed"
-curl "${admin[@]}" -X POST "$url/api/v1/principals/fault-officer/tokens" \
+curl -fsS -m 30 --cacert "$tmp/opca.pem" --cert "$tmp/officer.pem" --key "$tmp/officer.key" \
+	-H "Content-Type: application/json" -X POST "$url/api/v1/principals/fault-officer/tokens" \
 	-d '{"name":"faults","expires_days":1}' | jq -r .token >"$tmp/token" ||
 	die "making the API token failed"
 [[ -s "$tmp/token" ]] || die "no API token"

@@ -300,7 +300,7 @@ psql -qAt -c "DROP OWNED BY hsmca" >/dev/null 2>&1 || fail "could not wipe the d
 [[ $(psql -qAt -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0 ]] ||
 	fail "the database still has tables after the wipe"
 rm -f -- "$state/cad/cad.yaml" "$state/ocspd/ocspd.yaml" "$state/crld/crld.yaml"
-"$hsmca" restore "$state/full.hsmcabak" --in-place >"$state/restore.out" 2>&1 ||
+"$hsmca" restore "$state/full.hsmcabak" --in-place --root "$state" >"$state/restore.out" 2>&1 ||
 	fail "hsmca restore --in-place failed: $(cat "$state/restore.out")"
 [[ -s "$state/cad/cad.yaml" ]] || fail "restore did not bring cad.yaml back"
 [[ $(psql -qAt -c "SELECT count(*) FROM certificates WHERE encode(serial, 'hex') = '$serial'") == 1 ]] ||

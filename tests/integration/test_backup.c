@@ -587,8 +587,8 @@ START_TEST(backup_wipe_restore_and_the_service_continues)
 	ck_assert_msg(strstr(cli_err, "exists already"), "%s", cli_err);
 
 	/* Restoring over a live service is refused before anything changes. */
-	ck_assert_int_ne(hsmca("restore", archive, "--in-place", "--database", owner_ci, "--pg-bin",
-	                       PG_BIN, (char *)NULL),
+	ck_assert_int_ne(hsmca("restore", archive, "--in-place", "--root", etc, "--database",
+	                       owner_ci, "--pg-bin", PG_BIN, (char *)NULL),
 	                 0);
 	ck_assert_msg(strstr(cli_err, "exists: restore never overwrites"), "%s", cli_err);
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs0);
@@ -604,8 +604,8 @@ START_TEST(backup_wipe_restore_and_the_service_continues)
 	unlink(at(etc, "opca.pem"));
 	unlink(at(etc, "server.pem"));
 
-	ck_assert_msg(hsmca("restore", archive, "--in-place", "--database", owner_ci, "--pg-bin",
-	                    PG_BIN, (char *)NULL) == 0,
+	ck_assert_msg(hsmca("restore", archive, "--in-place", "--root", etc, "--database", owner_ci,
+	                    "--pg-bin", PG_BIN, (char *)NULL) == 0,
 	              "hsmca restore: %s", cli_err);
 	ck_assert_int_eq(stat(at(etc, "server.key"), &st), 0);
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs0);
@@ -745,6 +745,53 @@ static void append_entry(uint8_t *p, size_t *n)
 	memcpy(p + *n, extra, sizeof(extra));
 	*n += sizeof(extra);
 }
+
+/* Restore --in-place writes only below its --root folders, judged through the symlinks that
+ * exist at restore time: a file whose original path lies elsewhere, or whose folder has become
+ * a symlink leading out, is refused before anything is written. */
+START_TEST(in_place_writes_only_below_the_roots)
+{
+	char archive[600], cfg[600], sub[600], outside[600], link_to[600];
+	struct stat st;
+
+	mkdir(at(dir, "cfgroot"), 0700);
+	snprintf(sub, sizeof(sub), "%s", at(at(dir, "cfgroot"), "sub"));
+	mkdir(sub, 0700);
+	snprintf(cfg, sizeof(cfg), "%s", at(sub, "x.yaml"));
+	harness_write_text(cfg, "x: 1\n");
+	snprintf(outside, sizeof(outside), "%s", at(dir, "outside"));
+	mkdir(outside, 0700);
+	snprintf(archive, sizeof(archive), "%s/roots.hsmcabak", dir);
+	ck_assert_msg(hsmca("backup", archive, "--key", "backup-2026", "--database", owner_ci,
+	                    "--pg-bin", PG_BIN, "--config", cfg, (char *)NULL) == 0,
+	              "hsmca backup: %s", cli_err);
+	unlink(cfg);
+	rmdir(sub);
+	/* Without a root, and with a root the path is not below. */
+	ck_assert_int_eq(hsmca("restore", archive, "--in-place", "--files-only", (char *)NULL), 1);
+	ck_assert_msg(strstr(cli_err, "--in-place needs --root"), "%s", cli_err);
+	ck_assert_int_eq(hsmca("restore", archive, "--in-place", "--files-only", "--root", outside,
+	                       (char *)NULL),
+	                 1);
+	ck_assert_msg(strstr(cli_err, "is outside the restore roots"), "%s", cli_err);
+	ck_assert_int_ne(stat(cfg, &st), 0);
+	/* The folder is now a symlink leading out of the root: refused, nothing written there. */
+	snprintf(link_to, sizeof(link_to), "%s", outside);
+	ck_assert_int_eq(symlink(link_to, sub), 0);
+	ck_assert_int_eq(hsmca("restore", archive, "--in-place", "--files-only", "--root",
+	                       at(dir, "cfgroot"), (char *)NULL),
+	                 1);
+	ck_assert_msg(strstr(cli_err, "is outside the restore roots") && strstr(cli_err, outside),
+	              "%s", cli_err);
+	ck_assert(folder_empty(outside));
+	/* As it was: restored below the root. */
+	unlink(sub);
+	ck_assert_msg(hsmca("restore", archive, "--in-place", "--files-only", "--root",
+	                    at(dir, "cfgroot"), (char *)NULL) == 0,
+	              "%s", cli_err);
+	ck_assert_int_eq(stat(cfg, &st), 0);
+}
+END_TEST
 
 START_TEST(an_archive_whose_manifest_does_not_check_is_refused)
 {
@@ -901,6 +948,7 @@ int main(void)
 	tcase_add_test(tc, backup_wipe_restore_and_the_service_continues);
 	tcase_add_test(tc, a_changed_archive_is_refused_and_changes_nothing);
 	tcase_add_test(tc, an_archive_whose_manifest_does_not_check_is_refused);
+	tcase_add_test(tc, in_place_writes_only_below_the_roots);
 	tcase_add_test(tc, backup_without_the_wrap_grant_is_refused);
 	tcase_add_test(tc, cad_dropped_to_its_user_under_its_filter_still_issues);
 	suite_add_tcase(s, tc);

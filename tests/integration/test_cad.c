@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,7 +26,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <openssl/store.h>
 #include <openssl/x509v3.h>
 
@@ -327,7 +330,7 @@ static const char config_fmt[] =
     "tls: {certificate: %s/server.pem, key: %s/server.key, client_ca: %s/opca.pem,\n"
     "      client_crl: %s/opca.crl}\n"
     "database: \"%s connect_timeout=3\"\n"
-    "limits: {max_body_bytes: 16384, timeout_seconds: 20}\n"
+    "limits: {max_body_bytes: 16384, timeout_seconds: 20, max_connections: 40}\n"
     "audit: {checkpoint_key: \"keyd:label=audit-p256\", checkpoint_interval_seconds: 1}\n"
     "authorities:\n"
     "  - {name: issuing, certificate: %s/issuing.pem, key: \"keyd:label=issuing-p256\"}\n"
@@ -760,11 +763,30 @@ START_TEST(token_is_shown_once_stored_hashed_and_revocable)
 	unsigned char sha[32];
 	long long id;
 
+	/* A token is only made with a role its maker holds: an admin cannot make one for an
+	 * officer (it would see it, and could act as the officer), a ca-admin neither; the
+	 * officer makes its own, and a ca-admin one for another ca-admin. */
+	ck_assert_int_eq(
+	    api("admin", "POST", "/api/v1/principals/officer/tokens", "{\"name\":\"mine\"}", &o),
+	    403);
+	ck_assert_str_eq(jstr(o, "error"), "role-not-permitted");
+	json_decref(o);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals/officer/tokens",
+	                     "{\"name\":\"mine\"}", NULL),
+	                 403);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/principals/officer/tokens",
+	                     "{\"name\":\"own\",\"expires_days\":1}", &o),
+	                 201);
+	ck_assert_str_eq(jstr(o, "principal"), "officer");
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/principals/auditor/tokens",
+	                     "{\"name\":\"theirs\"}", NULL),
+	                 403);
 	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals",
-	                     "{\"name\":\"bot-1\",\"role\":\"officer\"}", &o),
+	                     "{\"name\":\"bot-1\",\"role\":\"ca-admin\"}", &o),
 	                 201);
 	json_decref(o);
-	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals/bot-1/tokens",
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals/bot-1/tokens",
 	                     "{\"name\":\"ci\",\"expires_days\":30}", &o),
 	                 201);
 	snprintf(token, sizeof(token), "%s", jstr(o, "token"));
@@ -794,7 +816,9 @@ START_TEST(token_is_shown_once_stored_hashed_and_revocable)
 	json_decref(o);
 
 	snprintf(path, sizeof(path), "/api/v1/tokens/%lld/revoke", id);
-	ck_assert_int_eq(api("admin", "POST", path, NULL, &o), 200);
+	ck_assert_int_eq(api("admin", "POST", path, NULL, &o), 403); /* not an admin's to manage */
+	json_decref(o);
+	ck_assert_int_eq(api("ca-admin", "POST", path, NULL, &o), 200);
 	json_decref(o);
 	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, &o), 401);
 	json_decref(o);
@@ -803,19 +827,35 @@ START_TEST(token_is_shown_once_stored_hashed_and_revocable)
 }
 END_TEST
 
-/* A principal with an API token, made through the API; its "token:..." caller name in who. */
+/* A principal made through the API with an API token; its "token:..." caller name in who.
+ * Nobody but a principal of its own role may make it a token (and it has no credential yet),
+ * so the token goes into the database directly, as a provisioning step would. */
 static void token_principal(const char *name, const char *role_json, char *who, size_t n)
 {
-	char body[256], path[128];
+	char body[256], token[80];
 	json_t *o = NULL;
+	struct db *db;
+	struct db_principal p = {0};
+	struct db_err err = {0};
+	uint8_t raw[24], sha[32];
+	int32_t id;
 
 	snprintf(body, sizeof(body), "{\"name\":\"%s\",%s}", name, role_json);
 	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals", body, &o), 201);
 	json_decref(o);
-	snprintf(path, sizeof(path), "/api/v1/principals/%s/tokens", name);
-	ck_assert_int_eq(api("ca-admin", "POST", path, "{\"name\":\"t\"}", &o), 201);
-	snprintf(who, n, "token:%s", jstr(o, "token"));
-	json_decref(o);
+	ck_assert(RAND_bytes(raw, sizeof(raw)) == 1);
+	snprintf(token, sizeof(token), "hsmca_test");
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(token + strlen(token), sizeof(token) - strlen(token), "%02x", raw[i]);
+	SHA256((const unsigned char *)token, strlen(token), sha);
+	db = owner_db();
+	ck_assert_int_eq(db_principal_find(db, name, &p, &err), DB_OK);
+	ck_assert_msg(db_token_add(db, p.id, sha, "t", (int64_t)time(NULL) + 86400, &id, &err) ==
+	                  DB_OK,
+	              "%s", err.msg);
+	db_principal_clear(&p);
+	db_close(db);
+	snprintf(who, n, "token:%s", token);
 }
 
 /* Issue as who in profile with a fresh key: the status, and the error code when refused. */
@@ -907,18 +947,9 @@ END_TEST
 
 START_TEST(expired_token_and_disabled_principal_are_refused)
 {
-	json_t *o = NULL;
 	char who[200];
 
-	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals",
-	                     "{\"name\":\"bot-2\",\"role\":\"auditor\"}", &o),
-	                 201);
-	json_decref(o);
-	ck_assert_int_eq(
-	    api("ca-admin", "POST", "/api/v1/principals/bot-2/tokens", "{\"name\":\"t\"}", &o),
-	    201);
-	snprintf(who, sizeof(who), "token:%s", jstr(o, "token"));
-	json_decref(o);
+	token_principal("bot-2", "\"role\":\"auditor\"", who, sizeof(who));
 	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, NULL), 200);
 	ck_assert_int_eq(api("admin", "POST", "/api/v1/principals/bot-2/disable", NULL, NULL), 200);
 	ck_assert_int_eq(api(who, "GET", "/api/v1/whoami", NULL, NULL), 401);
@@ -989,13 +1020,15 @@ static const struct {
 	int allowed;
 } matrix[] = {
     {"GET", "/api/v1/whoami", NULL, ANY},
+    {"GET", "/api/v1/health/details", NULL, AUDITOR | OPERATOR},
+    {"GET", "/metrics", NULL, AUDITOR | OPERATOR},
     {"GET", "/api/v1/profiles", NULL, ANY},
     {"POST", "/api/v1/principals", "{}", CA_ADMIN | ADMIN},
     {"GET", "/api/v1/principals", NULL, CA_ADMIN | ADMIN | AUDITOR},
     {"GET", "/api/v1/principals/nobody", NULL, CA_ADMIN | ADMIN | AUDITOR},
     {"POST", "/api/v1/principals/nobody/disable", NULL, CA_ADMIN | ADMIN},
     {"POST", "/api/v1/principals/nobody/enable", NULL, CA_ADMIN | ADMIN},
-    {"POST", "/api/v1/principals/nobody/tokens", "{}", CA_ADMIN | ADMIN},
+    {"POST", "/api/v1/principals/nobody/tokens", "{}", ANY},
     {"GET", "/api/v1/principals/nobody/tokens", NULL, CA_ADMIN | ADMIN | AUDITOR},
     {"POST", "/api/v1/tokens/999999/revoke", NULL, CA_ADMIN | ADMIN},
     {"POST", "/api/v1/certificates", "{}", OFFICER | RA},
@@ -1025,6 +1058,99 @@ static const struct {
     {"POST", "/api/v1/acme/eab/nobody/revoke", NULL, OFFICER},
     {"POST", "/api/v1/acme/incidents", "{}", OFFICER},
 };
+
+/* A TLS connection to cad, handshake done (no client certificate); NULL on failure. */
+static SSL *tls_open(SSL_CTX *ctx)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)atoi(strrchr(base_url, ':') + 1))};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	SSL *ssl;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_connect(ssl) != 1) {
+		SSL_free(ssl);
+		close(fd);
+		return NULL;
+	}
+	return ssl;
+}
+
+static void tls_close(SSL *ssl)
+{
+	int fd = SSL_get_fd(ssl);
+
+	SSL_free(ssl);
+	close(fd);
+}
+
+/* GET path on ssl; the reply's first bytes into out. */
+static void tls_get(SSL *ssl, const char *path, char *out, size_t n)
+{
+	char req[256];
+	int len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+	size_t got = 0;
+
+	ck_assert_int_eq(SSL_write(ssl, req, len), len);
+	while (got + 1 < n) {
+		int k = SSL_read(ssl, out + got, (int)(n - 1 - got));
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+		if (strstr(out, "\r\n\r\n") && memchr(out, '}', got))
+			break;
+		out[got] = '\0';
+	}
+	out[got] = '\0';
+}
+
+/* limits.max_connections (40 here): the connection beyond it is answered 503 with the reason
+ * and closed; once connections close, requests are served again. */
+START_TEST(connections_beyond_the_cap_get_503)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *held[40], *extra;
+	char reply[2048];
+	int n = 0, ok = 0;
+
+	for (; n < 40; n++) {
+		held[n] = tls_open(ctx);
+		ck_assert_msg(held[n], "connection %d failed", n);
+	}
+	extra = tls_open(ctx);
+	ck_assert_ptr_nonnull(extra);
+	tls_get(extra, "/api/v1/health", reply, sizeof(reply));
+	ck_assert_msg(!strncmp(reply, "HTTP/1.1 503", 12) &&
+	                  strstr(reply, "too-many-connections") &&
+	                  strstr(reply, "at most 40 connections"),
+	              "%s", reply);
+	ck_assert_ptr_nonnull(strcasestr(reply, "Connection: close"));
+	tls_close(extra);
+	/* A held connection, within the cap, is served. */
+	tls_get(held[0], "/api/v1/health", reply, sizeof(reply));
+	ck_assert_msg(!strncmp(reply, "HTTP/1.1 200", 12), "%s", reply);
+	while (n > 0)
+		tls_close(held[--n]);
+	for (int i = 0; i < 50 && !ok; i++) {
+		extra = tls_open(ctx);
+		ck_assert_ptr_nonnull(extra);
+		tls_get(extra, "/api/v1/health", reply, sizeof(reply));
+		ok = !strncmp(reply, "HTTP/1.1 200", 12);
+		tls_close(extra);
+		if (!ok)
+			usleep(100000);
+	}
+	ck_assert_msg(ok, "%s", reply);
+	SSL_CTX_free(ctx);
+}
+END_TEST
 
 START_TEST(every_role_on_every_endpoint)
 {
@@ -1709,7 +1835,7 @@ START_TEST(log_never_shows_a_token)
 	char log[512], cmd[700];
 
 	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals",
-	                     "{\"name\":\"bot-3\",\"role\":\"auditor\"}", NULL),
+	                     "{\"name\":\"bot-3\",\"role\":\"ca-admin\"}", NULL),
 	                 201);
 	ck_assert_int_eq(
 	    api("ca-admin", "POST", "/api/v1/principals/bot-3/tokens", "{\"name\":\"t\"}", NULL),
@@ -1826,10 +1952,10 @@ START_TEST(cli_manages_principals_and_tokens_and_reads_the_audit_log)
 {
 	char token[200], who[220];
 
-	ck_assert_int_eq(cli("ca-admin", "principal", "add", "cli-bot", "--role", "auditor", NULL),
+	ck_assert_int_eq(cli("ca-admin", "principal", "add", "cli-bot", "--role", "ca-admin", NULL),
 	                 0);
 	ck_assert_int_eq(
-	    cli("admin", "token", "create", "cli-bot", "--name", "ci", "--days", "7", NULL), 0);
+	    cli("ca-admin", "token", "create", "cli-bot", "--name", "ci", "--days", "7", NULL), 0);
 	ck_assert_int_eq(sscanf(harness_slurp(cli_out), "%199s", token), 1);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "not shown again"));
 	snprintf(who, sizeof(who), "token:%s", token);
@@ -1951,7 +2077,7 @@ static const struct hostile_target {
      "{\"name\":\"hz\",\"role\":\"officer\",\"certificate\":\"%s\"}"},
     {"ca-admin", "POST", "/api/v1/principals/%s/disable", NULL},
     {"ca-admin", "GET", "/api/v1/principals/%s", NULL},
-    {"ca-admin", "POST", "/api/v1/principals/officer/tokens",
+    {"officer", "POST", "/api/v1/principals/officer/tokens",
      "{\"name\":\"%s\",\"expires_days\":1}"},
     {"ca-admin", "POST", "/api/v1/tokens/%s/revoke", NULL},
     {"officer", "POST", "/api/v1/certificates", "{\"profile\":\"%s\",\"csr\":\"x\"}"},
@@ -2934,13 +3060,20 @@ END_TEST
 /* ---- health and metrics ---- */
 
 /* GET path without credentials; the body as text (malloc'd) and the status. */
-static char *get_text(const char *path, long *status, char *ctype, size_t ctsz)
+/* GET path as who (NULL: no credentials, or a role's client certificate). */
+static char *get_text(const char *who, const char *path, long *status, char *ctype, size_t ctsz)
 {
 	CURL *c = curl_easy_init();
 	struct harness_buf b = {0};
-	char url[512], *ct = NULL;
+	char url[512], cert[512], key[512], *ct = NULL;
 
 	snprintf(url, sizeof(url), "%s%s", base_url, path);
+	if (who) {
+		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
+		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
+		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CAINFO, dir_file("opca.pem"));
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
@@ -2966,7 +3099,9 @@ static long long metric(const char *text, const char *series)
 	return -1;
 }
 
-START_TEST(metrics_and_health_answer_without_credentials)
+/* /health without credentials says the state alone; the details and /metrics are for an
+ * auditor or an operator. */
+START_TEST(health_says_only_the_state_details_and_metrics_need_a_role)
 {
 	char ct[128], *t1, *t2, *hl;
 	long st;
@@ -2974,11 +3109,24 @@ START_TEST(metrics_and_health_answer_without_credentials)
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	json_t *o;
 
-	hl = get_text("/health", &st, ct, sizeof(ct));
+	hl = get_text(NULL, "/health", &st, ct, sizeof(ct));
 	ck_assert_int_eq(st, 200);
-	ck_assert_ptr_nonnull(strstr(hl, "\"ok\""));
+	o = json_loads(hl, 0, NULL);
+	ck_assert_msg(o && json_object_size(o) == 1 && !strcmp(jstr(o, "status"), "ok"), "%s", hl);
+	json_decref(o);
 	free(hl);
-	t1 = get_text("/metrics", &st, ct, sizeof(ct));
+	free(get_text(NULL, "/metrics", &st, ct, sizeof(ct)));
+	ck_assert_int_eq(st, 401);
+	free(get_text("officer", "/metrics", &st, ct, sizeof(ct)));
+	ck_assert_int_eq(st, 403);
+	free(get_text(NULL, "/api/v1/health/details", &st, ct, sizeof(ct)));
+	ck_assert_int_eq(st, 401);
+	ck_assert_int_eq(api("operator", "GET", "/api/v1/health/details", NULL, &o), 200);
+	ck_assert_str_eq(jstr(o, "database"), "up");
+	ck_assert_str_eq(jstr(o, "keyd"), "up");
+	ck_assert_int_gt(json_integer_value(json_object_get(o, "schema_version")), 0);
+	json_decref(o);
+	t1 = get_text("auditor", "/metrics", &st, ct, sizeof(ct));
 	ck_assert_int_eq(st, 200);
 	ck_assert_msg(!strncmp(ct, "text/plain; version=0.0.4", 25), "%s", ct);
 	before = metric(t1, "hsmca_cad_requests_total{action=\"health\",code=\"200\"}");
@@ -2988,8 +3136,8 @@ START_TEST(metrics_and_health_answer_without_credentials)
 	             "DNS:metrics.example.com");
 	json_decref(o);
 	EVP_PKEY_free(k);
-	free(get_text("/api/v1/health", &st, ct, sizeof(ct)));
-	t2 = get_text("/metrics", &st, ct, sizeof(ct));
+	free(get_text(NULL, "/api/v1/health", &st, ct, sizeof(ct)));
+	t2 = get_text("operator", "/metrics", &st, ct, sizeof(ct));
 	after = metric(t2, "hsmca_cad_requests_total{action=\"health\",code=\"200\"}");
 	ck_assert_int_eq(after, before + 1);
 	ck_assert_int_eq(
@@ -3041,6 +3189,7 @@ int main(void)
 	tcase_add_test(tc, bootstrap_makes_the_first_ca_admin_only);
 	tcase_add_test(tc, admin_manages_only_the_roles_below_it);
 	tcase_add_test(tc, every_role_on_every_endpoint);
+	tcase_add_test(tc, connections_beyond_the_cap_get_503);
 	tcase_add_test(tc, issue_tls_server);
 	tcase_add_test(tc, issue_tls_client_with_rsa);
 	tcase_add_test(tc, offline_issue_is_reserved_stored_and_audited);
@@ -3071,7 +3220,7 @@ int main(void)
 	tcase_add_test(tc, retired_authority_issues_nothing_and_still_revokes);
 	tcase_add_test(tc, cli_manages_profiles_and_authorities);
 	tcase_add_test(tc, hostile_strings_in_every_text_field_get_a_clean_4xx);
-	tcase_add_test(tc, metrics_and_health_answer_without_credentials);
+	tcase_add_test(tc, health_says_only_the_state_details_and_metrics_need_a_role);
 	suite_add_tcase(s, tc);
 	/* Each crash kills hsmca-cad: a fresh set-up apiece. */
 	tc = tcase_create("crash-before-sign");

@@ -1363,7 +1363,9 @@ START_TEST(starts_degraded_without_the_database_and_publishes_once_it_is_up)
 		usleep(50000);
 	}
 	ck_assert_int_eq(st, 503);
-	ck_assert_msg(strstr(resp, "degraded"), "%s", resp);
+	/* the state alone: nothing of what libpq said */
+	ck_assert_msg(strstr(resp, "\r\n\r\ndegraded") && strlen(strstr(resp, "\r\n\r\n") + 4) < 12,
+	              "%s", resp);
 	ck_assert_int_eq(http_get("/plain.crl", NULL, resp, sizeof(resp)), 200);
 	ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
 	ck_assert_ptr_nonnull(strstr(resp, "\nhsmca_crld_database_up 0\n"));
@@ -1426,7 +1428,14 @@ START_TEST(stale_crl_is_reported_in_the_log_and_health)
 			usleep(50000);
 	}
 	ck_assert_int_eq(code, 503);
-	ck_assert_msg(strstr(resp, "plain.crl: past its nextUpdate"), "%s", resp);
+	/* /health answers anyone: the state alone; which CRL is stale goes to the log */
+	ck_assert_msg(strstr(resp, "\r\n\r\ndegraded") && !strstr(resp, "plain.crl"), "%s", resp);
+	for (int i = 0;
+	     i < 100 && !strstr(harness_slurp(path("stale.log")), "plain.crl: past its nextUpdate");
+	     i++)
+		usleep(50000);
+	ck_assert_msg(strstr(harness_slurp(path("stale.log")), "plain.crl: past its nextUpdate"),
+	              "%s", harness_slurp(path("stale.log")));
 	/* The first build fails (no such key); /metrics counts it, and the CRL is stale. */
 	for (int i = 0; i < 200; i++) {
 		ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
@@ -1615,6 +1624,59 @@ START_TEST(builder_output_parses_entry_by_entry)
 }
 END_TEST
 
+/* The builder's output and the PEM copy are new files of crld's own: a symlink planted at the
+ * temporary name (pointing at a file crld may write) or a file already there fails the build,
+ * and the link's target is untouched. */
+START_TEST(temporary_files_are_created_new_never_through_a_symlink)
+{
+	struct crl_params p = {0};
+	struct crl_result res;
+	char why[512], target[600], buf[16] = "";
+	int left = 2;
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	static const uint8_t one = 1;
+	X509 *ca = make_cert("tmpfiles", k, NULL, k, 1, &one, 1, NULL, 1600000000, 1900000000);
+	FILE *f;
+
+	p.ca_cert = ca;
+	p.key = k;
+	p.number = 1;
+	p.this_update = 1700000000;
+	p.next_update = 1800000000;
+	p.tmp_dir = dir;
+	snprintf(target, sizeof(target), "%s", path("victim"));
+	f = fopen(target, "w");
+	fputs("victim", f);
+	fclose(f);
+	unlink(path(".planted.crl.tmp"));
+	ck_assert_int_eq(symlink(target, path(".planted.crl.tmp")), 0);
+	ck_assert_int_ne(
+	    crl_build(&p, gen_next, &left, path(".planted.crl.tmp"), &res, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "cannot create") && strstr(why, ".planted.crl.tmp"), "%s", why);
+	/* A file already there is not reused either. */
+	left = 2;
+	ck_assert_int_ne(crl_build(&p, gen_next, &left, target, &res, why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "File exists"), "%s", why);
+	/* The PEM copy likewise. */
+	left = 2;
+	unlink(path("tmpfiles.crl"));
+	ck_assert_msg(
+	    crl_build(&p, gen_next, &left, path("tmpfiles.crl"), &res, why, sizeof(why)) == 0, "%s",
+	    why);
+	unlink(path(".planted.pem.tmp"));
+	ck_assert_int_eq(symlink(target, path(".planted.pem.tmp")), 0);
+	ck_assert_int_ne(
+	    crl_write_pem(path("tmpfiles.crl"), path(".planted.pem.tmp"), why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "cannot create"), "%s", why);
+	f = fopen(target, "r");
+	ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	ck_assert_str_eq(buf, "victim");
+	X509_free(ca);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 START_TEST(http_dates_and_file_names)
 {
 	int64_t t;
@@ -1664,6 +1726,9 @@ int main(void)
 	tcase_add_test(tc, change_log_is_pruned_and_deltas_stay_right);
 	tcase_add_test(tc, crl_distribution_is_the_databases_and_a_disagreement_is_refused);
 	tcase_add_test(tc, starts_degraded_without_the_database_and_publishes_once_it_is_up);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("files");
+	tcase_add_test(tc, temporary_files_are_created_new_never_through_a_symlink);
 	suite_add_tcase(s, tc);
 	setup();
 	sr = srunner_create(s);

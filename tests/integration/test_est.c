@@ -637,12 +637,54 @@ START_TEST(allowlist_miss_is_403_and_a_match_enrols)
 	ck_assert_int_eq(est_post("simpleenroll", auth, "intruder.b64", "miss"), 403);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("miss")), "allowlist"));
 	ck_assert_int_eq(issued(), before);
-	/* The miss spent nothing: two identities on the list still enrol, by CN and by SAN. */
+	/* The miss spent nothing: two identities on the list still enrol, one by its CN alone,
+	 * one whose CN and SAN are both listed. */
 	enrol_ok("gw-0042", "/CN=gw-0042", NULL, token);
-	enrol_ok("uuid-dev", "/CN=uuid-dev", "URI:urn:dev:1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+	enrol_ok("gw-0043", "/CN=gw-0043", "URI:urn:dev:1b4e28ba-2fa1-11d2-883f-0016d3cca427",
 	         token);
 	ck_assert_int_eq(
 	    count("SELECT uses FROM provisioning_tokens WHERE 'gw-00?[0-9]' = ANY(allowlist)"), 2);
+}
+END_TEST
+
+/* The allowlist vouches for every name: a listed CN with an unlisted SAN, or a listed SAN with
+ * an unlisted CN, is refused; identities are one device whatever their case. */
+START_TEST(allowlist_covers_the_identity_and_every_san)
+{
+	const char *token = new_token("device", "\"uses\":5,\"allowlist\":[\"gw-0001\","
+	                                        "\"urn:dev:gw-0001\",\"gw-0077\"]");
+	char auth[300];
+	long long before = issued();
+	const char *out;
+
+	snprintf(auth, sizeof(auth), "-u 'x:%s'", token);
+	device_csr("victim-san", "/CN=gw-0001", "URI:urn:dev:victim", NULL);
+	ck_assert_int_eq(est_post("simpleenroll", auth, "victim-san.b64", "al1"), 403);
+	out = harness_slurp(in_dir("al1"));
+	ck_assert_msg(strstr(out, "SAN \"urn:dev:victim\" of device gw-0001 is not on the "
+	                          "allowlist"),
+	              "%s", out);
+	device_csr("unlisted-cn", "/CN=intruder", "URI:urn:dev:gw-0001", NULL);
+	ck_assert_int_eq(est_post("simpleenroll", auth, "unlisted-cn.b64", "al2"), 403);
+	out = harness_slurp(in_dir("al2"));
+	ck_assert_msg(strstr(out, "identity \"intruder\" of device intruder is not on"), "%s", out);
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_eq(count("SELECT uses FROM provisioning_tokens WHERE 'gw-0077' = "
+	                       "ANY(allowlist)"),
+	                 0);
+	/* Both names listed: enrols. */
+	enrol_ok("gw-0001", "/CN=gw-0001", "URI:urn:dev:gw-0001", token);
+	/* GW-0077 is stored as gw-0077, and gw-0077 is then the same device (which already has a
+	 * valid certificate, and this token does not replace). */
+	enrol_ok("gw-0077-upper", "/CN=GW-0077", NULL, token);
+	ck_assert_int_eq(count("SELECT count(*) FROM devices WHERE identity = 'gw-0077'"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM devices WHERE identity = 'GW-0077'"), 0);
+	device_csr("gw-0077-lower", "/CN=gw-0077", NULL, NULL);
+	ck_assert_int_eq(est_post("simpleenroll", auth, "gw-0077-lower.b64", "al3"), 403);
+	ck_assert_ptr_nonnull(
+	    strstr(harness_slurp(in_dir("al3")), "already has a valid certificate"));
+	ck_assert_int_eq(count("SELECT count(*) FROM devices WHERE lower(identity) = 'gw-0077'"),
+	                 1);
 }
 END_TEST
 
@@ -1028,7 +1070,8 @@ START_TEST(cli_provisions_and_decommissions)
 	char token[200];
 
 	ck_assert_int_eq(cli("officer", "provision", "create", "--profile", "device", "--name",
-	                     "batch-7", "--uses", "2", "--allow", "cli-*", "--days", "3", NULL),
+	                     "batch-7", "--uses", "2", "--allow", "cli-*", "--allow", "urn:dev:cli",
+	                     "--days", "3", NULL),
 	                 0);
 	ck_assert_int_eq(sscanf(harness_slurp(cli_out), "%199s", token), 1);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "not shown again"));
@@ -1073,6 +1116,7 @@ int main(void)
 	tcase_add_test(tc, wrong_or_missing_token_is_401_and_audited);
 	tcase_add_test(tc, revoked_and_expired_tokens_are_401);
 	tcase_add_test(tc, allowlist_miss_is_403_and_a_match_enrols);
+	tcase_add_test(tc, allowlist_covers_the_identity_and_every_san);
 	tcase_add_test(tc, csr_not_matching_the_profile_is_400_and_spends_nothing);
 	tcase_add_test(tc, identity_with_a_valid_certificate_needs_a_replacing_token);
 	tcase_add_test(tc, concurrent_enrolments_of_one_identity_issue_one_certificate);

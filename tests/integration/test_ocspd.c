@@ -689,6 +689,19 @@ static long long metric(const char *text, const char *name)
 	return p ? atoll(p + strlen(line)) : -1;
 }
 
+/* One series of /metrics now (which part is away is there, not in /health); -1 if absent. */
+static long long metric_now(const char *series)
+{
+	char *body = NULL;
+	size_t n = 0;
+	long long v = -1;
+
+	if (http_get("/metrics", &body, &n, NULL, 0) == 200 && body)
+		v = metric(body, series);
+	free(body);
+	return v;
+}
+
 /* A second hsmca-ocspd on a taken port is refused at start, naming the port. */
 START_TEST(a_second_ocspd_on_a_taken_port_is_refused)
 {
@@ -816,6 +829,55 @@ START_TEST(unknown_serial_is_unknown_never_good)
 	       "-no_nonce 2>&1",
 	       url, path("ca-a.pem"), path("ca-a.pem"));
 	ck_assert_msg(strstr(out, ": unknown"), "%s", out);
+}
+END_TEST
+
+/* A flood of requests for serials nobody issued costs keyd a bounded number of signatures
+ * (limits.unknown_signatures_per_second, 5 by default: a burst of 5, then 5 a second); the
+ * rest get the unsigned "unauthorized", counted in /metrics. */
+START_TEST(a_flood_of_unknown_serials_takes_a_bounded_number_of_signatures)
+{
+	char *body = NULL;
+	size_t n = 0;
+	long long signed0, signed1, refused0, refused1;
+	int unknown = 0, unauthorized = 0;
+	double t0, took;
+
+	usleep(1100000); /* let the bucket fill after the tests before */
+	ck_assert_int_eq(http_get("/metrics", &body, &n, NULL, 0), 200);
+	signed0 = metric(body, "hsmca_ocspd_signed_total ");
+	refused0 = metric(body, "hsmca_ocspd_unknown_refused_total ");
+	free(body);
+	t0 = now_s();
+	for (int i = 0; i < 60; i++) {
+		uint8_t der[4096];
+		char serial[64];
+		size_t len;
+		struct answer a;
+
+		snprintf(serial, sizeof(serial), "f100d%08x%08x", (unsigned)getpid(), (unsigned)i);
+		len = make_req("ca-a.pem", NULL, serial, EVP_sha1(), 0, der, sizeof(der));
+		a = ask(der, len, 1, "ca-a.pem");
+		if (a.cert_status == V_OCSP_CERTSTATUS_UNKNOWN && a.verified)
+			unknown++;
+		else if (a.response_status == OCSP_RESPONSE_STATUS_UNAUTHORIZED)
+			unauthorized++;
+		ck_assert_int_ne(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
+	}
+	took = now_s() - t0;
+	ck_assert_int_eq(http_get("/metrics", &body, &n, NULL, 0), 200);
+	usleep(1100000); /* the bucket full again for the tests after this one, pass or fail */
+	signed1 = metric(body, "hsmca_ocspd_signed_total ");
+	refused1 = metric(body, "hsmca_ocspd_unknown_refused_total ");
+	free(body);
+	ck_assert_msg(unknown + unauthorized == 60, "unknown %d, unauthorized %d", unknown,
+	              unauthorized);
+	ck_assert_msg(unknown >= 1 && unknown <= 6 + (int)(5 * took),
+	              "unknown (signed) %d in %.2f s", unknown, took);
+	ck_assert_msg(signed1 - signed0 <= 6 + (long long)(5 * took),
+	              "keyd signed %lld in %.2f s for 60 unknown serials", signed1 - signed0, took);
+	ck_assert_int_eq(refused1 - refused0, unauthorized);
+	ck_assert_msg(took > 10 || unauthorized >= 1, "nothing was limited in %.2f s", took);
 }
 END_TEST
 
@@ -1068,10 +1130,11 @@ START_TEST(a_restarted_responder_starts_warm_from_the_shared_copy)
 	              st);
 	ocspd_start();
 	h0 = health();
+	ck_assert_msg(strstr(h0, "\"status\": \"ok\""), "%s", h0);
 	ck_assert_msg(strstr(harness_slurp(path("ocspd.log")), "stored responses reused"),
 	              "no warm start");
 	/* Nothing needed signing: every answer came from the shared copy. */
-	ck_assert_msg(strstr(h0, "\"signed\": 0"), "%s", h0);
+	ck_assert_int_eq(metric_now("hsmca_ocspd_signed_total "), 0);
 	ck_assert_int_eq(ask_cert("ca-a.pem", "a-good.pem", 0, 0).cert_status,
 	                 V_OCSP_CERTSTATUS_GOOD);
 }
@@ -1141,7 +1204,8 @@ START_TEST(a_warm_start_answers_before_the_shared_copy_is_read)
 {
 	struct db *db = owner_db();
 	PGresult *r;
-	char during[1024] = "", after[1024];
+	char during[1024] = "", after[1024], *metrics_during = NULL;
+	size_t metrics_len = 0;
 	struct answer good, unknown;
 	uint8_t der[4096];
 	size_t n;
@@ -1158,6 +1222,8 @@ START_TEST(a_warm_start_answers_before_the_shared_copy_is_read)
 		usleep(50000);
 		snprintf(during, sizeof(during), "%s", health());
 	}
+	/* which part is away: /metrics, not /health (which says the state alone) */
+	http_get("/metrics", &metrics_during, &metrics_len, NULL, 0);
 	good = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
 	n = make_req("ca-a.pem", NULL, "7e570000000000000002", EVP_sha1(), 0, der, sizeof(der));
 	unknown = ask(der, n, 1, "ca-a.pem");
@@ -1166,13 +1232,15 @@ START_TEST(a_warm_start_answers_before_the_shared_copy_is_read)
 	db_close(db);
 	ck_assert_msg(!strncmp(during, "200 ", 4) && strstr(during, "\"status\": \"degraded\""),
 	              "%s", during);
-	ck_assert_msg(strstr(during, "\"in_step\": false"), "%s", during);
-	ck_assert_msg(strstr(during, "\"database\": \"up\""), "%s", during);
+	ck_assert_msg(!strcmp(during, "200 {\"status\": \"degraded\"}\n"), "%s", during);
+	ck_assert_int_eq(metric(metrics_during, "hsmca_ocspd_up{part=\"revocations\"} "), 0);
+	ck_assert_int_eq(metric(metrics_during, "hsmca_ocspd_up{part=\"database\"} "), 1);
+	free(metrics_during);
 	ck_assert_int_eq(good.response_status, OCSP_RESPONSE_STATUS_SUCCESSFUL);
 	ck_assert_int_eq(good.cert_status, V_OCSP_CERTSTATUS_GOOD);
 	ck_assert(good.verified);
 	ck_assert_int_ne(unknown.cert_status, V_OCSP_CERTSTATUS_GOOD);
-	ck_assert_msg(strstr(after, "\"in_step\": false"), "%s", after);
+	ck_assert_msg(strstr(after, "\"status\": \"degraded\""), "%s", after);
 	for (int i = 0; i < 400 && !strstr(after, "\"status\": \"ok\""); i++) {
 		usleep(50000);
 		snprintf(after, sizeof(after), "%s", health());
@@ -1198,7 +1266,7 @@ START_TEST(database_stopped_cached_answers_still_served_then_resync)
 	for (int i = 0; i < 100 && !strstr(health(), "degraded"); i++)
 		usleep(50000);
 	ck_assert_msg(strstr(health(), "\"status\": \"degraded\""), "%s", health());
-	ck_assert_msg(strstr(health(), "\"database\": \"down\""), "%s", health());
+	ck_assert_int_eq(metric_now("hsmca_ocspd_up{part=\"database\"} "), 0);
 	a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
 	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
 	ck_assert(a.verified);
@@ -1229,7 +1297,7 @@ START_TEST(keyd_stopped_cached_answers_served_signing_is_trylater)
 	size_t n;
 
 	ck_assert_int_eq(harness_keyd_stop(&h), 0);
-	for (int i = 0; i < 100 && !strstr(health(), "\"keyd\": \"down\""); i++)
+	for (int i = 0; i < 100 && metric_now("hsmca_ocspd_up{part=\"keyd\"} ") != 0; i++)
 		usleep(50000);
 	ck_assert_msg(strstr(health(), "\"status\": \"degraded\""), "%s", health());
 	a = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
@@ -1238,7 +1306,7 @@ START_TEST(keyd_stopped_cached_answers_served_signing_is_trylater)
 	n = make_req("ca-a.pem", NULL, "7e570000000000000002", EVP_sha1(), 0, der, sizeof(der));
 	a = ask(der, n, 1, "ca-a.pem");
 	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_TRYLATER);
-	ck_assert_msg(strstr(health(), "\"keyd\": \"down\""), "%s", health());
+	ck_assert_int_eq(metric_now("hsmca_ocspd_up{part=\"keyd\"} "), 0);
 	ck_assert_int_eq(harness_keyd_start(&h), 0);
 	for (int i = 0; i < 100 && !strstr(health(), "\"status\": \"ok\""); i++)
 		usleep(50000);
@@ -1455,6 +1523,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, cache_headers_follow_rfc5019);
 	tcase_add_test(tc, conditional_get_with_the_etag_is_not_modified);
 	tcase_add_test(tc, unknown_serial_is_unknown_never_good);
+	tcase_add_test(tc, a_flood_of_unknown_serials_takes_a_bounded_number_of_signatures);
 	tcase_add_test(tc, reserved_but_unsigned_serial_is_not_good);
 	tcase_add_test(tc, revocation_reaches_the_answer_within_a_second);
 	tcase_add_test(tc, hold_and_release_reach_the_answer_within_a_second);

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 #include <openssl/evp.h>
@@ -55,6 +56,27 @@ static char *csr_pem(void)
 	return out;
 }
 
+/* A self-signed CA certificate valid from now+nb to now+na seconds, as the authority's. */
+static void authority_valid(long nb, long na)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *c = X509_new();
+
+	ck_assert_ptr_nonnull(k);
+	X509_set_version(c, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(c), 1);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)"issuing", -1, -1, 0);
+	X509_set_issuer_name(c, X509_get_subject_name(c));
+	X509_gmtime_adj(X509_getm_notBefore(c), nb);
+	X509_gmtime_adj(X509_getm_notAfter(c), na);
+	X509_set_pubkey(c, k);
+	ck_assert_int_gt(X509_sign(c, k, EVP_sha256()), 0);
+	X509_free(authority.cert);
+	authority.cert = c;
+	EVP_PKEY_free(k);
+}
+
 static enum ca_outcome issue(const char *database, struct ca_issue_request *req,
                              struct ca_issue_result *res)
 {
@@ -86,6 +108,8 @@ START_TEST(test_refusals_before_the_database)
 	struct ca_issue_result res;
 	static const uint8_t token[32] = {1};
 
+	authority_valid(-86400, 365L * 86400);
+
 	/* Not granted: a denial naming the profile. */
 	ck_assert_int_eq(issue("", &req, &res), CA_NOT_GRANTED);
 	ck_assert_str_eq(res.why.code, "profile-not-granted");
@@ -113,7 +137,67 @@ START_TEST(test_refusals_before_the_database)
 	    issue("host=/nonexistent-hsmca-test dbname=none connect_timeout=1", &req, &res),
 	    CA_DB_UNAVAILABLE);
 	ck_assert_str_eq(res.why.code, "database-unavailable");
+	/* What libpq said (here the socket's path) is logged, never told to the requester. */
+	ck_assert_str_eq(res.why.reason, "the database is unavailable (the cause is in the log)");
+	ck_assert_ptr_null(strstr(res.why.reason, "nonexistent"));
 	ck_assert_str_eq(res.subject, "CN=host");
+	free(pem);
+}
+END_TEST
+
+/* A certificate never outlives its issuer, and a CA outside its own validity issues nothing:
+ * decided before the database, on every path (API, EST and offline all issue here). */
+START_TEST(test_validity_within_the_issuer)
+{
+	char *pem = csr_pem();
+	struct ca_issue_request req = {
+	    .who = {.kind = CA_REQUESTER_LOCAL, .name = "root", .role = "local"},
+	    .action = "certificate.issue",
+	    .profile = &profile,
+	    .csr_pem = pem,
+	    .validity_days = 30,
+	};
+	struct ca_issue_result res;
+	const char *nodb = "host=/nonexistent-hsmca-test dbname=none connect_timeout=1";
+
+	/* The CA ends in 10 days: 30 days are refused by default, naming what is left. */
+	authority_valid(-86400, 10L * 86400 + 3600);
+	ck_assert_int_eq(issue(nodb, &req, &res), CA_REFUSED);
+	ck_assert_str_eq(res.why.code, "validity-not-allowed");
+	ck_assert_msg(strstr(res.why.reason, "30 days would end after the certificate of "
+	                                     "authority issuing (") &&
+	                  strstr(res.why.reason, "): at most 10 days are left"),
+	              "%s", res.why.reason);
+	/* 10 days fit. */
+	req.validity_days = 10;
+	ck_assert_int_eq(issue(nodb, &req, &res), CA_DB_UNAVAILABLE);
+	ck_assert_int_eq(res.not_after - res.not_before, 10 * 86400);
+	/* No length asked for (0: the profile's default), or a profile that clamps: notAfter is
+	 * the CA's. */
+	for (int clamp = 0; clamp < 2; clamp++) {
+		req.validity_days = clamp ? 30 : 0;
+		profile.clamp_not_after = clamp;
+		int64_t ca_na;
+		struct tm tm;
+
+		ck_assert_int_eq(issue(nodb, &req, &res), CA_DB_UNAVAILABLE);
+		ck_assert(ASN1_TIME_to_tm(X509_get0_notAfter(authority.cert), &tm));
+		ca_na = (int64_t)timegm(&tm);
+		ck_assert_int_eq(res.not_after, ca_na);
+		ck_assert_int_lt(res.not_after - res.not_before, 30 * 86400);
+	}
+	/* An expired CA and a CA not valid yet issue nothing, clamp or not. */
+	authority_valid(-10L * 86400, -60);
+	ck_assert_int_eq(issue(nodb, &req, &res), CA_AUTHORITY_RETIRED);
+	ck_assert_str_eq(res.why.code, "authority-expired");
+	ck_assert_str_eq(res.why.object, "issuing");
+	ck_assert_str_eq(
+	    res.why.reason,
+	    "the certificate of authority issuing has expired: it issues nothing more");
+	authority_valid(3600, 365L * 86400);
+	ck_assert_int_eq(issue(nodb, &req, &res), CA_AUTHORITY_RETIRED);
+	ck_assert_str_eq(res.why.code, "authority-not-yet-valid");
+	profile.clamp_not_after = 0;
 	free(pem);
 }
 END_TEST
@@ -135,6 +219,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, test_refusals_before_the_database);
+	tcase_add_test(tc, test_validity_within_the_issuer);
 	tcase_add_test(tc, test_shared_pieces);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
@@ -142,5 +227,6 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	X509_free(authority.cert);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

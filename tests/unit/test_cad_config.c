@@ -172,6 +172,38 @@ START_TEST(mistakes_are_refused_by_name)
 }
 END_TEST
 
+/* Subject value patterns and what a validity beyond the issuer's does, per profile. */
+START_TEST(subject_patterns_and_issuer_validity_are_read)
+{
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	struct variant v = {.extra = "    subject_patterns: {CN: [\"*.example.com\", host]}\n"
+	                             "    not_after_beyond_issuer: clamp\n"};
+	struct ca_profile *p;
+	char err[1024];
+
+	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
+	p = cad_profile_find(cfg, "web");
+	ck_assert_int_eq(p->n_subject_patterns[0], 2);
+	ck_assert_str_eq(p->subject_patterns[0][1], "host");
+	ck_assert_int_eq(p->clamp_not_after, 1);
+	cad_config_free(cfg);
+	memset(cfg, 0, sizeof(*cfg));
+	v.extra = "";
+	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cad_profile_find(cfg, "web")->clamp_not_after, 0); /* refuse */
+	cad_config_free(cfg);
+	free(cfg);
+	refused(&(struct variant){.extra = "    subject_patterns: {O: [x]}\n"},
+	        "O is not in subject_fields");
+	refused(&(struct variant){.extra = "    subject_patterns: {title: [x]}\n"},
+	        "unknown field \"title\"");
+	refused(&(struct variant){.extra = "    subject_patterns: {CN: [\"\"]}\n"},
+	        "empty pattern");
+	refused(&(struct variant){.extra = "    not_after_beyond_issuer: stretch\n"},
+	        "\"stretch\": refuse or clamp");
+}
+END_TEST
+
 /* The CRL distribution point settings of an authority (hsmca-crld's shards). */
 static int load_crl(const char *crl_fields, struct cad_config *cfg, char *err, size_t errsz)
 {
@@ -276,6 +308,12 @@ START_TEST(acme_section_is_read_and_checked)
 		ck_assert_int_ne(
 		    load(&(struct variant){.extra = bad[i].section}, cfg, err, sizeof(err)), 0);
 		ck_assert_msg(strstr(err, bad[i].expect), "%zu: %s", i, err);
+		cad_config_free(cfg);
+	}
+	free(cfg);
+}
+END_TEST
+
 /* certificatePolicies of a profile: policy OIDs and a CPS URI, each checked at load with the
  * file, line and field named. */
 START_TEST(policies_and_cps_uri_are_read_and_checked)
@@ -348,6 +386,7 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, good_file_is_read_into_profiles);
 	tcase_add_test(tc, mistakes_are_refused_by_name);
+	tcase_add_test(tc, subject_patterns_and_issuer_validity_are_read);
 	tcase_add_test(tc, crl_distribution_settings_are_read_and_checked);
 	tcase_add_test(tc, acme_section_is_read_and_checked);
 	tcase_add_test(tc, policies_and_cps_uri_are_read_and_checked);

@@ -1,7 +1,8 @@
-/* hsmca-cad's reading of a PKCS#10 request (ca-core/ca/ca_csr.c reads it with its own ASN.1 templates
- * and makes RSA and named-curve EC keys from their parts, not through OpenSSL's decoders):
- * every kind of request is judged as OpenSSL's own X509_REQ reading judges it, the key is the
- * request's key, and the certificate gets the request's SubjectPublicKeyInfo byte for byte. */
+/* hsmca-cad's reading of a PKCS#10 request (ca-core/ca/ca_csr.c reads it with its own ASN.1
+ * templates and makes RSA and named-curve EC keys from their parts, not through OpenSSL's
+ * decoders): every kind of request is judged as OpenSSL's own X509_REQ reading judges it, the key
+ * is the request's key, and the certificate gets the request's SubjectPublicKeyInfo byte for byte.
+ */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,6 +275,161 @@ START_TEST(damaged_requests_are_refused_as_openssl_refuses_them)
 }
 END_TEST
 
+/* A request with the subject fields in subj ({"CN", "x", "O", "y", NULL}) and the SANs in san
+ * (X509V3 text, "" for none), as PEM (the caller frees it). */
+static char *names_req(EVP_PKEY *k, const char *const *subj, const char *san)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *n = X509_REQ_get_subject_name(req);
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out;
+	long len;
+
+	for (; *subj; subj += 2)
+		ck_assert(X509_NAME_add_entry_by_txt(n, subj[0], V_ASN1_UTF8STRING,
+		                                     (const unsigned char *)subj[1], -1, -1, 0));
+	if (*san) {
+		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+		ck_assert_ptr_nonnull(e);
+		sk_X509_EXTENSION_push(exts, e);
+		X509_REQ_add_extensions(req, exts);
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	}
+	ck_assert(X509_REQ_set_pubkey(req, k) && X509_REQ_sign(req, k, EVP_sha256()) > 0);
+	ck_assert(PEM_write_bio_X509_REQ(b, req));
+	len = BIO_get_mem_data(b, &data);
+	out = strndup(data, (size_t)len);
+	BIO_free(b);
+	X509_REQ_free(req);
+	return out;
+}
+
+/* p's judgement of the request: "" accepted, else the reason (static). */
+static const char *names_judged(const struct ca_profile *p, EVP_PKEY *k, const char *const *subj,
+                                const char *san)
+{
+	static char why[512];
+	char *pem = names_req(k, subj, san);
+	struct ca_csr *c = calloc(1, sizeof(*c));
+	const char *error = NULL;
+	int rc = ca_csr_check(p, pem, c, &error, why, sizeof(why));
+
+	if (rc == 0)
+		why[0] = '\0';
+	else
+		ck_assert_str_eq(error, "name-not-allowed");
+	ca_csr_free(c);
+	free(c);
+	free(pem);
+	return why;
+}
+
+static char sub_o1[] = "Example *", sub_o2[] = "Acme", mail1[] = "*@example.com",
+            uri1[] = "urn:dev:*", ip1[] = "10.*";
+static struct ca_profile names = {
+    .name = "names",
+    .key_profile = &kp,
+    .max_validity_days = 365,
+    .subject_fields = {NID_commonName, NID_organizationName, NID_pkcs9_emailAddress},
+    .n_subject_fields = 3,
+    .subject_patterns = {{NULL}, {sub_o1, sub_o2}},
+    .n_subject_patterns = {0, 2},
+    .san_patterns = {{dns1}, {ip1}, {mail1}, {uri1}},
+    .n_san_patterns = {1, 1, 1, 1},
+};
+
+/* Subject values: each field once, values by the profile's patterns, emailAddress by the
+ * email patterns, a CN that is one of the SANs where the profile has DNS or IP SANs, no SAN
+ * twice, and a subject never cut to fit. */
+START_TEST(subject_values_and_sans_are_judged)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	char big[300];
+
+	ck_assert_str_eq(names_judged(&names, k, (const char *[]){"CN", "a.example.com", NULL},
+	                              "DNS:a.example.com"),
+	                 "");
+	/* A second CN, a second O. */
+	ck_assert_str_eq(
+	    names_judged(&names, k,
+	                 (const char *[]){"CN", "a.example.com", "CN", "b.example.com", NULL},
+	                 "DNS:a.example.com,DNS:b.example.com"),
+	    "subject field CN appears more than once");
+	ck_assert_str_eq(
+	    names_judged(&names, k, (const char *[]){"O", "Acme", "O", "Example Ltd", NULL}, ""),
+	    "subject field O appears more than once");
+	/* Value patterns. */
+	ck_assert_str_eq(names_judged(&names, k, (const char *[]){"O", "example ltd", NULL}, ""),
+	                 "");
+	ck_assert_str_eq(names_judged(&names, k, (const char *[]){"O", "Evil Corp", NULL}, ""),
+	                 "subject O \"Evil Corp\" does not match the patterns of profile names");
+	/* emailAddress by the email patterns. */
+	ck_assert_str_eq(
+	    names_judged(&names, k, (const char *[]){"emailAddress", "bob@example.com", NULL}, ""),
+	    "");
+	ck_assert_str_eq(
+	    names_judged(&names, k, (const char *[]){"emailAddress", "bob@evil.test", NULL}, ""),
+	    "subject emailAddress \"bob@evil.test\" does not match the email patterns of "
+	    "profile names");
+	/* The CN is one of the SANs (DNS or IP), case aside. */
+	ck_assert_str_eq(names_judged(&names, k, (const char *[]){"CN", "B.example.com", NULL},
+	                              "DNS:a.example.com,DNS:b.example.com"),
+	                 "");
+	ck_assert_str_eq(
+	    names_judged(&names, k, (const char *[]){"CN", "10.0.0.1", NULL}, "IP:10.0.0.1"), "");
+	ck_assert_str_eq(names_judged(&names, k, (const char *[]){"CN", "c.example.com", NULL},
+	                              "DNS:a.example.com"),
+	                 "subject CN \"c.example.com\" is not one of the request's SANs "
+	                 "(profile names)");
+	ck_assert_str_eq(names_judged(&names, k, (const char *[]){"CN", "c.example.com", NULL}, ""),
+	                 "subject CN \"c.example.com\" is not one of the request's SANs "
+	                 "(profile names)");
+	/* No SAN twice, whatever the case. */
+	ck_assert_str_eq(
+	    names_judged(&names, k, (const char *[]){NULL}, "DNS:a.example.com,DNS:A.Example.com"),
+	    "dns SAN \"A.Example.com\" appears more than once");
+	ck_assert_str_eq(
+	    names_judged(&names, k, (const char *[]){NULL}, "URI:urn:dev:1,URI:urn:dev:1"),
+	    "uri SAN \"urn:dev:1\" appears more than once");
+	ck_assert_str_eq(names_judged(&names, k, (const char *[]){NULL}, "IP:10.0.0.1,IP:10.0.0.1"),
+	                 "ip SAN \"10.0.0.1\" appears more than once");
+	/* A subject longer than the stored text may be is refused, not cut. */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "Example ", 8);
+	ck_assert_str_eq(names_judged(&names, k,
+	                              (const char *[]){"CN", "a.example.com", "O", big,
+	                                               "emailAddress", "bob@example.com", NULL},
+	                              "DNS:a.example.com"),
+	                 "");
+	{
+		/* Four long fields make more than 1,023 characters of RFC 2253 text. */
+		static struct ca_profile wide = {
+		    .name = "wide",
+		    .key_profile = &kp,
+		    .max_validity_days = 365,
+		    .subject_fields = {NID_commonName, NID_organizationName,
+		                       NID_organizationalUnitName, NID_localityName},
+		    .n_subject_fields = 4,
+		};
+		char *pem = names_req(
+		    k, (const char *[]){"CN", big, "O", big, "OU", big, "L", big, NULL}, "");
+		struct ca_csr *c = calloc(1, sizeof(*c));
+		const char *error = NULL;
+		char why[512];
+
+		ck_assert_int_eq(ca_csr_check(&wide, pem, c, &error, why, sizeof(why)), -1);
+		ck_assert_str_eq(why,
+		                 "the subject is 1209 characters long; at most 1023 are allowed");
+		ca_csr_free(c);
+		free(c);
+		free(pem);
+	}
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cad-csr");
@@ -285,6 +441,7 @@ int main(void)
 	tcase_add_test(tc, p256_p384_and_rsa_are_read_as_openssl_reads_them);
 	tcase_add_test(tc, other_keys_are_refused_by_name);
 	tcase_add_test(tc, damaged_requests_are_refused_as_openssl_refuses_them);
+	tcase_add_test(tc, subject_values_and_sans_are_judged);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

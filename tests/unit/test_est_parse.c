@@ -240,6 +240,65 @@ static int load(const char *est, char *err, size_t n)
 	return rc;
 }
 
+/* A certificate carrying the SANs in text (X509V3 form), and the same as GENERAL_NAMES. */
+static X509 *cert_with_sans(const char *text)
+{
+	X509 *x = X509_new();
+	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, text);
+
+	ck_assert_ptr_nonnull(e);
+	ck_assert(X509_add_ext(x, e, -1));
+	X509_EXTENSION_free(e);
+	return x;
+}
+
+static GENERAL_NAMES *sans(const char *text)
+{
+	X509 *x = cert_with_sans(text);
+	GENERAL_NAMES *g = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+
+	X509_free(x);
+	return g;
+}
+
+/* Re-enrolment keeps the SAN set: compared both ways, so a certificate with a SAN twice cannot
+ * have the second replaced by a new name of the same count. */
+START_TEST(reenrolment_sans_are_compared_as_sets_both_ways)
+{
+	static const struct {
+		const char *have, *want;
+		int same;
+	} cases[] = {
+	    {"URI:urn:dev:a", "URI:urn:dev:a", 1},
+	    {"URI:urn:dev:a,URI:urn:dev:b", "URI:urn:dev:b,URI:urn:dev:a", 1},
+	    {"URI:urn:dev:a", "URI:urn:dev:b", 0},
+	    {"URI:urn:dev:a", "URI:urn:dev:a,URI:urn:dev:b", 0},
+	    {"URI:urn:dev:a,URI:urn:dev:b", "URI:urn:dev:a", 0},
+	    {"URI:urn:dev:a,URI:urn:dev:a", "URI:urn:dev:a,URI:urn:dev:victim", 0},
+	    {"URI:urn:dev:a,URI:urn:dev:b", "URI:urn:dev:a,URI:urn:dev:a", 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		X509 *x = cert_with_sans(cases[i].have);
+		GENERAL_NAMES *g = sans(cases[i].want);
+		ck_assert_msg(cad_est_same_sans(x, g) == cases[i].same, "%s vs %s", cases[i].have,
+		              cases[i].want);
+		GENERAL_NAMES_free(g);
+		X509_free(x);
+	}
+	{ /* No SANs on either side, or on one. */
+		X509 *none = X509_new(), *one = cert_with_sans("URI:urn:dev:a");
+		GENERAL_NAMES *g = sans("URI:urn:dev:a");
+		ck_assert_int_eq(cad_est_same_sans(none, NULL), 1);
+		ck_assert_int_eq(cad_est_same_sans(none, g), 0);
+		ck_assert_int_eq(cad_est_same_sans(one, NULL), 0);
+		GENERAL_NAMES_free(g);
+		X509_free(none);
+		X509_free(one);
+	}
+}
+END_TEST
+
 START_TEST(est_section_is_checked)
 {
 	char err[512];
@@ -290,6 +349,7 @@ int main(void)
 	tcase_add_test(tc, basic_and_bearer_give_the_token);
 	tcase_add_test(tc, malformed_credentials_are_bad);
 	tcase_add_test(tc, est_section_is_checked);
+	tcase_add_test(tc, reenrolment_sans_are_compared_as_sets_both_ways);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
