@@ -197,9 +197,11 @@ int harness_daemon_stop(pid_t *pid, const char *name, const char *log, int flags
 		return 0;
 	if (log) {
 		char *argv[] = {"tail", "-n", "40", (char *)log, NULL};
-		pid_t t = fork();
+		pid_t t;
 
 		fprintf(stderr, "harness: the end of %s:\n", log);
+		fflush(NULL); /* else the child writes what is buffered a second time */
+		t = fork();
 		if (t == 0) {
 			dup2(2, 1);
 			execvp(argv[0], argv);
@@ -417,6 +419,9 @@ pid_t harness_spawn_daemon(const char *rel, const char *conf, const char *extra,
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
+		/* stdout too: a daemon a failed test leaves behind must not hold the test runner's
+		 * output pipe open (meson waits for its end). */
+		dup2(fd, 1);
 		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
 		execl(bin, bin, "--config", conf, extra, (char *)NULL);
 		_exit(127);
