@@ -139,19 +139,86 @@ int harness_keyd_start(struct harness *h)
 	return -1;
 }
 
+int harness_bad_exits;
+
+int harness_log_has_sanitizer_report(const char *log)
+{
+	static const char *const marks[] = {"AddressSanitizer", "LeakSanitizer",
+	                                    "UndefinedBehaviorSanitizer", "runtime error:"};
+	FILE *f = log ? fopen(log, "r") : NULL;
+	char line[4096];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]) && !found; i++)
+			found = strstr(line, marks[i]) != NULL;
+	fclose(f);
+	return found;
+}
+
+int harness_daemon_stop(pid_t *pid, const char *name, const char *log, int flags)
+{
+	int st = 0, status, timed_out = 0, killed_ok;
+	pid_t r = 0;
+
+	if (*pid <= 0)
+		return -1;
+	kill(*pid, SIGTERM);
+	/* A sanitizer build's exit (leak check included) takes seconds on a loaded machine. */
+	for (int i = 0; i < 6000; i++) {
+		r = waitpid(*pid, &st, WNOHANG);
+		if (r != 0)
+			break;
+		sleep_ms(10);
+	}
+	if (r == 0) {
+		timed_out = 1;
+		kill(*pid, SIGKILL);
+		r = waitpid(*pid, &st, 0);
+	}
+	*pid = 0;
+	if (r < 0) {
+		fprintf(stderr, "harness: %s: waitpid: %s\n", name, strerror(errno));
+		harness_bad_exits++;
+		return 1;
+	}
+	status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	killed_ok = (flags & HARNESS_STOP_MAY_BE_KILLED) && WIFSIGNALED(st) &&
+	            WTERMSIG(st) == SIGKILL && !timed_out;
+	if (timed_out)
+		fprintf(stderr, "harness: %s did not exit within 60 s of SIGTERM\n", name);
+	else if (status != 0 && !killed_ok)
+		fprintf(stderr, "harness: %s did not exit 0 on SIGTERM: %s %d\n", name,
+		        WIFEXITED(st) ? "status" : "signal",
+		        WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	else if (harness_log_has_sanitizer_report(log))
+		fprintf(stderr, "harness: %s: sanitizer report in its log\n", name);
+	else
+		return 0;
+	if (log) {
+		char *argv[] = {"tail", "-n", "40", (char *)log, NULL};
+		pid_t t;
+
+		fprintf(stderr, "harness: the end of %s:\n", log);
+		fflush(NULL); /* else the child writes what is buffered a second time */
+		t = fork();
+		if (t == 0) {
+			dup2(2, 1);
+			execvp(argv[0], argv);
+			_exit(127);
+		}
+		if (t > 0)
+			waitpid(t, NULL, 0);
+	}
+	harness_bad_exits++;
+	return status != 0 && !killed_ok ? status : 1;
+}
+
 int harness_keyd_stop(struct harness *h)
 {
-	int st;
-
-	if (h->keyd_pid <= 0)
-		return -1;
-	kill(h->keyd_pid, SIGTERM);
-	if (waitpid(h->keyd_pid, &st, 0) < 0)
-		return -1;
-	h->keyd_pid = 0;
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	return harness_daemon_stop(&h->keyd_pid, "hsmca-keyd", h->log, 0);
 }
 
 void harness_keyd_kill(struct harness *h)
@@ -216,14 +283,16 @@ fail:
 	return -1;
 }
 
-void harness_stop(struct harness *h)
+int harness_stop(struct harness *h)
 {
 	char *argv[] = {"rm", "-rf", h->dir, NULL};
+	int bad = 0;
 
 	if (h->keyd_pid > 0)
-		harness_keyd_stop(h);
+		bad = harness_keyd_stop(h) != 0;
 	if (h->dir[0] && !getenv("HSMCA_KEEP_TEST_DIRS"))
 		run(argv);
+	return bad ? -1 : 0;
 }
 
 int harness_log_contains(const struct harness *h, const char *s)
@@ -261,6 +330,37 @@ void harness_die(const char *where)
 			die_cleanup();
 	}
 	abort();
+}
+
+static char watchdog_msg[200];
+
+static void watchdog_fire(int sig)
+{
+	(void)sig;
+	if (write(2, watchdog_msg, strlen(watchdog_msg)) < 0) {
+		/* nothing more to say */
+	}
+	/* Not async-signal-safe, but the program ends here either way: stopping its servers
+	 * (kill, waitpid, pgtest) matters more than a clean heap. */
+	if (die_cleanup)
+		die_cleanup();
+	_exit(124);
+}
+
+void harness_watchdog_arm(const char *name, unsigned seconds)
+{
+	struct sigaction sa = {.sa_handler = watchdog_fire};
+
+	snprintf(watchdog_msg, sizeof(watchdog_msg), "%s: a test ran past its %u s deadline\n",
+	         name, seconds);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(seconds);
+}
+
+void harness_watchdog_disarm(void)
+{
+	alarm(0);
 }
 
 int harness_run(char *const argv[], const char *out_path)
@@ -321,6 +421,9 @@ pid_t harness_spawn_daemon(const char *rel, const char *conf, const char *extra,
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 2);
+		/* stdout too: a daemon a failed test leaves behind must not hold the test runner's
+		 * output pipe open (meson waits for its end). */
+		dup2(fd, 1);
 		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
 		execl(bin, bin, "--config", conf, extra, (char *)NULL);
 		_exit(127);

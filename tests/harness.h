@@ -50,14 +50,41 @@ int harness_start(struct harness *h, const struct harness_opts *o);
 /* Rewrite keyd's config (e.g. other clients) without restarting. */
 int harness_write_config(struct harness *h, const struct harness_opts *o);
 int harness_keyd_start(struct harness *h);
-/* SIGTERM keyd and wait for it; returns its exit status or -1. */
+/* SIGTERM keyd and check its exit through harness_daemon_stop(): 0 when it exited 0 with no
+ * sanitizer report in its log, else its exit status (128 + signal when killed), or 1 for a
+ * report after a clean exit, or -1 when it was not running. */
 int harness_keyd_stop(struct harness *h);
 /* SIGKILL keyd (a crash) and reap it. */
 void harness_keyd_kill(struct harness *h);
-/* Stop keyd and remove the folder. */
-void harness_stop(struct harness *h);
+/* Stop keyd (harness_keyd_stop) and remove the folder. Returns 0, or -1 when keyd did not exit
+ * cleanly (also counted in harness_bad_exits); a test fixture asserts it. */
+int harness_stop(struct harness *h);
 /* 1 if keyd's log contains s. */
 int harness_log_contains(const struct harness *h, const char *s);
+
+/* ---- Stopping a daemon and checking its exit ----
+ * The one path every suite stops keyd, cad, ocspd and crld through. LeakSanitizer reports
+ * only at exit, so a daemon's log is read after it has exited, never before. */
+
+/* 1 if the file at log holds a sanitizer report: AddressSanitizer, LeakSanitizer,
+ * UndefinedBehaviorSanitizer or UBSan's "runtime error:"; 0 if not or unreadable. */
+int harness_log_has_sanitizer_report(const char *log);
+
+/* The daemon may already have died of SIGKILL (a test crashed it on purpose). */
+#define HARNESS_STOP_MAY_BE_KILLED 1
+
+/* SIGTERM *pid, wait for it under a deadline (60 s, then SIGKILL), set *pid to 0 and check
+ * it: it must exit with status 0 (or have died of SIGKILL, with HARNESS_STOP_MAY_BE_KILLED)
+ * and its log (NULL: none) must hold no sanitizer report. Returns 0 if so; else prints NAME,
+ * the reason and the end of the log to stderr, adds one to harness_bad_exits and returns the
+ * exit status (128 + signal when killed, 1 for a report or a timeout after status 0). *pid
+ * <= 0: nothing to stop, returns -1 without counting. */
+int harness_daemon_stop(pid_t *pid, const char *name, const char *log, int flags);
+
+/* Unclean exits harness_daemon_stop() saw in this process. A suite whose daemons are
+ * stopped in its parent process (unchecked fixtures, CK_NOFORK) adds it to its failures;
+ * a forked test asserts the return value instead (the child's count is lost). */
+extern int harness_bad_exits;
 
 /* ---- Shared helpers of the integration tests ---- */
 
@@ -68,6 +95,14 @@ int harness_log_contains(const struct harness *h, const char *s);
 extern int harness_setup_phase;
 void harness_die_init(const char *prog, void (*cleanup)(void));
 _Noreturn void harness_die(const char *where);
+
+/* A per-test deadline for suites run in one process (CK_NOFORK, where Check's own timeouts do
+ * nothing): harness_watchdog_arm(SECONDS) from a checked fixture's setup (name: what the
+ * message calls the suite), harness_watchdog_disarm() from its teardown. A test still running
+ * at the deadline gets "NAME: a test ran past its N s deadline" on stderr, the cleanup given
+ * to harness_die_init() (so that no server outlives it) and exit status 124. */
+void harness_watchdog_arm(const char *name, unsigned seconds);
+void harness_watchdog_disarm(void);
 
 /* Fork and exec argv (PATH searched), stdout and stderr to out_path (created or
  * truncated; NULL: /dev/null). Returns the exit status, -1 if it did not exit normally. */

@@ -3,7 +3,7 @@
  *
  *   fault_load load  --url U --cacert F --token-file F --ca ISSUER.pem --stop-file F
  *                    --journal OUT [--threads N] [--max-seconds S] [--progress FILE]
- *                    [--seed-journal J --hold-release-only 1]
+ *                    [--errors FILE] [--seed-journal J --hold-release-only 1]
  *   fault_load check --journal J --db-dump D --ocsp-url U --ca ISSUER.pem
  *                    --responder OCSP.pem --crl CRL.der
  *
@@ -21,13 +21,16 @@
  * state>]
  * With --progress FILE the number of acknowledged operations so far is written to FILE (replaced
  * whole, five times a second), so that tests/faults/run can tell how much work was done
- * between two kills.
+ * between two kills. With --errors FILE every 5xx answer is appended to FILE as a line
+ * "<Unix time with fractions> <status> <error name>", so that tests/faults/run can tell the
+ * ones while a daemon was down from the rest.
  *
  * check: every journal certificate is in the database dump with the same DER hash and the
  * expected status; hsmca-ocspd answers it (signature checked) with the expected status and
  * reason; the CRL (signature checked) lists exactly the revoked and held ones with their
- * reasons. Rows the client never received that are reserved or failed must not be "good" in
- * OCSP. Prints the anomalies and exits 1 if there are any.
+ * reasons, and nothing the database does not have as revoked or held. Rows the client never
+ * received that are reserved or failed must not be "good" in OCSP. Prints the anomalies and
+ * exits 1 if there are any.
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -67,7 +70,8 @@ struct cert {
 
 static const char *opt_url, *opt_cacert, *opt_token_file, *opt_ca, *opt_stop, *opt_journal,
     *opt_dump, *opt_ocsp_url, *opt_responder, *opt_crl;
-static const char *opt_seed, *opt_progress;
+static const char *opt_seed, *opt_progress, *opt_errors;
+static FILE *errors_file;
 static int opt_threads = 3, opt_hold_release;
 static double opt_max_seconds = 3600;
 static char auth_header[300];
@@ -152,7 +156,10 @@ struct client {
 	int id;
 };
 
-/* POST path with body; returns the HTTP status, or 0 when no answer arrived. */
+static const char *error_name(struct client *cl);
+
+/* POST path with body; returns the HTTP status, or 0 when no answer arrived (a 5xx is also
+ * recorded in --errors). */
 static long post(struct client *cl, const char *path, const char *body)
 {
 	char url[512];
@@ -167,6 +174,17 @@ static long post(struct client *cl, const char *path, const char *body)
 	if (curl_easy_perform(cl->c) != CURLE_OK)
 		return 0;
 	curl_easy_getinfo(cl->c, CURLINFO_RESPONSE_CODE, &code);
+	if (code >= 500 && errors_file) {
+		struct timespec t;
+		const char *name = error_name(cl);
+
+		clock_gettime(CLOCK_REALTIME, &t);
+		pthread_mutex_lock(&out_lock);
+		fprintf(errors_file, "%lld.%03ld %ld %s\n", (long long)t.tv_sec,
+		        t.tv_nsec / 1000000, code, name);
+		fflush(errors_file);
+		pthread_mutex_unlock(&out_lock);
+	}
 	return code;
 }
 
@@ -788,6 +806,18 @@ static int run_check(void)
 	}
 	fclose(jf);
 
+	/* Nothing listed that should not be: every CRL entry is revoked or held in the database
+	 * (a lost release, a revocation undone, a serial never issued would show here). */
+	for (int i = 0; i < nce; i++) {
+		struct row *r = find_row(ce[i].serial);
+
+		if (!r)
+			anomaly("the CRL lists %s, which the database does not have", ce[i].serial);
+		else if (strcmp(r->status, "revoked") && strcmp(r->status, "hold"))
+			anomaly("the CRL lists %s, whose database status is %s", ce[i].serial,
+			        r->status);
+	}
+
 	/* Rows no client received: a reservation or a failed signing must never be "good". */
 	for (size_t i = 0; i < nrows; i++) {
 		int status = -1, rs = -1;
@@ -827,7 +857,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: fault_load load --url U --cacert F --token-file F --ca F "
 	                "--stop-file F --journal F [--threads N] [--max-seconds S]\n"
-	                "                [--progress FILE]\n"
+	                "                [--progress FILE] [--errors FILE]\n"
 	                "       fault_load check --journal J --db-dump D --ocsp-url U --ca F "
 	                "--responder F --crl F\n");
 	exit(2);
@@ -871,6 +901,8 @@ int main(int argc, char **argv)
 			opt_crl = v;
 		else if (!strcmp(a, "--progress"))
 			opt_progress = v;
+		else if (!strcmp(a, "--errors"))
+			opt_errors = v;
 		else if (!strcmp(a, "--seed-journal"))
 			opt_seed = v;
 		else if (!strcmp(a, "--hold-release-only"))
@@ -885,7 +917,11 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "load")) {
 		if (!opt_url || !opt_cacert || !opt_token_file || !opt_stop)
 			usage();
+		if (opt_errors && !(errors_file = fopen(opt_errors, "a")))
+			fatal("cannot write the errors file");
 		rc = run_load();
+		if (errors_file)
+			fclose(errors_file);
 	} else if (!strcmp(argv[1], "check")) {
 		if (!opt_dump || !opt_ocsp_url || !opt_responder || !opt_crl)
 			usage();

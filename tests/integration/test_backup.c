@@ -401,13 +401,13 @@ static void cad_start(void)
 	die(__func__);
 }
 
+/* Its exit is checked (status 0, no sanitizer report): harness_bad_exits fails the suite. */
 static void cad_stop(void)
 {
-	if (cad_pid > 0) {
-		kill(cad_pid, SIGTERM);
-		waitpid(cad_pid, NULL, 0);
-		cad_pid = 0;
-	}
+	char log[600];
+
+	snprintf(log, sizeof(log), "%s/cad.log", dir);
+	harness_daemon_stop(&cad_pid, "hsmca-cad", log, 0);
 }
 
 static void setup(void)
@@ -733,6 +733,12 @@ static void flip_last_byte(uint8_t *p, size_t *n)
 	p[last] ^= 0x01;
 }
 
+static void unchanged(uint8_t *p, size_t *n)
+{
+	(void)p;
+	(void)n;
+}
+
 static void drop_last_byte(uint8_t *p, size_t *n)
 {
 	(void)p;
@@ -800,7 +806,13 @@ START_TEST(an_archive_whose_manifest_does_not_check_is_refused)
 	snprintf(archive, sizeof(archive), "%s/manifest.hsmcabak", dir);
 	snprintf(bad, sizeof(bad), "%s/manifest-bad.hsmcabak", dir);
 	ck_assert_msg(backup_to(archive, 1) == 0, "hsmca backup: %s", cli_err);
-	/* Unchanged, the reseal round trip restores files fine (skipping the database). */
+	/* The control: resealed unchanged, the archive restores its files fine (skipping the
+	 * database), so each refusal below is the edit's doing, not the reseal's. */
+	reseal(archive, bad, unchanged);
+	ck_assert_msg(
+	    hsmca("restore", bad, "--into", at(dir, "m0"), "--files-only", (char *)NULL) == 0, "%s",
+	    cli_err);
+	ck_assert_int_eq(access(at(at(dir, "m0"), "config/cad.yaml"), F_OK), 0);
 	reseal(archive, bad, drop_last_byte);
 	ck_assert_int_ne(
 	    hsmca("restore", bad, "--into", at(dir, "m1"), "--files-only", (char *)NULL), 0);
@@ -935,6 +947,12 @@ START_TEST(cad_dropped_to_its_user_under_its_filter_still_issues)
 }
 END_TEST
 
+/* CK_NOFORK: Check's timeout does nothing; each test gets a deadline of its own. */
+static void watchdog_arm(void)
+{
+	harness_watchdog_arm("test_backup", 300);
+}
+
 int main(void)
 {
 	Suite *s = suite_create("backup");
@@ -945,6 +963,7 @@ int main(void)
 	harness_die_init("test_backup", cleanup);
 	setup();
 	tcase_set_timeout(tc, 300);
+	tcase_add_checked_fixture(tc, watchdog_arm, harness_watchdog_disarm);
 	tcase_add_test(tc, backup_wipe_restore_and_the_service_continues);
 	tcase_add_test(tc, a_changed_archive_is_refused_and_changes_nothing);
 	tcase_add_test(tc, an_archive_whose_manifest_does_not_check_is_refused);
@@ -959,5 +978,6 @@ int main(void)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	teardown();
+	failed += harness_bad_exits;
 	return failed ? 1 : 0;
 }

@@ -325,7 +325,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	harness_stop(&h);
+	ck_assert_msg(harness_stop(&h) == 0, "hsmca-keyd did not exit cleanly: see above");
 }
 
 /* ---- the hierarchy ---- */
@@ -737,7 +737,7 @@ START_TEST(offline_root_certifies_online_key_by_csr)
 	ck_assert_ptr_nonnull(strstr(tr_inter, fp));
 	free(tr_key);
 	free(tr_inter);
-	harness_stop(&online);
+	ck_assert_msg(harness_stop(&online) == 0, "hsmca-keyd did not exit cleanly: see above");
 }
 END_TEST
 
@@ -1483,5 +1483,6 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	failed += harness_bad_exits; /* daemons stopped in this process */
 	return failed ? 1 : 0;
 }

@@ -16,7 +16,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	harness_stop(&h);
+	ck_assert_msg(harness_stop(&h) == 0, "hsmca-keyd did not exit cleanly: see above");
 }
 
 /* Run the CLI with args; capture stdout+stderr into out; return the exit status. */

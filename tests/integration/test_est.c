@@ -328,15 +328,10 @@ static void cad_start(void)
 	harness_die(__func__);
 }
 
+/* Its exit is checked (status 0, no sanitizer report): harness_bad_exits fails the suite. */
 static void cad_stop(void)
 {
-	int st;
-
-	if (cad_pid > 0) {
-		kill(cad_pid, SIGTERM);
-		waitpid(cad_pid, &st, 0);
-		cad_pid = 0;
-	}
+	harness_daemon_stop(&cad_pid, "hsmca-cad", in_dir("cad.log"), 0);
 }
 
 static void setup(void)
@@ -760,14 +755,22 @@ static void enrol_in_child(const char *name, const char *token)
 	_exit(!strcmp(code, "200") ? 0 : !strcmp(code, "403") ? 3 : 1);
 }
 
-/* Two tokens enrolling one identity at the same moment: one certificate, the other 403. keyd is
- * stopped while the first waits to be signed, so both would have passed the "has it a
- * certificate already?" check without the identity's enrolment lock. */
+/* Two tokens enrolling one identity at the same moment: one certificate, the other 403. The
+ * test makes the race happen: it holds the identity's enrolment lock itself (the advisory
+ * lock db_device_lock takes on the identity, the CSR's CN) and waits until both requests are
+ * waiting for it, i.e. both
+ * passed token, CSR and allowlist checks and neither has reserved anything. Released, they
+ * take it in turn, and the second finds the first's certificate. */
 START_TEST(concurrent_enrolments_of_one_identity_issue_one_certificate)
 {
 	const char *t1 = new_token("device", ""), *t2 = new_token("device", "");
+	static const char lock_sql[] =
+	    "SELECT pg_advisory_lock(hashtextextended('dev-race', 1752395107))";
+	static const char unlock_sql[] =
+	    "SELECT pg_advisory_unlock(hashtextextended('dev-race', 1752395107))";
 	char tok1[128], tok2[128];
-	long long reserved;
+	long long reserved, waiting = 0;
+	PGconn *holder = owner(), *watch = owner();
 	pid_t a, b;
 	int sa, sb;
 
@@ -775,23 +778,30 @@ START_TEST(concurrent_enrolments_of_one_identity_issue_one_certificate)
 	snprintf(tok2, sizeof(tok2), "%s", t2);
 	device_csr("dev-race1", "/CN=dev-race", "URI:urn:dev:race", NULL);
 	device_csr("dev-race2", "/CN=dev-race", "URI:urn:dev:race", NULL);
-	ck_assert_int_eq(kill(h.keyd_pid, SIGSTOP), 0);
+	harness_pg_exec_ok(holder, lock_sql);
 	if ((a = fork()) == 0)
 		enrol_in_child("dev-race1", tok1);
-	for (int i = 0;
-	     i < 100 &&
-	     count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'") == 0;
-	     i++)
-		usleep(50 * 1000);
 	if ((b = fork()) == 0)
 		enrol_in_child("dev-race2", tok2);
-	usleep(700 * 1000);
+	/* Both held at the lock (the event itself, under a generous deadline: 60 s). */
+	for (int i = 0; i < 1200 && waiting < 2; i++) {
+		/* objsubid 1: the one-bigint form, apart from the audit chain's (class, key) */
+		waiting = harness_pg_count(watch, "SELECT count(*) FROM pg_locks WHERE"
+		                                  " locktype = 'advisory' AND objsubid = 1"
+		                                  " AND NOT granted");
+		if (waiting < 2)
+			usleep(50 * 1000);
+	}
+	PQfinish(watch);
 	reserved = count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'");
-	ck_assert_int_eq(kill(h.keyd_pid, SIGCONT), 0); /* before anything may fail */
+	/* released before anything may fail */
+	harness_pg_exec_ok(holder, unlock_sql);
+	PQfinish(holder);
 	ck_assert_int_gt(a, 0);
 	ck_assert_int_gt(b, 0);
-	/* the second waited for the first: it had reserved nothing */
-	ck_assert_int_eq(reserved, 1);
+	ck_assert_int_eq(waiting, 2);
+	/* neither had reserved anything before it had the lock */
+	ck_assert_int_eq(reserved, 0);
 	ck_assert_int_eq(waitpid(a, &sa, 0), a);
 	ck_assert_int_eq(waitpid(b, &sb, 0), b);
 	ck_assert(WIFEXITED(sa) && WIFEXITED(sb));
@@ -1135,5 +1145,6 @@ int main(void)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	teardown();
+	failed += harness_bad_exits;
 	return failed ? 1 : 0;
 }

@@ -26,7 +26,7 @@ static void setup(void)
 static void teardown(void)
 {
 	keyd_client_free(cli);
-	harness_stop(&h);
+	ck_assert_msg(harness_stop(&h) == 0, "hsmca-keyd did not exit cleanly: see above");
 }
 
 /* The value of the sample whose name and labels are exactly `series`, or -1. */

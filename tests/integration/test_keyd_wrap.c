@@ -40,7 +40,7 @@ static void teardown(void)
 {
 	keyd_client_free(cli);
 	cli = NULL;
-	harness_stop(&h);
+	ck_assert_msg(harness_stop(&h) == 0, "hsmca-keyd did not exit cleanly: see above");
 }
 
 static void gen_aes(const char *label, struct keyd_key *k)

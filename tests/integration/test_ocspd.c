@@ -241,16 +241,11 @@ static void ocspd_start(void)
 	ocspd_start_with(path("ocspd.yaml"));
 }
 
+/* SIGTERM it and check its exit (harness_daemon_stop): 0 when it exited 0 with no sanitizer
+ * report in its log, -1 when none was running, else non-zero (counted in harness_bad_exits). */
 static int ocspd_stop(void)
 {
-	int st = -1;
-
-	if (ocspd_pid > 0) {
-		kill(ocspd_pid, SIGTERM);
-		waitpid(ocspd_pid, &st, 0);
-		ocspd_pid = 0;
-	}
-	return st;
+	return harness_daemon_stop(&ocspd_pid, "hsmca-ocspd", path("ocspd.log"), 0);
 }
 
 static const char config_fmt[] = "listen: {address: 127.0.0.1, port: %d}\n"
@@ -368,18 +363,11 @@ static void fixture_start(void)
 	harness_setup_phase = 0;
 }
 
-/* hsmca-ocspd runs under ASan/LSan here: a leak or any other report at its clean exit makes
- * the exit status non-zero, which fails the suite (issue 9: no leaks in any daemon). */
-static int ocspd_bad_exits;
-
+/* hsmca-ocspd runs under ASan/LSan here: a leak or any other report at its clean exit fails
+ * the suite through harness_bad_exits (issue 9: no leaks in any daemon). */
 static void fixture_stop(void)
 {
-	int st = ocspd_stop();
-
-	if (st != -1 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
-		fprintf(stderr, "test_ocspd: hsmca-ocspd exited badly (status %d)\n", st);
-		ocspd_bad_exits++;
-	}
+	ocspd_stop();
 }
 
 /* ---- clients ---- */
@@ -574,6 +562,12 @@ static char *openssl_ocsp(const char *issuer, const char *leaf, const char *extr
 	return sh("openssl ocsp -url %s/ -issuer %s -cert %s -CAfile %s %s -timeout 10 2>&1", url,
 	          path(issuer), path(leaf), path(issuer), extra);
 }
+
+/* How long a test waits for a change in the database to reach the answers: far beyond what it
+ * takes (well under a second, logged by the tests), so that a loaded machine passes, and far
+ * below anything that would find the change without the path under test (the announcement,
+ * or the standby's reading of every status each second, vs. re-signing after hours). */
+#define ANNOUNCED_S 30.0
 
 static int wait_status(const char *issuer, const char *leaf, int want, double limit, double *took)
 {
@@ -911,7 +905,7 @@ START_TEST(reserved_but_unsigned_serial_is_not_good)
 }
 END_TEST
 
-START_TEST(revocation_reaches_the_answer_within_a_second)
+START_TEST(revocation_reaches_the_answer_by_its_announcement)
 {
 	const char *serial = issue("rev1", ca_a_id, "ca-a.pem", "ca-a");
 	char s[64];
@@ -921,8 +915,12 @@ START_TEST(revocation_reaches_the_answer_within_a_second)
 	snprintf(s, sizeof(s), "%s", serial);
 	ck_assert(wait_status("ca-a.pem", "rev1.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
 	ck_assert_int_eq(revoke_db(s, ca_a_id, 0, DB_REASON_KEY_COMPROMISE), 1);
-	ck_assert_msg(wait_status("ca-a.pem", "rev1.pem", V_OCSP_CERTSTATUS_REVOKED, 1.0, &took),
-	              "still not revoked after %.3f s", took);
+	/* Listening, the responder reads only new rows on its own: a revocation reaches the
+	 * answer through its announcement or not at all. Waited for under a deadline generous
+	 * for a loaded machine (typically well under a second; the time is logged). */
+	ck_assert_msg(
+	    wait_status("ca-a.pem", "rev1.pem", V_OCSP_CERTSTATUS_REVOKED, ANNOUNCED_S, &took),
+	    "still not revoked after %.3f s", took);
 	fprintf(stderr, "test_ocspd: revocation served after %.3f s\n", took);
 	out = openssl_ocsp("ca-a.pem", "rev1.pem", "-no_nonce");
 	ck_assert_msg(strstr(out, ": revoked") && strstr(out, "Reason: keyCompromise") &&
@@ -933,7 +931,7 @@ START_TEST(revocation_reaches_the_answer_within_a_second)
 }
 END_TEST
 
-START_TEST(hold_and_release_reach_the_answer_within_a_second)
+START_TEST(hold_and_release_reach_the_answer_by_their_announcement)
 {
 	const char *serial = issue("held1", ca_b_id, "ca-b.pem", "ca-b");
 	char s[64];
@@ -943,15 +941,17 @@ START_TEST(hold_and_release_reach_the_answer_within_a_second)
 	snprintf(s, sizeof(s), "%s", serial);
 	ck_assert(wait_status("ca-b.pem", "held1.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
 	ck_assert_int_eq(revoke_db(s, ca_b_id, 1, 0), 1);
-	ck_assert_msg(wait_status("ca-b.pem", "held1.pem", V_OCSP_CERTSTATUS_REVOKED, 1.0, &took),
-	              "not held after %.3f s", took);
+	ck_assert_msg(
+	    wait_status("ca-b.pem", "held1.pem", V_OCSP_CERTSTATUS_REVOKED, ANNOUNCED_S, &took),
+	    "not held after %.3f s", took);
 	out = openssl_ocsp("ca-b.pem", "held1.pem", "-no_nonce");
 	ck_assert_msg(strstr(out, ": revoked") && strstr(out, "Reason: certificateHold") &&
 	                  strstr(out, "Response verify OK"),
 	              "%s", out);
 	ck_assert_int_eq(revoke_db(s, ca_b_id, 2, 0), 1);
-	ck_assert_msg(wait_status("ca-b.pem", "held1.pem", V_OCSP_CERTSTATUS_GOOD, 1.0, &took),
-	              "not released after %.3f s", took);
+	ck_assert_msg(
+	    wait_status("ca-b.pem", "held1.pem", V_OCSP_CERTSTATUS_GOOD, ANNOUNCED_S, &took),
+	    "not released after %.3f s", took);
 	out = openssl_ocsp("ca-b.pem", "held1.pem", "-nonce");
 	ck_assert_msg(strstr(out, ": good") && strstr(out, "Response verify OK"), "%s", out);
 }
@@ -1109,15 +1109,19 @@ END_TEST
 START_TEST(slow_client_is_cut_off)
 {
 	char out[1024];
-	double t0 = now_s();
+	double t0;
 
-	/* half a request, then nothing: request_timeout_seconds is 2 */
+	/* The responder is there: a connection that ends fast below is its doing. */
+	ck_assert_msg(strstr(health(), "\"status\": \"ok\""), "%s", health());
+	/* half a request, then nothing: request_timeout_seconds is 2; kept at least 1 s (not
+	 * refused) and cut off well before the client's own 10 s */
+	t0 = now_s();
 	raw("GET /health HTTP/1.1\r\nHo", 24, out, sizeof(out), 10000);
-	ck_assert_msg(now_s() - t0 < 6.0, "kept for %.1f s", now_s() - t0);
+	ck_assert_msg(now_s() - t0 > 1.0 && now_s() - t0 < 9.0, "kept for %.1f s", now_s() - t0);
 	/* an idle keep-alive connection is closed too (idle_timeout_seconds 5) */
 	t0 = now_s();
 	raw("", 0, out, sizeof(out), 12000);
-	ck_assert_msg(now_s() - t0 < 9.0 && now_s() - t0 > 3.0, "idle for %.1f s", now_s() - t0);
+	ck_assert_msg(now_s() - t0 > 3.0 && now_s() - t0 < 11.0, "idle for %.1f s", now_s() - t0);
 }
 END_TEST
 
@@ -1126,8 +1130,7 @@ START_TEST(a_restarted_responder_starts_warm_from_the_shared_copy)
 	const char *h0;
 	int st = ocspd_stop();
 
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "hsmca-ocspd exited with status %d",
-	              st);
+	ck_assert_msg(st == 0, "hsmca-ocspd did not exit cleanly (%d)", st);
 	ocspd_start();
 	h0 = health();
 	ck_assert_msg(strstr(h0, "\"status\": \"ok\""), "%s", h0);
@@ -1211,8 +1214,7 @@ START_TEST(a_warm_start_answers_before_the_shared_copy_is_read)
 	size_t n;
 	int st = ocspd_stop();
 
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "hsmca-ocspd exited with status %d",
-	              st);
+	ck_assert_msg(st == 0, "hsmca-ocspd did not exit cleanly (%d)", st);
 	r = PQexec(db_pgconn(db), "BEGIN; LOCK TABLE ocsp_responses IN ACCESS EXCLUSIVE MODE");
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(db_pgconn(db)));
 	PQclear(r);
@@ -1251,10 +1253,34 @@ START_TEST(a_warm_start_answers_before_the_shared_copy_is_read)
 }
 END_TEST
 
+/* Occurrences of needle in text. */
+static int count_in(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* SQL as the cluster's superuser (roles and other sessions are not the schema owner's). */
+static void superuser_sql(const char *sql)
+{
+	char ci[512];
+	PGconn *c;
+
+	snprintf(ci, sizeof(ci), "host=%s port=5432 dbname=hsmca user=postgres", pg.dir);
+	c = PQconnectdb(ci);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	harness_pg_exec_ok(c, sql);
+	PQfinish(c);
+}
+
 START_TEST(database_stopped_cached_answers_still_served_then_resync)
 {
 	const char *serial = issue("pgdown", ca_a_id, "ca-a.pem", "ca-a");
 	char s[64];
+	int in_step;
 	double took;
 	struct answer a;
 	uint8_t der[4096];
@@ -1278,12 +1304,25 @@ START_TEST(database_stopped_cached_answers_still_served_then_resync)
 	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_TRYLATER);
 	a = ask_cert("ca-a.pem", "a-good.pem", 1, 16); /* a fresh "good" */
 	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_TRYLATER);
-	/* The database returns, and a revocation happens before the responder is back in step
-	 * (its announcement is lost): it must still be found. */
+	/* The database returns, and a revocation happens before the responder is back (its
+	 * announcement is lost): it must still be found, by reading every status again. To be
+	 * sure the announcement is lost, the responder's role may not log in until after it was
+	 * sent (its connection, should it have made one already, is ended). */
 	ck_assert_int_eq(harness_pgtest(&pg, "start", "--fast"), 0);
+	in_step = count_in(harness_slurp(path("ocspd.log")), "in step with the database");
+	superuser_sql("ALTER ROLE hsmca_app NOLOGIN; SELECT pg_terminate_backend(pid) FROM "
+	              "pg_stat_activity WHERE usename = 'hsmca_app'");
+	for (int i = 0; i < 400 && !strstr(health(), "\"database\": \"down\""); i++)
+		usleep(50000);
 	ck_assert_int_eq(revoke_db(s, ca_a_id, 0, DB_REASON_SUPERSEDED), 1);
-	ck_assert_msg(wait_status("ca-a.pem", "pgdown.pem", V_OCSP_CERTSTATUS_REVOKED, 10, &took),
-	              "revocation during the outage never served");
+	ck_assert_msg(strstr(health(), "\"database\": \"down\""), "%s", health());
+	superuser_sql("ALTER ROLE hsmca_app LOGIN");
+	ck_assert_msg(
+	    wait_status("ca-a.pem", "pgdown.pem", V_OCSP_CERTSTATUS_REVOKED, ANNOUNCED_S, &took),
+	    "revocation during the outage never served");
+	/* found by the resynchronisation, which logged itself once more */
+	ck_assert_int_gt(count_in(harness_slurp(path("ocspd.log")), "in step with the database"),
+	                 in_step);
 	for (int i = 0; i < 100 && !strstr(health(), "\"status\": \"ok\""); i++)
 		usleep(50000);
 	ck_assert_msg(strstr(health(), "\"status\": \"ok\""), "%s", health());
@@ -1397,8 +1436,9 @@ START_TEST(reads_from_a_streaming_replica)
 	snprintf(s1, sizeof(s1), "%s", serial);
 	ck_assert(wait_status("ca-a.pem", "rep1.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
 	ck_assert_int_eq(revoke_db(s1, ca_a_id, 0, DB_REASON_KEY_COMPROMISE), 1);
-	ck_assert_msg(wait_status("ca-a.pem", "rep1.pem", V_OCSP_CERTSTATUS_REVOKED, 1.0, &took),
-	              "replica with primary: not revoked after %.3f s", took);
+	ck_assert_msg(
+	    wait_status("ca-a.pem", "rep1.pem", V_OCSP_CERTSTATUS_REVOKED, ANNOUNCED_S, &took),
+	    "replica with primary: not revoked after %.3f s", took);
 	ocspd_stop();
 	/* 2: the replica alone: no LISTEN possible, every status is read each second */
 	snprintf(conf, sizeof(conf),
@@ -1414,12 +1454,13 @@ START_TEST(reads_from_a_streaming_replica)
 	snprintf(s2, sizeof(s2), "%s", serial);
 	ck_assert(wait_status("ca-b.pem", "rep2.pem", V_OCSP_CERTSTATUS_GOOD, 5, &took));
 	ck_assert_int_eq(revoke_db(s2, ca_b_id, 1, 0), 1);
-	ck_assert_msg(wait_status("ca-b.pem", "rep2.pem", V_OCSP_CERTSTATUS_REVOKED, 2.5, &took),
-	              "replica alone: not held after %.3f s", took);
+	ck_assert_msg(
+	    wait_status("ca-b.pem", "rep2.pem", V_OCSP_CERTSTATUS_REVOKED, ANNOUNCED_S, &took),
+	    "replica alone: not held after %.3f s", took);
 	fprintf(stderr, "test_ocspd: replica alone: hold served after %.3f s\n", took);
 	{
 		int st = ocspd_stop();
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+		ck_assert_msg(st == 0, "hsmca-ocspd did not exit cleanly (%d)", st);
 	}
 	ocspd_pid = main_pid;
 	port = saved_port;
@@ -1453,17 +1494,19 @@ START_TEST(connections_beyond_the_limit_are_closed_at_once)
 		ck_assert(connect(held[i], (struct sockaddr *)&a, sizeof(a)) == 0);
 	}
 	usleep(200000);
-	/* the third is accepted and closed without an answer, at once */
+	/* the third is accepted and closed without an answer, at once: far sooner than the idle
+	 * timeout (30 s) that would end it otherwise */
 	t0 = now_s();
-	ck_assert_int_eq(raw("GET /health HTTP/1.1\r\n\r\n", 24, out, sizeof(out), 5000), 0);
-	ck_assert(now_s() - t0 < 2.0);
-	/* one of the two goes: there is room again */
+	ck_assert_int_eq(raw("GET /health HTTP/1.1\r\n\r\n", 24, out, sizeof(out), 20000), 0);
+	ck_assert_msg(now_s() - t0 < 10.0, "closed after %.2f s", now_s() - t0);
+	/* one of the two goes: there is room again (as soon as the server has seen it go) */
 	close(held[0]);
-	usleep(200000);
+	for (int i = 0; i < 400 && !strstr(health(), "\"status\": \"ok\""); i++)
+		usleep(50000);
 	ck_assert_msg(strstr(health(), "\"status\": \"ok\""), "%s", health());
 	close(held[1]);
 	st = ocspd_stop();
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	ck_assert_msg(st == 0, "hsmca-ocspd did not exit cleanly (%d)", st);
 	ocspd_pid = main_pid;
 	port = saved_port;
 	snprintf(url, sizeof(url), "%s", saved_url);
@@ -1506,6 +1549,12 @@ START_TEST(answers_are_signed_again_before_half_their_validity)
 }
 END_TEST
 
+/* CK_NOFORK: Check's timeout does nothing; each test gets a deadline of its own. */
+static void watchdog_arm(void)
+{
+	harness_watchdog_arm("test_ocspd", 300);
+}
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("ocspd");
@@ -1513,6 +1562,7 @@ static Suite *suite(void)
 
 	tcase_set_timeout(tc, 600);
 	tcase_add_unchecked_fixture(tc, fixture_start, fixture_stop);
+	tcase_add_checked_fixture(tc, watchdog_arm, harness_watchdog_disarm);
 	tcase_add_test(tc, openssl_post_good_ca_signed);
 	tcase_add_test(tc, openssl_post_good_delegated_with_responder_certificate);
 	tcase_add_test(tc, openssl_post_with_nonce_gets_it_echoed);
@@ -1525,8 +1575,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, unknown_serial_is_unknown_never_good);
 	tcase_add_test(tc, a_flood_of_unknown_serials_takes_a_bounded_number_of_signatures);
 	tcase_add_test(tc, reserved_but_unsigned_serial_is_not_good);
-	tcase_add_test(tc, revocation_reaches_the_answer_within_a_second);
-	tcase_add_test(tc, hold_and_release_reach_the_answer_within_a_second);
+	tcase_add_test(tc, revocation_reaches_the_answer_by_its_announcement);
+	tcase_add_test(tc, hold_and_release_reach_the_answer_by_their_announcement);
 	tcase_add_test(tc, several_certificates_in_one_request);
 	tcase_add_test(tc, too_many_certificates_is_malformed);
 	tcase_add_test(tc, junk_is_malformed);
@@ -1563,12 +1613,11 @@ int main(void)
 	/* keep hsmca-ocspd's log where meson keeps its own */
 	sh("cp %s %s/meson-logs/test_ocspd-ocspd.log", path("ocspd.log"), getenv("HSMCA_BUILD"));
 	teardown();
-	if (ocspd_bad_exits) {
-		fprintf(
-		    stderr,
-		    "test_ocspd: %d hsmca-ocspd run(s) did not exit cleanly (a sanitizer or leak "
-		    "report, or a crash): see meson-logs/test_ocspd-ocspd.log\n",
-		    ocspd_bad_exits);
+	if (harness_bad_exits) {
+		fprintf(stderr,
+		        "test_ocspd: %d daemon run(s) did not exit cleanly (a sanitizer or leak "
+		        "report, or a crash): see meson-logs/test_ocspd-ocspd.log\n",
+		        harness_bad_exits);
 		failed++;
 	}
 	return failed ? 1 : 0;

@@ -1066,5 +1066,6 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	failed += harness_bad_exits; /* daemons stopped in this process */
 	return failed ? 1 : 0;
 }

@@ -83,7 +83,7 @@ static void teardown(void)
 	keyd_client_free(cli);
 	cli = NULL;
 	unlink(fault_file);
-	harness_stop(&h);
+	ck_assert_msg(harness_stop(&h) == 0, "hsmca-keyd did not exit cleanly: see above");
 }
 
 /* The value of a "Name:" line of /proc/PID/status, or "" */
