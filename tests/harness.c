@@ -460,6 +460,30 @@ int harness_pg_start(struct harness_pg *pg, const char *name)
 	return 0;
 }
 
+const char *harness_pg_daemon_ci(const struct harness_pg *pg, PGconn *owner, const char *daemon)
+{
+	static char ci[3][512];
+	char sql[512];
+	PGresult *r;
+	int i = strcmp(daemon, "cad") == 0 ? 0 : strcmp(daemon, "ocspd") == 0 ? 1 : 2;
+
+	snprintf(sql, sizeof(sql),
+	         "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hsmca-%s') "
+	         "THEN CREATE ROLE \"hsmca-%s\" LOGIN IN ROLE hsmca_%s; END IF; END $$",
+	         daemon, daemon, daemon);
+	/* No Check assertion: suites call this from their fixture, outside any test. */
+	r = PQexec(owner, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+		PQclear(r);
+		harness_die(__func__);
+	}
+	PQclear(r);
+	snprintf(ci[i], sizeof(ci[i]), "host=%s port=5432 dbname=hsmca user=hsmca-%s", pg->dir,
+	         daemon);
+	return ci[i];
+}
+
 void harness_pg_remove(const struct harness_pg *pg)
 {
 	char *rm[] = {"rm", "-rf", "--", (char *)pg->dir, NULL};

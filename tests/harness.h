@@ -133,6 +133,10 @@ int harness_pg_start(struct harness_pg *pg, const char *name);
 int harness_pgtest(const struct harness_pg *pg, const char *cmd, const char *opt);
 /* Stop the cluster and remove its folder; nothing if it was never made. */
 void harness_pg_remove(const struct harness_pg *pg);
+/* The login role a daemon connects as: "hsmca-DAEMON" (cad, ocspd, crld), LOGIN and a member
+ * of the group role hsmca_DAEMON that the migrations make, created over owner (the migrated
+ * schema owner's connection) if missing. Returns its conninfo (a static buffer per daemon). */
+const char *harness_pg_daemon_ci(const struct harness_pg *pg, PGconn *owner, const char *daemon);
 
 /* DIR/NAME, NAME formatted (at most 399 characters), in one of 64 static buffers used in
  * turn: valid until 63 more calls. */

@@ -105,6 +105,7 @@ int sandbox_config_read(struct yconf *y, yaml_node_t *root, struct sandbox_confi
 int sandbox_drop_user(const struct sandbox_config *c, char *err, size_t errlen)
 {
 	struct passwd *pw;
+	int dumpable;
 
 	if (!c->user[0])
 		return 0;
@@ -120,6 +121,7 @@ int sandbox_drop_user(const struct sandbox_config *c, char *err, size_t errlen)
 	/* The user's own supplementary groups (e.g. one that owns the token folder), and no
 	 * group that root happened to be in. */
 	pw = getpwuid(c->uid);
+	dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 	if (initgroups(pw ? pw->pw_name : c->user, c->gid) != 0 && setgroups(1, &c->gid) != 0) {
 		snprintf(err, errlen, "setgroups for user \"%s\": %s", c->user, strerror(errno));
 		return -1;
@@ -142,6 +144,13 @@ int sandbox_drop_user(const struct sandbox_config *c, char *err, size_t errlen)
 	    getegid() != c->gid) {
 		snprintf(err, errlen, "identity is not uid %u gid %u after the switch",
 		         (unsigned)c->uid, (unsigned)c->gid);
+		return -1;
+	}
+	/* The kernel resets the dumpable flag to fs.suid_dumpable when the credentials change:
+	 * a process that made itself undumpable (keyd) stays so. */
+	if (dumpable == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		snprintf(err, errlen, "prctl(PR_SET_DUMPABLE, 0) after the switch: %s",
+		         strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -376,7 +385,9 @@ static int allow_if(scmp_filter_ctx ctx, const char *name, struct scmp_arg_cmp c
 	return rule(ctx, SCMP_ACT_ALLOW, name, 1, &cmp);
 }
 
-/* Development only, HSMCA_SECCOMP_DEBUG in the environment:
+/* Development builds only (meson -Dseccomp_debug=true defines HSMCA_SECCOMP_DEBUG_SWITCH;
+ * without it the variable is ignored with a warning, so no environment can weaken the filter
+ * of a release build), HSMCA_SECCOMP_DEBUG in the environment:
  *  "log":  denied calls are allowed and logged by the kernel (dmesg: "audit: type=1326 ...
  *          syscall=N"), so one test run lists every call a profile is missing, the
  *          sanitizer's tracer included;
@@ -462,7 +473,11 @@ static int build_filter(scmp_filter_ctx ctx, const struct sandbox_profile *p, in
 int sandbox_seccomp(const struct sandbox_config *c, const struct sandbox_profile *p, char *err,
                     size_t errlen)
 {
+#ifdef HSMCA_SECCOMP_DEBUG_SWITCH
 	const char *mode = getenv("HSMCA_SECCOMP_DEBUG");
+#else
+	const char *mode = NULL;
+#endif
 	int trap = mode && strcmp(mode, "trap") == 0, logged = mode && strcmp(mode, "log") == 0;
 	scmp_filter_ctx ctx;
 	int rc;
@@ -473,6 +488,11 @@ int sandbox_seccomp(const struct sandbox_config *c, const struct sandbox_profile
 	}
 	if (!c->seccomp)
 		return 0;
+#ifndef HSMCA_SECCOMP_DEBUG_SWITCH
+	if (getenv("HSMCA_SECCOMP_DEBUG"))
+		log_warn("HSMCA_SECCOMP_DEBUG ignored: this build has no seccomp debug switch "
+		         "(meson -Dseccomp_debug=true); the filter is enforced");
+#endif
 	if (trap) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));

@@ -632,6 +632,7 @@ static int wrap_call(struct keyd_client *c, int op, const char *label, const uin
 {
 	struct keyd_req req = {.op = (uint8_t)op};
 	struct keyd_resp resp;
+	struct conn *k;
 	int r;
 
 	if (check_label(label, err))
@@ -646,16 +647,20 @@ static int wrap_call(struct keyd_client *c, int op, const char *label, const uin
 	req.data_len = inlen;
 	r = call(c, &req, &resp, err);
 	explicit_bzero(req.data, sizeof(req.data));
-	if (r != KEYD_OK)
-		return r;
-	if (resp.sig_len > *outlen) {
+	if (r == KEYD_OK && resp.sig_len > *outlen) {
 		seterr(err, KEYD_E_INTERNAL, "answer of %zu bytes does not fit the buffer",
 		       resp.sig_len);
-		return KEYD_E_INTERNAL;
+		r = KEYD_E_INTERNAL;
+	} else if (r == KEYD_OK) {
+		memcpy(out, resp.sig, resp.sig_len);
+		*outlen = resp.sig_len;
 	}
-	memcpy(out, resp.sig, resp.sig_len);
-	*outlen = resp.sig_len;
-	return KEYD_OK;
+	/* The request (a WRAP's secret) and the answer (an UNWRAP's; resp.sig points into it)
+	 * were both in this thread's connection buffer. */
+	k = pthread_getspecific(c->key);
+	if (k)
+		explicit_bzero(k->buf, 4 + KEYD_FRAME_MAX);
+	return r;
 }
 
 int keyd_client_wrap(struct keyd_client *c, const char *label, const uint8_t *secret,

@@ -1,6 +1,7 @@
 /*
  * hsmca-keyd: the only process that loads the PKCS#11 module and knows the
- * token PIN. Reads its configuration and PIN file, logs in to the token as the
+ * token PIN. Makes itself undumpable (no core files, no ptrace), reads its
+ * configuration and PIN file (into locked memory), logs in to the token as the
  * user it starts as, listens on its Unix socket, and only then drops to its
  * configured user under a filter that allows Unix sockets alone; it serves
  * signing requests to the clients its ACL names until SIGTERM or SIGINT.
@@ -11,6 +12,7 @@
 
 #include "daemon_main.h"
 #include "keyd_config.h"
+#include "keyd_harden.h"
 #include "keyd_server.h"
 #include "keyd_token.h"
 
@@ -19,7 +21,7 @@ static const struct sandbox_profile keyd_sandbox = {"hsmca-keyd", SANDBOX_NET_UN
 
 struct keyd_main {
 	struct keyd_config cfg;
-	char pin[KEYD_PIN_MAX]; /* from the PIN file until the token is open */
+	char *pin; /* from the PIN file until the token is open; locked memory */
 	struct keyd_token *tok;
 	struct keyd_server *srv;
 };
@@ -34,7 +36,9 @@ static int load(void *ctx, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "configuration: %s", e);
 		return -1;
 	}
-	return keyd_pin_read(k->cfg.pin_file, k->pin, sizeof(k->pin), err, errlen);
+	if (!k->pin && !(k->pin = keyd_secret_alloc(KEYD_PIN_MAX, err, errlen)))
+		return -1;
+	return keyd_pin_read(k->cfg.pin_file, k->pin, KEYD_PIN_MAX, err, errlen);
 }
 
 static void note(void *ctx, char *out, size_t n)
@@ -56,7 +60,8 @@ static int make(void *ctx, char *err, size_t errlen)
 	char e[512];
 
 	k->tok = keyd_token_open(&k->cfg, k->pin, k->cfg.workers, e, sizeof(e));
-	explicit_bzero(k->pin, sizeof(k->pin));
+	keyd_secret_free(k->pin, KEYD_PIN_MAX); /* the token keeps its own locked copy */
+	k->pin = NULL;
 	if (!k->tok) {
 		snprintf(err, errlen, "token: %s", e);
 		return -1;
@@ -88,7 +93,8 @@ static void cleanup(void *ctx)
 {
 	struct keyd_main *k = ctx;
 
-	explicit_bzero(k->pin, sizeof(k->pin));
+	keyd_secret_free(k->pin, KEYD_PIN_MAX);
+	k->pin = NULL;
 	keyd_server_free(k->srv);
 	keyd_token_close(k->tok);
 	keyd_config_free(&k->cfg);
@@ -115,6 +121,12 @@ int main(int argc, char **argv)
 	    .cleanup = cleanup,
 	};
 	static struct keyd_main k;
+	char err[256];
 
+	/* Before anything is read: no core dumps, not ptrace-able (keyd_harden.h). */
+	if (keyd_harden_process(err, sizeof(err)) != 0) {
+		fprintf(stderr, "hsmca-keyd: %s\n", err);
+		return 1;
+	}
 	return daemon_main(&def, &k, argc, argv);
 }

@@ -332,6 +332,7 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 	struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
 	struct keyd_key_copy k;
 	char msg[KEYD_MSG_MAX];
+	int krc;
 
 	switch (r->op) {
 	case KEYD_OP_HELLO:
@@ -370,9 +371,12 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 		break;
 	}
 	case KEYD_OP_GET_PUBKEY:
-		if (keyd_token_key(s->tok, r->label, &k) != KEYD_OK) {
-			snprintf(msg, sizeof(msg), "no key labelled %s", r->label);
-			reply_error(c, r, KEYD_E_NO_KEY, msg, t0);
+		if ((krc = keyd_token_key(s->tok, r->label, &k)) != KEYD_OK) {
+			if (krc == KEYD_E_OFFLINE)
+				snprintf(msg, sizeof(msg), "token offline, recovering");
+			else
+				snprintf(msg, sizeof(msg), "no key labelled %s", r->label);
+			reply_error(c, r, krc, msg, t0);
 			return;
 		}
 		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
@@ -749,11 +753,72 @@ static int sign_data_more(struct kconn *c, struct keyd_req *r, const struct time
 	return sign_data_ack(c, r);
 }
 
+static int op_carries_secret(int op)
+{
+	return op == KEYD_OP_WRAP || op == KEYD_OP_UNWRAP;
+}
+
+/* Leaving handle_frame: a WRAP's secret does not stay on the stack. */
+static void wipe_req(struct keyd_req *r)
+{
+	if (op_carries_secret(r->op))
+		explicit_bzero(r->data, sizeof(r->data));
+}
+
+/* Wipe the first n bytes of an evbuffer where they lie, before they are drained (libevent
+ * frees its chains without clearing them). */
+static void wipe_front(struct evbuffer *b, size_t n)
+{
+	struct evbuffer_iovec v[16];
+	int nv = evbuffer_peek(b, (ev_ssize_t)n, NULL, v, 16);
+
+	for (int i = 0; i < nv && i < 16 && n > 0; i++) {
+		size_t m = v[i].iov_len < n ? v[i].iov_len : n;
+		explicit_bzero(v[i].iov_base, m);
+		n -= m;
+	}
+}
+
+static void free_secret_copy(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	explicit_bzero((void *)data, len);
+	free((void *)data);
+}
+
+/* send_frame for an answer that carries a secret (UNWRAP): what the socket does not take at
+ * once is queued by reference to a copy that is wiped when libevent is done with it. */
+static void send_secret_frame(struct kconn *c, const struct keyd_wbuf *wb)
+{
+	struct evbuffer *out;
+	ssize_t n = 0;
+	uint8_t *copy;
+
+	if (c->closed || c->closing || wb->err)
+		return;
+	out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) == 0) {
+		n = send(bufferevent_getfd(c->bev), wb->p, wb->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n == (ssize_t)wb->len)
+			return;
+		if (n < 0)
+			n = 0;
+	}
+	copy = malloc(wb->len - (size_t)n);
+	if (!copy || evbuffer_add_reference(out, memcpy(copy, wb->p + n, wb->len - (size_t)n),
+	                                    wb->len - (size_t)n, free_secret_copy, NULL) != 0) {
+		if (copy)
+			explicit_bzero(copy, wb->len - (size_t)n);
+		free(copy);
+		conn_close(c, "out of memory for an answer");
+	}
+}
+
 /* Parse one frame body and act on it. Returns -1 to close the connection. */
 static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 {
 	struct worker *w = c->w;
-	struct keyd_req r;
+	struct keyd_req r __attribute__((cleanup(wipe_req)));
 	struct timespec t0;
 	const char *why = "";
 	char msg[KEYD_MSG_MAX];
@@ -840,6 +905,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 	while (!c->closed && !c->closing && evbuffer_get_length(in) >= 4) {
 		uint8_t hdr[4];
 		uint32_t len;
+		int secret, rc;
 
 		evbuffer_copyout(in, hdr, 4);
 		if (keyd_frame_len(hdr, &len) != 0) {
@@ -856,8 +922,15 @@ static void on_read(struct bufferevent *bev, void *arg)
 		if (evbuffer_get_length(in) < 4 + (size_t)len)
 			return;
 		evbuffer_drain(in, 4);
-		evbuffer_remove(in, w->frame, len);
-		if (handle_frame(c, w->frame, len) != 0) {
+		evbuffer_copyout(in, w->frame, len);
+		secret = op_carries_secret(w->frame[0]);
+		if (secret)
+			wipe_front(in, len);
+		evbuffer_drain(in, len);
+		rc = handle_frame(c, w->frame, len);
+		if (secret)
+			explicit_bzero(w->frame, len);
+		if (rc != 0) {
 			/* Let the error answer go out, then hang up (on_write). */
 			c->closing = 1;
 			bufferevent_disable(bev, EV_READ);
@@ -1006,7 +1079,10 @@ static void answer_job(struct worker *w, struct job *j)
 		/* Logged before it is sent: a signature a client holds is always in the log,
 		 * even when keyd dies between the two (the fault-injection run counts them). */
 		log_request(s, c, &j->req, KEYD_OK, &j->t0, "");
-		send_frame(c, &wb);
+		if (op_carries_secret(j->req.op))
+			send_secret_frame(c, &wb);
+		else
+			send_frame(c, &wb);
 		if (j->req.op == KEYD_OP_UNWRAP || j->req.op == KEYD_OP_WRAP)
 			explicit_bzero(w->out, wb.len); /* the secret does not linger */
 		if (j->req.op == KEYD_OP_GENERATE)
@@ -1396,6 +1472,7 @@ void keyd_server_free(struct keyd_server *s)
 		worker_stop(&s->workers[i]);
 	while ((j = q_pop(&s->gen))) {
 		conn_unref(j->conn);
+		explicit_bzero(j, sizeof(*j)); /* may be a WRAP's secret */
 		free(j);
 	}
 	for (int i = 0; s->workers && i < s->nworkers; i++)

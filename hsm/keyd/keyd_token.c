@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 #include <p11-kit/pkcs11.h>
 
+#include "keyd_harden.h"
 #include "log.h"
 
 #define MAX_KEYS 1024
@@ -40,7 +41,7 @@ struct tkey {
 
 struct keyd_token {
 	const struct keyd_config *cfg;
-	char pin[KEYD_PIN_MAX];
+	char *pin; /* KEYD_PIN_MAX bytes of locked memory (keyd_secret_alloc), for re-login */
 	int nsessions;
 
 	/* Held shared by every operation and exclusively by (re)initialisation
@@ -548,7 +549,12 @@ struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pi
 	}
 	t->cfg = cfg;
 	t->nsessions = nsessions;
-	snprintf(t->pin, sizeof(t->pin), "%s", pin);
+	t->pin = keyd_secret_alloc(KEYD_PIN_MAX, err, errlen);
+	if (!t->pin) {
+		free(t);
+		return NULL;
+	}
+	snprintf(t->pin, KEYD_PIN_MAX, "%s", pin);
 	t->sessions = calloc((size_t)nsessions, sizeof(*t->sessions));
 	pthread_rwlock_init(&t->lock, NULL);
 	pthread_mutex_init(&t->control_lock, NULL);
@@ -582,7 +588,7 @@ void keyd_token_close(struct keyd_token *t)
 	pthread_rwlock_wrlock(&t->lock);
 	teardown(t);
 	pthread_rwlock_unlock(&t->lock);
-	explicit_bzero(t->pin, sizeof(t->pin));
+	keyd_secret_free(t->pin, KEYD_PIN_MAX);
 	free(t->sessions);
 	pthread_rwlock_destroy(&t->lock);
 	pthread_mutex_destroy(&t->control_lock);
@@ -606,11 +612,26 @@ const char *keyd_token_label(struct keyd_token *t)
 	return t->cfg->token;
 }
 
+/* The shared lock for an operation that must not wait out a re-initialisation (which holds
+ * the lock exclusively for as long as the module takes to load and log in): 0 with the lock
+ * held, or -1 without it while the token is offline. A writer while online is a key-table
+ * update, which takes microseconds: that one is waited for. */
+static int read_lock_online(struct keyd_token *t)
+{
+	if (pthread_rwlock_tryrdlock(&t->lock) == 0)
+		return 0;
+	if (!atomic_load(&t->online))
+		return -1;
+	pthread_rwlock_rdlock(&t->lock);
+	return 0;
+}
+
 size_t keyd_token_nkeys(struct keyd_token *t)
 {
 	size_t n;
 
-	pthread_rwlock_rdlock(&t->lock);
+	if (read_lock_online(t) != 0)
+		return 0;
 	n = t->nkeys;
 	pthread_rwlock_unlock(&t->lock);
 	return n;
@@ -620,7 +641,8 @@ int keyd_token_key_at(struct keyd_token *t, size_t i, struct keyd_key_copy *out)
 {
 	int rc = KEYD_E_NO_KEY;
 
-	pthread_rwlock_rdlock(&t->lock);
+	if (read_lock_online(t) != 0)
+		return KEYD_E_OFFLINE;
 	if (i < t->nkeys && !t->keys[i].ambiguous) {
 		*out = t->keys[i].pub;
 		rc = KEYD_OK;
@@ -633,7 +655,8 @@ int keyd_token_key(struct keyd_token *t, const char *label, struct keyd_key_copy
 {
 	int rc = KEYD_E_NO_KEY, i;
 
-	pthread_rwlock_rdlock(&t->lock);
+	if (read_lock_online(t) != 0)
+		return KEYD_E_OFFLINE;
 	i = key_index(t, label);
 	if (i >= 0 && !t->keys[i].ambiguous) {
 		*out = t->keys[i].pub;
@@ -699,7 +722,10 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 		snprintf(msg, msglen, "token offline, recovering");
 		return KEYD_E_OFFLINE;
 	}
-	pthread_rwlock_rdlock(&t->lock);
+	if (read_lock_online(t) != 0) {
+		snprintf(msg, msglen, "token offline, recovering");
+		return KEYD_E_OFFLINE;
+	}
 	if (!atomic_load(&t->online) || !t->fl) {
 		snprintf(msg, msglen, "token offline, recovering");
 		rc = KEYD_E_OFFLINE;
@@ -805,7 +831,10 @@ static int control_begin(struct keyd_token *t, char *msg, size_t msglen)
 		snprintf(msg, msglen, "token offline, recovering");
 		return KEYD_E_OFFLINE;
 	}
-	pthread_rwlock_rdlock(&t->lock);
+	if (read_lock_online(t) != 0) {
+		snprintf(msg, msglen, "token offline, recovering");
+		return KEYD_E_OFFLINE;
+	}
 	pthread_mutex_lock(&t->control_lock);
 	if (!t->fl) {
 		pthread_mutex_unlock(&t->control_lock);
@@ -1119,8 +1148,15 @@ void keyd_token_health(struct keyd_token *t)
 
 	if (!atomic_load(&t->online))
 		return;
-	pthread_rwlock_rdlock(&t->lock);
-	pthread_mutex_lock(&t->control_lock);
+	/* Runs on the thread that accepts connections and handles SIGTERM: it must never wait.
+	 * A re-initialisation in progress is its own check; a control session busy with a key
+	 * generation (RSA-4096 takes seconds) or a wrap is in use, so this turn is skipped. */
+	if (read_lock_online(t) != 0)
+		return;
+	if (pthread_mutex_trylock(&t->control_lock) != 0) {
+		pthread_rwlock_unlock(&t->lock);
+		return;
+	}
 	if (!t->fl) {
 		pthread_mutex_unlock(&t->control_lock);
 		pthread_rwlock_unlock(&t->lock);

@@ -111,6 +111,18 @@ done
 [[ $HSMCA_API_URL == https://127.0.0.1:* ]] || fail "HSMCA_API_URL is $HSMCA_API_URL"
 [[ -S $PGHOST/.s.PGSQL.$PGPORT ]] || fail "no PostgreSQL socket in $PGHOST"
 [[ $(psql -X -tA -c "SHOW listen_addresses") == "" ]] || fail "PostgreSQL listens on TCP"
+# Least privilege (docs/security.md): each daemon has a database session as its own login
+# role, and hsmca-cad signs audit checkpoints with a key of its own, not the issuing CA's.
+for r in hsmca-cad hsmca-ocspd hsmca-crld; do
+	[[ $(psql -X -tA -c "SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = '$r'") == t ]] ||
+		fail "no database session of role $r"
+done
+[[ $(psql -X -tA -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'hsmca_app'") == 0 ]] ||
+	fail "a daemon still connects as hsmca_app"
+grep -q "checkpoint_key: keyd:label=audit-checkpoint-demo" "$state/cad/cad.yaml" ||
+	fail "hsmca-cad does not sign audit checkpoints with audit-checkpoint-demo"
+"$hsmca" keyd list | grep -q "^audit-checkpoint-demo	.*never-extractable" ||
+	fail "key audit-checkpoint-demo missing or extractable"
 psql -X -tA -c "SELECT count(*) FROM principals" | grep -qx 2 ||
 	fail "the database does not hold the two quickstart principals"
 [[ $(stat -c %a "$HSMCA_CLIENT_KEY") == 600 ]] || fail "the operator key is not mode 0600"
@@ -347,7 +359,7 @@ tls_audited "$tls_new" || fail "the audit log has no issuance of the renewed TLS
 	fail "hsmca revoke of the replaced TLS certificate failed"
 "$hsmca" show "$tls_serial" | grep -q '"status": "revoked"' ||
 	fail "the replaced TLS certificate is not revoked"
-"$hsmca" keyd status | grep -q "keys: 4" || fail "second start changed the keys"
+"$hsmca" keyd status | grep -q "keys: 5" || fail "second start changed the keys"
 "$hsmca" show "$serial" | grep -q '"status": "revoked"' ||
 	fail "second start: the revoked certificate is not in the database"
 # ... and after the restore: OCSP still knows both certificates, the next CRL has a higher

@@ -38,7 +38,8 @@
 
 static struct harness h;
 static struct harness_pg pg;
-static char dir[256]; /* = h.dir: certificates, keys, configuration, cad's log */
+static const char *cad_ci; /* conninfo of hsmca-cad, its own login role */
+static char dir[256];      /* = h.dir: certificates, keys, configuration, cad's log */
 static char base_url[128];
 static pid_t cad_pid;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
@@ -516,6 +517,8 @@ static void setup(void)
 		harness_die(__func__);
 	}
 	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	/* The daemon connects as its own role (migration 0011), as in the quickstart. */
+	cad_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "cad");
 	/* The first ca-admin comes from hsmca-cad --bootstrap-admin (tested below); the others
 	 * straight into the database. */
 	for (int i = 1; i < NROLES; i++)
@@ -547,7 +550,7 @@ static void setup(void)
 
 	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, dir, pg.app_ci, dir, dir);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, dir, cad_ci, dir, dir);
 	harness_write_text(dir_file("cad.yaml"), conf);
 	if (bootstrap("ca-admin") != 0)
 		harness_die(__func__);
@@ -2701,7 +2704,7 @@ START_TEST(crl_distribution_is_the_databases_and_a_disagreement_is_refused)
 	/* The database says 8 shards, the configuration 4: a second cad (any port) refuses. */
 	sql_ok("UPDATE authority_settings SET crl_shards = 8 WHERE authority_id ="
 	       " (SELECT id FROM authorities WHERE name = 'codesign')");
-	snprintf(conf, sizeof(conf), config_fmt, 0, dir, dir, dir, dir, pg.app_ci, dir, dir);
+	snprintf(conf, sizeof(conf), config_fmt, 0, dir, dir, dir, dir, cad_ci, dir, dir);
 	harness_write_text(dir_file("cad-disagrees.yaml"), conf);
 	path_of(conf, sizeof(conf), "cad-disagrees.yaml");
 	path_of(out, sizeof(out), "cad-disagrees.log");

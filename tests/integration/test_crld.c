@@ -38,6 +38,7 @@
 
 static struct harness h;
 static struct harness_pg pg;
+static const char *crld_ci; /* conninfo of hsmca-crld, its own login role */
 static char dir[256];
 static OSSL_PROVIDER *prov_keyd, *prov_default;
 static EVP_PKEY *root_key;
@@ -249,7 +250,7 @@ static const char *crld_config(const char *name, const char *extra)
 	         "database: \"%s connect_timeout=3\"\n"
 	         "publish: {folder: %s, base_url: \"http://crl.example/\", pem: true}\n"
 	         "%s",
-	         pg.app_ci, path("%s", name), extra ? extra : "");
+	         crld_ci, path("%s", name), extra ? extra : "");
 	harness_write_text(conf, text);
 	return conf;
 }
@@ -428,6 +429,8 @@ static void setup(void)
 		harness_die(__func__);
 	}
 	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	/* The daemon connects as its own role (migration 0011), as in the quickstart. */
+	crld_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "crld");
 	ca_make(db, &plain, 0);
 	ca_make(db, &sharded, 0);
 	ca_make(db, &rsa, 1);
@@ -1343,7 +1346,7 @@ START_TEST(crl_distribution_is_the_databases_and_a_disagreement_is_refused)
 	         "database: \"%s connect_timeout=3\"\n"
 	         "publish: {folder: %s, base_url: \"http://other.example/\"}\n"
 	         "authorities: [{name: sharded}]\n",
-	         pg.app_ci, path("dpurl"));
+	         crld_ci, path("dpurl"));
 	harness_write_text(path("dpurl.yaml"), text);
 	log = path("dpurl.log");
 	ck_assert_int_eq(crld_once(path("dpurl.yaml"), log), 1);
@@ -1441,7 +1444,7 @@ START_TEST(stale_crl_is_reported_in_the_log_and_health)
 	         "listen: {address: 127.0.0.1, port: %d}\n"
 	         "schedule: {retry_seconds: 600}\n"
 	         "authorities: [{name: plain, key: \"keyd:label=no-such-key\"}]\n",
-	         pg.app_ci, path("stale"), http_port);
+	         crld_ci, path("stale"), http_port);
 	harness_write_text(path("stale.yaml"), conf);
 	pid = crld_start(path("stale.yaml"), path("stale.log"));
 	for (int i = 0; i < 200 && code != 503; i++) {
@@ -1498,7 +1501,7 @@ START_TEST(failed_run_keeps_the_published_crl)
 	         "database: \"%s connect_timeout=3\"\n"
 	         "publish: {folder: %s, base_url: \"http://crl.example/\"}\n"
 	         "authorities: [{name: plain, key: \"keyd:label=no-such-key\"}]\n",
-	         pg.app_ci, path("keep"));
+	         crld_ci, path("keep"));
 	harness_write_text(path("keep-bad.yaml"), conf);
 	ck_assert_int_ne(crld_once(path("keep-bad.yaml"), path("keep-bad.log")), 0);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(path("keep-bad.log")), "not published"));

@@ -1573,7 +1573,94 @@ START_TEST(statement_and_commit_in_one_round_trip)
 }
 END_TEST
 
-static void add(Suite *s, const char *name, const TTest *t, int cluster)
+/* sql must succeed (a command or rows). */
+static void sql_ok(struct db *db, const char *sql)
+{
+	harness_pg_exec_ok(db_pgconn(db), sql);
+}
+
+/* Each daemon's group role (migration 0013): what its code does works, the rest is refused
+ * with insufficient_privilege (42501). "WHERE false" statements are checked for privileges
+ * when planned, so no rows are needed. */
+START_TEST(daemon_roles_hold_only_their_grants)
+{
+	struct db *owner = schema_ready();
+	struct db *ocspd = connect_as(harness_pg_daemon_ci(&pg, db_pgconn(owner), "ocspd"));
+	struct db *crld = connect_as(harness_pg_daemon_ci(&pg, db_pgconn(owner), "crld"));
+	struct db *cad = connect_as(harness_pg_daemon_ci(&pg, db_pgconn(owner), "cad"));
+	static const char *const no_one_but_cad[] = {
+	    "SELECT count(*) FROM principals",
+	    "UPDATE principals SET disabled = true WHERE false",
+	    "INSERT INTO principals (name, role) SELECT 'x', 'admin' WHERE false",
+	    "SELECT count(*) FROM api_tokens",
+	    "UPDATE api_tokens SET revoked_at = now() WHERE false",
+	    "INSERT INTO api_tokens (principal_id) SELECT 1 WHERE false",
+	    "SELECT count(*) FROM provisioning_tokens",
+	    "UPDATE provisioning_tokens SET uses = 0 WHERE false",
+	    "SELECT count(*) FROM devices",
+	    "INSERT INTO certificates (authority_id) SELECT 1 WHERE false",
+	    "UPDATE certificates SET status = 'revoked' WHERE false",
+	    "DELETE FROM certificates WHERE false",
+	    "INSERT INTO certificate_sans (certificate_id) SELECT 1 WHERE false",
+	    "INSERT INTO audit_log (actor) SELECT 'x' WHERE false",
+	    "INSERT INTO audit_checkpoints (seq) SELECT 1 WHERE false",
+	    "UPDATE authorities SET status = 'retired' WHERE false",
+	    "INSERT INTO authority_settings (authority_id) SELECT 1 WHERE false",
+	    "UPDATE profile_settings SET enabled = false WHERE false",
+	    NULL};
+
+	/* ocspd: reads authorities, settings and certificates; writes its response copy only */
+	sql_ok(ocspd, "SELECT count(*) FROM authorities");
+	sql_ok(ocspd, "SELECT count(*) FROM authority_settings");
+	sql_ok(ocspd, "SELECT count(*) FROM certificates");
+	sql_ok(ocspd, "INSERT INTO ocsp_responses (authority_id) SELECT 1 WHERE false"
+	              " ON CONFLICT (authority_id, serial, cert_id_hash) DO UPDATE SET der = "
+	              "excluded.der");
+	sql_ok(ocspd, "UPDATE ocsp_responses SET der = der WHERE false");
+	for (size_t i = 0; no_one_but_cad[i]; i++)
+		sql_fails(ocspd, no_one_but_cad[i], "42501");
+	sql_fails(ocspd, "UPDATE crl_numbers SET next_number = next_number + 1 WHERE false",
+	          "42501");
+	sql_fails(ocspd, "SELECT crl_changes_prune(1, '1'::xid8, 0, 1)", "42501");
+	sql_fails(ocspd, "SELECT count(*) FROM audit_log", "42501");
+
+	/* crld: reads what a CRL is made of, advances CRL numbers, prunes the change log */
+	sql_ok(crld, "SELECT count(*) FROM certificates");
+	sql_ok(crld, "SELECT count(*) FROM crl_changes");
+	sql_ok(crld, "SELECT count(*) FROM authority_settings");
+	sql_ok(crld, "UPDATE crl_numbers SET next_number = next_number + 1 WHERE false"
+	             " RETURNING next_number - 1");
+	sql_ok(crld, "SELECT crl_changes_prune(1, '1'::xid8, 0, 1)");
+	for (size_t i = 0; no_one_but_cad[i]; i++)
+		sql_fails(crld, no_one_but_cad[i], "42501");
+	sql_fails(crld, "INSERT INTO ocsp_responses (authority_id) SELECT 1 WHERE false", "42501");
+	sql_fails(crld, "INSERT INTO crl_numbers (authority_id) SELECT 1 WHERE false", "42501");
+
+	/* cad: all of the above that the daemons may not, and none of theirs */
+	for (size_t i = 0; no_one_but_cad[i]; i++)
+		if (strncmp(no_one_but_cad[i], "DELETE", 6) != 0)
+			sql_ok(cad, no_one_but_cad[i]);
+	sql_fails(cad, "DELETE FROM certificates WHERE false", "42501");
+	sql_fails(cad, "DELETE FROM principals WHERE false", "42501");
+	sql_fails(cad, "UPDATE audit_log SET actor = 'x' WHERE false", "42501");
+	sql_fails(cad, "INSERT INTO ocsp_responses (authority_id) SELECT 1 WHERE false", "42501");
+	sql_fails(cad, "UPDATE crl_numbers SET next_number = 1 WHERE false", "42501");
+	sql_fails(cad, "SELECT crl_changes_prune(1, '1'::xid8, 0, 1)", "42501");
+
+	/* the group roles cannot log in themselves */
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner),
+	                                  "SELECT count(*) FROM pg_roles WHERE rolname IN "
+	                                  "('hsmca_cad', 'hsmca_ocspd', 'hsmca_crld') AND NOT "
+	                                  "rolcanlogin"),
+	                 3);
+	db_close(cad);
+	db_close(crld);
+	db_close(ocspd);
+	db_close(owner);
+}
+END_TEST
+
+static TCase *add(Suite *s, const char *name, const TTest *t, int cluster)
 {
 	TCase *tc = tcase_create(name);
 
@@ -1582,6 +1669,7 @@ static void add(Suite *s, const char *name, const TTest *t, int cluster)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, t);
 	suite_add_tcase(s, tc);
+	return tc;
 }
 
 int main(void)
@@ -1604,7 +1692,9 @@ int main(void)
 	add(s, "list", list_filters_and_pages, 1);
 	add(s, "metachars", sql_metacharacters_are_stored_verbatim, 1);
 	add(s, "nul", nul_and_invalid_utf8_are_refused_cleanly, 1);
-	add(s, "audit-grants", app_role_cannot_update_or_delete_audit_rows, 1);
+	/* The grants of every role, on one cluster (a cluster per case costs seconds). */
+	tcase_add_test(add(s, "audit-grants", app_role_cannot_update_or_delete_audit_rows, 1),
+	               daemon_roles_hold_only_their_grants);
 	add(s, "groups", reservations_and_stores_go_in_groups, 1);
 	add(s, "audit-intact", audit_verify_passes_an_intact_chain, 1);
 	add(s, "audit-trigger", audit_trigger_hashes_as_the_data_layer_does, 1);

@@ -37,6 +37,7 @@
 
 static struct harness h;
 static struct harness_pg pg;
+static const char *ocspd_ci; /* conninfo of hsmca-ocspd, its own login role */
 static char dir[256];
 static char url[128];
 static int port;
@@ -308,6 +309,8 @@ static void setup(void)
 		harness_die(__func__);
 	}
 	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	/* The daemon connects as its own role (migration 0011), as in the quickstart. */
+	ocspd_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "ocspd");
 	ca_a_id = register_ca(db, "ca-a", "ca-a", xa);
 	ca_b_id = register_ca(db, "ca-b", "ca-b", xb);
 	/* B: a delegated responder, and at most 2 nonce answers a second */
@@ -331,7 +334,7 @@ static void setup(void)
 
 	port = harness_free_port();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, pg.app_ci, dir);
+	snprintf(conf, sizeof(conf), config_fmt, port, ocspd_ci, dir);
 	harness_write_text(path("ocspd.yaml"), conf);
 	harness_setup_phase = 0;
 }
@@ -1419,7 +1422,7 @@ START_TEST(reads_from_a_streaming_replica)
 	double took;
 
 	replica_start();
-	snprintf(rep_ci, sizeof(rep_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", repdir);
+	snprintf(rep_ci, sizeof(rep_ci), "host=%s port=5432 dbname=hsmca user=hsmca-ocspd", repdir);
 	snprintf(saved_url, sizeof(saved_url), "%s", url);
 	port = rport;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
@@ -1429,7 +1432,7 @@ START_TEST(reads_from_a_streaming_replica)
 	         "database: \"%s connect_timeout=3\"\n"
 	         "primary_database: \"%s connect_timeout=3\"\n"
 	         "responder_certificates: [%s/ocsp-b.pem]\n",
-	         port, rep_ci, pg.app_ci, dir);
+	         port, rep_ci, ocspd_ci, dir);
 	harness_write_text(path("ocspd-rep.yaml"), conf);
 	ocspd_start_with(path("ocspd-rep.yaml"));
 	serial = issue("rep1", ca_a_id, "ca-a.pem", "ca-a");
@@ -1485,7 +1488,7 @@ START_TEST(connections_beyond_the_limit_are_closed_at_once)
 	         "database: \"%s connect_timeout=3\"\n"
 	         "responder_certificates: [%s/ocsp-b.pem]\n"
 	         "limits: {max_connections: 2, idle_timeout_seconds: 30}\n",
-	         port, pg.app_ci, dir);
+	         port, ocspd_ci, dir);
 	harness_write_text(path("ocspd-limit.yaml"), conf);
 	ocspd_start_with(path("ocspd-limit.yaml"));
 	a.sin_port = htons((uint16_t)port);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -142,6 +143,16 @@ START_TEST(keyd_runs_as_the_configured_user_under_its_filter)
 	proc_status(h.keyd_pid, "Seccomp", v, sizeof(v));
 	ck_assert_str_eq(v, "2"); /* filter mode */
 	ck_assert(harness_log_contains(&h, "sandbox: uid"));
+	/* Still not dumpable after the switch (the kernel would reset the flag to
+	 * fs.suid_dumpable): its /proc files stay root's, closed to its own user. */
+	{
+		struct stat st;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)h.keyd_pid);
+		ck_assert_int_eq(stat(path, &st), 0);
+		ck_assert_msg(st.st_uid == 0, "keyd's /proc files belong to uid %u: dumpable",
+		              (unsigned)st.st_uid);
+	}
 }
 END_TEST
 

@@ -116,6 +116,31 @@ static int keyd_serves_unix_but_connects_nowhere(void)
 	return 0;
 }
 
+/* HSMCA_SECCOMP_DEBUG=log would turn every denial into "allow and log": in a build without
+ * the development switch (meson -Dseccomp_debug) it must change nothing. */
+static int debug_env_is_ignored(void)
+{
+	setenv("HSMCA_SECCOMP_DEBUG", "log", 1);
+	if (confine(&keyd_profile, 1))
+		return 1;
+	errno = 0;
+	if (socket(AF_INET, SOCK_STREAM, 0) != -1 || errno != EPERM)
+		return 2;
+	return 0;
+}
+
+START_TEST(debug_env_cannot_weaken_the_filter)
+{
+	int st = run_child(debug_env_is_ignored);
+#ifdef HSMCA_SECCOMP_DEBUG_SWITCH
+	/* A development build honours it: the socket is allowed and logged. */
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2, "child status 0x%x", st);
+#else
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
+#endif
+}
+END_TEST
+
 START_TEST(keyd_profile_keeps_unix_sockets_and_refuses_connect)
 {
 	int st = run_child(keyd_serves_unix_but_connects_nowhere);
@@ -429,6 +454,7 @@ int main(int argc, char **argv)
 	} else {
 		tcase_add_test(tc, keyd_profile_refuses_af_inet_sockets_with_eperm);
 		tcase_add_test(tc, keyd_profile_keeps_unix_sockets_and_refuses_connect);
+		tcase_add_test(tc, debug_env_cannot_weaken_the_filter);
 		tcase_add_test(tc, inet_profile_connects_but_refuses_raw_packet_sockets);
 		tcase_add_test(tc, client_profile_connects_but_cannot_bind);
 		tcase_add_test(tc, exec_is_impossible_and_kills_the_process);
