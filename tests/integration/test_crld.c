@@ -1168,7 +1168,7 @@ START_TEST(http_serves_the_issuer_certificate_at_its_ca_issuers_path)
 	snprintf(hdr, sizeof(hdr), "If-None-Match: %s", etag);
 	ck_assert_int_eq(http_get("/ca/offline-root.der", hdr, resp, sizeof(resp)), 304);
 	OPENSSL_free(der);
-	ck_assert_int_eq(crld_stop_pid(pid), 0);
+	ck_assert_int_eq(crld_stop_pid(pid, path("issuer.log")), 0);
 }
 END_TEST
 
