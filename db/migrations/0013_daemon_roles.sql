@@ -43,6 +43,10 @@ GRANT SELECT, INSERT, UPDATE ON authorities, authority_settings, profile_setting
 	principals, api_tokens, provisioning_tokens, devices TO hsmca_cad;
 GRANT SELECT, INSERT ON crl_numbers, certificate_sans, principal_profiles, device_certificates,
 	audit_log, audit_checkpoints TO hsmca_cad;
+-- ACME (migration 0012, db/db_acme.c): accounts and EAB credentials change state, renewal
+-- incidents are only added.
+GRANT SELECT, INSERT, UPDATE ON acme_eab_credentials, acme_accounts TO hsmca_cad;
+GRANT SELECT, INSERT ON acme_renewal_incidents TO hsmca_cad;
 
 -- hsmca-ocspd (ocsp/ over db_authorities.c, db_settings.c, db_certs.c, db_ocsp.c): the
 -- authority list and settings, certificate statuses and lookups (db_cert_lookup reads the
