@@ -178,6 +178,17 @@ static const char *token_script(char *buf, size_t len)
 	return buf;
 }
 
+/* Stop the processes of a script's token (nothing for SoftHSM); the folder stays. */
+static void token_stop(struct harness *h)
+{
+	char script[512];
+	char *stop[] = {script, "stop", h->token_dir, NULL};
+
+	if (h->token_dir[0] && token_script(script, sizeof(script)))
+		harness_run(stop, NULL);
+	h->token_dir[0] = '\0';
+}
+
 int harness_token_is_softhsm(const struct harness *h)
 {
 	return !strcmp(h->token_kind, "softhsm");
@@ -326,6 +337,7 @@ token_made:
 	return 0;
 fail:
 	fprintf(stderr, "harness: set-up failed in %s: %s\n", h->dir, strerror(errno));
+	token_stop(h); /* a script's token runs processes: none may outlive a failed start */
 	return -1;
 }
 
@@ -335,13 +347,7 @@ void harness_stop(struct harness *h)
 
 	if (h->keyd_pid > 0)
 		harness_keyd_stop(h);
-	if (h->token_dir[0]) {
-		char script[512];
-		char *stop[] = {script, "stop", h->token_dir, NULL};
-
-		if (token_script(script, sizeof(script)))
-			harness_run(stop, NULL);
-	}
+	token_stop(h);
 	if (h->dir[0] && !getenv("HSMCA_KEEP_TEST_DIRS"))
 		run(argv);
 }

@@ -64,6 +64,7 @@ static void generate(struct keyd_client *c, const char *label, int type, uint16_
 
 	if (keyd_client_generate(c, label, type, param, &k, &err) != KEYD_OK) {
 		fprintf(stderr, "test_provider: generate %s: %s\n", label, err.msg);
+		harness_stop(&h); /* no keyd or token processes left behind */
 		abort();
 	}
 }

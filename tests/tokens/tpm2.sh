@@ -17,6 +17,7 @@ if [[ -z "$cmd" || -z "$dir" ]]; then
 	exit 2
 fi
 
+here=$(cd "$(dirname "$0")" && pwd)
 module=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
 multiarch=$(gcc -print-multiarch 2>/dev/null || true)
 [[ -n "$multiarch" ]] && module=/usr/lib/$multiarch/pkcs11/libtpm2_pkcs11.so
@@ -73,7 +74,9 @@ chmod 0700 "$dir/tpm" "$dir/store"
 started=0
 for _ in $(seq 20); do
 	port=$((20000 + RANDOM % 20000))
-	port_free "$port" && port_free $((port + 1)) || continue
+	if ! port_free "$port" || ! port_free $((port + 1)); then
+		continue
+	fi
 	if swtpm socket --tpm2 --tpmstate dir="$dir/tpm" \
 		--server type=tcp,port=$port,bindaddr=127.0.0.1 \
 		--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 \
@@ -143,6 +146,7 @@ env=TPM2_PKCS11_TCTI=$tcti
 env=TPM2_PKCS11_STORE=$dir/store
 env=DBUS_SESSION_BUS_ADDRESS=$bus
 env=TSS2_LOG=all+NONE
+env=LSAN_OPTIONS=suppressions=$here/tpm2.lsan.supp:print_suppressions=0
 keyd=rsa_sign_by_decrypt: true
 keyd=seccomp: false
 CONF
