@@ -290,7 +290,14 @@ START_TEST(generated_keys_are_sensitive_non_extractable_local)
 	harness_keyd_stop(&h);
 	token_attrs("rsa", attrs, &secret_rv);
 	ck_assert(attrs[0] && !attrs[1] && attrs[2] && attrs[3] && attrs[4]);
-	ck_assert_int_eq(secret_rv, CKR_ATTRIBUTE_SENSITIVE);
+	/* The private exponent cannot be read: SoftHSM refuses it as sensitive; tpm2-pkcs11
+	 * holds no such attribute at all (the secret lives only inside the TPM). */
+	if (harness_token_is_softhsm(&h))
+		ck_assert_int_eq(secret_rv, CKR_ATTRIBUTE_SENSITIVE);
+	else
+		ck_assert_msg(
+		    secret_rv == CKR_ATTRIBUTE_SENSITIVE || secret_rv == CKR_ATTRIBUTE_TYPE_INVALID,
+		    "private exponent readable or odd answer: 0x%lx", (unsigned long)secret_rv);
 }
 END_TEST
 
