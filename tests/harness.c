@@ -64,7 +64,7 @@ static int run(char *const argv[])
 int harness_write_config(struct harness *h, const struct harness_opts *o)
 {
 	char text[8192], pinfile[600], clients[4096];
-	const char *module = o && o->module ? o->module : "/usr/lib/softhsm/libsofthsm2.so";
+	const char *module = o && o->module ? o->module : h->module;
 
 	if (o && o->clients_yaml)
 		snprintf(clients, sizeof(clients), "%s", o->clients_yaml);
@@ -87,9 +87,10 @@ int harness_write_config(struct harness *h, const struct harness_opts *o)
 	         "workers: %d\n"
 	         "queue: %d\n"
 	         "health_interval_ms: 200\n"
+	         "%s"
 	         "clients:\n%s",
 	         module, h->token_label, pinfile, h->socket, o && o->workers ? o->workers : 2,
-	         o && o->queue ? o->queue : 256, clients);
+	         o && o->queue ? o->queue : 256, h->token_keyd, clients);
 	return write_file(h->conf, 0600, text);
 }
 
@@ -116,6 +117,12 @@ int harness_keyd_start(struct harness *h)
 	if (h->keyd_pid == 0) {
 		dup2(logfd, 2);
 		dup2(logfd, 1);
+		static char shim[600];
+		/* The fault shim wraps the token under test. */
+		snprintf(shim, sizeof(shim), "HSMCA_SHIM_MODULE=%s", h->module);
+		putenv(shim);
+		for (const char *const *e = h->token_env; *e; e++)
+			putenv((char *)*e);
 		for (const char *const *e = saved_env; e && *e; e++)
 			putenv((char *)*e);
 		execl(bin, bin, "--config", h->conf, (char *)NULL);
@@ -230,8 +237,117 @@ void harness_keyd_kill(struct harness *h)
 	h->keyd_pid = 0;
 }
 
+static const char *token_script(char *buf, size_t len)
+{
+	const char *kind = getenv("HSMCA_TEST_TOKEN"), *src = getenv("HSMCA_SRC");
+
+	if (!kind || !*kind || !strcmp(kind, "softhsm"))
+		return NULL;
+	snprintf(buf, len, "%s/tests/tokens/%s.sh", src ? src : ".", kind);
+	return buf;
+}
+
+/* Stop the processes of a script's token (nothing for SoftHSM); the folder stays. */
+static void token_stop(struct harness *h)
+{
+	char script[512];
+	char *stop[] = {script, "stop", h->token_dir, NULL};
+
+	if (h->token_dir[0] && token_script(script, sizeof(script)))
+		harness_run(stop, NULL);
+	h->token_dir[0] = '\0';
+}
+
+int harness_token_is_softhsm(const struct harness *h)
+{
+	return !strcmp(h->token_kind, "softhsm");
+}
+
+int harness_token_skip(void)
+{
+	char script[512], dir[256], log[600], *start[4], *stop[4];
+	const char *tmp = getenv("TMPDIR");
+	int rc;
+
+	if (!token_script(script, sizeof(script)))
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/hsmca-token-XXXXXX", tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		perror("harness: mkdtemp");
+		return 1;
+	}
+	snprintf(log, sizeof(log), "%s.log", dir);
+	start[0] = stop[0] = script;
+	start[1] = "start";
+	stop[1] = "stop";
+	start[2] = stop[2] = dir;
+	start[3] = stop[3] = NULL;
+	rc = harness_run(start, log);
+	harness_run(stop, NULL);
+	if (rc == 77)
+		fprintf(stderr, "SKIP token %s: %s", getenv("HSMCA_TEST_TOKEN"),
+		        harness_slurp(log));
+	else if (rc != 0)
+		fprintf(stderr, "harness: %s start failed (%d): %s", script, rc,
+		        harness_slurp(log));
+	{
+		char *rm[] = {"rm", "-rf", "--", dir, log, NULL};
+		harness_run(rm, NULL);
+	}
+	return rc == 0 ? 0 : rc == 77 ? 77 : 1;
+}
+
+/* Make the token with the script and read its description. */
+static int token_from_script(struct harness *h, const char *script)
+{
+	char *argv[] = {(char *)script, "start", h->token_dir, NULL};
+	char conf[600], line[700], pinfile[600] = "";
+	const char *log = harness_pathf(h->dir, "token.log");
+	FILE *f;
+	int n = 0;
+
+	snprintf(h->token_kind, sizeof(h->token_kind), "%s", getenv("HSMCA_TEST_TOKEN"));
+	if (mkdir(h->token_dir, 0700) != 0)
+		return -1;
+	if (harness_run(argv, log) != 0) {
+		fprintf(stderr, "harness: %s start failed: %s", script, harness_slurp(log));
+		return -1;
+	}
+	snprintf(conf, sizeof(conf), "%s/token.conf", h->token_dir);
+	if (!(f = fopen(conf, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "module=", 7))
+			snprintf(h->module, sizeof(h->module), "%s", line + 7);
+		else if (!strncmp(line, "label=", 6))
+			snprintf(h->token_label, sizeof(h->token_label), "%s", line + 6);
+		else if (!strncmp(line, "pin_file=", 9))
+			snprintf(pinfile, sizeof(pinfile), "%s", line + 9);
+		else if (!strncmp(line, "keyd=", 5)) {
+			size_t used = strlen(h->token_keyd);
+			snprintf(h->token_keyd + used, sizeof(h->token_keyd) - used, "%s\n",
+			         line + 5);
+		} else if (!strncmp(line, "env=", 4) && n < HARNESS_TOKEN_ENV_MAX) {
+			snprintf(h->token_env_buf[n], sizeof(h->token_env_buf[n]), "%s", line + 4);
+			h->token_env[n] = h->token_env_buf[n];
+			putenv(h->token_env_buf[n]);
+			n++;
+		}
+	}
+	fclose(f);
+	h->token_env[n] = NULL;
+	if (!h->module[0] || !h->token_label[0] || !pinfile[0]) {
+		fprintf(stderr, "harness: %s lacks module, label or pin_file\n", conf);
+		return -1;
+	}
+	snprintf(h->pin, sizeof(h->pin), "%s", harness_slurp(pinfile));
+	return h->pin[0] ? 0 : -1;
+}
+
 int harness_start(struct harness *h, const struct harness_opts *o)
 {
+	char script[512];
 	char pinfile[600], sopin[32];
 	char conf[1024];
 	const char *tmp = getenv("TMPDIR");
@@ -251,6 +367,15 @@ int harness_start(struct harness *h, const struct harness_opts *o)
 	snprintf(h->token_label, sizeof(h->token_label), "hsmca-test");
 	snprintf(h->pin, sizeof(h->pin), "%08x%08x", (unsigned)rand(), (unsigned)getpid());
 	snprintf(sopin, sizeof(sopin), "so%08x", (unsigned)rand());
+	snprintf(h->module, sizeof(h->module), "/usr/lib/softhsm/libsofthsm2.so");
+	snprintf(h->token_kind, sizeof(h->token_kind), "softhsm");
+	h->token_env[0] = NULL;
+	if (token_script(script, sizeof(script))) {
+		snprintf(h->token_dir, sizeof(h->token_dir), "%s/token", h->dir);
+		if (token_from_script(h, script) != 0)
+			goto fail;
+		goto token_made;
+	}
 	if (mkdir(h->tokendir, 0700) != 0)
 		goto fail;
 	snprintf(conf, sizeof(conf),
@@ -268,6 +393,7 @@ int harness_start(struct harness *h, const struct harness_opts *o)
 			goto fail;
 		}
 	}
+token_made:
 	snprintf(pinfile, sizeof(pinfile), "%s/pin", h->dir);
 	if (write_file(pinfile, 0600, h->pin) != 0)
 		goto fail;
@@ -280,6 +406,7 @@ int harness_start(struct harness *h, const struct harness_opts *o)
 	return 0;
 fail:
 	fprintf(stderr, "harness: set-up failed in %s: %s\n", h->dir, strerror(errno));
+	token_stop(h); /* a script's token runs processes: none may outlive a failed start */
 	return -1;
 }
 
@@ -290,6 +417,7 @@ int harness_stop(struct harness *h)
 
 	if (h->keyd_pid > 0)
 		bad = harness_keyd_stop(h) != 0;
+	token_stop(h);
 	if (h->dir[0] && !getenv("HSMCA_KEEP_TEST_DIRS"))
 		run(argv);
 	return bad ? -1 : 0;

@@ -32,8 +32,19 @@ struct harness_opts {
 	const char *const *keyd_env;
 };
 
+/* The token under test: SoftHSM made by the harness, or, when HSMCA_TEST_TOKEN names a
+ * script of tests/tokens (e.g. "tpm2"), a token that script makes fresh in DIR/token and
+ * describes in DIR/token/token.conf (tests/tokens/README.md). */
+#define HARNESS_TOKEN_ENV_MAX 8
 struct harness {
-	char dir[256];          /* the temporary folder */
+	char dir[256];       /* the temporary folder */
+	char module[512];    /* the token's PKCS#11 module */
+	char token_kind[32]; /* "softhsm" or the tests/tokens script's name */
+	char token_dir[512]; /* DIR/token when a script made the token */
+	/* "NAME=value" the module needs (also set in this process), NULL-terminated. */
+	char token_env_buf[HARNESS_TOKEN_ENV_MAX][600];
+	const char *token_env[HARNESS_TOKEN_ENV_MAX + 1];
+	char token_keyd[512];   /* lines for keyd's config the token asks for ("keyd=" lines) */
 	char socket[512];       /* keyd's socket */
 	char conf[512];         /* keyd's config file */
 	char softhsm_conf[512]; /* SOFTHSM2_CONF, also set in this process */
@@ -47,6 +58,13 @@ struct harness {
 /* Make the token, write config and PIN file, start keyd and wait for its
  * socket. Returns 0, or -1 with a message on stderr. Sets HSMCA_KEYD_SOCKET. */
 int harness_start(struct harness *h, const struct harness_opts *o);
+/* For a test program's main(): when HSMCA_TEST_TOKEN names a token script that cannot
+ * make its token on this machine, print a "SKIP" line with its reason and return 77 (meson's
+ * skip); else 0. */
+int harness_token_skip(void);
+/* 1 when the token is SoftHSM (the harness's own). */
+int harness_token_is_softhsm(const struct harness *h);
+
 /* Rewrite keyd's config (e.g. other clients) without restarting. */
 int harness_write_config(struct harness *h, const struct harness_opts *o);
 int harness_keyd_start(struct harness *h);

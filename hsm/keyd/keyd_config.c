@@ -31,6 +31,23 @@ static const char *const top_fields[] = {
     "key_certificates",
     NULL,
 };
+/* Token compatibility switches (docs/hsm-compatibility.md), checked with top_fields. */
+static const char *const token_fields[] = {"rsa_sign_by_decrypt", NULL};
+/* The top-level fields: top_fields, then token_fields. */
+static int check_top(struct yconf *y, yaml_node_t *root)
+{
+	const char *all[sizeof(top_fields) / sizeof(*top_fields) +
+	                sizeof(token_fields) / sizeof(*token_fields)];
+	size_t n = 0;
+
+	for (size_t i = 0; top_fields[i]; i++)
+		all[n++] = top_fields[i];
+	for (size_t i = 0; token_fields[i]; i++)
+		all[n++] = token_fields[i];
+	all[n] = NULL;
+	return yconf_check_map(y, root, "config", all);
+}
+
 static const char *const client_fields[] = {
     "name", "uid", "user", "gid", "group", "keys", "operations", "grants", NULL,
 };
@@ -313,7 +330,7 @@ int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd
 	if (yconf_load_mem(&y, name, buf, len))
 		goto out;
 	root = yconf_root(&y);
-	if (yconf_check_map(&y, root, "config", top_fields))
+	if (check_top(&y, root))
 		goto out;
 	if (yconf_req_str(&y, root, "module", cfg->module, sizeof(cfg->module)) ||
 	    yconf_req_str(&y, root, "token", cfg->token, sizeof(cfg->token)) ||
@@ -331,7 +348,8 @@ int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd
 	    opt_int(&y, root, "max_clients", 1, 1 << 16, &cfg->max_clients) ||
 	    opt_int(&y, root, "health_interval_ms", 100, 3600000, &cfg->health_interval_ms))
 		goto out;
-	if (yconf_opt_bool(&y, root, "log_requests", &cfg->log_requests))
+	if (yconf_opt_bool(&y, root, "log_requests", &cfg->log_requests) ||
+	    yconf_opt_bool(&y, root, "rsa_sign_by_decrypt", &cfg->rsa_sign_by_decrypt))
 		goto out;
 	if (sandbox_config_read(&y, root, &cfg->sandbox))
 		goto out;

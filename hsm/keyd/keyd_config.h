@@ -56,6 +56,9 @@ struct keyd_config {
 	int max_clients;  /* connections at once */
 	int log_requests;
 	int health_interval_ms;
+	/* RSA keys get CKA_DECRYPT: for tokens that sign CKM_RSA_PKCS with a raw RSA
+	 * decryption (tpm2-pkcs11); docs/hsm-compatibility.md. */
+	int rsa_sign_by_decrypt;
 	struct sandbox_config sandbox; /* user:, group:, seccomp: */
 	size_t nclients;
 	struct keyd_acl_entry *clients;

@@ -434,6 +434,11 @@ static int bringup(struct keyd_token *t, char *err, size_t errlen)
 	}
 	if (PKCS11_CTX_load(t->p11, cfg->module) != 0) {
 		snprintf(err, errlen, "cannot load PKCS#11 module %s", cfg->module);
+		/* A failed load has unloaded the module already (e.g. its C_Initialize
+		 * failed, as tpm2-pkcs11's does while its TPM is unreachable): unloading
+		 * again would call into freed code. */
+		PKCS11_CTX_free(t->p11);
+		t->p11 = NULL;
 		goto fail;
 	}
 	if (PKCS11_enumerate_slots(t->p11, &t->slots, &t->nslots) != 0) {
@@ -1036,6 +1041,15 @@ int keyd_token_wrap(struct keyd_token *t, int unwrap, const char *label, const u
 	return control_end(t, KEYD_OK, what, CKR_OK);
 }
 
+/* CKA_DECRYPT of a new key pair's private half: false, unless the configuration says the
+ * token signs RSA PKCS#1 v1.5 through a raw decryption and so needs it (tpm2-pkcs11). */
+static CK_BBOOL *rsa_decrypt(const struct keyd_token *t, int keytype)
+{
+	static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+
+	return keytype == KEYD_KEY_RSA && t->cfg->rsa_sign_by_decrypt ? &yes : &no;
+}
+
 int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, unsigned keyparam,
                         struct keyd_key_copy *out, char *msg, size_t msglen)
 {
@@ -1052,7 +1066,7 @@ int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, un
 	                          {CKA_SENSITIVE, &yes, 1},
 	                          {CKA_EXTRACTABLE, &no, 1},
 	                          {CKA_SIGN, &yes, 1},
-	                          {CKA_DECRYPT, &no, 1},
+	                          {CKA_DECRYPT, rsa_decrypt(t, keytype), 1},
 	                          {CKA_UNWRAP, &no, 1},
 	                          {CKA_DERIVE, &no, 1},
 	                          {CKA_LABEL, (void *)label, strlen(label)},
@@ -1078,8 +1092,9 @@ int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, un
 	}
 	pubt[npub++] = (CK_ATTRIBUTE){CKA_TOKEN, &yes, 1};
 	pubt[npub++] = (CK_ATTRIBUTE){CKA_PRIVATE, &no, 1};
-	pubt[npub++] = (CK_ATTRIBUTE){CKA_VERIFY, &yes, 1};
-	pubt[npub++] = (CK_ATTRIBUTE){CKA_ENCRYPT, &no, 1};
+	/* No CKA_VERIFY or CKA_ENCRYPT on the public half: tpm2-pkcs11 derives them from the TPM
+	 * key and fails the generation (CKR_GENERAL_ERROR) when a template states them
+	 * differently; a public key's uses need no guarding (docs/hsm-compatibility.md). */
 	pubt[npub++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, strlen(label)};
 	pubt[npub++] = (CK_ATTRIBUTE){CKA_ID, id, sizeof(id)};
 	if (keytype == KEYD_KEY_RSA) {

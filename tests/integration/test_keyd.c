@@ -243,7 +243,7 @@ END_TEST
 /* Read attributes straight from the token, not through keyd. */
 static void token_attrs(const char *label, CK_BBOOL out[5], CK_RV *secret_rv)
 {
-	void *dl = dlopen("/usr/lib/softhsm/libsofthsm2.so", RTLD_NOW);
+	void *dl = dlopen(h.module, RTLD_NOW);
 	CK_RV (*getlist)(CK_FUNCTION_LIST_PTR_PTR);
 	CK_FUNCTION_LIST_PTR fl;
 	CK_SLOT_ID slots[8];
@@ -298,7 +298,14 @@ START_TEST(generated_keys_are_sensitive_non_extractable_local)
 	ck_assert_int_eq(harness_keyd_stop(&h), 0);
 	token_attrs("rsa", attrs, &secret_rv);
 	ck_assert(attrs[0] && !attrs[1] && attrs[2] && attrs[3] && attrs[4]);
-	ck_assert_int_eq(secret_rv, CKR_ATTRIBUTE_SENSITIVE);
+	/* The private exponent cannot be read: SoftHSM refuses it as sensitive; tpm2-pkcs11
+	 * holds no such attribute at all (the secret lives only inside the TPM). */
+	if (harness_token_is_softhsm(&h))
+		ck_assert_int_eq(secret_rv, CKR_ATTRIBUTE_SENSITIVE);
+	else
+		ck_assert_msg(
+		    secret_rv == CKR_ATTRIBUTE_SENSITIVE || secret_rv == CKR_ATTRIBUTE_TYPE_INVALID,
+		    "private exponent readable or odd answer: 0x%lx", (unsigned long)secret_rv);
 }
 END_TEST
 
@@ -688,8 +695,8 @@ END_TEST
 
 /* ---- module failure (PKCS#11 fault shim) ---- */
 
-static char fault_file[600], fault_env[700], shim_env[64];
-static const char *shim_envv[3];
+static char fault_file[600], fault_env[700];
+static const char *shim_envv[2];
 
 static void setup_shim(void)
 {
@@ -702,10 +709,9 @@ static void setup_shim(void)
 	snprintf(fault_file, sizeof(fault_file), "/tmp/hsmca-fault-%d", (int)getpid());
 	unlink(fault_file);
 	snprintf(fault_env, sizeof(fault_env), "HSMCA_SHIM_FAULT_FILE=%s", fault_file);
-	snprintf(shim_env, sizeof(shim_env), "HSMCA_SHIM_MODULE=/usr/lib/softhsm/libsofthsm2.so");
+	/* The harness points the shim (HSMCA_SHIM_MODULE) at the token under test. */
 	shim_envv[0] = fault_env;
-	shim_envv[1] = shim_env;
-	shim_envv[2] = NULL;
+	shim_envv[1] = NULL;
 	o.module = module;
 	o.keyd_env = shim_envv;
 	start(&o);
@@ -909,9 +915,12 @@ static Suite *keyd_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(keyd_suite());
-	int failed;
+	SRunner *sr;
+	int failed, skip = harness_token_skip();
 
+	if (skip)
+		return skip;
+	sr = srunner_create(keyd_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

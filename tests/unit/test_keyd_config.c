@@ -49,6 +49,22 @@ START_TEST(full_config_parses)
 }
 END_TEST
 
+START_TEST(rsa_sign_by_decrypt_is_off_unless_set)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_msg(parse("", &cfg, err) == 0, "%s", err);
+	ck_assert_int_eq(cfg.rsa_sign_by_decrypt, 0);
+	keyd_config_free(&cfg);
+	ck_assert_msg(parse("rsa_sign_by_decrypt: true\n", &cfg, err) == 0, "%s", err);
+	ck_assert_int_eq(cfg.rsa_sign_by_decrypt, 1);
+	keyd_config_free(&cfg);
+	ck_assert_int_ne(parse("rsa_sign_by_decrypt: maybe\n", &cfg, err), 0);
+	ck_assert_msg(strstr(err, "rsa_sign_by_decrypt"), "%s", err);
+}
+END_TEST
+
 START_TEST(star_grants_everything_but_generate)
 {
 	struct keyd_config cfg;
@@ -270,6 +286,7 @@ int main(void)
 	tcase_add_test(tc, star_grants_everything_but_generate);
 	tcase_add_test(tc, grants_give_keys_operations_and_kinds);
 	tcase_add_test(tc, sign_grant_without_kinds_is_an_error);
+	tcase_add_test(tc, rsa_sign_by_decrypt_is_off_unless_set);
 	tcase_add_test(tc, unknown_field_names_line_and_field);
 	tcase_add_test(tc, unknown_operation_is_an_error);
 	tcase_add_test(tc, missing_required_field_is_named);

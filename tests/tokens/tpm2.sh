@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# A fresh TPM 2.0 PKCS#11 token in a folder, for keyd's test suite:
+#   tpm2.sh start DIR   a software TPM (swtpm, TCP on 127.0.0.1), a private D-Bus session bus
+#                       and tpm2-abrmd on it (the resource manager: without one a TPM runs out
+#                       of object slots within a few commands), then a tpm2-pkcs11 store under
+#                       DIR/store holding one token, made with tpm2_ptool;
+#   tpm2.sh stop DIR    stops what start started (by the pids it wrote) and leaves DIR.
+# start writes DIR/token.conf, the description the test harness gives keyd (see
+# tests/tokens/README.md). Exits 77 (meson's skip) with the reason on stderr when the TPM
+# stack is not installed or cannot be started here.
+set -euo pipefail
+
+cmd=${1:-}
+dir=${2:-}
+if [[ -z "$cmd" || -z "$dir" ]]; then
+	echo "usage: $0 start|stop DIR" >&2
+	exit 2
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+module=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
+multiarch=$(gcc -print-multiarch 2>/dev/null || true)
+[[ -n "$multiarch" ]] && module=/usr/lib/$multiarch/pkcs11/libtpm2_pkcs11.so
+
+skip() {
+	echo "SKIP tpm2 token: $*" >&2
+	stop_all
+	exit 77
+}
+
+stop_one() {
+	local f=$dir/$1.pid pid
+	[[ -s "$f" ]] || return 0
+	pid=$(cat "$f")
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$f"
+}
+
+stop_all() {
+	stop_one abrmd
+	stop_one swtpm
+	stop_one dbus
+}
+
+port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+if [[ "$cmd" == stop ]]; then
+	stop_all
+	exit 0
+fi
+[[ "$cmd" == start ]] || {
+	echo "usage: $0 start|stop DIR" >&2
+	exit 2
+}
+
+for tool in swtpm tpm2-abrmd tpm2_ptool dbus-daemon; do
+	command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin command -v "$tool" >/dev/null ||
+		skip "$tool is not installed (deploy/deps installs swtpm, tpm2-abrmd, libtpm2-pkcs11-tools, dbus)"
+done
+[[ -e "$module" ]] || skip "$module is missing (package libtpm2-pkcs11-1)"
+export PATH=$PATH:/usr/sbin
+
+mkdir -p "$dir/tpm" "$dir/store"
+chmod 0700 "$dir/tpm" "$dir/store"
+
+# swtpm uses PORT for commands and PORT+1 for its control channel, as the swtpm TCTI expects.
+started=0
+for _ in $(seq 20); do
+	port=$((20000 + RANDOM % 20000))
+	if ! port_free "$port" || ! port_free $((port + 1)); then
+		continue
+	fi
+	if swtpm socket --tpm2 --tpmstate dir="$dir/tpm" \
+		--server type=tcp,port=$port,bindaddr=127.0.0.1 \
+		--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 \
+		--flags not-need-init,startup-clear --daemon --pid file="$dir/swtpm.pid" \
+		--log file="$dir/swtpm.log" 2>>"$dir/swtpm.log"; then
+		started=1
+		break
+	fi
+done
+((started)) || skip "swtpm did not start (see $dir/swtpm.log)"
+
+cat >"$dir/dbus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=$dir/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+CONF
+dbus-daemon --config-file="$dir/dbus.conf" --fork --print-pid >"$dir/dbus.pid" 2>"$dir/dbus.log" ||
+	skip "dbus-daemon did not start (see $dir/dbus.log)"
+bus="unix:path=$dir/bus"
+name=com.intel.tss2.Tabrmd.hsmca
+DBUS_SESSION_BUS_ADDRESS=$bus tpm2-abrmd --session --dbus-name=$name --allow-root \
+	--tcti="swtpm:host=127.0.0.1,port=$port" >"$dir/abrmd.log" 2>&1 &
+echo $! >"$dir/abrmd.pid"
+
+tcti="tabrmd:bus_type=session,bus_name=$name"
+export DBUS_SESSION_BUS_ADDRESS=$bus TPM2TOOLS_TCTI=$tcti TPM2_PKCS11_TCTI=$tcti
+export TPM2_PKCS11_STORE=$dir/store
+ready=0
+for _ in $(seq 50); do
+	if timeout 5 tpm2_getcap properties-fixed >/dev/null 2>&1; then
+		ready=1
+		break
+	fi
+	kill -0 "$(cat "$dir/abrmd.pid")" 2>/dev/null || break
+	sleep 0.1
+done
+((ready)) || skip "tpm2-abrmd did not answer (see $dir/abrmd.log)"
+
+label=hsmca-test
+pin=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+sopin=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+timeout 60 tpm2_ptool init --path "$dir/store" >"$dir/ptool.log" 2>&1 ||
+	skip "tpm2_ptool init failed (see $dir/ptool.log)"
+timeout 60 tpm2_ptool addtoken --pid=1 --label=$label --sopin="$sopin" --userpin="$pin" \
+	--path "$dir/store" >>"$dir/ptool.log" 2>&1 ||
+	skip "tpm2_ptool addtoken failed (see $dir/ptool.log)"
+
+(umask 077 && printf '%s' "$pin" >"$dir/pin")
+# keyd settings this token needs (docs/hsm-compatibility.md): tpm2-pkcs11 signs RSA PKCS#1
+# v1.5 by a raw decryption, so RSA keys need CKA_DECRYPT; and re-initialising the module
+# after a fault reconnects to tpm2-abrmd over D-Bus, which keyd's seccomp filter (no
+# connect) forbids.
+cat >"$dir/token.conf" <<CONF
+module=$module
+label=$label
+pin_file=$dir/pin
+env=TPM2_PKCS11_TCTI=$tcti
+env=TPM2_PKCS11_STORE=$dir/store
+env=DBUS_SESSION_BUS_ADDRESS=$bus
+env=TSS2_LOG=all+NONE
+env=LSAN_OPTIONS=suppressions=$here/tpm2.lsan.supp:print_suppressions=0
+keyd=rsa_sign_by_decrypt: true
+keyd=seccomp: false
+CONF
+echo "tpm2 token \"$label\" ready in $dir (swtpm on 127.0.0.1:$port)"
