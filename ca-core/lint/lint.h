@@ -134,6 +134,11 @@ int lint_crl_signed(const struct lint_crl_profile *p, const struct lint_parties 
 /* The rule a finding names ("key_ec_curve"), into buf; "lint" for a finding without one. */
 const char *lint_rule(const char *finding, char *buf, size_t n);
 
+/* A CRL without its entries (one too large to decode whole, its signature verified as a
+ * stream by the caller): lint_crl_tbs but the entries, and the signature algorithm. */
+int lint_crl_header(const struct lint_crl_profile *p, const struct lint_parties *w, X509_CRL *crl,
+                    char *err, size_t errsz);
+
 /* The signature on x (crl) verifies with pub; the finding says what to suspect when not. */
 int lint_verify_cert_signature(X509 *x, EVP_PKEY *pub, char *err, size_t errsz);
 int lint_verify_crl_signature(X509_CRL *crl, EVP_PKEY *pub, char *err, size_t errsz);

@@ -291,9 +291,28 @@ out:
 
 /* The subject's key: RSA of at least 2048 bits, or EC on P-256, P-384 or P-521 (CA/B Forum
  * BR 6.1.5; RFC 5480 2.1.1.1: a named curve). */
-static int check_key_type(X509 *x, char *err, size_t errsz)
+/* The subject's public key: OpenSSL's cached one, or, for a certificate built in memory from
+ * a SubjectPublicKeyInfo copied as it is, decoded from it. Free with EVP_PKEY_free. */
+static EVP_PKEY *subject_key(X509 *x)
 {
-	EVP_PKEY *k = X509_get0_pubkey(x);
+	EVP_PKEY *k = X509_get_pubkey(x);
+	unsigned char *der = NULL;
+	const unsigned char *q;
+	int n;
+
+	if (k)
+		return k;
+	ERR_clear_error();
+	n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	q = der;
+	k = n > 0 ? d2i_PUBKEY(NULL, &q, n) : NULL;
+	OPENSSL_free(der);
+	ERR_clear_error();
+	return k;
+}
+
+static int check_key_type(EVP_PKEY *k, char *err, size_t errsz)
+{
 	char curve[64] = "";
 	size_t len = 0;
 
@@ -342,9 +361,8 @@ static unsigned ku_bits(X509 *x)
 	return have;
 }
 
-static int check_ku_key_type(X509 *x, char *err, size_t errsz)
+static int check_ku_key_type(EVP_PKEY *k, X509 *x, char *err, size_t errsz)
 {
-	EVP_PKEY *k = X509_get0_pubkey(x);
 	unsigned have = ku_bits(x);
 
 	if (k && EVP_PKEY_is_a(k, "EC") && (have & LINT_KU_KEY_ENCIPHERMENT))
@@ -367,9 +385,11 @@ static int check_ku_key_type(X509 *x, char *err, size_t errsz)
 	return 0;
 }
 
-/* extendedKeyUsage consistent with keyUsage (RFC 5280 4.2.1.12): each purpose needs one of
- * the key usages RFC 5280 lists for it. */
-static int check_eku_ku(X509 *x, char *err, size_t errsz)
+/* extendedKeyUsage consistent with keyUsage (RFC 5280 4.2.1.12): each purpose of an
+ * end-entity certificate needs one of the key usages RFC 5280 lists for it. (In a CA
+ * certificate extendedKeyUsage restricts the purposes of the certificates below it, which its
+ * own keyCertSign and cRLSign serve.) */
+static int check_eku_ku(const struct lint_cert_profile *p, X509 *x, char *err, size_t errsz)
 {
 	static const struct {
 		int nid;
@@ -395,6 +415,10 @@ static int check_eku_ku(X509 *x, char *err, size_t errsz)
 	unsigned have = ku_bits(x);
 	int rc = 0;
 
+	if (is_ca(p->role)) {
+		EXTENDED_KEY_USAGE_free(eku);
+		return 0;
+	}
 	for (int i = 0; eku && rc == 0 && i < sk_ASN1_OBJECT_num(eku); i++) {
 		int nid = OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i));
 		for (size_t j = 0; j < sizeof(need) / sizeof(need[0]); j++)
@@ -599,10 +623,8 @@ int lint_cert_tbs(const struct lint_cert_profile *p, const struct lint_parties *
 {
 	const X509_NAME *subject = X509_get_subject_name(x);
 	const X509_NAME *want_issuer = w->issuer ? X509_get_subject_name(w->issuer) : subject;
-	EVP_PKEY *issuer_pub = w->issuer_pub    ? w->issuer_pub
-	                       : w->issuer      ? X509_get0_pubkey(w->issuer)
-	                       : w->subject_pub ? w->subject_pub
-	                                        : X509_get0_pubkey(x);
+	EVP_PKEY *key, *issuer_pub;
+	int rc = 0;
 
 	if (X509_get_version(x) != X509_VERSION_3)
 		return lint_finding(err, errsz, "cert_version_3",
@@ -613,20 +635,27 @@ int lint_cert_tbs(const struct lint_cert_profile *p, const struct lint_parties *
 	if (X509_NAME_cmp(X509_get_issuer_name(x), want_issuer) != 0)
 		return lint_finding(err, errsz, "issuer_name_matches",
 		                    "the issuer name is not the issuer's subject name");
+	key = subject_key(x);
+	issuer_pub = w->issuer_pub    ? w->issuer_pub
+	             : w->issuer      ? X509_get0_pubkey(w->issuer)
+	             : w->subject_pub ? w->subject_pub
+	                              : key;
 	if (p->hash_nid && issuer_pub &&
 	    lint_sig_nid(issuer_pub, p->hash_nid, p->rsa_pss) == NID_undef)
-		return lint_finding(err, errsz, "sig_alg_for_key",
-		                    "the issuer's key cannot sign with %s%s (RFC 5280 4.1.1.2)",
-		                    OBJ_nid2sn(p->hash_nid), p->rsa_pss ? " and RSASSA-PSS" : "");
-	if (check_subject(p, w, x, err, errsz) || check_validity(p, x, err, errsz) ||
-	    check_extensions(p, x, err, errsz) || check_subject_key(p, w, x, err, errsz) ||
-	    check_key_ids(w, x, err, errsz) || check_basic_constraints(p, x, err, errsz) ||
-	    check_key_usage(p, x, err, errsz) || check_eku_and_nocheck(p, x, err, errsz) ||
-	    check_key_type(x, err, errsz) || check_ku_key_type(x, err, errsz) ||
-	    check_eku_ku(x, err, errsz) || check_tls_server(p, x, err, errsz) ||
-	    check_name_constraints(p, x, err, errsz) || check_validity_nesting(p, w, x, err, errsz))
-		return -1;
-	return 0;
+		rc = lint_finding(err, errsz, "sig_alg_for_key",
+		                  "the issuer's key cannot sign with %s%s (RFC 5280 4.1.1.2)",
+		                  OBJ_nid2sn(p->hash_nid), p->rsa_pss ? " and RSASSA-PSS" : "");
+	else if (check_subject(p, w, x, err, errsz) || check_validity(p, x, err, errsz) ||
+	         check_extensions(p, x, err, errsz) || check_subject_key(p, w, x, err, errsz) ||
+	         check_key_ids(w, x, err, errsz) || check_basic_constraints(p, x, err, errsz) ||
+	         check_key_usage(p, x, err, errsz) || check_eku_and_nocheck(p, x, err, errsz) ||
+	         check_key_type(key, err, errsz) || check_ku_key_type(key, x, err, errsz) ||
+	         check_eku_ku(p, x, err, errsz) || check_tls_server(p, x, err, errsz) ||
+	         check_name_constraints(p, x, err, errsz) ||
+	         check_validity_nesting(p, w, x, err, errsz))
+		rc = -1;
+	EVP_PKEY_free(key);
+	return rc;
 }
 
 int lint_cert_signed(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,

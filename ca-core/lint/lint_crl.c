@@ -16,7 +16,7 @@ static const int crl_exts[] = {NID_authority_key_identifier,
                                NID_delta_crl,
                                NID_freshest_crl,
                                0};
-static const int entry_exts[] = {NID_crl_reason, 0};
+static const int entry_exts[] = {NID_crl_reason, NID_invalidity_date, 0};
 
 /* The signature AlgorithmIdentifier inside the TBSCertList (OpenSSL 3.0 has no getter),
  * read from the CRL's own encoding, which is not re-encoded. */
@@ -288,4 +288,27 @@ int lint_crl_signed(const struct lint_crl_profile *p, const struct lint_parties 
 	if (bad)
 		return -1;
 	return lint_verify_crl_signature(crl, pub, err, errsz);
+}
+
+int lint_crl_header(const struct lint_crl_profile *p, const struct lint_parties *w, X509_CRL *crl,
+                    char *err, size_t errsz)
+{
+	struct lint_crl_profile h = *p;
+	EVP_PKEY *pub;
+	const X509_ALGOR *outer;
+	X509_ALGOR *inner;
+	int bad;
+
+	h.n_revoked = 0; /* the entries were left out */
+	if (lint_crl_tbs(&h, w, crl, err, errsz) != 0)
+		return -1;
+	pub = w->issuer_pub ? w->issuer_pub : X509_get0_pubkey(w->issuer);
+	inner = crl_tbs_sigalg(crl);
+	X509_CRL_get0_signature(crl, NULL, &outer);
+	bad = !inner ? lint_finding(err, errsz, "sig_alg_decodes",
+	                            "the CRL's signature algorithm does not decode")
+	             : lint_check_sig_alg(p->hash_nid, p->rsa_pss, &p->words, inner, outer, pub,
+	                                  "the CRL", err, errsz);
+	X509_ALGOR_free(inner);
+	return bad ? -1 : 0;
 }

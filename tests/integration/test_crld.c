@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "crl.h"
+#include "lint.h"
 #include "crld.h"
 #include "httptext.h"
 #include "db.h"
@@ -1414,8 +1415,9 @@ START_TEST(failed_run_keeps_the_published_crl)
 END_TEST
 
 /* Lint before publishing: an authority whose certificate has no subjectKeyIdentifier gets
- * CRLs without authorityKeyIdentifier from the builder; the linter refuses them by the rule's
- * name (aki_present), nothing is published, and the log says which rule. */
+ * CRLs whose authorityKeyIdentifier the builder computed (RFC 5280 method 1), which no
+ * relying party can match with the certificate; the linter refuses them by the rule's name
+ * (aki_matches_issuer_ski), nothing is published, and the log says which rule. */
 START_TEST(crl_failing_lint_is_not_published)
 {
 	static struct ca noski = {.name = "noski", .label = "noski-p256"};
@@ -1459,7 +1461,7 @@ START_TEST(crl_failing_lint_is_not_published)
 	db_close(db);
 	ck_assert_int_ne(crld_once(conf, path("lintfail.log")), 0);
 	log = harness_slurp(path("lintfail.log"));
-	ck_assert_msg(strstr(log, "lint: aki_present:") && strstr(log, "not published"), "%s", log);
+	ck_assert_msg(strstr(log, "lint: aki_matches_issuer_ski:") && strstr(log, "not published"), "%s", log);
 	ck_assert_int_ne(access(path("lintfail/noski.crl"), F_OK), 0);
 	X509_free(noski.cert);
 	EVP_PKEY_free(noski.key);
@@ -1579,6 +1581,36 @@ START_TEST(builder_output_parses_entry_by_entry)
 	ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 3000);
 	ck_assert_int_eq(X509_CRL_verify(crl, k), 1);
 	X509_CRL_free(crl);
+	/* The CRL without its entries, as crld lints one too large to decode whole: the same
+	 * header passes the linter, the entries are counted, and a wrong expectation fails. */
+	{
+		uint8_t *der = NULL;
+		const unsigned char *q;
+		size_t len = 0;
+		uint64_t entries = 0;
+		char err[512];
+		struct lint_crl_profile lp = {.this_update = 1700000000,
+		                              .next_update = (time_t)2600000000LL,
+		                              .number = "77",
+		                              .n_revoked = -1,
+		                              .hash_nid = NID_sha384,
+		                              .delta_base = 70};
+		struct lint_parties w = {.issuer = ca};
+		ck_assert_msg(crl_read_header(path("builder.crl"), &der, &len, &entries, why,
+		                              sizeof(why)) == 0,
+		              "%s", why);
+		ck_assert_int_eq(entries, 3000);
+		q = der;
+		crl = d2i_X509_CRL(NULL, &q, (long)len);
+		free(der);
+		ck_assert_ptr_nonnull(crl);
+		ck_assert_ptr_null(X509_CRL_get_REVOKED(crl));
+		ck_assert_msg(lint_crl_header(&lp, &w, crl, err, sizeof(err)) == 0, "%s", err);
+		lp.delta_base = 0; /* a full CRL: no Delta CRL Indicator */
+		ck_assert_int_eq(lint_crl_header(&lp, &w, crl, err, sizeof(err)), -1);
+		ck_assert_msg(strstr(err, "crl_delta_indicator:"), "%s", err);
+		X509_CRL_free(crl);
+	}
 	/* a wrong key does not verify, and a flipped byte is caught */
 	{
 		EVP_PKEY *other = EVP_EC_gen("P-384");
