@@ -88,7 +88,7 @@ static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const 
 	    !ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)na) || !ca_csr_copy_pubkey(csrc, cert))
 		goto out;
 	X509V3_set_ctx(&ctx, a->cert, cert, NULL, NULL, 0);
-	key_usage = ca_key_usage_for(p->key_usage, X509_get0_pubkey(cert));
+	key_usage = ca_key_usage_for(p->key_usage, csrc->pub);
 	for (size_t i = 0; i < sizeof(kus) / sizeof(kus[0]); i++)
 		if (key_usage & kus[i].bit) {
 			strcat(ku, ",");
@@ -167,8 +167,9 @@ static void lint_of(const struct ca_profile *p, const struct ca_csr *csrc, int64
 	l->w.subject_pub = csrc->pub;
 }
 
-/* After signing: the certificate as a relying party decodes it, linted again, its signature
- * verified with the issuer certificate's key. 0, or -1 with the finding in why. */
+/* After signing: the certificate as a relying party decodes it, its extensions decoding, its
+ * signature algorithm the one asked for, its signature verified with the issuer
+ * certificate's key. 0, or -1 with the finding in why. */
 static int lint_signed(const struct lint_of *l, X509 *cert, char *why, size_t n)
 {
 	unsigned char *der = NULL;
@@ -183,7 +184,9 @@ static int lint_signed(const struct lint_of *l, X509 *cert, char *why, size_t n)
 		snprintf(why, n, "ext_decodes: the signed certificate does not decode again");
 		return -1;
 	}
-	rc = lint_cert_signed(&l->p, &l->w, back, why, n);
+	/* The TBSCertificate passed lint_cert_tbs before signing (signing adds only the
+	 * algorithm and the signature): what signing added is checked on the bytes. */
+	rc = lint_cert_signature(&l->p, &l->w, back, why, n);
 	X509_free(back);
 	return rc;
 }

@@ -125,6 +125,12 @@ int lint_cert_tbs(const struct lint_cert_profile *p, const struct lint_parties *
 int lint_cert_signed(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,
                      char *err, size_t errsz);
 
+/* What signing added, for a certificate whose TBSCertificate passed lint_cert_tbs (decode it
+ * again from its DER first): every extension decodes, the signature algorithm, the
+ * signature. lint_cert_signed is lint_cert_tbs and this. */
+int lint_cert_signature(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,
+                        char *err, size_t errsz);
+
 /* The to-be-signed and the signed CRL; w->issuer is required. */
 int lint_crl_tbs(const struct lint_crl_profile *p, const struct lint_parties *w, X509_CRL *crl,
                  char *err, size_t errsz);

@@ -635,7 +635,9 @@ int lint_cert_tbs(const struct lint_cert_profile *p, const struct lint_parties *
 	if (X509_NAME_cmp(X509_get_issuer_name(x), want_issuer) != 0)
 		return lint_finding(err, errsz, "issuer_name_matches",
 		                    "the issuer name is not the issuer's subject name");
-	key = subject_key(x);
+	/* The caller's key when it gave one (check_subject_key compares it with the
+	 * certificate's first), else the certificate's, decoded. */
+	key = w->subject_pub && EVP_PKEY_up_ref(w->subject_pub) ? w->subject_pub : subject_key(x);
 	issuer_pub = w->issuer_pub    ? w->issuer_pub
 	             : w->issuer      ? X509_get0_pubkey(w->issuer)
 	             : w->subject_pub ? w->subject_pub
@@ -661,11 +663,17 @@ int lint_cert_tbs(const struct lint_cert_profile *p, const struct lint_parties *
 int lint_cert_signed(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,
                      char *err, size_t errsz)
 {
+	if (lint_cert_tbs(p, w, x, err, errsz) != 0)
+		return -1;
+	return lint_cert_signature(p, w, x, err, errsz);
+}
+
+int lint_cert_signature(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,
+                        char *err, size_t errsz)
+{
 	EVP_PKEY *pub = w->issuer_pub;
 	const X509_ALGOR *outer;
 
-	if (lint_cert_tbs(p, w, x, err, errsz) != 0)
-		return -1;
 	if (!pub)
 		pub = w->issuer        ? X509_get0_pubkey(w->issuer)
 		      : w->subject_pub ? w->subject_pub
