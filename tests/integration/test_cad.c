@@ -1297,6 +1297,7 @@ START_TEST(issue_tls_server_with_rsa)
 	check_stored(o, "issued");
 	X509_free(x);
 	json_decref(o);
+	EVP_PKEY_free(k);
 }
 END_TEST
 
