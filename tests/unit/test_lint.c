@@ -677,6 +677,24 @@ START_TEST(key_usage_by_key_type_passes)
 }
 END_TEST
 
+/* A CA restricted to clientAuth (the operator-auth CA) has keyCertSign and cRLSign only: the
+ * EKU/KU consistency rule is for end-entity certificates. */
+START_TEST(ca_with_eku_constraint_passes)
+{
+	static const char *const eku[] = {"1.3.6.1.5.5.7.3.2"};
+	struct lint_cert_profile p = profile_of(INTER);
+	struct lint_parties w = parties_of(INTER);
+	X509 *x = build(INTER);
+	char err[512] = "";
+
+	add_ext(x, root, NID_ext_key_usage, "clientAuth");
+	p.eku = eku;
+	p.n_eku = 1;
+	ck_assert_msg(lint_cert_tbs(&p, &w, x, err, sizeof(err)) == 0, "%s", err);
+	X509_free(x);
+}
+END_TEST
+
 START_TEST(rule_of_a_finding)
 {
 	char rule[64];
@@ -1138,6 +1156,7 @@ int main(void)
 	                    (int)(sizeof(bad_certs) / sizeof(bad_certs[0])));
 	tcase_add_test(tc, key_usage_by_key_type_passes);
 	tcase_add_test(tc, rule_of_a_finding);
+	tcase_add_test(tc, ca_with_eku_constraint_passes);
 	tcase_add_test(tc, cross_outliving_issuer_warns);
 	tcase_add_test(tc, words_name_the_caller);
 	tcase_add_test(tc, signed_with_another_digest_fails);
