@@ -63,6 +63,13 @@ struct crl_info {
 };
 int crl_verify_file(const char *path, EVP_PKEY *pub, struct crl_info *info, char *why, size_t n);
 
+/* The CRL at path without its entries, for linting a CRL too large to decode whole: a
+ * CertificateList of the same TBSCertList fields but revokedCertificates, the same algorithm
+ * and signature (which no longer verifies: crl_verify_file checks it), into *der (free it),
+ * and the number of entries streamed past. 0, or -1 with why. */
+int crl_read_header(const char *path, uint8_t **der, size_t *len, uint64_t *entries, char *why,
+                    size_t n);
+
 /* Write the PEM form of the DER file der_path to pem_path, created new as crl_build creates
  * its output. 0, or -1 with why. */
 int crl_write_pem(const char *der_path, const char *pem_path, char *why, size_t n);

@@ -468,6 +468,7 @@ struct rfile {
 	uint64_t offset; /* file offset of buf[pos] */
 	EVP_MD_CTX *md;  /* digests what is consumed while digesting is set */
 	int digesting;
+	int seqs; /* crl_read_header: SEQUENCEs of the TBSCertList seen so far */
 	uint8_t buf[IOBUF];
 };
 
@@ -693,6 +694,111 @@ out:
 		close(r->fd);
 	EVP_MD_CTX_free(r->md);
 	free(r);
+	return rc;
+}
+
+/* Append the TLV tag/len header to d. */
+static size_t put_hdr(uint8_t *d, uint8_t tag, uint64_t len)
+{
+	size_t k = 0;
+
+	d[k++] = tag;
+	if (len < 0x80) {
+		d[k++] = (uint8_t)len;
+	} else {
+		int bytes = 0;
+		for (uint64_t v = len; v; v >>= 8)
+			bytes++;
+		d[k++] = (uint8_t)(0x80 | bytes);
+		for (int i = bytes - 1; i >= 0; i--)
+			d[k++] = (uint8_t)(len >> (8 * i));
+	}
+	return k;
+}
+
+int crl_read_header(const char *path, uint8_t **der_out, size_t *der_len, uint64_t *entries,
+                    char *why, size_t n)
+{
+	struct rfile *r = calloc(1, sizeof(*r));
+	uint8_t *tbs = malloc(2 * EXTS_MAX + 1024), *tail = malloc(SIG_MAX + 128), *out = NULL;
+	size_t tl = 0, ql = 0, cap = 2 * EXTS_MAX + 1024;
+	uint64_t len, tbs_end, count = 0;
+	uint8_t tag;
+	int rc = -1;
+
+	if (!r || !tbs || !tail) {
+		fail(why, n, "out of memory");
+		goto out;
+	}
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0) {
+		fail(why, n, "cannot read %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (r_hdr(r, &tag, &len) || tag != 0x30 || r_hdr(r, &tag, &len) || tag != 0x30)
+		goto trunc;
+	tbs_end = r->offset + len;
+	while (r->offset < tbs_end) {
+		if (r_hdr(r, &tag, &len) || r->offset + len > tbs_end)
+			goto trunc;
+		/* The entries: the third SEQUENCE after the version (algorithm, issuer,
+		 * entries). */
+		if (tag == 0x30 && r->seqs == 2) {
+			uint64_t end = r->offset + len;
+			while (r->offset < end) {
+				uint64_t el;
+				uint8_t et;
+				if (r_hdr(r, &et, &el) || et != 0x30 || r_consume(r, NULL, el))
+					goto trunc;
+				count++;
+			}
+			if (r->offset != end)
+				goto trunc;
+			continue;
+		}
+		if (tag == 0x30)
+			r->seqs++;
+		if (len + 8 > cap - tl)
+			goto trunc;
+		tl += put_hdr(tbs + tl, tag, len);
+		if (r_consume(r, tbs + tl, len))
+			goto trunc;
+		tl += (size_t)len;
+	}
+	/* signatureAlgorithm and signatureValue */
+	while (r_fill(r, 1) == 0) {
+		if (r_hdr(r, &tag, &len) || len + 8 > SIG_MAX + 128 - ql)
+			goto trunc;
+		ql += put_hdr(tail + ql, tag, len);
+		if (r_consume(r, tail + ql, len))
+			goto trunc;
+		ql += (size_t)len;
+	}
+	if (!(out = malloc(tl + ql + 16)))
+		goto trunc;
+	{
+		uint8_t h[10];
+		size_t hl = put_hdr(h, 0x30, tl), k;
+		k = put_hdr(out, 0x30, hl + tl + ql);
+		memcpy(out + k, h, hl);
+		memcpy(out + k + hl, tbs, tl);
+		memcpy(out + k + hl + tl, tail, ql);
+		*der_len = k + hl + tl + ql;
+	}
+	*der_out = out;
+	out = NULL;
+	*entries = count;
+	rc = 0;
+	goto out;
+trunc:
+	fail(why, n, "%s: malformed or truncated CRL", path);
+out:
+	if (r && r->fd > 0)
+		close(r->fd);
+	free(r);
+	free(tbs);
+	free(tail);
+	free(out);
 	return rc;
 }
 

@@ -14,18 +14,21 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/x509.h>
 
 #include "cakey.h"
 #include "crl.h"
 #include "crld.h"
 #include "db.h"
+#include "lint.h"
 #include "log.h"
 #include "metrics.h"
 
 #define MAX_SCOPES (1 + CRLD_MAX_SHARDS)
-/* d2i and X509_CRL_verify as a second check for CRLs up to this size. */
-#define FULL_PARSE_MAX (1 << 20)
+/* CRLs up to this size are decoded whole and linted entry by entry; larger ones without
+ * their entries (lint_check), so that memory does not grow with the number of entries. */
+#define LINT_WHOLE_MAX (8u << 20)
 #define STALE_LOG_SECONDS 60
 /* The change log is pruned in statements of at most this many rows, between CRL builds. */
 #define PRUNE_BATCH 2000
@@ -45,6 +48,7 @@ struct scope {
 	/* for /metrics (under the lock): the last published CRL numbers and times, failures */
 	int64_t full_number, delta_number, full_published_at, delta_published_at;
 	int64_t failures;
+	int64_t lint_failures; /* of those, CRLs the linter refused */
 };
 
 struct ca {
@@ -178,20 +182,71 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-/* OpenSSL's own parser and verifier as a second opinion, for CRLs small enough to load. */
-static int second_check(const char *path, EVP_PKEY *pub, char *why, size_t n)
+/* Lint before publishing (invariant 7): the signed CRL, decoded by OpenSSL's own parser, against
+ * what was asked of it (issuer, times, number, entry count, scope: IDP or none, delta base),
+ * RFC 5280's rules and its signature with the issuer certificate's key (ca-core/lint,
+ * docs/lint.md). 0, or -1 with the finding, which names its rule, in why. */
+static int lint_check(const char *path, X509 *issuer, const struct crl_params *p, uint64_t entries,
+                      uint64_t size, char *why, size_t n)
 {
-	FILE *f = fopen(path, "rb");
-	X509_CRL *crl = f ? d2i_X509_CRL_fp(f, NULL) : NULL;
-	int ok = crl && X509_CRL_verify(crl, pub) == 1;
+	FILE *f;
+	X509_CRL *crl = NULL;
+	const char *md = ca_key_digest(X509_get0_pubkey(issuer));
+	char number[32], finding[512];
+	struct lint_crl_profile lp = {
+	    .this_update = (time_t)p->this_update,
+	    .next_update = (time_t)p->next_update,
+	    .number = number,
+	    .n_revoked = (long)entries,
+	    .hash_nid = md ? OBJ_sn2nid(md) : 0,
+	    .idp_uri = p->idp_uri,
+	    .delta_base = (long long)p->delta_base,
+	    .words = {.source = "crld's request", .asker = "crld"},
+	};
+	struct lint_parties w = {.issuer = issuer};
+	int rc = -1;
 
+	snprintf(number, sizeof(number), "%lld", (long long)p->number);
+	if (size > LINT_WHOLE_MAX) {
+		/* Too large to decode whole (memory would grow with the entries): the CRL
+		 * without its entries, the entries counted as a stream; the signature was
+		 * verified as a stream by crl_verify_file. */
+		uint8_t *der = NULL;
+		const unsigned char *q;
+		size_t len = 0;
+		uint64_t streamed = 0;
+		if (crl_read_header(path, &der, &len, &streamed, why, n) != 0)
+			goto out;
+		q = der;
+		crl = d2i_X509_CRL(NULL, &q, (long)len);
+		free(der);
+		if (!crl)
+			snprintf(why, n, "%s: OpenSSL does not parse the CRL's header", path);
+		else if (streamed != entries)
+			snprintf(why, n,
+			         "lint: crl_entry_count: the CRL lists %llu certificates, crld "
+			         "streamed %llu",
+			         (unsigned long long)streamed, (unsigned long long)entries);
+		else if (lint_crl_header(&lp, &w, crl, finding, sizeof(finding)) != 0)
+			snprintf(why, n, "lint: %s", finding);
+		else
+			rc = 0;
+		goto out;
+	}
+	f = fopen(path, "rb");
+	crl = f ? d2i_X509_CRL_fp(f, NULL) : NULL;
 	if (f)
 		fclose(f);
+	if (!crl)
+		snprintf(why, n, "%s: OpenSSL does not parse the CRL", path);
+	else if (lint_crl_signed(&lp, &w, crl, finding, sizeof(finding)) != 0)
+		snprintf(why, n, "lint: %s", finding);
+	else
+		rc = 0;
+out:
 	X509_CRL_free(crl);
 	ERR_clear_error();
-	if (!ok)
-		snprintf(why, n, "%s: OpenSSL does not accept the CRL or its signature", path);
-	return ok ? 0 : -1;
+	return rc;
 }
 
 static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct eff *eff,
@@ -261,9 +316,12 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 		snprintf(why, n, "%s: CRL number or base differ from what was built", tmp);
 		goto out;
 	}
-	if (res.bytes <= FULL_PARSE_MAX &&
-	    second_check(tmp, X509_get0_pubkey(a->cert), why, n) != 0)
+	if (lint_check(tmp, a->cert, &p, res.entries, res.bytes, why, n) != 0) {
+		pthread_mutex_lock(&c->lock);
+		s->lint_failures++;
+		pthread_mutex_unlock(&c->lock);
 		goto out;
+	}
 	t_verified = now_ms();
 	/* Never replace a newer CRL (another instance's, say) with an older one. */
 	if (stat(final, &st) == 0 &&
@@ -819,7 +877,7 @@ static int health(void *arg, char *text, size_t n)
  * its scope table under c->lock, and /metrics is rare. */
 struct crld_families {
 	struct metrics_family *number, *published, *next_update, *stale, *failures, *listening,
-	    *database, *change_log;
+	    *database, *change_log, *lint_failures;
 };
 
 static int families(struct metrics *m, size_t crls, struct crld_families *f, char *err,
@@ -839,6 +897,9 @@ static int families(struct metrics *m, size_t crls, struct crld_families *f, cha
 	    metrics_counter(m, "hsmca_crld_build_failures_total",
 	                    "CRL builds that failed (the old CRL stayed).", "crl", crls,
 	                    &f->failures, err, errsz) ||
+	    metrics_counter(m, "hsmca_crld_lint_failures_total",
+	                    "CRLs the linter refused to publish (counted in build failures too).",
+	                    "crl", crls, &f->lint_failures, err, errsz) ||
 	    metrics_gauge(m, "hsmca_crld_revocations_listening",
 	                  "1 while LISTEN hsmca_revocation is up.", NULL, 1, &f->listening, err,
 	                  errsz) ||
@@ -888,6 +949,8 @@ static size_t metrics(void *arg, char *text, size_t n)
 				            !nu || nu < now);
 			}
 			metrics_add(metrics_get(f.failures, s->name), (uint64_t)s->failures);
+			metrics_add(metrics_get(f.lint_failures, s->name),
+			            (uint64_t)s->lint_failures);
 		}
 	pthread_mutex_unlock(&c->lock);
 	metrics_set(metrics_get(f.listening), c->listening);

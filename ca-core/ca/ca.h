@@ -226,6 +226,11 @@ struct ca_issue_result {
 	struct ca_why why;                 /* not CA_OK: why */
 };
 
+/* The keyUsage bits (X509v3 KU_*) a certificate for key gets of a profile's key_usage: an EC
+ * key never keyEncipherment or dataEncipherment (RFC 5480 3), keyAgreement only when the
+ * profile asks for it; an RSA key never keyAgreement. */
+unsigned ca_key_usage_for(unsigned key_usage, EVP_PKEY *key);
+
 /* Issue one certificate for req on *db (connected first when NULL). */
 enum ca_outcome ca_issue(struct ca *ca, struct db **db, const struct ca_issue_request *req,
                          struct ca_issue_result *res);

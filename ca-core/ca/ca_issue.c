@@ -15,6 +15,7 @@
 #include "ca_csr.h"
 #include "ca_group.h"
 #include "cakey.h"
+#include "lint.h"
 #include "log.h"
 
 #define SERIAL_BYTES 20
@@ -109,6 +110,15 @@ static int add_policies(X509 *cert, const struct ca_profile *p)
 	return ok;
 }
 
+unsigned ca_key_usage_for(unsigned key_usage, EVP_PKEY *key)
+{
+	if (key && EVP_PKEY_is_a(key, "EC"))
+		return key_usage & ~(unsigned)(KU_KEY_ENCIPHERMENT | KU_DATA_ENCIPHERMENT);
+	if (key && EVP_PKEY_is_a(key, "RSA"))
+		return key_usage & ~(unsigned)KU_KEY_AGREEMENT;
+	return key_usage;
+}
+
 /* Build the to-be-signed certificate; aia: the X509V3 value of its Authority Information
  * Access ("": none). */
 static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const uint8_t *serial,
@@ -120,6 +130,7 @@ static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const 
 	ASN1_INTEGER *sn = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
 	char ku[160] = "critical", eku[160] = "", dp[CA_PATH_MAX + 96];
 	X509V3_CTX ctx;
+	unsigned key_usage;
 	int ok = 0;
 	static const struct {
 		unsigned bit;
@@ -138,8 +149,9 @@ static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const 
 	    !ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)na) || !ca_csr_copy_pubkey(csrc, cert))
 		goto out;
 	X509V3_set_ctx(&ctx, a->cert, cert, NULL, NULL, 0);
+	key_usage = ca_key_usage_for(p->key_usage, csrc->pub);
 	for (size_t i = 0; i < sizeof(kus) / sizeof(kus[0]); i++)
-		if (p->key_usage & kus[i].bit) {
+		if (key_usage & kus[i].bit) {
 			strcat(ku, ",");
 			strcat(ku, kus[i].name);
 		}
@@ -149,7 +161,7 @@ static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const 
 		strcat(eku, OBJ_nid2sn(p->eku[i]));
 	}
 	if (!add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !add_ext(cert, &ctx, NID_key_usage, ku) ||
+	    (key_usage && !add_ext(cert, &ctx, NID_key_usage, ku)) ||
 	    (p->n_eku && !add_ext(cert, &ctx, NID_ext_key_usage, eku)) ||
 	    !add_ext(cert, &ctx, NID_subject_key_identifier, "hash") ||
 	    !add_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always"))
@@ -176,6 +188,72 @@ out:
 		cert = NULL;
 	}
 	return cert;
+}
+
+/* What the linter holds the certificate to: the profile, the validity reserved, keyUsage by
+ * the request's key type, the issuer's digest (docs/lint.md). */
+struct lint_of {
+	struct lint_cert_profile p;
+	struct lint_parties w;
+	char eku[CA_MAX_EKUS][64];
+	const char *ekus[CA_MAX_EKUS];
+};
+
+static void lint_of(const struct ca_profile *p, const struct ca_csr *csrc, int64_t nb, int64_t na,
+                    struct lint_of *l)
+{
+	static const struct {
+		unsigned ku, lint;
+	} bits[] = {{KU_DIGITAL_SIGNATURE, LINT_KU_DIGITAL_SIGNATURE},
+	            {KU_NON_REPUDIATION, LINT_KU_CONTENT_COMMITMENT},
+	            {KU_KEY_ENCIPHERMENT, LINT_KU_KEY_ENCIPHERMENT},
+	            {KU_DATA_ENCIPHERMENT, LINT_KU_DATA_ENCIPHERMENT},
+	            {KU_KEY_AGREEMENT, LINT_KU_KEY_AGREEMENT}};
+	unsigned ku = ca_key_usage_for(p->key_usage, csrc->pub);
+	const char *md = ca_key_digest(X509_get0_pubkey(p->authority->cert));
+
+	memset(l, 0, sizeof(*l));
+	l->p.role = LINT_LEAF;
+	l->p.not_before = (time_t)nb;
+	l->p.not_after = (time_t)na;
+	l->p.max_validity = (time_t)p->max_validity_days * 86400;
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if (ku & bits[i].ku)
+			l->p.key_usage |= bits[i].lint;
+	for (size_t i = 0; i < p->n_eku && i < CA_MAX_EKUS; i++) {
+		OBJ_obj2txt(l->eku[i], sizeof(l->eku[i]), OBJ_nid2obj(p->eku[i]), 1);
+		l->ekus[i] = l->eku[i];
+	}
+	l->p.eku = l->ekus;
+	l->p.n_eku = p->n_eku;
+	l->p.hash_nid = md ? OBJ_sn2nid(md) : 0;
+	l->p.words = (struct lint_words){.source = "the profile", .asker = "the CA core"};
+	l->w.issuer = p->authority->cert;
+	l->w.subject_pub = csrc->pub;
+}
+
+/* After signing: the certificate as a relying party decodes it, its extensions decoding, its
+ * signature algorithm the one asked for, its signature verified with the issuer
+ * certificate's key. 0, or -1 with the finding in why. */
+static int lint_signed(const struct lint_of *l, X509 *cert, char *why, size_t n)
+{
+	unsigned char *der = NULL;
+	const unsigned char *q;
+	int len = i2d_X509(cert, &der), rc;
+	X509 *back;
+
+	q = der;
+	back = len > 0 ? d2i_X509(NULL, &q, len) : NULL;
+	OPENSSL_free(der);
+	if (!back) {
+		snprintf(why, n, "ext_decodes: the signed certificate does not decode again");
+		return -1;
+	}
+	/* The TBSCertificate passed lint_cert_tbs before signing (signing adds only the
+	 * algorithm and the signature): what signing added is checked on the bytes. */
+	rc = lint_cert_signature(&l->p, &l->w, back, why, n);
+	X509_free(back);
+	return rc;
 }
 
 static int sign(struct ca *ca, struct ca_authority *a, X509 *cert, char *why, size_t n)
@@ -313,8 +391,18 @@ static enum ca_outcome within_issuer(const struct ca_issue_request *req, int64_t
 	            (long long)((ca_na - now) / 86400));
 }
 
-/* Reserve a serial for cr (before anything is signed). 158 random bits: 20 bytes, the top bit
- * clear (positive) and the next set (minimal, 20 bytes). */
+/* A serial of 158 random bits from the CSPRNG: 20 bytes, the top bit clear (positive) and the
+ * next set (minimal, 20 bytes). 0, or -1 without randomness. */
+static int new_serial(uint8_t *serial)
+{
+	if (RAND_bytes(serial, SERIAL_BYTES) != 1)
+		return -1;
+	serial[0] = (serial[0] & 0x7f) | 0x40;
+	return 0;
+}
+
+/* Reserve serial (made by new_serial) for cr, before anything is signed; a serial taken
+ * already is replaced by a new one. */
 static enum ca_outcome reserve(struct ca *ca, struct db *db, const struct ca_issue_request *req,
                                struct db_cert_request *cr, uint8_t *serial, int64_t *id,
                                struct ca_issue_result *res)
@@ -325,10 +413,10 @@ static enum ca_outcome reserve(struct ca *ca, struct db *db, const struct ca_iss
 	enum db_status rc;
 
 	for (int attempt = 0;; attempt++) {
-		if (RAND_bytes(serial, SERIAL_BYTES) != 1)
+		/* The first serial is the caller's (the one the certificate was linted with). */
+		if (attempt > 0 && new_serial(serial) != 0)
 			return fail(res, CA_INTERNAL, "internal", NULL,
 			            "no randomness for a serial");
-		serial[0] = (serial[0] & 0x7f) | 0x40;
 		cr->serial = serial;
 		cr->serial_len = SERIAL_BYTES;
 		cr->crl_shard = crl_shard(a, serial);
@@ -367,6 +455,30 @@ static enum ca_outcome reserve(struct ca *ca, struct db *db, const struct ca_iss
 	if (rc != DB_OK)
 		return ca_db_failure(&res->why, &err);
 	return CA_OK;
+}
+
+/* Build the to-be-signed certificate with serial into *cert and lint it. A finding refuses
+ * the request with the rule's name (CA_REFUSED, "lint-failed"); nothing is signed. */
+static enum ca_outcome build_linted(const struct ca_profile *p, const struct ca_csr *csrc,
+                                    const uint8_t *serial, const struct db_cert_request *cr,
+                                    const char *aia, const struct lint_of *lint, X509 **cert,
+                                    struct ca_issue_result *res)
+{
+	char finding[512], rule[64];
+
+	*cert = build(p, csrc, serial, cr->not_before, cr->not_after, aia);
+	if (!*cert)
+		return fail(res, CA_INTERNAL, "internal", NULL, "building the certificate failed");
+	if (lint_cert_tbs(&lint->p, &lint->w, *cert, finding, sizeof(finding)) == 0)
+		return CA_OK;
+	X509_free(*cert);
+	*cert = NULL;
+	lint_rule(finding, rule, sizeof(rule));
+	log_warn("profile %s, subject \"%s\": refused by lint rule %s before signing: %s", p->name,
+	         csrc->subject, rule, finding);
+	return fail(res, CA_REFUSED, "lint-failed", NULL,
+	            "the certificate would fail lint rule %s, so nothing was signed: %s", rule,
+	            finding);
 }
 
 /* Store the signed certificate with its audit entry (and the caller's step), committed. */
@@ -433,9 +545,10 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	const struct ca_csr *csrc = req->csr;
 	struct db_cert_request cr = {0};
 	struct db_err err = {0};
-	uint8_t serial[SERIAL_BYTES];
-	char why[512], hex[2 * DB_SERIAL_MAX + 1];
+	uint8_t serial[SERIAL_BYTES], linted[SERIAL_BYTES];
+	char why[512], hex[2 * DB_SERIAL_MAX + 1], finding[512];
 	char aia[DB_OCSP_URLS_MAX * (DB_AIA_URL_MAX + 16) + DB_AIA_URL_MAX + 32];
+	struct lint_of lint;
 	X509 *cert = NULL;
 	int64_t now, not_after = 0, id = 0;
 	enum ca_outcome o;
@@ -519,11 +632,33 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 		cr.token_sha256 = req->who.token_sha256;
 		cr.token_role = req->who.role;
 	}
+	/* The certificate is built and linted before anything reaches the database: a request
+	 * that would make a certificate failing a rule is refused by the rule's name and
+	 * changes nothing. */
+	if (new_serial(serial) != 0) {
+		o = fail(res, CA_INTERNAL, "internal", NULL, "no randomness for a serial");
+		goto out;
+	}
+	memcpy(linted, serial, sizeof(serial));
+	aia_value(ca, a, aia, sizeof(aia));
+	lint_of(p, csrc, cr.not_before, cr.not_after, &lint);
+	if ((o = build_linted(p, csrc, serial, &cr, aia, &lint, &cert, res)) != CA_OK)
+		goto out;
 	if ((o = reserve(ca, db, req, &cr, serial, &id, res)) != CA_OK)
 		goto out;
 	db_serial_to_hex(serial, sizeof(serial), hex);
-	aia_value(ca, a, aia, sizeof(aia));
-	cert = build(p, csrc, serial, cr.not_before, cr.not_after, aia);
+	if (memcmp(linted, serial, sizeof(serial)) != 0) {
+		/* The serial was taken (rarely): the certificate again, with the new one. */
+		X509_free(cert);
+		cert = NULL;
+		if ((o = build_linted(p, csrc, serial, &cr, aia, &lint, &cert, res)) != CA_OK) {
+			struct db_err e2 = {0};
+			if (db_cert_mark_failed(db, a->db_id, serial, sizeof(serial), &e2) != DB_OK)
+				log_error("serial %s: could not mark the reservation failed: %s",
+				          hex, e2.msg);
+			goto out;
+		}
+	}
 	if (!cert || !sign(ca, a, cert, why, sizeof(why))) {
 		struct db_err e2 = {0};
 		if (!cert)
@@ -536,6 +671,20 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 		o = fail(res, CA_KEYD_UNAVAILABLE, "keyd-unavailable", NULL,
 		         "signing with the key of authority %s failed (the cause is in the log)",
 		         a->name);
+		goto out;
+	}
+	if (lint_signed(&lint, cert, finding, sizeof(finding)) != 0) {
+		/* A signature or encoding that does not hold is never stored or returned. */
+		char rule[64];
+		struct db_err e2 = {0};
+		if (db_cert_mark_failed(db, a->db_id, serial, sizeof(serial), &e2) != DB_OK)
+			log_error("serial %s: could not mark the reservation failed: %s", hex,
+			          e2.msg);
+		log_error("serial %s: signed certificate refused by lint rule %s: %s", hex,
+		          lint_rule(finding, rule, sizeof(rule)), finding);
+		o = fail(res, CA_INTERNAL, "lint-failed-after-signing", NULL,
+		         "the signed certificate fails lint rule %s and was discarded: %s",
+		         lint_rule(finding, rule, sizeof(rule)), finding);
 		goto out;
 	}
 	if ((rc = store(ca, db, &judged, serial, id, hex, cert, &err)) != DB_OK) {

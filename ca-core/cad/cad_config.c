@@ -47,9 +47,13 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } key_usages[] = {
-    {"digitalSignature", KU_DIGITAL_SIGNATURE}, {"nonRepudiation", KU_NON_REPUDIATION},
-    {"keyEncipherment", KU_KEY_ENCIPHERMENT},   {"dataEncipherment", KU_DATA_ENCIPHERMENT},
+    {"digitalSignature", KU_DIGITAL_SIGNATURE},
+    {"nonRepudiation", KU_NON_REPUDIATION},
+    {"keyEncipherment", KU_KEY_ENCIPHERMENT},
+    {"dataEncipherment", KU_DATA_ENCIPHERMENT},
     {"keyAgreement", KU_KEY_AGREEMENT},
+    /* By key type (ca_key_usage_for): keyEncipherment for RSA keys, nothing for EC keys. */
+    {"encipherment", KU_KEY_ENCIPHERMENT},
 };
 
 /* End-entity EKUs only: a profile cannot make an OCSP signer or a timestamping authority. */
@@ -295,7 +299,7 @@ static int ku_item(struct yconf *y, yaml_node_t *n, const char *s, void *arg)
 		}
 	return yconf_fail(y, n, "key_usage",
 	                  "\"%s\": one of digitalSignature, nonRepudiation, keyEncipherment, "
-	                  "dataEncipherment, keyAgreement",
+	                  "encipherment, dataEncipherment, keyAgreement",
 	                  s);
 }
 

@@ -8,8 +8,11 @@
  * bytes with what the caller asked for, so a fault anywhere between the
  * request and the bytes is caught before anything is published.
  *
- * Every function returns 0, or -1 with the first finding in err (one
- * sentence, citing the RFC section where there is one). The linter holds no
+ * Every function returns 0, or -1 with the first finding in err: the name
+ * of the rule that failed, a colon, and one sentence citing the RFC section
+ * where there is one ("ku_ec_no_key_encipherment: keyEncipherment on an EC
+ * key: ..."); lint_rule gives the name alone, docs/lint.md lists every rule.
+ * The linter holds no
  * state, allocates nothing that outlives a call and depends on OpenSSL only.
  */
 #ifndef HSMCA_LINT_H
@@ -91,6 +94,12 @@ struct lint_crl_profile {
 	long n_revoked;
 	int hash_nid;
 	int rsa_pss;
+	/* The Issuing Distribution Point's fullName URI; NULL: the CRL carries none. A CRL
+	 * with one is a partitioned CRL; the extension must be critical (RFC 5280 5.2.5). */
+	const char *idp_uri;
+	/* > 0: a delta CRL on the full CRL of this number (a critical Delta CRL Indicator, RFC
+	 * 5280 5.2.4); 0: a full CRL, which carries none. */
+	long long delta_base;
 	struct lint_words words;
 };
 
@@ -116,10 +125,24 @@ int lint_cert_tbs(const struct lint_cert_profile *p, const struct lint_parties *
 int lint_cert_signed(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,
                      char *err, size_t errsz);
 
+/* What signing added, for a certificate whose TBSCertificate passed lint_cert_tbs (decode it
+ * again from its DER first): every extension decodes, the signature algorithm, the
+ * signature. lint_cert_signed is lint_cert_tbs and this. */
+int lint_cert_signature(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,
+                        char *err, size_t errsz);
+
 /* The to-be-signed and the signed CRL; w->issuer is required. */
 int lint_crl_tbs(const struct lint_crl_profile *p, const struct lint_parties *w, X509_CRL *crl,
                  char *err, size_t errsz);
 int lint_crl_signed(const struct lint_crl_profile *p, const struct lint_parties *w, X509_CRL *crl,
+                    char *err, size_t errsz);
+
+/* The rule a finding names ("key_ec_curve"), into buf; "lint" for a finding without one. */
+const char *lint_rule(const char *finding, char *buf, size_t n);
+
+/* A CRL without its entries (one too large to decode whole, its signature verified as a
+ * stream by the caller): lint_crl_tbs but the entries, and the signature algorithm. */
+int lint_crl_header(const struct lint_crl_profile *p, const struct lint_parties *w, X509_CRL *crl,
                     char *err, size_t errsz);
 
 /* The signature on x (crl) verifies with pub; the finding says what to suspect when not. */

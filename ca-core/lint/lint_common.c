@@ -20,6 +20,34 @@ int lint_fail(char *err, size_t errsz, const char *fmt, ...)
 	return -1;
 }
 
+int lint_finding(char *err, size_t errsz, const char *rule, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	k = snprintf(err, errsz, "%s: ", rule);
+	if (k < 0 || (size_t)k >= errsz)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err + k, errsz - (size_t)k, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+const char *lint_rule(const char *finding, char *buf, size_t n)
+{
+	size_t k = 0;
+
+	while (finding && ((finding[k] >= 'a' && finding[k] <= 'z') ||
+	                   (finding[k] >= '0' && finding[k] <= '9') || finding[k] == '_'))
+		k++;
+	if (!finding || k == 0 || finding[k] != ':' || finding[k + 1] != ' ' || k >= n)
+		snprintf(buf, n, "lint");
+	else
+		snprintf(buf, n, "%.*s", (int)k, finding);
+	return buf;
+}
+
 const char *lint_source(const struct lint_words *w)
 {
 	return w->source ? w->source : "the profile";
@@ -51,20 +79,21 @@ int lint_check_time(const ASN1_TIME *t, time_t want, const char *what,
 	const unsigned char *d = ASN1_STRING_get0_data(t);
 
 	if (y < 0 || !ASN1_TIME_check(t))
-		return lint_fail(err, errsz, "%s is not a valid time", what);
+		return lint_finding(err, errsz, "time_valid", "%s is not a valid time", what);
 	if (y < 2050 && (type != V_ASN1_UTCTIME || len != 13))
-		return lint_fail(err, errsz,
-		                 "%s (%d) must be a UTCTime YYMMDDHHMMSSZ (RFC 5280 4.1.2.5)", what,
-		                 y);
+		return lint_finding(err, errsz, "time_encoding",
+		                    "%s (%d) must be a UTCTime YYMMDDHHMMSSZ (RFC 5280 4.1.2.5)",
+		                    what, y);
 	if (y >= 2050 && (type != V_ASN1_GENERALIZEDTIME || len != 15))
-		return lint_fail(err, errsz,
-		                 "%s (%d) must be a GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 "
-		                 "4.1.2.5)",
-		                 what, y);
+		return lint_finding(err, errsz, "time_encoding",
+		                    "%s (%d) must be a GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 "
+		                    "4.1.2.5)",
+		                    what, y);
 	if (d[len - 1] != 'Z')
-		return lint_fail(err, errsz, "%s is not in UTC", what);
+		return lint_finding(err, errsz, "time_utc", "%s is not in UTC", what);
 	if (want && ASN1_TIME_cmp_time_t(t, want) != 0)
-		return lint_fail(err, errsz, "%s differs from %s", what, lint_source(words));
+		return lint_finding(err, errsz, "time_matches_request", "%s differs from %s", what,
+		                    lint_source(words));
 	return 0;
 }
 
@@ -82,9 +111,9 @@ int lint_ext_duplicates(const STACK_OF(X509_EXTENSION) * exts, const char *what,
 			if (OBJ_cmp(a, b) == 0) {
 				char name[128];
 				OBJ_obj2txt(name, sizeof(name), a, 0);
-				return lint_fail(err, errsz,
-				                 "%s has extension %s twice (RFC 5280 4.2)", what,
-				                 name);
+				return lint_finding(err, errsz, "ext_no_duplicates",
+				                    "%s has extension %s twice (RFC 5280 4.2)",
+				                    what, name);
 			}
 		}
 	return 0;
@@ -109,7 +138,8 @@ int lint_ext_allowed(const STACK_OF(X509_EXTENSION) * exts, const int *nids, con
 		if (nid != NID_undef && (nid_in(nids, nid) || nid_in(extra, nid)))
 			continue;
 		OBJ_obj2txt(name, sizeof(name), o, 0);
-		return lint_fail(err, errsz, "%s has an unexpected extension %s", what, name);
+		return lint_finding(err, errsz, "ext_allowed", "%s has an unexpected extension %s",
+		                    what, name);
 	}
 	return 0;
 }
@@ -125,18 +155,18 @@ int lint_check_aki(AUTHORITY_KEYID *aki, int crit, const ASN1_OCTET_STRING *issu
                    const char *what, char *err, size_t errsz)
 {
 	if (!aki)
-		return lint_fail(err, errsz, "%s has no authorityKeyIdentifier (RFC 5280 4.2.1.1)",
-		                 what);
+		return lint_finding(err, errsz, "aki_present",
+		                    "%s has no authorityKeyIdentifier (RFC 5280 4.2.1.1)", what);
 	if (crit)
-		return lint_fail(err, errsz, "%s: authorityKeyIdentifier must not be critical",
-		                 what);
+		return lint_finding(err, errsz, "aki_not_critical",
+		                    "%s: authorityKeyIdentifier must not be critical", what);
 	if (!aki->keyid || aki->issuer || aki->serial)
-		return lint_fail(err, errsz,
-		                 "%s: authorityKeyIdentifier must hold the keyIdentifier only",
-		                 what);
+		return lint_finding(err, errsz, "aki_keyid_only",
+		                    "%s: authorityKeyIdentifier must hold the keyIdentifier only",
+		                    what);
 	if (!lint_octets_equal(aki->keyid, issuer_ski))
-		return lint_fail(
-		    err, errsz,
+		return lint_finding(
+		    err, errsz, "aki_matches_issuer_ski",
 		    "%s: authorityKeyIdentifier is not the issuer's subjectKeyIdentifier", what);
 	return 0;
 }
@@ -157,17 +187,18 @@ int lint_check_serial(const ASN1_INTEGER *s, int min_bits, char *err, size_t err
 
 	BN_free(bn);
 	if (neg || bits == 0)
-		return lint_fail(err, errsz,
-		                 "the serial number must be positive (RFC 5280 4.1.2.2)");
+		return lint_finding(err, errsz, "serial_positive",
+		                    "the serial number must be positive (RFC 5280 4.1.2.2)");
 	if (len > 20)
-		return lint_fail(err, errsz,
-		                 "the serial number is %d octets; at most 20 (RFC 5280 4.1.2.2)",
-		                 len);
+		return lint_finding(err, errsz, "serial_max_20_octets",
+		                    "the serial number is %d octets; at most 20 (RFC 5280 4.1.2.2)",
+		                    len);
 	if (bits < min_bits)
-		return lint_fail(err, errsz,
-		                 "the serial number has %d bits; it must carry at least 64 random "
-		                 "bits (CA/B Forum BR 7.1)",
-		                 bits);
+		return lint_finding(
+		    err, errsz, "serial_entropy",
+		    "the serial number has %d bits; it must carry at least 64 random "
+		    "bits (CA/B Forum BR 7.1)",
+		    bits);
 	return 0;
 }
 
@@ -191,17 +222,18 @@ int lint_check_sig_alg(int hash_nid, int rsa_pss, const struct lint_words *words
 	int want;
 
 	if (X509_ALGOR_cmp(inner, outer) != 0)
-		return lint_fail(err, errsz,
-		                 "%s: the signed and the outer signature algorithms differ", what);
+		return lint_finding(err, errsz, "sig_alg_inner_outer",
+		                    "%s: the signed and the outer signature algorithms differ",
+		                    what);
 	if (!hash_nid)
 		return 0;
 	want = lint_sig_nid(issuer_pub, hash_nid, rsa_pss);
 	X509_ALGOR_get0(&oid, NULL, NULL, outer);
 	if (OBJ_obj2nid(oid) != want)
-		return lint_fail(err, errsz, "%s is signed with %s, %s asked for %s", what,
-		                 OBJ_nid2ln(OBJ_obj2nid(oid)), lint_asker(words),
-		                 want == NID_undef ? "an algorithm this key cannot use"
-		                                   : OBJ_nid2ln(want));
+		return lint_finding(
+		    err, errsz, "sig_alg_for_key", "%s is signed with %s, %s asked for %s", what,
+		    OBJ_nid2ln(OBJ_obj2nid(oid)), lint_asker(words),
+		    want == NID_undef ? "an algorithm this key cannot use" : OBJ_nid2ln(want));
 	return 0;
 }
 
@@ -212,10 +244,10 @@ int lint_verify_cert_signature(X509 *x, EVP_PKEY *pub, char *err, size_t errsz)
 	if (pub && X509_verify(x, pub) == 1)
 		return 0;
 	ERR_clear_error();
-	return lint_fail(err, errsz,
-	                 "the signature keyd made does not verify with the public key of the "
-	                 "issuer certificate: keyd signed with a different key than the "
-	                 "certificate names (is keyd serving the wrong token or key?)");
+	return lint_finding(err, errsz, "sig_verifies",
+	                    "the signature keyd made does not verify with the public key of the "
+	                    "issuer certificate: keyd signed with a different key than the "
+	                    "certificate names (is keyd serving the wrong token or key?)");
 }
 
 int lint_verify_crl_signature(X509_CRL *crl, EVP_PKEY *pub, char *err, size_t errsz)
@@ -223,10 +255,10 @@ int lint_verify_crl_signature(X509_CRL *crl, EVP_PKEY *pub, char *err, size_t er
 	if (pub && X509_CRL_verify(crl, pub) == 1)
 		return 0;
 	ERR_clear_error();
-	return lint_fail(err, errsz,
-	                 "the CRL signature keyd made does not verify with the public key of "
-	                 "the issuer certificate: keyd signed with a different key than the "
-	                 "certificate names (is keyd serving the wrong token or key?)");
+	return lint_finding(err, errsz, "sig_verifies",
+	                    "the CRL signature keyd made does not verify with the public key of "
+	                    "the issuer certificate: keyd signed with a different key than the "
+	                    "certificate names (is keyd serving the wrong token or key?)");
 }
 
 int lint_path(X509 *x, X509 *anchor, time_t t, char *err, size_t errsz)
@@ -238,8 +270,9 @@ int lint_path(X509 *x, X509 *anchor, time_t t, char *err, size_t errsz)
 	if (!st || !ctx || !X509_STORE_add_cert(st, anchor) ||
 	    !X509_STORE_CTX_init(ctx, st, x, NULL)) {
 		unsigned long e = ERR_get_error();
-		lint_fail(err, errsz, "cannot set up path validation%s%s%s", e ? " (OpenSSL: " : "",
-		          e ? ERR_reason_error_string(e) : "", e ? ")" : "");
+		lint_finding(err, errsz, "path_setup", "cannot set up path validation%s%s%s",
+		             e ? " (OpenSSL: " : "", e ? ERR_reason_error_string(e) : "",
+		             e ? ")" : "");
 		ERR_clear_error();
 		goto out;
 	}
@@ -252,8 +285,9 @@ int lint_path(X509 *x, X509 *anchor, time_t t, char *err, size_t errsz)
 		struct tm tm;
 		if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
 			snprintf(when, sizeof(when), "(time %lld)", (long long)t);
-		lint_fail(err, errsz, "path validation of the new certificate at %s failed: %s",
-		          when, X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		lint_finding(err, errsz, "path_valid",
+		             "path validation of the new certificate at %s failed: %s", when,
+		             X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
 		ERR_clear_error();
 		goto out;
 	}

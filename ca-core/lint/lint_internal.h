@@ -13,6 +13,11 @@
 /* Formats the finding into err and returns -1, so that "return lint_fail(...)" reads well. */
 int lint_fail(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The same, the finding named by its rule ("rule: what is wrong"); docs/lint.md lists the
+ * rules. */
+int lint_finding(char *err, size_t errsz, const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* The words of a profile, defaults filled in. */
 const char *lint_source(const struct lint_words *w);
 const char *lint_source_short(const struct lint_words *w);

@@ -61,7 +61,9 @@ static void path_of(char *out, size_t n, const char *name)
 
 /* ---- certificates for the fixture ---- */
 
-/* issuer NULL: self-signed. Valid from an hour ago for ten years; serials from 1000 up. */
+/* issuer NULL: self-signed. Valid from an hour ago for ten years and ten days (so that a
+ * certificate of the longest profile, 3650 days, lies inside its issuer's validity, as the
+ * linter requires: rule validity_within_issuer); serials from 1000 up. */
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san, const char *md)
 {
@@ -74,7 +76,7 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 	                         .ca = ca,
 	                         .serial = serial++,
 	                         .not_before = now - 3600,
-	                         .not_after = now + 86400L * 3650,
+	                         .not_after = now + 86400L * 3660,
 	                         .san = san,
 	                         .md = md};
 
@@ -359,7 +361,7 @@ static const char config_fmt[] =
     "    authority: issuing\n"
     "    key_profile: standard\n"
     "    max_validity_days: 397\n"
-    "    key_usage: [digitalSignature, keyEncipherment]\n"
+    "    key_usage: [digitalSignature, encipherment]\n"
     "    extended_key_usage: [serverAuth]\n"
     "    subject_fields: [CN, O]\n"
     "    san: {dns: [\"*.example.com\", example.com], ip: [\"10.*\"]}\n"
@@ -1314,8 +1316,8 @@ START_TEST(issue_tls_server)
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	json_t *o = issue_ok("officer", "tls-server", k, "/CN=www.example.com/O=Example",
 	                     "DNS:www.example.com,DNS:example.com,IP:10.1.2.3");
-	X509 *x = check_issued(o, "issuing.pem", KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT,
-	                       XKU_SSL_SERVER);
+	/* An EC key: "encipherment" gives it no keyEncipherment (RFC 5480 3). */
+	X509 *x = check_issued(o, "issuing.pem", KU_DIGITAL_SIGNATURE, XKU_SSL_SERVER);
 
 	ck_assert(has_san(x, GEN_DNS, "www.example.com"));
 	ck_assert(has_san(x, GEN_DNS, "example.com"));
@@ -1441,14 +1443,29 @@ START_TEST(issue_device)
 }
 END_TEST
 
+/* The same profile gives an RSA key keyEncipherment. */
+START_TEST(issue_tls_server_with_rsa)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	json_t *o =
+	    issue_ok("officer", "tls-server", k, "/CN=www.example.com", "DNS:www.example.com");
+	X509 *x = check_issued(o, "issuing.pem", KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT,
+	                       XKU_SSL_SERVER);
+
+	check_stored(o, "issued");
+	X509_free(x);
+	json_decref(o);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 START_TEST(issue_email)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-384");
 	json_t *o = issue_ok("officer", "email", k, "/CN=Bob/emailAddress=bob@example.com",
 	                     "email:bob@example.com");
-	X509 *x = check_issued(o, "issuing.pem",
-	                       KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT | KU_NON_REPUDIATION,
-	                       XKU_SMIME);
+	X509 *x =
+	    check_issued(o, "issuing.pem", KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION, XKU_SMIME);
 
 	ck_assert(has_san(x, GEN_EMAIL, "bob@example.com"));
 	check_stored(o, "issued");
@@ -1635,6 +1652,21 @@ START_TEST(bad_requests_change_nothing)
 	refused_csr("tls-server", p256, "/CN=www.example.com", NULL, "name-not-allowed");
 	refused_csr("tls-client", p256, "/O=Example", NULL, "name-not-allowed");
 	refused_csr("tls-client", p256, "/CN=a", "DNS:www.example.com", "name-not-allowed");
+	/* The linter before signing: a TLS server's commonName must be one of its SANs. */
+	{
+		long long before = count("SELECT count(*) FROM certificates");
+		json_t *o = NULL;
+		csr = make_csr(p256, "/CN=mail.example.com", "DNS:www.example.com");
+		body = issue_body("tls-server", csr);
+		ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 400);
+		ck_assert_str_eq(jstr(o, "error"), "lint-failed");
+		ck_assert_msg(strstr(jstr(o, "detail"), "lint rule tls_cn_in_san"), "%s",
+		              jstr(o, "detail"));
+		ck_assert_int_eq(count("SELECT count(*) FROM certificates"), before);
+		json_decref(o);
+		free(body);
+		free(csr);
+	}
 	EVP_PKEY_free(p256);
 	EVP_PKEY_free(rsa1024);
 	EVP_PKEY_free(p521);
@@ -3268,6 +3300,7 @@ int main(void)
 	tcase_add_test(tc, connections_beyond_the_cap_get_503);
 	tcase_add_test(tc, issue_tls_server);
 	tcase_add_test(tc, issue_tls_client_with_rsa);
+	tcase_add_test(tc, issue_tls_server_with_rsa);
 	tcase_add_test(tc, offline_issue_is_reserved_stored_and_audited);
 	tcase_add_test(tc, a_second_cad_on_a_taken_port_is_refused);
 	tcase_add_test(tc, issue_device);

@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "crl.h"
+#include "lint.h"
 #include "crld.h"
 #include "httptext.h"
 #include "db.h"
@@ -1517,6 +1518,60 @@ START_TEST(failed_run_keeps_the_published_crl)
 }
 END_TEST
 
+/* Lint before publishing: an authority whose certificate has no subjectKeyIdentifier gets
+ * CRLs whose authorityKeyIdentifier the builder computed (RFC 5280 method 1), which no
+ * relying party can match with the certificate; the linter refuses them by the rule's name
+ * (aki_matches_issuer_ski), nothing is published, and the log says which rule. */
+START_TEST(crl_failing_lint_is_not_published)
+{
+	static struct ca noski = {.name = "noski", .label = "noski-p256"};
+	struct keyd_client *c = keyd_client_new(NULL, 0);
+	struct keyd_key k;
+	struct keyd_err kerr;
+	struct db_authority a = {0};
+	struct db_err err = {0};
+	struct db *db = owner_db();
+	uint8_t serial = 99, *subj = NULL, *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int64_t now = time(NULL);
+	int subj_len, der_len;
+	const char *conf = crld_config("lintfail", "authorities: [{name: noski}]\n");
+	const char *log;
+
+	ck_assert(c && keyd_client_generate(c, noski.label, KEYD_KEY_EC, KEYD_CURVE_P256, &k,
+	                                    &kerr) == 0);
+	keyd_client_free(c);
+	noski.key = harness_keyd_key(noski.label);
+	noski.cert = make_cert(noski.name, noski.key, root, root_key, 1, &serial, 1, NULL,
+	                       now - 86400, now + 86400L * 3650);
+	X509_EXTENSION_free(X509_delete_ext(
+	    noski.cert, X509_get_ext_by_NID(noski.cert, NID_subject_key_identifier, -1)));
+	ck_assert_int_gt(X509_sign(noski.cert, root_key, EVP_sha256()), 0);
+	subj_len = i2d_X509_NAME(X509_get_subject_name(noski.cert), &subj);
+	der_len = i2d_X509(noski.cert, &der);
+	a.name = (char *)noski.name;
+	a.subject = (char *)noski.name;
+	a.subject_der = subj;
+	a.subject_der_len = (size_t)subj_len;
+	ck_assert(X509_pubkey_digest(noski.cert, EVP_sha1(), md, &mdlen));
+	a.ski = md; /* the database's record; the certificate carries none */
+	a.ski_len = mdlen;
+	a.cert_der = der;
+	a.cert_der_len = (size_t)der_len;
+	a.key_label = (char *)noski.label;
+	ck_assert_msg(db_authority_add(db, &a, &noski.id, &err) == DB_OK, "%s", err.msg);
+	OPENSSL_free(subj);
+	OPENSSL_free(der);
+	db_close(db);
+	ck_assert_int_ne(crld_once(conf, path("lintfail.log")), 0);
+	log = harness_slurp(path("lintfail.log"));
+	ck_assert_msg(strstr(log, "lint: aki_matches_issuer_ski:") && strstr(log, "not published"), "%s", log);
+	ck_assert_int_ne(access(path("lintfail/noski.crl"), F_OK), 0);
+	X509_free(noski.cert);
+	EVP_PKEY_free(noski.key);
+}
+END_TEST
+
 START_TEST(bad_configurations_are_refused_with_the_field_named)
 {
 	static const struct {
@@ -1630,6 +1685,36 @@ START_TEST(builder_output_parses_entry_by_entry)
 	ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 3000);
 	ck_assert_int_eq(X509_CRL_verify(crl, k), 1);
 	X509_CRL_free(crl);
+	/* The CRL without its entries, as crld lints one too large to decode whole: the same
+	 * header passes the linter, the entries are counted, and a wrong expectation fails. */
+	{
+		uint8_t *der = NULL;
+		const unsigned char *q;
+		size_t len = 0;
+		uint64_t entries = 0;
+		char err[512];
+		struct lint_crl_profile lp = {.this_update = 1700000000,
+		                              .next_update = (time_t)2600000000LL,
+		                              .number = "77",
+		                              .n_revoked = -1,
+		                              .hash_nid = NID_sha384,
+		                              .delta_base = 70};
+		struct lint_parties w = {.issuer = ca};
+		ck_assert_msg(crl_read_header(path("builder.crl"), &der, &len, &entries, why,
+		                              sizeof(why)) == 0,
+		              "%s", why);
+		ck_assert_int_eq(entries, 3000);
+		q = der;
+		crl = d2i_X509_CRL(NULL, &q, (long)len);
+		free(der);
+		ck_assert_ptr_nonnull(crl);
+		ck_assert_ptr_null(X509_CRL_get_REVOKED(crl));
+		ck_assert_msg(lint_crl_header(&lp, &w, crl, err, sizeof(err)) == 0, "%s", err);
+		lp.delta_base = 0; /* a full CRL: no Delta CRL Indicator */
+		ck_assert_int_eq(lint_crl_header(&lp, &w, crl, err, sizeof(err)), -1);
+		ck_assert_msg(strstr(err, "crl_delta_indicator:"), "%s", err);
+		X509_CRL_free(crl);
+	}
 	/* a wrong key does not verify, and a flipped byte is caught */
 	{
 		EVP_PKEY *other = EVP_EC_gen("P-384");
@@ -1735,6 +1820,7 @@ int main(void)
 	tcase_add_test(tc, http_dates_and_file_names);
 	tcase_add_test(tc, builder_output_parses_entry_by_entry);
 	tcase_add_test(tc, bad_configurations_are_refused_with_the_field_named);
+	tcase_add_test(tc, crl_failing_lint_is_not_published);
 	tcase_add_test(tc, good_revoked_held_and_released_with_openssl_verify);
 	tcase_add_test(tc, rsa_ca_crl_verifies);
 	tcase_add_test(tc, database_settings_set_next_update_and_deltas);

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "ca.h"
 #include "ca_csr.h"
@@ -202,6 +203,28 @@ START_TEST(test_validity_within_the_issuer)
 }
 END_TEST
 
+/* keyUsage by key type: a profile asking for digitalSignature and keyEncipherment gives an RSA
+ * key both and an EC key digitalSignature alone; keyAgreement goes to an EC key only when
+ * asked, never to an RSA key. */
+START_TEST(test_key_usage_by_key_type)
+{
+	EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	unsigned tls = KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT;
+	unsigned agree = KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT;
+
+	ck_assert(ec && rsa);
+	ck_assert_uint_eq(ca_key_usage_for(tls, rsa), tls);
+	ck_assert_uint_eq(ca_key_usage_for(tls, ec), KU_DIGITAL_SIGNATURE);
+	ck_assert_uint_eq(ca_key_usage_for(tls | KU_DATA_ENCIPHERMENT, ec), KU_DIGITAL_SIGNATURE);
+	ck_assert_uint_eq(ca_key_usage_for(agree, ec), agree);
+	ck_assert_uint_eq(ca_key_usage_for(agree, rsa), KU_DIGITAL_SIGNATURE);
+	ck_assert_uint_eq(ca_key_usage_for(tls | KU_KEY_AGREEMENT, ec), agree);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+}
+END_TEST
+
 START_TEST(test_shared_pieces)
 {
 	ck_assert(ca_profile_listed("a,web,b", "web"));
@@ -221,6 +244,7 @@ int main(void)
 	tcase_add_test(tc, test_refusals_before_the_database);
 	tcase_add_test(tc, test_validity_within_the_issuer);
 	tcase_add_test(tc, test_shared_pieces);
+	tcase_add_test(tc, test_key_usage_by_key_type);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -19,6 +19,7 @@
 #define DAY 86400L
 
 static EVP_PKEY *root_key, *inter_key, *leaf_key, *other_key;
+static EVP_PKEY *rsa1024, *rsa2048, *p224; /* leaf keys of other kinds */
 static X509 *root, *inter;
 
 enum base { ROOT, INTER, LEAF, OCSP, CROSS };
@@ -117,7 +118,7 @@ static struct lint_cert_profile profile_of(enum base b)
 		p.not_before = T2026 + 2 * DAY;
 		p.not_after = T2026 + 92 * DAY;
 		p.max_validity = 100 * DAY;
-		p.key_usage = LINT_KU_DIGITAL_SIGNATURE | LINT_KU_KEY_ENCIPHERMENT;
+		p.key_usage = LINT_KU_DIGITAL_SIGNATURE; /* an EC key: no keyEncipherment */
 		p.eku = leaf_eku;
 		p.n_eku = 2;
 		break;
@@ -165,7 +166,7 @@ static X509 *build(enum base b)
 	case LEAF:
 		/* As cad issues them: an empty subject, the name in a critical SAN. */
 		add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE");
-		add_ext(x, issuer, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+		add_ext(x, issuer, NID_key_usage, "critical,digitalSignature");
 		add_ext(x, issuer, NID_ext_key_usage, "serverAuth,clientAuth");
 		add_ext(x, issuer, NID_subject_alt_name, "critical,DNS:www.example.com");
 		add_ext(x, issuer, NID_crl_distribution_points, "URI:http://ca.example.com/crl");
@@ -205,6 +206,10 @@ static void setup(void)
 	leaf_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	other_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 	ck_assert(root_key && inter_key && leaf_key && other_key);
+	rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+	rsa2048 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	p224 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-224");
+	ck_assert(rsa1024 && rsa2048 && p224);
 	root = build(ROOT);
 	sign(root, root_key, EVP_sha256());
 	inter = build(INTER);
@@ -219,6 +224,9 @@ static void teardown(void)
 	EVP_PKEY_free(inter_key);
 	EVP_PKEY_free(leaf_key);
 	EVP_PKEY_free(other_key);
+	EVP_PKEY_free(rsa1024);
+	EVP_PKEY_free(rsa2048);
+	EVP_PKEY_free(p224);
 }
 
 /* ---- good certificates ---- */
@@ -268,6 +276,7 @@ struct bad {
 	enum base base;
 	void (*mutate)(X509 *x, struct lint_cert_profile *p, struct lint_parties *w);
 	const char *finding;
+	const char *rule; /* the rule the finding names (docs/lint.md) */
 };
 
 /* Each mutation uses the parts it breaks. */
@@ -476,64 +485,225 @@ MUT(outlives_issuer)
 	set_times(x, p->not_before, p->not_after);
 }
 
-static const struct bad bad_certs[] = {
-    {ROOT, version_2, "not version 3"},
-    {ROOT, short_serial, "at least 64 random bits"},
-    {ROOT, zero_serial, "must be positive"},
-    {ROOT, long_serial, "at most 20"},
-    {INTER, wrong_issuer_name, "the issuer name is not the issuer's subject name"},
-    {ROOT, empty_ca_subject, "the subject is empty"},
-    {LEAF, san_not_critical, "subjectAltName must be critical"},
-    {CROSS, cross_subject_differs, "the subject differs from the existing CA's"},
-    {ROOT, generalized_before_2050, "must be a UTCTime"},
-    {ROOT, not_before_differs, "notBefore differs from the profile"},
-    {LEAF, not_before_after_not_after, "notBefore is not before notAfter"},
-    {LEAF, too_long, "longer than the 2592000 seconds"},
-    {ROOT, duplicate_ext, "twice"},
-    {INTER, unexpected_ext, "unexpected extension X509v3 Subject Alternative Name"},
-    {LEAF, extra_ext_allowed_by_profile, "not the key the caller checked"},
-    {LEAF, other_subject_key, "not the key the caller checked"},
-    {ROOT, no_ski, "no subjectKeyIdentifier"},
-    {ROOT, ski_critical, "subjectKeyIdentifier must not be critical"},
-    {ROOT, ski_not_sha1, "not the SHA-1 of the subjectPublicKey"},
-    {ROOT, no_aki, "no authorityKeyIdentifier"},
-    {INTER, aki_of_other_issuer, "not the issuer's subjectKeyIdentifier"},
-    {INTER, aki_with_issuer_and_serial, "keyIdentifier only"},
-    {INTER, ca_without_ca_flag, "needs basicConstraints cA=TRUE"},
-    {INTER, bc_not_critical, "basicConstraints must be critical"},
-    {INTER, path_length_differs, "path length differs from the profile"},
-    {LEAF, leaf_is_ca, "a leaf certificate must not be a CA"},
-    {OCSP, no_ku, "no keyUsage"},
-    {ROOT, ku_not_critical, "keyUsage must be critical"},
-    {ROOT, ku_differs, "keyUsage differs from the profile's key_usage"},
-    {ROOT, ca_without_cert_sign, "needs keyUsage keyCertSign"},
-    {OCSP, ocsp_with_crl_sign, "neither keyCertSign nor cRLSign"},
-    {LEAF, leaf_with_cert_sign, "must not carry keyCertSign or cRLSign"},
-    {LEAF, eku_differs, "extendedKeyUsage differs"},
-    {LEAF, eku_critical, "not marked critical"},
-    {ROOT, root_with_eku, "a root certificate carries no extendedKeyUsage"},
-    {OCSP, ocsp_without_ocsp_eku, "needs extendedKeyUsage id-kp-OCSPSigning"},
-    {OCSP, ocsp_without_nocheck, "id-pkix-ocsp-nocheck (RFC 6960"},
-    {LEAF, leaf_with_nocheck, "only an OCSP signer carries id-pkix-ocsp-nocheck"},
-    {INTER, nc_missing, "nameConstraints differ"},
-    {INTER, nc_not_critical, "nameConstraints must be critical"},
-    {LEAF, leaf_with_nc, "only a CA certificate carries nameConstraints"},
-    {INTER, outlives_issuer, "must lie inside the issuer's validity"},
-};
+/* The leaf with another subject key (and keyUsage), as the issuer would have built it. */
+static void leaf_key_ku(X509 *x, struct lint_cert_profile *p, struct lint_parties *w, EVP_PKEY *k,
+                        const char *ku, unsigned bits)
+{
+	X509_set_pubkey(x, k);
+	w->subject_pub = k;
+	set_ext(x, NULL, NID_subject_key_identifier, "hash");
+	set_ext(x, w->issuer, NID_key_usage, ku);
+	p->key_usage = bits;
+}
+MUT(rsa_1024)
+{
+	leaf_key_ku(x, p, w, rsa1024, "critical,digitalSignature,keyEncipherment",
+	            LINT_KU_DIGITAL_SIGNATURE | LINT_KU_KEY_ENCIPHERMENT);
+}
+MUT(ec_p224)
+{
+	leaf_key_ku(x, p, w, p224, "critical,digitalSignature", LINT_KU_DIGITAL_SIGNATURE);
+}
+MUT(ec_key_encipherment)
+{
+	leaf_key_ku(x, p, w, leaf_key, "critical,digitalSignature,keyEncipherment",
+	            LINT_KU_DIGITAL_SIGNATURE | LINT_KU_KEY_ENCIPHERMENT);
+}
+MUT(ec_data_encipherment)
+{
+	leaf_key_ku(x, p, w, leaf_key, "critical,digitalSignature,dataEncipherment",
+	            LINT_KU_DIGITAL_SIGNATURE | LINT_KU_DATA_ENCIPHERMENT);
+}
+MUT(rsa_key_agreement)
+{
+	leaf_key_ku(x, p, w, rsa2048, "critical,digitalSignature,keyAgreement",
+	            LINT_KU_DIGITAL_SIGNATURE | LINT_KU_KEY_AGREEMENT);
+}
+MUT(encipher_only_alone)
+{
+	leaf_key_ku(x, p, w, leaf_key, "critical,digitalSignature,encipherOnly",
+	            LINT_KU_DIGITAL_SIGNATURE | LINT_KU_ENCIPHER_ONLY);
+}
+MUT(eku_without_its_ku)
+{
+	leaf_key_ku(x, p, w, leaf_key, "critical,nonRepudiation", LINT_KU_CONTENT_COMMITMENT);
+}
+MUT(tls_without_san)
+{
+	X509_NAME *n = name("www.example.com");
+	X509_set_subject_name(x, n);
+	X509_NAME_free(n);
+	del_ext(x, NID_subject_alt_name);
+}
+MUT(tls_cn_not_in_san)
+{
+	X509_NAME *n = name("mail.example.com");
+	X509_set_subject_name(x, n);
+	X509_NAME_free(n);
+}
+MUT(nc_empty)
+{
+	NAME_CONSTRAINTS *nc = NAME_CONSTRAINTS_new();
+	X509_add1_ext_i2d(x, NID_name_constraints, nc, 1, X509V3_ADD_REPLACE);
+	NAME_CONSTRAINTS_free(nc);
+}
+MUT(nc_wildcard)
+{
+	set_ext(x, w->issuer, NID_name_constraints, "critical,permitted;DNS:*.example.com");
+}
+MUT(nc_with_maximum)
+{
+	NAME_CONSTRAINTS *nc = X509_get_ext_d2i(x, NID_name_constraints, NULL, NULL);
+	GENERAL_SUBTREE *st = sk_GENERAL_SUBTREE_value(nc->permittedSubtrees, 0);
+	st->maximum = ASN1_INTEGER_new();
+	ASN1_INTEGER_set(st->maximum, 2);
+	X509_add1_ext_i2d(x, NID_name_constraints, nc, 1, X509V3_ADD_REPLACE);
+	NAME_CONSTRAINTS_free(nc);
+}
+MUT(digest_the_key_cannot_use)
+{
+	p->hash_nid = NID_md5;
+}
 
+static const struct bad bad_certs[] = {
+    {ROOT, version_2, "not version 3", "cert_version_3"},
+    {ROOT, short_serial, "at least 64 random bits", "serial_entropy"},
+    {ROOT, zero_serial, "must be positive", "serial_positive"},
+    {ROOT, long_serial, "at most 20", "serial_max_20_octets"},
+    {INTER, wrong_issuer_name, "the issuer name is not the issuer's subject name",
+     "issuer_name_matches"},
+    {ROOT, empty_ca_subject, "the subject is empty", "subject_not_empty"},
+    {LEAF, san_not_critical, "subjectAltName must be critical", "san_critical_if_subject_empty"},
+    {CROSS, cross_subject_differs, "the subject differs from the existing CA's",
+     "subject_cross_sign"},
+    {ROOT, generalized_before_2050, "must be a UTCTime", "time_encoding"},
+    {ROOT, not_before_differs, "notBefore differs from the profile", "time_matches_request"},
+    {LEAF, not_before_after_not_after, "notBefore is not before notAfter", "validity_order"},
+    {LEAF, too_long, "longer than the 2592000 seconds", "validity_max"},
+    {ROOT, duplicate_ext, "twice", "ext_no_duplicates"},
+    {INTER, unexpected_ext, "unexpected extension X509v3 Subject Alternative Name", "ext_allowed"},
+    {LEAF, extra_ext_allowed_by_profile, "not the key the caller checked", "subject_key_matches"},
+    {LEAF, other_subject_key, "not the key the caller checked", "subject_key_matches"},
+    {ROOT, no_ski, "no subjectKeyIdentifier", "ski_present"},
+    {ROOT, ski_critical, "subjectKeyIdentifier must not be critical", "ski_not_critical"},
+    {ROOT, ski_not_sha1, "not the SHA-1 of the subjectPublicKey", "ski_method1"},
+    {ROOT, no_aki, "no authorityKeyIdentifier", "aki_present"},
+    {INTER, aki_of_other_issuer, "not the issuer's subjectKeyIdentifier", "aki_matches_issuer_ski"},
+    {INTER, aki_with_issuer_and_serial, "keyIdentifier only", "aki_keyid_only"},
+    {INTER, ca_without_ca_flag, "needs basicConstraints cA=TRUE", "bc_ca"},
+    {INTER, bc_not_critical, "basicConstraints must be critical", "bc_critical"},
+    {INTER, path_length_differs, "path length differs from the profile", "bc_path_length"},
+    {LEAF, leaf_is_ca, "a leaf certificate must not be a CA", "bc_not_ca"},
+    {OCSP, no_ku, "no keyUsage", "ku_present"},
+    {ROOT, ku_not_critical, "keyUsage must be critical", "ku_critical"},
+    {ROOT, ku_differs, "keyUsage differs from the profile's key_usage", "ku_matches_profile"},
+    {ROOT, ca_without_cert_sign, "needs keyUsage keyCertSign", "ku_ca_key_cert_sign"},
+    {OCSP, ocsp_with_crl_sign, "neither keyCertSign nor cRLSign", "ku_ocsp_signer"},
+    {LEAF, leaf_with_cert_sign, "must not carry keyCertSign or cRLSign", "ku_leaf_no_cert_sign"},
+    {LEAF, eku_differs, "extendedKeyUsage differs", "eku_matches_profile"},
+    {LEAF, eku_critical, "not marked critical", "eku_not_critical"},
+    {ROOT, root_with_eku, "a root certificate carries no extendedKeyUsage", "eku_root_none"},
+    {OCSP, ocsp_without_ocsp_eku, "needs extendedKeyUsage id-kp-OCSPSigning", "eku_ocsp_signing"},
+    {OCSP, ocsp_without_nocheck, "id-pkix-ocsp-nocheck (RFC 6960", "ocsp_nocheck"},
+    {LEAF, leaf_with_nocheck, "only an OCSP signer carries id-pkix-ocsp-nocheck",
+     "ocsp_nocheck_only_signer"},
+    {INTER, nc_missing, "nameConstraints differ", "nc_matches_profile"},
+    {INTER, nc_not_critical, "nameConstraints must be critical", "nc_critical"},
+    {LEAF, leaf_with_nc, "only a CA certificate carries nameConstraints", "nc_ca_only"},
+    {INTER, outlives_issuer, "must lie inside the issuer's validity", "validity_within_issuer"},
+
+    {LEAF, rsa_1024, "the RSA key has 1024 bits", "key_rsa_size"},
+    {LEAF, ec_p224, "the EC key is on secp224r1", "key_ec_curve"},
+    {LEAF, ec_key_encipherment, "keyEncipherment on an EC key", "ku_ec_no_key_encipherment"},
+    {LEAF, ec_data_encipherment, "dataEncipherment on an EC key", "ku_ec_no_data_encipherment"},
+    {LEAF, rsa_key_agreement, "keyAgreement on an RSA key", "ku_rsa_no_key_agreement"},
+    {LEAF, encipher_only_alone, "without keyAgreement", "ku_encipher_only_needs_key_agreement"},
+    {LEAF, eku_without_its_ku, "extendedKeyUsage serverAuth needs keyUsage", "eku_ku_consistent"},
+    {LEAF, tls_without_san, "needs subjectAltName", "tls_san_present"},
+    {LEAF, tls_cn_not_in_san, "the commonName is none of", "tls_cn_in_san"},
+    {INTER, nc_empty, "neither permitted nor excluded", "nc_syntax"},
+    {INTER, nc_wildcard, "cannot hold", "nc_syntax"},
+    {INTER, nc_with_maximum, "minimum or a maximum", "nc_syntax"},
+    {LEAF, digest_the_key_cannot_use, "cannot sign with MD5", "sig_alg_for_key"},
+};
 START_TEST(bad_certificate_fails_its_check)
 {
 	const struct bad *b = &bad_certs[_i];
 	struct lint_cert_profile p = profile_of(b->base);
 	struct lint_parties w = parties_of(b->base);
 	X509 *x = build(b->base);
-	char err[512] = "";
+	char err[512] = "", rule[64];
 
 	b->mutate(x, &p, &w);
 	ck_assert_msg(lint_cert_tbs(&p, &w, x, err, sizeof(err)) == -1, "case %d passed", _i);
 	ck_assert_msg(strstr(err, b->finding), "case %d: expected \"%s\", got \"%s\"", _i,
 	              b->finding, err);
+	ck_assert_str_eq(lint_rule(err, rule, sizeof(rule)), b->rule);
 	X509_free(x);
+}
+END_TEST
+
+/* What the rules allow: an RSA leaf with keyEncipherment, an EC leaf with keyAgreement, a
+ * TLS leaf whose commonName is one of its SANs (a DNS name, an IP address). */
+static void leaf_passes_with(EVP_PKEY *k, const char *ku, unsigned bits, const char *cn,
+                             const char *san)
+{
+	struct lint_cert_profile p = profile_of(LEAF);
+	struct lint_parties w = parties_of(LEAF);
+	X509 *x = build(LEAF);
+	char err[512] = "";
+
+	leaf_key_ku(x, &p, &w, k, ku, bits);
+	if (cn) {
+		X509_NAME *n = name(cn);
+		X509_set_subject_name(x, n);
+		X509_NAME_free(n);
+		set_ext(x, w.issuer, NID_subject_alt_name, san);
+	}
+	ck_assert_msg(lint_cert_tbs(&p, &w, x, err, sizeof(err)) == 0, "%s", err);
+	X509_free(x);
+}
+
+START_TEST(key_usage_by_key_type_passes)
+{
+	leaf_passes_with(rsa2048, "critical,digitalSignature,keyEncipherment",
+	                 LINT_KU_DIGITAL_SIGNATURE | LINT_KU_KEY_ENCIPHERMENT, NULL, NULL);
+	leaf_passes_with(leaf_key, "critical,digitalSignature,keyAgreement",
+	                 LINT_KU_DIGITAL_SIGNATURE | LINT_KU_KEY_AGREEMENT, NULL, NULL);
+	leaf_passes_with(leaf_key, "critical,digitalSignature", LINT_KU_DIGITAL_SIGNATURE,
+	                 "WWW.example.com", "DNS:www.example.com,DNS:example.com");
+	leaf_passes_with(leaf_key, "critical,digitalSignature", LINT_KU_DIGITAL_SIGNATURE,
+	                 "192.0.2.7", "DNS:www.example.com,IP:192.0.2.7");
+}
+END_TEST
+
+/* A CA restricted to clientAuth (the operator-auth CA) has keyCertSign and cRLSign only: the
+ * EKU/KU consistency rule is for end-entity certificates. */
+START_TEST(ca_with_eku_constraint_passes)
+{
+	static const char *const eku[] = {"1.3.6.1.5.5.7.3.2"};
+	struct lint_cert_profile p = profile_of(INTER);
+	struct lint_parties w = parties_of(INTER);
+	X509 *x = build(INTER);
+	char err[512] = "";
+
+	add_ext(x, root, NID_ext_key_usage, "clientAuth");
+	p.eku = eku;
+	p.n_eku = 1;
+	ck_assert_msg(lint_cert_tbs(&p, &w, x, err, sizeof(err)) == 0, "%s", err);
+	X509_free(x);
+}
+END_TEST
+
+START_TEST(rule_of_a_finding)
+{
+	char rule[64];
+
+	ck_assert_str_eq(lint_rule("key_ec_curve: the EC key is on secp224r1", rule, sizeof(rule)),
+	                 "key_ec_curve");
+	ck_assert_str_eq(lint_rule("the CRL: something", rule, sizeof(rule)), "lint");
+	ck_assert_str_eq(lint_rule("", rule, sizeof(rule)), "lint");
+	ck_assert_str_eq(lint_rule("nocolon", rule, sizeof(rule)), "lint");
 }
 END_TEST
 
@@ -570,15 +740,17 @@ START_TEST(words_name_the_caller)
 	p.words = (struct lint_words){"the request", "the policy", "cad"};
 	p.not_after += 1;
 	ck_assert_int_eq(lint_cert_tbs(&p, &w, x, err, sizeof(err)), -1);
-	ck_assert_str_eq(err, "notAfter differs from the request");
+	ck_assert_str_eq(err, "time_matches_request: notAfter differs from the request");
 	p.not_after -= 1;
 	p.key_usage = LINT_KU_KEY_CERT_SIGN;
 	ck_assert_int_eq(lint_cert_tbs(&p, &w, x, err, sizeof(err)), -1);
-	ck_assert_str_eq(err, "keyUsage differs from the policy's key_usage");
+	ck_assert_str_eq(err, "ku_matches_profile: keyUsage differs from the policy's key_usage");
 	p.key_usage = LINT_KU_KEY_CERT_SIGN | LINT_KU_CRL_SIGN;
 	w.subject_pub = other_key;
 	ck_assert_int_eq(lint_cert_tbs(&p, &w, x, err, sizeof(err)), -1);
-	ck_assert_str_eq(err, "the certificate's public key is not the key cad checked");
+	ck_assert_str_eq(err,
+	                 "subject_key_matches: the certificate's public key is not the key cad "
+	                 "checked");
 	X509_free(x);
 }
 END_TEST
@@ -725,6 +897,7 @@ END_TEST
 struct bad_crl {
 	void (*mutate)(X509_CRL *crl, struct lint_crl_profile *p, struct lint_parties *w);
 	const char *finding;
+	const char *rule;
 };
 
 #define CMUT(fn)                                                                                   \
@@ -755,10 +928,10 @@ CMUT(crl_next_update_generalized)
 }
 CMUT(crl_unexpected_ext)
 {
-	ASN1_INTEGER *n = ASN1_INTEGER_new();
-	ASN1_INTEGER_set(n, 1);
-	X509_CRL_add1_ext_i2d(crl, NID_delta_crl, n, 1, X509V3_ADD_APPEND);
-	ASN1_INTEGER_free(n);
+	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_netscape_comment, "hello");
+	ck_assert_ptr_nonnull(e);
+	X509_CRL_add_ext(crl, e, -1);
+	X509_EXTENSION_free(e);
 }
 CMUT(crl_no_aki)
 {
@@ -799,21 +972,106 @@ CMUT(crl_reason_unspecified)
 	p->n_revoked = 3;
 }
 
+static void add_idp(X509_CRL *crl, const char *uri, int crit)
+{
+	ISSUING_DIST_POINT *idp = ISSUING_DIST_POINT_new();
+	GENERAL_NAME *g = GENERAL_NAME_new();
+	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+
+	ASN1_STRING_set(s, uri, -1);
+	GENERAL_NAME_set0_value(g, GEN_URI, s);
+	idp->distpoint = DIST_POINT_NAME_new();
+	idp->distpoint->type = 0;
+	idp->distpoint->name.fullname = sk_GENERAL_NAME_new_null();
+	sk_GENERAL_NAME_push(idp->distpoint->name.fullname, g);
+	ck_assert_int_eq(X509_CRL_add1_ext_i2d(crl, NID_issuing_distribution_point, idp, crit, 0),
+	                 1);
+	ISSUING_DIST_POINT_free(idp);
+}
+static void add_delta(X509_CRL *crl, long base, int crit)
+{
+	ASN1_INTEGER *b = ASN1_INTEGER_new();
+	ASN1_INTEGER_set(b, base);
+	ck_assert_int_eq(X509_CRL_add1_ext_i2d(crl, NID_delta_crl, b, crit, 0), 1);
+	ASN1_INTEGER_free(b);
+}
+#define IDP_URI "http://crl.example.com/inter-3.crl"
+CMUT(crl_full_with_idp)
+{
+	add_idp(crl, IDP_URI, 1);
+}
+CMUT(crl_shard_without_idp)
+{
+	p->idp_uri = IDP_URI;
+}
+CMUT(crl_idp_not_critical)
+{
+	add_idp(crl, IDP_URI, 0);
+	p->idp_uri = IDP_URI;
+}
+CMUT(crl_idp_other_uri)
+{
+	add_idp(crl, "http://crl.example.com/inter-4.crl", 1);
+	p->idp_uri = IDP_URI;
+}
+CMUT(crl_full_with_delta_indicator)
+{
+	add_delta(crl, 5, 1);
+}
+CMUT(crl_delta_without_indicator)
+{
+	p->delta_base = 5;
+}
+CMUT(crl_delta_indicator_not_critical)
+{
+	add_delta(crl, 5, 0);
+	p->delta_base = 5;
+}
+CMUT(crl_delta_of_a_later_base)
+{
+	add_delta(crl, 9, 1);
+	p->delta_base = 9;
+}
+CMUT(crl_delta_with_freshest)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+	add_delta(crl, 5, 1);
+	p->delta_base = 5;
+	X509V3_set_ctx(&ctx, inter, NULL, NULL, crl, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, NID_freshest_crl, "URI:http://crl.example.com/d.crl");
+	ck_assert_ptr_nonnull(e);
+	X509_CRL_add_ext(crl, e, -1);
+	X509_EXTENSION_free(e);
+}
+
 static const struct bad_crl bad_crls[] = {
-    {crl_v1, "the CRL is not version 2"},
-    {crl_issuer_differs, "the CRL's issuer is not the issuer's subject name"},
-    {crl_no_issuer, "checked against its issuer's certificate"},
-    {crl_this_update_differs, "thisUpdate differs from the profile"},
-    {crl_next_update_generalized, "nextUpdate (2026) must be a UTCTime"},
-    {crl_unexpected_ext, "the CRL has an unexpected extension"},
-    {crl_no_aki, "the CRL has no authorityKeyIdentifier"},
-    {crl_number_critical, "non-critical cRLNumber"},
-    {crl_number_differs, "the cRLNumber differs from the profile"},
-    {crl_count_differs, "the CRL lists 2 certificates, the profile 3"},
-    {crl_serial_twice, "a serial number twice"},
-    {crl_revoked_after_this_update, "a revocation date is after thisUpdate"},
-    {crl_reason_critical, "a reasonCode is marked critical"},
-    {crl_reason_unspecified, "reasonCode unspecified should be absent"},
+    {crl_v1, "the CRL is not version 2", "crl_version_2"},
+    {crl_issuer_differs, "the CRL's issuer is not the issuer's subject name", "crl_issuer_name"},
+    {crl_no_issuer, "checked against its issuer's certificate", "crl_issuer_given"},
+    {crl_this_update_differs, "thisUpdate differs from the profile", "time_matches_request"},
+    {crl_next_update_generalized, "nextUpdate (2026) must be a UTCTime", "time_encoding"},
+    {crl_unexpected_ext, "the CRL has an unexpected extension", "ext_allowed"},
+    {crl_no_aki, "the CRL has no authorityKeyIdentifier", "aki_present"},
+    {crl_number_critical, "non-critical cRLNumber", "crl_number"},
+    {crl_number_differs, "the cRLNumber differs from the profile", "crl_number"},
+    {crl_count_differs, "the CRL lists 2 certificates, the profile 3", "crl_entry_count"},
+    {crl_serial_twice, "a serial number twice", "crl_entry_unique"},
+    {crl_revoked_after_this_update, "a revocation date is after thisUpdate", "crl_entry_date"},
+    {crl_reason_critical, "a reasonCode is marked critical", "crl_reason_not_critical"},
+    {crl_reason_unspecified, "reasonCode unspecified should be absent",
+     "crl_reason_not_unspecified"},
+    {crl_full_with_idp, "carries an Issuing Distribution Point", "crl_idp_absent"},
+    {crl_shard_without_idp, "has no Issuing Distribution Point", "crl_idp_present"},
+    {crl_idp_not_critical, "must be critical", "crl_idp_critical"},
+    {crl_idp_other_uri, "is not the one fullName URI", "crl_idp_matches"},
+    {crl_full_with_delta_indicator, "a full CRL carries a Delta CRL Indicator",
+     "crl_delta_indicator"},
+    {crl_delta_without_indicator, "needs a critical Delta CRL Indicator", "crl_delta_indicator"},
+    {crl_delta_indicator_not_critical, "needs a critical Delta CRL Indicator",
+     "crl_delta_indicator"},
+    {crl_delta_of_a_later_base, "lower than its own cRLNumber", "crl_delta_indicator"},
+    {crl_delta_with_freshest, "into full CRLs only", "crl_freshest"},
 };
 
 START_TEST(bad_crl_fails_its_check)
@@ -822,12 +1080,34 @@ START_TEST(bad_crl_fails_its_check)
 	struct lint_crl_profile p = crl_profile();
 	struct lint_parties w = {.issuer = inter};
 	X509_CRL *crl = build_crl();
-	char err[512] = "";
+	char err[512] = "", rule[64];
 
 	b->mutate(crl, &p, &w);
 	ck_assert_msg(lint_crl_tbs(&p, &w, crl, err, sizeof(err)) == -1, "case %d passed", _i);
 	ck_assert_msg(strstr(err, b->finding), "case %d: expected \"%s\", got \"%s\"", _i,
 	              b->finding, err);
+	ck_assert_str_eq(lint_rule(err, rule, sizeof(rule)), b->rule);
+	X509_CRL_free(crl);
+}
+END_TEST
+
+/* A shard's CRL with its critical IDP, and a delta CRL, pass. */
+START_TEST(good_shard_and_delta_crls_pass)
+{
+	struct lint_crl_profile p = crl_profile();
+	struct lint_parties w = {.issuer = inter};
+	X509_CRL *crl = build_crl();
+	char err[512] = "";
+
+	add_idp(crl, IDP_URI, 1);
+	p.idp_uri = IDP_URI;
+	ck_assert_msg(lint_crl_tbs(&p, &w, crl, err, sizeof(err)) == 0, "shard: %s", err);
+	X509_CRL_free(crl);
+	crl = build_crl();
+	p = crl_profile();
+	add_delta(crl, 6, 1);
+	p.delta_base = 6;
+	ck_assert_msg(lint_crl_tbs(&p, &w, crl, err, sizeof(err)) == 0, "delta: %s", err);
 	X509_CRL_free(crl);
 }
 END_TEST
@@ -874,6 +1154,9 @@ int main(void)
 	tcase_add_test(tc, good_ocsp_signer_passes);
 	tcase_add_loop_test(tc, bad_certificate_fails_its_check, 0,
 	                    (int)(sizeof(bad_certs) / sizeof(bad_certs[0])));
+	tcase_add_test(tc, key_usage_by_key_type_passes);
+	tcase_add_test(tc, rule_of_a_finding);
+	tcase_add_test(tc, ca_with_eku_constraint_passes);
 	tcase_add_test(tc, cross_outliving_issuer_warns);
 	tcase_add_test(tc, words_name_the_caller);
 	tcase_add_test(tc, signed_with_another_digest_fails);
@@ -883,6 +1166,7 @@ int main(void)
 	tcase_add_test(tc, good_crl_passes);
 	tcase_add_loop_test(tc, bad_crl_fails_its_check, 0,
 	                    (int)(sizeof(bad_crls) / sizeof(bad_crls[0])));
+	tcase_add_test(tc, good_shard_and_delta_crls_pass);
 	tcase_add_test(tc, crl_signed_by_another_key_fails);
 	tcase_add_test(tc, crl_signed_with_another_digest_fails);
 	suite_add_tcase(s, tc);
