@@ -368,6 +368,15 @@ static const char config_fmt[] =
     "    san_required: true\n"
     "    policies: [2.23.140.1.2.1, 1.3.6.1.4.1.99999.1.2]\n"
     "    cps_uri: \"https://cps.test/cps\"\n"
+    "  - name: tls-uri\n"
+    "    authority: issuing\n"
+    "    key_profile: standard\n"
+    "    max_validity_days: 30\n"
+    "    key_usage: [digitalSignature]\n"
+    "    extended_key_usage: [serverAuth]\n"
+    "    subject_fields: [CN]\n"
+    "    san: {uri: [\"urn:svc:*\"]}\n"
+    "    san_required: true\n"
     "  - name: tls-client\n"
     "    authority: issuing\n"
     "    key_profile: standard\n"
@@ -1652,15 +1661,20 @@ START_TEST(bad_requests_change_nothing)
 	refused_csr("tls-server", p256, "/CN=www.example.com", NULL, "name-not-allowed");
 	refused_csr("tls-client", p256, "/O=Example", NULL, "name-not-allowed");
 	refused_csr("tls-client", p256, "/CN=a", "DNS:www.example.com", "name-not-allowed");
-	/* The linter before signing: a TLS server's commonName must be one of its SANs. */
+	/* A TLS server's commonName must be one of its SANs: the request check refuses it first. */
+	refused_csr("tls-server", p256, "/CN=mail.example.com", "DNS:www.example.com",
+	            "name-not-allowed");
+	/* The linter before signing catches what the profile's own checks let through: tls-uri
+	 * names its servers by URI alone, which its SAN patterns allow and the TLS server rules
+	 * (a dNSName or iPAddress SAN, the CN among them) do not. */
 	{
 		long long before = count("SELECT count(*) FROM certificates");
 		json_t *o = NULL;
-		csr = make_csr(p256, "/CN=mail.example.com", "DNS:www.example.com");
-		body = issue_body("tls-server", csr);
+		csr = make_csr(p256, "/CN=svc1", "URI:urn:svc:1");
+		body = issue_body("tls-uri", csr);
 		ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 400);
 		ck_assert_str_eq(jstr(o, "error"), "lint-failed");
-		ck_assert_msg(strstr(jstr(o, "detail"), "lint rule tls_cn_in_san"), "%s",
+		ck_assert_msg(strstr(jstr(o, "detail"), "lint rule tls_"), "%s",
 		              jstr(o, "detail"));
 		ck_assert_int_eq(count("SELECT count(*) FROM certificates"), before);
 		json_decref(o);

@@ -1323,7 +1323,12 @@ START_TEST(database_stopped_cached_answers_still_served_then_resync)
 	ck_assert_msg(
 	    wait_status("ca-a.pem", "pgdown.pem", V_OCSP_CERTSTATUS_REVOKED, ANNOUNCED_S, &took),
 	    "revocation during the outage never served");
-	/* found by the resynchronisation, which logged itself once more */
+	/* found by the resynchronisation, which logs itself once more when it has finished (the
+	 * answer may be served a moment before the line is written: wait for it) */
+	for (int i = 0; i < 600 && count_in(harness_slurp(path("ocspd.log")),
+	                                    "in step with the database") <= in_step;
+	     i++)
+		usleep(50000);
 	ck_assert_int_gt(count_in(harness_slurp(path("ocspd.log")), "in step with the database"),
 	                 in_step);
 	for (int i = 0; i < 100 && !strstr(health(), "\"status\": \"ok\""); i++)
