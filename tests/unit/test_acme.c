@@ -142,8 +142,14 @@ static struct acme_server srv;
 static void setup(void)
 {
 	struct acme_config cfg = {.base_url = BASE, .eab_required = 1, .nonce_capacity = 64};
-	struct acme_store st = {NULL,      st_by_thumb, st_by_id,  st_eab,     st_create,
-	                        st_update, st_rekey,    st_revoke, st_validity};
+	struct acme_store st = {.account_by_thumbprint = st_by_thumb,
+	                        .account_by_id = st_by_id,
+	                        .eab_lookup = st_eab,
+	                        .account_create = st_create,
+	                        .account_update = st_update,
+	                        .account_rekey = st_rekey,
+	                        .revoke_cert = st_revoke,
+	                        .cert_validity = st_validity};
 
 	snprintf(cfg.terms_url, sizeof(cfg.terms_url), "https://ca.test/terms");
 	snprintf(cfg.website, sizeof(cfg.website), "https://ca.test/");
