@@ -10,7 +10,11 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,8 +29,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "acme.h"
 #include "acme_client.h"
 #include "db.h"
 #include "harness.h"
@@ -42,6 +49,9 @@ static pid_t cad_pid;
 static char vdir[128], vsock[200];
 static pid_t val_pid;
 static int http01_port, alpn_port;
+/* Knot DNS (tests/dns/start.sh): zone example.test, TSIG-signed TXT updates for dns-01. */
+static char dnsdir[200];
+static int dns_port;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
 
 #define in_dir(name) harness_pathf(dir, "%s", name)
@@ -335,7 +345,7 @@ static const char config_fmt[] =
     "    key_usage: [digitalSignature]\n"
     "    extended_key_usage: [serverAuth]\n"
     "    subject_fields: [CN]\n"
-    "    san: {dns: [\"*.example.com\"]}\n"
+    "    san: {dns: [\"*.example.com\", \"*.example.test\"]}\n"
     "    san_required: true\n"
     "acme:\n"
     "  url: %s/acme\n"
@@ -362,6 +372,18 @@ static void validator_start(void)
 			harness_die("chown to nobody");
 	}
 	snprintf(vsock, sizeof(vsock), "%s/acmeval.sock", vdir);
+	snprintf(dnsdir, sizeof(dnsdir), "%s/dns", vdir);
+	{
+		char cmd[400], out[300];
+		snprintf(cmd, sizeof(cmd), "%s/tests/dns/start.sh", getenv("HSMCA_SRC"));
+		snprintf(out, sizeof(out), "%s/dns-start.out", vdir);
+		char *const argv[] = {cmd, dnsdir, NULL};
+		if (harness_run(argv, out) != 0) {
+			fputs(harness_slurp(out), stderr);
+			harness_die("tests/dns/start.sh");
+		}
+		dns_port = atoi(harness_slurp(harness_pathf(dnsdir, "port")));
+	}
 	http01_port = harness_free_port();
 	alpn_port = harness_free_port();
 	snprintf(text, sizeof(text),
@@ -371,8 +393,9 @@ static void validator_start(void)
 	         "  - {name: \"*.example.com\", address: 127.0.0.1}\n"
 	         "ports: {http: %d, https: 443, tls_alpn: %d}\n"
 	         "timeouts: {connect_ms: 2000, read_ms: 2000, total_ms: 8000}\n"
+	         "resolver: 127.0.0.1:%d\n"
 	         "%s",
-	         vsock, http01_port, alpn_port, geteuid() == 0 ? "user: nobody\n" : "");
+	         vsock, http01_port, alpn_port, dns_port, geteuid() == 0 ? "user: nobody\n" : "");
 	snprintf(conf, sizeof(conf), "%s/acmevald.yaml", vdir);
 	harness_write_text(conf, text);
 	val_pid =
@@ -506,6 +529,11 @@ static void teardown(void)
 	if (val_pid > 0) {
 		kill(val_pid, SIGTERM);
 		waitpid(val_pid, NULL, 0);
+	}
+	if (dnsdir[0]) {
+		snprintf(cmd, sizeof(cmd), "%s/tests/dns/stop.sh", getenv("HSMCA_SRC"));
+		char *const argv[] = {cmd, dnsdir, NULL};
+		harness_run(argv, NULL);
 	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", vdir);
 	if (vdir[0] && system(cmd) != 0)
@@ -1282,18 +1310,21 @@ START_TEST(orders_are_judged_finalized_and_expire)
 }
 END_TEST
 
-static int run_certbot(const char *what, const char *args)
+static int run_certbot(const char *what, const char *le, const char *args)
 {
 	char cmd[4096], log[64];
 
 	snprintf(log, sizeof(log), "certbot-%s.log", what);
 	snprintf(cmd, sizeof(cmd),
 	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot %s --non-interactive "
-	         "--config-dir le-o/config --work-dir le-o/work --logs-dir le-o/logs > %s 2>&1",
-	         dir, dir, args, log);
+	         "--config-dir %s/config --work-dir %s/work --logs-dir %s/logs > %s 2>&1",
+	         dir, dir, args, le, le, le, log);
 	if (system(cmd) == 0)
 		return 0;
 	fprintf(stderr, "certbot %s failed:\n%s\n", what, harness_slurp(in_dir(log)));
+	snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/%s/logs/letsencrypt.log' >&2", dir, le);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no certbot log)\n");
 	fprintf(stderr, "hsmca-acmevald:\n%s\n", harness_slurp(in_dir("acmevald.log")));
 	fprintf(stderr, "hsmca-cad:\n%s\n", harness_slurp(in_dir("cad.log")));
 	return -1;
@@ -1327,7 +1358,7 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	         "--elliptic-curve secp256r1 --server '%s' --agree-tos -m ops@corp.example.com "
 	         "--eab-kid '%s' --eab-hmac-key '%s'",
 	         http01_port, url, e.kid, key);
-	ck_assert(run_certbot("certonly", args) == 0);
+	ck_assert(run_certbot("certonly", "le-o", args) == 0);
 	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges WHERE status = 'valid'"
@@ -1342,7 +1373,8 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	                 1);
 
 	challenges = count("SELECT count(*) FROM acme_challenges");
-	ck_assert(run_certbot("renew", "renew --force-renewal") == 0);
+	ck_assert(
+	    run_certbot("renew", "le-o", "renew --force-renewal --no-random-sleep-on-renew") == 0);
 	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 2);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges"), challenges);
@@ -1351,10 +1383,250 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	         "revoke --cert-path le-o/config/live/web1.example.com/cert.pem --reason "
 	         "keycompromise --no-delete-after-revoke --server '%s'",
 	         url);
-	ck_assert(run_certbot("revoke", args) == 0);
+	ck_assert(run_certbot("revoke", "le-o", args) == 0);
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'revoked' AND"
 	                       " revocation_reason = 1 AND requester LIKE 'acme/acct/%'"),
 	                 1);
+}
+END_TEST
+
+/* certbot with dns-01 through its RFC 2136 plugin (TSIG-signed TXT records in Knot DNS, read
+ * by hsmca-acmevald through its resolver), for a name and the wildcard of its zone: a
+ * wildcard's authorization offers dns-01 alone. */
+START_TEST(certbot_dns01_with_a_wildcard)
+{
+	char args[2048], url[256], key[64];
+	struct eab e = new_eab(",\"principal\":\"certbot-dns\",\"allow\":[\"*.example.test\"]");
+	char *hk = b64(e.key, e.key_len);
+
+	snprintf(key, sizeof(key), "%s", hk);
+	free(hk);
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	snprintf(args, sizeof(args),
+	         "certonly --dns-rfc2136 --dns-rfc2136-credentials '%s/rfc2136.ini' "
+	         "--dns-rfc2136-propagation-seconds 1 -d dns1.example.test -d '*.example.test' "
+	         "--cert-name dns1 --key-type ecdsa --elliptic-curve secp256r1 --server '%s' "
+	         "--agree-tos -m ops@corp.example.com --eab-kid '%s' --eab-hmac-key '%s'",
+	         dnsdir, url, e.kid, key);
+	ck_assert(run_certbot("dns01", "le-d", args) == 0);
+	openssl_verify("le-d/config/live/dns1/cert.pem");
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.wildcard AND a.identifier ="
+	                       " 'example.test'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.identifier LIKE '%example.test'"
+	                       " AND c.type = 'dns-01' AND c.status = 'valid'"),
+	                 2);
+}
+END_TEST
+
+/* ---- tls-alpn-01 (RFC 8737) answered by this test ---- */
+
+static char alpn_ka[300], alpn_name[256];
+static _Atomic int alpn_wrong, alpn_stop;
+static EVP_PKEY *alpn_key;
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	(void)ssl, (void)arg;
+	if (inlen == 11 && !memcmp(in,
+	                           "\x0a"
+	                           "acme-tls/1",
+	                           11)) {
+		*out = in + 1;
+		*outlen = 10;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+/* The self-signed certificate of RFC 8737 §3: the name, and the acmeIdentifier extension
+ * (critical) holding SHA-256 of the key authorization (one bit off when alpn_wrong). */
+static X509 *alpn_cert(void)
+{
+	X509 *x = X509_new();
+	unsigned char d[32], der[40], *q = der;
+	ASN1_OCTET_STRING *inner = ASN1_OCTET_STRING_new(), *outer = ASN1_OCTET_STRING_new();
+	ASN1_OBJECT *oid = OBJ_txt2obj("1.3.6.1.5.5.7.1.31", 1);
+	X509_EXTENSION *ext;
+	char san[300];
+	int len;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, alpn_key);
+	snprintf(san, sizeof(san), "DNS:%s", alpn_name);
+	ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	SHA256((const unsigned char *)alpn_ka, strlen(alpn_ka), d);
+	if (atomic_load(&alpn_wrong))
+		d[0] ^= 1;
+	ASN1_OCTET_STRING_set(inner, d, 32);
+	len = i2d_ASN1_OCTET_STRING(inner, &q);
+	ASN1_OCTET_STRING_set(outer, der, len);
+	ext = X509_EXTENSION_create_by_OBJ(NULL, oid, 1, outer);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	X509_sign(x, alpn_key, EVP_sha256());
+	ASN1_OCTET_STRING_free(inner);
+	ASN1_OCTET_STRING_free(outer);
+	ASN1_OBJECT_free(oid);
+	return x;
+}
+
+static void *alpn_thread(void *arg)
+{
+	int lfd = *(int *)arg;
+
+	while (!atomic_load(&alpn_stop)) {
+		struct pollfd pf = {.fd = lfd, .events = POLLIN};
+		struct timeval tv = {2, 0};
+		SSL_CTX *ctx;
+		SSL *ssl;
+		X509 *x;
+		int fd;
+
+		if (poll(&pf, 1, 100) != 1 || (fd = accept(lfd, NULL, NULL)) < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		x = alpn_cert();
+		ctx = SSL_CTX_new(TLS_server_method());
+		SSL_CTX_use_certificate(ctx, x);
+		SSL_CTX_use_PrivateKey(ctx, alpn_key);
+		SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+		ssl = SSL_new(ctx);
+		SSL_set_fd(ssl, fd);
+		if (SSL_accept(ssl) == 1) {
+			char b[16];
+			(void)SSL_read(ssl, b, sizeof(b)); /* until the validator closes */
+		}
+		SSL_free(ssl);
+		SSL_CTX_free(ctx);
+		X509_free(x);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Answer name's tls-alpn-01 challenge for t/kid (the server presenting a wrong digest when
+ * wrong) and wait for its authorization to settle: its final status. */
+static void alpn_order(const struct tkey *t, const char *kid, const char *name, int wrong,
+                       char *status, size_t n, char *order_url, size_t on)
+{
+	char ids[300], authz[300], chall[300], thumb[ACME_THUMBPRINT_LEN + 1];
+	struct acme_problem p;
+	EVP_PKEY *k = NULL;
+	struct reply r;
+	json_t *o, *c;
+	size_t i;
+
+	ck_assert_int_eq(acme_jwk_key(t->jwk, &k, thumb, &p), 0);
+	EVP_PKEY_free(k);
+	snprintf(ids, sizeof(ids), "[{\"type\":\"dns\",\"value\":\"%s\"}]", name);
+	r = new_order(t, kid, ids);
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	snprintf(order_url, on, "%s", r.location);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(authz, sizeof(authz), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	json_decref(o);
+	reply_clear(&r);
+	r = get_as(t, kid, authz);
+	o = json_loads(r.body, 0, NULL);
+	json_array_foreach(json_object_get(o, "challenges"), i, c)
+	{
+		if (!strcmp(member(c, "type"), "tls-alpn-01")) {
+			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
+			snprintf(alpn_ka, sizeof(alpn_ka), "%s.%s", member(c, "token"), thumb);
+		}
+	}
+	json_decref(o);
+	reply_clear(&r);
+	snprintf(alpn_name, sizeof(alpn_name), "%s", name);
+	atomic_store(&alpn_wrong, wrong);
+	r = post(chall + strlen(acme_url), jws(t, kid, chall + strlen(acme_url), "{}"));
+	ck_assert_msg(r.status == 200, "challenge: %ld %s", r.status, r.body);
+	ck_assert_int_gt(r.retry_after, 0); /* processing: poll later */
+	reply_clear(&r);
+	for (int tries = 0; tries < 150; tries++) {
+		r = get_as(t, kid, authz);
+		o = json_loads(r.body, 0, NULL);
+		snprintf(status, n, "%s", member(o, "status"));
+		json_decref(o);
+		reply_clear(&r);
+		if (strcmp(status, "pending"))
+			return;
+		usleep(200000);
+	}
+}
+
+/* tls-alpn-01 by this project's client: a right answer makes the order ready and issuable;
+ * a wrong digest makes the challenge invalid with the validator's problem, and the order
+ * invalid. */
+START_TEST(tls_alpn01_by_our_client)
+{
+	struct eab e = new_eab(",\"principal\":\"alpn-team\",\"allow\":[\"*.example.com\"]");
+	struct tkey t = tkey_new("ES256");
+	char kid[300], status[32], order_url[300], fin[300], body[2048], *csr;
+	EVP_PKEY *ck = EVP_EC_gen("P-256");
+	pthread_t th;
+	struct reply r;
+	json_t *o;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)alpn_port)};
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0);
+	alpn_key = EVP_EC_gen("P-256");
+	atomic_store(&alpn_stop, 0);
+	pthread_create(&th, NULL, alpn_thread, &lfd);
+	register_key(&t, &e, kid, sizeof(kid));
+
+	alpn_order(&t, kid, "alpn1.example.com", 0, status, sizeof(status), order_url,
+	           sizeof(order_url));
+	ck_assert_str_eq(status, "valid");
+	r = get_as(&t, kid, order_url);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "ready");
+	snprintf(fin, sizeof(fin), "%s", member(o, "finalize") + strlen(acme_url));
+	json_decref(o);
+	reply_clear(&r);
+	csr = csr_b64(ck, NULL, "DNS:alpn1.example.com");
+	snprintf(body, sizeof(body), "{\"csr\":\"%s\"}", csr);
+	free(csr);
+	r = post(fin, jws(&t, kid, fin, body));
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"valid\""), "finalize: %ld %s", r.status,
+	              r.body);
+	reply_clear(&r);
+
+	alpn_order(&t, kid, "alpn2.example.com", 1, status, sizeof(status), order_url,
+	           sizeof(order_url));
+	ck_assert_str_eq(status, "invalid");
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges WHERE type = 'tls-alpn-01'"
+	                       " AND status = 'invalid' AND error_type = 'unauthorized'"),
+	                 1);
+	r = get_as(&t, kid, order_url);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "invalid");
+	json_decref(o);
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'alpn-team' AND"
+	                       " action IN ('acme.challenge.valid', 'acme.challenge.invalid')"),
+	                 2);
+
+	atomic_store(&alpn_stop, 1);
+	pthread_join(th, NULL);
+	close(lfd);
+	EVP_PKEY_free(alpn_key);
+	EVP_PKEY_free(ck);
+	tkey_free(&t);
 }
 END_TEST
 
@@ -1377,6 +1649,8 @@ int main(void)
 	tcase_add_test(tc, renewal_incident_moves_the_window);
 	tcase_add_test(tc, orders_are_judged_finalized_and_expire);
 	tcase_add_test(tc, certbot_http01_issue_renew_revoke);
+	tcase_add_test(tc, certbot_dns01_with_a_wildcard);
+	tcase_add_test(tc, tls_alpn01_by_our_client);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
