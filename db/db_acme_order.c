@@ -371,6 +371,21 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
 		rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
 	PQclear(r);
 	r = NULL;
+	/* Its orders locked before anything is judged: two challenges of one order finishing at
+	 * once are recorded one after the other, so the second sees the first's authorization
+	 * valid and makes the order ready. */
+	if (rc == DB_OK) {
+		struct db_params l = {0};
+		db_param_int(&l, authz);
+		rc = db_exec(db,
+		             "SELECT o.id FROM acme_orders o JOIN acme_order_authorizations oa"
+		             " ON oa.order_id = o.id WHERE oa.authz_id = $1::bigint ORDER BY o.id"
+		             " FOR UPDATE OF o",
+		             &l, &r, err, "locking the orders of ACME authorization %lld",
+		             (long long)authz);
+		PQclear(r);
+		r = NULL;
+	}
 	if (rc == DB_OK) {
 		const char *sql[] = {
 		    /* The authorization: valid for reuse seconds from now, or invalid. */
