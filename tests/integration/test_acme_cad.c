@@ -1342,11 +1342,38 @@ static void openssl_verify(const char *cert)
 	ck_assert_msg(system(cmd) == 0, "openssl verify %s", cert);
 }
 
+/* The status of the certificate in file (below the test's folder) as the API shows it to an
+ * auditor; its requester must be an ACME account. */
+static void api_status(const char *file, char *status, size_t n)
+{
+	FILE *f = fopen(harness_pathf(dir, "%s", file), "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
+	char *hex = bn ? BN_bn2hex(bn) : NULL, url[300];
+	struct reply r;
+	json_t *o;
+
+	ck_assert_ptr_nonnull(hex);
+	snprintf(url, sizeof(url), "%s/api/v1/certificates/%s", base_url, hex);
+	r = http("auditor", "GET", url, NULL, NULL);
+	ck_assert_msg(r.status == 200, "%s: %ld %s", url, r.status, r.body ? r.body : "");
+	o = json_loads(r.body, 0, NULL);
+	ck_assert(!strncmp(member(o, "requester"), "acme/acct/", 10));
+	snprintf(status, n, "%s", member(o, "status"));
+	json_decref(o);
+	reply_clear(&r);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_free(x);
+	if (f)
+		fclose(f);
+}
+
 /* certbot: certonly --standalone with http-01 checked by hsmca-acmevald, renew (the valid
  * authorization reused: no new challenge), revoke with the account's key. */
 START_TEST(certbot_http01_issue_renew_revoke)
 {
-	char args[2048], url[256], key[64];
+	char args[2048], url[256], key[64], status[32];
 	struct eab e = new_eab(",\"principal\":\"certbot-http\",\"allow\":[\"*.example.com\"]");
 	char *hk = b64(e.key, e.key_len);
 	long long certs = count("SELECT count(*) FROM certificates"), challenges;
@@ -1362,6 +1389,8 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	         http01_port, url, e.kid, key);
 	ck_assert(run_certbot("certonly", "le-o", args) == 0);
 	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
+	api_status("le-o/config/live/web1.example.com/cert.pem", status, sizeof(status));
+	ck_assert_str_eq(status, "issued");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges WHERE status = 'valid'"
 	                       " AND type = 'http-01'"),
@@ -1386,6 +1415,8 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	         "keycompromise --no-delete-after-revoke --server '%s'",
 	         url);
 	ck_assert(run_certbot("revoke", "le-o", args) == 0);
+	api_status("le-o/config/live/web1.example.com/cert.pem", status, sizeof(status));
+	ck_assert_str_eq(status, "revoked");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'revoked' AND"
 	                       " revocation_reason = 1 AND requester LIKE 'acme/acct/%'"),
 	                 1);
