@@ -354,7 +354,8 @@ static const char config_fmt[] =
     "  nonce_store_size: 1024\n"
     "  validator: %s\n"
     "  validation_timeout_ms: 15000\n"
-    "  orders_per_hour: 12\n";
+    "  orders_per_hour: 12\n"
+    "  pending_authorizations: 20\n";
 
 /* The validator: names under example.com are 127.0.0.1 (its hosts: mapping), loopback only. */
 static void validator_start(void)
@@ -1307,6 +1308,32 @@ START_TEST(orders_are_judged_finalized_and_expire)
 	ck_assert(problem(&r, "rateLimited"));
 	ck_assert_int_gt(r.retry_after, 0);
 	reply_clear(&r);
+
+	/* Pending authorizations (20 here): an order that would pass them is rateLimited. */
+	{
+		struct tkey t3 = tkey_new("ES256");
+		struct eab e3 = new_eab("");
+		char kid3[300], list[2048] = "[";
+		long long orders = count("SELECT count(*) FROM acme_orders");
+		register_key(&t3, &e3, kid3, sizeof(kid3));
+		for (int i = 1; i <= 21; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list),
+			         "%s{\"type\":\"dns\",\"value\":\"n%d.example.com\"}",
+			         i > 1 ? "," : "", i);
+		strcat(list, "]");
+		r = new_order(&t3, kid3, list);
+		ck_assert_int_eq(r.status, 429);
+		ck_assert(problem(&r, "rateLimited"));
+		ck_assert_int_gt(r.retry_after, 0);
+		reply_clear(&r);
+		ck_assert_int_eq(count("SELECT count(*) FROM acme_orders"), orders);
+		*strstr(list, ",{\"type\":\"dns\",\"value\":\"n21.") = '\0';
+		strcat(list, "]"); /* 20 of them */
+		r = new_order(&t3, kid3, list);
+		ck_assert_msg(r.status == 201, "20 identifiers: %ld %s", r.status, r.body);
+		reply_clear(&r);
+		tkey_free(&t3);
+	}
 	EVP_PKEY_free(ck);
 	tkey_free(&t);
 }
