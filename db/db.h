@@ -875,6 +875,11 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
                                       const char *error_type, const char *error_detail,
                                       int64_t reuse, const struct db_audit_entry *audit,
                                       struct db_err *err);
+/* The client deactivates authorization id of account_id (RFC 8555 §7.5.2): pending or valid
+ * becomes deactivated (never reused again), and its pending and ready orders invalid. With the
+ * audit entry, committed together. DB_ERR_STATE when it is neither pending nor valid. */
+enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t account_id,
+                                        const struct db_audit_entry *audit, struct db_err *err);
 /* Order id goes from status `from` (unexpired when "ready") to `to`, with cert_serial (NULL:
  * none) or the problem (error_type "" none), and the audit entry, committed together.
  * DB_ERR_STATE when it is not in `from`. */

@@ -460,3 +460,50 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
 		db_rollback(db);
 	return rc;
 }
+
+enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t account_id,
+                                        const struct db_audit_entry *audit, struct db_err *err)
+{
+	struct db_params p = {0}, q = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	db_param_int(&q, id);
+	rc = db_exec(db,
+	             "SELECT o.id FROM acme_orders o JOIN acme_order_authorizations oa"
+	             " ON oa.order_id = o.id WHERE oa.authz_id = $1::bigint ORDER BY o.id"
+	             " FOR UPDATE OF o",
+	             &q, &r, err, "locking the orders of ACME authorization %lld", (long long)id);
+	PQclear(r);
+	r = NULL;
+	db_param_int(&p, id);
+	db_param_int(&p, account_id);
+	if (rc == DB_OK)
+		rc = db_exec(
+		    db,
+		    "UPDATE acme_authorizations SET status = 'deactivated' WHERE id = $1::bigint"
+		    " AND account_id = $2::bigint AND status IN ('pending', 'valid')"
+		    " AND expires_at > now() RETURNING id",
+		    &p, &r, err, "deactivating ACME authorization %lld", (long long)id);
+	if (rc == DB_OK && PQntuples(r) != 1)
+		rc = db_fail(err, DB_ERR_STATE, "the authorization is neither pending nor valid");
+	PQclear(r);
+	r = NULL;
+	if (rc == DB_OK) {
+		rc = db_exec(
+		    db,
+		    "UPDATE acme_orders SET status = 'invalid', error_type = 'unauthorized',"
+		    " error_detail = 'an authorization of the order was deactivated'"
+		    " WHERE status IN ('pending', 'ready') AND id IN (SELECT order_id FROM"
+		    " acme_order_authorizations WHERE authz_id = $1::bigint)",
+		    &q, &r, err, "ACME authorization %lld", (long long)id);
+		PQclear(r);
+	}
+	if (rc == DB_OK)
+		rc = audit_commit(db, "authz", id, audit, err);
+	if (rc != DB_OK)
+		db_rollback(db);
+	return rc;
+}

@@ -277,6 +277,10 @@ struct acme_store {
 	int (*order_get)(void *ctx, int64_t id, struct acme_order *out); /* 1, 0, -1 */
 	int (*authz_get)(void *ctx, int64_t id, struct acme_authz *out); /* 1, 0, -1 */
 	int (*chall_authz)(void *ctx, int64_t chall_id, int64_t *authz); /* 1, 0, -1 */
+	/* Deactivate account a's authorization az (pending or valid; RFC 8555 §7.5.2). 0, or -1
+	 * with p set. */
+	int (*authz_deactivate)(void *ctx, const struct acme_account *a,
+	                        const struct acme_authz *az, struct acme_problem *p);
 	/* Start validating challenge ch of az (pending) with key_authorization, off the
 	 * caller's thread; the challenge is processing when this returns 0. -1 with p set. */
 	int (*chall_start)(void *ctx, const struct acme_account *a, const struct acme_authz *az,

@@ -808,12 +808,27 @@ static int h_authz(struct acme_server *s, struct post *po, int64_t id, struct ac
 	json_t *ch, *j;
 	int processing = 0;
 
-	if (po->jws.payload)
-		return acme_problem_set(p, 400, "malformed",
-		                        "an authorization is read with POST-as-GET (an empty "
-		                        "payload)");
+	const json_t *pl = po->jws.payload;
+	const char *want = json_string_value(json_object_get(pl, "status"));
+
+	if (pl && (json_object_size(pl) != 1 || !want || strcmp(want, "deactivated")))
+		return acme_problem_set(
+		    p, 400, "malformed",
+		    "an authorization is read with POST-as-GET (an empty "
+		    "payload) or deactivated with {\"status\": \"deactivated\"}");
 	if (own_authz(s, po, id, &a, p) < 0)
 		return -1;
+	if (pl) {
+		if (strcmp(a.status, "pending") && strcmp(a.status, "valid"))
+			return acme_problem_set(
+			    p, 400, "malformed",
+			    "the authorization is %s: only a pending or valid one "
+			    "is deactivated",
+			    a.status);
+		if (s->store.authz_deactivate(po->ctx, &po->acct, &a, p) < 0)
+			return -1;
+		snprintf(a.status, sizeof(a.status), "deactivated");
+	}
 	ch = json_array();
 	for (size_t i = 0; ch && i < a.n_ch; i++) {
 		json_array_append_new(ch, chall_json(s, &a.ch[i]));

@@ -653,6 +653,24 @@ static int st_chall_authz(void *ctx, int64_t chall_id, int64_t *authz)
 	return rc == DB_OK ? 1 : found_or_not(rc, &err);
 }
 
+static int st_authz_deactivate(void *ctx, const struct acme_account *a, const struct acme_authz *az,
+                               struct acme_problem *p)
+{
+	struct store_ctx *c = ctx;
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	char actor[160];
+
+	audit_for(a, "acme.authz.deactivate", &e, actor, sizeof(actor));
+	if (db_acme_authz_deactivate(c->db, az->id, a->id, &e, &err) == DB_OK)
+		return 0;
+	if (err.status == DB_ERR_STATE)
+		return acme_problem_set(p, 400, "malformed",
+		                        "the authorization is neither pending nor valid");
+	log_error("acme: %s", err.msg);
+	return acme_problem_set(p, 500, "serverInternal", "the authorization was not changed");
+}
+
 /* Validations in flight (threads of their own, each with its own database connection). */
 #define VALIDATIONS_MAX 64
 static _Atomic int validations;
@@ -930,6 +948,7 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 		st.order_get = st_order_get;
 		st.authz_get = st_authz_get;
 		st.chall_authz = st_chall_authz;
+		st.authz_deactivate = st_authz_deactivate;
 		st.chall_start = st_chall_start;
 		st.order_finalize = st_order_finalize;
 		st.cert_chain = st_cert_chain;

@@ -1633,7 +1633,7 @@ START_TEST(tls_alpn01_by_our_client)
 {
 	struct eab e = new_eab(",\"principal\":\"alpn-team\",\"allow\":[\"*.example.com\"]");
 	struct tkey t = tkey_new("ES256");
-	char kid[300], status[32], order_url[300], fin[300], body[2048], *csr;
+	char kid[300], status[32], order_url[300], fin[300], body[2048], authz[300], *csr;
 	EVP_PKEY *ck = EVP_EC_gen("P-256");
 	pthread_t th;
 	struct reply r;
@@ -1664,6 +1664,29 @@ START_TEST(tls_alpn01_by_our_client)
 	r = post(fin, jws(&t, kid, fin, body));
 	ck_assert_msg(r.status == 200 && strstr(r.body, "\"valid\""), "finalize: %ld %s", r.status,
 	              r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(authz, sizeof(authz), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)) +
+	             strlen(acme_url));
+	json_decref(o);
+	reply_clear(&r);
+	/* The client deactivates its valid authorization (RFC 8555 §7.5.2): never reused again,
+	 * and a second deactivation is refused. */
+	r = post(authz, jws(&t, kid, authz, "{\"status\":\"deactivated\"}"));
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"deactivated\""), "deactivate: %ld %s",
+	              r.status, r.body);
+	reply_clear(&r);
+	r = post(authz, jws(&t, kid, authz, "{\"status\":\"deactivated\"}"));
+	ck_assert(problem(&r, "malformed"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'alpn-team' AND"
+	                       " action = 'acme.authz.deactivate'"),
+	                 1);
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"alpn1.example.com\"}]");
+	ck_assert_int_eq(r.status, 201);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "pending");
+	json_decref(o);
 	reply_clear(&r);
 
 	alpn_order(&t, kid, "alpn2.example.com", 1, status, sizeof(status), order_url,
