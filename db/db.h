@@ -802,4 +802,96 @@ enum db_status db_acme_account_rekey(struct db *db, int64_t id, const char *old_
                                      const char *jwk, const char *thumbprint,
                                      const struct db_audit_entry *audit, struct db_err *err);
 
+/* --- ACME orders, authorizations and challenges (db_acme_order.c) --- */
+
+#define DB_ACME_IDENTS_MAX 100
+#define DB_ACME_CHALLS 3
+
+struct db_acme_ident {
+	char type[4];    /* "dns" or "ip" */
+	char value[254]; /* lower case dns name without "*.", or the address as text */
+	int wildcard;
+};
+
+struct db_acme_order {
+	int64_t id, account_id;
+	char status[12]; /* expired pending and ready orders read as "invalid" */
+	int64_t expires_at;
+	char *identifiers; /* JSON array text */
+	char profile[65];
+	char cert_serial[81]; /* "" until valid */
+	char error_type[33];
+	char error_detail[1025];
+	int64_t authz[DB_ACME_IDENTS_MAX];
+	size_t n_authz;
+};
+void db_acme_order_clear(struct db_acme_order *o);
+
+struct db_acme_challenge {
+	int64_t id;
+	char type[16];
+	char token[44];
+	char status[12];
+	int64_t validated_at;
+	char error_type[33];
+	char error_detail[513];
+};
+
+struct db_acme_authz {
+	int64_t id, account_id;
+	struct db_acme_ident ident;
+	char status[12]; /* expired ones read as "expired" */
+	int64_t expires_at;
+	struct db_acme_challenge ch[DB_ACME_CHALLS];
+	size_t n_ch;
+};
+
+/* Add an order of account_id for idents (n of them; identifiers: their JSON as the client
+ * named them) with profile, expiring in order_ttl seconds. Each identifier gets the account's
+ * valid authorization for it when one has not expired, else a new pending one expiring in
+ * authz_ttl seconds with its challenges (dns-01 alone for a wildcard; no dns-01 for an ip), whose
+ * tokens come from tokens (3 per identifier, 43 base64url characters each). With the audit entry
+ * (object order/ID), committed together. out is filled (db_acme_order_clear). */
+enum db_status db_acme_order_create(struct db *db, int64_t account_id,
+                                    const struct db_acme_ident *idents, size_t n,
+                                    const char *identifiers, const char *profile, int64_t order_ttl,
+                                    int64_t authz_ttl, const char (*tokens)[44],
+                                    const struct db_audit_entry *audit, struct db_acme_order *out,
+                                    struct db_err *err);
+/* Orders the account made in the last `seconds`, and its pending authorizations. */
+enum db_status db_acme_account_counts(struct db *db, int64_t account_id, int64_t seconds,
+                                      int64_t *orders, int64_t *pending_authz,
+                                      int64_t *oldest_order, struct db_err *err);
+enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order *out,
+                                 struct db_err *err);
+enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz *out,
+                                 struct db_err *err);
+/* The authorization of challenge chall_id, or DB_ERR_NOT_FOUND. */
+enum db_status db_acme_challenge_authz(struct db *db, int64_t chall_id, int64_t *authz_id,
+                                       struct db_err *err);
+/* Challenge chall_id of account_id goes from pending to processing (its authorization pending,
+ * unexpired, no other challenge of it processing), with the audit entry, committed together.
+ * DB_ERR_STATE otherwise. */
+enum db_status db_acme_challenge_start(struct db *db, int64_t chall_id, int64_t account_id,
+                                       const struct db_audit_entry *audit, struct db_err *err);
+/* A processing challenge's result: valid (its authorization valid for reuse seconds; orders
+ * whose authorizations are all valid become ready) or invalid with the validator's problem
+ * (its authorization and pending orders invalid). With the audit entry, committed together. */
+enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid,
+                                      const char *error_type, const char *error_detail,
+                                      int64_t reuse, const struct db_audit_entry *audit,
+                                      struct db_err *err);
+/* The client deactivates authorization id of account_id (RFC 8555 §7.5.2): pending or valid
+ * becomes deactivated (never reused again), and its pending and ready orders invalid. With the
+ * audit entry, committed together. DB_ERR_STATE when it is neither pending nor valid. */
+enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t account_id,
+                                        const struct db_audit_entry *audit, struct db_err *err);
+/* Order id goes from status `from` (unexpired when "ready") to `to`, with cert_serial (NULL:
+ * none) or the problem (error_type "" none), and the audit entry, committed together.
+ * DB_ERR_STATE when it is not in `from`. */
+enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, const char *to,
+                                  const char *cert_serial, const char *error_type,
+                                  const char *error_detail, const struct db_audit_entry *audit,
+                                  struct db_err *err);
+
 #endif

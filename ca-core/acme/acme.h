@@ -7,9 +7,10 @@
  * acme_store), so this library needs no database either; the store records every state change
  * with its audit entry.
  *
- * What is served today: the directory, newNonce, newAccount (with onlyReturnExisting, contact
+ * What is served: the directory, newNonce, newAccount (with onlyReturnExisting, contact
  * checks and External Account Binding), account update and deactivation, keyChange,
- * revokeCert, and renewal information (RFC 9773).
+ * revokeCert, renewal information (RFC 9773), and when the store takes orders newOrder,
+ * authorizations, challenges, finalize and certificate download.
  */
 #ifndef HSMCA_ACME_H
 #define HSMCA_ACME_H
@@ -50,6 +51,7 @@ struct acme_problem {
 	int status;    /* HTTP status; 0: no problem */
 	char type[40]; /* without "urn:ietf:params:acme:error:", e.g. "badNonce" */
 	char detail[512];
+	int retry_after; /* seconds, for rateLimited; 0: none */
 };
 
 /* Set p; returns -1 so that callers can `return acme_problem_set(...)`. */
@@ -175,6 +177,64 @@ int acme_eab_verify(const json_t *binding, const json_t *account_jwk, const char
                     int (*lookup)(void *ctx, const char *kid, struct acme_eab *out), void *ctx,
                     struct acme_eab *eab, struct acme_problem *p);
 
+/* --- orders, authorizations, challenges (RFC 8555 §7.1.3-§7.1.5, §7.4, §7.5) --- */
+
+#define ACME_IDENTS_MAX 100
+#define ACME_CHALLS 3
+#define ACME_TOKEN_LEN 43
+/* Seconds a client should wait before polling a processing challenge or order again. */
+#define ACME_POLL_RETRY_AFTER 2
+
+struct acme_ident {
+	char type[4];    /* "dns" or "ip" */
+	char value[254]; /* lower-case name without "*.", or the address in its canonical text */
+	int wildcard;    /* dns only: the client asked for "*." value */
+};
+
+struct acme_order {
+	int64_t id, account_id;
+	char status[12]; /* pending, ready, processing, valid, invalid (an expired one: invalid) */
+	int64_t expires_at;
+	char *identifiers; /* JSON array text as the client named them (malloc) */
+	char profile[65];
+	char cert_serial[81]; /* hex; "" until valid */
+	char error_type[33];  /* "" none */
+	char error_detail[1025];
+	int64_t authz[ACME_IDENTS_MAX];
+	size_t n_authz;
+};
+void acme_order_clear(struct acme_order *o);
+
+struct acme_chall {
+	int64_t id;
+	char type[16]; /* http-01, dns-01, tls-alpn-01 */
+	char token[ACME_TOKEN_LEN + 1];
+	char status[12]; /* pending, processing, valid, invalid */
+	int64_t validated_at;
+	char error_type[33];
+	char error_detail[513];
+};
+
+struct acme_authz {
+	int64_t id, account_id;
+	struct acme_ident ident;
+	char status[12]; /* pending, valid, invalid, deactivated, expired, revoked */
+	int64_t expires_at;
+	struct acme_chall ch[ACME_CHALLS];
+	size_t n_ch;
+};
+
+/* The identifiers of a newOrder payload: 1..ACME_IDENTS_MAX objects {"type", "value"}, dns
+ * names (lower-cased; "*." in front only, for a wildcard) and ip addresses (IPv4 or IPv6, in
+ * canonical text), duplicates dropped. The number kept, or -1 with p set (malformed,
+ * unsupportedIdentifier, rejectedIdentifier). */
+int acme_identifiers_parse(const json_t *arr, struct acme_ident *out, struct acme_problem *p);
+/* Whether the CSR (DER) names exactly the identifiers (n): its SANs (dns and ip only) are the
+ * identifiers, and its subject's common names, if any, are among them. 0, or -1 with p set
+ * (badCSR). */
+int acme_csr_matches(const uint8_t *der, size_t len, const struct acme_ident *ids, size_t n,
+                     struct acme_problem *p);
+
 /*
  * Where accounts live. Every function returns 1 (done/found), 0 (not found, or for
  * account_create: the EAB credential already bound another account; for account_rekey: the
@@ -206,6 +266,34 @@ struct acme_store {
 	int (*cert_validity)(void *ctx, const uint8_t *aki, size_t aki_len, const uint8_t *serial,
 	                     size_t serial_len, int64_t *not_before, int64_t *not_after,
 	                     int64_t *revoked_at);
+	/* Orders; all NULL when the server takes no orders (newOrder is then not in the
+	 * directory). order_new: judge ids (n, parsed; identifiers: the payload's array as JSON
+	 * text) for account a (its profile, its credential's patterns, its rate limits) and add
+	 * the order; 0 with *out filled, or -1 with p set (rejectedIdentifier, rateLimited,
+	 * serverInternal). */
+	int (*order_new)(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
+	                 size_t n, const char *identifiers, struct acme_order *out,
+	                 struct acme_problem *p);
+	int (*order_get)(void *ctx, int64_t id, struct acme_order *out); /* 1, 0, -1 */
+	int (*authz_get)(void *ctx, int64_t id, struct acme_authz *out); /* 1, 0, -1 */
+	int (*chall_authz)(void *ctx, int64_t chall_id, int64_t *authz); /* 1, 0, -1 */
+	/* Deactivate account a's authorization az (pending or valid; RFC 8555 §7.5.2). 0, or -1
+	 * with p set. */
+	int (*authz_deactivate)(void *ctx, const struct acme_account *a,
+	                        const struct acme_authz *az, struct acme_problem *p);
+	/* Start validating challenge ch of az (pending) with key_authorization, off the
+	 * caller's thread; the challenge is processing when this returns 0. -1 with p set. */
+	int (*chall_start)(void *ctx, const struct acme_account *a, const struct acme_authz *az,
+	                   const struct acme_chall *ch, const char *key_authorization,
+	                   struct acme_problem *p);
+	/* Issue the certificate of order o (ready; the CSR, DER, names its identifiers
+	 * exactly): 0 once the order is valid, or -1 with p set (badCSR, orderNotReady,
+	 * serverInternal). */
+	int (*order_finalize)(void *ctx, const struct acme_account *a, const struct acme_order *o,
+	                      const uint8_t *csr, size_t csr_len, struct acme_problem *p);
+	/* The PEM chain (leaf first, then its issuer) of the certificate with serial (hex) that
+	 * account a ordered, into *pem (malloc). 1, 0 (none of a's), -1. */
+	int (*cert_chain)(void *ctx, const struct acme_account *a, const char *serial, char **pem);
 };
 
 /* RFC 9773's suggested renewal window for a certificate valid from not_before to not_after,

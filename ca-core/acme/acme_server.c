@@ -90,6 +90,8 @@ static void reply_problem(struct acme_server *s, struct acme_reply *rep,
 	snprintf(index, sizeof(index), "%s/directory", s->cfg.base_url);
 	add_link(rep, index, "index");
 	reply_json(rep, p->status, "application/problem+json", acme_problem_json(p));
+	if (p->retry_after > 0)
+		rep->retry_after = p->retry_after;
 }
 
 static void url_of(const struct acme_server *s, const char *path, char *out, size_t n)
@@ -102,7 +104,7 @@ static void url_of(const struct acme_server *s, const char *path, char *out, siz
 static void h_directory(struct acme_server *s, struct acme_reply *rep)
 {
 	char u[5][ACME_URL_MAX + 32];
-	json_t *meta = json_pack("{s:b}", "externalAccountRequired", s->cfg.eab_required);
+	json_t *meta = json_pack("{s:b}", "externalAccountRequired", s->cfg.eab_required), *j;
 
 	url_of(s, "/new-nonce", u[0], sizeof(u[0]));
 	url_of(s, "/new-account", u[1], sizeof(u[1]));
@@ -113,10 +115,14 @@ static void h_directory(struct acme_server *s, struct acme_reply *rep)
 		json_object_set_new(meta, "termsOfService", json_string(s->cfg.terms_url));
 	if (meta && s->cfg.website[0])
 		json_object_set_new(meta, "website", json_string(s->cfg.website));
-	reply_json(rep, 200, "application/json",
-	           json_pack("{s:s, s:s, s:s, s:s, s:s, s:o*}", "newNonce", u[0], "newAccount",
-	                     u[1], "keyChange", u[2], "revokeCert", u[3], "renewalInfo", u[4],
-	                     "meta", meta));
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o*}", "newNonce", u[0], "newAccount", u[1],
+	              "keyChange", u[2], "revokeCert", u[3], "renewalInfo", u[4], "meta", meta);
+	/* newOrder only when this server takes orders. */
+	if (j && s->store.order_new) {
+		url_of(s, "/new-order", u[0], sizeof(u[0]));
+		json_object_set_new(j, "newOrder", json_string(u[0]));
+	}
+	reply_json(rep, 200, "application/json", j);
 }
 
 /* --- accounts --- */
@@ -632,6 +638,367 @@ static int h_renewal_info(struct acme_server *s, void *ctx, const char *id, stru
 	return 0;
 }
 
+/* --- orders, authorizations, challenges, finalize, certificates --- */
+
+/* The id after prefix in path (e.g. "/order/" "12"), with rest (NULL: nothing may follow)
+ * the text that follows it. 0 when path does not have that shape. */
+static int64_t path_id(const char *path, const char *prefix, const char **rest)
+{
+	size_t n = strlen(prefix);
+	long long id;
+	char *end;
+
+	if (strncmp(path, prefix, n) || path[n] < '1' || path[n] > '9')
+		return 0;
+	errno = 0;
+	id = strtoll(path + n, &end, 10);
+	if (errno || id <= 0 || (rest ? 0 : *end != '\0'))
+		return 0;
+	if (rest)
+		*rest = end;
+	return id;
+}
+
+static json_t *problem_of(const char *type, const char *detail, int status)
+{
+	struct acme_problem p = {.status = status};
+
+	snprintf(p.type, sizeof(p.type), "%s", type);
+	snprintf(p.detail, sizeof(p.detail), "%s", detail);
+	return acme_problem_json(&p);
+}
+
+static json_t *order_json(const struct acme_server *s, const struct acme_order *o)
+{
+	char u[ACME_URL_MAX + 64], t[32];
+	json_t *authz = json_array(), *ids = json_loads(o->identifiers, 0, NULL), *j;
+
+	for (size_t i = 0; authz && i < o->n_authz; i++) {
+		snprintf(u, sizeof(u), "%s/authz/%lld", s->cfg.base_url, (long long)o->authz[i]);
+		json_array_append_new(authz, json_string(u));
+	}
+	rfc3339(o->expires_at, t, sizeof(t));
+	snprintf(u, sizeof(u), "%s/order/%lld/finalize", s->cfg.base_url, (long long)o->id);
+	j = json_pack("{s:s, s:s, s:o*, s:o*, s:s}", "status", o->status, "expires", t,
+	              "identifiers", ids, "authorizations", authz, "finalize", u);
+	if (j && o->cert_serial[0]) {
+		snprintf(u, sizeof(u), "%s/cert/%s", s->cfg.base_url, o->cert_serial);
+		json_object_set_new(j, "certificate", json_string(u));
+	}
+	if (j && o->error_type[0])
+		json_object_set_new(j, "error", problem_of(o->error_type, o->error_detail, 403));
+	return j;
+}
+
+static void reply_order(struct acme_server *s, struct acme_reply *rep, int status,
+                        const struct acme_order *o)
+{
+	snprintf(rep->location, sizeof(rep->location), "%s/order/%lld", s->cfg.base_url,
+	         (long long)o->id);
+	if (!strcmp(o->status, "processing"))
+		rep->retry_after = ACME_POLL_RETRY_AFTER;
+	reply_json(rep, status, "application/json", order_json(s, o));
+}
+
+static json_t *chall_json(const struct acme_server *s, const struct acme_chall *c)
+{
+	char u[ACME_URL_MAX + 64], t[32];
+	json_t *j;
+
+	snprintf(u, sizeof(u), "%s/chall/%lld", s->cfg.base_url, (long long)c->id);
+	j = json_pack("{s:s, s:s, s:s, s:s}", "type", c->type, "url", u, "token", c->token,
+	              "status", c->status);
+	if (j && c->validated_at) {
+		rfc3339(c->validated_at, t, sizeof(t));
+		json_object_set_new(j, "validated", json_string(t));
+	}
+	if (j && c->error_type[0])
+		json_object_set_new(j, "error", problem_of(c->error_type, c->error_detail, 403));
+	return j;
+}
+
+/* The account's order id, or a problem (404 for another account's: nothing to probe with). */
+static int own_order(struct acme_server *s, struct post *po, int64_t id, struct acme_order *o,
+                     struct acme_problem *p)
+{
+	int found = id ? s->store.order_get(po->ctx, id, o) : 0;
+
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal", "the order could not be read");
+	if (!found || o->account_id != po->acct.id) {
+		acme_order_clear(o);
+		return acme_problem_set(p, 404, "malformed", "this account has no such order");
+	}
+	return 0;
+}
+
+static int own_authz(struct acme_server *s, struct post *po, int64_t id, struct acme_authz *a,
+                     struct acme_problem *p)
+{
+	int found = id ? s->store.authz_get(po->ctx, id, a) : 0;
+
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal",
+		                        "the authorization could not be read");
+	if (!found || a->account_id != po->acct.id)
+		return acme_problem_set(p, 404, "malformed",
+		                        "this account has no such authorization");
+	return 0;
+}
+
+static int h_new_order(struct acme_server *s, struct post *po, struct acme_reply *rep,
+                       struct acme_problem *p)
+{
+	const json_t *pl = po->jws.payload;
+	struct acme_ident *ids;
+	struct acme_order o = {0};
+	char *text;
+	int n, rc = -1;
+	const char *k;
+	json_t *v;
+
+	if (!pl)
+		return acme_problem_set(p, 400, "malformed", "newOrder needs a payload");
+	json_object_foreach((json_t *)pl, k, v)
+	{
+		if (!strcmp(k, "notBefore") || !strcmp(k, "notAfter"))
+			return acme_problem_set(
+			    p, 400, "malformed",
+			    "%s is not supported: the profile sets the validity", k);
+		if (strcmp(k, "identifiers") && strcmp(k, "replaces") && strcmp(k, "profile"))
+			return acme_problem_set(p, 400, "malformed", "unknown field \"%.32s\"", k);
+	}
+	if (!(ids = calloc(ACME_IDENTS_MAX, sizeof(*ids))))
+		return acme_problem_set(p, 500, "serverInternal", "out of memory");
+	n = acme_identifiers_parse(json_object_get(pl, "identifiers"), ids, p);
+	text = n > 0 ? json_dumps(json_object_get(pl, "identifiers"), JSON_COMPACT) : NULL;
+	if (n > 0 && !text)
+		acme_problem_set(p, 500, "serverInternal", "out of memory");
+	else if (n > 0 &&
+	         s->store.order_new(po->ctx, &po->acct, ids, (size_t)n, text, &o, p) == 0) {
+		reply_order(s, rep, 201, &o);
+		rc = 0;
+	}
+	acme_order_clear(&o);
+	free(text);
+	free(ids);
+	return rc;
+}
+
+static int h_order(struct acme_server *s, struct post *po, int64_t id, struct acme_reply *rep,
+                   struct acme_problem *p)
+{
+	struct acme_order o;
+
+	if (po->jws.payload)
+		return acme_problem_set(p, 400, "malformed",
+		                        "an order is read with POST-as-GET (an empty payload)");
+	if (own_order(s, po, id, &o, p) < 0)
+		return -1;
+	reply_order(s, rep, 200, &o);
+	acme_order_clear(&o);
+	return 0;
+}
+
+static int h_authz(struct acme_server *s, struct post *po, int64_t id, struct acme_reply *rep,
+                   struct acme_problem *p)
+{
+	struct acme_authz a;
+	char t[32];
+	json_t *ch, *j;
+	int processing = 0;
+
+	const json_t *pl = po->jws.payload;
+	const char *want = json_string_value(json_object_get(pl, "status"));
+
+	if (pl && (json_object_size(pl) != 1 || !want || strcmp(want, "deactivated")))
+		return acme_problem_set(
+		    p, 400, "malformed",
+		    "an authorization is read with POST-as-GET (an empty "
+		    "payload) or deactivated with {\"status\": \"deactivated\"}");
+	if (own_authz(s, po, id, &a, p) < 0)
+		return -1;
+	if (pl) {
+		if (strcmp(a.status, "pending") && strcmp(a.status, "valid"))
+			return acme_problem_set(
+			    p, 400, "malformed",
+			    "the authorization is %s: only a pending or valid one "
+			    "is deactivated",
+			    a.status);
+		if (s->store.authz_deactivate(po->ctx, &po->acct, &a, p) < 0)
+			return -1;
+		snprintf(a.status, sizeof(a.status), "deactivated");
+	}
+	ch = json_array();
+	for (size_t i = 0; ch && i < a.n_ch; i++) {
+		json_array_append_new(ch, chall_json(s, &a.ch[i]));
+		processing |= !strcmp(a.ch[i].status, "processing");
+	}
+	rfc3339(a.expires_at, t, sizeof(t));
+	j = json_pack("{s:{s:s, s:s}, s:s, s:s, s:o*}", "identifier", "type", a.ident.type, "value",
+	              a.ident.value, "status", a.status, "expires", t, "challenges", ch);
+	if (j && a.ident.wildcard)
+		json_object_set_new(j, "wildcard", json_true());
+	if (processing)
+		rep->retry_after = ACME_POLL_RETRY_AFTER;
+	reply_json(rep, 200, "application/json", j);
+	return 0;
+}
+
+static int h_chall(struct acme_server *s, struct post *po, int64_t id, struct acme_reply *rep,
+                   struct acme_problem *p)
+{
+	struct acme_authz a;
+	struct acme_chall *c = NULL;
+	char up[ACME_URL_MAX + 64], keyauth[ACME_TOKEN_LEN + ACME_THUMBPRINT_LEN + 2];
+	int64_t authz = 0;
+	int found;
+
+	if (po->jws.payload && json_object_size(po->jws.payload) != 0)
+		return acme_problem_set(
+		    p, 400, "malformed",
+		    "a challenge is answered with {} (or read with POST-as-GET)");
+	found = s->store.chall_authz(po->ctx, id, &authz);
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal",
+		                        "the challenge could not be read");
+	if (!found || own_authz(s, po, authz, &a, p) < 0) {
+		memset(p, 0, sizeof(*p));
+		return acme_problem_set(p, 404, "malformed", "this account has no such challenge");
+	}
+	for (size_t i = 0; i < a.n_ch; i++)
+		if (a.ch[i].id == id)
+			c = &a.ch[i];
+	if (!c)
+		return acme_problem_set(p, 404, "malformed", "this account has no such challenge");
+	/* {} to a pending challenge of a pending authorization starts its validation; otherwise
+	 * (already answered, or the authorization is settled) the challenge is shown as it is. */
+	if (po->jws.payload && !strcmp(c->status, "pending") && !strcmp(a.status, "pending")) {
+		snprintf(keyauth, sizeof(keyauth), "%s.%s", c->token, po->acct.thumbprint);
+		if (s->store.chall_start(po->ctx, &po->acct, &a, c, keyauth, p) < 0)
+			return -1;
+		snprintf(c->status, sizeof(c->status), "processing");
+	}
+	if (!strcmp(c->status, "processing"))
+		rep->retry_after = ACME_POLL_RETRY_AFTER;
+	snprintf(up, sizeof(up), "%s/authz/%lld", s->cfg.base_url, (long long)a.id);
+	add_link(rep, up, "up");
+	reply_json(rep, 200, "application/json", chall_json(s, c));
+	return 0;
+}
+
+static int h_finalize(struct acme_server *s, struct post *po, int64_t id, struct acme_reply *rep,
+                      struct acme_problem *p)
+{
+	const json_t *pl = po->jws.payload;
+	const char *csr = json_string_value(json_object_get(pl, "csr"));
+	struct acme_order o;
+	struct acme_ident *ids = NULL;
+	json_t *arr = NULL;
+	uint8_t *der = NULL;
+	int n, len, rc = -1;
+
+	if (!csr || json_object_size(pl) != 1)
+		return acme_problem_set(p, 400, "malformed",
+		                        "finalize takes {\"csr\": base64url(DER PKCS#10)}");
+	if (own_order(s, po, id, &o, p) < 0)
+		return -1;
+	if (strcmp(o.status, "ready")) {
+		acme_problem_set(
+		    p, 403, "orderNotReady", "the order is %s, not ready: %s", o.status,
+		    !strcmp(o.status, "pending") ? "its authorizations are not all valid yet"
+		                                 : "it cannot be finalized");
+		goto out;
+	}
+	if (!(der = malloc(ACME_BODY_MAX)) || !(ids = calloc(ACME_IDENTS_MAX, sizeof(*ids)))) {
+		acme_problem_set(p, 500, "serverInternal", "out of memory");
+		goto out;
+	}
+	if ((len = acme_b64url_decode(csr, strlen(csr), der, ACME_BODY_MAX)) <= 0) {
+		acme_problem_set(p, 400, "badCSR", "csr is not base64url without padding");
+		goto out;
+	}
+	arr = json_loads(o.identifiers, 0, NULL);
+	if ((n = acme_identifiers_parse(arr, ids, p)) < 0) {
+		memset(p, 0, sizeof(*p));
+		acme_problem_set(p, 500, "serverInternal",
+		                 "the order's identifiers are unreadable");
+		goto out;
+	}
+	if (acme_csr_matches(der, (size_t)len, ids, (size_t)n, p) < 0 ||
+	    s->store.order_finalize(po->ctx, &po->acct, &o, der, (size_t)len, p) < 0)
+		goto out;
+	acme_order_clear(&o);
+	if (own_order(s, po, id, &o, p) < 0)
+		goto out;
+	reply_order(s, rep, 200, &o);
+	rc = 0;
+out:
+	json_decref(arr);
+	free(ids);
+	free(der);
+	acme_order_clear(&o);
+	return rc;
+}
+
+static int h_cert(struct acme_server *s, struct post *po, const char *serial,
+                  struct acme_reply *rep, struct acme_problem *p)
+{
+	char *pem = NULL;
+	size_t n = strlen(serial);
+	int found;
+
+	if (po->jws.payload)
+		return acme_problem_set(
+		    p, 400, "malformed",
+		    "a certificate is read with POST-as-GET (an empty payload)");
+	if (n < 2 || n > 80 || strspn(serial, "0123456789ABCDEFabcdef") != n)
+		return acme_problem_set(p, 404, "malformed", "no such certificate");
+	found = s->store.cert_chain(po->ctx, &po->acct, serial, &pem);
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal",
+		                        "the certificate could not be read");
+	if (!found)
+		return acme_problem_set(p, 404, "malformed",
+		                        "this account ordered no such certificate");
+	rep->status = 200;
+	rep->body = pem;
+	rep->body_len = strlen(pem);
+	rep->content_type = "application/pem-certificate-chain";
+	return 0;
+}
+
+/* The POST resources of orders; 1 when path is one of them (served into rep or p). */
+static int order_routes(struct acme_server *s, const struct acme_request *req, struct post *po,
+                        struct acme_reply *rep, struct acme_problem *p)
+{
+	const char *path = req->path, *rest = NULL;
+	int64_t id;
+
+	if (!s->store.order_new)
+		return 0;
+	if (!strcmp(path, "/new-order")) {
+		if (post_open(s, req, KEY_KID, po, p) == 0)
+			h_new_order(s, po, rep, p);
+	} else if ((id = path_id(path, "/order/", &rest)) &&
+	           (!*rest || !strcmp(rest, "/finalize"))) {
+		if (post_open(s, req, KEY_KID, po, p) == 0)
+			(*rest ? h_finalize : h_order)(s, po, id, rep, p);
+	} else if ((id = path_id(path, "/authz/", NULL))) {
+		if (post_open(s, req, KEY_KID, po, p) == 0)
+			h_authz(s, po, id, rep, p);
+	} else if ((id = path_id(path, "/chall/", NULL))) {
+		if (post_open(s, req, KEY_KID, po, p) == 0)
+			h_chall(s, po, id, rep, p);
+	} else if (!strncmp(path, "/cert/", 6)) {
+		if (post_open(s, req, KEY_KID, po, p) == 0)
+			h_cert(s, po, path + 6, rep, p);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 /* --- dispatch --- */
 
 void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep)
@@ -666,7 +1033,11 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 			               rep, &p);
 	} else if (!is_post) {
 		if (strncmp(path, "/acct/", 6) && strcmp(path, "/new-account") &&
-		    strcmp(path, "/key-change") && strcmp(path, "/revoke-cert"))
+		    strcmp(path, "/key-change") && strcmp(path, "/revoke-cert") &&
+		    (!s->store.order_new ||
+		     (strcmp(path, "/new-order") && strncmp(path, "/order/", 7) &&
+		      strncmp(path, "/authz/", 7) && strncmp(path, "/chall/", 7) &&
+		      strncmp(path, "/cert/", 6))))
 			acme_problem_set(&p, 404, "malformed",
 			                 "there is no ACME resource at this URL");
 		else
@@ -685,6 +1056,8 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 	} else if (!strcmp(path, "/revoke-cert")) {
 		if (post_open(s, req, KEY_EITHER, &po, &p) == 0)
 			h_revoke_cert(s, &po, rep, &p);
+	} else if (order_routes(s, req, &po, rep, &p)) {
+		/* served */
 	} else {
 		acme_problem_set(&p, 404, "malformed", "there is no ACME resource at this URL");
 	}

@@ -63,6 +63,13 @@ struct cad_config {
 	int acme_eab_required;
 	long acme_nonce_store;
 	int acme_eab_max_days;
+	/* Orders (docs/acme.md): taken only with a validator (hsmca-acmevald's socket). */
+	char acme_validator[256];
+	long acme_validation_timeout_ms;
+	long acme_authz_reuse;     /* seconds a valid authorization is reused */
+	long acme_order_lifetime;  /* seconds an order (and a new authorization) lives */
+	long acme_orders_per_hour; /* per account */
+	long acme_pending_authz;   /* pending authorizations per account */
 	struct ca_profile *acme_profiles[CAD_MAX_PROFILES]; /* the first is the default */
 	size_t n_acme_profiles;
 };

@@ -8,11 +8,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <fnmatch.h>
+#include <stdatomic.h>
+#include <strings.h>
+
 #include <event2/buffer.h>
+#include <openssl/pem.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "acme.h"
+#include "acmeval.h"
 #include "cad_acme.h"
 #include "cad_internal.h"
 #include "httptext.h"
@@ -27,6 +33,12 @@ static const char *const acme_fields[] = {"url",
                                           "external_account_required",
                                           "nonce_store_size",
                                           "eab_max_days",
+                                          "validator",
+                                          "validation_timeout_ms",
+                                          "authz_reuse_seconds",
+                                          "order_lifetime_seconds",
+                                          "orders_per_hour",
+                                          "pending_authorizations",
                                           NULL};
 
 static int https_url(const char *s)
@@ -47,6 +59,12 @@ int cad_acme_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cf
 	cfg->n_acme_profiles = 0;
 	cfg->acme_nonce_store = nonces;
 	cfg->acme_eab_max_days = (int)days;
+	cfg->acme_validator[0] = '\0';
+	cfg->acme_validation_timeout_ms = 30000;
+	cfg->acme_authz_reuse = 30 * 86400;
+	cfg->acme_order_lifetime = 7 * 86400;
+	cfg->acme_orders_per_hour = 300;
+	cfg->acme_pending_authz = 300;
 	if (!n)
 		return 0;
 	if (yconf_check_map(y, n, "acme", acme_fields) ||
@@ -56,8 +74,19 @@ int cad_acme_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cf
 	    yconf_opt_str(y, n, "website", cfg->acme_website, sizeof(cfg->acme_website)) ||
 	    yconf_opt_bool(y, n, "external_account_required", &cfg->acme_eab_required) ||
 	    yconf_opt_long(y, n, "nonce_store_size", ACME_NONCES_MIN, ACME_NONCES_MAX, &nonces) ||
-	    yconf_opt_long(y, n, "eab_max_days", 1, 3660, &days))
+	    yconf_opt_long(y, n, "eab_max_days", 1, 3660, &days) ||
+	    yconf_opt_str(y, n, "validator", cfg->acme_validator, sizeof(cfg->acme_validator)) ||
+	    yconf_opt_long(y, n, "validation_timeout_ms", 1000, 120000,
+	                   &cfg->acme_validation_timeout_ms) ||
+	    yconf_opt_long(y, n, "authz_reuse_seconds", 0, 90 * 86400, &cfg->acme_authz_reuse) ||
+	    yconf_opt_long(y, n, "order_lifetime_seconds", 60, 30 * 86400,
+	                   &cfg->acme_order_lifetime) ||
+	    yconf_opt_long(y, n, "orders_per_hour", 1, 1000000, &cfg->acme_orders_per_hour) ||
+	    yconf_opt_long(y, n, "pending_authorizations", 1, 1000000, &cfg->acme_pending_authz))
 		return -1;
+	if (cfg->acme_validator[0] && cfg->acme_validator[0] != '/')
+		return yconf_fail(y, n, "acme.validator",
+		                  "must be the absolute path of hsmca-acmevald's socket");
 	cfg->acme_nonce_store = nonces;
 	cfg->acme_eab_max_days = (int)days;
 	len = strlen(cfg->acme_url);
@@ -395,14 +424,535 @@ out:
 	return rc;
 }
 
+/* --- orders: the account's policy, rate limits, validation off the event loop, issuance --- */
+
+/* "*.example.com" matches one label in front of example.com, and a wildcard value only the
+ * pattern spelled out (as the CA core judges a CSR's SANs); other patterns are shell globs. */
+static int pattern_match(int dns, const char *pat, const char *v)
+{
+	if (dns) {
+		if (strchr(v, '*'))
+			return !strcasecmp(pat, v);
+		if (!strncmp(pat, "*.", 2)) {
+			size_t pl = strlen(pat + 1), vl = strlen(v);
+			const char *dot = strchr(v, '.');
+			return vl > pl && !strcasecmp(v + vl - pl, pat + 1) && dot == v + vl - pl;
+		}
+		return !strcasecmp(pat, v);
+	}
+	return fnmatch(pat, v, FNM_CASEFOLD) == 0;
+}
+
+/* The account's profile: the first of its credential's profiles that ACME serves (the
+ * configuration's first for an account without a credential). */
+static struct ca_profile *account_profile(const struct cad_config *cfg, const char *profiles)
+{
+	char name[CAD_NAME_MAX + 1];
+
+	if (!profiles[0])
+		return cfg->n_acme_profiles ? cfg->acme_profiles[0] : NULL;
+	while (*profiles) {
+		size_t len = strcspn(profiles, ",");
+		snprintf(name, sizeof(name), "%.*s", (int)len, profiles);
+		for (size_t i = 0; i < cfg->n_acme_profiles; i++)
+			if (!strcmp(cfg->acme_profiles[i]->name, name))
+				return cfg->acme_profiles[i];
+		profiles += len + (profiles[len] == ',');
+	}
+	return NULL;
+}
+
+/* Whether the account (its credential's patterns, newline-separated, "" any) and its profile
+ * allow id; else p says which refuses it. */
+static int ident_allowed(const struct ca_profile *prof, const char *allow,
+                         const struct acme_ident *id, struct acme_problem *p)
+{
+	int dns = !strcmp(id->type, "dns");
+	enum ca_san_kind kind = dns ? CA_SAN_DNS : CA_SAN_IP;
+	char text[260], pat[DB_IDENTITY_MAX + 1];
+	size_t k;
+	int ok = 0;
+
+	snprintf(text, sizeof(text), "%s%s", id->wildcard ? "*." : "", id->value);
+	for (k = 0; k < prof->n_san_patterns[kind]; k++)
+		if (pattern_match(dns, prof->san_patterns[kind][k], text))
+			break;
+	if (k == prof->n_san_patterns[kind])
+		return acme_problem_set(p, 400, "rejectedIdentifier",
+		                        id->wildcard
+		                            ? "%s: profile %s allows no such wildcard name"
+		                            : "%s: profile %s does not allow this identifier",
+		                        text, prof->name);
+	if (!*allow)
+		return 0;
+	while (*allow && !ok) {
+		size_t len = strcspn(allow, "\n");
+		snprintf(pat, sizeof(pat), "%.*s", (int)len, allow);
+		ok = pattern_match(dns, pat, text);
+		allow += len + (allow[len] == '\n');
+	}
+	if (!ok)
+		return acme_problem_set(p, 400, "rejectedIdentifier",
+		                        "%s is outside the identifiers this account's External "
+		                        "Account Binding credential allows",
+		                        text);
+	return 0;
+}
+
+static void order_from_db(struct db_acme_order *d, struct acme_order *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->id = d->id;
+	o->account_id = d->account_id;
+	snprintf(o->status, sizeof(o->status), "%s", d->status);
+	o->expires_at = d->expires_at;
+	o->identifiers = d->identifiers;
+	d->identifiers = NULL;
+	snprintf(o->profile, sizeof(o->profile), "%s", d->profile);
+	snprintf(o->cert_serial, sizeof(o->cert_serial), "%s", d->cert_serial);
+	snprintf(o->error_type, sizeof(o->error_type), "%s", d->error_type);
+	snprintf(o->error_detail, sizeof(o->error_detail), "%s", d->error_detail);
+	memcpy(o->authz, d->authz, sizeof(o->authz[0]) * d->n_authz);
+	o->n_authz = d->n_authz;
+	db_acme_order_clear(d);
+}
+
+static int st_order_new(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
+                        size_t n, const char *identifiers, struct acme_order *out,
+                        struct acme_problem *p)
+{
+	struct store_ctx *c = ctx;
+	const struct cad_config *cfg = c->r->cad->cfg;
+	struct db_acme_account acct;
+	struct db_acme_ident *dids = NULL;
+	struct db_acme_order d;
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	struct ca_profile *prof;
+	char(*tokens)[44] = NULL, actor[160];
+	int64_t orders, pending, oldest, now = (int64_t)time(NULL);
+	uint8_t raw[32];
+	int rc = -1;
+
+	if (db_acme_account_by_id(c->db, a->id, &acct, &err) != DB_OK) {
+		log_error("acme: %s", err.msg);
+		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
+	}
+	if (!(prof = account_profile(cfg, acct.profiles))) {
+		acme_problem_set(p, 403, "unauthorized",
+		                 "none of this account's profiles is served over ACME");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (ident_allowed(prof, acct.allow, &ids[i], p) < 0)
+			goto out;
+	if (db_acme_account_counts(c->db, a->id, 3600, &orders, &pending, &oldest, &err) != DB_OK) {
+		log_error("acme: %s", err.msg);
+		acme_problem_set(p, 500, "serverInternal",
+		                 "the account's orders could not be counted");
+		goto out;
+	}
+	if (orders >= cfg->acme_orders_per_hour) {
+		acme_problem_set(p, 429, "rateLimited",
+		                 "this account made %lld orders in the last hour (at most %ld)",
+		                 (long long)orders, cfg->acme_orders_per_hour);
+		p->retry_after = (int)(oldest + 3600 - now > 0 ? oldest + 3600 - now : 1);
+		goto out;
+	}
+	if (pending + (int64_t)n > cfg->acme_pending_authz) {
+		acme_problem_set(p, 429, "rateLimited",
+		                 "this account has %lld pending authorizations (at most %ld): "
+		                 "complete or let them expire first",
+		                 (long long)pending, cfg->acme_pending_authz);
+		p->retry_after = 60;
+		goto out;
+	}
+	if (!(dids = calloc(n, sizeof(*dids))) || !(tokens = calloc(n * 3, sizeof(*tokens)))) {
+		acme_problem_set(p, 500, "serverInternal", "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(dids[i].type, sizeof(dids[i].type), "%s", ids[i].type);
+		snprintf(dids[i].value, sizeof(dids[i].value), "%s", ids[i].value);
+		dids[i].wildcard = ids[i].wildcard;
+	}
+	for (size_t i = 0; i < n * 3; i++)
+		if (RAND_bytes(raw, sizeof(raw)) != 1 ||
+		    acme_b64url_encode(raw, sizeof(raw), tokens[i], sizeof(tokens[i])) !=
+		        ACME_TOKEN_LEN) {
+			acme_problem_set(p, 500, "serverInternal", "no randomness for a token");
+			goto out;
+		}
+	audit_for(a, "acme.order.create", &e, actor, sizeof(actor));
+	e.detail = identifiers;
+	if (db_acme_order_create(c->db, a->id, dids, n, identifiers, prof->name,
+	                         cfg->acme_order_lifetime, cfg->acme_order_lifetime,
+	                         (const char(*)[44])tokens, &e, &d, &err) != DB_OK) {
+		log_error("acme: %s", err.msg);
+		acme_problem_set(p, 500, "serverInternal", "the order was not recorded");
+		goto out;
+	}
+	order_from_db(&d, out);
+	rc = 0;
+out:
+	free(tokens);
+	free(dids);
+	db_acme_account_clear(&acct);
+	return rc;
+}
+
+static int st_order_get(void *ctx, int64_t id, struct acme_order *out)
+{
+	struct store_ctx *c = ctx;
+	struct db_acme_order d;
+	struct db_err err = {0};
+	enum db_status rc = db_acme_order_get(c->db, id, &d, &err);
+
+	if (rc != DB_OK)
+		return found_or_not(rc, &err);
+	order_from_db(&d, out);
+	return 1;
+}
+
+static int st_authz_get(void *ctx, int64_t id, struct acme_authz *out)
+{
+	struct store_ctx *c = ctx;
+	struct db_acme_authz d;
+	struct db_err err = {0};
+	enum db_status rc = db_acme_authz_get(c->db, id, &d, &err);
+
+	if (rc != DB_OK)
+		return found_or_not(rc, &err);
+	memset(out, 0, sizeof(*out));
+	out->id = d.id;
+	out->account_id = d.account_id;
+	snprintf(out->ident.type, sizeof(out->ident.type), "%s", d.ident.type);
+	snprintf(out->ident.value, sizeof(out->ident.value), "%s", d.ident.value);
+	out->ident.wildcard = d.ident.wildcard;
+	snprintf(out->status, sizeof(out->status), "%s", d.status);
+	out->expires_at = d.expires_at;
+	for (size_t i = 0; i < d.n_ch && i < ACME_CHALLS; i++) {
+		struct acme_chall *ch = &out->ch[out->n_ch++];
+		ch->id = d.ch[i].id;
+		snprintf(ch->type, sizeof(ch->type), "%s", d.ch[i].type);
+		snprintf(ch->token, sizeof(ch->token), "%s", d.ch[i].token);
+		snprintf(ch->status, sizeof(ch->status), "%s", d.ch[i].status);
+		ch->validated_at = d.ch[i].validated_at;
+		snprintf(ch->error_type, sizeof(ch->error_type), "%s", d.ch[i].error_type);
+		snprintf(ch->error_detail, sizeof(ch->error_detail), "%s", d.ch[i].error_detail);
+	}
+	return 1;
+}
+
+static int st_chall_authz(void *ctx, int64_t chall_id, int64_t *authz)
+{
+	struct store_ctx *c = ctx;
+	struct db_err err = {0};
+	enum db_status rc = db_acme_challenge_authz(c->db, chall_id, authz, &err);
+
+	return rc == DB_OK ? 1 : found_or_not(rc, &err);
+}
+
+static int st_authz_deactivate(void *ctx, const struct acme_account *a, const struct acme_authz *az,
+                               struct acme_problem *p)
+{
+	struct store_ctx *c = ctx;
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	char actor[160];
+
+	audit_for(a, "acme.authz.deactivate", &e, actor, sizeof(actor));
+	if (db_acme_authz_deactivate(c->db, az->id, a->id, &e, &err) == DB_OK)
+		return 0;
+	if (err.status == DB_ERR_STATE)
+		return acme_problem_set(p, 400, "malformed",
+		                        "the authorization is neither pending nor valid");
+	log_error("acme: %s", err.msg);
+	return acme_problem_set(p, 500, "serverInternal", "the authorization was not changed");
+}
+
+/* Validations in flight (threads of their own, each with its own database connection). */
+#define VALIDATIONS_MAX 64
+static _Atomic int validations;
+
+struct validation {
+	const struct cad_config *cfg;
+	int64_t chall_id;
+	struct acmeval_request req;
+	char ident_type[4], ident[254], token[ACME_TOKEN_LEN + 1], keyauth[128];
+	char actor[ACME_NAME_MAX + 1];
+};
+
+/* Record a validation's result, with its audit entry. */
+static void validation_record(const struct validation *v, struct db *db,
+                              const struct acmeval_result *res)
+{
+	struct db_audit_entry e = {.actor = v->actor,
+	                           .role = "acme-account",
+	                           .action = res->valid ? "acme.challenge.valid"
+	                                                : "acme.challenge.invalid",
+	                           .outcome = "success",
+	                           .detail = res->valid ? "" : res->detail};
+	struct db_err err = {0};
+	int own = 0;
+
+	if (!db) {
+		if (db_connect(v->cfg->database, &db, &err) != DB_OK) {
+			log_error("acme: challenge %lld: no database for its result: %s",
+			          (long long)v->chall_id, err.msg);
+			return;
+		}
+		own = 1;
+	}
+	if (db_acme_challenge_done(db, v->chall_id, res->valid,
+	                           res->problem_type[0] ? res->problem_type : "serverInternal",
+	                           res->detail, v->cfg->acme_authz_reuse, &e, &err) != DB_OK)
+		log_error("acme: challenge %lld: %s", (long long)v->chall_id, err.msg);
+	if (own)
+		db_close(db);
+}
+
+static void *validation_run(void *arg)
+{
+	struct validation *v = arg;
+	struct acmeval_result res = {0};
+
+	if (acmeval_validate(v->cfg->acme_validator, &v->req,
+	                     (int)v->cfg->acme_validation_timeout_ms, &res) != 0) {
+		log_error("acme: challenge %lld: the validator did not answer: %s",
+		          (long long)v->chall_id, res.detail);
+		res.valid = 0;
+		snprintf(res.problem_type, sizeof(res.problem_type), "serverInternal");
+	}
+	log_info("acme: challenge %lld (%s %s): %s%s%s", (long long)v->chall_id, v->ident_type,
+	         v->ident, res.valid ? "valid" : "invalid: ", res.valid ? "" : res.problem_type,
+	         "");
+	validation_record(v, NULL, &res);
+	free(v);
+	validations--;
+	return NULL;
+}
+
+static int st_chall_start(void *ctx, const struct acme_account *a, const struct acme_authz *az,
+                          const struct acme_chall *ch, const char *key_authorization,
+                          struct acme_problem *p)
+{
+	struct store_ctx *c = ctx;
+	struct validation *v;
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	char actor[160];
+	pthread_attr_t attr;
+	pthread_t t;
+	int started;
+
+	if (++validations > VALIDATIONS_MAX) {
+		validations--;
+		acme_problem_set(p, 503, "rateLimited",
+		                 "too many validations at once; answer the challenge again later");
+		p->retry_after = ACME_POLL_RETRY_AFTER;
+		return -1;
+	}
+	if (!(v = calloc(1, sizeof(*v)))) {
+		validations--;
+		return acme_problem_set(p, 500, "serverInternal", "out of memory");
+	}
+	v->cfg = c->r->cad->cfg;
+	v->chall_id = ch->id;
+	snprintf(v->ident_type, sizeof(v->ident_type), "%s", az->ident.type);
+	snprintf(v->ident, sizeof(v->ident), "%s", az->ident.value);
+	snprintf(v->token, sizeof(v->token), "%s", ch->token);
+	snprintf(v->keyauth, sizeof(v->keyauth), "%s", key_authorization);
+	snprintf(v->actor, sizeof(v->actor), "%s", a->principal[0] ? a->principal : "acme-account");
+	v->req.type = !strcmp(ch->type, "http-01")  ? ACMEVAL_HTTP01
+	              : !strcmp(ch->type, "dns-01") ? ACMEVAL_DNS01
+	                                            : ACMEVAL_TLSALPN01;
+	v->req.identifier_type = v->ident_type;
+	v->req.identifier = v->ident;
+	v->req.token = v->token;
+	v->req.key_authorization = v->keyauth;
+	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
+	if (db_acme_challenge_start(c->db, ch->id, a->id, &e, &err) != DB_OK) {
+		free(v);
+		validations--;
+		if (err.status == DB_ERR_STATE)
+			return acme_problem_set(p, 400, "malformed",
+			                        "the challenge is not pending any more");
+		log_error("acme: %s", err.msg);
+		return acme_problem_set(p, 500, "serverInternal", "the challenge was not started");
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	started = pthread_create(&t, &attr, validation_run, v) == 0;
+	pthread_attr_destroy(&attr);
+	if (!started) {
+		/* No thread: the challenge fails now rather than stay processing for ever. */
+		struct acmeval_result res = {.valid = 0,
+		                             .problem_type = "serverInternal",
+		                             .detail = "the validation could not be started"};
+		validation_record(v, c->db, &res);
+		free(v);
+		validations--;
+	}
+	return 0;
+}
+
+static int st_order_finalize(void *ctx, const struct acme_account *a, const struct acme_order *o,
+                             const uint8_t *csr, size_t csr_len, struct acme_problem *p)
+{
+	struct store_ctx *c = ctx;
+	struct cad_req *r = c->r;
+	const struct cad_config *cfg = r->cad->cfg;
+	struct ca_profile *prof = NULL;
+	struct ca_csr checked = {0};
+	struct ca_issue_result res = {0};
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	char actor[160], requester[48], why[512], *pem = NULL;
+	const char *code = NULL;
+	BIO *b = NULL;
+	long len;
+	int rc = -1;
+	enum ca_outcome out;
+	struct ca_issue_request req = {.action = "acme.certificate.issue"};
+
+	for (size_t i = 0; i < cfg->n_acme_profiles; i++)
+		if (!strcmp(cfg->acme_profiles[i]->name, o->profile))
+			prof = cfg->acme_profiles[i];
+	if (!prof)
+		return acme_problem_set(p, 403, "unauthorized",
+		                        "the order's profile %s is no longer served over ACME",
+		                        o->profile);
+	/* The CSR as PEM for the core, judged against the profile before anything changes. */
+	if (!(b = BIO_new(BIO_s_mem())) ||
+	    PEM_write_bio(b, "CERTIFICATE REQUEST", "", csr, (long)csr_len) <= 0 ||
+	    (len = BIO_get_mem_data(b, &pem)) <= 0 || !(pem = strndup(pem, (size_t)len))) {
+		BIO_free(b);
+		return acme_problem_set(p, 500, "serverInternal", "out of memory");
+	}
+	BIO_free(b);
+	if (ca_csr_check(prof, pem, &checked, &code, why, sizeof(why)) != 0) {
+		acme_problem_set(p, 400, "badCSR", "%s", why);
+		goto out;
+	}
+	audit_for(a, "acme.order.finalize", &e, actor, sizeof(actor));
+	if (db_acme_order_move(c->db, o->id, "ready", "processing", NULL, "", "", &e, &err) !=
+	    DB_OK) {
+		if (err.status == DB_ERR_STATE)
+			acme_problem_set(p, 403, "orderNotReady",
+			                 "the order is not ready any more");
+		else
+			acme_problem_set(p, 500, "serverInternal",
+			                 "the order could not be changed");
+		goto out;
+	}
+	account_requester(a->id, requester, sizeof(requester));
+	req.who = (struct ca_requester){.kind = CA_REQUESTER_ACCOUNT,
+	                                .name = requester,
+	                                .role = "acme-account",
+	                                .profiles = NULL};
+	req.profile = prof;
+	req.csr = &checked;
+	req.validity_days = prof->max_validity_days;
+	out = ca_issue(&r->cad->ca, &r->w->db, &req, &res);
+	audit_for(a, out == CA_OK ? "acme.order.valid" : "acme.order.invalid", &e, actor,
+	          sizeof(actor));
+	if (out == CA_OK) {
+		if (db_acme_order_move(c->db, o->id, "processing", "valid", res.serial, "", "", &e,
+		                       &err) != DB_OK) {
+			log_error("acme: order %lld: certificate %s issued but not recorded: %s",
+			          (long long)o->id, res.serial, err.msg);
+			acme_problem_set(p, 500, "serverInternal",
+			                 "the order could not be changed");
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	/* Refused or failed: the order is invalid with the reason (RFC 8555 §7.4). */
+	if (out == CA_REFUSED)
+		acme_problem_set(p, 400, "badCSR", "%s", res.why.reason);
+	else
+		acme_problem_set(p, 500, "serverInternal", "the certificate was not issued: %s",
+		                 res.why.reason);
+	if (db_acme_order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e,
+	                       &err) != DB_OK)
+		log_error("acme: order %lld: %s", (long long)o->id, err.msg);
+out:
+	ca_issue_result_clear(&res);
+	ca_csr_free(&checked);
+	free(pem);
+	return rc;
+}
+
+static int append_pem(BIO *b, const uint8_t *der, size_t len)
+{
+	return PEM_write_bio(b, "CERTIFICATE", "", der, (long)len) > 0;
+}
+
+static int st_cert_chain(void *ctx, const struct acme_account *a, const char *serial, char **pem)
+{
+	struct store_ctx *c = ctx;
+	struct cad_req *r = c->r;
+	struct ca_requester who = {.kind = CA_REQUESTER_ACCOUNT, .name = "acme", .role = ""};
+	struct db_cert cert = {0};
+	struct ca_why why = {0};
+	char mine[48], *data;
+	X509 *issuer = NULL;
+	BIO *b = NULL;
+	long len;
+	int rc = 0;
+	enum ca_outcome o = ca_cert_find(&r->cad->ca, &r->w->db, &who, serial, &cert, &why);
+
+	account_requester(a->id, mine, sizeof(mine));
+	if (o == CA_NOT_FOUND || o == CA_REFUSED || o == CA_AMBIGUOUS ||
+	    (o == CA_OK && (!cert.requester || strcmp(cert.requester, mine) || !cert.der)))
+		goto out;
+	rc = -1;
+	if (o != CA_OK)
+		goto out;
+	pthread_mutex_lock(&r->cad->lock);
+	for (size_t i = 0; i < r->cad->ca.n_authorities; i++)
+		if (r->cad->ca.authorities[i].db_id == cert.authority_id &&
+		    r->cad->ca.authorities[i].cert && X509_up_ref(r->cad->ca.authorities[i].cert))
+			issuer = r->cad->ca.authorities[i].cert;
+	pthread_mutex_unlock(&r->cad->lock);
+	if (!issuer || !(b = BIO_new(BIO_s_mem())) || !append_pem(b, cert.der, cert.der_len) ||
+	    !PEM_write_bio_X509(b, issuer) || (len = BIO_get_mem_data(b, &data)) <= 0 ||
+	    !(*pem = strndup(data, (size_t)len)))
+		goto out;
+	rc = 1;
+out:
+	BIO_free(b);
+	X509_free(issuer);
+	db_cert_clear(&cert);
+	return rc;
+}
+
 int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 {
 	const struct cad_config *cfg = cad->cfg;
 	struct acme_config ac = {0};
-	struct acme_store st = {NULL,     st_by_thumbprint, st_by_id,
-	                        st_eab,   st_create,        st_update,
-	                        st_rekey, st_revoke_cert,   st_cert_validity};
+	struct acme_store st = {.account_by_thumbprint = st_by_thumbprint,
+	                        .account_by_id = st_by_id,
+	                        .eab_lookup = st_eab,
+	                        .account_create = st_create,
+	                        .account_update = st_update,
+	                        .account_rekey = st_rekey,
+	                        .revoke_cert = st_revoke_cert,
+	                        .cert_validity = st_cert_validity};
 
+	/* Orders only with a validator to check their challenges. */
+	if (cfg->acme_validator[0]) {
+		st.order_new = st_order_new;
+		st.order_get = st_order_get;
+		st.authz_get = st_authz_get;
+		st.chall_authz = st_chall_authz;
+		st.authz_deactivate = st_authz_deactivate;
+		st.chall_start = st_chall_start;
+		st.order_finalize = st_order_finalize;
+		st.cert_chain = st_cert_chain;
+	}
 	if (!cfg->acme_url[0])
 		return 0;
 	snprintf(ac.base_url, sizeof(ac.base_url), "%s", cfg->acme_url);
@@ -424,6 +974,11 @@ void cad_acme_free(struct cad *cad)
 {
 	if (!cad->acme)
 		return;
+	/* Validations still running record their results first (each is bounded by the
+	 * validation timeout). */
+	for (long waited = 0;
+	     validations > 0 && waited < cad->cfg->acme_validation_timeout_ms + 5000; waited += 10)
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
 	acme_server_fini(cad->acme);
 	free(cad->acme);
 	cad->acme = NULL;

@@ -86,3 +86,68 @@ CREATE INDEX acme_renewal_incidents_authority ON acme_renewal_incidents (authori
 REVOKE ALL ON acme_renewal_incidents FROM PUBLIC;
 -- An incident is a record: never changed or removed by the application.
 GRANT SELECT, INSERT ON acme_renewal_incidents TO hsmca_app;
+
+-- Orders (RFC 8555 §7.1.3), their authorizations (§7.1.4), and the challenges of each
+-- authorization (§7.1.5). An authorization belongs to one account and one identifier; a valid
+-- one is reused by the account's later orders for the same identifier until it expires. Every
+-- state change is made by hsmca-cad with its audit entry in the same transaction.
+CREATE TABLE acme_authorizations (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	account_id bigint NOT NULL REFERENCES acme_accounts (id),
+	identifier_type text NOT NULL CHECK (identifier_type IN ('dns', 'ip')),
+	-- Lower case for dns; "*." stays off: wildcard says so.
+	identifier text NOT NULL CHECK (octet_length(identifier) BETWEEN 1 AND 253),
+	wildcard boolean NOT NULL DEFAULT false,
+	status text NOT NULL DEFAULT 'pending'
+		CHECK (status IN ('pending', 'valid', 'invalid', 'deactivated', 'expired', 'revoked')),
+	expires_at timestamptz NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX acme_authorizations_reuse ON acme_authorizations
+	(account_id, identifier_type, identifier, wildcard, status);
+
+CREATE TABLE acme_challenges (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	authz_id bigint NOT NULL REFERENCES acme_authorizations (id),
+	type text NOT NULL CHECK (type IN ('http-01', 'dns-01', 'tls-alpn-01')),
+	token text NOT NULL CHECK (token ~ '^[A-Za-z0-9_-]{43}$'),
+	status text NOT NULL DEFAULT 'pending'
+		CHECK (status IN ('pending', 'processing', 'valid', 'invalid')),
+	validated_at timestamptz,
+	-- The validator's problem (RFC 8555 §8.2) when invalid.
+	error_type text NOT NULL DEFAULT '' CHECK (octet_length(error_type) <= 32),
+	error_detail text NOT NULL DEFAULT '' CHECK (octet_length(error_detail) <= 512),
+	CONSTRAINT acme_challenges_type_once UNIQUE (authz_id, type)
+);
+
+CREATE TABLE acme_orders (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	account_id bigint NOT NULL REFERENCES acme_accounts (id),
+	status text NOT NULL DEFAULT 'pending'
+		CHECK (status IN ('pending', 'ready', 'processing', 'valid', 'invalid')),
+	-- The identifiers as the client named them: a JSON array of {"type", "value"}.
+	identifiers text NOT NULL CHECK (octet_length(identifiers) BETWEEN 2 AND 65536),
+	profile text NOT NULL CHECK (octet_length(profile) BETWEEN 1 AND 64),
+	expires_at timestamptz NOT NULL,
+	-- The certificate once issued (its serial, hex, of certificates.serial).
+	cert_serial text CHECK (cert_serial ~ '^[0-9A-Fa-f]{2,80}$'),
+	error_type text NOT NULL DEFAULT '' CHECK (octet_length(error_type) <= 32),
+	error_detail text NOT NULL DEFAULT '' CHECK (octet_length(error_detail) <= 1024),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT acme_orders_cert CHECK ((status = 'valid') = (cert_serial IS NOT NULL))
+);
+CREATE INDEX acme_orders_account ON acme_orders (account_id, created_at);
+
+CREATE TABLE acme_order_authorizations (
+	order_id bigint NOT NULL REFERENCES acme_orders (id),
+	authz_id bigint NOT NULL REFERENCES acme_authorizations (id),
+	PRIMARY KEY (order_id, authz_id)
+);
+CREATE INDEX acme_order_authorizations_authz ON acme_order_authorizations (authz_id);
+
+REVOKE ALL ON acme_authorizations, acme_challenges, acme_orders, acme_order_authorizations
+	FROM PUBLIC;
+-- No DELETE: orders, authorizations and challenges end in a final status, never removed.
+GRANT SELECT, INSERT, UPDATE ON acme_authorizations, acme_challenges, acme_orders
+	TO hsmca_app;
+GRANT SELECT, INSERT ON acme_order_authorizations TO hsmca_app;

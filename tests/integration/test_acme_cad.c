@@ -10,11 +10,17 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,8 +29,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "acme.h"
 #include "acme_client.h"
 #include "db.h"
 #include "harness.h"
@@ -35,6 +44,14 @@ static struct harness_pg pg;
 static char dir[256];
 static char base_url[128], acme_url[160];
 static pid_t cad_pid;
+/* hsmca-acmevald: its directory (owned by the user it runs as), socket, and the ports it
+ * checks http-01 and tls-alpn-01 on. */
+static char vdir[128], vsock[200];
+static pid_t val_pid;
+static int http01_port, alpn_port;
+/* Knot DNS (tests/dns/start.sh): zone example.test, TSIG-signed TXT updates for dns-01. */
+static char dnsdir[200];
+static int dns_port;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
 
 #define in_dir(name) harness_pathf(dir, "%s", name)
@@ -45,6 +62,7 @@ struct reply {
 	long status;
 	char *body;
 	char nonce[64], location[300], content_type[64];
+	int retry_after;
 };
 
 static void reply_clear(struct reply *r)
@@ -65,6 +83,8 @@ static size_t header_cb(char *p, size_t sz, size_t n, void *arg)
 		snprintf(r->nonce, sizeof(r->nonce), "%s", line + 14);
 	else if (!strncasecmp(line, "Location: ", 10))
 		snprintf(r->location, sizeof(r->location), "%s", line + 10);
+	else if (!strncasecmp(line, "Retry-After: ", 13))
+		r->retry_after = atoi(line + 13);
 	else if (!strncasecmp(line, "Content-Type: ", 14))
 		snprintf(r->content_type, sizeof(r->content_type), "%s", line + 14);
 	return len;
@@ -325,13 +345,71 @@ static const char config_fmt[] =
     "    key_usage: [digitalSignature]\n"
     "    extended_key_usage: [serverAuth]\n"
     "    subject_fields: [CN]\n"
-    "    san: {dns: [\"*.example.com\"]}\n"
+    "    san: {dns: [\"*.example.com\", \"*.example.test\"]}\n"
     "    san_required: true\n"
     "acme:\n"
     "  url: %s/acme\n"
     "  profiles: [web]\n"
     "  terms_of_service: https://ca.example.com/terms\n"
-    "  nonce_store_size: 1024\n";
+    "  nonce_store_size: 1024\n"
+    "  validator: %s\n"
+    "  validation_timeout_ms: 15000\n"
+    "  orders_per_hour: 12\n"
+    "  pending_authorizations: 20\n";
+
+/* The validator: names under example.com are 127.0.0.1 (its hosts: mapping), loopback only. */
+static void validator_start(void)
+{
+	char text[2048], conf[300];
+	struct stat st;
+
+	snprintf(vdir, sizeof(vdir), "/tmp/hsmca-acmecad.XXXXXX");
+	if (!mkdtemp(vdir))
+		harness_die("mkdtemp");
+	chmod(vdir, 0755);
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam("nobody");
+		if (!pw || chown(vdir, pw->pw_uid, pw->pw_gid))
+			harness_die("chown to nobody");
+	}
+	snprintf(vsock, sizeof(vsock), "%s/acmeval.sock", vdir);
+	snprintf(dnsdir, sizeof(dnsdir), "%s/dns", vdir);
+	{
+		char cmd[400], out[300];
+		snprintf(cmd, sizeof(cmd), "%s/tests/dns/start.sh", getenv("HSMCA_SRC"));
+		snprintf(out, sizeof(out), "%s/dns-start.out", vdir);
+		char *const argv[] = {cmd, dnsdir, NULL};
+		if (harness_run(argv, out) != 0) {
+			fputs(harness_slurp(out), stderr);
+			harness_die("tests/dns/start.sh");
+		}
+		dns_port = atoi(harness_slurp(harness_pathf(dnsdir, "port")));
+	}
+	http01_port = harness_free_port();
+	alpn_port = harness_free_port();
+	snprintf(text, sizeof(text),
+	         "listen: {path: %s, mode: \"0660\"}\n"
+	         "allow: [127.0.0.1/32]\n"
+	         "hosts:\n"
+	         "  - {name: \"*.example.com\", address: 127.0.0.1}\n"
+	         "ports: {http: %d, https: 443, tls_alpn: %d}\n"
+	         "timeouts: {connect_ms: 2000, read_ms: 2000, total_ms: 8000}\n"
+	         "resolver: 127.0.0.1:%d\n"
+	         "%s",
+	         vsock, http01_port, alpn_port, dns_port, geteuid() == 0 ? "user: nobody\n" : "");
+	snprintf(conf, sizeof(conf), "%s/acmevald.yaml", vdir);
+	harness_write_text(conf, text);
+	val_pid =
+	    harness_spawn_daemon("acmeval/hsmca-acmevald", conf, NULL, in_dir("acmevald.log"));
+	for (int i = 0; i < 200; i++) {
+		if (stat(vsock, &st) == 0 && S_ISSOCK(st.st_mode))
+			return;
+		usleep(50000);
+	}
+	fprintf(stderr, "test_acme_cad: hsmca-acmevald did not start: %s\n",
+	        harness_slurp(in_dir("acmevald.log")));
+	harness_die(__func__);
+}
 
 static void cad_start(void)
 {
@@ -381,6 +459,8 @@ static void setup(void)
 	int applied, port;
 
 	harness_setup_phase = 1;
+	signal(SIGPIPE,
+	       SIG_IGN); /* the tls-alpn-01 responder's peer closes when it has seen enough */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (harness_start(&h, NULL) != 0)
 		harness_die(__func__);
@@ -436,7 +516,9 @@ static void setup(void)
 	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
 	snprintf(acme_url, sizeof(acme_url), "%s/acme", base_url);
-	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir, base_url);
+	validator_start();
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir, base_url,
+	         vsock);
 	harness_write_text(in_dir("cad.yaml"), conf);
 	cad_start();
 	harness_setup_phase = 0;
@@ -444,7 +526,21 @@ static void setup(void)
 
 static void teardown(void)
 {
+	char cmd[300];
+
 	cad_stop();
+	if (val_pid > 0) {
+		kill(val_pid, SIGTERM);
+		waitpid(val_pid, NULL, 0);
+	}
+	if (dnsdir[0]) {
+		snprintf(cmd, sizeof(cmd), "%s/tests/dns/stop.sh", getenv("HSMCA_SRC"));
+		char *const argv[] = {cmd, dnsdir, NULL};
+		harness_run(argv, NULL);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", vdir);
+	if (vdir[0] && system(cmd) != 0)
+		fprintf(stderr, "test_acme_cad: %s failed\n", cmd);
 	harness_pg_remove(&pg);
 	X509_free(opca);
 	EVP_PKEY_free(opca_key);
@@ -972,6 +1068,651 @@ START_TEST(certbot_registers_with_eab)
 }
 END_TEST
 
+/* ---- orders ---- */
+
+/* A PEM-less DER CSR of key k for names (e.g. "DNS:a,DNS:b"), with CN cn (NULL: none), as
+ * base64url. */
+static char *csr_b64(EVP_PKEY *k, const char *cn, const char *names)
+{
+	X509_REQ *req = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	uint8_t *der = NULL;
+	char *out;
+	int len;
+
+	if (cn)
+		X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
+		                           (const unsigned char *)cn, -1, -1, 0);
+	sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, names));
+	X509_REQ_add_extensions(req, exts);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_set_pubkey(req, k);
+	ck_assert(X509_REQ_sign(req, k, EVP_sha256()) > 0);
+	len = i2d_X509_REQ(req, &der);
+	ck_assert_int_gt(len, 0);
+	out = b64(der, (size_t)len);
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	return out;
+}
+
+/* newOrder for identifiers (a JSON array's text) by t/kid. */
+static struct reply new_order(const struct tkey *t, const char *kid, const char *identifiers)
+{
+	char pl[1024];
+
+	snprintf(pl, sizeof(pl), "{\"identifiers\":%s}", identifiers);
+	return post("/new-order", jws(t, kid, "/new-order", pl));
+}
+
+/* POST-as-GET of an absolute URL of this server. */
+static struct reply get_as(const struct tkey *t, const char *kid, const char *url)
+{
+	const char *path = url + strlen(acme_url);
+
+	ck_assert(!strncmp(url, acme_url, strlen(acme_url)));
+	return post(path, jws(t, kid, path, NULL));
+}
+
+/* A statement as the owner (the tests' stand-in for what a validation would do). */
+static void owner_sql(const char *q)
+{
+	PGconn *c = owner();
+	PGresult *res = PQexec(c, q);
+
+	ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", q, PQerrorMessage(c));
+	PQclear(res);
+	PQfinish(c);
+}
+
+static const char *member(json_t *o, const char *name)
+{
+	return json_string_value(json_object_get(o, name));
+}
+
+/* Orders by this project's own client: what is refused, CSRs that do not match, expiry, the
+ * certificate's download, rate limits. */
+START_TEST(orders_are_judged_finalized_and_expire)
+{
+	struct eab e =
+	    new_eab(",\"principal\":\"orders-team\","
+	            "\"allow\":[\"www.example.com\",\"api.example.com\",\"*.a.example.com\"]");
+	struct tkey t = tkey_new("ES256");
+	EVP_PKEY *ck = EVP_EC_gen("P-256");
+	char kid[300], order_url[300], fin[300], path[2048], *csr;
+	long long challenges;
+	struct reply r;
+	json_t *o, *a;
+
+	register_key(&t, &e, kid, sizeof(kid));
+	/* The directory names newOrder now. */
+	r = http(NULL, "GET", harness_pathf(acme_url, "directory"), NULL, NULL);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_ptr_nonnull(member(o, "newOrder"));
+	json_decref(o);
+	reply_clear(&r);
+
+	/* Outside the credential's patterns (the profile would allow it): refused. */
+	challenges = count("SELECT count(*) FROM acme_challenges");
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"mail.example.com\"}]");
+	ck_assert_int_eq(r.status, 400);
+	ck_assert(problem(&r, "rejectedIdentifier"));
+	ck_assert_ptr_nonnull(strstr(r.body, "External Account Binding"));
+	reply_clear(&r);
+	/* A wildcard the profile does not allow (its pattern *.example.com is one label). */
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"*.a.example.com\"}]");
+	ck_assert(problem(&r, "rejectedIdentifier"));
+	ck_assert_ptr_nonnull(strstr(r.body, "wildcard"));
+	reply_clear(&r);
+	/* Other types, and names that are not host names. */
+	r = new_order(&t, kid, "[{\"type\":\"email\",\"value\":\"a@example.com\"}]");
+	ck_assert(problem(&r, "unsupportedIdentifier"));
+	reply_clear(&r);
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"www..example.com\"}]");
+	ck_assert(problem(&r, "rejectedIdentifier"));
+	reply_clear(&r);
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"a.*.example.com\"}]");
+	ck_assert(problem(&r, "rejectedIdentifier"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges"), challenges);
+
+	/* An order: one authorization with the three challenges, pending. */
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"WWW.example.com\"}]");
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	snprintf(order_url, sizeof(order_url), "%s", r.location);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "pending");
+	snprintf(fin, sizeof(fin), "%s", member(o, "finalize"));
+	ck_assert_int_eq(json_array_size(json_object_get(o, "authorizations")), 1);
+	snprintf(path, sizeof(path), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	json_decref(o);
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'acme.order.create'"
+	                       " AND actor = 'orders-team'"),
+	                 1);
+	r = get_as(&t, kid, path);
+	ck_assert_int_eq(r.status, 200);
+	a = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(json_object_get(a, "identifier"), "value"), "www.example.com");
+	ck_assert_int_eq(json_array_size(json_object_get(a, "challenges")), 3);
+	json_decref(a);
+	reply_clear(&r);
+	/* Another account sees none of it. */
+	{
+		struct tkey t2 = tkey_new("ES256");
+		struct eab e2 = new_eab("");
+		char kid2[300];
+		register_key(&t2, &e2, kid2, sizeof(kid2));
+		r = get_as(&t2, kid2, order_url);
+		ck_assert_int_eq(r.status, 404);
+		reply_clear(&r);
+		tkey_free(&t2);
+	}
+
+	/* Not ready: finalize is orderNotReady and changes nothing. */
+	csr = csr_b64(ck, "www.example.com", "DNS:www.example.com");
+	snprintf(path, sizeof(path), "{\"csr\":\"%s\"}", csr);
+	r = post(fin + strlen(acme_url), jws(&t, kid, fin + strlen(acme_url), path));
+	ck_assert_int_eq(r.status, 403);
+	ck_assert(problem(&r, "orderNotReady"));
+	reply_clear(&r);
+
+	/* Its authorization valid (as a validation would make it; the certbot test validates
+	 * for real): the order is ready. */
+	owner_sql("UPDATE acme_authorizations SET status = 'valid'");
+	owner_sql("UPDATE acme_orders SET status = 'ready'");
+	/* CSRs that name more, fewer or other names, or another CN: badCSR, still ready. */
+	{
+		const char *bad[][2] = {
+		    {"www.example.com", "DNS:www.example.com,DNS:api.example.com"},
+		    {"api.example.com", "DNS:www.example.com"},
+		    {NULL, "DNS:api.example.com"},
+		    {NULL, "DNS:www.example.com,IP:127.0.0.1"}};
+		for (size_t i = 0; i < 4; i++) {
+			char *c = csr_b64(ck, bad[i][0], bad[i][1]), body[2048];
+			snprintf(body, sizeof(body), "{\"csr\":\"%s\"}", c);
+			free(c);
+			r = post(fin + strlen(acme_url),
+			         jws(&t, kid, fin + strlen(acme_url), body));
+			ck_assert_int_eq(r.status, 400);
+			ck_assert(problem(&r, "badCSR"));
+			reply_clear(&r);
+		}
+		ck_assert_int_eq(count("SELECT count(*) FROM acme_orders WHERE status = 'ready'"),
+		                 1);
+		ck_assert_int_eq(
+		    count("SELECT count(*) FROM certificates WHERE requester LIKE 'acme/%'"), 0);
+	}
+	/* The matching CSR: issued, the order valid, the chain downloadable. */
+	r = post(fin + strlen(acme_url), jws(&t, kid, fin + strlen(acme_url), path));
+	ck_assert_msg(r.status == 200, "finalize: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "valid");
+	snprintf(path, sizeof(path), "%s", member(o, "certificate"));
+	json_decref(o);
+	reply_clear(&r);
+	ck_assert_int_eq(
+	    count("SELECT count(*) FROM certificates WHERE requester LIKE 'acme/acct/%'"
+	          " AND status = 'issued'"),
+	    1);
+	r = get_as(&t, kid, path);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.content_type, "application/pem-certificate-chain");
+	{
+		BIO *b = BIO_new_mem_buf(r.body, -1);
+		X509 *leaf = PEM_read_bio_X509(b, NULL, NULL, NULL),
+		     *issuer = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		ck_assert_ptr_nonnull(leaf);
+		ck_assert_ptr_nonnull(issuer);
+		ck_assert_int_eq(X509_check_issued(issuer, leaf), X509_V_OK);
+		X509_free(leaf);
+		X509_free(issuer);
+		BIO_free(b);
+	}
+	reply_clear(&r);
+	free(csr);
+
+	/* An order whose time is up reads invalid and cannot be finalized. */
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"api.example.com\"}]");
+	ck_assert_int_eq(r.status, 201);
+	snprintf(order_url, sizeof(order_url), "%s", r.location);
+	reply_clear(&r);
+	owner_sql("UPDATE acme_orders SET status = 'ready', expires_at = now() -"
+	          " interval '1 second' WHERE status = 'pending'");
+	r = get_as(&t, kid, order_url);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "invalid");
+	json_decref(o);
+	reply_clear(&r);
+	csr = csr_b64(ck, NULL, "DNS:api.example.com");
+	snprintf(path, sizeof(path), "{\"csr\":\"%s\"}", csr);
+	free(csr);
+	snprintf(fin, sizeof(fin), "%s/finalize", order_url + strlen(acme_url));
+	r = post(fin, jws(&t, kid, fin, path));
+	ck_assert(problem(&r, "orderNotReady"));
+	reply_clear(&r);
+
+	/* The account's orders per hour (12 in this configuration): then rateLimited with
+	 * Retry-After, and no order added. */
+	for (int i = count("SELECT count(*) FROM acme_orders WHERE account_id = (SELECT id FROM"
+	                   " acme_accounts WHERE principal = 'orders-team')");
+	     i < 12; i++) {
+		r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"api.example.com\"}]");
+		ck_assert_int_eq(r.status, 201);
+		reply_clear(&r);
+	}
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"api.example.com\"}]");
+	ck_assert_int_eq(r.status, 429);
+	ck_assert(problem(&r, "rateLimited"));
+	ck_assert_int_gt(r.retry_after, 0);
+	reply_clear(&r);
+
+	/* Pending authorizations (20 here): an order that would pass them is rateLimited. */
+	{
+		struct tkey t3 = tkey_new("ES256");
+		struct eab e3 = new_eab("");
+		char kid3[300], list[2048] = "[";
+		long long orders = count("SELECT count(*) FROM acme_orders");
+		register_key(&t3, &e3, kid3, sizeof(kid3));
+		for (int i = 1; i <= 21; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list),
+			         "%s{\"type\":\"dns\",\"value\":\"n%d.example.com\"}",
+			         i > 1 ? "," : "", i);
+		strcat(list, "]");
+		r = new_order(&t3, kid3, list);
+		ck_assert_int_eq(r.status, 429);
+		ck_assert(problem(&r, "rateLimited"));
+		ck_assert_int_gt(r.retry_after, 0);
+		reply_clear(&r);
+		ck_assert_int_eq(count("SELECT count(*) FROM acme_orders"), orders);
+		*strstr(list, ",{\"type\":\"dns\",\"value\":\"n21.") = '\0';
+		strcat(list, "]"); /* 20 of them */
+		r = new_order(&t3, kid3, list);
+		ck_assert_msg(r.status == 201, "20 identifiers: %ld %s", r.status, r.body);
+		reply_clear(&r);
+		tkey_free(&t3);
+	}
+	EVP_PKEY_free(ck);
+	tkey_free(&t);
+}
+END_TEST
+
+static int run_certbot(const char *what, const char *le, const char *args)
+{
+	char cmd[4096], log[64];
+
+	snprintf(log, sizeof(log), "certbot-%s.log", what);
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot %s --non-interactive "
+	         "--config-dir %s/config --work-dir %s/work --logs-dir %s/logs > %s 2>&1",
+	         dir, dir, args, le, le, le, log);
+	if (system(cmd) == 0)
+		return 0;
+	fprintf(stderr, "certbot %s failed:\n%s\n", what, harness_slurp(in_dir(log)));
+	snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/%s/logs/letsencrypt.log' >&2", dir, le);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no certbot log)\n");
+	fprintf(stderr, "hsmca-acmevald:\n%s\n", harness_slurp(in_dir("acmevald.log")));
+	fprintf(stderr, "hsmca-cad:\n%s\n", harness_slurp(in_dir("cad.log")));
+	return -1;
+}
+
+static void openssl_verify(const char *cert)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+	         "openssl verify -CAfile '%s/webca.pem' -purpose sslserver '%s/%s' > /dev/null",
+	         dir, dir, cert);
+	ck_assert_msg(system(cmd) == 0, "openssl verify %s", cert);
+}
+
+/* The status of the certificate in file (below the test's folder) as the API shows it to an
+ * auditor; its requester must be an ACME account. */
+static void api_status(const char *file, char *status, size_t n)
+{
+	FILE *f = fopen(harness_pathf(dir, "%s", file), "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	BIGNUM *bn = x ? ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL) : NULL;
+	char *hex = bn ? BN_bn2hex(bn) : NULL, url[300];
+	struct reply r;
+	json_t *o;
+
+	ck_assert_ptr_nonnull(hex);
+	snprintf(url, sizeof(url), "%s/api/v1/certificates/%s", base_url, hex);
+	r = http("auditor", "GET", url, NULL, NULL);
+	ck_assert_msg(r.status == 200, "%s: %ld %s", url, r.status, r.body ? r.body : "");
+	o = json_loads(r.body, 0, NULL);
+	ck_assert(!strncmp(member(o, "requester"), "acme/acct/", 10));
+	snprintf(status, n, "%s", member(o, "status"));
+	json_decref(o);
+	reply_clear(&r);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_free(x);
+	if (f)
+		fclose(f);
+}
+
+/* certbot: certonly --standalone with http-01 checked by hsmca-acmevald, renew (the valid
+ * authorization reused: no new challenge), revoke with the account's key. */
+START_TEST(certbot_http01_issue_renew_revoke)
+{
+	char args[2048], url[256], key[64], status[32];
+	struct eab e = new_eab(",\"principal\":\"certbot-http\",\"allow\":[\"*.example.com\"]");
+	char *hk = b64(e.key, e.key_len);
+	long long certs = count("SELECT count(*) FROM certificates"), challenges;
+
+	snprintf(key, sizeof(key), "%s", hk);
+	free(hk);
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	snprintf(args, sizeof(args),
+	         "certonly --standalone --preferred-challenges http --http-01-port %d "
+	         "--http-01-address 127.0.0.1 -d web1.example.com --key-type ecdsa "
+	         "--elliptic-curve secp256r1 --server '%s' --agree-tos -m ops@corp.example.com "
+	         "--eab-kid '%s' --eab-hmac-key '%s'",
+	         http01_port, url, e.kid, key);
+	ck_assert(run_certbot("certonly", "le-o", args) == 0);
+	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
+	api_status("le-o/config/live/web1.example.com/cert.pem", status, sizeof(status));
+	ck_assert_str_eq(status, "issued");
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges WHERE status = 'valid'"
+	                       " AND type = 'http-01'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'acme.challenge.valid' AND actor = 'certbot-http'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders WHERE status = 'valid' AND"
+	                       " account_id = (SELECT id FROM acme_accounts WHERE principal ="
+	                       " 'certbot-http')"),
+	                 1);
+
+	challenges = count("SELECT count(*) FROM acme_challenges");
+	ck_assert(
+	    run_certbot("renew", "le-o", "renew --force-renewal --no-random-sleep-on-renew") == 0);
+	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 2);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges"), challenges);
+
+	snprintf(args, sizeof(args),
+	         "revoke --cert-path le-o/config/live/web1.example.com/cert.pem --reason "
+	         "keycompromise --no-delete-after-revoke --server '%s'",
+	         url);
+	ck_assert(run_certbot("revoke", "le-o", args) == 0);
+	api_status("le-o/config/live/web1.example.com/cert.pem", status, sizeof(status));
+	ck_assert_str_eq(status, "revoked");
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'revoked' AND"
+	                       " revocation_reason = 1 AND requester LIKE 'acme/acct/%'"),
+	                 1);
+}
+END_TEST
+
+/* certbot with dns-01 through its RFC 2136 plugin (TSIG-signed TXT records in Knot DNS, read
+ * by hsmca-acmevald through its resolver), for a name and the wildcard of its zone: a
+ * wildcard's authorization offers dns-01 alone. */
+START_TEST(certbot_dns01_with_a_wildcard)
+{
+	char args[2048], url[256], key[64];
+	struct eab e = new_eab(",\"principal\":\"certbot-dns\",\"allow\":[\"*.example.test\"]");
+	char *hk = b64(e.key, e.key_len);
+
+	snprintf(key, sizeof(key), "%s", hk);
+	free(hk);
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	snprintf(args, sizeof(args),
+	         "certonly --dns-rfc2136 --dns-rfc2136-credentials '%s/rfc2136.ini' "
+	         "--dns-rfc2136-propagation-seconds 1 -d dns1.example.test -d '*.example.test' "
+	         "--cert-name dns1 --key-type ecdsa --elliptic-curve secp256r1 --server '%s' "
+	         "--agree-tos -m ops@corp.example.com --eab-kid '%s' --eab-hmac-key '%s'",
+	         dnsdir, url, e.kid, key);
+	ck_assert(run_certbot("dns01", "le-d", args) == 0);
+	openssl_verify("le-d/config/live/dns1/cert.pem");
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.wildcard AND a.identifier ="
+	                       " 'example.test'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.identifier LIKE '%example.test'"
+	                       " AND c.type = 'dns-01' AND c.status = 'valid'"),
+	                 2);
+}
+END_TEST
+
+/* ---- tls-alpn-01 (RFC 8737) answered by this test ---- */
+
+static char alpn_ka[300], alpn_name[256];
+static _Atomic int alpn_wrong, alpn_stop;
+static EVP_PKEY *alpn_key;
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	(void)ssl, (void)arg;
+	if (inlen == 11 && !memcmp(in,
+	                           "\x0a"
+	                           "acme-tls/1",
+	                           11)) {
+		*out = in + 1;
+		*outlen = 10;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+/* The self-signed certificate of RFC 8737 §3: the name, and the acmeIdentifier extension
+ * (critical) holding SHA-256 of the key authorization (one bit off when alpn_wrong). */
+static X509 *alpn_cert(void)
+{
+	X509 *x = X509_new();
+	unsigned char d[32], der[40], *q = der;
+	ASN1_OCTET_STRING *inner = ASN1_OCTET_STRING_new(), *outer = ASN1_OCTET_STRING_new();
+	ASN1_OBJECT *oid = OBJ_txt2obj("1.3.6.1.5.5.7.1.31", 1);
+	X509_EXTENSION *ext;
+	char san[300];
+	int len;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, alpn_key);
+	snprintf(san, sizeof(san), "DNS:%s", alpn_name);
+	ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	SHA256((const unsigned char *)alpn_ka, strlen(alpn_ka), d);
+	if (atomic_load(&alpn_wrong))
+		d[0] ^= 1;
+	ASN1_OCTET_STRING_set(inner, d, 32);
+	len = i2d_ASN1_OCTET_STRING(inner, &q);
+	ASN1_OCTET_STRING_set(outer, der, len);
+	ext = X509_EXTENSION_create_by_OBJ(NULL, oid, 1, outer);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	X509_sign(x, alpn_key, EVP_sha256());
+	ASN1_OCTET_STRING_free(inner);
+	ASN1_OCTET_STRING_free(outer);
+	ASN1_OBJECT_free(oid);
+	return x;
+}
+
+static void *alpn_thread(void *arg)
+{
+	int lfd = *(int *)arg;
+
+	while (!atomic_load(&alpn_stop)) {
+		struct pollfd pf = {.fd = lfd, .events = POLLIN};
+		struct timeval tv = {2, 0};
+		SSL_CTX *ctx;
+		SSL *ssl;
+		X509 *x;
+		int fd;
+
+		if (poll(&pf, 1, 100) != 1 || (fd = accept(lfd, NULL, NULL)) < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		x = alpn_cert();
+		ctx = SSL_CTX_new(TLS_server_method());
+		SSL_CTX_use_certificate(ctx, x);
+		SSL_CTX_use_PrivateKey(ctx, alpn_key);
+		SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+		ssl = SSL_new(ctx);
+		SSL_set_fd(ssl, fd);
+		if (SSL_accept(ssl) == 1) {
+			char b[16];
+			(void)SSL_read(ssl, b, sizeof(b)); /* until the validator closes */
+		}
+		SSL_free(ssl);
+		SSL_CTX_free(ctx);
+		X509_free(x);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Answer name's tls-alpn-01 challenge for t/kid (the server presenting a wrong digest when
+ * wrong) and wait for its authorization to settle: its final status. */
+static void alpn_order(const struct tkey *t, const char *kid, const char *name, int wrong,
+                       char *status, size_t n, char *order_url, size_t on)
+{
+	char ids[300], authz[300], chall[300], thumb[ACME_THUMBPRINT_LEN + 1];
+	struct acme_problem p;
+	EVP_PKEY *k = NULL;
+	struct reply r;
+	json_t *o, *c;
+	size_t i;
+
+	ck_assert_int_eq(acme_jwk_key(t->jwk, &k, thumb, &p), 0);
+	EVP_PKEY_free(k);
+	snprintf(ids, sizeof(ids), "[{\"type\":\"dns\",\"value\":\"%s\"}]", name);
+	r = new_order(t, kid, ids);
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	snprintf(order_url, on, "%s", r.location);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(authz, sizeof(authz), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	json_decref(o);
+	reply_clear(&r);
+	r = get_as(t, kid, authz);
+	o = json_loads(r.body, 0, NULL);
+	json_array_foreach(json_object_get(o, "challenges"), i, c)
+	{
+		if (!strcmp(member(c, "type"), "tls-alpn-01")) {
+			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
+			snprintf(alpn_ka, sizeof(alpn_ka), "%s.%s", member(c, "token"), thumb);
+		}
+	}
+	json_decref(o);
+	reply_clear(&r);
+	snprintf(alpn_name, sizeof(alpn_name), "%s", name);
+	atomic_store(&alpn_wrong, wrong);
+	r = post(chall + strlen(acme_url), jws(t, kid, chall + strlen(acme_url), "{}"));
+	ck_assert_msg(r.status == 200, "challenge: %ld %s", r.status, r.body);
+	ck_assert_int_gt(r.retry_after, 0); /* processing: poll later */
+	reply_clear(&r);
+	for (int tries = 0; tries < 150; tries++) {
+		r = get_as(t, kid, authz);
+		o = json_loads(r.body, 0, NULL);
+		snprintf(status, n, "%s", member(o, "status"));
+		json_decref(o);
+		reply_clear(&r);
+		if (strcmp(status, "pending"))
+			return;
+		usleep(200000);
+	}
+}
+
+/* tls-alpn-01 by this project's client: a right answer makes the order ready and issuable;
+ * a wrong digest makes the challenge invalid with the validator's problem, and the order
+ * invalid. */
+START_TEST(tls_alpn01_by_our_client)
+{
+	struct eab e = new_eab(",\"principal\":\"alpn-team\",\"allow\":[\"*.example.com\"]");
+	struct tkey t = tkey_new("ES256");
+	char kid[300], status[32], order_url[300], fin[300], body[2048], authz[300], *csr;
+	EVP_PKEY *ck = EVP_EC_gen("P-256");
+	pthread_t th;
+	struct reply r;
+	json_t *o;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)alpn_port)};
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0);
+	alpn_key = EVP_EC_gen("P-256");
+	atomic_store(&alpn_stop, 0);
+	pthread_create(&th, NULL, alpn_thread, &lfd);
+	register_key(&t, &e, kid, sizeof(kid));
+
+	alpn_order(&t, kid, "alpn1.example.com", 0, status, sizeof(status), order_url,
+	           sizeof(order_url));
+	ck_assert_str_eq(status, "valid");
+	r = get_as(&t, kid, order_url);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "ready");
+	snprintf(fin, sizeof(fin), "%s", member(o, "finalize") + strlen(acme_url));
+	json_decref(o);
+	reply_clear(&r);
+	csr = csr_b64(ck, NULL, "DNS:alpn1.example.com");
+	snprintf(body, sizeof(body), "{\"csr\":\"%s\"}", csr);
+	free(csr);
+	r = post(fin, jws(&t, kid, fin, body));
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"valid\""), "finalize: %ld %s", r.status,
+	              r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(authz, sizeof(authz), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)) +
+	             strlen(acme_url));
+	json_decref(o);
+	reply_clear(&r);
+	/* The client deactivates its valid authorization (RFC 8555 §7.5.2): never reused again,
+	 * and a second deactivation is refused. */
+	r = post(authz, jws(&t, kid, authz, "{\"status\":\"deactivated\"}"));
+	ck_assert_msg(r.status == 200 && strstr(r.body, "\"deactivated\""), "deactivate: %ld %s",
+	              r.status, r.body);
+	reply_clear(&r);
+	r = post(authz, jws(&t, kid, authz, "{\"status\":\"deactivated\"}"));
+	ck_assert(problem(&r, "malformed"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'alpn-team' AND"
+	                       " action = 'acme.authz.deactivate'"),
+	                 1);
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"alpn1.example.com\"}]");
+	ck_assert_int_eq(r.status, 201);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "pending");
+	json_decref(o);
+	reply_clear(&r);
+
+	alpn_order(&t, kid, "alpn2.example.com", 1, status, sizeof(status), order_url,
+	           sizeof(order_url));
+	ck_assert_str_eq(status, "invalid");
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges WHERE type = 'tls-alpn-01'"
+	                       " AND status = 'invalid' AND error_type = 'unauthorized'"),
+	                 1);
+	r = get_as(&t, kid, order_url);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "invalid");
+	json_decref(o);
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'alpn-team' AND"
+	                       " action IN ('acme.challenge.valid', 'acme.challenge.invalid')"),
+	                 2);
+
+	atomic_store(&alpn_stop, 1);
+	pthread_join(th, NULL);
+	close(lfd);
+	EVP_PKEY_free(alpn_key);
+	EVP_PKEY_free(ck);
+	tkey_free(&t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme-cad");
@@ -980,7 +1721,7 @@ int main(void)
 	int failed;
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 120);
+	tcase_set_timeout(tc, 360);
 	tcase_add_test(tc, directory_and_nonces_without_a_client_certificate);
 	tcase_add_test(tc, eab_credentials_are_made_by_officers_only);
 	tcase_add_test(tc, register_update_rollover_and_deactivate);
@@ -989,6 +1730,10 @@ int main(void)
 	tcase_add_test(tc, certbot_registers_with_eab);
 	tcase_add_test(tc, revoke_cert_with_its_own_key);
 	tcase_add_test(tc, renewal_incident_moves_the_window);
+	tcase_add_test(tc, orders_are_judged_finalized_and_expire);
+	tcase_add_test(tc, certbot_http01_issue_renew_revoke);
+	tcase_add_test(tc, certbot_dns01_with_a_wildcard);
+	tcase_add_test(tc, tls_alpn01_by_our_client);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -178,6 +178,17 @@ START_TEST(eab_credentials_bind_accounts_once)
 	          "23514");
 	sql_fails(db, "DELETE FROM acme_accounts", "42501");
 	sql_fails(db, "DELETE FROM acme_eab_credentials", "42501");
+	/* Orders, authorizations and challenges end in a status, never removed; a challenge's
+	 * type is one of the three, a valid order names its certificate. */
+	sql_fails(db, "DELETE FROM acme_orders", "42501");
+	sql_fails(db, "DELETE FROM acme_authorizations", "42501");
+	sql_fails(db, "DELETE FROM acme_challenges", "42501");
+	sql_fails(db, "DELETE FROM acme_order_authorizations", "42501");
+	sql_fails(db, "UPDATE acme_order_authorizations SET authz_id = 1", "42501");
+	sql_fails(db,
+	          "INSERT INTO acme_orders (account_id, status, identifiers, profile, expires_at)"
+	          " SELECT id, 'valid', '[]', 'web', now() FROM acme_accounts LIMIT 1",
+	          "23514");
 	db_close(db);
 }
 END_TEST

@@ -13,6 +13,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "acme.h"
 #include "acme_client.h"
@@ -142,8 +143,14 @@ static struct acme_server srv;
 static void setup(void)
 {
 	struct acme_config cfg = {.base_url = BASE, .eab_required = 1, .nonce_capacity = 64};
-	struct acme_store st = {NULL,      st_by_thumb, st_by_id,  st_eab,     st_create,
-	                        st_update, st_rekey,    st_revoke, st_validity};
+	struct acme_store st = {.account_by_thumbprint = st_by_thumb,
+	                        .account_by_id = st_by_id,
+	                        .eab_lookup = st_eab,
+	                        .account_create = st_create,
+	                        .account_update = st_update,
+	                        .account_rekey = st_rekey,
+	                        .revoke_cert = st_revoke,
+	                        .cert_validity = st_validity};
 
 	snprintf(cfg.terms_url, sizeof(cfg.terms_url), "https://ca.test/terms");
 	snprintf(cfg.website, sizeof(cfg.website), "https://ca.test/");
@@ -921,6 +928,106 @@ START_TEST(renewal_information)
 }
 END_TEST
 
+/* newOrder's identifiers: normalized, deduplicated, and refused with the right problem. */
+START_TEST(order_identifiers_are_parsed_strictly)
+{
+	struct acme_ident ids[ACME_IDENTS_MAX];
+	struct acme_problem p = {0};
+	json_t *j = json_loads("[{\"type\":\"dns\",\"value\":\"WWW.Example.com\"},"
+	                       "{\"type\":\"dns\",\"value\":\"www.example.com\"},"
+	                       "{\"type\":\"dns\",\"value\":\"*.example.com\"},"
+	                       "{\"type\":\"ip\",\"value\":\"::0001\"}]",
+	                       0, NULL);
+	static const char *const bad[][2] = {
+	    {"[{\"type\":\"dns\",\"value\":\"a.*.example.com\"}]", "rejectedIdentifier"},
+	    {"[{\"type\":\"dns\",\"value\":\"-a.example.com\"}]", "rejectedIdentifier"},
+	    {"[{\"type\":\"dns\",\"value\":\"localhost\"}]", "rejectedIdentifier"},
+	    {"[{\"type\":\"dns\",\"value\":\"example.com.\"}]", "rejectedIdentifier"},
+	    {"[{\"type\":\"ip\",\"value\":\"127.0.0.01\"}]", "rejectedIdentifier"},
+	    {"[{\"type\":\"email\",\"value\":\"a@example.com\"}]", "unsupportedIdentifier"},
+	    {"[{\"type\":\"dns\",\"value\":\"a.example.com\",\"x\":1}]", "malformed"},
+	    {"[]", "malformed"},
+	    {"{}", "malformed"}};
+
+	ck_assert_int_eq(acme_identifiers_parse(j, ids, &p), 3);
+	json_decref(j);
+	ck_assert_str_eq(ids[0].value, "www.example.com");
+	ck_assert(!ids[0].wildcard);
+	ck_assert_str_eq(ids[1].value, "example.com");
+	ck_assert(ids[1].wildcard);
+	ck_assert_str_eq(ids[2].type, "ip");
+	ck_assert_str_eq(ids[2].value, "::1");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&p, 0, sizeof(p));
+		j = json_loads(bad[i][0], 0, NULL);
+		ck_assert_msg(acme_identifiers_parse(j, ids, &p) < 0, "%s", bad[i][0]);
+		ck_assert_str_eq(p.type, bad[i][1]);
+		json_decref(j);
+	}
+}
+END_TEST
+
+static int csr_der(const char *cn, const char *sans, uint8_t **der)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_REQ *req = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	int len;
+
+	if (cn)
+		X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
+		                           (const unsigned char *)cn, -1, -1, 0);
+	sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, sans));
+	X509_REQ_add_extensions(req, exts);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_set_pubkey(req, k);
+	ck_assert(X509_REQ_sign(req, k, EVP_sha256()) > 0);
+	*der = NULL;
+	len = i2d_X509_REQ(req, der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	return len;
+}
+
+/* finalize's CSR names exactly the order's identifiers, a CN only among them. */
+START_TEST(csr_must_match_the_order_exactly)
+{
+	static const struct acme_ident order[] = {
+	    {"dns", "www.example.com", 0}, {"dns", "example.com", 1}, {"ip", "127.0.0.1", 0}};
+	static const char *const good[][2] = {
+	    {"www.example.com", "DNS:www.example.com,DNS:*.example.com,IP:127.0.0.1"},
+	    {NULL, "IP:127.0.0.1,DNS:*.example.com,DNS:WWW.example.com"}};
+	static const char *const bad[][2] = {
+	    {NULL, "DNS:www.example.com,DNS:*.example.com"},
+	    {NULL, "DNS:www.example.com,DNS:*.example.com,IP:127.0.0.1,DNS:a.example.com"},
+	    {NULL, "DNS:www.example.com,DNS:example.com,IP:127.0.0.1"},
+	    {"a.example.com", "DNS:www.example.com,DNS:*.example.com,IP:127.0.0.1"},
+	    {NULL, "DNS:www.example.com,DNS:*.example.com,IP:127.0.0.1,email:a@example.com"}};
+	struct acme_problem p;
+	uint8_t *der;
+	int len;
+
+	for (size_t i = 0; i < 2; i++) {
+		memset(&p, 0, sizeof(p));
+		len = csr_der(good[i][0], good[i][1], &der);
+		ck_assert_msg(acme_csr_matches(der, (size_t)len, order, 3, &p) == 0, "%s: %s",
+		              good[i][1], p.detail);
+		OPENSSL_free(der);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&p, 0, sizeof(p));
+		len = csr_der(bad[i][0], bad[i][1], &der);
+		ck_assert_msg(acme_csr_matches(der, (size_t)len, order, 3, &p) < 0, "%s",
+		              bad[i][1]);
+		ck_assert_str_eq(p.type, "badCSR");
+		OPENSSL_free(der);
+	}
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_lt(acme_csr_matches((const uint8_t *)"\x30\x00", 2, order, 3, &p), 0);
+	ck_assert_str_eq(p.type, "badCSR");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme");
@@ -943,6 +1050,8 @@ int main(void)
 	tcase_add_test(tc, key_rollover);
 	tcase_add_test(tc, revoke_cert_by_its_key_or_by_account);
 	tcase_add_test(tc, renewal_information);
+	tcase_add_test(tc, order_identifiers_are_parsed_strictly);
+	tcase_add_test(tc, csr_must_match_the_order_exactly);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -280,6 +280,12 @@ START_TEST(acme_section_is_read_and_checked)
 	     "https://"},
 	    {"acme: {url: \"https://ca.test/acme\", profiles: [web], rate: 1}\n",
 	     "unknown field \"rate\""},
+	    {"acme: {url: \"https://ca.test/acme\", profiles: [web], validator: run/v.sock}\n",
+	     "acme.validator"},
+	    {"acme: {url: \"https://ca.test/acme\", profiles: [web], orders_per_hour: 0}\n",
+	     "orders_per_hour"},
+	    {"acme: {url: \"https://ca.test/acme\", profiles: [web], validation_timeout_ms: 10}\n",
+	     "validation_timeout_ms"},
 	};
 	struct cad_config *cfg = calloc(1, sizeof(*cfg));
 	char err[1024];
@@ -293,7 +299,11 @@ START_TEST(acme_section_is_read_and_checked)
 	                                              "  profiles: [web]\n"
 	                                              "  terms_of_service: https://ca.test/tos\n"
 	                                              "  external_account_required: false\n"
-	                                              "  nonce_store_size: 4096\n"},
+	                                              "  nonce_store_size: 4096\n"
+	                                              "  validator: /run/hsmca/acmevald.sock\n"
+	                                              "  orders_per_hour: 50\n"
+	                                              "  pending_authorizations: 20\n"
+	                                              "  authz_reuse_seconds: 3600\n"},
 	                   cfg, err, sizeof(err)) == 0,
 	              "%s", err);
 	ck_assert_str_eq(cfg->acme_url, "https://ca.test:8443/acme");
@@ -302,6 +312,12 @@ START_TEST(acme_section_is_read_and_checked)
 	ck_assert_int_eq(cfg->acme_nonce_store, 4096);
 	ck_assert_int_eq(cfg->n_acme_profiles, 1);
 	ck_assert_str_eq(cfg->acme_profiles[0]->name, "web");
+	ck_assert_str_eq(cfg->acme_validator, "/run/hsmca/acmevald.sock");
+	ck_assert_int_eq(cfg->acme_orders_per_hour, 50);
+	ck_assert_int_eq(cfg->acme_pending_authz, 20);
+	ck_assert_int_eq(cfg->acme_authz_reuse, 3600);
+	ck_assert_int_eq(cfg->acme_order_lifetime, 7 * 86400);
+	ck_assert_int_eq(cfg->acme_validation_timeout_ms, 30000);
 	cad_config_free(cfg);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(cfg, 0, sizeof(*cfg));

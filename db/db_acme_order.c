@@ -1,0 +1,509 @@
+/* ACME (RFC 8555) orders, their authorizations and the challenges of each: every state change
+ * commits with its audit entry. Expiry is read, not written: a pending or ready order whose
+ * time is up reads as invalid, an authorization as expired. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_internal.h"
+
+#define EPOCH0(col) "coalesce(floor(extract(epoch FROM " col "))::bigint, 0)"
+
+void db_acme_order_clear(struct db_acme_order *o)
+{
+	free(o->identifiers);
+	memset(o, 0, sizeof(*o));
+}
+
+static enum db_status audit_commit(struct db *db, const char *kind, int64_t id,
+                                   const struct db_audit_entry *audit, struct db_err *err)
+{
+	struct db_audit_entry e = *audit;
+	char object[48];
+	int64_t seq;
+
+	snprintf(object, sizeof(object), "%s/%lld", kind, (long long)id);
+	e.object = object;
+	return db_audit_append_commit(db, &e, &seq, err);
+}
+
+static void copy(char *dst, size_t n, const PGresult *r, int row, int col)
+{
+	snprintf(dst, n, "%s", PQgetvalue(r, row, col));
+}
+
+enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order *out,
+                                 struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	memset(out, 0, sizeof(*out));
+	db_param_int(&p, id);
+	rc = db_exec(
+	    db,
+	    "SELECT o.id, o.account_id,"
+	    " CASE WHEN o.status IN ('pending', 'ready') AND o.expires_at <= now()"
+	    " THEN 'invalid' ELSE o.status END, " EPOCH0(
+	        "o.expires_at") ","
+	                        " o.identifiers, o.profile, coalesce(o.cert_serial, ''), "
+	                        "o.error_type,"
+	                        " o.error_detail, CASE WHEN o.status IN ('pending', 'ready')"
+	                        " AND o.expires_at <= now() AND o.error_type = '' THEN 'the order "
+	                        "expired'"
+	                        " ELSE '' END, oa.authz_id"
+	                        " FROM acme_orders o JOIN acme_order_authorizations oa ON "
+	                        "oa.order_id = o.id"
+	                        " WHERE o.id = $1::bigint ORDER BY oa.authz_id",
+	    &p, &r, err, "reading ACME order %lld", (long long)id);
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) == 0) {
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME order");
+		goto out;
+	}
+	if (db_get_int64(r, 0, 0, &out->id) || db_get_int64(r, 0, 1, &out->account_id) ||
+	    db_get_int64(r, 0, 3, &out->expires_at) || !(out->identifiers = db_get_text(r, 0, 4))) {
+		rc = db_fail(err, DB_ERR_QUERY, "ACME order: unreadable row");
+		goto out;
+	}
+	copy(out->status, sizeof(out->status), r, 0, 2);
+	copy(out->profile, sizeof(out->profile), r, 0, 5);
+	copy(out->cert_serial, sizeof(out->cert_serial), r, 0, 6);
+	copy(out->error_type, sizeof(out->error_type), r, 0, 7);
+	copy(out->error_detail, sizeof(out->error_detail), r, 0, 8);
+	if (PQgetvalue(r, 0, 9)[0]) {
+		snprintf(out->error_type, sizeof(out->error_type), "malformed");
+		copy(out->error_detail, sizeof(out->error_detail), r, 0, 9);
+	}
+	for (int i = 0; i < PQntuples(r) && i < DB_ACME_IDENTS_MAX; i++)
+		if (db_get_int64(r, i, 10, &out->authz[out->n_authz++])) {
+			rc = db_fail(err, DB_ERR_QUERY, "ACME order: unreadable row");
+			goto out;
+		}
+out:
+	PQclear(r);
+	if (rc != DB_OK)
+		db_acme_order_clear(out);
+	return rc;
+}
+
+enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz *out,
+                                 struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	memset(out, 0, sizeof(*out));
+	db_param_int(&p, id);
+	rc = db_exec(
+	    db,
+	    "SELECT a.id, a.account_id, a.identifier_type, a.identifier, a.wildcard,"
+	    " CASE WHEN a.status IN ('pending', 'valid') AND a.expires_at <= now()"
+	    " THEN 'expired' ELSE a.status END, " EPOCH0(
+	        "a.expires_at") ","
+	                        " c.id, c.type, c.token, c.status, " EPOCH0(
+	                            "c.validated_at") ","
+	                                              " c.error_type, c.error_detail"
+	                                              " FROM acme_authorizations a JOIN "
+	                                              "acme_challenges c ON c.authz_id = a.id"
+	                                              " WHERE a.id = $1::bigint ORDER BY c.id",
+	    &p, &r, err, "reading ACME authorization %lld", (long long)id);
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) == 0) {
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME authorization");
+		goto out;
+	}
+	if (db_get_int64(r, 0, 0, &out->id) || db_get_int64(r, 0, 1, &out->account_id) ||
+	    db_get_int64(r, 0, 6, &out->expires_at)) {
+		rc = db_fail(err, DB_ERR_QUERY, "ACME authorization: unreadable row");
+		goto out;
+	}
+	copy(out->ident.type, sizeof(out->ident.type), r, 0, 2);
+	copy(out->ident.value, sizeof(out->ident.value), r, 0, 3);
+	out->ident.wildcard = !strcmp(PQgetvalue(r, 0, 4), "t");
+	copy(out->status, sizeof(out->status), r, 0, 5);
+	for (int i = 0; i < PQntuples(r) && i < DB_ACME_CHALLS; i++) {
+		struct db_acme_challenge *c = &out->ch[out->n_ch++];
+		if (db_get_int64(r, i, 7, &c->id) || db_get_int64(r, i, 11, &c->validated_at)) {
+			rc = db_fail(err, DB_ERR_QUERY, "ACME authorization: unreadable row");
+			goto out;
+		}
+		copy(c->type, sizeof(c->type), r, i, 8);
+		copy(c->token, sizeof(c->token), r, i, 9);
+		copy(c->status, sizeof(c->status), r, i, 10);
+		copy(c->error_type, sizeof(c->error_type), r, i, 12);
+		copy(c->error_detail, sizeof(c->error_detail), r, i, 13);
+	}
+out:
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_acme_account_counts(struct db *db, int64_t account_id, int64_t seconds,
+                                      int64_t *orders, int64_t *pending_authz,
+                                      int64_t *oldest_order, struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	db_param_int(&p, account_id);
+	db_param_int(&p, seconds);
+	rc = db_exec(
+	    db,
+	    "SELECT (SELECT count(*) FROM acme_orders WHERE account_id = $1::bigint"
+	    " AND created_at > now() - make_interval(secs => $2::bigint)),"
+	    " (SELECT count(*) FROM acme_authorizations WHERE account_id = $1::bigint"
+	    " AND status = 'pending' AND expires_at > now()),"
+	    " (SELECT " EPOCH0(
+	        "min(created_at)") " FROM acme_orders"
+	                           " WHERE account_id = $1::bigint"
+	                           " AND created_at > now() - make_interval(secs => $2::bigint))",
+	    &p, &r, err, "counting the orders of ACME account %lld", (long long)account_id);
+	if (rc == DB_OK && (db_get_int64(r, 0, 0, orders) || db_get_int64(r, 0, 1, pending_authz) ||
+	                    db_get_int64(r, 0, 2, oldest_order)))
+		rc = db_fail(err, DB_ERR_QUERY, "ACME counts: unreadable row");
+	PQclear(r);
+	return rc;
+}
+
+static const char *const chall_types[DB_ACME_CHALLS] = {"http-01", "dns-01", "tls-alpn-01"};
+
+enum db_status db_acme_order_create(struct db *db, int64_t account_id,
+                                    const struct db_acme_ident *idents, size_t n,
+                                    const char *identifiers, const char *profile, int64_t order_ttl,
+                                    int64_t authz_ttl, const char (*tokens)[44],
+                                    const struct db_audit_entry *audit, struct db_acme_order *out,
+                                    struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	int64_t order_id = 0;
+
+	if (n == 0 || n > DB_ACME_IDENTS_MAX)
+		return db_fail(err, DB_ERR_INVALID, "an order names 1..%d identifiers",
+		               DB_ACME_IDENTS_MAX);
+	if ((rc = db_check_text("identifiers", identifiers, 65536, err)) != DB_OK ||
+	    (rc = db_check_text("profile", profile, 64, err)) != DB_OK)
+		return rc;
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	db_param_int(&p, account_id);
+	db_param_text(&p, identifiers);
+	db_param_text(&p, profile);
+	db_param_int(&p, order_ttl);
+	rc = db_exec(db,
+	             "INSERT INTO acme_orders (account_id, identifiers, profile, expires_at)"
+	             " VALUES ($1::bigint, $2, $3, now() + make_interval(secs => $4::bigint))"
+	             " RETURNING id",
+	             &p, &r, err, "adding an ACME order");
+	if (rc == DB_OK && db_get_int64(r, 0, 0, &order_id))
+		rc = db_fail(err, DB_ERR_QUERY, "adding an ACME order: no id returned");
+	PQclear(r);
+	r = NULL;
+	for (size_t i = 0; rc == DB_OK && i < n; i++) {
+		struct db_params q = {0};
+		int64_t authz = 0;
+
+		/* A valid authorization of the account for the same identifier: reused. */
+		db_param_int(&q, account_id);
+		db_param_text(&q, idents[i].type);
+		db_param_text(&q, idents[i].value);
+		db_param_text(&q, idents[i].wildcard ? "true" : "false");
+		rc = db_exec(
+		    db,
+		    "SELECT id FROM acme_authorizations WHERE account_id = $1::bigint"
+		    " AND identifier_type = $2 AND identifier = $3 AND wildcard = $4::boolean"
+		    " AND status = 'valid' AND expires_at > now()"
+		    " ORDER BY expires_at DESC LIMIT 1",
+		    &q, &r, err, "looking for a reusable ACME authorization");
+		if (rc == DB_OK && PQntuples(r) == 1 && db_get_int64(r, 0, 0, &authz))
+			rc = db_fail(err, DB_ERR_QUERY, "ACME authorization: unreadable row");
+		PQclear(r);
+		r = NULL;
+		if (rc == DB_OK && !authz) {
+			struct db_params a = {0};
+			db_param_int(&a, account_id);
+			db_param_text(&a, idents[i].type);
+			db_param_text(&a, idents[i].value);
+			db_param_text(&a, idents[i].wildcard ? "true" : "false");
+			db_param_int(&a, authz_ttl);
+			rc =
+			    db_exec(db,
+			            "INSERT INTO acme_authorizations (account_id, identifier_type,"
+			            " identifier, wildcard, expires_at) VALUES ($1::bigint, $2, $3,"
+			            " $4::boolean, now() + make_interval(secs => $5::bigint))"
+			            " RETURNING id",
+			            &a, &r, err, "adding an ACME authorization");
+			if (rc == DB_OK && db_get_int64(r, 0, 0, &authz))
+				rc = db_fail(err, DB_ERR_QUERY, "adding an ACME authorization");
+			PQclear(r);
+			r = NULL;
+			for (int t = 0; rc == DB_OK && t < DB_ACME_CHALLS; t++) {
+				struct db_params c = {0};
+				int dns01 = !strcmp(chall_types[t], "dns-01");
+				if (idents[i].wildcard ? !dns01
+				                       : (dns01 && !strcmp(idents[i].type, "ip")))
+					continue;
+				db_param_int(&c, authz);
+				db_param_text(&c, chall_types[t]);
+				db_param_text(&c, tokens[i * DB_ACME_CHALLS + t]);
+				rc = db_exec(db,
+				             "INSERT INTO acme_challenges (authz_id, type, token)"
+				             " VALUES ($1::bigint, $2, $3)",
+				             &c, &r, err, "adding an ACME challenge");
+				PQclear(r);
+				r = NULL;
+			}
+		}
+		if (rc == DB_OK) {
+			struct db_params l = {0};
+			db_param_int(&l, order_id);
+			db_param_int(&l, authz);
+			rc = db_exec(db,
+			             "INSERT INTO acme_order_authorizations (order_id, authz_id)"
+			             " VALUES ($1::bigint, $2::bigint) ON CONFLICT DO NOTHING",
+			             &l, &r, err, "linking an ACME authorization");
+			PQclear(r);
+			r = NULL;
+		}
+	}
+	/* Every authorization reused and valid: the order is ready at once. */
+	if (rc == DB_OK) {
+		struct db_params u = {0};
+		db_param_int(&u, order_id);
+		rc = db_exec(
+		    db,
+		    "UPDATE acme_orders SET status = 'ready' WHERE id = $1::bigint AND"
+		    " NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa JOIN"
+		    " acme_authorizations a ON a.id = oa.authz_id WHERE oa.order_id = $1::bigint"
+		    " AND a.status <> 'valid')",
+		    &u, &r, err, "ACME order %lld", (long long)order_id);
+		PQclear(r);
+		r = NULL;
+	}
+	if (rc == DB_OK)
+		rc = audit_commit(db, "order", order_id, audit, err);
+	if (rc != DB_OK) {
+		db_rollback(db);
+		return rc;
+	}
+	return db_acme_order_get(db, order_id, out, err);
+}
+
+enum db_status db_acme_challenge_authz(struct db *db, int64_t chall_id, int64_t *authz_id,
+                                       struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	db_param_int(&p, chall_id);
+	rc = db_exec(db, "SELECT authz_id FROM acme_challenges WHERE id = $1::bigint", &p, &r, err,
+	             "reading ACME challenge %lld", (long long)chall_id);
+	if (rc == DB_OK && PQntuples(r) == 0)
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME challenge");
+	else if (rc == DB_OK && db_get_int64(r, 0, 0, authz_id))
+		rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_acme_challenge_start(struct db *db, int64_t chall_id, int64_t account_id,
+                                       const struct db_audit_entry *audit, struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	db_param_int(&p, chall_id);
+	db_param_int(&p, account_id);
+	rc = db_exec(db,
+	             "UPDATE acme_challenges c SET status = 'processing' FROM acme_authorizations a"
+	             " WHERE c.id = $1::bigint AND a.id = c.authz_id AND a.account_id = $2::bigint"
+	             " AND c.status = 'pending' AND a.status = 'pending' AND a.expires_at > now()"
+	             " AND NOT EXISTS (SELECT 1 FROM acme_challenges o WHERE o.authz_id = a.id"
+	             " AND o.status = 'processing') RETURNING c.id",
+	             &p, &r, err, "starting ACME challenge %lld", (long long)chall_id);
+	if (rc == DB_OK && PQntuples(r) != 1)
+		rc = db_fail(err, DB_ERR_STATE, "the challenge is not pending");
+	PQclear(r);
+	if (rc == DB_OK)
+		rc = audit_commit(db, "chall", chall_id, audit, err);
+	if (rc != DB_OK)
+		db_rollback(db);
+	return rc;
+}
+
+enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid,
+                                      const char *error_type, const char *error_detail,
+                                      int64_t reuse, const struct db_audit_entry *audit,
+                                      struct db_err *err)
+{
+	struct db_params p = {0}, q = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	int64_t authz = 0;
+
+	if ((rc = db_check_text("problem", error_type, 32, err)) != DB_OK ||
+	    (rc = db_check_text("detail", error_detail, 512, err)) != DB_OK)
+		return rc;
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	db_param_int(&p, chall_id);
+	db_param_text(&p, valid ? "valid" : "invalid");
+	db_param_text(&p, valid ? "" : error_type);
+	db_param_text(&p, valid ? "" : error_detail);
+	rc = db_exec(db,
+	             "UPDATE acme_challenges SET status = $2, error_type = $3, error_detail = $4,"
+	             " validated_at = CASE WHEN $2 = 'valid' THEN now() END"
+	             " WHERE id = $1::bigint AND status = 'processing' RETURNING authz_id",
+	             &p, &r, err, "finishing ACME challenge %lld", (long long)chall_id);
+	if (rc == DB_OK && PQntuples(r) != 1)
+		rc = db_fail(err, DB_ERR_STATE, "the challenge is not processing");
+	else if (rc == DB_OK && db_get_int64(r, 0, 0, &authz))
+		rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
+	PQclear(r);
+	r = NULL;
+	/* Its orders locked before anything is judged: two challenges of one order finishing at
+	 * once are recorded one after the other, so the second sees the first's authorization
+	 * valid and makes the order ready. */
+	if (rc == DB_OK) {
+		struct db_params l = {0};
+		db_param_int(&l, authz);
+		rc = db_exec(db,
+		             "SELECT o.id FROM acme_orders o JOIN acme_order_authorizations oa"
+		             " ON oa.order_id = o.id WHERE oa.authz_id = $1::bigint ORDER BY o.id"
+		             " FOR UPDATE OF o",
+		             &l, &r, err, "locking the orders of ACME authorization %lld",
+		             (long long)authz);
+		PQclear(r);
+		r = NULL;
+	}
+	if (rc == DB_OK) {
+		const char *sql[] = {
+		    /* The authorization: valid for reuse seconds from now, or invalid. */
+		    "UPDATE acme_authorizations SET status = $2, expires_at = CASE WHEN $2 = "
+		    "'valid'"
+		    " THEN now() + make_interval(secs => $3::bigint) ELSE expires_at END"
+		    " WHERE id = $1::bigint AND status = 'pending'",
+		    /* Its orders: ready once every authorization is valid; invalid with it. */
+		    "UPDATE acme_orders o SET status = CASE WHEN $2 = 'valid' THEN 'ready'"
+		    " ELSE 'invalid' END, error_type = CASE WHEN $2 = 'valid' THEN ''"
+		    " ELSE 'unauthorized' END, error_detail = CASE WHEN $2 = 'valid' THEN ''"
+		    " ELSE 'an authorization of the order failed' END"
+		    " WHERE $3::bigint >= 0 AND o.status = 'pending' AND o.expires_at > now()"
+		    " AND o.id IN (SELECT order_id"
+		    " FROM acme_order_authorizations WHERE authz_id = $1::bigint) AND ($2 = "
+		    "'invalid'"
+		    " OR NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa JOIN"
+		    " acme_authorizations a ON a.id = oa.authz_id WHERE oa.order_id = o.id"
+		    " AND a.status <> 'valid'))",
+		};
+		db_param_int(&q, authz);
+		db_param_text(&q, valid ? "valid" : "invalid");
+		db_param_int(&q, reuse);
+		for (size_t i = 0; rc == DB_OK && i < 2; i++) {
+			rc = db_exec(db, sql[i], &q, &r, err, "ACME authorization %lld",
+			             (long long)authz);
+			PQclear(r);
+			r = NULL;
+		}
+	}
+	if (rc == DB_OK)
+		rc = audit_commit(db, "chall", chall_id, audit, err);
+	if (rc != DB_OK)
+		db_rollback(db);
+	return rc;
+}
+
+enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, const char *to,
+                                  const char *cert_serial, const char *error_type,
+                                  const char *error_detail, const struct db_audit_entry *audit,
+                                  struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	if ((rc = db_check_text("problem", error_type, 32, err)) != DB_OK ||
+	    (rc = db_check_text("detail", error_detail, 1024, err)) != DB_OK)
+		return rc;
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	db_param_int(&p, id);
+	db_param_text(&p, from);
+	db_param_text(&p, to);
+	if (cert_serial)
+		db_param_text(&p, cert_serial);
+	else
+		db_param_null(&p);
+	db_param_text(&p, error_type);
+	db_param_text(&p, error_detail);
+	rc = db_exec(db,
+	             "UPDATE acme_orders SET status = $3, cert_serial = $4, error_type = $5,"
+	             " error_detail = $6 WHERE id = $1::bigint AND status = $2"
+	             " AND ($2 <> 'ready' OR expires_at > now()) RETURNING id",
+	             &p, &r, err, "ACME order %lld", (long long)id);
+	if (rc == DB_OK && PQntuples(r) != 1)
+		rc = db_fail(err, DB_ERR_STATE, "the order is not %s", from);
+	PQclear(r);
+	if (rc == DB_OK)
+		rc = audit_commit(db, "order", id, audit, err);
+	if (rc != DB_OK)
+		db_rollback(db);
+	return rc;
+}
+
+enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t account_id,
+                                        const struct db_audit_entry *audit, struct db_err *err)
+{
+	struct db_params p = {0}, q = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	db_param_int(&q, id);
+	rc = db_exec(db,
+	             "SELECT o.id FROM acme_orders o JOIN acme_order_authorizations oa"
+	             " ON oa.order_id = o.id WHERE oa.authz_id = $1::bigint ORDER BY o.id"
+	             " FOR UPDATE OF o",
+	             &q, &r, err, "locking the orders of ACME authorization %lld", (long long)id);
+	PQclear(r);
+	r = NULL;
+	db_param_int(&p, id);
+	db_param_int(&p, account_id);
+	if (rc == DB_OK)
+		rc = db_exec(
+		    db,
+		    "UPDATE acme_authorizations SET status = 'deactivated' WHERE id = $1::bigint"
+		    " AND account_id = $2::bigint AND status IN ('pending', 'valid')"
+		    " AND expires_at > now() RETURNING id",
+		    &p, &r, err, "deactivating ACME authorization %lld", (long long)id);
+	if (rc == DB_OK && PQntuples(r) != 1)
+		rc = db_fail(err, DB_ERR_STATE, "the authorization is neither pending nor valid");
+	PQclear(r);
+	r = NULL;
+	if (rc == DB_OK) {
+		rc = db_exec(
+		    db,
+		    "UPDATE acme_orders SET status = 'invalid', error_type = 'unauthorized',"
+		    " error_detail = 'an authorization of the order was deactivated'"
+		    " WHERE status IN ('pending', 'ready') AND id IN (SELECT order_id FROM"
+		    " acme_order_authorizations WHERE authz_id = $1::bigint)",
+		    &q, &r, err, "ACME authorization %lld", (long long)id);
+		PQclear(r);
+	}
+	if (rc == DB_OK)
+		rc = audit_commit(db, "authz", id, audit, err);
+	if (rc != DB_OK)
+		db_rollback(db);
+	return rc;
+}
