@@ -614,7 +614,8 @@ int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out
 		         slen, sizeof(out->subject) - 1);
 		goto out;
 	}
-	memcpy(out->subject, stext, (size_t)slen);
+	if (slen > 0) /* an empty subject (ACME clients send one) prints as nothing at all */
+		memcpy(out->subject, stext, (size_t)slen);
 	out->subject[slen] = '\0';
 	ERR_clear_error();
 	*error = NULL;
