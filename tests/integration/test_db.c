@@ -1660,6 +1660,77 @@ START_TEST(daemon_roles_hold_only_their_grants)
 }
 END_TEST
 
+/* The migration that lower-cases device identities (db/migrations/NNNN_device_identities.sql,
+ * whatever its number): its SQL, as hsmca db migrate runs it. */
+static const char *device_identities_sql(void)
+{
+	for (size_t i = 0; i < db_migrations_count; i++)
+		if (!strcmp(db_migrations[i].name, "device_identities"))
+			return db_migrations[i].sql;
+	ck_abort_msg("no migration named device_identities");
+	return NULL;
+}
+
+/* Devices stored before identities were lower-cased: the migration lower-cases them and then
+ * refuses upper-case identities; two devices whose identities differ only in case make it
+ * refuse, naming both, and change nothing. The migration's SQL runs as hsmca db migrate runs
+ * it (one transaction, as the owner), on rows made as they were before it (its constraint
+ * dropped first). */
+START_TEST(device_identities_are_lower_cased_and_clashes_refused)
+{
+	struct db *db = schema_ready();
+	PGconn *c = db_pgconn(db);
+	PGresult *r;
+	char *msg;
+
+	harness_pg_exec_ok(c, "ALTER TABLE devices DROP CONSTRAINT devices_identity_lower_case");
+	harness_pg_exec_ok(c,
+	                   "INSERT INTO devices (identity, profile) VALUES ('GW-0042', 'device'),"
+	                   " ('sensor-7', 'device'), ('Mixed.Example.COM', 'device'),"
+	                   " ('ÉCLAIR-1', 'device')");
+	/* a clash: GW-0042 and gw-0042 would be one device */
+	harness_pg_exec_ok(c,
+	                   "INSERT INTO devices (identity, profile) VALUES ('gw-0042', 'device')");
+	harness_pg_exec_ok(c, "BEGIN");
+	r = PQexec(c, device_identities_sql());
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	msg = PQresultErrorMessage(r);
+	ck_assert_msg(strstr(msg, "device identities that differ only in case: gw-0042") &&
+	                  strstr(msg, "=GW-0042") && strstr(msg, "=gw-0042"),
+	              "%s", msg);
+	ck_assert_msg(strstr(PQresultErrorField(r, PG_DIAG_MESSAGE_HINT), "nothing was changed"),
+	              "%s", PQresultErrorField(r, PG_DIAG_MESSAGE_HINT));
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23505");
+	PQclear(r);
+	harness_pg_exec_ok(c, "ROLLBACK");
+	ck_assert_int_eq(harness_pg_count(c, "SELECT count(*) FROM devices WHERE identity IN "
+	                                     "('GW-0042', 'gw-0042', 'Mixed.Example.COM')"),
+	                 3);
+
+	/* Resolved by renaming one: the migration lower-cases the rest (lower(), as the data
+	 * layer stores them) and keeps upper case out from then on. */
+	harness_pg_exec_ok(
+	    c, "UPDATE devices SET identity = 'gw-0042-old' WHERE identity = 'gw-0042'");
+	harness_pg_exec_ok(c, "BEGIN");
+	r = PQexec(c, device_identities_sql());
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	harness_pg_exec_ok(c, "COMMIT");
+	ck_assert_int_eq(harness_pg_count(c, "SELECT count(*) FROM devices WHERE identity IN "
+	                                     "('gw-0042', 'gw-0042-old', 'sensor-7', "
+	                                     "'mixed.example.com', lower('ÉCLAIR-1'))"),
+	                 5);
+	ck_assert_int_eq(harness_pg_count(c, "SELECT count(*) FROM devices"), 5);
+	sql_fails(db, "INSERT INTO devices (identity, profile) VALUES ('GW-0099', 'device')",
+	          "23514");
+	sql_fails(db, "UPDATE devices SET identity = 'SENSOR-7' WHERE identity = 'sensor-7'",
+	          "23514");
+	harness_pg_exec_ok(c,
+	                   "INSERT INTO devices (identity, profile) VALUES ('gw-0099', 'device')");
+	db_close(db);
+}
+END_TEST
+
 static TCase *add(Suite *s, const char *name, const TTest *t, int cluster)
 {
 	TCase *tc = tcase_create(name);
@@ -1708,6 +1779,7 @@ int main(void)
 	add(s, "notify", revocation_is_announced_to_listeners, 1);
 	add(s, "reconnect", connection_recovers_after_a_server_restart, 1);
 	add(s, "settings", settings_are_stored_and_checked_by_the_schema, 1);
+	add(s, "device-identities", device_identities_are_lower_cased_and_clashes_refused, 1);
 	add(s, "serial-hex", serial_hex_round_trips, 0);
 
 	sr = srunner_create(s);
