@@ -52,7 +52,10 @@ source "$state/env"
 [[ -f $HSMCA_CA_BUNDLE ]] || fail "HSMCA_CA_BUNDLE missing"
 # The ACME challenge validator: its socket, open to its owner only (docs/acmeval.md).
 [[ -S ${HSMCA_ACMEVAL_SOCKET:-} ]] || fail "HSMCA_ACMEVAL_SOCKET is not a socket"
-[[ $(stat -c %a "$HSMCA_ACMEVAL_SOCKET") == 600 ]] || fail "the validator's socket is not mode 0600"
+# Open to its owner only (not as root), or to hsmca-cad's group (as root; see below).
+if ((EUID != 0)); then
+	[[ $(stat -c %a "$HSMCA_ACMEVAL_SOCKET") == 600 ]] || fail "the validator's socket is not mode 0600"
+fi
 grep -q "$(cat "$state/keyd/pin")" "$log" "$state/log/keyd.log" && fail "the PIN appears in a log"
 # The environment puts the CLI on PATH (once, however often it is sourced) and leaves
 # OPENSSL_MODULES alone: exported for a whole shell it breaks other OpenSSL builds.
@@ -103,6 +106,120 @@ if (cd "$repo" && openssl dgst -sha256 -provider-path build/hsm/provider -provid
 	fail "keyd signed arbitrary data with the issuing CA's key"
 fi
 grep -q "kind digest not granted" "$msg.err" || fail "the refusal does not say why: $(cat "$msg.err")"
+
+# Least privilege (docs/security.md, invariant 6), when the quickstart runs as root: every
+# daemon runs as its own system user, reads only its own files, has only its keyd grant, and
+# keyd checks issuers against each CA key's certificate (key_certificates).
+if ((EUID == 0)); then
+	for d in keyd cad ocspd crld acmevald; do
+		pid=$(cat "$state/run/$d.pid")
+		uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
+		[[ $uid == "$(id -u "hsmca-$d")" ]] || fail "hsmca-$d (pid $pid) runs as uid $uid, not as user hsmca-$d"
+	done
+	owner_mode() { stat -c '%U %a' "$1"; }
+	[[ $(owner_mode "$state/keyd/pin") == "hsmca-keyd 600" ]] || fail "the PIN is $(owner_mode "$state/keyd/pin")"
+	[[ $(owner_mode "$state/softhsm/tokens") == "hsmca-keyd 700" ]] || fail "the token folder is $(owner_mode "$state/softhsm/tokens")"
+	[[ $(owner_mode "$state/cad/tls.key") == "hsmca-cad 600" ]] || fail "cad's TLS key is $(owner_mode "$state/cad/tls.key")"
+	[[ $(stat -c %a "$HSMCA_ACMEVAL_SOCKET") == 660 ]] || fail "the validator's socket is not mode 0660"
+	[[ $(stat -c %G "$HSMCA_ACMEVAL_SOCKET") == hsmca-acmevald ]] || fail "the validator's socket is not group hsmca-acmevald"
+	# run_as USER CMD...: CMD as USER (its groups), from /, keyd's socket in the environment.
+	run_as() {
+		local u=$1
+		shift
+		(cd / && setpriv --reuid="$u" --regid="$u" --init-groups -- "$@")
+	}
+	for u in hsmca-cad hsmca-ocspd hsmca-crld hsmca-acmevald; do
+		for f in "$state/keyd/pin" "$state/softhsm/softhsm2.conf" "$state/keyd/keyd.yaml"; do
+			run_as "$u" test -r "$f" && fail "$u can read $f"
+		done
+	done
+	for u in hsmca-ocspd hsmca-crld hsmca-acmevald hsmca-keyd; do
+		run_as "$u" test -r "$state/cad/tls.key" && fail "$u can read hsmca-cad's TLS key"
+	done
+	run_as hsmca-ocspd test -r "$state/crld/crld.yaml" && fail "hsmca-ocspd can read crld's configuration"
+	run_as hsmca-crld test -r "$state/ocspd/ocspd.yaml" && fail "hsmca-crld can read ocspd's configuration"
+	run_as hsmca-acmevald test -w "$HSMCA_KEYD_SOCKET" && fail "hsmca-acmevald may connect to keyd's socket"
+	run_as hsmca-ocspd test -w "$HSMCA_ACMEVAL_SOCKET" && fail "hsmca-ocspd may connect to the validator's socket"
+	grep -q '^key_certificates:' "$state/keyd/keyd.yaml" || fail "keyd's configuration names no key_certificates"
+	# Only the operator's entry names "*" keys, and never "*" kinds.
+	grep -q 'kinds: \["\*"\]' "$state/keyd/keyd.yaml" && fail "keyd's configuration grants kinds \"*\""
+
+	# No daemon user can have a certificate signed that its grant does not name, through the
+	# provider as any OpenSSL program would (openssl req -x509 with -CA/-CAkey keyd:...).
+	mint=$state/mint
+	mkdir -p -- "$mint"
+	chmod 0755 -- "$mint"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$mint/leaf.key" 2>/dev/null ||
+		fail "openssl genpkey failed"
+	chmod 0644 -- "$mint/leaf.key" # a throwaway key the daemon users read
+	# mint USER CA_PEM KEY [REQ_OPTIONS...]: USER signs a certificate for leaf.key with keyd
+	# key KEY as CA CA_PEM; its error output in $mint/err.
+	mint() {
+		local u=$1 ca=$2 key=$3
+		shift 3
+		run_as "$u" env HSMCA_KEYD_SOCKET="$HSMCA_KEYD_SOCKET" openssl req -x509 -new \
+			-provider-path "$repo/build/hsm/provider" -provider keyd -provider default \
+			-key "$mint/leaf.key" -subj /CN=minted.example.com -days 1 -CA "$ca" \
+			-CAkey "keyd:label=$key" "$@" >"$mint/out" 2>"$mint/err"
+	}
+	metric() { # metric KIND REASON: keyd's hsmca_keyd_sign_refusals_total for them (0 if none)
+		"$hsmca" keyd metrics | awk -v k="kind=\"$1\"" -v r="reason=\"$2\"" \
+			'/^hsmca_keyd_sign_refusals_total\{/ && index($0, k) && index($0, r) { n = $NF } END { print n + 0 }'
+	}
+	kind_before=$(metric certificate kind-not-granted)
+	ca_before=$(metric ca-certificate kind-not-granted)
+	issuer_before=$(metric certificate wrong-issuer)
+	# hsmca-ocspd: not with the issuing CA's key (not granted at all) ...
+	mint hsmca-ocspd "$pki/demo-issuing.pem" demo-issuing -addext basicConstraints=critical,CA:FALSE &&
+		fail "hsmca-ocspd had a certificate signed by demo-issuing"
+	grep -qi "not granted\|denied" "$mint/err" || fail "hsmca-ocspd's refusal says nothing: $(cat "$mint/err")"
+	# ... nor with its own OCSP signer key (kind certificate not granted).
+	mint hsmca-ocspd "$pki/demo-ocsp.pem" demo-ocsp -addext basicConstraints=critical,CA:FALSE &&
+		fail "hsmca-ocspd had a certificate signed by its OCSP signer key"
+	grep -q "kind certificate not granted" "$mint/err" ||
+		fail "hsmca-ocspd's refusal does not name the kind: $(cat "$mint/err")"
+	# hsmca-crld cannot either, with the issuing key it signs CRLs with.
+	mint hsmca-crld "$pki/demo-issuing.pem" demo-issuing -addext basicConstraints=critical,CA:FALSE &&
+		fail "hsmca-crld had a certificate signed by demo-issuing"
+	grep -q "kind certificate not granted" "$mint/err" ||
+		fail "hsmca-crld's refusal does not name the kind: $(cat "$mint/err")"
+	# hsmca-cad signs end-entity certificates of its CA (what issuance does) ...
+	mint hsmca-cad "$pki/demo-issuing.pem" demo-issuing -addext basicConstraints=critical,CA:FALSE ||
+		fail "hsmca-cad could not sign an end-entity certificate as demo-issuing: $(cat "$mint/err")"
+	openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-issuing.pem" "$mint/out" >/dev/null ||
+		fail "hsmca-cad's end-entity certificate does not verify"
+	# ... but no CA certificate (cA=TRUE) ...
+	mint hsmca-cad "$pki/demo-issuing.pem" demo-issuing -addext basicConstraints=critical,CA:TRUE &&
+		fail "hsmca-cad had a CA certificate (cA=TRUE) signed"
+	grep -q "kind ca-certificate not granted" "$mint/err" ||
+		fail "hsmca-cad's cA=TRUE refusal does not name the kind: $(cat "$mint/err")"
+	# ... and none naming another issuer than demo-issuing's certificate (key_certificates):
+	# a CA certificate with demo-issuing's public key under another name (made with a
+	# software key), so that openssl's own key check passes and keyd's issuer check decides.
+	openssl x509 -in "$pki/demo-issuing.pem" -noout -pubkey >"$mint/issuing-pub.pem"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$mint/soft.key" \
+		-subj /CN=soft -days 1 -out "$mint/soft.pem" 2>/dev/null &&
+		openssl req -new -key "$mint/soft.key" -subj "/C=DE/O=hsmca quickstart/CN=Not demo-issuing" \
+			-out "$mint/other.csr" 2>/dev/null &&
+		printf '%s\n' "basicConstraints = critical, CA:TRUE" "subjectKeyIdentifier = hash" \
+			>"$mint/ca.ext" &&
+		openssl x509 -req -in "$mint/other.csr" -CA "$mint/soft.pem" -CAkey "$mint/soft.key" \
+			-force_pubkey "$mint/issuing-pub.pem" -set_serial 1 -days 1 -extfile "$mint/ca.ext" \
+			-out "$mint/other-ca.pem" 2>/dev/null || fail "could not make the other-issuer certificate"
+	chmod 0644 -- "$mint/other-ca.pem"
+	mint hsmca-cad "$mint/other-ca.pem" demo-issuing -addext basicConstraints=critical,CA:FALSE &&
+		fail "hsmca-cad had a certificate naming another issuer signed with demo-issuing"
+	grep -q "issuer is not the subject" "$mint/err" ||
+		fail "the wrong-issuer refusal does not say so: $(cat "$mint/err")"
+	# Each refusal is counted in keyd's metrics by kind and reason.
+	(($(metric certificate kind-not-granted) >= kind_before + 2)) ||
+		fail "keyd's metrics do not count the refused certificates (kind-not-granted)"
+	(($(metric ca-certificate kind-not-granted) >= ca_before + 1)) ||
+		fail "keyd's metrics do not count the refused CA certificate"
+	(($(metric certificate wrong-issuer) >= issuer_before + 1)) ||
+		fail "keyd's metrics do not count the wrong issuer"
+	echo "least privilege: each daemon its own user and files; ocspd, crld and cad refused what their grants do not name"
+fi
 
 # The database and hsmca-cad.
 for v in HSMCA_API_URL HSMCA_CLIENT_CERT HSMCA_CLIENT_KEY PGHOST PGPORT PGDATABASE HSMCA_OCSP_URL; do

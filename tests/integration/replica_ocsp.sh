@@ -46,7 +46,9 @@ ocspd_bin=$repo/build/ocsp/hsmca-ocspd
 pki=$state/pki
 officer=(--cert "$state/operator/demo-officer.pem" --key "$state/operator/demo-officer.key")
 
-# The replica: a base backup of the primary with standby.signal (-R), streaming its WAL.
+# The replica: a base backup of the primary with standby.signal (-R), streaming its WAL. Its
+# socket is open to every local user as the primary's is when the quickstart runs as root:
+# pg_hba.conf (copied from the primary: peer, map hsmca) decides who may be which role.
 rm -rf -- "$rep"
 mkdir -p -- "$rep"
 chmod 0700 "$rep"
@@ -54,7 +56,7 @@ chmod 0700 "$rep"
 as_pg "$pgbin/pg_basebackup" -h "$PGHOST" -p "${PGPORT:-5432}" -U postgres -D "$rep/data" -R \
 	-X stream -c fast >"$rep/basebackup.log" 2>&1 || fail "pg_basebackup: $(cat "$rep/basebackup.log")"
 as_pg "$pgbin/pg_ctl" -D "$rep/data" -l "$rep/pg.log" -w -t 60 \
-	-o "-c unix_socket_directories='$rep' -c listen_addresses='' -c port=5432 -c hot_standby=on" \
+	-o "-c unix_socket_directories='$rep' -c listen_addresses='' -c port=5432 -c hot_standby=on -c unix_socket_permissions=0777" \
 	start >/dev/null || fail "the replica did not start"
 recovering=$(PGHOST=$rep psql -At -U postgres -d hsmca -c 'SELECT pg_is_in_recovery()') ||
 	fail "cannot query the replica"
@@ -69,11 +71,23 @@ for ((i = 8600; i <= 8699; i++)); do
 	fi
 done
 [[ -n "$port" ]] || fail "no free port in 8600..8699"
+# It runs as the quickstart's hsmca-ocspd does: as root, as user hsmca-ocspd (keyd grants that
+# user the OCSP signer; PostgreSQL lets it in as role hsmca-ocspd only), its configuration in
+# a folder of its own; otherwise as the invoking user.
+conf_dir=$rep/ocspd
+as_ocspd=()
+mkdir -p -- "$conf_dir"
 sed -e "s|^listen:.*|listen: {address: 127.0.0.1, port: $port}|" \
-	-e "s|^database:.*|database: \"host=$rep port=5432 dbname=hsmca user=hsmca_app connect_timeout=3\"|" \
-	"$state/ocspd/ocspd.yaml" >"$rep/ocspd.yaml"
-grep -q "host=$rep " "$rep/ocspd.yaml" || fail "could not point the responder at the replica"
-setsid "$ocspd_bin" --config "$rep/ocspd.yaml" </dev/null >"$rep/ocspd.log" 2>&1 &
+	-e "s|^database:.*|database: \"host=$rep port=5432 dbname=hsmca user=hsmca-ocspd connect_timeout=3\"|" \
+	"$state/ocspd/ocspd.yaml" >"$conf_dir/ocspd.yaml"
+grep -q "host=$rep " "$conf_dir/ocspd.yaml" || fail "could not point the responder at the replica"
+if ((EUID == 0)); then
+	chmod 0711 -- "$rep"
+	chown -R hsmca-ocspd: -- "$conf_dir"
+	as_ocspd=(setpriv --reuid=hsmca-ocspd --regid=hsmca-ocspd --init-groups --)
+fi
+(cd / && exec setsid "${as_ocspd[@]}" "$ocspd_bin" --config "$conf_dir/ocspd.yaml" \
+	</dev/null >"$rep/ocspd.log" 2>&1) &
 ocspd_pid=$!
 url=http://127.0.0.1:$port/
 
