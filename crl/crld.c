@@ -1078,15 +1078,21 @@ int crld_run(struct crld *c)
 {
 	char err[512];
 
-	if (c->cfg.listen_address[0] &&
-	    crld_http_start(c->cfg.listen_address, c->cfg.listen_port, c->cfg.folder, health,
-	                    metrics, issuer, c, &c->http, err, sizeof(err)) != 0) {
+	if ((c->cfg.listen_address[0] || c->cfg.metrics_port) &&
+	    crld_http_start(c->cfg.listen_address, c->cfg.listen_port, c->cfg.metrics_address,
+	                    c->cfg.metrics_port, c->cfg.folder, health, metrics, issuer, c,
+	                    &c->http, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return -1;
 	}
-	if (c->http)
+	if (c->cfg.listen_address[0])
 		log_info("serving %s on http://%s:%d/", c->cfg.folder, c->cfg.listen_address,
 		         c->cfg.listen_port);
+	if (c->cfg.metrics_port)
+		log_info("serving /metrics on http://%s:%d/", c->cfg.metrics_address,
+		         c->cfg.metrics_port);
+	else
+		log_info("no metrics_listen: /metrics is not served");
 	if (wait_for_database(c) != 0)
 		return -1;
 	if (c->stop)

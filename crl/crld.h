@@ -38,6 +38,10 @@ struct crld_config {
 	int pem;                         /* also write <name>.pem */
 	char listen_address[64];         /* "" : no HTTP server */
 	int listen_port;
+	/* metrics_listen: where /metrics is served (with /health), on a listener of its own;
+	 * port 0 (the default) serves it nowhere. The public listener answers 404 for it. */
+	char metrics_address[64];
+	int metrics_port;
 	int64_t debounce_ms;
 	int64_t retry_seconds;
 	int64_t expired_grace_seconds; /* expired certificates stay this long after notAfter */
@@ -85,9 +89,12 @@ typedef size_t (*crld_metrics_fn)(void *arg, char *text, size_t n);
 #define CRLD_ISSUER_DER_MAX 16384
 typedef size_t (*crld_issuer_fn)(void *arg, const char *name, unsigned char *der, size_t n,
                                  int64_t *since);
-int crld_http_start(const char *address, int port, const char *folder, crld_health_fn health,
-                    crld_metrics_fn metrics, crld_issuer_fn issuer, void *arg,
-                    struct crld_http **out, char *err, size_t errsz);
+/* address "" : no public listener; metrics_port 0: no metrics listener (/metrics, /health
+ * and nothing else on metrics_address:metrics_port). */
+int crld_http_start(const char *address, int port, const char *metrics_address, int metrics_port,
+                    const char *folder, crld_health_fn health, crld_metrics_fn metrics,
+                    crld_issuer_fn issuer, void *arg, struct crld_http **out, char *err,
+                    size_t errsz);
 /* 1 if path is /ca/<name>.der with name an authority name ([a-z0-9_-], 1..CRLD_NAME_MAX),
  * which then goes to name (CRLD_NAME_MAX + 1 bytes). */
 int crld_issuer_path(const char *path, char *name);

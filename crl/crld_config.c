@@ -8,8 +8,9 @@
 #include "sandbox.h"
 #include "yconf.h"
 
-static const char *const top_fields[] = {
-    "database", "publish", "listen", "schedule", "authorities", "user", "group", "seccomp", NULL};
+static const char *const top_fields[] = {"database", "publish",     "listen", "metrics_listen",
+                                         "schedule", "authorities", "user",   "group",
+                                         "seccomp",  NULL};
 static const char *const publish_fields[] = {"folder", "base_url", "pem", NULL};
 static const char *const listen_fields[] = {"address", "port", NULL};
 static const char *const schedule_fields[] = {
@@ -119,6 +120,23 @@ static int load(struct yconf *y, struct crld_config *cfg)
 		if (!yconf_get(y, v, "port"))
 			return yconf_fail(y, v, "port", "required");
 		cfg->listen_port = (int)l;
+	}
+	if ((v = yconf_get(y, root, "metrics_listen"))) {
+		snprintf(cfg->metrics_address, sizeof(cfg->metrics_address), "127.0.0.1");
+		l = 0;
+		if (yconf_check_map(y, v, "metrics_listen", listen_fields) ||
+		    yconf_opt_str(y, v, "address", cfg->metrics_address,
+		                  sizeof(cfg->metrics_address)) ||
+		    yconf_opt_long(y, v, "port", 1, 65535, &l))
+			return -1;
+		if (!yconf_get(y, v, "port"))
+			return yconf_fail(y, v, "port", "required");
+		cfg->metrics_port = (int)l;
+		if (cfg->metrics_port == cfg->listen_port &&
+		    !strcmp(cfg->metrics_address, cfg->listen_address))
+			return yconf_fail(y, v, "metrics_listen",
+			                  "must differ from listen (the CRL listener never serves "
+			                  "/metrics)");
 	}
 	if ((v = yconf_get(y, root, "schedule"))) {
 		if (yconf_check_map(y, v, "schedule", schedule_fields))

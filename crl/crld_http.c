@@ -27,6 +27,7 @@
 struct crld_http {
 	struct event_base *base;
 	struct evhttp *http;
+	struct evhttp *mhttp; /* the metrics listener, or NULL */
 	pthread_t thread;
 	int running;
 	char folder[CRLD_PATH_MAX];
@@ -224,20 +225,7 @@ static void handle(struct evhttp_request *req, void *arg)
 		reply_text(req, ok ? 200 : 503, text);
 		return;
 	}
-	if (!strcmp(path, "/metrics") && h->metrics) {
-		static char text[65536];
-		static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
-		struct evbuffer *b = evhttp_request_get_output_buffer(req);
-		size_t len;
-		pthread_mutex_lock(&text_lock);
-		len = h->metrics(h->arg, text, sizeof(text));
-		evbuffer_add(b, text, len < sizeof(text) ? len : sizeof(text) - 1);
-		pthread_mutex_unlock(&text_lock);
-		evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4");
-		evhttp_add_header(out, "Cache-Control", "no-store");
-		evhttp_send_reply(req, 200, httptext_status(200), NULL);
-		return;
-	}
+	/* /metrics only on the metrics listener (handle_metrics): this one faces the network. */
 	if (crld_issuer_path(path, name)) {
 		serve_issuer(h, req, name);
 		return;
@@ -251,6 +239,40 @@ static void handle(struct evhttp_request *req, void *arg)
 	                                                   : "application/pkix-crl");
 }
 
+/* The metrics listener: /metrics and /health, nothing else. */
+static void handle_metrics(struct evhttp_request *req, void *arg)
+{
+	struct crld_http *h = arg;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(out, "Allow", "GET, HEAD");
+		reply_text(req, 405, "only GET and HEAD");
+		return;
+	}
+	if (path && !strcmp(path, "/health")) {
+		handle(req, arg);
+		return;
+	}
+	if (path && !strcmp(path, "/metrics") && h->metrics) {
+		static char text[65536];
+		static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
+		struct evbuffer *b = evhttp_request_get_output_buffer(req);
+		size_t len;
+		pthread_mutex_lock(&text_lock);
+		len = h->metrics(h->arg, text, sizeof(text));
+		evbuffer_add(b, text, len < sizeof(text) ? len : sizeof(text) - 1);
+		pthread_mutex_unlock(&text_lock);
+		evhttp_add_header(out, "Content-Type", "text/plain; version=0.0.4");
+		evhttp_add_header(out, "Cache-Control", "no-store");
+		evhttp_send_reply(req, 200, httptext_status(200), NULL);
+		return;
+	}
+	reply_text(req, 404, "only /metrics and /health here");
+}
+
 static void *loop(void *arg)
 {
 	struct crld_http *h = arg;
@@ -259,9 +281,36 @@ static void *loop(void *arg)
 	return NULL;
 }
 
-int crld_http_start(const char *address, int port, const char *folder, crld_health_fn health,
-                    crld_metrics_fn metrics, crld_issuer_fn issuer, void *arg,
-                    struct crld_http **out, char *err, size_t errsz)
+/* An evhttp on base for address:port with the limits both listeners share, or NULL. */
+static struct evhttp *http_on(struct event_base *base, const char *address, int port,
+                              void (*cb)(struct evhttp_request *, void *), void *arg, char *err,
+                              size_t errsz)
+{
+	struct evhttp *http = evhttp_new(base);
+
+	if (!http) {
+		snprintf(err, errsz, "cannot make the HTTP server");
+		return NULL;
+	}
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+	                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_max_headers_size(http, 16384);
+	evhttp_set_max_body_size(http, 0);
+	evhttp_set_timeout(http, 30);
+	evhttp_set_gencb(http, cb, arg);
+	if (evhttp_bind_socket(http, address, (ev_uint16_t)port) != 0) {
+		snprintf(err, errsz, "cannot listen on %s port %d: %s", address, port,
+		         strerror(errno));
+		evhttp_free(http);
+		return NULL;
+	}
+	return http;
+}
+
+int crld_http_start(const char *address, int port, const char *metrics_address, int metrics_port,
+                    const char *folder, crld_health_fn health, crld_metrics_fn metrics,
+                    crld_issuer_fn issuer, void *arg, struct crld_http **out, char *err,
+                    size_t errsz)
 {
 	struct crld_http *h = calloc(1, sizeof(*h));
 
@@ -277,22 +326,15 @@ int crld_http_start(const char *address, int port, const char *folder, crld_heal
 	h->issuer = issuer;
 	h->arg = arg;
 	h->base = event_base_new();
-	h->http = h->base ? evhttp_new(h->base) : NULL;
-	if (!h->http) {
+	if (!h->base) {
 		snprintf(err, errsz, "cannot make the HTTP server");
 		goto fail;
 	}
-	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
-	evhttp_set_max_headers_size(h->http, 16384);
-	evhttp_set_max_body_size(h->http, 0);
-	evhttp_set_timeout(h->http, 30);
-	evhttp_set_gencb(h->http, handle, h);
-	if (evhttp_bind_socket(h->http, address, (ev_uint16_t)port) != 0) {
-		snprintf(err, errsz, "cannot listen on %s port %d: %s", address, port,
-		         strerror(errno));
+	if (address[0] && !(h->http = http_on(h->base, address, port, handle, h, err, errsz)))
 		goto fail;
-	}
+	if (metrics_port && !(h->mhttp = http_on(h->base, metrics_address, metrics_port,
+	                                         handle_metrics, h, err, errsz)))
+		goto fail;
 	if (pthread_create(&h->thread, NULL, loop, h) != 0) {
 		snprintf(err, errsz, "cannot start the HTTP thread");
 		goto fail;
@@ -303,6 +345,8 @@ int crld_http_start(const char *address, int port, const char *folder, crld_heal
 fail:
 	if (h->http)
 		evhttp_free(h->http);
+	if (h->mhttp)
+		evhttp_free(h->mhttp);
 	if (h->base)
 		event_base_free(h->base);
 	free(h);
@@ -317,7 +361,10 @@ void crld_http_stop(struct crld_http *h)
 		event_base_loopbreak(h->base);
 		pthread_join(h->thread, NULL);
 	}
-	evhttp_free(h->http);
+	if (h->http)
+		evhttp_free(h->http);
+	if (h->mhttp)
+		evhttp_free(h->mhttp);
 	event_base_free(h->base);
 	free(h);
 }

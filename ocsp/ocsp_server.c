@@ -36,6 +36,7 @@ struct conn {
 	int busy;    /* a signer is working on its request */
 	int dead;    /* the socket is gone; free when the signer is done */
 	int closing; /* close once the output is sent */
+	int metrics; /* accepted on the metrics listener: /metrics and /health, nothing else */
 	int64_t req_start_ms;
 	struct conn *next_done;
 	struct conn *prev, *next; /* the worker's open connections */
@@ -53,6 +54,7 @@ struct worker {
 	pthread_t th;
 	struct event_base *base;
 	struct evconnlistener *lis;
+	struct evconnlistener *mlis; /* worker 0 only, with metrics_listen: the metrics listener */
 	struct event *done_ev;
 	pthread_mutex_t done_mu;
 	struct conn *done;
@@ -318,10 +320,20 @@ static void handle(struct conn *c, const struct ocsp_http_req *hr)
 		health(c, keep, head_only);
 		goto sent;
 	}
+	/* /metrics only on the metrics listener (metrics_listen), which serves nothing else but
+	 * /health: the OCSP listener faces the network and answers 404 for it. */
 	if (hr->method != OCSP_HTTP_POST && hr->target_len == 8 &&
 	    !memcmp(hr->target, "/metrics", 8)) {
+		if (!c->metrics) {
+			http_fail(c, 404);
+			return;
+		}
 		scrape(c, keep, head_only);
 		goto sent;
+	}
+	if (c->metrics) {
+		http_fail(c, 404);
+		return;
 	}
 	if (hr->method == OCSP_HTTP_POST) {
 		if (hr->content_type < 0) {
@@ -537,17 +549,12 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-                      void *arg)
+static void accept_conn(struct worker *w, evutil_socket_t fd, int metrics)
 {
-	struct worker *w = arg;
 	struct ocspd *d = w->d;
 	struct conn *c;
 	int one = 1;
 
-	(void)l;
-	(void)sa;
-	(void)len;
 	if (atomic_fetch_add(&d->conns, 1) >= d->cfg.max_connections) {
 		atomic_fetch_sub(&d->conns, 1);
 		evutil_closesocket(fd);
@@ -564,6 +571,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	c->w = w;
+	c->metrics = metrics;
 	c->next = w->open;
 	if (w->open)
 		w->open->prev = c;
@@ -576,6 +584,24 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)len;
+	accept_conn(arg, fd, 0);
+}
+
+static void accept_metrics_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                              int len, void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)len;
+	accept_conn(arg, fd, 1);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -584,7 +610,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int listen_socket(const struct ocspd_config *cfg, char *err, size_t errsz)
+static int listen_socket(const char *address, int listen_port, char *err, size_t errsz)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
 	char port[8];
@@ -593,19 +619,18 @@ static int listen_socket(const struct ocspd_config *cfg, char *err, size_t errsz
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%d", cfg->listen_port);
-	rc = getaddrinfo(cfg->listen_address, port, &hints, &ai);
+	snprintf(port, sizeof(port), "%d", listen_port);
+	rc = getaddrinfo(address, port, &hints, &ai);
 	if (rc != 0) {
-		snprintf(err, errsz, "listen address %s: %s", cfg->listen_address,
-		         gai_strerror(rc));
+		snprintf(err, errsz, "listen address %s: %s", address, gai_strerror(rc));
 		return -1;
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024)) {
-		snprintf(err, errsz, "listening on %s:%d: %s", cfg->listen_address,
-		         cfg->listen_port, strerror(errno));
+		snprintf(err, errsz, "listening on %s:%d: %s", address, listen_port,
+		         strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		fd = -1;
@@ -615,25 +640,24 @@ static int listen_socket(const struct ocspd_config *cfg, char *err, size_t errsz
 }
 
 /* A port anything listens on already is refused (daemon_port_taken says why it matters). */
-static int port_taken(const struct ocspd_config *cfg, char *err, size_t errsz)
+static int port_taken(const char *address, int listen_port, char *err, size_t errsz)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
 	char port[8];
 	int e;
 
-	if (cfg->listen_port == 0)
+	if (listen_port == 0)
 		return 0;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%d", cfg->listen_port);
-	if (getaddrinfo(cfg->listen_address, port, &hints, &ai) != 0)
+	snprintf(port, sizeof(port), "%d", listen_port);
+	if (getaddrinfo(address, port, &hints, &ai) != 0)
 		return 0; /* listen_socket says why */
 	e = daemon_port_taken(ai);
 	freeaddrinfo(ai);
 	if (e)
-		snprintf(err, errsz, "listening on %s:%d: %s", cfg->listen_address,
-		         cfg->listen_port, strerror(e));
+		snprintf(err, errsz, "listening on %s:%d: %s", address, listen_port, strerror(e));
 	return e != 0;
 }
 
@@ -641,7 +665,8 @@ int ocsp_server_start(struct ocspd *d, char *err, size_t errsz)
 {
 	struct ocsp_server *s;
 
-	if (port_taken(&d->cfg, err, errsz))
+	if (port_taken(d->cfg.listen_address, d->cfg.listen_port, err, errsz) ||
+	    port_taken(d->cfg.metrics_address, d->cfg.metrics_port, err, errsz))
 		return -1;
 	s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -671,7 +696,7 @@ int ocsp_server_start(struct ocspd *d, char *err, size_t errsz)
 			return -1;
 		}
 		w->done_ev = event_new(w->base, -1, EV_PERSIST, done_cb, w);
-		fd = listen_socket(&d->cfg, err, errsz);
+		fd = listen_socket(d->cfg.listen_address, d->cfg.listen_port, err, errsz);
 		if (fd < 0)
 			return -1;
 		w->lis = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
@@ -681,6 +706,18 @@ int ocsp_server_start(struct ocspd *d, char *err, size_t errsz)
 			return -1;
 		}
 		s->n++;
+		if (i == 0 && d->cfg.metrics_port) {
+			fd = listen_socket(d->cfg.metrics_address, d->cfg.metrics_port, err, errsz);
+			if (fd < 0)
+				return -1;
+			w->mlis = evconnlistener_new(w->base, accept_metrics_cb, w,
+			                             LEV_OPT_CLOSE_ON_FREE, -1, fd);
+			if (!w->mlis) {
+				close(fd);
+				snprintf(err, errsz, "cannot make the metrics listener");
+				return -1;
+			}
+		}
 	}
 	return 0;
 }
@@ -710,12 +747,20 @@ int ocsp_server_run(struct ocspd *d)
 	if (started == s->n) {
 		log_info("serving OCSP on %s:%d%s with %d workers", d->cfg.listen_address,
 		         d->cfg.listen_port, d->cfg.path, s->n);
+		if (d->cfg.metrics_port)
+			log_info("serving /metrics on %s:%d", d->cfg.metrics_address,
+			         d->cfg.metrics_port);
+		else
+			log_info("no metrics_listen: /metrics is not served");
 		event_base_dispatch(s->main_base);
 	}
 	/* Stop accepting, let the signers finish, then stop the loops. */
 	atomic_store(&d->stopping, 1);
-	for (int i = 0; i < s->n; i++)
+	for (int i = 0; i < s->n; i++) {
 		evconnlistener_disable(s->workers[i].lis);
+		if (s->workers[i].mlis)
+			evconnlistener_disable(s->workers[i].mlis);
+	}
 	ocsp_signer_stop(d);
 	for (int i = 0; i < started; i++) {
 		event_base_loopexit(s->workers[i].base, NULL);
@@ -738,6 +783,8 @@ void ocsp_server_free(struct ocspd *d)
 			conn_free(w->open);
 		if (w->lis)
 			evconnlistener_free(w->lis);
+		if (w->mlis)
+			evconnlistener_free(w->mlis);
 		if (w->done_ev)
 			event_free(w->done_ev);
 		if (w->base)

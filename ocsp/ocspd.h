@@ -19,6 +19,10 @@ struct ocspd_config {
 	struct sandbox_config sandbox; /* user, group, seccomp (docs/sandbox.md) */
 	char listen_address[64];
 	int listen_port;
+	/* metrics_listen: where /metrics is served (with /health), on a listener of its own;
+	 * port 0 (the default) serves it nowhere. The OCSP listener answers 404 for it. */
+	char metrics_address[64];
+	int metrics_port;
 	char path[128]; /* URL path prefix of OCSP requests, starts and ends with "/" */
 	int workers;    /* HTTP threads */
 	int signers;    /* threads signing fresh responses */

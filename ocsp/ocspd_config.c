@@ -11,6 +11,7 @@
 
 static const char *const top_fields[] = {
     "listen",
+    "metrics_listen",
     "path",
     "workers",
     "signers",
@@ -45,6 +46,7 @@ void ocspd_config_defaults(struct ocspd_config *cfg)
 	sandbox_config_init(&cfg->sandbox);
 	snprintf(cfg->listen_address, sizeof(cfg->listen_address), "127.0.0.1");
 	cfg->listen_port = 8080;
+	snprintf(cfg->metrics_address, sizeof(cfg->metrics_address), "127.0.0.1");
 	snprintf(cfg->path, sizeof(cfg->path), "/");
 	cfg->workers = 2;
 	cfg->signers = 2;
@@ -101,6 +103,24 @@ static int parse(struct yconf *y, struct ocspd_config *cfg)
 		if (yconf_opt_long(y, v, "port", 1, 65535, &l))
 			return -1;
 		cfg->listen_port = (int)l;
+	}
+	if ((v = yconf_get(y, root, "metrics_listen"))) {
+		if (yconf_check_map(y, v, "metrics_listen", listen_fields) ||
+		    yconf_opt_str(y, v, "address", cfg->metrics_address,
+		                  sizeof(cfg->metrics_address)))
+			return -1;
+		if (!yconf_get(y, v, "port"))
+			return yconf_fail(y, v, "metrics_listen",
+			                  "needs a port (the listener /metrics is served on)");
+		l = 0;
+		if (yconf_opt_long(y, v, "port", 1, 65535, &l))
+			return -1;
+		cfg->metrics_port = (int)l;
+		if (cfg->metrics_port == cfg->listen_port &&
+		    !strcmp(cfg->metrics_address, cfg->listen_address))
+			return yconf_fail(y, v, "metrics_listen",
+			                  "must differ from listen (the OCSP listener never serves "
+			                  "/metrics)");
 	}
 	if ((v = yconf_get(y, root, "path"))) {
 		size_t n;

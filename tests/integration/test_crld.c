@@ -238,6 +238,7 @@ static void release(struct ca *ca, struct leaf *l)
 /* ---- crld ---- */
 
 static int http_port;
+static int metrics_port; /* the metrics listener (metrics_listen) */
 
 /* A configuration into <name>.yaml with its own publish folder <name>/. extra: authorities
  * and schedule YAML. */
@@ -983,6 +984,17 @@ static int http_get(const char *target, const char *extra_header, char *out, siz
 	return code;
 }
 
+/* GET /metrics from the metrics listener (metrics_port) instead of the CRL listener. */
+static int metrics_get(char *out, size_t n)
+{
+	int saved = http_port, code;
+
+	http_port = metrics_port;
+	code = http_get("/metrics", NULL, out, n);
+	http_port = saved;
+	return code;
+}
+
 static void header_value(const char *resp, const char *name, char *out, size_t n)
 {
 	const char *p = strcasestr(resp, name), *end;
@@ -1024,9 +1036,13 @@ START_TEST(http_serves_crls_with_etag_and_304)
 	pid_t pid;
 
 	http_port = free_port();
+	do
+		metrics_port = free_port();
+	while (metrics_port == http_port);
 	snprintf(conf_extra, sizeof(conf_extra),
-	         "listen: {address: 127.0.0.1, port: %d}\nauthorities: [{name: plain}]\n",
-	         http_port);
+	         "listen: {address: 127.0.0.1, port: %d}\nmetrics_listen: {address: 127.0.0.1, "
+	         "port: %d}\nauthorities: [{name: plain}]\n",
+	         http_port, metrics_port);
 	conf = crld_config("http", conf_extra);
 	pid = crld_start(conf, path("http.log"));
 	ck_assert_int_gt(wait_newer(path("http/plain.crl"), 0, 20000), 0);
@@ -1084,7 +1100,7 @@ START_TEST(http_serves_crls_with_etag_and_304)
 		snprintf(want, sizeof(want),
 		         "hsmca_crld_crl_number{crl=\"plain\",kind=\"full\"} %lld\n", n);
 		for (int i = 0; i < 100; i++) {
-			ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
+			ck_assert_int_eq(metrics_get(resp, sizeof(resp)), 200);
 			if (strstr(resp, want))
 				break;
 			usleep(100 * 1000);
@@ -1093,6 +1109,19 @@ START_TEST(http_serves_crls_with_etag_and_304)
 		ck_assert_msg(strstr(resp, want), "%s", resp);
 		ck_assert_ptr_nonnull(
 		    strstr(resp, "hsmca_crld_stale{crl=\"plain\",kind=\"full\"} 0\n"));
+		/* /metrics is served on the metrics listener alone (metrics_listen): the CRL
+		 * listener, which faces the network, answers 404 for it; the metrics listener
+		 * answers /health but no CRL. */
+		ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 404);
+		ck_assert_ptr_null(strstr(resp, "hsmca_crld_"));
+		{
+			int saved = http_port;
+			http_port = metrics_port;
+			ck_assert_int_eq(http_get("/health", NULL, resp, sizeof(resp)), 200);
+			ck_assert_int_eq(http_get("/plain.crl", NULL, resp, sizeof(resp)), 404);
+			http_port = saved;
+		}
+		ck_assert_int_eq(metrics_get(resp, sizeof(resp)), 200);
 		ck_assert_ptr_nonnull(strstr(
 		    resp,
 		    "hsmca_crld_last_publish_timestamp_seconds{crl=\"plain\",kind=\"full\"} 1"));
@@ -1117,9 +1146,13 @@ START_TEST(http_serves_the_issuer_certificate_at_its_ca_issuers_path)
 	pid_t pid;
 
 	http_port = free_port();
+	do
+		metrics_port = free_port();
+	while (metrics_port == http_port);
 	snprintf(conf_extra, sizeof(conf_extra),
-	         "listen: {address: 127.0.0.1, port: %d}\nauthorities: [{name: plain}]\n",
-	         http_port);
+	         "listen: {address: 127.0.0.1, port: %d}\nmetrics_listen: {address: 127.0.0.1, "
+	         "port: %d}\nauthorities: [{name: plain}]\n",
+	         http_port, metrics_port);
 	conf = crld_config("issuer", conf_extra);
 	pid = crld_start(conf, path("issuer.log"));
 	ck_assert_int_gt(wait_newer(path("issuer/plain.crl"), 0, 20000), 0);
@@ -1235,11 +1268,15 @@ START_TEST(change_log_is_pruned_and_deltas_stay_right)
 	    1000);
 
 	http_port = free_port();
+	do
+		metrics_port = free_port();
+	while (metrics_port == http_port);
 	snprintf(extra, sizeof(extra),
-	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "listen: {address: 127.0.0.1, port: %d}\nmetrics_listen: {address: 127.0.0.1, "
+	         "port: %d}\n"
 	         "schedule: {debounce_ms: 200, prune_margin_seconds: 0}\n"
 	         "authorities: [{name: rsaca, next_update_seconds: 3600, delta_seconds: 600}]\n",
-	         http_port);
+	         http_port, metrics_port);
 	conf = crld_config("prune", extra);
 	pid = crld_start(conf, path("prune.log"));
 	base = wait_newer(path("prune/rsaca.crl"), 0, 20000);
@@ -1256,7 +1293,7 @@ START_TEST(change_log_is_pruned_and_deltas_stay_right)
 	ck_assert_msg(rows == 0, "%lld changes left; %s", rows, harness_slurp(path("prune.log")));
 	/* and the size is exported */
 	for (int i = 0; i < 100; i++) {
-		ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
+		ck_assert_int_eq(metrics_get(resp, sizeof(resp)), 200);
 		snprintf(line, sizeof(line), "\nhsmca_crld_change_log_rows %lld\n",
 		         sql_count("SELECT count(*) FROM crl_changes"));
 		if (strstr(resp, line))
@@ -1372,9 +1409,13 @@ START_TEST(starts_degraded_without_the_database_and_publishes_once_it_is_up)
 	int st = 0;
 
 	http_port = free_port();
+	do
+		metrics_port = free_port();
+	while (metrics_port == http_port);
 	snprintf(extra, sizeof(extra),
-	         "listen: {address: 127.0.0.1, port: %d}\nauthorities: [{name: plain}]\n",
-	         http_port);
+	         "listen: {address: 127.0.0.1, port: %d}\nmetrics_listen: {address: 127.0.0.1, "
+	         "port: %d}\nauthorities: [{name: plain}]\n",
+	         http_port, metrics_port);
 	conf = crld_config("nodb", extra);
 	ck_assert_int_eq(crld_once(conf, path("nodb-once.log")), 0);
 	n0 = crl_number(path("nodb/plain.crl"));
@@ -1393,7 +1434,7 @@ START_TEST(starts_degraded_without_the_database_and_publishes_once_it_is_up)
 	ck_assert_msg(strstr(resp, "\r\n\r\ndegraded") && strlen(strstr(resp, "\r\n\r\n") + 4) < 12,
 	              "%s", resp);
 	ck_assert_int_eq(http_get("/plain.crl", NULL, resp, sizeof(resp)), 200);
-	ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
+	ck_assert_int_eq(metrics_get(resp, sizeof(resp)), 200);
 	ck_assert_ptr_nonnull(strstr(resp, "\nhsmca_crld_database_up 0\n"));
 	ck_assert_int_eq(harness_pgtest(&pg, "start", "--fast"), 0);
 	n1 = wait_newer(path("nodb/plain.crl"), n0, 40000);
@@ -1439,13 +1480,17 @@ START_TEST(stale_crl_is_reported_in_the_log_and_health)
 	    "%s", why);
 	/* ...and a crld that cannot sign a new one (a key keyd does not have). */
 	http_port = free_port();
+	do
+		metrics_port = free_port();
+	while (metrics_port == http_port);
 	snprintf(conf, sizeof(conf),
 	         "database: \"%s connect_timeout=3\"\n"
 	         "publish: {folder: %s, base_url: \"http://crl.example/\"}\n"
-	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "listen: {address: 127.0.0.1, port: %d}\nmetrics_listen: {address: 127.0.0.1, "
+	         "port: %d}\n"
 	         "schedule: {retry_seconds: 600}\n"
 	         "authorities: [{name: plain, key: \"keyd:label=no-such-key\"}]\n",
-	         crld_ci, path("stale"), http_port);
+	         crld_ci, path("stale"), http_port, metrics_port);
 	harness_write_text(path("stale.yaml"), conf);
 	pid = crld_start(path("stale.yaml"), path("stale.log"));
 	for (int i = 0; i < 200 && code != 503; i++) {
@@ -1464,7 +1509,7 @@ START_TEST(stale_crl_is_reported_in_the_log_and_health)
 	              "%s", harness_slurp(path("stale.log")));
 	/* The first build fails (no such key); /metrics counts it, and the CRL is stale. */
 	for (int i = 0; i < 200; i++) {
-		ck_assert_int_eq(http_get("/metrics", NULL, resp, sizeof(resp)), 200);
+		ck_assert_int_eq(metrics_get(resp, sizeof(resp)), 200);
 		if (!strstr(resp, "hsmca_crld_build_failures_total{crl=\"plain\"} 0\n"))
 			break;
 		usleep(50000);
@@ -1565,7 +1610,8 @@ START_TEST(crl_failing_lint_is_not_published)
 	db_close(db);
 	ck_assert_int_ne(crld_once(conf, path("lintfail.log")), 0);
 	log = harness_slurp(path("lintfail.log"));
-	ck_assert_msg(strstr(log, "lint: aki_matches_issuer_ski:") && strstr(log, "not published"), "%s", log);
+	ck_assert_msg(strstr(log, "lint: aki_matches_issuer_ski:") && strstr(log, "not published"),
+	              "%s", log);
 	ck_assert_int_ne(access(path("lintfail/noski.crl"), F_OK), 0);
 	X509_free(noski.cert);
 	EVP_PKEY_free(noski.key);
@@ -1602,6 +1648,13 @@ START_TEST(bad_configurations_are_refused_with_the_field_named)
 	    {"publish: {folder: /tmp, base_url: \"http://x/\"}\n"
 	     "listen: {address: 127.0.0.1}\n",
 	     "port"},
+	    {"publish: {folder: /tmp, base_url: \"http://x/\"}\n"
+	     "metrics_listen: {address: 127.0.0.1}\n",
+	     "port"},
+	    {"publish: {folder: /tmp, base_url: \"http://x/\"}\n"
+	     "listen: {address: 127.0.0.1, port: 8480}\n"
+	     "metrics_listen: {address: 127.0.0.1, port: 8480}\n",
+	     "must differ from listen"},
 	};
 	struct crld_config cfg;
 	char err[1024];

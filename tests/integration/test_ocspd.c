@@ -40,7 +40,8 @@ static struct harness_pg pg;
 static const char *ocspd_ci; /* conninfo of hsmca-ocspd, its own login role */
 static char dir[256];
 static char url[128];
-static int port;
+static char metrics_url[128]; /* the metrics listener (metrics_listen) */
+static int port, metrics_port;
 static pid_t ocspd_pid;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
 static int32_t ca_a_id, ca_b_id;
@@ -250,6 +251,7 @@ static int ocspd_stop(void)
 }
 
 static const char config_fmt[] = "listen: {address: 127.0.0.1, port: %d}\n"
+                                 "metrics_listen: {address: 127.0.0.1, port: %d}\n"
                                  "workers: 2\n"
                                  "signers: 2\n"
                                  "database: \"%s connect_timeout=3\"\n"
@@ -334,7 +336,11 @@ static void setup(void)
 
 	port = harness_free_port();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, ocspd_ci, dir);
+	do
+		metrics_port = harness_free_port();
+	while (metrics_port == port);
+	snprintf(metrics_url, sizeof(metrics_url), "http://127.0.0.1:%d", metrics_port);
+	snprintf(conf, sizeof(conf), config_fmt, port, metrics_port, ocspd_ci, dir);
 	harness_write_text(path("ocspd.yaml"), conf);
 	harness_setup_phase = 0;
 }
@@ -413,6 +419,19 @@ static long http_do(const char *target, const uint8_t *post, size_t post_len, co
 static long http_get(const char *target, char **body, size_t *body_len, char *headers, size_t hcap)
 {
 	return http_do(target, NULL, 0, NULL, body, body_len, headers, hcap);
+}
+
+/* GET TARGET from the metrics listener instead of the OCSP listener. */
+static long metrics_listener_get(const char *target, char **body, size_t *body_len)
+{
+	char saved[sizeof(url)];
+	long status;
+
+	snprintf(saved, sizeof(saved), "%s", url);
+	snprintf(url, sizeof(url), "%s", metrics_url);
+	status = http_get(target, body, body_len, NULL, 0);
+	snprintf(url, sizeof(url), "%s", saved);
+	return status;
 }
 
 static X509 *load_cert(const char *name)
@@ -693,7 +712,7 @@ static long long metric_now(const char *series)
 	size_t n = 0;
 	long long v = -1;
 
-	if (http_get("/metrics", &body, &n, NULL, 0) == 200 && body)
+	if (metrics_listener_get("/metrics", &body, &n) == 200 && body)
 		v = metric(body, series);
 	free(body);
 	return v;
@@ -716,6 +735,31 @@ START_TEST(a_second_ocspd_on_a_taken_port_is_refused)
 }
 END_TEST
 
+/* /metrics is served on the metrics listener alone (metrics_listen, loopback here): the OCSP
+ * listener, which faces the network, answers 404 for it, and the metrics listener answers
+ * nothing but /metrics and /health. */
+START_TEST(metrics_only_on_the_metrics_listener)
+{
+	char *body = NULL;
+	size_t n = 0;
+
+	ck_assert_int_eq(http_get("/metrics", &body, &n, NULL, 0), 404);
+	ck_assert(!body || !strstr(body, "hsmca_ocspd_"));
+	free(body);
+	body = NULL;
+	ck_assert_int_eq(metrics_listener_get("/metrics", &body, &n), 200);
+	ck_assert_ptr_nonnull(strstr(body, "hsmca_ocspd_requests_total"));
+	free(body);
+	body = NULL;
+	ck_assert_int_eq(metrics_listener_get("/health", &body, &n), 200);
+	free(body);
+	body = NULL;
+	/* an OCSP GET (junk or not) is not answered there */
+	ck_assert_int_eq(metrics_listener_get("/AAAA", &body, &n), 404);
+	free(body);
+}
+END_TEST
+
 START_TEST(metrics_count_answers_and_report_freshness)
 {
 	char *body = NULL;
@@ -723,7 +767,7 @@ START_TEST(metrics_count_answers_and_report_freshness)
 	long long cached0, cached1, malformed0, malformed1;
 	struct answer a;
 
-	ck_assert_int_eq(http_get("/metrics", &body, &n, NULL, 0), 200);
+	ck_assert_int_eq(metrics_listener_get("/metrics", &body, &n), 200);
 	cached0 = metric(body, "hsmca_ocspd_requests_total{answer=\"cached\"} ");
 	malformed0 = metric(body, "hsmca_ocspd_requests_total{answer=\"malformedRequest\"} ");
 	ck_assert_int_ge(cached0, 0);
@@ -732,7 +776,7 @@ START_TEST(metrics_count_answers_and_report_freshness)
 	ck_assert_int_eq(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
 	ck_assert_int_eq(http_get("/AAAA", &body, &n, NULL, 0), 200); /* junk: malformedRequest */
 	free(body);
-	ck_assert_int_eq(http_get("/metrics", &body, &n, NULL, 0), 200);
+	ck_assert_int_eq(metrics_listener_get("/metrics", &body, &n), 200);
 	cached1 = metric(body, "hsmca_ocspd_requests_total{answer=\"cached\"} ");
 	malformed1 = metric(body, "hsmca_ocspd_requests_total{answer=\"malformedRequest\"} ");
 	ck_assert_int_ge(cached1, cached0 + 1);
@@ -841,7 +885,7 @@ START_TEST(a_flood_of_unknown_serials_takes_a_bounded_number_of_signatures)
 	double t0, took;
 
 	usleep(1100000); /* let the bucket fill after the tests before */
-	ck_assert_int_eq(http_get("/metrics", &body, &n, NULL, 0), 200);
+	ck_assert_int_eq(metrics_listener_get("/metrics", &body, &n), 200);
 	signed0 = metric(body, "hsmca_ocspd_signed_total ");
 	refused0 = metric(body, "hsmca_ocspd_unknown_refused_total ");
 	free(body);
@@ -862,7 +906,7 @@ START_TEST(a_flood_of_unknown_serials_takes_a_bounded_number_of_signatures)
 		ck_assert_int_ne(a.cert_status, V_OCSP_CERTSTATUS_GOOD);
 	}
 	took = now_s() - t0;
-	ck_assert_int_eq(http_get("/metrics", &body, &n, NULL, 0), 200);
+	ck_assert_int_eq(metrics_listener_get("/metrics", &body, &n), 200);
 	usleep(1100000); /* the bucket full again for the tests after this one, pass or fail */
 	signed1 = metric(body, "hsmca_ocspd_signed_total ");
 	refused1 = metric(body, "hsmca_ocspd_unknown_refused_total ");
@@ -1228,7 +1272,7 @@ START_TEST(a_warm_start_answers_before_the_shared_copy_is_read)
 		snprintf(during, sizeof(during), "%s", health());
 	}
 	/* which part is away: /metrics, not /health (which says the state alone) */
-	http_get("/metrics", &metrics_during, &metrics_len, NULL, 0);
+	metrics_listener_get("/metrics", &metrics_during, &metrics_len);
 	good = ask_cert("ca-a.pem", "a-good.pem", 0, 0);
 	n = make_req("ca-a.pem", NULL, "7e570000000000000002", EVP_sha1(), 0, der, sizeof(der));
 	unknown = ask(der, n, 1, "ca-a.pem");
@@ -1576,6 +1620,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, openssl_post_with_nonce_gets_it_echoed);
 	tcase_add_test(tc, get_good_without_and_with_nonce_ca_signed_and_delegated);
 	tcase_add_test(tc, metrics_count_answers_and_report_freshness);
+	tcase_add_test(tc, metrics_only_on_the_metrics_listener);
 	tcase_add_test(tc, a_second_ocspd_on_a_taken_port_is_refused);
 	tcase_add_test(tc, sha256_certid_is_answered_and_matched);
 	tcase_add_test(tc, cache_headers_follow_rfc5019);

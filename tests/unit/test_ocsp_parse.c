@@ -203,6 +203,26 @@ START_TEST(config_defaults_and_errors_name_the_line)
 	ck_assert_msg(strstr(err, "nope"), "%s", err);
 	ck_assert_int_eq(ocspd_config_parse("t.yaml", "path: ocsp\n", 11, &c, err, sizeof(err)),
 	                 -1);
+	/* /metrics only on a listener of its own: none by default, a port it must name, not
+	 * the OCSP listener's */
+	ck_assert_int_eq(ocspd_config_parse("t.yaml", ok, strlen(ok), &c, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.metrics_port, 0);
+	{
+		const char *m = "listen: {port: 9999}\nmetrics_listen: {port: 9180}\n";
+		const char *noport = "metrics_listen: {address: 127.0.0.1}\n";
+		const char *same = "listen: {port: 9999}\nmetrics_listen: {port: 9999}\n";
+		ck_assert_int_eq(ocspd_config_parse("t.yaml", m, strlen(m), &c, err, sizeof(err)),
+		                 0);
+		ck_assert_int_eq(c.metrics_port, 9180);
+		ck_assert_str_eq(c.metrics_address, "127.0.0.1");
+		ck_assert_int_eq(
+		    ocspd_config_parse("t.yaml", noport, strlen(noport), &c, err, sizeof(err)), -1);
+		ck_assert_msg(strstr(err, "metrics_listen") && strstr(err, "needs a port"), "%s",
+		              err);
+		ck_assert_int_eq(
+		    ocspd_config_parse("t.yaml", same, strlen(same), &c, err, sizeof(err)), -1);
+		ck_assert_msg(strstr(err, "must differ from listen"), "%s", err);
+	}
 }
 END_TEST
 
@@ -215,6 +235,7 @@ START_TEST(example_config_is_valid)
 	ck_assert_msg(ocspd_config_load(path, &c, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_int_eq(c.n_responder_certs, 1);
 	ck_assert_int_eq(c.listen_port, 8080);
+	ck_assert_int_eq(c.metrics_port, 9180);
 }
 END_TEST
 
