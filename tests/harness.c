@@ -367,6 +367,7 @@ int harness_start(struct harness *h, const struct harness_opts *o)
 	snprintf(h->token_label, sizeof(h->token_label), "hsmca-test");
 	snprintf(h->pin, sizeof(h->pin), "%08x%08x", (unsigned)rand(), (unsigned)getpid());
 	snprintf(sopin, sizeof(sopin), "so%08x", (unsigned)rand());
+	snprintf(h->so_pin, sizeof(h->so_pin), "%s", sopin);
 	snprintf(h->module, sizeof(h->module), "/usr/lib/softhsm/libsofthsm2.so");
 	snprintf(h->token_kind, sizeof(h->token_kind), "softhsm");
 	h->token_env[0] = NULL;

@@ -51,6 +51,7 @@ struct harness {
 	char tokendir[512];
 	char log[512]; /* keyd's stderr */
 	char pin[64];
+	char so_pin[32]; /* the SO PIN of a SoftHSM token the harness made ("" otherwise) */
 	char token_label[32];
 	pid_t keyd_pid;
 };

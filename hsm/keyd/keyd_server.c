@@ -373,7 +373,7 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 	case KEYD_OP_GET_PUBKEY:
 		if ((krc = keyd_token_key(s->tok, r->label, &k)) != KEYD_OK) {
 			if (krc == KEYD_E_OFFLINE)
-				snprintf(msg, sizeof(msg), "token offline, recovering");
+				snprintf(msg, sizeof(msg), "%s", keyd_token_offline_why(s->tok));
 			else
 				snprintf(msg, sizeof(msg), "no key labelled %s", r->label);
 			reply_error(c, r, krc, msg, t0);
@@ -429,7 +429,7 @@ static void enqueue(struct kconn *c, const struct keyd_req *r, const struct time
 		return;
 	}
 	if (!keyd_token_online(s->tok)) {
-		reply_error(c, r, KEYD_E_OFFLINE, "token offline, recovering", t0);
+		reply_error(c, r, KEYD_E_OFFLINE, keyd_token_offline_why(s->tok), t0);
 		return;
 	}
 	if ((r->op == KEYD_OP_SIGN || r->op == KEYD_OP_SIGN_DATA) && w->pending.n >= w->queue_max) {

@@ -60,6 +60,7 @@ struct keyd_token {
 	size_t nkeys;
 
 	atomic_int online;
+	atomic_int pin_refused; /* recovery's login failed: offline until restarted */
 	atomic_uint reinits;
 
 	/* Recovery thread */
@@ -96,6 +97,8 @@ static const char *ckr_name(CK_RV rv)
 		return "CKR_USER_NOT_LOGGED_IN";
 	case CKR_KEY_HANDLE_INVALID:
 		return "CKR_KEY_HANDLE_INVALID";
+	case CKR_OBJECT_HANDLE_INVALID:
+		return "CKR_OBJECT_HANDLE_INVALID";
 	case CKR_MECHANISM_INVALID:
 		return "CKR_MECHANISM_INVALID";
 	case CKR_MECHANISM_PARAM_INVALID:
@@ -129,9 +132,21 @@ static int rv_is_device_failure(CK_RV rv)
 	case CKR_TOKEN_NOT_RECOGNIZED:
 	case CKR_CRYPTOKI_NOT_INITIALIZED:
 	case CKR_USER_NOT_LOGGED_IN:
+	/* A handle from keyd's key table that the module no longer knows: the token's objects
+	 * changed under keyd (re-initialised by another program, as softhsm2-util
+	 * --init-token does, or a key deleted). SoftHSM then fails every signature with
+	 * CKR_OBJECT_HANDLE_INVALID while its session still looks logged in, so only a fresh
+	 * login and key table bring keyd back in step. */
+	case CKR_KEY_HANDLE_INVALID:
+	case CKR_OBJECT_HANDLE_INVALID:
 		return 1;
 	}
 	return 0;
+}
+
+static int rv_is_handle_gone(CK_RV rv)
+{
+	return rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID;
 }
 
 static void token_fault(struct keyd_token *t, const char *what, CK_RV rv)
@@ -139,8 +154,12 @@ static void token_fault(struct keyd_token *t, const char *what, CK_RV rv)
 	int was = atomic_exchange(&t->online, 0);
 
 	if (was)
-		log_error("token offline: %s failed with %s (0x%lx); recovering", what,
-		          ckr_name(rv), (unsigned long)rv);
+		log_error("token offline: %s failed with %s (0x%lx)%s; recovering", what,
+		          ckr_name(rv), (unsigned long)rv,
+		          rv_is_handle_gone(rv) ? " (the token's objects changed under keyd: "
+		                                  "re-initialised, or a key deleted by another "
+		                                  "program)"
+		                                : "");
 	pthread_mutex_lock(&t->rlock);
 	t->fault = 1;
 	pthread_cond_signal(&t->rcond);
@@ -464,7 +483,8 @@ static int bringup(struct keyd_token *t, char *err, size_t errlen)
 	if (PKCS11_login(slot, 0, t->pin) != 0) {
 		snprintf(err, errlen, "token \"%s\": login failed (wrong PIN or PIN locked)",
 		         cfg->token);
-		goto fail;
+		teardown(t);
+		return -2;
 	}
 	/* The module is loaded already; this only borrows its function list. */
 	t->dl = dlopen(cfg->module, RTLD_NOW | RTLD_NOLOAD);
@@ -507,14 +527,30 @@ static void *recovery_main(void *arg)
 		pthread_mutex_unlock(&t->rlock);
 
 		char err[256];
-		int ok;
+		int rc;
 		pthread_rwlock_wrlock(&t->lock);
 		teardown(t);
-		ok = bringup(t, err, sizeof(err)) == 0;
+		rc = bringup(t, err, sizeof(err));
 		pthread_rwlock_unlock(&t->lock);
 
 		pthread_mutex_lock(&t->rlock);
-		if (ok) {
+		if (rc == -2) {
+			/* The PIN keyd holds no longer logs in: the token was re-initialised with
+			 * another PIN, or the PIN changed. Trying it again and again would lock the
+			 * PIN of a token that counts failures, so keyd stays offline, says why to
+			 * every client and in the log, and waits to be restarted with the new PIN.
+			 */
+			atomic_store(&t->pin_refused, 1);
+			log_error(
+			    "%s: the token no longer accepts keyd's PIN (re-initialised with "
+			    "another PIN?); keyd stays offline and does not try the PIN again: "
+			    "restart it with the token's current PIN in its PIN file",
+			    err);
+			while (!t->stopping)
+				pthread_cond_wait(&t->rcond, &t->rlock);
+			break;
+		}
+		if (rc == 0) {
 			t->fault = 0;
 			backoff_ms = 100;
 			atomic_fetch_add(&t->reinits, 1);
@@ -607,6 +643,14 @@ int keyd_token_online(struct keyd_token *t)
 	return atomic_load(&t->online);
 }
 
+const char *keyd_token_offline_why(struct keyd_token *t)
+{
+	return atomic_load(&t->pin_refused)
+	           ? "token offline: it no longer accepts keyd's PIN (re-initialised?); keyd must "
+	             "be restarted with the current PIN"
+	           : "token offline, recovering";
+}
+
 unsigned keyd_token_reinits(struct keyd_token *t)
 {
 	return atomic_load(&t->reinits);
@@ -623,11 +667,17 @@ const char *keyd_token_label(struct keyd_token *t)
  * update, which takes microseconds: that one is waited for. */
 static int read_lock_online(struct keyd_token *t)
 {
-	if (pthread_rwlock_tryrdlock(&t->lock) == 0)
-		return 0;
-	if (!atomic_load(&t->online))
+	if (pthread_rwlock_tryrdlock(&t->lock) != 0) {
+		if (!atomic_load(&t->online))
+			return -1;
+		pthread_rwlock_rdlock(&t->lock);
+	}
+	/* Offline with the lock free: recovery gave up (the PIN no longer logs in) or is
+	 * between attempts; the key table is empty then, and "no such key" would mislead. */
+	if (!atomic_load(&t->online)) {
+		pthread_rwlock_unlock(&t->lock);
 		return -1;
-	pthread_rwlock_rdlock(&t->lock);
+	}
 	return 0;
 }
 
@@ -724,15 +774,15 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 	CK_RV rv;
 
 	if (!atomic_load(&t->online)) {
-		snprintf(msg, msglen, "token offline, recovering");
+		snprintf(msg, msglen, "%s", keyd_token_offline_why(t));
 		return KEYD_E_OFFLINE;
 	}
 	if (read_lock_online(t) != 0) {
-		snprintf(msg, msglen, "token offline, recovering");
+		snprintf(msg, msglen, "%s", keyd_token_offline_why(t));
 		return KEYD_E_OFFLINE;
 	}
 	if (!atomic_load(&t->online) || !t->fl) {
-		snprintf(msg, msglen, "token offline, recovering");
+		snprintf(msg, msglen, "%s", keyd_token_offline_why(t));
 		rc = KEYD_E_OFFLINE;
 		goto out;
 	}
@@ -794,7 +844,7 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 	if (rv == CKR_OK)
 		rv = t->fl->C_Sign(s, data, datalen, raw, &rawlen);
 	if (rv != CKR_OK) {
-		snprintf(msg, msglen, "C_Sign: %s", ckr_name(rv));
+		snprintf(msg, msglen, "C_Sign: %s (0x%lx)", ckr_name(rv), (unsigned long)rv);
 		if (rv_is_device_failure(rv)) {
 			pthread_rwlock_unlock(&t->lock);
 			token_fault(t, "C_Sign", rv);
@@ -833,18 +883,18 @@ out:
 static int control_begin(struct keyd_token *t, char *msg, size_t msglen)
 {
 	if (!atomic_load(&t->online)) {
-		snprintf(msg, msglen, "token offline, recovering");
+		snprintf(msg, msglen, "%s", keyd_token_offline_why(t));
 		return KEYD_E_OFFLINE;
 	}
 	if (read_lock_online(t) != 0) {
-		snprintf(msg, msglen, "token offline, recovering");
+		snprintf(msg, msglen, "%s", keyd_token_offline_why(t));
 		return KEYD_E_OFFLINE;
 	}
 	pthread_mutex_lock(&t->control_lock);
 	if (!t->fl) {
 		pthread_mutex_unlock(&t->control_lock);
 		pthread_rwlock_unlock(&t->lock);
-		snprintf(msg, msglen, "token offline, recovering");
+		snprintf(msg, msglen, "%s", keyd_token_offline_why(t));
 		return KEYD_E_OFFLINE;
 	}
 	return KEYD_OK;
@@ -1083,7 +1133,7 @@ int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, un
 	if (keytype == KEYD_KEY_AES)
 		return generate_aes(t, label, out, msg, msglen);
 	if (!atomic_load(&t->online)) {
-		snprintf(msg, msglen, "token offline, recovering");
+		snprintf(msg, msglen, "%s", keyd_token_offline_why(t));
 		return KEYD_E_OFFLINE;
 	}
 	if (RAND_bytes(id, sizeof(id)) != 1) {
@@ -1109,7 +1159,7 @@ int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, un
 	pthread_rwlock_rdlock(&t->lock);
 	pthread_mutex_lock(&t->control_lock);
 	if (!t->fl) {
-		snprintf(msg, msglen, "token offline, recovering");
+		snprintf(msg, msglen, "%s", keyd_token_offline_why(t));
 		rc = KEYD_E_OFFLINE;
 		goto out;
 	}

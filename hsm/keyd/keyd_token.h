@@ -37,6 +37,9 @@ struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pi
 void keyd_token_close(struct keyd_token *t);
 
 int keyd_token_online(struct keyd_token *t);
+/* Why requests are answered "offline" now: recovering, or (the token no longer accepts the
+ * PIN, e.g. re-initialised with another one) waiting to be restarted with the current PIN. */
+const char *keyd_token_offline_why(struct keyd_token *t);
 unsigned keyd_token_reinits(struct keyd_token *t);
 size_t keyd_token_nkeys(struct keyd_token *t);
 const char *keyd_token_label(struct keyd_token *t);

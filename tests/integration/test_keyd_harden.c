@@ -256,6 +256,95 @@ START_TEST(rsa4096_generation_stalls_no_signer_accept_or_sigterm)
 }
 END_TEST
 
+/* softhsm2-util --init-token on keyd's token, with SO PIN and the given user PIN, while keyd
+ * runs (another process re-initialising it under keyd). */
+static void reinit_token(const char *pin)
+{
+	char label[40], so[40], user[80];
+	char *argv[] = {"softhsm2-util", "--init-token", "--token",  label,
+	                "--label",       label,          "--so-pin", so,
+	                "--pin",         user,           NULL};
+
+	snprintf(label, sizeof(label), "%s", h.token_label);
+	snprintf(so, sizeof(so), "%s", h.so_pin);
+	snprintf(user, sizeof(user), "%s", pin);
+	ck_assert_int_eq(harness_run(argv, NULL), 0);
+}
+
+static int count_in(const char *text, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+/* The token re-initialised under a running keyd (issue 15): SoftHSM fails every signature with
+ * CKR_OBJECT_HANDLE_INVALID while its session still looks logged in, and keyd used to say
+ * "online" with keys that no longer exist, failing each signature for ever. Now the first
+ * failure takes the token offline, keyd logs in again and reloads its key table: the old key
+ * is gone ("no key"), a new one signs. Re-initialised with another PIN, keyd stays offline,
+ * says why to every client, and does not try its old PIN again (a token that counts failures
+ * would lock it). */
+START_TEST(token_reinitialised_under_keyd_recovers_or_says_why)
+{
+	struct keyd_key k;
+	struct keyd_err err;
+	struct keyd_token_status st = {0};
+	uint8_t dg[32] = {1}, sig[KEYD_SIG_MAX];
+	size_t siglen = sizeof(sig);
+	int r;
+
+	if (!harness_token_is_softhsm(&h))
+		return; /* softhsm2-util re-initialises SoftHSM tokens only */
+	ck_assert_int_eq(keyd_client_generate(cli, "sig", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err),
+	                 KEYD_OK);
+	sign_once(cli);
+
+	reinit_token(h.pin);
+	r = keyd_client_sign(cli, "sig", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dg, sizeof(dg), sig,
+	                     &siglen, &err);
+	ck_assert_int_ne(r, KEYD_OK);
+	for (int i = 0; i < 200; i++) {
+		ck_assert_int_eq(keyd_client_status(cli, &st, &err), KEYD_OK);
+		if (st.online && st.reinits >= 1)
+			break;
+		usleep(50 * 1000);
+	}
+	ck_assert_msg(st.online && st.reinits >= 1, "keyd did not recover: %s",
+	              harness_slurp(h.log));
+	ck_assert_uint_eq(st.keys, 0);
+	ck_assert_int_eq(keyd_client_get_pubkey(cli, "sig", &k, &err), KEYD_E_NO_KEY);
+	ck_assert(harness_log_contains(&h, "the token's objects changed under keyd"));
+	ck_assert_int_eq(keyd_client_generate(cli, "sig2", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err),
+	                 KEYD_OK);
+	siglen = sizeof(sig);
+	ck_assert_int_eq(keyd_client_sign(cli, "sig2", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dg,
+	                                  sizeof(dg), sig, &siglen, &err),
+	                 KEYD_OK);
+
+	/* Another user PIN: offline, saying why, one login attempt only. */
+	reinit_token("another-pin-1234");
+	siglen = sizeof(sig);
+	ck_assert_int_ne(keyd_client_sign(cli, "sig2", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, dg,
+	                                  sizeof(dg), sig, &siglen, &err),
+	                 KEYD_OK);
+	for (int i = 0; i < 200 && !harness_log_contains(&h, "does not try the PIN again"); i++)
+		usleep(50 * 1000);
+	ck_assert_msg(harness_log_contains(&h, "does not try the PIN again"), "%s",
+	              harness_slurp(h.log));
+	usleep(1500 * 1000); /* recovery's back-off would have tried again by now */
+	ck_assert_int_eq(count_in(harness_slurp(h.log), "login failed"), 1);
+	ck_assert_int_eq(keyd_client_status(cli, &st, &err), KEYD_OK);
+	ck_assert_int_eq(st.online, 0);
+	ck_assert_int_eq(keyd_client_get_pubkey(cli, "sig2", &k, &err), KEYD_E_OFFLINE);
+	ck_assert_msg(strstr(err.msg, "no longer accepts keyd's PIN"), "%s", err.msg);
+	/* and it still stops cleanly on SIGTERM */
+	ck_assert_int_eq(harness_keyd_stop(&h), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("keyd-harden");
@@ -268,6 +357,7 @@ int main(void)
 	tcase_add_test(tc, keyd_writes_no_core_and_is_not_dumpable);
 	tcase_add_test(tc, pin_is_held_in_locked_memory);
 	tcase_add_test(tc, rsa4096_generation_stalls_no_signer_accept_or_sigterm);
+	tcase_add_test(tc, token_reinitialised_under_keyd_recovers_or_says_why);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
