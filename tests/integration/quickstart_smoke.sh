@@ -188,6 +188,7 @@ if ((EUID == 0)); then
 		fail "hsmca-cad could not sign an end-entity certificate as demo-issuing: $(cat "$mint/err")"
 	openssl verify -CAfile "$pki/demo-root.pem" -untrusted "$pki/demo-issuing.pem" "$mint/out" >/dev/null ||
 		fail "hsmca-cad's end-entity certificate does not verify"
+	cp -- "$mint/out" "$mint/ee.pem"
 	# ... but no CA certificate (cA=TRUE) ...
 	mint hsmca-cad "$pki/demo-issuing.pem" demo-issuing -addext basicConstraints=critical,CA:TRUE &&
 		fail "hsmca-cad had a CA certificate (cA=TRUE) signed"
@@ -211,6 +212,56 @@ if ((EUID == 0)); then
 		fail "hsmca-cad had a certificate naming another issuer signed with demo-issuing"
 	grep -q "issuer is not the subject" "$mint/err" ||
 		fail "the wrong-issuer refusal does not say so: $(cat "$mint/err")"
+	# Every daemon user, with its own key, is refused each kind its grant does not name
+	# (a request, a digest, a CRL, an OCSP response) and gets the one it does: hsmca-crld a
+	# CRL, hsmca-ocspd an OCSP response (openssl ca -gencrl and openssl ocsp as a one-shot
+	# responder, through the provider; cad's certificate kind is above).
+	openssl ocsp -issuer "$pki/demo-issuing.pem" -cert "$mint/ee.pem" -no_nonce \
+		-reqout "$mint/req.der" || fail "openssl ocsp -reqout failed"
+	echo hello >"$mint/msg"
+	chmod 0644 -- "$mint/req.der" "$mint/msg"
+	# kind_try USER KIND KEY CERT: USER has keyd sign KIND with KEY (CERT: its certificate).
+	kind_try() {
+		local u=$1 kind=$2 key=$3 cert=$4 d=$mint/$1
+		local prov=(-provider-path "$repo/build/hsm/provider" -provider keyd -provider default)
+		mkdir -p -- "$d"
+		: >"$d/index.txt"
+		echo 01 >"$d/crlnumber"
+		printf '%s\n' "[ca]" "default_ca = d" "[d]" "database = $d/index.txt" \
+			"crlnumber = $d/crlnumber" "default_md = sha256" "default_crl_days = 1" >"$d/ca.cnf"
+		chown -R -- "$u:" "$d"
+		case $kind in
+		csr) set -- openssl req -new "${prov[@]}" -key "keyd:label=$key" -subj /CN=kind-test ;;
+		digest) set -- openssl dgst -sha256 "${prov[@]}" -sign "keyd:label=$key" "$mint/msg" ;;
+		crl) set -- openssl ca -gencrl -batch "${prov[@]}" -config "$d/ca.cnf" \
+			-keyfile "keyd:label=$key" -cert "$cert" ;;
+		ocsp-response) set -- openssl ocsp "${prov[@]}" -index "$d/index.txt" \
+			-CA "$pki/demo-issuing.pem" -rsigner "$cert" -rkey "keyd:label=$key" \
+			-reqin "$mint/req.der" -respout "$d/resp.der" ;;
+		esac
+		run_as "$u" env HSMCA_KEYD_SOCKET="$HSMCA_KEYD_SOCKET" "$@" >"$mint/out" 2>"$mint/err" ||
+			return 1
+		[[ $kind != ocsp-response || -s $d/resp.der ]]
+	}
+	issuing=$pki/demo-issuing.pem
+	for entry in "hsmca-cad demo-issuing $issuing -" "hsmca-ocspd demo-ocsp $pki/demo-ocsp.pem ocsp-response" \
+		"hsmca-crld demo-issuing $issuing crl"; do
+		read -r u key cert granted <<<"$entry"
+		for kind in csr digest crl ocsp-response; do
+			if [[ $kind == "$granted" ]]; then
+				kind_try "$u" "$kind" "$key" "$cert" ||
+					fail "$u could not have its granted kind $kind signed with $key: $(cat "$mint/err")"
+			else
+				kind_try "$u" "$kind" "$key" "$cert" &&
+					fail "$u had kind $kind signed with $key, which its grant does not name"
+				grep -q "kind $kind not granted" "$mint/err" ||
+					fail "$u's $kind refusal does not name the kind: $(cat "$mint/err")"
+			fi
+		done
+	done
+	openssl ocsp -respin "$mint/hsmca-ocspd/resp.der" -CAfile "$HSMCA_CA_BUNDLE" -noverify \
+		-resp_text 2>/dev/null | grep -q "hsmca Demo OCSP Signer" ||
+		fail "hsmca-ocspd's OCSP response is not signed by the demo OCSP signer"
 	# Each refusal is counted in keyd's metrics by kind and reason.
 	(($(metric certificate kind-not-granted) >= kind_before + 2)) ||
 		fail "keyd's metrics do not count the refused certificates (kind-not-granted)"
