@@ -141,8 +141,10 @@ if ((EUID == 0)); then
 	run_as hsmca-acmevald test -w "$HSMCA_KEYD_SOCKET" && fail "hsmca-acmevald may connect to keyd's socket"
 	run_as hsmca-ocspd test -w "$HSMCA_ACMEVAL_SOCKET" && fail "hsmca-ocspd may connect to the validator's socket"
 	grep -q '^key_certificates:' "$state/keyd/keyd.yaml" || fail "keyd's configuration names no key_certificates"
-	# Only the operator's entry names "*" keys, and never "*" kinds.
+	# No grant names "*" kinds, and only the operator's (the last client) "*" keys.
 	grep -q 'kinds: \["\*"\]' "$state/keyd/keyd.yaml" && fail "keyd's configuration grants kinds \"*\""
+	sed '/name: operator/,$d' "$state/keyd/keyd.yaml" | grep -q 'keys: \["\*"\]' &&
+		fail "a daemon's keyd grant names every key (\"*\")"
 
 	# No daemon user can have a certificate signed that its grant does not name, through the
 	# provider as any OpenSSL program would (openssl req -x509 with -CA/-CAkey keyd:...).
