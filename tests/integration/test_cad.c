@@ -1075,6 +1075,10 @@ static const struct {
     {"GET", "/api/v1/audit?limit=1", NULL, CA_ADMIN | AUDITOR},
     {"POST", "/api/v1/profiles/nope/disable", NULL, ADMIN},
     {"POST", "/api/v1/profiles/nope/enable", NULL, ADMIN},
+    {"POST", "/api/v1/profiles", "{}", ADMIN},
+    {"GET", "/api/v1/profiles/nope", NULL, ANY},
+    {"PUT", "/api/v1/profiles/nope", "{}", ADMIN},
+    {"POST", "/api/v1/profiles/nope/clone", "{}", ADMIN},
     {"GET", "/api/v1/authorities", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
     {"POST", "/api/v1/authorities/nobody/retire", NULL, CA_ADMIN},
     {"GET", "/api/v1/authorities/nobody/settings", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
@@ -3709,6 +3713,52 @@ START_TEST(cli_creates_edits_clones_and_shows_profiles)
 }
 END_TEST
 
+/* The full CRL's IDP choice (issue 16, migration 0014): an officer's setting, null until set,
+ * read by hsmca-crld (test_crld). Only a boolean; other roles may not change it. */
+START_TEST(full_crl_idp_is_an_authority_setting)
+{
+	json_t *o = NULL;
+
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/authorities/issuing/settings", NULL, &o),
+	                 200);
+	ck_assert(json_is_null(json_object_get(o, "full_crl_idp")));
+	json_decref(o);
+	ck_assert_int_eq(api("admin", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"full_crl_idp\": true}", &o),
+	                 403);
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"full_crl_idp\": \"yes\"}", &o),
+	                 400);
+	ck_assert_ptr_nonnull(strstr(jstr(o, "detail"), "full_crl_idp"));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM authority_settings s JOIN authorities a ON"
+	                       " a.id = s.authority_id WHERE a.name = 'issuing'"
+	                       " AND s.full_crl_idp IS NOT NULL"),
+	                 0);
+	ck_assert_int_eq(api("officer", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"full_crl_idp\": true}", &o),
+	                 200);
+	ck_assert(json_is_true(json_object_get(o, "full_crl_idp")));
+	json_decref(o);
+	/* Other settings changed later keep it. */
+	ck_assert_int_eq(api("officer", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"ocsp_validity_seconds\": 7200}", &o),
+	                 200);
+	ck_assert(json_is_true(json_object_get(o, "full_crl_idp")));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'authority.settings.update' AND object = 'issuing'"
+	                       " AND detail::jsonb->>'full_crl_idp' = 'true'"),
+	                 2);
+	ck_assert_int_eq(api("officer", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"full_crl_idp\": false}", &o),
+	                 200);
+	ck_assert(json_is_false(json_object_get(o, "full_crl_idp")));
+	json_decref(o);
+}
+END_TEST
+
 int main(void)
 {
 	harness_die_init("test_cad", cleanup);
@@ -3789,6 +3839,7 @@ int main(void)
 	tcase_add_test(tc, stored_versions_are_immutable_even_for_cad);
 	tcase_add_test(tc, a_change_reaches_another_cad_without_restart);
 	tcase_add_test(tc, cli_creates_edits_clones_and_shows_profiles);
+	tcase_add_test(tc, full_crl_idp_is_an_authority_setting);
 	suite_add_tcase(s, tc);
 	/* One environment (keyd, PostgreSQL, certificates) for the whole suite, made and removed
 	 * here in the parent so that no failing test can leave a server behind. */
