@@ -46,7 +46,10 @@ void cad_h_cert_issue(struct cad_req *r)
 		                "\"profile\" and \"csr\" (strings) are required");
 		goto out;
 	}
-	/* The profile's current stored version (cad_profiles.c): the certificate records it. */
+	/* The profile's current stored version (cad_profiles.c): the certificate records it.
+	 * The profiles come from the database: without it, 503 rather than "unknown". */
+	if (!cad_db(r))
+		goto out;
 	if (!(p = cad_profile_current(r->cad, r->w->db, pname))) {
 		cad_reply_error(r, 400, "unknown-profile", "no profile named \"%.64s\"", pname);
 		goto out;
