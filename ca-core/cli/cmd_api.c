@@ -705,6 +705,7 @@ struct authority_opts {
 	const char *ocsp[4]; /* one more than the API takes, for the API to refuse */
 	size_t n_ocsp;
 	int ocsp_given;
+	int full_crl_idp; /* -1: not given */
 };
 
 static int authority_opt(int o, const char *arg, void *ctx)
@@ -736,6 +737,9 @@ static int authority_opt(int o, const char *arg, void *ctx)
 	case 'i':
 		ao->ca_issuers = arg;
 		return 0;
+	case 'D':
+		ao->full_crl_idp = !strcmp(arg, "true") ? 1 : !strcmp(arg, "false") ? 0 : -2;
+		return ao->full_crl_idp < 0 ? -1 : 0;
 	default:
 		return -1;
 	}
@@ -751,6 +755,7 @@ static int do_authority(int argc, char **argv)
 	    "                                     [--ocsp-validity SECONDS] [--ocsp-nonce-rate N]\n"
 	    "                                     [--ocsp-signer-key LABEL]\n"
 	    "                                     [--ocsp-url URL]... [--ca-issuers-url URL]\n"
+	    "                                     [--full-crl-idp true|false]\n"
 	    "  list: the CAs registered, active or retired. retire (role ca-admin): the CA issues\n"
 	    "  nothing more, for good; its certificates can still be revoked. settings: show the\n"
 	    "  CA's CRL and OCSP settings, or with options (role officer) change those given:\n"
@@ -759,7 +764,9 @@ static int do_authority(int argc, char **argv)
 	    "  --ocsp-signer-key a keyd key label for delegated OCSP signing (\"\": the CA's "
 	    "key),\n"
 	    "  --ocsp-url (up to 3; \"\" alone: none) and --ca-issuers-url (\"\": none): the http\n"
-	    "  URLs written into the Authority Information Access of the certificates it issues.";
+	    "  URLs written into the Authority Information Access of the certificates it issues;\n"
+	    "  --full-crl-idp: whether its full CRL carries an Issuing Distribution Point\n"
+	    "  (hsmca-crld reads it before each CRL; false is what every client accepts).";
 	static const struct option own[] = {{"crl-next-update", required_argument, NULL, '0'},
 	                                    {"delta-crl", required_argument, NULL, '1'},
 	                                    {"ocsp-validity", required_argument, NULL, '2'},
@@ -768,13 +775,14 @@ static int do_authority(int argc, char **argv)
 	                                    {"reason", required_argument, NULL, 'r'},
 	                                    {"ocsp-url", required_argument, NULL, 'o'},
 	                                    {"ca-issuers-url", required_argument, NULL, 'i'},
+	                                    {"full-crl-idp", required_argument, NULL, 'D'},
 	                                    {NULL, 0, NULL, 0}};
-	struct authority_opts ao = {{-1, -1, -1, -1}, NULL, NULL, NULL, {NULL}, 0, 0};
+	struct authority_opts ao = {{-1, -1, -1, -1}, NULL, NULL, NULL, {NULL}, 0, 0, -1};
 	struct api_client c;
 	const char *sub;
 	char path[300];
 	json_t *body;
-	int r = parse(argc, argv, own, 9, "h", authority_opt, &ao, &c, usage), changes = 0;
+	int r = parse(argc, argv, own, 10, "h", authority_opt, &ao, &c, usage), changes = 0;
 
 	if (r)
 		return parse_status(r);
@@ -785,7 +793,8 @@ static int do_authority(int argc, char **argv)
 	sub = argv[optind];
 	for (int i = 0; i < 4; i++)
 		changes |= ao.setting[i] >= 0;
-	changes |= ao.signer != NULL || ao.ocsp_given || ao.ca_issuers != NULL;
+	changes |=
+	    ao.signer != NULL || ao.ocsp_given || ao.ca_issuers != NULL || ao.full_crl_idp >= 0;
 	if (!strcmp(sub, "list") && optind == argc - 1 && !changes && !ao.reason)
 		return call(&c, "GET", "/authorities", NULL, NULL);
 	if (optind != argc - 2 || !name_ok(argv[optind + 1])) {
@@ -816,6 +825,8 @@ static int do_authority(int argc, char **argv)
 		}
 		if (ao.ca_issuers)
 			json_object_set_new(body, "ca_issuers_url", json_string(ao.ca_issuers));
+		if (ao.full_crl_idp >= 0)
+			json_object_set_new(body, "full_crl_idp", json_boolean(ao.full_crl_idp));
 		return call(&c, "PUT", path, body, NULL);
 	}
 	fprintf(stderr, "%s\n", usage);
