@@ -155,23 +155,23 @@ static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_ce
 	 * transaction unless the caller has one open). Only placeholders are generated here. */
 	/* Only for an authority that is not retired, in a profile an admin has not switched off:
 	 * checked by the statement that reserves, so nothing slips between check and insert. */
-	len =
-	    (size_t)snprintf(sql, cap,
-	                     "WITH c AS (INSERT INTO certificates (authority_id, serial, status,"
-	                     " profile, subject, not_before, not_after, spki_sha256, requester,"
-	                     " crl_shard, profile_version) SELECT $1, $2, 'reserved', $3, $4::text,"
-	                     " to_timestamp($5::bigint), to_timestamp($6::bigint), $7, $8, $9,"
-	                     " nullif($12::integer, 0)"
-	                     " WHERE EXISTS (SELECT 1 FROM authorities a WHERE a.id = $1"
-	                     " AND a.status <> 'retired') AND coalesce((SELECT enabled FROM"
-	                     " profile_settings WHERE profile = $3), true)"
-	                     " AND ($10::bytea IS NULL OR EXISTS (SELECT 1 FROM api_tokens t"
-	                     " JOIN principals p ON p.id = t.principal_id"
-	                     " WHERE t.token_sha256 = $10 AND t.revoked_at IS NULL"
-	                     " AND t.expires_at > now() AND NOT p.disabled AND p.role = $11::text"
-	                     " AND (p.role <> 'ra' OR EXISTS (SELECT 1 FROM principal_profiles g"
-	                     " WHERE g.principal_id = p.id AND g.profile = $3))))"
-	                     " RETURNING id)");
+	len = (size_t)snprintf(sql, cap,
+	                       "WITH c AS (INSERT INTO certificates (authority_id, serial, status,"
+	                       " profile, subject, not_before, not_after, spki_sha256, requester,"
+	                       " crl_shard, profile_version)"
+	                       " SELECT $1, $2, 'reserved', $3, $4::text,"
+	                       " to_timestamp($5::bigint), to_timestamp($6::bigint), $7, $8, $9,"
+	                       " nullif($12::integer, 0)"
+	                       " WHERE EXISTS (SELECT 1 FROM authorities a WHERE a.id = $1"
+	                       " AND a.status <> 'retired') AND coalesce((SELECT enabled FROM"
+	                       " profile_settings WHERE profile = $3), true)"
+	                       " AND ($10::bytea IS NULL OR EXISTS (SELECT 1 FROM api_tokens t"
+	                       " JOIN principals p ON p.id = t.principal_id"
+	                       " WHERE t.token_sha256 = $10 AND t.revoked_at IS NULL"
+	                       " AND t.expires_at > now() AND NOT p.disabled AND p.role = $11::text"
+	                       " AND (p.role <> 'ra' OR EXISTS (SELECT 1 FROM principal_profiles g"
+	                       " WHERE g.principal_id = p.id AND g.profile = $3))))"
+	                       " RETURNING id)");
 	if (req->n_sans) {
 		len += (size_t)snprintf(sql + len, cap - len,
 		                        ", s AS (INSERT INTO certificate_sans (certificate_id,"
