@@ -113,6 +113,10 @@ static int effective(struct crld *c, struct ca *a, struct eff *e, char *why, siz
 		snprintf(why, n, "reading the settings of %s: %s", a->cfg.name, err.msg);
 		return -1;
 	}
+	/* The full CRL's IDP as the database has it now (an officer may change it through the
+	 * API): read before each CRL. Partitioned authorities' full CRLs have none. */
+	if (a->cfg.shards == 0 && s.full_crl_idp >= 0)
+		a->scopes[0].idp = s.full_crl_idp;
 	e->next_update =
 	    a->cfg.next_update_seconds ? a->cfg.next_update_seconds : s.crl_next_update_seconds;
 	e->delta = a->cfg.delta_seconds < 0 ? 0
@@ -497,6 +501,25 @@ static int add_ca(struct crld *c, const struct crld_authority_config *cfg, char 
 	if ((rc = distribution(c, cfg, da.id, &shards, err, errsz)) != 0) {
 		db_authority_clear(&da);
 		return rc;
+	}
+	/* The full CRL's IDP: the configuration seeds an empty setting and must agree with a
+	 * stored one (the database's is what the API shows and changes). */
+	if (cfg->idp_given) {
+		int stored = 0;
+		if (db_full_crl_idp_claim(c->db, da.id, cfg->idp, &stored, &e) != DB_OK) {
+			snprintf(err, errsz, "authority %s: %s", cfg->name, e.msg);
+			db_authority_clear(&da);
+			return -1;
+		}
+		if (stored != cfg->idp) {
+			snprintf(err, errsz,
+			         "authority %s: the database's full_crl_idp %s differs from idp %s "
+			         "in the configuration: leave idp out (the database's is used) or "
+			         "make them agree",
+			         cfg->name, stored ? "true" : "false", cfg->idp ? "true" : "false");
+			db_authority_clear(&da);
+			return -2;
+		}
 	}
 	memset(a, 0, sizeof(*a));
 	a->cfg = *cfg;

@@ -24,7 +24,11 @@ struct crld_authority_config {
 	/* 0: unpartitioned; else 2..CRLD_MAX_SHARDS; -1 (not configured): the database's
 	 * crl_shards. A value the database contradicts is refused at start. */
 	int shards;
-	int idp; /* unpartitioned: carry an Issuing Distribution Point */
+	/* Unpartitioned: carry an Issuing Distribution Point. The database's choice
+	 * (authority_settings.full_crl_idp, set through the API) is the one used; the
+	 * configuration's, when given (idp_given), is stored where the database has none and
+	 * must agree with it otherwise. */
+	int idp, idp_given;
 	/* Overrides of the database's authority settings; 0: use those. */
 	int64_t next_update_seconds;
 	int64_t delta_seconds;   /* -1: no deltas whatever the database says */

@@ -50,6 +50,7 @@ static int parse_authority(struct yconf *y, yaml_node_t *m, struct crld_authorit
 	    yconf_opt_str(y, m, "key", a->key_uri, sizeof(a->key_uri)) ||
 	    yconf_opt_bool(y, m, "idp", &a->idp))
 		return -1;
+	a->idp_given = yconf_get(y, m, "idp") != NULL;
 	if (!name_ok(a->name))
 		return yconf_fail(y, m, "name", "\"%s\": use 1..%d of a-z 0-9 - _", a->name,
 		                  CRLD_NAME_MAX);

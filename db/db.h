@@ -114,6 +114,50 @@ enum db_status db_profile_enabled(struct db *db, const char *profile, int *enabl
 enum db_status db_profile_set_enabled(struct db *db, const char *profile, int enabled,
                                       const char *by, struct db_err *err);
 
+/* --- certificate profiles, versioned (db_profiles.c, migration 0015) --- */
+
+#define DB_PROFILE_NAME_MAX 64
+#define DB_PROFILE_BODY_MAX 16384
+/* Announced after each change to a profile (payload: its name). */
+#define DB_PROFILE_CHANNEL "hsmca_profiles"
+
+/* One version of a profile. */
+struct db_profile_version {
+	char name[DB_PROFILE_NAME_MAX + 1];
+	int32_t version; /* this version */
+	int32_t current; /* the profile's current version */
+	char *body;      /* the profile as JSON text (the configuration's field names) */
+	char created_by[201];
+	int64_t created_at;
+	int enabled; /* profile_settings' switch (1 when never set) */
+};
+void db_profile_version_clear(struct db_profile_version *v);
+void db_profile_list_free(struct db_profile_version *list, size_t n);
+/* Every profile's current version, by name. */
+enum db_status db_profile_list(struct db *db, struct db_profile_version **out, size_t *n,
+                               struct db_err *err);
+/* Version version of profile name (0: its current one). DB_ERR_NOT_FOUND. */
+enum db_status db_profile_get(struct db *db, const char *name, int32_t version,
+                              struct db_profile_version *out, struct db_err *err);
+/* The versions of name, newest first, without their bodies; none when it does not exist. */
+enum db_status db_profile_versions(struct db *db, const char *name, struct db_profile_version **out,
+                                   size_t *n, struct db_err *err);
+/* Store body (checked JSON text) as a new version of name: old_version 0 creates the profile
+ * at version 1 (DB_ERR_CONFLICT when it exists); else the profile must still be at
+ * old_version (DB_ERR_STATE otherwise) and moves to old_version + 1. *new_version gets the
+ * number. Inside the caller's transaction if one is open. */
+enum db_status db_profile_store(struct db *db, const char *name, const char *body, const char *by,
+                                int32_t old_version, int32_t *new_version, struct db_err *err);
+/* In the caller's open transaction: when the profile table is empty, store each of the n
+ * bodies as version 1 of its name and set *seeded to n; else change nothing (*seeded 0).
+ * Concurrent callers are serialised by a table lock, so only one seeds. */
+enum db_status db_profiles_seed(struct db *db, const char *const *names, const char *const *bodies,
+                                size_t n, const char *by, int *seeded, struct db_err *err);
+/* LISTEN on DB_PROFILE_CHANNEL; then db_profiles_changed counts what arrived (without
+ * waiting). */
+enum db_status db_profiles_listen(struct db *db, struct db_err *err);
+enum db_status db_profiles_changed(struct db *db, int *got, struct db_err *err);
+
 #define DB_KEY_LABEL_MAX 64
 #define DB_CRL_URL_MAX 400
 #define DB_AIA_URL_MAX 400 /* one OCSP or caIssuers URL */
@@ -136,6 +180,10 @@ struct db_authority_settings {
 	 * DB_OCSP_URLS_MAX http URLs separated by one space, and the caIssuers URL. "": none. */
 	char ocsp_urls[DB_OCSP_URLS_MAX * (DB_AIA_URL_MAX + 1)];
 	char ca_issuers_url[DB_AIA_URL_MAX + 1];
+	/* Whether the authority's full CRL carries an Issuing Distribution Point (migration
+	 * 0015): 1 or 0, or -1 when none is stored (hsmca-crld's configuration decides, and
+	 * stores its choice through db_full_crl_idp_claim). */
+	int full_crl_idp;
 	/* Read only: nobody stored settings yet; who stored them last, and when. */
 	int is_default;
 	char updated_by[129];
@@ -145,6 +193,10 @@ struct db_authority_settings {
 void db_authority_settings_default(struct db_authority_settings *s);
 enum db_status db_authority_settings_get(struct db *db, int32_t authority_id,
                                          struct db_authority_settings *out, struct db_err *err);
+/* hsmca-crld: store idp (0 or 1) as the authority's full_crl_idp where none is stored, and
+ * give the stored value in *stored (so a configuration that disagrees can be refused). */
+enum db_status db_full_crl_idp_claim(struct db *db, int32_t authority_id, int idp, int *stored,
+                                     struct db_err *err);
 /* Store (insert or replace); the database's checks refuse out-of-range values with
  * DB_ERR_QUERY. Inside the caller's transaction if one is open. */
 enum db_status db_authority_settings_put(struct db *db, int32_t authority_id,
@@ -199,6 +251,9 @@ struct db_cert_request {
 	 * reserves. Otherwise the reservation is refused as DB_ERR_STATE. */
 	const uint8_t *token_sha256;
 	const char *token_role;
+	/* The version of the profile the certificate is issued under (migration 0015); 0: none
+	 * recorded. */
+	int32_t profile_version;
 };
 
 struct db_cert {
@@ -208,6 +263,7 @@ struct db_cert {
 	size_t serial_len;
 	enum db_cert_status status;
 	char *profile;
+	int32_t profile_version; /* 0: not recorded (issued before migration 0015) */
 	char *subject;
 	struct db_cert_san {
 		enum db_san_kind kind;

@@ -101,6 +101,8 @@ static enum db_status check_request(const struct db_cert_request *q, struct db_e
 	if (q->not_before < 0 || q->not_after > TIME_MAX || q->not_before >= q->not_after)
 		return db_fail(err, DB_ERR_INVALID,
 		               "validity: not_before must precede not_after, within 1970..9999");
+	if (q->profile_version < 0)
+		return db_fail(err, DB_ERR_INVALID, "profile version must not be negative");
 	if (q->crl_shard < 0)
 		return db_fail(err, DB_ERR_INVALID, "CRL shard must not be negative");
 	return DB_OK;
@@ -148,6 +150,7 @@ static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_ce
 		db_param_null(p);
 		db_param_null(p);
 	}
+	db_param_int(p, req->profile_version); /* $12 */
 	/* One statement, so the certificate and its SANs are committed together (it is its own
 	 * transaction unless the caller has one open). Only placeholders are generated here. */
 	/* Only for an authority that is not retired, in a profile an admin has not switched off:
@@ -155,8 +158,10 @@ static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_ce
 	len = (size_t)snprintf(sql, cap,
 	                       "WITH c AS (INSERT INTO certificates (authority_id, serial, status,"
 	                       " profile, subject, not_before, not_after, spki_sha256, requester,"
-	                       " crl_shard) SELECT $1, $2, 'reserved', $3, $4::text,"
-	                       " to_timestamp($5::bigint), to_timestamp($6::bigint), $7, $8, $9"
+	                       " crl_shard, profile_version)"
+	                       " SELECT $1, $2, 'reserved', $3, $4::text,"
+	                       " to_timestamp($5::bigint), to_timestamp($6::bigint), $7, $8, $9,"
+	                       " nullif($12::integer, 0)"
 	                       " WHERE EXISTS (SELECT 1 FROM authorities a WHERE a.id = $1"
 	                       " AND a.status <> 'retired') AND coalesce((SELECT enabled FROM"
 	                       " profile_settings WHERE profile = $3), true)"
@@ -740,9 +745,9 @@ enum db_status db_cert_release(struct db *db, int32_t authority_id, const uint8_
 #define CERT_COLS_2 EPOCH("c.not_before") ", " EPOCH("c.not_after") ", "
 #define CERT_COLS_3 "c.spki_sha256, c.requester, c.crl_shard, " EPOCH("c.created_at") ", "
 #define CERT_COLS_4 EPOCH("c.issued_at") ", " EPOCH("c.revoked_at") ", c.revocation_reason, "
-#define CERT_COLS_5 EPOCH("c.invalidity_date")
+#define CERT_COLS_5 EPOCH("c.invalidity_date") ", coalesce(c.profile_version, 0)"
 #define CERT_COLS CERT_COLS_1 CERT_COLS_2 CERT_COLS_3 CERT_COLS_4 CERT_COLS_5
-enum { COL_DER = 16 };
+enum { COL_DER = 17 };
 
 static int64_t int_or_zero(const PGresult *r, int row, int col)
 {
@@ -786,6 +791,7 @@ static int parse_cert(const PGresult *r, int row, int with_der, struct db_cert *
 	if (!PQgetisnull(r, row, 14))
 		out->revocation_reason = (int)int_or_zero(r, row, 14);
 	out->invalidity_date = int_or_zero(r, row, 15);
+	out->profile_version = (int32_t)int_or_zero(r, row, 16);
 	if (with_der && db_get_bytes(r, row, COL_DER, &out->der, &out->der_len) != 0)
 		return -1;
 	return 0;

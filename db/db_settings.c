@@ -181,6 +181,7 @@ void db_authority_settings_default(struct db_authority_settings *s)
 	s->delta_crl_seconds = 0;
 	s->ocsp_validity_seconds = 3600;
 	s->ocsp_nonce_rate_limit = 0;
+	s->full_crl_idp = -1;
 	s->is_default = 1;
 }
 
@@ -198,7 +199,8 @@ enum db_status db_authority_settings_get(struct db *db, int32_t authority_id,
 	             "SELECT crl_next_update_seconds, delta_crl_seconds, ocsp_validity_seconds,"
 	             " ocsp_nonce_rate_limit, ocsp_signer_key_label, updated_by,"
 	             " floor(extract(epoch FROM updated_at))::bigint, crl_base_url, crl_shards,"
-	             " ocsp_urls, ca_issuers_url FROM authority_settings WHERE authority_id = $1",
+	             " ocsp_urls, ca_issuers_url, full_crl_idp FROM authority_settings"
+	             " WHERE authority_id = $1",
 	             &p, &r, err, "reading the settings of authority %d", (int)authority_id);
 	if (rc != DB_OK || PQntuples(r) == 0)
 		goto out;
@@ -222,6 +224,7 @@ enum db_status db_authority_settings_get(struct db *db, int32_t authority_id,
 	snprintf(out->crl_base_url, sizeof(out->crl_base_url), "%s", PQgetvalue(r, 0, 7));
 	snprintf(out->ocsp_urls, sizeof(out->ocsp_urls), "%s", PQgetvalue(r, 0, 9));
 	snprintf(out->ca_issuers_url, sizeof(out->ca_issuers_url), "%s", PQgetvalue(r, 0, 10));
+	out->full_crl_idp = PQgetisnull(r, 0, 11) ? -1 : !strcmp(PQgetvalue(r, 0, 11), "t");
 	out->is_default = 0;
 out:
 	PQclear(r);
@@ -255,12 +258,17 @@ enum db_status db_authority_settings_put(struct db *db, int32_t authority_id,
 	db_param_int(&p, s->crl_shards);
 	db_param_text(&p, s->ocsp_urls);
 	db_param_text(&p, s->ca_issuers_url);
+	if (s->full_crl_idp < 0)
+		db_param_null(&p);
+	else
+		db_param_text(&p, s->full_crl_idp ? "true" : "false");
 	rc = db_exec(db,
 	             "INSERT INTO authority_settings (authority_id, crl_next_update_seconds,"
 	             " delta_crl_seconds, ocsp_validity_seconds, ocsp_nonce_rate_limit,"
 	             " ocsp_signer_key_label, updated_by, crl_base_url, crl_shards, ocsp_urls,"
-	             " ca_issuers_url)"
-	             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT "
+	             " ca_issuers_url, full_crl_idp)"
+	             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::boolean)"
+	             " ON CONFLICT "
 	             "(authority_id) DO UPDATE"
 	             " SET crl_next_update_seconds = excluded.crl_next_update_seconds,"
 	             " delta_crl_seconds = excluded.delta_crl_seconds,"
@@ -269,8 +277,29 @@ enum db_status db_authority_settings_put(struct db *db, int32_t authority_id,
 	             " ocsp_signer_key_label = excluded.ocsp_signer_key_label,"
 	             " crl_base_url = excluded.crl_base_url, crl_shards = excluded.crl_shards,"
 	             " ocsp_urls = excluded.ocsp_urls, ca_issuers_url = excluded.ca_issuers_url,"
+	             " full_crl_idp = excluded.full_crl_idp,"
 	             " updated_by = excluded.updated_by, updated_at = now()",
 	             &p, &r, err, "storing the settings of authority %d", (int)authority_id);
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_full_crl_idp_claim(struct db *db, int32_t authority_id, int idp, int *stored,
+                                     struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	db_param_int(&p, authority_id);
+	db_param_text(&p, idp ? "true" : "false");
+	rc = db_exec(db, "SELECT authority_full_crl_idp_claim($1::integer, $2::boolean)", &p, &r,
+	             err, "claiming the full CRL's IDP choice of authority %d", (int)authority_id);
+	if (rc == DB_OK && (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)))
+		rc = db_fail(err, DB_ERR_QUERY, "authority %d: no IDP choice stored",
+		             (int)authority_id);
+	else if (rc == DB_OK)
+		*stored = !strcmp(PQgetvalue(r, 0, 0), "t");
 	PQclear(r);
 	return rc;
 }

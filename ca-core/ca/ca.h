@@ -67,6 +67,9 @@ struct ca_key_profile {
 
 struct ca_profile {
 	char name[CA_NAME_MAX + 1];
+	/* The stored version this is (docs/profiles.md: each change makes a new one); every
+	 * certificate records it. 0: not from the database (a configuration file being read). */
+	int32_t version;
 	struct ca_authority *authority;
 	struct ca_key_profile *key_profile;
 	int max_validity_days;
@@ -230,6 +233,15 @@ struct ca_issue_result {
  * key never keyEncipherment or dataEncipherment (RFC 5480 3), keyAgreement only when the
  * profile asks for it; an RSA key never keyAgreement. */
 unsigned ca_key_usage_for(unsigned key_usage, EVP_PKEY *key);
+
+/* Lint what profile p would issue before it is stored: for each key type its key profile
+ * allows, a throwaway software key, a sample request with a subject and SANs the profile
+ * accepts (names made from its patterns), built as issuance builds it (the authority's real
+ * issuer name, AIA and CRL distribution point) and linted with the linter issuance uses. 0
+ * when every sample passes; 1 with the failing rule's name in rule and the finding in why; -1
+ * when no sample could be made (why says so). */
+int ca_profile_lint(struct ca *ca, const struct ca_profile *p, char *rule, size_t rn, char *why,
+                    size_t n);
 
 /* Issue one certificate for req on *db (connected first when NULL). */
 enum ca_outcome ca_issue(struct ca *ca, struct db **db, const struct ca_issue_request *req,

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -490,8 +493,9 @@ static enum db_status store(struct ca *ca, struct db *db, const struct ca_issue_
 	struct ca_authority *a = p->authority;
 	unsigned char *der = NULL;
 	int len = i2d_X509(cert, &der);
-	json_t *v = json_pack("{s:s, s:s, s:s}", "profile", p->name, "authority", a->name,
-	                      "subject", req->csr ? req->csr->subject : "");
+	json_t *v = json_pack("{s:s, s:i, s:s, s:s}", "profile", p->name, "profile_version",
+	                      (int)p->version, "authority", a->name, "subject",
+	                      req->csr ? req->csr->subject : "");
 	char *dtext;
 	enum db_status rc;
 
@@ -620,6 +624,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	}
 	cr.authority_id = a->db_id;
 	cr.profile = p->name;
+	cr.profile_version = p->version;
 	cr.subject = csrc->subject;
 	cr.subject_len = strlen(csrc->subject);
 	cr.sans = csrc->sans;
@@ -714,4 +719,190 @@ void ca_issue_result_clear(struct ca_issue_result *res)
 {
 	X509_free(res->cert);
 	res->cert = NULL;
+}
+
+/* --- a profile linted on sample certificates (before an admin's change is stored) --- */
+
+/* A name pattern made concrete: each '*' becomes "sample" (a dns wildcard label too), each
+ * '?' an 'a'; brackets are left as they are (the CSR check then refuses the sample). */
+static void sample_of(const char *pat, const char *star, char *out, size_t n)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (const char *c = pat; *c && len + 8 < n; c++) {
+		if (*c == '*')
+			len += (size_t)snprintf(out + len, n - len, "%s", star);
+		else if (*c == '?')
+			out[len++] = 'a';
+		else
+			out[len++] = *c;
+		out[len] = '\0';
+	}
+}
+
+/* "10.*" -> "10.1.1.1": a glob over an address's text made into an address. */
+static int sample_ip(const char *pat, char *out, size_t n)
+{
+	unsigned char buf[16];
+	int dots = 0;
+
+	sample_of(pat, "1", out, n);
+	for (const char *c = out; *c; c++)
+		dots += *c == '.';
+	if (!strchr(out, ':'))
+		while (dots < 3 && strlen(out) + 3 < n) {
+			strcat(out, ".1");
+			dots++;
+		}
+	return inet_pton(strchr(out, ':') ? AF_INET6 : AF_INET, out, buf) == 1 ? 0 : -1;
+}
+
+/* A PEM request for key with a subject and SANs that p accepts: one name of each SAN kind it
+ * allows, the CN (when allowed) the first of them that may be a CN. NULL without memory. */
+static char *sample_csr(const struct ca_profile *p, EVP_PKEY *key)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+	char cn[256] = "", v[256];
+	BIO *b = BIO_new(BIO_s_mem());
+	int has_cn = 0;
+	char *pem = NULL, *data;
+	long len;
+	int ok = req && name && gens && b;
+
+	for (int k = 0; ok && k < CA_SAN_KINDS; k++) {
+		GENERAL_NAME *g;
+		if (!p->n_san_patterns[k])
+			continue;
+		if (k == CA_SAN_IP ? sample_ip(p->san_patterns[k][0], v, sizeof(v)) != 0 : 0)
+			continue;
+		if (k != CA_SAN_IP)
+			sample_of(p->san_patterns[k][0], "sample", v, sizeof(v));
+		ok = (g = a2i_GENERAL_NAME(NULL, NULL, NULL,
+		                           k == CA_SAN_DNS     ? GEN_DNS
+		                           : k == CA_SAN_IP    ? GEN_IPADD
+		                           : k == CA_SAN_EMAIL ? GEN_EMAIL
+		                                               : GEN_URI,
+		                           v, 0)) != NULL &&
+		     sk_GENERAL_NAME_push(gens, g);
+		if ((k == CA_SAN_DNS || k == CA_SAN_IP) && !cn[0])
+			snprintf(cn, sizeof(cn), "%s", v);
+	}
+	for (size_t i = 0; i < p->n_subject_fields; i++)
+		has_cn |= p->subject_fields[i] == NID_commonName;
+	for (size_t i = 0; ok && i < p->n_subject_fields; i++) {
+		int nid = p->subject_fields[i];
+		const char *val = nid == NID_commonName           ? (cn[0] ? cn : "sample")
+		                  : nid == NID_countryName        ? "DE"
+		                  : nid == NID_organizationName   ? "Sample Org"
+		                  : nid == NID_pkcs9_emailAddress ? "sample@example.com"
+		                  : nid == NID_serialNumber       ? "0001"
+		                                                  : "Sample";
+		/* A minimal request: the CN when the profile allows one, else its first field. */
+		if (nid != NID_commonName && (i > 0 || has_cn))
+			continue;
+		if (p->n_subject_patterns[i]) {
+			sample_of(p->subject_patterns[i][0], "sample", v, sizeof(v));
+			val = v;
+		}
+		if (nid == NID_pkcs9_emailAddress && p->n_san_patterns[CA_SAN_EMAIL]) {
+			sample_of(p->san_patterns[CA_SAN_EMAIL][0], "sample", v, sizeof(v));
+			val = v;
+		}
+		ok = X509_NAME_add_entry_by_NID(
+		    name, nid, nid == NID_pkcs9_emailAddress ? MBSTRING_ASC : MBSTRING_UTF8,
+		    (const unsigned char *)val, -1, -1, 0);
+	}
+	ok = ok && X509_REQ_set_version(req, 0) && X509_REQ_set_subject_name(req, name) &&
+	     X509_REQ_set_pubkey(req, key);
+	if (ok && sk_GENERAL_NAME_num(gens) > 0) {
+		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+		X509_EXTENSION *e = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens);
+		ok = exts && e && sk_X509_EXTENSION_push(exts, e) &&
+		     X509_REQ_add_extensions(req, exts);
+		if (!ok)
+			X509_EXTENSION_free(e);
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	}
+	ok = ok && X509_REQ_sign(req, key, EVP_sha256()) > 0 && PEM_write_bio_X509_REQ(b, req) &&
+	     (len = BIO_get_mem_data(b, &data)) > 0 && (pem = strndup(data, (size_t)len));
+	GENERAL_NAMES_free(gens);
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	BIO_free(b);
+	return ok ? pem : NULL;
+}
+
+int ca_profile_lint(struct ca *ca, const struct ca_profile *p, char *rule, size_t rn, char *why,
+                    size_t n)
+{
+	struct ca_authority *a = p->authority;
+	char aia[DB_OCSP_URLS_MAX * (DB_AIA_URL_MAX + 16) + DB_AIA_URL_MAX + 32];
+	const char *kinds[3] = {NULL, NULL, NULL};
+	int bits[3] = {0, 0, 0};
+	int64_t now = (int64_t)time(NULL), ca_na = 0, na;
+	uint8_t serial[SERIAL_BYTES];
+	size_t nk = 0;
+	int rc = 0;
+
+	rule[0] = why[0] = '\0';
+	if (!a || !a->cert || epoch_of(X509_get0_notAfter(a->cert), &ca_na)) {
+		snprintf(why, n, "authority %s has no readable certificate", a ? a->name : "?");
+		return -1;
+	}
+	/* A throwaway software key of each type the profile's key profile allows. */
+	if (p->key_profile->rsa_min_bits) {
+		kinds[nk] = "RSA";
+		bits[nk++] = p->key_profile->rsa_min_bits;
+	}
+	if (p->key_profile->p256)
+		kinds[nk++] = "P-256";
+	if (p->key_profile->p384)
+		kinds[nk++] = "P-384";
+	na = now + (int64_t)p->max_validity_days * 86400;
+	if (na > ca_na)
+		na = ca_na; /* as a request without a validity of its own is issued */
+	aia_value(ca, a, aia, sizeof(aia));
+	for (size_t i = 0; i < nk && rc == 0; i++) {
+		EVP_PKEY *key = bits[i] ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits[i])
+		                        : EVP_PKEY_Q_keygen(NULL, NULL, "EC", kinds[i]);
+		struct ca_csr csr;
+		const char *error = NULL;
+		char *pem = key ? sample_csr(p, key) : NULL, finding[512], w[512];
+		struct lint_of lint;
+		X509 *cert = NULL;
+
+		memset(&csr, 0, sizeof(csr));
+		if (!pem) {
+			snprintf(why, n, "making a sample %s request failed", kinds[i]);
+			rc = -1;
+		} else if (ca_csr_check(p, pem, &csr, &error, w, sizeof(w)) != 0) {
+			snprintf(why, n,
+			         "a sample request with a %s key and the names the profile's "
+			         "patterns suggest is refused by the profile itself (%s): %s",
+			         kinds[i], error ? error : "refused", w);
+			rc = -1;
+		} else if (new_serial(serial) != 0 ||
+		           !(cert = build(p, &csr, serial, now, na, aia))) {
+			snprintf(why, n, "building a sample certificate failed");
+			rc = -1;
+		} else {
+			lint_of(p, &csr, now, na, &lint);
+			if (lint_cert_tbs(&lint.p, &lint.w, cert, finding, sizeof(finding)) != 0) {
+				lint_rule(finding, rule, rn);
+				snprintf(why, n,
+				         "a sample certificate with a %s key (subject \"%s\") "
+				         "fails lint rule %s: %s",
+				         kinds[i], csr.subject, rule, finding);
+				rc = 1;
+			}
+		}
+		X509_free(cert);
+		ca_csr_free(&csr);
+		free(pem);
+		EVP_PKEY_free(key);
+	}
+	return rc;
 }

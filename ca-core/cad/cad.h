@@ -16,8 +16,11 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <jansson.h>
+
 #include "ca.h"
 #include "sandbox.h"
+#include "yconf.h"
 
 #define CAD_NAME_MAX CA_NAME_MAX
 #define CAD_PATH_MAX CA_PATH_MAX
@@ -51,6 +54,10 @@ struct cad_config {
 	size_t n_key_profiles;
 	struct ca_profile profiles[CAD_MAX_PROFILES];
 	size_t n_profiles;
+	/* Each configuration profile as JSON text (the file's field names): what hsmca-cad
+	 * stores as version 1 on its first start against an empty profile table. Once stored,
+	 * the database's versions are the profiles in use (cad_profiles.c). */
+	char *profile_json[CAD_MAX_PROFILES];
 	/* EST (cad_est_config.c): the profiles devices enrol in, the first one at
 	 * /.well-known/est/ itself; none: EST is off. */
 	struct ca_profile *est_profiles[CAD_MAX_PROFILES];
@@ -79,6 +86,18 @@ struct cad_config {
 int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t errsz);
 void cad_config_free(struct cad_config *cfg);
 struct ca_profile *cad_profile_find(struct cad_config *cfg, const char *name);
+/* Read and check one profile from mapping m into p (zeroed by the caller): the one check of a
+ * profile's fields, for the configuration file and for profiles sent to the API (as JSON,
+ * cad_profile_from_json) alike. Its authority and key profile must be among cfg's. 0, or -1
+ * with y->err. Free what it holds with cad_profile_clear. */
+int cad_profile_parse(struct yconf *y, yaml_node_t *m, struct cad_config *cfg,
+                      struct ca_profile *p);
+void cad_profile_clear(struct ca_profile *p);
+/* A profile body (a JSON object with the configuration's field names) checked into p, as
+ * cad_profile_parse checks a file's: bounded (nesting, sizes, counts) before anything else.
+ * 0, or -1 with err naming the field and the problem. */
+int cad_profile_from_json(struct cad_config *cfg, const json_t *body, struct ca_profile *p,
+                          char *err, size_t errsz);
 
 /* Register the first ca-admin principal, identified by the client certificate in cert_path,
  * on a database that has none (cad_bootstrap.c). 0, or -1 with err filled. */

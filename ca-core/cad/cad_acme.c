@@ -538,7 +538,10 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 		log_error("acme: %s", err.msg);
 		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
 	}
-	if (!(prof = account_profile(cfg, acct.profiles))) {
+	/* The profile's current stored version (cad_profiles.c): its patterns judge the names. */
+	if ((prof = account_profile(cfg, acct.profiles)))
+		prof = cad_profile_current(c->r->cad, c->db, prof->name);
+	if (!prof) {
 		acme_problem_set(p, 403, "unauthorized",
 		                 "none of this account's profiles is served over ACME");
 		goto out;
@@ -819,6 +822,9 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 	for (size_t i = 0; i < cfg->n_acme_profiles; i++)
 		if (!strcmp(cfg->acme_profiles[i]->name, o->profile))
 			prof = cfg->acme_profiles[i];
+	/* Issued under the profile's current stored version, which the certificate records. */
+	if (prof)
+		prof = cad_profile_current(r->cad, c->db, prof->name);
 	if (!prof)
 		return acme_problem_set(p, 403, "unauthorized",
 		                        "the order's profile %s is no longer served over ACME",

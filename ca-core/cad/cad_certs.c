@@ -112,7 +112,8 @@ void cad_h_cert_list(struct cad_req *r)
 	f.subject_contains = cad_query(r, "subject");
 	f.san_contains = cad_query(r, "san");
 	if ((q = cad_query(r, "profile"))) {
-		if (!cad_profile_find(r->cad->cfg, q)) {
+		if (!cad_profile_find(r->cad->cfg, q) &&
+		    !cad_profile_current(r->cad, r->w->db, q)) {
 			cad_reply_error(r, 400, "bad-filter", "no profile named \"%.64s\"", q);
 			return;
 		}

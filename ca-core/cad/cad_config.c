@@ -468,8 +468,7 @@ static int parse_subject_patterns(struct yconf *y, yaml_node_t *v, struct ca_pro
 	return 0;
 }
 
-static int parse_profile(struct yconf *y, yaml_node_t *m, struct cad_config *cfg,
-                         struct ca_profile *p)
+int cad_profile_parse(struct yconf *y, yaml_node_t *m, struct cad_config *cfg, struct ca_profile *p)
 {
 	char buf[CAD_NAME_MAX + 1];
 	yaml_node_t *v;
@@ -668,8 +667,14 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	});
 	seq = yconf_get(&y, root, "profiles");
 	EACH_MAP(seq, "profiles", CAD_MAX_PROFILES, cfg->n_profiles, {
-		if (parse_profile(&y, item, cfg, &cfg->profiles[i_]))
+		if (cad_profile_parse(&y, item, cfg, &cfg->profiles[i_]))
 			goto out;
+		if (!(cfg->profile_json[i_] = malloc(DB_PROFILE_BODY_MAX + 1)) ||
+		    yconf_to_json(&y, item, cfg->profile_json[i_], DB_PROFILE_BODY_MAX + 1) < 0) {
+			if (!cfg->profile_json[i_])
+				yconf_fail(&y, item, "profiles", "out of memory");
+			goto out;
+		}
 		for (size_t j = 0; j < i_; j++)
 			if (!strcmp(cfg->profiles[j].name, cfg->profiles[i_].name)) {
 				yconf_fail(&y, item, "profiles", "\"%s\" is named twice",
@@ -698,14 +703,21 @@ void cad_config_free(struct cad_config *cfg)
 		EVP_PKEY_free(cfg->authorities[i].key);
 	}
 	for (size_t i = 0; i < CAD_MAX_PROFILES; i++) {
-		for (int k = 0; k < CA_SAN_KINDS; k++)
-			for (size_t j = 0; j < cfg->profiles[i].n_san_patterns[k]; j++)
-				free(cfg->profiles[i].san_patterns[k][j]);
-		for (size_t k = 0; k < CA_MAX_FIELDS; k++)
-			for (size_t j = 0; j < cfg->profiles[i].n_subject_patterns[k]; j++)
-				free(cfg->profiles[i].subject_patterns[k][j]);
+		cad_profile_clear(&cfg->profiles[i]);
+		free(cfg->profile_json[i]);
 	}
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+void cad_profile_clear(struct ca_profile *p)
+{
+	for (int k = 0; k < CA_SAN_KINDS; k++)
+		for (size_t j = 0; j < p->n_san_patterns[k]; j++)
+			free(p->san_patterns[k][j]);
+	for (size_t k = 0; k < CA_MAX_FIELDS; k++)
+		for (size_t j = 0; j < p->n_subject_patterns[k]; j++)
+			free(p->subject_patterns[k][j]);
+	memset(p, 0, sizeof(*p));
 }
 
 struct ca_profile *cad_profile_find(struct cad_config *cfg, const char *name)

@@ -313,12 +313,21 @@ static const char *not_allowlisted(const struct db_prov_token *t, const struct c
 	return NULL;
 }
 
-static struct ca_profile *est_profile(struct cad *cad, const char *name)
+/* An EST profile of the configuration, as its current stored version (cad_profiles.c). */
+static struct ca_profile *est_profile(struct cad_req *r, const char *name)
 {
-	for (size_t i = 0; i < cad->cfg->n_est_profiles; i++)
-		if (!strcmp(cad->cfg->est_profiles[i]->name, name))
-			return cad->cfg->est_profiles[i];
+	for (size_t i = 0; i < r->cad->cfg->n_est_profiles; i++)
+		if (!strcmp(r->cad->cfg->est_profiles[i]->name, name))
+			return cad_profile_current(r->cad, r->w->db, name);
 	return NULL;
+}
+
+/* The profile at /.well-known/est/ itself: the first EST profile's current version. */
+static struct ca_profile *est_default(struct cad_req *r)
+{
+	struct ca_profile *p = est_profile(r, r->cad->cfg->est_profiles[0]->name);
+
+	return p ? p : r->cad->cfg->est_profiles[0];
 }
 
 static void set_actor(struct cad_req *r, const char *fmt, const char *arg)
@@ -456,7 +465,7 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label)
 		         (int)t.uses, (int)t.max_uses);
 		goto out;
 	}
-	if (!(p = est_profile(r->cad, t.profile))) {
+	if (!(p = est_profile(r, t.profile))) {
 		est_deny(r, 403, "profile-not-served", object,
 		         "provisioning token %d is for profile %s, which EST does not serve",
 		         (int)t.id, t.profile);
@@ -701,7 +710,7 @@ static void simplereenroll(struct cad_req *r, struct ca_profile *label)
 		         "device %.64s is decommissioned", dev.identity);
 		goto out;
 	}
-	if (!(p = est_profile(r->cad, dev.profile))) {
+	if (!(p = est_profile(r, dev.profile))) {
 		est_deny(r, 403, "profile-not-served", dev.identity,
 		         "device %.64s is in profile %s, which EST does not serve", dev.identity,
 		         dev.profile);
@@ -772,7 +781,7 @@ void cad_est_serve(struct cad_req *r)
 		}
 		memcpy(label, rest, n);
 		label[n] = '\0';
-		if (!(p = est_profile(r->cad, label))) {
+		if (!(p = est_profile(r, label))) {
 			est_error(r, 404, "not-found", "no EST label \"%.64s\"", label);
 			return;
 		}
@@ -787,7 +796,7 @@ void cad_est_serve(struct cad_req *r)
 		if (!strcmp(op, "cacerts"))
 			cacerts(r, p ? p : r->cad->cfg->est_profiles[0]);
 		else
-			csrattrs(r, p ? p : r->cad->cfg->est_profiles[0]);
+			csrattrs(r, p ? p : est_default(r));
 		return;
 	}
 	if (!strcmp(op, "simpleenroll") || !strcmp(op, "simplereenroll")) {

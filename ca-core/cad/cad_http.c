@@ -165,6 +165,7 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 	}
 	cad->cfg = cfg;
 	pthread_mutex_init(&cad->lock, NULL);
+	pthread_mutex_init(&cad->profiles.mu, NULL);
 	ca_init(&cad->ca, cfg->authorities, cfg->n_authorities, cfg->database, &cad->lock,
 	        cad_load_key, cad_metrics_group);
 	if (evthread_use_pthreads() != 0) {
@@ -230,6 +231,9 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 			break;
 		}
 	}
+	/* The profiles in use come from the database (seeded from the configuration once). */
+	if (cad_profiles_start(cad, err, errsz) != 0)
+		goto out;
 	*out = cad;
 	cad = NULL;
 	rc = 0;
@@ -286,6 +290,7 @@ void cad_free(struct cad *cad)
 		return;
 	if (cad->checkpoint_timer)
 		event_free(cad->checkpoint_timer);
+	cad_profiles_stop(cad);
 	for (int i = 0; i < cad->n_workers; i++) {
 		struct cad_worker *w = &cad->workers[i];
 		if (w->http)
@@ -299,6 +304,7 @@ void cad_free(struct cad *cad)
 	X509_CRL_free(cad->client_crl);
 	db_close(cad->db);
 	pthread_mutex_destroy(&cad->lock);
+	pthread_mutex_destroy(&cad->profiles.mu);
 	ca_fini(&cad->ca);
 	cad_acme_free(cad);
 	free(cad);

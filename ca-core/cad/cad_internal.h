@@ -47,6 +47,22 @@ struct cad_worker {
 	unsigned next_token;
 };
 
+/* The profiles in use (cad_profiles.c): the current version of each stored profile, parsed.
+ * Superseded versions stay allocated until cad_free (an edit costs a few KB), so a request
+ * may keep using the version it looked up while a newer one is swapped in. */
+#define CAD_MAX_STORED_PROFILES 256
+struct cad_profiles {
+	pthread_mutex_t mu;
+	struct ca_profile *cur[CAD_MAX_STORED_PROFILES];
+	size_t n_cur;
+	struct ca_profile **old;
+	size_t n_old, cap_old;
+	int loaded; /* synchronised with the database at least once */
+	/* LISTEN hsmca_profiles on the main thread's loop; retried while the database is away. */
+	struct db *listen_db;
+	struct event *listen_ev, *retry_ev;
+};
+
 struct cad {
 	struct cad_config *cfg;
 	struct event_base *base; /* worker 0's: signals and the checkpoint timer run here */
@@ -72,6 +88,7 @@ struct cad {
 	struct ca ca;
 	/* ACME (cad_acme.c); NULL when acme.url is not configured. */
 	struct acme_server *acme;
+	struct cad_profiles profiles;
 #ifdef HSMCA_FUZZING
 	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
 #endif
@@ -195,6 +212,33 @@ int cad_commit_with_audit(struct cad_req *r, struct db *db, const char *object, 
 /* Serve one request on worker arg (evhttp's callback, cad_routes.c; public for the API fuzz
  * target). */
 void cad_dispatch(struct evhttp_request *req, void *arg);
+
+/* --- stored, versioned profiles (cad_profiles.c) --- */
+
+/* Set up the profiles in use: store the configuration's profiles as version 1 when the
+ * database has none, load every current version, and LISTEN for changes (retried while the
+ * database is away). 0, or -1 with err. */
+int cad_profiles_start(struct cad *cad, char *err, size_t errsz);
+void cad_profiles_stop(struct cad *cad);
+/* Read the current versions from db into the profiles in use (seeding first when the table
+ * is empty). 0, or -1 with err. */
+int cad_profiles_sync(struct cad *cad, struct db *db, char *err, size_t errsz);
+/* The current version of profile name, or NULL when there is none usable here. When the
+ * profiles were never loaded, they are loaded first over *db. Valid until cad_free. */
+struct ca_profile *cad_profile_current(struct cad *cad, struct db *db, const char *name);
+/* Seed the configuration's profiles into an empty table (with the audit entry) over db, and
+ * check that the configuration's profiles agree with the stored ones (a difference is logged
+ * as ignored). For hsmca-cad --issue too. 0, or -1 with err. */
+int cad_profiles_seed(struct cad_config *cfg, struct db *db, int log_differences, char *err,
+                      size_t errsz);
+/* The current stored version of name parsed into p (cad_profile_clear it), for hsmca-cad
+ * --issue. 0; 1 when there is no such profile; -1 with err. */
+int cad_profile_load(struct cad_config *cfg, struct db *db, const char *name, struct ca_profile *p,
+                     char *err, size_t errsz);
+void cad_h_profile_create(struct cad_req *r);
+void cad_h_profile_edit(struct cad_req *r);
+void cad_h_profile_clone(struct cad_req *r);
+void cad_h_profile_show(struct cad_req *r);
 
 /* --- ACME (cad_acme.c) --- */
 

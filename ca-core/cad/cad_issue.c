@@ -46,7 +46,11 @@ void cad_h_cert_issue(struct cad_req *r)
 		                "\"profile\" and \"csr\" (strings) are required");
 		goto out;
 	}
-	if (!(p = cad_profile_find(r->cad->cfg, pname))) {
+	/* The profile's current stored version (cad_profiles.c): the certificate records it.
+	 * The profiles come from the database: without it, 503 rather than "unknown". */
+	if (!cad_db(r))
+		goto out;
+	if (!(p = cad_profile_current(r->cad, r->w->db, pname))) {
 		cad_reply_error(r, 400, "unknown-profile", "no profile named \"%.64s\"", pname);
 		goto out;
 	}
@@ -73,11 +77,12 @@ void cad_h_cert_issue(struct cad_req *r)
 		free(c);
 	}
 	cad_reply_json(r, 201,
-	               json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:o}", "serial", res.serial,
-	                         "profile", p->name, "authority", a->name, "subject", res.subject,
-	                         "not_before", cad_time_text(res.not_before, t1, sizeof(t1)),
-	                         "not_after", cad_time_text(res.not_after, t2, sizeof(t2)),
-	                         "certificate", pem ? pem : "", "chain", chain));
+	               json_pack("{s:s, s:s, s:i, s:s, s:s, s:s?, s:s?, s:s, s:o}", "serial",
+	                         res.serial, "profile", p->name, "profile_version", (int)p->version,
+	                         "authority", a->name, "subject", res.subject, "not_before",
+	                         cad_time_text(res.not_before, t1, sizeof(t1)), "not_after",
+	                         cad_time_text(res.not_after, t2, sizeof(t2)), "certificate",
+	                         pem ? pem : "", "chain", chain));
 out:
 	free(pem);
 	ca_issue_result_clear(&res);

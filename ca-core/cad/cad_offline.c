@@ -20,7 +20,8 @@ int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *c
 	struct ca_issue_request req = {0};
 	struct ca_issue_result res = {0};
 	struct db *db = NULL;
-	struct ca_profile *p;
+	struct ca_profile stored = {0}, *p = &stored;
+	struct db_err derr = {0};
 	struct ca ca;
 	char actor[128];
 	enum ca_outcome o;
@@ -28,8 +29,19 @@ int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *c
 
 	ca_init(&ca, cfg->authorities, cfg->n_authorities, cfg->database, &lock, cad_load_key,
 	        NULL);
-	if (!(p = cad_profile_find(cfg, profile))) {
+	/* The profile's current stored version (seeded from the configuration on a fresh
+	 * database), as hsmca-cad itself issues under. */
+	if (db_connect(cfg->database, &db, &derr) != DB_OK) {
+		snprintf(err, errsz, "database: %s", derr.msg);
+		goto out;
+	}
+	switch (cad_profile_load(cfg, db, profile, &stored, err, errsz)) {
+	case 0:
+		break;
+	case 1:
 		snprintf(err, errsz, "no profile named \"%.64s\"", profile);
+		goto out;
+	default:
 		goto out;
 	}
 	if (days < 0 || days > p->max_validity_days) { /* 0: the profile's default */
@@ -57,6 +69,7 @@ int cad_issue_offline(struct cad_config *cfg, const char *profile, const char *c
 	rc = 0;
 out:
 	ca_issue_result_clear(&res);
+	cad_profile_clear(&stored);
 	db_close(db);
 	ca_fini(&ca);
 	pthread_mutex_destroy(&lock);

@@ -147,7 +147,7 @@ void cad_h_principal_create(struct cad_req *r)
 		json_array_foreach(v, i, p)
 		{
 			const char *s = json_string_value(p);
-			if (!s || !cad_profile_find(r->cad->cfg, s)) {
+			if (!s || !cad_profile_current(r->cad, r->w->db, s)) {
 				cad_reply_error(r, 400, "unknown-profile",
 				                "no profile named \"%.64s\"", s ? s : "");
 				goto out;
@@ -445,23 +445,32 @@ out:
 
 void cad_h_profile_list(struct cad_req *r)
 {
-	struct cad_config *cfg = r->cad->cfg;
+	struct db_profile_version *list = NULL;
 	struct db_err err = {0};
 	struct db *db = cad_db(r);
 	json_t *arr;
+	size_t n = 0;
 
 	if (!db)
 		return;
+	/* The stored profiles (docs/profiles.md), each at its current version; "enabled": an
+	 * admin's switch (POST .../disable, .../enable). */
+	if (db_profile_list(db, &list, &n, &err) != DB_OK) {
+		cad_reply_db_error(r, &err);
+		return;
+	}
 	arr = json_array();
-	for (size_t i = 0; i < cfg->n_profiles; i++) {
-		struct ca_profile *p = &cfg->profiles[i];
+	for (size_t i = 0; i < n; i++) {
+		struct ca_profile *p = cad_profile_current(r->cad, db, list[i].name);
 		json_t *san;
-		int enabled;
-		/* Switched off and on at run time by an admin (POST .../disable, .../enable). */
-		if (db_profile_enabled(db, p->name, &enabled, &err) != DB_OK) {
-			json_decref(arr);
-			cad_reply_db_error(r, &err);
-			return;
+		if (!p || p->version != list[i].version) {
+			/* Stored, but this instance cannot use that version (an authority or key
+			 * profile it does not have), or has not read it yet. */
+			json_array_append_new(arr, json_pack("{s:s, s:i, s:b, s:b}", "name",
+			                                     list[i].name, "version",
+			                                     (int)list[i].version, "enabled",
+			                                     list[i].enabled, "usable", 0));
+			continue;
 		}
 		san = json_object();
 		for (int k = 0; k < CA_SAN_KINDS; k++) {
@@ -470,12 +479,14 @@ void cad_h_profile_list(struct cad_req *r)
 				json_array_append_new(pats, json_string(p->san_patterns[k][j]));
 			json_object_set_new(san, ca_san_kind_name((enum ca_san_kind)k), pats);
 		}
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:o, s:b}", "name",
-		                                     p->name, "authority", p->authority->name,
-		                                     "key_profile", p->key_profile->name,
-		                                     "max_validity_days", p->max_validity_days,
-		                                     "san", san, "enabled", enabled));
+		json_array_append_new(arr, json_pack("{s:s, s:i, s:s, s:s, s:i, s:o, s:b, s:b}",
+		                                     "name", p->name, "version", (int)p->version,
+		                                     "authority", p->authority->name, "key_profile",
+		                                     p->key_profile->name, "max_validity_days",
+		                                     p->max_validity_days, "san", san, "enabled",
+		                                     list[i].enabled, "usable", 1));
 	}
+	db_profile_list_free(list, n);
 	cad_reply_json(r, 200, json_pack("{s:o}", "profiles", arr));
 }
 

@@ -75,6 +75,11 @@ static const struct route {
     {EVHTTP_REQ_POST, "/api/v1/profiles/{}/disable", cad_h_profile_disable, ADMIN,
      "profile.disable"},
     {EVHTTP_REQ_POST, "/api/v1/profiles/{}/enable", cad_h_profile_enable, ADMIN, "profile.enable"},
+    /* Stored, versioned profiles (cad_profiles.c): admins change them, anyone reads. */
+    {EVHTTP_REQ_POST, "/api/v1/profiles", cad_h_profile_create, ADMIN, "profile.create"},
+    {EVHTTP_REQ_GET, "/api/v1/profiles/{}", cad_h_profile_show, ANY, "profile.show"},
+    {EVHTTP_REQ_PUT, "/api/v1/profiles/{}", cad_h_profile_edit, ADMIN, "profile.edit"},
+    {EVHTTP_REQ_POST, "/api/v1/profiles/{}/clone", cad_h_profile_clone, ADMIN, "profile.clone"},
     {EVHTTP_REQ_GET, "/api/v1/authorities", cad_h_authority_list,
      CA_ADMIN | ADMIN | OFFICER | AUDITOR, "authority.list"},
     {EVHTTP_REQ_POST, "/api/v1/authorities/{}/retire", cad_h_authority_retire, CA_ADMIN,

@@ -156,6 +156,10 @@ static json_t *settings_json(const struct db_authority *a, const struct db_autho
 	if (o) {
 		json_object_set_new(o, "ocsp_urls", ocsp ? ocsp : json_array());
 		json_object_set_new(o, "ca_issuers_url", json_string(s->ca_issuers_url));
+		/* null: none stored (hsmca-crld's configuration decides, docs/crld.md). */
+		json_object_set_new(o, "full_crl_idp",
+		                    s->full_crl_idp < 0 ? json_null()
+		                                        : json_boolean(s->full_crl_idp));
 	} else {
 		json_decref(ocsp);
 	}
@@ -334,6 +338,17 @@ static int apply(struct cad_req *r, json_t *body, struct db_authority_settings *
 		return -1;
 	if (apply_aia(r, body, s) != 0)
 		return -1;
+	if ((v = json_object_get(body, "full_crl_idp"))) {
+		if (!json_is_boolean(v)) {
+			cad_reply_error(
+			    r, 400, "bad-setting",
+			    "\"full_crl_idp\" must be true (the full CRL carries an "
+			    "Issuing Distribution Point) or false (it does not: what NSS "
+			    "accepts)");
+			return -1;
+		}
+		s->full_crl_idp = json_is_true(v);
+	}
 	if ((v = json_object_get(body, "crl_shards"))) {
 		json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
 		if (x != 0 && (x < 2 || x > 256)) {
@@ -369,6 +384,7 @@ void cad_h_authority_settings_put(struct cad_req *r)
 	                                     "crl_shards",
 	                                     "ocsp_urls",
 	                                     "ca_issuers_url",
+	                                     "full_crl_idp",
 	                                     NULL};
 	json_t *body = cad_body_object(r, fields), *detail = NULL;
 	struct db_authority_settings s;
@@ -417,18 +433,29 @@ out:
 
 static void set_enabled(struct cad_req *r, int enabled)
 {
-	struct ca_profile *p = cad_profile_find(r->cad->cfg, r->args[0]);
+	struct db_profile_version stored = {0};
+	struct db_profile_version *p = &stored;
 	struct db_err err = {0};
 	struct db *db;
 	int was;
 
-	if (!p) {
+	if (!(db = cad_db(r)))
+		return;
+	/* A stored profile (cad_profiles.c), whether or not this instance can use it. */
+	switch (db_profile_get(db, r->args[0], 0, &stored, &err)) {
+	case DB_OK:
+		free(stored.body); /* the name is what matters here */
+		stored.body = NULL;
+		break;
+	case DB_ERR_NOT_FOUND:
+	case DB_ERR_INVALID:
 		cad_deny(r, 404, "unknown-profile", r->args[0], "no profile named \"%.64s\"",
 		         r->args[0]);
 		return;
-	}
-	if (!(db = cad_db(r)))
+	default:
+		cad_reply_db_error(r, &err);
 		return;
+	}
 	if (db_begin(db, &err) != DB_OK || db_profile_enabled(db, p->name, &was, &err) != DB_OK) {
 		db_rollback(db);
 		cad_reply_db_error(r, &err);

@@ -8,6 +8,7 @@
 
 #include "api_client.h"
 #include "cli.h"
+#include "yconf.h"
 
 #define CSR_MAX (64 * 1024)
 
@@ -585,6 +586,113 @@ static int do_profiles(int argc, char **argv)
 	return 2;
 }
 
+/* A profile from a file ("-": stdin) as JSON or YAML, with the configuration file's field
+ * names; NULL after saying why. */
+static json_t *read_profile(const char *path)
+{
+	char *text = read_file(path, 64 * 1024), *json = NULL;
+	json_error_t jerr;
+	struct yconf y = {0};
+	json_t *o = NULL;
+
+	if (!text)
+		return NULL;
+	if ((o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr)))
+		goto out;
+	/* Not JSON: YAML, as in hsmca-cad's configuration (one profile, a mapping). */
+	if (!(json = malloc(64 * 1024)) || yconf_load_mem(&y, path, text, strlen(text)) != 0 ||
+	    !yconf_is_map(yconf_root(&y)) ||
+	    yconf_to_json(&y, yconf_root(&y), json, 64 * 1024) < 0 ||
+	    !(o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr))) {
+		fprintf(stderr, "hsmca: %s: %s\n", path,
+		        y.err[0] ? y.err : "not a profile (a JSON object or a YAML mapping)");
+		o = NULL;
+	}
+	yconf_free(&y);
+out:
+	if (o && !json_is_object(o)) {
+		fprintf(stderr, "hsmca: %s: a profile is a JSON object or a YAML mapping\n", path);
+		json_decref(o);
+		o = NULL;
+	}
+	free(json);
+	free(text);
+	return o;
+}
+
+static int version_opt(int opt, const char *arg, void *ctx)
+{
+	long *v = ctx;
+	char *end;
+
+	if (opt != 'V')
+		return -1;
+	*v = strtol(arg, &end, 10);
+	return *end || *v < 1 || *v > 2147483647L ? -1 : 0;
+}
+
+static int do_profile(int argc, char **argv)
+{
+	static const char usage[] =
+	    "usage: hsmca profile list\n"
+	    "       hsmca profile show NAME [--version N]\n"
+	    "       hsmca profile create FILE\n"
+	    "       hsmca profile edit NAME FILE\n"
+	    "       hsmca profile clone NAME NEW-NAME [--version N]\n"
+	    "       hsmca profile disable NAME | enable NAME\n"
+	    "  Certificate profiles, stored and versioned by hsmca-cad (docs/profiles.md). FILE\n"
+	    "  (\"-\": stdin) holds one profile as JSON or YAML with the configuration file's\n"
+	    "  field names; edit makes a new version (the name comes from NAME), clone copies a\n"
+	    "  version (default the current one) under a new name. Changes need role admin.";
+	static const struct option own[] = {{"version", required_argument, NULL, 'V'}};
+	struct api_client c;
+	char path[300];
+	const char *sub;
+	long version = 0;
+	int n, r = parse(argc, argv, own, 1, "h", version_opt, &version, &c, usage);
+	json_t *body;
+
+	if (r)
+		return parse_status(r);
+	n = argc - optind;
+	sub = n ? argv[optind] : "list";
+	if (n <= 1 && !strcmp(sub, "list") && !version)
+		return call(&c, "GET", "/profiles", NULL, NULL);
+	if (n == 2 && !strcmp(sub, "show") && name_ok(argv[optind + 1])) {
+		if (version)
+			snprintf(path, sizeof(path), "/profiles/%s?version=%ld", argv[optind + 1],
+			         version);
+		else
+			snprintf(path, sizeof(path), "/profiles/%s", argv[optind + 1]);
+		return call(&c, "GET", path, NULL, NULL);
+	}
+	if (n == 2 && !strcmp(sub, "create") && !version) {
+		if (!(body = read_profile(argv[optind + 1])))
+			return 1;
+		return call(&c, "POST", "/profiles", body, NULL);
+	}
+	if (n == 3 && !strcmp(sub, "edit") && name_ok(argv[optind + 1]) && !version) {
+		if (!(body = read_profile(argv[optind + 2])))
+			return 1;
+		snprintf(path, sizeof(path), "/profiles/%s", argv[optind + 1]);
+		return call(&c, "PUT", path, body, NULL);
+	}
+	if (n == 3 && !strcmp(sub, "clone") && name_ok(argv[optind + 1])) {
+		body = json_pack("{s:s}", "name", argv[optind + 2]);
+		if (version)
+			json_object_set_new(body, "version", json_integer(version));
+		snprintf(path, sizeof(path), "/profiles/%s/clone", argv[optind + 1]);
+		return call(&c, "POST", path, body, NULL);
+	}
+	if (n == 2 && name_ok(argv[optind + 1]) && !version &&
+	    (!strcmp(sub, "disable") || !strcmp(sub, "enable"))) {
+		snprintf(path, sizeof(path), "/profiles/%s/%s", argv[optind + 1], sub);
+		return call(&c, "POST", path, NULL, NULL);
+	}
+	fprintf(stderr, "%s\n", usage);
+	return 2;
+}
+
 /* --- authority --- */
 
 /* The settings options, in the order of the API's fields; -1: not given. */
@@ -597,6 +705,7 @@ struct authority_opts {
 	const char *ocsp[4]; /* one more than the API takes, for the API to refuse */
 	size_t n_ocsp;
 	int ocsp_given;
+	int full_crl_idp; /* -1: not given */
 };
 
 static int authority_opt(int o, const char *arg, void *ctx)
@@ -628,6 +737,9 @@ static int authority_opt(int o, const char *arg, void *ctx)
 	case 'i':
 		ao->ca_issuers = arg;
 		return 0;
+	case 'D':
+		ao->full_crl_idp = !strcmp(arg, "true") ? 1 : !strcmp(arg, "false") ? 0 : -2;
+		return ao->full_crl_idp < 0 ? -1 : 0;
 	default:
 		return -1;
 	}
@@ -643,6 +755,7 @@ static int do_authority(int argc, char **argv)
 	    "                                     [--ocsp-validity SECONDS] [--ocsp-nonce-rate N]\n"
 	    "                                     [--ocsp-signer-key LABEL]\n"
 	    "                                     [--ocsp-url URL]... [--ca-issuers-url URL]\n"
+	    "                                     [--full-crl-idp true|false]\n"
 	    "  list: the CAs registered, active or retired. retire (role ca-admin): the CA issues\n"
 	    "  nothing more, for good; its certificates can still be revoked. settings: show the\n"
 	    "  CA's CRL and OCSP settings, or with options (role officer) change those given:\n"
@@ -651,7 +764,9 @@ static int do_authority(int argc, char **argv)
 	    "  --ocsp-signer-key a keyd key label for delegated OCSP signing (\"\": the CA's "
 	    "key),\n"
 	    "  --ocsp-url (up to 3; \"\" alone: none) and --ca-issuers-url (\"\": none): the http\n"
-	    "  URLs written into the Authority Information Access of the certificates it issues.";
+	    "  URLs written into the Authority Information Access of the certificates it issues;\n"
+	    "  --full-crl-idp: whether its full CRL carries an Issuing Distribution Point\n"
+	    "  (hsmca-crld reads it before each CRL; false is what every client accepts).";
 	static const struct option own[] = {{"crl-next-update", required_argument, NULL, '0'},
 	                                    {"delta-crl", required_argument, NULL, '1'},
 	                                    {"ocsp-validity", required_argument, NULL, '2'},
@@ -660,13 +775,14 @@ static int do_authority(int argc, char **argv)
 	                                    {"reason", required_argument, NULL, 'r'},
 	                                    {"ocsp-url", required_argument, NULL, 'o'},
 	                                    {"ca-issuers-url", required_argument, NULL, 'i'},
+	                                    {"full-crl-idp", required_argument, NULL, 'D'},
 	                                    {NULL, 0, NULL, 0}};
-	struct authority_opts ao = {{-1, -1, -1, -1}, NULL, NULL, NULL, {NULL}, 0, 0};
+	struct authority_opts ao = {{-1, -1, -1, -1}, NULL, NULL, NULL, {NULL}, 0, 0, -1};
 	struct api_client c;
 	const char *sub;
 	char path[300];
 	json_t *body;
-	int r = parse(argc, argv, own, 9, "h", authority_opt, &ao, &c, usage), changes = 0;
+	int r = parse(argc, argv, own, 10, "h", authority_opt, &ao, &c, usage), changes = 0;
 
 	if (r)
 		return parse_status(r);
@@ -677,7 +793,8 @@ static int do_authority(int argc, char **argv)
 	sub = argv[optind];
 	for (int i = 0; i < 4; i++)
 		changes |= ao.setting[i] >= 0;
-	changes |= ao.signer != NULL || ao.ocsp_given || ao.ca_issuers != NULL;
+	changes |=
+	    ao.signer != NULL || ao.ocsp_given || ao.ca_issuers != NULL || ao.full_crl_idp >= 0;
 	if (!strcmp(sub, "list") && optind == argc - 1 && !changes && !ao.reason)
 		return call(&c, "GET", "/authorities", NULL, NULL);
 	if (optind != argc - 2 || !name_ok(argv[optind + 1])) {
@@ -708,6 +825,8 @@ static int do_authority(int argc, char **argv)
 		}
 		if (ao.ca_issuers)
 			json_object_set_new(body, "ca_issuers_url", json_string(ao.ca_issuers));
+		if (ao.full_crl_idp >= 0)
+			json_object_set_new(body, "full_crl_idp", json_boolean(ao.full_crl_idp));
 		return call(&c, "PUT", path, body, NULL);
 	}
 	fprintf(stderr, "%s\n", usage);
@@ -804,6 +923,8 @@ int cmd_api(int argc, char **argv)
 		return do_token(argc, argv);
 	if (!strcmp(argv[0], "profiles"))
 		return do_profiles(argc, argv);
+	if (!strcmp(argv[0], "profile"))
+		return do_profile(argc, argv);
 	if (!strcmp(argv[0], "audit"))
 		return do_audit(argc, argv);
 	if (!strcmp(argv[0], "authority"))

@@ -21,6 +21,7 @@ static const struct {
     {"principal", cmd_api, "API principals: add, list, show, disable, enable"},
     {"token", cmd_api, "API tokens: create, list, revoke"},
     {"profiles", cmd_api, "certificate profiles: list, disable, enable"},
+    {"profile", cmd_api, "certificate profiles: list, show, create, edit, clone, disable, enable"},
     {"authority", cmd_api, "the CAs: list, retire, CRL and OCSP settings"},
     {"audit", cmd_api, "the audit log: verify, export"},
     {"provision", cmd_provision, "device provisioning tokens (EST): create, list, revoke"},

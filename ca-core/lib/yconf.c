@@ -279,3 +279,123 @@ yaml_node_t *yconf_seq_item(struct yconf *y, yaml_node_t *n, size_t i)
 		return NULL;
 	return yaml_document_get_node(&y->doc, n->data.sequence.items.start[i]);
 }
+
+/* --- a node as JSON text --- */
+
+struct jbuf {
+	char *p;
+	size_t len, cap;
+	int full;
+};
+
+static void jput(struct jbuf *b, const char *s, size_t n)
+{
+	if (b->full || b->len + n >= b->cap) {
+		b->full = 1;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void jstring(struct jbuf *b, const char *s, size_t n)
+{
+	jput(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[8];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			jput(b, esc, 2);
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			jput(b, esc, 6);
+		} else {
+			jput(b, (const char *)&s[i], 1);
+		}
+	}
+	jput(b, "\"", 1);
+}
+
+/* A plain scalar that reads as a number, a boolean or null in JSON; 0: a string. */
+static int plain_is_json_literal(const char *s, size_t n)
+{
+	size_t i = s[0] == '-';
+
+	if ((n == 4 && !memcmp(s, "true", 4)) || (n == 5 && !memcmp(s, "false", 5)) ||
+	    (n == 4 && !memcmp(s, "null", 4)))
+		return 1;
+	if (i == n || n - i > 15 || (s[i] == '0' && n - i > 1))
+		return 0;
+	for (; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+static int to_json(struct yconf *y, yaml_node_t *n, struct jbuf *b, int depth)
+{
+	if (!n || depth > 8)
+		return yconf_fail(y, n, "document", "nested more than 8 levels deep");
+	switch (n->type) {
+	case YAML_SCALAR_NODE: {
+		const char *s = (const char *)n->data.scalar.value;
+		size_t len = n->data.scalar.length;
+		if (memchr(s, '\0', len))
+			return yconf_fail(y, n, "document", "a value holds a NUL character");
+		if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && len == 1 && s[0] == '~')
+			jput(b, "null", 4);
+		else if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && len &&
+		         plain_is_json_literal(s, len))
+			jput(b, s, len);
+		else
+			jstring(b, s, len);
+		return 0;
+	}
+	case YAML_SEQUENCE_NODE:
+		jput(b, "[", 1);
+		for (yaml_node_item_t *i = n->data.sequence.items.start;
+		     i < n->data.sequence.items.top; i++) {
+			if (i != n->data.sequence.items.start)
+				jput(b, ", ", 2);
+			if (to_json(y, yaml_document_get_node(&y->doc, *i), b, depth + 1))
+				return -1;
+		}
+		jput(b, "]", 1);
+		return 0;
+	case YAML_MAPPING_NODE:
+		jput(b, "{", 1);
+		for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+		     p < n->data.mapping.pairs.top; p++) {
+			yaml_node_t *k = yaml_document_get_node(&y->doc, p->key);
+			if (!k || k->type != YAML_SCALAR_NODE)
+				return yconf_fail(y, n, "document", "a key is not a scalar");
+			if (p != n->data.mapping.pairs.start)
+				jput(b, ", ", 2);
+			jstring(b, (const char *)k->data.scalar.value, k->data.scalar.length);
+			jput(b, ": ", 2);
+			if (to_json(y, yaml_document_get_node(&y->doc, p->value), b, depth + 1))
+				return -1;
+		}
+		jput(b, "}", 1);
+		return 0;
+	default:
+		return yconf_fail(y, n, "document", "an empty node");
+	}
+}
+
+int yconf_to_json(struct yconf *y, yaml_node_t *n, char *out, size_t cap)
+{
+	struct jbuf b = {out, 0, cap, 0};
+
+	if (cap == 0)
+		return -1;
+	out[0] = '\0';
+	if (to_json(y, n, &b, 0))
+		return -1;
+	if (b.full)
+		return yconf_fail(y, n, "document", "longer than %zu bytes as JSON", cap - 1);
+	return (int)b.len;
+}

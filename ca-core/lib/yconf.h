@@ -53,5 +53,10 @@ yaml_node_t *yconf_seq_item(struct yconf *y, yaml_node_t *n, size_t i);
 int yconf_is_seq(yaml_node_t *n);
 int yconf_is_map(yaml_node_t *n);
 int yconf_line(const yaml_node_t *n);
+/* Node n as JSON text into out (cap bytes with the NUL): mappings become objects, sequences
+ * arrays; a plain scalar that reads as an integer, true, false or null (or ~) becomes that
+ * literal, any other scalar a string. Nested at most 8 deep. Its length, or -1 with y->err
+ * (too deep, too long, a key that is not a scalar). */
+int yconf_to_json(struct yconf *y, yaml_node_t *n, char *out, size_t cap);
 
 #endif

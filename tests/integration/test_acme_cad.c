@@ -1257,6 +1257,11 @@ START_TEST(orders_are_judged_finalized_and_expire)
 	    count("SELECT count(*) FROM certificates WHERE requester LIKE 'acme/acct/%'"
 	          " AND status = 'issued'"),
 	    1);
+	/* Issued under the profile's stored version 1 (migration 0015), recorded in its row. */
+	ck_assert_int_eq(
+	    count("SELECT count(*) FROM certificates WHERE requester LIKE 'acme/acct/%'"
+	          " AND status = 'issued' AND profile_version = 1"),
+	    1);
 	r = get_as(&t, kid, path);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(r.content_type, "application/pem-certificate-chain");

@@ -1075,6 +1075,10 @@ static const struct {
     {"GET", "/api/v1/audit?limit=1", NULL, CA_ADMIN | AUDITOR},
     {"POST", "/api/v1/profiles/nope/disable", NULL, ADMIN},
     {"POST", "/api/v1/profiles/nope/enable", NULL, ADMIN},
+    {"POST", "/api/v1/profiles", "{}", ADMIN},
+    {"GET", "/api/v1/profiles/nope", NULL, ANY},
+    {"PUT", "/api/v1/profiles/nope", "{}", ADMIN},
+    {"POST", "/api/v1/profiles/nope/clone", "{}", ADMIN},
     {"GET", "/api/v1/authorities", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
     {"POST", "/api/v1/authorities/nobody/retire", NULL, CA_ADMIN},
     {"GET", "/api/v1/authorities/nobody/settings", NULL, CA_ADMIN | ADMIN | OFFICER | AUDITOR},
@@ -3286,6 +3290,480 @@ START_TEST(health_says_only_the_state_details_and_metrics_need_a_role)
 }
 END_TEST
 
+/* ================= stored, versioned profiles (docs/profiles.md) ================= */
+
+static const char web_profile[] =
+    "{\"name\": \"web\", \"authority\": \"issuing\", \"key_profile\": \"standard\","
+    " \"max_validity_days\": 90, \"key_usage\": [\"digitalSignature\", \"encipherment\"],"
+    " \"extended_key_usage\": [\"serverAuth\"], \"subject_fields\": [\"CN\"],"
+    " \"san\": {\"dns\": [\"*.example.com\"]}, \"san_required\": true,"
+    " \"policies\": [\"2.23.140.1.2.1\"]}";
+
+/* The version the certificate with serial (hex) records. */
+static long long cert_profile_version(const char *serial)
+{
+	char sql[300];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT coalesce(profile_version, 0) FROM certificates WHERE serial = '\\x%s'",
+	         serial);
+	return count(sql);
+}
+
+static long long days_of(const char *pem)
+{
+	X509 *x = pem_cert(pem);
+	int d = 0, s = 0;
+
+	ck_assert(ASN1_TIME_diff(&d, &s, X509_get0_notBefore(x), X509_get0_notAfter(x)));
+	X509_free(x);
+	return d;
+}
+
+START_TEST(configuration_profiles_are_version_1_and_seeded_once)
+{
+	/* cad's first start stored every configuration profile as version 1, audited once. */
+	ck_assert_int_eq(count("SELECT count(*) FROM profiles"), 6);
+	ck_assert_int_eq(count("SELECT count(*) FROM profile_versions WHERE version = 1"
+	                       " AND created_by = 'hsmca-cad configuration'"),
+	                 6);
+	ck_assert_int_eq(count("SELECT count(*) FROM profile_versions v JOIN profiles p"
+	                       " ON p.name = v.profile WHERE p.name = 'tls-server'"
+	                       " AND v.body->>'max_validity_days' = '397'"
+	                       " AND v.body->'policies'->>1 = '1.3.6.1.4.1.99999.1.2'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'profile.seed'"), 1);
+	/* A start against a filled table stores nothing more: see
+	 * a_change_reaches_another_cad_without_restart, whose second hsmca-cad starts so. */
+}
+END_TEST
+
+START_TEST(profiles_are_created_edited_cloned_and_versioned)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	json_t *o = NULL, *edit;
+	char *body;
+	char serial1[64], serial2[64];
+	long long certs;
+
+	/* Only an admin changes profiles; everyone authenticated reads them. */
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/profiles", web_profile, &o), 403);
+	json_decref(o);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/profiles", web_profile, &o), 403);
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM profiles WHERE name = 'web'"), 0);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles", web_profile, &o), 201);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "version")), 1);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(o, "profile"), "max_validity_days")),
+	    90);
+	json_decref(o);
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles", web_profile, &o), 409);
+	ck_assert_str_eq(jstr(o, "error"), "profile-exists");
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'profile.create'"
+	                       " AND outcome = 'success' AND object = 'web' AND actor = 'admin'"
+	                       " AND detail::jsonb->>'new_version' = '1'"),
+	                 1);
+
+	/* Issued under version 1. */
+	o = issue_ok("officer", "web", k, "/CN=a.example.com", "DNS:a.example.com");
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "profile_version")), 1);
+	snprintf(serial1, sizeof(serial1), "%s", jstr(o, "serial"));
+	ck_assert_int_eq(days_of(jstr(o, "certificate")), 90);
+	json_decref(o);
+	ck_assert_int_eq(cert_profile_version(serial1), 1);
+
+	/* An edit is a new version; the next certificate is issued under it. */
+	edit = json_loads(web_profile, 0, NULL);
+	json_object_set_new(edit, "max_validity_days", json_integer(30));
+	json_object_set_new(edit, "policies",
+	                    json_pack("[s, s]", "2.23.140.1.2.1", "1.3.6.1.4.1.99999.7"));
+	json_object_del(edit, "name"); /* the path names it */
+	body = json_dumps(edit, 0);
+	ck_assert_int_eq(api("officer", "PUT", "/api/v1/profiles/web", body, &o), 403);
+	json_decref(o);
+	ck_assert_int_eq(api("admin", "PUT", "/api/v1/profiles/web", body, &o), 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "version")), 2);
+	json_decref(o);
+	free(body);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'profile.edit'"
+	                       " AND outcome = 'success' AND object = 'web'"
+	                       " AND detail::jsonb->>'old_version' = '1'"
+	                       " AND detail::jsonb->>'new_version' = '2'"),
+	                 1);
+	o = issue_ok("officer", "web", k, "/CN=b.example.com", "DNS:b.example.com");
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "profile_version")), 2);
+	snprintf(serial2, sizeof(serial2), "%s", jstr(o, "serial"));
+	ck_assert_int_eq(days_of(jstr(o, "certificate")), 30);
+	{
+		X509 *x = pem_cert(jstr(o, "certificate"));
+		CERTIFICATEPOLICIES *cp = X509_get_ext_d2i(x, NID_certificate_policies, NULL, NULL);
+		char oid[64];
+		ck_assert_ptr_nonnull(cp);
+		ck_assert_int_eq(sk_POLICYINFO_num(cp), 2);
+		OBJ_obj2txt(oid, sizeof(oid), sk_POLICYINFO_value(cp, 1)->policyid, 1);
+		ck_assert_str_eq(oid, "1.3.6.1.4.1.99999.7");
+		CERTIFICATEPOLICIES_free(cp);
+		X509_free(x);
+	}
+	json_decref(o);
+	ck_assert_int_eq(cert_profile_version(serial2), 2);
+	ck_assert_int_eq(cert_profile_version(serial1), 1);
+
+	/* Both versions stay readable; the list of versions is newest first. */
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/profiles/web?version=1", NULL, &o), 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "version")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "current_version")), 2);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(o, "profile"), "max_validity_days")),
+	    90);
+	ck_assert_int_eq(json_array_size(json_object_get(o, "versions")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+	                     json_array_get(json_object_get(o, "versions"), 0), "version")),
+	                 2);
+	json_decref(o);
+	ck_assert_int_eq(api("ra", "GET", "/api/v1/profiles/web", NULL, &o), 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "version")), 2);
+	json_decref(o);
+	ck_assert_int_eq(api("ra", "GET", "/api/v1/profiles/web?version=3", NULL, &o), 404);
+	json_decref(o);
+	ck_assert_int_eq(api("ra", "GET", "/api/v1/profiles/web?version=x", NULL, &o), 400);
+	json_decref(o);
+
+	/* A clone is a new profile at version 1, the same fields under another name. */
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles/web/clone",
+	                     "{\"name\": \"web-old\", \"version\": 1}", &o),
+	                 201);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "version")), 1);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(o, "profile"), "max_validity_days")),
+	    90);
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'profile.clone'"
+	                       " AND object = 'web-old' AND detail::jsonb->>'cloned_from' = 'web'"
+	                       " AND detail::jsonb->>'cloned_version' = '1'"),
+	                 1);
+	o = issue_ok("officer", "web-old", k, "/CN=c.example.com", "DNS:c.example.com");
+	ck_assert_int_eq(days_of(jstr(o, "certificate")), 90);
+	json_decref(o);
+
+	/* Disabled: nothing issues under it; the other profiles go on. */
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles/web-old/disable", NULL, &o), 200);
+	json_decref(o);
+	certs = count("SELECT count(*) FROM certificates");
+	{
+		char *csr = make_csr(k, "/CN=d.example.com", "DNS:d.example.com");
+		char *ib = issue_body("web-old", csr);
+		ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", ib, &o), 409);
+		ck_assert_str_eq(jstr(o, "error"), "profile-disabled");
+		json_decref(o);
+		free(ib);
+		free(csr);
+	}
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs);
+
+	/* Renaming through an edit is refused; a clone is the way. */
+	ck_assert_int_eq(api("admin", "PUT", "/api/v1/profiles/web", web_profile, &o), 200);
+	json_decref(o);
+	body = strdup(web_profile);
+	memcpy(strstr(body, "\"web\""), "\"wex\"", 5);
+	ck_assert_int_eq(api("admin", "PUT", "/api/v1/profiles/web", body, &o), 422);
+	json_decref(o);
+	free(body);
+	ck_assert_int_eq(api("admin", "PUT", "/api/v1/profiles/nope", web_profile, &o), 404);
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT max(version) FROM profile_versions WHERE profile = 'web'"),
+	                 3);
+	/* Every certificate of this suite records the version it was issued under. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE profile_version IS NULL"),
+	                 0);
+	json_decref(edit);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(bad_profiles_are_refused_naming_the_field_and_change_nothing)
+{
+	static const struct {
+		const char *from, *to, *field;
+	} bad[] = {
+	    {"\"max_validity_days\": 90", "\"max_validity_days\": 9000", "max_validity_days"},
+	    {"\"max_validity_days\": 90", "\"max_validity_days\": \"x\"", "max_validity_days"},
+	    {"\"authority\": \"issuing\"", "\"authority\": \"nobody\"", "authority"},
+	    {"\"key_profile\": \"standard\"", "\"key_profile\": \"huge\"", "key_profile"},
+	    {"\"2.23.140.1.2.1\"", "\"2.23.140.1.2.x\"", "policies"},
+	    {"\"2.23.140.1.2.1\"", "\"2.5.29.32.0\"", "policies"},
+	    {"\"serverAuth\"", "\"anyExtendedKeyUsage\"", "extended_key_usage"},
+	    {"\"san_required\": true", "\"san_required\": null", "null"},
+	    {"\"name\": \"web\"", "\"name\": \"Web!\"", "name"},
+	};
+	long long versions = count("SELECT count(*) FROM profile_versions");
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char body[2048], *at;
+		json_t *o = NULL;
+		snprintf(body, sizeof(body), "%s", web_profile);
+		ck_assert_ptr_nonnull(at = strstr(body, bad[i].from));
+		memmove(at + strlen(bad[i].to), at + strlen(bad[i].from),
+		        strlen(at + strlen(bad[i].from)) + 1);
+		memcpy(at, bad[i].to, strlen(bad[i].to));
+		/* as a new profile named web2 (unless the case is about the name) */
+		if ((at = strstr(body, "\"name\": \"web\"")))
+			memcpy(at, "\"name\": \"wb2\"", 13);
+		ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles", body, &o), 422);
+		ck_assert_str_eq(jstr(o, "error"), "bad-profile");
+		ck_assert_msg(strstr(jstr(o, "detail"), bad[i].field), "case %zu: %s", i,
+		              jstr(o, "detail"));
+		json_decref(o);
+	}
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles", "{\"name\": 1", NULL), 400);
+	{
+		json_t *o = NULL;
+		ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles",
+		                     "{\"name\": \"wb2\", \"sans\": true}", &o),
+		                 400);
+		ck_assert_str_eq(jstr(o, "error"), "unknown-field");
+		ck_assert_ptr_nonnull(strstr(jstr(o, "detail"), "sans"));
+		json_decref(o);
+	}
+	ck_assert_int_eq(api("admin", "POST", "/api/v1/profiles",
+	                     "{\"name\": \"x\", \"san\": {\"dns\": [[[[\"a\"]]]]}}", NULL),
+	                 422);
+	/* Fields that parse but would make certificates the linter refuses: a TLS server
+	 * profile naming servers by URI alone (its sample certificate has no dNSName or
+	 * iPAddress SAN). Refused naming the lint rule, nothing stored. */
+	{
+		json_t *o = NULL;
+		ck_assert_int_eq(
+		    api("admin", "POST", "/api/v1/profiles",
+		        "{\"name\": \"wb2\", \"authority\": \"issuing\", \"key_profile\": "
+		        "\"standard\", \"max_validity_days\": 30, \"key_usage\": "
+		        "[\"digitalSignature\"], \"extended_key_usage\": [\"serverAuth\"],"
+		        " \"subject_fields\": [\"CN\"], \"san\": {\"uri\": [\"urn:svc:*\"]},"
+		        " \"san_required\": true}",
+		        &o),
+		    422);
+		ck_assert_str_eq(jstr(o, "error"), "lint-failed");
+		ck_assert_msg(strstr(jstr(o, "detail"), "lint rule tls_"), "%s", jstr(o, "detail"));
+		json_decref(o);
+		/* The same through an edit of a stored profile: the stored version stays. */
+		ck_assert_int_eq(
+		    api("admin", "PUT", "/api/v1/profiles/tls-server",
+		        "{\"authority\": \"issuing\", \"key_profile\": \"standard\","
+		        " \"max_validity_days\": 30, \"key_usage\": [\"digitalSignature\"],"
+		        " \"extended_key_usage\": [\"serverAuth\"], \"subject_fields\": [\"CN\"],"
+		        " \"san\": {\"uri\": [\"urn:svc:*\"]}, \"san_required\": true}",
+		        &o),
+		    422);
+		ck_assert_str_eq(jstr(o, "error"), "lint-failed");
+		json_decref(o);
+	}
+	ck_assert_int_eq(count("SELECT count(*) FROM profile_versions"), versions);
+	ck_assert_int_eq(count("SELECT count(*) FROM profiles WHERE name = 'wb2'"), 0);
+	ck_assert_int_eq(count("SELECT current_version FROM profiles WHERE name = 'tls-server'"),
+	                 1);
+}
+END_TEST
+
+START_TEST(stored_versions_are_immutable_even_for_cad)
+{
+	struct db_err err = {0};
+	struct db *db = NULL;
+	PGresult *r;
+
+	ck_assert_msg(db_connect(cad_ci, &db, &err) == DB_OK, "%s", err.msg);
+	r = PQexec(db_pgconn(db), "UPDATE profile_versions SET body = '{}'");
+	ck_assert_int_ne(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	r = PQexec(db_pgconn(db), "DELETE FROM profile_versions");
+	ck_assert_int_ne(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	db_close(db);
+	/* Not even the owner: the trigger refuses. */
+	db = owner_db();
+	r = PQexec(db_pgconn(db), "UPDATE profile_versions SET created_by = 'x'");
+	ck_assert_int_ne(PQresultStatus(r), PGRES_COMMAND_OK);
+	ck_assert_ptr_nonnull(strstr(PQresultErrorMessage(r), "immutable"));
+	PQclear(r);
+	db_close(db);
+}
+END_TEST
+
+/* A second hsmca-cad on the same database: a change made through the first is used by the
+ * second without a restart (LISTEN hsmca_profiles), and the second's start logs the edited
+ * configuration profile as ignored. */
+START_TEST(a_change_reaches_another_cad_without_restart)
+{
+	char conf[8192], log[512], url1[128];
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	int port = harness_free_port(), got = 0;
+	long long versions;
+	pid_t pid2;
+	json_t *o = NULL;
+
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, dir, cad_ci, dir, dir);
+	harness_write_text(dir_file("cad2.yaml"), conf);
+	path_of(log, sizeof(log), "cad2.log");
+	/* tls-client edited before the second starts: its file copy now differs. */
+	ck_assert_int_eq(api("admin", "PUT", "/api/v1/profiles/tls-client",
+	                     "{\"authority\": \"issuing\", \"key_profile\": \"standard\","
+	                     " \"max_validity_days\": 20, \"key_usage\": [\"digitalSignature\"],"
+	                     " \"extended_key_usage\": [\"clientAuth\"],"
+	                     " \"subject_fields\": [\"CN\", \"O\", \"OU\"],"
+	                     " \"subject_cn_required\": true,"
+	                     " \"san\": {\"email\": [\"*@example.com\"]}}",
+	                     &o),
+	                 200);
+	json_decref(o);
+	versions = count("SELECT count(*) FROM profile_versions");
+	snprintf(url1, sizeof(url1), "%s", base_url);
+	pid2 = harness_spawn_daemon("ca-core/cad/hsmca-cad", dir_file("cad2.yaml"), NULL, log);
+	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
+	for (int i = 0; i < 200 && api(NULL, "GET", "/api/v1/health", NULL, NULL) != 200; i++)
+		usleep(50000);
+	ck_assert_int_eq(api(NULL, "GET", "/api/v1/health", NULL, NULL), 200);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(log), "configuration profile tls-client differs "
+	                                                 "from the database's version"));
+	/* Its start against a filled table stored nothing (seeding is once). */
+	ck_assert_int_eq(count("SELECT count(*) FROM profile_versions"), versions);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'profile.seed'"), 1);
+	o = issue_ok("officer", "tls-client", k, "/CN=svc", "email:one@example.com");
+	ck_assert_int_eq(days_of(jstr(o, "certificate")), 20);
+	json_decref(o);
+
+	/* Changed through the first; the second uses it at once. */
+	snprintf(base_url, sizeof(base_url), "%s", url1);
+	ck_assert_int_eq(api("admin", "PUT", "/api/v1/profiles/tls-client",
+	                     "{\"authority\": \"issuing\", \"key_profile\": \"standard\","
+	                     " \"max_validity_days\": 10, \"key_usage\": [\"digitalSignature\"],"
+	                     " \"extended_key_usage\": [\"clientAuth\"],"
+	                     " \"subject_fields\": [\"CN\", \"O\", \"OU\"],"
+	                     " \"subject_cn_required\": true,"
+	                     " \"san\": {\"email\": [\"*@example.com\"]}}",
+	                     &o),
+	                 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "version")), 3);
+	json_decref(o);
+	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
+	/* NOTIFY arrives within milliseconds; allow a second on a loaded machine. */
+	for (int i = 0; i < 20 && got != 3; i++) {
+		o = issue_ok("officer", "tls-client", k, "/CN=svc", "email:two@example.com");
+		got = (int)json_integer_value(json_object_get(o, "profile_version"));
+		if (got == 3)
+			ck_assert_int_eq(days_of(jstr(o, "certificate")), 10);
+		json_decref(o);
+		if (got != 3)
+			usleep(50000);
+	}
+	snprintf(base_url, sizeof(base_url), "%s", url1);
+	ck_assert_int_eq(harness_daemon_stop(&pid2, "second hsmca-cad", log, 0), 0);
+	ck_assert_int_eq(got, 3);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
+START_TEST(cli_creates_edits_clones_and_shows_profiles)
+{
+	/* YAML as in the configuration file, and JSON from stdin-like files alike. */
+	harness_write_text(dir_file("api-client.yaml"), "name: api-client\n"
+	                                                "authority: issuing\n"
+	                                                "key_profile: ec-only\n"
+	                                                "max_validity_days: 60\n"
+	                                                "key_usage: [digitalSignature]\n"
+	                                                "extended_key_usage: [clientAuth]\n"
+	                                                "subject_fields: [CN]\n"
+	                                                "subject_cn_required: true\n"
+	                                                "san: {uri: [\"urn:api:*\"]}\n");
+	ck_assert_int_eq(cli("officer", "profile", "create", dir_file("api-client.yaml"), NULL), 1);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "role-not-permitted"));
+	ck_assert_int_eq(cli("admin", "profile", "create", dir_file("api-client.yaml"), NULL), 0);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"version\": 1"));
+	harness_write_text(
+	    dir_file("api-client.json"),
+	    "{\"authority\": \"issuing\", \"key_profile\": \"ec-only\","
+	    " \"max_validity_days\": 45, \"key_usage\": [\"digitalSignature\"],"
+	    " \"extended_key_usage\": [\"clientAuth\"], \"subject_fields\": [\"CN\"],"
+	    " \"subject_cn_required\": true, \"san\": {\"uri\": [\"urn:api:*\"]}}");
+	ck_assert_int_eq(
+	    cli("admin", "profile", "edit", "api-client", dir_file("api-client.json"), NULL), 0);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"version\": 2"));
+	ck_assert_int_eq(cli("auditor", "profile", "show", "api-client", "--version", "1", NULL),
+	                 0);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"max_validity_days\": 60"));
+	ck_assert_int_eq(cli("auditor", "profile", "show", "api-client", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"max_validity_days\": 45"));
+	ck_assert_int_eq(
+	    cli("admin", "profile", "clone", "api-client", "api-client2", "--version", "1", NULL),
+	    0);
+	ck_assert_int_eq(cli("admin", "profile", "disable", "api-client2", NULL), 0);
+	ck_assert_int_eq(cli("auditor", "profile", "list", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"api-client2\""));
+	ck_assert_int_eq(count("SELECT count(*) FROM profile_versions v JOIN profiles p ON"
+	                       " p.name = v.profile AND v.version = p.current_version"
+	                       " WHERE p.name = 'api-client2'"
+	                       " AND v.body->>'max_validity_days' = '60'"),
+	                 1);
+	/* A bad file changes nothing and says why. */
+	harness_write_text(dir_file("bad.yaml"), "name: [unclosed\n");
+	ck_assert_int_eq(cli("admin", "profile", "create", dir_file("bad.yaml"), NULL), 1);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_err), "bad.yaml"));
+	ck_assert_int_eq(cli("admin", "profile", "frobnicate", NULL), 2);
+	ck_assert_int_eq(cli("admin", "profile", "--help", NULL), 0);
+}
+END_TEST
+
+/* The full CRL's IDP choice (issue 16, migration 0015): an officer's setting, null until set,
+ * read by hsmca-crld (test_crld). Only a boolean; other roles may not change it. */
+START_TEST(full_crl_idp_is_an_authority_setting)
+{
+	json_t *o = NULL;
+
+	ck_assert_int_eq(api("auditor", "GET", "/api/v1/authorities/issuing/settings", NULL, &o),
+	                 200);
+	ck_assert(json_is_null(json_object_get(o, "full_crl_idp")));
+	json_decref(o);
+	ck_assert_int_eq(api("admin", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"full_crl_idp\": true}", &o),
+	                 403);
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"full_crl_idp\": \"yes\"}", &o),
+	                 400);
+	ck_assert_ptr_nonnull(strstr(jstr(o, "detail"), "full_crl_idp"));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM authority_settings s JOIN authorities a ON"
+	                       " a.id = s.authority_id WHERE a.name = 'issuing'"
+	                       " AND s.full_crl_idp IS NOT NULL"),
+	                 0);
+	ck_assert_int_eq(api("officer", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"full_crl_idp\": true}", &o),
+	                 200);
+	ck_assert(json_is_true(json_object_get(o, "full_crl_idp")));
+	json_decref(o);
+	/* Other settings changed later keep it. */
+	ck_assert_int_eq(api("officer", "PUT", "/api/v1/authorities/issuing/settings",
+	                     "{\"ocsp_validity_seconds\": 7200}", &o),
+	                 200);
+	ck_assert(json_is_true(json_object_get(o, "full_crl_idp")));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'authority.settings.update' AND object = 'issuing'"
+	                       " AND detail::jsonb->>'full_crl_idp' = 'true'"),
+	                 2);
+	/* The CLI sets it too (and only to true or false). */
+	ck_assert_int_eq(
+	    cli("officer", "authority", "settings", "issuing", "--full-crl-idp", "false", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(cli_out), "\"full_crl_idp\": false"));
+	ck_assert_int_eq(
+	    cli("officer", "authority", "settings", "issuing", "--full-crl-idp", "maybe", NULL), 2);
+	ck_assert_int_eq(count("SELECT count(*) FROM authority_settings s JOIN authorities a ON"
+	                       " a.id = s.authority_id WHERE a.name = 'issuing'"
+	                       " AND s.full_crl_idp = false"),
+	                 1);
+}
+END_TEST
+
 int main(void)
 {
 	harness_die_init("test_cad", cleanup);
@@ -3355,6 +3833,18 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, cad_start, cad_stop_after_crash);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, killed_between_sign_and_store_the_database_still_records_it);
+	suite_add_tcase(s, tc);
+	/* Stored, versioned profiles: after the others, since it edits the configuration's. */
+	tc = tcase_create("profiles");
+	tcase_add_unchecked_fixture(tc, cad_start, cad_stop);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, configuration_profiles_are_version_1_and_seeded_once);
+	tcase_add_test(tc, profiles_are_created_edited_cloned_and_versioned);
+	tcase_add_test(tc, bad_profiles_are_refused_naming_the_field_and_change_nothing);
+	tcase_add_test(tc, stored_versions_are_immutable_even_for_cad);
+	tcase_add_test(tc, a_change_reaches_another_cad_without_restart);
+	tcase_add_test(tc, cli_creates_edits_clones_and_shows_profiles);
+	tcase_add_test(tc, full_crl_idp_is_an_authority_setting);
 	suite_add_tcase(s, tc);
 	/* One environment (keyd, PostgreSQL, certificates) for the whole suite, made and removed
 	 * here in the parent so that no failing test can leave a server behind. */

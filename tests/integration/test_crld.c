@@ -762,10 +762,16 @@ START_TEST(shards_carry_an_idp_matching_the_certificates_crldp)
 }
 END_TEST
 
-START_TEST(unpartitioned_ca_carries_an_idp_when_configured)
+static void sql_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long sql_count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The full CRL's IDP is the authority's setting in the database (PUT .../settings
+ * full_crl_idp, migration 0015): crld's configuration seeded it (the default set-up's
+ * "idp: false"), must agree with it when it names one, and follows it when it does not. */
+START_TEST(unpartitioned_ca_carries_an_idp_when_the_database_says_so)
 {
 	struct leaf l;
-	const char *conf = crld_config("idp", "authorities: [{name: plain, idp: true}]\n");
+	const char *conf;
 	const char *crls[] = {NULL, NULL};
 	ISSUING_DIST_POINT *idp;
 	X509_CRL *crl;
@@ -773,6 +779,24 @@ START_TEST(unpartitioned_ca_carries_an_idp_when_configured)
 
 	leaf_issue(&plain, &l, 0, "http://crl.example/plain.crl", 0, 0);
 	cert_revoke(&plain, &l, DB_REASON_KEY_COMPROMISE, 0);
+	/* Seeded from the configuration that ran first (this one, if none ran before), and
+	 * refused when it disagrees. */
+	conf = crld_config("idp-seed", default_authorities);
+	ck_assert_msg(crld_once(conf, path("idp-seed.log")) == 0, "%s",
+	              harness_slurp(path("idp-seed.log")));
+	ck_assert_int_eq(sql_count("SELECT count(*) FROM authority_settings s JOIN authorities a"
+	                           " ON a.id = s.authority_id WHERE a.name = 'plain'"
+	                           " AND s.full_crl_idp = false"),
+	                 1);
+	conf = crld_config("idp-refused", "authorities: [{name: plain, idp: true}]\n");
+	ck_assert_int_ne(crld_once(conf, path("idp-refused.log")), 0);
+	ck_assert_msg(strstr(harness_slurp(path("idp-refused.log")),
+	                     "full_crl_idp false differs from idp true"),
+	              "%s", harness_slurp(path("idp-refused.log")));
+	/* An officer turns it on; crld, its configuration silent, follows the database. */
+	sql_ok("UPDATE authority_settings SET full_crl_idp = true WHERE authority_id ="
+	       " (SELECT id FROM authorities WHERE name = 'plain')");
+	conf = crld_config("idp", "authorities: [{name: plain}]\n");
 	ck_assert_msg(crld_once(conf, path("idp.log")) == 0, "%s", harness_slurp(path("idp.log")));
 	crl = crl_load(path("idp/plain.crl"));
 	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, NULL, NULL);
@@ -783,6 +807,9 @@ START_TEST(unpartitioned_ca_carries_an_idp_when_configured)
 	crls[0] = path("idp/plain.pem");
 	ck_assert_int_ne(verify(&plain, &l, "-crl_check", crls, 0, &out), 0);
 	ck_assert_msg(strstr(out, "certificate revoked"), "%s", out);
+	/* Back to what the other tests' configuration says. */
+	sql_ok("UPDATE authority_settings SET full_crl_idp = false WHERE authority_id ="
+	       " (SELECT id FROM authorities WHERE name = 'plain')");
 	leaf_free(&l);
 }
 END_TEST
@@ -1880,7 +1907,7 @@ int main(void)
 	tcase_add_test(tc, expired_certificates_leave_after_the_grace_period);
 	tcase_add_test(tc, crl_numbers_grow_across_restarts_and_instances);
 	tcase_add_test(tc, shards_carry_an_idp_matching_the_certificates_crldp);
-	tcase_add_test(tc, unpartitioned_ca_carries_an_idp_when_configured);
+	tcase_add_test(tc, unpartitioned_ca_carries_an_idp_when_the_database_says_so);
 	tcase_add_test(tc, delta_crls_list_changes_since_the_base);
 	tcase_add_test(tc, revocation_is_published_once_the_debounce_window_has_passed);
 	tcase_add_test(tc, http_serves_crls_with_etag_and_304);

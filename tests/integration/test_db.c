@@ -1589,15 +1589,13 @@ START_TEST(daemon_roles_hold_only_their_grants)
 	struct db *crld = connect_as(harness_pg_daemon_ci(&pg, db_pgconn(owner), "crld"));
 	struct db *cad = connect_as(harness_pg_daemon_ci(&pg, db_pgconn(owner), "cad"));
 	static const char *const no_one_but_cad[] = {
-	    "SELECT count(*) FROM principals",
-	    "UPDATE principals SET disabled = true WHERE false",
+	    "SELECT count(*) FROM principals", "UPDATE principals SET disabled = true WHERE false",
 	    "INSERT INTO principals (name, role) SELECT 'x', 'admin' WHERE false",
 	    "SELECT count(*) FROM api_tokens",
 	    "UPDATE api_tokens SET revoked_at = now() WHERE false",
 	    "INSERT INTO api_tokens (principal_id) SELECT 1 WHERE false",
 	    "SELECT count(*) FROM provisioning_tokens",
-	    "UPDATE provisioning_tokens SET uses = 0 WHERE false",
-	    "SELECT count(*) FROM devices",
+	    "UPDATE provisioning_tokens SET uses = 0 WHERE false", "SELECT count(*) FROM devices",
 	    "INSERT INTO certificates (authority_id) SELECT 1 WHERE false",
 	    "UPDATE certificates SET status = 'revoked' WHERE false",
 	    "DELETE FROM certificates WHERE false",
@@ -1607,7 +1605,11 @@ START_TEST(daemon_roles_hold_only_their_grants)
 	    "UPDATE authorities SET status = 'retired' WHERE false",
 	    "INSERT INTO authority_settings (authority_id) SELECT 1 WHERE false",
 	    "UPDATE profile_settings SET enabled = false WHERE false",
-	    NULL};
+	    /* migration 0015: stored profiles */
+	    "SELECT count(*) FROM profiles",
+	    "UPDATE profiles SET current_version = current_version WHERE false",
+	    "SELECT count(*) FROM profile_versions",
+	    "INSERT INTO profile_versions (profile) SELECT 'x' WHERE false", NULL};
 
 	/* ocspd: reads authorities, settings and certificates; writes its response copy only */
 	sql_ok(ocspd, "SELECT count(*) FROM authorities");
@@ -1635,6 +1637,10 @@ START_TEST(daemon_roles_hold_only_their_grants)
 		sql_fails(crld, no_one_but_cad[i], "42501");
 	sql_fails(crld, "INSERT INTO ocsp_responses (authority_id) SELECT 1 WHERE false", "42501");
 	sql_fails(crld, "INSERT INTO crl_numbers (authority_id) SELECT 1 WHERE false", "42501");
+	/* its one write to the settings: the full CRL's IDP choice where none is stored */
+	sql_ok(crld, "SELECT authority_full_crl_idp_claim(0, false)");
+	sql_fails(crld, "UPDATE authority_settings SET full_crl_idp = true WHERE false", "42501");
+	sql_fails(ocspd, "SELECT authority_full_crl_idp_claim(0, false)", "42501");
 
 	/* cad: all of the above that the daemons may not, and none of theirs */
 	for (size_t i = 0; no_one_but_cad[i]; i++)
@@ -1646,6 +1652,9 @@ START_TEST(daemon_roles_hold_only_their_grants)
 	sql_fails(cad, "INSERT INTO ocsp_responses (authority_id) SELECT 1 WHERE false", "42501");
 	sql_fails(cad, "UPDATE crl_numbers SET next_number = 1 WHERE false", "42501");
 	sql_fails(cad, "SELECT crl_changes_prune(1, '1'::xid8, 0, 1)", "42501");
+	sql_fails(cad, "UPDATE profile_versions SET version = version WHERE false", "42501");
+	sql_fails(cad, "DELETE FROM profile_versions WHERE false", "42501");
+	sql_fails(cad, "SELECT authority_full_crl_idp_claim(0, false)", "42501");
 
 	/* the group roles cannot log in themselves */
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner),

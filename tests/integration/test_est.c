@@ -504,6 +504,13 @@ START_TEST(enrol_with_token_then_reenrol_with_certificate)
 	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'est.simplereenroll'"
 	                       " AND outcome = 'success' AND actor = 'device/dev-0001'"),
 	                 2);
+	/* Enrolment and re-enrolment record the profile version issued under (migration 0015). */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject LIKE '%dev-0001%'"
+	                       " AND (profile_version IS NULL OR profile_version < 1)"),
+	                 0);
+	ck_assert_int_ge(count("SELECT count(*) FROM certificates WHERE subject LIKE '%dev-0001%'"
+	                       " AND profile_version = 1"),
+	                 1);
 }
 END_TEST
 

@@ -392,6 +392,62 @@ START_TEST(policies_and_cps_uri_are_read_and_checked)
 }
 END_TEST
 
+/* A profile sent to the API (JSON) is read by the configuration's own parser: the JSON made of
+ * a file's profile reads back into the same profile, and the API's bounds hold first. */
+START_TEST(profile_json_reads_as_the_file_does)
+{
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	struct variant v = {.extra = "    policies: [2.23.140.1.2.1]\n"
+	                             "    subject_cn_required: yes\n"};
+	struct ca_profile q, *p;
+	char err[1024];
+	json_t *body;
+
+	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
+	p = cad_profile_find(cfg, "web");
+	ck_assert_ptr_nonnull(cfg->profile_json[0]);
+	/* Plain scalars that read as numbers or booleans become those; the rest strings. */
+	body = json_loads(cfg->profile_json[0], 0, NULL);
+	ck_assert_ptr_nonnull(body);
+	ck_assert(json_is_integer(json_object_get(body, "max_validity_days")));
+	ck_assert(json_is_string(json_array_get(json_object_get(body, "policies"), 0)));
+	ck_assert(json_is_string(json_object_get(body, "subject_cn_required"))); /* "yes" */
+	ck_assert_msg(cad_profile_from_json(cfg, body, &q, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(q.name, p->name);
+	ck_assert_ptr_eq(q.authority, p->authority);
+	ck_assert_int_eq(q.max_validity_days, p->max_validity_days);
+	ck_assert_uint_eq(q.key_usage, p->key_usage);
+	ck_assert_int_eq(q.subject_cn_required, 1);
+	ck_assert_str_eq(q.policies[0], "2.23.140.1.2.1");
+	ck_assert_str_eq(q.san_patterns[CA_SAN_IP][0], "10.*");
+	cad_profile_clear(&q);
+	/* A mistake is named as the file's would be, without a line number. */
+	json_object_set_new(body, "max_validity_days", json_integer(5000));
+	ck_assert_int_ne(cad_profile_from_json(cfg, body, &q, err, sizeof(err)), 0);
+	ck_assert_msg(!strncmp(err, "max_validity_days:", 18), "%s", err);
+	/* Bounds before parsing: null, fractions, nesting. */
+	json_object_set_new(body, "max_validity_days", json_null());
+	ck_assert_int_ne(cad_profile_from_json(cfg, body, &q, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(strstr(err, "null"));
+	json_object_set_new(body, "max_validity_days", json_real(1.5));
+	ck_assert_int_ne(cad_profile_from_json(cfg, body, &q, err, sizeof(err)), 0);
+	json_object_set_new(body, "max_validity_days", json_integer(30));
+	json_object_set_new(body, "san", json_pack("{s:[[[s]]]}", "dns", "a"));
+	ck_assert_int_ne(cad_profile_from_json(cfg, body, &q, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(strstr(err, "nested"));
+	/* A string YAML would fold (U+2028) stays what it is: refused as a name, not cut. */
+	json_object_set_new(body, "san", json_pack("{s:[s]}", "dns", "a.example.com"));
+	json_object_set_new(body, "name",
+	                    json_string("we\xe2\x80\xa8"
+	                                "b"));
+	ck_assert_int_ne(cad_profile_from_json(cfg, body, &q, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "name"), "%s", err);
+	json_decref(body);
+	cad_config_free(cfg);
+	free(cfg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cad-config");
@@ -406,6 +462,7 @@ int main(void)
 	tcase_add_test(tc, crl_distribution_settings_are_read_and_checked);
 	tcase_add_test(tc, acme_section_is_read_and_checked);
 	tcase_add_test(tc, policies_and_cps_uri_are_read_and_checked);
+	tcase_add_test(tc, profile_json_reads_as_the_file_does);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
