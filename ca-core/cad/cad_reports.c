@@ -113,18 +113,27 @@ static int want_csv(struct cad_req *r)
 	return -1;
 }
 
-/* "2026-01-02T03:04:05Z" or "2026-01-02" (its midnight, UTC) to seconds; -1 if neither. */
+/* "2026-01-02T03:04:05Z" or "2026-01-02" (its midnight, UTC) to seconds; -1 if neither, or
+ * if it names no real time (2026-02-30 is not read as March 2nd). */
 static int64_t parse_when(const char *s)
 {
-	struct tm tm = {0};
+	struct tm tm = {0}, back, read;
 	const char *end;
+	time_t t;
 
-	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) && !*end)
-		return (int64_t)timegm(&tm);
-	memset(&tm, 0, sizeof(tm));
-	if (strlen(s) == 10 && (end = strptime(s, "%Y-%m-%d", &tm)) && !*end)
-		return (int64_t)timegm(&tm);
-	return -1;
+	if (!((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) && !*end && strlen(s) == 20)) {
+		memset(&tm, 0, sizeof(tm));
+		if (!(strlen(s) == 10 && (end = strptime(s, "%Y-%m-%d", &tm)) && !*end))
+			return -1;
+	}
+	read = tm; /* timegm normalises tm in place */
+	t = timegm(&tm);
+	if (t < 0 || !gmtime_r(&t, &back) || back.tm_mday != read.tm_mday ||
+	    back.tm_mon != read.tm_mon || back.tm_year != read.tm_year ||
+	    back.tm_hour != read.tm_hour || back.tm_min != read.tm_min ||
+	    back.tm_sec != read.tm_sec)
+		return -1;
+	return (int64_t)t;
 }
 
 /* A positive whole number of at most max from query parameter name (dflt when absent): 0

@@ -80,12 +80,15 @@ CREATE INDEX certificates_revoked_at ON certificates (revoked_at) WHERE revoked_
 CREATE INDEX ocsp_responses_next_update ON ocsp_responses (authority_id, next_update);
 
 -- hsmca-crld adds its publications and nothing else; hsmca-cad reads them and the backup runs
--- (the dashboard, GET /api/v1/backups); the command line's role (hsmca_app) runs backups
--- through the two functions and reads the publications like the API.
+-- (the dashboard, GET /api/v1/backups).
 GRANT INSERT ON crl_publications TO hsmca_crld;
 GRANT SELECT ON crl_publications, backup_runs TO hsmca_cad;
 -- The dashboard's OCSP freshness: of hsmca-ocspd's response copy, only whose and until when.
 GRANT SELECT (authority_id, next_update) ON ocsp_responses TO hsmca_cad;
-GRANT SELECT ON crl_publications TO hsmca_app;
+-- hsmca_app, the command line's role, runs backups through the two functions (no INSERT or
+-- UPDATE on backup_runs); as the role of deployments whose daemons have not moved to their
+-- own roles (migration 0013) it also needs what hsmca-cad and hsmca-crld do above.
+GRANT SELECT, INSERT ON crl_publications TO hsmca_app;
+GRANT SELECT ON backup_runs TO hsmca_app;
 GRANT EXECUTE ON FUNCTION backup_run_start(text) TO hsmca_app;
 GRANT EXECUTE ON FUNCTION backup_run_finish(bigint, boolean, bigint, bytea, text) TO hsmca_app;

@@ -726,6 +726,8 @@ START_TEST(periods_are_bounded_with_clear_errors)
 	    {"from=2025-01-01&to=2025-03-03", "period-too-long", "longer than 60 days"},
 	    {"from=yesterday", "bad-period", "from \"yesterday\""},
 	    {"to=2026-13-01", "bad-period", "to \"2026-13-01\""},
+	    {"from=2026-02-30", "bad-period", "from \"2026-02-30\""},
+	    {"to=2026-01-02T03:04:60Z", "bad-period", "to \"2026-01-02T03:04:60Z\""},
 	    {"format=xml", "bad-format", "json or csv"},
 	    {"table=months", "bad-filter", "rows or days"},
 	};
