@@ -9,6 +9,7 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1224,6 +1225,39 @@ START_TEST(cli_reports_in_json_csv_and_table)
 }
 END_TEST
 
+/* The chain's head is "checkpointed recently" only while the checkpoint timer can sign: with
+ * keyd stopped, a new audit entry stays uncovered, and after two intervals the dashboard says
+ * so; once keyd is back, a checkpoint covers it again. */
+START_TEST(dashboard_says_when_the_audit_head_is_not_checkpointed)
+{
+	json_t *o = NULL, *audit;
+	int recent = 0;
+	char *text = NULL;
+
+	ck_assert_int_eq(kill(h.keyd_pid, SIGSTOP), 0);
+	/* A refusal is an audit entry that needs no key. */
+	ck_assert_int_eq(get_text("officer", "/api/v1/reports/principals", &text), 403);
+	free(text);
+	sleep(4); /* two intervals (1 s) and some */
+	o = get_json("auditor", "/api/v1/dashboard");
+	audit = json_object_get(o, "audit");
+	ck_assert_int_ge(jint(audit, "entries_since_checkpoint"), 1);
+	ck_assert_int_ge(jint(audit, "oldest_unchecked_age_seconds"), 3);
+	ck_assert_msg(json_is_false(json_object_get(audit, "head_checkpointed_recently")),
+	              "audit: %s", json_dumps(audit, 0));
+	json_decref(o);
+	ck_assert_int_eq(kill(h.keyd_pid, SIGCONT), 0);
+	for (int i = 0; i < 60 && !recent; i++) {
+		sleep(1);
+		o = get_json("auditor", "/api/v1/dashboard");
+		recent = json_is_true(
+		    json_object_get(json_object_get(o, "audit"), "head_checkpointed_recently"));
+		json_decref(o);
+	}
+	ck_assert(recent);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("reports");
@@ -1244,6 +1278,7 @@ int main(void)
 	tcase_add_test(tc, backup_runs_are_recorded_and_listed_newest_first);
 	tcase_add_test(tc, each_role_has_only_the_grants_its_queries_need);
 	tcase_add_test(tc, cli_reports_in_json_csv_and_table);
+	tcase_add_test(tc, dashboard_says_when_the_audit_head_is_not_checkpointed);
 	suite_add_tcase(s, tc);
 	setup();
 	sr = srunner_create(s);
