@@ -368,6 +368,12 @@ static int build_one(struct crld *c, struct ca *a, struct scope *s, const struct
 		a->prune_due = 1;
 	}
 	pthread_mutex_unlock(&c->lock);
+	/* The dashboard's CRL freshness (docs/reports.md). The CRL is out either way: a failure
+	 * here is only logged. */
+	if (db_crl_publication_add(c->db, a->id, s->name, delta, number, p.this_update,
+	                           p.next_update, &err) != DB_OK)
+		log_warn("published %s, but could not record it in the database: %s", final,
+		         err.msg);
 	log_info("published %s: CRL number %lld%s%s, %llu entries, %llu bytes, %lld ms (entries "
 	         "%lld, sign %lld, write %lld, verify %lld)",
 	         final, (long long)number, delta ? ", delta of " : "",

@@ -950,4 +950,35 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
                                   const char *error_detail, const struct db_audit_entry *audit,
                                   struct db_err *err);
 
+/* --- the dashboard, the reports, CRL publications and backup runs (db_reports.c) ---
+ * docs/reports.md says what each figure counts. Each report is built by PostgreSQL as one
+ * JSON document (one round trip) into *json, malloc'd (free it). */
+enum db_status db_report_dashboard(struct db *db, char **json, struct db_err *err);
+/* Certificates issued, revoked and expired in [from, to) (seconds since the epoch) per
+ * authority and profile, in total and per UTC day. DB_ERR_INVALID when from >= to. */
+enum db_status db_report_issuance(struct db *db, int64_t from, int64_t to, char **json,
+                                  struct db_err *err);
+/* Valid certificates expiring within days, soonest first, at most limit
+ * (1..DB_LIST_MAX * 10), with the total. */
+enum db_status db_report_expiring(struct db *db, int days, size_t limit, char **json,
+                                  struct db_err *err);
+/* Principals, API tokens and provisioning tokens with their last use. */
+enum db_status db_report_principals(struct db *db, char **json, struct db_err *err);
+/* hsmca-crld published CRL number of scope (full or delta) for authority_id. */
+enum db_status db_crl_publication_add(struct db *db, int32_t authority_id, const char *scope,
+                                      int delta, int64_t number, int64_t this_update,
+                                      int64_t next_update, struct db_err *err);
+/* A backup run of archive starts (recorded as running, by this connection's role): *id. */
+enum db_status db_backup_run_start(struct db *db, const char *archive, int64_t *id,
+                                   struct db_err *err);
+/* Run id ends: success with the archive's size and SHA-256, or failure with error.
+ * DB_ERR_NOT_FOUND when id is not a running run started by this connection's role. */
+enum db_status db_backup_run_finish(struct db *db, int64_t id, int success, int64_t size,
+                                    const uint8_t sha256[32], const char *error,
+                                    struct db_err *err);
+/* Up to limit (1..DB_LIST_MAX) runs newest first, with id < before_id (0: from the newest),
+ * "next" (the before_id of the next page, or null) and the last successful run. */
+enum db_status db_backup_runs_list(struct db *db, int64_t before_id, size_t limit, char **json,
+                                   struct db_err *err);
+
 #endif

@@ -175,8 +175,42 @@ enum db_status db_principal_find_by_cert(struct db *db, const uint8_t cert_sha25
 {
 	struct db_params p = {0};
 
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	memset(out, 0, sizeof(*out));
 	db_param_bytes(&p, cert_sha256, 32);
-	return find_one(db, "p.cert_sha256 = $1", &p, out, err, "with this client certificate");
+	/* As for API tokens (below), the use is noted at most once a minute (the principals
+	 * report shows it), so that authenticating stays a read on almost every request. */
+	rc = db_exec(db,
+	             "SELECT " PRINCIPAL_COLS ","
+	             " (p.last_used_at IS NULL OR p.last_used_at < now() - interval '60 seconds')"
+	             " FROM principals p WHERE p.cert_sha256 = $1",
+	             &p, &r, err, "looking up the principal of a client certificate");
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) == 0) {
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no principal with this client certificate");
+		goto out;
+	}
+	if (principal_row(r, 0, out) != 0) {
+		rc = db_fail(err, DB_ERR_QUERY,
+		             "principal with this client certificate: unreadable row");
+		goto out;
+	}
+	if (!out->disabled && !strcmp(PQgetvalue(r, 0, 7), "t")) {
+		struct db_params q = {0};
+		PGresult *u = NULL;
+		db_param_int(&q, out->id);
+		rc = db_exec(db, "UPDATE principals SET last_used_at = now() WHERE id = $1", &q, &u,
+		             err, "noting the use of principal %s", out->name);
+		PQclear(u);
+	}
+out:
+	PQclear(r);
+	if (rc != DB_OK)
+		db_principal_clear(out);
+	return rc;
 }
 
 enum db_status db_principal_list(struct db *db, struct db_principal **rows, size_t *n,

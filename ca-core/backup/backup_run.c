@@ -275,12 +275,41 @@ static int walk_token(const char *path, const struct stat *st, int flag, struct 
 	return add_file(walk_ctx, name, path, path);
 }
 
+/* The archive's size and SHA-256, read back from the file as it was written. 0, or -1. */
+static int archive_digest(const char *path, int64_t *size, uint8_t sha[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	FILE *f = fopen(path, "rb");
+	unsigned char buf[CHUNK];
+	unsigned int n = 0;
+	size_t got;
+	int rc = -1;
+
+	*size = 0;
+	if (!md || !f || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+		goto out;
+	while ((got = fread(buf, 1, sizeof(buf), f)) > 0) {
+		if (!EVP_DigestUpdate(md, buf, got))
+			goto out;
+		*size += (int64_t)got;
+	}
+	if (!ferror(f) && EVP_DigestFinal_ex(md, sha, &n) && n == 32)
+		rc = 0;
+out:
+	if (f)
+		fclose(f);
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
 int backup_create(const struct backup_opts *o, char *err, size_t errlen)
 {
 	struct backup_manifest m = {0};
 	struct collect c = {.m = &m, .err = err, .errlen = errlen};
 	char stage[PATH_MAX] = "", base[PATH_MAX], dump[PATH_MAX + 32], log[PATH_MAX + 32],
-	     plain[PATH_MAX + 32], tool[PATH_MAX], said[512], dbarg[2048], root[PATH_MAX];
+	     plain[PATH_MAX + 32], tool[PATH_MAX], said[512], dbarg[2048], root[PATH_MAX],
+	     absname[PATH_MAX + BACKUP_PATH_MAX];
+	int64_t run = 0;
 	struct db *db = NULL;
 	struct db_err derr = {0};
 	struct stat st;
@@ -301,8 +330,17 @@ int backup_create(const struct backup_opts *o, char *err, size_t errlen)
 		fail(err, errlen, "database: %s", derr.msg);
 		goto out;
 	}
-	db_close(db);
-	db = NULL;
+	/* The run is recorded (committed) before the dump, finished below however it ends
+	 * (GET /api/v1/backups, docs/backup.md). */
+	if (o->archive[0] == '/' || !getcwd(root, sizeof(root)))
+		snprintf(absname, sizeof(absname), "%s", o->archive);
+	else
+		snprintf(absname, sizeof(absname), "%s/%s", root, o->archive);
+	if (db_backup_run_start(db, absname, &run, &derr) != DB_OK) {
+		fail(err, errlen, "database: %s (is the schema migrated? hsmca db migrate)",
+		     derr.msg);
+		goto out;
+	}
 	gmtime_r(&now, &tm);
 	strftime(m.created, sizeof(m.created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
@@ -383,6 +421,24 @@ int backup_create(const struct backup_opts *o, char *err, size_t errlen)
 out:
 	if (out)
 		fclose(out);
+	if (run) {
+		int64_t size = 0;
+		uint8_t sha[32] = {0};
+		if (rc == 0 && archive_digest(o->archive, &size, sha) != 0)
+			rc = fail(err, errlen, "%s: cannot read the archive back", o->archive);
+		if (db_backup_run_finish(db, run, rc == 0, size, sha, err, &derr) != DB_OK) {
+			if (rc == 0)
+				rc = fail(err, errlen,
+				          "%s written, but its run was not recorded: %s",
+				          o->archive, derr.msg);
+		} else if (rc == 0) {
+			char hex[65];
+			for (int i = 0; i < 32; i++)
+				snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+			say(o, "recorded backup run %lld: %lld bytes, SHA-256 %s", (long long)run,
+			    (long long)size, hex);
+		}
+	}
 	db_close(db);
 	staging_remove(stage);
 	free(text);

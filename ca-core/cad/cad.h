@@ -42,6 +42,8 @@ struct cad_config {
 	int token_max_days;
 	/* Connections served at once (limits.max_connections); one more is answered 503. */
 	int max_connections;
+	/* The longest period a report covers, in days (limits.report_max_days; docs/reports.md). */
+	int report_max_days;
 	struct sandbox_config sandbox; /* user:, group:, seccomp: */
 	/* Signed audit checkpoints: none when audit_key_uri is "". */
 	char audit_key_uri[CAD_PATH_MAX];

@@ -22,8 +22,13 @@ static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interva
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
 static const char *const tls_fields[] = {"certificate", "key", "client_ca", "client_crl", NULL};
 static const char *const limit_fields[] = {
-    "max_body_bytes", "max_header_bytes", "timeout_seconds",
-    "token_max_days", "max_connections",  NULL,
+    "max_body_bytes",
+    "max_header_bytes",
+    "timeout_seconds",
+    "token_max_days",
+    "max_connections",
+    "report_max_days",
+    NULL,
 };
 static const char *const authority_fields[] = {"name",         "certificate", "chain", "key",
                                                "crl_base_url", "crl_shards",  NULL};
@@ -576,6 +581,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	cfg->timeout_seconds = 30;
 	cfg->token_max_days = 366;
 	cfg->max_connections = 1000;
+	cfg->report_max_days = 366;
 	if (yconf_load_file(&y, path))
 		goto out;
 	root = yconf_root(&y);
@@ -631,6 +637,10 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 		if (yconf_opt_long(&y, v, "max_connections", 1, 100000, &l))
 			goto out;
 		cfg->max_connections = (int)l;
+		l = cfg->report_max_days;
+		if (yconf_opt_long(&y, v, "report_max_days", 1, 3660, &l))
+			goto out;
+		cfg->report_max_days = (int)l;
 	}
 	cfg->audit_checkpoint_seconds = 300;
 	if ((v = yconf_get(&y, root, "audit"))) {

@@ -290,6 +290,12 @@ void cad_h_authority_settings_get(struct cad_req *r);
 void cad_h_authority_settings_put(struct cad_req *r);
 void cad_h_profile_enable(struct cad_req *r);
 void cad_h_profile_disable(struct cad_req *r);
+/* The dashboard, the reports and the backup runs (cad_reports.c, docs/reports.md). */
+void cad_h_dashboard(struct cad_req *r);
+void cad_h_report_issuance(struct cad_req *r);
+void cad_h_report_expiring(struct cad_req *r);
+void cad_h_report_principals(struct cad_req *r);
+void cad_h_backup_list(struct cad_req *r);
 
 /* --- signed audit checkpoints (cad_checkpoint.c) --- */
 

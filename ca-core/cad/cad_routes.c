@@ -109,6 +109,17 @@ static const struct route {
      "acme.eab.revoke"},
     {EVHTTP_REQ_POST, "/api/v1/acme/incidents", cad_h_acme_incident_create, OFFICER,
      "acme.incident.create"},
+    /* The dashboard (any role), the reports (auditors and the CA administrator) and the
+     * backup runs (cad_reports.c, docs/reports.md). */
+    {EVHTTP_REQ_GET, "/api/v1/dashboard", cad_h_dashboard, ANY, "dashboard.show"},
+    {EVHTTP_REQ_GET, "/api/v1/reports/issuance", cad_h_report_issuance, CA_ADMIN | AUDITOR,
+     "report.issuance"},
+    {EVHTTP_REQ_GET, "/api/v1/reports/expiring", cad_h_report_expiring, CA_ADMIN | AUDITOR,
+     "report.expiring"},
+    {EVHTTP_REQ_GET, "/api/v1/reports/principals", cad_h_report_principals, CA_ADMIN | AUDITOR,
+     "report.principals"},
+    {EVHTTP_REQ_GET, "/api/v1/backups", cad_h_backup_list, OPERATOR | CA_ADMIN | AUDITOR,
+     "backup.list"},
 };
 
 int cad_role_bit(const char *role)

@@ -29,6 +29,7 @@ static const struct {
     {"acme", cmd_acme, "ACME External Account Binding credentials: eab create"},
     {"backup", cmd_backup, "write an encrypted backup archive (database, configuration, CAs)"},
     {"restore", cmd_backup, "restore a backup archive into an empty database"},
+    {"report", cmd_report, "reports: issuance, expiring certificates, principals and tokens"},
 };
 
 static void usage(FILE *f)

@@ -608,6 +608,25 @@ START_TEST(database_settings_set_next_update_and_deltas)
 	ASN1_INTEGER_free(ind);
 	X509_CRL_free(crl);
 	ck_assert_int_eq(crl_validity(path("settings-db/rsaca-delta.crl")), 1200);
+	/* Each publication is recorded for the dashboard (crl_publications, docs/reports.md). */
+	db = owner_db();
+	{
+		char sql[400];
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM crl_publications p JOIN authorities a"
+		         " ON a.id = p.authority_id WHERE a.name = 'rsaca' AND p.scope = 'rsaca'"
+		         " AND NOT p.delta AND p.number = %lld"
+		         " AND p.next_update - p.this_update = interval '3600 seconds'",
+		         (long long)crl_number(path("settings-db/rsaca.crl")));
+		ck_assert_int_eq(harness_pg_count(db_pgconn(db), sql), 1);
+		ck_assert_int_eq(
+		    harness_pg_count(db_pgconn(db),
+		                     "SELECT count(*) FROM crl_publications WHERE delta"
+		                     " AND next_update - this_update = interval"
+		                     " '1200 seconds'"),
+		    1);
+	}
+	db_close(db);
 	/* the configuration overrides the database */
 	ck_assert_msg(crld_once(override, path("settings-cfg.log")) == 0, "%s",
 	              harness_slurp(path("settings-cfg.log")));

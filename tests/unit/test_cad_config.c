@@ -128,6 +128,7 @@ START_TEST(good_file_is_read_into_profiles)
 	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_int_eq(cfg->listen_port, 8443);
 	ck_assert_uint_eq(cfg->max_body_bytes, 65536);
+	ck_assert_int_eq(cfg->report_max_days, 366);
 	p = cad_profile_find(cfg, "web");
 	ck_assert_ptr_nonnull(p);
 	ck_assert_str_eq(p->authority->key_label, "issuing");
@@ -167,6 +168,8 @@ START_TEST(mistakes_are_refused_by_name)
 	                                   "    subject_fields: [CN]\n"},
 	        "named twice");
 	refused(&(struct variant){.extra = "limits: {max_body_bytes: 10}\n"}, "max_body_bytes");
+	refused(&(struct variant){.extra = "limits: {report_max_days: 0}\n"}, "report_max_days");
+	refused(&(struct variant){.extra = "limits: {report_max_days: 9999}\n"}, "report_max_days");
 	refused(&(struct variant){.extra = "audit: {checkpoint_key: /tmp/k.pem}\n"},
 	        "checkpoint_key");
 }
