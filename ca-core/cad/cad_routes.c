@@ -13,6 +13,7 @@
 
 #include <event2/bufferevent.h>
 
+#include "cad_approvals.h"
 #include "cad_internal.h"
 #include "log.h"
 
@@ -104,6 +105,18 @@ static const struct route {
      "acme.eab.revoke"},
     {EVHTTP_REQ_POST, "/api/v1/acme/incidents", cad_h_acme_incident_create, OFFICER,
      "acme.incident.create"},
+    /* Quorum approvals (cad_approvals.c): who may vote on a request is the request's own
+     * policy, judged by the database (migration 0014); requesting here is for the kinds the
+     * command line runs, each naming its requesters. */
+    {EVHTTP_REQ_GET, "/api/v1/approvals", cad_h_approval_list, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "approval.list"},
+    {EVHTTP_REQ_POST, "/api/v1/approvals", cad_h_approval_create, CA_ADMIN | ADMIN | OFFICER,
+     "approval.request"},
+    {EVHTTP_REQ_GET, "/api/v1/approvals/{}", cad_h_approval_show,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR, "approval.show"},
+    {EVHTTP_REQ_POST, "/api/v1/approvals/{}/approve", cad_h_approval_approve, ANY,
+     "approval.approve"},
+    {EVHTTP_REQ_POST, "/api/v1/approvals/{}/reject", cad_h_approval_reject, ANY, "approval.reject"},
 };
 
 int cad_role_bit(const char *role)

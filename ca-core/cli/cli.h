@@ -15,5 +15,7 @@ int cmd_device(int argc, char **argv);
 int cmd_acme(int argc, char **argv);
 /* backup FILE, restore FILE (cmd_backup.c); argv[0] says which. */
 int cmd_backup(int argc, char **argv);
+/* approvals list|show|approve|reject|request: quorum approvals (cmd_approvals.c). */
+int cmd_approvals(int argc, char **argv);
 
 #endif

@@ -28,6 +28,7 @@ static const struct {
     {"acme", cmd_acme, "ACME External Account Binding credentials: eab create"},
     {"backup", cmd_backup, "write an encrypted backup archive (database, configuration, CAs)"},
     {"restore", cmd_backup, "restore a backup archive into an empty database"},
+    {"approvals", cmd_approvals, "quorum approvals: list, show, approve, reject, request"},
 };
 
 static void usage(FILE *f)
