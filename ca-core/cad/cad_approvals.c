@@ -17,6 +17,7 @@
  * marks the approved request executed or failed). A new kind is one line here. */
 static const struct cad_approval_kind kinds[] = {
     {"authority.retire", "ca-admin", NULL, cad_authority_retire_execute, NULL},
+    {"certificate.revoke-ca", "ca-admin,officer", NULL, cad_cert_revoke_ca_execute, NULL},
     {"ceremony.run", "ca-admin", "ca-admin", NULL, "sha256"},
     {"backup.restore", "ca-admin", "ca-admin", NULL, "sha256"},
 };

@@ -108,5 +108,6 @@ void cad_h_approval_reject(struct cad_req *r);
 
 /* The kinds' execute functions. */
 int cad_authority_retire_execute(struct cad_req *r, struct db *db, struct cad_approval_run *run);
+int cad_cert_revoke_ca_execute(struct cad_req *r, struct db *db, struct cad_approval_run *run);
 
 #endif

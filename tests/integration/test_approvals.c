@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/sha.h>
+#include <openssl/x509v3.h>
 
 #include "db.h"
 #include "harness.h"
@@ -46,7 +47,7 @@ static const char *const people[][2] = {
     {"auditor", "auditor"},     {"ra", "ra"},
 };
 #define NPEOPLE (sizeof(people) / sizeof(people[0]))
-#define NAUTH 7 /* authorities auth1..auth7, one per test that retires one */
+#define NAUTH 8 /* authorities auth1..auth7, one per test that retires one; auth8 issues */
 
 static void cleanup(void);
 
@@ -218,7 +219,7 @@ static const char config_head[] =
     "  - {name: ec, ec_curves: [P-256]}\n"
     "profiles:\n"
     "  - name: tls-server\n"
-    "    authority: auth1\n"
+    "    authority: auth8\n"
     "    key_profile: ec\n"
     "    max_validity_days: 90\n"
     "    key_usage: [digitalSignature]\n"
@@ -236,7 +237,8 @@ static const char config_quorum[] =
     "  kinds:\n"
     "    - {kind: authority.retire, required: 2, approvers: [ca-admin]}\n"
     "    - {kind: ceremony.run, required: 2, approvers: [ca-admin]}\n"
-    "    - {kind: backup.restore, required: 3, approvers: [ca-admin]}\n";
+    "    - {kind: backup.restore, required: 3, approvers: [ca-admin]}\n"
+    "    - {kind: certificate.revoke-ca, required: 2, approvers: [ca-admin]}\n";
 
 /* The other set-up: no threshold for retirement (today's behaviour); ceremonies need 2, and
  * a request lives 2 seconds (the expiry test). */
@@ -745,6 +747,169 @@ START_TEST(list_and_show)
 }
 END_TEST
 
+/* A subordinate CA certificate issued by auth8 (signed through keyd), recorded in the
+ * database as cad records what it issues: reserved, then issued. Its serial in hex. */
+static const char *record_sub_ca(void)
+{
+	static const uint8_t serial[] = {0x5e, 0xed, 0xca, 0x01};
+	struct db_err err = {0};
+	struct db *db = NULL;
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *ak = harness_keyd_key("auth8");
+	FILE *f = fopen(dir_file("auth8.pem"), "r");
+	X509 *issuer = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL, *x;
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = "hsmca approvals test sub CA",
+	                         .pub = k,
+	                         .issuer = issuer,
+	                         .signer = ak,
+	                         .ca = 1,
+	                         .serial_bytes = serial,
+	                         .serial_len = sizeof(serial),
+	                         .not_before = now - 60,
+	                         .not_after = now + 86400L * 365,
+	                         .md = "SHA256"};
+	struct db_cert_request req = {0};
+	unsigned char *der = NULL, *spki = NULL;
+	int der_len, spki_len;
+	int64_t id;
+	PGconn *pc;
+	PGresult *pr;
+
+	if (f)
+		fclose(f);
+	ck_assert_ptr_nonnull(issuer);
+	x = harness_make_cert(&c);
+	der_len = i2d_X509(x, &der);
+	spki_len = i2d_PUBKEY(k, &spki);
+	ck_assert_int_gt(der_len, 0);
+	ck_assert_int_gt(spki_len, 0);
+	ck_assert_msg(db_connect(pg.owner_ci, &db, &err) == DB_OK, "%s", err.msg);
+	pc = db_pgconn(db);
+	pr = PQexec(pc, "SELECT id FROM authorities WHERE name = 'auth8'");
+	ck_assert_int_eq(PQntuples(pr), 1);
+	req.authority_id = atoi(PQgetvalue(pr, 0, 0));
+	PQclear(pr);
+	req.serial = serial;
+	req.serial_len = sizeof(serial);
+	req.profile = "sub-ca";
+	req.subject = "CN=hsmca approvals test sub CA";
+	req.subject_len = strlen(req.subject);
+	req.not_before = now - 60;
+	req.not_after = now + 86400L * 365;
+	SHA256(spki, (size_t)spki_len, req.spki_sha256);
+	req.requester = "ceremony";
+	ck_assert_msg(db_cert_reserve(db, &req, &id, &err) == DB_OK, "%s", err.msg);
+	ck_assert_msg(db_cert_mark_issued(db, req.authority_id, serial, sizeof(serial), der,
+	                                  (size_t)der_len, &err) == DB_OK,
+	              "%s", err.msg);
+	db_close(db);
+	OPENSSL_free(der);
+	OPENSSL_free(spki);
+	X509_free(x);
+	X509_free(issuer);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(ak);
+	return "5eedca01";
+}
+
+/* Issue a tls-server certificate from auth8 as the officer: its serial (static). */
+static const char *issue_leaf(void)
+{
+	static char serial[64];
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *n = X509_NAME_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	BIO *b = BIO_new(BIO_s_mem());
+	char *pem, *body;
+	long len;
+	json_t *o = NULL, *bo;
+
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"www.example.com",
+	                           -1, -1, 0);
+	X509_REQ_set_subject_name(req, n);
+	X509_REQ_set_pubkey(req, k);
+	sk_X509_EXTENSION_push(
+	    exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:www.example.com"));
+	X509_REQ_add_extensions(req, exts);
+	ck_assert(X509_REQ_sign(req, k, EVP_sha256()));
+	PEM_write_bio_X509_REQ(b, req);
+	len = BIO_get_mem_data(b, &pem);
+	bo = json_pack("{s:s, s:s%}", "profile", "tls-server", "csr", pem, (size_t)len);
+	body = json_dumps(bo, JSON_COMPACT);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 201);
+	snprintf(serial, sizeof(serial), "%s", jstr(o, "serial"));
+	json_decref(o);
+	json_decref(bo);
+	free(body);
+	BIO_free(b);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_NAME_free(n);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	return serial;
+}
+
+static long long cert_count(const char *serial, const char *status)
+{
+	char sql[256];
+
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT count(*) FROM certificates WHERE serial = '\\x%s'::bytea AND status = '%s'",
+	    serial, status);
+	return count(sql);
+}
+
+START_TEST(revoking_a_ca_certificate_waits_for_a_ca_admin)
+{
+	const char *ca = record_sub_ca(), *leaf = issue_leaf();
+	json_t *o = NULL, *a;
+	char path[128];
+	long long id;
+
+	/* A leaf: revoked at once, as before. */
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/revoke", leaf);
+	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"superseded\"}", &o), 200);
+	ck_assert_str_eq(jstr(o, "status"), "revoked");
+	json_decref(o);
+
+	/* The CA certificate: a pending request, nothing revoked. */
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/revoke", ca);
+	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"cACompromise\"}", &o), 202);
+	a = json_object_get(o, "approval");
+	id = jint(a, "id");
+	ck_assert_str_eq(jstr(a, "kind"), "certificate.revoke-ca");
+	ck_assert_str_eq(jstr(a, "target"), ca);
+	ck_assert_str_eq(jstr(json_object_get(a, "parameters"), "reason"), "cACompromise");
+	json_decref(o);
+	ck_assert_int_eq(cert_count(ca, "issued"), 1);
+	refused(api("officer", "POST", path, NULL, &o), &o, 409, "approval-pending", ca);
+	json_decref(o);
+	refused(vote("officer", id, "approve", NULL, &o), &o, 403, "self-approval", NULL);
+	json_decref(o);
+	refused(vote("auditor", id, "approve", NULL, &o), &o, 403, "role-not-permitted", NULL);
+	json_decref(o);
+	ck_assert_int_eq(cert_count(ca, "issued"), 1);
+
+	ck_assert_int_eq(vote("ca-admin", id, "approve", NULL, &o), 200);
+	ck_assert_str_eq(jstr(json_object_get(o, "approval"), "state"), "executed");
+	json_decref(o);
+	ck_assert_int_eq(cert_count(ca, "revoked"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE serial = '\\x5eedca01'"
+	                       " AND revocation_reason = 2"),
+	                 1);
+	ck_assert_int_eq(
+	    count("SELECT count(*) FROM audit_log WHERE action = 'certificate.revoke'"
+	          " AND object = '5eedca01' AND actor = 'ca-admin' AND detail LIKE '%cACompromise%'"
+	          " AND detail LIKE '%\"requester\":\"officer\"%'"),
+	    1);
+	/* Revoked for good: a second request is refused. */
+	refused(api("officer", "POST", path, NULL, &o), &o, 409, "wrong-state", "revoked already");
+	json_decref(o);
+}
+END_TEST
+
 /* hsmca ARGS... as who (its client certificate); the exit status, its output in cli_out. */
 static char cli_out[64 * 1024];
 
@@ -889,6 +1054,7 @@ int main(void)
 	tcase_add_test(tc, the_database_holds_the_rules_itself);
 	tcase_add_test(tc, list_and_show);
 	tcase_add_test(tc, cli_requests_lists_and_approves);
+	tcase_add_test(tc, revoking_a_ca_certificate_waits_for_a_ca_admin);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("plain");
 	tcase_add_unchecked_fixture(tc, plain_start, cad_stop);
