@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "api_client.h"
 #include "cli.h"
+#include "cli_approval.h"
 
 static const char usage_text[] =
     "usage: hsmca approvals list [--state STATE] [--kind KIND] [--target TARGET] [--limit N]\n"
@@ -55,31 +54,6 @@ static void print_list(json_t *o)
 	}
 }
 
-/* The file's SHA-256 as lower-case hex into out (65 bytes). 0, or -1 (printed). */
-static int file_sha256(const char *path, char out[65])
-{
-	unsigned char buf[65536], md[32];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	FILE *f = fopen(path, "rb");
-	size_t n;
-	int ok = ctx && f && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-
-	while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-		ok = EVP_DigestUpdate(ctx, buf, n);
-	ok = ok && !ferror(f) && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
-	if (f)
-		fclose(f);
-	EVP_MD_CTX_free(ctx);
-	if (!ok) {
-		fprintf(stderr, "hsmca approvals: cannot read %s\n", path);
-		return -1;
-	}
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", md[i]);
-	return 0;
-}
-
 int cmd_approvals(int argc, char **argv)
 {
 	static const struct option own[] = {
@@ -96,7 +70,7 @@ int cmd_approvals(int argc, char **argv)
 	const char *state = NULL, *kind = NULL, *target = NULL, *limit = NULL, *reason = NULL,
 	           *file = NULL, *args[2] = {NULL, NULL};
 	struct api_client c;
-	char path[512], hash[65];
+	char path[512], hash[65], msg[256];
 	json_t *body = NULL, *out = NULL;
 	int nargs = 0, o, r, rc = 1;
 	long st;
@@ -207,8 +181,10 @@ int cmd_approvals(int argc, char **argv)
 			return 2;
 		}
 		if (file) {
-			if (file_sha256(file, hash) != 0)
+			if (cli_file_sha256(file, hash, msg, sizeof(msg)) != 0) {
+				fprintf(stderr, "hsmca approvals: %s\n", msg);
 				return 1;
+			}
 			target = hash;
 		}
 		body = json_pack("{s:s, s:s, s:s}", "kind", args[1], "target", target, "reason",

@@ -313,10 +313,19 @@ static void setup(void)
 	EVP_PKEY *sk;
 	X509 *x;
 	int applied;
+	char clients[256];
 
 	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (harness_start(&h, NULL) != 0)
+	/* This uid (the test, cad and the operator's hsmca) may sign, generate, and wrap and
+	 * unwrap (the backup key). */
+	snprintf(clients, sizeof(clients),
+	         "  - name: operator\n"
+	         "    uid: %u\n"
+	         "    keys: [\"*\"]\n"
+	         "    operations: [\"*\", generate, wrap, unwrap]\n",
+	         (unsigned)getuid());
+	if (harness_start(&h, &(struct harness_opts){.clients_yaml = clients}) != 0)
 		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	if (!(c = keyd_client_new(NULL, 0)))
@@ -327,6 +336,8 @@ static void setup(void)
 		if (keyd_client_generate(c, label, KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
 			harness_die(__func__);
 	}
+	if (keyd_client_generate(c, "backup-aes", KEYD_KEY_AES, 256, &k, &kerr))
+		harness_die(__func__);
 	keyd_client_free(c);
 	harness_load_providers(&prov_keyd, &prov_default);
 	for (int i = 1; i <= NAUTH; i++) {
@@ -359,6 +370,8 @@ static void setup(void)
 		fprintf(stderr, "test_approvals: %s\n", err.msg);
 		harness_die(__func__);
 	}
+	/* The command line (hsmca ceremony run) connects as the application role. */
+	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
 	cad_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "cad");
 	snprintf(ocspd_ci, sizeof(ocspd_ci), "%s",
 	         harness_pg_daemon_ci(&pg, db_pgconn(db), "ocspd"));
@@ -971,6 +984,170 @@ START_TEST(cli_requests_lists_and_approves)
 }
 END_TEST
 
+static void sha256_hex(const char *text, char out[65])
+{
+	unsigned char md[32];
+
+	SHA256((const unsigned char *)text, strlen(text), md);
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+START_TEST(ceremony_runs_only_under_an_approval_and_names_its_approvers)
+{
+	static const char text[] = "ceremony: key\n"
+	                           "key: {label: approved-key, type: ec-p256}\n"
+	                           "outputs: {public_key: approved-key.pub.pem}\n";
+	char file[512], transcript[512], sha[65], body[400], want[200], sql[300], idtext[24];
+	const char *run[] = {"ceremony", "run", file, "--database", pg.app_ci, NULL};
+	const char *run_id[] = {"ceremony", "run",        file,   "--database",
+	                        pg.app_ci,  "--approval", idtext, NULL};
+	json_t *o = NULL;
+	long long id;
+
+	snprintf(file, sizeof(file), "%s/approved-key.yaml", dir);
+	snprintf(transcript, sizeof(transcript), "%s/approved-key.transcript.txt", dir);
+	harness_write_text(file, text);
+	sha256_hex(text, sha);
+	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+
+	/* No approval: refused before anything is made. */
+	ck_assert_int_eq(cli("ca-admin", run), 1);
+	ck_assert_msg(strstr(cli_out, "needs 2 people's approval") && strstr(cli_out, sha), "%s",
+	              cli_out);
+	ck_assert_int_eq(access(transcript, F_OK), -1);
+
+	/* Requested by one ca-admin, approved by another. */
+	snprintf(body, sizeof(body),
+	         "{\"kind\":\"ceremony.run\",\"target\":\"%s\",\"reason\":\"spare key\","
+	         "\"parameters\":{\"file\":\"approved-key.yaml\"}}",
+	         sha);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/approvals", body, &o), 202);
+	id = jint(json_object_get(o, "approval"), "id");
+	json_decref(o);
+	snprintf(idtext, sizeof(idtext), "%lld", id);
+	/* Pending is not enough. */
+	ck_assert_int_eq(cli("ca-admin", run_id), 1);
+	ck_assert_msg(strstr(cli_out, "pending, not approved"), "%s", cli_out);
+	ck_assert_int_eq(vote("ca-admin-2", id, "approve", "{\"reason\":\"file reviewed\"}", &o),
+	                 200);
+	ck_assert_str_eq(jstr(json_object_get(o, "approval"), "state"), "approved");
+	json_decref(o);
+
+	/* The approval is for that file only: a changed file is refused. */
+	harness_write_text(file, "ceremony: key\n"
+	                         "key: {label: other-key, type: ec-p256}\n"
+	                         "outputs: {public_key: approved-key.pub.pem}\n");
+	ck_assert_int_eq(cli("ca-admin", run), 1);
+	ck_assert_msg(strstr(cli_out, "no approved request is for this file"), "%s", cli_out);
+	ck_assert_int_eq(cli("ca-admin", run_id), 1);
+	ck_assert_msg(strstr(cli_out, "not ceremony.run of this file"), "%s", cli_out);
+	ck_assert_int_eq(access(transcript, F_OK), -1);
+
+	/* The approved file: it runs, and the transcript names the request and its approvers. */
+	harness_write_text(file, text);
+	ck_assert_msg(cli("ca-admin", run) == 0, "%s", cli_out);
+	snprintf(want, sizeof(want),
+	         "request %lld (ceremony.run) by ca-admin, approved by ca-admin-2", id);
+	ck_assert_msg(strstr(harness_slurp(transcript), want), "%s", harness_slurp(transcript));
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM approval_requests WHERE id = %lld AND state = 'executed'"
+	         " AND executed_at IS NOT NULL",
+	         id);
+	ck_assert_int_eq(count(sql), 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE action = 'approval.execute'"
+	         " AND object = 'approval/%lld' AND role = 'local' AND outcome = 'success'",
+	         id);
+	ck_assert_int_eq(count(sql), 1);
+
+	/* Used once: the same file does not run again on it. */
+	ck_assert_int_eq(cli("ca-admin", run), 1);
+	ck_assert_msg(strstr(cli_out, "no approved request is for this file"), "%s", cli_out);
+}
+END_TEST
+
+static void file_sha256_hex(const char *path, char out[65])
+{
+	unsigned char buf[8192], md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL));
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		ck_assert(EVP_DigestUpdate(ctx, buf, n));
+	ck_assert(EVP_DigestFinal_ex(ctx, md, &mdlen));
+	fclose(f);
+	EVP_MD_CTX_free(ctx);
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+START_TEST(restore_unwraps_only_under_an_approval)
+{
+	char archive[512], into[512], into2[512], sha[65], body[300], sql[300], cfg[512];
+	const char *backup[] = {"backup",     archive,     "--key",    "backup-aes",
+	                        "--database", pg.owner_ci, "--pg-bin", "/usr/lib/postgresql/15/bin",
+	                        "--config",   cfg,         NULL};
+	const char *restore[] = {
+	    "restore", archive, "--into", into, "--files-only", "--approval-database",
+	    pg.app_ci, NULL};
+	const char *again[] = {
+	    "restore", archive, "--into", into2, "--files-only", "--approval-database",
+	    pg.app_ci, NULL};
+	json_t *o = NULL;
+	long long id;
+
+	snprintf(archive, sizeof(archive), "%s/site.hsmbak", dir);
+	snprintf(into, sizeof(into), "%s/restored", dir);
+	snprintf(into2, sizeof(into2), "%s/restored-again", dir);
+	snprintf(cfg, sizeof(cfg), "%s/cad.yaml", dir);
+	ck_assert_msg(cli("ca-admin", backup) == 0, "%s", cli_out);
+	file_sha256_hex(archive, sha);
+
+	/* No approval: refused before keyd unwraps anything. */
+	ck_assert_int_eq(cli("ca-admin", restore), 1);
+	ck_assert_msg(strstr(cli_out, "needs 3 people's approval") && strstr(cli_out, sha), "%s",
+	              cli_out);
+	ck_assert_msg(!strstr(cli_out, "authentication tag"), "%s", cli_out);
+	ck_assert_int_eq(access(into, F_OK), -1);
+
+	snprintf(body, sizeof(body),
+	         "{\"kind\":\"backup.restore\",\"target\":\"%s\",\"reason\":\"restore drill\"}",
+	         sha);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/approvals", body, &o), 202);
+	id = jint(json_object_get(o, "approval"), "id");
+	json_decref(o);
+	ck_assert_int_eq(vote("ca-admin-2", id, "approve", NULL, &o), 200);
+	json_decref(o);
+	/* Two of three people: still refused. */
+	ck_assert_int_eq(cli("ca-admin", restore), 1);
+	ck_assert_int_eq(access(into, F_OK), -1);
+	ck_assert_int_eq(vote("ca-admin-3", id, "approve", NULL, &o), 200);
+	ck_assert_str_eq(jstr(json_object_get(o, "approval"), "state"), "approved");
+	json_decref(o);
+
+	ck_assert_msg(cli("ca-admin", restore) == 0, "%s", cli_out);
+	ck_assert_msg(strstr(cli_out, "approved by ca-admin-2, ca-admin-3"), "%s", cli_out);
+	ck_assert_int_eq(access(harness_pathf(into, "config/cad.yaml"), F_OK), 0);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM approval_requests WHERE id = %lld AND state = 'executed'",
+	         id);
+	ck_assert_int_eq(count(sql), 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE action = 'approval.execute'"
+	         " AND object = 'approval/%lld' AND role = 'local'",
+	         id);
+	ck_assert_int_eq(count(sql), 1);
+	/* Used once. */
+	ck_assert_int_eq(cli("ca-admin", again), 1);
+	ck_assert_int_eq(access(into2, F_OK), -1);
+}
+END_TEST
+
 /* ================= without a threshold for retirement ================= */
 
 START_TEST(threshold_one_retires_at_once)
@@ -1055,6 +1232,8 @@ int main(void)
 	tcase_add_test(tc, list_and_show);
 	tcase_add_test(tc, cli_requests_lists_and_approves);
 	tcase_add_test(tc, revoking_a_ca_certificate_waits_for_a_ca_admin);
+	tcase_add_test(tc, ceremony_runs_only_under_an_approval_and_names_its_approvers);
+	tcase_add_test(tc, restore_unwraps_only_under_an_approval);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("plain");
 	tcase_add_unchecked_fixture(tc, plain_start, cad_stop);
