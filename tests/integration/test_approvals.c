@@ -1148,6 +1148,56 @@ START_TEST(restore_unwraps_only_under_an_approval)
 }
 END_TEST
 
+/* hsmca-cad --check on the configuration with approvals (YAML text): its exit status, its
+ * output in cli_out. */
+static int check_config(const char *approvals)
+{
+	char conf[8192], bin[512], path[512], out[512];
+	char *argv[] = {bin, "--config", path, "--check", NULL};
+	size_t n;
+	int rc;
+
+	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
+	snprintf(path, sizeof(path), "%s/check.yaml", dir);
+	snprintf(out, sizeof(out), "%s/check.out", dir);
+	n = (size_t)snprintf(conf, sizeof(conf), config_head, 1, dir, dir, dir, cad_ci);
+	for (int i = 1; i <= NAUTH; i++)
+		n += (size_t)snprintf(conf + n, sizeof(conf) - n,
+		                      "  - {name: auth%d, certificate: %s/auth%d.pem,"
+		                      " key: \"keyd:label=auth%d\"}\n",
+		                      i, dir, i, i);
+	snprintf(conf + n, sizeof(conf) - n, "%s", approvals);
+	harness_write_text(path, conf);
+	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+	rc = harness_run(argv, out);
+	snprintf(cli_out, sizeof(cli_out), "%s", harness_slurp(out));
+	return rc;
+}
+
+START_TEST(bad_approval_configuration_is_refused_by_name)
+{
+	static const struct {
+		const char *yaml, *needle;
+	} bad[] = {
+	    {"approvals: {kinds: [{kind: authority.delete, required: 2}]}\n", "authority.delete"},
+	    {"approvals: {kinds: [{kind: authority.retire, required: 17}]}\n", "required"},
+	    {"approvals: {kinds: [{kind: authority.retire, required: 0}]}\n", "required"},
+	    {"approvals: {kinds: [{kind: authority.retire, approvers: [root]}]}\n", "root"},
+	    {"approvals: {kinds: [{kind: authority.retire, approvers: [officer, officer]}]}\n",
+	     "listed twice"},
+	    {"approvals: {kinds: [{kind: ceremony.run}, {kind: ceremony.run}]}\n", "listed twice"},
+	    {"approvals: {expiry_seconds: 0}\n", "expiry_seconds"},
+	    {"approvals: {kinds: [{kind: ceremony.run, quorum: 2}]}\n", "quorum"},
+	};
+
+	ck_assert_msg(check_config(config_quorum) == 0, "%s", cli_out);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(check_config(bad[i].yaml) != 0, "accepted: %s", bad[i].yaml);
+		ck_assert_msg(strstr(cli_out, bad[i].needle), "%s: %s", bad[i].yaml, cli_out);
+	}
+}
+END_TEST
+
 /* ================= without a threshold for retirement ================= */
 
 START_TEST(threshold_one_retires_at_once)
@@ -1240,6 +1290,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, threshold_one_retires_at_once);
 	tcase_add_test(tc, an_expired_request_cannot_be_approved);
+	tcase_add_test(tc, bad_approval_configuration_is_refused_by_name);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
