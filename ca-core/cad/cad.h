@@ -26,6 +26,14 @@
 #define CAD_PATH_MAX CA_PATH_MAX
 #define CAD_MAX_AUTHORITIES 16
 #define CAD_MAX_PROFILES 64
+#define CAD_MAX_APPROVAL_KINDS 16
+
+/* One kind's quorum approval policy (approvals: in the configuration, docs/approvals.md). */
+struct cad_approval_policy {
+	char kind[65];
+	int required;       /* approvals needed; 1: the operation runs at once */
+	char approvers[64]; /* comma-separated roles */
+};
 
 struct cad_config {
 	char listen_address[64];
@@ -81,6 +89,10 @@ struct cad_config {
 	long acme_pending_authz;   /* pending authorizations per account */
 	struct ca_profile *acme_profiles[CAD_MAX_PROFILES]; /* the first is the default */
 	size_t n_acme_profiles;
+	/* Quorum approvals (cad_approvals.c): kinds not listed need 1 (none). */
+	struct cad_approval_policy approvals[CAD_MAX_APPROVAL_KINDS];
+	size_t n_approvals;
+	int approval_expiry_seconds; /* how long a request waits for its approvals */
 };
 
 /* Read and check the whole file (certificates included). 0, or -1 with err filled. Free with

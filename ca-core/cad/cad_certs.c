@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "cad_approvals.h"
 #include "cad_internal.h"
 #include "crlreason.h"
 #include "log.h"
@@ -177,6 +178,114 @@ enum change { REVOKE, HOLD, RELEASE };
 
 /* The API's adapter over ca_revoke, ca_hold and ca_release: the optional JSON body (a revocation
  * may carry a reason and an invalidity date), then the certificate as it is now. */
+/* 1 when the DER is a CA certificate (basicConstraints cA=TRUE). */
+static int is_ca_certificate(const uint8_t *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *x = der ? d2i_X509(NULL, &p, (long)len) : NULL;
+	BASIC_CONSTRAINTS *bc = x ? X509_get_ext_d2i(x, NID_basic_constraints, NULL, NULL) : NULL;
+	int ca = bc && bc->ca;
+
+	BASIC_CONSTRAINTS_free(bc);
+	X509_free(x);
+	return ca;
+}
+
+/* Revoking a CA certificate is under quorum approval (certificate.revoke-ca): when the
+ * certificate req names is one, record a pending request instead (202). 0 when it is not (the
+ * revocation goes on), 1 after answering. */
+static int revoke_ca_gate(struct cad_req *r, const struct ca_status_request *req)
+{
+	struct db_cert c = {0};
+	struct ca_why why = {0};
+	enum ca_outcome o = ca_cert_find(&r->cad->ca, &r->w->db, &req->who, req->serial, &c, &why);
+	char hex[2 * DB_SERIAL_MAX + 1];
+	json_t *params;
+
+	if (o != CA_OK) {
+		cad_reply_ca(r, o, &why);
+		db_cert_clear(&c);
+		return 1;
+	}
+	if (!is_ca_certificate(c.der, c.der_len)) {
+		db_cert_clear(&c);
+		return 0;
+	}
+	if (c.status == DB_CERT_REVOKED) {
+		cad_deny(r, 409, "wrong-state", req->serial, "certificate %s is revoked already",
+		         req->serial);
+		db_cert_clear(&c);
+		return 1;
+	}
+	db_serial_to_hex(c.serial, c.serial_len, hex);
+	params = json_pack("{s:i, s:s, s:s, s:s?, s:I, s:s}", "authority_id", (int)c.authority_id,
+	                   "subject", c.subject, "reason", crlreason_name(req->reason),
+	                   "invalidity_date", req->invalidity_text, "invalidity_epoch",
+	                   (json_int_t)req->invalidity_date, "ca", "true");
+	cad_approval_request(r, "certificate.revoke-ca", hex, params);
+	json_decref(params);
+	db_cert_clear(&c);
+	return 1;
+}
+
+int cad_cert_revoke_ca_execute(struct cad_req *r, struct db *db, struct cad_approval_run *run)
+{
+	const struct db_approval *q = run->request;
+	json_t *p = json_loads(q->parameters, 0, NULL), *detail;
+	int32_t aid = (int32_t)json_integer_value(json_object_get(p, "authority_id"));
+	int reason = crlreason_code(json_string_value(json_object_get(p, "reason")));
+	int64_t inv = json_integer_value(json_object_get(p, "invalidity_epoch"));
+	const char *inv_text = json_string_value(json_object_get(p, "invalidity_date"));
+	uint8_t serial[DB_SERIAL_MAX];
+	size_t len;
+	int changed = 0, rc = 0;
+
+	if (!p || !aid || !crlreason_revocable(reason) ||
+	    db_serial_from_hex(q->target, serial, &len)) {
+		snprintf(run->why, sizeof(run->why),
+		         "the request's parameters are not a revocation");
+		rc = 1;
+		goto out;
+	}
+	switch (db_cert_revoke(db, aid, serial, len, reason, inv, &changed, &run->err)) {
+	case DB_OK:
+		break;
+	case DB_ERR_NOT_FOUND:
+	case DB_ERR_STATE:
+	case DB_ERR_INVALID:
+		snprintf(run->why, sizeof(run->why), "certificate %s cannot be revoked: %s",
+		         q->target, run->err.msg);
+		rc = 1;
+		goto out;
+	default:
+		rc = -1;
+		goto out;
+	}
+	if (!changed) {
+		snprintf(run->why, sizeof(run->why), "certificate %s was revoked already",
+		         q->target);
+		rc = 1;
+		goto out;
+	}
+	detail = json_pack("{s:s, s:s?, s:I, s:s, s:O}", "reason", crlreason_name(reason),
+	                   "invalidity_date", inv_text, "approval", (json_int_t)q->id, "requester",
+	                   q->requester, "approvers", run->approvers);
+	if (cad_approval_audit(r, db, "certificate.revoke", q->target, "success", detail, 0,
+	                       &run->err) != DB_OK)
+		rc = -1;
+	json_decref(detail);
+	if (rc == 0) {
+		json_object_set_new(run->result, "serial", json_string(q->target));
+		json_object_set_new(run->result, "status", json_string("revoked"));
+		json_object_set_new(run->result, "reason", json_string(crlreason_name(reason)));
+		log_info("CA certificate %s revoked by approval request %lld", q->target,
+		         (long long)q->id);
+	}
+out:
+	json_decref(p);
+	return rc;
+}
+
 static void change_status(struct cad_req *r, enum change what)
 {
 	static const char *const revoke_fields[] = {"reason", "invalidity_date", NULL};
@@ -222,6 +331,11 @@ static void change_status(struct cad_req *r, enum change what)
 	req.serial = r->args[0];
 	req.reason = reason;
 	req.invalidity_text = inv;
+	if (what == REVOKE && cad_approval_required(r->cad->cfg, "certificate.revoke-ca") > 1) {
+		int gated = revoke_ca_gate(r, &req);
+		if (gated != 0)
+			goto out; /* a pending request made (202), or an error answered */
+	}
 	o = what == REVOKE ? ca_revoke(&r->cad->ca, &r->w->db, &req, &res)
 	    : what == HOLD ? ca_hold(&r->cad->ca, &r->w->db, &req, &res)
 	                   : ca_release(&r->cad->ca, &r->w->db, &req, &res);

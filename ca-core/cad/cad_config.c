@@ -11,12 +11,13 @@
 
 #include "cad.h"
 #include "cad_acme.h"
+#include "cad_approvals.h"
 #include "cad_est.h"
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "listen", "tls", "database", "limits", "authorities", "key_profiles", "profiles",
-    "audit",  "est", "user",     "group",  "seccomp",     "acme",         NULL,
+    "listen", "tls",  "database", "limits",  "authorities", "key_profiles", "profiles", "audit",
+    "est",    "user", "group",    "seccomp", "acme",        "approvals",    NULL,
 };
 static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
@@ -695,6 +696,8 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	if (cad_est_config_parse(&y, yconf_get(&y, root, "est"), cfg, cad_profile_find))
 		goto out;
 	if (cad_acme_config_parse(&y, yconf_get(&y, root, "acme"), cfg, cad_profile_find))
+		goto out;
+	if (cad_approvals_config_parse(&y, yconf_get(&y, root, "approvals"), cfg))
 		goto out;
 	rc = 0;
 out:

@@ -21,6 +21,7 @@
 #include <event2/thread.h>
 #include <openssl/err.h>
 
+#include "cad_approvals.h"
 #include "cad_internal.h"
 #include "daemon.h"
 #include "log.h"
@@ -230,6 +231,9 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		default:
 			break;
 		}
+		/* The thresholds of the kinds the command line runs (docs/approvals.md). */
+		if (cad_approvals_publish(cfg, cad->workers[0].db, &derr) != 0)
+			log_warn("approval policy not stored yet (will retry): %s", derr.msg);
 	}
 	/* The profiles in use come from the database (seeded from the configuration once). */
 	if (cad_profiles_start(cad, err, errsz) != 0)

@@ -13,6 +13,7 @@
 
 #include <event2/bufferevent.h>
 
+#include "cad_approvals.h"
 #include "cad_internal.h"
 #include "log.h"
 
@@ -120,6 +121,18 @@ static const struct route {
      "report.principals"},
     {EVHTTP_REQ_GET, "/api/v1/backups", cad_h_backup_list, OPERATOR | CA_ADMIN | AUDITOR,
      "backup.list"},
+    /* Quorum approvals (cad_approvals.c): who may vote on a request is the request's own
+     * policy, judged by the database (migration 0017); requesting here is for the kinds the
+     * command line runs, each naming its requesters. */
+    {EVHTTP_REQ_GET, "/api/v1/approvals", cad_h_approval_list, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
+     "approval.list"},
+    {EVHTTP_REQ_POST, "/api/v1/approvals", cad_h_approval_create, CA_ADMIN | ADMIN | OFFICER,
+     "approval.request"},
+    {EVHTTP_REQ_GET, "/api/v1/approvals/{}", cad_h_approval_show,
+     CA_ADMIN | ADMIN | OFFICER | AUDITOR, "approval.show"},
+    {EVHTTP_REQ_POST, "/api/v1/approvals/{}/approve", cad_h_approval_approve, ANY,
+     "approval.approve"},
+    {EVHTTP_REQ_POST, "/api/v1/approvals/{}/reject", cad_h_approval_reject, ANY, "approval.reject"},
 };
 
 int cad_role_bit(const char *role)

@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "cad_approvals.h"
 #include "cad_internal.h"
 #include "log.h"
 
@@ -94,6 +95,19 @@ void cad_h_authority_retire(struct cad_req *r)
 	}
 	if (!(db = cad_db(r)) || target(r, db, &a) != 0)
 		goto out;
+	if (cad_approval_required(r->cad->cfg, "authority.retire") > 1) {
+		/* Under quorum approval: a pending request now, the retirement at the last
+		 * approval (cad_authority_retire_execute). */
+		if (a.status == DB_AUTH_RETIRED) {
+			cad_deny(r, 409, "wrong-state", a.name, "authority %s is retired already",
+			         a.name);
+			goto out;
+		}
+		detail = json_pack("{s:s, s:s}", "subject", a.subject, "reason", reason);
+		cad_approval_request(r, "authority.retire", a.name, detail);
+		json_decref(detail);
+		goto out;
+	}
 	if (db_begin(db, &err) != DB_OK) {
 		cad_reply_db_error(r, &err);
 		goto out;
@@ -127,6 +141,50 @@ void cad_h_authority_retire(struct cad_req *r)
 out:
 	db_authority_clear(&a);
 	json_decref(body);
+}
+
+/* authority.retire approved (cad_approvals.c): retire run->request's target inside the open
+ * transaction, audited as authority.retire by the last approver with the approval named. */
+int cad_authority_retire_execute(struct cad_req *r, struct db *db, struct cad_approval_run *run)
+{
+	const struct db_approval *q = run->request;
+	json_t *params = json_loads(q->parameters, 0, NULL), *detail;
+	const char *reason = json_string_value(json_object_get(params, "reason"));
+	int32_t id;
+	int rc = 0;
+
+	switch (db_authority_retire(db, q->target, &id, &run->err)) {
+	case DB_OK:
+		break;
+	case DB_ERR_STATE:
+		snprintf(run->why, sizeof(run->why), "authority %s is retired already", q->target);
+		rc = 1;
+		goto out;
+	case DB_ERR_NOT_FOUND:
+	case DB_ERR_INVALID:
+		snprintf(run->why, sizeof(run->why), "no authority named \"%.64s\"", q->target);
+		rc = 1;
+		goto out;
+	default:
+		rc = -1;
+		goto out;
+	}
+	detail =
+	    json_pack("{s:s, s:I, s:s, s:O}", "reason", reason ? reason : "", "approval",
+	              (json_int_t)q->id, "requester", q->requester, "approvers", run->approvers);
+	if (cad_approval_audit(r, db, "authority.retire", q->target, "success", detail, 0,
+	                       &run->err) != DB_OK)
+		rc = -1;
+	json_decref(detail);
+	if (rc == 0) {
+		json_object_set_new(run->result, "authority", json_string(q->target));
+		json_object_set_new(run->result, "status", json_string("retired"));
+		log_info("authority %s retired by approval request %lld", q->target,
+		         (long long)q->id);
+	}
+out:
+	json_decref(params);
+	return rc;
 }
 
 /* --- CRL and OCSP settings --- */

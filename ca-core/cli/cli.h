@@ -17,5 +17,7 @@ int cmd_acme(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 /* report issuance|expiring|principals (cmd_report.c). */
 int cmd_report(int argc, char **argv);
+/* approvals list|show|approve|reject|request: quorum approvals (cmd_approvals.c). */
+int cmd_approvals(int argc, char **argv);
 
 #endif

@@ -1,10 +1,12 @@
 /* hsmca backup FILE / hsmca restore FILE (docs/backup.md). */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backup.h"
 #include "cli.h"
+#include "cli_approval.h"
 
 static void usage(FILE *f, int restore)
 {
@@ -44,7 +46,13 @@ static void usage(FILE *f, int restore)
 		    "                 (the state and configuration folders); a path outside them,\n"
 		    "                 or reached through a symlink that leads out, is refused\n"
 		    "                 before anything is written\n"
-		    "  --files-only   do not touch the database\n");
+		    "  --files-only   do not touch the database\n"
+		    "  --approval-database C  the live database whose approvals govern restores\n"
+		    "                 ($HSMCA_APPROVALS_DATABASE): when its policy puts\n"
+		    "                 backup.restore under quorum approval, nothing is unwrapped\n"
+		    "                 without an approved request for this archive's SHA-256,\n"
+		    "                 used once (docs/approvals.md)\n"
+		    "  --approval ID  that request (default: the one approved for the archive)\n");
 }
 
 int cmd_backup(int argc, char **argv)
@@ -61,12 +69,18 @@ int cmd_backup(int argc, char **argv)
 	    {"in-place", no_argument, NULL, 'P'},
 	    {"files-only", no_argument, NULL, 'F'},
 	    {"root", required_argument, NULL, 'R'},
+	    {"approval-database", required_argument, NULL, 'A'},
+	    {"approval", required_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int restore = strcmp(argv[0], "restore") == 0, o, rc;
 	struct backup_opts bo = {.out = stderr};
-	char err[1024] = "";
+	const char *approval_db = getenv("HSMCA_APPROVALS_DATABASE");
+	long long approval = 0;
+	int approval_opt = 0;
+	struct cli_approval ap;
+	char err[1024] = "", sha[65], *end;
 
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -115,6 +129,19 @@ int cmd_backup(int argc, char **argv)
 		case 'F':
 			bo.skip_database = 1;
 			break;
+		case 'A':
+			approval_db = optarg;
+			approval_opt = 1;
+			break;
+		case 'I':
+			approval = strtoll(optarg, &end, 10);
+			if (*end || approval <= 0) {
+				fprintf(stderr, "hsmca %s: --approval takes a request's id\n",
+				        argv[0]);
+				return 2;
+			}
+			approval_opt = 1;
+			break;
 		case 'h':
 			usage(stdout, restore);
 			return 0;
@@ -137,7 +164,33 @@ int cmd_backup(int argc, char **argv)
 		usage(stderr, 1);
 		return 2;
 	}
+	if (!restore && approval_opt) {
+		usage(stderr, 0);
+		return 2;
+	}
+	memset(&ap, 0, sizeof(ap));
+	/* Quorum approval (docs/approvals.md), checked in the live database before keyd unwraps
+	 * anything; the request stays locked until the restore is recorded. */
+	if (restore && (approval_db && *approval_db ? 1 : approval > 0) &&
+	    (cli_file_sha256(bo.archive, sha, err, sizeof(err)) != 0 ||
+	     cli_approval_claim(approval_db && *approval_db ? approval_db : NULL, "backup.restore",
+	                        sha, approval, &ap, err, sizeof(err)) != 0)) {
+		fprintf(stderr, "hsmca restore: %s\n", err);
+		return 1;
+	}
+	if (ap.active)
+		fprintf(stderr, "hsmca restore: under approval %s\n", ap.line);
 	rc = restore ? backup_restore(&bo, err, sizeof(err)) : backup_create(&bo, err, sizeof(err));
+	if (ap.active) {
+		char aerr[512];
+		if (cli_approval_finish(&ap, rc == 0, rc == 0 ? "restored" : err, 0, aerr,
+		                        sizeof(aerr)) != 0) {
+			fprintf(stderr, "hsmca restore: %s\n", aerr);
+			rc = -1;
+			if (!err[0])
+				snprintf(err, sizeof(err), "%s", aerr);
+		}
+	}
 	if (rc != 0) {
 		fprintf(stderr, "hsmca %s: %s\n", argv[0], err);
 		return 1;

@@ -30,6 +30,7 @@ static const struct {
     {"backup", cmd_backup, "write an encrypted backup archive (database, configuration, CAs)"},
     {"restore", cmd_backup, "restore a backup archive into an empty database"},
     {"report", cmd_report, "reports: issuance, expiring certificates, principals and tokens"},
+    {"approvals", cmd_approvals, "quorum approvals: list, show, approve, reject, request"},
 };
 
 static void usage(FILE *f)

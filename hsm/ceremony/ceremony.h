@@ -251,6 +251,11 @@ struct ceremony_opts {
 	int dry_run;        /* check everything, generate and sign nothing, write nothing */
 	FILE *out;          /* the transcript as it is made; NULL: stdout */
 	int timeout_ms;     /* keyd client timeout; 0: the client's default */
+	/* Quorum approval (docs/approvals.md): when set, the ceremony file's SHA-256 must be
+	 * approved_sha256 (lower-case hex) or nothing runs, and approval (one line naming the
+	 * request, its requester and its approvers) goes into the transcript's header. */
+	const char *approved_sha256;
+	const char *approval;
 };
 
 /* Run the ceremony in path. 0 on success; -1 with the reason in err (the

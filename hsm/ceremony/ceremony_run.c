@@ -1069,7 +1069,25 @@ int ceremony_run(const char *path, const struct ceremony_opts *o, char *err, siz
 		return -1;
 	cer_tr_init(&r.tr, o->out);
 	cer_tr_header(&r.tr, r.c, o->socket ? o->socket : getenv("HSMCA_KEYD_SOCKET"), o->dry_run);
+	if (o->approval)
+		cer_tr_line(&r.tr, "approval:             %s", o->approval);
 	cer_tr_step(&r.tr, "ok", "parsed the ceremony file: every field is known and valid");
+	if (o->approved_sha256) {
+		char hex[80];
+		cer_hex(r.c->sha256, sizeof(r.c->sha256), 0, hex, sizeof(hex));
+		if (strcmp(hex, o->approved_sha256) != 0) {
+			snprintf(
+			    err, errsz,
+			    "%s: its SHA-256 is %s, not the approved %s: the file changed after "
+			    "it was approved; nothing was done",
+			    path, hex, o->approved_sha256);
+			cer_tr_step(&r.tr, "FAILED", "%s", err);
+			cer_tr_free(&r.tr);
+			ceremony_free(r.c);
+			return -1;
+		}
+		cer_tr_step(&r.tr, "ok", "the ceremony file is the one approved (SHA-256 %s)", hex);
+	}
 
 	/* CA/B Forum BR 7.1.2.4: no backdating beyond 48 hours; often a typo in the year. */
 	if (r.c->has_cert && r.c->cert.not_before < r.c->now - 48 * 3600)
