@@ -22,6 +22,7 @@
 #include <libp11.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
@@ -60,6 +61,7 @@ struct keyd_token {
 	size_t nkeys;
 
 	atomic_int online;
+	atomic_int sealed; /* activation: quorum, before the quorum unsealed it or after a loss */
 	atomic_uint reinits;
 
 	/* Recovery thread */
@@ -508,6 +510,20 @@ static void *recovery_main(void *arg)
 
 		char err[256];
 		int ok;
+		if (t->cfg->activation == KEYD_ACTIVATION_QUORUM) {
+			/* The PIN was wiped after the quorum's login: letting go of the module
+			 * drops the login, and only the quorum can give it back. */
+			pthread_rwlock_wrlock(&t->lock);
+			teardown(t);
+			atomic_store(&t->sealed, 1);
+			pthread_rwlock_unlock(&t->lock);
+			log_error("token \"%s\" lost: keyd is sealed again until its quorum "
+			          "presents the shares (hsmca keyd unseal)",
+			          t->cfg->token);
+			pthread_mutex_lock(&t->rlock);
+			t->fault = 0;
+			continue;
+		}
 		pthread_rwlock_wrlock(&t->lock);
 		teardown(t);
 		ok = bringup(t, err, sizeof(err)) == 0;
@@ -559,17 +575,24 @@ struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pi
 		free(t);
 		return NULL;
 	}
-	snprintf(t->pin, KEYD_PIN_MAX, "%s", pin);
+	if (pin)
+		snprintf(t->pin, KEYD_PIN_MAX, "%s", pin);
 	t->sessions = calloc((size_t)nsessions, sizeof(*t->sessions));
 	pthread_rwlock_init(&t->lock, NULL);
 	pthread_mutex_init(&t->control_lock, NULL);
 	pthread_mutex_init(&t->rlock, NULL);
 	pthread_cond_init(&t->rcond, NULL);
-	if (!t->sessions || bringup(t, err, errlen) != 0) {
+	for (int i = 0; t->sessions && i < nsessions; i++)
+		t->sessions[i] = CK_INVALID_HANDLE;
+	t->control = CK_INVALID_HANDLE;
+	if (!t->sessions || (pin && bringup(t, err, errlen) != 0)) {
+		if (!t->sessions)
+			snprintf(err, errlen, "out of memory");
 		keyd_token_close(t);
 		return NULL;
 	}
-	atomic_store(&t->online, 1);
+	atomic_store(&t->online, pin != NULL);
+	atomic_store(&t->sealed, pin == NULL);
 	if (pthread_create(&t->recovery, NULL, recovery_main, t) != 0) {
 		snprintf(err, errlen, "cannot start the recovery thread");
 		keyd_token_close(t);
@@ -605,6 +628,47 @@ void keyd_token_close(struct keyd_token *t)
 int keyd_token_online(struct keyd_token *t)
 {
 	return atomic_load(&t->online);
+}
+
+int keyd_token_sealed(struct keyd_token *t)
+{
+	return atomic_load(&t->sealed);
+}
+
+int keyd_token_unseal(struct keyd_token *t, const char *pin, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&t->lock);
+	if (!atomic_load(&t->sealed)) {
+		pthread_rwlock_unlock(&t->lock);
+		return 0;
+	}
+	snprintf(t->pin, KEYD_PIN_MAX, "%s", pin);
+	teardown(t);
+	if (bringup(t, err, errlen) != 0)
+		rc = -1;
+	/* Not kept: a recovery cannot log in again, the quorum must (docs/quorum.md). */
+	OPENSSL_cleanse(t->pin, KEYD_PIN_MAX);
+	if (rc == 0) {
+		atomic_store(&t->sealed, 0);
+		atomic_store(&t->online, 1);
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return rc;
+}
+
+void keyd_token_seal(struct keyd_token *t)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	atomic_store(&t->online, 0);
+	atomic_store(&t->sealed, 1);
+	teardown(t);
+	OPENSSL_cleanse(t->pin, KEYD_PIN_MAX);
+	pthread_rwlock_unlock(&t->lock);
+	pthread_mutex_lock(&t->rlock);
+	t->fault = 0;
+	pthread_mutex_unlock(&t->rlock);
 }
 
 unsigned keyd_token_reinits(struct keyd_token *t)

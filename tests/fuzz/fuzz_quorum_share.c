@@ -9,11 +9,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	/* The quorum of the seed corpus (tests/fuzz/corpus/quorum_share/), so seeds get past the
-	 * id check into the signature. */
+	/* The quorum of the seed corpus (tests/fuzz/corpus/quorum_share/: shares of the test PIN
+	 * "1234" made by hsmca keyd quorum init), so that inputs get past the id check into the
+	 * signature and the pool. */
 	static const struct quorum_ref ref = {
-	    .id = {0},
-	    .vk = {0},
+	    .id = {0xd1, 0x96, 0x3f, 0x72, 0x34, 0xf6, 0xe8, 0xdb, 0x02, 0xa9, 0xe9, 0x98, 0x6b,
+	           0xe7, 0x2a, 0x12},
+	    .vk = {0x84, 0x1d, 0x20, 0x55, 0xb0, 0x99, 0xcb, 0x56, 0xfb, 0xcb, 0xc5,
+	           0xc5, 0x8d, 0x9d, 0xa0, 0x83, 0x0f, 0xfc, 0x7b, 0x1b, 0x17, 0xb6,
+	           0xe2, 0xc5, 0x45, 0x31, 0x3e, 0xa5, 0x07, 0xcf, 0xd7, 0xac},
 	    .threshold = 2,
 	    .total = 3,
 	};
