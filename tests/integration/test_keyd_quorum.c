@@ -63,7 +63,11 @@ static const char *quorum_yaml(int any_custodian)
 
 /* Make the token and a key with the PIN file, then split that PIN and restart keyd sealed:
  * the PIN file is removed, so nothing but the quorum can log in. */
-static void start_quorum(int any_custodian)
+static char fault_file[600], fault_env[700], shim_module[600];
+static const char *shim_envv[2];
+
+/* shim: through the fault shim (tests/shim), which fails calls while fault_file exists. */
+static void start_quorum_on(int any_custodian, int shim)
 {
 	const char *names[] = {"custodian-1", "custodian-2", "custodian-3"};
 	struct harness_opts o = {0};
@@ -76,6 +80,16 @@ static void start_quorum(int any_custodian)
 	if (pw) {
 		nobody_uid = pw->pw_uid;
 		nobody_gid = pw->pw_gid;
+	}
+	if (shim) {
+		snprintf(shim_module, sizeof(shim_module), "%s/tests/shim/libp11shim.so",
+		         getenv("HSMCA_BUILD"));
+		snprintf(fault_file, sizeof(fault_file), "/tmp/hsmca-qfault-%d", (int)getpid());
+		unlink(fault_file);
+		snprintf(fault_env, sizeof(fault_env), "HSMCA_SHIM_FAULT_FILE=%s", fault_file);
+		shim_envv[0] = fault_env;
+		o.module = shim_module;
+		o.keyd_env = shim_envv;
 	}
 	ck_assert_int_eq(harness_start(&h, &o), 0);
 	cli = keyd_client_new(h.socket, 3000);
@@ -114,8 +128,15 @@ static void start_quorum(int any_custodian)
 	              harness_slurp(h.log));
 }
 
+static void start_quorum(int any_custodian)
+{
+	start_quorum_on(any_custodian, 0);
+}
+
 static void teardown(void)
 {
+	if (fault_file[0])
+		unlink(fault_file);
 	keyd_client_free(cli);
 	cli = NULL;
 	ck_assert_msg(harness_stop(&h) == 0, "hsmca-keyd did not exit cleanly: see above");
@@ -312,6 +333,40 @@ START_TEST(only_custodians_unseal_and_only_sealers_seal)
 }
 END_TEST
 
+/* A token loss drops the login, and the PIN is gone: keyd does not log in again by itself
+ * (as it does with a PIN file) but is sealed until the quorum returns. */
+START_TEST(token_loss_seals_keyd_again)
+{
+	struct keyd_quorum_status q;
+	struct keyd_err err;
+	FILE *f;
+	int r, waited = 0;
+
+	start_quorum_on(1, 1);
+	ck_assert_int_eq(unseal(0, &q, &err), KEYD_OK);
+	ck_assert_int_eq(unseal(1, &q, &err), KEYD_OK);
+	ck_assert_int_eq(sign_once(&err), KEYD_OK);
+	f = fopen(fault_file, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("device-error", f);
+	fclose(f);
+	r = sign_once(&err);
+	ck_assert_msg(keyd_status_retryable(r), "sign during the loss: %d %s", r, err.msg);
+	do {
+		usleep(100000);
+		ck_assert_int_eq(keyd_client_quorum(cli, &q, &err), KEYD_OK);
+	} while (!q.sealed && ++waited < 100);
+	ck_assert_msg(q.sealed, "keyd did not seal itself after the token loss");
+	unlink(fault_file); /* the device is back, but nothing can log in */
+	sleep(1);
+	assert_sealed(0);
+	ck_assert(harness_log_contains(&h, "keyd is sealed again until its quorum"));
+	ck_assert_int_eq(unseal(2, &q, &err), KEYD_OK);
+	ck_assert_int_eq(unseal(1, &q, &err), KEYD_OK);
+	ck_assert_msg(sign_once(&err) == KEYD_OK, "sign after the quorum returned: %s", err.msg);
+}
+END_TEST
+
 /* A client of protocol 1 does not know `sealed`: it is told `offline`, which it retries. */
 START_TEST(protocol_1_client_is_told_offline)
 {
@@ -368,6 +423,7 @@ int main(void)
 	tcase_add_test(tc, bad_shares_are_named_and_change_nothing);
 	tcase_add_test(tc, only_custodians_unseal_and_only_sealers_seal);
 	tcase_add_test(tc, protocol_1_client_is_told_offline);
+	tcase_add_test(tc, token_loss_seals_keyd_again);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
