@@ -463,7 +463,9 @@ static int bringup(struct keyd_token *t, char *err, size_t errlen)
 		snprintf(err, errlen, "token \"%s\": cannot open a session", cfg->token);
 		goto fail;
 	}
-	if (PKCS11_login(slot, 0, t->pin) != 0) {
+	/* libp11 keeps a heap copy of the PIN it logs in with (to log in again after a fork). A
+	 * quorum's PIN must be wiped once used: keyd logs in through the module itself below. */
+	if (t->cfg->activation != KEYD_ACTIVATION_QUORUM && PKCS11_login(slot, 0, t->pin) != 0) {
 		snprintf(err, errlen, "token \"%s\": login failed (wrong PIN or PIN locked)",
 		         cfg->token);
 		goto fail;
@@ -478,6 +480,18 @@ static int bringup(struct keyd_token *t, char *err, size_t errlen)
 	}
 	rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 	                          &t->control);
+	if (rv == CKR_OK && t->cfg->activation == KEYD_ACTIVATION_QUORUM) {
+		/* The login is the token's, for every session of this process. */
+		rv = t->fl->C_Login(t->control, CKU_USER, (CK_UTF8CHAR_PTR)t->pin,
+		                    (CK_ULONG)strlen(t->pin));
+		if (rv == CKR_USER_ALREADY_LOGGED_IN)
+			rv = CKR_OK;
+		if (rv != CKR_OK) {
+			snprintf(err, errlen, "token \"%s\": login failed: %s", cfg->token,
+			         ckr_name(rv));
+			goto fail;
+		}
+	}
 	for (int i = 0; rv == CKR_OK && i < t->nsessions; i++)
 		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, &t->sessions[i]);
 	if (rv != CKR_OK) {

@@ -9,6 +9,7 @@
  * a user who is not a sealer; the PIN is in no file and no log.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -367,6 +368,64 @@ START_TEST(token_loss_seals_keyd_again)
 }
 END_TEST
 
+/* How often keyd's writable memory holds the bytes of s (read through /proc/PID/mem, which
+ * root may read although keyd is not dumpable). Mappings over 256 MiB (the sanitizers'
+ * shadow) are skipped. */
+static int memory_holds(pid_t pid, const char *s)
+{
+	char path[64], line[512];
+	FILE *maps;
+	int fd, hits = 0;
+	size_t n = strlen(s);
+	static char buf[1 << 20];
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	maps = fopen(path, "r");
+	ck_assert_ptr_nonnull(maps);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	while (fgets(line, sizeof(line), maps)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r' ||
+		    perms[1] != 'w' || hi - lo > (256ul << 20))
+			continue;
+		for (unsigned long at = lo; at < hi;) {
+			size_t want = hi - at > sizeof(buf) ? sizeof(buf) : hi - at;
+			ssize_t got = pread(fd, buf, want, (off_t)at);
+			if (got <= 0)
+				break;
+			for (ssize_t i = 0; i + (ssize_t)n <= got; i++)
+				hits += memcmp(buf + i, s, n) == 0;
+			/* overlap so a match across chunks is found */
+			at += (size_t)got > n ? (size_t)got - n : (size_t)got;
+		}
+	}
+	close(fd);
+	fclose(maps);
+	return hits;
+}
+
+/* Once unsealed, the PIN is nowhere in keyd's memory: shares, the combined block and every
+ * copy were wiped, and libp11 was never given it. */
+START_TEST(pin_is_wiped_from_keyd_memory_after_unseal)
+{
+	struct keyd_quorum_status q;
+	struct keyd_err err;
+
+	if (geteuid() != 0)
+		return; /* reading a non-dumpable process's memory needs root */
+	start_quorum(1);
+	ck_assert_int_eq(unseal(0, &q, &err), KEYD_OK);
+	ck_assert_int_eq(unseal(2, &q, &err), KEYD_OK);
+	ck_assert_int_eq(sign_once(&err), KEYD_OK);
+	ck_assert_int_eq(memory_holds(h.keyd_pid, h.pin), 0);
+	/* The scan does find what is there: the token label, for one. */
+	ck_assert_int_gt(memory_holds(h.keyd_pid, h.token_label), 0);
+}
+END_TEST
+
 /* A client of protocol 1 does not know `sealed`: it is told `offline`, which it retries. */
 START_TEST(protocol_1_client_is_told_offline)
 {
@@ -424,6 +483,7 @@ int main(void)
 	tcase_add_test(tc, only_custodians_unseal_and_only_sealers_seal);
 	tcase_add_test(tc, protocol_1_client_is_told_offline);
 	tcase_add_test(tc, token_loss_seals_keyd_again);
+	tcase_add_test(tc, pin_is_wiped_from_keyd_memory_after_unseal);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
