@@ -23,7 +23,9 @@ static void usage(FILE *f)
 	           "                              rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384,\n"
 	           "                              or aes-256 (a wrapping key for backups)\n"
 	           "  quorum init ...             split the PIN into custodians' shares (--help)\n"
-	           "  unseal SHARE_FILE           present a custodian's share to a sealed keyd\n"
+	           "  unseal [--passphrase-file F] SHARE_FILE\n"
+	           "                              present a custodian's share to a sealed keyd\n"
+	           "                              (a share under a passphrase: F, else typed)\n"
 	           "  seal                        drop keyd's login and forget the PIN\n"
 	           "The socket defaults to $HSMCA_KEYD_SOCKET.\n");
 }
@@ -79,10 +81,11 @@ int cmd_keyd(int argc, char **argv)
 	    {"socket", required_argument, NULL, 's'},
 	    {"label", required_argument, NULL, 'l'},
 	    {"type", required_argument, NULL, 't'},
+	    {"passphrase-file", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *sock = NULL, *label = NULL, *type = NULL, *cmd;
+	const char *sock = NULL, *label = NULL, *type = NULL, *cmd, *passfile = NULL;
 	struct keyd_client *c;
 	struct keyd_err err = {0};
 	char fl[128];
@@ -100,6 +103,9 @@ int cmd_keyd(int argc, char **argv)
 		case 't':
 			type = optarg;
 			break;
+		case 'P':
+			passfile = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -115,7 +121,7 @@ int cmd_keyd(int argc, char **argv)
 	cmd = argv[optind++];
 	/* quorum init has options of its own and needs no keyd. */
 	if (!strcmp(cmd, "quorum"))
-		return cmd_keyd_quorum(NULL, cmd, argc - optind, argv + optind);
+		return cmd_keyd_quorum(NULL, cmd, argc - optind, argv + optind, NULL);
 	/* Options may also follow the command. */
 	while ((o = getopt_long(argc, argv, "s:l:t:h", opts, NULL)) != -1) {
 		if (o == 's')
@@ -124,6 +130,8 @@ int cmd_keyd(int argc, char **argv)
 			label = optarg;
 		else if (o == 't')
 			type = optarg;
+		else if (o == 'P')
+			passfile = optarg;
 		else {
 			usage(o == 'h' ? stdout : stderr);
 			return o == 'h' ? 0 : 2;
@@ -135,7 +143,7 @@ int cmd_keyd(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(cmd, "unseal") || !strcmp(cmd, "seal")) {
-		rc = cmd_keyd_quorum(c, cmd, argc - optind, argv + optind);
+		rc = cmd_keyd_quorum(c, cmd, argc - optind, argv + optind, passfile);
 		keyd_client_free(c);
 		return rc;
 	}

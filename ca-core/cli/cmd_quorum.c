@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "keyd_client.h"
 #include "quorum.h"
+#include "quorum_box.h"
 
 /* A comma-separated list into at most max entries of buf (names point into buf). */
 static int split_list(char *buf, const char **out, unsigned max, unsigned *n)
@@ -32,61 +33,76 @@ static int split_list(char *buf, const char **out, unsigned max, unsigned *n)
 	return *n ? 0 : -1;
 }
 
+/* A secret typed at the terminal without echo (twice, when asked to: both must match), its
+ * line end removed. 0, or -1 with a message on stderr naming what (e.g. "PIN"). */
+static int tty_secret(const char *cmd, const char *what, int twice, char *out, size_t sz)
+{
+	static char again[QUORUM_PASS_MAX + 2];
+	struct termios old, quiet;
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	FILE *tty = fd >= 0 ? fdopen(fd, "r+") : NULL;
+	int ok;
+
+	if (!tty || tcgetattr(fd, &old) != 0) {
+		fprintf(stderr, "%s: no terminal to read the %s from: give it in a file\n", cmd,
+		        what);
+		if (tty)
+			fclose(tty);
+		else if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	quiet = old;
+	quiet.c_lflag &= (tcflag_t)~ECHO;
+	tcsetattr(fd, TCSAFLUSH, &quiet);
+	fprintf(tty, "%s: ", what);
+	fflush(tty);
+	ok = fgets(out, (int)sz, tty) != NULL;
+	if (ok && twice) {
+		fprintf(tty, "\n%s again: ", what);
+		fflush(tty);
+		ok = fgets(again, sizeof(again), tty) != NULL && strcmp(out, again) == 0;
+	}
+	fputs("\n", tty);
+	tcsetattr(fd, TCSAFLUSH, &old);
+	fclose(tty);
+	OPENSSL_cleanse(again, sizeof(again));
+	if (!ok) {
+		OPENSSL_cleanse(out, sz);
+		fprintf(stderr, "%s: no %s, or the two differ\n", cmd, what);
+		return -1;
+	}
+	out[strcspn(out, "\r\n")] = 0;
+	return 0;
+}
+
+/* The first line of a file that holds a secret. 0, or -1 with a message on stderr. */
+static int file_secret(const char *cmd, const char *what, const char *path, char *out, size_t sz)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "%s: %s file %s: %s\n", cmd, what, path, strerror(errno));
+		return -1;
+	}
+	n = fread(out, 1, sz - 1, f);
+	fclose(f);
+	out[n] = 0;
+	out[strcspn(out, "\r\n")] = 0;
+	return 0;
+}
+
 /* The PIN from a file (first line) or, with path NULL, typed twice at the terminal without
  * echo. 0 with pin NUL-terminated, or -1 with a message on stderr. */
 static int read_pin(const char *path, char *pin, size_t pinsz)
 {
 	size_t n;
 
-	if (path) {
-		FILE *f = fopen(path, "re");
-		if (!f) {
-			fprintf(stderr, "hsmca keyd quorum init: PIN file %s: %s\n", path,
-			        strerror(errno));
-			return -1;
-		}
-		n = fread(pin, 1, pinsz - 1, f);
-		fclose(f);
-	} else {
-		char again[QUORUM_PIN_MAX + 2];
-		struct termios old, quiet;
-		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-		FILE *tty = fd >= 0 ? fdopen(fd, "r+") : NULL;
-		int ok;
-
-		if (!tty || tcgetattr(fd, &old) != 0) {
-			fprintf(stderr, "hsmca keyd quorum init: no terminal to read the PIN from: "
-			                "give --pin-file\n");
-			if (tty)
-				fclose(tty);
-			else if (fd >= 0)
-				close(fd);
-			return -1;
-		}
-		quiet = old;
-		quiet.c_lflag &= (tcflag_t)~ECHO;
-		tcsetattr(fd, TCSAFLUSH, &quiet);
-		fputs("token PIN: ", tty);
-		fflush(tty);
-		ok = fgets(pin, (int)pinsz, tty) != NULL;
-		fputs("\nagain: ", tty);
-		fflush(tty);
-		ok = ok && fgets(again, sizeof(again), tty) != NULL;
-		fputs("\n", tty);
-		tcsetattr(fd, TCSAFLUSH, &old);
-		fclose(tty);
-		ok = ok && strcmp(pin, again) == 0;
-		OPENSSL_cleanse(again, sizeof(again));
-		if (!ok) {
-			OPENSSL_cleanse(pin, pinsz);
-			fprintf(stderr, "hsmca keyd quorum init: the two PINs differ\n");
-			return -1;
-		}
-		n = strlen(pin);
-	}
-	pin[n] = 0;
-	n = strcspn(pin, "\r\n");
-	pin[n] = 0;
+	if (path ? file_secret("hsmca keyd quorum init", "PIN", path, pin, pinsz)
+	         : tty_secret("hsmca keyd quorum init", "token PIN", 1, pin, pinsz))
+		return -1;
+	n = strlen(pin);
 	if (n == 0 || n > QUORUM_PIN_MAX) {
 		OPENSSL_cleanse(pin, pinsz);
 		fprintf(stderr, "hsmca keyd quorum init: the PIN must be 1-%d bytes\n",
@@ -119,11 +135,14 @@ static void usage_init(FILE *f)
 {
 	fprintf(f, "usage: hsmca keyd quorum init --custodians A,B,C --threshold M --out DIR\n"
 	           "         [--pin-file FILE] [--users U1,U2,U3] [--sealers S1,...]\n"
+	           "         [--encrypt [--passphrase-files F1,F2,F3]]\n"
 	           "Splits the token PIN (from --pin-file, else typed at the terminal) into one\n"
 	           "share per custodian, any M of which unseal keyd, and writes DIR/NAME.share\n"
 	           "(mode 0600) for each and DIR/quorum.yaml, the lines keyd's configuration\n"
 	           "takes in place of pin_file. --users names each custodian's local user (by\n"
 	           "default the custodian's name); --sealers the users who may seal keyd.\n"
+	           "--encrypt puts each share under its custodian's passphrase (scrypt and\n"
+	           "AES-256-GCM), typed at the terminal or read from --passphrase-files.\n"
 	           "See docs/quorum.md.\n");
 }
 
@@ -136,10 +155,16 @@ static int quorum_init(int argc, char **argv)
 	    {"out", required_argument, NULL, 'o'},
 	    {"users", required_argument, NULL, 'u'},
 	    {"sealers", required_argument, NULL, 's'},
+	    {"encrypt", no_argument, NULL, 'e'},
+	    {"passphrase-files", required_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	char cbuf[2048] = "", ubuf[2048] = "", sbuf[2048] = "";
+	char cbuf[2048] = "", ubuf[2048] = "", sbuf[2048] = "", fbuf[8192] = "";
+	const char *passfiles[QUORUM_MAX_SHARES + 1];
+	unsigned nf = 0;
+	int encrypt = 0;
+	static char pass[QUORUM_PASS_MAX + 2], box[QUORUM_BOX_MAX];
 	const char *names[QUORUM_MAX_SHARES + 1], *users[QUORUM_MAX_SHARES + 1],
 	    *sealers[QUORUM_MAX_SHARES + 1];
 	unsigned n = 0, nu = 0, ns = 0;
@@ -181,6 +206,13 @@ static int quorum_init(int argc, char **argv)
 		case 's':
 			snprintf(sbuf, sizeof(sbuf), "%s", optarg);
 			break;
+		case 'e':
+			encrypt = 1;
+			break;
+		case 'f':
+			encrypt = 1;
+			snprintf(fbuf, sizeof(fbuf), "%s", optarg);
+			break;
 		case 'h':
 			usage_init(stdout);
 			return 0;
@@ -214,6 +246,12 @@ static int quorum_init(int argc, char **argv)
 	}
 	if (ubuf[0] && (split_list(ubuf, users, QUORUM_MAX_SHARES, &nu) != 0 || nu != n)) {
 		fprintf(stderr, "hsmca keyd quorum init: --users names one user per custodian\n");
+		return 2;
+	}
+	if (fbuf[0] && (split_list(fbuf, passfiles, QUORUM_MAX_SHARES, &nf) != 0 || nf != n)) {
+		fprintf(
+		    stderr,
+		    "hsmca keyd quorum init: --passphrase-files names one file per custodian\n");
 		return 2;
 	}
 	if (sbuf[0] && split_list(sbuf, sealers, QUORUM_MAX_SHARES, &ns) != 0) {
@@ -287,8 +325,25 @@ static int quorum_init(int argc, char **argv)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
 		int len = quorum_share_format(&sh[i], 1, text, sizeof(text));
+		const char *body = text;
 		snprintf(path, sizeof(path), "%s/%s.share", out, names[i]);
-		if (len < 0 || write_new(path, 0600, text, (size_t)len) != 0)
+		if (len > 0 && encrypt) {
+			char what[QUORUM_NAME_MAX + 32];
+			snprintf(what, sizeof(what), "passphrase for %s", names[i]);
+			if (nf ? file_secret("hsmca keyd quorum init", what, passfiles[i], pass,
+			                     sizeof(pass))
+			       : tty_secret("hsmca keyd quorum init", what, 1, pass, sizeof(pass)))
+				goto out;
+			len = quorum_box_seal(text, (size_t)len, names[i], pass, box, sizeof(box),
+			                      err, sizeof(err));
+			OPENSSL_cleanse(pass, sizeof(pass));
+			if (len < 0) {
+				fprintf(stderr, "hsmca keyd quorum init: %s: %s\n", names[i], err);
+				goto out;
+			}
+			body = box;
+		}
+		if (len < 0 || write_new(path, 0600, body, (size_t)len) != 0)
 			goto out;
 		printf("%s\n", path);
 	}
@@ -319,7 +374,8 @@ void cmd_keyd_print_quorum(const struct keyd_quorum_status *q)
 }
 
 /* unseal SHARE_FILE, seal: argv[0] is the command. */
-int cmd_keyd_quorum(struct keyd_client *c, const char *cmd, int argc, char **argv)
+int cmd_keyd_quorum(struct keyd_client *c, const char *cmd, int argc, char **argv,
+                    const char *passfile)
 {
 	struct keyd_quorum_status q;
 	struct keyd_err err = {0};
@@ -347,6 +403,32 @@ int cmd_keyd_quorum(struct keyd_client *c, const char *cmd, int argc, char **arg
 		}
 		n = fread(text, 1, sizeof(text), f);
 		fclose(f);
+		if (n > 0 && quorum_box_is(text, n)) {
+			/* Under the custodian's passphrase: opened here, keyd sees the share only.
+			 */
+			static char boxed[QUORUM_BOX_MAX + 1], pass[QUORUM_PASS_MAX + 2];
+			char e[256];
+			int m;
+			f = fopen(argv[0], "re");
+			n = f ? fread(boxed, 1, sizeof(boxed), f) : 0;
+			if (f)
+				fclose(f);
+			if (passfile ? file_secret("hsmca keyd unseal", "passphrase", passfile,
+			                           pass, sizeof(pass))
+			             : tty_secret("hsmca keyd unseal", "passphrase", 0, pass,
+			                          sizeof(pass))) {
+				OPENSSL_cleanse(text, sizeof(text));
+				return 1;
+			}
+			m = quorum_box_open(boxed, n, pass, text, sizeof(text), e, sizeof(e));
+			OPENSSL_cleanse(pass, sizeof(pass));
+			if (m < 0) {
+				OPENSSL_cleanse(text, sizeof(text));
+				fprintf(stderr, "hsmca keyd unseal: %s: %s\n", argv[0], e);
+				return 1;
+			}
+			n = (size_t)m;
+		}
 		if (n == 0 || n > KEYD_SHARE_MAX) {
 			OPENSSL_cleanse(text, sizeof(text));
 			fprintf(stderr, "hsmca keyd unseal: %s: not a share file (%s)\n", argv[0],

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "quorum.h"
+#include "quorum_box.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -39,5 +40,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (quorum_accept(&ref, &pool, (const char *)data, size, err, sizeof(err)) != 0 && !err[0])
 		abort();
 	quorum_pool_wipe(&pool);
+	/* A share under a passphrase, read as hsmca keyd unseal reads it (before scrypt). */
+	{
+		static struct qbox b;
+		err[0] = 0;
+		if (quorum_box_parse((const char *)data, size, &b, err, sizeof(err)) == 0) {
+			if (b.ctlen == 0 || b.ctlen > QUORUM_FILE_MAX || b.aadlen >= size)
+				abort();
+		} else if (!err[0]) {
+			abort();
+		}
+	}
 	return 0;
 }

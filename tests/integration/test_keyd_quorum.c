@@ -426,6 +426,120 @@ START_TEST(pin_is_wiped_from_keyd_memory_after_unseal)
 }
 END_TEST
 
+/* hsmca keyd CMD ARGS..., its output (stdout and stderr) in out; the exit status. */
+static int run_cli(const char *out, const char *const *args)
+{
+	char *argv[32];
+	int n = 0;
+
+	argv[n++] = getenv("HSMCA_CLI_BIN");
+	argv[n++] = "keyd";
+	while (*args && n < 31)
+		argv[n++] = (char *)*args++;
+	argv[n] = NULL;
+	return harness_run(argv, out);
+}
+
+/* The operator's way, with shares under the custodians' passphrases: quorum init writes them
+ * and quorum.yaml; status shows the quorum; unseal asks for the passphrase (here from a file),
+ * names a wrong one, and sends keyd the opened share; seal seals. */
+START_TEST(cli_init_unseal_seal_and_status_with_passphrases)
+{
+	struct harness_opts o = {0};
+	struct keyd_key k;
+	struct keyd_err err;
+	struct passwd *me = getpwuid(getuid());
+	char users[256], pf[3][600], files[2048], out[600];
+	const char *shares;
+
+	ck_assert_ptr_nonnull(me);
+	ck_assert_int_eq(harness_start(&h, &o), 0);
+	cli = keyd_client_new(h.socket, 3000);
+	ck_assert_int_eq(keyd_client_generate(cli, "q-ec", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err),
+	                 KEYD_OK);
+	for (int i = 0; i < 3; i++) {
+		char pass[64];
+		snprintf(pf[i], sizeof(pf[i]), "%s/pass-%d", h.dir, i + 1);
+		snprintf(pass, sizeof(pass), "passphrase of custodian %d\n", i + 1);
+		harness_write_text(pf[i], pass);
+	}
+	snprintf(files, sizeof(files), "%s,%s,%s", pf[0], pf[1], pf[2]);
+	snprintf(users, sizeof(users), "%s,%s,%s", me->pw_name, me->pw_name, me->pw_name);
+	snprintf(out, sizeof(out), "%s/cli.out", h.dir);
+	shares = harness_pathf(h.dir, "shares");
+	{
+		const char *a[] = {"quorum",
+		                   "init",
+		                   "--custodians",
+		                   "custodian-1,custodian-2,custodian-3",
+		                   "--threshold",
+		                   "2",
+		                   "--pin-file",
+		                   harness_pathf(h.dir, "pin"),
+		                   "--out",
+		                   shares,
+		                   "--users",
+		                   users,
+		                   "--sealers",
+		                   me->pw_name,
+		                   "--passphrase-files",
+		                   files,
+		                   NULL};
+		ck_assert_msg(run_cli(out, a) == 0, "quorum init: %s", harness_slurp(out));
+	}
+	{
+		const char *text = harness_slurp(harness_pathf(shares, "custodian-2.share"));
+		ck_assert_msg(strncmp(text, "hsmca-quorum-share-encrypted v1\n", 32) == 0, "%s",
+		              text);
+		ck_assert_ptr_null(strstr(text, "share: "));
+	}
+	ck_assert_int_eq(harness_keyd_stop(&h), 0);
+	unlink(harness_pathf(h.dir, "pin"));
+	o.activation_yaml = strdup(harness_slurp(harness_pathf(shares, "quorum.yaml")));
+	ck_assert_int_eq(harness_write_config(&h, &o), 0);
+	free((char *)o.activation_yaml);
+	ck_assert_msg(harness_keyd_start(&h) == 0, "%s", harness_slurp(h.log));
+	{
+		const char *a[] = {"status", NULL};
+		ck_assert_int_eq(run_cli(out, a), 1); /* the token is not logged in */
+		ck_assert_msg(strstr(harness_slurp(out), "sealed: yes\nshares: 0 of 2 presented\n"
+		                                         "expected: custodian-1, custodian-2, "
+		                                         "custodian-3\n") != NULL,
+		              "%s", harness_slurp(out));
+	}
+	{
+		const char *a[] = {"unseal", "--passphrase-file", pf[1],
+		                   harness_pathf(shares, "custodian-1.share"), NULL};
+		ck_assert_int_eq(run_cli(out, a), 1);
+		ck_assert_msg(strstr(harness_slurp(out),
+		                     "share of custodian-1: wrong passphrase, or the file is "
+		                     "corrupted") != NULL,
+		              "%s", harness_slurp(out));
+	}
+	{
+		const char *a[] = {"unseal", "--passphrase-file", pf[0],
+		                   harness_pathf(shares, "custodian-1.share"), NULL};
+		ck_assert_int_eq(run_cli(out, a), 0);
+		ck_assert_str_eq(
+		    harness_slurp(out),
+		    "1 of 2 shares presented; still expected: custodian-2, custodian-3\n");
+	}
+	{
+		const char *a[] = {"unseal", "--passphrase-file", pf[2],
+		                   harness_pathf(shares, "custodian-3.share"), NULL};
+		ck_assert_int_eq(run_cli(out, a), 0);
+		ck_assert_str_eq(harness_slurp(out), "unsealed\n");
+	}
+	ck_assert_int_eq(sign_once(&err), KEYD_OK);
+	{
+		const char *a[] = {"seal", NULL};
+		ck_assert_int_eq(run_cli(out, a), 0);
+		ck_assert_str_eq(harness_slurp(out), "sealed\n");
+	}
+	ck_assert_int_eq(sign_once(&err), KEYD_E_SEALED);
+}
+END_TEST
+
 /* A client of protocol 1 does not know `sealed`: it is told `offline`, which it retries. */
 START_TEST(protocol_1_client_is_told_offline)
 {
@@ -484,6 +598,7 @@ int main(void)
 	tcase_add_test(tc, protocol_1_client_is_told_offline);
 	tcase_add_test(tc, token_loss_seals_keyd_again);
 	tcase_add_test(tc, pin_is_wiped_from_keyd_memory_after_unseal);
+	tcase_add_test(tc, cli_init_unseal_seal_and_status_with_passphrases);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

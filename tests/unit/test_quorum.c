@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "quorum.h"
+#include "quorum_box.h"
 #include "shamir.h"
 
 START_TEST(field_matches_vault_vectors)
@@ -383,6 +384,60 @@ START_TEST(make_refuses_bad_quorums)
 }
 END_TEST
 
+/* A share under a passphrase: opens with it, and with nothing else; any change is named. */
+START_TEST(encrypted_share_round_trips_and_refuses)
+{
+	struct qshare sh[3];
+	struct quorum_ref ref;
+	char err[256], plain[QUORUM_FILE_MAX], box[QUORUM_BOX_MAX], out[QUORUM_FILE_MAX];
+	int n, b, o;
+
+	ck_assert_int_eq(quorum_make("1234", 4, 2, 3, names3, sh, &ref, err, sizeof(err)), 0);
+	n = text_of(&sh[1], plain, sizeof(plain));
+	b = quorum_box_seal(plain, (size_t)n, "custodian-2", "correct horse", box, sizeof(box), err,
+	                    sizeof(err));
+	ck_assert_msg(b > 0, "%s", err);
+	ck_assert(quorum_box_is(box, (size_t)b));
+	ck_assert(!quorum_box_is(plain, (size_t)n));
+	ck_assert_ptr_null(strstr(box, "share: ")); /* the share is not in the clear */
+	o = quorum_box_open(box, (size_t)b, "correct horse", out, sizeof(out), err, sizeof(err));
+	ck_assert_msg(o == n, "%s", err);
+	ck_assert_mem_eq(out, plain, (size_t)n);
+	ck_assert_int_eq(
+	    quorum_box_open(box, (size_t)b, "correct horsf", out, sizeof(out), err, sizeof(err)),
+	    -1);
+	ck_assert_str_eq(err, "share of custodian-2: wrong passphrase, or the file is corrupted");
+	/* One hex digit of the data, and the custodian line (associated data). */
+	{
+		char *d = strstr(box, "data: ") + 10;
+		*d = *d == '0' ? '1' : '0';
+		ck_assert_int_eq(quorum_box_open(box, (size_t)b, "correct horse", out, sizeof(out),
+		                                 err, sizeof(err)),
+		                 -1);
+		ck_assert_ptr_nonnull(strstr(err, "wrong passphrase, or the file is corrupted"));
+		*d = *d == '0' ? '1' : '0';
+		d = strstr(box, "custodian-2");
+		d[10] = '3';
+		ck_assert_int_eq(quorum_box_open(box, (size_t)b, "correct horse", out, sizeof(out),
+		                                 err, sizeof(err)),
+		                 -1);
+		ck_assert_str_eq(
+		    err, "share of custodian-3: wrong passphrase, or the file is corrupted");
+	}
+	/* Every truncation says it does not parse. */
+	for (int i = 0; i < b; i += 7) {
+		ck_assert_int_eq(quorum_box_open(box, (size_t)i, "correct horse", out, sizeof(out),
+		                                 err, sizeof(err)),
+		                 -1);
+		ck_assert_ptr_nonnull(strstr(err, "does not parse"));
+	}
+	ck_assert_int_eq(quorum_box_seal(plain, (size_t)n, "custodian-2", "short", box, sizeof(box),
+	                                 err, sizeof(err)),
+	                 -1);
+	ck_assert_str_eq(err, "a passphrase is 8-1024 bytes");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("quorum");
@@ -404,6 +459,7 @@ int main(void)
 	tcase_add_test(tc, duplicate_share_is_refused);
 	tcase_add_test(tc, malformed_share_files_say_why);
 	tcase_add_test(tc, make_refuses_bad_quorums);
+	tcase_add_test(tc, encrypted_share_round_trips_and_refuses);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
