@@ -3,8 +3,9 @@
 # split into three share files (mode 0600) and is on disk nowhere, keyd starts sealed and the
 # quickstart says on its last lines how to unseal; one share is not enough, a second unseals
 # keyd and the quickstart brings up the other daemons. Then a seal makes hsmca-cad answer
-# keyd-unavailable, and two shares later the same hsmca-cad (no restart) issues again; a
-# restart of keyd leaves it sealed. --stop leaves nothing running.
+# keyd-unavailable, and two shares later the same hsmca-cad (no restart) issues again, the same
+# hsmca-ocspd answers for that certificate and the same hsmca-crld publishes its revocation.
+# --stop leaves nothing running.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd -P)
@@ -95,6 +96,38 @@ done
 ((ok)) || fail "hsmca-cad did not issue again after the unseal: $(cat "$state/issue.err")"
 [[ $(cat "$state/run/cad.pid") == "$cad_pid" ]] || fail "hsmca-cad was restarted"
 kill -0 "$cad_pid" || fail "hsmca-cad is gone"
+
+# hsmca-ocspd and hsmca-crld lived through the seal too, and sign again unrestarted: an OCSP
+# answer for the certificate issued after the unseal, and a CRL naming it once revoked.
+ocspd_pid=$(cat "$state/run/ocspd.pid")
+crld_pid=$(cat "$state/run/crld.pid")
+serial=$(openssl x509 -in "$state/www.pem" -noout -serial | cut -d= -f2)
+ok=0
+for ((i = 0; i < 60; i++)); do
+	out=$(openssl ocsp -url "$HSMCA_OCSP_URL" -issuer "$state/pki/demo-issuing.pem" \
+		-cert "$state/www.pem" -CAfile "$HSMCA_CA_BUNDLE" 2>&1) || true
+	if grep -q "www.pem: good" <<<"$out" && grep -q "Response verify OK" <<<"$out"; then
+		ok=1
+		break
+	fi
+	sleep 1
+done
+((ok)) || fail "hsmca-ocspd does not answer for the new certificate after the unseal: $out"
+"$hsmca" revoke "$serial" --reason keyCompromise "${officer[@]}" >/dev/null || fail "revoke failed"
+ok=0
+for ((i = 0; i < 60; i++)); do
+	if curl -fsS "${HSMCA_CRL_URL}demo-issuing.crl" 2>/dev/null |
+		openssl crl -inform DER -noout -text 2>/dev/null | grep -q "Serial Number: $serial"; then
+		ok=1
+		break
+	fi
+	sleep 1
+done
+((ok)) || fail "hsmca-crld did not publish the revocation after the unseal"
+{ [[ $(cat "$state/run/ocspd.pid") == "$ocspd_pid" ]] && kill -0 "$ocspd_pid"; } ||
+	fail "hsmca-ocspd was restarted"
+{ [[ $(cat "$state/run/crld.pid") == "$crld_pid" ]] && kill -0 "$crld_pid"; } ||
+	fail "hsmca-crld was restarted"
 
 "$repo/deploy/quickstart" --state "$state" --stop >/dev/null 2>&1 || fail "--stop failed"
 if pgrep -f -- "--config $state" >/dev/null; then fail "daemons left running after --stop"; fi
