@@ -63,7 +63,7 @@ static int run(char *const argv[])
 
 int harness_write_config(struct harness *h, const struct harness_opts *o)
 {
-	char text[8192], pinfile[600], clients[4096];
+	char text[8192], pinfile[4096], clients[4096];
 	const char *module = o && o->module ? o->module : h->module;
 
 	if (o && o->clients_yaml)
@@ -77,11 +77,14 @@ int harness_write_config(struct harness *h, const struct harness_opts *o)
 		         "        operations: [\"*\", generate]\n"
 		         "        kinds: [\"*\", digest]\n",
 		         (unsigned)getuid());
-	snprintf(pinfile, sizeof(pinfile), "%s/pin", h->dir);
+	if (o && o->activation_yaml)
+		snprintf(pinfile, sizeof(pinfile), "%s", o->activation_yaml);
+	else
+		snprintf(pinfile, sizeof(pinfile), "pin_file: %s/pin\n", h->dir);
 	snprintf(text, sizeof(text),
 	         "module: %s\n"
 	         "token: %s\n"
-	         "pin_file: %s\n"
+	         "%s"
 	         "socket: %s\n"
 	         "socket_mode: \"0666\"\n"
 	         "workers: %d\n"

@@ -30,6 +30,9 @@ struct harness_opts {
 	const char *module;
 	/* Extra environment for keyd, "NAME=value", NULL-terminated; may be NULL. */
 	const char *const *keyd_env;
+	/* Top-level lines of keyd's config in place of "pin_file:" (e.g. "activation: quorum"
+	 * and its "quorum:" section); NULL: the harness's PIN file. */
+	const char *activation_yaml;
 };
 
 /* The token under test: SoftHSM made by the harness, or, when HSMCA_TEST_TOKEN names a

@@ -3,6 +3,12 @@
 #define HSMCA_CLI_H
 
 int cmd_keyd(int argc, char **argv);
+/* hsmca keyd quorum init, unseal, seal (cmd_quorum.c); argv: what follows the command. */
+struct keyd_client;
+struct keyd_quorum_status;
+int cmd_keyd_quorum(struct keyd_client *c, const char *cmd, int argc, char **argv,
+                    const char *passfile);
+void cmd_keyd_print_quorum(const struct keyd_quorum_status *q);
 int cmd_db(int argc, char **argv);
 int cmd_ceremony(int argc, char **argv);
 /* issue, show, list, revoke, hold, release, principal, token, profiles, audit: the API of

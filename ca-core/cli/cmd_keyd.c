@@ -1,4 +1,5 @@
-/* hsmca keyd: status, list, pubkey, generate, through the keyd client library. */
+/* hsmca keyd: status, list, pubkey, generate, through the keyd client library; quorum init,
+ * unseal and seal in cmd_quorum.c. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +15,18 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hsmca keyd [--socket PATH] COMMAND\n"
-	           "  status                      token status and counters\n"
+	           "  status                      token status and counters; sealed or not\n"
 	           "  list                        keys this client may use\n"
 	           "  pubkey LABEL                public key as PEM on stdout\n"
 	           "  metrics                     keyd's metrics, Prometheus text format\n"
 	           "  generate --label L --type T create a key pair in the HSM; T is one of\n"
 	           "                              rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384,\n"
 	           "                              or aes-256 (a wrapping key for backups)\n"
+	           "  quorum init ...             split the PIN into custodians' shares (--help)\n"
+	           "  unseal [--passphrase-file F] SHARE_FILE\n"
+	           "                              present a custodian's share to a sealed keyd\n"
+	           "                              (a share under a passphrase: F, else typed)\n"
+	           "  seal                        drop keyd's login and forget the PIN\n"
 	           "The socket defaults to $HSMCA_KEYD_SOCKET.\n");
 }
 
@@ -75,10 +81,11 @@ int cmd_keyd(int argc, char **argv)
 	    {"socket", required_argument, NULL, 's'},
 	    {"label", required_argument, NULL, 'l'},
 	    {"type", required_argument, NULL, 't'},
+	    {"passphrase-file", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *sock = NULL, *label = NULL, *type = NULL, *cmd;
+	const char *sock = NULL, *label = NULL, *type = NULL, *cmd, *passfile = NULL;
 	struct keyd_client *c;
 	struct keyd_err err = {0};
 	char fl[128];
@@ -96,6 +103,9 @@ int cmd_keyd(int argc, char **argv)
 		case 't':
 			type = optarg;
 			break;
+		case 'P':
+			passfile = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -109,6 +119,9 @@ int cmd_keyd(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
+	/* quorum init has options of its own and needs no keyd. */
+	if (!strcmp(cmd, "quorum"))
+		return cmd_keyd_quorum(NULL, cmd, argc - optind, argv + optind, NULL);
 	/* Options may also follow the command. */
 	while ((o = getopt_long(argc, argv, "s:l:t:h", opts, NULL)) != -1) {
 		if (o == 's')
@@ -117,6 +130,8 @@ int cmd_keyd(int argc, char **argv)
 			label = optarg;
 		else if (o == 't')
 			type = optarg;
+		else if (o == 'P')
+			passfile = optarg;
 		else {
 			usage(o == 'h' ? stdout : stderr);
 			return o == 'h' ? 0 : 2;
@@ -127,8 +142,15 @@ int cmd_keyd(int argc, char **argv)
 		fprintf(stderr, "hsmca: no keyd socket: use --socket or set HSMCA_KEYD_SOCKET\n");
 		return 2;
 	}
+	if (!strcmp(cmd, "unseal") || !strcmp(cmd, "seal")) {
+		rc = cmd_keyd_quorum(c, cmd, argc - optind, argv + optind, passfile);
+		keyd_client_free(c);
+		return rc;
+	}
 	if (!strcmp(cmd, "status")) {
 		struct keyd_token_status st;
+		struct keyd_quorum_status q;
+		struct keyd_err qerr;
 		if (keyd_client_status(c, &st, &err) == KEYD_OK) {
 			printf("token: %s\nonline: %s\nkeys: %u\nworkers: %u\nqueue: %u/%u\n"
 			       "reinitialisations: %u\nsignatures: %llu ok, %llu failed\n"
@@ -137,6 +159,9 @@ int cmd_keyd(int argc, char **argv)
 			       st.queue_depth, st.queue_max, st.reinits,
 			       (unsigned long long)st.signs_ok, (unsigned long long)st.signs_failed,
 			       (unsigned long long)st.requests_denied);
+			/* A client not granted quorum-status sees the token's lines only. */
+			if (keyd_client_quorum(c, &q, &qerr) == KEYD_OK)
+				cmd_keyd_print_quorum(&q);
 			rc = st.online ? 0 : 1;
 		}
 	} else if (!strcmp(cmd, "list")) {

@@ -350,7 +350,8 @@ static int call(struct keyd_client *c, struct keyd_req *req, struct keyd_resp *r
 	int64_t deadline =
 	    now_ms() +
 	    (req->op == KEYD_OP_GENERATE && c->timeout_ms < 300000 ? 300000 : c->timeout_ms);
-	int idempotent = req->op != KEYD_OP_GENERATE;
+	/* A share presented twice is refused as a repeat: unseal is not sent again either. */
+	int idempotent = req->op != KEYD_OP_GENERATE && req->op != KEYD_OP_UNSEAL;
 	int backoff = 5;
 	struct conn *k = conn_get(c);
 
@@ -691,4 +692,48 @@ int keyd_client_metrics(struct keyd_client *c, char *text, size_t cap, struct ke
 	memcpy(text, resp.sig, resp.sig_len);
 	text[resp.sig_len] = 0;
 	return KEYD_OK;
+}
+
+/* UNSEAL, SEAL, QUORUM: the quorum's state in the answer. */
+static int quorum_call(struct keyd_client *c, struct keyd_req *req, struct keyd_quorum_status *q,
+                       struct keyd_err *err)
+{
+	struct keyd_resp resp;
+	struct conn *k;
+	int r = call(c, req, &resp, err);
+
+	if (r == KEYD_OK && q)
+		*q = resp.q;
+	/* An UNSEAL's share was in this thread's connection buffer. */
+	k = pthread_getspecific(c->key);
+	if (k && req->op == KEYD_OP_UNSEAL)
+		explicit_bzero(k->buf, 4 + KEYD_FRAME_MAX);
+	return r;
+}
+
+int keyd_client_unseal(struct keyd_client *c, const uint8_t *share, size_t share_len,
+                       struct keyd_quorum_status *q, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_UNSEAL, .share = share, .share_len = share_len};
+
+	if (share_len == 0 || share_len > KEYD_SHARE_MAX) {
+		seterr(err, KEYD_E_MALFORMED, "unseal: a share file is 1-%d bytes, not %zu",
+		       KEYD_SHARE_MAX, share_len);
+		return KEYD_E_MALFORMED;
+	}
+	return quorum_call(c, &req, q, err);
+}
+
+int keyd_client_seal(struct keyd_client *c, struct keyd_quorum_status *q, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_SEAL};
+
+	return quorum_call(c, &req, q, err);
+}
+
+int keyd_client_quorum(struct keyd_client *c, struct keyd_quorum_status *q, struct keyd_err *err)
+{
+	struct keyd_req req = {.op = KEYD_OP_QUORUM};
+
+	return quorum_call(c, &req, q, err);
 }

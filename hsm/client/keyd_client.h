@@ -71,6 +71,13 @@ int keyd_client_wrap(struct keyd_client *c, const char *label, const uint8_t *se
                      size_t secret_len, uint8_t *blob, size_t *blob_len, struct keyd_err *err);
 int keyd_client_unwrap(struct keyd_client *c, const char *label, const uint8_t *blob,
                        size_t blob_len, uint8_t *secret, size_t *secret_len, struct keyd_err *err);
+/* activation: quorum (docs/quorum.md). Present a share file (unseal; the answer is the
+ * quorum's state after it: k of M, sealed or not), seal keyd, or read the quorum's state.
+ * A keyd whose activation is file answers quorum with activation 1 and refuses the others. */
+int keyd_client_unseal(struct keyd_client *c, const uint8_t *share, size_t share_len,
+                       struct keyd_quorum_status *q, struct keyd_err *err);
+int keyd_client_seal(struct keyd_client *c, struct keyd_quorum_status *q, struct keyd_err *err);
+int keyd_client_quorum(struct keyd_client *c, struct keyd_quorum_status *q, struct keyd_err *err);
 /* keyd's metrics in the Prometheus text format (docs/keyd.md), NUL-terminated in text (cap
  * bytes; KEYD_METRICS_MAX + 1 always fits). */
 int keyd_client_metrics(struct keyd_client *c, char *text, size_t cap, struct keyd_err *err);

@@ -13,22 +13,9 @@
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "module",
-    "token",
-    "pin_file",
-    "socket",
-    "socket_mode",
-    "workers",
-    "queue",
-    "max_inflight",
-    "max_clients",
-    "log_requests",
-    "health_interval_ms",
-    "clients",
-    "user",
-    "group",
-    "seccomp",
-    "key_certificates",
+    "module", "token",        "pin_file",    "socket",           "socket_mode",        "workers",
+    "queue",  "max_inflight", "max_clients", "log_requests",     "health_interval_ms", "clients",
+    "user",   "group",        "seccomp",     "key_certificates", "activation",         "quorum",
     NULL,
 };
 /* Token compatibility switches (docs/hsm-compatibility.md), checked with top_fields. */
@@ -53,6 +40,10 @@ static const char *const client_fields[] = {
 };
 static const char *const grant_fields[] = {"keys", "operations", "kinds", NULL};
 static const char *const keycert_fields[] = {"key", "certificate", NULL};
+static const char *const quorum_fields[] = {
+    "id", "verify_key", "threshold", "custodians", "any_custodian", "sealers", NULL,
+};
+static const char *const person_fields[] = {"name", "uid", "user", NULL};
 
 static int op_from_name(const char *s)
 {
@@ -121,16 +112,22 @@ static int parse_ops(struct yconf *y, yaml_node_t *ops, struct keyd_grant *g)
 		if (strcmp(buf, "*") == 0) {
 			for (op = KEYD_OP_HELLO; op <= KEYD_OP_MAX_; op++)
 				if (op != KEYD_OP_GENERATE && op != KEYD_OP_WRAP &&
-				    op != KEYD_OP_UNWRAP)
+				    op != KEYD_OP_UNWRAP && op != KEYD_OP_UNSEAL &&
+				    op != KEYD_OP_SEAL)
 					g->ops |= 1u << op;
 			continue;
 		}
+		if (strcmp(buf, "unseal") == 0 || strcmp(buf, "seal") == 0)
+			return yconf_fail(y, o, "operations",
+			                  "%s is not granted in clients: the quorum: section names "
+			                  "its custodians and sealers",
+			                  buf);
 		op = strcmp(buf, "sign-data") == 0 ? -1 : op_from_name(buf);
 		if (op < 0)
 			return yconf_fail(
 			    y, o, "operations",
 			    "unknown operation \"%s\" (hello, list-keys, get-public-key, sign, "
-			    "status, generate, wrap, unwrap, metrics, *)",
+			    "status, generate, wrap, unwrap, metrics, quorum-status, *)",
 			    buf);
 		g->ops |= 1u << op;
 		if (op == KEYD_OP_SIGN)
@@ -309,6 +306,122 @@ static int parse_keycerts(struct yconf *y, yaml_node_t *list, struct keyd_config
 	return 0;
 }
 
+/* {name, user | uid}: a custodian or a sealer. */
+static int parse_person(struct yconf *y, yaml_node_t *m, const char *what, struct keyd_person *p)
+{
+	yaml_node_t *v;
+	char buf[256];
+	long l;
+
+	if (yconf_check_map(y, m, what, person_fields) ||
+	    yconf_req_str(y, m, "name", p->name, sizeof(p->name)))
+		return -1;
+	if (!quorum_name_valid(p->name))
+		return yconf_fail(y, m, "name", "\"%s\": names are 1-%d of A-Z a-z 0-9 . _ -",
+		                  p->name, QUORUM_NAME_MAX);
+	if (yconf_get(y, m, "uid") && yconf_get(y, m, "user"))
+		return yconf_fail(y, m, "uid", "give uid or user, not both");
+	if ((v = yconf_get(y, m, "uid"))) {
+		if (yconf_long(y, v, "uid", 0, 0x7fffffff, &l))
+			return -1;
+		p->uid = (uid_t)l;
+	} else if ((v = yconf_get(y, m, "user"))) {
+		struct passwd *pw;
+		if (yconf_str(y, v, "user", buf, sizeof(buf)))
+			return -1;
+		pw = getpwnam(buf);
+		if (!pw)
+			return yconf_fail(y, v, "user", "no such user \"%s\"", buf);
+		p->uid = pw->pw_uid;
+	} else {
+		return yconf_fail(y, m, what, "each of %s needs uid or user", what);
+	}
+	return 0;
+}
+
+static int parse_people(struct yconf *y, yaml_node_t *list, const char *what,
+                        struct keyd_person *out, size_t *n)
+{
+	if (!yconf_is_seq(list) || yconf_seq_len(list) == 0)
+		return yconf_fail(y, list, what, "a non-empty list of {name, user or uid}");
+	if (yconf_seq_len(list) > QUORUM_MAX_SHARES)
+		return yconf_fail(y, list, what, "more than %d entries", QUORUM_MAX_SHARES);
+	for (size_t i = 0; i < yconf_seq_len(list); i++) {
+		yaml_node_t *m = yconf_seq_item(y, list, i);
+		if (parse_person(y, m, what, &out[i]))
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(out[j].name, out[i].name) == 0)
+				return yconf_fail(y, m, "name", "%s is listed twice", out[i].name);
+		(*n)++;
+	}
+	return 0;
+}
+
+/* activation: file (pin_file: required) or quorum (quorum: required, no pin_file: the PIN is
+ * never on disk). */
+static int parse_activation(struct yconf *y, yaml_node_t *root, struct keyd_config *cfg)
+{
+	yaml_node_t *v = yconf_get(y, root, "activation"), *q;
+	char buf[2 * QUORUM_VK_LEN + 2];
+	long l;
+
+	cfg->activation = KEYD_ACTIVATION_FILE;
+	if (v) {
+		if (yconf_str(y, v, "activation", buf, sizeof(buf)))
+			return -1;
+		if (strcmp(buf, "quorum") == 0)
+			cfg->activation = KEYD_ACTIVATION_QUORUM;
+		else if (strcmp(buf, "file") != 0)
+			return yconf_fail(y, v, "activation", "\"%s\": file or quorum", buf);
+	}
+	q = yconf_get(y, root, "quorum");
+	if (cfg->activation == KEYD_ACTIVATION_FILE) {
+		if (q)
+			return yconf_fail(y, q, "quorum", "needs activation: quorum");
+		return yconf_req_str(y, root, "pin_file", cfg->pin_file, sizeof(cfg->pin_file));
+	}
+	if ((v = yconf_get(y, root, "pin_file")))
+		return yconf_fail(y, v, "pin_file",
+		                  "with activation: quorum the PIN comes from the custodians' "
+		                  "shares and is never on disk: remove pin_file");
+	if (!q)
+		return yconf_fail(y, root, "quorum",
+		                  "activation: quorum needs a quorum: section (hsmca keyd quorum "
+		                  "init writes one)");
+	if (yconf_check_map(y, q, "quorum", quorum_fields) ||
+	    yconf_req_str(y, q, "id", buf, sizeof(buf)))
+		return -1;
+	if (quorum_unhex(buf, cfg->quorum.id, QUORUM_ID_LEN))
+		return yconf_fail(y, yconf_get(y, q, "id"), "id", "not %d lower-case hex digits",
+		                  2 * QUORUM_ID_LEN);
+	if (yconf_req_str(y, q, "verify_key", buf, sizeof(buf)))
+		return -1;
+	if (quorum_unhex(buf, cfg->quorum.vk, QUORUM_VK_LEN))
+		return yconf_fail(y, yconf_get(y, q, "verify_key"), "verify_key",
+		                  "not %d lower-case hex digits", 2 * QUORUM_VK_LEN);
+	v = yconf_get(y, q, "custodians");
+	if (!v)
+		return yconf_fail(y, q, "custodians", "the quorum needs its custodians");
+	if (parse_people(y, v, "custodians", cfg->custodians, &cfg->ncustodians))
+		return -1;
+	if (cfg->ncustodians < 2)
+		return yconf_fail(y, v, "custodians", "a quorum has at least 2 custodians");
+	v = yconf_get(y, q, "threshold");
+	if (!v)
+		return yconf_fail(y, q, "threshold", "the quorum needs its threshold");
+	if (yconf_long(y, v, "threshold", 2, (long)cfg->ncustodians, &l))
+		return -1;
+	cfg->quorum.threshold = (unsigned)l;
+	cfg->quorum.total = (unsigned)cfg->ncustodians;
+	if (yconf_opt_bool(y, q, "any_custodian", &cfg->any_custodian))
+		return -1;
+	if ((v = yconf_get(y, q, "sealers")) &&
+	    parse_people(y, v, "sealers", cfg->sealers, &cfg->nsealers))
+		return -1;
+	return 0;
+}
+
 int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd_config *cfg,
                       char *err, size_t errlen)
 {
@@ -334,7 +447,7 @@ int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd
 		goto out;
 	if (yconf_req_str(&y, root, "module", cfg->module, sizeof(cfg->module)) ||
 	    yconf_req_str(&y, root, "token", cfg->token, sizeof(cfg->token)) ||
-	    yconf_req_str(&y, root, "pin_file", cfg->pin_file, sizeof(cfg->pin_file)) ||
+	    parse_activation(&y, root, cfg) ||
 	    yconf_req_str(&y, root, "socket", cfg->socket, sizeof(cfg->socket)))
 		goto out;
 	if ((v = yconf_get(&y, root, "socket_mode"))) {
@@ -484,6 +597,30 @@ const char *keyd_keycert_path(const struct keyd_config *cfg, const char *label)
 	for (size_t i = 0; i < cfg->nkeycerts; i++)
 		if (strcmp(cfg->keycerts[i].label, label) == 0)
 			return cfg->keycerts[i].path;
+	return NULL;
+}
+
+const struct keyd_person *keyd_custodian_named(const struct keyd_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->ncustodians; i++)
+		if (strcmp(cfg->custodians[i].name, name) == 0)
+			return &cfg->custodians[i];
+	return NULL;
+}
+
+const struct keyd_person *keyd_custodian_of(const struct keyd_config *cfg, uid_t uid)
+{
+	for (size_t i = 0; i < cfg->ncustodians; i++)
+		if (cfg->custodians[i].uid == uid)
+			return &cfg->custodians[i];
+	return NULL;
+}
+
+const struct keyd_person *keyd_sealer_of(const struct keyd_config *cfg, uid_t uid)
+{
+	for (size_t i = 0; i < cfg->nsealers; i++)
+		if (cfg->sealers[i].uid == uid)
+			return &cfg->sealers[i];
 	return NULL;
 }
 

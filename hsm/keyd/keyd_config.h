@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "keyd_proto.h"
+#include "quorum.h"
 #include "sandbox.h"
 
 #define KEYD_ACL_MAX_KEYS 256
@@ -43,6 +44,16 @@ struct keyd_keycert {
 	char path[PATH_MAX];
 };
 
+/* How keyd gets its PIN (activation:): from pin_file at start, or from a quorum of custodians
+ * presenting Shamir shares while keyd runs sealed (docs/quorum.md). */
+enum keyd_activation { KEYD_ACTIVATION_FILE = 1, KEYD_ACTIVATION_QUORUM = 2 };
+
+/* A custodian or a sealer: a name and the local user it is. */
+struct keyd_person {
+	char name[QUORUM_NAME_MAX + 1];
+	uid_t uid;
+};
+
 struct keyd_config {
 	char path[PATH_MAX];
 	char module[PATH_MAX];
@@ -64,6 +75,14 @@ struct keyd_config {
 	struct keyd_acl_entry *clients;
 	size_t nkeycerts;
 	struct keyd_keycert *keycerts;
+	/* activation: and, for quorum, the quorum: section */
+	int activation;
+	struct quorum_ref quorum;
+	size_t ncustodians;
+	struct keyd_person custodians[QUORUM_MAX_SHARES];
+	int any_custodian; /* any custodian's user may present any custodian's share */
+	size_t nsealers;
+	struct keyd_person sealers[QUORUM_MAX_SHARES];
 };
 
 /* Parse a config file; errors name file, line and field. */
@@ -82,6 +101,11 @@ int keyd_acl_allowed(const struct keyd_acl_entry *e, const char *label, int op);
 unsigned keyd_acl_kinds(const struct keyd_acl_entry *e, const char *label);
 /* The configured certificate file of a key, or NULL. */
 const char *keyd_keycert_path(const struct keyd_config *cfg, const char *label);
+
+/* The custodian of that name / the first custodian or sealer that is this uid, or NULL. */
+const struct keyd_person *keyd_custodian_named(const struct keyd_config *cfg, const char *name);
+const struct keyd_person *keyd_custodian_of(const struct keyd_config *cfg, uid_t uid);
+const struct keyd_person *keyd_sealer_of(const struct keyd_config *cfg, uid_t uid);
 
 /* Read the PIN file, refusing one that is not a regular file owned by us with
  * no group or other permissions. The PIN is never logged. */

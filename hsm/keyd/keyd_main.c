@@ -36,6 +36,8 @@ static int load(void *ctx, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "configuration: %s", e);
 		return -1;
 	}
+	if (k->cfg.activation == KEYD_ACTIVATION_QUORUM)
+		return 0; /* no PIN on disk: the quorum brings it (docs/quorum.md) */
 	if (!k->pin && !(k->pin = keyd_secret_alloc(KEYD_PIN_MAX, err, errlen)))
 		return -1;
 	return keyd_pin_read(k->cfg.pin_file, k->pin, KEYD_PIN_MAX, err, errlen);
@@ -45,7 +47,11 @@ static void note(void *ctx, char *out, size_t n)
 {
 	struct keyd_main *k = ctx;
 
-	snprintf(out, n, "(%zu clients)", k->cfg.nclients);
+	if (k->cfg.activation == KEYD_ACTIVATION_QUORUM)
+		snprintf(out, n, "(%zu clients; activation: quorum, %u of %u custodians)",
+		         k->cfg.nclients, k->cfg.quorum.threshold, k->cfg.quorum.total);
+	else
+		snprintf(out, n, "(%zu clients)", k->cfg.nclients);
 }
 
 static const struct sandbox_config *sandbox_of(void *ctx)
@@ -53,7 +59,8 @@ static const struct sandbox_config *sandbox_of(void *ctx)
 	return &((struct keyd_main *)ctx)->cfg.sandbox;
 }
 
-/* Log in (the PIN is forgotten right after) and listen. */
+/* Log in (the PIN is forgotten right after) and listen; with activation: quorum, listen
+ * sealed, and log in when the custodians have presented their shares (keyd_server.c). */
 static int make(void *ctx, char *err, size_t errlen)
 {
 	struct keyd_main *k = ctx;

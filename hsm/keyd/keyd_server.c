@@ -19,10 +19,12 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "keyd_harden.h"
 #include "keyd_kind.h"
 #include "keyd_metrics.h"
 #include "log.h"
@@ -52,6 +54,9 @@ struct kconn {
 	gid_t gid;
 	pid_t pid;
 	const struct keyd_acl_entry *acl;
+	/* activation: quorum: the custodian and the sealer this uid is, if any */
+	const struct keyd_person *custodian, *sealer;
+	int version; /* the protocol version hello agreed (the newest until then) */
 	unsigned inflight;
 	int refs;    /* the connection itself plus its queued jobs */
 	int closed;  /* the socket is gone; finished jobs are dropped */
@@ -141,6 +146,12 @@ struct keyd_server {
 	 * and again whenever the file changes. */
 	pthread_mutex_t certlock;
 	struct keycert_cache *certs;
+
+	/* activation: quorum: the shares presented while sealed, in locked memory, wiped once
+	 * combined, on seal and at exit (docs/quorum.md). */
+	pthread_mutex_t qlock;
+	struct quorum_pool *pool;
+	char *pin; /* the combined PIN, for as long as the login takes (KEYD_PIN_MAX, locked) */
 };
 
 struct keycert_cache {
@@ -336,14 +347,15 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 
 	switch (r->op) {
 	case KEYD_OP_HELLO:
-		if (r->vmin > KEYD_PROTO_VERSION || r->vmax < KEYD_PROTO_VERSION) {
-			snprintf(msg, sizeof(msg), "this keyd speaks protocol %d only",
-			         KEYD_PROTO_VERSION);
+		if (r->vmin > KEYD_PROTO_VERSION || r->vmax < KEYD_PROTO_VERSION_MIN) {
+			snprintf(msg, sizeof(msg), "this keyd speaks protocols %d to %d only",
+			         KEYD_PROTO_VERSION_MIN, KEYD_PROTO_VERSION);
 			reply_error(c, r, KEYD_E_VERSION, msg, t0);
 			return;
 		}
+		c->version = r->vmax < KEYD_PROTO_VERSION ? r->vmax : KEYD_PROTO_VERSION;
 		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
-		keyd_put_u16(&wb, KEYD_PROTO_VERSION);
+		keyd_put_u16(&wb, (uint16_t)c->version);
 		keyd_put_str(&wb, "hsmca-keyd");
 		break;
 	case KEYD_OP_LIST_KEYS: {
@@ -755,7 +767,7 @@ static int sign_data_more(struct kconn *c, struct keyd_req *r, const struct time
 
 static int op_carries_secret(int op)
 {
-	return op == KEYD_OP_WRAP || op == KEYD_OP_UNWRAP;
+	return op == KEYD_OP_WRAP || op == KEYD_OP_UNWRAP || op == KEYD_OP_UNSEAL;
 }
 
 /* Leaving handle_frame: a WRAP's secret does not stay on the stack. */
@@ -814,6 +826,185 @@ static void send_secret_frame(struct kconn *c, const struct keyd_wbuf *wb)
 	}
 }
 
+/* ---- activation: quorum (docs/quorum.md) ---- */
+
+/* What keyd answers a request for the token while it is sealed: `sealed`, retryable, or
+ * `offline` to a client that speaks protocol 1 and does not know `sealed`. */
+static int sealed_status(const struct kconn *c, char *msg, size_t msglen)
+{
+	struct keyd_server *s = c->w->s;
+	unsigned n;
+
+	pthread_mutex_lock(&s->qlock);
+	n = s->pool ? s->pool->n : 0;
+	pthread_mutex_unlock(&s->qlock);
+	snprintf(msg, msglen,
+	         "keyd is sealed: %u of %u custodian shares presented (hsmca keyd unseal)", n,
+	         s->cfg->quorum.threshold);
+	return c->version >= 2 ? KEYD_E_SEALED : KEYD_E_OFFLINE;
+}
+
+/* The quorum's state as the answer carries it. Caller holds qlock. */
+static void quorum_state(struct keyd_server *s, struct keyd_quorum_status *q)
+{
+	const struct keyd_config *cfg = s->cfg;
+	size_t at = 0;
+
+	memset(q, 0, sizeof(*q));
+	q->activation = (uint8_t)cfg->activation;
+	if (cfg->activation != KEYD_ACTIVATION_QUORUM)
+		return;
+	q->sealed = (uint8_t)keyd_token_sealed(s->tok);
+	q->presented = (uint8_t)(q->sealed ? s->pool->n : 0);
+	q->threshold = (uint8_t)cfg->quorum.threshold;
+	q->total = (uint8_t)cfg->quorum.total;
+	for (size_t i = 0; q->sealed && i < cfg->ncustodians; i++) {
+		int seen = 0;
+		for (unsigned j = 0; j < s->pool->n; j++)
+			seen |= strcmp(s->pool->s[j].custodian, cfg->custodians[i].name) == 0;
+		if (!seen)
+			at += (size_t)snprintf(q->expected + at, sizeof(q->expected) - at, "%s%s",
+			                       at ? ", " : "", cfg->custodians[i].name);
+		if (at >= sizeof(q->expected))
+			at = sizeof(q->expected) - 1;
+	}
+}
+
+static void reply_quorum(struct kconn *c, const struct keyd_req *r,
+                         const struct keyd_quorum_status *q, const struct timespec *t0)
+{
+	struct worker *w = c->w;
+	struct keyd_wbuf wb = {w->out, 0, sizeof(w->out), 0};
+
+	keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
+	keyd_put_quorum(&wb, q);
+	if (keyd_resp_end(&wb) != 0) {
+		reply_error(c, r, KEYD_E_INTERNAL, "answer does not fit a frame", t0);
+		return;
+	}
+	send_frame(c, &wb);
+	log_request(w->s, c, r, KEYD_OK, t0, "");
+}
+
+/* A presented share: checked, kept, and with the threshold reached, combined into the PIN
+ * that logs in; shares and PIN are then wiped. Caller holds qlock. */
+static int unseal_share(struct kconn *c, const struct keyd_req *r, char *msg, size_t msglen)
+{
+	struct keyd_server *s = c->w->s;
+	const struct keyd_config *cfg = s->cfg;
+	const struct keyd_person *owner;
+	struct qshare sh;
+	char names[KEYD_EXPECTED_MAX], e[256];
+	char *pin = s->pin;
+	size_t at = 0;
+	int rc;
+
+	if (quorum_share_parse((const char *)r->share, r->share_len, &sh, msg, msglen) != 0)
+		goto refuse;
+	owner = keyd_custodian_named(cfg, sh.custodian);
+	if (!owner) {
+		snprintf(msg, msglen, "share of %s: %s is no custodian of this keyd", sh.custodian,
+		         sh.custodian);
+		goto refuse;
+	}
+	if (!cfg->any_custodian && owner->uid != c->uid) {
+		snprintf(msg, msglen,
+		         "share of %s may be presented by %s's user (uid %u) only, not by uid %u",
+		         sh.custodian, sh.custodian, (unsigned)owner->uid, (unsigned)c->uid);
+		OPENSSL_cleanse(&sh, sizeof(sh));
+		return KEYD_E_DENIED;
+	}
+	OPENSSL_cleanse(&sh, sizeof(sh));
+	if (quorum_accept(&cfg->quorum, s->pool, (const char *)r->share, r->share_len, msg,
+	                  msglen) != 0)
+		return KEYD_E_SHARE;
+	log_info("unseal: share of %s accepted from peer uid=%u pid=%d: %u of %u",
+	         s->pool->s[s->pool->n - 1].custodian, (unsigned)c->uid, (int)c->pid, s->pool->n,
+	         cfg->quorum.threshold);
+	if (s->pool->n < cfg->quorum.threshold)
+		return KEYD_OK;
+	for (unsigned i = 0; i < s->pool->n; i++)
+		at += (size_t)snprintf(names + at, sizeof(names) - at, "%s%s", i ? ", " : "",
+		                       s->pool->s[i].custodian);
+	rc = quorum_combine(&cfg->quorum, s->pool, pin, KEYD_PIN_MAX, msg, msglen);
+	quorum_pool_wipe(s->pool); /* whatever happens next, the shares are gone */
+	if (rc == 0)
+		rc = keyd_token_unseal(s->tok, pin, e, sizeof(e));
+	else
+		e[0] = 0;
+	OPENSSL_cleanse(pin, KEYD_PIN_MAX);
+	if (rc != 0) {
+		if (e[0])
+			snprintf(msg, msglen, "the quorum's PIN did not log in: %s", e);
+		log_error("unseal failed with the shares of %s: %s; keyd stays sealed", names, msg);
+		return KEYD_E_HSM;
+	}
+	log_info("unsealed: token \"%s\" logged in with the shares of %s (%u of %u); shares "
+	         "and PIN wiped from memory, %zu keys",
+	         cfg->token, names, cfg->quorum.threshold, cfg->quorum.total,
+	         keyd_token_nkeys(s->tok));
+	return KEYD_OK;
+refuse:
+	OPENSSL_cleanse(&sh, sizeof(sh));
+	return KEYD_E_SHARE;
+}
+
+/* UNSEAL, SEAL and QUORUM: for custodians and sealers, whom the quorum: section names, not
+ * the ACL (quorum-status also to clients granted it). */
+static void quorum_request(struct kconn *c, const struct keyd_req *r, const struct timespec *t0)
+{
+	struct keyd_server *s = c->w->s;
+	const struct keyd_config *cfg = s->cfg;
+	struct keyd_quorum_status q;
+	char msg[KEYD_MSG_MAX];
+	int status = KEYD_OK;
+
+	if (r->op == KEYD_OP_QUORUM && !c->custodian && !c->sealer &&
+	    !keyd_acl_op_allowed(c->acl, KEYD_OP_QUORUM)) {
+		snprintf(msg, sizeof(msg), "operation quorum-status not granted to uid %u",
+		         (unsigned)c->uid);
+		reply_error(c, r, KEYD_E_DENIED, msg, t0);
+		return;
+	}
+	if (r->op != KEYD_OP_QUORUM && cfg->activation != KEYD_ACTIVATION_QUORUM) {
+		snprintf(msg, sizeof(msg),
+		         "keyd's activation is file: it has no quorum, and %s does nothing",
+		         keyd_op_name(r->op));
+		reply_error(c, r, KEYD_E_DENIED, msg, t0);
+		return;
+	}
+	if (r->op == KEYD_OP_UNSEAL && !c->custodian) {
+		snprintf(msg, sizeof(msg), "uid %u is not a custodian of this keyd",
+		         (unsigned)c->uid);
+		reply_error(c, r, KEYD_E_DENIED, msg, t0);
+		return;
+	}
+	if (r->op == KEYD_OP_SEAL && !c->sealer) {
+		snprintf(msg, sizeof(msg), "uid %u may not seal this keyd", (unsigned)c->uid);
+		reply_error(c, r, KEYD_E_DENIED, msg, t0);
+		return;
+	}
+	pthread_mutex_lock(&s->qlock);
+	if (r->op == KEYD_OP_UNSEAL && keyd_token_sealed(s->tok)) {
+		status = unseal_share(c, r, msg, sizeof(msg));
+	} else if (r->op == KEYD_OP_UNSEAL) {
+		log_info("unseal: keyd is not sealed; the share from peer uid=%u was not used",
+		         (unsigned)c->uid);
+	} else if (r->op == KEYD_OP_SEAL) {
+		keyd_token_seal(s->tok);
+		quorum_pool_wipe(s->pool);
+		log_info("sealed by %s (peer uid=%u pid=%d): login dropped, PIN and shares wiped",
+		         c->sealer->name, (unsigned)c->uid, (int)c->pid);
+	}
+	if (status == KEYD_OK)
+		quorum_state(s, &q);
+	pthread_mutex_unlock(&s->qlock);
+	if (status != KEYD_OK)
+		reply_error(c, r, status, msg, t0);
+	else
+		reply_quorum(c, r, &q, t0);
+}
+
 /* Parse one frame body and act on it. Returns -1 to close the connection. */
 static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 {
@@ -843,7 +1034,11 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 		c->gap_us = c->gap_us ? (7 * c->gap_us + gap) / 8 : gap;
 		c->answered_us = 0;
 	}
-	if (!c->acl) {
+	if (r.op == KEYD_OP_UNSEAL || r.op == KEYD_OP_SEAL || r.op == KEYD_OP_QUORUM) {
+		quorum_request(c, &r, &t0);
+		return 0;
+	}
+	if (!c->acl && !(r.op == KEYD_OP_HELLO && (c->custodian || c->sealer))) {
 		snprintf(msg, sizeof(msg), "uid %u is not a client of this keyd", (unsigned)c->uid);
 		reply_error(c, &r, KEYD_E_DENIED, msg, &t0);
 		return 0;
@@ -880,12 +1075,20 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 			reply_error(c, &r, KEYD_E_DENIED, msg, &t0);
 			return 0;
 		}
+		if (keyd_token_sealed(w->s->tok)) {
+			int st = sealed_status(c, msg, sizeof(msg));
+			return sign_data_refuse(c, &r, st, msg, &t0);
+		}
 		if (r.op == KEYD_OP_SIGN_DATA)
 			return sign_data_first(c, &r, &t0);
-	} else if (!keyd_acl_op_allowed(c->acl, r.op)) {
+	} else if (r.op != KEYD_OP_HELLO && !keyd_acl_op_allowed(c->acl, r.op)) {
 		snprintf(msg, sizeof(msg), "operation %s not granted to client %s",
 		         keyd_op_name(r.op), c->acl->name);
 		reply_error(c, &r, KEYD_E_DENIED, msg, &t0);
+		return 0;
+	} else if (r.op == KEYD_OP_LIST_KEYS && keyd_token_sealed(w->s->tok)) {
+		int st = sealed_status(c, msg, sizeof(msg));
+		reply_error(c, &r, st, msg, &t0);
 		return 0;
 	}
 	if (r.op == KEYD_OP_SIGN || r.op == KEYD_OP_GENERATE || r.op == KEYD_OP_WRAP ||
@@ -1040,11 +1243,14 @@ static void on_handoff(evutil_socket_t unused, short what, void *arg)
 		c->pid = h->cred.pid;
 		c->refs = 1;
 		c->acl = keyd_acl_find(s->cfg, h->cred.uid, h->cred.gid);
+		c->custodian = keyd_custodian_of(s->cfg, h->cred.uid);
+		c->sealer = keyd_sealer_of(s->cfg, h->cred.uid);
+		c->version = KEYD_PROTO_VERSION;
 		c->next = w->conns;
 		if (w->conns)
 			w->conns->prev = c;
 		w->conns = c;
-		if (!c->acl)
+		if (!c->acl && !c->custodian && !c->sealer)
 			log_warn(
 			    "peer uid=%u gid=%u pid=%d is not in the ACL: its requests will be "
 			    "denied",
@@ -1380,6 +1586,12 @@ struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_t
 	pthread_mutex_init(&s->glock, NULL);
 	pthread_cond_init(&s->gcond, NULL);
 	pthread_mutex_init(&s->certlock, NULL);
+	pthread_mutex_init(&s->qlock, NULL);
+	/* Locked now: once confined, keyd may not lock memory (its filter has no mlock). */
+	if (cfg->activation == KEYD_ACTIVATION_QUORUM &&
+	    (!(s->pool = (struct quorum_pool *)keyd_secret_alloc(sizeof(*s->pool), err, errlen)) ||
+	     !(s->pin = keyd_secret_alloc(KEYD_PIN_MAX, err, errlen))))
+		goto fail;
 	s->certs = calloc(cfg->nkeycerts + 1, sizeof(*s->certs));
 	if (!s->certs) {
 		snprintf(err, errlen, "out of memory");
@@ -1435,9 +1647,14 @@ fail:
 
 int keyd_server_run(struct keyd_server *s)
 {
-	log_info("serving token \"%s\" on %s with %d workers, queue %d, %zu keys",
-	         keyd_token_label(s->tok), s->cfg->socket, s->nworkers, s->cfg->queue,
-	         keyd_token_nkeys(s->tok));
+	if (keyd_token_sealed(s->tok))
+		log_info("sealed: serving status and unseal only on %s until %u of the %u "
+		         "custodians present their shares (hsmca keyd unseal SHARE_FILE)",
+		         s->cfg->socket, s->cfg->quorum.threshold, s->cfg->quorum.total);
+	else
+		log_info("serving token \"%s\" on %s with %d workers, queue %d, %zu keys",
+		         keyd_token_label(s->tok), s->cfg->socket, s->nworkers, s->cfg->queue,
+		         keyd_token_nkeys(s->tok));
 	return event_base_dispatch(s->base) < 0 ? -1 : 0;
 }
 
@@ -1485,6 +1702,9 @@ void keyd_server_free(struct keyd_server *s)
 	pthread_mutex_destroy(&s->glock);
 	pthread_cond_destroy(&s->gcond);
 	pthread_mutex_destroy(&s->certlock);
+	pthread_mutex_destroy(&s->qlock);
+	keyd_secret_free((char *)s->pool, sizeof(*s->pool));
+	keyd_secret_free(s->pin, KEYD_PIN_MAX);
 	free(s->certs);
 	keyd_metrics_free(s->metrics);
 	free(s);

@@ -22,6 +22,7 @@
 #include <libp11.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
@@ -61,6 +62,7 @@ struct keyd_token {
 
 	atomic_int online;
 	atomic_int pin_refused; /* recovery's login failed: offline until restarted */
+	atomic_int sealed; /* activation: quorum, before the quorum unsealed it or after a loss */
 	atomic_uint reinits;
 
 	/* Recovery thread */
@@ -480,7 +482,9 @@ static int bringup(struct keyd_token *t, char *err, size_t errlen)
 		snprintf(err, errlen, "token \"%s\": cannot open a session", cfg->token);
 		goto fail;
 	}
-	if (PKCS11_login(slot, 0, t->pin) != 0) {
+	/* libp11 keeps a heap copy of the PIN it logs in with (to log in again after a fork). A
+	 * quorum's PIN must be wiped once used: keyd logs in through the module itself below. */
+	if (t->cfg->activation != KEYD_ACTIVATION_QUORUM && PKCS11_login(slot, 0, t->pin) != 0) {
 		snprintf(err, errlen, "token \"%s\": login failed (wrong PIN or PIN locked)",
 		         cfg->token);
 		teardown(t);
@@ -496,6 +500,18 @@ static int bringup(struct keyd_token *t, char *err, size_t errlen)
 	}
 	rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
 	                          &t->control);
+	if (rv == CKR_OK && t->cfg->activation == KEYD_ACTIVATION_QUORUM) {
+		/* The login is the token's, for every session of this process. */
+		rv = t->fl->C_Login(t->control, CKU_USER, (CK_UTF8CHAR_PTR)t->pin,
+		                    (CK_ULONG)strlen(t->pin));
+		if (rv == CKR_USER_ALREADY_LOGGED_IN)
+			rv = CKR_OK;
+		if (rv != CKR_OK) {
+			snprintf(err, errlen, "token \"%s\": login failed: %s", cfg->token,
+			         ckr_name(rv));
+			goto fail;
+		}
+	}
 	for (int i = 0; rv == CKR_OK && i < t->nsessions; i++)
 		rv = t->fl->C_OpenSession(t->slot, CKF_SERIAL_SESSION, NULL, NULL, &t->sessions[i]);
 	if (rv != CKR_OK) {
@@ -528,6 +544,20 @@ static void *recovery_main(void *arg)
 
 		char err[256];
 		int rc;
+		if (t->cfg->activation == KEYD_ACTIVATION_QUORUM) {
+			/* The PIN was wiped after the quorum's login: letting go of the module
+			 * drops the login, and only the quorum can give it back. */
+			pthread_rwlock_wrlock(&t->lock);
+			teardown(t);
+			atomic_store(&t->sealed, 1);
+			pthread_rwlock_unlock(&t->lock);
+			log_error("token \"%s\" lost: keyd is sealed again until its quorum "
+			          "presents the shares (hsmca keyd unseal)",
+			          t->cfg->token);
+			pthread_mutex_lock(&t->rlock);
+			t->fault = 0;
+			continue;
+		}
 		pthread_rwlock_wrlock(&t->lock);
 		teardown(t);
 		rc = bringup(t, err, sizeof(err));
@@ -595,17 +625,24 @@ struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pi
 		free(t);
 		return NULL;
 	}
-	snprintf(t->pin, KEYD_PIN_MAX, "%s", pin);
+	if (pin)
+		snprintf(t->pin, KEYD_PIN_MAX, "%s", pin);
 	t->sessions = calloc((size_t)nsessions, sizeof(*t->sessions));
 	pthread_rwlock_init(&t->lock, NULL);
 	pthread_mutex_init(&t->control_lock, NULL);
 	pthread_mutex_init(&t->rlock, NULL);
 	pthread_cond_init(&t->rcond, NULL);
-	if (!t->sessions || bringup(t, err, errlen) != 0) {
+	for (int i = 0; t->sessions && i < nsessions; i++)
+		t->sessions[i] = CK_INVALID_HANDLE;
+	t->control = CK_INVALID_HANDLE;
+	if (!t->sessions || (pin && bringup(t, err, errlen) != 0)) {
+		if (!t->sessions)
+			snprintf(err, errlen, "out of memory");
 		keyd_token_close(t);
 		return NULL;
 	}
-	atomic_store(&t->online, 1);
+	atomic_store(&t->online, pin != NULL);
+	atomic_store(&t->sealed, pin == NULL);
 	if (pthread_create(&t->recovery, NULL, recovery_main, t) != 0) {
 		snprintf(err, errlen, "cannot start the recovery thread");
 		keyd_token_close(t);
@@ -649,6 +686,47 @@ const char *keyd_token_offline_why(struct keyd_token *t)
 	           ? "token offline: it no longer accepts keyd's PIN (re-initialised?); keyd must "
 	             "be restarted with the current PIN"
 	           : "token offline, recovering";
+}
+
+int keyd_token_sealed(struct keyd_token *t)
+{
+	return atomic_load(&t->sealed);
+}
+
+int keyd_token_unseal(struct keyd_token *t, const char *pin, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&t->lock);
+	if (!atomic_load(&t->sealed)) {
+		pthread_rwlock_unlock(&t->lock);
+		return 0;
+	}
+	snprintf(t->pin, KEYD_PIN_MAX, "%s", pin);
+	teardown(t);
+	if (bringup(t, err, errlen) != 0)
+		rc = -1;
+	/* Not kept: a recovery cannot log in again, the quorum must (docs/quorum.md). */
+	OPENSSL_cleanse(t->pin, KEYD_PIN_MAX);
+	if (rc == 0) {
+		atomic_store(&t->sealed, 0);
+		atomic_store(&t->online, 1);
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return rc;
+}
+
+void keyd_token_seal(struct keyd_token *t)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	atomic_store(&t->online, 0);
+	atomic_store(&t->sealed, 1);
+	teardown(t);
+	OPENSSL_cleanse(t->pin, KEYD_PIN_MAX);
+	pthread_rwlock_unlock(&t->lock);
+	pthread_mutex_lock(&t->rlock);
+	t->fault = 0;
+	pthread_mutex_unlock(&t->rlock);
 }
 
 unsigned keyd_token_reinits(struct keyd_token *t)

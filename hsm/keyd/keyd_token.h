@@ -30,7 +30,10 @@ struct keyd_key_copy {
 };
 
 /* Load the module, find the token by label, log in with pin and open
- * nsessions signer sessions. Returns NULL with err set. pin is copied. */
+ * nsessions signer sessions. Returns NULL with err set. pin is copied (and kept, in locked
+ * memory, for logging in again after a recovery).
+ * pin NULL (activation: quorum): the token starts sealed, with no module loaded and no login,
+ * until keyd_token_unseal. */
 struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pin, int nsessions,
                                    char *err, size_t errlen);
 /* Stop the recovery thread and let go of the module. */
@@ -40,6 +43,14 @@ int keyd_token_online(struct keyd_token *t);
 /* Why requests are answered "offline" now: recovering, or (the token no longer accepts the
  * PIN, e.g. re-initialised with another one) waiting to be restarted with the current PIN. */
 const char *keyd_token_offline_why(struct keyd_token *t);
+/* Sealed (activation: quorum): no login until the quorum's PIN is given. */
+int keyd_token_sealed(struct keyd_token *t);
+/* Log in with pin (the quorum's), which is not kept: the token's copy is wiped once logged
+ * in, so a token loss that drops the login leaves keyd sealed again. 0, or -1 with err (the
+ * token stays sealed). */
+int keyd_token_unseal(struct keyd_token *t, const char *pin, char *err, size_t errlen);
+/* Close the sessions, let go of the module (which drops the login) and wipe the PIN. */
+void keyd_token_seal(struct keyd_token *t);
 unsigned keyd_token_reinits(struct keyd_token *t);
 size_t keyd_token_nkeys(struct keyd_token *t);
 const char *keyd_token_label(struct keyd_token *t);

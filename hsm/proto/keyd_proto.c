@@ -26,6 +26,12 @@ const char *keyd_op_name(int op)
 		return "metrics";
 	case KEYD_OP_SIGN_DATA:
 		return "sign-data";
+	case KEYD_OP_UNSEAL:
+		return "unseal";
+	case KEYD_OP_SEAL:
+		return "seal";
+	case KEYD_OP_QUORUM:
+		return "quorum-status";
 	}
 	return "unknown";
 }
@@ -50,8 +56,8 @@ int keyd_kind_from_name(const char *name)
 const char *keyd_status_name(int status)
 {
 	static const char *const names[] = {
-	    "ok",   "malformed", "version", "denied", "no-key",   "bad-algorithm",
-	    "busy", "offline",   "hsm",     "exists", "internal",
+	    "ok",      "malformed", "version", "denied",   "no-key", "bad-algorithm", "busy",
+	    "offline", "hsm",       "exists",  "internal", "sealed", "share",
 	};
 	if (status >= 0 && status <= KEYD_E_MAX_)
 		return names[status];
@@ -116,7 +122,8 @@ int keyd_label_valid(const char *label)
 
 int keyd_status_retryable(int status)
 {
-	return status == KEYD_E_BUSY || status == KEYD_E_OFFLINE || status == 100;
+	return status == KEYD_E_BUSY || status == KEYD_E_OFFLINE || status == KEYD_E_SEALED ||
+	       status == 100;
 }
 
 int keyd_frame_len(const uint8_t hdr[4], uint32_t *body_len)
@@ -220,6 +227,14 @@ int keyd_req_encode(const struct keyd_req *req, struct keyd_wbuf *w)
 	case KEYD_OP_LIST_KEYS:
 	case KEYD_OP_STATUS:
 	case KEYD_OP_METRICS:
+	case KEYD_OP_SEAL:
+	case KEYD_OP_QUORUM:
+		break;
+	case KEYD_OP_UNSEAL:
+		if (req->share_len == 0 || req->share_len > KEYD_SHARE_MAX || !req->share)
+			w->err = 1;
+		else
+			keyd_put_blob(w, req->share, req->share_len);
 		break;
 	case KEYD_OP_GET_PUBKEY:
 		keyd_put_str(w, req->label);
@@ -317,6 +332,16 @@ void keyd_put_status(struct keyd_wbuf *w, const struct keyd_token_status *st)
 	keyd_put_u64(w, st->requests_denied);
 }
 
+void keyd_put_quorum(struct keyd_wbuf *w, const struct keyd_quorum_status *q)
+{
+	keyd_put_u8(w, q->activation);
+	keyd_put_u8(w, q->sealed);
+	keyd_put_u8(w, q->presented);
+	keyd_put_u8(w, q->threshold);
+	keyd_put_u8(w, q->total);
+	keyd_put_str(w, q->expected);
+}
+
 /* ---- reader ---- */
 
 static const uint8_t *take(struct keyd_rbuf *r, size_t n)
@@ -411,6 +436,15 @@ int keyd_req_decode(const uint8_t *body, size_t len, struct keyd_req *req, const
 	case KEYD_OP_LIST_KEYS:
 	case KEYD_OP_STATUS:
 	case KEYD_OP_METRICS:
+	case KEYD_OP_SEAL:
+	case KEYD_OP_QUORUM:
+		break;
+	case KEYD_OP_UNSEAL:
+		req->share = get_blob(&r, &req->share_len);
+		if (!r.err && (req->share_len == 0 || req->share_len > KEYD_SHARE_MAX)) {
+			*why = "unseal: the share must be 1..1024 bytes";
+			return -1;
+		}
 		break;
 	case KEYD_OP_GET_PUBKEY:
 		if (get_label(&r, req->label)) {
@@ -642,6 +676,26 @@ int keyd_resp_decode(const uint8_t *body, size_t len, struct keyd_resp *resp, co
 		for (size_t i = 0; !r.err && i < resp->sig_len; i++)
 			if ((resp->sig[i] < 0x20 || resp->sig[i] > 0x7e) && resp->sig[i] != '\n' &&
 			    resp->sig[i] != '\t')
+				r.err = 1;
+		break;
+	case KEYD_OP_UNSEAL:
+	case KEYD_OP_SEAL:
+	case KEYD_OP_QUORUM:
+		resp->q.activation = get_u8(&r);
+		resp->q.sealed = get_u8(&r);
+		resp->q.presented = get_u8(&r);
+		resp->q.threshold = get_u8(&r);
+		resp->q.total = get_u8(&r);
+		get_str(&r, resp->q.expected, KEYD_EXPECTED_MAX);
+		if (!r.err &&
+		    (resp->q.activation < 1 || resp->q.activation > 2 || resp->q.sealed > 1 ||
+		     resp->q.presented > resp->q.total || resp->q.threshold > resp->q.total))
+			r.err = 1;
+		/* Custodian names (A-Z a-z 0-9 . _ -) joined by ", ": nothing else is printed. */
+		for (const char *c = resp->q.expected; !r.err && *c; c++)
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-' ||
+			      *c == ',' || *c == ' '))
 				r.err = 1;
 		break;
 	case KEYD_OP_STATUS:

@@ -17,7 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEYD_PROTO_VERSION 1
+/* Version 2 added unseal, seal and quorum-status and the statuses sealed and share; keyd
+ * still speaks 1 (docs/keyd-protocol.md, "Versioning"). */
+#define KEYD_PROTO_VERSION 2
+#define KEYD_PROTO_VERSION_MIN 1
 #define KEYD_FRAME_MAX 65536u /* body bytes, excluding the 4-byte length */
 #define KEYD_LABEL_MAX 64
 #define KEYD_MSG_MAX 200
@@ -32,6 +35,10 @@
 #define KEYD_WRAP_BLOB_MAX (KEYD_WRAP_DATA_MAX + KEYD_WRAP_OVERHEAD)
 /* METRICS: the text answer's bound (it must fit one frame). */
 #define KEYD_METRICS_MAX 60000
+/* UNSEAL: a quorum share file (hsm/quorum/quorum.h), at most this long; QUORUM_STATUS: the
+ * custodians still expected, names joined by ", ". */
+#define KEYD_SHARE_MAX 1024
+#define KEYD_EXPECTED_MAX 1100
 /* SIGN_DATA: at most this much data per frame. Certificates, certificate requests and their
  * kin must arrive in one frame; CRLs, OCSP responses, checkpoints and other data may stream. */
 #define KEYD_CHUNK_MAX 65000u
@@ -63,7 +70,10 @@ enum keyd_op {
 	KEYD_OP_UNWRAP = 8,     /* and back */
 	KEYD_OP_METRICS = 9,    /* Prometheus text: counters, latencies, per-key signatures */
 	KEYD_OP_SIGN_DATA = 10, /* sign the data itself (keyd tells its kind and hashes it) */
-	KEYD_OP_MAX_ = 10,
+	KEYD_OP_UNSEAL = 11,    /* v2: a custodian presents a quorum share */
+	KEYD_OP_SEAL = 12,      /* v2: drop the login and forget the PIN */
+	KEYD_OP_QUORUM = 13,    /* v2: activation, sealed, k of M, custodians still expected */
+	KEYD_OP_MAX_ = 13,
 };
 
 enum keyd_status {
@@ -78,7 +88,9 @@ enum keyd_status {
 	KEYD_E_HSM = 8,       /* the module refused the operation */
 	KEYD_E_EXISTS = 9,    /* generate: label already in use */
 	KEYD_E_INTERNAL = 10,
-	KEYD_E_MAX_ = 10,
+	KEYD_E_SEALED = 11, /* v2: keyd waits for its quorum to unseal it: retry later */
+	KEYD_E_SHARE = 12,  /* v2: unseal: the share is corrupted, another quorum's or repeated */
+	KEYD_E_MAX_ = 12,
 };
 
 /* AES keys (keyparam 256) serve WRAP/UNWRAP only; they have no public half. */
@@ -113,6 +125,9 @@ struct keyd_req {
 	/* GENERATE: keytype, and bits (RSA, AES) or enum keyd_curve (EC) */
 	uint8_t keytype;
 	uint16_t keyparam;
+	/* UNSEAL: the share file (1..KEYD_SHARE_MAX bytes), pointing into the frame */
+	const uint8_t *share;
+	size_t share_len;
 	/* WRAP: the secret (1..KEYD_WRAP_DATA_MAX); UNWRAP: the wrapped blob */
 	uint8_t data[KEYD_WRAP_BLOB_MAX];
 	size_t data_len;
@@ -134,6 +149,14 @@ struct keyd_token_status {
 	uint64_t signs_ok, signs_failed, requests_denied;
 };
 
+/* UNSEAL, SEAL, QUORUM. activation: 1 file (no quorum), 2 quorum. */
+struct keyd_quorum_status {
+	uint8_t activation;
+	uint8_t sealed;
+	uint8_t presented, threshold, total;
+	char expected[KEYD_EXPECTED_MAX + 1];
+};
+
 struct keyd_resp {
 	uint8_t op;
 	uint32_t id;
@@ -153,6 +176,8 @@ struct keyd_resp {
 	size_t sig_len;
 	/* STATUS */
 	struct keyd_token_status st;
+	/* UNSEAL, SEAL, QUORUM */
+	struct keyd_quorum_status q;
 };
 
 /* A bounded writer: once a write does not fit, err is set and stays set. */
@@ -203,6 +228,7 @@ int keyd_resp_end(struct keyd_wbuf *w);
 int keyd_resp_error(struct keyd_wbuf *w, uint8_t op, uint32_t id, uint8_t status, const char *msg);
 void keyd_put_keyinfo(struct keyd_wbuf *w, const struct keyd_keyinfo *ki);
 void keyd_put_status(struct keyd_wbuf *w, const struct keyd_token_status *st);
+void keyd_put_quorum(struct keyd_wbuf *w, const struct keyd_quorum_status *q);
 
 void keyd_put_u8(struct keyd_wbuf *w, uint8_t v);
 void keyd_put_u16(struct keyd_wbuf *w, uint16_t v);

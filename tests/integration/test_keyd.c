@@ -549,7 +549,7 @@ END_TEST
 START_TEST(bad_version_is_refused)
 {
 	int fd = raw_connect();
-	struct keyd_req r = {.op = KEYD_OP_HELLO, .id = 1, .vmin = 2, .vmax = 9};
+	struct keyd_req r = {.op = KEYD_OP_HELLO, .id = 1, .vmin = 3, .vmax = 9};
 	uint8_t buf[256];
 	struct keyd_resp resp;
 	const char *why;

@@ -275,6 +275,104 @@ START_TEST(pin_file_permissions_are_enforced)
 }
 END_TEST
 
+/* activation: quorum: the quorum: section instead of pin_file, every mistake named. */
+static int parse_quorum(const char *quorum, struct keyd_config *cfg, char *err)
+{
+	char text[4096];
+	snprintf(text, sizeof(text),
+	         "module: /usr/lib/softhsm/libsofthsm2.so\ntoken: t\nsocket: /tmp/k.sock\n%s",
+	         quorum);
+	return keyd_config_parse("keyd.yaml", text, strlen(text), cfg, err, 512);
+}
+
+#define QID "  id: \"00112233445566778899aabbccddeeff\"\n"
+#define QVK "  verify_key: \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\n"
+
+START_TEST(quorum_activation_parses)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_msg(parse_quorum("activation: quorum\nquorum:\n" QID QVK "  threshold: 2\n"
+	                           "  custodians:\n"
+	                           "    - {name: custodian-1, uid: 1001}\n"
+	                           "    - {name: custodian-2, uid: 1002}\n"
+	                           "    - {name: custodian-3, uid: 1003}\n"
+	                           "  sealers:\n    - {name: ops, uid: 1000}\n",
+	                           &cfg, err) == 0,
+	              "%s", err);
+	ck_assert_int_eq(cfg.activation, KEYD_ACTIVATION_QUORUM);
+	ck_assert_uint_eq(cfg.quorum.threshold, 2);
+	ck_assert_uint_eq(cfg.quorum.total, 3);
+	ck_assert_uint_eq(cfg.quorum.id[15], 0xff);
+	ck_assert_int_eq(cfg.any_custodian, 0);
+	ck_assert_str_eq(keyd_custodian_of(&cfg, 1002)->name, "custodian-2");
+	ck_assert_ptr_null(keyd_custodian_of(&cfg, 1000));
+	ck_assert_ptr_nonnull(keyd_sealer_of(&cfg, 1000));
+	ck_assert_ptr_null(keyd_sealer_of(&cfg, 1001));
+	ck_assert_uint_eq(keyd_custodian_named(&cfg, "custodian-3")->uid, 1003);
+	keyd_config_free(&cfg);
+	/* The default stays file: pin_file required. */
+	ck_assert_int_eq(parse_quorum("", &cfg, err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "pin_file"));
+}
+END_TEST
+
+START_TEST(quorum_mistakes_are_named)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+	    {"activation: quorum\npin_file: /tmp/pin\n", "never on disk: remove pin_file"},
+	    {"activation: quorum\n", "needs a quorum: section"},
+	    {"activation: vault\n", "\"vault\": file or quorum"},
+	    {"pin_file: /tmp/p\nquorum:\n" QID, "quorum: needs activation: quorum"},
+	    {"activation: quorum\nquorum:\n  id: \"00\"\n" QVK, "id: not 32 lower-case hex"},
+	    {"activation: quorum\nquorum:\n" QID QVK "  threshold: 3\n  custodians:\n"
+	     "    - {name: a, uid: 1}\n    - {name: b, uid: 2}\n",
+	     "threshold"},
+	    {"activation: quorum\nquorum:\n" QID QVK "  threshold: 2\n  custodians:\n"
+	     "    - {name: a, uid: 1}\n    - {name: a, uid: 2}\n",
+	     "a is listed twice"},
+	    {"activation: quorum\nquorum:\n" QID QVK "  threshold: 2\n  custodians:\n"
+	     "    - {name: a, uid: 1}\n    - {name: b}\n",
+	     "needs uid or user"},
+	    {"activation: quorum\nquorum:\n" QID QVK "  threshold: 2\n  custodians:\n"
+	     "    - {name: a, uid: 1}\n    - {name: b, uid: 2}\n  wibble: 1\n",
+	     "wibble"},
+	    {"pin_file: /tmp/p\nclients:\n  - name: c\n    uid: 5\n    keys: [\"*\"]\n"
+	     "    operations: [unseal]\n",
+	     "unseal is not granted in clients"},
+	};
+	struct keyd_config cfg;
+	char err[512];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = 0;
+		ck_assert_msg(parse_quorum(cases[i].text, &cfg, err) == -1, "case %zu parsed", i);
+		ck_assert_msg(strstr(err, cases[i].want) != NULL, "case %zu: %s", i, err);
+		ck_assert_msg(strstr(err, "keyd.yaml:") != NULL, "case %zu: %s", i, err);
+	}
+}
+END_TEST
+
+/* "*" does not give unseal or seal: the quorum: section names who may. */
+START_TEST(star_grants_no_unseal_or_seal)
+{
+	struct keyd_config cfg;
+	char err[512] = "";
+
+	ck_assert_msg(parse("clients:\n  - name: c\n    uid: 5\n    keys: [\"*\"]\n"
+	                    "    operations: [\"*\"]\n",
+	                    &cfg, err) == 0,
+	              "%s", err);
+	ck_assert(!keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_UNSEAL));
+	ck_assert(!keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_SEAL));
+	ck_assert(keyd_acl_op_allowed(&cfg.clients[0], KEYD_OP_QUORUM));
+	keyd_config_free(&cfg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("keyd-config");
@@ -296,6 +394,9 @@ int main(void)
 	tcase_add_test(tc, yaml_syntax_error_names_line);
 	tcase_add_test(tc, uid_and_user_together_are_refused);
 	tcase_add_test(tc, pin_file_permissions_are_enforced);
+	tcase_add_test(tc, quorum_activation_parses);
+	tcase_add_test(tc, quorum_mistakes_are_named);
+	tcase_add_test(tc, star_grants_no_unseal_or_seal);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

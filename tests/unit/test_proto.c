@@ -1,5 +1,6 @@
 /* keyd wire protocol: round trips and every way a frame can be malformed. */
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "keyd_proto.h"
@@ -291,6 +292,69 @@ START_TEST(metrics_answer_must_be_text)
 }
 END_TEST
 
+/* v2: unseal carries 1..KEYD_SHARE_MAX bytes; the quorum state is checked on the way in. */
+START_TEST(unseal_and_quorum_state_round_trip_within_bounds)
+{
+	static uint8_t share[KEYD_SHARE_MAX + 1];
+	struct keyd_req r = {.op = KEYD_OP_UNSEAL, .id = 9, .share = share, .share_len = 600};
+	struct keyd_req out;
+	struct keyd_wbuf w = {buf, 0, sizeof(buf), 0};
+	struct keyd_quorum_status q = {.activation = 2,
+	                               .sealed = 1,
+	                               .presented = 1,
+	                               .threshold = 2,
+	                               .total = 3,
+	                               .expected = "custodian-2, custodian-3"};
+	uint8_t resp_buf[2048];
+	struct keyd_resp resp;
+	const char *why;
+	size_t n;
+
+	memset(share, 'x', sizeof(share));
+	n = enc(&r);
+	ck_assert_int_eq(keyd_req_decode(buf + 4, n - 4, &out, &why), 0);
+	ck_assert_uint_eq(out.share_len, 600);
+	ck_assert_mem_eq(out.share, share, 600);
+	r.share_len = KEYD_SHARE_MAX + 1;
+	ck_assert_int_eq(keyd_req_encode(&r, &w), -1);
+	/* On the wire: an empty and an oversized share are malformed. */
+	{
+		uint8_t body[5 + 2 + KEYD_SHARE_MAX + 1] = {KEYD_OP_UNSEAL, 0, 0, 0, 1, 0, 0};
+		ck_assert_int_eq(keyd_req_decode(body, 7, &out, &why), -1);
+		body[5] = (KEYD_SHARE_MAX + 1) >> 8;
+		body[6] = (KEYD_SHARE_MAX + 1) & 0xff;
+		ck_assert_int_eq(keyd_req_decode(body, sizeof(body), &out, &why), -1);
+		ck_assert_str_eq(why, "unseal: the share must be 1..1024 bytes");
+	}
+	w = (struct keyd_wbuf){resp_buf, 0, sizeof(resp_buf), 0};
+	keyd_resp_begin(&w, KEYD_OP_QUORUM, 4, KEYD_OK);
+	keyd_put_quorum(&w, &q);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(resp_buf + 4, w.len - 4, &resp, &why), 0);
+	ck_assert_uint_eq(resp.q.presented, 1);
+	ck_assert_str_eq(resp.q.expected, "custodian-2, custodian-3");
+	/* A name with a terminal escape, or more presented than there are custodians: refused. */
+	snprintf(q.expected, sizeof(q.expected), "a\033[2J");
+	w = (struct keyd_wbuf){resp_buf, 0, sizeof(resp_buf), 0};
+	keyd_resp_begin(&w, KEYD_OP_QUORUM, 4, KEYD_OK);
+	keyd_put_quorum(&w, &q);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(resp_buf + 4, w.len - 4, &resp, &why), -1);
+	snprintf(q.expected, sizeof(q.expected), "b");
+	q.presented = 4;
+	w = (struct keyd_wbuf){resp_buf, 0, sizeof(resp_buf), 0};
+	keyd_resp_begin(&w, KEYD_OP_SEAL, 4, KEYD_OK);
+	keyd_put_quorum(&w, &q);
+	ck_assert_int_eq(keyd_resp_end(&w), 0);
+	ck_assert_int_eq(keyd_resp_decode(resp_buf + 4, w.len - 4, &resp, &why), -1);
+	/* sealed is a status clients retry; share is not. */
+	ck_assert(keyd_status_retryable(KEYD_E_SEALED));
+	ck_assert(!keyd_status_retryable(KEYD_E_SHARE));
+	ck_assert_str_eq(keyd_status_name(KEYD_E_SEALED), "sealed");
+	ck_assert_str_eq(keyd_op_name(KEYD_OP_QUORUM), "quorum-status");
+}
+END_TEST
+
 START_TEST(frame_length_bounds)
 {
 	uint8_t zero[4] = {0, 0, 0, 0}, max[4] = {0, 1, 0, 0}, over[4] = {0, 1, 0, 1};
@@ -409,6 +473,7 @@ int main(void)
 	tcase_add_test(tc, wrap_and_unwrap_requests_round_trip_within_bounds);
 	tcase_add_test(tc, aes_keys_have_no_public_key_and_others_must);
 	tcase_add_test(tc, metrics_answer_must_be_text);
+	tcase_add_test(tc, unseal_and_quorum_state_round_trip_within_bounds);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
