@@ -72,6 +72,10 @@ struct cad_config {
 	long acme_pending_authz;   /* pending authorizations per account */
 	struct ca_profile *acme_profiles[CAD_MAX_PROFILES]; /* the first is the default */
 	size_t n_acme_profiles;
+	/* The web console (console:, docs/console.md): served under /console/ when enabled;
+	 * its sessions end after session_idle_seconds unused or session_max_seconds in all. */
+	int console_enabled;
+	int session_idle_seconds, session_max_seconds, max_sessions;
 };
 
 /* Read and check the whole file (certificates included). 0, or -1 with err filled. Free with
