@@ -308,6 +308,9 @@ EVP_PKEY *cad_load_key(const char *uri, char *err, size_t errsz);
 
 /* A certificate as the API shows it (cad_certs.c). */
 json_t *cad_cert_json(struct cad *cad, const struct db_cert *c);
+/* Add to o, the JSON of c, its fields decoded ("decoded") and its authority's chain ("chain"),
+ * for GET /certificates/{serial} (cad_certview.c). */
+void cad_cert_view(struct cad *cad, const struct db_cert *c, json_t *o);
 
 /* --- EST and devices (cad_est*.c) --- */
 

@@ -329,7 +329,15 @@ def test_issue_revoke(d):
     screenshot(d, "issue-officer")
     d.get(f"{URL}/console/#/certificates/{serial}")
     wait(d, EC.presence_of_element_located((By.ID, "cert-detail")))
-    check("detail shows the subject", "CN=www.example.com" in d.find_element(By.ID, "cert-detail").text)
+    text = d.find_element(By.ID, "cert-detail").text
+    check("detail shows the decoded fields", all(t in text for t in (
+        "CN=www.example.com", "EC P-256", "serverAuth", "digitalSignature", "CN=hsmca console test issuing CA")), text)
+    check("detail offers PEM, DER and chain downloads", all(
+        d.find_elements(By.XPATH, f"//button[text()='{b}']") for b in ("Download PEM", "Download DER", "Download chain (PEM)")))
+    st, _, _, j = request("GET", f"/api/v1/certificates/{serial}", role="auditor")
+    issuing = open(f"{DIR}/issuing.pem").read()
+    check("the API's detail has the chain and the decoded key", st == 200 and j["chain"] == [issuing]
+          and j["decoded"]["public_key"] == "EC P-256" and j["decoded"]["extended_key_usage"] == ["serverAuth"], j)
     screenshot(d, "certificate-detail-officer")
     Select(d.find_element(By.NAME, "reason")).select_by_value("keyCompromise")
     d.find_element(By.ID, "revoke-button").click()

@@ -130,6 +130,17 @@ async function detail(root, serial) {
   ];
   if (c.revoked_at) rows.push(["Revoked / held", fmtTime(c.revoked_at)], ["Reason", c.revocation_reason || ""]);
   if (c.invalidity_date) rows.push(["Invalidity date", fmtTime(c.invalidity_date)]);
+  const d = c.decoded;
+  const list = (a) => (a && a.length ? a.join(", ") : "none");
+  if (d) {
+    rows.push(["Issuer", d.issuer], ["Public key", d.public_key], ["Signature algorithm", d.signature_algorithm],
+      ["CA", d.ca ? "yes" : "no"], ["Key usage", list(d.key_usage)], ["Extended key usage", list(d.extended_key_usage)],
+      ["Policies", list(d.policies)], ["CRL distribution points", list(d.crl_distribution_points)],
+      ["OCSP", list(d.ocsp)], ["CA issuers", list(d.ca_issuers)],
+      ["Subject key id", el("span", { class: "mono" }, d.subject_key_id || "none")],
+      ["Authority key id", el("span", { class: "mono" }, d.authority_key_id || "none")],
+      ["SHA-1 fingerprint", el("span", { class: "mono" }, d.sha1_fingerprint || "")]);
+  }
   let der = null;
   if (c.certificate) {
     der = pemToDer(c.certificate);
@@ -150,7 +161,7 @@ async function detail(root, serial) {
   if (c.certificate) root.append(el("details", {}, el("summary", {}, "PEM"), el("pre", {}, c.certificate)));
   if (c.chain && c.chain.length)
     root.append(el("details", {}, el("summary", {}, `Chain (${c.chain.length})`), el("pre", {}, c.chain.join(""))));
-  else root.append(el("p", { class: "hint" }, `Issued by authority ${c.authority}; its certificate and chain are on the Authorities page and in the issuance answer.`));
+  else root.append(el("p", { class: "hint" }, `The chain of authority ${c.authority} is not configured on this hsmca-cad.`));
 
   const reload = async () => {
     const page = clear(root);
