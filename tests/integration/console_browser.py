@@ -360,6 +360,25 @@ def test_issue_revoke(d):
     sign_out(d)
 
 
+def test_dashboard_and_own_token(d):
+    sign_in_token(d, "ca-admin")
+    d.get(f"{URL}/console/#/dashboard")
+    page_loaded(d, "dashboard")
+    text = d.find_element(By.ID, "page").text
+    check("dashboard: summary endpoint absent or shown, health and authorities shown",
+          ("not available on this server" in text or "certificates" in text) and "issuing" in text, text)
+    d.get(f"{URL}/console/#/principals")
+    page_loaded(d, "principals")
+    d.find_element(By.NAME, "token-name").send_keys("from-console")
+    d.find_element(By.XPATH, "//button[text()='Make token…']").click()
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "page"), "not shown again"))
+    token = d.find_element(By.XPATH, "//h2[contains(text(),'not shown again')]/following-sibling::pre").text
+    st, _, _, j = request("GET", "/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+    check("a token made in the console works", st == 200 and j["name"] == "ca-admin", (st, j))
+    sign_out(d)
+
+
 def test_expiry(d):
     sign_in_token(d, "auditor")
     d.get(f"{URL}/console/#/profiles")
@@ -381,6 +400,7 @@ def main():
         screenshot(d, "signin")
         test_issue_revoke(d)
         test_roles(d)
+        test_dashboard_and_own_token(d)
         test_expiry(d)
         read_log(d)
         logs = [l for l in browser_log if "Content Security Policy" in l["message"]]

@@ -4,7 +4,7 @@
 // server" when hsmca-cad answers 404 for them.
 import { get, api, query } from "./api.js";
 import { el, clear, table, field, confirmAction, download, fmtTime, action, showOk, showError, clearStatus } from "./ui.js";
-import { may } from "./app.js";
+import { may, me } from "./app.js";
 
 const badge = (s) => el("span", { class: `badge ${s}` }, String(s));
 const yes = (b) => badge(b ? "true" : "false");
@@ -29,10 +29,28 @@ function kv(obj) {
   ]));
 }
 
+// Without the summary endpoint: what the endpoints this server has can tell.
+async function dashboardFallback(root) {
+  const h = await get(me.role === "auditor" || me.role === "operator" ? "/api/v1/health/details" : "/api/v1/health").catch((e) => ({ status: `unknown (${e.code || e.status})` }));
+  const tiles = el("div", { class: "grid" });
+  const tile = (label, value) => tiles.append(el("div", { class: "card metric" }, el("div", { class: "value" }, String(value)), el("div", { class: "label" }, label)));
+  tile("hsmca-cad", h.status);
+  if (h.database) tile("database", h.database);
+  if (h.keyd) tile("keyd", h.keyd === "up" ? "online" : "OFFLINE");
+  root.append(el("h2", {}, "From this server's health"), tiles);
+  if (["ca-admin", "admin", "officer", "auditor"].includes(me.role)) {
+    const as = (await get("/api/v1/authorities")).authorities;
+    root.append(table([
+      { label: "Authority", value: (a) => a.name }, { label: "Subject", value: (a) => a.subject },
+      { label: "Status", value: (a) => badge(a.status) },
+    ], as, "Authorities"));
+  }
+}
+
 export async function dashboard(root) {
   root.append(el("h1", {}, "Dashboard"));
   const d = await optional(root, "/api/v1/dashboard", "The dashboard summary");
-  if (!d) return;
+  if (!d) return dashboardFallback(root);
   const tiles = el("div", { class: "grid" });
   const tile = (label, value) => tiles.append(el("div", { class: "card metric" }, el("div", { class: "value" }, String(value)), el("div", { class: "label" }, label)));
   if (d.certificates) for (const [k, v] of Object.entries(d.certificates)) tile(`certificates ${k}`, v);
@@ -165,6 +183,21 @@ export async function principals(root) {
         showOk(`${p.name} ${p.disabled ? "enabled" : "disabled"}.`);
       }) : null) },
   ], ps), box);
+  const made = el("div", { "aria-live": "polite" });
+  const tname = el("input", { name: "token-name", required: true, placeholder: "ci" });
+  const tdays = el("input", { name: "token-days", type: "number", min: "1", value: "30" });
+  root.append(el("form", {
+    class: "card", onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { name: tname.value.trim(), expires_days: Number(tdays.value) };
+      if (!(await confirmAction("Make an API token for you?", `A token named ${body.name} acting as ${me.name} (${me.role}) for ${body.expires_days} day(s); it is shown once.`, "Make token"))) return;
+      try {
+        const t = await api("POST", `/api/v1/principals/${encodeURIComponent(me.name)}/tokens`, body);
+        clear(made).append(el("div", { class: "card" }, el("h2", {}, "Copy it now: it is not shown again"), el("pre", {}, t.token)));
+      } catch (err) { showError(err); }
+    },
+  }, el("h2", {}, `A token of your own (${me.name})`), el("div", { class: "filters" }, field("Token name", tname), field("Days", tdays),
+    el("button", { type: "submit" }, "Make token…"))), made);
   if (!may("principal.manage")) return;
   const name = el("input", { name: "name", required: true });
   const role = el("select", { name: "role" }, ["officer", "auditor", "operator", "ra", "admin", "ca-admin"].map((r) => el("option", { value: r }, r)));
