@@ -180,6 +180,28 @@ def test_mtls_session():
     check("a bad token makes no session", st == 401, (st, j))
 
 
+# What the API answers each role for the read behind each page: hidden pages are refused too.
+PAGE_ENDPOINT = {
+    "certificates": "/api/v1/certificates", "authorities": "/api/v1/authorities",
+    "principals": "/api/v1/principals", "provisioning": "/api/v1/devices",
+    "acme": "/api/v1/acme/eab", "audit": "/api/v1/audit?limit=1",
+}
+
+
+def test_api_enforces_what_is_hidden():
+    for role, pages in PAGES.items():
+        for page, path in PAGE_ENDPOINT.items():
+            if page in pages or (role == "ra" and page == "certificates"):
+                continue
+            st, _, _, j = request("GET", path, headers={"Authorization": f"Bearer {TOKENS[role]}"})
+            check(f"{role}: the API refuses {path} too (page {page} hidden)",
+                  st == 403 and j["error"] == "role-not-permitted", (st, j))
+    st, _, _, j = request("GET", "/api/v1/audit?limit=1000", role="auditor")
+    actions = [e["action"] for e in j["entries"]]
+    check("sign-ins and sign-outs are in the audit log",
+          "session.create" in actions and "session.end" in actions, actions[-20:])
+
+
 # ---- the browser ----
 def browser():
     o = webdriver.ChromeOptions()
@@ -394,6 +416,7 @@ def main():
     try:
         test_headers()
         test_mtls_session()
+        test_api_enforces_what_is_hidden()
         d = browser()
         d.get(f"{URL}/console/")
         wait(d, EC.visibility_of_element_located((By.ID, "signin")))
