@@ -93,6 +93,10 @@ struct cad_config {
 	struct cad_approval_policy approvals[CAD_MAX_APPROVAL_KINDS];
 	size_t n_approvals;
 	int approval_expiry_seconds; /* how long a request waits for its approvals */
+	/* The web console (console:, docs/console.md): served under /console/ when enabled;
+	 * its sessions end after session_idle_seconds unused or session_max_seconds in all. */
+	int console_enabled;
+	int session_idle_seconds, session_max_seconds, max_sessions;
 };
 
 /* Read and check the whole file (certificates included). 0, or -1 with err filled. Free with

@@ -217,6 +217,7 @@ int cad_authenticate(struct cad_req *r)
 			return -1;
 		}
 		SHA256((const unsigned char *)authz + 7, len, sha);
+		memcpy(r->cred_sha256, sha, 32);
 		if (cacheable(r)) {
 			struct cad_token_seen *t = token_seen(r->w, sha);
 			if (t && principal_copy(&r->who, &t->who) == 0) {
@@ -233,6 +234,11 @@ int cad_authenticate(struct cad_req *r)
 			         "unknown, revoked or expired API token");
 			return -1;
 		}
+	} else if (cad_session_cookie(r)) {
+		/* The console's session (cad_console.c): the credential it was made with is
+		 * looked up again, as if presented now. */
+		if (cad_session_auth(r, peer, db, &err, &rc) != 0)
+			return -1;
 	} else if (peer) {
 		unsigned int n = 0;
 		r->auth_via = "certificate";
@@ -246,6 +252,7 @@ int cad_authenticate(struct cad_req *r)
 			                "could not hash the client certificate");
 			return -1;
 		}
+		memcpy(r->cred_sha256, sha, 32);
 		rc = db_principal_find_by_cert(db, sha, &r->who, &err);
 		if (rc == DB_ERR_NOT_FOUND) {
 			hex(sha, 32, fp);
@@ -269,5 +276,6 @@ int cad_authenticate(struct cad_req *r)
 		         r->who.name);
 		return -1;
 	}
-	return 0;
+	/* CSRF: a browser's state-changing request shows the session's token and its origin. */
+	return cad_browser_checks(r);
 }

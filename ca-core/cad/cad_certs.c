@@ -74,10 +74,13 @@ void cad_h_cert_show(struct cad_req *r)
 	struct ca_why why;
 	enum ca_outcome o = ca_cert_find(&r->cad->ca, &r->w->db, &who, r->args[0], &c, &why);
 
-	if (o != CA_OK)
+	if (o != CA_OK) {
 		cad_reply_ca(r, o, &why);
-	else
-		cad_reply_json(r, 200, cad_cert_json(r->cad, &c));
+	} else {
+		json_t *j = cad_cert_json(r->cad, &c);
+		cad_cert_view(r->cad, &c, j); /* decoded fields and chain (cad_certview.c) */
+		cad_reply_json(r, 200, j);
+	}
 	db_cert_clear(&c);
 }
 

@@ -17,8 +17,11 @@
 
 static const char *const top_fields[] = {
     "listen", "tls",  "database", "limits",  "authorities", "key_profiles", "profiles", "audit",
-    "est",    "user", "group",    "seccomp", "acme",        "approvals",    NULL,
+    "est",    "user", "group",    "seccomp", "acme",        "approvals",    "console",
+    NULL,
 };
+static const char *const console_fields[] = {"enabled", "session_idle_seconds",
+                                             "session_max_seconds", "max_sessions", NULL};
 static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
 static const char *const tls_fields[] = {"certificate", "key", "client_ca", "client_crl", NULL};
@@ -547,6 +550,39 @@ int cad_profile_parse(struct yconf *y, yaml_node_t *m, struct cad_config *cfg, s
 	return 0;
 }
 
+/* console: {enabled, session_idle_seconds, session_max_seconds, max_sessions}. */
+static int parse_console(struct yconf *y, yaml_node_t *v, struct cad_config *cfg)
+{
+	long l;
+
+	cfg->console_enabled = 1;
+	cfg->session_idle_seconds = 900;
+	cfg->session_max_seconds = 28800;
+	cfg->max_sessions = 1000;
+	if (!v)
+		return 0;
+	if (yconf_check_map(y, v, "console", console_fields) ||
+	    yconf_opt_bool(y, v, "enabled", &cfg->console_enabled))
+		return -1;
+	l = cfg->session_idle_seconds;
+	if (yconf_opt_long(y, v, "session_idle_seconds", 5, 86400, &l))
+		return -1;
+	cfg->session_idle_seconds = (int)l;
+	l = cfg->session_max_seconds;
+	if (yconf_opt_long(y, v, "session_max_seconds", 5, 604800, &l))
+		return -1;
+	cfg->session_max_seconds = (int)l;
+	if (cfg->session_max_seconds < cfg->session_idle_seconds)
+		return yconf_fail(y, v, "session_max_seconds",
+		                  "%d is shorter than session_idle_seconds (%d)",
+		                  cfg->session_max_seconds, cfg->session_idle_seconds);
+	l = cfg->max_sessions;
+	if (yconf_opt_long(y, v, "max_sessions", 1, 100000, &l))
+		return -1;
+	cfg->max_sessions = (int)l;
+	return 0;
+}
+
 /* Each item of a required sequence, with bounds. */
 #define EACH_MAP(seqnode, what, max, countvar, body)                                               \
 	do {                                                                                       \
@@ -693,6 +729,8 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 				goto out;
 			}
 	});
+	if (parse_console(&y, yconf_get(&y, root, "console"), cfg))
+		goto out;
 	if (cad_est_config_parse(&y, yconf_get(&y, root, "est"), cfg, cad_profile_find))
 		goto out;
 	if (cad_acme_config_parse(&y, yconf_get(&y, root, "acme"), cfg, cad_profile_find))

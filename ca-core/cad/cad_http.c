@@ -180,6 +180,11 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		goto out;
 	if (cad_acme_new(cad, err, errsz) != 0)
 		goto out;
+	if (cad_sessions_init(&cad->sessions, (size_t)cfg->max_sessions, cfg->session_idle_seconds,
+	                      cfg->session_max_seconds) != 0) {
+		snprintf(err, errsz, "out of memory for %d console sessions", cfg->max_sessions);
+		goto out;
+	}
 	snprintf(portbuf, sizeof(portbuf), "%d", cfg->listen_port);
 	if (getaddrinfo(cfg->listen_address, portbuf, &hints, &ai) != 0 || !ai) {
 		snprintf(err, errsz, "cannot listen on %s port %d: no such address",
@@ -311,5 +316,6 @@ void cad_free(struct cad *cad)
 	pthread_mutex_destroy(&cad->profiles.mu);
 	ca_fini(&cad->ca);
 	cad_acme_free(cad);
+	cad_sessions_fini(&cad->sessions);
 	free(cad);
 }

@@ -17,6 +17,7 @@
 #include "ca.h"
 #include "ca_csr.h"
 #include "cad.h"
+#include "cad_session.h"
 #include "db.h"
 
 #define CAD_MAX_WORKERS 64
@@ -89,6 +90,8 @@ struct cad {
 	/* ACME (cad_acme.c); NULL when acme.url is not configured. */
 	struct acme_server *acme;
 	struct cad_profiles profiles;
+	/* The console's sign-in sessions (cad_session.h, cad_console.c). */
+	struct cad_sessions sessions;
 #ifdef HSMCA_FUZZING
 	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
 #endif
@@ -130,6 +133,12 @@ struct cad_req {
 	char error[48]; /* the reply's error code, for the audit entry of a denial */
 	char detail[1024];
 	char object[300]; /* what a denial was about; the path when not set */
+	/* The SHA-256 of the credential that authenticated r (token or certificate DER). */
+	uint8_t cred_sha256[32];
+	/* Authenticated by the console's session cookie (cad_console.c): its value and a copy. */
+	int in_session;
+	char session_cookie[CAD_SESSION_TEXT_MAX];
+	struct cad_session session;
 };
 
 /* --- health and metrics (cad_metrics.c) --- */
@@ -252,6 +261,24 @@ void cad_h_acme_eab_list(struct cad_req *r);
 void cad_h_acme_eab_revoke(struct cad_req *r);
 void cad_h_acme_incident_create(struct cad_req *r);
 
+/* --- the console and its sessions (cad_console.c) --- */
+
+/* Serve r when its path is /console or under /console/: 1 (answered), else 0. */
+int cad_console_serve(struct cad_req *r);
+/* 1 when r carries the session cookie (copied into r->session_cookie). */
+int cad_session_cookie(struct cad_req *r);
+/* Authenticate r by its session: 0 with *rc the principal look-up's status (r->who filled on
+ * DB_OK), or -1 after replying 401. */
+int cad_session_auth(struct cad_req *r, X509 *peer, struct db *db, struct db_err *err,
+                     enum db_status *rc);
+/* What a browser's request must also show once authenticated: for a state-changing request by
+ * session, the session's X-CSRF-Token and an Origin; for any state-changing request, an Origin
+ * (when sent) that is this server. 0, or -1 after replying 403. */
+int cad_browser_checks(struct cad_req *r);
+void cad_h_session_create(struct cad_req *r);
+void cad_h_session_show(struct cad_req *r);
+void cad_h_session_end(struct cad_req *r);
+
 /* --- handlers --- */
 
 typedef void (*cad_handler)(struct cad_req *r);
@@ -331,6 +358,9 @@ EVP_PKEY *cad_load_key(const char *uri, char *err, size_t errsz);
 
 /* A certificate as the API shows it (cad_certs.c). */
 json_t *cad_cert_json(struct cad *cad, const struct db_cert *c);
+/* Add to o, the JSON of c, its fields decoded ("decoded") and its authority's chain ("chain"),
+ * for GET /certificates/{serial} (cad_certview.c). */
+void cad_cert_view(struct cad *cad, const struct db_cert *c, json_t *o);
 
 /* --- EST and devices (cad_est*.c) --- */
 

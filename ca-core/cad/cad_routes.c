@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <event2/bufferevent.h>
+#include <openssl/crypto.h>
 
 #include "cad_approvals.h"
 #include "cad_internal.h"
@@ -133,6 +134,10 @@ static const struct route {
     {EVHTTP_REQ_POST, "/api/v1/approvals/{}/approve", cad_h_approval_approve, ANY,
      "approval.approve"},
     {EVHTTP_REQ_POST, "/api/v1/approvals/{}/reject", cad_h_approval_reject, ANY, "approval.reject"},
+    /* The console's sign-in (cad_console.c): a token or certificate for a session cookie. */
+    {EVHTTP_REQ_POST, "/api/v1/session", cad_h_session_create, ANY, "session.create"},
+    {EVHTTP_REQ_GET, "/api/v1/session", cad_h_session_show, ANY, "session.show"},
+    {EVHTTP_REQ_DELETE, "/api/v1/session", cad_h_session_end, ANY, "session.end"},
 };
 
 int cad_role_bit(const char *role)
@@ -241,6 +246,8 @@ void cad_dispatch(struct evhttp_request *req, void *arg)
 		cad_est_serve(&r); /* RFC 7030's own replies and audit */
 		goto out;
 	}
+	if (cad_console_serve(&r))
+		goto out; /* the console's static files (cad_console.c) */
 	if (!strncmp(r.path, "/acme/", 6)) {
 		cad_acme_serve(&r); /* RFC 8555's own replies; account changes audited */
 		goto out;
@@ -316,6 +323,8 @@ out:
 	if (r.query_parsed)
 		evhttp_clear_headers(&r.query);
 	db_principal_clear(&r.who);
+	OPENSSL_cleanse(&r.session, sizeof(r.session));
+	OPENSSL_cleanse(r.session_cookie, sizeof(r.session_cookie));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	cad_metrics_request(rt ? rt->action : "unrouted", r.status,
 	                    (double)(t1.tv_sec - t0.tv_sec) +

@@ -136,6 +136,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	pthread_mutex_init(&cad.lock, NULL);
 	ca_init(&cad.ca, cfg.authorities, cfg.n_authorities, cfg.database, &cad.lock, cad_load_key,
 	        NULL);
+	if (cad_sessions_init(&cad.sessions, 16, cfg.session_idle_seconds,
+	                      cfg.session_max_seconds) != 0)
+		abort();
 	cad.n_workers = 1;
 	w = &cad.workers[0];
 	w->cad = &cad;

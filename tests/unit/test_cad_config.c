@@ -265,6 +265,40 @@ START_TEST(crl_distribution_settings_are_read_and_checked)
 END_TEST
 
 /* The acme: section (docs/acme.md): read when good, refused by name when not. */
+/* The console's section: defaults, values, and out-of-range values refused by name. */
+START_TEST(console_section_is_read_and_checked)
+{
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	char err[1024];
+
+	ck_assert_msg(load(&(struct variant){0}, cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cfg->console_enabled, 1);
+	ck_assert_int_eq(cfg->session_idle_seconds, 900);
+	ck_assert_int_eq(cfg->session_max_seconds, 28800);
+	ck_assert_int_eq(cfg->max_sessions, 1000);
+	cad_config_free(cfg);
+	ck_assert_msg(
+	    load(&(struct variant){.extra = "console: {enabled: false, "
+	                                    "session_idle_seconds: 60, "
+	                                    "session_max_seconds: 120, max_sessions: 3}\n"},
+	         cfg, err, sizeof(err)) == 0,
+	    "%s", err);
+	ck_assert_int_eq(cfg->console_enabled, 0);
+	ck_assert_int_eq(cfg->session_idle_seconds, 60);
+	ck_assert_int_eq(cfg->session_max_seconds, 120);
+	ck_assert_int_eq(cfg->max_sessions, 3);
+	cad_config_free(cfg);
+	free(cfg);
+	refused(&(struct variant){.extra = "console: {session_idle_seconds: 1}\n"},
+	        "session_idle_seconds");
+	refused(&(struct variant){.extra = "console: {session_idle_seconds: 600, "
+	                                   "session_max_seconds: 300}\n"},
+	        "shorter than session_idle_seconds");
+	refused(&(struct variant){.extra = "console: {max_sessions: 0}\n"}, "max_sessions");
+	refused(&(struct variant){.extra = "console: {theme: dark}\n"}, "unknown field \"theme\"");
+}
+END_TEST
+
 START_TEST(acme_section_is_read_and_checked)
 {
 	static const struct {
@@ -464,6 +498,7 @@ int main(void)
 	tcase_add_test(tc, subject_patterns_and_issuer_validity_are_read);
 	tcase_add_test(tc, crl_distribution_settings_are_read_and_checked);
 	tcase_add_test(tc, acme_section_is_read_and_checked);
+	tcase_add_test(tc, console_section_is_read_and_checked);
 	tcase_add_test(tc, policies_and_cps_uri_are_read_and_checked);
 	tcase_add_test(tc, profile_json_reads_as_the_file_does);
 	suite_add_tcase(s, tc);

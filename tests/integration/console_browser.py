@@ -1,0 +1,449 @@
+#!/usr/bin/python3
+"""The web console in a real browser: Chromium headless through WebDriver (python3-selenium),
+against hsmca-cad started by console_fixture (keyd, PostgreSQL, one principal per role).
+
+console_browser.py FIXTURE OUTDIR
+
+Covers: the console's headers (CSP and the others, ETag/304, Content-Types) and no inline
+script; sign-in with a client certificate through the session endpoint (over TLS from Python:
+the browser is not given the certificate) and with a token in the browser; the session cookie's
+attributes; CSRF and Origin refusals; each role's pages (and not the others') working against
+the API; issuing from a CSR and revoking it through the dialogs; CSP enforced (an injected
+inline script is refused and reported); session expiry; a screenshot of each main page in
+OUTDIR, checked to be non-blank. Prints "ok - NAME" per check; exit 1 on any failure; exit 77
+with a SKIP line when Chromium or its WebDriver is not installed.
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import ssl
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+if not CHROMIUM or not DRIVER:
+    print("SKIP: Chromium or chromedriver not found (Debian: chromium chromium-driver)")
+    sys.exit(77)
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+except ImportError:
+    print("SKIP: python3-selenium is not installed")
+    sys.exit(77)
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+FIXTURE, OUTDIR = sys.argv[1], sys.argv[2]
+IDLE = 20  # the fixture's session_idle_seconds
+os.environ["HSMCA_CONSOLE_IDLE_SECONDS"] = str(IDLE)
+
+# What each role sees: the console's nav (app.js), which mirrors the API's matrix.
+PAGES = {
+    "ca-admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit"],
+    "admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme"],
+    "officer": ["dashboard", "certificates", "issue", "profiles", "authorities", "provisioning", "acme"],
+    "auditor": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "reports"],
+    "operator": ["dashboard", "profiles", "backups"],
+    "ra": ["certificates", "issue", "profiles"],
+}
+ALL_PAGES = sorted({p for v in PAGES.values() for p in v})
+
+failures = []
+browser_log = []  # every browser console message read so far
+
+
+def read_log(d):
+    entries = d.get_log("browser")
+    browser_log.extend(entries)
+    return entries
+
+
+def check(name, cond, detail=""):
+    if cond:
+        print(f"ok - {name}")
+    else:
+        print(f"not ok - {name} {detail}")
+        failures.append(name)
+
+
+# ---- the fixture ----
+fx = subprocess.Popen([FIXTURE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+info = json.loads(fx.stdout.readline())
+URL, DIR, TOKENS = info["url"], info["dir"], info["tokens"]
+HOST = URL[len("https://"):]
+os.makedirs(OUTDIR, exist_ok=True)
+
+
+def tls(role=None):
+    ctx = ssl.create_default_context(cafile=f"{DIR}/opca.pem")
+    if role:
+        ctx.load_cert_chain(f"{DIR}/{role}.pem", f"{DIR}/{role}.key")
+    host, port = HOST.split(":")
+    return http.client.HTTPSConnection(host, int(port), context=ctx, timeout=60)
+
+
+def request(method, path, role=None, headers=None, body=None):
+    c = tls(role)
+    h = dict(headers or {})
+    if body is not None:
+        body = json.dumps(body)
+        h["Content-Type"] = "application/json"
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    try:
+        j = json.loads(data)
+    except ValueError:
+        j = None
+    return r.status, r.headers, data, j
+
+
+# ---- headers, without a browser ----
+def test_headers():
+    st, h, body, _ = request("GET", "/console/")
+    check("console index served", st == 200 and h["Content-Type"].startswith("text/html"), st)
+    csp = h.get("Content-Security-Policy", "")
+    check("CSP default-src 'self', frame-ancestors 'none', no unsafe-inline",
+          "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe" not in csp, csp)
+    check("X-Frame-Options DENY", h.get("X-Frame-Options") == "DENY")
+    check("Referrer-Policy no-referrer", h.get("Referrer-Policy") == "no-referrer")
+    check("X-Content-Type-Options nosniff", h.get("X-Content-Type-Options") == "nosniff")
+    html = body.decode()
+    inline = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) + re.findall(r"\sstyle=|\son[a-z]+=", html)
+    check("index.html has no inline script or style", not inline, inline)
+    etag = h.get("ETag")
+    st2, h2, _, _ = request("GET", "/console/index.html", headers={"If-None-Match": etag})
+    check("ETag revalidates to 304", etag and st2 == 304 and h2.get("Content-Security-Policy"), (etag, st2))
+    st, h, _, _ = request("GET", "/console/app.js")
+    check("app.js is text/javascript", st == 200 and h["Content-Type"].startswith("text/javascript"))
+    st, h, _, _ = request("GET", "/console/console.css")
+    check("console.css is text/css", st == 200 and h["Content-Type"].startswith("text/css"))
+    st, h, _, _ = request("GET", "/console/nope.js")
+    check("unknown console file 404 with the headers", st == 404 and h.get("X-Frame-Options") == "DENY")
+    st, _, _, _ = request("POST", "/console/index.html")
+    check("console files refuse POST", st == 405)
+
+
+def cookie_of(h):
+    sc = h.get("Set-Cookie", "")
+    return sc, sc.split(";")[0]
+
+
+# ---- mTLS sign-in, CSRF and Origin, over the API ----
+def test_mtls_session():
+    st, h, _, j = request("POST", "/api/v1/session", role="officer")
+    check("client certificate exchanged for a session", st == 201 and j and j["via"] == "certificate" and j["role"] == "officer", (st, j))
+    sc, cookie = cookie_of(h)
+    attrs = [a.strip() for a in sc.split(";")]
+    check("cookie is __Host-, Secure, HttpOnly, SameSite=Strict, Path=/",
+          cookie.startswith("__Host-hsmca_session=") and {"Secure", "HttpOnly", "SameSite=Strict", "Path=/"} <= set(attrs), sc)
+    csrf = j["csrf_token"]
+    st, _, _, j = request("GET", "/api/v1/session", role="officer", headers={"Cookie": cookie})
+    check("GET /session with the cookie and the certificate", st == 200 and j["csrf_token"] == csrf, (st, j))
+    st, _, _, j = request("GET", "/api/v1/whoami", headers={"Cookie": cookie})
+    check("a certificate session needs its certificate", st == 401 and j["error"] == "session-certificate-mismatch", (st, j))
+    st, _, _, j = request("GET", "/api/v1/whoami", role="auditor", headers={"Cookie": cookie})
+    check("a certificate session refuses another certificate", st == 401 and j["error"] == "session-certificate-mismatch", (st, j))
+    path = "/api/v1/certificates/01/hold"
+    st, _, _, j = request("POST", path, role="officer", headers={"Cookie": cookie, "Origin": URL})
+    check("CSRF: no X-CSRF-Token: 403 csrf-token-missing", st == 403 and j["error"] == "csrf-token-missing", (st, j))
+    st, _, _, j = request("POST", path, role="officer", headers={"Cookie": cookie, "Origin": URL, "X-CSRF-Token": "x" * 43})
+    check("CSRF: wrong X-CSRF-Token: 403", st == 403 and j["error"] == "csrf-token-mismatch", (st, j))
+    st, _, _, j = request("POST", path, role="officer", headers={"Cookie": cookie, "X-CSRF-Token": csrf})
+    check("CSRF: no Origin: 403 origin-missing", st == 403 and j["error"] == "origin-missing", (st, j))
+    st, _, _, j = request("POST", path, role="officer", headers={"Cookie": cookie, "X-CSRF-Token": csrf, "Origin": "https://evil.example"})
+    check("CSRF: foreign Origin: 403 origin-mismatch", st == 403 and j["error"] == "origin-mismatch", (st, j))
+    st, _, _, j = request("POST", path, role="officer", headers={"Cookie": cookie, "X-CSRF-Token": csrf, "Origin": URL})
+    check("with token and Origin the request reaches its handler", st in (400, 404) and j["error"] not in ("csrf-token-missing", "origin-mismatch"), (st, j))
+    st, _, _, j = request("POST", path, role="officer", headers={"Origin": "https://evil.example"})
+    check("certificate without session, foreign Origin: 403", st == 403 and j["error"] == "origin-mismatch", (st, j))
+    st, _, _, j = request("POST", "/api/v1/session", headers={"Cookie": cookie, "X-CSRF-Token": csrf, "Origin": URL}, role="officer")
+    check("a session cannot make another", st == 400, (st, j))
+    st, h, _, j = request("DELETE", "/api/v1/session", role="officer", headers={"Cookie": cookie, "X-CSRF-Token": csrf, "Origin": URL})
+    check("logout ends the session and clears the cookie", st == 200 and "Max-Age=0" in h.get("Set-Cookie", ""), (st, j))
+    st, h, _, j = request("GET", "/api/v1/whoami", role="officer", headers={"Cookie": cookie})
+    check("the ended session is refused, its cookie cleared",
+          st == 401 and j["error"] == "session-expired" and "Max-Age=0" in h.get("Set-Cookie", ""), (st, j))
+    st, _, _, j = request("POST", "/api/v1/session", headers={"Authorization": "Bearer hsmca_nope"})
+    check("a bad token makes no session", st == 401, (st, j))
+
+
+# What the API answers each role for the read behind each page: hidden pages are refused too.
+PAGE_ENDPOINT = {
+    "certificates": "/api/v1/certificates", "authorities": "/api/v1/authorities",
+    "principals": "/api/v1/principals", "provisioning": "/api/v1/devices",
+    "acme": "/api/v1/acme/eab", "audit": "/api/v1/audit?limit=1",
+}
+
+
+def test_api_enforces_what_is_hidden():
+    for role, pages in PAGES.items():
+        for page, path in PAGE_ENDPOINT.items():
+            if page in pages or (role == "ra" and page == "certificates"):
+                continue
+            st, _, _, j = request("GET", path, headers={"Authorization": f"Bearer {TOKENS[role]}"})
+            check(f"{role}: the API refuses {path} too (page {page} hidden)",
+                  st == 403 and j["error"] == "role-not-permitted", (st, j))
+    st, _, _, j = request("GET", "/api/v1/audit?limit=1000", role="auditor")
+    actions = [e["action"] for e in j["entries"]]
+    check("sign-ins and sign-outs are in the audit log",
+          "session.create" in actions and "session.end" in actions, actions[-20:])
+
+
+# ---- the browser ----
+def browser():
+    o = webdriver.ChromeOptions()
+    o.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1280,900", "--ignore-certificate-errors", "--no-first-run",
+              "--disable-extensions", f"--user-data-dir={OUTDIR}/chromium-profile"):
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(DRIVER), options=o)
+
+
+def wait(d, cond, t=30):
+    return WebDriverWait(d, t).until(cond)
+
+
+def status_text(d):
+    return d.find_element(By.ID, "status").text
+
+
+def sign_in_token(d, role):
+    d.get(f"{URL}/console/")
+    wait(d, EC.visibility_of_element_located((By.ID, "signin-token")))
+    d.find_element(By.ID, "signin-token").send_keys(TOKENS[role])
+    d.find_element(By.ID, "signin-token-submit").click()
+    wait(d, EC.text_to_be_present_in_element((By.ID, "who-role"), role))
+
+
+def sign_out(d):
+    d.find_element(By.ID, "signout").click()
+    wait(d, EC.visibility_of_element_located((By.ID, "signin")))
+
+
+def page_loaded(d, page):
+    def ok(drv):
+        el = drv.find_element(By.ID, "page")
+        return el.get_attribute("data-page") == page and el.find_elements(By.TAG_NAME, "h1") and (
+            el.find_elements(By.TAG_NAME, "table") or el.find_elements(By.TAG_NAME, "form")
+            or el.find_elements(By.CLASS_NAME, "notice") or el.find_elements(By.TAG_NAME, "dl")
+            or el.find_elements(By.CLASS_NAME, "empty") or el.find_elements(By.TAG_NAME, "button"))
+    wait(d, ok)
+    time.sleep(0.3)
+
+
+def png_colours(path):
+    """Distinct colours of an 8-bit RGB(A) non-interlaced PNG (what Chromium writes)."""
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, w = 8, b"", 0
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, hgt, depth, ctype = struct.unpack(">IIBB", chunk[:10])
+            bpp = {2: 3, 6: 4}[ctype]
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = w * bpp
+    prev = bytearray(stride)
+    colours = set()
+    for y in range(hgt):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        if y % 4 == 0:
+            for x in range(0, stride, bpp * 4):
+                colours.add(bytes(line[x:x + 3]))
+        prev = line
+    return len(colours)
+
+
+def screenshot(d, name):
+    path = f"{OUTDIR}/{name}.png"
+    d.save_screenshot(path)
+    n = png_colours(path)
+    check(f"screenshot {name}.png is not blank ({n} colours)", n >= 8, n)
+
+
+def make_csr(cn):
+    k = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+           .sign(k, hashes.SHA256()))
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def confirm(d):
+    wait(d, EC.visibility_of_element_located((By.CSS_SELECTOR, "#dialog button.primary")))
+    d.find_element(By.CSS_SELECTOR, "#dialog button.primary").click()
+
+
+def test_roles(d):
+    for role, expected in PAGES.items():
+        sign_in_token(d, role)
+        nav = [a.get_attribute("data-page") for a in d.find_elements(By.CSS_SELECTOR, "#nav a")]
+        check(f"{role} sees exactly its pages", nav == expected, nav)
+        for page in expected:
+            d.get(f"{URL}/console/#/{page}")
+            page_loaded(d, page)
+            st = status_text(d)
+            check(f"{role}: page {page} works against the API", st == "", st)
+            if role in ("officer", "auditor", "operator") and page not in ("issue",) or (role == "ca-admin" and page == "principals"):
+                screenshot(d, f"{page}-{role}")
+        hidden = [p for p in ALL_PAGES if p not in expected]
+        if hidden:
+            d.get(f"{URL}/console/#/{hidden[0]}")
+            wait(d, lambda drv: "no-such-page" in status_text(drv))
+            check(f"{role}: a page of another role ({hidden[0]}) is not shown", d.find_element(By.ID, "page").get_attribute("data-page") != hidden[0])
+        sign_out(d)
+
+
+def issue_one(d, cn):
+    d.get(f"{URL}/console/#/profiles")  # a hash change, so that the issue page is drawn afresh
+    page_loaded(d, "profiles")
+    d.get(f"{URL}/console/#/issue")
+    page_loaded(d, "issue")
+    Select(d.find_element(By.NAME, "profile")).select_by_value("tls-server")
+    d.find_element(By.NAME, "csr").send_keys(make_csr(cn))
+    d.find_element(By.ID, "issue-button").click()
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "issued"))
+    return d.find_element(By.CSS_SELECTOR, "#issue-result a.mono").text
+
+
+def test_issue_revoke(d):
+    sign_in_token(d, "officer")
+    first = issue_one(d, "api.example.com")
+    serial = issue_one(d, "www.example.com")
+    check("two issuances, two serials", first != serial, (first, serial))
+    check("issued from a CSR through the console", re.fullmatch(r"[0-9a-f]+", serial) is not None, serial)
+    screenshot(d, "issue-officer")
+    d.get(f"{URL}/console/#/certificates/{serial}")
+    wait(d, EC.presence_of_element_located((By.ID, "cert-detail")))
+    text = d.find_element(By.ID, "cert-detail").text
+    check("detail shows the decoded fields", all(t in text for t in (
+        "CN=www.example.com", "EC P-256", "serverAuth", "digitalSignature", "CN=hsmca console test issuing CA")), text)
+    check("detail offers PEM, DER and chain downloads", all(
+        d.find_elements(By.XPATH, f"//button[text()='{b}']") for b in ("Download PEM", "Download DER", "Download chain (PEM)")))
+    st, _, _, j = request("GET", f"/api/v1/certificates/{serial}", role="auditor")
+    issuing = open(f"{DIR}/issuing.pem").read()
+    check("the API's detail has the chain and the decoded key", st == 200 and j["chain"] == [issuing]
+          and j["decoded"]["public_key"] == "EC P-256" and j["decoded"]["extended_key_usage"] == ["serverAuth"], j)
+    screenshot(d, "certificate-detail-officer")
+    Select(d.find_element(By.NAME, "reason")).select_by_value("keyCompromise")
+    d.find_element(By.ID, "revoke-button").click()
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "revoked"))
+    st, _, _, j = request("GET", f"/api/v1/certificates/{serial}", role="auditor")
+    check("the API has it revoked, keyCompromise", j["status"] == "revoked" and j.get("revocation_reason") == "keyCompromise", j)
+    # CSRF from the page itself: a fetch without the header is refused.
+    res = d.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch('/api/v1/certificates/""" + serial + """/hold', {method: 'POST', credentials: 'same-origin'})
+          .then(r => r.json().then(j => done([r.status, j.error]))).catch(e => done([0, String(e)]));""")
+    check("browser fetch without X-CSRF-Token: 403 csrf-token-missing", res == [403, "csrf-token-missing"], res)
+    read_log(d)
+    d.execute_script("const s = document.createElement('script'); s.textContent = 'window.__inline = 1'; document.body.append(s);")
+    time.sleep(0.5)
+    ran = d.execute_script("return window.__inline === 1")
+    logs = d.get_log("browser")  # kept apart: this violation is the test's own
+    check("CSP blocks an injected inline script", not ran and any("Content Security Policy" in l["message"] for l in logs), logs)
+    sign_out(d)
+
+
+def test_dashboard_and_own_token(d):
+    sign_in_token(d, "ca-admin")
+    d.get(f"{URL}/console/#/dashboard")
+    page_loaded(d, "dashboard")
+    text = d.find_element(By.ID, "page").text
+    check("dashboard: summary endpoint absent or shown, health and authorities shown",
+          ("not available on this server" in text or "certificates" in text) and "issuing" in text, text)
+    d.get(f"{URL}/console/#/principals")
+    page_loaded(d, "principals")
+    d.find_element(By.NAME, "token-name").send_keys("from-console")
+    d.find_element(By.XPATH, "//button[text()='Make token…']").click()
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "page"), "not shown again"))
+    token = d.find_element(By.XPATH, "//h2[contains(text(),'not shown again')]/following-sibling::pre").text
+    st, _, _, j = request("GET", "/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+    check("a token made in the console works", st == 200 and j["name"] == "ca-admin", (st, j))
+    sign_out(d)
+
+
+def test_expiry(d):
+    sign_in_token(d, "auditor")
+    d.get(f"{URL}/console/#/profiles")
+    page_loaded(d, "profiles")
+    time.sleep(IDLE + 2)
+    d.find_element(By.CSS_SELECTOR, '#nav a[data-page="authorities"]').click()
+    wait(d, EC.visibility_of_element_located((By.ID, "signin")))
+    check("an idle session ends: sign-in shown with session-expired", "session-expired" in status_text(d), status_text(d))
+
+
+def main():
+    d = None
+    try:
+        test_headers()
+        test_mtls_session()
+        test_api_enforces_what_is_hidden()
+        d = browser()
+        d.get(f"{URL}/console/")
+        wait(d, EC.visibility_of_element_located((By.ID, "signin")))
+        screenshot(d, "signin")
+        test_issue_revoke(d)
+        test_roles(d)
+        test_dashboard_and_own_token(d)
+        test_expiry(d)
+        read_log(d)
+        logs = [l for l in browser_log if "Content Security Policy" in l["message"]]
+        check("no CSP violations in the console's own pages", not logs, logs)
+    except Exception as e:  # a failure to reach a state is a failure, with what was on screen
+        failures.append(repr(e))
+        print(f"not ok - {e!r}")
+        if d:
+            d.save_screenshot(f"{OUTDIR}/failure.png")
+            print("status line:", status_text(d))
+            for l in browser_log + d.get_log("browser"):
+                print("browser:", l["message"])
+    finally:
+        if d:
+            d.quit()
+        fx.stdin.close()
+        rc = fx.wait(timeout=120)
+        check("fixture stopped cleanly (no sanitizer report from hsmca-cad)", rc == 0, rc)
+    print(f"{len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+main()

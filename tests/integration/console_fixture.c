@@ -1,0 +1,218 @@
+/*
+ * The web console's test fixture (tests/integration/console_browser.py drives it): a
+ * throwaway keyd with an issuing CA and an audit key, a private PostgreSQL, and hsmca-cad with
+ * the console and short session timeouts; one principal per role, each with a client
+ * certificate (ROLE.pem/.key, issued by the operator-auth CA opca.pem, which also issued the
+ * server's certificate) and an API token. It prints one JSON line -- the URL, the folder, the
+ * tokens -- and serves until its stdin closes; then it stops hsmca-cad, checks its exit (no
+ * sanitizer report) and removes everything. Exit status 0 when all stopped cleanly.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "db.h"
+#include "harness.h"
+#include "keyd_client.h"
+
+static struct harness h;
+static struct harness_pg pg;
+static pid_t cad_pid;
+static char dir[256];
+
+static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor", "operator", "ra"};
+#define NROLES 6
+
+static void cleanup(void)
+{
+	harness_daemon_stop(&cad_pid, "hsmca-cad", harness_pathf(dir, "cad.log"), 0);
+	harness_pg_remove(&pg);
+	if (h.dir[0])
+		harness_stop(&h);
+}
+
+static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
+                       const char *san)
+{
+	static long serial = 1000;
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = ca,
+	                         .serial = serial++,
+	                         .not_before = now - 3600,
+	                         .not_after = now + 86400L * 3660,
+	                         .san = san,
+	                         .md = "SHA256"};
+
+	return harness_make_cert(&c);
+}
+
+static const char config_fmt[] =
+    "listen: {address: 127.0.0.1, port: %d, workers: 2}\n"
+    "tls: {certificate: %s/server.pem, key: %s/server.key, client_ca: %s/opca.pem}\n"
+    "database: \"%s connect_timeout=3\"\n"
+    "limits: {timeout_seconds: 30}\n"
+    "audit: {checkpoint_key: \"keyd:label=audit-p256\", checkpoint_interval_seconds: 5}\n"
+    "console: {session_idle_seconds: %d, session_max_seconds: 900, max_sessions: 50}\n"
+    "authorities:\n"
+    "  - {name: issuing, certificate: %s/issuing.pem, key: \"keyd:label=issuing-p256\"}\n"
+    "key_profiles:\n"
+    "  - {name: standard, rsa_min_bits: 2048, rsa_max_bits: 4096, ec_curves: [P-256, P-384]}\n"
+    "profiles:\n"
+    "  - name: tls-server\n"
+    "    authority: issuing\n"
+    "    key_profile: standard\n"
+    "    max_validity_days: 397\n"
+    "    key_usage: [digitalSignature, encipherment]\n"
+    "    extended_key_usage: [serverAuth]\n"
+    "    subject_fields: [CN, O]\n"
+    "    san: {dns: [\"*.example.com\", example.com]}\n"
+    "    san_required: true\n"
+    "  - name: tls-client\n"
+    "    authority: issuing\n"
+    "    key_profile: standard\n"
+    "    max_validity_days: 365\n"
+    "    key_usage: [digitalSignature]\n"
+    "    extended_key_usage: [clientAuth]\n"
+    "    subject_fields: [CN, O, OU]\n"
+    "    subject_cn_required: true\n";
+
+static int healthy(const char *url)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+	         "curl -s -o /dev/null -w '%%{http_code}' --cacert %s/opca.pem %s/api/v1/health "
+	         "2>/dev/null | grep -q 200",
+	         dir, url);
+	return system(cmd) == 0;
+}
+
+int main(void)
+{
+	struct keyd_client *c;
+	struct keyd_key k;
+	struct keyd_err kerr;
+	struct db_err err = {0};
+	struct db *db = NULL;
+	OSSL_PROVIDER *prov_keyd, *prov_default;
+	EVP_PKEY *ik, *opca_key, *sk;
+	X509 *x, *opca;
+	char conf[8192], url[128], line[4096], tokens[2048] = "";
+	const char *cad_ci, *idle = getenv("HSMCA_CONSOLE_IDLE_SECONDS");
+	int applied, port, rc;
+
+	harness_die_init("console_fixture", cleanup);
+	harness_setup_phase = 1;
+	if (harness_start(&h, NULL) != 0)
+		harness_die("keyd");
+	snprintf(dir, sizeof(dir), "%s", h.dir);
+	c = keyd_client_new(NULL, 0);
+	if (!c ||
+	    keyd_client_generate(c, "issuing-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
+	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+		harness_die("keyd keys");
+	keyd_client_free(c);
+	harness_load_providers(&prov_keyd, &prov_default);
+	ik = harness_keyd_key("issuing-p256");
+	x = make_cert("hsmca console test issuing CA", ik, NULL, ik, 1, NULL);
+	harness_write_cert(harness_pathf(dir, "issuing.pem"), x, 0);
+	X509_free(x);
+	EVP_PKEY_free(ik);
+
+	opca_key = EVP_EC_gen("P-256");
+	opca = make_cert("hsmca console test operator CA", opca_key, NULL, opca_key, 1, NULL);
+	harness_write_cert(harness_pathf(dir, "opca.pem"), opca, 0);
+	sk = EVP_EC_gen("P-256");
+	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1");
+	harness_write_cert(harness_pathf(dir, "server.pem"), x, 0);
+	harness_write_key(harness_pathf(dir, "server.key"), sk);
+	X509_free(x);
+	EVP_PKEY_free(sk);
+
+	if (harness_pg_start(&pg, "console") != 0)
+		harness_die("postgresql");
+	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
+	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
+		fprintf(stderr, "console_fixture: %s\n", err.msg);
+		harness_die("migrate");
+	}
+	cad_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "cad");
+	for (int i = 0; i < NROLES; i++) {
+		EVP_PKEY *key = EVP_EC_gen("P-256");
+		uint8_t sha[32], tsha[32];
+		unsigned char raw[32];
+		char token[80], b64[64];
+		unsigned int n = 0;
+		int32_t id, tid;
+
+		x = make_cert(roles[i], key, opca, opca_key, 0, NULL);
+		harness_write_cert(harness_pathf(dir, "%s.pem", roles[i]), x, 0);
+		harness_write_key(harness_pathf(dir, "%s.key", roles[i]), key);
+		if (!X509_digest(x, EVP_sha256(), sha, &n) ||
+		    db_principal_add(db, roles[i], roles[i], sha,
+		                     !strcmp(roles[i], "ra") ? "tls-server" : "", &id,
+		                     &err) != DB_OK) {
+			fprintf(stderr, "console_fixture: principal %s: %s\n", roles[i], err.msg);
+			harness_die("principals");
+		}
+		/* An API token per role, made as hsmca-cad makes them (256 random bits). */
+		if (RAND_bytes(raw, sizeof(raw)) != 1)
+			harness_die("randomness");
+		EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
+		for (char *p = b64; *p; p++)
+			*p = *p == '+' ? '-' : *p == '/' ? '_' : *p == '=' ? '\0' : *p;
+		snprintf(token, sizeof(token), "hsmca_%s", b64);
+		SHA256((const unsigned char *)token, strlen(token), tsha);
+		if (db_token_add(db, id, tsha, "console-test", (int64_t)time(NULL) + 86400, &tid,
+		                 &err) != DB_OK)
+			harness_die("tokens");
+		snprintf(tokens + strlen(tokens), sizeof(tokens) - strlen(tokens),
+		         "%s\"%s\": \"%s\"", i ? ", " : "", roles[i], token);
+		X509_free(x);
+		EVP_PKEY_free(key);
+	}
+	db_close(db);
+
+	port = harness_free_port();
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, cad_ci,
+	         idle ? atoi(idle) : 20, dir);
+	harness_write_text(harness_pathf(dir, "cad.yaml"), conf);
+	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
+	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", harness_pathf(dir, "cad.yaml"),
+	                               NULL, harness_pathf(dir, "cad.log"));
+	for (int i = 0; i < 400 && !healthy(url); i++)
+		usleep(50000);
+	if (!healthy(url)) {
+		fprintf(stderr,
+		        "console_fixture: hsmca-cad did not become healthy; see %s/cad.log\n", dir);
+		harness_die("cad");
+	}
+	harness_setup_phase = 0;
+	printf("{\"url\": \"%s\", \"dir\": \"%s\", \"tokens\": {%s}}\n", url, dir, tokens);
+	fflush(stdout);
+	OPENSSL_cleanse(tokens, sizeof(tokens));
+	while (fgets(line, sizeof(line), stdin))
+		;
+	rc = harness_daemon_stop(&cad_pid, "hsmca-cad", harness_pathf(dir, "cad.log"), 0);
+	harness_pg_remove(&pg);
+	X509_free(opca);
+	EVP_PKEY_free(opca_key);
+	OSSL_PROVIDER_unload(prov_keyd);
+	OSSL_PROVIDER_unload(prov_default);
+	if (harness_stop(&h) != 0)
+		rc = 1;
+	return rc ? 1 : 0;
+}
