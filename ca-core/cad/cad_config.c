@@ -12,11 +12,12 @@
 #include "cad.h"
 #include "cad_acme.h"
 #include "cad_est.h"
+#include "cad_mfa.h"
 #include "yconf.h"
 
 static const char *const top_fields[] = {
-    "listen", "tls", "database", "limits", "authorities", "key_profiles", "profiles",
-    "audit",  "est", "user",     "group",  "seccomp",     "acme",         NULL,
+    "listen", "tls",  "database", "limits",  "authorities", "key_profiles", "profiles", "audit",
+    "est",    "user", "group",    "seccomp", "acme",        "mfa",          NULL,
 };
 static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
@@ -680,6 +681,8 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	if (cad_est_config_parse(&y, yconf_get(&y, root, "est"), cfg, cad_profile_find))
 		goto out;
 	if (cad_acme_config_parse(&y, yconf_get(&y, root, "acme"), cfg, cad_profile_find))
+		goto out;
+	if (cad_mfa_config_parse(&y, yconf_get(&y, root, "mfa"), cfg))
 		goto out;
 	rc = 0;
 out:

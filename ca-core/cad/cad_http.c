@@ -176,6 +176,8 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		goto out;
 	if (cad_client_crl_init(cad, err, errsz) != 0)
 		goto out;
+	if (cad_mfa_new(cad, err, errsz) != 0)
+		goto out;
 	if (cad_acme_new(cad, err, errsz) != 0)
 		goto out;
 	snprintf(portbuf, sizeof(portbuf), "%d", cfg->listen_port);
@@ -301,5 +303,6 @@ void cad_free(struct cad *cad)
 	pthread_mutex_destroy(&cad->lock);
 	ca_fini(&cad->ca);
 	cad_acme_free(cad);
+	cad_mfa_free(cad);
 	free(cad);
 }

@@ -72,6 +72,8 @@ struct cad {
 	struct ca ca;
 	/* ACME (cad_acme.c); NULL when acme.url is not configured. */
 	struct acme_server *acme;
+	/* keyd, for TOTP secrets (wrap, unwrap; cad_mfa.c); NULL when MFA is off. */
+	struct keyd_client *keyd;
 #ifdef HSMCA_FUZZING
 	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
 #endif
@@ -113,6 +115,7 @@ struct cad_req {
 	char error[48]; /* the reply's error code, for the audit entry of a denial */
 	char detail[1024];
 	char object[300]; /* what a denial was about; the path when not set */
+	int stepped_up;   /* a fresh TOTP code was accepted for this request (cad_mfa.c) */
 };
 
 /* --- health and metrics (cad_metrics.c) --- */
@@ -207,6 +210,24 @@ void cad_h_acme_eab_create(struct cad_req *r);
 void cad_h_acme_eab_list(struct cad_req *r);
 void cad_h_acme_eab_revoke(struct cad_req *r);
 void cad_h_acme_incident_create(struct cad_req *r);
+
+/* --- TOTP step-up (cad_mfa.c, docs/mfa.md) --- */
+
+/* Set up cad->keyd when MFA is on. 0, or -1 with err. */
+int cad_mfa_new(struct cad *cad, char *err, size_t errsz);
+void cad_mfa_free(struct cad *cad);
+/* 1 when role must confirm action (a route's action name) with a fresh code. */
+int cad_mfa_required(const struct cad_config *cfg, const char *role, const char *action);
+/* Before a state-changing request's handler: 0 when no code is needed or a valid one came
+ * with it; -1 after answering 401 step-up, 403 (not enrolled) or 429 (throttled). */
+int cad_mfa_step_up(struct cad_req *r);
+/* 1 when some route that changes state has an action the pattern matches (cad_routes.c). */
+int cad_route_action_known(const char *pattern);
+void cad_h_mfa_status(struct cad_req *r);
+void cad_h_mfa_enrol(struct cad_req *r);
+void cad_h_mfa_confirm(struct cad_req *r);
+void cad_h_mfa_disable(struct cad_req *r);
+void cad_h_mfa_reset(struct cad_req *r);
 
 /* --- handlers --- */
 
