@@ -415,6 +415,10 @@ int cad_mfa_step_up(struct cad_req *r)
 
 	if (!cad_mfa_required(r->cad->cfg, r->who.role, r->action))
 		return 0;
+	if (!r->cad->keyd) {
+		cad_reply_error(r, 503, "keyd-unavailable", "no keyd client for TOTP secrets");
+		return -1;
+	}
 	if (load(r, &db, &m) != 0)
 		return -1;
 	if (m.state != DB_MFA_ACTIVE) {
@@ -459,7 +463,7 @@ int cad_mfa_step_up(struct cad_req *r)
 
 static int mfa_on(struct cad_req *r)
 {
-	if (r->cad->cfg->mfa_wrap_key[0])
+	if (r->cad->cfg->mfa_wrap_key[0] && r->cad->keyd)
 		return 1;
 	cad_reply_error(r, 404, "mfa-off",
 	                "TOTP is not configured on this server (the mfa: section of hsmca-cad's "
