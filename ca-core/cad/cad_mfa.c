@@ -747,6 +747,7 @@ void cad_h_mfa_reset(struct cad_req *r)
 {
 	struct db_principal p = {0};
 	struct db_err err = {0};
+	struct db_mfa m;
 	struct db *db;
 	int changed = 0;
 	enum db_status rc;
@@ -759,9 +760,10 @@ void cad_h_mfa_reset(struct cad_req *r)
 		                r->args[0]);
 		return;
 	}
-	if (rc != DB_OK) {
+	if (rc != DB_OK ||
+	    db_mfa_get(db, p.id, r->cad->cfg->mfa_window_seconds, &m, &err) != DB_OK) {
 		cad_reply_db_error(r, &err);
-		return;
+		goto out;
 	}
 	if (db_begin(db, &err) != DB_OK || db_mfa_disable(db, p.id, &changed, &err) != DB_OK) {
 		db_rollback(db);
@@ -771,7 +773,7 @@ void cad_h_mfa_reset(struct cad_req *r)
 	if (!changed) {
 		db_rollback(db);
 	} else {
-		json_t *d = json_pack("{s:s}", "role", p.role);
+		json_t *d = json_pack("{s:s, s:s}", "role", p.role, "was", state_name(m.state));
 		int c = cad_commit_with_audit(r, db, p.name, d);
 		json_decref(d);
 		if (c != 0)
@@ -779,7 +781,7 @@ void cad_h_mfa_reset(struct cad_req *r)
 	}
 	cad_reply_json(r, 200,
 	               json_pack("{s:s, s:s, s:b}", "principal", p.name, "state",
-	                         changed ? "disabled" : "none", "changed", changed));
+	                         changed ? "disabled" : state_name(m.state), "changed", changed));
 out:
 	db_principal_clear(&p);
 }
