@@ -319,6 +319,7 @@ static void setup(void)
 		fprintf(stderr, "test_mfa: %s\n", err.msg);
 		harness_die(__func__);
 	}
+	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN")); /* for the grants' test */
 	cad_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "cad");
 	for (size_t i = 0; i < NPRINCIPALS; i++) {
 		char f[64];
@@ -782,6 +783,51 @@ START_TEST(keyd_grant_is_wrap_and_unwrap_of_mfa_wrap_only)
 }
 END_TEST
 
+/* 1 when sql, run over conninfo ci, is refused for want of privilege (SQLSTATE 42501). */
+static int refused(const char *ci, const char *sql)
+{
+	PGconn *c = PQconnectdb(ci);
+	PGresult *r;
+	int denied;
+
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
+	r = PQexec(c, sql);
+	denied = PQresultStatus(r) == PGRES_FATAL_ERROR &&
+	         !strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE)
+	                     ? PQresultErrorField(r, PG_DIAG_SQLSTATE)
+	                     : "",
+	                 "42501");
+	PQclear(r);
+	PQfinish(c);
+	return denied;
+}
+
+/* Only hsmca-cad's role reads and changes the enrolments, and it cannot delete them; ocspd's,
+ * crld's and the command line's roles cannot read them at all. */
+START_TEST(only_cads_role_reaches_the_tables_and_never_deletes)
+{
+	PGconn *o = owner();
+	const char *cad = harness_pg_daemon_ci(&pg, o, "cad");
+	const char *ocspd = harness_pg_daemon_ci(&pg, o, "ocspd");
+	const char *crld = harness_pg_daemon_ci(&pg, o, "crld");
+	static const char *const tables[] = {"principal_totp", "principal_recovery_codes"};
+
+	PQfinish(o);
+	for (size_t i = 0; i < 2; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", tables[i]);
+		ck_assert_msg(!refused(cad, sql), "cad: %s", sql);
+		ck_assert_msg(refused(ocspd, sql), "ocspd: %s", sql);
+		ck_assert_msg(refused(crld, sql), "crld: %s", sql);
+		ck_assert_msg(refused(pg.app_ci, sql), "hsmca_app: %s", sql);
+		snprintf(sql, sizeof(sql), "DELETE FROM %s", tables[i]);
+		ck_assert_msg(refused(cad, sql), "cad: %s", sql);
+		snprintf(sql, sizeof(sql), "TRUNCATE %s", tables[i]);
+		ck_assert_msg(refused(cad, sql), "cad: %s", sql);
+	}
+}
+END_TEST
+
 /* The hsmca command line: mfa enrol, confirm, status; a step-up answered from HSMCA_TOTP. */
 START_TEST(cli_enrols_confirms_and_steps_up_from_the_environment)
 {
@@ -880,6 +926,7 @@ int main(void)
 	tcase_add_test(tc, ca_admin_resets_another_principal_with_its_own_step_up);
 	tcase_add_test(tc, a_secret_wrapped_for_another_principal_does_not_unwrap);
 	tcase_add_test(tc, keyd_grant_is_wrap_and_unwrap_of_mfa_wrap_only);
+	tcase_add_test(tc, only_cads_role_reaches_the_tables_and_never_deletes);
 	tcase_add_test(tc, cli_enrols_confirms_and_steps_up_from_the_environment);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
