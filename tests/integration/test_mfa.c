@@ -902,6 +902,20 @@ START_TEST(cli_enrols_confirms_and_steps_up_from_the_environment)
 	ck_assert_int_eq(count("SELECT count(*) FROM principal_totp t JOIN principals p ON p.id = "
 	                       "t.principal_id WHERE p.name = 'o-cli' AND t.state = 'disabled'"),
 	                 1);
+	/* Enrolling again without --svg draws the QR code on the terminal: half blocks, a
+	 * line per two module rows (a version-3 or larger code and its quiet zone). */
+	argv[2] = "enrol";
+	argv[3] = NULL;
+	ck_assert_int_eq(harness_run(argv, out), 0);
+	text = harness_slurp(out);
+	ck_assert_ptr_nonnull(strstr(text, "\u2580"));
+	ck_assert_ptr_nonnull(strstr(text, "\u2584"));
+	ck_assert_ptr_nonnull(strstr(text, "secret: "));
+	n = 0; /* lines that start with the left quiet zone's two light modules */
+	for (p = text; p; p = strchr(p, '\n'))
+		if (!strncmp(*p == '\n' ? ++p : p, "\u2588\u2588", 6))
+			n++;
+	ck_assert_int_ge(n, 12); /* (21 + 4) / 2 for the smallest code */
 	unsetenv("HSMCA_CLIENT_CERT");
 	unsetenv("HSMCA_CLIENT_KEY");
 }
