@@ -35,6 +35,15 @@ struct cad_approval_policy {
 	char approvers[64]; /* comma-separated roles */
 };
 
+/* TOTP step-up (cad_mfa.c, docs/mfa.md): the actions one role must confirm with a fresh code. */
+#define CAD_MFA_MAX_RULES 32
+#define CAD_MFA_ROLES 6 /* in cad_role_bit's order: ca-admin, admin, officer, auditor, ... */
+struct cad_mfa_policy {
+	int set; /* named in mfa.step_up; else the defaults apply */
+	size_t n;
+	char rules[CAD_MFA_MAX_RULES][64];
+};
+
 struct cad_config {
 	char listen_address[64];
 	int listen_port;
@@ -97,6 +106,12 @@ struct cad_config {
 	 * its sessions end after session_idle_seconds unused or session_max_seconds in all. */
 	int console_enabled;
 	int session_idle_seconds, session_max_seconds, max_sessions;
+	/* TOTP step-up (the "mfa:" section, cad_mfa.c): off when mfa_wrap_key is "". */
+	char mfa_wrap_key[CAD_NAME_MAX + 1]; /* keyd's AES key for the secrets (wrap, unwrap) */
+	char mfa_issuer[64];                 /* the otpauth issuer authenticator apps show */
+	int mfa_max_failures;                /* wrong codes before 429 ... */
+	int mfa_window_seconds;              /* ... within this many seconds */
+	struct cad_mfa_policy mfa_step_up[CAD_MFA_ROLES];
 };
 
 /* Read and check the whole file (certificates included). 0, or -1 with err filled. Free with

@@ -13,12 +13,13 @@
 #include "cad_acme.h"
 #include "cad_approvals.h"
 #include "cad_est.h"
+#include "cad_mfa.h"
 #include "yconf.h"
 
 static const char *const top_fields[] = {
     "listen", "tls",  "database", "limits",  "authorities", "key_profiles", "profiles", "audit",
     "est",    "user", "group",    "seccomp", "acme",        "approvals",    "console",
-    NULL,
+    "mfa",    NULL,
 };
 static const char *const console_fields[] = {"enabled", "session_idle_seconds",
                                              "session_max_seconds", "max_sessions", NULL};
@@ -736,6 +737,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	if (cad_acme_config_parse(&y, yconf_get(&y, root, "acme"), cfg, cad_profile_find))
 		goto out;
 	if (cad_approvals_config_parse(&y, yconf_get(&y, root, "approvals"), cfg))
+	if (cad_mfa_config_parse(&y, yconf_get(&y, root, "mfa"), cfg))
 		goto out;
 	rc = 0;
 out:

@@ -178,6 +178,8 @@ int cad_new(struct cad_config *cfg, struct cad **out, char *err, size_t errsz)
 		goto out;
 	if (cad_client_crl_init(cad, err, errsz) != 0)
 		goto out;
+	if (cad_mfa_new(cad, err, errsz) != 0)
+		goto out;
 	if (cad_acme_new(cad, err, errsz) != 0)
 		goto out;
 	if (cad_sessions_init(&cad->sessions, (size_t)cfg->max_sessions, cfg->session_idle_seconds,
@@ -317,5 +319,6 @@ void cad_free(struct cad *cad)
 	ca_fini(&cad->ca);
 	cad_acme_free(cad);
 	cad_sessions_fini(&cad->sessions);
+	cad_mfa_free(cad);
 	free(cad);
 }

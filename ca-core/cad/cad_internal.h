@@ -92,6 +92,8 @@ struct cad {
 	struct cad_profiles profiles;
 	/* The console's sign-in sessions (cad_session.h, cad_console.c). */
 	struct cad_sessions sessions;
+	/* keyd, for TOTP secrets (wrap, unwrap; cad_mfa.c); NULL when MFA is off. */
+	struct keyd_client *keyd;
 #ifdef HSMCA_FUZZING
 	const char *fuzz_role; /* fuzz builds: every request authenticates with this role */
 #endif
@@ -139,6 +141,7 @@ struct cad_req {
 	int in_session;
 	char session_cookie[CAD_SESSION_TEXT_MAX];
 	struct cad_session session;
+	int stepped_up;   /* a fresh TOTP code was accepted for this request (cad_mfa.c) */
 };
 
 /* --- health and metrics (cad_metrics.c) --- */
@@ -278,6 +281,23 @@ int cad_browser_checks(struct cad_req *r);
 void cad_h_session_create(struct cad_req *r);
 void cad_h_session_show(struct cad_req *r);
 void cad_h_session_end(struct cad_req *r);
+/* --- TOTP step-up (cad_mfa.c, docs/mfa.md) --- */
+
+/* Set up cad->keyd when MFA is on. 0, or -1 with err. */
+int cad_mfa_new(struct cad *cad, char *err, size_t errsz);
+void cad_mfa_free(struct cad *cad);
+/* 1 when role must confirm action (a route's action name) with a fresh code. */
+int cad_mfa_required(const struct cad_config *cfg, const char *role, const char *action);
+/* Before a state-changing request's handler: 0 when no code is needed or a valid one came
+ * with it; -1 after answering 401 step-up, 403 (not enrolled) or 429 (throttled). */
+int cad_mfa_step_up(struct cad_req *r);
+/* 1 when some route that changes state has an action the pattern matches (cad_routes.c). */
+int cad_route_action_known(const char *pattern);
+void cad_h_mfa_status(struct cad_req *r);
+void cad_h_mfa_enrol(struct cad_req *r);
+void cad_h_mfa_confirm(struct cad_req *r);
+void cad_h_mfa_disable(struct cad_req *r);
+void cad_h_mfa_reset(struct cad_req *r);
 
 /* --- handlers --- */
 

@@ -16,6 +16,7 @@
 
 #include "cad_approvals.h"
 #include "cad_internal.h"
+#include "cad_mfa.h"
 #include "log.h"
 
 #define ANY CAD_ROLE_ANY
@@ -138,7 +139,24 @@ static const struct route {
     {EVHTTP_REQ_POST, "/api/v1/session", cad_h_session_create, ANY, "session.create"},
     {EVHTTP_REQ_GET, "/api/v1/session", cad_h_session_show, ANY, "session.show"},
     {EVHTTP_REQ_DELETE, "/api/v1/session", cad_h_session_end, ANY, "session.end"},
+    /* TOTP step-up (cad_mfa.c): every principal enrols, confirms and disables its own; a
+     * ca-admin resets another's (a principal change: step-up by default). */
+    {EVHTTP_REQ_GET, "/api/v1/mfa", cad_h_mfa_status, ANY, "mfa.status"},
+    {EVHTTP_REQ_POST, "/api/v1/mfa/totp", cad_h_mfa_enrol, ANY, "mfa.enrol"},
+    {EVHTTP_REQ_POST, "/api/v1/mfa/totp/confirm", cad_h_mfa_confirm, ANY, "mfa.confirm"},
+    {EVHTTP_REQ_POST, "/api/v1/mfa/totp/disable", cad_h_mfa_disable, ANY, "mfa.disable"},
+    {EVHTTP_REQ_POST, "/api/v1/principals/{}/mfa/reset", cad_h_mfa_reset, CA_ADMIN,
+     "principal.mfa.reset"},
 };
+
+int cad_route_action_known(const char *pattern)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (routes[i].roles && routes[i].method != EVHTTP_REQ_GET &&
+		    cad_mfa_pattern_matches(pattern, routes[i].action))
+			return 1;
+	return 0;
+}
 
 int cad_role_bit(const char *role)
 {
@@ -304,6 +322,11 @@ void cad_dispatch(struct evhttp_request *req, void *arg)
 				goto out;
 			}
 		}
+		/* Step-up (docs/mfa.md): a change the role's policy names needs a fresh TOTP
+		 * code, checked once (a request served again keeps its accepted code). */
+		if (rt->roles && method != EVHTTP_REQ_GET && !r.stepped_up &&
+		    cad_mfa_step_up(&r) != 0)
+			goto out;
 		rt->handler(&r);
 		if (!r.stale_credentials || r.replied || r.fresh_only)
 			break;

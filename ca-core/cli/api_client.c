@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -87,10 +89,12 @@ static size_t collect(char *p, size_t sz, size_t n, void *arg)
 	return sz * n;
 }
 
-long api_call(const struct api_client *c, const char *method, const char *path, json_t *body,
-              json_t **out)
+/* One request; totp (NULL: none) goes in X-HSMCA-TOTP. The status, or -1 after printing why
+ * there was no answer; *out the JSON reply. Errors are printed by the caller. */
+static long call_once(const struct api_client *c, const char *method, const char *path,
+                      json_t *body, const char *totp, json_t **out)
 {
-	char url[2048], auth[600], errbuf[CURL_ERROR_SIZE] = "";
+	char url[2048], auth[600], th[128], errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdr = NULL;
 	struct buf b = {0};
 	char *text = NULL;
@@ -100,15 +104,6 @@ long api_call(const struct api_client *c, const char *method, const char *path, 
 	CURLcode rc;
 
 	*out = NULL;
-	if (!c->url || !*c->url) {
-		fprintf(stderr, "hsmca: no API URL: set HSMCA_API_URL or give --url\n");
-		return -1;
-	}
-	if (!c->token[0] && !(c->cert && c->key)) {
-		fprintf(stderr, "hsmca: no credentials: set HSMCA_CLIENT_CERT and HSMCA_CLIENT_KEY "
-		                "(or --cert/--key), or HSMCA_API_TOKEN (or --token-file)\n");
-		return -1;
-	}
 	curl = curl_easy_init();
 	if (!curl) {
 		fprintf(stderr, "hsmca: libcurl failed to start\n");
@@ -135,6 +130,11 @@ long api_call(const struct api_client *c, const char *method, const char *path, 
 		curl_easy_setopt(curl, CURLOPT_SSLCERT, c->cert);
 		curl_easy_setopt(curl, CURLOPT_SSLKEY, c->key);
 	}
+	if (totp) {
+		snprintf(th, sizeof(th), "X-HSMCA-TOTP: %s", totp);
+		hdr = curl_slist_append(hdr, th);
+		OPENSSL_cleanse(th, sizeof(th));
+	}
 	if (body) {
 		text = json_dumps(body, JSON_COMPACT);
 		hdr = curl_slist_append(hdr, "Content-Type: application/json");
@@ -154,15 +154,6 @@ long api_call(const struct api_client *c, const char *method, const char *path, 
 		status = -1;
 		goto out;
 	}
-	if (status >= 400)
-		fprintf(stderr, "hsmca: %s (%s, HTTP %ld)\n",
-		        json_string_value(json_object_get(reply, "detail"))
-		            ? json_string_value(json_object_get(reply, "detail"))
-		            : "no detail",
-		        json_string_value(json_object_get(reply, "error"))
-		            ? json_string_value(json_object_get(reply, "error"))
-		            : "error",
-		        status);
 	*out = reply;
 	reply = NULL;
 out:
@@ -171,6 +162,79 @@ out:
 	free(b.data);
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(curl);
+	return status;
+}
+
+static const char *field(json_t *o, const char *k, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : dflt;
+}
+
+int api_totp_code(const char *why, char *out, size_t n)
+{
+	const char *env = getenv("HSMCA_TOTP");
+	struct termios old, quiet;
+	int echo_off;
+
+	if (env && *env) {
+		if (strlen(env) >= n)
+			return -1;
+		snprintf(out, n, "%s", env);
+		return 0;
+	}
+	if (!isatty(STDIN_FILENO))
+		return -1;
+	fprintf(stderr, "%s\nTOTP code (or a recovery code): ", why);
+	fflush(stderr);
+	echo_off = tcgetattr(STDIN_FILENO, &old) == 0;
+	if (echo_off) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+	}
+	if (!fgets(out, (int)n, stdin))
+		out[0] = '\0';
+	if (echo_off)
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+	fprintf(stderr, "\n");
+	out[strcspn(out, "\r\n")] = '\0';
+	return out[0] ? 0 : -1;
+}
+
+long api_call(const struct api_client *c, const char *method, const char *path, json_t *body,
+              json_t **out)
+{
+	char code[80];
+	long status;
+
+	*out = NULL;
+	if (!c->url || !*c->url) {
+		fprintf(stderr, "hsmca: no API URL: set HSMCA_API_URL or give --url\n");
+		return -1;
+	}
+	if (!c->token[0] && !(c->cert && c->key)) {
+		fprintf(stderr, "hsmca: no credentials: set HSMCA_CLIENT_CERT and HSMCA_CLIENT_KEY "
+		                "(or --cert/--key), or HSMCA_API_TOKEN (or --token-file)\n");
+		return -1;
+	}
+	status = call_once(c, method, path, body, NULL, out);
+	/* Step-up (docs/mfa.md): the server asks for a fresh TOTP code; give one, once. */
+	if (status == 401 && !strcmp(field(*out, "error", ""), "step-up")) {
+		if (api_totp_code(field(*out, "detail", "a TOTP code is needed"), code,
+		                  sizeof(code)) == 0) {
+			json_decref(*out);
+			status = call_once(c, method, path, body, code, out);
+			OPENSSL_cleanse(code, sizeof(code));
+		} else {
+			fprintf(stderr,
+			        "hsmca: a TOTP code is needed: set HSMCA_TOTP or run from a "
+			        "terminal to be asked\n");
+		}
+	}
+	if (status >= 400 && *out)
+		fprintf(stderr, "hsmca: %s (%s, HTTP %ld)\n", field(*out, "detail", "no detail"),
+		        field(*out, "error", "error"), status);
 	return status;
 }
 

@@ -39,6 +39,12 @@ int api_client_option(struct api_client *c, int opt, const char *arg);
 long api_call(const struct api_client *c, const char *method, const char *path, json_t *body,
               json_t **out);
 
+/* A TOTP code (or recovery code) for a step-up (docs/mfa.md): $HSMCA_TOTP, else asked on the
+ * terminal (stdin, without echo) after printing why. 0 with the code in out, or -1 when there
+ * is none (no variable, no terminal). api_call uses it when the server answers 401 step-up,
+ * and repeats the request once with the code in X-HSMCA-TOTP. */
+int api_totp_code(const char *why, char *out, size_t n);
+
 /* arg percent-encoded for a query string; free() it. NULL when out of memory. */
 char *api_escape(const char *arg);
 

@@ -19,6 +19,8 @@ int cmd_provision(int argc, char **argv);
 int cmd_device(int argc, char **argv);
 /* acme eab create: ACME's External Account Binding credentials (cmd_acme.c). */
 int cmd_acme(int argc, char **argv);
+/* mfa enrol|confirm|status|disable|reset: TOTP step-up enrolment (cmd_mfa.c). */
+int cmd_mfa(int argc, char **argv);
 /* backup FILE, restore FILE (cmd_backup.c); argv[0] says which. */
 int cmd_backup(int argc, char **argv);
 /* report issuance|expiring|principals (cmd_report.c). */

@@ -27,6 +27,7 @@ static const struct {
     {"provision", cmd_provision, "device provisioning tokens (EST): create, list, revoke"},
     {"device", cmd_device, "devices enrolled over EST: list, show, decommission"},
     {"acme", cmd_acme, "ACME External Account Binding credentials: eab create"},
+    {"mfa", cmd_mfa, "your TOTP second factor: enrol, confirm, status, disable; reset"},
     {"backup", cmd_backup, "write an encrypted backup archive (database, configuration, CAs)"},
     {"restore", cmd_backup, "restore a backup archive into an empty database"},
     {"report", cmd_report, "reports: issuance, expiring certificates, principals and tokens"},
