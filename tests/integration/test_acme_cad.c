@@ -44,6 +44,9 @@ static struct harness_pg pg;
 static char dir[256];
 static char base_url[128], acme_url[160];
 static pid_t cad_pid;
+/* hsmca-ocspd, answering for the authority of the certificates certbot gets. */
+static pid_t ocspd_pid;
+static char ocsp_url[64], ocspd_ci[512];
 /* hsmca-acmevald: its directory (owned by the user it runs as), socket, and the ports it
  * checks http-01 and tls-alpn-01 on. */
 static char vdir[128], vsock[200];
@@ -445,6 +448,36 @@ static void cad_stop(void)
 	}
 }
 
+/* hsmca-ocspd over the same database, connecting as its own role (as in the quickstart). */
+static void ocspd_start(void)
+{
+	char text[1024], url[128];
+	int port = harness_free_port();
+
+	snprintf(ocsp_url, sizeof(ocsp_url), "http://127.0.0.1:%d", port);
+	snprintf(text, sizeof(text),
+	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "workers: 1\n"
+	         "signers: 1\n"
+	         "database: \"%s connect_timeout=3\"\n",
+	         port, ocspd_ci);
+	harness_write_text(in_dir("ocspd.yaml"), text);
+	ocspd_pid = harness_spawn_daemon("ocsp/hsmca-ocspd", in_dir("ocspd.yaml"), NULL,
+	                                 in_dir("ocspd.log"));
+	snprintf(url, sizeof(url), "%s/health", ocsp_url);
+	for (int i = 0; i < 200; i++) {
+		struct reply r = http(NULL, "GET", url, NULL, NULL);
+		int ok = r.status == 200 && r.body && strstr(r.body, "\"ok\"");
+		reply_clear(&r);
+		if (ok)
+			return;
+		usleep(50000);
+	}
+	fprintf(stderr, "test_acme_cad: hsmca-ocspd did not become healthy: %s\n",
+	        harness_slurp(in_dir("ocspd.log")));
+	harness_die(__func__);
+}
+
 static void setup(void)
 {
 	struct keyd_client *c;
@@ -511,6 +544,8 @@ static void setup(void)
 			harness_die(__func__);
 		X509_free(x);
 	}
+	snprintf(ocspd_ci, sizeof(ocspd_ci), "%s",
+	         harness_pg_daemon_ci(&pg, db_pgconn(db), "ocspd"));
 	db_close(db);
 
 	port = harness_free_port();
@@ -521,6 +556,7 @@ static void setup(void)
 	         vsock);
 	harness_write_text(in_dir("cad.yaml"), conf);
 	cad_start();
+	ocspd_start(); /* after cad, which records its authorities */
 	harness_setup_phase = 0;
 }
 
@@ -529,6 +565,7 @@ static void teardown(void)
 	char cmd[300];
 
 	cad_stop();
+	harness_daemon_stop(&ocspd_pid, "hsmca-ocspd", in_dir("ocspd.log"), 0);
 	if (val_pid > 0) {
 		kill(val_pid, SIGTERM);
 		waitpid(val_pid, NULL, 0);
@@ -1396,11 +1433,42 @@ static void api_status(const char *file, char *status, size_t n)
 		fclose(f);
 }
 
+/* The status hsmca-ocspd gives the certificate in file (below the test's folder), asked by
+ * `openssl ocsp` and its answer verified against the authority: "good", "revoked", or what
+ * openssl printed. Waits (up to 10 s) for want: a revocation reaches ocspd by NOTIFY. */
+static void ocsp_status(const char *file, const char *want, char *status, size_t n)
+{
+	char cmd[1024], line[256], needle[300];
+
+	snprintf(needle, sizeof(needle), "%s: ", file);
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && openssl ocsp -issuer webca.pem -CAfile webca.pem -cert '%s' -url '%s'"
+	         " -no_nonce > ocsp.out 2>&1",
+	         dir, file, ocsp_url);
+	for (int i = 0; i < 50; i++) {
+		FILE *f;
+		status[0] = '\0';
+		if (system(cmd) == 0 && (f = fopen(in_dir("ocsp.out"), "r"))) {
+			while (fgets(line, sizeof(line), f))
+				if (!strncmp(line, needle, strlen(needle))) {
+					line[strcspn(line, "\r\n")] = '\0';
+					snprintf(status, n, "%s", line + strlen(needle));
+				}
+			fclose(f);
+		}
+		if (!strcmp(status, want))
+			return;
+		usleep(200000);
+	}
+	if (!status[0])
+		snprintf(status, n, "%s", harness_slurp(in_dir("ocsp.out")));
+}
+
 /* certbot: certonly --standalone with http-01 checked by hsmca-acmevald, renew (the valid
  * authorization reused: no new challenge), revoke with the account's key. */
 START_TEST(certbot_http01_issue_renew_revoke)
 {
-	char args[2048], url[256], key[64], status[32];
+	char args[2048], url[256], key[64], status[300];
 	struct eab e = new_eab(",\"principal\":\"certbot-http\",\"allow\":[\"*.example.com\"]");
 	char *hk = b64(e.key, e.key_len);
 	long long certs = count("SELECT count(*) FROM certificates"), challenges;
@@ -1418,6 +1486,8 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
 	api_status("le-o/config/live/web1.example.com/cert.pem", status, sizeof(status));
 	ck_assert_str_eq(status, "issued");
+	ocsp_status("le-o/config/live/web1.example.com/cert.pem", "good", status, sizeof(status));
+	ck_assert_str_eq(status, "good");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges WHERE status = 'valid'"
 	                       " AND type = 'http-01'"),
@@ -1436,6 +1506,8 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 2);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges"), challenges);
+	ocsp_status("le-o/config/live/web1.example.com/cert.pem", "good", status, sizeof(status));
+	ck_assert_str_eq(status, "good");
 
 	snprintf(args, sizeof(args),
 	         "revoke --cert-path le-o/config/live/web1.example.com/cert.pem --reason "
@@ -1443,6 +1515,9 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	         url);
 	ck_assert(run_certbot("revoke", "le-o", args) == 0);
 	api_status("le-o/config/live/web1.example.com/cert.pem", status, sizeof(status));
+	ck_assert_str_eq(status, "revoked");
+	ocsp_status("le-o/config/live/web1.example.com/cert.pem", "revoked", status,
+	            sizeof(status));
 	ck_assert_str_eq(status, "revoked");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'revoked' AND"
 	                       " revocation_reason = 1 AND requester LIKE 'acme/acct/%'"),
@@ -1455,7 +1530,7 @@ END_TEST
  * wildcard's authorization offers dns-01 alone. */
 START_TEST(certbot_dns01_with_a_wildcard)
 {
-	char args[2048], url[256], key[64];
+	char args[2048], url[256], key[64], status[300];
 	struct eab e = new_eab(",\"principal\":\"certbot-dns\",\"allow\":[\"*.example.test\"]");
 	char *hk = b64(e.key, e.key_len);
 
@@ -1470,6 +1545,8 @@ START_TEST(certbot_dns01_with_a_wildcard)
 	         dnsdir, url, e.kid, key);
 	ck_assert(run_certbot("dns01", "le-d", args) == 0);
 	openssl_verify("le-d/config/live/dns1/cert.pem");
+	ocsp_status("le-d/config/live/dns1/cert.pem", "good", status, sizeof(status));
+	ck_assert_str_eq(status, "good");
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
 	                       " ON a.id = c.authz_id WHERE a.wildcard AND a.identifier ="
 	                       " 'example.test'"),
@@ -1737,7 +1814,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
+	failed = srunner_ntests_failed(sr) + harness_bad_exits;
 	srunner_free(sr);
 	return failed ? 1 : 0;
 }
