@@ -291,9 +291,12 @@ struct acme_store {
 	 * serverInternal). */
 	int (*order_finalize)(void *ctx, const struct acme_account *a, const struct acme_order *o,
 	                      const uint8_t *csr, size_t csr_len, struct acme_problem *p);
-	/* The PEM chain (leaf first, then its issuer) of the certificate with serial (hex) that
-	 * account a ordered, into *pem (malloc). 1, 0 (none of a's), -1. */
-	int (*cert_chain)(void *ctx, const struct acme_account *a, const char *serial, char **pem);
+	/* The PEM chain of the certificate with serial (hex) that account a ordered, into *pem
+	 * (malloc): alt 0 the default one (leaf first, then its issuer and what is above it),
+	 * alt k (1..*n_alt) the k-th alternate chain (e.g. through a cross-signed issuer);
+	 * *n_alt: how many alternates there are. 1, 0 (none of a's, or no such alternate), -1. */
+	int (*cert_chain)(void *ctx, const struct acme_account *a, const char *serial, int alt,
+	                  char **pem, int *n_alt);
 };
 
 /* RFC 9773's suggested renewal window for a certificate valid from not_before to not_after,
@@ -338,7 +341,9 @@ struct acme_request {
 	void *store_ctx;
 };
 
-#define ACME_LINKS_MAX 4
+/* index, up, and up to ACME_ALT_CHAINS_MAX alternates */
+#define ACME_ALT_CHAINS_MAX 4
+#define ACME_LINKS_MAX (2 + ACME_ALT_CHAINS_MAX)
 struct acme_reply {
 	int status;
 	const char *content_type; /* static; NULL: no body */

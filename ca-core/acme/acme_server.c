@@ -941,12 +941,14 @@ out:
 	return rc;
 }
 
+/* GET .../cert/SERIAL (the default chain) or .../cert/SERIAL/K (the K-th alternate chain), with
+ * Link rel="alternate" to each other chain (RFC 8555 §7.4.2). */
 static int h_cert(struct acme_server *s, struct post *po, const char *serial,
                   struct acme_reply *rep, struct acme_problem *p)
 {
-	char *pem = NULL;
-	size_t n = strlen(serial);
-	int found;
+	char *pem = NULL, hex[81], u[ACME_URL_MAX + 100];
+	size_t n = strcspn(serial, "/");
+	int found, alt = 0, n_alt = 0;
 
 	if (po->jws.payload)
 		return acme_problem_set(
@@ -954,13 +956,31 @@ static int h_cert(struct acme_server *s, struct post *po, const char *serial,
 		    "a certificate is read with POST-as-GET (an empty payload)");
 	if (n < 2 || n > 80 || strspn(serial, "0123456789ABCDEFabcdef") != n)
 		return acme_problem_set(p, 404, "malformed", "no such certificate");
-	found = s->store.cert_chain(po->ctx, &po->acct, serial, &pem);
+	if (serial[n]) {
+		const char *k = serial + n + 1;
+		if (strlen(k) != 1 || *k < '1' || *k > '0' + ACME_ALT_CHAINS_MAX)
+			return acme_problem_set(p, 404, "malformed", "no such certificate chain");
+		alt = *k - '0';
+	}
+	snprintf(hex, sizeof(hex), "%.*s", (int)n, serial);
+	found = s->store.cert_chain(po->ctx, &po->acct, hex, alt, &pem, &n_alt);
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal",
 		                        "the certificate could not be read");
 	if (!found)
 		return acme_problem_set(p, 404, "malformed",
-		                        "this account ordered no such certificate");
+		                        alt ? "this account ordered no such certificate, or it has "
+		                              "no such alternate chain"
+		                            : "this account ordered no such certificate");
+	for (int k = 0; k <= n_alt && k <= ACME_ALT_CHAINS_MAX; k++) {
+		if (k == alt)
+			continue;
+		if (k)
+			snprintf(u, sizeof(u), "%s/cert/%s/%d", s->cfg.base_url, hex, k);
+		else
+			snprintf(u, sizeof(u), "%s/cert/%s", s->cfg.base_url, hex);
+		add_link(rep, u, "alternate");
+	}
 	rep->status = 200;
 	rep->body = pem;
 	rep->body_len = strlen(pem);
@@ -1062,9 +1082,10 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 		acme_problem_set(&p, 404, "malformed", "there is no ACME resource at this URL");
 	}
 	post_close(&po);
+	/* RFC 8555 §7.1: every resource but the directory links to it (rel="index"). */
 	if (p.status)
 		reply_problem(s, rep, &p);
-	else if (is_post && rep->n_links == 0) {
+	else if (strcmp(path, "/directory")) {
 		char index[ACME_URL_MAX + 16];
 		url_of(s, "/directory", index, sizeof(index));
 		add_link(rep, index, "index");

@@ -24,6 +24,8 @@
 #define CAD_MAX_AUTHORITIES 16
 #define CAD_MAX_PROFILES 64
 
+#define CAD_ACME_ALT_CHAINS_MAX 3
+
 struct cad_config {
 	char listen_address[64];
 	int listen_port;
@@ -72,6 +74,14 @@ struct cad_config {
 	long acme_pending_authz;   /* pending authorizations per account */
 	struct ca_profile *acme_profiles[CAD_MAX_PROFILES]; /* the first is the default */
 	size_t n_acme_profiles;
+	/* Alternate chains offered at certificate download (Link rel="alternate"): for the
+	 * authority at index authority, the certificates that follow the leaf in that chain
+	 * (e.g. the issuing CA cross-signed by another root), as PEM text (malloc). */
+	struct cad_acme_chain {
+		size_t authority;
+		char *pem;
+	} acme_alt_chains[CAD_ACME_ALT_CHAINS_MAX];
+	size_t n_acme_alt_chains;
 };
 
 /* Read and check the whole file (certificates included). 0, or -1 with err filled. Free with

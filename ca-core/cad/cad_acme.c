@@ -13,9 +13,11 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <openssl/pem.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "acme.h"
 #include "acmeval.h"
@@ -39,7 +41,116 @@ static const char *const acme_fields[] = {"url",
                                           "order_lifetime_seconds",
                                           "orders_per_hour",
                                           "pending_authorizations",
+                                          "alternate_chains",
                                           NULL};
+static const char *const chain_fields[] = {"authority", "chain", NULL};
+
+/* The most certificates an alternate chain file may hold. */
+#define ALT_CHAIN_CERTS_MAX 8
+
+void cad_acme_config_free(struct cad_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_acme_alt_chains; i++)
+		free(cfg->acme_alt_chains[i].pem);
+	cfg->n_acme_alt_chains = 0;
+}
+
+/* The alternate chain in file path for authority ca: PEM certificates, the first one ca's own
+ * subject and key certified by another issuer (a cross-certificate), each issued by the next;
+ * into *pem as PEM text. 0, or -1 with err filled. */
+static int alt_chain_load(const char *path, X509 *ca, char **pem, char *err, size_t errsz)
+{
+	X509 *certs[ALT_CHAIN_CERTS_MAX + 1] = {0}, *x;
+	FILE *f = fopen(path, "r");
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data;
+	long len;
+	int n = 0, rc = -1;
+
+	if (!f || !b) {
+		snprintf(err, errsz, "%s: cannot read", path);
+		goto out;
+	}
+	while (n <= ALT_CHAIN_CERTS_MAX && (x = PEM_read_X509(f, NULL, NULL, NULL)))
+		certs[n++] = x;
+	ERR_clear_error();
+	if (n == 0 || n > ALT_CHAIN_CERTS_MAX) {
+		snprintf(err, errsz, "%s: must hold 1 to %d PEM certificates", path,
+		         ALT_CHAIN_CERTS_MAX);
+		goto out;
+	}
+	if (X509_NAME_cmp(X509_get_subject_name(certs[0]), X509_get_subject_name(ca)) ||
+	    EVP_PKEY_eq(X509_get0_pubkey(certs[0]), X509_get0_pubkey(ca)) != 1 ||
+	    !(X509_get_extension_flags(certs[0]) & EXFLAG_CA)) {
+		snprintf(err, errsz,
+		         "%s: its first certificate must be a CA certificate with the authority's "
+		         "subject and key",
+		         path);
+		goto out;
+	}
+	if (!X509_NAME_cmp(X509_get_issuer_name(certs[0]), X509_get_issuer_name(ca))) {
+		snprintf(err, errsz,
+		         "%s: its first certificate has the issuer of the authority's own "
+		         "certificate: that is the default chain, not an alternate",
+		         path);
+		goto out;
+	}
+	for (int i = 0; i + 1 < n; i++)
+		if (X509_check_issued(certs[i + 1], certs[i]) != X509_V_OK) {
+			snprintf(err, errsz, "%s: certificate %d is not issued by certificate %d",
+			         path, i + 1, i + 2);
+			goto out;
+		}
+	for (int i = 0; i < n; i++)
+		if (!PEM_write_bio_X509(b, certs[i])) {
+			snprintf(err, errsz, "out of memory");
+			goto out;
+		}
+	if ((len = BIO_get_mem_data(b, &data)) <= 0 || !(*pem = strndup(data, (size_t)len))) {
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	for (int i = 0; i < n; i++)
+		X509_free(certs[i]);
+	BIO_free(b);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+static int alt_chains_parse(struct yconf *y, yaml_node_t *seq, struct cad_config *cfg)
+{
+	char name[CAD_NAME_MAX + 1], path[CAD_PATH_MAX], err[600];
+
+	if (!yconf_is_seq(seq))
+		return yconf_fail(y, seq, "acme.alternate_chains",
+		                  "must be a list of {authority, chain}");
+	if (yconf_seq_len(seq) > CAD_ACME_ALT_CHAINS_MAX)
+		return yconf_fail(y, seq, "acme.alternate_chains", "more than %d entries",
+		                  CAD_ACME_ALT_CHAINS_MAX);
+	for (size_t i = 0; i < yconf_seq_len(seq); i++) {
+		yaml_node_t *m = yconf_seq_item(y, seq, i);
+		struct cad_acme_chain *c = &cfg->acme_alt_chains[cfg->n_acme_alt_chains];
+		size_t k;
+		if (yconf_check_map(y, m, "acme.alternate_chains", chain_fields) ||
+		    yconf_req_str(y, m, "authority", name, sizeof(name)) ||
+		    yconf_req_str(y, m, "chain", path, sizeof(path)))
+			return -1;
+		for (k = 0; k < cfg->n_authorities; k++)
+			if (!strcmp(cfg->authorities[k].name, name))
+				break;
+		if (k == cfg->n_authorities)
+			return yconf_fail(y, m, "acme.alternate_chains.authority",
+			                  "no authority named \"%s\"", name);
+		if (alt_chain_load(path, cfg->authorities[k].cert, &c->pem, err, sizeof(err)))
+			return yconf_fail(y, m, "acme.alternate_chains.chain", "%s", err);
+		c->authority = k;
+		cfg->n_acme_alt_chains++;
+	}
+	return 0;
+}
 
 static int https_url(const char *s)
 {
@@ -65,6 +176,7 @@ int cad_acme_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cf
 	cfg->acme_order_lifetime = 7 * 86400;
 	cfg->acme_orders_per_hour = 300;
 	cfg->acme_pending_authz = 300;
+	cad_acme_config_free(cfg);
 	if (!n)
 		return 0;
 	if (yconf_check_map(y, n, "acme", acme_fields) ||
@@ -122,6 +234,8 @@ int cad_acme_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cf
 				                  name);
 		cfg->acme_profiles[cfg->n_acme_profiles++] = p;
 	}
+	if ((seq = yconf_get(y, n, "alternate_chains")) && alt_chains_parse(y, seq, cfg))
+		return -1;
 	return 0;
 }
 
@@ -890,20 +1004,29 @@ static int append_pem(BIO *b, const uint8_t *der, size_t len)
 	return PEM_write_bio(b, "CERTIFICATE", "", der, (long)len) > 0;
 }
 
-static int st_cert_chain(void *ctx, const struct acme_account *a, const char *serial, char **pem)
+/* The chain of the certificate with serial that account a ordered: alt 0 the authority's own
+ * (the leaf, the authority's certificate and its configured chain), alt k the k-th alternate
+ * chain configured for that authority (acme.alternate_chains); *n_alt how many alternates
+ * the authority has. */
+static int st_cert_chain(void *ctx, const struct acme_account *a, const char *serial, int alt,
+                         char **pem, int *n_alt)
 {
 	struct store_ctx *c = ctx;
 	struct cad_req *r = c->r;
+	const struct cad_config *cfg = r->cad->cfg;
 	struct ca_requester who = {.kind = CA_REQUESTER_ACCOUNT, .name = "acme", .role = ""};
 	struct db_cert cert = {0};
 	struct ca_why why = {0};
-	char mine[48], *data;
+	char mine[48], *data, name[CA_NAME_MAX + 1] = "";
+	const char *alt_pem = NULL;
 	X509 *issuer = NULL;
+	STACK_OF(X509) *above = NULL;
 	BIO *b = NULL;
 	long len;
 	int rc = 0;
 	enum ca_outcome o = ca_cert_find(&r->cad->ca, &r->w->db, &who, serial, &cert, &why);
 
+	*n_alt = 0;
 	account_requester(a->id, mine, sizeof(mine));
 	if (o == CA_NOT_FOUND || o == CA_REFUSED || o == CA_AMBIGUOUS ||
 	    (o == CA_OK && (!cert.requester || strcmp(cert.requester, mine) || !cert.der)))
@@ -914,12 +1037,34 @@ static int st_cert_chain(void *ctx, const struct acme_account *a, const char *se
 	pthread_mutex_lock(&r->cad->lock);
 	for (size_t i = 0; i < r->cad->ca.n_authorities; i++)
 		if (r->cad->ca.authorities[i].db_id == cert.authority_id &&
-		    r->cad->ca.authorities[i].cert && X509_up_ref(r->cad->ca.authorities[i].cert))
+		    r->cad->ca.authorities[i].cert && X509_up_ref(r->cad->ca.authorities[i].cert)) {
 			issuer = r->cad->ca.authorities[i].cert;
+			above = r->cad->ca.authorities[i].chain;
+			snprintf(name, sizeof(name), "%s", r->cad->ca.authorities[i].name);
+		}
 	pthread_mutex_unlock(&r->cad->lock);
-	if (!issuer || !(b = BIO_new(BIO_s_mem())) || !append_pem(b, cert.der, cert.der_len) ||
-	    !PEM_write_bio_X509(b, issuer) || (len = BIO_get_mem_data(b, &data)) <= 0 ||
-	    !(*pem = strndup(data, (size_t)len)))
+	for (size_t i = 0; i < cfg->n_acme_alt_chains; i++)
+		if (!strcmp(cfg->authorities[cfg->acme_alt_chains[i].authority].name, name) &&
+		    ++*n_alt == alt)
+			alt_pem = cfg->acme_alt_chains[i].pem;
+	if (alt > 0 && !alt_pem) {
+		rc = 0; /* no such alternate */
+		goto out;
+	}
+	if (!issuer || !(b = BIO_new(BIO_s_mem())) || !append_pem(b, cert.der, cert.der_len))
+		goto out;
+	if (alt_pem) {
+		if (BIO_puts(b, alt_pem) <= 0)
+			goto out;
+	} else {
+		if (!PEM_write_bio_X509(b, issuer))
+			goto out;
+		/* The configured chain above the authority (set at start, never changed). */
+		for (int i = 0; above && i < sk_X509_num(above); i++)
+			if (!PEM_write_bio_X509(b, sk_X509_value(above, i)))
+				goto out;
+	}
+	if ((len = BIO_get_mem_data(b, &data)) <= 0 || !(*pem = strndup(data, (size_t)len)))
 		goto out;
 	rc = 1;
 out:

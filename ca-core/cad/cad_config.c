@@ -705,6 +705,7 @@ void cad_config_free(struct cad_config *cfg)
 			for (size_t j = 0; j < cfg->profiles[i].n_subject_patterns[k]; j++)
 				free(cfg->profiles[i].subject_patterns[k][j]);
 	}
+	cad_acme_config_free(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

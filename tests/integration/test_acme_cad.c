@@ -66,7 +66,33 @@ struct reply {
 	char *body;
 	char nonce[64], location[300], content_type[64];
 	int retry_after;
+	char links[8][400]; /* the Link headers */
+	int n_links;
 };
+
+/* 1 when r has the Link header <url>;rel="rel". */
+static int has_link(const struct reply *r, const char *url, const char *rel)
+{
+	char want[500];
+
+	snprintf(want, sizeof(want), "<%s>;rel=\"%s\"", url, rel);
+	for (int i = 0; i < r->n_links; i++)
+		if (!strcmp(r->links[i], want))
+			return 1;
+	return 0;
+}
+
+/* How many Link headers of r have rel="rel". */
+static int links_of(const struct reply *r, const char *rel)
+{
+	char want[64];
+	int n = 0;
+
+	snprintf(want, sizeof(want), ";rel=\"%s\"", rel);
+	for (int i = 0; i < r->n_links; i++)
+		n += strstr(r->links[i], want) != NULL;
+	return n;
+}
 
 static void reply_clear(struct reply *r)
 {
@@ -90,6 +116,8 @@ static size_t header_cb(char *p, size_t sz, size_t n, void *arg)
 		r->retry_after = atoi(line + 13);
 	else if (!strncasecmp(line, "Content-Type: ", 14))
 		snprintf(r->content_type, sizeof(r->content_type), "%s", line + 14);
+	else if (!strncasecmp(line, "Link: ", 6) && r->n_links < 8)
+		snprintf(r->links[r->n_links++], sizeof(r->links[0]), "%s", line + 6);
 	return len;
 }
 
@@ -200,6 +228,9 @@ static struct reply post(const char *path, char *body)
 	ck_assert_msg(strlen(r.nonce) > 0, "no Replay-Nonce on %ld %s", r.status,
 	              r.body ? r.body : "");
 	snprintf(nonce, sizeof(nonce), "%s", r.nonce);
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	ck_assert_msg(links_of(&r, "index") == 1 && has_link(&r, url, "index"),
+	              "no Link rel=index on %s", path);
 	return r;
 }
 
@@ -358,7 +389,23 @@ static const char config_fmt[] =
     "  validator: %s\n"
     "  validation_timeout_ms: 15000\n"
     "  orders_per_hour: 12\n"
-    "  pending_authorizations: 20\n";
+    "  pending_authorizations: 20\n"
+    "%s";
+
+/* The alternate chain of the web CA: its key and name certified by another root. */
+static const char alt_chain_fmt[] = "  alternate_chains: [{authority: web, chain: %s/cross.pem}]\n";
+
+/* Write file (cad.yaml) for cad at port (base_url), with the alternate chain or without. */
+static void write_cad_config(const char *file, int port, int with_alt)
+{
+	char conf[8192], alt[400] = "";
+
+	if (with_alt)
+		snprintf(alt, sizeof(alt), alt_chain_fmt, dir);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir, base_url,
+	         vsock, alt);
+	harness_write_text(in_dir(file), conf);
+}
 
 /* The validator: names under example.com are 127.0.0.1 (its hosts: mapping), loopback only. */
 static void validator_start(void)
@@ -414,13 +461,13 @@ static void validator_start(void)
 	harness_die(__func__);
 }
 
-static void cad_start(void)
+/* hsmca-cad with configuration file (in the test's folder), its log beside it, at base_url. */
+static void cad_start_with(const char *file, const char *log)
 {
 	char url[256];
 
 	harness_setup_phase = 1;
-	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", in_dir("cad.yaml"), NULL,
-	                               in_dir("cad.log"));
+	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", in_dir(file), NULL, in_dir(log));
 	snprintf(url, sizeof(url), "%s/api/v1/health", base_url);
 	for (int i = 0; i < 200; i++) {
 		struct reply r = http(NULL, "GET", url, NULL, NULL);
@@ -432,9 +479,13 @@ static void cad_start(void)
 		}
 		usleep(50000);
 	}
-	fprintf(stderr, "test_acme_cad: hsmca-cad did not become healthy; see %s\n",
-	        in_dir("cad.log"));
+	fprintf(stderr, "test_acme_cad: hsmca-cad did not become healthy; see %s\n", in_dir(log));
 	harness_die(__func__);
+}
+
+static void cad_start(void)
+{
+	cad_start_with("cad.yaml", "cad.log");
 }
 
 static void cad_stop(void)
@@ -488,7 +539,6 @@ static void setup(void)
 	static const char *const roles[] = {"officer", "auditor"};
 	EVP_PKEY *ck, *sk;
 	X509 *x;
-	char conf[8192];
 	int applied, port;
 
 	harness_setup_phase = 1;
@@ -507,6 +557,19 @@ static void setup(void)
 	x = make_cert("hsmca test web CA", ck, NULL, ck, 1, NULL, 1);
 	harness_write_cert(in_dir("webca.pem"), x, 0);
 	X509_free(x);
+	/* Another root, and the web CA (same name, same key) cross-certified by it: the
+	 * alternate chain at download (cross.pem: the cross-certificate, then that root). */
+	{
+		EVP_PKEY *rk = EVP_EC_gen("P-256");
+		X509 *root = make_cert("hsmca test other root", rk, NULL, rk, 1, NULL, 7);
+		X509 *cross = make_cert("hsmca test web CA", ck, root, rk, 1, NULL, 8);
+		harness_write_cert(in_dir("otherroot.pem"), root, 0);
+		harness_write_cert(in_dir("cross.pem"), cross, 0);
+		harness_write_cert(in_dir("cross.pem"), root, 1);
+		X509_free(cross);
+		X509_free(root);
+		EVP_PKEY_free(rk);
+	}
 	EVP_PKEY_free(ck);
 	opca_key = EVP_EC_gen("P-256");
 	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, 2);
@@ -552,9 +615,7 @@ static void setup(void)
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
 	snprintf(acme_url, sizeof(acme_url), "%s/acme", base_url);
 	validator_start();
-	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir, base_url,
-	         vsock);
-	harness_write_text(in_dir("cad.yaml"), conf);
+	write_cad_config("cad.yaml", port, 1);
 	cad_start();
 	ocspd_start(); /* after cad, which records its authorities */
 	harness_setup_phase = 0;
@@ -604,11 +665,14 @@ START_TEST(directory_and_nonces_without_a_client_certificate)
 	ck_assert(
 	    json_is_true(json_object_get(json_object_get(d, "meta"), "externalAccountRequired")));
 	json_decref(d);
+	ck_assert_int_eq(links_of(&r, "index"), 0); /* the directory is the index */
 	reply_clear(&r);
 	snprintf(url, sizeof(url), "%s/new-nonce", acme_url);
 	r = http(NULL, "GET", url, NULL, NULL);
 	ck_assert_int_eq(r.status, 204);
 	ck_assert_int_gt(strlen(r.nonce), 0);
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	ck_assert(has_link(&r, url, "index")); /* RFC 8555 §7.1, on every other resource */
 	reply_clear(&r);
 	get_nonce();
 }
@@ -1307,6 +1371,80 @@ START_TEST(orders_are_judged_finalized_and_expire)
 		X509_free(leaf);
 		X509_free(issuer);
 		BIO_free(b);
+	}
+	/* RFC 8555 §7.4.2: the other chain (through the cross-certified CA) is linked as
+	 * alternate, §7.1: the directory as index. */
+	{
+		char alt[400], dirurl[300];
+		snprintf(alt, sizeof(alt), "%s/1", path);
+		snprintf(dirurl, sizeof(dirurl), "%s/directory", acme_url);
+		ck_assert_msg(has_link(&r, alt, "alternate"), "no alternate link to %s", alt);
+		ck_assert_int_eq(links_of(&r, "alternate"), 1);
+		ck_assert(has_link(&r, dirurl, "index"));
+		reply_clear(&r);
+		r = get_as(&t, kid, alt);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_str_eq(r.content_type, "application/pem-certificate-chain");
+		ck_assert(has_link(&r, path, "alternate"));
+		ck_assert(has_link(&r, dirurl, "index"));
+		/* leaf, cross-certificate, other root: verifies up to the other root alone. */
+		BIO *b = BIO_new_mem_buf(r.body, -1);
+		X509 *leaf = PEM_read_bio_X509(b, NULL, NULL, NULL), *y;
+		STACK_OF(X509) *mid = sk_X509_new_null();
+		X509_STORE *trust = X509_STORE_new();
+		X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+		FILE *f = fopen(in_dir("otherroot.pem"), "r");
+		X509 *root = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+		if (f)
+			fclose(f);
+		while ((y = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+			sk_X509_push(mid, y);
+		ck_assert_int_eq(sk_X509_num(mid), 2);
+		ck_assert_int_eq(X509_cmp(sk_X509_value(mid, 1), root), 0);
+		X509_STORE_add_cert(trust, root);
+		X509_STORE_CTX_init(vctx, trust, leaf, mid);
+		ck_assert_msg(X509_verify_cert(vctx) == 1, "alternate chain: %s",
+		              X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+		X509_STORE_CTX_free(vctx);
+		X509_STORE_free(trust);
+		sk_X509_pop_free(mid, X509_free);
+		X509_free(leaf);
+		X509_free(root);
+		BIO_free(b);
+		reply_clear(&r);
+		/* No second alternate. */
+		snprintf(alt, sizeof(alt), "%s/2", path);
+		r = get_as(&t, kid, alt);
+		ck_assert_int_eq(r.status, 404);
+		reply_clear(&r);
+		/* With one chain only (no alternate configured): no Link alternate. A second
+		 * hsmca-cad over the same database, at its own URL, stopped by this test
+		 * (this test runs in a child process: the fixture's cad must stay as it is). */
+		{
+			pid_t first = cad_pid;
+			char saved_base[128], saved_acme[160], kid2[300], path2[400];
+			int port2 = harness_free_port();
+			snprintf(saved_base, sizeof(saved_base), "%s", base_url);
+			snprintf(saved_acme, sizeof(saved_acme), "%s", acme_url);
+			snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port2);
+			snprintf(acme_url, sizeof(acme_url), "%s/acme", base_url);
+			write_cad_config("cad2.yaml", port2, 0);
+			cad_start_with("cad2.yaml", "cad2.log");
+			nonce[0] = '\0';
+			snprintf(kid2, sizeof(kid2), "%s%s", acme_url, kid + strlen(saved_acme));
+			snprintf(path2, sizeof(path2), "%s%s", acme_url, path + strlen(saved_acme));
+			snprintf(dirurl, sizeof(dirurl), "%s/directory", acme_url);
+			r = get_as(&t, kid2, path2);
+			ck_assert_int_eq(r.status, 200);
+			ck_assert_int_eq(links_of(&r, "alternate"), 0);
+			ck_assert(has_link(&r, dirurl, "index"));
+			reply_clear(&r);
+			cad_stop();
+			cad_pid = first;
+			snprintf(base_url, sizeof(base_url), "%s", saved_base);
+			snprintf(acme_url, sizeof(acme_url), "%s", saved_acme);
+			nonce[0] = '\0';
+		}
 	}
 	reply_clear(&r);
 	free(csr);
