@@ -200,6 +200,7 @@ struct acme_order {
 	char cert_serial[81]; /* hex; "" until valid */
 	char error_type[33];  /* "" none */
 	char error_detail[1025];
+	int64_t not_before, not_after; /* asked for in newOrder (RFC 8555 §7.4); 0: none */
 	int64_t authz[ACME_IDENTS_MAX];
 	size_t n_authz;
 };
@@ -229,6 +230,10 @@ struct acme_authz {
  * canonical text), duplicates dropped. The number kept, or -1 with p set (malformed,
  * unsupportedIdentifier, rejectedIdentifier). */
 int acme_identifiers_parse(const json_t *arr, struct acme_ident *out, struct acme_problem *p);
+/* An RFC 3339 date-time (e.g. "2026-03-01T08:00:00Z", "2026-03-01T10:00:00.5+02:00"; a
+ * fraction is dropped) as seconds since the epoch into *out: 0, or -1 when s is not one (at
+ * most 40 characters, years 1970..9999). */
+int acme_time_parse(const char *s, int64_t *out);
 /* Whether the CSR (DER) names exactly the identifiers (n): its SANs (dns and ip only) are the
  * identifiers, and its subject's common names, if any, are among them. 0, or -1 with p set
  * (badCSR). */
@@ -270,10 +275,12 @@ struct acme_store {
 	 * directory). order_new: judge ids (n, parsed; identifiers: the payload's array as JSON
 	 * text) for account a (its profile, its credential's patterns, its rate limits) and add
 	 * the order; 0 with *out filled, or -1 with p set (rejectedIdentifier, rateLimited,
-	 * serverInternal). */
+	 * malformed, serverInternal). */
+	/* not_before, not_after: the validity the payload asked for (0: none), judged against
+	 * the profile (malformed naming the field). */
 	int (*order_new)(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
-	                 size_t n, const char *identifiers, struct acme_order *out,
-	                 struct acme_problem *p);
+	                 size_t n, const char *identifiers, int64_t not_before, int64_t not_after,
+	                 struct acme_order *out, struct acme_problem *p);
 	int (*order_get)(void *ctx, int64_t id, struct acme_order *out); /* 1, 0, -1 */
 	int (*authz_get)(void *ctx, int64_t id, struct acme_authz *out); /* 1, 0, -1 */
 	int (*chall_authz)(void *ctx, int64_t chall_id, int64_t *authz); /* 1, 0, -1 */

@@ -681,6 +681,14 @@ static json_t *order_json(const struct acme_server *s, const struct acme_order *
 	snprintf(u, sizeof(u), "%s/order/%lld/finalize", s->cfg.base_url, (long long)o->id);
 	j = json_pack("{s:s, s:s, s:o*, s:o*, s:s}", "status", o->status, "expires", t,
 	              "identifiers", ids, "authorizations", authz, "finalize", u);
+	if (j && o->not_before) {
+		rfc3339(o->not_before, t, sizeof(t));
+		json_object_set_new(j, "notBefore", json_string(t));
+	}
+	if (j && o->not_after) {
+		rfc3339(o->not_after, t, sizeof(t));
+		json_object_set_new(j, "notAfter", json_string(t));
+	}
 	if (j && o->cert_serial[0]) {
 		snprintf(u, sizeof(u), "%s/cert/%s", s->cfg.base_url, o->cert_serial);
 		json_object_set_new(j, "certificate", json_string(u));
@@ -754,6 +762,7 @@ static int h_new_order(struct acme_server *s, struct post *po, struct acme_reply
 	struct acme_order o = {0};
 	char *text;
 	int n, rc = -1;
+	int64_t nb = 0, na = 0;
 	const char *k;
 	json_t *v;
 
@@ -761,13 +770,22 @@ static int h_new_order(struct acme_server *s, struct post *po, struct acme_reply
 		return acme_problem_set(p, 400, "malformed", "newOrder needs a payload");
 	json_object_foreach((json_t *)pl, k, v)
 	{
-		if (!strcmp(k, "notBefore") || !strcmp(k, "notAfter"))
-			return acme_problem_set(
-			    p, 400, "malformed",
-			    "%s is not supported: the profile sets the validity", k);
+		int64_t *t = !strcmp(k, "notBefore") ? &nb : !strcmp(k, "notAfter") ? &na : NULL;
+		if (t) {
+			/* RFC 8555 §7.4: RFC 3339 date-times; the store judges them against the
+			 * profile. */
+			if (!json_is_string(v) || acme_time_parse(json_string_value(v), t) < 0)
+				return acme_problem_set(p, 400, "malformed",
+				                        "%s must be an RFC 3339 date-time such as "
+				                        "\"2026-03-01T08:00:00Z\"",
+				                        k);
+			continue;
+		}
 		if (strcmp(k, "identifiers") && strcmp(k, "replaces") && strcmp(k, "profile"))
 			return acme_problem_set(p, 400, "malformed", "unknown field \"%.32s\"", k);
 	}
+	if (nb && na && nb >= na)
+		return acme_problem_set(p, 400, "malformed", "notBefore must be before notAfter");
 	if (!(ids = calloc(ACME_IDENTS_MAX, sizeof(*ids))))
 		return acme_problem_set(p, 500, "serverInternal", "out of memory");
 	n = acme_identifiers_parse(json_object_get(pl, "identifiers"), ids, p);
@@ -775,7 +793,7 @@ static int h_new_order(struct acme_server *s, struct post *po, struct acme_reply
 	if (n > 0 && !text)
 		acme_problem_set(p, 500, "serverInternal", "out of memory");
 	else if (n > 0 &&
-	         s->store.order_new(po->ctx, &po->acct, ids, (size_t)n, text, &o, p) == 0) {
+	         s->store.order_new(po->ctx, &po->acct, ids, (size_t)n, text, nb, na, &o, p) == 0) {
 		reply_order(s, rep, 201, &o);
 		rc = 0;
 	}

@@ -626,14 +626,44 @@ static void order_from_db(struct db_acme_order *d, struct acme_order *o)
 	snprintf(o->cert_serial, sizeof(o->cert_serial), "%s", d->cert_serial);
 	snprintf(o->error_type, sizeof(o->error_type), "%s", d->error_type);
 	snprintf(o->error_detail, sizeof(o->error_detail), "%s", d->error_detail);
+	o->not_before = d->not_before;
+	o->not_after = d->not_after;
 	memcpy(o->authz, d->authz, sizeof(o->authz[0]) * d->n_authz);
 	o->n_authz = d->n_authz;
 	db_acme_order_clear(d);
 }
 
+/* A newOrder's notBefore/notAfter (0: absent) against profile prof: notBefore not in the past
+ * (a few minutes of clock skew aside) and at most the order's lifetime ahead, notAfter after
+ * now, and the span at most the profile's longest validity. 0, or -1 with p naming the field. */
+#define ACME_CLOCK_SKEW 300
+static int validity_allowed(const struct cad_config *cfg, const struct ca_profile *prof, int64_t nb,
+                            int64_t na, int64_t now, struct acme_problem *p)
+{
+	int64_t max = (int64_t)prof->max_validity_days * 86400;
+
+	if (nb && nb < now - ACME_CLOCK_SKEW)
+		return acme_problem_set(p, 400, "malformed",
+		                        "notBefore is in the past: a certificate is not backdated");
+	if (nb && nb > now + cfg->acme_order_lifetime)
+		return acme_problem_set(p, 400, "malformed",
+		                        "notBefore is more than %ld seconds (the order's lifetime) "
+		                        "ahead",
+		                        cfg->acme_order_lifetime);
+	if (na && na <= now)
+		return acme_problem_set(p, 400, "malformed", "notAfter is not in the future");
+	if (na && na - (nb ? nb : now) > max)
+		return acme_problem_set(p, 400, "malformed",
+		                        "notAfter is more than the %d days profile %s allows after "
+		                        "%s",
+		                        prof->max_validity_days, prof->name,
+		                        nb ? "notBefore" : "now");
+	return 0;
+}
+
 static int st_order_new(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
-                        size_t n, const char *identifiers, struct acme_order *out,
-                        struct acme_problem *p)
+                        size_t n, const char *identifiers, int64_t not_before, int64_t not_after,
+                        struct acme_order *out, struct acme_problem *p)
 {
 	struct store_ctx *c = ctx;
 	const struct cad_config *cfg = c->r->cad->cfg;
@@ -643,8 +673,9 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	struct db_audit_entry e;
 	struct db_err err = {0};
 	struct ca_profile *prof;
+	struct db_acme_order_opts opts = {0};
 	char(*tokens)[44] = NULL, actor[160];
-	int64_t orders, pending, oldest, now = (int64_t)time(NULL);
+	int64_t now = (int64_t)time(NULL);
 	uint8_t raw[32];
 	int rc = -1;
 
@@ -660,27 +691,8 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	for (size_t i = 0; i < n; i++)
 		if (ident_allowed(prof, acct.allow, &ids[i], p) < 0)
 			goto out;
-	if (db_acme_account_counts(c->db, a->id, 3600, &orders, &pending, &oldest, &err) != DB_OK) {
-		log_error("acme: %s", err.msg);
-		acme_problem_set(p, 500, "serverInternal",
-		                 "the account's orders could not be counted");
+	if (validity_allowed(cfg, prof, not_before, not_after, now, p) < 0)
 		goto out;
-	}
-	if (orders >= cfg->acme_orders_per_hour) {
-		acme_problem_set(p, 429, "rateLimited",
-		                 "this account made %lld orders in the last hour (at most %ld)",
-		                 (long long)orders, cfg->acme_orders_per_hour);
-		p->retry_after = (int)(oldest + 3600 - now > 0 ? oldest + 3600 - now : 1);
-		goto out;
-	}
-	if (pending + (int64_t)n > cfg->acme_pending_authz) {
-		acme_problem_set(p, 429, "rateLimited",
-		                 "this account has %lld pending authorizations (at most %ld): "
-		                 "complete or let them expire first",
-		                 (long long)pending, cfg->acme_pending_authz);
-		p->retry_after = 60;
-		goto out;
-	}
 	if (!(dids = calloc(n, sizeof(*dids))) || !(tokens = calloc(n * 3, sizeof(*tokens)))) {
 		acme_problem_set(p, 500, "serverInternal", "out of memory");
 		goto out;
@@ -699,11 +711,34 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 		}
 	audit_for(a, "acme.order.create", &e, actor, sizeof(actor));
 	e.detail = identifiers;
+	/* The rate limits are judged in the order's own transaction, under a lock on the
+	 * account's row: parallel newOrders of one account cannot together pass them. */
+	opts.not_before = not_before;
+	opts.not_after = not_after;
+	opts.orders_max = cfg->acme_orders_per_hour;
+	opts.window_seconds = 3600;
+	opts.pending_max = cfg->acme_pending_authz;
 	if (db_acme_order_create(c->db, a->id, dids, n, identifiers, prof->name,
 	                         cfg->acme_order_lifetime, cfg->acme_order_lifetime,
-	                         (const char(*)[44])tokens, &e, &d, &err) != DB_OK) {
-		log_error("acme: %s", err.msg);
-		acme_problem_set(p, 500, "serverInternal", "the order was not recorded");
+	                         (const char(*)[44])tokens, &opts, &e, &d, &err) != DB_OK) {
+		if (opts.limited == 1) {
+			acme_problem_set(
+			    p, 429, "rateLimited",
+			    "this account made %lld orders in the last hour (at most %ld)",
+			    (long long)opts.count, cfg->acme_orders_per_hour);
+			p->retry_after =
+			    (int)(opts.oldest + 3600 - now > 0 ? opts.oldest + 3600 - now : 1);
+		} else if (opts.limited == 2) {
+			acme_problem_set(
+			    p, 429, "rateLimited",
+			    "this account has %lld pending authorizations (at most %ld): "
+			    "complete or let them expire first",
+			    (long long)opts.count, cfg->acme_pending_authz);
+			p->retry_after = 60;
+		} else {
+			log_error("acme: %s", err.msg);
+			acme_problem_set(p, 500, "serverInternal", "the order was not recorded");
+		}
 		goto out;
 	}
 	order_from_db(&d, out);
@@ -968,6 +1003,10 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 	req.profile = prof;
 	req.csr = &checked;
 	req.validity_days = prof->max_validity_days;
+	/* What newOrder asked for (judged against the profile then; the CA core judges it
+	 * again now: e.g. a notAfter that has passed since is refused). */
+	req.not_before = o->not_before;
+	req.not_after = o->not_after;
 	out = ca_issue(&r->cad->ca, &r->w->db, &req, &res);
 	audit_for(a, out == CA_OK ? "acme.order.valid" : "acme.order.invalid", &e, actor,
 	          sizeof(actor));

@@ -47,6 +47,9 @@ static pid_t cad_pid;
 /* hsmca-ocspd, answering for the authority of the certificates certbot gets. */
 static pid_t ocspd_pid;
 static char ocsp_url[64], ocspd_ci[512];
+/* hsmca-cad connects as its own role (migration 0013, and 0014's grants on the order tables),
+ * as in the quickstart: whatever the ACME adapter needs beyond them fails here. */
+static char cad_ci[512];
 /* hsmca-acmevald: its directory (owned by the user it runs as), socket, and the ports it
  * checks http-01 and tls-alpn-01 on. */
 static char vdir[128], vsock[200];
@@ -402,8 +405,8 @@ static void write_cad_config(const char *file, int port, int with_alt)
 
 	if (with_alt)
 		snprintf(alt, sizeof(alt), alt_chain_fmt, dir);
-	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir, base_url,
-	         vsock, alt);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, cad_ci, dir, base_url, vsock,
+	         alt);
 	harness_write_text(in_dir(file), conf);
 }
 
@@ -609,6 +612,7 @@ static void setup(void)
 	}
 	snprintf(ocspd_ci, sizeof(ocspd_ci), "%s",
 	         harness_pg_daemon_ci(&pg, db_pgconn(db), "ocspd"));
+	snprintf(cad_ci, sizeof(cad_ci), "%s", harness_pg_daemon_ci(&pg, db_pgconn(db), "cad"));
 	db_close(db);
 
 	port = harness_free_port();
@@ -1514,6 +1518,196 @@ START_TEST(orders_are_judged_finalized_and_expire)
 }
 END_TEST
 
+/* A newOrder's notBefore/notAfter (RFC 8555 §7.4): inside the profile's limits they are kept
+ * with the order, shown in it and are the certificate's validity; outside them (or not RFC 3339
+ * date-times) the order is malformed, naming the field, and nothing is recorded. */
+START_TEST(order_validity_is_asked_and_judged)
+{
+	struct eab e = new_eab(",\"principal\":\"validity-team\",\"allow\":[\"*.example.com\"]");
+	struct tkey t = tkey_new("ES256");
+	EVP_PKEY *ck = EVP_EC_gen("P-256");
+	char kid[300], fin[300], body[2048], cert_url[300], nb_s[32], na_s[32], *csr;
+	time_t now = time(NULL), nb = now + 3600, na = nb + 10 * 86400;
+	long long orders;
+	struct reply r;
+	json_t *o;
+
+	register_key(&t, &e, kid, sizeof(kid));
+	strftime(nb_s, sizeof(nb_s), "%Y-%m-%dT%H:%M:%SZ", gmtime(&nb));
+	strftime(na_s, sizeof(na_s), "%Y-%m-%dT%H:%M:%SZ", gmtime(&na));
+	snprintf(body, sizeof(body),
+	         "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"when.example.com\"}],"
+	         "\"notBefore\":\"%s\",\"notAfter\":\"%s\"}",
+	         nb_s, na_s);
+	r = post("/new-order", jws(&t, kid, "/new-order", body));
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "notBefore"), nb_s);
+	ck_assert_str_eq(member(o, "notAfter"), na_s);
+	snprintf(fin, sizeof(fin), "%s", member(o, "finalize") + strlen(acme_url));
+	json_decref(o);
+	reply_clear(&r);
+
+	/* Refused, naming the field, recording nothing. */
+	orders = count("SELECT count(*) FROM acme_orders");
+	{
+		time_t past = now - 3600, far = now + 91L * 86400;
+		char past_s[32], far_s[32], bad[4][600];
+		const char *field[4] = {"notBefore", "notAfter", "notAfter", "notBefore"};
+		strftime(past_s, sizeof(past_s), "%Y-%m-%dT%H:%M:%SZ", gmtime(&past));
+		strftime(far_s, sizeof(far_s), "%Y-%m-%dT%H:%M:%SZ", gmtime(&far));
+		snprintf(bad[0], sizeof(bad[0]), "\"notBefore\":\"%s\"", past_s); /* backdated */
+		snprintf(bad[1], sizeof(bad[1]), "\"notAfter\":\"%s\"", far_s);   /* > 90 days */
+		snprintf(bad[2], sizeof(bad[2]), "\"notAfter\":\"tomorrow\"");
+		snprintf(bad[3], sizeof(bad[3]), "\"notBefore\":\"%s\",\"notAfter\":\"%s\"", na_s,
+		         nb_s); /* the wrong way round */
+		for (int i = 0; i < 4; i++) {
+			snprintf(body, sizeof(body),
+			         "{\"identifiers\":[{\"type\":\"dns\",\"value\":"
+			         "\"when.example.com\"}],%s}",
+			         bad[i]);
+			r = post("/new-order", jws(&t, kid, "/new-order", body));
+			ck_assert_int_eq(r.status, 400);
+			ck_assert(problem(&r, "malformed"));
+			ck_assert_msg(strstr(r.body, field[i]), "%d: %s", i, r.body);
+			reply_clear(&r);
+		}
+	}
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders"), orders);
+
+	/* Validated (as the certbot test does for real) and finalized: the certificate spans
+	 * exactly what was asked. */
+	owner_sql("UPDATE acme_authorizations SET status = 'valid' WHERE account_id = (SELECT id"
+	          " FROM acme_accounts WHERE principal = 'validity-team')");
+	owner_sql("UPDATE acme_orders SET status = 'ready' WHERE account_id = (SELECT id FROM"
+	          " acme_accounts WHERE principal = 'validity-team')");
+	csr = csr_b64(ck, NULL, "DNS:when.example.com");
+	snprintf(body, sizeof(body), "{\"csr\":\"%s\"}", csr);
+	free(csr);
+	r = post(fin, jws(&t, kid, fin, body));
+	ck_assert_msg(r.status == 200, "finalize: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(cert_url, sizeof(cert_url), "%s", member(o, "certificate"));
+	json_decref(o);
+	reply_clear(&r);
+	r = get_as(&t, kid, cert_url);
+	ck_assert_int_eq(r.status, 200);
+	{
+		BIO *b = BIO_new_mem_buf(r.body, -1);
+		X509 *leaf = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		ASN1_TIME *want_nb = ASN1_TIME_set(NULL, nb), *want_na = ASN1_TIME_set(NULL, na);
+		ck_assert_ptr_nonnull(leaf);
+		ck_assert_int_eq(ASN1_TIME_compare(X509_get0_notBefore(leaf), want_nb), 0);
+		ck_assert_int_eq(ASN1_TIME_compare(X509_get0_notAfter(leaf), want_na), 0);
+		ASN1_TIME_free(want_nb);
+		ASN1_TIME_free(want_na);
+		X509_free(leaf);
+		BIO_free(b);
+	}
+	reply_clear(&r);
+	EVP_PKEY_free(ck);
+	tkey_free(&t);
+}
+END_TEST
+
+/* Rate limits under concurrency: PARALLEL newOrders of one account sent at once (each with
+ * its own nonce, signed beforehand) pass the hourly limit (12 here) exactly 12 times, and
+ * the pending authorizations limit (20 here) exactly as often as it allows. */
+#define PARALLEL 24
+
+struct shot {
+	char *body;
+	const char *path;
+	struct reply r;
+};
+
+static void *fire(void *arg)
+{
+	struct shot *s = arg;
+	char url[300];
+
+	snprintf(url, sizeof(url), "%s%s", acme_url, s->path);
+	s->r = http(NULL, "POST", url, s->body, NULL);
+	return NULL;
+}
+
+/* PARALLEL newOrders by t/kid, each payload from payload(i), sent at once: how many got 201 and
+ * 429 (rateLimited). */
+static void parallel_orders(const struct tkey *t, const char *kid, void (*payload)(int, char *),
+                            int *created, int *limited)
+{
+	struct shot shots[PARALLEL];
+	pthread_t th[PARALLEL];
+	char pl[1024];
+
+	*created = *limited = 0;
+	for (int i = 0; i < PARALLEL; i++) {
+		payload(i, pl);
+		shots[i].path = "/new-order";
+		shots[i].body = jws(t, kid, "/new-order", pl); /* a fresh nonce each */
+		memset(&shots[i].r, 0, sizeof(shots[i].r));
+		nonce[0] = '\0';
+	}
+	for (int i = 0; i < PARALLEL; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, fire, &shots[i]), 0);
+	for (int i = 0; i < PARALLEL; i++) {
+		pthread_join(th[i], NULL);
+		*created += shots[i].r.status == 201;
+		if (shots[i].r.status == 429) {
+			ck_assert(problem(&shots[i].r, "rateLimited"));
+			(*limited)++;
+		}
+		free(shots[i].body);
+		reply_clear(&shots[i].r);
+	}
+}
+
+static void one_name(int i, char *pl)
+{
+	snprintf(pl, 1024, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"p%d.example.com\"}]}",
+	         i);
+}
+
+static void three_names(int i, char *pl)
+{
+	snprintf(pl, 1024,
+	         "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"q%d.example.com\"},"
+	         "{\"type\":\"dns\",\"value\":\"r%d.example.com\"},"
+	         "{\"type\":\"dns\",\"value\":\"s%d.example.com\"}]}",
+	         i, i, i);
+}
+
+START_TEST(rate_limits_hold_under_concurrency)
+{
+	struct tkey t = tkey_new("ES256"), t2 = tkey_new("ES256");
+	struct eab e = new_eab(",\"principal\":\"parallel-orders\",\"allow\":[\"*.example.com\"]");
+	struct eab e2 = new_eab(",\"principal\":\"parallel-authz\",\"allow\":[\"*.example.com\"]");
+	char kid[300], kid2[300];
+	int created, limited;
+
+	register_key(&t, &e, kid, sizeof(kid));
+	register_key(&t2, &e2, kid2, sizeof(kid2));
+	/* 24 orders of one name each at once: the hourly limit of 12 lets exactly 12 through
+	 * (and its 12 pending authorizations stay under the 20 allowed). */
+	parallel_orders(&t, kid, one_name, &created, &limited);
+	ck_assert_int_eq(created, 12);
+	ck_assert_int_eq(limited, PARALLEL - 12);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders WHERE account_id = (SELECT id"
+	                       " FROM acme_accounts WHERE principal = 'parallel-orders')"),
+	                 12);
+	/* 24 orders of three new names each: 20 pending authorizations allow 6 orders (18). */
+	parallel_orders(&t2, kid2, three_names, &created, &limited);
+	ck_assert_int_eq(created, 6);
+	ck_assert_int_eq(limited, PARALLEL - 6);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_authorizations WHERE status = 'pending'"
+	                       " AND account_id = (SELECT id FROM acme_accounts WHERE principal ="
+	                       " 'parallel-authz')"),
+	                 18);
+	tkey_free(&t);
+	tkey_free(&t2);
+}
+END_TEST
+
 static int run_certbot(const char *what, const char *le, const char *args)
 {
 	char cmd[4096], log[64];
@@ -1946,6 +2140,8 @@ int main(void)
 	tcase_add_test(tc, revoke_cert_with_its_own_key);
 	tcase_add_test(tc, renewal_incident_moves_the_window);
 	tcase_add_test(tc, orders_are_judged_finalized_and_expire);
+	tcase_add_test(tc, order_validity_is_asked_and_judged);
+	tcase_add_test(tc, rate_limits_hold_under_concurrency);
 	tcase_add_test(tc, certbot_http01_issue_renew_revoke);
 	tcase_add_test(tc, certbot_dns01_with_a_wildcard);
 	tcase_add_test(tc, tls_alpn01_by_our_client);
