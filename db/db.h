@@ -899,6 +899,23 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
                                       const char *error_type, const char *error_detail,
                                       int64_t reuse, const struct db_audit_entry *audit,
                                       struct db_err *err);
+/* A challenge left processing, with what its validation needs again. */
+struct db_acme_stuck {
+	int64_t chall_id;
+	char type[16];
+	char token[44];
+	char ident_type[4];
+	char ident[254];
+	char thumbprint[44]; /* the account key's, for the key authorization */
+	char principal[129];
+	int64_t started_at; /* epoch; 0 when unknown (started before migration 0014) */
+};
+/* Challenges still processing whose validation started at least older_than seconds ago (0:
+ * all), e.g. left by an hsmca-cad that stopped or died mid-validation; at most max of them,
+ * oldest first, into out (*n). */
+enum db_status db_acme_challenges_processing(struct db *db, int64_t older_than,
+                                             struct db_acme_stuck *out, size_t max, size_t *n,
+                                             struct db_err *err);
 /* The client deactivates authorization id of account_id (RFC 8555 §7.5.2): pending or valid
  * becomes deactivated (never reused again), and its pending and ready orders invalid. With the
  * audit entry, committed together. DB_ERR_STATE when it is neither pending nor valid. */

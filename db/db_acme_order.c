@@ -366,7 +366,8 @@ enum db_status db_acme_challenge_start(struct db *db, int64_t chall_id, int64_t 
 	db_param_int(&p, chall_id);
 	db_param_int(&p, account_id);
 	rc = db_exec(db,
-	             "UPDATE acme_challenges c SET status = 'processing' FROM acme_authorizations a"
+	             "UPDATE acme_challenges c SET status = 'processing', started_at = now()"
+	             " FROM acme_authorizations a"
 	             " WHERE c.id = $1::bigint AND a.id = c.authz_id AND a.account_id = $2::bigint"
 	             " AND c.status = 'pending' AND a.status = 'pending' AND a.expires_at > now()"
 	             " AND NOT EXISTS (SELECT 1 FROM acme_challenges o WHERE o.authz_id = a.id"
@@ -546,5 +547,46 @@ enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t accou
 		rc = audit_commit(db, "authz", id, audit, err);
 	if (rc != DB_OK)
 		db_rollback(db);
+	return rc;
+}
+
+enum db_status db_acme_challenges_processing(struct db *db, int64_t older_than,
+                                             struct db_acme_stuck *out, size_t max, size_t *n,
+                                             struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	*n = 0;
+	db_param_int(&p, older_than);
+	db_param_int(&p, (int64_t)max);
+	rc = db_exec(
+	    db,
+	    "SELECT c.id, c.type, c.token, a.identifier_type, a.identifier,"
+	    " acct.thumbprint, acct.principal, " EPOCH0(
+	        "c.started_at") " FROM"
+	                        " acme_challenges c JOIN acme_authorizations a ON a.id = c.authz_id"
+	                        " JOIN acme_accounts acct ON acct.id = a.account_id"
+	                        " WHERE c.status = 'processing' AND (c.started_at IS NULL OR"
+	                        " c.started_at <= now() - make_interval(secs => $1::bigint))"
+	                        " ORDER BY c.started_at NULLS FIRST, c.id LIMIT $2::bigint",
+	    &p, &r, err, "listing ACME challenges left processing");
+	for (int i = 0; rc == DB_OK && i < PQntuples(r) && (size_t)i < max; i++) {
+		struct db_acme_stuck *s = &out[*n];
+		memset(s, 0, sizeof(*s));
+		if (db_get_int64(r, i, 0, &s->chall_id) || db_get_int64(r, i, 7, &s->started_at)) {
+			rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
+			break;
+		}
+		copy(s->type, sizeof(s->type), r, i, 1);
+		copy(s->token, sizeof(s->token), r, i, 2);
+		copy(s->ident_type, sizeof(s->ident_type), r, i, 3);
+		copy(s->ident, sizeof(s->ident), r, i, 4);
+		copy(s->thumbprint, sizeof(s->thumbprint), r, i, 5);
+		copy(s->principal, sizeof(s->principal), r, i, 6);
+		(*n)++;
+	}
+	PQclear(r);
 	return rc;
 }

@@ -882,6 +882,26 @@ static void *validation_run(void *arg)
 	return NULL;
 }
 
+static void validation_fill(struct validation *v, const struct cad_config *cfg, int64_t chall_id,
+                            const char *type, const char *ident_type, const char *ident,
+                            const char *token, const char *keyauth, const char *principal)
+{
+	v->cfg = cfg;
+	v->chall_id = chall_id;
+	snprintf(v->ident_type, sizeof(v->ident_type), "%s", ident_type);
+	snprintf(v->ident, sizeof(v->ident), "%s", ident);
+	snprintf(v->token, sizeof(v->token), "%s", token);
+	snprintf(v->keyauth, sizeof(v->keyauth), "%s", keyauth);
+	snprintf(v->actor, sizeof(v->actor), "%s", principal[0] ? principal : "acme-account");
+	v->req.type = !strcmp(type, "http-01")  ? ACMEVAL_HTTP01
+	              : !strcmp(type, "dns-01") ? ACMEVAL_DNS01
+	                                        : ACMEVAL_TLSALPN01;
+	v->req.identifier_type = v->ident_type;
+	v->req.identifier = v->ident;
+	v->req.token = v->token;
+	v->req.key_authorization = v->keyauth;
+}
+
 static int st_chall_start(void *ctx, const struct acme_account *a, const struct acme_authz *az,
                           const struct acme_chall *ch, const char *key_authorization,
                           struct acme_problem *p)
@@ -906,20 +926,8 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 		validations--;
 		return acme_problem_set(p, 500, "serverInternal", "out of memory");
 	}
-	v->cfg = c->r->cad->cfg;
-	v->chall_id = ch->id;
-	snprintf(v->ident_type, sizeof(v->ident_type), "%s", az->ident.type);
-	snprintf(v->ident, sizeof(v->ident), "%s", az->ident.value);
-	snprintf(v->token, sizeof(v->token), "%s", ch->token);
-	snprintf(v->keyauth, sizeof(v->keyauth), "%s", key_authorization);
-	snprintf(v->actor, sizeof(v->actor), "%s", a->principal[0] ? a->principal : "acme-account");
-	v->req.type = !strcmp(ch->type, "http-01")  ? ACMEVAL_HTTP01
-	              : !strcmp(ch->type, "dns-01") ? ACMEVAL_DNS01
-	                                            : ACMEVAL_TLSALPN01;
-	v->req.identifier_type = v->ident_type;
-	v->req.identifier = v->ident;
-	v->req.token = v->token;
-	v->req.key_authorization = v->keyauth;
+	validation_fill(v, c->r->cad->cfg, ch->id, ch->type, az->ident.type, az->ident.value,
+	                ch->token, key_authorization, a->principal);
 	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
 	if (db_acme_challenge_start(c->db, ch->id, a->id, &e, &err) != DB_OK) {
 		free(v);
@@ -944,6 +952,93 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 		validations--;
 	}
 	return 0;
+}
+
+/* --- challenges left processing: retried, never stuck --- */
+
+/* A validation runs in a thread of cad; when cad stops it waits for them (cad_acme_free), but
+ * a cad that is killed (or a machine that fails) leaves its challenges "processing" in the
+ * database with nobody validating them. The recovery thread retries them: at start every
+ * challenge left processing, then every RECOVER_PERIOD seconds those processing longer than
+ * the validation timeout and RECOVER_GRACE (left by another hsmca-cad over the same database
+ * that died). A retried validation records its result as any other; if the original one
+ * still finishes first (another live cad), the second finds the challenge settled and changes
+ * nothing. */
+#define RECOVER_PERIOD 60
+#define RECOVER_GRACE 60
+#define RECOVER_BATCH 64
+static _Atomic int recover_stop;
+
+/* Retry the challenges processing for older_than seconds (0: all). The number retried. */
+static size_t recover_once(const struct cad_config *cfg, struct db *db, int64_t older_than)
+{
+	struct db_acme_stuck *st = calloc(RECOVER_BATCH, sizeof(*st));
+	struct db_err err = {0};
+	size_t n = 0;
+
+	if (!st)
+		return 0;
+	if (db_acme_challenges_processing(db, older_than, st, RECOVER_BATCH, &n, &err) != DB_OK) {
+		log_warn("acme: challenges left processing could not be listed: %s", err.msg);
+		n = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct validation *v = calloc(1, sizeof(*v));
+		char keyauth[128];
+		pthread_attr_t attr;
+		pthread_t t;
+		int started = 0;
+		if (!v)
+			break;
+		snprintf(keyauth, sizeof(keyauth), "%s.%s", st[i].token, st[i].thumbprint);
+		validation_fill(v, cfg, st[i].chall_id, st[i].type, st[i].ident_type, st[i].ident,
+		                st[i].token, keyauth, st[i].principal);
+		log_info("acme: challenge %lld (%s %s) was left processing: validating it again",
+		         (long long)st[i].chall_id, st[i].ident_type, st[i].ident);
+		if (++validations <= VALIDATIONS_MAX) {
+			pthread_attr_init(&attr);
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			started = pthread_create(&t, &attr, validation_run, v) == 0;
+			pthread_attr_destroy(&attr);
+		}
+		if (!started) {
+			/* No room for a thread: validated here, one after the other. */
+			validation_run(v);
+		}
+	}
+	free(st);
+	return n;
+}
+
+static void *recover_run(void *arg)
+{
+	const struct cad_config *cfg = arg;
+	struct db_err err = {0};
+	struct db *db = NULL;
+	int64_t older_than = 0; /* at start: everything left processing */
+	long waited = 0;
+
+	while (!recover_stop) {
+		if (waited <= 0) {
+			if (!db && db_connect(cfg->database, &db, &err) != DB_OK) {
+				log_warn(
+				    "acme: no database to retry challenges left processing: %s",
+				    err.msg);
+				db = NULL;
+				waited = 5000; /* try again soon */
+				continue;
+			}
+			recover_once(cfg, db, older_than);
+			older_than = cfg->acme_validation_timeout_ms / 1000 + RECOVER_GRACE;
+			waited = RECOVER_PERIOD * 1000L;
+		}
+		nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+		waited -= 100;
+	}
+	if (db)
+		db_close(db);
+	validations--;
+	return NULL;
 }
 
 static int st_order_finalize(void *ctx, const struct acme_account *a, const struct acme_order *o,
@@ -1151,6 +1246,27 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 		snprintf(err, errsz, "setting up ACME failed (no memory or randomness)");
 		return -1;
 	}
+	if (cfg->acme_validator[0]) {
+		pthread_attr_t attr;
+		pthread_t t;
+		int started;
+		recover_stop = 0;
+		validations++; /* cad_acme_free waits for the recovery thread as for a validation */
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&t, &attr, recover_run, (void *)cfg) == 0;
+		pthread_attr_destroy(&attr);
+		if (!started) {
+			validations--;
+			acme_server_fini(cad->acme);
+			free(cad->acme);
+			cad->acme = NULL;
+			snprintf(err, errsz,
+			         "setting up ACME failed (no thread for the recovery of "
+			         "challenges left processing)");
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -1159,7 +1275,8 @@ void cad_acme_free(struct cad *cad)
 	if (!cad->acme)
 		return;
 	/* Validations still running record their results first (each is bounded by the
-	 * validation timeout). */
+	 * validation timeout); the recovery thread stops within 100 ms. */
+	recover_stop = 1;
 	for (long waited = 0;
 	     validations > 0 && waited < cad->cfg->acme_validation_timeout_ms + 5000; waited += 10)
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);

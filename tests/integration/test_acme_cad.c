@@ -2122,6 +2122,159 @@ START_TEST(tls_alpn01_by_our_client)
 }
 END_TEST
 
+/* ---- a challenge left processing by a killed hsmca-cad ---- */
+
+/* An http-01 responder on the validator's port: while h01_stall is set it takes the connection
+ * and answers nothing (a slow validation); then it answers h01_ka. */
+static char h01_ka[300];
+static _Atomic int h01_stall, h01_stop, h01_seen;
+
+static void *h01_thread(void *arg)
+{
+	int lfd = *(int *)arg;
+
+	while (!atomic_load(&h01_stop)) {
+		struct pollfd pf = {.fd = lfd, .events = POLLIN};
+		char req[2048], rep[600];
+		ssize_t got;
+		int fd;
+
+		if (poll(&pf, 1, 100) != 1 || (fd = accept(lfd, NULL, NULL)) < 0)
+			continue;
+		atomic_fetch_add(&h01_seen, 1);
+		if (atomic_load(&h01_stall)) {
+			/* Hold it until the validator gives up or the test moves on. */
+			for (int i = 0;
+			     i < 100 && atomic_load(&h01_stall) && !atomic_load(&h01_stop); i++)
+				usleep(100000);
+			close(fd);
+			continue;
+		}
+		got = read(fd, req, sizeof(req) - 1);
+		(void)got;
+		snprintf(rep, sizeof(rep),
+		         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+		         "Connection: close\r\n\r\n%s",
+		         strlen(h01_ka), h01_ka);
+		if (write(fd, rep, strlen(rep)) < 0)
+			fprintf(stderr, "http-01 responder: write failed\n");
+		close(fd);
+	}
+	return NULL;
+}
+
+/* A validation under way when hsmca-cad is killed (SIGKILL: nothing recorded) leaves its
+ * challenge processing; the next start of hsmca-cad validates it again, and it settles. A
+ * second hsmca-cad over the same database is the one killed (this test runs in a child
+ * process: the fixture's cad stays as it is). */
+START_TEST(killed_cad_leaves_no_stuck_challenge)
+{
+	struct tkey t = tkey_new("ES256");
+	char kid[300], authz[300], chall[300], thumb[ACME_THUMBPRINT_LEN + 1], status[32] = "";
+	char saved_base[128], saved_acme[160];
+	struct acme_problem pr;
+	EVP_PKEY *k = NULL;
+	pthread_t th;
+	struct reply r;
+	json_t *o, *c;
+	size_t i;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, port2;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
+	pid_t first = cad_pid;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0);
+	atomic_store(&h01_stall, 1);
+	pthread_create(&th, NULL, h01_thread, &lfd);
+
+	snprintf(saved_base, sizeof(saved_base), "%s", base_url);
+	snprintf(saved_acme, sizeof(saved_acme), "%s", acme_url);
+	port2 = harness_free_port();
+	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port2);
+	snprintf(acme_url, sizeof(acme_url), "%s/acme", base_url);
+	write_cad_config("cad3.yaml", port2, 1);
+	cad_start_with("cad3.yaml", "cad3.log");
+	nonce[0] = '\0';
+	{
+		struct eab e =
+		    new_eab(",\"principal\":\"stuck-team\",\"allow\":[\"*.example.com\"]");
+		register_key(&t, &e, kid, sizeof(kid));
+	}
+	ck_assert_int_eq(acme_jwk_key(t.jwk, &k, thumb, &pr), 0);
+	EVP_PKEY_free(k);
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"stuck.example.com\"}]");
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(authz, sizeof(authz), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	json_decref(o);
+	reply_clear(&r);
+	r = get_as(&t, kid, authz);
+	o = json_loads(r.body, 0, NULL);
+	json_array_foreach(json_object_get(o, "challenges"), i, c)
+	{
+		if (!strcmp(member(c, "type"), "http-01")) {
+			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
+			snprintf(h01_ka, sizeof(h01_ka), "%s.%s", member(c, "token"), thumb);
+		}
+	}
+	json_decref(o);
+	reply_clear(&r);
+	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	/* The validator is at the responder, which stalls: kill cad now. */
+	for (int tries = 0; tries < 100 && !atomic_load(&h01_seen); tries++)
+		usleep(50000);
+	ck_assert_int_gt(atomic_load(&h01_seen), 0);
+	kill(cad_pid, SIGKILL);
+	waitpid(cad_pid, NULL, 0);
+	cad_pid = 0;
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.identifier = 'stuck.example.com'"
+	                       " AND c.status = 'processing'"),
+	                 1);
+
+	/* The responder answers from now on; cad starts again and retries the challenge. */
+	atomic_store(&h01_stall, 0);
+	cad_start_with("cad3.yaml", "cad3.log");
+	nonce[0] = '\0';
+	for (int tries = 0; tries < 150; tries++) {
+		r = get_as(&t, kid, authz);
+		o = json_loads(r.body, 0, NULL);
+		snprintf(status, sizeof(status), "%s", member(o, "status"));
+		json_decref(o);
+		reply_clear(&r);
+		if (strcmp(status, "pending"))
+			break;
+		usleep(200000);
+	}
+	if (strcmp(status, "valid"))
+		fprintf(stderr, "hsmca-cad after its restart:\n%s\n",
+		        harness_slurp(in_dir("cad3.log")));
+	ck_assert_msg(!strcmp(status, "valid"), "the authorization is %s, not valid", status);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.identifier = 'stuck.example.com'"
+	                       " AND c.type = 'http-01' AND c.status = 'valid'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'stuck-team' AND"
+	                       " action = 'acme.challenge.valid'"),
+	                 1);
+	ck_assert(strstr(harness_slurp(in_dir("cad3.log")), "was left processing"));
+
+	cad_stop();
+	cad_pid = first;
+	snprintf(base_url, sizeof(base_url), "%s", saved_base);
+	snprintf(acme_url, sizeof(acme_url), "%s", saved_acme);
+	nonce[0] = '\0';
+	atomic_store(&h01_stop, 1);
+	pthread_join(th, NULL);
+	close(lfd);
+	tkey_free(&t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme-cad");
@@ -2145,6 +2298,7 @@ int main(void)
 	tcase_add_test(tc, certbot_http01_issue_renew_revoke);
 	tcase_add_test(tc, certbot_dns01_with_a_wildcard);
 	tcase_add_test(tc, tls_alpn01_by_our_client);
+	tcase_add_test(tc, killed_cad_leaves_no_stuck_challenge);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
