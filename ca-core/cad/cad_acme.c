@@ -1400,25 +1400,9 @@ void cad_h_acme_eab_create(struct cad_req *r)
 		                r->cad->cfg->acme_eab_max_days);
 		goto out;
 	}
-	v = json_object_get(body, "allow");
-	if (v) {
-		if (!json_is_array(v) || json_array_size(v) > DB_ALLOWLIST_MAX) {
-			cad_reply_error(
-			    r, 400, "bad-request",
-			    "\"allow\" must be a list of at most %d identifier patterns",
-			    DB_ALLOWLIST_MAX);
-			goto out;
-		}
-		json_array_foreach(v, i, e)
-		{
-			if (!json_is_string(e)) {
-				cad_reply_error(r, 400, "bad-request",
-				                "\"allow\" entries must be strings");
-				goto out;
-			}
-			allow[n_allow++] = json_string_value(e);
-		}
-	}
+	if (cad_body_string_list(r, body, "allow", "identifier patterns", allow, DB_ALLOWLIST_MAX,
+	                         &n_allow))
+		goto out;
 	if (!(db = cad_db(r)))
 		goto out;
 	/* The HMAC key is shown once, here; the database keeps it to check MACs with. */

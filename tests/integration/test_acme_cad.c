@@ -698,6 +698,24 @@ START_TEST(eab_credentials_are_made_by_officers_only)
 	r = http("officer", "POST", url, "{\"profiles\":[\"nope\"]}", "application/json");
 	ck_assert_int_eq(r.status, 400);
 	reply_clear(&r);
+	/* "allow" is a list of strings (cad_body_string_list, shared with EST's allowlist). */
+	{
+		const char *bad[][2] = {
+		    {"{\"profiles\":[\"web\"],\"allow\":\"*.example.com\"}",
+		     "\"allow\" must be a list of at most 1000 identifier patterns"},
+		    {"{\"profiles\":[\"web\"],\"allow\":[\"a.example.com\",7]}",
+		     "\"allow\" entries must be strings"}};
+		for (size_t i = 0; i < 2; i++) {
+			r = http("officer", "POST", url, bad[i][0], "application/json");
+			json_t *o = r.body ? json_loads(r.body, 0, NULL) : NULL;
+			ck_assert_int_eq(r.status, 400);
+			ck_assert_msg(o && !strcmp(json_string_value(json_object_get(o, "detail")),
+			                           bad[i][1]),
+			              "%s", r.body);
+			json_decref(o);
+			reply_clear(&r);
+		}
+	}
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_eab_credentials"), 0);
 	/* The command line prints kid= and hmac_key= once; the key is not in the audit log. */
 	char cmd[2048];
@@ -1151,8 +1169,8 @@ START_TEST(certbot_registers_with_eab)
 	snprintf(url, sizeof(url), "%s/directory", acme_url);
 	snprintf(cmd, sizeof(cmd),
 	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot register --non-interactive "
-	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid '%s' "
-	         "--eab-hmac-key '%s' --config-dir le/config --work-dir le/work --logs-dir le/logs "
+	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid='%s' "
+	         "--eab-hmac-key='%s' --config-dir le/config --work-dir le/work --logs-dir le/logs "
 	         "> certbot.log 2>&1",
 	         dir, dir, url, e.kid, key);
 	ck_assert_msg(system(cmd) == 0, "certbot register: %s",
@@ -1164,8 +1182,8 @@ START_TEST(certbot_registers_with_eab)
 	/* The same credential a second time: refused by the server, no second account. */
 	snprintf(cmd, sizeof(cmd),
 	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot register --non-interactive "
-	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid '%s' "
-	         "--eab-hmac-key '%s' --config-dir le2/config --work-dir le2/work "
+	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid='%s' "
+	         "--eab-hmac-key='%s' --config-dir le2/config --work-dir le2/work "
 	         "--logs-dir le2/logs > certbot2.log 2>&1",
 	         dir, dir, url, e.kid, key);
 	ck_assert_int_ne(system(cmd), 0);
@@ -1812,7 +1830,7 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	         "certonly --standalone --preferred-challenges http --http-01-port %d "
 	         "--http-01-address 127.0.0.1 -d web1.example.com --key-type ecdsa "
 	         "--elliptic-curve secp256r1 --server '%s' --agree-tos -m ops@corp.example.com "
-	         "--eab-kid '%s' --eab-hmac-key '%s'",
+	         "--eab-kid='%s' --eab-hmac-key='%s'",
 	         http01_port, url, e.kid, key);
 	ck_assert(run_certbot("certonly", "le-o", args) == 0);
 	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
@@ -1873,7 +1891,7 @@ START_TEST(certbot_dns01_with_a_wildcard)
 	         "certonly --dns-rfc2136 --dns-rfc2136-credentials '%s/rfc2136.ini' "
 	         "--dns-rfc2136-propagation-seconds 1 -d dns1.example.test -d '*.example.test' "
 	         "--cert-name dns1 --key-type ecdsa --elliptic-curve secp256r1 --server '%s' "
-	         "--agree-tos -m ops@corp.example.com --eab-kid '%s' --eab-hmac-key '%s'",
+	         "--agree-tos -m ops@corp.example.com --eab-kid='%s' --eab-hmac-key='%s'",
 	         dnsdir, url, e.kid, key);
 	ck_assert(run_certbot("dns01", "le-d", args) == 0);
 	openssl_verify("le-d/config/live/dns1/cert.pem");
