@@ -878,6 +878,7 @@ struct db_acme_order {
 	char cert_serial[81]; /* "" until valid */
 	char error_type[33];
 	char error_detail[1025];
+	int64_t not_before, not_after; /* asked for in newOrder (epoch); 0: none */
 	int64_t authz[DB_ACME_IDENTS_MAX];
 	size_t n_authz;
 };
@@ -902,16 +903,33 @@ struct db_acme_authz {
 	size_t n_ch;
 };
 
+/* What a newOrder asks besides its identifiers, and the account's rate limits. */
+struct db_acme_order_opts {
+	int64_t not_before, not_after; /* the validity the client asked for (epoch); 0: none */
+	int64_t orders_max,
+	    window_seconds;  /* at most orders_max orders in window_seconds; 0: any */
+	int64_t pending_max; /* at most this many pending authorizations; 0: any */
+	/* Out, when a limit refused the order (DB_ERR_STATE): 1 orders, 2 pending
+	 * authorizations; count: what the account had; oldest: when its oldest order of the
+	 * window was made (epoch). */
+	int limited;
+	int64_t count, oldest;
+};
+
 /* Add an order of account_id for idents (n of them; identifiers: their JSON as the client
  * named them) with profile, expiring in order_ttl seconds. Each identifier gets the account's
  * valid authorization for it when one has not expired, else a new pending one expiring in
  * authz_ttl seconds with its challenges (dns-01 alone for a wildcard; no dns-01 for an ip), whose
  * tokens come from tokens (3 per identifier, 43 base64url characters each). With the audit entry
- * (object order/ID), committed together. out is filled (db_acme_order_clear). */
+ * (object order/ID), committed together. out is filled (db_acme_order_clear). The rate limits
+ * of o are judged inside the same transaction under a lock on the account's row, so parallel
+ * newOrders of one account are counted one after the other and never pass them together:
+ * DB_ERR_STATE with o->limited set when one refuses (nothing is recorded). */
 enum db_status db_acme_order_create(struct db *db, int64_t account_id,
                                     const struct db_acme_ident *idents, size_t n,
                                     const char *identifiers, const char *profile, int64_t order_ttl,
                                     int64_t authz_ttl, const char (*tokens)[44],
+                                    struct db_acme_order_opts *o,
                                     const struct db_audit_entry *audit, struct db_acme_order *out,
                                     struct db_err *err);
 /* Orders the account made in the last `seconds`, and its pending authorizations. */
@@ -937,6 +955,23 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
                                       const char *error_type, const char *error_detail,
                                       int64_t reuse, const struct db_audit_entry *audit,
                                       struct db_err *err);
+/* A challenge left processing, with what its validation needs again. */
+struct db_acme_stuck {
+	int64_t chall_id;
+	char type[16];
+	char token[44];
+	char ident_type[4];
+	char ident[254];
+	char thumbprint[44]; /* the account key's, for the key authorization */
+	char principal[129];
+	int64_t started_at; /* epoch; 0 when unknown (started before migration 0019) */
+};
+/* Challenges still processing whose validation started at least older_than seconds ago (0:
+ * all), e.g. left by an hsmca-cad that stopped or died mid-validation; at most max of them,
+ * oldest first, into out (*n). */
+enum db_status db_acme_challenges_processing(struct db *db, int64_t older_than,
+                                             struct db_acme_stuck *out, size_t max, size_t *n,
+                                             struct db_err *err);
 /* The client deactivates authorization id of account_id (RFC 8555 §7.5.2): pending or valid
  * becomes deactivated (never reused again), and its pending and ready orders invalid. With the
  * audit entry, committed together. DB_ERR_STATE when it is neither pending nor valid. */

@@ -31,16 +31,34 @@ static void copy(char *dst, size_t n, const PGresult *r, int row, int col)
 	snprintf(dst, n, "%s", PQgetvalue(r, row, col));
 }
 
+/* The rows sql gives for id ($1): DB_OK with *r holding at least one row (the caller's to
+ * PQclear), DB_ERR_NOT_FOUND ("no such WHAT"), or the error. */
+static enum db_status rows_of(struct db *db, const char *sql, int64_t id, const char *what,
+                              PGresult **r, struct db_err *err)
+{
+	struct db_params p = {0};
+	enum db_status rc;
+
+	*r = NULL;
+	db_param_int(&p, id);
+	rc = db_exec(db, sql, &p, r, err, "reading %s %lld", what, (long long)id);
+	if (rc == DB_OK && PQntuples(*r) == 0)
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such %s", what);
+	if (rc != DB_OK) {
+		PQclear(*r);
+		*r = NULL;
+	}
+	return rc;
+}
+
 enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order *out,
                                  struct db_err *err)
 {
-	struct db_params p = {0};
 	PGresult *r = NULL;
 	enum db_status rc;
 
 	memset(out, 0, sizeof(*out));
-	db_param_int(&p, id);
-	rc = db_exec(
+	rc = rows_of(
 	    db,
 	    "SELECT o.id, o.account_id,"
 	    " CASE WHEN o.status IN ('pending', 'ready') AND o.expires_at <= now()"
@@ -51,19 +69,17 @@ enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order
 	                        " o.error_detail, CASE WHEN o.status IN ('pending', 'ready')"
 	                        " AND o.expires_at <= now() AND o.error_type = '' THEN 'the order "
 	                        "expired'"
-	                        " ELSE '' END, oa.authz_id"
-	                        " FROM acme_orders o JOIN acme_order_authorizations oa ON "
-	                        "oa.order_id = o.id"
-	                        " WHERE o.id = $1::bigint ORDER BY oa.authz_id",
-	    &p, &r, err, "reading ACME order %lld", (long long)id);
+	                        " ELSE '' END, oa.authz_id, " EPOCH0("o.not_before") ", " EPOCH0(
+	                            "o.not_after") " FROM acme_orders o JOIN "
+	                                           "acme_order_authorizations oa"
+	                                           " ON oa.order_id = o.id"
+	                                           " WHERE o.id = $1::bigint ORDER BY oa.authz_id",
+	    id, "ACME order", &r, err);
 	if (rc != DB_OK)
 		goto out;
-	if (PQntuples(r) == 0) {
-		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME order");
-		goto out;
-	}
 	if (db_get_int64(r, 0, 0, &out->id) || db_get_int64(r, 0, 1, &out->account_id) ||
-	    db_get_int64(r, 0, 3, &out->expires_at) || !(out->identifiers = db_get_text(r, 0, 4))) {
+	    db_get_int64(r, 0, 3, &out->expires_at) || db_get_int64(r, 0, 11, &out->not_before) ||
+	    db_get_int64(r, 0, 12, &out->not_after) || !(out->identifiers = db_get_text(r, 0, 4))) {
 		rc = db_fail(err, DB_ERR_QUERY, "ACME order: unreadable row");
 		goto out;
 	}
@@ -91,13 +107,11 @@ out:
 enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz *out,
                                  struct db_err *err)
 {
-	struct db_params p = {0};
 	PGresult *r = NULL;
 	enum db_status rc;
 
 	memset(out, 0, sizeof(*out));
-	db_param_int(&p, id);
-	rc = db_exec(
+	rc = rows_of(
 	    db,
 	    "SELECT a.id, a.account_id, a.identifier_type, a.identifier, a.wildcard,"
 	    " CASE WHEN a.status IN ('pending', 'valid') AND a.expires_at <= now()"
@@ -105,17 +119,13 @@ enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz
 	        "a.expires_at") ","
 	                        " c.id, c.type, c.token, c.status, " EPOCH0(
 	                            "c.validated_at") ","
-	                                              " c.error_type, c.error_detail"
-	                                              " FROM acme_authorizations a JOIN "
-	                                              "acme_challenges c ON c.authz_id = a.id"
+	                                              " c.error_type, c.error_detail FROM "
+	                                              "acme_authorizations a"
+	                                              " JOIN acme_challenges c ON c.authz_id = a.id"
 	                                              " WHERE a.id = $1::bigint ORDER BY c.id",
-	    &p, &r, err, "reading ACME authorization %lld", (long long)id);
+	    id, "ACME authorization", &r, err);
 	if (rc != DB_OK)
 		goto out;
-	if (PQntuples(r) == 0) {
-		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME authorization");
-		goto out;
-	}
 	if (db_get_int64(r, 0, 0, &out->id) || db_get_int64(r, 0, 1, &out->account_id) ||
 	    db_get_int64(r, 0, 6, &out->expires_at)) {
 		rc = db_fail(err, DB_ERR_QUERY, "ACME authorization: unreadable row");
@@ -176,6 +186,7 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
                                     const struct db_acme_ident *idents, size_t n,
                                     const char *identifiers, const char *profile, int64_t order_ttl,
                                     int64_t authz_ttl, const char (*tokens)[44],
+                                    struct db_acme_order_opts *o,
                                     const struct db_audit_entry *audit, struct db_acme_order *out,
                                     struct db_err *err)
 {
@@ -190,17 +201,51 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
 	if ((rc = db_check_text("identifiers", identifiers, 65536, err)) != DB_OK ||
 	    (rc = db_check_text("profile", profile, 64, err)) != DB_OK)
 		return rc;
+	o->limited = 0;
 	if ((rc = db_begin(db, err)) != DB_OK)
 		return rc;
+	/* The account's row locked first: a parallel newOrder of the same account waits here
+	 * until this one commits, then counts this order too (rate limits under concurrency). */
+	db_param_int(&p, account_id);
+	rc = db_exec(db, "SELECT id FROM acme_accounts WHERE id = $1::bigint FOR UPDATE", &p, &r,
+	             err, "locking ACME account %lld", (long long)account_id);
+	if (rc == DB_OK && PQntuples(r) != 1)
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME account");
+	PQclear(r);
+	r = NULL;
+	if (rc == DB_OK && (o->orders_max > 0 || o->pending_max > 0)) {
+		int64_t orders = 0, pending = 0, oldest = 0;
+		rc = db_acme_account_counts(db, account_id, o->window_seconds, &orders, &pending,
+		                            &oldest, err);
+		if (rc == DB_OK && o->orders_max > 0 && orders >= o->orders_max) {
+			o->limited = 1;
+			o->count = orders;
+			o->oldest = oldest;
+		} else if (rc == DB_OK && o->pending_max > 0 &&
+		           pending + (int64_t)n > o->pending_max) {
+			o->limited = 2;
+			o->count = pending;
+		}
+		if (o->limited)
+			rc = db_fail(err, DB_ERR_STATE,
+			             "the account's rate limit refuses the order");
+	}
+	memset(&p, 0, sizeof(p));
 	db_param_int(&p, account_id);
 	db_param_text(&p, identifiers);
 	db_param_text(&p, profile);
 	db_param_int(&p, order_ttl);
-	rc = db_exec(db,
-	             "INSERT INTO acme_orders (account_id, identifiers, profile, expires_at)"
-	             " VALUES ($1::bigint, $2, $3, now() + make_interval(secs => $4::bigint))"
-	             " RETURNING id",
-	             &p, &r, err, "adding an ACME order");
+	db_param_int(&p, o->not_before);
+	db_param_int(&p, o->not_after);
+	if (rc == DB_OK)
+		rc = db_exec(
+		    db,
+		    "INSERT INTO acme_orders (account_id, identifiers, profile, expires_at,"
+		    " not_before, not_after) VALUES ($1::bigint, $2, $3,"
+		    " now() + make_interval(secs => $4::bigint),"
+		    " to_timestamp(nullif($5::bigint, 0)), to_timestamp(nullif($6::bigint, 0)))"
+		    " RETURNING id",
+		    &p, &r, err, "adding an ACME order");
 	if (rc == DB_OK && db_get_int64(r, 0, 0, &order_id))
 		rc = db_fail(err, DB_ERR_QUERY, "adding an ACME order: no id returned");
 	PQclear(r);
@@ -298,16 +343,12 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
 enum db_status db_acme_challenge_authz(struct db *db, int64_t chall_id, int64_t *authz_id,
                                        struct db_err *err)
 {
-	struct db_params p = {0};
 	PGresult *r = NULL;
-	enum db_status rc;
+	enum db_status rc =
+	    rows_of(db, "SELECT authz_id FROM acme_challenges WHERE id = $1::bigint", chall_id,
+	            "ACME challenge", &r, err);
 
-	db_param_int(&p, chall_id);
-	rc = db_exec(db, "SELECT authz_id FROM acme_challenges WHERE id = $1::bigint", &p, &r, err,
-	             "reading ACME challenge %lld", (long long)chall_id);
-	if (rc == DB_OK && PQntuples(r) == 0)
-		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME challenge");
-	else if (rc == DB_OK && db_get_int64(r, 0, 0, authz_id))
+	if (rc == DB_OK && db_get_int64(r, 0, 0, authz_id))
 		rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
 	PQclear(r);
 	return rc;
@@ -325,7 +366,8 @@ enum db_status db_acme_challenge_start(struct db *db, int64_t chall_id, int64_t 
 	db_param_int(&p, chall_id);
 	db_param_int(&p, account_id);
 	rc = db_exec(db,
-	             "UPDATE acme_challenges c SET status = 'processing' FROM acme_authorizations a"
+	             "UPDATE acme_challenges c SET status = 'processing', started_at = now()"
+	             " FROM acme_authorizations a"
 	             " WHERE c.id = $1::bigint AND a.id = c.authz_id AND a.account_id = $2::bigint"
 	             " AND c.status = 'pending' AND a.status = 'pending' AND a.expires_at > now()"
 	             " AND NOT EXISTS (SELECT 1 FROM acme_challenges o WHERE o.authz_id = a.id"
@@ -505,5 +547,46 @@ enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t accou
 		rc = audit_commit(db, "authz", id, audit, err);
 	if (rc != DB_OK)
 		db_rollback(db);
+	return rc;
+}
+
+enum db_status db_acme_challenges_processing(struct db *db, int64_t older_than,
+                                             struct db_acme_stuck *out, size_t max, size_t *n,
+                                             struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	*n = 0;
+	db_param_int(&p, older_than);
+	db_param_int(&p, (int64_t)max);
+	rc = db_exec(
+	    db,
+	    "SELECT c.id, c.type, c.token, a.identifier_type, a.identifier,"
+	    " acct.thumbprint, acct.principal, " EPOCH0(
+	        "c.started_at") " FROM"
+	                        " acme_challenges c JOIN acme_authorizations a ON a.id = c.authz_id"
+	                        " JOIN acme_accounts acct ON acct.id = a.account_id"
+	                        " WHERE c.status = 'processing' AND (c.started_at IS NULL OR"
+	                        " c.started_at <= now() - make_interval(secs => $1::bigint))"
+	                        " ORDER BY c.started_at NULLS FIRST, c.id LIMIT $2::bigint",
+	    &p, &r, err, "listing ACME challenges left processing");
+	for (int i = 0; rc == DB_OK && i < PQntuples(r) && (size_t)i < max; i++) {
+		struct db_acme_stuck *s = &out[*n];
+		memset(s, 0, sizeof(*s));
+		if (db_get_int64(r, i, 0, &s->chall_id) || db_get_int64(r, i, 7, &s->started_at)) {
+			rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
+			break;
+		}
+		copy(s->type, sizeof(s->type), r, i, 1);
+		copy(s->token, sizeof(s->token), r, i, 2);
+		copy(s->ident_type, sizeof(s->ident_type), r, i, 3);
+		copy(s->ident, sizeof(s->ident), r, i, 4);
+		copy(s->thumbprint, sizeof(s->thumbprint), r, i, 5);
+		copy(s->principal, sizeof(s->principal), r, i, 6);
+		(*n)++;
+	}
+	PQclear(r);
 	return rc;
 }

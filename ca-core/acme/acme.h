@@ -200,6 +200,7 @@ struct acme_order {
 	char cert_serial[81]; /* hex; "" until valid */
 	char error_type[33];  /* "" none */
 	char error_detail[1025];
+	int64_t not_before, not_after; /* asked for in newOrder (RFC 8555 §7.4); 0: none */
 	int64_t authz[ACME_IDENTS_MAX];
 	size_t n_authz;
 };
@@ -229,6 +230,10 @@ struct acme_authz {
  * canonical text), duplicates dropped. The number kept, or -1 with p set (malformed,
  * unsupportedIdentifier, rejectedIdentifier). */
 int acme_identifiers_parse(const json_t *arr, struct acme_ident *out, struct acme_problem *p);
+/* An RFC 3339 date-time (e.g. "2026-03-01T08:00:00Z", "2026-03-01T10:00:00.5+02:00"; a
+ * fraction is dropped) as seconds since the epoch into *out: 0, or -1 when s is not one (at
+ * most 40 characters, years 1970..9999). */
+int acme_time_parse(const char *s, int64_t *out);
 /* Whether the CSR (DER) names exactly the identifiers (n): its SANs (dns and ip only) are the
  * identifiers, and its subject's common names, if any, are among them. 0, or -1 with p set
  * (badCSR). */
@@ -270,10 +275,12 @@ struct acme_store {
 	 * directory). order_new: judge ids (n, parsed; identifiers: the payload's array as JSON
 	 * text) for account a (its profile, its credential's patterns, its rate limits) and add
 	 * the order; 0 with *out filled, or -1 with p set (rejectedIdentifier, rateLimited,
-	 * serverInternal). */
+	 * malformed, serverInternal). */
+	/* not_before, not_after: the validity the payload asked for (0: none), judged against
+	 * the profile (malformed naming the field). */
 	int (*order_new)(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
-	                 size_t n, const char *identifiers, struct acme_order *out,
-	                 struct acme_problem *p);
+	                 size_t n, const char *identifiers, int64_t not_before, int64_t not_after,
+	                 struct acme_order *out, struct acme_problem *p);
 	int (*order_get)(void *ctx, int64_t id, struct acme_order *out); /* 1, 0, -1 */
 	int (*authz_get)(void *ctx, int64_t id, struct acme_authz *out); /* 1, 0, -1 */
 	int (*chall_authz)(void *ctx, int64_t chall_id, int64_t *authz); /* 1, 0, -1 */
@@ -291,9 +298,12 @@ struct acme_store {
 	 * serverInternal). */
 	int (*order_finalize)(void *ctx, const struct acme_account *a, const struct acme_order *o,
 	                      const uint8_t *csr, size_t csr_len, struct acme_problem *p);
-	/* The PEM chain (leaf first, then its issuer) of the certificate with serial (hex) that
-	 * account a ordered, into *pem (malloc). 1, 0 (none of a's), -1. */
-	int (*cert_chain)(void *ctx, const struct acme_account *a, const char *serial, char **pem);
+	/* The PEM chain of the certificate with serial (hex) that account a ordered, into *pem
+	 * (malloc): alt 0 the default one (leaf first, then its issuer and what is above it),
+	 * alt k (1..*n_alt) the k-th alternate chain (e.g. through a cross-signed issuer);
+	 * *n_alt: how many alternates there are. 1, 0 (none of a's, or no such alternate), -1. */
+	int (*cert_chain)(void *ctx, const struct acme_account *a, const char *serial, int alt,
+	                  char **pem, int *n_alt);
 };
 
 /* RFC 9773's suggested renewal window for a certificate valid from not_before to not_after,
@@ -338,7 +348,9 @@ struct acme_request {
 	void *store_ctx;
 };
 
-#define ACME_LINKS_MAX 4
+/* index, up, and up to ACME_ALT_CHAINS_MAX alternates */
+#define ACME_ALT_CHAINS_MAX 4
+#define ACME_LINKS_MAX (2 + ACME_ALT_CHAINS_MAX)
 struct acme_reply {
 	int status;
 	const char *content_type; /* static; NULL: no body */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -55,6 +56,64 @@ static int ip_text(const char *v, char *out, size_t n)
 		return inet_ntop(AF_INET, a, out, (socklen_t)n) != NULL;
 	if (inet_pton(AF_INET6, v, a) == 1)
 		return inet_ntop(AF_INET6, a, out, (socklen_t)n) != NULL;
+	return 0;
+}
+
+int acme_time_parse(const char *s, int64_t *out)
+{
+	struct tm tm = {0};
+	size_t len = strlen(s), i = 19;
+	int y, mo, d, h, mi, sec, off = 0;
+	char rest[24];
+
+	if (len < 20 || len > 40)
+		return -1;
+	/* YYYY-MM-DDTHH:MM:SS, digits exactly where they belong */
+	for (size_t k = 0; k < 19; k++) {
+		int digit = s[k] >= '0' && s[k] <= '9';
+		if ((k == 4 || k == 7)     ? s[k] != '-'
+		    : k == 10              ? (s[k] != 'T' && s[k] != 't')
+		    : (k == 13 || k == 16) ? s[k] != ':'
+		                           : !digit)
+			return -1;
+	}
+	if (sscanf(s, "%4d-%2d-%2d%*c%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6)
+		return -1;
+	if (s[i] == '.') {
+		size_t f = strspn(s + i + 1, "0123456789");
+		if (f == 0 || f > 9)
+			return -1;
+		i += 1 + f;
+	}
+	snprintf(rest, sizeof(rest), "%s", s + i);
+	if (!strcmp(rest, "Z") || !strcmp(rest, "z")) {
+		off = 0;
+	} else if ((rest[0] == '+' || rest[0] == '-') && strlen(rest) == 6 && rest[3] == ':' &&
+	           strspn(rest + 1, "0123456789") == 2 && strspn(rest + 4, "0123456789") == 2) {
+		int oh = (rest[1] - '0') * 10 + (rest[2] - '0'),
+		    om = (rest[4] - '0') * 10 + (rest[5] - '0');
+		if (oh > 23 || om > 59)
+			return -1;
+		off = (rest[0] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+	} else {
+		return -1;
+	}
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec == 60 ? 59 : sec; /* a leap second: its last whole second */
+	{
+		time_t t = timegm(&tm);
+		struct tm back;
+		/* 31 February and the like: timegm would move on to March */
+		if (t == (time_t)-1 || !gmtime_r(&t, &back) || back.tm_mday != d)
+			return -1;
+		*out = (int64_t)t - off;
+	}
 	return 0;
 }
 

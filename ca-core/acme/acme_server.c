@@ -681,6 +681,14 @@ static json_t *order_json(const struct acme_server *s, const struct acme_order *
 	snprintf(u, sizeof(u), "%s/order/%lld/finalize", s->cfg.base_url, (long long)o->id);
 	j = json_pack("{s:s, s:s, s:o*, s:o*, s:s}", "status", o->status, "expires", t,
 	              "identifiers", ids, "authorizations", authz, "finalize", u);
+	if (j && o->not_before) {
+		rfc3339(o->not_before, t, sizeof(t));
+		json_object_set_new(j, "notBefore", json_string(t));
+	}
+	if (j && o->not_after) {
+		rfc3339(o->not_after, t, sizeof(t));
+		json_object_set_new(j, "notAfter", json_string(t));
+	}
 	if (j && o->cert_serial[0]) {
 		snprintf(u, sizeof(u), "%s/cert/%s", s->cfg.base_url, o->cert_serial);
 		json_object_set_new(j, "certificate", json_string(u));
@@ -754,6 +762,7 @@ static int h_new_order(struct acme_server *s, struct post *po, struct acme_reply
 	struct acme_order o = {0};
 	char *text;
 	int n, rc = -1;
+	int64_t nb = 0, na = 0;
 	const char *k;
 	json_t *v;
 
@@ -761,13 +770,22 @@ static int h_new_order(struct acme_server *s, struct post *po, struct acme_reply
 		return acme_problem_set(p, 400, "malformed", "newOrder needs a payload");
 	json_object_foreach((json_t *)pl, k, v)
 	{
-		if (!strcmp(k, "notBefore") || !strcmp(k, "notAfter"))
-			return acme_problem_set(
-			    p, 400, "malformed",
-			    "%s is not supported: the profile sets the validity", k);
+		int64_t *t = !strcmp(k, "notBefore") ? &nb : !strcmp(k, "notAfter") ? &na : NULL;
+		if (t) {
+			/* RFC 8555 §7.4: RFC 3339 date-times; the store judges them against the
+			 * profile. */
+			if (!json_is_string(v) || acme_time_parse(json_string_value(v), t) < 0)
+				return acme_problem_set(p, 400, "malformed",
+				                        "%s must be an RFC 3339 date-time such as "
+				                        "\"2026-03-01T08:00:00Z\"",
+				                        k);
+			continue;
+		}
 		if (strcmp(k, "identifiers") && strcmp(k, "replaces") && strcmp(k, "profile"))
 			return acme_problem_set(p, 400, "malformed", "unknown field \"%.32s\"", k);
 	}
+	if (nb && na && nb >= na)
+		return acme_problem_set(p, 400, "malformed", "notBefore must be before notAfter");
 	if (!(ids = calloc(ACME_IDENTS_MAX, sizeof(*ids))))
 		return acme_problem_set(p, 500, "serverInternal", "out of memory");
 	n = acme_identifiers_parse(json_object_get(pl, "identifiers"), ids, p);
@@ -775,7 +793,7 @@ static int h_new_order(struct acme_server *s, struct post *po, struct acme_reply
 	if (n > 0 && !text)
 		acme_problem_set(p, 500, "serverInternal", "out of memory");
 	else if (n > 0 &&
-	         s->store.order_new(po->ctx, &po->acct, ids, (size_t)n, text, &o, p) == 0) {
+	         s->store.order_new(po->ctx, &po->acct, ids, (size_t)n, text, nb, na, &o, p) == 0) {
 		reply_order(s, rep, 201, &o);
 		rc = 0;
 	}
@@ -941,12 +959,14 @@ out:
 	return rc;
 }
 
+/* GET .../cert/SERIAL (the default chain) or .../cert/SERIAL/K (the K-th alternate chain), with
+ * Link rel="alternate" to each other chain (RFC 8555 §7.4.2). */
 static int h_cert(struct acme_server *s, struct post *po, const char *serial,
                   struct acme_reply *rep, struct acme_problem *p)
 {
-	char *pem = NULL;
-	size_t n = strlen(serial);
-	int found;
+	char *pem = NULL, hex[81], u[ACME_URL_MAX + 100];
+	size_t n = strcspn(serial, "/");
+	int found, alt = 0, n_alt = 0;
 
 	if (po->jws.payload)
 		return acme_problem_set(
@@ -954,13 +974,31 @@ static int h_cert(struct acme_server *s, struct post *po, const char *serial,
 		    "a certificate is read with POST-as-GET (an empty payload)");
 	if (n < 2 || n > 80 || strspn(serial, "0123456789ABCDEFabcdef") != n)
 		return acme_problem_set(p, 404, "malformed", "no such certificate");
-	found = s->store.cert_chain(po->ctx, &po->acct, serial, &pem);
+	if (serial[n]) {
+		const char *k = serial + n + 1;
+		if (strlen(k) != 1 || *k < '1' || *k > '0' + ACME_ALT_CHAINS_MAX)
+			return acme_problem_set(p, 404, "malformed", "no such certificate chain");
+		alt = *k - '0';
+	}
+	snprintf(hex, sizeof(hex), "%.*s", (int)n, serial);
+	found = s->store.cert_chain(po->ctx, &po->acct, hex, alt, &pem, &n_alt);
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal",
 		                        "the certificate could not be read");
 	if (!found)
 		return acme_problem_set(p, 404, "malformed",
-		                        "this account ordered no such certificate");
+		                        alt ? "this account ordered no such certificate, or it has "
+		                              "no such alternate chain"
+		                            : "this account ordered no such certificate");
+	for (int k = 0; k <= n_alt && k <= ACME_ALT_CHAINS_MAX; k++) {
+		if (k == alt)
+			continue;
+		if (k)
+			snprintf(u, sizeof(u), "%s/cert/%s/%d", s->cfg.base_url, hex, k);
+		else
+			snprintf(u, sizeof(u), "%s/cert/%s", s->cfg.base_url, hex);
+		add_link(rep, u, "alternate");
+	}
 	rep->status = 200;
 	rep->body = pem;
 	rep->body_len = strlen(pem);
@@ -1062,9 +1100,10 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 		acme_problem_set(&p, 404, "malformed", "there is no ACME resource at this URL");
 	}
 	post_close(&po);
+	/* RFC 8555 §7.1: every resource but the directory links to it (rel="index"). */
 	if (p.status)
 		reply_problem(s, rep, &p);
-	else if (is_post && rep->n_links == 0) {
+	else if (strcmp(path, "/directory")) {
 		char index[ACME_URL_MAX + 16];
 		url_of(s, "/directory", index, sizeof(index));
 		add_link(rep, index, "index");

@@ -212,6 +212,12 @@ struct ca_issue_request {
 	 * no later than the issuing CA's notAfter whatever the profile's option (the requester
 	 * asked for no particular length). */
 	int64_t validity_days;
+	/* An explicit validity (ACME's newOrder notBefore/notAfter), seconds since the epoch; 0:
+	 * none (notBefore now, notAfter from validity_days). With not_after the certificate
+	 * spans not_before (or now) to not_after: after now, at most the profile's
+	 * max_validity_days long and inside the issuing CA's validity, else refused. With only
+	 * not_before, validity_days count from it. */
+	int64_t not_before, not_after;
 	json_t *audit_detail; /* borrowed: fields added to the audit entry's detail; NULL */
 	/* A step inside the transaction that stores the certificate, before its audit entry
 	 * (EST's device record); an error rolls both back. NULL for none. */

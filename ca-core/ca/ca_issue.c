@@ -355,8 +355,8 @@ static int epoch_of(const ASN1_TIME *t, int64_t *out)
  * validity: a CA that is not valid now issues nothing, and a certificate never outlives its
  * issuer (RFC 5280 6.1.3 would fail it when the CA expires first): the profile either refuses
  * such a request (the default) or clamps notAfter to the CA's. */
-static enum ca_outcome within_issuer(const struct ca_issue_request *req, int64_t now, int64_t *na,
-                                     struct ca_issue_result *res)
+static enum ca_outcome within_issuer(const struct ca_issue_request *req, int64_t now, int64_t *nb,
+                                     int64_t *na, struct ca_issue_result *res)
 {
 	const struct ca_profile *p = req->profile;
 	const struct ca_authority *a = p->authority;
@@ -377,7 +377,29 @@ static enum ca_outcome within_issuer(const struct ca_issue_request *req, int64_t
 		return fail(res, CA_AUTHORITY_RETIRED, "authority-expired", a->name,
 		            "the certificate of authority %s has expired: it issues nothing more",
 		            a->name);
-	*na = now + (req->validity_days ? req->validity_days : p->max_validity_days) * 86400;
+	*nb = req->not_before ? req->not_before : now;
+	if (req->not_after) {
+		if (req->not_after <= now || req->not_after <= *nb)
+			return fail(res, CA_REFUSED, "validity-not-allowed", NULL,
+			            "the requested notAfter is not after now and after notBefore");
+		if (req->not_after - *nb > (int64_t)p->max_validity_days * 86400)
+			return fail(res, CA_REFUSED, "validity-not-allowed", NULL,
+			            "the requested validity is longer than the %d days profile %s "
+			            "allows",
+			            p->max_validity_days, p->name);
+		if (*nb < ca_nb || req->not_after > ca_na)
+			return fail(res, CA_REFUSED, "validity-not-allowed", NULL,
+			            "the requested validity is not inside the validity of the "
+			            "certificate of authority %s",
+			            a->name);
+		*na = req->not_after;
+		return CA_OK;
+	}
+	if (*nb < ca_nb)
+		return fail(res, CA_REFUSED, "validity-not-allowed", NULL,
+		            "the requested notBefore is before the certificate of authority %s",
+		            a->name);
+	*na = *nb + (req->validity_days ? req->validity_days : p->max_validity_days) * 86400;
 	if (*na <= ca_na)
 		return CA_OK;
 	if (p->clamp_not_after || !req->validity_days) {
@@ -554,7 +576,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	char aia[DB_OCSP_URLS_MAX * (DB_AIA_URL_MAX + 16) + DB_AIA_URL_MAX + 32];
 	struct lint_of lint;
 	X509 *cert = NULL;
-	int64_t now, not_after = 0, id = 0;
+	int64_t now, not_before = 0, not_after = 0, id = 0;
 	enum ca_outcome o;
 	enum db_status rc;
 	struct db *db;
@@ -591,9 +613,9 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	judged.csr = csrc;
 	snprintf(res->subject, sizeof(res->subject), "%s", csrc->subject);
 	now = (int64_t)time(NULL);
-	if ((o = within_issuer(req, now, &not_after, res)) != CA_OK)
+	if ((o = within_issuer(req, now, &not_before, &not_after, res)) != CA_OK)
 		goto out;
-	res->not_before = now;
+	res->not_before = not_before;
 	res->not_after = not_after;
 	/* Input is valid; now the database and keyd. */
 	if (ca_db_open(ca, dbp, &err) != DB_OK) {
@@ -629,7 +651,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	cr.subject_len = strlen(csrc->subject);
 	cr.sans = csrc->sans;
 	cr.n_sans = csrc->n_sans;
-	cr.not_before = now;
+	cr.not_before = not_before;
 	cr.not_after = not_after;
 	memcpy(cr.spki_sha256, csrc->spki_sha256, 32);
 	cr.requester = req->who.name;

@@ -44,6 +44,8 @@ struct cad_mfa_policy {
 	char rules[CAD_MFA_MAX_RULES][64];
 };
 
+#define CAD_ACME_ALT_CHAINS_MAX 3
+
 struct cad_config {
 	char listen_address[64];
 	int listen_port;
@@ -112,6 +114,14 @@ struct cad_config {
 	int mfa_max_failures;                /* wrong codes before 429 ... */
 	int mfa_window_seconds;              /* ... within this many seconds */
 	struct cad_mfa_policy mfa_step_up[CAD_MFA_ROLES];
+	/* Alternate chains offered at certificate download (Link rel="alternate"): for the
+	 * authority at index authority, the certificates that follow the leaf in that chain
+	 * (e.g. the issuing CA cross-signed by another root), as PEM text (malloc). */
+	struct cad_acme_chain {
+		size_t authority;
+		char *pem;
+	} acme_alt_chains[CAD_ACME_ALT_CHAINS_MAX];
+	size_t n_acme_alt_chains;
 };
 
 /* Read and check the whole file (certificates included). 0, or -1 with err filled. Free with

@@ -13,9 +13,11 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <openssl/pem.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "acme.h"
 #include "acmeval.h"
@@ -39,7 +41,116 @@ static const char *const acme_fields[] = {"url",
                                           "order_lifetime_seconds",
                                           "orders_per_hour",
                                           "pending_authorizations",
+                                          "alternate_chains",
                                           NULL};
+static const char *const chain_fields[] = {"authority", "chain", NULL};
+
+/* The most certificates an alternate chain file may hold. */
+#define ALT_CHAIN_CERTS_MAX 8
+
+void cad_acme_config_free(struct cad_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_acme_alt_chains; i++)
+		free(cfg->acme_alt_chains[i].pem);
+	cfg->n_acme_alt_chains = 0;
+}
+
+/* The alternate chain in file path for authority ca: PEM certificates, the first one ca's own
+ * subject and key certified by another issuer (a cross-certificate), each issued by the next;
+ * into *pem as PEM text. 0, or -1 with err filled. */
+static int alt_chain_load(const char *path, X509 *ca, char **pem, char *err, size_t errsz)
+{
+	X509 *certs[ALT_CHAIN_CERTS_MAX + 1] = {0}, *x;
+	FILE *f = fopen(path, "r");
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data;
+	long len;
+	int n = 0, rc = -1;
+
+	if (!f || !b) {
+		snprintf(err, errsz, "%s: cannot read", path);
+		goto out;
+	}
+	while (n <= ALT_CHAIN_CERTS_MAX && (x = PEM_read_X509(f, NULL, NULL, NULL)))
+		certs[n++] = x;
+	ERR_clear_error();
+	if (n == 0 || n > ALT_CHAIN_CERTS_MAX) {
+		snprintf(err, errsz, "%s: must hold 1 to %d PEM certificates", path,
+		         ALT_CHAIN_CERTS_MAX);
+		goto out;
+	}
+	if (X509_NAME_cmp(X509_get_subject_name(certs[0]), X509_get_subject_name(ca)) ||
+	    EVP_PKEY_eq(X509_get0_pubkey(certs[0]), X509_get0_pubkey(ca)) != 1 ||
+	    !(X509_get_extension_flags(certs[0]) & EXFLAG_CA)) {
+		snprintf(err, errsz,
+		         "%s: its first certificate must be a CA certificate with the authority's "
+		         "subject and key",
+		         path);
+		goto out;
+	}
+	if (!X509_NAME_cmp(X509_get_issuer_name(certs[0]), X509_get_issuer_name(ca))) {
+		snprintf(err, errsz,
+		         "%s: its first certificate has the issuer of the authority's own "
+		         "certificate: that is the default chain, not an alternate",
+		         path);
+		goto out;
+	}
+	for (int i = 0; i + 1 < n; i++)
+		if (X509_check_issued(certs[i + 1], certs[i]) != X509_V_OK) {
+			snprintf(err, errsz, "%s: certificate %d is not issued by certificate %d",
+			         path, i + 1, i + 2);
+			goto out;
+		}
+	for (int i = 0; i < n; i++)
+		if (!PEM_write_bio_X509(b, certs[i])) {
+			snprintf(err, errsz, "out of memory");
+			goto out;
+		}
+	if ((len = BIO_get_mem_data(b, &data)) <= 0 || !(*pem = strndup(data, (size_t)len))) {
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	for (int i = 0; i < n; i++)
+		X509_free(certs[i]);
+	BIO_free(b);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+static int alt_chains_parse(struct yconf *y, yaml_node_t *seq, struct cad_config *cfg)
+{
+	char name[CAD_NAME_MAX + 1], path[CAD_PATH_MAX], err[600];
+
+	if (!yconf_is_seq(seq))
+		return yconf_fail(y, seq, "acme.alternate_chains",
+		                  "must be a list of {authority, chain}");
+	if (yconf_seq_len(seq) > CAD_ACME_ALT_CHAINS_MAX)
+		return yconf_fail(y, seq, "acme.alternate_chains", "more than %d entries",
+		                  CAD_ACME_ALT_CHAINS_MAX);
+	for (size_t i = 0; i < yconf_seq_len(seq); i++) {
+		yaml_node_t *m = yconf_seq_item(y, seq, i);
+		struct cad_acme_chain *c = &cfg->acme_alt_chains[cfg->n_acme_alt_chains];
+		size_t k;
+		if (yconf_check_map(y, m, "acme.alternate_chains", chain_fields) ||
+		    yconf_req_str(y, m, "authority", name, sizeof(name)) ||
+		    yconf_req_str(y, m, "chain", path, sizeof(path)))
+			return -1;
+		for (k = 0; k < cfg->n_authorities; k++)
+			if (!strcmp(cfg->authorities[k].name, name))
+				break;
+		if (k == cfg->n_authorities)
+			return yconf_fail(y, m, "acme.alternate_chains.authority",
+			                  "no authority named \"%s\"", name);
+		if (alt_chain_load(path, cfg->authorities[k].cert, &c->pem, err, sizeof(err)))
+			return yconf_fail(y, m, "acme.alternate_chains.chain", "%s", err);
+		c->authority = k;
+		cfg->n_acme_alt_chains++;
+	}
+	return 0;
+}
 
 static int https_url(const char *s)
 {
@@ -65,6 +176,7 @@ int cad_acme_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cf
 	cfg->acme_order_lifetime = 7 * 86400;
 	cfg->acme_orders_per_hour = 300;
 	cfg->acme_pending_authz = 300;
+	cad_acme_config_free(cfg);
 	if (!n)
 		return 0;
 	if (yconf_check_map(y, n, "acme", acme_fields) ||
@@ -122,6 +234,8 @@ int cad_acme_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cf
 				                  name);
 		cfg->acme_profiles[cfg->n_acme_profiles++] = p;
 	}
+	if ((seq = yconf_get(y, n, "alternate_chains")) && alt_chains_parse(y, seq, cfg))
+		return -1;
 	return 0;
 }
 
@@ -512,14 +626,44 @@ static void order_from_db(struct db_acme_order *d, struct acme_order *o)
 	snprintf(o->cert_serial, sizeof(o->cert_serial), "%s", d->cert_serial);
 	snprintf(o->error_type, sizeof(o->error_type), "%s", d->error_type);
 	snprintf(o->error_detail, sizeof(o->error_detail), "%s", d->error_detail);
+	o->not_before = d->not_before;
+	o->not_after = d->not_after;
 	memcpy(o->authz, d->authz, sizeof(o->authz[0]) * d->n_authz);
 	o->n_authz = d->n_authz;
 	db_acme_order_clear(d);
 }
 
+/* A newOrder's notBefore/notAfter (0: absent) against profile prof: notBefore not in the past
+ * (a few minutes of clock skew aside) and at most the order's lifetime ahead, notAfter after
+ * now, and the span at most the profile's longest validity. 0, or -1 with p naming the field. */
+#define ACME_CLOCK_SKEW 300
+static int validity_allowed(const struct cad_config *cfg, const struct ca_profile *prof, int64_t nb,
+                            int64_t na, int64_t now, struct acme_problem *p)
+{
+	int64_t max = (int64_t)prof->max_validity_days * 86400;
+
+	if (nb && nb < now - ACME_CLOCK_SKEW)
+		return acme_problem_set(p, 400, "malformed",
+		                        "notBefore is in the past: a certificate is not backdated");
+	if (nb && nb > now + cfg->acme_order_lifetime)
+		return acme_problem_set(p, 400, "malformed",
+		                        "notBefore is more than %ld seconds (the order's lifetime) "
+		                        "ahead",
+		                        cfg->acme_order_lifetime);
+	if (na && na <= now)
+		return acme_problem_set(p, 400, "malformed", "notAfter is not in the future");
+	if (na && na - (nb ? nb : now) > max)
+		return acme_problem_set(p, 400, "malformed",
+		                        "notAfter is more than the %d days profile %s allows after "
+		                        "%s",
+		                        prof->max_validity_days, prof->name,
+		                        nb ? "notBefore" : "now");
+	return 0;
+}
+
 static int st_order_new(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
-                        size_t n, const char *identifiers, struct acme_order *out,
-                        struct acme_problem *p)
+                        size_t n, const char *identifiers, int64_t not_before, int64_t not_after,
+                        struct acme_order *out, struct acme_problem *p)
 {
 	struct store_ctx *c = ctx;
 	const struct cad_config *cfg = c->r->cad->cfg;
@@ -529,8 +673,9 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	struct db_audit_entry e;
 	struct db_err err = {0};
 	struct ca_profile *prof;
+	struct db_acme_order_opts opts = {0};
 	char(*tokens)[44] = NULL, actor[160];
-	int64_t orders, pending, oldest, now = (int64_t)time(NULL);
+	int64_t now = (int64_t)time(NULL);
 	uint8_t raw[32];
 	int rc = -1;
 
@@ -549,27 +694,8 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	for (size_t i = 0; i < n; i++)
 		if (ident_allowed(prof, acct.allow, &ids[i], p) < 0)
 			goto out;
-	if (db_acme_account_counts(c->db, a->id, 3600, &orders, &pending, &oldest, &err) != DB_OK) {
-		log_error("acme: %s", err.msg);
-		acme_problem_set(p, 500, "serverInternal",
-		                 "the account's orders could not be counted");
+	if (validity_allowed(cfg, prof, not_before, not_after, now, p) < 0)
 		goto out;
-	}
-	if (orders >= cfg->acme_orders_per_hour) {
-		acme_problem_set(p, 429, "rateLimited",
-		                 "this account made %lld orders in the last hour (at most %ld)",
-		                 (long long)orders, cfg->acme_orders_per_hour);
-		p->retry_after = (int)(oldest + 3600 - now > 0 ? oldest + 3600 - now : 1);
-		goto out;
-	}
-	if (pending + (int64_t)n > cfg->acme_pending_authz) {
-		acme_problem_set(p, 429, "rateLimited",
-		                 "this account has %lld pending authorizations (at most %ld): "
-		                 "complete or let them expire first",
-		                 (long long)pending, cfg->acme_pending_authz);
-		p->retry_after = 60;
-		goto out;
-	}
 	if (!(dids = calloc(n, sizeof(*dids))) || !(tokens = calloc(n * 3, sizeof(*tokens)))) {
 		acme_problem_set(p, 500, "serverInternal", "out of memory");
 		goto out;
@@ -588,11 +714,34 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 		}
 	audit_for(a, "acme.order.create", &e, actor, sizeof(actor));
 	e.detail = identifiers;
+	/* The rate limits are judged in the order's own transaction, under a lock on the
+	 * account's row: parallel newOrders of one account cannot together pass them. */
+	opts.not_before = not_before;
+	opts.not_after = not_after;
+	opts.orders_max = cfg->acme_orders_per_hour;
+	opts.window_seconds = 3600;
+	opts.pending_max = cfg->acme_pending_authz;
 	if (db_acme_order_create(c->db, a->id, dids, n, identifiers, prof->name,
 	                         cfg->acme_order_lifetime, cfg->acme_order_lifetime,
-	                         (const char(*)[44])tokens, &e, &d, &err) != DB_OK) {
-		log_error("acme: %s", err.msg);
-		acme_problem_set(p, 500, "serverInternal", "the order was not recorded");
+	                         (const char(*)[44])tokens, &opts, &e, &d, &err) != DB_OK) {
+		if (opts.limited == 1) {
+			acme_problem_set(
+			    p, 429, "rateLimited",
+			    "this account made %lld orders in the last hour (at most %ld)",
+			    (long long)opts.count, cfg->acme_orders_per_hour);
+			p->retry_after =
+			    (int)(opts.oldest + 3600 - now > 0 ? opts.oldest + 3600 - now : 1);
+		} else if (opts.limited == 2) {
+			acme_problem_set(
+			    p, 429, "rateLimited",
+			    "this account has %lld pending authorizations (at most %ld): "
+			    "complete or let them expire first",
+			    (long long)opts.count, cfg->acme_pending_authz);
+			p->retry_after = 60;
+		} else {
+			log_error("acme: %s", err.msg);
+			acme_problem_set(p, 500, "serverInternal", "the order was not recorded");
+		}
 		goto out;
 	}
 	order_from_db(&d, out);
@@ -736,6 +885,26 @@ static void *validation_run(void *arg)
 	return NULL;
 }
 
+static void validation_fill(struct validation *v, const struct cad_config *cfg, int64_t chall_id,
+                            const char *type, const char *ident_type, const char *ident,
+                            const char *token, const char *keyauth, const char *principal)
+{
+	v->cfg = cfg;
+	v->chall_id = chall_id;
+	snprintf(v->ident_type, sizeof(v->ident_type), "%s", ident_type);
+	snprintf(v->ident, sizeof(v->ident), "%s", ident);
+	snprintf(v->token, sizeof(v->token), "%s", token);
+	snprintf(v->keyauth, sizeof(v->keyauth), "%s", keyauth);
+	snprintf(v->actor, sizeof(v->actor), "%s", principal[0] ? principal : "acme-account");
+	v->req.type = !strcmp(type, "http-01")  ? ACMEVAL_HTTP01
+	              : !strcmp(type, "dns-01") ? ACMEVAL_DNS01
+	                                        : ACMEVAL_TLSALPN01;
+	v->req.identifier_type = v->ident_type;
+	v->req.identifier = v->ident;
+	v->req.token = v->token;
+	v->req.key_authorization = v->keyauth;
+}
+
 static int st_chall_start(void *ctx, const struct acme_account *a, const struct acme_authz *az,
                           const struct acme_chall *ch, const char *key_authorization,
                           struct acme_problem *p)
@@ -760,20 +929,8 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 		validations--;
 		return acme_problem_set(p, 500, "serverInternal", "out of memory");
 	}
-	v->cfg = c->r->cad->cfg;
-	v->chall_id = ch->id;
-	snprintf(v->ident_type, sizeof(v->ident_type), "%s", az->ident.type);
-	snprintf(v->ident, sizeof(v->ident), "%s", az->ident.value);
-	snprintf(v->token, sizeof(v->token), "%s", ch->token);
-	snprintf(v->keyauth, sizeof(v->keyauth), "%s", key_authorization);
-	snprintf(v->actor, sizeof(v->actor), "%s", a->principal[0] ? a->principal : "acme-account");
-	v->req.type = !strcmp(ch->type, "http-01")  ? ACMEVAL_HTTP01
-	              : !strcmp(ch->type, "dns-01") ? ACMEVAL_DNS01
-	                                            : ACMEVAL_TLSALPN01;
-	v->req.identifier_type = v->ident_type;
-	v->req.identifier = v->ident;
-	v->req.token = v->token;
-	v->req.key_authorization = v->keyauth;
+	validation_fill(v, c->r->cad->cfg, ch->id, ch->type, az->ident.type, az->ident.value,
+	                ch->token, key_authorization, a->principal);
 	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
 	if (db_acme_challenge_start(c->db, ch->id, a->id, &e, &err) != DB_OK) {
 		free(v);
@@ -798,6 +955,93 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 		validations--;
 	}
 	return 0;
+}
+
+/* --- challenges left processing: retried, never stuck --- */
+
+/* A validation runs in a thread of cad; when cad stops it waits for them (cad_acme_free), but
+ * a cad that is killed (or a machine that fails) leaves its challenges "processing" in the
+ * database with nobody validating them. The recovery thread retries them: at start every
+ * challenge left processing, then every RECOVER_PERIOD seconds those processing longer than
+ * the validation timeout and RECOVER_GRACE (left by another hsmca-cad over the same database
+ * that died). A retried validation records its result as any other; if the original one
+ * still finishes first (another live cad), the second finds the challenge settled and changes
+ * nothing. */
+#define RECOVER_PERIOD 60
+#define RECOVER_GRACE 60
+#define RECOVER_BATCH 64
+static _Atomic int recover_stop;
+
+/* Retry the challenges processing for older_than seconds (0: all). The number retried. */
+static size_t recover_once(const struct cad_config *cfg, struct db *db, int64_t older_than)
+{
+	struct db_acme_stuck *st = calloc(RECOVER_BATCH, sizeof(*st));
+	struct db_err err = {0};
+	size_t n = 0;
+
+	if (!st)
+		return 0;
+	if (db_acme_challenges_processing(db, older_than, st, RECOVER_BATCH, &n, &err) != DB_OK) {
+		log_warn("acme: challenges left processing could not be listed: %s", err.msg);
+		n = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct validation *v = calloc(1, sizeof(*v));
+		char keyauth[128];
+		pthread_attr_t attr;
+		pthread_t t;
+		int started = 0;
+		if (!v)
+			break;
+		snprintf(keyauth, sizeof(keyauth), "%s.%s", st[i].token, st[i].thumbprint);
+		validation_fill(v, cfg, st[i].chall_id, st[i].type, st[i].ident_type, st[i].ident,
+		                st[i].token, keyauth, st[i].principal);
+		log_info("acme: challenge %lld (%s %s) was left processing: validating it again",
+		         (long long)st[i].chall_id, st[i].ident_type, st[i].ident);
+		if (++validations <= VALIDATIONS_MAX) {
+			pthread_attr_init(&attr);
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			started = pthread_create(&t, &attr, validation_run, v) == 0;
+			pthread_attr_destroy(&attr);
+		}
+		if (!started) {
+			/* No room for a thread: validated here, one after the other. */
+			validation_run(v);
+		}
+	}
+	free(st);
+	return n;
+}
+
+static void *recover_run(void *arg)
+{
+	const struct cad_config *cfg = arg;
+	struct db_err err = {0};
+	struct db *db = NULL;
+	int64_t older_than = 0; /* at start: everything left processing */
+	long waited = 0;
+
+	while (!recover_stop) {
+		if (waited <= 0) {
+			if (!db && db_connect(cfg->database, &db, &err) != DB_OK) {
+				log_warn(
+				    "acme: no database to retry challenges left processing: %s",
+				    err.msg);
+				db = NULL;
+				waited = 5000; /* try again soon */
+				continue;
+			}
+			recover_once(cfg, db, older_than);
+			older_than = cfg->acme_validation_timeout_ms / 1000 + RECOVER_GRACE;
+			waited = RECOVER_PERIOD * 1000L;
+		}
+		nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+		waited -= 100;
+	}
+	if (db)
+		db_close(db);
+	validations--;
+	return NULL;
 }
 
 static int st_order_finalize(void *ctx, const struct acme_account *a, const struct acme_order *o,
@@ -860,6 +1104,10 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 	req.profile = prof;
 	req.csr = &checked;
 	req.validity_days = prof->max_validity_days;
+	/* What newOrder asked for (judged against the profile then; the CA core judges it
+	 * again now: e.g. a notAfter that has passed since is refused). */
+	req.not_before = o->not_before;
+	req.not_after = o->not_after;
 	out = ca_issue(&r->cad->ca, &r->w->db, &req, &res);
 	audit_for(a, out == CA_OK ? "acme.order.valid" : "acme.order.invalid", &e, actor,
 	          sizeof(actor));
@@ -896,20 +1144,29 @@ static int append_pem(BIO *b, const uint8_t *der, size_t len)
 	return PEM_write_bio(b, "CERTIFICATE", "", der, (long)len) > 0;
 }
 
-static int st_cert_chain(void *ctx, const struct acme_account *a, const char *serial, char **pem)
+/* The chain of the certificate with serial that account a ordered: alt 0 the authority's own
+ * (the leaf, the authority's certificate and its configured chain), alt k the k-th alternate
+ * chain configured for that authority (acme.alternate_chains); *n_alt how many alternates
+ * the authority has. */
+static int st_cert_chain(void *ctx, const struct acme_account *a, const char *serial, int alt,
+                         char **pem, int *n_alt)
 {
 	struct store_ctx *c = ctx;
 	struct cad_req *r = c->r;
+	const struct cad_config *cfg = r->cad->cfg;
 	struct ca_requester who = {.kind = CA_REQUESTER_ACCOUNT, .name = "acme", .role = ""};
 	struct db_cert cert = {0};
 	struct ca_why why = {0};
-	char mine[48], *data;
+	char mine[48], *data, name[CA_NAME_MAX + 1] = "";
+	const char *alt_pem = NULL;
 	X509 *issuer = NULL;
+	STACK_OF(X509) *above = NULL;
 	BIO *b = NULL;
 	long len;
 	int rc = 0;
 	enum ca_outcome o = ca_cert_find(&r->cad->ca, &r->w->db, &who, serial, &cert, &why);
 
+	*n_alt = 0;
 	account_requester(a->id, mine, sizeof(mine));
 	if (o == CA_NOT_FOUND || o == CA_REFUSED || o == CA_AMBIGUOUS ||
 	    (o == CA_OK && (!cert.requester || strcmp(cert.requester, mine) || !cert.der)))
@@ -920,12 +1177,34 @@ static int st_cert_chain(void *ctx, const struct acme_account *a, const char *se
 	pthread_mutex_lock(&r->cad->lock);
 	for (size_t i = 0; i < r->cad->ca.n_authorities; i++)
 		if (r->cad->ca.authorities[i].db_id == cert.authority_id &&
-		    r->cad->ca.authorities[i].cert && X509_up_ref(r->cad->ca.authorities[i].cert))
+		    r->cad->ca.authorities[i].cert && X509_up_ref(r->cad->ca.authorities[i].cert)) {
 			issuer = r->cad->ca.authorities[i].cert;
+			above = r->cad->ca.authorities[i].chain;
+			snprintf(name, sizeof(name), "%s", r->cad->ca.authorities[i].name);
+		}
 	pthread_mutex_unlock(&r->cad->lock);
-	if (!issuer || !(b = BIO_new(BIO_s_mem())) || !append_pem(b, cert.der, cert.der_len) ||
-	    !PEM_write_bio_X509(b, issuer) || (len = BIO_get_mem_data(b, &data)) <= 0 ||
-	    !(*pem = strndup(data, (size_t)len)))
+	for (size_t i = 0; i < cfg->n_acme_alt_chains; i++)
+		if (!strcmp(cfg->authorities[cfg->acme_alt_chains[i].authority].name, name) &&
+		    ++*n_alt == alt)
+			alt_pem = cfg->acme_alt_chains[i].pem;
+	if (alt > 0 && !alt_pem) {
+		rc = 0; /* no such alternate */
+		goto out;
+	}
+	if (!issuer || !(b = BIO_new(BIO_s_mem())) || !append_pem(b, cert.der, cert.der_len))
+		goto out;
+	if (alt_pem) {
+		if (BIO_puts(b, alt_pem) <= 0)
+			goto out;
+	} else {
+		if (!PEM_write_bio_X509(b, issuer))
+			goto out;
+		/* The configured chain above the authority (set at start, never changed). */
+		for (int i = 0; above && i < sk_X509_num(above); i++)
+			if (!PEM_write_bio_X509(b, sk_X509_value(above, i)))
+				goto out;
+	}
+	if ((len = BIO_get_mem_data(b, &data)) <= 0 || !(*pem = strndup(data, (size_t)len)))
 		goto out;
 	rc = 1;
 out:
@@ -973,6 +1252,27 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 		snprintf(err, errsz, "setting up ACME failed (no memory or randomness)");
 		return -1;
 	}
+	if (cfg->acme_validator[0]) {
+		pthread_attr_t attr;
+		pthread_t t;
+		int started;
+		recover_stop = 0;
+		validations++; /* cad_acme_free waits for the recovery thread as for a validation */
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&t, &attr, recover_run, (void *)cfg) == 0;
+		pthread_attr_destroy(&attr);
+		if (!started) {
+			validations--;
+			acme_server_fini(cad->acme);
+			free(cad->acme);
+			cad->acme = NULL;
+			snprintf(err, errsz,
+			         "setting up ACME failed (no thread for the recovery of "
+			         "challenges left processing)");
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -981,7 +1281,8 @@ void cad_acme_free(struct cad *cad)
 	if (!cad->acme)
 		return;
 	/* Validations still running record their results first (each is bounded by the
-	 * validation timeout). */
+	 * validation timeout); the recovery thread stops within 100 ms. */
+	recover_stop = 1;
 	for (long waited = 0;
 	     validations > 0 && waited < cad->cfg->acme_validation_timeout_ms + 5000; waited += 10)
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
@@ -1105,25 +1406,9 @@ void cad_h_acme_eab_create(struct cad_req *r)
 		                r->cad->cfg->acme_eab_max_days);
 		goto out;
 	}
-	v = json_object_get(body, "allow");
-	if (v) {
-		if (!json_is_array(v) || json_array_size(v) > DB_ALLOWLIST_MAX) {
-			cad_reply_error(
-			    r, 400, "bad-request",
-			    "\"allow\" must be a list of at most %d identifier patterns",
-			    DB_ALLOWLIST_MAX);
-			goto out;
-		}
-		json_array_foreach(v, i, e)
-		{
-			if (!json_is_string(e)) {
-				cad_reply_error(r, 400, "bad-request",
-				                "\"allow\" entries must be strings");
-				goto out;
-			}
-			allow[n_allow++] = json_string_value(e);
-		}
-	}
+	if (cad_body_string_list(r, body, "allow", "identifier patterns", allow, DB_ALLOWLIST_MAX,
+	                         &n_allow))
+		goto out;
 	if (!(db = cad_db(r)))
 		goto out;
 	/* The HMAC key is shown once, here; the database keeps it to check MACs with. */

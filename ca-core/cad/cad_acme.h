@@ -11,5 +11,7 @@
  * 0, or -1 after yconf_fail. */
 int cad_acme_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg,
                           cad_profile_lookup find);
+/* What the section holds besides plain values (the alternate chains). */
+void cad_acme_config_free(struct cad_config *cfg);
 
 #endif

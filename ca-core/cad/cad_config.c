@@ -759,6 +759,7 @@ void cad_config_free(struct cad_config *cfg)
 		cad_profile_clear(&cfg->profiles[i]);
 		free(cfg->profile_json[i]);
 	}
+	cad_acme_config_free(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -108,27 +108,9 @@ void cad_h_prov_token_create(struct cad_req *r)
 		goto out;
 	}
 	replace = v && json_is_true(v);
-	v = json_object_get(body, "allowlist");
-	if (v) {
-		size_t i;
-		json_t *e;
-		if (!json_is_array(v) || json_array_size(v) > DB_ALLOWLIST_MAX) {
-			cad_reply_error(r, 400, "bad-request",
-			                "\"allowlist\" must be a list of at most %d device "
-			                "identifiers or patterns",
-			                DB_ALLOWLIST_MAX);
-			goto out;
-		}
-		json_array_foreach(v, i, e)
-		{
-			if (!json_is_string(e)) {
-				cad_reply_error(r, 400, "bad-request",
-				                "\"allowlist\" entries must be strings");
-				goto out;
-			}
-			allow[n_allow++] = json_string_value(e);
-		}
-	}
+	if (cad_body_string_list(r, body, "allowlist", "device identifiers or patterns", allow,
+	                         DB_ALLOWLIST_MAX, &n_allow))
+		goto out;
 	if (!(db = cad_db(r)))
 		goto out;
 	/* Shown once; only its SHA-256 is kept. */

@@ -166,6 +166,11 @@ void cad_reply_db_error(struct cad_req *r, const struct db_err *err);
 /* The request body parsed as a JSON object whose keys are all in allowed (NULL-terminated).
  * NULL after replying with a 4xx. */
 json_t *cad_body_object(struct cad_req *r, const char *const *allowed);
+/* Member name of body, when present, as a JSON list of at most max strings (what: what they
+ * are, for the message) into out (pointers into body, valid while body lives), *n of them;
+ * absent: none. 0, or -1 after a 400 naming the member. */
+int cad_body_string_list(struct cad_req *r, const json_t *body, const char *name, const char *what,
+                         const char **out, size_t max, size_t *n);
 /* Parse the query string once: 0, or -1 when it does not parse or a name or value is not
  * UTF-8 text once decoded. */
 int cad_query_parse(struct cad_req *r);

@@ -200,6 +200,33 @@ json_t *cad_body_object(struct cad_req *r, const char *const *allowed)
 	return obj;
 }
 
+int cad_body_string_list(struct cad_req *r, const json_t *body, const char *name, const char *what,
+                         const char **out, size_t max, size_t *n)
+{
+	const json_t *v = json_object_get(body, name), *e;
+	size_t i;
+
+	*n = 0;
+	if (!v)
+		return 0;
+	if (!json_is_array(v) || json_array_size(v) > max) {
+		cad_reply_error(r, 400, "bad-request", "\"%s\" must be a list of at most %zu %s",
+		                name, max, what);
+		return -1;
+	}
+	json_array_foreach(v, i, e)
+	{
+		if (!json_is_string(e)) {
+			cad_reply_error(r, 400, "bad-request", "\"%s\" entries must be strings",
+			                name);
+			*n = 0;
+			return -1;
+		}
+		out[(*n)++] = json_string_value(e);
+	}
+	return 0;
+}
+
 /* Parse the query string once: 0, or -1 when it does not parse or a name or value is not UTF-8
  * text once decoded (nothing that is not text reaches a query). */
 int cad_query_parse(struct cad_req *r)

@@ -1,6 +1,6 @@
-/* Fuzz what an ACME client names in an order: the identifiers of a newOrder payload (JSON)
- * and the CSR of a finalize (DER), matched against an order's identifiers. The first byte
- * picks which; the rest is the input. */
+/* Fuzz what an ACME client names in an order: the identifiers of a newOrder payload (JSON),
+ * its notBefore/notAfter date-times (RFC 3339), and the CSR of a finalize (DER), matched
+ * against an order's identifiers. The first byte picks which; the rest is the input. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +20,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1 || size > ACME_BODY_MAX)
 		return 0;
+	if ((data[0] & 3) == 2) {
+		char text[64];
+		int64_t t = -1;
+		if (size - 1 >= sizeof(text))
+			return 0;
+		memcpy(text, data + 1, size - 1);
+		text[size - 1] = '\0';
+		/* Accepted: years 1970..9999 (with a day of offset either side). */
+		if (acme_time_parse(text, &t) == 0 && (t < -86400 || t > 253402387200LL))
+			abort();
+		return 0;
+	}
 	if (data[0] & 1) {
 		acme_csr_matches(data + 1, size - 1, order, 3, &p);
 		return 0;

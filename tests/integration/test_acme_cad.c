@@ -44,6 +44,12 @@ static struct harness_pg pg;
 static char dir[256];
 static char base_url[128], acme_url[160];
 static pid_t cad_pid;
+/* hsmca-ocspd, answering for the authority of the certificates certbot gets. */
+static pid_t ocspd_pid;
+static char ocsp_url[64], ocspd_ci[512];
+/* hsmca-cad connects as its own role (migration 0013, and 0014's grants on the order tables),
+ * as in the quickstart: whatever the ACME adapter needs beyond them fails here. */
+static char cad_ci[512];
 /* hsmca-acmevald: its directory (owned by the user it runs as), socket, and the ports it
  * checks http-01 and tls-alpn-01 on. */
 static char vdir[128], vsock[200];
@@ -63,7 +69,33 @@ struct reply {
 	char *body;
 	char nonce[64], location[300], content_type[64];
 	int retry_after;
+	char links[8][400]; /* the Link headers */
+	int n_links;
 };
+
+/* 1 when r has the Link header <url>;rel="rel". */
+static int has_link(const struct reply *r, const char *url, const char *rel)
+{
+	char want[500];
+
+	snprintf(want, sizeof(want), "<%s>;rel=\"%s\"", url, rel);
+	for (int i = 0; i < r->n_links; i++)
+		if (!strcmp(r->links[i], want))
+			return 1;
+	return 0;
+}
+
+/* How many Link headers of r have rel="rel". */
+static int links_of(const struct reply *r, const char *rel)
+{
+	char want[64];
+	int n = 0;
+
+	snprintf(want, sizeof(want), ";rel=\"%s\"", rel);
+	for (int i = 0; i < r->n_links; i++)
+		n += strstr(r->links[i], want) != NULL;
+	return n;
+}
 
 static void reply_clear(struct reply *r)
 {
@@ -87,6 +119,8 @@ static size_t header_cb(char *p, size_t sz, size_t n, void *arg)
 		r->retry_after = atoi(line + 13);
 	else if (!strncasecmp(line, "Content-Type: ", 14))
 		snprintf(r->content_type, sizeof(r->content_type), "%s", line + 14);
+	else if (!strncasecmp(line, "Link: ", 6) && r->n_links < 8)
+		snprintf(r->links[r->n_links++], sizeof(r->links[0]), "%s", line + 6);
 	return len;
 }
 
@@ -197,6 +231,9 @@ static struct reply post(const char *path, char *body)
 	ck_assert_msg(strlen(r.nonce) > 0, "no Replay-Nonce on %ld %s", r.status,
 	              r.body ? r.body : "");
 	snprintf(nonce, sizeof(nonce), "%s", r.nonce);
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	ck_assert_msg(links_of(&r, "index") == 1 && has_link(&r, url, "index"),
+	              "no Link rel=index on %s", path);
 	return r;
 }
 
@@ -355,7 +392,23 @@ static const char config_fmt[] =
     "  validator: %s\n"
     "  validation_timeout_ms: 15000\n"
     "  orders_per_hour: 12\n"
-    "  pending_authorizations: 20\n";
+    "  pending_authorizations: 20\n"
+    "%s";
+
+/* The alternate chain of the web CA: its key and name certified by another root. */
+static const char alt_chain_fmt[] = "  alternate_chains: [{authority: web, chain: %s/cross.pem}]\n";
+
+/* Write file (cad.yaml) for cad at port (base_url), with the alternate chain or without. */
+static void write_cad_config(const char *file, int port, int with_alt)
+{
+	char conf[8192], alt[400] = "";
+
+	if (with_alt)
+		snprintf(alt, sizeof(alt), alt_chain_fmt, dir);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, cad_ci, dir, base_url, vsock,
+	         alt);
+	harness_write_text(in_dir(file), conf);
+}
 
 /* The validator: names under example.com are 127.0.0.1 (its hosts: mapping), loopback only. */
 static void validator_start(void)
@@ -411,13 +464,13 @@ static void validator_start(void)
 	harness_die(__func__);
 }
 
-static void cad_start(void)
+/* hsmca-cad with configuration file (in the test's folder), its log beside it, at base_url. */
+static void cad_start_with(const char *file, const char *log)
 {
 	char url[256];
 
 	harness_setup_phase = 1;
-	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", in_dir("cad.yaml"), NULL,
-	                               in_dir("cad.log"));
+	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", in_dir(file), NULL, in_dir(log));
 	snprintf(url, sizeof(url), "%s/api/v1/health", base_url);
 	for (int i = 0; i < 200; i++) {
 		struct reply r = http(NULL, "GET", url, NULL, NULL);
@@ -429,9 +482,13 @@ static void cad_start(void)
 		}
 		usleep(50000);
 	}
-	fprintf(stderr, "test_acme_cad: hsmca-cad did not become healthy; see %s\n",
-	        in_dir("cad.log"));
+	fprintf(stderr, "test_acme_cad: hsmca-cad did not become healthy; see %s\n", in_dir(log));
 	harness_die(__func__);
+}
+
+static void cad_start(void)
+{
+	cad_start_with("cad.yaml", "cad.log");
 }
 
 static void cad_stop(void)
@@ -445,6 +502,36 @@ static void cad_stop(void)
 	}
 }
 
+/* hsmca-ocspd over the same database, connecting as its own role (as in the quickstart). */
+static void ocspd_start(void)
+{
+	char text[1024], url[128];
+	int port = harness_free_port();
+
+	snprintf(ocsp_url, sizeof(ocsp_url), "http://127.0.0.1:%d", port);
+	snprintf(text, sizeof(text),
+	         "listen: {address: 127.0.0.1, port: %d}\n"
+	         "workers: 1\n"
+	         "signers: 1\n"
+	         "database: \"%s connect_timeout=3\"\n",
+	         port, ocspd_ci);
+	harness_write_text(in_dir("ocspd.yaml"), text);
+	ocspd_pid = harness_spawn_daemon("ocsp/hsmca-ocspd", in_dir("ocspd.yaml"), NULL,
+	                                 in_dir("ocspd.log"));
+	snprintf(url, sizeof(url), "%s/health", ocsp_url);
+	for (int i = 0; i < 200; i++) {
+		struct reply r = http(NULL, "GET", url, NULL, NULL);
+		int ok = r.status == 200 && r.body && strstr(r.body, "\"ok\"");
+		reply_clear(&r);
+		if (ok)
+			return;
+		usleep(50000);
+	}
+	fprintf(stderr, "test_acme_cad: hsmca-ocspd did not become healthy: %s\n",
+	        harness_slurp(in_dir("ocspd.log")));
+	harness_die(__func__);
+}
+
 static void setup(void)
 {
 	struct keyd_client *c;
@@ -455,7 +542,6 @@ static void setup(void)
 	static const char *const roles[] = {"officer", "auditor"};
 	EVP_PKEY *ck, *sk;
 	X509 *x;
-	char conf[8192];
 	int applied, port;
 
 	harness_setup_phase = 1;
@@ -474,6 +560,19 @@ static void setup(void)
 	x = make_cert("hsmca test web CA", ck, NULL, ck, 1, NULL, 1);
 	harness_write_cert(in_dir("webca.pem"), x, 0);
 	X509_free(x);
+	/* Another root, and the web CA (same name, same key) cross-certified by it: the
+	 * alternate chain at download (cross.pem: the cross-certificate, then that root). */
+	{
+		EVP_PKEY *rk = EVP_EC_gen("P-256");
+		X509 *root = make_cert("hsmca test other root", rk, NULL, rk, 1, NULL, 7);
+		X509 *cross = make_cert("hsmca test web CA", ck, root, rk, 1, NULL, 8);
+		harness_write_cert(in_dir("otherroot.pem"), root, 0);
+		harness_write_cert(in_dir("cross.pem"), cross, 0);
+		harness_write_cert(in_dir("cross.pem"), root, 1);
+		X509_free(cross);
+		X509_free(root);
+		EVP_PKEY_free(rk);
+	}
 	EVP_PKEY_free(ck);
 	opca_key = EVP_EC_gen("P-256");
 	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, 2);
@@ -511,16 +610,18 @@ static void setup(void)
 			harness_die(__func__);
 		X509_free(x);
 	}
+	snprintf(ocspd_ci, sizeof(ocspd_ci), "%s",
+	         harness_pg_daemon_ci(&pg, db_pgconn(db), "ocspd"));
+	snprintf(cad_ci, sizeof(cad_ci), "%s", harness_pg_daemon_ci(&pg, db_pgconn(db), "cad"));
 	db_close(db);
 
 	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
 	snprintf(acme_url, sizeof(acme_url), "%s/acme", base_url);
 	validator_start();
-	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir, base_url,
-	         vsock);
-	harness_write_text(in_dir("cad.yaml"), conf);
+	write_cad_config("cad.yaml", port, 1);
 	cad_start();
+	ocspd_start(); /* after cad, which records its authorities */
 	harness_setup_phase = 0;
 }
 
@@ -529,6 +630,7 @@ static void teardown(void)
 	char cmd[300];
 
 	cad_stop();
+	harness_daemon_stop(&ocspd_pid, "hsmca-ocspd", in_dir("ocspd.log"), 0);
 	if (val_pid > 0) {
 		kill(val_pid, SIGTERM);
 		waitpid(val_pid, NULL, 0);
@@ -567,11 +669,14 @@ START_TEST(directory_and_nonces_without_a_client_certificate)
 	ck_assert(
 	    json_is_true(json_object_get(json_object_get(d, "meta"), "externalAccountRequired")));
 	json_decref(d);
+	ck_assert_int_eq(links_of(&r, "index"), 0); /* the directory is the index */
 	reply_clear(&r);
 	snprintf(url, sizeof(url), "%s/new-nonce", acme_url);
 	r = http(NULL, "GET", url, NULL, NULL);
 	ck_assert_int_eq(r.status, 204);
 	ck_assert_int_gt(strlen(r.nonce), 0);
+	snprintf(url, sizeof(url), "%s/directory", acme_url);
+	ck_assert(has_link(&r, url, "index")); /* RFC 8555 §7.1, on every other resource */
 	reply_clear(&r);
 	get_nonce();
 }
@@ -593,6 +698,24 @@ START_TEST(eab_credentials_are_made_by_officers_only)
 	r = http("officer", "POST", url, "{\"profiles\":[\"nope\"]}", "application/json");
 	ck_assert_int_eq(r.status, 400);
 	reply_clear(&r);
+	/* "allow" is a list of strings (cad_body_string_list, shared with EST's allowlist). */
+	{
+		const char *bad[][2] = {
+		    {"{\"profiles\":[\"web\"],\"allow\":\"*.example.com\"}",
+		     "\"allow\" must be a list of at most 1000 identifier patterns"},
+		    {"{\"profiles\":[\"web\"],\"allow\":[\"a.example.com\",7]}",
+		     "\"allow\" entries must be strings"}};
+		for (size_t i = 0; i < 2; i++) {
+			r = http("officer", "POST", url, bad[i][0], "application/json");
+			json_t *o = r.body ? json_loads(r.body, 0, NULL) : NULL;
+			ck_assert_int_eq(r.status, 400);
+			ck_assert_msg(o && !strcmp(json_string_value(json_object_get(o, "detail")),
+			                           bad[i][1]),
+			              "%s", r.body);
+			json_decref(o);
+			reply_clear(&r);
+		}
+	}
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_eab_credentials"), 0);
 	/* The command line prints kid= and hmac_key= once; the key is not in the audit log. */
 	char cmd[2048];
@@ -1046,8 +1169,8 @@ START_TEST(certbot_registers_with_eab)
 	snprintf(url, sizeof(url), "%s/directory", acme_url);
 	snprintf(cmd, sizeof(cmd),
 	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot register --non-interactive "
-	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid '%s' "
-	         "--eab-hmac-key '%s' --config-dir le/config --work-dir le/work --logs-dir le/logs "
+	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid='%s' "
+	         "--eab-hmac-key='%s' --config-dir le/config --work-dir le/work --logs-dir le/logs "
 	         "> certbot.log 2>&1",
 	         dir, dir, url, e.kid, key);
 	ck_assert_msg(system(cmd) == 0, "certbot register: %s",
@@ -1059,8 +1182,8 @@ START_TEST(certbot_registers_with_eab)
 	/* The same credential a second time: refused by the server, no second account. */
 	snprintf(cmd, sizeof(cmd),
 	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot register --non-interactive "
-	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid '%s' "
-	         "--eab-hmac-key '%s' --config-dir le2/config --work-dir le2/work "
+	         "--server '%s' --agree-tos -m ops@corp.example.com --eab-kid='%s' "
+	         "--eab-hmac-key='%s' --config-dir le2/config --work-dir le2/work "
 	         "--logs-dir le2/logs > certbot2.log 2>&1",
 	         dir, dir, url, e.kid, key);
 	ck_assert_int_ne(system(cmd), 0);
@@ -1276,6 +1399,80 @@ START_TEST(orders_are_judged_finalized_and_expire)
 		X509_free(issuer);
 		BIO_free(b);
 	}
+	/* RFC 8555 §7.4.2: the other chain (through the cross-certified CA) is linked as
+	 * alternate, §7.1: the directory as index. */
+	{
+		char alt[400], dirurl[300];
+		snprintf(alt, sizeof(alt), "%s/1", path);
+		snprintf(dirurl, sizeof(dirurl), "%s/directory", acme_url);
+		ck_assert_msg(has_link(&r, alt, "alternate"), "no alternate link to %s", alt);
+		ck_assert_int_eq(links_of(&r, "alternate"), 1);
+		ck_assert(has_link(&r, dirurl, "index"));
+		reply_clear(&r);
+		r = get_as(&t, kid, alt);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_str_eq(r.content_type, "application/pem-certificate-chain");
+		ck_assert(has_link(&r, path, "alternate"));
+		ck_assert(has_link(&r, dirurl, "index"));
+		/* leaf, cross-certificate, other root: verifies up to the other root alone. */
+		BIO *b = BIO_new_mem_buf(r.body, -1);
+		X509 *leaf = PEM_read_bio_X509(b, NULL, NULL, NULL), *y;
+		STACK_OF(X509) *mid = sk_X509_new_null();
+		X509_STORE *trust = X509_STORE_new();
+		X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+		FILE *f = fopen(in_dir("otherroot.pem"), "r");
+		X509 *root = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+		if (f)
+			fclose(f);
+		while ((y = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+			sk_X509_push(mid, y);
+		ck_assert_int_eq(sk_X509_num(mid), 2);
+		ck_assert_int_eq(X509_cmp(sk_X509_value(mid, 1), root), 0);
+		X509_STORE_add_cert(trust, root);
+		X509_STORE_CTX_init(vctx, trust, leaf, mid);
+		ck_assert_msg(X509_verify_cert(vctx) == 1, "alternate chain: %s",
+		              X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+		X509_STORE_CTX_free(vctx);
+		X509_STORE_free(trust);
+		sk_X509_pop_free(mid, X509_free);
+		X509_free(leaf);
+		X509_free(root);
+		BIO_free(b);
+		reply_clear(&r);
+		/* No second alternate. */
+		snprintf(alt, sizeof(alt), "%s/2", path);
+		r = get_as(&t, kid, alt);
+		ck_assert_int_eq(r.status, 404);
+		reply_clear(&r);
+		/* With one chain only (no alternate configured): no Link alternate. A second
+		 * hsmca-cad over the same database, at its own URL, stopped by this test
+		 * (this test runs in a child process: the fixture's cad must stay as it is). */
+		{
+			pid_t first = cad_pid;
+			char saved_base[128], saved_acme[160], kid2[300], path2[400];
+			int port2 = harness_free_port();
+			snprintf(saved_base, sizeof(saved_base), "%s", base_url);
+			snprintf(saved_acme, sizeof(saved_acme), "%s", acme_url);
+			snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port2);
+			snprintf(acme_url, sizeof(acme_url), "%s/acme", base_url);
+			write_cad_config("cad2.yaml", port2, 0);
+			cad_start_with("cad2.yaml", "cad2.log");
+			nonce[0] = '\0';
+			snprintf(kid2, sizeof(kid2), "%s%s", acme_url, kid + strlen(saved_acme));
+			snprintf(path2, sizeof(path2), "%s%s", acme_url, path + strlen(saved_acme));
+			snprintf(dirurl, sizeof(dirurl), "%s/directory", acme_url);
+			r = get_as(&t, kid2, path2);
+			ck_assert_int_eq(r.status, 200);
+			ck_assert_int_eq(links_of(&r, "alternate"), 0);
+			ck_assert(has_link(&r, dirurl, "index"));
+			reply_clear(&r);
+			cad_stop();
+			cad_pid = first;
+			snprintf(base_url, sizeof(base_url), "%s", saved_base);
+			snprintf(acme_url, sizeof(acme_url), "%s", saved_acme);
+			nonce[0] = '\0';
+		}
+	}
 	reply_clear(&r);
 	free(csr);
 
@@ -1344,6 +1541,196 @@ START_TEST(orders_are_judged_finalized_and_expire)
 }
 END_TEST
 
+/* A newOrder's notBefore/notAfter (RFC 8555 §7.4): inside the profile's limits they are kept
+ * with the order, shown in it and are the certificate's validity; outside them (or not RFC 3339
+ * date-times) the order is malformed, naming the field, and nothing is recorded. */
+START_TEST(order_validity_is_asked_and_judged)
+{
+	struct eab e = new_eab(",\"principal\":\"validity-team\",\"allow\":[\"*.example.com\"]");
+	struct tkey t = tkey_new("ES256");
+	EVP_PKEY *ck = EVP_EC_gen("P-256");
+	char kid[300], fin[300], body[2048], cert_url[300], nb_s[32], na_s[32], *csr;
+	time_t now = time(NULL), nb = now + 3600, na = nb + 10 * 86400;
+	long long orders;
+	struct reply r;
+	json_t *o;
+
+	register_key(&t, &e, kid, sizeof(kid));
+	strftime(nb_s, sizeof(nb_s), "%Y-%m-%dT%H:%M:%SZ", gmtime(&nb));
+	strftime(na_s, sizeof(na_s), "%Y-%m-%dT%H:%M:%SZ", gmtime(&na));
+	snprintf(body, sizeof(body),
+	         "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"when.example.com\"}],"
+	         "\"notBefore\":\"%s\",\"notAfter\":\"%s\"}",
+	         nb_s, na_s);
+	r = post("/new-order", jws(&t, kid, "/new-order", body));
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "notBefore"), nb_s);
+	ck_assert_str_eq(member(o, "notAfter"), na_s);
+	snprintf(fin, sizeof(fin), "%s", member(o, "finalize") + strlen(acme_url));
+	json_decref(o);
+	reply_clear(&r);
+
+	/* Refused, naming the field, recording nothing. */
+	orders = count("SELECT count(*) FROM acme_orders");
+	{
+		time_t past = now - 3600, far = now + 91L * 86400;
+		char past_s[32], far_s[32], bad[4][600];
+		const char *field[4] = {"notBefore", "notAfter", "notAfter", "notBefore"};
+		strftime(past_s, sizeof(past_s), "%Y-%m-%dT%H:%M:%SZ", gmtime(&past));
+		strftime(far_s, sizeof(far_s), "%Y-%m-%dT%H:%M:%SZ", gmtime(&far));
+		snprintf(bad[0], sizeof(bad[0]), "\"notBefore\":\"%s\"", past_s); /* backdated */
+		snprintf(bad[1], sizeof(bad[1]), "\"notAfter\":\"%s\"", far_s);   /* > 90 days */
+		snprintf(bad[2], sizeof(bad[2]), "\"notAfter\":\"tomorrow\"");
+		snprintf(bad[3], sizeof(bad[3]), "\"notBefore\":\"%s\",\"notAfter\":\"%s\"", na_s,
+		         nb_s); /* the wrong way round */
+		for (int i = 0; i < 4; i++) {
+			snprintf(body, sizeof(body),
+			         "{\"identifiers\":[{\"type\":\"dns\",\"value\":"
+			         "\"when.example.com\"}],%s}",
+			         bad[i]);
+			r = post("/new-order", jws(&t, kid, "/new-order", body));
+			ck_assert_int_eq(r.status, 400);
+			ck_assert(problem(&r, "malformed"));
+			ck_assert_msg(strstr(r.body, field[i]), "%d: %s", i, r.body);
+			reply_clear(&r);
+		}
+	}
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders"), orders);
+
+	/* Validated (as the certbot test does for real) and finalized: the certificate spans
+	 * exactly what was asked. */
+	owner_sql("UPDATE acme_authorizations SET status = 'valid' WHERE account_id = (SELECT id"
+	          " FROM acme_accounts WHERE principal = 'validity-team')");
+	owner_sql("UPDATE acme_orders SET status = 'ready' WHERE account_id = (SELECT id FROM"
+	          " acme_accounts WHERE principal = 'validity-team')");
+	csr = csr_b64(ck, NULL, "DNS:when.example.com");
+	snprintf(body, sizeof(body), "{\"csr\":\"%s\"}", csr);
+	free(csr);
+	r = post(fin, jws(&t, kid, fin, body));
+	ck_assert_msg(r.status == 200, "finalize: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(cert_url, sizeof(cert_url), "%s", member(o, "certificate"));
+	json_decref(o);
+	reply_clear(&r);
+	r = get_as(&t, kid, cert_url);
+	ck_assert_int_eq(r.status, 200);
+	{
+		BIO *b = BIO_new_mem_buf(r.body, -1);
+		X509 *leaf = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		ASN1_TIME *want_nb = ASN1_TIME_set(NULL, nb), *want_na = ASN1_TIME_set(NULL, na);
+		ck_assert_ptr_nonnull(leaf);
+		ck_assert_int_eq(ASN1_TIME_compare(X509_get0_notBefore(leaf), want_nb), 0);
+		ck_assert_int_eq(ASN1_TIME_compare(X509_get0_notAfter(leaf), want_na), 0);
+		ASN1_TIME_free(want_nb);
+		ASN1_TIME_free(want_na);
+		X509_free(leaf);
+		BIO_free(b);
+	}
+	reply_clear(&r);
+	EVP_PKEY_free(ck);
+	tkey_free(&t);
+}
+END_TEST
+
+/* Rate limits under concurrency: PARALLEL newOrders of one account sent at once (each with
+ * its own nonce, signed beforehand) pass the hourly limit (12 here) exactly 12 times, and
+ * the pending authorizations limit (20 here) exactly as often as it allows. */
+#define PARALLEL 24
+
+struct shot {
+	char *body;
+	const char *path;
+	struct reply r;
+};
+
+static void *fire(void *arg)
+{
+	struct shot *s = arg;
+	char url[300];
+
+	snprintf(url, sizeof(url), "%s%s", acme_url, s->path);
+	s->r = http(NULL, "POST", url, s->body, NULL);
+	return NULL;
+}
+
+/* PARALLEL newOrders by t/kid, each payload from payload(i), sent at once: how many got 201 and
+ * 429 (rateLimited). */
+static void parallel_orders(const struct tkey *t, const char *kid, void (*payload)(int, char *),
+                            int *created, int *limited)
+{
+	struct shot shots[PARALLEL];
+	pthread_t th[PARALLEL];
+	char pl[1024];
+
+	*created = *limited = 0;
+	for (int i = 0; i < PARALLEL; i++) {
+		payload(i, pl);
+		shots[i].path = "/new-order";
+		shots[i].body = jws(t, kid, "/new-order", pl); /* a fresh nonce each */
+		memset(&shots[i].r, 0, sizeof(shots[i].r));
+		nonce[0] = '\0';
+	}
+	for (int i = 0; i < PARALLEL; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, fire, &shots[i]), 0);
+	for (int i = 0; i < PARALLEL; i++) {
+		pthread_join(th[i], NULL);
+		*created += shots[i].r.status == 201;
+		if (shots[i].r.status == 429) {
+			ck_assert(problem(&shots[i].r, "rateLimited"));
+			(*limited)++;
+		}
+		free(shots[i].body);
+		reply_clear(&shots[i].r);
+	}
+}
+
+static void one_name(int i, char *pl)
+{
+	snprintf(pl, 1024, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"p%d.example.com\"}]}",
+	         i);
+}
+
+static void three_names(int i, char *pl)
+{
+	snprintf(pl, 1024,
+	         "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"q%d.example.com\"},"
+	         "{\"type\":\"dns\",\"value\":\"r%d.example.com\"},"
+	         "{\"type\":\"dns\",\"value\":\"s%d.example.com\"}]}",
+	         i, i, i);
+}
+
+START_TEST(rate_limits_hold_under_concurrency)
+{
+	struct tkey t = tkey_new("ES256"), t2 = tkey_new("ES256");
+	struct eab e = new_eab(",\"principal\":\"parallel-orders\",\"allow\":[\"*.example.com\"]");
+	struct eab e2 = new_eab(",\"principal\":\"parallel-authz\",\"allow\":[\"*.example.com\"]");
+	char kid[300], kid2[300];
+	int created, limited;
+
+	register_key(&t, &e, kid, sizeof(kid));
+	register_key(&t2, &e2, kid2, sizeof(kid2));
+	/* 24 orders of one name each at once: the hourly limit of 12 lets exactly 12 through
+	 * (and its 12 pending authorizations stay under the 20 allowed). */
+	parallel_orders(&t, kid, one_name, &created, &limited);
+	ck_assert_int_eq(created, 12);
+	ck_assert_int_eq(limited, PARALLEL - 12);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders WHERE account_id = (SELECT id"
+	                       " FROM acme_accounts WHERE principal = 'parallel-orders')"),
+	                 12);
+	/* 24 orders of three new names each: 20 pending authorizations allow 6 orders (18). */
+	parallel_orders(&t2, kid2, three_names, &created, &limited);
+	ck_assert_int_eq(created, 6);
+	ck_assert_int_eq(limited, PARALLEL - 6);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_authorizations WHERE status = 'pending'"
+	                       " AND account_id = (SELECT id FROM acme_accounts WHERE principal ="
+	                       " 'parallel-authz')"),
+	                 18);
+	tkey_free(&t);
+	tkey_free(&t2);
+}
+END_TEST
+
 static int run_certbot(const char *what, const char *le, const char *args)
 {
 	char cmd[4096], log[64];
@@ -1401,11 +1788,42 @@ static void api_status(const char *file, char *status, size_t n)
 		fclose(f);
 }
 
+/* The status hsmca-ocspd gives the certificate in file (below the test's folder), asked by
+ * `openssl ocsp` and its answer verified against the authority: "good", "revoked", or what
+ * openssl printed. Waits (up to 10 s) for want: a revocation reaches ocspd by NOTIFY. */
+static void ocsp_status(const char *file, const char *want, char *status, size_t n)
+{
+	char cmd[1024], line[256], needle[300];
+
+	snprintf(needle, sizeof(needle), "%s: ", file);
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s' && openssl ocsp -issuer webca.pem -CAfile webca.pem -cert '%s' -url '%s'"
+	         " -no_nonce > ocsp.out 2>&1",
+	         dir, file, ocsp_url);
+	for (int i = 0; i < 50; i++) {
+		FILE *f;
+		status[0] = '\0';
+		if (system(cmd) == 0 && (f = fopen(in_dir("ocsp.out"), "r"))) {
+			while (fgets(line, sizeof(line), f))
+				if (!strncmp(line, needle, strlen(needle))) {
+					line[strcspn(line, "\r\n")] = '\0';
+					snprintf(status, n, "%s", line + strlen(needle));
+				}
+			fclose(f);
+		}
+		if (!strcmp(status, want))
+			return;
+		usleep(200000);
+	}
+	if (!status[0])
+		snprintf(status, n, "%s", harness_slurp(in_dir("ocsp.out")));
+}
+
 /* certbot: certonly --standalone with http-01 checked by hsmca-acmevald, renew (the valid
  * authorization reused: no new challenge), revoke with the account's key. */
 START_TEST(certbot_http01_issue_renew_revoke)
 {
-	char args[2048], url[256], key[64], status[32];
+	char args[2048], url[256], key[64], status[300];
 	struct eab e = new_eab(",\"principal\":\"certbot-http\",\"allow\":[\"*.example.com\"]");
 	char *hk = b64(e.key, e.key_len);
 	long long certs = count("SELECT count(*) FROM certificates"), challenges;
@@ -1417,12 +1835,14 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	         "certonly --standalone --preferred-challenges http --http-01-port %d "
 	         "--http-01-address 127.0.0.1 -d web1.example.com --key-type ecdsa "
 	         "--elliptic-curve secp256r1 --server '%s' --agree-tos -m ops@corp.example.com "
-	         "--eab-kid '%s' --eab-hmac-key '%s'",
+	         "--eab-kid='%s' --eab-hmac-key='%s'",
 	         http01_port, url, e.kid, key);
 	ck_assert(run_certbot("certonly", "le-o", args) == 0);
 	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
 	api_status("le-o/config/live/web1.example.com/cert.pem", status, sizeof(status));
 	ck_assert_str_eq(status, "issued");
+	ocsp_status("le-o/config/live/web1.example.com/cert.pem", "good", status, sizeof(status));
+	ck_assert_str_eq(status, "good");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 1);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges WHERE status = 'valid'"
 	                       " AND type = 'http-01'"),
@@ -1441,6 +1861,8 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	openssl_verify("le-o/config/live/web1.example.com/cert.pem");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 2);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges"), challenges);
+	ocsp_status("le-o/config/live/web1.example.com/cert.pem", "good", status, sizeof(status));
+	ck_assert_str_eq(status, "good");
 
 	snprintf(args, sizeof(args),
 	         "revoke --cert-path le-o/config/live/web1.example.com/cert.pem --reason "
@@ -1448,6 +1870,9 @@ START_TEST(certbot_http01_issue_renew_revoke)
 	         url);
 	ck_assert(run_certbot("revoke", "le-o", args) == 0);
 	api_status("le-o/config/live/web1.example.com/cert.pem", status, sizeof(status));
+	ck_assert_str_eq(status, "revoked");
+	ocsp_status("le-o/config/live/web1.example.com/cert.pem", "revoked", status,
+	            sizeof(status));
 	ck_assert_str_eq(status, "revoked");
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'revoked' AND"
 	                       " revocation_reason = 1 AND requester LIKE 'acme/acct/%'"),
@@ -1460,7 +1885,7 @@ END_TEST
  * wildcard's authorization offers dns-01 alone. */
 START_TEST(certbot_dns01_with_a_wildcard)
 {
-	char args[2048], url[256], key[64];
+	char args[2048], url[256], key[64], status[300];
 	struct eab e = new_eab(",\"principal\":\"certbot-dns\",\"allow\":[\"*.example.test\"]");
 	char *hk = b64(e.key, e.key_len);
 
@@ -1471,10 +1896,12 @@ START_TEST(certbot_dns01_with_a_wildcard)
 	         "certonly --dns-rfc2136 --dns-rfc2136-credentials '%s/rfc2136.ini' "
 	         "--dns-rfc2136-propagation-seconds 1 -d dns1.example.test -d '*.example.test' "
 	         "--cert-name dns1 --key-type ecdsa --elliptic-curve secp256r1 --server '%s' "
-	         "--agree-tos -m ops@corp.example.com --eab-kid '%s' --eab-hmac-key '%s'",
+	         "--agree-tos -m ops@corp.example.com --eab-kid='%s' --eab-hmac-key='%s'",
 	         dnsdir, url, e.kid, key);
 	ck_assert(run_certbot("dns01", "le-d", args) == 0);
 	openssl_verify("le-d/config/live/dns1/cert.pem");
+	ocsp_status("le-d/config/live/dns1/cert.pem", "good", status, sizeof(status));
+	ck_assert_str_eq(status, "good");
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
 	                       " ON a.id = c.authz_id WHERE a.wildcard AND a.identifier ="
 	                       " 'example.test'"),
@@ -1718,6 +2145,159 @@ START_TEST(tls_alpn01_by_our_client)
 }
 END_TEST
 
+/* ---- a challenge left processing by a killed hsmca-cad ---- */
+
+/* An http-01 responder on the validator's port: while h01_stall is set it takes the connection
+ * and answers nothing (a slow validation); then it answers h01_ka. */
+static char h01_ka[300];
+static _Atomic int h01_stall, h01_stop, h01_seen;
+
+static void *h01_thread(void *arg)
+{
+	int lfd = *(int *)arg;
+
+	while (!atomic_load(&h01_stop)) {
+		struct pollfd pf = {.fd = lfd, .events = POLLIN};
+		char req[2048], rep[600];
+		ssize_t got;
+		int fd;
+
+		if (poll(&pf, 1, 100) != 1 || (fd = accept(lfd, NULL, NULL)) < 0)
+			continue;
+		atomic_fetch_add(&h01_seen, 1);
+		if (atomic_load(&h01_stall)) {
+			/* Hold it until the validator gives up or the test moves on. */
+			for (int i = 0;
+			     i < 100 && atomic_load(&h01_stall) && !atomic_load(&h01_stop); i++)
+				usleep(100000);
+			close(fd);
+			continue;
+		}
+		got = read(fd, req, sizeof(req) - 1);
+		(void)got;
+		snprintf(rep, sizeof(rep),
+		         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+		         "Connection: close\r\n\r\n%s",
+		         strlen(h01_ka), h01_ka);
+		if (write(fd, rep, strlen(rep)) < 0)
+			fprintf(stderr, "http-01 responder: write failed\n");
+		close(fd);
+	}
+	return NULL;
+}
+
+/* A validation under way when hsmca-cad is killed (SIGKILL: nothing recorded) leaves its
+ * challenge processing; the next start of hsmca-cad validates it again, and it settles. A
+ * second hsmca-cad over the same database is the one killed (this test runs in a child
+ * process: the fixture's cad stays as it is). */
+START_TEST(killed_cad_leaves_no_stuck_challenge)
+{
+	struct tkey t = tkey_new("ES256");
+	char kid[300], authz[300], chall[300], thumb[ACME_THUMBPRINT_LEN + 1], status[32] = "";
+	char saved_base[128], saved_acme[160];
+	struct acme_problem pr;
+	EVP_PKEY *k = NULL;
+	pthread_t th;
+	struct reply r;
+	json_t *o, *c;
+	size_t i;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, port2;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
+	pid_t first = cad_pid;
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0);
+	atomic_store(&h01_stall, 1);
+	pthread_create(&th, NULL, h01_thread, &lfd);
+
+	snprintf(saved_base, sizeof(saved_base), "%s", base_url);
+	snprintf(saved_acme, sizeof(saved_acme), "%s", acme_url);
+	port2 = harness_free_port();
+	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port2);
+	snprintf(acme_url, sizeof(acme_url), "%s/acme", base_url);
+	write_cad_config("cad3.yaml", port2, 1);
+	cad_start_with("cad3.yaml", "cad3.log");
+	nonce[0] = '\0';
+	{
+		struct eab e =
+		    new_eab(",\"principal\":\"stuck-team\",\"allow\":[\"*.example.com\"]");
+		register_key(&t, &e, kid, sizeof(kid));
+	}
+	ck_assert_int_eq(acme_jwk_key(t.jwk, &k, thumb, &pr), 0);
+	EVP_PKEY_free(k);
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"stuck.example.com\"}]");
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(authz, sizeof(authz), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	json_decref(o);
+	reply_clear(&r);
+	r = get_as(&t, kid, authz);
+	o = json_loads(r.body, 0, NULL);
+	json_array_foreach(json_object_get(o, "challenges"), i, c)
+	{
+		if (!strcmp(member(c, "type"), "http-01")) {
+			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
+			snprintf(h01_ka, sizeof(h01_ka), "%s.%s", member(c, "token"), thumb);
+		}
+	}
+	json_decref(o);
+	reply_clear(&r);
+	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	/* The validator is at the responder, which stalls: kill cad now. */
+	for (int tries = 0; tries < 100 && !atomic_load(&h01_seen); tries++)
+		usleep(50000);
+	ck_assert_int_gt(atomic_load(&h01_seen), 0);
+	kill(cad_pid, SIGKILL);
+	waitpid(cad_pid, NULL, 0);
+	cad_pid = 0;
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.identifier = 'stuck.example.com'"
+	                       " AND c.status = 'processing'"),
+	                 1);
+
+	/* The responder answers from now on; cad starts again and retries the challenge. */
+	atomic_store(&h01_stall, 0);
+	cad_start_with("cad3.yaml", "cad3.log");
+	nonce[0] = '\0';
+	for (int tries = 0; tries < 150; tries++) {
+		r = get_as(&t, kid, authz);
+		o = json_loads(r.body, 0, NULL);
+		snprintf(status, sizeof(status), "%s", member(o, "status"));
+		json_decref(o);
+		reply_clear(&r);
+		if (strcmp(status, "pending"))
+			break;
+		usleep(200000);
+	}
+	if (strcmp(status, "valid"))
+		fprintf(stderr, "hsmca-cad after its restart:\n%s\n",
+		        harness_slurp(in_dir("cad3.log")));
+	ck_assert_msg(!strcmp(status, "valid"), "the authorization is %s, not valid", status);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.identifier = 'stuck.example.com'"
+	                       " AND c.type = 'http-01' AND c.status = 'valid'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'stuck-team' AND"
+	                       " action = 'acme.challenge.valid'"),
+	                 1);
+	ck_assert(strstr(harness_slurp(in_dir("cad3.log")), "was left processing"));
+
+	cad_stop();
+	cad_pid = first;
+	snprintf(base_url, sizeof(base_url), "%s", saved_base);
+	snprintf(acme_url, sizeof(acme_url), "%s", saved_acme);
+	nonce[0] = '\0';
+	atomic_store(&h01_stop, 1);
+	pthread_join(th, NULL);
+	close(lfd);
+	tkey_free(&t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme-cad");
@@ -1736,13 +2316,16 @@ int main(void)
 	tcase_add_test(tc, revoke_cert_with_its_own_key);
 	tcase_add_test(tc, renewal_incident_moves_the_window);
 	tcase_add_test(tc, orders_are_judged_finalized_and_expire);
+	tcase_add_test(tc, order_validity_is_asked_and_judged);
+	tcase_add_test(tc, rate_limits_hold_under_concurrency);
 	tcase_add_test(tc, certbot_http01_issue_renew_revoke);
 	tcase_add_test(tc, certbot_dns01_with_a_wildcard);
 	tcase_add_test(tc, tls_alpn01_by_our_client);
+	tcase_add_test(tc, killed_cad_leaves_no_stuck_challenge);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
+	failed = srunner_ntests_failed(sr) + harness_bad_exits;
 	srunner_free(sr);
 	return failed ? 1 : 0;
 }

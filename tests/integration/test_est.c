@@ -1037,6 +1037,17 @@ START_TEST(devices_are_listed_by_identity)
 	                     "{\"name\":\"x\",\"profile\":\"device\",\"allowlist\":[\"a b\"]}", &o),
 	                 400);
 	json_decref(o);
+	/* The allowlist is a list of strings (cad_body_string_list, shared with ACME's EAB). */
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/provisioning-tokens",
+	                     "{\"name\":\"x\",\"profile\":\"device\",\"allowlist\":\"gw-1\"}", &o),
+	                 400);
+	ck_assert(strstr(jstr(o, "detail"), "\"allowlist\" must be a list of at most"));
+	json_decref(o);
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/provisioning-tokens",
+	                     "{\"name\":\"x\",\"profile\":\"device\",\"allowlist\":[1]}", &o),
+	                 400);
+	ck_assert_str_eq(jstr(o, "detail"), "\"allowlist\" entries must be strings");
+	json_decref(o);
 }
 END_TEST
 

@@ -990,6 +990,37 @@ static int csr_der(const char *cn, const char *sans, uint8_t **der)
 }
 
 /* finalize's CSR names exactly the order's identifiers, a CN only among them. */
+/* newOrder's notBefore/notAfter (RFC 8555 §7.4): RFC 3339 date-times, strictly. */
+START_TEST(order_times_are_rfc3339)
+{
+	static const char *const bad[] = {"",
+	                                  "2026-03-01",
+	                                  "2026-03-01 08:00:00Z",
+	                                  "2026-03-01T08:00:00",
+	                                  "2026-3-01T08:00:00Z",
+	                                  "2026-02-30T08:00:00Z",
+	                                  "2026-13-01T08:00:00Z",
+	                                  "2026-03-01T24:00:00Z",
+	                                  "2026-03-01T08:00:00.Z",
+	                                  "2026-03-01T08:00:00+0200",
+	                                  "2026-03-01T08:00:00+24:00",
+	                                  "1969-12-31T23:59:59Z",
+	                                  "2026-03-01T08:00:00Z ",
+	                                  "+2026-03-01T08:00:00Z",
+	                                  "2026-03-01T08:00:00.1234567890Z"};
+	int64_t t = 0;
+
+	ck_assert_int_eq(acme_time_parse("2026-03-01T08:00:00Z", &t), 0);
+	ck_assert_int_eq(t, 1772352000);
+	ck_assert_int_eq(acme_time_parse("2026-03-01T10:00:00.5+02:00", &t), 0);
+	ck_assert_int_eq(t, 1772352000);
+	ck_assert_int_eq(acme_time_parse("2026-03-01t03:30:00-04:30", &t), 0);
+	ck_assert_int_eq(t, 1772352000);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(acme_time_parse(bad[i], &t) < 0, "accepted \"%s\"", bad[i]);
+}
+END_TEST
+
 START_TEST(csr_must_match_the_order_exactly)
 {
 	static const struct acme_ident order[] = {
@@ -1052,6 +1083,7 @@ int main(void)
 	tcase_add_test(tc, renewal_information);
 	tcase_add_test(tc, order_identifiers_are_parsed_strictly);
 	tcase_add_test(tc, csr_must_match_the_order_exactly);
+	tcase_add_test(tc, order_times_are_rfc3339);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

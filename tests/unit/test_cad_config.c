@@ -260,6 +260,31 @@ START_TEST(crl_distribution_settings_are_read_and_checked)
 		ck_assert_msg(strstr(err, bad[i].expect), "%zu: %s", i, err);
 		cad_config_free(cfg);
 	}
+	/* alternate_chains (docs/acme.md): an authority that exists, and a file whose first
+	 * certificate is the authority's subject and key under another issuer. */
+	{
+		struct {
+			const char *authority, *file, *expect;
+		} alt[] = {
+		    {"nope", "ca", "no authority named \"nope\""},
+		    {"issuing", "missing", "cannot read"},
+		    {"issuing", "leaf", "with the authority's subject and key"},
+		    {"issuing", "ca", "that is the default chain, not an alternate"},
+		};
+		for (size_t i = 0; i < sizeof(alt) / sizeof(alt[0]); i++) {
+			char extra[600];
+			snprintf(extra, sizeof(extra),
+			         "acme:\n  url: https://ca.test/acme\n  profiles: [web]\n"
+			         "  alternate_chains: [{authority: %s, chain: %s/%s.pem}]\n",
+			         alt[i].authority, dir, alt[i].file);
+			memset(cfg, 0, sizeof(*cfg));
+			ck_assert_int_ne(
+			    load(&(struct variant){.extra = extra}, cfg, err, sizeof(err)), 0);
+			ck_assert_msg(strstr(err, alt[i].expect) && strstr(err, "alternate_chains"),
+			              "%zu: %s", i, err);
+			cad_config_free(cfg);
+		}
+	}
 	free(cfg);
 }
 END_TEST
