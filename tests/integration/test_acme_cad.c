@@ -47,7 +47,7 @@ static pid_t cad_pid;
 /* hsmca-ocspd, answering for the authority of the certificates certbot gets. */
 static pid_t ocspd_pid;
 static char ocsp_url[64], ocspd_ci[512];
-/* hsmca-cad connects as its own role (migration 0013, and 0019.s grants on the order tables),
+/* hsmca-cad connects as its own role (migration 0013, and 0019's grants on the order tables),
  * as in the quickstart: whatever the ACME adapter needs beyond them fails here. */
 static char cad_ci[512];
 /* hsmca-acmevald: its directory (owned by the user it runs as), socket, and the ports it
