@@ -894,4 +894,14 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
                                   const char *error_detail, const struct db_audit_entry *audit,
                                   struct db_err *err);
 
+/* --- key archival (db_archive.c, migration 0015) --- */
+
+/* Store the encrypted key of certificate_id (docs/key-recovery.md): the data key wrapped by
+ * keyd's AES key key_label, the AES-GCM nonce, and the ciphertext with its tag. Inside the
+ * caller's transaction (the one that stores the certificate). */
+enum db_status db_key_archive_put(struct db *db, int64_t certificate_id, const char *key_label,
+                                  const uint8_t *wrapped_key, size_t wrapped_len,
+                                  const uint8_t *nonce, size_t nonce_len, const uint8_t *ct,
+                                  size_t ct_len, struct db_err *err);
+
 #endif

@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -349,6 +350,7 @@ static const char config_fmt[] =
     "database: \"%s connect_timeout=3\"\n"
     "limits: {max_body_bytes: 16384, timeout_seconds: 20, max_connections: 40}\n"
     "audit: {checkpoint_key: \"keyd:label=audit-p256\", checkpoint_interval_seconds: 1}\n"
+    "key_archive: {key: key-archive-2026}\n"
     "authorities:\n"
     "  - {name: issuing, certificate: %s/issuing.pem, key: \"keyd:label=issuing-p256\"}\n"
     "  - {name: codesign, certificate: %s/codesign.pem, key: \"keyd:label=codesign-p384\",\n"
@@ -404,6 +406,16 @@ static const char config_fmt[] =
     "    subject_fields: [CN, emailAddress]\n"
     "    san: {email: [\"*@example.com\"]}\n"
     "    san_required: true\n"
+    "  - name: enc\n"
+    "    authority: issuing\n"
+    "    key_profile: standard\n"
+    "    max_validity_days: 365\n"
+    "    key_usage: [encipherment, keyAgreement]\n"
+    "    extended_key_usage: [emailProtection]\n"
+    "    subject_fields: [CN, emailAddress]\n"
+    "    san: {email: [\"*@example.com\"]}\n"
+    "    server_keygen: true\n"
+    "    archive_key: true\n"
     "  - name: code-signing\n"
     "    authority: codesign\n"
     "    key_profile: standard\n"
@@ -459,19 +471,32 @@ static void setup(void)
 	struct db *db = NULL;
 	EVP_PKEY *ik, *ck, *sk;
 	X509 *x;
-	char conf[8192];
+	char conf[8192], clients[1024];
 	int applied, port;
 
 	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (harness_start(&h, NULL) != 0)
+	/* The one uid of this test (and of hsmca-cad) gets what cad's grant gives in the
+	 * quickstart: every key for signing, and wrap, not unwrap, with the key archive's key. */
+	snprintf(clients, sizeof(clients),
+	         "  - name: test\n"
+	         "    uid: %u\n"
+	         "    grants:\n"
+	         "      - keys: [\"*\"]\n"
+	         "        operations: [\"*\", generate]\n"
+	         "        kinds: [\"*\", digest]\n"
+	         "      - keys: [key-archive-2026]\n"
+	         "        operations: [wrap]\n",
+	         (unsigned)getuid());
+	if (harness_start(&h, &(struct harness_opts){.clients_yaml = clients}) != 0)
 		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
 	if (!c ||
 	    keyd_client_generate(c, "issuing-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
 	    keyd_client_generate(c, "codesign-p384", KEYD_KEY_EC, KEYD_CURVE_P384, &k, &kerr) ||
-	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
+	    keyd_client_generate(c, "key-archive-2026", KEYD_KEY_AES, 256, &k, &kerr))
 		harness_die(__func__);
 	keyd_client_free(c);
 	harness_load_providers(&prov_keyd, &prov_default);
@@ -3286,6 +3311,215 @@ START_TEST(health_says_only_the_state_details_and_metrics_need_a_role)
 }
 END_TEST
 
+/* ================= server-side key generation and key archival ================= */
+
+static char *hex_of(const unsigned char *b, size_t n)
+{
+	char *h = malloc(2 * n + 1);
+
+	ck_assert_ptr_nonnull(h);
+	for (size_t i = 0; i < n; i++)
+		snprintf(h + 2 * i, 3, "%02x", b[i]);
+	return h;
+}
+
+/* The PKCS#8 DER of key, hex. */
+static char *pkcs8_hex(EVP_PKEY *key)
+{
+	PKCS8_PRIV_KEY_INFO *p8i = EVP_PKEY2PKCS8(key);
+	unsigned char *der = NULL;
+	int n = p8i ? i2d_PKCS8_PRIV_KEY_INFO(p8i, &der) : 0;
+	char *h;
+
+	ck_assert_int_gt(n, 0);
+	h = hex_of(der, (size_t)n);
+	OPENSSL_clear_free(der, (size_t)n);
+	PKCS8_PRIV_KEY_INFO_free(p8i);
+	return h;
+}
+
+/* The archive row of serial holds a ciphertext as long as the key's PKCS#8 plus the GCM
+ * tag, under the archive key, and the plaintext key appears nowhere in it. */
+static void check_archived(const char *serial, EVP_PKEY *key)
+{
+	char *h = pkcs8_hex(key), *sql = malloc(4 * strlen(h) + 1024);
+
+	ck_assert_ptr_nonnull(sql);
+	snprintf(sql, 4 * strlen(h) + 1024,
+	         "SELECT count(*) FROM key_archive k JOIN certificates c ON c.id = k.certificate_id"
+	         " WHERE c.serial = decode(lower('%s'), 'hex') AND k.key_label = 'key-archive-2026'"
+	         " AND length(k.ciphertext) = length(decode('%s', 'hex')) + 16"
+	         " AND position(decode('%s', 'hex') in k.ciphertext) = 0"
+	         " AND position(decode('%s', 'hex') in k.wrapped_key) = 0",
+	         serial, h, h, h);
+	ck_assert_int_eq(count(sql), 1);
+	free(sql);
+	free(h);
+}
+
+START_TEST(serverkeygen_returns_a_pkcs12_whose_key_matches_and_archives_it)
+{
+	static const char body[] =
+	    "{\"profile\": \"enc\", \"subject\": {\"CN\": \"alice\"},"
+	    " \"san\": {\"email\": [\"alice@example.com\"]}, \"key_type\": \"ec-p256\","
+	    " \"password\": \"correct horse battery\"}";
+	json_t *o = NULL;
+	long st = api("officer", "POST", "/api/v1/certificates/serverkeygen", body, &o);
+	const char *b64;
+	unsigned char *der;
+	const unsigned char *pp;
+	size_t n;
+	PKCS12 *p12;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL, *x;
+
+	ck_assert_msg(st == 201, "serverkeygen: %ld %s", st, jstr(o, "detail"));
+	ck_assert_str_eq(jstr(o, "format"), "pkcs12");
+	ck_assert(json_is_true(json_object_get(o, "archived")));
+	b64 = jstr(o, "pkcs12");
+	der = malloc(strlen(b64));
+	n = (size_t)EVP_DecodeBlock(der, (const unsigned char *)b64, (int)strlen(b64));
+	for (const char *e = b64 + strlen(b64); e > b64 && e[-1] == '='; e--)
+		n--; /* EVP_DecodeBlock counts the padding */
+	pp = der;
+	ck_assert_ptr_nonnull(p12 = d2i_PKCS12(NULL, &pp, (long)n));
+	/* Only the requester's password opens it. */
+	ck_assert_int_eq(PKCS12_verify_mac(p12, "wrong password", -1), 0);
+	ck_assert_int_eq(PKCS12_parse(p12, "correct horse battery", &key, &cert, NULL), 1);
+	x = pem_cert(jstr(o, "certificate"));
+	ck_assert_int_eq(X509_cmp(x, cert), 0);
+	ck_assert_int_eq(X509_check_private_key(x, key), 1);
+	ck_assert_int_eq(EVP_PKEY_get_base_id(key), EVP_PKEY_EC);
+	ck_assert(X509_get_key_usage(x) & KU_KEY_AGREEMENT);
+	check_stored(o, "issued");
+	check_archived(jstr(o, "serial"), key);
+	/* Audited as server-side key generation, with the key type and the archival. */
+	{
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM audit_log WHERE action = 'certificate.serverkeygen'"
+		         " AND lower(object) = lower('%s')"
+		         " AND detail::jsonb->>'server_keygen' = 'true'"
+		         " AND detail::jsonb->>'key_type' = 'ec-p256'"
+		         " AND detail::jsonb->>'archived' = 'true'",
+		         jstr(o, "serial"));
+		ck_assert_int_eq(count(sql), 1);
+	}
+	X509_free(x);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	PKCS12_free(p12);
+	free(der);
+	json_decref(o);
+}
+END_TEST
+
+START_TEST(serverkeygen_pkcs8_rsa_opens_with_the_password)
+{
+	static const char body[] =
+	    "{\"profile\": \"enc\", \"subject\": {\"CN\": \"bob\"},"
+	    " \"san\": {\"email\": [\"bob@example.com\"]}, \"key_type\": \"rsa-2048\","
+	    " \"password\": \"another long one\", \"format\": \"pkcs8\", \"validity_days\": 30}";
+	json_t *o = NULL;
+	long st = api("officer", "POST", "/api/v1/certificates/serverkeygen", body, &o);
+	BIO *b;
+	EVP_PKEY *key;
+	X509 *x;
+
+	ck_assert_msg(st == 201, "serverkeygen: %ld %s", st, jstr(o, "detail"));
+	ck_assert_ptr_nonnull(strstr(jstr(o, "pkcs8"), "BEGIN ENCRYPTED PRIVATE KEY"));
+	b = BIO_new_mem_buf(jstr(o, "pkcs8"), -1);
+	ck_assert_ptr_null(PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)"not it at all"));
+	BIO_free(b);
+	b = BIO_new_mem_buf(jstr(o, "pkcs8"), -1);
+	key = PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)"another long one");
+	BIO_free(b);
+	ck_assert_ptr_nonnull(key);
+	x = pem_cert(jstr(o, "certificate"));
+	ck_assert_int_eq(X509_check_private_key(x, key), 1);
+	ck_assert_int_eq(EVP_PKEY_get_bits(key), 2048);
+	check_archived(jstr(o, "serial"), key);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	json_decref(o);
+}
+END_TEST
+
+/* Bad requests are refused naming the problem, and nothing is reserved or archived. */
+START_TEST(serverkeygen_bad_requests_change_nothing)
+{
+	static const struct {
+		const char *who, *body, *error, *detail;
+	} cases[] = {
+	    {"officer",
+	     "{\"profile\": \"tls-client\", \"subject\": {\"CN\": \"x\"}, \"key_type\":"
+	     " \"ec-p256\", \"password\": \"long enough\"}",
+	     "serverkeygen-not-allowed", "server-side key generation"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"key_type\": \"dsa-1024\", \"password\": \"long "
+	     "enough\"}",
+	     "bad-request", "key_type"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"key_type\": \"ec-p256\", \"password\": \"short\"}",
+	     "bad-request", "password"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"key_type\": \"ec-p256\", \"password\": \"long "
+	     "enough\", \"format\": \"jks\"}",
+	     "bad-request", "format"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"subject\": {\"CN\": \"x\"}, \"san\": {\"email\":"
+	     " [\"x@evil.test\"]}, \"key_type\": \"ec-p256\", \"password\": \"long "
+	     "enough\"}",
+	     "", "evil.test"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"subject\": {\"XX\": \"x\"}, \"key_type\": "
+	     "\"ec-p256\", \"password\": \"long enough\"}",
+	     "bad-request", "no subject field"},
+	    {"officer", "{\"profile\": \"enc\", \"pin\": 1}", "unknown-field", "pin"},
+	    {"auditor",
+	     "{\"profile\": \"enc\", \"key_type\": \"ec-p256\", \"password\": \"long "
+	     "enough\"}",
+	     "role-not-permitted", ""},
+	};
+	long long certs = count("SELECT count(*) FROM certificates"),
+	          archived = count("SELECT count(*) FROM key_archive");
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o = NULL;
+		long st = api(cases[i].who, "POST", "/api/v1/certificates/serverkeygen",
+		              cases[i].body, &o);
+		ck_assert_msg(st >= 400 && st < 500, "case %zu: %ld", i, st);
+		if (cases[i].error[0])
+			ck_assert_str_eq(jstr(o, "error"), cases[i].error);
+		ck_assert_msg(strstr(jstr(o, "detail"), cases[i].detail), "case %zu: %s", i,
+		              jstr(o, "detail"));
+		json_decref(o);
+	}
+	ck_assert_int_eq(count("SELECT count(*) FROM key_archive"), archived);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs);
+}
+END_TEST
+
+/* cad's keyd grant on the archive key is wrap only: keyd refuses it the unwrap that would
+ * open archived keys (recovery runs elsewhere, docs/key-recovery.md). This process runs as
+ * cad's uid under the same grant. */
+START_TEST(cad_grant_cannot_unwrap_the_archive_key)
+{
+	struct keyd_client *c = keyd_client_new(NULL, 0);
+	struct keyd_err kerr = {0};
+	uint8_t secret[32] = {1, 2, 3}, blob[KEYD_WRAP_BLOB_MAX], back[KEYD_WRAP_DATA_MAX];
+	size_t blen = sizeof(blob), slen = sizeof(back);
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(
+	    keyd_client_wrap(c, "key-archive-2026", secret, sizeof(secret), blob, &blen, &kerr),
+	    KEYD_OK);
+	ck_assert_int_eq(keyd_client_unwrap(c, "key-archive-2026", blob, blen, back, &slen, &kerr),
+	                 KEYD_E_DENIED);
+	keyd_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
 	harness_die_init("test_cad", cleanup);
@@ -3355,6 +3589,15 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, cad_start, cad_stop_after_crash);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, killed_between_sign_and_store_the_database_still_records_it);
+	suite_add_tcase(s, tc);
+	/* CK_RUN_CASE=keygen runs these alone. */
+	tc = tcase_create("keygen");
+	tcase_add_unchecked_fixture(tc, cad_start, cad_stop);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, serverkeygen_returns_a_pkcs12_whose_key_matches_and_archives_it);
+	tcase_add_test(tc, serverkeygen_pkcs8_rsa_opens_with_the_password);
+	tcase_add_test(tc, serverkeygen_bad_requests_change_nothing);
+	tcase_add_test(tc, cad_grant_cannot_unwrap_the_archive_key);
 	suite_add_tcase(s, tc);
 	/* One environment (keyd, PostgreSQL, certificates) for the whole suite, made and removed
 	 * here in the parent so that no failing test can leave a server behind. */
