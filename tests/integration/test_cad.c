@@ -462,6 +462,23 @@ static void cad_start(void)
 	harness_die(__func__);
 }
 
+/* keyd's clients: this test's uid (and cad's), with wrap on the archive key or without. */
+static void keyd_clients(char *out, size_t n, int wrap)
+{
+	snprintf(out, n,
+	         "  - name: test\n"
+	         "    uid: %u\n"
+	         "    grants:\n"
+	         "      - keys: [\"*\"]\n"
+	         "        operations: [\"*\", generate]\n"
+	         "        kinds: [\"*\", digest]\n"
+	         "%s",
+	         (unsigned)getuid(),
+	         wrap ? "      - keys: [key-archive-2026]\n"
+	                "        operations: [wrap]\n"
+	              : "");
+}
+
 static void setup(void)
 {
 	struct keyd_client *c;
@@ -478,16 +495,7 @@ static void setup(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* The one uid of this test (and of hsmca-cad) gets what cad's grant gives in the
 	 * quickstart: every key for signing, and wrap, not unwrap, with the key archive's key. */
-	snprintf(clients, sizeof(clients),
-	         "  - name: test\n"
-	         "    uid: %u\n"
-	         "    grants:\n"
-	         "      - keys: [\"*\"]\n"
-	         "        operations: [\"*\", generate]\n"
-	         "        kinds: [\"*\", digest]\n"
-	         "      - keys: [key-archive-2026]\n"
-	         "        operations: [wrap]\n",
-	         (unsigned)getuid());
+	keyd_clients(clients, sizeof(clients), 1);
 	if (harness_start(&h, &(struct harness_opts){.clients_yaml = clients}) != 0)
 		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
@@ -3520,6 +3528,63 @@ START_TEST(cad_grant_cannot_unwrap_the_archive_key)
 }
 END_TEST
 
+/* Archival that fails issues nothing: the archive row is refused (a trigger the test adds
+ * as the owner stands for a full disk or a broken constraint), and the request gets 503
+ * archival-failed naming it; no certificate is stored as issued, no row archived. */
+START_TEST(failed_archival_issues_nothing)
+{
+	static const char body[] =
+	    "{\"profile\": \"enc\", \"subject\": {\"CN\": \"carol\"},"
+	    " \"san\": {\"email\": [\"carol@example.com\"]}, \"key_type\": \"ec-p256\","
+	    " \"password\": \"correct horse battery\"}";
+	long long issued = count("SELECT count(*) FROM certificates WHERE status = 'issued'"),
+	          archived = count("SELECT count(*) FROM key_archive");
+	struct db *db = owner_db();
+	json_t *o = NULL;
+	long st;
+
+	harness_pg_exec_ok(db_pgconn(db),
+	                   "CREATE FUNCTION test_refuse_archive() RETURNS trigger LANGUAGE plpgsql"
+	                   " AS $$ BEGIN RAISE EXCEPTION 'test: archive refused'; END $$;"
+	                   " CREATE TRIGGER test_refuse_archive BEFORE INSERT ON key_archive"
+	                   " FOR EACH ROW EXECUTE FUNCTION test_refuse_archive()");
+	st = api("officer", "POST", "/api/v1/certificates/serverkeygen", body, &o);
+	ck_assert_msg(st == 503 && !strcmp(jstr(o, "error"), "archival-failed"), "%ld %s", st,
+	              jstr(o, "detail"));
+	ck_assert_msg(strstr(jstr(o, "detail"), "archive refused"), "%s", jstr(o, "detail"));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'issued'"),
+	                 issued);
+	ck_assert_int_eq(count("SELECT count(*) FROM key_archive"), archived);
+	harness_pg_exec_ok(db_pgconn(db), "DROP TRIGGER test_refuse_archive ON key_archive;"
+	                                  " DROP FUNCTION test_refuse_archive()");
+	db_close(db);
+	/* Without it, the same request is issued and archived. */
+	st = api("officer", "POST", "/api/v1/certificates/serverkeygen", body, &o);
+	ck_assert_msg(st == 201, "%ld %s", st, jstr(o, "detail"));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM key_archive"), archived + 1);
+}
+END_TEST
+
+/* hsmca-cad's database role archives and never reads an archived key back. */
+START_TEST(cad_role_cannot_read_the_archive)
+{
+	PGconn *c = PQconnectdb(cad_ci);
+	PGresult *r;
+
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	r = PQexec(c, "SELECT ciphertext FROM key_archive");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42501");
+	PQclear(r);
+	r = PQexec(c, "DELETE FROM key_archive");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	PQfinish(c);
+}
+END_TEST
+
 int main(void)
 {
 	harness_die_init("test_cad", cleanup);
@@ -3598,6 +3663,8 @@ int main(void)
 	tcase_add_test(tc, serverkeygen_pkcs8_rsa_opens_with_the_password);
 	tcase_add_test(tc, serverkeygen_bad_requests_change_nothing);
 	tcase_add_test(tc, cad_grant_cannot_unwrap_the_archive_key);
+	tcase_add_test(tc, failed_archival_issues_nothing);
+	tcase_add_test(tc, cad_role_cannot_read_the_archive);
 	suite_add_tcase(s, tc);
 	/* One environment (keyd, PostgreSQL, certificates) for the whole suite, made and removed
 	 * here in the parent so that no failing test can leave a server behind. */
