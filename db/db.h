@@ -114,7 +114,7 @@ enum db_status db_profile_enabled(struct db *db, const char *profile, int *enabl
 enum db_status db_profile_set_enabled(struct db *db, const char *profile, int enabled,
                                       const char *by, struct db_err *err);
 
-/* --- certificate profiles, versioned (db_profiles.c, migration 0015) --- */
+/* --- certificate profiles, versioned (db_profiles.c, migration 0020) --- */
 
 #define DB_PROFILE_NAME_MAX 64
 #define DB_PROFILE_BODY_MAX 16384
@@ -251,7 +251,7 @@ struct db_cert_request {
 	 * reserves. Otherwise the reservation is refused as DB_ERR_STATE. */
 	const uint8_t *token_sha256;
 	const char *token_role;
-	/* The version of the profile the certificate is issued under (migration 0015); 0: none
+	/* The version of the profile the certificate is issued under (migration 0020); 0: none
 	 * recorded. */
 	int32_t profile_version;
 };
@@ -263,7 +263,7 @@ struct db_cert {
 	size_t serial_len;
 	enum db_cert_status status;
 	char *profile;
-	int32_t profile_version; /* 0: not recorded (issued before migration 0015) */
+	int32_t profile_version; /* 0: not recorded (issued before migration 0020) */
 	char *subject;
 	struct db_cert_san {
 		enum db_san_kind kind;
@@ -1015,5 +1015,15 @@ enum db_status db_backup_run_finish(struct db *db, int64_t id, int success, int6
  * "next" (the before_id of the next page, or null) and the last successful run. */
 enum db_status db_backup_runs_list(struct db *db, int64_t before_id, size_t limit, char **json,
                                    struct db_err *err);
+
+/* --- key archival (db_archive.c, migration 0020) --- */
+
+/* Store the encrypted key of certificate_id (docs/key-recovery.md): the data key wrapped by
+ * keyd's AES key key_label, the AES-GCM nonce, and the ciphertext with its tag. Inside the
+ * caller's transaction (the one that stores the certificate). */
+enum db_status db_key_archive_put(struct db *db, int64_t certificate_id, const char *key_label,
+                                  const uint8_t *wrapped_key, size_t wrapped_len,
+                                  const uint8_t *nonce, size_t nonce_len, const uint8_t *ct,
+                                  size_t ct_len, struct db_err *err);
 
 #endif

@@ -94,6 +94,10 @@ struct ca_profile {
 	/* A validity that would end after the issuing CA's notAfter: 0 refuses the request
 	 * (the default), 1 clamps notAfter to the CA's. */
 	int clamp_not_after;
+	/* Server-side key generation (POST /api/v1/certificates/serverkeygen) may use this
+	 * profile; its keys are archived under the key_archive key (docs/key-recovery.md). */
+	int server_keygen;
+	int archive_key;
 };
 
 /* --- the core's state, shared by every thread that issues --- */
@@ -223,6 +227,9 @@ struct ca_issue_request {
 	 * (EST's device record); an error rolls both back. NULL for none. */
 	enum db_status (*in_tx)(struct db *db, int64_t cert_id, void *arg, struct db_err *err);
 	void *in_tx_arg;
+	/* With in_tx: receives the certificate's serial in hex (2 * DB_SERIAL_MAX + 1 bytes)
+	 * before in_tx runs (key archival binds its ciphertext to it). NULL: not wanted. */
+	char *in_tx_serial;
 };
 
 struct ca_issue_result {

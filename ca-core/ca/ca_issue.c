@@ -544,6 +544,8 @@ static enum db_status store(struct ca *ca, struct db *db, const struct ca_issue_
 		struct db_audit_entry e;
 		int64_t seq;
 		audit_entry(req, hex, dtext, &e);
+		if (req->in_tx_serial)
+			snprintf(req->in_tx_serial, 2 * DB_SERIAL_MAX + 1, "%s", hex);
 		rc = db_begin(db, err);
 		if (rc == DB_OK)
 			rc = db_cert_mark_issued(db, a->db_id, serial, SERIAL_BYTES, der,

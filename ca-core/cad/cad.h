@@ -69,6 +69,9 @@ struct cad_config {
 	char audit_key_label[CAD_NAME_MAX + 1];
 	int audit_checkpoint_seconds;
 	EVP_PKEY *audit_key; /* loaded through keyd on first use */
+	/* keyd's AES key that archived subscriber keys are wrapped under (key_archive.key);
+	 * "": no archival (docs/key-recovery.md). */
+	char key_archive_label[CAD_NAME_MAX + 1];
 	struct ca_authority authorities[CAD_MAX_AUTHORITIES];
 	size_t n_authorities;
 	struct ca_key_profile key_profiles[CAD_MAX_PROFILES];

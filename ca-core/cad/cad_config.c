@@ -19,10 +19,11 @@
 static const char *const top_fields[] = {
     "listen", "tls",  "database", "limits",  "authorities", "key_profiles", "profiles", "audit",
     "est",    "user", "group",    "seccomp", "acme",        "approvals",    "console",
-    "mfa",    NULL,
+    "mfa",    "key_archive", NULL,
 };
 static const char *const console_fields[] = {"enabled", "session_idle_seconds",
                                              "session_max_seconds", "max_sessions", NULL};
+static const char *const key_archive_fields[] = {"key", NULL};
 static const char *const audit_fields[] = {"checkpoint_key", "checkpoint_interval_seconds", NULL};
 static const char *const listen_fields[] = {"address", "port", "workers", NULL};
 static const char *const tls_fields[] = {"certificate", "key", "client_ca", "client_crl", NULL};
@@ -46,6 +47,8 @@ static const char *const profile_fields[] = {
     "key_usage", "extended_key_usage", "subject_fields", "subject_cn_required",
     "san",       "san_required",       "policies",       "cps_uri",
     "subject_patterns", "not_after_beyond_issuer",
+    "server_keygen",
+    "archive_key",
     NULL,
 };
 /* clang-format on */
@@ -538,6 +541,17 @@ int cad_profile_parse(struct yconf *y, yaml_node_t *m, struct cad_config *cfg, s
 	if (buf[0] && strcmp(buf, "refuse") && strcmp(buf, "clamp"))
 		return yconf_fail(y, m, "not_after_beyond_issuer", "\"%s\": refuse or clamp", buf);
 	p->clamp_not_after = !strcmp(buf, "clamp");
+	if (yconf_opt_bool(y, m, "server_keygen", &p->server_keygen) ||
+	    yconf_opt_bool(y, m, "archive_key", &p->archive_key))
+		return -1;
+	/* Only encryption keys are archived: a signing key kept by the CA would let it sign as
+	 * its subject, and non-repudiation would mean nothing. */
+	if (p->archive_key && !(p->key_usage & (KU_KEY_ENCIPHERMENT | KU_KEY_AGREEMENT)))
+		return yconf_fail(y, m, "archive_key",
+		                  "profile \"%s\" is a signing-only profile (its key_usage has no "
+		                  "keyEncipherment, encipherment or keyAgreement): only encryption "
+		                  "keys may be archived",
+		                  p->name);
 	if ((v = yconf_get(y, m, "san"))) {
 		if (yconf_check_map(y, v, "san", san_fields))
 			return -1;
@@ -740,6 +754,25 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 		goto out;
 	if (cad_mfa_config_parse(&y, yconf_get(&y, root, "mfa"), cfg))
 		goto out;
+	if ((v = yconf_get(&y, root, "key_archive"))) {
+		if (yconf_check_map(&y, v, "key_archive", key_archive_fields) ||
+		    yconf_req_str(&y, v, "key", cfg->key_archive_label,
+		                  sizeof(cfg->key_archive_label)))
+			goto out;
+		if (!name_ok(cfg->key_archive_label)) {
+			yconf_fail(&y, v, "key", "\"%s\": a keyd AES key label (a-z 0-9 - _)",
+			           cfg->key_archive_label);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_profiles; i++)
+		if (cfg->profiles[i].archive_key && !cfg->key_archive_label[0]) {
+			yconf_fail(&y, root, "key_archive",
+			           "profile \"%s\" has archive_key: true but no key_archive: {key: "
+			           "LABEL} names keyd's archive key",
+			           cfg->profiles[i].name);
+			goto out;
+		}
 	rc = 0;
 out:
 	if (rc)

@@ -329,6 +329,7 @@ void cad_h_token_list(struct cad_req *r);
 void cad_h_token_revoke(struct cad_req *r);
 void cad_h_profile_list(struct cad_req *r);
 void cad_h_cert_issue(struct cad_req *r);
+void cad_h_cert_serverkeygen(struct cad_req *r); /* cad_keygen.c */
 void cad_h_cert_show(struct cad_req *r);
 void cad_h_cert_list(struct cad_req *r);
 void cad_h_cert_revoke(struct cad_req *r);

@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -349,6 +350,7 @@ static const char config_fmt[] =
     "database: \"%s connect_timeout=3\"\n"
     "limits: {max_body_bytes: 16384, timeout_seconds: 20, max_connections: 40}\n"
     "audit: {checkpoint_key: \"keyd:label=audit-p256\", checkpoint_interval_seconds: 1}\n"
+    "key_archive: {key: key-archive-2026}\n"
     "authorities:\n"
     "  - {name: issuing, certificate: %s/issuing.pem, key: \"keyd:label=issuing-p256\"}\n"
     "  - {name: codesign, certificate: %s/codesign.pem, key: \"keyd:label=codesign-p384\",\n"
@@ -404,6 +406,16 @@ static const char config_fmt[] =
     "    subject_fields: [CN, emailAddress]\n"
     "    san: {email: [\"*@example.com\"]}\n"
     "    san_required: true\n"
+    "  - name: enc\n"
+    "    authority: issuing\n"
+    "    key_profile: standard\n"
+    "    max_validity_days: 365\n"
+    "    key_usage: [encipherment, keyAgreement]\n"
+    "    extended_key_usage: [emailProtection]\n"
+    "    subject_fields: [CN, emailAddress]\n"
+    "    san: {email: [\"*@example.com\"]}\n"
+    "    server_keygen: true\n"
+    "    archive_key: true\n"
     "  - name: code-signing\n"
     "    authority: codesign\n"
     "    key_profile: standard\n"
@@ -450,6 +462,23 @@ static void cad_start(void)
 	harness_die(__func__);
 }
 
+/* keyd's clients: this test's uid (and cad's), with wrap on the archive key or without. */
+static void keyd_clients(char *out, size_t n, int wrap)
+{
+	snprintf(out, n,
+	         "  - name: test\n"
+	         "    uid: %u\n"
+	         "    grants:\n"
+	         "      - keys: [\"*\"]\n"
+	         "        operations: [\"*\", generate]\n"
+	         "        kinds: [\"*\", digest]\n"
+	         "%s",
+	         (unsigned)getuid(),
+	         wrap ? "      - keys: [key-archive-2026]\n"
+	                "        operations: [wrap]\n"
+	              : "");
+}
+
 static void setup(void)
 {
 	struct keyd_client *c;
@@ -459,19 +488,23 @@ static void setup(void)
 	struct db *db = NULL;
 	EVP_PKEY *ik, *ck, *sk;
 	X509 *x;
-	char conf[8192];
+	char conf[8192], clients[1024];
 	int applied, port;
 
 	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (harness_start(&h, NULL) != 0)
+	/* The one uid of this test (and of hsmca-cad) gets what cad's grant gives in the
+	 * quickstart: every key for signing, and wrap, not unwrap, with the key archive's key. */
+	keyd_clients(clients, sizeof(clients), 1);
+	if (harness_start(&h, &(struct harness_opts){.clients_yaml = clients}) != 0)
 		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
 	if (!c ||
 	    keyd_client_generate(c, "issuing-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
 	    keyd_client_generate(c, "codesign-p384", KEYD_KEY_EC, KEYD_CURVE_P384, &k, &kerr) ||
-	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
+	    keyd_client_generate(c, "key-archive-2026", KEYD_KEY_AES, 256, &k, &kerr))
 		harness_die(__func__);
 	keyd_client_free(c);
 	harness_load_providers(&prov_keyd, &prov_default);
@@ -3764,6 +3797,272 @@ START_TEST(full_crl_idp_is_an_authority_setting)
 }
 END_TEST
 
+/* ================= server-side key generation and key archival ================= */
+
+static char *hex_of(const unsigned char *b, size_t n)
+{
+	char *h = malloc(2 * n + 1);
+
+	ck_assert_ptr_nonnull(h);
+	for (size_t i = 0; i < n; i++)
+		snprintf(h + 2 * i, 3, "%02x", b[i]);
+	return h;
+}
+
+/* The PKCS#8 DER of key, hex. */
+static char *pkcs8_hex(EVP_PKEY *key)
+{
+	PKCS8_PRIV_KEY_INFO *p8i = EVP_PKEY2PKCS8(key);
+	unsigned char *der = NULL;
+	int n = p8i ? i2d_PKCS8_PRIV_KEY_INFO(p8i, &der) : 0;
+	char *h;
+
+	ck_assert_int_gt(n, 0);
+	h = hex_of(der, (size_t)n);
+	OPENSSL_clear_free(der, (size_t)n);
+	PKCS8_PRIV_KEY_INFO_free(p8i);
+	return h;
+}
+
+/* The archive row of serial holds a ciphertext as long as the key's PKCS#8 plus the GCM
+ * tag, under the archive key, and the plaintext key appears nowhere in it. */
+static void check_archived(const char *serial, EVP_PKEY *key)
+{
+	char *h = pkcs8_hex(key), *sql = malloc(4 * strlen(h) + 1024);
+
+	ck_assert_ptr_nonnull(sql);
+	snprintf(sql, 4 * strlen(h) + 1024,
+	         "SELECT count(*) FROM key_archive k JOIN certificates c ON c.id = k.certificate_id"
+	         " WHERE c.serial = decode(lower('%s'), 'hex') AND k.key_label = 'key-archive-2026'"
+	         " AND length(k.ciphertext) = length(decode('%s', 'hex')) + 16"
+	         " AND position(decode('%s', 'hex') in k.ciphertext) = 0"
+	         " AND position(decode('%s', 'hex') in k.wrapped_key) = 0",
+	         serial, h, h, h);
+	ck_assert_int_eq(count(sql), 1);
+	free(sql);
+	free(h);
+}
+
+START_TEST(serverkeygen_returns_a_pkcs12_whose_key_matches_and_archives_it)
+{
+	static const char body[] =
+	    "{\"profile\": \"enc\", \"subject\": {\"CN\": \"alice\"},"
+	    " \"san\": {\"email\": [\"alice@example.com\"]}, \"key_type\": \"ec-p256\","
+	    " \"password\": \"correct horse battery\"}";
+	json_t *o = NULL;
+	long st = api("officer", "POST", "/api/v1/certificates/serverkeygen", body, &o);
+	const char *b64;
+	unsigned char *der;
+	const unsigned char *pp;
+	size_t n;
+	PKCS12 *p12;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL, *x;
+
+	ck_assert_msg(st == 201, "serverkeygen: %ld %s", st, jstr(o, "detail"));
+	ck_assert_str_eq(jstr(o, "format"), "pkcs12");
+	ck_assert(json_is_true(json_object_get(o, "archived")));
+	b64 = jstr(o, "pkcs12");
+	der = malloc(strlen(b64));
+	n = (size_t)EVP_DecodeBlock(der, (const unsigned char *)b64, (int)strlen(b64));
+	for (const char *e = b64 + strlen(b64); e > b64 && e[-1] == '='; e--)
+		n--; /* EVP_DecodeBlock counts the padding */
+	pp = der;
+	ck_assert_ptr_nonnull(p12 = d2i_PKCS12(NULL, &pp, (long)n));
+	/* Only the requester's password opens it. */
+	ck_assert_int_eq(PKCS12_verify_mac(p12, "wrong password", -1), 0);
+	ck_assert_int_eq(PKCS12_parse(p12, "correct horse battery", &key, &cert, NULL), 1);
+	x = pem_cert(jstr(o, "certificate"));
+	ck_assert_int_eq(X509_cmp(x, cert), 0);
+	ck_assert_int_eq(X509_check_private_key(x, key), 1);
+	ck_assert_int_eq(EVP_PKEY_get_base_id(key), EVP_PKEY_EC);
+	ck_assert(X509_get_key_usage(x) & KU_KEY_AGREEMENT);
+	check_stored(o, "issued");
+	check_archived(jstr(o, "serial"), key);
+	/* Audited as server-side key generation, with the key type and the archival. */
+	{
+		char sql[512];
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM audit_log WHERE action = 'certificate.serverkeygen'"
+		         " AND lower(object) = lower('%s')"
+		         " AND detail::jsonb->>'server_keygen' = 'true'"
+		         " AND detail::jsonb->>'key_type' = 'ec-p256'"
+		         " AND detail::jsonb->>'archived' = 'true'",
+		         jstr(o, "serial"));
+		ck_assert_int_eq(count(sql), 1);
+	}
+	X509_free(x);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	PKCS12_free(p12);
+	free(der);
+	json_decref(o);
+}
+END_TEST
+
+START_TEST(serverkeygen_pkcs8_rsa_opens_with_the_password)
+{
+	static const char body[] =
+	    "{\"profile\": \"enc\", \"subject\": {\"CN\": \"bob\"},"
+	    " \"san\": {\"email\": [\"bob@example.com\"]}, \"key_type\": \"rsa-2048\","
+	    " \"password\": \"another long one\", \"format\": \"pkcs8\", \"validity_days\": 30}";
+	json_t *o = NULL;
+	long st = api("officer", "POST", "/api/v1/certificates/serverkeygen", body, &o);
+	BIO *b;
+	EVP_PKEY *key;
+	X509 *x;
+
+	ck_assert_msg(st == 201, "serverkeygen: %ld %s", st, jstr(o, "detail"));
+	ck_assert_ptr_nonnull(strstr(jstr(o, "pkcs8"), "BEGIN ENCRYPTED PRIVATE KEY"));
+	b = BIO_new_mem_buf(jstr(o, "pkcs8"), -1);
+	ck_assert_ptr_null(PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)"not it at all"));
+	BIO_free(b);
+	b = BIO_new_mem_buf(jstr(o, "pkcs8"), -1);
+	key = PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)"another long one");
+	BIO_free(b);
+	ck_assert_ptr_nonnull(key);
+	x = pem_cert(jstr(o, "certificate"));
+	ck_assert_int_eq(X509_check_private_key(x, key), 1);
+	ck_assert_int_eq(EVP_PKEY_get_bits(key), 2048);
+	check_archived(jstr(o, "serial"), key);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	json_decref(o);
+}
+END_TEST
+
+/* Bad requests are refused naming the problem, and nothing is reserved or archived. */
+START_TEST(serverkeygen_bad_requests_change_nothing)
+{
+	static const struct {
+		const char *who, *body, *error, *detail;
+	} cases[] = {
+	    {"officer",
+	     "{\"profile\": \"tls-client\", \"subject\": {\"CN\": \"x\"}, \"key_type\":"
+	     " \"ec-p256\", \"password\": \"long enough\"}",
+	     "serverkeygen-not-allowed", "server-side key generation"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"key_type\": \"dsa-1024\", \"password\": \"long "
+	     "enough\"}",
+	     "bad-request", "key_type"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"key_type\": \"ec-p256\", \"password\": \"short\"}",
+	     "bad-request", "password"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"key_type\": \"ec-p256\", \"password\": \"long "
+	     "enough\", \"format\": \"jks\"}",
+	     "bad-request", "format"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"subject\": {\"CN\": \"x\"}, \"san\": {\"email\":"
+	     " [\"x@evil.test\"]}, \"key_type\": \"ec-p256\", \"password\": \"long "
+	     "enough\"}",
+	     "", "evil.test"},
+	    {"officer",
+	     "{\"profile\": \"enc\", \"subject\": {\"XX\": \"x\"}, \"key_type\": "
+	     "\"ec-p256\", \"password\": \"long enough\"}",
+	     "bad-request", "no subject field"},
+	    {"officer", "{\"profile\": \"enc\", \"pin\": 1}", "unknown-field", "pin"},
+	    {"auditor",
+	     "{\"profile\": \"enc\", \"key_type\": \"ec-p256\", \"password\": \"long "
+	     "enough\"}",
+	     "role-not-permitted", ""},
+	};
+	long long certs = count("SELECT count(*) FROM certificates"),
+	          archived = count("SELECT count(*) FROM key_archive");
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o = NULL;
+		long st = api(cases[i].who, "POST", "/api/v1/certificates/serverkeygen",
+		              cases[i].body, &o);
+		ck_assert_msg(st >= 400 && st < 500, "case %zu: %ld", i, st);
+		if (cases[i].error[0])
+			ck_assert_str_eq(jstr(o, "error"), cases[i].error);
+		ck_assert_msg(strstr(jstr(o, "detail"), cases[i].detail), "case %zu: %s", i,
+		              jstr(o, "detail"));
+		json_decref(o);
+	}
+	ck_assert_int_eq(count("SELECT count(*) FROM key_archive"), archived);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs);
+}
+END_TEST
+
+/* cad's keyd grant on the archive key is wrap only: keyd refuses it the unwrap that would
+ * open archived keys (recovery runs elsewhere, docs/key-recovery.md). This process runs as
+ * cad's uid under the same grant. */
+START_TEST(cad_grant_cannot_unwrap_the_archive_key)
+{
+	struct keyd_client *c = keyd_client_new(NULL, 0);
+	struct keyd_err kerr = {0};
+	uint8_t secret[32] = {1, 2, 3}, blob[KEYD_WRAP_BLOB_MAX], back[KEYD_WRAP_DATA_MAX];
+	size_t blen = sizeof(blob), slen = sizeof(back);
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(
+	    keyd_client_wrap(c, "key-archive-2026", secret, sizeof(secret), blob, &blen, &kerr),
+	    KEYD_OK);
+	ck_assert_int_eq(keyd_client_unwrap(c, "key-archive-2026", blob, blen, back, &slen, &kerr),
+	                 KEYD_E_DENIED);
+	keyd_client_free(c);
+}
+END_TEST
+
+/* Archival that fails issues nothing: the archive row is refused (a trigger the test adds
+ * as the owner stands for a full disk or a broken constraint), and the request gets 503
+ * archival-failed naming it; no certificate is stored as issued, no row archived. */
+START_TEST(failed_archival_issues_nothing)
+{
+	static const char body[] =
+	    "{\"profile\": \"enc\", \"subject\": {\"CN\": \"carol\"},"
+	    " \"san\": {\"email\": [\"carol@example.com\"]}, \"key_type\": \"ec-p256\","
+	    " \"password\": \"correct horse battery\"}";
+	long long issued = count("SELECT count(*) FROM certificates WHERE status = 'issued'"),
+	          archived = count("SELECT count(*) FROM key_archive");
+	struct db *db = owner_db();
+	json_t *o = NULL;
+	long st;
+
+	harness_pg_exec_ok(db_pgconn(db),
+	                   "CREATE FUNCTION test_refuse_archive() RETURNS trigger LANGUAGE plpgsql"
+	                   " AS $$ BEGIN RAISE EXCEPTION 'test: archive refused'; END $$;"
+	                   " CREATE TRIGGER test_refuse_archive BEFORE INSERT ON key_archive"
+	                   " FOR EACH ROW EXECUTE FUNCTION test_refuse_archive()");
+	st = api("officer", "POST", "/api/v1/certificates/serverkeygen", body, &o);
+	ck_assert_msg(st == 503 && !strcmp(jstr(o, "error"), "archival-failed"), "%ld %s", st,
+	              jstr(o, "detail"));
+	ck_assert_msg(strstr(jstr(o, "detail"), "archive refused"), "%s", jstr(o, "detail"));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'issued'"),
+	                 issued);
+	ck_assert_int_eq(count("SELECT count(*) FROM key_archive"), archived);
+	harness_pg_exec_ok(db_pgconn(db), "DROP TRIGGER test_refuse_archive ON key_archive;"
+	                                  " DROP FUNCTION test_refuse_archive()");
+	db_close(db);
+	/* Without it, the same request is issued and archived. */
+	st = api("officer", "POST", "/api/v1/certificates/serverkeygen", body, &o);
+	ck_assert_msg(st == 201, "%ld %s", st, jstr(o, "detail"));
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM key_archive"), archived + 1);
+}
+END_TEST
+
+/* hsmca-cad's database role archives and never reads an archived key back. */
+START_TEST(cad_role_cannot_read_the_archive)
+{
+	PGconn *c = PQconnectdb(cad_ci);
+	PGresult *r;
+
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	r = PQexec(c, "SELECT ciphertext FROM key_archive");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42501");
+	PQclear(r);
+	r = PQexec(c, "DELETE FROM key_archive");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	PQfinish(c);
+}
+END_TEST
+
 int main(void)
 {
 	harness_die_init("test_cad", cleanup);
@@ -3833,6 +4132,17 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, cad_start, cad_stop_after_crash);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, killed_between_sign_and_store_the_database_still_records_it);
+	suite_add_tcase(s, tc);
+	/* CK_RUN_CASE=keygen runs these alone. */
+	tc = tcase_create("keygen");
+	tcase_add_unchecked_fixture(tc, cad_start, cad_stop);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, serverkeygen_returns_a_pkcs12_whose_key_matches_and_archives_it);
+	tcase_add_test(tc, serverkeygen_pkcs8_rsa_opens_with_the_password);
+	tcase_add_test(tc, serverkeygen_bad_requests_change_nothing);
+	tcase_add_test(tc, cad_grant_cannot_unwrap_the_archive_key);
+	tcase_add_test(tc, failed_archival_issues_nothing);
+	tcase_add_test(tc, cad_role_cannot_read_the_archive);
 	suite_add_tcase(s, tc);
 	/* Stored, versioned profiles: after the others, since it edits the configuration's. */
 	tc = tcase_create("profiles");

@@ -175,6 +175,44 @@ START_TEST(mistakes_are_refused_by_name)
 }
 END_TEST
 
+/* server_keygen and archive_key (docs/key-recovery.md): archival only for a profile whose keys
+ * encrypt or agree keys, and only with keyd's archive key named. */
+START_TEST(key_archival_is_for_encryption_profiles_only)
+{
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	struct variant v = {.extra = "    server_keygen: true\n"
+	                             "    archive_key: true\n"
+	                             "key_archive: {key: key-archive-2026}\n"};
+	struct ca_profile *p;
+	char err[1024];
+
+	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
+	p = cad_profile_find(cfg, "web");
+	ck_assert(p->server_keygen && p->archive_key);
+	ck_assert_str_eq(cfg->key_archive_label, "key-archive-2026");
+	cad_config_free(cfg);
+	/* keyAgreement alone, or with digitalSignature, is an encryption key too. */
+	memset(cfg, 0, sizeof(*cfg));
+	v.ku = "digitalSignature, keyAgreement";
+	ck_assert_msg(load(&v, cfg, err, sizeof(err)) == 0, "%s", err);
+	cad_config_free(cfg);
+	free(cfg);
+	/* A signing-only profile that asks for archival. */
+	refused(&(struct variant){.ku = "digitalSignature",
+	                          .extra = "    archive_key: true\n"
+	                                   "key_archive: {key: key-archive-2026}\n"},
+	        "signing-only profile");
+	refused(&(struct variant){.ku = "digitalSignature, nonRepudiation",
+	                          .extra = "    archive_key: true\n"
+	                                   "key_archive: {key: key-archive-2026}\n"},
+	        "only encryption keys may be archived");
+	refused(&(struct variant){.extra = "    archive_key: true\n"}, "no key_archive");
+	refused(&(struct variant){.extra = "    archive_key: yes please\n"}, "true or false");
+	refused(&(struct variant){.extra = "key_archive: {key: \"keyd:label=x\"}\n"},
+	        "a keyd AES key label");
+}
+END_TEST
+
 /* Subject value patterns and what a validity beyond the issuer's does, per profile. */
 START_TEST(subject_patterns_and_issuer_validity_are_read)
 {
@@ -526,6 +564,7 @@ int main(void)
 	tcase_add_test(tc, console_section_is_read_and_checked);
 	tcase_add_test(tc, policies_and_cps_uri_are_read_and_checked);
 	tcase_add_test(tc, profile_json_reads_as_the_file_does);
+	tcase_add_test(tc, key_archival_is_for_encryption_profiles_only);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
