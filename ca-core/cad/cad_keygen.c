@@ -272,7 +272,11 @@ void cad_h_cert_serverkeygen(struct cad_req *r)
 		cad_reply_error(r, 400, "bad-request", "%s", err);
 		goto out;
 	}
-	if (!(p = cad_profile_find(r->cad->cfg, q.profile))) {
+	/* The profile's current stored version (cad_profiles.c), as every issuance path uses:
+	 * the certificate records it. Without the database, 503 rather than "unknown". */
+	if (!cad_db(r))
+		goto out;
+	if (!(p = cad_profile_current(r->cad, r->w->db, q.profile))) {
 		cad_reply_error(r, 400, "unknown-profile", "no profile named \"%.64s\"", q.profile);
 		goto out;
 	}

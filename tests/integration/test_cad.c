@@ -3356,10 +3356,10 @@ static long long days_of(const char *pem)
 START_TEST(configuration_profiles_are_version_1_and_seeded_once)
 {
 	/* cad's first start stored every configuration profile as version 1, audited once. */
-	ck_assert_int_eq(count("SELECT count(*) FROM profiles"), 6);
+	ck_assert_int_eq(count("SELECT count(*) FROM profiles"), 7);
 	ck_assert_int_eq(count("SELECT count(*) FROM profile_versions WHERE version = 1"
 	                       " AND created_by = 'hsmca-cad configuration'"),
-	                 6);
+	                 7);
 	ck_assert_int_eq(count("SELECT count(*) FROM profile_versions v JOIN profiles p"
 	                       " ON p.name = v.profile WHERE p.name = 'tls-server'"
 	                       " AND v.body->>'max_validity_days' = '397'"
