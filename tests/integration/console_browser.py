@@ -50,10 +50,10 @@ os.environ["HSMCA_CONSOLE_IDLE_SECONDS"] = str(IDLE)
 
 # What each role sees: the console's nav (app.js), which mirrors the API's matrix.
 PAGES = {
-    "ca-admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit"],
+    "ca-admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports"],
     "admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme"],
     "officer": ["dashboard", "certificates", "issue", "profiles", "authorities", "provisioning", "acme"],
-    "auditor": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "reports"],
+    "auditor": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports"],
     "operator": ["dashboard", "profiles", "backups"],
     "ra": ["certificates", "issue", "profiles"],
 }
@@ -185,6 +185,7 @@ PAGE_ENDPOINT = {
     "certificates": "/api/v1/certificates", "authorities": "/api/v1/authorities",
     "principals": "/api/v1/principals", "provisioning": "/api/v1/devices",
     "acme": "/api/v1/acme/eab", "audit": "/api/v1/audit?limit=1",
+    "backups": "/api/v1/backups", "reports": "/api/v1/reports/principals",
 }
 
 
@@ -329,13 +330,15 @@ def test_roles(d):
         sign_out(d)
 
 
-def issue_one(d, cn):
+def issue_one(d, cn, days=None):
     d.get(f"{URL}/console/#/profiles")  # a hash change, so that the issue page is drawn afresh
     page_loaded(d, "profiles")
     d.get(f"{URL}/console/#/issue")
     page_loaded(d, "issue")
     Select(d.find_element(By.NAME, "profile")).select_by_value("tls-server")
     d.find_element(By.NAME, "csr").send_keys(make_csr(cn))
+    if days:
+        d.find_element(By.NAME, "validity_days").send_keys(str(days))
     d.find_element(By.ID, "issue-button").click()
     confirm(d)
     wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "issued"))
@@ -344,7 +347,7 @@ def issue_one(d, cn):
 
 def test_issue_revoke(d):
     sign_in_token(d, "officer")
-    first = issue_one(d, "api.example.com")
+    first = issue_one(d, "api.example.com", 30)
     serial = issue_one(d, "www.example.com")
     check("two issuances, two serials", first != serial, (first, serial))
     check("issued from a CSR through the console", re.fullmatch(r"[0-9a-f]+", serial) is not None, serial)
@@ -382,13 +385,99 @@ def test_issue_revoke(d):
     sign_out(d)
 
 
+def metric(d, key):
+    return d.find_element(By.CSS_SELECTOR, f'[data-metric="{key}"] .value').text
+
+
+def fetch(d, href):
+    """GET href from the page (its session cookie): [status, Content-Type, first line]."""
+    return d.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text().then(t =>
+          done([r.status, r.headers.get('Content-Type'), t.split('\\r\\n')[0].split('\\n')[0]])))
+          .catch(e => done([0, '', String(e)]));""", href)
+
+
+def test_reports_pages(d):
+    """After test_issue_revoke: two certificates issued, one of them revoked; one backup run."""
+    sign_in_token(d, "auditor")
+    d.get(f"{URL}/console/#/dashboard")
+    page_loaded(d, "dashboard")
+    got = {k: metric(d, k) for k in ("issued", "revoked", "on_hold", "expired", "issued_last_hour", "issued_last_24_hours", "keyd")}
+    check("dashboard: real counts (1 valid, 1 revoked, 2 issued in the hour), keyd online",
+          got == {"issued": "1", "revoked": "1", "on_hold": "0", "expired": "0", "issued_last_hour": "2",
+                  "issued_last_24_hours": "2", "keyd": "online"}, got)
+    _, _, _, j = request("GET", "/api/v1/dashboard", role="auditor")
+    row = d.find_element(By.XPATH, "//table[caption='Authorities']//tr[td[1]='issuing']").text
+    check("dashboard: the authority with its validity, not retired",
+          "active" in row and j["authorities"][0]["not_after"].replace("T", " ").replace("Z", " UTC") in row, row)
+    check("dashboard: the last audit checkpoint", re.fullmatch(r"#\d+|none", metric(d, "checkpoint")) is not None, metric(d, "checkpoint"))
+    screenshot(d, "dashboard-auditor")
+
+    d.get(f"{URL}/console/#/reports")
+    page_loaded(d, "reports")
+    wait(d, EC.presence_of_element_located((By.ID, "issuance-totals")))
+    tot = {k: d.find_element(By.CSS_SELECTOR, f'#issuance-totals [data-metric="{k}"] .value').text for k in ("issued", "revoked", "expired")}
+    check("issuance report: totals from the fixture's data", tot == {"issued": "2", "revoked": "1", "expired": "0"}, tot)
+    row = d.find_element(By.XPATH, "//table[caption='Per authority and profile']//tr[td[1]='issuing']").text
+    check("issuance report: the row of issuing/tls-server", row.split() == ["issuing", "tls-server", "2", "1", "0"], row)
+    bars = d.find_elements(By.CSS_SELECTOR, "#issuance-chart rect.bar")
+    titles = sorted(b.find_element(By.TAG_NAME, "title").get_attribute("textContent").split(": ")[1] for b in bars)
+    check("issuance report: an SVG chart with today's bars", titles == ["1 revoked", "2 issued"], titles)
+    links = {a.text: a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, ".downloads a")}
+    res = fetch(d, links.get("Download CSV", "/nope"))
+    check("issuance CSV link answers the CSV", res[0] == 200 and res[1].startswith("text/csv") and res[2] == "authority,profile,issued,revoked,expired", res)
+    res = fetch(d, links.get("Download CSV by day", "/nope"))
+    check("issuance by-day CSV link", res[0] == 200 and res[2] == "day,issued,revoked,expired", res)
+    res = fetch(d, links.get("Download JSON", "/nope"))
+    check("issuance JSON link", res[0] == 200 and res[1].startswith("application/json") and '"totals"' in res[2], res)
+    screenshot(d, "reports-issuance-auditor")
+
+    Select(d.find_element(By.NAME, "report")).select_by_value("expiring")
+    days = d.find_element(By.NAME, "days")
+    days.clear()
+    days.send_keys("31")
+    d.find_element(By.ID, "report-run").click()
+    wait(d, EC.text_to_be_present_in_element((By.ID, "report-result"), "expire within 31"))
+    text = d.find_element(By.ID, "report-result").text
+    check("expiring report: the one valid certificate, requested by officer",
+          "1 valid certificate(s) expire within 31 day(s)" in text and "CN=api.example.com" in text and "officer" in text
+          and "www.example.com" not in text, text)
+    res = fetch(d, d.find_element(By.CSS_SELECTOR, ".downloads a").get_attribute("href"))
+    check("expiring CSV link", res[0] == 200 and res[2] == "serial,authority,profile,subject,requester,not_after,days_left", res)
+    screenshot(d, "reports-expiring-auditor")
+
+    Select(d.find_element(By.NAME, "report")).select_by_value("principals")
+    d.find_element(By.ID, "report-run").click()
+    wait(d, EC.presence_of_element_located((By.XPATH, "//table[caption='Principals']")))
+    row = d.find_element(By.XPATH, "//table[caption='Principals']//tr[td[1]='officer']").text
+    check("principals report: officer, enabled, used", "enabled" in row and "never" not in row, row)
+    rows = [r.text for r in d.find_elements(By.XPATH, "//table[caption='API tokens']//tr[td[2]='officer']")]
+    check("principals report: officer's API token, active, with its last use",
+          len(rows) == 1 and "console-test" in rows[0] and "active" in rows[0] and "never" not in rows[0], rows)
+    check("principals report: no provisioning token made", "Nothing to show" in d.find_element(By.ID, "report-result").text)
+    res = fetch(d, d.find_element(By.CSS_SELECTOR, ".downloads a").get_attribute("href"))
+    check("principals CSV link", res[0] == 200 and res[2] == "kind,name,principal,role,profile,state,created_at,expires_at,last_used_at", res)
+    screenshot(d, "reports-principals-auditor")
+    sign_out(d)
+
+    sign_in_token(d, "operator")
+    d.get(f"{URL}/console/#/backups")
+    page_loaded(d, "backups")
+    last = d.find_element(By.ID, "backup-last").text
+    check("backups: the last success is the fixture's real hsmca backup", last.startswith("Last successful backup: run 1") and "console.hsmcabk" in last, last)
+    row = d.find_element(By.XPATH, "//table[caption='Backup runs, newest first']//tbody/tr").text
+    check("backups: the run listed, ok, with its size", "ok" in row and "bytes" in row and "console.hsmcabk" in row, row)
+    screenshot(d, "backups-operator")
+    sign_out(d)
+
+
 def test_dashboard_and_own_token(d):
     sign_in_token(d, "ca-admin")
     d.get(f"{URL}/console/#/dashboard")
     page_loaded(d, "dashboard")
     text = d.find_element(By.ID, "page").text
-    check("dashboard: summary endpoint absent or shown, health and authorities shown",
-          ("not available on this server" in text or "certificates" in text) and "issuing" in text, text)
+    check("dashboard: the summary and the authorities shown", "certificates revoked" in text and "issuing" in text, text)
     d.get(f"{URL}/console/#/principals")
     page_loaded(d, "principals")
     d.find_element(By.NAME, "token-name").send_keys("from-console")
@@ -422,6 +511,7 @@ def main():
         wait(d, EC.visibility_of_element_located((By.ID, "signin")))
         screenshot(d, "signin")
         test_issue_revoke(d)
+        test_reports_pages(d)
         test_roles(d)
         test_dashboard_and_own_token(d)
         test_expiry(d)

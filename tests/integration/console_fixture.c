@@ -3,8 +3,10 @@
  * throwaway keyd with an issuing CA and an audit key, a private PostgreSQL, and hsmca-cad with
  * the console and short session timeouts; one principal per role, each with a client
  * certificate (ROLE.pem/.key, issued by the operator-auth CA opca.pem, which also issued the
- * server's certificate) and an API token. It prints one JSON line -- the URL, the folder, the
- * tokens -- and serves until its stdin closes; then it stops hsmca-cad, checks its exit (no
+ * server's certificate) and an API token. keyd is set up with a broad grant (keys made, one real
+ * `hsmca backup` run so that the Backups page lists it) and then restarted with exactly
+ * hsmca-cad's grant. It prints one JSON line -- the URL, the folder, the tokens -- and serves
+ * until its stdin closes; then it stops hsmca-cad, checks its exit (no
  * sanitizer report) and removes everything. Exit status 0 when all stopped cleanly.
  */
 #include <stdio.h>
@@ -30,6 +32,24 @@ static char dir[256];
 
 static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor", "operator", "ra"};
 #define NROLES 6
+
+#define PG_BIN "/usr/lib/postgresql/15/bin"
+
+/* hsmca-cad's grant (deploy/keyd.example.yaml): the CA key for certificates, the audit key for
+ * checkpoints, the mfa-wrap key for wrap and unwrap only. */
+static const char cad_grant_fmt[] = "  - name: cad\n"
+                                    "    uid: %u\n"
+                                    "    grants:\n"
+                                    "      - keys: [issuing-p256]\n"
+                                    "        operations: [get-public-key, sign]\n"
+                                    "        kinds: [certificate]\n"
+                                    "      - keys: [audit-p256]\n"
+                                    "        operations: [get-public-key, sign]\n"
+                                    "        kinds: [audit-checkpoint]\n"
+                                    "      - keys: [mfa-wrap]\n"
+                                    "        operations: [wrap, unwrap]\n"
+                                    "      - keys: [\"*\"]\n"
+                                    "        operations: [status]\n";
 
 static void cleanup(void)
 {
@@ -111,17 +131,29 @@ int main(void)
 	X509 *x, *opca;
 	char conf[8192], url[128], line[4096], tokens[2048] = "";
 	const char *cad_ci, *idle = getenv("HSMCA_CONSOLE_IDLE_SECONDS");
+	struct harness_opts o = {0};
+	char clients[1024];
 	int applied, port, rc;
 
 	harness_die_init("console_fixture", cleanup);
 	harness_setup_phase = 1;
-	if (harness_start(&h, NULL) != 0)
+	/* Set-up: keys made and the backup run with a broad grant ... */
+	snprintf(clients, sizeof(clients),
+	         "  - name: setup\n    uid: %u\n    grants:\n"
+	         "      - keys: [\"*\"]\n"
+	         "        operations: [\"*\", generate, wrap, unwrap]\n"
+	         "        kinds: [\"*\", digest]\n",
+	         (unsigned)getuid());
+	o.clients_yaml = clients;
+	if (harness_start(&h, &o) != 0)
 		harness_die("keyd");
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
 	if (!c ||
 	    keyd_client_generate(c, "issuing-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
-	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
+	    keyd_client_generate(c, "mfa-wrap", KEYD_KEY_AES, 256, &k, &kerr) ||
+	    keyd_client_generate(c, "backup-key", KEYD_KEY_AES, 256, &k, &kerr))
 		harness_die("keyd keys");
 	keyd_client_free(c);
 	harness_load_providers(&prov_keyd, &prov_default);
@@ -184,6 +216,32 @@ int main(void)
 		EVP_PKEY_free(key);
 	}
 	db_close(db);
+
+	/* One real backup, recorded in backup_runs (docs/backup.md) ... */
+	{
+		char *argv[] = {(char *)getenv("HSMCA_CLI_BIN"),
+		                "backup",
+		                (char *)harness_pathf(dir, "console.hsmcabk"),
+		                "--key",
+		                "backup-key",
+		                "--database",
+		                pg.owner_ci,
+		                "--pg-bin",
+		                PG_BIN,
+		                "--ca-cert",
+		                (char *)harness_pathf(dir, "issuing.pem"),
+		                NULL};
+		if (harness_run(argv, harness_pathf(dir, "backup.log")) != 0) {
+			fprintf(stderr, "console_fixture: hsmca backup failed: %s\n",
+			        harness_slurp(harness_pathf(dir, "backup.log")));
+			harness_die("backup");
+		}
+	}
+	/* ... then keyd restarted with exactly hsmca-cad's grant. */
+	snprintf(clients, sizeof(clients), cad_grant_fmt, (unsigned)getuid());
+	if (harness_keyd_stop(&h) != 0 || harness_write_config(&h, &o) != 0 ||
+	    harness_keyd_start(&h) != 0)
+		harness_die("keyd restart");
 
 	port = harness_free_port();
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);
