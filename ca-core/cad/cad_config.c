@@ -737,6 +737,7 @@ int cad_config_load(const char *path, struct cad_config *cfg, char *err, size_t 
 	if (cad_acme_config_parse(&y, yconf_get(&y, root, "acme"), cfg, cad_profile_find))
 		goto out;
 	if (cad_approvals_config_parse(&y, yconf_get(&y, root, "approvals"), cfg))
+		goto out;
 	if (cad_mfa_config_parse(&y, yconf_get(&y, root, "mfa"), cfg))
 		goto out;
 	rc = 0;
