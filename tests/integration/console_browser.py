@@ -50,12 +50,12 @@ os.environ["HSMCA_CONSOLE_IDLE_SECONDS"] = str(IDLE)
 
 # What each role sees: the console's nav (app.js), which mirrors the API's matrix.
 PAGES = {
-    "ca-admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports"],
-    "admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme"],
-    "officer": ["dashboard", "certificates", "issue", "profiles", "authorities", "provisioning", "acme"],
-    "auditor": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports"],
-    "operator": ["dashboard", "profiles", "backups"],
-    "ra": ["certificates", "issue", "profiles"],
+    "ca-admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports", "mfa"],
+    "admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "mfa"],
+    "officer": ["dashboard", "certificates", "issue", "profiles", "authorities", "provisioning", "acme", "mfa"],
+    "auditor": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports", "mfa"],
+    "operator": ["dashboard", "profiles", "backups", "mfa"],
+    "ra": ["certificates", "issue", "profiles", "mfa"],
 }
 ALL_PAGES = sorted({p for v in PAGES.values() for p in v})
 
@@ -345,7 +345,52 @@ def issue_one(d, cn, days=None):
     return d.find_element(By.CSS_SELECTOR, "#issue-result a.mono").text
 
 
-def test_issue_revoke(d):
+def totp(secret, offset=0):
+    return subprocess.run(["oathtool", "--totp", "-b", secret, "--now", f"@{int(time.time()) + offset}"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_mfa_enrol(d):
+    """The officer enrols through the MFA page; returns the secret (base32) for test_issue_revoke."""
+    sign_in_token(d, "officer")
+    d.get(f"{URL}/console/#/mfa")
+    page_loaded(d, "mfa")
+    check("MFA page: not enrolled yet", d.find_element(By.ID, "mfa-state-value").text == "none")
+    d.find_element(By.ID, "mfa-enrol").click()
+    confirm(d)
+    wait(d, EC.presence_of_element_located((By.ID, "mfa-secret")))
+    secret = d.find_element(By.ID, "mfa-secret").text
+    qr = d.execute_script("""const q = document.getElementById('mfa-qr');
+        return q && [q.namespaceURI, q.querySelectorAll('path').length, q.querySelectorAll('script').length,
+                     q.getBoundingClientRect().width];""")
+    check("MFA page: the server's QR code shown as SVG (a path, no script)",
+          qr and qr[0] == "http://www.w3.org/2000/svg" and qr[1] == 1 and qr[2] == 0 and qr[3] > 100, qr)
+    check("MFA page: the secret shown for typing in", re.fullmatch(r"[A-Z2-7]{32}", secret) is not None, secret)
+    screenshot(d, "mfa-enrol-officer")
+    d.find_element(By.ID, "mfa-confirm-code").send_keys("000000" if totp(secret) != "000000" else "111111")
+    d.find_element(By.ID, "mfa-confirm-button").click()
+    wait(d, lambda drv: "invalid" in status_text(drv) or "code" in status_text(drv))
+    check("MFA page: a wrong first code is refused, with the error shown", "Error" in status_text(d), status_text(d))
+    d.find_element(By.ID, "mfa-confirm-code").clear()
+    d.find_element(By.ID, "mfa-confirm-code").send_keys(totp(secret))
+    d.find_element(By.ID, "mfa-confirm-button").click()
+    wait(d, EC.presence_of_element_located((By.ID, "mfa-recovery")))
+    codes = d.find_element(By.CSS_SELECTOR, "#mfa-recovery pre").text.split()
+    check("MFA page: ten recovery codes shown once", len(codes) == 10 and all(re.fullmatch(r"[a-z0-9]{4}(-[a-z0-9]{4}){3}", c) for c in codes), codes)
+    check("MFA page: state active", d.find_element(By.ID, "mfa-state-value").text == "active")
+    st, _, _, j = request("GET", "/api/v1/mfa", role="officer")
+    check("the API has the officer's TOTP active, step-up on revoke", j["state"] == "active" and j["step_up"] == ["certificate.revoke"], j)
+    screenshot(d, "mfa-officer")
+    d.get(f"{URL}/console/#/profiles")
+    page_loaded(d, "profiles")
+    d.get(f"{URL}/console/#/mfa")
+    page_loaded(d, "mfa")
+    check("MFA page: the recovery codes are not shown again", not d.find_elements(By.ID, "mfa-recovery") and codes[0] not in d.page_source)
+    sign_out(d)
+    return secret
+
+
+def test_issue_revoke(d, secret):
     sign_in_token(d, "officer")
     first = issue_one(d, "api.example.com", 30)
     serial = issue_one(d, "www.example.com")
@@ -365,9 +410,27 @@ def test_issue_revoke(d):
           and j["decoded"]["public_key"] == "EC P-256" and j["decoded"]["extended_key_usage"] == ["serverAuth"], j)
     screenshot(d, "certificate-detail-officer")
     Select(d.find_element(By.NAME, "reason")).select_by_value("keyCompromise")
+    # Step-up: the revocation answers 401 step-up, the dialog asks; a wrong code is refused.
     d.find_element(By.ID, "revoke-button").click()
     confirm(d)
+    wait(d, EC.visibility_of_element_located((By.ID, "totp-code")))
+    screenshot(d, "step-up-officer")
+    wrong = totp(secret, 3600)
+    d.find_element(By.ID, "totp-code").send_keys(wrong if wrong not in (totp(secret, -30), totp(secret), totp(secret, 30)) else "000000")
+    d.find_element(By.CSS_SELECTOR, "#dialog button.primary").click()
+    wait(d, lambda drv: "step-up" in status_text(drv))
+    check("step-up: a wrong code shows the error", "step-up" in status_text(d) and "Error" in status_text(d), status_text(d))
+    st, _, _, j = request("GET", f"/api/v1/certificates/{serial}", role="auditor")
+    check("step-up: after the wrong code the certificate is still valid", j["status"] == "issued", j)
+    d.find_element(By.ID, "revoke-button").click()
+    confirm(d)
+    wait(d, EC.visibility_of_element_located((By.ID, "totp-code")))
+    d.find_element(By.ID, "totp-code").send_keys(totp(secret, 30))  # a step after the confirmation's
+    d.find_element(By.CSS_SELECTOR, "#dialog button.primary").click()
     wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "revoked"))
+    st, _, _, j = request("GET", "/api/v1/audit?limit=1000", role="auditor")
+    ups = [e for e in j["entries"] if e["action"] == "mfa.step-up" and e["actor"] == "officer"]
+    check("step-up: the revocation went through a step-up, audited", len(ups) == 1, ups)
     st, _, _, j = request("GET", f"/api/v1/certificates/{serial}", role="auditor")
     check("the API has it revoked, keyCompromise", j["status"] == "revoked" and j.get("revocation_reason") == "keyCompromise", j)
     # CSRF from the page itself: a fetch without the header is refused.
@@ -510,7 +573,8 @@ def main():
         d.get(f"{URL}/console/")
         wait(d, EC.visibility_of_element_located((By.ID, "signin")))
         screenshot(d, "signin")
-        test_issue_revoke(d)
+        secret = test_mfa_enrol(d)
+        test_issue_revoke(d, secret)
         test_reports_pages(d)
         test_roles(d)
         test_dashboard_and_own_token(d)

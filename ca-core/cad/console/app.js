@@ -7,6 +7,7 @@ import { el, clear, showError, showOk, clearStatus } from "./ui.js";
 import * as pages from "./pages.js";
 import * as certs from "./certs.js";
 import * as reports from "./reports.js";
+import * as mfa from "./mfa.js";
 
 const ALL = ["ca-admin", "admin", "officer", "auditor", "operator", "ra"];
 export const PAGES = [
@@ -21,6 +22,7 @@ export const PAGES = [
   { id: "audit", title: "Audit", roles: ["ca-admin", "auditor"], render: pages.audit },
   { id: "backups", title: "Backups", roles: ["ca-admin", "auditor", "operator"], render: reports.backups },
   { id: "reports", title: "Reports", roles: ["ca-admin", "auditor"], render: reports.reports },
+  { id: "mfa", title: "MFA", roles: ALL, render: mfa.mfa },
 ];
 
 export const me = { name: null, role: null, profiles: "", via: null };
