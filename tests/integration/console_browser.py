@@ -50,10 +50,10 @@ os.environ["HSMCA_CONSOLE_IDLE_SECONDS"] = str(IDLE)
 
 # What each role sees: the console's nav (app.js), which mirrors the API's matrix.
 PAGES = {
-    "ca-admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports", "mfa"],
-    "admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "mfa"],
-    "officer": ["dashboard", "certificates", "issue", "profiles", "authorities", "provisioning", "acme", "mfa"],
-    "auditor": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports", "mfa"],
+    "ca-admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports", "approvals", "mfa"],
+    "admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "approvals", "mfa"],
+    "officer": ["dashboard", "certificates", "issue", "profiles", "authorities", "provisioning", "acme", "approvals", "mfa"],
+    "auditor": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports", "approvals", "mfa"],
     "operator": ["dashboard", "profiles", "backups", "mfa"],
     "ra": ["certificates", "issue", "profiles", "mfa"],
 }
@@ -186,6 +186,7 @@ PAGE_ENDPOINT = {
     "principals": "/api/v1/principals", "provisioning": "/api/v1/devices",
     "acme": "/api/v1/acme/eab", "audit": "/api/v1/audit?limit=1",
     "backups": "/api/v1/backups", "reports": "/api/v1/reports/principals",
+    "approvals": "/api/v1/approvals",
 }
 
 
@@ -223,10 +224,10 @@ def status_text(d):
     return d.find_element(By.ID, "status").text
 
 
-def sign_in_token(d, role):
+def sign_in_token(d, role, name=None):
     d.get(f"{URL}/console/")
     wait(d, EC.visibility_of_element_located((By.ID, "signin-token")))
-    d.find_element(By.ID, "signin-token").send_keys(TOKENS[role])
+    d.find_element(By.ID, "signin-token").send_keys(TOKENS[name or role])
     d.find_element(By.ID, "signin-token-submit").click()
     wait(d, EC.text_to_be_present_in_element((By.ID, "who-role"), role))
 
@@ -553,6 +554,81 @@ def test_dashboard_and_own_token(d):
     sign_out(d)
 
 
+def retire_from_console(d):
+    d.get(f"{URL}/console/#/authorities")
+    page_loaded(d, "authorities")
+    d.find_element(By.XPATH, "//tr[td[1]='issuing']//button[text()='Retire…']").click()
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "Waiting for approval"))
+    return int(re.search(r"request (\d+)", status_text(d)).group(1))
+
+
+def open_approval(d, aid):
+    d.get(f"{URL}/console/#/profiles")
+    page_loaded(d, "profiles")
+    d.get(f"{URL}/console/#/approvals")
+    page_loaded(d, "approvals")
+    d.find_element(By.CSS_SELECTOR, f'button[data-approval="{aid}"]').click()
+    wait(d, EC.presence_of_element_located((By.ID, "approval-detail")))
+    return d.find_element(By.ID, "approval-detail").text
+
+
+def authority_status():
+    _, _, _, j = request("GET", "/api/v1/authorities", role="auditor")
+    return [a["status"] for a in j["authorities"] if a["name"] == "issuing"][0]
+
+
+def test_approvals(d):
+    """Retire under a threshold-2 policy: 202 'waiting for approval'; a second ca-admin rejects
+    (a reason is required), then, asked again, approves; the officer may only look."""
+    sign_in_token(d, "ca-admin")
+    first = retire_from_console(d)
+    check("retire under threshold 2: waiting for approval, the authority still active", authority_status() == "active", status_text(d))
+    text = open_approval(d, first)
+    check("approvals: the requester sees the request and may not approve it",
+          "ca-admin (ca-admin) asks to retire authority issuing" in text and not d.find_elements(By.ID, "approve-button")
+          and d.find_elements(By.ID, "reject-button"), text)
+    sign_out(d)
+
+    sign_in_token(d, "officer")
+    text = open_approval(d, first)
+    check("approvals: an officer sees it but has no vote", "Only ca-admin may vote" in text and not d.find_elements(By.ID, "approve-button"), text)
+    st, _, _, j = request("POST", f"/api/v1/approvals/{first}/approve", headers={"Authorization": f"Bearer {TOKENS['officer']}"})
+    check("approvals: the API refuses the officer's vote too", st == 403 and j["error"] == "role-not-permitted", (st, j))
+    sign_out(d)
+
+    sign_in_token(d, "ca-admin", "ca-admin-2")
+    open_approval(d, first)
+    d.find_element(By.ID, "reject-button").click()
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "needs a reason"))
+    d.find_element(By.ID, "vote-reason").send_keys("not during the change freeze")
+    d.find_element(By.ID, "reject-button").click()
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "is now rejected"))
+    check("approvals: rejected with a reason, nothing ran", authority_status() == "active" and "not during the change freeze" in d.find_element(By.ID, "approval-detail").text)
+    sign_out(d)
+
+    sign_in_token(d, "ca-admin")
+    second = retire_from_console(d)
+    sign_out(d)
+    sign_in_token(d, "ca-admin", "ca-admin-2")
+    text = open_approval(d, second)
+    check("approvals: the second ca-admin may approve", "ca-admin (ca-admin) asks to retire authority issuing" in text
+          and d.find_elements(By.ID, "approve-button"), text)
+    screenshot(d, "approvals-ca-admin")
+    d.find_element(By.ID, "approve-button").click()
+    wait(d, EC.visibility_of_element_located((By.CSS_SELECTOR, "#dialog button.primary")))
+    dialog = d.find_element(By.ID, "dialog").text
+    check("approvals: the dialog says the retirement runs now", "last approval needed" in dialog, dialog)
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "is now executed"))
+    _, _, _, j = request("GET", f"/api/v1/approvals/{second}", role="auditor")
+    check("approvals: approved by the second ca-admin, executed, the authority retired",
+          j["approval"]["state"] == "executed" and authority_status() == "retired"
+          and [v["approver"] for v in j["approval"]["votes"]] == ["ca-admin-2"], j)
+    sign_out(d)
+
+
 def test_expiry(d):
     sign_in_token(d, "auditor")
     d.get(f"{URL}/console/#/profiles")
@@ -578,6 +654,7 @@ def main():
         test_reports_pages(d)
         test_roles(d)
         test_dashboard_and_own_token(d)
+        test_approvals(d)
         test_expiry(d)
         read_log(d)
         logs = [l for l in browser_log if "Content Security Policy" in l["message"]]

@@ -30,8 +30,13 @@ static struct harness_pg pg;
 static pid_t cad_pid;
 static char dir[256];
 
-static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor", "operator", "ra"};
-#define NROLES 6
+/* One principal per role, named after it, and a second ca-admin to approve what the first asks
+ * for (docs/approvals.md). */
+static const char *const names[] = {"ca-admin", "admin",    "officer", "auditor",
+                                    "operator", "ra",       "ca-admin-2"};
+static const char *const roles[] = {"ca-admin", "admin",    "officer", "auditor",
+                                    "operator", "ra",       "ca-admin"};
+#define NROLES 7
 
 #define PG_BIN "/usr/lib/postgresql/15/bin"
 
@@ -109,6 +114,9 @@ static const char config_fmt[] =
     "    subject_cn_required: true\n"
     /* TOTP step-up (docs/mfa.md): the officer's revocations need a code; the other roles'
      * policies are empty so that the rest of the walk-through is not asked. */
+    /* Retiring an authority waits for a second ca-admin. */
+    "approvals:\n"
+    "  kinds: [{kind: authority.retire, required: 2, approvers: [ca-admin]}]\n"
     "mfa:\n"
     "  wrap_key: mfa-wrap\n"
     "  issuer: hsmca console test\n"
@@ -196,14 +204,14 @@ int main(void)
 		unsigned int n = 0;
 		int32_t id, tid;
 
-		x = make_cert(roles[i], key, opca, opca_key, 0, NULL);
-		harness_write_cert(harness_pathf(dir, "%s.pem", roles[i]), x, 0);
-		harness_write_key(harness_pathf(dir, "%s.key", roles[i]), key);
+		x = make_cert(names[i], key, opca, opca_key, 0, NULL);
+		harness_write_cert(harness_pathf(dir, "%s.pem", names[i]), x, 0);
+		harness_write_key(harness_pathf(dir, "%s.key", names[i]), key);
 		if (!X509_digest(x, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, roles[i], roles[i], sha,
+		    db_principal_add(db, names[i], roles[i], sha,
 		                     !strcmp(roles[i], "ra") ? "tls-server" : "", &id,
 		                     &err) != DB_OK) {
-			fprintf(stderr, "console_fixture: principal %s: %s\n", roles[i], err.msg);
+			fprintf(stderr, "console_fixture: principal %s: %s\n", names[i], err.msg);
 			harness_die("principals");
 		}
 		/* An API token per role, made as hsmca-cad makes them (256 random bits). */
@@ -218,7 +226,7 @@ int main(void)
 		                 &err) != DB_OK)
 			harness_die("tokens");
 		snprintf(tokens + strlen(tokens), sizeof(tokens) - strlen(tokens),
-		         "%s\"%s\": \"%s\"", i ? ", " : "", roles[i], token);
+		         "%s\"%s\": \"%s\"", i ? ", " : "", names[i], token);
 		X509_free(x);
 		EVP_PKEY_free(key);
 	}

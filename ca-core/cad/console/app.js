@@ -8,6 +8,7 @@ import * as pages from "./pages.js";
 import * as certs from "./certs.js";
 import * as reports from "./reports.js";
 import * as mfa from "./mfa.js";
+import * as approvals from "./approvals.js";
 
 const ALL = ["ca-admin", "admin", "officer", "auditor", "operator", "ra"];
 export const PAGES = [
@@ -22,6 +23,7 @@ export const PAGES = [
   { id: "audit", title: "Audit", roles: ["ca-admin", "auditor"], render: pages.audit },
   { id: "backups", title: "Backups", roles: ["ca-admin", "auditor", "operator"], render: reports.backups },
   { id: "reports", title: "Reports", roles: ["ca-admin", "auditor"], render: reports.reports },
+  { id: "approvals", title: "Approvals", roles: ["ca-admin", "admin", "officer", "auditor"], render: approvals.approvals },
   { id: "mfa", title: "MFA", roles: ALL, render: mfa.mfa },
 ];
 

@@ -86,10 +86,12 @@ export async function authorities(root) {
     { label: "", value: (a) => el("span", { class: "actions" },
       action("CRL/OCSP settings", () => settingsForm(box, a.name)),
       may("authority.retire") && a.status === "active" ? action("Retire…", async () => {
-        if (!(await confirmAction(`Retire ${a.name}?`, `Authority ${a.name} will issue nothing more, for good (there is no way back). Its certificates can still be revoked and its CRLs and OCSP go on.`, "Retire"))) return;
-        await api("POST", `/api/v1/authorities/${encodeURIComponent(a.name)}/retire`, { reason: "retired from the console" });
+        if (!(await confirmAction(`Retire ${a.name}?`, `Authority ${a.name} will issue nothing more, for good (there is no way back), at once or, when the approvals policy asks for more than one person, once others approve. Its certificates can still be revoked and its CRLs and OCSP go on.`, "Retire"))) return;
+        const r = await api("POST", `/api/v1/authorities/${encodeURIComponent(a.name)}/retire`, { reason: "retired from the console" });
         await authorities(clear(root));
-        showOk(`Authority ${a.name} is retired.`);
+        // Under a threshold above 1 the API answers 202 with an approval request (docs/approvals.md).
+        if (r && r.approval) showOk(`Waiting for approval: request ${r.approval.id} asks to retire ${a.name}; it needs ${r.approval.required_approvals - 1} other ${r.approval.approver_roles.join(" or ")} to approve it (Approvals page).`);
+        else showOk(`Authority ${a.name} is retired.`);
       }, { class: "danger" }) : null) },
   ], as), box);
 }
