@@ -205,15 +205,15 @@ def test_api_enforces_what_is_hidden():
 
 
 # ---- the browser ----
-def browser():
+def browser(profile="chromium-profile", env=None):
     o = webdriver.ChromeOptions()
     o.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--window-size=1280,900", "--ignore-certificate-errors", "--no-first-run",
-              "--disable-extensions", f"--user-data-dir={OUTDIR}/chromium-profile"):
+              "--disable-extensions", f"--user-data-dir={OUTDIR}/{profile}"):
         o.add_argument(a)
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(DRIVER), options=o)
+    return webdriver.Chrome(service=Service(DRIVER, env=env), options=o)
 
 
 def wait(d, cond, t=30):
@@ -639,6 +639,63 @@ def test_expiry(d):
     check("an idle session ends: sign-in shown with session-expired", "session-expired" in status_text(d), status_text(d))
 
 
+POLICY_DIR = "/etc/chromium/policies/managed"
+
+
+def test_cert_signin():
+    """Client-certificate sign-in in the browser itself: the officer's certificate and key in an
+    NSS database under a throwaway $HOME (where Chromium on Linux reads client certificates),
+    and a managed policy AutoSelectCertificateForUrls for this server's URL only, so that
+    Chromium headless presents it without a prompt. The policy folder is the machine's: root
+    only, and the file is removed whatever happens."""
+    if os.geteuid() != 0:
+        print(f"SKIP: client-certificate sign-in in the browser needs root (a managed policy in {POLICY_DIR})")
+        return
+    if not shutil.which("pk12util") or not shutil.which("certutil"):
+        print("SKIP: client-certificate sign-in in the browser needs pk12util and certutil (Debian: libnss3-tools)")
+        return
+    home = f"{DIR}/browser-home"
+    nssdb = f"{home}/.pki/nssdb"
+    os.makedirs(nssdb, exist_ok=True)
+    p12 = f"{DIR}/officer.p12"
+    subprocess.run(["openssl", "pkcs12", "-export", "-in", f"{DIR}/officer.pem", "-inkey", f"{DIR}/officer.key",
+                    "-out", p12, "-passout", "pass:console-test", "-name", "officer"], check=True, capture_output=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True, capture_output=True)
+    subprocess.run(["pk12util", "-i", p12, "-d", f"sql:{nssdb}", "-W", "console-test"], check=True, capture_output=True)
+    policy = f"{POLICY_DIR}/hsmca-console-test-{os.getpid()}.json"
+    rule = json.dumps({"pattern": URL, "filter": {"ISSUER": {"CN": "hsmca console test operator CA"}}})
+    made_dir = not os.path.isdir(POLICY_DIR)
+    d = None
+    try:
+        os.makedirs(POLICY_DIR, exist_ok=True)
+        with open(policy, "w") as f:
+            json.dump({"AutoSelectCertificateForUrls": [rule]}, f)
+        d = browser("chromium-profile-cert", {**os.environ, "HOME": home})
+        d.get(f"{URL}/console/")
+        wait(d, EC.visibility_of_element_located((By.ID, "signin-cert")))
+        d.find_element(By.ID, "signin-cert").click()
+        wait(d, EC.text_to_be_present_in_element((By.ID, "who-role"), "officer"))
+        check("client certificate sign-in in the browser: officer, via certificate",
+              d.find_element(By.ID, "who-name").text == "officer"
+              and "client certificate" in d.find_element(By.ID, "who").get_attribute("title"),
+              d.find_element(By.ID, "who").get_attribute("title"))
+        page_loaded(d, d.find_element(By.ID, "page").get_attribute("data-page"))
+        check("certificate session: a page works against the API", status_text(d) == "", status_text(d))
+        screenshot(d, "signed-in-certificate-officer")
+        sign_out(d)
+    finally:
+        if d:
+            d.quit()
+        os.remove(policy)
+        if made_dir:
+            for p in (POLICY_DIR, os.path.dirname(POLICY_DIR), os.path.dirname(os.path.dirname(POLICY_DIR))):
+                try:
+                    os.rmdir(p)
+                except OSError:
+                    break
+    check("the managed policy file is removed", not os.path.exists(policy))
+
+
 def main():
     d = None
     try:
@@ -657,6 +714,7 @@ def main():
         test_approvals(d)
         test_expiry(d)
         read_log(d)
+        test_cert_signin()
         logs = [l for l in browser_log if "Content Security Policy" in l["message"]]
         check("no CSP violations in the console's own pages", not logs, logs)
     except Exception as e:  # a failure to reach a state is a failure, with what was on screen
