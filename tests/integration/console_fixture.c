@@ -32,10 +32,10 @@ static char dir[256];
 
 /* One principal per role, named after it, and a second ca-admin to approve what the first asks
  * for (docs/approvals.md). */
-static const char *const names[] = {"ca-admin", "admin",    "officer", "auditor",
-                                    "operator", "ra",       "ca-admin-2"};
-static const char *const roles[] = {"ca-admin", "admin",    "officer", "auditor",
-                                    "operator", "ra",       "ca-admin"};
+static const char *const names[] = {"ca-admin", "admin", "officer",   "auditor",
+                                    "operator", "ra",    "ca-admin-2"};
+static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor",
+                                    "operator", "ra",    "ca-admin"};
 #define NROLES 7
 
 #define PG_BIN "/usr/lib/postgresql/15/bin"
