@@ -22,7 +22,9 @@ import ssl
 import struct
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
 import zlib
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -78,7 +80,12 @@ def check(name, cond, detail=""):
 
 
 # ---- the fixture ----
-fx = subprocess.Popen([FIXTURE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+# Its folder (keyd's socket, certificates, logs) inside one of this run's own, so that nothing
+# that tidies the usual test folders away under /tmp can pull it out from under a long run.
+TMP = tempfile.mkdtemp(prefix="hsmca-console-browser-", dir="/tmp")
+os.chmod(TMP, 0o755)  # PostgreSQL runs as another user
+fx = subprocess.Popen([FIXTURE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                      env={**os.environ, "TMPDIR": TMP})
 info = json.loads(fx.stdout.readline())
 URL, DIR, TOKENS = info["url"], info["dir"], info["tokens"]
 HOST = URL[len("https://"):]
@@ -720,6 +727,7 @@ def main():
     except Exception as e:  # a failure to reach a state is a failure, with what was on screen
         failures.append(repr(e))
         print(f"not ok - {e!r}")
+        traceback.print_exc(file=sys.stdout)
         if d:
             d.save_screenshot(f"{OUTDIR}/failure.png")
             print("status line:", status_text(d))
@@ -731,6 +739,7 @@ def main():
         fx.stdin.close()
         rc = fx.wait(timeout=120)
         check("fixture stopped cleanly (no sanitizer report from hsmca-cad)", rc == 0, rc)
+        shutil.rmtree(TMP, ignore_errors=True)
     print(f"{len(failures)} failed")
     sys.exit(1 if failures else 0)
 
