@@ -561,10 +561,12 @@ def test_dashboard_and_own_token(d):
     sign_out(d)
 
 
-def retire_from_console(d):
+def retire_from_console(d, reason):
     d.get(f"{URL}/console/#/authorities")
     page_loaded(d, "authorities")
     d.find_element(By.XPATH, "//tr[td[1]='issuing']//button[text()='Retire…']").click()
+    wait(d, EC.visibility_of_element_located((By.ID, "dialog-reason")))
+    d.find_element(By.ID, "dialog-reason").send_keys(reason)
     confirm(d)
     wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "Waiting for approval"))
     return int(re.search(r"request (\d+)", status_text(d)).group(1))
@@ -589,11 +591,11 @@ def test_approvals(d):
     """Retire under a threshold-2 policy: 202 'waiting for approval'; a second ca-admin rejects
     (a reason is required), then, asked again, approves; the officer may only look."""
     sign_in_token(d, "ca-admin")
-    first = retire_from_console(d)
+    first = retire_from_console(d, "replaced by issuing-2027")
     check("retire under threshold 2: waiting for approval, the authority still active", authority_status() == "active", status_text(d))
     text = open_approval(d, first)
-    check("approvals: the requester sees the request and may not approve it",
-          "ca-admin (ca-admin) asks to retire authority issuing" in text and not d.find_elements(By.ID, "approve-button")
+    check("approvals: the requester sees the request (with the reason typed) and may not approve it",
+          "ca-admin (ca-admin) asks to retire authority issuing" in text and "replaced by issuing-2027" in text and not d.find_elements(By.ID, "approve-button")
           and d.find_elements(By.ID, "reject-button"), text)
     sign_out(d)
 
@@ -616,7 +618,7 @@ def test_approvals(d):
     sign_out(d)
 
     sign_in_token(d, "ca-admin")
-    second = retire_from_console(d)
+    second = retire_from_console(d, "replaced by issuing-2027, after the freeze")
     sign_out(d)
     sign_in_token(d, "ca-admin", "ca-admin-2")
     text = open_approval(d, second)

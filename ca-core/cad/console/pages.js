@@ -2,7 +2,7 @@
 // devices, ACME EAB credentials and audit (the dashboard, backups and reports are in
 // reports.js). Each reads and changes only through the API.
 import { get, api, query } from "./api.js";
-import { el, clear, table, field, confirmAction, download, fmtTime, action, showOk, showError, clearStatus } from "./ui.js";
+import { el, clear, table, field, confirmAction, confirmWithReason, download, fmtTime, action, showOk, showError, clearStatus } from "./ui.js";
 import { may, me } from "./app.js";
 
 const badge = (s) => el("span", { class: `badge ${s}` }, String(s));
@@ -86,8 +86,9 @@ export async function authorities(root) {
     { label: "", value: (a) => el("span", { class: "actions" },
       action("CRL/OCSP settings", () => settingsForm(box, a.name)),
       may("authority.retire") && a.status === "active" ? action("Retire…", async () => {
-        if (!(await confirmAction(`Retire ${a.name}?`, `Authority ${a.name} will issue nothing more, for good (there is no way back), at once or, when the approvals policy asks for more than one person, once others approve. Its certificates can still be revoked and its CRLs and OCSP go on.`, "Retire"))) return;
-        const r = await api("POST", `/api/v1/authorities/${encodeURIComponent(a.name)}/retire`, { reason: "retired from the console" });
+        const reason = await confirmWithReason(`Retire ${a.name}?`, `Authority ${a.name} will issue nothing more, for good (there is no way back), at once or, when the approvals policy asks for more than one person, once others approve. Its certificates can still be revoked and its CRLs and OCSP go on.`, "Retire");
+        if (reason === null) return;
+        const r = await api("POST", `/api/v1/authorities/${encodeURIComponent(a.name)}/retire`, { reason });
         await authorities(clear(root));
         // Under a threshold above 1 the API answers 202 with an approval request (docs/approvals.md).
         if (r && r.approval) showOk(`Waiting for approval: request ${r.approval.id} asks to retire ${a.name}; it needs ${r.approval.required_approvals - 1} other ${r.approval.approver_roles.join(" or ")} to approve it (Approvals page).`);
