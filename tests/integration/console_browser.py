@@ -8,9 +8,13 @@ Covers: the console's headers (CSP and the others, ETag/304, Content-Types) and 
 script; sign-in with a client certificate through the session endpoint (over TLS from Python:
 the browser is not given the certificate) and with a token in the browser; the session cookie's
 attributes; CSRF and Origin refusals; each role's pages (and not the others') working against
-the API; issuing from a CSR and revoking it through the dialogs; CSP enforced (an injected
-inline script is refused and reported); session expiry; a screenshot of each main page in
-OUTDIR, checked to be non-blank. Prints "ok - NAME" per check; exit 1 on any failure; exit 77
+the API; TOTP enrolment on the MFA page (codes from oathtool) and the revocation through the
+step-up dialog; issuing from a CSR and revoking it through the dialogs; the Dashboard, Reports
+and Backups pages showing the fixture's real numbers (and a real backup run); an authority's
+retirement waiting for, rejected by, then approved by a second ca-admin on the Approvals page;
+client-certificate sign-in in Chromium itself (root only: a managed policy file, removed
+afterwards); CSP enforced (an injected inline script is refused and reported); session
+expiry; a screenshot of each main page in OUTDIR, checked to be non-blank. Prints "ok - NAME" per check; exit 1 on any failure; exit 77
 with a SKIP line when Chromium or its WebDriver is not installed.
 """
 import http.client
