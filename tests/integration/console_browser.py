@@ -8,9 +8,13 @@ Covers: the console's headers (CSP and the others, ETag/304, Content-Types) and 
 script; sign-in with a client certificate through the session endpoint (over TLS from Python:
 the browser is not given the certificate) and with a token in the browser; the session cookie's
 attributes; CSRF and Origin refusals; each role's pages (and not the others') working against
-the API; issuing from a CSR and revoking it through the dialogs; CSP enforced (an injected
-inline script is refused and reported); session expiry; a screenshot of each main page in
-OUTDIR, checked to be non-blank. Prints "ok - NAME" per check; exit 1 on any failure; exit 77
+the API; TOTP enrolment on the MFA page (codes from oathtool) and the revocation through the
+step-up dialog; issuing from a CSR and revoking it through the dialogs; the Dashboard, Reports
+and Backups pages showing the fixture's real numbers (and a real backup run); an authority's
+retirement waiting for, rejected by, then approved by a second ca-admin on the Approvals page;
+client-certificate sign-in in Chromium itself (root only: a managed policy file, removed
+afterwards); CSP enforced (an injected inline script is refused and reported); session
+expiry; a screenshot of each main page in OUTDIR, checked to be non-blank. Prints "ok - NAME" per check; exit 1 on any failure; exit 77
 with a SKIP line when Chromium or its WebDriver is not installed.
 """
 import http.client
@@ -22,7 +26,9 @@ import ssl
 import struct
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
 import zlib
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -50,12 +56,12 @@ os.environ["HSMCA_CONSOLE_IDLE_SECONDS"] = str(IDLE)
 
 # What each role sees: the console's nav (app.js), which mirrors the API's matrix.
 PAGES = {
-    "ca-admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit"],
-    "admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme"],
-    "officer": ["dashboard", "certificates", "issue", "profiles", "authorities", "provisioning", "acme"],
-    "auditor": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "reports"],
-    "operator": ["dashboard", "profiles", "backups"],
-    "ra": ["certificates", "issue", "profiles"],
+    "ca-admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports", "approvals", "mfa"],
+    "admin": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "approvals", "mfa"],
+    "officer": ["dashboard", "certificates", "issue", "profiles", "authorities", "provisioning", "acme", "approvals", "mfa"],
+    "auditor": ["dashboard", "certificates", "profiles", "authorities", "principals", "provisioning", "acme", "audit", "backups", "reports", "approvals", "mfa"],
+    "operator": ["dashboard", "profiles", "backups", "mfa"],
+    "ra": ["certificates", "issue", "profiles", "mfa"],
 }
 ALL_PAGES = sorted({p for v in PAGES.values() for p in v})
 
@@ -78,7 +84,12 @@ def check(name, cond, detail=""):
 
 
 # ---- the fixture ----
-fx = subprocess.Popen([FIXTURE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+# Its folder (keyd's socket, certificates, logs) inside one of this run's own, so that nothing
+# that tidies the usual test folders away under /tmp can pull it out from under a long run.
+TMP = tempfile.mkdtemp(prefix="hsmca-console-browser-", dir="/tmp")
+os.chmod(TMP, 0o755)  # PostgreSQL runs as another user
+fx = subprocess.Popen([FIXTURE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                      env={**os.environ, "TMPDIR": TMP})
 info = json.loads(fx.stdout.readline())
 URL, DIR, TOKENS = info["url"], info["dir"], info["tokens"]
 HOST = URL[len("https://"):]
@@ -185,6 +196,8 @@ PAGE_ENDPOINT = {
     "certificates": "/api/v1/certificates", "authorities": "/api/v1/authorities",
     "principals": "/api/v1/principals", "provisioning": "/api/v1/devices",
     "acme": "/api/v1/acme/eab", "audit": "/api/v1/audit?limit=1",
+    "backups": "/api/v1/backups", "reports": "/api/v1/reports/principals",
+    "approvals": "/api/v1/approvals",
 }
 
 
@@ -203,15 +216,15 @@ def test_api_enforces_what_is_hidden():
 
 
 # ---- the browser ----
-def browser():
+def browser(profile="chromium-profile", env=None):
     o = webdriver.ChromeOptions()
     o.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--window-size=1280,900", "--ignore-certificate-errors", "--no-first-run",
-              "--disable-extensions", f"--user-data-dir={OUTDIR}/chromium-profile"):
+              "--disable-extensions", f"--user-data-dir={OUTDIR}/{profile}"):
         o.add_argument(a)
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(DRIVER), options=o)
+    return webdriver.Chrome(service=Service(DRIVER, env=env), options=o)
 
 
 def wait(d, cond, t=30):
@@ -222,10 +235,10 @@ def status_text(d):
     return d.find_element(By.ID, "status").text
 
 
-def sign_in_token(d, role):
+def sign_in_token(d, role, name=None):
     d.get(f"{URL}/console/")
     wait(d, EC.visibility_of_element_located((By.ID, "signin-token")))
-    d.find_element(By.ID, "signin-token").send_keys(TOKENS[role])
+    d.find_element(By.ID, "signin-token").send_keys(TOKENS[name or role])
     d.find_element(By.ID, "signin-token-submit").click()
     wait(d, EC.text_to_be_present_in_element((By.ID, "who-role"), role))
 
@@ -329,22 +342,69 @@ def test_roles(d):
         sign_out(d)
 
 
-def issue_one(d, cn):
+def issue_one(d, cn, days=None):
     d.get(f"{URL}/console/#/profiles")  # a hash change, so that the issue page is drawn afresh
     page_loaded(d, "profiles")
     d.get(f"{URL}/console/#/issue")
     page_loaded(d, "issue")
     Select(d.find_element(By.NAME, "profile")).select_by_value("tls-server")
     d.find_element(By.NAME, "csr").send_keys(make_csr(cn))
+    if days:
+        d.find_element(By.NAME, "validity_days").send_keys(str(days))
     d.find_element(By.ID, "issue-button").click()
     confirm(d)
     wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "issued"))
     return d.find_element(By.CSS_SELECTOR, "#issue-result a.mono").text
 
 
-def test_issue_revoke(d):
+def totp(secret, offset=0):
+    return subprocess.run(["oathtool", "--totp", "-b", secret, "--now", f"@{int(time.time()) + offset}"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_mfa_enrol(d):
+    """The officer enrols through the MFA page; returns the secret (base32) for test_issue_revoke."""
     sign_in_token(d, "officer")
-    first = issue_one(d, "api.example.com")
+    d.get(f"{URL}/console/#/mfa")
+    page_loaded(d, "mfa")
+    check("MFA page: not enrolled yet", d.find_element(By.ID, "mfa-state-value").text == "none")
+    d.find_element(By.ID, "mfa-enrol").click()
+    confirm(d)
+    wait(d, EC.presence_of_element_located((By.ID, "mfa-secret")))
+    secret = d.find_element(By.ID, "mfa-secret").text
+    qr = d.execute_script("""const q = document.getElementById('mfa-qr');
+        return q && [q.namespaceURI, q.querySelectorAll('path').length, q.querySelectorAll('script').length,
+                     q.getBoundingClientRect().width];""")
+    check("MFA page: the server's QR code shown as SVG (a path, no script)",
+          qr and qr[0] == "http://www.w3.org/2000/svg" and qr[1] == 1 and qr[2] == 0 and qr[3] > 100, qr)
+    check("MFA page: the secret shown for typing in", re.fullmatch(r"[A-Z2-7]{32}", secret) is not None, secret)
+    screenshot(d, "mfa-enrol-officer")
+    d.find_element(By.ID, "mfa-confirm-code").send_keys("000000" if totp(secret) != "000000" else "111111")
+    d.find_element(By.ID, "mfa-confirm-button").click()
+    wait(d, lambda drv: "invalid" in status_text(drv) or "code" in status_text(drv))
+    check("MFA page: a wrong first code is refused, with the error shown", "Error" in status_text(d), status_text(d))
+    d.find_element(By.ID, "mfa-confirm-code").clear()
+    d.find_element(By.ID, "mfa-confirm-code").send_keys(totp(secret))
+    d.find_element(By.ID, "mfa-confirm-button").click()
+    wait(d, EC.presence_of_element_located((By.ID, "mfa-recovery")))
+    codes = d.find_element(By.CSS_SELECTOR, "#mfa-recovery pre").text.split()
+    check("MFA page: ten recovery codes shown once", len(codes) == 10 and all(re.fullmatch(r"[a-z0-9]{4}(-[a-z0-9]{4}){3}", c) for c in codes), codes)
+    check("MFA page: state active", d.find_element(By.ID, "mfa-state-value").text == "active")
+    st, _, _, j = request("GET", "/api/v1/mfa", role="officer")
+    check("the API has the officer's TOTP active, step-up on revoke", j["state"] == "active" and j["step_up"] == ["certificate.revoke"], j)
+    screenshot(d, "mfa-officer")
+    d.get(f"{URL}/console/#/profiles")
+    page_loaded(d, "profiles")
+    d.get(f"{URL}/console/#/mfa")
+    page_loaded(d, "mfa")
+    check("MFA page: the recovery codes are not shown again", not d.find_elements(By.ID, "mfa-recovery") and codes[0] not in d.page_source)
+    sign_out(d)
+    return secret
+
+
+def test_issue_revoke(d, secret):
+    sign_in_token(d, "officer")
+    first = issue_one(d, "api.example.com", 30)
     serial = issue_one(d, "www.example.com")
     check("two issuances, two serials", first != serial, (first, serial))
     check("issued from a CSR through the console", re.fullmatch(r"[0-9a-f]+", serial) is not None, serial)
@@ -362,9 +422,27 @@ def test_issue_revoke(d):
           and j["decoded"]["public_key"] == "EC P-256" and j["decoded"]["extended_key_usage"] == ["serverAuth"], j)
     screenshot(d, "certificate-detail-officer")
     Select(d.find_element(By.NAME, "reason")).select_by_value("keyCompromise")
+    # Step-up: the revocation answers 401 step-up, the dialog asks; a wrong code is refused.
     d.find_element(By.ID, "revoke-button").click()
     confirm(d)
+    wait(d, EC.visibility_of_element_located((By.ID, "totp-code")))
+    screenshot(d, "step-up-officer")
+    wrong = totp(secret, 3600)
+    d.find_element(By.ID, "totp-code").send_keys(wrong if wrong not in (totp(secret, -30), totp(secret), totp(secret, 30)) else "000000")
+    d.find_element(By.CSS_SELECTOR, "#dialog button.primary").click()
+    wait(d, lambda drv: "step-up" in status_text(drv))
+    check("step-up: a wrong code shows the error", "step-up" in status_text(d) and "Error" in status_text(d), status_text(d))
+    st, _, _, j = request("GET", f"/api/v1/certificates/{serial}", role="auditor")
+    check("step-up: after the wrong code the certificate is still valid", j["status"] == "issued", j)
+    d.find_element(By.ID, "revoke-button").click()
+    confirm(d)
+    wait(d, EC.visibility_of_element_located((By.ID, "totp-code")))
+    d.find_element(By.ID, "totp-code").send_keys(totp(secret, 30))  # a step after the confirmation's
+    d.find_element(By.CSS_SELECTOR, "#dialog button.primary").click()
     wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "revoked"))
+    st, _, _, j = request("GET", "/api/v1/audit?limit=1000", role="auditor")
+    ups = [e for e in j["entries"] if e["action"] == "mfa.step-up" and e["actor"] == "officer"]
+    check("step-up: the revocation went through a step-up, audited", len(ups) == 1, ups)
     st, _, _, j = request("GET", f"/api/v1/certificates/{serial}", role="auditor")
     check("the API has it revoked, keyCompromise", j["status"] == "revoked" and j.get("revocation_reason") == "keyCompromise", j)
     # CSRF from the page itself: a fetch without the header is refused.
@@ -382,13 +460,99 @@ def test_issue_revoke(d):
     sign_out(d)
 
 
+def metric(d, key):
+    return d.find_element(By.CSS_SELECTOR, f'[data-metric="{key}"] .value').text
+
+
+def fetch(d, href):
+    """GET href from the page (its session cookie): [status, Content-Type, first line]."""
+    return d.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text().then(t =>
+          done([r.status, r.headers.get('Content-Type'), t.split('\\r\\n')[0].split('\\n')[0]])))
+          .catch(e => done([0, '', String(e)]));""", href)
+
+
+def test_reports_pages(d):
+    """After test_issue_revoke: two certificates issued, one of them revoked; one backup run."""
+    sign_in_token(d, "auditor")
+    d.get(f"{URL}/console/#/dashboard")
+    page_loaded(d, "dashboard")
+    got = {k: metric(d, k) for k in ("issued", "revoked", "on_hold", "expired", "issued_last_hour", "issued_last_24_hours", "keyd")}
+    check("dashboard: real counts (1 valid, 1 revoked, 2 issued in the hour), keyd online",
+          got == {"issued": "1", "revoked": "1", "on_hold": "0", "expired": "0", "issued_last_hour": "2",
+                  "issued_last_24_hours": "2", "keyd": "online"}, got)
+    _, _, _, j = request("GET", "/api/v1/dashboard", role="auditor")
+    row = d.find_element(By.XPATH, "//table[caption='Authorities']//tr[td[1]='issuing']").text
+    check("dashboard: the authority with its validity, not retired",
+          "active" in row and j["authorities"][0]["not_after"].replace("T", " ").replace("Z", " UTC") in row, row)
+    check("dashboard: the last audit checkpoint", re.fullmatch(r"#\d+|none", metric(d, "checkpoint")) is not None, metric(d, "checkpoint"))
+    screenshot(d, "dashboard-auditor")
+
+    d.get(f"{URL}/console/#/reports")
+    page_loaded(d, "reports")
+    wait(d, EC.presence_of_element_located((By.ID, "issuance-totals")))
+    tot = {k: d.find_element(By.CSS_SELECTOR, f'#issuance-totals [data-metric="{k}"] .value').text for k in ("issued", "revoked", "expired")}
+    check("issuance report: totals from the fixture's data", tot == {"issued": "2", "revoked": "1", "expired": "0"}, tot)
+    row = d.find_element(By.XPATH, "//table[caption='Per authority and profile']//tr[td[1]='issuing']").text
+    check("issuance report: the row of issuing/tls-server", row.split() == ["issuing", "tls-server", "2", "1", "0"], row)
+    bars = d.find_elements(By.CSS_SELECTOR, "#issuance-chart rect.bar")
+    titles = sorted(b.find_element(By.TAG_NAME, "title").get_attribute("textContent").split(": ")[1] for b in bars)
+    check("issuance report: an SVG chart with today's bars", titles == ["1 revoked", "2 issued"], titles)
+    links = {a.text: a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, ".downloads a")}
+    res = fetch(d, links.get("Download CSV", "/nope"))
+    check("issuance CSV link answers the CSV", res[0] == 200 and res[1].startswith("text/csv") and res[2] == "authority,profile,issued,revoked,expired", res)
+    res = fetch(d, links.get("Download CSV by day", "/nope"))
+    check("issuance by-day CSV link", res[0] == 200 and res[2] == "day,issued,revoked,expired", res)
+    res = fetch(d, links.get("Download JSON", "/nope"))
+    check("issuance JSON link", res[0] == 200 and res[1].startswith("application/json") and '"totals"' in res[2], res)
+    screenshot(d, "reports-issuance-auditor")
+
+    Select(d.find_element(By.NAME, "report")).select_by_value("expiring")
+    days = d.find_element(By.NAME, "days")
+    days.clear()
+    days.send_keys("31")
+    d.find_element(By.ID, "report-run").click()
+    wait(d, EC.text_to_be_present_in_element((By.ID, "report-result"), "expire within 31"))
+    text = d.find_element(By.ID, "report-result").text
+    check("expiring report: the one valid certificate, requested by officer",
+          "1 valid certificate(s) expire within 31 day(s)" in text and "CN=api.example.com" in text and "officer" in text
+          and "www.example.com" not in text, text)
+    res = fetch(d, d.find_element(By.CSS_SELECTOR, ".downloads a").get_attribute("href"))
+    check("expiring CSV link", res[0] == 200 and res[2] == "serial,authority,profile,subject,requester,not_after,days_left", res)
+    screenshot(d, "reports-expiring-auditor")
+
+    Select(d.find_element(By.NAME, "report")).select_by_value("principals")
+    d.find_element(By.ID, "report-run").click()
+    wait(d, EC.presence_of_element_located((By.XPATH, "//table[caption='Principals']")))
+    row = d.find_element(By.XPATH, "//table[caption='Principals']//tr[td[1]='officer']").text
+    check("principals report: officer, enabled, used", "enabled" in row and "never" not in row, row)
+    rows = [r.text for r in d.find_elements(By.XPATH, "//table[caption='API tokens']//tr[td[2]='officer']")]
+    check("principals report: officer's API token, active, with its last use",
+          len(rows) == 1 and "console-test" in rows[0] and "active" in rows[0] and "never" not in rows[0], rows)
+    check("principals report: no provisioning token made", "Nothing to show" in d.find_element(By.ID, "report-result").text)
+    res = fetch(d, d.find_element(By.CSS_SELECTOR, ".downloads a").get_attribute("href"))
+    check("principals CSV link", res[0] == 200 and res[2] == "kind,name,principal,role,profile,state,created_at,expires_at,last_used_at", res)
+    screenshot(d, "reports-principals-auditor")
+    sign_out(d)
+
+    sign_in_token(d, "operator")
+    d.get(f"{URL}/console/#/backups")
+    page_loaded(d, "backups")
+    last = d.find_element(By.ID, "backup-last").text
+    check("backups: the last success is the fixture's real hsmca backup", last.startswith("Last successful backup: run 1") and "console.hsmcabk" in last, last)
+    row = d.find_element(By.XPATH, "//table[caption='Backup runs, newest first']//tbody/tr").text
+    check("backups: the run listed, ok, with its size", "ok" in row and "bytes" in row and "console.hsmcabk" in row, row)
+    screenshot(d, "backups-operator")
+    sign_out(d)
+
+
 def test_dashboard_and_own_token(d):
     sign_in_token(d, "ca-admin")
     d.get(f"{URL}/console/#/dashboard")
     page_loaded(d, "dashboard")
     text = d.find_element(By.ID, "page").text
-    check("dashboard: summary endpoint absent or shown, health and authorities shown",
-          ("not available on this server" in text or "certificates" in text) and "issuing" in text, text)
+    check("dashboard: the summary and the authorities shown", "certificates revoked" in text and "issuing" in text, text)
     d.get(f"{URL}/console/#/principals")
     page_loaded(d, "principals")
     d.find_element(By.NAME, "token-name").send_keys("from-console")
@@ -398,6 +562,83 @@ def test_dashboard_and_own_token(d):
     token = d.find_element(By.XPATH, "//h2[contains(text(),'not shown again')]/following-sibling::pre").text
     st, _, _, j = request("GET", "/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
     check("a token made in the console works", st == 200 and j["name"] == "ca-admin", (st, j))
+    sign_out(d)
+
+
+def retire_from_console(d, reason):
+    d.get(f"{URL}/console/#/authorities")
+    page_loaded(d, "authorities")
+    d.find_element(By.XPATH, "//tr[td[1]='issuing']//button[text()='Retire…']").click()
+    wait(d, EC.visibility_of_element_located((By.ID, "dialog-reason")))
+    d.find_element(By.ID, "dialog-reason").send_keys(reason)
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "Waiting for approval"))
+    return int(re.search(r"request (\d+)", status_text(d)).group(1))
+
+
+def open_approval(d, aid):
+    d.get(f"{URL}/console/#/profiles")
+    page_loaded(d, "profiles")
+    d.get(f"{URL}/console/#/approvals")
+    page_loaded(d, "approvals")
+    d.find_element(By.CSS_SELECTOR, f'button[data-approval="{aid}"]').click()
+    wait(d, EC.presence_of_element_located((By.ID, "approval-detail")))
+    return d.find_element(By.ID, "approval-detail").text
+
+
+def authority_status():
+    _, _, _, j = request("GET", "/api/v1/authorities", role="auditor")
+    return [a["status"] for a in j["authorities"] if a["name"] == "issuing"][0]
+
+
+def test_approvals(d):
+    """Retire under a threshold-2 policy: 202 'waiting for approval'; a second ca-admin rejects
+    (a reason is required), then, asked again, approves; the officer may only look."""
+    sign_in_token(d, "ca-admin")
+    first = retire_from_console(d, "replaced by issuing-2027")
+    check("retire under threshold 2: waiting for approval, the authority still active", authority_status() == "active", status_text(d))
+    text = open_approval(d, first)
+    check("approvals: the requester sees the request (with the reason typed) and may not approve it",
+          "ca-admin (ca-admin) asks to retire authority issuing" in text and "replaced by issuing-2027" in text and not d.find_elements(By.ID, "approve-button")
+          and d.find_elements(By.ID, "reject-button"), text)
+    sign_out(d)
+
+    sign_in_token(d, "officer")
+    text = open_approval(d, first)
+    check("approvals: an officer sees it but has no vote", "Only ca-admin may vote" in text and not d.find_elements(By.ID, "approve-button"), text)
+    st, _, _, j = request("POST", f"/api/v1/approvals/{first}/approve", headers={"Authorization": f"Bearer {TOKENS['officer']}"})
+    check("approvals: the API refuses the officer's vote too", st == 403 and j["error"] == "role-not-permitted", (st, j))
+    sign_out(d)
+
+    sign_in_token(d, "ca-admin", "ca-admin-2")
+    open_approval(d, first)
+    d.find_element(By.ID, "reject-button").click()
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "needs a reason"))
+    d.find_element(By.ID, "vote-reason").send_keys("not during the change freeze")
+    d.find_element(By.ID, "reject-button").click()
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "is now rejected"))
+    check("approvals: rejected with a reason, nothing ran", authority_status() == "active" and "not during the change freeze" in d.find_element(By.ID, "approval-detail").text)
+    sign_out(d)
+
+    sign_in_token(d, "ca-admin")
+    second = retire_from_console(d, "replaced by issuing-2027, after the freeze")
+    sign_out(d)
+    sign_in_token(d, "ca-admin", "ca-admin-2")
+    text = open_approval(d, second)
+    check("approvals: the second ca-admin may approve", "ca-admin (ca-admin) asks to retire authority issuing" in text
+          and d.find_elements(By.ID, "approve-button"), text)
+    screenshot(d, "approvals-ca-admin")
+    d.find_element(By.ID, "approve-button").click()
+    wait(d, EC.visibility_of_element_located((By.CSS_SELECTOR, "#dialog button.primary")))
+    dialog = d.find_element(By.ID, "dialog").text
+    check("approvals: the dialog says the retirement runs now", "last approval needed" in dialog, dialog)
+    confirm(d)
+    wait(d, EC.text_to_be_present_in_element((By.ID, "status"), "is now executed"))
+    _, _, _, j = request("GET", f"/api/v1/approvals/{second}", role="auditor")
+    check("approvals: approved by the second ca-admin, executed, the authority retired",
+          j["approval"]["state"] == "executed" and authority_status() == "retired"
+          and [v["approver"] for v in j["approval"]["votes"]] == ["ca-admin-2"], j)
     sign_out(d)
 
 
@@ -411,6 +652,63 @@ def test_expiry(d):
     check("an idle session ends: sign-in shown with session-expired", "session-expired" in status_text(d), status_text(d))
 
 
+POLICY_DIR = "/etc/chromium/policies/managed"
+
+
+def test_cert_signin():
+    """Client-certificate sign-in in the browser itself: the officer's certificate and key in an
+    NSS database under a throwaway $HOME (where Chromium on Linux reads client certificates),
+    and a managed policy AutoSelectCertificateForUrls for this server's URL only, so that
+    Chromium headless presents it without a prompt. The policy folder is the machine's: root
+    only, and the file is removed whatever happens."""
+    if os.geteuid() != 0:
+        print(f"SKIP: client-certificate sign-in in the browser needs root (a managed policy in {POLICY_DIR})")
+        return
+    if not shutil.which("pk12util") or not shutil.which("certutil"):
+        print("SKIP: client-certificate sign-in in the browser needs pk12util and certutil (Debian: libnss3-tools)")
+        return
+    home = f"{DIR}/browser-home"
+    nssdb = f"{home}/.pki/nssdb"
+    os.makedirs(nssdb, exist_ok=True)
+    p12 = f"{DIR}/officer.p12"
+    subprocess.run(["openssl", "pkcs12", "-export", "-in", f"{DIR}/officer.pem", "-inkey", f"{DIR}/officer.key",
+                    "-out", p12, "-passout", "pass:console-test", "-name", "officer"], check=True, capture_output=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True, capture_output=True)
+    subprocess.run(["pk12util", "-i", p12, "-d", f"sql:{nssdb}", "-W", "console-test"], check=True, capture_output=True)
+    policy = f"{POLICY_DIR}/hsmca-console-test-{os.getpid()}.json"
+    rule = json.dumps({"pattern": URL, "filter": {"ISSUER": {"CN": "hsmca console test operator CA"}}})
+    made_dir = not os.path.isdir(POLICY_DIR)
+    d = None
+    try:
+        os.makedirs(POLICY_DIR, exist_ok=True)
+        with open(policy, "w") as f:
+            json.dump({"AutoSelectCertificateForUrls": [rule]}, f)
+        d = browser("chromium-profile-cert", {**os.environ, "HOME": home})
+        d.get(f"{URL}/console/")
+        wait(d, EC.visibility_of_element_located((By.ID, "signin-cert")))
+        d.find_element(By.ID, "signin-cert").click()
+        wait(d, EC.text_to_be_present_in_element((By.ID, "who-role"), "officer"))
+        check("client certificate sign-in in the browser: officer, via certificate",
+              d.find_element(By.ID, "who-name").text == "officer"
+              and "client certificate" in d.find_element(By.ID, "who").get_attribute("title"),
+              d.find_element(By.ID, "who").get_attribute("title"))
+        page_loaded(d, d.find_element(By.ID, "page").get_attribute("data-page"))
+        check("certificate session: a page works against the API", status_text(d) == "", status_text(d))
+        screenshot(d, "signed-in-certificate-officer")
+        sign_out(d)
+    finally:
+        if d:
+            d.quit()
+        os.remove(policy)
+        if made_dir:
+            for p in (POLICY_DIR, os.path.dirname(POLICY_DIR), os.path.dirname(os.path.dirname(POLICY_DIR))):
+                try:
+                    os.rmdir(p)
+                except OSError:
+                    break
+    check("the managed policy file is removed", not os.path.exists(policy))
+
+
 def main():
     d = None
     try:
@@ -421,16 +719,21 @@ def main():
         d.get(f"{URL}/console/")
         wait(d, EC.visibility_of_element_located((By.ID, "signin")))
         screenshot(d, "signin")
-        test_issue_revoke(d)
+        secret = test_mfa_enrol(d)
+        test_issue_revoke(d, secret)
+        test_reports_pages(d)
         test_roles(d)
         test_dashboard_and_own_token(d)
+        test_approvals(d)
         test_expiry(d)
         read_log(d)
+        test_cert_signin()
         logs = [l for l in browser_log if "Content Security Policy" in l["message"]]
         check("no CSP violations in the console's own pages", not logs, logs)
     except Exception as e:  # a failure to reach a state is a failure, with what was on screen
         failures.append(repr(e))
         print(f"not ok - {e!r}")
+        traceback.print_exc(file=sys.stdout)
         if d:
             d.save_screenshot(f"{OUTDIR}/failure.png")
             print("status line:", status_text(d))
@@ -442,6 +745,7 @@ def main():
         fx.stdin.close()
         rc = fx.wait(timeout=120)
         check("fixture stopped cleanly (no sanitizer report from hsmca-cad)", rc == 0, rc)
+        shutil.rmtree(TMP, ignore_errors=True)
     print(f"{len(failures)} failed")
     sys.exit(1 if failures else 0)
 

@@ -3,8 +3,10 @@
  * throwaway keyd with an issuing CA and an audit key, a private PostgreSQL, and hsmca-cad with
  * the console and short session timeouts; one principal per role, each with a client
  * certificate (ROLE.pem/.key, issued by the operator-auth CA opca.pem, which also issued the
- * server's certificate) and an API token. It prints one JSON line -- the URL, the folder, the
- * tokens -- and serves until its stdin closes; then it stops hsmca-cad, checks its exit (no
+ * server's certificate) and an API token. keyd is set up with a broad grant (keys made, one real
+ * `hsmca backup` run so that the Backups page lists it) and then restarted with exactly
+ * hsmca-cad's grant. It prints one JSON line -- the URL, the folder, the tokens -- and serves
+ * until its stdin closes; then it stops hsmca-cad, checks its exit (no
  * sanitizer report) and removes everything. Exit status 0 when all stopped cleanly.
  */
 #include <stdio.h>
@@ -28,8 +30,31 @@ static struct harness_pg pg;
 static pid_t cad_pid;
 static char dir[256];
 
-static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor", "operator", "ra"};
-#define NROLES 6
+/* One principal per role, named after it, and a second ca-admin to approve what the first asks
+ * for (docs/approvals.md). */
+static const char *const names[] = {"ca-admin", "admin", "officer",   "auditor",
+                                    "operator", "ra",    "ca-admin-2"};
+static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor",
+                                    "operator", "ra",    "ca-admin"};
+#define NROLES 7
+
+#define PG_BIN "/usr/lib/postgresql/15/bin"
+
+/* hsmca-cad's grant (deploy/keyd.example.yaml): the CA key for certificates, the audit key for
+ * checkpoints, the mfa-wrap key for wrap and unwrap only. */
+static const char cad_grant_fmt[] = "  - name: cad\n"
+                                    "    uid: %u\n"
+                                    "    grants:\n"
+                                    "      - keys: [issuing-p256]\n"
+                                    "        operations: [get-public-key, sign]\n"
+                                    "        kinds: [certificate]\n"
+                                    "      - keys: [audit-p256]\n"
+                                    "        operations: [get-public-key, sign]\n"
+                                    "        kinds: [audit-checkpoint]\n"
+                                    "      - keys: [mfa-wrap]\n"
+                                    "        operations: [wrap, unwrap]\n"
+                                    "      - keys: [\"*\"]\n"
+                                    "        operations: [status]\n";
 
 static void cleanup(void)
 {
@@ -86,7 +111,17 @@ static const char config_fmt[] =
     "    key_usage: [digitalSignature]\n"
     "    extended_key_usage: [clientAuth]\n"
     "    subject_fields: [CN, O, OU]\n"
-    "    subject_cn_required: true\n";
+    "    subject_cn_required: true\n"
+    /* TOTP step-up (docs/mfa.md): the officer's revocations need a code; the other roles'
+     * policies are empty so that the rest of the walk-through is not asked. */
+    /* Retiring an authority waits for a second ca-admin. */
+    "approvals:\n"
+    "  kinds: [{kind: authority.retire, required: 2, approvers: [ca-admin]}]\n"
+    "mfa:\n"
+    "  wrap_key: mfa-wrap\n"
+    "  issuer: hsmca console test\n"
+    "  step_up: {officer: [certificate.revoke], ca-admin: [], admin: [], auditor: [],\n"
+    "            operator: [], ra: []}\n";
 
 static int healthy(const char *url)
 {
@@ -111,17 +146,29 @@ int main(void)
 	X509 *x, *opca;
 	char conf[8192], url[128], line[4096], tokens[2048] = "";
 	const char *cad_ci, *idle = getenv("HSMCA_CONSOLE_IDLE_SECONDS");
+	struct harness_opts o = {0};
+	char clients[1024];
 	int applied, port, rc;
 
 	harness_die_init("console_fixture", cleanup);
 	harness_setup_phase = 1;
-	if (harness_start(&h, NULL) != 0)
+	/* Set-up: keys made and the backup run with a broad grant ... */
+	snprintf(clients, sizeof(clients),
+	         "  - name: setup\n    uid: %u\n    grants:\n"
+	         "      - keys: [\"*\"]\n"
+	         "        operations: [\"*\", generate, wrap, unwrap]\n"
+	         "        kinds: [\"*\", digest]\n",
+	         (unsigned)getuid());
+	o.clients_yaml = clients;
+	if (harness_start(&h, &o) != 0)
 		harness_die("keyd");
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
 	if (!c ||
 	    keyd_client_generate(c, "issuing-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
-	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+	    keyd_client_generate(c, "audit-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
+	    keyd_client_generate(c, "mfa-wrap", KEYD_KEY_AES, 256, &k, &kerr) ||
+	    keyd_client_generate(c, "backup-key", KEYD_KEY_AES, 256, &k, &kerr))
 		harness_die("keyd keys");
 	keyd_client_free(c);
 	harness_load_providers(&prov_keyd, &prov_default);
@@ -157,14 +204,14 @@ int main(void)
 		unsigned int n = 0;
 		int32_t id, tid;
 
-		x = make_cert(roles[i], key, opca, opca_key, 0, NULL);
-		harness_write_cert(harness_pathf(dir, "%s.pem", roles[i]), x, 0);
-		harness_write_key(harness_pathf(dir, "%s.key", roles[i]), key);
+		x = make_cert(names[i], key, opca, opca_key, 0, NULL);
+		harness_write_cert(harness_pathf(dir, "%s.pem", names[i]), x, 0);
+		harness_write_key(harness_pathf(dir, "%s.key", names[i]), key);
 		if (!X509_digest(x, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, roles[i], roles[i], sha,
+		    db_principal_add(db, names[i], roles[i], sha,
 		                     !strcmp(roles[i], "ra") ? "tls-server" : "", &id,
 		                     &err) != DB_OK) {
-			fprintf(stderr, "console_fixture: principal %s: %s\n", roles[i], err.msg);
+			fprintf(stderr, "console_fixture: principal %s: %s\n", names[i], err.msg);
 			harness_die("principals");
 		}
 		/* An API token per role, made as hsmca-cad makes them (256 random bits). */
@@ -179,11 +226,37 @@ int main(void)
 		                 &err) != DB_OK)
 			harness_die("tokens");
 		snprintf(tokens + strlen(tokens), sizeof(tokens) - strlen(tokens),
-		         "%s\"%s\": \"%s\"", i ? ", " : "", roles[i], token);
+		         "%s\"%s\": \"%s\"", i ? ", " : "", names[i], token);
 		X509_free(x);
 		EVP_PKEY_free(key);
 	}
 	db_close(db);
+
+	/* One real backup, recorded in backup_runs (docs/backup.md) ... */
+	{
+		char *argv[] = {(char *)getenv("HSMCA_CLI_BIN"),
+		                "backup",
+		                (char *)harness_pathf(dir, "console.hsmcabk"),
+		                "--key",
+		                "backup-key",
+		                "--database",
+		                pg.owner_ci,
+		                "--pg-bin",
+		                PG_BIN,
+		                "--ca-cert",
+		                (char *)harness_pathf(dir, "issuing.pem"),
+		                NULL};
+		if (harness_run(argv, harness_pathf(dir, "backup.log")) != 0) {
+			fprintf(stderr, "console_fixture: hsmca backup failed: %s\n",
+			        harness_slurp(harness_pathf(dir, "backup.log")));
+			harness_die("backup");
+		}
+	}
+	/* ... then keyd restarted with exactly hsmca-cad's grant. */
+	snprintf(clients, sizeof(clients), cad_grant_fmt, (unsigned)getuid());
+	if (harness_keyd_stop(&h) != 0 || harness_write_config(&h, &o) != 0 ||
+	    harness_keyd_start(&h) != 0)
+		harness_die("keyd restart");
 
 	port = harness_free_port();
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d", port);

@@ -6,10 +6,13 @@ import { api, get, setCsrf, setSignedOutHandler, ApiError } from "./api.js";
 import { el, clear, showError, showOk, clearStatus } from "./ui.js";
 import * as pages from "./pages.js";
 import * as certs from "./certs.js";
+import * as reports from "./reports.js";
+import * as mfa from "./mfa.js";
+import * as approvals from "./approvals.js";
 
 const ALL = ["ca-admin", "admin", "officer", "auditor", "operator", "ra"];
 export const PAGES = [
-  { id: "dashboard", title: "Dashboard", roles: ["ca-admin", "admin", "officer", "auditor", "operator"], render: pages.dashboard },
+  { id: "dashboard", title: "Dashboard", roles: ["ca-admin", "admin", "officer", "auditor", "operator"], render: reports.dashboard },
   { id: "certificates", title: "Certificates", roles: ["ca-admin", "admin", "officer", "auditor", "ra"], render: certs.certificates },
   { id: "issue", title: "Issue", roles: ["officer", "ra"], render: certs.issue },
   { id: "profiles", title: "Profiles", roles: ALL, render: pages.profiles },
@@ -18,8 +21,10 @@ export const PAGES = [
   { id: "provisioning", title: "Devices", roles: ["ca-admin", "admin", "officer", "auditor"], render: pages.provisioning },
   { id: "acme", title: "ACME EAB", roles: ["ca-admin", "admin", "officer", "auditor"], render: pages.acme },
   { id: "audit", title: "Audit", roles: ["ca-admin", "auditor"], render: pages.audit },
-  { id: "backups", title: "Backups", roles: ["operator"], render: pages.backups },
-  { id: "reports", title: "Reports", roles: ["auditor"], render: pages.reports },
+  { id: "backups", title: "Backups", roles: ["ca-admin", "auditor", "operator"], render: reports.backups },
+  { id: "reports", title: "Reports", roles: ["ca-admin", "auditor"], render: reports.reports },
+  { id: "approvals", title: "Approvals", roles: ["ca-admin", "admin", "officer", "auditor"], render: approvals.approvals },
+  { id: "mfa", title: "MFA", roles: ALL, render: mfa.mfa },
 ];
 
 export const me = { name: null, role: null, profiles: "", via: null };

@@ -179,9 +179,11 @@ async function detail(root, serial) {
           `Certificate ${c.serial} (${c.subject}) will be revoked for good with reason ${reason.value}. OCSP and the CRL will announce it. This cannot be undone.`,
           "Revoke"))) return;
         try {
-          await api("POST", `/api/v1/certificates/${c.serial}/revoke`, body);
+          const r = await api("POST", `/api/v1/certificates/${c.serial}/revoke`, body);
           await reload();
-          showOk(`Certificate ${c.serial} is revoked (${reason.value}).`);
+          // A CA certificate under a threshold above 1: 202 with an approval request.
+          if (r && r.approval) showOk(`Waiting for approval: request ${r.approval.id} asks to revoke this CA certificate; it needs ${r.approval.required_approvals - 1} approver(s) (Approvals page).`);
+          else showOk(`Certificate ${c.serial} is revoked (${reason.value}).`);
         } catch (err) { showError(err); }
       },
     }, el("h2", {}, "Revoke"), el("div", { class: "filters" }, field("Reason", reason),

@@ -1,73 +1,17 @@
-// The other pages: dashboard, profiles, authorities, principals and tokens, provisioning tokens
-// and devices, ACME EAB credentials, audit, backups and reports. Each reads and changes only
-// through the API; the Dashboard, Backups and Reports endpoints say "not available on this
-// server" when hsmca-cad answers 404 for them.
+// The other pages: profiles, authorities, principals and tokens, provisioning tokens and
+// devices, ACME EAB credentials and audit (the dashboard, backups and reports are in
+// reports.js). Each reads and changes only through the API.
 import { get, api, query } from "./api.js";
-import { el, clear, table, field, confirmAction, download, fmtTime, action, showOk, showError, clearStatus } from "./ui.js";
+import { el, clear, table, field, confirmAction, confirmWithReason, download, fmtTime, action, showOk, showError, clearStatus } from "./ui.js";
 import { may, me } from "./app.js";
 
 const badge = (s) => el("span", { class: `badge ${s}` }, String(s));
 const yes = (b) => badge(b ? "true" : "false");
 
-// GET path, or null (with a notice in root) when this server has no such endpoint.
-async function optional(root, path, what) {
-  try {
-    return await get(path);
-  } catch (e) {
-    if (e.status === 404 && (e.code === "not-found" || e.code === "")) {
-      root.append(el("p", { class: "notice", id: "not-available" },
-        `${what} is not available on this server (${path} answered 404: this hsmca-cad predates it).`));
-      return null;
-    }
-    throw e;
-  }
-}
-
 function kv(obj) {
   return el("dl", { class: "kv" }, Object.entries(obj).flatMap(([k, v]) => [
     el("dt", {}, k), el("dd", {}, typeof v === "object" && v !== null ? JSON.stringify(v) : String(v)),
   ]));
-}
-
-// Without the summary endpoint: what the endpoints this server has can tell.
-async function dashboardFallback(root) {
-  const h = await get(me.role === "auditor" || me.role === "operator" ? "/api/v1/health/details" : "/api/v1/health").catch((e) => ({ status: `unknown (${e.code || e.status})` }));
-  const tiles = el("div", { class: "grid" });
-  const tile = (label, value) => tiles.append(el("div", { class: "card metric" }, el("div", { class: "value" }, String(value)), el("div", { class: "label" }, label)));
-  tile("hsmca-cad", h.status);
-  if (h.database) tile("database", h.database);
-  if (h.keyd) tile("keyd", h.keyd === "up" ? "online" : "OFFLINE");
-  root.append(el("h2", {}, "From this server's health"), tiles);
-  if (["ca-admin", "admin", "officer", "auditor"].includes(me.role)) {
-    const as = (await get("/api/v1/authorities")).authorities;
-    root.append(table([
-      { label: "Authority", value: (a) => a.name }, { label: "Subject", value: (a) => a.subject },
-      { label: "Status", value: (a) => badge(a.status) },
-    ], as, "Authorities"));
-  }
-}
-
-export async function dashboard(root) {
-  root.append(el("h1", {}, "Dashboard"));
-  const d = await optional(root, "/api/v1/dashboard", "The dashboard summary");
-  if (!d) return dashboardFallback(root);
-  const tiles = el("div", { class: "grid" });
-  const tile = (label, value) => tiles.append(el("div", { class: "card metric" }, el("div", { class: "value" }, String(value)), el("div", { class: "label" }, label)));
-  if (d.certificates) for (const [k, v] of Object.entries(d.certificates)) tile(`certificates ${k}`, v);
-  if (d.issued_last_hour !== undefined) tile("issued in the last hour", d.issued_last_hour);
-  if (d.issued_last_day !== undefined) tile("issued in the last day", d.issued_last_day);
-  if (d.keyd_online !== undefined) tile("keyd", d.keyd_online ? "online" : "OFFLINE");
-  if (d.last_audit_checkpoint !== undefined) tile("last audit checkpoint", fmtTime(d.last_audit_checkpoint) || "none");
-  root.append(tiles);
-  if (Array.isArray(d.authorities))
-    root.append(table([
-      { label: "Authority", value: (a) => a.name },
-      { label: "Not after", value: (a) => fmtTime(a.not_after) },
-      { label: "Retired", value: (a) => yes(a.retired) },
-    ], d.authorities, "Authorities"));
-  const rest = { ...d };
-  for (const k of ["authorities", "certificates", "issued_last_hour", "issued_last_day", "keyd_online", "last_audit_checkpoint"]) delete rest[k];
-  if (Object.keys(rest).length) root.append(el("h2", {}, "OCSP, CRL and more"), kv(rest));
 }
 
 export async function profiles(root) {
@@ -142,10 +86,13 @@ export async function authorities(root) {
     { label: "", value: (a) => el("span", { class: "actions" },
       action("CRL/OCSP settings", () => settingsForm(box, a.name)),
       may("authority.retire") && a.status === "active" ? action("Retire…", async () => {
-        if (!(await confirmAction(`Retire ${a.name}?`, `Authority ${a.name} will issue nothing more, for good (there is no way back). Its certificates can still be revoked and its CRLs and OCSP go on.`, "Retire"))) return;
-        await api("POST", `/api/v1/authorities/${encodeURIComponent(a.name)}/retire`, { reason: "retired from the console" });
+        const reason = await confirmWithReason(`Retire ${a.name}?`, `Authority ${a.name} will issue nothing more, for good (there is no way back), at once or, when the approvals policy asks for more than one person, once others approve. Its certificates can still be revoked and its CRLs and OCSP go on.`, "Retire");
+        if (reason === null) return;
+        const r = await api("POST", `/api/v1/authorities/${encodeURIComponent(a.name)}/retire`, { reason });
         await authorities(clear(root));
-        showOk(`Authority ${a.name} is retired.`);
+        // Under a threshold above 1 the API answers 202 with an approval request (docs/approvals.md).
+        if (r && r.approval) showOk(`Waiting for approval: request ${r.approval.id} asks to retire ${a.name}; it needs ${r.approval.required_approvals - 1} other ${r.approval.approver_roles.join(" or ")} to approve it (Approvals page).`);
+        else showOk(`Authority ${a.name} is retired.`);
       }, { class: "danger" }) : null) },
   ], as), box);
 }
@@ -339,57 +286,4 @@ export async function audit(root) {
     el("div", { class: "filters" }, field("Actor", f.actor), field("Action", f.action), field("Outcome", f.outcome), field("Object", f.object),
       el("button", { type: "submit" }, "Apply"))), out);
   await load();
-}
-
-export async function backups(root) {
-  root.append(el("h1", {}, "Backups"));
-  const d = await optional(root, "/api/v1/backups", "The list of backup runs");
-  if (!d) return;
-  const runs = d.backups || d.runs || [];
-  const ok = runs.filter((r) => r.ok);
-  root.append(el("p", { class: "card" }, ok.length ? `Last successful backup finished ${fmtTime(ok[0].finished)}.` : "No successful backup is recorded."),
-    table([
-      { label: "Started", value: (r) => fmtTime(r.started) }, { label: "Finished", value: (r) => fmtTime(r.finished) },
-      { label: "OK", value: (r) => yes(r.ok) }, { label: "Archive", value: (r) => r.archive },
-      { label: "Size", value: (r) => (r.size !== undefined ? `${r.size} bytes` : "") },
-    ], runs), el("p", { class: "hint" }, "Running a backup stays a command-line job (docs/backup.md)."));
-}
-
-function chart(rows, key, label) {
-  const max = Math.max(1, ...rows.map((r) => Number(r[key]) || 0));
-  const c = el("div", { class: "chart", role: "img", "aria-label": label });
-  for (const r of rows) {
-    const b = el("div", { class: "bar", title: `${r.period || r.day || ""} ${r[key]}` });
-    b.style.height = `${Math.round(((Number(r[key]) || 0) / max) * 100)}%`;
-    c.append(b);
-  }
-  return c;
-}
-
-export async function reports(root) {
-  root.append(el("h1", {}, "Reports"));
-  const kind = el("select", { name: "report" }, ["issuance", "expiring", "principals"].map((k) => el("option", { value: k }, k)));
-  const from = el("input", { name: "from", type: "date" });
-  const to = el("input", { name: "to", type: "date" });
-  const days = el("input", { name: "days", type: "number", min: "1", value: "30" });
-  const out = el("div", { id: "report-result", "aria-live": "polite" });
-  const params = () => ({ from: from.value ? `${from.value}T00:00:00Z` : "", to: to.value ? `${to.value}T00:00:00Z` : "", days: kind.value === "expiring" ? days.value : "" });
-  async function run() {
-    clear(out);
-    const d = await optional(out, `/api/v1/reports/${kind.value}${query({ ...params(), format: "json" })}`, `The ${kind.value} report`);
-    if (!d) return;
-    const rows = Array.isArray(d) ? d : d.rows || d[kind.value] || Object.values(d).find(Array.isArray) || [];
-    const cols = rows.length ? Object.keys(rows[0]) : [];
-    if (kind.value === "issuance" && rows.length && "issued" in rows[0]) out.append(chart(rows, "issued", "certificates issued per row"));
-    out.append(table(cols.map((k) => ({ label: k, value: (r) => (typeof r[k] === "object" && r[k] !== null ? JSON.stringify(r[k]) : r[k]) })), rows, `${kind.value}: ${rows.length} row(s)`),
-      el("div", { class: "actions" },
-        action("Download CSV", async () => {
-          const res = await api("GET", `/api/v1/reports/${kind.value}${query({ ...params(), format: "csv" })}`, undefined, { raw: true });
-          download(`${kind.value}.csv`, await res.blob(), "text/csv");
-        }),
-        action("Download JSON", () => download(`${kind.value}.json`, JSON.stringify(d, null, 2), "application/json"))));
-  }
-  root.append(el("form", { class: "card", onsubmit: (e) => { e.preventDefault(); clearStatus(); run().catch(showError); } },
-    el("div", { class: "filters" }, field("Report", kind), field("From", from), field("To", to), field("Days (expiring)", days),
-      el("button", { type: "submit", class: "primary" }, "Run report"))), out);
 }

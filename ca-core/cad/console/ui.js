@@ -122,6 +122,26 @@ export function confirmAction(title, text, verb) {
   ).then((v) => v === true);
 }
 
+// Ask before acting, with a required reason typed in: resolves the reason, or null.
+export function confirmWithReason(title, text, verb) {
+  return openDialog((done) => {
+    const input = el("input", { id: "dialog-reason", name: "reason", required: true, maxlength: "512" });
+    return el(
+      "form",
+      { onsubmit: (e) => { e.preventDefault(); if (input.value.trim()) done(input.value.trim()); } },
+      el("h2", {}, title),
+      el("p", {}, text),
+      field("Reason (recorded in the audit log)", input),
+      el(
+        "div",
+        { class: "actions" },
+        el("button", { type: "button", onclick: () => done(null) }, "Cancel"),
+        el("button", { type: "submit", class: "primary danger" }, verb)
+      )
+    );
+  }).then((v) => (typeof v === "string" ? v : null));
+}
+
 // The TOTP step-up dialog: a 6-digit code, or null when cancelled.
 export function askStepUpCode(detail) {
   return openDialog((done) => {
