@@ -1025,5 +1025,9 @@ enum db_status db_key_archive_put(struct db *db, int64_t certificate_id, const c
                                   const uint8_t *wrapped_key, size_t wrapped_len,
                                   const uint8_t *nonce, size_t nonce_len, const uint8_t *ct,
                                   size_t ct_len, struct db_err *err);
+/* Whether certificate_id has an archived key (*exists 1 or 0); reads the certificate_id
+ * column only (migration 0021 lets hsmca-cad do this, nothing more). */
+enum db_status db_key_archive_exists(struct db *db, int64_t certificate_id, int *exists,
+                                     struct db_err *err);
 
 #endif

@@ -30,3 +30,20 @@ enum db_status db_key_archive_put(struct db *db, int64_t certificate_id, const c
 	PQclear(r);
 	return rc;
 }
+
+enum db_status db_key_archive_exists(struct db *db, int64_t certificate_id, int *exists,
+                                     struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	db_param_int(&p, certificate_id);
+	rc = db_exec(db, "SELECT certificate_id FROM key_archive WHERE certificate_id = $1::bigint",
+	             &p, &r, err, "looking for the archived key of certificate %lld",
+	             (long long)certificate_id);
+	if (rc == DB_OK)
+		*exists = PQntuples(r) > 0;
+	PQclear(r);
+	return rc;
+}

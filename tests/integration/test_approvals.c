@@ -41,10 +41,9 @@ static X509 *opca;
 
 /* name, role: a client certificate and a principal each. */
 static const char *const people[][2] = {
-    {"ca-admin", "ca-admin"},   {"ca-admin-2", "ca-admin"},
-    {"ca-admin-3", "ca-admin"}, {"ca-admin-4", "ca-admin"},
-    {"officer", "officer"},     {"admin", "admin"},
-    {"auditor", "auditor"},     {"ra", "ra"},
+    {"ca-admin", "ca-admin"},   {"ca-admin-2", "ca-admin"}, {"ca-admin-3", "ca-admin"},
+    {"ca-admin-4", "ca-admin"}, {"officer", "officer"},     {"officer-2", "officer"},
+    {"admin", "admin"},         {"auditor", "auditor"},     {"ra", "ra"},
 };
 #define NPEOPLE (sizeof(people) / sizeof(people[0]))
 #define NAUTH 8 /* authorities auth1..auth7, one per test that retires one; auth8 issues */
@@ -238,7 +237,8 @@ static const char config_quorum[] =
     "    - {kind: authority.retire, required: 2, approvers: [ca-admin]}\n"
     "    - {kind: ceremony.run, required: 2, approvers: [ca-admin]}\n"
     "    - {kind: backup.restore, required: 3, approvers: [ca-admin]}\n"
-    "    - {kind: certificate.revoke-ca, required: 2, approvers: [ca-admin]}\n";
+    "    - {kind: certificate.revoke-ca, required: 2, approvers: [ca-admin]}\n"
+    "    - {kind: key.recovery, required: 2, approvers: [officer]}\n";
 
 /* The other set-up: no threshold for retirement (today's behaviour); ceremonies need 2, and
  * a request lives 2 seconds (the expiry test). */
@@ -923,6 +923,80 @@ START_TEST(revoking_a_ca_certificate_waits_for_a_ca_admin)
 }
 END_TEST
 
+/* Key recovery (docs/key-recovery.md): an officer asks for the archived key of a certificate;
+ * a certificate without an archived key is refused, and the request needs a second officer. */
+START_TEST(key_recovery_needs_an_archived_key_and_a_second_officer)
+{
+	const char *why = "{\"reason\":\"the laptop died\"}";
+	char serial[64], path[128], body[256], sql[512], st[6];
+	json_t *o = NULL, *a;
+	long long id;
+
+	snprintf(serial, sizeof(serial), "%s", issue_leaf());
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/recover", serial);
+	snprintf(body, sizeof(body),
+	         "{\"kind\":\"key.recovery\",\"target\":\"%s\",\"reason\":\"the laptop died\"}",
+	         serial);
+	/* No archived key: refused by both ways of asking, nothing recorded. */
+	refused(api("officer", "POST", path, why, &o), &o, 409, "no-archived-key", serial);
+	json_decref(o);
+	refused(api("officer", "POST", "/api/v1/approvals", body, &o), &o, 409, "no-archived-key",
+	        serial);
+	json_decref(o);
+	ck_assert_int_eq(
+	    count("SELECT count(*) FROM approval_requests WHERE kind = 'key.recovery'"), 0);
+	/* An unknown serial: 404. */
+	refused(api("officer", "POST", "/api/v1/certificates/7e0011/recover", why, &o), &o, 404,
+	        "unknown-serial", NULL);
+	json_decref(o);
+
+	/* Archive a key for it (its content is not read when asking). */
+	snprintf(
+	    sql, sizeof(sql),
+	    "INSERT INTO key_archive (certificate_id, key_label, wrapped_key, nonce, ciphertext)"
+	    " SELECT id, 'key-archive-2026', decode(repeat('00', 40), 'hex'),"
+	    " decode(repeat('00', 12), 'hex'), decode(repeat('00', 40), 'hex')"
+	    " FROM certificates WHERE serial = '\\x%s'::bytea",
+	    serial);
+	sql_state(pg.owner_ci, sql, st);
+	ck_assert_str_eq(st, "");
+	/* Only officers ask, and they say why. */
+	refused(api("ra", "POST", path, why, &o), &o, 403, "role-not-permitted", NULL);
+	json_decref(o);
+	refused(api("officer", "POST", path, "{}", &o), &o, 400, "bad-request", "reason");
+	json_decref(o);
+	ck_assert_int_eq(
+	    count("SELECT count(*) FROM approval_requests WHERE kind = 'key.recovery'"), 0);
+
+	ck_assert_int_eq(api("officer", "POST", path, why, &o), 202);
+	a = json_object_get(o, "approval");
+	id = jint(a, "id");
+	ck_assert_str_eq(jstr(a, "kind"), "key.recovery");
+	ck_assert_str_eq(jstr(a, "target"), serial);
+	ck_assert_str_eq(jstr(a, "state"), "pending");
+	ck_assert_str_eq(jstr(json_object_get(a, "parameters"), "reason"), "the laptop died");
+	json_decref(o);
+	refused(api("officer", "POST", "/api/v1/approvals", body, &o), &o, 409, "approval-pending",
+	        serial);
+	json_decref(o);
+	/* Not by the requester, not by a ca-admin: a second officer. */
+	refused(vote("officer", id, "approve", NULL, &o), &o, 403, "self-approval", NULL);
+	json_decref(o);
+	refused(vote("ca-admin", id, "approve", NULL, &o), &o, 403, "role-not-permitted", NULL);
+	json_decref(o);
+	ck_assert_int_eq(vote("officer-2", id, "approve", NULL, &o), 200);
+	/* Approved, not executed: `hsmca recover` on the keyd host runs it. */
+	ck_assert_str_eq(jstr(json_object_get(o, "approval"), "state"), "approved");
+	json_decref(o);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE action = 'approval.request'"
+	         " AND actor = 'officer' AND outcome = 'success' AND detail LIKE '%%key.recovery%%'"
+	         " AND detail LIKE '%%%s%%'",
+	         serial);
+	ck_assert_int_eq(count(sql), 1);
+}
+END_TEST
+
 /* hsmca ARGS... as who (its client certificate); the exit status, its output in cli_out. */
 static char cli_out[64 * 1024];
 
@@ -1200,6 +1274,22 @@ END_TEST
 
 /* ================= without a threshold for retirement ================= */
 
+/* Without a key.recovery quorum in the configuration, no recovery is ever requested. */
+START_TEST(key_recovery_without_a_quorum_is_refused)
+{
+	json_t *o = NULL;
+	char path[128];
+
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/recover", issue_leaf());
+	refused(api("officer", "POST", path, "{\"reason\":\"the laptop died\"}", &o), &o, 409,
+	        "quorum-required", "key.recovery");
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM approval_requests WHERE kind = 'key.recovery'"
+	                       " AND state = 'pending'"),
+	                 0);
+}
+END_TEST
+
 START_TEST(threshold_one_retires_at_once)
 {
 	json_t *o = NULL;
@@ -1284,11 +1374,13 @@ int main(void)
 	tcase_add_test(tc, revoking_a_ca_certificate_waits_for_a_ca_admin);
 	tcase_add_test(tc, ceremony_runs_only_under_an_approval_and_names_its_approvers);
 	tcase_add_test(tc, restore_unwraps_only_under_an_approval);
+	tcase_add_test(tc, key_recovery_needs_an_archived_key_and_a_second_officer);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("plain");
 	tcase_add_unchecked_fixture(tc, plain_start, cad_stop);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, threshold_one_retires_at_once);
+	tcase_add_test(tc, key_recovery_without_a_quorum_is_refused);
 	tcase_add_test(tc, an_expired_request_cannot_be_approved);
 	tcase_add_test(tc, bad_approval_configuration_is_refused_by_name);
 	suite_add_tcase(s, tc);
