@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/provider.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
@@ -226,6 +228,16 @@ static const char config_head[] =
     "    subject_fields: [CN]\n"
     "    san: {dns: [\"*.example.com\"]}\n"
     "    san_required: true\n"
+    "  - name: enc\n"
+    "    authority: auth8\n"
+    "    key_profile: ec\n"
+    "    max_validity_days: 90\n"
+    "    key_usage: [keyAgreement]\n"
+    "    extended_key_usage: [emailProtection]\n"
+    "    subject_fields: [CN]\n"
+    "    server_keygen: true\n"
+    "    archive_key: true\n"
+    "key_archive: {key: key-archive-2026}\n"
     "authorities:\n";
 
 /* The quorum set-up: authority.retire and ceremony.run need 2 ca-admins, backup.restore 3
@@ -337,6 +349,8 @@ static void setup(void)
 			harness_die(__func__);
 	}
 	if (keyd_client_generate(c, "backup-aes", KEYD_KEY_AES, 256, &k, &kerr))
+		harness_die(__func__);
+	if (keyd_client_generate(c, "key-archive-2026", KEYD_KEY_AES, 256, &k, &kerr))
 		harness_die(__func__);
 	keyd_client_free(c);
 	harness_load_providers(&prov_keyd, &prov_default);
@@ -1067,6 +1081,92 @@ static void sha256_hex(const char *text, char out[65])
 		sprintf(out + 2 * i, "%02x", md[i]);
 }
 
+/* hsmca recover: a key hsmca-cad made and archived comes back only under a key.recovery
+ * request that a second officer approved, matching its certificate, and once. */
+START_TEST(recover_writes_the_archived_key_under_two_officers_once)
+{
+	char serial[64], path[128], p12[512], p12b[512], pwf[512], sql[300];
+	const char *recover[] = {"recover", serial,       "--out",   p12, "--password-file",
+	                         pwf,       "--database", pg.app_ci, NULL};
+	const char *again[] = {"recover", serial,       "--out",   p12b, "--password-file",
+	                       pwf,       "--database", pg.app_ci, NULL};
+	json_t *o = NULL;
+	long long id;
+	X509 *cert = NULL, *got = NULL;
+	EVP_PKEY *key = NULL;
+	PKCS12 *pk = NULL;
+	FILE *f;
+	BIO *b;
+	struct stat st;
+
+	snprintf(p12, sizeof(p12), "%s/recovered.p12", dir);
+	snprintf(p12b, sizeof(p12b), "%s/recovered-again.p12", dir);
+	snprintf(pwf, sizeof(pwf), "%s/p12.pw", dir);
+	harness_write_text(pwf, "recovery passphrase\n");
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates/serverkeygen",
+	                     "{\"profile\":\"enc\",\"subject\":{\"CN\":\"alice\"},"
+	                     "\"key_type\":\"ec-p256\",\"password\":\"subscriber pw\"}",
+	                     &o),
+	                 201);
+	ck_assert(json_is_true(json_object_get(o, "archived")));
+	snprintf(serial, sizeof(serial), "%s", jstr(o, "serial"));
+	b = BIO_new_mem_buf(jstr(o, "certificate"), -1);
+	cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	ck_assert_ptr_nonnull(cert);
+	json_decref(o);
+
+	/* No request: refused, keyd unwraps nothing. */
+	ck_assert_int_eq(cli("officer", recover), 1);
+	ck_assert_msg(strstr(cli_out, "no key.recovery request"), "%s", cli_out);
+	ck_assert_int_eq(access(p12, F_OK), -1);
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/recover", serial);
+	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"alice left\"}", &o), 202);
+	id = jint(json_object_get(o, "approval"), "id");
+	json_decref(o);
+	/* Pending: refused. */
+	ck_assert_int_eq(cli("officer", recover), 1);
+	ck_assert_msg(strstr(cli_out, "pending"), "%s", cli_out);
+	ck_assert_int_eq(access(p12, F_OK), -1);
+	refused(vote("officer", id, "approve", NULL, &o), &o, 403, "self-approval", NULL);
+	json_decref(o);
+	ck_assert_int_eq(vote("officer-2", id, "approve", NULL, &o), 200);
+	json_decref(o);
+
+	ck_assert_msg(cli("officer", recover) == 0, "%s", cli_out);
+	ck_assert_msg(strstr(cli_out, "approved by officer-2"), "%s", cli_out);
+	ck_assert_int_eq(stat(p12, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_ptr_nonnull(f = fopen(p12, "rb"));
+	pk = d2i_PKCS12_fp(f, NULL);
+	fclose(f);
+	ck_assert_ptr_nonnull(pk);
+	ck_assert_int_eq(PKCS12_parse(pk, "recovery passphrase", &key, &got, NULL), 1);
+	ck_assert_int_eq(X509_check_private_key(cert, key), 1);
+	ck_assert_int_eq(X509_cmp(cert, got), 0);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM approval_requests WHERE id = %lld AND state = 'executed'",
+	         id);
+	ck_assert_int_eq(count(sql), 1);
+	snprintf(sql, sizeof(sql), "approval/%lld", id);
+	ck_assert_int_eq(audit_count("approval.execute", sql, serial), 1);
+
+	/* Used: a second recovery needs a new approval. */
+	ck_assert_int_eq(cli("officer", again), 1);
+	ck_assert_msg(strstr(cli_out, "executed"), "%s", cli_out);
+	ck_assert_int_eq(access(p12b, F_OK), -1);
+	/* A certificate without an archived key: never requested, refused. */
+	snprintf(serial, sizeof(serial), "%s", issue_leaf());
+	ck_assert_int_eq(cli("officer", again), 1);
+	ck_assert_msg(strstr(cli_out, "no key.recovery request"), "%s", cli_out);
+	ck_assert_int_eq(access(p12b, F_OK), -1);
+	PKCS12_free(pk);
+	EVP_PKEY_free(key);
+	X509_free(got);
+	X509_free(cert);
+}
+END_TEST
+
 START_TEST(ceremony_runs_only_under_an_approval_and_names_its_approvers)
 {
 	static const char text[] = "ceremony: key\n"
@@ -1375,6 +1475,7 @@ int main(void)
 	tcase_add_test(tc, ceremony_runs_only_under_an_approval_and_names_its_approvers);
 	tcase_add_test(tc, restore_unwraps_only_under_an_approval);
 	tcase_add_test(tc, key_recovery_needs_an_archived_key_and_a_second_officer);
+	tcase_add_test(tc, recover_writes_the_archived_key_under_two_officers_once);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("plain");
 	tcase_add_unchecked_fixture(tc, plain_start, cad_stop);
