@@ -1085,7 +1085,7 @@ static void sha256_hex(const char *text, char out[65])
  * request that a second officer approved, matching its certificate, and once. */
 START_TEST(recover_writes_the_archived_key_under_two_officers_once)
 {
-	char serial[64], path[128], p12[512], p12b[512], pwf[512], sql[300];
+	char serial[64], first[64], path[128], p12[512], p12b[512], pwf[512], sql[300];
 	const char *recover[] = {"recover", serial,       "--out",   p12, "--password-file",
 	                         pwf,       "--database", pg.app_ci, NULL};
 	const char *again[] = {"recover", serial,       "--out",   p12b, "--password-file",
@@ -1110,6 +1110,7 @@ START_TEST(recover_writes_the_archived_key_under_two_officers_once)
 	                 201);
 	ck_assert(json_is_true(json_object_get(o, "archived")));
 	snprintf(serial, sizeof(serial), "%s", jstr(o, "serial"));
+	snprintf(first, sizeof(first), "%s", serial);
 	b = BIO_new_mem_buf(jstr(o, "certificate"), -1);
 	cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
 	BIO_free(b);
@@ -1160,6 +1161,34 @@ START_TEST(recover_writes_the_archived_key_under_two_officers_once)
 	ck_assert_int_eq(cli("officer", again), 1);
 	ck_assert_msg(strstr(cli_out, "no key.recovery request"), "%s", cli_out);
 	ck_assert_int_eq(access(p12b, F_OK), -1);
+
+	/* The first certificate's archive copied to this one (by someone with the owner's
+	 * rights): bound to its own serial, it does not decrypt; the request ends failed. */
+	{
+		char copy[700], st[6];
+		snprintf(
+		    copy, sizeof(copy),
+		    "INSERT INTO key_archive (certificate_id, key_label, wrapped_key, nonce,"
+		    " ciphertext) SELECT c.id, k.key_label, k.wrapped_key, k.nonce, k.ciphertext"
+		    " FROM certificates c, certificates a JOIN key_archive k"
+		    " ON k.certificate_id = a.id WHERE c.serial = '\\x%s'::bytea"
+		    " AND a.serial = '\\x%s'::bytea",
+		    serial, first);
+		sql_state(pg.owner_ci, copy, st);
+		ck_assert_str_eq(st, "");
+	}
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/recover", serial);
+	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"moved row\"}", &o), 202);
+	id = jint(json_object_get(o, "approval"), "id");
+	json_decref(o);
+	ck_assert_int_eq(vote("officer-2", id, "approve", NULL, &o), 200);
+	json_decref(o);
+	ck_assert_int_eq(cli("officer", again), 1);
+	ck_assert_msg(strstr(cli_out, "does not decrypt"), "%s", cli_out);
+	ck_assert_int_eq(access(p12b, F_OK), -1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM approval_requests WHERE id = %lld AND state = 'failed'", id);
+	ck_assert_int_eq(count(sql), 1);
 	PKCS12_free(pk);
 	EVP_PKEY_free(key);
 	X509_free(got);
