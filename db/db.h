@@ -1025,5 +1025,25 @@ enum db_status db_key_archive_put(struct db *db, int64_t certificate_id, const c
                                   const uint8_t *wrapped_key, size_t wrapped_len,
                                   const uint8_t *nonce, size_t nonce_len, const uint8_t *ct,
                                   size_t ct_len, struct db_err *err);
+/* Whether certificate_id has an archived key (*exists 1 or 0); reads the certificate_id
+ * column only (migration 0021 lets hsmca-cad do this, nothing more). */
+enum db_status db_key_archive_exists(struct db *db, int64_t certificate_id, int *exists,
+                                     struct db_err *err);
+/* The certificate authority_id / serial and its archive row, for `hsmca recover` (role
+ * hsmca_app). DB_ERR_NOT_FOUND when no such certificate; archived 0 when it has no row. */
+struct db_key_archive {
+	int64_t certificate_id;
+	char *authority; /* the authority's name */
+	uint8_t *der;    /* the certificate (NULL until signed) */
+	size_t der_len;
+	int archived;
+	char *key_label;
+	uint8_t *wrapped, *ct, nonce[12];
+	size_t wrapped_len, ct_len;
+};
+enum db_status db_key_archive_get(struct db *db, int32_t authority_id, const uint8_t *serial,
+                                  size_t serial_len, struct db_key_archive *out,
+                                  struct db_err *err);
+void db_key_archive_clear(struct db_key_archive *a);
 
 #endif

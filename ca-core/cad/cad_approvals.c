@@ -20,6 +20,7 @@ static const struct cad_approval_kind kinds[] = {
     {"certificate.revoke-ca", "ca-admin,officer", NULL, cad_cert_revoke_ca_execute, NULL},
     {"ceremony.run", "ca-admin", "ca-admin", NULL, "sha256"},
     {"backup.restore", "ca-admin", "ca-admin", NULL, "sha256"},
+    {"key.recovery", "officer", "officer", NULL, "serial"},
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -71,11 +72,12 @@ static int parse_kind(struct yconf *y, yaml_node_t *m, struct cad_config *cfg,
 	    yconf_opt_long(y, m, "required", 1, DB_APPROVAL_MAX_REQUIRED, &l))
 		return -1;
 	if (!cad_approval_kind_find(p->kind))
-		return yconf_fail(y, m, "kind",
-		                  "\"%s\" is no kind of approval (authority.retire, "
-		                  "certificate.revoke-ca, ceremony.run, backup.restore; "
-		                  "docs/approvals.md)",
-		                  p->kind);
+		return yconf_fail(
+		    y, m, "kind",
+		    "\"%s\" is no kind of approval (authority.retire, "
+		    "certificate.revoke-ca, ceremony.run, backup.restore, key.recovery; "
+		    "docs/approvals.md)",
+		    p->kind);
 	for (size_t i = 0; i < cfg->n_approvals; i++)
 		if (!strcmp(cfg->approvals[i].kind, p->kind))
 			return yconf_fail(y, m, "kind", "\"%s\" is listed twice", p->kind);
@@ -383,6 +385,11 @@ void cad_h_approval_create(struct cad_req *r)
 	if (cad_approval_required(r->cad->cfg, b.kind) < 2) {
 		cad_deny(r, 409, "approval-not-required", b.kind,
 		         "the configuration needs no approval for %s (threshold 1)", b.kind);
+		goto out;
+	}
+	if (!strcmp(b.kind, "key.recovery")) {
+		/* As POST /api/v1/certificates/{serial}/recover: only an archived key. */
+		cad_key_recovery_request(r, b.target, b.reason);
 		goto out;
 	}
 	params = b.parameters;

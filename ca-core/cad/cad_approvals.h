@@ -4,9 +4,9 @@
  * pending request (cad_approval_request, answered 202 with its Location) and M distinct
  * principals of the policy's roles approve it at POST /api/v1/approvals/{id}/approve; the M-th
  * approval runs it, once, in the transaction that records that vote, through the kind's
- * execute function. Kinds run by the command line (ceremony.run, backup.restore) have no
- * execute function: the M-th approval leaves them approved, and `hsmca` marks them executed
- * or failed when it runs them. The database's triggers hold the rules (migration 0017).
+ * execute function. Kinds run by the command line (ceremony.run, backup.restore, key.recovery) have
+ * no execute function: the M-th approval leaves them approved, and `hsmca` marks them executed or
+ * failed when it runs them. The database's triggers hold the rules (migration 0017).
  */
 #ifndef HSMCA_CAD_APPROVALS_H
 #define HSMCA_CAD_APPROVALS_H
@@ -45,7 +45,8 @@ struct cad_approval_kind {
 	const char *requesters;
 	/* NULL: run by the command line (the request stays approved until it is). */
 	cad_approval_execute execute;
-	/* The target as POST /api/v1/approvals takes it: "sha256" (64 hex digits) or NULL. */
+	/* The target as POST /api/v1/approvals takes it: "sha256" (64 hex digits), "serial" (a
+	 * certificate serial in hex, looked up by the kind's own handler) or NULL. */
 	const char *target_form;
 };
 /* The kinds hsmca knows, or NULL. */

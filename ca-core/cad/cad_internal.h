@@ -330,6 +330,10 @@ void cad_h_token_revoke(struct cad_req *r);
 void cad_h_profile_list(struct cad_req *r);
 void cad_h_cert_issue(struct cad_req *r);
 void cad_h_cert_serverkeygen(struct cad_req *r); /* cad_keygen.c */
+void cad_h_cert_recover(struct cad_req *r);      /* cad_recover.c */
+/* Record a key.recovery approval request for serial (hex) with reason, or answer why not
+ * (no quorum configured, no such certificate, no archived key). */
+void cad_key_recovery_request(struct cad_req *r, const char *serial, const char *reason);
 void cad_h_cert_show(struct cad_req *r);
 void cad_h_cert_list(struct cad_req *r);
 void cad_h_cert_revoke(struct cad_req *r);

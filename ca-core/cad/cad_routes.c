@@ -65,6 +65,8 @@ static const struct route {
     {EVHTTP_REQ_POST, "/api/v1/certificates", cad_h_cert_issue, OFFICER | RA, "certificate.issue"},
     {EVHTTP_REQ_POST, "/api/v1/certificates/serverkeygen", cad_h_cert_serverkeygen, OFFICER | RA,
      "certificate.serverkeygen"},
+    {EVHTTP_REQ_POST, "/api/v1/certificates/{}/recover", cad_h_cert_recover, OFFICER,
+     "certificate.recover"},
     {EVHTTP_REQ_GET, "/api/v1/certificates", cad_h_cert_list, CA_ADMIN | ADMIN | OFFICER | AUDITOR,
      "certificate.list"},
     {EVHTTP_REQ_GET, "/api/v1/certificates/{}", cad_h_cert_show,

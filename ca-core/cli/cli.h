@@ -23,6 +23,8 @@ int cmd_acme(int argc, char **argv);
 int cmd_mfa(int argc, char **argv);
 /* backup FILE, restore FILE (cmd_backup.c); argv[0] says which. */
 int cmd_backup(int argc, char **argv);
+/* recover SERIAL --out FILE.p12 (cmd_recover.c, docs/key-recovery.md). */
+int cmd_recover(int argc, char **argv);
 /* report issuance|expiring|principals (cmd_report.c). */
 int cmd_report(int argc, char **argv);
 /* approvals list|show|approve|reject|request: quorum approvals (cmd_approvals.c). */

@@ -30,6 +30,7 @@ static const struct {
     {"mfa", cmd_mfa, "your TOTP second factor: enrol, confirm, status, disable; reset"},
     {"backup", cmd_backup, "write an encrypted backup archive (database, configuration, CAs)"},
     {"restore", cmd_backup, "restore a backup archive into an empty database"},
+    {"recover", cmd_recover, "recover an archived key under a key.recovery approval"},
     {"report", cmd_report, "reports: issuance, expiring certificates, principals and tokens"},
     {"approvals", cmd_approvals, "quorum approvals: list, show, approve, reject, request"},
 };

@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/provider.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
@@ -41,10 +43,9 @@ static X509 *opca;
 
 /* name, role: a client certificate and a principal each. */
 static const char *const people[][2] = {
-    {"ca-admin", "ca-admin"},   {"ca-admin-2", "ca-admin"},
-    {"ca-admin-3", "ca-admin"}, {"ca-admin-4", "ca-admin"},
-    {"officer", "officer"},     {"admin", "admin"},
-    {"auditor", "auditor"},     {"ra", "ra"},
+    {"ca-admin", "ca-admin"},   {"ca-admin-2", "ca-admin"}, {"ca-admin-3", "ca-admin"},
+    {"ca-admin-4", "ca-admin"}, {"officer", "officer"},     {"officer-2", "officer"},
+    {"admin", "admin"},         {"auditor", "auditor"},     {"ra", "ra"},
 };
 #define NPEOPLE (sizeof(people) / sizeof(people[0]))
 #define NAUTH 8 /* authorities auth1..auth7, one per test that retires one; auth8 issues */
@@ -227,6 +228,16 @@ static const char config_head[] =
     "    subject_fields: [CN]\n"
     "    san: {dns: [\"*.example.com\"]}\n"
     "    san_required: true\n"
+    "  - name: enc\n"
+    "    authority: auth8\n"
+    "    key_profile: ec\n"
+    "    max_validity_days: 90\n"
+    "    key_usage: [keyAgreement]\n"
+    "    extended_key_usage: [emailProtection]\n"
+    "    subject_fields: [CN]\n"
+    "    server_keygen: true\n"
+    "    archive_key: true\n"
+    "key_archive: {key: key-archive-2026}\n"
     "authorities:\n";
 
 /* The quorum set-up: authority.retire and ceremony.run need 2 ca-admins, backup.restore 3
@@ -238,7 +249,8 @@ static const char config_quorum[] =
     "    - {kind: authority.retire, required: 2, approvers: [ca-admin]}\n"
     "    - {kind: ceremony.run, required: 2, approvers: [ca-admin]}\n"
     "    - {kind: backup.restore, required: 3, approvers: [ca-admin]}\n"
-    "    - {kind: certificate.revoke-ca, required: 2, approvers: [ca-admin]}\n";
+    "    - {kind: certificate.revoke-ca, required: 2, approvers: [ca-admin]}\n"
+    "    - {kind: key.recovery, required: 2, approvers: [officer]}\n";
 
 /* The other set-up: no threshold for retirement (today's behaviour); ceremonies need 2, and
  * a request lives 2 seconds (the expiry test). */
@@ -337,6 +349,8 @@ static void setup(void)
 			harness_die(__func__);
 	}
 	if (keyd_client_generate(c, "backup-aes", KEYD_KEY_AES, 256, &k, &kerr))
+		harness_die(__func__);
+	if (keyd_client_generate(c, "key-archive-2026", KEYD_KEY_AES, 256, &k, &kerr))
 		harness_die(__func__);
 	keyd_client_free(c);
 	harness_load_providers(&prov_keyd, &prov_default);
@@ -923,6 +937,80 @@ START_TEST(revoking_a_ca_certificate_waits_for_a_ca_admin)
 }
 END_TEST
 
+/* Key recovery (docs/key-recovery.md): an officer asks for the archived key of a certificate;
+ * a certificate without an archived key is refused, and the request needs a second officer. */
+START_TEST(key_recovery_needs_an_archived_key_and_a_second_officer)
+{
+	const char *why = "{\"reason\":\"the laptop died\"}";
+	char serial[64], path[128], body[256], sql[512], st[6];
+	json_t *o = NULL, *a;
+	long long id;
+
+	snprintf(serial, sizeof(serial), "%s", issue_leaf());
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/recover", serial);
+	snprintf(body, sizeof(body),
+	         "{\"kind\":\"key.recovery\",\"target\":\"%s\",\"reason\":\"the laptop died\"}",
+	         serial);
+	/* No archived key: refused by both ways of asking, nothing recorded. */
+	refused(api("officer", "POST", path, why, &o), &o, 409, "no-archived-key", serial);
+	json_decref(o);
+	refused(api("officer", "POST", "/api/v1/approvals", body, &o), &o, 409, "no-archived-key",
+	        serial);
+	json_decref(o);
+	ck_assert_int_eq(
+	    count("SELECT count(*) FROM approval_requests WHERE kind = 'key.recovery'"), 0);
+	/* An unknown serial: 404. */
+	refused(api("officer", "POST", "/api/v1/certificates/7e0011/recover", why, &o), &o, 404,
+	        "unknown-serial", NULL);
+	json_decref(o);
+
+	/* Archive a key for it (its content is not read when asking). */
+	snprintf(
+	    sql, sizeof(sql),
+	    "INSERT INTO key_archive (certificate_id, key_label, wrapped_key, nonce, ciphertext)"
+	    " SELECT id, 'key-archive-2026', decode(repeat('00', 40), 'hex'),"
+	    " decode(repeat('00', 12), 'hex'), decode(repeat('00', 40), 'hex')"
+	    " FROM certificates WHERE serial = '\\x%s'::bytea",
+	    serial);
+	sql_state(pg.owner_ci, sql, st);
+	ck_assert_str_eq(st, "");
+	/* Only officers ask, and they say why. */
+	refused(api("ra", "POST", path, why, &o), &o, 403, "role-not-permitted", NULL);
+	json_decref(o);
+	refused(api("officer", "POST", path, "{}", &o), &o, 400, "bad-request", "reason");
+	json_decref(o);
+	ck_assert_int_eq(
+	    count("SELECT count(*) FROM approval_requests WHERE kind = 'key.recovery'"), 0);
+
+	ck_assert_int_eq(api("officer", "POST", path, why, &o), 202);
+	a = json_object_get(o, "approval");
+	id = jint(a, "id");
+	ck_assert_str_eq(jstr(a, "kind"), "key.recovery");
+	ck_assert_str_eq(jstr(a, "target"), serial);
+	ck_assert_str_eq(jstr(a, "state"), "pending");
+	ck_assert_str_eq(jstr(json_object_get(a, "parameters"), "reason"), "the laptop died");
+	json_decref(o);
+	refused(api("officer", "POST", "/api/v1/approvals", body, &o), &o, 409, "approval-pending",
+	        serial);
+	json_decref(o);
+	/* Not by the requester, not by a ca-admin: a second officer. */
+	refused(vote("officer", id, "approve", NULL, &o), &o, 403, "self-approval", NULL);
+	json_decref(o);
+	refused(vote("ca-admin", id, "approve", NULL, &o), &o, 403, "role-not-permitted", NULL);
+	json_decref(o);
+	ck_assert_int_eq(vote("officer-2", id, "approve", NULL, &o), 200);
+	/* Approved, not executed: `hsmca recover` on the keyd host runs it. */
+	ck_assert_str_eq(jstr(json_object_get(o, "approval"), "state"), "approved");
+	json_decref(o);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE action = 'approval.request'"
+	         " AND actor = 'officer' AND outcome = 'success' AND detail LIKE '%%key.recovery%%'"
+	         " AND detail LIKE '%%%s%%'",
+	         serial);
+	ck_assert_int_eq(count(sql), 1);
+}
+END_TEST
+
 /* hsmca ARGS... as who (its client certificate); the exit status, its output in cli_out. */
 static char cli_out[64 * 1024];
 
@@ -992,6 +1080,121 @@ static void sha256_hex(const char *text, char out[65])
 	for (int i = 0; i < 32; i++)
 		sprintf(out + 2 * i, "%02x", md[i]);
 }
+
+/* hsmca recover: a key hsmca-cad made and archived comes back only under a key.recovery
+ * request that a second officer approved, matching its certificate, and once. */
+START_TEST(recover_writes_the_archived_key_under_two_officers_once)
+{
+	char serial[64], first[64], path[128], p12[512], p12b[512], pwf[512], sql[300];
+	const char *recover[] = {"recover", serial,       "--out",   p12, "--password-file",
+	                         pwf,       "--database", pg.app_ci, NULL};
+	const char *again[] = {"recover", serial,       "--out",   p12b, "--password-file",
+	                       pwf,       "--database", pg.app_ci, NULL};
+	json_t *o = NULL;
+	long long id;
+	X509 *cert = NULL, *got = NULL;
+	EVP_PKEY *key = NULL;
+	PKCS12 *pk = NULL;
+	FILE *f;
+	BIO *b;
+	struct stat st;
+
+	snprintf(p12, sizeof(p12), "%s/recovered.p12", dir);
+	snprintf(p12b, sizeof(p12b), "%s/recovered-again.p12", dir);
+	snprintf(pwf, sizeof(pwf), "%s/p12.pw", dir);
+	harness_write_text(pwf, "recovery passphrase\n");
+	ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates/serverkeygen",
+	                     "{\"profile\":\"enc\",\"subject\":{\"CN\":\"alice\"},"
+	                     "\"key_type\":\"ec-p256\",\"password\":\"subscriber pw\"}",
+	                     &o),
+	                 201);
+	ck_assert(json_is_true(json_object_get(o, "archived")));
+	snprintf(serial, sizeof(serial), "%s", jstr(o, "serial"));
+	snprintf(first, sizeof(first), "%s", serial);
+	b = BIO_new_mem_buf(jstr(o, "certificate"), -1);
+	cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	ck_assert_ptr_nonnull(cert);
+	json_decref(o);
+
+	/* No request: refused, keyd unwraps nothing. */
+	ck_assert_int_eq(cli("officer", recover), 1);
+	ck_assert_msg(strstr(cli_out, "no key.recovery request"), "%s", cli_out);
+	ck_assert_int_eq(access(p12, F_OK), -1);
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/recover", serial);
+	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"alice left\"}", &o), 202);
+	id = jint(json_object_get(o, "approval"), "id");
+	json_decref(o);
+	/* Pending: refused. */
+	ck_assert_int_eq(cli("officer", recover), 1);
+	ck_assert_msg(strstr(cli_out, "pending"), "%s", cli_out);
+	ck_assert_int_eq(access(p12, F_OK), -1);
+	refused(vote("officer", id, "approve", NULL, &o), &o, 403, "self-approval", NULL);
+	json_decref(o);
+	ck_assert_int_eq(vote("officer-2", id, "approve", NULL, &o), 200);
+	json_decref(o);
+
+	ck_assert_msg(cli("officer", recover) == 0, "%s", cli_out);
+	ck_assert_msg(strstr(cli_out, "approved by officer-2"), "%s", cli_out);
+	ck_assert_int_eq(stat(p12, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_ptr_nonnull(f = fopen(p12, "rb"));
+	pk = d2i_PKCS12_fp(f, NULL);
+	fclose(f);
+	ck_assert_ptr_nonnull(pk);
+	ck_assert_int_eq(PKCS12_parse(pk, "recovery passphrase", &key, &got, NULL), 1);
+	ck_assert_int_eq(X509_check_private_key(cert, key), 1);
+	ck_assert_int_eq(X509_cmp(cert, got), 0);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM approval_requests WHERE id = %lld AND state = 'executed'",
+	         id);
+	ck_assert_int_eq(count(sql), 1);
+	snprintf(sql, sizeof(sql), "approval/%lld", id);
+	ck_assert_int_eq(audit_count("approval.execute", sql, serial), 1);
+
+	/* Used: a second recovery needs a new approval. */
+	ck_assert_int_eq(cli("officer", again), 1);
+	ck_assert_msg(strstr(cli_out, "executed"), "%s", cli_out);
+	ck_assert_int_eq(access(p12b, F_OK), -1);
+	/* A certificate without an archived key: never requested, refused. */
+	snprintf(serial, sizeof(serial), "%s", issue_leaf());
+	ck_assert_int_eq(cli("officer", again), 1);
+	ck_assert_msg(strstr(cli_out, "no key.recovery request"), "%s", cli_out);
+	ck_assert_int_eq(access(p12b, F_OK), -1);
+
+	/* The first certificate's archive copied to this one (by someone with the owner's
+	 * rights): bound to its own serial, it does not decrypt; the request ends failed. */
+	{
+		char copy[700], st[6];
+		snprintf(
+		    copy, sizeof(copy),
+		    "INSERT INTO key_archive (certificate_id, key_label, wrapped_key, nonce,"
+		    " ciphertext) SELECT c.id, k.key_label, k.wrapped_key, k.nonce, k.ciphertext"
+		    " FROM certificates c, certificates a JOIN key_archive k"
+		    " ON k.certificate_id = a.id WHERE c.serial = '\\x%s'::bytea"
+		    " AND a.serial = '\\x%s'::bytea",
+		    serial, first);
+		sql_state(pg.owner_ci, copy, st);
+		ck_assert_str_eq(st, "");
+	}
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/recover", serial);
+	ck_assert_int_eq(api("officer", "POST", path, "{\"reason\":\"moved row\"}", &o), 202);
+	id = jint(json_object_get(o, "approval"), "id");
+	json_decref(o);
+	ck_assert_int_eq(vote("officer-2", id, "approve", NULL, &o), 200);
+	json_decref(o);
+	ck_assert_int_eq(cli("officer", again), 1);
+	ck_assert_msg(strstr(cli_out, "does not decrypt"), "%s", cli_out);
+	ck_assert_int_eq(access(p12b, F_OK), -1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM approval_requests WHERE id = %lld AND state = 'failed'", id);
+	ck_assert_int_eq(count(sql), 1);
+	PKCS12_free(pk);
+	EVP_PKEY_free(key);
+	X509_free(got);
+	X509_free(cert);
+}
+END_TEST
 
 START_TEST(ceremony_runs_only_under_an_approval_and_names_its_approvers)
 {
@@ -1200,6 +1403,22 @@ END_TEST
 
 /* ================= without a threshold for retirement ================= */
 
+/* Without a key.recovery quorum in the configuration, no recovery is ever requested. */
+START_TEST(key_recovery_without_a_quorum_is_refused)
+{
+	json_t *o = NULL;
+	char path[128];
+
+	snprintf(path, sizeof(path), "/api/v1/certificates/%s/recover", issue_leaf());
+	refused(api("officer", "POST", path, "{\"reason\":\"the laptop died\"}", &o), &o, 409,
+	        "quorum-required", "key.recovery");
+	json_decref(o);
+	ck_assert_int_eq(count("SELECT count(*) FROM approval_requests WHERE kind = 'key.recovery'"
+	                       " AND state = 'pending'"),
+	                 0);
+}
+END_TEST
+
 START_TEST(threshold_one_retires_at_once)
 {
 	json_t *o = NULL;
@@ -1284,11 +1503,14 @@ int main(void)
 	tcase_add_test(tc, revoking_a_ca_certificate_waits_for_a_ca_admin);
 	tcase_add_test(tc, ceremony_runs_only_under_an_approval_and_names_its_approvers);
 	tcase_add_test(tc, restore_unwraps_only_under_an_approval);
+	tcase_add_test(tc, key_recovery_needs_an_archived_key_and_a_second_officer);
+	tcase_add_test(tc, recover_writes_the_archived_key_under_two_officers_once);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("plain");
 	tcase_add_unchecked_fixture(tc, plain_start, cad_stop);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, threshold_one_retires_at_once);
+	tcase_add_test(tc, key_recovery_without_a_quorum_is_refused);
 	tcase_add_test(tc, an_expired_request_cannot_be_approved);
 	tcase_add_test(tc, bad_approval_configuration_is_refused_by_name);
 	suite_add_tcase(s, tc);
