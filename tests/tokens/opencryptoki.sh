@@ -31,6 +31,7 @@ if [[ -z "$cmd" || -z "$dir" ]]; then
 fi
 
 export PATH=$PATH:/usr/sbin
+here=$(cd "$(dirname "$0")" && pwd)
 multiarch=$(gcc -print-multiarch 2>/dev/null || true)
 module=/usr/lib/${multiarch:-x86_64-linux-gnu}/pkcs11/libopencryptoki.so
 conf=/etc/opencryptoki/opencryptoki.conf
@@ -148,5 +149,6 @@ cat >"$dir/token.conf" <<CONF
 module=$module
 label=$label
 pin_file=$dir/pin
+env=LSAN_OPTIONS=suppressions=$here/opencryptoki.lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0
 CONF
 echo "opencryptoki token \"$label\" ready in $dir (data store $dir/store as /var/lib/opencryptoki/$name)"
