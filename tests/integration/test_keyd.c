@@ -238,6 +238,22 @@ START_TEST(pss_salt_longer_than_key_allows_is_refused)
 }
 END_TEST
 
+/* A token without EC key generation: keyd refuses by the mechanism's name and makes
+ * nothing. */
+START_TEST(ec_generate_is_refused_naming_the_mechanism)
+{
+	struct keyd_key k;
+	struct keyd_err err;
+
+	ck_assert_int_eq(keyd_client_generate(cli, "ec", KEYD_KEY_EC, KEYD_CURVE_P384, &k, &err),
+	                 KEYD_E_BAD_ALG);
+	ck_assert_msg(strstr(err.msg, "not supported by this token") &&
+	                  strstr(err.msg, "CKM_EC_KEY_PAIR_GEN"),
+	              "error: %s", err.msg);
+	ck_assert_int_eq(keyd_client_get_pubkey(cli, "ec", &k, &err), KEYD_E_NO_KEY);
+}
+END_TEST
+
 START_TEST(sign_unknown_key_is_no_key)
 {
 	uint8_t dgst[32] = {1}, sig[KEYD_SIG_MAX];
@@ -863,6 +879,8 @@ static Suite *keyd_suite(void)
 	tcase_add_test(tc, sign_with_algorithm_of_other_key_type_is_refused);
 	tcase_add_test(tc, pss_salt_longer_than_key_allows_is_refused);
 	tcase_add_test(tc, sign_unknown_key_is_no_key);
+	if (no_ec)
+		tcase_add_test(tc, ec_generate_is_refused_naming_the_mechanism);
 	tcase_add_test(tc, generated_keys_are_sensitive_non_extractable_local);
 	tcase_add_test(tc, generate_refuses_existing_label);
 	tcase_add_test(tc, generated_key_survives_restart);
@@ -931,6 +949,14 @@ int main(void)
 
 	if (skip)
 		return skip;
+	no_ec = harness_token_lacks_ec();
+	if (no_ec < 0)
+		return 1;
+	if (no_ec)
+		fprintf(stderr,
+		        "SKIP keyd EC cases on token %s: it has no CKM_EC_KEY_PAIR_GEN (keyd's "
+		        "refusal is tested instead)\n",
+		        getenv("HSMCA_TEST_TOKEN"));
 	sr = srunner_create(keyd_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
