@@ -124,6 +124,7 @@ description = "hsmca test software token"
 CONF
 
 rm -f "$slotd_pidfile"
+# shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
 unshare -m --propagation private sh -c \
 	'mount --bind "$1" "$2" && exec pkcsslotd' sh "$dir/opencryptoki.conf" "$conf" \
 	>"$dir/pkcsslotd.log" 2>&1 || skip "pkcsslotd did not start (see $dir/pkcsslotd.log)"
