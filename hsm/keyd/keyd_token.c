@@ -59,6 +59,11 @@ struct keyd_token {
 	pthread_mutex_t control_lock;
 	struct tkey *keys;
 	size_t nkeys;
+	/* What the token says it can do, asked at bring-up (docs/hsm-compatibility.md):
+	 * nmechs 0 means it did not say, and nothing is refused on that account. */
+	CK_MECHANISM_TYPE *mechs;
+	CK_MECHANISM_INFO *minfo;
+	CK_ULONG nmechs;
 
 	atomic_int online;
 	atomic_int pin_refused; /* recovery's login failed: offline until restarted */
@@ -438,6 +443,129 @@ static void teardown(struct keyd_token *t)
 	free(t->keys);
 	t->keys = NULL;
 	t->nkeys = 0;
+	free(t->mechs);
+	free(t->minfo);
+	t->mechs = NULL;
+	t->minfo = NULL;
+	t->nmechs = 0;
+}
+
+/* ---- capabilities ---- */
+
+static const struct {
+	CK_MECHANISM_TYPE m;
+	const char *name;
+} mech_names[] = {
+    {CKM_RSA_PKCS_KEY_PAIR_GEN, "CKM_RSA_PKCS_KEY_PAIR_GEN"},
+    {CKM_RSA_PKCS, "CKM_RSA_PKCS"},
+    {CKM_RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS"},
+    {CKM_EC_KEY_PAIR_GEN, "CKM_EC_KEY_PAIR_GEN"},
+    {CKM_ECDSA, "CKM_ECDSA"},
+    {CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN"},
+    {CKM_AES_GCM, "CKM_AES_GCM"},
+};
+
+static const char *mech_name(CK_MECHANISM_TYPE m)
+{
+	for (size_t i = 0; i < sizeof(mech_names) / sizeof(mech_names[0]); i++)
+		if (mech_names[i].m == m)
+			return mech_names[i].name;
+	return NULL;
+}
+
+/* Ask the token for its mechanisms (C_GetMechanismList, C_GetMechanismInfo) and log the ones
+ * keyd uses with their key sizes, and the token's flags and session limit. A token that
+ * does not answer leaves the table empty: keyd then assumes, as before, and lets the
+ * module refuse. */
+static void probe_caps(struct keyd_token *t)
+{
+	CK_TOKEN_INFO ti;
+	CK_ULONG n = 0;
+	char line[512];
+	size_t used = 0;
+
+	if (t->fl->C_GetTokenInfo(t->slot, &ti) == CKR_OK)
+		log_info("token \"%s\": flags 0x%lx%s%s, sessions at most %ld (0: no limit "
+		         "stated), PIN %lu-%lu characters",
+		         t->cfg->token, (unsigned long)ti.flags,
+		         (ti.flags & CKF_LOGIN_REQUIRED) ? " login-required" : "",
+		         (ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH) ? " protected-auth-path"
+		                                                        : "",
+		         ti.ulMaxSessionCount == CK_EFFECTIVELY_INFINITE ||
+		                 ti.ulMaxSessionCount == CK_UNAVAILABLE_INFORMATION
+		             ? 0L
+		             : (long)ti.ulMaxSessionCount,
+		         (unsigned long)ti.ulMinPinLen, (unsigned long)ti.ulMaxPinLen);
+	if (t->fl->C_GetMechanismList(t->slot, NULL, &n) != CKR_OK || n == 0 || n > 4096)
+		goto unknown;
+	t->mechs = calloc(n, sizeof(*t->mechs));
+	t->minfo = calloc(n, sizeof(*t->minfo));
+	if (!t->mechs || !t->minfo || t->fl->C_GetMechanismList(t->slot, t->mechs, &n) != CKR_OK)
+		goto unknown;
+	for (CK_ULONG i = 0; i < n; i++)
+		if (t->fl->C_GetMechanismInfo(t->slot, t->mechs[i], &t->minfo[i]) != CKR_OK)
+			memset(&t->minfo[i], 0, sizeof(t->minfo[i]));
+	t->nmechs = n;
+	for (size_t j = 0; j < sizeof(mech_names) / sizeof(mech_names[0]); j++) {
+		CK_ULONG i;
+		int w;
+
+		for (i = 0; i < n && t->mechs[i] != mech_names[j].m; i++)
+			;
+		w = i < n ? snprintf(line + used, sizeof(line) - used, " %s(%lu-%lu,0x%lx)",
+		                     mech_names[j].name, (unsigned long)t->minfo[i].ulMinKeySize,
+		                     (unsigned long)t->minfo[i].ulMaxKeySize,
+		                     (unsigned long)t->minfo[i].flags)
+		          : snprintf(line + used, sizeof(line) - used, " %s(missing)",
+		                     mech_names[j].name);
+		if (w > 0 && (size_t)w < sizeof(line) - used)
+			used += (size_t)w;
+	}
+	log_info("token \"%s\": %lu mechanisms; keyd's:%s", t->cfg->token, (unsigned long)n, line);
+	return;
+unknown:
+	free(t->mechs);
+	free(t->minfo);
+	t->mechs = NULL;
+	t->minfo = NULL;
+	t->nmechs = 0;
+	log_warn("token \"%s\" did not list its mechanisms: keyd assumes it has what it needs",
+	         t->cfg->token);
+}
+
+/* KEYD_OK when the token offers mechanism m for the use `flag` (CKF_SIGN, ...) and, for
+ * bits > 0, keys of that size; else KEYD_E_BAD_ALG with msg naming what is missing.
+ * Caller holds the read lock. */
+static int need_mech(const struct keyd_token *t, CK_MECHANISM_TYPE m, CK_FLAGS flag, CK_ULONG bits,
+                     char *msg, size_t msglen)
+{
+	const char *name = mech_name(m);
+
+	if (!t->nmechs)
+		return KEYD_OK;
+	for (CK_ULONG i = 0; i < t->nmechs; i++) {
+		const CK_MECHANISM_INFO *mi = &t->minfo[i];
+
+		if (t->mechs[i] != m)
+			continue;
+		if (flag && !(mi->flags & flag)) {
+			snprintf(msg, msglen, "not supported by this token: %s lacks the use 0x%lx",
+			         name, (unsigned long)flag);
+			return KEYD_E_BAD_ALG;
+		}
+		if (bits && mi->ulMaxKeySize &&
+		    (bits < mi->ulMinKeySize || bits > mi->ulMaxKeySize)) {
+			snprintf(
+			    msg, msglen,
+			    "not supported by this token: %s with %lu-bit keys (it takes %lu-%lu)",
+			    name, (unsigned long)bits, (unsigned long)mi->ulMinKeySize,
+			    (unsigned long)mi->ulMaxKeySize);
+			return KEYD_E_BAD_ALG;
+		}
+		return KEYD_OK;
+	}
+	snprintf(msg, msglen, "not supported by this token: it has no %s", name);
+	return KEYD_E_BAD_ALG;
 }
 
 /* Load, find, log in, open sessions, read keys. Caller holds the write lock. */
@@ -518,6 +646,7 @@ static int bringup(struct keyd_token *t, char *err, size_t errlen)
 		snprintf(err, errlen, "token \"%s\": C_OpenSession: %s", cfg->token, ckr_name(rv));
 		goto fail;
 	}
+	probe_caps(t);
 	rv = load_keys(t);
 	if (rv != CKR_OK) {
 		snprintf(err, errlen, "token \"%s\": reading keys: %s", cfg->token, ckr_name(rv));
@@ -917,6 +1046,9 @@ int keyd_token_sign(struct keyd_token *t, int session, const char *label, int al
 	default:
 		goto badalg;
 	}
+	if ((rc = need_mech(t, mech.mechanism, CKF_SIGN, 0, msg, msglen)) != KEYD_OK)
+		goto out;
+	rc = KEYD_E_HSM;
 	s = t->sessions[session];
 	rv = t->fl->C_SignInit(s, &mech, key);
 	if (rv == CKR_OK)
@@ -1037,6 +1169,10 @@ static int generate_aes(struct keyd_token *t, const char *label, struct keyd_key
 	}
 	if ((rc = control_begin(t, msg, msglen)) != KEYD_OK)
 		return rc;
+	/* A wrap key is only of use where the token can wrap with it. */
+	if ((rc = need_mech(t, CKM_AES_KEY_GEN, CKF_GENERATE, 0, msg, msglen)) != KEYD_OK ||
+	    (rc = need_mech(t, CKM_AES_GCM, CKF_ENCRYPT, 0, msg, msglen)) != KEYD_OK)
+		return control_end(t, rc, "C_GenerateKey", CKR_OK);
 	rv = find_objects(t, t->control, bylabel, 1, &found, 1, &nfound);
 	if (rv == CKR_OK && (nfound || key_index(t, label) >= 0)) {
 		snprintf(msg, msglen, "an object labelled %s exists on the token already", label);
@@ -1121,6 +1257,9 @@ int keyd_token_wrap(struct keyd_token *t, int unwrap, const char *label, const u
 	wrap_params(&gp, nonce, label, aad, sizeof(aad));
 	if ((rc = control_begin(t, msg, msglen)) != KEYD_OK)
 		return rc;
+	if ((rc = need_mech(t, CKM_AES_GCM, unwrap ? CKF_DECRYPT : CKF_ENCRYPT, 0, msg, msglen)) !=
+	    KEYD_OK)
+		return control_end(t, rc, "C_EncryptInit", CKR_OK);
 	what = "C_FindObjects";
 	rv = find_aes(t, label, &h, &n);
 	if (rv == CKR_OK && n == 0) {
@@ -1241,6 +1380,11 @@ int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, un
 		rc = KEYD_E_OFFLINE;
 		goto out;
 	}
+	rc = need_mech(t, mech.mechanism, CKF_GENERATE_KEY_PAIR, keytype == KEYD_KEY_RSA ? bits : 0,
+	               msg, msglen);
+	if (rc != KEYD_OK)
+		goto out;
+	rc = KEYD_E_HSM;
 	rv = find_objects(t, t->control, bylabel, 1, &found, 1, &nfound);
 	if (rv == CKR_OK && (nfound || key_index(t, label) >= 0)) {
 		snprintf(msg, msglen, "an object labelled %s exists on the token already", label);
