@@ -2,10 +2,12 @@
  * EST (RFC 7030) for devices, under /.well-known/est/ and /.well-known/est/<profile>/:
  * cacerts and csrattrs for anyone; simpleenroll with a provisioning token (HTTP Basic, the
  * password being the token, or Bearer); simplereenroll with the device's current certificate
- * over mutual TLS, for the same identity only. Issuance is the CA core's (ca_issue), so profiles,
- * reserve-before-sign and the audit trail are the API's. Errors are text/plain with the
- * status RFC 7030 names (401 for failed authentication, 403 for refused authorisation, 400
- * for a bad request); every refused enrolment is audited and issues nothing.
+ * over mutual TLS, for the same identity only; serverkeygen (RFC 7030 4.4) as simpleenroll, but
+ * with a key pair hsmca-cad makes (cad_keygen.c, as the API's serverkeygen) for profiles with
+ * server_keygen, returned with the certificate as multipart/mixed. Issuance is the CA core's
+ * (ca_issue), so profiles, reserve-before-sign and the audit trail are the API's. Errors are
+ * text/plain with the status RFC 7030 names (401 for failed authentication, 403 for refused
+ * authorisation, 400 for a bad request); every refused enrolment is audited and issues nothing.
  */
 #include <fnmatch.h>
 #include <stdarg.h>
@@ -20,10 +22,12 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include "cad_est.h"
 #include "cad_internal.h"
+#include "cad_keygen.h"
 #include "der.h"
 #include "log.h"
 
@@ -94,56 +98,82 @@ static struct db *est_db(struct cad_req *r)
 	return r->w->db;
 }
 
-/* 200 with der as base64 (RFC 7030 4.1.3, 4.2.3, 4.5.2). */
-static void reply_base64(struct cad_req *r, const char *ctype, const uint8_t *der, size_t len)
+/* der as base64 in lines of 64 characters (RFC 2045 allows up to 76) added to out; 0, or -1
+ * when out of memory. The base64 text is wiped (it may be a private key). */
+static int add_base64(struct evbuffer *out, const uint8_t *der, size_t len)
 {
-	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	size_t blen = 4 * ((len + 2) / 3) + 1;
 	char *b64 = malloc(blen);
-	int n;
+	int n, rc = 0;
 
-	if (!b64) {
-		est_error(r, 500, "internal", "out of memory");
-		return;
-	}
+	if (!b64)
+		return -1;
 	n = EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
-	/* Lines of 64 characters (RFC 2045 allows up to 76). */
-	for (int i = 0; i < n; i += 64) {
-		evbuffer_add(out, b64 + i, (size_t)(n - i < 64 ? n - i : 64));
-		evbuffer_add(out, "\r\n", 2);
-	}
-	free(b64);
+	for (int i = 0; i < n; i += 64)
+		if (evbuffer_add(out, b64 + i, (size_t)(n - i < 64 ? n - i : 64)) ||
+		    evbuffer_add(out, "\r\n", 2))
+			rc = -1;
+	OPENSSL_clear_free(b64, blen);
+	return rc;
+}
+
+/* 200 with the body already in the output buffer. */
+static void reply_200(struct cad_req *r, const char *ctype, int base64)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
 	r->replied = 1;
 	r->status = 200;
 	evhttp_add_header(h, "Content-Type", ctype);
-	evhttp_add_header(h, "Content-Transfer-Encoding", "base64");
+	if (base64)
+		evhttp_add_header(h, "Content-Transfer-Encoding", "base64");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_send_reply(r->req, 200, "OK", NULL);
 	cad_log_reply(r, 200);
 }
 
-/* A certs-only PKCS#7 (SignedData without signers or content) holding certs. */
-static void reply_certs(struct cad_req *r, STACK_OF(X509) * certs)
+/* 200 with der as base64 (RFC 7030 4.1.3, 4.2.3, 4.5.2). */
+static void reply_base64(struct cad_req *r, const char *ctype, const uint8_t *der, size_t len)
+{
+	if (add_base64(evhttp_request_get_output_buffer(r->req), der, len)) {
+		est_error(r, 500, "internal", "out of memory");
+		return;
+	}
+	reply_200(r, ctype, 1);
+}
+
+#define CERTS_ONLY "application/pkcs7-mime; smime-type=certs-only"
+
+/* A certs-only PKCS#7 (SignedData without signers or content) holding certs, as DER (the
+ * caller frees it with OPENSSL_free); its length, or -1. */
+static int certs_der(STACK_OF(X509) * certs, unsigned char **der)
 {
 	PKCS7 *p7 = PKCS7_new();
-	unsigned char *der = NULL;
 	int len = -1;
 
+	*der = NULL;
 	if (p7 && PKCS7_set_type(p7, NID_pkcs7_signed) && PKCS7_content_new(p7, NID_pkcs7_data) &&
 	    PKCS7_set_detached(p7, 1)) {
 		int ok = 1;
 		for (int i = 0; ok && i < sk_X509_num(certs); i++)
 			ok = PKCS7_add_certificate(p7, sk_X509_value(certs, i));
 		if (ok)
-			len = i2d_PKCS7(p7, &der);
+			len = i2d_PKCS7(p7, der);
 	}
 	PKCS7_free(p7);
 	ERR_clear_error();
+	return len;
+}
+
+static void reply_certs(struct cad_req *r, STACK_OF(X509) * certs)
+{
+	unsigned char *der = NULL;
+	int len = certs_der(certs, &der);
+
 	if (len <= 0)
 		est_error(r, 500, "internal", "could not encode the PKCS#7 reply");
 	else
-		reply_base64(r, "application/pkcs7-mime; smime-type=certs-only", der, (size_t)len);
+		reply_base64(r, CERTS_ONLY, der, (size_t)len);
 	OPENSSL_free(der);
 }
 
@@ -214,8 +244,28 @@ static void csrattrs(struct cad_req *r, struct ca_profile *p)
 
 /* --- enrolment --- */
 
-/* The request body as a CSR judged against p; 0, or -1 after replying 400/413. */
-static int body_csr(struct cad_req *r, struct ca_profile *p, struct ca_csr *csrc)
+/* RFC 7030 4.4.1.2: a client asks for its server-generated key encrypted by naming the key
+ * to encrypt it to in these CSR attributes. */
+static int asks_encrypted_key(const X509_REQ *req)
+{
+	static const char *const oids[] = {
+	    "1.2.840.113549.1.9.16.2.37", /* id-aa-decryptKeyID (symmetric, 4.4.1.1) */
+	    "1.2.840.113549.1.9.16.2.54", /* id-aa-asymmDecryptKeyID (4.4.1.2) */
+	};
+	int found = 0;
+
+	for (size_t i = 0; !found && i < sizeof(oids) / sizeof(oids[0]); i++) {
+		ASN1_OBJECT *o = OBJ_txt2obj(oids[i], 1);
+		found = o && X509_REQ_get_attr_by_OBJ(req, o, -1) >= 0;
+		ASN1_OBJECT_free(o);
+	}
+	return found;
+}
+
+/* The request body as a CSR judged against p; 0, or -1 after replying 400/413. With key
+ * (serverkeygen), the client's CSR gives the subject, SANs and other requested contents only:
+ * it is re-keyed to key and signed with it before the profile's checks. */
+static int body_csr(struct cad_req *r, struct ca_profile *p, struct ca_csr *csrc, EVP_PKEY *key)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
 	size_t len = evbuffer_get_length(in);
@@ -238,12 +288,30 @@ static int body_csr(struct cad_req *r, struct ca_profile *p, struct ca_csr *csrc
 		est_error(r, 400, "bad-csr", "%s", why);
 		return -1;
 	}
-	/* ca_csr_check reads PEM: the API's checks, word for word. */
-	b = BIO_new(BIO_s_mem());
-	if (!b || !PEM_write_bio_X509_REQ(b, req) || (plen = BIO_get_mem_data(b, &data)) <= 0 ||
-	    !(pem = strndup(data, (size_t)plen))) {
-		est_error(r, 500, "internal", "out of memory");
+	if (key && asks_encrypted_key(req)) {
+		est_error(
+		    r, 400, "encrypted-key-not-supported",
+		    "the CSR asks for the server-generated key encrypted to a key it names "
+		    "(RFC 7030 4.4.1.1/4.4.1.2 DecryptKeyIdentifier or "
+		    "AsymmetricDecryptKeyIdentifier attribute): not supported here; without "
+		    "that attribute the key is returned as unencrypted PKCS#8 inside this TLS "
+		    "connection (4.4.2)");
 		goto out;
+	}
+	/* ca_csr_check reads PEM: the API's checks, word for word. */
+	if (key) {
+		if (!(pem = cad_keygen_csr_pem(req, key))) {
+			est_error(r, 500, "internal", "could not re-key the request");
+			goto out;
+		}
+	} else {
+		b = BIO_new(BIO_s_mem());
+		if (!b || !PEM_write_bio_X509_REQ(b, req) ||
+		    (plen = BIO_get_mem_data(b, &data)) <= 0 ||
+		    !(pem = strndup(data, (size_t)plen))) {
+			est_error(r, 500, "internal", "out of memory");
+			goto out;
+		}
 	}
 	if (ca_csr_check(p, pem, csrc, &error, why, sizeof(why)) != 0) {
 		est_error(r, 400, error, "the CSR does not fit profile %s: %s", p->name, why);
@@ -346,6 +414,7 @@ struct enrol_tx {
 	int32_t token_id;
 	int replace;
 	int superseded;
+	struct cad_key_archive *archive; /* serverkeygen with archive_key; else NULL */
 };
 
 static enum db_status enrol_in_tx(struct db *db, int64_t cert_id, void *arg, struct db_err *err)
@@ -358,6 +427,8 @@ static enum db_status enrol_in_tx(struct db *db, int64_t cert_id, void *arg, str
 	                      err);
 	if (rc == DB_OK && t->replace)
 		rc = db_device_supersede(db, device_id, cert_id, &t->superseded, err);
+	if (rc == DB_OK && t->archive)
+		rc = cad_key_archive_in_tx(db, cert_id, t->archive, err);
 	return rc;
 }
 
@@ -375,10 +446,19 @@ static X509 *est_issue(struct cad_req *r, struct ca_profile *p, const struct ca_
 	    .audit_detail = audit,
 	    .in_tx = enrol_in_tx,
 	    .in_tx_arg = tx,
+	    .in_tx_serial = tx->archive ? tx->archive->serial : NULL,
 	};
 	enum ca_outcome o = ca_issue(&r->cad->ca, &r->w->db, &req, res);
 	X509 *cert = res->cert;
 
+	if (o != CA_OK && tx->archive && tx->archive->why[0]) {
+		log_error("est: serverkeygen: nothing issued: key archival failed: %s",
+		          tx->archive->why);
+		est_error(r, 503, "archival-failed",
+		          "the key could not be archived, so nothing was issued (the cause is in "
+		          "the log)");
+		return NULL;
+	}
 	if (o != CA_OK) {
 		est_reply_ca(r, o, &res->why);
 		return NULL;
@@ -398,7 +478,54 @@ static void reply_issued(struct cad_req *r, X509 *cert)
 	sk_X509_free(one);
 }
 
-static void simpleenroll(struct cad_req *r, struct ca_profile *label)
+/* RFC 7030 4.4.2: the private key (PKCS#8, unencrypted: inside TLS only) then the
+ * certificate (certs-only PKCS#7), each base64, as multipart/mixed. */
+static void reply_serverkeygen(struct cad_req *r, X509 *cert, EVP_PKEY *key)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
+	STACK_OF(X509) *one = sk_X509_new_null();
+	PKCS8_PRIV_KEY_INFO *p8i = EVP_PKEY2PKCS8(key);
+	unsigned char *p8 = NULL, *p7 = NULL, rnd[12];
+	int p8len = p8i ? i2d_PKCS8_PRIV_KEY_INFO(p8i, &p8) : -1, p7len = -1;
+	char boundary[40], ctype[80];
+
+	PKCS8_PRIV_KEY_INFO_free(p8i);
+	if (one && sk_X509_push(one, cert))
+		p7len = certs_der(one, &p7);
+	/* A boundary that cannot occur in base64 text ('-' and '.' are not base64). */
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		p7len = -1;
+	snprintf(boundary, sizeof(boundary), "hsmca-est.");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(boundary + strlen(boundary), sizeof(boundary) - strlen(boundary), "%02x",
+		         rnd[i]);
+	if (p8len <= 0 || p7len <= 0 ||
+	    evbuffer_add_printf(out,
+	                        "--%s\r\nContent-Type: application/pkcs8\r\n"
+	                        "Content-Transfer-Encoding: base64\r\n\r\n",
+	                        boundary) < 0 ||
+	    add_base64(out, p8, (size_t)p8len) ||
+	    evbuffer_add_printf(out,
+	                        "--%s\r\nContent-Type: " CERTS_ONLY "\r\n"
+	                        "Content-Transfer-Encoding: base64\r\n\r\n",
+	                        boundary) < 0 ||
+	    add_base64(out, p7, (size_t)p7len) ||
+	    evbuffer_add_printf(out, "--%s--\r\n", boundary) < 0) {
+		evbuffer_drain(out, evbuffer_get_length(out));
+		est_error(r, 500, "internal", "could not encode the serverkeygen reply");
+	} else {
+		snprintf(ctype, sizeof(ctype), "multipart/mixed; boundary=%s", boundary);
+		reply_200(r, ctype, 0);
+	}
+	if (p8)
+		OPENSSL_clear_free(p8, (size_t)p8len);
+	OPENSSL_free(p7);
+	sk_X509_free(one);
+	ERR_clear_error();
+}
+
+/* simpleenroll, and serverkeygen when skg: the same authentication and device rules. */
+static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
 	struct db_prov_token t = {0};
@@ -408,6 +535,8 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label)
 	struct ca_issue_result issued = {0};
 	struct ca_profile *p;
 	struct enrol_tx tx = {0};
+	struct cad_key_archive arch = {0};
+	EVP_PKEY *key = NULL;
 	json_t *audit;
 	char token[CAD_EST_TOKEN_MAX + 1], user[64], why[256], identity[DB_IDENTITY_MAX + 1];
 	const char *unlisted;
@@ -477,11 +606,30 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label)
 		         label->name);
 		goto out;
 	}
+	if (skg && !p->server_keygen) {
+		est_deny(r, 403, "serverkeygen-not-allowed", object,
+		         "profile %s does not allow server-side key generation (server_keygen: "
+		         "true): enrol with simpleenroll and a key of the device's own",
+		         p->name);
+		goto out;
+	}
+	if (skg && !(key = cad_keygen_profile_key(p->key_profile))) {
+		est_error(r, 500, "internal", "the key pair could not be generated");
+		goto out;
+	}
+	if (skg && p->archive_key) {
+		if (cad_key_archive_init(&arch, r->cad->cfg->key_archive_label, p->authority->name,
+		                         key)) {
+			est_error(r, 500, "internal", "the key could not be encoded for archival");
+			goto out;
+		}
+		tx.archive = &arch;
+	}
 	if (!(csrc = calloc(1, sizeof(*csrc)))) {
 		est_error(r, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (body_csr(r, p, csrc) != 0 || identity_of(r, csrc, identity, sizeof(identity)) != 0)
+	if (body_csr(r, p, csrc, key) != 0 || identity_of(r, csrc, identity, sizeof(identity)) != 0)
 		goto out;
 	if ((unlisted = not_allowlisted(&t, csrc, identity))) {
 		est_deny(r, 403, "not-on-allowlist", identity,
@@ -542,6 +690,9 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label)
 	tx.replace = t.allow_replace;
 	audit = json_pack("{s:s, s:i, s:s}", "device", identity, "provisioning_token",
 	                  (json_int_t)t.id, "est_user", user);
+	if (skg)
+		json_object_update_new(
+		    audit, json_pack("{s:b, s:b}", "server_keygen", 1, "archived", p->archive_key));
 	cert = est_issue(r, p, csrc, &tx, audit, &issued);
 	json_decref(audit);
 	if (!cert) {
@@ -551,10 +702,17 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label)
 			          e2.msg);
 		goto out;
 	}
-	log_info("est: device %s enrolled, serial %s, token %d%s", identity, issued.serial,
-	         (int)t.id, tx.superseded ? " (replacing its certificate)" : "");
-	reply_issued(r, cert);
+	log_info("est: device %s enrolled, serial %s, token %d%s%s", identity, issued.serial,
+	         (int)t.id,
+	         skg ? (p->archive_key ? ", key made here and archived" : ", key made here") : "",
+	         tx.superseded ? " (replacing its certificate)" : "");
+	if (skg)
+		reply_serverkeygen(r, cert, key);
+	else
+		reply_issued(r, cert);
 out:
+	cad_key_archive_clear(&arch);
+	EVP_PKEY_free(key);
 	if (locked) {
 		struct db_err e2 = {0};
 		if (db_device_lock(locked, identity, 0, &e2) != DB_OK)
@@ -726,7 +884,7 @@ static void simplereenroll(struct cad_req *r, struct ca_profile *label)
 		est_error(r, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (body_csr(r, p, csrc) != 0)
+	if (body_csr(r, p, csrc, NULL) != 0)
 		goto out;
 	/* RFC 7030 4.2.2: the same subject and subjectAltName as the current certificate. */
 	if (X509_NAME_cmp(ca_csr_subject(csrc), X509_get_subject_name(peer)) ||
@@ -799,20 +957,20 @@ void cad_est_serve(struct cad_req *r)
 			csrattrs(r, p ? p : est_default(r));
 		return;
 	}
-	if (!strcmp(op, "simpleenroll") || !strcmp(op, "simplereenroll")) {
+	if (!strcmp(op, "simpleenroll") || !strcmp(op, "simplereenroll") ||
+	    !strcmp(op, "serverkeygen")) {
 		enrol = 1;
-		r->action = !strcmp(op, "simpleenroll") ? "est.simpleenroll" : "est.simplereenroll";
+		r->action = !strcmp(op, "simpleenroll")   ? "est.simpleenroll"
+		            : !strcmp(op, "serverkeygen") ? "est.serverkeygen"
+		                                          : "est.simplereenroll";
 		if (m != EVHTTP_REQ_POST)
 			est_error(r, 405, "method-not-allowed", "%s takes POST", op);
-		else if (!strcmp(op, "simpleenroll"))
-			simpleenroll(r, p);
-		else
+		else if (!strcmp(op, "simplereenroll"))
 			simplereenroll(r, p);
-	} else if (!strcmp(op, "serverkeygen") || !strcmp(op, "fullcmc")) {
-		est_error(r, 404, "not-supported",
-		          "EST %s is not offered: devices make their "
-		          "own keys",
-		          op);
+		else
+			simpleenroll(r, p, !strcmp(op, "serverkeygen"));
+	} else if (!strcmp(op, "fullcmc")) {
+		est_error(r, 404, "not-supported", "EST %s is not offered", op);
 	} else {
 		est_error(r, 404, "not-found", "no such EST operation: %.200s", op);
 	}

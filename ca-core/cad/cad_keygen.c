@@ -90,6 +90,31 @@ static int add_san(GENERAL_NAMES *gens, enum ca_san_kind k, const char *v)
 	return 0;
 }
 
+EVP_PKEY *cad_keygen_key(const char *curve, int rsa_bits)
+{
+	return curve ? EVP_PKEY_Q_keygen(NULL, "provider=default", "EC", curve)
+	             : EVP_PKEY_Q_keygen(NULL, "provider=default", "RSA", (size_t)rsa_bits);
+}
+
+EVP_PKEY *cad_keygen_profile_key(const struct ca_key_profile *kp)
+{
+	if (kp->p256 || kp->p384)
+		return cad_keygen_key(kp->p256 ? "P-256" : "P-384", 0);
+	return cad_keygen_key(NULL, kp->rsa_min_bits > 2048 ? kp->rsa_min_bits : 2048);
+}
+
+char *cad_keygen_csr_pem(X509_REQ *req, EVP_PKEY *key)
+{
+	BIO *b = NULL;
+	char *out = NULL;
+
+	if (X509_REQ_set_pubkey(req, key) && X509_REQ_sign(req, key, EVP_sha256()) &&
+	    (b = BIO_new(BIO_s_mem())) && PEM_write_bio_X509_REQ(b, req))
+		out = bio_text(b);
+	BIO_free(b);
+	return out;
+}
+
 /* The CSR a client would have sent for q, signed with key, in PEM; NULL with err. */
 static char *build_csr(const struct cad_skg_request *q, EVP_PKEY *key, char *err, size_t errsz)
 {
@@ -98,7 +123,6 @@ static char *build_csr(const struct cad_skg_request *q, EVP_PKEY *key, char *err
 	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
 	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 	X509_EXTENSION *ext = NULL;
-	BIO *b = NULL;
 	char *out = NULL;
 	int n_sans = 0;
 
@@ -119,8 +143,7 @@ static char *build_csr(const struct cad_skg_request *q, EVP_PKEY *key, char *err
 				         ca_san_kind_name((enum ca_san_kind)k), q->san[k][i]);
 				goto out;
 			}
-	if (!X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name) ||
-	    !X509_REQ_set_pubkey(req, key))
+	if (!X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, name))
 		goto fail;
 	if (n_sans) {
 		if (!(ext = X509V3_EXT_i2d(NID_subject_alt_name, 0, gens)) ||
@@ -130,14 +153,12 @@ static char *build_csr(const struct cad_skg_request *q, EVP_PKEY *key, char *err
 		if (!X509_REQ_add_extensions(req, exts))
 			goto fail;
 	}
-	if (!X509_REQ_sign(req, key, EVP_sha256()) || !(b = BIO_new(BIO_s_mem())) ||
-	    !PEM_write_bio_X509_REQ(b, req) || !(out = bio_text(b)))
+	if (!(out = cad_keygen_csr_pem(req, key)))
 		goto fail;
 	goto out;
 fail:
 	snprintf(err, errsz, "the request could not be built");
 out:
-	BIO_free(b);
 	X509_EXTENSION_free(ext);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	GENERAL_NAMES_free(gens);
@@ -146,21 +167,38 @@ out:
 	return out;
 }
 
-struct archive_arg {
-	const char *label;     /* keyd's archive key */
-	const char *authority; /* the issuing authority's name */
-	const uint8_t *pkcs8;  /* the key, PKCS#8 DER */
-	size_t pkcs8_len;
-	char serial[2 * DB_SERIAL_MAX + 1]; /* set by ca_issue before archive_in_tx */
-	char why[256];                      /* what failed, when it did */
-};
+int cad_key_archive_init(struct cad_key_archive *a, const char *label, const char *authority,
+                         EVP_PKEY *key)
+{
+	PKCS8_PRIV_KEY_INFO *p8i = EVP_PKEY2PKCS8(key);
+	unsigned char *p8 = NULL;
+	int len = p8i ? i2d_PKCS8_PRIV_KEY_INFO(p8i, &p8) : 0;
+
+	PKCS8_PRIV_KEY_INFO_free(p8i);
+	memset(a, 0, sizeof(*a));
+	if (len <= 0)
+		return -1;
+	a->label = label;
+	a->authority = authority;
+	a->pkcs8 = p8;
+	a->pkcs8_len = (size_t)len;
+	return 0;
+}
+
+void cad_key_archive_clear(struct cad_key_archive *a)
+{
+	if (a->pkcs8)
+		OPENSSL_clear_free(a->pkcs8, a->pkcs8_len);
+	a->pkcs8 = NULL;
+	a->pkcs8_len = 0;
+}
 
 /* Inside the transaction that stores the certificate: encrypt the key under a fresh data key
  * with AES-256-GCM (associated data: prefix, authority, ':', serial), have keyd wrap the data
  * key, and insert the row. Any failure rolls the certificate back. */
-static enum db_status archive_in_tx(struct db *db, int64_t cert_id, void *varg, struct db_err *err)
+enum db_status cad_key_archive_in_tx(struct db *db, int64_t cert_id, void *varg, struct db_err *err)
 {
-	struct archive_arg *a = varg;
+	struct cad_key_archive *a = varg;
 	uint8_t dk[32], nonce[12], wrapped[KEYD_WRAP_DATA_MAX + 64], *ct = NULL;
 	size_t wlen = sizeof(wrapped);
 	char ad[sizeof(ARCHIVE_AD_PREFIX) + CA_NAME_MAX + 2 * DB_SERIAL_MAX + 2];
@@ -255,12 +293,10 @@ void cad_h_cert_serverkeygen(struct cad_req *r)
 	struct cad_skg_request q;
 	struct ca_issue_request req = {0};
 	struct ca_issue_result res = {0};
-	struct archive_arg arch = {0};
+	struct cad_key_archive arch = {0};
 	const struct ca_authority *a;
 	struct ca_profile *p;
 	EVP_PKEY *key = NULL;
-	unsigned char *p8 = NULL;
-	int p8len = 0;
 	enum ca_outcome o;
 	char err[512], t1[32], t2[32];
 	char *csr = NULL, *pem = NULL, *kout = NULL;
@@ -287,9 +323,7 @@ void cad_h_cert_serverkeygen(struct cad_req *r)
 		                p->name);
 		goto out;
 	}
-	key = q.curve ? EVP_PKEY_Q_keygen(NULL, "provider=default", "EC", q.curve)
-	              : EVP_PKEY_Q_keygen(NULL, "provider=default", "RSA", (size_t)q.rsa_bits);
-	if (!key) {
+	if (!(key = cad_keygen_key(q.curve, q.rsa_bits))) {
 		cad_reply_error(r, 500, "internal", "the key pair could not be generated");
 		goto out;
 	}
@@ -306,19 +340,13 @@ void cad_h_cert_serverkeygen(struct cad_req *r)
 	req.validity_days = q.validity_days;
 	req.audit_detail = detail;
 	if (p->archive_key) {
-		PKCS8_PRIV_KEY_INFO *p8i = EVP_PKEY2PKCS8(key);
-		p8len = p8i ? i2d_PKCS8_PRIV_KEY_INFO(p8i, &p8) : 0;
-		PKCS8_PRIV_KEY_INFO_free(p8i);
-		if (p8len <= 0) {
+		if (cad_key_archive_init(&arch, r->cad->cfg->key_archive_label, p->authority->name,
+		                         key)) {
 			cad_reply_error(r, 500, "internal",
 			                "the key could not be encoded for archival");
 			goto out;
 		}
-		arch.label = r->cad->cfg->key_archive_label;
-		arch.authority = p->authority->name;
-		arch.pkcs8 = p8;
-		arch.pkcs8_len = (size_t)p8len;
-		req.in_tx = archive_in_tx;
+		req.in_tx = cad_key_archive_in_tx;
 		req.in_tx_arg = &arch;
 		req.in_tx_serial = arch.serial;
 	}
@@ -360,8 +388,7 @@ void cad_h_cert_serverkeygen(struct cad_req *r)
 	              q.format == CAD_SKG_PKCS8 ? "pkcs8" : "pkcs12", kout, "archived",
 	              p->archive_key));
 out:
-	if (p8)
-		OPENSSL_clear_free(p8, (size_t)p8len);
+	cad_key_archive_clear(&arch);
 	free(csr);
 	free(pem);
 	free(kout);

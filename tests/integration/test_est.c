@@ -309,8 +309,19 @@ static const char config_fmt[] =
     "    extended_key_usage: [serverAuth]\n"
     "    subject_fields: [CN]\n"
     "    subject_cn_required: true\n"
+    "  - name: vault\n"
+    "    authority: devices\n"
+    "    key_profile: ec-only\n"
+    "    max_validity_days: 30\n"
+    "    key_usage: [keyAgreement]\n"
+    "    extended_key_usage: [clientAuth]\n"
+    "    subject_fields: [CN]\n"
+    "    subject_cn_required: true\n"
+    "    server_keygen: true\n"
+    "    archive_key: true\n"
+    "key_archive: {key: key-archive-2026}\n"
     "est:\n"
-    "  profiles: [device, sensor]\n";
+    "  profiles: [device, sensor, vault]\n";
 
 static void cad_start(void)
 {
@@ -344,16 +355,25 @@ static void setup(void)
 	static const char *const roles[] = {"officer", "auditor", "admin", "ca-admin"};
 	EVP_PKEY *dk, *sk;
 	X509 *x;
-	char conf[8192];
+	char conf[8192], cad_ci[1024];
 	int applied, port;
 
 	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (harness_start(&h, NULL) != 0)
+	/* The test and hsmca-cad (one uid) sign, generate, and wrap (EST serverkeygen archives). */
+	snprintf(conf, sizeof(conf),
+	         "  - name: test\n"
+	         "    uid: %u\n"
+	         "    keys: [\"*\"]\n"
+	         "    operations: [\"*\", generate, wrap]\n",
+	         (unsigned)getuid());
+	if (harness_start(&h, &(struct harness_opts){.clients_yaml = conf}) != 0)
 		harness_die(__func__);
 	snprintf(dir, sizeof(dir), "%s", h.dir);
 	c = keyd_client_new(NULL, 0);
-	if (!c || keyd_client_generate(c, "devices-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr))
+	if (!c ||
+	    keyd_client_generate(c, "devices-p256", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &kerr) ||
+	    keyd_client_generate(c, "key-archive-2026", KEYD_KEY_AES, 256, &k, &kerr))
 		harness_die(__func__);
 	keyd_client_free(c);
 	harness_load_providers(&prov_keyd, &prov_default);
@@ -402,11 +422,13 @@ static void setup(void)
 			harness_die(__func__);
 		X509_free(x);
 	}
+	/* hsmca-cad as in production: its own role (serverkeygen's archive needs its INSERT). */
+	snprintf(cad_ci, sizeof(cad_ci), "%s", harness_pg_daemon_ci(&pg, db_pgconn(db), "cad"));
 	db_close(db);
 
 	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, pg.app_ci, dir);
+	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, cad_ci, dir);
 	harness_write_text(in_dir("cad.yaml"), conf);
 	harness_setup_phase = 0;
 }
@@ -447,7 +469,7 @@ START_TEST(cacerts_is_a_base64_pkcs7_of_the_device_ca)
 	ck_assert_int_eq(est_get("server/cacerts", "nolabel"), 404);
 	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("nolabel")), "no EST label"));
 	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("nolabel.h")), "text/plain"));
-	ck_assert_int_eq(est_get("serverkeygen", "nokeygen"), 404);
+	ck_assert_int_eq(est_get("fullcmc", "nocmc"), 404);
 }
 END_TEST
 
@@ -1126,6 +1148,147 @@ START_TEST(cli_provisions_and_decommissions)
 }
 END_TEST
 
+/* ---- serverkeygen (RFC 7030 4.4) ---- */
+
+/* Split the multipart/mixed answer out (headers in out.h) with awk into out.N.h (a part's
+ * headers) and out.N.b64 (its base64 body), N from 1. */
+static void split_multipart(const char *out)
+{
+	ck_assert_msg(
+	    sh("b=$(tr -d '\\r' < %s.h | sed -n 's/^Content-Type: multipart\\/mixed; "
+	       "boundary=//p') && test -n \"$b\" && tr -d '\\r' < %s | awk -v b=\"--$b\" "
+	       "-v o=%s '$0 == b || $0 == b \"--\" { n++; hdr = 1; next } "
+	       "hdr && $0 == \"\" { hdr = 0; next } "
+	       "hdr { print > (o \".\" n \".h\"); next } { print > (o \".\" n \".b64\") }'",
+	       out, out, out) == 0,
+	    "split: %s", harness_slurp(in_dir("sh.log")));
+}
+
+START_TEST(serverkeygen_returns_the_key_and_its_certificate_and_archives_it)
+{
+	const char *token = new_token("vault", "");
+	char auth[300], sql[300];
+	long st;
+
+	/* The device's CSR names it; its key is not the one certified. */
+	device_csr("skg-01", "/CN=skg-01", NULL, NULL);
+	snprintf(auth, sizeof(auth), "-u 'skg-01:%s'", token);
+	st = est_post("vault/serverkeygen", auth, "skg-01.b64", "skg.out");
+	ck_assert_msg(st == 200, "serverkeygen: %ld %s", st, harness_slurp(in_dir("skg.out")));
+	ck_assert_ptr_nonnull(
+	    strstr(harness_slurp(in_dir("skg.out.h")), "Content-Type: multipart/mixed; boundary="));
+	split_multipart("skg.out");
+	/* RFC 7030 4.4.2: the private key first, as PKCS#8, then the certificate. */
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("skg.out.1.h")), "application/pkcs8"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("skg.out.1.h")), "base64"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("skg.out.2.h")),
+	                             "application/pkcs7-mime; smime-type=certs-only"));
+	ck_assert_int_eq(sh("openssl base64 -d -in skg.out.1.b64 -out skg.key.der && "
+	                    "openssl pkey -inform DER -in skg.key.der -out skg.key"),
+	                 0);
+	answer_cert("skg.out.2.b64", "skg.pem");
+	ck_assert_int_eq(sh("openssl verify -CAfile devca.pem skg.pem"), 0);
+	ck_assert_int_eq(sh("openssl x509 -in skg.pem -noout -subject -ext keyUsage"), 0);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("sh.log")), "CN = skg-01"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("sh.log")), "Key Agreement"));
+	/* The key matches the certificate, and it is not the one of the device's CSR. */
+	ck_assert_int_eq(sh("test \"$(openssl x509 -in skg.pem -noout -pubkey)\" = "
+	                    "\"$(openssl pkey -in skg.key -pubout)\""),
+	                 0);
+	ck_assert_int_ne(sh("test \"$(openssl x509 -in skg.pem -noout -pubkey)\" = "
+	                    "\"$(openssl pkey -in skg-01.key -pubout)\""),
+	                 0);
+	/* Archived under keyd's key in the certificate's transaction; a device; audited. */
+	ck_assert_int_eq(count("SELECT count(*) FROM key_archive k JOIN certificates c ON c.id ="
+	                       " k.certificate_id WHERE c.subject LIKE '%skg-01%'"
+	                       " AND k.key_label = 'key-archive-2026'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM devices WHERE identity = 'skg-01'"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action = 'est.serverkeygen'"
+	                       " AND outcome = 'success' AND detail LIKE '%server_keygen%'"),
+	                 1);
+	/* The key is in no log. */
+	ck_assert_int_eq(sh("k=$(sed -n 2p skg.out.1.b64) && ! grep -qF \"$k\" cad.log"), 0);
+	/* One certificate per device: the same identity again with a fresh token is refused. */
+	token = new_token("vault", "");
+	snprintf(auth, sizeof(auth), "-u 'skg-01:%s'", token);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM key_archive");
+	{
+		long long before = issued(), archived = count(sql);
+		st = est_post("vault/serverkeygen", auth, "skg-01.b64", "skg2.out");
+		ck_assert_int_eq(st, 403);
+		ck_assert_ptr_nonnull(
+		    strstr(harness_slurp(in_dir("skg2.out")), "already has a valid certificate"));
+		ck_assert_int_eq(issued(), before);
+		ck_assert_int_eq(count(sql), archived);
+	}
+}
+END_TEST
+
+START_TEST(serverkeygen_is_refused_where_the_profile_does_not_allow_it)
+{
+	const char *token = new_token("device", "");
+	char auth[300], sql[300];
+	long long before = issued();
+	long st;
+
+	device_csr("skg-no", "/CN=skg-no", "URI:urn:dev:skg-no", NULL);
+	snprintf(auth, sizeof(auth), "-u 'skg-no:%s'", token);
+	st = est_post("serverkeygen", auth, "skg-no.b64", "skgno.out");
+	ck_assert_int_eq(st, 403);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("skgno.out")),
+	                             "profile device does not allow server-side key generation"));
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_ge(denied("est.serverkeygen"), 1);
+	/* Nothing spent: the token still enrols the device with its own key. */
+	snprintf(sql, sizeof(sql),
+	         "SELECT uses FROM provisioning_tokens WHERE token_sha256 = sha256('%s'::bytea)",
+	         token);
+	ck_assert_int_eq(count(sql), 0);
+	st = est_post("simpleenroll", auth, "skg-no.b64", "skgno.p7");
+	ck_assert_msg(st == 200, "enrol: %ld %s", st, harness_slurp(in_dir("skgno.p7")));
+	/* Without a token, 401; GET is 405. */
+	ck_assert_int_eq(est_post("vault/serverkeygen", "", "skg-no.b64", "skgno2.out"), 401);
+	ck_assert_int_eq(est_get("vault/serverkeygen", "skgno3.out"), 405);
+}
+END_TEST
+
+/* RFC 7030 4.4.1.2: a CSR asking for the key encrypted to a key it names is refused, clearly. */
+START_TEST(serverkeygen_refuses_an_encrypted_key_request)
+{
+	const char *token = new_token("vault", "");
+	char auth[300];
+	long long before = issued();
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *n = X509_NAME_new();
+	unsigned char kid[8] = {1, 2, 3, 4, 5, 6, 7, 8}, *der = NULL;
+	int len;
+	FILE *f;
+
+	ck_assert(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	                                     (const unsigned char *)"skg-enc", -1, -1, 0));
+	ck_assert(X509_REQ_set_subject_name(req, n) && X509_REQ_set_pubkey(req, k));
+	ck_assert(X509_REQ_add1_attr_by_txt(req, "1.2.840.113549.1.9.16.2.54", V_ASN1_OCTET_STRING,
+	                                    kid, sizeof(kid)));
+	ck_assert(X509_REQ_sign(req, k, EVP_sha256()));
+	ck_assert_int_gt(len = i2d_X509_REQ(req, &der), 0);
+	ck_assert_ptr_nonnull(f = fopen(in_dir("skg-enc.der"), "wb"));
+	ck_assert_int_eq(fwrite(der, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	OPENSSL_free(der);
+	X509_NAME_free(n);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	snprintf(auth, sizeof(auth), "-u 'skg-enc:%s'", token);
+	ck_assert_int_eq(est_post("vault/serverkeygen", auth, "skg-enc.der", "skgenc.out"), 400);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("skgenc.out")), "not supported"));
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("skgenc.out")), "4.4.1.2"));
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_eq(count("SELECT count(*) FROM devices WHERE identity = 'skg-enc'"), 0);
+}
+END_TEST
+
 int main(void)
 {
 	harness_die_init("test_est", cleanup);
@@ -1156,6 +1319,9 @@ int main(void)
 	tcase_add_test(tc, decommission_revokes_and_refuses_reenrolment);
 	tcase_add_test(tc, devices_are_listed_by_identity);
 	tcase_add_test(tc, cli_provisions_and_decommissions);
+	tcase_add_test(tc, serverkeygen_returns_the_key_and_its_certificate_and_archives_it);
+	tcase_add_test(tc, serverkeygen_is_refused_where_the_profile_does_not_allow_it);
+	tcase_add_test(tc, serverkeygen_refuses_an_encrypted_key_request);
 	suite_add_tcase(s, tc);
 	setup();
 	sr = srunner_create(s);
