@@ -21,6 +21,8 @@ static const struct cad_approval_kind kinds[] = {
     {"ceremony.run", "ca-admin", "ca-admin", NULL, "sha256"},
     {"backup.restore", "ca-admin", "ca-admin", NULL, "sha256"},
     {"key.recovery", "officer", "officer", NULL, "serial"},
+    /* hsmca keyd generate: the target is the SHA-256 of the key's label and type. */
+    {"key.generate", "ca-admin", "ca-admin", NULL, "sha256"},
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -75,7 +77,8 @@ static int parse_kind(struct yconf *y, yaml_node_t *m, struct cad_config *cfg,
 		return yconf_fail(
 		    y, m, "kind",
 		    "\"%s\" is no kind of approval (authority.retire, "
-		    "certificate.revoke-ca, ceremony.run, backup.restore, key.recovery; "
+		    "certificate.revoke-ca, ceremony.run, backup.restore, key.recovery, "
+		    "key.generate; "
 		    "docs/approvals.md)",
 		    p->kind);
 	for (size_t i = 0; i < cfg->n_approvals; i++)

@@ -65,6 +65,17 @@ static int fail(struct cli_approval *ap, char *err, size_t errsz, const char *fm
 int cli_approval_claim(const char *database, const char *kind, const char *sha256, int64_t id,
                        struct cli_approval *ap, char *err, size_t errsz)
 {
+	char ask[160];
+
+	snprintf(ask, sizeof(ask), "hsmca approvals request %s --file FILE --reason TEXT", kind);
+	return cli_approval_claim_target(database, kind, sha256, "this file", ask, id, ap, err,
+	                                 errsz);
+}
+
+int cli_approval_claim_target(const char *database, const char *kind, const char *sha256,
+                              const char *what, const char *ask, int64_t id,
+                              struct cli_approval *ap, char *err, size_t errsz)
+{
 	struct db_err derr = {0};
 	int required = 1;
 	char roles[128];
@@ -102,10 +113,9 @@ int cli_approval_claim(const char *database, const char *kind, const char *sha25
 			return fail(
 			    ap, err, errsz,
 			    "%s needs %d people's approval (the configuration's policy) and "
-			    "no approved request is for this file (SHA-256 %s): ask with "
-			    "'hsmca approvals request %s --file FILE --reason TEXT', have it "
-			    "approved, then run this again",
-			    kind, required, sha256, kind);
+			    "no approved request is for %s (SHA-256 %s): ask with "
+			    "'%s', have it approved, then run this again",
+			    kind, required, what, sha256, ask);
 	}
 	switch (db_approval_get(ap->db, id, 1, &ap->a, &derr)) {
 	case DB_OK:
@@ -116,10 +126,9 @@ int cli_approval_claim(const char *database, const char *kind, const char *sha25
 		return fail(ap, err, errsz, "%s", derr.msg);
 	}
 	if (strcmp(ap->a.kind, kind) != 0 || strcmp(ap->a.target, sha256) != 0)
-		return fail(
-		    ap, err, errsz,
-		    "approval request %lld is for %s of %s, not %s of this file (SHA-256 %s)",
-		    (long long)id, ap->a.kind, ap->a.target, kind, sha256);
+		return fail(ap, err, errsz,
+		            "approval request %lld is for %s of %s, not %s of %s (SHA-256 %s)",
+		            (long long)id, ap->a.kind, ap->a.target, kind, what, sha256);
 	if (ap->a.state != DB_APPROVAL_APPROVED)
 		return fail(ap, err, errsz, "approval request %lld is %s, not approved",
 		            (long long)id, db_approval_state_name(ap->a.state));

@@ -26,6 +26,11 @@ struct cli_approval {
  * locked (ap->active 1); -1 with err: none fits, or the database could not tell. */
 int cli_approval_claim(const char *database, const char *kind, const char *sha256, int64_t id,
                        struct cli_approval *ap, char *err, size_t errsz);
+/* As cli_approval_claim for a target that is no file: what names it in errors ("key
+ * ca-2027 (ec-p384)"), ask is the command that requests an approval for it. */
+int cli_approval_claim_target(const char *database, const char *kind, const char *sha256,
+                              const char *what, const char *ask, int64_t id,
+                              struct cli_approval *ap, char *err, size_t errsz);
 /* After the operation: record it executed (ok) or failed, with result (text, may be NULL) and
  * an audit entry of the local user, and commit; with dry_run, roll back (the approval stays
  * to be used). Also closes the connection. 0, or -1 with err. Does nothing when !active. */

@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 
 #include "cli.h"
+#include "cli_approval.h"
 #include "keyd_client.h"
 
 static void usage(FILE *f)
@@ -22,6 +23,12 @@ static void usage(FILE *f)
 	           "  generate --label L --type T create a key pair in the HSM; T is one of\n"
 	           "                              rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384,\n"
 	           "                              or aes-256 (a wrapping key for backups)\n"
+	           "    [--approval ID] [--database C]\n"
+	           "                              when the configuration puts key.generate under\n"
+	           "                              quorum approval (docs/approvals.md), only under\n"
+	           "                              an approved request for this label and type\n"
+	           "                              (the newest, or ID); C: where the approvals are\n"
+	           "                              (libpq; default PGHOST/PGDATABASE)\n"
 	           "  quorum init ...             split the PIN into custodians' shares (--help)\n"
 	           "  unseal [--passphrase-file F] SHARE_FILE\n"
 	           "                              present a custodian's share to a sealed keyd\n"
@@ -75,6 +82,100 @@ static int parse_type(const char *t, int *keytype, uint16_t *param)
 	return -1;
 }
 
+/* The target of a key.generate approval: the SHA-256 (hex) of "key.generate\nLABEL\nTYPE\n",
+ * so an approval is for one key (docs/approvals.md). */
+static int generate_target(const char *label, const char *type, char out[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+	         EVP_DigestUpdate(ctx, "key.generate\n", 13) &&
+	         EVP_DigestUpdate(ctx, label, strlen(label)) && EVP_DigestUpdate(ctx, "\n", 1) &&
+	         EVP_DigestUpdate(ctx, type, strlen(type)) && EVP_DigestUpdate(ctx, "\n", 1) &&
+	         EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
+
+	EVP_MD_CTX_free(ctx);
+	for (int i = 0; ok && i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+	return ok ? 0 : -1;
+}
+
+/* hsmca keyd generate: under an approved key.generate request for exactly this label and type
+ * when the configuration's threshold is above 1 (as hsmca ceremony run claims ceremony.run),
+ * the request marked executed or failed with its audit entry. */
+static int generate(struct keyd_client *c, const char *label, const char *type,
+                    const char *approval, const char *database)
+{
+	struct cli_approval ap;
+	struct keyd_key k;
+	struct keyd_err err = {0};
+	char sha[65], what[200], ask[200], msg[1024], result[200], fl[128];
+	long long id = 0;
+	int kt, rc = 1;
+	uint16_t param;
+
+	if (!label || !type) {
+		fprintf(stderr, "hsmca keyd generate: --label and --type are required\n");
+		return 2;
+	}
+	if (parse_type(type, &kt, &param) != 0) {
+		fprintf(stderr,
+		        "hsmca keyd generate: unknown --type \"%s\" (rsa-2048, rsa-3072, "
+		        "rsa-4096, ec-p256, ec-p384, aes-256)\n",
+		        type);
+		return 2;
+	}
+	if (strcspn(label, "\n\r") != strlen(label) || strlen(label) > 64) {
+		fprintf(stderr, "hsmca keyd generate: the --label is one line of at most 64 "
+		                "characters\n");
+		return 2;
+	}
+	if (approval) {
+		char *end;
+		id = strtoll(approval, &end, 10);
+		if (*end || id <= 0) {
+			fprintf(stderr, "hsmca keyd generate: --approval takes a request's id\n");
+			return 2;
+		}
+	}
+	if (generate_target(label, type, sha) != 0) {
+		fprintf(stderr, "hsmca keyd generate: cannot hash the request\n");
+		return 1;
+	}
+	snprintf(what, sizeof(what), "key %s (%s)", label, type);
+	snprintf(ask, sizeof(ask), "hsmca approvals request key.generate --target %s --reason TEXT",
+	         sha);
+	if (cli_approval_claim_target(database, "key.generate", sha, what, ask, id, &ap, msg,
+	                              sizeof(msg)) != 0) {
+		fprintf(stderr, "hsmca keyd generate: %s\n", msg);
+		return 1;
+	}
+	if (ap.active)
+		fprintf(stderr, "under approval %s\n", ap.line);
+	if (keyd_client_generate(c, label, kt, param, &k, &err) == KEYD_OK) {
+		fprintf(stderr, "generated %s: %s-%u, %s\n", k.label,
+		        kt == KEYD_KEY_RSA  ? "rsa"
+		        : kt == KEYD_KEY_EC ? "ec"
+		                            : "aes",
+		        k.bits, flags_text(k.flags, fl, sizeof(fl)));
+		/* A secret key has no public half to print. */
+		rc = kt == KEYD_KEY_AES ? 0 : print_pem(&k);
+	} else {
+		fprintf(stderr, "hsmca keyd generate: %s\n", err.msg);
+	}
+	if (rc == 0)
+		snprintf(result, sizeof(result), "generated key %s (%s)", label, type);
+	else
+		snprintf(result, sizeof(result), "key %s (%s): %s", label, type,
+		         err.msg[0] ? err.msg : "failed");
+	if (cli_approval_finish(&ap, rc == 0, result, 0, msg, sizeof(msg)) != 0) {
+		fprintf(stderr, "hsmca keyd generate: %s\n", msg);
+		rc = 1;
+	}
+	return rc;
+}
+
 int cmd_keyd(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -82,10 +183,13 @@ int cmd_keyd(int argc, char **argv)
 	    {"label", required_argument, NULL, 'l'},
 	    {"type", required_argument, NULL, 't'},
 	    {"passphrase-file", required_argument, NULL, 'P'},
+	    {"approval", required_argument, NULL, 'a'},
+	    {"database", required_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *sock = NULL, *label = NULL, *type = NULL, *cmd, *passfile = NULL;
+	const char *database = NULL, *approval = NULL;
 	struct keyd_client *c;
 	struct keyd_err err = {0};
 	char fl[128];
@@ -105,6 +209,12 @@ int cmd_keyd(int argc, char **argv)
 			break;
 		case 'P':
 			passfile = optarg;
+			break;
+		case 'a':
+			approval = optarg;
+			break;
+		case 'd':
+			database = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -132,6 +242,10 @@ int cmd_keyd(int argc, char **argv)
 			type = optarg;
 		else if (o == 'P')
 			passfile = optarg;
+		else if (o == 'a')
+			approval = optarg;
+		else if (o == 'd')
+			database = optarg;
 		else {
 			usage(o == 'h' ? stdout : stderr);
 			return o == 'h' ? 0 : 2;
@@ -192,27 +306,7 @@ int cmd_keyd(int argc, char **argv)
 			rc = 0;
 		}
 	} else if (!strcmp(cmd, "generate")) {
-		struct keyd_key k;
-		int kt;
-		uint16_t param;
-		if (!label || !type) {
-			fprintf(stderr, "hsmca keyd generate: --label and --type are required\n");
-			rc = 2;
-		} else if (parse_type(type, &kt, &param) != 0) {
-			fprintf(stderr,
-			        "hsmca keyd generate: unknown --type \"%s\" (rsa-2048, rsa-3072, "
-			        "rsa-4096, ec-p256, ec-p384, aes-256)\n",
-			        type);
-			rc = 2;
-		} else if (keyd_client_generate(c, label, kt, param, &k, &err) == KEYD_OK) {
-			fprintf(stderr, "generated %s: %s-%u, %s\n", k.label,
-			        kt == KEYD_KEY_RSA  ? "rsa"
-			        : kt == KEYD_KEY_EC ? "ec"
-			                            : "aes",
-			        k.bits, flags_text(k.flags, fl, sizeof(fl)));
-			/* A secret key has no public half to print. */
-			rc = kt == KEYD_KEY_AES ? 0 : print_pem(&k);
-		}
+		rc = generate(c, label, type, approval, database);
 	} else {
 		fprintf(stderr, "hsmca keyd: unknown command \"%s\"\n", cmd);
 		usage(stderr);

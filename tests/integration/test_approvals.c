@@ -250,7 +250,8 @@ static const char config_quorum[] =
     "    - {kind: ceremony.run, required: 2, approvers: [ca-admin]}\n"
     "    - {kind: backup.restore, required: 3, approvers: [ca-admin]}\n"
     "    - {kind: certificate.revoke-ca, required: 2, approvers: [ca-admin]}\n"
-    "    - {kind: key.recovery, required: 2, approvers: [officer]}\n";
+    "    - {kind: key.recovery, required: 2, approvers: [officer]}\n"
+    "    - {kind: key.generate, required: 2, approvers: [ca-admin]}\n";
 
 /* The other set-up: no threshold for retirement (today's behaviour); ceremonies need 2, and
  * a request lives 2 seconds (the expiry test). */
@@ -1481,6 +1482,87 @@ START_TEST(an_expired_request_cannot_be_approved)
 }
 END_TEST
 
+/* hsmca keyd generate under key.generate (2 ca-admins): refused without an approved request
+ * for exactly this label and type, the requester's own approval refused, another label or
+ * type refused on that request, then it runs once and is audited. */
+START_TEST(key_generation_runs_only_under_an_approval_for_that_key)
+{
+	char sha[65], body[400], sql[400], idtext[24];
+	const char *gen[] = {"keyd",    "generate",   "--label", "quorum-gen", "--type",
+	                     "ec-p256", "--database", pg.app_ci, NULL};
+	const char *other_label[] = {"keyd",       "generate", "--label",    "quorum-gen-2",
+	                             "--type",     "ec-p256",  "--database", pg.app_ci,
+	                             "--approval", idtext,     NULL};
+	const char *other_type[] = {"keyd",       "generate", "--label",    "quorum-gen",
+	                            "--type",     "ec-p384",  "--database", pg.app_ci,
+	                            "--approval", idtext,     NULL};
+	struct keyd_client *c = keyd_client_new(NULL, 0);
+	struct keyd_key k;
+	struct keyd_err kerr;
+	json_t *o = NULL;
+	long long id;
+
+	ck_assert_ptr_nonnull(c);
+	sha256_hex("key.generate\nquorum-gen\nec-p256\n", sha);
+	/* No approval: refused before keyd is asked, naming the target to request. */
+	ck_assert_int_eq(cli("ca-admin", gen), 1);
+	ck_assert_msg(strstr(cli_out, "key.generate needs 2 people's approval") &&
+	                  strstr(cli_out, "key quorum-gen (ec-p256)") && strstr(cli_out, sha),
+	              "%s", cli_out);
+	ck_assert_int_ne(keyd_client_get_pubkey(c, "quorum-gen", &k, &kerr), KEYD_OK);
+
+	snprintf(body, sizeof(body),
+	         "{\"kind\":\"key.generate\",\"target\":\"%s\",\"reason\":\"next issuing CA\"}",
+	         sha);
+	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/approvals", body, &o), 202);
+	id = jint(json_object_get(o, "approval"), "id");
+	json_decref(o);
+	snprintf(idtext, sizeof(idtext), "%lld", id);
+	/* Pending: not yet; the requester cannot approve their own. */
+	ck_assert_int_eq(cli("ca-admin", gen), 1);
+	ck_assert_int_ne(keyd_client_get_pubkey(c, "quorum-gen", &k, &kerr), KEYD_OK);
+	refused(vote("ca-admin", id, "approve", NULL, &o), &o, 403, "self-approval", "ca-admin");
+	json_decref(o);
+	/* An officer is not an approver of key.generate. */
+	ck_assert_int_eq(vote("officer", id, "approve", NULL, &o), 403);
+	json_decref(o);
+	ck_assert_int_eq(vote("ca-admin-2", id, "approve", "{\"reason\":\"ceremony plan\"}", &o),
+	                 200);
+	ck_assert_str_eq(jstr(json_object_get(o, "approval"), "state"), "approved");
+	json_decref(o);
+
+	/* The approval is for that label and type only. */
+	ck_assert_int_eq(cli("ca-admin", other_label), 1);
+	ck_assert_msg(strstr(cli_out, "not key.generate of key quorum-gen-2 (ec-p256)"), "%s",
+	              cli_out);
+	ck_assert_int_eq(cli("ca-admin", other_type), 1);
+	ck_assert_msg(strstr(cli_out, "not key.generate of key quorum-gen (ec-p384)"), "%s",
+	              cli_out);
+	ck_assert_int_ne(keyd_client_get_pubkey(c, "quorum-gen-2", &k, &kerr), KEYD_OK);
+
+	/* Approved: it runs once, names its approvers, and is executed and audited. */
+	ck_assert_msg(cli("ca-admin", gen) == 0, "%s", cli_out);
+	ck_assert_msg(strstr(cli_out, "(key.generate) by ca-admin, approved by ca-admin-2") &&
+	                  strstr(cli_out, "BEGIN PUBLIC KEY"),
+	              "%s", cli_out);
+	ck_assert_int_eq(keyd_client_get_pubkey(c, "quorum-gen", &k, &kerr), KEYD_OK);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM approval_requests WHERE id = %lld AND state = 'executed'",
+	         id);
+	ck_assert_int_eq(count(sql), 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE action = 'approval.execute'"
+	         " AND object = 'approval/%lld' AND outcome = 'success'"
+	         " AND detail LIKE '%%generated key quorum-gen (ec-p256)%%'",
+	         id);
+	ck_assert_int_eq(count(sql), 1);
+	/* Spent: a second run finds no approved request. */
+	ck_assert_int_eq(cli("ca-admin", gen), 1);
+	ck_assert_msg(strstr(cli_out, "no approved request is for key quorum-gen"), "%s", cli_out);
+	keyd_client_free(c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("approvals");
@@ -1505,6 +1587,7 @@ int main(void)
 	tcase_add_test(tc, restore_unwraps_only_under_an_approval);
 	tcase_add_test(tc, key_recovery_needs_an_archived_key_and_a_second_officer);
 	tcase_add_test(tc, recover_writes_the_archived_key_under_two_officers_once);
+	tcase_add_test(tc, key_generation_runs_only_under_an_approval_for_that_key);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("plain");
 	tcase_add_unchecked_fixture(tc, plain_start, cad_stop);
