@@ -1,10 +1,13 @@
 /* keyd's wrap and unwrap operations (backups' data keys) against a real keyd and SoftHSM: AES
  * key generation, round trips, authentication failures, label binding, and the ACL. */
 #include <check.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -229,6 +232,117 @@ START_TEST(secrets_outside_1_to_512_bytes_are_refused)
 }
 END_TEST
 
+/* What the recovery officer's uid (the unprivileged "nobody" here) may do with the archive key,
+ * in a child process: unwrap blob and compare it with want, then try to wrap and to sign. The
+ * exit status: 0 when unwrap gave want back and wrap and sign were refused; 10 + the unwrap's
+ * keyd status when it failed; 20 / 30 when wrap / sign were not refused. */
+static int as_recovery_officer(const uint8_t *blob, size_t blen, const uint8_t *want, size_t wlen)
+{
+	struct passwd *pw = getpwnam("nobody");
+	pid_t pid;
+	int st;
+
+	ck_assert_ptr_nonnull(pw);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct keyd_client *c;
+		struct keyd_err err;
+		uint8_t back[KEYD_WRAP_BLOB_MAX], b2[KEYD_WRAP_BLOB_MAX], sig[512];
+		size_t backlen = sizeof(back), b2len = sizeof(b2), siglen = sizeof(sig);
+		int r;
+		if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+			_exit(120);
+		c = keyd_client_new(h.socket, 3000);
+		if (!c)
+			_exit(121);
+		r = keyd_client_unwrap(c, "key-archive-2026", blob, blen, back, &backlen, &err);
+		if (r != KEYD_OK || backlen != wlen || memcmp(back, want, wlen))
+			_exit(10 + (r > 9 ? 9 : r));
+		if (keyd_client_wrap(c, "key-archive-2026", want, wlen, b2, &b2len, &err) !=
+		    KEYD_E_DENIED)
+			_exit(20);
+		if (keyd_client_sign(c, "issuing", KEYD_ALG_ECDSA, KEYD_HASH_SHA256, 0, want, 32,
+		                     sig, &siglen, &err) != KEYD_E_DENIED)
+			_exit(30);
+		keyd_client_free(c);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* The archive key's grants as deploy/keyd.example.yaml gives them (docs/key-recovery.md):
+ * hsmca-cad may wrap with key-archive-2026 and not unwrap (nor sign with the CA key it has
+ * no grant on); the recovery officer's uid may unwrap and nothing else; a uid with no grant
+ * (the recovery officer while the example leaves that grant out) can do neither. The approval
+ * that gates `hsmca recover` itself is the approvals suite's. */
+START_TEST(archive_key_is_wrap_only_for_cad_and_unwrap_only_for_recovery)
+{
+	struct keyd_key k;
+	struct keyd_err err;
+	struct passwd *pw = getpwnam("nobody");
+	uint8_t dk[32], blob[KEYD_WRAP_BLOB_MAX], back[KEYD_WRAP_BLOB_MAX];
+	size_t blen = sizeof(blob), backlen = sizeof(back);
+	char yaml[1024];
+
+	ck_assert_ptr_nonnull(pw);
+	for (size_t i = 0; i < sizeof(dk); i++)
+		dk[i] = (uint8_t)(0xa5 ^ i);
+	gen_aes("key-archive-2026", &k);
+	ck_assert_int_eq(
+	    keyd_client_generate(cli, "issuing", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err), KEYD_OK);
+	snprintf(yaml, sizeof(yaml),
+	         "  - name: cad\n"
+	         "    uid: %u\n"
+	         "    grants:\n"
+	         "      - keys: [issuing]\n"
+	         "        operations: [get-public-key, sign]\n"
+	         "        kinds: [certificate]\n"
+	         "      - keys: [key-archive-2026]\n"
+	         "        operations: [wrap]\n"
+	         "      - keys: [\"*\"]\n"
+	         "        operations: [status]\n"
+	         "  - name: recovery-officer\n"
+	         "    uid: %u\n"
+	         "    grants:\n"
+	         "      - keys: [key-archive-2026]\n"
+	         "        operations: [unwrap]\n",
+	         (unsigned)getuid(), (unsigned)pw->pw_uid);
+	ck_assert_int_eq(harness_keyd_stop(&h), 0);
+	ck_assert_int_eq(harness_write_config(&h, &(struct harness_opts){.clients_yaml = yaml}), 0);
+	ck_assert_int_eq(harness_keyd_start(&h), 0);
+
+	/* cad: wrap, as archival does; its unwrap is refused by keyd, by name. */
+	ck_assert_int_eq(
+	    keyd_client_wrap(cli, "key-archive-2026", dk, sizeof(dk), blob, &blen, &err), KEYD_OK);
+	ck_assert_int_eq(
+	    keyd_client_unwrap(cli, "key-archive-2026", blob, blen, back, &backlen, &err),
+	    KEYD_E_DENIED);
+	ck_assert(harness_log_contains(&h, "operation unwrap not granted to client cad"));
+	ck_assert_int_eq(keyd_client_generate(cli, "cad-made", KEYD_KEY_AES, 256, &k, &err),
+	                 KEYD_E_DENIED);
+
+	/* The recovery officer: unwraps what cad wrapped, and may not wrap or sign. */
+	ck_assert_int_eq(as_recovery_officer(blob, blen, dk, sizeof(dk)), 0);
+
+	/* Without the recovery grant (the example's default), nobody but cad is a client: the
+	 * officer's uid unwraps nothing. */
+	snprintf(yaml, sizeof(yaml),
+	         "  - name: cad\n"
+	         "    uid: %u\n"
+	         "    grants:\n"
+	         "      - keys: [key-archive-2026]\n"
+	         "        operations: [wrap]\n",
+	         (unsigned)getuid());
+	ck_assert_int_eq(harness_keyd_stop(&h), 0);
+	ck_assert_int_eq(harness_write_config(&h, &(struct harness_opts){.clients_yaml = yaml}), 0);
+	ck_assert_int_eq(harness_keyd_start(&h), 0);
+	ck_assert_int_eq(as_recovery_officer(blob, blen, dk, sizeof(dk)), 10 + KEYD_E_DENIED);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("keyd-wrap");
@@ -244,6 +358,7 @@ int main(void)
 	tcase_add_test(tc, a_blob_is_bound_to_its_key_label);
 	tcase_add_test(tc, wrap_and_unwrap_are_granted_by_name_per_key);
 	tcase_add_test(tc, secrets_outside_1_to_512_bytes_are_refused);
+	tcase_add_test(tc, archive_key_is_wrap_only_for_cad_and_unwrap_only_for_recovery);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
