@@ -32,7 +32,8 @@ static void usage(FILE *f)
 	           "  quorum init ...             split the PIN into custodians' shares (--help)\n"
 	           "  unseal [--passphrase-file F] SHARE_FILE\n"
 	           "                              present a custodian's share to a sealed keyd\n"
-	           "                              (a share under a passphrase: F, else typed)\n"
+	           "                              (a share under a passphrase: F, else the file\n"
+	           "                              $HSMCA_SHARE_PASSPHRASE_FILE names, else typed)\n"
 	           "  seal                        drop keyd's login and forget the PIN\n"
 	           "The socket defaults to $HSMCA_KEYD_SOCKET.\n");
 }

@@ -136,6 +136,7 @@ static void usage_init(FILE *f)
 	fprintf(f, "usage: hsmca keyd quorum init --custodians A,B,C --threshold M --out DIR\n"
 	           "         [--pin-file FILE] [--users U1,U2,U3] [--sealers S1,...]\n"
 	           "         [--encrypt [--passphrase-files F1,F2,F3]]\n"
+	           "         [--passphrase-file NAME=FILE]...\n"
 	           "Splits the token PIN (from --pin-file, else typed at the terminal) into one\n"
 	           "share per custodian, any M of which unseal keyd, and writes DIR/NAME.share\n"
 	           "(mode 0600) for each and DIR/quorum.yaml, the lines keyd's configuration\n"
@@ -143,6 +144,9 @@ static void usage_init(FILE *f)
 	           "default the custodian's name); --sealers the users who may seal keyd.\n"
 	           "--encrypt puts each share under its custodian's passphrase (scrypt and\n"
 	           "AES-256-GCM), typed at the terminal or read from --passphrase-files.\n"
+	           "--passphrase-file NAME=FILE (once per custodian, optional) puts only that\n"
+	           "custodian's share under the passphrase in FILE; the others stay in the clear\n"
+	           "unless --encrypt is also given.\n"
 	           "See docs/quorum.md.\n");
 }
 
@@ -157,12 +161,16 @@ static int quorum_init(int argc, char **argv)
 	    {"sealers", required_argument, NULL, 's'},
 	    {"encrypt", no_argument, NULL, 'e'},
 	    {"passphrase-files", required_argument, NULL, 'f'},
+	    {"passphrase-file", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	char cbuf[2048] = "", ubuf[2048] = "", sbuf[2048] = "", fbuf[8192] = "";
 	const char *passfiles[QUORUM_MAX_SHARES + 1];
-	unsigned nf = 0;
+	/* --passphrase-file NAME=FILE: pf_name[i] (in pf_buf) and pf_file[i]. */
+	static char pf_buf[QUORUM_MAX_SHARES][4096];
+	const char *pf_name[QUORUM_MAX_SHARES], *pf_file[QUORUM_MAX_SHARES];
+	unsigned nf = 0, npf = 0;
 	int encrypt = 0;
 	static char pass[QUORUM_PASS_MAX + 2], box[QUORUM_BOX_MAX];
 	const char *names[QUORUM_MAX_SHARES + 1], *users[QUORUM_MAX_SHARES + 1],
@@ -213,6 +221,28 @@ static int quorum_init(int argc, char **argv)
 			encrypt = 1;
 			snprintf(fbuf, sizeof(fbuf), "%s", optarg);
 			break;
+		case 'F': {
+			char *eq;
+			if (npf >= QUORUM_MAX_SHARES) {
+				fprintf(stderr,
+				        "hsmca keyd quorum init: --passphrase-file: at most %d\n",
+				        QUORUM_MAX_SHARES);
+				return 2;
+			}
+			snprintf(pf_buf[npf], sizeof(pf_buf[npf]), "%s", optarg);
+			eq = strchr(pf_buf[npf], '=');
+			if (!eq || eq == pf_buf[npf] || !eq[1]) {
+				fprintf(stderr,
+				        "hsmca keyd quorum init: --passphrase-file takes "
+				        "CUSTODIAN=FILE, not \"%s\"\n",
+				        optarg);
+				return 2;
+			}
+			*eq = 0;
+			pf_name[npf] = pf_buf[npf];
+			pf_file[npf++] = eq + 1;
+			break;
+		}
 		case 'h':
 			usage_init(stdout);
 			return 0;
@@ -253,6 +283,32 @@ static int quorum_init(int argc, char **argv)
 		    stderr,
 		    "hsmca keyd quorum init: --passphrase-files names one file per custodian\n");
 		return 2;
+	}
+	if (fbuf[0] && npf) {
+		fprintf(stderr, "hsmca keyd quorum init: give --passphrase-files or "
+		                "--passphrase-file NAME=FILE, not both\n");
+		return 2;
+	}
+	for (unsigned i = 0; i < npf; i++) {
+		unsigned k = 0;
+		while (k < n && strcmp(names[k], pf_name[i]) != 0)
+			k++;
+		if (k == n) {
+			fprintf(
+			    stderr,
+			    "hsmca keyd quorum init: --passphrase-file %s=...: \"%s\" is not one "
+			    "of the --custodians\n",
+			    pf_name[i], pf_name[i]);
+			return 2;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(pf_name[j], pf_name[i])) {
+				fprintf(
+				    stderr,
+				    "hsmca keyd quorum init: --passphrase-file names %s twice\n",
+				    pf_name[i]);
+				return 2;
+			}
 	}
 	if (sbuf[0] && split_list(sbuf, sealers, QUORUM_MAX_SHARES, &ns) != 0) {
 		fprintf(stderr, "hsmca keyd quorum init: --sealers: a list of users\n");
@@ -325,14 +381,19 @@ static int quorum_init(int argc, char **argv)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
 		int len = quorum_share_format(&sh[i], 1, text, sizeof(text));
-		const char *body = text;
+		const char *body = text, *own = NULL;
+		for (unsigned k = 0; k < npf; k++)
+			if (!strcmp(pf_name[k], names[i]))
+				own = pf_file[k];
+		if (nf)
+			own = passfiles[i];
 		snprintf(path, sizeof(path), "%s/%s.share", out, names[i]);
-		if (len > 0 && encrypt) {
+		if (len > 0 && (encrypt || own)) {
 			char what[QUORUM_NAME_MAX + 32];
 			snprintf(what, sizeof(what), "passphrase for %s", names[i]);
-			if (nf ? file_secret("hsmca keyd quorum init", what, passfiles[i], pass,
-			                     sizeof(pass))
-			       : tty_secret("hsmca keyd quorum init", what, 1, pass, sizeof(pass)))
+			if (own ? file_secret("hsmca keyd quorum init", what, own, pass,
+			                      sizeof(pass))
+			        : tty_secret("hsmca keyd quorum init", what, 1, pass, sizeof(pass)))
 				goto out;
 			len = quorum_box_seal(text, (size_t)len, names[i], pass, box, sizeof(box),
 			                      err, sizeof(err));
@@ -396,6 +457,9 @@ int cmd_keyd_quorum(struct keyd_client *c, const char *cmd, int argc, char **arg
 			fprintf(stderr, "usage: hsmca keyd unseal SHARE_FILE\n");
 			return 2;
 		}
+		/* For scripts: the passphrase's file in the environment, as --passphrase-file. */
+		if (!passfile)
+			passfile = getenv("HSMCA_SHARE_PASSPHRASE_FILE");
 		f = fopen(argv[0], "re");
 		if (!f) {
 			fprintf(stderr, "hsmca keyd unseal: %s: %s\n", argv[0], strerror(errno));

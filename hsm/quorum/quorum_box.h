@@ -4,14 +4,18 @@
  * by hsmca on the custodian's side (hsmca keyd unseal asks for the passphrase); keyd only ever
  * sees the share itself.
  *
- *   hsmca-quorum-share-encrypted v1
+ *   hsmca-quorum-share-encrypted v2
  *   custodian: NAME
  *   kdf: scrypt-n32768-r8-p1
  *   salt: 32 hex digits
  *   nonce: 24 hex digits
+ *   check: 32 hex digits
  *   data: hex of the ciphertext and the 16-byte tag
  *
- * Every line above "data:" is the associated data. At most QUORUM_BOX_MAX bytes.
+ * Every line above "data:" is the associated data. scrypt derives 64 bytes: the AES key, and
+ * a key whose HMAC-SHA256 of a fixed label (cut to 16 bytes) is "check", so that a wrong
+ * passphrase is told from a changed file. v1 (written before; no check line, 32 derived
+ * bytes) is still opened. At most QUORUM_BOX_MAX bytes.
  */
 #ifndef HSMCA_QUORUM_BOX_H
 #define HSMCA_QUORUM_BOX_H
@@ -28,7 +32,9 @@
 
 /* An envelope as read, before any key is derived. */
 struct qbox {
+	int version; /* 1 or 2 */
 	char custodian[QUORUM_NAME_MAX + 1];
+	uint8_t check[16]; /* v2 */
 	uint8_t salt[16], nonce[12];
 	uint8_t ct[QUORUM_FILE_MAX + 16]; /* ciphertext, then the tag */
 	size_t ctlen;                     /* without the tag */
@@ -45,8 +51,9 @@ int quorum_box_is(const char *text, size_t len);
 int quorum_box_seal(const char *share, size_t len, const char *custodian, const char *pass,
                     char *out, size_t cap, char *err, size_t errlen);
 /* Open an envelope: the share file's text in out (cap at least QUORUM_FILE_MAX), its length
- * returned; -1 with err ("... does not parse: ...", or "share of NAME: wrong passphrase, or the
- * file is corrupted"). */
+ * returned; -1 with err ("... does not parse: ...", "share of NAME: wrong passphrase", "share
+ * of NAME: the file was changed or is corrupted ..."; v1: "share of NAME: wrong passphrase, or
+ * the file is corrupted"). */
 int quorum_box_open(const char *text, size_t len, const char *pass, char *out, size_t cap,
                     char *err, size_t errlen);
 

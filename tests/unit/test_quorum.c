@@ -406,23 +406,36 @@ START_TEST(encrypted_share_round_trips_and_refuses)
 	ck_assert_int_eq(
 	    quorum_box_open(box, (size_t)b, "correct horsf", out, sizeof(out), err, sizeof(err)),
 	    -1);
-	ck_assert_str_eq(err, "share of custodian-2: wrong passphrase, or the file is corrupted");
-	/* One hex digit of the data, and the custodian line (associated data). */
+	ck_assert_str_eq(err, "share of custodian-2: wrong passphrase");
+	/* One hex digit of the data, and the custodian line (associated data): the passphrase is
+	 * right, so the change is what is named. */
 	{
-		char *d = strstr(box, "data: ") + 10;
+		char *d = strstr(box, "data: ") + 10, was = *d;
 		*d = *d == '0' ? '1' : '0';
 		ck_assert_int_eq(quorum_box_open(box, (size_t)b, "correct horse", out, sizeof(out),
 		                                 err, sizeof(err)),
 		                 -1);
-		ck_assert_ptr_nonnull(strstr(err, "wrong passphrase, or the file is corrupted"));
-		*d = *d == '0' ? '1' : '0';
+		ck_assert_ptr_nonnull(strstr(err, "share of custodian-2: the file was changed"));
+		*d = was;
 		d = strstr(box, "custodian-2");
 		d[10] = '3';
 		ck_assert_int_eq(quorum_box_open(box, (size_t)b, "correct horse", out, sizeof(out),
 		                                 err, sizeof(err)),
 		                 -1);
-		ck_assert_str_eq(
-		    err, "share of custodian-3: wrong passphrase, or the file is corrupted");
+		ck_assert_ptr_nonnull(strstr(err, "share of custodian-3: the file was changed"));
+		d[10] = '2';
+		/* A changed check value reads as a wrong passphrase (it is what the check is). */
+		d = strstr(box, "check: ") + 7;
+		was = *d;
+		*d = *d == '0' ? '1' : '0';
+		ck_assert_int_eq(quorum_box_open(box, (size_t)b, "correct horse", out, sizeof(out),
+		                                 err, sizeof(err)),
+		                 -1);
+		ck_assert_str_eq(err, "share of custodian-2: wrong passphrase");
+		*d = was;
+		ck_assert_int_eq(quorum_box_open(box, (size_t)b, "correct horse", out, sizeof(out),
+		                                 err, sizeof(err)),
+		                 n);
 	}
 	/* Every truncation says it does not parse. */
 	for (int i = 0; i < b; i += 7) {
@@ -435,6 +448,49 @@ START_TEST(encrypted_share_round_trips_and_refuses)
 	                                 err, sizeof(err)),
 	                 -1);
 	ck_assert_str_eq(err, "a passphrase is 8-1024 bytes");
+}
+END_TEST
+
+/* Shares encrypted before the check line (v1) still open; their failures stay undivided. */
+START_TEST(encrypted_share_v1_still_opens)
+{
+	static const char v1[] =
+	    "hsmca-quorum-share-encrypted v1\n"
+	    "custodian: custodian-2\n"
+	    "kdf: scrypt-n32768-r8-p1\n"
+	    "salt: dd6d0cb1f62a030060a2f2e081d1c26b\n"
+	    "nonce: 07892143988f52df6f597938\n"
+	    "data: "
+	    "7d59b3205afff7e2dde52d8b154ecd7bfd15aeb954b0e0bf821f4a60f168808f951921da78a6625116cb78"
+	    "985116c9ac6a9abcc4fe7b532d8c1b347a067d2274ce6349456292fcdad13896737f6de2b4b7fa1cee14c4"
+	    "056b16054db4c1119b82842fb4e1eb2f0cdfa95bf08c402ddba8c782ddb1140b44edce550c8a5eba3cc96a"
+	    "2cdcc6d474291f8893f6332e4b01eedcb3b89e4c22dcf73ab747bbc3ffd98b9443417b9a26efeff6ce60af"
+	    "18346205e2641f7cadec93a7b3f44719a2c39309dc837dc6e92e20dca8f64beca51f9c6e95814d4c99f6e5"
+	    "f1667138ac30282a2c77b036e77c0ea0721c8d9b895dcdc508f12f99baa36b1613728f9a6e89a5c8b2c599"
+	    "a534c48d727b6e6c2030871c6ff54f016314568e7cb3c903a07a2e6a9d598ce94a07ba6bbda34d47b955ec"
+	    "547cf761a08039412aafcc796ded4e5f37f86bc19c4bfb011b560dbf32d894855882d8938f60cdff2c3f70"
+	    "45c84e0e9c464a137b6a81417ae559bf63d1571ac7a6b83c05684e3d43cb736b37c3f8c1fc26be603b2caa"
+	    "9fc4ddfe38af9eb7eb29d080bed8d8e0e2cc99bca2944a022d28b717f8e09f318317ae4929c1bb8587af9f"
+	    "6bf8b99679a4f103b054598f30c31df46d742fa7bf387dca2d598db67cb826587eea9dff4c4e6ece4b6b4e"
+	    "026665cb6d9478207732d2316b96280ed58a595d767c9ead98147f54d4f3cba14b0202fc24a62a9c2f4efb"
+	    "4cf0f9d519117336f8907b5b0a11f158c279ab8982\n";
+	char err[256], out[QUORUM_FILE_MAX], copy[sizeof(v1)];
+	int o;
+
+	o = quorum_box_open(v1, sizeof(v1) - 1, "correct horse", out, sizeof(out), err,
+	                    sizeof(err));
+	ck_assert_msg(o == 521, "%s", err);
+	ck_assert(!strncmp(out, "hsmca-quorum-share v1\n", 22));
+	ck_assert_int_eq(quorum_box_open(v1, sizeof(v1) - 1, "correct horsf", out, sizeof(out), err,
+	                                 sizeof(err)),
+	                 -1);
+	ck_assert_str_eq(err, "share of custodian-2: wrong passphrase, or the file is corrupted");
+	memcpy(copy, v1, sizeof(v1));
+	copy[30] = '3'; /* "v3": no such version */
+	ck_assert_int_eq(quorum_box_open(copy, sizeof(v1) - 1, "correct horse", out, sizeof(out),
+	                                 err, sizeof(err)),
+	                 -1);
+	ck_assert_ptr_nonnull(strstr(err, "does not parse"));
 }
 END_TEST
 
@@ -460,6 +516,7 @@ int main(void)
 	tcase_add_test(tc, malformed_share_files_say_why);
 	tcase_add_test(tc, make_refuses_bad_quorums);
 	tcase_add_test(tc, encrypted_share_round_trips_and_refuses);
+	tcase_add_test(tc, encrypted_share_v1_still_opens);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
