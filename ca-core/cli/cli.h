@@ -7,7 +7,7 @@ int cmd_keyd(int argc, char **argv);
 struct keyd_client;
 struct keyd_quorum_status;
 int cmd_keyd_quorum(struct keyd_client *c, const char *cmd, int argc, char **argv,
-                    const char *passfile);
+                    const char *passfile, const char *keyfile);
 void cmd_keyd_print_quorum(const struct keyd_quorum_status *q);
 int cmd_db(int argc, char **argv);
 int cmd_ceremony(int argc, char **argv);

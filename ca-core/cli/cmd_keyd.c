@@ -30,10 +30,12 @@ static void usage(FILE *f)
 	           "                              (the newest, or ID); C: where the approvals are\n"
 	           "                              (libpq; default PGHOST/PGDATABASE)\n"
 	           "  quorum init ...             split the PIN into custodians' shares (--help)\n"
-	           "  unseal [--passphrase-file F] SHARE_FILE\n"
+	           "  unseal [--passphrase-file F | --key KEY] SHARE_FILE\n"
 	           "                              present a custodian's share to a sealed keyd\n"
 	           "                              (a share under a passphrase: F, else the file\n"
-	           "                              $HSMCA_SHARE_PASSPHRASE_FILE names, else typed)\n"
+	           "                              $HSMCA_SHARE_PASSPHRASE_FILE names, else typed;\n"
+	           "                              a share under a certificate's key: the\n"
+	           "                              private KEY, or $HSMCA_SHARE_KEY_FILE)\n"
 	           "  seal                        drop keyd's login and forget the PIN\n"
 	           "The socket defaults to $HSMCA_KEYD_SOCKET.\n");
 }
@@ -185,12 +187,13 @@ int cmd_keyd(int argc, char **argv)
 	    {"type", required_argument, NULL, 't'},
 	    {"passphrase-file", required_argument, NULL, 'P'},
 	    {"approval", required_argument, NULL, 'a'},
+	    {"key", required_argument, NULL, 'k'},
 	    {"database", required_argument, NULL, 'd'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *sock = NULL, *label = NULL, *type = NULL, *cmd, *passfile = NULL;
-	const char *database = NULL, *approval = NULL;
+	const char *database = NULL, *approval = NULL, *keyfile = NULL;
 	struct keyd_client *c;
 	struct keyd_err err = {0};
 	char fl[128];
@@ -214,6 +217,9 @@ int cmd_keyd(int argc, char **argv)
 		case 'a':
 			approval = optarg;
 			break;
+		case 'k':
+			keyfile = optarg;
+			break;
 		case 'd':
 			database = optarg;
 			break;
@@ -232,7 +238,7 @@ int cmd_keyd(int argc, char **argv)
 	cmd = argv[optind++];
 	/* quorum init has options of its own and needs no keyd. */
 	if (!strcmp(cmd, "quorum"))
-		return cmd_keyd_quorum(NULL, cmd, argc - optind, argv + optind, NULL);
+		return cmd_keyd_quorum(NULL, cmd, argc - optind, argv + optind, NULL, NULL);
 	/* Options may also follow the command. */
 	while ((o = getopt_long(argc, argv, "s:l:t:h", opts, NULL)) != -1) {
 		if (o == 's')
@@ -245,6 +251,8 @@ int cmd_keyd(int argc, char **argv)
 			passfile = optarg;
 		else if (o == 'a')
 			approval = optarg;
+		else if (o == 'k')
+			keyfile = optarg;
 		else if (o == 'd')
 			database = optarg;
 		else {
@@ -258,7 +266,7 @@ int cmd_keyd(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(cmd, "unseal") || !strcmp(cmd, "seal")) {
-		rc = cmd_keyd_quorum(c, cmd, argc - optind, argv + optind, passfile);
+		rc = cmd_keyd_quorum(c, cmd, argc - optind, argv + optind, passfile, keyfile);
 		keyd_client_free(c);
 		return rc;
 	}

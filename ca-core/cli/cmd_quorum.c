@@ -15,11 +15,14 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "cli.h"
 #include "keyd_client.h"
 #include "quorum.h"
 #include "quorum_box.h"
+#include "quorum_cms.h"
 
 /* A comma-separated list into at most max entries of buf (names point into buf). */
 static int split_list(char *buf, const char **out, unsigned max, unsigned *n)
@@ -131,12 +134,99 @@ static int write_new(const char *path, mode_t mode, const char *text, size_t len
 	return 0;
 }
 
+/* NAME=FILE options given once per custodian (--passphrase-file, --recipient-cert). */
+struct pairs {
+	char buf[QUORUM_MAX_SHARES][4096];
+	const char *name[QUORUM_MAX_SHARES], *file[QUORUM_MAX_SHARES];
+	unsigned n;
+};
+
+/* Add optarg of option opt to ps; 0, or -1 with a message on stderr. */
+static int pair_add(struct pairs *ps, const char *opt, const char *arg)
+{
+	char *eq;
+
+	if (ps->n >= QUORUM_MAX_SHARES) {
+		fprintf(stderr, "hsmca keyd quorum init: --%s: at most %d\n", opt,
+		        QUORUM_MAX_SHARES);
+		return -1;
+	}
+	snprintf(ps->buf[ps->n], sizeof(ps->buf[ps->n]), "%s", arg);
+	eq = strchr(ps->buf[ps->n], '=');
+	if (!eq || eq == ps->buf[ps->n] || !eq[1]) {
+		fprintf(stderr, "hsmca keyd quorum init: --%s takes CUSTODIAN=FILE, not \"%s\"\n",
+		        opt, arg);
+		return -1;
+	}
+	*eq = 0;
+	ps->name[ps->n] = ps->buf[ps->n];
+	ps->file[ps->n++] = eq + 1;
+	return 0;
+}
+
+/* Every name of ps is one of the n custodians, once. 0, or -1 with a message on stderr. */
+static int pairs_check(const struct pairs *ps, const char *opt, const char *const *names,
+                       unsigned n)
+{
+	for (unsigned i = 0; i < ps->n; i++) {
+		unsigned k = 0;
+		while (k < n && strcmp(names[k], ps->name[i]) != 0)
+			k++;
+		if (k == n) {
+			fprintf(stderr,
+			        "hsmca keyd quorum init: --%s %s=...: \"%s\" is not one of the "
+			        "--custodians\n",
+			        opt, ps->name[i], ps->name[i]);
+			return -1;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(ps->name[j], ps->name[i])) {
+				fprintf(stderr, "hsmca keyd quorum init: --%s names %s twice\n",
+				        opt, ps->name[i]);
+				return -1;
+			}
+	}
+	return 0;
+}
+
+/* The FILE ps gives custodian name, or NULL. */
+static const char *pair_of(const struct pairs *ps, const char *name)
+{
+	for (unsigned i = 0; i < ps->n; i++)
+		if (!strcmp(ps->name[i], name))
+			return ps->file[i];
+	return NULL;
+}
+
+/* Encrypt share text (len bytes) for custodian name to the certificate in path, into out. Its
+ * length, or -1 with a message on stderr. */
+static int seal_to_cert(const char *name, const char *path, const char *text, int len, char *out,
+                        size_t cap)
+{
+	FILE *f = fopen(path, "re");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	char err[256];
+	int n = -1;
+
+	if (f)
+		fclose(f);
+	if (!x)
+		fprintf(stderr,
+		        "hsmca keyd quorum init: --recipient-cert %s: %s is not a PEM "
+		        "certificate\n",
+		        name, path);
+	else if ((n = quorum_cms_seal(text, (size_t)len, x, out, cap, err, sizeof(err))) < 0)
+		fprintf(stderr, "hsmca keyd quorum init: %s: %s\n", name, err);
+	X509_free(x);
+	return n;
+}
+
 static void usage_init(FILE *f)
 {
 	fprintf(f, "usage: hsmca keyd quorum init --custodians A,B,C --threshold M --out DIR\n"
 	           "         [--pin-file FILE] [--users U1,U2,U3] [--sealers S1,...]\n"
 	           "         [--encrypt [--passphrase-files F1,F2,F3]]\n"
-	           "         [--passphrase-file NAME=FILE]...\n"
+	           "         [--passphrase-file NAME=FILE]... [--recipient-cert NAME=CERT]...\n"
 	           "Splits the token PIN (from --pin-file, else typed at the terminal) into one\n"
 	           "share per custodian, any M of which unseal keyd, and writes DIR/NAME.share\n"
 	           "(mode 0600) for each and DIR/quorum.yaml, the lines keyd's configuration\n"
@@ -147,6 +237,9 @@ static void usage_init(FILE *f)
 	           "--passphrase-file NAME=FILE (once per custodian, optional) puts only that\n"
 	           "custodian's share under the passphrase in FILE; the others stay in the clear\n"
 	           "unless --encrypt is also given.\n"
+	           "--recipient-cert NAME=CERT puts that custodian's share under the public key\n"
+	           "of the PEM certificate CERT (EC or RSA; CMS AuthEnvelopedData, AES-256-GCM);\n"
+	           "the custodian unseals it with hsmca keyd unseal --key KEY.\n"
 	           "See docs/quorum.md.\n");
 }
 
@@ -162,17 +255,16 @@ static int quorum_init(int argc, char **argv)
 	    {"encrypt", no_argument, NULL, 'e'},
 	    {"passphrase-files", required_argument, NULL, 'f'},
 	    {"passphrase-file", required_argument, NULL, 'F'},
+	    {"recipient-cert", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	char cbuf[2048] = "", ubuf[2048] = "", sbuf[2048] = "", fbuf[8192] = "";
 	const char *passfiles[QUORUM_MAX_SHARES + 1];
-	/* --passphrase-file NAME=FILE: pf_name[i] (in pf_buf) and pf_file[i]. */
-	static char pf_buf[QUORUM_MAX_SHARES][4096];
-	const char *pf_name[QUORUM_MAX_SHARES], *pf_file[QUORUM_MAX_SHARES];
-	unsigned nf = 0, npf = 0;
+	static struct pairs pf, rc_; /* --passphrase-file, --recipient-cert */
+	unsigned nf = 0;
 	int encrypt = 0;
-	static char pass[QUORUM_PASS_MAX + 2], box[QUORUM_BOX_MAX];
+	static char pass[QUORUM_PASS_MAX + 2], box[QUORUM_BOX_MAX], cms[QUORUM_CMS_MAX];
 	const char *names[QUORUM_MAX_SHARES + 1], *users[QUORUM_MAX_SHARES + 1],
 	    *sealers[QUORUM_MAX_SHARES + 1];
 	unsigned n = 0, nu = 0, ns = 0;
@@ -221,28 +313,14 @@ static int quorum_init(int argc, char **argv)
 			encrypt = 1;
 			snprintf(fbuf, sizeof(fbuf), "%s", optarg);
 			break;
-		case 'F': {
-			char *eq;
-			if (npf >= QUORUM_MAX_SHARES) {
-				fprintf(stderr,
-				        "hsmca keyd quorum init: --passphrase-file: at most %d\n",
-				        QUORUM_MAX_SHARES);
+		case 'F':
+			if (pair_add(&pf, "passphrase-file", optarg))
 				return 2;
-			}
-			snprintf(pf_buf[npf], sizeof(pf_buf[npf]), "%s", optarg);
-			eq = strchr(pf_buf[npf], '=');
-			if (!eq || eq == pf_buf[npf] || !eq[1]) {
-				fprintf(stderr,
-				        "hsmca keyd quorum init: --passphrase-file takes "
-				        "CUSTODIAN=FILE, not \"%s\"\n",
-				        optarg);
-				return 2;
-			}
-			*eq = 0;
-			pf_name[npf] = pf_buf[npf];
-			pf_file[npf++] = eq + 1;
 			break;
-		}
+		case 'R':
+			if (pair_add(&rc_, "recipient-cert", optarg))
+				return 2;
+			break;
 		case 'h':
 			usage_init(stdout);
 			return 0;
@@ -284,32 +362,22 @@ static int quorum_init(int argc, char **argv)
 		    "hsmca keyd quorum init: --passphrase-files names one file per custodian\n");
 		return 2;
 	}
-	if (fbuf[0] && npf) {
+	if (fbuf[0] && pf.n) {
 		fprintf(stderr, "hsmca keyd quorum init: give --passphrase-files or "
 		                "--passphrase-file NAME=FILE, not both\n");
 		return 2;
 	}
-	for (unsigned i = 0; i < npf; i++) {
-		unsigned k = 0;
-		while (k < n && strcmp(names[k], pf_name[i]) != 0)
-			k++;
-		if (k == n) {
-			fprintf(
-			    stderr,
-			    "hsmca keyd quorum init: --passphrase-file %s=...: \"%s\" is not one "
-			    "of the --custodians\n",
-			    pf_name[i], pf_name[i]);
+	if (pairs_check(&pf, "passphrase-file", names, n) ||
+	    pairs_check(&rc_, "recipient-cert", names, n))
+		return 2;
+	for (unsigned i = 0; i < rc_.n; i++)
+		if (encrypt || pair_of(&pf, rc_.name[i])) {
+			fprintf(stderr,
+			        "hsmca keyd quorum init: %s: a share goes under a passphrase or a "
+			        "certificate's key, not both\n",
+			        rc_.name[i]);
 			return 2;
 		}
-		for (unsigned j = 0; j < i; j++)
-			if (!strcmp(pf_name[j], pf_name[i])) {
-				fprintf(
-				    stderr,
-				    "hsmca keyd quorum init: --passphrase-file names %s twice\n",
-				    pf_name[i]);
-				return 2;
-			}
-	}
 	if (sbuf[0] && split_list(sbuf, sealers, QUORUM_MAX_SHARES, &ns) != 0) {
 		fprintf(stderr, "hsmca keyd quorum init: --sealers: a list of users\n");
 		return 2;
@@ -381,14 +449,14 @@ static int quorum_init(int argc, char **argv)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
 		int len = quorum_share_format(&sh[i], 1, text, sizeof(text));
-		const char *body = text, *own = NULL;
-		for (unsigned k = 0; k < npf; k++)
-			if (!strcmp(pf_name[k], names[i]))
-				own = pf_file[k];
-		if (nf)
-			own = passfiles[i];
+		const char *body = text, *own = nf ? passfiles[i] : pair_of(&pf, names[i]),
+		           *cert = pair_of(&rc_, names[i]);
 		snprintf(path, sizeof(path), "%s/%s.share", out, names[i]);
-		if (len > 0 && (encrypt || own)) {
+		if (len > 0 && cert) {
+			if ((len = seal_to_cert(names[i], cert, text, len, cms, sizeof(cms))) < 0)
+				goto out;
+			body = cms;
+		} else if (len > 0 && (encrypt || own)) {
 			char what[QUORUM_NAME_MAX + 32];
 			snprintf(what, sizeof(what), "passphrase for %s", names[i]);
 			if (own ? file_secret("hsmca keyd quorum init", what, own, pass,
@@ -435,8 +503,46 @@ void cmd_keyd_print_quorum(const struct keyd_quorum_status *q)
 }
 
 /* unseal SHARE_FILE, seal: argv[0] is the command. */
+/* A share under a certificate's key (quorum_cms.h) in path, opened with the private key in
+ * keyfile into text (cap bytes). Its length, or -1 with a message on stderr. */
+static int open_cms_share(const char *path, const char *keyfile, char *text, size_t cap)
+{
+	static char pem[QUORUM_CMS_MAX + 1];
+	char e[256];
+	FILE *f;
+	EVP_PKEY *key = NULL;
+	size_t n;
+	int m = -1;
+
+	if (!keyfile) {
+		fprintf(stderr,
+		        "hsmca keyd unseal: %s is under a certificate's key: give the custodian's "
+		        "private key with --key KEY (or $HSMCA_SHARE_KEY_FILE)\n",
+		        path);
+		return -1;
+	}
+	f = fopen(path, "re");
+	n = f ? fread(pem, 1, sizeof(pem), f) : 0;
+	if (f)
+		fclose(f);
+	if ((f = fopen(keyfile, "re"))) {
+		key = PEM_read_PrivateKey(f, NULL, NULL, NULL); /* asks for its passphrase if any */
+		fclose(f);
+	}
+	if (!key)
+		fprintf(stderr,
+		        "hsmca keyd unseal: %s: not a PEM private key (or its passphrase "
+		        "is wrong)\n",
+		        keyfile);
+	else if ((m = quorum_cms_open(pem, n, key, text, cap, e, sizeof(e))) < 0)
+		fprintf(stderr, "hsmca keyd unseal: %s: %s\n", path, e);
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return m;
+}
+
 int cmd_keyd_quorum(struct keyd_client *c, const char *cmd, int argc, char **argv,
-                    const char *passfile)
+                    const char *passfile, const char *keyfile)
 {
 	struct keyd_quorum_status q;
 	struct keyd_err err = {0};
@@ -460,6 +566,8 @@ int cmd_keyd_quorum(struct keyd_client *c, const char *cmd, int argc, char **arg
 		/* For scripts: the passphrase's file in the environment, as --passphrase-file. */
 		if (!passfile)
 			passfile = getenv("HSMCA_SHARE_PASSPHRASE_FILE");
+		if (!keyfile)
+			keyfile = getenv("HSMCA_SHARE_KEY_FILE");
 		f = fopen(argv[0], "re");
 		if (!f) {
 			fprintf(stderr, "hsmca keyd unseal: %s: %s\n", argv[0], strerror(errno));
@@ -467,7 +575,14 @@ int cmd_keyd_quorum(struct keyd_client *c, const char *cmd, int argc, char **arg
 		}
 		n = fread(text, 1, sizeof(text), f);
 		fclose(f);
-		if (n > 0 && quorum_box_is(text, n)) {
+		if (n > 0 && quorum_cms_is(text, n)) {
+			int m = open_cms_share(argv[0], keyfile, text, sizeof(text));
+			if (m < 0) {
+				OPENSSL_cleanse(text, sizeof(text));
+				return 1;
+			}
+			n = (size_t)m;
+		} else if (n > 0 && quorum_box_is(text, n)) {
 			/* Under the custodian's passphrase: opened here, keyd sees the share only.
 			 */
 			static char boxed[QUORUM_BOX_MAX + 1], pass[QUORUM_PASS_MAX + 2];

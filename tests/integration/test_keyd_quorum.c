@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
@@ -716,6 +717,132 @@ START_TEST(per_custodian_passphrase_file_and_environment)
 }
 END_TEST
 
+/* --recipient-cert NAME=CERT puts that custodian's share under the certificate's public key
+ * (CMS): `openssl cms -decrypt` opens it as well as unseal; unseal without a key, or with
+ * another key, is refused by name and presents nothing; with the custodian's key (from
+ * $HSMCA_SHARE_KEY_FILE) it counts, and a clear share completes the quorum. */
+START_TEST(custodian_share_under_a_certificate_key)
+{
+	struct harness_opts o = {0};
+	struct keyd_key k;
+	struct keyd_err err;
+	struct passwd *me = getpwuid(getuid());
+	EVP_PKEY *ck = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256");
+	time_t now = time(NULL);
+	struct harness_cert hc = {.cn = "custodian-2",
+	                          .pub = ck,
+	                          .signer = ck,
+	                          .serial = 7,
+	                          .not_before = now - 60,
+	                          .not_after = now + 86400,
+	                          .md = "SHA256"};
+	X509 *x = harness_make_cert(&hc);
+	char users[256], arg[700], out[600], cmd[2048];
+	const char *shares, *c2, *keyf, *otherf;
+
+	ck_assert_ptr_nonnull(me);
+	ck_assert_ptr_nonnull(x);
+	ck_assert_int_eq(harness_start(&h, &o), 0);
+	cli = keyd_client_new(h.socket, 3000);
+	ck_assert_int_eq(keyd_client_generate(cli, "q-ec", KEYD_KEY_EC, KEYD_CURVE_P256, &k, &err),
+	                 KEYD_OK);
+	harness_write_cert(harness_pathf(h.dir, "custodian-2.pem"), x, 0);
+	keyf = harness_pathf(h.dir, "custodian-2.key");
+	harness_write_key(keyf, ck);
+	otherf = harness_pathf(h.dir, "other.key");
+	harness_write_key(otherf, other);
+	snprintf(arg, sizeof(arg), "custodian-2=%s", harness_pathf(h.dir, "custodian-2.pem"));
+	snprintf(users, sizeof(users), "%s,%s,%s", me->pw_name, me->pw_name, me->pw_name);
+	snprintf(out, sizeof(out), "%s/cli.out", h.dir);
+	shares = harness_pathf(h.dir, "shares");
+	{
+		/* A share under a passphrase and a certificate at once is refused. */
+		const char *a[] = {
+		    "quorum",      "init", "--custodians", "custodian-1,custodian-2,custodian-3",
+		    "--threshold", "2",    "--pin-file",   harness_pathf(h.dir, "pin"),
+		    "--out",       shares, "--encrypt",    "--recipient-cert",
+		    arg,           NULL};
+		ck_assert_int_eq(run_cli(out, a), 2);
+		ck_assert_msg(strstr(harness_slurp(out),
+		                     "custodian-2: a share goes under a "
+		                     "passphrase or a certificate's key, not both"),
+		              "%s", harness_slurp(out));
+	}
+	{
+		const char *a[] = {"quorum",
+		                   "init",
+		                   "--custodians",
+		                   "custodian-1,custodian-2,custodian-3",
+		                   "--threshold",
+		                   "2",
+		                   "--pin-file",
+		                   harness_pathf(h.dir, "pin"),
+		                   "--out",
+		                   shares,
+		                   "--users",
+		                   users,
+		                   "--recipient-cert",
+		                   arg,
+		                   NULL};
+		ck_assert_msg(run_cli(out, a) == 0, "quorum init: %s", harness_slurp(out));
+	}
+	c2 = harness_pathf(shares, "custodian-2.share");
+	ck_assert_ptr_nonnull(strstr(harness_slurp(c2), "-----BEGIN CMS-----\n"));
+	ck_assert_ptr_null(strstr(harness_slurp(c2), "share: "));
+	/* Any CMS tool opens it with the custodian's key: a share file comes out. */
+	snprintf(cmd, sizeof(cmd), "openssl cms -decrypt -inform PEM -in '%s' -inkey '%s'", c2,
+	         keyf);
+	{
+		char *a[] = {"sh", "-c", cmd, NULL};
+		ck_assert_int_eq(harness_run(a, out), 0);
+		ck_assert_msg(!strncmp(harness_slurp(out), "hsmca-quorum-share v1\n", 22), "%s",
+		              harness_slurp(out));
+	}
+	ck_assert_int_eq(harness_keyd_stop(&h), 0);
+	unlink(harness_pathf(h.dir, "pin"));
+	o.activation_yaml = strdup(harness_slurp(harness_pathf(shares, "quorum.yaml")));
+	ck_assert_int_eq(harness_write_config(&h, &o), 0);
+	free((char *)o.activation_yaml);
+	ck_assert_msg(harness_keyd_start(&h) == 0, "%s", harness_slurp(h.log));
+	{
+		const char *a[] = {"unseal", c2, NULL};
+		ck_assert_int_eq(run_cli(out, a), 1);
+		ck_assert_msg(strstr(harness_slurp(out), "give the custodian's private key"), "%s",
+		              harness_slurp(out));
+	}
+	{
+		const char *a[] = {"unseal", "--key", otherf, c2, NULL};
+		ck_assert_int_eq(run_cli(out, a), 1);
+		ck_assert_msg(strstr(harness_slurp(out), "cannot be opened with this key"), "%s",
+		              harness_slurp(out));
+	}
+	{
+		const char *a[] = {"status", NULL};
+		run_cli(out, a);
+		ck_assert_msg(strstr(harness_slurp(out), "shares: 0 of 2 presented"), "%s",
+		              harness_slurp(out));
+	}
+	setenv("HSMCA_SHARE_KEY_FILE", keyf, 1);
+	{
+		const char *a[] = {"unseal", c2, NULL};
+		ck_assert_int_eq(run_cli(out, a), 0);
+		ck_assert_str_eq(
+		    harness_slurp(out),
+		    "1 of 2 shares presented; still expected: custodian-1, custodian-3\n");
+	}
+	unsetenv("HSMCA_SHARE_KEY_FILE");
+	{
+		const char *a[] = {"unseal", harness_pathf(shares, "custodian-1.share"), NULL};
+		ck_assert_int_eq(run_cli(out, a), 0);
+		ck_assert_str_eq(harness_slurp(out), "unsealed\n");
+	}
+	ck_assert_int_eq(sign_once(&err), KEYD_OK);
+	X509_free(x);
+	EVP_PKEY_free(ck);
+	EVP_PKEY_free(other);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("keyd-quorum");
@@ -735,6 +862,7 @@ int main(void)
 	tcase_add_test(tc, pin_is_wiped_from_keyd_memory_after_unseal);
 	tcase_add_test(tc, cli_init_unseal_seal_and_status_with_passphrases);
 	tcase_add_test(tc, per_custodian_passphrase_file_and_environment);
+	tcase_add_test(tc, custodian_share_under_a_certificate_key);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -15,8 +15,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
 #include "quorum.h"
 #include "quorum_box.h"
+#include "quorum_cms.h"
 #include "shamir.h"
 
 START_TEST(field_matches_vault_vectors)
@@ -494,6 +499,82 @@ START_TEST(encrypted_share_v1_still_opens)
 }
 END_TEST
 
+/* A self-signed certificate for key, as a custodian would hand over. */
+static X509 *custodian_cert(EVP_PKEY *key)
+{
+	X509 *x = X509_new();
+
+	ck_assert_ptr_nonnull(x);
+	ck_assert(X509_set_version(x, 2) && ASN1_INTEGER_set(X509_get_serialNumber(x), 1) &&
+	          X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
+	          X509_gmtime_adj(X509_getm_notAfter(x), 3600) && X509_set_pubkey(x, key) &&
+	          X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                                     (const unsigned char *)"custodian-2", -1, -1, 0) &&
+	          X509_set_issuer_name(x, X509_get_subject_name(x)) &&
+	          X509_sign(x, key, EVP_sha256()));
+	return x;
+}
+
+/* A share under a custodian's public key (EC and RSA): opens with that key only; a changed or
+ * trailing byte and a foreign structure are named. */
+START_TEST(public_key_share_round_trips_and_refuses)
+{
+	struct qshare sh[3];
+	struct quorum_ref ref;
+	static char plain[QUORUM_FILE_MAX], cms[QUORUM_CMS_MAX + 64], out[QUORUM_FILE_MAX];
+	char err[256];
+	EVP_PKEY *keys[2] = {EVP_EC_gen("P-256"), EVP_RSA_gen(2048)};
+	EVP_PKEY *other = EVP_EC_gen("P-256");
+	int n, c, o;
+
+	ck_assert_int_eq(quorum_make("1234", 4, 2, 3, names3, sh, &ref, err, sizeof(err)), 0);
+	n = text_of(&sh[1], plain, sizeof(plain));
+	for (int i = 0; i < 2; i++) {
+		X509 *x = custodian_cert(keys[i]);
+		c = quorum_cms_seal(plain, (size_t)n, x, cms, sizeof(cms), err, sizeof(err));
+		ck_assert_msg(c > 0, "%s", err);
+		ck_assert(quorum_cms_is(cms, (size_t)c));
+		ck_assert(!quorum_cms_is(plain, (size_t)n));
+		ck_assert_int_eq(quorum_cms_check(cms, (size_t)c, err, sizeof(err)), 0);
+		o = quorum_cms_open(cms, (size_t)c, keys[i], out, sizeof(out), err, sizeof(err));
+		ck_assert_msg(o == n, "%s", err);
+		ck_assert_mem_eq(out, plain, (size_t)n);
+		/* Another key opens nothing. */
+		ck_assert_int_eq(quorum_cms_open(cms, (size_t)c, i ? keys[0] : other, out,
+		                                 sizeof(out), err, sizeof(err)),
+		                 -1);
+		ck_assert_ptr_nonnull(strstr(err, "cannot be opened with this key"));
+		/* A changed character near the end of the base64 (the ciphertext and tag). */
+		{
+			char *d = strstr(cms, "-----END CMS-----") - 20, was = *d;
+			*d = *d == 'A' ? 'B' : 'A';
+			ck_assert_int_eq(quorum_cms_open(cms, (size_t)c, keys[i], out, sizeof(out),
+			                                 err, sizeof(err)),
+			                 -1);
+			*d = was;
+		}
+		/* Something after it. */
+		cms[c] = 'x';
+		ck_assert_int_eq(quorum_cms_check(cms, (size_t)c + 1, err, sizeof(err)), -1);
+		ck_assert_ptr_nonnull(strstr(err, "data after the CMS"));
+		X509_free(x);
+	}
+	/* A CMS that is no AuthEnvelopedData (a certs-only SignedData would do; here a PEM of
+	 * another name) and an oversized one. */
+	{
+		static const char other_type[] = "-----BEGIN CMS-----\nMAA=\n-----END CMS-----\n";
+		ck_assert_int_eq(
+		    quorum_cms_check(other_type, sizeof(other_type) - 1, err, sizeof(err)), -1);
+	}
+	ck_assert_ptr_nonnull(strstr(err, "does not parse"));
+	ck_assert_int_eq(quorum_cms_check(cms, QUORUM_CMS_MAX + 1, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "at most 8192 bytes"));
+	EVP_PKEY_free(keys[0]);
+	EVP_PKEY_free(keys[1]);
+	EVP_PKEY_free(other);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("quorum");
@@ -517,6 +598,7 @@ int main(void)
 	tcase_add_test(tc, make_refuses_bad_quorums);
 	tcase_add_test(tc, encrypted_share_round_trips_and_refuses);
 	tcase_add_test(tc, encrypted_share_v1_still_opens);
+	tcase_add_test(tc, public_key_share_round_trips_and_refuses);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
