@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -835,7 +836,54 @@ struct validation {
 	char actor[ACME_NAME_MAX + 1];
 };
 
-/* Record a validation's result, with its audit entry. */
+/* Database connections for validations' results, kept between validations: a validation
+ * finishes on a thread of its own, and connecting anew for each result cost a backend's start
+ * per challenge. A connection goes back only when its last use succeeded and libpq still
+ * calls it good; at most RESULT_CONNS are kept, the rest are closed. */
+#define RESULT_CONNS 4
+static pthread_mutex_t result_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct db *result_conns[RESULT_CONNS];
+static size_t n_result_conns;
+
+static struct db *result_db(const struct cad_config *cfg, struct db_err *err)
+{
+	struct db *db = NULL;
+
+	pthread_mutex_lock(&result_mu);
+	if (n_result_conns)
+		db = result_conns[--n_result_conns];
+	pthread_mutex_unlock(&result_mu);
+	if (db && PQstatus(db_pgconn(db)) != CONNECTION_OK) {
+		db_close(db);
+		db = NULL;
+	}
+	if (!db && db_connect(cfg->database, &db, err) != DB_OK)
+		return NULL;
+	return db;
+}
+
+static void result_db_put(struct db *db, int good)
+{
+	pthread_mutex_lock(&result_mu);
+	if (good && n_result_conns < RESULT_CONNS) {
+		result_conns[n_result_conns++] = db;
+		db = NULL;
+	}
+	pthread_mutex_unlock(&result_mu);
+	if (db)
+		db_close(db);
+}
+
+static void result_dbs_close(void)
+{
+	pthread_mutex_lock(&result_mu);
+	while (n_result_conns)
+		db_close(result_conns[--n_result_conns]);
+	pthread_mutex_unlock(&result_mu);
+}
+
+/* Record a validation's result, with its audit entry (on db, or on a kept connection when
+ * db is NULL). */
 static void validation_record(const struct validation *v, struct db *db,
                               const struct acmeval_result *res)
 {
@@ -846,22 +894,23 @@ static void validation_record(const struct validation *v, struct db *db,
 	                           .outcome = "success",
 	                           .detail = res->valid ? "" : res->detail};
 	struct db_err err = {0};
-	int own = 0;
+	int own = 0, good;
 
 	if (!db) {
-		if (db_connect(v->cfg->database, &db, &err) != DB_OK) {
+		if (!(db = result_db(v->cfg, &err))) {
 			log_error("acme: challenge %lld: no database for its result: %s",
 			          (long long)v->chall_id, err.msg);
 			return;
 		}
 		own = 1;
 	}
-	if (db_acme_challenge_done(db, v->chall_id, res->valid,
-	                           res->problem_type[0] ? res->problem_type : "serverInternal",
-	                           res->detail, v->cfg->acme_authz_reuse, &e, &err) != DB_OK)
+	good = db_acme_challenge_done(db, v->chall_id, res->valid,
+	                              res->problem_type[0] ? res->problem_type : "serverInternal",
+	                              res->detail, v->cfg->acme_authz_reuse, &e, &err) == DB_OK;
+	if (!good)
 		log_error("acme: challenge %lld: %s", (long long)v->chall_id, err.msg);
 	if (own)
-		db_close(db);
+		result_db_put(db, good);
 }
 
 static void *validation_run(void *arg)
@@ -1286,6 +1335,7 @@ void cad_acme_free(struct cad *cad)
 	for (long waited = 0;
 	     validations > 0 && waited < cad->cfg->acme_validation_timeout_ms + 5000; waited += 10)
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	result_dbs_close();
 	acme_server_fini(cad->acme);
 	free(cad->acme);
 	cad->acme = NULL;
