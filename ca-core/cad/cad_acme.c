@@ -22,6 +22,7 @@
 
 #include "acme.h"
 #include "acmeval.h"
+#include "ca_group.h"
 #include "cad_acme.h"
 #include "cad_internal.h"
 #include "httptext.h"
@@ -824,6 +825,58 @@ static int st_authz_deactivate(void *ctx, const struct acme_account *a, const st
 	return acme_problem_set(p, 500, "serverInternal", "the authorization was not changed");
 }
 
+/* --- group commit of ACME state changes ---
+ * Every state change of an order's life is committed with its audit entry, and the audit
+ * chain's lock is held through each COMMIT's flush to disk: one at a time for the whole CA.
+ * Changes that requests and validations make at the same moment (a challenge started or
+ * settled, an order moved) are therefore queued and done by one leader in one transaction
+ * (db_acme_changes, through the CA core's group commit, ca_group.c): one flush and one hold
+ * of the chain's lock for the group. Each request still gets its answer only after its own
+ * change is committed. */
+static struct ca_group acme_changes;
+
+struct change_job {
+	struct ca_group_job g; /* first: ca_group hands back this pointer */
+	struct db_acme_change c;
+};
+
+static void changes_run(struct db *db, struct ca_group_job **jobs, size_t n, void *arg)
+{
+	struct db_acme_change *c[CA_GROUP_MAX];
+
+	(void)arg;
+	for (size_t i = 0; i < n; i++)
+		c[i] = &((struct change_job *)jobs[i])->c;
+	db_acme_changes(db, c, n);
+}
+
+/* Do change c (on db if this thread leads the group) and give its outcome. */
+static enum db_status change_do(struct db *db, struct db_acme_change *c, struct db_err *err)
+{
+	struct change_job job = {.c = *c};
+
+	ca_group_do(&acme_changes, db, &job.g, changes_run, NULL);
+	*err = job.c.err;
+	return job.c.rc;
+}
+
+static enum db_status order_move(struct db *db, int64_t id, const char *from, const char *to,
+                                 const char *serial, const char *error_type,
+                                 const char *error_detail, const struct db_audit_entry *e,
+                                 struct db_err *err)
+{
+	struct db_acme_change c = {.kind = DB_ACME_ORDER_MOVE,
+	                           .id = id,
+	                           .from = from,
+	                           .to = to,
+	                           .cert_serial = serial,
+	                           .error_type = error_type,
+	                           .error_detail = error_detail,
+	                           .audit = e};
+
+	return change_do(db, &c, err);
+}
+
 /* Validations in flight (threads of their own, each with its own database connection). */
 #define VALIDATIONS_MAX 64
 static _Atomic int validations;
@@ -904,9 +957,15 @@ static void validation_record(const struct validation *v, struct db *db,
 		}
 		own = 1;
 	}
-	good = db_acme_challenge_done(db, v->chall_id, res->valid,
-	                              res->problem_type[0] ? res->problem_type : "serverInternal",
-	                              res->detail, v->cfg->acme_authz_reuse, &e, &err) == DB_OK;
+	struct db_acme_change c = {.kind = DB_ACME_CHALL_DONE,
+	                           .id = v->chall_id,
+	                           .valid = res->valid,
+	                           .error_type =
+	                               res->problem_type[0] ? res->problem_type : "serverInternal",
+	                           .error_detail = res->detail,
+	                           .reuse = v->cfg->acme_authz_reuse,
+	                           .audit = &e};
+	good = change_do(db, &c, &err) == DB_OK;
 	if (!good)
 		log_error("acme: challenge %lld: %s", (long long)v->chall_id, err.msg);
 	if (own)
@@ -981,7 +1040,11 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 	validation_fill(v, c->r->cad->cfg, ch->id, ch->type, az->ident.type, az->ident.value,
 	                ch->token, key_authorization, a->principal);
 	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
-	if (db_acme_challenge_start(c->db, ch->id, a->id, &e, &err) != DB_OK) {
+	if (change_do(
+	        c->db,
+	        &(struct db_acme_change){
+	            .kind = DB_ACME_CHALL_START, .id = ch->id, .account_id = a->id, .audit = &e},
+	        &err) != DB_OK) {
 		free(v);
 		validations--;
 		if (err.status == DB_ERR_STATE)
@@ -1135,8 +1198,7 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 		goto out;
 	}
 	audit_for(a, "acme.order.finalize", &e, actor, sizeof(actor));
-	if (db_acme_order_move(c->db, o->id, "ready", "processing", NULL, "", "", &e, &err) !=
-	    DB_OK) {
+	if (order_move(c->db, o->id, "ready", "processing", NULL, "", "", &e, &err) != DB_OK) {
 		if (err.status == DB_ERR_STATE)
 			acme_problem_set(p, 403, "orderNotReady",
 			                 "the order is not ready any more");
@@ -1161,8 +1223,8 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 	audit_for(a, out == CA_OK ? "acme.order.valid" : "acme.order.invalid", &e, actor,
 	          sizeof(actor));
 	if (out == CA_OK) {
-		if (db_acme_order_move(c->db, o->id, "processing", "valid", res.serial, "", "", &e,
-		                       &err) != DB_OK) {
+		if (order_move(c->db, o->id, "processing", "valid", res.serial, "", "", &e, &err) !=
+		    DB_OK) {
 			log_error("acme: order %lld: certificate %s issued but not recorded: %s",
 			          (long long)o->id, res.serial, err.msg);
 			acme_problem_set(p, 500, "serverInternal",
@@ -1178,8 +1240,8 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 	else
 		acme_problem_set(p, 500, "serverInternal", "the certificate was not issued: %s",
 		                 res.why.reason);
-	if (db_acme_order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e,
-	                       &err) != DB_OK)
+	if (order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e, &err) !=
+	    DB_OK)
 		log_error("acme: order %lld: %s", (long long)o->id, err.msg);
 out:
 	ca_issue_result_clear(&res);
@@ -1294,6 +1356,7 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 	snprintf(ac.website, sizeof(ac.website), "%s", cfg->acme_website);
 	ac.eab_required = cfg->acme_eab_required;
 	ac.nonce_capacity = (size_t)cfg->acme_nonce_store;
+	ca_group_init(&acme_changes, 1);
 	cad->acme = calloc(1, sizeof(*cad->acme));
 	if (!cad->acme || acme_server_init(cad->acme, &ac, &st) != 0) {
 		free(cad->acme);
@@ -1336,6 +1399,7 @@ void cad_acme_free(struct cad *cad)
 	     validations > 0 && waited < cad->cfg->acme_validation_timeout_ms + 5000; waited += 10)
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
 	result_dbs_close();
+	ca_group_destroy(&acme_changes);
 	acme_server_fini(cad->acme);
 	free(cad->acme);
 	cad->acme = NULL;
