@@ -151,6 +151,9 @@ struct acme_account {
 	int tos_agreed;
 	char eab_kid[ACME_KID_MAX + 1];    /* "" when not bound */
 	char principal[ACME_NAME_MAX + 1]; /* who the EAB credential bound it to; "" none */
+	/* The store's, read with the account (malloc; NULL: none): its credential's profiles
+	 * (comma-separated) and identifier patterns (newline-separated), for its orders. */
+	char *profiles, *allow;
 };
 void acme_account_clear(struct acme_account *a);
 

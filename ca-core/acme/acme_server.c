@@ -95,6 +95,8 @@ void acme_account_clear(struct acme_account *a)
 {
 	free(a->jwk);
 	free(a->contact);
+	free(a->profiles);
+	free(a->allow);
 	memset(a, 0, sizeof(*a));
 }
 

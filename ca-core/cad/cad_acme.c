@@ -281,7 +281,9 @@ static int from_db(struct db_acme_account *d, struct acme_account *out)
 	                                                  : ACME_ACCOUNT_REVOKED;
 	out->jwk = d->jwk;
 	out->contact = d->contact;
-	d->jwk = d->contact = NULL;
+	out->profiles = d->profiles;
+	out->allow = d->allow;
+	d->jwk = d->contact = d->profiles = d->allow = NULL;
 	snprintf(out->thumbprint, sizeof(out->thumbprint), "%s", d->thumbprint);
 	snprintf(out->eab_kid, sizeof(out->eab_kid), "%s", d->eab_kid);
 	snprintf(out->principal, sizeof(out->principal), "%s", d->principal ? d->principal : "");
@@ -669,7 +671,6 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 {
 	struct store_ctx *c = ctx;
 	const struct cad_config *cfg = c->r->cad->cfg;
-	struct db_acme_account acct;
 	struct db_acme_ident *dids = NULL;
 	struct db_acme_order d;
 	struct db_audit_entry e;
@@ -681,12 +682,10 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	uint8_t raw[32];
 	int rc = -1;
 
-	if (db_acme_account_by_id(c->db, a->id, &acct, &err) != DB_OK) {
-		log_error("acme: %s", err.msg);
-		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
-	}
-	/* The profile's current stored version (cad_profiles.c): its patterns judge the names. */
-	if ((prof = account_profile(cfg, acct.profiles)))
+	/* The account as this request read it (acme_server.c's post_open): its credential's
+	 * profiles and patterns. The profile's current stored version (cad_profiles.c): its
+	 * patterns judge the names. */
+	if ((prof = account_profile(cfg, a->profiles ? a->profiles : "")))
 		prof = cad_profile_current(c->r->cad, c->db, prof->name);
 	if (!prof) {
 		acme_problem_set(p, 403, "unauthorized",
@@ -694,7 +693,7 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (ident_allowed(prof, acct.allow, &ids[i], p) < 0)
+		if (ident_allowed(prof, a->allow ? a->allow : "", &ids[i], p) < 0)
 			goto out;
 	if (validity_allowed(cfg, prof, not_before, not_after, now, p) < 0)
 		goto out;
@@ -751,7 +750,6 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 out:
 	free(tokens);
 	free(dids);
-	db_acme_account_clear(&acct);
 	return rc;
 }
 
