@@ -984,6 +984,27 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
                                   const char *cert_serial, const char *error_type,
                                   const char *error_detail, const struct db_audit_entry *audit,
                                   struct db_err *err);
+/* One of the three state changes above, as data, for db_acme_changes. */
+struct db_acme_change {
+	enum { DB_ACME_CHALL_START, DB_ACME_CHALL_DONE, DB_ACME_ORDER_MOVE } kind;
+	int64_t id;         /* the challenge's (CHALL_*) or the order's (ORDER_MOVE) */
+	int64_t account_id; /* CHALL_START */
+	int valid;          /* CHALL_DONE */
+	int64_t reuse;      /* CHALL_DONE */
+	const char *from, *to, *cert_serial;   /* ORDER_MOVE */
+	const char *error_type, *error_detail; /* CHALL_DONE, ORDER_MOVE */
+	const struct db_audit_entry *audit;
+	/* The outcome, as the function for the change alone would give it. */
+	enum db_status rc;
+	struct db_err err;
+};
+/* Group commit of ACME state changes (several requests' changes, hsmca-cad's ACME adapter): all
+ * n in one transaction, each under a savepoint (one that is refused, e.g. DB_ERR_STATE, is
+ * undone alone and the rest go on), their audit entries appended after all of them, so that
+ * the audit chain's lock is held once through one COMMIT for the group. If anything else
+ * fails, nothing of the group is kept and each change is done again in a transaction of its
+ * own. Each change's outcome is in its rc and err. */
+void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n);
 
 /* --- the dashboard, the reports, CRL publications and backup runs (db_reports.c) ---
  * docs/reports.md says what each figure counts. Each report is built by PostgreSQL as one

@@ -354,15 +354,14 @@ enum db_status db_acme_challenge_authz(struct db *db, int64_t chall_id, int64_t 
 	return rc;
 }
 
-enum db_status db_acme_challenge_start(struct db *db, int64_t chall_id, int64_t account_id,
-                                       const struct db_audit_entry *audit, struct db_err *err)
+/* The statements of db_acme_challenge_start, in the open transaction, without its audit. */
+static enum db_status challenge_start(struct db *db, int64_t chall_id, int64_t account_id,
+                                      struct db_err *err)
 {
 	struct db_params p = {0};
 	PGresult *r = NULL;
 	enum db_status rc;
 
-	if ((rc = db_begin(db, err)) != DB_OK)
-		return rc;
 	db_param_int(&p, chall_id);
 	db_param_int(&p, account_id);
 	rc = db_exec(db,
@@ -376,6 +375,17 @@ enum db_status db_acme_challenge_start(struct db *db, int64_t chall_id, int64_t 
 	if (rc == DB_OK && PQntuples(r) != 1)
 		rc = db_fail(err, DB_ERR_STATE, "the challenge is not pending");
 	PQclear(r);
+	return rc;
+}
+
+enum db_status db_acme_challenge_start(struct db *db, int64_t chall_id, int64_t account_id,
+                                       const struct db_audit_entry *audit, struct db_err *err)
+{
+	enum db_status rc;
+
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	rc = challenge_start(db, chall_id, account_id, err);
 	if (rc == DB_OK)
 		rc = audit_commit(db, "chall", chall_id, audit, err);
 	if (rc != DB_OK)
@@ -383,10 +393,10 @@ enum db_status db_acme_challenge_start(struct db *db, int64_t chall_id, int64_t 
 	return rc;
 }
 
-enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid,
-                                      const char *error_type, const char *error_detail,
-                                      int64_t reuse, const struct db_audit_entry *audit,
-                                      struct db_err *err)
+/* The statements of db_acme_challenge_done, in the open transaction, without its audit. */
+static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
+                                     const char *error_type, const char *error_detail,
+                                     int64_t reuse, struct db_err *err)
 {
 	struct db_params p = {0}, q = {0};
 	PGresult *r = NULL;
@@ -395,8 +405,6 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
 
 	if ((rc = db_check_text("problem", error_type, 32, err)) != DB_OK ||
 	    (rc = db_check_text("detail", error_detail, 512, err)) != DB_OK)
-		return rc;
-	if ((rc = db_begin(db, err)) != DB_OK)
 		return rc;
 	db_param_int(&p, chall_id);
 	db_param_text(&p, valid ? "valid" : "invalid");
@@ -458,6 +466,19 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
 			r = NULL;
 		}
 	}
+	return rc;
+}
+
+enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid,
+                                      const char *error_type, const char *error_detail,
+                                      int64_t reuse, const struct db_audit_entry *audit,
+                                      struct db_err *err)
+{
+	enum db_status rc;
+
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	rc = challenge_done(db, chall_id, valid, error_type, error_detail, reuse, err);
 	if (rc == DB_OK)
 		rc = audit_commit(db, "chall", chall_id, audit, err);
 	if (rc != DB_OK)
@@ -465,10 +486,10 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
 	return rc;
 }
 
-enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, const char *to,
-                                  const char *cert_serial, const char *error_type,
-                                  const char *error_detail, const struct db_audit_entry *audit,
-                                  struct db_err *err)
+/* The statements of db_acme_order_move, in the open transaction, without its audit. */
+static enum db_status order_move(struct db *db, int64_t id, const char *from, const char *to,
+                                 const char *cert_serial, const char *error_type,
+                                 const char *error_detail, struct db_err *err)
 {
 	struct db_params p = {0};
 	PGresult *r = NULL;
@@ -476,8 +497,6 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
 
 	if ((rc = db_check_text("problem", error_type, 32, err)) != DB_OK ||
 	    (rc = db_check_text("detail", error_detail, 1024, err)) != DB_OK)
-		return rc;
-	if ((rc = db_begin(db, err)) != DB_OK)
 		return rc;
 	db_param_int(&p, id);
 	db_param_text(&p, from);
@@ -496,11 +515,130 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
 	if (rc == DB_OK && PQntuples(r) != 1)
 		rc = db_fail(err, DB_ERR_STATE, "the order is not %s", from);
 	PQclear(r);
+	return rc;
+}
+
+enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, const char *to,
+                                  const char *cert_serial, const char *error_type,
+                                  const char *error_detail, const struct db_audit_entry *audit,
+                                  struct db_err *err)
+{
+	enum db_status rc;
+
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	rc = order_move(db, id, from, to, cert_serial, error_type, error_detail, err);
 	if (rc == DB_OK)
 		rc = audit_commit(db, "order", id, audit, err);
 	if (rc != DB_OK)
 		db_rollback(db);
 	return rc;
+}
+
+/* One change of a group, in the open transaction, under a savepoint: undone alone if it
+ * fails. */
+static enum db_status change_one(struct db *db, struct db_acme_change *c)
+{
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	if ((rc = db_exec(db, "SAVEPOINT acme_change", NULL, &r, &c->err,
+	                  "ACME changes: savepoint")) != DB_OK)
+		return rc;
+	PQclear(r);
+	r = NULL;
+	switch (c->kind) {
+	case DB_ACME_CHALL_START:
+		rc = challenge_start(db, c->id, c->account_id, &c->err);
+		break;
+	case DB_ACME_CHALL_DONE:
+		rc = challenge_done(db, c->id, c->valid, c->error_type, c->error_detail, c->reuse,
+		                    &c->err);
+		break;
+	default:
+		rc = order_move(db, c->id, c->from, c->to, c->cert_serial, c->error_type,
+		                c->error_detail, &c->err);
+		break;
+	}
+	if (db_exec(db,
+	            rc == DB_OK ? "RELEASE SAVEPOINT acme_change"
+	                        : "ROLLBACK TO SAVEPOINT acme_change",
+	            NULL, &r, rc == DB_OK ? &c->err : &(struct db_err){0},
+	            "ACME changes: savepoint") != DB_OK &&
+	    rc == DB_OK)
+		rc = c->err.status ? c->err.status : DB_ERR_QUERY;
+	PQclear(r);
+	return rc;
+}
+
+void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
+{
+	struct db_err err = {0};
+	enum db_status rc;
+	size_t ok = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		memset(&c[i]->err, 0, sizeof(c[i]->err));
+		c[i]->rc = DB_OK;
+	}
+	if (n == 1)
+		goto alone;
+	if ((rc = db_begin(db, &err)) != DB_OK)
+		goto alone;
+	for (size_t i = 0; i < n; i++) {
+		c[i]->rc = change_one(db, c[i]);
+		if (c[i]->rc == DB_OK)
+			ok++;
+		else if (c[i]->err.status != DB_ERR_STATE && c[i]->err.status != DB_ERR_INVALID)
+			break; /* the transaction itself may be broken: each alone */
+	}
+	for (size_t i = 0; i < n; i++)
+		if (c[i]->rc != DB_OK && c[i]->err.status != DB_ERR_STATE &&
+		    c[i]->err.status != DB_ERR_INVALID)
+			goto again;
+	/* The audit entries last: the chain's lock is held from the first of them until the
+	 * COMMIT, once for the whole group. */
+	for (size_t i = 0; i < n && ok; i++) {
+		struct db_audit_entry e;
+		char object[48];
+		int64_t seq;
+		if (c[i]->rc != DB_OK)
+			continue;
+		e = *c[i]->audit;
+		snprintf(object, sizeof(object), "%s/%lld",
+		         c[i]->kind == DB_ACME_ORDER_MOVE ? "order" : "chall", (long long)c[i]->id);
+		e.object = object;
+		if (db_audit_append(db, &e, &seq, &err) != DB_OK)
+			goto again;
+	}
+	if (db_commit(db, &err) != DB_OK)
+		goto again;
+	return;
+again:
+	/* Something other than a change's own refusal failed: nothing of the group is
+	 * committed; each change is done again alone, in a transaction of its own. */
+	db_rollback(db);
+alone:
+	for (size_t i = 0; i < n; i++) {
+		struct db_acme_change *x = c[i];
+		memset(&x->err, 0, sizeof(x->err));
+		switch (x->kind) {
+		case DB_ACME_CHALL_START:
+			x->rc =
+			    db_acme_challenge_start(db, x->id, x->account_id, x->audit, &x->err);
+			break;
+		case DB_ACME_CHALL_DONE:
+			x->rc =
+			    db_acme_challenge_done(db, x->id, x->valid, x->error_type,
+			                           x->error_detail, x->reuse, x->audit, &x->err);
+			break;
+		default:
+			x->rc =
+			    db_acme_order_move(db, x->id, x->from, x->to, x->cert_serial,
+			                       x->error_type, x->error_detail, x->audit, &x->err);
+			break;
+		}
+	}
 }
 
 enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t account_id,

@@ -1,6 +1,6 @@
-/* An ACME client's cryptography for the tests (tests/acme_client.c): the unit test of
- * ca-core/acme and the end-to-end test against hsmca-cad sign with it. Failures are Check
- * assertions. */
+/* An ACME client's cryptography (tests/acme_client.c): the unit test of ca-core/acme, the
+ * end-to-end test against hsmca-cad and the ACME benchmark (tests/bench/acme) sign with it. A
+ * failure prints where and aborts (no Check needed: the benchmark links it too). */
 #ifndef HSMCA_TESTS_ACME_CLIENT_H
 #define HSMCA_TESTS_ACME_CLIENT_H
 

@@ -151,6 +151,9 @@ struct acme_account {
 	int tos_agreed;
 	char eab_kid[ACME_KID_MAX + 1];    /* "" when not bound */
 	char principal[ACME_NAME_MAX + 1]; /* who the EAB credential bound it to; "" none */
+	/* The store's, read with the account (malloc; NULL: none): its credential's profiles
+	 * (comma-separated) and identifier patterns (newline-separated), for its orders. */
+	char *profiles, *allow;
 };
 void acme_account_clear(struct acme_account *a);
 
@@ -326,10 +329,25 @@ struct acme_config {
 	size_t nonce_capacity;
 };
 
+/* Parsed account keys, so that a request signed with an account's kid does not parse the
+ * account's JWK again: looked up by account id and thumbprint (a key change gives a new
+ * thumbprint, so an entry of the old key is never used for the new one). The account itself
+ * (its status, its key's thumbprint) is still read from the store on every request. */
+#define ACME_KEY_CACHE 1024
+struct acme_key_cache {
+	pthread_mutex_t mu;
+	struct acme_cached_key {
+		int64_t account_id; /* 0: empty */
+		char thumbprint[ACME_THUMBPRINT_LEN + 1];
+		EVP_PKEY *key;
+	} e[ACME_KEY_CACHE];
+};
+
 struct acme_server {
 	struct acme_config cfg;
 	struct acme_store store;
 	struct acme_nonces nonces;
+	struct acme_key_cache *keys;
 };
 
 /* 0, or -1 (see acme_nonces_init). cfg and store are copied. */

@@ -21,12 +21,68 @@ int acme_server_init(struct acme_server *s, const struct acme_config *cfg,
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
 	s->store = *store;
-	return acme_nonces_init(&s->nonces, cfg->nonce_capacity);
+	if (!(s->keys = calloc(1, sizeof(*s->keys))))
+		return -1;
+	pthread_mutex_init(&s->keys->mu, NULL);
+	if (acme_nonces_init(&s->nonces, cfg->nonce_capacity) != 0) {
+		acme_server_fini(s);
+		return -1;
+	}
+	return 0;
 }
 
 void acme_server_fini(struct acme_server *s)
 {
 	acme_nonces_fini(&s->nonces);
+	if (s->keys) {
+		for (size_t i = 0; i < ACME_KEY_CACHE; i++)
+			EVP_PKEY_free(s->keys->e[i].key);
+		pthread_mutex_destroy(&s->keys->mu);
+		free(s->keys);
+		s->keys = NULL;
+	}
+}
+
+/* Account a's key, parsed from its JWK or taken from the cache (a reference the caller frees).
+ * NULL with p set when the stored JWK is unreadable or is not the key of a's thumbprint. */
+static EVP_PKEY *account_key(struct acme_server *s, const struct acme_account *a,
+                             struct acme_problem *p)
+{
+	struct acme_cached_key *c = &s->keys->e[(uint64_t)a->id % ACME_KEY_CACHE];
+	char thumb[ACME_THUMBPRINT_LEN + 1];
+	EVP_PKEY *key = NULL, *old = NULL;
+	json_t *jwk;
+	int rc;
+
+	pthread_mutex_lock(&s->keys->mu);
+	if (c->account_id == a->id && !strcmp(c->thumbprint, a->thumbprint) &&
+	    EVP_PKEY_up_ref(c->key))
+		key = c->key;
+	pthread_mutex_unlock(&s->keys->mu);
+	if (key)
+		return key;
+	jwk = json_loads(a->jwk, 0, NULL);
+	rc = jwk ? acme_jwk_key(jwk, &key, thumb, p) : -1;
+	json_decref(jwk);
+	if (rc == 0 && strcmp(thumb, a->thumbprint)) {
+		EVP_PKEY_free(key);
+		rc = -1;
+	}
+	if (rc < 0) {
+		memset(p, 0, sizeof(*p));
+		acme_problem_set(p, 500, "serverInternal", "the account's key is unreadable");
+		return NULL;
+	}
+	if (EVP_PKEY_up_ref(key)) {
+		pthread_mutex_lock(&s->keys->mu);
+		old = c->key;
+		c->account_id = a->id;
+		snprintf(c->thumbprint, sizeof(c->thumbprint), "%s", a->thumbprint);
+		c->key = key;
+		pthread_mutex_unlock(&s->keys->mu);
+		EVP_PKEY_free(old);
+	}
+	return key;
 }
 
 void acme_reply_clear(struct acme_reply *rep)
@@ -39,6 +95,8 @@ void acme_account_clear(struct acme_account *a)
 {
 	free(a->jwk);
 	free(a->contact);
+	free(a->profiles);
+	free(a->allow);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -255,16 +313,8 @@ static int post_open(struct acme_server *s, const struct acme_request *req, enum
 	if (!found)
 		return acme_problem_set(p, 400, "accountDoesNotExist", "no account has this kid");
 	{
-		json_t *jwk = json_loads(po->acct.jwk, 0, NULL);
-		EVP_PKEY *key = NULL;
-		char thumb[ACME_THUMBPRINT_LEN + 1];
-		int rc = jwk ? acme_jwk_key(jwk, &key, thumb, p) : -1;
-		json_decref(jwk);
-		if (rc == 0)
-			rc = acme_jws_verify(&po->jws, key, p);
-		else
-			acme_problem_set(p, 500, "serverInternal",
-			                 "the account's key is unreadable");
+		EVP_PKEY *key = account_key(s, &po->acct, p);
+		int rc = key ? acme_jws_verify(&po->jws, key, p) : -1;
 		EVP_PKEY_free(key);
 		if (rc < 0)
 			return -1;

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -21,6 +22,7 @@
 
 #include "acme.h"
 #include "acmeval.h"
+#include "ca_group.h"
 #include "cad_acme.h"
 #include "cad_internal.h"
 #include "httptext.h"
@@ -279,7 +281,9 @@ static int from_db(struct db_acme_account *d, struct acme_account *out)
 	                                                  : ACME_ACCOUNT_REVOKED;
 	out->jwk = d->jwk;
 	out->contact = d->contact;
-	d->jwk = d->contact = NULL;
+	out->profiles = d->profiles;
+	out->allow = d->allow;
+	d->jwk = d->contact = d->profiles = d->allow = NULL;
 	snprintf(out->thumbprint, sizeof(out->thumbprint), "%s", d->thumbprint);
 	snprintf(out->eab_kid, sizeof(out->eab_kid), "%s", d->eab_kid);
 	snprintf(out->principal, sizeof(out->principal), "%s", d->principal ? d->principal : "");
@@ -667,7 +671,6 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 {
 	struct store_ctx *c = ctx;
 	const struct cad_config *cfg = c->r->cad->cfg;
-	struct db_acme_account acct;
 	struct db_acme_ident *dids = NULL;
 	struct db_acme_order d;
 	struct db_audit_entry e;
@@ -679,12 +682,10 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	uint8_t raw[32];
 	int rc = -1;
 
-	if (db_acme_account_by_id(c->db, a->id, &acct, &err) != DB_OK) {
-		log_error("acme: %s", err.msg);
-		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
-	}
-	/* The profile's current stored version (cad_profiles.c): its patterns judge the names. */
-	if ((prof = account_profile(cfg, acct.profiles)))
+	/* The account as this request read it (acme_server.c's post_open): its credential's
+	 * profiles and patterns. The profile's current stored version (cad_profiles.c): its
+	 * patterns judge the names. */
+	if ((prof = account_profile(cfg, a->profiles ? a->profiles : "")))
 		prof = cad_profile_current(c->r->cad, c->db, prof->name);
 	if (!prof) {
 		acme_problem_set(p, 403, "unauthorized",
@@ -692,7 +693,7 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (ident_allowed(prof, acct.allow, &ids[i], p) < 0)
+		if (ident_allowed(prof, a->allow ? a->allow : "", &ids[i], p) < 0)
 			goto out;
 	if (validity_allowed(cfg, prof, not_before, not_after, now, p) < 0)
 		goto out;
@@ -749,7 +750,6 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 out:
 	free(tokens);
 	free(dids);
-	db_acme_account_clear(&acct);
 	return rc;
 }
 
@@ -823,6 +823,58 @@ static int st_authz_deactivate(void *ctx, const struct acme_account *a, const st
 	return acme_problem_set(p, 500, "serverInternal", "the authorization was not changed");
 }
 
+/* --- group commit of ACME state changes ---
+ * Every state change of an order's life is committed with its audit entry, and the audit
+ * chain's lock is held through each COMMIT's flush to disk: one at a time for the whole CA.
+ * Changes that requests and validations make at the same moment (a challenge started or
+ * settled, an order moved) are therefore queued and done by one leader in one transaction
+ * (db_acme_changes, through the CA core's group commit, ca_group.c): one flush and one hold
+ * of the chain's lock for the group. Each request still gets its answer only after its own
+ * change is committed. */
+static struct ca_group acme_changes;
+
+struct change_job {
+	struct ca_group_job g; /* first: ca_group hands back this pointer */
+	struct db_acme_change c;
+};
+
+static void changes_run(struct db *db, struct ca_group_job **jobs, size_t n, void *arg)
+{
+	struct db_acme_change *c[CA_GROUP_MAX];
+
+	(void)arg;
+	for (size_t i = 0; i < n; i++)
+		c[i] = &((struct change_job *)jobs[i])->c;
+	db_acme_changes(db, c, n);
+}
+
+/* Do change c (on db if this thread leads the group) and give its outcome. */
+static enum db_status change_do(struct db *db, struct db_acme_change *c, struct db_err *err)
+{
+	struct change_job job = {.c = *c};
+
+	ca_group_do(&acme_changes, db, &job.g, changes_run, NULL);
+	*err = job.c.err;
+	return job.c.rc;
+}
+
+static enum db_status order_move(struct db *db, int64_t id, const char *from, const char *to,
+                                 const char *serial, const char *error_type,
+                                 const char *error_detail, const struct db_audit_entry *e,
+                                 struct db_err *err)
+{
+	struct db_acme_change c = {.kind = DB_ACME_ORDER_MOVE,
+	                           .id = id,
+	                           .from = from,
+	                           .to = to,
+	                           .cert_serial = serial,
+	                           .error_type = error_type,
+	                           .error_detail = error_detail,
+	                           .audit = e};
+
+	return change_do(db, &c, err);
+}
+
 /* Validations in flight (threads of their own, each with its own database connection). */
 #define VALIDATIONS_MAX 64
 static _Atomic int validations;
@@ -835,7 +887,54 @@ struct validation {
 	char actor[ACME_NAME_MAX + 1];
 };
 
-/* Record a validation's result, with its audit entry. */
+/* Database connections for validations' results, kept between validations: a validation
+ * finishes on a thread of its own, and connecting anew for each result cost a backend's start
+ * per challenge. A connection goes back only when its last use succeeded and libpq still
+ * calls it good; at most RESULT_CONNS are kept, the rest are closed. */
+#define RESULT_CONNS 4
+static pthread_mutex_t result_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct db *result_conns[RESULT_CONNS];
+static size_t n_result_conns;
+
+static struct db *result_db(const struct cad_config *cfg, struct db_err *err)
+{
+	struct db *db = NULL;
+
+	pthread_mutex_lock(&result_mu);
+	if (n_result_conns)
+		db = result_conns[--n_result_conns];
+	pthread_mutex_unlock(&result_mu);
+	if (db && PQstatus(db_pgconn(db)) != CONNECTION_OK) {
+		db_close(db);
+		db = NULL;
+	}
+	if (!db && db_connect(cfg->database, &db, err) != DB_OK)
+		return NULL;
+	return db;
+}
+
+static void result_db_put(struct db *db, int good)
+{
+	pthread_mutex_lock(&result_mu);
+	if (good && n_result_conns < RESULT_CONNS) {
+		result_conns[n_result_conns++] = db;
+		db = NULL;
+	}
+	pthread_mutex_unlock(&result_mu);
+	if (db)
+		db_close(db);
+}
+
+static void result_dbs_close(void)
+{
+	pthread_mutex_lock(&result_mu);
+	while (n_result_conns)
+		db_close(result_conns[--n_result_conns]);
+	pthread_mutex_unlock(&result_mu);
+}
+
+/* Record a validation's result, with its audit entry (on db, or on a kept connection when
+ * db is NULL). */
 static void validation_record(const struct validation *v, struct db *db,
                               const struct acmeval_result *res)
 {
@@ -846,22 +945,29 @@ static void validation_record(const struct validation *v, struct db *db,
 	                           .outcome = "success",
 	                           .detail = res->valid ? "" : res->detail};
 	struct db_err err = {0};
-	int own = 0;
+	int own = 0, good;
 
 	if (!db) {
-		if (db_connect(v->cfg->database, &db, &err) != DB_OK) {
+		if (!(db = result_db(v->cfg, &err))) {
 			log_error("acme: challenge %lld: no database for its result: %s",
 			          (long long)v->chall_id, err.msg);
 			return;
 		}
 		own = 1;
 	}
-	if (db_acme_challenge_done(db, v->chall_id, res->valid,
-	                           res->problem_type[0] ? res->problem_type : "serverInternal",
-	                           res->detail, v->cfg->acme_authz_reuse, &e, &err) != DB_OK)
+	struct db_acme_change c = {.kind = DB_ACME_CHALL_DONE,
+	                           .id = v->chall_id,
+	                           .valid = res->valid,
+	                           .error_type =
+	                               res->problem_type[0] ? res->problem_type : "serverInternal",
+	                           .error_detail = res->detail,
+	                           .reuse = v->cfg->acme_authz_reuse,
+	                           .audit = &e};
+	good = change_do(db, &c, &err) == DB_OK;
+	if (!good)
 		log_error("acme: challenge %lld: %s", (long long)v->chall_id, err.msg);
 	if (own)
-		db_close(db);
+		result_db_put(db, good);
 }
 
 static void *validation_run(void *arg)
@@ -932,7 +1038,11 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 	validation_fill(v, c->r->cad->cfg, ch->id, ch->type, az->ident.type, az->ident.value,
 	                ch->token, key_authorization, a->principal);
 	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
-	if (db_acme_challenge_start(c->db, ch->id, a->id, &e, &err) != DB_OK) {
+	if (change_do(
+	        c->db,
+	        &(struct db_acme_change){
+	            .kind = DB_ACME_CHALL_START, .id = ch->id, .account_id = a->id, .audit = &e},
+	        &err) != DB_OK) {
 		free(v);
 		validations--;
 		if (err.status == DB_ERR_STATE)
@@ -1086,8 +1196,7 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 		goto out;
 	}
 	audit_for(a, "acme.order.finalize", &e, actor, sizeof(actor));
-	if (db_acme_order_move(c->db, o->id, "ready", "processing", NULL, "", "", &e, &err) !=
-	    DB_OK) {
+	if (order_move(c->db, o->id, "ready", "processing", NULL, "", "", &e, &err) != DB_OK) {
 		if (err.status == DB_ERR_STATE)
 			acme_problem_set(p, 403, "orderNotReady",
 			                 "the order is not ready any more");
@@ -1112,8 +1221,8 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 	audit_for(a, out == CA_OK ? "acme.order.valid" : "acme.order.invalid", &e, actor,
 	          sizeof(actor));
 	if (out == CA_OK) {
-		if (db_acme_order_move(c->db, o->id, "processing", "valid", res.serial, "", "", &e,
-		                       &err) != DB_OK) {
+		if (order_move(c->db, o->id, "processing", "valid", res.serial, "", "", &e, &err) !=
+		    DB_OK) {
 			log_error("acme: order %lld: certificate %s issued but not recorded: %s",
 			          (long long)o->id, res.serial, err.msg);
 			acme_problem_set(p, 500, "serverInternal",
@@ -1129,8 +1238,8 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 	else
 		acme_problem_set(p, 500, "serverInternal", "the certificate was not issued: %s",
 		                 res.why.reason);
-	if (db_acme_order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e,
-	                       &err) != DB_OK)
+	if (order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e, &err) !=
+	    DB_OK)
 		log_error("acme: order %lld: %s", (long long)o->id, err.msg);
 out:
 	ca_issue_result_clear(&res);
@@ -1245,6 +1354,7 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 	snprintf(ac.website, sizeof(ac.website), "%s", cfg->acme_website);
 	ac.eab_required = cfg->acme_eab_required;
 	ac.nonce_capacity = (size_t)cfg->acme_nonce_store;
+	ca_group_init(&acme_changes, 1);
 	cad->acme = calloc(1, sizeof(*cad->acme));
 	if (!cad->acme || acme_server_init(cad->acme, &ac, &st) != 0) {
 		free(cad->acme);
@@ -1286,6 +1396,8 @@ void cad_acme_free(struct cad *cad)
 	for (long waited = 0;
 	     validations > 0 && waited < cad->cfg->acme_validation_timeout_ms + 5000; waited += 10)
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	result_dbs_close();
+	ca_group_destroy(&acme_changes);
 	acme_server_fini(cad->acme);
 	free(cad->acme);
 	cad->acme = NULL;

@@ -1731,24 +1731,39 @@ START_TEST(rate_limits_hold_under_concurrency)
 }
 END_TEST
 
-static int run_certbot(const char *what, const char *le, const char *args)
+/* Run an ACME client's command line in the test's folder, its output into NAME.log; on failure
+ * print that log, the end of extra_log (a file below the folder; NULL: none) and the logs of
+ * hsmca-acmevald and hsmca-cad. 0, or -1. */
+static int run_client(const char *name, const char *cmdline, const char *extra_log)
 {
-	char cmd[4096], log[64];
+	char cmd[4600], log[64];
 
-	snprintf(log, sizeof(log), "certbot-%s.log", what);
-	snprintf(cmd, sizeof(cmd),
-	         "cd '%s' && REQUESTS_CA_BUNDLE='%s/opca.pem' certbot %s --non-interactive "
-	         "--config-dir %s/config --work-dir %s/work --logs-dir %s/logs > %s 2>&1",
-	         dir, dir, args, le, le, le, log);
+	snprintf(log, sizeof(log), "%s.log", name);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && %s > %s 2>&1", dir, cmdline, log);
 	if (system(cmd) == 0)
 		return 0;
-	fprintf(stderr, "certbot %s failed:\n%s\n", what, harness_slurp(in_dir(log)));
-	snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/%s/logs/letsencrypt.log' >&2", dir, le);
-	if (system(cmd) != 0)
-		fprintf(stderr, "(no certbot log)\n");
+	fprintf(stderr, "%s failed:\n%s\n", name, harness_slurp(in_dir(log)));
+	if (extra_log) {
+		snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/%s' >&2", dir, extra_log);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(no %s)\n", extra_log);
+	}
 	fprintf(stderr, "hsmca-acmevald:\n%s\n", harness_slurp(in_dir("acmevald.log")));
 	fprintf(stderr, "hsmca-cad:\n%s\n", harness_slurp(in_dir("cad.log")));
 	return -1;
+}
+
+static int run_certbot(const char *what, const char *le, const char *args)
+{
+	char cmd[4096], name[64], extra[128];
+
+	snprintf(name, sizeof(name), "certbot-%s", what);
+	snprintf(extra, sizeof(extra), "%s/logs/letsencrypt.log", le);
+	snprintf(cmd, sizeof(cmd),
+	         "REQUESTS_CA_BUNDLE='%s/opca.pem' certbot %s --non-interactive "
+	         "--config-dir %s/config --work-dir %s/work --logs-dir %s/logs",
+	         dir, args, le, le, le);
+	return run_client(name, cmd, extra);
 }
 
 static void openssl_verify(const char *cert)
@@ -2298,6 +2313,68 @@ START_TEST(killed_cad_leaves_no_stuck_challenge)
 }
 END_TEST
 
+/* lego (Debian's), a second real client: registers with an EAB credential, gets a certificate
+ * with http-01 on its own listener (checked by hsmca-acmevald), renews it (the valid
+ * authorization reused) and revokes it with the account's key (keyCompromise). */
+static int run_lego(const char *what, const char *eab_kid, const char *eab_key, const char *args)
+{
+	char cmd[4096], name[64];
+
+	snprintf(name, sizeof(name), "lego-%s", what);
+	snprintf(cmd, sizeof(cmd),
+	         "LEGO_CA_CERTIFICATES='%s/opca.pem' lego --server '%s/directory' "
+	         "--email ops@corp.example.com --accept-tos --eab --kid '%s' --hmac '%s' "
+	         "--domains web2.example.com --http --http.port 127.0.0.1:%d --key-type ec256 "
+	         "--path lego %s",
+	         dir, acme_url, eab_kid, eab_key, http01_port, args);
+	return run_client(name, cmd, NULL);
+}
+
+START_TEST(lego_http01_issue_renew_revoke)
+{
+	static const char crt[] = "lego/certificates/web2.example.com.crt";
+	struct eab e = new_eab(",\"principal\":\"lego-http\",\"allow\":[\"*.example.com\"]");
+	char *hk = b64(e.key, e.key_len), key[64], status[300];
+	long long certs = count("SELECT count(*) FROM certificates"), challenges;
+
+	snprintf(key, sizeof(key), "%s", hk);
+	free(hk);
+	ck_assert(run_lego("run", e.kid, key, "run") == 0);
+	openssl_verify(crt);
+	api_status(crt, status, sizeof(status));
+	ck_assert_str_eq(status, "issued");
+	ocsp_status(crt, "good", status, sizeof(status));
+	ck_assert_str_eq(status, "good");
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'acme.challenge.valid' AND actor = 'lego-http'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_accounts WHERE principal = 'lego-http'"),
+	                 1);
+
+	/* Renewal of a certificate far from its end: --days beyond its life asks for it. */
+	challenges = count("SELECT count(*) FROM acme_challenges");
+	ck_assert(run_lego("renew", e.kid, key, "renew --days 400 --no-random-sleep") == 0);
+	openssl_verify(crt);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs + 2);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges"), challenges);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders WHERE status = 'valid' AND"
+	                       " account_id = (SELECT id FROM acme_accounts WHERE principal ="
+	                       " 'lego-http')"),
+	                 2);
+
+	ck_assert(run_lego("revoke", e.kid, key, "revoke --reason 1 --keep") == 0);
+	api_status(crt, status, sizeof(status));
+	ck_assert_str_eq(status, "revoked");
+	ocsp_status(crt, "revoked", status, sizeof(status));
+	ck_assert_str_eq(status, "revoked");
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE status = 'revoked' AND"
+	                       " revocation_reason = 1 AND requester = (SELECT 'acme/acct/' || id"
+	                       " FROM acme_accounts WHERE principal = 'lego-http')"),
+	                 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme-cad");
@@ -2320,6 +2397,7 @@ int main(void)
 	tcase_add_test(tc, rate_limits_hold_under_concurrency);
 	tcase_add_test(tc, certbot_http01_issue_renew_revoke);
 	tcase_add_test(tc, certbot_dns01_with_a_wildcard);
+	tcase_add_test(tc, lego_http01_issue_renew_revoke);
 	tcase_add_test(tc, tls_alpn01_by_our_client);
 	tcase_add_test(tc, killed_cad_leaves_no_stuck_challenge);
 	suite_add_tcase(s, tc);

@@ -2,7 +2,8 @@
  * ACME's tables on a private PostgreSQL cluster (tests/pg/pgtest): External Account Binding
  * credentials (usable only while neither revoked nor expired, bound once), accounts (one per
  * key, created with their binding and audit entry in one commit or not at all), update,
- * deactivation and key change, and what the application role may not do to them.
+ * deactivation and key change, what the application role may not do to them, and the group
+ * commit of order and challenge changes.
  */
 #include <check.h>
 #include <stdio.h>
@@ -241,6 +242,132 @@ START_TEST(accounts_update_deactivate_and_change_key)
 }
 END_TEST
 
+/* An order of account acct for name with one authorization; its id, and its authorization's
+ * first challenge into *chall. */
+static int64_t order_for(struct db *db, int64_t acct, const char *name, int64_t *chall)
+{
+	struct db_acme_ident id = {.type = "dns"};
+	struct db_acme_order_opts opts = {0};
+	struct db_acme_order o;
+	struct db_acme_authz az;
+	struct db_err err = {0};
+	char tokens[3][44], ids[300];
+	struct db_audit_entry e = audit;
+	int64_t oid;
+
+	snprintf(id.value, sizeof(id.value), "%s", name);
+	snprintf(ids, sizeof(ids), "[{\"type\":\"dns\",\"value\":\"%s\"}]", name);
+	for (int i = 0; i < 3; i++)
+		snprintf(tokens[i], sizeof(tokens[i]), "%.*s%c", 42, T1, 'a' + i);
+	e.action = "acme.order.create";
+	ck_assert_msg(db_acme_order_create(db, acct, &id, 1, ids, "web", 3600, 3600,
+	                                   (const char(*)[44])tokens, &opts, &e, &o, &err) == DB_OK,
+	              "%s", err.msg);
+	ck_assert_uint_eq(o.n_authz, 1);
+	oid = o.id;
+	ck_assert_int_eq(db_acme_authz_get(db, o.authz[0], &az, &err), DB_OK);
+	*chall = az.ch[0].id;
+	db_acme_order_clear(&o);
+	return oid;
+}
+
+static long long audited(struct db *db, const char *action, const char *kind, int64_t id)
+{
+	char sql[300];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE action = '%s' AND object = '%s/%lld'",
+	         action, kind, (long long)id);
+	return harness_pg_count(db_pgconn(db), sql);
+}
+
+/* Group commit of ACME state changes: the changes of a group are committed together with
+ * their audit entries; one that is refused is undone alone (no change, no audit entry) and
+ * does not take the others with it. */
+START_TEST(changes_grouped_refusals_alone)
+{
+	struct db *db = app_ready();
+	struct db_err err = {0};
+	struct db_acme_account a = account(T1);
+	struct db_audit_entry start = audit, done = audit, move = audit;
+	int64_t c1, c2, o1, o2;
+
+	ck_assert_int_eq(db_acme_account_create(db, &a, "", &audit, &err), DB_OK);
+	o1 = order_for(db, a.id, "a.example.com", &c1);
+	o2 = order_for(db, a.id, "b.example.com", &c2);
+	start.action = "acme.challenge.start";
+	done.action = "acme.challenge.valid";
+	move.action = "acme.order.finalize";
+	{
+		struct db_acme_change x = {.kind = DB_ACME_CHALL_START,
+		                           .id = c1,
+		                           .account_id = a.id,
+		                           .audit = &start},
+		                      y = x,
+		                      z = {.kind = DB_ACME_ORDER_MOVE,
+		                           .id = o1,
+		                           .from = "ready",
+		                           .to = "processing",
+		                           .error_type = "",
+		                           .error_detail = "",
+		                           .audit = &move},
+		                      *g[] = {&x, &z, &y};
+		y.id = c2;
+		db_acme_changes(db, g, 3);
+		ck_assert_msg(x.rc == DB_OK && y.rc == DB_OK, "%s %s", x.err.msg, y.err.msg);
+		ck_assert_int_eq(z.rc, DB_ERR_STATE); /* the order is pending, not ready */
+	}
+	ck_assert_int_eq(audited(db, "acme.challenge.start", "chall", c1), 1);
+	ck_assert_int_eq(audited(db, "acme.challenge.start", "chall", c2), 1);
+	ck_assert_int_eq(audited(db, "acme.order.finalize", "order", o1), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM acme_challenges"
+	                                                 " WHERE status = 'processing'"),
+	                 2);
+	{
+		struct db_acme_change x = {.kind = DB_ACME_CHALL_DONE,
+		                           .id = c1,
+		                           .valid = 1,
+		                           .error_type = "",
+		                           .error_detail = "",
+		                           .reuse = 60,
+		                           .audit = &done},
+		                      y = x, again = x, *g[] = {&x, &y, &again};
+		y.id = c2;
+		y.valid = 0;
+		y.error_type = "unauthorized";
+		y.error_detail = "wrong key authorization";
+		db_acme_changes(db, g, 3);
+		ck_assert_msg(x.rc == DB_OK && y.rc == DB_OK, "%s %s", x.err.msg, y.err.msg);
+		ck_assert_int_eq(again.rc, DB_ERR_STATE); /* settled a moment ago, in the group */
+	}
+	ck_assert_int_eq(audited(db, "acme.challenge.valid", "chall", c1), 1);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM acme_orders"
+	                                                 " WHERE status = 'ready'"),
+	                 1);
+	{
+		struct db_acme_change x = {.kind = DB_ACME_ORDER_MOVE,
+		                           .id = o1,
+		                           .from = "ready",
+		                           .to = "processing",
+		                           .error_type = "",
+		                           .error_detail = "",
+		                           .audit = &move},
+		                      y = x, w = x, *g[] = {&x, &y, &w};
+		w.id = o2; /* invalid since its challenge failed */
+		db_acme_changes(db, g, 3);
+		ck_assert_int_eq(x.rc, DB_OK);
+		ck_assert_int_eq(y.rc, DB_ERR_STATE);
+		ck_assert_int_eq(w.rc, DB_ERR_STATE);
+	}
+	ck_assert_int_eq(audited(db, "acme.order.finalize", "order", o1), 1);
+	ck_assert_int_eq(audited(db, "acme.order.finalize", "order", o2), 0);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM acme_orders"
+	                                                 " WHERE status = 'processing'"),
+	                 1);
+	db_close(db);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
 	TCase *tc = tcase_create(name);
@@ -259,6 +386,7 @@ int main(void)
 
 	add(s, "eab", eab_credentials_bind_accounts_once);
 	add(s, "accounts", accounts_update_deactivate_and_change_key);
+	add(s, "changes", changes_grouped_refusals_alone);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

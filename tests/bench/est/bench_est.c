@@ -32,6 +32,7 @@
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
+#include "bench_util.h"
 #include "harness.h"
 
 #define MAX_COUNTS 8
@@ -54,14 +55,6 @@ struct csr {
 static struct csr *pool;
 static atomic_int next_csr, failed;
 static EVP_PKEY *ca_pub;
-
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static void fatal(const char *what)
 {
@@ -204,7 +197,7 @@ static void *work(void *arg)
 	snprintf(url, sizeof(url), "%s%s", url_base,
 	         w->est ? "/.well-known/est/simpleenroll" : "/api/v1/certificates");
 	snprintf(auth, sizeof(auth), "bench-%d:%s", w->idx, tokens[w->idx % ntokens]);
-	while (!atomic_load(&failed) && now() < w->until) {
+	while (!atomic_load(&failed) && bench_now() < w->until) {
 		int i = atomic_fetch_add(&next_csr, 1);
 		struct curl_slist *h = NULL;
 		struct harness_buf b = {0};
@@ -237,14 +230,14 @@ static void *work(void *arg)
 			curl_easy_setopt(c, CURLOPT_POSTFIELDS, pool[i].json);
 		}
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-		t0 = now();
+		t0 = bench_now();
 		if (curl_easy_perform(c) == CURLE_OK)
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
 		if (w->nlat == w->caplat) {
 			w->caplat = w->caplat ? 2 * w->caplat : 1024;
 			w->lat = realloc(w->lat, w->caplat * sizeof(double));
 		}
-		w->lat[w->nlat++] = now() - t0;
+		w->lat[w->nlat++] = bench_now() - t0;
 		if (st != (w->est ? 200 : 201)) {
 			fprintf(stderr, "bench_est: %s answered %ld: %.300s\n", url, st,
 			        b.data ? b.data : "");
@@ -265,23 +258,11 @@ static void *work(void *arg)
 	return NULL;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(double), cmp_d);
-	return v[n / 2];
-}
-
 /* One timed run: n threads for S seconds. Rate, p50 and p99 in ms. */
 static void one(int est, int n, double *rate, double *p50, double *p99)
 {
 	struct worker w[MAX_THREADS] = {0};
-	double t0 = now(), *all;
+	double t0 = bench_now(), *all;
 	size_t total = 0, k = 0;
 	long done = 0;
 
@@ -296,16 +277,16 @@ static void one(int est, int n, double *rate, double *p50, double *p99)
 		done += w[i].done;
 		total += w[i].nlat;
 	}
-	*rate = (double)done / (now() - t0);
+	*rate = (double)done / (bench_now() - t0);
 	all = malloc((total ? total : 1) * sizeof(double));
 	for (int i = 0; i < n; i++) {
 		memcpy(all + k, w[i].lat, w[i].nlat * sizeof(double));
 		k += w[i].nlat;
 		free(w[i].lat);
 	}
-	qsort(all, total, sizeof(double), cmp_d);
-	*p50 = total ? 1e3 * all[total / 2] : 0;
-	*p99 = total ? 1e3 * all[(size_t)((double)total * 0.99)] : 0;
+	bench_sort(all, total);
+	*p50 = 1e3 * bench_pct(all, total, 0.5);
+	*p99 = 1e3 * bench_pct(all, total, 0.99);
 	free(all);
 }
 
@@ -377,10 +358,10 @@ int main(int argc, char **argv)
 		X509_free(ca);
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	t = now();
+	t = bench_now();
 	make_pool();
 	printf("CSR pool: %d fresh P-256 keys and CSRs in %.2f s (%.0f us each, not timed below)\n",
-	       pool_n, now() - t, 1e6 * (now() - t) / pool_n);
+	       pool_n, bench_now() - t, 1e6 * (bench_now() - t) / pool_n);
 	for (int r = 0; r < rounds && !atomic_load(&failed); r++)
 		for (int ci = 0; ci < ncounts && !atomic_load(&failed); ci++) {
 			/* Alternate which mode goes first, and walk the counts both ways. */
@@ -398,7 +379,7 @@ int main(int argc, char **argv)
 		double m[2][3];
 		for (int est = 1; est >= 0; est--) {
 			for (int k = 0; k < 3; k++)
-				m[est][k] = median(res[est][c][k], rounds);
+				m[est][k] = bench_median(res[est][c][k], (size_t)rounds);
 			printf("%-8d %-10s %12.0f %10.1f %10.1f\n", counts[c], est ? "est" : "api",
 			       m[est][0], m[est][1], m[est][2]);
 		}

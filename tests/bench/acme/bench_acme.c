@@ -1,0 +1,796 @@
+/*
+ * bench_acme: complete ACME orders per second through hsmca-cad.
+ *
+ * N client threads (--clients), each with its own account (ES256 key, registered with its own
+ * External Account Binding credential before the clock starts) and one keep-alive HTTPS
+ * connection (a libcurl easy handle), do complete orders one after the other for S seconds
+ * per round (--seconds, --rounds):
+ *
+ *   newOrder   one new dns name (so every order needs a validation)
+ *   challenge  the authorization read (POST-as-GET), the http-01 key authorization handed to
+ *              this program's responder, the challenge answered with {}, the authorization
+ *              polled every --poll-ms until it is valid (hsmca-acmevald fetches
+ *              /.well-known/acme-challenge/TOKEN from the responder)
+ *   finalize   a fresh P-256 key and CSR; hsmca-cad answers once the certificate is issued
+ *              (a "processing" order is polled)
+ *   download   POST-as-GET of the certificate chain, its leaf checked: signed by the CA and
+ *              holding the CSR's key
+ *
+ * Every request is a JWS signed with tests/acme_client.c (the ACME test client's code), with
+ * the nonce of the previous answer. The http-01 responder runs in this process (--http-port,
+ * on 127.0.0.1) and answers from memory. Per round it prints the orders completed, orders/s,
+ * requests per order and p50/p99 of each step and of the whole order; then the medians over
+ * the rounds. Any failed order ends the run with exit status 1.
+ *
+ * Run it with tests/bench/acme/run, which sets up PostgreSQL, keyd, hsmca-acmevald and
+ * hsmca-cad and makes the EAB credentials (the file named by --eab: "kid hmac_key" lines).
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "acme.h"
+#include "acme_client.h"
+#include "bench_util.h"
+#include "harness.h"
+
+#define MAX_CLIENTS 256
+#define MAX_ROUNDS 32
+#define RESPONDERS 4
+
+enum step { S_NEW_ORDER, S_CHALLENGE, S_FINALIZE, S_DOWNLOAD, S_ORDER, N_STEPS };
+static const char *const step_names[N_STEPS] = {"newOrder", "challenge", "finalize", "download",
+                                                "order"};
+
+static const char *directory_url, *cacert, *ca_file, *eab_file, *domain = "example.com";
+static double seconds = 10, poll_s = 0.005;
+static int nclients = 8, rounds = 3, http_port;
+static char new_nonce_url[512], new_account_url[512], new_order_url[512];
+static EVP_PKEY *ca_pub;
+static atomic_int failed;
+
+static void fatal(const char *what)
+{
+	fprintf(stderr, "bench_acme: %s\n", what);
+	ERR_print_errors_fp(stderr);
+	exit(1);
+}
+
+/* ---- the http-01 responder: one key authorization per client, from memory ---- */
+
+struct slot {
+	char token[ACME_TOKEN_LEN + 1];
+	char keyauth[ACME_TOKEN_LEN + ACME_THUMBPRINT_LEN + 2];
+};
+static struct slot slots[MAX_CLIENTS];
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static int listen_fd = -1;
+static atomic_long served;
+
+static void slot_set(int i, const char *token, const char *keyauth)
+{
+	pthread_mutex_lock(&slots_mu);
+	snprintf(slots[i].token, sizeof(slots[i].token), "%s", token);
+	snprintf(slots[i].keyauth, sizeof(slots[i].keyauth), "%s", keyauth);
+	pthread_mutex_unlock(&slots_mu);
+}
+
+/* The key authorization for token into out; 0, or -1 when no client expects it. */
+static int slot_find(const char *token, char *out, size_t n)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&slots_mu);
+	for (int i = 0; i < nclients && rc; i++)
+		if (slots[i].token[0] && !strcmp(slots[i].token, token)) {
+			snprintf(out, n, "%s", slots[i].keyauth);
+			rc = 0;
+		}
+	pthread_mutex_unlock(&slots_mu);
+	return rc;
+}
+
+/* One connection: one bounded GET, one answer, closed. */
+static void respond(int fd)
+{
+	static const char prefix[] = "GET /.well-known/acme-challenge/";
+	char req[2048] = "", token[ACME_TOKEN_LEN + 1], body[160], out[512];
+	struct timeval tv = {.tv_sec = 2};
+	size_t got = 0, tl;
+	int n;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (got < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
+		ssize_t r = recv(fd, req + got, sizeof(req) - 1 - got, 0);
+		if (r <= 0)
+			return;
+		got += (size_t)r;
+		req[got] = '\0';
+	}
+	tl = strncmp(req, prefix, sizeof(prefix) - 1) ? 0 : strcspn(req + sizeof(prefix) - 1, " ");
+	if (tl > 0 && tl <= ACME_TOKEN_LEN) {
+		snprintf(token, sizeof(token), "%.*s", (int)tl, req + sizeof(prefix) - 1);
+		if (slot_find(token, body, sizeof(body)) == 0) {
+			n = snprintf(out, sizeof(out),
+			             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+			             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			             strlen(body), body);
+			send(fd, out, (size_t)n, MSG_NOSIGNAL);
+			atomic_fetch_add(&served, 1);
+			return;
+		}
+	}
+	n = snprintf(out, sizeof(out),
+	             "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+	send(fd, out, (size_t)n, MSG_NOSIGNAL);
+}
+
+static void *responder_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept(listen_fd, NULL, NULL);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return NULL; /* the listener was shut down */
+		}
+		respond(fd);
+		close(fd);
+	}
+}
+
+static void responder_start(pthread_t *t)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port)};
+	int one = 1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (listen_fd < 0 || setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(listen_fd, 256))
+		fatal("the http-01 responder cannot listen on its port");
+	for (int i = 0; i < RESPONDERS; i++)
+		if (pthread_create(&t[i], NULL, responder_main, NULL))
+			fatal("pthread_create");
+}
+
+static void responder_stop(pthread_t *t)
+{
+	shutdown(listen_fd, SHUT_RDWR);
+	for (int i = 0; i < RESPONDERS; i++)
+		pthread_join(t[i], NULL);
+	close(listen_fd);
+}
+
+/* ---- HTTP and JWS ---- */
+
+struct client {
+	int idx;
+	pthread_t t;
+	CURL *c;
+	struct curl_slist *hdrs;
+	struct harness_buf body;
+	struct tkey key;
+	char thumb[ACME_THUMBPRINT_LEN + 1];
+	char kid[512];
+	char nonce[128];    /* from the last answer; "" none */
+	char location[512]; /* of the last answer */
+	long status;
+	long requests; /* this round */
+	int n_orders;
+	const char *eab_kid, *eab_key;
+	/* this round's step times (seconds), n_orders x N_STEPS */
+	double *times;
+	size_t cap;
+	char err[600];
+};
+
+static size_t on_header(char *p, size_t sz, size_t n, void *arg)
+{
+	struct client *cl = arg;
+	size_t len = sz * n, k;
+	char *dst = NULL;
+	size_t dn = 0;
+
+	if (len > 14 && !strncasecmp(p, "Replay-Nonce:", 13)) {
+		k = 13;
+		dst = cl->nonce;
+		dn = sizeof(cl->nonce);
+	} else if (len > 10 && !strncasecmp(p, "Location:", 9)) {
+		k = 9;
+		dst = cl->location;
+		dn = sizeof(cl->location);
+	}
+	if (dst) {
+		while (k < len && (p[k] == ' ' || p[k] == '\t'))
+			k++;
+		size_t e = len;
+		while (e > k && (p[e - 1] == '\r' || p[e - 1] == '\n' || p[e - 1] == ' '))
+			e--;
+		snprintf(dst, dn, "%.*s", (int)(e - k), p + k);
+	}
+	return len;
+}
+
+/* One request (body NULL: HEAD) to url; the answer in cl->body, cl->status, cl->nonce,
+ * cl->location. 0, or -1 (transport error, in cl->err). */
+static int http(struct client *cl, const char *url, const char *body)
+{
+	CURLcode rc;
+
+	cl->body.len = 0;
+	if (cl->body.data)
+		cl->body.data[0] = '\0';
+	cl->nonce[0] = cl->location[0] = '\0';
+	curl_easy_setopt(cl->c, CURLOPT_URL, url);
+	if (body) {
+		curl_easy_setopt(cl->c, CURLOPT_NOBODY, 0L);
+		curl_easy_setopt(cl->c, CURLOPT_POSTFIELDS, body);
+	} else {
+		curl_easy_setopt(cl->c, CURLOPT_NOBODY, 1L);
+	}
+	rc = curl_easy_perform(cl->c);
+	cl->requests++;
+	curl_easy_getinfo(cl->c, CURLINFO_RESPONSE_CODE, &cl->status);
+	if (rc != CURLE_OK) {
+		snprintf(cl->err, sizeof(cl->err), "%s: %s", url, curl_easy_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* POST a JWS of payload (NULL: POST-as-GET) to url with the account's kid (or its jwk before
+ * it has one); a badNonce is retried with the fresh nonce it brings. The answer as http().
+ * 0, or -1 (transport error). */
+static int post(struct client *cl, const char *url, const char *payload)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		json_t *hdr;
+		char *jws;
+		int rc;
+
+		if (!cl->nonce[0] && (http(cl, new_nonce_url, NULL) || !cl->nonce[0])) {
+			snprintf(cl->err, sizeof(cl->err), "newNonce gave no nonce");
+			return -1;
+		}
+		hdr = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "nonce", cl->nonce, "url", url);
+		if (!hdr)
+			fatal("out of memory");
+		if (cl->kid[0])
+			json_object_set_new(hdr, "kid", json_string(cl->kid));
+		else
+			json_object_set(hdr, "jwk", cl->key.jwk);
+		jws = jws_with(&cl->key, hdr, payload);
+		rc = http(cl, url, jws);
+		free(jws);
+		if (rc)
+			return -1;
+		if (!(cl->status == 400 && cl->body.data && strstr(cl->body.data, "badNonce")))
+			return 0;
+	}
+	return 0;
+}
+
+static int failf(struct client *cl, const char *what)
+{
+	snprintf(cl->err, sizeof(cl->err), "%s: HTTP %ld %.400s", what, cl->status,
+	         cl->body.data ? cl->body.data : "");
+	return -1;
+}
+
+/* A string member's value, "" when it is absent or not a string. */
+static const char *jstr(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	return s ? s : "";
+}
+
+static json_t *answer_json(struct client *cl)
+{
+	return cl->body.data ? json_loads(cl->body.data, 0, NULL) : NULL;
+}
+
+static int register_account(struct client *cl)
+{
+	uint8_t key[64];
+	int klen = acme_b64url_decode(cl->eab_key, strlen(cl->eab_key), key, sizeof(key));
+	json_t *eab, *pl;
+	char *text;
+	int rc;
+
+	if (klen <= 0)
+		return failf(cl, "the EAB key is not base64url");
+	eab = eab_for(&cl->key, cl->eab_kid, key, (size_t)klen, new_account_url);
+	pl = json_pack("{s:b, s:o, s:[s]}", "termsOfServiceAgreed", 1, "externalAccountBinding",
+	               eab, "contact", "mailto:bench@example.com");
+	text = json_dumps(pl, JSON_COMPACT);
+	json_decref(pl);
+	rc = post(cl, new_account_url, text);
+	free(text);
+	if (rc)
+		return -1;
+	if ((cl->status != 201 && cl->status != 200) || !cl->location[0])
+		return failf(cl, "newAccount");
+	snprintf(cl->kid, sizeof(cl->kid), "%s", cl->location);
+	return 0;
+}
+
+/* A status member of the last answer into out ("" none). */
+static void answer_status(struct client *cl, char *out, size_t n)
+{
+	json_t *o = answer_json(cl);
+
+	snprintf(out, n, "%s", jstr(json_object_get(o, "status")));
+	json_decref(o);
+}
+
+static void pause_poll(void)
+{
+	struct timespec ts = {.tv_sec = (time_t)poll_s,
+	                      .tv_nsec = (long)((poll_s - (double)(time_t)poll_s) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
+/* A CSR (DER, base64url) for name with a fresh P-256 key; *key the key. */
+static char *make_csr(const char *name, EVP_PKEY **key)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_REQ *r = X509_REQ_new();
+	X509_NAME *n = X509_NAME_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *san;
+	char sanv[300], *out;
+	unsigned char *der = NULL;
+	int len;
+
+	snprintf(sanv, sizeof(sanv), "DNS:%s", name);
+	san = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, sanv);
+	if (!k || !r || !n || !exts || !san ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)name, -1, -1,
+	                                0) ||
+	    !X509_REQ_set_subject_name(r, n) || !X509_REQ_set_pubkey(r, k) ||
+	    !sk_X509_EXTENSION_push(exts, san) || !X509_REQ_add_extensions(r, exts) ||
+	    !X509_REQ_sign(r, k, EVP_sha256()) || (len = i2d_X509_REQ(r, &der)) <= 0)
+		fatal("making a CSR");
+	out = b64(der, (size_t)len);
+	OPENSSL_free(der);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_NAME_free(n);
+	X509_REQ_free(r);
+	*key = k;
+	return out;
+}
+
+/* The downloaded chain's first certificate: signed by the CA, holding key. */
+static int check_chain(const char *pem, EVP_PKEY *key)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	int ok = x && X509_verify(x, ca_pub) == 1 && EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1;
+
+	X509_free(x);
+	BIO_free(b);
+	return ok ? 0 : -1;
+}
+
+/* One complete order for name; its step times (seconds) into t. 0, or -1 (cl->err). */
+static int one_order(struct client *cl, const char *name, double *t)
+{
+	char payload[400], authz[512], chall[512] = "", token[ACME_TOKEN_LEN + 1] = "",
+	                               finalize[512], order[512], cert[512], st[16],
+	                               keyauth[ACME_TOKEN_LEN + ACME_THUMBPRINT_LEN + 2];
+	double t0 = bench_now(), t1, t2, t3, t4;
+	EVP_PKEY *k = NULL;
+	json_t *o, *chs, *ch;
+	char *csr;
+	size_t i;
+	int rc = -1;
+
+	snprintf(payload, sizeof(payload),
+	         "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"%s\"}]}", name);
+	if (post(cl, new_order_url, payload))
+		return -1;
+	if (cl->status != 201 || !cl->location[0])
+		return failf(cl, "newOrder");
+	snprintf(order, sizeof(order), "%s", cl->location);
+	o = answer_json(cl);
+	snprintf(authz, sizeof(authz), "%s",
+	         jstr(json_array_get(json_object_get(o, "authorizations"), 0)));
+	snprintf(finalize, sizeof(finalize), "%s", jstr(json_object_get(o, "finalize")));
+	json_decref(o);
+	if (!authz[0] || !finalize[0])
+		return failf(cl, "newOrder (no authorization or finalize URL)");
+	t1 = bench_now();
+
+	if (post(cl, authz, NULL))
+		return -1;
+	if (cl->status != 200)
+		return failf(cl, "authorization");
+	o = answer_json(cl);
+	chs = json_object_get(o, "challenges");
+	json_array_foreach(chs, i, ch)
+	{
+		if (!strcmp(jstr(json_object_get(ch, "type")), "http-01")) {
+			snprintf(chall, sizeof(chall), "%s", jstr(json_object_get(ch, "url")));
+			snprintf(token, sizeof(token), "%s", jstr(json_object_get(ch, "token")));
+		}
+	}
+	json_decref(o);
+	if (!chall[0] || strlen(token) != ACME_TOKEN_LEN)
+		return failf(cl, "authorization (no http-01 challenge)");
+	snprintf(keyauth, sizeof(keyauth), "%s.%s", token, cl->thumb);
+	slot_set(cl->idx, token, keyauth);
+	if (post(cl, chall, "{}"))
+		return -1;
+	if (cl->status != 200)
+		return failf(cl, "challenge");
+	for (;;) {
+		if (post(cl, authz, NULL))
+			return -1;
+		answer_status(cl, st, sizeof(st));
+		if (cl->status != 200 || strcmp(st, "pending"))
+			break;
+		pause_poll();
+	}
+	slot_set(cl->idx, "", "");
+	if (strcmp(st, "valid"))
+		return failf(cl, "authorization not valid");
+	t2 = bench_now();
+
+	csr = make_csr(name, &k);
+	{
+		char *body;
+		if (asprintf(&body, "{\"csr\":\"%s\"}", csr) < 0)
+			fatal("out of memory");
+		rc = post(cl, finalize, body);
+		free(body);
+	}
+	free(csr);
+	if (rc)
+		goto out;
+	rc = -1;
+	if (cl->status != 200) {
+		failf(cl, "finalize");
+		goto out;
+	}
+	for (;;) {
+		answer_status(cl, st, sizeof(st));
+		if (strcmp(st, "processing"))
+			break;
+		pause_poll();
+		if (post(cl, order, NULL))
+			goto out;
+	}
+	o = answer_json(cl);
+	snprintf(cert, sizeof(cert), "%s", jstr(json_object_get(o, "certificate")));
+	json_decref(o);
+	if (strcmp(st, "valid") || !cert[0]) {
+		failf(cl, "order not valid after finalize");
+		goto out;
+	}
+	t3 = bench_now();
+
+	if (post(cl, cert, NULL))
+		goto out;
+	if (cl->status != 200 || !cl->body.data || check_chain(cl->body.data, k)) {
+		failf(cl, "download (or the certificate does not verify with the CA or lacks the "
+		          "CSR's key)");
+		goto out;
+	}
+	t4 = bench_now();
+	t[S_NEW_ORDER] = t1 - t0;
+	t[S_CHALLENGE] = t2 - t1;
+	t[S_FINALIZE] = t3 - t2;
+	t[S_DOWNLOAD] = t4 - t3;
+	t[S_ORDER] = t4 - t0;
+	rc = 0;
+out:
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+/* ---- the rounds ---- */
+
+static pthread_barrier_t barrier;
+static double t_end;
+static int round_no;
+
+static void *client_main(void *arg)
+{
+	struct client *cl = arg;
+	int serial = 0;
+
+	if (register_account(cl)) {
+		fprintf(stderr, "bench_acme: client %d: %s\n", cl->idx, cl->err);
+		atomic_store(&failed, 1);
+	}
+	for (int r = 0; r < rounds; r++) {
+		pthread_barrier_wait(&barrier); /* the round starts: t_end set */
+		cl->n_orders = 0;
+		cl->requests = 0;
+		while (!atomic_load(&failed) && bench_now() < t_end) {
+			char name[128];
+			if ((size_t)(cl->n_orders + 1) * N_STEPS > cl->cap) {
+				cl->cap = cl->cap ? cl->cap * 2 : 1024 * N_STEPS;
+				if (!(cl->times = realloc(cl->times, cl->cap * sizeof(double))))
+					fatal("out of memory");
+			}
+			snprintf(name, sizeof(name), "b%d-%d-%d-%ld.%s", cl->idx, r, ++serial,
+			         (long)time(NULL), domain);
+			if (one_order(cl, name, cl->times + (size_t)cl->n_orders * N_STEPS)) {
+				if (!atomic_exchange(&failed, 1))
+					fprintf(stderr, "bench_acme: client %d, order %s: %s\n",
+					        cl->idx, name, cl->err);
+				break;
+			}
+			cl->n_orders++;
+		}
+		pthread_barrier_wait(&barrier); /* the round ends */
+	}
+	return NULL;
+}
+
+static void load_eab(struct client *cl, char (*lines)[256])
+{
+	FILE *f = fopen(eab_file, "r");
+	int n = 0;
+
+	if (!f)
+		fatal("cannot read the --eab file");
+	while (n < nclients && fgets(lines[n], 256, f)) {
+		char *sp = strchr(lines[n], ' ');
+		if (!sp)
+			continue;
+		*sp = '\0';
+		lines[n][strcspn(lines[n], "\r\n")] = '\0';
+		sp[1 + strcspn(sp + 1, "\r\n ")] = '\0';
+		cl[n].eab_kid = lines[n];
+		cl[n].eab_key = sp + 1;
+		n++;
+	}
+	fclose(f);
+	if (n < nclients)
+		fatal("the --eab file has fewer credentials than --clients");
+}
+
+static void read_directory(void)
+{
+	struct client d = {0};
+	json_t *o;
+
+	d.c = curl_easy_init();
+	curl_easy_setopt(d.c, CURLOPT_CAINFO, cacert);
+	curl_easy_setopt(d.c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
+	curl_easy_setopt(d.c, CURLOPT_WRITEDATA, &d.body);
+	curl_easy_setopt(d.c, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(d.c, CURLOPT_URL, directory_url);
+	if (curl_easy_perform(d.c) != CURLE_OK || !d.body.data)
+		fatal("cannot read the ACME directory");
+	o = json_loads(d.body.data, 0, NULL);
+	snprintf(new_nonce_url, sizeof(new_nonce_url), "%s", jstr(json_object_get(o, "newNonce")));
+	snprintf(new_account_url, sizeof(new_account_url), "%s",
+	         jstr(json_object_get(o, "newAccount")));
+	snprintf(new_order_url, sizeof(new_order_url), "%s", jstr(json_object_get(o, "newOrder")));
+	json_decref(o);
+	free(d.body.data);
+	curl_easy_cleanup(d.c);
+	if (!new_nonce_url[0] || !new_account_url[0] || !new_order_url[0])
+		fatal("the directory lacks newNonce, newAccount or newOrder");
+}
+
+static void setup_client(struct client *cl)
+{
+	char *jwk;
+
+	cl->key = tkey_new("ES256");
+	/* RFC 7638: the required members in lexical order, as jansson's sorted output. */
+	jwk = json_dumps(cl->key.jwk, JSON_COMPACT | JSON_SORT_KEYS);
+	{
+		uint8_t d[32];
+		unsigned n = 0;
+		char *s;
+		if (!jwk || !EVP_Digest(jwk, strlen(jwk), d, &n, EVP_sha256(), NULL))
+			fatal("the account key's thumbprint");
+		s = b64(d, n);
+		snprintf(cl->thumb, sizeof(cl->thumb), "%s", s);
+		free(s);
+	}
+	free(jwk);
+	cl->c = curl_easy_init();
+	if (!cl->c)
+		fatal("curl_easy_init");
+	cl->hdrs = curl_slist_append(NULL, "Content-Type: application/jose+json");
+	curl_easy_setopt(cl->c, CURLOPT_HTTPHEADER, cl->hdrs);
+	curl_easy_setopt(cl->c, CURLOPT_CAINFO, cacert);
+	curl_easy_setopt(cl->c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
+	curl_easy_setopt(cl->c, CURLOPT_WRITEDATA, &cl->body);
+	curl_easy_setopt(cl->c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(cl->c, CURLOPT_HEADERDATA, cl);
+	curl_easy_setopt(cl->c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(cl->c, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(cl->c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(cl->c, CURLOPT_MAXCONNECTS, 1L);
+}
+
+/* CPU seconds (user + system) this process has used. */
+static double cpu_self(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bench_acme --directory URL --cacert PEM --ca PEM --eab FILE "
+	           "--http-port PORT [--clients N] [--seconds S] [--rounds R] [--poll-ms MS] "
+	           "[--domain D]\n");
+}
+
+int main(int argc, char **argv)
+{
+	static struct client cl[MAX_CLIENTS];
+	static char eab_lines[MAX_CLIENTS][256];
+	double rates[MAX_ROUNDS], reqs[MAX_ROUNDS], p[N_STEPS][2][MAX_ROUNDS];
+	pthread_t resp[RESPONDERS];
+	FILE *f;
+	X509 *ca;
+	long total_orders = 0;
+	double cpu0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		if (!v) {
+			usage(stderr);
+			return 2;
+		}
+		i++;
+		if (!strcmp(a, "--directory"))
+			directory_url = v;
+		else if (!strcmp(a, "--cacert"))
+			cacert = v;
+		else if (!strcmp(a, "--ca"))
+			ca_file = v;
+		else if (!strcmp(a, "--eab"))
+			eab_file = v;
+		else if (!strcmp(a, "--domain"))
+			domain = v;
+		else if (!strcmp(a, "--http-port"))
+			http_port = atoi(v);
+		else if (!strcmp(a, "--clients"))
+			nclients = atoi(v);
+		else if (!strcmp(a, "--seconds"))
+			seconds = atof(v);
+		else if (!strcmp(a, "--rounds"))
+			rounds = atoi(v);
+		else if (!strcmp(a, "--poll-ms"))
+			poll_s = atof(v) / 1000.0;
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!directory_url || !cacert || !ca_file || !eab_file || http_port <= 0 ||
+	    http_port > 65535 || nclients < 1 || nclients > MAX_CLIENTS || rounds < 1 ||
+	    rounds > MAX_ROUNDS || seconds <= 0 || poll_s < 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (!(f = fopen(ca_file, "r")) || !(ca = PEM_read_X509(f, NULL, NULL, NULL)))
+		fatal("cannot read the CA certificate (--ca)");
+	fclose(f);
+	ca_pub = X509_get_pubkey(ca);
+	X509_free(ca);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	read_directory();
+	load_eab(cl, eab_lines);
+	responder_start(resp);
+	for (int i = 0; i < nclients; i++) {
+		cl[i].idx = i;
+		setup_client(&cl[i]);
+	}
+	pthread_barrier_init(&barrier, NULL, (unsigned)nclients + 1);
+	for (int i = 0; i < nclients; i++)
+		if (pthread_create(&cl[i].t, NULL, client_main, &cl[i]))
+			fatal("pthread_create");
+	printf("%d clients, %d rounds of %g s, polling every %g ms; accounts registered before "
+	       "the clock starts\n",
+	       nclients, rounds, seconds, poll_s * 1000);
+	printf("%5s %7s %9s %9s", "round", "orders", "orders/s", "reqs/ord");
+	for (int s = 0; s < N_STEPS; s++)
+		printf("  %22s", step_names[s]);
+	printf("\n%5s %7s %9s %9s", "", "", "", "");
+	for (int s = 0; s < N_STEPS; s++)
+		printf("  %22s", "p50 / p99 ms");
+	printf("\n");
+	cpu0 = cpu_self();
+	for (round_no = 0; round_no < rounds; round_no++) {
+		double t0, wall, *v;
+		size_t n = 0;
+		long nreq = 0;
+
+		t0 = bench_now();
+		t_end = t0 + seconds;
+		pthread_barrier_wait(&barrier);
+		pthread_barrier_wait(&barrier);
+		wall = bench_now() - t0;
+		for (int i = 0; i < nclients; i++) {
+			n += (size_t)cl[i].n_orders;
+			nreq += cl[i].requests;
+		}
+		total_orders += (long)n;
+		rates[round_no] = (double)n / wall;
+		reqs[round_no] = n ? (double)nreq / (double)n : 0;
+		printf("%5d %7zu %9.1f %9.1f", round_no + 1, n, rates[round_no], reqs[round_no]);
+		if (!(v = malloc((n ? n : 1) * sizeof(double))))
+			fatal("out of memory");
+		for (int s = 0; s < N_STEPS; s++) {
+			size_t k = 0;
+			for (int i = 0; i < nclients; i++)
+				for (int j = 0; j < cl[i].n_orders; j++)
+					v[k++] = 1e3 * cl[i].times[(size_t)j * N_STEPS + (size_t)s];
+			bench_sort(v, k);
+			p[s][0][round_no] = bench_pct(v, k, 0.5);
+			p[s][1][round_no] = bench_pct(v, k, 0.99);
+			printf("  %10.1f / %9.1f", p[s][0][round_no], p[s][1][round_no]);
+		}
+		free(v);
+		printf("\n");
+		fflush(stdout);
+	}
+	for (int i = 0; i < nclients; i++)
+		pthread_join(cl[i].t, NULL);
+	if (!atomic_load(&failed)) {
+		printf("%5s %7s %9.1f %9.1f", "median", "", bench_median(rates, (size_t)rounds),
+		       bench_median(reqs, (size_t)rounds));
+		for (int s = 0; s < N_STEPS; s++) {
+			double a = bench_median(p[s][0], (size_t)rounds),
+			       b = bench_median(p[s][1], (size_t)rounds);
+			printf("  %10.1f / %9.1f", a, b);
+		}
+		printf("\n%ld orders complete, every certificate checked against the CA and its "
+		       "CSR's key; the responder served %ld key authorizations\n",
+		       total_orders, atomic_load(&served));
+		printf("this client's CPU (every thread, the responder included): %.2f ms per "
+		       "order\n",
+		       total_orders ? 1e3 * (cpu_self() - cpu0) / (double)total_orders : 0);
+	}
+	responder_stop(resp);
+	for (int i = 0; i < nclients; i++) {
+		curl_slist_free_all(cl[i].hdrs);
+		curl_easy_cleanup(cl[i].c);
+		free(cl[i].body.data);
+		free(cl[i].times);
+		tkey_free(&cl[i].key);
+	}
+	EVP_PKEY_free(ca_pub);
+	curl_global_cleanup();
+	return atomic_load(&failed) ? 1 : 0;
+}
