@@ -620,13 +620,12 @@ START_TEST(eab_credentials_are_made_by_officers_only)
 	}
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_eab_credentials"), 0);
 	/* The command line prints kid= and hmac_key= once; the key is not in the audit log. */
-	char cmd[2048];
-	snprintf(cmd, sizeof(cmd),
-	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/officer.pem "
-	         "HSMCA_CLIENT_KEY=%s/officer.key %s acme eab create --profile web "
-	         "--allow '*.corp.example.com' --principal team-a > %s/eab.out",
-	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"), dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(
+	    harness_cli(&site, "officer",
+	                (const char *[]){"acme", "eab", "create", "--profile", "web", "--allow",
+	                                 "*.corp.example.com", "--principal", "team-a", NULL},
+	                in_dir("eab.out"), in_dir("eab.err")),
+	    0);
 	snprintf(out, sizeof(out), "%s", harness_slurp(in_dir("eab.out")));
 	kid = strstr(out, "kid=");
 	key = strstr(out, "hmac_key=");
@@ -815,7 +814,7 @@ START_TEST(revoked_eab_registers_nothing)
 {
 	struct eab e = new_eab(",\"principal\":\"revoked-team\"");
 	struct tkey t = tkey_new("ES256");
-	char url[300], *pl, cmd[2048];
+	char url[300], *pl;
 	struct reply r;
 
 	snprintf(url, sizeof(url), "%s/api/v1/acme/eab/%s/revoke", base_url, e.kid);
@@ -841,11 +840,10 @@ START_TEST(revoked_eab_registers_nothing)
 	                       " AND outcome = 'success'"),
 	                 1);
 	/* The list (auditor, command line) names it revoked and shows no key. */
-	snprintf(cmd, sizeof(cmd),
-	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/auditor.pem "
-	         "HSMCA_CLIENT_KEY=%s/auditor.key %s acme eab list > %s/eab-list.out",
-	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"), dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(harness_cli(&site, "auditor",
+	                             (const char *[]){"acme", "eab", "list", NULL},
+	                             in_dir("eab-list.out"), in_dir("eab-list.err")),
+	                 0);
 	json_t *o = json_loads(harness_slurp(in_dir("eab-list.out")), 0, NULL), *c;
 	size_t i;
 	int seen = 0;
@@ -1022,7 +1020,7 @@ END_TEST
 START_TEST(renewal_incident_moves_the_window)
 {
 	struct tkey c = tkey_new("ES256"), d = tkey_new("ES256");
-	char pem[8192], pem2[8192], *cert = issue_for(&c, pem, sizeof(pem)), url[256], cmd[2048];
+	char pem[8192], pem2[8192], *cert = issue_for(&c, pem, sizeof(pem)), url[256];
 	struct reply r;
 	long st;
 
@@ -1038,12 +1036,12 @@ START_TEST(renewal_incident_moves_the_window)
 	reply_clear(&r);
 	ck_assert_int_eq(renewal_end(pem, &st) > (int64_t)time(NULL), 1);
 	sleep(1);
-	snprintf(cmd, sizeof(cmd),
-	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/officer.pem "
-	         "HSMCA_CLIENT_KEY=%s/officer.key %s acme incident --authority web "
-	         "--reason 'weak RNG on the build host' > /dev/null 2>&1",
-	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"));
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(
+	    harness_cli(&site, "officer",
+	                (const char *[]){"acme", "incident", "--authority", "web", "--reason",
+	                                 "weak RNG on the build host", NULL},
+	                in_dir("incident.out"), NULL),
+	    0);
 	ck_assert_int_le(renewal_end(pem, &st), (int64_t)time(NULL));
 	ck_assert_int_eq(st, 200);
 	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
