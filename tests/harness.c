@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "db.h"
 
 #include <check.h>
 
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +21,8 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/store.h>
 #include <openssl/x509v3.h>
 
@@ -168,6 +172,24 @@ int harness_log_has_sanitizer_report(const char *log)
 	return found;
 }
 
+/* The last 40 lines of log to stderr, after "harness: the end of LOG:". */
+static void log_tail(const char *log)
+{
+	char *argv[] = {"tail", "-n", "40", (char *)log, NULL};
+	pid_t t;
+
+	fprintf(stderr, "harness: the end of %s:\n", log);
+	fflush(NULL); /* else the child writes what is buffered a second time */
+	t = fork();
+	if (t == 0) {
+		dup2(2, 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (t > 0)
+		waitpid(t, NULL, 0);
+}
+
 int harness_daemon_stop(pid_t *pid, const char *name, const char *log, int flags)
 {
 	int st = 0, status, timed_out = 0, killed_ok;
@@ -207,21 +229,8 @@ int harness_daemon_stop(pid_t *pid, const char *name, const char *log, int flags
 		fprintf(stderr, "harness: %s: sanitizer report in its log\n", name);
 	else
 		return 0;
-	if (log) {
-		char *argv[] = {"tail", "-n", "40", (char *)log, NULL};
-		pid_t t;
-
-		fprintf(stderr, "harness: the end of %s:\n", log);
-		fflush(NULL); /* else the child writes what is buffered a second time */
-		t = fork();
-		if (t == 0) {
-			dup2(2, 1);
-			execvp(argv[0], argv);
-			_exit(127);
-		}
-		if (t > 0)
-			waitpid(t, NULL, 0);
-	}
+	if (log)
+		log_tail(log);
 	harness_bad_exits++;
 	return status != 0 && !killed_ok ? status : 1;
 }
@@ -665,6 +674,147 @@ void harness_write_key(const char *path, EVP_PKEY *k)
 		harness_die(__func__);
 }
 
+void harness_write_credential(const char *dir, const char *name, X509 *x, EVP_PKEY *k)
+{
+	if (!x)
+		harness_die(__func__);
+	harness_write_cert(harness_pathf(dir, "%s.pem", name), x, 0);
+	harness_write_key(harness_pathf(dir, "%s.key", name), k);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+void harness_cert_sha256(const char *path, uint8_t sha[32])
+{
+	FILE *f = fopen(path, "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	unsigned int n = 0;
+
+	if (f)
+		fclose(f);
+	if (!x || !X509_digest(x, EVP_sha256(), sha, &n) || n != 32) {
+		fprintf(stderr, "%s: no certificate to digest\n", path);
+		X509_free(x);
+		harness_die(__func__);
+	}
+	X509_free(x);
+}
+
+void harness_db_token(struct db *db, const char *name, const char *token_name, char *token,
+                      size_t n)
+{
+	struct db_principal p = {0};
+	struct db_err err = {0};
+	unsigned char raw[32];
+	char b64[48];
+	uint8_t sha[32];
+	int32_t id;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		harness_die("randomness");
+	EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
+	for (char *c = b64; *c; c++)
+		*c = *c == '+' ? '-' : *c == '/' ? '_' : *c == '=' ? '\0' : *c;
+	snprintf(token, n, "hsmca_%s", b64);
+	SHA256((const unsigned char *)token, strlen(token), sha);
+	if (db_principal_find(db, name, &p, &err) != DB_OK ||
+	    db_token_add(db, p.id, sha, token_name, (int64_t)time(NULL) + 86400, &id, &err) !=
+	        DB_OK) {
+		fprintf(stderr, "token of %s: %s\n", name, err.msg);
+		db_principal_clear(&p);
+		harness_die(__func__);
+	}
+	db_principal_clear(&p);
+}
+
+/* Every migration over a new connection as the schema owner, then LOGIN for hsmca_app: that
+ * connection, or NULL with err filled. */
+static struct db *migrate_as_owner(const struct harness_pg *pg, struct db_err *err)
+{
+	struct db *db = NULL;
+	PGresult *r;
+	int applied;
+
+	if (db_connect(pg->owner_ci, &db, err) != DB_OK ||
+	    db_migrate(db, NULL, NULL, &applied, err) != DB_OK) {
+		db_close(db);
+		return NULL;
+	}
+	r = PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(err->msg, sizeof(err->msg), "ALTER ROLE hsmca_app LOGIN: %s",
+		         PQresultErrorMessage(r));
+		PQclear(r);
+		db_close(db);
+		return NULL;
+	}
+	PQclear(r);
+	return db;
+}
+
+struct db *harness_pg_migrated(struct harness_pg *pg, const char *name)
+{
+	struct db_err err = {0};
+	struct db *db;
+
+	if (harness_pg_start(pg, name) != 0)
+		harness_die(__func__);
+	if (!(db = migrate_as_owner(pg, &err))) {
+		fprintf(stderr, "%s: %s\n", name, err.msg);
+		harness_die(__func__);
+	}
+	return db;
+}
+
+struct db *harness_pg_migrate(const struct harness_pg *pg)
+{
+	struct db_err err = {0};
+	struct db *db = migrate_as_owner(pg, &err);
+
+	ck_assert_msg(db != NULL, "migrating %s: %s", pg->dir, err.msg);
+	return db;
+}
+
+void harness_pg_fixture_start(struct harness_pg *pg, const char *name)
+{
+	if (harness_pg_start(pg, name) != 0)
+		ck_abort_msg("could not start a private PostgreSQL in %s", pg->dir);
+}
+
+struct db *harness_db_connect(const char *ci)
+{
+	struct db_err err = {0};
+	struct db *db = NULL;
+
+	ck_assert_msg(db_connect(ci, &db, &err) == DB_OK, "connect: %s", err.msg);
+	return db;
+}
+
+void harness_pg_fails(PGconn *c, const char *sql, const char *state)
+{
+	PGresult *r = PQexec(c, sql);
+	const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR, "%s succeeded", sql);
+	ck_assert_msg(got && !strcmp(got, state), "%s: SQLSTATE %s, expected %s (%s)", sql,
+	              got ? got : "none", state, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+void harness_db_principal(struct db *db, const char *dir, const char *name, const char *role,
+                          const char *profiles)
+{
+	struct db_err err = {0};
+	uint8_t sha[32];
+	int32_t id;
+
+	harness_cert_sha256(harness_pathf(dir, "%s.pem", name), sha);
+	if (db_principal_add(db, name, role, sha, profiles, &id, &err) != DB_OK) {
+		fprintf(stderr, "principal %s: %s\n", name, err.msg);
+		harness_die(__func__);
+	}
+}
+
 void harness_load_providers(OSSL_PROVIDER **keyd, OSSL_PROVIDER **dflt)
 {
 	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
@@ -794,5 +944,394 @@ long long harness_pg_count(PGconn *c, const char *sql)
 	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
 	n = atoll(PQgetvalue(r, 0, 0));
 	PQclear(r);
+	return n;
+}
+
+/* ---- HTTPS clients ---- */
+
+long harness_http(const struct harness_site *s, const struct harness_req *q,
+                  struct harness_reply *r)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	struct harness_buf b = {0}, hb = {0};
+	char url[2048], ca[512], cert[512], key[512], line[600];
+
+	memset(r, 0, sizeof(*r));
+	if (!strncmp(q->path, "https://", 8) || !strncmp(q->path, "http://", 7))
+		snprintf(url, sizeof(url), "%s", q->path);
+	else
+		snprintf(url, sizeof(url), "%s%s", s->base_url, q->path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	snprintf(ca, sizeof(ca), "%s/opca.pem", s->dir);
+	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
+	if (!strcmp(q->method, "HEAD"))
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, harness_curl_collect);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+	snprintf(line, sizeof(line), "Content-Type: %s",
+	         q->content_type ? q->content_type : "application/json");
+	hdr = curl_slist_append(hdr, line);
+	if (q->totp) {
+		snprintf(line, sizeof(line), "X-HSMCA-TOTP: %s", q->totp);
+		hdr = curl_slist_append(hdr, line);
+	}
+	if (q->who && !strncmp(q->who, "token:", 6)) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", q->who + 6);
+		hdr = curl_slist_append(hdr, line);
+	} else if (q->who) {
+		snprintf(cert, sizeof(cert), "%s/%s.pem", s->dir, q->who);
+		snprintf(key, sizeof(key), "%s/%s.key", s->dir, q->who);
+		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	if (q->body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(q->body));
+	}
+	r->rc = curl_easy_perform(c);
+	if (r->rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	r->body = b.data;
+	r->headers = hb.data;
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	return r->status;
+}
+
+void harness_reply_clear(struct harness_reply *r)
+{
+	free(r->body);
+	free(r->headers);
+	memset(r, 0, sizeof(*r));
+}
+
+int harness_reply_header(const struct harness_reply *r, const char *name, int nth, char *out,
+                         size_t n)
+{
+	size_t nl = strlen(name);
+
+	out[0] = '\0';
+	for (const char *l = r->headers; l && *l; l += strcspn(l, "\n"), l += *l == '\n') {
+		const char *v = l + nl + 1;
+
+		if (strncasecmp(l, name, nl) || l[nl] != ':' || nth-- > 0)
+			continue;
+		v += strspn(v, " \t");
+		snprintf(out, n, "%.*s", (int)strcspn(v, "\r\n"), v);
+		return 1;
+	}
+	return 0;
+}
+
+long harness_api(const struct harness_site *s, const char *who, const char *method,
+                 const char *path, const char *body, json_t **out)
+{
+	struct harness_reply r;
+	struct harness_req q = {.who = who, .method = method, .path = path, .body = body};
+	json_t *o = NULL;
+	long status = harness_http(s, &q, &r);
+
+	if (r.body)
+		o = json_loads(r.body, 0, NULL);
+	if (r.status >= 400 && o && out)
+		ck_assert_msg(json_is_string(json_object_get(o, "error")) &&
+		                  json_is_string(json_object_get(o, "detail")),
+		              "%s %s: HTTP %ld, an error without {error, detail}: %s", method, path,
+		              r.status, r.body);
+	if (out)
+		*out = o;
+	else
+		json_decref(o);
+	harness_reply_clear(&r);
+	return status;
+}
+
+const char *harness_jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "";
+}
+
+/* ---- the hsmca command line ---- */
+
+void harness_cli_env(const struct harness_site *s, const char *who)
+{
+	setenv("HSMCA_API_URL", s->base_url, 1);
+	setenv("HSMCA_CA_BUNDLE", harness_pathf(s->dir, "opca.pem"), 1);
+	unsetenv("HSMCA_API_TOKEN");
+	unsetenv("HSMCA_CLIENT_CERT");
+	unsetenv("HSMCA_CLIENT_KEY");
+	if (who && !strncmp(who, "token:", 6)) {
+		setenv("HSMCA_API_TOKEN", who + 6, 1);
+	} else if (who) {
+		setenv("HSMCA_CLIENT_CERT", harness_pathf(s->dir, "%s.pem", who), 1);
+		setenv("HSMCA_CLIENT_KEY", harness_pathf(s->dir, "%s.key", who), 1);
+	}
+}
+
+int harness_cli(const struct harness_site *s, const char *who, const char *const *args,
+                const char *out_path, const char *err_path)
+{
+	char *argv[40];
+	size_t n = 0;
+	int st;
+	pid_t pid;
+
+	argv[n++] = getenv("HSMCA_CLI_BIN");
+	for (size_t i = 0; args[i] && n < 39; i++)
+		argv[n++] = (char *)args[i];
+	argv[n] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = err_path ? open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600) : o;
+
+		dup2(o, 1);
+		dup2(e, 2);
+		harness_cli_env(s, who);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- hsmca-cad ---- */
+
+pid_t harness_cad_start(const struct harness_site *s, const char *conf, const char *log,
+                        const char *who)
+{
+	int phase = harness_setup_phase;
+	char logf[512]; /* log may be a harness_pathf() buffer, reused meanwhile */
+	pid_t pid;
+
+	snprintf(logf, sizeof(logf), "%s", log);
+	harness_setup_phase = 1;
+	pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", conf, NULL, logf);
+	for (int i = 0; i < 400; i++) {
+		struct harness_reply r;
+		struct harness_req q = {.who = who, .method = "GET", .path = "/api/v1/health"};
+
+		long status = harness_http(s, &q, &r);
+
+		harness_reply_clear(&r);
+		if (status == 200) {
+			harness_setup_phase = phase;
+			return pid;
+		}
+		usleep(50000);
+	}
+	fprintf(stderr, "hsmca-cad did not become healthy\n");
+	log_tail(logf);
+	harness_die(__func__);
+}
+
+int harness_cad_stop(pid_t *pid, const char *log, int flags)
+{
+	return harness_daemon_stop(pid, "hsmca-cad", log, flags);
+}
+
+X509 *harness_test_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
+                        const char *san, const char *md)
+{
+	static long serial = 1000;
+	time_t now = time(NULL);
+	struct harness_cert c = {.cn = cn,
+	                         .pub = pub,
+	                         .issuer = issuer,
+	                         .signer = signer,
+	                         .ca = ca,
+	                         .serial = serial++,
+	                         .not_before = now - 3600,
+	                         .not_after = now + 86400L * 3660,
+	                         .san = san,
+	                         .md = md ? md : "SHA256"};
+
+	return harness_make_cert(&c);
+}
+
+X509 *harness_opca(const char *dir, const char *cn, EVP_PKEY **key)
+{
+	EVP_PKEY *sk = EVP_EC_gen("P-256");
+	X509 *ca;
+
+	*key = EVP_EC_gen("P-256");
+	if (!*key || !sk)
+		harness_die(__func__);
+	ca = harness_test_cert(cn, *key, NULL, *key, 1, NULL, NULL);
+	harness_write_cert(harness_pathf(dir, "opca.pem"), ca, 0);
+	harness_write_credential(
+	    dir, "server",
+	    harness_test_cert("localhost", sk, ca, *key, 0, "DNS:localhost,IP:127.0.0.1", NULL),
+	    sk);
+	return ca;
+}
+
+int harness_suite_end(struct harness *h, struct harness_pg *pg, X509 *opca, EVP_PKEY *opca_key,
+                      OSSL_PROVIDER *keyd, OSSL_PROVIDER *dflt)
+{
+	int rc;
+
+	harness_pg_remove(pg);
+	X509_free(opca);
+	EVP_PKEY_free(opca_key);
+	OSSL_PROVIDER_unload(keyd);
+	OSSL_PROVIDER_unload(dflt);
+	rc = harness_stop(h);
+	curl_global_cleanup();
+	return rc;
+}
+
+/* ---- CSRs ---- */
+
+char *harness_make_csr(EVP_PKEY *k, const char *subject, const char *san)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *n = X509_NAME_new();
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	BIO *b = BIO_new(BIO_s_mem());
+	char *copy = strdup(subject), *save = NULL, *out, *data;
+	long len;
+
+	for (char *f = strtok_r(copy, "/", &save); f; f = strtok_r(NULL, "/", &save)) {
+		char *eq = strchr(f, '=');
+		*eq = '\0';
+		if (!X509_NAME_add_entry_by_txt(n, f, MBSTRING_UTF8, (unsigned char *)eq + 1, -1,
+		                                -1, 0))
+			harness_die(__func__);
+	}
+	X509_REQ_set_version(req, 0);
+	X509_REQ_set_subject_name(req, n);
+	X509_REQ_set_pubkey(req, k);
+	if (san) {
+		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+		if (!e)
+			harness_die(__func__);
+		sk_X509_EXTENSION_push(exts, e);
+		X509_REQ_add_extensions(req, exts);
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	}
+	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, k, NULL) ||
+	    !X509_REQ_sign_ctx(req, m))
+		harness_die(__func__);
+	PEM_write_bio_X509_REQ(b, req);
+	len = BIO_get_mem_data(b, &data);
+	out = strndup(data, (size_t)len);
+	BIO_free(b);
+	EVP_MD_CTX_free(m);
+	X509_NAME_free(n);
+	X509_REQ_free(req);
+	free(copy);
+	return out;
+}
+
+/* ---- DER test fixtures ---- */
+
+X509_NAME *harness_cn(const char *cn)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0),
+	    1);
+	return n;
+}
+
+size_t harness_tbs_cert(const struct harness_tbs_cert *c, uint8_t **der)
+{
+	X509 *x = X509_new();
+	X509_NAME *in = harness_cn(c->issuer), *sn = harness_cn(c->subject);
+	int n;
+
+	ck_assert_int_eq(X509_set_version(x, c->version - 1), 1);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), c->serial);
+	X509_set_issuer_name(x, in);
+	X509_set_subject_name(x, sn);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, c->pub);
+	if (c->bc) {
+		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, c->bc);
+
+		ck_assert_ptr_nonnull(e);
+		X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	ck_assert_int_gt(X509_sign(x, c->signer, EVP_sha256()), 0);
+	*der = NULL;
+	n = i2d_re_X509_tbs(x, der);
+	ck_assert_int_gt(n, 0);
+	X509_free(x);
+	X509_NAME_free(in);
+	X509_NAME_free(sn);
+	return (size_t)n;
+}
+
+size_t harness_tbs_crl(const struct harness_tbs_crl *c, uint8_t **der)
+{
+	X509_CRL *crl = X509_CRL_new();
+	X509_NAME *in = harness_cn(c->issuer);
+	ASN1_TIME *t = X509_gmtime_adj(NULL, 0);
+	int n;
+
+	if (c->v2)
+		X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, in);
+	X509_CRL_set1_lastUpdate(crl, t);
+	if (c->next_update)
+		X509_CRL_set1_nextUpdate(crl, t);
+	for (int i = 0; i < c->entries; i++) {
+		X509_REVOKED *r = X509_REVOKED_new();
+		ASN1_INTEGER *s = ASN1_INTEGER_new();
+
+		ASN1_INTEGER_set_int64(s, c->first_serial + i);
+		X509_REVOKED_set_serialNumber(r, s);
+		X509_REVOKED_set_revocationDate(r, t);
+		X509_CRL_add0_revoked(crl, r);
+		ASN1_INTEGER_free(s);
+	}
+	ck_assert_int_gt(X509_CRL_sign(crl, c->signer, EVP_sha256()), 0);
+	*der = NULL;
+	n = i2d_re_X509_CRL_tbs(crl, der);
+	ck_assert_int_gt(n, 0);
+	X509_CRL_free(crl);
+	X509_NAME_free(in);
+	ASN1_TIME_free(t);
+	return (size_t)n;
+}
+
+PGconn *harness_pg_connect(const char *ci)
+{
+	PGconn *c = PQconnectdb(ci);
+
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect to %s: %s", ci, PQerrorMessage(c));
+	return c;
+}
+
+void harness_pg_exec_on(const char *ci, const char *sql)
+{
+	PGconn *c = harness_pg_connect(ci);
+
+	harness_pg_exec_ok(c, sql);
+	PQfinish(c);
+}
+
+long long harness_pg_count_on(const char *ci, const char *sql)
+{
+	PGconn *c = harness_pg_connect(ci);
+	long long n = harness_pg_count(c, sql);
+
+	PQfinish(c);
 	return n;
 }

@@ -3,7 +3,8 @@
  * fresh temporary folder per call (never the user's token). Needs the
  * environment meson's test() sets: HSMCA_KEYD_BIN, HSMCA_PROVIDER_DIR, HSMCA_SRC.
  * Below it, the helpers the integration tests share (processes, files, a private
- * PostgreSQL cluster, test certificates, libcurl and SQL helpers).
+ * PostgreSQL cluster, test certificates and CSRs, SQL helpers, an HTTPS client of the API,
+ * hsmca-cad's start and stop, and the DER fixtures of keyd's kind reader).
  */
 #ifndef HSMCA_TEST_HARNESS_H
 #define HSMCA_TEST_HARNESS_H
@@ -13,10 +14,14 @@
 #include <time.h>
 #include <sys/types.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
 #include <openssl/x509.h>
+
+struct db;
 
 struct harness_opts {
 	/* The "clients:" list of keyd's config, as YAML text indented by two
@@ -159,6 +164,30 @@ void harness_pg_remove(const struct harness_pg *pg);
  * of the group role hsmca_DAEMON that the migrations make, created over owner (the migrated
  * schema owner's connection) if missing. Returns its conninfo (a static buffer per daemon). */
 const char *harness_pg_daemon_ci(const struct harness_pg *pg, PGconn *owner, const char *daemon);
+/* harness_pg_start(pg, name), then every migration over a connection as the schema owner, and
+ * LOGIN for the application role hsmca_app. Returns that owner connection (db_close() it);
+ * harness_die() on failure, naming the problem on stderr. */
+struct db *harness_pg_migrated(struct harness_pg *pg, const char *name);
+/* Register the principal NAME with role (and profiles, NULL: none) over db, identified by the
+ * certificate DIR/NAME.pem; harness_die() on failure. */
+void harness_db_principal(struct db *db, const char *dir, const char *name, const char *role,
+                          const char *profiles);
+
+/* An API token for the principal NAME over db, as hsmca-cad makes them ("hsmca_" and 256
+ * random bits in base64url), stored as its SHA-256 under token_name, valid for a day; the
+ * token into token (n >= 50). harness_die() on failure. */
+void harness_db_token(struct db *db, const char *name, const char *token_name, char *token,
+                      size_t n);
+
+/* For a test's checked fixture (Check asserts): start the cluster (harness_pg_start; the
+ * fixture's teardown calls harness_pg_remove), or migrate it as its owner and let hsmca_app
+ * log in, returning the owner's connection (db_close() it). */
+void harness_pg_fixture_start(struct harness_pg *pg, const char *name);
+struct db *harness_pg_migrate(const struct harness_pg *pg);
+/* A connection to ci, asserted. */
+struct db *harness_db_connect(const char *ci);
+/* sql must fail on c with SQLSTATE state (asserted, naming both). */
+void harness_pg_fails(PGconn *c, const char *sql, const char *state);
 
 /* DIR/NAME, NAME formatted (at most 399 characters), in one of 64 static buffers used in
  * turn: valid until 63 more calls. */
@@ -169,6 +198,12 @@ const char *harness_pathf(const char *dir, const char *fmt, ...)
 void harness_write_text(const char *path, const char *text);
 void harness_write_cert(const char *path, X509 *x, int append);
 void harness_write_key(const char *path, EVP_PKEY *k);
+/* A credential NAME in dir: the certificate x to DIR/NAME.pem and its key k to DIR/NAME.key,
+ * both freed; harness_die() on failure (x NULL included). */
+void harness_write_credential(const char *dir, const char *name, X509 *x, EVP_PKEY *k);
+/* The SHA-256 of the DER of the first certificate in the PEM file at path (how cad names a
+ * principal's certificate); harness_die() when there is none. */
+void harness_cert_sha256(const char *path, uint8_t sha[32]);
 
 /* Load the keyd provider (from $HSMCA_PROVIDER_DIR) and the default one, the default
  * preferred ("?provider=default") wherever keyd is not asked for; harness_die() on failure. */
@@ -198,6 +233,27 @@ struct harness_cert {
 };
 /* Make and sign it; harness_die() on failure. */
 X509 *harness_make_cert(const struct harness_cert *c);
+/* The usual one: valid from an hour ago for 3660 days (so that a certificate of the longest
+ * profile, 3650 days, lies inside its issuer's validity), serials from 1000 up (one counter
+ * per process), signed with md (NULL: SHA256). */
+X509 *harness_test_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
+                        const char *san, const char *md);
+
+/* The operator-auth CA CN=cn (a fresh P-256 key into *key) in DIR/opca.pem, and the
+ * server's credential for localhost and 127.0.0.1 that it issues, DIR/server.pem and
+ * DIR/server.key (harness_test_cert() both). Returns the CA (X509_free() it, EVP_PKEY_free()
+ * *key). */
+X509 *harness_opca(const char *dir, const char *cn, EVP_PKEY **key);
+/* The end of a cad suite's environment, in order: the cluster removed, the operator CA freed
+ * (NULL: none), the providers unloaded, keyd stopped and its folder removed, libcurl's globals
+ * freed. Returns harness_stop()'s result. */
+int harness_suite_end(struct harness *h, struct harness_pg *pg, X509 *opca, EVP_PKEY *opca_key,
+                      OSSL_PROVIDER *keyd, OSSL_PROVIDER *dflt);
+
+/* A PKCS#10 request in PEM (malloc'd) for key k, signed with SHA-256: subject "/CN=x/O=y"
+ * style, san in OpenSSL's config form ("DNS:a,IP:1.2.3.4") or NULL; harness_die() on
+ * failure. */
+char *harness_make_csr(EVP_PKEY *k, const char *subject, const char *san);
 
 /* A growing buffer, always NUL-terminated once written, for libcurl: CURLOPT_WRITEFUNCTION
  * (or HEADERFUNCTION) harness_curl_collect, its DATA a struct harness_buf zeroed first;
@@ -213,5 +269,112 @@ size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg);
  * column of the first as a number (e.g. SELECT count(*) ...). */
 void harness_pg_exec_ok(PGconn *c, const char *sql);
 long long harness_pg_count(PGconn *c, const char *sql);
+/* A connection to ci, asserted; and the two above over a fresh one, closed after. */
+PGconn *harness_pg_connect(const char *ci);
+void harness_pg_exec_on(const char *ci, const char *sql);
+long long harness_pg_count_on(const char *ci, const char *sql);
+
+/* ---- HTTPS clients of a daemon under test (libcurl) ---- */
+
+/* The server a test talks to and the folder of its test credentials: DIR/opca.pem is the
+ * trust anchor of the server's certificate, DIR/NAME.pem and DIR/NAME.key a client's. Both
+ * strings may be filled after the struct is made (a test's static buffers). */
+struct harness_site {
+	const char *base_url; /* "https://127.0.0.1:PORT", put before a request's path */
+	const char *dir;
+};
+
+/* One request. who: NULL (no credentials), "token:SECRET" (a bearer token) or NAME (the
+ * client certificate DIR/NAME.pem with its key DIR/NAME.key). */
+struct harness_req {
+	const char *who;
+	const char *method;       /* "HEAD" asks for no body */
+	const char *path;         /* after base_url; an absolute URL ("https://...") as it is */
+	const char *body;         /* NULL: none */
+	const char *content_type; /* NULL: application/json */
+	const char *totp;         /* X-HSMCA-TOTP's value, or NULL */
+};
+
+/* The answer: status 0 when there was none (rc says why); body and headers (the header
+ * lines as received) NUL-terminated or NULL; harness_reply_clear() frees them. */
+struct harness_reply {
+	long status;
+	CURLcode rc;
+	char *body;
+	char *headers;
+};
+
+/* Send q to s (60 s timeout) into *r (overwritten); returns r->status. Needs
+ * curl_global_init() done. */
+long harness_http(const struct harness_site *s, const struct harness_req *q,
+                  struct harness_reply *r);
+void harness_reply_clear(struct harness_reply *r);
+/* The value of the nth (0: first) header NAME of r (case-insensitive), into out (cut to n);
+ * 1 if there is one, else 0 and out "". */
+int harness_reply_header(const struct harness_reply *r, const char *name, int nth, char *out,
+                         size_t n);
+
+/* The JSON API: METHOD PATH as who with body (NULL: none) as application/json. Returns the
+ * status (0: no answer); *out (may be NULL) gets the body parsed (NULL if none or not JSON).
+ * When out is given, asserts (Check) that an error answer (>= 400) with a JSON body carries
+ * {error, detail}, naming the request and the status. */
+long harness_api(const struct harness_site *s, const char *who, const char *method,
+                 const char *path, const char *body, json_t **out);
+/* The string member k of o, "" when absent or not a string. */
+const char *harness_jstr(json_t *o, const char *k);
+
+/* ---- the hsmca command line as an API client ---- */
+
+/* Set, in this process, the environment hsmca reads to reach the API at s as who (NULL, "token:
+ * SECRET" or a client certificate's NAME, as for struct harness_req): HSMCA_API_URL,
+ * HSMCA_CA_BUNDLE (DIR/opca.pem), and HSMCA_API_TOKEN or HSMCA_CLIENT_CERT and
+ * HSMCA_CLIENT_KEY, the others unset. */
+void harness_cli_env(const struct harness_site *s, const char *who);
+/* Run $HSMCA_CLI_BIN ARGS... (args NULL-terminated) as who at s, in a child with that
+ * environment; stdout to out_path and stderr to err_path (created or truncated; err_path
+ * NULL: with stdout). Returns the exit status, -1 if it did not exit normally. */
+int harness_cli(const struct harness_site *s, const char *who, const char *const *args,
+                const char *out_path, const char *err_path);
+
+/* ---- hsmca-cad under test ---- */
+
+/* Spawn $HSMCA_BUILD/ca-core/cad/hsmca-cad --config conf, its stderr appended to log, and
+ * wait (20 s) until GET /api/v1/health answers 200 to who (NULL: no credentials) at s.
+ * harness_setup_phase is set meanwhile (restored after), so that a cad that does not come up
+ * ends the program through harness_die(), after "hsmca-cad did not become healthy" and the end
+ * of its log on stderr. */
+pid_t harness_cad_start(const struct harness_site *s, const char *conf, const char *log,
+                        const char *who);
+/* harness_daemon_stop(pid, "hsmca-cad", log, flags). */
+int harness_cad_stop(pid_t *pid, const char *log, int flags);
+
+/* ---- DER test fixtures: the to-be-signed parts keyd reads the kind of ---- */
+
+/* The name CN=cn (X509_NAME_free() it). */
+X509_NAME *harness_cn(const char *cn);
+
+/* A TBSCertificate valid from now for a day, its DER in *der (OPENSSL_free() it); returns its
+ * length. Asserts (Check) each step. */
+struct harness_tbs_cert {
+	int version; /* 1, 2 or 3 */
+	long serial;
+	const char *issuer, *subject; /* CNs */
+	const char *bc;               /* basicConstraints in OpenSSL's config form; NULL: none */
+	EVP_PKEY *pub;                /* its SubjectPublicKeyInfo */
+	EVP_PKEY *signer;             /* fills the signature algorithm (SHA-256) */
+};
+size_t harness_tbs_cert(const struct harness_tbs_cert *c, uint8_t **der);
+
+/* A TBSCertList issued by CN=issuer this second, listing entries serials from first_serial up
+ * (revoked this second); its DER in *der (OPENSSL_free() it); returns its length. */
+struct harness_tbs_crl {
+	int v2; /* the version field (v2); 0: none (v1) */
+	const char *issuer;
+	int entries;
+	int64_t first_serial;
+	int next_update;  /* nextUpdate (this second) too */
+	EVP_PKEY *signer; /* fills the signature algorithm (SHA-256) */
+};
+size_t harness_tbs_crl(const struct harness_tbs_crl *c, uint8_t **der);
 
 #endif

@@ -58,7 +58,7 @@ static const char cad_grant_fmt[] = "  - name: cad\n"
 
 static void cleanup(void)
 {
-	harness_daemon_stop(&cad_pid, "hsmca-cad", harness_pathf(dir, "cad.log"), 0);
+	harness_cad_stop(&cad_pid, harness_pathf(dir, "cad.log"), 0);
 	harness_pg_remove(&pg);
 	if (h.dir[0])
 		harness_stop(&h);
@@ -67,20 +67,7 @@ static void cleanup(void)
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san)
 {
-	static long serial = 1000;
-	time_t now = time(NULL);
-	struct harness_cert c = {.cn = cn,
-	                         .pub = pub,
-	                         .issuer = issuer,
-	                         .signer = signer,
-	                         .ca = ca,
-	                         .serial = serial++,
-	                         .not_before = now - 3600,
-	                         .not_after = now + 86400L * 3660,
-	                         .san = san,
-	                         .md = "SHA256"};
-
-	return harness_make_cert(&c);
+	return harness_test_cert(cn, pub, issuer, signer, ca, san, NULL);
 }
 
 static const char config_fmt[] =
@@ -123,32 +110,20 @@ static const char config_fmt[] =
     "  step_up: {officer: [certificate.revoke], ca-admin: [], admin: [], auditor: [],\n"
     "            operator: [], ra: []}\n";
 
-static int healthy(const char *url)
-{
-	char cmd[1024];
-
-	snprintf(cmd, sizeof(cmd),
-	         "curl -s -o /dev/null -w '%%{http_code}' --cacert %s/opca.pem %s/api/v1/health "
-	         "2>/dev/null | grep -q 200",
-	         dir, url);
-	return system(cmd) == 0;
-}
-
 int main(void)
 {
 	struct keyd_client *c;
 	struct keyd_key k;
 	struct keyd_err kerr;
-	struct db_err err = {0};
-	struct db *db = NULL;
+	struct db *db;
 	OSSL_PROVIDER *prov_keyd, *prov_default;
-	EVP_PKEY *ik, *opca_key, *sk;
+	EVP_PKEY *ik, *opca_key;
 	X509 *x, *opca;
 	char conf[8192], url[128], line[4096], tokens[2048] = "";
 	const char *cad_ci, *idle = getenv("HSMCA_CONSOLE_IDLE_SECONDS");
 	struct harness_opts o = {0};
 	char clients[1024];
-	int applied, port, rc;
+	int port, rc;
 
 	harness_die_init("console_fixture", cleanup);
 	harness_setup_phase = 1;
@@ -178,57 +153,23 @@ int main(void)
 	X509_free(x);
 	EVP_PKEY_free(ik);
 
-	opca_key = EVP_EC_gen("P-256");
-	opca = make_cert("hsmca console test operator CA", opca_key, NULL, opca_key, 1, NULL);
-	harness_write_cert(harness_pathf(dir, "opca.pem"), opca, 0);
-	sk = EVP_EC_gen("P-256");
-	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1");
-	harness_write_cert(harness_pathf(dir, "server.pem"), x, 0);
-	harness_write_key(harness_pathf(dir, "server.key"), sk);
-	X509_free(x);
-	EVP_PKEY_free(sk);
+	opca = harness_opca(dir, "hsmca console test operator CA", &opca_key);
 
-	if (harness_pg_start(&pg, "console") != 0)
-		harness_die("postgresql");
-	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
-	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
-		fprintf(stderr, "console_fixture: %s\n", err.msg);
-		harness_die("migrate");
-	}
+	db = harness_pg_migrated(&pg, "console");
 	cad_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "cad");
 	for (int i = 0; i < NROLES; i++) {
 		EVP_PKEY *key = EVP_EC_gen("P-256");
-		uint8_t sha[32], tsha[32];
-		unsigned char raw[32];
-		char token[80], b64[64];
-		unsigned int n = 0;
-		int32_t id, tid;
+		char token[80];
 
-		x = make_cert(names[i], key, opca, opca_key, 0, NULL);
-		harness_write_cert(harness_pathf(dir, "%s.pem", names[i]), x, 0);
-		harness_write_key(harness_pathf(dir, "%s.key", names[i]), key);
-		if (!X509_digest(x, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, names[i], roles[i], sha,
-		                     !strcmp(roles[i], "ra") ? "tls-server" : "", &id,
-		                     &err) != DB_OK) {
-			fprintf(stderr, "console_fixture: principal %s: %s\n", names[i], err.msg);
-			harness_die("principals");
-		}
+		harness_write_credential(dir, names[i],
+		                         make_cert(names[i], key, opca, opca_key, 0, NULL), key);
+		harness_db_principal(db, dir, names[i], roles[i],
+		                     !strcmp(roles[i], "ra") ? "tls-server" : "");
 		/* An API token per role, made as hsmca-cad makes them (256 random bits). */
-		if (RAND_bytes(raw, sizeof(raw)) != 1)
-			harness_die("randomness");
-		EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
-		for (char *p = b64; *p; p++)
-			*p = *p == '+' ? '-' : *p == '/' ? '_' : *p == '=' ? '\0' : *p;
-		snprintf(token, sizeof(token), "hsmca_%s", b64);
-		SHA256((const unsigned char *)token, strlen(token), tsha);
-		if (db_token_add(db, id, tsha, "console-test", (int64_t)time(NULL) + 86400, &tid,
-		                 &err) != DB_OK)
-			harness_die("tokens");
+		harness_db_token(db, names[i], "console-test", token, sizeof(token));
 		snprintf(tokens + strlen(tokens), sizeof(tokens) - strlen(tokens),
 		         "%s\"%s\": \"%s\"", i ? ", " : "", names[i], token);
-		X509_free(x);
-		EVP_PKEY_free(key);
+		OPENSSL_cleanse(token, sizeof(token));
 	}
 	db_close(db);
 
@@ -263,29 +204,18 @@ int main(void)
 	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, cad_ci,
 	         idle ? atoi(idle) : 20, dir);
 	harness_write_text(harness_pathf(dir, "cad.yaml"), conf);
-	setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", harness_pathf(dir, "cad.yaml"),
-	                               NULL, harness_pathf(dir, "cad.log"));
-	for (int i = 0; i < 400 && !healthy(url); i++)
-		usleep(50000);
-	if (!healthy(url)) {
-		fprintf(stderr,
-		        "console_fixture: hsmca-cad did not become healthy; see %s/cad.log\n", dir);
-		harness_die("cad");
-	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	cad_pid =
+	    harness_cad_start(&(struct harness_site){.base_url = url, .dir = dir},
+	                      harness_pathf(dir, "cad.yaml"), harness_pathf(dir, "cad.log"), NULL);
 	harness_setup_phase = 0;
 	printf("{\"url\": \"%s\", \"dir\": \"%s\", \"tokens\": {%s}}\n", url, dir, tokens);
 	fflush(stdout);
 	OPENSSL_cleanse(tokens, sizeof(tokens));
 	while (fgets(line, sizeof(line), stdin))
 		;
-	rc = harness_daemon_stop(&cad_pid, "hsmca-cad", harness_pathf(dir, "cad.log"), 0);
-	harness_pg_remove(&pg);
-	X509_free(opca);
-	EVP_PKEY_free(opca_key);
-	OSSL_PROVIDER_unload(prov_keyd);
-	OSSL_PROVIDER_unload(prov_default);
-	if (harness_stop(&h) != 0)
+	rc = harness_cad_stop(&cad_pid, harness_pathf(dir, "cad.log"), 0);
+	if (harness_suite_end(&h, &pg, opca, opca_key, prov_keyd, prov_default) != 0)
 		rc = 1;
 	return rc ? 1 : 0;
 }

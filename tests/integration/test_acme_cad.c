@@ -103,84 +103,47 @@ static void reply_clear(struct reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static size_t header_cb(char *p, size_t sz, size_t n, void *arg)
-{
-	struct reply *r = arg;
-	size_t len = sz * n;
-	char line[512];
+static const struct harness_site site = {.base_url = base_url, .dir = dir};
 
-	snprintf(line, sizeof(line), "%.*s", (int)(len < 511 ? len : 511), p);
-	line[strcspn(line, "\r\n")] = '\0';
-	if (!strncasecmp(line, "Replay-Nonce: ", 14))
-		snprintf(r->nonce, sizeof(r->nonce), "%s", line + 14);
-	else if (!strncasecmp(line, "Location: ", 10))
-		snprintf(r->location, sizeof(r->location), "%s", line + 10);
-	else if (!strncasecmp(line, "Retry-After: ", 13))
-		r->retry_after = atoi(line + 13);
-	else if (!strncasecmp(line, "Content-Type: ", 14))
-		snprintf(r->content_type, sizeof(r->content_type), "%s", line + 14);
-	else if (!strncasecmp(line, "Link: ", 6) && r->n_links < 8)
-		snprintf(r->links[r->n_links++], sizeof(r->links[0]), "%s", line + 6);
-	return len;
-}
-
-/* method url (absolute) with body (NULL: none) and content type; who: a client certificate's
- * name or NULL. */
+/* method url (absolute) with body (NULL: none) and content type (NULL: JOSE); who: a client
+ * certificate's name or NULL. */
 static struct reply http(const char *who, const char *method, const char *url, const char *body,
                          const char *ctype)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	struct harness_buf b = {0};
+	struct harness_reply hr;
 	struct reply r = {0};
-	char cert[512], key[512], ct[128];
+	char v[16];
 
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, in_dir("opca.pem"));
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (!strcmp(method, "HEAD"))
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/jose+json");
-	hdr = curl_slist_append(hdr, ct);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	if (who) {
-		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
-	}
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-	r.body = b.data;
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
+	r.status = harness_http(
+	    &site,
+	    &(struct harness_req){.who = who,
+	                          .method = method,
+	                          .path = url,
+	                          .body = body,
+	                          .content_type = ctype ? ctype : "application/jose+json"},
+	    &hr);
+	harness_reply_header(&hr, "Replay-Nonce", 0, r.nonce, sizeof(r.nonce));
+	harness_reply_header(&hr, "Location", 0, r.location, sizeof(r.location));
+	if (harness_reply_header(&hr, "Retry-After", 0, v, sizeof(v)))
+		r.retry_after = atoi(v);
+	harness_reply_header(&hr, "Content-Type", 0, r.content_type, sizeof(r.content_type));
+	while (r.n_links < 8 &&
+	       harness_reply_header(&hr, "Link", r.n_links, r.links[r.n_links], sizeof(r.links[0])))
+		r.n_links++;
+	r.body = hr.body;
+	hr.body = NULL;
+	harness_reply_clear(&hr);
 	return r;
 }
 
 static PGconn *owner(void)
 {
-	PGconn *c = PQconnectdb(pg.owner_ci);
-
-	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-	return c;
+	return harness_pg_connect(pg.owner_ci);
 }
 
 static long long count(const char *sql)
 {
-	PGconn *c = owner();
-	long long n = harness_pg_count(c, sql);
-
-	PQfinish(c);
-	return n;
+	return harness_pg_count_on(pg.owner_ci, sql);
 }
 
 /* ---- the ACME client ---- */
@@ -353,16 +316,9 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 
 static void client_cert(const char *name, long serial)
 {
-	char f[64];
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, serial);
 
-	snprintf(f, sizeof(f), "%s.pem", name);
-	harness_write_cert(in_dir(f), x, 0);
-	snprintf(f, sizeof(f), "%s.key", name);
-	harness_write_key(in_dir(f), k);
-	X509_free(x);
-	EVP_PKEY_free(k);
+	harness_write_credential(dir, name, make_cert(name, k, opca, opca_key, 0, NULL, serial), k);
 }
 
 static const char config_fmt[] =
@@ -464,26 +420,13 @@ static void validator_start(void)
 	harness_die(__func__);
 }
 
+static char cad_log[32]; /* the running cad's log, in the test's folder */
+
 /* hsmca-cad with configuration file (in the test's folder), its log beside it, at base_url. */
 static void cad_start_with(const char *file, const char *log)
 {
-	char url[256];
-
-	harness_setup_phase = 1;
-	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", in_dir(file), NULL, in_dir(log));
-	snprintf(url, sizeof(url), "%s/api/v1/health", base_url);
-	for (int i = 0; i < 200; i++) {
-		struct reply r = http(NULL, "GET", url, NULL, NULL);
-		long st = r.status;
-		reply_clear(&r);
-		if (st == 200) {
-			harness_setup_phase = 0;
-			return;
-		}
-		usleep(50000);
-	}
-	fprintf(stderr, "test_acme_cad: hsmca-cad did not become healthy; see %s\n", in_dir(log));
-	harness_die(__func__);
+	snprintf(cad_log, sizeof(cad_log), "%s", log);
+	cad_pid = harness_cad_start(&site, in_dir(file), in_dir(log), NULL);
 }
 
 static void cad_start(void)
@@ -491,15 +434,10 @@ static void cad_start(void)
 	cad_start_with("cad.yaml", "cad.log");
 }
 
+/* Its exit is checked (status 0, no sanitizer report): harness_bad_exits fails the suite. */
 static void cad_stop(void)
 {
-	int st;
-
-	if (cad_pid > 0) {
-		kill(cad_pid, SIGTERM);
-		waitpid(cad_pid, &st, 0);
-		cad_pid = 0;
-	}
+	harness_cad_stop(&cad_pid, in_dir(cad_log), 0);
 }
 
 /* hsmca-ocspd over the same database, connecting as its own role (as in the quickstart). */
@@ -537,12 +475,11 @@ static void setup(void)
 	struct keyd_client *c;
 	struct keyd_key k;
 	struct keyd_err kerr;
-	struct db_err err = {0};
-	struct db *db = NULL;
+	struct db *db;
 	static const char *const roles[] = {"officer", "auditor"};
-	EVP_PKEY *ck, *sk;
+	EVP_PKEY *ck;
 	X509 *x;
-	int applied, port;
+	int port;
 
 	harness_setup_phase = 1;
 	signal(SIGPIPE,
@@ -574,42 +511,13 @@ static void setup(void)
 		EVP_PKEY_free(rk);
 	}
 	EVP_PKEY_free(ck);
-	opca_key = EVP_EC_gen("P-256");
-	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, 2);
-	harness_write_cert(in_dir("opca.pem"), opca, 0);
-	sk = EVP_EC_gen("P-256");
-	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", 3);
-	harness_write_cert(in_dir("server.pem"), x, 0);
-	harness_write_key(in_dir("server.key"), sk);
-	X509_free(x);
-	EVP_PKEY_free(sk);
+	opca = harness_opca(dir, "hsmca test operator CA", &opca_key);
 	for (size_t i = 0; i < 2; i++)
 		client_cert(roles[i], 5000 + (long)i);
 
-	if (harness_pg_start(&pg, "acme") != 0)
-		harness_die(__func__);
-	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
-	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
-		fprintf(stderr, "test_acme_cad: %s\n", err.msg);
-		harness_die(__func__);
-	}
-	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
-	for (size_t i = 0; i < 2; i++) {
-		uint8_t sha[32];
-		unsigned int n;
-		int32_t id;
-		char name[64];
-		FILE *f;
-		snprintf(name, sizeof(name), "%s.pem", roles[i]);
-		f = fopen(in_dir(name), "r");
-		x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-		if (f)
-			fclose(f);
-		if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, roles[i], roles[i], sha, NULL, &id, &err) != DB_OK)
-			harness_die(__func__);
-		X509_free(x);
-	}
+	db = harness_pg_migrated(&pg, "acme");
+	for (size_t i = 0; i < 2; i++)
+		harness_db_principal(db, dir, roles[i], roles[i], NULL);
 	snprintf(ocspd_ci, sizeof(ocspd_ci), "%s",
 	         harness_pg_daemon_ci(&pg, db_pgconn(db), "ocspd"));
 	snprintf(cad_ci, sizeof(cad_ci), "%s", harness_pg_daemon_ci(&pg, db_pgconn(db), "cad"));
@@ -643,13 +551,7 @@ static void teardown(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", vdir);
 	if (vdir[0] && system(cmd) != 0)
 		fprintf(stderr, "test_acme_cad: %s failed\n", cmd);
-	harness_pg_remove(&pg);
-	X509_free(opca);
-	EVP_PKEY_free(opca_key);
-	OSSL_PROVIDER_unload(prov_keyd);
-	OSSL_PROVIDER_unload(prov_default);
-	harness_stop(&h);
-	curl_global_cleanup();
+	harness_suite_end(&h, &pg, opca, opca_key, prov_keyd, prov_default);
 }
 
 /* ================= the tests ================= */
@@ -718,13 +620,12 @@ START_TEST(eab_credentials_are_made_by_officers_only)
 	}
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_eab_credentials"), 0);
 	/* The command line prints kid= and hmac_key= once; the key is not in the audit log. */
-	char cmd[2048];
-	snprintf(cmd, sizeof(cmd),
-	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/officer.pem "
-	         "HSMCA_CLIENT_KEY=%s/officer.key %s acme eab create --profile web "
-	         "--allow '*.corp.example.com' --principal team-a > %s/eab.out",
-	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"), dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(
+	    harness_cli(&site, "officer",
+	                (const char *[]){"acme", "eab", "create", "--profile", "web", "--allow",
+	                                 "*.corp.example.com", "--principal", "team-a", NULL},
+	                in_dir("eab.out"), in_dir("eab.err")),
+	    0);
 	snprintf(out, sizeof(out), "%s", harness_slurp(in_dir("eab.out")));
 	kid = strstr(out, "kid=");
 	key = strstr(out, "hmac_key=");
@@ -913,7 +814,7 @@ START_TEST(revoked_eab_registers_nothing)
 {
 	struct eab e = new_eab(",\"principal\":\"revoked-team\"");
 	struct tkey t = tkey_new("ES256");
-	char url[300], *pl, cmd[2048];
+	char url[300], *pl;
 	struct reply r;
 
 	snprintf(url, sizeof(url), "%s/api/v1/acme/eab/%s/revoke", base_url, e.kid);
@@ -939,11 +840,10 @@ START_TEST(revoked_eab_registers_nothing)
 	                       " AND outcome = 'success'"),
 	                 1);
 	/* The list (auditor, command line) names it revoked and shows no key. */
-	snprintf(cmd, sizeof(cmd),
-	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/auditor.pem "
-	         "HSMCA_CLIENT_KEY=%s/auditor.key %s acme eab list > %s/eab-list.out",
-	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"), dir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(harness_cli(&site, "auditor",
+	                             (const char *[]){"acme", "eab", "list", NULL},
+	                             in_dir("eab-list.out"), in_dir("eab-list.err")),
+	                 0);
 	json_t *o = json_loads(harness_slurp(in_dir("eab-list.out")), 0, NULL), *c;
 	size_t i;
 	int seen = 0;
@@ -1120,7 +1020,7 @@ END_TEST
 START_TEST(renewal_incident_moves_the_window)
 {
 	struct tkey c = tkey_new("ES256"), d = tkey_new("ES256");
-	char pem[8192], pem2[8192], *cert = issue_for(&c, pem, sizeof(pem)), url[256], cmd[2048];
+	char pem[8192], pem2[8192], *cert = issue_for(&c, pem, sizeof(pem)), url[256];
 	struct reply r;
 	long st;
 
@@ -1136,12 +1036,12 @@ START_TEST(renewal_incident_moves_the_window)
 	reply_clear(&r);
 	ck_assert_int_eq(renewal_end(pem, &st) > (int64_t)time(NULL), 1);
 	sleep(1);
-	snprintf(cmd, sizeof(cmd),
-	         "HSMCA_API_URL=%s HSMCA_CA_BUNDLE=%s/opca.pem HSMCA_CLIENT_CERT=%s/officer.pem "
-	         "HSMCA_CLIENT_KEY=%s/officer.key %s acme incident --authority web "
-	         "--reason 'weak RNG on the build host' > /dev/null 2>&1",
-	         base_url, dir, dir, dir, getenv("HSMCA_CLI_BIN"));
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(
+	    harness_cli(&site, "officer",
+	                (const char *[]){"acme", "incident", "--authority", "web", "--reason",
+	                                 "weak RNG on the build host", NULL},
+	                in_dir("incident.out"), NULL),
+	    0);
 	ck_assert_int_le(renewal_end(pem, &st), (int64_t)time(NULL));
 	ck_assert_int_eq(st, 200);
 	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="

@@ -20,8 +20,7 @@ static struct harness_pg pg;
 
 static void cluster_start(void)
 {
-	if (harness_pg_start(&pg, "acmedb") != 0)
-		ck_abort_msg("could not start a private PostgreSQL in %s", pg.dir);
+	harness_pg_fixture_start(&pg, "acmedb");
 }
 
 static void cluster_stop(void)
@@ -31,35 +30,19 @@ static void cluster_stop(void)
 
 static struct db *connect_as(const char *ci)
 {
-	struct db_err err = {0};
-	struct db *db = NULL;
-
-	ck_assert_msg(db_connect(ci, &db, &err) == DB_OK, "connect: %s", err.msg);
-	return db;
+	return harness_db_connect(ci);
 }
 
 /* Migrate as the owner, let hsmca_app log in, and connect as it. */
 static struct db *app_ready(void)
 {
-	struct db *owner = connect_as(pg.owner_ci);
-	struct db_err err = {0};
-	int applied;
-
-	ck_assert_msg(db_migrate(owner, NULL, NULL, &applied, &err) == DB_OK, "%s", err.msg);
-	harness_pg_exec_ok(db_pgconn(owner), "ALTER ROLE hsmca_app LOGIN");
-	db_close(owner);
+	db_close(harness_pg_migrate(&pg));
 	return connect_as(pg.app_ci);
 }
 
 static void sql_fails(struct db *db, const char *sql, const char *state)
 {
-	PGresult *r = PQexec(db_pgconn(db), sql);
-	const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-
-	ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR, "%s succeeded", sql);
-	ck_assert_msg(got && !strcmp(got, state), "%s: SQLSTATE %s, expected %s (%s)", sql,
-	              got ? got : "none", state, PQresultErrorMessage(r));
-	PQclear(r);
+	harness_pg_fails(db_pgconn(db), sql, state);
 }
 
 static const uint8_t key32[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,

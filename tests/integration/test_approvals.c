@@ -57,84 +57,40 @@ static void cleanup(void);
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san)
 {
-	static long serial = 1000;
-	time_t now = time(NULL);
-	struct harness_cert c = {.cn = cn,
-	                         .pub = pub,
-	                         .issuer = issuer,
-	                         .signer = signer,
-	                         .ca = ca,
-	                         .serial = serial++,
-	                         .not_before = now - 3600,
-	                         .not_after = now + 86400L * 3660,
-	                         .san = san,
-	                         .md = "SHA256"};
-
-	return harness_make_cert(&c);
+	return harness_test_cert(cn, pub, issuer, signer, ca, san, NULL);
 }
 
 /* ---- HTTP ---- */
+
+static const struct harness_site site = {.base_url = base_url, .dir = dir};
 
 /* who: NULL or a person's name (their client certificate). The HTTP status (0: no answer);
  * *out (may be NULL) the JSON body; location (may be NULL) the Location header. */
 static long api_loc(const char *who, const char *method, const char *path, const char *body,
                     json_t **out, char *location, size_t locsz)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	struct harness_buf b = {0}, hb = {0};
-	char url[512], cert[512], key[512], ca[512];
-	long status = 0;
+	struct harness_reply r;
+	long status = harness_http(
+	    &site, &(struct harness_req){.who = who, .method = method, .path = path, .body = body},
+	    &r);
 
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	snprintf(ca, sizeof(ca), "%s/opca.pem", dir);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	if (who) {
-		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (out)
-		*out = b.data ? json_loads(b.data, 0, NULL) : NULL;
-	if (location) {
-		const char *l = hb.data ? strcasestr(hb.data, "\nLocation: ") : NULL;
-		location[0] = '\0';
-		if (l)
-			snprintf(location, locsz, "%.*s", (int)strcspn(l + 11, "\r\n"), l + 11);
-	}
-	free(b.data);
-	free(hb.data);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
+		*out = r.body ? json_loads(r.body, 0, NULL) : NULL;
+	if (location)
+		harness_reply_header(&r, "Location", 0, location, locsz);
+	harness_reply_clear(&r);
 	return status;
 }
 
 static long api(const char *who, const char *method, const char *path, const char *body,
                 json_t **out)
 {
-	return api_loc(who, method, path, body, out, NULL, 0);
+	return harness_api(&site, who, method, path, body, out);
 }
 
 static const char *jstr(json_t *o, const char *k)
 {
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
+	return harness_jstr(o, k);
 }
 
 static json_int_t jint(json_t *o, const char *k)
@@ -159,13 +115,7 @@ static void refused(long got, json_t **op, long status, const char *error, const
 
 static long long count_on(const char *ci, const char *sql)
 {
-	PGconn *c = PQconnectdb(ci);
-	long long n;
-
-	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
-	n = harness_pg_count(c, sql);
-	PQfinish(c);
-	return n;
+	return harness_pg_count_on(ci, sql);
 }
 
 static long long count(const char *sql)
@@ -279,29 +229,12 @@ static void write_config(const char *approvals)
 
 static void cad_start(void)
 {
-	json_t *o = NULL;
-
-	harness_setup_phase = 1;
-	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", dir_file("cad.yaml"), NULL,
-	                               dir_file("cad.log"));
-	for (int i = 0; i < 200; i++) {
-		long st = api(NULL, "GET", "/api/v1/health", NULL, &o);
-		json_decref(o);
-		o = NULL;
-		if (st == 200) {
-			harness_setup_phase = 0;
-			return;
-		}
-		usleep(50000);
-	}
-	fprintf(stderr, "test_approvals: hsmca-cad did not become healthy; see %s\n",
-	        dir_file("cad.log"));
-	harness_die(__func__);
+	cad_pid = harness_cad_start(&site, dir_file("cad.yaml"), dir_file("cad.log"), NULL);
 }
 
 static void cad_stop(void)
 {
-	harness_daemon_stop(&cad_pid, "hsmca-cad", dir_file("cad.log"), 0);
+	harness_cad_stop(&cad_pid, dir_file("cad.log"), 0);
 }
 
 static void quorum_start(void)
@@ -321,11 +254,8 @@ static void setup(void)
 	struct keyd_client *c;
 	struct keyd_key k;
 	struct keyd_err kerr;
-	struct db_err err = {0};
-	struct db *db = NULL;
-	EVP_PKEY *sk;
+	struct db *db;
 	X509 *x;
-	int applied;
 	char clients[256];
 
 	harness_setup_phase = 1;
@@ -368,49 +298,19 @@ static void setup(void)
 		EVP_PKEY_free(ak);
 	}
 
-	opca_key = EVP_EC_gen("P-256");
-	opca = make_cert("hsmca approvals operator CA", opca_key, NULL, opca_key, 1, NULL);
-	harness_write_cert(dir_file("opca.pem"), opca, 0);
-	sk = EVP_EC_gen("P-256");
-	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1");
-	harness_write_cert(dir_file("server.pem"), x, 0);
-	harness_write_key(dir_file("server.key"), sk);
-	X509_free(x);
-	EVP_PKEY_free(sk);
+	opca = harness_opca(dir, "hsmca approvals operator CA", &opca_key);
 
-	if (harness_pg_start(&pg, "approvals") != 0)
-		harness_die(__func__);
-	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
-	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
-		fprintf(stderr, "test_approvals: %s\n", err.msg);
-		harness_die(__func__);
-	}
-	/* The command line (hsmca ceremony run) connects as the application role. */
-	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	/* The command line (hsmca ceremony run) connects as the application role (LOGIN). */
+	db = harness_pg_migrated(&pg, "approvals");
 	cad_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "cad");
 	snprintf(ocspd_ci, sizeof(ocspd_ci), "%s",
 	         harness_pg_daemon_ci(&pg, db_pgconn(db), "ocspd"));
 	for (size_t i = 0; i < NPEOPLE; i++) {
-		char f[64];
-		uint8_t sha[32];
-		unsigned int n = 0;
-		int32_t id;
 		EVP_PKEY *pk = EVP_EC_gen("P-256");
-		x = make_cert(people[i][0], pk, opca, opca_key, 0, NULL);
-		snprintf(f, sizeof(f), "%s.pem", people[i][0]);
-		harness_write_cert(dir_file(f), x, 0);
-		snprintf(f, sizeof(f), "%s.key", people[i][0]);
-		harness_write_key(dir_file(f), pk);
-		if (!X509_digest(x, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, people[i][0], people[i][1], sha,
-		                     !strcmp(people[i][1], "ra") ? "tls-server" : NULL, &id,
-		                     &err) != DB_OK) {
-			fprintf(stderr, "test_approvals: principal %s: %s\n", people[i][0],
-			        err.msg);
-			harness_die(__func__);
-		}
-		X509_free(x);
-		EVP_PKEY_free(pk);
+		harness_write_credential(dir, people[i][0],
+		                         make_cert(people[i][0], pk, opca, opca_key, 0, NULL), pk);
+		harness_db_principal(db, dir, people[i][0], people[i][1],
+		                     !strcmp(people[i][1], "ra") ? "tls-server" : NULL);
 	}
 	db_close(db);
 	harness_setup_phase = 0;
@@ -418,13 +318,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	harness_pg_remove(&pg);
-	X509_free(opca);
-	EVP_PKEY_free(opca_key);
-	OSSL_PROVIDER_unload(prov_keyd);
-	OSSL_PROVIDER_unload(prov_default);
-	harness_stop(&h);
-	curl_global_cleanup();
+	harness_suite_end(&h, &pg, opca, opca_key, prov_keyd, prov_default);
 }
 
 static void cleanup(void)
@@ -1017,24 +911,9 @@ static char cli_out[64 * 1024];
 
 static int cli(const char *who, const char *const *args)
 {
-	char *argv[16], cert[512], key[512], ca[512], out[512];
-	size_t n = 0;
-	int rc;
+	const char *out = harness_pathf(dir, "cli.out");
+	int rc = harness_cli(&site, who, args, out, NULL);
 
-	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-	snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-	snprintf(ca, sizeof(ca), "%s/opca.pem", dir);
-	snprintf(out, sizeof(out), "%s/cli.out", dir);
-	setenv("HSMCA_API_URL", base_url, 1);
-	setenv("HSMCA_CA_BUNDLE", ca, 1);
-	setenv("HSMCA_CLIENT_CERT", cert, 1);
-	setenv("HSMCA_CLIENT_KEY", key, 1);
-	unsetenv("HSMCA_API_TOKEN");
-	argv[n++] = (char *)getenv("HSMCA_CLI_BIN");
-	for (size_t i = 0; args[i] && n < 15; i++)
-		argv[n++] = (char *)args[i];
-	argv[n] = NULL;
-	rc = harness_run(argv, out);
 	snprintf(cli_out, sizeof(cli_out), "%s", harness_slurp(out));
 	return rc;
 }

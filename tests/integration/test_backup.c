@@ -38,55 +38,23 @@
 #define PG_BIN "/usr/lib/postgresql/15/bin"
 
 static struct harness h;
-static char pgdir[128], owner_ci[512], app_ci[512];
+static struct harness_pg pg;
 static char dir[256], etc[300]; /* etc: the service's configuration and CA certificates */
 static char base_url[128];
 static pid_t cad_pid;
 static OSSL_PROVIDER *prov_keyd, *prov_default;
-static int setup_phase;
 static void cleanup(void);
 
 /* The cases run in this process (CK_NOFORK): whatever fails, take the servers down first. */
-static void die(const char *where)
+static _Noreturn void die(const char *where)
 {
-	static int dying;
-
-	fprintf(stderr, "test_backup: %s failed\n", where);
-	if (!dying) {
-		dying = 1;
-		setup_phase = 0;
-		cleanup();
-	}
-	abort();
+	harness_setup_phase = 1;
+	harness_die(where);
 }
 
 /* ---- processes and files ---- */
 
-static int pgtest(const char *cmd, const char *opt)
-{
-	char script[512];
-	char *argv[5];
-	int n = 0;
-
-	snprintf(script, sizeof(script), "%s/tests/pg/pgtest", getenv("HSMCA_SRC"));
-	argv[n++] = script;
-	argv[n++] = (char *)cmd;
-	if (opt)
-		argv[n++] = (char *)opt;
-	argv[n++] = pgdir;
-	argv[n] = NULL;
-	return harness_run(argv, NULL);
-}
-
-static const char *at(const char *folder, const char *name)
-{
-	static char p[16][600]; /* enough for one call's arguments */
-	static int i;
-
-	i = (i + 1) % 16;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", folder, name);
-	return p[i];
-}
+#define at(folder, name) harness_pathf(folder, "%s", name)
 
 /* The whole file, malloc'd; *len its length. */
 static uint8_t *slurp(const char *path, size_t *len)
@@ -115,139 +83,34 @@ static void spew(const char *path, const uint8_t *b, size_t n)
 
 /* ---- certificates ---- */
 
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!e || !X509_add_ext(x, e, -1))
-		die(__func__);
-	X509_EXTENSION_free(e);
-}
-
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san)
 {
-	static long serial = 2000;
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-
-	if (!x || !n || !m ||
-	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-	                                0))
-		die(__func__);
-	X509_set_version(x, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 3650);
-	X509_set_pubkey(x, pub);
-	add_ext(x, issuer, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	add_ext(x, issuer, NID_key_usage,
-	        ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
-	add_ext(x, issuer, NID_subject_key_identifier, "hash");
-	if (issuer)
-		add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
-	if (san)
-		add_ext(x, issuer, NID_subject_alt_name, san);
-	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, signer, NULL) ||
-	    !X509_sign_ctx(x, m)) {
-		ERR_print_errors_fp(stderr);
-		die(__func__);
-	}
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	return x;
+	return harness_test_cert(cn, pub, issuer, signer, ca, san, NULL);
 }
 
 /* ---- HTTP ---- */
+
+static const struct harness_site site = {.base_url = base_url, .dir = dir};
 
 /* who: a client certificate name in dir (or NULL). Returns the HTTP status; *out the JSON. */
 static long api(const char *who, const char *method, const char *path, const char *body,
                 json_t **out)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	struct harness_buf b = {0};
-	char url[512], cert[600], key[600];
-	long status = 0;
-
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, at(dir, "opca.pem"));
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	if (who) {
-		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (out)
-		*out = b.data ? json_loads(b.data, 0, NULL) : NULL;
-	free(b.data);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
-	return status;
-}
-
-static char *make_csr(EVP_PKEY *k, const char *cn, const char *san)
-{
-	X509_REQ *req = X509_REQ_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	BIO *b = BIO_new(BIO_s_mem());
-	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
-	char *out, *data;
-	long len;
-
-	if (!e || !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-	                                      -1, 0))
-		die(__func__);
-	X509_REQ_set_version(req, 0);
-	X509_REQ_set_subject_name(req, n);
-	X509_REQ_set_pubkey(req, k);
-	sk_X509_EXTENSION_push(exts, e);
-	X509_REQ_add_extensions(req, exts);
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, k, NULL) ||
-	    !X509_REQ_sign_ctx(req, m))
-		die(__func__);
-	PEM_write_bio_X509_REQ(b, req);
-	len = BIO_get_mem_data(b, &data);
-	out = strndup(data, (size_t)len);
-	BIO_free(b);
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	X509_REQ_free(req);
-	return out;
+	return harness_api(&site, who, method, path, body, out);
 }
 
 /* Issue a tls-server certificate as the officer; its serial (hex), malloc'd. */
 static char *issue(const char *host)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	char san[128], *csr, *body, *serial;
+	char san[128], subject[160], *csr, *body, *serial;
 	json_t *req, *o = NULL;
 	long st;
 
 	snprintf(san, sizeof(san), "DNS:%s", host);
-	csr = make_csr(k, host, san);
+	snprintf(subject, sizeof(subject), "/CN=%s", host);
+	csr = harness_make_csr(k, subject, san);
 	req = json_pack("{s:s, s:s}", "profile", "tls-server", "csr", csr);
 	body = json_dumps(req, JSON_COMPACT);
 	st = api("officer", "POST", "/api/v1/certificates", body, &o);
@@ -265,35 +128,17 @@ static char *issue(const char *host)
 
 static struct db *owner_db(void)
 {
-	struct db_err err = {0};
-	struct db *db = NULL;
-
-	ck_assert_msg(db_connect(owner_ci, &db, &err) == DB_OK, "connect: %s", err.msg);
-	return db;
+	return harness_db_connect(pg.owner_ci);
 }
 
 static void sql_ok(const char *sql)
 {
-	struct db *db = owner_db();
-	PGresult *r = PQexec(db_pgconn(db), sql);
-
-	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-	              "%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-	db_close(db);
+	harness_pg_exec_on(pg.owner_ci, sql);
 }
 
 static long long count(const char *sql)
 {
-	struct db *db = owner_db();
-	PGresult *r = PQexec(db_pgconn(db), sql);
-	long long n;
-
-	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
-	n = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	db_close(db);
-	return n;
+	return harness_pg_count_on(pg.owner_ci, sql);
 }
 
 static struct db_audit_report audit(void)
@@ -360,54 +205,20 @@ static const char config_fmt[] =
 
 static void client_cert(const char *name, X509 *opca, EVP_PKEY *opca_key)
 {
-	char f[64];
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL);
 
-	snprintf(f, sizeof(f), "%s.pem", name);
-	harness_write_cert(at(dir, f), x, 0);
-	snprintf(f, sizeof(f), "%s.key", name);
-	harness_write_key(at(dir, f), k);
-	X509_free(x);
-	EVP_PKEY_free(k);
+	harness_write_credential(dir, name, make_cert(name, k, opca, opca_key, 0, NULL), k);
 }
 
 static void cad_start(void)
 {
-	char log[600], bin[512];
-	json_t *o = NULL;
-
-	snprintf(log, sizeof(log), "%s/cad.log", dir);
-	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
-	cad_pid = fork();
-	if (cad_pid < 0)
-		die(__func__);
-	if (cad_pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		dup2(fd, 2);
-		setenv("OPENSSL_MODULES", getenv("HSMCA_PROVIDER_DIR"), 1);
-		execl(bin, bin, "--config", at(etc, "cad.yaml"), (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) {
-		long st = api(NULL, "GET", "/api/v1/health", NULL, &o);
-		json_decref(o);
-		o = NULL;
-		if (st == 200)
-			return;
-		usleep(50000);
-	}
-	fprintf(stderr, "test_backup: hsmca-cad did not become healthy; see %s\n", log);
-	die(__func__);
+	cad_pid = harness_cad_start(&site, at(etc, "cad.yaml"), at(dir, "cad.log"), NULL);
 }
 
 /* Its exit is checked (status 0, no sanitizer report): harness_bad_exits fails the suite. */
 static void cad_stop(void)
 {
-	char log[600];
-
-	snprintf(log, sizeof(log), "%s/cad.log", dir);
-	harness_daemon_stop(&cad_pid, "hsmca-cad", log, 0);
+	harness_cad_stop(&cad_pid, at(dir, "cad.log"), 0);
 }
 
 static void setup(void)
@@ -415,18 +226,12 @@ static void setup(void)
 	struct keyd_client *c;
 	struct keyd_key k;
 	struct keyd_err kerr;
-	struct db_err err = {0};
-	struct db *db = NULL;
-	EVP_PKEY *ik, *sk, *opca_key;
+	struct db *db;
+	EVP_PKEY *ik, *opca_key;
 	X509 *x, *opca;
 	char conf[4096], clients[512], bin[512], cert[600];
-	int applied, port;
-	uint8_t sha[32];
-	unsigned n;
-	int32_t id;
-	FILE *f;
+	int port;
 
-	setup_phase = 1;
 	harness_setup_phase = 1; /* the harness's helpers clean up too if they fail */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* The operator (this uid) may sign, generate, and wrap and unwrap with backup-2026. */
@@ -448,57 +253,27 @@ static void setup(void)
 	    keyd_client_generate(c, "backup-2026", KEYD_KEY_AES, 256, &k, &kerr))
 		die(__func__);
 	keyd_client_free(c);
-	if (!OSSL_PROVIDER_set_default_search_path(NULL, getenv("HSMCA_PROVIDER_DIR")))
-		die(__func__);
-	prov_keyd = OSSL_PROVIDER_load(NULL, "keyd");
-	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	if (!prov_keyd || !prov_default || !EVP_set_default_properties(NULL, "?provider=default"))
-		die(__func__);
+	harness_load_providers(&prov_keyd, &prov_default);
 
 	ik = harness_keyd_key("issuing-p256");
 	x = make_cert("hsmca backup test issuing CA", ik, NULL, ik, 1, NULL);
 	harness_write_cert(at(etc, "issuing.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(ik);
-	opca_key = EVP_EC_gen("P-256");
-	opca = make_cert("hsmca backup test operator CA", opca_key, NULL, opca_key, 1, NULL);
-	harness_write_cert(at(etc, "opca.pem"), opca, 0);
+	opca = harness_opca(etc, "hsmca backup test operator CA", &opca_key);
 	harness_write_cert(at(dir, "opca.pem"), opca, 0);
-	sk = EVP_EC_gen("P-256");
-	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1");
-	harness_write_cert(at(etc, "server.pem"), x, 0);
-	harness_write_key(at(etc, "server.key"), sk);
-	X509_free(x);
-	EVP_PKEY_free(sk);
 	client_cert("ca-admin", opca, opca_key);
 	client_cert("officer", opca, opca_key);
 	X509_free(opca);
 	EVP_PKEY_free(opca_key);
 
-	snprintf(pgdir, sizeof(pgdir), "/tmp/hsmca-bak.XXXXXX");
-	if (!mkdtemp(pgdir) || pgtest("start", "--fast") != 0)
-		die(__func__);
-	snprintf(owner_ci, sizeof(owner_ci), "host=%s port=5432 dbname=hsmca user=hsmca", pgdir);
-	snprintf(app_ci, sizeof(app_ci), "host=%s port=5432 dbname=hsmca user=hsmca_app", pgdir);
-	if (db_connect(owner_ci, &db, &err) != DB_OK ||
-	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
-		fprintf(stderr, "test_backup: %s\n", err.msg);
-		die(__func__);
-	}
-	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
-	snprintf(cert, sizeof(cert), "%s/officer.pem", dir);
-	f = fopen(cert, "r");
-	x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-	if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
-	    db_principal_add(db, "officer", "officer", sha, "", &id, &err) != DB_OK)
-		die("officer");
-	X509_free(x);
-	fclose(f);
+	db = harness_pg_migrated(&pg, "bak");
+	harness_db_principal(db, dir, "officer", "officer", "");
 	db_close(db);
 
 	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
-	snprintf(conf, sizeof(conf), config_fmt, port, etc, etc, etc, app_ci, etc);
+	snprintf(conf, sizeof(conf), config_fmt, port, etc, etc, etc, pg.app_ci, etc);
 	harness_write_text(at(etc, "cad.yaml"), conf);
 	snprintf(bin, sizeof(bin), "%s/ca-core/cad/hsmca-cad", getenv("HSMCA_BUILD"));
 	snprintf(cert, sizeof(cert), "%s/ca-admin.pem", dir);
@@ -516,32 +291,19 @@ static void setup(void)
 			die("bootstrap");
 	}
 	cad_start();
-	setup_phase = 0;
 	harness_setup_phase = 0;
 }
 
 static void teardown(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
 	cad_stop();
-	pgtest("stop", NULL);
-	harness_run(rm, NULL);
-	OSSL_PROVIDER_unload(prov_keyd);
-	OSSL_PROVIDER_unload(prov_default);
-	harness_stop(&h);
-	curl_global_cleanup();
+	harness_suite_end(&h, &pg, NULL, NULL, prov_keyd, prov_default);
 }
 
 static void cleanup(void)
 {
-	char *rm[] = {"rm", "-rf", "--", pgdir, NULL};
-
 	cad_stop();
-	if (pgdir[0]) {
-		pgtest("stop", NULL);
-		harness_run(rm, NULL);
-	}
+	harness_pg_remove(&pg);
 	if (h.dir[0])
 		harness_stop(&h);
 }
@@ -550,11 +312,11 @@ static void cleanup(void)
  * credential, the CA certificates, and (with_token) SoftHSM's token folder. */
 static int backup_to(const char *archive, int with_token)
 {
-	return hsmca("backup", archive, "--key", "backup-2026", "--database", owner_ci, "--pg-bin",
-	             PG_BIN, "--config", at(etc, "cad.yaml"), "--config", at(etc, "server.key"),
-	             "--ca-cert", at(etc, "issuing.pem"), "--ca-cert", at(etc, "opca.pem"),
-	             "--ca-cert", at(etc, "server.pem"), with_token ? "--token-dir" : (char *)NULL,
-	             h.tokendir, (char *)NULL);
+	return hsmca("backup", archive, "--key", "backup-2026", "--database", pg.owner_ci,
+	             "--pg-bin", PG_BIN, "--config", at(etc, "cad.yaml"), "--config",
+	             at(etc, "server.key"), "--ca-cert", at(etc, "issuing.pem"), "--ca-cert",
+	             at(etc, "opca.pem"), "--ca-cert", at(etc, "server.pem"),
+	             with_token ? "--token-dir" : (char *)NULL, h.tokendir, (char *)NULL);
 }
 
 START_TEST(backup_wipe_restore_and_the_service_continues)
@@ -588,7 +350,7 @@ START_TEST(backup_wipe_restore_and_the_service_continues)
 
 	/* Restoring over a live service is refused before anything changes. */
 	ck_assert_int_ne(hsmca("restore", archive, "--in-place", "--root", etc, "--database",
-	                       owner_ci, "--pg-bin", PG_BIN, (char *)NULL),
+	                       pg.owner_ci, "--pg-bin", PG_BIN, (char *)NULL),
 	                 0);
 	ck_assert_msg(strstr(cli_err, "exists: restore never overwrites"), "%s", cli_err);
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs0);
@@ -604,8 +366,8 @@ START_TEST(backup_wipe_restore_and_the_service_continues)
 	unlink(at(etc, "opca.pem"));
 	unlink(at(etc, "server.pem"));
 
-	ck_assert_msg(hsmca("restore", archive, "--in-place", "--root", etc, "--database", owner_ci,
-	                    "--pg-bin", PG_BIN, (char *)NULL) == 0,
+	ck_assert_msg(hsmca("restore", archive, "--in-place", "--root", etc, "--database",
+	                    pg.owner_ci, "--pg-bin", PG_BIN, (char *)NULL) == 0,
 	              "hsmca restore: %s", cli_err);
 	ck_assert_int_eq(stat(at(etc, "server.key"), &st), 0);
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs0);
@@ -633,7 +395,7 @@ END_TEST
 /* Restore into a fresh folder; 0 or the CLI's exit status. */
 static int restore_into(const char *archive, const char *name)
 {
-	return hsmca("restore", archive, "--into", at(dir, name), "--database", owner_ci,
+	return hsmca("restore", archive, "--into", at(dir, name), "--database", pg.owner_ci,
 	             "--pg-bin", PG_BIN, (char *)NULL);
 }
 
@@ -768,7 +530,7 @@ START_TEST(in_place_writes_only_below_the_roots)
 	snprintf(outside, sizeof(outside), "%s", at(dir, "outside"));
 	mkdir(outside, 0700);
 	snprintf(archive, sizeof(archive), "%s/roots.hsmcabak", dir);
-	ck_assert_msg(hsmca("backup", archive, "--key", "backup-2026", "--database", owner_ci,
+	ck_assert_msg(hsmca("backup", archive, "--key", "backup-2026", "--database", pg.owner_ci,
 	                    "--pg-bin", PG_BIN, "--config", cfg, (char *)NULL) == 0,
 	              "hsmca backup: %s", cli_err);
 	unlink(cfg);
@@ -923,8 +685,8 @@ START_TEST(cad_dropped_to_its_user_under_its_filter_still_issues)
 	ck_assert_int_eq(chmod(etc, 0711), 0);
 	/* ... and reach the database's socket (the test cluster admits only its owner and root;
 	 * a real server's pg_hba.conf and socket group decide this). */
-	ck_assert_int_eq(chmod(pgdir, 0711), 0);
-	ck_assert_int_eq(chmod(at(pgdir, ".s.PGSQL.5432"), 0777), 0);
+	ck_assert_int_eq(chmod(pg.dir, 0711), 0);
+	ck_assert_int_eq(chmod(at(pg.dir, ".s.PGSQL.5432"), 0777), 0);
 	cad_start();
 	snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", (unsigned)pw->pw_uid, (unsigned)pw->pw_uid,
 	         (unsigned)pw->pw_uid, (unsigned)pw->pw_uid);

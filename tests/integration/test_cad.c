@@ -68,118 +68,62 @@ static void path_of(char *out, size_t n, const char *name)
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san, const char *md)
 {
-	static long serial = 1000;
-	time_t now = time(NULL);
-	struct harness_cert c = {.cn = cn,
-	                         .pub = pub,
-	                         .issuer = issuer,
-	                         .signer = signer,
-	                         .ca = ca,
-	                         .serial = serial++,
-	                         .not_before = now - 3600,
-	                         .not_after = now + 86400L * 3660,
-	                         .san = san,
-	                         .md = md};
-
-	return harness_make_cert(&c);
+	return harness_test_cert(cn, pub, issuer, signer, ca, san, md);
 }
 
 /* ---- HTTP ---- */
 
-/* libcurl's result of the last api() call: a test expecting "no answer" (status 0) checks
- * that the server refused the handshake, not that it was not there (refused_by_server). */
-static CURLcode last_curl_rc;
+static const struct harness_site site = {.base_url = base_url, .dir = dir};
 
 /* who: NULL (no credentials), "token:SECRET", or a role (its client certificate). Returns the
  * HTTP status (0: no answer); *out (may be NULL) gets the JSON body. */
 static long api(const char *who, const char *method, const char *path, const char *body,
                 json_t **out)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	struct harness_buf b = {0};
-	char url[512], cert[512], key[512], ca[512], auth[400];
-	long status = 0;
-
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	path_of(ca, sizeof(ca), "opca.pem");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	if (who && !strncmp(who, "token:", 6)) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", who + 6);
-		hdr = curl_slist_append(hdr, auth);
-	} else if (who) {
-		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	last_curl_rc = curl_easy_perform(c);
-	if (last_curl_rc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (out)
-		*out = b.data ? json_loads(b.data, 0, NULL) : NULL;
-	if (status >= 400 && out && *out)
-		ck_assert_msg(json_is_string(json_object_get(*out, "error")) &&
-		                  json_is_string(json_object_get(*out, "detail")),
-		              "%s %s: error without {error, detail}: %s", method, path, b.data);
-	free(b.data);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
-	return status;
+	return harness_api(&site, who, method, path, body, out);
 }
 
-/* The last api() call reached cad and was turned away in TLS: it connected (cad is up) and
- * got no HTTP answer. Callers also show a request that works just before. */
-static int refused_by_server(void)
+/* GET /api/v1/whoami as who: its HTTP status (0: no answer), libcurl's result in *rc. */
+static long whoami(const char *who, CURLcode *rc)
 {
-	return last_curl_rc != CURLE_OK && last_curl_rc != CURLE_COULDNT_CONNECT &&
-	       last_curl_rc != CURLE_OPERATION_TIMEDOUT &&
-	       last_curl_rc != CURLE_COULDNT_RESOLVE_HOST;
+	struct harness_reply r;
+	long st = harness_http(
+	    &site, &(struct harness_req){.who = who, .method = "GET", .path = "/api/v1/whoami"},
+	    &r);
+
+	*rc = r.rc;
+	harness_reply_clear(&r);
+	return st;
+}
+
+/* A request (whoami()) reached cad and was turned away in TLS: it connected (cad is up) and
+ * got no HTTP answer. Callers also show a request that works just before. */
+static int refused_by_server(CURLcode rc)
+{
+	return rc != CURLE_OK && rc != CURLE_COULDNT_CONNECT && rc != CURLE_OPERATION_TIMEDOUT &&
+	       rc != CURLE_COULDNT_RESOLVE_HOST;
 }
 
 static const char *jstr(json_t *o, const char *k)
 {
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
+	return harness_jstr(o, k);
 }
 
 /* ---- the database, as its owner ---- */
 
 static struct db *owner_db(void)
 {
-	struct db_err err = {0};
-	struct db *db = NULL;
-
-	ck_assert_msg(db_connect(pg.owner_ci, &db, &err) == DB_OK, "connect: %s", err.msg);
-	return db;
+	return harness_db_connect(pg.owner_ci);
 }
 
 static long long count(const char *sql)
 {
-	struct db *db = owner_db();
-	long long n = harness_pg_count(db_pgconn(db), sql);
-
-	db_close(db);
-	return n;
+	return harness_pg_count_on(pg.owner_ci, sql);
 }
 
 static void sql_ok(const char *sql)
 {
-	struct db *db = owner_db();
-
-	harness_pg_exec_ok(db_pgconn(db), sql);
-	db_close(db);
+	harness_pg_exec_on(pg.owner_ci, sql);
 }
 
 /* ---- CSRs ---- */
@@ -187,44 +131,7 @@ static void sql_ok(const char *sql)
 /* subject: "/CN=x/O=y" style; san: OpenSSL config form ("DNS:a,IP:1.2.3.4") or NULL. */
 static char *make_csr(EVP_PKEY *k, const char *subject, const char *san)
 {
-	X509_REQ *req = X509_REQ_new();
-	X509_NAME *n = X509_NAME_new();
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	BIO *b = BIO_new(BIO_s_mem());
-	char *copy = strdup(subject), *save = NULL, *out, *data;
-	long len;
-
-	for (char *f = strtok_r(copy, "/", &save); f; f = strtok_r(NULL, "/", &save)) {
-		char *eq = strchr(f, '=');
-		*eq = '\0';
-		if (!X509_NAME_add_entry_by_txt(n, f, MBSTRING_UTF8, (unsigned char *)eq + 1, -1,
-		                                -1, 0))
-			harness_die(__func__);
-	}
-	X509_REQ_set_version(req, 0);
-	X509_REQ_set_subject_name(req, n);
-	X509_REQ_set_pubkey(req, k);
-	if (san) {
-		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
-		if (!e)
-			harness_die(__func__);
-		sk_X509_EXTENSION_push(exts, e);
-		X509_REQ_add_extensions(req, exts);
-		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	}
-	if (!EVP_DigestSignInit_ex(m, NULL, "SHA256", NULL, NULL, k, NULL) ||
-	    !X509_REQ_sign_ctx(req, m))
-		harness_die(__func__);
-	PEM_write_bio_X509_REQ(b, req);
-	len = BIO_get_mem_data(b, &data);
-	out = strndup(data, (size_t)len);
-	BIO_free(b);
-	EVP_MD_CTX_free(m);
-	X509_NAME_free(n);
-	X509_REQ_free(req);
-	free(copy);
-	return out;
+	return harness_make_csr(k, subject, san);
 }
 
 static char *issue_body(const char *profile, const char *csr)
@@ -267,16 +174,10 @@ static X509 *opca;
 
 static void client_cert(const char *name)
 {
-	char f[64];
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, "SHA256");
 
-	snprintf(f, sizeof(f), "%s.pem", name);
-	harness_write_cert(dir_file(f), x, 0);
-	snprintf(f, sizeof(f), "%s.key", name);
-	harness_write_key(dir_file(f), k);
-	X509_free(x);
-	EVP_PKEY_free(k);
+	harness_write_credential(dir, name, make_cert(name, k, opca, opca_key, 0, NULL, "SHA256"),
+	                         k);
 }
 
 /* The operator-auth CA's CRL, opca.crl, listing the certificates in revoked (PEM files by
@@ -323,24 +224,7 @@ static void write_opca_crl(const char *const *revoked)
 
 static void register_principal(struct db *db, const char *role, const char *profiles)
 {
-	char p[512];
-	uint8_t sha[32];
-	unsigned int n;
-	struct db_err err = {0};
-	int32_t id;
-	FILE *f;
-	X509 *x;
-
-	snprintf(p, sizeof(p), "%s/%s.pem", dir, role);
-	f = fopen(p, "r");
-	x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-	if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
-	    db_principal_add(db, role, role, sha, profiles, &id, &err) != DB_OK) {
-		fprintf(stderr, "test_cad: principal %s: %s\n", role, err.msg);
-		harness_die(__func__);
-	}
-	X509_free(x);
-	fclose(f);
+	harness_db_principal(db, dir, role, role, profiles);
 }
 
 static const char config_fmt[] =
@@ -442,24 +326,7 @@ static int bootstrap(const char *name)
 
 static void cad_start(void)
 {
-	char log[512];
-	json_t *o = NULL;
-
-	path_of(log, sizeof(log), "cad.log");
-	harness_setup_phase = 1;
-	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", dir_file("cad.yaml"), NULL, log);
-	for (int i = 0; i < 200; i++) {
-		long st = api(NULL, "GET", "/api/v1/health", NULL, &o);
-		json_decref(o);
-		o = NULL;
-		if (st == 200) {
-			harness_setup_phase = 0;
-			return;
-		}
-		usleep(50000);
-	}
-	fprintf(stderr, "test_cad: hsmca-cad did not become healthy; see %s\n", log);
-	harness_die(__func__);
+	cad_pid = harness_cad_start(&site, dir_file("cad.yaml"), dir_file("cad.log"), NULL);
 }
 
 /* keyd's clients: this test's uid (and cad's), with wrap on the archive key or without. */
@@ -484,12 +351,11 @@ static void setup(void)
 	struct keyd_client *c;
 	struct keyd_key k;
 	struct keyd_err kerr;
-	struct db_err err = {0};
-	struct db *db = NULL;
-	EVP_PKEY *ik, *ck, *sk;
+	struct db *db;
+	EVP_PKEY *ik, *ck;
 	X509 *x;
 	char conf[8192], clients[1024];
-	int applied, port;
+	int port;
 
 	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -523,15 +389,7 @@ static void setup(void)
 
 	/* The operator-auth CA, the server's certificate, a client certificate per role, and
 	 * one principal who is not registered. */
-	opca_key = EVP_EC_gen("P-256");
-	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, "SHA256");
-	harness_write_cert(dir_file("opca.pem"), opca, 0);
-	sk = EVP_EC_gen("P-256");
-	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", "SHA256");
-	harness_write_cert(dir_file("server.pem"), x, 0);
-	harness_write_key(dir_file("server.key"), sk);
-	X509_free(x);
-	EVP_PKEY_free(sk);
+	opca = harness_opca(dir, "hsmca test operator CA", &opca_key);
 	for (int i = 0; i < NROLES; i++)
 		client_cert(roles[i]);
 	client_cert("stranger");
@@ -553,43 +411,15 @@ static void setup(void)
 	write_opca_crl(NULL);
 
 	/* The database. */
-	if (harness_pg_start(&pg, "cad") != 0)
-		harness_die(__func__);
-	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
-	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
-		fprintf(stderr, "test_cad: %s\n", err.msg);
-		harness_die(__func__);
-	}
-	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	db = harness_pg_migrated(&pg, "cad");
 	/* The daemon connects as its own role (migration 0011), as in the quickstart. */
 	cad_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "cad");
 	/* The first ca-admin comes from hsmca-cad --bootstrap-admin (tested below); the others
 	 * straight into the database. */
 	for (int i = 1; i < NROLES; i++)
 		register_principal(db, roles[i], !strcmp(roles[i], "ra") ? "tls-server" : "");
-	{
-		FILE *f;
-		char p[512];
-		uint8_t sha[32];
-		unsigned int n = 0;
-		int32_t id;
-		X509 *x;
-		path_of(p, sizeof(p), "revokee.pem");
-		if (!(f = fopen(p, "r")) || !(x = PEM_read_X509(f, NULL, NULL, NULL)) ||
-		    !X509_digest(x, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, "revokee", "officer", sha, NULL, &id, &err) != DB_OK ||
-		    !X509_digest(x, EVP_sha256(), sha, &n))
-			harness_die(__func__);
-		X509_free(x);
-		fclose(f);
-		path_of(p, sizeof(p), "expired-op.pem");
-		if (!(f = fopen(p, "r")) || !(x = PEM_read_X509(f, NULL, NULL, NULL)) ||
-		    !X509_digest(x, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, "expired-op", "officer", sha, NULL, &id, &err) != DB_OK)
-			harness_die(__func__);
-		X509_free(x);
-		fclose(f);
-	}
+	harness_db_principal(db, dir, "revokee", "officer", NULL);
+	harness_db_principal(db, dir, "expired-op", "officer", NULL);
 	db_close(db);
 
 	port = harness_free_port();
@@ -605,30 +435,18 @@ static void setup(void)
  * fails the suite through harness_bad_exits (issue 9: no leaks in any daemon). */
 static void cad_stop(void)
 {
-	char log[512];
-
-	path_of(log, sizeof(log), "cad.log");
-	harness_daemon_stop(&cad_pid, "hsmca-cad", log, 0);
+	harness_cad_stop(&cad_pid, dir_file("cad.log"), 0);
 }
 
 /* The crash test cases SIGKILL cad themselves: that death is expected, any other is not. */
 static void cad_stop_after_crash(void)
 {
-	char log[512];
-
-	path_of(log, sizeof(log), "cad.log");
-	harness_daemon_stop(&cad_pid, "hsmca-cad", log, HARNESS_STOP_MAY_BE_KILLED);
+	harness_cad_stop(&cad_pid, dir_file("cad.log"), HARNESS_STOP_MAY_BE_KILLED);
 }
 
 static void teardown(void)
 {
-	harness_pg_remove(&pg);
-	X509_free(opca);
-	EVP_PKEY_free(opca_key);
-	OSSL_PROVIDER_unload(prov_keyd);
-	OSSL_PROVIDER_unload(prov_default);
-	harness_stop(&h);
-	curl_global_cleanup();
+	harness_suite_end(&h, &pg, opca, opca_key, prov_keyd, prov_default);
 }
 
 static void cleanup(void)
@@ -760,14 +578,15 @@ START_TEST(revoked_and_expired_client_certificates_are_refused)
 {
 	static const char *const revoked[] = {"revokee.pem", NULL};
 	json_t *o = NULL;
+	CURLcode rc;
 
 	/* Registered principals both; until the CRL lists it, the revokee gets in. */
 	ck_assert_int_eq(api("revokee", "GET", "/api/v1/whoami", NULL, &o), 200);
 	json_decref(o);
 	/* An expired certificate fails the handshake: no answer at all (cad is up: the revokee
 	 * just got in). */
-	ck_assert_int_eq(api("expired-op", "GET", "/api/v1/whoami", NULL, NULL), 0);
-	ck_assert_msg(refused_by_server(), "curl: %s", curl_easy_strerror(last_curl_rc));
+	ck_assert_int_eq(whoami("expired-op", &rc), 0);
+	ck_assert_msg(refused_by_server(rc), "curl: %s", curl_easy_strerror(rc));
 	/* The operator-auth CA publishes a CRL with it: the next request is refused, no
 	 * restart, and the denial is audited. */
 	write_opca_crl(revoked);
@@ -811,13 +630,14 @@ START_TEST(certificate_from_another_ca_fails_the_handshake)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
 	X509 *x = make_cert("intruder", k, NULL, k, 0, NULL, "SHA256");
+	CURLcode rc;
 
 	harness_write_cert(dir_file("intruder.pem"), x, 0);
 	harness_write_key(dir_file("intruder.key"), k);
 	/* The same request with a certificate of the operator CA is answered: cad is up. */
 	ck_assert_int_eq(api("officer", "GET", "/api/v1/whoami", NULL, NULL), 200);
-	ck_assert_int_eq(api("intruder", "GET", "/api/v1/whoami", NULL, NULL), 0);
-	ck_assert_msg(refused_by_server(), "curl: %s", curl_easy_strerror(last_curl_rc));
+	ck_assert_int_eq(whoami("intruder", &rc), 0);
+	ck_assert_msg(refused_by_server(rc), "curl: %s", curl_easy_strerror(rc));
 	X509_free(x);
 	EVP_PKEY_free(k);
 }
@@ -902,25 +722,12 @@ static void token_principal(const char *name, const char *role_json, char *who, 
 	char body[256], token[80];
 	json_t *o = NULL;
 	struct db *db;
-	struct db_principal p = {0};
-	struct db_err err = {0};
-	uint8_t raw[24], sha[32];
-	int32_t id;
 
 	snprintf(body, sizeof(body), "{\"name\":\"%s\",%s}", name, role_json);
 	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/principals", body, &o), 201);
 	json_decref(o);
-	ck_assert(RAND_bytes(raw, sizeof(raw)) == 1);
-	snprintf(token, sizeof(token), "hsmca_test");
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(token + strlen(token), sizeof(token) - strlen(token), "%02x", raw[i]);
-	SHA256((const unsigned char *)token, strlen(token), sha);
 	db = owner_db();
-	ck_assert_int_eq(db_principal_find(db, name, &p, &err), DB_OK);
-	ck_assert_msg(db_token_add(db, p.id, sha, "t", (int64_t)time(NULL) + 86400, &id, &err) ==
-	                  DB_OK,
-	              "%s", err.msg);
-	db_principal_clear(&p);
+	harness_db_token(db, name, "t", token, sizeof(token));
 	db_close(db);
 	snprintf(who, n, "token:%s", token);
 }
@@ -1711,8 +1518,7 @@ START_TEST(bad_requests_change_nothing)
 		body = issue_body("tls-uri", csr);
 		ck_assert_int_eq(api("officer", "POST", "/api/v1/certificates", body, &o), 400);
 		ck_assert_str_eq(jstr(o, "error"), "lint-failed");
-		ck_assert_msg(strstr(jstr(o, "detail"), "lint rule tls_"), "%s",
-		              jstr(o, "detail"));
+		ck_assert_msg(strstr(jstr(o, "detail"), "lint rule tls_"), "%s", jstr(o, "detail"));
 		ck_assert_int_eq(count("SELECT count(*) FROM certificates"), before);
 		json_decref(o);
 		free(body);
@@ -1961,47 +1767,18 @@ static char cli_out[512], cli_err[512];
  * arguments after the command. stdout and stderr go to cli_out and cli_err. */
 static int cli(const char *who, ...)
 {
-	char *argv[24], url[160], ca[512], cert[512], key[512];
-	const char *bin = getenv("HSMCA_CLI_BIN");
+	const char *args[24];
 	va_list ap;
-	pid_t pid;
-	int n = 0, st;
+	int n = 0;
 
 	path_of(cli_out, sizeof(cli_out), "cli.out");
 	path_of(cli_err, sizeof(cli_err), "cli.err");
-	argv[n++] = (char *)bin;
 	va_start(ap, who);
-	while (n < 23 && (argv[n] = va_arg(ap, char *)))
+	while (n < 23 && (args[n] = va_arg(ap, const char *)))
 		n++;
 	va_end(ap);
-	argv[n] = NULL;
-	pid = fork();
-	if (pid == 0) {
-		int o = open(cli_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int e = open(cli_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(o, 1);
-		dup2(e, 2);
-		snprintf(url, sizeof(url), "%s", base_url);
-		path_of(ca, sizeof(ca), "opca.pem");
-		setenv("HSMCA_API_URL", url, 1);
-		setenv("HSMCA_CA_BUNDLE", ca, 1);
-		unsetenv("HSMCA_API_TOKEN");
-		unsetenv("HSMCA_CLIENT_CERT");
-		unsetenv("HSMCA_CLIENT_KEY");
-		if (who && !strncmp(who, "token:", 6)) {
-			setenv("HSMCA_API_TOKEN", who + 6, 1);
-		} else if (who) {
-			snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-			snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-			setenv("HSMCA_CLIENT_CERT", cert, 1);
-			setenv("HSMCA_CLIENT_KEY", key, 1);
-		}
-		execv(bin, argv);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	args[n] = NULL;
+	return harness_cli(&site, who, args, cli_out, cli_err);
 }
 
 START_TEST(cli_issues_shows_lists_and_revokes)
@@ -2186,8 +1963,8 @@ static const struct hostile_target {
      "{\"name\":\"hz\",\"role\":\"officer\",\"certificate\":\"%s\"}", 0},
     {"ca-admin", "POST", "/api/v1/principals/%s/disable", NULL, 0},
     {"ca-admin", "GET", "/api/v1/principals/%s", NULL, 0},
-    {"officer", "POST", "/api/v1/principals/officer/tokens",
-     "{\"name\":\"%s\",\"expires_days\":1}", 1},
+    {"officer", "POST", "/api/v1/principals/officer/tokens", "{\"name\":\"%s\",\"expires_days\":1}",
+     1},
     {"ca-admin", "POST", "/api/v1/tokens/%s/revoke", NULL, 0},
     {"officer", "POST", "/api/v1/certificates", "{\"profile\":\"%s\",\"csr\":\"x\"}", 0},
     {"officer", "POST", "/api/v1/certificates", "{\"profile\":\"tls-server\",\"csr\":\"%s\"}", 0},
@@ -3218,34 +2995,20 @@ END_TEST
 
 /* ---- health and metrics ---- */
 
-/* GET path without credentials; the body as text (malloc'd) and the status. */
-/* GET path as who (NULL: no credentials, or a role's client certificate). */
+/* GET path as who (NULL: no credentials, or a role's client certificate): the body as text
+ * (malloc'd, NULL when none), the status, and the Content-Type into ctype. */
 static char *get_text(const char *who, const char *path, long *status, char *ctype, size_t ctsz)
 {
-	CURL *c = curl_easy_init();
-	struct harness_buf b = {0};
-	char url[512], cert[512], key[512], *ct = NULL;
+	struct harness_reply r;
+	char *text;
 
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	if (who) {
-		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, dir_file("opca.pem"));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	*status = 0;
-	if (curl_easy_perform(c) == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-		curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-	}
-	snprintf(ctype, ctsz, "%s", ct ? ct : "");
-	curl_easy_cleanup(c);
-	return b.data;
+	*status = harness_http(
+	    &site, &(struct harness_req){.who = who, .method = "GET", .path = path}, &r);
+	harness_reply_header(&r, "Content-Type", 0, ctype, ctsz);
+	text = r.body;
+	r.body = NULL;
+	harness_reply_clear(&r);
+	return text;
 }
 
 static long long metric(const char *text, const char *series)

@@ -55,8 +55,7 @@ static int run(char *const argv[], const char *out_path, const char *err_path, c
 
 static void cluster_start(void)
 {
-	if (harness_pg_start(&pg, "db") != 0)
-		ck_abort_msg("could not start a private PostgreSQL in %s", pg.dir);
+	harness_pg_fixture_start(&pg, "db");
 }
 
 static void cluster_stop(void)
@@ -68,35 +67,19 @@ static void cluster_stop(void)
 
 static struct db *connect_as(const char *ci)
 {
-	struct db_err err = {0};
-	struct db *db = NULL;
-
-	ck_assert_msg(db_connect(ci, &db, &err) == DB_OK, "connect: %s", err.msg);
-	return db;
+	return harness_db_connect(ci);
 }
 
 /* sql must fail with SQLSTATE state; returns nothing, asserts. */
 static void sql_fails(struct db *db, const char *sql, const char *state)
 {
-	PGresult *r = PQexec(db_pgconn(db), sql);
-	const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-
-	ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR, "%s succeeded", sql);
-	ck_assert_msg(got && !strcmp(got, state), "%s: SQLSTATE %s, expected %s (%s)", sql,
-	              got ? got : "none", state, PQresultErrorMessage(r));
-	PQclear(r);
+	harness_pg_fails(db_pgconn(db), sql, state);
 }
 
 /* Migrate as the owner and let hsmca_app log in (pgtest's cluster trusts its socket). */
 static struct db *schema_ready(void)
 {
-	struct db *owner = connect_as(pg.owner_ci);
-	struct db_err err = {0};
-	int applied;
-
-	ck_assert_msg(db_migrate(owner, NULL, NULL, &applied, &err) == DB_OK, "%s", err.msg);
-	harness_pg_exec_ok(db_pgconn(owner), "ALTER ROLE hsmca_app LOGIN");
-	return owner;
+	return harness_pg_migrate(&pg);
 }
 
 struct ca {

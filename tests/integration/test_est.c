@@ -84,49 +84,18 @@ static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *si
 
 /* ---- the API, as an operator (libcurl) ---- */
 
+static const struct harness_site site = {.base_url = base_url, .dir = dir};
+
 /* who: a role (its client certificate) or a file name of a certificate "X" (X.pem, X.key). */
 static long api(const char *who, const char *method, const char *path, const char *body,
                 json_t **out)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	struct harness_buf b = {0};
-	char url[512], cert[512], key[512];
-	long status = 0;
-
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, in_dir("opca.pem"));
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	if (who) {
-		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (out)
-		*out = b.data ? json_loads(b.data, 0, NULL) : NULL;
-	free(b.data);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
-	return status;
+	return harness_api(&site, who, method, path, body, out);
 }
 
 static const char *jstr(json_t *o, const char *k)
 {
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
+	return harness_jstr(o, k);
 }
 
 /* A provisioning token made by the officer; body fields beyond name and profile in extra
@@ -154,19 +123,12 @@ static const char *new_token(const char *profile, const char *extra)
 
 static PGconn *owner(void)
 {
-	PGconn *c = PQconnectdb(pg.owner_ci);
-
-	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-	return c;
+	return harness_pg_connect(pg.owner_ci);
 }
 
 static long long count(const char *sql)
 {
-	PGconn *c = owner();
-	long long n = harness_pg_count(c, sql);
-
-	PQfinish(c);
-	return n;
+	return harness_pg_count_on(pg.owner_ci, sql);
 }
 
 static long long issued(void)
@@ -261,17 +223,12 @@ static X509 *opca;
 
 static void client_cert(const char *name)
 {
-	char f[64];
 	static long serial = 5000;
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL, -3600, 86400L * 365, serial++);
 
-	snprintf(f, sizeof(f), "%s.pem", name);
-	harness_write_cert(in_dir(f), x, 0);
-	snprintf(f, sizeof(f), "%s.key", name);
-	harness_write_key(in_dir(f), k);
-	X509_free(x);
-	EVP_PKEY_free(k);
+	harness_write_credential(
+	    dir, name, make_cert(name, k, opca, opca_key, 0, NULL, -3600, 86400L * 365, serial++),
+	    k);
 }
 
 static const char config_fmt[] =
@@ -325,24 +282,13 @@ static const char config_fmt[] =
 
 static void cad_start(void)
 {
-	harness_setup_phase = 1;
-	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", in_dir("cad.yaml"), NULL,
-	                               in_dir("cad.log"));
-	for (int i = 0; i < 200; i++) {
-		if (api(NULL, "GET", "/api/v1/health", NULL, NULL) == 200) {
-			harness_setup_phase = 0;
-			return;
-		}
-		usleep(50000);
-	}
-	fprintf(stderr, "test_est: hsmca-cad did not become healthy; see %s\n", in_dir("cad.log"));
-	harness_die(__func__);
+	cad_pid = harness_cad_start(&site, in_dir("cad.yaml"), in_dir("cad.log"), NULL);
 }
 
 /* Its exit is checked (status 0, no sanitizer report): harness_bad_exits fails the suite. */
 static void cad_stop(void)
 {
-	harness_daemon_stop(&cad_pid, "hsmca-cad", in_dir("cad.log"), 0);
+	harness_cad_stop(&cad_pid, in_dir("cad.log"), 0);
 }
 
 static void setup(void)
@@ -350,13 +296,12 @@ static void setup(void)
 	struct keyd_client *c;
 	struct keyd_key k;
 	struct keyd_err kerr;
-	struct db_err err = {0};
-	struct db *db = NULL;
+	struct db *db;
 	static const char *const roles[] = {"officer", "auditor", "admin", "ca-admin"};
-	EVP_PKEY *dk, *sk;
+	EVP_PKEY *dk;
 	X509 *x;
 	char conf[8192], cad_ci[1024];
-	int applied, port;
+	int port;
 
 	harness_setup_phase = 1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -384,44 +329,13 @@ static void setup(void)
 	harness_write_cert(in_dir("devca.pem"), x, 0);
 	X509_free(x);
 	EVP_PKEY_free(dk);
-	opca_key = EVP_EC_gen("P-256");
-	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL, -3600,
-	                 86400L * 3650, 2);
-	harness_write_cert(in_dir("opca.pem"), opca, 0);
-	sk = EVP_EC_gen("P-256");
-	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1", -3600,
-	              86400L * 365, 3);
-	harness_write_cert(in_dir("server.pem"), x, 0);
-	harness_write_key(in_dir("server.key"), sk);
-	X509_free(x);
-	EVP_PKEY_free(sk);
+	opca = harness_opca(dir, "hsmca test operator CA", &opca_key);
 	for (size_t i = 0; i < 4; i++)
 		client_cert(roles[i]);
 
-	if (harness_pg_start(&pg, "est") != 0)
-		harness_die(__func__);
-	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
-	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
-		fprintf(stderr, "test_est: %s\n", err.msg);
-		harness_die(__func__);
-	}
-	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
-	for (size_t i = 0; i < 4; i++) {
-		uint8_t sha[32];
-		unsigned int n;
-		int32_t id;
-		char name[64];
-		FILE *f;
-		snprintf(name, sizeof(name), "%s.pem", roles[i]);
-		f = fopen(in_dir(name), "r");
-		x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-		if (f)
-			fclose(f);
-		if (!x || !X509_digest(x, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, roles[i], roles[i], sha, NULL, &id, &err) != DB_OK)
-			harness_die(__func__);
-		X509_free(x);
-	}
+	db = harness_pg_migrated(&pg, "est");
+	for (size_t i = 0; i < 4; i++)
+		harness_db_principal(db, dir, roles[i], roles[i], NULL);
 	/* hsmca-cad as in production: its own role (serverkeygen's archive needs its INSERT). */
 	snprintf(cad_ci, sizeof(cad_ci), "%s", harness_pg_daemon_ci(&pg, db_pgconn(db), "cad"));
 	db_close(db);
@@ -435,13 +349,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	harness_pg_remove(&pg);
-	X509_free(opca);
-	EVP_PKEY_free(opca_key);
-	OSSL_PROVIDER_unload(prov_keyd);
-	OSSL_PROVIDER_unload(prov_default);
-	harness_stop(&h);
-	curl_global_cleanup();
+	harness_suite_end(&h, &pg, opca, opca_key, prov_keyd, prov_default);
 }
 
 static void cleanup(void)
@@ -1079,40 +987,18 @@ static char cli_out[512], cli_err[512];
 
 static int cli(const char *who, ...)
 {
-	char bin[512], cert[512], key[512];
-	char *argv[32];
-	int n = 0, st;
+	const char *args[32];
+	int n = 0;
 	va_list ap;
-	pid_t pid;
 
-	snprintf(bin, sizeof(bin), "%s", getenv("HSMCA_CLI_BIN"));
 	snprintf(cli_out, sizeof(cli_out), "%s/cli.out", dir);
 	snprintf(cli_err, sizeof(cli_err), "%s/cli.err", dir);
-	argv[n++] = bin;
 	va_start(ap, who);
-	for (const char *a; n < 31 && (a = va_arg(ap, const char *));)
-		argv[n++] = (char *)a;
+	while (n < 31 && (args[n] = va_arg(ap, const char *)))
+		n++;
 	va_end(ap);
-	argv[n] = NULL;
-	pid = fork();
-	if (pid == 0) {
-		int o = open(cli_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int e = open(cli_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(o, 1);
-		dup2(e, 2);
-		setenv("HSMCA_API_URL", base_url, 1);
-		setenv("HSMCA_CA_BUNDLE", in_dir("opca.pem"), 1);
-		unsetenv("HSMCA_API_TOKEN");
-		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-		setenv("HSMCA_CLIENT_CERT", cert, 1);
-		setenv("HSMCA_CLIENT_KEY", key, 1);
-		execv(bin, argv);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	args[n] = NULL;
+	return harness_cli(&site, who, args, cli_out, cli_err);
 }
 
 START_TEST(cli_provisions_and_decommissions)

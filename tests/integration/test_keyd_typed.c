@@ -48,18 +48,11 @@ static EVP_PKEY *keyd_pub(const char *label)
 	return pk;
 }
 
-static X509_NAME *name(const char *cn)
-{
-	X509_NAME *n = X509_NAME_new();
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	return n;
-}
-
 /* A key's certificate file: any certificate with this subject (keyd reads only that). */
 static void write_cert(const char *path, const char *subject)
 {
 	X509 *x = X509_new();
-	X509_NAME *n = name(subject);
+	X509_NAME *n = harness_cn(subject);
 	FILE *f;
 
 	X509_set_version(x, 2);
@@ -145,62 +138,27 @@ static void teardown(void)
 static size_t tbs_cert(const char *issuer, const char *subject, int ca, EVP_PKEY *pub,
                        uint8_t **der)
 {
-	X509 *x = X509_new();
-	X509_NAME *in = name(issuer), *sn = name(subject);
-	int n;
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 77);
-	X509_set_issuer_name(x, in);
-	X509_set_subject_name(x, sn);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, pub);
-	if (ca >= 0) {
-		X509_EXTENSION *e =
-		    X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,
-		                        ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-		X509_add_ext(x, e, -1);
-		X509_EXTENSION_free(e);
-	}
-	ck_assert_int_gt(X509_sign(x, soft, EVP_sha256()), 0);
-	*der = NULL;
-	n = i2d_re_X509_tbs(x, der);
-	ck_assert_int_gt(n, 0);
-	X509_free(x);
-	X509_NAME_free(in);
-	X509_NAME_free(sn);
-	return (size_t)n;
+	return harness_tbs_cert(&(struct harness_tbs_cert){.version = 3,
+	                                                   .serial = 77,
+	                                                   .issuer = issuer,
+	                                                   .subject = subject,
+	                                                   .bc = ca < 0 ? NULL
+	                                                         : ca   ? "critical,CA:TRUE"
+	                                                                : "critical,CA:FALSE",
+	                                                   .pub = pub,
+	                                                   .signer = soft},
+	                        der);
 }
 
 static size_t tbs_crl(const char *issuer, int entries, uint8_t **der)
 {
-	X509_CRL *c = X509_CRL_new();
-	X509_NAME *in = name(issuer);
-	ASN1_TIME *t = X509_gmtime_adj(NULL, 0);
-	int n;
-
-	X509_CRL_set_version(c, 1);
-	X509_CRL_set_issuer_name(c, in);
-	X509_CRL_set1_lastUpdate(c, t);
-	X509_CRL_set1_nextUpdate(c, t);
-	for (int i = 0; i < entries; i++) {
-		X509_REVOKED *r = X509_REVOKED_new();
-		ASN1_INTEGER *s = ASN1_INTEGER_new();
-		ASN1_INTEGER_set_int64(s, 0x1000000000LL + i);
-		X509_REVOKED_set_serialNumber(r, s);
-		X509_REVOKED_set_revocationDate(r, t);
-		X509_CRL_add0_revoked(c, r);
-		ASN1_INTEGER_free(s);
-	}
-	ck_assert_int_gt(X509_CRL_sign(c, soft, EVP_sha256()), 0);
-	*der = NULL;
-	n = i2d_re_X509_CRL_tbs(c, der);
-	ck_assert_int_gt(n, 0);
-	X509_CRL_free(c);
-	X509_NAME_free(in);
-	ASN1_TIME_free(t);
-	return (size_t)n;
+	return harness_tbs_crl(&(struct harness_tbs_crl){.v2 = 1,
+	                                                 .issuer = issuer,
+	                                                 .entries = entries,
+	                                                 .first_serial = 0x1000000000LL,
+	                                                 .next_update = 1,
+	                                                 .signer = soft},
+	                       der);
 }
 
 /* An OCSP ResponseData: responder by key hash, producedAt, no responses. */
@@ -426,7 +384,7 @@ START_TEST(provider_signs_through_typed_signing)
 	EVP_PKEY *ocsp, *ca;
 	X509 *x = X509_new();
 	X509_CRL *crl = X509_CRL_new();
-	X509_NAME *in = name("Test CA"), *sn = name("www.example");
+	X509_NAME *in = harness_cn("Test CA"), *sn = harness_cn("www.example");
 	ASN1_TIME *t = X509_gmtime_adj(NULL, 0);
 	char buf[2048] = "";
 

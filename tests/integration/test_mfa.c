@@ -54,66 +54,29 @@ struct reply {
 	char retry_after[32];
 };
 
-static size_t header_cb(char *p, size_t sz, size_t n, void *arg)
-{
-	struct reply *r = arg;
-	size_t len = sz * n;
-
-	if (len > 13 && !strncasecmp(p, "Retry-After:", 12)) {
-		snprintf(r->retry_after, sizeof(r->retry_after), "%.*s", (int)(len - 12), p + 12);
-		r->retry_after[strcspn(r->retry_after, "\r\n")] = '\0';
-	}
-	return len;
-}
+static const struct harness_site site = {.base_url = base_url, .dir = dir};
 
 /* who: a principal's name (its client certificate). totp: X-HSMCA-TOTP's value or NULL. */
 static struct reply api(const char *who, const char *method, const char *path, const char *body,
                         const char *totp)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	struct harness_buf b = {0};
+	struct harness_reply hr;
 	struct reply r = {0};
-	char url[512], cert[512], key[512], th[128];
 
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, dir_file("opca.pem"));
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	if (totp) {
-		snprintf(th, sizeof(th), "X-HSMCA-TOTP: %s", totp);
-		hdr = curl_slist_append(hdr, th);
-	}
-	if (who) {
-		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-	r.body = b.data ? json_loads(b.data, 0, NULL) : NULL;
-	free(b.data);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
+	r.status = harness_http(
+	    &site,
+	    &(struct harness_req){
+	        .who = who, .method = method, .path = path, .body = body, .totp = totp},
+	    &hr);
+	r.body = hr.body ? json_loads(hr.body, 0, NULL) : NULL;
+	harness_reply_header(&hr, "Retry-After", 0, r.retry_after, sizeof(r.retry_after));
+	harness_reply_clear(&hr);
 	return r;
 }
 
 static const char *jstr(json_t *o, const char *k)
 {
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
+	return harness_jstr(o, k);
 }
 
 /* The request's status, its error code checked when want_error is not NULL. */
@@ -131,27 +94,17 @@ static void expect(struct reply r, long status, const char *want_error, const ch
 
 static PGconn *owner(void)
 {
-	PGconn *c = PQconnectdb(pg.owner_ci);
-
-	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
-	return c;
+	return harness_pg_connect(pg.owner_ci);
 }
 
 static long long count(const char *sql)
 {
-	PGconn *c = owner();
-	long long n = harness_pg_count(c, sql);
-
-	PQfinish(c);
-	return n;
+	return harness_pg_count_on(pg.owner_ci, sql);
 }
 
 static void sql_ok(const char *sql)
 {
-	PGconn *c = owner();
-
-	harness_pg_exec_ok(c, sql);
-	PQfinish(c);
+	harness_pg_exec_on(pg.owner_ci, sql);
 }
 
 /* ---- TOTP codes, by oathtool ---- */
@@ -191,20 +144,7 @@ static time_t step_start_safe_now(void)
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san)
 {
-	static long serial = 1000;
-	time_t now = time(NULL);
-	struct harness_cert c = {.cn = cn,
-	                         .pub = pub,
-	                         .issuer = issuer,
-	                         .signer = signer,
-	                         .ca = ca,
-	                         .serial = serial++,
-	                         .not_before = now - 3600,
-	                         .not_after = now + 86400L * 3660,
-	                         .san = san,
-	                         .md = "SHA256"};
-
-	return harness_make_cert(&c);
+	return harness_test_cert(cn, pub, issuer, signer, ca, san, NULL);
 }
 
 static const char config_fmt[] =
@@ -249,7 +189,7 @@ static const char cad_grant_fmt[] = "  - name: cad\n"
 
 static void cleanup(void)
 {
-	harness_daemon_stop(&cad_pid, "hsmca-cad", dir_file("cad.log"), 0);
+	harness_cad_stop(&cad_pid, dir_file("cad.log"), 0);
 	harness_pg_remove(&pg);
 	if (h.dir[0])
 		harness_stop(&h);
@@ -262,12 +202,11 @@ static void setup(void)
 	struct keyd_client *c;
 	struct keyd_key k;
 	struct keyd_err kerr;
-	struct db_err err = {0};
-	struct db *db = NULL;
-	EVP_PKEY *ik, *sk;
+	struct db *db;
+	EVP_PKEY *ik;
 	const char *cad_ci;
 	X509 *x;
-	int applied, port;
+	int port;
 
 	harness_die_init("test_mfa", cleanup);
 	harness_setup_phase = 1;
@@ -302,43 +241,17 @@ static void setup(void)
 	    harness_keyd_start(&h) != 0)
 		harness_die(__func__);
 
-	opca_key = EVP_EC_gen("P-256");
-	opca = make_cert("hsmca mfa test operator CA", opca_key, NULL, opca_key, 1, NULL);
-	harness_write_cert(dir_file("opca.pem"), opca, 0);
-	sk = EVP_EC_gen("P-256");
-	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1");
-	harness_write_cert(dir_file("server.pem"), x, 0);
-	harness_write_key(dir_file("server.key"), sk);
-	X509_free(x);
-	EVP_PKEY_free(sk);
+	opca = harness_opca(dir, "hsmca mfa test operator CA", &opca_key);
 
-	if (harness_pg_start(&pg, "mfa") != 0)
-		harness_die(__func__);
-	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
-	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
-		fprintf(stderr, "test_mfa: %s\n", err.msg);
-		harness_die(__func__);
-	}
-	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN")); /* for the grants' test */
+	db = harness_pg_migrated(&pg, "mfa"); /* hsmca_app LOGIN: for the grants' test */
 	cad_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "cad");
 	for (size_t i = 0; i < NPRINCIPALS; i++) {
-		char f[64];
-		uint8_t sha[32];
-		unsigned int n = 0;
-		int32_t id;
 		EVP_PKEY *pk = EVP_EC_gen("P-256");
-		X509 *pc = make_cert(principals[i][0], pk, opca, opca_key, 0, NULL);
-		snprintf(f, sizeof(f), "%s.pem", principals[i][0]);
-		harness_write_cert(dir_file(f), pc, 0);
-		snprintf(f, sizeof(f), "%s.key", principals[i][0]);
-		harness_write_key(dir_file(f), pk);
-		if (!X509_digest(pc, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, principals[i][0], principals[i][1], sha,
-		                     !strcmp(principals[i][1], "ra") ? "tls-server" : NULL, &id,
-		                     &err) != DB_OK)
-			harness_die(__func__);
-		X509_free(pc);
-		EVP_PKEY_free(pk);
+		harness_write_credential(dir, principals[i][0],
+		                         make_cert(principals[i][0], pk, opca, opca_key, 0, NULL),
+		                         pk);
+		harness_db_principal(db, dir, principals[i][0], principals[i][1],
+		                     !strcmp(principals[i][1], "ra") ? "tls-server" : NULL);
 	}
 	db_close(db);
 
@@ -346,32 +259,14 @@ static void setup(void)
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
 	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, cad_ci, dir);
 	harness_write_text(dir_file("cad.yaml"), conf);
-	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", dir_file("cad.yaml"), NULL,
-	                               dir_file("cad.log"));
-	for (int i = 0; i < 200; i++) {
-		struct reply r = api(NULL, "GET", "/api/v1/health", NULL, NULL);
-		json_decref(r.body);
-		if (r.status == 200) {
-			harness_setup_phase = 0;
-			return;
-		}
-		usleep(50000);
-	}
-	fprintf(stderr, "test_mfa: hsmca-cad did not become healthy; see %s\n",
-	        dir_file("cad.log"));
-	harness_die(__func__);
+	cad_pid = harness_cad_start(&site, dir_file("cad.yaml"), dir_file("cad.log"), NULL);
+	harness_setup_phase = 0;
 }
 
 static void teardown(void)
 {
-	harness_daemon_stop(&cad_pid, "hsmca-cad", dir_file("cad.log"), 0);
-	harness_pg_remove(&pg);
-	X509_free(opca);
-	EVP_PKEY_free(opca_key);
-	OSSL_PROVIDER_unload(prov_keyd);
-	OSSL_PROVIDER_unload(prov_default);
-	harness_stop(&h);
-	curl_global_cleanup();
+	harness_cad_stop(&cad_pid, dir_file("cad.log"), 0);
+	harness_suite_end(&h, &pg, opca, opca_key, prov_keyd, prov_default);
 }
 
 /* ---- helpers ---- */
@@ -831,20 +726,14 @@ END_TEST
 /* The hsmca command line: mfa enrol, confirm, status; a step-up answered from HSMCA_TOTP. */
 START_TEST(cli_enrols_confirms_and_steps_up_from_the_environment)
 {
-	char cert[512], key[512], out[512], svg[512], code[16], b32[64] = "", serial[80];
+	char out[512], svg[512], code[16], b32[64] = "", serial[80];
 	char *argv[12];
 	const char *text, *p;
 	int n = 0;
 
-	snprintf(cert, sizeof(cert), "%s/o-cli.pem", dir);
-	snprintf(key, sizeof(key), "%s/o-cli.key", dir);
 	snprintf(out, sizeof(out), "%s/cli.out", dir);
 	snprintf(svg, sizeof(svg), "%s/o-cli.svg", dir);
-	setenv("HSMCA_API_URL", base_url, 1);
-	setenv("HSMCA_CA_BUNDLE", dir_file("opca.pem"), 1);
-	setenv("HSMCA_CLIENT_CERT", cert, 1);
-	setenv("HSMCA_CLIENT_KEY", key, 1);
-	unsetenv("HSMCA_API_TOKEN");
+	harness_cli_env(&site, "o-cli");
 	unsetenv("HSMCA_TOTP");
 	argv[n++] = getenv("HSMCA_CLI_BIN");
 	argv[n++] = "mfa";

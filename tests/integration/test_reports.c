@@ -49,54 +49,22 @@ static const char *const roles[] = {"ca-admin", "admin", "officer", "auditor", "
 
 static char last_type[128]; /* the last reply's Content-Type */
 
-static size_t header_cb(char *p, size_t sz, size_t n, void *arg)
-{
-	(void)arg;
-	if (sz * n > 14 && !strncasecmp(p, "Content-Type: ", 14)) {
-		size_t l = sz * n - 14;
-		while (l && (p[14 + l - 1] == '\r' || p[14 + l - 1] == '\n'))
-			l--;
-		snprintf(last_type, sizeof(last_type), "%.*s", (int)l, p + 14);
-	}
-	return sz * n;
-}
+static const struct harness_site site = {.base_url = base_url, .dir = dir};
 
 /* who: a role (its client certificate) or "token:SECRET". The status (0: no answer); *text
- * (may be NULL) the body, malloc'd. */
+ * (may be NULL) the body, malloc'd; last_type its Content-Type. */
 static long get_text(const char *who, const char *path, char **text)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	struct harness_buf b = {0};
-	char url[1024], cert[512], key[512], auth[400];
-	long status = 0;
+	struct harness_reply r;
+	long status = harness_http(
+	    &site, &(struct harness_req){.who = who, .method = "GET", .path = path}, &r);
 
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, dir_file("opca.pem"));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-	last_type[0] = '\0';
-	if (!strncmp(who, "token:", 6)) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", who + 6);
-		hdr = curl_slist_append(hdr, auth);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	} else {
-		snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-		snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-		curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
-		curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+	harness_reply_header(&r, "Content-Type", 0, last_type, sizeof(last_type));
+	if (text) {
+		*text = r.body ? r.body : strdup("");
+		r.body = NULL;
 	}
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (text)
-		*text = b.data ? b.data : strdup("");
-	else
-		free(b.data);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
+	harness_reply_clear(&r);
 	return status;
 }
 
@@ -104,35 +72,7 @@ static long get_text(const char *who, const char *path, char **text)
 static long api(const char *who, const char *method, const char *path, const char *body,
                 json_t **out)
 {
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	struct harness_buf b = {0};
-	char url[1024], cert[512], key[512];
-	long status = 0;
-
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CAINFO, dir_file("opca.pem"));
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
-	snprintf(key, sizeof(key), "%s/%s.key", dir, who);
-	curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
-	curl_easy_setopt(c, CURLOPT_SSLKEY, key);
-	if (body)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (out)
-		*out = b.data ? json_loads(b.data, 0, NULL) : NULL;
-	free(b.data);
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(c);
-	return status;
+	return harness_api(&site, who, method, path, body, out);
 }
 
 /* GET path as who, 200 and JSON asserted. */
@@ -163,8 +103,7 @@ static long long jint(json_t *o, const char *path)
 
 static const char *jstr(json_t *o, const char *k)
 {
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
+	return harness_jstr(o, k);
 }
 
 /* ---- CSV, read back strictly (RFC 4180) ---- */
@@ -241,27 +180,17 @@ static int csv_find(const struct csv_table *t, int c, const char *v)
 
 static PGconn *conn(const char *ci)
 {
-	PGconn *c = PQconnectdb(ci);
-
-	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s: %s", ci, PQerrorMessage(c));
-	return c;
+	return harness_pg_connect(ci);
 }
 
 static void sql_ok(const char *sql)
 {
-	PGconn *c = conn(pg.owner_ci);
-
-	harness_pg_exec_ok(c, sql);
-	PQfinish(c);
+	harness_pg_exec_on(pg.owner_ci, sql);
 }
 
 static long long count(const char *sql)
 {
-	PGconn *c = conn(pg.owner_ci);
-	long long n = harness_pg_count(c, sql);
-
-	PQfinish(c);
-	return n;
+	return harness_pg_count_on(pg.owner_ci, sql);
 }
 
 /* sql as ci fails with "permission denied". */
@@ -282,66 +211,26 @@ static void refused(const char *ci, const char *sql)
 static X509 *make_cert(const char *cn, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *signer, int ca,
                        const char *san)
 {
-	static long serial = 1000;
-	time_t now = time(NULL);
-	struct harness_cert c = {.cn = cn,
-	                         .pub = pub,
-	                         .issuer = issuer,
-	                         .signer = signer,
-	                         .ca = ca,
-	                         .serial = serial++,
-	                         .not_before = now - 3600,
-	                         .not_after = now + 86400L * 3660,
-	                         .san = san,
-	                         .md = "SHA256"};
-
-	return harness_make_cert(&c);
+	return harness_test_cert(cn, pub, issuer, signer, ca, san, NULL);
 }
 
 static void client_cert(const char *name)
 {
-	char f[64];
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = make_cert(name, k, opca, opca_key, 0, NULL);
 
-	snprintf(f, sizeof(f), "%s.pem", name);
-	harness_write_cert(dir_file(f), x, 0);
-	snprintf(f, sizeof(f), "%s.key", name);
-	harness_write_key(dir_file(f), k);
-	X509_free(x);
-	EVP_PKEY_free(k);
+	harness_write_credential(dir, name, make_cert(name, k, opca, opca_key, 0, NULL), k);
 }
 
 static char *make_csr(const char *cn, const char *org, const char *san)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509_REQ *req = X509_REQ_new();
-	X509_NAME *n = X509_NAME_new();
-	BIO *b = BIO_new(BIO_s_mem());
-	char *data, *out;
-	long len;
+	char subject[256], *out;
 
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
 	if (org)
-		X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)org, -1,
-		                           -1, 0);
-	X509_REQ_set_subject_name(req, n);
-	X509_REQ_set_pubkey(req, k);
-	if (san) {
-		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-		sk_X509_EXTENSION_push(
-		    exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, (char *)san));
-		X509_REQ_add_extensions(req, exts);
-		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	}
-	if (!X509_REQ_sign(req, k, EVP_sha256()))
-		harness_die(__func__);
-	PEM_write_bio_X509_REQ(b, req);
-	len = BIO_get_mem_data(b, &data);
-	out = strndup(data, (size_t)len);
-	BIO_free(b);
-	X509_NAME_free(n);
-	X509_REQ_free(req);
+		snprintf(subject, sizeof(subject), "/CN=%s/O=%s", cn, org);
+	else
+		snprintf(subject, sizeof(subject), "/CN=%s", cn);
+	out = harness_make_csr(k, subject, san);
 	EVP_PKEY_free(k);
 	return out;
 }
@@ -397,13 +286,11 @@ static void setup(void)
 	struct keyd_client *c;
 	struct keyd_key k;
 	struct keyd_err kerr;
-	struct db_err err = {0};
-	struct db *db = NULL;
+	struct db *db;
 	char conf[8192], clients[1024];
 	const char *const labels[] = {"issuing-p256", "second-p256"};
 	const char *const files[] = {"issuing.pem", "second.pem"};
-	int applied, port;
-	EVP_PKEY *sk;
+	int port;
 	X509 *x;
 
 	harness_setup_phase = 1;
@@ -437,42 +324,16 @@ static void setup(void)
 		X509_free(x);
 		EVP_PKEY_free(ik);
 	}
-	opca_key = EVP_EC_gen("P-256");
-	opca = make_cert("hsmca test operator CA", opca_key, NULL, opca_key, 1, NULL);
-	harness_write_cert(dir_file("opca.pem"), opca, 0);
-	sk = EVP_EC_gen("P-256");
-	x = make_cert("localhost", sk, opca, opca_key, 0, "DNS:localhost,IP:127.0.0.1");
-	harness_write_cert(dir_file("server.pem"), x, 0);
-	harness_write_key(dir_file("server.key"), sk);
-	X509_free(x);
-	EVP_PKEY_free(sk);
+	opca = harness_opca(dir, "hsmca test operator CA", &opca_key);
 	for (int i = 0; i < NROLES; i++)
 		client_cert(roles[i]);
 
-	if (harness_pg_start(&pg, "reports") != 0)
-		harness_die(__func__);
-	if (db_connect(pg.owner_ci, &db, &err) != DB_OK ||
-	    db_migrate(db, NULL, NULL, &applied, &err) != DB_OK) {
-		fprintf(stderr, "test_reports: %s\n", err.msg);
-		harness_die(__func__);
-	}
-	PQclear(PQexec(db_pgconn(db), "ALTER ROLE hsmca_app LOGIN"));
+	db = harness_pg_migrated(&pg, "reports");
 	cad_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "cad");
 	crld_ci = harness_pg_daemon_ci(&pg, db_pgconn(db), "crld");
-	for (int i = 0; i < NROLES; i++) {
-		uint8_t sha[32];
-		unsigned int n;
-		int32_t id;
-		FILE *f = fopen(harness_pathf(dir, "%s.pem", roles[i]), "r");
-		X509 *p = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-		if (!p || !X509_digest(p, EVP_sha256(), sha, &n) ||
-		    db_principal_add(db, roles[i], roles[i], sha,
-		                     !strcmp(roles[i], "ra") ? "tls-server" : "", &id,
-		                     &err) != DB_OK)
-			harness_die(__func__);
-		X509_free(p);
-		fclose(f);
-	}
+	for (int i = 0; i < NROLES; i++)
+		harness_db_principal(db, dir, roles[i], roles[i],
+		                     !strcmp(roles[i], "ra") ? "tls-server" : "");
 	db_close(db);
 	port = harness_free_port();
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
@@ -535,40 +396,20 @@ static void populate(void)
 
 static void cad_start(void)
 {
-	json_t *o = NULL;
-
 	harness_setup_phase = 1;
-	cad_pid = harness_spawn_daemon("ca-core/cad/hsmca-cad", dir_file("cad.yaml"), NULL,
-	                               dir_file("cad.log"));
-	for (int i = 0; i < 200; i++) {
-		long st = get_text("officer", "/api/v1/health", NULL);
-		if (st == 200) {
-			populate();
-			harness_setup_phase = 0;
-			return;
-		}
-		usleep(50000);
-	}
-	json_decref(o);
-	fprintf(stderr, "test_reports: hsmca-cad did not become healthy; see %s\n",
-	        dir_file("cad.log"));
-	harness_die(__func__);
+	cad_pid = harness_cad_start(&site, dir_file("cad.yaml"), dir_file("cad.log"), "officer");
+	populate();
+	harness_setup_phase = 0;
 }
 
 static void cad_stop(void)
 {
-	harness_daemon_stop(&cad_pid, "hsmca-cad", dir_file("cad.log"), 0);
+	harness_cad_stop(&cad_pid, dir_file("cad.log"), 0);
 }
 
 static void teardown(void)
 {
-	harness_pg_remove(&pg);
-	X509_free(opca);
-	EVP_PKEY_free(opca_key);
-	OSSL_PROVIDER_unload(prov_keyd);
-	OSSL_PROVIDER_unload(prov_default);
-	harness_stop(&h);
-	curl_global_cleanup();
+	harness_suite_end(&h, &pg, opca, opca_key, prov_keyd, prov_default);
 }
 
 static void cleanup(void)
@@ -1008,24 +849,7 @@ START_TEST(each_role_gets_what_it_may_and_403_for_the_rest)
 	                       " action LIKE 'report.%'"),
 	                 denied + expect_denied);
 	/* And none of it works without credentials. */
-	{
-		CURL *c = curl_easy_init();
-		long st = 0;
-		char url[256];
-		snprintf(url, sizeof(url), "%s/api/v1/dashboard", base_url);
-		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_CAINFO, dir_file("opca.pem"));
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_curl_collect);
-		{
-			struct harness_buf b = {0};
-			curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-			ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
-			free(b.data);
-		}
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-		ck_assert_int_eq(st, 401);
-		curl_easy_cleanup(c);
-	}
+	ck_assert_int_eq(api(NULL, "GET", "/api/v1/dashboard", NULL, NULL), 401);
 }
 END_TEST
 

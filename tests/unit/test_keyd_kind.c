@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "harness.h"
 #include "keyd_kind.h"
 
 static EVP_PKEY *key;
@@ -26,73 +27,28 @@ static void teardown(void)
 	key = NULL;
 }
 
-static X509_NAME *name(const char *cn)
-{
-	X509_NAME *n = X509_NAME_new();
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	return n;
-}
-
 /* A TBSCertificate: version 1, 2 or 3; bc NULL for no basicConstraints. */
 static size_t tbs_cert(int version, const char *bc, const char *issuer, uint8_t **der)
 {
-	X509 *x = X509_new();
-	X509_NAME *sn = name("subject"), *in = name(issuer);
-	int n;
-
-	ck_assert_int_eq(X509_set_version(x, version - 1), 1);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 12345);
-	X509_set_subject_name(x, sn);
-	X509_set_issuer_name(x, in);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, key);
-	if (bc) {
-		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints, bc);
-		ck_assert_ptr_nonnull(e);
-		X509_add_ext(x, e, -1);
-		X509_EXTENSION_free(e);
-	}
 	/* the signature algorithm of the TBS is set by signing; any will do */
-	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
-	*der = NULL;
-	n = i2d_re_X509_tbs(x, der);
-	ck_assert_int_gt(n, 0);
-	X509_free(x);
-	X509_NAME_free(sn);
-	X509_NAME_free(in);
-	return (size_t)n;
+	return harness_tbs_cert(&(struct harness_tbs_cert){.version = version,
+	                                                   .serial = 12345,
+	                                                   .issuer = issuer,
+	                                                   .subject = "subject",
+	                                                   .bc = bc,
+	                                                   .pub = key,
+	                                                   .signer = key},
+	                        der);
 }
 
 static size_t tbs_crl(int v2, int entries, uint8_t **der)
 {
-	X509_CRL *c = X509_CRL_new();
-	X509_NAME *in = name("crl issuer");
-	ASN1_TIME *t = ASN1_TIME_new();
-	int n;
-
-	if (v2)
-		X509_CRL_set_version(c, 1);
-	X509_CRL_set_issuer_name(c, in);
-	X509_gmtime_adj(t, 0);
-	X509_CRL_set1_lastUpdate(c, t);
-	for (int i = 0; i < entries; i++) {
-		X509_REVOKED *r = X509_REVOKED_new();
-		ASN1_INTEGER *s = ASN1_INTEGER_new();
-		ASN1_INTEGER_set(s, 1000 + i);
-		X509_REVOKED_set_serialNumber(r, s);
-		X509_REVOKED_set_revocationDate(r, t);
-		X509_CRL_add0_revoked(c, r);
-		ASN1_INTEGER_free(s);
-	}
-	ck_assert_int_gt(X509_CRL_sign(c, key, EVP_sha256()), 0);
-	*der = NULL;
-	n = i2d_re_X509_CRL_tbs(c, der);
-	ck_assert_int_gt(n, 0);
-	X509_CRL_free(c);
-	X509_NAME_free(in);
-	ASN1_TIME_free(t);
-	return (size_t)n;
+	return harness_tbs_crl(&(struct harness_tbs_crl){.v2 = v2,
+	                                                 .issuer = "crl issuer",
+	                                                 .entries = entries,
+	                                                 .first_serial = 1000,
+	                                                 .signer = key},
+	                       der);
 }
 
 static void expect(const uint8_t *d, size_t n, int final, int kind)
@@ -117,7 +73,7 @@ START_TEST(certificates_by_basic_constraints)
 	keyd_kind_read(d, n, 1, &ki);
 	ck_assert_int_eq(ki.kind, KEYD_KIND_CERTIFICATE);
 	ck_assert_uint_eq(ki.total, n);
-	in = name("issuer");
+	in = harness_cn("issuer");
 	ilen = i2d_X509_NAME(in, &ider);
 	ck_assert_uint_eq(ki.issuer_len, (size_t)ilen);
 	ck_assert_int_eq(memcmp(ki.issuer, ider, (size_t)ilen), 0);
@@ -169,7 +125,7 @@ END_TEST
 START_TEST(ocsp_csr_and_checkpoint)
 {
 	X509_REQ *req = X509_REQ_new();
-	X509_NAME *sn = name("device");
+	X509_NAME *sn = harness_cn("device");
 	uint8_t *d = NULL, cp[64], other[64];
 	int n;
 
