@@ -525,6 +525,9 @@ void ca_csr_free(struct ca_csr *c)
 	GENERAL_NAMES_free(c->gens);
 	EVP_PKEY_free(c->pub);
 	ASN1_item_free((ASN1_VALUE *)c->req, ASN1_ITEM_rptr(CA_PKCS10));
+	OPENSSL_free(c->spki);
+	c->spki = NULL;
+	c->spki_len = 0;
 	c->gens = NULL;
 	c->pub = NULL;
 	c->req = NULL;
@@ -582,6 +585,9 @@ int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out
 		goto out;
 	}
 	SHA256(spki, (size_t)len, out->spki_sha256);
+	out->spki = spki; /* the linter compares the certificate's key with it */
+	out->spki_len = (size_t)len;
+	spki = NULL;
 	/* Proof of possession: the request is signed by the key it names. */
 	if (ASN1_item_verify_ex(ASN1_ITEM_rptr(CA_PKCS10_INFO), out->req->sig_alg,
 	                        out->req->signature, out->req->info, NULL, out->pub, NULL,
