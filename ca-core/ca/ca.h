@@ -105,8 +105,7 @@ struct ca_profile {
 /* Database work that requests queue for one leader to do in one transaction (ca_group.c). */
 struct ca_group {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct ca_group_job *head, **tail;
+	struct ca_group_job *head, **tail; /* waiting, oldest first */
 	int leading, max_leading; /* leaders at work, and how many may be */
 };
 

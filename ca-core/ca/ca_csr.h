@@ -15,7 +15,9 @@ struct ca_csr {
 	struct ca_pkcs10 *req;
 	EVP_PKEY *pub;
 	uint8_t spki_sha256[32]; /* SHA-256 of the SubjectPublicKeyInfo's DER */
-	GENERAL_NAMES *gens;     /* the SANs as they go into the certificate; NULL when none */
+	unsigned char *spki;     /* that DER (OPENSSL_malloc'd), spki_len bytes */
+	size_t spki_len;
+	GENERAL_NAMES *gens; /* the SANs as they go into the certificate; NULL when none */
 	struct db_san sans[CA_SANS_MAX];
 	char text[CA_SANS_MAX][256]; /* the SANs' text, which sans[] points into */
 	size_t n_sans;

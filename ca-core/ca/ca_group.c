@@ -15,11 +15,15 @@
  * reservations CA_RESERVE_LEADERS, so that they also overlap when requests are few. Each
  * certificate is still committed before keyd signs it, and no answer is sent before its
  * certificate's commit.
+ *
+ * Each waiting request sleeps on its own condition variable, and a leader wakes exactly the
+ * requests it finished and, when requests are still queued, the oldest of them to lead next.
+ * (One shared condition variable woke every waiting event loop after each group, and most of
+ * them only went back to sleep: wake-ups are dear on a virtual machine.)
  */
 void ca_group_init(struct ca_group *g, int max_leading)
 {
 	pthread_mutex_init(&g->mu, NULL);
-	pthread_cond_init(&g->cv, NULL);
 	g->head = NULL;
 	g->tail = &g->head;
 	g->leading = 0;
@@ -28,7 +32,6 @@ void ca_group_init(struct ca_group *g, int max_leading)
 
 void ca_group_destroy(struct ca_group *g)
 {
-	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->mu);
 }
 
@@ -39,6 +42,7 @@ void ca_group_do(struct ca_group *g, struct db *db, struct ca_group_job *job,
 	struct ca_group_job *jobs[CA_GROUP_MAX];
 	size_t n;
 
+	pthread_cond_init(&job->cv, NULL);
 	pthread_mutex_lock(&g->mu);
 	job->next = NULL;
 	job->done = 0;
@@ -46,7 +50,7 @@ void ca_group_do(struct ca_group *g, struct db *db, struct ca_group_job *job,
 	g->tail = &job->next;
 	while (!job->done) {
 		if (g->leading >= g->max_leading || !g->head) {
-			pthread_cond_wait(&g->cv, &g->mu);
+			pthread_cond_wait(&job->cv, &g->mu);
 			continue;
 		}
 		g->leading++;
@@ -59,10 +63,17 @@ void ca_group_do(struct ca_group *g, struct db *db, struct ca_group_job *job,
 		pthread_mutex_unlock(&g->mu);
 		run(db, jobs, n, arg);
 		pthread_mutex_lock(&g->mu);
-		for (size_t i = 0; i < n; i++)
-			jobs[i]->done = 1;
 		g->leading--;
-		pthread_cond_broadcast(&g->cv);
+		/* A finished job's waiter returns (and its job goes) once we let go of the
+		 * mutex: nothing of it is touched after the signal. */
+		for (size_t i = 0; i < n; i++) {
+			jobs[i]->done = 1;
+			if (jobs[i] != job)
+				pthread_cond_signal(&jobs[i]->cv);
+		}
+		if (g->head && g->head != job)
+			pthread_cond_signal(&g->head->cv); /* the next to lead */
 	}
 	pthread_mutex_unlock(&g->mu);
+	pthread_cond_destroy(&job->cv);
 }

@@ -3,6 +3,7 @@
 #ifndef HSMCA_CA_GROUP_H
 #define HSMCA_CA_GROUP_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "ca.h"
@@ -14,6 +15,7 @@
 struct ca_group_job {
 	struct ca_group_job *next;
 	int done;
+	pthread_cond_t cv; /* its waiter's own: woken when done, or to lead */
 };
 
 void ca_group_init(struct ca_group *g, int max_leading);

@@ -233,30 +233,25 @@ static void lint_of(const struct ca_profile *p, const struct ca_csr *csrc, int64
 	l->p.words = (struct lint_words){.source = "the profile", .asker = "the CA core"};
 	l->w.issuer = p->authority->cert;
 	l->w.subject_pub = csrc->pub;
+	l->w.subject_spki = csrc->spki;
+	l->w.subject_spki_len = csrc->spki_len;
 }
 
-/* After signing: the certificate as a relying party decodes it, its extensions decoding, its
- * signature algorithm the one asked for, its signature verified with the issuer
- * certificate's key. 0, or -1 with the finding in why. */
-static int lint_signed(const struct lint_of *l, X509 *cert, char *why, size_t n)
+/* After signing: the certificate's DER, as it is stored and sent, into *der (*len bytes;
+ * OPENSSL_free it), checked for what signing added (docs/lint.md): one DER Certificate, its
+ * extensions decoding, its signature algorithm the one asked for, its signature verified over
+ * the TBSCertificate's bytes with the issuer certificate's key. The TBSCertificate itself
+ * passed lint_cert_tbs before signing, and signing adds only the algorithm and the
+ * signature, so nothing is decoded again. 0, or -1 with the finding in why. */
+static int lint_signed(const struct lint_of *l, X509 *cert, unsigned char **der, int *len,
+                       char *why, size_t n)
 {
-	unsigned char *der = NULL;
-	const unsigned char *q;
-	int len = i2d_X509(cert, &der), rc;
-	X509 *back;
-
-	q = der;
-	back = len > 0 ? d2i_X509(NULL, &q, len) : NULL;
-	OPENSSL_free(der);
-	if (!back) {
-		snprintf(why, n, "ext_decodes: the signed certificate does not decode again");
+	*der = NULL;
+	if ((*len = i2d_X509(cert, der)) <= 0) {
+		snprintf(why, n, "ext_decodes: the signed certificate does not encode");
 		return -1;
 	}
-	/* The TBSCertificate passed lint_cert_tbs before signing (signing adds only the
-	 * algorithm and the signature): what signing added is checked on the bytes. */
-	rc = lint_cert_signature(&l->p, &l->w, back, why, n);
-	X509_free(back);
-	return rc;
+	return lint_cert_signature_der(&l->p, &l->w, cert, *der, (size_t)*len, why, n);
 }
 
 static int sign(struct ca *ca, struct ca_authority *a, X509 *cert, char *why, size_t n)
@@ -508,13 +503,11 @@ static enum ca_outcome build_linted(const struct ca_profile *p, const struct ca_
 
 /* Store the signed certificate with its audit entry (and the caller's step), committed. */
 static enum db_status store(struct ca *ca, struct db *db, const struct ca_issue_request *req,
-                            const uint8_t *serial, int64_t id, const char *hex, X509 *cert,
-                            struct db_err *err)
+                            const uint8_t *serial, int64_t id, const char *hex,
+                            const unsigned char *der, int len, struct db_err *err)
 {
 	struct ca_profile *p = req->profile;
 	struct ca_authority *a = p->authority;
-	unsigned char *der = NULL;
-	int len = i2d_X509(cert, &der);
 	json_t *v = json_pack("{s:s, s:i, s:s, s:s}", "profile", p->name, "profile_version",
 	                      (int)p->version, "authority", a->name, "subject",
 	                      req->csr ? req->csr->subject : "");
@@ -559,7 +552,6 @@ static enum db_status store(struct ca *ca, struct db *db, const struct ca_issue_
 	}
 	free(dtext);
 	json_decref(v);
-	OPENSSL_free(der);
 	return rc;
 }
 
@@ -578,6 +570,8 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	char aia[DB_OCSP_URLS_MAX * (DB_AIA_URL_MAX + 16) + DB_AIA_URL_MAX + 32];
 	struct lint_of lint;
 	X509 *cert = NULL;
+	unsigned char *der = NULL;
+	int der_len = 0;
 	int64_t now, not_before = 0, not_after = 0, id = 0;
 	enum ca_outcome o;
 	enum db_status rc;
@@ -702,7 +696,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 		         a->name);
 		goto out;
 	}
-	if (lint_signed(&lint, cert, finding, sizeof(finding)) != 0) {
+	if (lint_signed(&lint, cert, &der, &der_len, finding, sizeof(finding)) != 0) {
 		/* A signature or encoding that does not hold is never stored or returned. */
 		char rule[64];
 		struct db_err e2 = {0};
@@ -716,7 +710,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 		         lint_rule(finding, rule, sizeof(rule)), finding);
 		goto out;
 	}
-	if ((rc = store(ca, db, &judged, serial, id, hex, cert, &err)) != DB_OK) {
+	if ((rc = store(ca, db, &judged, serial, id, hex, der, der_len, &err)) != DB_OK) {
 		/* The reservation stands for this certificate (revocable, known to OCSP and
 		 * CRL); the requester does not get it. */
 		log_error("serial %s: signed but not stored: %s", hex, err.msg);
@@ -733,6 +727,7 @@ enum ca_outcome ca_issue(struct ca *ca, struct db **dbp, const struct ca_issue_r
 	o = CA_OK;
 out:
 	X509_free(cert);
+	OPENSSL_free(der);
 	if (own)
 		ca_csr_free(own);
 	free(own);

@@ -112,8 +112,13 @@ struct lint_parties {
 	EVP_PKEY *issuer_pub;  /* the key that signs; NULL: the issuer certificate's (root: the
 	                          subject's) */
 	EVP_PKEY *subject_pub; /* the key the certificate must carry; NULL: not compared */
-	X509 *existing_ca;     /* cross-sign: name and subjectKeyIdentifier to keep */
-	lint_warn_fn warn;     /* may be NULL */
+	/* The DER SubjectPublicKeyInfo of subject_pub as the caller has it (a CSR's): compared
+	 * with the certificate's byte for byte, so that subject_pub need not be encoded again;
+	 * NULL: subject_pub is encoded for the comparison. */
+	const unsigned char *subject_spki;
+	size_t subject_spki_len;
+	X509 *existing_ca; /* cross-sign: name and subjectKeyIdentifier to keep */
+	lint_warn_fn warn; /* may be NULL */
 	void *warn_arg;
 };
 
@@ -130,6 +135,15 @@ int lint_cert_signed(const struct lint_cert_profile *p, const struct lint_partie
  * signature. lint_cert_signed is lint_cert_tbs and this. */
 int lint_cert_signature(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,
                         char *err, size_t errsz);
+
+/* lint_cert_signature on the signed bytes in hand instead of a certificate decoded again:
+ * der (len bytes) must be one Certificate and nothing after it, with the inner and the outer
+ * signature algorithm the same and the one asked for, and its signature must verify over the
+ * TBSCertificate's bytes in der with the issuer's key; x is the signed certificate der was
+ * encoded from, whose extensions must all decode (ext_decodes). For the caller that linted
+ * x's TBSCertificate itself (lint_cert_tbs) and will store or send der. */
+int lint_cert_signature_der(const struct lint_cert_profile *p, const struct lint_parties *w,
+                            X509 *x, const unsigned char *der, size_t len, char *err, size_t errsz);
 
 /* The to-be-signed and the signed CRL; w->issuer is required. */
 int lint_crl_tbs(const struct lint_crl_profile *p, const struct lint_parties *w, X509_CRL *crl,

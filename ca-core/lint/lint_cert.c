@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 
+#include "der.h"
 #include "lint_internal.h"
 
 static int is_ca(enum lint_role r)
@@ -88,8 +90,15 @@ static int check_subject_key(const struct lint_cert_profile *p, const struct lin
 	if (!w->subject_pub)
 		return 0;
 	hl = i2d_X509_PUBKEY(xpk, &have);
-	wl = i2d_PUBKEY(w->subject_pub, &want);
-	same = hl > 0 && hl == wl && memcmp(have, want, (size_t)hl) == 0;
+	/* The caller's DER when it has it: encoding an EVP_PKEY goes through OpenSSL's
+	 * encoders, which cost more than the rest of these checks together. */
+	if (w->subject_spki) {
+		same = hl > 0 && (size_t)hl == w->subject_spki_len &&
+		       memcmp(have, w->subject_spki, (size_t)hl) == 0;
+	} else {
+		wl = i2d_PUBKEY(w->subject_pub, &want);
+		same = hl > 0 && hl == wl && memcmp(have, want, (size_t)hl) == 0;
+	}
 	OPENSSL_free(have);
 	OPENSSL_free(want);
 	if (!same)
@@ -668,24 +677,117 @@ int lint_cert_signed(const struct lint_cert_profile *p, const struct lint_partie
 	return lint_cert_signature(p, w, x, err, errsz);
 }
 
-int lint_cert_signature(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,
-                        char *err, size_t errsz)
+/* The key that signed x: the caller's, the issuer certificate's, or (self-signed) the
+ * subject's. */
+static EVP_PKEY *signer_pub(const struct lint_parties *w, X509 *x)
 {
-	EVP_PKEY *pub = w->issuer_pub;
-	const X509_ALGOR *outer;
+	if (w->issuer_pub)
+		return w->issuer_pub;
+	return w->issuer        ? X509_get0_pubkey(w->issuer)
+	       : w->subject_pub ? w->subject_pub
+	                        : X509_get0_pubkey(x);
+}
 
-	if (!pub)
-		pub = w->issuer        ? X509_get0_pubkey(w->issuer)
-		      : w->subject_pub ? w->subject_pub
-		                       : X509_get0_pubkey(x);
-	/* OpenSSL decodes every extension it knows while caching them; one that fails to
-	 * decode marks the whole certificate invalid for path validation. */
+/* OpenSSL decodes every extension it knows while caching them; one that fails to decode
+ * marks the whole certificate invalid for path validation. */
+static int check_ext_decode(X509 *x, char *err, size_t errsz)
+{
 	if (X509_get_extension_flags(x) & EXFLAG_INVALID)
 		return lint_finding(err, errsz, "ext_decodes",
 		                    "OpenSSL finds an extension of the certificate invalid");
+	return 0;
+}
+
+int lint_cert_signature(const struct lint_cert_profile *p, const struct lint_parties *w, X509 *x,
+                        char *err, size_t errsz)
+{
+	EVP_PKEY *pub = signer_pub(w, x);
+	const X509_ALGOR *outer;
+
+	if (check_ext_decode(x, err, errsz))
+		return -1;
 	X509_get0_signature(NULL, &outer, x);
 	if (lint_check_sig_alg(p->hash_nid, p->rsa_pss, &p->words, X509_get0_tbs_sigalg(x), outer,
 	                       pub, "the certificate", err, errsz) != 0)
 		return -1;
 	return lint_verify_cert_signature(x, pub, err, errsz);
+}
+
+/* An AlgorithmIdentifier element of in (a SEQUENCE), decoded; NULL when it is not one. */
+static X509_ALGOR *algor_of(struct der_in *in)
+{
+	const unsigned char *start = in->p, *q = in->p;
+	struct der_in content;
+
+	if (der_get(in, 0x30, &content) != 0)
+		return NULL;
+	return d2i_X509_ALGOR(NULL, &q, (long)(in->p - start));
+}
+
+/* der as one Certificate and nothing after it (RFC 5280 4.1): its TBSCertificate's element
+ * (tbs), the algorithm inside it and the outer one, the signature's octets. 0 or -1. */
+static int cert_parts(const unsigned char *der, size_t len, struct der_in *tbs, X509_ALGOR **inner,
+                      X509_ALGOR **outer, struct der_in *sig)
+{
+	struct der_in in = {der, len}, cert, tbs_in, skip;
+
+	if (der_get(&in, 0x30, &cert) != 0 || in.len != 0)
+		return -1;
+	tbs->p = cert.p;
+	if (der_get(&cert, 0x30, &tbs_in) != 0)
+		return -1;
+	tbs->len = (size_t)(cert.p - tbs->p);
+	/* TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, ... } */
+	if ((der_peek(&tbs_in, 0xa0) && der_get(&tbs_in, 0xa0, &skip) != 0) ||
+	    der_get(&tbs_in, 0x02, &skip) != 0 || !(*inner = algor_of(&tbs_in)) ||
+	    !(*outer = algor_of(&cert)) || der_get(&cert, 0x03, sig) != 0 || cert.len != 0)
+		return -1;
+	/* A signature is whole octets: the BIT STRING's first octet (unused bits) is 0. */
+	if (sig->len < 2 || sig->p[0] != 0)
+		return -1;
+	sig->p++;
+	sig->len--;
+	return 0;
+}
+
+int lint_cert_signature_der(const struct lint_cert_profile *p, const struct lint_parties *w,
+                            X509 *x, const unsigned char *der, size_t len, char *err, size_t errsz)
+{
+	struct der_in tbs, sig;
+	X509_ALGOR *inner = NULL, *outer = NULL;
+	EVP_PKEY *pub = signer_pub(w, x);
+	EVP_MD_CTX *md = NULL;
+	int rc = -1, sig_nid, md_nid = NID_undef, pk_nid;
+
+	if (cert_parts(der, len, &tbs, &inner, &outer, &sig) != 0) {
+		lint_finding(err, errsz, "ext_decodes",
+		             "the signed certificate is not one DER Certificate (RFC 5280 4.1)");
+		goto out;
+	}
+	if (check_ext_decode(x, err, errsz) ||
+	    lint_check_sig_alg(p->hash_nid, p->rsa_pss, &p->words, inner, outer, pub,
+	                       "the certificate", err, errsz) != 0)
+		goto out;
+	/* The signature over the TBSCertificate's bytes as they will be stored; RSASSA-PSS
+	 * (its parameters are in the algorithm) and digest-less algorithms as X509_verify
+	 * does it. */
+	sig_nid = OBJ_obj2nid(outer->algorithm);
+	if (sig_nid == NID_rsassaPss || !OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid) ||
+	    md_nid == NID_undef) {
+		rc = lint_verify_cert_signature(x, pub, err, errsz);
+		goto out;
+	}
+	if (!pub || !(md = EVP_MD_CTX_new()) ||
+	    EVP_DigestVerifyInit_ex(md, NULL, OBJ_nid2sn(md_nid), NULL, NULL, pub, NULL) != 1 ||
+	    EVP_DigestVerify(md, sig.p, sig.len, tbs.p, tbs.len) != 1) {
+		ERR_clear_error();
+		lint_sig_not_verified(err, errsz);
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_MD_CTX_free(md);
+	X509_ALGOR_free(inner);
+	X509_ALGOR_free(outer);
+	return rc;
 }

@@ -239,15 +239,20 @@ int lint_check_sig_alg(int hash_nid, int rsa_pss, const struct lint_words *words
 
 /* hsmca's issuers sign through keyd, so a signature that does not verify with the issuer
  * certificate's key most likely comes from the wrong token or key behind keyd. */
+int lint_sig_not_verified(char *err, size_t errsz)
+{
+	return lint_finding(err, errsz, "sig_verifies",
+	                    "the signature keyd made does not verify with the public key of the "
+	                    "issuer certificate: keyd signed with a different key than the "
+	                    "certificate names (is keyd serving the wrong token or key?)");
+}
+
 int lint_verify_cert_signature(X509 *x, EVP_PKEY *pub, char *err, size_t errsz)
 {
 	if (pub && X509_verify(x, pub) == 1)
 		return 0;
 	ERR_clear_error();
-	return lint_finding(err, errsz, "sig_verifies",
-	                    "the signature keyd made does not verify with the public key of the "
-	                    "issuer certificate: keyd signed with a different key than the "
-	                    "certificate names (is keyd serving the wrong token or key?)");
+	return lint_sig_not_verified(err, errsz);
 }
 
 int lint_verify_crl_signature(X509_CRL *crl, EVP_PKEY *pub, char *err, size_t errsz)

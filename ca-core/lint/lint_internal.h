@@ -50,4 +50,7 @@ int lint_check_sig_alg(int hash_nid, int rsa_pss, const struct lint_words *words
                        const X509_ALGOR *inner, const X509_ALGOR *outer, EVP_PKEY *issuer_pub,
                        const char *what, char *err, size_t errsz);
 
+/* The sig_verifies finding of a certificate's signature; -1. */
+int lint_sig_not_verified(char *err, size_t errsz);
+
 #endif

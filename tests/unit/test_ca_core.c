@@ -14,6 +14,7 @@
 
 #include "ca.h"
 #include "ca_csr.h"
+#include "ca_group.h"
 
 static struct ca_key_profile kp = {.name = "test", .p256 = 1};
 static struct ca_authority authority = {.name = "issuing"};
@@ -234,6 +235,105 @@ START_TEST(test_shared_pieces)
 }
 END_TEST
 
+/* Group commit (ca_group.c): threads queue jobs; every job is done exactly once, by a group
+ * of at most CA_GROUP_MAX, never by more than max_leading leaders at a time, and every
+ * thread returns (a lost wake-up hangs the test until its timeout). */
+#define GROUP_THREADS 8
+#define GROUP_ROUNDS 300
+
+struct group_test {
+	struct ca_group g;
+	pthread_mutex_t mu;
+	int rounds;
+	int running, max_running, groups, max_size;
+	int done[GROUP_THREADS][GROUP_ROUNDS];
+};
+
+struct group_job {
+	struct ca_group_job g; /* first */
+	int thread, round;
+};
+
+static void group_run(struct db *db, struct ca_group_job **jobs, size_t n, void *arg)
+{
+	struct group_test *t = arg;
+	/* as a database round trip: others queue meanwhile (with one round each, all of them
+	 * behind the first leader, who must then hand the lead on) */
+	struct timespec pause = {0, t->rounds == 1 ? 2000000 : 20000};
+
+	(void)db;
+	pthread_mutex_lock(&t->mu);
+	if (++t->running > t->max_running)
+		t->max_running = t->running;
+	t->groups++;
+	if ((int)n > t->max_size)
+		t->max_size = (int)n;
+	pthread_mutex_unlock(&t->mu);
+	nanosleep(&pause, NULL);
+	pthread_mutex_lock(&t->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct group_job *j = (struct group_job *)jobs[i];
+		t->done[j->thread][j->round]++;
+	}
+	t->running--;
+	pthread_mutex_unlock(&t->mu);
+}
+
+struct group_arg {
+	struct group_test *t;
+	int thread;
+};
+
+static void *group_thread(void *arg)
+{
+	struct group_arg *a = arg;
+
+	for (int r = 0; r < a->t->rounds; r++) {
+		struct group_job j = {.thread = a->thread, .round = r};
+		ca_group_do(&a->t->g, NULL, &j.g, group_run, a->t);
+		pthread_mutex_lock(&a->t->mu);
+		ck_assert_int_eq(a->t->done[a->thread][r], 1); /* done when it returns */
+		pthread_mutex_unlock(&a->t->mu);
+	}
+	return NULL;
+}
+
+static void group_check(int max_leading, int rounds)
+{
+	struct group_test *t = calloc(1, sizeof(*t));
+	pthread_t th[GROUP_THREADS];
+	struct group_arg args[GROUP_THREADS];
+
+	ck_assert_ptr_nonnull(t);
+	t->rounds = rounds;
+	ca_group_init(&t->g, max_leading);
+	pthread_mutex_init(&t->mu, NULL);
+	for (int i = 0; i < GROUP_THREADS; i++) {
+		args[i] = (struct group_arg){t, i};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, group_thread, &args[i]), 0);
+	}
+	for (int i = 0; i < GROUP_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < GROUP_THREADS; i++)
+		for (int r = 0; r < rounds; r++)
+			ck_assert_int_eq(t->done[i][r], 1);
+	ck_assert_int_le(t->max_running, max_leading);
+	ck_assert_int_le(t->max_size, CA_GROUP_MAX);
+	/* Jobs that arrive while a leader works go together. */
+	ck_assert_int_lt(t->groups, GROUP_THREADS * rounds);
+	pthread_mutex_destroy(&t->mu);
+	ca_group_destroy(&t->g);
+	free(t);
+}
+
+START_TEST(test_group_commit)
+{
+	group_check(1, GROUP_ROUNDS);
+	group_check(2, GROUP_ROUNDS);
+	group_check(1, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ca-core");
@@ -245,6 +345,7 @@ int main(void)
 	tcase_add_test(tc, test_validity_within_the_issuer);
 	tcase_add_test(tc, test_shared_pieces);
 	tcase_add_test(tc, test_key_usage_by_key_type);
+	tcase_add_test(tc, test_group_commit);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -1140,6 +1141,184 @@ START_TEST(crl_signed_with_another_digest_fails)
 }
 END_TEST
 
+/* ---- the signed bytes in hand (lint_cert_signature_der, as hsmca-cad checks) ---- */
+
+/* A leaf built and linted as cad does, signed with key and md; its DER into *der. */
+static X509 *signed_leaf(EVP_PKEY *key, const EVP_MD *md, unsigned char **der, int *len)
+{
+	X509 *x = build(LEAF);
+
+	sign(x, key, md);
+	*der = NULL;
+	*len = i2d_X509(x, der);
+	ck_assert_int_gt(*len, 0);
+	return x;
+}
+
+START_TEST(signed_der_passes)
+{
+	struct lint_cert_profile p = profile_of(LEAF);
+	struct lint_parties w = parties_of(LEAF);
+	unsigned char *der;
+	int len;
+	X509 *x = signed_leaf(inter_key, EVP_sha256(), &der, &len);
+	char err[512] = "";
+
+	ck_assert_msg(lint_cert_signature_der(&p, &w, x, der, (size_t)len, err, sizeof(err)) == 0,
+	              "%s", err);
+	OPENSSL_free(der);
+	X509_free(x);
+}
+END_TEST
+
+START_TEST(signed_der_by_another_key_fails)
+{
+	struct lint_cert_profile p = profile_of(LEAF);
+	struct lint_parties w = parties_of(LEAF);
+	unsigned char *der;
+	int len;
+	X509 *x = signed_leaf(other_key, EVP_sha256(), &der, &len);
+	char err[512] = "";
+
+	ck_assert_int_eq(lint_cert_signature_der(&p, &w, x, der, (size_t)len, err, sizeof(err)),
+	                 -1);
+	ck_assert_msg(!strncmp(err, "sig_verifies: ", 14), "%s", err);
+	OPENSSL_free(der);
+	X509_free(x);
+}
+END_TEST
+
+START_TEST(signed_der_with_another_digest_fails)
+{
+	struct lint_cert_profile p = profile_of(LEAF);
+	struct lint_parties w = parties_of(LEAF);
+	unsigned char *der;
+	int len;
+	X509 *x = signed_leaf(inter_key, EVP_sha384(), &der, &len);
+	char err[512] = "";
+
+	ck_assert_int_eq(lint_cert_signature_der(&p, &w, x, der, (size_t)len, err, sizeof(err)),
+	                 -1);
+	ck_assert_msg(strstr(err, "sig_alg_for_key: the certificate is signed with "
+	                          "ecdsa-with-SHA384"),
+	              "%s", err);
+	OPENSSL_free(der);
+	X509_free(x);
+}
+END_TEST
+
+/* The signature is checked over the TBSCertificate's bytes in der, not over x: a byte of the
+ * serial changed in der after signing fails it. */
+START_TEST(signed_der_changed_after_signing_fails)
+{
+	struct lint_cert_profile p = profile_of(LEAF);
+	struct lint_parties w = parties_of(LEAF);
+	unsigned char *der;
+	const unsigned char *sn;
+	int len;
+	X509 *x = signed_leaf(inter_key, EVP_sha256(), &der, &len);
+	char err[512] = "";
+
+	sn = ASN1_STRING_get0_data(X509_get0_serialNumber(x));
+	for (int i = 0; i + 4 <= len; i++)
+		if (!memcmp(der + i, sn, 4)) {
+			der[i + 3] ^= 1;
+			break;
+		}
+	ck_assert_int_eq(lint_cert_signature_der(&p, &w, x, der, (size_t)len, err, sizeof(err)),
+	                 -1);
+	ck_assert_msg(!strncmp(err, "sig_verifies: ", 14), "%s", err);
+	OPENSSL_free(der);
+	X509_free(x);
+}
+END_TEST
+
+START_TEST(signed_der_not_one_certificate_fails)
+{
+	struct lint_cert_profile p = profile_of(LEAF);
+	struct lint_parties w = parties_of(LEAF);
+	unsigned char *der, *longer;
+	int len;
+	X509 *x = signed_leaf(inter_key, EVP_sha256(), &der, &len);
+	char err[512] = "";
+
+	/* cut short, and with a byte after it */
+	ck_assert_int_eq(lint_cert_signature_der(&p, &w, x, der, (size_t)len - 1, err, sizeof(err)),
+	                 -1);
+	ck_assert_msg(strstr(err, "is not one DER Certificate"), "%s", err);
+	longer = OPENSSL_malloc((size_t)len + 1);
+	ck_assert_ptr_nonnull(longer);
+	memcpy(longer, der, (size_t)len);
+	longer[len] = 0;
+	ck_assert_int_eq(
+	    lint_cert_signature_der(&p, &w, x, longer, (size_t)len + 1, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "is not one DER Certificate"), "%s", err);
+	OPENSSL_free(longer);
+	OPENSSL_free(der);
+	X509_free(x);
+}
+END_TEST
+
+/* RSASSA-PSS carries its parameters in the algorithm: verified the way X509_verify does. */
+START_TEST(signed_der_rsa_pss_passes)
+{
+	struct lint_cert_profile p = profile_of(LEAF);
+	struct lint_parties w = parties_of(LEAF);
+	X509 *x = build(LEAF);
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	unsigned char *der = NULL;
+	char err[512] = "";
+	int len;
+
+	ck_assert_int_eq(EVP_DigestSignInit(mctx, &pctx, EVP_sha256(), NULL, rsa2048), 1);
+	ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+	ck_assert_int_gt(X509_sign_ctx(x, mctx), 0);
+	len = i2d_X509(x, &der);
+	ck_assert_int_gt(len, 0);
+	p.rsa_pss = 1;
+	w.issuer_pub = rsa2048;
+	ck_assert_msg(lint_cert_signature_der(&p, &w, x, der, (size_t)len, err, sizeof(err)) == 0,
+	              "%s", err);
+	w.issuer_pub = rsa1024;
+	ck_assert_int_eq(lint_cert_signature_der(&p, &w, x, der, (size_t)len, err, sizeof(err)),
+	                 -1);
+	ck_assert_msg(!strncmp(err, "sig_verifies: ", 14), "%s", err);
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(mctx);
+	X509_free(x);
+}
+END_TEST
+
+/* The caller's SubjectPublicKeyInfo DER, when given, is what the certificate's key is
+ * compared with. */
+START_TEST(subject_spki_is_compared)
+{
+	struct lint_cert_profile p = profile_of(LEAF);
+	struct lint_parties w = parties_of(LEAF);
+	X509 *x = build(LEAF);
+	unsigned char *mine = NULL, *other = NULL;
+	int ml = i2d_PUBKEY(leaf_key, &mine), ol = i2d_PUBKEY(other_key, &other);
+	char err[512] = "";
+
+	ck_assert(ml > 0 && ol > 0);
+	w.subject_spki = mine;
+	w.subject_spki_len = (size_t)ml;
+	ck_assert_msg(lint_cert_tbs(&p, &w, x, err, sizeof(err)) == 0, "%s", err);
+	w.subject_spki = other;
+	w.subject_spki_len = (size_t)ol;
+	ck_assert_int_eq(lint_cert_tbs(&p, &w, x, err, sizeof(err)), -1);
+	ck_assert_msg(!strncmp(err, "subject_key_matches: ", 21), "%s", err);
+	w.subject_spki = mine;
+	w.subject_spki_len = (size_t)ml - 1;
+	ck_assert_int_eq(lint_cert_tbs(&p, &w, x, err, sizeof(err)), -1);
+	ck_assert_msg(!strncmp(err, "subject_key_matches: ", 21), "%s", err);
+	OPENSSL_free(mine);
+	OPENSSL_free(other);
+	X509_free(x);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lint");
@@ -1169,6 +1348,13 @@ int main(void)
 	tcase_add_test(tc, good_shard_and_delta_crls_pass);
 	tcase_add_test(tc, crl_signed_by_another_key_fails);
 	tcase_add_test(tc, crl_signed_with_another_digest_fails);
+	tcase_add_test(tc, signed_der_passes);
+	tcase_add_test(tc, signed_der_by_another_key_fails);
+	tcase_add_test(tc, signed_der_with_another_digest_fails);
+	tcase_add_test(tc, signed_der_changed_after_signing_fails);
+	tcase_add_test(tc, signed_der_not_one_certificate_fails);
+	tcase_add_test(tc, signed_der_rsa_pss_passes);
+	tcase_add_test(tc, subject_spki_is_compared);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
