@@ -719,6 +719,13 @@ static void *recovery_main(void *arg)
 			continue;
 		}
 		log_warn("token recovery failed: %s; retrying in %d ms", err, backoff_ms);
+		if (backoff_ms == 1600 && t->cfg->sandbox.seccomp && !t->cfg->sandbox.module_ipc)
+			log_warn(
+			    "token recovery: if module %s reaches its token through a local "
+			    "service (a slot daemon, a resource manager, an HSM client), keyd's "
+			    "seccomp filter refuses it the connect and shared memory that needs: "
+			    "set module_ipc: true (docs/hsm-compatibility.md)",
+			    t->cfg->module);
 		{
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
