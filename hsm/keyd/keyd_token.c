@@ -459,13 +459,14 @@ static void teardown(struct keyd_token *t)
 
 /* ---- capabilities ---- */
 
-/* A blank-padded PKCS#11 text field as printable ASCII, trimmed. */
+/* A blank-padded PKCS#11 text field as printable ASCII, trimmed. Some modules pad with NUL
+ * bytes instead (tpm2-pkcs11's model): those count as blanks. */
 static void token_text(char *out, size_t outlen, const CK_UTF8CHAR *in, size_t inlen)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < inlen && n + 1 < outlen; i++)
-		out[n++] = in[i] >= 0x20 && in[i] <= 0x7e ? (char)in[i] : '?';
+		out[n++] = in[i] == 0 ? ' ' : in[i] >= 0x20 && in[i] <= 0x7e ? (char)in[i] : '?';
 	while (n && out[n - 1] == ' ')
 		n--;
 	out[n] = 0;

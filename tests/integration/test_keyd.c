@@ -868,6 +868,28 @@ START_TEST(wrong_pin_is_refused_at_start)
 }
 END_TEST
 
+/* Recovery that keeps failing under the filter names module_ipc, unless it is set already
+ * (the token scripts of tests/tokens set it). */
+START_TEST(failing_recovery_suggests_module_ipc)
+{
+	const char *hint = "set module_ipc: true";
+	int ipc = strstr(h.token_keyd, "module_ipc: true") != NULL;
+	struct keyd_err err;
+	int64_t t0;
+
+	gen("k", ANY_TYPE, ANY_PARAM, NULL);
+	inject("device-error");
+	ck_assert_int_eq(sign_once("k", &err), KEYD_E_OFFLINE);
+	/* Five failed attempts: 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of backoff. */
+	t0 = now_ms();
+	while (!harness_log_contains(&h, "retrying in 3200 ms") && now_ms() - t0 < 15000)
+		usleep(100000);
+	ck_assert(harness_log_contains(&h, "retrying in 3200 ms"));
+	ck_assert_int_eq(harness_log_contains(&h, hint), !ipc);
+	unlink(fault_file);
+}
+END_TEST
+
 /* ---- the token's capabilities in status (protocol version 3) ---- */
 
 static const struct keyd_mech_cap *cap_of(const struct keyd_token_caps *k, uint32_t mech)
@@ -1046,6 +1068,12 @@ static Suite *keyd_suite(void)
 	tcase_add_test(tc, session_invalid_takes_token_offline_and_back);
 	tcase_add_test(tc, token_not_present_takes_token_offline_and_back);
 	tcase_add_test(tc, idle_fault_is_found_by_health_check);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("module-failure-hint");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, setup_shim, teardown_shim);
+	tcase_add_test(tc, failing_recovery_suggests_module_ipc);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("capabilities");
