@@ -16,7 +16,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hsmca keyd [--socket PATH] COMMAND\n"
-	           "  status                      token status and counters; sealed or not\n"
+	           "  status                      token status and counters; sealed or not; what\n"
+	           "                              the token can do (capabilities)\n"
 	           "  list                        keys this client may use\n"
 	           "  pubkey LABEL                public key as PEM on stdout\n"
 	           "  metrics                     keyd's metrics, Prometheus text format\n"
@@ -48,6 +49,72 @@ static const char *flags_text(unsigned f, char *buf, size_t n)
 	         f & KEYD_KF_NEVER_EXTRACTABLE ? "never-extractable " : "",
 	         f & KEYD_KF_LOCAL ? "local" : "");
 	return buf;
+}
+
+/* The capabilities section of `hsmca keyd status` (a version 3 keyd): what the token said it
+ * can do, and for each mechanism keyd uses, its key sizes and uses or "missing". */
+static void print_caps(const struct keyd_token_caps *k)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} mflags[] = {
+	    {0x1, "hw"},
+	    {0x100, "encrypt"},
+	    {0x200, "decrypt"},
+	    {0x800, "sign"},
+	    {0x2000, "verify"},
+	    {0x8000, "generate"},
+	    {0x10000, "generate-key-pair"},
+	    {0x20000, "wrap"},
+	    {0x40000, "unwrap"},
+	    {0x800000, "named-curves"},
+	};
+
+	if (!k->present)
+		return; /* a keyd older than protocol version 3 */
+	printf("capabilities:\n");
+	if (!k->have) {
+		printf("  unknown: the token is sealed or being re-initialised\n");
+		return;
+	}
+	if (k->have & KEYD_CAPS_TOKEN_INFO) {
+		printf("  manufacturer: %s\n  model: %s\n  hardware version: %u.%u\n"
+		       "  firmware version: %u.%u\n  login required: %s\n"
+		       "  protected authentication path: %s\n",
+		       k->manufacturer, k->model, k->hw_major, k->hw_minor, k->fw_major,
+		       k->fw_minor, k->token_flags & 0x4 ? "yes" : "no", /* CKF_LOGIN_REQUIRED */
+		       k->token_flags & 0x100 ? "yes"
+		                              : "no"); /* CKF_PROTECTED_AUTHENTICATION_PATH */
+		if (k->max_sessions)
+			printf("  sessions at most: %u\n", k->max_sessions);
+		else
+			printf("  sessions at most: no limit stated\n");
+	}
+	if (!(k->have & KEYD_CAPS_MECHS)) {
+		printf("  mechanisms: not listed by the token (keyd lets the module refuse)\n");
+		return;
+	}
+	for (size_t j = 0; j < KEYD_NMECHS; j++) {
+		const struct keyd_mech_cap *m = NULL;
+		uint32_t mech = keyd_mechs[j];
+
+		for (unsigned i = 0; i < k->nmechs; i++)
+			if (k->mechs[i].mech == mech)
+				m = &k->mechs[i];
+		printf("  %s: ", keyd_mech_name(mech));
+		if (!m) {
+			printf("missing (keyd refuses %s)\n", keyd_mech_use(mech));
+			continue;
+		}
+		/* AES key sizes are in bytes, the others in bits (PKCS#11 3.0, 2.x). */
+		printf("%u-%u %s,", m->min_size, m->max_size,
+		       mech == 0x1080 || mech == 0x1087 ? "bytes" : "bits");
+		for (size_t f = 0; f < sizeof(mflags) / sizeof(mflags[0]); f++)
+			if (m->flags & mflags[f].bit)
+				printf(" %s", mflags[f].name);
+		printf("\n");
+	}
 }
 
 static int print_pem(const struct keyd_key *k)
@@ -285,6 +352,7 @@ int cmd_keyd(int argc, char **argv)
 			/* A client not granted quorum-status sees the token's lines only. */
 			if (keyd_client_quorum(c, &q, &qerr) == KEYD_OK)
 				cmd_keyd_print_quorum(&q);
+			print_caps(&st.caps);
 			rc = st.online ? 0 : 1;
 		}
 	} else if (!strcmp(cmd, "list")) {

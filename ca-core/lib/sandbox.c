@@ -412,7 +412,8 @@ static void trap_handler(int sig, siginfo_t *si, void *uc_)
 #endif
 }
 
-static int build_filter(scmp_filter_ctx ctx, const struct sandbox_profile *p, int sanitizer)
+static int build_filter(scmp_filter_ctx ctx, const struct sandbox_config *c,
+                        const struct sandbox_profile *p, int sanitizer)
 {
 	int rc = 0;
 
@@ -462,6 +463,14 @@ static int build_filter(scmp_filter_ctx ctx, const struct sandbox_profile *p, in
 		rc |= allow(ctx, "connect");
 		rc |= allow(ctx, "bind");
 	}
+	if (c->module_ipc) {
+		if (p->net == SANDBOX_NET_UNIX_SERVER)
+			rc |= allow(ctx, "connect"); /* the other profiles allow it already */
+		rc |= allow(ctx, "shmget");
+		rc |= allow(ctx, "shmat");
+		rc |= allow(ctx, "shmdt");
+		rc |= allow(ctx, "msync"); /* openCryptoki flushes its token's shared memory */
+	}
 	if (p->net == SANDBOX_NET_CLIENT) {
 		rc |= allow_if(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET));
 		rc |= allow_if(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET6));
@@ -510,7 +519,7 @@ int sandbox_seccomp(const struct sandbox_config *c, const struct sandbox_profile
 	}
 	rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	if (rc == 0)
-		rc = build_filter(ctx, p, SANDBOX_SANITIZER);
+		rc = build_filter(ctx, c, p, SANDBOX_SANITIZER);
 	if (rc == 0)
 		rc = seccomp_load(ctx);
 	seccomp_release(ctx);
@@ -531,10 +540,11 @@ int sandbox_apply(const struct sandbox_config *c, const struct sandbox_profile *
 		         "systemd unit) to run as an unprivileged user");
 	if (sandbox_seccomp(c, p, err, errlen) != 0)
 		return -1;
-	log_info("sandbox: uid %u gid %u, no_new_privs, seccomp %s%s", (unsigned)geteuid(),
-	         (unsigned)getegid(), c->seccomp ? "on" : "off",
-	         c->seccomp && SANDBOX_SANITIZER ? " (sanitizer build: ptrace and clone allowed)"
-	                                         : "");
+	log_info(
+	    "sandbox: uid %u gid %u, no_new_privs, seccomp %s%s%s", (unsigned)geteuid(),
+	    (unsigned)getegid(), c->seccomp ? "on" : "off",
+	    c->seccomp && c->module_ipc ? " (module_ipc: connect and shared memory allowed)" : "",
+	    c->seccomp && SANDBOX_SANITIZER ? " (sanitizer build: ptrace and clone allowed)" : "");
 	return 0;
 }
 

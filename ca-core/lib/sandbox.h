@@ -23,6 +23,13 @@ struct sandbox_config {
 	uid_t uid;
 	gid_t gid;
 	int seccomp; /* default 1 */
+	/* Not read from YAML here: set by the daemon from its own configuration (keyd's
+	 * `module_ipc: true`). The filter then also allows connect() (on the sockets the profile
+	 * lets the process make: Unix sockets only for keyd) and shared memory (System V's shmget,
+	 * shmat, shmdt, and msync), for a PKCS#11 module that reaches its token through a local
+	 * service and connects again when keyd re-initialises it (openCryptoki's pkcsslotd,
+	 * tpm2-abrmd over D-Bus). Default 0. */
+	int module_ipc;
 };
 
 /* What a daemon's filter allows beyond the common base (files, memory, threads, time, event

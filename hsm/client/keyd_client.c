@@ -317,9 +317,10 @@ static int conn_open(struct conn *k, int64_t deadline, struct keyd_err *err)
 		conn_close(k);
 		return -2;
 	}
-	if (resp.version != KEYD_PROTO_VERSION) {
-		seterr(err, KEYD_E_VERSION, "keyd speaks protocol %u, we speak %u", resp.version,
-		       KEYD_PROTO_VERSION);
+	/* A version 2 keyd answers everything but status's capabilities, which it leaves out. */
+	if (resp.version < 2 || resp.version > KEYD_PROTO_VERSION) {
+		seterr(err, KEYD_E_VERSION, "keyd speaks protocol %u, we speak 2 to %u",
+		       resp.version, KEYD_PROTO_VERSION);
 		conn_close(k);
 		return -2;
 	}

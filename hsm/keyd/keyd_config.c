@@ -19,7 +19,7 @@ static const char *const top_fields[] = {
     NULL,
 };
 /* Token compatibility switches (docs/hsm-compatibility.md), checked with top_fields. */
-static const char *const token_fields[] = {"rsa_sign_by_decrypt", NULL};
+static const char *const token_fields[] = {"rsa_sign_by_decrypt", "module_ipc", NULL};
 /* The top-level fields: top_fields, then token_fields. */
 static int check_top(struct yconf *y, yaml_node_t *root)
 {
@@ -464,7 +464,8 @@ int keyd_config_parse(const char *name, const void *buf, size_t len, struct keyd
 	if (yconf_opt_bool(&y, root, "log_requests", &cfg->log_requests) ||
 	    yconf_opt_bool(&y, root, "rsa_sign_by_decrypt", &cfg->rsa_sign_by_decrypt))
 		goto out;
-	if (sandbox_config_read(&y, root, &cfg->sandbox))
+	if (sandbox_config_read(&y, root, &cfg->sandbox) ||
+	    yconf_opt_bool(&y, root, "module_ipc", &cfg->sandbox.module_ipc))
 		goto out;
 	if (parse_keycerts(&y, yconf_get(&y, root, "key_certificates"), cfg))
 		goto out;

@@ -70,7 +70,7 @@ struct keyd_config {
 	/* RSA keys get CKA_DECRYPT: for tokens that sign CKM_RSA_PKCS with a raw RSA
 	 * decryption (tpm2-pkcs11); docs/hsm-compatibility.md. */
 	int rsa_sign_by_decrypt;
-	struct sandbox_config sandbox; /* user:, group:, seccomp: */
+	struct sandbox_config sandbox; /* user:, group:, seccomp:, module_ipc: */
 	size_t nclients;
 	struct keyd_acl_entry *clients;
 	size_t nkeycerts;

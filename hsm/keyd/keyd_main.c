@@ -16,7 +16,8 @@
 #include "keyd_server.h"
 #include "keyd_token.h"
 
-/* keyd has no network: Unix sockets only, and it connects to nothing. */
+/* keyd has no network: Unix sockets only, and it connects to nothing (unless its module talks
+ * to a local service: module_ipc, docs/hsm-compatibility.md). */
 static const struct sandbox_profile keyd_sandbox = {"hsmca-keyd", SANDBOX_NET_UNIX_SERVER};
 
 struct keyd_main {

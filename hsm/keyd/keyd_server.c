@@ -408,6 +408,10 @@ static void reply_inline(struct kconn *c, const struct keyd_req *r, const struct
 		st.requests_denied = atomic_load(&s->denied);
 		keyd_resp_begin(&wb, r->op, r->id, KEYD_OK);
 		keyd_put_status(&wb, &st);
+		if (c->version >= 3) { /* versions 1 and 2 end the record here */
+			keyd_token_caps(s->tok, &st.caps);
+			keyd_put_caps(&wb, &st.caps);
+		}
 		break;
 	}
 	case KEYD_OP_METRICS: {

@@ -64,6 +64,10 @@ struct keyd_token {
 	CK_MECHANISM_TYPE *mechs;
 	CK_MECHANISM_INFO *minfo;
 	CK_ULONG nmechs;
+	/* The same for status (keyd_token_caps), copied at bring-up and cleared at teardown
+	 * under its own lock, so that status never waits for a recovery. */
+	pthread_mutex_t caps_lock;
+	struct keyd_token_caps caps;
 
 	atomic_int online;
 	atomic_int pin_refused; /* recovery's login failed: offline until restarted */
@@ -448,54 +452,69 @@ static void teardown(struct keyd_token *t)
 	t->mechs = NULL;
 	t->minfo = NULL;
 	t->nmechs = 0;
+	pthread_mutex_lock(&t->caps_lock);
+	memset(&t->caps, 0, sizeof(t->caps));
+	pthread_mutex_unlock(&t->caps_lock);
 }
 
 /* ---- capabilities ---- */
 
-static const struct {
-	CK_MECHANISM_TYPE m;
-	const char *name;
-} mech_names[] = {
-    {CKM_RSA_PKCS_KEY_PAIR_GEN, "CKM_RSA_PKCS_KEY_PAIR_GEN"},
-    {CKM_RSA_PKCS, "CKM_RSA_PKCS"},
-    {CKM_RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS"},
-    {CKM_EC_KEY_PAIR_GEN, "CKM_EC_KEY_PAIR_GEN"},
-    {CKM_ECDSA, "CKM_ECDSA"},
-    {CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN"},
-    {CKM_AES_GCM, "CKM_AES_GCM"},
-};
-
-static const char *mech_name(CK_MECHANISM_TYPE m)
+/* A blank-padded PKCS#11 text field as printable ASCII, trimmed. Some modules pad with NUL
+ * bytes instead (tpm2-pkcs11's model): those count as blanks. */
+static void token_text(char *out, size_t outlen, const CK_UTF8CHAR *in, size_t inlen)
 {
-	for (size_t i = 0; i < sizeof(mech_names) / sizeof(mech_names[0]); i++)
-		if (mech_names[i].m == m)
-			return mech_names[i].name;
-	return NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < inlen && n + 1 < outlen; i++)
+		out[n++] = in[i] == 0 ? ' ' : in[i] >= 0x20 && in[i] <= 0x7e ? (char)in[i] : '?';
+	while (n && out[n - 1] == ' ')
+		n--;
+	out[n] = 0;
 }
 
-/* Ask the token for its mechanisms (C_GetMechanismList, C_GetMechanismInfo) and log the ones
- * keyd uses with their key sizes, and the token's flags and session limit. A token that
- * does not answer leaves the table empty: keyd then assumes, as before, and lets the
- * module refuse. */
+static uint32_t clamp_u32(CK_ULONG v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* Ask the token what it is (C_GetTokenInfo) and for its mechanisms (C_GetMechanismList,
+ * C_GetMechanismInfo); log the token's flags, session limit and versions and the mechanisms
+ * keyd uses with their key sizes, and keep a copy for status. A token that does not list its
+ * mechanisms leaves the table empty: keyd then assumes, as before, and lets the module
+ * refuse. */
 static void probe_caps(struct keyd_token *t)
 {
+	struct keyd_token_caps caps = {0};
 	CK_TOKEN_INFO ti;
 	CK_ULONG n = 0;
 	char line[512];
 	size_t used = 0;
 
-	if (t->fl->C_GetTokenInfo(t->slot, &ti) == CKR_OK)
-		log_info("token \"%s\": flags 0x%lx%s%s, sessions at most %ld (0: no limit "
-		         "stated), PIN %lu-%lu characters",
-		         t->cfg->token, (unsigned long)ti.flags,
+	if (t->fl->C_GetTokenInfo(t->slot, &ti) == CKR_OK) {
+		caps.have |= KEYD_CAPS_TOKEN_INFO;
+		caps.token_flags = clamp_u32(ti.flags);
+		/* openCryptoki 3.8 answers (CK_ULONG)-2: any value beyond 32 bits is no limit. */
+		caps.max_sessions = ti.ulMaxSessionCount == CK_EFFECTIVELY_INFINITE ||
+		                            ti.ulMaxSessionCount > UINT32_MAX
+		                        ? 0
+		                        : (uint32_t)ti.ulMaxSessionCount;
+		caps.hw_major = ti.hardwareVersion.major;
+		caps.hw_minor = ti.hardwareVersion.minor;
+		caps.fw_major = ti.firmwareVersion.major;
+		caps.fw_minor = ti.firmwareVersion.minor;
+		token_text(caps.manufacturer, sizeof(caps.manufacturer), ti.manufacturerID,
+		           sizeof(ti.manufacturerID));
+		token_text(caps.model, sizeof(caps.model), ti.model, sizeof(ti.model));
+		log_info("token \"%s\": %s %s, hardware %u.%u, firmware %u.%u, flags 0x%lx%s%s, "
+		         "sessions at most %lu (0: no limit stated), PIN %lu-%lu characters",
+		         t->cfg->token, caps.manufacturer, caps.model, caps.hw_major, caps.hw_minor,
+		         caps.fw_major, caps.fw_minor, (unsigned long)ti.flags,
 		         (ti.flags & CKF_LOGIN_REQUIRED) ? " login-required" : "",
 		         (ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH) ? " protected-auth-path"
 		                                                        : "",
-		         ti.ulMaxSessionCount == CK_EFFECTIVELY_INFINITE ||
-		                 ti.ulMaxSessionCount == CK_UNAVAILABLE_INFORMATION
-		             ? 0L
-		             : (long)ti.ulMaxSessionCount,
-		         (unsigned long)ti.ulMinPinLen, (unsigned long)ti.ulMaxPinLen);
+		         (unsigned long)caps.max_sessions, (unsigned long)ti.ulMinPinLen,
+		         (unsigned long)ti.ulMaxPinLen);
+	}
 	if (t->fl->C_GetMechanismList(t->slot, NULL, &n) != CKR_OK || n == 0 || n > 4096)
 		goto unknown;
 	t->mechs = calloc(n, sizeof(*t->mechs));
@@ -506,23 +525,31 @@ static void probe_caps(struct keyd_token *t)
 		if (t->fl->C_GetMechanismInfo(t->slot, t->mechs[i], &t->minfo[i]) != CKR_OK)
 			memset(&t->minfo[i], 0, sizeof(t->minfo[i]));
 	t->nmechs = n;
-	for (size_t j = 0; j < sizeof(mech_names) / sizeof(mech_names[0]); j++) {
+	caps.have |= KEYD_CAPS_MECHS;
+	for (size_t j = 0; j < KEYD_NMECHS; j++) {
+		const char *name = keyd_mech_name(keyd_mechs[j]);
 		CK_ULONG i;
 		int w;
 
-		for (i = 0; i < n && t->mechs[i] != mech_names[j].m; i++)
+		for (i = 0; i < n && t->mechs[i] != keyd_mechs[j]; i++)
 			;
-		w = i < n ? snprintf(line + used, sizeof(line) - used, " %s(%lu-%lu,0x%lx)",
-		                     mech_names[j].name, (unsigned long)t->minfo[i].ulMinKeySize,
+		if (i < n) {
+			struct keyd_mech_cap *m = &caps.mechs[caps.nmechs++];
+			m->mech = keyd_mechs[j];
+			m->min_size = clamp_u32(t->minfo[i].ulMinKeySize);
+			m->max_size = clamp_u32(t->minfo[i].ulMaxKeySize);
+			m->flags = clamp_u32(t->minfo[i].flags);
+		}
+		w = i < n ? snprintf(line + used, sizeof(line) - used, " %s(%lu-%lu,0x%lx)", name,
+		                     (unsigned long)t->minfo[i].ulMinKeySize,
 		                     (unsigned long)t->minfo[i].ulMaxKeySize,
 		                     (unsigned long)t->minfo[i].flags)
-		          : snprintf(line + used, sizeof(line) - used, " %s(missing)",
-		                     mech_names[j].name);
+		          : snprintf(line + used, sizeof(line) - used, " %s(missing)", name);
 		if (w > 0 && (size_t)w < sizeof(line) - used)
 			used += (size_t)w;
 	}
 	log_info("token \"%s\": %lu mechanisms; keyd's:%s", t->cfg->token, (unsigned long)n, line);
-	return;
+	goto keep;
 unknown:
 	free(t->mechs);
 	free(t->minfo);
@@ -531,6 +558,17 @@ unknown:
 	t->nmechs = 0;
 	log_warn("token \"%s\" did not list its mechanisms: keyd assumes it has what it needs",
 	         t->cfg->token);
+keep:
+	pthread_mutex_lock(&t->caps_lock);
+	t->caps = caps;
+	pthread_mutex_unlock(&t->caps_lock);
+}
+
+void keyd_token_caps(struct keyd_token *t, struct keyd_token_caps *out)
+{
+	pthread_mutex_lock(&t->caps_lock);
+	*out = t->caps;
+	pthread_mutex_unlock(&t->caps_lock);
 }
 
 /* KEYD_OK when the token offers mechanism m for the use `flag` (CKF_SIGN, ...) and, for
@@ -539,7 +577,7 @@ unknown:
 static int need_mech(const struct keyd_token *t, CK_MECHANISM_TYPE m, CK_FLAGS flag, CK_ULONG bits,
                      char *msg, size_t msglen)
 {
-	const char *name = mech_name(m);
+	const char *name = keyd_mech_name((uint32_t)m);
 
 	if (!t->nmechs)
 		return KEYD_OK;
@@ -719,6 +757,13 @@ static void *recovery_main(void *arg)
 			continue;
 		}
 		log_warn("token recovery failed: %s; retrying in %d ms", err, backoff_ms);
+		if (backoff_ms == 1600 && t->cfg->sandbox.seccomp && !t->cfg->sandbox.module_ipc)
+			log_warn(
+			    "token recovery: if module %s reaches its token through a local "
+			    "service (a slot daemon, a resource manager, an HSM client), keyd's "
+			    "seccomp filter refuses it the connect and shared memory that needs: "
+			    "set module_ipc: true (docs/hsm-compatibility.md)",
+			    t->cfg->module);
 		{
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -760,6 +805,7 @@ struct keyd_token *keyd_token_open(const struct keyd_config *cfg, const char *pi
 	pthread_rwlock_init(&t->lock, NULL);
 	pthread_mutex_init(&t->control_lock, NULL);
 	pthread_mutex_init(&t->rlock, NULL);
+	pthread_mutex_init(&t->caps_lock, NULL);
 	pthread_cond_init(&t->rcond, NULL);
 	for (int i = 0; t->sessions && i < nsessions; i++)
 		t->sessions[i] = CK_INVALID_HANDLE;
@@ -800,6 +846,7 @@ void keyd_token_close(struct keyd_token *t)
 	pthread_rwlock_destroy(&t->lock);
 	pthread_mutex_destroy(&t->control_lock);
 	pthread_mutex_destroy(&t->rlock);
+	pthread_mutex_destroy(&t->caps_lock);
 	pthread_cond_destroy(&t->rcond);
 	free(t);
 }

@@ -76,6 +76,10 @@ int keyd_token_generate(struct keyd_token *t, const char *label, int keytype, un
 int keyd_token_wrap(struct keyd_token *t, int unwrap, const char *label, const uint8_t *in,
                     size_t inlen, uint8_t *out, size_t *outlen, char *msg, size_t msglen);
 
+/* What the token said it can do at its last bring-up (C_GetTokenInfo, C_GetMechanismInfo of
+ * keyd's mechanisms); have 0 while sealed or being re-initialised. Never waits on the token. */
+void keyd_token_caps(struct keyd_token *t, struct keyd_token_caps *out);
+
 /* Check the control session; a device-level failure takes the token offline. */
 void keyd_token_health(struct keyd_token *t);
 

@@ -120,6 +120,37 @@ int keyd_label_valid(const char *label)
 	return n >= 1 && n <= KEYD_LABEL_MAX;
 }
 
+static const struct {
+	uint32_t mech;
+	const char *name, *use;
+} mech_table[KEYD_NMECHS] = {
+    {0x0000, "CKM_RSA_PKCS_KEY_PAIR_GEN", "RSA key generation"},
+    {0x0001, "CKM_RSA_PKCS", "RSA PKCS#1 v1.5 signatures"},
+    {0x000d, "CKM_RSA_PKCS_PSS", "RSA-PSS signatures"},
+    {0x1040, "CKM_EC_KEY_PAIR_GEN", "EC key generation"},
+    {0x1041, "CKM_ECDSA", "ECDSA signatures"},
+    {0x1080, "CKM_AES_KEY_GEN", "AES key generation (wrap keys)"},
+    {0x1087, "CKM_AES_GCM", "wrap and unwrap"},
+};
+
+const uint32_t keyd_mechs[KEYD_NMECHS] = {0x0000, 0x0001, 0x000d, 0x1040, 0x1041, 0x1080, 0x1087};
+
+const char *keyd_mech_name(uint32_t mech)
+{
+	for (size_t i = 0; i < KEYD_NMECHS; i++)
+		if (mech_table[i].mech == mech)
+			return mech_table[i].name;
+	return NULL;
+}
+
+const char *keyd_mech_use(uint32_t mech)
+{
+	for (size_t i = 0; i < KEYD_NMECHS; i++)
+		if (mech_table[i].mech == mech)
+			return mech_table[i].use;
+	return NULL;
+}
+
 int keyd_status_retryable(int status)
 {
 	return status == KEYD_E_BUSY || status == KEYD_E_OFFLINE || status == KEYD_E_SEALED ||
@@ -330,6 +361,26 @@ void keyd_put_status(struct keyd_wbuf *w, const struct keyd_token_status *st)
 	keyd_put_u64(w, st->signs_ok);
 	keyd_put_u64(w, st->signs_failed);
 	keyd_put_u64(w, st->requests_denied);
+}
+
+void keyd_put_caps(struct keyd_wbuf *w, const struct keyd_token_caps *caps)
+{
+	keyd_put_u8(w, caps->have);
+	keyd_put_u32(w, caps->token_flags);
+	keyd_put_u32(w, caps->max_sessions);
+	keyd_put_u8(w, caps->hw_major);
+	keyd_put_u8(w, caps->hw_minor);
+	keyd_put_u8(w, caps->fw_major);
+	keyd_put_u8(w, caps->fw_minor);
+	keyd_put_str(w, caps->manufacturer);
+	keyd_put_str(w, caps->model);
+	keyd_put_u8(w, caps->nmechs);
+	for (unsigned i = 0; i < caps->nmechs && i < KEYD_CAPS_MECH_MAX; i++) {
+		keyd_put_u32(w, caps->mechs[i].mech);
+		keyd_put_u32(w, caps->mechs[i].min_size);
+		keyd_put_u32(w, caps->mechs[i].max_size);
+		keyd_put_u32(w, caps->mechs[i].flags);
+	}
 }
 
 void keyd_put_quorum(struct keyd_wbuf *w, const struct keyd_quorum_status *q)
@@ -603,6 +654,42 @@ static int get_keyinfo(struct keyd_rbuf *r, struct keyd_keyinfo *ki)
 	return 0;
 }
 
+/* Printable ASCII only: the CLI prints these. */
+static void get_text(struct keyd_rbuf *r, char *out)
+{
+	if (get_str(r, out, KEYD_CAPS_TEXT_MAX) == 0)
+		for (const char *c = out; *c; c++)
+			if (*c < 0x20 || *c > 0x7e)
+				r->err = 1;
+}
+
+static void get_caps(struct keyd_rbuf *r, struct keyd_token_caps *caps)
+{
+	caps->present = 1;
+	caps->have = get_u8(r);
+	caps->token_flags = get_u32(r);
+	caps->max_sessions = get_u32(r);
+	caps->hw_major = get_u8(r);
+	caps->hw_minor = get_u8(r);
+	caps->fw_major = get_u8(r);
+	caps->fw_minor = get_u8(r);
+	get_text(r, caps->manufacturer);
+	get_text(r, caps->model);
+	caps->nmechs = get_u8(r);
+	if (r->err || caps->have > (KEYD_CAPS_TOKEN_INFO | KEYD_CAPS_MECHS) ||
+	    caps->nmechs > KEYD_CAPS_MECH_MAX ||
+	    (caps->nmechs && !(caps->have & KEYD_CAPS_MECHS))) {
+		r->err = 1;
+		return;
+	}
+	for (unsigned i = 0; i < caps->nmechs && !r->err; i++) {
+		caps->mechs[i].mech = get_u32(r);
+		caps->mechs[i].min_size = get_u32(r);
+		caps->mechs[i].max_size = get_u32(r);
+		caps->mechs[i].flags = get_u32(r);
+	}
+}
+
 int keyd_list_next(struct keyd_rbuf *r, struct keyd_keyinfo *ki)
 {
 	if (r->off >= r->len)
@@ -709,6 +796,9 @@ int keyd_resp_decode(const uint8_t *body, size_t len, struct keyd_resp *resp, co
 		resp->st.signs_ok = get_u64(&r);
 		resp->st.signs_failed = get_u64(&r);
 		resp->st.requests_denied = get_u64(&r);
+		/* Version 3 appends the token's capabilities; 1 and 2 end here. */
+		if (!r.err && r.off < r.len)
+			get_caps(&r, &resp->st.caps);
 		break;
 	}
 done:

@@ -17,9 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Version 2 added unseal, seal and quorum-status and the statuses sealed and share; keyd
- * still speaks 1 (docs/keyd-protocol.md, "Versioning"). */
-#define KEYD_PROTO_VERSION 2
+/* Version 2 added unseal, seal and quorum-status and the statuses sealed and share; version 3
+ * the token's capabilities at the end of status. keyd still speaks 1 and 2
+ * (docs/keyd-protocol.md, "Versioning"). */
+#define KEYD_PROTO_VERSION 3
 #define KEYD_PROTO_VERSION_MIN 1
 #define KEYD_FRAME_MAX 65536u /* body bytes, excluding the 4-byte length */
 #define KEYD_LABEL_MAX 64
@@ -142,11 +143,40 @@ struct keyd_keyinfo {
 	size_t spki_len;
 };
 
+/* STATUS (version 3): what the token says it can do, as keyd asked it at its last bring-up
+ * (docs/hsm-compatibility.md). The PKCS#11 values travel as they are: CKF_* token and
+ * mechanism flags, CKM_* mechanism numbers, key sizes in the token's unit (bits; bytes for
+ * AES). */
+#define KEYD_CAPS_TOKEN_INFO 0x01 /* C_GetTokenInfo answered: flags, sessions, versions */
+#define KEYD_CAPS_MECHS 0x02      /* the token listed its mechanisms: absent ones are missing */
+#define KEYD_CAPS_MECH_MAX 16
+#define KEYD_CAPS_TEXT_MAX 32 /* manufacturer, model: printable ASCII, trimmed */
+struct keyd_mech_cap {
+	uint32_t mech, min_size, max_size, flags;
+};
+struct keyd_token_caps {
+	uint8_t present; /* the answer carried capabilities (a version 3 keyd) */
+	uint8_t have;    /* KEYD_CAPS_*; 0 while the token is sealed or being re-initialised */
+	uint32_t token_flags;
+	uint32_t max_sessions; /* 0: no limit stated */
+	uint8_t hw_major, hw_minor, fw_major, fw_minor;
+	char manufacturer[KEYD_CAPS_TEXT_MAX + 1], model[KEYD_CAPS_TEXT_MAX + 1];
+	uint8_t nmechs; /* of keyd's mechanisms (keyd_mechs), those the token has */
+	struct keyd_mech_cap mechs[KEYD_CAPS_MECH_MAX];
+};
+/* The PKCS#11 mechanisms keyd uses, in the order status reports them. */
+#define KEYD_NMECHS 7
+extern const uint32_t keyd_mechs[KEYD_NMECHS];
+/* "CKM_ECDSA", and what keyd does with it ("ECDSA signatures"); NULL for another mechanism. */
+const char *keyd_mech_name(uint32_t mech);
+const char *keyd_mech_use(uint32_t mech);
+
 struct keyd_token_status {
 	uint8_t online;
 	char token[KEYD_NAME_MAX + 1];
 	uint32_t keys, workers, queue_depth, queue_max, reinits;
 	uint64_t signs_ok, signs_failed, requests_denied;
+	struct keyd_token_caps caps; /* after the rest, from version 3 */
 };
 
 /* UNSEAL, SEAL, QUORUM. activation: 1 file (no quorum), 2 quorum. */
@@ -228,6 +258,8 @@ int keyd_resp_end(struct keyd_wbuf *w);
 int keyd_resp_error(struct keyd_wbuf *w, uint8_t op, uint32_t id, uint8_t status, const char *msg);
 void keyd_put_keyinfo(struct keyd_wbuf *w, const struct keyd_keyinfo *ki);
 void keyd_put_status(struct keyd_wbuf *w, const struct keyd_token_status *st);
+/* The capabilities after the status record: only on a connection that agreed on version 3. */
+void keyd_put_caps(struct keyd_wbuf *w, const struct keyd_token_caps *caps);
 void keyd_put_quorum(struct keyd_wbuf *w, const struct keyd_quorum_status *q);
 
 void keyd_put_u8(struct keyd_wbuf *w, uint8_t v);

@@ -150,6 +150,7 @@ static void usage(FILE *f)
 	       "  --threads LIST   concurrent clients, comma-separated (default 1,2,3,4)\n"
 	       "  --key-ec LABEL   P-256 key label (default bench-ec)\n"
 	       "  --key-rsa LABEL  RSA-2048 key label (default bench-rsa)\n"
+	       "                   (either may be 'none': a token without that key type)\n"
 	       "  --path P         a: in-process PKCS#11 only, b: keyd only, ab: both (default)\n"
 	       "  --verbose        also print every round's figure\n"
 	       "environment: HSMCA_BENCH_MODULE, HSMCA_BENCH_TOKEN, HSMCA_BENCH_PIN_FILE,\n"
@@ -237,7 +238,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				fail("a key label must have 1 to 64 characters");
 				return -1;
 			}
-			o->label[c == 'e' ? K_EC : K_RSA] = optarg;
+			/* "none": skip that kind (a token that lacks it) */
+			o->label[c == 'e' ? K_EC : K_RSA] = strcmp(optarg, "none") ? optarg : NULL;
 			break;
 		case 'p':
 			o->paths[P_A] = strchr(optarg, 'a') != NULL;
@@ -258,6 +260,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			usage(stderr);
 			return -1;
 		}
+	}
+	if (!o->label[K_EC] && !o->label[K_RSA]) {
+		fail("--key-ec none and --key-rsa none leave nothing to measure");
+		return -1;
 	}
 	if (optind != argc) {
 		fail("unexpected argument '%s'", argv[optind]);
@@ -459,6 +465,8 @@ static int p11_open(struct bench *b)
 	for (k = 0; k < K_N; k++) {
 		CK_KEY_TYPE type = k == K_EC ? CKK_EC : CKK_RSA;
 
+		if (b->o.label[k] == NULL)
+			continue;
 		if (p11_find_key(p, CKO_PRIVATE_KEY, type, b->o.label[k], &p->priv[k]) != 0 ||
 		    p11_find_key(p, CKO_PUBLIC_KEY, type, b->o.label[k], &p->pub[k]) != 0)
 			goto out;
@@ -597,6 +605,8 @@ static int prov_open(struct bench *b)
 		goto out;
 	}
 	for (k = 0; k < K_N; k++) {
+		if (b->o.label[k] == NULL)
+			continue;
 		snprintf(uri, sizeof(uri), "keyd:label=%s", b->o.label[k]);
 		store = OSSL_STORE_open_ex(uri, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 		if (store == NULL) {
@@ -959,7 +969,7 @@ int main(int argc, char **argv)
 	if (b.o.paths[P_B] && prov_open(&b) != 0)
 		goto out;
 	for (k = 0; k < K_N; k++)
-		if (bench_kind(&b, (enum kind)k) != 0)
+		if (b.o.label[k] != NULL && bench_kind(&b, (enum kind)k) != 0)
 			goto out;
 	ret = 0;
 out:

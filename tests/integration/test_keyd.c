@@ -576,7 +576,8 @@ END_TEST
 START_TEST(bad_version_is_refused)
 {
 	int fd = raw_connect();
-	struct keyd_req r = {.op = KEYD_OP_HELLO, .id = 1, .vmin = 3, .vmax = 9};
+	struct keyd_req r = {
+	    .op = KEYD_OP_HELLO, .id = 1, .vmin = KEYD_PROTO_VERSION + 1, .vmax = 9};
 	uint8_t buf[256];
 	struct keyd_resp resp;
 	const char *why;
@@ -867,6 +868,135 @@ START_TEST(wrong_pin_is_refused_at_start)
 }
 END_TEST
 
+/* Recovery that keeps failing under the filter names module_ipc, unless it is set already
+ * (the token scripts of tests/tokens set it). */
+START_TEST(failing_recovery_suggests_module_ipc)
+{
+	const char *hint = "set module_ipc: true";
+	int ipc = strstr(h.token_keyd, "module_ipc: true") != NULL;
+	struct keyd_err err;
+	int64_t t0;
+
+	gen("k", ANY_TYPE, ANY_PARAM, NULL);
+	inject("device-error");
+	ck_assert_int_eq(sign_once("k", &err), KEYD_E_OFFLINE);
+	/* Five failed attempts: 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of backoff. */
+	t0 = now_ms();
+	while (!harness_log_contains(&h, "retrying in 3200 ms") && now_ms() - t0 < 15000)
+		usleep(100000);
+	ck_assert(harness_log_contains(&h, "retrying in 3200 ms"));
+	ck_assert_int_eq(harness_log_contains(&h, hint), !ipc);
+	unlink(fault_file);
+}
+END_TEST
+
+/* ---- the token's capabilities in status (protocol version 3) ---- */
+
+static const struct keyd_mech_cap *cap_of(const struct keyd_token_caps *k, uint32_t mech)
+{
+	for (unsigned i = 0; i < k->nmechs; i++)
+		if (k->mechs[i].mech == mech)
+			return &k->mechs[i];
+	return NULL;
+}
+
+/* A client that speaks only versions 1..vmax: the status record it gets, decoded. */
+static void raw_status(uint16_t vmax, struct keyd_resp *resp)
+{
+	struct keyd_req hello = {.op = KEYD_OP_HELLO, .id = 1, .vmin = 1, .vmax = vmax};
+	struct keyd_req st = {.op = KEYD_OP_STATUS, .id = 2};
+	static uint8_t buf[4 + KEYD_FRAME_MAX];
+	const char *why = "";
+	int fd = raw_connect();
+	ssize_t n;
+
+	raw_send(fd, buf, encode(&hello, buf, sizeof(buf)));
+	ck_assert_int_gt(raw_recv(fd, buf, sizeof(buf), 5000), 0);
+	raw_send(fd, buf, encode(&st, buf, sizeof(buf)));
+	n = raw_recv(fd, buf, sizeof(buf), 5000);
+	ck_assert_int_gt(n, 0);
+	ck_assert_msg(keyd_resp_decode(buf, (size_t)n, resp, &why) == 0, "status: %s", why);
+	ck_assert_int_eq(resp->status, KEYD_OK);
+	close(fd);
+}
+
+/* The test's uid may also wrap (never granted by "*"). */
+static void setup_wrap(void)
+{
+	static char yaml[256];
+	struct harness_opts o = {0};
+
+	snprintf(yaml, sizeof(yaml),
+	         "  - name: test\n"
+	         "    uid: %u\n"
+	         "    keys: [\"*\"]\n"
+	         "    operations: [\"*\", generate, wrap]\n",
+	         (unsigned)getuid());
+	o.clients_yaml = yaml;
+	start(&o);
+}
+
+START_TEST(status_reports_the_tokens_capabilities)
+{
+	static const uint8_t secret[16] = {1};
+	struct keyd_token_status st;
+	struct keyd_resp resp;
+	struct keyd_err err;
+	const struct keyd_mech_cap *m;
+	uint8_t blob[KEYD_WRAP_BLOB_MAX];
+	size_t bloblen = sizeof(blob);
+	int rc;
+
+	ck_assert_int_eq(keyd_client_status(cli, &st, &err), KEYD_OK);
+	ck_assert(st.caps.present);
+	ck_assert_int_eq(st.caps.have, KEYD_CAPS_TOKEN_INFO | KEYD_CAPS_MECHS);
+	ck_assert_msg(st.caps.token_flags & CKF_LOGIN_REQUIRED, "flags 0x%x", st.caps.token_flags);
+	ck_assert(st.caps.manufacturer[0] && st.caps.model[0]);
+	/* Every token here signs RSA PKCS#1 v1.5 and makes RSA keys. */
+	m = cap_of(&st.caps, CKM_RSA_PKCS);
+	ck_assert_ptr_nonnull(m);
+	ck_assert(m->flags & CKF_SIGN);
+	ck_assert_uint_le(m->min_size, 2048);
+	ck_assert_uint_ge(m->max_size, 3072);
+	m = cap_of(&st.caps, CKM_RSA_PKCS_KEY_PAIR_GEN);
+	ck_assert(m && (m->flags & CKF_GENERATE_KEY_PAIR));
+	/* EC as keyd found it at start (main() asked keyd to make an EC key). */
+	m = cap_of(&st.caps, CKM_ECDSA);
+	ck_assert_int_eq(m == NULL, no_ec);
+	if (harness_token_is_softhsm(&h)) {
+		ck_assert(m && (m->flags & CKF_SIGN));
+		ck_assert_ptr_nonnull(cap_of(&st.caps, CKM_RSA_PKCS_PSS));
+		ck_assert_ptr_nonnull(cap_of(&st.caps, CKM_AES_GCM));
+	}
+	/* wrap: done where the token has AES-GCM, else refused naming the mechanism. */
+	m = cap_of(&st.caps, CKM_AES_GCM);
+	if (m) {
+		gen("wrap-key", KEYD_KEY_AES, 256, NULL);
+		ck_assert_int_eq(
+		    keyd_client_wrap(cli, "wrap-key", secret, sizeof(secret), blob, &bloblen, &err),
+		    KEYD_OK);
+	} else {
+		rc =
+		    keyd_client_wrap(cli, "wrap-key", secret, sizeof(secret), blob, &bloblen, &err);
+		ck_assert_int_eq(rc, KEYD_E_BAD_ALG);
+		ck_assert_msg(strstr(err.msg, "not supported by this token") &&
+		                  strstr(err.msg, "CKM_AES_GCM"),
+		              "%s", err.msg);
+	}
+	/* The start log says the same. */
+	ck_assert(harness_log_contains(&h, "mechanisms; keyd's: CKM_RSA_PKCS_KEY_PAIR_GEN("));
+	ck_assert(harness_log_contains(&h, m ? "CKM_AES_GCM(" : "CKM_AES_GCM(missing)"));
+	ck_assert(harness_log_contains(&h, ", hardware "));
+	/* A client of protocol version 2 gets the status record it knows, nothing after it. */
+	raw_status(2, &resp);
+	ck_assert(!resp.st.caps.present);
+	ck_assert_str_eq(resp.st.token, st.token);
+	raw_status(3, &resp);
+	ck_assert(resp.st.caps.present);
+	ck_assert_int_eq(resp.st.caps.nmechs, st.caps.nmechs);
+}
+END_TEST
+
 static Suite *keyd_suite(void)
 {
 	Suite *s = suite_create("keyd");
@@ -938,6 +1068,18 @@ static Suite *keyd_suite(void)
 	tcase_add_test(tc, session_invalid_takes_token_offline_and_back);
 	tcase_add_test(tc, token_not_present_takes_token_offline_and_back);
 	tcase_add_test(tc, idle_fault_is_found_by_health_check);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("module-failure-hint");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, setup_shim, teardown_shim);
+	tcase_add_test(tc, failing_recovery_suggests_module_ipc);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("capabilities");
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, setup_wrap, stop);
+	tcase_add_test(tc, status_reports_the_tokens_capabilities);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -136,8 +136,8 @@ timeout 60 tpm2_ptool addtoken --pid=1 --label=$label --sopin="$sopin" --userpin
 (umask 077 && printf '%s' "$pin" >"$dir/pin")
 # keyd settings this token needs (docs/hsm-compatibility.md): tpm2-pkcs11 signs RSA PKCS#1
 # v1.5 by a raw decryption, so RSA keys need CKA_DECRYPT; and re-initialising the module
-# after a fault reconnects to tpm2-abrmd over D-Bus, which keyd's seccomp filter (no
-# connect) forbids.
+# after a fault reconnects to tpm2-abrmd over D-Bus (a Unix socket), which keyd's seccomp
+# filter allows only with module_ipc.
 cat >"$dir/token.conf" <<CONF
 module=$module
 label=$label
@@ -148,6 +148,6 @@ env=DBUS_SESSION_BUS_ADDRESS=$bus
 env=TSS2_LOG=all+NONE
 env=LSAN_OPTIONS=suppressions=$here/tpm2.lsan.supp:print_suppressions=0
 keyd=rsa_sign_by_decrypt: true
-keyd=seccomp: false
+keyd=module_ipc: true
 CONF
 echo "tpm2 token \"$label\" ready in $dir (swtpm on 127.0.0.1:$port)"

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -37,18 +39,24 @@ static int run_child(child_fn fn)
 	return status;
 }
 
-static int confine(const struct sandbox_profile *p, int seccomp)
+static int confine_ipc(const struct sandbox_profile *p, int seccomp, int module_ipc)
 {
 	struct sandbox_config c;
 	char err[256];
 
 	sandbox_config_init(&c);
 	c.seccomp = seccomp;
+	c.module_ipc = module_ipc;
 	if (sandbox_seccomp(&c, p, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sandbox_seccomp: %s\n", err);
 		return -1;
 	}
 	return 0;
+}
+
+static int confine(const struct sandbox_profile *p, int seccomp)
+{
+	return confine_ipc(p, seccomp, 0);
 }
 
 /* A listening Unix socket in a fresh temporary path. */
@@ -427,6 +435,68 @@ END_TEST
  * Without root the second one is reported as skipped, with its reason, instead of passing
  * checks that did nothing.
  */
+/* A System V key of this test process's own; shmctl is not in the filter, so the unconfined
+ * parent removes the segment. */
+static key_t shm_key(void)
+{
+	return (key_t)(0x48530000 | (getppid() & 0xffff));
+}
+
+/* keyd with module_ipc (a PKCS#11 module that talks to a local daemon, docs/hsm-compatibility.md):
+ * it connects to a Unix socket and attaches System V shared memory, and still opens no network
+ * socket; without module_ipc the same shared memory is refused. */
+static int keyd_module_ipc_reaches_local_services_only(void)
+{
+	struct sockaddr_un sa;
+	int l = unix_listener(&sa), c, id;
+	void *m;
+
+	if (l < 0)
+		return 1;
+	if (confine_ipc(&keyd_profile, 1, 1))
+		return 2;
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		return 3;
+	unlink(sa.sun_path);
+	id = shmget(shm_key(), 4096, IPC_CREAT | 0600); /* removed by the parent */
+	if (id < 0)
+		return 4;
+	m = shmat(id, NULL, 0);
+	if (m == (void *)-1 || msync(m, 4096, MS_SYNC) != 0 || shmdt(m) != 0)
+		return 5;
+	errno = 0;
+	if (socket(AF_INET, SOCK_STREAM, 0) != -1 || errno != EPERM)
+		return 6;
+	errno = 0;
+	if (socket(AF_INET6, SOCK_STREAM, 0) != -1 || errno != EPERM)
+		return 7;
+	return 0;
+}
+
+static int keyd_without_module_ipc_has_no_shared_memory(void)
+{
+	if (confine(&keyd_profile, 1))
+		return 1;
+	errno = 0;
+	if (shmget(shm_key(), 4096, IPC_CREAT | 0600) != -1 || errno != EPERM)
+		return 2;
+	return 0;
+}
+
+START_TEST(keyd_module_ipc_allows_unix_connect_and_shm_but_no_network)
+{
+	int st = run_child(keyd_module_ipc_reaches_local_services_only);
+	int id = shmget((key_t)(0x48530000 | (getpid() & 0xffff)), 0, 0);
+
+	if (id >= 0)
+		shmctl(id, IPC_RMID, NULL);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
+	st = run_child(keyd_without_module_ipc_has_no_shared_memory);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	int user_drop = argc > 1 && strcmp(argv[1], "user-drop") == 0;
@@ -462,6 +532,7 @@ int main(int argc, char **argv)
 		tcase_add_test(tc, seccomp_false_still_sets_no_new_privs);
 		tcase_add_test(tc, config_defaults_to_seccomp_on_and_no_user);
 		tcase_add_test(tc, config_names_unknown_users_and_groups);
+		tcase_add_test(tc, keyd_module_ipc_allows_unix_connect_and_shm_but_no_network);
 	}
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
