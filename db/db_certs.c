@@ -599,8 +599,11 @@ static void store_one(struct db *db, struct db_cert_store *it)
 }
 
 /* The stores of a group in one statement: each of store_prepare's eleven parameters becomes an
- * array ($1..$11) of that parameter for every item, unnested with the item's ordinal o. The
- * certificates are locked in id order; each is stored when it is reserved and is the one that
+ * array ($1..$11) of that parameter for every item, unnested with the item's ordinal o. Each
+ * certificate is found and locked by a subquery of its own (a row-locking subquery is not
+ * merged into a join), so by the unique index whatever the planner's statistics say: as a
+ * join, a table the statistics still think small (a fresh one) was scanned whole and hashed
+ * for every group. Each is stored when it is reserved and is the one that
  * was reserved (as issued_audit_sql decides for one), and the audit entries of those stored
  * are inserted in the items' order, so that the chain's trigger (per row, in insertion order)
  * hashes them in that order and gives them ascending seqs: the k-th stored item gets the k-th
@@ -614,8 +617,9 @@ static const char store_group_sql[] =
     "  role, action, object, outcome, detail, o)),"
     " t AS (SELECT v.o, c.id, c.status, c.spki_sha256 = v.spki AS key_ok,"
     "  a.subject_der = v.issuer AS issuer_ok"
-    "  FROM v JOIN certificates c ON c.authority_id = v.authority_id AND c.serial = v.serial"
-    "  JOIN authorities a ON a.id = c.authority_id ORDER BY c.id FOR UPDATE OF c),"
+    "  FROM v CROSS JOIN LATERAL (SELECT x.id, x.status, x.spki_sha256, x.authority_id"
+    "  FROM certificates x WHERE x.authority_id = v.authority_id AND x.serial = v.serial"
+    "  FOR UPDATE) c JOIN authorities a ON a.id = c.authority_id),"
     " u AS (UPDATE certificates c SET status = 'issued', der = v.der, issued_at = now()"
     "  FROM t JOIN v ON v.o = t.o WHERE c.id = t.id AND t.status = 'reserved'"
     "  AND t.key_ok AND t.issuer_ok RETURNING t.o),"
