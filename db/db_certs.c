@@ -606,8 +606,9 @@ static void store_one(struct db *db, struct db_cert_store *it)
  * for every group. Each is stored when it is reserved and is the one that
  * was reserved (as issued_audit_sql decides for one), and the audit entries of those stored
  * are inserted in the items' order, so that the chain's trigger (per row, in insertion order)
- * hashes them in that order and gives them ascending seqs: the k-th stored item gets the k-th
- * seq. One result row per item, in the items' order, with issued_audit_sql's columns (a NULL
+ * hashes them in that order and gives them consecutive seqs (the transaction holds the
+ * chain's lock): the k-th stored item gets the first seq + k. One result row per item, in the
+ * items' order, with issued_audit_sql's columns but the first seq in the last (a NULL
  * status: no such certificate). One statement instead of one per certificate: the executor is
  * set up and the table's CHECK constraints are read once per group. */
 static const char store_group_sql[] =
@@ -625,12 +626,10 @@ static const char store_group_sql[] =
     "  AND t.key_ok AND t.issuer_ok RETURNING t.o),"
     " e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
     "  SELECT v.actor, v.role, v.action, v.object, v.outcome, v.detail"
-    "  FROM v JOIN u ON u.o = v.o ORDER BY v.o RETURNING seq),"
-    " uk AS (SELECT o, row_number() OVER (ORDER BY o) AS k FROM u),"
-    " ek AS (SELECT seq, row_number() OVER (ORDER BY seq) AS k FROM e)"
-    " SELECT t.status, t.key_ok, t.issuer_ok, CASE WHEN uk.o IS NULL THEN 0 ELSE 1 END,"
-    "  ek.seq FROM v LEFT JOIN t ON t.o = v.o LEFT JOIN uk ON uk.o = v.o"
-    "  LEFT JOIN ek ON ek.k = uk.k ORDER BY v.o";
+    "  FROM v JOIN u ON u.o = v.o ORDER BY v.o RETURNING seq)"
+    " SELECT t.status, t.key_ok, t.issuer_ok, CASE WHEN u.o IS NULL THEN 0 ELSE 1 END,"
+    "  (SELECT min(seq) FROM e) FROM v LEFT JOIN t ON t.o = v.o LEFT JOIN u ON u.o = v.o"
+    "  ORDER BY v.o";
 
 #define STORE_PARAMS 11    /* store_prepare's: 5 of the certificate, 6 of its audit entry */
 #define STORE_GROUP_MAX 32 /* items in one statement; more go in several */
@@ -673,6 +672,7 @@ static int store_together(struct db *db, struct db_cert_store *const *items, siz
 	PGresult *r = NULL;
 	enum db_status rc;
 	char what[64];
+	int64_t first, stored = 0;
 	size_t m = 0;
 	int done = 0;
 
@@ -718,7 +718,17 @@ static int store_together(struct db *db, struct db_cert_store *const *items, siz
 		rc = db_fail(&err, DB_ERR_QUERY, "%s: %d rows came back", what, PQntuples(r));
 	for (size_t k = 0; k < m; k++) {
 		if (rc == DB_OK) {
-			store_judge(&st[k], r, (int)k, in[k]);
+			in[k]->audit_seq = 0;
+			in[k]->rc = issued_judge(&st[k], r, (int)k, &in[k]->err);
+			if (in[k]->rc != DB_OK)
+				continue;
+			if (PQgetisnull(r, (int)k, 4) || db_get_int64(r, (int)k, 4, &first) != 0 ||
+			    first <= 0)
+				in[k]->rc = db_fail(
+				    &in[k]->err, DB_ERR_QUERY,
+				    "serial %s: stored, but no audit entry came back", st[k].hex);
+			else
+				in[k]->audit_seq = first + stored++;
 		} else { /* the commit failed (its outcome is unknown), or the rows are wrong */
 			in[k]->rc = rc;
 			in[k]->err = err;
