@@ -237,12 +237,12 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 }
 
 /*
- * A group of items (reservations, stores), one statement each, in one transaction: BEGIN, the
- * statements and the COMMIT in one round trip. prepare fills item i's statement state (stmt,
- * stmt_size bytes, zeroed; release frees what it holds) and gives its SQL and parameters;
- * judge reads item i's result, or learns of the COMMIT's failure (rc, err: the outcome is then
- * unknown to us, so no retries). When something fails before the commit, nothing is committed
- * and each item goes alone, to learn its own outcome.
+ * A group of items (reservations; stores go as one statement, below), one statement each, in one
+ * transaction: BEGIN, the statements and the COMMIT in one round trip. prepare fills item i's
+ * statement state (stmt, stmt_size bytes, zeroed; release frees what it holds) and gives its SQL
+ * and parameters; judge reads item i's result, or learns of the COMMIT's failure (rc, err: the
+ * outcome is then unknown to us, so no retries). When something fails before the commit, nothing is
+ * committed and each item goes alone, to learn its own outcome.
  */
 struct group_kind {
 	const char *verb, *noun; /* "reserving", "serials": for errors */
