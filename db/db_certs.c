@@ -237,12 +237,12 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 }
 
 /*
- * A group of items (reservations, stores), one statement each, in one transaction: BEGIN, the
- * statements and the COMMIT in one round trip. prepare fills item i's statement state (stmt,
- * stmt_size bytes, zeroed; release frees what it holds) and gives its SQL and parameters;
- * judge reads item i's result, or learns of the COMMIT's failure (rc, err: the outcome is then
- * unknown to us, so no retries). When something fails before the commit, nothing is committed
- * and each item goes alone, to learn its own outcome.
+ * A group of items (reservations; stores go as one statement, below), one statement each, in one
+ * transaction: BEGIN, the statements and the COMMIT in one round trip. prepare fills item i's
+ * statement state (stmt, stmt_size bytes, zeroed; release frees what it holds) and gives its SQL
+ * and parameters; judge reads item i's result, or learns of the COMMIT's failure (rc, err: the
+ * outcome is then unknown to us, so no retries). When something fails before the commit, nothing is
+ * committed and each item goes alone, to learn its own outcome.
  */
 struct group_kind {
 	const char *verb, *noun; /* "reserving", "serials": for errors */
@@ -493,31 +493,31 @@ static enum db_status issued_prepare(struct issued_stmt *s, int32_t authority_id
 	return DB_OK;
 }
 
-/* What the statement found. */
-static enum db_status issued_judge(const struct issued_stmt *s, const PGresult *r,
+/* What the statement found, in row `row` (none, or a NULL status: no such certificate). */
+static enum db_status issued_judge(const struct issued_stmt *s, const PGresult *r, int row,
                                    struct db_err *err)
 {
 	const char *st;
 
-	if (PQntuples(r) == 0)
+	if (row >= PQntuples(r) || PQgetisnull(r, row, 0))
 		return db_fail(err, DB_ERR_NOT_FOUND,
 		               "no certificate with serial %s for authority %d", s->hex,
 		               s->authority_id);
-	st = PQgetvalue(r, 0, 0);
+	st = PQgetvalue(r, row, 0);
 	if (strcmp(st, "reserved") != 0)
 		return db_fail(err, DB_ERR_STATE,
 		               "serial %s is %s, not reserved: the certificate is not stored",
 		               s->hex, st);
-	if (strcmp(PQgetvalue(r, 0, 1), "t") != 0)
+	if (strcmp(PQgetvalue(r, row, 1), "t") != 0)
 		return db_fail(
 		    err, DB_ERR_INVALID,
 		    "serial %s: the signed certificate's public key is not the reserved one",
 		    s->hex);
-	if (strcmp(PQgetvalue(r, 0, 2), "t") != 0)
+	if (strcmp(PQgetvalue(r, row, 2), "t") != 0)
 		return db_fail(err, DB_ERR_INVALID,
 		               "serial %s: the signed certificate's issuer is not authority %d",
 		               s->hex, s->authority_id);
-	if (strcmp(PQgetvalue(r, 0, 3), "1") != 0)
+	if (strcmp(PQgetvalue(r, row, 3), "1") != 0)
 		return db_fail(err, DB_ERR_QUERY, "serial %s: the certificate was not stored",
 		               s->hex);
 	return DB_OK;
@@ -536,7 +536,7 @@ enum db_status db_cert_mark_issued(struct db *db, int32_t authority_id, const ui
 		rc = db_exec(db, issued_sql, &s.p, &r, err,
 		             "storing the certificate with serial %s", s.hex);
 	if (rc == DB_OK)
-		rc = issued_judge(&s, r, err);
+		rc = issued_judge(&s, r, 0, err);
 	PQclear(r);
 	OPENSSL_free(s.issuer);
 	return rc;
@@ -567,13 +567,14 @@ static enum db_status store_prepare(struct issued_stmt *s, const struct db_cert_
 	return rc != DB_OK ? rc : db_audit_entry_params(&it->audit, &s->p, err);
 }
 
-/* What the statement did for item. */
-static void store_judge(const struct issued_stmt *s, const PGresult *r, struct db_cert_store *it)
+/* What the statement did for item, in row `row`. */
+static void store_judge(const struct issued_stmt *s, const PGresult *r, int row,
+                        struct db_cert_store *it)
 {
 	it->audit_seq = 0;
-	it->rc = issued_judge(s, r, &it->err);
-	if (it->rc == DB_OK && (PQgetisnull(r, 0, 4) ||
-	                        db_get_int64(r, 0, 4, &it->audit_seq) != 0 || it->audit_seq <= 0))
+	it->rc = issued_judge(s, r, row, &it->err);
+	if (it->rc == DB_OK && (PQgetisnull(r, row, 4) ||
+	                        db_get_int64(r, row, 4, &it->audit_seq) != 0 || it->audit_seq <= 0))
 		it->rc = db_fail(&it->err, DB_ERR_QUERY,
 		                 "serial %s: stored, but no audit entry came back", s->hex);
 }
@@ -592,51 +593,167 @@ static void store_one(struct db *db, struct db_cert_store *it)
 		it->rc = db_exec(db, issued_audit_sql, &s.p, &r, &it->err,
 		                 "storing the certificate with serial %s", s.hex);
 	if (it->rc == DB_OK)
-		store_judge(&s, r, it);
+		store_judge(&s, r, 0, it);
 	PQclear(r);
 	OPENSSL_free(s.issuer);
 }
 
-static enum db_status store_group_prepare(void *stmt, const void *items, size_t i, const char **sql,
-                                          struct db_params **p, struct db_err *err)
+/* The stores of a group in one statement: each of store_prepare's eleven parameters becomes an
+ * array ($1..$11) of that parameter for every item, unnested with the item's ordinal o. Each
+ * certificate is found and locked by a subquery of its own (a row-locking subquery is not
+ * merged into a join), so by the unique index whatever the planner's statistics say: as a
+ * join, a table the statistics still think small (a fresh one) was scanned whole and hashed
+ * for every group. Each is stored when it is reserved and is the one that
+ * was reserved (as issued_audit_sql decides for one), and the audit entries of those stored
+ * are inserted in the items' order, so that the chain's trigger (per row, in insertion order)
+ * hashes them in that order and gives them consecutive seqs (the transaction holds the
+ * chain's lock): the k-th stored item gets the first seq + k. One result row per item, in the
+ * items' order, with issued_audit_sql's columns but the first seq in the last (a NULL
+ * status: no such certificate). One statement instead of one per certificate: the executor is
+ * set up and the table's CHECK constraints are read once per group. */
+static const char store_group_sql[] =
+    "WITH v AS (SELECT * FROM unnest($1::text[]::integer[], $2::bytea[], $3::bytea[],"
+    "  $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
+    "  $11::text[]) WITH ORDINALITY AS v (authority_id, serial, der, spki, issuer, actor,"
+    "  role, action, object, outcome, detail, o)),"
+    " t AS (SELECT v.o, c.id, c.status, c.spki_sha256 = v.spki AS key_ok,"
+    "  a.subject_der = v.issuer AS issuer_ok"
+    "  FROM v CROSS JOIN LATERAL (SELECT x.id, x.status, x.spki_sha256, x.authority_id"
+    "  FROM certificates x WHERE x.authority_id = v.authority_id AND x.serial = v.serial"
+    "  FOR UPDATE) c JOIN authorities a ON a.id = c.authority_id),"
+    " u AS (UPDATE certificates c SET status = 'issued', der = v.der, issued_at = now()"
+    "  FROM t JOIN v ON v.o = t.o WHERE c.id = t.id AND t.status = 'reserved'"
+    "  AND t.key_ok AND t.issuer_ok RETURNING t.o),"
+    " e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
+    "  SELECT v.actor, v.role, v.action, v.object, v.outcome, v.detail"
+    "  FROM v JOIN u ON u.o = v.o ORDER BY v.o RETURNING seq)"
+    " SELECT t.status, t.key_ok, t.issuer_ok, CASE WHEN u.o IS NULL THEN 0 ELSE 1 END,"
+    "  (SELECT min(seq) FROM e) FROM v LEFT JOIN t ON t.o = v.o LEFT JOIN u ON u.o = v.o"
+    "  ORDER BY v.o";
+
+#define STORE_PARAMS 11    /* store_prepare's: 5 of the certificate, 6 of its audit entry */
+#define STORE_GROUP_MAX 32 /* items in one statement; more go in several */
+
+/* Items 0..m) (their statement state in st, prepared) as the group statement's parameters in
+ * p; arrays holds the buffers (free them). */
+static enum db_status store_group_params(const struct issued_stmt *st, size_t m,
+                                         struct db_params *p, uint8_t *arrays[STORE_PARAMS])
 {
-	*sql = issued_audit_sql;
-	*p = &((struct issued_stmt *)stmt)->p;
-	return store_prepare(stmt, ((struct db_cert_store *const *)items)[i], err);
+	const char *v[STORE_GROUP_MAX];
+	int len[STORE_GROUP_MAX];
+	size_t size;
+
+	for (int j = 0; j < STORE_PARAMS; j++) {
+		int binary = st[0].p.formats[j];
+
+		for (size_t k = 0; k < m; k++) {
+			v[k] = st[k].p.values[j];
+			len[k] = binary ? st[k].p.lengths[j] : v[k] ? (int)strlen(v[k]) : 0;
+		}
+		/* binary parameters are bytea (17), text ones text (25) */
+		if (!(arrays[j] = db_array_binary(binary ? 17 : 25, m, v, len, &size)))
+			return DB_ERR_UNAVAILABLE;
+		db_param_bytes(p, arrays[j], size);
+	}
+	return DB_OK;
 }
 
-static void store_group_judge(void *stmt, const void *items, size_t i, const PGresult *r,
-                              enum db_status rc, const struct db_err *err)
+/* 1 when the group was done together (each item's rc set), 0 when its items must go alone:
+ * the statement failed and nothing was committed. An item that does not prepare (its DER or
+ * audit entry refused) is judged alone without the database, and the others go on. */
+static int store_together(struct db *db, struct db_cert_store *const *items, size_t n)
 {
-	struct db_cert_store *it = ((struct db_cert_store *const *)items)[i];
+	struct issued_stmt st[STORE_GROUP_MAX];
+	struct db_cert_store *in[STORE_GROUP_MAX];
+	uint8_t *arrays[STORE_PARAMS] = {0};
+	struct db_params p = {0}, *pp = &p;
+	struct db_err err = {0};
+	const char *sql = store_group_sql;
+	PGresult *r = NULL;
+	enum db_status rc;
+	char what[64];
+	int64_t first, stored = 0;
+	size_t m = 0;
+	int done = 0;
 
-	it->audit_seq = 0;
-	it->rc = rc;
-	it->err = *err;
-	if (rc == DB_OK)
-		store_judge(stmt, r, it);
-}
+	if (db->in_tx || n > STORE_GROUP_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct db_cert_store *it = items[i];
 
-static void store_release(void *stmt)
-{
-	OPENSSL_free(((struct issued_stmt *)stmt)->issuer);
-}
-
-static void store_alone(struct db *db, const void *items, size_t i)
-{
-	store_one(db, ((struct db_cert_store *const *)items)[i]);
+		memset(&st[m], 0, sizeof(st[m]));
+		it->audit_seq = 0;
+		it->rc = store_prepare(&st[m], it, &it->err);
+		if (it->rc == DB_OK && st[m].p.n == STORE_PARAMS) {
+			in[m++] = it;
+			continue;
+		}
+		if (it->rc == DB_OK)
+			it->rc = db_fail(&it->err, DB_ERR_QUERY, "storing: unexpected parameters");
+		OPENSSL_free(st[m].issuer);
+	}
+	/* The same certificate twice would be matched twice: such a group goes one by one. */
+	for (size_t a = 0; a < m; a++)
+		for (size_t b = a + 1; b < m; b++)
+			if (in[a]->authority_id == in[b]->authority_id &&
+			    in[a]->serial_len == in[b]->serial_len &&
+			    !memcmp(in[a]->serial, in[b]->serial, in[a]->serial_len))
+				goto out;
+	done = 1;
+	if (m == 0)
+		goto out;
+	snprintf(what, sizeof(what), "storing %zu certificates", m);
+	rc = store_group_params(st, m, &p, arrays);
+	if (rc != DB_OK) {
+		done = 0;
+		goto out;
+	}
+	rc = db_exec_many(db, 1, 1, &sql, &pp, &r, 1, &err, what);
+	if (rc != DB_OK && db->in_tx) {
+		db_rollback(db); /* a statement failed: nothing is committed */
+		done = 0;
+		goto out;
+	}
+	if (rc == DB_OK && PQntuples(r) != (int)m)
+		rc = db_fail(&err, DB_ERR_QUERY, "%s: %d rows came back", what, PQntuples(r));
+	for (size_t k = 0; k < m; k++) {
+		if (rc == DB_OK) {
+			in[k]->audit_seq = 0;
+			in[k]->rc = issued_judge(&st[k], r, (int)k, &in[k]->err);
+			if (in[k]->rc != DB_OK)
+				continue;
+			if (PQgetisnull(r, (int)k, 4) || db_get_int64(r, (int)k, 4, &first) != 0 ||
+			    first <= 0)
+				in[k]->rc = db_fail(
+				    &in[k]->err, DB_ERR_QUERY,
+				    "serial %s: stored, but no audit entry came back", st[k].hex);
+			else
+				in[k]->audit_seq = first + stored++;
+		} else { /* the commit failed (its outcome is unknown), or the rows are wrong */
+			in[k]->rc = rc;
+			in[k]->err = err;
+		}
+	}
+out:
+	PQclear(r);
+	for (int j = 0; j < STORE_PARAMS; j++)
+		free(arrays[j]);
+	for (size_t k = 0; k < m; k++)
+		OPENSSL_free(st[k].issuer);
+	return done;
 }
 
 void db_cert_store_many(struct db *db, struct db_cert_store *const *items, size_t n)
 {
-	static const struct group_kind stores = {
-	    "storing",           "certificates",    sizeof(struct issued_stmt),
-	    store_group_prepare, store_group_judge, store_release,
-	    store_alone};
-
 	/* A certificate that does not store changes nothing (its entry is not appended either),
 	 * so the others commit. */
-	as_group(db, items, n, &stores);
+	for (size_t i = 0, k; i < n; i += k) {
+		k = n - i < STORE_GROUP_MAX ? n - i : STORE_GROUP_MAX;
+		if (k > 1 && store_together(db, items + i, k))
+			continue;
+		for (size_t j = i; j < i + k; j++)
+			store_one(db, items[j]);
+	}
 }
 
 /*

@@ -66,6 +66,12 @@ void db_param_null(struct db_params *p);
 void db_param_bytes(struct db_params *p, const uint8_t *b, size_t len);
 void db_param_textn(struct db_params *p, const char *s, size_t len);
 void db_param_int(struct db_params *p, int64_t v);
+/* A one-dimensional SQL array in binary format (array_send's layout) of the n elements v[i]
+ * of len[i] bytes (SQL NULL where v[i] is NULL), whose type has the OID elem_oid (bytea 17,
+ * text 25): one parameter carries a whole group's column. malloc'ed, *size bytes; NULL when
+ * out of memory or over 1 GiB. */
+uint8_t *db_array_binary(unsigned elem_oid, size_t n, const char *const *v, const int *len,
+                         size_t *size);
 
 /* Run sql with p (may be NULL); on success *res holds a result the caller PQclears. On
  * failure *res is NULL and err says what failed ("what" names the operation and object),

@@ -59,6 +59,50 @@ void db_param_int(struct db_params *p, int64_t v)
 	p->formats[i] = 0;
 }
 
+static uint8_t *put_u32(uint8_t *b, uint32_t v)
+{
+	b[0] = (uint8_t)(v >> 24);
+	b[1] = (uint8_t)(v >> 16);
+	b[2] = (uint8_t)(v >> 8);
+	b[3] = (uint8_t)v;
+	return b + 4;
+}
+
+uint8_t *db_array_binary(unsigned elem_oid, size_t n, const char *const *v, const int *len,
+                         size_t *size)
+{
+	size_t total = 20; /* ndim, has-null flag, element type, then the dimension and its lower
+	                    * bound */
+	int has_null = 0;
+	uint8_t *buf, *b;
+
+	for (size_t i = 0; i < n; i++) {
+		if (len[i] < 0 || total > (1u << 30))
+			return NULL;
+		total += 4 + (v[i] ? (size_t)len[i] : 0);
+		has_null |= !v[i];
+	}
+	if (n > INT32_MAX || total > (1u << 30) || !(buf = malloc(total)))
+		return NULL;
+	b = put_u32(buf, 1);
+	b = put_u32(b, (uint32_t)has_null);
+	b = put_u32(b, elem_oid);
+	b = put_u32(b, (uint32_t)n);
+	b = put_u32(b, 1);
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i]) {
+			b = put_u32(b, 0xffffffffu); /* -1: NULL */
+			continue;
+		}
+		b = put_u32(b, (uint32_t)len[i]);
+		if (len[i])
+			memcpy(b, v[i], (size_t)len[i]);
+		b += len[i];
+	}
+	*size = total;
+	return buf;
+}
+
 int db_text_valid(const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;

@@ -8,8 +8,8 @@
  * disk, so that one runs one request at a time. So a request queues its database work in a
  * group; if no request is working for that group, it leads: it takes what is queued (its own
  * among it) and does it all in one transaction on its own connection (db_cert_reserve_many,
- * db_cert_store_many: one round trip and one flush for all reservations; two round trips and
- * one flush for all stores; each alone when one of them fails), then hands the lead on.
+ * db_cert_store_many: one round trip and one flush for all reservations; one statement, two round
+ * trips and one flush for all stores; each alone when one of them fails), then hands the lead on.
  * Requests that arrive meanwhile make up the next group. Nothing waits for company: a request
  * alone goes at once. Stores have one leader at a time (the chain lock would serialise more);
  * reservations CA_RESERVE_LEADERS, so that they also overlap when requests are few. Each

@@ -1723,6 +1723,96 @@ START_TEST(device_identities_are_lower_cased_and_clashes_refused)
 }
 END_TEST
 
+/* One statement stores a whole group (db_cert_store_many): each bad item is refused alone,
+ * with its own error, and changes nothing; the others land in one transaction, their audit
+ * entries in the items' order and each item told its own entry's seq; the chain is intact. */
+START_TEST(a_group_store_refuses_bad_items_alone)
+{
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
+	enum { N = 7 };
+	EVP_PKEY *leaf[N], *other = ec_key();
+	uint8_t serial[N][20], *der[N] = {0}, *wrong_key;
+	size_t dl[N], wl;
+	struct db_cert_request q[N];
+	struct db_cert_reservation rv[N], *rvp[N];
+	struct db_cert_store st[N], *stp[N];
+	struct db_err err = {0};
+	char object[N][16], sql[256];
+	struct ca ca;
+
+	ca_make(db, "issuing", &ca);
+	for (int i = 0; i < N; i++) {
+		leaf[i] = ec_key();
+		rv[i] = (struct db_cert_reservation){.req = &q[i]};
+		rvp[i] = &rv[i];
+		stp[i] = &st[i];
+		snprintf(object[i], sizeof(object[i]), "item-%d", i);
+		st[i] = (struct db_cert_store){
+		    .authority_id = ca.id,
+		    .serial = serial[i],
+		    .serial_len = 20,
+		    .audit = {"officer-1", "officer", "issue", object[i], "success", ""}};
+	}
+	new_group(&ca, 0, N, leaf, serial, q, der, dl, st);
+	/* item 5 is never reserved; the others are */
+	db_cert_reserve_many(db, rvp, 5);
+	db_cert_reserve_many(db, rvp + 6, 1);
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(i == 5 || rv[i].rc == DB_OK, "reservation %d: %s", i, rv[i].err.msg);
+	/* 1: signed with another key; 3: marked failed meanwhile; 6: its audit entry is bad */
+	wrong_key = leaf_der(&ca, other, serial[1], 20, &wl);
+	st[1].der = wrong_key;
+	st[1].der_len = wl;
+	ck_assert_int_eq(db_cert_mark_failed(db, ca.id, serial[3], 20, &err), DB_OK);
+	st[6].audit.outcome = "maybe";
+	db_cert_store_many(db, stp, N);
+	ck_assert_int_eq(st[1].rc, DB_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(st[1].err.msg, "public key"));
+	ck_assert_int_eq(st[3].rc, DB_ERR_STATE);
+	ck_assert_int_eq(st[5].rc, DB_ERR_NOT_FOUND);
+	ck_assert_int_eq(st[6].rc, DB_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(st[6].err.msg, "outcome"));
+	for (int i = 1; i < N; i += 2)
+		ck_assert_int_eq(st[i].audit_seq, 0);
+	ck_assert_int_eq(status_of(db, &ca, serial[1], 20), DB_CERT_RESERVED);
+	ck_assert_int_eq(status_of(db, &ca, serial[3], 20), DB_CERT_FAILED);
+	ck_assert_int_eq(status_of(db, &ca, serial[6], 20), DB_CERT_RESERVED);
+	/* 0, 2, 4 stored, their entries consecutive in the items' order, each its own */
+	for (int i = 0; i < N; i += 2) {
+		if (i == 6)
+			break;
+		ck_assert_msg(st[i].rc == DB_OK, "store %d: %s", i, st[i].err.msg);
+		ck_assert_int_eq(status_of(db, &ca, serial[i], 20), DB_CERT_ISSUED);
+		ck_assert_int_eq(st[i].audit_seq, st[0].audit_seq + i / 2);
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM audit_log WHERE seq = %lld AND object = '%s'",
+		         (long long)st[i].audit_seq, object[i]);
+		ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+	}
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log"), 3);
+	issued_in_one_transaction(owner, db, rv[0].id);
+	/* the refused ones, put right, store afterwards */
+	st[1].der = der[1];
+	st[1].der_len = dl[1];
+	st[6].audit.outcome = "success";
+	db_cert_store_many(db, stp, N);
+	ck_assert_msg(st[1].rc == DB_OK, "%s", st[1].err.msg);
+	ck_assert_msg(st[6].rc == DB_OK, "%s", st[6].err.msg);
+	ck_assert_int_eq(st[6].audit_seq, st[1].audit_seq + 1);
+	ck_assert_int_eq(st[0].rc, DB_ERR_STATE); /* stored already */
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	for (int i = 0; i < N; i++) {
+		OPENSSL_free(der[i]);
+		EVP_PKEY_free(leaf[i]);
+	}
+	OPENSSL_free(wrong_key);
+	EVP_PKEY_free(other);
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
 static TCase *add(Suite *s, const char *name, const TTest *t, int cluster)
 {
 	TCase *tc = tcase_create(name);
@@ -1773,6 +1863,7 @@ int main(void)
 	add(s, "settings", settings_are_stored_and_checked_by_the_schema, 1);
 	add(s, "device-identities", device_identities_are_lower_cased_and_clashes_refused, 1);
 	add(s, "serial-hex", serial_hex_round_trips, 0);
+	add(s, "groups-mixed", a_group_store_refuses_bad_items_alone, 1);
 
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
