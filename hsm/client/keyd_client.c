@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@
 struct conn {
 	struct keyd_client *c;
 	int fd;
-	pid_t pid;      /* the process that opened fd: a forked child makes its own */
+	unsigned forks; /* fork_gen when fd was opened: a forked child makes its own */
 	int64_t rtt_us; /* moving average of answer times, for recv_all's wait */
 	uint32_t next_id;
 	struct conn *prev, *next;
@@ -32,6 +33,21 @@ struct keyd_client {
 	pthread_mutex_t lock; /* guards the list of connections */
 	struct conn *conns;
 };
+
+/* Bumped in the child of every fork(): a connection opened before belongs to the parent.
+ * Counting forks saves a getpid() system call on every request. */
+static atomic_uint fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	atomic_fetch_add(&fork_gen, 1);
+}
+
+static void fork_watch(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
 
 static void seterr(struct keyd_err *err, int status, const char *fmt, ...)
 {
@@ -99,6 +115,7 @@ struct keyd_client *keyd_client_new(const char *socket_path, int timeout_ms)
 	if (!socket_path || !*socket_path ||
 	    strlen(socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return NULL;
+	pthread_once(&fork_once, fork_watch);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
@@ -142,9 +159,10 @@ static struct conn *conn_get(struct keyd_client *c)
 
 	if (k) {
 		/* After fork() parent and child would read each other's answers. */
-		if (k->pid != getpid()) {
+		unsigned forks = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+		if (k->forks != forks) {
 			conn_close(k);
-			k->pid = getpid();
+			k->forks = forks;
 		}
 		return k;
 	}
@@ -158,7 +176,7 @@ static struct conn *conn_get(struct keyd_client *c)
 	}
 	k->c = c;
 	k->fd = -1;
-	k->pid = getpid();
+	k->forks = atomic_load(&fork_gen);
 	k->next_id = 1;
 	pthread_mutex_lock(&c->lock);
 	k->next = c->conns;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -972,6 +973,47 @@ START_TEST(frames_cut_across_writes_are_all_answered)
 }
 END_TEST
 
+/* Signs n digests with the shared client: the number that came back ok and verified. */
+static int sign_many(const struct keyd_key *k, int n)
+{
+	int ok = 0;
+
+	for (int i = 0; i < n; i++) {
+		uint8_t dgst[32], sig[KEYD_SIG_MAX];
+		size_t siglen = sizeof(sig);
+		struct keyd_err err;
+		RAND_bytes(dgst, sizeof(dgst));
+		if (keyd_client_sign(cli, "forked", ANY_ALG, KEYD_HASH_SHA256, 0, dgst, 32, sig,
+		                     &siglen, &err) == KEYD_OK &&
+		    verify(k, ANY_ALG, KEYD_HASH_SHA256, 0, dgst, 32, sig, siglen))
+			ok++;
+	}
+	return ok;
+}
+
+/* The client notices fork() without asking getpid() on every request: a child signing at the
+ * same time as its parent through the same keyd_client gets a connection of its own (sharing
+ * the parent's, the two would read each other's answers). */
+START_TEST(forked_child_signs_on_its_own_connection)
+{
+	enum { N = 200 };
+	struct keyd_key k;
+	pid_t pid;
+	int st;
+
+	gen("forked", ANY_TYPE, ANY_PARAM, &k);
+	ck_assert_int_eq(sign_many(&k, 1), 1); /* the parent's connection is open */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(sign_many(&k, N) == N ? 0 : 1);
+	ck_assert_int_eq(sign_many(&k, N), N);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 static Suite *keyd_suite(void)
 {
 	Suite *s = suite_create("keyd");
@@ -1020,6 +1062,7 @@ static Suite *keyd_suite(void)
 	tcase_add_test(tc, pipelined_requests_are_all_answered_by_id);
 	tcase_add_test(tc, frame_sent_one_byte_at_a_time_is_answered);
 	tcase_add_test(tc, frames_cut_across_writes_are_all_answered);
+	tcase_add_test(tc, forked_child_signs_on_its_own_connection);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("busy");
