@@ -5,11 +5,13 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,7 +19,7 @@
 struct conn {
 	struct keyd_client *c;
 	int fd;
-	pid_t pid;      /* the process that opened fd: a forked child makes its own */
+	unsigned forks; /* fork_gen when fd was opened: a forked child makes its own */
 	int64_t rtt_us; /* moving average of answer times, for recv_all's wait */
 	uint32_t next_id;
 	struct conn *prev, *next;
@@ -31,6 +33,21 @@ struct keyd_client {
 	pthread_mutex_t lock; /* guards the list of connections */
 	struct conn *conns;
 };
+
+/* Bumped in the child of every fork(): a connection opened before belongs to the parent.
+ * Counting forks saves a getpid() system call on every request. */
+static atomic_uint fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+	atomic_fetch_add(&fork_gen, 1);
+}
+
+static void fork_watch(void)
+{
+	pthread_atfork(NULL, NULL, fork_child);
+}
 
 static void seterr(struct keyd_err *err, int status, const char *fmt, ...)
 {
@@ -98,6 +115,7 @@ struct keyd_client *keyd_client_new(const char *socket_path, int timeout_ms)
 	if (!socket_path || !*socket_path ||
 	    strlen(socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		return NULL;
+	pthread_once(&fork_once, fork_watch);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
@@ -141,9 +159,10 @@ static struct conn *conn_get(struct keyd_client *c)
 
 	if (k) {
 		/* After fork() parent and child would read each other's answers. */
-		if (k->pid != getpid()) {
+		unsigned forks = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+		if (k->forks != forks) {
 			conn_close(k);
-			k->pid = getpid();
+			k->forks = forks;
 		}
 		return k;
 	}
@@ -157,7 +176,7 @@ static struct conn *conn_get(struct keyd_client *c)
 	}
 	k->c = c;
 	k->fd = -1;
-	k->pid = getpid();
+	k->forks = atomic_load(&fork_gen);
 	k->next_id = 1;
 	pthread_mutex_lock(&c->lock);
 	k->next = c->conns;
@@ -214,40 +233,55 @@ static int64_t now_us(void)
 
 /*
  * An answer usually comes back sooner than it costs to put this thread to
- * sleep and wake it again (tens of microseconds on a VM). So before sleeping
- * in poll(), wait about as long as recent answers took on this connection
- * (twice the moving average), yielding the CPU as we go: with other work
- * runnable (keyd, other signers) the yield hands it over; on an idle machine
- * the answer is caught without a wake-up. When recent answers took longer
- * than SPIN_MAX_US the machine is busy (keyd queues, or the CPUs are shared
- * with other work): spinning would only burn CPU that keyd and everything
- * else needs, so the thread sleeps in poll() at once.
+ * sleep and wake it again (tens of microseconds on a VM). So before sleeping,
+ * wait about as long as recent answers took on this connection (twice the
+ * moving average), yielding the CPU as we go: with other work runnable (keyd,
+ * other signers) the yield hands it over; on an idle machine the answer is
+ * caught without a wake-up. When recent answers took longer than SPIN_MAX_US
+ * the machine is busy (keyd queues, or the CPUs are shared with other work):
+ * spinning would only burn CPU that keyd and everything else needs, so the
+ * thread sleeps at once.
+ *
+ * It sleeps in recv itself (the socket's SO_RCVTIMEO is RECV_SLICE_MS, so the
+ * deadline is looked at that often), not in poll followed by recv: an answer
+ * costs one system call, not an EAGAIN, a poll and a read.
  */
 #define SPIN_MAX_US 200
+#define RECV_SLICE_MS 50
 
-static int recv_all(int fd, uint8_t *p, size_t n, int64_t deadline, int64_t spin_us)
+/* Read one whole frame into buf (4 + KEYD_FRAME_MAX bytes), header and body
+ * with one recv when they are there together; *body is its body's length.
+ * Only one request is ever outstanding on a connection, so a byte beyond the
+ * frame is a broken peer. Returns 0, or -1 (EOF, error, timeout, bad frame). */
+static int recv_frame(int fd, uint8_t *buf, uint32_t *body, int64_t deadline, int64_t spin_us)
 {
-	int64_t spin_until = 0;
+	int64_t spin_until = spin_us ? now_us() + spin_us : 0;
+	size_t got = 0, want = 4;
 
-	while (n) {
-		ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+	for (;;) {
+		int spinning = spin_until && now_us() < spin_until;
+		ssize_t r =
+		    recv(fd, buf + got, 4 + KEYD_FRAME_MAX - got, spinning ? MSG_DONTWAIT : 0);
 		if (r > 0) {
-			p += r;
-			n -= (size_t)r;
-		} else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!spin_until)
-				spin_until = now_us() + spin_us;
-			if (now_us() < spin_until) {
-				sched_yield();
-				continue;
+			got += (size_t)r;
+			if (want == 4 && got >= 4) {
+				if (keyd_frame_len(buf, body))
+					return -1;
+				want = 4 + (size_t)*body;
 			}
-			if (wait_fd(fd, POLLIN, deadline))
+			if (got == want)
+				return 0;
+			if (got > want)
+				return -1;
+		} else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (spinning)
+				sched_yield();
+			else if (now_ms() >= deadline)
 				return -1;
 		} else {
 			return -1; /* EOF or error */
 		}
 	}
-	return 0;
 }
 
 /* One request, one response on an open connection. Returns 0, or -1 when the
@@ -273,15 +307,14 @@ static int roundtrip(struct conn *k, struct keyd_req *req, struct keyd_resp *res
 	}
 	t0 = now_us();
 	spin = 2 * k->rtt_us <= SPIN_MAX_US ? 2 * k->rtt_us : 0;
-	if (recv_all(k->fd, k->buf, 4, deadline, spin) || keyd_frame_len(k->buf, &body) ||
-	    recv_all(k->fd, k->buf, body, deadline, spin)) {
+	if (recv_frame(k->fd, k->buf, &body, deadline, spin)) {
 		seterr(err, KEYD_E_UNREACHABLE,
 		       "keyd at %s: no answer (connection closed or timed out)", k->c->path);
 		conn_close(k);
 		return -1;
 	}
 	k->rtt_us = (7 * k->rtt_us + (now_us() - t0)) / 8;
-	if (keyd_resp_decode(k->buf, body, resp, &why) || resp->id != req->id ||
+	if (keyd_resp_decode(k->buf + 4, body, resp, &why) || resp->id != req->id ||
 	    resp->op != req->op) {
 		seterr(err, KEYD_E_PROTOCOL, "keyd answer does not parse or match: %s", why);
 		conn_close(k);
@@ -295,12 +328,19 @@ static int conn_open(struct conn *k, int64_t deadline, struct keyd_err *err)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct keyd_req hello = {.op = KEYD_OP_HELLO, .vmin = 1, .vmax = KEYD_PROTO_VERSION};
 	struct keyd_resp resp;
+	struct timeval slice = {0, RECV_SLICE_MS * 1000};
 	int r;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", k->c->path);
 	k->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (k->fd < 0) {
 		seterr(err, KEYD_E_UNREACHABLE, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* recv_frame sleeps in recv and looks at its deadline this often. */
+	if (setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof(slice)) != 0) {
+		seterr(err, KEYD_E_UNREACHABLE, "SO_RCVTIMEO: %s", strerror(errno));
+		conn_close(k);
 		return -1;
 	}
 	if (connect(k->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
@@ -363,7 +403,9 @@ static int call(struct keyd_client *c, struct keyd_req *req, struct keyd_resp *r
 	for (;;) {
 		int r = 0, sent = 0;
 
-		if (k->fd >= 0 && conn_dead(k))
+		/* An idempotent request finds a dead connection by sending on it (EPIPE, or EOF
+		 * for the answer) and goes again on a new one: no poll for it first. */
+		if (!idempotent && k->fd >= 0 && conn_dead(k))
 			conn_close(k);
 		if (k->fd < 0)
 			r = conn_open(k, deadline, err);

@@ -32,6 +32,10 @@
 /* Stop reading from a peer whose unread answers pile up beyond this. */
 #define OUTPUT_HIGH (1u << 20)
 
+/* A connection reads into a buffer of its own this big; a frame that does not fit (streamed
+ * data, large requests) moves it to one of 4 + KEYD_FRAME_MAX bytes, made once. */
+#define IN_SMALL 8192
+
 struct worker;
 
 /* SIGN_DATA data arriving in several frames on one connection (docs/keyd-protocol.md). */
@@ -47,9 +51,20 @@ struct kstream {
 	EVP_MD_CTX *md;
 };
 
+/*
+ * A connection's input is read by keyd itself, one recv per readable wake-up straight into
+ * in[] (libevent's bufferevent would ask FIONREAD and then readv each time); its output goes
+ * through the bufferevent, which is used for writing only: an answer is sent at once when
+ * nothing is queued (send_frame), and only what the socket does not take waits there.
+ */
 struct kconn {
 	struct worker *w;
-	struct bufferevent *bev;
+	struct bufferevent *bev; /* output only: EV_READ is never enabled on it */
+	struct event *ev_read;
+	int read_paused; /* a peer that does not read its answers is not read either */
+	uint8_t *in;     /* in_small, or in_big once a frame needed it */
+	size_t in_len, in_cap;
+	uint8_t *in_big;
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -67,6 +82,7 @@ struct kconn {
 	int64_t gap_us;
 	int64_t answered_us;
 	struct kconn *prev, *next;
+	uint8_t in_small[IN_SMALL];
 };
 
 struct job {
@@ -114,7 +130,7 @@ struct worker {
 	unsigned queue_max;  /* this worker's share of cfg->queue */
 	atomic_uint depth;
 	struct kconn *conns;
-	uint8_t frame[4 + KEYD_FRAME_MAX];
+	struct jobq spare; /* finished sign jobs kept for the next ones: no malloc per signature */
 	uint8_t out[4 + KEYD_FRAME_MAX];
 };
 
@@ -188,6 +204,28 @@ static struct job *q_pop(struct jobq *q)
 	return j;
 }
 
+/* A job for a signature: taken from the worker's spares when there is one. */
+static struct job *job_get(struct worker *w)
+{
+	struct job *j = q_pop(&w->spare);
+
+	if (j) {
+		memset(j, 0, sizeof(*j));
+		return j;
+	}
+	return calloc(1, sizeof(*j));
+}
+
+#define SPARE_MAX 16
+
+static void job_put(struct worker *w, struct job *j)
+{
+	if (w->spare.n < SPARE_MAX)
+		q_push(&w->spare, j);
+	else
+		free(j);
+}
+
 static long elapsed_us(const struct timespec *t0)
 {
 	struct timespec t1;
@@ -211,6 +249,9 @@ static void conn_unref(struct kconn *c)
 	if (--c->refs > 0)
 		return;
 	EVP_MD_CTX_free(c->st.md);
+	/* What was read and not yet taken may be part of a secret (wrap, unwrap, unseal). */
+	explicit_bzero(c->in, c->in_len);
+	free(c->in_big);
 	free(c);
 }
 
@@ -224,6 +265,8 @@ static void conn_close(struct kconn *c, const char *why)
 	if (why)
 		log_info("connection closed: peer uid=%u pid=%d: %s", (unsigned)c->uid, (int)c->pid,
 		         why);
+	event_free(c->ev_read);
+	c->ev_read = NULL;
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	if (c->prev)
@@ -234,6 +277,20 @@ static void conn_close(struct kconn *c, const char *why)
 		c->next->prev = c->prev;
 	atomic_fetch_sub(&w->s->nconns, 1);
 	conn_unref(c);
+}
+
+static void read_pause(struct kconn *c)
+{
+	if (!c->read_paused && c->ev_read) {
+		event_del(c->ev_read);
+		c->read_paused = 1;
+	}
+}
+
+static void read_resume(struct kconn *c)
+{
+	if (c->read_paused && c->ev_read && event_add(c->ev_read, NULL) == 0)
+		c->read_paused = 0;
 }
 
 static void send_frame(struct kconn *c, const struct keyd_wbuf *wb)
@@ -259,7 +316,7 @@ static void send_frame(struct kconn *c, const struct keyd_wbuf *wb)
 	evbuffer_add(out, wb->p, wb->len);
 	/* A peer that does not read its answers stops being read. */
 	if (evbuffer_get_length(out) > OUTPUT_HIGH)
-		bufferevent_disable(c->bev, EV_READ);
+		read_pause(c);
 }
 
 static void log_request(struct keyd_server *s, struct kconn *c, const struct keyd_req *r,
@@ -452,7 +509,7 @@ static void enqueue(struct kconn *c, const struct keyd_req *r, const struct time
 		reply_error(c, r, KEYD_E_BUSY, "signing queue full", t0);
 		return;
 	}
-	j = calloc(1, sizeof(*j));
+	j = job_get(w);
 	if (!j) {
 		reply_error(c, r, KEYD_E_INTERNAL, "out of memory", t0);
 		return;
@@ -475,7 +532,7 @@ static void enqueue(struct kconn *c, const struct keyd_req *r, const struct time
 		}
 		pthread_mutex_unlock(&s->glock);
 		if (full) {
-			free(j);
+			job_put(w, j);
 			reply_error(c, r, KEYD_E_BUSY, "generation queue full", t0);
 			return;
 		}
@@ -779,20 +836,6 @@ static void wipe_req(struct keyd_req *r)
 {
 	if (op_carries_secret(r->op))
 		explicit_bzero(r->data, sizeof(r->data));
-}
-
-/* Wipe the first n bytes of an evbuffer where they lie, before they are drained (libevent
- * frees its chains without clearing them). */
-static void wipe_front(struct evbuffer *b, size_t n)
-{
-	struct evbuffer_iovec v[16];
-	int nv = evbuffer_peek(b, (ev_ssize_t)n, NULL, v, 16);
-
-	for (int i = 0; i < nv && i < 16 && n > 0; i++) {
-		size_t m = v[i].iov_len < n ? v[i].iov_len : n;
-		explicit_bzero(v[i].iov_base, m);
-		n -= m;
-	}
 }
 
 static void free_secret_copy(const void *data, size_t len, void *arg)
@@ -1103,21 +1146,20 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 	return 0;
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* Take every whole frame in c->in, then keep what is left of the next one at its front. */
+static void take_frames(struct kconn *c)
 {
-	struct kconn *c = arg;
-	struct worker *w = c->w;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t off = 0, rest;
 
-	while (!c->closed && !c->closing && evbuffer_get_length(in) >= 4) {
-		uint8_t hdr[4];
+	while (!c->closed && !c->closing && c->in_len - off >= 4) {
+		uint8_t *body = c->in + off + 4;
 		uint32_t len;
 		int secret, rc;
 
-		evbuffer_copyout(in, hdr, 4);
-		if (keyd_frame_len(hdr, &len) != 0) {
-			uint32_t n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
-			             (uint32_t)hdr[2] << 8 | hdr[3];
+		if (keyd_frame_len(c->in + off, &len) != 0) {
+			const uint8_t *h = c->in + off;
+			uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+			             (uint32_t)h[2] << 8 | h[3];
 			char why[96];
 			snprintf(why, sizeof(why), "frame length %u outside 1..%u", n,
 			         KEYD_FRAME_MAX);
@@ -1126,27 +1168,82 @@ static void on_read(struct bufferevent *bev, void *arg)
 			conn_close(c, why);
 			return;
 		}
-		if (evbuffer_get_length(in) < 4 + (size_t)len)
-			return;
-		evbuffer_drain(in, 4);
-		evbuffer_copyout(in, w->frame, len);
-		secret = op_carries_secret(w->frame[0]);
+		if (c->in_len - off < 4 + (size_t)len)
+			break;
+		secret = op_carries_secret(body[0]);
+		rc = handle_frame(c, body, len);
 		if (secret)
-			wipe_front(in, len);
-		evbuffer_drain(in, len);
-		rc = handle_frame(c, w->frame, len);
-		if (secret)
-			explicit_bzero(w->frame, len);
+			explicit_bzero(body, len);
+		off += 4 + (size_t)len;
 		if (rc != 0) {
 			/* Let the error answer go out, then hang up (on_write). */
 			c->closing = 1;
-			bufferevent_disable(bev, EV_READ);
-			bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-			if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			read_pause(c);
+			bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+			if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 				conn_close(c, "malformed frame");
 			return;
 		}
 	}
+	if (c->closed || c->closing)
+		return;
+	rest = c->in_len - off;
+	if (off && rest) {
+		memmove(c->in, c->in + off, rest);
+		/* the bytes moved may be a secret's: none stays behind twice */
+		explicit_bzero(c->in + rest, c->in_len - rest);
+	}
+	c->in_len = rest;
+	/* The frame begun does not fit the small buffer: move to the large one. */
+	if (rest >= 4 && c->in == c->in_small) {
+		uint32_t len;
+		if (keyd_frame_len(c->in, &len) == 0 && 4 + (size_t)len > c->in_cap) {
+			if (!c->in_big && !(c->in_big = malloc(4 + KEYD_FRAME_MAX))) {
+				conn_close(c, "out of memory");
+				return;
+			}
+			memcpy(c->in_big, c->in_small, rest);
+			explicit_bzero(c->in_small, rest);
+			c->in = c->in_big;
+			c->in_cap = 4 + KEYD_FRAME_MAX;
+		}
+	}
+}
+
+/*
+ * Read what the peer sent with one recv into c->in and act on every whole frame in it.
+ * Returns 1 when bytes were read, 0 when there were none yet, -1 when the connection is gone.
+ */
+static int read_frames(struct kconn *c)
+{
+	ssize_t n;
+
+	if (c->closed || c->closing)
+		return -1;
+	n = recv(bufferevent_getfd(c->bev), c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+	if (n == 0) {
+		conn_close(c, NULL);
+		return -1;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		conn_close(c, strerror(errno));
+		return -1;
+	}
+	c->in_len += (size_t)n;
+	c->refs++; /* take_frames may close it; the buffer lives until the last reference */
+	take_frames(c);
+	n = c->closed ? -1 : 1;
+	conn_unref(c);
+	return (int)n;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	read_frames(arg);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -1160,13 +1257,14 @@ static void on_write(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (pending < OUTPUT_HIGH / 2)
-		bufferevent_enable(bev, EV_READ);
+		read_resume(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct kconn *c = arg;
 
+	/* Reading is ours (read_frames): what comes here is the bufferevent's write failing. */
 	(void)bev;
 	if (what & BEV_EVENT_EOF)
 		conn_close(c, NULL);
@@ -1234,13 +1332,19 @@ static void on_handoff(evutil_socket_t unused, short what, void *arg)
 
 		list = h->next;
 		if (!c ||
+		    !(c->ev_read =
+		          event_new(w->base, h->fd, EV_READ | EV_PERSIST, on_readable, c)) ||
 		    !(c->bev = bufferevent_socket_new(w->base, h->fd, BEV_OPT_CLOSE_ON_FREE))) {
+			if (c && c->ev_read)
+				event_free(c->ev_read);
 			evutil_closesocket(h->fd);
 			atomic_fetch_sub(&s->nconns, 1);
 			free(c);
 			free(h);
 			continue;
 		}
+		c->in = c->in_small;
+		c->in_cap = sizeof(c->in_small);
 		c->w = w;
 		c->uid = h->cred.uid;
 		c->gid = h->cred.gid;
@@ -1259,9 +1363,11 @@ static void on_handoff(evutil_socket_t unused, short what, void *arg)
 			    "peer uid=%u gid=%u pid=%d is not in the ACL: its requests will be "
 			    "denied",
 			    (unsigned)h->cred.uid, (unsigned)h->cred.gid, (int)h->cred.pid);
-		bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+		bufferevent_setcb(c->bev, NULL, on_write, on_event, c);
 		bufferevent_setwatermark(c->bev, EV_WRITE, OUTPUT_HIGH / 2, 0);
-		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_enable(c->bev, EV_WRITE);
+		if (event_add(c->ev_read, NULL) != 0)
+			conn_close(c, "cannot watch the socket");
 		free(h);
 	}
 }
@@ -1305,7 +1411,7 @@ static void answer_job(struct worker *w, struct job *j)
 	conn_unref(c);
 	if (j->req.op == KEYD_OP_UNWRAP || j->req.op == KEYD_OP_WRAP)
 		explicit_bzero(j, sizeof(*j));
-	free(j);
+	job_put(w, j);
 }
 
 /* Worker thread: make one pending signature, answer it, and come back for
@@ -1315,24 +1421,21 @@ static void answer_job(struct worker *w, struct job *j)
  * our answer; going to sleep in epoll and being woken for it costs more than that on a
  * virtual machine. So when this was the only work, and this peer's recent requests followed
  * our answers within WAIT_MAX_US, wait about twice that long for the next one, yielding the
- * CPU (any runnable thread gets it), then let the loop read it at once. A peer that pauses
- * longer (most do: a CA between issuances) costs nothing here. The client library does the
- * same on its side.
+ * CPU (any runnable thread gets it), and read it here when it comes: no epoll_wait for it. A
+ * peer that pauses longer (most do: a CA between issuances) costs nothing here. The client
+ * library does the same on its side.
  */
 #define WAIT_MAX_US 100
 
 static void wait_next(struct kconn *c)
 {
 	int64_t until;
-	int fd;
 
-	if (c->closed || c->closing || !c->gap_us || c->gap_us > WAIT_MAX_US)
+	if (c->closed || c->closing || c->read_paused || !c->gap_us || c->gap_us > WAIT_MAX_US)
 		return;
-	fd = bufferevent_getfd(c->bev);
 	until = mono_us() + 2 * c->gap_us;
 	while (mono_us() < until) {
-		uint8_t b;
-		if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != -1 || errno != EAGAIN)
+		if (read_frames(c) != 0)
 			return;
 		sched_yield();
 	}
@@ -1547,6 +1650,8 @@ static void worker_free(struct worker *w)
 		conn_unref(j->conn);
 		free(j);
 	}
+	while ((j = q_pop(&w->spare)))
+		free(j);
 	while (w->conns)
 		conn_close(w->conns, NULL);
 	while (w->handoff) {

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -997,6 +998,152 @@ START_TEST(status_reports_the_tokens_capabilities)
 }
 END_TEST
 
+/* ---- how frames arrive: keyd reads each connection into a buffer of its own ---- */
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = {0, (long)ms * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static size_t sign_frame(uint32_t id, uint8_t *buf, size_t cap)
+{
+	struct keyd_req r = {.op = KEYD_OP_SIGN,
+	                     .id = id,
+	                     .alg = ANY_ALG,
+	                     .hash = KEYD_HASH_SHA256,
+	                     .digest_len = 32};
+
+	snprintf(r.label, sizeof(r.label), "split");
+	memset(r.digest, (int)id, 32);
+	return encode(&r, buf, cap);
+}
+
+/* Read n answers and check that each is ok and that the ids are first..first+n-1. */
+static void expect_ok_answers(int fd, uint32_t first, int n)
+{
+	int seen[16] = {0};
+	uint8_t buf[1024];
+
+	ck_assert_int_le(n, 16);
+	for (int i = 0; i < n; i++) {
+		struct keyd_resp resp;
+		const char *why;
+		ssize_t got = raw_recv(fd, buf, sizeof(buf), 10000);
+		ck_assert_int_gt(got, 0);
+		ck_assert_int_eq(keyd_resp_decode(buf, (size_t)got, &resp, &why), 0);
+		ck_assert_msg(resp.status == KEYD_OK, "answer %u: %s", resp.id, resp.msg);
+		ck_assert_uint_ge(resp.id, first);
+		ck_assert_uint_lt(resp.id, first + (uint32_t)n);
+		ck_assert_int_eq(seen[resp.id - first]++, 0);
+	}
+}
+
+START_TEST(frame_sent_one_byte_at_a_time_is_answered)
+{
+	uint8_t out[256];
+	size_t n;
+	int fd;
+
+	gen("split", ANY_TYPE, ANY_PARAM, NULL);
+	fd = raw_connect();
+	n = sign_frame(5, out, sizeof(out));
+	/* a pause after each byte: keyd wakes up for every one and must wait for the rest */
+	for (size_t i = 0; i < n; i++) {
+		raw_send(fd, out + i, 1);
+		pause_ms(2);
+	}
+	expect_ok_answers(fd, 5, 1);
+	close(fd);
+}
+END_TEST
+
+/*
+ * Frames cut anywhere: two whole frames and the first half of a third in one write, a frame
+ * larger than keyd's small per-connection buffer arriving in pieces with the start of the next
+ * frame behind it, and a last write holding the ends of frames. Every request is answered.
+ */
+START_TEST(frames_cut_across_writes_are_all_answered)
+{
+	static uint8_t out[4 * 256 + 4 + KEYD_FRAME_MAX], data[20000];
+	struct keyd_req big = {.op = KEYD_OP_SIGN_DATA,
+	                       .id = 13,
+	                       .alg = ANY_ALG,
+	                       .hash = KEYD_HASH_SHA256,
+	                       .sdata = data,
+	                       .sdata_len = sizeof(data)};
+	size_t len = 0, cuts[] = {0, 0, 0, 0, 0};
+	int fd;
+
+	gen("split", ANY_TYPE, ANY_PARAM, NULL);
+	snprintf(big.label, sizeof(big.label), "split");
+	RAND_bytes(data, sizeof(data)); /* no structure: kind digest, which this client holds */
+	len += sign_frame(10, out + len, sizeof(out) - len);
+	len += sign_frame(11, out + len, sizeof(out) - len);
+	cuts[0] = len + 7; /* into frame 12's header and body */
+	len += sign_frame(12, out + len, sizeof(out) - len);
+	cuts[1] = len + 3000; /* into the large frame */
+	cuts[2] = len + 12000;
+	len += encode(&big, out + len, sizeof(out) - len);
+	cuts[3] = len + 2; /* the large frame's end and the next frame's first bytes */
+	len += sign_frame(14, out + len, sizeof(out) - len);
+	cuts[4] = len;
+	fd = raw_connect();
+	for (size_t i = 0, at = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		raw_send(fd, out + at, cuts[i] - at);
+		at = cuts[i];
+		pause_ms(20);
+	}
+	expect_ok_answers(fd, 10, 5);
+	/* and the connection still serves a small request after the large one */
+	len = sign_frame(15, out, sizeof(out));
+	raw_send(fd, out, len);
+	expect_ok_answers(fd, 15, 1);
+	close(fd);
+}
+END_TEST
+
+/* Signs n digests with the shared client: the number that came back ok and verified. */
+static int sign_many(const struct keyd_key *k, int n)
+{
+	int ok = 0;
+
+	for (int i = 0; i < n; i++) {
+		uint8_t dgst[32], sig[KEYD_SIG_MAX];
+		size_t siglen = sizeof(sig);
+		struct keyd_err err;
+		RAND_bytes(dgst, sizeof(dgst));
+		if (keyd_client_sign(cli, "forked", ANY_ALG, KEYD_HASH_SHA256, 0, dgst, 32, sig,
+		                     &siglen, &err) == KEYD_OK &&
+		    verify(k, ANY_ALG, KEYD_HASH_SHA256, 0, dgst, 32, sig, siglen))
+			ok++;
+	}
+	return ok;
+}
+
+/* The client notices fork() without asking getpid() on every request: a child signing at the
+ * same time as its parent through the same keyd_client gets a connection of its own (sharing
+ * the parent's, the two would read each other's answers). */
+START_TEST(forked_child_signs_on_its_own_connection)
+{
+	enum { N = 200 };
+	struct keyd_key k;
+	pid_t pid;
+	int st;
+
+	gen("forked", ANY_TYPE, ANY_PARAM, &k);
+	ck_assert_int_eq(sign_many(&k, 1), 1); /* the parent's connection is open */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(sign_many(&k, N) == N ? 0 : 1);
+	ck_assert_int_eq(sign_many(&k, N), N);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 static Suite *keyd_suite(void)
 {
 	Suite *s = suite_create("keyd");
@@ -1043,6 +1190,9 @@ static Suite *keyd_suite(void)
 	tcase_add_test(tc, unknown_operation_is_malformed);
 	tcase_add_test(tc, bad_version_is_refused);
 	tcase_add_test(tc, pipelined_requests_are_all_answered_by_id);
+	tcase_add_test(tc, frame_sent_one_byte_at_a_time_is_answered);
+	tcase_add_test(tc, frames_cut_across_writes_are_all_answered);
+	tcase_add_test(tc, forked_child_signs_on_its_own_connection);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("busy");
