@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "bench_util.h"
 #include "harness.h"
 
 #define MAX_COUNTS 16
@@ -52,14 +53,6 @@ static atomic_uint next_csr;
 static EVP_PKEY *ca_key;
 static atomic_int failed;
 static atomic_long verified;
-
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
-}
 
 static void fatal(const char *what)
 {
@@ -184,9 +177,9 @@ static double one_request(struct client *cl, int check)
 
 	cl->resp.len = 0;
 	curl_easy_setopt(cl->c, CURLOPT_POSTFIELDS, pool[idx].body);
-	t0 = now();
+	t0 = bench_now();
 	rc = curl_easy_perform(cl->c);
-	t1 = now();
+	t1 = bench_now();
 	curl_easy_getinfo(cl->c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_getinfo(cl->c, CURLINFO_NUM_CONNECTS, &nc);
 	cl->connects += nc;
@@ -219,7 +212,7 @@ static void *client_main(void *arg)
 	while (!atomic_load(&failed)) {
 		int first = cl->nlat == 0;
 
-		if (now() >= t_end)
+		if (bench_now() >= t_end)
 			break;
 		lat = one_request(cl, first);
 		if (lat < 0)
@@ -233,28 +226,11 @@ static void *client_main(void *arg)
 		cl->lat[cl->nlat++] = lat;
 		last_ok = lat;
 	}
-	cl->stop = now();
+	cl->stop = bench_now();
 	/* The last certificate of the round is checked too (not timed). */
 	if (last_ok >= 0 && !atomic_load(&failed) && one_request(cl, 1) < 0)
 		atomic_store(&failed, 1);
 	return NULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const double *sorted, size_t n, double p)
-{
-	size_t i;
-
-	if (!n)
-		return 0;
-	i = (size_t)(p * (n - 1) + 0.5);
-	return sorted[i];
 }
 
 struct result {
@@ -299,7 +275,7 @@ static struct result run_cell(int n)
 			fatal("pthread_create");
 	}
 	pthread_barrier_wait(&barrier); /* every client is connected */
-	t_start = now();
+	t_start = bench_now();
 	t_end = t_start + seconds;
 	pthread_barrier_wait(&barrier);
 	for (int i = 0; i < n; i++) {
@@ -321,20 +297,14 @@ static struct result run_cell(int n)
 		curl_slist_free_all(cl[i].hdrs);
 		curl_easy_cleanup(cl[i].c);
 	}
-	qsort(all, total, sizeof(double), cmp_double);
+	bench_sort(all, total);
 	r.reqs = (long)total;
 	r.rate = total / (last_stop - t_start);
-	r.p50 = pct(all, total, 0.50) * 1e3;
-	r.p99 = pct(all, total, 0.99) * 1e3;
+	r.p50 = bench_pct(all, total, 0.50) * 1e3;
+	r.p99 = bench_pct(all, total, 0.99) * 1e3;
 	free(all);
 	free(cl);
 	return r;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(double), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void usage(FILE *f)
@@ -438,12 +408,12 @@ int main(int argc, char **argv)
 		fatal("curl_global_init");
 
 	{
-		double t0 = now();
+		double t0 = bench_now();
 
 		make_pool();
 		printf("CSR pool: %d CSRs (fresh P-256 keys, SAN DNS:hostN.example.com), made in "
 		       "%.1f s before timing\n",
-		       pool_n, now() - t0);
+		       pool_n, bench_now() - t0);
 	}
 	fflush(stdout);
 
@@ -483,7 +453,8 @@ int main(int argc, char **argv)
 			conn += res[ci][r].connects;
 		}
 		printf("| %d | %.0f | %.2f | %.2f | %ld | %ld |\n", counts[ci],
-		       median(rate, rounds), median(p50, rounds), median(p99, rounds), reqs, conn);
+		       bench_median(rate, (size_t)rounds), bench_median(p50, (size_t)rounds),
+		       bench_median(p99, (size_t)rounds), reqs, conn);
 	}
 	printf("\nmedians of %d rounds of %g s; requests and reconnects are totals over the "
 	       "rounds; %ld certificates checked against the CA certificate and their CSR's key\n",
