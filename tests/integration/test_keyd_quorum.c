@@ -441,6 +441,22 @@ static int run_cli(const char *out, const char *const *args)
 	return harness_run(argv, out);
 }
 
+/* `hsmca keyd quorum init` for the three custodians, threshold 2, the token's PIN and the
+ * shares folder, then extra (NULL-terminated): its exit status, its output in out. */
+static int quorum_init(const char *out, const char *shares, const char *const *extra)
+{
+	const char *a[32] = {
+	    "quorum",      "init", "--custodians", "custodian-1,custodian-2,custodian-3",
+	    "--threshold", "2",    "--pin-file",   harness_pathf(h.dir, "pin"),
+	    "--out",       shares};
+	int n = 10;
+
+	while (*extra && n < 31)
+		a[n++] = *extra++;
+	a[n] = NULL;
+	return run_cli(out, a);
+}
+
 /* The operator's way, with shares under the custodians' passphrases: quorum init writes them
  * and quorum.yaml; status shows the quorum; unseal asks for the passphrase (here from a file),
  * names a wrong one, and sends keyd the opened share; seal seals. */
@@ -469,24 +485,10 @@ START_TEST(cli_init_unseal_seal_and_status_with_passphrases)
 	snprintf(out, sizeof(out), "%s/cli.out", h.dir);
 	shares = harness_pathf(h.dir, "shares");
 	{
-		const char *a[] = {"quorum",
-		                   "init",
-		                   "--custodians",
-		                   "custodian-1,custodian-2,custodian-3",
-		                   "--threshold",
-		                   "2",
-		                   "--pin-file",
-		                   harness_pathf(h.dir, "pin"),
-		                   "--out",
-		                   shares,
-		                   "--users",
-		                   users,
-		                   "--sealers",
-		                   me->pw_name,
-		                   "--passphrase-files",
-		                   files,
-		                   NULL};
-		ck_assert_msg(run_cli(out, a) == 0, "quorum init: %s", harness_slurp(out));
+		const char *a[] = {"--users", users, "--sealers", me->pw_name, "--passphrase-files",
+		                   files,     NULL};
+		ck_assert_msg(quorum_init(out, shares, a) == 0, "quorum init: %s",
+		              harness_slurp(out));
 	}
 	{
 		const char *text = harness_slurp(harness_pathf(shares, "custodian-2.share"));
@@ -610,43 +612,18 @@ START_TEST(per_custodian_passphrase_file_and_environment)
 	{
 		/* A name that is no custodian is refused before anything is written. */
 		char wrong[700];
-		const char *a[] = {"quorum",
-		                   "init",
-		                   "--custodians",
-		                   "custodian-1,custodian-2,custodian-3",
-		                   "--threshold",
-		                   "2",
-		                   "--pin-file",
-		                   harness_pathf(h.dir, "pin"),
-		                   "--out",
-		                   shares,
-		                   "--passphrase-file",
-		                   wrong,
-		                   NULL};
+		const char *a[] = {"--passphrase-file", wrong, NULL};
 		snprintf(wrong, sizeof(wrong), "custodian-9=%s", pf);
-		ck_assert_int_eq(run_cli(out, a), 2);
+		ck_assert_int_eq(quorum_init(out, shares, a), 2);
 		ck_assert_msg(strstr(harness_slurp(out), "\"custodian-9\" is not one of the "
 		                                         "--custodians"),
 		              "%s", harness_slurp(out));
 		ck_assert_int_eq(access(harness_pathf(shares, "quorum.yaml"), F_OK), -1);
 	}
 	{
-		const char *a[] = {"quorum",
-		                   "init",
-		                   "--custodians",
-		                   "custodian-1,custodian-2,custodian-3",
-		                   "--threshold",
-		                   "2",
-		                   "--pin-file",
-		                   harness_pathf(h.dir, "pin"),
-		                   "--out",
-		                   shares,
-		                   "--users",
-		                   users,
-		                   "--passphrase-file",
-		                   arg,
-		                   NULL};
-		ck_assert_msg(run_cli(out, a) == 0, "quorum init: %s", harness_slurp(out));
+		const char *a[] = {"--users", users, "--passphrase-file", arg, NULL};
+		ck_assert_msg(quorum_init(out, shares, a) == 0, "quorum init: %s",
+		              harness_slurp(out));
 	}
 	c1 = harness_pathf(shares, "custodian-1.share");
 	text = strdup(harness_slurp(c1));
@@ -757,34 +734,17 @@ START_TEST(custodian_share_under_a_certificate_key)
 	shares = harness_pathf(h.dir, "shares");
 	{
 		/* A share under a passphrase and a certificate at once is refused. */
-		const char *a[] = {
-		    "quorum",      "init", "--custodians", "custodian-1,custodian-2,custodian-3",
-		    "--threshold", "2",    "--pin-file",   harness_pathf(h.dir, "pin"),
-		    "--out",       shares, "--encrypt",    "--recipient-cert",
-		    arg,           NULL};
-		ck_assert_int_eq(run_cli(out, a), 2);
+		const char *a[] = {"--encrypt", "--recipient-cert", arg, NULL};
+		ck_assert_int_eq(quorum_init(out, shares, a), 2);
 		ck_assert_msg(strstr(harness_slurp(out),
 		                     "custodian-2: a share goes under a "
 		                     "passphrase or a certificate's key, not both"),
 		              "%s", harness_slurp(out));
 	}
 	{
-		const char *a[] = {"quorum",
-		                   "init",
-		                   "--custodians",
-		                   "custodian-1,custodian-2,custodian-3",
-		                   "--threshold",
-		                   "2",
-		                   "--pin-file",
-		                   harness_pathf(h.dir, "pin"),
-		                   "--out",
-		                   shares,
-		                   "--users",
-		                   users,
-		                   "--recipient-cert",
-		                   arg,
-		                   NULL};
-		ck_assert_msg(run_cli(out, a) == 0, "quorum init: %s", harness_slurp(out));
+		const char *a[] = {"--users", users, "--recipient-cert", arg, NULL};
+		ck_assert_msg(quorum_init(out, shares, a) == 0, "quorum init: %s",
+		              harness_slurp(out));
 	}
 	c2 = harness_pathf(shares, "custodian-2.share");
 	ck_assert_ptr_nonnull(strstr(harness_slurp(c2), "-----BEGIN CMS-----\n"));
