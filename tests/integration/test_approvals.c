@@ -366,6 +366,18 @@ static long vote(const char *who, long long id, const char *verb, const char *bo
 
 /* ================= with quorum ================= */
 
+/* POST /api/v1/approvals as who with body: the new request's id (202 asserted). */
+static long long request_approval(const char *who, const char *body)
+{
+	json_t *o = NULL;
+	long long id;
+
+	ck_assert_int_eq(api(who, "POST", "/api/v1/approvals", body, &o), 202);
+	id = jint(json_object_get(o, "approval"), "id");
+	json_decref(o);
+	return id;
+}
+
 START_TEST(retire_waits_for_a_second_ca_admin_and_runs_once)
 {
 	json_t *o = NULL;
@@ -1105,9 +1117,7 @@ START_TEST(ceremony_runs_only_under_an_approval_and_names_its_approvers)
 	         "{\"kind\":\"ceremony.run\",\"target\":\"%s\",\"reason\":\"spare key\","
 	         "\"parameters\":{\"file\":\"approved-key.yaml\"}}",
 	         sha);
-	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/approvals", body, &o), 202);
-	id = jint(json_object_get(o, "approval"), "id");
-	json_decref(o);
+	id = request_approval("ca-admin", body);
 	snprintf(idtext, sizeof(idtext), "%lld", id);
 	/* Pending is not enough. */
 	ck_assert_int_eq(cli("ca-admin", run_id), 1);
@@ -1201,9 +1211,7 @@ START_TEST(restore_unwraps_only_under_an_approval)
 	snprintf(body, sizeof(body),
 	         "{\"kind\":\"backup.restore\",\"target\":\"%s\",\"reason\":\"restore drill\"}",
 	         sha);
-	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/approvals", body, &o), 202);
-	id = jint(json_object_get(o, "approval"), "id");
-	json_decref(o);
+	id = request_approval("ca-admin", body);
 	ck_assert_int_eq(vote("ca-admin-2", id, "approve", NULL, &o), 200);
 	json_decref(o);
 	/* Two of three people: still refused. */
@@ -1326,9 +1334,7 @@ START_TEST(an_expired_request_cannot_be_approved)
 	                   "\"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\","
 	                   "\"reason\":\"new issuing CA\"}";
 
-	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/approvals", body, &o), 202);
-	id = jint(json_object_get(o, "approval"), "id");
-	json_decref(o);
+	id = request_approval("ca-admin", body);
 	snprintf(obj, sizeof(obj), "approval/%lld", id);
 	sleep(3); /* the configuration's expiry is 2 seconds */
 	refused(vote("ca-admin-2", id, "approve", NULL, &o), &o, 409, "approval-expired",
@@ -1393,9 +1399,7 @@ START_TEST(key_generation_runs_only_under_an_approval_for_that_key)
 	snprintf(body, sizeof(body),
 	         "{\"kind\":\"key.generate\",\"target\":\"%s\",\"reason\":\"next issuing CA\"}",
 	         sha);
-	ck_assert_int_eq(api("ca-admin", "POST", "/api/v1/approvals", body, &o), 202);
-	id = jint(json_object_get(o, "approval"), "id");
-	json_decref(o);
+	id = request_approval("ca-admin", body);
 	snprintf(idtext, sizeof(idtext), "%lld", id);
 	/* Pending: not yet; the requester cannot approve their own. */
 	ck_assert_int_eq(cli("ca-admin", gen), 1);
