@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "keyd_frames.h"
 #include "keyd_harden.h"
 #include "keyd_kind.h"
 #include "keyd_metrics.h"
@@ -1146,35 +1147,29 @@ static int handle_frame(struct kconn *c, const uint8_t *body, size_t len)
 	return 0;
 }
 
-/* Take every whole frame in c->in, then keep what is left of the next one at its front. */
+/* Take every whole frame in c->in (keyd_frames.h), then keep what is left of the next one at
+ * its front. */
 static void take_frames(struct kconn *c)
 {
-	size_t off = 0, rest;
+	struct keyd_split sp;
+	size_t rest;
+	int step;
 
-	while (!c->closed && !c->closing && c->in_len - off >= 4) {
-		uint8_t *body = c->in + off + 4;
-		uint32_t len;
+	keyd_split_init(&sp, c->in, c->in_len, KEYD_FRAME_MAX);
+	while (!c->closed && !c->closing && (step = keyd_split_next(&sp)) != KEYD_SPLIT_MORE) {
+		uint8_t *body = c->in + sp.body_off;
 		int secret, rc;
 
-		if (keyd_frame_len(c->in + off, &len) != 0) {
-			const uint8_t *h = c->in + off;
-			uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
-			             (uint32_t)h[2] << 8 | h[3];
-			char why[96];
-			snprintf(why, sizeof(why), "frame length %u outside 1..%u", n,
-			         KEYD_FRAME_MAX);
+		if (step == KEYD_SPLIT_BAD) {
 			log_warn("malformed frame from peer uid=%u pid=%d: %s", (unsigned)c->uid,
-			         (int)c->pid, why);
-			conn_close(c, why);
+			         (int)c->pid, sp.why);
+			conn_close(c, sp.why);
 			return;
 		}
-		if (c->in_len - off < 4 + (size_t)len)
-			break;
 		secret = op_carries_secret(body[0]);
-		rc = handle_frame(c, body, len);
+		rc = handle_frame(c, body, sp.body_len);
 		if (secret)
-			explicit_bzero(body, len);
-		off += 4 + (size_t)len;
+			explicit_bzero(body, sp.body_len);
 		if (rc != 0) {
 			/* Let the error answer go out, then hang up (on_write). */
 			c->closing = 1;
@@ -1187,26 +1182,23 @@ static void take_frames(struct kconn *c)
 	}
 	if (c->closed || c->closing)
 		return;
-	rest = c->in_len - off;
-	if (off && rest) {
-		memmove(c->in, c->in + off, rest);
+	rest = c->in_len - sp.consumed;
+	if (sp.consumed && rest) {
+		memmove(c->in, c->in + sp.consumed, rest);
 		/* the bytes moved may be a secret's: none stays behind twice */
 		explicit_bzero(c->in + rest, c->in_len - rest);
 	}
 	c->in_len = rest;
 	/* The frame begun does not fit the small buffer: move to the large one. */
-	if (rest >= 4 && c->in == c->in_small) {
-		uint32_t len;
-		if (keyd_frame_len(c->in, &len) == 0 && 4 + (size_t)len > c->in_cap) {
-			if (!c->in_big && !(c->in_big = malloc(4 + KEYD_FRAME_MAX))) {
-				conn_close(c, "out of memory");
-				return;
-			}
-			memcpy(c->in_big, c->in_small, rest);
-			explicit_bzero(c->in_small, rest);
-			c->in = c->in_big;
-			c->in_cap = 4 + KEYD_FRAME_MAX;
+	if (c->in == c->in_small && sp.need > c->in_cap) {
+		if (!c->in_big && !(c->in_big = malloc(4 + KEYD_FRAME_MAX))) {
+			conn_close(c, "out of memory");
+			return;
 		}
+		memcpy(c->in_big, c->in_small, rest);
+		explicit_bzero(c->in_small, rest);
+		c->in = c->in_big;
+		c->in_cap = 4 + KEYD_FRAME_MAX;
 	}
 }
 
