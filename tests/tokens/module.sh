@@ -17,22 +17,13 @@
 # (package opensc) is not installed.
 set -euo pipefail
 
-cmd=${1:-}
-dir=${2:-}
-if [[ -z "$cmd" || -z "$dir" ]]; then
-	echo "usage: $0 start|stop DIR" >&2
-	exit 2
-fi
-[[ "$cmd" == stop ]] && exit 0
-[[ "$cmd" == start ]] || {
-	echo "usage: $0 start|stop DIR" >&2
-	exit 2
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
+token_args module "$@"
+stop_all() {
+	: # nothing was started; the token stays
 }
-
-skip() {
-	echo "SKIP module token: $*" >&2
-	exit 77
-}
+stop_if_asked
 
 module=${HSMCA_TOKEN_MODULE:-}
 label=${HSMCA_TOKEN_LABEL:-}
@@ -49,7 +40,7 @@ for kv in ${HSMCA_TOKEN_ENV:-}; do
 done
 
 sopin=$(tr -d '\n' <"$sopin_file")
-pin=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+pin=$(random_hex 4)
 p11() {
 	pkcs11-tool --module "$module" --token-label "$label" "$@" >>"$dir/pkcs11-tool.log" 2>&1
 }
@@ -58,7 +49,7 @@ p11 --init-token --label "$label" --so-pin "$sopin" ||
 p11 --login --login-type so --so-pin "$sopin" --init-pin --new-pin "$pin" ||
 	{ echo "C_InitPIN on \"$label\" failed (see $dir/pkcs11-tool.log)" >&2; exit 1; }
 
-(umask 077 && printf '%s' "$pin" >"$dir/pin")
+write_pin "$pin"
 {
 	echo "module=$module"
 	echo "label=$label"

@@ -23,41 +23,17 @@
 #   a pkcsslotd this script did not start (the system service) is a SKIP.
 set -euo pipefail
 
-cmd=${1:-}
-dir=${2:-}
-if [[ -z "$cmd" || -z "$dir" ]]; then
-	echo "usage: $0 start|stop DIR" >&2
-	exit 2
-fi
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
+token_args opencryptoki "$@"
 
 export PATH=$PATH:/usr/sbin
-here=$(cd "$(dirname "$0")" && pwd)
-multiarch=$(gcc -print-multiarch 2>/dev/null || true)
-module=/usr/lib/${multiarch:-x86_64-linux-gnu}/pkcs11/libopencryptoki.so
+module=$(pkcs11_module libopencryptoki.so)
 conf=/etc/opencryptoki/opencryptoki.conf
 lock=/run/lock/hsmca-opencryptoki.lock
 # "PID TOKNAME" of the pkcsslotd this script started last, until its stop.
 owner=/run/lock/hsmca-opencryptoki.owner
 slotd_pidfile=/run/pkcsslotd.pid
-
-skip() {
-	echo "SKIP opencryptoki token: $*" >&2
-	stop_all
-	exit 77
-}
-
-stop_one() {
-	local f=$dir/$1.pid pid
-	[[ -s "$f" ]] || return 0
-	pid=$(cat "$f")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$f"
-}
 
 remove_token_links() {
 	rm -f "/var/lib/opencryptoki/$1"
@@ -83,25 +59,13 @@ stop_leftover() {
 	if [[ -n "$opid" && -s "$slotd_pidfile" && "$(cat "$slotd_pidfile")" == "$opid" ]] &&
 		kill -0 "$opid" 2>/dev/null; then
 		echo "stopping pkcsslotd $opid, left running by an earlier run of $0" >&2
-		kill "$opid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$opid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$opid" 2>/dev/null || true
+		stop_pid "$opid"
 	fi
 	[[ -z "$oname" ]] || remove_token_links "$oname"
 	rm -f "$owner"
 }
 
-if [[ "$cmd" == stop ]]; then
-	stop_all
-	exit 0
-fi
-[[ "$cmd" == start ]] || {
-	echo "usage: $0 start|stop DIR" >&2
-	exit 2
-}
+stop_if_asked
 
 for tool in pkcsslotd pkcsconf unshare flock; do
 	command -v "$tool" >/dev/null || skip "$tool is not installed (deploy/deps installs opencryptoki)"
@@ -131,7 +95,7 @@ if [[ -s "$slotd_pidfile" ]] && kill -0 "$(cat "$slotd_pidfile")" 2>/dev/null; t
 	skip "a pkcsslotd this script did not start is running (pid $(cat "$slotd_pidfile"), the system service?); stop it first"
 fi
 
-name=hsmca-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+name=hsmca-$(random_hex 4)
 echo "$name" >"$dir/tokname"
 mkdir -p "$dir/store/TOK_OBJ"
 chgrp -R pkcs11 "$dir/store" 2>/dev/null || true
@@ -164,15 +128,15 @@ echo "$(cat "$slotd_pidfile") $name" >"$owner"
 
 label=hsmca-test
 # A new software token's SO PIN is 87654321 until changed; it takes PINs of 4 to 8 characters.
-pin=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
-sopin=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+pin=$(random_hex 4)
+sopin=$(random_hex 4)
 {
 	echo "$label" | pkcsconf -c 0 -I -S 87654321 &&
 		pkcsconf -c 0 -P -S 87654321 -n "$sopin" &&
 		pkcsconf -c 0 -u -S "$sopin" -n "$pin"
 } >"$dir/pkcsconf.log" 2>&1 || skip "pkcsconf could not initialise the token (see $dir/pkcsconf.log)"
 
-(umask 077 && printf '%s' "$pin" >"$dir/pin")
+write_pin "$pin"
 cat >"$dir/token.conf" <<CONF
 module=$module
 label=$label

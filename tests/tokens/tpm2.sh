@@ -10,36 +10,11 @@
 # stack is not installed or cannot be started here.
 set -euo pipefail
 
-cmd=${1:-}
-dir=${2:-}
-if [[ -z "$cmd" || -z "$dir" ]]; then
-	echo "usage: $0 start|stop DIR" >&2
-	exit 2
-fi
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
+token_args tpm2 "$@"
 
-here=$(cd "$(dirname "$0")" && pwd)
-module=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
-multiarch=$(gcc -print-multiarch 2>/dev/null || true)
-[[ -n "$multiarch" ]] && module=/usr/lib/$multiarch/pkcs11/libtpm2_pkcs11.so
-
-skip() {
-	echo "SKIP tpm2 token: $*" >&2
-	stop_all
-	exit 77
-}
-
-stop_one() {
-	local f=$dir/$1.pid pid
-	[[ -s "$f" ]] || return 0
-	pid=$(cat "$f")
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$f"
-}
+module=$(pkcs11_module libtpm2_pkcs11.so)
 
 stop_all() {
 	stop_one abrmd
@@ -51,14 +26,7 @@ port_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-if [[ "$cmd" == stop ]]; then
-	stop_all
-	exit 0
-fi
-[[ "$cmd" == start ]] || {
-	echo "usage: $0 start|stop DIR" >&2
-	exit 2
-}
+stop_if_asked
 
 for tool in swtpm tpm2-abrmd tpm2_ptool dbus-daemon; do
 	command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin command -v "$tool" >/dev/null ||
@@ -125,15 +93,15 @@ done
 ((ready)) || skip "tpm2-abrmd did not answer (see $dir/abrmd.log)"
 
 label=hsmca-test
-pin=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-sopin=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+pin=$(random_hex 8)
+sopin=$(random_hex 8)
 timeout 60 tpm2_ptool init --path "$dir/store" >"$dir/ptool.log" 2>&1 ||
 	skip "tpm2_ptool init failed (see $dir/ptool.log)"
 timeout 60 tpm2_ptool addtoken --pid=1 --label=$label --sopin="$sopin" --userpin="$pin" \
 	--path "$dir/store" >>"$dir/ptool.log" 2>&1 ||
 	skip "tpm2_ptool addtoken failed (see $dir/ptool.log)"
 
-(umask 077 && printf '%s' "$pin" >"$dir/pin")
+write_pin "$pin"
 # keyd settings this token needs (docs/hsm-compatibility.md): tpm2-pkcs11 signs RSA PKCS#1
 # v1.5 by a raw decryption, so RSA keys need CKA_DECRYPT; and re-initialising the module
 # after a fault reconnects to tpm2-abrmd over D-Bus (a Unix socket), which keyd's seccomp
