@@ -20,7 +20,6 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -39,6 +38,8 @@
 #include <openssl/rsa.h>
 #include <openssl/store.h>
 #include <p11-kit/pkcs11.h>
+
+#include "bench_util.h"
 
 #define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define MAX_THREADS 64
@@ -157,117 +158,52 @@ static void usage(FILE *f)
 	       "             HSMCA_PROVIDER_DIR, HSMCA_KEYD_SOCKET\n");
 }
 
-static int parse_threads(const char *s, struct opts *o)
-{
-	const char *p = s;
-	char *end;
-	long v;
-
-	o->nthreads = 0;
-	while (*p != '\0') {
-		errno = 0;
-		v = strtol(p, &end, 10);
-		if (errno != 0 || end == p || v < 1 || v > MAX_THREADS ||
-		    (*end != ',' && *end != '\0') || o->nthreads == MAX_THREADS)
-			return -1;
-		o->threads[o->nthreads++] = (int)v;
-		p = *end == ',' ? end + 1 : end;
-		if (*end == ',' && *p == '\0')
-			return -1;
-	}
-	return o->nthreads > 0 ? 0 : -1;
-}
-
 /* Returns 0 to run, 1 after --help, -1 on a usage error. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	static const struct option longopts[] = {
-	    {"seconds", required_argument, NULL, 's'},
-	    {"rounds", required_argument, NULL, 'r'},
-	    {"threads", required_argument, NULL, 't'},
-	    {"key-ec", required_argument, NULL, 'e'},
-	    {"key-rsa", required_argument, NULL, 'k'},
-	    {"path", required_argument, NULL, 'p'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	const char *ec = "bench-ec", *rsa = "bench-rsa", *path = "ab";
+	const struct bench_opt opts[] = {
+	    BENCH_OPT_SECONDS(&o->seconds),
+	    BENCH_OPT_ROUNDS(&o->rounds, MAX_ROUNDS),
+	    {.name = "threads",
+	     .kind = BENCH_LIST,
+	     .dest = o->threads,
+	     .min = 1,
+	     .max = MAX_THREADS,
+	     .n = &o->nthreads,
+	     .cap = MAX_THREADS},
+	    {.name = "key-ec", .kind = BENCH_STR, .dest = &ec},
+	    {.name = "key-rsa", .kind = BENCH_STR, .dest = &rsa},
+	    {.name = "path", .kind = BENCH_STR, .dest = &path},
+	    BENCH_OPT_VERBOSE(&o->verbose),
+	    {0},
 	};
-	char *end;
-	long v;
-	int c;
+	int rc;
 
 	o->seconds = 1.0;
 	o->rounds = 5;
-	parse_threads("1,2,3,4", o);
-	o->label[K_EC] = "bench-ec";
-	o->label[K_RSA] = "bench-rsa";
-	o->paths[P_A] = o->paths[P_B] = 1;
+	o->nthreads = 0;
+	for (int t = 1; t <= 4; t++)
+		o->threads[o->nthreads++] = t;
 	o->verbose = 0;
-
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			errno = 0;
-			o->seconds = strtod(optarg, &end);
-			if (errno != 0 || end == optarg || *end != '\0' || !(o->seconds >= 0.01) ||
-			    o->seconds > 3600) {
-				fail("--seconds wants a number from 0.01 to 3600");
-				return -1;
-			}
-			break;
-		case 'r':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' || v < 1 ||
-			    v > MAX_ROUNDS) {
-				fail("--rounds wants a whole number from 1 to %d", MAX_ROUNDS);
-				return -1;
-			}
-			o->rounds = (int)v;
-			break;
-		case 't':
-			if (parse_threads(optarg, o) != 0) {
-				fail("--threads wants a comma-separated list of 1..%d",
-				     MAX_THREADS);
-				return -1;
-			}
-			break;
-		case 'e':
-		case 'k':
-			if (optarg[0] == '\0' || strlen(optarg) > 64) {
-				fail("a key label must have 1 to 64 characters");
-				return -1;
-			}
-			/* "none": skip that kind (a token that lacks it) */
-			o->label[c == 'e' ? K_EC : K_RSA] = strcmp(optarg, "none") ? optarg : NULL;
-			break;
-		case 'p':
-			o->paths[P_A] = strchr(optarg, 'a') != NULL;
-			o->paths[P_B] = strchr(optarg, 'b') != NULL;
-			if (strspn(optarg, "ab") != strlen(optarg) ||
-			    (!o->paths[P_A] && !o->paths[P_B])) {
-				fail("--path wants a, b or ab");
-				return -1;
-			}
-			break;
-		case 'v':
-			o->verbose = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 1;
-		default:
-			usage(stderr);
-			return -1;
-		}
+	rc = bench_parse_opts("bench_sign", argc, argv, opts, usage);
+	if (rc != 0)
+		return rc;
+	if (strlen(ec) > 64 || strlen(rsa) > 64) {
+		fail("a key label must have 1 to 64 characters");
+		return -1;
+	}
+	/* "none": skip that kind (a token that lacks it) */
+	o->label[K_EC] = strcmp(ec, "none") ? ec : NULL;
+	o->label[K_RSA] = strcmp(rsa, "none") ? rsa : NULL;
+	o->paths[P_A] = strchr(path, 'a') != NULL;
+	o->paths[P_B] = strchr(path, 'b') != NULL;
+	if (strspn(path, "ab") != strlen(path)) {
+		fail("--path wants a, b or ab");
+		return -1;
 	}
 	if (!o->label[K_EC] && !o->label[K_RSA]) {
 		fail("--key-ec none and --key-rsa none leave nothing to measure");
-		return -1;
-	}
-	if (optind != argc) {
-		fail("unexpected argument '%s'", argv[optind]);
-		usage(stderr);
 		return -1;
 	}
 	return 0;

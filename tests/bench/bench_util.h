@@ -1,9 +1,10 @@
 /* What the benchmark clients share (tests/bench/bench_util.c): a monotonic clock, percentiles
- * and medians. */
+ * and medians, and the parsing of their options. */
 #ifndef HSMCA_BENCH_UTIL_H
 #define HSMCA_BENCH_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Seconds on the monotonic clock. */
 double bench_now(void);
@@ -13,5 +14,47 @@ void bench_sort(double *v, size_t n);
 double bench_pct(const double *sorted, size_t n, double p);
 /* The median of v (n values; sorted in place); 0 when n is 0. */
 double bench_median(double *v, size_t n);
+
+/* ---- options ---- */
+
+enum bench_opt_kind {
+	BENCH_STR,  /* dest: const char **, a non-empty string (argv's own) */
+	BENCH_INT,  /* dest: int *, a whole number from min to max */
+	BENCH_NUM,  /* dest: double *, a number from min to max */
+	BENCH_LIST, /* dest: int[cap], comma-separated whole numbers from min to max; *n: how many
+	             */
+	BENCH_FLAG  /* dest: int *, set to 1; takes no value */
+};
+
+/* One option, --NAME VALUE or --NAME=VALUE; a table of them ends with {0}. */
+struct bench_opt {
+	const char *name; /* without the "--" */
+	enum bench_opt_kind kind;
+	void *dest;
+	double min, max; /* INT, NUM, LIST: the values allowed */
+	int *n, cap;     /* LIST: the count and the array's size */
+	int required;    /* the client cannot run without it */
+};
+
+/* The options every client has, under the same names and bounds. */
+#define BENCH_OPT_SECONDS(p)                                                                       \
+	{                                                                                          \
+		.name = "seconds", .kind = BENCH_NUM, .dest = (p), .min = 0.01, .max = 3600        \
+	}
+#define BENCH_OPT_ROUNDS(p, most)                                                                  \
+	{                                                                                          \
+		.name = "rounds", .kind = BENCH_INT, .dest = (p), .min = 1, .max = (most)          \
+	}
+#define BENCH_OPT_VERBOSE(p)                                                                       \
+	{                                                                                          \
+		.name = "verbose", .kind = BENCH_FLAG, .dest = (p)                                 \
+	}
+
+/* Parse argv[1..] against opts (at most 64); -h and --help print usage to stdout. Returns 0 to
+ * run, 1 after the help, -1 on a usage error, which is named on stderr ("prog: --rounds wants a
+ * whole number from 1 to 32", "prog: --url is required") before the usage. A value that is
+ * refused leaves its dest unchanged. */
+int bench_parse_opts(const char *prog, int argc, char **argv, const struct bench_opt *opts,
+                     void (*usage)(FILE *));
 
 #endif

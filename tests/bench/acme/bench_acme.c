@@ -659,50 +659,30 @@ int main(int argc, char **argv)
 	FILE *f;
 	X509 *ca;
 	long total_orders = 0;
-	double cpu0;
+	double cpu0, poll_ms = poll_s * 1000.0;
+	const struct bench_opt opts[] = {
+	    {.name = "directory", .kind = BENCH_STR, .dest = &directory_url, .required = 1},
+	    {.name = "cacert", .kind = BENCH_STR, .dest = &cacert, .required = 1},
+	    {.name = "ca", .kind = BENCH_STR, .dest = &ca_file, .required = 1},
+	    {.name = "eab", .kind = BENCH_STR, .dest = &eab_file, .required = 1},
+	    {.name = "domain", .kind = BENCH_STR, .dest = &domain},
+	    {.name = "http-port",
+	     .kind = BENCH_INT,
+	     .dest = &http_port,
+	     .min = 1,
+	     .max = 65535,
+	     .required = 1},
+	    {.name = "clients", .kind = BENCH_INT, .dest = &nclients, .min = 1, .max = MAX_CLIENTS},
+	    BENCH_OPT_SECONDS(&seconds),
+	    BENCH_OPT_ROUNDS(&rounds, MAX_ROUNDS),
+	    {.name = "poll-ms", .kind = BENCH_NUM, .dest = &poll_ms, .min = 0, .max = 60000},
+	    {0},
+	};
+	int rc = bench_parse_opts("bench_acme", argc, argv, opts, usage);
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		}
-		if (!v) {
-			usage(stderr);
-			return 2;
-		}
-		i++;
-		if (!strcmp(a, "--directory"))
-			directory_url = v;
-		else if (!strcmp(a, "--cacert"))
-			cacert = v;
-		else if (!strcmp(a, "--ca"))
-			ca_file = v;
-		else if (!strcmp(a, "--eab"))
-			eab_file = v;
-		else if (!strcmp(a, "--domain"))
-			domain = v;
-		else if (!strcmp(a, "--http-port"))
-			http_port = atoi(v);
-		else if (!strcmp(a, "--clients"))
-			nclients = atoi(v);
-		else if (!strcmp(a, "--seconds"))
-			seconds = atof(v);
-		else if (!strcmp(a, "--rounds"))
-			rounds = atoi(v);
-		else if (!strcmp(a, "--poll-ms"))
-			poll_s = atof(v) / 1000.0;
-		else {
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!directory_url || !cacert || !ca_file || !eab_file || http_port <= 0 ||
-	    http_port > 65535 || nclients < 1 || nclients > MAX_CLIENTS || rounds < 1 ||
-	    rounds > MAX_ROUNDS || seconds <= 0 || poll_s < 0) {
-		usage(stderr);
-		return 2;
-	}
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	poll_s = poll_ms / 1000.0;
 	if (!(f = fopen(ca_file, "r")) || !(ca = PEM_read_X509(f, NULL, NULL, NULL)))
 		fatal("cannot read the CA certificate (--ca)");
 	fclose(f);

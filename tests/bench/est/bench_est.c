@@ -290,54 +290,50 @@ static void one(int est, int n, double *rate, double *p50, double *p99)
 	free(all);
 }
 
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: bench_est --url U --cacert F --ca F --api-cert F --api-key F\n"
+	        "                 [--profile NAME] [--seconds S] [--rounds R] [--clients 1,4,16]\n"
+	        "                 [--pool N]\n"
+	        "The provisioning tokens are read from the file named by "
+	        "HSMCA_BENCH_EST_TOKENS.\n");
+}
+
 int main(int argc, char **argv)
 {
 	double res[2][MAX_COUNTS][3][MAX_ROUNDS];
 	const char *tf = getenv("HSMCA_BENCH_EST_TOKENS");
+	const struct bench_opt opts[] = {
+	    {.name = "url", .kind = BENCH_STR, .dest = &url_base, .required = 1},
+	    {.name = "cacert", .kind = BENCH_STR, .dest = &cacert, .required = 1},
+	    {.name = "ca", .kind = BENCH_STR, .dest = &ca_file, .required = 1},
+	    {.name = "api-cert", .kind = BENCH_STR, .dest = &api_cert, .required = 1},
+	    {.name = "api-key", .kind = BENCH_STR, .dest = &api_key, .required = 1},
+	    {.name = "profile", .kind = BENCH_STR, .dest = &profile},
+	    BENCH_OPT_SECONDS(&seconds),
+	    BENCH_OPT_ROUNDS(&rounds, MAX_ROUNDS),
+	    {.name = "clients",
+	     .kind = BENCH_LIST,
+	     .dest = counts,
+	     .min = 1,
+	     .max = MAX_THREADS,
+	     .n = &ncounts,
+	     .cap = MAX_COUNTS},
+	    {.name = "pool", .kind = BENCH_INT, .dest = &pool_n, .min = 1, .max = 1 << 20},
+	    {0},
+	};
 	FILE *f;
 	double t;
+	int rc = bench_parse_opts("bench_est", argc, argv, opts, usage);
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!v)
-			fatal("every option takes a value");
-		if (!strcmp(a, "--url"))
-			url_base = v;
-		else if (!strcmp(a, "--cacert"))
-			cacert = v;
-		else if (!strcmp(a, "--ca"))
-			ca_file = v;
-		else if (!strcmp(a, "--api-cert"))
-			api_cert = v;
-		else if (!strcmp(a, "--api-key"))
-			api_key = v;
-		else if (!strcmp(a, "--profile"))
-			profile = v;
-		else if (!strcmp(a, "--seconds"))
-			seconds = atof(v);
-		else if (!strcmp(a, "--rounds"))
-			rounds = atoi(v);
-		else if (!strcmp(a, "--pool"))
-			pool_n = atoi(v);
-		else if (!strcmp(a, "--clients")) {
-			char *copy = strdup(v), *save = NULL;
-			ncounts = 0;
-			for (char *p = strtok_r(copy, ",", &save); p && ncounts < MAX_COUNTS;
-			     p = strtok_r(NULL, ",", &save))
-				counts[ncounts++] = atoi(p);
-			free(copy);
-		} else
-			fatal("unknown option");
-		i++;
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	if (!tf) {
+		fprintf(stderr, "bench_est: HSMCA_BENCH_EST_TOKENS names no file\n");
+		usage(stderr);
+		return 2;
 	}
-	if (!url_base || !cacert || !ca_file || !api_cert || !api_key || !tf || rounds < 1 ||
-	    rounds > MAX_ROUNDS || seconds <= 0 || pool_n < 1)
-		fatal("usage: bench_est --url U --cacert F --ca F --api-cert F --api-key F "
-		      "[--seconds S] [--rounds R] [--clients 1,4,16] [--pool N]; "
-		      "HSMCA_BENCH_EST_TOKENS=FILE");
-	for (int i = 0; i < ncounts; i++)
-		if (counts[i] < 1 || counts[i] > MAX_THREADS)
-			fatal("client counts are 1..64");
 	if (!(f = fopen(tf, "r")))
 		fatal("cannot read the token file");
 	while (ntokens < MAX_THREADS && fgets(tokens[ntokens], sizeof(tokens[0]), f)) {

@@ -315,78 +315,44 @@ static void usage(FILE *f)
 	           "The API token is read from the file named by HSMCA_BENCH_TOKEN_FILE.\n");
 }
 
-static void parse_counts(const char *s)
-{
-	char *copy = strdup(s), *save = NULL, *tok;
-
-	ncounts = 0;
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int v = atoi(tok);
-
-		if (v < 1 || v > 256 || ncounts == MAX_COUNTS) {
-			usage(stderr);
-			exit(2);
-		}
-		counts[ncounts++] = v;
-	}
-	free(copy);
-	if (!ncounts) {
-		usage(stderr);
-		exit(2);
-	}
-}
-
 int main(int argc, char **argv)
 {
 	static struct result res[MAX_COUNTS][MAX_ROUNDS];
 	const char *token_file = getenv("HSMCA_BENCH_TOKEN_FILE");
 	char token[200] = "";
+	const struct bench_opt opts[] = {
+	    {.name = "url", .kind = BENCH_STR, .dest = &url_base, .required = 1},
+	    {.name = "cacert", .kind = BENCH_STR, .dest = &cacert, .required = 1},
+	    {.name = "ca", .kind = BENCH_STR, .dest = &ca_file, .required = 1},
+	    {.name = "profile", .kind = BENCH_STR, .dest = &profile},
+	    BENCH_OPT_SECONDS(&seconds),
+	    BENCH_OPT_ROUNDS(&rounds, MAX_ROUNDS),
+	    {.name = "clients",
+	     .kind = BENCH_LIST,
+	     .dest = counts,
+	     .min = 1,
+	     .max = 256,
+	     .n = &ncounts,
+	     .cap = MAX_COUNTS},
+	    {.name = "pool", .kind = BENCH_INT, .dest = &pool_n, .min = 1, .max = 1 << 20},
+	    {.name = "csr-dir", .kind = BENCH_STR, .dest = &csr_dir},
+	    {.name = "csr-count", .kind = BENCH_INT, .dest = &csr_dir_n, .min = 0, .max = 1 << 20},
+	    BENCH_OPT_VERBOSE(&verbose),
+	    {0},
+	};
 	FILE *f;
 	X509 *ca;
+	int rc = bench_parse_opts("bench_issue", argc, argv, opts, usage);
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (!strcmp(a, "--verbose")) {
-			verbose = 1;
-			continue;
-		}
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		}
-		if (!v) {
-			usage(stderr);
-			return 2;
-		}
-		i++;
-		if (!strcmp(a, "--url"))
-			url_base = v;
-		else if (!strcmp(a, "--cacert"))
-			cacert = v;
-		else if (!strcmp(a, "--ca"))
-			ca_file = v;
-		else if (!strcmp(a, "--profile"))
-			profile = v;
-		else if (!strcmp(a, "--seconds"))
-			seconds = atof(v);
-		else if (!strcmp(a, "--rounds"))
-			rounds = atoi(v);
-		else if (!strcmp(a, "--clients"))
-			parse_counts(v);
-		else if (!strcmp(a, "--pool"))
-			pool_n = atoi(v);
-		else if (!strcmp(a, "--csr-dir"))
-			csr_dir = v;
-		else if (!strcmp(a, "--csr-count"))
-			csr_dir_n = atoi(v);
-		else {
-			usage(stderr);
-			return 2;
-		}
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	if (csr_dir_n > pool_n) {
+		fprintf(stderr, "bench_issue: --csr-count %d is more than --pool %d\n", csr_dir_n,
+		        pool_n);
+		return 2;
 	}
-	if (!url_base || !cacert || !ca_file || !token_file || seconds <= 0 || rounds < 1 ||
-	    rounds > MAX_ROUNDS || pool_n < 1 || csr_dir_n < 0 || csr_dir_n > pool_n) {
+	if (!token_file) {
+		fprintf(stderr, "bench_issue: HSMCA_BENCH_TOKEN_FILE names no file\n");
 		usage(stderr);
 		return 2;
 	}
