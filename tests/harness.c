@@ -275,6 +275,16 @@ int harness_token_is_softhsm(const struct harness *h)
 	return !strcmp(h->token_kind, "softhsm");
 }
 
+void harness_check_start(struct harness *h, const struct harness_opts *o)
+{
+	ck_assert_msg(harness_start(h, o) == 0, "harness did not start");
+}
+
+void harness_check_stop(struct harness *h)
+{
+	ck_assert_msg(harness_stop(h) == 0, "hsmca-keyd did not exit cleanly: see above");
+}
+
 int harness_token_skip(void)
 {
 	char script[512], dir[256], log[600], *start[4], *stop[4];

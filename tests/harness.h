@@ -73,6 +73,10 @@ int harness_start(struct harness *h, const struct harness_opts *o);
 int harness_token_skip(void);
 /* 1 when the token is SoftHSM (the harness's own). */
 int harness_token_is_softhsm(const struct harness *h);
+/* For a Check fixture: harness_start, failing the test when keyd did not start, and
+ * harness_stop, failing it when keyd did not exit cleanly (its log says why). */
+void harness_check_start(struct harness *h, const struct harness_opts *o);
+void harness_check_stop(struct harness *h);
 
 /* Rewrite keyd's config (e.g. other clients) without restarting. */
 int harness_write_config(struct harness *h, const struct harness_opts *o);

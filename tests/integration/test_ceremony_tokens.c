@@ -67,7 +67,7 @@ static int run_ceremony(const char *name, char *out, size_t outsz)
 
 static void setup(void)
 {
-	ck_assert_msg(harness_start(&h, NULL) == 0, "harness did not start");
+	harness_check_start(&h, NULL);
 	snprintf(work, sizeof(work), "%s/work", h.dir);
 	ck_assert_int_eq(mkdir(work, 0755), 0);
 	/* The CLI loads the provider of the test build. */
@@ -76,7 +76,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	ck_assert_msg(harness_stop(&h) == 0, "hsmca-keyd did not exit cleanly: see above");
+	harness_check_stop(&h);
 }
 
 START_TEST(demo_ceremonies_run_and_the_chain_verifies)
@@ -131,17 +131,13 @@ int main(void)
 	Suite *s = suite_create("ceremony-demo");
 	TCase *tc = tcase_create("demo");
 	SRunner *sr;
-	int failed, skip = harness_token_skip();
+	int failed, rc;
 
-	if (skip)
-		return skip;
-	if ((no_ec = harness_token_lacks_ec()) < 0)
-		return 1;
-	if (no_ec)
-		fprintf(stderr,
-		        "token %s makes no EC keys: the demo ceremonies run with RSA keys, after "
-		        "checking the EC files are refused\n",
-		        getenv("HSMCA_TEST_TOKEN"));
+	rc = harness_token_prologue(
+	    &no_ec,
+	    "the demo ceremonies run with RSA keys, after checking the EC files are refused");
+	if (rc)
+		return rc;
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, demo_ceremonies_run_and_the_chain_verifies);

@@ -14,12 +14,12 @@ static int no_ec; /* the token makes no EC keys (token_caps.h) */
 
 static void setup(void)
 {
-	ck_assert_msg(harness_start(&h, NULL) == 0, "harness did not start");
+	harness_check_start(&h, NULL);
 }
 
 static void teardown(void)
 {
-	ck_assert_msg(harness_stop(&h) == 0, "hsmca-keyd did not exit cleanly: see above");
+	harness_check_stop(&h);
 }
 
 /* Run the CLI with args; capture stdout+stderr into out; return the exit status. */
@@ -135,12 +135,11 @@ int main(void)
 	Suite *s = suite_create("cli-keyd");
 	TCase *tc = tcase_create("cli");
 	SRunner *sr;
-	int failed, skip = harness_token_skip();
+	int failed, rc;
 
-	if (skip)
-		return skip;
-	if ((no_ec = harness_token_lacks_ec()) < 0)
-		return 1;
+	rc = harness_token_prologue(&no_ec, NULL);
+	if (rc)
+		return rc;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);

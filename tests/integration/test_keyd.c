@@ -129,23 +129,39 @@ static size_t encode(const struct keyd_req *r, uint8_t *buf, size_t cap)
 	return w.len;
 }
 
+/* Read one answer into buf and decode it into *resp (pointing into buf); the test fails when
+ * none comes within timeout_ms or it does not decode. */
+static void raw_answer(int fd, uint8_t *buf, size_t cap, int timeout_ms, struct keyd_resp *resp)
+{
+	const char *why = "";
+	ssize_t n = raw_recv(fd, buf, cap, timeout_ms);
+
+	ck_assert_msg(n > 0, "no answer from keyd (%s)", n ? "timeout" : "closed");
+	ck_assert_msg(keyd_resp_decode(buf, (size_t)n, resp, &why) == 0, "answer: %s", why);
+}
+
+/* Send n bytes of out (a frame, or what a test makes of one) and read keyd's answer as
+ * raw_answer does; out and buf may be the same buffer. */
+static void raw_exchange(int fd, const void *out, size_t n, uint8_t *buf, size_t cap,
+                         struct keyd_resp *resp)
+{
+	raw_send(fd, out, n);
+	raw_answer(fd, buf, cap, 5000, resp);
+}
+
 static int hello_ok(int fd)
 {
 	struct keyd_req r = {.op = KEYD_OP_HELLO, .id = 7, .vmin = 1, .vmax = 1};
 	uint8_t buf[4 + KEYD_FRAME_MAX];
 	struct keyd_resp resp;
-	const char *why;
-	ssize_t n;
 
-	raw_send(fd, buf, encode(&r, buf, sizeof(buf)));
-	n = raw_recv(fd, buf, sizeof(buf), 5000);
-	return n > 0 && keyd_resp_decode(buf, (size_t)n, &resp, &why) == 0 &&
-	       resp.status == KEYD_OK;
+	raw_exchange(fd, buf, encode(&r, buf, sizeof(buf)), buf, sizeof(buf), &resp);
+	return resp.status == KEYD_OK;
 }
 
 static void start(const struct harness_opts *o)
 {
-	ck_assert_msg(harness_start(&h, o) == 0, "harness did not start");
+	harness_check_start(&h, o);
 	cli = keyd_client_new(h.socket, 3000);
 	ck_assert_ptr_nonnull(cli);
 }
@@ -524,17 +540,12 @@ START_TEST(trailing_bytes_get_malformed_answer_and_close)
 	struct keyd_req r = {.op = KEYD_OP_STATUS, .id = 99};
 	uint8_t buf[256];
 	struct keyd_resp resp;
-	const char *why;
 	size_t n = encode(&r, buf, sizeof(buf));
-	ssize_t got;
 
 	/* one extra byte inside the frame */
 	buf[3]++;
 	buf[n++] = 0xAA;
-	raw_send(fd, buf, n);
-	got = raw_recv(fd, buf, sizeof(buf), 5000);
-	ck_assert_int_gt(got, 0);
-	ck_assert_int_eq(keyd_resp_decode(buf, (size_t)got, &resp, &why), 0);
+	raw_exchange(fd, buf, n, buf, sizeof(buf), &resp);
 	ck_assert_int_eq(resp.status, KEYD_E_MALFORMED);
 	ck_assert_uint_eq(resp.id, 99);
 	ck_assert_ptr_nonnull(strstr(resp.msg, "trailing"));
@@ -562,13 +573,8 @@ START_TEST(unknown_operation_is_malformed)
 	int fd = raw_connect();
 	uint8_t frame[] = {0, 0, 0, 5, 0x77, 0, 0, 0, 3}, buf[256];
 	struct keyd_resp resp;
-	const char *why;
-	ssize_t n;
 
-	raw_send(fd, frame, sizeof(frame));
-	n = raw_recv(fd, buf, sizeof(buf), 5000);
-	ck_assert_int_gt(n, 0);
-	ck_assert_int_eq(keyd_resp_decode(buf, (size_t)n, &resp, &why), 0);
+	raw_exchange(fd, frame, sizeof(frame), buf, sizeof(buf), &resp);
 	ck_assert_int_eq(resp.status, KEYD_E_MALFORMED);
 	close(fd);
 }
@@ -581,13 +587,8 @@ START_TEST(bad_version_is_refused)
 	    .op = KEYD_OP_HELLO, .id = 1, .vmin = KEYD_PROTO_VERSION + 1, .vmax = 9};
 	uint8_t buf[256];
 	struct keyd_resp resp;
-	const char *why;
-	ssize_t n;
 
-	raw_send(fd, buf, encode(&r, buf, sizeof(buf)));
-	n = raw_recv(fd, buf, sizeof(buf), 5000);
-	ck_assert_int_gt(n, 0);
-	ck_assert_int_eq(keyd_resp_decode(buf, (size_t)n, &resp, &why), 0);
+	raw_exchange(fd, buf, encode(&r, buf, sizeof(buf)), buf, sizeof(buf), &resp);
 	ck_assert_int_eq(resp.status, KEYD_E_VERSION);
 	close(fd);
 }
@@ -617,10 +618,7 @@ START_TEST(pipelined_requests_are_all_answered_by_id)
 	raw_send(fd, out, len);
 	for (int i = 0; i < N; i++) {
 		struct keyd_resp resp;
-		const char *why;
-		ssize_t n = raw_recv(fd, buf, sizeof(buf), 10000);
-		ck_assert_int_gt(n, 0);
-		ck_assert_int_eq(keyd_resp_decode(buf, (size_t)n, &resp, &why), 0);
+		raw_answer(fd, buf, sizeof(buf), 10000, &resp);
 		ck_assert_int_eq(resp.status, KEYD_OK);
 		ck_assert_uint_ge(resp.id, 1000);
 		ck_assert_uint_lt(resp.id, 1000 + N);
@@ -657,10 +655,7 @@ START_TEST(full_queue_answers_busy)
 	raw_send(fd, out, len);
 	for (int i = 0; i < N; i++) {
 		struct keyd_resp resp;
-		const char *why;
-		ssize_t n = raw_recv(fd, buf, sizeof(buf), 10000);
-		ck_assert_int_gt(n, 0);
-		ck_assert_int_eq(keyd_resp_decode(buf, (size_t)n, &resp, &why), 0);
+		raw_answer(fd, buf, sizeof(buf), 10000, &resp);
 		if (resp.status == KEYD_E_BUSY)
 			busy++;
 		else if (resp.status == KEYD_OK)
@@ -907,16 +902,10 @@ static void raw_status(uint16_t vmax, struct keyd_resp *resp)
 	struct keyd_req hello = {.op = KEYD_OP_HELLO, .id = 1, .vmin = 1, .vmax = vmax};
 	struct keyd_req st = {.op = KEYD_OP_STATUS, .id = 2};
 	static uint8_t buf[4 + KEYD_FRAME_MAX];
-	const char *why = "";
 	int fd = raw_connect();
-	ssize_t n;
 
-	raw_send(fd, buf, encode(&hello, buf, sizeof(buf)));
-	ck_assert_int_gt(raw_recv(fd, buf, sizeof(buf), 5000), 0);
-	raw_send(fd, buf, encode(&st, buf, sizeof(buf)));
-	n = raw_recv(fd, buf, sizeof(buf), 5000);
-	ck_assert_int_gt(n, 0);
-	ck_assert_msg(keyd_resp_decode(buf, (size_t)n, resp, &why) == 0, "status: %s", why);
+	raw_exchange(fd, buf, encode(&hello, buf, sizeof(buf)), buf, sizeof(buf), resp);
+	raw_exchange(fd, buf, encode(&st, buf, sizeof(buf)), buf, sizeof(buf), resp);
 	ck_assert_int_eq(resp->status, KEYD_OK);
 	close(fd);
 }
@@ -1028,10 +1017,7 @@ static void expect_ok_answers(int fd, uint32_t first, int n)
 	ck_assert_int_le(n, 16);
 	for (int i = 0; i < n; i++) {
 		struct keyd_resp resp;
-		const char *why;
-		ssize_t got = raw_recv(fd, buf, sizeof(buf), 10000);
-		ck_assert_int_gt(got, 0);
-		ck_assert_int_eq(keyd_resp_decode(buf, (size_t)got, &resp, &why), 0);
+		raw_answer(fd, buf, sizeof(buf), 10000, &resp);
 		ck_assert_msg(resp.status == KEYD_OK, "answer %u: %s", resp.id, resp.msg);
 		ck_assert_uint_ge(resp.id, first);
 		ck_assert_uint_lt(resp.id, first + (uint32_t)n);
@@ -1237,18 +1223,12 @@ static Suite *keyd_suite(void)
 int main(void)
 {
 	SRunner *sr;
-	int failed, skip = harness_token_skip();
+	int failed, rc;
 
-	if (skip)
-		return skip;
-	no_ec = harness_token_lacks_ec();
-	if (no_ec < 0)
-		return 1;
-	if (no_ec)
-		fprintf(stderr,
-		        "SKIP keyd EC cases on token %s: it has no CKM_EC_KEY_PAIR_GEN (keyd's "
-		        "refusal is tested instead)\n",
-		        getenv("HSMCA_TEST_TOKEN"));
+	rc = harness_token_prologue(&no_ec,
+	                            "keyd's EC cases are skipped, its refusal is tested instead");
+	if (rc)
+		return rc;
 	sr = srunner_create(keyd_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -43,4 +43,23 @@ static inline int harness_token_lacks_ec(void)
 	return lacks;
 }
 
+/* The start of main() in a suite that runs on the token under test: the token is made once
+ * (harness_token_skip) and asked for EC keys. Returns 0 to run, with *no_ec set (and, when the
+ * token lacks EC, instead printed: what the suite does in its place), or what main returns:
+ * 77 when the token cannot be made on this machine (meson's skip), 1 when it could not be
+ * asked. */
+static inline int harness_token_prologue(int *no_ec, const char *instead)
+{
+	int rc = harness_token_skip();
+
+	if (rc)
+		return rc;
+	if ((*no_ec = harness_token_lacks_ec()) < 0)
+		return 1;
+	if (*no_ec && instead)
+		fprintf(stderr, "token %s makes no EC keys (no CKM_EC_KEY_PAIR_GEN): %s\n",
+		        getenv("HSMCA_TEST_TOKEN"), instead);
+	return 0;
+}
+
 #endif
