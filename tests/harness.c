@@ -285,6 +285,17 @@ void harness_check_stop(struct harness *h)
 	ck_assert_msg(harness_stop(h) == 0, "hsmca-keyd did not exit cleanly: see above");
 }
 
+int harness_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
+
 int harness_token_skip(void)
 {
 	char script[512], dir[256], log[600], *start[4], *stop[4];

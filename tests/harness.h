@@ -14,6 +14,7 @@
 #include <time.h>
 #include <sys/types.h>
 
+#include <check.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -77,6 +78,9 @@ int harness_token_is_softhsm(const struct harness *h);
  * harness_stop, failing it when keyd did not exit cleanly (its log says why). */
 void harness_check_start(struct harness *h, const struct harness_opts *o);
 void harness_check_stop(struct harness *h);
+/* For a test program's main(): run every test of s with Check's normal output and free it;
+ * returns main's status, 0 when every test passed, else 1. */
+int harness_run_suite(Suite *s);
 
 /* Rewrite keyd's config (e.g. other clients) without restarting. */
 int harness_write_config(struct harness *h, const struct harness_opts *o);

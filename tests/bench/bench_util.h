@@ -36,7 +36,23 @@ struct bench_opt {
 	int required;    /* the client cannot run without it */
 };
 
-/* The options every client has, under the same names and bounds. */
+/* A string option; one the client cannot run without; a list into the array arr, count its
+ * length, each from 1 to most. */
+#define BENCH_OPT_STR(nm, p)                                                                       \
+	{                                                                                          \
+		.name = (nm), .kind = BENCH_STR, .dest = (p)                                       \
+	}
+#define BENCH_OPT_NEEDED(nm, p)                                                                    \
+	{                                                                                          \
+		.name = (nm), .kind = BENCH_STR, .dest = (p), .required = 1                        \
+	}
+#define BENCH_OPT_LIST(nm, arr, count, most)                                                       \
+	{                                                                                          \
+		.name = (nm), .kind = BENCH_LIST, .dest = (arr), .min = 1, .max = (most),          \
+		.n = &(count), .cap = (int)(sizeof(arr) / sizeof((arr)[0]))                        \
+	}
+
+/* The options the clients share, under the same names and bounds. */
 #define BENCH_OPT_SECONDS(p)                                                                       \
 	{                                                                                          \
 		.name = "seconds", .kind = BENCH_NUM, .dest = (p), .min = 0.01, .max = 3600        \
@@ -48,6 +64,11 @@ struct bench_opt {
 #define BENCH_OPT_VERBOSE(p)                                                                       \
 	{                                                                                          \
 		.name = "verbose", .kind = BENCH_FLAG, .dest = (p)                                 \
+	}
+/* the number of CSRs made before the clock starts */
+#define BENCH_OPT_POOL(p)                                                                          \
+	{                                                                                          \
+		.name = "pool", .kind = BENCH_INT, .dest = (p), .min = 1, .max = 1 << 20           \
 	}
 
 /* Parse argv[1..] against opts (at most 64); -h and --help print usage to stdout. Returns 0 to

@@ -130,8 +130,7 @@ int main(void)
 {
 	Suite *s = suite_create("ceremony-demo");
 	TCase *tc = tcase_create("demo");
-	SRunner *sr;
-	int failed, rc;
+	int rc;
 
 	rc = harness_token_prologue(
 	    &no_ec,
@@ -142,9 +141,5 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, demo_ceremonies_run_and_the_chain_verifies);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return harness_run_suite(s);
 }

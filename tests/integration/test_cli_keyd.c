@@ -134,8 +134,7 @@ int main(void)
 {
 	Suite *s = suite_create("cli-keyd");
 	TCase *tc = tcase_create("cli");
-	SRunner *sr;
-	int failed, rc;
+	int rc;
 
 	rc = harness_token_prologue(&no_ec, NULL);
 	if (rc)
@@ -148,9 +147,5 @@ int main(void)
 	tcase_add_test(tc, help_is_available);
 	tcase_add_test(tc, status_shows_the_tokens_capabilities);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return harness_run_suite(s);
 }

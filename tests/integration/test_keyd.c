@@ -1222,16 +1222,11 @@ static Suite *keyd_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed, rc;
+	int rc;
 
 	rc = harness_token_prologue(&no_ec,
 	                            "keyd's EC cases are skipped, its refusal is tested instead");
 	if (rc)
 		return rc;
-	sr = srunner_create(keyd_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return harness_run_suite(keyd_suite());
 }

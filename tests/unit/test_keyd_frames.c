@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "keyd_frames.h"
 #include "keyd_proto.h"
 
@@ -148,8 +149,6 @@ int main(void)
 {
 	Suite *s = suite_create("keyd-frames");
 	TCase *tc = tcase_create("split");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, exact_size_frame);
 	tcase_add_test(tc, split_at_every_offset);
@@ -157,9 +156,5 @@ int main(void)
 	tcase_add_test(tc, oversized_header);
 	tcase_add_test(tc, zero_length);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return harness_run_suite(s);
 }

@@ -661,11 +661,11 @@ int main(int argc, char **argv)
 	long total_orders = 0;
 	double cpu0, poll_ms = poll_s * 1000.0;
 	const struct bench_opt opts[] = {
-	    {.name = "directory", .kind = BENCH_STR, .dest = &directory_url, .required = 1},
-	    {.name = "cacert", .kind = BENCH_STR, .dest = &cacert, .required = 1},
-	    {.name = "ca", .kind = BENCH_STR, .dest = &ca_file, .required = 1},
-	    {.name = "eab", .kind = BENCH_STR, .dest = &eab_file, .required = 1},
-	    {.name = "domain", .kind = BENCH_STR, .dest = &domain},
+	    BENCH_OPT_NEEDED("directory", &directory_url),
+	    BENCH_OPT_NEEDED("cacert", &cacert),
+	    BENCH_OPT_NEEDED("ca", &ca_file),
+	    BENCH_OPT_NEEDED("eab", &eab_file),
+	    BENCH_OPT_STR("domain", &domain),
 	    {.name = "http-port",
 	     .kind = BENCH_INT,
 	     .dest = &http_port,

@@ -305,22 +305,16 @@ int main(int argc, char **argv)
 	double res[2][MAX_COUNTS][3][MAX_ROUNDS];
 	const char *tf = getenv("HSMCA_BENCH_EST_TOKENS");
 	const struct bench_opt opts[] = {
-	    {.name = "url", .kind = BENCH_STR, .dest = &url_base, .required = 1},
-	    {.name = "cacert", .kind = BENCH_STR, .dest = &cacert, .required = 1},
-	    {.name = "ca", .kind = BENCH_STR, .dest = &ca_file, .required = 1},
-	    {.name = "api-cert", .kind = BENCH_STR, .dest = &api_cert, .required = 1},
-	    {.name = "api-key", .kind = BENCH_STR, .dest = &api_key, .required = 1},
-	    {.name = "profile", .kind = BENCH_STR, .dest = &profile},
+	    BENCH_OPT_NEEDED("url", &url_base),
+	    BENCH_OPT_NEEDED("cacert", &cacert),
+	    BENCH_OPT_NEEDED("ca", &ca_file),
+	    BENCH_OPT_NEEDED("api-cert", &api_cert),
+	    BENCH_OPT_NEEDED("api-key", &api_key),
+	    BENCH_OPT_STR("profile", &profile),
 	    BENCH_OPT_SECONDS(&seconds),
 	    BENCH_OPT_ROUNDS(&rounds, MAX_ROUNDS),
-	    {.name = "clients",
-	     .kind = BENCH_LIST,
-	     .dest = counts,
-	     .min = 1,
-	     .max = MAX_THREADS,
-	     .n = &ncounts,
-	     .cap = MAX_COUNTS},
-	    {.name = "pool", .kind = BENCH_INT, .dest = &pool_n, .min = 1, .max = 1 << 20},
+	    BENCH_OPT_LIST("clients", counts, ncounts, MAX_THREADS),
+	    BENCH_OPT_POOL(&pool_n),
 	    {0},
 	};
 	FILE *f;
