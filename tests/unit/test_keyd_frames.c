@@ -1,6 +1,7 @@
 /* keyd's frame splitter (hsm/keyd/keyd_frames.h): a frame of exactly the limit, a frame
- * arriving one byte at a time (split at every offset), two frames in one buffer, a header over
- * the limit and a header of zero, each named for what it is. */
+ * arriving one byte at a time (split at every offset), two frames in two writes cut anywhere,
+ * two frames in one buffer, a header over the limit and a header of zero, each named for what
+ * it is. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,44 @@ START_TEST(split_at_every_offset)
 	ck_assert_int_eq(keyd_split_next(&s), KEYD_SPLIT_FRAME);
 	ck_assert_uint_eq(s.body_len, 37);
 	ck_assert_uint_eq(s.consumed, len);
+}
+END_TEST
+
+/* Two frames arriving in two writes cut at every offset, what is left of a frame kept at the
+ * front of the buffer as keyd keeps it: both are found, whole, in order. */
+START_TEST(two_writes_cut_at_every_offset)
+{
+	uint8_t stream[64], buf[64];
+	size_t len = 0, cut;
+
+	put_frame(stream, &len, 9, 0x21);
+	put_frame(stream, &len, 14, 0x42);
+	for (cut = 0; cut <= len; cut++) {
+		struct keyd_split s;
+		size_t kept = cut, found = 0;
+		int step;
+
+		memcpy(buf, stream, cut);
+		for (int write = 0; write < 2; write++) {
+			keyd_split_init(&s, buf, kept, KEYD_FRAME_MAX);
+			while ((step = keyd_split_next(&s)) == KEYD_SPLIT_FRAME) {
+				ck_assert_uint_eq(s.body_len, found ? 14 : 9);
+				ck_assert_uint_eq(buf[s.body_off], found ? 0x42 : 0x21);
+				ck_assert_uint_eq(buf[s.body_off + s.body_len - 1],
+				                  found ? 0x42 : 0x21);
+				found++;
+			}
+			ck_assert_int_eq(step, KEYD_SPLIT_MORE);
+			memmove(buf, buf + s.consumed, kept - s.consumed);
+			kept -= s.consumed;
+			if (write == 0) {
+				memcpy(buf + kept, stream + cut, len - cut);
+				kept += len - cut;
+			}
+		}
+		ck_assert_msg(found == 2 && kept == 0, "cut at %zu: %zu frames, %zu bytes left",
+		              cut, found, kept);
+	}
 }
 END_TEST
 
@@ -152,6 +191,7 @@ int main(void)
 
 	tcase_add_test(tc, exact_size_frame);
 	tcase_add_test(tc, split_at_every_offset);
+	tcase_add_test(tc, two_writes_cut_at_every_offset);
 	tcase_add_test(tc, two_frames_in_one_buffer);
 	tcase_add_test(tc, oversized_header);
 	tcase_add_test(tc, zero_length);
