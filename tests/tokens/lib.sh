@@ -35,11 +35,22 @@ stop_if_asked() {
 	exit 0
 }
 
+# running PID: the process is there and has not exited. The daemons start leaves behind are
+# not this shell's children: once they exit they stay zombies until whoever adopted them
+# (init, or a subreaper) reaps them, which can take seconds, and `kill -0` still succeeds
+# on a zombie. So read the state from /proc: gone or Z (zombie) is not running.
+running() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) } # past "PID (comm) "; comm may hold spaces and parentheses
+	[[ -n "$stat" && "${stat%% *}" != Z ]]
+}
+
 # stop_pid PID: TERM, up to 5 s to go, then KILL.
 stop_pid() {
 	kill "$1" 2>/dev/null || true
 	for _ in $(seq 50); do
-		kill -0 "$1" 2>/dev/null || break
+		running "$1" || return 0
 		sleep 0.1
 	done
 	kill -9 "$1" 2>/dev/null || true

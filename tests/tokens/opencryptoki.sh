@@ -57,7 +57,7 @@ stop_leftover() {
 	[[ -s "$owner" ]] || return 0
 	read -r opid oname <"$owner" || true
 	if [[ -n "$opid" && -s "$slotd_pidfile" && "$(cat "$slotd_pidfile")" == "$opid" ]] &&
-		kill -0 "$opid" 2>/dev/null; then
+		running "$opid"; then
 		echo "stopping pkcsslotd $opid, left running by an earlier run of $0" >&2
 		stop_pid "$opid"
 	fi
@@ -86,12 +86,12 @@ unshare -m true 2>/dev/null || skip "cannot make a mount namespace (unshare -m) 
 echo $! >"$dir/lock.pid"
 for _ in $(seq 6000); do
 	[[ -e "$dir/locked" ]] && break
-	kill -0 "$(cat "$dir/lock.pid")" 2>/dev/null || skip "another openCryptoki test token held $lock for 600 s"
+	running "$(cat "$dir/lock.pid")" || skip "another openCryptoki test token held $lock for 600 s"
 	sleep 0.1
 done
 [[ -e "$dir/locked" ]] || skip "another openCryptoki test token held $lock for 600 s"
 stop_leftover
-if [[ -s "$slotd_pidfile" ]] && kill -0 "$(cat "$slotd_pidfile")" 2>/dev/null; then
+if [[ -s "$slotd_pidfile" ]] && running "$(cat "$slotd_pidfile")"; then
 	skip "a pkcsslotd this script did not start is running (pid $(cat "$slotd_pidfile"), the system service?); stop it first"
 fi
 

@@ -87,7 +87,7 @@ for _ in $(seq 50); do
 		ready=1
 		break
 	fi
-	kill -0 "$(cat "$dir/abrmd.pid")" 2>/dev/null || break
+	running "$(cat "$dir/abrmd.pid")" || break
 	sleep 0.1
 done
 ((ready)) || skip "tpm2-abrmd did not answer (see $dir/abrmd.log)"
