@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -242,12 +241,14 @@ static int64_t now_us(void)
  * spinning would only burn CPU that keyd and everything else needs, so the
  * thread sleeps at once.
  *
- * It sleeps in recv itself (the socket's SO_RCVTIMEO is RECV_SLICE_MS, so the
- * deadline is looked at that often), not in poll followed by recv: an answer
- * costs one system call, not an EAGAIN, a poll and a read.
+ * It sleeps in poll(POLLIN), then reads the answer with one recv. Not in recv itself: a thread
+ * asleep in recv on a Unix stream socket is woken whenever its own sent data is consumed (the
+ * kernel's write-space wake-up on the socket's one wait queue is not filtered by what the
+ * sleeper waits for), so keyd's reading the request woke the client once more, only for it to
+ * sleep again, a context switch or two on each side per signature; poll's wake-ups are
+ * filtered by event, and the extra system call costs far less.
  */
 #define SPIN_MAX_US 200
-#define RECV_SLICE_MS 50
 
 /* Read one whole frame into buf (4 + KEYD_FRAME_MAX bytes), header and body
  * with one recv when they are there together; *body is its body's length.
@@ -257,11 +258,18 @@ static int recv_frame(int fd, uint8_t *buf, uint32_t *body, int64_t deadline, in
 {
 	int64_t spin_until = spin_us ? now_us() + spin_us : 0;
 	size_t got = 0, want = 4;
+	int ready = 0; /* poll said there are bytes: recv without asking poll first */
 
 	for (;;) {
-		int spinning = spin_until && now_us() < spin_until;
-		ssize_t r =
-		    recv(fd, buf + got, 4 + KEYD_FRAME_MAX - got, spinning ? MSG_DONTWAIT : 0);
+		ssize_t r;
+
+		if (!ready && !(spin_until && now_us() < spin_until)) {
+			/* Done spinning (or never started): sleep until bytes come. */
+			if (wait_fd(fd, POLLIN, deadline))
+				return -1;
+			ready = 1;
+		}
+		r = recv(fd, buf + got, 4 + KEYD_FRAME_MAX - got, MSG_DONTWAIT);
 		if (r > 0) {
 			got += (size_t)r;
 			if (want == 4 && got >= 4) {
@@ -273,11 +281,11 @@ static int recv_frame(int fd, uint8_t *buf, uint32_t *body, int64_t deadline, in
 				return 0;
 			if (got > want)
 				return -1;
+			ready = 0; /* the rest of a frame keyd sent in parts: wait for it */
 		} else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (spinning)
+			if (!ready)
 				sched_yield();
-			else if (now_ms() >= deadline)
-				return -1;
+			ready = 0;
 		} else {
 			return -1; /* EOF or error */
 		}
@@ -328,19 +336,12 @@ static int conn_open(struct conn *k, int64_t deadline, struct keyd_err *err)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct keyd_req hello = {.op = KEYD_OP_HELLO, .vmin = 1, .vmax = KEYD_PROTO_VERSION};
 	struct keyd_resp resp;
-	struct timeval slice = {0, RECV_SLICE_MS * 1000};
 	int r;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", k->c->path);
 	k->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (k->fd < 0) {
 		seterr(err, KEYD_E_UNREACHABLE, "socket: %s", strerror(errno));
-		return -1;
-	}
-	/* recv_frame sleeps in recv and looks at its deadline this often. */
-	if (setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof(slice)) != 0) {
-		seterr(err, KEYD_E_UNREACHABLE, "SO_RCVTIMEO: %s", strerror(errno));
-		conn_close(k);
 		return -1;
 	}
 	if (connect(k->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {

@@ -29,6 +29,7 @@
 #include <openssl/x509.h>
 #include <p11-kit/pkcs11.h>
 
+#include "der.h"
 #include "keyd_harden.h"
 #include "log.h"
 
@@ -987,29 +988,24 @@ static const uint8_t digestinfo_sha512[] = {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 
                                             0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
                                             0x03, 0x05, 0x00, 0x04, 0x40};
 
-/* Raw r||s to a DER ECDSA-Sig-Value. */
+/* Raw r||s to a DER ECDSA-Sig-Value, written with der.h into the caller's buffer: no BIGNUM
+ * and no allocation per signature. */
 static int ecdsa_raw_to_der(const uint8_t *raw, size_t rawlen, uint8_t *out, size_t *outlen)
 {
-	ECDSA_SIG *s = ECDSA_SIG_new();
-	BIGNUM *r = BN_bin2bn(raw, (int)(rawlen / 2), NULL);
-	BIGNUM *sv = BN_bin2bn(raw + rawlen / 2, (int)(rawlen / 2), NULL);
-	int len, rc = -1;
+	uint8_t ints[2 * (KEYD_SIG_MAX / 2 + 8)];
+	struct der in, seq;
 
-	if (!s || !r || !sv || rawlen % 2 || !ECDSA_SIG_set0(s, r, sv)) {
-		BN_free(r);
-		BN_free(sv);
-		goto out;
-	}
-	len = i2d_ECDSA_SIG(s, NULL);
-	if (len > 0 && (size_t)len <= *outlen) {
-		uint8_t *p = out;
-		i2d_ECDSA_SIG(s, &p);
-		*outlen = (size_t)len;
-		rc = 0;
-	}
-out:
-	ECDSA_SIG_free(s);
-	return rc;
+	if (rawlen == 0 || rawlen % 2 || rawlen > KEYD_SIG_MAX)
+		return -1;
+	der_init(&in, ints, sizeof(ints));
+	der_uint_bytes(&in, raw, rawlen / 2);
+	der_uint_bytes(&in, raw + rawlen / 2, rawlen / 2);
+	der_init(&seq, out, *outlen);
+	der_tlv(&seq, 0x30, ints, in.len);
+	if (in.overflow || seq.overflow)
+		return -1;
+	*outlen = seq.len;
+	return 0;
 }
 
 int keyd_token_sign(struct keyd_token *t, int session, const char *label, int alg, int hash,
