@@ -260,6 +260,25 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 	return rc;
 }
 
+/* A group's statement (sql with p) in a transaction of its own: BEGIN, the statement and the
+ * COMMIT in one round trip (db_exec_many), *r its result (NULL on failure). Its plan is the
+ * generic one, made once per connection: left to itself PostgreSQL plans such a statement
+ * again for every execution (a plan for the arrays' actual lengths looks cheaper than the
+ * generic plan's guess), and planning a statement of several CTEs cost more than executing it
+ * for a group of two. SET LOCAL: the setting ends with the transaction. */
+static enum db_status group_exec(struct db *db, const char *sql, struct db_params *p, PGresult **r,
+                                 struct db_err *err, const char *what)
+{
+	const char *sqls[2] = {"SET LOCAL plan_cache_mode = force_generic_plan", sql};
+	struct db_params none = {0}, *ps[2] = {&none, p};
+	PGresult *res[2] = {NULL, NULL};
+	enum db_status rc = db_exec_many(db, 1, 2, sqls, ps, res, 1, err, what);
+
+	PQclear(res[0]);
+	*r = res[1];
+	return rc;
+}
+
 /* One array parameter of out: the n elements v[i] of len[i] bytes (NULL: SQL NULL) of the
  * type with OID oid (bytea 17, text 25; numbers go as text); *array gets the buffer (free it). */
 static enum db_status array_param(struct db_params *out, uint8_t **array, unsigned oid, size_t n,
@@ -389,9 +408,8 @@ static int reserve_together(struct db *db, struct db_cert_reservation *const *it
 	struct reserve_stmt *all = calloc(n, sizeof(*all)), *st[DB_GROUP_MAX];
 	struct db_cert_reservation *in[DB_GROUP_MAX];
 	uint8_t *arrays[RESERVE_PARAMS + 4] = {0};
-	struct db_params p = {0}, *pp = &p;
+	struct db_params p = {0};
 	struct db_err err = {0};
-	const char *sql = reserve_group_sql;
 	char *nums = NULL, what[64];
 	PGresult *r = NULL;
 	enum db_status rc;
@@ -425,7 +443,7 @@ static int reserve_together(struct db *db, struct db_cert_reservation *const *it
 		done = 0;
 		goto out;
 	}
-	rc = db_exec_many(db, 1, 1, &sql, &pp, &r, 1, &err, what);
+	rc = group_exec(db, reserve_group_sql, &p, &r, &err, what);
 	if (rc != DB_OK && db->in_tx) {
 		db_rollback(db); /* the statement failed: nothing is committed */
 		done = 0;
@@ -719,7 +737,7 @@ static void store_one(struct db *db, struct db_cert_store *it)
 /* The stores of a group in one statement: each of store_prepare's eleven parameters becomes an
  * array ($1..$11) of that parameter for every item, unnested with the item's ordinal o. Each
  * certificate is found and locked by a subquery of its own (a row-locking subquery is not
- * merged into a join), so by the unique index whatever the planner's statistics say: as a
+ * merged into a join), so by an index on the serial whatever the statistics say: as a
  * join, a table the statistics still think small (a fresh one) was scanned whole and hashed
  * for every group. Each is stored when it is reserved and is the one that
  * was reserved (as issued_audit_sql decides for one), and the audit entries of those stored
@@ -772,9 +790,8 @@ static int store_together(struct db *db, struct db_cert_store *const *items, siz
 	struct issued_stmt st[DB_GROUP_MAX];
 	struct db_cert_store *in[DB_GROUP_MAX];
 	uint8_t *arrays[STORE_PARAMS] = {0};
-	struct db_params p = {0}, *pp = &p;
+	struct db_params p = {0};
 	struct db_err err = {0};
-	const char *sql = store_group_sql;
 	PGresult *r = NULL;
 	enum db_status rc;
 	char what[64];
@@ -814,7 +831,7 @@ static int store_together(struct db *db, struct db_cert_store *const *items, siz
 		done = 0;
 		goto out;
 	}
-	rc = db_exec_many(db, 1, 1, &sql, &pp, &r, 1, &err, what);
+	rc = group_exec(db, store_group_sql, &p, &r, &err, what);
 	if (rc != DB_OK && db->in_tx) {
 		db_rollback(db); /* a statement failed: nothing is committed */
 		done = 0;
