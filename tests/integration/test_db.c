@@ -1927,6 +1927,59 @@ START_TEST(a_group_reservation_refuses_bad_items_alone)
 }
 END_TEST
 
+/* The group statements (reservations and stores) are planned once per connection, not again
+ * for each execution: every execution after the first uses the generic plan. */
+START_TEST(group_statements_use_their_generic_plan)
+{
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
+	enum { N = 2, ROUNDS = 8 };
+	EVP_PKEY *leaf[N];
+	uint8_t serial[N][20], *der[N] = {0};
+	size_t dl[N];
+	struct db_cert_request q[N];
+	struct db_cert_reservation rv[N], *rvp[N];
+	struct db_cert_store st[N], *stp[N];
+	struct ca ca;
+
+	ca_make(db, "issuing", &ca);
+	for (int i = 0; i < N; i++) {
+		leaf[i] = ec_key();
+		rv[i] = (struct db_cert_reservation){.req = &q[i]};
+		rvp[i] = &rv[i];
+		stp[i] = &st[i];
+		st[i] = (struct db_cert_store){
+		    .authority_id = ca.id,
+		    .serial = serial[i],
+		    .serial_len = 20,
+		    .audit = {"officer-1", "officer", "issue", "x", "success", ""}};
+	}
+	for (int r = 0; r < ROUNDS; r++) {
+		new_group(&ca, 500 + N * r, N, leaf, serial, q, der, dl, st);
+		db_cert_reserve_many(db, rvp, N);
+		db_cert_store_many(db, stp, N);
+		for (int i = 0; i < N; i++) {
+			ck_assert_msg(rv[i].rc == DB_OK, "reservation %d: %s", i, rv[i].err.msg);
+			ck_assert_msg(st[i].rc == DB_OK, "store %d: %s", i, st[i].err.msg);
+		}
+	}
+	/* pg_prepared_statements is the session's own: ask on the data layer's connection */
+	ck_assert_int_eq(
+	    harness_pg_count(db_pgconn(db),
+	                     "SELECT count(*) FROM pg_prepared_statements"
+	                     " WHERE statement LIKE 'WITH v AS (SELECT * FROM unnest(%'"
+	                     " AND custom_plans = 0 AND generic_plans >= 8"),
+	    2);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	for (int i = 0; i < N; i++) {
+		OPENSSL_free(der[i]);
+		EVP_PKEY_free(leaf[i]);
+	}
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
 static TCase *add(Suite *s, const char *name, const TTest *t, int cluster)
 {
 	TCase *tc = tcase_create(name);
@@ -1979,6 +2032,7 @@ int main(void)
 	add(s, "serial-hex", serial_hex_round_trips, 0);
 	add(s, "groups-mixed", a_group_store_refuses_bad_items_alone, 1);
 	add(s, "groups-reserve-mixed", a_group_reservation_refuses_bad_items_alone, 1);
+	add(s, "groups-generic-plan", group_statements_use_their_generic_plan, 1);
 
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
