@@ -298,8 +298,9 @@ struct db_cert_reservation {
 	int64_t id;
 };
 /* Make each reservation and commit it, outside any transaction: rc, err and id as
- * db_cert_reserve gives them. Several go in one transaction, one commit and one round trip
- * when every statement runs; when one fails (a serial taken), each is made alone. */
+ * db_cert_reserve gives them. Several go as one statement in one transaction, one commit and
+ * one round trip; an item refused (retired, disabled, its token, its serial taken) is told so
+ * alone and the others commit; when the statement fails, each is made alone. */
 void db_cert_reserve_many(struct db *db, struct db_cert_reservation *const *items, size_t n);
 /* reserved -> issued, storing the signed DER; the DER must carry the reserved serial and
  * public key. DB_ERR_STATE unless reserved. */

@@ -108,8 +108,8 @@ static enum db_status check_request(const struct db_cert_request *q, struct db_e
 	return DB_OK;
 }
 
-/* Reserving one certificate: its statement (the SQL has a placeholder pair per SAN) and
- * parameters. */
+/* Reserving one certificate: its parameters (RESERVE_PARAMS, then a kind and a value per SAN),
+ * and, for a statement of its own, its SQL (a placeholder pair per SAN). */
 struct reserve_stmt {
 	struct db_params p;
 	char *sql;
@@ -117,23 +117,20 @@ struct reserve_stmt {
 	const struct db_cert_request *req;
 };
 
-static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_cert_request *req,
-                                      struct db_err *err)
+#define RESERVE_PARAMS 12 /* reserve_params' before the SANs' */
+#define DB_GROUP_MAX 32   /* items in one group statement; more go in several */
+
+static enum db_status reserve_params(struct reserve_stmt *s, const struct db_cert_request *req,
+                                     struct db_err *err)
 {
 	struct db_params *p = &s->p;
 	enum db_status rc;
-	size_t cap, len;
-	char *sql;
 
 	s->req = req;
 	rc = check_request(req, err);
 	if (rc != DB_OK)
 		return rc;
 	db_serial_to_hex(req->serial, req->serial_len, s->hex);
-	cap = 1024 + req->n_sans * 64;
-	if (!(sql = s->sql = malloc(cap)))
-		return db_fail(err, DB_ERR_UNAVAILABLE, "reserving serial %s: out of memory",
-		               s->hex);
 	db_param_int(p, req->authority_id);
 	db_param_bytes(p, req->serial, req->serial_len);
 	db_param_text(p, req->profile);
@@ -151,6 +148,26 @@ static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_ce
 		db_param_null(p);
 	}
 	db_param_int(p, req->profile_version); /* $12 */
+	for (size_t i = 0; i < req->n_sans; i++) {
+		db_param_text(p, san_names[req->sans[i].kind]);
+		db_param_textn(p, req->sans[i].value, req->sans[i].len);
+	}
+	return DB_OK;
+}
+
+static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_cert_request *req,
+                                      struct db_err *err)
+{
+	enum db_status rc = reserve_params(s, req, err);
+	size_t cap, len;
+	char *sql;
+
+	if (rc != DB_OK)
+		return rc;
+	cap = 1024 + req->n_sans * 64;
+	if (!(sql = s->sql = malloc(cap)))
+		return db_fail(err, DB_ERR_UNAVAILABLE, "reserving serial %s: out of memory",
+		               s->hex);
 	/* One statement, so the certificate and its SANs are committed together (it is its own
 	 * transaction unless the caller has one open). Only placeholders are generated here. */
 	/* Only for an authority that is not retired, in a profile an admin has not switched off:
@@ -178,16 +195,30 @@ static enum db_status reserve_prepare(struct reserve_stmt *s, const struct db_ce
 		                        " ordinal, kind, value) SELECT c.id, v.o, v.k, v.v FROM c,"
 		                        " (VALUES ");
 		for (size_t i = 0; i < req->n_sans; i++) {
-			db_param_text(p, san_names[req->sans[i].kind]);
-			db_param_textn(p, req->sans[i].value, req->sans[i].len);
+			int kind = RESERVE_PARAMS + 1 + 2 * (int)i;
 			len +=
 			    (size_t)snprintf(sql + len, cap - len, "%s(%zu, $%d::text, $%d::text)",
-			                     i ? ", " : "", i, p->n - 1, p->n);
+			                     i ? ", " : "", i, kind, kind + 1);
 		}
 		len += (size_t)snprintf(sql + len, cap - len, ") AS v (o, k, v))");
 	}
 	snprintf(sql + len, cap - len, " SELECT id FROM c");
 	return DB_OK;
+}
+
+/* Why a reservation was refused without a row: retired, disabled, or the token. */
+static enum db_status reserve_refused(const struct reserve_stmt *s, struct db_err *err)
+{
+	return db_fail(err, DB_ERR_STATE,
+	               "reserving serial %s: authority %d is retired, profile %s is disabled%s",
+	               s->hex, s->req->authority_id, s->req->profile,
+	               s->req->token_sha256 ? ", or the API token no longer allows it" : "");
+}
+
+static enum db_status reserve_taken(const struct reserve_stmt *s, struct db_err *err)
+{
+	return db_fail(err, DB_ERR_CONFLICT, "serial %s exists already for authority %d", s->hex,
+	               s->req->authority_id);
 }
 
 /* What the statement returned: the new row's id, or none (retired or disabled). */
@@ -197,12 +228,7 @@ static enum db_status reserve_judge(const struct reserve_stmt *s, const PGresult
 	int64_t v;
 
 	if (PQntuples(r) == 0)
-		return db_fail(err, DB_ERR_STATE,
-		               "reserving serial %s: authority %d is retired, profile %s is "
-		               "disabled%s",
-		               s->hex, s->req->authority_id, s->req->profile,
-		               s->req->token_sha256 ? ", or the API token no longer allows it"
-		                                    : "");
+		return reserve_refused(s, err);
 	if (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &v) != 0)
 		return db_fail(err, DB_ERR_QUERY, "reserving serial %s: no id returned", s->hex);
 	*id = v;
@@ -224,9 +250,7 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 		rc = db_exec(db, s->sql, &s->p, &r, err, "reserving serial %s for authority %d",
 		             s->hex, req->authority_id);
 		if (rc == DB_ERR_CONFLICT)
-			rc = db_fail(err, DB_ERR_CONFLICT,
-			             "serial %s exists already for authority %d", s->hex,
-			             req->authority_id);
+			rc = reserve_taken(s, err);
 	}
 	if (rc == DB_OK)
 		rc = reserve_judge(s, r, id, err);
@@ -236,117 +260,229 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 	return rc;
 }
 
-/*
- * A group of items (reservations; stores go as one statement, below), one statement each, in one
- * transaction: BEGIN, the statements and the COMMIT in one round trip. prepare fills item i's
- * statement state (stmt, stmt_size bytes, zeroed; release frees what it holds) and gives its SQL
- * and parameters; judge reads item i's result, or learns of the COMMIT's failure (rc, err: the
- * outcome is then unknown to us, so no retries). When something fails before the commit, nothing is
- * committed and each item goes alone, to learn its own outcome.
- */
-struct group_kind {
-	const char *verb, *noun; /* "reserving", "serials": for errors */
-	size_t stmt_size;
-	enum db_status (*prepare)(void *stmt, const void *items, size_t i, const char **sql,
-	                          struct db_params **p, struct db_err *err);
-	void (*judge)(void *stmt, const void *items, size_t i, const PGresult *r, enum db_status rc,
-	              const struct db_err *err);
-	void (*release)(void *stmt);
-	void (*alone)(struct db *db, const void *items, size_t i);
-};
-
-/* 1 when the group went together (each item judged); 0 when the items must go alone. */
-static int together(struct db *db, const void *items, size_t n, const struct group_kind *k)
+/* A group's statement (sql with p) in a transaction of its own: BEGIN, the statement and the
+ * COMMIT in one round trip (db_exec_many), *r its result (NULL on failure). Its plan is the
+ * generic one, made once per connection: left to itself PostgreSQL plans such a statement
+ * again for every execution (a plan for the arrays' actual lengths looks cheaper than the
+ * generic plan's guess), and planning a statement of several CTEs cost more than executing it
+ * for a group of two. SET LOCAL: the setting ends with the transaction. */
+static enum db_status group_exec(struct db *db, const char *sql, struct db_params *p, PGresult **r,
+                                 struct db_err *err, const char *what)
 {
-	char *st = calloc(n, k->stmt_size);
-	struct db_params **pp = calloc(n, sizeof(*pp));
-	const char **sql = calloc(n, sizeof(*sql));
-	PGresult **res = calloc(n, sizeof(*res));
-	struct db_err err = {0};
-	enum db_status rc;
-	char what[64];
-	int done = 0;
+	const char *sqls[2] = {"SET LOCAL plan_cache_mode = force_generic_plan", sql};
+	struct db_params none = {0}, *ps[2] = {&none, p};
+	PGresult *res[2] = {NULL, NULL};
+	enum db_status rc = db_exec_many(db, 1, 2, sqls, ps, res, 1, err, what);
 
-	if (!st || !pp || !sql || !res || db->in_tx)
-		goto out;
-	for (size_t i = 0; i < n; i++)
-		if (k->prepare(st + i * k->stmt_size, items, i, &sql[i], &pp[i], &err) != DB_OK)
-			goto out;
-	snprintf(what, sizeof(what), "%s %zu %s", k->verb, n, k->noun);
-	rc = db_exec_many(db, 1, n, sql, pp, res, 1, &err, what);
-	if (rc != DB_OK && db->in_tx)
-		goto out; /* a statement failed: nothing is committed */
-	for (size_t i = 0; i < n; i++)
-		k->judge(st + i * k->stmt_size, items, i, res[i], rc, &err);
-	done = 1;
-out:
-	if (!done)
-		db_rollback(db);
-	for (size_t i = 0; st && i < n; i++)
-		k->release(st + i * k->stmt_size);
-	for (size_t i = 0; res && i < n; i++)
-		PQclear(res[i]);
-	free(st);
-	free(pp);
-	free(sql);
-	free(res);
-	return done;
-}
-
-static void as_group(struct db *db, const void *items, size_t n, const struct group_kind *k)
-{
-	if (n > 1 && together(db, items, n, k))
-		return;
-	for (size_t i = 0; i < n; i++)
-		k->alone(db, items, i);
-}
-
-static enum db_status reserve_group_prepare(void *stmt, const void *items, size_t i,
-                                            const char **sql, struct db_params **p,
-                                            struct db_err *err)
-{
-	struct reserve_stmt *s = stmt;
-	enum db_status rc =
-	    reserve_prepare(s, ((struct db_cert_reservation *const *)items)[i]->req, err);
-
-	*sql = s->sql;
-	*p = &s->p;
+	PQclear(res[0]);
+	*r = res[1];
 	return rc;
 }
 
-static void reserve_group_judge(void *stmt, const void *items, size_t i, const PGresult *r,
-                                enum db_status rc, const struct db_err *err)
+/* One array parameter of out: the n elements v[i] of len[i] bytes (NULL: SQL NULL) of the
+ * type with OID oid (bytea 17, text 25; numbers go as text); *array gets the buffer (free it). */
+static enum db_status array_param(struct db_params *out, uint8_t **array, unsigned oid, size_t n,
+                                  const char *const *v, const int *len)
 {
-	struct db_cert_reservation *it = ((struct db_cert_reservation *const *)items)[i];
+	size_t size;
 
-	it->id = 0;
-	it->rc = rc;
-	it->err = *err;
-	if (rc == DB_OK)
-		it->rc = reserve_judge(stmt, r, &it->id, &it->err);
+	if (!(*array = db_array_binary(oid, n, v, len, &size)))
+		return DB_ERR_UNAVAILABLE;
+	db_param_bytes(out, *array, size);
+	return DB_OK;
 }
 
-static void reserve_release(void *stmt)
+/* A group's statement takes each column of its items' parameters as one array: parameter j of
+ * p[k] for every k < m, for j < ncols, as the next parameters of out, the j-th an array of
+ * elements of type oids[j]. arrays[j] gets the buffers (free them). */
+static enum db_status column_arrays(const struct db_params *const *p, size_t m, int ncols,
+                                    const unsigned *oids, struct db_params *out, uint8_t **arrays)
 {
-	free(((struct reserve_stmt *)stmt)->sql);
+	const char *v[DB_GROUP_MAX];
+	int len[DB_GROUP_MAX];
+	enum db_status rc = DB_OK;
+
+	if (m > DB_GROUP_MAX)
+		return DB_ERR_INVALID;
+	for (int j = 0; rc == DB_OK && j < ncols; j++) {
+		for (size_t k = 0; k < m; k++) {
+			v[k] = p[k]->values[j];
+			len[k] = p[k]->formats[j] ? p[k]->lengths[j] : v[k] ? (int)strlen(v[k]) : 0;
+		}
+		rc = array_param(out, &arrays[j], oids[j], m, v, len);
+	}
+	return rc;
 }
 
-static void reserve_alone(struct db *db, const void *items, size_t i)
-{
-	struct db_cert_reservation *it = ((struct db_cert_reservation *const *)items)[i];
+/* The reservations of a group in one statement: each of reserve_params' first twelve
+ * parameters as an array ($1..$12) of that parameter for every item, unnested with the item's
+ * ordinal o; the SANs of all items as four arrays ($13..$16: the item's ordinal, the SAN's
+ * ordinal, kind, value). Each item is judged as db_cert_reserve's statement judges one
+ * (`allowed`: authority not retired, profile enabled, the API token still good), once, and
+ * the allowed ones are inserted in the items' order; a serial taken already (by a committed
+ * row, or one committed meanwhile) inserts nothing for that item and the others go on (ON
+ * CONFLICT DO NOTHING), so one bad item never takes the group down. One result row per item,
+ * in the items' order: allowed, and the new row's id (NULL: refused or taken). */
+static const char reserve_group_sql[] =
+    "WITH v AS (SELECT * FROM unnest($1::text[]::integer[], $2::bytea[], $3::text[],"
+    "  $4::text[], $5::text[]::bigint[], $6::text[]::bigint[], $7::bytea[], $8::text[],"
+    "  $9::text[]::integer[], $10::bytea[], $11::text[], $12::text[]::integer[])"
+    "  WITH ORDINALITY AS v (authority_id, serial, profile, subject, not_before, not_after,"
+    "  spki, requester, crl_shard, token, token_role, profile_version, o)),"
+    " ok AS MATERIALIZED (SELECT v.*, EXISTS (SELECT 1 FROM authorities a"
+    "  WHERE a.id = v.authority_id AND a.status <> 'retired') AND coalesce((SELECT enabled"
+    "  FROM profile_settings ps WHERE ps.profile = v.profile), true)"
+    "  AND (v.token IS NULL OR EXISTS (SELECT 1 FROM api_tokens t"
+    "  JOIN principals p ON p.id = t.principal_id"
+    "  WHERE t.token_sha256 = v.token AND t.revoked_at IS NULL"
+    "  AND t.expires_at > now() AND NOT p.disabled AND p.role = v.token_role"
+    "  AND (p.role <> 'ra' OR EXISTS (SELECT 1 FROM principal_profiles g"
+    "  WHERE g.principal_id = p.id AND g.profile = v.profile)))) AS allowed FROM v),"
+    " c AS (INSERT INTO certificates (authority_id, serial, status, profile, subject,"
+    "  not_before, not_after, spki_sha256, requester, crl_shard, profile_version)"
+    "  SELECT authority_id, serial, 'reserved', profile, subject, to_timestamp(not_before),"
+    "  to_timestamp(not_after), spki, requester, crl_shard, nullif(profile_version, 0)"
+    "  FROM ok WHERE allowed ORDER BY o"
+    "  ON CONFLICT ON CONSTRAINT certificates_serial_unique DO NOTHING"
+    "  RETURNING id, authority_id, serial),"
+    " s AS (INSERT INTO certificate_sans (certificate_id, ordinal, kind, value)"
+    "  SELECT c.id, n.ordinal, n.kind, n.value FROM unnest($13::text[]::integer[],"
+    "  $14::text[]::smallint[], $15::text[], $16::text[]) AS n (o, ordinal, kind, value)"
+    "  JOIN ok ON ok.o = n.o JOIN c ON c.authority_id = ok.authority_id"
+    "  AND c.serial = ok.serial)"
+    " SELECT ok.allowed, c.id FROM ok LEFT JOIN c ON c.authority_id = ok.authority_id"
+    "  AND c.serial = ok.serial ORDER BY ok.o";
 
-	it->rc = db_cert_reserve(db, it->req, &it->id, &it->err);
+/* The group statement's parameters for st[0..m) (prepared): arrays gets the buffers (free
+ * them), *nums the SANs' ordinals as text (free it). */
+static enum db_status reserve_group_params(struct reserve_stmt *const *st, size_t m,
+                                           struct db_params *p, uint8_t *arrays[RESERVE_PARAMS + 4],
+                                           char **nums)
+{
+	static const unsigned item_oids[RESERVE_PARAMS] = {25, 17, 25, 25, 25, 25,
+	                                                   17, 25, 25, 17, 25, 25};
+	const struct db_params *ps[DB_GROUP_MAX];
+	const char **v = NULL;
+	int *len = NULL;
+	size_t total = 0, t = 0;
+	enum db_status rc;
+
+	for (size_t k = 0; k < m; k++) {
+		ps[k] = &st[k]->p;
+		total += st[k]->req->n_sans;
+	}
+	rc = column_arrays(ps, m, RESERVE_PARAMS, item_oids, p, arrays);
+	/* One row per SAN, four columns: the item's ordinal (1-based, as WITH ORDINALITY), the
+	 * SAN's own, its kind and its value (the item's parameters as they are). */
+	if (rc == DB_OK && (!(*nums = malloc(2 * 12 * (total + 1))) ||
+	                    !(v = malloc(4 * (total + 1) * sizeof(*v))) ||
+	                    !(len = malloc(4 * (total + 1) * sizeof(*len)))))
+		rc = DB_ERR_UNAVAILABLE;
+	for (size_t k = 0; rc == DB_OK && k < m; k++)
+		for (size_t i = 0; i < st[k]->req->n_sans; i++, t++) {
+			const struct db_params *q = &st[k]->p;
+			int j = RESERVE_PARAMS + 2 * (int)i;
+
+			v[t] = *nums + 24 * t;
+			v[total + t] = *nums + 24 * t + 12;
+			len[t] = snprintf(*nums + 24 * t, 12, "%zu", k + 1);
+			len[total + t] = snprintf(*nums + 24 * t + 12, 12, "%zu", i);
+			v[2 * total + t] = q->values[j]; /* kind: text */
+			len[2 * total + t] = (int)strlen(q->values[j]);
+			v[3 * total + t] = q->values[j + 1]; /* value: its bytes, binary */
+			len[3 * total + t] = q->lengths[j + 1];
+		}
+	for (size_t c = 0; rc == DB_OK && c < 4; c++)
+		rc = array_param(p, &arrays[RESERVE_PARAMS + c], 25, total, v + c * total,
+		                 len + c * total);
+	free(v);
+	free(len);
+	return rc;
+}
+
+/* 1 when the group was done together (each item's rc set), 0 when its items must go alone:
+ * the statement failed and nothing was committed. An item that does not prepare (refused by
+ * its checks) is judged alone without the database, and the others go on. */
+static int reserve_together(struct db *db, struct db_cert_reservation *const *items, size_t n)
+{
+	struct reserve_stmt *all = calloc(n, sizeof(*all)), *st[DB_GROUP_MAX];
+	struct db_cert_reservation *in[DB_GROUP_MAX];
+	uint8_t *arrays[RESERVE_PARAMS + 4] = {0};
+	struct db_params p = {0};
+	struct db_err err = {0};
+	char *nums = NULL, what[64];
+	PGresult *r = NULL;
+	enum db_status rc;
+	size_t m = 0;
+	int done = 0;
+
+	if (!all || db->in_tx || n > DB_GROUP_MAX)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct db_cert_reservation *it = items[i];
+
+		it->id = 0;
+		it->rc = reserve_params(&all[i], it->req, &it->err);
+		if (it->rc == DB_OK) {
+			st[m] = &all[i];
+			in[m++] = it;
+		}
+	}
+	/* The same serial twice would be matched twice: such a group goes one by one. */
+	for (size_t a = 0; a < m; a++)
+		for (size_t b = a + 1; b < m; b++)
+			if (in[a]->req->authority_id == in[b]->req->authority_id &&
+			    in[a]->req->serial_len == in[b]->req->serial_len &&
+			    !memcmp(in[a]->req->serial, in[b]->req->serial, in[a]->req->serial_len))
+				goto out;
+	done = 1;
+	if (m == 0)
+		goto out;
+	snprintf(what, sizeof(what), "reserving %zu serials", m);
+	if (reserve_group_params(st, m, &p, arrays, &nums) != DB_OK) {
+		done = 0;
+		goto out;
+	}
+	rc = group_exec(db, reserve_group_sql, &p, &r, &err, what);
+	if (rc != DB_OK && db->in_tx) {
+		db_rollback(db); /* the statement failed: nothing is committed */
+		done = 0;
+		goto out;
+	}
+	if (rc == DB_OK && PQntuples(r) != (int)m)
+		rc = db_fail(&err, DB_ERR_QUERY, "%s: %d rows came back", what, PQntuples(r));
+	for (size_t k = 0; k < m; k++) {
+		if (rc != DB_OK) { /* the commit failed (its outcome is unknown), or the rows */
+			in[k]->rc = rc;
+			in[k]->err = err;
+		} else if (strcmp(PQgetvalue(r, (int)k, 0), "t") != 0) {
+			in[k]->rc = reserve_refused(st[k], &in[k]->err);
+		} else if (PQgetisnull(r, (int)k, 1)) {
+			in[k]->rc = reserve_taken(st[k], &in[k]->err);
+		} else if (db_get_int64(r, (int)k, 1, &in[k]->id) != 0) {
+			in[k]->rc = db_fail(&in[k]->err, DB_ERR_QUERY,
+			                    "reserving serial %s: no id returned", st[k]->hex);
+		}
+	}
+out:
+	PQclear(r);
+	for (size_t j = 0; j < sizeof(arrays) / sizeof(arrays[0]); j++)
+		free(arrays[j]);
+	free(nums);
+	free(all);
+	return done;
 }
 
 void db_cert_reserve_many(struct db *db, struct db_cert_reservation *const *items, size_t n)
 {
-	static const struct group_kind reservations = {
-	    "reserving",           "serials",           sizeof(struct reserve_stmt),
-	    reserve_group_prepare, reserve_group_judge, reserve_release,
-	    reserve_alone};
-
-	/* a taken serial sends them one by one */
-	as_group(db, items, n, &reservations);
+	for (size_t i = 0, k; i < n; i += k) {
+		k = n - i < DB_GROUP_MAX ? n - i : DB_GROUP_MAX;
+		if (k > 1 && reserve_together(db, items + i, k))
+			continue;
+		for (size_t j = i; j < i + k; j++)
+			items[j]->rc =
+			    db_cert_reserve(db, items[j]->req, &items[j]->id, &items[j]->err);
+	}
 }
 
 /* One DER element at *pp (bounded by end): its tag must be `tag` (universal, or context class
@@ -601,7 +737,7 @@ static void store_one(struct db *db, struct db_cert_store *it)
 /* The stores of a group in one statement: each of store_prepare's eleven parameters becomes an
  * array ($1..$11) of that parameter for every item, unnested with the item's ordinal o. Each
  * certificate is found and locked by a subquery of its own (a row-locking subquery is not
- * merged into a join), so by the unique index whatever the planner's statistics say: as a
+ * merged into a join), so by an index on the serial whatever the statistics say: as a
  * join, a table the statistics still think small (a fresh one) was scanned whole and hashed
  * for every group. Each is stored when it is reserved and is the one that
  * was reserved (as issued_audit_sql decides for one), and the audit entries of those stored
@@ -631,31 +767,19 @@ static const char store_group_sql[] =
     "  (SELECT min(seq) FROM e) FROM v LEFT JOIN t ON t.o = v.o LEFT JOIN u ON u.o = v.o"
     "  ORDER BY v.o";
 
-#define STORE_PARAMS 11    /* store_prepare's: 5 of the certificate, 6 of its audit entry */
-#define STORE_GROUP_MAX 32 /* items in one statement; more go in several */
-
+#define STORE_PARAMS 11 /* store_prepare's: 5 of the certificate, 6 of its audit entry */
 /* Items 0..m) (their statement state in st, prepared) as the group statement's parameters in
  * p; arrays holds the buffers (free them). */
 static enum db_status store_group_params(const struct issued_stmt *st, size_t m,
                                          struct db_params *p, uint8_t *arrays[STORE_PARAMS])
 {
-	const char *v[STORE_GROUP_MAX];
-	int len[STORE_GROUP_MAX];
-	size_t size;
+	/* the certificate's integer and four byteas, the audit entry's six texts */
+	static const unsigned oids[STORE_PARAMS] = {25, 17, 17, 17, 17, 25, 25, 25, 25, 25, 25};
+	const struct db_params *ps[DB_GROUP_MAX];
 
-	for (int j = 0; j < STORE_PARAMS; j++) {
-		int binary = st[0].p.formats[j];
-
-		for (size_t k = 0; k < m; k++) {
-			v[k] = st[k].p.values[j];
-			len[k] = binary ? st[k].p.lengths[j] : v[k] ? (int)strlen(v[k]) : 0;
-		}
-		/* binary parameters are bytea (17), text ones text (25) */
-		if (!(arrays[j] = db_array_binary(binary ? 17 : 25, m, v, len, &size)))
-			return DB_ERR_UNAVAILABLE;
-		db_param_bytes(p, arrays[j], size);
-	}
-	return DB_OK;
+	for (size_t k = 0; k < m; k++)
+		ps[k] = &st[k].p;
+	return column_arrays(ps, m, STORE_PARAMS, oids, p, arrays);
 }
 
 /* 1 when the group was done together (each item's rc set), 0 when its items must go alone:
@@ -663,12 +787,11 @@ static enum db_status store_group_params(const struct issued_stmt *st, size_t m,
  * audit entry refused) is judged alone without the database, and the others go on. */
 static int store_together(struct db *db, struct db_cert_store *const *items, size_t n)
 {
-	struct issued_stmt st[STORE_GROUP_MAX];
-	struct db_cert_store *in[STORE_GROUP_MAX];
+	struct issued_stmt st[DB_GROUP_MAX];
+	struct db_cert_store *in[DB_GROUP_MAX];
 	uint8_t *arrays[STORE_PARAMS] = {0};
-	struct db_params p = {0}, *pp = &p;
+	struct db_params p = {0};
 	struct db_err err = {0};
-	const char *sql = store_group_sql;
 	PGresult *r = NULL;
 	enum db_status rc;
 	char what[64];
@@ -676,7 +799,7 @@ static int store_together(struct db *db, struct db_cert_store *const *items, siz
 	size_t m = 0;
 	int done = 0;
 
-	if (db->in_tx || n > STORE_GROUP_MAX)
+	if (db->in_tx || n > DB_GROUP_MAX)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		struct db_cert_store *it = items[i];
@@ -708,7 +831,7 @@ static int store_together(struct db *db, struct db_cert_store *const *items, siz
 		done = 0;
 		goto out;
 	}
-	rc = db_exec_many(db, 1, 1, &sql, &pp, &r, 1, &err, what);
+	rc = group_exec(db, store_group_sql, &p, &r, &err, what);
 	if (rc != DB_OK && db->in_tx) {
 		db_rollback(db); /* a statement failed: nothing is committed */
 		done = 0;
@@ -748,7 +871,7 @@ void db_cert_store_many(struct db *db, struct db_cert_store *const *items, size_
 	/* A certificate that does not store changes nothing (its entry is not appended either),
 	 * so the others commit. */
 	for (size_t i = 0, k; i < n; i += k) {
-		k = n - i < STORE_GROUP_MAX ? n - i : STORE_GROUP_MAX;
+		k = n - i < DB_GROUP_MAX ? n - i : DB_GROUP_MAX;
 		if (k > 1 && store_together(db, items + i, k))
 			continue;
 		for (size_t j = i; j < i + k; j++)

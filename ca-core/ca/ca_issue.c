@@ -32,6 +32,57 @@ static int add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
 	return ok;
 }
 
+/* The extensions every leaf has, from their structures rather than from configuration text
+ * (X509V3_EXT_conf_nid parses the text again for every certificate): basicConstraints
+ * critical CA:FALSE, keyUsage (critical, the KU_* bits in key_usage, none: absent),
+ * extendedKeyUsage of p, the subjectKeyIdentifier (SHA-1 of the subject's public key bits,
+ * RFC 5280 4.2.1.2 method 1, as OpenSSL's "hash") and the authorityKeyIdentifier (the issuer's
+ * subjectKeyIdentifier; none is an error, as OpenSSL's "keyid:always"). The same DER as the
+ * text "critical,CA:FALSE", "critical,digitalSignature,...", the EKU names, "hash" and
+ * "keyid:always" give. 1, or 0 when one does not encode. */
+static int add_leaf_exts(X509 *cert, const struct ca_profile *p, X509 *issuer, unsigned key_usage)
+{
+	static const struct {
+		unsigned ku;
+		int bit; /* KeyUsage's named bits, RFC 5280 4.2.1.3 */
+	} kus[] = {{KU_DIGITAL_SIGNATURE, 0},
+	           {KU_NON_REPUDIATION, 1},
+	           {KU_KEY_ENCIPHERMENT, 2},
+	           {KU_DATA_ENCIPHERMENT, 3},
+	           {KU_KEY_AGREEMENT, 4}};
+	BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
+	ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
+	EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
+	ASN1_OCTET_STRING *ski = ASN1_OCTET_STRING_new();
+	AUTHORITY_KEYID *aki = AUTHORITY_KEYID_new();
+	const ASN1_OCTET_STRING *issuer_ski = X509_get0_subject_key_id(issuer);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	int ok = bc && ku && eku && ski && aki && issuer_ski;
+
+	for (size_t i = 0; ok && i < sizeof(kus) / sizeof(kus[0]); i++)
+		if (key_usage & kus[i].ku)
+			ok = ASN1_BIT_STRING_set_bit(ku, kus[i].bit, 1);
+	for (size_t i = 0; ok && i < p->n_eku; i++)
+		ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(p->eku[i])) > 0;
+	ok = ok && X509_pubkey_digest(cert, EVP_sha1(), md, &md_len) &&
+	     ASN1_OCTET_STRING_set(ski, md, (int)md_len) &&
+	     (aki->keyid = ASN1_OCTET_STRING_dup(issuer_ski)) != NULL;
+	ok = ok && X509_add1_ext_i2d(cert, NID_basic_constraints, bc, 1, X509V3_ADD_DEFAULT) == 1 &&
+	     (!key_usage ||
+	      X509_add1_ext_i2d(cert, NID_key_usage, ku, 1, X509V3_ADD_DEFAULT) == 1) &&
+	     (!p->n_eku ||
+	      X509_add1_ext_i2d(cert, NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) == 1) &&
+	     X509_add1_ext_i2d(cert, NID_subject_key_identifier, ski, 0, X509V3_ADD_DEFAULT) == 1 &&
+	     X509_add1_ext_i2d(cert, NID_authority_key_identifier, aki, 0, X509V3_ADD_DEFAULT) == 1;
+	BASIC_CONSTRAINTS_free(bc);
+	ASN1_BIT_STRING_free(ku);
+	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+	ASN1_OCTET_STRING_free(ski);
+	AUTHORITY_KEYID_free(aki);
+	return ok;
+}
+
 /* The CRL shard of a serial (hsmca-crld publishes one CRL per shard), from its last bytes,
  * which are random. */
 static int32_t crl_shard(const struct ca_authority *a, const uint8_t *serial)
@@ -131,18 +182,9 @@ static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const 
 	X509 *cert = X509_new();
 	BIGNUM *bn = BN_bin2bn(serial, SERIAL_BYTES, NULL);
 	ASN1_INTEGER *sn = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-	char ku[160] = "critical", eku[160] = "", dp[CA_PATH_MAX + 96];
+	char dp[CA_PATH_MAX + 96];
 	X509V3_CTX ctx;
-	unsigned key_usage;
 	int ok = 0;
-	static const struct {
-		unsigned bit;
-		const char *name;
-	} kus[] = {{KU_DIGITAL_SIGNATURE, "digitalSignature"},
-	           {KU_NON_REPUDIATION, "nonRepudiation"},
-	           {KU_KEY_ENCIPHERMENT, "keyEncipherment"},
-	           {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
-	           {KU_KEY_AGREEMENT, "keyAgreement"}};
 
 	if (!cert || !sn || !X509_set_version(cert, X509_VERSION_3) ||
 	    !X509_set_serialNumber(cert, sn) ||
@@ -152,22 +194,7 @@ static X509 *build(const struct ca_profile *p, const struct ca_csr *csrc, const 
 	    !ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)na) || !ca_csr_copy_pubkey(csrc, cert))
 		goto out;
 	X509V3_set_ctx(&ctx, a->cert, cert, NULL, NULL, 0);
-	key_usage = ca_key_usage_for(p->key_usage, csrc->pub);
-	for (size_t i = 0; i < sizeof(kus) / sizeof(kus[0]); i++)
-		if (key_usage & kus[i].bit) {
-			strcat(ku, ",");
-			strcat(ku, kus[i].name);
-		}
-	for (size_t i = 0; i < p->n_eku; i++) {
-		if (i)
-			strcat(eku, ",");
-		strcat(eku, OBJ_nid2sn(p->eku[i]));
-	}
-	if (!add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
-	    (key_usage && !add_ext(cert, &ctx, NID_key_usage, ku)) ||
-	    (p->n_eku && !add_ext(cert, &ctx, NID_ext_key_usage, eku)) ||
-	    !add_ext(cert, &ctx, NID_subject_key_identifier, "hash") ||
-	    !add_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always"))
+	if (!add_leaf_exts(cert, p, a->cert, ca_key_usage_for(p->key_usage, csrc->pub)))
 		goto out;
 	if (a->crl_base_url[0] &&
 	    !add_ext(cert, &ctx, NID_crl_distribution_points, crl_dp(a, serial, dp, sizeof(dp))))

@@ -1813,6 +1813,173 @@ START_TEST(a_group_store_refuses_bad_items_alone)
 }
 END_TEST
 
+/* One statement reserves a whole group (db_cert_reserve_many): each bad item is refused alone,
+ * with its own error, and changes nothing; the others land in one transaction, each with its
+ * own id and its own SANs. */
+START_TEST(a_group_reservation_refuses_bad_items_alone)
+{
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
+	enum { N = 7 };
+	EVP_PKEY *leaf[N];
+	uint8_t serial[N][20], good[32], revoked[32];
+	struct db_cert_request q[N];
+	struct db_cert_reservation rv[N], *rvp[N];
+	struct db_san three[3] = {{DB_SAN_DNS, "a.example.com", 13},
+	                          {DB_SAN_DNS, "b.example.com", 13},
+	                          {DB_SAN_EMAIL, "c@example.com", 13}};
+	char sql[512];
+	struct ca ca;
+
+	ca_make(db, "issuing", &ca);
+	memset(good, 0xaa, sizeof(good));
+	memset(revoked, 0xbb, sizeof(revoked));
+	harness_pg_exec_ok(db_pgconn(owner),
+	                   "INSERT INTO principals (name, role) VALUES ('officer-1', 'officer')");
+	harness_pg_exec_ok(
+	    db_pgconn(owner),
+	    "INSERT INTO api_tokens (principal_id, token_sha256, name, expires_at, revoked_at)"
+	    " SELECT id, decode(repeat('aa', 32), 'hex'), 'good', now() + interval '1 day', NULL"
+	    " FROM principals UNION ALL SELECT id, decode(repeat('bb', 32), 'hex'), 'revoked',"
+	    " now() + interval '1 day', now() FROM principals");
+	harness_pg_exec_ok(db_pgconn(owner),
+	                   "INSERT INTO profile_settings (profile, enabled, updated_by)"
+	                   " VALUES ('switched-off', false, 'admin-1')");
+	for (int i = 0; i < N; i++) {
+		leaf[i] = ec_key();
+		group_serial(300 + i, serial[i]);
+		q[i] = request(&ca, serial[i], 20, leaf[i]);
+		rv[i] = (struct db_cert_reservation){.req = &q[i]};
+		rvp[i] = &rv[i];
+	}
+	/* 0: a good token; 1: its serial taken before; 2: a disabled profile; 3: no SANs;
+	 * 4: a revoked token; 5: refused by its checks (no validity); 6: three SANs */
+	q[0].token_sha256 = good;
+	q[0].token_role = "officer";
+	db_cert_reserve_many(db, rvp + 1, 1);
+	ck_assert_msg(rv[1].rc == DB_OK, "%s", rv[1].err.msg);
+	q[2].profile = "switched-off";
+	q[3].n_sans = 0;
+	q[4].token_sha256 = revoked;
+	q[4].token_role = "officer";
+	q[5].not_after = q[5].not_before;
+	q[6].sans = three;
+	q[6].n_sans = 3;
+	db_cert_reserve_many(db, rvp, N);
+	ck_assert_int_eq(rv[1].rc, DB_ERR_CONFLICT);
+	ck_assert_ptr_nonnull(strstr(rv[1].err.msg, "exists already"));
+	ck_assert_int_eq(rv[2].rc, DB_ERR_STATE);
+	ck_assert_ptr_nonnull(strstr(rv[2].err.msg, "switched-off"));
+	ck_assert_int_eq(rv[4].rc, DB_ERR_STATE);
+	ck_assert_ptr_nonnull(strstr(rv[4].err.msg, "API token"));
+	ck_assert_int_eq(rv[5].rc, DB_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(rv[5].err.msg, "validity"));
+	for (int i = 1; i < 6; i++)
+		ck_assert_msg(i == 3 || rv[i].id == 0, "item %d: id %lld", i, (long long)rv[i].id);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM certificates"),
+	                 4);
+	/* 0, 3, 6 reserved by one transaction, in the items' order, each with its SANs */
+	for (int i = 0; i < N; i += 3) {
+		ck_assert_msg(rv[i].rc == DB_OK, "reservation %d: %s", i, rv[i].err.msg);
+		ck_assert_int_eq(status_of(db, &ca, serial[i], 20), DB_CERT_RESERVED);
+		char hex[41];
+		for (int b = 0; b < 20; b++)
+			snprintf(hex + 2 * b, 3, "%02x", serial[i][b]);
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM certificates WHERE id = %lld AND"
+		         " serial = decode('%s', 'hex')",
+		         (long long)rv[i].id, hex);
+		ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM certificate_sans WHERE certificate_id = %lld",
+		         (long long)rv[i].id);
+		ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), (long long)q[i].n_sans);
+	}
+	ck_assert_int_lt(rv[0].id, rv[3].id);
+	ck_assert_int_lt(rv[3].id, rv[6].id);
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT count(DISTINCT xmin::text) FROM certificates WHERE id IN (%lld, %lld, %lld)",
+	    (long long)rv[0].id, (long long)rv[3].id, (long long)rv[6].id);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM certificate_sans WHERE certificate_id = %lld AND"
+	         " ordinal = 2 AND kind = 'email' AND value = 'c@example.com'",
+	         (long long)rv[6].id);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+	/* the refused ones, put right, reserve afterwards */
+	group_serial(400, serial[1]);
+	harness_pg_exec_ok(
+	    db_pgconn(owner),
+	    "UPDATE profile_settings SET enabled = true WHERE profile = 'switched-off'");
+	q[4].token_sha256 = good;
+	q[5].not_after = q[5].not_before + 60;
+	db_cert_reserve_many(db, rvp + 1, 2);
+	db_cert_reserve_many(db, rvp + 4, 2);
+	for (int i = 1; i < 6; i++)
+		ck_assert_msg(i == 3 || rv[i].rc == DB_OK, "reservation %d: %s", i, rv[i].err.msg);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM certificates"),
+	                 8);
+	for (int i = 0; i < N; i++)
+		EVP_PKEY_free(leaf[i]);
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
+/* The group statements (reservations and stores) are planned once per connection, not again
+ * for each execution: every execution after the first uses the generic plan. */
+START_TEST(group_statements_use_their_generic_plan)
+{
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
+	enum { N = 2, ROUNDS = 8 };
+	EVP_PKEY *leaf[N];
+	uint8_t serial[N][20], *der[N] = {0};
+	size_t dl[N];
+	struct db_cert_request q[N];
+	struct db_cert_reservation rv[N], *rvp[N];
+	struct db_cert_store st[N], *stp[N];
+	struct ca ca;
+
+	ca_make(db, "issuing", &ca);
+	for (int i = 0; i < N; i++) {
+		leaf[i] = ec_key();
+		rv[i] = (struct db_cert_reservation){.req = &q[i]};
+		rvp[i] = &rv[i];
+		stp[i] = &st[i];
+		st[i] = (struct db_cert_store){
+		    .authority_id = ca.id,
+		    .serial = serial[i],
+		    .serial_len = 20,
+		    .audit = {"officer-1", "officer", "issue", "x", "success", ""}};
+	}
+	for (int r = 0; r < ROUNDS; r++) {
+		new_group(&ca, 500 + N * r, N, leaf, serial, q, der, dl, st);
+		db_cert_reserve_many(db, rvp, N);
+		db_cert_store_many(db, stp, N);
+		for (int i = 0; i < N; i++) {
+			ck_assert_msg(rv[i].rc == DB_OK, "reservation %d: %s", i, rv[i].err.msg);
+			ck_assert_msg(st[i].rc == DB_OK, "store %d: %s", i, st[i].err.msg);
+		}
+	}
+	/* pg_prepared_statements is the session's own: ask on the data layer's connection */
+	ck_assert_int_eq(
+	    harness_pg_count(db_pgconn(db),
+	                     "SELECT count(*) FROM pg_prepared_statements"
+	                     " WHERE statement LIKE 'WITH v AS (SELECT * FROM unnest(%'"
+	                     " AND custom_plans = 0 AND generic_plans >= 8"),
+	    2);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	for (int i = 0; i < N; i++) {
+		OPENSSL_free(der[i]);
+		EVP_PKEY_free(leaf[i]);
+	}
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
 static TCase *add(Suite *s, const char *name, const TTest *t, int cluster)
 {
 	TCase *tc = tcase_create(name);
@@ -1864,6 +2031,8 @@ int main(void)
 	add(s, "device-identities", device_identities_are_lower_cased_and_clashes_refused, 1);
 	add(s, "serial-hex", serial_hex_round_trips, 0);
 	add(s, "groups-mixed", a_group_store_refuses_bad_items_alone, 1);
+	add(s, "groups-reserve-mixed", a_group_reservation_refuses_bad_items_alone, 1);
+	add(s, "groups-generic-plan", group_statements_use_their_generic_plan, 1);
 
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
