@@ -41,7 +41,14 @@ remove_token_links() {
 }
 
 stop_all() {
+	local ours=
+	[[ -s "$dir/pkcsslotd.pid" ]] && ours=$(cat "$dir/pkcsslotd.pid")
 	stop_one pkcsslotd
+	# pkcsslotd leaves its pid file behind when it stops: remove ours, so that the next run
+	# does not take a pid that exited (or was reused) for a pkcsslotd someone else started.
+	if [[ -n "$ours" && -s "$slotd_pidfile" && "$(cat "$slotd_pidfile")" == "$ours" ]]; then
+		rm -f "$slotd_pidfile"
+	fi
 	if [[ -s "$dir/tokname" ]]; then
 		remove_token_links "$(cat "$dir/tokname")"
 		rm -f "$dir/tokname" "$owner"
