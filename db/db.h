@@ -940,9 +940,9 @@ enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order
                                  struct db_err *err);
 enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz *out,
                                  struct db_err *err);
-/* The authorization of challenge chall_id, or DB_ERR_NOT_FOUND. */
-enum db_status db_acme_challenge_authz(struct db *db, int64_t chall_id, int64_t *authz_id,
-                                       struct db_err *err);
+/* The authorization holding challenge chall_id (one statement), or DB_ERR_NOT_FOUND. */
+enum db_status db_acme_authz_of_challenge(struct db *db, int64_t chall_id,
+                                          struct db_acme_authz *out, struct db_err *err);
 /* Challenge chall_id of account_id goes from pending to processing (its authorization pending,
  * unexpired, no other challenge of it processing), with the audit entry, committed together.
  * DB_ERR_STATE otherwise. */
@@ -999,8 +999,9 @@ struct db_acme_change {
 	struct db_err err;
 };
 /* Group commit of ACME state changes (several requests' changes, hsmca-cad's ACME adapter): all
- * n in one transaction, each under a savepoint (one that is refused, e.g. DB_ERR_STATE, is
- * undone alone and the rest go on), their audit entries appended after all of them, so that
+ * n in one transaction (one that is refused, e.g. DB_ERR_STATE, is refused before it changes
+ * anything, so no savepoint is needed, and the rest go on), their audit entries appended after
+ * all of them, so that
  * the audit chain's lock is held once through one COMMIT for the group. If anything else
  * fails, nothing of the group is kept and each change is done again in a transaction of its
  * own. Each change's outcome is in its rc and err. */

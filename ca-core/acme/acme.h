@@ -286,7 +286,8 @@ struct acme_store {
 	                 struct acme_order *out, struct acme_problem *p);
 	int (*order_get)(void *ctx, int64_t id, struct acme_order *out); /* 1, 0, -1 */
 	int (*authz_get)(void *ctx, int64_t id, struct acme_authz *out); /* 1, 0, -1 */
-	int (*chall_authz)(void *ctx, int64_t chall_id, int64_t *authz); /* 1, 0, -1 */
+	/* The authorization holding challenge chall_id: 1, 0, -1. */
+	int (*chall_authz_get)(void *ctx, int64_t chall_id, struct acme_authz *out);
 	/* Deactivate account a's authorization az (pending or valid; RFC 8555 §7.5.2). 0, or -1
 	 * with p set. */
 	int (*authz_deactivate)(void *ctx, const struct acme_account *a,
@@ -380,10 +381,21 @@ struct acme_reply {
 	int n_links;
 	int retry_after;    /* seconds; 0: none */
 	int cache_no_store; /* Cache-Control: no-store */
+	/* A read (POST-as-GET) of an authorization or challenge while challenge wait_chall of
+	 * account wait_account is processing: the caller may hold the answer until that
+	 * validation settles (or a bounded wait ends) and answer with acme_reread instead.
+	 * 0: nothing to wait for. */
+	int64_t wait_chall, wait_account;
 };
 
 /* Serve one request into rep (cleared first). Never fails: a problem is a reply. */
 void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep);
 void acme_reply_clear(struct acme_reply *rep);
+/* Read again, for account account_id, the authorization or challenge at path (a reply rep
+ * said to wait for, its request already verified) and replace rep's status, body, links and
+ * Retry-After with what it is now, keeping rep's Replay-Nonce. 0, or -1 (the store failed;
+ * rep unchanged). */
+int acme_reread(struct acme_server *s, const char *path, int64_t account_id, void *store_ctx,
+                struct acme_reply *rep);
 
 #endif

@@ -145,6 +145,7 @@ static void reply_problem(struct acme_server *s, struct acme_reply *rep,
 	/* A problem replaces whatever the reply was going to be, Location and links too. */
 	rep->location[0] = '\0';
 	rep->n_links = 0;
+	rep->wait_chall = rep->wait_account = 0;
 	snprintf(index, sizeof(index), "%s/directory", s->cfg.base_url);
 	add_link(rep, index, "index");
 	reply_json(rep, p->status, "application/problem+json", acme_problem_json(p));
@@ -909,6 +910,11 @@ static int h_authz(struct acme_server *s, struct post *po, int64_t id, struct ac
 		json_object_set_new(j, "wildcard", json_true());
 	if (processing)
 		rep->retry_after = ACME_POLL_RETRY_AFTER;
+	for (size_t i = 0; !pl && i < a.n_ch; i++)
+		if (!strcmp(a.ch[i].status, "processing")) {
+			rep->wait_chall = a.ch[i].id;
+			rep->wait_account = po->acct.id;
+		}
 	reply_json(rep, 200, "application/json", j);
 	return 0;
 }
@@ -919,21 +925,18 @@ static int h_chall(struct acme_server *s, struct post *po, int64_t id, struct ac
 	struct acme_authz a;
 	struct acme_chall *c = NULL;
 	char up[ACME_URL_MAX + 64], keyauth[ACME_TOKEN_LEN + ACME_THUMBPRINT_LEN + 2];
-	int64_t authz = 0;
 	int found;
 
 	if (po->jws.payload && json_object_size(po->jws.payload) != 0)
 		return acme_problem_set(
 		    p, 400, "malformed",
 		    "a challenge is answered with {} (or read with POST-as-GET)");
-	found = s->store.chall_authz(po->ctx, id, &authz);
+	found = id ? s->store.chall_authz_get(po->ctx, id, &a) : 0;
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal",
 		                        "the challenge could not be read");
-	if (!found || own_authz(s, po, authz, &a, p) < 0) {
-		memset(p, 0, sizeof(*p));
+	if (!found || a.account_id != po->acct.id)
 		return acme_problem_set(p, 404, "malformed", "this account has no such challenge");
-	}
 	for (size_t i = 0; i < a.n_ch; i++)
 		if (a.ch[i].id == id)
 			c = &a.ch[i];
@@ -947,8 +950,13 @@ static int h_chall(struct acme_server *s, struct post *po, int64_t id, struct ac
 			return -1;
 		snprintf(c->status, sizeof(c->status), "processing");
 	}
-	if (!strcmp(c->status, "processing"))
+	if (!strcmp(c->status, "processing")) {
 		rep->retry_after = ACME_POLL_RETRY_AFTER;
+		if (!po->jws.payload) { /* a read: worth waiting for; {} is answered at once */
+			rep->wait_chall = c->id;
+			rep->wait_account = po->acct.id;
+		}
+	}
 	snprintf(up, sizeof(up), "%s/authz/%lld", s->cfg.base_url, (long long)a.id);
 	add_link(rep, up, "up");
 	reply_json(rep, 200, "application/json", chall_json(s, c));
@@ -1089,6 +1097,46 @@ static int order_routes(struct acme_server *s, const struct acme_request *req, s
 
 /* --- dispatch --- */
 
+static void add_index_link(struct acme_server *s, struct acme_reply *rep)
+{
+	char index[ACME_URL_MAX + 16];
+
+	url_of(s, "/directory", index, sizeof(index));
+	add_link(rep, index, "index");
+}
+
+int acme_reread(struct acme_server *s, const char *path, int64_t account_id, void *store_ctx,
+                struct acme_reply *rep)
+{
+	struct acme_problem p = {0};
+	struct acme_reply again = {0};
+	struct post po;
+	int64_t id;
+
+	/* The request was verified when it came (its JWS, nonce and account); this reads the
+	 * resource again for the same account, as a POST-as-GET would. */
+	memset(&po, 0, sizeof(po));
+	po.ctx = store_ctx ? store_ctx : s->store.ctx;
+	po.acct.id = account_id;
+	if (!s->store.order_new)
+		return -1;
+	if ((id = path_id(path, "/authz/", NULL)))
+		h_authz(s, &po, id, &again, &p);
+	else if ((id = path_id(path, "/chall/", NULL)))
+		h_chall(s, &po, id, &again, &p);
+	else
+		return -1;
+	if (p.status || again.status != 200) {
+		acme_reply_clear(&again);
+		return -1;
+	}
+	add_index_link(s, &again);
+	memcpy(again.replay_nonce, rep->replay_nonce, sizeof(again.replay_nonce));
+	acme_reply_clear(rep);
+	*rep = again;
+	return 0;
+}
+
 void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep)
 {
 	struct acme_problem p = {0};
@@ -1153,11 +1201,8 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 	/* RFC 8555 §7.1: every resource but the directory links to it (rel="index"). */
 	if (p.status)
 		reply_problem(s, rep, &p);
-	else if (strcmp(path, "/directory")) {
-		char index[ACME_URL_MAX + 16];
-		url_of(s, "/directory", index, sizeof(index));
-		add_link(rep, index, "index");
-	}
+	else if (strcmp(path, "/directory"))
+		add_index_link(s, rep);
 	if (strcmp(path, "/directory") && acme_nonce_new(&s->nonces, rep->replay_nonce) < 0)
 		rep->replay_nonce[0] = '\0';
 }
