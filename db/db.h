@@ -984,13 +984,30 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
                                   const char *cert_serial, const char *error_type,
                                   const char *error_detail, const struct db_audit_entry *audit,
                                   struct db_err *err);
-/* One of the three state changes above, as data, for db_acme_changes. */
+/* The arguments of db_acme_order_create, as data (db_acme_changes' ORDER_CREATE). */
+struct db_acme_order_new {
+	int64_t account_id;
+	const struct db_acme_ident *idents;
+	size_t n;
+	const char *identifiers, *profile;
+	int64_t order_ttl, authz_ttl;
+	const char (*tokens)[44];
+	struct db_acme_order_opts *opts;
+	struct db_acme_order *out; /* filled when it is committed (db_acme_order_clear) */
+};
+/* One of the state changes above, as data, for db_acme_changes. */
 struct db_acme_change {
-	enum { DB_ACME_CHALL_START, DB_ACME_CHALL_DONE, DB_ACME_ORDER_MOVE } kind;
-	int64_t id;         /* the challenge's (CHALL_*) or the order's (ORDER_MOVE) */
-	int64_t account_id; /* CHALL_START */
-	int valid;          /* CHALL_DONE */
-	int64_t reuse;      /* CHALL_DONE */
+	enum {
+		DB_ACME_CHALL_START,
+		DB_ACME_CHALL_DONE,
+		DB_ACME_ORDER_MOVE,
+		DB_ACME_ORDER_CREATE
+	} kind;
+	int64_t id; /* the challenge's (CHALL_*) or the order's (ORDER_MOVE; ORDER_CREATE: set) */
+	struct db_acme_order_new *order;       /* ORDER_CREATE */
+	int64_t account_id;                    /* CHALL_START */
+	int valid;                             /* CHALL_DONE */
+	int64_t reuse;                         /* CHALL_DONE */
 	const char *from, *to, *cert_serial;   /* ORDER_MOVE */
 	const char *error_type, *error_detail; /* CHALL_DONE, ORDER_MOVE */
 	const struct db_audit_entry *audit;

@@ -268,39 +268,46 @@ static enum db_status order_authz(struct db *db, int64_t order_id, int64_t accou
 	return rc;
 }
 
-/* Statements: BEGIN; the account's row locked; its counts judged and the order added in one;
- * one per identifier (authorization, challenges, link); the audit entry with COMMIT. The
- * order is answered from what was written, not read again. */
-enum db_status db_acme_order_create(struct db *db, int64_t account_id,
-                                    const struct db_acme_ident *idents, size_t n,
-                                    const char *identifiers, const char *profile, int64_t order_ttl,
-                                    int64_t authz_ttl, const char (*tokens)[44],
-                                    struct db_acme_order_opts *o,
-                                    const struct db_audit_entry *audit, struct db_acme_order *out,
-                                    struct db_err *err)
+/* An order's arguments checked, before anything is done; out cleared and given the
+ * identifiers' text. */
+static enum db_status order_create_check(struct db_acme_order_new *a, struct db_err *err)
 {
+	enum db_status rc;
+
+	memset(a->out, 0, sizeof(*a->out));
+	a->opts->limited = 0;
+	if (a->n == 0 || a->n > DB_ACME_IDENTS_MAX)
+		return db_fail(err, DB_ERR_INVALID, "an order names 1..%d identifiers",
+		               DB_ACME_IDENTS_MAX);
+	if ((rc = db_check_text("identifiers", a->identifiers, 65536, err)) != DB_OK ||
+	    (rc = db_check_text("profile", a->profile, 64, err)) != DB_OK)
+		return rc;
+	if (!(a->out->identifiers = strdup(a->identifiers)))
+		return db_fail(err, DB_ERR_INVALID, "out of memory");
+	return DB_OK;
+}
+
+/* The statements of db_acme_order_create, in the open transaction, without its audit: the
+ * account's row locked; its counts judged and the order added in one statement; one per
+ * identifier (authorization, challenges, link). a->out gets the order as a read would give
+ * it (answered from what was written, not read again). A refusal by the rate limits
+ * (DB_ERR_STATE, a->opts->limited) changes nothing. */
+static enum db_status order_create(struct db *db, struct db_acme_order_new *a, struct db_err *err)
+{
+	struct db_acme_order_opts *o = a->opts;
+	struct db_acme_order *out = a->out;
 	struct db_params p = {0};
 	PGresult *r = NULL;
 	enum db_status rc;
 	int64_t order_id = 0, expires = 0, orders = 0, pending = 0, oldest = 0;
 	int all_reused = 1;
 
-	memset(out, 0, sizeof(*out));
-	if (n == 0 || n > DB_ACME_IDENTS_MAX)
-		return db_fail(err, DB_ERR_INVALID, "an order names 1..%d identifiers",
-		               DB_ACME_IDENTS_MAX);
-	if ((rc = db_check_text("identifiers", identifiers, 65536, err)) != DB_OK ||
-	    (rc = db_check_text("profile", profile, 64, err)) != DB_OK)
-		return rc;
-	o->limited = 0;
-	if ((rc = db_begin(db, err)) != DB_OK)
-		return rc;
 	/* The account's row locked first: a parallel newOrder of the same account waits here
 	 * until this one commits, then counts this order too (rate limits under concurrency:
 	 * the next statement's snapshot is taken after the lock is granted). */
-	db_param_int(&p, account_id);
+	db_param_int(&p, a->account_id);
 	rc = db_exec(db, "SELECT id FROM acme_accounts WHERE id = $1::bigint FOR UPDATE", &p, &r,
-	             err, "locking ACME account %lld", (long long)account_id);
+	             err, "locking ACME account %lld", (long long)a->account_id);
 	if (rc == DB_OK && PQntuples(r) != 1)
 		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME account");
 	PQclear(r);
@@ -308,16 +315,16 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
 	/* The counts and the order in one statement: the order is added only when the limits
 	 * allow it (a limit <= 0: none). */
 	memset(&p, 0, sizeof(p));
-	db_param_int(&p, account_id);
+	db_param_int(&p, a->account_id);
 	db_param_int(&p, o->window_seconds);
-	db_param_text(&p, identifiers);
-	db_param_text(&p, profile);
-	db_param_int(&p, order_ttl);
+	db_param_text(&p, a->identifiers);
+	db_param_text(&p, a->profile);
+	db_param_int(&p, a->order_ttl);
 	db_param_int(&p, o->not_before);
 	db_param_int(&p, o->not_after);
 	db_param_int(&p, o->orders_max);
 	db_param_int(&p, o->pending_max);
-	db_param_int(&p, (int64_t)n);
+	db_param_int(&p, (int64_t)a->n);
 	if (rc == DB_OK)
 		rc = db_exec(
 		    db,
@@ -365,10 +372,10 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
 		}
 		rc = db_fail(err, DB_ERR_STATE, "the account's rate limit refuses the order");
 	}
-	for (size_t i = 0; rc == DB_OK && i < n; i++) {
+	for (size_t i = 0; rc == DB_OK && i < a->n; i++) {
 		int reused = 0;
-		rc = order_authz(db, order_id, account_id, &idents[i], authz_ttl,
-		                 tokens + i * DB_ACME_CHALLS, &out->authz[out->n_authz], &reused,
+		rc = order_authz(db, order_id, a->account_id, &a->idents[i], a->authz_ttl,
+		                 a->tokens + i * DB_ACME_CHALLS, &out->authz[out->n_authz], &reused,
 		                 err);
 		if (rc == DB_OK) {
 			out->n_authz++;
@@ -390,18 +397,10 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
 		PQclear(r);
 		r = NULL;
 	}
-	if (rc == DB_OK)
-		rc = audit_commit(db, "order", order_id, audit, err);
-	if (rc == DB_OK && !(out->identifiers = strdup(identifiers)))
-		rc = db_fail(err, DB_ERR_QUERY, "out of memory");
-	if (rc != DB_OK) {
-		if (db->in_tx)
-			db_rollback(db);
-		memset(out, 0, sizeof(*out));
+	if (rc != DB_OK)
 		return rc;
-	}
-	/* What db_acme_order_get would read now: authorizations in the order of their ids, each
-	 * once. */
+	/* What db_acme_order_get would read once committed: authorizations in the order of
+	 * their ids, each once. */
 	qsort(out->authz, out->n_authz, sizeof(out->authz[0]), cmp_id);
 	{
 		size_t k = 0;
@@ -411,13 +410,45 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
 		out->n_authz = k;
 	}
 	out->id = order_id;
-	out->account_id = account_id;
+	out->account_id = a->account_id;
 	snprintf(out->status, sizeof(out->status), "%s", all_reused ? "ready" : "pending");
 	out->expires_at = expires;
-	snprintf(out->profile, sizeof(out->profile), "%s", profile);
+	snprintf(out->profile, sizeof(out->profile), "%s", a->profile);
 	out->not_before = o->not_before;
 	out->not_after = o->not_after;
 	return DB_OK;
+}
+
+enum db_status db_acme_order_create(struct db *db, int64_t account_id,
+                                    const struct db_acme_ident *idents, size_t n,
+                                    const char *identifiers, const char *profile, int64_t order_ttl,
+                                    int64_t authz_ttl, const char (*tokens)[44],
+                                    struct db_acme_order_opts *o,
+                                    const struct db_audit_entry *audit, struct db_acme_order *out,
+                                    struct db_err *err)
+{
+	struct db_acme_order_new a = {.account_id = account_id,
+	                              .idents = idents,
+	                              .n = n,
+	                              .identifiers = identifiers,
+	                              .profile = profile,
+	                              .order_ttl = order_ttl,
+	                              .authz_ttl = authz_ttl,
+	                              .tokens = tokens,
+	                              .opts = o,
+	                              .out = out};
+	enum db_status rc = order_create_check(&a, err);
+
+	if (rc == DB_OK && (rc = db_begin(db, err)) == DB_OK) {
+		rc = order_create(db, &a, err);
+		if (rc == DB_OK)
+			rc = audit_commit(db, "order", out->id, audit, err);
+		if (rc != DB_OK)
+			db_rollback(db);
+	}
+	if (rc != DB_OK)
+		db_acme_order_clear(out);
+	return rc;
 }
 
 /* The statements of db_acme_challenge_start, in the open transaction, without its audit. */
@@ -608,7 +639,14 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
  * again alone (db_acme_changes). */
 static enum db_status change_one(struct db *db, struct db_acme_change *c)
 {
+	enum db_status rc;
+
 	switch (c->kind) {
+	case DB_ACME_ORDER_CREATE:
+		if ((rc = order_create_check(c->order, &c->err)) == DB_OK &&
+		    (rc = order_create(db, c->order, &c->err)) == DB_OK)
+			c->id = c->order->out->id;
+		return rc;
 	case DB_ACME_CHALL_START:
 		return challenge_start(db, c->id, c->account_id, &c->err);
 	case DB_ACME_CHALL_DONE:
@@ -629,6 +667,8 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		memset(&c[i]->err, 0, sizeof(c[i]->err));
 		c[i]->rc = DB_OK;
+		if (c[i]->kind == DB_ACME_ORDER_CREATE)
+			memset(c[i]->order->out, 0, sizeof(*c[i]->order->out));
 	}
 	if (n == 1)
 		goto alone;
@@ -655,13 +695,19 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 			continue;
 		e = *c[i]->audit;
 		snprintf(object, sizeof(object), "%s/%lld",
-		         c[i]->kind == DB_ACME_ORDER_MOVE ? "order" : "chall", (long long)c[i]->id);
+		         c[i]->kind == DB_ACME_ORDER_MOVE || c[i]->kind == DB_ACME_ORDER_CREATE
+		             ? "order"
+		             : "chall",
+		         (long long)c[i]->id);
 		e.object = object;
 		if (db_audit_append(db, &e, &seq, &err) != DB_OK)
 			goto again;
 	}
 	if (db_commit(db, &err) != DB_OK)
 		goto again;
+	for (size_t i = 0; i < n; i++) /* refused orders: nothing to answer with */
+		if (c[i]->kind == DB_ACME_ORDER_CREATE && c[i]->rc != DB_OK)
+			db_acme_order_clear(c[i]->order->out);
 	return;
 again:
 	/* Something other than a change's own refusal failed: nothing of the group is
@@ -672,6 +718,16 @@ alone:
 		struct db_acme_change *x = c[i];
 		memset(&x->err, 0, sizeof(x->err));
 		switch (x->kind) {
+		case DB_ACME_ORDER_CREATE: {
+			struct db_acme_order_new *a = x->order;
+			db_acme_order_clear(a->out); /* what the group's attempt filled */
+			x->rc =
+			    db_acme_order_create(db, a->account_id, a->idents, a->n, a->identifiers,
+			                         a->profile, a->order_ttl, a->authz_ttl, a->tokens,
+			                         a->opts, x->audit, a->out, &x->err);
+			x->id = x->rc == DB_OK ? a->out->id : 0;
+			break;
+		}
 		case DB_ACME_CHALL_START:
 			x->rc =
 			    db_acme_challenge_start(db, x->id, x->account_id, x->audit, &x->err);

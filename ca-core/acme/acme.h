@@ -298,9 +298,9 @@ struct acme_store {
 	                   const struct acme_chall *ch, const char *key_authorization,
 	                   struct acme_problem *p);
 	/* Issue the certificate of order o (ready; the CSR, DER, names its identifiers
-	 * exactly): 0 once the order is valid, or -1 with p set (badCSR, orderNotReady,
-	 * serverInternal). */
-	int (*order_finalize)(void *ctx, const struct acme_account *a, const struct acme_order *o,
+	 * exactly): 0 once the order is valid (o's status and cert_serial then say so, as a
+	 * read would), or -1 with p set (badCSR, orderNotReady, serverInternal). */
+	int (*order_finalize)(void *ctx, const struct acme_account *a, struct acme_order *o,
 	                      const uint8_t *csr, size_t csr_len, struct acme_problem *p);
 	/* The PEM chain of the certificate with serial (hex) that account a ordered, into *pem
 	 * (malloc): alt 0 the default one (leaf first, then its issuer and what is above it),

@@ -1004,10 +1004,7 @@ static int h_finalize(struct acme_server *s, struct post *po, int64_t id, struct
 	if (acme_csr_matches(der, (size_t)len, ids, (size_t)n, p) < 0 ||
 	    s->store.order_finalize(po->ctx, &po->acct, &o, der, (size_t)len, p) < 0)
 		goto out;
-	acme_order_clear(&o);
-	if (own_order(s, po, id, &o, p) < 0)
-		goto out;
-	reply_order(s, rep, 200, &o);
+	reply_order(s, rep, 200, &o); /* valid, with its certificate: not read again */
 	rc = 0;
 out:
 	json_decref(arr);

@@ -665,6 +665,8 @@ static int validity_allowed(const struct cad_config *cfg, const struct ca_profil
 	return 0;
 }
 
+static enum db_status change_do(struct db *db, struct db_acme_change *c, struct db_err *err);
+
 static int st_order_new(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
                         size_t n, const char *identifiers, int64_t not_before, int64_t not_after,
                         struct acme_order *out, struct acme_problem *p)
@@ -722,9 +724,22 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	opts.orders_max = cfg->acme_orders_per_hour;
 	opts.window_seconds = 3600;
 	opts.pending_max = cfg->acme_pending_authz;
-	if (db_acme_order_create(c->db, a->id, dids, n, identifiers, prof->name,
-	                         cfg->acme_order_lifetime, cfg->acme_order_lifetime,
-	                         (const char(*)[44])tokens, &opts, &e, &d, &err) != DB_OK) {
+	/* Through the group commit of ACME changes (change_do): one COMMIT, and one hold of the
+	 * audit chain's lock, with the orders and challenges of other requests. */
+	struct db_acme_order_new on = {.account_id = a->id,
+	                               .idents = dids,
+	                               .n = n,
+	                               .identifiers = identifiers,
+	                               .profile = prof->name,
+	                               .order_ttl = cfg->acme_order_lifetime,
+	                               .authz_ttl = cfg->acme_order_lifetime,
+	                               .tokens = (const char(*)[44])tokens,
+	                               .opts = &opts,
+	                               .out = &d};
+	if (change_do(
+	        c->db,
+	        &(struct db_acme_change){.kind = DB_ACME_ORDER_CREATE, .order = &on, .audit = &e},
+	        &err) != DB_OK) {
 		if (opts.limited == 1) {
 			acme_problem_set(
 			    p, 429, "rateLimited",
@@ -1166,7 +1181,7 @@ static void *recover_run(void *arg)
 	return NULL;
 }
 
-static int st_order_finalize(void *ctx, const struct acme_account *a, const struct acme_order *o,
+static int st_order_finalize(void *ctx, const struct acme_account *a, struct acme_order *o,
                              const uint8_t *csr, size_t csr_len, struct acme_problem *p)
 {
 	struct store_ctx *c = ctx;
@@ -1241,6 +1256,8 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 			                 "the order could not be changed");
 			goto out;
 		}
+		snprintf(o->status, sizeof(o->status), "valid");
+		snprintf(o->cert_serial, sizeof(o->cert_serial), "%s", res.serial);
 		rc = 0;
 		goto out;
 	}
