@@ -901,6 +901,8 @@ struct db_acme_authz {
 	int64_t expires_at;
 	struct db_acme_challenge ch[DB_ACME_CHALLS];
 	size_t n_ch;
+	/* Its account's status and key thumbprint, read in the same statement. */
+	char account_status[16], account_thumbprint[44];
 };
 
 /* What a newOrder asks besides its identifiers, and the account's rate limits. */

@@ -113,18 +113,17 @@ static enum db_status authz_read(struct db *db, const char *where, int64_t id,
 	enum db_status rc;
 
 	memset(out, 0, sizeof(*out));
+	/* clang-format off */
 	snprintf(sql, sizeof(sql),
 	         "SELECT a.id, a.account_id, a.identifier_type, a.identifier, a.wildcard,"
 	         " CASE WHEN a.status IN ('pending', 'valid') AND a.expires_at <= now()"
-	         " THEN 'expired' ELSE a.status END, " EPOCH0(
-	             "a.expires_at") ","
-	                             " c.id, c.type, c.token, c.status, " EPOCH0(
-	                                 "c.validated_at") ","
-	                                                   " c.error_type, c.error_detail FROM "
-	                                                   "acme_authorizations a"
-	                                                   " JOIN acme_challenges c ON c.authz_id "
-	                                                   "= a.id WHERE %s ORDER BY c.id",
+	         " THEN 'expired' ELSE a.status END, " EPOCH0("a.expires_at") ","
+	         " c.id, c.type, c.token, c.status, " EPOCH0("c.validated_at") ","
+	         " c.error_type, c.error_detail, ac.status, ac.thumbprint"
+	         " FROM acme_authorizations a JOIN acme_challenges c ON c.authz_id = a.id"
+	         " JOIN acme_accounts ac ON ac.id = a.account_id WHERE %s ORDER BY c.id",
 	         where);
+	/* clang-format on */
 	rc = rows_of(db, sql, id, "ACME authorization", &r, err);
 	if (rc != DB_OK)
 		goto out;
@@ -137,6 +136,8 @@ static enum db_status authz_read(struct db *db, const char *where, int64_t id,
 	copy(out->ident.value, sizeof(out->ident.value), r, 0, 3);
 	out->ident.wildcard = !strcmp(PQgetvalue(r, 0, 4), "t");
 	copy(out->status, sizeof(out->status), r, 0, 5);
+	copy(out->account_status, sizeof(out->account_status), r, 0, 14);
+	copy(out->account_thumbprint, sizeof(out->account_thumbprint), r, 0, 15);
 	for (int i = 0; i < PQntuples(r) && i < DB_ACME_CHALLS; i++) {
 		struct db_acme_challenge *c = &out->ch[out->n_ch++];
 		if (db_get_int64(r, i, 7, &c->id) || db_get_int64(r, i, 11, &c->validated_at)) {

@@ -226,6 +226,12 @@ struct acme_authz {
 	int64_t expires_at;
 	struct acme_chall ch[ACME_CHALLS];
 	size_t n_ch;
+	/* The owning account's status ("valid", ...) and key thumbprint, read in the same
+	 * statement as the authorization ("" when the store does not say): a request that
+	 * reads it is checked against the account as it is now without reading the account
+	 * first (acme_server.c, own_authz). */
+	char account_status[12];
+	char account_thumbprint[ACME_THUMBPRINT_LEN + 1];
 };
 
 /* The identifiers of a newOrder payload: 1..ACME_IDENTS_MAX objects {"type", "value"}, dns
@@ -333,13 +339,17 @@ struct acme_config {
 /* Parsed account keys, so that a request signed with an account's kid does not parse the
  * account's JWK again: looked up by account id and thumbprint (a key change gives a new
  * thumbprint, so an entry of the old key is never used for the new one). The account itself
- * (its status, its key's thumbprint) is still read from the store on every request. */
+ * (its status, its key's thumbprint) is still read from the store on every request: before
+ * the request's own work, or, for reads of authorizations and challenges, in the statement
+ * that reads them (the entry's key and principal stand in until then, and any difference
+ * means the account is read and judged as usual). */
 #define ACME_KEY_CACHE 1024
 struct acme_key_cache {
 	pthread_mutex_t mu;
 	struct acme_cached_key {
 		int64_t account_id; /* 0: empty */
 		char thumbprint[ACME_THUMBPRINT_LEN + 1];
+		char principal[ACME_NAME_MAX + 1]; /* fixed at registration */
 		EVP_PKEY *key;
 	} e[ACME_KEY_CACHE];
 };

@@ -78,6 +78,7 @@ static EVP_PKEY *account_key(struct acme_server *s, const struct acme_account *a
 		old = c->key;
 		c->account_id = a->id;
 		snprintf(c->thumbprint, sizeof(c->thumbprint), "%s", a->thumbprint);
+		snprintf(c->principal, sizeof(c->principal), "%s", a->principal);
 		c->key = key;
 		pthread_mutex_unlock(&s->keys->mu);
 		EVP_PKEY_free(old);
@@ -266,19 +267,82 @@ static int64_t kid_account(const struct acme_server *s, const char *kid)
 struct post {
 	struct acme_jws jws;
 	struct acme_account acct; /* kid requests: the account (valid) */
-	void *ctx;                /* the store's ctx for this request */
+	/* KEY_KID_READ: acct is id, thumbprint and principal of the key cache's entry whose key
+	 * verified the JWS, not yet judged against the store (own_authz does, with the read). */
+	int unconfirmed;
+	void *ctx; /* the store's ctx for this request */
 	char url[ACME_URL_MAX + 32];
 };
 
-enum key_rule { KEY_JWK, KEY_KID, KEY_EITHER };
+/* KEY_KID_READ: a kid request whose first store call reads an authorization, which brings the
+ * account's status and key thumbprint along (acme_authz). */
+enum key_rule { KEY_JWK, KEY_KID, KEY_EITHER, KEY_KID_READ };
+
+/* The account of po's kid read from the store, its key verifying the JWS, and valid. 0, or -1
+ * with p set. */
+static int account_confirm(struct acme_server *s, struct post *po, struct acme_problem *p)
+{
+	int64_t id = kid_account(s, po->jws.kid);
+	int found;
+
+	acme_account_clear(&po->acct);
+	po->unconfirmed = 0;
+	found = id ? s->store.account_by_id(po->ctx, id, &po->acct) : 0;
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
+	if (!found)
+		return acme_problem_set(p, 400, "accountDoesNotExist", "no account has this kid");
+	{
+		EVP_PKEY *key = account_key(s, &po->acct, p);
+		int rc = key ? acme_jws_verify(&po->jws, key, p) : -1;
+		EVP_PKEY_free(key);
+		if (rc < 0)
+			return -1;
+	}
+	if (po->acct.status != ACME_ACCOUNT_VALID)
+		return acme_problem_set(p, 401, "unauthorized", "the account is %s",
+		                        acme_account_status_name(po->acct.status));
+	return 0;
+}
+
+/* KEY_KID_READ: the JWS verified with the key cache's entry for its kid's account; po->acct
+ * then stands for that account until the read judges it. 0, or -1 (no entry, or its key does
+ * not verify: the account is read as usual). */
+static int account_cached(struct acme_server *s, struct post *po)
+{
+	int64_t id = kid_account(s, po->jws.kid);
+	struct acme_cached_key *c = &s->keys->e[(uint64_t)id % ACME_KEY_CACHE];
+	struct acme_problem ignored = {0};
+	EVP_PKEY *key = NULL;
+	int rc;
+
+	if (!id)
+		return -1;
+	pthread_mutex_lock(&s->keys->mu);
+	if (c->account_id == id && EVP_PKEY_up_ref(c->key)) {
+		key = c->key;
+		po->acct.id = id;
+		snprintf(po->acct.thumbprint, sizeof(po->acct.thumbprint), "%s", c->thumbprint);
+		snprintf(po->acct.principal, sizeof(po->acct.principal), "%s", c->principal);
+	}
+	pthread_mutex_unlock(&s->keys->mu);
+	if (!key)
+		return -1;
+	rc = acme_jws_verify(&po->jws, key, &ignored);
+	EVP_PKEY_free(key);
+	if (rc < 0) {
+		memset(&po->acct, 0, sizeof(po->acct));
+		return -1;
+	}
+	po->acct.status = ACME_ACCOUNT_VALID;
+	po->unconfirmed = 1;
+	return 0;
+}
 
 /* The common checks of every POST (RFC 8555 §6.2-§6.5). 0, or -1 with p set. */
 static int post_open(struct acme_server *s, const struct acme_request *req, enum key_rule rule,
                      struct post *po, struct acme_problem *p)
 {
-	int64_t id;
-	int found;
-
 	memset(po, 0, sizeof(*po));
 	po->ctx = req->store_ctx ? req->store_ctx : s->store.ctx;
 	url_of(s, req->path, po->url, sizeof(po->url));
@@ -307,23 +371,9 @@ static int post_open(struct acme_server *s, const struct acme_request *req, enum
 		return acme_problem_set(
 		    p, 400, "malformed",
 		    "this request must be signed with an account's kid, not a jwk");
-	id = kid_account(s, po->jws.kid);
-	found = id ? s->store.account_by_id(po->ctx, id, &po->acct) : 0;
-	if (found < 0)
-		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
-	if (!found)
-		return acme_problem_set(p, 400, "accountDoesNotExist", "no account has this kid");
-	{
-		EVP_PKEY *key = account_key(s, &po->acct, p);
-		int rc = key ? acme_jws_verify(&po->jws, key, p) : -1;
-		EVP_PKEY_free(key);
-		if (rc < 0)
-			return -1;
-	}
-	if (po->acct.status != ACME_ACCOUNT_VALID)
-		return acme_problem_set(p, 401, "unauthorized", "the account is %s",
-		                        acme_account_status_name(po->acct.status));
-	return 0;
+	if (rule == KEY_KID_READ && account_cached(s, po) == 0)
+		return 0;
+	return account_confirm(s, po, p);
 }
 
 static void post_close(struct post *po)
@@ -791,17 +841,30 @@ static int own_order(struct acme_server *s, struct post *po, int64_t id, struct 
 	return 0;
 }
 
-static int own_authz(struct acme_server *s, struct post *po, int64_t id, struct acme_authz *a,
-                     struct acme_problem *p)
+/* The account's authorization id (by_chall: the one holding challenge id), or a problem (404
+ * for another account's). A request whose account stands unconfirmed (KEY_KID_READ) is judged
+ * here, against the account's status and key as read with the authorization; on any doubt the
+ * account is read and judged as for every other request. */
+static int own_authz(struct acme_server *s, struct post *po, int64_t id, int by_chall,
+                     struct acme_authz *a, struct acme_problem *p)
 {
-	int found = id ? s->store.authz_get(po->ctx, id, a) : 0;
+	int found = !id        ? 0
+	            : by_chall ? s->store.chall_authz_get(po->ctx, id, a)
+	                       : s->store.authz_get(po->ctx, id, a);
 
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal",
 		                        "the authorization could not be read");
+	if (po->unconfirmed &&
+	    (!found || a->account_id != po->acct.id || strcmp(a->account_status, "valid") ||
+	     strcmp(a->account_thumbprint, po->acct.thumbprint)) &&
+	    account_confirm(s, po, p) < 0)
+		return -1;
+	po->unconfirmed = 0;
 	if (!found || a->account_id != po->acct.id)
 		return acme_problem_set(p, 404, "malformed",
-		                        "this account has no such authorization");
+		                        by_chall ? "this account has no such challenge"
+		                                 : "this account has no such authorization");
 	return 0;
 }
 
@@ -885,7 +948,7 @@ static int h_authz(struct acme_server *s, struct post *po, int64_t id, struct ac
 		    p, 400, "malformed",
 		    "an authorization is read with POST-as-GET (an empty "
 		    "payload) or deactivated with {\"status\": \"deactivated\"}");
-	if (own_authz(s, po, id, &a, p) < 0)
+	if (own_authz(s, po, id, 0, &a, p) < 0)
 		return -1;
 	if (pl) {
 		if (strcmp(a.status, "pending") && strcmp(a.status, "valid"))
@@ -925,18 +988,13 @@ static int h_chall(struct acme_server *s, struct post *po, int64_t id, struct ac
 	struct acme_authz a;
 	struct acme_chall *c = NULL;
 	char up[ACME_URL_MAX + 64], keyauth[ACME_TOKEN_LEN + ACME_THUMBPRINT_LEN + 2];
-	int found;
 
 	if (po->jws.payload && json_object_size(po->jws.payload) != 0)
 		return acme_problem_set(
 		    p, 400, "malformed",
 		    "a challenge is answered with {} (or read with POST-as-GET)");
-	found = id ? s->store.chall_authz_get(po->ctx, id, &a) : 0;
-	if (found < 0)
-		return acme_problem_set(p, 500, "serverInternal",
-		                        "the challenge could not be read");
-	if (!found || a.account_id != po->acct.id)
-		return acme_problem_set(p, 404, "malformed", "this account has no such challenge");
+	if (own_authz(s, po, id, 1, &a, p) < 0)
+		return -1;
 	for (size_t i = 0; i < a.n_ch; i++)
 		if (a.ch[i].id == id)
 			c = &a.ch[i];
@@ -1061,6 +1119,17 @@ static int h_cert(struct acme_server *s, struct post *po, const char *serial,
 	return 0;
 }
 
+/* A request served with its account unconfirmed (KEY_KID_READ) that was refused before the
+ * read judged the account: the account is judged now, and its refusal (e.g. a deactivated
+ * account) comes first, as it would have. */
+static void settle_account(struct acme_server *s, struct post *po, struct acme_problem *p)
+{
+	struct acme_problem q = {0};
+
+	if (p->status && po->unconfirmed && account_confirm(s, po, &q) < 0)
+		*p = q;
+}
+
 /* The POST resources of orders; 1 when path is one of them (served into rep or p). */
 static int order_routes(struct acme_server *s, const struct acme_request *req, struct post *po,
                         struct acme_reply *rep, struct acme_problem *p)
@@ -1078,11 +1147,15 @@ static int order_routes(struct acme_server *s, const struct acme_request *req, s
 		if (post_open(s, req, KEY_KID, po, p) == 0)
 			(*rest ? h_finalize : h_order)(s, po, id, rep, p);
 	} else if ((id = path_id(path, "/authz/", NULL))) {
-		if (post_open(s, req, KEY_KID, po, p) == 0)
+		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			h_authz(s, po, id, rep, p);
+			settle_account(s, po, p);
+		}
 	} else if ((id = path_id(path, "/chall/", NULL))) {
-		if (post_open(s, req, KEY_KID, po, p) == 0)
+		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			h_chall(s, po, id, rep, p);
+			settle_account(s, po, p);
+		}
 	} else if (!strncmp(path, "/cert/", 6)) {
 		if (post_open(s, req, KEY_KID, po, p) == 0)
 			h_cert(s, po, path + 6, rep, p);

@@ -791,6 +791,9 @@ static void authz_from_db(const struct db_acme_authz *d, struct acme_authz *out)
 	out->ident.wildcard = d->ident.wildcard;
 	snprintf(out->status, sizeof(out->status), "%s", d->status);
 	out->expires_at = d->expires_at;
+	snprintf(out->account_status, sizeof(out->account_status), "%s", d->account_status);
+	snprintf(out->account_thumbprint, sizeof(out->account_thumbprint), "%s",
+	         d->account_thumbprint);
 	for (size_t i = 0; i < d->n_ch && i < ACME_CHALLS; i++) {
 		struct acme_chall *ch = &out->ch[out->n_ch++];
 		ch->id = d->ch[i].id;

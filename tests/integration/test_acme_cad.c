@@ -2361,6 +2361,97 @@ START_TEST(authz_read_waits_for_its_validation)
 }
 END_TEST
 
+/* Reads of authorizations and challenges judge the account in the statement that reads them
+ * (no account read first, the key from hsmca-cad's cache): still, a key rolled over (or
+ * changed by another hsmca-cad: the cache here still holds the old key) and a deactivated
+ * account count at once. */
+START_TEST(authz_reads_judge_the_account_at_once)
+{
+	struct eab e = new_eab(",\"principal\":\"fold-team\",\"allow\":[\"*.example.com\"]");
+	struct tkey t = tkey_new("ES256"), n = tkey_new("ES256");
+	char kid[300], path[300], url[300], authz[300], apath[300], chall[300] = "";
+	struct reply r;
+	json_t *o, *c;
+	size_t i;
+
+	nonce[0] = '\0';
+	register_key(&t, &e, kid, sizeof(kid));
+	snprintf(path, sizeof(path), "%s", kid + strlen(acme_url));
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"fold.example.com\"}]");
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(authz, sizeof(authz), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	json_decref(o);
+	reply_clear(&r);
+	snprintf(apath, sizeof(apath), "%s", authz + strlen(acme_url));
+	r = get_as(&t, kid, authz); /* read twice: the second with the cached key */
+	reply_clear(&r);
+	r = get_as(&t, kid, authz);
+	ck_assert_int_eq(r.status, 200);
+	o = json_loads(r.body, 0, NULL);
+	json_array_foreach(json_object_get(o, "challenges"), i, c)
+	{
+		if (!strcmp(member(c, "type"), "dns-01"))
+			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
+	}
+	json_decref(o);
+	reply_clear(&r);
+	ck_assert(chall[0]);
+
+	/* Key rollover: the old key, still in the cache, is refused at once. */
+	snprintf(url, sizeof(url), "%s/key-change", acme_url);
+	json_t *ih = json_pack("{s:s, s:s, s:O}", "alg", "ES256", "url", url, "jwk", n.jwk);
+	json_t *ip = json_pack("{s:s, s:O}", "account", kid, "oldKey", t.jwk);
+	char *ips = json_dumps(ip, JSON_COMPACT), *inner = jws_with(&n, ih, ips);
+	r = post("/key-change", jws(&t, kid, "/key-change", inner));
+	free(inner);
+	free(ips);
+	json_decref(ip);
+	ck_assert_msg(r.status == 200, "keyChange: %ld %s", r.status, r.body);
+	reply_clear(&r);
+	r = post(apath, jws(&t, kid, apath, NULL));
+	ck_assert_msg(r.status == 400 || r.status == 401, "old key read the authorization: %ld %s",
+	              r.status, r.body);
+	reply_clear(&r);
+	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), NULL));
+	ck_assert_msg(r.status == 400 || r.status == 401, "old key read the challenge: %ld %s",
+	              r.status, r.body);
+	reply_clear(&r);
+	r = post(apath, jws(&n, kid, apath, NULL));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	r = post(apath, jws(&n, kid, apath, NULL)); /* the new key cached */
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+
+	/* Deactivated by another hsmca-cad (here: straight in the database, so this one's cache
+	 * knows nothing of it): reads are refused at once, and so is answering the challenge. */
+	ck_assert_int_eq(
+	    count("UPDATE acme_accounts SET status = 'deactivated', deactivated_at = now()"
+	          " WHERE principal ="
+	          " 'fold-team' RETURNING 1"),
+	    1);
+	r = post(apath, jws(&n, kid, apath, NULL));
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	r = post(chall + strlen(acme_url), jws(&n, kid, chall + strlen(acme_url), "{}"));
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	r = post(apath, jws(&n, kid, apath, "{\"bad\":1}")); /* the account comes first */
+	ck_assert_int_eq(r.status, 401);
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.identifier = 'fold.example.com'"
+	                       " AND c.status <> 'pending'"),
+	                 0);
+	tkey_free(&t);
+	tkey_free(&n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme-cad");
@@ -2387,6 +2478,7 @@ int main(void)
 	tcase_add_test(tc, tls_alpn01_by_our_client);
 	tcase_add_test(tc, killed_cad_leaves_no_stuck_challenge);
 	tcase_add_test(tc, authz_read_waits_for_its_validation);
+	tcase_add_test(tc, authz_reads_judge_the_account_at_once);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
