@@ -881,6 +881,9 @@ struct db_acme_order {
 	int64_t not_before, not_after; /* asked for in newOrder (epoch); 0: none */
 	int64_t authz[DB_ACME_IDENTS_MAX];
 	size_t n_authz;
+	/* Its account's status and key thumbprint, read in the same statement (db_acme_order_get
+	 * only). */
+	char account_status[16], account_thumbprint[44];
 };
 void db_acme_order_clear(struct db_acme_order *o);
 

@@ -58,23 +58,22 @@ enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order
 	enum db_status rc;
 
 	memset(out, 0, sizeof(*out));
+	/* clang-format off */
 	rc = rows_of(
 	    db,
 	    "SELECT o.id, o.account_id,"
 	    " CASE WHEN o.status IN ('pending', 'ready') AND o.expires_at <= now()"
-	    " THEN 'invalid' ELSE o.status END, " EPOCH0(
-	        "o.expires_at") ","
-	                        " o.identifiers, o.profile, coalesce(o.cert_serial, ''), "
-	                        "o.error_type,"
-	                        " o.error_detail, CASE WHEN o.status IN ('pending', 'ready')"
-	                        " AND o.expires_at <= now() AND o.error_type = '' THEN 'the order "
-	                        "expired'"
-	                        " ELSE '' END, oa.authz_id, " EPOCH0("o.not_before") ", " EPOCH0(
-	                            "o.not_after") " FROM acme_orders o JOIN "
-	                                           "acme_order_authorizations oa"
-	                                           " ON oa.order_id = o.id"
-	                                           " WHERE o.id = $1::bigint ORDER BY oa.authz_id",
+	    " THEN 'invalid' ELSE o.status END, " EPOCH0("o.expires_at") ","
+	    " o.identifiers, o.profile, coalesce(o.cert_serial, ''), o.error_type,"
+	    " o.error_detail, CASE WHEN o.status IN ('pending', 'ready')"
+	    " AND o.expires_at <= now() AND o.error_type = '' THEN 'the order expired'"
+	    " ELSE '' END, oa.authz_id, " EPOCH0("o.not_before") ", " EPOCH0("o.not_after") ","
+	    " ac.status, ac.thumbprint"
+	    " FROM acme_orders o JOIN acme_order_authorizations oa ON oa.order_id = o.id"
+	    " JOIN acme_accounts ac ON ac.id = o.account_id"
+	    " WHERE o.id = $1::bigint ORDER BY oa.authz_id",
 	    id, "ACME order", &r, err);
+	/* clang-format on */
 	if (rc != DB_OK)
 		goto out;
 	if (db_get_int64(r, 0, 0, &out->id) || db_get_int64(r, 0, 1, &out->account_id) ||
@@ -88,6 +87,8 @@ enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order
 	copy(out->cert_serial, sizeof(out->cert_serial), r, 0, 6);
 	copy(out->error_type, sizeof(out->error_type), r, 0, 7);
 	copy(out->error_detail, sizeof(out->error_detail), r, 0, 8);
+	copy(out->account_status, sizeof(out->account_status), r, 0, 13);
+	copy(out->account_thumbprint, sizeof(out->account_thumbprint), r, 0, 14);
 	if (PQgetvalue(r, 0, 9)[0]) {
 		snprintf(out->error_type, sizeof(out->error_type), "malformed");
 		copy(out->error_detail, sizeof(out->error_detail), r, 0, 9);

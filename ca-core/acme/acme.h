@@ -206,6 +206,10 @@ struct acme_order {
 	int64_t not_before, not_after; /* asked for in newOrder (RFC 8555 §7.4); 0: none */
 	int64_t authz[ACME_IDENTS_MAX];
 	size_t n_authz;
+	/* The owning account's status and key thumbprint, read with the order ("" when the
+	 * store does not say; as in struct acme_authz). */
+	char account_status[12];
+	char account_thumbprint[ACME_THUMBPRINT_LEN + 1];
 };
 void acme_order_clear(struct acme_order *o);
 

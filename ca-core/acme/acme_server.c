@@ -827,13 +827,36 @@ static json_t *chall_json(const struct acme_server *s, const struct acme_chall *
 }
 
 /* The account's order id, or a problem (404 for another account's: nothing to probe with). */
+/* Whether the account read with a resource (status, thumbprint) is po's, unconfirmed
+ * (KEY_KID_READ), as it stands; else the account is read and judged alone. 0, or -1 with p
+ * set. */
+static int judge_with(struct acme_server *s, struct post *po, int found, int64_t owner,
+                      const char *status, const char *thumbprint, struct acme_problem *p)
+{
+	if (po->unconfirmed &&
+	    (!found || owner != po->acct.id || strcmp(status, "valid") ||
+	     strcmp(thumbprint, po->acct.thumbprint)) &&
+	    account_confirm(s, po, p) < 0)
+		return -1;
+	po->unconfirmed = 0;
+	return 0;
+}
+
+/* The account's order id, or a problem (404 for another account's: nothing to probe with). */
 static int own_order(struct acme_server *s, struct post *po, int64_t id, struct acme_order *o,
                      struct acme_problem *p)
 {
-	int found = id ? s->store.order_get(po->ctx, id, o) : 0;
+	int found;
 
+	memset(o, 0, sizeof(*o));
+	found = id ? s->store.order_get(po->ctx, id, o) : 0;
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal", "the order could not be read");
+	if (judge_with(s, po, found, o->account_id, o->account_status, o->account_thumbprint, p) <
+	    0) {
+		acme_order_clear(o);
+		return -1;
+	}
 	if (!found || o->account_id != po->acct.id) {
 		acme_order_clear(o);
 		return acme_problem_set(p, 404, "malformed", "this account has no such order");
@@ -855,12 +878,9 @@ static int own_authz(struct acme_server *s, struct post *po, int64_t id, int by_
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal",
 		                        "the authorization could not be read");
-	if (po->unconfirmed &&
-	    (!found || a->account_id != po->acct.id || strcmp(a->account_status, "valid") ||
-	     strcmp(a->account_thumbprint, po->acct.thumbprint)) &&
-	    account_confirm(s, po, p) < 0)
+	if (judge_with(s, po, found, found ? a->account_id : 0, found ? a->account_status : "",
+	               found ? a->account_thumbprint : "", p) < 0)
 		return -1;
-	po->unconfirmed = 0;
 	if (!found || a->account_id != po->acct.id)
 		return acme_problem_set(p, 404, "malformed",
 		                        by_chall ? "this account has no such challenge"
@@ -1144,8 +1164,10 @@ static int order_routes(struct acme_server *s, const struct acme_request *req, s
 			h_new_order(s, po, rep, p);
 	} else if ((id = path_id(path, "/order/", &rest)) &&
 	           (!*rest || !strcmp(rest, "/finalize"))) {
-		if (post_open(s, req, KEY_KID, po, p) == 0)
+		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			(*rest ? h_finalize : h_order)(s, po, id, rep, p);
+			settle_account(s, po, p);
+		}
 	} else if ((id = path_id(path, "/authz/", NULL))) {
 		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			h_authz(s, po, id, rep, p);

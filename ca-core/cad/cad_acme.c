@@ -634,6 +634,8 @@ static void order_from_db(struct db_acme_order *d, struct acme_order *o)
 	o->not_after = d->not_after;
 	memcpy(o->authz, d->authz, sizeof(o->authz[0]) * d->n_authz);
 	o->n_authz = d->n_authz;
+	snprintf(o->account_status, sizeof(o->account_status), "%s", d->account_status);
+	snprintf(o->account_thumbprint, sizeof(o->account_thumbprint), "%s", d->account_thumbprint);
 	db_acme_order_clear(d);
 }
 

@@ -2369,7 +2369,7 @@ START_TEST(authz_reads_judge_the_account_at_once)
 {
 	struct eab e = new_eab(",\"principal\":\"fold-team\",\"allow\":[\"*.example.com\"]");
 	struct tkey t = tkey_new("ES256"), n = tkey_new("ES256");
-	char kid[300], path[300], url[300], authz[300], apath[300], chall[300] = "";
+	char kid[300], path[300], url[300], authz[300], apath[300], chall[300] = "", fin[300];
 	struct reply r;
 	json_t *o, *c;
 	size_t i;
@@ -2382,6 +2382,7 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	o = json_loads(r.body, 0, NULL);
 	snprintf(authz, sizeof(authz), "%s",
 	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	snprintf(fin, sizeof(fin), "%s", member(o, "finalize") + strlen(acme_url));
 	json_decref(o);
 	reply_clear(&r);
 	snprintf(apath, sizeof(apath), "%s", authz + strlen(acme_url));
@@ -2442,6 +2443,11 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	reply_clear(&r);
 	r = post(apath, jws(&n, kid, apath, "{\"bad\":1}")); /* the account comes first */
 	ck_assert_int_eq(r.status, 401);
+	reply_clear(&r);
+	/* finalize reads its order with the account too: unauthorized, not orderNotReady */
+	r = post(fin, jws(&n, kid, fin, "{\"csr\":\"AAAA\"}"));
+	ck_assert_msg(r.status == 401, "finalize: %ld %s", r.status, r.body);
+	ck_assert(problem(&r, "unauthorized"));
 	reply_clear(&r);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
 	                       " ON a.id = c.authz_id WHERE a.identifier = 'fold.example.com'"
