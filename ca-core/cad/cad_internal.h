@@ -141,7 +141,7 @@ struct cad_req {
 	int in_session;
 	char session_cookie[CAD_SESSION_TEXT_MAX];
 	struct cad_session session;
-	int stepped_up; /* a fresh TOTP code was accepted for this request (cad_mfa.c) */
+	int stepped_up;   /* a fresh TOTP code was accepted for this request (cad_mfa.c) */
 };
 
 /* --- health and metrics (cad_metrics.c) --- */
