@@ -882,6 +882,9 @@ struct db_acme_order {
 	int64_t not_before, not_after; /* asked for in newOrder (epoch); 0: none */
 	int64_t authz[DB_ACME_IDENTS_MAX];
 	size_t n_authz;
+	/* Its account's status and key thumbprint, read in the same statement (db_acme_order_get
+	 * only). */
+	char account_status[16], account_thumbprint[44];
 };
 void db_acme_order_clear(struct db_acme_order *o);
 
@@ -902,6 +905,8 @@ struct db_acme_authz {
 	int64_t expires_at;
 	struct db_acme_challenge ch[DB_ACME_CHALLS];
 	size_t n_ch;
+	/* Its account's status and key thumbprint, read in the same statement. */
+	char account_status[16], account_thumbprint[44];
 };
 
 /* What a newOrder asks besides its identifiers, and the account's rate limits. */
@@ -941,9 +946,9 @@ enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order
                                  struct db_err *err);
 enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz *out,
                                  struct db_err *err);
-/* The authorization of challenge chall_id, or DB_ERR_NOT_FOUND. */
-enum db_status db_acme_challenge_authz(struct db *db, int64_t chall_id, int64_t *authz_id,
-                                       struct db_err *err);
+/* The authorization holding challenge chall_id (one statement), or DB_ERR_NOT_FOUND. */
+enum db_status db_acme_authz_of_challenge(struct db *db, int64_t chall_id,
+                                          struct db_acme_authz *out, struct db_err *err);
 /* Challenge chall_id of account_id goes from pending to processing (its authorization pending,
  * unexpired, no other challenge of it processing), with the audit entry, committed together.
  * DB_ERR_STATE otherwise. */
@@ -985,13 +990,30 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
                                   const char *cert_serial, const char *error_type,
                                   const char *error_detail, const struct db_audit_entry *audit,
                                   struct db_err *err);
-/* One of the three state changes above, as data, for db_acme_changes. */
+/* The arguments of db_acme_order_create, as data (db_acme_changes' ORDER_CREATE). */
+struct db_acme_order_new {
+	int64_t account_id;
+	const struct db_acme_ident *idents;
+	size_t n;
+	const char *identifiers, *profile;
+	int64_t order_ttl, authz_ttl;
+	const char (*tokens)[44];
+	struct db_acme_order_opts *opts;
+	struct db_acme_order *out; /* filled when it is committed (db_acme_order_clear) */
+};
+/* One of the state changes above, as data, for db_acme_changes. */
 struct db_acme_change {
-	enum { DB_ACME_CHALL_START, DB_ACME_CHALL_DONE, DB_ACME_ORDER_MOVE } kind;
-	int64_t id;         /* the challenge's (CHALL_*) or the order's (ORDER_MOVE) */
-	int64_t account_id; /* CHALL_START */
-	int valid;          /* CHALL_DONE */
-	int64_t reuse;      /* CHALL_DONE */
+	enum {
+		DB_ACME_CHALL_START,
+		DB_ACME_CHALL_DONE,
+		DB_ACME_ORDER_MOVE,
+		DB_ACME_ORDER_CREATE
+	} kind;
+	int64_t id; /* the challenge's (CHALL_*) or the order's (ORDER_MOVE; ORDER_CREATE: set) */
+	struct db_acme_order_new *order;       /* ORDER_CREATE */
+	int64_t account_id;                    /* CHALL_START */
+	int valid;                             /* CHALL_DONE */
+	int64_t reuse;                         /* CHALL_DONE */
 	const char *from, *to, *cert_serial;   /* ORDER_MOVE */
 	const char *error_type, *error_detail; /* CHALL_DONE, ORDER_MOVE */
 	const struct db_audit_entry *audit;
@@ -1000,8 +1022,9 @@ struct db_acme_change {
 	struct db_err err;
 };
 /* Group commit of ACME state changes (several requests' changes, hsmca-cad's ACME adapter): all
- * n in one transaction, each under a savepoint (one that is refused, e.g. DB_ERR_STATE, is
- * undone alone and the rest go on), their audit entries appended after all of them, so that
+ * n in one transaction (one that is refused, e.g. DB_ERR_STATE, is refused before it changes
+ * anything, so no savepoint is needed, and the rest go on), their audit entries appended after
+ * all of them, so that
  * the audit chain's lock is held once through one COMMIT for the group. If anything else
  * fails, nothing of the group is kept and each change is done again in a transaction of its
  * own. Each change's outcome is in its rc and err. */

@@ -58,23 +58,22 @@ enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order
 	enum db_status rc;
 
 	memset(out, 0, sizeof(*out));
+	/* clang-format off */
 	rc = rows_of(
 	    db,
 	    "SELECT o.id, o.account_id,"
 	    " CASE WHEN o.status IN ('pending', 'ready') AND o.expires_at <= now()"
-	    " THEN 'invalid' ELSE o.status END, " EPOCH0(
-	        "o.expires_at") ","
-	                        " o.identifiers, o.profile, coalesce(o.cert_serial, ''), "
-	                        "o.error_type,"
-	                        " o.error_detail, CASE WHEN o.status IN ('pending', 'ready')"
-	                        " AND o.expires_at <= now() AND o.error_type = '' THEN 'the order "
-	                        "expired'"
-	                        " ELSE '' END, oa.authz_id, " EPOCH0("o.not_before") ", " EPOCH0(
-	                            "o.not_after") " FROM acme_orders o JOIN "
-	                                           "acme_order_authorizations oa"
-	                                           " ON oa.order_id = o.id"
-	                                           " WHERE o.id = $1::bigint ORDER BY oa.authz_id",
+	    " THEN 'invalid' ELSE o.status END, " EPOCH0("o.expires_at") ","
+	    " o.identifiers, o.profile, coalesce(o.cert_serial, ''), o.error_type,"
+	    " o.error_detail, CASE WHEN o.status IN ('pending', 'ready')"
+	    " AND o.expires_at <= now() AND o.error_type = '' THEN 'the order expired'"
+	    " ELSE '' END, oa.authz_id, " EPOCH0("o.not_before") ", " EPOCH0("o.not_after") ","
+	    " ac.status, ac.thumbprint"
+	    " FROM acme_orders o JOIN acme_order_authorizations oa ON oa.order_id = o.id"
+	    " JOIN acme_accounts ac ON ac.id = o.account_id"
+	    " WHERE o.id = $1::bigint ORDER BY oa.authz_id",
 	    id, "ACME order", &r, err);
+	/* clang-format on */
 	if (rc != DB_OK)
 		goto out;
 	if (db_get_int64(r, 0, 0, &out->id) || db_get_int64(r, 0, 1, &out->account_id) ||
@@ -88,6 +87,8 @@ enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order
 	copy(out->cert_serial, sizeof(out->cert_serial), r, 0, 6);
 	copy(out->error_type, sizeof(out->error_type), r, 0, 7);
 	copy(out->error_detail, sizeof(out->error_detail), r, 0, 8);
+	copy(out->account_status, sizeof(out->account_status), r, 0, 13);
+	copy(out->account_thumbprint, sizeof(out->account_thumbprint), r, 0, 14);
 	if (PQgetvalue(r, 0, 9)[0]) {
 		snprintf(out->error_type, sizeof(out->error_type), "malformed");
 		copy(out->error_detail, sizeof(out->error_detail), r, 0, 9);
@@ -104,26 +105,27 @@ out:
 	return rc;
 }
 
-enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz *out,
-                                 struct db_err *err)
+/* The authorization whose id ($1) the WHERE clause where names, with its challenges. */
+static enum db_status authz_read(struct db *db, const char *where, int64_t id,
+                                 struct db_acme_authz *out, struct db_err *err)
 {
+	char sql[1024];
 	PGresult *r = NULL;
 	enum db_status rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = rows_of(
-	    db,
-	    "SELECT a.id, a.account_id, a.identifier_type, a.identifier, a.wildcard,"
-	    " CASE WHEN a.status IN ('pending', 'valid') AND a.expires_at <= now()"
-	    " THEN 'expired' ELSE a.status END, " EPOCH0(
-	        "a.expires_at") ","
-	                        " c.id, c.type, c.token, c.status, " EPOCH0(
-	                            "c.validated_at") ","
-	                                              " c.error_type, c.error_detail FROM "
-	                                              "acme_authorizations a"
-	                                              " JOIN acme_challenges c ON c.authz_id = a.id"
-	                                              " WHERE a.id = $1::bigint ORDER BY c.id",
-	    id, "ACME authorization", &r, err);
+	/* clang-format off */
+	snprintf(sql, sizeof(sql),
+	         "SELECT a.id, a.account_id, a.identifier_type, a.identifier, a.wildcard,"
+	         " CASE WHEN a.status IN ('pending', 'valid') AND a.expires_at <= now()"
+	         " THEN 'expired' ELSE a.status END, " EPOCH0("a.expires_at") ","
+	         " c.id, c.type, c.token, c.status, " EPOCH0("c.validated_at") ","
+	         " c.error_type, c.error_detail, ac.status, ac.thumbprint"
+	         " FROM acme_authorizations a JOIN acme_challenges c ON c.authz_id = a.id"
+	         " JOIN acme_accounts ac ON ac.id = a.account_id WHERE %s ORDER BY c.id",
+	         where);
+	/* clang-format on */
+	rc = rows_of(db, sql, id, "ACME authorization", &r, err);
 	if (rc != DB_OK)
 		goto out;
 	if (db_get_int64(r, 0, 0, &out->id) || db_get_int64(r, 0, 1, &out->account_id) ||
@@ -135,6 +137,8 @@ enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz
 	copy(out->ident.value, sizeof(out->ident.value), r, 0, 3);
 	out->ident.wildcard = !strcmp(PQgetvalue(r, 0, 4), "t");
 	copy(out->status, sizeof(out->status), r, 0, 5);
+	copy(out->account_status, sizeof(out->account_status), r, 0, 14);
+	copy(out->account_thumbprint, sizeof(out->account_thumbprint), r, 0, 15);
 	for (int i = 0; i < PQntuples(r) && i < DB_ACME_CHALLS; i++) {
 		struct db_acme_challenge *c = &out->ch[out->n_ch++];
 		if (db_get_int64(r, i, 7, &c->id) || db_get_int64(r, i, 11, &c->validated_at)) {
@@ -150,6 +154,20 @@ enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz
 out:
 	PQclear(r);
 	return rc;
+}
+
+enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz *out,
+                                 struct db_err *err)
+{
+	return authz_read(db, "a.id = $1::bigint", id, out, err);
+}
+
+enum db_status db_acme_authz_of_challenge(struct db *db, int64_t chall_id,
+                                          struct db_acme_authz *out, struct db_err *err)
+{
+	/* One statement: the challenge's authorization found through the challenge's own row. */
+	return authz_read(db, "a.id = (SELECT authz_id FROM acme_challenges WHERE id = $1::bigint)",
+	                  chall_id, out, err);
 }
 
 enum db_status db_acme_account_counts(struct db *db, int64_t account_id, int64_t seconds,
@@ -182,6 +200,227 @@ enum db_status db_acme_account_counts(struct db *db, int64_t account_id, int64_t
 
 static const char *const chall_types[DB_ACME_CHALLS] = {"http-01", "dns-01", "tls-alpn-01"};
 
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Identifier i of an order: the account's valid authorization for it when one has not
+ * expired, else a new pending one with its challenges, linked to order_id; all in one
+ * statement. Its id into *authz, *reused 1 when it was reused. */
+static enum db_status order_authz(struct db *db, int64_t order_id, int64_t account_id,
+                                  const struct db_acme_ident *id, int64_t authz_ttl,
+                                  const char (*tokens)[44], int64_t *authz, int *reused,
+                                  struct db_err *err)
+{
+	/* The challenges as two text arrays (types and tokens are of [A-Za-z0-9_-] only). */
+	char types[64] = "{", toks[3 * 48] = "{";
+	struct db_params q = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	for (int t = 0; t < DB_ACME_CHALLS; t++) {
+		int dns01 = !strcmp(chall_types[t], "dns-01");
+		if (id->wildcard ? !dns01 : (dns01 && !strcmp(id->type, "ip")))
+			continue;
+		if (types[1]) {
+			strcat(types, ",");
+			strcat(toks, ",");
+		}
+		strcat(types, chall_types[t]);
+		strncat(toks, tokens[t], 43);
+	}
+	strcat(types, "}");
+	strcat(toks, "}");
+	db_param_int(&q, account_id);
+	db_param_text(&q, id->type);
+	db_param_text(&q, id->value);
+	db_param_text(&q, id->wildcard ? "true" : "false");
+	db_param_int(&q, authz_ttl);
+	db_param_text(&q, types);
+	db_param_text(&q, toks);
+	db_param_int(&q, order_id);
+	rc = db_exec(
+	    db,
+	    "WITH reuse AS (SELECT id FROM acme_authorizations WHERE account_id = $1::bigint"
+	    " AND identifier_type = $2 AND identifier = $3 AND wildcard = $4::boolean"
+	    " AND status = 'valid' AND expires_at > now()"
+	    " ORDER BY expires_at DESC LIMIT 1),"
+	    " made AS (INSERT INTO acme_authorizations (account_id, identifier_type,"
+	    " identifier, wildcard, expires_at) SELECT $1::bigint, $2, $3, $4::boolean,"
+	    " now() + make_interval(secs => $5::bigint)"
+	    " WHERE NOT EXISTS (SELECT 1 FROM reuse) RETURNING id),"
+	    " ch AS (INSERT INTO acme_challenges (authz_id, type, token)"
+	    " SELECT made.id, t.type, t.token FROM made,"
+	    " unnest($6::text[], $7::text[]) WITH ORDINALITY AS t(type, token, n)"
+	    " ORDER BY t.n),"
+	    " az AS (SELECT id, 1 AS reused FROM reuse UNION ALL"
+	    " SELECT id, 0 FROM made),"
+	    " link AS (INSERT INTO acme_order_authorizations (order_id, authz_id)"
+	    " SELECT $8::bigint, id FROM az ON CONFLICT DO NOTHING)"
+	    " SELECT id, reused FROM az",
+	    &q, &r, err, "adding an ACME authorization");
+	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, authz)))
+		rc = db_fail(err, DB_ERR_QUERY, "adding an ACME authorization: no id returned");
+	if (rc == DB_OK)
+		*reused = !strcmp(PQgetvalue(r, 0, 1), "1");
+	PQclear(r);
+	return rc;
+}
+
+/* An order's arguments checked, before anything is done; out cleared and given the
+ * identifiers' text. */
+static enum db_status order_create_check(struct db_acme_order_new *a, struct db_err *err)
+{
+	enum db_status rc;
+
+	memset(a->out, 0, sizeof(*a->out));
+	a->opts->limited = 0;
+	if (a->n == 0 || a->n > DB_ACME_IDENTS_MAX)
+		return db_fail(err, DB_ERR_INVALID, "an order names 1..%d identifiers",
+		               DB_ACME_IDENTS_MAX);
+	if ((rc = db_check_text("identifiers", a->identifiers, 65536, err)) != DB_OK ||
+	    (rc = db_check_text("profile", a->profile, 64, err)) != DB_OK)
+		return rc;
+	if (!(a->out->identifiers = strdup(a->identifiers)))
+		return db_fail(err, DB_ERR_INVALID, "out of memory");
+	return DB_OK;
+}
+
+/* The statements of db_acme_order_create, in the open transaction, without its audit: the
+ * account's row locked; its counts judged and the order added in one statement; one per
+ * identifier (authorization, challenges, link). a->out gets the order as a read would give
+ * it (answered from what was written, not read again). A refusal by the rate limits
+ * (DB_ERR_STATE, a->opts->limited) changes nothing. */
+static enum db_status order_create(struct db *db, struct db_acme_order_new *a, struct db_err *err)
+{
+	struct db_acme_order_opts *o = a->opts;
+	struct db_acme_order *out = a->out;
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	int64_t order_id = 0, expires = 0, orders = 0, pending = 0, oldest = 0;
+	int all_reused = 1;
+
+	/* The account's row locked first: a parallel newOrder of the same account waits here
+	 * until this one commits, then counts this order too (rate limits under concurrency:
+	 * the next statement's snapshot is taken after the lock is granted). */
+	db_param_int(&p, a->account_id);
+	rc = db_exec(db, "SELECT id FROM acme_accounts WHERE id = $1::bigint FOR UPDATE", &p, &r,
+	             err, "locking ACME account %lld", (long long)a->account_id);
+	if (rc == DB_OK && PQntuples(r) != 1)
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME account");
+	PQclear(r);
+	r = NULL;
+	/* The counts and the order in one statement: the order is added only when the limits
+	 * allow it (a limit <= 0: none). */
+	memset(&p, 0, sizeof(p));
+	db_param_int(&p, a->account_id);
+	db_param_int(&p, o->window_seconds);
+	db_param_text(&p, a->identifiers);
+	db_param_text(&p, a->profile);
+	db_param_int(&p, a->order_ttl);
+	db_param_int(&p, o->not_before);
+	db_param_int(&p, o->not_after);
+	db_param_int(&p, o->orders_max);
+	db_param_int(&p, o->pending_max);
+	db_param_int(&p, (int64_t)a->n);
+	if (rc == DB_OK)
+		rc = db_exec(
+		    db,
+		    "WITH c AS (SELECT (SELECT count(*) FROM acme_orders WHERE account_id = "
+		    "$1::bigint"
+		    " AND created_at > now() - make_interval(secs => $2::bigint)) AS orders,"
+		    " (SELECT count(*) FROM acme_authorizations WHERE account_id = $1::bigint"
+		    " AND status = 'pending' AND expires_at > now()) AS pending,"
+		    " (SELECT " EPOCH0(
+		        "min(created_at)") " FROM acme_orders"
+		                           " WHERE account_id = $1::bigint"
+		                           " AND created_at > now() - make_interval(secs => "
+		                           "$2::bigint)) AS oldest),"
+		                           " o AS (INSERT INTO acme_orders (account_id, "
+		                           "identifiers, profile, expires_at,"
+		                           " not_before, not_after) SELECT $1::bigint, $3, $4,"
+		                           " now() + make_interval(secs => $5::bigint),"
+		                           " to_timestamp(nullif($6::bigint, 0)), "
+		                           "to_timestamp(nullif($7::bigint, 0))"
+		                           " FROM c WHERE ($8::bigint <= 0 OR c.orders < "
+		                           "$8::bigint)"
+		                           " AND ($9::bigint <= 0 OR c.pending + $10::bigint <= "
+		                           "$9::bigint)"
+		                           " RETURNING id, " EPOCH0(
+		                               "expires_at") " AS expires)"
+		                                             " SELECT c.orders, c.pending, "
+		                                             "c.oldest, coalesce(o.id, 0), "
+		                                             "coalesce(o.expires, 0)"
+		                                             " FROM c LEFT JOIN o ON true",
+		    &p, &r, err, "adding an ACME order");
+	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &orders) ||
+	                    db_get_int64(r, 0, 1, &pending) || db_get_int64(r, 0, 2, &oldest) ||
+	                    db_get_int64(r, 0, 3, &order_id) || db_get_int64(r, 0, 4, &expires)))
+		rc = db_fail(err, DB_ERR_QUERY, "adding an ACME order: unreadable row");
+	PQclear(r);
+	r = NULL;
+	if (rc == DB_OK && !order_id) {
+		if (o->orders_max > 0 && orders >= o->orders_max) {
+			o->limited = 1;
+			o->count = orders;
+			o->oldest = oldest;
+		} else {
+			o->limited = 2;
+			o->count = pending;
+		}
+		rc = db_fail(err, DB_ERR_STATE, "the account's rate limit refuses the order");
+	}
+	for (size_t i = 0; rc == DB_OK && i < a->n; i++) {
+		int reused = 0;
+		rc = order_authz(db, order_id, a->account_id, &a->idents[i], a->authz_ttl,
+		                 a->tokens + i * DB_ACME_CHALLS, &out->authz[out->n_authz], &reused,
+		                 err);
+		if (rc == DB_OK) {
+			out->n_authz++;
+			all_reused &= reused;
+		}
+	}
+	/* Every authorization reused and valid: the order is ready at once. */
+	if (rc == DB_OK && all_reused) {
+		struct db_params u = {0};
+		db_param_int(&u, order_id);
+		rc = db_exec(
+		    db,
+		    "UPDATE acme_orders SET status = 'ready' WHERE id = $1::bigint AND"
+		    " NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa JOIN"
+		    " acme_authorizations a ON a.id = oa.authz_id WHERE oa.order_id = $1::bigint"
+		    " AND a.status <> 'valid') RETURNING id",
+		    &u, &r, err, "ACME order %lld", (long long)order_id);
+		all_reused = rc == DB_OK && PQntuples(r) == 1;
+		PQclear(r);
+		r = NULL;
+	}
+	if (rc != DB_OK)
+		return rc;
+	/* What db_acme_order_get would read once committed: authorizations in the order of
+	 * their ids, each once. */
+	qsort(out->authz, out->n_authz, sizeof(out->authz[0]), cmp_id);
+	{
+		size_t k = 0;
+		for (size_t i = 0; i < out->n_authz; i++)
+			if (!k || out->authz[k - 1] != out->authz[i])
+				out->authz[k++] = out->authz[i];
+		out->n_authz = k;
+	}
+	out->id = order_id;
+	out->account_id = a->account_id;
+	snprintf(out->status, sizeof(out->status), "%s", all_reused ? "ready" : "pending");
+	out->expires_at = expires;
+	snprintf(out->profile, sizeof(out->profile), "%s", a->profile);
+	out->not_before = o->not_before;
+	out->not_after = o->not_after;
+	return DB_OK;
+}
+
 enum db_status db_acme_order_create(struct db *db, int64_t account_id,
                                     const struct db_acme_ident *idents, size_t n,
                                     const char *identifiers, const char *profile, int64_t order_ttl,
@@ -190,167 +429,27 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
                                     const struct db_audit_entry *audit, struct db_acme_order *out,
                                     struct db_err *err)
 {
-	struct db_params p = {0};
-	PGresult *r = NULL;
-	enum db_status rc;
-	int64_t order_id = 0;
+	struct db_acme_order_new a = {.account_id = account_id,
+	                              .idents = idents,
+	                              .n = n,
+	                              .identifiers = identifiers,
+	                              .profile = profile,
+	                              .order_ttl = order_ttl,
+	                              .authz_ttl = authz_ttl,
+	                              .tokens = tokens,
+	                              .opts = o,
+	                              .out = out};
+	enum db_status rc = order_create_check(&a, err);
 
-	if (n == 0 || n > DB_ACME_IDENTS_MAX)
-		return db_fail(err, DB_ERR_INVALID, "an order names 1..%d identifiers",
-		               DB_ACME_IDENTS_MAX);
-	if ((rc = db_check_text("identifiers", identifiers, 65536, err)) != DB_OK ||
-	    (rc = db_check_text("profile", profile, 64, err)) != DB_OK)
-		return rc;
-	o->limited = 0;
-	if ((rc = db_begin(db, err)) != DB_OK)
-		return rc;
-	/* The account's row locked first: a parallel newOrder of the same account waits here
-	 * until this one commits, then counts this order too (rate limits under concurrency). */
-	db_param_int(&p, account_id);
-	rc = db_exec(db, "SELECT id FROM acme_accounts WHERE id = $1::bigint FOR UPDATE", &p, &r,
-	             err, "locking ACME account %lld", (long long)account_id);
-	if (rc == DB_OK && PQntuples(r) != 1)
-		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME account");
-	PQclear(r);
-	r = NULL;
-	if (rc == DB_OK && (o->orders_max > 0 || o->pending_max > 0)) {
-		int64_t orders = 0, pending = 0, oldest = 0;
-		rc = db_acme_account_counts(db, account_id, o->window_seconds, &orders, &pending,
-		                            &oldest, err);
-		if (rc == DB_OK && o->orders_max > 0 && orders >= o->orders_max) {
-			o->limited = 1;
-			o->count = orders;
-			o->oldest = oldest;
-		} else if (rc == DB_OK && o->pending_max > 0 &&
-		           pending + (int64_t)n > o->pending_max) {
-			o->limited = 2;
-			o->count = pending;
-		}
-		if (o->limited)
-			rc = db_fail(err, DB_ERR_STATE,
-			             "the account's rate limit refuses the order");
+	if (rc == DB_OK && (rc = db_begin(db, err)) == DB_OK) {
+		rc = order_create(db, &a, err);
+		if (rc == DB_OK)
+			rc = audit_commit(db, "order", out->id, audit, err);
+		if (rc != DB_OK)
+			db_rollback(db);
 	}
-	memset(&p, 0, sizeof(p));
-	db_param_int(&p, account_id);
-	db_param_text(&p, identifiers);
-	db_param_text(&p, profile);
-	db_param_int(&p, order_ttl);
-	db_param_int(&p, o->not_before);
-	db_param_int(&p, o->not_after);
-	if (rc == DB_OK)
-		rc = db_exec(
-		    db,
-		    "INSERT INTO acme_orders (account_id, identifiers, profile, expires_at,"
-		    " not_before, not_after) VALUES ($1::bigint, $2, $3,"
-		    " now() + make_interval(secs => $4::bigint),"
-		    " to_timestamp(nullif($5::bigint, 0)), to_timestamp(nullif($6::bigint, 0)))"
-		    " RETURNING id",
-		    &p, &r, err, "adding an ACME order");
-	if (rc == DB_OK && db_get_int64(r, 0, 0, &order_id))
-		rc = db_fail(err, DB_ERR_QUERY, "adding an ACME order: no id returned");
-	PQclear(r);
-	r = NULL;
-	for (size_t i = 0; rc == DB_OK && i < n; i++) {
-		struct db_params q = {0};
-		int64_t authz = 0;
-
-		/* A valid authorization of the account for the same identifier: reused. */
-		db_param_int(&q, account_id);
-		db_param_text(&q, idents[i].type);
-		db_param_text(&q, idents[i].value);
-		db_param_text(&q, idents[i].wildcard ? "true" : "false");
-		rc = db_exec(
-		    db,
-		    "SELECT id FROM acme_authorizations WHERE account_id = $1::bigint"
-		    " AND identifier_type = $2 AND identifier = $3 AND wildcard = $4::boolean"
-		    " AND status = 'valid' AND expires_at > now()"
-		    " ORDER BY expires_at DESC LIMIT 1",
-		    &q, &r, err, "looking for a reusable ACME authorization");
-		if (rc == DB_OK && PQntuples(r) == 1 && db_get_int64(r, 0, 0, &authz))
-			rc = db_fail(err, DB_ERR_QUERY, "ACME authorization: unreadable row");
-		PQclear(r);
-		r = NULL;
-		if (rc == DB_OK && !authz) {
-			struct db_params a = {0};
-			db_param_int(&a, account_id);
-			db_param_text(&a, idents[i].type);
-			db_param_text(&a, idents[i].value);
-			db_param_text(&a, idents[i].wildcard ? "true" : "false");
-			db_param_int(&a, authz_ttl);
-			rc =
-			    db_exec(db,
-			            "INSERT INTO acme_authorizations (account_id, identifier_type,"
-			            " identifier, wildcard, expires_at) VALUES ($1::bigint, $2, $3,"
-			            " $4::boolean, now() + make_interval(secs => $5::bigint))"
-			            " RETURNING id",
-			            &a, &r, err, "adding an ACME authorization");
-			if (rc == DB_OK && db_get_int64(r, 0, 0, &authz))
-				rc = db_fail(err, DB_ERR_QUERY, "adding an ACME authorization");
-			PQclear(r);
-			r = NULL;
-			for (int t = 0; rc == DB_OK && t < DB_ACME_CHALLS; t++) {
-				struct db_params c = {0};
-				int dns01 = !strcmp(chall_types[t], "dns-01");
-				if (idents[i].wildcard ? !dns01
-				                       : (dns01 && !strcmp(idents[i].type, "ip")))
-					continue;
-				db_param_int(&c, authz);
-				db_param_text(&c, chall_types[t]);
-				db_param_text(&c, tokens[i * DB_ACME_CHALLS + t]);
-				rc = db_exec(db,
-				             "INSERT INTO acme_challenges (authz_id, type, token)"
-				             " VALUES ($1::bigint, $2, $3)",
-				             &c, &r, err, "adding an ACME challenge");
-				PQclear(r);
-				r = NULL;
-			}
-		}
-		if (rc == DB_OK) {
-			struct db_params l = {0};
-			db_param_int(&l, order_id);
-			db_param_int(&l, authz);
-			rc = db_exec(db,
-			             "INSERT INTO acme_order_authorizations (order_id, authz_id)"
-			             " VALUES ($1::bigint, $2::bigint) ON CONFLICT DO NOTHING",
-			             &l, &r, err, "linking an ACME authorization");
-			PQclear(r);
-			r = NULL;
-		}
-	}
-	/* Every authorization reused and valid: the order is ready at once. */
-	if (rc == DB_OK) {
-		struct db_params u = {0};
-		db_param_int(&u, order_id);
-		rc = db_exec(
-		    db,
-		    "UPDATE acme_orders SET status = 'ready' WHERE id = $1::bigint AND"
-		    " NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa JOIN"
-		    " acme_authorizations a ON a.id = oa.authz_id WHERE oa.order_id = $1::bigint"
-		    " AND a.status <> 'valid')",
-		    &u, &r, err, "ACME order %lld", (long long)order_id);
-		PQclear(r);
-		r = NULL;
-	}
-	if (rc == DB_OK)
-		rc = audit_commit(db, "order", order_id, audit, err);
-	if (rc != DB_OK) {
-		db_rollback(db);
-		return rc;
-	}
-	return db_acme_order_get(db, order_id, out, err);
-}
-
-enum db_status db_acme_challenge_authz(struct db *db, int64_t chall_id, int64_t *authz_id,
-                                       struct db_err *err)
-{
-	PGresult *r = NULL;
-	enum db_status rc =
-	    rows_of(db, "SELECT authz_id FROM acme_challenges WHERE id = $1::bigint", chall_id,
-	            "ACME challenge", &r, err);
-
-	if (rc == DB_OK && db_get_int64(r, 0, 0, authz_id))
-		rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
-	PQclear(r);
+	if (rc != DB_OK)
+		db_acme_order_clear(out);
 	return rc;
 }
 
@@ -535,40 +634,30 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
 	return rc;
 }
 
-/* One change of a group, in the open transaction, under a savepoint: undone alone if it
- * fails. */
+/* One change of a group, in the open transaction. No savepoint is needed: a change is refused
+ * (DB_ERR_STATE, DB_ERR_INVALID) only before it has changed anything (its text checked first,
+ * its first statement an UPDATE that finds no row in the state it needs), and any other
+ * failure is an SQL error that breaks the whole transaction, after which every change is done
+ * again alone (db_acme_changes). */
 static enum db_status change_one(struct db *db, struct db_acme_change *c)
 {
-	PGresult *r = NULL;
 	enum db_status rc;
 
-	if ((rc = db_exec(db, "SAVEPOINT acme_change", NULL, &r, &c->err,
-	                  "ACME changes: savepoint")) != DB_OK)
-		return rc;
-	PQclear(r);
-	r = NULL;
 	switch (c->kind) {
+	case DB_ACME_ORDER_CREATE:
+		if ((rc = order_create_check(c->order, &c->err)) == DB_OK &&
+		    (rc = order_create(db, c->order, &c->err)) == DB_OK)
+			c->id = c->order->out->id;
+		return rc;
 	case DB_ACME_CHALL_START:
-		rc = challenge_start(db, c->id, c->account_id, &c->err);
-		break;
+		return challenge_start(db, c->id, c->account_id, &c->err);
 	case DB_ACME_CHALL_DONE:
-		rc = challenge_done(db, c->id, c->valid, c->error_type, c->error_detail, c->reuse,
-		                    &c->err);
-		break;
+		return challenge_done(db, c->id, c->valid, c->error_type, c->error_detail, c->reuse,
+		                      &c->err);
 	default:
-		rc = order_move(db, c->id, c->from, c->to, c->cert_serial, c->error_type,
-		                c->error_detail, &c->err);
-		break;
+		return order_move(db, c->id, c->from, c->to, c->cert_serial, c->error_type,
+		                  c->error_detail, &c->err);
 	}
-	if (db_exec(db,
-	            rc == DB_OK ? "RELEASE SAVEPOINT acme_change"
-	                        : "ROLLBACK TO SAVEPOINT acme_change",
-	            NULL, &r, rc == DB_OK ? &c->err : &(struct db_err){0},
-	            "ACME changes: savepoint") != DB_OK &&
-	    rc == DB_OK)
-		rc = c->err.status ? c->err.status : DB_ERR_QUERY;
-	PQclear(r);
-	return rc;
 }
 
 void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
@@ -580,6 +669,8 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		memset(&c[i]->err, 0, sizeof(c[i]->err));
 		c[i]->rc = DB_OK;
+		if (c[i]->kind == DB_ACME_ORDER_CREATE)
+			memset(c[i]->order->out, 0, sizeof(*c[i]->order->out));
 	}
 	if (n == 1)
 		goto alone;
@@ -606,13 +697,19 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 			continue;
 		e = *c[i]->audit;
 		snprintf(object, sizeof(object), "%s/%lld",
-		         c[i]->kind == DB_ACME_ORDER_MOVE ? "order" : "chall", (long long)c[i]->id);
+		         c[i]->kind == DB_ACME_ORDER_MOVE || c[i]->kind == DB_ACME_ORDER_CREATE
+		             ? "order"
+		             : "chall",
+		         (long long)c[i]->id);
 		e.object = object;
 		if (db_audit_append(db, &e, &seq, &err) != DB_OK)
 			goto again;
 	}
 	if (db_commit(db, &err) != DB_OK)
 		goto again;
+	for (size_t i = 0; i < n; i++) /* refused orders: nothing to answer with */
+		if (c[i]->kind == DB_ACME_ORDER_CREATE && c[i]->rc != DB_OK)
+			db_acme_order_clear(c[i]->order->out);
 	return;
 again:
 	/* Something other than a change's own refusal failed: nothing of the group is
@@ -623,6 +720,16 @@ alone:
 		struct db_acme_change *x = c[i];
 		memset(&x->err, 0, sizeof(x->err));
 		switch (x->kind) {
+		case DB_ACME_ORDER_CREATE: {
+			struct db_acme_order_new *a = x->order;
+			db_acme_order_clear(a->out); /* what the group's attempt filled */
+			x->rc =
+			    db_acme_order_create(db, a->account_id, a->idents, a->n, a->identifiers,
+			                         a->profile, a->order_ttl, a->authz_ttl, a->tokens,
+			                         a->opts, x->audit, a->out, &x->err);
+			x->id = x->rc == DB_OK ? a->out->id : 0;
+			break;
+		}
 		case DB_ACME_CHALL_START:
 			x->rc =
 			    db_acme_challenge_start(db, x->id, x->account_id, x->audit, &x->err);

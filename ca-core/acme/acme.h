@@ -206,6 +206,10 @@ struct acme_order {
 	int64_t not_before, not_after; /* asked for in newOrder (RFC 8555 §7.4); 0: none */
 	int64_t authz[ACME_IDENTS_MAX];
 	size_t n_authz;
+	/* The owning account's status and key thumbprint, read with the order ("" when the
+	 * store does not say; as in struct acme_authz). */
+	char account_status[12];
+	char account_thumbprint[ACME_THUMBPRINT_LEN + 1];
 };
 void acme_order_clear(struct acme_order *o);
 
@@ -226,6 +230,12 @@ struct acme_authz {
 	int64_t expires_at;
 	struct acme_chall ch[ACME_CHALLS];
 	size_t n_ch;
+	/* The owning account's status ("valid", ...) and key thumbprint, read in the same
+	 * statement as the authorization ("" when the store does not say): a request that
+	 * reads it is checked against the account as it is now without reading the account
+	 * first (acme_server.c, own_authz). */
+	char account_status[12];
+	char account_thumbprint[ACME_THUMBPRINT_LEN + 1];
 };
 
 /* The identifiers of a newOrder payload: 1..ACME_IDENTS_MAX objects {"type", "value"}, dns
@@ -286,7 +296,8 @@ struct acme_store {
 	                 struct acme_order *out, struct acme_problem *p);
 	int (*order_get)(void *ctx, int64_t id, struct acme_order *out); /* 1, 0, -1 */
 	int (*authz_get)(void *ctx, int64_t id, struct acme_authz *out); /* 1, 0, -1 */
-	int (*chall_authz)(void *ctx, int64_t chall_id, int64_t *authz); /* 1, 0, -1 */
+	/* The authorization holding challenge chall_id: 1, 0, -1. */
+	int (*chall_authz_get)(void *ctx, int64_t chall_id, struct acme_authz *out);
 	/* Deactivate account a's authorization az (pending or valid; RFC 8555 §7.5.2). 0, or -1
 	 * with p set. */
 	int (*authz_deactivate)(void *ctx, const struct acme_account *a,
@@ -297,9 +308,9 @@ struct acme_store {
 	                   const struct acme_chall *ch, const char *key_authorization,
 	                   struct acme_problem *p);
 	/* Issue the certificate of order o (ready; the CSR, DER, names its identifiers
-	 * exactly): 0 once the order is valid, or -1 with p set (badCSR, orderNotReady,
-	 * serverInternal). */
-	int (*order_finalize)(void *ctx, const struct acme_account *a, const struct acme_order *o,
+	 * exactly): 0 once the order is valid (o's status and cert_serial then say so, as a
+	 * read would), or -1 with p set (badCSR, orderNotReady, serverInternal). */
+	int (*order_finalize)(void *ctx, const struct acme_account *a, struct acme_order *o,
 	                      const uint8_t *csr, size_t csr_len, struct acme_problem *p);
 	/* The PEM chain of the certificate with serial (hex) that account a ordered, into *pem
 	 * (malloc): alt 0 the default one (leaf first, then its issuer and what is above it),
@@ -332,13 +343,17 @@ struct acme_config {
 /* Parsed account keys, so that a request signed with an account's kid does not parse the
  * account's JWK again: looked up by account id and thumbprint (a key change gives a new
  * thumbprint, so an entry of the old key is never used for the new one). The account itself
- * (its status, its key's thumbprint) is still read from the store on every request. */
+ * (its status, its key's thumbprint) is still read from the store on every request: before
+ * the request's own work, or, for reads of authorizations and challenges, in the statement
+ * that reads them (the entry's key and principal stand in until then, and any difference
+ * means the account is read and judged as usual). */
 #define ACME_KEY_CACHE 1024
 struct acme_key_cache {
 	pthread_mutex_t mu;
 	struct acme_cached_key {
 		int64_t account_id; /* 0: empty */
 		char thumbprint[ACME_THUMBPRINT_LEN + 1];
+		char principal[ACME_NAME_MAX + 1]; /* fixed at registration */
 		EVP_PKEY *key;
 	} e[ACME_KEY_CACHE];
 };
@@ -380,10 +395,21 @@ struct acme_reply {
 	int n_links;
 	int retry_after;    /* seconds; 0: none */
 	int cache_no_store; /* Cache-Control: no-store */
+	/* A read (POST-as-GET) of an authorization or challenge while challenge wait_chall of
+	 * account wait_account is processing: the caller may hold the answer until that
+	 * validation settles (or a bounded wait ends) and answer with acme_reread instead.
+	 * 0: nothing to wait for. */
+	int64_t wait_chall, wait_account;
 };
 
 /* Serve one request into rep (cleared first). Never fails: a problem is a reply. */
 void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep);
 void acme_reply_clear(struct acme_reply *rep);
+/* Read again, for account account_id, the authorization or challenge at path (a reply rep
+ * said to wait for, its request already verified) and replace rep's status, body, links and
+ * Retry-After with what it is now, keeping rep's Replay-Nonce. 0, or -1 (the store failed;
+ * rep unchanged). */
+int acme_reread(struct acme_server *s, const char *path, int64_t account_id, void *store_ctx,
+                struct acme_reply *rep);
 
 #endif

@@ -78,6 +78,7 @@ static EVP_PKEY *account_key(struct acme_server *s, const struct acme_account *a
 		old = c->key;
 		c->account_id = a->id;
 		snprintf(c->thumbprint, sizeof(c->thumbprint), "%s", a->thumbprint);
+		snprintf(c->principal, sizeof(c->principal), "%s", a->principal);
 		c->key = key;
 		pthread_mutex_unlock(&s->keys->mu);
 		EVP_PKEY_free(old);
@@ -145,6 +146,7 @@ static void reply_problem(struct acme_server *s, struct acme_reply *rep,
 	/* A problem replaces whatever the reply was going to be, Location and links too. */
 	rep->location[0] = '\0';
 	rep->n_links = 0;
+	rep->wait_chall = rep->wait_account = 0;
 	snprintf(index, sizeof(index), "%s/directory", s->cfg.base_url);
 	add_link(rep, index, "index");
 	reply_json(rep, p->status, "application/problem+json", acme_problem_json(p));
@@ -265,19 +267,82 @@ static int64_t kid_account(const struct acme_server *s, const char *kid)
 struct post {
 	struct acme_jws jws;
 	struct acme_account acct; /* kid requests: the account (valid) */
-	void *ctx;                /* the store's ctx for this request */
+	/* KEY_KID_READ: acct is id, thumbprint and principal of the key cache's entry whose key
+	 * verified the JWS, not yet judged against the store (own_authz does, with the read). */
+	int unconfirmed;
+	void *ctx; /* the store's ctx for this request */
 	char url[ACME_URL_MAX + 32];
 };
 
-enum key_rule { KEY_JWK, KEY_KID, KEY_EITHER };
+/* KEY_KID_READ: a kid request whose first store call reads an authorization, which brings the
+ * account's status and key thumbprint along (acme_authz). */
+enum key_rule { KEY_JWK, KEY_KID, KEY_EITHER, KEY_KID_READ };
+
+/* The account of po's kid read from the store, its key verifying the JWS, and valid. 0, or -1
+ * with p set. */
+static int account_confirm(struct acme_server *s, struct post *po, struct acme_problem *p)
+{
+	int64_t id = kid_account(s, po->jws.kid);
+	int found;
+
+	acme_account_clear(&po->acct);
+	po->unconfirmed = 0;
+	found = id ? s->store.account_by_id(po->ctx, id, &po->acct) : 0;
+	if (found < 0)
+		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
+	if (!found)
+		return acme_problem_set(p, 400, "accountDoesNotExist", "no account has this kid");
+	{
+		EVP_PKEY *key = account_key(s, &po->acct, p);
+		int rc = key ? acme_jws_verify(&po->jws, key, p) : -1;
+		EVP_PKEY_free(key);
+		if (rc < 0)
+			return -1;
+	}
+	if (po->acct.status != ACME_ACCOUNT_VALID)
+		return acme_problem_set(p, 401, "unauthorized", "the account is %s",
+		                        acme_account_status_name(po->acct.status));
+	return 0;
+}
+
+/* KEY_KID_READ: the JWS verified with the key cache's entry for its kid's account; po->acct
+ * then stands for that account until the read judges it. 0, or -1 (no entry, or its key does
+ * not verify: the account is read as usual). */
+static int account_cached(struct acme_server *s, struct post *po)
+{
+	int64_t id = kid_account(s, po->jws.kid);
+	struct acme_cached_key *c = &s->keys->e[(uint64_t)id % ACME_KEY_CACHE];
+	struct acme_problem ignored = {0};
+	EVP_PKEY *key = NULL;
+	int rc;
+
+	if (!id)
+		return -1;
+	pthread_mutex_lock(&s->keys->mu);
+	if (c->account_id == id && EVP_PKEY_up_ref(c->key)) {
+		key = c->key;
+		po->acct.id = id;
+		snprintf(po->acct.thumbprint, sizeof(po->acct.thumbprint), "%s", c->thumbprint);
+		snprintf(po->acct.principal, sizeof(po->acct.principal), "%s", c->principal);
+	}
+	pthread_mutex_unlock(&s->keys->mu);
+	if (!key)
+		return -1;
+	rc = acme_jws_verify(&po->jws, key, &ignored);
+	EVP_PKEY_free(key);
+	if (rc < 0) {
+		memset(&po->acct, 0, sizeof(po->acct));
+		return -1;
+	}
+	po->acct.status = ACME_ACCOUNT_VALID;
+	po->unconfirmed = 1;
+	return 0;
+}
 
 /* The common checks of every POST (RFC 8555 §6.2-§6.5). 0, or -1 with p set. */
 static int post_open(struct acme_server *s, const struct acme_request *req, enum key_rule rule,
                      struct post *po, struct acme_problem *p)
 {
-	int64_t id;
-	int found;
-
 	memset(po, 0, sizeof(*po));
 	po->ctx = req->store_ctx ? req->store_ctx : s->store.ctx;
 	url_of(s, req->path, po->url, sizeof(po->url));
@@ -306,23 +371,9 @@ static int post_open(struct acme_server *s, const struct acme_request *req, enum
 		return acme_problem_set(
 		    p, 400, "malformed",
 		    "this request must be signed with an account's kid, not a jwk");
-	id = kid_account(s, po->jws.kid);
-	found = id ? s->store.account_by_id(po->ctx, id, &po->acct) : 0;
-	if (found < 0)
-		return acme_problem_set(p, 500, "serverInternal", "the account could not be read");
-	if (!found)
-		return acme_problem_set(p, 400, "accountDoesNotExist", "no account has this kid");
-	{
-		EVP_PKEY *key = account_key(s, &po->acct, p);
-		int rc = key ? acme_jws_verify(&po->jws, key, p) : -1;
-		EVP_PKEY_free(key);
-		if (rc < 0)
-			return -1;
-	}
-	if (po->acct.status != ACME_ACCOUNT_VALID)
-		return acme_problem_set(p, 401, "unauthorized", "the account is %s",
-		                        acme_account_status_name(po->acct.status));
-	return 0;
+	if (rule == KEY_KID_READ && account_cached(s, po) == 0)
+		return 0;
+	return account_confirm(s, po, p);
 }
 
 static void post_close(struct post *po)
@@ -776,13 +827,36 @@ static json_t *chall_json(const struct acme_server *s, const struct acme_chall *
 }
 
 /* The account's order id, or a problem (404 for another account's: nothing to probe with). */
+/* Whether the account read with a resource (status, thumbprint) is po's, unconfirmed
+ * (KEY_KID_READ), as it stands; else the account is read and judged alone. 0, or -1 with p
+ * set. */
+static int judge_with(struct acme_server *s, struct post *po, int found, int64_t owner,
+                      const char *status, const char *thumbprint, struct acme_problem *p)
+{
+	if (po->unconfirmed &&
+	    (!found || owner != po->acct.id || strcmp(status, "valid") ||
+	     strcmp(thumbprint, po->acct.thumbprint)) &&
+	    account_confirm(s, po, p) < 0)
+		return -1;
+	po->unconfirmed = 0;
+	return 0;
+}
+
+/* The account's order id, or a problem (404 for another account's: nothing to probe with). */
 static int own_order(struct acme_server *s, struct post *po, int64_t id, struct acme_order *o,
                      struct acme_problem *p)
 {
-	int found = id ? s->store.order_get(po->ctx, id, o) : 0;
+	int found;
 
+	memset(o, 0, sizeof(*o));
+	found = id ? s->store.order_get(po->ctx, id, o) : 0;
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal", "the order could not be read");
+	if (judge_with(s, po, found, o->account_id, o->account_status, o->account_thumbprint, p) <
+	    0) {
+		acme_order_clear(o);
+		return -1;
+	}
 	if (!found || o->account_id != po->acct.id) {
 		acme_order_clear(o);
 		return acme_problem_set(p, 404, "malformed", "this account has no such order");
@@ -790,17 +864,27 @@ static int own_order(struct acme_server *s, struct post *po, int64_t id, struct 
 	return 0;
 }
 
-static int own_authz(struct acme_server *s, struct post *po, int64_t id, struct acme_authz *a,
-                     struct acme_problem *p)
+/* The account's authorization id (by_chall: the one holding challenge id), or a problem (404
+ * for another account's). A request whose account stands unconfirmed (KEY_KID_READ) is judged
+ * here, against the account's status and key as read with the authorization; on any doubt the
+ * account is read and judged as for every other request. */
+static int own_authz(struct acme_server *s, struct post *po, int64_t id, int by_chall,
+                     struct acme_authz *a, struct acme_problem *p)
 {
-	int found = id ? s->store.authz_get(po->ctx, id, a) : 0;
+	int found = !id        ? 0
+	            : by_chall ? s->store.chall_authz_get(po->ctx, id, a)
+	                       : s->store.authz_get(po->ctx, id, a);
 
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal",
 		                        "the authorization could not be read");
+	if (judge_with(s, po, found, found ? a->account_id : 0, found ? a->account_status : "",
+	               found ? a->account_thumbprint : "", p) < 0)
+		return -1;
 	if (!found || a->account_id != po->acct.id)
 		return acme_problem_set(p, 404, "malformed",
-		                        "this account has no such authorization");
+		                        by_chall ? "this account has no such challenge"
+		                                 : "this account has no such authorization");
 	return 0;
 }
 
@@ -884,7 +968,7 @@ static int h_authz(struct acme_server *s, struct post *po, int64_t id, struct ac
 		    p, 400, "malformed",
 		    "an authorization is read with POST-as-GET (an empty "
 		    "payload) or deactivated with {\"status\": \"deactivated\"}");
-	if (own_authz(s, po, id, &a, p) < 0)
+	if (own_authz(s, po, id, 0, &a, p) < 0)
 		return -1;
 	if (pl) {
 		if (strcmp(a.status, "pending") && strcmp(a.status, "valid"))
@@ -909,6 +993,11 @@ static int h_authz(struct acme_server *s, struct post *po, int64_t id, struct ac
 		json_object_set_new(j, "wildcard", json_true());
 	if (processing)
 		rep->retry_after = ACME_POLL_RETRY_AFTER;
+	for (size_t i = 0; !pl && i < a.n_ch; i++)
+		if (!strcmp(a.ch[i].status, "processing")) {
+			rep->wait_chall = a.ch[i].id;
+			rep->wait_account = po->acct.id;
+		}
 	reply_json(rep, 200, "application/json", j);
 	return 0;
 }
@@ -919,21 +1008,13 @@ static int h_chall(struct acme_server *s, struct post *po, int64_t id, struct ac
 	struct acme_authz a;
 	struct acme_chall *c = NULL;
 	char up[ACME_URL_MAX + 64], keyauth[ACME_TOKEN_LEN + ACME_THUMBPRINT_LEN + 2];
-	int64_t authz = 0;
-	int found;
 
 	if (po->jws.payload && json_object_size(po->jws.payload) != 0)
 		return acme_problem_set(
 		    p, 400, "malformed",
 		    "a challenge is answered with {} (or read with POST-as-GET)");
-	found = s->store.chall_authz(po->ctx, id, &authz);
-	if (found < 0)
-		return acme_problem_set(p, 500, "serverInternal",
-		                        "the challenge could not be read");
-	if (!found || own_authz(s, po, authz, &a, p) < 0) {
-		memset(p, 0, sizeof(*p));
-		return acme_problem_set(p, 404, "malformed", "this account has no such challenge");
-	}
+	if (own_authz(s, po, id, 1, &a, p) < 0)
+		return -1;
 	for (size_t i = 0; i < a.n_ch; i++)
 		if (a.ch[i].id == id)
 			c = &a.ch[i];
@@ -947,8 +1028,13 @@ static int h_chall(struct acme_server *s, struct post *po, int64_t id, struct ac
 			return -1;
 		snprintf(c->status, sizeof(c->status), "processing");
 	}
-	if (!strcmp(c->status, "processing"))
+	if (!strcmp(c->status, "processing")) {
 		rep->retry_after = ACME_POLL_RETRY_AFTER;
+		if (!po->jws.payload) { /* a read: worth waiting for; {} is answered at once */
+			rep->wait_chall = c->id;
+			rep->wait_account = po->acct.id;
+		}
+	}
 	snprintf(up, sizeof(up), "%s/authz/%lld", s->cfg.base_url, (long long)a.id);
 	add_link(rep, up, "up");
 	reply_json(rep, 200, "application/json", chall_json(s, c));
@@ -996,10 +1082,7 @@ static int h_finalize(struct acme_server *s, struct post *po, int64_t id, struct
 	if (acme_csr_matches(der, (size_t)len, ids, (size_t)n, p) < 0 ||
 	    s->store.order_finalize(po->ctx, &po->acct, &o, der, (size_t)len, p) < 0)
 		goto out;
-	acme_order_clear(&o);
-	if (own_order(s, po, id, &o, p) < 0)
-		goto out;
-	reply_order(s, rep, 200, &o);
+	reply_order(s, rep, 200, &o); /* valid, with its certificate: not read again */
 	rc = 0;
 out:
 	json_decref(arr);
@@ -1056,6 +1139,17 @@ static int h_cert(struct acme_server *s, struct post *po, const char *serial,
 	return 0;
 }
 
+/* A request served with its account unconfirmed (KEY_KID_READ) that was refused before the
+ * read judged the account: the account is judged now, and its refusal (e.g. a deactivated
+ * account) comes first, as it would have. */
+static void settle_account(struct acme_server *s, struct post *po, struct acme_problem *p)
+{
+	struct acme_problem q = {0};
+
+	if (p->status && po->unconfirmed && account_confirm(s, po, &q) < 0)
+		*p = q;
+}
+
 /* The POST resources of orders; 1 when path is one of them (served into rep or p). */
 static int order_routes(struct acme_server *s, const struct acme_request *req, struct post *po,
                         struct acme_reply *rep, struct acme_problem *p)
@@ -1070,14 +1164,20 @@ static int order_routes(struct acme_server *s, const struct acme_request *req, s
 			h_new_order(s, po, rep, p);
 	} else if ((id = path_id(path, "/order/", &rest)) &&
 	           (!*rest || !strcmp(rest, "/finalize"))) {
-		if (post_open(s, req, KEY_KID, po, p) == 0)
+		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			(*rest ? h_finalize : h_order)(s, po, id, rep, p);
+			settle_account(s, po, p);
+		}
 	} else if ((id = path_id(path, "/authz/", NULL))) {
-		if (post_open(s, req, KEY_KID, po, p) == 0)
+		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			h_authz(s, po, id, rep, p);
+			settle_account(s, po, p);
+		}
 	} else if ((id = path_id(path, "/chall/", NULL))) {
-		if (post_open(s, req, KEY_KID, po, p) == 0)
+		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			h_chall(s, po, id, rep, p);
+			settle_account(s, po, p);
+		}
 	} else if (!strncmp(path, "/cert/", 6)) {
 		if (post_open(s, req, KEY_KID, po, p) == 0)
 			h_cert(s, po, path + 6, rep, p);
@@ -1088,6 +1188,46 @@ static int order_routes(struct acme_server *s, const struct acme_request *req, s
 }
 
 /* --- dispatch --- */
+
+static void add_index_link(struct acme_server *s, struct acme_reply *rep)
+{
+	char index[ACME_URL_MAX + 16];
+
+	url_of(s, "/directory", index, sizeof(index));
+	add_link(rep, index, "index");
+}
+
+int acme_reread(struct acme_server *s, const char *path, int64_t account_id, void *store_ctx,
+                struct acme_reply *rep)
+{
+	struct acme_problem p = {0};
+	struct acme_reply again = {0};
+	struct post po;
+	int64_t id;
+
+	/* The request was verified when it came (its JWS, nonce and account); this reads the
+	 * resource again for the same account, as a POST-as-GET would. */
+	memset(&po, 0, sizeof(po));
+	po.ctx = store_ctx ? store_ctx : s->store.ctx;
+	po.acct.id = account_id;
+	if (!s->store.order_new)
+		return -1;
+	if ((id = path_id(path, "/authz/", NULL)))
+		h_authz(s, &po, id, &again, &p);
+	else if ((id = path_id(path, "/chall/", NULL)))
+		h_chall(s, &po, id, &again, &p);
+	else
+		return -1;
+	if (p.status || again.status != 200) {
+		acme_reply_clear(&again);
+		return -1;
+	}
+	add_index_link(s, &again);
+	memcpy(again.replay_nonce, rep->replay_nonce, sizeof(again.replay_nonce));
+	acme_reply_clear(rep);
+	*rep = again;
+	return 0;
+}
 
 void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep)
 {
@@ -1153,11 +1293,8 @@ void acme_handle(struct acme_server *s, const struct acme_request *req, struct a
 	/* RFC 8555 §7.1: every resource but the directory links to it (rel="index"). */
 	if (p.status)
 		reply_problem(s, rep, &p);
-	else if (strcmp(path, "/directory")) {
-		char index[ACME_URL_MAX + 16];
-		url_of(s, "/directory", index, sizeof(index));
-		add_link(rep, index, "index");
-	}
+	else if (strcmp(path, "/directory"))
+		add_index_link(s, rep);
 	if (strcmp(path, "/directory") && acme_nonce_new(&s->nonces, rep->replay_nonce) < 0)
 		rep->replay_nonce[0] = '\0';
 }

@@ -634,6 +634,8 @@ static void order_from_db(struct db_acme_order *d, struct acme_order *o)
 	o->not_after = d->not_after;
 	memcpy(o->authz, d->authz, sizeof(o->authz[0]) * d->n_authz);
 	o->n_authz = d->n_authz;
+	snprintf(o->account_status, sizeof(o->account_status), "%s", d->account_status);
+	snprintf(o->account_thumbprint, sizeof(o->account_thumbprint), "%s", d->account_thumbprint);
 	db_acme_order_clear(d);
 }
 
@@ -664,6 +666,8 @@ static int validity_allowed(const struct cad_config *cfg, const struct ca_profil
 		                        nb ? "notBefore" : "now");
 	return 0;
 }
+
+static enum db_status change_do(struct db *db, struct db_acme_change *c, struct db_err *err);
 
 static int st_order_new(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
                         size_t n, const char *identifiers, int64_t not_before, int64_t not_after,
@@ -722,9 +726,22 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	opts.orders_max = cfg->acme_orders_per_hour;
 	opts.window_seconds = 3600;
 	opts.pending_max = cfg->acme_pending_authz;
-	if (db_acme_order_create(c->db, a->id, dids, n, identifiers, prof->name,
-	                         cfg->acme_order_lifetime, cfg->acme_order_lifetime,
-	                         (const char(*)[44])tokens, &opts, &e, &d, &err) != DB_OK) {
+	/* Through the group commit of ACME changes (change_do): one COMMIT, and one hold of the
+	 * audit chain's lock, with the orders and challenges of other requests. */
+	struct db_acme_order_new on = {.account_id = a->id,
+	                               .idents = dids,
+	                               .n = n,
+	                               .identifiers = identifiers,
+	                               .profile = prof->name,
+	                               .order_ttl = cfg->acme_order_lifetime,
+	                               .authz_ttl = cfg->acme_order_lifetime,
+	                               .tokens = (const char(*)[44])tokens,
+	                               .opts = &opts,
+	                               .out = &d};
+	if (change_do(
+	        c->db,
+	        &(struct db_acme_change){.kind = DB_ACME_ORDER_CREATE, .order = &on, .audit = &e},
+	        &err) != DB_OK) {
 		if (opts.limited == 1) {
 			acme_problem_set(
 			    p, 429, "rateLimited",
@@ -766,6 +783,31 @@ static int st_order_get(void *ctx, int64_t id, struct acme_order *out)
 	return 1;
 }
 
+static void authz_from_db(const struct db_acme_authz *d, struct acme_authz *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = d->id;
+	out->account_id = d->account_id;
+	snprintf(out->ident.type, sizeof(out->ident.type), "%s", d->ident.type);
+	snprintf(out->ident.value, sizeof(out->ident.value), "%s", d->ident.value);
+	out->ident.wildcard = d->ident.wildcard;
+	snprintf(out->status, sizeof(out->status), "%s", d->status);
+	out->expires_at = d->expires_at;
+	snprintf(out->account_status, sizeof(out->account_status), "%s", d->account_status);
+	snprintf(out->account_thumbprint, sizeof(out->account_thumbprint), "%s",
+	         d->account_thumbprint);
+	for (size_t i = 0; i < d->n_ch && i < ACME_CHALLS; i++) {
+		struct acme_chall *ch = &out->ch[out->n_ch++];
+		ch->id = d->ch[i].id;
+		snprintf(ch->type, sizeof(ch->type), "%s", d->ch[i].type);
+		snprintf(ch->token, sizeof(ch->token), "%s", d->ch[i].token);
+		snprintf(ch->status, sizeof(ch->status), "%s", d->ch[i].status);
+		ch->validated_at = d->ch[i].validated_at;
+		snprintf(ch->error_type, sizeof(ch->error_type), "%s", d->ch[i].error_type);
+		snprintf(ch->error_detail, sizeof(ch->error_detail), "%s", d->ch[i].error_detail);
+	}
+}
+
 static int st_authz_get(void *ctx, int64_t id, struct acme_authz *out)
 {
 	struct store_ctx *c = ctx;
@@ -775,34 +817,21 @@ static int st_authz_get(void *ctx, int64_t id, struct acme_authz *out)
 
 	if (rc != DB_OK)
 		return found_or_not(rc, &err);
-	memset(out, 0, sizeof(*out));
-	out->id = d.id;
-	out->account_id = d.account_id;
-	snprintf(out->ident.type, sizeof(out->ident.type), "%s", d.ident.type);
-	snprintf(out->ident.value, sizeof(out->ident.value), "%s", d.ident.value);
-	out->ident.wildcard = d.ident.wildcard;
-	snprintf(out->status, sizeof(out->status), "%s", d.status);
-	out->expires_at = d.expires_at;
-	for (size_t i = 0; i < d.n_ch && i < ACME_CHALLS; i++) {
-		struct acme_chall *ch = &out->ch[out->n_ch++];
-		ch->id = d.ch[i].id;
-		snprintf(ch->type, sizeof(ch->type), "%s", d.ch[i].type);
-		snprintf(ch->token, sizeof(ch->token), "%s", d.ch[i].token);
-		snprintf(ch->status, sizeof(ch->status), "%s", d.ch[i].status);
-		ch->validated_at = d.ch[i].validated_at;
-		snprintf(ch->error_type, sizeof(ch->error_type), "%s", d.ch[i].error_type);
-		snprintf(ch->error_detail, sizeof(ch->error_detail), "%s", d.ch[i].error_detail);
-	}
+	authz_from_db(&d, out);
 	return 1;
 }
 
-static int st_chall_authz(void *ctx, int64_t chall_id, int64_t *authz)
+static int st_chall_authz_get(void *ctx, int64_t chall_id, struct acme_authz *out)
 {
 	struct store_ctx *c = ctx;
+	struct db_acme_authz d;
 	struct db_err err = {0};
-	enum db_status rc = db_acme_challenge_authz(c->db, chall_id, authz, &err);
+	enum db_status rc = db_acme_authz_of_challenge(c->db, chall_id, &d, &err);
 
-	return rc == DB_OK ? 1 : found_or_not(rc, &err);
+	if (rc != DB_OK)
+		return found_or_not(rc, &err);
+	authz_from_db(&d, out);
+	return 1;
 }
 
 static int st_authz_deactivate(void *ctx, const struct acme_account *a, const struct acme_authz *az,
@@ -933,6 +962,8 @@ static void result_dbs_close(void)
 	pthread_mutex_unlock(&result_mu);
 }
 
+static void waits_wake(int64_t chall_id);
+
 /* Record a validation's result, with its audit entry (on db, or on a kept connection when
  * db is NULL). */
 static void validation_record(const struct validation *v, struct db *db,
@@ -966,6 +997,7 @@ static void validation_record(const struct validation *v, struct db *db,
 	good = change_do(db, &c, &err) == DB_OK;
 	if (!good)
 		log_error("acme: challenge %lld: %s", (long long)v->chall_id, err.msg);
+	waits_wake(v->chall_id);
 	if (own)
 		result_db_put(db, good);
 }
@@ -1154,7 +1186,7 @@ static void *recover_run(void *arg)
 	return NULL;
 }
 
-static int st_order_finalize(void *ctx, const struct acme_account *a, const struct acme_order *o,
+static int st_order_finalize(void *ctx, const struct acme_account *a, struct acme_order *o,
                              const uint8_t *csr, size_t csr_len, struct acme_problem *p)
 {
 	struct store_ctx *c = ctx;
@@ -1229,6 +1261,8 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, const stru
 			                 "the order could not be changed");
 			goto out;
 		}
+		snprintf(o->status, sizeof(o->status), "valid");
+		snprintf(o->cert_serial, sizeof(o->cert_serial), "%s", res.serial);
 		rc = 0;
 		goto out;
 	}
@@ -1341,7 +1375,7 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 		st.order_new = st_order_new;
 		st.order_get = st_order_get;
 		st.authz_get = st_authz_get;
-		st.chall_authz = st_chall_authz;
+		st.chall_authz_get = st_chall_authz_get;
 		st.authz_deactivate = st_authz_deactivate;
 		st.chall_start = st_chall_start;
 		st.order_finalize = st_order_finalize;
@@ -1403,19 +1437,166 @@ void cad_acme_free(struct cad *cad)
 	cad->acme = NULL;
 }
 
+/* --- reads that wait for a validation (RFC 8555 §7.5.1) ---
+ * A client that answered a challenge polls its authorization (or the challenge) until the
+ * validation settles; hsmca-acmevald takes a few milliseconds, so a read that finds the
+ * challenge processing is held (never blocking the event loop: an event on the worker's loop,
+ * made active by the validation's thread once its result is committed, or a timer of
+ * WAIT_MS) and then answered with the resource as it is then. A client that honours
+ * Retry-After then polls once instead of many times. */
+#define WAIT_MS 2000
+/* Challenges settled lately, so that a read that found one processing just before it
+ * settled, and registers its wait just after, does not wait for nothing. */
+#define SETTLED_RECENT 1024
+
+struct acme_wait {
+	struct acme_wait *next;
+	struct cad_req r; /* cad, w, req, path: what answering needs */
+	struct event *ev;
+	struct acme_reply rep; /* the answer as read, sent if nothing better comes */
+	int64_t chall_id;
+};
+
+static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct acme_wait *waits;
+static int64_t settled[SETTLED_RECENT];
+static size_t settled_next;
+
+/* Challenge chall_id settled (its result is committed): wake the reads waiting for it. */
+static void waits_wake(int64_t chall_id)
+{
+	pthread_mutex_lock(&wait_mu);
+	settled[settled_next++ % SETTLED_RECENT] = chall_id;
+	for (struct acme_wait *w = waits; w; w = w->next)
+		if (w->chall_id == chall_id)
+			event_active(w->ev, EV_TIMEOUT, 0);
+	pthread_mutex_unlock(&wait_mu);
+}
+
+static void acme_send(struct cad_req *r, struct acme_reply *rep)
+{
+	struct evhttp_request *req = r->req;
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	char retry[16];
+
+	if (rep->content_type)
+		evhttp_add_header(out, "Content-Type", rep->content_type);
+	if (rep->replay_nonce[0])
+		evhttp_add_header(out, "Replay-Nonce", rep->replay_nonce);
+	if (rep->location[0])
+		evhttp_add_header(out, "Location", rep->location);
+	for (int i = 0; i < rep->n_links; i++)
+		evhttp_add_header(out, "Link", rep->links[i]);
+	if (rep->retry_after > 0) {
+		snprintf(retry, sizeof(retry), "%d", rep->retry_after);
+		evhttp_add_header(out, "Retry-After", retry);
+	}
+	evhttp_add_header(out, "Cache-Control", "no-store");
+	if (rep->body)
+		evbuffer_add(evhttp_request_get_output_buffer(req), rep->body, rep->body_len);
+	r->replied = 1;
+	r->status = rep->status;
+	evhttp_send_reply(req, rep->status, httptext_status(rep->status), NULL);
+	cad_log_reply(r, rep->status);
+	acme_reply_clear(rep);
+}
+
+static void wait_unlink(struct acme_wait *w)
+{
+	pthread_mutex_lock(&wait_mu);
+	for (struct acme_wait **q = &waits; *q; q = &(*q)->next)
+		if (*q == w) {
+			*q = w->next;
+			break;
+		}
+	pthread_mutex_unlock(&wait_mu);
+}
+
+/* On the worker's loop: the validation settled, or the wait is over. Read the resource again
+ * (on the worker's own connection) and answer; if that read fails, the answer as first read. */
+static void wait_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct acme_wait *w = arg;
+	struct store_ctx sc = {.r = &w->r, .db = w->r.w->db};
+
+	(void)fd;
+	(void)what;
+	wait_unlink(w);
+	if (sc.db && w->r.cad->acme)
+		acme_reread(w->r.cad->acme, w->r.path + 5, w->rep.wait_account, &sc, &w->rep);
+	acme_send(&w->r, &w->rep);
+	event_free(w->ev);
+	free(w);
+}
+
+/* Hold r's answer rep (a read of a processing challenge) until the validation settles or
+ * WAIT_MS pass. 0 (rep is taken), or -1 (answer now). */
+static int wait_start(struct cad_req *r, struct acme_reply *rep)
+{
+	struct timeval tv = {.tv_sec = WAIT_MS / 1000, .tv_usec = (WAIT_MS % 1000) * 1000};
+	struct acme_wait *w = calloc(1, sizeof(*w));
+	int now = 0;
+
+	if (!w || !(w->ev = event_new(r->w->base, -1, 0, wait_done, w)) || event_add(w->ev, &tv)) {
+		if (w && w->ev)
+			event_free(w->ev);
+		free(w);
+		return -1;
+	}
+	w->r.cad = r->cad;
+	w->r.w = r->w;
+	w->r.req = r->req;
+	w->r.action = r->action;
+	snprintf(w->r.path, sizeof(w->r.path), "%s", r->path);
+	w->rep = *rep;
+	memset(rep, 0, sizeof(*rep));
+	w->chall_id = w->rep.wait_chall;
+	pthread_mutex_lock(&wait_mu);
+	for (size_t i = 0; i < SETTLED_RECENT && !now; i++)
+		now = settled[i] == w->chall_id;
+	w->next = waits;
+	waits = w;
+	if (now) /* settled between the read and now */
+		event_active(w->ev, EV_TIMEOUT, 0);
+	pthread_mutex_unlock(&wait_mu);
+	return 0;
+}
+
+/* cad stops: every held read is answered as it was read (the loops no longer run, so the
+ * answers go nowhere, but libevent frees each request with its connection). */
+void cad_acme_stop_waits(struct cad *cad)
+{
+	struct acme_wait *w, **q, *mine = NULL;
+
+	pthread_mutex_lock(&wait_mu);
+	for (q = &waits; (w = *q);)
+		if (w->r.cad == cad) {
+			*q = w->next;
+			w->next = mine;
+			mine = w;
+		} else {
+			q = &w->next;
+		}
+	pthread_mutex_unlock(&wait_mu);
+	while ((w = mine)) {
+		mine = w->next;
+		event_free(w->ev);
+		acme_send(&w->r, &w->rep);
+		free(w);
+	}
+}
+
 /* --- serving --- */
 
 void cad_acme_serve(struct cad_req *r)
 {
 	struct evhttp_request *req = r->req;
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req),
-	                 *out = evhttp_request_get_output_headers(req);
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	struct acme_request areq = {0};
 	struct acme_reply rep = {0};
 	struct store_ctx sc = {.r = r};
-	char retry[16];
 
 	r->action = "acme";
 	if (!r->cad->acme) {
@@ -1438,26 +1619,14 @@ void cad_acme_serve(struct cad_req *r)
 			return;
 	}
 	acme_handle(r->cad->acme, &areq, &rep);
-	if (rep.content_type)
-		evhttp_add_header(out, "Content-Type", rep.content_type);
-	if (rep.replay_nonce[0])
-		evhttp_add_header(out, "Replay-Nonce", rep.replay_nonce);
-	if (rep.location[0])
-		evhttp_add_header(out, "Location", rep.location);
-	for (int i = 0; i < rep.n_links; i++)
-		evhttp_add_header(out, "Link", rep.links[i]);
-	if (rep.retry_after > 0) {
-		snprintf(retry, sizeof(retry), "%d", rep.retry_after);
-		evhttp_add_header(out, "Retry-After", retry);
+	if (rep.wait_chall && rep.status == 200 && wait_start(r, &rep) == 0) {
+		/* Answered later, always 200 (the resource as it is then, or as read now); the
+		 * request's metrics count the time until here. */
+		r->replied = 1;
+		r->status = 200;
+		return;
 	}
-	evhttp_add_header(out, "Cache-Control", "no-store");
-	if (rep.body)
-		evbuffer_add(evhttp_request_get_output_buffer(req), rep.body, rep.body_len);
-	r->replied = 1;
-	r->status = rep.status;
-	evhttp_send_reply(req, rep.status, httptext_status(rep.status), NULL);
-	cad_log_reply(r, rep.status);
-	acme_reply_clear(&rep);
+	acme_send(r, &rep);
 }
 
 /* --- External Account Binding credentials: POST /api/v1/acme/eab (officers) --- */

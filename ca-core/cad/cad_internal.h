@@ -262,6 +262,8 @@ void cad_h_profile_show(struct cad_req *r);
 /* Set up cad->acme when the configuration has an acme: section. 0, or -1 with err. */
 int cad_acme_new(struct cad *cad, char *err, size_t errsz);
 void cad_acme_free(struct cad *cad);
+/* Answer the ACME reads still waiting for a validation (before the event loops are freed). */
+void cad_acme_stop_waits(struct cad *cad);
 /* Serve a request under /acme/ (RFC 8555's own replies; its state changes audited). */
 void cad_acme_serve(struct cad_req *r);
 void cad_h_acme_eab_create(struct cad_req *r);

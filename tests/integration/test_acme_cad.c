@@ -2065,7 +2065,7 @@ END_TEST
 /* An http-01 responder on the validator's port: while h01_stall is set it takes the connection
  * and answers nothing (a slow validation); then it answers h01_ka. */
 static char h01_ka[300];
-static _Atomic int h01_stall, h01_stop, h01_seen;
+static _Atomic int h01_stall, h01_stop, h01_seen, h01_delay_ms;
 
 static void *h01_thread(void *arg)
 {
@@ -2090,6 +2090,8 @@ static void *h01_thread(void *arg)
 		}
 		got = read(fd, req, sizeof(req) - 1);
 		(void)got;
+		if (atomic_load(&h01_delay_ms)) /* a slow responder: the validation takes a while */
+			usleep((useconds_t)atomic_load(&h01_delay_ms) * 1000);
 		snprintf(rep, sizeof(rep),
 		         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
 		         "Connection: close\r\n\r\n%s",
@@ -2275,6 +2277,187 @@ START_TEST(lego_http01_issue_renew_revoke)
 }
 END_TEST
 
+/* A read (POST-as-GET) of an authorization whose validation runs is held until the validation
+ * settles, so a client polls once (RFC 8555 §7.5.1): with a responder that takes 500 ms, the
+ * first read after the challenge's {} already says valid, and took about that long; the {}
+ * itself is answered at once (processing, with Retry-After). Runs in a child process, as the
+ * killed-cad test does, with its own responder on the validator's port. */
+START_TEST(authz_read_waits_for_its_validation)
+{
+	struct tkey t = tkey_new("ES256");
+	char kid[300], authz[300], chall[300], thumb[ACME_THUMBPRINT_LEN + 1];
+	struct acme_problem pr;
+	struct timespec t0, t1;
+	EVP_PKEY *k = NULL;
+	pthread_t th;
+	struct reply r;
+	json_t *o, *c;
+	size_t i;
+	double took;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0);
+	atomic_store(&h01_delay_ms, 500);
+	pthread_create(&th, NULL, h01_thread, &lfd);
+	nonce[0] = '\0';
+	{
+		struct eab e =
+		    new_eab(",\"principal\":\"wait-team\",\"allow\":[\"*.example.com\"]");
+		register_key(&t, &e, kid, sizeof(kid));
+	}
+	ck_assert_int_eq(acme_jwk_key(t.jwk, &k, thumb, &pr), 0);
+	EVP_PKEY_free(k);
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"held.example.com\"}]");
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(authz, sizeof(authz), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	json_decref(o);
+	reply_clear(&r);
+	r = get_as(&t, kid, authz);
+	o = json_loads(r.body, 0, NULL);
+	json_array_foreach(json_object_get(o, "challenges"), i, c)
+	{
+		if (!strcmp(member(c, "type"), "http-01")) {
+			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
+			snprintf(h01_ka, sizeof(h01_ka), "%s.%s", member(c, "token"), thumb);
+		}
+	}
+	json_decref(o);
+	reply_clear(&r);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_gt(r.retry_after, 0);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(member(o, "status"), "processing");
+	json_decref(o);
+	reply_clear(&r);
+
+	r = get_as(&t, kid, authz);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(r.nonce[0] ? r.nonce : NULL);
+	o = json_loads(r.body, 0, NULL);
+	ck_assert_msg(!strcmp(member(o, "status"), "valid"),
+	              "the first read after {} says %s (after %.3f s), not valid",
+	              member(o, "status"), took);
+	ck_assert_int_eq(r.retry_after, 0);
+	json_decref(o);
+	reply_clear(&r);
+	/* held: the responder answered the validator 500 ms after the {} */
+	ck_assert_msg(took >= 0.45, "validated and read in %.3f s", took);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'wait-team' AND"
+	                       " action = 'acme.challenge.valid'"),
+	                 1);
+	atomic_store(&h01_stop, 1);
+	pthread_join(th, NULL);
+	close(lfd);
+	tkey_free(&t);
+}
+END_TEST
+
+/* Reads of authorizations and challenges judge the account in the statement that reads them
+ * (no account read first, the key from hsmca-cad's cache): still, a key rolled over (or
+ * changed by another hsmca-cad: the cache here still holds the old key) and a deactivated
+ * account count at once. */
+START_TEST(authz_reads_judge_the_account_at_once)
+{
+	struct eab e = new_eab(",\"principal\":\"fold-team\",\"allow\":[\"*.example.com\"]");
+	struct tkey t = tkey_new("ES256"), n = tkey_new("ES256");
+	char kid[300], path[300], url[300], authz[300], apath[300], chall[300] = "", fin[300];
+	struct reply r;
+	json_t *o, *c;
+	size_t i;
+
+	nonce[0] = '\0';
+	register_key(&t, &e, kid, sizeof(kid));
+	snprintf(path, sizeof(path), "%s", kid + strlen(acme_url));
+	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"fold.example.com\"}]");
+	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
+	o = json_loads(r.body, 0, NULL);
+	snprintf(authz, sizeof(authz), "%s",
+	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	snprintf(fin, sizeof(fin), "%s", member(o, "finalize") + strlen(acme_url));
+	json_decref(o);
+	reply_clear(&r);
+	snprintf(apath, sizeof(apath), "%s", authz + strlen(acme_url));
+	r = get_as(&t, kid, authz); /* read twice: the second with the cached key */
+	reply_clear(&r);
+	r = get_as(&t, kid, authz);
+	ck_assert_int_eq(r.status, 200);
+	o = json_loads(r.body, 0, NULL);
+	json_array_foreach(json_object_get(o, "challenges"), i, c)
+	{
+		if (!strcmp(member(c, "type"), "dns-01"))
+			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
+	}
+	json_decref(o);
+	reply_clear(&r);
+	ck_assert(chall[0]);
+
+	/* Key rollover: the old key, still in the cache, is refused at once. */
+	snprintf(url, sizeof(url), "%s/key-change", acme_url);
+	json_t *ih = json_pack("{s:s, s:s, s:O}", "alg", "ES256", "url", url, "jwk", n.jwk);
+	json_t *ip = json_pack("{s:s, s:O}", "account", kid, "oldKey", t.jwk);
+	char *ips = json_dumps(ip, JSON_COMPACT), *inner = jws_with(&n, ih, ips);
+	r = post("/key-change", jws(&t, kid, "/key-change", inner));
+	free(inner);
+	free(ips);
+	json_decref(ip);
+	ck_assert_msg(r.status == 200, "keyChange: %ld %s", r.status, r.body);
+	reply_clear(&r);
+	r = post(apath, jws(&t, kid, apath, NULL));
+	ck_assert_msg(r.status == 400 || r.status == 401, "old key read the authorization: %ld %s",
+	              r.status, r.body);
+	reply_clear(&r);
+	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), NULL));
+	ck_assert_msg(r.status == 400 || r.status == 401, "old key read the challenge: %ld %s",
+	              r.status, r.body);
+	reply_clear(&r);
+	r = post(apath, jws(&n, kid, apath, NULL));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	r = post(apath, jws(&n, kid, apath, NULL)); /* the new key cached */
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+
+	/* Deactivated by another hsmca-cad (here: straight in the database, so this one's cache
+	 * knows nothing of it): reads are refused at once, and so is answering the challenge. */
+	ck_assert_int_eq(
+	    count("UPDATE acme_accounts SET status = 'deactivated', deactivated_at = now()"
+	          " WHERE principal ="
+	          " 'fold-team' RETURNING 1"),
+	    1);
+	r = post(apath, jws(&n, kid, apath, NULL));
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	r = post(chall + strlen(acme_url), jws(&n, kid, chall + strlen(acme_url), "{}"));
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	r = post(apath, jws(&n, kid, apath, "{\"bad\":1}")); /* the account comes first */
+	ck_assert_int_eq(r.status, 401);
+	reply_clear(&r);
+	/* finalize reads its order with the account too: unauthorized, not orderNotReady */
+	r = post(fin, jws(&n, kid, fin, "{\"csr\":\"AAAA\"}"));
+	ck_assert_msg(r.status == 401, "finalize: %ld %s", r.status, r.body);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
+	                       " ON a.id = c.authz_id WHERE a.identifier = 'fold.example.com'"
+	                       " AND c.status <> 'pending'"),
+	                 0);
+	tkey_free(&t);
+	tkey_free(&n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme-cad");
@@ -2300,6 +2483,8 @@ int main(void)
 	tcase_add_test(tc, lego_http01_issue_renew_revoke);
 	tcase_add_test(tc, tls_alpn01_by_our_client);
 	tcase_add_test(tc, killed_cad_leaves_no_stuck_challenge);
+	tcase_add_test(tc, authz_read_waits_for_its_validation);
+	tcase_add_test(tc, authz_reads_judge_the_account_at_once);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

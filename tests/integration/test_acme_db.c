@@ -351,6 +351,96 @@ START_TEST(changes_grouped_refusals_alone)
 }
 END_TEST
 
+/* newOrder answers from what it wrote (no read after its commit): the answer is what a read
+ * gives, for new authorizations (a name's three challenges in their order, a wildcard's dns-01
+ * alone) and for reused ones (the order ready at once); a challenge's authorization is found in
+ * one read. */
+static void same_order(struct db *db, struct db_acme_order *o)
+{
+	struct db_acme_order got;
+	struct db_err err = {0};
+
+	ck_assert_msg(db_acme_order_get(db, o->id, &got, &err) == DB_OK, "%s", err.msg);
+	ck_assert_int_eq(got.account_id, o->account_id);
+	ck_assert_str_eq(got.status, o->status);
+	ck_assert_int_eq(got.expires_at, o->expires_at);
+	ck_assert_str_eq(got.identifiers, o->identifiers);
+	ck_assert_str_eq(got.profile, o->profile);
+	ck_assert_str_eq(got.cert_serial, o->cert_serial);
+	ck_assert_int_eq(got.not_before, o->not_before);
+	ck_assert_int_eq(got.not_after, o->not_after);
+	ck_assert_uint_eq(got.n_authz, o->n_authz);
+	for (size_t i = 0; i < got.n_authz; i++)
+		ck_assert_int_eq(got.authz[i], o->authz[i]);
+	db_acme_order_clear(&got);
+}
+
+START_TEST(order_answer_is_what_is_stored)
+{
+	struct db *db = app_ready();
+	struct db_err err = {0};
+	struct db_acme_account a = account(T1);
+	struct db_acme_ident ids[2] = {{.type = "dns", .value = "www.example.com"},
+	                               {.type = "dns", .value = "example.com", .wildcard = 1}};
+	struct db_acme_order_opts opts = {.not_before = 4102444800, .not_after = 4105036800};
+	struct db_acme_order o, again;
+	struct db_acme_authz az, of;
+	struct db_audit_entry e = audit;
+	char tokens[6][44];
+	const char *text = "[{\"type\":\"dns\",\"value\":\"www.example.com\"},"
+	                   "{\"type\":\"dns\",\"value\":\"*.example.com\"}]";
+
+	ck_assert_int_eq(db_acme_account_create(db, &a, "", &audit, &err), DB_OK);
+	for (int i = 0; i < 6; i++)
+		snprintf(tokens[i], sizeof(tokens[i]), "%.*s%c", 42, T1, 'a' + i);
+	e.action = "acme.order.create";
+	ck_assert_msg(db_acme_order_create(db, a.id, ids, 2, text, "web", 3600, 3600,
+	                                   (const char(*)[44])tokens, &opts, &e, &o, &err) == DB_OK,
+	              "%s", err.msg);
+	ck_assert_str_eq(o.status, "pending");
+	ck_assert_uint_eq(o.n_authz, 2);
+	same_order(db, &o);
+	ck_assert_int_eq(audited(db, "acme.order.create", "order", o.id), 1);
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(db_acme_authz_get(db, o.authz[i], &az, &err), DB_OK);
+		if (az.ident.wildcard) {
+			ck_assert_uint_eq(az.n_ch, 1);
+			ck_assert_str_eq(az.ch[0].type, "dns-01");
+			ck_assert_str_eq(az.ch[0].token, tokens[3 + 1]);
+		} else {
+			ck_assert_uint_eq(az.n_ch, 3);
+			ck_assert_str_eq(az.ch[0].type, "http-01");
+			ck_assert_str_eq(az.ch[1].type, "dns-01");
+			ck_assert_str_eq(az.ch[2].type, "tls-alpn-01");
+			ck_assert_str_eq(az.ch[2].token, tokens[2]);
+		}
+		ck_assert_str_eq(az.status, "pending");
+		ck_assert_int_eq(db_acme_authz_of_challenge(db, az.ch[az.n_ch - 1].id, &of, &err),
+		                 DB_OK);
+		ck_assert_int_eq(of.id, az.id);
+		ck_assert_uint_eq(of.n_ch, az.n_ch);
+		/* validated: reused by the next order */
+		ck_assert_int_eq(db_acme_challenge_start(db, az.ch[0].id, a.id, &audit, &err),
+		                 DB_OK);
+		ck_assert_int_eq(
+		    db_acme_challenge_done(db, az.ch[0].id, 1, "", "", 600, &audit, &err), DB_OK);
+	}
+	ck_assert_int_eq(db_acme_authz_of_challenge(db, 999999, &of, &err), DB_ERR_NOT_FOUND);
+	opts = (struct db_acme_order_opts){0};
+	ck_assert_msg(db_acme_order_create(db, a.id, ids, 2, text, "web", 3600, 3600,
+	                                   (const char(*)[44])tokens, &opts, &e, &again,
+	                                   &err) == DB_OK,
+	              "%s", err.msg);
+	ck_assert_str_eq(again.status, "ready");
+	ck_assert_int_eq(again.authz[0], o.authz[0]);
+	ck_assert_int_eq(again.authz[1], o.authz[1]);
+	same_order(db, &again);
+	db_acme_order_clear(&again);
+	db_acme_order_clear(&o);
+	db_close(db);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
 	TCase *tc = tcase_create(name);
@@ -370,6 +460,7 @@ int main(void)
 	add(s, "eab", eab_credentials_bind_accounts_once);
 	add(s, "accounts", accounts_update_deactivate_and_change_key);
 	add(s, "changes", changes_grouped_refusals_alone);
+	add(s, "orders", order_answer_is_what_is_stored);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

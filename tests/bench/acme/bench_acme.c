@@ -9,8 +9,10 @@
  *   newOrder   one new dns name (so every order needs a validation)
  *   challenge  the authorization read (POST-as-GET), the http-01 key authorization handed to
  *              this program's responder, the challenge answered with {}, the authorization
- *              polled every --poll-ms until it is valid (hsmca-acmevald fetches
- *              /.well-known/acme-challenge/TOKEN from the responder)
+ *              polled until it is valid, waiting the answer's Retry-After between polls
+ *              (--poll-ms when it has none), as certbot and lego do (hsmca-acmevald fetches
+ *              /.well-known/acme-challenge/TOKEN from the responder; hsmca-cad holds a read of
+ *              a processing authorization until the validation settles)
  *   finalize   a fresh P-256 key and CSR; hsmca-cad answers once the certificate is issued
  *              (a "processing" order is polled)
  *   download   POST-as-GET of the certificate chain, its leaf checked: signed by the CA and
@@ -195,6 +197,7 @@ struct client {
 	char kid[512];
 	char nonce[128];    /* from the last answer; "" none */
 	char location[512]; /* of the last answer */
+	int retry_after;    /* of the last answer, seconds; 0: none */
 	long status;
 	long requests; /* this round */
 	int n_orders;
@@ -212,7 +215,9 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 	char *dst = NULL;
 	size_t dn = 0;
 
-	if (len > 14 && !strncasecmp(p, "Replay-Nonce:", 13)) {
+	if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
+		cl->retry_after = atoi(p + 12); /* delta-seconds, as hsmca-cad sends it */
+	} else if (len > 14 && !strncasecmp(p, "Replay-Nonce:", 13)) {
 		k = 13;
 		dst = cl->nonce;
 		dn = sizeof(cl->nonce);
@@ -242,6 +247,7 @@ static int http(struct client *cl, const char *url, const char *body)
 	if (cl->body.data)
 		cl->body.data[0] = '\0';
 	cl->nonce[0] = cl->location[0] = '\0';
+	cl->retry_after = 0;
 	curl_easy_setopt(cl->c, CURLOPT_URL, url);
 	if (body) {
 		curl_easy_setopt(cl->c, CURLOPT_NOBODY, 0L);
@@ -345,10 +351,13 @@ static void answer_status(struct client *cl, char *out, size_t n)
 	json_decref(o);
 }
 
-static void pause_poll(void)
+/* Before polling again: the last answer's Retry-After, as certbot and lego honour it, else
+ * --poll-ms. */
+static void pause_poll(const struct client *cl)
 {
-	struct timespec ts = {.tv_sec = (time_t)poll_s,
-	                      .tv_nsec = (long)((poll_s - (double)(time_t)poll_s) * 1e9)};
+	double s = cl->retry_after > 0 ? cl->retry_after : poll_s;
+	struct timespec ts = {.tv_sec = (time_t)s,
+	                      .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
 	nanosleep(&ts, NULL);
 }
 
@@ -451,7 +460,7 @@ static int one_order(struct client *cl, const char *name, double *t)
 		answer_status(cl, st, sizeof(st));
 		if (cl->status != 200 || strcmp(st, "pending"))
 			break;
-		pause_poll();
+		pause_poll(cl);
 	}
 	slot_set(cl->idx, "", "");
 	if (strcmp(st, "valid"))
@@ -478,7 +487,7 @@ static int one_order(struct client *cl, const char *name, double *t)
 		answer_status(cl, st, sizeof(st));
 		if (strcmp(st, "processing"))
 			break;
-		pause_poll();
+		pause_poll(cl);
 		if (post(cl, order, NULL))
 			goto out;
 	}
