@@ -1921,12 +1921,15 @@ static void *alpn_thread(void *arg)
 	return NULL;
 }
 
-/* Answer name's tls-alpn-01 challenge for t/kid (the server presenting a wrong digest when
- * wrong) and wait for its authorization to settle: its final status. */
-static void alpn_order(const struct tkey *t, const char *kid, const char *name, int wrong,
-                       char *status, size_t n, char *order_url, size_t on)
+/* A new order for the one name NAME by t/kid, and its authorization's challenge of TYPE:
+ * fills authz and chall (their URLs) and ka (token.thumbprint); order_url and finalize (its
+ * path under acme_url) too when not NULL. Every buffer holds ACME_URL_BUF bytes. */
+#define ACME_URL_BUF 300
+static void order_challenge(const struct tkey *t, const char *kid, const char *name,
+                            const char *type, char *authz, char *chall, char *ka, char *order_url,
+                            char *finalize)
 {
-	char ids[300], authz[300], chall[300], thumb[ACME_THUMBPRINT_LEN + 1];
+	char ids[300], thumb[ACME_THUMBPRINT_LEN + 1];
 	struct acme_problem p;
 	EVP_PKEY *k = NULL;
 	struct reply r;
@@ -1938,23 +1941,41 @@ static void alpn_order(const struct tkey *t, const char *kid, const char *name, 
 	snprintf(ids, sizeof(ids), "[{\"type\":\"dns\",\"value\":\"%s\"}]", name);
 	r = new_order(t, kid, ids);
 	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
-	snprintf(order_url, on, "%s", r.location);
+	if (order_url)
+		snprintf(order_url, ACME_URL_BUF, "%s", r.location);
 	o = json_loads(r.body, 0, NULL);
-	snprintf(authz, sizeof(authz), "%s",
+	snprintf(authz, ACME_URL_BUF, "%s",
 	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
+	if (finalize)
+		snprintf(finalize, ACME_URL_BUF, "%s", member(o, "finalize") + strlen(acme_url));
 	json_decref(o);
 	reply_clear(&r);
 	r = get_as(t, kid, authz);
+	ck_assert_msg(r.status == 200, "authorization: %ld %s", r.status, r.body);
 	o = json_loads(r.body, 0, NULL);
+	chall[0] = '\0';
 	json_array_foreach(json_object_get(o, "challenges"), i, c)
 	{
-		if (!strcmp(member(c, "type"), "tls-alpn-01")) {
-			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
-			snprintf(alpn_ka, sizeof(alpn_ka), "%s.%s", member(c, "token"), thumb);
+		if (!strcmp(member(c, "type"), type)) {
+			snprintf(chall, ACME_URL_BUF, "%s", member(c, "url"));
+			snprintf(ka, ACME_URL_BUF, "%s.%s", member(c, "token"), thumb);
 		}
 	}
 	json_decref(o);
 	reply_clear(&r);
+	ck_assert_msg(chall[0], "no %s challenge for %s", type, name);
+}
+
+/* Answer name's tls-alpn-01 challenge for t/kid (the server presenting a wrong digest when
+ * wrong) and wait for its authorization to settle: its final status. */
+static void alpn_order(const struct tkey *t, const char *kid, const char *name, int wrong,
+                       char *status, size_t n, char *order_url)
+{
+	char authz[ACME_URL_BUF], chall[ACME_URL_BUF];
+	struct reply r;
+	json_t *o;
+
+	order_challenge(t, kid, name, "tls-alpn-01", authz, chall, alpn_ka, order_url, NULL);
 	snprintf(alpn_name, sizeof(alpn_name), "%s", name);
 	atomic_store(&alpn_wrong, wrong);
 	r = post(chall + strlen(acme_url), jws(t, kid, chall + strlen(acme_url), "{}"));
@@ -1996,8 +2017,7 @@ START_TEST(tls_alpn01_by_our_client)
 	pthread_create(&th, NULL, alpn_thread, &lfd);
 	register_key(&t, &e, kid, sizeof(kid));
 
-	alpn_order(&t, kid, "alpn1.example.com", 0, status, sizeof(status), order_url,
-	           sizeof(order_url));
+	alpn_order(&t, kid, "alpn1.example.com", 0, status, sizeof(status), order_url);
 	ck_assert_str_eq(status, "valid");
 	r = get_as(&t, kid, order_url);
 	o = json_loads(r.body, 0, NULL);
@@ -2036,8 +2056,7 @@ START_TEST(tls_alpn01_by_our_client)
 	json_decref(o);
 	reply_clear(&r);
 
-	alpn_order(&t, kid, "alpn2.example.com", 1, status, sizeof(status), order_url,
-	           sizeof(order_url));
+	alpn_order(&t, kid, "alpn2.example.com", 1, status, sizeof(status), order_url);
 	ck_assert_str_eq(status, "invalid");
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges WHERE type = 'tls-alpn-01'"
 	                       " AND status = 'invalid' AND error_type = 'unauthorized'"),
@@ -2110,14 +2129,11 @@ static void *h01_thread(void *arg)
 START_TEST(killed_cad_leaves_no_stuck_challenge)
 {
 	struct tkey t = tkey_new("ES256");
-	char kid[300], authz[300], chall[300], thumb[ACME_THUMBPRINT_LEN + 1], status[32] = "";
+	char kid[300], authz[300], chall[300], status[32] = "";
 	char saved_base[128], saved_acme[160];
-	struct acme_problem pr;
-	EVP_PKEY *k = NULL;
 	pthread_t th;
 	struct reply r;
-	json_t *o, *c;
-	size_t i;
+	json_t *o;
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, port2;
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
 	pid_t first = cad_pid;
@@ -2141,26 +2157,7 @@ START_TEST(killed_cad_leaves_no_stuck_challenge)
 		    new_eab(",\"principal\":\"stuck-team\",\"allow\":[\"*.example.com\"]");
 		register_key(&t, &e, kid, sizeof(kid));
 	}
-	ck_assert_int_eq(acme_jwk_key(t.jwk, &k, thumb, &pr), 0);
-	EVP_PKEY_free(k);
-	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"stuck.example.com\"}]");
-	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
-	o = json_loads(r.body, 0, NULL);
-	snprintf(authz, sizeof(authz), "%s",
-	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
-	json_decref(o);
-	reply_clear(&r);
-	r = get_as(&t, kid, authz);
-	o = json_loads(r.body, 0, NULL);
-	json_array_foreach(json_object_get(o, "challenges"), i, c)
-	{
-		if (!strcmp(member(c, "type"), "http-01")) {
-			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
-			snprintf(h01_ka, sizeof(h01_ka), "%s.%s", member(c, "token"), thumb);
-		}
-	}
-	json_decref(o);
-	reply_clear(&r);
+	order_challenge(&t, kid, "stuck.example.com", "http-01", authz, chall, h01_ka, NULL, NULL);
 	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
 	ck_assert_int_eq(r.status, 200);
 	reply_clear(&r);
@@ -2285,14 +2282,11 @@ END_TEST
 START_TEST(authz_read_waits_for_its_validation)
 {
 	struct tkey t = tkey_new("ES256");
-	char kid[300], authz[300], chall[300], thumb[ACME_THUMBPRINT_LEN + 1];
-	struct acme_problem pr;
+	char kid[300], authz[300], chall[300];
 	struct timespec t0, t1;
-	EVP_PKEY *k = NULL;
 	pthread_t th;
 	struct reply r;
-	json_t *o, *c;
-	size_t i;
+	json_t *o;
 	double took;
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
@@ -2308,26 +2302,7 @@ START_TEST(authz_read_waits_for_its_validation)
 		    new_eab(",\"principal\":\"wait-team\",\"allow\":[\"*.example.com\"]");
 		register_key(&t, &e, kid, sizeof(kid));
 	}
-	ck_assert_int_eq(acme_jwk_key(t.jwk, &k, thumb, &pr), 0);
-	EVP_PKEY_free(k);
-	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"held.example.com\"}]");
-	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
-	o = json_loads(r.body, 0, NULL);
-	snprintf(authz, sizeof(authz), "%s",
-	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
-	json_decref(o);
-	reply_clear(&r);
-	r = get_as(&t, kid, authz);
-	o = json_loads(r.body, 0, NULL);
-	json_array_foreach(json_object_get(o, "challenges"), i, c)
-	{
-		if (!strcmp(member(c, "type"), "http-01")) {
-			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
-			snprintf(h01_ka, sizeof(h01_ka), "%s.%s", member(c, "token"), thumb);
-		}
-	}
-	json_decref(o);
-	reply_clear(&r);
+	order_challenge(&t, kid, "held.example.com", "http-01", authz, chall, h01_ka, NULL, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
 	ck_assert_int_eq(r.status, 200);
@@ -2369,36 +2344,17 @@ START_TEST(authz_reads_judge_the_account_at_once)
 {
 	struct eab e = new_eab(",\"principal\":\"fold-team\",\"allow\":[\"*.example.com\"]");
 	struct tkey t = tkey_new("ES256"), n = tkey_new("ES256");
-	char kid[300], path[300], url[300], authz[300], apath[300], chall[300] = "", fin[300];
+	char kid[300], path[300], url[300], authz[300], apath[300], chall[300], fin[300], ka[300];
 	struct reply r;
-	json_t *o, *c;
-	size_t i;
 
 	nonce[0] = '\0';
 	register_key(&t, &e, kid, sizeof(kid));
 	snprintf(path, sizeof(path), "%s", kid + strlen(acme_url));
-	r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"fold.example.com\"}]");
-	ck_assert_msg(r.status == 201, "newOrder: %ld %s", r.status, r.body);
-	o = json_loads(r.body, 0, NULL);
-	snprintf(authz, sizeof(authz), "%s",
-	         json_string_value(json_array_get(json_object_get(o, "authorizations"), 0)));
-	snprintf(fin, sizeof(fin), "%s", member(o, "finalize") + strlen(acme_url));
-	json_decref(o);
-	reply_clear(&r);
+	order_challenge(&t, kid, "fold.example.com", "dns-01", authz, chall, ka, NULL, fin);
 	snprintf(apath, sizeof(apath), "%s", authz + strlen(acme_url));
-	r = get_as(&t, kid, authz); /* read twice: the second with the cached key */
-	reply_clear(&r);
-	r = get_as(&t, kid, authz);
+	r = get_as(&t, kid, authz); /* read again: with the key from cad's cache */
 	ck_assert_int_eq(r.status, 200);
-	o = json_loads(r.body, 0, NULL);
-	json_array_foreach(json_object_get(o, "challenges"), i, c)
-	{
-		if (!strcmp(member(c, "type"), "dns-01"))
-			snprintf(chall, sizeof(chall), "%s", member(c, "url"));
-	}
-	json_decref(o);
 	reply_clear(&r);
-	ck_assert(chall[0]);
 
 	/* Key rollover: the old key, still in the cache, is refused at once. */
 	snprintf(url, sizeof(url), "%s/key-change", acme_url);
