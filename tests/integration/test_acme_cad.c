@@ -653,11 +653,30 @@ START_TEST(eab_credentials_are_made_by_officers_only)
 }
 END_TEST
 
+/* RFC 8555 7.3.5 keyChange: account kid, signed by t, rolls over to n (whose JWS alg is alg);
+ * the server's answer. */
+static struct reply key_change(const struct tkey *t, const char *kid, const struct tkey *n,
+                               const char *alg)
+{
+	char url[300];
+	struct reply r;
+
+	snprintf(url, sizeof(url), "%s/key-change", acme_url);
+	json_t *ih = json_pack("{s:s, s:s, s:O}", "alg", alg, "url", url, "jwk", n->jwk);
+	json_t *ip = json_pack("{s:s, s:O}", "account", kid, "oldKey", t->jwk);
+	char *ips = json_dumps(ip, JSON_COMPACT), *inner = jws_with(n, ih, ips);
+	r = post("/key-change", jws(t, kid, "/key-change", inner));
+	free(inner);
+	free(ips);
+	json_decref(ip);
+	return r;
+}
+
 START_TEST(register_update_rollover_and_deactivate)
 {
 	struct eab e = new_eab(""), e2 = new_eab(",\"principal\":\"team-b\"");
 	struct tkey t = tkey_new("EdDSA"), n = tkey_new("RS256"), u = tkey_new("ES384");
-	char kid[300], path[300], *pl, url[300];
+	char kid[300], path[300], *pl;
 	struct reply r;
 	long long accounts = count("SELECT count(*) FROM acme_accounts");
 
@@ -688,14 +707,7 @@ START_TEST(register_update_rollover_and_deactivate)
 	                       " '[\"mailto:pki@corp.example.com\"]'"),
 	                 1);
 	/* Key rollover to an RSA key. */
-	snprintf(url, sizeof(url), "%s/key-change", acme_url);
-	json_t *ih = json_pack("{s:s, s:s, s:O}", "alg", "RS256", "url", url, "jwk", n.jwk);
-	json_t *ip = json_pack("{s:s, s:O}", "account", kid, "oldKey", t.jwk);
-	char *ips = json_dumps(ip, JSON_COMPACT), *inner = jws_with(&n, ih, ips);
-	r = post("/key-change", jws(&t, kid, "/key-change", inner));
-	free(inner);
-	free(ips);
-	json_decref(ip);
+	r = key_change(&t, kid, &n, "RS256");
 	ck_assert_msg(r.status == 200, "keyChange: %ld %s", r.status, r.body);
 	reply_clear(&r);
 	r = post(path, jws(&t, kid, path, NULL));
@@ -2344,7 +2356,7 @@ START_TEST(authz_reads_judge_the_account_at_once)
 {
 	struct eab e = new_eab(",\"principal\":\"fold-team\",\"allow\":[\"*.example.com\"]");
 	struct tkey t = tkey_new("ES256"), n = tkey_new("ES256");
-	char kid[300], path[300], url[300], authz[300], apath[300], chall[300], fin[300], ka[300];
+	char kid[300], path[300], authz[300], apath[300], chall[300], fin[300], ka[300];
 	struct reply r;
 
 	nonce[0] = '\0';
@@ -2357,14 +2369,7 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	reply_clear(&r);
 
 	/* Key rollover: the old key, still in the cache, is refused at once. */
-	snprintf(url, sizeof(url), "%s/key-change", acme_url);
-	json_t *ih = json_pack("{s:s, s:s, s:O}", "alg", "ES256", "url", url, "jwk", n.jwk);
-	json_t *ip = json_pack("{s:s, s:O}", "account", kid, "oldKey", t.jwk);
-	char *ips = json_dumps(ip, JSON_COMPACT), *inner = jws_with(&n, ih, ips);
-	r = post("/key-change", jws(&t, kid, "/key-change", inner));
-	free(inner);
-	free(ips);
-	json_decref(ip);
+	r = key_change(&t, kid, &n, "ES256");
 	ck_assert_msg(r.status == 200, "keyChange: %ld %s", r.status, r.body);
 	reply_clear(&r);
 	r = post(apath, jws(&t, kid, apath, NULL));
