@@ -407,6 +407,26 @@ enum db_status db_device_lock(struct db *db, const char *identity, int lock, str
 	return rc;
 }
 
+enum db_status db_device_trylock(struct db *db, const char *identity, int *got, struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+
+	*got = 0;
+	if ((rc = db_check_text("device identity", identity, DB_IDENTITY_MAX, err)) != DB_OK)
+		return rc;
+	db_param_text(&p, identity);
+	/* The lock of db_device_lock, tried: a worker's event loop never waits in PostgreSQL
+	 * for another enrolment (cad_est.c waits on a timer instead). */
+	rc = db_exec(db, "SELECT pg_try_advisory_lock(hashtextextended(lower($1), 1752395107))", &p,
+	             &r, err, "trying the enrolment lock of device %s", identity);
+	if (rc == DB_OK)
+		*got = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
+	PQclear(r);
+	return rc;
+}
+
 enum db_status db_device_record(struct db *db, const char *identity, const char *profile,
                                 int32_t token_id, int64_t certificate_id, const char *how,
                                 int64_t *device_id, struct db_err *err)

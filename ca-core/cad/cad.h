@@ -87,6 +87,9 @@ struct cad_config {
 	struct ca_profile *est_profiles[CAD_MAX_PROFILES];
 	size_t n_est_profiles;
 	int est_token_max_days;
+	/* How long an enrolment waits for another enrolment of its device identity before it is
+	 * answered 503 with Retry-After (est.lock_wait_seconds). */
+	int est_lock_wait_seconds;
 	/* ACME (cad_acme.c, docs/acme.md): served under /acme/ when acme_url is not "". */
 	char acme_url[512]; /* the ACME root as clients reach it, e.g. https://host:8443/acme */
 	char acme_terms_url[512];

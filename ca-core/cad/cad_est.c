@@ -10,15 +10,19 @@
  * authorisation, 400 for a bad request); every refused enrolment is audited and issues nothing.
  */
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
@@ -524,8 +528,192 @@ static void reply_serverkeygen(struct cad_req *r, X509 *cert, EVP_PKEY *key)
 	ERR_clear_error();
 }
 
-/* simpleenroll, and serverkeygen when skg: the same authentication and device rules. */
-static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg)
+/* --- enrolments that wait for their identity's lock ---
+ * Two enrolments of one device identity run one after the other (db_device_lock). The second
+ * must not wait for the first inside PostgreSQL: its worker's event loop would stop with it,
+ * and every other connection on that loop with it. It tries the lock instead and, when another
+ * enrolment holds it, waits on a timer of the worker's loop (2 ms, doubling to 50 ms) and is
+ * served again from the start (token, CSR and allowlist checked again: they may have changed),
+ * until it has the lock or est.lock_wait_seconds have passed (then 503 and Retry-After). */
+#define WAIT_FIRST_MS 2
+#define WAIT_MAX_MS 50
+
+struct est_wait {
+	struct est_wait *next;
+	struct cad_req r; /* cad, w, req, action, path: what serving it again needs */
+	struct ca_profile *label;
+	int skg;
+	EVP_PKEY *key; /* serverkeygen: the key made by the first try, used by the next */
+	struct timespec since;
+	int delay_ms;
+	struct event *ev;
+};
+
+static pthread_mutex_t waits_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct est_wait *waits;
+
+static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg, struct est_wait *wt);
+static void est_finish(struct cad_req *r, int enrol);
+
+static void wait_unlink(struct est_wait *wt)
+{
+	pthread_mutex_lock(&waits_mu);
+	for (struct est_wait **q = &waits; *q; q = &(*q)->next)
+		if (*q == wt) {
+			*q = wt->next;
+			break;
+		}
+	pthread_mutex_unlock(&waits_mu);
+	atomic_fetch_sub(&wt->r.cad->est_lock_waits, 1);
+}
+
+static void wait_free(struct est_wait *wt)
+{
+	if (wt->ev)
+		event_free(wt->ev);
+	EVP_PKEY_free(wt->key);
+	free(wt);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Wait wt->delay_ms on the worker's loop, then serve the enrolment again. 0, or -1. */
+static int wait_arm(struct est_wait *wt)
+{
+	struct timeval tv = {.tv_sec = 0, .tv_usec = wt->delay_ms * 1000};
+
+	return event_add(wt->ev, &tv);
+}
+
+/* On the worker's loop: try the enrolment again. */
+static void wait_again(evutil_socket_t fd, short what, void *arg)
+{
+	struct est_wait *wt = arg;
+	struct cad_req r = {
+	    .cad = wt->r.cad, .w = wt->r.w, .req = wt->r.req, .action = wt->r.action};
+
+	(void)fd;
+	(void)what;
+	snprintf(r.path, sizeof(r.path), "%s", wt->r.path);
+	TAILQ_INIT(&r.query);
+	if (!evhttp_request_get_connection(r.req)) {
+		/* The device hung up while it waited: nothing is enrolled; answering frees the
+		 * request libevent left to us. */
+		wait_unlink(wt);
+		log_info("est: an enrolment waiting for its device's lock was abandoned by the "
+		         "client");
+		evhttp_send_reply(r.req, 503, "Service Unavailable", NULL);
+		cad_metrics_request("unrouted", 503, seconds_since(&wt->since));
+		wait_free(wt);
+		return;
+	}
+	simpleenroll(&r, wt->label, wt->skg, wt);
+	if (r.deferred) {
+		db_principal_clear(&r.who);
+		if (wait_arm(wt) == 0)
+			return;
+		r.deferred = 0;
+		est_error(&r, 500, "internal",
+		          "the enrolment could not wait for its device's lock");
+	}
+	wait_unlink(wt);
+	est_finish(&r, 1);
+	db_principal_clear(&r.who);
+	cad_metrics_request("unrouted", r.status, seconds_since(&wt->since));
+	wait_free(wt);
+}
+
+/* r found identity's lock held by another enrolment: wait (r->deferred set, r's key kept in
+ * the wait), or answer 503 once est.lock_wait_seconds have passed. *key: the serverkeygen key
+ * (taken when r waits). */
+static void wait_for_lock(struct cad_req *r, struct ca_profile *label, int skg, struct est_wait *wt,
+                          EVP_PKEY **key, const char *identity)
+{
+	int limit = r->cad->cfg->est_lock_wait_seconds;
+
+	if (wt) {
+		if (seconds_since(&wt->since) >= limit) {
+			evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After",
+			                  "5");
+			est_error(
+			    r, 503, "enrolment-busy",
+			    "another enrolment of device %.64s has held its enrolment lock for "
+			    "over %d s (est.lock_wait_seconds); try again later",
+			    identity, limit);
+			return;
+		}
+		wt->key = *key;
+		*key = NULL;
+		wt->delay_ms = wt->delay_ms * 2 > WAIT_MAX_MS ? WAIT_MAX_MS : wt->delay_ms * 2;
+		r->deferred = 1;
+		return;
+	}
+	if (!(wt = calloc(1, sizeof(*wt))) ||
+	    !(wt->ev = event_new(r->w->base, -1, 0, wait_again, wt))) {
+		free(wt);
+		est_error(r, 500, "internal", "out of memory");
+		return;
+	}
+	wt->r.cad = r->cad;
+	wt->r.w = r->w;
+	wt->r.req = r->req;
+	wt->r.action = r->action;
+	snprintf(wt->r.path, sizeof(wt->r.path), "%s", r->path);
+	wt->label = label;
+	wt->skg = skg;
+	wt->delay_ms = WAIT_FIRST_MS;
+	clock_gettime(CLOCK_MONOTONIC, &wt->since);
+	if (wait_arm(wt) != 0) {
+		wait_free(wt);
+		est_error(r, 500, "internal", "the enrolment could not wait for its device's lock");
+		return;
+	}
+	wt->key = *key;
+	*key = NULL;
+	pthread_mutex_lock(&waits_mu);
+	wt->next = waits;
+	waits = wt;
+	pthread_mutex_unlock(&waits_mu);
+	atomic_fetch_add(&r->cad->est_lock_waits, 1);
+	log_info("est: device %s: another enrolment of it is in progress; waiting for it",
+	         identity);
+	r->deferred = 1;
+}
+
+void cad_est_stop_waits(struct cad *cad)
+{
+	struct est_wait *wt, **q, *mine = NULL;
+
+	pthread_mutex_lock(&waits_mu);
+	for (q = &waits; (wt = *q);)
+		if (wt->r.cad == cad) {
+			*q = wt->next;
+			wt->next = mine;
+			mine = wt;
+		} else {
+			q = &wt->next;
+		}
+	pthread_mutex_unlock(&waits_mu);
+	while ((wt = mine)) {
+		mine = wt->next;
+		atomic_fetch_sub(&cad->est_lock_waits, 1);
+		TAILQ_INIT(&wt->r.query);
+		evhttp_add_header(evhttp_request_get_output_headers(wt->r.req), "Retry-After", "5");
+		est_error(&wt->r, 503, "stopping", "hsmca-cad is stopping; try again shortly");
+		wait_free(wt);
+	}
+}
+
+/* simpleenroll, and serverkeygen when skg: the same authentication and device rules. wt: the
+ * wait of an enrolment served again after waiting for its identity's lock (NULL the first
+ * time). */
+static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg, struct est_wait *wt)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
 	struct db_prov_token t = {0};
@@ -536,7 +724,7 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg)
 	struct ca_profile *p;
 	struct enrol_tx tx = {0};
 	struct cad_key_archive arch = {0};
-	EVP_PKEY *key = NULL;
+	EVP_PKEY *key = wt ? wt->key : NULL;
 	json_t *audit;
 	char token[CAD_EST_TOKEN_MAX + 1], user[64], why[256], identity[DB_IDENTITY_MAX + 1];
 	const char *unlisted;
@@ -546,7 +734,10 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg)
 	struct db *db, *locked = NULL;
 	int64_t now = (int64_t)time(NULL);
 	enum db_status rc;
+	int got;
 
+	if (wt)
+		wt->key = NULL; /* this try's until it waits again */
 	identity[0] = '\0';
 	switch (cad_est_parse_auth(evhttp_find_header(h, "Authorization"), token, user,
 	                           sizeof(user), why, sizeof(why))) {
@@ -613,7 +804,7 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg)
 		         p->name);
 		goto out;
 	}
-	if (skg && !(key = cad_keygen_profile_key(p->key_profile))) {
+	if (skg && !key && !(key = cad_keygen_profile_key(p->key_profile))) {
 		est_error(r, 500, "internal", "the key pair could not be generated");
 		goto out;
 	}
@@ -639,9 +830,14 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg)
 		goto out;
 	}
 	/* One enrolment of an identity at a time, from this check to the commit of its
-	 * certificate: two tokens enrolling one device at once must not both get a certificate. */
-	if (db_device_lock(db, identity, 1, &err) != DB_OK) {
+	 * certificate: two tokens enrolling one device at once must not both get a certificate.
+	 * Held by another: wait for it without stopping the loop (above). */
+	if (db_device_trylock(db, identity, &got, &err) != DB_OK) {
 		est_db_error(r, &err);
+		goto out;
+	}
+	if (!got) {
+		wait_for_lock(r, label, skg, wt, &key, identity);
 		goto out;
 	}
 	locked = db;
@@ -968,12 +1164,19 @@ void cad_est_serve(struct cad_req *r)
 		else if (!strcmp(op, "simplereenroll"))
 			simplereenroll(r, p);
 		else
-			simpleenroll(r, p, !strcmp(op, "serverkeygen"));
+			simpleenroll(r, p, !strcmp(op, "serverkeygen"), NULL);
 	} else if (!strcmp(op, "fullcmc")) {
 		est_error(r, 404, "not-supported", "EST %s is not offered", op);
 	} else {
 		est_error(r, 404, "not-found", "no such EST operation: %.200s", op);
 	}
+	if (!r->deferred)
+		est_finish(r, enrol);
+}
+
+/* What every EST request ends with once it is answered (or should have been). */
+static void est_finish(struct cad_req *r, int enrol)
+{
 	if (!r->replied)
 		est_error(r, 500, "internal", "the handler gave no answer");
 	/* Every refused enrolment is in the audit log. */

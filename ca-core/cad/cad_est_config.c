@@ -1,11 +1,11 @@
-/* hsmca-cad's "est:" section: which profiles devices enrol in over EST, and how long a
- * provisioning token may live. */
+/* hsmca-cad's "est:" section: which profiles devices enrol in over EST, how long a
+ * provisioning token may live, and how long an enrolment waits for another of its identity. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cad_est.h"
 
-static const char *const est_fields[] = {"profiles", "token_max_days", NULL};
+static const char *const est_fields[] = {"profiles", "token_max_days", "lock_wait_seconds", NULL};
 
 int cad_est_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg,
                          cad_profile_lookup find)
@@ -16,12 +16,17 @@ int cad_est_config_parse(struct yconf *y, yaml_node_t *n, struct cad_config *cfg
 
 	cfg->n_est_profiles = 0;
 	cfg->est_token_max_days = 365;
+	cfg->est_lock_wait_seconds = 30;
 	if (!n)
 		return 0;
 	if (yconf_check_map(y, n, "est", est_fields) ||
 	    yconf_opt_long(y, n, "token_max_days", 1, 3660, &l))
 		return -1;
 	cfg->est_token_max_days = (int)l;
+	l = cfg->est_lock_wait_seconds;
+	if (yconf_opt_long(y, n, "lock_wait_seconds", 1, 600, &l))
+		return -1;
+	cfg->est_lock_wait_seconds = (int)l;
 	if (!(seq = yconf_get(y, n, "profiles")))
 		return yconf_fail(y, n, "est",
 		                  "\"profiles\" (the profiles devices enrol in) is "

@@ -303,6 +303,7 @@ void cad_free(struct cad *cad)
 		event_free(cad->checkpoint_timer);
 	cad_profiles_stop(cad);
 	cad_acme_stop_waits(cad);
+	cad_est_stop_waits(cad);
 	for (int i = 0; i < cad->n_workers; i++) {
 		struct cad_worker *w = &cad->workers[i];
 		if (w->http)

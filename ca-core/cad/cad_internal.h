@@ -81,6 +81,8 @@ struct cad {
 	 * and those refused for going over cfg->max_connections. */
 	_Atomic int connections;
 	_Atomic uint64_t connections_refused;
+	/* EST enrolments waiting now for their device identity's enrolment lock (cad_est.c). */
+	_Atomic int est_lock_waits;
 	/* tls.client_crl, as last read (cad_client_crl.c); under lock */
 	X509_CRL *client_crl;
 	struct timespec client_crl_mtime;
@@ -141,7 +143,10 @@ struct cad_req {
 	int in_session;
 	char session_cookie[CAD_SESSION_TEXT_MAX];
 	struct cad_session session;
-	int stepped_up;   /* a fresh TOTP code was accepted for this request (cad_mfa.c) */
+	int stepped_up; /* a fresh TOTP code was accepted for this request (cad_mfa.c) */
+	/* The answer comes later, from an event on the worker's loop (an EST enrolment waiting
+	 * for its identity's lock, cad_est.c): the dispatcher neither answers nor counts it. */
+	int deferred;
 };
 
 /* --- health and metrics (cad_metrics.c) --- */
@@ -264,6 +269,8 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz);
 void cad_acme_free(struct cad *cad);
 /* Answer the ACME reads still waiting for a validation (before the event loops are freed). */
 void cad_acme_stop_waits(struct cad *cad);
+/* cad stops: every EST enrolment still waiting for its identity's lock is answered 503. */
+void cad_est_stop_waits(struct cad *cad);
 /* Serve a request under /acme/ (RFC 8555's own replies; its state changes audited). */
 void cad_acme_serve(struct cad_req *r);
 void cad_h_acme_eab_create(struct cad_req *r);

@@ -22,6 +22,7 @@ static struct {
 	struct metrics *m;
 	struct metrics_family *requests, *key_loaded;
 	struct metrics_series *duration, *database_up, *checkpoint_seq, *connections, *refused;
+	struct metrics_series *est_lock_waits;
 	struct metrics_series *groups[2], *members[2]; /* group commit: [0] reserve, [1] store */
 } reg;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
@@ -82,6 +83,12 @@ static void reg_make(void)
 	                    NULL, 1, &f, err, sizeof(err)))
 		goto fail;
 	reg.refused = metrics_get(f);
+	if (metrics_gauge(m, "hsmca_cad_est_lock_waits",
+	                  "EST enrolments waiting now for another enrolment of their device "
+	                  "identity to finish",
+	                  NULL, 1, &f, err, sizeof(err)))
+		goto fail;
+	reg.est_lock_waits = metrics_get(f);
 	reg.m = m;
 	return;
 fail:
@@ -138,6 +145,7 @@ void cad_h_metrics(struct cad_req *r)
 	pthread_mutex_unlock(&r->cad->lock);
 	metrics_set(reg.checkpoint_seq, (int64_t)atomic_load(&r->cad->last_checkpoint_seq));
 	metrics_set(reg.connections, (int64_t)atomic_load(&r->cad->connections));
+	metrics_set(reg.est_lock_waits, (int64_t)atomic_load(&r->cad->est_lock_waits));
 	metrics_add(reg.refused, atomic_load(&r->cad->connections_refused) -
 	                             (uint64_t)metrics_value(reg.refused));
 	if (reg.m)

@@ -352,6 +352,8 @@ out:
 	db_principal_clear(&r.who);
 	OPENSSL_cleanse(&r.session, sizeof(r.session));
 	OPENSSL_cleanse(r.session_cookie, sizeof(r.session_cookie));
+	if (r.deferred)
+		return; /* counted when it is answered */
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	cad_metrics_request(rt ? rt->action : "unrouted", r.status,
 	                    (double)(t1.tv_sec - t0.tv_sec) +

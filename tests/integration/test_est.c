@@ -285,6 +285,41 @@ static void cad_start(void)
 	cad_pid = harness_cad_start(&site, in_dir("cad.yaml"), in_dir("cad.log"), NULL);
 }
 
+/* cad on one worker (every connection on one event loop), enrolments waiting up to 60 s for
+ * their identity's lock; and the same with a 1 s limit. */
+static void cad_start_one_worker(void)
+{
+	cad_pid = harness_cad_start(&site, in_dir("cad-one.yaml"), in_dir("cad-one.log"), NULL);
+}
+
+static void cad_start_short_wait(void)
+{
+	cad_pid = harness_cad_start(&site, in_dir("cad-short.yaml"), in_dir("cad-short.log"), NULL);
+}
+
+static void cad_stop_one_worker(void)
+{
+	harness_cad_stop(&cad_pid, in_dir("cad-one.log"), 0);
+}
+
+static void cad_stop_short_wait(void)
+{
+	harness_cad_stop(&cad_pid, in_dir("cad-short.log"), 0);
+}
+
+/* conf with listen.workers and est.lock_wait_seconds set, into file name. */
+static void write_variant(const char *conf, const char *name, int workers, int wait_s)
+{
+	char text[sizeof(config_fmt) + 2048];
+	const char *at = strstr(conf, "}\ntls:");
+
+	if (!at)
+		harness_die("cad.yaml has no listen line to give workers to");
+	snprintf(text, sizeof(text), "%.*s, workers: %d%s  lock_wait_seconds: %d\n",
+	         (int)(at - conf), conf, workers, at, wait_s);
+	harness_write_text(in_dir(name), text);
+}
+
 /* Its exit is checked (status 0, no sanitizer report): harness_bad_exits fails the suite. */
 static void cad_stop(void)
 {
@@ -344,6 +379,8 @@ static void setup(void)
 	snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%d", port);
 	snprintf(conf, sizeof(conf), config_fmt, port, dir, dir, dir, cad_ci, dir);
 	harness_write_text(in_dir("cad.yaml"), conf);
+	write_variant(conf, "cad-one.yaml", 1, 60);
+	write_variant(conf, "cad-short.yaml", 16, 1);
 	harness_setup_phase = 0;
 }
 
@@ -692,125 +729,169 @@ static void enrol_in_child(const char *name, const char *token)
 	_exit(!strcmp(code, "200") ? 0 : !strcmp(code, "403") ? 3 : 1);
 }
 
-/* Two tokens enrolling one identity at the same moment: one certificate, the other 403. The
- * test makes the race happen: it holds the identity's enrolment lock itself (the advisory
- * lock db_device_lock takes on the identity, the CSR's CN) and waits until both requests are
- * waiting for it, i.e. both passed token, CSR and allowlist checks and neither has reserved
- * anything. Released, they take it in turn, and the second finds the first's certificate.
- * hsmca-cad spreads connections over its workers by the kernel's SO_REUSEPORT hash, and a
- * worker waits in PostgreSQL for the lock: when both connections land on one worker (about
- * one try in sixteen), the second request is not read until the first is done and never
- * reaches the lock. Such a try is let go and made again with another identity and fresh
- * connections, until one has both requests at the lock (or 6 tries did not). */
-struct race {
-	char id[32];
-	pid_t a, b;
-	long long waiting, reserved;
-};
-
-/* One try for identity race.id: both enrolments started, waited for at the lock for up to
- * 'patience' seconds once the first is there, then the lock released. */
-static void race_try(struct race *r, int patience)
+/* hsmca_cad_est_lock_waits from cad's /metrics (read as the auditor): enrolments waiting now
+ * for another enrolment of their identity; -1 when /metrics did not answer within 20 s. */
+static long lock_waits(void)
 {
-	const char *t1 = new_token("device", ""), *t2 = new_token("device", "");
-	char lock_sql[160], unlock_sql[160], subj[64], san[64], n1[48], n2[48];
-	char tok1[128], tok2[128], sql[160];
-	PGconn *holder = owner(), *watch = owner();
-	int first_seen = -1;
+	const char *text, *at;
 
-	snprintf(tok1, sizeof(tok1), "%s", t1);
-	snprintf(tok2, sizeof(tok2), "%s", t2);
-	snprintf(lock_sql, sizeof(lock_sql),
-	         "SELECT pg_advisory_lock(hashtextextended('%s', 1752395107))", r->id);
-	snprintf(unlock_sql, sizeof(unlock_sql),
-	         "SELECT pg_advisory_unlock(hashtextextended('%s', 1752395107))", r->id);
-	snprintf(subj, sizeof(subj), "/CN=%s", r->id);
-	snprintf(n1, sizeof(n1), "%s-1", r->id);
-	snprintf(n2, sizeof(n2), "%s-2", r->id);
-	snprintf(san, sizeof(san), "URI:urn:dev:%s", r->id);
-	device_csr(n1, subj, san, NULL);
-	device_csr(n2, subj, san, NULL);
-	harness_pg_exec_ok(holder, lock_sql);
-	if ((r->a = fork()) == 0)
-		enrol_in_child(n1, tok1);
-	if ((r->b = fork()) == 0)
-		enrol_in_child(n2, tok2);
-	/* The event itself, under a generous deadline: 60 s for the first, then 'patience'. */
-	r->waiting = 0;
-	for (int i = 0; i < 1200 && r->waiting < 2; i++) {
-		/* objsubid 1: the one-bigint form, apart from the audit chain's (class, key) */
-		r->waiting = harness_pg_count(watch, "SELECT count(*) FROM pg_locks WHERE"
-		                                     " locktype = 'advisory' AND objsubid = 1"
-		                                     " AND NOT granted");
-		if (r->waiting >= 1 && first_seen < 0)
-			first_seen = i;
-		if (first_seen >= 0 && i - first_seen >= patience * 20)
-			break;
-		if (r->waiting < 2)
-			usleep(50 * 1000);
-	}
-	PQfinish(watch);
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM certificates WHERE subject = 'CN=%s'",
-	         r->id);
-	r->reserved = count(sql);
-	/* released before anything may fail */
-	harness_pg_exec_ok(holder, unlock_sql);
+	if (sh("curl -sS --max-time 20 --cacert opca.pem --cert auditor.pem --key auditor.key "
+	       "-o metrics.txt %s/metrics",
+	       base_url))
+		return -1;
+	text = harness_slurp(in_dir("metrics.txt"));
+	at = strstr(text, "\nhsmca_cad_est_lock_waits ");
+	return at ? atol(at + strlen("\nhsmca_cad_est_lock_waits ")) : -1;
+}
+
+/* Wait (up to 60 s, the event itself) until n enrolments wait for their identity's lock. */
+static void await_lock_waits(long n)
+{
+	long w = -1;
+
+	for (time_t end = time(NULL) + 60; (w = lock_waits()) != n && time(NULL) < end;)
+		usleep(50 * 1000);
+	ck_assert_msg(w == n, "%ld enrolments wait for their identity's lock, not %ld", w, n);
+}
+
+/* Holds identity id's enrolment lock from the test's own session (the advisory lock
+ * db_device_lock takes on the identity, the CSR's CN), as another enrolment would. */
+static PGconn *hold_lock(const char *id)
+{
+	PGconn *holder = owner();
+	char sql[160];
+
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(hashtextextended('%s', 1752395107))",
+	         id);
+	harness_pg_exec_ok(holder, sql);
+	return holder;
+}
+
+static void let_go(PGconn *holder, const char *id)
+{
+	char sql[160];
+
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(hashtextextended('%s', 1752395107))",
+	         id);
+	harness_pg_exec_ok(holder, sql);
 	PQfinish(holder);
 }
 
-/* The HTTP status try id's enrolment n was answered with ("" when there was none). */
-static const char *slurp_code(const char *id, int n)
+/* The HTTP status enrolment NAME was answered with ("" when there was none). */
+static const char *slurp_code(const char *name)
 {
 	static char buf[2][64];
+	static int i;
 
-	snprintf(buf[n - 1], sizeof(buf[n - 1]), "%s",
-	         harness_slurp(harness_pathf(dir, "%s-%d.code", id, n)));
-	return buf[n - 1];
+	i = !i;
+	snprintf(buf[i], sizeof(buf[i]), "%s", harness_slurp(harness_pathf(dir, "%s.code", name)));
+	return buf[i];
 }
 
+/* Two tokens enrolling one identity at the same moment: one certificate, the other 403. The
+ * test makes the race happen: it holds the identity's enrolment lock itself and waits until
+ * both requests wait for it (cad's gauge), i.e. both passed token, CSR and allowlist checks
+ * and neither has reserved anything. Released, they take it in turn, and the second finds the
+ * first's certificate. cad runs one worker here, so both connections share its event loop:
+ * the waits must not stop that loop (were the first waiting inside PostgreSQL, the second
+ * request and /metrics itself would never be read). */
 START_TEST(concurrent_enrolments_of_one_identity_issue_one_certificate)
 {
-	struct race r = {0};
-	char sql[160];
-	int sa, sb, tries;
+	const char *t1 = new_token("device", ""), *t2 = new_token("device", "");
+	char tok1[128], tok2[128];
+	PGconn *holder;
+	pid_t a, b;
+	int sa, sb;
 
-	for (tries = 1; tries <= 6; tries++) {
-		snprintf(r.id, sizeof(r.id), "dev-race%d", tries);
-		race_try(&r, 15);
-		ck_assert_int_gt(r.a, 0);
-		ck_assert_int_gt(r.b, 0);
-		/* neither had reserved anything before it had the lock */
-		ck_assert_int_eq(r.reserved, 0);
-		ck_assert_int_eq(waitpid(r.a, &sa, 0), r.a);
-		ck_assert_int_eq(waitpid(r.b, &sb, 0), r.b);
-		ck_assert(WIFEXITED(sa) && WIFEXITED(sb));
-		snprintf(sql, sizeof(sql),
-		         "SELECT count(*) FROM certificates WHERE subject = 'CN=%s'", r.id);
-		if (r.waiting < 2) {
-			/* Not the race (the request stalled behind the other may even have lost its
-			 * connection): still never two certificates for one identity. */
-			ck_assert_int_le(count(sql), 1);
-			fprintf(stderr,
-			        "est: try %d had %lld of 2 enrolments at the lock (one worker for"
-			        " both?): trying again\n",
-			        tries, r.waiting);
-			continue;
-		}
-		ck_assert_msg(
-		    (WEXITSTATUS(sa) == 0 && WEXITSTATUS(sb) == 3) ||
-		        (WEXITSTATUS(sa) == 3 && WEXITSTATUS(sb) == 0),
-		    "one enrolment succeeds and the other is refused: %d %d (HTTP %s, %s)",
-		    WEXITSTATUS(sa), WEXITSTATUS(sb), slurp_code(r.id, 1), slurp_code(r.id, 2));
-		ck_assert_int_eq(count(sql), 1);
-		snprintf(sql, sizeof(sql),
-		         "SELECT count(*) FROM certificates WHERE subject = 'CN=%s'"
-		         " AND status = 'issued'",
-		         r.id);
-		ck_assert_int_eq(count(sql), 1);
-		break;
-	}
-	/* The race happened: both were held at the lock in one try. */
-	ck_assert_int_eq(r.waiting, 2);
+	snprintf(tok1, sizeof(tok1), "%s", t1);
+	snprintf(tok2, sizeof(tok2), "%s", t2);
+	device_csr("dev-race-1", "/CN=dev-race", "URI:urn:dev:race", NULL);
+	device_csr("dev-race-2", "/CN=dev-race", "URI:urn:dev:race", NULL);
+	holder = hold_lock("dev-race");
+	if ((a = fork()) == 0)
+		enrol_in_child("dev-race-1", tok1);
+	if ((b = fork()) == 0)
+		enrol_in_child("dev-race-2", tok2);
+	ck_assert_int_gt(a, 0);
+	ck_assert_int_gt(b, 0);
+	await_lock_waits(2);
+	/* neither had reserved anything before it had the lock */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'"),
+	                 0);
+	let_go(holder, "dev-race");
+	ck_assert_int_eq(waitpid(a, &sa, 0), a);
+	ck_assert_int_eq(waitpid(b, &sb, 0), b);
+	ck_assert(WIFEXITED(sa) && WIFEXITED(sb));
+	ck_assert_msg((WEXITSTATUS(sa) == 0 && WEXITSTATUS(sb) == 3) ||
+	                  (WEXITSTATUS(sa) == 3 && WEXITSTATUS(sb) == 0),
+	              "one enrolment succeeds and the other is refused: %d %d (HTTP %s, %s)",
+	              WEXITSTATUS(sa), WEXITSTATUS(sb), slurp_code("dev-race-1"),
+	              slurp_code("dev-race-2"));
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'"
+	                       " AND status = 'issued'"),
+	                 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'"),
+	                 1);
+	ck_assert_int_eq(lock_waits(), 0);
+}
+END_TEST
+
+/* While an enrolment waits for its identity's lock, the other requests of its worker (cad on
+ * one worker) are answered, and the enrolment then completes. */
+START_TEST(an_enrolment_waiting_for_its_lock_leaves_its_worker_free)
+{
+	const char *token = new_token("device", "");
+	char tok[128];
+	PGconn *holder;
+	pid_t a;
+	int sa;
+
+	snprintf(tok, sizeof(tok), "%s", token);
+	device_csr("dev-stall", "/CN=dev-stall", "URI:urn:dev:stall", NULL);
+	holder = hold_lock("dev-stall");
+	if ((a = fork()) == 0)
+		enrol_in_child("dev-stall", tok);
+	ck_assert_int_gt(a, 0);
+	await_lock_waits(1);
+	ck_assert_int_eq(sh("curl -sS --max-time 20 --cacert opca.pem -o stall.p7 "
+	                    "%s/.well-known/est/cacerts",
+	                    base_url),
+	                 0);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("stall.p7")), "MII"));
+	/* answered while the enrolment still waited */
+	ck_assert_int_eq(lock_waits(), 1);
+	let_go(holder, "dev-stall");
+	ck_assert_int_eq(waitpid(a, &sa, 0), a);
+	ck_assert_msg(WIFEXITED(sa) && WEXITSTATUS(sa) == 0, "the enrolment: HTTP %s",
+	              slurp_code("dev-stall"));
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-stall'"
+	                       " AND status = 'issued'"),
+	                 1);
+}
+END_TEST
+
+/* An enrolment whose identity's lock stays held past est.lock_wait_seconds (1 s here) is
+ * answered 503 with Retry-After, naming the setting, and spends nothing: its token enrols the
+ * device once the lock is free. */
+START_TEST(an_enrolment_that_waits_too_long_is_503_and_spends_nothing)
+{
+	const char *token = new_token("device", "");
+	char tok[128], auth[300];
+	long long before = issued();
+	PGconn *holder;
+
+	snprintf(tok, sizeof(tok), "%s", token);
+	snprintf(auth, sizeof(auth), "-u 'dev-slow:%s'", tok);
+	device_csr("dev-slow", "/CN=dev-slow", "URI:urn:dev:slow", NULL);
+	holder = hold_lock("dev-slow");
+	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-slow.b64", "slow1"), 503);
+	ck_assert_ptr_nonnull(strstr(harness_slurp(in_dir("slow1")), "est.lock_wait_seconds"));
+	ck_assert_ptr_nonnull(strcasestr(harness_slurp(in_dir("slow1.h")), "Retry-After: 5"));
+	ck_assert_int_eq(issued(), before);
+	ck_assert_int_eq(lock_waits(), 0);
+	let_go(holder, "dev-slow");
+	ck_assert_int_eq(est_post("simpleenroll", auth, "dev-slow.b64", "slow2"), 200);
+	ck_assert_int_eq(issued(), before + 1);
 }
 END_TEST
 
@@ -1256,7 +1337,6 @@ int main(void)
 	tcase_add_test(tc, allowlist_covers_the_identity_and_every_san);
 	tcase_add_test(tc, csr_not_matching_the_profile_is_400_and_spends_nothing);
 	tcase_add_test(tc, identity_with_a_valid_certificate_needs_a_replacing_token);
-	tcase_add_test(tc, concurrent_enrolments_of_one_identity_issue_one_certificate);
 	tcase_add_test(tc, reenrolment_with_another_identity_is_403);
 	tcase_add_test(tc, reenrolment_without_a_device_certificate_is_401);
 	tcase_add_test(tc, reenrolment_with_a_revoked_certificate_is_401);
@@ -1268,6 +1348,17 @@ int main(void)
 	tcase_add_test(tc, serverkeygen_returns_the_key_and_its_certificate_and_archives_it);
 	tcase_add_test(tc, serverkeygen_is_refused_where_the_profile_does_not_allow_it);
 	tcase_add_test(tc, serverkeygen_refuses_an_encrypted_key_request);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("est-one-worker");
+	tcase_add_unchecked_fixture(tc, cad_start_one_worker, cad_stop_one_worker);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, concurrent_enrolments_of_one_identity_issue_one_certificate);
+	tcase_add_test(tc, an_enrolment_waiting_for_its_lock_leaves_its_worker_free);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("est-short-wait");
+	tcase_add_unchecked_fixture(tc, cad_start_short_wait, cad_stop_short_wait);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, an_enrolment_that_waits_too_long_is_503_and_spends_nothing);
 	suite_add_tcase(s, tc);
 	setup();
 	sr = srunner_create(s);

@@ -327,6 +327,41 @@ START_TEST(crl_distribution_settings_are_read_and_checked)
 }
 END_TEST
 
+/* The est: section's limits: defaults, values, and out-of-range values refused by name. EST
+ * profiles need an identity: the profile's CN is made required. */
+#define CN_REQUIRED "    subject_cn_required: true\n"
+START_TEST(est_section_is_read_and_checked)
+{
+	struct cad_config *cfg = calloc(1, sizeof(*cfg));
+	char err[1024];
+
+	ck_assert_msg(load(&(struct variant){.extra = CN_REQUIRED "est: {profiles: [web]}\n"}, cfg,
+	                   err, sizeof(err)) == 0,
+	              "%s", err);
+	ck_assert_int_eq(cfg->n_est_profiles, 1);
+	ck_assert_int_eq(cfg->est_token_max_days, 365);
+	ck_assert_int_eq(cfg->est_lock_wait_seconds, 30);
+	cad_config_free(cfg);
+	ck_assert_msg(load(&(struct variant){.extra = CN_REQUIRED
+	                                     "est: {profiles: [web], token_max_days: 30, "
+	                                     "lock_wait_seconds: 5}\n"},
+	                   cfg, err, sizeof(err)) == 0,
+	              "%s", err);
+	ck_assert_int_eq(cfg->est_token_max_days, 30);
+	ck_assert_int_eq(cfg->est_lock_wait_seconds, 5);
+	cad_config_free(cfg);
+	free(cfg);
+	refused(&(struct variant){.extra =
+	                              CN_REQUIRED "est: {profiles: [web], lock_wait_seconds: 0}\n"},
+	        "lock_wait_seconds");
+	refused(&(struct variant){.extra = CN_REQUIRED
+	                          "est: {profiles: [web], lock_wait_seconds: 601}\n"},
+	        "lock_wait_seconds");
+	refused(&(struct variant){.extra = CN_REQUIRED "est: {profiles: [web], lock_wait: 5}\n"},
+	        "unknown field \"lock_wait\"");
+}
+END_TEST
+
 /* The acme: section (docs/acme.md): read when good, refused by name when not. */
 /* The console's section: defaults, values, and out-of-range values refused by name. */
 START_TEST(console_section_is_read_and_checked)
@@ -562,6 +597,7 @@ int main(void)
 	tcase_add_test(tc, crl_distribution_settings_are_read_and_checked);
 	tcase_add_test(tc, acme_section_is_read_and_checked);
 	tcase_add_test(tc, console_section_is_read_and_checked);
+	tcase_add_test(tc, est_section_is_read_and_checked);
 	tcase_add_test(tc, policies_and_cps_uri_are_read_and_checked);
 	tcase_add_test(tc, profile_json_reads_as_the_file_does);
 	tcase_add_test(tc, key_archival_is_for_encryption_profiles_only);
