@@ -724,7 +724,7 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg, s
 	struct ca_profile *p;
 	struct enrol_tx tx = {0};
 	struct cad_key_archive arch = {0};
-	EVP_PKEY *key = wt ? wt->key : NULL;
+	EVP_PKEY *key = NULL;
 	json_t *audit;
 	char token[CAD_EST_TOKEN_MAX + 1], user[64], why[256], identity[DB_IDENTITY_MAX + 1];
 	const char *unlisted;
@@ -736,8 +736,6 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg, s
 	enum db_status rc;
 	int got;
 
-	if (wt)
-		wt->key = NULL; /* this try's until it waits again */
 	identity[0] = '\0';
 	switch (cad_est_parse_auth(evhttp_find_header(h, "Authorization"), token, user,
 	                           sizeof(user), why, sizeof(why))) {
@@ -803,6 +801,10 @@ static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg, s
 		         "true): enrol with simpleenroll and a key of the device's own",
 		         p->name);
 		goto out;
+	}
+	if (skg && wt && wt->key) { /* made by the first try; the wait keeps it if we wait */
+		key = wt->key;
+		wt->key = NULL;
 	}
 	if (skg && !key && !(key = cad_keygen_profile_key(p->key_profile))) {
 		est_error(r, 500, "internal", "the key pair could not be generated");

@@ -713,20 +713,25 @@ START_TEST(identity_with_a_valid_certificate_needs_a_replacing_token)
 }
 END_TEST
 
-/* In a child process: enrol NAME (CSR NAME.b64) with token; exits 0 on 200, 3 on 403, else 1.
- * The answer goes to NAME.p7, the status to NAME.code (not to the shared sh.log). */
-static void enrol_in_child(const char *name, const char *token)
+/* In a child process: EST operation op (e.g. "simpleenroll") for NAME (CSR NAME.b64) with
+ * token; exits 0 on 200, 3 on 403, else 1. The answer goes to NAME.p7 (its headers to
+ * NAME.p7.h), the status to NAME.code (not to the shared sh.log). */
+static void post_in_child(const char *op, const char *name, const char *token)
 {
 	char code[32];
-	int rc =
-	    sh("curl -sS --cacert opca.pem -u '%s:%s' -H 'Content-Type: application/pkcs10' "
-	       "--data-binary @%s.b64 -o %s.p7 -w '%%{http_code}' %s/.well-known/est/simpleenroll"
-	       " > %s.code",
-	       name, token, name, name, base_url, name);
+	int rc = sh("curl -sS --cacert opca.pem -u '%s:%s' -H 'Content-Type: application/pkcs10' "
+	            "--data-binary @%s.b64 -D %s.p7.h -o %s.p7 -w '%%{http_code}' "
+	            "%s/.well-known/est/%s > %s.code",
+	            name, token, name, name, name, base_url, op, name);
 
 	snprintf(code, sizeof(code), "%s",
 	         rc == 0 ? harness_slurp(harness_pathf(dir, "%s.code", name)) : "");
 	_exit(!strcmp(code, "200") ? 0 : !strcmp(code, "403") ? 3 : 1);
+}
+
+static void enrol_in_child(const char *name, const char *token)
+{
+	post_in_child("simpleenroll", name, token);
 }
 
 /* hsmca_cad_est_lock_waits from cad's /metrics (read as the auditor): enrolments waiting now
@@ -866,6 +871,43 @@ START_TEST(an_enrolment_waiting_for_its_lock_leaves_its_worker_free)
 	              slurp_code("dev-stall"));
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-stall'"
 	                       " AND status = 'issued'"),
+	                 1);
+}
+END_TEST
+
+static void split_multipart(const char *out);
+
+/* serverkeygen waiting for its identity's lock: the key made by its first try is kept while it
+ * waits, and the answer's key is the certificate's (and archived once). */
+START_TEST(serverkeygen_that_waits_for_its_lock_returns_its_certificates_key)
+{
+	const char *token = new_token("vault", "");
+	char tok[128];
+	PGconn *holder;
+	pid_t a;
+	int sa;
+
+	snprintf(tok, sizeof(tok), "%s", token);
+	device_csr("skg-wait", "/CN=skg-wait", NULL, NULL);
+	holder = hold_lock("skg-wait");
+	if ((a = fork()) == 0)
+		post_in_child("vault/serverkeygen", "skg-wait", tok);
+	ck_assert_int_gt(a, 0);
+	await_lock_waits(1);
+	let_go(holder, "skg-wait");
+	ck_assert_int_eq(waitpid(a, &sa, 0), a);
+	ck_assert_msg(WIFEXITED(sa) && WEXITSTATUS(sa) == 0, "serverkeygen: HTTP %s",
+	              slurp_code("skg-wait"));
+	split_multipart("skg-wait.p7");
+	ck_assert_int_eq(sh("openssl base64 -d -in skg-wait.p7.1.b64 -out skg-wait.key.der && "
+	                    "openssl pkey -inform DER -in skg-wait.key.der -out skg-wait.skg.key"),
+	                 0);
+	answer_cert("skg-wait.p7.2.b64", "skg-wait.skg.pem");
+	ck_assert_int_eq(sh("test \"$(openssl x509 -in skg-wait.skg.pem -noout -pubkey)\" = "
+	                    "\"$(openssl pkey -in skg-wait.skg.key -pubout)\""),
+	                 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM key_archive k JOIN certificates c ON c.id ="
+	                       " k.certificate_id WHERE c.subject = 'CN=skg-wait'"),
 	                 1);
 }
 END_TEST
@@ -1354,6 +1396,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, concurrent_enrolments_of_one_identity_issue_one_certificate);
 	tcase_add_test(tc, an_enrolment_waiting_for_its_lock_leaves_its_worker_free);
+	tcase_add_test(tc, serverkeygen_that_waits_for_its_lock_returns_its_certificates_key);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("est-short-wait");
 	tcase_add_unchecked_fixture(tc, cad_start_short_wait, cad_stop_short_wait);
