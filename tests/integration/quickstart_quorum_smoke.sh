@@ -30,7 +30,14 @@ hsmca=$repo/build/ca-core/cli/hsmca
 shares=$state/keyd/shares
 export HSMCA_KEYD_SOCKET=$state/run/keyd/keyd.sock
 
-"$repo/deploy/quickstart" --state "$state" --quorum --detach >"$log" 2>&1 &
+# Ports the kernel picks (free now, from its ephemeral range), not the quickstart's defaults:
+# another run of the tests beside this one (a second clone, a CI runner) starts quickstarts too,
+# and the default CRL port is chosen a minute before hsmca-crld binds it.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+ports=(--api-port "$(free_port)" --ocsp-port "$(free_port)" --crl-port "$(free_port)")
+"$repo/deploy/quickstart" --state "$state" "${ports[@]}" --quorum --detach >"$log" 2>&1 &
 qs_pid=$!
 # The build may come first: wait up to 15 minutes for the instructions.
 for ((i = 0; i < 900; i++)); do

@@ -42,7 +42,14 @@ no_daemons_left() {
 		return 1
 	fi
 }
-"$repo/deploy/quickstart" --state "$state" --detach >"$log" 2>&1 || fail "first start failed"
+# Ports the kernel picks (free now, from its ephemeral range), not the quickstart's defaults:
+# another run of the tests beside this one (a second clone, a CI runner) starts quickstarts too,
+# and the default CRL port is chosen a minute before hsmca-crld binds it.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+ports=(--api-port "$(free_port)" --ocsp-port "$(free_port)" --crl-port "$(free_port)")
+"$repo/deploy/quickstart" --state "$state" "${ports[@]}" --detach >"$log" 2>&1 || fail "first start failed"
 
 [[ -f $state/env ]] || fail "no $state/env"
 [[ $(stat -c %a "$state/env") == 600 ]] || fail "env is not mode 0600"
@@ -499,7 +506,7 @@ tls_na=$(date -u -d "$(openssl x509 -in "$state/cad/tls.pem" -noout -enddate | c
 tls_key_before=$(openssl pkey -in "$state/cad/tls.key" -pubout | sha256sum)
 second_log=$state/second-start.out
 HSMCA_QUICKSTART_NOW=$((tls_na - (tls_na - tls_nb) / 4)) \
-	"$repo/deploy/quickstart" --state "$state" --detach >"$second_log" 2>&1 ||
+	"$repo/deploy/quickstart" --state "$state" "${ports[@]}" --detach >"$second_log" 2>&1 ||
 	{ cat "$second_log" >>"$log"; fail "second start failed"; }
 cat "$second_log" >>"$log"
 # Every start rewrites the environment: the port may differ when another listener took it.
@@ -561,4 +568,10 @@ curl -fsS "${HSMCA_CRL_URL}demo-issuing.crl" | openssl crl -inform DER -noout -t
 echo "restore: OCSP answers kept, CRL number 0x$n_before -> 0x$n_after, issuance and audit chain continue"
 "$repo/deploy/quickstart" --state "$state" --stop >>"$log" 2>&1 || fail "second --stop failed"
 left=$(no_daemons_left) || fail "still running after the second --stop: $left"
+# The CRL port is the CA certificates': another one is refused by name, and nothing starts.
+if "$repo/deploy/quickstart" --state "$state" --crl-port 1 --detach >"$state/crl-port.out" 2>&1; then
+	fail "a start with another --crl-port was accepted"
+fi
+grep -q "cannot change" "$state/crl-port.out" || fail "--crl-port refused without saying why: $(cat "$state/crl-port.out")"
+left=$(no_daemons_left) || fail "a refused --crl-port started: $left"
 echo "quickstart smoke: ok"
