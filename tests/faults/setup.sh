@@ -76,12 +76,17 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { # FROM: the first free port from FROM on (100 tried)
-	local p
-	for ((p = $1; p < $1 + 100; p++)); do
+# free_port: a random free port in 10000..31999. Not "the first free one from N": a second run
+# of the tests beside this one would pick the same one whenever this run's daemon is down
+# between a kill and its restart. Not the kernel's ephemeral range (32768 on) either: the
+# workload's own connections take their source ports there and could take a killed daemon's.
+free_port() {
+	local p i
+	for ((i = 0; i < 100; i++)); do
+		p=$((10000 + RANDOM % 22000))
 		if port_free "$p"; then echo "$p"; return 0; fi
 	done
-	die "no free port from $1"
+	die "no free port in 10000..31999 after 100 tries"
 }
 # wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds; 1 on timeout.
 wait_for() {
@@ -206,9 +211,11 @@ start_pg() {
 pg_ok() { as_pg "$pgbin/pg_isready" -q -h "$pgdir" -p 5432; }
 
 # --- hsmca-cad, hsmca-crld, hsmca-ocspd --------------------------------------------------------
-cad_port=$(free_port 19443)
-crl_port=$(free_port 19480)
-ocsp_port=$(free_port 19080)
+cad_port=$(free_port)
+crl_port=$(free_port)
+while [[ $crl_port == "$cad_port" ]]; do crl_port=$(free_port); done
+ocsp_port=$(free_port)
+while [[ $ocsp_port == "$cad_port" || $ocsp_port == "$crl_port" ]]; do ocsp_port=$(free_port); done
 url=https://127.0.0.1:$cad_port
 crl_url=http://127.0.0.1:$crl_port/
 ocsp_url=http://127.0.0.1:$ocsp_port/
