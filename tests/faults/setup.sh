@@ -76,18 +76,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# free_port: a random free port in 10000..31999. Not "the first free one from N": a second run
-# of the tests beside this one would pick the same one whenever this run's daemon is down
-# between a kill and its restart. Not the kernel's ephemeral range (32768 on) either: the
-# workload's own connections take their source ports there and could take a killed daemon's.
-free_port() {
-	local p i
-	for ((i = 0; i < 100; i++)); do
-		p=$((10000 + RANDOM % 22000))
-		if port_free "$p"; then echo "$p"; return 0; fi
-	done
-	die "no free port in 10000..31999 after 100 tries"
-}
+# shellcheck source=tests/ports.sh
+source "$root/tests/ports.sh"
 # wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds; 1 on timeout.
 wait_for() {
 	local end=$((SECONDS + $1))
@@ -211,11 +201,9 @@ start_pg() {
 pg_ok() { as_pg "$pgbin/pg_isready" -q -h "$pgdir" -p 5432; }
 
 # --- hsmca-cad, hsmca-crld, hsmca-ocspd --------------------------------------------------------
-cad_port=$(free_port)
-crl_port=$(free_port)
-while [[ $crl_port == "$cad_port" ]]; do crl_port=$(free_port); done
-ocsp_port=$(free_port)
-while [[ $ocsp_port == "$cad_port" || $ocsp_port == "$crl_port" ]]; do ocsp_port=$(free_port); done
+pick_port cad_port || die "no port for hsmca-cad"
+pick_port crl_port || die "no port for hsmca-crld"
+pick_port ocsp_port || die "no port for hsmca-ocspd"
 url=https://127.0.0.1:$cad_port
 crl_url=http://127.0.0.1:$crl_port/
 ocsp_url=http://127.0.0.1:$ocsp_port/

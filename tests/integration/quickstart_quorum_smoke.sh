@@ -30,29 +30,13 @@ hsmca=$repo/build/ca-core/cli/hsmca
 shares=$state/keyd/shares
 export HSMCA_KEYD_SOCKET=$state/run/keyd/keyd.sock
 
-# Random free ports in 10000..31999, not the quickstart's defaults: another run of the tests
-# beside this one (a second clone, a CI runner) starts quickstarts too, and the default CRL port
-# is chosen a minute before hsmca-crld binds it. Below the kernel's ephemeral range (32768 on),
-# where the tests' own connections take their source ports, so that none takes a port between
-# a stop and the next start.
-# pick_port VAR: a free port, none of those picked before, into VAR.
-pick_port() {
-	local p i
-	for ((i = 0; i < 100; i++)); do
-		p=$((10000 + RANDOM % 22000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [[ " ${taken[*]} " != *" $p "* ]]; then
-			taken+=("$p")
-			printf -v "$1" '%s' "$p"
-			return 0
-		fi
-	done
-	echo "no free port in 10000..31999 after 100 tries" >&2
-	exit 1
-}
-taken=()
-pick_port api_port
-pick_port ocsp_port
-pick_port crl_port
+# Random free ports, not the quickstart's defaults: another run of the tests beside this one
+# starts quickstarts too, and the default CRL port is chosen a minute before hsmca-crld binds it.
+# shellcheck source=tests/ports.sh
+source "$repo/tests/ports.sh"
+pick_port api_port || exit 1
+pick_port ocsp_port || exit 1
+pick_port crl_port || exit 1
 ports=(--api-port "$api_port" --ocsp-port "$ocsp_port" --crl-port "$crl_port")
 "$repo/deploy/quickstart" --state "$state" "${ports[@]}" --quorum --detach >"$log" 2>&1 &
 qs_pid=$!

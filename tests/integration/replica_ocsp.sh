@@ -63,17 +63,10 @@ recovering=$(PGHOST=$rep psql -At -U postgres -d hsmca -c 'SELECT pg_is_in_recov
 [[ $recovering == t ]] || fail "the replica is not a standby (pg_is_in_recovery: $recovering)"
 
 # A second responder that reads from the replica alone (no primary connection at all).
-# A random free port below the ephemeral range: not the first free one from a fixed number,
-# which another run of the tests beside this one would pick at the same moment.
+# shellcheck source=tests/ports.sh
+source "$repo/tests/ports.sh"
 port=
-for ((i = 0; i < 100; i++)); do
-	p=$((10000 + RANDOM % 22000))
-	if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-		port=$p
-		break
-	fi
-done
-[[ -n "$port" ]] || fail "no free port in 10000..31999 after 100 tries"
+pick_port port || fail "no free port for the replica's responder"
 # It runs as the quickstart's hsmca-ocspd does: as root, as user hsmca-ocspd (keyd grants that
 # user the OCSP signer; PostgreSQL lets it in as role hsmca-ocspd only), its configuration in
 # a folder of its own; otherwise as the invoking user.
