@@ -625,14 +625,13 @@ struct db_device {
 void db_device_clear(struct db_device *d);
 void db_device_list_free(struct db_device *rows, size_t n);
 
-/* Hold (lock 1) or let go (lock 0) the enrolment lock of a device identity: a session-level
- * advisory lock, so that two enrolments of one identity run one after the other from the
- * "has it a certificate already?" check to the commit of the certificate. Outside or inside a
- * transaction; a connection that closes lets go of it. */
-enum db_status db_device_lock(struct db *db, const char *identity, int lock, struct db_err *err);
-/* Try to take the enrolment lock of identity without waiting for it: DB_OK with *got 1 (held
- * now, as db_device_lock(.., 1, ..) would hold it) or 0 (another session holds it). */
+/* The enrolment lock of a device identity: a session-level advisory lock, so that two
+ * enrolments of one identity run one after the other from the "has it a certificate already?"
+ * check to the commit of the certificate. Outside or inside a transaction; a connection that
+ * closes lets go of it. db_device_trylock takes it without waiting: DB_OK with *got 1 (held
+ * now) or 0 (another session holds it). db_device_unlock lets go of it. */
 enum db_status db_device_trylock(struct db *db, const char *identity, int *got, struct db_err *err);
+enum db_status db_device_unlock(struct db *db, const char *identity, struct db_err *err);
 enum db_status db_device_find(struct db *db, const char *identity, struct db_device *out,
                               struct db_err *err);
 /* The device a certificate was enrolled for; DB_ERR_NOT_FOUND when it is no device's. */

@@ -387,42 +387,46 @@ enum db_status db_device_of_cert(struct db *db, int64_t certificate_id, struct d
 	                  &p, out, err, "of the certificate");
 }
 
-enum db_status db_device_lock(struct db *db, const char *identity, int lock, struct db_err *err)
+/* One statement on identity's enrolment lock. The one-bigint form of the advisory lock: a lock
+ * space apart from the (class, key) locks of docs/database.md; the seed keeps the hashes to
+ * hsmca's own. A worker's event loop never waits in PostgreSQL for another enrolment, so the
+ * lock is only ever tried (cad_est.c waits on a timer instead) and let go. */
+static enum db_status device_lock_op(struct db *db, const char *identity, const char *sql,
+                                     const char *what, PGresult **r, struct db_err *err)
 {
 	struct db_params p = {0};
-	PGresult *r = NULL;
 	enum db_status rc;
 
+	*r = NULL;
 	if ((rc = db_check_text("device identity", identity, DB_IDENTITY_MAX, err)) != DB_OK)
 		return rc;
 	db_param_text(&p, identity);
-	/* The one-bigint form: a lock space apart from the (class, key) locks of docs/database.md;
-	 * the seed keeps the hashes to hsmca's own. */
-	rc = db_exec(db,
-	             lock ? "SELECT pg_advisory_lock(hashtextextended(lower($1), 1752395107))"
-	                  : "SELECT pg_advisory_unlock(hashtextextended(lower($1), 1752395107))",
-	             &p, &r, err, "%s the enrolment lock of device %s", lock ? "taking" : "leaving",
-	             identity);
-	PQclear(r);
-	return rc;
+	return db_exec(db, sql, &p, r, err, "%s the enrolment lock of device %s", what, identity);
 }
 
 enum db_status db_device_trylock(struct db *db, const char *identity, int *got, struct db_err *err)
 {
-	struct db_params p = {0};
-	PGresult *r = NULL;
+	PGresult *r;
 	enum db_status rc;
 
 	*got = 0;
-	if ((rc = db_check_text("device identity", identity, DB_IDENTITY_MAX, err)) != DB_OK)
-		return rc;
-	db_param_text(&p, identity);
-	/* The lock of db_device_lock, tried: a worker's event loop never waits in PostgreSQL
-	 * for another enrolment (cad_est.c waits on a timer instead). */
-	rc = db_exec(db, "SELECT pg_try_advisory_lock(hashtextextended(lower($1), 1752395107))", &p,
-	             &r, err, "trying the enrolment lock of device %s", identity);
+	rc = device_lock_op(db, identity,
+	                    "SELECT pg_try_advisory_lock(hashtextextended(lower($1), 1752395107))",
+	                    "trying", &r, err);
 	if (rc == DB_OK)
 		*got = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
+	PQclear(r);
+	return rc;
+}
+
+enum db_status db_device_unlock(struct db *db, const char *identity, struct db_err *err)
+{
+	PGresult *r;
+	enum db_status rc;
+
+	rc = device_lock_op(db, identity,
+	                    "SELECT pg_advisory_unlock(hashtextextended(lower($1), 1752395107))",
+	                    "leaving", &r, err);
 	PQclear(r);
 	return rc;
 }

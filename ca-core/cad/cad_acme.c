@@ -1450,27 +1450,24 @@ void cad_acme_free(struct cad *cad)
 #define SETTLED_RECENT 1024
 
 struct acme_wait {
-	struct acme_wait *next;
-	struct cad_req r; /* cad, w, req, path: what answering needs */
-	struct event *ev;
+	struct cad_held h;     /* first: the held request, its event and its place in waits */
 	struct acme_reply rep; /* the answer as read, sent if nothing better comes */
 	int64_t chall_id;
 };
 
-static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct acme_wait *waits;
+static struct cad_held_list waits = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static int64_t settled[SETTLED_RECENT];
 static size_t settled_next;
 
 /* Challenge chall_id settled (its result is committed): wake the reads waiting for it. */
 static void waits_wake(int64_t chall_id)
 {
-	pthread_mutex_lock(&wait_mu);
+	pthread_mutex_lock(&waits.mu);
 	settled[settled_next++ % SETTLED_RECENT] = chall_id;
-	for (struct acme_wait *w = waits; w; w = w->next)
-		if (w->chall_id == chall_id)
-			event_active(w->ev, EV_TIMEOUT, 0);
-	pthread_mutex_unlock(&wait_mu);
+	for (struct cad_held *h = waits.head; h; h = h->next)
+		if (((struct acme_wait *)h)->chall_id == chall_id)
+			event_active(h->ev, EV_TIMEOUT, 0);
+	pthread_mutex_unlock(&waits.mu);
 }
 
 static void acme_send(struct cad_req *r, struct acme_reply *rep)
@@ -1501,31 +1498,21 @@ static void acme_send(struct cad_req *r, struct acme_reply *rep)
 	acme_reply_clear(rep);
 }
 
-static void wait_unlink(struct acme_wait *w)
-{
-	pthread_mutex_lock(&wait_mu);
-	for (struct acme_wait **q = &waits; *q; q = &(*q)->next)
-		if (*q == w) {
-			*q = w->next;
-			break;
-		}
-	pthread_mutex_unlock(&wait_mu);
-}
-
 /* On the worker's loop: the validation settled, or the wait is over. Read the resource again
  * (on the worker's own connection) and answer; if that read fails, the answer as first read. */
 static void wait_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct acme_wait *w = arg;
-	struct store_ctx sc = {.r = &w->r, .db = w->r.w->db};
+	struct cad_req *r = &w->h.r;
+	struct store_ctx sc = {.r = r, .db = r->w->db};
 
 	(void)fd;
 	(void)what;
-	wait_unlink(w);
-	if (sc.db && w->r.cad->acme)
-		acme_reread(w->r.cad->acme, w->r.path + 5, w->rep.wait_account, &sc, &w->rep);
-	acme_send(&w->r, &w->rep);
-	event_free(w->ev);
+	cad_held_unlink(&waits, &w->h);
+	if (sc.db && r->cad->acme)
+		acme_reread(r->cad->acme, r->path + 5, w->rep.wait_account, &sc, &w->rep);
+	acme_send(r, &w->rep);
+	event_free(w->h.ev);
 	free(w);
 }
 
@@ -1537,28 +1524,22 @@ static int wait_start(struct cad_req *r, struct acme_reply *rep)
 	struct acme_wait *w = calloc(1, sizeof(*w));
 	int now = 0;
 
-	if (!w || !(w->ev = event_new(r->w->base, -1, 0, wait_done, w)) || event_add(w->ev, &tv)) {
-		if (w && w->ev)
-			event_free(w->ev);
+	if (!w || cad_held_init(&w->h, r, wait_done, w) || event_add(w->h.ev, &tv)) {
+		if (w && w->h.ev)
+			event_free(w->h.ev);
 		free(w);
 		return -1;
 	}
-	w->r.cad = r->cad;
-	w->r.w = r->w;
-	w->r.req = r->req;
-	w->r.action = r->action;
-	snprintf(w->r.path, sizeof(w->r.path), "%s", r->path);
 	w->rep = *rep;
 	memset(rep, 0, sizeof(*rep));
 	w->chall_id = w->rep.wait_chall;
-	pthread_mutex_lock(&wait_mu);
+	pthread_mutex_lock(&waits.mu);
 	for (size_t i = 0; i < SETTLED_RECENT && !now; i++)
 		now = settled[i] == w->chall_id;
-	w->next = waits;
-	waits = w;
+	cad_held_push(&waits, &w->h);
 	if (now) /* settled between the read and now */
-		event_active(w->ev, EV_TIMEOUT, 0);
-	pthread_mutex_unlock(&wait_mu);
+		event_active(w->h.ev, EV_TIMEOUT, 0);
+	pthread_mutex_unlock(&waits.mu);
 	return 0;
 }
 
@@ -1566,22 +1547,14 @@ static int wait_start(struct cad_req *r, struct acme_reply *rep)
  * answers go nowhere, but libevent frees each request with its connection). */
 void cad_acme_stop_waits(struct cad *cad)
 {
-	struct acme_wait *w, **q, *mine = NULL;
+	struct cad_held *h, *mine = cad_held_take(&waits, cad);
 
-	pthread_mutex_lock(&wait_mu);
-	for (q = &waits; (w = *q);)
-		if (w->r.cad == cad) {
-			*q = w->next;
-			w->next = mine;
-			mine = w;
-		} else {
-			q = &w->next;
-		}
-	pthread_mutex_unlock(&wait_mu);
-	while ((w = mine)) {
-		mine = w->next;
-		event_free(w->ev);
-		acme_send(&w->r, &w->rep);
+	while ((h = mine)) {
+		struct acme_wait *w = (struct acme_wait *)h;
+
+		mine = h->next;
+		event_free(h->ev);
+		acme_send(&h->r, &w->rep);
 		free(w);
 	}
 }

@@ -529,7 +529,7 @@ static void reply_serverkeygen(struct cad_req *r, X509 *cert, EVP_PKEY *key)
 }
 
 /* --- enrolments that wait for their identity's lock ---
- * Two enrolments of one device identity run one after the other (db_device_lock). The second
+ * Two enrolments of one device identity run one after the other (db_device_trylock). The second
  * must not wait for the first inside PostgreSQL: its worker's event loop would stop with it,
  * and every other connection on that loop with it. It tries the lock instead and, when another
  * enrolment holds it, waits on a timer of the worker's loop (2 ms, doubling to 50 ms) and is
@@ -539,38 +539,29 @@ static void reply_serverkeygen(struct cad_req *r, X509 *cert, EVP_PKEY *key)
 #define WAIT_MAX_MS 50
 
 struct est_wait {
-	struct est_wait *next;
-	struct cad_req r; /* cad, w, req, action, path: what serving it again needs */
+	struct cad_held h; /* first: the held request, its timer and its place in waits */
 	struct ca_profile *label;
 	int skg;
 	EVP_PKEY *key; /* serverkeygen: the key made by the first try, used by the next */
 	struct timespec since;
 	int delay_ms;
-	struct event *ev;
 };
 
-static pthread_mutex_t waits_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct est_wait *waits;
+static struct cad_held_list waits = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void simpleenroll(struct cad_req *r, struct ca_profile *label, int skg, struct est_wait *wt);
 static void est_finish(struct cad_req *r, int enrol);
 
 static void wait_unlink(struct est_wait *wt)
 {
-	pthread_mutex_lock(&waits_mu);
-	for (struct est_wait **q = &waits; *q; q = &(*q)->next)
-		if (*q == wt) {
-			*q = wt->next;
-			break;
-		}
-	pthread_mutex_unlock(&waits_mu);
-	atomic_fetch_sub(&wt->r.cad->est_lock_waits, 1);
+	cad_held_unlink(&waits, &wt->h);
+	atomic_fetch_sub(&wt->h.r.cad->est_lock_waits, 1);
 }
 
 static void wait_free(struct est_wait *wt)
 {
-	if (wt->ev)
-		event_free(wt->ev);
+	if (wt->h.ev)
+		event_free(wt->h.ev);
 	EVP_PKEY_free(wt->key);
 	free(wt);
 }
@@ -588,7 +579,7 @@ static int wait_arm(struct est_wait *wt)
 {
 	struct timeval tv = {.tv_sec = 0, .tv_usec = wt->delay_ms * 1000};
 
-	return event_add(wt->ev, &tv);
+	return event_add(wt->h.ev, &tv);
 }
 
 /* On the worker's loop: try the enrolment again. */
@@ -596,11 +587,11 @@ static void wait_again(evutil_socket_t fd, short what, void *arg)
 {
 	struct est_wait *wt = arg;
 	struct cad_req r = {
-	    .cad = wt->r.cad, .w = wt->r.w, .req = wt->r.req, .action = wt->r.action};
+	    .cad = wt->h.r.cad, .w = wt->h.r.w, .req = wt->h.r.req, .action = wt->h.r.action};
 
 	(void)fd;
 	(void)what;
-	snprintf(r.path, sizeof(r.path), "%s", wt->r.path);
+	snprintf(r.path, sizeof(r.path), "%s", wt->h.r.path);
 	TAILQ_INIT(&r.query);
 	if (!evhttp_request_get_connection(r.req)) {
 		/* The device hung up while it waited: nothing is enrolled; answering frees the
@@ -654,17 +645,11 @@ static void wait_for_lock(struct cad_req *r, struct ca_profile *label, int skg, 
 		r->deferred = 1;
 		return;
 	}
-	if (!(wt = calloc(1, sizeof(*wt))) ||
-	    !(wt->ev = event_new(r->w->base, -1, 0, wait_again, wt))) {
+	if (!(wt = calloc(1, sizeof(*wt))) || cad_held_init(&wt->h, r, wait_again, wt)) {
 		free(wt);
 		est_error(r, 500, "internal", "out of memory");
 		return;
 	}
-	wt->r.cad = r->cad;
-	wt->r.w = r->w;
-	wt->r.req = r->req;
-	wt->r.action = r->action;
-	snprintf(wt->r.path, sizeof(wt->r.path), "%s", r->path);
 	wt->label = label;
 	wt->skg = skg;
 	wt->delay_ms = WAIT_FIRST_MS;
@@ -676,10 +661,7 @@ static void wait_for_lock(struct cad_req *r, struct ca_profile *label, int skg, 
 	}
 	wt->key = *key;
 	*key = NULL;
-	pthread_mutex_lock(&waits_mu);
-	wt->next = waits;
-	waits = wt;
-	pthread_mutex_unlock(&waits_mu);
+	cad_held_add(&waits, &wt->h);
 	atomic_fetch_add(&r->cad->est_lock_waits, 1);
 	log_info("est: device %s: another enrolment of it is in progress; waiting for it",
 	         identity);
@@ -688,25 +670,14 @@ static void wait_for_lock(struct cad_req *r, struct ca_profile *label, int skg, 
 
 void cad_est_stop_waits(struct cad *cad)
 {
-	struct est_wait *wt, **q, *mine = NULL;
+	struct cad_held *h, *mine = cad_held_take(&waits, cad);
 
-	pthread_mutex_lock(&waits_mu);
-	for (q = &waits; (wt = *q);)
-		if (wt->r.cad == cad) {
-			*q = wt->next;
-			wt->next = mine;
-			mine = wt;
-		} else {
-			q = &wt->next;
-		}
-	pthread_mutex_unlock(&waits_mu);
-	while ((wt = mine)) {
-		mine = wt->next;
+	while ((h = mine)) {
+		mine = h->next;
 		atomic_fetch_sub(&cad->est_lock_waits, 1);
-		TAILQ_INIT(&wt->r.query);
-		evhttp_add_header(evhttp_request_get_output_headers(wt->r.req), "Retry-After", "5");
-		est_error(&wt->r, 503, "stopping", "hsmca-cad is stopping; try again shortly");
-		wait_free(wt);
+		evhttp_add_header(evhttp_request_get_output_headers(h->r.req), "Retry-After", "5");
+		est_error(&h->r, 503, "stopping", "hsmca-cad is stopping; try again shortly");
+		wait_free((struct est_wait *)h);
 	}
 }
 
@@ -913,7 +884,7 @@ out:
 	EVP_PKEY_free(key);
 	if (locked) {
 		struct db_err e2 = {0};
-		if (db_device_lock(locked, identity, 0, &e2) != DB_OK)
+		if (db_device_unlock(locked, identity, &e2) != DB_OK)
 			log_error("est: device %s: %s", identity, e2.msg); /* closing lets go */
 	}
 	X509_free(cert);

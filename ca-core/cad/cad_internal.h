@@ -149,6 +149,33 @@ struct cad_req {
 	int deferred;
 };
 
+/* --- requests answered later (cad_held.c) ---
+ * A request whose answer comes from an event on its worker's loop (an ACME read waiting for a
+ * validation, an EST enrolment waiting for its identity's lock) is held: a copy of what
+ * answering it needs, an event of that loop, and a place in a list that cad's stop empties.
+ * Embed struct cad_held first in the holder's own struct. */
+struct cad_held {
+	struct cad_held *next;
+	struct cad_req r; /* cad, w, req, action and path of the request held */
+	struct event *ev; /* on r.w's loop; cb(fd, what, arg) of cad_held_init */
+};
+/* Define one as {.mu = PTHREAD_MUTEX_INITIALIZER}. */
+struct cad_held_list {
+	pthread_mutex_t mu; /* guards head; taken by cad_held_add, _unlink, _take */
+	struct cad_held *head;
+};
+
+/* Copy from r what answering it later needs into h and make h's event on r's worker loop,
+ * not yet added. 0, or -1 (h->ev NULL). */
+int cad_held_init(struct cad_held *h, const struct cad_req *r, event_callback_fn cb, void *arg);
+/* Put h on l (cad_held_push: with l->mu held by the caller). */
+void cad_held_add(struct cad_held_list *l, struct cad_held *h);
+void cad_held_push(struct cad_held_list *l, struct cad_held *h);
+/* Take h off l, if it is there. */
+void cad_held_unlink(struct cad_held_list *l, struct cad_held *h);
+/* Take every request of cad off l: a list linked by next, for cad's stop to answer. */
+struct cad_held *cad_held_take(struct cad_held_list *l, const struct cad *cad);
+
 /* --- health and metrics (cad_metrics.c) --- */
 
 /* Count one answered request: the route's action (a static string), its status, its time. */
