@@ -729,9 +729,25 @@ static void post_in_child(const char *op, const char *name, const char *token)
 	_exit(!strcmp(code, "200") ? 0 : !strcmp(code, "403") ? 3 : 1);
 }
 
-static void enrol_in_child(const char *name, const char *token)
+/* post_in_child in a child of the test: its pid. */
+static pid_t post_in_background(const char *op, const char *name, const char *token)
 {
-	post_in_child("simpleenroll", name, token);
+	pid_t pid = fork();
+
+	if (pid == 0)
+		post_in_child(op, name, token);
+	ck_assert_int_gt(pid, 0);
+	return pid;
+}
+
+/* Wait for the child post_in_background started: its exit status (0, 3 or 1). */
+static int child_status(pid_t pid)
+{
+	int st;
+
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st), "the child posting an enrolment did not exit");
+	return WEXITSTATUS(st);
 }
 
 /* hsmca_cad_est_lock_waits from cad's /metrics (read as the auditor): enrolments waiting now
@@ -760,7 +776,7 @@ static void await_lock_waits(long n)
 }
 
 /* Holds identity id's enrolment lock from the test's own session (the advisory lock
- * db_device_lock takes on the identity, the CSR's CN), as another enrolment would. */
+ * db_device_trylock takes on the identity, the CSR's CN), as another enrolment would. */
 static PGconn *hold_lock(const char *id)
 {
 	PGconn *holder = owner();
@@ -813,25 +829,18 @@ START_TEST(concurrent_enrolments_of_one_identity_issue_one_certificate)
 	device_csr("dev-race-1", "/CN=dev-race", "URI:urn:dev:race", NULL);
 	device_csr("dev-race-2", "/CN=dev-race", "URI:urn:dev:race", NULL);
 	holder = hold_lock("dev-race");
-	if ((a = fork()) == 0)
-		enrol_in_child("dev-race-1", tok1);
-	if ((b = fork()) == 0)
-		enrol_in_child("dev-race-2", tok2);
-	ck_assert_int_gt(a, 0);
-	ck_assert_int_gt(b, 0);
+	a = post_in_background("simpleenroll", "dev-race-1", tok1);
+	b = post_in_background("simpleenroll", "dev-race-2", tok2);
 	await_lock_waits(2);
 	/* neither had reserved anything before it had the lock */
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'"),
 	                 0);
 	let_go(holder, "dev-race");
-	ck_assert_int_eq(waitpid(a, &sa, 0), a);
-	ck_assert_int_eq(waitpid(b, &sb, 0), b);
-	ck_assert(WIFEXITED(sa) && WIFEXITED(sb));
-	ck_assert_msg((WEXITSTATUS(sa) == 0 && WEXITSTATUS(sb) == 3) ||
-	                  (WEXITSTATUS(sa) == 3 && WEXITSTATUS(sb) == 0),
-	              "one enrolment succeeds and the other is refused: %d %d (HTTP %s, %s)",
-	              WEXITSTATUS(sa), WEXITSTATUS(sb), slurp_code("dev-race-1"),
-	              slurp_code("dev-race-2"));
+	sa = child_status(a);
+	sb = child_status(b);
+	ck_assert_msg((sa == 0 && sb == 3) || (sa == 3 && sb == 0),
+	              "one enrolment succeeds and the other is refused: %d %d (HTTP %s, %s)", sa,
+	              sb, slurp_code("dev-race-1"), slurp_code("dev-race-2"));
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-race'"
 	                       " AND status = 'issued'"),
 	                 1);
@@ -849,14 +858,11 @@ START_TEST(an_enrolment_waiting_for_its_lock_leaves_its_worker_free)
 	char tok[128];
 	PGconn *holder;
 	pid_t a;
-	int sa;
 
 	snprintf(tok, sizeof(tok), "%s", token);
 	device_csr("dev-stall", "/CN=dev-stall", "URI:urn:dev:stall", NULL);
 	holder = hold_lock("dev-stall");
-	if ((a = fork()) == 0)
-		enrol_in_child("dev-stall", tok);
-	ck_assert_int_gt(a, 0);
+	a = post_in_background("simpleenroll", "dev-stall", tok);
 	await_lock_waits(1);
 	ck_assert_int_eq(sh("curl -sS --max-time 20 --cacert opca.pem -o stall.p7 "
 	                    "%s/.well-known/est/cacerts",
@@ -866,9 +872,7 @@ START_TEST(an_enrolment_waiting_for_its_lock_leaves_its_worker_free)
 	/* answered while the enrolment still waited */
 	ck_assert_int_eq(lock_waits(), 1);
 	let_go(holder, "dev-stall");
-	ck_assert_int_eq(waitpid(a, &sa, 0), a);
-	ck_assert_msg(WIFEXITED(sa) && WEXITSTATUS(sa) == 0, "the enrolment: HTTP %s",
-	              slurp_code("dev-stall"));
+	ck_assert_msg(child_status(a) == 0, "the enrolment: HTTP %s", slurp_code("dev-stall"));
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE subject = 'CN=dev-stall'"
 	                       " AND status = 'issued'"),
 	                 1);
@@ -885,19 +889,14 @@ START_TEST(serverkeygen_that_waits_for_its_lock_returns_its_certificates_key)
 	char tok[128];
 	PGconn *holder;
 	pid_t a;
-	int sa;
 
 	snprintf(tok, sizeof(tok), "%s", token);
 	device_csr("skg-wait", "/CN=skg-wait", NULL, NULL);
 	holder = hold_lock("skg-wait");
-	if ((a = fork()) == 0)
-		post_in_child("vault/serverkeygen", "skg-wait", tok);
-	ck_assert_int_gt(a, 0);
+	a = post_in_background("vault/serverkeygen", "skg-wait", tok);
 	await_lock_waits(1);
 	let_go(holder, "skg-wait");
-	ck_assert_int_eq(waitpid(a, &sa, 0), a);
-	ck_assert_msg(WIFEXITED(sa) && WEXITSTATUS(sa) == 0, "serverkeygen: HTTP %s",
-	              slurp_code("skg-wait"));
+	ck_assert_msg(child_status(a) == 0, "serverkeygen: HTTP %s", slurp_code("skg-wait"));
 	split_multipart("skg-wait.p7");
 	ck_assert_int_eq(sh("openssl base64 -d -in skg-wait.p7.1.b64 -out skg-wait.key.der && "
 	                    "openssl pkey -inform DER -in skg-wait.key.der -out skg-wait.skg.key"),

@@ -717,6 +717,35 @@ START_TEST(sigterm_stops_cleanly_and_removes_socket)
 }
 END_TEST
 
+/* A keyd that died between binding its socket under PATH.new and renaming it into place left
+ * PATH.new behind: the next keyd starts all the same, serves at PATH, and leaves no PATH.new. */
+START_TEST(leftover_socket_of_a_dead_keyd_does_not_stop_the_next)
+{
+	uint8_t dgst[32] = {3}, sig[KEYD_SIG_MAX];
+	size_t siglen = sizeof(sig);
+	struct keyd_err err;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd;
+
+	gen("k", ANY_TYPE, ANY_PARAM, NULL);
+	ck_assert_int_eq(harness_keyd_stop(&h), 0);
+	ck_assert_int_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.new", h.socket),
+	                 (int)sizeof(sa.sun_path));
+	ck_assert_int_ge(fd = socket(AF_UNIX, SOCK_STREAM, 0), 0);
+	/* bound, never listening */
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	ck_assert_int_eq(harness_keyd_start(&h), 0);
+	ck_assert_msg(keyd_client_sign(cli, "k", ANY_ALG, KEYD_HASH_SHA256, 0, dgst, 32, sig,
+	                               &siglen, &err) == KEYD_OK,
+	              "after a leftover %s: %s", sa.sun_path, err.msg);
+	ck_assert_int_eq(stat(h.socket, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_msg(stat(sa.sun_path, &st) != 0, "%s is still there", sa.sun_path);
+}
+END_TEST
+
 /* ---- module failure (PKCS#11 fault shim) ---- */
 
 static char fault_file[600], fault_env[700];
@@ -1193,6 +1222,7 @@ static Suite *keyd_suite(void)
 	tcase_add_test(tc, client_reconnects_after_keyd_restart);
 	tcase_add_test(tc, keyd_down_gives_unreachable_within_timeout);
 	tcase_add_test(tc, sigterm_stops_cleanly_and_removes_socket);
+	tcase_add_test(tc, leftover_socket_of_a_dead_keyd_does_not_stop_the_next);
 	tcase_add_test(tc, group_readable_pin_file_is_refused);
 	tcase_add_test(tc, wrong_pin_is_refused_at_start);
 	suite_add_tcase(s, tc);
