@@ -158,6 +158,10 @@ struct keyd_server {
 
 	atomic_ullong signs_ok, signs_failed, denied;
 	struct keyd_metrics *metrics;
+	/* Workers inside the token's signing call now, and the CPUs this process may run on:
+	 * wait_next does not spin while the others' signing already takes every CPU. */
+	atomic_int signing;
+	int ncpu;
 
 	/* The subjects of the keys' certificates (key_certificates:), read when first needed
 	 * and again whenever the file changes. */
@@ -233,6 +237,18 @@ static long elapsed_us(const struct timespec *t0)
 
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	return (t1.tv_sec - t0->tv_sec) * 1000000L + (t1.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+/* The CPUs this process may run on (its affinity mask; the online count if that fails). */
+static int cpus_available(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 && n < 4096 ? (int)n : 1;
 }
 
 static int64_t mono_us(void)
@@ -1415,18 +1431,22 @@ static void answer_job(struct worker *w, struct job *j)
  * our answers within WAIT_MAX_US, wait about twice that long for the next one, yielding the
  * CPU (any runnable thread gets it), and read it here when it comes: no epoll_wait for it. A
  * peer that pauses longer (most do: a CA between issuances) costs nothing here. The client
- * library does the same on its side.
+ * library does the same on its side. Not while other workers' signatures take every CPU (more
+ * clients than CPUs): there the spin only takes a CPU from a signature, and the client this
+ * worker waits for needs one too, so the worker sleeps in epoll at once.
  */
 #define WAIT_MAX_US 100
 
 static void wait_next(struct kconn *c)
 {
+	struct keyd_server *s = c->w->s;
 	int64_t until;
 
 	if (c->closed || c->closing || c->read_paused || !c->gap_us || c->gap_us > WAIT_MAX_US)
 		return;
 	until = mono_us() + 2 * c->gap_us;
-	while (mono_us() < until) {
+	while (atomic_load_explicit(&s->signing, memory_order_relaxed) < s->ncpu &&
+	       mono_us() < until) {
 		if (read_frames(c) != 0)
 			return;
 		sched_yield();
@@ -1452,9 +1472,11 @@ static void on_process(evutil_socket_t unused, short what, void *arg)
 		snprintf(j->msg, sizeof(j->msg), "peer gone before the signature");
 	} else {
 		j->sig_len = sizeof(j->sig);
+		atomic_fetch_add_explicit(&s->signing, 1, memory_order_relaxed);
 		j->status = keyd_token_sign(s->tok, w->index, r->label, r->alg, r->hash,
 		                            r->salt_len, r->digest, r->digest_len, j->sig,
 		                            &j->sig_len, j->msg, sizeof(j->msg));
+		atomic_fetch_sub_explicit(&s->signing, 1, memory_order_relaxed);
 		atomic_fetch_add(j->status == KEYD_OK ? &s->signs_ok : &s->signs_failed, 1);
 	}
 	c = j->conn;
@@ -1724,6 +1746,7 @@ struct keyd_server *keyd_server_new(const struct keyd_config *cfg, struct keyd_t
 		goto fail;
 	}
 	s->nworkers = cfg->workers;
+	s->ncpu = cpus_available();
 	for (int i = 0; i < cfg->workers; i++)
 		if (worker_init(s, &s->workers[i], i) != 0) {
 			snprintf(err, errlen, "cannot start worker %d", i);

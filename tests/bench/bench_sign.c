@@ -27,7 +27,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -65,6 +70,8 @@ struct opts {
 	const char *label[K_N];
 	int paths[P_N]; /* which paths to run */
 	int verbose;
+	int floor;    /* also the round-trip floor: two processes, no signing */
+	int keyd_pid; /* HSMCA_BENCH_KEYD_PID: keyd's CPU counts in (b)'s CPU per signature */
 };
 
 struct p11 {
@@ -154,8 +161,12 @@ static void usage(FILE *f)
 	       "                   (either may be 'none': a token without that key type)\n"
 	       "  --path P         a: in-process PKCS#11 only, b: keyd only, ab: both (default)\n"
 	       "  --verbose        also print every round's figure\n"
+	       "  --floor          also measure the round-trip floor: N client threads, each with\n"
+	       "                   an echo process of its own over a Unix socket, keyd's frame\n"
+	       "                   sizes and sleeps, nothing signed (CPU per round trip)\n"
 	       "environment: HSMCA_BENCH_MODULE, HSMCA_BENCH_TOKEN, HSMCA_BENCH_PIN_FILE,\n"
-	       "             HSMCA_PROVIDER_DIR, HSMCA_KEYD_SOCKET\n");
+	       "             HSMCA_PROVIDER_DIR, HSMCA_KEYD_SOCKET, HSMCA_BENCH_KEYD_PID (keyd's\n"
+	       "             CPU is then counted in (b)'s CPU per signature)\n");
 }
 
 /* Returns 0 to run, 1 after --help, -1 on a usage error. */
@@ -170,6 +181,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	    BENCH_OPT_STR("key-rsa", &rsa),
 	    BENCH_OPT_STR("path", &path),
 	    BENCH_OPT_VERBOSE(&o->verbose),
+	    {.name = "floor", .kind = BENCH_FLAG, .dest = &o->floor},
 	    {0},
 	};
 	int rc;
@@ -735,9 +747,46 @@ static void run_wait(struct run *r, double seconds)
 	}
 }
 
-/* One round: nthreads clients on one key and path for o.seconds; *rate in signatures/s. */
-static int run_round(struct bench *b, enum kind k, enum path path, int nthreads, double *rate)
+/* CPU seconds (user and system) this process has used. */
+static double cpu_self(void)
 {
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds process pid has used (/proc/PID/stat, clock ticks); 0 when pid is 0 or gone. */
+static double cpu_of(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* after the command's ")": state, then fields 4..13, then utime and stime (14, 15) */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* One round: nthreads clients on one key and path for o.seconds; *rate in signatures/s, *cpu
+ * the CPU microseconds per signature of this process (and of keyd for (b), when its pid is
+ * known) while the clients ran. */
+static int run_round(struct bench *b, enum kind k, enum path path, int nthreads, double *rate,
+                     double *cpu)
+{
+	double cpu0 = 0, cpu1;
 	struct run r = {.b = b, .kind = k, .path = path};
 	struct worker *w;
 	struct timespec start, end;
@@ -768,6 +817,7 @@ static int run_round(struct bench *b, enum kind k, enum path path, int nthreads,
 	while (r.ready < created)
 		pthread_cond_wait(&r.cond, &r.lock);
 	clock_gettime(CLOCK_MONOTONIC, &start);
+	cpu0 = cpu_self() + (path == P_B ? cpu_of(b->o.keyd_pid) : 0);
 	r.go = 1;
 	pthread_cond_broadcast(&r.cond);
 	pthread_mutex_unlock(&r.lock);
@@ -785,12 +835,14 @@ static int run_round(struct bench *b, enum kind k, enum path path, int nthreads,
 		if (ts_diff(&end, &w[i].end) > 0)
 			end = w[i].end;
 	}
+	cpu1 = cpu_self() + (path == P_B ? cpu_of(b->o.keyd_pid) : 0);
 	if (atomic_load(&r.failed) || created != nthreads)
 		goto out;
 	for (i = 0; i < nthreads; i++)
 		if (p11_verify(b, k, path, w[i].sig, w[i].siglen) != 0)
 			goto out;
 	*rate = (double)total / ts_diff(&start, &end);
+	*cpu = total ? (cpu1 - cpu0) * 1e6 / (double)total : 0;
 	ret = 0;
 out:
 	pthread_cond_destroy(&r.cond);
@@ -828,15 +880,16 @@ static void print_rounds(const char *name, const double *v, int n)
 /* One table: every thread count for one key, rounds alternating between the paths. */
 static int bench_kind(struct bench *b, enum kind k)
 {
-	static double rates[P_N][MAX_ROUNDS];
+	static double rates[P_N][MAX_ROUNDS], cpus[P_N][MAX_ROUNDS];
 	const struct opts *o = &b->o;
 	double med[P_N];
 	int t, round, i, p;
 
 	printf("\n%s (key '%s'): signatures/s, median of %d round%s of %g s\n", kind_name[k],
 	       o->label[k], o->rounds, o->rounds == 1 ? "" : "s", o->seconds);
-	printf("%7s  %14s  %14s  %6s\n", "threads", o->paths[P_A] ? path_name[P_A] : "-",
-	       o->paths[P_B] ? path_name[P_B] : "-", "b/a");
+	printf("%7s  %14s  %14s  %6s  %10s  %12s\n", "threads",
+	       o->paths[P_A] ? path_name[P_A] : "-", o->paths[P_B] ? path_name[P_B] : "-", "b/a",
+	       "CPU/sig a", o->keyd_pid ? "b (+keyd)" : "b (no keyd)");
 	for (t = 0; t < o->nthreads; t++) {
 		for (round = 0; round < o->rounds; round++) {
 			for (i = 0; i < P_N; i++) {
@@ -844,8 +897,8 @@ static int bench_kind(struct bench *b, enum kind k)
 				p = round % 2 ? P_N - 1 - i : i;
 				if (!o->paths[p])
 					continue;
-				if (run_round(b, k, (enum path)p, o->threads[t],
-				              &rates[p][round]) != 0)
+				if (run_round(b, k, (enum path)p, o->threads[t], &rates[p][round],
+				              &cpus[p][round]) != 0)
 					return -1;
 			}
 		}
@@ -858,14 +911,170 @@ static int bench_kind(struct bench *b, enum kind k)
 				printf("  %14s", "-");
 		}
 		if (o->paths[P_A] && o->paths[P_B] && med[P_A] > 0)
-			printf("  %6.2f\n", med[P_B] / med[P_A]);
+			printf("  %6.2f", med[P_B] / med[P_A]);
 		else
-			printf("  %6s\n", "-");
+			printf("  %6s", "-");
+		printf("  %8.1f us  %9.1f us\n", o->paths[P_A] ? median(cpus[P_A], o->rounds) : 0.0,
+		       o->paths[P_B] ? median(cpus[P_B], o->rounds) : 0.0);
 		if (o->verbose)
 			for (p = 0; p < P_N; p++)
 				if (o->paths[p])
 					print_rounds(path_name[p], rates[p], o->rounds);
 		fflush(stdout);
+	}
+	return 0;
+}
+
+/* ---- the round-trip floor ------------------------------------------------------------------- */
+
+/* What any design with the key in another process pays per signature beyond the signing: one
+ * request and one answer over a Unix stream socket, each side sleeping in poll and reading
+ * with recv (as keyd's client library and keyd's workers, in epoll), the answer sent with
+ * send. Frame sizes of a P-256 request and answer. Nothing is signed. */
+#define FLOOR_REQ 64
+#define FLOOR_ANS 84
+
+struct floor_client {
+	int fd;
+	atomic_int *stop;
+	unsigned long count;
+	int failed;
+};
+
+static int floor_full(int fd, uint8_t *buf, size_t want, int in)
+{
+	for (size_t got = 0; got < want;) {
+		ssize_t r =
+		    in ? recv(fd, buf + got, want - got, 0) : send(fd, buf + got, want - got, 0);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static void *floor_client_main(void *arg)
+{
+	struct floor_client *c = arg;
+	uint8_t buf[FLOOR_ANS] = {0};
+
+	while (!atomic_load_explicit(c->stop, memory_order_relaxed)) {
+		struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+		if (floor_full(c->fd, buf, FLOOR_REQ, 0) || poll(&pf, 1, 5000) != 1 ||
+		    floor_full(c->fd, buf, FLOOR_ANS, 1)) {
+			c->failed = 1;
+			break;
+		}
+		c->count++;
+	}
+	return NULL;
+}
+
+/* One round of n client threads, each with an echo process of its own: *rate round trips/s,
+ * *cpu the CPU microseconds per round trip of the clients and the echo processes together. */
+static int floor_round(int n, double seconds, double *rate, double *cpu)
+{
+	int sv[MAX_THREADS][2], ret = -1, made = 0;
+	pid_t kids[MAX_THREADS];
+	struct floor_client c[MAX_THREADS] = {0};
+	pthread_t tid[MAX_THREADS];
+	atomic_int stop = 0;
+	struct rusage ru0, ru1;
+	double t0, t1, self0, self1;
+	unsigned long total = 0;
+
+	getrusage(RUSAGE_CHILDREN, &ru0);
+	for (; made < n; made++) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[made]) != 0)
+			break;
+		if ((kids[made] = fork()) == 0) {
+			uint8_t buf[FLOOR_ANS] = {0};
+			for (int j = 0; j <= made; j++)
+				if (j != made)
+					close(sv[j][0]), close(sv[j][1]);
+			close(sv[made][0]);
+			/* Sleeps in poll, as keyd's workers sleep in epoll: a thread asleep in
+			 * recv is also woken when the client reads the answer (see
+			 * keyd_client.c), which no server of ours pays. */
+			for (;;) {
+				struct pollfd pf = {.fd = sv[made][1], .events = POLLIN};
+				if (poll(&pf, 1, -1) != 1 ||
+				    floor_full(sv[made][1], buf, FLOOR_REQ, 1) ||
+				    floor_full(sv[made][1], buf, FLOOR_ANS, 0))
+					_exit(0);
+			}
+		}
+		close(sv[made][1]);
+		if (kids[made] < 0) {
+			close(sv[made][0]);
+			break;
+		}
+	}
+	if (made == n) {
+		int started = 0;
+		self0 = cpu_self();
+		t0 = bench_now();
+		for (; started < n; started++) {
+			c[started] = (struct floor_client){.fd = sv[started][0], .stop = &stop};
+			if (pthread_create(&tid[started], NULL, floor_client_main, &c[started]))
+				break;
+		}
+		if (started == n) {
+			struct timespec step = {0, 10 * 1000 * 1000};
+			while (bench_now() - t0 < seconds)
+				nanosleep(&step, NULL);
+		}
+		atomic_store(&stop, 1);
+		for (int i = 0; i < started; i++) {
+			pthread_join(tid[i], NULL);
+			total += c[i].count;
+			if (c[i].failed)
+				started = -1;
+		}
+		t1 = bench_now();
+		self1 = cpu_self();
+		ret = started == n ? 0 : -1;
+	}
+	for (int i = 0; i < made; i++)
+		close(sv[i][0]); /* the echo process sees EOF and exits */
+	for (int i = 0; i < made; i++)
+		waitpid(kids[i], NULL, 0);
+	getrusage(RUSAGE_CHILDREN, &ru1);
+	if (ret == 0 && total) {
+		double kids_cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+		                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
+		                  (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+		                  (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+		*rate = (double)total / (t1 - t0);
+		*cpu = (self1 - self0 + kids_cpu) * 1e6 / (double)total;
+	} else {
+		fail("the round-trip floor: %s",
+		     made < n ? "socketpair or fork failed" : "a client's exchange failed");
+		ret = -1;
+	}
+	return ret;
+}
+
+static int bench_floor(const struct opts *o)
+{
+	static double rates[MAX_ROUNDS], cpus[MAX_ROUNDS];
+
+	printf(
+	    "\nround-trip floor (two processes over a Unix socket, nothing signed), median of %d "
+	    "round%s of %g s\n",
+	    o->rounds, o->rounds == 1 ? "" : "s", o->seconds);
+	printf("%7s  %14s  %22s\n", "threads", "round trips/s", "CPU us/round trip");
+	for (int t = 0; t < o->nthreads; t++) {
+		for (int round = 0; round < o->rounds; round++)
+			if (floor_round(o->threads[t], o->seconds, &rates[round], &cpus[round]) !=
+			    0)
+				return -1;
+		printf("%7d  %14.0f  %22.1f\n", o->threads[t], median(rates, o->rounds),
+		       median(cpus, o->rounds));
+		if (o->verbose) {
+			print_rounds("round trips", rates, o->rounds);
+			print_rounds("CPU us", cpus, o->rounds);
+		}
 	}
 	return 0;
 }
@@ -880,6 +1089,8 @@ int main(int argc, char **argv)
 	rc = parse_opts(argc, argv, &b.o);
 	if (rc != 0)
 		return rc > 0 ? 0 : 2;
+	if (getenv("HSMCA_BENCH_KEYD_PID"))
+		b.o.keyd_pid = atoi(getenv("HSMCA_BENCH_KEYD_PID"));
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	if (!EVP_Digest(msg, sizeof(msg) - 1, b.digest, &mdlen, EVP_sha256(), NULL) ||
@@ -901,6 +1112,8 @@ int main(int argc, char **argv)
 	for (k = 0; k < K_N; k++)
 		if (b.o.label[k] != NULL && bench_kind(&b, (enum kind)k) != 0)
 			goto out;
+	if (b.o.floor && bench_floor(&b.o) != 0)
+		goto out;
 	ret = 0;
 out:
 	prov_close(&b.prov);
