@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "acmevald.h"
+#include "daemon.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -215,53 +214,19 @@ static void *worker(void *arg)
 
 static int listen_unix(const struct acmeval_config *cfg, int *out, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	mode_t old;
-	int fd;
+	gid_t gid = (gid_t)-1;
 
-	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path too long");
-		return -1;
-	}
-	strcpy(sa.sun_path, cfg->socket_path);
-	/* Made under PATH.new (group, mode, listen) and renamed to PATH, so that whoever finds
-	 * the path finds a listening socket, never one that refuses connections yet (as keyd's
-	 * socket). A path too long for the suffix is bound as is. */
-	if (strlen(cfg->socket_path) + sizeof(".new") <= sizeof(sa.sun_path))
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.new", cfg->socket_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	unlink(sa.sun_path);
-	old = umask(0177); /* no window in which the socket is open to others */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		umask(old);
-		snprintf(err, errlen, "bind %s: %s", sa.sun_path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	umask(old);
 	if (cfg->socket_group[0]) {
 		struct group *g = getgrnam(cfg->socket_group);
-		if (!g || chown(sa.sun_path, (uid_t)-1, g->gr_gid) != 0) {
-			snprintf(err, errlen, "socket group \"%s\": %s", cfg->socket_group,
-			         g ? strerror(errno) : "no such group");
-			close(fd);
-			unlink(sa.sun_path);
+		if (!g) {
+			snprintf(err, errlen, "socket group \"%s\": no such group",
+			         cfg->socket_group);
 			return -1;
 		}
+		gid = g->gr_gid;
 	}
-	if (chmod(sa.sun_path, (mode_t)cfg->socket_mode) != 0 || listen(fd, 64) != 0 ||
-	    (strcmp(sa.sun_path, cfg->socket_path) && rename(sa.sun_path, cfg->socket_path) != 0)) {
-		snprintf(err, errlen, "socket %s: %s", cfg->socket_path, strerror(errno));
-		close(fd);
-		unlink(sa.sun_path);
-		return -1;
-	}
-	*out = fd;
-	return 0;
+	*out = daemon_listen_unix(cfg->socket_path, gid, (mode_t)cfg->socket_mode, 64, err, errlen);
+	return *out < 0 ? -1 : 0;
 }
 
 int acmevald_new(const struct acmeval_config *cfg, struct acmevald **out, char *err, size_t errlen)

@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "daemon.h"
 #include "keyd_frames.h"
 #include "keyd_harden.h"
 #include "keyd_kind.h"
@@ -1598,39 +1599,9 @@ static int bind_socket(const struct keyd_config *cfg, char *err, size_t errlen)
 			close(fd);
 		unlink(cfg->socket);
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	/* The socket appears at its path only once it listens: bound and made to listen under
-	 * a name of its own beside it, then renamed (atomic). A client that finds the path (a
-	 * supervisor, a test, hsmca-cad starting beside keyd) never meets a bound socket that
-	 * does not listen yet, which refuses connections (found by a test that connected in the
-	 * moment between bind and listen). A path too long for the extra suffix is bound as is. */
-	if (strlen(cfg->socket) + sizeof(".new") <= sizeof(sa.sun_path)) {
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.new", cfg->socket);
-		unlink(sa.sun_path); /* left by a keyd that died here */
-	}
-	{
-		/* Nobody but the configured mode may ever connect, even briefly. */
-		mode_t old = umask(0777 & ~cfg->socket_mode);
-		int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-		umask(old);
-		if (r != 0) {
-			snprintf(err, errlen, "bind %s: %s", sa.sun_path, strerror(errno));
-			close(fd);
-			return -1;
-		}
-	}
-	if (chmod(sa.sun_path, cfg->socket_mode) != 0 || listen(fd, 128) != 0 ||
-	    (strcmp(sa.sun_path, cfg->socket) && rename(sa.sun_path, cfg->socket) != 0)) {
-		snprintf(err, errlen, "socket %s: %s", cfg->socket, strerror(errno));
-		close(fd);
-		unlink(sa.sun_path);
-		return -1;
-	}
-	return fd;
+	/* Made under PATH.new and renamed into place once it listens (found by a test that
+	 * connected in the moment between bind and listen). */
+	return daemon_listen_unix(cfg->socket, (gid_t)-1, cfg->socket_mode, 128, err, errlen);
 }
 
 static int worker_init(struct keyd_server *s, struct worker *w, int index)
