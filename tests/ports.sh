@@ -1,7 +1,10 @@
 # shellcheck shell=bash
 # Sourced by the test scripts that start daemons on TCP ports (the quickstart smokes, the
-# replica responder, the fault run).
+# replica responder, the fault run, the TPM token).
 #
+# port_free PORT: nothing accepts connections on 127.0.0.1 port PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # pick_port VAR: a random free port in 10000..31999 into VAR, none of those this shell picked
 # before. Not "the first free one from N": a second run of the tests beside this one (another
 # clone, a CI runner) would pick the same port at the same moment, or take it while one of this
@@ -14,7 +17,7 @@ pick_port() {
 	for ((i = 0; i < 100; i++)); do
 		p=$((10000 + RANDOM % 22000))
 		[[ " ${hsmca_ports_taken[*]} " == *" $p "* ]] && continue
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		if port_free "$p"; then
 			hsmca_ports_taken+=("$p")
 			printf -v "$1" '%s' "$p"
 			return 0

@@ -75,7 +75,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # shellcheck source=tests/ports.sh
 source "$root/tests/ports.sh"
 # wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds; 1 on timeout.

@@ -23,9 +23,8 @@ stop_all() {
 	stop_one dbus
 }
 
-port_free() {
-	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# shellcheck source=../ports.sh
+. "$(dirname "$0")/../ports.sh"
 
 stop_if_asked
 
