@@ -387,10 +387,14 @@ enum db_status db_device_of_cert(struct db *db, int64_t certificate_id, struct d
 	                  &p, out, err, "of the certificate");
 }
 
-/* One statement on identity's enrolment lock. The one-bigint form of the advisory lock: a lock
+/* The key of identity's ($1) enrolment lock: the one-bigint form of the advisory lock, a lock
  * space apart from the (class, key) locks of docs/database.md; the seed keeps the hashes to
- * hsmca's own. A worker's event loop never waits in PostgreSQL for another enrolment, so the
- * lock is only ever tried (cad_est.c waits on a timer instead) and let go. */
+ * hsmca's own. */
+#define DEVICE_LOCK_KEY "hashtextextended(lower($1), 1752395107)"
+
+/* One statement on identity's enrolment lock. A worker's event loop never waits in PostgreSQL
+ * for another enrolment, so the lock is only ever tried (cad_est.c waits on a timer instead)
+ * and let go. */
 static enum db_status device_lock_op(struct db *db, const char *identity, const char *sql,
                                      const char *what, PGresult **r, struct db_err *err)
 {
@@ -410,8 +414,7 @@ enum db_status db_device_trylock(struct db *db, const char *identity, int *got, 
 	enum db_status rc;
 
 	*got = 0;
-	rc = device_lock_op(db, identity,
-	                    "SELECT pg_try_advisory_lock(hashtextextended(lower($1), 1752395107))",
+	rc = device_lock_op(db, identity, "SELECT pg_try_advisory_lock(" DEVICE_LOCK_KEY ")",
 	                    "trying", &r, err);
 	if (rc == DB_OK)
 		*got = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
@@ -424,8 +427,7 @@ enum db_status db_device_unlock(struct db *db, const char *identity, struct db_e
 	PGresult *r;
 	enum db_status rc;
 
-	rc = device_lock_op(db, identity,
-	                    "SELECT pg_advisory_unlock(hashtextextended(lower($1), 1752395107))",
+	rc = device_lock_op(db, identity, "SELECT pg_advisory_unlock(" DEVICE_LOCK_KEY ")",
 	                    "leaving", &r, err);
 	PQclear(r);
 	return rc;

@@ -586,13 +586,11 @@ static int wait_arm(struct est_wait *wt)
 static void wait_again(evutil_socket_t fd, short what, void *arg)
 {
 	struct est_wait *wt = arg;
-	struct cad_req r = {
-	    .cad = wt->h.r.cad, .w = wt->h.r.w, .req = wt->h.r.req, .action = wt->h.r.action};
+	struct cad_req r;
 
 	(void)fd;
 	(void)what;
-	snprintf(r.path, sizeof(r.path), "%s", wt->h.r.path);
-	TAILQ_INIT(&r.query);
+	cad_held_request(&wt->h, &r);
 	if (!evhttp_request_get_connection(r.req)) {
 		/* The device hung up while it waited: nothing is enrolled; answering frees the
 		 * request libevent left to us. */

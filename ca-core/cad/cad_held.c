@@ -1,20 +1,34 @@
 /* Requests answered later: see "requests answered later" in cad_internal.h. */
 #include <stdio.h>
+#include <string.h>
 #include <sys/queue.h>
 
 #include "cad_internal.h"
 
+/* What answering or serving a request again needs, from src into dst (the rest of dst as
+ * the caller left it). */
+static void req_copy(struct cad_req *dst, const struct cad_req *src)
+{
+	dst->cad = src->cad;
+	dst->w = src->w;
+	dst->req = src->req;
+	dst->action = src->action;
+	snprintf(dst->path, sizeof(dst->path), "%s", src->path);
+	TAILQ_INIT(&dst->query);
+}
+
 int cad_held_init(struct cad_held *h, const struct cad_req *r, event_callback_fn cb, void *arg)
 {
 	h->next = NULL;
-	h->r.cad = r->cad;
-	h->r.w = r->w;
-	h->r.req = r->req;
-	h->r.action = r->action;
-	snprintf(h->r.path, sizeof(h->r.path), "%s", r->path);
-	TAILQ_INIT(&h->r.query);
+	req_copy(&h->r, r);
 	h->ev = event_new(r->w->base, -1, 0, cb, arg);
 	return h->ev ? 0 : -1;
+}
+
+void cad_held_request(const struct cad_held *h, struct cad_req *r)
+{
+	memset(r, 0, sizeof(*r));
+	req_copy(r, &h->r);
 }
 
 void cad_held_push(struct cad_held_list *l, struct cad_held *h)

@@ -168,6 +168,9 @@ struct cad_held_list {
 /* Copy from r what answering it later needs into h and make h's event on r's worker loop,
  * not yet added. 0, or -1 (h->ev NULL). */
 int cad_held_init(struct cad_held *h, const struct cad_req *r, event_callback_fn cb, void *arg);
+/* A fresh request r for serving h again from the start (what cad_held_init kept, the rest
+ * zero). */
+void cad_held_request(const struct cad_held *h, struct cad_req *r);
 /* Put h on l (cad_held_push: with l->mu held by the caller). */
 void cad_held_add(struct cad_held_list *l, struct cad_held *h);
 void cad_held_push(struct cad_held_list *l, struct cad_held *h);
