@@ -747,14 +747,20 @@ static void run_wait(struct run *r, double seconds)
 	}
 }
 
-/* CPU seconds (user and system) this process has used. */
-static double cpu_self(void)
+/* CPU seconds (user and system) of who (RUSAGE_SELF, RUSAGE_CHILDREN). */
+static double cpu_used(int who)
 {
 	struct rusage ru;
 
-	getrusage(RUSAGE_SELF, &ru);
+	getrusage(who, &ru);
 	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds this process has used. */
+static double cpu_self(void)
+{
+	return cpu_used(RUSAGE_SELF);
 }
 
 /* CPU seconds process pid has used (/proc/PID/stat, clock ticks); 0 when pid is 0 or gone. */
@@ -979,11 +985,9 @@ static int floor_round(int n, double seconds, double *rate, double *cpu)
 	struct floor_client c[MAX_THREADS] = {0};
 	pthread_t tid[MAX_THREADS];
 	atomic_int stop = 0;
-	struct rusage ru0, ru1;
-	double t0, t1, self0, self1;
+	double t0, t1, self0, self1, kids0 = cpu_used(RUSAGE_CHILDREN);
 	unsigned long total = 0;
 
-	getrusage(RUSAGE_CHILDREN, &ru0);
 	for (; made < n; made++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[made]) != 0)
 			break;
@@ -1039,12 +1043,8 @@ static int floor_round(int n, double seconds, double *rate, double *cpu)
 		close(sv[i][0]); /* the echo process sees EOF and exits */
 	for (int i = 0; i < made; i++)
 		waitpid(kids[i], NULL, 0);
-	getrusage(RUSAGE_CHILDREN, &ru1);
 	if (ret == 0 && total) {
-		double kids_cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
-		                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
-		                  (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-		                  (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+		double kids_cpu = cpu_used(RUSAGE_CHILDREN) - kids0;
 		*rate = (double)total / (t1 - t0);
 		*cpu = (self1 - self0 + kids_cpu) * 1e6 / (double)total;
 	} else {
