@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 
 #include "acme.h"
 #include "acme_client.h"
@@ -54,6 +55,9 @@ struct tkey tkey_new(const char *alg)
 		    json_pack("{s:s, s:s, s:o, s:o}", "kty", "EC", "crv", p384 ? "P-384" : "P-256",
 		              "x", bn_member(t.k, OSSL_PKEY_PARAM_EC_PUB_X, p384 ? 48 : 32), "y",
 		              bn_member(t.k, OSSL_PKEY_PARAM_EC_PUB_Y, p384 ? 48 : 32));
+		/* Made once: EVP_DigestSignInit fetches the algorithms again for every JWS. */
+		need(t.k && (t.sctx = EVP_PKEY_CTX_new_from_pkey(NULL, t.k, NULL)) != NULL);
+		need(EVP_PKEY_sign_init(t.sctx) == 1);
 	} else if (!strcmp(alg, "RS256")) {
 		t.k = EVP_RSA_gen(2048);
 		t.jwk = json_pack("{s:s, s:o, s:o}", "kty", "RSA", "n",
@@ -75,6 +79,7 @@ struct tkey tkey_new(const char *alg)
 
 void tkey_free(struct tkey *t)
 {
+	EVP_PKEY_CTX_free(t->sctx);
 	EVP_PKEY_free(t->k);
 	json_decref(t->jwk);
 }
@@ -82,16 +87,26 @@ void tkey_free(struct tkey *t)
 /* The JWS signature of input with t, as JWS encodes it. */
 char *sign(const struct tkey *t, const char *input)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	const EVP_MD *md = !strcmp(t->alg, "ES384")   ? EVP_sha384()
 	                   : !strcmp(t->alg, "EdDSA") ? NULL
 	                                              : EVP_sha256();
-	uint8_t sig[1024], raw[96];
+	uint8_t sig[1024], raw[96], d[48];
 	size_t n = sizeof(sig);
 
-	need(ctx && EVP_DigestSignInit(ctx, NULL, md, NULL, t->k) == 1);
-	need(EVP_DigestSign(ctx, sig, &n, (const uint8_t *)input, strlen(input)) == 1);
-	EVP_MD_CTX_free(ctx);
+	if (t->sctx) {
+		/* ECDSA over the digest with the key's own context. */
+		int p384 = !strcmp(t->alg, "ES384");
+		if (p384)
+			SHA384((const uint8_t *)input, strlen(input), d);
+		else
+			SHA256((const uint8_t *)input, strlen(input), d);
+		need(EVP_PKEY_sign(t->sctx, sig, &n, d, p384 ? 48 : 32) == 1);
+	} else {
+		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+		need(ctx && EVP_DigestSignInit(ctx, NULL, md, NULL, t->k) == 1);
+		need(EVP_DigestSign(ctx, sig, &n, (const uint8_t *)input, strlen(input)) == 1);
+		EVP_MD_CTX_free(ctx);
+	}
 	if (t->alg[0] == 'E' && t->alg[1] == 'S') {
 		size_t half = !strcmp(t->alg, "ES384") ? 48 : 32;
 		const uint8_t *p = sig;

@@ -10,11 +10,14 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-/* A key for alg ("ES256", "ES384", "RS256", "EdDSA") and its public JWK. */
+/* A key for alg ("ES256", "ES384", "RS256", "EdDSA") and its public JWK. A tkey signs in one
+ * thread at a time: an ECDSA key keeps its signing context (sctx, made by tkey_new; NULL in a
+ * tkey made by hand, which then signs through a fresh context every time). */
 struct tkey {
 	EVP_PKEY *k;
 	const char *alg;
 	json_t *jwk;
+	EVP_PKEY_CTX *sctx;
 };
 struct tkey tkey_new(const char *alg);
 void tkey_free(struct tkey *t);
