@@ -16,7 +16,7 @@
  *   finalize   a fresh P-256 key and CSR; hsmca-cad answers once the certificate is issued
  *              (a "processing" order is polled)
  *   download   POST-as-GET of the certificate chain, its leaf checked: signed by the CA and
- *              holding the CSR's key
+ *              holding the CSR's key, and followed by the CA's certificate
  *
  * Every request is a JWS signed with tests/acme_client.c (the ACME test client's code), with
  * the nonce of the previous answer. The http-01 responder runs in this process (--http-port,
@@ -70,6 +70,8 @@ static double seconds = 10, poll_s = 0.005;
 static int nclients = 8, rounds = 3, http_port;
 static char new_nonce_url[512], new_account_url[512], new_order_url[512];
 static EVP_PKEY *ca_pub;
+static uint8_t *ca_der; /* the CA's certificate, DER */
+static long ca_der_len;
 static atomic_int failed;
 
 static void fatal(const char *what)
@@ -196,6 +198,7 @@ struct client {
 	struct harness_buf body;
 	struct tkey key;
 	EVP_PKEY_CTX *keygen; /* P-256, for each order's key */
+	EVP_PKEY_CTX *verify; /* with the CA's key, for each leaf */
 	char thumb[ACME_THUMBPRINT_LEN + 1];
 	char kid[512];
 	char nonce[128];    /* from the last answer; "" none */
@@ -364,11 +367,13 @@ static void pause_poll(const struct client *cl)
 	nanosleep(&ts, NULL);
 }
 
-/* ---- the CSR, in DER written by hand ----
+/* ---- the CSR and the downloaded chain, in DER written and read by hand ----
  *
- * OpenSSL 3.0 encodes a public key into a CSR through its encoder machinery, whose contexts are
- * costly to make: a seventh of this client's CPU went there, taken from the server's on this
- * one machine. The CSR is written here instead (the same bytes as X509_REQ_sign made). */
+ * OpenSSL 3.0 encodes a public key into a CSR and decodes one out of a certificate through its
+ * encoder and decoder machinery, whose contexts are costly to make: over a third of this
+ * client's CPU went there, taken from the server's on this one machine. The CSR is written here
+ * instead (the same bytes as X509_REQ_sign made), and the leaf read with the bounded reader of
+ * der.h. */
 
 /* SubjectPublicKeyInfo of a P-256 key without the 65 bytes of its uncompressed point. */
 static const uint8_t p256_spki_prefix[26] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
@@ -469,16 +474,98 @@ static char *make_csr(EVP_PKEY_CTX *gen, const char *name, EVP_PKEY **key, uint8
 	return b64(out_der, d.len);
 }
 
-/* The downloaded chain's first certificate: signed by the CA, holding key. */
-static int check_chain(const char *pem, EVP_PKEY *key)
+/* The next PEM CERTIFICATE of b, its DER in *der (OPENSSL_free) and *len; 0, or -1. */
+static int pem_cert(BIO *b, uint8_t **der, long *len)
 {
-	BIO *b = BIO_new_mem_buf(pem, -1);
-	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	char *name = NULL, *header = NULL;
+	int ok = PEM_read_bio(b, &name, &header, der, len) == 1 && !strcmp(name, "CERTIFICATE");
+
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	if (!ok) {
+		OPENSSL_free(*der);
+		*der = NULL;
+		ERR_clear_error();
+	}
+	return ok ? 0 : -1;
+}
+
+/* The leaf as OpenSSL checks it: what an issuer other than ECDSA with SHA-256 signs. */
+static int check_leaf_x509(const uint8_t *der, long len, EVP_PKEY *key)
+{
+	X509 *x = d2i_X509(NULL, &der, len);
 	int ok = x && X509_verify(x, ca_pub) == 1 && EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1;
 
 	X509_free(x);
-	BIO_free(b);
 	return ok ? 0 : -1;
+}
+
+/* The leaf (DER, len bytes): one Certificate signed by the CA (verify: its context) with
+ * ecdsa-with-SHA256 in both places, whose SubjectPublicKeyInfo is spki (P256_SPKI_LEN bytes). */
+static int check_leaf(EVP_PKEY_CTX *verify, const uint8_t *der, size_t len, const uint8_t *spki)
+{
+	struct der_in in = {der, len}, cert, tbs, c, f, sig;
+	const uint8_t *tbs_p, *inner_p, *spki_p;
+	size_t tbs_len, inner_len, spki_len;
+	uint8_t d[SHA256_DIGEST_LENGTH];
+
+	/* Certificate ::= SEQUENCE { TBSCertificate, AlgorithmIdentifier, BIT STRING } */
+	if (der_get(&in, 0x30, &cert) || in.len != 0)
+		return -1;
+	tbs_p = cert.p;
+	if (der_get(&cert, 0x30, &tbs))
+		return -1;
+	tbs_len = (size_t)(cert.p - tbs_p);
+	if (cert.len < sizeof(ecdsa_sha256) || memcmp(cert.p, ecdsa_sha256, sizeof(ecdsa_sha256)))
+		return 1; /* another algorithm: check_leaf_x509 */
+	cert.p += sizeof(ecdsa_sha256);
+	cert.len -= sizeof(ecdsa_sha256);
+	if (der_get(&cert, 0x03, &sig) || cert.len != 0 || sig.len < 2 || sig.p[0] != 0)
+		return -1;
+	/* TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
+	 *   validity, subject, subjectPublicKeyInfo, ... } */
+	if ((der_peek(&tbs, 0xa0) && der_get(&tbs, 0xa0, &f)) || der_get(&tbs, 0x02, &f))
+		return -1;
+	inner_p = tbs.p;
+	if (der_get(&tbs, 0x30, &f))
+		return -1;
+	inner_len = (size_t)(tbs.p - inner_p);
+	if (inner_len != sizeof(ecdsa_sha256) || memcmp(inner_p, ecdsa_sha256, inner_len) ||
+	    der_get(&tbs, 0x30, &f) || der_get(&tbs, 0x30, &f) || der_get(&tbs, 0x30, &f))
+		return -1;
+	spki_p = tbs.p;
+	if (der_get(&tbs, 0x30, &c))
+		return -1;
+	spki_len = (size_t)(tbs.p - spki_p);
+	if (spki_len != P256_SPKI_LEN || memcmp(spki_p, spki, P256_SPKI_LEN))
+		return -1;
+	SHA256(tbs_p, tbs_len, d);
+	if (EVP_PKEY_verify(verify, sig.p + 1, sig.len - 1, d, sizeof(d)) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+/* The downloaded chain: its first certificate signed by the CA and holding the CSR's key
+ * (key; spki its SubjectPublicKeyInfo), its second the CA's certificate. */
+static int check_chain(EVP_PKEY_CTX *verify, const char *pem, EVP_PKEY *key, const uint8_t *spki)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	uint8_t *leaf = NULL, *next = NULL;
+	long leaf_len = 0, next_len = 0;
+	int rc = -1;
+
+	if (b && pem_cert(b, &leaf, &leaf_len) == 0 && pem_cert(b, &next, &next_len) == 0 &&
+	    next_len == ca_der_len && !memcmp(next, ca_der, (size_t)next_len)) {
+		rc = check_leaf(verify, leaf, (size_t)leaf_len, spki);
+		if (rc > 0)
+			rc = check_leaf_x509(leaf, leaf_len, key);
+	}
+	OPENSSL_free(leaf);
+	OPENSSL_free(next);
+	BIO_free(b);
+	return rc ? -1 : 0;
 }
 
 /* One complete order for name; its step times (seconds) into t. 0, or -1 (cl->err). */
@@ -581,9 +668,10 @@ static int one_order(struct client *cl, const char *name, double *t)
 
 	if (post(cl, cert, NULL))
 		goto out;
-	if (cl->status != 200 || !cl->body.data || check_chain(cl->body.data, k)) {
+	if (cl->status != 200 || !cl->body.data ||
+	    check_chain(cl->verify, cl->body.data, k, spki)) {
 		failf(cl, "download (or the certificate does not verify with the CA or lacks the "
-		          "CSR's key)");
+		          "CSR's key, or the CA's certificate does not follow it)");
 		goto out;
 	}
 	t4 = bench_now();
@@ -707,8 +795,10 @@ static void setup_client(struct client *cl)
 	free(jwk);
 	if (!(cl->keygen = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) ||
 	    EVP_PKEY_keygen_init(cl->keygen) != 1 ||
-	    EVP_PKEY_CTX_set_group_name(cl->keygen, "P-256") != 1)
-		fatal("the key generation context");
+	    EVP_PKEY_CTX_set_group_name(cl->keygen, "P-256") != 1 ||
+	    !(cl->verify = EVP_PKEY_CTX_new_from_pkey(NULL, ca_pub, NULL)) ||
+	    EVP_PKEY_verify_init(cl->verify) != 1)
+		fatal("the key generation and verification contexts");
 	cl->c = curl_easy_init();
 	if (!cl->c)
 		fatal("curl_easy_init");
@@ -748,8 +838,9 @@ int main(int argc, char **argv)
 	static char eab_lines[MAX_CLIENTS][256];
 	double rates[MAX_ROUNDS], reqs[MAX_ROUNDS], p[N_STEPS][2][MAX_ROUNDS];
 	pthread_t resp[RESPONDERS];
-	FILE *f;
+	BIO *f;
 	X509 *ca;
+	const uint8_t *ca_p;
 	long total_orders = 0;
 	double cpu0, poll_ms = poll_s * 1000.0;
 	const struct bench_opt opts[] = {
@@ -775,9 +866,12 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return rc > 0 ? 0 : 2;
 	poll_s = poll_ms / 1000.0;
-	if (!(f = fopen(ca_file, "r")) || !(ca = PEM_read_X509(f, NULL, NULL, NULL)))
+	if (!(f = BIO_new_file(ca_file, "r")) || pem_cert(f, &ca_der, &ca_der_len))
 		fatal("cannot read the CA certificate (--ca)");
-	fclose(f);
+	BIO_free(f);
+	ca_p = ca_der;
+	if (!(ca = d2i_X509(NULL, &ca_p, ca_der_len)))
+		fatal("cannot read the CA certificate (--ca)");
 	ca_pub = X509_get_pubkey(ca);
 	X509_free(ca);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -862,8 +956,10 @@ int main(int argc, char **argv)
 		free(cl[i].times);
 		tkey_free(&cl[i].key);
 		EVP_PKEY_CTX_free(cl[i].keygen);
+		EVP_PKEY_CTX_free(cl[i].verify);
 	}
 	EVP_PKEY_free(ca_pub);
+	OPENSSL_free(ca_der);
 	curl_global_cleanup();
 	return atomic_load(&failed) ? 1 : 0;
 }
