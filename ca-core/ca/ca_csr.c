@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -567,35 +568,69 @@ void ca_csr_free(struct ca_csr *c)
 	c->req = NULL;
 }
 
+/* The DER request, all of it and nothing after it, read into *req; 0 or -1. */
+static int read_der(const unsigned char *der, size_t len, CA_PKCS10 **req)
+{
+	const unsigned char *p = der;
+
+	*req = len > 0 && len <= LONG_MAX
+	           ? (CA_PKCS10 *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(CA_PKCS10))
+	           : NULL;
+	if (*req && p == der + len)
+		return 0;
+	ASN1_item_free((ASN1_VALUE *)*req, ASN1_ITEM_rptr(CA_PKCS10));
+	*req = NULL;
+	return -1;
+}
+
 /* The PEM request as DER: its one "CERTIFICATE REQUEST" (or "NEW CERTIFICATE REQUEST")
  * block, read into *req; 0 or -1. */
 static int read_pem(const char *pem, CA_PKCS10 **req)
 {
 	BIO *bio = BIO_new_mem_buf(pem, -1);
 	unsigned char *der = NULL;
-	const unsigned char *p;
 	long len = 0;
 	int rc = -1;
 
 	*req = NULL;
-	if (!bio || !PEM_bytes_read_bio(&der, &len, NULL, PEM_STRING_X509_REQ, bio, NULL, NULL))
-		goto out;
-	p = der;
-	*req = (CA_PKCS10 *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(CA_PKCS10));
-	if (*req && p == der + len)
-		rc = 0;
-out:
-	if (rc) {
-		ASN1_item_free((ASN1_VALUE *)*req, ASN1_ITEM_rptr(CA_PKCS10));
-		*req = NULL;
-	}
+	if (bio && PEM_bytes_read_bio(&der, &len, NULL, PEM_STRING_X509_REQ, bio, NULL, NULL) &&
+	    len > 0)
+		rc = read_der(der, (size_t)len, req);
 	OPENSSL_free(der);
 	BIO_free(bio);
 	return rc;
 }
 
+/* Everything after the reading: out->req is the request. */
+static int check_read(const struct ca_profile *p, struct ca_csr *out, const char **error, char *why,
+                      size_t n);
+
 int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out,
                  const char **error, char *why, size_t n)
+{
+	if (read_pem(pem, &out->req) != 0) {
+		ERR_clear_error();
+		*error = "bad-csr";
+		snprintf(why, n, "\"csr\" is not a PEM PKCS#10 request");
+		return -1;
+	}
+	return check_read(p, out, error, why, n);
+}
+
+int ca_csr_check_der(const struct ca_profile *p, const unsigned char *der, size_t len,
+                     struct ca_csr *out, const char **error, char *why, size_t n)
+{
+	if (read_der(der, len, &out->req) != 0) {
+		ERR_clear_error();
+		*error = "bad-csr";
+		snprintf(why, n, "the CSR is not a DER PKCS#10 request");
+		return -1;
+	}
+	return check_read(p, out, error, why, n);
+}
+
+static int check_read(const struct ca_profile *p, struct ca_csr *out, const char **error, char *why,
+                      size_t n)
 {
 	unsigned char *spki = NULL;
 	BIO *m = NULL;
@@ -603,12 +638,6 @@ int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out
 	long slen;
 	int len, rc = -1;
 
-	if (read_pem(pem, &out->req) != 0) {
-		ERR_clear_error();
-		*error = "bad-csr";
-		snprintf(why, n, "\"csr\" is not a PEM PKCS#10 request");
-		goto out;
-	}
 	len = ASN1_item_i2d((ASN1_VALUE *)out->req->info->spki, &spki,
 	                    ASN1_ITEM_rptr(CA_PKCS10_SPKI));
 	out->pub = len > 0 ? spki_key(out->req->info->spki, spki, len) : NULL;

@@ -29,6 +29,10 @@ struct ca_csr {
  * reason. Free with ca_csr_free either way (out zeroed first by the caller). */
 int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out,
                  const char **error, char *why, size_t n);
+/* The same for a DER request (len bytes, all of them the request): an ACME finalize's CSR
+ * as it came, without a PEM round trip. */
+int ca_csr_check_der(const struct ca_profile *p, const unsigned char *der, size_t len,
+                     struct ca_csr *out, const char **error, char *why, size_t n);
 void ca_csr_free(struct ca_csr *c);
 /* The checked request's subject. */
 const X509_NAME *ca_csr_subject(const struct ca_csr *c);

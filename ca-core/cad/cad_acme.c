@@ -1197,10 +1197,8 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	struct ca_issue_result res = {0};
 	struct db_audit_entry e;
 	struct db_err err = {0};
-	char actor[160], requester[48], why[512], *pem = NULL;
+	char actor[160], requester[48], why[512];
 	const char *code = NULL;
-	BIO *b = NULL;
-	long len;
 	int rc = -1;
 	enum ca_outcome out;
 	struct ca_issue_request req = {.action = "acme.certificate.issue"};
@@ -1215,15 +1213,8 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 		return acme_problem_set(p, 403, "unauthorized",
 		                        "the order's profile %s is no longer served over ACME",
 		                        o->profile);
-	/* The CSR as PEM for the core, judged against the profile before anything changes. */
-	if (!(b = BIO_new(BIO_s_mem())) ||
-	    PEM_write_bio(b, "CERTIFICATE REQUEST", "", csr, (long)csr_len) <= 0 ||
-	    (len = BIO_get_mem_data(b, &pem)) <= 0 || !(pem = strndup(pem, (size_t)len))) {
-		BIO_free(b);
-		return acme_problem_set(p, 500, "serverInternal", "out of memory");
-	}
-	BIO_free(b);
-	if (ca_csr_check(prof, pem, &checked, &code, why, sizeof(why)) != 0) {
+	/* The CSR judged against the profile before anything changes. */
+	if (ca_csr_check_der(prof, csr, csr_len, &checked, &code, why, sizeof(why)) != 0) {
 		acme_problem_set(p, 400, "badCSR", "%s", why);
 		goto out;
 	}
@@ -1278,7 +1269,6 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 out:
 	ca_issue_result_clear(&res);
 	ca_csr_free(&checked);
-	free(pem);
 	return rc;
 }
 

@@ -1,5 +1,6 @@
 /* Fuzz hsmca-cad's judgement of a certificate request: PKCS#10 DER (wrapped in PEM as the API
- * receives it) checked against a profile allowing every SAN type with patterns. */
+ * receives it) checked against a profile allowing every SAN type with patterns; the same DER
+ * as ACME's finalize hands it over (ca_csr_check_der) must be judged alike. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char head[] = "-----BEGIN CERTIFICATE REQUEST-----\n";
 	static const char tail[] = "-----END CERTIFICATE REQUEST-----\n";
 	struct ca_csr *c;
-	const char *error = NULL;
+	const char *error = NULL, *error_der = NULL;
 	char why[512] = "", *pem;
+	int rc;
 	size_t b64 = 4 * ((size + 2) / 3), off;
 
 	if (size > 16384)
@@ -50,9 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pem[off++] = '\n';
 	}
 	memcpy(pem + off, tail, sizeof(tail));
-	if (ca_csr_check(&profile, pem, c, &error, why, sizeof(why)) != 0 && (!error || !why[0]))
+	rc = ca_csr_check(&profile, pem, c, &error, why, sizeof(why));
+	if (rc != 0 && (!error || !why[0]))
 		abort(); /* every refusal names the problem */
 	if (error == NULL && c->n_sans > CA_SANS_MAX)
+		abort();
+	ca_csr_free(c);
+	memset(c, 0, sizeof(*c));
+	if (ca_csr_check_der(&profile, data, size, c, &error_der, why, sizeof(why)) != rc ||
+	    (rc != 0 && (!error_der || strcmp(error_der, error) || !why[0])) ||
+	    (rc == 0 && error_der))
 		abort();
 	ca_csr_free(c);
 	free(c);

@@ -1059,6 +1059,48 @@ START_TEST(csr_must_match_the_order_exactly)
 }
 END_TEST
 
+/* The request is read whole and exactly (no byte after it, none missing), its SANs one by one;
+ * its public key is not judged here (the CA core reads it at issuance), so a key of an
+ * algorithm nobody decodes still matches. */
+START_TEST(csr_match_reads_the_request_exactly)
+{
+	static const struct acme_ident order[] = {{"dns", "www.example.com", 0}};
+	static const uint8_t ec_oid[] = {0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01};
+	struct acme_problem p;
+	uint8_t *der, *more, *oid;
+	int len;
+
+	len = csr_der("www.example.com", "DNS:www.example.com", &der);
+	memset(&p, 0, sizeof(p));
+	ck_assert_msg(acme_csr_matches(der, (size_t)len, order, 1, &p) == 0, "%s", p.detail);
+	ck_assert_ptr_nonnull(more = malloc((size_t)len + 1));
+	memcpy(more, der, (size_t)len);
+	more[len] = 0;
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_lt(acme_csr_matches(more, (size_t)len + 1, order, 1, &p), 0);
+	ck_assert_str_eq(p.type, "badCSR");
+	ck_assert_str_eq(p.detail, "the CSR is not a DER PKCS#10 request");
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_lt(acme_csr_matches(der, (size_t)len - 1, order, 1, &p), 0);
+	ck_assert_str_eq(p.detail, "the CSR is not a DER PKCS#10 request");
+	/* id-ecPublicKey made 1.2.840.10045.2.9, an algorithm without a decoder */
+	oid = memmem(more, (size_t)len, ec_oid, sizeof(ec_oid));
+	ck_assert_ptr_nonnull(oid);
+	oid[sizeof(ec_oid) - 1] = 0x09;
+	memset(&p, 0, sizeof(p));
+	ck_assert_msg(acme_csr_matches(more, (size_t)len, order, 1, &p) == 0, "%s", p.detail);
+	free(more);
+	OPENSSL_free(der);
+
+	len = csr_der(NULL, "DNS:www.example.com,URI:https://www.example.com/", &der);
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_lt(acme_csr_matches(der, (size_t)len, order, 1, &p), 0);
+	ck_assert_str_eq(p.detail,
+	                 "the CSR names a subjectAltName that is neither dNSName nor iPAddress");
+	OPENSSL_free(der);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("acme");
@@ -1083,6 +1125,7 @@ int main(void)
 	tcase_add_test(tc, renewal_information);
 	tcase_add_test(tc, order_identifiers_are_parsed_strictly);
 	tcase_add_test(tc, csr_must_match_the_order_exactly);
+	tcase_add_test(tc, csr_match_reads_the_request_exactly);
 	tcase_add_test(tc, order_times_are_rfc3339);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -83,14 +83,37 @@ static char *pem_of(const unsigned char *der, int len)
 	return out;
 }
 
-/* ca_csr_check over DER; returns the error code ("" when accepted) in a static buffer. */
+/* ca_csr_check over DER; returns the error code ("" when accepted) in a static buffer.
+ * ca_csr_check_der judges the DER itself exactly alike: the same outcome, code and reason
+ * (but for the reading's own words), the same key, subject and SANs. */
 static const char *judge(const unsigned char *der, int len, struct ca_csr *c)
 {
 	static char code[64];
-	char *pem = pem_of(der, len), why[512] = "";
-	const char *error = NULL;
+	char *pem = pem_of(der, len), why[512] = "", why_der[512] = "";
+	const char *error = NULL, *error_der = NULL;
 	int rc = ca_csr_check(&profile, pem, c, &error, why, sizeof(why));
+	struct ca_csr *d = calloc(1, sizeof(*d));
+	int rc_der =
+	    ca_csr_check_der(&profile, der, (size_t)len, d, &error_der, why_der, sizeof(why_der));
 
+	ck_assert_int_eq(rc_der, rc);
+	if (rc != 0) {
+		ck_assert_str_eq(error_der, error);
+		if (strcmp(why, "\"csr\" is not a PEM PKCS#10 request"))
+			ck_assert_str_eq(why_der, why);
+		else
+			ck_assert_str_eq(why_der, "the CSR is not a DER PKCS#10 request");
+	} else {
+		ck_assert_ptr_null(error_der);
+		ck_assert_mem_eq(d->spki_sha256, c->spki_sha256, 32);
+		ck_assert_int_eq(EVP_PKEY_eq(d->pub, c->pub), 1);
+		ck_assert_str_eq(d->subject, c->subject);
+		ck_assert_uint_eq(d->n_sans, c->n_sans);
+		for (size_t i = 0; i < c->n_sans; i++)
+			ck_assert_str_eq(d->sans[i].value, c->sans[i].value);
+	}
+	ca_csr_free(d);
+	free(d);
 	free(pem);
 	if (rc == 0) {
 		ck_assert_ptr_null(error);
@@ -430,6 +453,39 @@ START_TEST(subject_values_and_sans_are_judged)
 }
 END_TEST
 
+/* ca_csr_check_der takes the request and nothing else: no byte after it, none missing. */
+START_TEST(der_requests_are_read_whole)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509_REQ *req = make_req(k, 0);
+	int len;
+	unsigned char *der = der_of(req, &len), *more = malloc((size_t)len + 1);
+	struct ca_csr c = {0};
+	const char *error = NULL;
+	char why[512];
+
+	ck_assert_ptr_nonnull(more);
+	memcpy(more, der, (size_t)len);
+	more[len] = 0;
+	ck_assert_int_eq(
+	    ca_csr_check_der(&profile, more, (size_t)len, &c, &error, why, sizeof(why)), 0);
+	ca_csr_free(&c);
+	memset(&c, 0, sizeof(c));
+	for (size_t n = 0; n <= (size_t)len + 1; n += n + 1 == (size_t)len ? 2 : 1) {
+		ck_assert_int_eq(ca_csr_check_der(&profile, more, n, &c, &error, why, sizeof(why)),
+		                 -1);
+		ck_assert_str_eq(error, "bad-csr");
+		ck_assert_str_eq(why, "the CSR is not a DER PKCS#10 request");
+		ca_csr_free(&c);
+		memset(&c, 0, sizeof(c));
+	}
+	free(more);
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cad-csr");
@@ -442,6 +498,7 @@ int main(void)
 	tcase_add_test(tc, other_keys_are_refused_by_name);
 	tcase_add_test(tc, damaged_requests_are_refused_as_openssl_refuses_them);
 	tcase_add_test(tc, subject_values_and_sans_are_judged);
+	tcase_add_test(tc, der_requests_are_read_whole);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
