@@ -427,6 +427,13 @@ enum db_status db_audit_append(struct db *db, const struct db_audit_entry *e, in
  * caller to roll back (it may already have ended, if the COMMIT failed). */
 enum db_status db_audit_append_commit(struct db *db, const struct db_audit_entry *e, int64_t *seq,
                                       struct db_err *err);
+/* The n entries e[0..n) (at most 32), in that order, as the last statement of the caller's
+ * open transaction, and COMMIT it, in one round trip: one statement and one hold of the
+ * chain's lock for all of them. seqs[i] gets e[i]'s seq. An entry that is refused (an
+ * over-long field) appends none of them; on failure the transaction is left to the caller to
+ * roll back (it may already have ended, if the COMMIT failed). */
+enum db_status db_audit_append_many_commit(struct db *db, const struct db_audit_entry *const *e,
+                                           size_t n, int64_t *seqs, struct db_err *err);
 /* The head: *seq 0 and a zero hash when the log is empty. */
 enum db_status db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct db_err *err);
 /* Record a checkpoint over seq/head_hash (signature made by the caller through keyd). */
@@ -1026,10 +1033,10 @@ struct db_acme_change {
 /* Group commit of ACME state changes (several requests' changes, hsmca-cad's ACME adapter): all
  * n in one transaction (one that is refused, e.g. DB_ERR_STATE, is refused before it changes
  * anything, so no savepoint is needed, and the rest go on), their audit entries appended after
- * all of them, so that
- * the audit chain's lock is held once through one COMMIT for the group. If anything else
- * fails, nothing of the group is kept and each change is done again in a transaction of its
- * own. Each change's outcome is in its rc and err. */
+ * all of them in one statement that travels with the COMMIT, so that the audit chain's lock
+ * is held once, for one round trip, for the group. If anything else fails, nothing of the
+ * group is kept and each change is done again in a transaction of its own. A group of more
+ * than 32 is done that way too. Each change's outcome is in its rc and err. */
 void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n);
 
 /* --- the dashboard, the reports, CRL publications and backup runs (db_reports.c) ---

@@ -672,7 +672,7 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 		if (c[i]->kind == DB_ACME_ORDER_CREATE)
 			memset(c[i]->order->out, 0, sizeof(*c[i]->order->out));
 	}
-	if (n == 1)
+	if (n == 1 || n > DB_GROUP_MAX) /* a group of more: each alone (cad's are 32 at most) */
 		goto alone;
 	if ((rc = db_begin(db, &err)) != DB_OK)
 		goto alone;
@@ -687,26 +687,33 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 		if (c[i]->rc != DB_OK && c[i]->err.status != DB_ERR_STATE &&
 		    c[i]->err.status != DB_ERR_INVALID)
 			goto again;
-	/* The audit entries last: the chain's lock is held from the first of them until the
-	 * COMMIT, once for the whole group. */
-	for (size_t i = 0; i < n && ok; i++) {
-		struct db_audit_entry e;
-		char object[48];
-		int64_t seq;
-		if (c[i]->rc != DB_OK)
-			continue;
-		e = *c[i]->audit;
-		snprintf(object, sizeof(object), "%s/%lld",
-		         c[i]->kind == DB_ACME_ORDER_MOVE || c[i]->kind == DB_ACME_ORDER_CREATE
-		             ? "order"
-		             : "chall",
-		         (long long)c[i]->id);
-		e.object = object;
-		if (db_audit_append(db, &e, &seq, &err) != DB_OK)
+	/* The audit entries last, in one statement that travels with the COMMIT: the chain's
+	 * lock is held from the first of them until the COMMIT, once for the whole group. */
+	if (ok) {
+		struct db_audit_entry e[DB_GROUP_MAX];
+		const struct db_audit_entry *ep[DB_GROUP_MAX];
+		char object[DB_GROUP_MAX][48];
+		int64_t seq[DB_GROUP_MAX];
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (c[i]->rc != DB_OK)
+				continue;
+			e[m] = *c[i]->audit;
+			snprintf(object[m], sizeof(object[m]), "%s/%lld",
+			         c[i]->kind == DB_ACME_ORDER_MOVE ||
+			                 c[i]->kind == DB_ACME_ORDER_CREATE
+			             ? "order"
+			             : "chall",
+			         (long long)c[i]->id);
+			e[m].object = object[m];
+			ep[m] = &e[m];
+			m++;
+		}
+		if (db_audit_append_many_commit(db, ep, m, seq, &err) != DB_OK)
 			goto again;
-	}
-	if (db_commit(db, &err) != DB_OK)
+	} else if (db_commit(db, &err) != DB_OK) {
 		goto again;
+	}
 	for (size_t i = 0; i < n; i++) /* refused orders: nothing to answer with */
 		if (c[i]->kind == DB_ACME_ORDER_CREATE && c[i]->rc != DB_OK)
 			db_acme_order_clear(c[i]->order->out);
