@@ -897,6 +897,24 @@ struct db_acme_order {
 };
 void db_acme_order_clear(struct db_acme_order *o);
 
+/* The certificate an ACME account downloads: the one with serial (as db_cert_lookup: under
+ * any authority, and exactly one), issued, requested by requester ("acme-account:ID"). */
+struct db_acme_cert {
+	int found; /* 1 when it is that certificate; 0: no such one (or another's, or ambiguous) */
+	int32_t authority_id;
+	uint8_t *der; /* malloc */
+	size_t der_len;
+	/* Account account_id's status and key thumbprint, read in the same statement ("" when
+	 * there is no such account). */
+	char account_status[16], account_thumbprint[44];
+};
+/* One statement: the certificate and the account that asks for it. DB_OK (out->found says
+ * whether there is such a certificate), or the error. */
+enum db_status db_acme_cert_read(struct db *db, const uint8_t *serial, size_t serial_len,
+                                 int64_t account_id, const char *requester,
+                                 struct db_acme_cert *out, struct db_err *err);
+void db_acme_cert_clear(struct db_acme_cert *c);
+
 struct db_acme_challenge {
 	int64_t id;
 	char type[16];

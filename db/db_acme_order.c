@@ -105,6 +105,62 @@ out:
 	return rc;
 }
 
+void db_acme_cert_clear(struct db_acme_cert *c)
+{
+	free(c->der);
+	memset(c, 0, sizeof(*c));
+}
+
+enum db_status db_acme_cert_read(struct db *db, const uint8_t *serial, size_t serial_len,
+                                 int64_t account_id, const char *requester,
+                                 struct db_acme_cert *out, struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	int64_t authority = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (serial_len == 0 || serial_len > DB_SERIAL_MAX)
+		return db_fail(err, DB_ERR_INVALID, "a serial is 1 to %d bytes", DB_SERIAL_MAX);
+	if ((rc = db_check_text("requester", requester, 64, err)) != DB_OK)
+		return rc;
+	db_param_bytes(&p, serial, serial_len);
+	db_param_int(&p, account_id);
+	db_param_text(&p, requester);
+	/* One row, or two when the serial is under two authorities (then it is none). */
+	rc = db_exec(db,
+	             "SELECT coalesce(a.status, ''), coalesce(a.thumbprint, ''), c.authority_id,"
+	             " c.der, c.requester = $3 AND c.der IS NOT NULL"
+	             " FROM (SELECT 1) one LEFT JOIN acme_accounts a ON a.id = $2::bigint"
+	             " LEFT JOIN LATERAL (SELECT authority_id, der, requester FROM certificates"
+	             " WHERE serial = $1 ORDER BY id LIMIT 2) c ON true",
+	             &p, &r, err, "reading the certificate of ACME account %lld",
+	             (long long)account_id);
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) < 1) {
+		rc = db_fail(err, DB_ERR_QUERY, "ACME certificate: no row came back");
+		goto out;
+	}
+	copy(out->account_status, sizeof(out->account_status), r, 0, 0);
+	copy(out->account_thumbprint, sizeof(out->account_thumbprint), r, 0, 1);
+	if (PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 4), "t"))
+		goto out; /* none, ambiguous, another's, or not issued */
+	if (db_get_int64(r, 0, 2, &authority) || authority <= 0 || authority > INT32_MAX ||
+	    db_get_bytes(r, 0, 3, &out->der, &out->der_len) || !out->der) {
+		rc = db_fail(err, DB_ERR_QUERY, "ACME certificate: unreadable row");
+		goto out;
+	}
+	out->authority_id = (int32_t)authority;
+	out->found = 1;
+out:
+	PQclear(r);
+	if (rc != DB_OK)
+		db_acme_cert_clear(out);
+	return rc;
+}
+
 /* The authorization whose id ($1) the WHERE clause where names, with its challenges. */
 static enum db_status authz_read(struct db *db, const char *where, int64_t id,
                                  struct db_acme_authz *out, struct db_err *err)

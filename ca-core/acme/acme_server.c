@@ -274,8 +274,9 @@ struct post {
 	char url[ACME_URL_MAX + 32];
 };
 
-/* KEY_KID_READ: a kid request whose first store call reads an authorization, which brings the
- * account's status and key thumbprint along (acme_authz). */
+/* KEY_KID_READ: a kid request whose first store call reads an authorization, an order or a
+ * certificate, which brings the account's status and key thumbprint along (acme_authz,
+ * acme_order, acme_account_seen). */
 enum key_rule { KEY_JWK, KEY_KID, KEY_EITHER, KEY_KID_READ };
 
 /* The account of po's kid read from the store, its key verifying the JWS, and valid. 0, or -1
@@ -1098,6 +1099,7 @@ static int h_cert(struct acme_server *s, struct post *po, const char *serial,
                   struct acme_reply *rep, struct acme_problem *p)
 {
 	char *pem = NULL, hex[81], u[ACME_URL_MAX + 100];
+	struct acme_account_seen seen = {0};
 	size_t n = strcspn(serial, "/");
 	int found, alt = 0, n_alt = 0;
 
@@ -1114,10 +1116,17 @@ static int h_cert(struct acme_server *s, struct post *po, const char *serial,
 		alt = *k - '0';
 	}
 	snprintf(hex, sizeof(hex), "%.*s", (int)n, serial);
-	found = s->store.cert_chain(po->ctx, &po->acct, hex, alt, &pem, &n_alt);
+	found = s->store.cert_chain(po->ctx, &po->acct, hex, alt, &pem, &n_alt, &seen);
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal",
 		                        "the certificate could not be read");
+	/* The account as read with the certificate (KEY_KID_READ); on any doubt it is read and
+	 * judged alone, and its refusal comes first. */
+	if (judge_with(s, po, seen.status[0] != 0, po->acct.id, seen.status, seen.thumbprint, p) <
+	    0) {
+		free(pem);
+		return -1;
+	}
 	if (!found)
 		return acme_problem_set(p, 404, "malformed",
 		                        alt ? "this account ordered no such certificate, or it has "
@@ -1179,8 +1188,10 @@ static int order_routes(struct acme_server *s, const struct acme_request *req, s
 			settle_account(s, po, p);
 		}
 	} else if (!strncmp(path, "/cert/", 6)) {
-		if (post_open(s, req, KEY_KID, po, p) == 0)
+		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			h_cert(s, po, path + 6, rep, p);
+			settle_account(s, po, p);
+		}
 	} else {
 		return 0;
 	}
