@@ -942,9 +942,12 @@ struct db_acme_order_opts {
 	int64_t orders_max,
 	    window_seconds;  /* at most orders_max orders in window_seconds; 0: any */
 	int64_t pending_max; /* at most this many pending authorizations; 0: any */
+	/* When set, the account must be valid with the key of this thumbprint (judged under the
+	 * account's lock, before anything changes). */
+	const char *account_thumbprint;
 	/* Out, when a limit refused the order (DB_ERR_STATE): 1 orders, 2 pending
-	 * authorizations; count: what the account had; oldest: when its oldest order of the
-	 * window was made (epoch). */
+	 * authorizations, 3 the account is not valid with account_thumbprint's key; count: what
+	 * the account had; oldest: when its oldest order of the window was made (epoch). */
 	int limited;
 	int64_t count, oldest;
 };

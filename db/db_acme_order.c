@@ -364,10 +364,20 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	 * until this one commits, then counts this order too (rate limits under concurrency:
 	 * the next statement's snapshot is taken after the lock is granted). */
 	db_param_int(&p, a->account_id);
-	rc = db_exec(db, "SELECT id FROM acme_accounts WHERE id = $1::bigint FOR UPDATE", &p, &r,
-	             err, "locking ACME account %lld", (long long)a->account_id);
+	rc = db_exec(
+	    db, "SELECT status, thumbprint FROM acme_accounts WHERE id = $1::bigint FOR UPDATE", &p,
+	    &r, err, "locking ACME account %lld", (long long)a->account_id);
 	if (rc == DB_OK && PQntuples(r) != 1)
 		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME account");
+	/* The account judged as it is now, under its lock (the request was verified with a key
+	 * its server had cached): valid, with that key. */
+	if (rc == DB_OK && o->account_thumbprint &&
+	    (strcmp(PQgetvalue(r, 0, 0), "valid") ||
+	     strcmp(PQgetvalue(r, 0, 1), o->account_thumbprint))) {
+		o->limited = 3;
+		rc = db_fail(err, DB_ERR_STATE, "ACME account %lld is not valid with this key",
+		             (long long)a->account_id);
+	}
 	PQclear(r);
 	r = NULL;
 	/* The counts and the order in one statement: the order is added only when the limits

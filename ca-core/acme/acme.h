@@ -295,7 +295,9 @@ struct acme_store {
 	 * directory). order_new: judge ids (n, parsed; identifiers: the payload's array as JSON
 	 * text) for account a (its profile, its credential's patterns, its rate limits) and add
 	 * the order; 0 with *out filled, or -1 with p set (rejectedIdentifier, rateLimited,
-	 * malformed, serverInternal). */
+	 * malformed, serverInternal), or 1 when the store finds the account, under its lock,
+	 * not valid with the key of a's thumbprint (nothing changed: the server reads and
+	 * judges the account, KEY_KID_READ). */
 	/* not_before, not_after: the validity the payload asked for (0: none), judged against
 	 * the profile (malformed naming the field). */
 	int (*order_new)(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
@@ -363,6 +365,9 @@ struct acme_key_cache {
 		int64_t account_id; /* 0: empty */
 		char thumbprint[ACME_THUMBPRINT_LEN + 1];
 		char principal[ACME_NAME_MAX + 1]; /* fixed at registration */
+		/* Its credential's profiles and patterns (malloc; NULL: none), fixed when the
+		 * credential was made: what newOrder judges the names by. */
+		char *profiles, *allow;
 		EVP_PKEY *key;
 	} e[ACME_KEY_CACHE];
 };

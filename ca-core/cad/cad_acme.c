@@ -726,6 +726,9 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	opts.orders_max = cfg->acme_orders_per_hour;
 	opts.window_seconds = 3600;
 	opts.pending_max = cfg->acme_pending_authz;
+	/* The account as the request was verified (its server's key cache, acme_server.c):
+	 * judged under the account's lock in the order's first statement. */
+	opts.account_thumbprint = a->thumbprint;
 	/* Through the group commit of ACME changes (change_do): one COMMIT, and one hold of the
 	 * audit chain's lock, with the orders and challenges of other requests. */
 	struct db_acme_order_new on = {.account_id = a->id,
@@ -742,6 +745,10 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	        c->db,
 	        &(struct db_acme_change){.kind = DB_ACME_ORDER_CREATE, .order = &on, .audit = &e},
 	        &err) != DB_OK) {
+		if (opts.limited == 3) {
+			rc = 1; /* not valid with this key: the server reads the account */
+			goto out;
+		}
 		if (opts.limited == 1) {
 			acme_problem_set(
 			    p, 429, "rateLimited",
