@@ -427,6 +427,13 @@ enum db_status db_audit_append(struct db *db, const struct db_audit_entry *e, in
  * caller to roll back (it may already have ended, if the COMMIT failed). */
 enum db_status db_audit_append_commit(struct db *db, const struct db_audit_entry *e, int64_t *seq,
                                       struct db_err *err);
+/* The n entries e[0..n) (at most 32), in that order, as the last statement of the caller's
+ * open transaction, and COMMIT it, in one round trip: one statement and one hold of the
+ * chain's lock for all of them. seqs[i] gets e[i]'s seq. An entry that is refused (an
+ * over-long field) appends none of them; on failure the transaction is left to the caller to
+ * roll back (it may already have ended, if the COMMIT failed). */
+enum db_status db_audit_append_many_commit(struct db *db, const struct db_audit_entry *const *e,
+                                           size_t n, int64_t *seqs, struct db_err *err);
 /* The head: *seq 0 and a zero hash when the log is empty. */
 enum db_status db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct db_err *err);
 /* Record a checkpoint over seq/head_hash (signature made by the caller through keyd). */
@@ -890,6 +897,24 @@ struct db_acme_order {
 };
 void db_acme_order_clear(struct db_acme_order *o);
 
+/* The certificate an ACME account downloads: the one with serial (as db_cert_lookup: under
+ * any authority, and exactly one), issued, requested by requester ("acme-account:ID"). */
+struct db_acme_cert {
+	int found; /* 1 when it is that certificate; 0: no such one (or another's, or ambiguous) */
+	int32_t authority_id;
+	uint8_t *der; /* malloc */
+	size_t der_len;
+	/* Account account_id's status and key thumbprint, read in the same statement ("" when
+	 * there is no such account). */
+	char account_status[16], account_thumbprint[44];
+};
+/* One statement: the certificate and the account that asks for it. DB_OK (out->found says
+ * whether there is such a certificate), or the error. */
+enum db_status db_acme_cert_read(struct db *db, const uint8_t *serial, size_t serial_len,
+                                 int64_t account_id, const char *requester,
+                                 struct db_acme_cert *out, struct db_err *err);
+void db_acme_cert_clear(struct db_acme_cert *c);
+
 struct db_acme_challenge {
 	int64_t id;
 	char type[16];
@@ -917,9 +942,12 @@ struct db_acme_order_opts {
 	int64_t orders_max,
 	    window_seconds;  /* at most orders_max orders in window_seconds; 0: any */
 	int64_t pending_max; /* at most this many pending authorizations; 0: any */
+	/* When set, the account must be valid with the key of this thumbprint (judged under the
+	 * account's lock, before anything changes). */
+	const char *account_thumbprint;
 	/* Out, when a limit refused the order (DB_ERR_STATE): 1 orders, 2 pending
-	 * authorizations; count: what the account had; oldest: when its oldest order of the
-	 * window was made (epoch). */
+	 * authorizations, 3 the account is not valid with account_thumbprint's key; count: what
+	 * the account had; oldest: when its oldest order of the window was made (epoch). */
 	int limited;
 	int64_t count, oldest;
 };
@@ -1026,10 +1054,10 @@ struct db_acme_change {
 /* Group commit of ACME state changes (several requests' changes, hsmca-cad's ACME adapter): all
  * n in one transaction (one that is refused, e.g. DB_ERR_STATE, is refused before it changes
  * anything, so no savepoint is needed, and the rest go on), their audit entries appended after
- * all of them, so that
- * the audit chain's lock is held once through one COMMIT for the group. If anything else
- * fails, nothing of the group is kept and each change is done again in a transaction of its
- * own. Each change's outcome is in its rc and err. */
+ * all of them in one statement that travels with the COMMIT, so that the audit chain's lock
+ * is held once, for one round trip, for the group. If anything else fails, nothing of the
+ * group is kept and each change is done again in a transaction of its own. A group of more
+ * than 32 is done that way too. Each change's outcome is in its rc and err. */
 void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n);
 
 /* --- the dashboard, the reports, CRL publications and backup runs (db_reports.c) ---

@@ -105,6 +105,62 @@ out:
 	return rc;
 }
 
+void db_acme_cert_clear(struct db_acme_cert *c)
+{
+	free(c->der);
+	memset(c, 0, sizeof(*c));
+}
+
+enum db_status db_acme_cert_read(struct db *db, const uint8_t *serial, size_t serial_len,
+                                 int64_t account_id, const char *requester,
+                                 struct db_acme_cert *out, struct db_err *err)
+{
+	struct db_params p = {0};
+	PGresult *r = NULL;
+	enum db_status rc;
+	int64_t authority = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (serial_len == 0 || serial_len > DB_SERIAL_MAX)
+		return db_fail(err, DB_ERR_INVALID, "a serial is 1 to %d bytes", DB_SERIAL_MAX);
+	if ((rc = db_check_text("requester", requester, 64, err)) != DB_OK)
+		return rc;
+	db_param_bytes(&p, serial, serial_len);
+	db_param_int(&p, account_id);
+	db_param_text(&p, requester);
+	/* One row, or two when the serial is under two authorities (then it is none). */
+	rc = db_exec(db,
+	             "SELECT coalesce(a.status, ''), coalesce(a.thumbprint, ''), c.authority_id,"
+	             " c.der, c.requester = $3 AND c.der IS NOT NULL"
+	             " FROM (SELECT 1) one LEFT JOIN acme_accounts a ON a.id = $2::bigint"
+	             " LEFT JOIN LATERAL (SELECT authority_id, der, requester FROM certificates"
+	             " WHERE serial = $1 ORDER BY id LIMIT 2) c ON true",
+	             &p, &r, err, "reading the certificate of ACME account %lld",
+	             (long long)account_id);
+	if (rc != DB_OK)
+		goto out;
+	if (PQntuples(r) < 1) {
+		rc = db_fail(err, DB_ERR_QUERY, "ACME certificate: no row came back");
+		goto out;
+	}
+	copy(out->account_status, sizeof(out->account_status), r, 0, 0);
+	copy(out->account_thumbprint, sizeof(out->account_thumbprint), r, 0, 1);
+	if (PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 4), "t"))
+		goto out; /* none, ambiguous, another's, or not issued */
+	if (db_get_int64(r, 0, 2, &authority) || authority <= 0 || authority > INT32_MAX ||
+	    db_get_bytes(r, 0, 3, &out->der, &out->der_len) || !out->der) {
+		rc = db_fail(err, DB_ERR_QUERY, "ACME certificate: unreadable row");
+		goto out;
+	}
+	out->authority_id = (int32_t)authority;
+	out->found = 1;
+out:
+	PQclear(r);
+	if (rc != DB_OK)
+		db_acme_cert_clear(out);
+	return rc;
+}
+
 /* The authorization whose id ($1) the WHERE clause where names, with its challenges. */
 static enum db_status authz_read(struct db *db, const char *where, int64_t id,
                                  struct db_acme_authz *out, struct db_err *err)
@@ -308,10 +364,20 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	 * until this one commits, then counts this order too (rate limits under concurrency:
 	 * the next statement's snapshot is taken after the lock is granted). */
 	db_param_int(&p, a->account_id);
-	rc = db_exec(db, "SELECT id FROM acme_accounts WHERE id = $1::bigint FOR UPDATE", &p, &r,
-	             err, "locking ACME account %lld", (long long)a->account_id);
+	rc = db_exec(
+	    db, "SELECT status, thumbprint FROM acme_accounts WHERE id = $1::bigint FOR UPDATE", &p,
+	    &r, err, "locking ACME account %lld", (long long)a->account_id);
 	if (rc == DB_OK && PQntuples(r) != 1)
 		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME account");
+	/* The account judged as it is now, under its lock (the request was verified with a key
+	 * its server had cached): valid, with that key. */
+	if (rc == DB_OK && o->account_thumbprint &&
+	    (strcmp(PQgetvalue(r, 0, 0), "valid") ||
+	     strcmp(PQgetvalue(r, 0, 1), o->account_thumbprint))) {
+		o->limited = 3;
+		rc = db_fail(err, DB_ERR_STATE, "ACME account %lld is not valid with this key",
+		             (long long)a->account_id);
+	}
 	PQclear(r);
 	r = NULL;
 	/* The counts and the order in one statement: the order is added only when the limits
@@ -672,7 +738,7 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 		if (c[i]->kind == DB_ACME_ORDER_CREATE)
 			memset(c[i]->order->out, 0, sizeof(*c[i]->order->out));
 	}
-	if (n == 1)
+	if (n == 1 || n > DB_GROUP_MAX) /* a group of more: each alone (cad's are 32 at most) */
 		goto alone;
 	if ((rc = db_begin(db, &err)) != DB_OK)
 		goto alone;
@@ -687,26 +753,33 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 		if (c[i]->rc != DB_OK && c[i]->err.status != DB_ERR_STATE &&
 		    c[i]->err.status != DB_ERR_INVALID)
 			goto again;
-	/* The audit entries last: the chain's lock is held from the first of them until the
-	 * COMMIT, once for the whole group. */
-	for (size_t i = 0; i < n && ok; i++) {
-		struct db_audit_entry e;
-		char object[48];
-		int64_t seq;
-		if (c[i]->rc != DB_OK)
-			continue;
-		e = *c[i]->audit;
-		snprintf(object, sizeof(object), "%s/%lld",
-		         c[i]->kind == DB_ACME_ORDER_MOVE || c[i]->kind == DB_ACME_ORDER_CREATE
-		             ? "order"
-		             : "chall",
-		         (long long)c[i]->id);
-		e.object = object;
-		if (db_audit_append(db, &e, &seq, &err) != DB_OK)
+	/* The audit entries last, in one statement that travels with the COMMIT: the chain's
+	 * lock is held from the first of them until the COMMIT, once for the whole group. */
+	if (ok) {
+		struct db_audit_entry e[DB_GROUP_MAX];
+		const struct db_audit_entry *ep[DB_GROUP_MAX];
+		char object[DB_GROUP_MAX][48];
+		int64_t seq[DB_GROUP_MAX];
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (c[i]->rc != DB_OK)
+				continue;
+			e[m] = *c[i]->audit;
+			snprintf(object[m], sizeof(object[m]), "%s/%lld",
+			         c[i]->kind == DB_ACME_ORDER_MOVE ||
+			                 c[i]->kind == DB_ACME_ORDER_CREATE
+			             ? "order"
+			             : "chall",
+			         (long long)c[i]->id);
+			e[m].object = object[m];
+			ep[m] = &e[m];
+			m++;
+		}
+		if (db_audit_append_many_commit(db, ep, m, seq, &err) != DB_OK)
 			goto again;
-	}
-	if (db_commit(db, &err) != DB_OK)
+	} else if (db_commit(db, &err) != DB_OK) {
 		goto again;
+	}
 	for (size_t i = 0; i < n; i++) /* refused orders: nothing to answer with */
 		if (c[i]->kind == DB_ACME_ORDER_CREATE && c[i]->rc != DB_OK)
 			db_acme_order_clear(c[i]->order->out);

@@ -197,6 +197,90 @@ enum db_status db_audit_append_commit(struct db *db, const struct db_audit_entry
 	return append(db, e, seq, 1, err);
 }
 
+/* The entries of a group in one statement: each of the six texts as an array, unnested with
+ * the entry's ordinal o and inserted in that order, so that the chain's trigger (per row, in
+ * insertion order) hashes them in that order and, the transaction holding the chain's lock
+ * from the first row on, gives them consecutive seqs: the k-th gets the first + k. */
+static const char audit_group_sql[] =
+    "WITH e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
+    " SELECT actor, role, action, object, outcome, detail FROM unnest($1::text[], $2::text[],"
+    " $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY"
+    " AS v (actor, role, action, object, outcome, detail, o) ORDER BY o RETURNING seq)"
+    " SELECT min(seq), count(*) FROM e";
+
+#define AUDIT_PARAMS 6
+
+enum db_status db_audit_append_many_commit(struct db *db, const struct db_audit_entry *const *e,
+                                           size_t n, int64_t *seqs, struct db_err *err)
+{
+	static const unsigned oids[AUDIT_PARAMS] = {25, 25, 25, 25, 25, 25};
+	/* The group's plan is the generic one, made once per connection (as db_certs.c's
+	 * groups: planned again for every length of the arrays otherwise). */
+	const char *sqls[2] = {"SET LOCAL plan_cache_mode = force_generic_plan", audit_group_sql};
+	const struct db_params *ps[DB_GROUP_MAX];
+	struct db_params none = {0}, *each = NULL, *p = NULL;
+	struct db_params *args[2];
+	uint8_t *arrays[AUDIT_PARAMS] = {0};
+	PGresult *res[2] = {NULL, NULL};
+	enum db_status rc = DB_OK;
+	int64_t first = 0, count = 0;
+
+	for (size_t i = 0; i < n; i++)
+		seqs[i] = 0;
+	if (n == 1)
+		return db_audit_append_commit(db, e[0], &seqs[0], err);
+	if (!db->in_tx)
+		return db_fail(err, DB_ERR_STATE,
+		               "appending and committing: no transaction is open");
+	if (n == 0 || n > DB_GROUP_MAX)
+		return db_fail(err, DB_ERR_INVALID, "appending %zu audit entries at once: 1 to %d",
+		               n, DB_GROUP_MAX);
+	if (!(each = calloc(n, sizeof(*each))) || !(p = calloc(1, sizeof(*p)))) {
+		rc = db_fail(err, DB_ERR_UNAVAILABLE, "appending audit entries: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; rc == DB_OK && i < n; i++) {
+		rc = db_audit_entry_params(e[i], &each[i], err);
+		ps[i] = &each[i];
+	}
+	if (rc == DB_OK && (rc = db_column_arrays(ps, n, AUDIT_PARAMS, oids, p, arrays)) != DB_OK)
+		db_fail(err, rc, "appending audit entries: out of memory");
+	if (rc != DB_OK)
+		goto out;
+	if (db->begin_pending) {
+		/* Nothing of the transaction has gone out yet: the entries open it, one after the
+		 * other (the group statement cannot travel with a BEGIN still to send). */
+		for (size_t i = 0; rc == DB_OK && i < n; i++)
+			rc = append(db, e[i], &seqs[i], 0, err);
+		if (rc == DB_OK)
+			rc = db_commit(db, err);
+		goto out;
+	}
+	args[0] = &none;
+	args[1] = p;
+	/* Like db_exec_commit: the statement and the COMMIT in one round trip. */
+	rc = db_exec_many(db, 0, 2, sqls, args, res, 1, err, "appending audit entries");
+	if (rc == DB_OK &&
+	    (PQntuples(res[1]) != 1 || db_get_int64(res[1], 0, 0, &first) != 0 ||
+	     db_get_int64(res[1], 0, 1, &count) != 0 || first <= 0 || count != (int64_t)n))
+		rc = db_fail(err, DB_ERR_QUERY,
+		             "appending %zu audit entries: committed, but %lld sequence numbers "
+		             "came back",
+		             n, (long long)count);
+	for (size_t i = 0; rc == DB_OK && i < n; i++)
+		seqs[i] = first + (int64_t)i;
+out:
+	for (size_t i = 0; rc != DB_OK && i < n; i++)
+		seqs[i] = 0;
+	PQclear(res[0]);
+	PQclear(res[1]);
+	for (int j = 0; j < AUDIT_PARAMS; j++)
+		free(arrays[j]);
+	free(p);
+	free(each);
+	return rc;
+}
+
 enum db_status db_audit_head(struct db *db, int64_t *seq, uint8_t hash[32], struct db_err *err)
 {
 	PGresult *r = NULL;

@@ -118,7 +118,6 @@ struct reserve_stmt {
 };
 
 #define RESERVE_PARAMS 12 /* reserve_params' before the SANs' */
-#define DB_GROUP_MAX 32   /* items in one group statement; more go in several */
 
 static enum db_status reserve_params(struct reserve_stmt *s, const struct db_cert_request *req,
                                      struct db_err *err)
@@ -279,41 +278,6 @@ static enum db_status group_exec(struct db *db, const char *sql, struct db_param
 	return rc;
 }
 
-/* One array parameter of out: the n elements v[i] of len[i] bytes (NULL: SQL NULL) of the
- * type with OID oid (bytea 17, text 25; numbers go as text); *array gets the buffer (free it). */
-static enum db_status array_param(struct db_params *out, uint8_t **array, unsigned oid, size_t n,
-                                  const char *const *v, const int *len)
-{
-	size_t size;
-
-	if (!(*array = db_array_binary(oid, n, v, len, &size)))
-		return DB_ERR_UNAVAILABLE;
-	db_param_bytes(out, *array, size);
-	return DB_OK;
-}
-
-/* A group's statement takes each column of its items' parameters as one array: parameter j of
- * p[k] for every k < m, for j < ncols, as the next parameters of out, the j-th an array of
- * elements of type oids[j]. arrays[j] gets the buffers (free them). */
-static enum db_status column_arrays(const struct db_params *const *p, size_t m, int ncols,
-                                    const unsigned *oids, struct db_params *out, uint8_t **arrays)
-{
-	const char *v[DB_GROUP_MAX];
-	int len[DB_GROUP_MAX];
-	enum db_status rc = DB_OK;
-
-	if (m > DB_GROUP_MAX)
-		return DB_ERR_INVALID;
-	for (int j = 0; rc == DB_OK && j < ncols; j++) {
-		for (size_t k = 0; k < m; k++) {
-			v[k] = p[k]->values[j];
-			len[k] = p[k]->formats[j] ? p[k]->lengths[j] : v[k] ? (int)strlen(v[k]) : 0;
-		}
-		rc = array_param(out, &arrays[j], oids[j], m, v, len);
-	}
-	return rc;
-}
-
 /* The reservations of a group in one statement: each of reserve_params' first twelve
  * parameters as an array ($1..$12) of that parameter for every item, unnested with the item's
  * ordinal o; the SANs of all items as four arrays ($13..$16: the item's ordinal, the SAN's
@@ -371,7 +335,7 @@ static enum db_status reserve_group_params(struct reserve_stmt *const *st, size_
 		ps[k] = &st[k]->p;
 		total += st[k]->req->n_sans;
 	}
-	rc = column_arrays(ps, m, RESERVE_PARAMS, item_oids, p, arrays);
+	rc = db_column_arrays(ps, m, RESERVE_PARAMS, item_oids, p, arrays);
 	/* One row per SAN, four columns: the item's ordinal (1-based, as WITH ORDINALITY), the
 	 * SAN's own, its kind and its value (the item's parameters as they are). */
 	if (rc == DB_OK && (!(*nums = malloc(2 * 12 * (total + 1))) ||
@@ -393,8 +357,8 @@ static enum db_status reserve_group_params(struct reserve_stmt *const *st, size_
 			len[3 * total + t] = q->lengths[j + 1];
 		}
 	for (size_t c = 0; rc == DB_OK && c < 4; c++)
-		rc = array_param(p, &arrays[RESERVE_PARAMS + c], 25, total, v + c * total,
-		                 len + c * total);
+		rc = db_array_param(p, &arrays[RESERVE_PARAMS + c], 25, total, v + c * total,
+		                    len + c * total);
 	free(v);
 	free(len);
 	return rc;
@@ -779,7 +743,7 @@ static enum db_status store_group_params(const struct issued_stmt *st, size_t m,
 
 	for (size_t k = 0; k < m; k++)
 		ps[k] = &st[k].p;
-	return column_arrays(ps, m, STORE_PARAMS, oids, p, arrays);
+	return db_column_arrays(ps, m, STORE_PARAMS, oids, p, arrays);
 }
 
 /* 1 when the group was done together (each item's rc set), 0 when its items must go alone:

@@ -72,6 +72,18 @@ void db_param_int(struct db_params *p, int64_t v);
  * out of memory or over 1 GiB. */
 uint8_t *db_array_binary(unsigned elem_oid, size_t n, const char *const *v, const int *len,
                          size_t *size);
+/* Items in one group statement (a column of them as one array parameter); more go in
+ * several. */
+#define DB_GROUP_MAX 32
+/* One array parameter of out: the n elements v[i] of len[i] bytes (NULL: SQL NULL) of the
+ * type with OID oid (bytea 17, text 25; numbers go as text); *array gets the buffer (free it). */
+enum db_status db_array_param(struct db_params *out, uint8_t **array, unsigned oid, size_t n,
+                              const char *const *v, const int *len);
+/* A group statement's column arrays: parameter j of p[k] for every k < m, for j < ncols, as
+ * the next parameters of out, the j-th an array of elements of type oids[j]; arrays[j] gets
+ * the buffers (free them). m <= DB_GROUP_MAX. */
+enum db_status db_column_arrays(const struct db_params *const *p, size_t m, int ncols,
+                                const unsigned *oids, struct db_params *out, uint8_t **arrays);
 
 /* Run sql with p (may be NULL); on success *res holds a result the caller PQclears. On
  * failure *res is NULL and err says what failed ("what" names the operation and object),

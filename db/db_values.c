@@ -103,6 +103,36 @@ uint8_t *db_array_binary(unsigned elem_oid, size_t n, const char *const *v, cons
 	return buf;
 }
 
+enum db_status db_array_param(struct db_params *out, uint8_t **array, unsigned oid, size_t n,
+                              const char *const *v, const int *len)
+{
+	size_t size;
+
+	if (!(*array = db_array_binary(oid, n, v, len, &size)))
+		return DB_ERR_UNAVAILABLE;
+	db_param_bytes(out, *array, size);
+	return DB_OK;
+}
+
+enum db_status db_column_arrays(const struct db_params *const *p, size_t m, int ncols,
+                                const unsigned *oids, struct db_params *out, uint8_t **arrays)
+{
+	const char *v[DB_GROUP_MAX];
+	int len[DB_GROUP_MAX];
+	enum db_status rc = DB_OK;
+
+	if (m > DB_GROUP_MAX)
+		return DB_ERR_INVALID;
+	for (int j = 0; rc == DB_OK && j < ncols; j++) {
+		for (size_t k = 0; k < m; k++) {
+			v[k] = p[k]->values[j];
+			len[k] = p[k]->formats[j] ? p[k]->lengths[j] : v[k] ? (int)strlen(v[k]) : 0;
+		}
+		rc = db_array_param(out, &arrays[j], oids[j], m, v, len);
+	}
+	return rc;
+}
+
 int db_text_valid(const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;

@@ -194,6 +194,13 @@ struct acme_ident {
 	int wildcard;    /* dns only: the client asked for "*." value */
 };
 
+/* An account's status ("valid", ...) and key thumbprint as a store read them with a resource
+ * ("" when it does not say). */
+struct acme_account_seen {
+	char status[12];
+	char thumbprint[ACME_THUMBPRINT_LEN + 1];
+};
+
 struct acme_order {
 	int64_t id, account_id;
 	char status[12]; /* pending, ready, processing, valid, invalid (an expired one: invalid) */
@@ -288,7 +295,9 @@ struct acme_store {
 	 * directory). order_new: judge ids (n, parsed; identifiers: the payload's array as JSON
 	 * text) for account a (its profile, its credential's patterns, its rate limits) and add
 	 * the order; 0 with *out filled, or -1 with p set (rejectedIdentifier, rateLimited,
-	 * malformed, serverInternal). */
+	 * malformed, serverInternal), or 1 when the store finds the account, under its lock,
+	 * not valid with the key of a's thumbprint (nothing changed: the server reads and
+	 * judges the account, KEY_KID_READ). */
 	/* not_before, not_after: the validity the payload asked for (0: none), judged against
 	 * the profile (malformed naming the field). */
 	int (*order_new)(void *ctx, const struct acme_account *a, const struct acme_ident *ids,
@@ -315,9 +324,11 @@ struct acme_store {
 	/* The PEM chain of the certificate with serial (hex) that account a ordered, into *pem
 	 * (malloc): alt 0 the default one (leaf first, then its issuer and what is above it),
 	 * alt k (1..*n_alt) the k-th alternate chain (e.g. through a cross-signed issuer);
-	 * *n_alt: how many alternates there are. 1, 0 (none of a's, or no such alternate), -1. */
+	 * *n_alt: how many alternates there are. 1, 0 (none of a's, or no such alternate), -1.
+	 * seen gets account a's status and key thumbprint as read in the same statement ("" when
+	 * the store does not say), as the reads of orders and authorizations give them. */
 	int (*cert_chain)(void *ctx, const struct acme_account *a, const char *serial, int alt,
-	                  char **pem, int *n_alt);
+	                  char **pem, int *n_alt, struct acme_account_seen *seen);
 };
 
 /* RFC 9773's suggested renewal window for a certificate valid from not_before to not_after,
@@ -354,6 +365,9 @@ struct acme_key_cache {
 		int64_t account_id; /* 0: empty */
 		char thumbprint[ACME_THUMBPRINT_LEN + 1];
 		char principal[ACME_NAME_MAX + 1]; /* fixed at registration */
+		/* Its credential's profiles and patterns (malloc; NULL: none), fixed when the
+		 * credential was made: what newOrder judges the names by. */
+		char *profiles, *allow;
 		EVP_PKEY *key;
 	} e[ACME_KEY_CACHE];
 };

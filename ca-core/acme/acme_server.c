@@ -35,12 +35,23 @@ void acme_server_fini(struct acme_server *s)
 {
 	acme_nonces_fini(&s->nonces);
 	if (s->keys) {
-		for (size_t i = 0; i < ACME_KEY_CACHE; i++)
+		for (size_t i = 0; i < ACME_KEY_CACHE; i++) {
 			EVP_PKEY_free(s->keys->e[i].key);
+			free(s->keys->e[i].profiles);
+			free(s->keys->e[i].allow);
+		}
 		pthread_mutex_destroy(&s->keys->mu);
 		free(s->keys);
 		s->keys = NULL;
 	}
+}
+
+static void swap(char **a, char **b)
+{
+	char *t = *a;
+
+	*a = *b;
+	*b = t;
 }
 
 /* Account a's key, parsed from its JWK or taken from the cache (a reference the caller frees).
@@ -51,6 +62,7 @@ static EVP_PKEY *account_key(struct acme_server *s, const struct acme_account *a
 	struct acme_cached_key *c = &s->keys->e[(uint64_t)a->id % ACME_KEY_CACHE];
 	char thumb[ACME_THUMBPRINT_LEN + 1];
 	EVP_PKEY *key = NULL, *old = NULL;
+	char *profiles, *allow;
 	json_t *jwk;
 	int rc;
 
@@ -73,16 +85,22 @@ static EVP_PKEY *account_key(struct acme_server *s, const struct acme_account *a
 		acme_problem_set(p, 500, "serverInternal", "the account's key is unreadable");
 		return NULL;
 	}
-	if (EVP_PKEY_up_ref(key)) {
+	profiles = a->profiles ? strdup(a->profiles) : NULL;
+	allow = a->allow ? strdup(a->allow) : NULL;
+	if ((!a->profiles || profiles) && (!a->allow || allow) && EVP_PKEY_up_ref(key)) {
 		pthread_mutex_lock(&s->keys->mu);
 		old = c->key;
 		c->account_id = a->id;
 		snprintf(c->thumbprint, sizeof(c->thumbprint), "%s", a->thumbprint);
 		snprintf(c->principal, sizeof(c->principal), "%s", a->principal);
 		c->key = key;
+		swap(&c->profiles, &profiles);
+		swap(&c->allow, &allow);
 		pthread_mutex_unlock(&s->keys->mu);
 		EVP_PKEY_free(old);
 	}
+	free(profiles);
+	free(allow);
 	return key;
 }
 
@@ -274,8 +292,9 @@ struct post {
 	char url[ACME_URL_MAX + 32];
 };
 
-/* KEY_KID_READ: a kid request whose first store call reads an authorization, which brings the
- * account's status and key thumbprint along (acme_authz). */
+/* KEY_KID_READ: a kid request whose first store call reads an authorization, an order or a
+ * certificate, which brings the account's status and key thumbprint along (acme_authz,
+ * acme_order, acme_account_seen). */
 enum key_rule { KEY_JWK, KEY_KID, KEY_EITHER, KEY_KID_READ };
 
 /* The account of po's kid read from the store, its key verifying the JWS, and valid. 0, or -1
@@ -324,14 +343,22 @@ static int account_cached(struct acme_server *s, struct post *po)
 		po->acct.id = id;
 		snprintf(po->acct.thumbprint, sizeof(po->acct.thumbprint), "%s", c->thumbprint);
 		snprintf(po->acct.principal, sizeof(po->acct.principal), "%s", c->principal);
+		po->acct.profiles = c->profiles ? strdup(c->profiles) : NULL;
+		po->acct.allow = c->allow ? strdup(c->allow) : NULL;
+		if ((c->profiles && !po->acct.profiles) || (c->allow && !po->acct.allow)) {
+			EVP_PKEY_free(key); /* no memory: read as usual */
+			key = NULL;
+		}
 	}
 	pthread_mutex_unlock(&s->keys->mu);
-	if (!key)
+	if (!key) {
+		acme_account_clear(&po->acct);
 		return -1;
+	}
 	rc = acme_jws_verify(&po->jws, key, &ignored);
 	EVP_PKEY_free(key);
 	if (rc < 0) {
-		memset(&po->acct, 0, sizeof(po->acct));
+		acme_account_clear(&po->acct);
 		return -1;
 	}
 	po->acct.status = ACME_ACCOUNT_VALID;
@@ -926,10 +953,25 @@ static int h_new_order(struct acme_server *s, struct post *po, struct acme_reply
 	text = n > 0 ? json_dumps(json_object_get(pl, "identifiers"), JSON_COMPACT) : NULL;
 	if (n > 0 && !text)
 		acme_problem_set(p, 500, "serverInternal", "out of memory");
-	else if (n > 0 &&
-	         s->store.order_new(po->ctx, &po->acct, ids, (size_t)n, text, nb, na, &o, p) == 0) {
-		reply_order(s, rep, 201, &o);
-		rc = 0;
+	else if (n > 0) {
+		/* The account as the key cache has it (KEY_KID_READ), judged by the store under
+		 * the account's lock; when the store finds otherwise, the account is read and
+		 * judged alone, and the order asked for again. */
+		int made =
+		    s->store.order_new(po->ctx, &po->acct, ids, (size_t)n, text, nb, na, &o, p);
+		if (made == 1 && po->unconfirmed && account_confirm(s, po, p) == 0) {
+			acme_order_clear(&o);
+			made = s->store.order_new(po->ctx, &po->acct, ids, (size_t)n, text, nb, na,
+			                          &o, p);
+		}
+		if (made == 1 && !p->status)
+			acme_problem_set(p, 401, "unauthorized",
+			                 "the account changed while the order was made");
+		if (made == 0) {
+			po->unconfirmed = 0;
+			reply_order(s, rep, 201, &o);
+			rc = 0;
+		}
 	}
 	acme_order_clear(&o);
 	free(text);
@@ -1098,6 +1140,7 @@ static int h_cert(struct acme_server *s, struct post *po, const char *serial,
                   struct acme_reply *rep, struct acme_problem *p)
 {
 	char *pem = NULL, hex[81], u[ACME_URL_MAX + 100];
+	struct acme_account_seen seen = {0};
 	size_t n = strcspn(serial, "/");
 	int found, alt = 0, n_alt = 0;
 
@@ -1114,10 +1157,17 @@ static int h_cert(struct acme_server *s, struct post *po, const char *serial,
 		alt = *k - '0';
 	}
 	snprintf(hex, sizeof(hex), "%.*s", (int)n, serial);
-	found = s->store.cert_chain(po->ctx, &po->acct, hex, alt, &pem, &n_alt);
+	found = s->store.cert_chain(po->ctx, &po->acct, hex, alt, &pem, &n_alt, &seen);
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal",
 		                        "the certificate could not be read");
+	/* The account as read with the certificate (KEY_KID_READ); on any doubt it is read and
+	 * judged alone, and its refusal comes first. */
+	if (judge_with(s, po, seen.status[0] != 0, po->acct.id, seen.status, seen.thumbprint, p) <
+	    0) {
+		free(pem);
+		return -1;
+	}
 	if (!found)
 		return acme_problem_set(p, 404, "malformed",
 		                        alt ? "this account ordered no such certificate, or it has "
@@ -1160,8 +1210,10 @@ static int order_routes(struct acme_server *s, const struct acme_request *req, s
 	if (!s->store.order_new)
 		return 0;
 	if (!strcmp(path, "/new-order")) {
-		if (post_open(s, req, KEY_KID, po, p) == 0)
+		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			h_new_order(s, po, rep, p);
+			settle_account(s, po, p);
+		}
 	} else if ((id = path_id(path, "/order/", &rest)) &&
 	           (!*rest || !strcmp(rest, "/finalize"))) {
 		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
@@ -1179,8 +1231,10 @@ static int order_routes(struct acme_server *s, const struct acme_request *req, s
 			settle_account(s, po, p);
 		}
 	} else if (!strncmp(path, "/cert/", 6)) {
-		if (post_open(s, req, KEY_KID, po, p) == 0)
+		if (post_open(s, req, KEY_KID_READ, po, p) == 0) {
 			h_cert(s, po, path + 6, rep, p);
+			settle_account(s, po, p);
+		}
 	} else {
 		return 0;
 	}

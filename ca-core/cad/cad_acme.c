@@ -726,6 +726,9 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	opts.orders_max = cfg->acme_orders_per_hour;
 	opts.window_seconds = 3600;
 	opts.pending_max = cfg->acme_pending_authz;
+	/* The account as the request was verified (its server's key cache, acme_server.c):
+	 * judged under the account's lock in the order's first statement. */
+	opts.account_thumbprint = a->thumbprint;
 	/* Through the group commit of ACME changes (change_do): one COMMIT, and one hold of the
 	 * audit chain's lock, with the orders and challenges of other requests. */
 	struct db_acme_order_new on = {.account_id = a->id,
@@ -742,6 +745,10 @@ static int st_order_new(void *ctx, const struct acme_account *a, const struct ac
 	        c->db,
 	        &(struct db_acme_change){.kind = DB_ACME_ORDER_CREATE, .order = &on, .audit = &e},
 	        &err) != DB_OK) {
+		if (opts.limited == 3) {
+			rc = 1; /* not valid with this key: the server reads the account */
+			goto out;
+		}
 		if (opts.limited == 1) {
 			acme_problem_set(
 			    p, 429, "rateLimited",
@@ -1282,14 +1289,15 @@ static int append_pem(BIO *b, const uint8_t *der, size_t len)
  * chain configured for that authority (acme.alternate_chains); *n_alt how many alternates
  * the authority has. */
 static int st_cert_chain(void *ctx, const struct acme_account *a, const char *serial, int alt,
-                         char **pem, int *n_alt)
+                         char **pem, int *n_alt, struct acme_account_seen *seen)
 {
 	struct store_ctx *c = ctx;
 	struct cad_req *r = c->r;
 	const struct cad_config *cfg = r->cad->cfg;
-	struct ca_requester who = {.kind = CA_REQUESTER_ACCOUNT, .name = "acme", .role = ""};
-	struct db_cert cert = {0};
-	struct ca_why why = {0};
+	struct db_acme_cert cert = {0};
+	struct db_err err = {0};
+	uint8_t bin[DB_SERIAL_MAX];
+	size_t bin_len;
 	char mine[48], *data, name[CA_NAME_MAX + 1] = "";
 	const char *alt_pem = NULL;
 	X509 *issuer = NULL;
@@ -1297,16 +1305,22 @@ static int st_cert_chain(void *ctx, const struct acme_account *a, const char *se
 	BIO *b = NULL;
 	long len;
 	int rc = 0;
-	enum ca_outcome o = ca_cert_find(&r->cad->ca, &r->w->db, &who, serial, &cert, &why);
 
+	/* The certificate and the account in one statement (the account judged with it, as
+	 * with the reads of orders and authorizations). */
 	*n_alt = 0;
 	account_requester(a->id, mine, sizeof(mine));
-	if (o == CA_NOT_FOUND || o == CA_REFUSED || o == CA_AMBIGUOUS ||
-	    (o == CA_OK && (!cert.requester || strcmp(cert.requester, mine) || !cert.der)))
+	if (db_serial_from_hex(serial, bin, &bin_len) != 0)
+		return 0;
+	if (db_acme_cert_read(c->db, bin, bin_len, a->id, mine, &cert, &err) != DB_OK) {
+		log_error("acme: %s", err.msg);
+		return -1;
+	}
+	snprintf(seen->status, sizeof(seen->status), "%s", cert.account_status);
+	snprintf(seen->thumbprint, sizeof(seen->thumbprint), "%s", cert.account_thumbprint);
+	if (!cert.found)
 		goto out;
 	rc = -1;
-	if (o != CA_OK)
-		goto out;
 	pthread_mutex_lock(&r->cad->lock);
 	for (size_t i = 0; i < r->cad->ca.n_authorities; i++)
 		if (r->cad->ca.authorities[i].db_id == cert.authority_id &&
@@ -1343,7 +1357,7 @@ static int st_cert_chain(void *ctx, const struct acme_account *a, const char *se
 out:
 	BIO_free(b);
 	X509_free(issuer);
-	db_cert_clear(&cert);
+	db_acme_cert_clear(&cert);
 	return rc;
 }
 

@@ -2356,7 +2356,9 @@ START_TEST(authz_reads_judge_the_account_at_once)
 {
 	struct eab e = new_eab(",\"principal\":\"fold-team\",\"allow\":[\"*.example.com\"]");
 	struct tkey t = tkey_new("ES256"), n = tkey_new("ES256");
-	char kid[300], path[300], authz[300], apath[300], chall[300], fin[300], ka[300];
+	char kid[300], path[300], authz[300], apath[300], chall[300], fin[300], ka[300], cert[300];
+	const char *ids = "[{\"type\":\"dns\",\"value\":\"fold2.example.com\"}]";
+	long long orders;
 	struct reply r;
 
 	nonce[0] = '\0';
@@ -2367,6 +2369,34 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	r = get_as(&t, kid, authz); /* read again: with the key from cad's cache */
 	ck_assert_int_eq(r.status, 200);
 	reply_clear(&r);
+	/* Its certificate (the authorization made valid as a validation would): downloaded with
+	 * the key from the cache. */
+	owner_sql("UPDATE acme_authorizations SET status = 'valid'"
+	          " WHERE identifier = 'fold.example.com'");
+	owner_sql("UPDATE acme_orders o SET status = 'ready' FROM acme_order_authorizations oa"
+	          " JOIN acme_authorizations a ON a.id = oa.authz_id WHERE oa.order_id = o.id"
+	          " AND a.identifier = 'fold.example.com'");
+	{
+		EVP_PKEY *ck = EVP_EC_gen("P-256");
+		char *c = csr_b64(ck, NULL, "DNS:fold.example.com"), body[2048];
+		json_t *o;
+		snprintf(body, sizeof(body), "{\"csr\":\"%s\"}", c);
+		free(c);
+		r = post(fin, jws(&t, kid, fin, body));
+		ck_assert_msg(r.status == 200, "finalize: %ld %s", r.status, r.body);
+		o = json_loads(r.body, 0, NULL);
+		snprintf(cert, sizeof(cert), "%s", member(o, "certificate") + strlen(acme_url));
+		json_decref(o);
+		reply_clear(&r);
+		EVP_PKEY_free(ck);
+	}
+	r = post(cert, jws(&t, kid, cert, NULL));
+	ck_assert_msg(r.status == 200, "certificate: %ld %s", r.status, r.body);
+	reply_clear(&r);
+	r = post(cert, jws(&t, kid, cert, NULL)); /* the key cached */
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	orders = count("SELECT count(*) FROM acme_orders");
 
 	/* Key rollover: the old key, still in the cache, is refused at once. */
 	r = key_change(&t, kid, &n, "ES256");
@@ -2380,11 +2410,23 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	ck_assert_msg(r.status == 400 || r.status == 401, "old key read the challenge: %ld %s",
 	              r.status, r.body);
 	reply_clear(&r);
+	r = post(cert, jws(&t, kid, cert, NULL));
+	ck_assert_msg(r.status == 400 || r.status == 401, "old key read the certificate: %ld %s",
+	              r.status, r.body);
+	reply_clear(&r);
+	r = new_order(&t, kid, ids);
+	ck_assert_msg(r.status == 400 || r.status == 401, "old key made an order: %ld %s", r.status,
+	              r.body);
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders"), orders);
 	r = post(apath, jws(&n, kid, apath, NULL));
 	ck_assert_int_eq(r.status, 200);
 	reply_clear(&r);
 	r = post(apath, jws(&n, kid, apath, NULL)); /* the new key cached */
 	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	r = post(cert, jws(&n, kid, cert, NULL));
+	ck_assert_msg(r.status == 200, "certificate, new key: %ld %s", r.status, r.body);
 	reply_clear(&r);
 
 	/* Deactivated by another hsmca-cad (here: straight in the database, so this one's cache
@@ -2405,6 +2447,17 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	r = post(apath, jws(&n, kid, apath, "{\"bad\":1}")); /* the account comes first */
 	ck_assert_int_eq(r.status, 401);
 	reply_clear(&r);
+	/* the certificate is read with the account, and newOrder locks the account: both
+	 * unauthorized */
+	r = post(cert, jws(&n, kid, cert, NULL));
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	r = new_order(&n, kid, ids);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders"), orders);
 	/* finalize reads its order with the account too: unauthorized, not orderNotReady */
 	r = post(fin, jws(&n, kid, fin, "{\"csr\":\"AAAA\"}"));
 	ck_assert_msg(r.status == 401, "finalize: %ld %s", r.status, r.body);

@@ -436,6 +436,35 @@ START_TEST(order_answer_is_what_is_stored)
 	ck_assert_int_eq(again.authz[1], o.authz[1]);
 	same_order(db, &again);
 	db_acme_order_clear(&again);
+	/* Judged under the account's lock: another key, or an account no longer valid, is
+	 * refused (limited 3) before anything changes; its own key is not. */
+	{
+		long long orders =
+		    harness_pg_count(db_pgconn(db), "SELECT count(*) FROM acme_orders");
+		opts = (struct db_acme_order_opts){.account_thumbprint = T2};
+		ck_assert_int_eq(db_acme_order_create(db, a.id, ids, 2, text, "web", 3600, 3600,
+		                                      (const char(*)[44])tokens, &opts, &e, &again,
+		                                      &err),
+		                 DB_ERR_STATE);
+		ck_assert_int_eq(opts.limited, 3);
+		opts = (struct db_acme_order_opts){.account_thumbprint = T1};
+		ck_assert_msg(db_acme_order_create(db, a.id, ids, 2, text, "web", 3600, 3600,
+		                                   (const char(*)[44])tokens, &opts, &e, &again,
+		                                   &err) == DB_OK,
+		              "%s", err.msg);
+		db_acme_order_clear(&again);
+		harness_pg_exec_ok(db_pgconn(db), "UPDATE acme_accounts SET status = 'deactivated',"
+		                                  " deactivated_at = now()");
+		opts = (struct db_acme_order_opts){.account_thumbprint = T1};
+		ck_assert_int_eq(db_acme_order_create(db, a.id, ids, 2, text, "web", 3600, 3600,
+		                                      (const char(*)[44])tokens, &opts, &e, &again,
+		                                      &err),
+		                 DB_ERR_STATE);
+		ck_assert_int_eq(opts.limited, 3);
+		ck_assert_int_eq(
+		    harness_pg_count(db_pgconn(db), "SELECT count(*) FROM acme_orders"),
+		    orders + 1);
+	}
 	db_acme_order_clear(&o);
 	db_close(db);
 }

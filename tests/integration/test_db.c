@@ -1556,6 +1556,92 @@ START_TEST(statement_and_commit_in_one_round_trip)
 }
 END_TEST
 
+/* The audit entries of a group (db_audit_append_many_commit): one statement with the COMMIT,
+ * the entries in the order given with consecutive seqs, the chain intact; with the BEGIN still
+ * to send too; an entry that is refused appends none; no transaction, or too many, refused. */
+static void objects_at(PGconn *c, const int64_t *seqs, size_t n, const char *const *want)
+{
+	for (size_t i = 0; i < n; i++) {
+		char sql[96];
+		snprintf(sql, sizeof(sql), "SELECT object FROM audit_log WHERE seq = %lld",
+		         (long long)seqs[i]);
+		PGresult *r = PQexec(c, sql);
+		ck_assert_int_eq(PQntuples(r), 1);
+		ck_assert_str_eq(PQgetvalue(r, 0, 0), want[i]);
+		PQclear(r);
+	}
+}
+
+START_TEST(audit_entries_of_a_group_in_one_statement)
+{
+	struct db *owner = schema_ready(), *other = connect_as(pg.owner_ci);
+	PGconn *c = db_pgconn(owner), *o = db_pgconn(other);
+	static const char *const objects[] = {"group/1", "group/2", "group/3"};
+	struct db_audit_entry e[DB_GROUP_MAX + 1];
+	const struct db_audit_entry *ep[DB_GROUP_MAX + 1];
+	struct db_audit_report rep;
+	struct db_err err = {0};
+	int64_t seqs[DB_GROUP_MAX + 1], before;
+
+	for (size_t i = 0; i < DB_GROUP_MAX + 1; i++) {
+		e[i] = (struct db_audit_entry){"tester",       "officer", "test.group",
+		                               objects[i % 3], "success", "d"};
+		ep[i] = &e[i];
+	}
+	/* three in one statement with the COMMIT, after a statement of the transaction */
+	begin_sent(owner);
+	ck_assert_msg(db_audit_append_many_commit(owner, ep, 3, seqs, &err) == DB_OK, "%s",
+	              err.msg);
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	ck_assert_int_gt(seqs[0], 0);
+	ck_assert_int_eq(seqs[1], seqs[0] + 1);
+	ck_assert_int_eq(seqs[2], seqs[0] + 2);
+	objects_at(o, seqs, 3, objects);
+	ck_assert_int_eq(db_audit_verify(other, &rep, &err), DB_OK);
+	ck_assert_int_eq(rep.finding, DB_AUDIT_INTACT);
+	ck_assert_int_eq(rep.head_seq, seqs[2]);
+	/* a transaction whose BEGIN has not gone out yet: the same outcome */
+	ck_assert_int_eq(db_begin(owner, &err), DB_OK);
+	ck_assert_msg(db_audit_append_many_commit(owner, ep, 3, seqs, &err) == DB_OK, "%s",
+	              err.msg);
+	ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	ck_assert_int_eq(seqs[1], seqs[0] + 1);
+	objects_at(o, seqs, 3, objects);
+	/* a whole group of 32 */
+	begin_sent(owner);
+	ck_assert_msg(db_audit_append_many_commit(owner, ep, DB_GROUP_MAX, seqs, &err) == DB_OK,
+	              "%s", err.msg);
+	ck_assert_int_eq(seqs[DB_GROUP_MAX - 1], seqs[0] + DB_GROUP_MAX - 1);
+	{
+		const char *want[DB_GROUP_MAX];
+		for (size_t i = 0; i < DB_GROUP_MAX; i++)
+			want[i] = objects[i % 3];
+		objects_at(o, seqs, DB_GROUP_MAX, want);
+	}
+	ck_assert_int_eq(db_audit_verify(other, &rep, &err), DB_OK);
+	ck_assert_int_eq(rep.finding, DB_AUDIT_INTACT);
+	ck_assert_int_eq(rep.head_seq, seqs[DB_GROUP_MAX - 1]);
+	before = harness_pg_count(o, "SELECT count(*) FROM audit_log");
+	/* one refused entry: none of them is appended, the error names it */
+	e[1].outcome = "maybe";
+	begin_sent(owner);
+	ck_assert_int_eq(db_audit_append_many_commit(owner, ep, 3, seqs, &err), DB_ERR_INVALID);
+	ck_assert_ptr_nonnull(strstr(err.msg, "maybe"));
+	ck_assert_int_eq(seqs[0], 0);
+	db_rollback(owner);
+	e[1].outcome = "success";
+	/* outside a transaction, and more than a group, refused */
+	ck_assert_int_eq(db_audit_append_many_commit(owner, ep, 3, seqs, &err), DB_ERR_STATE);
+	begin_sent(owner);
+	ck_assert_int_eq(db_audit_append_many_commit(owner, ep, DB_GROUP_MAX + 1, seqs, &err),
+	                 DB_ERR_INVALID);
+	db_rollback(owner);
+	ck_assert_int_eq(harness_pg_count(o, "SELECT count(*) FROM audit_log"), before);
+	db_close(other);
+	db_close(owner);
+}
+END_TEST
+
 /* sql must succeed (a command or rows). */
 static void sql_ok(struct db *db, const char *sql)
 {
@@ -2000,6 +2086,7 @@ int main(void)
 
 	add(s, "migrate", migrate_applies_every_migration_then_nothing, 1);
 	add(s, "exec-commit", statement_and_commit_in_one_round_trip, 1);
+	add(s, "audit-group", audit_entries_of_a_group_in_one_statement, 1);
 	add(s, "migrate-newer", migrate_refuses_a_newer_schema, 1);
 	add(s, "migrate-diverged", migrate_refuses_a_diverged_schema, 1);
 	add(s, "cli", cli_db_migrate_prints_what_it_applied, 1);
