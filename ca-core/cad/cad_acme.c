@@ -971,8 +971,15 @@ static void result_dbs_close(void)
 
 static void waits_wake(int64_t chall_id);
 
+static _Atomic int recover_stop;
+
+/* A validation's result that could not be recorded (the database away, its connections used
+ * up) is tried again after these pauses before it is left to the recovery thread (which takes
+ * it up only a minute or two later): about six seconds in all, less than a client's patience. */
+static const int record_retry_ms[] = {100, 200, 400, 800, 1600, 3200};
+
 /* Record a validation's result, with its audit entry (on db, or on a kept connection when
- * db is NULL). */
+ * db is NULL; then tried again while the database is unavailable, record_retry_ms). */
 static void validation_record(const struct validation *v, struct db *db,
                               const struct acmeval_result *res)
 {
@@ -982,17 +989,6 @@ static void validation_record(const struct validation *v, struct db *db,
 	                                                : "acme.challenge.invalid",
 	                           .outcome = "success",
 	                           .detail = res->valid ? "" : res->detail};
-	struct db_err err = {0};
-	int own = 0, good;
-
-	if (!db) {
-		if (!(db = result_db(v->cfg, &err))) {
-			log_error("acme: challenge %lld: no database for its result: %s",
-			          (long long)v->chall_id, err.msg);
-			return;
-		}
-		own = 1;
-	}
 	struct db_acme_change c = {.kind = DB_ACME_CHALL_DONE,
 	                           .id = v->chall_id,
 	                           .valid = res->valid,
@@ -1001,12 +997,34 @@ static void validation_record(const struct validation *v, struct db *db,
 	                           .error_detail = res->detail,
 	                           .reuse = v->cfg->acme_authz_reuse,
 	                           .audit = &e};
-	good = change_do(db, &c, &err) == DB_OK;
+	const size_t tries = sizeof(record_retry_ms) / sizeof(record_retry_ms[0]);
+	struct db_err err = {0};
+	int own = !db, good = 0;
+
+	for (size_t i = 0;; i++) {
+		memset(&err, 0, sizeof(err));
+		if (own && !(db = result_db(v->cfg, &err)))
+			err.status = DB_ERR_UNAVAILABLE;
+		else
+			good = change_do(db, &c, &err) == DB_OK;
+		if (own && db)
+			result_db_put(db, good);
+		/* A refusal (the challenge settled by another cad meanwhile) is not retried. */
+		if (good || !own || i == tries || recover_stop || err.status == DB_ERR_STATE ||
+		    err.status == DB_ERR_INVALID)
+			break;
+		log_warn("acme: challenge %lld: its result was not recorded (%s); trying again in "
+		         "%d ms",
+		         (long long)v->chall_id, err.msg, record_retry_ms[i]);
+		db = NULL;
+		nanosleep(&(struct timespec){record_retry_ms[i] / 1000,
+		                             (long)(record_retry_ms[i] % 1000) * 1000000L},
+		          NULL);
+	}
 	if (!good)
-		log_error("acme: challenge %lld: %s", (long long)v->chall_id, err.msg);
+		log_error("acme: challenge %lld: %s%s", (long long)v->chall_id, err.msg,
+		          own ? " (left to the recovery of challenges left processing)" : "");
 	waits_wake(v->chall_id);
-	if (own)
-		result_db_put(db, good);
 }
 
 static void *validation_run(void *arg)
@@ -1119,7 +1137,6 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 #define RECOVER_PERIOD 60
 #define RECOVER_GRACE 60
 #define RECOVER_BATCH 64
-static _Atomic int recover_stop;
 
 /* Retry the challenges processing for older_than seconds (0: all). The number retried. */
 static size_t recover_once(const struct cad_config *cfg, struct db *db, int64_t older_than)

@@ -2348,6 +2348,84 @@ START_TEST(authz_read_waits_for_its_validation)
 }
 END_TEST
 
+/* A validation whose result cannot be recorded (hsmca-cad's connections gone and refused for
+ * a while, as in a database restart) records it once the database is back, seconds later,
+ * not when the recovery of challenges left processing comes round a minute or two later. */
+static const char *chall_status(const char *name)
+{
+	static char st[32];
+	char q[300];
+	PGconn *c = owner();
+	PGresult *res;
+
+	snprintf(q, sizeof(q),
+	         "SELECT c.status FROM acme_challenges c JOIN acme_authorizations a"
+	         " ON a.id = c.authz_id WHERE a.identifier = '%s' AND c.type = 'http-01'",
+	         name);
+	res = PQexec(c, q);
+	ck_assert_int_eq(PQntuples(res), 1);
+	snprintf(st, sizeof(st), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	PQfinish(c);
+	return st;
+}
+
+START_TEST(validation_result_waits_out_a_database_outage)
+{
+	struct tkey t = tkey_new("ES256");
+	char kid[300], authz[300], chall[300];
+	pthread_t th;
+	struct reply r;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, waited;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0);
+	atomic_store(&h01_stop, 0);
+	atomic_store(&h01_delay_ms, 800);
+	pthread_create(&th, NULL, h01_thread, &lfd);
+	nonce[0] = '\0';
+	{
+		struct eab e =
+		    new_eab(",\"principal\":\"outage-team\",\"allow\":[\"*.example.com\"]");
+		register_key(&t, &e, kid, sizeof(kid));
+	}
+	order_challenge(&t, kid, "outage.example.com", "http-01", authz, chall, h01_ka, NULL, NULL);
+	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	/* While the responder takes its time: every connection of hsmca-cad's role closed, and
+	 * new ones refused. */
+	owner_sql("GRANT pg_signal_backend TO CURRENT_USER");
+	owner_sql("ALTER ROLE \"hsmca-cad\" CONNECTION LIMIT 0");
+	ck_assert_int_ge(count("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+	                       " WHERE usename = 'hsmca-cad'"),
+	                 1);
+	/* The validation ends (800 ms) and its result cannot be recorded: still processing. */
+	nanosleep(&(struct timespec){2, 0}, NULL);
+	ck_assert_str_eq(chall_status("outage.example.com"), "processing");
+	owner_sql("ALTER ROLE \"hsmca-cad\" CONNECTION LIMIT -1");
+	owner_sql("REVOKE pg_signal_backend FROM CURRENT_USER");
+	/* Back: recorded within its retries (about six seconds in all), valid. */
+	for (waited = 0; waited < 100 && strcmp(chall_status("outage.example.com"), "valid");
+	     waited++)
+		nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	ck_assert_msg(!strcmp(chall_status("outage.example.com"), "valid"),
+	              "the challenge is %s 10 s after the database came back",
+	              chall_status("outage.example.com"));
+	r = get_as(&t, kid, authz);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"valid\""));
+	reply_clear(&r);
+	atomic_store(&h01_delay_ms, 0);
+	atomic_store(&h01_stop, 1);
+	pthread_join(th, NULL);
+	close(lfd);
+	tkey_free(&t);
+}
+END_TEST
+
 /* Reads of authorizations and challenges judge the account in the statement that reads them
  * (no account read first, the key from hsmca-cad's cache): still, a key rolled over (or
  * changed by another hsmca-cad: the cache here still holds the old key) and a deactivated
@@ -2499,6 +2577,7 @@ int main(void)
 	tcase_add_test(tc, killed_cad_leaves_no_stuck_challenge);
 	tcase_add_test(tc, authz_read_waits_for_its_validation);
 	tcase_add_test(tc, authz_reads_judge_the_account_at_once);
+	tcase_add_test(tc, validation_result_waits_out_a_database_outage);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
