@@ -2134,6 +2134,28 @@ static void *h01_thread(void *arg)
 	return NULL;
 }
 
+/* The http-01 responder (h01_thread) listening on http01_port: *lfd its socket, *th its
+ * thread; h01_finish stops both. */
+static void h01_start(int *lfd, pthread_t *th)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
+	int one = 1;
+
+	*lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(*lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert(bind(*lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(*lfd, 8) == 0);
+	atomic_store(&h01_stop, 0);
+	pthread_create(th, NULL, h01_thread, lfd);
+}
+
+static void h01_finish(int lfd, pthread_t th)
+{
+	atomic_store(&h01_stop, 1);
+	pthread_join(th, NULL);
+	close(lfd);
+}
+
 /* A validation under way when hsmca-cad is killed (SIGKILL: nothing recorded) leaves its
  * challenge processing; the next start of hsmca-cad validates it again, and it settles. A
  * second hsmca-cad over the same database is the one killed (this test runs in a child
@@ -2146,15 +2168,11 @@ START_TEST(killed_cad_leaves_no_stuck_challenge)
 	pthread_t th;
 	struct reply r;
 	json_t *o;
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, port2;
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
+	int lfd, port2;
 	pid_t first = cad_pid;
 
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0);
 	atomic_store(&h01_stall, 1);
-	pthread_create(&th, NULL, h01_thread, &lfd);
+	h01_start(&lfd, &th);
 
 	snprintf(saved_base, sizeof(saved_base), "%s", base_url);
 	snprintf(saved_acme, sizeof(saved_acme), "%s", acme_url);
@@ -2217,9 +2235,7 @@ START_TEST(killed_cad_leaves_no_stuck_challenge)
 	snprintf(base_url, sizeof(base_url), "%s", saved_base);
 	snprintf(acme_url, sizeof(acme_url), "%s", saved_acme);
 	nonce[0] = '\0';
-	atomic_store(&h01_stop, 1);
-	pthread_join(th, NULL);
-	close(lfd);
+	h01_finish(lfd, th);
 	tkey_free(&t);
 }
 END_TEST
@@ -2300,14 +2316,10 @@ START_TEST(authz_read_waits_for_its_validation)
 	struct reply r;
 	json_t *o;
 	double took;
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
+	int lfd;
 
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0);
 	atomic_store(&h01_delay_ms, 500);
-	pthread_create(&th, NULL, h01_thread, &lfd);
+	h01_start(&lfd, &th);
 	nonce[0] = '\0';
 	{
 		struct eab e =
@@ -2341,9 +2353,7 @@ START_TEST(authz_read_waits_for_its_validation)
 	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE actor = 'wait-team' AND"
 	                       " action = 'acme.challenge.valid'"),
 	                 1);
-	atomic_store(&h01_stop, 1);
-	pthread_join(th, NULL);
-	close(lfd);
+	h01_finish(lfd, th);
 	tkey_free(&t);
 }
 END_TEST
@@ -2376,15 +2386,10 @@ START_TEST(validation_result_waits_out_a_database_outage)
 	char kid[300], authz[300], chall[300];
 	pthread_t th;
 	struct reply r;
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, waited;
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http01_port)};
+	int lfd, waited;
 
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	ck_assert(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 8) == 0);
-	atomic_store(&h01_stop, 0);
 	atomic_store(&h01_delay_ms, 800);
-	pthread_create(&th, NULL, h01_thread, &lfd);
+	h01_start(&lfd, &th);
 	nonce[0] = '\0';
 	{
 		struct eab e =
@@ -2419,9 +2424,7 @@ START_TEST(validation_result_waits_out_a_database_outage)
 	ck_assert_ptr_nonnull(strstr(r.body, "\"valid\""));
 	reply_clear(&r);
 	atomic_store(&h01_delay_ms, 0);
-	atomic_store(&h01_stop, 1);
-	pthread_join(th, NULL);
-	close(lfd);
+	h01_finish(lfd, th);
 	tkey_free(&t);
 }
 END_TEST
