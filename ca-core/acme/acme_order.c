@@ -259,6 +259,21 @@ static STACK_OF(X509_EXTENSION) * requested_extensions(const ACME_PKCS10 *req)
 	return NULL;
 }
 
+/* How many attributes ask for extensions: more than one is refused, as the CA core refuses it
+ * (ca_csr.c), so that the names matched here are the names it issues. */
+static int extension_requests(const ACME_PKCS10 *req)
+{
+	const STACK_OF(X509_ATTRIBUTE) *attrs = req->info->attributes;
+	int n = 0;
+
+	for (int i = 0; i < sk_X509_ATTRIBUTE_num(attrs); i++) {
+		int nid =
+		    OBJ_obj2nid(X509_ATTRIBUTE_get0_object(sk_X509_ATTRIBUTE_value(attrs, i)));
+		n += nid == NID_ext_req || nid == NID_ms_ext_req;
+	}
+	return n;
+}
+
 int acme_csr_matches(const uint8_t *der, size_t len, const struct acme_ident *ids, size_t n,
                      struct acme_problem *p)
 {
@@ -275,6 +290,11 @@ int acme_csr_matches(const uint8_t *der, size_t len, const struct acme_ident *id
 
 	if (!req || q != der + len) {
 		acme_problem_set(p, 400, "badCSR", "the CSR is not a DER PKCS#10 request");
+		goto out;
+	}
+	if (extension_requests(req) > 1) {
+		acme_problem_set(p, 400, "badCSR",
+		                 "the CSR asks for extensions in more than one attribute");
 		goto out;
 	}
 	exts = requested_extensions(req);

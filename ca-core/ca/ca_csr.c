@@ -194,8 +194,24 @@ static EVP_PKEY *spki_key(const CA_PKCS10_SPKI *s, const unsigned char *der, int
 	return d2i_PUBKEY(NULL, &der, len);
 }
 
-/* The extensions the request asks for (the extensionRequest attribute, or Microsoft's), as
- * X509_REQ_get_extensions finds them; NULL when there are none. */
+/* How many attributes of the request ask for extensions (extensionRequest or Microsoft's).
+ * More than one is refused (check_read): readers that pick different ones (OpenSSL takes the
+ * standard one first, whatever the order) would judge other names than are issued. */
+static int extension_requests(const CA_PKCS10 *req)
+{
+	const STACK_OF(X509_ATTRIBUTE) *attrs = req->info->attributes;
+	int n = 0;
+
+	for (int i = 0; i < sk_X509_ATTRIBUTE_num(attrs); i++) {
+		int nid =
+		    OBJ_obj2nid(X509_ATTRIBUTE_get0_object(sk_X509_ATTRIBUTE_value(attrs, i)));
+		n += nid == NID_ext_req || nid == NID_ms_ext_req;
+	}
+	return n;
+}
+
+/* The extensions the request asks for (its one extensionRequest attribute, or Microsoft's);
+ * NULL when there are none. */
 static STACK_OF(X509_EXTENSION) * requested_extensions(const CA_PKCS10 *req)
 {
 	const STACK_OF(X509_ATTRIBUTE) *attrs = req->info->attributes;
@@ -637,6 +653,14 @@ static int check_read(const struct ca_profile *p, struct ca_csr *out, const char
 	char cn[1024], *stext = NULL;
 	long slen;
 	int len, rc = -1;
+
+	if (extension_requests(out->req) > 1) {
+		*error = "bad-csr";
+		snprintf(why, n,
+		         "the CSR asks for extensions in more than one attribute (extensionRequest "
+		         "and Microsoft's, or one twice): one is allowed");
+		return -1;
+	}
 
 	len = ASN1_item_i2d((ASN1_VALUE *)out->req->info->spki, &spki,
 	                    ASN1_ITEM_rptr(CA_PKCS10_SPKI));

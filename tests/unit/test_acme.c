@@ -1056,6 +1056,34 @@ START_TEST(csr_must_match_the_order_exactly)
 	memset(&p, 0, sizeof(p));
 	ck_assert_int_lt(acme_csr_matches((const uint8_t *)"\x30\x00", 2, order, 3, &p), 0);
 	ck_assert_str_eq(p.type, "badCSR");
+	/* The order's names in extensionRequest and another name in Microsoft's attribute, put
+	 * first: refused (OpenSSL's reading takes the standard one, the CA core refuses both),
+	 * so that the names matched are always the names issued. */
+	{
+		EVP_PKEY *k = EVP_EC_gen("P-256");
+		X509_REQ *req = X509_REQ_new();
+		STACK_OF(X509_EXTENSION) *mine = sk_X509_EXTENSION_new_null(),
+		                         *other = sk_X509_EXTENSION_new_null();
+		sk_X509_EXTENSION_push(
+		    mine, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, good[0][1]));
+		sk_X509_EXTENSION_push(other, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
+		                                                  "DNS:elsewhere.example.net"));
+		ck_assert_int_eq(X509_REQ_add_extensions_nid(req, other, NID_ms_ext_req), 1);
+		ck_assert_int_eq(X509_REQ_add_extensions_nid(req, mine, NID_ext_req), 1);
+		X509_REQ_set_pubkey(req, k);
+		ck_assert(X509_REQ_sign(req, k, EVP_sha256()) > 0);
+		der = NULL;
+		len = i2d_X509_REQ(req, &der);
+		memset(&p, 0, sizeof(p));
+		ck_assert_int_lt(acme_csr_matches(der, (size_t)len, order, 3, &p), 0);
+		ck_assert_str_eq(p.type, "badCSR");
+		ck_assert_ptr_nonnull(strstr(p.detail, "more than one attribute"));
+		OPENSSL_free(der);
+		sk_X509_EXTENSION_pop_free(mine, X509_EXTENSION_free);
+		sk_X509_EXTENSION_pop_free(other, X509_EXTENSION_free);
+		X509_REQ_free(req);
+		EVP_PKEY_free(k);
+	}
 }
 END_TEST
 

@@ -486,6 +486,71 @@ START_TEST(der_requests_are_read_whole)
 }
 END_TEST
 
+/* A request asking for extensions in two attributes (the standard extensionRequest and
+ * Microsoft's, in either order) is refused whole: readers differ in
+ * which one they take (OpenSSL the standard one first), so the names judged could be other
+ * than the names issued. */
+static unsigned char *two_requests(EVP_PKEY *k, int first_nid, int second_nid, int *len)
+{
+	X509_REQ *req = X509_REQ_new();
+	STACK_OF(X509_EXTENSION) *a = sk_X509_EXTENSION_new_null(),
+	                         *b = sk_X509_EXTENSION_new_null();
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char *der;
+
+	sk_X509_EXTENSION_push(
+	    a, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:host.example.com"));
+	sk_X509_EXTENSION_push(
+	    b, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "DNS:other.example.com"));
+	X509_REQ_set_pubkey(req, k);
+	/* each as X509_REQ_add_extensions_nid writes it */
+	for (int i = 0; i < 2; i++) {
+		unsigned char *ext = NULL;
+		int n = i2d_X509_EXTENSIONS(i ? b : a, &ext);
+		ck_assert_int_gt(n, 0);
+		ck_assert_int_eq(X509_REQ_add1_attr_by_NID(req, i ? second_nid : first_nid,
+		                                           V_ASN1_SEQUENCE, ext, n),
+		                 1);
+		OPENSSL_free(ext);
+	}
+	ck_assert_int_eq(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);
+	ck_assert_int_gt(X509_REQ_sign_ctx(req, md), 0);
+	der = der_of(req, len);
+	EVP_MD_CTX_free(md);
+	sk_X509_EXTENSION_pop_free(a, X509_EXTENSION_free);
+	sk_X509_EXTENSION_pop_free(b, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	return der;
+}
+
+START_TEST(extensions_asked_for_twice_are_refused)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	static const int pairs[][2] = {{NID_ms_ext_req, NID_ext_req},
+	                               {NID_ext_req, NID_ms_ext_req}};
+	struct ca_csr c = {0};
+	int len;
+
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		unsigned char *der = two_requests(k, pairs[i][0], pairs[i][1], &len);
+		ck_assert_str_eq(judge(der, len, &c), "bad-csr");
+		ca_csr_free(&c);
+		memset(&c, 0, sizeof(c));
+		OPENSSL_free(der);
+	}
+	/* one of them alone is read as before */
+	{
+		X509_REQ *req = make_req(k, 0);
+		unsigned char *der = der_of(req, &len);
+		ck_assert_str_eq(judge(der, len, &c), "");
+		ca_csr_free(&c);
+		OPENSSL_free(der);
+		X509_REQ_free(req);
+	}
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cad-csr");
@@ -499,6 +564,7 @@ int main(void)
 	tcase_add_test(tc, damaged_requests_are_refused_as_openssl_refuses_them);
 	tcase_add_test(tc, subject_values_and_sans_are_judged);
 	tcase_add_test(tc, der_requests_are_read_whole);
+	tcase_add_test(tc, extensions_asked_for_twice_are_refused);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
