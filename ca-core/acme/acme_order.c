@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "acme.h"
+#include "pkcs10.h"
 
 void acme_order_clear(struct acme_order *o)
 {
@@ -187,117 +188,29 @@ static int ident_index(const char *type, const char *text, const struct acme_ide
 	return -1;
 }
 
-/*
- * PKCS#10 (RFC 2986) as far as matching needs it: the subject and the extensionRequest
- * attribute. The SubjectPublicKeyInfo stays its algorithm and bit string, unread: OpenSSL
- * 3.0's X509_REQ turns it into a key through the provider decoders (a decoder chain built for
- * every request, the dearest part of reading it), and the CA core reads and judges the key
- * itself when the order is issued. The structure is the one d2i_X509_REQ accepts, which
- * does not refuse a request for a key it cannot decode either.
- */
-/* clang-format off */
-typedef struct acme_pkcs10_spki {
-	X509_ALGOR *algor;
-	ASN1_BIT_STRING *public_key;
-} ACME_PKCS10_SPKI;
-
-typedef struct acme_pkcs10_info {
-	ASN1_INTEGER *version;
-	X509_NAME *subject;
-	ACME_PKCS10_SPKI *spki;
-	STACK_OF(X509_ATTRIBUTE) *attributes;
-} ACME_PKCS10_INFO;
-
-typedef struct acme_pkcs10 {
-	ACME_PKCS10_INFO *info;
-	X509_ALGOR *sig_alg;
-	ASN1_BIT_STRING *signature;
-} ACME_PKCS10;
-
-ASN1_SEQUENCE(ACME_PKCS10_SPKI) = {
-	ASN1_SIMPLE(ACME_PKCS10_SPKI, algor, X509_ALGOR),
-	ASN1_SIMPLE(ACME_PKCS10_SPKI, public_key, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(ACME_PKCS10_SPKI)
-
-ASN1_SEQUENCE(ACME_PKCS10_INFO) = {
-	ASN1_SIMPLE(ACME_PKCS10_INFO, version, ASN1_INTEGER),
-	ASN1_SIMPLE(ACME_PKCS10_INFO, subject, X509_NAME),
-	ASN1_SIMPLE(ACME_PKCS10_INFO, spki, ACME_PKCS10_SPKI),
-	/* Not OPTIONAL in RFC 2986, but OpenSSL allows it left out, as it did here. */
-	ASN1_IMP_SET_OF_OPT(ACME_PKCS10_INFO, attributes, X509_ATTRIBUTE, 0),
-} static_ASN1_SEQUENCE_END(ACME_PKCS10_INFO)
-
-ASN1_SEQUENCE(ACME_PKCS10) = {
-	ASN1_SIMPLE(ACME_PKCS10, info, ACME_PKCS10_INFO),
-	ASN1_SIMPLE(ACME_PKCS10, sig_alg, X509_ALGOR),
-	ASN1_SIMPLE(ACME_PKCS10, signature, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(ACME_PKCS10)
-
-/* The extensions the request asks for, found as X509_REQ_get_extensions finds them: the
- * first extensionRequest attribute, else the first Microsoft one, its first value a
- * SEQUENCE of extensions. NULL when there are none or they do not parse. */
-static STACK_OF(X509_EXTENSION) *requested_extensions(const ACME_PKCS10 *req);
-/* clang-format on */
-
-static STACK_OF(X509_EXTENSION) * requested_extensions(const ACME_PKCS10 *req)
-{
-	static const int nids[] = {NID_ext_req, NID_ms_ext_req};
-	const STACK_OF(X509_ATTRIBUTE) *attrs = req->info->attributes;
-
-	for (size_t k = 0; k < sizeof(nids) / sizeof(nids[0]); k++)
-		for (int i = 0; i < sk_X509_ATTRIBUTE_num(attrs); i++) {
-			X509_ATTRIBUTE *at = sk_X509_ATTRIBUTE_value(attrs, i);
-			const ASN1_TYPE *t;
-			if (OBJ_obj2nid(X509_ATTRIBUTE_get0_object(at)) != nids[k])
-				continue;
-			t = X509_ATTRIBUTE_get0_type(at, 0);
-			if (!t || t->type != V_ASN1_SEQUENCE)
-				return NULL;
-			return (STACK_OF(X509_EXTENSION) *)ASN1_item_unpack(
-			    t->value.sequence, ASN1_ITEM_rptr(X509_EXTENSIONS));
-		}
-	return NULL;
-}
-
-/* How many attributes ask for extensions: more than one is refused, as the CA core refuses it
- * (ca_csr.c), so that the names matched here are the names it issues. */
-static int extension_requests(const ACME_PKCS10 *req)
-{
-	const STACK_OF(X509_ATTRIBUTE) *attrs = req->info->attributes;
-	int n = 0;
-
-	for (int i = 0; i < sk_X509_ATTRIBUTE_num(attrs); i++) {
-		int nid =
-		    OBJ_obj2nid(X509_ATTRIBUTE_get0_object(sk_X509_ATTRIBUTE_value(attrs, i)));
-		n += nid == NID_ext_req || nid == NID_ms_ext_req;
-	}
-	return n;
-}
-
+/* The request is read with pkcs10.c, the CA core's own reader (its public key left undecoded:
+ * the CA core reads and judges the key when the order is issued), so that the names matched
+ * here are read exactly as the names it issues. */
 int acme_csr_matches(const uint8_t *der, size_t len, const struct acme_ident *ids, size_t n,
                      struct acme_problem *p)
 {
-	const uint8_t *q = der;
-	ACME_PKCS10 *req =
-	    len <= LONG_MAX
-	        ? (ACME_PKCS10 *)ASN1_item_d2i(NULL, &q, (long)len, ASN1_ITEM_rptr(ACME_PKCS10))
-	        : NULL;
+	HSMCA_PKCS10 *req = pkcs10_read(der, len);
 	STACK_OF(X509_EXTENSION) *exts = NULL;
 	GENERAL_NAMES *gens = NULL;
 	const X509_NAME *subj;
 	unsigned char seen[ACME_IDENTS_MAX] = {0};
 	int rc = -1, idx;
 
-	if (!req || q != der + len) {
+	if (!req) {
 		acme_problem_set(p, 400, "badCSR", "the CSR is not a DER PKCS#10 request");
 		goto out;
 	}
-	if (extension_requests(req) > 1) {
+	if (pkcs10_extension_requests(req) > 1) { /* as the CA core refuses it */
 		acme_problem_set(p, 400, "badCSR",
 		                 "the CSR asks for extensions in more than one attribute");
 		goto out;
 	}
-	exts = requested_extensions(req);
+	exts = pkcs10_requested_extensions(req);
 	gens = exts ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL) : NULL;
 	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
@@ -370,6 +283,6 @@ int acme_csr_matches(const uint8_t *der, size_t len, const struct acme_ident *id
 out:
 	GENERAL_NAMES_free(gens);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	ASN1_item_free((ASN1_VALUE *)req, ASN1_ITEM_rptr(ACME_PKCS10));
+	pkcs10_free(req);
 	return rc;
 }

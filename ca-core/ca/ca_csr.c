@@ -20,61 +20,19 @@
 
 #include "ca_csr.h"
 #include "db.h"
+#include "pkcs10.h"
 
 /*
- * PKCS#10 (RFC 2986) read with ASN.1 templates of our own whose SubjectPublicKeyInfo is plain
- * data. OpenSSL 3.0's X509_REQ decodes its X509_PUBKEY through the provider decoders, which
- * build a decoder chain for every key: about 100 us a request, more than the signature check,
- * and under locks that every thread shares. RSA and named-curve EC keys are made from their
- * parts instead (EVP_PKEY_fromdata); any other key goes through the decoders as before. The
- * request info keeps its encoding as received, so proof of possession is checked over the
- * signed bytes themselves, exactly as X509_REQ_verify does.
+ * PKCS#10 requests are read with pkcs10.c's templates, whose SubjectPublicKeyInfo is plain
+ * data: RSA and named-curve EC keys are made from their parts (EVP_PKEY_fromdata); any other
+ * key goes through OpenSSL's decoders.
  */
 /* clang-format off */
-typedef struct ca_pkcs10_spki {
-	X509_ALGOR *algor;
-	ASN1_BIT_STRING *public_key;
-} CA_PKCS10_SPKI;
-
-typedef struct ca_pkcs10_info {
-	ASN1_ENCODING enc;
-	ASN1_INTEGER *version;
-	X509_NAME *subject;
-	CA_PKCS10_SPKI *spki;
-	STACK_OF(X509_ATTRIBUTE) *attributes;
-} CA_PKCS10_INFO;
-
-typedef struct ca_pkcs10 {
-	CA_PKCS10_INFO *info;
-	X509_ALGOR *sig_alg;
-	ASN1_BIT_STRING *signature;
-} CA_PKCS10;
-
 /* RSAPublicKey (RFC 8017 A.1.1) */
 typedef struct ca_rsa_pub {
 	ASN1_INTEGER *n;
 	ASN1_INTEGER *e;
 } CA_RSA_PUB;
-
-
-ASN1_SEQUENCE(CA_PKCS10_SPKI) = {
-	ASN1_SIMPLE(CA_PKCS10_SPKI, algor, X509_ALGOR),
-	ASN1_SIMPLE(CA_PKCS10_SPKI, public_key, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(CA_PKCS10_SPKI)
-
-ASN1_SEQUENCE_enc(CA_PKCS10_INFO, enc, NULL) = {
-	ASN1_SIMPLE(CA_PKCS10_INFO, version, ASN1_INTEGER),
-	ASN1_SIMPLE(CA_PKCS10_INFO, subject, X509_NAME),
-	ASN1_SIMPLE(CA_PKCS10_INFO, spki, CA_PKCS10_SPKI),
-	/* Not OPTIONAL in RFC 2986, but some requesters leave it out (as OpenSSL allows). */
-	ASN1_IMP_SET_OF_OPT(CA_PKCS10_INFO, attributes, X509_ATTRIBUTE, 0),
-} static_ASN1_SEQUENCE_END_ref(CA_PKCS10_INFO, CA_PKCS10_INFO)
-
-ASN1_SEQUENCE(CA_PKCS10) = {
-	ASN1_SIMPLE(CA_PKCS10, info, CA_PKCS10_INFO),
-	ASN1_SIMPLE(CA_PKCS10, sig_alg, X509_ALGOR),
-	ASN1_SIMPLE(CA_PKCS10, signature, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(CA_PKCS10)
 
 ASN1_SEQUENCE(CA_RSA_PUB) = {
 	ASN1_SIMPLE(CA_RSA_PUB, n, ASN1_INTEGER),
@@ -172,7 +130,7 @@ static EVP_PKEY *rsa_key(const ASN1_BIT_STRING *bits)
 }
 
 /* The request's public key; NULL when it does not parse. */
-static EVP_PKEY *spki_key(const CA_PKCS10_SPKI *s, const unsigned char *der, int len)
+static EVP_PKEY *spki_key(const HSMCA_PKCS10_SPKI *s, const unsigned char *der, int len)
 {
 	const ASN1_OBJECT *obj;
 	const void *pval;
@@ -194,44 +152,6 @@ static EVP_PKEY *spki_key(const CA_PKCS10_SPKI *s, const unsigned char *der, int
 	return d2i_PUBKEY(NULL, &der, len);
 }
 
-/* How many attributes of the request ask for extensions (extensionRequest or Microsoft's).
- * More than one is refused (check_read): readers that pick different ones (OpenSSL takes the
- * standard one first, whatever the order) would judge other names than are issued. */
-static int extension_requests(const CA_PKCS10 *req)
-{
-	const STACK_OF(X509_ATTRIBUTE) *attrs = req->info->attributes;
-	int n = 0;
-
-	for (int i = 0; i < sk_X509_ATTRIBUTE_num(attrs); i++) {
-		int nid =
-		    OBJ_obj2nid(X509_ATTRIBUTE_get0_object(sk_X509_ATTRIBUTE_value(attrs, i)));
-		n += nid == NID_ext_req || nid == NID_ms_ext_req;
-	}
-	return n;
-}
-
-/* The extensions the request asks for (its one extensionRequest attribute, or Microsoft's);
- * NULL when there are none. */
-static STACK_OF(X509_EXTENSION) * requested_extensions(const CA_PKCS10 *req)
-{
-	const STACK_OF(X509_ATTRIBUTE) *attrs = req->info->attributes;
-
-	for (int i = 0; i < sk_X509_ATTRIBUTE_num(attrs); i++) {
-		X509_ATTRIBUTE *at = sk_X509_ATTRIBUTE_value(attrs, i);
-		int nid = OBJ_obj2nid(X509_ATTRIBUTE_get0_object(at));
-		ASN1_TYPE *t;
-
-		if (nid != NID_ext_req && nid != NID_ms_ext_req)
-			continue;
-		t = X509_ATTRIBUTE_get0_type(at, 0);
-		if (!t || t->type != V_ASN1_SEQUENCE)
-			return NULL;
-		return (STACK_OF(X509_EXTENSION) *)ASN1_item_unpack(
-		    t->value.sequence, ASN1_ITEM_rptr(X509_EXTENSIONS));
-	}
-	return NULL;
-}
-
 const X509_NAME *ca_csr_subject(const struct ca_csr *c)
 {
 	return c->req->info->subject;
@@ -242,7 +162,7 @@ const X509_NAME *ca_csr_subject(const struct ca_csr *c)
  * exact value. */
 int ca_csr_copy_pubkey(const struct ca_csr *c, X509 *cert)
 {
-	const CA_PKCS10_SPKI *src = c->req->info->spki;
+	const HSMCA_PKCS10_SPKI *src = c->req->info->spki;
 	X509_PUBKEY *dst = X509_get_X509_PUBKEY(cert);
 	const ASN1_OBJECT *obj;
 	const void *pval;
@@ -452,10 +372,10 @@ static int pattern_match(enum ca_san_kind kind, const char *pat, const char *v)
 }
 
 /* The CSR's SANs, each checked against the profile; gens is what goes into the certificate. */
-static int sans_allowed(const struct ca_profile *p, const CA_PKCS10 *req, GENERAL_NAMES **gens_out,
-                        struct ca_csr *out, char *why, size_t n)
+static int sans_allowed(const struct ca_profile *p, const HSMCA_PKCS10 *req,
+                        GENERAL_NAMES **gens_out, struct ca_csr *out, char *why, size_t n)
 {
-	STACK_OF(X509_EXTENSION) *exts = requested_extensions(req);
+	STACK_OF(X509_EXTENSION) *exts = pkcs10_requested_extensions(req);
 	GENERAL_NAMES *gens = NULL;
 	int ok = 0, idx, crit = 0;
 
@@ -575,7 +495,7 @@ void ca_csr_free(struct ca_csr *c)
 {
 	GENERAL_NAMES_free(c->gens);
 	EVP_PKEY_free(c->pub);
-	ASN1_item_free((ASN1_VALUE *)c->req, ASN1_ITEM_rptr(CA_PKCS10));
+	pkcs10_free(c->req);
 	OPENSSL_free(c->spki);
 	c->spki = NULL;
 	c->spki_len = 0;
@@ -585,23 +505,15 @@ void ca_csr_free(struct ca_csr *c)
 }
 
 /* The DER request, all of it and nothing after it, read into *req; 0 or -1. */
-static int read_der(const unsigned char *der, size_t len, CA_PKCS10 **req)
+static int read_der(const unsigned char *der, size_t len, HSMCA_PKCS10 **req)
 {
-	const unsigned char *p = der;
-
-	*req = len > 0 && len <= LONG_MAX
-	           ? (CA_PKCS10 *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(CA_PKCS10))
-	           : NULL;
-	if (*req && p == der + len)
-		return 0;
-	ASN1_item_free((ASN1_VALUE *)*req, ASN1_ITEM_rptr(CA_PKCS10));
-	*req = NULL;
-	return -1;
+	*req = pkcs10_read(der, len);
+	return *req ? 0 : -1;
 }
 
 /* The PEM request as DER: its one "CERTIFICATE REQUEST" (or "NEW CERTIFICATE REQUEST")
  * block, read into *req; 0 or -1. */
-static int read_pem(const char *pem, CA_PKCS10 **req)
+static int read_pem(const char *pem, HSMCA_PKCS10 **req)
 {
 	BIO *bio = BIO_new_mem_buf(pem, -1);
 	unsigned char *der = NULL;
@@ -654,7 +566,7 @@ static int check_read(const struct ca_profile *p, struct ca_csr *out, const char
 	long slen;
 	int len, rc = -1;
 
-	if (extension_requests(out->req) > 1) {
+	if (pkcs10_extension_requests(out->req) > 1) {
 		*error = "bad-csr";
 		snprintf(why, n,
 		         "the CSR asks for extensions in more than one attribute (extensionRequest "
@@ -663,7 +575,7 @@ static int check_read(const struct ca_profile *p, struct ca_csr *out, const char
 	}
 
 	len = ASN1_item_i2d((ASN1_VALUE *)out->req->info->spki, &spki,
-	                    ASN1_ITEM_rptr(CA_PKCS10_SPKI));
+	                    ASN1_ITEM_rptr(HSMCA_PKCS10_SPKI));
 	out->pub = len > 0 ? spki_key(out->req->info->spki, spki, len) : NULL;
 	if (!out->pub) {
 		ERR_clear_error();
@@ -676,7 +588,7 @@ static int check_read(const struct ca_profile *p, struct ca_csr *out, const char
 	out->spki_len = (size_t)len;
 	spki = NULL;
 	/* Proof of possession: the request is signed by the key it names. */
-	if (ASN1_item_verify_ex(ASN1_ITEM_rptr(CA_PKCS10_INFO), out->req->sig_alg,
+	if (ASN1_item_verify_ex(ASN1_ITEM_rptr(HSMCA_PKCS10_INFO), out->req->sig_alg,
 	                        out->req->signature, out->req->info, NULL, out->pub, NULL,
 	                        NULL) != 1) {
 		ERR_clear_error();

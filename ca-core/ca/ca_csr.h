@@ -9,10 +9,10 @@
 
 #define CA_SANS_MAX 100
 
-struct ca_pkcs10; /* a PKCS#10 request as ca_csr.c reads it (its own ASN.1 type) */
+struct hsmca_pkcs10; /* a PKCS#10 request as pkcs10.c reads it (its own ASN.1 type) */
 
 struct ca_csr {
-	struct ca_pkcs10 *req;
+	struct hsmca_pkcs10 *req;
 	EVP_PKEY *pub;
 	uint8_t spki_sha256[32]; /* SHA-256 of the SubjectPublicKeyInfo's DER */
 	unsigned char *spki;     /* that DER (OPENSSL_malloc'd), spki_len bytes */
