@@ -2156,6 +2156,23 @@ static void h01_finish(int lfd, pthread_t th)
 	close(lfd);
 }
 
+/* A new account of principal (its names: *.example.com) with t, kid into kid, and an order
+ * for name: its authorization's URL and its http-01 challenge's (key authorization in
+ * h01_ka, for the responder). */
+static void account_and_order(const struct tkey *t, char *kid, const char *principal,
+                              const char *name, char *authz, char *chall)
+{
+	char extra[200];
+	struct eab e;
+
+	snprintf(extra, sizeof(extra), ",\"principal\":\"%s\",\"allow\":[\"*.example.com\"]",
+	         principal);
+	e = new_eab(extra);
+	nonce[0] = '\0';
+	register_key(t, &e, kid, 300);
+	order_challenge(t, kid, name, "http-01", authz, chall, h01_ka, NULL, NULL);
+}
+
 /* A validation under way when hsmca-cad is killed (SIGKILL: nothing recorded) leaves its
  * challenge processing; the next start of hsmca-cad validates it again, and it settles. A
  * second hsmca-cad over the same database is the one killed (this test runs in a child
@@ -2181,13 +2198,7 @@ START_TEST(killed_cad_leaves_no_stuck_challenge)
 	snprintf(acme_url, sizeof(acme_url), "%s/acme", base_url);
 	write_cad_config("cad3.yaml", port2, 1);
 	cad_start_with("cad3.yaml", "cad3.log");
-	nonce[0] = '\0';
-	{
-		struct eab e =
-		    new_eab(",\"principal\":\"stuck-team\",\"allow\":[\"*.example.com\"]");
-		register_key(&t, &e, kid, sizeof(kid));
-	}
-	order_challenge(&t, kid, "stuck.example.com", "http-01", authz, chall, h01_ka, NULL, NULL);
+	account_and_order(&t, kid, "stuck-team", "stuck.example.com", authz, chall);
 	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
 	ck_assert_int_eq(r.status, 200);
 	reply_clear(&r);
@@ -2320,13 +2331,7 @@ START_TEST(authz_read_waits_for_its_validation)
 
 	atomic_store(&h01_delay_ms, 500);
 	h01_start(&lfd, &th);
-	nonce[0] = '\0';
-	{
-		struct eab e =
-		    new_eab(",\"principal\":\"wait-team\",\"allow\":[\"*.example.com\"]");
-		register_key(&t, &e, kid, sizeof(kid));
-	}
-	order_challenge(&t, kid, "held.example.com", "http-01", authz, chall, h01_ka, NULL, NULL);
+	account_and_order(&t, kid, "wait-team", "held.example.com", authz, chall);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
 	ck_assert_int_eq(r.status, 200);
@@ -2390,13 +2395,7 @@ START_TEST(validation_result_waits_out_a_database_outage)
 
 	atomic_store(&h01_delay_ms, 800);
 	h01_start(&lfd, &th);
-	nonce[0] = '\0';
-	{
-		struct eab e =
-		    new_eab(",\"principal\":\"outage-team\",\"allow\":[\"*.example.com\"]");
-		register_key(&t, &e, kid, sizeof(kid));
-	}
-	order_challenge(&t, kid, "outage.example.com", "http-01", authz, chall, h01_ka, NULL, NULL);
+	account_and_order(&t, kid, "outage-team", "outage.example.com", authz, chall);
 	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
 	ck_assert_int_eq(r.status, 200);
 	reply_clear(&r);
