@@ -214,14 +214,10 @@ enum db_status db_audit_append_many_commit(struct db *db, const struct db_audit_
                                            size_t n, int64_t *seqs, struct db_err *err)
 {
 	static const unsigned oids[AUDIT_PARAMS] = {25, 25, 25, 25, 25, 25};
-	/* The group's plan is the generic one, made once per connection (as db_certs.c's
-	 * groups: planned again for every length of the arrays otherwise). */
-	const char *sqls[2] = {"SET LOCAL plan_cache_mode = force_generic_plan", audit_group_sql};
 	const struct db_params *ps[DB_GROUP_MAX];
-	struct db_params none = {0}, *each = NULL, *p = NULL;
-	struct db_params *args[2];
+	struct db_params *each = NULL, *p = NULL;
 	uint8_t *arrays[AUDIT_PARAMS] = {0};
-	PGresult *res[2] = {NULL, NULL};
+	PGresult *res = NULL;
 	enum db_status rc = DB_OK;
 	int64_t first = 0, count = 0;
 
@@ -256,13 +252,11 @@ enum db_status db_audit_append_many_commit(struct db *db, const struct db_audit_
 			rc = db_commit(db, err);
 		goto out;
 	}
-	args[0] = &none;
-	args[1] = p;
 	/* Like db_exec_commit: the statement and the COMMIT in one round trip. */
-	rc = db_exec_many(db, 0, 2, sqls, args, res, 1, err, "appending audit entries");
+	rc = db_exec_group(db, 0, audit_group_sql, p, &res, err, "appending audit entries");
 	if (rc == DB_OK &&
-	    (PQntuples(res[1]) != 1 || db_get_int64(res[1], 0, 0, &first) != 0 ||
-	     db_get_int64(res[1], 0, 1, &count) != 0 || first <= 0 || count != (int64_t)n))
+	    (PQntuples(res) != 1 || db_get_int64(res, 0, 0, &first) != 0 ||
+	     db_get_int64(res, 0, 1, &count) != 0 || first <= 0 || count != (int64_t)n))
 		rc = db_fail(err, DB_ERR_QUERY,
 		             "appending %zu audit entries: committed, but %lld sequence numbers "
 		             "came back",
@@ -272,8 +266,7 @@ enum db_status db_audit_append_many_commit(struct db *db, const struct db_audit_
 out:
 	for (size_t i = 0; rc != DB_OK && i < n; i++)
 		seqs[i] = 0;
-	PQclear(res[0]);
-	PQclear(res[1]);
+	PQclear(res);
 	for (int j = 0; j < AUDIT_PARAMS; j++)
 		free(arrays[j]);
 	free(p);

@@ -259,25 +259,6 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 	return rc;
 }
 
-/* A group's statement (sql with p) in a transaction of its own: BEGIN, the statement and the
- * COMMIT in one round trip (db_exec_many), *r its result (NULL on failure). Its plan is the
- * generic one, made once per connection: left to itself PostgreSQL plans such a statement
- * again for every execution (a plan for the arrays' actual lengths looks cheaper than the
- * generic plan's guess), and planning a statement of several CTEs cost more than executing it
- * for a group of two. SET LOCAL: the setting ends with the transaction. */
-static enum db_status group_exec(struct db *db, const char *sql, struct db_params *p, PGresult **r,
-                                 struct db_err *err, const char *what)
-{
-	const char *sqls[2] = {"SET LOCAL plan_cache_mode = force_generic_plan", sql};
-	struct db_params none = {0}, *ps[2] = {&none, p};
-	PGresult *res[2] = {NULL, NULL};
-	enum db_status rc = db_exec_many(db, 1, 2, sqls, ps, res, 1, err, what);
-
-	PQclear(res[0]);
-	*r = res[1];
-	return rc;
-}
-
 /* The reservations of a group in one statement: each of reserve_params' first twelve
  * parameters as an array ($1..$12) of that parameter for every item, unnested with the item's
  * ordinal o; the SANs of all items as four arrays ($13..$16: the item's ordinal, the SAN's
@@ -407,7 +388,7 @@ static int reserve_together(struct db *db, struct db_cert_reservation *const *it
 		done = 0;
 		goto out;
 	}
-	rc = group_exec(db, reserve_group_sql, &p, &r, &err, what);
+	rc = db_exec_group(db, 1, reserve_group_sql, &p, &r, &err, what);
 	if (rc != DB_OK && db->in_tx) {
 		db_rollback(db); /* the statement failed: nothing is committed */
 		done = 0;
@@ -795,7 +776,7 @@ static int store_together(struct db *db, struct db_cert_store *const *items, siz
 		done = 0;
 		goto out;
 	}
-	rc = group_exec(db, store_group_sql, &p, &r, &err, what);
+	rc = db_exec_group(db, 1, store_group_sql, &p, &r, &err, what);
 	if (rc != DB_OK && db->in_tx) {
 		db_rollback(db); /* a statement failed: nothing is committed */
 		done = 0;

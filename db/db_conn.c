@@ -574,6 +574,19 @@ drain:
 	return rc;
 }
 
+enum db_status db_exec_group(struct db *db, int begin, const char *sql, struct db_params *p,
+                             PGresult **r, struct db_err *err, const char *what)
+{
+	const char *sqls[2] = {"SET LOCAL plan_cache_mode = force_generic_plan", sql};
+	struct db_params none = {0}, *ps[2] = {&none, p};
+	PGresult *res[2] = {NULL, NULL};
+	enum db_status rc = db_exec_many(db, begin, 2, sqls, ps, res, 1, err, what);
+
+	PQclear(res[0]);
+	*r = res[1];
+	return rc;
+}
+
 static enum db_status simple(struct db *db, const char *sql, struct db_err *err)
 {
 	PGresult *r;
