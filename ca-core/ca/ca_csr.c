@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <fnmatch.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -504,13 +503,6 @@ void ca_csr_free(struct ca_csr *c)
 	c->req = NULL;
 }
 
-/* The DER request, all of it and nothing after it, read into *req; 0 or -1. */
-static int read_der(const unsigned char *der, size_t len, HSMCA_PKCS10 **req)
-{
-	*req = pkcs10_read(der, len);
-	return *req ? 0 : -1;
-}
-
 /* The PEM request as DER: its one "CERTIFICATE REQUEST" (or "NEW CERTIFICATE REQUEST")
  * block, read into *req; 0 or -1. */
 static int read_pem(const char *pem, HSMCA_PKCS10 **req)
@@ -523,7 +515,7 @@ static int read_pem(const char *pem, HSMCA_PKCS10 **req)
 	*req = NULL;
 	if (bio && PEM_bytes_read_bio(&der, &len, NULL, PEM_STRING_X509_REQ, bio, NULL, NULL) &&
 	    len > 0)
-		rc = read_der(der, (size_t)len, req);
+		rc = (*req = pkcs10_read(der, (size_t)len)) ? 0 : -1;
 	OPENSSL_free(der);
 	BIO_free(bio);
 	return rc;
@@ -548,7 +540,7 @@ int ca_csr_check(const struct ca_profile *p, const char *pem, struct ca_csr *out
 int ca_csr_check_der(const struct ca_profile *p, const unsigned char *der, size_t len,
                      struct ca_csr *out, const char **error, char *why, size_t n)
 {
-	if (read_der(der, len, &out->req) != 0) {
+	if (!(out->req = pkcs10_read(der, len))) {
 		ERR_clear_error();
 		*error = "bad-csr";
 		snprintf(why, n, "the CSR is not a DER PKCS#10 request");
