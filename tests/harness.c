@@ -968,6 +968,16 @@ long long harness_pg_count(PGconn *c, const char *sql)
 	return n;
 }
 
+void harness_pg_text(PGconn *c, const char *sql, char *out, size_t n)
+{
+	PGresult *r = PQexec(c, sql);
+
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s: %s (%d rows)",
+	              sql, PQresultErrorMessage(r), PQntuples(r));
+	snprintf(out, n, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
 /* ---- HTTPS clients ---- */
 
 long harness_http(const struct harness_site *s, const struct harness_req *q,

@@ -274,9 +274,11 @@ size_t harness_curl_collect(char *p, size_t sz, size_t n, void *arg);
 
 /* One SQL command on connection c, checked with Check: harness_pg_exec_ok asserts it
  * succeeds (command or rows); harness_pg_count asserts it returns rows and gives the first
- * column of the first as a number (e.g. SELECT count(*) ...). */
+ * column of the first as a number (e.g. SELECT count(*) ...); harness_pg_text asserts it
+ * returns exactly one row and copies its first column as text into out (n bytes). */
 void harness_pg_exec_ok(PGconn *c, const char *sql);
 long long harness_pg_count(PGconn *c, const char *sql);
+void harness_pg_text(PGconn *c, const char *sql, char *out, size_t n);
 /* A connection to ci, asserted; and the two above over a fresh one, closed after. */
 PGconn *harness_pg_connect(const char *ci);
 void harness_pg_exec_on(const char *ci, const char *sql);

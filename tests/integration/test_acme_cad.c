@@ -2371,16 +2371,12 @@ static const char *chall_status(const char *name)
 	static char st[32];
 	char q[300];
 	PGconn *c = owner();
-	PGresult *res;
 
 	snprintf(q, sizeof(q),
 	         "SELECT c.status FROM acme_challenges c JOIN acme_authorizations a"
 	         " ON a.id = c.authz_id WHERE a.identifier = '%s' AND c.type = 'http-01'",
 	         name);
-	res = PQexec(c, q);
-	ck_assert_int_eq(PQntuples(res), 1);
-	snprintf(st, sizeof(st), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
+	harness_pg_text(c, q, st, sizeof(st));
 	PQfinish(c);
 	return st;
 }

@@ -317,16 +317,11 @@ static const char *status_of(const char *serial)
 	static char st[32];
 	char sql[256];
 	PGconn *c = owner();
-	PGresult *r;
 
 	snprintf(sql, sizeof(sql),
 	         "SELECT status FROM certificates WHERE encode(serial, 'hex') = lower('%s')",
 	         serial);
-	r = PQexec(c, sql);
-	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s: %s", sql,
-	              PQerrorMessage(c));
-	snprintf(st, sizeof(st), "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
+	harness_pg_text(c, sql, st, sizeof(st));
 	PQfinish(c);
 	return st;
 }
