@@ -213,10 +213,8 @@ struct acme_order {
 	int64_t not_before, not_after; /* asked for in newOrder (RFC 8555 §7.4); 0: none */
 	int64_t authz[ACME_IDENTS_MAX];
 	size_t n_authz;
-	/* The owning account's status and key thumbprint, read with the order ("" when the
-	 * store does not say; as in struct acme_authz). */
-	char account_status[12];
-	char account_thumbprint[ACME_THUMBPRINT_LEN + 1];
+	/* The owning account as read with the order (as in struct acme_authz). */
+	struct acme_account_seen account;
 };
 void acme_order_clear(struct acme_order *o);
 
@@ -237,12 +235,10 @@ struct acme_authz {
 	int64_t expires_at;
 	struct acme_chall ch[ACME_CHALLS];
 	size_t n_ch;
-	/* The owning account's status ("valid", ...) and key thumbprint, read in the same
-	 * statement as the authorization ("" when the store does not say): a request that
-	 * reads it is checked against the account as it is now without reading the account
-	 * first (acme_server.c, own_authz). */
-	char account_status[12];
-	char account_thumbprint[ACME_THUMBPRINT_LEN + 1];
+	/* The owning account as read in the same statement as the authorization: a request
+	 * that reads it is checked against the account as it is now without reading the
+	 * account first (acme_server.c, own_authz). */
+	struct acme_account_seen account;
 };
 
 /* The identifiers of a newOrder payload: 1..ACME_IDENTS_MAX objects {"type", "value"}, dns

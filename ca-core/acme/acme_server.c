@@ -853,16 +853,15 @@ static json_t *chall_json(const struct acme_server *s, const struct acme_chall *
 	return j;
 }
 
-/* The account's order id, or a problem (404 for another account's: nothing to probe with). */
-/* Whether the account read with a resource (status, thumbprint) is po's, unconfirmed
- * (KEY_KID_READ), as it stands; else the account is read and judged alone. 0, or -1 with p
- * set. */
+/* Whether the account read with a resource (seen; owner: the resource's account) is po's,
+ * unconfirmed (KEY_KID_READ), as it stands; else the account is read and judged alone. 0, or
+ * -1 with p set. */
 static int judge_with(struct acme_server *s, struct post *po, int found, int64_t owner,
-                      const char *status, const char *thumbprint, struct acme_problem *p)
+                      const struct acme_account_seen *seen, struct acme_problem *p)
 {
 	if (po->unconfirmed &&
-	    (!found || owner != po->acct.id || strcmp(status, "valid") ||
-	     strcmp(thumbprint, po->acct.thumbprint)) &&
+	    (!found || owner != po->acct.id || strcmp(seen->status, "valid") ||
+	     strcmp(seen->thumbprint, po->acct.thumbprint)) &&
 	    account_confirm(s, po, p) < 0)
 		return -1;
 	po->unconfirmed = 0;
@@ -879,8 +878,7 @@ static int own_order(struct acme_server *s, struct post *po, int64_t id, struct 
 	found = id ? s->store.order_get(po->ctx, id, o) : 0;
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal", "the order could not be read");
-	if (judge_with(s, po, found, o->account_id, o->account_status, o->account_thumbprint, p) <
-	    0) {
+	if (judge_with(s, po, found, o->account_id, &o->account, p) < 0) {
 		acme_order_clear(o);
 		return -1;
 	}
@@ -905,8 +903,7 @@ static int own_authz(struct acme_server *s, struct post *po, int64_t id, int by_
 	if (found < 0)
 		return acme_problem_set(p, 500, "serverInternal",
 		                        "the authorization could not be read");
-	if (judge_with(s, po, found, found ? a->account_id : 0, found ? a->account_status : "",
-	               found ? a->account_thumbprint : "", p) < 0)
+	if (judge_with(s, po, found, found ? a->account_id : 0, &a->account, p) < 0)
 		return -1;
 	if (!found || a->account_id != po->acct.id)
 		return acme_problem_set(p, 404, "malformed",
@@ -1163,8 +1160,7 @@ static int h_cert(struct acme_server *s, struct post *po, const char *serial,
 		                        "the certificate could not be read");
 	/* The account as read with the certificate (KEY_KID_READ); on any doubt it is read and
 	 * judged alone, and its refusal comes first. */
-	if (judge_with(s, po, seen.status[0] != 0, po->acct.id, seen.status, seen.thumbprint, p) <
-	    0) {
+	if (judge_with(s, po, seen.status[0] != 0, po->acct.id, &seen, p) < 0) {
 		free(pem);
 		return -1;
 	}

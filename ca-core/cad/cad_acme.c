@@ -617,6 +617,13 @@ static int ident_allowed(const struct ca_profile *prof, const char *allow,
 	return 0;
 }
 
+/* The account as a read brought it along with its resource (acme_server.c judges it). */
+static void seen_of(struct acme_account_seen *seen, const char *status, const char *thumbprint)
+{
+	snprintf(seen->status, sizeof(seen->status), "%s", status);
+	snprintf(seen->thumbprint, sizeof(seen->thumbprint), "%s", thumbprint);
+}
+
 static void order_from_db(struct db_acme_order *d, struct acme_order *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -634,8 +641,7 @@ static void order_from_db(struct db_acme_order *d, struct acme_order *o)
 	o->not_after = d->not_after;
 	memcpy(o->authz, d->authz, sizeof(o->authz[0]) * d->n_authz);
 	o->n_authz = d->n_authz;
-	snprintf(o->account_status, sizeof(o->account_status), "%s", d->account_status);
-	snprintf(o->account_thumbprint, sizeof(o->account_thumbprint), "%s", d->account_thumbprint);
+	seen_of(&o->account, d->account_status, d->account_thumbprint);
 	db_acme_order_clear(d);
 }
 
@@ -800,9 +806,7 @@ static void authz_from_db(const struct db_acme_authz *d, struct acme_authz *out)
 	out->ident.wildcard = d->ident.wildcard;
 	snprintf(out->status, sizeof(out->status), "%s", d->status);
 	out->expires_at = d->expires_at;
-	snprintf(out->account_status, sizeof(out->account_status), "%s", d->account_status);
-	snprintf(out->account_thumbprint, sizeof(out->account_thumbprint), "%s",
-	         d->account_thumbprint);
+	seen_of(&out->account, d->account_status, d->account_thumbprint);
 	for (size_t i = 0; i < d->n_ch && i < ACME_CHALLS; i++) {
 		struct acme_chall *ch = &out->ch[out->n_ch++];
 		ch->id = d->ch[i].id;
@@ -1333,8 +1337,7 @@ static int st_cert_chain(void *ctx, const struct acme_account *a, const char *se
 		log_error("acme: %s", err.msg);
 		return -1;
 	}
-	snprintf(seen->status, sizeof(seen->status), "%s", cert.account_status);
-	snprintf(seen->thumbprint, sizeof(seen->thumbprint), "%s", cert.account_thumbprint);
+	seen_of(seen, cert.account_status, cert.account_thumbprint);
 	if (!cert.found)
 		goto out;
 	rc = -1;
