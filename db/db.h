@@ -968,10 +968,6 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
                                     struct db_acme_order_opts *o,
                                     const struct db_audit_entry *audit, struct db_acme_order *out,
                                     struct db_err *err);
-/* Orders the account made in the last `seconds`, and its pending authorizations. */
-enum db_status db_acme_account_counts(struct db *db, int64_t account_id, int64_t seconds,
-                                      int64_t *orders, int64_t *pending_authz,
-                                      int64_t *oldest_order, struct db_err *err);
 enum db_status db_acme_order_get(struct db *db, int64_t id, struct db_acme_order *out,
                                  struct db_err *err);
 enum db_status db_acme_authz_get(struct db *db, int64_t id, struct db_acme_authz *out,

@@ -8,6 +8,28 @@
 
 #define EPOCH0(col) "coalesce(floor(extract(epoch FROM " col "))::bigint, 0)"
 
+/* Statements of the hot path are prepared, and PostgreSQL keeps the generic plan it makes
+ * after a few runs until the table's statistics change. On a new database that plan is made
+ * while the tables hold a handful of rows, and a join planned then (a hash join over a
+ * sequential scan, an anti join over one) stayed so while the tables grew: every challenge's
+ * statements read every order and challenge ever made, until autovacuum's first ANALYZE
+ * (up to a minute later). So these statements reach rows by key: the ids are found first by
+ * an index (an InitPlan, or a sorted list looked up row by row), then the rows by primary
+ * key, shapes that the planner does not turn into a scan of a whole table on a small one.
+ * The acme-db test "plans" runs orders and challenges with generic plans made on empty
+ * tables and fails on any sequential scan of the ACME tables. */
+/* The ids of the orders of authorization $1 (an array for "id = ANY (...)"). */
+#define ORDERS_OF_AUTHZ                                                                            \
+	"ARRAY(SELECT order_id FROM acme_order_authorizations WHERE authz_id = $1::bigint)"
+/* Those orders locked one by one by primary key, in id order (two challenges of one order
+ * finishing at once; a lateral lookup runs once per row of the sorted list, in its order). */
+#define ORDERS_OF_AUTHZ_LOCK                                                                       \
+	"SELECT o.id FROM (SELECT order_id FROM acme_order_authorizations"                         \
+	" WHERE authz_id = $1::bigint ORDER BY order_id OFFSET 0) oa,"                             \
+	" LATERAL (SELECT id FROM acme_orders WHERE id = oa.order_id FOR UPDATE) o"
+/* The authorization of challenge $1. */
+#define AUTHZ_OF_CHALL "SELECT authz_id FROM acme_challenges WHERE id = $1::bigint"
+
 void db_acme_order_clear(struct db_acme_order *o)
 {
 	free(o->identifiers);
@@ -222,36 +244,7 @@ enum db_status db_acme_authz_of_challenge(struct db *db, int64_t chall_id,
                                           struct db_acme_authz *out, struct db_err *err)
 {
 	/* One statement: the challenge's authorization found through the challenge's own row. */
-	return authz_read(db, "a.id = (SELECT authz_id FROM acme_challenges WHERE id = $1::bigint)",
-	                  chall_id, out, err);
-}
-
-enum db_status db_acme_account_counts(struct db *db, int64_t account_id, int64_t seconds,
-                                      int64_t *orders, int64_t *pending_authz,
-                                      int64_t *oldest_order, struct db_err *err)
-{
-	struct db_params p = {0};
-	PGresult *r = NULL;
-	enum db_status rc;
-
-	db_param_int(&p, account_id);
-	db_param_int(&p, seconds);
-	rc = db_exec(
-	    db,
-	    "SELECT (SELECT count(*) FROM acme_orders WHERE account_id = $1::bigint"
-	    " AND created_at > now() - make_interval(secs => $2::bigint)),"
-	    " (SELECT count(*) FROM acme_authorizations WHERE account_id = $1::bigint"
-	    " AND status = 'pending' AND expires_at > now()),"
-	    " (SELECT " EPOCH0(
-	        "min(created_at)") " FROM acme_orders"
-	                           " WHERE account_id = $1::bigint"
-	                           " AND created_at > now() - make_interval(secs => $2::bigint))",
-	    &p, &r, err, "counting the orders of ACME account %lld", (long long)account_id);
-	if (rc == DB_OK && (db_get_int64(r, 0, 0, orders) || db_get_int64(r, 0, 1, pending_authz) ||
-	                    db_get_int64(r, 0, 2, oldest_order)))
-		rc = db_fail(err, DB_ERR_QUERY, "ACME counts: unreadable row");
-	PQclear(r);
-	return rc;
+	return authz_read(db, "a.id = (" AUTHZ_OF_CHALL ")", chall_id, out, err);
 }
 
 static const char *const chall_types[DB_ACME_CHALLS] = {"http-01", "dns-01", "tls-alpn-01"};
@@ -381,7 +374,9 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	PQclear(r);
 	r = NULL;
 	/* The counts and the order in one statement: the order is added only when the limits
-	 * allow it (a limit <= 0: none). */
+	 * allow it (a limit <= 0: none). Each count stops at its limit (all a refusal needs to
+	 * know; no limit: nothing counted), so its cost does not grow with the account's
+	 * history; the pending authorizations are counted on their partial index (0023). */
 	memset(&p, 0, sizeof(p));
 	db_param_int(&p, a->account_id);
 	db_param_int(&p, o->window_seconds);
@@ -396,11 +391,13 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	if (rc == DB_OK)
 		rc = db_exec(
 		    db,
-		    "WITH c AS (SELECT (SELECT count(*) FROM acme_orders WHERE account_id = "
-		    "$1::bigint"
-		    " AND created_at > now() - make_interval(secs => $2::bigint)) AS orders,"
-		    " (SELECT count(*) FROM acme_authorizations WHERE account_id = $1::bigint"
-		    " AND status = 'pending' AND expires_at > now()) AS pending,"
+		    "WITH c AS (SELECT (SELECT count(*) FROM (SELECT 1 FROM acme_orders"
+		    " WHERE account_id = $1::bigint"
+		    " AND created_at > now() - make_interval(secs => $2::bigint)"
+		    " LIMIT greatest($8::bigint, 0)) w) AS orders,"
+		    " (SELECT count(*) FROM (SELECT 1 FROM acme_authorizations"
+		    " WHERE account_id = $1::bigint AND status = 'pending' AND expires_at > now()"
+		    " LIMIT greatest($9::bigint, 0)) w) AS pending,"
 		    " (SELECT " EPOCH0(
 		        "min(created_at)") " FROM acme_orders"
 		                           " WHERE account_id = $1::bigint"
@@ -454,13 +451,13 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	if (rc == DB_OK && all_reused) {
 		struct db_params u = {0};
 		db_param_int(&u, order_id);
-		rc = db_exec(
-		    db,
-		    "UPDATE acme_orders SET status = 'ready' WHERE id = $1::bigint AND"
-		    " NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa JOIN"
-		    " acme_authorizations a ON a.id = oa.authz_id WHERE oa.order_id = $1::bigint"
-		    " AND a.status <> 'valid') RETURNING id",
-		    &u, &r, err, "ACME order %lld", (long long)order_id);
+		rc = db_exec(db,
+		             "UPDATE acme_orders SET status = 'ready' WHERE id = $1::bigint AND"
+		             " NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa"
+		             " WHERE oa.order_id = $1::bigint AND (SELECT a.status FROM "
+		             "acme_authorizations a"
+		             " WHERE a.id = oa.authz_id) <> 'valid') RETURNING id",
+		             &u, &r, err, "ACME order %lld", (long long)order_id);
 		all_reused = rc == DB_OK && PQntuples(r) == 1;
 		PQclear(r);
 		r = NULL;
@@ -529,14 +526,16 @@ static enum db_status challenge_start(struct db *db, int64_t chall_id, int64_t a
 
 	db_param_int(&p, chall_id);
 	db_param_int(&p, account_id);
-	rc = db_exec(db,
-	             "UPDATE acme_challenges c SET status = 'processing', started_at = now()"
-	             " FROM acme_authorizations a"
-	             " WHERE c.id = $1::bigint AND a.id = c.authz_id AND a.account_id = $2::bigint"
-	             " AND c.status = 'pending' AND a.status = 'pending' AND a.expires_at > now()"
-	             " AND NOT EXISTS (SELECT 1 FROM acme_challenges o WHERE o.authz_id = a.id"
-	             " AND o.status = 'processing') RETURNING c.id",
-	             &p, &r, err, "starting ACME challenge %lld", (long long)chall_id);
+	rc = db_exec(
+	    db,
+	    "UPDATE acme_challenges c SET status = 'processing', started_at = now()"
+	    " FROM acme_authorizations a"
+	    " WHERE c.id = $1::bigint AND a.id = (" AUTHZ_OF_CHALL ")"
+	    " AND a.account_id = $2::bigint"
+	    " AND c.status = 'pending' AND a.status = 'pending' AND a.expires_at > now()"
+	    " AND NOT EXISTS (SELECT 1 FROM acme_challenges o WHERE o.authz_id = (" AUTHZ_OF_CHALL
+	    ") AND o.status = 'processing') RETURNING c.id",
+	    &p, &r, err, "starting ACME challenge %lld", (long long)chall_id);
 	if (rc == DB_OK && PQntuples(r) != 1)
 		rc = db_fail(err, DB_ERR_STATE, "the challenge is not pending");
 	PQclear(r);
@@ -594,9 +593,7 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 	 * that order, seeing what the one before did); none of them refuses anything. */
 	if (rc == DB_OK) {
 		static const char *const sql[] = {
-		    "SELECT o.id FROM acme_orders o JOIN acme_order_authorizations oa"
-		    " ON oa.order_id = o.id WHERE oa.authz_id = $1::bigint ORDER BY o.id"
-		    " FOR UPDATE OF o",
+		    ORDERS_OF_AUTHZ_LOCK,
 		    "UPDATE acme_authorizations SET status = $2, expires_at = CASE WHEN $2 = "
 		    "'valid'"
 		    " THEN now() + make_interval(secs => $3::bigint) ELSE expires_at END"
@@ -606,12 +603,10 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 		    " ELSE 'unauthorized' END, error_detail = CASE WHEN $2 = 'valid' THEN ''"
 		    " ELSE 'an authorization of the order failed' END"
 		    " WHERE $3::bigint >= 0 AND o.status = 'pending' AND o.expires_at > now()"
-		    " AND o.id IN (SELECT order_id"
-		    " FROM acme_order_authorizations WHERE authz_id = $1::bigint) AND ($2 = "
-		    "'invalid'"
-		    " OR NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa JOIN"
-		    " acme_authorizations a ON a.id = oa.authz_id WHERE oa.order_id = o.id"
-		    " AND a.status <> 'valid'))",
+		    " AND o.id = ANY (" ORDERS_OF_AUTHZ ") AND ($2 = 'invalid'"
+		    " OR NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa"
+		    " WHERE oa.order_id = o.id AND (SELECT a.status FROM acme_authorizations a"
+		    " WHERE a.id = oa.authz_id) <> 'valid'))",
 		};
 		struct db_params l = {0};
 		struct db_params *ps[3] = {&l, &q, &q};
@@ -826,11 +821,8 @@ enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t accou
 	if ((rc = db_begin(db, err)) != DB_OK)
 		return rc;
 	db_param_int(&q, id);
-	rc = db_exec(db,
-	             "SELECT o.id FROM acme_orders o JOIN acme_order_authorizations oa"
-	             " ON oa.order_id = o.id WHERE oa.authz_id = $1::bigint ORDER BY o.id"
-	             " FOR UPDATE OF o",
-	             &q, &r, err, "locking the orders of ACME authorization %lld", (long long)id);
+	rc = db_exec(db, ORDERS_OF_AUTHZ_LOCK, &q, &r, err,
+	             "locking the orders of ACME authorization %lld", (long long)id);
 	PQclear(r);
 	r = NULL;
 	db_param_int(&p, id);
@@ -851,8 +843,7 @@ enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t accou
 		    db,
 		    "UPDATE acme_orders SET status = 'invalid', error_type = 'unauthorized',"
 		    " error_detail = 'an authorization of the order was deactivated'"
-		    " WHERE status IN ('pending', 'ready') AND id IN (SELECT order_id FROM"
-		    " acme_order_authorizations WHERE authz_id = $1::bigint)",
+		    " WHERE status IN ('pending', 'ready') AND id = ANY (" ORDERS_OF_AUTHZ ")",
 		    &q, &r, err, "ACME authorization %lld", (long long)id);
 		PQclear(r);
 	}

@@ -131,8 +131,6 @@ static uint64_t sql_hash(const char *sql)
 	return h;
 }
 
-/* Run sql with p as a prepared statement, preparing it on first use; a statement that cannot
- * be cached (the cache is full) runs unprepared. The result as PQexecParams gives it. */
 /* The prepared statement for sql, preparing it now if needed: its index in the cache, or -1
  * when it cannot be cached (the cache is full: run it unprepared), or -2 with *r the error
  * of preparing it (the statement's own error, as executing it would give). */

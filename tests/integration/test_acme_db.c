@@ -470,6 +470,118 @@ START_TEST(order_answer_is_what_is_stored)
 }
 END_TEST
 
+/* Sequential scans of the ACME tables that grow with every order, as PostgreSQL counts them
+ * (pg_stat_user_tables; this connection's counts flushed first). */
+static long long acme_seq_scans(struct db *db, char *which, size_t n)
+{
+	PGconn *c = db_pgconn(db);
+	PGresult *r;
+	long long sum = 0;
+
+	harness_pg_exec_ok(c, "SELECT pg_stat_force_next_flush()");
+	r = PQexec(c, "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname IN"
+	              " ('acme_orders', 'acme_authorizations', 'acme_challenges',"
+	              " 'acme_order_authorizations') ORDER BY relname");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	ck_assert_int_eq(PQntuples(r), 4);
+	which[0] = '\0';
+	for (int i = 0; i < PQntuples(r); i++) {
+		size_t used = strlen(which);
+		sum += atoll(PQgetvalue(r, i, 1));
+		snprintf(which + used, n - used, "%s %s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		if (i + 1 < PQntuples(r))
+			snprintf(which + strlen(which), n - strlen(which), ", ");
+	}
+	PQclear(r);
+	return sum;
+}
+
+/* The statements of orders and challenges reach rows by key, whatever plan PostgreSQL made
+ * for them while the tables were empty: here every statement runs with its generic plan
+ * (made on the first run, on empty tables, and kept), and orders go through newOrder with
+ * rate limits, two challenges started and finished in one group, finalize's moves and the
+ * reads, without one sequential scan of the tables that grow with every order. (Before, a
+ * challenge's result locked its orders with a hash join over all orders, and its start looked
+ * for a challenge processing with a scan of all challenges.) */
+START_TEST(order_statements_reach_rows_by_key)
+{
+	struct db *db = app_ready();
+	struct db_err err = {0};
+	struct db_acme_account a = account(T1);
+	struct db_audit_entry e = audit;
+	char before[256], after[256];
+	long long scans;
+
+	harness_pg_exec_ok(db_pgconn(db), "SET plan_cache_mode = force_generic_plan");
+	ck_assert_int_eq(db_acme_account_create(db, &a, "", &audit, &err), DB_OK);
+	scans = acme_seq_scans(db, before, sizeof(before));
+	for (int round = 0; round < 8; round++) {
+		int64_t order[2], chall[2];
+		for (int k = 0; k < 2; k++) {
+			struct db_acme_ident id = {.type = "dns"};
+			struct db_acme_order_opts opts = {
+			    .orders_max = 1000, .window_seconds = 3600, .pending_max = 1000};
+			struct db_acme_order o;
+			struct db_acme_authz az;
+			char tokens[3][44], ids[300];
+			snprintf(id.value, sizeof(id.value), "h%d-%d.example.com", round, k);
+			snprintf(ids, sizeof(ids), "[{\"type\":\"dns\",\"value\":\"%s\"}]",
+			         id.value);
+			for (int i = 0; i < 3; i++)
+				snprintf(tokens[i], sizeof(tokens[i]), "%.*s%c%c", 41, T1,
+				         'a' + round, 'a' + 3 * k + i);
+			e.action = "acme.order.create";
+			ck_assert_msg(db_acme_order_create(db, a.id, &id, 1, ids, "web", 3600, 3600,
+			                                   (const char(*)[44])tokens, &opts, &e, &o,
+			                                   &err) == DB_OK,
+			              "%s", err.msg);
+			order[k] = o.id;
+			db_acme_order_clear(&o);
+			ck_assert_int_eq(db_acme_order_get(db, order[k], &o, &err), DB_OK);
+			ck_assert_int_eq(db_acme_authz_get(db, o.authz[0], &az, &err), DB_OK);
+			chall[k] = az.ch[0].id;
+			db_acme_order_clear(&o);
+			ck_assert_int_eq(db_acme_authz_of_challenge(db, chall[k], &az, &err),
+			                 DB_OK);
+		}
+		struct db_audit_entry start = audit, done = audit, move = audit;
+		start.action = "acme.challenge.start";
+		done.action = "acme.challenge.valid";
+		move.action = "acme.order.finalize";
+		struct db_acme_change s0 = {.kind = DB_ACME_CHALL_START,
+		                            .id = chall[0],
+		                            .account_id = a.id,
+		                            .audit = &start},
+		                      s1 = s0, *starts[] = {&s0, &s1};
+		s1.id = chall[1];
+		db_acme_changes(db, starts, 2);
+		ck_assert_msg(s0.rc == DB_OK && s1.rc == DB_OK, "%s %s", s0.err.msg, s1.err.msg);
+		struct db_acme_change d0 = {.kind = DB_ACME_CHALL_DONE,
+		                            .id = chall[0],
+		                            .valid = 1,
+		                            .error_type = "",
+		                            .error_detail = "",
+		                            .reuse = 60,
+		                            .audit = &done},
+		                      d1 = d0, *dones[] = {&d0, &d1};
+		d1.id = chall[1];
+		db_acme_changes(db, dones, 2);
+		ck_assert_msg(d0.rc == DB_OK && d1.rc == DB_OK, "%s %s", d0.err.msg, d1.err.msg);
+		for (int k = 0; k < 2; k++) {
+			ck_assert_int_eq(db_acme_order_move(db, order[k], "ready", "processing",
+			                                    NULL, "", "", &move, &err),
+			                 DB_OK);
+			ck_assert_int_eq(db_acme_order_move(db, order[k], "processing", "valid",
+			                                    "4A01", "", "", &move, &err),
+			                 DB_OK);
+		}
+	}
+	ck_assert_msg(acme_seq_scans(db, after, sizeof(after)) == scans,
+	              "sequential scans of the ACME tables: before %s; after %s", before, after);
+	db_close(db);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
 	TCase *tc = tcase_create(name);
@@ -490,6 +602,7 @@ int main(void)
 	add(s, "accounts", accounts_update_deactivate_and_change_key);
 	add(s, "changes", changes_grouped_refusals_alone);
 	add(s, "orders", order_answer_is_what_is_stored);
+	add(s, "plans", order_statements_reach_rows_by_key);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
