@@ -930,10 +930,17 @@ struct validation {
 /* Database connections for validations' results, kept between validations: a validation
  * finishes on a thread of its own, and connecting anew for each result cost a backend's start
  * per challenge. A connection goes back only when its last use succeeded and libpq still
- * calls it good; at most RESULT_CONNS are kept, the rest are closed. */
-#define RESULT_CONNS 4
+ * calls it good; at most RESULT_CONNS are kept (as many as validations finish at once under
+ * load: with four, 16 clients' validations still started a backend eight times a second),
+ * the rest are closed, and one left unused for RESULT_IDLE seconds is closed by the recovery
+ * thread's next round. The last one given back is the first taken again. */
+#define RESULT_CONNS 16
+#define RESULT_IDLE 60
 static pthread_mutex_t result_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct db *result_conns[RESULT_CONNS];
+static struct {
+	struct db *db;
+	time_t since; /* given back then */
+} result_conns[RESULT_CONNS];
 static size_t n_result_conns;
 
 static struct db *result_db(const struct cad_config *cfg, struct db_err *err)
@@ -942,7 +949,7 @@ static struct db *result_db(const struct cad_config *cfg, struct db_err *err)
 
 	pthread_mutex_lock(&result_mu);
 	if (n_result_conns)
-		db = result_conns[--n_result_conns];
+		db = result_conns[--n_result_conns].db;
 	pthread_mutex_unlock(&result_mu);
 	if (db && PQstatus(db_pgconn(db)) != CONNECTION_OK) {
 		db_close(db);
@@ -957,7 +964,8 @@ static void result_db_put(struct db *db, int good)
 {
 	pthread_mutex_lock(&result_mu);
 	if (good && n_result_conns < RESULT_CONNS) {
-		result_conns[n_result_conns++] = db;
+		result_conns[n_result_conns].db = db;
+		result_conns[n_result_conns++].since = time(NULL);
 		db = NULL;
 	}
 	pthread_mutex_unlock(&result_mu);
@@ -965,12 +973,25 @@ static void result_db_put(struct db *db, int good)
 		db_close(db);
 }
 
-static void result_dbs_close(void)
+/* Close the kept connections unused for idle seconds or more (idle 0: all of them). Each
+ * taken is the top one and each given back goes on top, so the stack is in the order they
+ * were given back and the unused ones are at the bottom. */
+static void result_dbs_close_idle(time_t idle)
 {
+	struct db *old[RESULT_CONNS];
+	size_t n = 0;
+	time_t now = time(NULL);
+
 	pthread_mutex_lock(&result_mu);
-	while (n_result_conns)
-		db_close(result_conns[--n_result_conns]);
+	while (n < n_result_conns && now - result_conns[n].since >= idle) {
+		old[n] = result_conns[n].db;
+		n++;
+	}
+	memmove(result_conns, result_conns + n, (n_result_conns - n) * sizeof(result_conns[0]));
+	n_result_conns -= n;
 	pthread_mutex_unlock(&result_mu);
+	for (size_t i = 0; i < n; i++)
+		db_close(old[i]);
 }
 
 static void waits_wake(int64_t chall_id);
@@ -1202,6 +1223,7 @@ static void *recover_run(void *arg)
 				continue;
 			}
 			recover_once(cfg, db, older_than);
+			result_dbs_close_idle(RESULT_IDLE);
 			older_than = cfg->acme_validation_timeout_ms / 1000 + RECOVER_GRACE;
 			waited = RECOVER_PERIOD * 1000L;
 		}
@@ -1454,7 +1476,7 @@ void cad_acme_free(struct cad *cad)
 	for (long waited = 0;
 	     validations > 0 && waited < cad->cfg->acme_validation_timeout_ms + 5000; waited += 10)
 		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-	result_dbs_close();
+	result_dbs_close_idle(0);
 	ca_group_destroy(&acme_changes);
 	acme_server_fini(cad->acme);
 	free(cad->acme);
