@@ -29,6 +29,11 @@
 	" LATERAL (SELECT id FROM acme_orders WHERE id = oa.order_id FOR UPDATE) o"
 /* The authorization of challenge $1. */
 #define AUTHZ_OF_CHALL "SELECT authz_id FROM acme_challenges WHERE id = $1::bigint"
+/* Order `order` (an SQL expression) has an authorization that is not valid: its links by the
+ * primary key's first column, each authorization by its primary key. */
+#define SOME_AUTHZ_NOT_VALID(order)                                                                \
+	"EXISTS (SELECT 1 FROM acme_order_authorizations oa WHERE oa.order_id = " order            \
+	" AND (SELECT a.status FROM acme_authorizations a WHERE a.id = oa.authz_id) <> 'valid')"
 
 void db_acme_order_clear(struct db_acme_order *o)
 {
@@ -452,11 +457,8 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 		struct db_params u = {0};
 		db_param_int(&u, order_id);
 		rc = db_exec(db,
-		             "UPDATE acme_orders SET status = 'ready' WHERE id = $1::bigint AND"
-		             " NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa"
-		             " WHERE oa.order_id = $1::bigint AND (SELECT a.status FROM "
-		             "acme_authorizations a"
-		             " WHERE a.id = oa.authz_id) <> 'valid') RETURNING id",
+		             "UPDATE acme_orders SET status = 'ready' WHERE id = $1::bigint"
+		             " AND NOT " SOME_AUTHZ_NOT_VALID("$1::bigint") " RETURNING id",
 		             &u, &r, err, "ACME order %lld", (long long)order_id);
 		all_reused = rc == DB_OK && PQntuples(r) == 1;
 		PQclear(r);
@@ -604,9 +606,7 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 		    " ELSE 'an authorization of the order failed' END"
 		    " WHERE $3::bigint >= 0 AND o.status = 'pending' AND o.expires_at > now()"
 		    " AND o.id = ANY (" ORDERS_OF_AUTHZ ") AND ($2 = 'invalid'"
-		    " OR NOT EXISTS (SELECT 1 FROM acme_order_authorizations oa"
-		    " WHERE oa.order_id = o.id AND (SELECT a.status FROM acme_authorizations a"
-		    " WHERE a.id = oa.authz_id) <> 'valid'))",
+		    " OR NOT " SOME_AUTHZ_NOT_VALID("o.id") ")",
 		};
 		struct db_params l = {0};
 		struct db_params *ps[3] = {&l, &q, &q};
