@@ -90,7 +90,7 @@ CONF
 		running "$(cat "$dir/abrmd.pid")" || break
 		sleep 0.1
 	done
-	((ready)) || skip "tpm2-abrmd did not answer (see $dir/abrmd.log)"
+	((ready)) || skip "tpm2-abrmd did not answer (see $dir/abrmd.log; is libtss2-tcti-tabrmd0 installed?)"
 }
 
 label=hsmca-test
