@@ -1028,6 +1028,12 @@ struct db_acme_order_new {
 	struct db_acme_order *out; /* filled when it is committed (db_acme_order_clear) */
 };
 /* One of the state changes above, as data, for db_acme_changes. */
+/* What a challenge's start read back (db_acme_change's started). */
+struct db_acme_started {
+	char type[16], token[44], ident_type[4], ident[254];
+	int64_t authz_id;
+	int wildcard;
+};
 struct db_acme_change {
 	enum {
 		DB_ACME_CHALL_START,
@@ -1036,8 +1042,14 @@ struct db_acme_change {
 		DB_ACME_ORDER_CREATE
 	} kind;
 	int64_t id; /* the challenge's (CHALL_*) or the order's (ORDER_MOVE; ORDER_CREATE: set) */
-	struct db_acme_order_new *order;       /* ORDER_CREATE */
-	int64_t account_id;                    /* CHALL_START */
+	struct db_acme_order_new *order; /* ORDER_CREATE */
+	int64_t account_id;              /* CHALL_START */
+	/* CHALL_START: when set, the account must be valid with the key of this thumbprint (judged
+	 * in the statement that starts the challenge: DB_ERR_STATE otherwise, as for any other
+	 * reason the challenge is not started); started, when set, gets the challenge and its
+	 * authorization as they were. */
+	const char *account_thumbprint;
+	struct db_acme_started *started;
 	int valid;                             /* CHALL_DONE */
 	int64_t reuse;                         /* CHALL_DONE */
 	const char *from, *to, *cert_serial;   /* ORDER_MOVE */

@@ -518,16 +518,23 @@ enum db_status db_acme_order_create(struct db *db, int64_t account_id,
 	return rc;
 }
 
-/* The statements of db_acme_challenge_start, in the open transaction, without its audit. */
-static enum db_status challenge_start(struct db *db, int64_t chall_id, int64_t account_id,
-                                      struct db_err *err)
+/* The statement of a challenge's start (change c, CHALL_START), in the open transaction,
+ * without its audit: the challenge of account c->account_id from pending to processing (its
+ * authorization pending, unexpired, no other challenge of it processing; with
+ * c->account_thumbprint, the account valid with that key, judged in the same statement), and
+ * what c->started wants to know of it. */
+static enum db_status challenge_start(struct db *db, struct db_acme_change *c, struct db_err *err)
 {
 	struct db_params p = {0};
 	PGresult *r = NULL;
 	enum db_status rc;
 
-	db_param_int(&p, chall_id);
-	db_param_int(&p, account_id);
+	db_param_int(&p, c->id);
+	db_param_int(&p, c->account_id);
+	if (c->account_thumbprint)
+		db_param_text(&p, c->account_thumbprint);
+	else
+		db_param_null(&p);
 	rc = db_exec(
 	    db,
 	    "UPDATE acme_challenges c SET status = 'processing', started_at = now()"
@@ -536,27 +543,51 @@ static enum db_status challenge_start(struct db *db, int64_t chall_id, int64_t a
 	    " AND a.account_id = $2::bigint"
 	    " AND c.status = 'pending' AND a.status = 'pending' AND a.expires_at > now()"
 	    " AND NOT EXISTS (SELECT 1 FROM acme_challenges o WHERE o.authz_id = (" AUTHZ_OF_CHALL
-	    ") AND o.status = 'processing') RETURNING c.id",
-	    &p, &r, err, "starting ACME challenge %lld", (long long)chall_id);
+	    ") AND o.status = 'processing') AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM"
+	    " acme_accounts ac WHERE ac.id = $2::bigint AND ac.status = 'valid'"
+	    " AND ac.thumbprint = $3::text))"
+	    " RETURNING c.id, c.type, c.token, a.id, a.identifier_type, a.identifier, a.wildcard",
+	    &p, &r, err, "starting ACME challenge %lld", (long long)c->id);
 	if (rc == DB_OK && PQntuples(r) != 1)
 		rc = db_fail(err, DB_ERR_STATE, "the challenge is not pending");
+	if (rc == DB_OK && c->started) {
+		struct db_acme_started *st = c->started;
+		memset(st, 0, sizeof(*st));
+		copy(st->type, sizeof(st->type), r, 0, 1);
+		copy(st->token, sizeof(st->token), r, 0, 2);
+		copy(st->ident_type, sizeof(st->ident_type), r, 0, 4);
+		copy(st->ident, sizeof(st->ident), r, 0, 5);
+		st->wildcard = !strcmp(PQgetvalue(r, 0, 6), "t");
+		if (db_get_int64(r, 0, 3, &st->authz_id))
+			rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
+	}
 	PQclear(r);
+	return rc;
+}
+
+/* Change c (CHALL_START) alone, with its audit entry, committed together. */
+static enum db_status challenge_start_alone(struct db *db, struct db_acme_change *c,
+                                            struct db_err *err)
+{
+	enum db_status rc;
+
+	if ((rc = db_begin(db, err)) != DB_OK)
+		return rc;
+	rc = challenge_start(db, c, err);
+	if (rc == DB_OK)
+		rc = audit_commit(db, "chall", c->id, c->audit, err);
+	if (rc != DB_OK)
+		db_rollback(db);
 	return rc;
 }
 
 enum db_status db_acme_challenge_start(struct db *db, int64_t chall_id, int64_t account_id,
                                        const struct db_audit_entry *audit, struct db_err *err)
 {
-	enum db_status rc;
+	struct db_acme_change c = {
+	    .kind = DB_ACME_CHALL_START, .id = chall_id, .account_id = account_id, .audit = audit};
 
-	if ((rc = db_begin(db, err)) != DB_OK)
-		return rc;
-	rc = challenge_start(db, chall_id, account_id, err);
-	if (rc == DB_OK)
-		rc = audit_commit(db, "chall", chall_id, audit, err);
-	if (rc != DB_OK)
-		db_rollback(db);
-	return rc;
+	return challenge_start_alone(db, &c, err);
 }
 
 /* The statements of db_acme_challenge_done, in the open transaction, without its audit. */
@@ -706,7 +737,7 @@ static enum db_status change_one(struct db *db, struct db_acme_change *c)
 			c->id = c->order->out->id;
 		return rc;
 	case DB_ACME_CHALL_START:
-		return challenge_start(db, c->id, c->account_id, &c->err);
+		return challenge_start(db, c, &c->err);
 	case DB_ACME_CHALL_DONE:
 		return challenge_done(db, c->id, c->valid, c->error_type, c->error_detail, c->reuse,
 		                      &c->err);
@@ -794,8 +825,7 @@ alone:
 			break;
 		}
 		case DB_ACME_CHALL_START:
-			x->rc =
-			    db_acme_challenge_start(db, x->id, x->account_id, x->audit, &x->err);
+			x->rc = challenge_start_alone(db, x, &x->err);
 			break;
 		case DB_ACME_CHALL_DONE:
 			x->rc =

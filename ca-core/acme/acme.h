@@ -312,6 +312,15 @@ struct acme_store {
 	int (*chall_start)(void *ctx, const struct acme_account *a, const struct acme_authz *az,
 	                   const struct acme_chall *ch, const char *key_authorization,
 	                   struct acme_problem *p);
+	/* Answer challenge chall_id ({}) for account a without reading it first: when the
+	 * challenge is a's and pending, its authorization pending and unexpired, and a valid with
+	 * the key of a's thumbprint (all judged by the store in the statement that starts it),
+	 * start validating it as chall_start does; *ch (processing) and *authz_id then say what
+	 * was started: 0. 1 when nothing was started, for whatever reason (the server then reads
+	 * the challenge and judges and answers as without this). -1 with p set. NULL: not
+	 * offered. */
+	int (*chall_answer)(void *ctx, const struct acme_account *a, int64_t chall_id,
+	                    struct acme_chall *ch, int64_t *authz_id, struct acme_problem *p);
 	/* Issue the certificate of order o (ready; the CSR, DER, names its identifiers
 	 * exactly): 0 once the order is valid (o's status and cert_serial then say so, as a
 	 * read would), or -1 with p set (badCSR, orderNotReady, serverInternal). */

@@ -1093,46 +1093,39 @@ static void validation_fill(struct validation *v, const struct cad_config *cfg, 
 	v->req.key_authorization = v->keyauth;
 }
 
-static int st_chall_start(void *ctx, const struct acme_account *a, const struct acme_authz *az,
-                          const struct acme_chall *ch, const char *key_authorization,
-                          struct acme_problem *p)
+/* A validation's slot (at most VALIDATIONS_MAX at once) and memory, or NULL with p set. */
+static struct validation *validation_new(struct acme_problem *p)
 {
-	struct store_ctx *c = ctx;
 	struct validation *v;
-	struct db_audit_entry e;
-	struct db_err err = {0};
-	char actor[160];
-	pthread_attr_t attr;
-	pthread_t t;
-	int started;
 
 	if (++validations > VALIDATIONS_MAX) {
 		validations--;
 		acme_problem_set(p, 503, "rateLimited",
 		                 "too many validations at once; answer the challenge again later");
 		p->retry_after = ACME_POLL_RETRY_AFTER;
-		return -1;
+		return NULL;
 	}
 	if (!(v = calloc(1, sizeof(*v)))) {
 		validations--;
-		return acme_problem_set(p, 500, "serverInternal", "out of memory");
+		acme_problem_set(p, 500, "serverInternal", "out of memory");
 	}
-	validation_fill(v, c->r->cad->cfg, ch->id, ch->type, az->ident.type, az->ident.value,
-	                ch->token, key_authorization, a->principal);
-	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
-	if (change_do(
-	        c->db,
-	        &(struct db_acme_change){
-	            .kind = DB_ACME_CHALL_START, .id = ch->id, .account_id = a->id, .audit = &e},
-	        &err) != DB_OK) {
-		free(v);
-		validations--;
-		if (err.status == DB_ERR_STATE)
-			return acme_problem_set(p, 400, "malformed",
-			                        "the challenge is not pending any more");
-		log_error("acme: %s", err.msg);
-		return acme_problem_set(p, 500, "serverInternal", "the challenge was not started");
-	}
+	return v;
+}
+
+/* A validation from validation_new that was not started. */
+static void validation_drop(struct validation *v)
+{
+	free(v);
+	validations--;
+}
+
+/* Validate v (its challenge's start committed) on a thread of its own; v is taken. */
+static void validation_launch(struct validation *v, struct db *db)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int started;
+
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	started = pthread_create(&t, &attr, validation_run, v) == 0;
@@ -1142,10 +1135,84 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 		struct acmeval_result res = {.valid = 0,
 		                             .problem_type = "serverInternal",
 		                             .detail = "the validation could not be started"};
-		validation_record(v, c->db, &res);
-		free(v);
-		validations--;
+		validation_record(v, db, &res);
+		validation_drop(v);
 	}
+}
+
+static int st_chall_start(void *ctx, const struct acme_account *a, const struct acme_authz *az,
+                          const struct acme_chall *ch, const char *key_authorization,
+                          struct acme_problem *p)
+{
+	struct store_ctx *c = ctx;
+	struct validation *v;
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	char actor[160];
+
+	if (!(v = validation_new(p)))
+		return -1;
+	validation_fill(v, c->r->cad->cfg, ch->id, ch->type, az->ident.type, az->ident.value,
+	                ch->token, key_authorization, a->principal);
+	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
+	if (change_do(
+	        c->db,
+	        &(struct db_acme_change){
+	            .kind = DB_ACME_CHALL_START, .id = ch->id, .account_id = a->id, .audit = &e},
+	        &err) != DB_OK) {
+		validation_drop(v);
+		if (err.status == DB_ERR_STATE)
+			return acme_problem_set(p, 400, "malformed",
+			                        "the challenge is not pending any more");
+		log_error("acme: %s", err.msg);
+		return acme_problem_set(p, 500, "serverInternal", "the challenge was not started");
+	}
+	validation_launch(v, c->db);
+	return 0;
+}
+
+/* A challenge answered ({}) without reading it first: the statement that starts it judges
+ * everything a read would have (the challenge and its authorization a's and pending, a valid
+ * with this key) and gives back what the validation and the answer need. */
+static int st_chall_answer(void *ctx, const struct acme_account *a, int64_t chall_id,
+                           struct acme_chall *ch, int64_t *authz_id, struct acme_problem *p)
+{
+	struct store_ctx *c = ctx;
+	struct db_acme_started st;
+	struct validation *v;
+	struct db_audit_entry e;
+	struct db_err err = {0};
+	char actor[160], keyauth[ACME_TOKEN_LEN + ACME_THUMBPRINT_LEN + 2];
+
+	if (!a->thumbprint[0])
+		return 1;
+	if (!(v = validation_new(p)))
+		return -1;
+	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
+	if (change_do(c->db,
+	              &(struct db_acme_change){.kind = DB_ACME_CHALL_START,
+	                                       .id = chall_id,
+	                                       .account_id = a->id,
+	                                       .account_thumbprint = a->thumbprint,
+	                                       .started = &st,
+	                                       .audit = &e},
+	              &err) != DB_OK) {
+		validation_drop(v);
+		if (err.status == DB_ERR_STATE)
+			return 1; /* the server reads, judges and answers as for a read */
+		log_error("acme: %s", err.msg);
+		return acme_problem_set(p, 500, "serverInternal", "the challenge was not started");
+	}
+	snprintf(keyauth, sizeof(keyauth), "%s.%s", st.token, a->thumbprint);
+	validation_fill(v, c->r->cad->cfg, chall_id, st.type, st.ident_type, st.ident, st.token,
+	                keyauth, a->principal);
+	memset(ch, 0, sizeof(*ch));
+	ch->id = chall_id;
+	snprintf(ch->type, sizeof(ch->type), "%s", st.type);
+	snprintf(ch->token, sizeof(ch->token), "%s", st.token);
+	snprintf(ch->status, sizeof(ch->status), "processing");
+	*authz_id = st.authz_id;
+	validation_launch(v, c->db);
 	return 0;
 }
 
@@ -1424,6 +1491,7 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 		st.chall_authz_get = st_chall_authz_get;
 		st.authz_deactivate = st_authz_deactivate;
 		st.chall_start = st_chall_start;
+		st.chall_answer = st_chall_answer;
 		st.order_finalize = st_order_finalize;
 		st.cert_chain = st_cert_chain;
 	}

@@ -2433,6 +2433,7 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	struct eab e = new_eab(",\"principal\":\"fold-team\",\"allow\":[\"*.example.com\"]");
 	struct tkey t = tkey_new("ES256"), n = tkey_new("ES256");
 	char kid[300], path[300], authz[300], apath[300], chall[300], fin[300], ka[300], cert[300];
+	char authz3[300], chall3[300], ka3[300], fin3[300], c3path[300];
 	const char *ids = "[{\"type\":\"dns\",\"value\":\"fold2.example.com\"}]";
 	long long orders;
 	struct reply r;
@@ -2441,6 +2442,11 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	register_key(&t, &e, kid, sizeof(kid));
 	snprintf(path, sizeof(path), "%s", kid + strlen(acme_url));
 	order_challenge(&t, kid, "fold.example.com", "dns-01", authz, chall, ka, NULL, fin);
+	/* A second order whose challenge stays pending: answering it ({}) starts it in the
+	 * statement that judges the account (no read first), so a stale key or a deactivated
+	 * account must be refused there too. */
+	order_challenge(&t, kid, "fold3.example.com", "dns-01", authz3, chall3, ka3, NULL, fin3);
+	snprintf(c3path, sizeof(c3path), "%s", chall3 + strlen(acme_url));
 	snprintf(apath, sizeof(apath), "%s", authz + strlen(acme_url));
 	r = get_as(&t, kid, authz); /* read again: with the key from cad's cache */
 	ck_assert_int_eq(r.status, 200);
@@ -2494,6 +2500,10 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	ck_assert_msg(r.status == 400 || r.status == 401, "old key made an order: %ld %s", r.status,
 	              r.body);
 	reply_clear(&r);
+	r = post(c3path, jws(&t, kid, c3path, "{}"));
+	ck_assert_msg(r.status == 400 || r.status == 401, "old key answered the challenge: %ld %s",
+	              r.status, r.body);
+	reply_clear(&r);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_orders"), orders);
 	r = post(apath, jws(&n, kid, apath, NULL));
 	ck_assert_int_eq(r.status, 200);
@@ -2520,6 +2530,11 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	ck_assert_int_eq(r.status, 401);
 	ck_assert(problem(&r, "unauthorized"));
 	reply_clear(&r);
+	r = post(c3path, jws(&n, kid, c3path, "{}"));
+	ck_assert_msg(r.status == 401, "a deactivated account answered the challenge: %ld %s",
+	              r.status, r.body);
+	ck_assert(problem(&r, "unauthorized"));
+	reply_clear(&r);
 	r = post(apath, jws(&n, kid, apath, "{\"bad\":1}")); /* the account comes first */
 	ck_assert_int_eq(r.status, 401);
 	reply_clear(&r);
@@ -2540,8 +2555,11 @@ START_TEST(authz_reads_judge_the_account_at_once)
 	ck_assert(problem(&r, "unauthorized"));
 	reply_clear(&r);
 	ck_assert_int_eq(count("SELECT count(*) FROM acme_challenges c JOIN acme_authorizations a"
-	                       " ON a.id = c.authz_id WHERE a.identifier = 'fold.example.com'"
-	                       " AND c.status <> 'pending'"),
+	                       " ON a.id = c.authz_id WHERE a.identifier IN ('fold.example.com',"
+	                       " 'fold3.example.com') AND c.status <> 'pending'"),
+	                 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE action ="
+	                       " 'acme.challenge.start' AND actor = 'fold-team'"),
 	                 0);
 	tkey_free(&t);
 	tkey_free(&n);
