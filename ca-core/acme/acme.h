@@ -321,6 +321,11 @@ struct acme_store {
 	 * offered. */
 	int (*chall_answer)(void *ctx, const struct acme_account *a, int64_t chall_id,
 	                    struct acme_chall *ch, int64_t *authz_id, struct acme_problem *p);
+	/* Whether a challenge of authorization authz_id of account account_id is being
+	 * validated by this process (started by chall_start or chall_answer): 1 with *chall_id,
+	 * else 0. A read of the authorization then waits for it without a read first
+	 * (acme_reply's wait_unread). NULL: not offered. */
+	int (*authz_validating)(void *ctx, int64_t authz_id, int64_t account_id, int64_t *chall_id);
 	/* Issue the certificate of order o (ready; the CSR, DER, names its identifiers
 	 * exactly): 0 once the order is valid (o's status and cert_serial then say so, as a
 	 * read would), or -1 with p set (badCSR, orderNotReady, serverInternal). */
@@ -419,15 +424,27 @@ struct acme_reply {
 	 * validation settles (or a bounded wait ends) and answer with acme_reread instead.
 	 * 0: nothing to wait for. */
 	int64_t wait_chall, wait_account;
+	/* wait_unread: the authorization was not read (its validation is in flight in this
+	 * process, store.authz_validating): status is 0 and there is no body; the caller holds
+	 * the request and acme_reread reads the resource then, judging the account (valid with
+	 * the key of wait_thumbprint) with that read. */
+	int wait_unread;
+	char wait_thumbprint[ACME_THUMBPRINT_LEN + 1];
 };
 
 /* Serve one request into rep (cleared first). Never fails: a problem is a reply. */
 void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep);
 void acme_reply_clear(struct acme_reply *rep);
+/* rep becomes a 503 problem (with Retry-After), keeping its Replay-Nonce: for a held request
+ * whose resource cannot be read at all (no database connection, the server stopping). */
+void acme_reply_unavailable(struct acme_server *s, struct acme_reply *rep);
 /* Read again, for account account_id, the authorization or challenge at path (a reply rep
  * said to wait for, its request already verified) and replace rep's status, body, links and
  * Retry-After with what it is now, keeping rep's Replay-Nonce. 0, or -1 (the store failed;
- * rep unchanged). */
+ * rep unchanged). When rep was not read (wait_unread), this read is the request's first: it
+ * judges the account too, and always answers: a refusal (another account's authorization,
+ * the account no longer valid with that key) or the store's failure replaces rep with its
+ * problem (0). */
 int acme_reread(struct acme_server *s, const char *path, int64_t account_id, void *store_ctx,
                 struct acme_reply *rep);
 

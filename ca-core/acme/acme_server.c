@@ -165,6 +165,7 @@ static void reply_problem(struct acme_server *s, struct acme_reply *rep,
 	rep->location[0] = '\0';
 	rep->n_links = 0;
 	rep->wait_chall = rep->wait_account = 0;
+	rep->wait_unread = 0;
 	snprintf(index, sizeof(index), "%s/directory", s->cfg.base_url);
 	add_link(rep, index, "index");
 	reply_json(rep, p->status, "application/problem+json", acme_problem_json(p));
@@ -288,6 +289,10 @@ struct post {
 	/* KEY_KID_READ: acct is id, thumbprint and principal of the key cache's entry whose key
 	 * verified the JWS, not yet judged against the store (own_authz does, with the read). */
 	int unconfirmed;
+	/* A read after a wait (acme_reread of a reply not read before): no JWS any more to
+	 * confirm the account with, so an account that does not stand as it was is refused;
+	 * and no new wait. */
+	int rereading;
 	void *ctx; /* the store's ctx for this request */
 	char url[ACME_URL_MAX + 32];
 };
@@ -859,6 +864,16 @@ static json_t *chall_json(const struct acme_server *s, const struct acme_chall *
 static int judge_with(struct acme_server *s, struct post *po, int found, int64_t owner,
                       const struct acme_account_seen *seen, struct acme_problem *p)
 {
+	if (po->unconfirmed && po->rereading && found && owner == po->acct.id &&
+	    (strcmp(seen->status, "valid") || strcmp(seen->thumbprint, po->acct.thumbprint)))
+		return acme_problem_set(p, 401, "unauthorized",
+		                        "the account is %s, or its key changed, since the request "
+		                        "came",
+		                        seen->status[0] ? seen->status : "gone");
+	if (po->unconfirmed && po->rereading) { /* another account's, or none: own_* say 404 */
+		po->unconfirmed = 0;
+		return 0;
+	}
 	if (po->unconfirmed &&
 	    (!found || owner != po->acct.id || strcmp(seen->status, "valid") ||
 	     strcmp(seen->thumbprint, po->acct.thumbprint)) &&
@@ -1007,6 +1022,16 @@ static int h_authz(struct acme_server *s, struct post *po, int64_t id, struct ac
 		    p, 400, "malformed",
 		    "an authorization is read with POST-as-GET (an empty "
 		    "payload) or deactivated with {\"status\": \"deactivated\"}");
+	/* A read while this process validates one of its challenges for this account: the
+	 * caller waits first and reads (judging the account) once, afterwards. */
+	if (!pl && !po->rereading && s->store.authz_validating &&
+	    s->store.authz_validating(po->ctx, id, po->acct.id, &rep->wait_chall) == 1) {
+		rep->wait_account = po->acct.id;
+		rep->wait_unread = 1;
+		snprintf(rep->wait_thumbprint, sizeof(rep->wait_thumbprint), "%s",
+		         po->acct.thumbprint);
+		return 0;
+	}
 	if (own_authz(s, po, id, 0, &a, p) < 0)
 		return -1;
 	if (pl) {
@@ -1278,6 +1303,12 @@ int acme_reread(struct acme_server *s, const char *path, int64_t account_id, voi
 	memset(&po, 0, sizeof(po));
 	po.ctx = store_ctx ? store_ctx : s->store.ctx;
 	po.acct.id = account_id;
+	po.rereading = 1;
+	if (rep->wait_unread) { /* judged now, with this read */
+		po.unconfirmed = 1;
+		snprintf(po.acct.thumbprint, sizeof(po.acct.thumbprint), "%s",
+		         rep->wait_thumbprint);
+	}
 	if (!s->store.order_new)
 		return -1;
 	if ((id = path_id(path, "/authz/", NULL)))
@@ -1288,13 +1319,33 @@ int acme_reread(struct acme_server *s, const char *path, int64_t account_id, voi
 		return -1;
 	if (p.status || again.status != 200) {
 		acme_reply_clear(&again);
-		return -1;
+		if (!rep->wait_unread)
+			return -1; /* rep, as read before the wait, stands */
+		if (!p.status)
+			acme_problem_set(&p, 500, "serverInternal",
+			                 "the authorization could not be read");
+		reply_problem(s, &again, &p);
+	} else {
+		add_index_link(s, &again);
 	}
-	add_index_link(s, &again);
 	memcpy(again.replay_nonce, rep->replay_nonce, sizeof(again.replay_nonce));
 	acme_reply_clear(rep);
 	*rep = again;
 	return 0;
+}
+
+void acme_reply_unavailable(struct acme_server *s, struct acme_reply *rep)
+{
+	struct acme_problem p = {0};
+	char nonce[sizeof(rep->replay_nonce)];
+
+	memcpy(nonce, rep->replay_nonce, sizeof(nonce));
+	acme_reply_clear(rep);
+	memcpy(rep->replay_nonce, nonce, sizeof(nonce));
+	acme_problem_set(&p, 503, "serverInternal",
+	                 "the server cannot read the resource now; ask again shortly");
+	p.retry_after = ACME_POLL_RETRY_AFTER;
+	reply_problem(s, rep, &p);
 }
 
 void acme_handle(struct acme_server *s, const struct acme_request *req, struct acme_reply *rep)

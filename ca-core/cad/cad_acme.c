@@ -922,10 +922,60 @@ static _Atomic int validations;
 struct validation {
 	const struct cad_config *cfg;
 	int64_t chall_id;
+	int64_t authz_id, account_id; /* of a validation a request started (flight_add) */
 	struct acmeval_request req;
 	char ident_type[4], ident[254], token[ACME_TOKEN_LEN + 1], keyauth[128];
 	char actor[ACME_NAME_MAX + 1];
 };
+
+/* Validations in flight that requests of this hsmca-cad started: a read of their
+ * authorization by their account is held at once (cad_acme_serve), without a read first; the
+ * read after the wait judges everything. A validation that does not fit is only not found
+ * here (its authorization's reads then read first, as always). */
+static pthread_mutex_t flight_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int64_t chall_id, authz_id, account_id;
+} flight[VALIDATIONS_MAX];
+static size_t n_flight;
+
+static void flight_add(const struct validation *v)
+{
+	pthread_mutex_lock(&flight_mu);
+	if (v->authz_id && n_flight < VALIDATIONS_MAX) {
+		flight[n_flight].chall_id = v->chall_id;
+		flight[n_flight].authz_id = v->authz_id;
+		flight[n_flight++].account_id = v->account_id;
+	}
+	pthread_mutex_unlock(&flight_mu);
+}
+
+static void flight_remove(int64_t chall_id)
+{
+	pthread_mutex_lock(&flight_mu);
+	for (size_t i = 0; i < n_flight; i++)
+		if (flight[i].chall_id == chall_id) {
+			flight[i] = flight[--n_flight];
+			break;
+		}
+	pthread_mutex_unlock(&flight_mu);
+}
+
+/* The challenge of authorization authz_id of account account_id being validated here: 1
+ * with *chall_id, or 0. */
+static int st_authz_validating(void *ctx, int64_t authz_id, int64_t account_id, int64_t *chall_id)
+{
+	int found = 0;
+
+	(void)ctx;
+	pthread_mutex_lock(&flight_mu);
+	for (size_t i = 0; i < n_flight && !found; i++)
+		if (flight[i].authz_id == authz_id && flight[i].account_id == account_id) {
+			*chall_id = flight[i].chall_id;
+			found = 1;
+		}
+	pthread_mutex_unlock(&flight_mu);
+	return found;
+}
 
 /* Database connections for validations' results, kept between validations: a validation
  * finishes on a thread of its own, and connecting anew for each result cost a backend's start
@@ -1049,6 +1099,7 @@ static void validation_record(const struct validation *v, struct db *db,
 	if (!good)
 		log_error("acme: challenge %lld: %s%s", (long long)v->chall_id, err.msg,
 		          own ? " (left to the recovery of challenges left processing)" : "");
+	flight_remove(v->chall_id);
 	waits_wake(v->chall_id);
 }
 
@@ -1126,6 +1177,7 @@ static void validation_launch(struct validation *v, struct db *db)
 	pthread_t t;
 	int started;
 
+	flight_add(v);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	started = pthread_create(&t, &attr, validation_run, v) == 0;
@@ -1154,6 +1206,8 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 		return -1;
 	validation_fill(v, c->r->cad->cfg, ch->id, ch->type, az->ident.type, az->ident.value,
 	                ch->token, key_authorization, a->principal);
+	v->authz_id = az->id;
+	v->account_id = a->id;
 	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
 	if (change_do(
 	        c->db,
@@ -1206,6 +1260,8 @@ static int st_chall_answer(void *ctx, const struct acme_account *a, int64_t chal
 	snprintf(keyauth, sizeof(keyauth), "%s.%s", st.token, a->thumbprint);
 	validation_fill(v, c->r->cad->cfg, chall_id, st.type, st.ident_type, st.ident, st.token,
 	                keyauth, a->principal);
+	v->authz_id = st.authz_id;
+	v->account_id = a->id;
 	memset(ch, 0, sizeof(*ch));
 	ch->id = chall_id;
 	snprintf(ch->type, sizeof(ch->type), "%s", st.type);
@@ -1492,6 +1548,7 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 		st.authz_deactivate = st_authz_deactivate;
 		st.chall_start = st_chall_start;
 		st.chall_answer = st_chall_answer;
+		st.authz_validating = st_authz_validating;
 		st.order_finalize = st_order_finalize;
 		st.cert_chain = st_cert_chain;
 	}
@@ -1625,6 +1682,8 @@ static void wait_done(evutil_socket_t fd, short what, void *arg)
 	cad_held_unlink(&waits, &w->h);
 	if (sc.db && r->cad->acme)
 		acme_reread(r->cad->acme, r->path + 5, w->rep.wait_account, &sc, &w->rep);
+	else if (w->rep.wait_unread && r->cad->acme)
+		acme_reply_unavailable(r->cad->acme, &w->rep);
 	acme_send(r, &w->rep);
 	event_free(w->h.ev);
 	free(w);
@@ -1668,6 +1727,8 @@ void cad_acme_stop_waits(struct cad *cad)
 
 		mine = h->next;
 		event_free(h->ev);
+		if (w->rep.wait_unread && cad->acme) /* nothing was read to answer with */
+			acme_reply_unavailable(cad->acme, &w->rep);
 		acme_send(&h->r, &w->rep);
 		free(w);
 	}
@@ -1706,13 +1767,16 @@ void cad_acme_serve(struct cad_req *r)
 			return;
 	}
 	acme_handle(r->cad->acme, &areq, &rep);
-	if (rep.wait_chall && rep.status == 200 && wait_start(r, &rep) == 0) {
-		/* Answered later, always 200 (the resource as it is then, or as read now); the
-		 * request's metrics count the time until here. */
+	if (rep.wait_chall && (rep.status == 200 || rep.wait_unread) && wait_start(r, &rep) == 0) {
+		/* Answered later: 200 with the resource as it is then or as read now (or, for a
+		 * read not made yet, whatever that read says); the request's metrics count the
+		 * time until here. */
 		r->replied = 1;
 		r->status = 200;
 		return;
 	}
+	if (rep.wait_unread) /* it cannot wait: the read now */
+		acme_reread(r->cad->acme, areq.path, rep.wait_account, &sc, &rep);
 	acme_send(r, &rep);
 }
 

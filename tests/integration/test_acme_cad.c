@@ -2363,6 +2363,47 @@ START_TEST(authz_read_waits_for_its_validation)
 }
 END_TEST
 
+/* A read of an authorization whose validation this hsmca-cad has under way waits before it
+ * reads (no read first); the read after the wait is the request's only one, so it judges the
+ * account: deactivated meanwhile (behind cad's back, its key cache still says valid), the
+ * answer is unauthorized, not the authorization. */
+START_TEST(held_read_judges_the_account_after_its_wait)
+{
+	struct tkey t = tkey_new("ES256");
+	char kid[300], authz[300], chall[300];
+	struct timespec t0, t1;
+	pthread_t th;
+	struct reply r;
+	double took;
+	int lfd;
+
+	atomic_store(&h01_delay_ms, 600);
+	h01_start(&lfd, &th);
+	account_and_order(&t, kid, "held2-team", "held2.example.com", authz, chall);
+	r = post(chall + strlen(acme_url), jws(&t, kid, chall + strlen(acme_url), "{}"));
+	ck_assert_int_eq(r.status, 200);
+	reply_clear(&r);
+	ck_assert_int_eq(
+	    count("UPDATE acme_accounts SET status = 'deactivated', deactivated_at = now()"
+	          " WHERE principal = 'held2-team' RETURNING 1"),
+	    1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = get_as(&t, kid, authz);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert_msg(r.status == 401, "held read by a deactivated account: %ld %s", r.status,
+	              r.body);
+	ck_assert(problem(&r, "unauthorized"));
+	ck_assert_ptr_nonnull(r.nonce[0] ? r.nonce : NULL);
+	reply_clear(&r);
+	/* it waited for the validation (the responder answers 600 ms after the {}) */
+	ck_assert_msg(took >= 0.3, "answered in %.3f s, without waiting", took);
+	atomic_store(&h01_delay_ms, 0);
+	h01_finish(lfd, th);
+	tkey_free(&t);
+}
+END_TEST
+
 /* A validation whose result cannot be recorded (hsmca-cad's connections gone and refused for
  * a while, as in a database restart) records it once the database is back, seconds later,
  * not when the recovery of challenges left processing comes round a minute or two later. */
@@ -2592,6 +2633,7 @@ int main(void)
 	tcase_add_test(tc, tls_alpn01_by_our_client);
 	tcase_add_test(tc, killed_cad_leaves_no_stuck_challenge);
 	tcase_add_test(tc, authz_read_waits_for_its_validation);
+	tcase_add_test(tc, held_read_judges_the_account_after_its_wait);
 	tcase_add_test(tc, authz_reads_judge_the_account_at_once);
 	tcase_add_test(tc, validation_result_waits_out_a_database_outage);
 	suite_add_tcase(s, tc);
