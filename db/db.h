@@ -1027,13 +1027,13 @@ struct db_acme_order_new {
 	struct db_acme_order_opts *opts;
 	struct db_acme_order *out; /* filled when it is committed (db_acme_order_clear) */
 };
-/* One of the state changes above, as data, for db_acme_changes. */
 /* What a challenge's start read back (db_acme_change's started). */
 struct db_acme_started {
 	char type[16], token[44], ident_type[4], ident[254];
 	int64_t authz_id;
 	int wildcard;
 };
+/* One of the state changes above, as data, for db_acme_changes. */
 struct db_acme_change {
 	enum {
 		DB_ACME_CHALL_START,

@@ -358,31 +358,51 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	int64_t order_id = 0, expires = 0, orders = 0, pending = 0, oldest = 0;
 	int all_reused = 1;
 
-	/* The account's row locked first: a parallel newOrder of the same account waits here
-	 * until this one commits, then counts this order too (rate limits under concurrency:
-	 * the next statement's snapshot is taken after the lock is granted). */
-	db_param_int(&p, a->account_id);
-	rc = db_exec(
-	    db, "SELECT status, thumbprint FROM acme_accounts WHERE id = $1::bigint FOR UPDATE", &p,
-	    &r, err, "locking ACME account %lld", (long long)a->account_id);
-	if (rc == DB_OK && PQntuples(r) != 1)
-		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME account");
-	/* The account judged as it is now, under its lock (the request was verified with a key
-	 * its server had cached): valid, with that key. */
-	if (rc == DB_OK && o->account_thumbprint &&
-	    (strcmp(PQgetvalue(r, 0, 0), "valid") ||
-	     strcmp(PQgetvalue(r, 0, 1), o->account_thumbprint))) {
-		o->limited = 3;
-		rc = db_fail(err, DB_ERR_STATE, "ACME account %lld is not valid with this key",
-		             (long long)a->account_id);
-	}
-	PQclear(r);
-	r = NULL;
-	/* The counts and the order in one statement: the order is added only when the limits
-	 * allow it (a limit <= 0: none). Each count stops at its limit (all a refusal needs to
-	 * know; no limit: nothing counted), so its cost does not grow with the account's
-	 * history; the pending authorizations are counted on their partial index (0023). */
-	memset(&p, 0, sizeof(p));
+	/* Two statements in one round trip. The account's row locked first: a parallel newOrder
+	 * of the same account waits there until this one commits, then counts this order too
+	 * (rate limits under concurrency: the second statement's snapshot is taken after the
+	 * lock is granted). Then the counts and the order in one statement: the order is added
+	 * only when the account is there (and, with o->account_thumbprint, valid with that key:
+	 * judged again there, so that a refusal has changed nothing) and the limits allow it (a
+	 * limit <= 0: none). Each count stops at its limit (all a refusal needs to know; no
+	 * limit: nothing counted), so its cost does not grow with the account's history; the
+	 * pending authorizations are counted on their partial index (0023). */
+	static const char *const sql[] = {
+	    "SELECT status, thumbprint FROM acme_accounts WHERE id = $1::bigint FOR UPDATE",
+	    "WITH c AS (SELECT (SELECT count(*) FROM (SELECT 1 FROM acme_orders"
+	    " WHERE account_id = $1::bigint"
+	    " AND created_at > now() - make_interval(secs => $2::bigint)"
+	    " LIMIT greatest($8::bigint, 0)) w) AS orders,"
+	    " (SELECT count(*) FROM (SELECT 1 FROM acme_authorizations"
+	    " WHERE account_id = $1::bigint AND status = 'pending' AND expires_at > now()"
+	    " LIMIT greatest($9::bigint, 0)) w) AS pending,"
+	    " (SELECT " EPOCH0(
+	        "min(created_at)") " FROM acme_orders"
+	                           " WHERE account_id = $1::bigint"
+	                           " AND created_at > now() - make_interval(secs => $2::bigint)) "
+	                           "AS oldest),"
+	                           " o AS (INSERT INTO acme_orders (account_id, identifiers, "
+	                           "profile, expires_at,"
+	                           " not_before, not_after) SELECT $1::bigint, $3, $4,"
+	                           " now() + make_interval(secs => $5::bigint),"
+	                           " to_timestamp(nullif($6::bigint, 0)), "
+	                           "to_timestamp(nullif($7::bigint, 0))"
+	                           " FROM c WHERE ($8::bigint <= 0 OR c.orders < $8::bigint)"
+	                           " AND ($9::bigint <= 0 OR c.pending + $10::bigint <= $9::bigint)"
+	                           " AND EXISTS (SELECT 1 FROM acme_accounts WHERE id = $1::bigint"
+	                           " AND ($11::text IS NULL OR (status = 'valid' AND thumbprint = "
+	                           "$11::text)))"
+	                           " RETURNING id, " EPOCH0(
+	                               "expires_at") " AS expires)"
+	                                             " SELECT c.orders, c.pending, c.oldest, "
+	                                             "coalesce(o.id, 0), coalesce(o.expires, 0)"
+	                                             " FROM c LEFT JOIN o ON true",
+	};
+	struct db_params q = {0}, *ps[2] = {&q, &p};
+	PGresult *res[2] = {NULL, NULL};
+	char what[64];
+
+	db_param_int(&q, a->account_id);
 	db_param_int(&p, a->account_id);
 	db_param_int(&p, o->window_seconds);
 	db_param_text(&p, a->identifiers);
@@ -393,38 +413,26 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	db_param_int(&p, o->orders_max);
 	db_param_int(&p, o->pending_max);
 	db_param_int(&p, (int64_t)a->n);
-	if (rc == DB_OK)
-		rc = db_exec(
-		    db,
-		    "WITH c AS (SELECT (SELECT count(*) FROM (SELECT 1 FROM acme_orders"
-		    " WHERE account_id = $1::bigint"
-		    " AND created_at > now() - make_interval(secs => $2::bigint)"
-		    " LIMIT greatest($8::bigint, 0)) w) AS orders,"
-		    " (SELECT count(*) FROM (SELECT 1 FROM acme_authorizations"
-		    " WHERE account_id = $1::bigint AND status = 'pending' AND expires_at > now()"
-		    " LIMIT greatest($9::bigint, 0)) w) AS pending,"
-		    " (SELECT " EPOCH0(
-		        "min(created_at)") " FROM acme_orders"
-		                           " WHERE account_id = $1::bigint"
-		                           " AND created_at > now() - make_interval(secs => "
-		                           "$2::bigint)) AS oldest),"
-		                           " o AS (INSERT INTO acme_orders (account_id, "
-		                           "identifiers, profile, expires_at,"
-		                           " not_before, not_after) SELECT $1::bigint, $3, $4,"
-		                           " now() + make_interval(secs => $5::bigint),"
-		                           " to_timestamp(nullif($6::bigint, 0)), "
-		                           "to_timestamp(nullif($7::bigint, 0))"
-		                           " FROM c WHERE ($8::bigint <= 0 OR c.orders < "
-		                           "$8::bigint)"
-		                           " AND ($9::bigint <= 0 OR c.pending + $10::bigint <= "
-		                           "$9::bigint)"
-		                           " RETURNING id, " EPOCH0(
-		                               "expires_at") " AS expires)"
-		                                             " SELECT c.orders, c.pending, "
-		                                             "c.oldest, coalesce(o.id, 0), "
-		                                             "coalesce(o.expires, 0)"
-		                                             " FROM c LEFT JOIN o ON true",
-		    &p, &r, err, "adding an ACME order");
+	if (o->account_thumbprint)
+		db_param_text(&p, o->account_thumbprint);
+	else
+		db_param_null(&p);
+	snprintf(what, sizeof(what), "adding an order of ACME account %lld",
+	         (long long)a->account_id);
+	rc = db_exec_many(db, 0, 2, sql, ps, res, 0, err, what);
+	r = res[1];
+	if (rc == DB_OK && PQntuples(res[0]) != 1)
+		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME account");
+	/* The account judged as it is now, under its lock (the request was verified with a key
+	 * its server had cached): valid, with that key. */
+	if (rc == DB_OK && o->account_thumbprint &&
+	    (strcmp(PQgetvalue(res[0], 0, 0), "valid") ||
+	     strcmp(PQgetvalue(res[0], 0, 1), o->account_thumbprint))) {
+		o->limited = 3;
+		rc = db_fail(err, DB_ERR_STATE, "ACME account %lld is not valid with this key",
+		             (long long)a->account_id);
+	}
+	PQclear(res[0]);
 	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &orders) ||
 	                    db_get_int64(r, 0, 1, &pending) || db_get_int64(r, 0, 2, &oldest) ||
 	                    db_get_int64(r, 0, 3, &order_id) || db_get_int64(r, 0, 4, &expires)))

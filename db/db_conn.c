@@ -479,15 +479,18 @@ enum db_status db_exec_many(struct db *db, int begin, size_t n, const char *cons
 	enum db_status rc = DB_OK;
 	PGresult *r = NULL;
 	char name[24];
-	int *idx;
+	int *idx, lead;
 
 	for (size_t i = 0; i < n; i++)
 		res[i] = NULL;
 	if (begin && db->in_tx)
 		return db_fail(err, DB_ERR_STATE, "%s: a transaction is open already", what);
-	if (!begin && (!db->in_tx || db->begin_pending))
+	if (!begin && !db->in_tx)
 		return db_fail(err, DB_ERR_STATE, "%s: no transaction has begun", what);
-	if (begin) {
+	/* db_begin's BEGIN not sent yet: it leads the pipeline as begin's would (sent plainly
+	 * by the first statement when there is no pipeline). */
+	lead = begin || db->begin_pending;
+	if (lead) {
 		rc = ensure_connected(db, err);
 		if (rc != DB_OK)
 			return rc;
@@ -514,11 +517,11 @@ enum db_status db_exec_many(struct db *db, int begin, size_t n, const char *cons
 		free(idx);
 		return exec_many_plain(db, begin, n, sql, p, res, commit, err, what);
 	}
-	if (begin) {
+	if (lead) {
 		db->in_tx = 1; /* from here the caller rolls back on failure */
 		db->begin_pending = 0;
 	}
-	if (begin && !PQsendQueryParams(db->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+	if (lead && !PQsendQueryParams(db->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
 		rc = result_error(db, NULL, what, err);
 	for (size_t i = 0; rc == DB_OK && i < n; i++) {
 		snprintf(name, sizeof(name), "hsmca_%d", idx[i]);
@@ -534,7 +537,7 @@ enum db_status db_exec_many(struct db *db, int begin, size_t n, const char *cons
 	free(idx);
 	if (rc != DB_OK)
 		goto drain;
-	if (begin) {
+	if (lead) {
 		r = pipeline_result(db);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK)
 			rc = result_error(db, r, "BEGIN", err);

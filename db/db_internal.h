@@ -132,7 +132,8 @@ enum db_status db_exec_commit(struct db *db, const char *sql, const struct db_pa
 
 /* Run the n prepared statements sql[i] with p[i] in one round trip (libpq's pipeline mode),
  * after a BEGIN when begin (no transaction may be open) and with the COMMIT after them when
- * commit (then a transaction must be open, its BEGIN sent). res[i] gets statement i's result
+ * commit (then a transaction must be open). Without begin, in a transaction db_begin opened
+ * whose BEGIN is not sent yet, that BEGIN leads the pipeline. res[i] gets statement i's result
  * when all succeeded (PQclear them), else NULL. When a statement fails the transaction stays
  * open and failed: roll it back; a failed COMMIT ends it. what names the work in errors.
  * (db_conn.c) */
