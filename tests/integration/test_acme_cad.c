@@ -2313,6 +2313,15 @@ START_TEST(lego_http01_issue_renew_revoke)
 }
 END_TEST
 
+/* Seconds since t0 (CLOCK_MONOTONIC). */
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 /* A read (POST-as-GET) of an authorization whose validation runs is held until the validation
  * settles, so a client polls once (RFC 8555 §7.5.1): with a responder that takes 500 ms, the
  * first read after the challenge's {} already says valid, and took about that long; the {}
@@ -2322,7 +2331,7 @@ START_TEST(authz_read_waits_for_its_validation)
 {
 	struct tkey t = tkey_new("ES256");
 	char kid[300], authz[300], chall[300];
-	struct timespec t0, t1;
+	struct timespec t0;
 	pthread_t th;
 	struct reply r;
 	json_t *o;
@@ -2342,8 +2351,7 @@ START_TEST(authz_read_waits_for_its_validation)
 	reply_clear(&r);
 
 	r = get_as(&t, kid, authz);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	took = seconds_since(&t0);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(r.nonce[0] ? r.nonce : NULL);
 	o = json_loads(r.body, 0, NULL);
@@ -2371,7 +2379,7 @@ START_TEST(held_read_judges_the_account_after_its_wait)
 {
 	struct tkey t = tkey_new("ES256");
 	char kid[300], authz[300], chall[300];
-	struct timespec t0, t1;
+	struct timespec t0;
 	pthread_t th;
 	struct reply r;
 	double took;
@@ -2389,8 +2397,7 @@ START_TEST(held_read_judges_the_account_after_its_wait)
 	    1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = get_as(&t, kid, authz);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	took = seconds_since(&t0);
 	ck_assert_msg(r.status == 401, "held read by a deactivated account: %ld %s", r.status,
 	              r.body);
 	ck_assert(problem(&r, "unauthorized"));
