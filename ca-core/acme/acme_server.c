@@ -1066,12 +1066,32 @@ static int h_authz(struct acme_server *s, struct post *po, int64_t id, struct ac
 	return 0;
 }
 
+/* The answer for challenge c of authorization authz_id: a processing one with Retry-After,
+ * and when read (POST-as-GET) worth waiting for; {} is answered at once. */
+static int reply_chall(struct acme_server *s, const struct post *po, int64_t authz_id,
+                       const struct acme_chall *c, struct acme_reply *rep)
+{
+	char up[ACME_URL_MAX + 64];
+
+	if (!strcmp(c->status, "processing")) {
+		rep->retry_after = ACME_POLL_RETRY_AFTER;
+		if (!po->jws.payload) {
+			rep->wait_chall = c->id;
+			rep->wait_account = po->acct.id;
+		}
+	}
+	snprintf(up, sizeof(up), "%s/authz/%lld", s->cfg.base_url, (long long)authz_id);
+	add_link(rep, up, "up");
+	reply_json(rep, 200, "application/json", chall_json(s, c));
+	return 0;
+}
+
 static int h_chall(struct acme_server *s, struct post *po, int64_t id, struct acme_reply *rep,
                    struct acme_problem *p)
 {
 	struct acme_authz a;
 	struct acme_chall *c = NULL;
-	char up[ACME_URL_MAX + 64], keyauth[ACME_TOKEN_LEN + ACME_THUMBPRINT_LEN + 2];
+	char keyauth[ACME_TOKEN_LEN + ACME_THUMBPRINT_LEN + 2];
 
 	if (po->jws.payload && json_object_size(po->jws.payload) != 0)
 		return acme_problem_set(
@@ -1087,12 +1107,7 @@ static int h_chall(struct acme_server *s, struct post *po, int64_t id, struct ac
 			return -1;
 		if (rc == 0) {
 			po->unconfirmed = 0;
-			rep->retry_after = ACME_POLL_RETRY_AFTER;
-			snprintf(up, sizeof(up), "%s/authz/%lld", s->cfg.base_url,
-			         (long long)authz_id);
-			add_link(rep, up, "up");
-			reply_json(rep, 200, "application/json", chall_json(s, &now));
-			return 0;
+			return reply_chall(s, po, authz_id, &now, rep);
 		}
 	}
 	if (own_authz(s, po, id, 1, &a, p) < 0)
@@ -1110,17 +1125,7 @@ static int h_chall(struct acme_server *s, struct post *po, int64_t id, struct ac
 			return -1;
 		snprintf(c->status, sizeof(c->status), "processing");
 	}
-	if (!strcmp(c->status, "processing")) {
-		rep->retry_after = ACME_POLL_RETRY_AFTER;
-		if (!po->jws.payload) { /* a read: worth waiting for; {} is answered at once */
-			rep->wait_chall = c->id;
-			rep->wait_account = po->acct.id;
-		}
-	}
-	snprintf(up, sizeof(up), "%s/authz/%lld", s->cfg.base_url, (long long)a.id);
-	add_link(rep, up, "up");
-	reply_json(rep, 200, "application/json", chall_json(s, c));
-	return 0;
+	return reply_chall(s, po, a.id, c, rep);
 }
 
 static int h_finalize(struct acme_server *s, struct post *po, int64_t id, struct acme_reply *rep,
