@@ -367,6 +367,7 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	 * limit <= 0: none). Each count stops at its limit (all a refusal needs to know; no
 	 * limit: nothing counted), so its cost does not grow with the account's history; the
 	 * pending authorizations are counted on their partial index (0023). */
+	/* clang-format off */
 	static const char *const sql[] = {
 	    "SELECT status, thumbprint FROM acme_accounts WHERE id = $1::bigint FOR UPDATE",
 	    "WITH c AS (SELECT (SELECT count(*) FROM (SELECT 1 FROM acme_orders"
@@ -376,28 +377,22 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	    " (SELECT count(*) FROM (SELECT 1 FROM acme_authorizations"
 	    " WHERE account_id = $1::bigint AND status = 'pending' AND expires_at > now()"
 	    " LIMIT greatest($9::bigint, 0)) w) AS pending,"
-	    " (SELECT " EPOCH0(
-	        "min(created_at)") " FROM acme_orders"
-	                           " WHERE account_id = $1::bigint"
-	                           " AND created_at > now() - make_interval(secs => $2::bigint)) "
-	                           "AS oldest),"
-	                           " o AS (INSERT INTO acme_orders (account_id, identifiers, "
-	                           "profile, expires_at,"
-	                           " not_before, not_after) SELECT $1::bigint, $3, $4,"
-	                           " now() + make_interval(secs => $5::bigint),"
-	                           " to_timestamp(nullif($6::bigint, 0)), "
-	                           "to_timestamp(nullif($7::bigint, 0))"
-	                           " FROM c WHERE ($8::bigint <= 0 OR c.orders < $8::bigint)"
-	                           " AND ($9::bigint <= 0 OR c.pending + $10::bigint <= $9::bigint)"
-	                           " AND EXISTS (SELECT 1 FROM acme_accounts WHERE id = $1::bigint"
-	                           " AND ($11::text IS NULL OR (status = 'valid' AND thumbprint = "
-	                           "$11::text)))"
-	                           " RETURNING id, " EPOCH0(
-	                               "expires_at") " AS expires)"
-	                                             " SELECT c.orders, c.pending, c.oldest, "
-	                                             "coalesce(o.id, 0), coalesce(o.expires, 0)"
-	                                             " FROM c LEFT JOIN o ON true",
+	    " (SELECT " EPOCH0("min(created_at)") " FROM acme_orders"
+	    " WHERE account_id = $1::bigint"
+	    " AND created_at > now() - make_interval(secs => $2::bigint)) AS oldest),"
+	    " o AS (INSERT INTO acme_orders (account_id, identifiers, profile, expires_at,"
+	    " not_before, not_after) SELECT $1::bigint, $3, $4,"
+	    " now() + make_interval(secs => $5::bigint),"
+	    " to_timestamp(nullif($6::bigint, 0)), to_timestamp(nullif($7::bigint, 0))"
+	    " FROM c WHERE ($8::bigint <= 0 OR c.orders < $8::bigint)"
+	    " AND ($9::bigint <= 0 OR c.pending + $10::bigint <= $9::bigint)"
+	    " AND EXISTS (SELECT 1 FROM acme_accounts WHERE id = $1::bigint"
+	    " AND ($11::text IS NULL OR (status = 'valid' AND thumbprint = $11::text)))"
+	    " RETURNING id, " EPOCH0("expires_at") " AS expires)"
+	    " SELECT c.orders, c.pending, c.oldest, coalesce(o.id, 0), coalesce(o.expires, 0)"
+	    " FROM c LEFT JOIN o ON true",
 	};
+	/* clang-format on */
 	struct db_params q = {0}, *ps[2] = {&q, &p};
 	PGresult *res[2] = {NULL, NULL};
 	char what[64];

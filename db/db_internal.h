@@ -141,8 +141,8 @@ enum db_status db_exec_many(struct db *db, int begin, size_t n, const char *cons
                             struct db_params *const *p, PGresult **res, int commit,
                             struct db_err *err, const char *what);
 /* A group's statement (sql with p, its arrays of any length) as the last statement of a
- * transaction, after a BEGIN when begin (else in the caller's open transaction, its BEGIN
- * sent), and its COMMIT, in one round trip (db_exec_many); *r its result (NULL on failure).
+ * transaction, after a BEGIN when begin (else in the caller's open transaction), and its
+ * COMMIT, in one round trip (db_exec_many); *r its result (NULL on failure).
  * Its plan is the generic one, made once per connection: left to itself PostgreSQL plans such
  * a statement again for every execution (a plan for the arrays' actual lengths looks cheaper
  * than the generic plan's guess), and planning a statement of several CTEs cost more than
