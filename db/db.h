@@ -1029,9 +1029,8 @@ struct db_acme_order_new {
 };
 /* What a challenge's start read back (db_acme_change's started). */
 struct db_acme_started {
-	char type[16], token[44], ident_type[4], ident[254];
+	char type[16], token[44], ident_type[4], ident[254]; /* ident: "*." off, as stored */
 	int64_t authz_id;
-	int wildcard;
 };
 /* One of the state changes above, as data, for db_acme_changes. */
 struct db_acme_change {

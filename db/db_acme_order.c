@@ -549,7 +549,7 @@ static enum db_status challenge_start(struct db *db, struct db_acme_change *c, s
 	    ") AND o.status = 'processing') AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM"
 	    " acme_accounts ac WHERE ac.id = $2::bigint AND ac.status = 'valid'"
 	    " AND ac.thumbprint = $3::text))"
-	    " RETURNING c.id, c.type, c.token, a.id, a.identifier_type, a.identifier, a.wildcard",
+	    " RETURNING c.id, c.type, c.token, a.id, a.identifier_type, a.identifier",
 	    &p, &r, err, "starting ACME challenge %lld", (long long)c->id);
 	if (rc == DB_OK && PQntuples(r) != 1)
 		rc = db_fail(err, DB_ERR_STATE, "the challenge is not pending");
@@ -560,7 +560,6 @@ static enum db_status challenge_start(struct db *db, struct db_acme_change *c, s
 		copy(st->token, sizeof(st->token), r, 0, 2);
 		copy(st->ident_type, sizeof(st->ident_type), r, 0, 4);
 		copy(st->ident, sizeof(st->ident), r, 0, 5);
-		st->wildcard = !strcmp(PQgetvalue(r, 0, 6), "t");
 		if (db_get_int64(r, 0, 3, &st->authz_id))
 			rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
 	}
