@@ -417,6 +417,17 @@ struct db_cert_store {
  * certificate does not store changes nothing, and the others commit. Each item's rc and err
  * say how it went. */
 void db_cert_store_many(struct db *db, struct db_cert_store *const *items, size_t n);
+/* A change of the caller's that commits with a stored certificate (an ACME order's move to
+ * valid), made by a db_..._with_store function of its kind and freed by db_with_store_free.
+ * It changes nothing unless the certificate is stored. */
+struct db_with_store;
+/* Store one signed certificate as db_cert_store_many does and make change w, in one
+ * transaction and one round trip (BEGIN, the store, w, COMMIT): it->rc and it->err say how the
+ * certificate went, db_with_store_outcome how w went (DB_ERR_STATE: w found nothing to change,
+ * e.g. because the certificate was not stored). Outside any transaction. */
+void db_cert_store_with(struct db *db, struct db_cert_store *it, struct db_with_store *w);
+enum db_status db_with_store_outcome(const struct db_with_store *w, struct db_err *err);
+void db_with_store_free(struct db_with_store *w);
 
 /* Append an entry at the chain head: seq = head + 1, at = the server's clock,
  * hash = SHA-256(prev_hash || canonical bytes). Appenders serialise on the chain head. */
@@ -1010,12 +1021,17 @@ enum db_status db_acme_challenges_processing(struct db *db, int64_t older_than,
 enum db_status db_acme_authz_deactivate(struct db *db, int64_t id, int64_t account_id,
                                         const struct db_audit_entry *audit, struct db_err *err);
 /* Order id goes from status `from` (unexpired when "ready") to `to`, with cert_serial (NULL:
- * none) or the problem (error_type "" none), and the audit entry, committed together.
- * DB_ERR_STATE when it is not in `from`. */
+ * none) or the problem (error_type "" none), and the audit entry, in one statement outside any
+ * transaction (its own commit). DB_ERR_STATE when it is not in `from`. */
 enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, const char *to,
                                   const char *cert_serial, const char *error_type,
                                   const char *error_detail, const struct db_audit_entry *audit,
                                   struct db_err *err);
+/* Order id goes from processing to valid with the certificate's serial, and the audit entry
+ * is appended, in the transaction that stores the certificate (db_cert_store_with): nothing
+ * changes unless the certificate is stored. NULL (err set) for a bad entry or no memory. */
+struct db_with_store *db_acme_order_valid_with_store(int64_t id, const struct db_audit_entry *audit,
+                                                     struct db_err *err);
 /* The arguments of db_acme_order_create, as data (db_acme_changes' ORDER_CREATE). */
 struct db_acme_order_new {
 	int64_t account_id;
@@ -1034,13 +1050,8 @@ struct db_acme_started {
 };
 /* One of the state changes above, as data, for db_acme_changes. */
 struct db_acme_change {
-	enum {
-		DB_ACME_CHALL_START,
-		DB_ACME_CHALL_DONE,
-		DB_ACME_ORDER_MOVE,
-		DB_ACME_ORDER_CREATE
-	} kind;
-	int64_t id; /* the challenge's (CHALL_*) or the order's (ORDER_MOVE; ORDER_CREATE: set) */
+	enum { DB_ACME_CHALL_START, DB_ACME_CHALL_DONE, DB_ACME_ORDER_CREATE } kind;
+	int64_t id; /* the challenge's (CHALL_*) or the order's (ORDER_CREATE: set) */
 	struct db_acme_order_new *order; /* ORDER_CREATE */
 	int64_t account_id;              /* CHALL_START */
 	/* CHALL_START: when set, the account must be valid with the key of this thumbprint (judged
@@ -1051,8 +1062,7 @@ struct db_acme_change {
 	struct db_acme_started *started;
 	int valid;                             /* CHALL_DONE */
 	int64_t reuse;                         /* CHALL_DONE */
-	const char *from, *to, *cert_serial;   /* ORDER_MOVE */
-	const char *error_type, *error_detail; /* CHALL_DONE, ORDER_MOVE */
+	const char *error_type, *error_detail; /* CHALL_DONE */
 	const struct db_audit_entry *audit;
 	/* The outcome, as the function for the change alone would give it. */
 	enum db_status rc;

@@ -674,18 +674,51 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
 	return rc;
 }
 
-/* The statements of db_acme_order_move, in the open transaction, without its audit. */
-static enum db_status order_move(struct db *db, int64_t id, const char *from, const char *to,
-                                 const char *cert_serial, const char *error_type,
-                                 const char *error_detail, struct db_err *err)
+/* An order's move with its audit entry, in one statement ($1 the order, $2 from, $3 to, $4 the
+ * serial, $5 $6 the problem, $7..$12 the entry): outside a transaction, its own commit. */
+static const char order_move_audit_sql[] =
+    "WITH m AS (UPDATE acme_orders SET status = $3, cert_serial = $4, error_type = $5,"
+    " error_detail = $6 WHERE id = $1::bigint AND status = $2"
+    " AND ($2 <> 'ready' OR expires_at > now()) RETURNING id),"
+    " e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
+    " SELECT $7, $8, $9, $10, $11, $12 FROM m RETURNING seq)"
+    " SELECT (SELECT count(*) FROM m), (SELECT seq FROM e)";
+
+/* What an order's move with its audit entry did: DB_OK, or DB_ERR_STATE when it moved nothing
+ * (said as for the move to valid with its certificate; db_acme_order_move says its own). */
+static enum db_status order_moved_judge(const PGresult *r, struct db_err *err)
 {
+	int64_t moved = 0, seq = 0;
+
+	if (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &moved) != 0)
+		return db_fail(err, DB_ERR_QUERY, "ACME order: unreadable row");
+	if (moved != 1)
+		return db_fail(err, DB_ERR_STATE,
+		               "the order is not processing, or its certificate was not stored");
+	if (PQgetisnull(r, 0, 1) || db_get_int64(r, 0, 1, &seq) != 0 || seq <= 0)
+		return db_fail(err, DB_ERR_QUERY, "ACME order: no audit entry came back");
+	return DB_OK;
+}
+
+enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, const char *to,
+                                  const char *cert_serial, const char *error_type,
+                                  const char *error_detail, const struct db_audit_entry *audit,
+                                  struct db_err *err)
+{
+	struct db_audit_entry e = *audit;
 	struct db_params p = {0};
 	PGresult *r = NULL;
+	char object[48];
 	enum db_status rc;
 
+	if (db->in_tx)
+		return db_fail(err, DB_ERR_STATE, "ACME order %lld: a transaction is open already",
+		               (long long)id);
 	if ((rc = db_check_text("problem", error_type, 32, err)) != DB_OK ||
 	    (rc = db_check_text("detail", error_detail, 1024, err)) != DB_OK)
 		return rc;
+	snprintf(object, sizeof(object), "order/%lld", (long long)id);
+	e.object = object;
 	db_param_int(&p, id);
 	db_param_text(&p, from);
 	db_param_text(&p, to);
@@ -695,32 +728,48 @@ static enum db_status order_move(struct db *db, int64_t id, const char *from, co
 		db_param_null(&p);
 	db_param_text(&p, error_type);
 	db_param_text(&p, error_detail);
-	rc = db_exec(db,
-	             "UPDATE acme_orders SET status = $3, cert_serial = $4, error_type = $5,"
-	             " error_detail = $6 WHERE id = $1::bigint AND status = $2"
-	             " AND ($2 <> 'ready' OR expires_at > now()) RETURNING id",
-	             &p, &r, err, "ACME order %lld", (long long)id);
-	if (rc == DB_OK && PQntuples(r) != 1)
-		rc = db_fail(err, DB_ERR_STATE, "the order is not %s", from);
+	if ((rc = db_audit_entry_params(&e, &p, err)) != DB_OK)
+		return rc;
+	rc = db_exec(db, order_move_audit_sql, &p, &r, err, "ACME order %lld", (long long)id);
+	if (rc == DB_OK && (rc = order_moved_judge(r, err)) == DB_ERR_STATE)
+		db_fail(err, DB_ERR_STATE, "the order is not %s", from);
 	PQclear(r);
 	return rc;
 }
 
-enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, const char *to,
-                                  const char *cert_serial, const char *error_type,
-                                  const char *error_detail, const struct db_audit_entry *audit,
-                                  struct db_err *err)
-{
-	enum db_status rc;
+/* The order's move to valid in the transaction that stores its certificate ($1 the order,
+ * $2..$7 the audit entry, then db_cert_store_with's $8 authority, $9 serial, $10 its hex):
+ * only once the certificate is stored, as db_acme_order_move's would be. */
+static const char order_valid_sql[] =
+    "WITH m AS (UPDATE acme_orders SET status = 'valid', cert_serial = $10, error_type = '',"
+    " error_detail = '' WHERE id = $1::bigint AND status = 'processing' AND EXISTS (SELECT 1"
+    " FROM certificates WHERE authority_id = $8 AND serial = $9 AND status = 'issued')"
+    " RETURNING id),"
+    " e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
+    " SELECT $2, $3, $4, $5, $6, $7 FROM m RETURNING seq)"
+    " SELECT (SELECT count(*) FROM m), (SELECT seq FROM e)";
 
-	if ((rc = db_begin(db, err)) != DB_OK)
-		return rc;
-	rc = order_move(db, id, from, to, cert_serial, error_type, error_detail, err);
-	if (rc == DB_OK)
-		rc = audit_commit(db, "order", id, audit, err);
-	if (rc != DB_OK)
-		db_rollback(db);
-	return rc;
+struct db_with_store *db_acme_order_valid_with_store(int64_t id, const struct db_audit_entry *audit,
+                                                     struct db_err *err)
+{
+	struct db_with_store *w = calloc(1, sizeof(*w));
+	struct db_audit_entry e = *audit;
+
+	if (!w) {
+		db_fail(err, DB_ERR_UNAVAILABLE, "ACME order %lld: out of memory", (long long)id);
+		return NULL;
+	}
+	snprintf(w->object, sizeof(w->object), "order/%lld", (long long)id);
+	e.object = w->object;
+	w->sql = order_valid_sql;
+	w->judge = order_moved_judge;
+	w->rc = db_fail(&w->err, DB_ERR_STATE, "the certificate was not stored");
+	db_param_int(&w->p, id);
+	if (db_audit_entry_params(&e, &w->p, err) != DB_OK) {
+		free(w);
+		return NULL;
+	}
+	return w;
 }
 
 /* One change of a group, in the open transaction. No savepoint is needed: a change is refused
@@ -740,12 +789,9 @@ static enum db_status change_one(struct db *db, struct db_acme_change *c)
 		return rc;
 	case DB_ACME_CHALL_START:
 		return challenge_start(db, c, &c->err);
-	case DB_ACME_CHALL_DONE:
+	default:
 		return challenge_done(db, c->id, c->valid, c->error_type, c->error_detail, c->reuse,
 		                      &c->err);
-	default:
-		return order_move(db, c->id, c->from, c->to, c->cert_serial, c->error_type,
-		                  c->error_detail, &c->err);
 	}
 }
 
@@ -789,10 +835,7 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 				continue;
 			e[m] = *c[i]->audit;
 			snprintf(object[m], sizeof(object[m]), "%s/%lld",
-			         c[i]->kind == DB_ACME_ORDER_MOVE ||
-			                 c[i]->kind == DB_ACME_ORDER_CREATE
-			             ? "order"
-			             : "chall",
+			         c[i]->kind == DB_ACME_ORDER_CREATE ? "order" : "chall",
 			         (long long)c[i]->id);
 			e[m].object = object[m];
 			ep[m] = &e[m];
@@ -829,15 +872,10 @@ alone:
 		case DB_ACME_CHALL_START:
 			x->rc = challenge_start_alone(db, x, &x->err);
 			break;
-		case DB_ACME_CHALL_DONE:
+		default:
 			x->rc =
 			    db_acme_challenge_done(db, x->id, x->valid, x->error_type,
 			                           x->error_detail, x->reuse, x->audit, &x->err);
-			break;
-		default:
-			x->rc =
-			    db_acme_order_move(db, x->id, x->from, x->to, x->cert_serial,
-			                       x->error_type, x->error_detail, x->audit, &x->err);
 			break;
 		}
 	}

@@ -824,6 +824,53 @@ void db_cert_store_many(struct db *db, struct db_cert_store *const *items, size_
 	}
 }
 
+void db_cert_store_with(struct db *db, struct db_cert_store *it, struct db_with_store *w)
+{
+	struct issued_stmt s = {0};
+	struct db_params wp = w->p, *ps[2] = {&s.p, &wp};
+	const char *sql[2] = {issued_audit_sql, w->sql};
+	PGresult *res[2] = {NULL, NULL};
+
+	it->audit_seq = 0;
+	memset(&w->err, 0, sizeof(w->err));
+	it->rc = db->in_tx ? db_fail(&it->err, DB_ERR_STATE,
+	                             "storing a certificate: a transaction is open already")
+	                   : store_prepare(&s, it, &it->err);
+	if (it->rc == DB_OK) {
+		/* w's statement finds the certificate by these (and changes nothing unless the
+		 * store before it in the transaction has stored it). */
+		db_param_int(&wp, it->authority_id);
+		db_param_bytes(&wp, it->serial, it->serial_len);
+		db_param_text(&wp, s.hex);
+		it->rc = db_exec_many(db, 1, 2, sql, ps, res, 1, &it->err,
+		                      "storing a certificate with a change of its own");
+		if (it->rc != DB_OK && db->in_tx)
+			db_rollback(db); /* a statement failed: nothing is committed */
+	}
+	if (it->rc == DB_OK) {
+		store_judge(&s, res[0], 0, it);
+		w->rc = w->judge(res[1], &w->err);
+	} else {
+		w->rc = it->rc;
+		w->err = it->err;
+	}
+	PQclear(res[0]);
+	PQclear(res[1]);
+	OPENSSL_free(s.issuer);
+}
+
+enum db_status db_with_store_outcome(const struct db_with_store *w, struct db_err *err)
+{
+	if (w->rc != DB_OK && err)
+		*err = w->err;
+	return w->rc;
+}
+
+void db_with_store_free(struct db_with_store *w)
+{
+	free(w);
+}
+
 /*
  * One status transition on (authority, serial), atomically: lock the row, change it when its
  * status is one of from_sql's, report what it was. *changed is 1 when it changed; 0 when it was

@@ -106,7 +106,7 @@ struct ca_profile {
 struct ca_group {
 	pthread_mutex_t mu;
 	struct ca_group_job *head, **tail; /* waiting, oldest first */
-	int leading, max_leading; /* leaders at work, and how many may be */
+	int leading, max_leading;          /* leaders at work, and how many may be */
 };
 
 struct ca {
@@ -229,6 +229,10 @@ struct ca_issue_request {
 	/* With in_tx: receives the certificate's serial in hex (2 * DB_SERIAL_MAX + 1 bytes)
 	 * before in_tx runs (key archival binds its ciphertext to it). NULL: not wanted. */
 	char *in_tx_serial;
+	/* A change of the caller's committed with the certificate, in the round trip that stores
+	 * it (an ACME order's move to valid: db_cert_store_with); its outcome is the caller's to
+	 * read (db_with_store_outcome). NULL for none; not with in_tx. */
+	struct db_with_store *with_store;
 };
 
 struct ca_issue_result {

@@ -548,6 +548,17 @@ static enum db_status store(struct ca *ca, struct db *db, const struct ca_issue_
 		rc = err->status = DB_ERR_INVALID;
 		snprintf(err->msg, sizeof(err->msg), "serial %s: the certificate does not encode",
 		         hex);
+	} else if (req->with_store) {
+		/* Alone: the caller's change goes in the same transaction and round trip. */
+		struct db_cert_store item = {.authority_id = a->db_id,
+		                             .serial = serial,
+		                             .serial_len = SERIAL_BYTES,
+		                             .der = der,
+		                             .der_len = (size_t)len};
+		audit_entry(req, hex, dtext, &item.audit);
+		db_cert_store_with(db, &item, req->with_store);
+		rc = item.rc;
+		*err = item.err;
 	} else if (!req->in_tx) {
 		struct store_job job = {.item = {.authority_id = a->db_id,
 		                                 .serial = serial,

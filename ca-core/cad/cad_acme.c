@@ -866,11 +866,13 @@ static int st_authz_deactivate(void *ctx, const struct acme_account *a, const st
 /* --- group commit of ACME state changes ---
  * Every state change of an order's life is committed with its audit entry, and the audit
  * chain's lock is held through each COMMIT's flush to disk: one at a time for the whole CA.
- * Changes that requests and validations make at the same moment (a challenge started or
- * settled, an order moved) are therefore queued and done by one leader in one transaction
+ * Changes that requests and validations make at the same moment (an order made, a challenge
+ * started or settled) are therefore queued and done by one leader in one transaction
  * (db_acme_changes, through the CA core's group commit, ca_group.c): one flush and one hold
  * of the chain's lock for the group. Each request still gets its answer only after its own
- * change is committed. */
+ * change is committed. Finalize's moves of its order are not queued: each is one statement
+ * with its audit entry, the move to valid in the round trip that stores the certificate
+ * (db_cert_store_with), without a wait for the group before them. */
 static struct ca_group acme_changes;
 
 struct change_job {
@@ -896,23 +898,6 @@ static enum db_status change_do(struct db *db, struct db_acme_change *c, struct 
 	ca_group_do(&acme_changes, db, &job.g, changes_run, NULL);
 	*err = job.c.err;
 	return job.c.rc;
-}
-
-static enum db_status order_move(struct db *db, int64_t id, const char *from, const char *to,
-                                 const char *serial, const char *error_type,
-                                 const char *error_detail, const struct db_audit_entry *e,
-                                 struct db_err *err)
-{
-	struct db_acme_change c = {.kind = DB_ACME_ORDER_MOVE,
-	                           .id = id,
-	                           .from = from,
-	                           .to = to,
-	                           .cert_serial = serial,
-	                           .error_type = error_type,
-	                           .error_detail = error_detail,
-	                           .audit = e};
-
-	return change_do(db, &c, err);
 }
 
 /* Validations in flight (threads of their own, each with its own database connection). */
@@ -1368,8 +1353,9 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	struct ca_profile *prof = NULL;
 	struct ca_csr checked = {0};
 	struct ca_issue_result res = {0};
-	struct db_audit_entry e;
+	struct db_audit_entry e, e_valid;
 	struct db_err err = {0};
+	struct db_with_store *valid = NULL;
 	char actor[160], requester[48], why[512];
 	const char *code = NULL;
 	int rc = -1;
@@ -1391,8 +1377,17 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 		acme_problem_set(p, 400, "badCSR", "%s", why);
 		goto out;
 	}
+	/* The order becomes valid in the transaction and round trip that store its
+	 * certificate (made ready here, before anything changes). */
+	audit_for(a, "acme.order.valid", &e_valid, actor, sizeof(actor));
+	if (!(valid = db_acme_order_valid_with_store(o->id, &e_valid, &err))) {
+		log_error("acme: order %lld: %s", (long long)o->id, err.msg);
+		acme_problem_set(p, 500, "serverInternal", "the order could not be changed");
+		goto out;
+	}
 	audit_for(a, "acme.order.finalize", &e, actor, sizeof(actor));
-	if (order_move(c->db, o->id, "ready", "processing", NULL, "", "", &e, &err) != DB_OK) {
+	if (db_acme_order_move(c->db, o->id, "ready", "processing", NULL, "", "", &e, &err) !=
+	    DB_OK) {
 		if (err.status == DB_ERR_STATE)
 			acme_problem_set(p, 403, "orderNotReady",
 			                 "the order is not ready any more");
@@ -1413,12 +1408,12 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	 * again now: e.g. a notAfter that has passed since is refused). */
 	req.not_before = o->not_before;
 	req.not_after = o->not_after;
+	req.with_store = valid;
 	out = ca_issue(&r->cad->ca, &r->w->db, &req, &res);
 	audit_for(a, out == CA_OK ? "acme.order.valid" : "acme.order.invalid", &e, actor,
 	          sizeof(actor));
 	if (out == CA_OK) {
-		if (order_move(c->db, o->id, "processing", "valid", res.serial, "", "", &e, &err) !=
-		    DB_OK) {
+		if (db_with_store_outcome(valid, &err) != DB_OK) {
 			log_error("acme: order %lld: certificate %s issued but not recorded: %s",
 			          (long long)o->id, res.serial, err.msg);
 			acme_problem_set(p, 500, "serverInternal",
@@ -1436,10 +1431,11 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	else
 		acme_problem_set(p, 500, "serverInternal", "the certificate was not issued: %s",
 		                 res.why.reason);
-	if (order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e, &err) !=
-	    DB_OK)
+	if (db_acme_order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e,
+	                       &err) != DB_OK)
 		log_error("acme: order %lld: %s", (long long)o->id, err.msg);
 out:
+	db_with_store_free(valid);
 	ca_issue_result_clear(&res);
 	ca_csr_free(&checked);
 	return rc;

@@ -1809,6 +1809,130 @@ START_TEST(device_identities_are_lower_cased_and_clashes_refused)
 }
 END_TEST
 
+/* A change committed with a stored certificate (db_cert_store_with; ACME's order moving to valid):
+ * it commits only with the certificate, in the same transaction, its audit entry right after the
+ * certificate's; a certificate that does not store takes it with it; when it finds nothing to
+ * change, the certificate is still stored and the caller is told. */
+START_TEST(a_change_with_the_store_commits_only_with_it)
+{
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
+	enum { N = 2 };
+	EVP_PKEY *leaf[N], *other = ec_key();
+	uint8_t serial[N][20], *der[N] = {0}, *wrong_key;
+	size_t dl[N], wl;
+	struct db_cert_request q[N];
+	struct db_cert_reservation rv[N], *rvp[N];
+	struct db_cert_store st[N];
+	struct db_err err = {0};
+	struct db_audit_entry e = {"acme-account",     "acme-account",
+	                           "acme.order.valid", "",
+	                           "success",          ""},
+	                      made = {"acme-account",      "acme-account",
+	                              "acme.order.create", "",
+	                              "success",           ""};
+	struct db_acme_account a = {.jwk = (char *)"{\"kty\":\"OKP\"}", .contact = (char *)"[]"};
+	struct db_acme_ident id = {.type = "dns", .value = "a.example.com"};
+	struct db_acme_order_opts opts = {0};
+	struct db_acme_order o;
+	struct db_with_store *w;
+	char tokens[3][44], sql[512], hex[41];
+	long long orders_valid = 0;
+	struct ca ca;
+
+	ca_make(db, "issuing", &ca);
+	for (int i = 0; i < N; i++) {
+		leaf[i] = ec_key();
+		rv[i] = (struct db_cert_reservation){.req = &q[i]};
+		rvp[i] = &rv[i];
+		st[i] =
+		    (struct db_cert_store){.authority_id = ca.id,
+		                           .serial = serial[i],
+		                           .serial_len = 20,
+		                           .audit = {"acme-account", "acme-account",
+		                                     "acme.certificate.issue", "x", "success", ""}};
+	}
+	new_group(&ca, 300, N, leaf, serial, q, der, dl, st);
+	db_cert_reserve_many(db, rvp, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(rv[i].rc == DB_OK, "reservation %d: %s", i, rv[i].err.msg);
+	snprintf(a.thumbprint, sizeof(a.thumbprint), "%s",
+	         "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+	ck_assert_msg(db_acme_account_create(db, &a, "", &made, &err) == DB_OK, "%s", err.msg);
+	for (int i = 0; i < 3; i++)
+		snprintf(tokens[i], sizeof(tokens[i]), "%042d%c", i, 'a' + i);
+	ck_assert_msg(db_acme_order_create(db, a.id, &id, 1,
+	                                   "[{\"type\":\"dns\",\"value\":\"a.example.com\"}]",
+	                                   "web", 3600, 3600, (const char(*)[44])tokens, &opts,
+	                                   &made, &o, &err) == DB_OK,
+	              "%s", err.msg);
+	snprintf(sql, sizeof(sql), "UPDATE acme_orders SET status = 'processing' WHERE id = %lld",
+	         (long long)o.id);
+	harness_pg_exec_ok(db_pgconn(owner), sql);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM acme_orders WHERE id = %lld AND status = 'valid'",
+	         (long long)o.id);
+	/* a bad audit entry: refused before anything is sent */
+	e.outcome = "maybe";
+	ck_assert_ptr_null(db_acme_order_valid_with_store(o.id, &e, &err));
+	ck_assert_ptr_nonnull(strstr(err.msg, "outcome"));
+	e.outcome = "success";
+	ck_assert_ptr_nonnull(w = db_acme_order_valid_with_store(o.id, &e, &err));
+	ck_assert_int_eq(db_with_store_outcome(w, &err), DB_ERR_STATE); /* nothing done yet */
+	/* the certificate does not store (signed with another key): the order does not move */
+	wrong_key = leaf_der(&ca, other, serial[0], 20, &wl);
+	st[0].der = wrong_key;
+	st[0].der_len = wl;
+	db_cert_store_with(db, &st[0], w);
+	ck_assert_int_eq(st[0].rc, DB_ERR_INVALID);
+	ck_assert_int_eq(db_with_store_outcome(w, &err), DB_ERR_STATE);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), orders_valid);
+	ck_assert_int_eq(status_of(db, &ca, serial[0], 20), DB_CERT_RESERVED);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log WHERE"
+	                                                    " action = 'acme.order.valid'"),
+	                 0);
+	/* it stores: the order is valid with its serial, in the same transaction, its entry
+	 * the certificate's + 1 */
+	st[0].der = der[0];
+	st[0].der_len = dl[0];
+	db_cert_store_with(db, &st[0], w);
+	ck_assert_msg(st[0].rc == DB_OK, "%s", st[0].err.msg);
+	ck_assert_msg(db_with_store_outcome(w, &err) == DB_OK, "%s", err.msg);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), ++orders_valid);
+	db_serial_to_hex(serial[0], 20, hex);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM acme_orders o JOIN certificates c ON c.id = %lld"
+	         " WHERE o.id = %lld AND o.cert_serial = '%s' AND o.xmin::text = c.xmin::text",
+	         (long long)rv[0].id, (long long)o.id, hex);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM audit_log WHERE seq = %lld AND action = 'acme.order.valid'"
+	         " AND object = 'order/%lld'",
+	         (long long)st[0].audit_seq + 1, (long long)o.id);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+	/* the order is valid already: another certificate still stores, the caller is told */
+	db_cert_store_with(db, &st[1], w);
+	ck_assert_msg(st[1].rc == DB_OK, "%s", st[1].err.msg);
+	ck_assert_int_eq(db_with_store_outcome(w, &err), DB_ERR_STATE);
+	ck_assert_ptr_nonnull(strstr(err.msg, "not processing"));
+	ck_assert_int_eq(status_of(db, &ca, serial[1], 20), DB_CERT_ISSUED);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log WHERE"
+	                                                    " action = 'acme.order.valid'"),
+	                 1);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	db_with_store_free(w);
+	db_acme_order_clear(&o);
+	for (int i = 0; i < N; i++) {
+		OPENSSL_free(der[i]);
+		EVP_PKEY_free(leaf[i]);
+	}
+	OPENSSL_free(wrong_key);
+	EVP_PKEY_free(other);
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
 /* One statement stores a whole group (db_cert_store_many): each bad item is refused alone,
  * with its own error, and changes nothing; the others land in one transaction, their audit
  * entries in the items' order and each item told its own entry's seq; the chain is intact. */
@@ -2118,6 +2242,7 @@ int main(void)
 	add(s, "device-identities", device_identities_are_lower_cased_and_clashes_refused, 1);
 	add(s, "serial-hex", serial_hex_round_trips, 0);
 	add(s, "groups-mixed", a_group_store_refuses_bad_items_alone, 1);
+	add(s, "with-store", a_change_with_the_store_commits_only_with_it, 1);
 	add(s, "groups-reserve-mixed", a_group_reservation_refuses_bad_items_alone, 1);
 	add(s, "groups-generic-plan", group_statements_use_their_generic_plan, 1);
 
