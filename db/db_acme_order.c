@@ -21,12 +21,16 @@
 /* The ids of the orders of authorization $1 (an array for "id = ANY (...)"). */
 #define ORDERS_OF_AUTHZ                                                                            \
 	"ARRAY(SELECT order_id FROM acme_order_authorizations WHERE authz_id = $1::bigint)"
-/* Those orders locked one by one by primary key, in id order (two challenges of one order
- * finishing at once; a lateral lookup runs once per row of the sorted list, in its order). */
+/* Those of them still pending or ready (the only ones a challenge's result or a deactivation
+ * changes) locked one by one by primary key, in id order (two challenges of one order
+ * finishing at once; a lateral lookup runs once per row of the sorted list, in its order). An
+ * order processing is not locked: the transaction that stores its certificate locks it after
+ * the audit chain's lock (db_cert_store_with), the opposite order of these transactions. */
 #define ORDERS_OF_AUTHZ_LOCK                                                                       \
 	"SELECT o.id FROM (SELECT order_id FROM acme_order_authorizations"                         \
 	" WHERE authz_id = $1::bigint ORDER BY order_id OFFSET 0) oa,"                             \
-	" LATERAL (SELECT id FROM acme_orders WHERE id = oa.order_id FOR UPDATE) o"
+	" LATERAL (SELECT id FROM acme_orders WHERE id = oa.order_id"                              \
+	" AND status IN ('pending', 'ready') FOR UPDATE) o"
 /* The authorization of challenge $1. */
 #define AUTHZ_OF_CHALL "SELECT authz_id FROM acme_challenges WHERE id = $1::bigint"
 /* Order `order` (an SQL expression) has an authorization that is not valid: its links by the

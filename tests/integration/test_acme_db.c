@@ -333,6 +333,25 @@ START_TEST(changes_grouped_refusals_alone)
 	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM acme_orders"
 	                                                 " WHERE status = 'processing'"),
 	                 1);
+	/* A processing order is not locked by a deactivation of its authorization (which changes
+	 * only pending and ready orders): the transaction storing its certificate holds the
+	 * audit chain's lock when it locks the order, the other way round. */
+	{
+		PGconn *store = harness_pg_connect(pg.app_ci);
+		struct db_acme_order o;
+		char sql[128];
+		snprintf(sql, sizeof(sql), "SELECT id FROM acme_orders WHERE id = %lld FOR UPDATE",
+		         (long long)o1);
+		harness_pg_exec_ok(store, "BEGIN");
+		harness_pg_exec_ok(store, sql);
+		ck_assert_int_eq(db_acme_order_get(db, o1, &o, &err), DB_OK);
+		harness_pg_exec_ok(db_pgconn(db), "SET lock_timeout = '3s'");
+		ck_assert_msg(db_acme_authz_deactivate(db, o.authz[0], a.id, &start, &err) == DB_OK,
+		              "%s", err.msg);
+		harness_pg_exec_ok(store, "ROLLBACK");
+		PQfinish(store);
+		db_acme_order_clear(&o);
+	}
 	db_close(db);
 }
 END_TEST
