@@ -1074,7 +1074,9 @@ struct db_acme_change {
  * all of them in one statement that travels with the COMMIT, so that the audit chain's lock
  * is held once, for one round trip, for the group. If anything else fails, nothing of the
  * group is kept and each change is done again in a transaction of its own. A group of more
- * than 32 is done that way too. Each change's outcome is in its rc and err. */
+ * than 32 is done that way too. The changes are made in a fixed order (new orders, then
+ * challenges' results, then starts, each kind by id; c itself is left as it is), so that
+ * groups committed at once lock shared rows alike. Each change's outcome is in its rc and err. */
 void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n);
 
 /* --- the dashboard, the reports, CRL publications and backup runs (db_reports.c) ---

@@ -799,8 +799,31 @@ static enum db_status change_one(struct db *db, struct db_acme_change *c)
 	}
 }
 
-void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
+/* A group's changes in the order their rows are locked in: new orders (their account's row)
+ * before challenges' results (their orders) before challenges' starts, each kind by id, so that
+ * two groups committed at once (hsmca-cad lets two lead) take the rows they share in the same
+ * order. (Two results of one group whose orders interleave with another group's could still
+ * deadlock; PostgreSQL then fails one group, and its changes are done again alone.) */
+static int change_rank(const struct db_acme_change *c)
 {
+	return c->kind == DB_ACME_ORDER_CREATE ? 0 : c->kind == DB_ACME_CHALL_DONE ? 1 : 2;
+}
+
+static int change_cmp(const void *a, const void *b)
+{
+	const struct db_acme_change *x = *(struct db_acme_change *const *)a,
+	                            *y = *(struct db_acme_change *const *)b;
+	int64_t ix = x->kind == DB_ACME_ORDER_CREATE ? x->order->account_id : x->id,
+	        iy = y->kind == DB_ACME_ORDER_CREATE ? y->order->account_id : y->id;
+
+	if (change_rank(x) != change_rank(y))
+		return change_rank(x) - change_rank(y);
+	return ix < iy ? -1 : ix > iy;
+}
+
+void db_acme_changes(struct db *db, struct db_acme_change **in, size_t n)
+{
+	struct db_acme_change *sorted[DB_GROUP_MAX], **c = in;
 	struct db_err err = {0};
 	enum db_status rc;
 	size_t ok = 0;
@@ -813,6 +836,9 @@ void db_acme_changes(struct db *db, struct db_acme_change **c, size_t n)
 	}
 	if (n == 1 || n > DB_GROUP_MAX) /* a group of more: each alone (cad's are 32 at most) */
 		goto alone;
+	memcpy(sorted, in, n * sizeof(*in));
+	qsort(sorted, n, sizeof(*sorted), change_cmp);
+	c = sorted;
 	if ((rc = db_begin(db, &err)) != DB_OK)
 		goto alone;
 	for (size_t i = 0; i < n; i++) {

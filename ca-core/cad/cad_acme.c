@@ -867,13 +867,17 @@ static int st_authz_deactivate(void *ctx, const struct acme_account *a, const st
  * Every state change of an order's life is committed with its audit entry, and the audit
  * chain's lock is held through each COMMIT's flush to disk: one at a time for the whole CA.
  * Changes that requests and validations make at the same moment (an order made, a challenge
- * started or settled) are therefore queued and done by one leader in one transaction
+ * started or settled) are therefore queued and done by a leader in one transaction
  * (db_acme_changes, through the CA core's group commit, ca_group.c): one flush and one hold
  * of the chain's lock for the group. Each request still gets its answer only after its own
  * change is committed. Finalize's moves of its order are not queued: each is one statement
  * with its audit entry, the move to valid in the round trip that stores the certificate
  * (db_cert_store_with), without a wait for the group before them. */
 static struct ca_group acme_changes;
+/* Two groups at a time: one group's statements overlap the other's COMMIT (the chain's lock
+ * still lets one COMMIT through at a time). db_acme_changes orders each group's changes so
+ * that two groups lock the rows they share in the same order. */
+#define ACME_CHANGES_LEADERS 2
 
 struct change_job {
 	struct ca_group_job g; /* first: ca_group hands back this pointer */
@@ -1555,7 +1559,7 @@ int cad_acme_new(struct cad *cad, char *err, size_t errsz)
 	snprintf(ac.website, sizeof(ac.website), "%s", cfg->acme_website);
 	ac.eab_required = cfg->acme_eab_required;
 	ac.nonce_capacity = (size_t)cfg->acme_nonce_store;
-	ca_group_init(&acme_changes, 1);
+	ca_group_init(&acme_changes, ACME_CHANGES_LEADERS);
 	cad->acme = calloc(1, sizeof(*cad->acme));
 	if (!cad->acme || acme_server_init(cad->acme, &ac, &st) != 0) {
 		free(cad->acme);

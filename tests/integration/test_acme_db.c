@@ -6,6 +6,7 @@
  * commit of order and challenge changes.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +357,145 @@ START_TEST(changes_grouped_refusals_alone)
 }
 END_TEST
 
+/* Two groups committed at once (hsmca-cad lets two lead) lock the rows they share in the same
+ * order: a group given [a challenge's result, a new order of the account] and another given
+ * [a new order of that account, the result of the other challenge of the same order] would
+ * deadlock if each locked in its given order (the first holding the order's row and waiting
+ * for the account's, the second the other way round; PostgreSQL would then fail one group and
+ * its changes would be done alone). Here the second group waits for the account first, then
+ * the first does; neither is broken up: each group's changes commit in one transaction. */
+struct group_run {
+	struct db *db;
+	struct db_acme_change **g;
+	size_t n;
+};
+
+static void *group_thread(void *arg)
+{
+	struct group_run *r = arg;
+
+	db_acme_changes(r->db, r->g, r->n);
+	return NULL;
+}
+
+/* Wait until the backend of db waits for a lock (at most 10 s). */
+static void waits_for_a_lock(PGconn *watch, struct db *db)
+{
+	char sql[160];
+
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND wait_event_type = 'Lock'",
+	    PQbackendPID(db_pgconn(db)));
+	for (int i = 0; i < 1000 && harness_pg_count(watch, sql) == 0; i++)
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	ck_assert_int_eq(harness_pg_count(watch, sql), 1);
+}
+
+START_TEST(groups_at_once_lock_shared_rows_alike)
+{
+	struct db *db = app_ready(), *d1 = connect_as(pg.app_ci), *d2 = connect_as(pg.app_ci);
+	PGconn *holder = harness_pg_connect(pg.app_ci);
+	struct db_err err = {0};
+	struct db_acme_account a = account(T1);
+	struct db_acme_ident ids[2] = {{.type = "dns", .value = "a.example.com"},
+	                               {.type = "dns", .value = "b.example.com"}};
+	const char *text = "[{\"type\":\"dns\",\"value\":\"a.example.com\"},"
+	                   "{\"type\":\"dns\",\"value\":\"b.example.com\"}]";
+	struct db_acme_order_opts opts = {0}, o1 = {0}, o2 = {0};
+	struct db_acme_order o, got1, got2;
+	struct db_acme_authz az;
+	struct db_audit_entry e = audit;
+	char tokens[3][3][44], sql[512];
+	int64_t ch[2];
+
+	ck_assert_int_eq(db_acme_account_create(db, &a, "", &audit, &err), DB_OK);
+	for (int k = 0; k < 3; k++)
+		for (int i = 0; i < 3; i++)
+			snprintf(tokens[k][i], sizeof(tokens[k][i]), "%.*s%c%c", 41, T1, 'a' + k,
+			         'a' + i);
+	e.action = "acme.order.create";
+	ck_assert_msg(db_acme_order_create(db, a.id, ids, 2, text, "web", 3600, 3600,
+	                                   (const char(*)[44])tokens[0], &opts, &e, &o,
+	                                   &err) == DB_OK,
+	              "%s", err.msg);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(db_acme_authz_get(db, o.authz[i], &az, &err), DB_OK);
+		ch[i] = az.ch[0].id;
+		ck_assert_int_eq(db_acme_challenge_start(db, ch[i], a.id, &audit, &err), DB_OK);
+	}
+	{
+		struct db_acme_order_new n1 = {.account_id = a.id,
+		                               .idents = ids,
+		                               .n = 1,
+		                               .identifiers = "[{\"type\":\"dns\",\"value\":"
+		                                              "\"a.example.com\"}]",
+		                               .profile = "web",
+		                               .order_ttl = 3600,
+		                               .authz_ttl = 3600,
+		                               .tokens = (const char(*)[44])tokens[1],
+		                               .opts = &o1,
+		                               .out = &got1},
+		                         n2 = n1;
+		struct db_audit_entry done = audit;
+		struct db_acme_change r1 = {.kind = DB_ACME_CHALL_DONE,
+		                            .id = ch[0],
+		                            .valid = 1,
+		                            .error_type = "",
+		                            .error_detail = "",
+		                            .reuse = 60,
+		                            .audit = &done},
+		                      r2 = r1,
+		                      c1 = {.kind = DB_ACME_ORDER_CREATE,
+		                            .order = &n1,
+		                            .audit = &e},
+		                      c2 = c1, *g1[] = {&r1, &c1}, *g2[] = {&c2, &r2};
+		struct group_run run1 = {d1, g1, 2}, run2 = {d2, g2, 2};
+		pthread_t t1, t2;
+		done.action = "acme.challenge.valid";
+		n2.tokens = (const char(*)[44])tokens[2];
+		n2.opts = &o2;
+		n2.out = &got2;
+		c2.order = &n2;
+		r2.id = ch[1];
+		/* the account's row held elsewhere: the second group waits for it first */
+		snprintf(sql, sizeof(sql),
+		         "SELECT id FROM acme_accounts WHERE id = %lld FOR UPDATE",
+		         (long long)a.id);
+		harness_pg_exec_ok(holder, "BEGIN");
+		harness_pg_exec_ok(holder, sql);
+		ck_assert_int_eq(pthread_create(&t2, NULL, group_thread, &run2), 0);
+		waits_for_a_lock(holder, d2);
+		ck_assert_int_eq(pthread_create(&t1, NULL, group_thread, &run1), 0);
+		waits_for_a_lock(holder, d1);
+		harness_pg_exec_ok(holder, "ROLLBACK");
+		pthread_join(t1, NULL);
+		pthread_join(t2, NULL);
+		ck_assert_msg(r1.rc == DB_OK && c1.rc == DB_OK && r2.rc == DB_OK && c2.rc == DB_OK,
+		              "%s | %s | %s | %s", r1.err.msg, c1.err.msg, r2.err.msg, c2.err.msg);
+		/* each group committed whole: its order and its challenge in one transaction */
+		for (int k = 0; k < 2; k++) {
+			snprintf(sql, sizeof(sql),
+			         "SELECT count(*) FROM acme_orders o, acme_challenges c WHERE o.id "
+			         "= %lld"
+			         " AND c.id = %lld AND o.xmin::text = c.xmin::text",
+			         (long long)(k ? got2.id : got1.id), (long long)ch[k]);
+			ck_assert_int_eq(harness_pg_count(holder, sql), 1);
+		}
+		db_acme_order_clear(&got1);
+		db_acme_order_clear(&got2);
+	}
+	ck_assert_int_eq(harness_pg_count(holder, "SELECT count(*) FROM acme_orders WHERE"
+	                                          " status = 'ready'"),
+	                 1);
+	db_acme_order_clear(&o);
+	PQfinish(holder);
+	db_close(d1);
+	db_close(d2);
+	db_close(db);
+}
+END_TEST
+
 /* newOrder answers from what it wrote (no read after its commit): the answer is what a read
  * gives, for new authorizations (a name's three challenges in their order, a wildcard's dns-01
  * alone) and for reused ones (the order ready at once); a challenge's authorization is found in
@@ -639,6 +779,7 @@ int main(void)
 	add(s, "eab", eab_credentials_bind_accounts_once);
 	add(s, "accounts", accounts_update_deactivate_and_change_key);
 	add(s, "changes", changes_grouped_refusals_alone);
+	add(s, "groups-at-once", groups_at_once_lock_shared_rows_alike);
 	add(s, "orders", order_answer_is_what_is_stored);
 	add(s, "plans", order_statements_reach_rows_by_key);
 	sr = srunner_create(s);
