@@ -1809,6 +1809,37 @@ START_TEST(device_identities_are_lower_cased_and_clashes_refused)
 }
 END_TEST
 
+/* n items of a group test with fresh leaf keys: reservations of q, stores of serials with
+ * copies of audit (new_group fills in the rest). */
+static void group_items(const struct ca *ca, int n, EVP_PKEY **leaf, uint8_t (*serial)[20],
+                        struct db_cert_request *q, struct db_cert_reservation *rv,
+                        struct db_cert_reservation **rvp, struct db_cert_store *st,
+                        const struct db_audit_entry *audit)
+{
+	for (int i = 0; i < n; i++) {
+		leaf[i] = ec_key();
+		rv[i] = (struct db_cert_reservation){.req = &q[i]};
+		rvp[i] = &rv[i];
+		st[i] = (struct db_cert_store){
+		    .authority_id = ca->id, .serial = serial[i], .serial_len = 20, .audit = *audit};
+	}
+}
+
+/* What a group test with a certificate signed by another key leaves to free. */
+static void group_free(int n, uint8_t **der, EVP_PKEY **leaf, uint8_t *wrong_key, EVP_PKEY *other,
+                       struct ca *ca, struct db *db, struct db *owner)
+{
+	for (int i = 0; i < n; i++) {
+		OPENSSL_free(der[i]);
+		EVP_PKEY_free(leaf[i]);
+	}
+	OPENSSL_free(wrong_key);
+	EVP_PKEY_free(other);
+	ca_free(ca);
+	db_close(db);
+	db_close(owner);
+}
+
 /* A change committed with a stored certificate (db_cert_store_with; ACME's order moving to valid):
  * it commits only with the certificate, in the same transaction, its audit entry right after the
  * certificate's; a certificate that does not store takes it with it; when it finds nothing to
@@ -1840,17 +1871,9 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	struct ca ca;
 
 	ca_make(db, "issuing", &ca);
-	for (int i = 0; i < N; i++) {
-		leaf[i] = ec_key();
-		rv[i] = (struct db_cert_reservation){.req = &q[i]};
-		rvp[i] = &rv[i];
-		st[i] =
-		    (struct db_cert_store){.authority_id = ca.id,
-		                           .serial = serial[i],
-		                           .serial_len = 20,
-		                           .audit = {"acme-account", "acme-account",
-		                                     "acme.certificate.issue", "x", "success", ""}};
-	}
+	group_items(&ca, N, leaf, serial, q, rv, rvp, st,
+	            &(struct db_audit_entry){"acme-account", "acme-account",
+	                                     "acme.certificate.issue", "x", "success", ""});
 	new_group(&ca, 300, N, leaf, serial, q, der, dl, st);
 	db_cert_reserve_many(db, rvp, N);
 	for (int i = 0; i < N; i++)
@@ -1921,15 +1944,7 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	verify_finds(db, DB_AUDIT_INTACT, 0);
 	db_with_store_free(w);
 	db_acme_order_clear(&o);
-	for (int i = 0; i < N; i++) {
-		OPENSSL_free(der[i]);
-		EVP_PKEY_free(leaf[i]);
-	}
-	OPENSSL_free(wrong_key);
-	EVP_PKEY_free(other);
-	ca_free(&ca);
-	db_close(db);
-	db_close(owner);
+	group_free(N, der, leaf, wrong_key, other, &ca, db, owner);
 }
 END_TEST
 
@@ -1951,17 +1966,12 @@ START_TEST(a_group_store_refuses_bad_items_alone)
 	struct ca ca;
 
 	ca_make(db, "issuing", &ca);
+	group_items(&ca, N, leaf, serial, q, rv, rvp, st,
+	            &(struct db_audit_entry){"officer-1", "officer", "issue", "", "success", ""});
 	for (int i = 0; i < N; i++) {
-		leaf[i] = ec_key();
-		rv[i] = (struct db_cert_reservation){.req = &q[i]};
-		rvp[i] = &rv[i];
 		stp[i] = &st[i];
 		snprintf(object[i], sizeof(object[i]), "item-%d", i);
-		st[i] = (struct db_cert_store){
-		    .authority_id = ca.id,
-		    .serial = serial[i],
-		    .serial_len = 20,
-		    .audit = {"officer-1", "officer", "issue", object[i], "success", ""}};
+		st[i].audit.object = object[i];
 	}
 	new_group(&ca, 0, N, leaf, serial, q, der, dl, st);
 	/* item 5 is never reserved; the others are */
@@ -2011,15 +2021,7 @@ START_TEST(a_group_store_refuses_bad_items_alone)
 	ck_assert_int_eq(st[6].audit_seq, st[1].audit_seq + 1);
 	ck_assert_int_eq(st[0].rc, DB_ERR_STATE); /* stored already */
 	verify_finds(db, DB_AUDIT_INTACT, 0);
-	for (int i = 0; i < N; i++) {
-		OPENSSL_free(der[i]);
-		EVP_PKEY_free(leaf[i]);
-	}
-	OPENSSL_free(wrong_key);
-	EVP_PKEY_free(other);
-	ca_free(&ca);
-	db_close(db);
-	db_close(owner);
+	group_free(N, der, leaf, wrong_key, other, &ca, db, owner);
 }
 END_TEST
 
