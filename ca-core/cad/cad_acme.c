@@ -1382,7 +1382,7 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 		goto out;
 	}
 	/* The order becomes valid in the transaction and round trip that store its
-	 * certificate (made ready here, before anything changes). */
+	 * certificate (that change is prepared here, before anything changes). */
 	audit_for(a, "acme.order.valid", &e_valid, actor, sizeof(actor));
 	if (!(valid = db_acme_order_valid_with_store(o->id, &e_valid, &err))) {
 		log_error("acme: order %lld: %s", (long long)o->id, err.msg);
