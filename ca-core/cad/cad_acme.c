@@ -1159,13 +1159,17 @@ static void validation_drop(struct validation *v)
 	validations--;
 }
 
-/* Validate v (its challenge's start committed) on a thread of its own; v is taken. */
-static void validation_launch(struct validation *v, struct db *db)
+/* Validate v (its challenge's start committed, by a request of account_id, for authorization
+ * authz_id) on a thread of its own; v is taken. */
+static void validation_launch(struct validation *v, struct db *db, int64_t authz_id,
+                              int64_t account_id)
 {
 	pthread_attr_t attr;
 	pthread_t t;
 	int started;
 
+	v->authz_id = authz_id;
+	v->account_id = account_id;
 	flight_add(v);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -1195,8 +1199,6 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 		return -1;
 	validation_fill(v, c->r->cad->cfg, ch->id, ch->type, az->ident.type, az->ident.value,
 	                ch->token, key_authorization, a->principal);
-	v->authz_id = az->id;
-	v->account_id = a->id;
 	audit_for(a, "acme.challenge.start", &e, actor, sizeof(actor));
 	if (change_do(
 	        c->db,
@@ -1210,7 +1212,7 @@ static int st_chall_start(void *ctx, const struct acme_account *a, const struct 
 		log_error("acme: %s", err.msg);
 		return acme_problem_set(p, 500, "serverInternal", "the challenge was not started");
 	}
-	validation_launch(v, c->db);
+	validation_launch(v, c->db, az->id, a->id);
 	return 0;
 }
 
@@ -1249,15 +1251,13 @@ static int st_chall_answer(void *ctx, const struct acme_account *a, int64_t chal
 	snprintf(keyauth, sizeof(keyauth), "%s.%s", st.token, a->thumbprint);
 	validation_fill(v, c->r->cad->cfg, chall_id, st.type, st.ident_type, st.ident, st.token,
 	                keyauth, a->principal);
-	v->authz_id = st.authz_id;
-	v->account_id = a->id;
 	memset(ch, 0, sizeof(*ch));
 	ch->id = chall_id;
 	snprintf(ch->type, sizeof(ch->type), "%s", st.type);
 	snprintf(ch->token, sizeof(ch->token), "%s", st.token);
 	snprintf(ch->status, sizeof(ch->status), "processing");
 	*authz_id = st.authz_id;
-	validation_launch(v, c->db);
+	validation_launch(v, c->db, st.authz_id, a->id);
 	return 0;
 }
 
