@@ -1414,8 +1414,6 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	req.not_after = o->not_after;
 	req.with_store = valid;
 	out = ca_issue(&r->cad->ca, &r->w->db, &req, &res);
-	audit_for(a, out == CA_OK ? "acme.order.valid" : "acme.order.invalid", &e, actor,
-	          sizeof(actor));
 	if (out == CA_OK) {
 		if (db_with_store_outcome(valid, &err) != DB_OK) {
 			log_error("acme: order %lld: certificate %s issued but not recorded: %s",
@@ -1435,6 +1433,7 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	else
 		acme_problem_set(p, 500, "serverInternal", "the certificate was not issued: %s",
 		                 res.why.reason);
+	audit_for(a, "acme.order.invalid", &e, actor, sizeof(actor));
 	if (db_acme_order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e,
 	                       &err) != DB_OK)
 		log_error("acme: order %lld: %s", (long long)o->id, err.msg);
