@@ -661,15 +661,22 @@ static void store_judge(const struct issued_stmt *s, const PGresult *r, int row,
 }
 
 /* One certificate: a statement that is its own transaction. */
+/* Item it ready to be stored alone, in a transaction of its own: its statement in s, or
+ * its rc and err say why not. */
+static void store_alone_prepare(struct db *db, struct db_cert_store *it, struct issued_stmt *s)
+{
+	it->audit_seq = 0;
+	it->rc = db->in_tx ? db_fail(&it->err, DB_ERR_STATE,
+	                             "storing a certificate: a transaction is open already")
+	                   : store_prepare(s, it, &it->err);
+}
+
 static void store_one(struct db *db, struct db_cert_store *it)
 {
 	struct issued_stmt s = {0};
 	PGresult *r = NULL;
 
-	it->audit_seq = 0;
-	it->rc = db->in_tx ? db_fail(&it->err, DB_ERR_STATE,
-	                             "storing a certificate: a transaction is open already")
-	                   : store_prepare(&s, it, &it->err);
+	store_alone_prepare(db, it, &s);
 	if (it->rc == DB_OK)
 		it->rc = db_exec(db, issued_audit_sql, &s.p, &r, &it->err,
 		                 "storing the certificate with serial %s", s.hex);
@@ -831,11 +838,8 @@ void db_cert_store_with(struct db *db, struct db_cert_store *it, struct db_with_
 	const char *sql[2] = {issued_audit_sql, w->sql};
 	PGresult *res[2] = {NULL, NULL};
 
-	it->audit_seq = 0;
 	memset(&w->err, 0, sizeof(w->err));
-	it->rc = db->in_tx ? db_fail(&it->err, DB_ERR_STATE,
-	                             "storing a certificate: a transaction is open already")
-	                   : store_prepare(&s, it, &it->err);
+	store_alone_prepare(db, it, &s);
 	if (it->rc == DB_OK) {
 		/* w's statement finds the certificate by these (and changes nothing unless the
 		 * store before it in the transaction has stored it). */
