@@ -678,15 +678,21 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
 	return rc;
 }
 
+/* The tail of a statement whose CTE m moves an order: the audit entry (its six texts, the
+ * parameters `entry`) appended only when m moved it, and one row saying how many m moved and
+ * the entry's seq (order_moved_judge reads it). */
+#define ORDER_MOVED_AUDIT(entry)                                                                   \
+	" e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"              \
+	" SELECT " entry " FROM m RETURNING seq)"                                                  \
+	" SELECT (SELECT count(*) FROM m), (SELECT seq FROM e)"
+
 /* An order's move with its audit entry, in one statement ($1 the order, $2 from, $3 to, $4 the
  * serial, $5 $6 the problem, $7..$12 the entry): outside a transaction, its own commit. */
 static const char order_move_audit_sql[] =
     "WITH m AS (UPDATE acme_orders SET status = $3, cert_serial = $4, error_type = $5,"
     " error_detail = $6 WHERE id = $1::bigint AND status = $2"
-    " AND ($2 <> 'ready' OR expires_at > now()) RETURNING id),"
-    " e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
-    " SELECT $7, $8, $9, $10, $11, $12 FROM m RETURNING seq)"
-    " SELECT (SELECT count(*) FROM m), (SELECT seq FROM e)";
+    " AND ($2 <> 'ready' OR expires_at > now()) RETURNING id)," ORDER_MOVED_AUDIT(
+        "$7, $8, $9, $10, $11, $12");
 
 /* What an order's move with its audit entry did: DB_OK, or DB_ERR_STATE when it moved nothing
  * (said as for the move to valid with its certificate; db_acme_order_move says its own). */
@@ -748,10 +754,7 @@ static const char order_valid_sql[] =
     "WITH m AS (UPDATE acme_orders SET status = 'valid', cert_serial = $10, error_type = '',"
     " error_detail = '' WHERE id = $1::bigint AND status = 'processing' AND EXISTS (SELECT 1"
     " FROM certificates WHERE authority_id = $8 AND serial = $9 AND status = 'issued')"
-    " RETURNING id),"
-    " e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
-    " SELECT $2, $3, $4, $5, $6, $7 FROM m RETURNING seq)"
-    " SELECT (SELECT count(*) FROM m), (SELECT seq FROM e)";
+    " RETURNING id)," ORDER_MOVED_AUDIT("$2, $3, $4, $5, $6, $7");
 
 struct db_with_store *db_acme_order_valid_with_store(int64_t id, const struct db_audit_entry *audit,
                                                      struct db_err *err)
