@@ -2192,6 +2192,51 @@ START_TEST(group_statements_use_their_generic_plan)
 }
 END_TEST
 
+/* A reservation alone (a group of one: ACME's finalize, the CLI) is planned once per
+ * connection too, with an API token and without: one statement text for both was planned again
+ * at every execution without a token (its custom plan drops the token's clause and so always
+ * looked cheaper than the generic plan). */
+START_TEST(lone_reservations_use_their_generic_plan)
+{
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
+	enum { ROUNDS = 8 };
+	static const uint8_t token[32] = {1};
+	EVP_PKEY *leaf = ec_key();
+	uint8_t serial[20];
+	struct db_cert_request q;
+	struct db_err err = {0};
+	struct ca ca;
+	int64_t id;
+
+	ca_make(db, "issuing", &ca);
+	for (int r = 0; r < 2 * ROUNDS; r++) {
+		group_serial(900 + r, serial);
+		q = request(&ca, serial, 20, leaf);
+		if (r >= ROUNDS) { /* a token nobody holds: refused, by the statement */
+			q.token_sha256 = token;
+			q.token_role = "officer";
+			ck_assert_int_eq(db_cert_reserve(db, &q, &id, &err), DB_ERR_STATE);
+		} else {
+			ck_assert_msg(db_cert_reserve(db, &q, &id, &err) == DB_OK, "%s", err.msg);
+		}
+		/* PostgreSQL plans the first five executions for their values, then keeps the
+		 * generic plan when it is not dearer than those were */
+		if (r == ROUNDS - 1 || r == 2 * ROUNDS - 1)
+			ck_assert_int_eq(
+			    harness_pg_count(
+			        db_pgconn(db),
+			        "SELECT count(*) FROM pg_prepared_statements"
+			        " WHERE statement LIKE 'WITH c AS (INSERT INTO certificates%'"
+			        " AND custom_plans <= 5 AND generic_plans >= 3"),
+			    r / ROUNDS + 1);
+	}
+	EVP_PKEY_free(leaf);
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
 static TCase *add(Suite *s, const char *name, const TTest *t, int cluster)
 {
 	TCase *tc = tcase_create(name);
@@ -2247,6 +2292,7 @@ int main(void)
 	add(s, "with-store", a_change_with_the_store_commits_only_with_it, 1);
 	add(s, "groups-reserve-mixed", a_group_reservation_refuses_bad_items_alone, 1);
 	add(s, "groups-generic-plan", group_statements_use_their_generic_plan, 1);
+	add(s, "lone-generic-plan", lone_reservations_use_their_generic_plan, 1);
 
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
