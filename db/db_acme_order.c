@@ -614,8 +614,8 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 	db_param_text(&p, valid ? "" : error_type);
 	db_param_text(&p, valid ? "" : error_detail);
 	rc = db_exec(db,
-	             "UPDATE acme_challenges SET status = $2, error_type = $3, error_detail = $4,"
-	             " validated_at = CASE WHEN $2 = 'valid' THEN now() END"
+	             "UPDATE acme_challenges SET status = $2::text, error_type = $3, error_detail = $4,"
+	             " validated_at = CASE WHEN $2::text = 'valid' THEN now() END"
 	             " WHERE id = $1::bigint AND status = 'processing' RETURNING authz_id",
 	             &p, &r, err, "finishing ACME challenge %lld", (long long)chall_id);
 	if (rc == DB_OK && PQntuples(r) != 1)
@@ -633,7 +633,7 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 	if (rc == DB_OK) {
 		static const char *const sql[] = {
 		    ORDERS_OF_AUTHZ_LOCK,
-		    "UPDATE acme_authorizations SET status = $2, expires_at = CASE WHEN $2 = "
+		    "UPDATE acme_authorizations SET status = $2::text, expires_at = CASE WHEN $2::text = "
 		    "'valid'"
 		    " THEN now() + make_interval(secs => $3::bigint) ELSE expires_at END"
 		    " WHERE id = $1::bigint AND status = 'pending'",
@@ -690,8 +690,8 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
  * serial, $5 $6 the problem, $7..$12 the entry): outside a transaction, its own commit. */
 static const char order_move_audit_sql[] =
     "WITH m AS (UPDATE acme_orders SET status = $3, cert_serial = $4, error_type = $5,"
-    " error_detail = $6 WHERE id = $1::bigint AND status = $2"
-    " AND ($2 <> 'ready' OR expires_at > now()) RETURNING id)," ORDER_MOVED_AUDIT(
+    " error_detail = $6 WHERE id = $1::bigint AND status = $2::text"
+    " AND ($2::text <> 'ready' OR expires_at > now()) RETURNING id)," ORDER_MOVED_AUDIT(
         "$7, $8, $9, $10, $11, $12");
 
 /* What an order's move with its audit entry did: DB_OK, or DB_ERR_STATE when it moved nothing

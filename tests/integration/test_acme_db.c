@@ -760,6 +760,57 @@ START_TEST(order_statements_reach_rows_by_key)
 }
 END_TEST
 
+/* The rules of one column of orders, authorizations and challenges are domains (0024): a value
+ * outside them is refused as before, by the rule's name, and changes nothing; the tables keep
+ * CHECK constraints only for the rules that read two columns, so that a statement changing an
+ * order's status does not read back and plan every rule of the table. */
+START_TEST(column_rules_refuse_as_domains)
+{
+	struct db *db = app_ready();
+	struct db_err err = {0};
+	struct db_acme_account a = account(T1);
+	int64_t c;
+	char sql[160];
+	static const char *const bad[][2] = {
+	    {"acme_orders SET status = 'bogus'", "acme_order_status_check"},
+	    {"acme_orders SET error_type = repeat('x', 33)", "acme_problem_type_check"},
+	    {"acme_orders SET profile = ''", "acme_profile_name_check"},
+	    {"acme_orders SET cert_serial = 'xyz'", "acme_cert_serial_check"},
+	    {"acme_orders SET status = 'valid'", "acme_orders_cert"}, /* two columns: the table's */
+	    {"acme_authorizations SET identifier_type = 'email'", "acme_identifier_type_check"},
+	    {"acme_authorizations SET status = 'ready'", "acme_authz_status_check"},
+	    {"acme_challenges SET token = 'short'", "acme_challenge_token_check"},
+	    {"acme_challenges SET type = 'http-02'", "acme_challenge_type_check"},
+	    {"acme_challenges SET error_detail = repeat('x', 513)",
+	     "acme_challenge_problem_detail_check"},
+	};
+
+	ck_assert_int_eq(db_acme_account_create(db, &a, "", &audit, &err), DB_OK);
+	(void)order_for(db, a.id, "a.example.com", &c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		PGresult *r;
+		snprintf(sql, sizeof(sql), "UPDATE %s WHERE true", bad[i][0]);
+		r = PQexec(db_pgconn(db), sql);
+		ck_assert_msg(PQresultStatus(r) == PGRES_FATAL_ERROR, "%s succeeded", sql);
+		ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23514");
+		ck_assert_msg(strstr(PQresultErrorMessage(r), bad[i][1]), "%s: %s", sql,
+		              PQresultErrorMessage(r));
+		PQclear(r);
+	}
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db),
+	                                  "SELECT count(*) FROM acme_orders"
+	                                  " WHERE status = 'pending' AND error_type = ''"),
+	                 1);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(db),
+	                                  "SELECT count(*) FROM pg_constraint WHERE contype = 'c'"
+	                                  " AND conrelid IN ('acme_orders'::regclass,"
+	                                  " 'acme_authorizations'::regclass,"
+	                                  " 'acme_challenges'::regclass)"),
+	                 2);
+	db_close(db);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
 	TCase *tc = tcase_create(name);
@@ -782,6 +833,7 @@ int main(void)
 	add(s, "groups-at-once", groups_at_once_lock_shared_rows_alike);
 	add(s, "orders", order_answer_is_what_is_stored);
 	add(s, "plans", order_statements_reach_rows_by_key);
+	add(s, "column-rules", column_rules_refuse_as_domains);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
