@@ -18,21 +18,30 @@
  * key, shapes that the planner does not turn into a scan of a whole table on a small one.
  * The acme-db test "plans" runs orders and challenges with generic plans made on empty
  * tables and fails on any sequential scan of the ACME tables. */
-/* The ids of the orders of authorization $1 (an array for "id = ANY (...)"). */
-#define ORDERS_OF_AUTHZ                                                                            \
-	"ARRAY(SELECT order_id FROM acme_order_authorizations WHERE authz_id = $1::bigint)"
+/* The ids of the orders of authorization `authz` (an SQL expression; an array for
+ * "id = ANY (...)"). */
+#define ORDERS_OF(authz)                                                                           \
+	"ARRAY(SELECT order_id FROM acme_order_authorizations WHERE authz_id = " authz ")"
+#define ORDERS_OF_AUTHZ ORDERS_OF("$1::bigint")
 /* Those of them still pending or ready (the only ones a challenge's result or a deactivation
  * changes) locked one by one by primary key, in id order (two challenges of one order
  * finishing at once; a lateral lookup runs once per row of the sorted list, in its order). An
  * order processing is not locked: the transaction that stores its certificate locks it after
  * the audit chain's lock (db_cert_store_with), the opposite order of these transactions. */
-#define ORDERS_OF_AUTHZ_LOCK                                                                       \
+#define ORDERS_LOCK(authz)                                                                         \
 	"SELECT o.id FROM (SELECT order_id FROM acme_order_authorizations"                         \
-	" WHERE authz_id = $1::bigint ORDER BY order_id OFFSET 0) oa,"                             \
+	" WHERE authz_id = " authz " ORDER BY order_id OFFSET 0) oa,"                              \
 	" LATERAL (SELECT id FROM acme_orders WHERE id = oa.order_id"                              \
 	" AND status IN ('pending', 'ready') FOR UPDATE) o"
+#define ORDERS_OF_AUTHZ_LOCK ORDERS_LOCK("$1::bigint")
 /* The authorization of challenge $1. */
 #define AUTHZ_OF_CHALL "SELECT authz_id FROM acme_challenges WHERE id = $1::bigint"
+/* The authorization of challenge $1 if this transaction changed the challenge (its row's
+ * version is this transaction's; no savepoints here), else NULL: the statements sent in one
+ * round trip after the challenge's own change act only when that change was made. */
+#define AUTHZ_OF_CHALL_CHANGED                                                                     \
+	"(SELECT authz_id FROM acme_challenges WHERE id = $1::bigint"                              \
+	" AND xmin = pg_current_xact_id()::xid)"
 /* Order `order` (an SQL expression) has an authorization that is not valid: its links by the
  * primary key's first column, each authorization by its primary key. */
 #define SOME_AUTHZ_NOT_VALID(order)                                                                \
@@ -601,10 +610,38 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
                                      const char *error_type, const char *error_detail,
                                      int64_t reuse, struct db_err *err)
 {
-	struct db_params p = {0}, q = {0};
-	PGresult *r = NULL;
+	/* Four statements in one round trip, each still a statement of its own, in this order,
+	 * seeing what the ones before did. The challenge from processing to its result; then,
+	 * only if that was done (AUTHZ_OF_CHALL_CHANGED: else they change nothing), its
+	 * authorization's orders locked before anything is judged: two challenges of one order
+	 * finishing at once are recorded one after the other, so the second sees the first's
+	 * authorization valid and makes the order ready. Then the authorization (valid for reuse
+	 * seconds from now, or invalid) and its orders (ready once every authorization is valid;
+	 * invalid with it). None of the last three refuses anything. */
+	/* clang-format off */
+	static const char *const sql[] = {
+	    "UPDATE acme_challenges SET status = $2::text, error_type = $3, error_detail = $4,"
+	    " validated_at = CASE WHEN $2::text = 'valid' THEN now() END"
+	    " WHERE id = $1::bigint AND status = 'processing' RETURNING authz_id",
+	    ORDERS_LOCK(AUTHZ_OF_CHALL_CHANGED),
+	    "UPDATE acme_authorizations SET status = $2::text, expires_at = CASE WHEN $2::text ="
+	    " 'valid' THEN now() + make_interval(secs => $3::bigint) ELSE expires_at END"
+	    " WHERE id = " AUTHZ_OF_CHALL_CHANGED " AND status = 'pending'",
+	    "UPDATE acme_orders o SET status = CASE WHEN $2 = 'valid' THEN 'ready'"
+	    " ELSE 'invalid' END, error_type = CASE WHEN $2 = 'valid' THEN ''"
+	    " ELSE 'unauthorized' END, error_detail = CASE WHEN $2 = 'valid' THEN ''"
+	    " ELSE 'an authorization of the order failed' END"
+	    " WHERE $3::bigint >= 0 AND o.status = 'pending' AND o.expires_at > now()"
+	    " AND o.id = ANY (" ORDERS_OF(AUTHZ_OF_CHALL_CHANGED) ") AND ($2 = 'invalid'"
+	    " OR NOT " SOME_AUTHZ_NOT_VALID("o.id") ")",
+	};
+	/* clang-format on */
+	struct db_params p = {0}, l = {0}, q = {0};
+	struct db_params *ps[4] = {&p, &l, &q, &q};
+	PGresult *res[4] = {NULL, NULL, NULL, NULL};
 	enum db_status rc;
 	int64_t authz = 0;
+	char what[64];
 
 	if ((rc = db_check_text("problem", error_type, 32, err)) != DB_OK ||
 	    (rc = db_check_text("detail", error_detail, 512, err)) != DB_OK)
@@ -613,51 +650,18 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 	db_param_text(&p, valid ? "valid" : "invalid");
 	db_param_text(&p, valid ? "" : error_type);
 	db_param_text(&p, valid ? "" : error_detail);
-	rc = db_exec(db,
-	             "UPDATE acme_challenges SET status = $2::text, error_type = $3, error_detail = $4,"
-	             " validated_at = CASE WHEN $2::text = 'valid' THEN now() END"
-	             " WHERE id = $1::bigint AND status = 'processing' RETURNING authz_id",
-	             &p, &r, err, "finishing ACME challenge %lld", (long long)chall_id);
-	if (rc == DB_OK && PQntuples(r) != 1)
+	db_param_int(&l, chall_id);
+	db_param_int(&q, chall_id);
+	db_param_text(&q, valid ? "valid" : "invalid");
+	db_param_int(&q, reuse);
+	snprintf(what, sizeof(what), "finishing ACME challenge %lld", (long long)chall_id);
+	rc = db_exec_many(db, 0, 4, sql, ps, res, 0, err, what);
+	if (rc == DB_OK && PQntuples(res[0]) != 1)
 		rc = db_fail(err, DB_ERR_STATE, "the challenge is not processing");
-	else if (rc == DB_OK && db_get_int64(r, 0, 0, &authz))
+	else if (rc == DB_OK && db_get_int64(res[0], 0, 0, &authz))
 		rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
-	PQclear(r);
-	r = NULL;
-	/* Its orders locked before anything is judged: two challenges of one order finishing at
-	 * once are recorded one after the other, so the second sees the first's authorization
-	 * valid and makes the order ready. Then the authorization (valid for reuse seconds from
-	 * now, or invalid) and its orders (ready once every authorization is valid; invalid with
-	 * it). The three statements go in one round trip (each still a statement of its own, in
-	 * that order, seeing what the one before did); none of them refuses anything. */
-	if (rc == DB_OK) {
-		static const char *const sql[] = {
-		    ORDERS_OF_AUTHZ_LOCK,
-		    "UPDATE acme_authorizations SET status = $2::text, expires_at = CASE WHEN $2::text = "
-		    "'valid'"
-		    " THEN now() + make_interval(secs => $3::bigint) ELSE expires_at END"
-		    " WHERE id = $1::bigint AND status = 'pending'",
-		    "UPDATE acme_orders o SET status = CASE WHEN $2 = 'valid' THEN 'ready'"
-		    " ELSE 'invalid' END, error_type = CASE WHEN $2 = 'valid' THEN ''"
-		    " ELSE 'unauthorized' END, error_detail = CASE WHEN $2 = 'valid' THEN ''"
-		    " ELSE 'an authorization of the order failed' END"
-		    " WHERE $3::bigint >= 0 AND o.status = 'pending' AND o.expires_at > now()"
-		    " AND o.id = ANY (" ORDERS_OF_AUTHZ ") AND ($2 = 'invalid'"
-		    " OR NOT " SOME_AUTHZ_NOT_VALID("o.id") ")",
-		};
-		struct db_params l = {0};
-		struct db_params *ps[3] = {&l, &q, &q};
-		PGresult *res[3] = {NULL, NULL, NULL};
-		char what[64];
-		db_param_int(&l, authz);
-		db_param_int(&q, authz);
-		db_param_text(&q, valid ? "valid" : "invalid");
-		db_param_int(&q, reuse);
-		snprintf(what, sizeof(what), "ACME authorization %lld", (long long)authz);
-		rc = db_exec_many(db, 0, 3, sql, ps, res, 0, err, what);
-		for (size_t i = 0; i < 3; i++)
-			PQclear(res[i]);
-	}
+	for (size_t i = 0; i < 4; i++)
+		PQclear(res[i]);
 	return rc;
 }
 

@@ -319,6 +319,36 @@ START_TEST(changes_grouped_refusals_alone)
 	ck_assert_int_eq(harness_pg_count(db_pgconn(db), "SELECT count(*) FROM acme_orders"
 	                                                 " WHERE status = 'ready'"),
 	                 1);
+	/* A result for a challenge that was never started is refused and changes nothing: not
+	 * its authorization, not its order (the statements sent with the challenge's own act
+	 * only when that one did), alone or in a group (whose transaction a refusal does not
+	 * roll back). */
+	{
+		int64_t c3, o3 = order_for(db, a.id, "c.example.com", &c3);
+		char sql[256];
+		struct db_acme_change x = {.kind = DB_ACME_CHALL_DONE,
+		                           .id = c3,
+		                           .valid = 1,
+		                           .error_type = "",
+		                           .error_detail = "",
+		                           .reuse = 60,
+		                           .audit = &done},
+		                      y = x, *g[] = {&x, &y};
+		y.valid = 0;
+		y.error_type = "unauthorized";
+		db_acme_changes(db, g, 2);
+		ck_assert_int_eq(x.rc, DB_ERR_STATE);
+		ck_assert_int_eq(y.rc, DB_ERR_STATE);
+		ck_assert_int_eq(db_acme_challenge_done(db, c3, 1, "", "", 60, &done, &err),
+		                 DB_ERR_STATE);
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*) FROM acme_orders o JOIN acme_order_authorizations oa"
+		         " ON oa.order_id = o.id JOIN acme_authorizations z ON z.id = oa.authz_id"
+		         " WHERE o.id = %lld AND o.status = 'pending' AND z.status = 'pending'",
+		         (long long)o3);
+		ck_assert_int_eq(harness_pg_count(db_pgconn(db), sql), 1);
+		ck_assert_int_eq(audited(db, "acme.challenge.valid", "chall", c3), 0);
+	}
 	/* finalize's moves are not grouped: each is one statement with its entry */
 	ck_assert_int_eq(
 	    db_acme_order_move(db, o1, "ready", "processing", NULL, "", "", &move, &err), DB_OK);
