@@ -59,6 +59,24 @@ int cad_conn_over_cap(struct evhttp_request *req)
 	return s && s->over;
 }
 
+/* A reply reaches the connection's output as separate chains (evhttp's status line and
+ * headers, then the body), and bufferevent_openssl makes one TLS record and one write() of
+ * each chain. A reply that fits one record (16 KiB) is made contiguous as it is added, so that
+ * it leaves in one record and one system call: two fewer per reply, six per ACME order. The
+ * SSL object accepts a moved buffer when a write is retried (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER),
+ * as the bytes not yet written may be moved by this. */
+#define REPLY_ONE_RECORD 16384
+
+static void reply_in_one_record(struct evbuffer *out, const struct evbuffer_cb_info *info,
+                                void *arg)
+{
+	size_t len = evbuffer_get_length(out);
+
+	(void)arg;
+	if (info->n_added && len <= REPLY_ONE_RECORD && evbuffer_get_contiguous_space(out) < len)
+		evbuffer_pullup(out, -1);
+}
+
 static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 {
 	struct cad *cad = arg;
@@ -74,12 +92,18 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 	}
 	slot->cad = cad;
 	slot->over = atomic_fetch_add(&cad->connections, 1) + 1 > cad->cfg->max_connections;
+	SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	                                     BEV_OPT_CLOSE_ON_FREE);
-	if (bev)
+	if (bev) {
 		/* Clients often close without close_notify after the reply; that is not an
 		 * attack on a request/response protocol with explicit lengths. */
 		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+		if (!evbuffer_add_cb(bufferevent_get_output(bev), reply_in_one_record, NULL)) {
+			bufferevent_free(bev);
+			return NULL;
+		}
+	}
 	return bev;
 }
 

@@ -989,6 +989,39 @@ static void tls_get(SSL *ssl, const char *path, char *out, size_t n)
 	out[got] = '\0';
 }
 
+/* Application data records a client received (TLS 1.3: by their inner content type). */
+static void count_app_records(int write_p, int version, int content_type, const void *buf,
+                              size_t len, SSL *ssl, void *arg)
+{
+	(void)version, (void)ssl;
+	if (!write_p && content_type == SSL3_RT_INNER_CONTENT_TYPE && len == 1 &&
+	    ((const unsigned char *)buf)[0] == SSL3_RT_APPLICATION_DATA)
+		(*(int *)arg)++;
+}
+
+/* A small reply (status line, headers and body) leaves in one TLS record, not one for its
+ * headers and one for its body: one write() on the server, one record to decrypt here. */
+START_TEST(small_reply_leaves_in_one_record)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+	char reply[2048];
+	int records = 0;
+
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	ssl = tls_open(ctx);
+	ck_assert_ptr_nonnull(ssl);
+	SSL_set_msg_callback(ssl, count_app_records);
+	SSL_set_msg_callback_arg(ssl, &records);
+	tls_get(ssl, "/api/v1/health", reply, sizeof(reply));
+	ck_assert_msg(!strncmp(reply, "HTTP/1.1 200", 12) && strstr(reply, "\r\n\r\n{"), "%s",
+	              reply);
+	ck_assert_int_eq(records, 1);
+	tls_close(ssl);
+	SSL_CTX_free(ctx);
+}
+END_TEST
+
 /* limits.max_connections (40 here): the connection beyond it is answered 503 with the reason
  * and closed; once connections close, requests are served again. */
 START_TEST(connections_beyond_the_cap_get_503)
@@ -3852,6 +3885,7 @@ int main(void)
 	tcase_add_test(tc, admin_manages_only_the_roles_below_it);
 	tcase_add_test(tc, every_role_on_every_endpoint);
 	tcase_add_test(tc, connections_beyond_the_cap_get_503);
+	tcase_add_test(tc, small_reply_leaves_in_one_record);
 	tcase_add_test(tc, issue_tls_server);
 	tcase_add_test(tc, issue_tls_client_with_rsa);
 	tcase_add_test(tc, issue_tls_server_with_rsa);
