@@ -417,17 +417,26 @@ struct db_cert_store {
  * certificate does not store changes nothing, and the others commit. Each item's rc and err
  * say how it went. */
 void db_cert_store_many(struct db *db, struct db_cert_store *const *items, size_t n);
-/* A change of the caller's that commits with a stored certificate (an ACME order's move to
- * valid), made by a db_..._with_store function of its kind and freed by db_with_store_free.
- * It changes nothing unless the certificate is stored. */
-struct db_with_store;
+/* A change of the caller's that commits with a certificate's reservation (an ACME order's move
+ * to processing: db_..._with_reserve) or with its store (the move to valid: db_..._with_store),
+ * freed by db_with_free. With a store it changes nothing unless the certificate is stored;
+ * with a reservation, the reservation commits only if the change is made. */
+struct db_with;
+/* Reserve as db_cert_reserve does and make change w, in one transaction and one round trip
+ * (BEGIN, the reservation, w, COMMIT); outside any transaction. DB_OK with *id; or w found
+ * nothing to change (DB_ERR_STATE, db_with_outcome says the same): nothing was reserved; or
+ * the reservation's own refusal or failure as db_cert_reserve's (a refusal without a row
+ * still commits w; a failure commits nothing). db_with_outcome(w) is DB_OK exactly when w was
+ * committed. */
+enum db_status db_cert_reserve_with(struct db *db, const struct db_cert_request *req, int64_t *id,
+                                    struct db_with *w, struct db_err *err);
 /* Store one signed certificate as db_cert_store_many does and make change w, in one
  * transaction and one round trip (BEGIN, the store, w, COMMIT): it->rc and it->err say how the
- * certificate went, db_with_store_outcome how w went (DB_ERR_STATE: w found nothing to change,
+ * certificate went, db_with_outcome how w went (DB_ERR_STATE: w found nothing to change,
  * e.g. because the certificate was not stored). Outside any transaction. */
-void db_cert_store_with(struct db *db, struct db_cert_store *it, struct db_with_store *w);
-enum db_status db_with_store_outcome(const struct db_with_store *w, struct db_err *err);
-void db_with_store_free(struct db_with_store *w);
+void db_cert_store_with(struct db *db, struct db_cert_store *it, struct db_with *w);
+enum db_status db_with_outcome(const struct db_with *w, struct db_err *err);
+void db_with_free(struct db_with *w);
 
 /* Append an entry at the chain head: seq = head + 1, at = the server's clock,
  * hash = SHA-256(prev_hash || canonical bytes). Appenders serialise on the chain head. */
@@ -1030,8 +1039,15 @@ enum db_status db_acme_order_move(struct db *db, int64_t id, const char *from, c
 /* Order id goes from processing to valid with the certificate's serial, and the audit entry
  * is appended, in the transaction that stores the certificate (db_cert_store_with): nothing
  * changes unless the certificate is stored. NULL (err set) for a bad entry or no memory. */
-struct db_with_store *db_acme_order_valid_with_store(int64_t id, const struct db_audit_entry *audit,
-                                                     struct db_err *err);
+struct db_with *db_acme_order_valid_with_store(int64_t id, const struct db_audit_entry *audit,
+                                               struct db_err *err);
+/* Order id goes from ready (unexpired) to processing, and the audit entry is appended, in the
+ * transaction that reserves its certificate's serial (db_cert_reserve_with): an order not
+ * ready refuses (DB_ERR_STATE, "the order is not ready") and nothing is reserved. NULL (err
+ * set) for a bad entry or no memory. */
+struct db_with *db_acme_order_processing_with_reserve(int64_t id,
+                                                      const struct db_audit_entry *audit,
+                                                      struct db_err *err);
 /* The arguments of db_acme_order_create, as data (db_acme_changes' ORDER_CREATE). */
 struct db_acme_order_new {
 	int64_t account_id;

@@ -760,10 +760,22 @@ static const char order_valid_sql[] =
     " FROM certificates WHERE authority_id = $8 AND serial = $9 AND status = 'issued')"
     " RETURNING id)," ORDER_MOVED_AUDIT("$2, $3, $4, $5, $6, $7");
 
-struct db_with_store *db_acme_order_valid_with_store(int64_t id, const struct db_audit_entry *audit,
-                                                     struct db_err *err)
+/* The order's move to processing in the transaction that reserves its certificate's serial
+ * ($1 the order, $2..$7 the audit entry): as db_acme_order_move's from ready, but one that
+ * finds the order not ready fails (a division by the rows it moved), so that nothing of the
+ * transaction commits, the reservation neither (db_cert_reserve_with). */
+static const char order_processing_sql[] =
+    "WITH m AS (UPDATE acme_orders SET status = 'processing' WHERE id = $1::bigint"
+    " AND status = 'ready' AND expires_at > now() RETURNING id),"
+    " e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
+    " SELECT $2, $3, $4, $5, $6, $7 FROM m RETURNING seq)"
+    " SELECT 1 / (SELECT count(*)::integer FROM m), (SELECT seq FROM e)";
+
+/* A db_with for the order's move id, its entry audit (its object set here), said as what. */
+static struct db_with *order_with(int64_t id, const struct db_audit_entry *audit, const char *sql,
+                                  struct db_err *err)
 {
-	struct db_with_store *w = calloc(1, sizeof(*w));
+	struct db_with *w = calloc(1, sizeof(*w));
 	struct db_audit_entry e = *audit;
 
 	if (!w) {
@@ -772,14 +784,34 @@ struct db_with_store *db_acme_order_valid_with_store(int64_t id, const struct db
 	}
 	snprintf(w->object, sizeof(w->object), "order/%lld", (long long)id);
 	e.object = w->object;
-	w->sql = order_valid_sql;
+	w->sql = sql;
 	w->judge = order_moved_judge;
-	w->rc = db_fail(&w->err, DB_ERR_STATE, "the certificate was not stored");
 	db_param_int(&w->p, id);
 	if (db_audit_entry_params(&e, &w->p, err) != DB_OK) {
 		free(w);
 		return NULL;
 	}
+	return w;
+}
+
+struct db_with *db_acme_order_processing_with_reserve(int64_t id,
+                                                      const struct db_audit_entry *audit,
+                                                      struct db_err *err)
+{
+	struct db_with *w = order_with(id, audit, order_processing_sql, err);
+
+	if (w)
+		w->refused = "the order is not ready";
+	return w;
+}
+
+struct db_with *db_acme_order_valid_with_store(int64_t id, const struct db_audit_entry *audit,
+                                               struct db_err *err)
+{
+	struct db_with *w = order_with(id, audit, order_valid_sql, err);
+
+	if (w)
+		w->rc = db_fail(&w->err, DB_ERR_STATE, "the certificate was not stored");
 	return w;
 }
 

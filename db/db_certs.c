@@ -265,6 +265,49 @@ enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req,
 	return rc;
 }
 
+enum db_status db_cert_reserve_with(struct db *db, const struct db_cert_request *req, int64_t *id,
+                                    struct db_with *w, struct db_err *err)
+{
+	struct reserve_stmt *s = calloc(1, sizeof(*s));
+	const char *sql[2];
+	struct db_params *ps[2];
+	PGresult *res[2] = {NULL, NULL};
+	enum db_status rc;
+
+	*id = 0;
+	w->rc = db_fail(&w->err, DB_ERR_UNAVAILABLE, "not made: the reservation did not commit");
+	if (!s)
+		return db_fail(err, DB_ERR_UNAVAILABLE, "reserving a serial: out of memory");
+	rc = db->in_tx ? db_fail(err, DB_ERR_STATE, "reserving a serial: a transaction is open")
+	               : reserve_prepare(s, req, err);
+	if (rc == DB_OK) {
+		sql[0] = s->sql;
+		sql[1] = w->sql;
+		ps[0] = &s->p;
+		ps[1] = &w->p;
+		char what[96];
+		snprintf(what, sizeof(what), "reserving serial %s with a change of its own",
+		         s->hex);
+		rc = db_exec_many(db, 1, 2, sql, ps, res, 1, err, what);
+		if (rc != DB_OK && db->in_tx)
+			db_rollback(db); /* a statement failed: nothing is committed */
+		if (rc != DB_OK && !strcmp(err->sqlstate, "22012")) { /* w refused: see db_with */
+			w->rc = db_fail(&w->err, DB_ERR_STATE, "%s", w->refused);
+			rc = db_fail(err, DB_ERR_STATE, "%s", w->refused);
+		} else if (rc == DB_ERR_CONFLICT) {
+			rc = reserve_taken(s, err);
+		} else if (rc == DB_OK) {
+			w->rc = w->judge(res[1], &w->err);
+			rc = reserve_judge(s, res[0], id, err);
+		}
+	}
+	PQclear(res[0]);
+	PQclear(res[1]);
+	free(s->sql);
+	free(s);
+	return rc;
+}
+
 /* The reservations of a group in one statement: each of reserve_params' first twelve
  * parameters as an array ($1..$12) of that parameter for every item, unnested with the item's
  * ordinal o; the SANs of all items as four arrays ($13..$16: the item's ordinal, the SAN's
@@ -837,7 +880,7 @@ void db_cert_store_many(struct db *db, struct db_cert_store *const *items, size_
 	}
 }
 
-void db_cert_store_with(struct db *db, struct db_cert_store *it, struct db_with_store *w)
+void db_cert_store_with(struct db *db, struct db_cert_store *it, struct db_with *w)
 {
 	struct issued_stmt s = {0};
 	struct db_params wp = w->p, *ps[2] = {&s.p, &wp};
@@ -869,14 +912,14 @@ void db_cert_store_with(struct db *db, struct db_cert_store *it, struct db_with_
 	OPENSSL_free(s.issuer);
 }
 
-enum db_status db_with_store_outcome(const struct db_with_store *w, struct db_err *err)
+enum db_status db_with_outcome(const struct db_with *w, struct db_err *err)
 {
 	if (w->rc != DB_OK && err)
 		*err = w->err;
 	return w->rc;
 }
 
-void db_with_store_free(struct db_with_store *w)
+void db_with_free(struct db_with *w)
 {
 	free(w);
 }

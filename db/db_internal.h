@@ -158,13 +158,17 @@ enum db_status db_audit_entry_params(const struct db_audit_entry *e, struct db_p
                                      struct db_err *err);
 enum db_status db_audit_seq_of(const PGresult *r, int64_t *seq, struct db_err *err);
 
-/* A change committed with a stored certificate (db_cert_store_with): its statement takes
- * its own parameters p ($1..$p.n), then the certificate's authority id, serial (bytea) and
- * serial in hex; judge reads its rows. Its texts stay the caller's until the store is done. */
-struct db_with_store {
+/* A change committed with a certificate's reservation (db_cert_reserve_with) or its store
+ * (db_cert_store_with). Its statement takes its own parameters p ($1..$p.n), and for a store
+ * then the certificate's authority id, serial (bytea) and serial in hex; judge reads its rows.
+ * With a reservation it refuses by failing (SQLSTATE 22012, a division by the number of rows
+ * it changed), so that the reservation does not commit either; refused is then what is said.
+ * Its texts stay the caller's until the reservation or store is done. */
+struct db_with {
 	const char *sql;
 	struct db_params p;
 	enum db_status (*judge)(const PGresult *r, struct db_err *err);
+	const char *refused;
 	char object[48]; /* the audit entry's object, kept here */
 	enum db_status rc;
 	struct db_err err;

@@ -231,8 +231,14 @@ struct ca_issue_request {
 	char *in_tx_serial;
 	/* A change of the caller's committed with the certificate, in the round trip that stores
 	 * it (an ACME order's move to valid: db_cert_store_with); its outcome is the caller's to
-	 * read (db_with_store_outcome). NULL for none; not with in_tx. */
-	struct db_with_store *with_store;
+	 * read (db_with_outcome). NULL for none; not with in_tx. */
+	struct db_with *with_store;
+	/* A change of the caller's committed with the serial's reservation, in its round trip
+	 * (an ACME order's move to processing: db_cert_reserve_with). If it finds nothing to
+	 * change, nothing is reserved or signed and ca_issue returns CA_WRONG_STATE with its
+	 * reason; its outcome is the caller's to read (db_with_outcome: DB_OK when it was
+	 * committed). NULL for none; not with in_tx. */
+	struct db_with *with_reserve;
 };
 
 struct ca_issue_result {

@@ -467,7 +467,13 @@ static enum ca_outcome reserve(struct ca *ca, struct db *db, const struct ca_iss
 		cr->serial = serial;
 		cr->serial_len = SERIAL_BYTES;
 		cr->crl_shard = crl_shard(a, serial);
-		if (attempt == 0) {
+		if (req->with_reserve) { /* alone, with the caller's change */
+			rc = db_cert_reserve_with(db, cr, id, req->with_reserve, &err);
+			if (rc == DB_ERR_STATE &&
+			    db_with_outcome(req->with_reserve, NULL) == DB_ERR_STATE)
+				return fail(res, CA_WRONG_STATE, "refused-by-caller", NULL, "%s",
+				            err.msg);
+		} else if (attempt == 0) {
 			struct reserve_job job = {.item = {.req = cr}};
 			ca_group_do(&ca->reserve_group, db, &job.g, run_reserve, ca);
 			rc = job.item.rc;

@@ -1359,7 +1359,7 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	struct ca_issue_result res = {0};
 	struct db_audit_entry e, e_valid;
 	struct db_err err = {0};
-	struct db_with_store *valid = NULL;
+	struct db_with *valid = NULL, *moving = NULL;
 	char actor[160], requester[48], why[512];
 	const char *code = NULL;
 	int rc = -1;
@@ -1381,23 +1381,16 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 		acme_problem_set(p, 400, "badCSR", "%s", why);
 		goto out;
 	}
-	/* The order becomes valid in the transaction and round trip that store its
-	 * certificate (that change is prepared here, before anything changes). */
+	/* The order becomes processing in the transaction and round trip that reserve its
+	 * certificate's serial (nothing is reserved unless it was still ready), and valid in
+	 * those that store the certificate: both changes are prepared here, before anything
+	 * changes. */
 	audit_for(a, "acme.order.valid", &e_valid, actor, sizeof(actor));
-	if (!(valid = db_acme_order_valid_with_store(o->id, &e_valid, &err))) {
+	audit_for(a, "acme.order.finalize", &e, actor, sizeof(actor));
+	if (!(valid = db_acme_order_valid_with_store(o->id, &e_valid, &err)) ||
+	    !(moving = db_acme_order_processing_with_reserve(o->id, &e, &err))) {
 		log_error("acme: order %lld: %s", (long long)o->id, err.msg);
 		acme_problem_set(p, 500, "serverInternal", "the order could not be changed");
-		goto out;
-	}
-	audit_for(a, "acme.order.finalize", &e, actor, sizeof(actor));
-	if (db_acme_order_move(c->db, o->id, "ready", "processing", NULL, "", "", &e, &err) !=
-	    DB_OK) {
-		if (err.status == DB_ERR_STATE)
-			acme_problem_set(p, 403, "orderNotReady",
-			                 "the order is not ready any more");
-		else
-			acme_problem_set(p, 500, "serverInternal",
-			                 "the order could not be changed");
 		goto out;
 	}
 	account_requester(a->id, requester, sizeof(requester));
@@ -1413,9 +1406,10 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	req.not_before = o->not_before;
 	req.not_after = o->not_after;
 	req.with_store = valid;
+	req.with_reserve = moving;
 	out = ca_issue(&r->cad->ca, &r->w->db, &req, &res);
 	if (out == CA_OK) {
-		if (db_with_store_outcome(valid, &err) != DB_OK) {
+		if (db_with_outcome(valid, &err) != DB_OK) {
 			log_error("acme: order %lld: certificate %s issued but not recorded: %s",
 			          (long long)o->id, res.serial, err.msg);
 			acme_problem_set(p, 500, "serverInternal",
@@ -1427,18 +1421,27 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 		rc = 0;
 		goto out;
 	}
-	/* Refused or failed: the order is invalid with the reason (RFC 8555 §7.4). */
+	if (db_with_outcome(moving, NULL) == DB_ERR_STATE) {
+		acme_problem_set(p, 403, "orderNotReady", "the order is not ready any more");
+		goto out;
+	}
 	if (out == CA_REFUSED)
 		acme_problem_set(p, 400, "badCSR", "%s", res.why.reason);
 	else
 		acme_problem_set(p, 500, "serverInternal", "the certificate was not issued: %s",
 		                 res.why.reason);
+	/* Refused before the reservation (the order was not moved): it stays ready, and the
+	 * client may finalize it again. Refused or failed once processing: the order is invalid
+	 * with the reason (RFC 8555 §7.4). */
+	if (db_with_outcome(moving, NULL) != DB_OK)
+		goto out;
 	audit_for(a, "acme.order.invalid", &e, actor, sizeof(actor));
 	if (db_acme_order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e,
 	                       &err) != DB_OK)
 		log_error("acme: order %lld: %s", (long long)o->id, err.msg);
 out:
-	db_with_store_free(valid);
+	db_with_free(valid);
+	db_with_free(moving);
 	ca_issue_result_clear(&res);
 	ca_csr_free(&checked);
 	return rc;

@@ -1408,6 +1408,39 @@ START_TEST(orders_are_judged_finalized_and_expire)
 	ck_assert(problem(&r, "orderNotReady"));
 	reply_clear(&r);
 
+	/* Refused by the CA core before a serial is reserved (the notAfter it asked for has
+	 * passed since): badCSR with the reason, and the order was never processing: still
+	 * ready, nothing reserved, no acme.order.finalize entry; the client may finalize again. */
+	{
+		long long certs = count("SELECT count(*) FROM certificates"),
+		          moves = count("SELECT count(*) FROM audit_log WHERE"
+		                        " action = 'acme.order.finalize'");
+		r = new_order(&t, kid, "[{\"type\":\"dns\",\"value\":\"api.example.com\"}]");
+		ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+		snprintf(order_url, sizeof(order_url), "%s", r.location);
+		reply_clear(&r);
+		owner_sql("UPDATE acme_orders SET status = 'ready', not_after = now() -"
+		          " interval '1 second' WHERE status = 'pending'");
+		csr = csr_b64(ck, NULL, "DNS:api.example.com");
+		snprintf(path, sizeof(path), "{\"csr\":\"%s\"}", csr);
+		free(csr);
+		snprintf(fin, sizeof(fin), "%s/finalize", order_url + strlen(acme_url));
+		r = post(fin, jws(&t, kid, fin, path));
+		ck_assert(problem(&r, "badCSR"));
+		ck_assert_ptr_nonnull(strstr(r.body, "notAfter"));
+		reply_clear(&r);
+		r = get_as(&t, kid, order_url);
+		o = json_loads(r.body, 0, NULL);
+		ck_assert_str_eq(member(o, "status"), "ready");
+		json_decref(o);
+		reply_clear(&r);
+		ck_assert_int_eq(count("SELECT count(*) FROM certificates"), certs);
+		ck_assert_int_eq(count("SELECT count(*) FROM audit_log WHERE"
+		                       " action = 'acme.order.finalize'"),
+		                 moves);
+		owner_sql("UPDATE acme_orders SET status = 'invalid' WHERE status = 'ready'");
+	}
+
 	/* The account's orders per hour (12 in this configuration): then rateLimited with
 	 * Retry-After, and no order added. */
 	for (int i = count("SELECT count(*) FROM acme_orders WHERE account_id = (SELECT id FROM"

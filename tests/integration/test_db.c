@@ -1840,6 +1840,83 @@ static void group_free(int n, uint8_t **der, EVP_PKEY **leaf, uint8_t *wrong_key
 	db_close(owner);
 }
 
+/* A change committed with a reservation (db_cert_reserve_with; ACME's order moving to
+ * processing): the serial is reserved only when the change is made, both in one transaction;
+ * a change that finds nothing to change refuses, and nothing is reserved. */
+START_TEST(a_change_with_the_reservation_commits_only_with_it)
+{
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
+	EVP_PKEY *leaf = ec_key();
+	uint8_t serial[20];
+	struct db_cert_request q;
+	struct db_err err = {0};
+	struct db_audit_entry
+	    e = {"acme-account", "acme-account", "acme.order.finalize", "", "success", ""},
+	    made = {"acme-account", "acme-account", "acme.order.create", "", "success", ""};
+	struct db_acme_account a = {.jwk = (char *)"{\"kty\":\"OKP\"}", .contact = (char *)"[]"};
+	struct db_acme_ident ident = {.type = "dns", .value = "a.example.com"};
+	struct db_acme_order_opts opts = {0};
+	struct db_acme_order o;
+	struct db_with *w;
+	char tokens[3][44], sql[512], ready[128];
+	struct ca ca;
+	int64_t id = 0, made_id = 0;
+
+	ca_make(db, "issuing", &ca);
+	snprintf(a.thumbprint, sizeof(a.thumbprint), "%s",
+	         "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+	ck_assert_msg(db_acme_account_create(db, &a, "", &made, &err) == DB_OK, "%s", err.msg);
+	for (int i = 0; i < 3; i++)
+		snprintf(tokens[i], sizeof(tokens[i]), "%042d%c", i, 'a' + i);
+	ck_assert_msg(db_acme_order_create(db, a.id, &ident, 1,
+	                                   "[{\"type\":\"dns\",\"value\":\"a.example.com\"}]",
+	                                   "web", 3600, 3600, (const char(*)[44])tokens, &opts,
+	                                   &made, &o, &err) == DB_OK,
+	              "%s", err.msg);
+	snprintf(ready, sizeof(ready), "UPDATE acme_orders SET status = 'ready' WHERE id = %lld",
+	         (long long)o.id);
+	ck_assert_ptr_nonnull(w = db_acme_order_processing_with_reserve(o.id, &e, &err));
+	/* the order still pending, then processing: refused, nothing reserved or appended */
+	for (int k = 0; k < 3; k++) {
+		if (k == 1) {
+			harness_pg_exec_ok(db_pgconn(owner), ready);
+			group_serial(700, serial);
+			q = request(&ca, serial, 20, leaf);
+			ck_assert_msg(db_cert_reserve_with(db, &q, &id, w, &err) == DB_OK, "%s",
+			              err.msg);
+			ck_assert_msg(db_with_outcome(w, &err) == DB_OK, "%s", err.msg);
+			made_id = id;
+			continue;
+		}
+		group_serial(710 + k, serial);
+		q = request(&ca, serial, 20, leaf);
+		ck_assert_int_eq(db_cert_reserve_with(db, &q, &id, w, &err), DB_ERR_STATE);
+		ck_assert_ptr_nonnull(strstr(err.msg, "not ready"));
+		ck_assert_int_eq(db_with_outcome(w, &err), DB_ERR_STATE);
+		ck_assert_int_eq(id, 0);
+		ck_assert_int_eq(
+		    harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM certificates"), k / 2);
+	}
+	/* made: the order processing and the serial reserved in one transaction, one entry */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM acme_orders o JOIN certificates c ON c.id = %lld"
+	         " WHERE o.id = %lld AND o.status = 'processing' AND c.status = 'reserved'"
+	         " AND o.xmin::text = c.xmin::text",
+	         (long long)made_id, (long long)o.id);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
+	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log WHERE"
+	                                                    " action = 'acme.order.finalize'"),
+	                 1);
+	verify_finds(db, DB_AUDIT_INTACT, 0);
+	db_with_free(w);
+	db_acme_order_clear(&o);
+	EVP_PKEY_free(leaf);
+	ca_free(&ca);
+	db_close(db);
+	db_close(owner);
+}
+END_TEST
+
 /* A change committed with a stored certificate (db_cert_store_with; ACME's order moving to valid):
  * it commits only with the certificate, in the same transaction, its audit entry right after the
  * certificate's; a certificate that does not store takes it with it; when it finds nothing to
@@ -1865,7 +1942,7 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	struct db_acme_ident id = {.type = "dns", .value = "a.example.com"};
 	struct db_acme_order_opts opts = {0};
 	struct db_acme_order o;
-	struct db_with_store *w;
+	struct db_with *w;
 	char tokens[3][44], sql[512], hex[41];
 	long long orders_valid = 0;
 	struct ca ca;
@@ -1900,14 +1977,14 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	ck_assert_ptr_nonnull(strstr(err.msg, "outcome"));
 	e.outcome = "success";
 	ck_assert_ptr_nonnull(w = db_acme_order_valid_with_store(o.id, &e, &err));
-	ck_assert_int_eq(db_with_store_outcome(w, &err), DB_ERR_STATE); /* nothing done yet */
+	ck_assert_int_eq(db_with_outcome(w, &err), DB_ERR_STATE); /* nothing done yet */
 	/* the certificate does not store (signed with another key): the order does not move */
 	wrong_key = leaf_der(&ca, other, serial[0], 20, &wl);
 	st[0].der = wrong_key;
 	st[0].der_len = wl;
 	db_cert_store_with(db, &st[0], w);
 	ck_assert_int_eq(st[0].rc, DB_ERR_INVALID);
-	ck_assert_int_eq(db_with_store_outcome(w, &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_with_outcome(w, &err), DB_ERR_STATE);
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), orders_valid);
 	ck_assert_int_eq(status_of(db, &ca, serial[0], 20), DB_CERT_RESERVED);
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log WHERE"
@@ -1919,7 +1996,7 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	st[0].der_len = dl[0];
 	db_cert_store_with(db, &st[0], w);
 	ck_assert_msg(st[0].rc == DB_OK, "%s", st[0].err.msg);
-	ck_assert_msg(db_with_store_outcome(w, &err) == DB_OK, "%s", err.msg);
+	ck_assert_msg(db_with_outcome(w, &err) == DB_OK, "%s", err.msg);
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), ++orders_valid);
 	db_serial_to_hex(serial[0], 20, hex);
 	snprintf(sql, sizeof(sql),
@@ -1935,14 +2012,14 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	/* the order is valid already: another certificate still stores, the caller is told */
 	db_cert_store_with(db, &st[1], w);
 	ck_assert_msg(st[1].rc == DB_OK, "%s", st[1].err.msg);
-	ck_assert_int_eq(db_with_store_outcome(w, &err), DB_ERR_STATE);
+	ck_assert_int_eq(db_with_outcome(w, &err), DB_ERR_STATE);
 	ck_assert_ptr_nonnull(strstr(err.msg, "not processing"));
 	ck_assert_int_eq(status_of(db, &ca, serial[1], 20), DB_CERT_ISSUED);
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log WHERE"
 	                                                    " action = 'acme.order.valid'"),
 	                 1);
 	verify_finds(db, DB_AUDIT_INTACT, 0);
-	db_with_store_free(w);
+	db_with_free(w);
 	db_acme_order_clear(&o);
 	group_free(N, der, leaf, wrong_key, other, &ca, db, owner);
 }
@@ -2290,6 +2367,7 @@ int main(void)
 	add(s, "serial-hex", serial_hex_round_trips, 0);
 	add(s, "groups-mixed", a_group_store_refuses_bad_items_alone, 1);
 	add(s, "with-store", a_change_with_the_store_commits_only_with_it, 1);
+	add(s, "with-reserve", a_change_with_the_reservation_commits_only_with_it, 1);
 	add(s, "groups-reserve-mixed", a_group_reservation_refuses_bad_items_alone, 1);
 	add(s, "groups-generic-plan", group_statements_use_their_generic_plan, 1);
 	add(s, "lone-generic-plan", lone_reservations_use_their_generic_plan, 1);
