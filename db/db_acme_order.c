@@ -274,20 +274,42 @@ static int cmp_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Identifier i of an order: the account's valid authorization for it when one has not
- * expired, else a new pending one with its challenges, linked to order_id; all in one
- * statement. Its id into *authz, *reused 1 when it was reused. */
-static enum db_status order_authz(struct db *db, int64_t order_id, int64_t account_id,
-                                  const struct db_acme_ident *id, int64_t authz_ttl,
-                                  const char (*tokens)[44], int64_t *authz, int *reused,
-                                  struct db_err *err)
-{
-	/* The challenges as two text arrays (types and tokens are of [A-Za-z0-9_-] only). */
-	char types[64] = "{", toks[3 * 48] = "{";
-	struct db_params q = {0};
-	PGresult *r = NULL;
-	enum db_status rc;
+/* The order this transaction's newOrder statement just added (order_create_sql sets it), or
+ * NULL when that statement added none: the statements sent after it in the same round trip
+ * act only on an order it added. A transaction-local setting, read in the same session. */
+#define NEW_ORDER "nullif(current_setting('hsmca.new_order', true), '')::bigint"
 
+/* Identifier i of an order, its statement (order_authz_sql) and its parameters into q: the
+ * account's valid authorization for it when one has not expired, else a new pending one with
+ * its challenges, linked to the order just added (NEW_ORDER; nothing when none was). Its
+ * rows: the authorization's id and 1 when it was reused. types and toks hold the challenges
+ * as two text arrays (types and tokens are of [A-Za-z0-9_-] only), kept by the caller. */
+static const char order_authz_sql[] =
+    "WITH reuse AS (SELECT id FROM acme_authorizations WHERE account_id = $1::bigint"
+    " AND identifier_type = $2 AND identifier = $3 AND wildcard = $4::boolean"
+    " AND status = 'valid' AND expires_at > now()"
+    " ORDER BY expires_at DESC LIMIT 1),"
+    " made AS (INSERT INTO acme_authorizations (account_id, identifier_type,"
+    " identifier, wildcard, expires_at) SELECT $1::bigint, $2, $3, $4::boolean,"
+    " now() + make_interval(secs => $5::bigint)"
+    " WHERE NOT EXISTS (SELECT 1 FROM reuse) AND " NEW_ORDER " IS NOT NULL RETURNING id),"
+    " ch AS (INSERT INTO acme_challenges (authz_id, type, token)"
+    " SELECT made.id, t.type, t.token FROM made,"
+    " unnest($6::text[], $7::text[]) WITH ORDINALITY AS t(type, token, n)"
+    " ORDER BY t.n),"
+    " az AS (SELECT id, 1 AS reused FROM reuse UNION ALL"
+    " SELECT id, 0 FROM made),"
+    " link AS (INSERT INTO acme_order_authorizations (order_id, authz_id)"
+    " SELECT " NEW_ORDER ", id FROM az WHERE " NEW_ORDER " IS NOT NULL"
+    " ON CONFLICT DO NOTHING)"
+    " SELECT id, reused FROM az";
+
+static void order_authz_params(int64_t account_id, const struct db_acme_ident *id,
+                               int64_t authz_ttl, const char (*tokens)[44], char *types, char *toks,
+                               struct db_params *q)
+{
+	strcpy(types, "{");
+	strcpy(toks, "{");
 	for (int t = 0; t < DB_ACME_CHALLS; t++) {
 		int dns01 = !strcmp(chall_types[t], "dns-01");
 		if (id->wildcard ? !dns01 : (dns01 && !strcmp(id->type, "ip")))
@@ -301,40 +323,13 @@ static enum db_status order_authz(struct db *db, int64_t order_id, int64_t accou
 	}
 	strcat(types, "}");
 	strcat(toks, "}");
-	db_param_int(&q, account_id);
-	db_param_text(&q, id->type);
-	db_param_text(&q, id->value);
-	db_param_text(&q, id->wildcard ? "true" : "false");
-	db_param_int(&q, authz_ttl);
-	db_param_text(&q, types);
-	db_param_text(&q, toks);
-	db_param_int(&q, order_id);
-	rc = db_exec(
-	    db,
-	    "WITH reuse AS (SELECT id FROM acme_authorizations WHERE account_id = $1::bigint"
-	    " AND identifier_type = $2 AND identifier = $3 AND wildcard = $4::boolean"
-	    " AND status = 'valid' AND expires_at > now()"
-	    " ORDER BY expires_at DESC LIMIT 1),"
-	    " made AS (INSERT INTO acme_authorizations (account_id, identifier_type,"
-	    " identifier, wildcard, expires_at) SELECT $1::bigint, $2, $3, $4::boolean,"
-	    " now() + make_interval(secs => $5::bigint)"
-	    " WHERE NOT EXISTS (SELECT 1 FROM reuse) RETURNING id),"
-	    " ch AS (INSERT INTO acme_challenges (authz_id, type, token)"
-	    " SELECT made.id, t.type, t.token FROM made,"
-	    " unnest($6::text[], $7::text[]) WITH ORDINALITY AS t(type, token, n)"
-	    " ORDER BY t.n),"
-	    " az AS (SELECT id, 1 AS reused FROM reuse UNION ALL"
-	    " SELECT id, 0 FROM made),"
-	    " link AS (INSERT INTO acme_order_authorizations (order_id, authz_id)"
-	    " SELECT $8::bigint, id FROM az ON CONFLICT DO NOTHING)"
-	    " SELECT id, reused FROM az",
-	    &q, &r, err, "adding an ACME authorization");
-	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, authz)))
-		rc = db_fail(err, DB_ERR_QUERY, "adding an ACME authorization: no id returned");
-	if (rc == DB_OK)
-		*reused = !strcmp(PQgetvalue(r, 0, 1), "1");
-	PQclear(r);
-	return rc;
+	db_param_int(q, account_id);
+	db_param_text(q, id->type);
+	db_param_text(q, id->value);
+	db_param_text(q, id->wildcard ? "true" : "false");
+	db_param_int(q, authz_ttl);
+	db_param_text(q, types);
+	db_param_text(q, toks);
 }
 
 /* An order's arguments checked, before anything is done; out cleared and given the
@@ -371,7 +366,7 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	int64_t order_id = 0, expires = 0, orders = 0, pending = 0, oldest = 0;
 	int all_reused = 1;
 
-	/* Two statements in one round trip. The account's row locked first: a parallel newOrder
+	/* The statements in one round trip. The account's row locked first: a parallel newOrder
 	 * of the same account waits there until this one commits, then counts this order too
 	 * (rate limits under concurrency: the second statement's snapshot is taken after the
 	 * lock is granted). Then the counts and the order in one statement: the order is added
@@ -379,9 +374,11 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	 * judged again there, so that a refusal has changed nothing) and the limits allow it (a
 	 * limit <= 0: none). Each count stops at its limit (all a refusal needs to know; no
 	 * limit: nothing counted), so its cost does not grow with the account's history; the
-	 * pending authorizations are counted on their partial index (0023). */
+	 * pending authorizations are counted on their partial index (0023). It leaves the new
+	 * order's id for the statements after it (NEW_ORDER, '' when it added none): one per
+	 * identifier (order_authz_sql), which do nothing when no order was added. */
 	/* clang-format off */
-	static const char *const sql[] = {
+	static const char *const head[] = {
 	    "SELECT status, thumbprint FROM acme_accounts WHERE id = $1::bigint FOR UPDATE",
 	    "WITH c AS (SELECT (SELECT count(*) FROM (SELECT 1 FROM acme_orders"
 	    " WHERE account_id = $1::bigint"
@@ -402,12 +399,20 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 	    " AND EXISTS (SELECT 1 FROM acme_accounts WHERE id = $1::bigint"
 	    " AND ($11::text IS NULL OR (status = 'valid' AND thumbprint = $11::text)))"
 	    " RETURNING id, " EPOCH0("expires_at") " AS expires)"
-	    " SELECT c.orders, c.pending, c.oldest, coalesce(o.id, 0), coalesce(o.expires, 0)"
+	    " SELECT c.orders, c.pending, c.oldest, coalesce(o.id, 0), coalesce(o.expires, 0),"
+	    " set_config('hsmca.new_order', coalesce(o.id::text, ''), true)"
 	    " FROM c LEFT JOIN o ON true",
 	};
 	/* clang-format on */
-	struct db_params q = {0}, *ps[2] = {&q, &p};
-	PGresult *res[2] = {NULL, NULL};
+	enum { HEAD = 2, N = HEAD + DB_ACME_IDENTS_MAX };
+	/* Each identifier's parameters (a statement's are 9 KB: on the heap) */
+	struct authz_args {
+		struct db_params p;
+		char types[64], toks[3 * 48];
+	} *az = calloc(a->n, sizeof(*az));
+	struct db_params q = {0}, *ps[N] = {&q, &p};
+	const char *sql[N] = {head[0], head[1]};
+	PGresult *res[N] = {NULL};
 	char what[64];
 
 	db_param_int(&q, a->account_id);
@@ -425,9 +430,18 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 		db_param_text(&p, o->account_thumbprint);
 	else
 		db_param_null(&p);
+	if (!az)
+		return db_fail(err, DB_ERR_UNAVAILABLE, "adding an ACME order: out of memory");
+	for (size_t i = 0; i < a->n; i++) {
+		order_authz_params(a->account_id, &a->idents[i], a->authz_ttl,
+		                   a->tokens + i * DB_ACME_CHALLS, az[i].types, az[i].toks,
+		                   &az[i].p);
+		sql[HEAD + i] = order_authz_sql;
+		ps[HEAD + i] = &az[i].p;
+	}
 	snprintf(what, sizeof(what), "adding an order of ACME account %lld",
 	         (long long)a->account_id);
-	rc = db_exec_many(db, 0, 2, sql, ps, res, 0, err, what);
+	rc = db_exec_many(db, 0, HEAD + a->n, sql, ps, res, 0, err, what);
 	r = res[1];
 	if (rc == DB_OK && PQntuples(res[0]) != 1)
 		rc = db_fail(err, DB_ERR_NOT_FOUND, "no such ACME account");
@@ -440,13 +454,10 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 		rc = db_fail(err, DB_ERR_STATE, "ACME account %lld is not valid with this key",
 		             (long long)a->account_id);
 	}
-	PQclear(res[0]);
 	if (rc == DB_OK && (PQntuples(r) != 1 || db_get_int64(r, 0, 0, &orders) ||
 	                    db_get_int64(r, 0, 1, &pending) || db_get_int64(r, 0, 2, &oldest) ||
 	                    db_get_int64(r, 0, 3, &order_id) || db_get_int64(r, 0, 4, &expires)))
 		rc = db_fail(err, DB_ERR_QUERY, "adding an ACME order: unreadable row");
-	PQclear(r);
-	r = NULL;
 	if (rc == DB_OK && !order_id) {
 		if (o->orders_max > 0 && orders >= o->orders_max) {
 			o->limited = 1;
@@ -458,16 +469,21 @@ static enum db_status order_create(struct db *db, struct db_acme_order_new *a, s
 		}
 		rc = db_fail(err, DB_ERR_STATE, "the account's rate limit refuses the order");
 	}
+	/* Each identifier's authorization: its id, and 1 when it was reused. */
 	for (size_t i = 0; rc == DB_OK && i < a->n; i++) {
-		int reused = 0;
-		rc = order_authz(db, order_id, a->account_id, &a->idents[i], a->authz_ttl,
-		                 a->tokens + i * DB_ACME_CHALLS, &out->authz[out->n_authz], &reused,
-		                 err);
-		if (rc == DB_OK) {
+		PGresult *x = res[HEAD + i];
+		if (PQntuples(x) != 1 || db_get_int64(x, 0, 0, &out->authz[out->n_authz]))
+			rc = db_fail(err, DB_ERR_QUERY,
+			             "adding an ACME authorization: no id returned");
+		else
+			all_reused &= !strcmp(PQgetvalue(x, 0, 1), "1");
+		if (rc == DB_OK)
 			out->n_authz++;
-			all_reused &= reused;
-		}
 	}
+	for (size_t i = 0; i < HEAD + a->n; i++)
+		PQclear(res[i]);
+	free(az);
+	r = NULL;
 	/* Every authorization reused and valid: the order is ready at once. */
 	if (rc == DB_OK && all_reused) {
 		struct db_params u = {0};
