@@ -1149,6 +1149,18 @@ static struct reply get_as(const struct tkey *t, const char *kid, const char *ur
 	return post(path, jws(t, kid, path, NULL));
 }
 
+/* finalize of the order at absolute URL order_url with a CSR of key k for names. */
+static struct reply finalize_as(const struct tkey *t, const char *kid, const char *order_url,
+                                EVP_PKEY *k, const char *names)
+{
+	char *csr = csr_b64(k, NULL, names), body[2048], fin[400];
+
+	snprintf(body, sizeof(body), "{\"csr\":\"%s\"}", csr);
+	free(csr);
+	snprintf(fin, sizeof(fin), "%s/finalize", order_url + strlen(acme_url));
+	return post(fin, jws(t, kid, fin, body));
+}
+
 /* A statement as the owner (the tests' stand-in for what a validation would do). */
 static void owner_sql(const char *q)
 {
@@ -1400,11 +1412,7 @@ START_TEST(orders_are_judged_finalized_and_expire)
 	ck_assert_str_eq(member(o, "status"), "invalid");
 	json_decref(o);
 	reply_clear(&r);
-	csr = csr_b64(ck, NULL, "DNS:api.example.com");
-	snprintf(path, sizeof(path), "{\"csr\":\"%s\"}", csr);
-	free(csr);
-	snprintf(fin, sizeof(fin), "%s/finalize", order_url + strlen(acme_url));
-	r = post(fin, jws(&t, kid, fin, path));
+	r = finalize_as(&t, kid, order_url, ck, "DNS:api.example.com");
 	ck_assert(problem(&r, "orderNotReady"));
 	reply_clear(&r);
 
@@ -1421,11 +1429,7 @@ START_TEST(orders_are_judged_finalized_and_expire)
 		reply_clear(&r);
 		owner_sql("UPDATE acme_orders SET status = 'ready', not_after = now() -"
 		          " interval '1 second' WHERE status = 'pending'");
-		csr = csr_b64(ck, NULL, "DNS:api.example.com");
-		snprintf(path, sizeof(path), "{\"csr\":\"%s\"}", csr);
-		free(csr);
-		snprintf(fin, sizeof(fin), "%s/finalize", order_url + strlen(acme_url));
-		r = post(fin, jws(&t, kid, fin, path));
+		r = finalize_as(&t, kid, order_url, ck, "DNS:api.example.com");
 		ck_assert(problem(&r, "badCSR"));
 		ck_assert_ptr_nonnull(strstr(r.body, "notAfter"));
 		reply_clear(&r);
