@@ -273,6 +273,7 @@ enum db_status db_cert_reserve_with(struct db *db, const struct db_cert_request 
 	struct db_params *ps[2];
 	PGresult *res[2] = {NULL, NULL};
 	enum db_status rc;
+	char what[96];
 
 	*id = 0;
 	w->rc = db_fail(&w->err, DB_ERR_UNAVAILABLE, "not made: the reservation did not commit");
@@ -285,7 +286,6 @@ enum db_status db_cert_reserve_with(struct db *db, const struct db_cert_request 
 		sql[1] = w->sql;
 		ps[0] = &s->p;
 		ps[1] = &w->p;
-		char what[96];
 		snprintf(what, sizeof(what), "reserving serial %s with a change of its own",
 		         s->hex);
 		rc = db_exec_many(db, 1, 2, sql, ps, res, 1, err, what);
