@@ -626,23 +626,27 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
                                      const char *error_type, const char *error_detail,
                                      int64_t reuse, struct db_err *err)
 {
-	/* Four statements in one round trip, each still a statement of its own, in this order,
+	/* Three statements in one round trip, each still a statement of its own, in this order,
 	 * seeing what the ones before did. The challenge from processing to its result; then,
-	 * only if that was done (AUTHZ_OF_CHALL_CHANGED: else they change nothing), its
-	 * authorization's orders locked before anything is judged: two challenges of one order
-	 * finishing at once are recorded one after the other, so the second sees the first's
-	 * authorization valid and makes the order ready. Then the authorization (valid for reuse
-	 * seconds from now, or invalid) and its orders (ready once every authorization is valid;
-	 * invalid with it). None of the last three refuses anything. */
+	 * only if that was done (AUTHZ_OF_CHALL_CHANGED: else they change nothing), the
+	 * authorization's orders locked and the authorization (valid for reuse seconds from now,
+	 * or invalid) in one statement: the lock is a condition of no row (a one-time filter,
+	 * run before the authorization is read or changed, so the orders are locked before the
+	 * authorization, in the order a deactivation locks them). Two challenges of one order
+	 * finishing at once are recorded one after the other, so the second, whose next
+	 * statement takes its snapshot after the lock, sees the first's authorization valid and
+	 * makes the order ready. Then the orders (ready once every authorization is valid;
+	 * invalid with it). Neither of the last two refuses anything. */
 	/* clang-format off */
 	static const char *const sql[] = {
 	    "UPDATE acme_challenges SET status = $2::text, error_type = $3, error_detail = $4,"
 	    " validated_at = CASE WHEN $2::text = 'valid' THEN now() END"
 	    " WHERE id = $1::bigint AND status = 'processing' RETURNING authz_id",
-	    ORDERS_LOCK(AUTHZ_OF_CHALL_CHANGED),
-	    "UPDATE acme_authorizations SET status = $2::text, expires_at = CASE WHEN $2::text ="
+	    "WITH l AS (" ORDERS_LOCK(AUTHZ_OF_CHALL_CHANGED) ")"
+	    " UPDATE acme_authorizations SET status = $2::text, expires_at = CASE WHEN $2::text ="
 	    " 'valid' THEN now() + make_interval(secs => $3::bigint) ELSE expires_at END"
-	    " WHERE id = " AUTHZ_OF_CHALL_CHANGED " AND status = 'pending'",
+	    " WHERE (SELECT count(*) FROM l) >= 0 AND id = " AUTHZ_OF_CHALL_CHANGED
+	    " AND status = 'pending'",
 	    "UPDATE acme_orders o SET status = CASE WHEN $2 = 'valid' THEN 'ready'"
 	    " ELSE 'invalid' END, error_type = CASE WHEN $2 = 'valid' THEN ''"
 	    " ELSE 'unauthorized' END, error_detail = CASE WHEN $2 = 'valid' THEN ''"
@@ -652,9 +656,9 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 	    " OR NOT " SOME_AUTHZ_NOT_VALID("o.id") ")",
 	};
 	/* clang-format on */
-	struct db_params p = {0}, l = {0}, q = {0};
-	struct db_params *ps[4] = {&p, &l, &q, &q};
-	PGresult *res[4] = {NULL, NULL, NULL, NULL};
+	struct db_params p = {0}, q = {0};
+	struct db_params *ps[3] = {&p, &q, &q};
+	PGresult *res[3] = {NULL, NULL, NULL};
 	enum db_status rc;
 	int64_t authz = 0;
 	char what[64];
@@ -666,17 +670,16 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 	db_param_text(&p, valid ? "valid" : "invalid");
 	db_param_text(&p, valid ? "" : error_type);
 	db_param_text(&p, valid ? "" : error_detail);
-	db_param_int(&l, chall_id);
 	db_param_int(&q, chall_id);
 	db_param_text(&q, valid ? "valid" : "invalid");
 	db_param_int(&q, reuse);
 	snprintf(what, sizeof(what), "finishing ACME challenge %lld", (long long)chall_id);
-	rc = db_exec_many(db, 0, 4, sql, ps, res, 0, err, what);
+	rc = db_exec_many(db, 0, 3, sql, ps, res, 0, err, what);
 	if (rc == DB_OK && PQntuples(res[0]) != 1)
 		rc = db_fail(err, DB_ERR_STATE, "the challenge is not processing");
 	else if (rc == DB_OK && db_get_int64(res[0], 0, 0, &authz))
 		rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < 3; i++)
 		PQclear(res[i]);
 	return rc;
 }

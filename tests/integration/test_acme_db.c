@@ -526,6 +526,152 @@ START_TEST(groups_at_once_lock_shared_rows_alike)
 }
 END_TEST
 
+/* Two challenges of one order finishing at once, each in its own transaction: the second
+ * waits for the order's lock, which the first took with its authorization, before it judges
+ * the order, so it sees the first's authorization valid and makes the order ready. (Without
+ * the lock each judges the order before the other commits and the order stays pending.) */
+struct done_run {
+	struct db *db;
+	int64_t chall;
+	enum db_status rc;
+};
+
+static void *done_thread(void *arg)
+{
+	struct done_run *r = arg;
+	struct db_audit_entry done = audit;
+	struct db_err err = {0};
+
+	done.action = "acme.challenge.valid";
+	r->rc = db_acme_challenge_done(r->db, r->chall, 1, "", "", 60, &done, &err);
+	return NULL;
+}
+
+START_TEST(results_at_once_make_the_order_ready)
+{
+	struct db *db = app_ready();
+	PGconn *holder = harness_pg_connect(pg.app_ci);
+	struct db_err err = {0};
+	struct db_acme_account a = account(T1);
+	struct db_acme_ident ids[2] = {{.type = "dns", .value = "a.example.com"},
+	                               {.type = "dns", .value = "b.example.com"}};
+	struct db_acme_order_opts opts = {0};
+	struct db_acme_order o;
+	struct db_acme_authz az;
+	struct db_audit_entry e = audit;
+	struct done_run run[2];
+	pthread_t t[2];
+	char tokens[2][3][44], sql[160];
+
+	ck_assert_int_eq(db_acme_account_create(db, &a, "", &audit, &err), DB_OK);
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 3; i++)
+			snprintf(tokens[k][i], sizeof(tokens[k][i]), "%.*s%c%c", 41, T1, 'a' + k,
+			         'a' + i);
+	e.action = "acme.order.create";
+	ck_assert_msg(db_acme_order_create(db, a.id, ids, 2,
+	                                   "[{\"type\":\"dns\",\"value\":\"a.example.com\"},"
+	                                   "{\"type\":\"dns\",\"value\":\"b.example.com\"}]",
+	                                   "web", 3600, 3600, (const char(*)[44])tokens[0], &opts,
+	                                   &e, &o, &err) == DB_OK,
+	              "%s", err.msg);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(db_acme_authz_get(db, o.authz[i], &az, &err), DB_OK);
+		run[i] = (struct done_run){.db = connect_as(pg.app_ci), .chall = az.ch[0].id};
+		ck_assert_int_eq(db_acme_challenge_start(db, run[i].chall, a.id, &audit, &err),
+		                 DB_OK);
+	}
+	/* the order held elsewhere: both results wait for it, then go one after the other */
+	snprintf(sql, sizeof(sql), "SELECT id FROM acme_orders WHERE id = %lld FOR UPDATE",
+	         (long long)o.id);
+	harness_pg_exec_ok(holder, "BEGIN");
+	harness_pg_exec_ok(holder, sql);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(pthread_create(&t[i], NULL, done_thread, &run[i]), 0);
+		waits_for_a_lock(holder, run[i].db);
+	}
+	harness_pg_exec_ok(holder, "ROLLBACK");
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(run[i].rc, DB_OK);
+		db_close(run[i].db);
+	}
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM acme_orders WHERE id = %lld AND status = 'ready'",
+	         (long long)o.id);
+	ck_assert_int_eq(harness_pg_count(holder, sql), 1);
+	db_acme_order_clear(&o);
+	PQfinish(holder);
+	db_close(db);
+}
+END_TEST
+
+/* A challenge's result and its authorization's deactivation at once take the order's lock
+ * before the authorization, both: the deactivation, queued first for the order held
+ * elsewhere, goes first, then the result, and neither is broken by a deadlock (a result that
+ * took the authorization first would wait for the order the deactivation holds, which would
+ * wait for the authorization). The result then finds the authorization deactivated and the
+ * order invalid (as the deactivation left it), and changes neither. */
+struct deact_run {
+	struct db *db;
+	int64_t authz, account;
+	enum db_status rc;
+};
+
+static void *deact_thread(void *arg)
+{
+	struct deact_run *r = arg;
+	struct db_err err = {0};
+
+	r->rc = db_acme_authz_deactivate(r->db, r->authz, r->account, &audit, &err);
+	return NULL;
+}
+
+START_TEST(result_and_deactivation_lock_alike)
+{
+	struct db *db = app_ready();
+	PGconn *holder = harness_pg_connect(pg.app_ci);
+	struct db_err err = {0};
+	struct db_acme_account a = account(T1);
+	struct done_run done = {0};
+	struct deact_run deact = {0};
+	pthread_t t1, t2;
+	char sql[160];
+	int64_t chall, order;
+
+	ck_assert_int_eq(db_acme_account_create(db, &a, "", &audit, &err), DB_OK);
+	order = order_for(db, a.id, "a.example.com", &chall);
+	ck_assert_int_eq(db_acme_challenge_start(db, chall, a.id, &audit, &err), DB_OK);
+	snprintf(sql, sizeof(sql), "SELECT authz_id FROM acme_challenges WHERE id = %lld",
+	         (long long)chall);
+	deact = (struct deact_run){
+	    .db = connect_as(pg.app_ci), .authz = harness_pg_count(holder, sql), .account = a.id};
+	done = (struct done_run){.db = connect_as(pg.app_ci), .chall = chall};
+	snprintf(sql, sizeof(sql), "SELECT id FROM acme_orders WHERE id = %lld FOR UPDATE",
+	         (long long)order);
+	harness_pg_exec_ok(holder, "BEGIN");
+	harness_pg_exec_ok(holder, sql);
+	ck_assert_int_eq(pthread_create(&t2, NULL, deact_thread, &deact), 0);
+	waits_for_a_lock(holder, deact.db);
+	ck_assert_int_eq(pthread_create(&t1, NULL, done_thread, &done), 0);
+	waits_for_a_lock(holder, done.db);
+	harness_pg_exec_ok(holder, "ROLLBACK");
+	pthread_join(t2, NULL);
+	pthread_join(t1, NULL);
+	ck_assert_int_eq(deact.rc, DB_OK);
+	ck_assert_int_eq(done.rc, DB_OK);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM acme_orders o, acme_authorizations z WHERE o.id = %lld"
+	         " AND o.status = 'invalid' AND z.id = %lld AND z.status = 'deactivated'",
+	         (long long)order, (long long)deact.authz);
+	ck_assert_int_eq(harness_pg_count(holder, sql), 1);
+	db_close(done.db);
+	db_close(deact.db);
+	PQfinish(holder);
+	db_close(db);
+}
+END_TEST
+
 /* newOrder answers from what it wrote (no read after its commit): the answer is what a read
  * gives, for new authorizations (a name's three challenges in their order, a wildcard's dns-01
  * alone) and for reused ones (the order ready at once); a challenge's authorization is found in
@@ -875,6 +1021,8 @@ int main(void)
 	add(s, "accounts", accounts_update_deactivate_and_change_key);
 	add(s, "changes", changes_grouped_refusals_alone);
 	add(s, "groups-at-once", groups_at_once_lock_shared_rows_alike);
+	add(s, "results-at-once", results_at_once_make_the_order_ready);
+	add(s, "result-and-deactivation", result_and_deactivation_lock_alike);
 	add(s, "orders", order_answer_is_what_is_stored);
 	add(s, "plans", order_statements_reach_rows_by_key);
 	add(s, "column-rules", column_rules_refuse_as_domains);
