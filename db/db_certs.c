@@ -240,52 +240,31 @@ static enum db_status reserve_judge(const struct reserve_stmt *s, const PGresult
 	return DB_OK;
 }
 
-enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req, int64_t *id,
-                               struct db_err *err)
+/* db_cert_reserve (w NULL: the statement alone, in the caller's transaction if one is open)
+ * and db_cert_reserve_with (w: BEGIN, the statement, w's, COMMIT in one round trip). */
+static enum db_status reserve_run(struct db *db, const struct db_cert_request *req, int64_t *id,
+                                  struct db_with *w, struct db_err *err)
 {
 	struct reserve_stmt *s = calloc(1, sizeof(*s));
-	PGresult *r = NULL;
-	enum db_status rc;
-
-	*id = 0;
-	if (!s)
-		return db_fail(err, DB_ERR_UNAVAILABLE, "reserving a serial: out of memory");
-	rc = reserve_prepare(s, req, err);
-	if (rc == DB_OK) {
-		rc = db_exec(db, s->sql, &s->p, &r, err, "reserving serial %s for authority %d",
-		             s->hex, req->authority_id);
-		if (rc == DB_ERR_CONFLICT)
-			rc = reserve_taken(s, err);
-	}
-	if (rc == DB_OK)
-		rc = reserve_judge(s, r, id, err);
-	PQclear(r);
-	free(s->sql);
-	free(s);
-	return rc;
-}
-
-enum db_status db_cert_reserve_with(struct db *db, const struct db_cert_request *req, int64_t *id,
-                                    struct db_with *w, struct db_err *err)
-{
-	struct reserve_stmt *s = calloc(1, sizeof(*s));
-	const char *sql[2];
-	struct db_params *ps[2];
 	PGresult *res[2] = {NULL, NULL};
 	enum db_status rc;
-	char what[96];
 
 	*id = 0;
-	w->rc = db_fail(&w->err, DB_ERR_UNAVAILABLE, "not made: the reservation did not commit");
+	if (w)
+		w->rc = db_fail(&w->err, DB_ERR_UNAVAILABLE,
+		                "not made: the reservation did not commit");
 	if (!s)
 		return db_fail(err, DB_ERR_UNAVAILABLE, "reserving a serial: out of memory");
-	rc = db->in_tx ? db_fail(err, DB_ERR_STATE, "reserving a serial: a transaction is open")
-	               : reserve_prepare(s, req, err);
-	if (rc == DB_OK) {
-		sql[0] = s->sql;
-		sql[1] = w->sql;
-		ps[0] = &s->p;
-		ps[1] = &w->p;
+	rc = w && db->in_tx
+	         ? db_fail(err, DB_ERR_STATE, "reserving a serial: a transaction is open")
+	         : reserve_prepare(s, req, err);
+	if (rc == DB_OK && !w) {
+		rc = db_exec(db, s->sql, &s->p, &res[0], err,
+		             "reserving serial %s for authority %d", s->hex, req->authority_id);
+	} else if (rc == DB_OK) {
+		const char *sql[2] = {s->sql, w->sql};
+		struct db_params *ps[2] = {&s->p, &w->p};
+		char what[96];
 		snprintf(what, sizeof(what), "reserving serial %s with a change of its own",
 		         s->hex);
 		rc = db_exec_many(db, 1, 2, sql, ps, res, 1, err, what);
@@ -294,18 +273,32 @@ enum db_status db_cert_reserve_with(struct db *db, const struct db_cert_request 
 		if (rc != DB_OK && !strcmp(err->sqlstate, "22012")) { /* w refused: see db_with */
 			w->rc = db_fail(&w->err, DB_ERR_STATE, "%s", w->refused);
 			rc = db_fail(err, DB_ERR_STATE, "%s", w->refused);
-		} else if (rc == DB_ERR_CONFLICT) {
-			rc = reserve_taken(s, err);
-		} else if (rc == DB_OK) {
-			w->rc = w->judge(res[1], &w->err);
-			rc = reserve_judge(s, res[0], id, err);
 		}
+	}
+	if (rc == DB_ERR_CONFLICT) {
+		rc = reserve_taken(s, err);
+	} else if (rc == DB_OK) {
+		if (w)
+			w->rc = w->judge(res[1], &w->err);
+		rc = reserve_judge(s, res[0], id, err);
 	}
 	PQclear(res[0]);
 	PQclear(res[1]);
 	free(s->sql);
 	free(s);
 	return rc;
+}
+
+enum db_status db_cert_reserve(struct db *db, const struct db_cert_request *req, int64_t *id,
+                               struct db_err *err)
+{
+	return reserve_run(db, req, id, NULL, err);
+}
+
+enum db_status db_cert_reserve_with(struct db *db, const struct db_cert_request *req, int64_t *id,
+                                    struct db_with *w, struct db_err *err)
+{
+	return reserve_run(db, req, id, w, err);
 }
 
 /* The reservations of a group in one statement: each of reserve_params' first twelve
