@@ -641,7 +641,7 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 	static const char *const sql[] = {
 	    "UPDATE acme_challenges SET status = $2::text, error_type = $3, error_detail = $4,"
 	    " validated_at = CASE WHEN $2::text = 'valid' THEN now() END"
-	    " WHERE id = $1::bigint AND status = 'processing' RETURNING authz_id",
+	    " WHERE id = $1::bigint AND status = 'processing' RETURNING id",
 	    "WITH l AS (" ORDERS_LOCK(AUTHZ_OF_CHALL_CHANGED) ")"
 	    " UPDATE acme_authorizations SET status = $2::text, expires_at = CASE WHEN $2::text ="
 	    " 'valid' THEN now() + make_interval(secs => $3::bigint) ELSE expires_at END"
@@ -660,7 +660,6 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 	struct db_params *ps[3] = {&p, &q, &q};
 	PGresult *res[3] = {NULL, NULL, NULL};
 	enum db_status rc;
-	int64_t authz = 0;
 	char what[64];
 
 	if ((rc = db_check_text("problem", error_type, 32, err)) != DB_OK ||
@@ -677,8 +676,6 @@ static enum db_status challenge_done(struct db *db, int64_t chall_id, int valid,
 	rc = db_exec_many(db, 0, 3, sql, ps, res, 0, err, what);
 	if (rc == DB_OK && PQntuples(res[0]) != 1)
 		rc = db_fail(err, DB_ERR_STATE, "the challenge is not processing");
-	else if (rc == DB_OK && db_get_int64(res[0], 0, 0, &authz))
-		rc = db_fail(err, DB_ERR_QUERY, "ACME challenge: unreadable row");
 	for (size_t i = 0; i < 3; i++)
 		PQclear(res[i]);
 	return rc;
@@ -702,12 +699,13 @@ enum db_status db_acme_challenge_done(struct db *db, int64_t chall_id, int valid
 }
 
 /* The tail of a statement whose CTE m moves an order: the audit entry (its six texts, the
- * parameters `entry`) appended only when m moved it, and one row saying how many m moved and
- * the entry's seq (order_moved_judge reads it). */
-#define ORDER_MOVED_AUDIT(entry)                                                                   \
+ * parameters `entry`) appended only when m moved it, and one row saying `moved` (an
+ * expression of how many m moved) and the entry's seq (order_moved_judge reads it). */
+#define ORDER_MOVED_TAIL(entry, moved)                                                             \
 	" e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"              \
 	" SELECT " entry " FROM m RETURNING seq)"                                                  \
-	" SELECT (SELECT count(*) FROM m), (SELECT seq FROM e)"
+	" SELECT " moved ", (SELECT seq FROM e)"
+#define ORDER_MOVED_AUDIT(entry) ORDER_MOVED_TAIL(entry, "(SELECT count(*) FROM m)")
 
 /* An order's move with its audit entry, in one statement ($1 the order, $2 from, $3 to, $4 the
  * serial, $5 $6 the problem, $7..$12 the entry): outside a transaction, its own commit. */
@@ -785,12 +783,10 @@ static const char order_valid_sql[] =
  * transaction commits, the reservation neither (db_cert_reserve_with). */
 static const char order_processing_sql[] =
     "WITH m AS (UPDATE acme_orders SET status = 'processing' WHERE id = $1::bigint"
-    " AND status = 'ready' AND expires_at > now() RETURNING id),"
-    " e AS (INSERT INTO audit_log (actor, role, action, object, outcome, detail)"
-    " SELECT $2, $3, $4, $5, $6, $7 FROM m RETURNING seq)"
-    " SELECT 1 / (SELECT count(*)::integer FROM m), (SELECT seq FROM e)";
+    " AND status = 'ready' AND expires_at > now() RETURNING id)," ORDER_MOVED_TAIL(
+        "$2, $3, $4, $5, $6, $7", "1 / (SELECT count(*)::integer FROM m)");
 
-/* A db_with for the order's move id, its entry audit (its object set here), said as what. */
+/* A db_with of order id's move (statement sql) with its audit entry (its object set here). */
 static struct db_with *order_with(int64_t id, const struct db_audit_entry *audit, const char *sql,
                                   struct db_err *err)
 {

@@ -1364,6 +1364,7 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	const char *code = NULL;
 	int rc = -1;
 	enum ca_outcome out;
+	enum db_status moved; /* the order's move to processing, with the reservation */
 	struct ca_issue_request req = {.action = "acme.certificate.issue"};
 
 	for (size_t i = 0; i < cfg->n_acme_profiles; i++)
@@ -1421,7 +1422,8 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 		rc = 0;
 		goto out;
 	}
-	if (db_with_outcome(moving, NULL) == DB_ERR_STATE) {
+	moved = db_with_outcome(moving, NULL);
+	if (moved == DB_ERR_STATE) {
 		acme_problem_set(p, 403, "orderNotReady", "the order is not ready any more");
 		goto out;
 	}
@@ -1433,7 +1435,7 @@ static int st_order_finalize(void *ctx, const struct acme_account *a, struct acm
 	/* Refused before the reservation (the order was not moved): it stays ready, and the
 	 * client may finalize it again. Refused or failed once processing: the order is invalid
 	 * with the reason (RFC 8555 §7.4). */
-	if (db_with_outcome(moving, NULL) != DB_OK)
+	if (moved != DB_OK)
 		goto out;
 	audit_for(a, "acme.order.invalid", &e, actor, sizeof(actor));
 	if (db_acme_order_move(c->db, o->id, "processing", "invalid", NULL, p->type, p->detail, &e,
