@@ -1840,29 +1840,20 @@ static void group_free(int n, uint8_t **der, EVP_PKEY **leaf, uint8_t *wrong_key
 	db_close(owner);
 }
 
-/* A change committed with a reservation (db_cert_reserve_with; ACME's order moving to
- * processing): the serial is reserved only when the change is made, both in one transaction;
- * a change that finds nothing to change refuses, and nothing is reserved. */
-START_TEST(a_change_with_the_reservation_commits_only_with_it)
+/* An ACME account and one pending order of it (a.example.com), as the ACME data layer makes
+ * them: the order's id. */
+static int64_t acme_order_made(struct db *db)
 {
-	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
-	EVP_PKEY *leaf = ec_key();
-	uint8_t serial[20];
-	struct db_cert_request q;
-	struct db_err err = {0};
-	struct db_audit_entry
-	    e = {"acme-account", "acme-account", "acme.order.finalize", "", "success", ""},
-	    made = {"acme-account", "acme-account", "acme.order.create", "", "success", ""};
+	static const struct db_audit_entry made = {
+	    "acme-account", "acme-account", "acme.order.create", "", "success", ""};
 	struct db_acme_account a = {.jwk = (char *)"{\"kty\":\"OKP\"}", .contact = (char *)"[]"};
 	struct db_acme_ident ident = {.type = "dns", .value = "a.example.com"};
 	struct db_acme_order_opts opts = {0};
 	struct db_acme_order o;
-	struct db_with *w;
-	char tokens[3][44], sql[512], ready[128];
-	struct ca ca;
-	int64_t id = 0, made_id = 0;
+	struct db_err err = {0};
+	char tokens[3][44];
+	int64_t id;
 
-	ca_make(db, "issuing", &ca);
 	snprintf(a.thumbprint, sizeof(a.thumbprint), "%s",
 	         "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
 	ck_assert_msg(db_acme_account_create(db, &a, "", &made, &err) == DB_OK, "%s", err.msg);
@@ -1873,9 +1864,33 @@ START_TEST(a_change_with_the_reservation_commits_only_with_it)
 	                                   "web", 3600, 3600, (const char(*)[44])tokens, &opts,
 	                                   &made, &o, &err) == DB_OK,
 	              "%s", err.msg);
+	id = o.id;
+	db_acme_order_clear(&o);
+	return id;
+}
+
+/* A change committed with a reservation (db_cert_reserve_with; ACME's order moving to
+ * processing): the serial is reserved only when the change is made, both in one transaction;
+ * a change that finds nothing to change refuses, and nothing is reserved. */
+START_TEST(a_change_with_the_reservation_commits_only_with_it)
+{
+	struct db *owner = schema_ready(), *db = connect_as(pg.app_ci);
+	EVP_PKEY *leaf = ec_key();
+	uint8_t serial[20];
+	struct db_cert_request q;
+	struct db_err err = {0};
+	struct db_audit_entry e = {
+	    "acme-account", "acme-account", "acme.order.finalize", "", "success", ""};
+	struct db_with *w;
+	char sql[512], ready[128];
+	struct ca ca;
+	int64_t id = 0, made_id = 0, order;
+
+	ca_make(db, "issuing", &ca);
+	order = acme_order_made(db);
 	snprintf(ready, sizeof(ready), "UPDATE acme_orders SET status = 'ready' WHERE id = %lld",
-	         (long long)o.id);
-	ck_assert_ptr_nonnull(w = db_acme_order_processing_with_reserve(o.id, &e, &err));
+	         (long long)order);
+	ck_assert_ptr_nonnull(w = db_acme_order_processing_with_reserve(order, &e, &err));
 	/* the order still pending, then processing: refused, nothing reserved or appended */
 	for (int k = 0; k < 3; k++) {
 		if (k == 1) {
@@ -1902,14 +1917,13 @@ START_TEST(a_change_with_the_reservation_commits_only_with_it)
 	         "SELECT count(*) FROM acme_orders o JOIN certificates c ON c.id = %lld"
 	         " WHERE o.id = %lld AND o.status = 'processing' AND c.status = 'reserved'"
 	         " AND o.xmin::text = c.xmin::text",
-	         (long long)made_id, (long long)o.id);
+	         (long long)made_id, (long long)order);
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), "SELECT count(*) FROM audit_log WHERE"
 	                                                    " action = 'acme.order.finalize'"),
 	                 1);
 	verify_finds(db, DB_AUDIT_INTACT, 0);
 	db_with_free(w);
-	db_acme_order_clear(&o);
 	EVP_PKEY_free(leaf);
 	ca_free(&ca);
 	db_close(db);
@@ -1932,20 +1946,13 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	struct db_cert_reservation rv[N], *rvp[N];
 	struct db_cert_store st[N];
 	struct db_err err = {0};
-	struct db_audit_entry e = {"acme-account",     "acme-account",
-	                           "acme.order.valid", "",
-	                           "success",          ""},
-	                      made = {"acme-account",      "acme-account",
-	                              "acme.order.create", "",
-	                              "success",           ""};
-	struct db_acme_account a = {.jwk = (char *)"{\"kty\":\"OKP\"}", .contact = (char *)"[]"};
-	struct db_acme_ident id = {.type = "dns", .value = "a.example.com"};
-	struct db_acme_order_opts opts = {0};
-	struct db_acme_order o;
+	struct db_audit_entry e = {
+	    "acme-account", "acme-account", "acme.order.valid", "", "success", ""};
 	struct db_with *w;
-	char tokens[3][44], sql[512], hex[41];
+	char sql[512], hex[41];
 	long long orders_valid = 0;
 	struct ca ca;
+	int64_t order;
 
 	ca_make(db, "issuing", &ca);
 	group_items(&ca, N, leaf, serial, q, rv, rvp, st,
@@ -1955,28 +1962,19 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	db_cert_reserve_many(db, rvp, N);
 	for (int i = 0; i < N; i++)
 		ck_assert_msg(rv[i].rc == DB_OK, "reservation %d: %s", i, rv[i].err.msg);
-	snprintf(a.thumbprint, sizeof(a.thumbprint), "%s",
-	         "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
-	ck_assert_msg(db_acme_account_create(db, &a, "", &made, &err) == DB_OK, "%s", err.msg);
-	for (int i = 0; i < 3; i++)
-		snprintf(tokens[i], sizeof(tokens[i]), "%042d%c", i, 'a' + i);
-	ck_assert_msg(db_acme_order_create(db, a.id, &id, 1,
-	                                   "[{\"type\":\"dns\",\"value\":\"a.example.com\"}]",
-	                                   "web", 3600, 3600, (const char(*)[44])tokens, &opts,
-	                                   &made, &o, &err) == DB_OK,
-	              "%s", err.msg);
+	order = acme_order_made(db);
 	snprintf(sql, sizeof(sql), "UPDATE acme_orders SET status = 'processing' WHERE id = %lld",
-	         (long long)o.id);
+	         (long long)order);
 	harness_pg_exec_ok(db_pgconn(owner), sql);
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM acme_orders WHERE id = %lld AND status = 'valid'",
-	         (long long)o.id);
+	         (long long)order);
 	/* a bad audit entry: refused before anything is sent */
 	e.outcome = "maybe";
-	ck_assert_ptr_null(db_acme_order_valid_with_store(o.id, &e, &err));
+	ck_assert_ptr_null(db_acme_order_valid_with_store(order, &e, &err));
 	ck_assert_ptr_nonnull(strstr(err.msg, "outcome"));
 	e.outcome = "success";
-	ck_assert_ptr_nonnull(w = db_acme_order_valid_with_store(o.id, &e, &err));
+	ck_assert_ptr_nonnull(w = db_acme_order_valid_with_store(order, &e, &err));
 	ck_assert_int_eq(db_with_outcome(w, &err), DB_ERR_STATE); /* nothing done yet */
 	/* the certificate does not store (signed with another key): the order does not move */
 	wrong_key = leaf_der(&ca, other, serial[0], 20, &wl);
@@ -2002,12 +2000,12 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM acme_orders o JOIN certificates c ON c.id = %lld"
 	         " WHERE o.id = %lld AND o.cert_serial = '%s' AND o.xmin::text = c.xmin::text",
-	         (long long)rv[0].id, (long long)o.id, hex);
+	         (long long)rv[0].id, (long long)order, hex);
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
 	snprintf(sql, sizeof(sql),
 	         "SELECT count(*) FROM audit_log WHERE seq = %lld AND action = 'acme.order.valid'"
 	         " AND object = 'order/%lld'",
-	         (long long)st[0].audit_seq + 1, (long long)o.id);
+	         (long long)st[0].audit_seq + 1, (long long)order);
 	ck_assert_int_eq(harness_pg_count(db_pgconn(owner), sql), 1);
 	/* the order is valid already: another certificate still stores, the caller is told */
 	db_cert_store_with(db, &st[1], w);
@@ -2020,7 +2018,6 @@ START_TEST(a_change_with_the_store_commits_only_with_it)
 	                 1);
 	verify_finds(db, DB_AUDIT_INTACT, 0);
 	db_with_free(w);
-	db_acme_order_clear(&o);
 	group_free(N, der, leaf, wrong_key, other, &ca, db, owner);
 }
 END_TEST
